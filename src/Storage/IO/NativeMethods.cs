@@ -1,0 +1,35 @@
+using System.Runtime.InteropServices;
+
+namespace EmbeddedRaft.Storage.IO;
+
+/// <summary>The few libc calls .NET does not expose: fdatasync, posix_fallocate and fsync of a directory.</summary>
+internal static partial class NativeMethods
+{
+    private const string LibC = "libc";
+
+    public const int ReadOnly = 0;
+    public const int ErrorInvalidArgument = 22; // EINVAL
+    public const int ErrorNotSupported = 95;    // EOPNOTSUPP
+
+    [LibraryImport(LibC, EntryPoint = "fdatasync", SetLastError = true)]
+    public static partial int FDataSync(int fd);
+
+    [LibraryImport(LibC, EntryPoint = "fsync", SetLastError = true)]
+    public static partial int FSync(int fd);
+
+    /// <summary>Returns 0 or an errno value (posix_fallocate does not set errno).</summary>
+    [LibraryImport(LibC, EntryPoint = "posix_fallocate")]
+    public static partial int PosixFallocate(int fd, long offset, long length);
+
+    [LibraryImport(LibC, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport(LibC, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    public static IOException LastErrorAsIOException(string operation)
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{operation} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).", errno);
+    }
+}

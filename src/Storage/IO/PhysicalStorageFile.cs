@@ -1,0 +1,95 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace EmbeddedRaft.Storage.IO;
+
+/// <summary>An open file on the real disk; see <see cref="PhysicalFileSystem"/>.</summary>
+internal sealed class PhysicalStorageFile : IStorageFile
+{
+    private readonly SafeFileHandle _handle;
+
+    public PhysicalStorageFile(string path, SafeFileHandle handle)
+    {
+        Path = path;
+        _handle = handle;
+    }
+
+    public string Path { get; }
+
+    public long Length => RandomAccess.GetLength(_handle);
+
+    public int Read(long offset, Span<byte> buffer)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int read = RandomAccess.Read(_handle, buffer[total..], offset + total);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return total;
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> data) => RandomAccess.Write(_handle, data, offset);
+
+    public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers) => RandomAccess.Write(_handle, buffers, offset);
+
+    public void Flush()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            // fdatasync: the data and whatever metadata is needed to read it back (the length), but
+            // not the timestamps — one disk round trip instead of two on most file systems.
+            if (NativeMethods.FDataSync(GetFileDescriptor()) != 0)
+            {
+                throw NativeMethods.LastErrorAsIOException($"fdatasync '{Path}'");
+            }
+
+            return;
+        }
+
+        RandomAccess.FlushToDisk(_handle);
+    }
+
+    public void SetLength(long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        RandomAccess.SetLength(_handle, length);
+    }
+
+    public void Preallocate(long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        long current = Length;
+        if (length <= current)
+        {
+            return;
+        }
+
+        if (OperatingSystem.IsLinux())
+        {
+            int error = NativeMethods.PosixFallocate(GetFileDescriptor(), current, length - current);
+            if (error == 0)
+            {
+                return;
+            }
+
+            if (error != NativeMethods.ErrorNotSupported && error != NativeMethods.ErrorInvalidArgument)
+            {
+                throw new IOException($"posix_fallocate '{Path}' to {length} bytes failed with errno {error}.");
+            }
+        }
+
+        // No fallocate on this file system or platform: extending the length still gives zeros,
+        // only without the up-front space reservation.
+        RandomAccess.SetLength(_handle, length);
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    private int GetFileDescriptor() => checked((int)_handle.DangerousGetHandle());
+}

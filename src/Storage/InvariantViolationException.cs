@@ -1,0 +1,30 @@
+namespace EmbeddedRaft;
+
+/// <summary>
+/// Thrown when one of the library's own internal invariants does not hold. This is always a bug
+/// in EmbeddedRaft (or memory corruption), never the caller's or a peer's fault: the checks are
+/// always on, in Release builds too, because continuing past a broken invariant in a consensus or
+/// storage core is how data gets silently lost.
+/// </summary>
+public sealed class InvariantViolationException : Exception
+{
+    /// <summary>Creates the exception with a description of the invariant that failed.</summary>
+    public InvariantViolationException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Throws an <see cref="InvariantViolationException"/> when <paramref name="condition"/> is false.</summary>
+    /// <remarks>Keep the message a constant or cheap interpolation: it is only built on failure when
+    /// the caller uses the interpolated-string overload pattern; prefer one condition per check.</remarks>
+    public static void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool condition, string message)
+    {
+        if (!condition)
+        {
+            Throw(message);
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void Throw(string message) => throw new InvariantViolationException(message);
+}
