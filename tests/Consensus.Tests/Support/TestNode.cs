@@ -37,7 +37,10 @@ internal sealed class TestNode
 
     public List<ReadState> ReadStates { get; } = [];
 
-    /// <summary>Snapshots sent by this node (for the host to report on).</summary>
+    /// <summary>Called for each committed entry as it is applied (the randomized checkers hook in here).</summary>
+    public Action<TestNode, Entry>? Applying { get; set; }
+
+    /// <summary>The last index applied (entry or snapshot).</summary>
     public ulong AppliedIndex { get; private set; }
 
     public void Step(Message m) => Node.Step(m);
@@ -87,6 +90,7 @@ internal sealed class TestNode
 
         foreach (var entry in rd.CommittedEntries.Span)
         {
+            Applying?.Invoke(this, entry);
             Applied.Add(entry);
             AppliedIndex = entry.Index;
         }
@@ -94,9 +98,19 @@ internal sealed class TestNode
         ReadStates.AddRange(rd.ReadStates);
     }
 
-    /// <summary>Restarts from what was persisted (unstable state and in-memory progress are lost).</summary>
-    public void Restart()
+    /// <summary>
+    /// Restarts from what was persisted: unstable state, progress and (unless
+    /// <paramref name="keepApplied"/>) the in-memory state machine are lost; the state machine
+    /// is then rebuilt from the last snapshot.
+    /// </summary>
+    public void Restart(bool keepApplied = true)
     {
+        if (!keepApplied)
+        {
+            AppliedIndex = Storage.Snapshot().Metadata.Index;
+            ReadStates.Clear();
+        }
+
         var options = new RaftOptions(Options.Id)
         {
             ElectionTimeoutTicks = Options.ElectionTimeoutTicks,
