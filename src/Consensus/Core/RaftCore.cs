@@ -428,6 +428,7 @@ internal sealed class RaftCore
             Commit = Log.Committed,
         });
         pr.SentEntries(entries.Length, EntrySizes.Encoded(entries.Span));
+        pr.SentCommit = Log.Committed;
         return true;
     }
 
@@ -467,7 +468,9 @@ internal sealed class RaftCore
     /// </summary>
     private void SendHeartbeat(ulong to, ReadOnlyMemory<byte> context)
     {
-        var commit = Math.Min(Tracker.Progress[to].Match, Log.Committed);
+        var pr = Tracker.Progress[to];
+        var commit = Math.Min(pr.Match, Log.Committed);
+        pr.SentCommit = commit;
         Send(new Message { Type = MessageType.Heartbeat, To = to, From = Id, Term = Term, Commit = commit, Context = context });
     }
 
@@ -934,6 +937,12 @@ internal sealed class RaftCore
             {
                 ReleasePendingReadIndexMessages();
                 BroadcastAppend();
+            }
+            else if (m.From != Id && pr.CanBumpCommit(Log.Committed))
+            {
+                // The commit index moved on while this follower was paused (e.g. probing):
+                // tell it now rather than at the next heartbeat.
+                SendAppend(m.From);
             }
 
             if (m.From != Id)

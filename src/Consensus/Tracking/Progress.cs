@@ -23,6 +23,12 @@ internal sealed class Progress
 
     public ProgressState State { get; private set; }
 
+    /// <summary>
+    /// The highest commit index sent to the follower (in appends or heartbeats). Lets the leader
+    /// tell a follower about a newer commit index promptly without resending on every ack.
+    /// </summary>
+    public ulong SentCommit { get; set; }
+
     public ulong PendingSnapshot { get; set; }
 
     /// <summary>Heard from since the last check-quorum round (Raft thesis §6.2).</summary>
@@ -70,6 +76,8 @@ internal sealed class Progress
             ResetState(ProgressState.Probe);
             Next = Match + 1;
         }
+
+        SentCommit = Math.Min(SentCommit, Next - 1);
     }
 
     public void BecomeReplicate()
@@ -82,7 +90,15 @@ internal sealed class Progress
     {
         ResetState(ProgressState.Snapshot);
         PendingSnapshot = snapshotIndex;
+        SentCommit = snapshotIndex;
     }
+
+    /// <summary>
+    /// Whether sending <paramref name="commit"/> could advance the follower's commit index: it is
+    /// newer than what was sent, and what was sent did not already cover everything the follower
+    /// is known to be getting (up to <c>Next - 1</c>).
+    /// </summary>
+    public bool CanBumpCommit(ulong commit) => commit > SentCommit && SentCommit < Next - 1;
 
     /// <summary>Account for an append of <paramref name="entries"/> entries just sent.</summary>
     public void SentEntries(int entries, ulong bytes)
