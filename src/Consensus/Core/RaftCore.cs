@@ -159,6 +159,11 @@ internal sealed class RaftCore
             throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
         }
 
+        if (m.From == Id)
+        {
+            throw Malformed(m, "claims to come from this node");
+        }
+
         ValidateStructure(m);
         Step(m);
     }
