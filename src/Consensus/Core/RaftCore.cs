@@ -159,12 +159,23 @@ internal sealed class RaftCore
             throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
         }
 
-        if (m.From == Id)
+        // TransferLeader is the exception: its From names the transferee, which may be us.
+        if (m.From == Id && m.Type != MessageType.TransferLeader)
         {
             throw Malformed(m, "claims to come from this node");
         }
 
         ValidateStructure(m);
+
+        // A leader only sends min(match, committed) in heartbeats, and entries up to an
+        // acknowledged match are durable and never truncated while committed; a commit index
+        // beyond our log therefore comes from a broken peer, and would break the log invariant.
+        // Checked here, before the term handling in Step changes anything.
+        if (m.Type == MessageType.Heartbeat && m.Commit > Log.LastIndex())
+        {
+            throw Malformed(m, $"commit {m.Commit} beyond our last index {Log.LastIndex()}");
+        }
+
         Step(m);
     }
 
@@ -888,12 +899,14 @@ internal sealed class RaftCore
 
     private void HandleAppendResponse(Message m, Progress pr)
     {
-        pr.RecentActive = true;
         if (m.Index > Log.LastIndex() && !m.Reject)
         {
-            // Acknowledging entries we never sent: a broken or hostile peer.
+            // Acknowledging entries we never sent. The term matches ours, and a leader's log
+            // never shrinks within its term, so this is a broken or hostile peer.
             throw Malformed(m, $"acknowledges index {m.Index} beyond the leader's last index {Log.LastIndex()}");
         }
+
+        pr.RecentActive = true;
 
         if (m.Reject)
         {
@@ -1258,14 +1271,8 @@ internal sealed class RaftCore
 
     private void HandleHeartbeat(Message m)
     {
-        // A leader only sends min(match, committed), which our log holds; anything beyond our
-        // last index is a broken peer, and committing it would break the log invariant.
-        if (m.Commit > Log.LastIndex())
-        {
-            throw Malformed(m, $"commit {m.Commit} beyond our last index {Log.LastIndex()}");
-        }
-
-        Log.CommitTo(m.Commit);
+        // Internal callers never exceed the log; network heartbeats were checked in StepFromNetwork.
+        Log.CommitTo(Math.Min(m.Commit, Log.LastIndex()));
         Send(new Message { Type = MessageType.HeartbeatResponse, To = m.From, From = Id, Term = Term, Context = m.Context });
     }
 

@@ -14,6 +14,7 @@ internal sealed class ReadOnlyQueue
 {
     private readonly Dictionary<ulong, PendingRead> _pending = [];
     private readonly Queue<ulong> _order = new();
+    private ulong _newest;
 
     public int Count => _order.Count;
 
@@ -41,6 +42,7 @@ internal sealed class ReadOnlyQueue
     {
         _pending.Add(roundId, new PendingRead(request, index));
         _order.Enqueue(roundId);
+        _newest = roundId;
     }
 
     /// <summary>Records that <paramref name="from"/> confirmed round <paramref name="roundId"/>; returns the acks so far, or null if unknown.</summary>
@@ -83,20 +85,8 @@ internal sealed class ReadOnlyQueue
     /// <summary>The round id of the newest pending request, to piggyback on regular heartbeats.</summary>
     public bool TryGetLastRoundId(out ulong id)
     {
-        if (_order.Count == 0)
-        {
-            id = 0;
-            return false;
-        }
-
-        // Queue has no Last; the newest id is the largest since ids only grow.
-        id = 0;
-        foreach (var candidate in _order)
-        {
-            id = candidate;
-        }
-
-        return true;
+        id = _order.Count == 0 ? 0 : _newest;
+        return _order.Count > 0;
     }
 
     public void Clear()

@@ -7,7 +7,8 @@ namespace EmbeddedRaft.Consensus.Tests.Randomized;
 /// <summary>
 /// A randomized, fully deterministic cluster run: every choice comes from one seeded
 /// <see cref="Random"/>. The network drops, duplicates, reorders and delays messages, partitions
-/// the cluster, and crashes nodes, which restart from what they persisted. After every step
+/// the cluster, crashes nodes, which restart from what they persisted, compacts logs (so
+/// snapshots flow) and requests leadership transfers. After every step
 /// the Raft safety properties are checked (paper §5.4, Figure 3): election safety, log
 /// matching, leader completeness, state machine safety (committed entries never lost or
 /// changed), and linearizable read indexes in quorum-safe mode.
@@ -32,6 +33,7 @@ internal sealed class ClusterSimulation
     private int _readsAnswered;
     private int _snapshotsDelivered;
     private int _restarts;
+    private int _transfers;
 
     public ClusterSimulation(int seed, int size)
     {
@@ -76,7 +78,7 @@ internal sealed class ClusterSimulation
     public int Restarts => _restarts;
 
     public string Describe() =>
-        $"seed={Seed} nodes={_ids.Length} preVote={PreVote} checkQuorum={CheckQuorum} steps={Steps} committed={_maxCommitted} proposals={_proposals} reads={_reads}";
+        $"seed={Seed} nodes={_ids.Length} preVote={PreVote} checkQuorum={CheckQuorum} steps={Steps} committed={_maxCommitted} proposals={_proposals} reads={_reads} transfers={_transfers}";
 
     /// <summary>The fault phase: random actions with every fault enabled.</summary>
     public void RunFaults(int steps)
@@ -117,9 +119,13 @@ internal sealed class ClusterSimulation
             {
                 RestartOne();
             }
-            else
+            else if (roll < 98)
             {
                 CompactOne();
+            }
+            else
+            {
+                TransferOne();
             }
 
             ProcessReadies();
@@ -316,6 +322,17 @@ internal sealed class ClusterSimulation
         // (anywhere) before the read was requested.
         _readRequirement[context] = _maxCommitted;
         _nodes[id].Node.ReadIndex(Encoding.UTF8.GetBytes(context));
+    }
+
+    private void TransferOne()
+    {
+        var id = _ids[_random.Next(_ids.Length)];
+        if (!_down.Contains(id))
+        {
+            // Usually asked of the leader; on a follower it is forwarded.
+            _nodes[id].Node.TransferLeadership(_ids[_random.Next(_ids.Length)]);
+            _transfers++;
+        }
     }
 
     private void Partition()

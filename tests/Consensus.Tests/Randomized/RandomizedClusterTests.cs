@@ -42,7 +42,7 @@ public class RandomizedClusterTests
             catch (Exception ex) when (ex is not AssertionException)
             {
                 throw new AssertionException(
-                    $"Unexpected {ex.GetType().Name} [{simulation.Describe()}]. Reproduce with RAFT_SEED={seed}.", ex);
+                    $"Unexpected {ex.GetType().Name}: {ex.Message} [{simulation.Describe()}]. Reproduce with RAFT_SEED={seed}.\n{ex.StackTrace}", ex);
             }
 
             seeds++;

@@ -62,7 +62,7 @@ public class HostileMessageTests
 
     [Test]
     public void HeartbeatsCommittingBeyondTheLogAreRejected() =>
-        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 1, Commit = 99 }, MessageRejectReason.Malformed);
+        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 3, To = 1, Term = 5, Commit = 99 }, MessageRejectReason.Malformed);
 
     [Test]
     public void MessagesWithoutTermOrSenderAreRejected()

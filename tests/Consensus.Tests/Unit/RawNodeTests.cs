@@ -107,6 +107,22 @@ public class RawNodeTests
     }
 
     [Test]
+    public void ATransferToTheLeaderItselfForwardedByAFollowerIsIgnored()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+
+        // Asked on node 2 to make node 1 leader: forwarded to node 1 with From = 1 (the transferee).
+        net[2].Node.TransferLeadership(1);
+        net.Deliver(net[2].ReadMessages());
+
+        Assert.That(net[1].Core.Role, Is.EqualTo(StateRole.Leader));
+        Assert.That(net[1].Core.LeadTransferee, Is.EqualTo(0));
+        net.Propose(1, "still accepted");
+        Assert.That(net[3].Applied.Select(Text), Does.Contain("still accepted"));
+    }
+
+    [Test]
     public void StatusReportsPeerProgressOnTheLeader()
     {
         var net = TestNetwork.OfSize(3);
