@@ -239,6 +239,15 @@ internal sealed class RaftCore
                     throw Malformed(m, "missing or invalid snapshot");
                 }
 
+                var conf = m.Snapshot.Metadata.ConfState;
+                foreach (var learner in conf.Learners)
+                {
+                    if (conf.Voters.Contains(learner) || conf.VotersOutgoing.Contains(learner))
+                    {
+                        throw Malformed(m, $"snapshot configuration has {learner} as both voter and learner");
+                    }
+                }
+
                 break;
             case MessageType.Propose:
                 if (entries.IsEmpty)
@@ -545,6 +554,7 @@ internal sealed class RaftCore
             pr.BecomeProbe();
             pr.Match = id == Id ? selfMatch : 0;
             pr.Next = last + 1;
+            pr.SentCommit = 0;
             pr.RecentActive = false;
         }
 

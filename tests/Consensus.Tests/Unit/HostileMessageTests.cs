@@ -76,6 +76,17 @@ public class HostileMessageTests
         AssertRejected(Follower(), new Message { Type = MessageType.Snapshot, From = 2, To = 1, Term = 1 }, MessageRejectReason.Malformed);
 
     [Test]
+    public void SnapshotsWithAContradictoryConfigurationAreRejected() =>
+        AssertRejected(
+            Follower(),
+            new Message
+            {
+                Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
+                Snapshot = new Snapshot(new SnapshotMetadata(9, 2, new ConfState([1, 2, 3], learners: [2])), default),
+            },
+            MessageRejectReason.Malformed);
+
+    [Test]
     public void AcknowledgementsBeyondTheLeadersLogAreRejected()
     {
         var leader = TestNode.Create(1, s_three);
