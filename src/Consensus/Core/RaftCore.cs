@@ -1026,14 +1026,10 @@ internal sealed class RaftCore
 
     private void HandleReadIndexAsLeader(Message m)
     {
-        if (Tracker.IsSingleton)
-        {
-            RespondToReadIndex(m, Log.Committed);
-            return;
-        }
-
         // Thesis §6.4 step 1: until an entry of this term is committed, the leader does not know
-        // the commit index of its predecessor; postpone the request.
+        // the commit index of its predecessor; postpone the request. This holds for a single
+        // voter too (unlike etcd): after a restart its persisted commit index may lag what was
+        // already applied, since commit-only changes need not be synced.
         if (!CommittedEntryInCurrentTerm())
         {
             _pendingReadIndexMessages.Add(m);
@@ -1045,7 +1041,8 @@ internal sealed class RaftCore
 
     private void ServeReadIndex(Message m)
     {
-        if (_readOnlyMode == ReadOnlyMode.LeaseBased)
+        // A single voter needs no confirmation: nobody else can have been elected.
+        if (_readOnlyMode == ReadOnlyMode.LeaseBased || Tracker.IsSingleton)
         {
             RespondToReadIndex(m, Log.Committed);
             return;

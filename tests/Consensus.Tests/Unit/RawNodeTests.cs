@@ -62,6 +62,26 @@ public class RawNodeTests
     }
 
     [Test]
+    public void ASingleVoterAnswersReadsOnlyAfterCommittingAnEntryOfItsTerm()
+    {
+        var storage = MemoryStorage.WithVoters(1);
+        storage.Append([E(1, 1, "a"), E(1, 2, "b")]);
+        storage.SetHardState(new HardState(1, 1, 1));
+        var node = new TestNode(TestNode.DefaultOptions(1), storage);
+        node.Node.Campaign();
+        var rd = node.Node.GetReady();
+        node.Persist(rd);
+        node.Node.Advance();
+        Assert.That(node.Core.Role, Is.EqualTo(StateRole.Leader));
+
+        node.Node.ReadIndex("r"u8.ToArray());
+        Assert.That(node.Core.ReadStates, Is.Empty, "index 2 may be committed already; the persisted commit says 1");
+
+        node.ReadMessages();
+        Assert.That(node.ReadStates.Select(r => (r.Index, Text(new Entry(r.RequestContext)))), Is.EqualTo(new[] { (3UL, "r") }));
+    }
+
+    [Test]
     public void GetReadyTwiceWithoutAdvanceAndAdvanceWithoutReadyAreRefused()
     {
         var node = new RawNode(new RaftOptions(1), MemoryStorage.WithVoters(1));
