@@ -54,6 +54,8 @@ internal sealed class ClusterSimulation
                 MaxSizePerMessageBytes = (ulong)_random.Next(0, 200),
                 MaxInflightMessages = _random.Next(1, 8),
                 MaxUncommittedEntriesBytes = _random.Next(3) == 0 ? 64UL : 0UL,
+                MaxInflightBytes = _random.Next(3) == 0 ? (ulong)_random.Next(1, 200) : 0UL,
+                MaxCommittedBytesPerReady = _random.Next(3) == 0 ? (ulong)_random.Next(1, 100) : 0UL,
             };
             var node = new TestNode(options, MemoryStorage.WithVoters(_ids));
             node.Applying = OnApply;

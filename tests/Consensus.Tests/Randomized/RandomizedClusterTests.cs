@@ -8,7 +8,7 @@ namespace EmbeddedRaft.Consensus.Tests.Randomized;
 /// </summary>
 public class RandomizedClusterTests
 {
-    private const int DefaultSeeds = 150;
+    private const int DefaultSeeds = 300;
     private const int FaultSteps = 1500;
 
     private static IEnumerable<int> Seeds()

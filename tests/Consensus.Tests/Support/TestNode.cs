@@ -122,6 +122,8 @@ internal sealed class TestNode
             MaxInflightMessages = Options.MaxInflightMessages,
             MaxInflightBytes = Options.MaxInflightBytes,
             MaxUncommittedEntriesBytes = Options.MaxUncommittedEntriesBytes,
+            MaxCommittedBytesPerReady = Options.MaxCommittedBytesPerReady,
+            DisableProposalForwarding = Options.DisableProposalForwarding,
             RandomSeed = Options.RandomSeed,
             AppliedIndex = AppliedIndex,
         };
