@@ -1,0 +1,1349 @@
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Quorum;
+using EmbeddedRaft.Consensus.Tracking;
+
+namespace EmbeddedRaft.Consensus.Core;
+
+/// <summary>
+/// The Raft state machine (etcd's raft.raft): no threads, clocks, IO or global randomness.
+/// Inputs are <see cref="Tick"/> and <see cref="Step"/>; outputs accumulate in
+/// <see cref="Messages"/>, <see cref="MessagesAfterAppend"/>, <see cref="ReadStates"/> and the
+/// log, and are drained by <see cref="RawNode"/>. Role-specific behaviour is dispatched through
+/// the <c>_step</c> and <c>_tick</c> delegates, swapped by the <c>BecomeX</c> methods.
+/// </summary>
+/// <remarks>
+/// References are to the Raft paper (Ongaro and Ousterhout, 2014) and Ongaro's thesis (2014).
+/// Invariants: <c>Vote</c> is set at most once per term; <c>Lead == Id</c> iff <c>Role == Leader</c>;
+/// a leader never removes or overwrites entries in its own log (§5.3, Leader Append-Only).
+/// </remarks>
+internal sealed class RaftCore
+{
+    /// <summary>Vote request context marking a campaign started by a leadership transfer.</summary>
+    private static readonly byte[] s_campaignTransfer = "CampaignTransfer"u8.ToArray();
+
+    private readonly int _electionTimeout;
+    private readonly int _heartbeatTimeout;
+    private readonly bool _checkQuorum;
+    private readonly bool _preVote;
+    private readonly bool _disableProposalForwarding;
+    private readonly ReadOnlyMode _readOnlyMode;
+    private readonly ulong _maxMessageBytes;
+    private readonly ulong _maxUncommittedBytes;
+    private readonly Prng _random;
+    private readonly ReadOnlyQueue _readOnly = new();
+    private readonly List<Message> _pendingReadIndexMessages = [];
+
+    // Reused to stamp term and index onto proposals before they are copied into the log.
+    private Entry[] _scratch = new Entry[64];
+    private Action<Message> _step;
+    private Action _tick;
+    private int _electionElapsed;
+    private int _heartbeatElapsed;
+    private int _randomizedElectionTimeout;
+    private ulong _uncommittedBytes;
+    private ulong _nextReadRoundId = 1;
+
+    public RaftCore(RaftOptions options, IRaftStorage storage)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
+        options.Validate();
+
+        Id = options.Id;
+        _electionTimeout = options.ElectionTimeoutTicks;
+        _heartbeatTimeout = options.HeartbeatTimeoutTicks;
+        _checkQuorum = options.CheckQuorum;
+        _preVote = options.PreVote;
+        _disableProposalForwarding = options.DisableProposalForwarding;
+        _readOnlyMode = options.ReadOnlyMode;
+        _maxMessageBytes = options.MaxSizePerMessageBytes;
+        _maxUncommittedBytes = options.MaxUncommittedEntriesBytes == 0 ? ulong.MaxValue : options.MaxUncommittedEntriesBytes;
+        _random = new Prng(options.RandomSeed ?? (options.Id * 0x9E3779B97F4A7C15UL) ^ 0x5DEECE66DUL);
+
+        Log = new RaftLog(storage, options.MaxCommittedBytesPerReady == 0 ? ulong.MaxValue : options.MaxCommittedBytesPerReady);
+        var (hardState, confState) = storage.InitialState();
+        Tracker = new ProgressTracker(options.MaxInflightMessages, options.MaxInflightBytes);
+        Tracker.Reset(confState, Log.LastIndex() + 1);
+
+        if (!hardState.IsEmpty)
+        {
+            if (hardState.Commit < Log.Committed || hardState.Commit > Log.LastIndex())
+            {
+                throw new ArgumentException(
+                    $"Storage hard state commit {hardState.Commit} is outside [{Log.Committed}, {Log.LastIndex()}].", nameof(storage));
+            }
+
+            Log.CommitTo(hardState.Commit);
+            Term = hardState.Term;
+            Vote = hardState.Vote;
+        }
+
+        if (options.AppliedIndex > 0)
+        {
+            if (options.AppliedIndex > Log.Committed || options.AppliedIndex < Log.Applied)
+            {
+                throw new ArgumentOutOfRangeException(
+                    nameof(options),
+                    options.AppliedIndex,
+                    $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the commit index {Log.Committed}.");
+            }
+
+            Log.AppliedTo(options.AppliedIndex);
+        }
+
+        _step = StepFollower;
+        _tick = TickElection;
+        BecomeFollower(Term, 0);
+    }
+
+    public ulong Id { get; }
+
+    public ulong Term { get; private set; }
+
+    /// <summary>The candidate this node voted for in <see cref="Term"/>, or 0.</summary>
+    public ulong Vote { get; private set; }
+
+    public ulong Lead { get; private set; }
+
+    public StateRole Role { get; private set; }
+
+    public RaftLog Log { get; }
+
+    public ProgressTracker Tracker { get; private set; }
+
+    /// <summary>Non-zero while a leadership transfer to that node is in progress.</summary>
+    public ulong LeadTransferee { get; private set; }
+
+    /// <summary>Messages that may be sent before the unstable state is durable.</summary>
+    public List<Message> Messages { get; } = [];
+
+    /// <summary>
+    /// Messages that promise durability (append acks, votes): delivered only after the unstable
+    /// state is persisted. Those addressed to this node are its own acks and votes, stepped on
+    /// <see cref="RawNode.Advance"/>.
+    /// </summary>
+    public List<Message> MessagesAfterAppend { get; } = [];
+
+    public List<ReadState> ReadStates { get; } = [];
+
+    public int RandomizedElectionTimeout => _randomizedElectionTimeout;
+
+    public int ElectionElapsed => _electionElapsed;
+
+    public HardState HardState => new(Term, Vote, Log.Committed);
+
+    public SoftState SoftState => new(Lead, Role);
+
+    /// <summary>Only voters with no snapshot pending may campaign.</summary>
+    public bool Promotable =>
+        Tracker.Progress.TryGetValue(Id, out var pr) && !pr.IsLearner && !Log.HasPendingSnapshot;
+
+    // ---------------------------------------------------------------- inputs
+
+    public void Tick() => _tick();
+
+    /// <summary>
+    /// Validates a message that came from the network and steps it. Nothing a peer can send gets
+    /// past here to break an invariant: it is either handled or refused before any state changes.
+    /// </summary>
+    public void StepFromNetwork(Message m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        if (MessageTypes.IsLocal(m.Type))
+        {
+            throw new MessageRejectedException(MessageRejectReason.LocalMessageType, $"{m.Type} is a local message type.");
+        }
+
+        if (MessageTypes.IsResponse(m.Type) && !Tracker.Progress.ContainsKey(m.From))
+        {
+            throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
+        }
+
+        // TransferLeader is the exception: its From names the transferee, which may be us.
+        if (m.From == Id && m.Type != MessageType.TransferLeader)
+        {
+            throw Malformed(m, "claims to come from this node");
+        }
+
+        ValidateStructure(m);
+
+        // A leader only sends min(match, committed) in heartbeats, and entries up to an
+        // acknowledged match are durable and never truncated while committed; a commit index
+        // beyond our log therefore comes from a broken peer, and would break the log invariant.
+        // Checked here, before the term handling in Step changes anything.
+        if (m.Type == MessageType.Heartbeat && m.Commit > Log.LastIndex())
+        {
+            throw Malformed(m, $"commit {m.Commit} beyond our last index {Log.LastIndex()}");
+        }
+
+        Step(m);
+    }
+
+    private static void ValidateStructure(Message m)
+    {
+        if (m.Type > MessageTypes.MaxValue)
+        {
+            throw Malformed(m, "unknown type");
+        }
+
+        if (m.From == 0)
+        {
+            throw Malformed(m, "no sender");
+        }
+
+        // Only proposals and read-index requests travel without a term (they are forwarded as if local).
+        if (m.Term == 0 && m.Type is not (MessageType.Propose or MessageType.ReadIndex))
+        {
+            throw Malformed(m, "term 0");
+        }
+
+        var entries = m.Entries.Span;
+        foreach (ref readonly var entry in entries)
+        {
+            if (entry.Type > EntryType.ConfChange)
+            {
+                throw Malformed(m, "unknown entry type");
+            }
+        }
+
+        switch (m.Type)
+        {
+            case MessageType.Append:
+                var previousTerm = m.LogTerm;
+                for (var i = 0; i < entries.Length; i++)
+                {
+                    // Entries must continue the log right after Index, with terms that never go
+                    // down, start at or above LogTerm and never exceed the sender's term.
+                    if (m.Index > ulong.MaxValue - (ulong)entries.Length || entries[i].Index != m.Index + 1 + (ulong)i)
+                    {
+                        throw Malformed(m, "entries are not contiguous after Index");
+                    }
+
+                    if (entries[i].Term < previousTerm || entries[i].Term > m.Term)
+                    {
+                        throw Malformed(m, "entry terms out of order");
+                    }
+
+                    previousTerm = entries[i].Term;
+                }
+
+                if (m.LogTerm > m.Term)
+                {
+                    throw Malformed(m, "LogTerm above Term");
+                }
+
+                break;
+            case MessageType.Snapshot:
+                if (m.Snapshot is null || m.Snapshot.IsEmpty || m.Snapshot.Metadata.Term > m.Term || m.Snapshot.Metadata.Term == 0)
+                {
+                    throw Malformed(m, "missing or invalid snapshot");
+                }
+
+                var conf = m.Snapshot.Metadata.ConfState;
+                foreach (var learner in conf.Learners)
+                {
+                    if (conf.Voters.Contains(learner) || conf.VotersOutgoing.Contains(learner))
+                    {
+                        throw Malformed(m, $"snapshot configuration has {learner} as both voter and learner");
+                    }
+                }
+
+                break;
+            case MessageType.Propose:
+                if (entries.IsEmpty)
+                {
+                    throw Malformed(m, "empty proposal");
+                }
+
+                break;
+            case MessageType.ReadIndex:
+            case MessageType.ReadIndexResponse:
+                if (entries.Length != 1)
+                {
+                    throw Malformed(m, "read index must carry exactly one context entry");
+                }
+
+                break;
+            default:
+                break;
+        }
+    }
+
+    private static MessageRejectedException Malformed(Message m, string what) =>
+        new(MessageRejectReason.Malformed, $"Malformed {m.Type} from {m.From}: {what}.");
+
+    /// <summary>
+    /// Steps one message. Term handling common to every role happens here (Raft §5.1: a higher
+    /// term makes any node a follower; a lower term is stale), then the role's step function.
+    /// </summary>
+    public void Step(Message m)
+    {
+        if (m.Term == 0)
+        {
+            // Local message (or a forwarded proposal / read index).
+        }
+        else if (m.Term > Term)
+        {
+            if (m.Type is MessageType.Vote or MessageType.PreVote)
+            {
+                var force = m.Context.Span.SequenceEqual(s_campaignTransfer);
+                var inLease = _checkQuorum && Lead != 0 && _electionElapsed < _electionTimeout;
+                if (!force && inLease)
+                {
+                    // Thesis §4.2.3: a node that heard from a current leader within the minimum
+                    // election timeout ignores vote requests, so a removed or partitioned node
+                    // cannot depose a healthy leader. Not even the term is updated.
+                    return;
+                }
+            }
+
+            if (m.Type == MessageType.PreVote)
+            {
+                // A pre-vote never changes our term.
+            }
+            else if (m.Type == MessageType.PreVoteResponse && !m.Reject)
+            {
+                // The future term we asked about; the term bumps when the real campaign starts.
+            }
+            else if (m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
+            {
+                BecomeFollower(m.Term, m.From);
+            }
+            else
+            {
+                BecomeFollower(m.Term, 0);
+            }
+        }
+        else if (m.Term < Term)
+        {
+            if ((_checkQuorum || _preVote) && m.Type is MessageType.Heartbeat or MessageType.Append)
+            {
+                // A stale leader (e.g. after a partition, with CheckQuorum or PreVote keeping our
+                // term from reaching it) learns of the newer term from this response and steps
+                // down; ignoring it would leave it stuck sending appends forever.
+                Send(new Message { Type = MessageType.AppendResponse, To = m.From, From = Id, Term = Term });
+            }
+            else if (m.Type == MessageType.PreVote)
+            {
+                // Tell the pre-candidate about our term so it stops asking (etcd #8501).
+                Send(new Message { Type = MessageType.PreVoteResponse, To = m.From, From = Id, Term = Term, Reject = true });
+            }
+
+            return;
+        }
+
+        switch (m.Type)
+        {
+            case MessageType.Hup:
+                Hup(_preVote ? CampaignType.PreElection : CampaignType.Election);
+                break;
+            case MessageType.Vote:
+            case MessageType.PreVote:
+                HandleVoteRequest(m);
+                break;
+            default:
+                _step(m);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Raft §5.2 and §5.4.1: grant at most one vote per term, and only to a candidate whose log is
+    /// at least as up to date as ours. A pre-vote is granted for a future term without recording it.
+    /// </summary>
+    private void HandleVoteRequest(Message m)
+    {
+        var canVote =
+            Vote == m.From
+            || (Vote == 0 && Lead == 0)
+            || (m.Type == MessageType.PreVote && m.Term > Term);
+        var responseType = MessageTypes.VoteResponseFor(m.Type);
+        if (canVote && Log.IsUpToDate(m.Index, m.LogTerm))
+        {
+            // The response carries the candidate's term, not ours: for a pre-vote our term is
+            // still lower, and the pre-candidate must recognise the answer as current.
+            Send(new Message { Type = responseType, To = m.From, From = Id, Term = m.Term });
+            if (m.Type == MessageType.Vote)
+            {
+                // Only a real vote resets the election timer and is recorded (persisted via HardState).
+                _electionElapsed = 0;
+                Vote = m.From;
+            }
+        }
+        else
+        {
+            Send(new Message { Type = responseType, To = m.From, From = Id, Term = Term, Reject = true });
+        }
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    private void Send(Message m)
+    {
+        if (m.From != Id && m.Type != MessageType.TransferLeader)
+        {
+            throw new InvariantViolationException($"Sending {m.Type} with From {m.From} from node {Id}.");
+        }
+
+        if (m.Type is MessageType.AppendResponse or MessageType.VoteResponse or MessageType.PreVoteResponse)
+        {
+            // These promise durable state (the entries acked, the vote cast): Raft Figure 2,
+            // "respond after updating stable storage". Held until the host has persisted.
+            MessagesAfterAppend.Add(m);
+        }
+        else
+        {
+            if (m.To == Id)
+            {
+                throw new InvariantViolationException($"{m.Type} addressed to self must not be sent.");
+            }
+
+            Messages.Add(m);
+        }
+    }
+
+    /// <summary>Sends an append (or a snapshot, if the entries are compacted) to <paramref name="to"/> unless its progress is paused.</summary>
+    public void SendAppend(ulong to) => TrySendAppend(to, sendIfEmpty: true);
+
+    /// <summary>
+    /// Sends entries from the follower's Next index, or a snapshot if they are compacted.
+    /// Returns false if nothing was sent (paused, nothing to send and not asked to send empty,
+    /// or the snapshot is not available yet).
+    /// </summary>
+    public bool TrySendAppend(ulong to, bool sendIfEmpty)
+    {
+        var pr = Tracker.Progress[to];
+        if (pr.IsPaused)
+        {
+            return false;
+        }
+
+        var previousIndex = pr.Next - 1;
+        if (Log.TryTerm(previousIndex, out var previousTerm) != TermLookup.Found)
+        {
+            return TrySendSnapshot(to, pr);
+        }
+
+        ReadOnlyMemory<Entry> entries = default;
+
+        // With a full window in replicate state send only an empty append: it still carries the
+        // commit index and, if earlier appends were lost, draws a response that clears the window.
+        if (pr.State != ProgressState.Replicate || !pr.Inflights.Full)
+        {
+            if (!Log.TryEntries(pr.Next, _maxMessageBytes, out entries))
+            {
+                return TrySendSnapshot(to, pr);
+            }
+        }
+
+        if (entries.IsEmpty && !sendIfEmpty)
+        {
+            return false;
+        }
+
+        Send(new Message
+        {
+            Type = MessageType.Append,
+            To = to,
+            From = Id,
+            Term = Term,
+            Index = previousIndex,
+            LogTerm = previousTerm,
+            Entries = entries,
+            Commit = Log.Committed,
+        });
+        pr.SentEntries(entries.Length, EntrySizes.Encoded(entries.Span));
+        pr.SentCommit = Log.Committed;
+        return true;
+    }
+
+    private bool TrySendSnapshot(ulong to, Progress pr)
+    {
+        if (!pr.RecentActive)
+        {
+            // Don't ship a snapshot to a node we have not heard from: it may be down.
+            return false;
+        }
+
+        Snapshot snapshot;
+        try
+        {
+            snapshot = Log.Snapshot();
+        }
+        catch (SnapshotTemporarilyUnavailableException)
+        {
+            // The storage is producing one; the next heartbeat response will retry.
+            return false;
+        }
+
+        if (snapshot.IsEmpty)
+        {
+            throw new InvariantViolationException($"Entries needed by {to} are compacted but storage has no snapshot.");
+        }
+
+        pr.BecomeSnapshot(snapshot.Metadata.Index);
+        Send(new Message { Type = MessageType.Snapshot, To = to, From = Id, Term = Term, Snapshot = snapshot });
+        return true;
+    }
+
+    /// <summary>
+    /// Heartbeats carry <c>min(match, committed)</c> as the commit index: the follower's log is
+    /// only known to match the leader's up to Match, so committing further could commit
+    /// entries it holds from another leader.
+    /// </summary>
+    private void SendHeartbeat(ulong to, ReadOnlyMemory<byte> context)
+    {
+        var pr = Tracker.Progress[to];
+        var commit = Math.Min(pr.Match, Log.Committed);
+        pr.SentCommit = commit;
+        Send(new Message { Type = MessageType.Heartbeat, To = to, From = Id, Term = Term, Commit = commit, Context = context });
+    }
+
+    public void BroadcastAppend()
+    {
+        foreach (var id in Tracker.MemberIds)
+        {
+            if (id != Id)
+            {
+                SendAppend(id);
+            }
+        }
+    }
+
+    public void BroadcastHeartbeat()
+    {
+        ReadOnlyMemory<byte> context = _readOnly.TryGetLastRoundId(out var round) ? ReadOnlyQueue.EncodeRoundId(round) : default;
+        BroadcastHeartbeat(context);
+    }
+
+    private void BroadcastHeartbeat(ReadOnlyMemory<byte> context)
+    {
+        foreach (var id in Tracker.MemberIds)
+        {
+            if (id != Id)
+            {
+                SendHeartbeat(id, context);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- role changes
+
+    private void Reset(ulong term)
+    {
+        if (Term != term)
+        {
+            Term = term;
+            Vote = 0;
+        }
+
+        Lead = 0;
+        _electionElapsed = 0;
+        _heartbeatElapsed = 0;
+        ResetRandomizedElectionTimeout();
+        AbortLeaderTransfer();
+        Tracker.ResetVotes();
+
+        var last = Log.LastIndex();
+
+        // Our own match is what is durable: unstable entries are acknowledged to ourselves
+        // only once persisted (see AppendEntry).
+        var selfMatch = Math.Min(last, Log.Unstable.Offset - 1);
+        foreach (var (id, pr) in Tracker.Progress)
+        {
+            pr.BecomeProbe();
+            pr.Match = id == Id ? selfMatch : 0;
+            pr.Next = last + 1;
+            pr.SentCommit = 0;
+            pr.RecentActive = false;
+        }
+
+        _uncommittedBytes = 0;
+        _readOnly.Clear();
+        _pendingReadIndexMessages.Clear();
+    }
+
+    private void ResetRandomizedElectionTimeout() =>
+        _randomizedElectionTimeout = _electionTimeout + _random.Next(_electionTimeout);
+
+    public void BecomeFollower(ulong term, ulong lead)
+    {
+        _step = StepFollower;
+        Reset(term);
+        _tick = TickElection;
+        Lead = lead;
+        Role = StateRole.Follower;
+    }
+
+    public void BecomeCandidate()
+    {
+        if (Role == StateRole.Leader)
+        {
+            throw new InvariantViolationException("Invalid transition: leader to candidate.");
+        }
+
+        _step = StepCandidate;
+        Reset(Term + 1);
+        _tick = TickElection;
+        Vote = Id;
+        Role = StateRole.Candidate;
+    }
+
+    /// <summary>Thesis §9.6: a pre-candidate keeps its term and vote; it only asks.</summary>
+    public void BecomePreCandidate()
+    {
+        if (Role == StateRole.Leader)
+        {
+            throw new InvariantViolationException("Invalid transition: leader to pre-candidate.");
+        }
+
+        _step = StepCandidate;
+        Tracker.ResetVotes();
+        _tick = TickElection;
+        Lead = 0;
+        Role = StateRole.PreCandidate;
+    }
+
+    public void BecomeLeader()
+    {
+        if (Role == StateRole.Follower)
+        {
+            throw new InvariantViolationException("Invalid transition: follower to leader.");
+        }
+
+        _step = StepLeader;
+        Reset(Term);
+        _tick = TickHeartbeat;
+        Lead = Id;
+        Role = StateRole.Leader;
+
+        var self = Tracker.Progress[Id];
+        self.BecomeReplicate();
+        self.RecentActive = true;
+
+        // Raft §5.4.2 / thesis §6.4: a new leader cannot know which entries are committed until it
+        // commits one of its own term, so it appends an empty one right away. Its payload is
+        // empty, so it does not count against the uncommitted-bytes quota.
+        Span<Entry> empty = [new Entry(ReadOnlyMemory<byte>.Empty)];
+        if (!AppendEntry(empty))
+        {
+            throw new InvariantViolationException("The empty entry of a new leader was refused.");
+        }
+    }
+
+    private enum CampaignType
+    {
+        PreElection,
+        Election,
+        Transfer,
+    }
+
+    private void Hup(CampaignType type)
+    {
+        if (Role == StateRole.Leader || !Promotable)
+        {
+            return;
+        }
+
+        Campaign(type);
+    }
+
+    /// <summary>
+    /// Raft §5.2: become candidate (or pre-candidate), vote for ourselves and request votes from
+    /// every voter. Our own vote goes through <see cref="MessagesAfterAppend"/> so that it only
+    /// counts once our new term and vote are durable.
+    /// </summary>
+    private void Campaign(CampaignType type)
+    {
+        ulong term;
+        MessageType voteType;
+        if (type == CampaignType.PreElection)
+        {
+            BecomePreCandidate();
+            voteType = MessageType.PreVote;
+
+            // Pre-votes are requested for the term we would campaign in.
+            term = Term + 1;
+        }
+        else
+        {
+            BecomeCandidate();
+            voteType = MessageType.Vote;
+            term = Term;
+        }
+
+        var lastIndex = Log.LastIndex();
+        var lastTerm = Log.LastTerm();
+        foreach (var id in Tracker.Voters.AllIds())
+        {
+            if (id == Id)
+            {
+                Send(new Message { Type = MessageTypes.VoteResponseFor(voteType), To = Id, From = Id, Term = term });
+                continue;
+            }
+
+            Send(new Message
+            {
+                Type = voteType,
+                To = id,
+                From = Id,
+                Term = term,
+                Index = lastIndex,
+                LogTerm = lastTerm,
+                Context = type == CampaignType.Transfer ? s_campaignTransfer : default,
+            });
+        }
+    }
+
+    private VoteResult Poll(ulong from, bool granted)
+    {
+        Tracker.RecordVote(from, granted);
+        return Tracker.TallyVotes().Result;
+    }
+
+    // ---------------------------------------------------------------- ticks
+
+    private void TickElection()
+    {
+        _electionElapsed++;
+        if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
+        {
+            _electionElapsed = 0;
+            Step(new Message { Type = MessageType.Hup, From = Id });
+        }
+    }
+
+    private void TickHeartbeat()
+    {
+        _heartbeatElapsed++;
+        _electionElapsed++;
+
+        if (_electionElapsed >= _electionTimeout)
+        {
+            _electionElapsed = 0;
+            if (_checkQuorum)
+            {
+                Step(new Message { Type = MessageType.CheckQuorum, From = Id });
+            }
+
+            // A transfer that has not completed within an election timeout has failed (the
+            // target may be down); resume accepting proposals.
+            if (Role == StateRole.Leader && LeadTransferee != 0)
+            {
+                AbortLeaderTransfer();
+            }
+        }
+
+        if (Role != StateRole.Leader)
+        {
+            return;
+        }
+
+        if (_heartbeatElapsed >= _heartbeatTimeout)
+        {
+            _heartbeatElapsed = 0;
+            Step(new Message { Type = MessageType.Beat, From = Id });
+        }
+    }
+
+    // ---------------------------------------------------------------- leader
+
+    private void StepLeader(Message m)
+    {
+        switch (m.Type)
+        {
+            case MessageType.Beat:
+                BroadcastHeartbeat();
+                return;
+            case MessageType.CheckQuorum:
+                // Thesis §6.2: step down if no quorum was heard from during the last election
+                // timeout; clients then find a leader that can actually commit.
+                if (!Tracker.QuorumActive(Id))
+                {
+                    BecomeFollower(Term, 0);
+                }
+
+                foreach (var (id, pr) in Tracker.Progress)
+                {
+                    if (id != Id)
+                    {
+                        pr.RecentActive = false;
+                    }
+                }
+
+                return;
+            case MessageType.Propose:
+                HandlePropose(m);
+                return;
+            case MessageType.ReadIndex:
+                HandleReadIndexAsLeader(m);
+                return;
+            default:
+                break;
+        }
+
+        if (!Tracker.Progress.TryGetValue(m.From, out var progress))
+        {
+            // Not a member (removed, or never added): ignore.
+            return;
+        }
+
+        switch (m.Type)
+        {
+            case MessageType.AppendResponse:
+                HandleAppendResponse(m, progress);
+                break;
+            case MessageType.HeartbeatResponse:
+                HandleHeartbeatResponse(m, progress);
+                break;
+            case MessageType.SnapshotStatus:
+                if (progress.State != ProgressState.Snapshot)
+                {
+                    return;
+                }
+
+                if (m.Reject)
+                {
+                    progress.PendingSnapshot = 0;
+                }
+
+                // Success or not, probe from just past the snapshot; wait for the follower's
+                // response (or a heartbeat) before sending more.
+                progress.BecomeProbe();
+                progress.MsgAppFlowPaused = true;
+                break;
+            case MessageType.Unreachable:
+                // An append was probably lost: stop streaming optimistically and probe.
+                if (progress.State == ProgressState.Replicate)
+                {
+                    progress.BecomeProbe();
+                }
+
+                break;
+            case MessageType.TransferLeader:
+                HandleTransferLeader(m, progress);
+                break;
+            default:
+                break;
+        }
+    }
+
+    private void HandlePropose(Message m)
+    {
+        if (!Tracker.Progress.ContainsKey(Id))
+        {
+            throw new ProposalDroppedException(ProposalDropReason.NotInConfiguration);
+        }
+
+        if (LeadTransferee != 0)
+        {
+            // Thesis §3.10: stop accepting proposals during a transfer so the target can catch up.
+            throw new ProposalDroppedException(ProposalDropReason.LeadershipTransferInProgress);
+        }
+
+        // The proposer's entries carry no term or index yet; stamp copies.
+        var source = m.Entries.Span;
+        if (_scratch.Length < source.Length)
+        {
+            _scratch = new Entry[Math.Max(source.Length, _scratch.Length * 2)];
+        }
+
+        var stamped = _scratch.AsSpan(0, source.Length);
+        source.CopyTo(stamped);
+        var appended = AppendEntry(stamped);
+
+        // The log copied them; drop our references to the proposer's data.
+        stamped.Clear();
+        if (!appended)
+        {
+            throw new ProposalDroppedException(ProposalDropReason.UncommittedSizeLimitExceeded);
+        }
+
+        BroadcastAppend();
+    }
+
+    /// <summary>
+    /// Appends entries to the leader's log with the current term. The leader's acknowledgement of
+    /// its own entries is a message to itself delivered after they are persisted, so its vote
+    /// in the commit count is durable (thesis §10.2.1: writing in parallel with replication).
+    /// </summary>
+    private bool AppendEntry(Span<Entry> entries)
+    {
+        var last = Log.LastIndex();
+        for (var i = 0; i < entries.Length; i++)
+        {
+            entries[i] = entries[i].WithPosition(Term, last + 1 + (ulong)i);
+        }
+
+        if (!TryIncreaseUncommittedBytes(entries))
+        {
+            return false;
+        }
+
+        last = Log.Append(entries);
+        Send(new Message { Type = MessageType.AppendResponse, To = Id, From = Id, Term = Term, Index = last });
+        return true;
+    }
+
+    private bool TryIncreaseUncommittedBytes(ReadOnlySpan<Entry> entries)
+    {
+        var size = EntrySizes.Payload(entries);
+
+        // Always admit a proposal when nothing is uncommitted, so that an entry larger than
+        // the quota can still make progress; and empty entries never count.
+        if (_uncommittedBytes > 0 && size > 0 && (_uncommittedBytes + size > _maxUncommittedBytes || _uncommittedBytes + size < size))
+        {
+            return false;
+        }
+
+        _uncommittedBytes += size;
+        return true;
+    }
+
+    /// <summary>Committed entries were applied: release their share of the uncommitted quota.</summary>
+    public void ReduceUncommittedBytes(ReadOnlySpan<Entry> applied)
+    {
+        var size = EntrySizes.Payload(applied);
+        _uncommittedBytes = size > _uncommittedBytes ? 0 : _uncommittedBytes - size;
+    }
+
+    private void HandleAppendResponse(Message m, Progress pr)
+    {
+        if (m.Index > Log.LastIndex() && !m.Reject)
+        {
+            // Acknowledging entries we never sent. The term matches ours, and a leader's log
+            // never shrinks within its term, so this is a broken or hostile peer.
+            throw Malformed(m, $"acknowledges index {m.Index} beyond the leader's last index {Log.LastIndex()}");
+        }
+
+        pr.RecentActive = true;
+
+        if (m.Reject)
+        {
+            // Fast backtracking (§5.3): the follower's hint names the last entry that may match;
+            // if it also sent that entry's term, skip every entry of ours with a higher term.
+            var nextProbe = m.RejectHint;
+            if (m.LogTerm > 0)
+            {
+                nextProbe = Log.FindConflictByTerm(Math.Min(m.RejectHint, Log.LastIndex()), m.LogTerm).Index;
+            }
+
+            if (pr.MaybeDecrTo(m.Index, nextProbe))
+            {
+                if (pr.State == ProgressState.Replicate)
+                {
+                    pr.BecomeProbe();
+                }
+
+                SendAppend(m.From);
+            }
+
+            return;
+        }
+
+        if (pr.MaybeUpdate(m.Index) || (pr.Match == m.Index && pr.State == ProgressState.Probe))
+        {
+            switch (pr.State)
+            {
+                case ProgressState.Probe:
+                    pr.BecomeReplicate();
+                    break;
+                case ProgressState.Snapshot when pr.Match + 1 >= Log.FirstIndex():
+                    // The follower caught up past the compaction point (via the snapshot or
+                    // otherwise): resume normal replication.
+                    pr.BecomeProbe();
+                    pr.BecomeReplicate();
+                    break;
+                case ProgressState.Replicate:
+                    pr.Inflights.FreeLE(m.Index);
+                    break;
+                default:
+                    break;
+            }
+
+            if (TryAdvanceCommit())
+            {
+                ReleasePendingReadIndexMessages();
+                BroadcastAppend();
+            }
+            else if (m.From != Id && pr.CanBumpCommit(Log.Committed))
+            {
+                // The commit index moved on while this follower was paused (e.g. probing):
+                // tell it now rather than at the next heartbeat.
+                SendAppend(m.From);
+            }
+
+            if (m.From != Id)
+            {
+                // The window may have opened: send as much as it allows now.
+                while (TrySendAppend(m.From, sendIfEmpty: false))
+                {
+                }
+            }
+
+            if (m.From == LeadTransferee && pr.Match == Log.LastIndex())
+            {
+                // Thesis §3.10: the transferee has caught up; tell it to campaign now.
+                SendTimeoutNow(m.From);
+            }
+        }
+    }
+
+    private void HandleHeartbeatResponse(Message m, Progress pr)
+    {
+        pr.RecentActive = true;
+        pr.MsgAppFlowPaused = false;
+        if (pr.Match < Log.LastIndex() || pr.State == ProgressState.Probe)
+        {
+            SendAppend(m.From);
+        }
+
+        if (_readOnlyMode != ReadOnlyMode.Safe || !ReadOnlyQueue.TryDecodeRoundId(m.Context.Span, out var round))
+        {
+            return;
+        }
+
+        var acks = _readOnly.RecordAck(round, m.From);
+        if (acks is null || Tracker.Voters.Tally(acks) != VoteResult.Won)
+        {
+            return;
+        }
+
+        foreach (var read in _readOnly.Release(round))
+        {
+            RespondToReadIndex(read.Request, read.Index);
+        }
+    }
+
+    /// <summary>
+    /// Raft §5.4.2: commit the highest index a quorum has acknowledged, but only if it is an entry
+    /// of the current term (earlier-term entries then commit indirectly, Figure 8).
+    /// </summary>
+    public bool TryAdvanceCommit() => Log.TryCommit(Tracker.Committed(), Term);
+
+    private bool CommittedEntryInCurrentTerm() =>
+        Log.TryTerm(Log.Committed, out var term) == TermLookup.Found && term == Term;
+
+    private void HandleReadIndexAsLeader(Message m)
+    {
+        // Thesis §6.4 step 1: until an entry of this term is committed, the leader does not know
+        // the commit index of its predecessor; postpone the request. This holds for a single
+        // voter too (unlike etcd): after a restart its persisted commit index may lag what was
+        // already applied, since commit-only changes need not be synced.
+        if (!CommittedEntryInCurrentTerm())
+        {
+            _pendingReadIndexMessages.Add(m);
+            return;
+        }
+
+        ServeReadIndex(m);
+    }
+
+    private void ServeReadIndex(Message m)
+    {
+        // A single voter needs no confirmation: nobody else can have been elected.
+        if (_readOnlyMode == ReadOnlyMode.LeaseBased || Tracker.IsSingleton)
+        {
+            RespondToReadIndex(m, Log.Committed);
+            return;
+        }
+
+        // Thesis §6.4 step 3: confirm leadership with a fresh heartbeat round, whose id is unique
+        // to this request and is the only thing a heartbeat response can confirm.
+        var round = _nextReadRoundId++;
+        _readOnly.Add(round, Log.Committed, m);
+        _readOnly.RecordAck(round, Id);
+        BroadcastHeartbeat(ReadOnlyQueue.EncodeRoundId(round));
+    }
+
+    private void ReleasePendingReadIndexMessages()
+    {
+        if (_pendingReadIndexMessages.Count == 0 || !CommittedEntryInCurrentTerm())
+        {
+            return;
+        }
+
+        var pending = _pendingReadIndexMessages.ToArray();
+        _pendingReadIndexMessages.Clear();
+        foreach (var m in pending)
+        {
+            ServeReadIndex(m);
+        }
+    }
+
+    private void RespondToReadIndex(Message request, ulong index)
+    {
+        if (request.From == 0 || request.From == Id)
+        {
+            ReadStates.Add(new ReadState(index, request.Entries.Span[0].Data));
+            return;
+        }
+
+        Send(new Message
+        {
+            Type = MessageType.ReadIndexResponse,
+            To = request.From,
+            From = Id,
+            Term = Term,
+            Index = index,
+            Entries = request.Entries,
+        });
+    }
+
+    private void HandleTransferLeader(Message m, Progress pr)
+    {
+        if (pr.IsLearner)
+        {
+            return;
+        }
+
+        var transferee = m.From;
+        if (LeadTransferee != 0)
+        {
+            if (LeadTransferee == transferee)
+            {
+                return;
+            }
+
+            AbortLeaderTransfer();
+        }
+
+        if (transferee == Id)
+        {
+            return;
+        }
+
+        // The transfer must complete within an election timeout (checked in TickHeartbeat).
+        _electionElapsed = 0;
+        LeadTransferee = transferee;
+        if (pr.Match == Log.LastIndex())
+        {
+            SendTimeoutNow(transferee);
+        }
+        else
+        {
+            SendAppend(transferee);
+        }
+    }
+
+    private void SendTimeoutNow(ulong to) =>
+        Send(new Message { Type = MessageType.TimeoutNow, To = to, From = Id, Term = Term });
+
+    public void AbortLeaderTransfer() => LeadTransferee = 0;
+
+    // ---------------------------------------------------------------- candidate
+
+    private void StepCandidate(Message m)
+    {
+        var myResponseType = Role == StateRole.PreCandidate ? MessageType.PreVoteResponse : MessageType.VoteResponse;
+        switch (m.Type)
+        {
+            case MessageType.Propose:
+                throw new ProposalDroppedException(ProposalDropReason.NoLeader);
+            case MessageType.Append:
+                // A leader exists for this term (§5.2): give up.
+                BecomeFollower(m.Term, m.From);
+                HandleAppendEntries(m);
+                break;
+            case MessageType.Heartbeat:
+                BecomeFollower(m.Term, m.From);
+                HandleHeartbeat(m);
+                break;
+            case MessageType.Snapshot:
+                BecomeFollower(m.Term, m.From);
+                HandleSnapshot(m);
+                break;
+            case var t when t == myResponseType:
+                switch (Poll(m.From, !m.Reject))
+                {
+                    case VoteResult.Won:
+                        if (Role == StateRole.PreCandidate)
+                        {
+                            Campaign(CampaignType.Election);
+                        }
+                        else
+                        {
+                            BecomeLeader();
+                            BroadcastAppend();
+                        }
+
+                        break;
+                    case VoteResult.Lost:
+                        // Stay in the current term; the election timer decides when to retry.
+                        BecomeFollower(Term, 0);
+                        break;
+                    default:
+                        break;
+                }
+
+                break;
+            default:
+                break;
+        }
+    }
+
+    // ---------------------------------------------------------------- follower
+
+    private void StepFollower(Message m)
+    {
+        switch (m.Type)
+        {
+            case MessageType.Propose:
+                if (Lead == 0)
+                {
+                    throw new ProposalDroppedException(ProposalDropReason.NoLeader);
+                }
+
+                if (_disableProposalForwarding)
+                {
+                    throw new ProposalDroppedException(ProposalDropReason.ForwardingDisabled);
+                }
+
+                Send(new Message { Type = MessageType.Propose, To = Lead, From = Id, Entries = m.Entries });
+                break;
+            case MessageType.Append:
+                _electionElapsed = 0;
+                Lead = m.From;
+                HandleAppendEntries(m);
+                break;
+            case MessageType.Heartbeat:
+                _electionElapsed = 0;
+                Lead = m.From;
+                HandleHeartbeat(m);
+                break;
+            case MessageType.Snapshot:
+                _electionElapsed = 0;
+                Lead = m.From;
+                HandleSnapshot(m);
+                break;
+            case MessageType.TransferLeader:
+                if (Lead != 0)
+                {
+                    Send(new Message { Type = MessageType.TransferLeader, To = Lead, From = m.From, Term = Term });
+                }
+
+                break;
+            case MessageType.TimeoutNow:
+                // Thesis §3.10: campaign immediately, bypassing PreVote and the voters' leases.
+                Hup(CampaignType.Transfer);
+                break;
+            case MessageType.ReadIndex:
+                if (Lead != 0)
+                {
+                    Send(new Message { Type = MessageType.ReadIndex, To = Lead, From = Id, Entries = m.Entries });
+                }
+
+                break;
+            case MessageType.ReadIndexResponse:
+                ReadStates.Add(new ReadState(m.Index, m.Entries.Span[0].Data));
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <summary>
+    /// AppendEntries receiver (Raft §5.3, Figure 2). On a mismatch the rejection carries a hint
+    /// (the last index that may match, and its term) so the leader can skip a whole term at once.
+    /// </summary>
+    private void HandleAppendEntries(Message m)
+    {
+        if (m.Index < Log.Committed)
+        {
+            // Everything up to our commit index already matches; tell the leader where we are.
+            Send(new Message { Type = MessageType.AppendResponse, To = m.From, From = Id, Term = Term, Index = Log.Committed });
+            return;
+        }
+
+        if (Log.TryAppend(m.Index, m.LogTerm, m.Commit, m.Entries, out var lastNew))
+        {
+            Send(new Message { Type = MessageType.AppendResponse, To = m.From, From = Id, Term = Term, Index = lastNew });
+            return;
+        }
+
+        var hintIndex = Math.Min(m.Index, Log.LastIndex());
+        var (index, term) = Log.FindConflictByTerm(hintIndex, m.LogTerm);
+        Send(new Message
+        {
+            Type = MessageType.AppendResponse,
+            To = m.From,
+            From = Id,
+            Term = Term,
+            Index = m.Index,
+            Reject = true,
+            RejectHint = index,
+            LogTerm = term,
+        });
+    }
+
+    private void HandleHeartbeat(Message m)
+    {
+        // Internal callers never exceed the log; network heartbeats were checked in StepFromNetwork.
+        Log.CommitTo(Math.Min(m.Commit, Log.LastIndex()));
+        Send(new Message { Type = MessageType.HeartbeatResponse, To = m.From, From = Id, Term = Term, Context = m.Context });
+    }
+
+    private void HandleSnapshot(Message m)
+    {
+        var snapshot = m.Snapshot!;
+        var index = Restore(snapshot) ? Log.LastIndex() : Log.Committed;
+        Send(new Message { Type = MessageType.AppendResponse, To = m.From, From = Id, Term = Term, Index = index });
+    }
+
+    /// <summary>Installs a snapshot from the leader; false if it brings nothing new.</summary>
+    private bool Restore(Snapshot snapshot)
+    {
+        var meta = snapshot.Metadata;
+        if (meta.Index <= Log.Committed)
+        {
+            return false;
+        }
+
+        var conf = meta.ConfState;
+        if (!conf.Voters.Contains(Id) && !conf.VotersOutgoing.Contains(Id) && !conf.Learners.Contains(Id))
+        {
+            // A snapshot that does not include us is from a configuration we are not part of; ignore.
+            return false;
+        }
+
+        if (Log.MatchTerm(meta.Index, meta.Term))
+        {
+            // We already hold the entry the snapshot ends at: just fast-forward the commit index
+            // (the leader's snapshot proves it committed).
+            Log.CommitTo(meta.Index);
+            return false;
+        }
+
+        Log.Restore(snapshot);
+        var tracker = new ProgressTracker(Tracker.MaxInflight, Tracker.MaxInflightBytes);
+        tracker.Reset(conf, Log.LastIndex() + 1);
+        Tracker = tracker;
+        return true;
+    }
+
+    // ---------------------------------------------------------------- status
+
+    public Status GetStatus()
+    {
+        var progress = new Dictionary<ulong, ProgressStatus>();
+        if (Role == StateRole.Leader)
+        {
+            foreach (var (id, pr) in Tracker.Progress)
+            {
+                progress[id] = new ProgressStatus(
+                    pr.Match, pr.Next, pr.State, pr.IsLearner, pr.RecentActive, pr.IsPaused, pr.Inflights.Count, pr.PendingSnapshot);
+            }
+        }
+
+        return new Status
+        {
+            Id = Id,
+            HardState = HardState,
+            SoftState = SoftState,
+            Applied = Log.Applied,
+            LeadTransferee = LeadTransferee,
+            Config = Tracker.ToConfState(),
+            Progress = progress,
+        };
+    }
+}

@@ -1,0 +1,375 @@
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus.Core;
+
+/// <summary>The outcome of looking up an entry's term.</summary>
+internal enum TermLookup
+{
+    Found,
+    /// <summary>The index is below the first available entry (folded into a snapshot).</summary>
+    Compacted,
+    /// <summary>The index is beyond the last entry.</summary>
+    Unavailable,
+}
+
+/// <summary>
+/// The node's whole log: stable entries read through <see cref="IRaftStorage"/>, followed by
+/// the <see cref="UnstableLog"/>. Tracks the commit and applied indexes.
+/// Invariants: <c>Applied &lt;= Committed &lt;= LastIndex</c>; committed entries never change.
+/// </summary>
+internal sealed class RaftLog
+{
+    private readonly IRaftStorage _storage;
+
+    public RaftLog(IRaftStorage storage, ulong maxApplyingBytes)
+    {
+        _storage = storage;
+        MaxApplyingBytes = maxApplyingBytes;
+        var first = storage.FirstIndex();
+        var last = storage.LastIndex();
+        Unstable = new UnstableLog(last + 1);
+        Committed = first - 1;
+        Applied = first - 1;
+    }
+
+    public UnstableLog Unstable { get; }
+
+    /// <summary>The highest index known to be committed.</summary>
+    public ulong Committed { get; private set; }
+
+    /// <summary>The highest index the application has applied.</summary>
+    public ulong Applied { get; private set; }
+
+    /// <summary>The most committed-entry bytes one <see cref="Ready"/> hands out.</summary>
+    public ulong MaxApplyingBytes { get; }
+
+    public ulong FirstIndex() => Unstable.TryGetFirstIndex(out var index) ? index : _storage.FirstIndex();
+
+    public ulong LastIndex() => Unstable.TryGetLastIndex(out var index) ? index : _storage.LastIndex();
+
+    public ulong LastTerm()
+    {
+        var last = LastIndex();
+        if (TryTerm(last, out var term) != TermLookup.Found)
+        {
+            throw new InvariantViolationException($"The term of the last index {last} is not available.");
+        }
+
+        return term;
+    }
+
+    /// <summary>The term at <paramref name="index"/>, for indexes in <c>[FirstIndex - 1, LastIndex]</c>.</summary>
+    public TermLookup TryTerm(ulong index, out ulong term)
+    {
+        // The valid range starts at the dummy entry: the one just before the first index.
+        var dummy = FirstIndex() - 1;
+        if (index < dummy)
+        {
+            term = 0;
+            return TermLookup.Compacted;
+        }
+
+        if (index > LastIndex())
+        {
+            term = 0;
+            return TermLookup.Unavailable;
+        }
+
+        if (Unstable.TryGetTerm(index, out term))
+        {
+            return TermLookup.Found;
+        }
+
+        try
+        {
+            term = _storage.Term(index);
+            return TermLookup.Found;
+        }
+        catch (CompactedException)
+        {
+            term = 0;
+            return TermLookup.Compacted;
+        }
+        catch (EntriesUnavailableException ex)
+        {
+            throw new InvariantViolationException($"Storage lost index {index} that it reported as present.", ex);
+        }
+    }
+
+    public bool MatchTerm(ulong index, ulong term) => TryTerm(index, out var t) == TermLookup.Found && t == term;
+
+    /// <summary>Raft §5.4.1: a log is at least as up to date if its last term is higher, or equal with an index at least as large.</summary>
+    public bool IsUpToDate(ulong lastIndex, ulong term)
+    {
+        var ourTerm = LastTerm();
+        return term > ourTerm || (term == ourTerm && lastIndex >= LastIndex());
+    }
+
+    /// <summary>The index of the first entry that is new or conflicts (same index, different term), or 0 if all match.</summary>
+    public ulong FindConflict(ReadOnlySpan<Entry> entries)
+    {
+        var last = LastIndex();
+        foreach (ref readonly var entry in entries)
+        {
+            if (entry.Index > last || !MatchTerm(entry.Index, entry.Term))
+            {
+                return entry.Index;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>
+    /// Walks back from <paramref name="index"/> to the last entry whose term is at most
+    /// <paramref name="term"/>: every entry above it is known not to match a log whose entry at
+    /// <paramref name="index"/> has term <paramref name="term"/> (Raft §5.3 "fast backtracking",
+    /// one round trip per term rather than per entry). Returns the index and its term (0 if compacted).
+    /// </summary>
+    public (ulong Index, ulong Term) FindConflictByTerm(ulong index, ulong term)
+    {
+        while (true)
+        {
+            if (TryTerm(index, out var ourTerm) != TermLookup.Found)
+            {
+                return (index, 0);
+            }
+
+            if (ourTerm <= term || index == 0)
+            {
+                return (index, ourTerm);
+            }
+
+            index--;
+        }
+    }
+
+    /// <summary>
+    /// The follower's AppendEntries consistency check and append (Raft §5.3): if the entry at
+    /// <paramref name="index"/> has term <paramref name="logTerm"/>, appends what is new,
+    /// truncating a conflicting suffix, and advances the commit index. Returns false on mismatch.
+    /// </summary>
+    /// <exception cref="MessageRejectedException">The entries conflict with a committed entry (a broken or hostile leader).</exception>
+    public bool TryAppend(ulong index, ulong logTerm, ulong committed, ReadOnlyMemory<Entry> entries, out ulong lastNewIndex)
+    {
+        lastNewIndex = 0;
+        if (!MatchTerm(index, logTerm))
+        {
+            return false;
+        }
+
+        lastNewIndex = index + (ulong)entries.Length;
+        var conflict = FindConflict(entries.Span);
+        if (conflict != 0)
+        {
+            if (conflict <= Committed)
+            {
+                throw new MessageRejectedException(
+                    MessageRejectReason.Malformed,
+                    $"Append conflicts with committed entry {conflict} (committed {Committed}).");
+            }
+
+            Append(entries.Span[(int)(conflict - (index + 1))..]);
+        }
+
+        // Commit only what this message proves matches the leader's log (Raft Figure 2, rule 5).
+        CommitTo(Math.Min(committed, lastNewIndex));
+        return true;
+    }
+
+    public ulong Append(ReadOnlySpan<Entry> entries)
+    {
+        if (entries.IsEmpty)
+        {
+            return LastIndex();
+        }
+
+        if (entries[0].Index <= Committed)
+        {
+            throw new InvariantViolationException($"Append at {entries[0].Index} would overwrite committed entries (committed {Committed}).");
+        }
+
+        Unstable.TruncateAndAppend(entries);
+        return LastIndex();
+    }
+
+    /// <summary>Entries from <paramref name="low"/> to the end, size-limited; false if <paramref name="low"/> is compacted.</summary>
+    public bool TryEntries(ulong low, ulong maxSizeBytes, out ReadOnlyMemory<Entry> entries)
+    {
+        var last = LastIndex();
+        if (low > last)
+        {
+            entries = default;
+            return true;
+        }
+
+        return TrySlice(low, last + 1, maxSizeBytes, out entries);
+    }
+
+    /// <summary>Entries in <c>[low, high)</c>, size-limited (at least one); false if <paramref name="low"/> is compacted.</summary>
+    public bool TrySlice(ulong low, ulong high, ulong maxSizeBytes, out ReadOnlyMemory<Entry> entries)
+    {
+        entries = default;
+        if (low < FirstIndex())
+        {
+            return false;
+        }
+
+        if (high > LastIndex() + 1 || low > high)
+        {
+            throw new InvariantViolationException($"Slice [{low}, {high}) out of bounds (last {LastIndex()}).");
+        }
+
+        if (low == high)
+        {
+            return true;
+        }
+
+        var unstableOffset = Unstable.Offset;
+        ReadOnlyMemory<Entry> stored = default;
+        if (low < unstableOffset)
+        {
+            var storedHigh = Math.Min(high, unstableOffset);
+            try
+            {
+                stored = _storage.Entries(low, storedHigh, maxSizeBytes);
+            }
+            catch (CompactedException)
+            {
+                return false;
+            }
+            catch (EntriesUnavailableException ex)
+            {
+                throw new InvariantViolationException($"Storage has no entries [{low}, {storedHigh}) though they are stable.", ex);
+            }
+
+            if ((ulong)stored.Length < storedHigh - low || high <= unstableOffset)
+            {
+                entries = stored;
+                return true;
+            }
+        }
+
+        var unstable = Unstable.Slice(Math.Max(low, unstableOffset), high);
+        if (stored.IsEmpty)
+        {
+            entries = EntrySizes.Limit(unstable, maxSizeBytes);
+            return true;
+        }
+
+        // Both parts: concatenate, respecting the size limit over the whole (the stored part
+        // already holds at least one entry, so taking nothing more is fine).
+        var size = EntrySizes.Encoded(stored.Span);
+        var unstableSpan = unstable.Span;
+        var take = 0;
+        while (take < unstableSpan.Length)
+        {
+            size += (ulong)unstableSpan[take].EncodedSizeBytes;
+            if (size > maxSizeBytes)
+            {
+                break;
+            }
+
+            take++;
+        }
+
+        var combined = new Entry[stored.Length + take];
+        stored.Span.CopyTo(combined);
+        unstable.Span[..take].CopyTo(combined.AsSpan(stored.Length));
+        entries = combined;
+        return true;
+    }
+
+    public Snapshot Snapshot() => Unstable.Snapshot ?? _storage.Snapshot();
+
+    public bool HasPendingSnapshot => Unstable.Snapshot is not null;
+
+    /// <summary>Committed entries not yet applied, at most <see cref="MaxApplyingBytes"/> (at least one).</summary>
+    public ReadOnlyMemory<Entry> NextCommittedEntries()
+    {
+        if (HasPendingSnapshot)
+        {
+            // The snapshot must be applied before any entry after it.
+            return default;
+        }
+
+        var low = Math.Max(Applied + 1, FirstIndex());
+        var high = Committed + 1;
+        if (low >= high)
+        {
+            return default;
+        }
+
+        if (!TrySlice(low, high, MaxApplyingBytes, out var entries))
+        {
+            throw new InvariantViolationException($"Committed entries from {low} were compacted before being applied (applied {Applied}).");
+        }
+
+        return entries;
+    }
+
+    public bool HasNextCommittedEntries => !HasPendingSnapshot && Committed > Math.Max(Applied, FirstIndex() - 1);
+
+    public void CommitTo(ulong index)
+    {
+        // Never decrease the commit index (a stale message may carry a lower one).
+        if (Committed < index)
+        {
+            if (LastIndex() < index)
+            {
+                throw new InvariantViolationException($"Commit index {index} is beyond the last index {LastIndex()}.");
+            }
+
+            Committed = index;
+        }
+    }
+
+    public void AppliedTo(ulong index)
+    {
+        if (index == 0)
+        {
+            return;
+        }
+
+        if (Committed < index || index < Applied)
+        {
+            throw new InvariantViolationException($"Applied index {index} is outside [{Applied}, {Committed}].");
+        }
+
+        Applied = index;
+    }
+
+    /// <summary>
+    /// Commits <paramref name="index"/> if its entry is from <paramref name="term"/>: Raft §5.4.2,
+    /// a leader only commits entries of its own term by counting replicas.
+    /// </summary>
+    public bool TryCommit(ulong index, ulong term)
+    {
+        if (index > Committed && TryTerm(index, out var t) == TermLookup.Found && t == term)
+        {
+            CommitTo(index);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Replaces the log with a snapshot (a follower installing one).</summary>
+    public void Restore(Snapshot snapshot)
+    {
+        Committed = snapshot.Metadata.Index;
+        Unstable.Restore(snapshot);
+    }
+
+    public void StableTo(ulong index, ulong term) => Unstable.StableTo(index, term);
+
+    public void StableSnapshotTo(ulong index)
+    {
+        Unstable.StableSnapshotTo(index);
+        if (Applied < index)
+        {
+            // The snapshot is the application's state up to its index.
+            Applied = index;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus;
+
+/// <summary>
+/// The stable (persisted) part of the Raft log as the core reads it: the host writes to it
+/// from each <see cref="Ready"/> and the core reads from it. Entries are addressed by index;
+/// the storage keeps a contiguous range <c>[FirstIndex, LastIndex]</c> plus the term of the
+/// entry just before it (the last entry folded into the snapshot).
+/// </summary>
+/// <remarks>
+/// The core calls this interface from the thread driving the <see cref="RawNode"/>. Memory
+/// returned by <see cref="Entries"/> must never be mutated afterwards: the core may hand it out
+/// in messages and Readies.
+/// </remarks>
+public interface IRaftStorage
+{
+    /// <summary>The persisted hard state and the configuration as of the last snapshot (or bootstrap).</summary>
+    (HardState HardState, ConfState ConfState) InitialState();
+
+    /// <summary>
+    /// Entries in <c>[low, high)</c>, stopping early once their total <see cref="Entry.EncodedSizeBytes"/>
+    /// would exceed <paramref name="maxSizeBytes"/> (but always at least one entry if any are asked for).
+    /// </summary>
+    /// <exception cref="CompactedException"><paramref name="low"/> is at or below the snapshot index.</exception>
+    /// <exception cref="EntriesUnavailableException"><paramref name="high"/> is beyond <c>LastIndex + 1</c>.</exception>
+    ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes);
+
+    /// <summary>The term of the entry at <paramref name="index"/>, for any index in <c>[FirstIndex - 1, LastIndex]</c>.</summary>
+    /// <exception cref="CompactedException"><paramref name="index"/> is below <c>FirstIndex - 1</c>.</exception>
+    /// <exception cref="EntriesUnavailableException"><paramref name="index"/> is beyond <see cref="LastIndex"/>.</exception>
+    ulong Term(ulong index);
+
+    /// <summary>The index of the last entry (the snapshot index if the log is empty).</summary>
+    ulong LastIndex();
+
+    /// <summary>The index of the first entry still available (snapshot index + 1).</summary>
+    ulong FirstIndex();
+
+    /// <summary>The most recent snapshot, used to catch up followers that need compacted entries.</summary>
+    /// <exception cref="SnapshotTemporarilyUnavailableException">A snapshot is being produced; the core retries later.</exception>
+    Snapshot Snapshot();
+}

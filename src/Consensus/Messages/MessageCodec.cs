@@ -1,0 +1,440 @@
+using System.Buffers;
+
+namespace EmbeddedRaft.Consensus.Messages;
+
+/// <summary>
+/// The compact, versioned binary encoding of messages, entries, hard state and snapshot
+/// metadata: a version byte, then fields as unsigned LEB128 varints and length-prefixed bytes.
+/// Used by the write-ahead log records and by network transports.
+/// </summary>
+/// <remarks>
+/// Decoding treats its input as untrusted: it throws only <see cref="MessageFormatException"/>,
+/// and every count or length is checked against the bytes remaining before anything is
+/// allocated, so the memory allocated is bounded by a small multiple of the input length.
+/// Decoded data copies the input once; the result never aliases the caller's buffer.
+/// Thread-safe (stateless).
+/// </remarks>
+public static class MessageCodec
+{
+    /// <summary>The format version written by this build.</summary>
+    public const byte Version = 1;
+
+    private const byte FlagReject = 1;
+    private const byte FlagSnapshot = 2;
+    private const byte KnownFlags = FlagReject | FlagSnapshot;
+
+    // The smallest possible encoded entry: type, term, index, data length, each one byte.
+    private const int MinEntrySizeBytes = 4;
+
+    /// <summary>The exact number of bytes <see cref="Encode(Message, Span{byte})"/> writes for <paramref name="message"/>.</summary>
+    public static int GetEncodedLength(Message message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var size = 3
+            + Entry.VarintSize(message.To) + Entry.VarintSize(message.From) + Entry.VarintSize(message.Term)
+            + Entry.VarintSize(message.LogTerm) + Entry.VarintSize(message.Index) + Entry.VarintSize(message.Commit)
+            + Entry.VarintSize(message.RejectHint)
+            + Entry.VarintSize((ulong)message.Context.Length) + message.Context.Length
+            + Entry.VarintSize((ulong)message.Entries.Length);
+        foreach (ref readonly var entry in message.Entries.Span)
+        {
+            size += entry.EncodedSizeBytes;
+        }
+
+        if (message.Snapshot is { } snapshot)
+        {
+            size += MetadataSize(snapshot.Metadata) + Entry.VarintSize((ulong)snapshot.Data.Length) + snapshot.Data.Length;
+        }
+
+        return size;
+    }
+
+    /// <summary>Encodes <paramref name="message"/> into a new array.</summary>
+    public static byte[] Encode(Message message)
+    {
+        var buffer = new byte[GetEncodedLength(message)];
+        Encode(message, buffer);
+        return buffer;
+    }
+
+    /// <summary>Encodes <paramref name="message"/> into <paramref name="destination"/>; returns the bytes written.</summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="GetEncodedLength"/>.</exception>
+    public static int Encode(Message message, Span<byte> destination)
+    {
+        var length = GetEncodedLength(message);
+        if (destination.Length < length)
+        {
+            throw new ArgumentException($"Destination holds {destination.Length} bytes; the message needs {length}.", nameof(destination));
+        }
+
+        var writer = new SpanWriter(destination);
+        writer.WriteByte(Version);
+        writer.WriteByte((byte)message.Type);
+        writer.WriteByte((byte)((message.Reject ? FlagReject : 0) | (message.Snapshot is null ? 0 : FlagSnapshot)));
+        writer.WriteVarint(message.To);
+        writer.WriteVarint(message.From);
+        writer.WriteVarint(message.Term);
+        writer.WriteVarint(message.LogTerm);
+        writer.WriteVarint(message.Index);
+        writer.WriteVarint(message.Commit);
+        writer.WriteVarint(message.RejectHint);
+        writer.WriteBytes(message.Context.Span);
+        writer.WriteVarint((ulong)message.Entries.Length);
+        foreach (ref readonly var entry in message.Entries.Span)
+        {
+            WriteEntry(ref writer, entry);
+        }
+
+        if (message.Snapshot is { } snapshot)
+        {
+            WriteMetadata(ref writer, snapshot.Metadata);
+            writer.WriteBytes(snapshot.Data.Span);
+        }
+
+        return writer.Position;
+    }
+
+    /// <summary>Encodes <paramref name="message"/> into <paramref name="writer"/>.</summary>
+    public static void Encode(Message message, IBufferWriter<byte> writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        var length = GetEncodedLength(message);
+        var written = Encode(message, writer.GetSpan(length));
+        writer.Advance(written);
+    }
+
+    /// <summary>Decodes a message encoded by <see cref="Encode(Message, Span{byte})"/>.</summary>
+    /// <exception cref="MessageFormatException">The bytes are not exactly one valid message.</exception>
+    public static Message DecodeMessage(ReadOnlySpan<byte> source)
+    {
+        var reader = new SpanReader(source);
+        reader.ReadVersion();
+        var typeByte = reader.ReadByte();
+        if (typeByte > (byte)MessageTypes.MaxValue)
+        {
+            throw reader.Fail($"unknown message type {typeByte}");
+        }
+
+        var flags = reader.ReadByte();
+        if ((flags & ~KnownFlags) != 0)
+        {
+            throw reader.Fail($"unknown flags 0x{flags:x2}");
+        }
+
+        var to = reader.ReadVarint();
+        var from = reader.ReadVarint();
+        var term = reader.ReadVarint();
+        var logTerm = reader.ReadVarint();
+        var index = reader.ReadVarint();
+        var commit = reader.ReadVarint();
+        var rejectHint = reader.ReadVarint();
+        var context = reader.ReadBytes();
+        var count = reader.ReadCount(MinEntrySizeBytes);
+        var entries = count == 0 ? [] : new Entry[count];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            entries[i] = ReadEntry(ref reader);
+        }
+
+        Snapshot? snapshot = null;
+        if ((flags & FlagSnapshot) != 0)
+        {
+            var metadata = ReadMetadata(ref reader);
+            snapshot = new Snapshot(metadata, reader.ReadBytes());
+        }
+
+        reader.EnsureEnd();
+        return new Message
+        {
+            Type = (MessageType)typeByte,
+            To = to,
+            From = from,
+            Term = term,
+            LogTerm = logTerm,
+            Index = index,
+            Commit = commit,
+            RejectHint = rejectHint,
+            Reject = (flags & FlagReject) != 0,
+            Context = context,
+            Entries = entries,
+            Snapshot = snapshot,
+        };
+    }
+
+    /// <summary>Encodes one entry (with a version byte) into a new array.</summary>
+    public static byte[] EncodeEntry(in Entry entry)
+    {
+        var buffer = new byte[1 + entry.EncodedSizeBytes];
+        var writer = new SpanWriter(buffer);
+        writer.WriteByte(Version);
+        WriteEntry(ref writer, entry);
+        return buffer;
+    }
+
+    /// <summary>Decodes an entry encoded by <see cref="EncodeEntry"/>.</summary>
+    /// <exception cref="MessageFormatException">The bytes are not exactly one valid entry.</exception>
+    public static Entry DecodeEntry(ReadOnlySpan<byte> source)
+    {
+        var reader = new SpanReader(source);
+        reader.ReadVersion();
+        var entry = ReadEntry(ref reader);
+        reader.EnsureEnd();
+        return entry;
+    }
+
+    /// <summary>Encodes a hard state (with a version byte) into a new array.</summary>
+    public static byte[] EncodeHardState(HardState state)
+    {
+        var buffer = new byte[1 + Entry.VarintSize(state.Term) + Entry.VarintSize(state.Vote) + Entry.VarintSize(state.Commit)];
+        var writer = new SpanWriter(buffer);
+        writer.WriteByte(Version);
+        writer.WriteVarint(state.Term);
+        writer.WriteVarint(state.Vote);
+        writer.WriteVarint(state.Commit);
+        return buffer;
+    }
+
+    /// <summary>Decodes a hard state encoded by <see cref="EncodeHardState"/>.</summary>
+    /// <exception cref="MessageFormatException">The bytes are not exactly one valid hard state.</exception>
+    public static HardState DecodeHardState(ReadOnlySpan<byte> source)
+    {
+        var reader = new SpanReader(source);
+        reader.ReadVersion();
+        var state = new HardState(reader.ReadVarint(), reader.ReadVarint(), reader.ReadVarint());
+        reader.EnsureEnd();
+        return state;
+    }
+
+    /// <summary>Encodes snapshot metadata (with a version byte) into a new array.</summary>
+    public static byte[] EncodeSnapshotMetadata(SnapshotMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        var buffer = new byte[1 + MetadataSize(metadata)];
+        var writer = new SpanWriter(buffer);
+        writer.WriteByte(Version);
+        WriteMetadata(ref writer, metadata);
+        return buffer;
+    }
+
+    /// <summary>Decodes snapshot metadata encoded by <see cref="EncodeSnapshotMetadata"/>.</summary>
+    /// <exception cref="MessageFormatException">The bytes are not exactly one valid metadata record.</exception>
+    public static SnapshotMetadata DecodeSnapshotMetadata(ReadOnlySpan<byte> source)
+    {
+        var reader = new SpanReader(source);
+        reader.ReadVersion();
+        var metadata = ReadMetadata(ref reader);
+        reader.EnsureEnd();
+        return metadata;
+    }
+
+    private static void WriteEntry(ref SpanWriter writer, in Entry entry)
+    {
+        writer.WriteByte((byte)entry.Type);
+        writer.WriteVarint(entry.Term);
+        writer.WriteVarint(entry.Index);
+        writer.WriteBytes(entry.Data.Span);
+    }
+
+    private static Entry ReadEntry(ref SpanReader reader)
+    {
+        var type = reader.ReadByte();
+        if (type > (byte)EntryType.ConfChange)
+        {
+            throw reader.Fail($"unknown entry type {type}");
+        }
+
+        var term = reader.ReadVarint();
+        var index = reader.ReadVarint();
+        return new Entry(term, index, (EntryType)type, reader.ReadBytes());
+    }
+
+    private static int MetadataSize(SnapshotMetadata metadata)
+    {
+        var conf = metadata.ConfState;
+        return Entry.VarintSize(metadata.Index) + Entry.VarintSize(metadata.Term)
+            + IdsSize(conf.Voters) + IdsSize(conf.VotersOutgoing) + IdsSize(conf.Learners) + IdsSize(conf.LearnersNext) + 1;
+    }
+
+    private static int IdsSize(IReadOnlyList<ulong> ids)
+    {
+        var size = Entry.VarintSize((ulong)ids.Count);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            size += Entry.VarintSize(ids[i]);
+        }
+
+        return size;
+    }
+
+    private static void WriteMetadata(ref SpanWriter writer, SnapshotMetadata metadata)
+    {
+        writer.WriteVarint(metadata.Index);
+        writer.WriteVarint(metadata.Term);
+        var conf = metadata.ConfState;
+        WriteIds(ref writer, conf.Voters);
+        WriteIds(ref writer, conf.VotersOutgoing);
+        WriteIds(ref writer, conf.Learners);
+        WriteIds(ref writer, conf.LearnersNext);
+        writer.WriteByte(conf.AutoLeave ? (byte)1 : (byte)0);
+    }
+
+    private static void WriteIds(ref SpanWriter writer, IReadOnlyList<ulong> ids)
+    {
+        writer.WriteVarint((ulong)ids.Count);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            writer.WriteVarint(ids[i]);
+        }
+    }
+
+    private static SnapshotMetadata ReadMetadata(ref SpanReader reader)
+    {
+        var index = reader.ReadVarint();
+        var term = reader.ReadVarint();
+        var voters = ReadIds(ref reader);
+        var outgoing = ReadIds(ref reader);
+        var learners = ReadIds(ref reader);
+        var learnersNext = ReadIds(ref reader);
+        var autoLeave = reader.ReadByte();
+        if (autoLeave > 1)
+        {
+            throw reader.Fail($"auto-leave flag {autoLeave} is not 0 or 1");
+        }
+
+        return new SnapshotMetadata(index, term, new ConfState(voters, outgoing, learners, learnersNext, autoLeave == 1));
+    }
+
+    private static ulong[] ReadIds(ref SpanReader reader)
+    {
+        var count = reader.ReadCount(1);
+        var ids = new ulong[count];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = reader.ReadVarint();
+        }
+
+        return ids;
+    }
+
+    private ref struct SpanWriter(Span<byte> buffer)
+    {
+        private readonly Span<byte> _buffer = buffer;
+
+        public int Position { get; private set; }
+
+        public void WriteByte(byte value) => _buffer[Position++] = value;
+
+        public void WriteVarint(ulong value)
+        {
+            while (value >= 0x80)
+            {
+                _buffer[Position++] = (byte)(value | 0x80);
+                value >>= 7;
+            }
+
+            _buffer[Position++] = (byte)value;
+        }
+
+        public void WriteBytes(ReadOnlySpan<byte> bytes)
+        {
+            WriteVarint((ulong)bytes.Length);
+            bytes.CopyTo(_buffer[Position..]);
+            Position += bytes.Length;
+        }
+    }
+
+    private ref struct SpanReader
+    {
+        private readonly ReadOnlySpan<byte> _source;
+        private byte[]? _copy;
+        private int _position;
+
+        public SpanReader(ReadOnlySpan<byte> source) => _source = source;
+
+        private readonly int Remaining => _source.Length - _position;
+
+        public readonly MessageFormatException Fail(string what) =>
+            new($"Malformed encoding at offset {_position}: {what}.") { Offset = _position };
+
+        public void ReadVersion()
+        {
+            var version = ReadByte();
+            if (version != Version)
+            {
+                throw Fail($"unsupported version {version} (this build reads {Version})");
+            }
+        }
+
+        public byte ReadByte()
+        {
+            if (_position >= _source.Length)
+            {
+                throw Fail("unexpected end of input");
+            }
+
+            return _source[_position++];
+        }
+
+        public ulong ReadVarint()
+        {
+            ulong result = 0;
+            for (var shift = 0; shift < 64; shift += 7)
+            {
+                var b = ReadByte();
+                if (shift == 63 && b > 1)
+                {
+                    throw Fail("varint overflows 64 bits");
+                }
+
+                result |= (ulong)(b & 0x7f) << shift;
+                if (b < 0x80)
+                {
+                    return result;
+                }
+            }
+
+            throw Fail("varint longer than 10 bytes");
+        }
+
+        /// <summary>Reads a count of items each at least <paramref name="minItemBytes"/> long, refusing counts the input cannot hold.</summary>
+        public int ReadCount(int minItemBytes)
+        {
+            var count = ReadVarint();
+            if (count > (ulong)(Remaining / minItemBytes))
+            {
+                throw Fail($"count {count} exceeds what the remaining {Remaining} bytes can hold");
+            }
+
+            return (int)count;
+        }
+
+        public ReadOnlyMemory<byte> ReadBytes()
+        {
+            var length = ReadVarint();
+            if (length > (ulong)Remaining)
+            {
+                throw Fail($"length {length} exceeds the remaining {Remaining} bytes");
+            }
+
+            if (length == 0)
+            {
+                return ReadOnlyMemory<byte>.Empty;
+            }
+
+            // One copy of the whole input backs every byte field, so decoding allocates O(input)
+            // and the result never aliases the caller's (possibly pooled) buffer.
+            _copy ??= _source.ToArray();
+            var memory = new ReadOnlyMemory<byte>(_copy, _position, (int)length);
+            _position += (int)length;
+            return memory;
+        }
+
+        public readonly void EnsureEnd()
+        {
+            if (Remaining != 0)
+            {
+                throw Fail($"{Remaining} trailing bytes");
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+namespace EmbeddedRaft.Consensus;
+
+/// <summary>
+/// Settings of one <see cref="RawNode"/>. Each property checks its own range when set
+/// (<see cref="ArgumentOutOfRangeException"/> naming it); rules between properties are checked
+/// by <see cref="Validate"/>, which the <see cref="RawNode"/> constructor calls.
+/// </summary>
+public sealed class RaftOptions
+{
+    private readonly int _electionTimeoutTicks = 10;
+    private readonly int _heartbeatTimeoutTicks = 1;
+    private readonly ulong _maxSizePerMessageBytes = 1024 * 1024;
+    private readonly int _maxInflightMessages = 256;
+
+    /// <summary>Creates options for node <paramref name="id"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is 0 (reserved for "none").</exception>
+    public RaftOptions(ulong id)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(id, nameof(Id));
+        Id = id;
+    }
+
+    /// <summary>This node's id; never 0.</summary>
+    public ulong Id { get; }
+
+    /// <summary>
+    /// Ticks a follower waits without hearing from a leader before campaigning. The actual
+    /// timeout is drawn uniformly from <c>[ElectionTimeoutTicks, 2 * ElectionTimeoutTicks)</c>
+    /// after every role change (Raft §5.2), so that split votes resolve. Default 10.
+    /// </summary>
+    public int ElectionTimeoutTicks
+    {
+        get => _electionTimeoutTicks;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ElectionTimeoutTicks));
+            _electionTimeoutTicks = value;
+        }
+    }
+
+    /// <summary>Ticks between leader heartbeats; must be less than <see cref="ElectionTimeoutTicks"/>. Default 1.</summary>
+    public int HeartbeatTimeoutTicks
+    {
+        get => _heartbeatTimeoutTicks;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(HeartbeatTimeoutTicks));
+            _heartbeatTimeoutTicks = value;
+        }
+    }
+
+    /// <summary>
+    /// Seed of the generator that draws election timeouts. Null (the default) derives one from
+    /// <see cref="Id"/>, so nodes differ but every run is reproducible.
+    /// </summary>
+    public ulong? RandomSeed { get; init; }
+
+    /// <summary>
+    /// Run a pre-election before campaigning (Raft thesis §9.6): a node whose log is behind, or
+    /// that cannot reach a quorum, no longer disrupts the cluster by bumping terms.
+    /// </summary>
+    public bool PreVote { get; init; }
+
+    /// <summary>
+    /// A leader steps down if it has not heard from a quorum within an election timeout, and a
+    /// follower that heard from a leader within the election timeout ignores vote requests
+    /// (thesis §6.2, §4.2.3). Required by <see cref="ReadOnlyMode.LeaseBased"/>.
+    /// </summary>
+    public bool CheckQuorum { get; init; }
+
+    /// <summary>How read-index requests are confirmed. Default <see cref="ReadOnlyMode.Safe"/>.</summary>
+    public ReadOnlyMode ReadOnlyMode
+    {
+        get;
+        init
+        {
+            if (!Enum.IsDefined(value))
+            {
+                throw new ArgumentOutOfRangeException(nameof(ReadOnlyMode), value, "Unknown read-only mode.");
+            }
+
+            field = value;
+        }
+    }
+
+    /// <summary>
+    /// Upper bound on the entry bytes in one append message (at least one entry is always sent).
+    /// 0 means one entry per message; <see cref="ulong.MaxValue"/> means no limit. Default 1 MiB.
+    /// </summary>
+    public ulong MaxSizePerMessageBytes
+    {
+        get => _maxSizePerMessageBytes;
+        init => _maxSizePerMessageBytes = value;
+    }
+
+    /// <summary>Maximum append messages in flight to one follower in the replicate state. Default 256.</summary>
+    public int MaxInflightMessages
+    {
+        get => _maxInflightMessages;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxInflightMessages));
+            _maxInflightMessages = value;
+        }
+    }
+
+    /// <summary>Maximum entry bytes in flight to one follower; 0 (default) means no byte limit.</summary>
+    public ulong MaxInflightBytes { get; init; }
+
+    /// <summary>
+    /// Maximum data bytes of entries the leader holds uncommitted; proposals beyond it are
+    /// dropped with <see cref="ProposalDropReason.UncommittedSizeLimitExceeded"/>. A single
+    /// proposal is always accepted when nothing is uncommitted. 0 (default) means no limit.
+    /// </summary>
+    public ulong MaxUncommittedEntriesBytes { get; init; }
+
+    /// <summary>Maximum committed-entry bytes handed out in one <see cref="Ready"/> (at least one entry); 0 (default) means no limit.</summary>
+    public ulong MaxCommittedBytesPerReady { get; init; }
+
+    /// <summary>Followers drop proposals instead of forwarding them to the leader.</summary>
+    public bool DisableProposalForwarding { get; init; }
+
+    /// <summary>
+    /// On restart, the last index the application has already applied: entries up to it are
+    /// not handed out again. Must be between the storage's snapshot index and its commit index.
+    /// </summary>
+    public ulong AppliedIndex { get; init; }
+
+    /// <summary>Checks the rules between properties.</summary>
+    /// <exception cref="ArgumentException">A rule is broken; the message names the options involved.</exception>
+    public void Validate()
+    {
+        if (HeartbeatTimeoutTicks >= ElectionTimeoutTicks)
+        {
+            throw new ArgumentException(
+                $"{nameof(HeartbeatTimeoutTicks)} ({HeartbeatTimeoutTicks}) must be less than {nameof(ElectionTimeoutTicks)} ({ElectionTimeoutTicks}).",
+                nameof(HeartbeatTimeoutTicks));
+        }
+
+        if (ReadOnlyMode == ReadOnlyMode.LeaseBased && !CheckQuorum)
+        {
+            throw new ArgumentException(
+                $"{nameof(ReadOnlyMode)}.{nameof(ReadOnlyMode.LeaseBased)} requires {nameof(CheckQuorum)}: without it a deposed leader could answer reads from a stale lease.",
+                nameof(ReadOnlyMode));
+        }
+    }
+}

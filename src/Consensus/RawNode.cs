@@ -1,0 +1,243 @@
+using EmbeddedRaft.Consensus.Core;
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus;
+
+/// <summary>
+/// A Raft node as a pure, deterministic state machine (the model of etcd-io/raft's RawNode):
+/// no threads, timers, IO or ambient randomness. Drive it with <see cref="Tick"/> (logical
+/// time), <see cref="Step"/> (messages from peers) and the proposal methods; collect its output
+/// with <see cref="HasReady"/>/<see cref="GetReady"/>, handle the <see cref="Ready"/>, then
+/// call <see cref="Advance"/>.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: use one thread, or serialise every call. Given the same options, storage
+/// contents and sequence of calls, a node always produces the same outputs.
+/// </remarks>
+public sealed class RawNode
+{
+    private readonly RaftCore _core;
+    private readonly List<Message> _stepsOnAdvance = [];
+    private SoftState _previousSoftState;
+    private HardState _previousHardState;
+    private PendingReady? _pending;
+
+    /// <summary>
+    /// Creates a node over <paramref name="storage"/>, resuming from its hard state, configuration
+    /// and log (a fresh storage with voters in its configuration bootstraps a new cluster).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (the parameter name says which).</exception>
+    /// <exception cref="ArgumentException">Options contradict each other, or the storage's state is inconsistent.</exception>
+    public RawNode(RaftOptions options, IRaftStorage storage)
+    {
+        _core = new RaftCore(options, storage);
+        _previousSoftState = _core.SoftState;
+        _previousHardState = _core.HardState;
+    }
+
+    /// <summary>This node's id.</summary>
+    public ulong Id => _core.Id;
+
+    /// <summary>Current leader and role.</summary>
+    public SoftState SoftState => _core.SoftState;
+
+    /// <summary>Current term, vote and commit index.</summary>
+    public HardState HardState => _core.HardState;
+
+    internal RaftCore Core => _core;
+
+    /// <summary>Advances logical time by one tick: drives election timeouts and leader heartbeats.</summary>
+    public void Tick() => _core.Tick();
+
+    /// <summary>Starts an election now (a pre-election first if <see cref="RaftOptions.PreVote"/> is set). No effect on a leader or a non-voter.</summary>
+    public void Campaign() => _core.Step(new Message { Type = MessageType.Hup, From = Id });
+
+    /// <summary>
+    /// Proposes a command to be appended to the log. On a follower it is forwarded to the leader
+    /// (unless forwarding is disabled); acceptance is not commitment — watch
+    /// <see cref="Ready.CommittedEntries"/>. <paramref name="data"/> must not be mutated afterwards.
+    /// </summary>
+    /// <exception cref="ProposalDroppedException">The proposal was refused; nothing was appended.</exception>
+    public void Propose(ReadOnlyMemory<byte> data) =>
+        _core.Step(new Message { Type = MessageType.Propose, From = Id, Entries = new[] { new Entry(data) } });
+
+    /// <summary>
+    /// Proposes several commands at once: one message and one append for all of them, which is
+    /// how high throughput is reached. All are accepted or, with an exception, none.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="commands"/> is empty.</exception>
+    /// <exception cref="ProposalDroppedException">The batch was refused; nothing was appended.</exception>
+    public void ProposeBatch(ReadOnlySpan<ReadOnlyMemory<byte>> commands)
+    {
+        if (commands.IsEmpty)
+        {
+            throw new ArgumentException("At least one command is required.", nameof(commands));
+        }
+
+        var entries = new Entry[commands.Length];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            entries[i] = new Entry(commands[i]);
+        }
+
+        _core.Step(new Message { Type = MessageType.Propose, From = Id, Entries = entries });
+    }
+
+    /// <summary>
+    /// Hands a message from a peer to the node. Messages for another term, or that are no longer
+    /// relevant, are ignored as the protocol requires.
+    /// </summary>
+    /// <exception cref="MessageRejectedException">
+    /// The message has a local-only type, is a response from a node outside the configuration,
+    /// or is malformed. No state was changed.
+    /// </exception>
+    /// <exception cref="ProposalDroppedException">The message is a forwarded proposal this node (as leader) cannot accept.</exception>
+    public void Step(Message message) => _core.StepFromNetwork(message);
+
+    /// <summary>
+    /// Requests a linearizable read point (Raft thesis §6.4). When confirmed, a
+    /// <see cref="ReadState"/> with <paramref name="requestContext"/> appears in
+    /// <see cref="Ready.ReadStates"/>; serve the read once the application has applied its index.
+    /// Requests made while no leader is known are silently dropped (retry after a timeout).
+    /// </summary>
+    public void ReadIndex(ReadOnlyMemory<byte> requestContext) =>
+        _core.Step(new Message { Type = MessageType.ReadIndex, Entries = new[] { new Entry(requestContext) } });
+
+    /// <summary>
+    /// Asks the leader to hand leadership to <paramref name="transferee"/> (thesis §3.10): the
+    /// leader catches it up, then tells it to campaign at once. Proposals are dropped while the
+    /// transfer runs; it is abandoned after an election timeout.
+    /// </summary>
+    public void TransferLeadership(ulong transferee) =>
+        _core.Step(new Message { Type = MessageType.TransferLeader, From = transferee });
+
+    /// <summary>Reports that a message to <paramref name="id"/> could not be delivered; the leader then probes it instead of streaming.</summary>
+    public void ReportUnreachable(ulong id) =>
+        _core.Step(new Message { Type = MessageType.Unreachable, From = id });
+
+    /// <summary>Reports whether the snapshot sent to <paramref name="id"/> was delivered; replication to it resumes either way.</summary>
+    public void ReportSnapshot(ulong id, bool succeeded) =>
+        _core.Step(new Message { Type = MessageType.SnapshotStatus, From = id, Reject = !succeeded });
+
+    /// <summary>Whether <see cref="GetReady"/> has anything to hand out.</summary>
+    public bool HasReady()
+    {
+        var log = _core.Log;
+        var hard = _core.HardState;
+        return _core.SoftState != _previousSoftState
+            || (!hard.IsEmpty && hard != _previousHardState)
+            || log.HasPendingSnapshot
+            || log.Unstable.Count > 0
+            || _core.Messages.Count > 0
+            || _core.MessagesAfterAppend.Count > 0
+            || _core.ReadStates.Count > 0
+            || log.HasNextCommittedEntries;
+    }
+
+    /// <summary>
+    /// Collects everything that changed since the last Ready. Handle it as <see cref="Ready"/>
+    /// describes, then call <see cref="Advance"/> before asking for the next one.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The previous Ready has not been advanced.</exception>
+    public Ready GetReady()
+    {
+        if (_pending is not null)
+        {
+            throw new InvalidOperationException("The previous Ready has not been advanced; call Advance first.");
+        }
+
+        var log = _core.Log;
+        var soft = _core.SoftState;
+        var hard = _core.HardState;
+        var entries = log.Unstable.Entries;
+        var snapshot = log.Unstable.Snapshot;
+        var committed = log.NextCommittedEntries();
+
+        var messages = _core.Messages.Count == 0 ? [] : _core.Messages.ToArray();
+        _core.Messages.Clear();
+        var afterPersist = new List<Message>(_core.MessagesAfterAppend.Count);
+        foreach (var m in _core.MessagesAfterAppend)
+        {
+            if (m.To == Id)
+            {
+                // Our own acknowledgements and votes: they take effect once persisted, on Advance.
+                _stepsOnAdvance.Add(m);
+            }
+            else
+            {
+                afterPersist.Add(m);
+            }
+        }
+
+        _core.MessagesAfterAppend.Clear();
+        var readStates = _core.ReadStates.Count == 0 ? [] : _core.ReadStates.ToArray();
+        _core.ReadStates.Clear();
+
+        var hardChanged = !hard.IsEmpty && hard != _previousHardState;
+        var ready = new Ready
+        {
+            SoftState = soft != _previousSoftState ? soft : null,
+            HardState = hardChanged ? hard : null,
+            Entries = entries,
+            Snapshot = snapshot,
+            CommittedEntries = committed,
+            Messages = messages,
+            MessagesAfterPersist = afterPersist,
+            ReadStates = readStates,
+            MustSync = !entries.IsEmpty || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
+        };
+
+        _previousSoftState = soft;
+        if (hardChanged)
+        {
+            _previousHardState = hard;
+        }
+
+        var last = entries.IsEmpty ? default : entries.Span[^1];
+        _pending = new PendingReady(
+            entries.IsEmpty ? 0 : last.Index,
+            last.Term,
+            snapshot?.Metadata.Index ?? 0,
+            committed);
+        return ready;
+    }
+
+    /// <summary>
+    /// Tells the node the last Ready was handled: its entries and snapshot are durable and its
+    /// committed entries applied. The node's own acknowledgements and votes take effect now.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No Ready is outstanding.</exception>
+    public void Advance()
+    {
+        var pending = _pending ?? throw new InvalidOperationException("Advance called without an outstanding Ready.");
+        _pending = null;
+        var log = _core.Log;
+        if (pending.SnapshotIndex != 0)
+        {
+            log.StableSnapshotTo(pending.SnapshotIndex);
+        }
+
+        if (pending.LastEntryIndex != 0)
+        {
+            log.StableTo(pending.LastEntryIndex, pending.LastEntryTerm);
+        }
+
+        if (!pending.Committed.IsEmpty)
+        {
+            log.AppliedTo(pending.Committed.Span[^1].Index);
+            _core.ReduceUncommittedBytes(pending.Committed.Span);
+        }
+
+        foreach (var m in _stepsOnAdvance)
+        {
+            _core.Step(m);
+        }
+
+        _stepsOnAdvance.Clear();
+    }
+
+    /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>
+    public Status GetStatus() => _core.GetStatus();
+
+    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, ulong SnapshotIndex, ReadOnlyMemory<Entry> Committed);
+}

@@ -1,0 +1,53 @@
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus;
+
+/// <summary>
+/// Everything a <see cref="RawNode"/> needs its host to do: state to persist, entries to apply,
+/// messages to send. Handle a Ready in this order, then call <see cref="RawNode.Advance"/>:
+/// <list type="number">
+/// <item>Send <see cref="Messages"/>. These never depend on this Ready being durable, so a
+/// leader may send its appends while its own disk write is in progress (Raft thesis §10.2.1).</item>
+/// <item>Persist <see cref="Snapshot"/>, <see cref="Entries"/> and <see cref="HardState"/>
+/// (fsync if <see cref="MustSync"/>).</item>
+/// <item>Only then send <see cref="MessagesAfterPersist"/>: acknowledgements and votes, which
+/// promise that state is durable (thesis §3.8).</item>
+/// <item>Apply <see cref="Snapshot"/> then <see cref="CommittedEntries"/> to the state machine,
+/// and serve <see cref="ReadStates"/> once applied up to their index.</item>
+/// </list>
+/// Sending everything after persisting is also correct, only slower.
+/// </summary>
+/// <remarks>Entries and messages share memory with the node's log but are never mutated; a Ready may be kept.</remarks>
+public sealed class Ready
+{
+    internal Ready()
+    {
+    }
+
+    /// <summary>Set when leader or role changed since the last Ready; informational, not persisted.</summary>
+    public SoftState? SoftState { get; internal init; }
+
+    /// <summary>Set when term, vote or commit changed: persist it before sending <see cref="MessagesAfterPersist"/>.</summary>
+    public HardState? HardState { get; internal init; }
+
+    /// <summary>Answers to read-index requests (see <see cref="RawNode.ReadIndex"/>).</summary>
+    public IReadOnlyList<ReadState> ReadStates { get; internal init; } = [];
+
+    /// <summary>Entries to append to stable storage (replacing any stored entries from the first one's index on).</summary>
+    public ReadOnlyMemory<Entry> Entries { get; internal init; }
+
+    /// <summary>A snapshot received from the leader, to persist and apply (it replaces the whole log).</summary>
+    public Snapshot? Snapshot { get; internal init; }
+
+    /// <summary>Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.</summary>
+    public ReadOnlyMemory<Entry> CommittedEntries { get; internal init; }
+
+    /// <summary>Messages that may be sent immediately, before this Ready is persisted.</summary>
+    public IReadOnlyList<Message> Messages { get; internal init; } = [];
+
+    /// <summary>Messages that may only be sent after this Ready's state is durable.</summary>
+    public IReadOnlyList<Message> MessagesAfterPersist { get; internal init; } = [];
+
+    /// <summary>Whether the writes must be synced to disk (term, vote or entries changed) rather than merely buffered.</summary>
+    public bool MustSync { get; internal init; }
+}

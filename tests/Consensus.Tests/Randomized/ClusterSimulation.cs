@@ -1,0 +1,543 @@
+using System.Text;
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+
+namespace EmbeddedRaft.Consensus.Tests.Randomized;
+
+/// <summary>
+/// A randomized, fully deterministic cluster run: every choice comes from one seeded
+/// <see cref="Random"/>. The network drops, duplicates, reorders and delays messages, partitions
+/// the cluster, crashes nodes, which restart from what they persisted, compacts logs (so
+/// snapshots flow) and requests leadership transfers. After every step
+/// the Raft safety properties are checked (paper §5.4, Figure 3): election safety, log
+/// matching, leader completeness, state machine safety (committed entries never lost or
+/// changed), and linearizable read indexes in quorum-safe mode.
+/// </summary>
+internal sealed class ClusterSimulation
+{
+    private readonly Random _random;
+    private readonly ulong[] _ids;
+    private readonly Dictionary<ulong, TestNode> _nodes = [];
+    private readonly HashSet<ulong> _down = [];
+    private readonly List<Message> _inFlight = [];
+    private readonly Dictionary<ulong, int> _partition = [];
+
+    // Checker state.
+    private readonly Dictionary<ulong, ulong> _leaderByTerm = [];
+    private readonly Dictionary<ulong, (ulong Term, string Data, ulong SeenAtTerm)> _committed = [];
+    private readonly Dictionary<string, ulong> _readRequirement = [];
+    private ulong _maxCommitted;
+    private int _proposals;
+    private int _reads;
+    private ProposalDropReason? _lastDrop;
+    private int _readsAnswered;
+    private int _snapshotsDelivered;
+    private int _restarts;
+    private int _transfers;
+
+    public ClusterSimulation(int seed, int size)
+    {
+        Seed = seed;
+        _random = new Random(seed);
+        _ids = Fixtures.Ids(size);
+        PreVote = _random.Next(2) == 0;
+        CheckQuorum = _random.Next(2) == 0;
+        foreach (var id in _ids)
+        {
+            var options = new RaftOptions(id)
+            {
+                ElectionTimeoutTicks = 10,
+                HeartbeatTimeoutTicks = 2,
+                PreVote = PreVote,
+                CheckQuorum = CheckQuorum,
+                RandomSeed = (ulong)seed * 31 + id,
+                MaxSizePerMessageBytes = (ulong)_random.Next(0, 200),
+                MaxInflightMessages = _random.Next(1, 8),
+                MaxUncommittedEntriesBytes = _random.Next(3) == 0 ? 64UL : 0UL,
+                MaxInflightBytes = _random.Next(3) == 0 ? (ulong)_random.Next(1, 200) : 0UL,
+                MaxCommittedBytesPerReady = _random.Next(3) == 0 ? (ulong)_random.Next(1, 100) : 0UL,
+            };
+            var node = new TestNode(options, MemoryStorage.WithVoters(_ids));
+            node.Applying = OnApply;
+            _nodes[id] = node;
+        }
+    }
+
+    public int Seed { get; }
+
+    public bool PreVote { get; }
+
+    public bool CheckQuorum { get; }
+
+    public int Steps { get; private set; }
+
+    public ulong CommittedCount => _maxCommitted;
+
+    public int ReadsAnswered => _readsAnswered;
+
+    public int SnapshotsDelivered => _snapshotsDelivered;
+
+    public int Restarts => _restarts;
+
+    public string Describe() =>
+        $"seed={Seed} nodes={_ids.Length} preVote={PreVote} checkQuorum={CheckQuorum} steps={Steps} committed={_maxCommitted} proposals={_proposals} reads={_reads} transfers={_transfers}";
+
+    /// <summary>The fault phase: random actions with every fault enabled.</summary>
+    public void RunFaults(int steps)
+    {
+        for (var i = 0; i < steps; i++)
+        {
+            Steps++;
+            var roll = _random.Next(100);
+            if (roll < 45)
+            {
+                DeliverOne(faults: true);
+            }
+            else if (roll < 70)
+            {
+                TickOne();
+            }
+            else if (roll < 80)
+            {
+                ProposeOne();
+            }
+            else if (roll < 84)
+            {
+                ReadOne();
+            }
+            else if (roll < 87)
+            {
+                Partition();
+            }
+            else if (roll < 90)
+            {
+                _partition.Clear();
+            }
+            else if (roll < 92)
+            {
+                Crash();
+            }
+            else if (roll < 96)
+            {
+                RestartOne();
+            }
+            else if (roll < 98)
+            {
+                CompactOne();
+            }
+            else
+            {
+                TransferOne();
+            }
+
+            ProcessReadies();
+            Check();
+        }
+    }
+
+    /// <summary>
+    /// The liveness phase: every fault heals, and within a bounded number of rounds a leader
+    /// must be elected and a new proposal committed on every node.
+    /// </summary>
+    public void RunLiveness()
+    {
+        _partition.Clear();
+        foreach (var id in _down.ToArray())
+        {
+            Restart(id);
+        }
+
+        const int maxRounds = 400;
+        var marker = $"liveness-{Seed}";
+        var proposed = false;
+        for (var round = 0; round < maxRounds; round++)
+        {
+            Steps++;
+            foreach (var id in _ids)
+            {
+                _nodes[id].Node.Tick();
+            }
+
+            ProcessReadies();
+            DeliverAll();
+            Check();
+
+            var leader = _nodes.Values.FirstOrDefault(n => n.Core.Role == StateRole.Leader);
+            // A client retries: a proposal accepted by a leader that is then deposed may be lost.
+            if (leader is not null && (!proposed || round % 50 == 0))
+            {
+                try
+                {
+                    leader.Node.Propose(Encoding.UTF8.GetBytes(marker));
+                    proposed = true;
+                }
+                catch (ProposalDroppedException ex)
+                {
+                    _lastDrop = ex.Reason;
+                }
+
+                ProcessReadies();
+                DeliverAll();
+                Check();
+            }
+
+            if (proposed && _nodes.Values.All(n => n.Applied.Any(e => Fixtures.Text(e) == marker)))
+            {
+                return;
+            }
+        }
+
+        Fail($"liveness: no leader committed a proposal on every node within {maxRounds} rounds after faults healed (last drop: {_lastDrop}); "
+            + string.Join(", ", _nodes.Values.Select(n => $"{n.Id}:{n.Core.Role}/t{n.Core.Term}/c{n.Core.Log.Committed}/l{n.Core.Log.LastIndex()}")));
+    }
+
+    private bool Connected(ulong a, ulong b) =>
+        !_down.Contains(a) && !_down.Contains(b)
+        && _partition.GetValueOrDefault(a) == _partition.GetValueOrDefault(b);
+
+    private void DeliverOne(bool faults)
+    {
+        if (_inFlight.Count == 0)
+        {
+            return;
+        }
+
+        // Picking any message (not the oldest) reorders and delays.
+        var index = _random.Next(_inFlight.Count);
+        var m = _inFlight[index];
+        if (faults && _random.Next(100) < 5)
+        {
+            // Duplicate: deliver a copy now, keep the original in flight.
+        }
+        else
+        {
+            _inFlight.RemoveAt(index);
+        }
+
+        if (faults && _random.Next(100) < 10)
+        {
+            Dropped(m);
+            return;
+        }
+
+        Deliver(m);
+    }
+
+    private void DeliverAll()
+    {
+        for (var guard = 0; _inFlight.Count > 0; guard++)
+        {
+            if (guard > 100_000)
+            {
+                Fail("network never quiesced in the liveness phase");
+            }
+
+            var m = _inFlight[0];
+            _inFlight.RemoveAt(0);
+            Deliver(m);
+            ProcessReadies();
+        }
+    }
+
+    private void Deliver(Message m)
+    {
+        if (!Connected(m.From, m.To))
+        {
+            Dropped(m);
+            return;
+        }
+
+        var node = _nodes[m.To];
+        try
+        {
+            node.Step(m);
+        }
+        catch (ProposalDroppedException)
+        {
+            // A forwarded proposal the leader refused: the client would retry.
+        }
+
+        if (m.Type == MessageType.Snapshot)
+        {
+            _snapshotsDelivered++;
+        }
+
+        if (m.Type == MessageType.Snapshot && !_down.Contains(m.From))
+        {
+            _nodes[m.From].Node.ReportSnapshot(m.To, succeeded: true);
+        }
+    }
+
+    private void Dropped(Message m)
+    {
+        if (!_down.Contains(m.From))
+        {
+            if (m.Type == MessageType.Snapshot)
+            {
+                _nodes[m.From].Node.ReportSnapshot(m.To, succeeded: false);
+            }
+            else if (_random.Next(2) == 0)
+            {
+                _nodes[m.From].Node.ReportUnreachable(m.To);
+            }
+        }
+    }
+
+    private void TickOne()
+    {
+        var id = _ids[_random.Next(_ids.Length)];
+        if (!_down.Contains(id))
+        {
+            _nodes[id].Node.Tick();
+        }
+    }
+
+    private void ProposeOne()
+    {
+        var id = _ids[_random.Next(_ids.Length)];
+        if (_down.Contains(id))
+        {
+            return;
+        }
+
+        var data = $"p{_proposals++}-s{Seed}";
+        try
+        {
+            _nodes[id].Node.Propose(Encoding.UTF8.GetBytes(data));
+        }
+        catch (ProposalDroppedException)
+        {
+        }
+    }
+
+    private void ReadOne()
+    {
+        var id = _ids[_random.Next(_ids.Length)];
+        if (_down.Contains(id))
+        {
+            return;
+        }
+
+        var context = $"r{_reads++}";
+
+        // Linearizability of reads: the read index must cover every entry known committed
+        // (anywhere) before the read was requested.
+        _readRequirement[context] = _maxCommitted;
+        _nodes[id].Node.ReadIndex(Encoding.UTF8.GetBytes(context));
+    }
+
+    private void TransferOne()
+    {
+        var id = _ids[_random.Next(_ids.Length)];
+        if (!_down.Contains(id))
+        {
+            // Usually asked of the leader; on a follower it is forwarded.
+            _nodes[id].Node.TransferLeadership(_ids[_random.Next(_ids.Length)]);
+            _transfers++;
+        }
+    }
+
+    private void Partition()
+    {
+        _partition.Clear();
+        foreach (var id in _ids)
+        {
+            _partition[id] = _random.Next(2);
+        }
+    }
+
+    private void Crash()
+    {
+        var id = _ids[_random.Next(_ids.Length)];
+        if (_down.Count < _ids.Length - 1)
+        {
+            _down.Add(id);
+        }
+    }
+
+    private void RestartOne()
+    {
+        if (_down.Count > 0)
+        {
+            Restart(_down.ElementAt(_random.Next(_down.Count)));
+        }
+    }
+
+    private void Restart(ulong id)
+    {
+        _down.Remove(id);
+        _restarts++;
+        var node = _nodes[id];
+        node.Restart(keepApplied: false);
+
+        // Messages addressed to the old incarnation are gone with it (the host reports lost snapshots).
+        foreach (var lost in _inFlight.Where(m => m.To == id).ToList())
+        {
+            _inFlight.Remove(lost);
+            Dropped(lost);
+        }
+    }
+
+    private void CompactOne()
+    {
+        var node = _nodes[_ids[_random.Next(_ids.Length)]];
+        var applied = node.AppliedIndex;
+        var snapshotIndex = node.Storage.Snapshot().Metadata.Index;
+        if (applied > snapshotIndex + 2 && applied <= node.Storage.LastIndex())
+        {
+            var index = applied - (ulong)_random.Next(2);
+            node.Storage.CreateSnapshot(index, new ConfState(_ids), Encoding.UTF8.GetBytes($"snap@{index}"));
+            node.Storage.Compact(index);
+        }
+    }
+
+    private void ProcessReadies()
+    {
+        foreach (var id in _ids)
+        {
+            if (_down.Contains(id))
+            {
+                continue;
+            }
+
+            var node = _nodes[id];
+            var before = node.ReadStates.Count;
+            _inFlight.AddRange(node.ReadMessages());
+            for (var i = before; i < node.ReadStates.Count; i++)
+            {
+                CheckRead(node, node.ReadStates[i]);
+            }
+        }
+    }
+
+    private void OnApply(TestNode node, Entry entry)
+    {
+        var data = Fixtures.Text(entry);
+        if (_committed.TryGetValue(entry.Index, out var known))
+        {
+            if (known.Term != entry.Term || known.Data != data)
+            {
+                Fail($"state machine safety: node {node.Id} applied {entry.Term}/{entry.Index} \"{data}\" but {known.Term}/{entry.Index} \"{known.Data}\" was committed");
+            }
+        }
+        else
+        {
+            _committed[entry.Index] = (entry.Term, data, node.Core.Term);
+            _maxCommitted = Math.Max(_maxCommitted, entry.Index);
+        }
+    }
+
+    private void CheckRead(TestNode node, ReadState state)
+    {
+        _readsAnswered++;
+        var context = Encoding.UTF8.GetString(state.RequestContext.Span);
+        if (!_readRequirement.TryGetValue(context, out var required))
+        {
+            Fail($"read index: node {node.Id} got an answer for unknown request \"{context}\"");
+        }
+
+        if (state.Index < required)
+        {
+            Fail($"read index: node {node.Id} answered \"{context}\" with index {state.Index}, but {required} was committed before the request");
+        }
+    }
+
+    private void Check()
+    {
+        var logs = new Dictionary<ulong, List<Entry>>();
+        foreach (var (id, node) in _nodes)
+        {
+            var core = node.Core;
+            logs[id] = node.LogEntries();
+
+            // Election safety: at most one leader per term (§5.2).
+            if (!_down.Contains(id) && core.Role == StateRole.Leader)
+            {
+                if (_leaderByTerm.TryGetValue(core.Term, out var other) && other != id)
+                {
+                    Fail($"election safety: nodes {other} and {id} both led term {core.Term}");
+                }
+
+                _leaderByTerm[core.Term] = id;
+
+                // Leader completeness (§5.4): a leader of a later term holds every committed entry.
+                foreach (var entry in logs[id])
+                {
+                    if (_committed.TryGetValue(entry.Index, out var c) && core.Term > c.SeenAtTerm && entry.Term != c.Term)
+                    {
+                        Fail($"leader completeness: leader {id} of term {core.Term} has {entry.Term}/{entry.Index} where {c.Term}/{entry.Index} was committed");
+                    }
+                }
+
+                var last = core.Log.LastIndex();
+                foreach (var (index, c) in _committed)
+                {
+                    if (core.Term > c.SeenAtTerm && index > last)
+                    {
+                        Fail($"leader completeness: leader {id} of term {core.Term} lacks committed index {index} (last {last})");
+                    }
+                }
+            }
+
+            // Committed entries are never lost or changed on any node.
+            foreach (var entry in logs[id])
+            {
+                if (entry.Index > core.Log.Committed)
+                {
+                    break;
+                }
+
+                if (_committed.TryGetValue(entry.Index, out var c) && (c.Term != entry.Term || c.Data != Fixtures.Text(entry)))
+                {
+                    Fail($"committed entry changed: node {id} holds {entry.Term}/{entry.Index} at its committed index, {c.Term}/{entry.Index} was committed");
+                }
+            }
+        }
+
+        // Log matching (§5.3): if two logs have an entry with the same index and term, they are
+        // identical up to that index.
+        for (var a = 0; a < _ids.Length; a++)
+        {
+            for (var b = a + 1; b < _ids.Length; b++)
+            {
+                CheckLogMatching(_ids[a], logs[_ids[a]], _ids[b], logs[_ids[b]]);
+            }
+        }
+    }
+
+    private void CheckLogMatching(ulong idA, List<Entry> a, ulong idB, List<Entry> b)
+    {
+        if (a.Count == 0 || b.Count == 0)
+        {
+            return;
+        }
+
+        var low = Math.Max(a[0].Index, b[0].Index);
+        var high = Math.Min(a[^1].Index, b[^1].Index);
+        var matched = false;
+        for (var index = high; index >= low && index > 0; index--)
+        {
+            var ea = a[(int)(index - a[0].Index)];
+            var eb = b[(int)(index - b[0].Index)];
+            if (matched)
+            {
+                if (ea.Term != eb.Term || !ea.Data.Span.SequenceEqual(eb.Data.Span))
+                {
+                    Fail($"log matching: nodes {idA} and {idB} agree at a later index but differ at {index} ({ea.Term} vs {eb.Term})");
+                }
+            }
+            else if (ea.Term == eb.Term)
+            {
+                matched = true;
+                if (!ea.Data.Span.SequenceEqual(eb.Data.Span))
+                {
+                    Fail($"log matching: nodes {idA} and {idB} have different data at {ea.Term}/{index}");
+                }
+            }
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void Fail(string what) =>
+        throw new AssertionException($"{what}. [{Describe()}] Reproduce with RAFT_SEED={Seed}.");
+}

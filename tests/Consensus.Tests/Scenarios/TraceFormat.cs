@@ -1,0 +1,131 @@
+using System.Text;
+using EmbeddedRaft.Consensus.Core;
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus.Tests.Scenarios;
+
+/// <summary>Stable, compact text for messages, entries and Readies in scenario traces.</summary>
+internal static class TraceFormat
+{
+    public static string Entry(in Entry e)
+    {
+        var kind = e.Type == EntryType.Normal ? string.Empty : $" {e.Type}";
+        return $"{e.Term}/{e.Index}{kind} \"{Encoding.UTF8.GetString(e.Data.Span)}\"";
+    }
+
+    public static string Entries(ReadOnlySpan<Entry> entries)
+    {
+        var parts = new List<string>(entries.Length);
+        foreach (ref readonly var e in entries)
+        {
+            parts.Add(Entry(e));
+        }
+
+        return "[" + string.Join(", ", parts) + "]";
+    }
+
+    public static string Context(ReadOnlyMemory<byte> context)
+    {
+        if (ReadOnlyQueue.TryDecodeRoundId(context.Span, out var round))
+        {
+            return $"round#{round}";
+        }
+
+        return $"\"{Encoding.UTF8.GetString(context.Span)}\"";
+    }
+
+    public static string Message(Message m)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInvariant($"{m.From}->{m.To} {m.Type} Term:{m.Term}"));
+        switch (m.Type)
+        {
+            case MessageType.Append:
+            case MessageType.Vote:
+            case MessageType.PreVote:
+                sb.Append(CultureInvariant($" Log:{m.LogTerm}/{m.Index}"));
+                break;
+            case MessageType.AppendResponse:
+            case MessageType.ReadIndexResponse:
+                sb.Append(CultureInvariant($" Index:{m.Index}"));
+                break;
+            default:
+                break;
+        }
+
+        if (m.Commit != 0 || m.Type is MessageType.Append or MessageType.Heartbeat)
+        {
+            sb.Append(CultureInvariant($" Commit:{m.Commit}"));
+        }
+
+        if (m.Reject)
+        {
+            sb.Append(m.Type == MessageType.AppendResponse
+                ? CultureInvariant($" Rejected (Hint: {m.RejectHint}/{m.LogTerm})")
+                : " Rejected");
+        }
+
+        if (!m.Entries.IsEmpty)
+        {
+            sb.Append(" Entries:").Append(Entries(m.Entries.Span));
+        }
+
+        if (m.Snapshot is { } s)
+        {
+            sb.Append(CultureInvariant($" Snapshot:{s.Metadata.Term}/{s.Metadata.Index} {s.Metadata.ConfState}"));
+        }
+
+        if (!m.Context.IsEmpty)
+        {
+            sb.Append(" Context:").Append(Context(m.Context));
+        }
+
+        return sb.ToString();
+    }
+
+    public static void Ready(StringBuilder output, ulong id, Ready rd)
+    {
+        output.AppendLine(CultureInvariant($"> {id} handling Ready"));
+        if (rd.SoftState is { } soft)
+        {
+            output.AppendLine(CultureInvariant($"  Lead:{soft.Lead} State:{soft.Role}"));
+        }
+
+        if (rd.HardState is { } hard)
+        {
+            output.AppendLine(CultureInvariant($"  HardState Term:{hard.Term} Vote:{hard.Vote} Commit:{hard.Commit}"));
+        }
+
+        if (!rd.Entries.IsEmpty)
+        {
+            output.AppendLine("  Entries: " + Entries(rd.Entries.Span));
+        }
+
+        if (rd.Snapshot is { } snapshot)
+        {
+            output.AppendLine(CultureInvariant($"  Snapshot {snapshot.Metadata.Term}/{snapshot.Metadata.Index} {snapshot.Metadata.ConfState}"));
+        }
+
+        if (!rd.CommittedEntries.IsEmpty)
+        {
+            output.AppendLine("  CommittedEntries: " + Entries(rd.CommittedEntries.Span));
+        }
+
+        foreach (var m in rd.Messages)
+        {
+            output.AppendLine("  send: " + Message(m));
+        }
+
+        foreach (var m in rd.MessagesAfterPersist)
+        {
+            output.AppendLine("  send after persist: " + Message(m));
+        }
+
+        foreach (var rs in rd.ReadStates)
+        {
+            output.AppendLine(CultureInvariant($"  ReadState Index:{rs.Index} Context:{Context(rs.RequestContext)}"));
+        }
+    }
+
+    private static string CultureInvariant(FormattableString s) => FormattableString.Invariant(s);
+}

@@ -1,0 +1,147 @@
+using EmbeddedRaft.Consensus.Core;
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus.Tests.Support;
+
+/// <summary>
+/// A <see cref="RawNode"/> with a <see cref="MemoryStorage"/> and a host loop that follows the
+/// Ready contract exactly: persist, collect messages, record what was applied, advance.
+/// </summary>
+internal sealed class TestNode
+{
+    public TestNode(RaftOptions options, MemoryStorage storage)
+    {
+        Options = options;
+        Storage = storage;
+        Node = new RawNode(options, storage);
+    }
+
+    public static RaftOptions DefaultOptions(ulong id, int election = 10, int heartbeat = 1) =>
+        new(id) { ElectionTimeoutTicks = election, HeartbeatTimeoutTicks = heartbeat, MaxSizePerMessageBytes = ulong.MaxValue };
+
+    public static TestNode Create(ulong id, ulong[] voters, int election = 10, int heartbeat = 1) =>
+        new(DefaultOptions(id, election, heartbeat), MemoryStorage.WithVoters(voters));
+
+    public RaftOptions Options { get; }
+
+    public RawNode Node { get; private set; }
+
+    public MemoryStorage Storage { get; }
+
+    public RaftCore Core => Node.Core;
+
+    public ulong Id => Node.Id;
+
+    /// <summary>Every entry applied, in order (snapshots reset it to their index).</summary>
+    public List<Entry> Applied { get; } = [];
+
+    public List<ReadState> ReadStates { get; } = [];
+
+    /// <summary>Called for each committed entry as it is applied (the randomized checkers hook in here).</summary>
+    public Action<TestNode, Entry>? Applying { get; set; }
+
+    /// <summary>The last index applied (entry or snapshot).</summary>
+    public ulong AppliedIndex { get; private set; }
+
+    public void Step(Message m) => Node.Step(m);
+
+    /// <summary>Handles every Ready until there is none; returns all messages to send.</summary>
+    public List<Message> ReadMessages()
+    {
+        var all = new List<Message>();
+        for (var guard = 0; Node.HasReady(); guard++)
+        {
+            if (guard > 10_000)
+            {
+                throw new InvalidOperationException("Node never stops producing Readies.");
+            }
+
+            var rd = Node.GetReady();
+            all.AddRange(rd.Messages);
+            Persist(rd);
+            all.AddRange(rd.MessagesAfterPersist);
+            Apply(rd);
+            Node.Advance();
+        }
+
+        return all;
+    }
+
+    public void Persist(Ready rd)
+    {
+        if (rd.Snapshot is { } snapshot)
+        {
+            Storage.ApplySnapshot(snapshot);
+        }
+
+        Storage.Append(rd.Entries.Span);
+        if (rd.HardState is { } hs)
+        {
+            Storage.SetHardState(hs);
+        }
+    }
+
+    public void Apply(Ready rd)
+    {
+        if (rd.Snapshot is { } snapshot)
+        {
+            AppliedIndex = snapshot.Metadata.Index;
+        }
+
+        foreach (var entry in rd.CommittedEntries.Span)
+        {
+            Applying?.Invoke(this, entry);
+            Applied.Add(entry);
+            AppliedIndex = entry.Index;
+        }
+
+        ReadStates.AddRange(rd.ReadStates);
+    }
+
+    /// <summary>
+    /// Restarts from what was persisted: unstable state, progress and (unless
+    /// <paramref name="keepApplied"/>) the in-memory state machine are lost; the state machine
+    /// is then rebuilt from the last snapshot.
+    /// </summary>
+    public void Restart(bool keepApplied = true)
+    {
+        if (!keepApplied)
+        {
+            AppliedIndex = Storage.Snapshot().Metadata.Index;
+            ReadStates.Clear();
+        }
+
+        var options = new RaftOptions(Options.Id)
+        {
+            ElectionTimeoutTicks = Options.ElectionTimeoutTicks,
+            HeartbeatTimeoutTicks = Options.HeartbeatTimeoutTicks,
+            PreVote = Options.PreVote,
+            CheckQuorum = Options.CheckQuorum,
+            ReadOnlyMode = Options.ReadOnlyMode,
+            MaxSizePerMessageBytes = Options.MaxSizePerMessageBytes,
+            MaxInflightMessages = Options.MaxInflightMessages,
+            MaxInflightBytes = Options.MaxInflightBytes,
+            MaxUncommittedEntriesBytes = Options.MaxUncommittedEntriesBytes,
+            MaxCommittedBytesPerReady = Options.MaxCommittedBytesPerReady,
+            DisableProposalForwarding = Options.DisableProposalForwarding,
+            RandomSeed = Options.RandomSeed,
+            AppliedIndex = AppliedIndex,
+        };
+        Node = new RawNode(options, Storage);
+    }
+
+    /// <summary>Entries of the whole log (storage then unstable), from the first available index.</summary>
+    public List<Entry> LogEntries()
+    {
+        var log = Core.Log;
+        var result = new List<Entry>();
+        var first = log.FirstIndex();
+        var last = log.LastIndex();
+        if (first <= last && log.TrySlice(first, last + 1, ulong.MaxValue, out var entries))
+        {
+            result.AddRange(entries.Span.ToArray());
+        }
+
+        return result;
+    }
+}

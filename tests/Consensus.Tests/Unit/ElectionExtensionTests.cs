@@ -1,0 +1,106 @@
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+
+namespace EmbeddedRaft.Consensus.Tests.Unit;
+
+/// <summary>PreVote (thesis §9.6) and CheckQuorum (thesis §6.2, §4.2.3) beyond the paper's rules.</summary>
+public class ElectionExtensionTests
+{
+    private static TestNetwork Cluster(bool preVote, bool checkQuorum) =>
+        TestNetwork.OfSize(3, id => new RaftOptions(id) { PreVote = preVote, CheckQuorum = checkQuorum, MaxSizePerMessageBytes = ulong.MaxValue });
+
+    [Test]
+    public void AFollowerInItsLeaseIgnoresAHigherTermVoteRequestWithoutChangingTerm()
+    {
+        var net = Cluster(preVote: false, checkQuorum: true);
+        net.Campaign(1);
+
+        net[2].Step(new Message { Type = MessageType.Vote, From = 3, To = 2, Term = 5, LogTerm = 1, Index = 1 });
+
+        Assert.That(net[2].ReadMessages(), Is.Empty);
+        Assert.That((net[2].Core.Term, net[2].Core.Lead, net[2].Core.Vote), Is.EqualTo((1UL, 1UL, 1UL)));
+    }
+
+    [Test]
+    public void ATransferCampaignOverridesTheLease()
+    {
+        var net = Cluster(preVote: false, checkQuorum: true);
+        net.Campaign(1);
+
+        net[2].Step(new Message
+        {
+            Type = MessageType.Vote, From = 3, To = 2, Term = 5, LogTerm = 1, Index = 1, Context = "CampaignTransfer"u8.ToArray(),
+        });
+
+        var response = net[2].ReadMessages().Single();
+        Assert.That((response.Type, response.Reject, net[2].Core.Term, net[2].Core.Vote), Is.EqualTo((MessageType.VoteResponse, false, 5UL, 3UL)));
+    }
+
+    [Test]
+    public void APreVoteNeverChangesTheVotersTermOrVote()
+    {
+        var net = Cluster(preVote: true, checkQuorum: false);
+        net.Campaign(1);
+        net.Isolate(1);
+
+        net[2].Step(new Message { Type = MessageType.PreVote, From = 3, To = 2, Term = 2, LogTerm = 1, Index = 1 });
+
+        var response = net[2].ReadMessages().Single();
+        Assert.That((response.Type, response.Term, response.Reject), Is.EqualTo((MessageType.PreVoteResponse, 2UL, false)));
+        Assert.That((net[2].Core.Term, net[2].Core.Vote), Is.EqualTo((1UL, 1UL)));
+    }
+
+    [Test]
+    public void APartitionedPreCandidateNeverIncreasesItsTerm()
+    {
+        var net = Cluster(preVote: true, checkQuorum: false);
+        net.Campaign(1);
+        net.Isolate(3);
+
+        for (var i = 0; i < 200; i++)
+        {
+            net.Tick(3);
+        }
+
+        Assert.That(net[3].Core.Term, Is.EqualTo(1));
+        Assert.That(net[3].Core.Role, Is.EqualTo(StateRole.PreCandidate));
+    }
+
+    [Test]
+    public void WithoutPreVoteAPartitionedNodeDisruptsTheLeaderWhenItReturns()
+    {
+        // The problem PreVote solves, shown for contrast (Raft thesis §9.6).
+        var net = Cluster(preVote: false, checkQuorum: false);
+        net.Campaign(1);
+        net.Isolate(3);
+        for (var i = 0; i < 200; i++)
+        {
+            net.Tick(3);
+        }
+
+        net.Recover();
+        for (var i = 0; i < 2 * net[3].Options.ElectionTimeoutTicks; i++)
+        {
+            net.Tick(3);
+        }
+
+        Assert.That(net[3].Core.Term, Is.GreaterThan(2));
+        Assert.That(net[1].Core.Term, Is.GreaterThan(2), "the returning node's higher term forced a new election");
+    }
+
+    [Test]
+    public void ALeaderThatHearsFromNoQuorumForAnElectionTimeoutStepsDown()
+    {
+        var net = Cluster(preVote: false, checkQuorum: true);
+        net.Campaign(1);
+        net.Isolate(1);
+
+        for (var i = 0; i < 2 * net[1].Options.ElectionTimeoutTicks; i++)
+        {
+            net.Tick(1);
+        }
+
+        Assert.That(net[1].Core.Role, Is.EqualTo(StateRole.Follower));
+        Assert.That(net[1].Core.Term, Is.EqualTo(1), "stepping down does not change the term");
+    }
+}

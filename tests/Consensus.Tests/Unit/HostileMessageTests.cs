@@ -1,0 +1,145 @@
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+using static EmbeddedRaft.Consensus.Tests.Support.Fixtures;
+
+namespace EmbeddedRaft.Consensus.Tests.Unit;
+
+/// <summary>Nothing a peer sends may break an invariant: bad messages are refused, state untouched.</summary>
+public class HostileMessageTests
+{
+    private static readonly ulong[] s_three = [1, 2, 3];
+
+    private static TestNode Follower()
+    {
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a"), E(1, 2, "b")], new HardState(1, 0, 2));
+        node.Core.BecomeFollower(1, 2);
+        return node;
+    }
+
+    private static void AssertRejected(TestNode node, Message m, MessageRejectReason reason)
+    {
+        var before = (node.Core.Term, node.Core.Log.LastIndex(), node.Core.Log.Committed, node.Core.Role);
+        var ex = Assert.Throws<MessageRejectedException>(() => node.Step(m));
+        Assert.That(ex!.Reason, Is.EqualTo(reason));
+        Assert.That((node.Core.Term, node.Core.Log.LastIndex(), node.Core.Log.Committed, node.Core.Role), Is.EqualTo(before), "state unchanged");
+    }
+
+    [TestCase(MessageType.Hup)]
+    [TestCase(MessageType.Beat)]
+    [TestCase(MessageType.CheckQuorum)]
+    [TestCase(MessageType.SnapshotStatus)]
+    [TestCase(MessageType.Unreachable)]
+    public void LocalMessageTypesFromTheNetworkAreRejected(MessageType type) =>
+        AssertRejected(Follower(), new Message { Type = type, From = 2, To = 1, Term = 1 }, MessageRejectReason.LocalMessageType);
+
+    [Test]
+    public void ResponsesFromUnknownPeersAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.AppendResponse, From = 9, To = 1, Term = 1 }, MessageRejectReason.UnknownPeer);
+
+    [Test]
+    public void AppendsOverlappingTheCommittedPrefixCannotRewriteIt()
+    {
+        var node = Follower();
+
+        node.Step(new Message { Type = MessageType.Append, From = 2, To = 1, Term = 2, Index = 0, LogTerm = 0, Entries = new[] { E(2, 1, "evil") }, Commit = 1 });
+
+        var response = node.ReadMessages().Single();
+        Assert.That((response.Type, response.Index, response.Reject), Is.EqualTo((MessageType.AppendResponse, 2UL, false)), "answered with the commit index");
+        Assert.That(Positions(node.LogEntries()), Is.EqualTo(new[] { (1UL, 1UL), (1UL, 2UL) }));
+    }
+
+    [Test]
+    public void MessagesClaimingToComeFromTheNodeItselfAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 1, To = 1, Term = 1 }, MessageRejectReason.Malformed);
+
+    [Test]
+    public void AppendsWithNonContiguousEntriesAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 1, Index = 2, LogTerm = 1, Entries = new[] { E(1, 4) } }, MessageRejectReason.Malformed);
+
+    [Test]
+    public void AppendsWithEntriesFromAFutureTermAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 1, Index = 2, LogTerm = 1, Entries = new[] { E(5, 3) } }, MessageRejectReason.Malformed);
+
+    [Test]
+    public void HeartbeatsCommittingBeyondTheLogAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 3, To = 1, Term = 5, Commit = 99 }, MessageRejectReason.Malformed);
+
+    [Test]
+    public void MessagesWithoutTermOrSenderAreRejected()
+    {
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 0 }, MessageRejectReason.Malformed);
+        AssertRejected(Follower(), new Message { Type = MessageType.Vote, From = 0, To = 1, Term = 3 }, MessageRejectReason.Malformed);
+    }
+
+    [Test]
+    public void SnapshotMessagesWithoutASnapshotAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Snapshot, From = 2, To = 1, Term = 1 }, MessageRejectReason.Malformed);
+
+    [Test]
+    public void SnapshotsWithAContradictoryConfigurationAreRejected() =>
+        AssertRejected(
+            Follower(),
+            new Message
+            {
+                Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
+                Snapshot = new Snapshot(new SnapshotMetadata(9, 2, new ConfState([1, 2, 3], learners: [2])), default),
+            },
+            MessageRejectReason.Malformed);
+
+    [Test]
+    public void AcknowledgementsBeyondTheLeadersLogAreRejected()
+    {
+        var leader = TestNode.Create(1, s_three);
+        BecomeLeaderWithCommittedNoop(leader);
+
+        AssertRejected(leader, new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = 1, Index = 50 }, MessageRejectReason.Malformed);
+    }
+
+    [Test]
+    public void RandomMessagesNeverBreakAnInvariant()
+    {
+        const int seed = 11;
+        TestContext.Out.WriteLine($"seed {seed}; reproduce by running this test (it is fully seeded)");
+        var random = new Random(seed);
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Propose(1, "x");
+        var types = Enum.GetValues<MessageType>();
+        for (var i = 0; i < 20_000; i++)
+        {
+            var target = net[(ulong)random.Next(1, 4)];
+            var term = (ulong)random.Next(0, 4);
+            var index = (ulong)random.Next(0, 6);
+            var entries = Enumerable.Range(0, random.Next(0, 3)).Select(k => E((ulong)random.Next(0, 4), index + 1 + (ulong)k, "r")).ToArray();
+            var m = new Message
+            {
+                Type = types[random.Next(types.Length)],
+                From = (ulong)random.Next(0, 5),
+                To = target.Id,
+                Term = term,
+                LogTerm = (ulong)random.Next(0, 4),
+                Index = index,
+                Commit = (ulong)random.Next(0, 6),
+                Reject = random.Next(4) == 0,
+                RejectHint = (ulong)random.Next(0, 6),
+                Entries = entries,
+                Snapshot = random.Next(8) == 0 ? new Snapshot(new SnapshotMetadata((ulong)random.Next(0, 6), (ulong)random.Next(0, 4), new ConfState(s_three)), default) : null,
+            };
+            try
+            {
+                target.Step(m);
+                target.ReadMessages();
+            }
+            catch (MessageRejectedException)
+            {
+            }
+            catch (ProposalDroppedException)
+            {
+            }
+            catch (Exception ex)
+            {
+                Assert.Fail($"message #{i} {m} to {target.Id} threw {ex.GetType().Name}: {ex.Message} (seed {seed})");
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+using EmbeddedRaft.Consensus.Messages;
+using static EmbeddedRaft.Consensus.Tests.Support.Fixtures;
+
+namespace EmbeddedRaft.Consensus.Tests.Unit;
+
+public class MessageCodecTests
+{
+    private static Message Sample() => new()
+    {
+        Type = MessageType.Append,
+        To = 2,
+        From = 1,
+        Term = ulong.MaxValue,
+        LogTerm = 7,
+        Index = 1UL << 40,
+        Commit = 300,
+        Reject = true,
+        RejectHint = 127,
+        Context = "ctx"u8.ToArray(),
+        Entries = new[] { E(7, (1UL << 40) + 1, "hello"), new Entry(7, (1UL << 40) + 2, EntryType.ConfChange, default) },
+        Snapshot = new Snapshot(new SnapshotMetadata(99, 6, new ConfState([1, 2, 3], [4], [5], [4], autoLeave: true)), "image"u8.ToArray()),
+    };
+
+    private static void AssertSame(Message expected, Message actual)
+    {
+        Assert.That(
+            (actual.Type, actual.To, actual.From, actual.Term, actual.LogTerm, actual.Index, actual.Commit, actual.Reject, actual.RejectHint),
+            Is.EqualTo((expected.Type, expected.To, expected.From, expected.Term, expected.LogTerm, expected.Index, expected.Commit, expected.Reject, expected.RejectHint)));
+        Assert.That(actual.Context.ToArray(), Is.EqualTo(expected.Context.ToArray()));
+        Assert.That(actual.Entries.ToArray(), Is.EqualTo(expected.Entries.ToArray()));
+        Assert.That(actual.Snapshot?.Metadata, Is.EqualTo(expected.Snapshot?.Metadata));
+        Assert.That(actual.Snapshot?.Data.ToArray(), Is.EqualTo(expected.Snapshot?.Data.ToArray()));
+    }
+
+    [Test]
+    public void EveryMessageFieldSurvivesARoundTrip()
+    {
+        var message = Sample();
+
+        var bytes = MessageCodec.Encode(message);
+
+        Assert.That(bytes, Has.Length.EqualTo(MessageCodec.GetEncodedLength(message)));
+        AssertSame(message, MessageCodec.DecodeMessage(bytes));
+    }
+
+    [Test]
+    public void AnEmptyMessageEncodesCompactly()
+    {
+        var message = new Message { Type = MessageType.Heartbeat, To = 2, From = 1, Term = 3, Commit = 5 };
+
+        var bytes = MessageCodec.Encode(message);
+
+        Assert.That(bytes.Length, Is.LessThanOrEqualTo(14));
+        AssertSame(message, MessageCodec.DecodeMessage(bytes));
+    }
+
+    [Test]
+    public void DecodedDataDoesNotAliasTheInputBuffer()
+    {
+        var bytes = MessageCodec.Encode(Sample());
+        var decoded = MessageCodec.DecodeMessage(bytes);
+
+        Array.Clear(bytes);
+
+        Assert.That(Text(decoded.Entries.Span[0]), Is.EqualTo("hello"));
+    }
+
+    [Test]
+    public void EntriesHardStatesAndSnapshotMetadataRoundTrip()
+    {
+        var entry = E(3, 9, "payload");
+        var hardState = new HardState(5, 2, 8);
+        var metadata = new SnapshotMetadata(10, 4, new ConfState([1, 2], learners: [3]));
+
+        Assert.That(MessageCodec.DecodeEntry(MessageCodec.EncodeEntry(entry)), Is.EqualTo(entry));
+        Assert.That(MessageCodec.DecodeHardState(MessageCodec.EncodeHardState(hardState)), Is.EqualTo(hardState));
+        Assert.That(MessageCodec.DecodeSnapshotMetadata(MessageCodec.EncodeSnapshotMetadata(metadata)), Is.EqualTo(metadata));
+    }
+
+    [Test]
+    public void EveryTruncationOfAValidMessageIsAFormatError()
+    {
+        var bytes = MessageCodec.Encode(Sample());
+        for (var length = 0; length < bytes.Length; length++)
+        {
+            Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(bytes.AsSpan(0, length)), $"length {length}");
+        }
+    }
+
+    [Test]
+    public void UnknownVersionTypeFlagsAndTrailingBytesAreFormatErrors()
+    {
+        var bytes = MessageCodec.Encode(new Message { Type = MessageType.Heartbeat, To = 2, From = 1, Term = 3 });
+
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage([.. bytes, 0]), "trailing byte");
+        var badVersion = bytes.ToArray();
+        badVersion[0] = 2;
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badVersion), "version");
+        var badType = bytes.ToArray();
+        badType[1] = 200;
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badType), "type");
+        var badFlags = bytes.ToArray();
+        badFlags[2] = 0x80;
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badFlags), "flags");
+    }
+
+    [Test]
+    public void AHugeDeclaredCountIsRefusedBeforeAllocating()
+    {
+        // version, type, flags, seven zero varints, empty context, then an entry count of 2^62.
+        byte[] bytes = [MessageCodec.Version, (byte)MessageType.Append, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40];
+
+        var ex = Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(bytes));
+        Assert.That(ex!.Message, Does.Contain("count"));
+    }
+
+    [Test]
+    public void ArbitraryBytesOnlyEverFailWithAFormatErrorAndBoundedAllocation()
+    {
+        var seed = 20261121;
+        TestContext.Out.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var valid = MessageCodec.Encode(Sample());
+        for (var i = 0; i < 20_000; i++)
+        {
+            byte[] input;
+            if (i % 2 == 0)
+            {
+                input = new byte[random.Next(0, 64)];
+                random.NextBytes(input);
+                if (input.Length > 0)
+                {
+                    input[0] = MessageCodec.Version;
+                }
+            }
+            else
+            {
+                // Mutations of a valid message reach deeper into the decoder.
+                input = valid.ToArray();
+                for (var flips = random.Next(1, 4); flips > 0; flips--)
+                {
+                    input[random.Next(input.Length)] = (byte)random.Next(256);
+                }
+            }
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            try
+            {
+                MessageCodec.DecodeMessage(input);
+            }
+            catch (MessageFormatException)
+            {
+            }
+            catch (Exception ex)
+            {
+                Assert.Fail($"input #{i} threw {ex.GetType().Name}: {ex.Message} (seed {seed}): {Convert.ToHexString(input)}");
+            }
+
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.That(allocated, Is.LessThan(4096 + (input.Length * 64)), $"input #{i} allocated {allocated} bytes (seed {seed})");
+        }
+    }
+}

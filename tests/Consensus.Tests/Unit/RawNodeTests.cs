@@ -1,0 +1,269 @@
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+using EmbeddedRaft.Consensus.Tracking;
+using static EmbeddedRaft.Consensus.Tests.Support.Fixtures;
+
+namespace EmbeddedRaft.Consensus.Tests.Unit;
+
+/// <summary>The Ready/Advance contract and the public surface of <see cref="RawNode"/>.</summary>
+public class RawNodeTests
+{
+    private static readonly ulong[] s_three = [1, 2, 3];
+
+    [Test]
+    public void ASingleVoterElectsItselfAndCommitsOnlyAfterPersisting()
+    {
+        var storage = MemoryStorage.WithVoters(1);
+        var node = new RawNode(new RaftOptions(1), storage);
+
+        node.Campaign();
+        var rd = node.GetReady();
+        Assert.That(rd.HardState, Is.EqualTo(new HardState(1, 1, 0)));
+        Assert.That(rd.MustSync, Is.True);
+        Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Candidate), "its own vote counts only once persisted");
+        storage.SetHardState(rd.HardState!.Value);
+        node.Advance();
+        Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Leader));
+
+        rd = node.GetReady();
+        Assert.That(Positions(rd.Entries.ToArray()), Is.EqualTo(new[] { (1UL, 1UL) }));
+        Assert.That(rd.CommittedEntries.IsEmpty, Is.True, "the leader's own entry is not acknowledged before it is durable");
+        storage.Append(rd.Entries.Span);
+        node.Advance();
+
+        rd = node.GetReady();
+        Assert.That(Positions(rd.CommittedEntries.ToArray()), Is.EqualTo(new[] { (1UL, 1UL) }));
+        Assert.That(rd.HardState?.Commit, Is.EqualTo(1));
+        node.Advance();
+        Assert.That(node.HasReady(), Is.False);
+    }
+
+    [Test]
+    public void LeaderAppendsMaySendBeforePersistingButFollowerAcksMustWait()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        var leader = net[1].Node;
+        var follower = net[2].Node;
+
+        leader.Propose("x"u8.ToArray());
+        var rd = leader.GetReady();
+        Assert.That(rd.Messages.Select(m => m.Type).Distinct(), Is.EqualTo(new[] { MessageType.Append }));
+        Assert.That(rd.MessagesAfterPersist, Is.Empty);
+        var append = rd.Messages.First(m => m.To == 2);
+        net[1].Persist(rd);
+        leader.Advance();
+
+        follower.Step(append);
+        var frd = follower.GetReady();
+        Assert.That(frd.Messages, Is.Empty);
+        Assert.That(frd.MessagesAfterPersist.Select(m => (m.Type, m.Index)), Is.EqualTo(new[] { (MessageType.AppendResponse, 2UL) }));
+        Assert.That(frd.MustSync, Is.True);
+    }
+
+    [Test]
+    public void ASingleVoterAnswersReadsOnlyAfterCommittingAnEntryOfItsTerm()
+    {
+        var storage = MemoryStorage.WithVoters(1);
+        storage.Append([E(1, 1, "a"), E(1, 2, "b")]);
+        storage.SetHardState(new HardState(1, 1, 1));
+        var node = new TestNode(TestNode.DefaultOptions(1), storage);
+        node.Node.Campaign();
+        var rd = node.Node.GetReady();
+        node.Persist(rd);
+        node.Node.Advance();
+        Assert.That(node.Core.Role, Is.EqualTo(StateRole.Leader));
+
+        node.Node.ReadIndex("r"u8.ToArray());
+        Assert.That(node.Core.ReadStates, Is.Empty, "index 2 may be committed already; the persisted commit says 1");
+
+        node.ReadMessages();
+        Assert.That(node.ReadStates.Select(r => (r.Index, Text(new Entry(r.RequestContext)))), Is.EqualTo(new[] { (3UL, "r") }));
+    }
+
+    [Test]
+    public void GetReadyTwiceWithoutAdvanceAndAdvanceWithoutReadyAreRefused()
+    {
+        var node = new RawNode(new RaftOptions(1), MemoryStorage.WithVoters(1));
+
+        Assert.Throws<InvalidOperationException>(node.Advance);
+        node.Campaign();
+        node.GetReady();
+        Assert.Throws<InvalidOperationException>(() => node.GetReady());
+    }
+
+    [Test]
+    public void CommittedEntriesPerReadyAreLimitedByBytes()
+    {
+        var storage = MemoryStorage.WithVoters(1);
+        var entries = Enumerable.Range(1, 10).Select(i => E(1, (ulong)i, "0123456789")).ToArray();
+        storage.Append(entries);
+        storage.SetHardState(new HardState(1, 1, 10));
+        var node = new RawNode(new RaftOptions(1) { MaxCommittedBytesPerReady = (ulong)(3 * entries[0].EncodedSizeBytes) }, storage);
+
+        var batches = new List<int>();
+        while (node.HasReady())
+        {
+            var rd = node.GetReady();
+            batches.Add(rd.CommittedEntries.Length);
+            node.Advance();
+        }
+
+        Assert.That(batches, Is.EqualTo(new[] { 3, 3, 3, 1 }));
+    }
+
+    [Test]
+    public void RestartWithAnAppliedIndexDoesNotHandOutAppliedEntriesAgain()
+    {
+        var storage = MemoryStorage.WithVoters(1);
+        storage.Append(Enumerable.Range(1, 5).Select(i => E(1, (ulong)i)).ToArray());
+        storage.SetHardState(new HardState(1, 1, 5));
+
+        var node = new RawNode(new RaftOptions(1) { AppliedIndex = 3 }, storage);
+
+        var rd = node.GetReady();
+        Assert.That(rd.CommittedEntries.ToArray().Select(e => e.Index), Is.EqualTo(new[] { 4UL, 5UL }));
+        Assert.That(node.GetStatus().Applied, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void ATransferToTheLeaderItselfForwardedByAFollowerIsIgnored()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+
+        // Asked on node 2 to make node 1 leader: forwarded to node 1 with From = 1 (the transferee).
+        net[2].Node.TransferLeadership(1);
+        net.Deliver(net[2].ReadMessages());
+
+        Assert.That(net[1].Core.Role, Is.EqualTo(StateRole.Leader));
+        Assert.That(net[1].Core.LeadTransferee, Is.EqualTo(0));
+        net.Propose(1, "still accepted");
+        Assert.That(net[3].Applied.Select(Text), Does.Contain("still accepted"));
+    }
+
+    [Test]
+    public void StatusReportsPeerProgressOnTheLeader()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Propose(1, "x");
+
+        var status = net[1].Node.GetStatus();
+
+        Assert.That(status.SoftState, Is.EqualTo(new SoftState(1, StateRole.Leader)));
+        Assert.That(status.Progress.Keys.Order(), Is.EqualTo(s_three));
+        Assert.That(status.Progress.Values.Select(p => (p.Match, p.State)).Distinct(), Is.EqualTo(new[] { (2UL, ProgressState.Replicate) }));
+        Assert.That(net[2].Node.GetStatus().Progress, Is.Empty, "followers track no progress");
+    }
+
+    [Test]
+    public void ALeaderWaitsWhileTheSnapshotIsTemporarilyUnavailableAndSendsItLater()
+    {
+        var storage = new FlakySnapshotStorage(MemoryStorage.WithVoters(s_three));
+        var raw = new RawNode(TestNode.DefaultOptions(1), storage);
+        var follower3 = TestNode.Create(3, s_three);
+        var follower2 = TestNode.Create(2, s_three);
+
+        // Elect 1 over the flaky storage, with only node 2 taking part.
+        raw.Campaign();
+        var pending = Drain(raw, storage.Inner);
+        pending = Exchange(raw, storage.Inner, follower2, pending);
+        raw.Propose("a"u8.ToArray());
+        pending.AddRange(Drain(raw, storage.Inner));
+        Exchange(raw, storage.Inner, follower2, pending);
+        storage.Inner.CreateSnapshot(2, new ConfState(s_three), "snap"u8.ToArray());
+        storage.Inner.Compact(2);
+
+        // Node 3 shows up needing compacted entries while the snapshot is not ready.
+        storage.Unavailable = true;
+        raw.Step(new Message { Type = MessageType.HeartbeatResponse, From = 3, To = 1, Term = 1 });
+        raw.Step(new Message { Type = MessageType.AppendResponse, From = 3, To = 1, Term = 1, Index = 0, Reject = true, RejectHint = 0 });
+        var sent = Drain(raw, storage.Inner);
+        Assert.That(sent.Where(m => m.To == 3 && m.Type == MessageType.Snapshot), Is.Empty);
+        Assert.That(raw.GetStatus().Progress[3].State, Is.EqualTo(ProgressState.Probe));
+
+        storage.Unavailable = false;
+        raw.Step(new Message { Type = MessageType.HeartbeatResponse, From = 3, To = 1, Term = 1 });
+        var snapshot = Drain(raw, storage.Inner).Single(m => m.To == 3 && m.Type == MessageType.Snapshot);
+        Assert.That(raw.GetStatus().Progress[3].State, Is.EqualTo(ProgressState.Snapshot));
+        Assert.That(raw.GetStatus().Progress[3].PendingSnapshot, Is.EqualTo(2));
+
+        follower3.Step(snapshot);
+        var responses = follower3.ReadMessages();
+        Assert.That(follower3.Core.Log.Committed, Is.EqualTo(2));
+        raw.ReportSnapshot(3, succeeded: true);
+        foreach (var m in responses)
+        {
+            raw.Step(m);
+        }
+
+        Drain(raw, storage.Inner);
+        Assert.That(raw.GetStatus().Progress[3].State, Is.EqualTo(ProgressState.Replicate));
+    }
+
+    private static List<Message> Drain(RawNode node, MemoryStorage storage)
+    {
+        var messages = new List<Message>();
+        while (node.HasReady())
+        {
+            var rd = node.GetReady();
+            messages.AddRange(rd.Messages);
+            storage.Append(rd.Entries.Span);
+            if (rd.HardState is { } hs)
+            {
+                storage.SetHardState(hs);
+            }
+
+            messages.AddRange(rd.MessagesAfterPersist);
+            node.Advance();
+        }
+
+        return messages;
+    }
+
+    private static List<Message> Exchange(RawNode leader, MemoryStorage storage, TestNode follower, List<Message> toSend)
+    {
+        var leftover = new List<Message>();
+        var queue = new Queue<Message>(toSend);
+        while (queue.TryDequeue(out var m))
+        {
+            if (m.To != follower.Id)
+            {
+                leftover.Add(m);
+                continue;
+            }
+
+            follower.Step(m);
+            foreach (var response in follower.ReadMessages())
+            {
+                leader.Step(response);
+                foreach (var next in Drain(leader, storage))
+                {
+                    queue.Enqueue(next);
+                }
+            }
+        }
+
+        return leftover;
+    }
+
+    private sealed class FlakySnapshotStorage(MemoryStorage inner) : IRaftStorage
+    {
+        public MemoryStorage Inner { get; } = inner;
+
+        public bool Unavailable { get; set; }
+
+        public (HardState HardState, ConfState ConfState) InitialState() => Inner.InitialState();
+
+        public ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes) => Inner.Entries(low, high, maxSizeBytes);
+
+        public ulong Term(ulong index) => Inner.Term(index);
+
+        public ulong LastIndex() => Inner.LastIndex();
+
+        public ulong FirstIndex() => Inner.FirstIndex();
+
+        public Snapshot Snapshot() => Unavailable ? throw new SnapshotTemporarilyUnavailableException() : Inner.Snapshot();
+    }
+}
