@@ -4,12 +4,19 @@ namespace EmbeddedRaft;
 /// Thrown when one of the library's own internal invariants does not hold. This is always a bug
 /// in EmbeddedRaft (or memory corruption), never the caller's or a peer's fault: the checks are
 /// always on, in Release builds too, because continuing past a broken invariant in a consensus or
-/// storage core is how data gets silently lost.
+/// storage core is how data gets silently lost. Nothing a peer sends and no bytes read from disk can
+/// cause it: hostile messages and corrupt files get their own exceptions. The component that throws
+/// it must not be used further.
 /// </summary>
 public sealed class InvariantViolationException : Exception
 {
     /// <summary>Creates the exception with a description of the invariant that failed.</summary>
     public InvariantViolationException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a description of the invariant that failed and its cause.</summary>
+    public InvariantViolationException(string message, Exception innerException) : base(message, innerException)
     {
     }
 
