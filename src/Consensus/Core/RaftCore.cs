@@ -21,6 +21,13 @@ internal sealed class RaftCore
     /// <summary>Vote request context marking a campaign started by a leadership transfer.</summary>
     private static readonly byte[] s_campaignTransfer = "CampaignTransfer"u8.ToArray();
 
+    /// <summary>
+    /// The largest term or index a message may carry (2^63 - 1); larger values are malformed.
+    /// No honest cluster gets near it, and it leaves room for every local increment (the term
+    /// of a campaign, the index of a new entry) to be computed without overflow.
+    /// </summary>
+    internal const ulong MaxTermOrIndex = long.MaxValue;
+
     private readonly int _electionTimeout;
     private readonly int _heartbeatTimeout;
     private readonly bool _checkQuorum;
@@ -197,6 +204,11 @@ internal sealed class RaftCore
             throw Malformed(m, "term 0");
         }
 
+        if (!WithinLimits(m))
+        {
+            throw Malformed(m, $"a term or index above {MaxTermOrIndex}");
+        }
+
         var entries = m.Entries.Span;
         foreach (ref readonly var entry in entries)
         {
@@ -267,6 +279,26 @@ internal sealed class RaftCore
             default:
                 break;
         }
+    }
+
+    /// <summary>Whether every term and index in <paramref name="m"/> is at most <see cref="MaxTermOrIndex"/>.</summary>
+    private static bool WithinLimits(Message m)
+    {
+        // MaxTermOrIndex is 2^63 - 1: a value is above it iff its top bit is set, so OR-ing suffices.
+        if ((m.Term | m.LogTerm | m.Index | m.Commit | m.RejectHint) > MaxTermOrIndex)
+        {
+            return false;
+        }
+
+        foreach (ref readonly var entry in m.Entries.Span)
+        {
+            if ((entry.Term | entry.Index) > MaxTermOrIndex)
+            {
+                return false;
+            }
+        }
+
+        return m.Snapshot is not { } s || (s.Metadata.Term | s.Metadata.Index) <= MaxTermOrIndex;
     }
 
     private static MessageRejectedException Malformed(Message m, string what) =>
@@ -582,12 +614,20 @@ internal sealed class RaftCore
             throw new InvariantViolationException("Invalid transition: leader to candidate.");
         }
 
+        var term = NextTerm();
         _step = StepCandidate;
-        Reset(Term + 1);
+        Reset(term);
         _tick = TickElection;
         Vote = Id;
         Role = StateRole.Candidate;
     }
+
+    /// <summary>
+    /// The term of our next campaign. Peers cannot bring the term near the end of the range
+    /// (terms above <see cref="MaxTermOrIndex"/> are refused), so this only throws on a corrupt storage.
+    /// </summary>
+    private ulong NextTerm() =>
+        Term < ulong.MaxValue ? Term + 1 : throw new InvariantViolationException($"Term {Term} cannot be incremented: the term space is exhausted.");
 
     /// <summary>Thesis §9.6: a pre-candidate keeps its term and vote; it only asks.</summary>
     public void BecomePreCandidate()
@@ -659,11 +699,10 @@ internal sealed class RaftCore
         MessageType voteType;
         if (type == CampaignType.PreElection)
         {
+            // Pre-votes are requested for the term we would campaign in.
+            term = NextTerm();
             BecomePreCandidate();
             voteType = MessageType.PreVote;
-
-            // Pre-votes are requested for the term we would campaign in.
-            term = Term + 1;
         }
         else
         {

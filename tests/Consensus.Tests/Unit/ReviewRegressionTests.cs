@@ -1,0 +1,114 @@
+using EmbeddedRaft.Consensus.Core;
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+using EmbeddedRaft.Consensus.Tracking;
+using static EmbeddedRaft.Consensus.Tests.Support.Fixtures;
+
+namespace EmbeddedRaft.Consensus.Tests.Unit;
+
+/// <summary>
+/// Regression tests for the findings of the Raft core review: one section per finding, each
+/// test reproducing the reviewer's scenario.
+/// </summary>
+public class ReviewRegressionTests
+{
+    private static readonly ulong[] s_three = [1, 2, 3];
+
+    private static TestNode Follower()
+    {
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a"), E(1, 2, "b")], new HardState(1, 0, 2));
+        node.Core.BecomeFollower(1, 2);
+        return node;
+    }
+
+    private static void AssertRejected(TestNode node, Message m)
+    {
+        var before = (node.Core.Term, node.Core.Vote, node.Core.Log.LastIndex(), node.Core.Log.Committed, node.Core.Role);
+        var ex = Assert.Throws<MessageRejectedException>(() => node.Step(m));
+        Assert.That(ex!.Reason, Is.EqualTo(MessageRejectReason.Malformed));
+        Assert.That((node.Core.Term, node.Core.Vote, node.Core.Log.LastIndex(), node.Core.Log.Committed, node.Core.Role), Is.EqualTo(before), "state unchanged");
+    }
+
+    // ---------------------------------------------------------------- 1, 2: terms and indexes that overflow
+
+    [Test]
+    public void AHeartbeatWithTheLargestTermIsRejectedSoTheTermCannotWrapAndGrantASecondVote()
+    {
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a")], new HardState(1, 0, 1));
+        node.Step(new Message { Type = MessageType.Vote, From = 2, To = 1, Term = 5, Index = 1, LogTerm = 1 });
+        Assert.That(node.ReadMessages().Single().Reject, Is.False, "voted for 2 in term 5");
+
+        AssertRejected(node, new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = ulong.MaxValue });
+        node.Node.Campaign();
+        node.ReadMessages();
+        Assert.That(node.Core.Term, Is.EqualTo(6UL));
+
+        node.Step(new Message { Type = MessageType.Vote, From = 3, To = 1, Term = 5, Index = 1, LogTerm = 1 });
+        Assert.That(node.ReadMessages().Where(m => m.Type == MessageType.VoteResponse && !m.Reject), Is.Empty, "no second vote in term 5");
+    }
+
+    [TestCase(ulong.MaxValue)]
+    [TestCase(ulong.MaxValue - 1)]
+    [TestCase(RaftCore.MaxTermOrIndex + 1)]
+    public void TermsAboveTheLimitAreRejected(ulong term) =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = term });
+
+    [Test]
+    public void ATermAtTheLimitIsAcceptedAndCampaigningFromItDoesNotWrap()
+    {
+        var node = Follower();
+        node.Step(new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = RaftCore.MaxTermOrIndex, Commit = 2 });
+        node.ReadMessages();
+        node.Node.Campaign();
+        node.ReadMessages();
+        Assert.That(node.Core.Term, Is.EqualTo(RaftCore.MaxTermOrIndex + 1));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void CampaigningAtTheLargestTermThrowsInsteadOfWrappingToZero(bool preVote)
+    {
+        var options = new RaftOptions(1) { PreVote = preVote };
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a")], new HardState(ulong.MaxValue, 0, 1), options);
+
+        var ex = Assert.Throws<InvariantViolationException>(() => node.Node.Campaign());
+        Assert.That(ex!.Message, Does.Contain("term"));
+        Assert.That((node.Core.Term, node.Core.Role), Is.EqualTo((ulong.MaxValue, StateRole.Follower)), "nothing changed");
+    }
+
+    [Test]
+    public void ASnapshotAtTheLargestIndexIsRejected() =>
+        AssertRejected(Follower(), new Message
+        {
+            Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
+            Snapshot = new Snapshot(new SnapshotMetadata(ulong.MaxValue, 2, new ConfState(s_three)), default),
+        });
+
+    [Test]
+    public void ASnapshotWhoseTermOverflowsIsRejected() =>
+        AssertRejected(Follower(), new Message
+        {
+            Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
+            Snapshot = new Snapshot(new SnapshotMetadata(RaftCore.MaxTermOrIndex + 1, 2, new ConfState(s_three)), default),
+        });
+
+    [Test]
+    public void AppendsWhoseIndexesPassTheLimitAreRejected()
+    {
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 2, Index = ulong.MaxValue, LogTerm = 2 });
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 2, Index = RaftCore.MaxTermOrIndex, LogTerm = 2, Entries = new[] { E(2, RaftCore.MaxTermOrIndex + 1) } });
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 2, Index = 2, LogTerm = 1, Commit = ulong.MaxValue });
+        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 2, Commit = ulong.MaxValue });
+        AssertRejected(Follower(), new Message { Type = MessageType.Vote, From = 2, To = 1, Term = 2, Index = ulong.MaxValue, LogTerm = 1 });
+    }
+
+    [Test]
+    public void RejectionHintsPastTheLimitAreRejectedByTheLeader()
+    {
+        var leader = TestNode.Create(1, s_three);
+        BecomeLeaderWithCommittedNoop(leader);
+
+        AssertRejected(leader, new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = 1, Index = 1, Reject = true, RejectHint = ulong.MaxValue });
+        AssertRejected(leader, new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = 1, Index = 1, Reject = true, RejectHint = 0, LogTerm = ulong.MaxValue });
+    }
+}
