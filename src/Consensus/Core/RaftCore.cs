@@ -172,6 +172,13 @@ internal sealed class RaftCore
             throw Malformed(m, "claims to come from this node");
         }
 
+        // Some messages only make sense for their recipient (a heartbeat's commit index is
+        // min(match, commit) of that follower): one delivered to the wrong node must not act.
+        if (m.To != Id)
+        {
+            throw Malformed(m, $"addressed to {m.To}, not to this node");
+        }
+
         ValidateStructure(m);
 
         // A leader only sends min(match, committed) in heartbeats, and entries up to an

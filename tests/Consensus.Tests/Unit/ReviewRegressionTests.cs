@@ -111,4 +111,23 @@ public class ReviewRegressionTests
         AssertRejected(leader, new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = 1, Index = 1, Reject = true, RejectHint = ulong.MaxValue });
         AssertRejected(leader, new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = 1, Index = 1, Reject = true, RejectHint = 0, LogTerm = ulong.MaxValue });
     }
+
+    // ---------------------------------------------------------------- 5: messages addressed to another node
+
+    [Test]
+    public void AMisroutedHeartbeatIsRejectedAndCommitsNoDivergentEntry()
+    {
+        // Node 1 holds divergent term-1 entries at 3..4; leader 2 of term 2 tells node 3 (which
+        // matched its own entries at 3..4) to commit 4, and the transport delivers it to node 1.
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a"), E(1, 2, "b"), E(1, 3, "stale"), E(1, 4, "stale")], new HardState(2, 0, 2));
+        node.Core.BecomeFollower(2, 2);
+
+        AssertRejected(node, new Message { Type = MessageType.Heartbeat, From = 2, To = 3, Term = 2, Commit = 4 });
+        Assert.That(node.Core.Log.Committed, Is.EqualTo(2UL));
+    }
+
+    [Test]
+    public void MessagesWithoutARecipientAreRejected() =>
+        AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, Term = 1, Index = 2, LogTerm = 1 });
+
 }
