@@ -122,7 +122,9 @@ public sealed class RaftOptions
 
     /// <summary>
     /// On restart, the last index the application has already applied: entries up to it are
-    /// not handed out again. Must be between the storage's snapshot index and its commit index.
+    /// not handed out again, and they count as committed (the storage's commit index may lag:
+    /// commit-only hard-state changes need not be synced). Must be between the storage's
+    /// snapshot index and its last index.
     /// </summary>
     public ulong AppliedIndex { get; init; }
 

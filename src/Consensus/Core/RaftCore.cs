@@ -72,12 +72,16 @@ internal sealed class RaftCore
         Tracker = new ProgressTracker(options.MaxInflightMessages, options.MaxInflightBytes);
         Tracker.Reset(confState, Log.LastIndex() + 1);
 
+        // The commit index is max(hard state commit, snapshot index, applied index): commit-only
+        // hard-state changes need not be synced, so the durable commit may lag what was applied
+        // or compacted, and both are necessarily committed. CommitTo never lowers it below the
+        // snapshot index the log starts from.
         if (!hardState.IsEmpty)
         {
-            if (hardState.Commit < Log.Committed || hardState.Commit > Log.LastIndex())
+            if (hardState.Commit > Log.LastIndex())
             {
                 throw new ArgumentException(
-                    $"Storage hard state commit {hardState.Commit} is outside [{Log.Committed}, {Log.LastIndex()}].", nameof(storage));
+                    $"Storage hard state commit {hardState.Commit} is beyond the last index {Log.LastIndex()}.", nameof(storage));
             }
 
             Log.CommitTo(hardState.Commit);
@@ -87,14 +91,15 @@ internal sealed class RaftCore
 
         if (options.AppliedIndex > 0)
         {
-            if (options.AppliedIndex > Log.Committed || options.AppliedIndex < Log.Applied)
+            if (options.AppliedIndex > Log.LastIndex() || options.AppliedIndex < Log.Applied)
             {
                 throw new ArgumentOutOfRangeException(
                     nameof(options),
                     options.AppliedIndex,
-                    $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the commit index {Log.Committed}.");
+                    $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the last index {Log.LastIndex()}.");
             }
 
+            Log.CommitTo(options.AppliedIndex);
             Log.AppliedTo(options.AppliedIndex);
         }
 

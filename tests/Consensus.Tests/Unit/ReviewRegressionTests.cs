@@ -130,4 +130,63 @@ public class ReviewRegressionTests
     public void MessagesWithoutARecipientAreRejected() =>
         AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, Term = 1, Index = 2, LogTerm = 1 });
 
+    // ---------------------------------------------------------------- 3: restart with an unsynced commit index
+
+    [Test]
+    public void ANodeRestartsWhenItAppliedEntriesBeyondItsLastSyncedCommitIndex()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        var n1 = net[1];
+        var synced = n1.Storage.InitialState().HardState;
+        net.Propose(1, "x");
+        net.Propose(1, "y");
+        var applied = n1.AppliedIndex;
+        Assert.That(synced.Commit, Is.LessThan(applied));
+
+        // Crash: the commit-only hard-state writes (MustSync false) were never synced.
+        n1.Storage.SetHardState(synced);
+        n1.Restart(keepApplied: true);
+
+        Assert.That(n1.Core.Log.Committed, Is.EqualTo(applied), "applied entries are committed");
+        net.Campaign(1);
+        net.Propose(1, "z");
+        Assert.That(n1.Applied.Select(Text).Where(t => t.Length > 0), Is.EqualTo(new[] { "x", "y", "z" }), "nothing applied twice");
+    }
+
+    [Test]
+    public void ANodeRestartsAfterCompactingBeyondItsLastSyncedCommitIndex()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        var n1 = net[1];
+        var synced = n1.Storage.InitialState().HardState;
+        net.Propose(1, "x");
+        net.Propose(1, "y");
+        var applied = n1.AppliedIndex;
+        n1.Storage.CreateSnapshot(applied, null, default);
+        n1.Storage.Compact(applied);
+        n1.Storage.SetHardState(synced);
+
+        n1.Restart(keepApplied: false);
+
+        Assert.That(n1.Core.Log.Committed, Is.EqualTo(applied), "a snapshot covers only committed entries");
+        net.Campaign(1);
+        net.Propose(1, "z");
+        Assert.That(Text(n1.Applied[^1]), Is.EqualTo("z"));
+    }
+
+    [Test]
+    public void ACommitIndexBeyondTheLogIsStillRefusedOnRestart()
+    {
+        var storage = MemoryStorage.WithVoters(s_three);
+        storage.Append([E(1, 1), E(1, 2)]);
+        storage.SetHardState(new HardState(1, 0, 5));
+        Assert.That(() => new RawNode(TestNode.DefaultOptions(1), storage), Throws.ArgumentException.With.Message.Contains("commit"));
+
+        storage.SetHardState(new HardState(1, 0, 1));
+        Assert.That(
+            () => new RawNode(new RaftOptions(1) { AppliedIndex = 3 }, storage),
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("AppliedIndex"));
+    }
 }
