@@ -184,7 +184,8 @@ public sealed class RawNode
             Messages = messages,
             MessagesAfterPersist = afterPersist,
             ReadStates = readStates,
-            MustSync = !entries.IsEmpty || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
+            // A snapshot's acknowledgement (in MessagesAfterPersist) promises it is durable.
+            MustSync = !entries.IsEmpty || snapshot is not null || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
         };
 
         _previousSoftState = soft;

@@ -185,16 +185,6 @@ internal sealed class RaftCore
         }
 
         ValidateStructure(m);
-
-        // A leader only sends min(match, committed) in heartbeats, and entries up to an
-        // acknowledged match are durable and never truncated while committed; a commit index
-        // beyond our log therefore comes from a broken peer, and would break the log invariant.
-        // Checked here, before the term handling in Step changes anything.
-        if (m.Type == MessageType.Heartbeat && m.Commit > Log.LastIndex())
-        {
-            throw Malformed(m, $"commit {m.Commit} beyond our last index {Log.LastIndex()}");
-        }
-
         Step(m);
     }
 
@@ -1329,7 +1319,10 @@ internal sealed class RaftCore
 
     private void HandleHeartbeat(Message m)
     {
-        // Internal callers never exceed the log; network heartbeats were checked in StepFromNetwork.
+        // The leader sends min(match, committed), and what we acknowledged is durable, so the
+        // commit is normally within our log. If it is not (the host lost state it had promised
+        // durable, e.g. an acknowledged snapshot), commit what we have, as etcd does, rather than
+        // refuse the leader and stall: a leader change then repairs the log.
         Log.CommitTo(Math.Min(m.Commit, Log.LastIndex()));
         Send(new Message { Type = MessageType.HeartbeatResponse, To = m.From, From = Id, Term = Term, Context = m.Context });
     }

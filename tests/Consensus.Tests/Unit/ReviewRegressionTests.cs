@@ -189,4 +189,72 @@ public class ReviewRegressionTests
             () => new RawNode(new RaftOptions(1) { AppliedIndex = 3 }, storage),
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("AppliedIndex"));
     }
+
+    // ---------------------------------------------------------------- 4: snapshots are synced; heartbeats clamp
+
+    [Test]
+    public void ASnapshotOnlyReadyMustBeSyncedBecauseItsAcknowledgementPromisesDurability()
+    {
+        var node = Follower();
+        node.Step(new Message
+        {
+            Type = MessageType.Snapshot, From = 2, To = 1, Term = 1,
+            Snapshot = new Snapshot(new SnapshotMetadata(10, 1, new ConfState(s_three)), default),
+        });
+
+        var rd = node.Node.GetReady();
+        Assert.That((rd.Snapshot is not null, rd.Entries.IsEmpty, rd.MessagesAfterPersist.Single().Index), Is.EqualTo((true, true, 10UL)));
+        Assert.That(rd.MustSync, Is.True);
+    }
+
+    [Test]
+    public void AHeartbeatCommittingBeyondTheFollowersLogCommitsUpToItsLastIndex()
+    {
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a"), E(1, 2, "b"), E(1, 3, "c")], new HardState(1, 0, 1));
+        node.Core.BecomeFollower(1, 2);
+
+        node.Step(new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 1, Commit = 99 });
+
+        Assert.That(node.Core.Log.Committed, Is.EqualTo(3UL));
+        Assert.That(node.ReadMessages().Single().Type, Is.EqualTo(MessageType.HeartbeatResponse));
+    }
+
+    [Test]
+    public void AFollowerThatLostAnAcknowledgedSnapshotKeepsFollowingAndCatchesUpUnderTheNextLeader()
+    {
+        // A host that drops a snapshot it acknowledged breaks the contract (MustSync is set);
+        // the follower must still not crash, and a new leader repairs it.
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Isolate(3);
+        for (var i = 0; i < 5; i++)
+        {
+            net.Propose(1, "p" + i);
+        }
+
+        var n1 = net[1];
+        n1.Storage.CreateSnapshot(n1.AppliedIndex, null, default);
+        n1.Storage.Compact(n1.AppliedIndex);
+        var durableHardState = net[3].Storage.InitialState().HardState;
+        var durableLog = net[3].LogEntries();
+        net.Recover();
+        net.Tick(1);
+        Assert.That(net[3].Core.Log.LastIndex(), Is.EqualTo(n1.Core.Log.LastIndex()), "node 3 got the snapshot");
+
+        var storage = MemoryStorage.WithVoters(s_three);
+        storage.Append(durableLog.ToArray());
+        storage.SetHardState(durableHardState);
+        net.Nodes[3] = new TestNode(TestNode.DefaultOptions(3), storage);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.DoesNotThrow(() => net.Tick(1));
+        }
+
+        Assert.That(net[3].Core.Lead, Is.EqualTo(1UL));
+        Assert.That(net[3].Core.Log.Committed, Is.EqualTo(net[3].Core.Log.LastIndex()), "the heartbeat commit was clamped");
+
+        net.Campaign(2);
+        net.Propose(2, "after");
+        Assert.That(Text(net[3].LogEntries()[^1]), Is.EqualTo("after"));
+    }
 }
