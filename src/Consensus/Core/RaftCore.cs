@@ -46,6 +46,7 @@ internal sealed class RaftCore
     private Action _tick;
     private int _electionElapsed;
     private int _heartbeatElapsed;
+    private int _transferElapsed;
     private int _randomizedElectionTimeout;
     private ulong _uncommittedBytes;
     private ulong _nextReadRoundId = 1;
@@ -766,18 +767,19 @@ internal sealed class RaftCore
             {
                 Step(new Message { Type = MessageType.CheckQuorum, From = Id });
             }
-
-            // A transfer that has not completed within an election timeout has failed (the
-            // target may be down); resume accepting proposals.
-            if (Role == StateRole.Leader && LeadTransferee != 0)
-            {
-                AbortLeaderTransfer();
-            }
         }
 
         if (Role != StateRole.Leader)
         {
             return;
+        }
+
+        // A transfer that has not completed within an election timeout has failed (the target
+        // may be down); resume accepting proposals. Timed on its own clock: resetting the
+        // CheckQuorum clock instead would let transfer requests keep a partitioned leader alive.
+        if (LeadTransferee != 0 && ++_transferElapsed >= _electionTimeout)
+        {
+            AbortLeaderTransfer();
         }
 
         if (_heartbeatElapsed >= _heartbeatTimeout)
@@ -1155,7 +1157,7 @@ internal sealed class RaftCore
         }
 
         // The transfer must complete within an election timeout (checked in TickHeartbeat).
-        _electionElapsed = 0;
+        _transferElapsed = 0;
         LeadTransferee = transferee;
         if (pr.Match == Log.LastIndex())
         {
