@@ -172,8 +172,9 @@ internal sealed class RaftCore
             throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
         }
 
-        // TransferLeader is the exception: its From names the transferee, which may be us.
-        if (m.From == Id && m.Type != MessageType.TransferLeader)
+        // TransferLeader is the exception: its From names the transferee, which may be us; and a
+        // ReadIndex keeps its requester as From when re-forwarded, which may be us (now leading).
+        if (m.From == Id && m.Type is not (MessageType.TransferLeader or MessageType.ReadIndex))
         {
             throw Malformed(m, "claims to come from this node");
         }
@@ -415,7 +416,7 @@ internal sealed class RaftCore
 
     private void Send(Message m)
     {
-        if (m.From != Id && m.Type != MessageType.TransferLeader)
+        if (m.From != Id && m.Type is not (MessageType.TransferLeader or MessageType.ReadIndex))
         {
             throw new InvariantViolationException($"Sending {m.Type} with From {m.From} from node {Id}.");
         }
@@ -1273,7 +1274,9 @@ internal sealed class RaftCore
             case MessageType.ReadIndex:
                 if (Lead != 0)
                 {
-                    Send(new Message { Type = MessageType.ReadIndex, To = Lead, From = Id, Entries = m.Entries });
+                    // A request from another node (that took us for the leader) keeps its
+                    // requester as From, so the leader answers it rather than us (as etcd does).
+                    Send(new Message { Type = MessageType.ReadIndex, To = Lead, From = m.From == 0 ? Id : m.From, Entries = m.Entries });
                 }
 
                 break;

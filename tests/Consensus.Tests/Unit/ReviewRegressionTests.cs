@@ -302,4 +302,40 @@ public class ReviewRegressionTests
         net.Tick(1);
         Assert.That(net[1].Core.LeadTransferee, Is.EqualTo(0UL));
     }
+
+    // ---------------------------------------------------------------- 7: re-forwarded read requests
+
+    [Test]
+    public void AReadIndexForwardedThroughAFormerLeaderIsAnsweredToTheOriginalRequester()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Isolate(3);
+        net.Campaign(2);
+        net.Recover();
+
+        // Node 3 still believes 1 leads; 1 follows 2 and passes the request on.
+        Assert.That(net[3].Core.Lead, Is.EqualTo(1UL));
+        net[3].Node.ReadIndex("ctx"u8.ToArray());
+        var forwarded = net[3].ReadMessages();
+        Assert.That(forwarded.Single().To, Is.EqualTo(1UL));
+        net.Deliver(forwarded);
+
+        Assert.That(net[3].ReadStates.Select(r => System.Text.Encoding.UTF8.GetString(r.RequestContext.Span)), Is.EqualTo(new[] { "ctx" }));
+        Assert.That(net[1].ReadStates, Is.Empty);
+    }
+
+    [Test]
+    public void AReadIndexForwardedBackToItsRequesterNowLeadingIsAnsweredLocally()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net[2].Node.ReadIndex("ctx"u8.ToArray());
+        var toOldLeader = net[2].ReadMessages();
+        net.Campaign(2);
+
+        net.Deliver(toOldLeader);
+
+        Assert.That(net[2].ReadStates.Select(r => System.Text.Encoding.UTF8.GetString(r.RequestContext.Span)), Is.EqualTo(new[] { "ctx" }));
+    }
 }
