@@ -12,6 +12,12 @@ public sealed class RaftOptions
     private readonly ulong _maxSizePerMessageBytes = 1024 * 1024;
     private readonly int _maxInflightMessages = 256;
 
+    /// <summary>
+    /// The largest <see cref="ElectionTimeoutTicks"/>: the randomized timeout, up to twice the
+    /// setting, must fit in an <see cref="int"/>.
+    /// </summary>
+    public const int MaxElectionTimeoutTicks = int.MaxValue / 2;
+
     /// <summary>Creates options for node <paramref name="id"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is 0 (reserved for "none").</exception>
     public RaftOptions(ulong id)
@@ -26,7 +32,8 @@ public sealed class RaftOptions
     /// <summary>
     /// Ticks a follower waits without hearing from a leader before campaigning. The actual
     /// timeout is drawn uniformly from <c>[ElectionTimeoutTicks, 2 * ElectionTimeoutTicks)</c>
-    /// after every role change (Raft §5.2), so that split votes resolve. Default 10.
+    /// after every role change (Raft §5.2), so that split votes resolve. Default 10; at most
+    /// <see cref="MaxElectionTimeoutTicks"/>.
     /// </summary>
     public int ElectionTimeoutTicks
     {
@@ -34,6 +41,7 @@ public sealed class RaftOptions
         init
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ElectionTimeoutTicks));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxElectionTimeoutTicks, nameof(ElectionTimeoutTicks));
             _electionTimeoutTicks = value;
         }
     }

@@ -338,4 +338,26 @@ public class ReviewRegressionTests
 
         Assert.That(net[2].ReadStates.Select(r => System.Text.Encoding.UTF8.GetString(r.RequestContext.Span)), Is.EqualTo(new[] { "ctx" }));
     }
+
+    // ---------------------------------------------------------------- 8: election timeout bound
+
+    [Test]
+    public void ElectionTimeoutsWhoseDoubleOverflowsAreRefused()
+    {
+        Assert.That(
+            () => new RaftOptions(1) { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks + 1 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks"));
+        Assert.That(
+            () => new RaftOptions(1) { ElectionTimeoutTicks = int.MaxValue },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks"));
+    }
+
+    [Test]
+    public void TheLargestElectionTimeoutDrawsARandomizedTimeoutInRange()
+    {
+        var node = new RawNode(new RaftOptions(1) { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks }, MemoryStorage.WithVoters(s_three));
+        Assert.That(node.Core.RandomizedElectionTimeout, Is.InRange(RaftOptions.MaxElectionTimeoutTicks, int.MaxValue));
+        node.Tick();
+        Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Follower));
+    }
 }
