@@ -229,12 +229,19 @@ public sealed class RawNode
             _core.ReduceUncommittedBytes(pending.Committed.Span);
         }
 
-        foreach (var m in _stepsOnAdvance)
+        // Cleared even if a step throws (e.g. a storage failure): the messages belong to this
+        // Ready and must never be stepped again on a later Advance.
+        try
         {
-            _core.Step(m);
+            foreach (var m in _stepsOnAdvance)
+            {
+                _core.Step(m);
+            }
         }
-
-        _stepsOnAdvance.Clear();
+        finally
+        {
+            _stepsOnAdvance.Clear();
+        }
     }
 
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>

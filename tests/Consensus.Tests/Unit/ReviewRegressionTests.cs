@@ -360,4 +360,79 @@ public class ReviewRegressionTests
         node.Tick();
         Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Follower));
     }
+
+    // ---------------------------------------------------------------- 9: a failed Advance does not replay
+
+    [Test]
+    public void AnAdvanceThatThrowsDoesNotReplayItsMessagesOnTheNextAdvance()
+    {
+        var storage = new FailingLastIndexStorage(MemoryStorage.WithVoters(s_three));
+        var raw = new RawNode(TestNode.DefaultOptions(1), storage);
+        raw.Campaign();
+        HandleAll(raw, storage.Inner);
+        raw.Step(new Message { Type = MessageType.VoteResponse, From = 2, To = 1, Term = 1 });
+        HandleAll(raw, storage.Inner);
+        Assert.That(raw.SoftState.Role, Is.EqualTo(StateRole.Leader));
+
+        // The leader's own acknowledgement is stepped on Advance, and the storage fails under it.
+        raw.Propose("x"u8.ToArray());
+        Persist(raw.GetReady(), storage.Inner);
+        storage.Failing = true;
+        Assert.Throws<IOException>(raw.Advance);
+
+        // The next cycle (heartbeats only) must not step the failed acknowledgement again.
+        raw.Tick();
+        Assert.That(raw.HasReady(), Is.True);
+        Persist(raw.GetReady(), storage.Inner);
+        Assert.DoesNotThrow(raw.Advance);
+    }
+
+    private static List<Message> HandleAll(RawNode raw, MemoryStorage storage)
+    {
+        var sent = new List<Message>();
+        while (raw.HasReady())
+        {
+            var rd = raw.GetReady();
+            Persist(rd, storage);
+            sent.AddRange(rd.Messages);
+            sent.AddRange(rd.MessagesAfterPersist);
+            raw.Advance();
+        }
+
+        return sent;
+    }
+
+    private static void Persist(Ready rd, MemoryStorage storage)
+    {
+        if (rd.Snapshot is { } snapshot)
+        {
+            storage.ApplySnapshot(snapshot);
+        }
+
+        storage.Append(rd.Entries.Span);
+        if (rd.HardState is { } hs)
+        {
+            storage.SetHardState(hs);
+        }
+    }
+
+    /// <summary>A storage whose <see cref="LastIndex"/> fails while <see cref="Failing"/> is set (a disk error).</summary>
+    private sealed class FailingLastIndexStorage(MemoryStorage inner) : IRaftStorage
+    {
+        public MemoryStorage Inner => inner;
+
+        public bool Failing { get; set; }
+
+        public (HardState HardState, ConfState ConfState) InitialState() => inner.InitialState();
+
+        public ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes) => inner.Entries(low, high, maxSizeBytes);
+
+        public ulong Term(ulong index) => inner.Term(index);
+
+        public ulong LastIndex() => Failing ? throw new IOException("disk failure") : inner.LastIndex();
+
+        public ulong FirstIndex() => inner.FirstIndex();
+
+        public Snapshot Snapshot() => inner.Snapshot();
+    }
 }
