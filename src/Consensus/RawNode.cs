@@ -119,9 +119,17 @@ public sealed class RawNode
     public void ReportSnapshot(ulong id, bool succeeded) =>
         _core.Step(new Message { Type = MessageType.SnapshotStatus, From = id, Reject = !succeeded });
 
-    /// <summary>Whether <see cref="GetReady"/> has anything to hand out.</summary>
+    /// <summary>
+    /// Whether <see cref="GetReady"/> has anything to hand out. False while a Ready is
+    /// outstanding (until <see cref="Advance"/>), since <see cref="GetReady"/> would throw.
+    /// </summary>
     public bool HasReady()
     {
+        if (_pending is not null)
+        {
+            return false;
+        }
+
         var log = _core.Log;
         var hard = _core.HardState;
         return _core.SoftState != _previousSoftState

@@ -435,4 +435,23 @@ public class ReviewRegressionTests
 
         public Snapshot Snapshot() => inner.Snapshot();
     }
+
+    // ---------------------------------------------------------------- 10: HasReady agrees with GetReady
+
+    [Test]
+    public void HasReadyIsFalseWhileAReadyIsOutstanding()
+    {
+        var leader = TestNode.Create(1, s_three);
+        BecomeLeaderWithCommittedNoop(leader);
+        leader.Node.Tick();
+        Assert.That(leader.Node.HasReady(), Is.True);
+        var rd = leader.Node.GetReady();
+
+        leader.Node.Tick();
+        Assert.That(leader.Node.HasReady(), Is.False, "GetReady would throw now");
+
+        leader.Persist(rd);
+        leader.Node.Advance();
+        Assert.That(leader.Node.HasReady(), Is.True, "the second heartbeats are handed out after Advance");
+    }
 }
