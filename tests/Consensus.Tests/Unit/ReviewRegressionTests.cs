@@ -454,4 +454,20 @@ public class ReviewRegressionTests
         leader.Node.Advance();
         Assert.That(leader.Node.HasReady(), Is.True, "the second heartbeats are handed out after Advance");
     }
+
+    // ---------------------------------------------------------------- 11: compaction never passes the snapshot
+
+    [Test]
+    public void CompactingPastTheSnapshotIsRefusedSoTheLeaderNeverSendsAUselessSnapshot()
+    {
+        var storage = MemoryStorage.WithVoters(s_three);
+        storage.Append([E(1, 1), E(1, 2), E(1, 3)]);
+        storage.CreateSnapshot(1, null, default);
+
+        Assert.That(() => storage.Compact(2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("snapshot"));
+        Assert.That(storage.FirstIndex(), Is.EqualTo(1UL), "nothing compacted");
+
+        storage.Compact(1);
+        Assert.That((storage.FirstIndex(), storage.Snapshot().Metadata.Index), Is.EqualTo((2UL, 1UL)));
+    }
 }
