@@ -470,4 +470,27 @@ public class ReviewRegressionTests
         storage.Compact(1);
         Assert.That((storage.FirstIndex(), storage.Snapshot().Metadata.Index), Is.EqualTo((2UL, 1UL)));
     }
+
+    // ---------------------------------------------------------------- 12: Next while a snapshot is in flight
+
+    [Test]
+    public void AFollowerBeingSentASnapshotReportsNextJustPastTheSnapshot()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Isolate(3);
+        net.Propose(1, "x");
+        net.Propose(1, "y");
+        var n1 = net[1];
+        var snapshotIndex = n1.AppliedIndex;
+        n1.Storage.CreateSnapshot(snapshotIndex, null, default);
+        n1.Storage.Compact(snapshotIndex);
+        net.Recover();
+        net.Ignore(MessageType.Snapshot);
+
+        net.Tick(1);
+
+        var progress = n1.Node.GetStatus().Progress[3];
+        Assert.That((progress.State, progress.PendingSnapshot, progress.Next), Is.EqualTo((ProgressState.Snapshot, snapshotIndex, snapshotIndex + 1)));
+    }
 }
