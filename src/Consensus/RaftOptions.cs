@@ -112,7 +112,10 @@ public sealed class RaftOptions
         }
     }
 
-    /// <summary>Maximum entry bytes in flight to one follower; 0 (default) means no byte limit.</summary>
+    /// <summary>
+    /// Maximum entry bytes in flight to one follower; 0 (default) means no byte limit. Otherwise
+    /// at least <see cref="MaxSizePerMessageBytes"/>, so that one full append fits.
+    /// </summary>
     public ulong MaxInflightBytes { get; init; }
 
     /// <summary>
@@ -145,6 +148,13 @@ public sealed class RaftOptions
             throw new ArgumentException(
                 $"{nameof(HeartbeatTimeoutTicks)} ({HeartbeatTimeoutTicks}) must be less than {nameof(ElectionTimeoutTicks)} ({ElectionTimeoutTicks}).",
                 nameof(HeartbeatTimeoutTicks));
+        }
+
+        if (MaxInflightBytes != 0 && MaxInflightBytes < MaxSizePerMessageBytes)
+        {
+            throw new ArgumentException(
+                $"{nameof(MaxInflightBytes)} ({MaxInflightBytes}) must be 0 (no limit) or at least {nameof(MaxSizePerMessageBytes)} ({MaxSizePerMessageBytes}).",
+                nameof(MaxInflightBytes));
         }
 
         if (ReadOnlyMode == ReadOnlyMode.LeaseBased && !CheckQuorum)

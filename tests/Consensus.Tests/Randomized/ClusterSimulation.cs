@@ -44,6 +44,7 @@ internal sealed class ClusterSimulation
         CheckQuorum = _random.Next(2) == 0;
         foreach (var id in _ids)
         {
+            var maxMessageBytes = (ulong)_random.Next(0, 200);
             var options = new RaftOptions(id)
             {
                 ElectionTimeoutTicks = 10,
@@ -51,10 +52,10 @@ internal sealed class ClusterSimulation
                 PreVote = PreVote,
                 CheckQuorum = CheckQuorum,
                 RandomSeed = (ulong)seed * 31 + id,
-                MaxSizePerMessageBytes = (ulong)_random.Next(0, 200),
+                MaxSizePerMessageBytes = maxMessageBytes,
                 MaxInflightMessages = _random.Next(1, 8),
                 MaxUncommittedEntriesBytes = _random.Next(3) == 0 ? 64UL : 0UL,
-                MaxInflightBytes = _random.Next(3) == 0 ? (ulong)_random.Next(1, 200) : 0UL,
+                MaxInflightBytes = _random.Next(3) == 0 ? maxMessageBytes + (ulong)_random.Next(1, 200) : 0UL,
                 MaxCommittedBytesPerReady = _random.Next(3) == 0 ? (ulong)_random.Next(1, 100) : 0UL,
             };
             var node = new TestNode(options, MemoryStorage.WithVoters(_ids));

@@ -493,4 +493,19 @@ public class ReviewRegressionTests
         var progress = n1.Node.GetStatus().Progress[3];
         Assert.That((progress.State, progress.PendingSnapshot, progress.Next), Is.EqualTo((ProgressState.Snapshot, snapshotIndex, snapshotIndex + 1)));
     }
+
+    // ---------------------------------------------------------------- 13: inflight bytes against the message size
+
+    [Test]
+    public void AnInflightByteLimitBelowTheMessageSizeIsRefusedNamingBothOptions()
+    {
+        var options = new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 999 };
+        Assert.That(
+            options.Validate,
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("MaxInflightBytes")
+                .And.Message.Contains("MaxSizePerMessageBytes"));
+
+        Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 1000 }.Validate);
+        Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 0 }.Validate);
+    }
 }
