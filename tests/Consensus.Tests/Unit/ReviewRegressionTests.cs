@@ -508,4 +508,26 @@ public class ReviewRegressionTests
         Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 1000 }.Validate);
         Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 0 }.Validate);
     }
+
+    // ---------------------------------------------------------------- 14: requests from unknown peers
+
+    [Test]
+    public void ANodeThatKnowsNoConfigurationYetStillFollowsALeaderItDoesNotKnow()
+    {
+        // A node added to a running cluster starts with an empty configuration: requests from
+        // the leader are processed (etcd does the same), responses from strangers are not.
+        var node = new TestNode(TestNode.DefaultOptions(4), new MemoryStorage());
+        node.Step(new Message
+        {
+            Type = MessageType.Snapshot, From = 1, To = 4, Term = 3,
+            Snapshot = new Snapshot(new SnapshotMetadata(7, 2, new ConfState([1, 2, 3, 4])), default),
+        });
+        var ack = node.ReadMessages().Single();
+        Assert.That((ack.Type, ack.To, ack.Index, node.Core.Lead), Is.EqualTo((MessageType.AppendResponse, 1UL, 7UL, 1UL)));
+
+        var stranger = new TestNode(TestNode.DefaultOptions(4), new MemoryStorage());
+        stranger.Step(new Message { Type = MessageType.Heartbeat, From = 1, To = 4, Term = 3 });
+        Assert.That(stranger.ReadMessages().Single().Type, Is.EqualTo(MessageType.HeartbeatResponse));
+        Assert.Throws<MessageRejectedException>(() => stranger.Step(new Message { Type = MessageType.HeartbeatResponse, From = 1, To = 4, Term = 3 }));
+    }
 }
