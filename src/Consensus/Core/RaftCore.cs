@@ -1326,8 +1326,8 @@ internal sealed class RaftCore
     {
         // The leader sends min(match, committed), and what we acknowledged is durable, so the
         // commit is normally within our log. If it is not (the host lost state it had promised
-        // durable, e.g. an acknowledged snapshot), commit what we have, as etcd does, rather than
-        // refuse the leader and stall: a leader change then repairs the log.
+        // durable, e.g. an acknowledged snapshot), commit what we have rather than refuse the
+        // leader and stall (etcd panics here): a leader change then repairs the log.
         Log.CommitTo(Math.Min(m.Commit, Log.LastIndex()));
         Send(new Message { Type = MessageType.HeartbeatResponse, To = m.From, From = Id, Term = Term, Context = m.Context });
     }
