@@ -163,10 +163,12 @@ public sealed class MemoryStorage : IRaftStorage
 
     /// <summary>
     /// Discards entries up to and including <paramref name="compactIndex"/>, keeping its term as
-    /// the new dummy entry. The host must not compact past its applied index.
+    /// the new dummy entry. The host must not compact past its applied index, nor past the
+    /// snapshot (<see cref="CreateSnapshot"/> first): followers needing the discarded entries are
+    /// sent <see cref="Snapshot()"/>, which must cover them.
     /// </summary>
     /// <exception cref="CompactedException">Already compacted to <paramref name="compactIndex"/> or beyond.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="compactIndex"/> is beyond the last index.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="compactIndex"/> is beyond the last index or the snapshot index.</exception>
     public void Compact(ulong compactIndex)
     {
         lock (_lock)
@@ -179,6 +181,14 @@ public sealed class MemoryStorage : IRaftStorage
 
             var last = offset + (ulong)_count - 1;
             ArgumentOutOfRangeException.ThrowIfGreaterThan(compactIndex, last);
+            if (compactIndex > _snapshot.Metadata.Index)
+            {
+                throw new ArgumentOutOfRangeException(
+                    nameof(compactIndex),
+                    compactIndex,
+                    $"Cannot compact past the snapshot index {_snapshot.Metadata.Index}: followers needing the discarded entries would be sent a snapshot that does not cover them. Call {nameof(CreateSnapshot)} first.");
+            }
+
             var skip = (int)(compactIndex - offset);
             var remaining = _count - skip;
             var next = new Entry[Math.Max(16, remaining * 2)];

@@ -12,6 +12,12 @@ public sealed class RaftOptions
     private readonly ulong _maxSizePerMessageBytes = 1024 * 1024;
     private readonly int _maxInflightMessages = 256;
 
+    /// <summary>
+    /// The largest <see cref="ElectionTimeoutTicks"/>: the randomized timeout, up to twice the
+    /// setting, must fit in an <see cref="int"/>.
+    /// </summary>
+    public const int MaxElectionTimeoutTicks = int.MaxValue / 2;
+
     /// <summary>Creates options for node <paramref name="id"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is 0 (reserved for "none").</exception>
     public RaftOptions(ulong id)
@@ -26,7 +32,8 @@ public sealed class RaftOptions
     /// <summary>
     /// Ticks a follower waits without hearing from a leader before campaigning. The actual
     /// timeout is drawn uniformly from <c>[ElectionTimeoutTicks, 2 * ElectionTimeoutTicks)</c>
-    /// after every role change (Raft §5.2), so that split votes resolve. Default 10.
+    /// after every role change (Raft §5.2), so that split votes resolve. Default 10; at most
+    /// <see cref="MaxElectionTimeoutTicks"/>.
     /// </summary>
     public int ElectionTimeoutTicks
     {
@@ -34,6 +41,7 @@ public sealed class RaftOptions
         init
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ElectionTimeoutTicks));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxElectionTimeoutTicks, nameof(ElectionTimeoutTicks));
             _electionTimeoutTicks = value;
         }
     }
@@ -104,7 +112,10 @@ public sealed class RaftOptions
         }
     }
 
-    /// <summary>Maximum entry bytes in flight to one follower; 0 (default) means no byte limit.</summary>
+    /// <summary>
+    /// Maximum entry bytes in flight to one follower; 0 (default) means no byte limit. Otherwise
+    /// at least <see cref="MaxSizePerMessageBytes"/>, so that one full append fits.
+    /// </summary>
     public ulong MaxInflightBytes { get; init; }
 
     /// <summary>
@@ -122,7 +133,9 @@ public sealed class RaftOptions
 
     /// <summary>
     /// On restart, the last index the application has already applied: entries up to it are
-    /// not handed out again. Must be between the storage's snapshot index and its commit index.
+    /// not handed out again, and they count as committed (the storage's commit index may lag:
+    /// commit-only hard-state changes need not be synced). Must be between the storage's
+    /// snapshot index and its last index.
     /// </summary>
     public ulong AppliedIndex { get; init; }
 
@@ -135,6 +148,13 @@ public sealed class RaftOptions
             throw new ArgumentException(
                 $"{nameof(HeartbeatTimeoutTicks)} ({HeartbeatTimeoutTicks}) must be less than {nameof(ElectionTimeoutTicks)} ({ElectionTimeoutTicks}).",
                 nameof(HeartbeatTimeoutTicks));
+        }
+
+        if (MaxInflightBytes != 0 && MaxInflightBytes < MaxSizePerMessageBytes)
+        {
+            throw new ArgumentException(
+                $"{nameof(MaxInflightBytes)} ({MaxInflightBytes}) must be 0 (no limit) or at least {nameof(MaxSizePerMessageBytes)} ({MaxSizePerMessageBytes}).",
+                nameof(MaxInflightBytes));
         }
 
         if (ReadOnlyMode == ReadOnlyMode.LeaseBased && !CheckQuorum)

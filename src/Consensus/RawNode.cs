@@ -119,9 +119,17 @@ public sealed class RawNode
     public void ReportSnapshot(ulong id, bool succeeded) =>
         _core.Step(new Message { Type = MessageType.SnapshotStatus, From = id, Reject = !succeeded });
 
-    /// <summary>Whether <see cref="GetReady"/> has anything to hand out.</summary>
+    /// <summary>
+    /// Whether <see cref="GetReady"/> has anything to hand out. False while a Ready is
+    /// outstanding (until <see cref="Advance"/>), since <see cref="GetReady"/> would throw.
+    /// </summary>
     public bool HasReady()
     {
+        if (_pending is not null)
+        {
+            return false;
+        }
+
         var log = _core.Log;
         var hard = _core.HardState;
         return _core.SoftState != _previousSoftState
@@ -184,7 +192,8 @@ public sealed class RawNode
             Messages = messages,
             MessagesAfterPersist = afterPersist,
             ReadStates = readStates,
-            MustSync = !entries.IsEmpty || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
+            // A snapshot's acknowledgement (in MessagesAfterPersist) promises it is durable.
+            MustSync = !entries.IsEmpty || snapshot is not null || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
         };
 
         _previousSoftState = soft;
@@ -228,12 +237,19 @@ public sealed class RawNode
             _core.ReduceUncommittedBytes(pending.Committed.Span);
         }
 
-        foreach (var m in _stepsOnAdvance)
+        // Cleared even if a step throws (e.g. a storage failure): the messages belong to this
+        // Ready and must never be stepped again on a later Advance.
+        try
         {
-            _core.Step(m);
+            foreach (var m in _stepsOnAdvance)
+            {
+                _core.Step(m);
+            }
         }
-
-        _stepsOnAdvance.Clear();
+        finally
+        {
+            _stepsOnAdvance.Clear();
+        }
     }
 
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>

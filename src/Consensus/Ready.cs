@@ -48,6 +48,10 @@ public sealed class Ready
     /// <summary>Messages that may only be sent after this Ready's state is durable.</summary>
     public IReadOnlyList<Message> MessagesAfterPersist { get; internal init; } = [];
 
-    /// <summary>Whether the writes must be synced to disk (term, vote or entries changed) rather than merely buffered.</summary>
+    /// <summary>
+    /// Whether the writes must be synced to disk (entries, a snapshot, or a term or vote change)
+    /// rather than merely buffered. False only when the hard state changed in its commit index alone:
+    /// losing that in a crash is harmless (see <see cref="RaftOptions.AppliedIndex"/>).
+    /// </summary>
     public bool MustSync { get; internal init; }
 }

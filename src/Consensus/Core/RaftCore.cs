@@ -21,6 +21,13 @@ internal sealed class RaftCore
     /// <summary>Vote request context marking a campaign started by a leadership transfer.</summary>
     private static readonly byte[] s_campaignTransfer = "CampaignTransfer"u8.ToArray();
 
+    /// <summary>
+    /// The largest term or index a message may carry (2^63 - 1); larger values are malformed.
+    /// No honest cluster gets near it, and it leaves room for every local increment (the term
+    /// of a campaign, the index of a new entry) to be computed without overflow.
+    /// </summary>
+    internal const ulong MaxTermOrIndex = long.MaxValue;
+
     private readonly int _electionTimeout;
     private readonly int _heartbeatTimeout;
     private readonly bool _checkQuorum;
@@ -39,6 +46,7 @@ internal sealed class RaftCore
     private Action _tick;
     private int _electionElapsed;
     private int _heartbeatElapsed;
+    private int _transferElapsed;
     private int _randomizedElectionTimeout;
     private ulong _uncommittedBytes;
     private ulong _nextReadRoundId = 1;
@@ -65,12 +73,16 @@ internal sealed class RaftCore
         Tracker = new ProgressTracker(options.MaxInflightMessages, options.MaxInflightBytes);
         Tracker.Reset(confState, Log.LastIndex() + 1);
 
+        // The commit index is max(hard state commit, snapshot index, applied index): commit-only
+        // hard-state changes need not be synced, so the durable commit may lag what was applied
+        // or compacted, and both are necessarily committed. CommitTo never lowers it below the
+        // snapshot index the log starts from.
         if (!hardState.IsEmpty)
         {
-            if (hardState.Commit < Log.Committed || hardState.Commit > Log.LastIndex())
+            if (hardState.Commit > Log.LastIndex())
             {
                 throw new ArgumentException(
-                    $"Storage hard state commit {hardState.Commit} is outside [{Log.Committed}, {Log.LastIndex()}].", nameof(storage));
+                    $"Storage hard state commit {hardState.Commit} is beyond the last index {Log.LastIndex()}.", nameof(storage));
             }
 
             Log.CommitTo(hardState.Commit);
@@ -80,14 +92,15 @@ internal sealed class RaftCore
 
         if (options.AppliedIndex > 0)
         {
-            if (options.AppliedIndex > Log.Committed || options.AppliedIndex < Log.Applied)
+            if (options.AppliedIndex > Log.LastIndex() || options.AppliedIndex < Log.Applied)
             {
                 throw new ArgumentOutOfRangeException(
                     nameof(options),
                     options.AppliedIndex,
-                    $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the commit index {Log.Committed}.");
+                    $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the last index {Log.LastIndex()}.");
             }
 
+            Log.CommitTo(options.AppliedIndex);
             Log.AppliedTo(options.AppliedIndex);
         }
 
@@ -159,23 +172,21 @@ internal sealed class RaftCore
             throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
         }
 
-        // TransferLeader is the exception: its From names the transferee, which may be us.
-        if (m.From == Id && m.Type != MessageType.TransferLeader)
+        // TransferLeader is the exception: its From names the transferee, which may be us; and a
+        // ReadIndex keeps its requester as From when re-forwarded, which may be us (now leading).
+        if (m.From == Id && m.Type is not (MessageType.TransferLeader or MessageType.ReadIndex))
         {
             throw Malformed(m, "claims to come from this node");
         }
 
-        ValidateStructure(m);
-
-        // A leader only sends min(match, committed) in heartbeats, and entries up to an
-        // acknowledged match are durable and never truncated while committed; a commit index
-        // beyond our log therefore comes from a broken peer, and would break the log invariant.
-        // Checked here, before the term handling in Step changes anything.
-        if (m.Type == MessageType.Heartbeat && m.Commit > Log.LastIndex())
+        // Some messages only make sense for their recipient (a heartbeat's commit index is
+        // min(match, commit) of that follower): one delivered to the wrong node must not act.
+        if (m.To != Id)
         {
-            throw Malformed(m, $"commit {m.Commit} beyond our last index {Log.LastIndex()}");
+            throw Malformed(m, $"addressed to {m.To}, not to this node");
         }
 
+        ValidateStructure(m);
         Step(m);
     }
 
@@ -195,6 +206,11 @@ internal sealed class RaftCore
         if (m.Term == 0 && m.Type is not (MessageType.Propose or MessageType.ReadIndex))
         {
             throw Malformed(m, "term 0");
+        }
+
+        if (!WithinLimits(m))
+        {
+            throw Malformed(m, $"a term or index above {MaxTermOrIndex}");
         }
 
         var entries = m.Entries.Span;
@@ -267,6 +283,26 @@ internal sealed class RaftCore
             default:
                 break;
         }
+    }
+
+    /// <summary>Whether every term and index in <paramref name="m"/> is at most <see cref="MaxTermOrIndex"/>.</summary>
+    private static bool WithinLimits(Message m)
+    {
+        // MaxTermOrIndex is 2^63 - 1: a value is above it iff its top bit is set, so OR-ing suffices.
+        if ((m.Term | m.LogTerm | m.Index | m.Commit | m.RejectHint) > MaxTermOrIndex)
+        {
+            return false;
+        }
+
+        foreach (ref readonly var entry in m.Entries.Span)
+        {
+            if ((entry.Term | entry.Index) > MaxTermOrIndex)
+            {
+                return false;
+            }
+        }
+
+        return m.Snapshot is not { } s || (s.Metadata.Term | s.Metadata.Index) <= MaxTermOrIndex;
     }
 
     private static MessageRejectedException Malformed(Message m, string what) =>
@@ -380,7 +416,7 @@ internal sealed class RaftCore
 
     private void Send(Message m)
     {
-        if (m.From != Id && m.Type != MessageType.TransferLeader)
+        if (m.From != Id && m.Type is not (MessageType.TransferLeader or MessageType.ReadIndex))
         {
             throw new InvariantViolationException($"Sending {m.Type} with From {m.From} from node {Id}.");
         }
@@ -582,12 +618,20 @@ internal sealed class RaftCore
             throw new InvariantViolationException("Invalid transition: leader to candidate.");
         }
 
+        var term = NextTerm();
         _step = StepCandidate;
-        Reset(Term + 1);
+        Reset(term);
         _tick = TickElection;
         Vote = Id;
         Role = StateRole.Candidate;
     }
+
+    /// <summary>
+    /// The term of our next campaign. Peers cannot bring the term near the end of the range
+    /// (terms above <see cref="MaxTermOrIndex"/> are refused), so this only throws on a corrupt storage.
+    /// </summary>
+    private ulong NextTerm() =>
+        Term < ulong.MaxValue ? Term + 1 : throw new InvariantViolationException($"Term {Term} cannot be incremented: the term space is exhausted.");
 
     /// <summary>Thesis §9.6: a pre-candidate keeps its term and vote; it only asks.</summary>
     public void BecomePreCandidate()
@@ -659,11 +703,10 @@ internal sealed class RaftCore
         MessageType voteType;
         if (type == CampaignType.PreElection)
         {
+            // Pre-votes are requested for the term we would campaign in.
+            term = NextTerm();
             BecomePreCandidate();
             voteType = MessageType.PreVote;
-
-            // Pre-votes are requested for the term we would campaign in.
-            term = Term + 1;
         }
         else
         {
@@ -725,18 +768,19 @@ internal sealed class RaftCore
             {
                 Step(new Message { Type = MessageType.CheckQuorum, From = Id });
             }
-
-            // A transfer that has not completed within an election timeout has failed (the
-            // target may be down); resume accepting proposals.
-            if (Role == StateRole.Leader && LeadTransferee != 0)
-            {
-                AbortLeaderTransfer();
-            }
         }
 
         if (Role != StateRole.Leader)
         {
             return;
+        }
+
+        // A transfer that has not completed within an election timeout has failed (the target
+        // may be down); resume accepting proposals. Timed on its own clock: resetting the
+        // CheckQuorum clock instead would let transfer requests keep a partitioned leader alive.
+        if (LeadTransferee != 0 && ++_transferElapsed >= _electionTimeout)
+        {
+            AbortLeaderTransfer();
         }
 
         if (_heartbeatElapsed >= _heartbeatTimeout)
@@ -1114,7 +1158,7 @@ internal sealed class RaftCore
         }
 
         // The transfer must complete within an election timeout (checked in TickHeartbeat).
-        _electionElapsed = 0;
+        _transferElapsed = 0;
         LeadTransferee = transferee;
         if (pr.Match == Log.LastIndex())
         {
@@ -1230,7 +1274,9 @@ internal sealed class RaftCore
             case MessageType.ReadIndex:
                 if (Lead != 0)
                 {
-                    Send(new Message { Type = MessageType.ReadIndex, To = Lead, From = Id, Entries = m.Entries });
+                    // A request from another node (that took us for the leader) keeps its
+                    // requester as From, so the leader answers it rather than us (as etcd does).
+                    Send(new Message { Type = MessageType.ReadIndex, To = Lead, From = m.From == 0 ? Id : m.From, Entries = m.Entries });
                 }
 
                 break;
@@ -1278,7 +1324,10 @@ internal sealed class RaftCore
 
     private void HandleHeartbeat(Message m)
     {
-        // Internal callers never exceed the log; network heartbeats were checked in StepFromNetwork.
+        // The leader sends min(match, committed), and what we acknowledged is durable, so the
+        // commit is normally within our log. If it is not (the host lost state it had promised
+        // durable, e.g. an acknowledged snapshot), commit what we have rather than refuse the
+        // leader and stall (etcd panics here): a leader change then repairs the log.
         Log.CommitTo(Math.Min(m.Commit, Log.LastIndex()));
         Send(new Message { Type = MessageType.HeartbeatResponse, To = m.From, From = Id, Term = Term, Context = m.Context });
     }

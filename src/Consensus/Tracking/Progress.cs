@@ -90,6 +90,7 @@ internal sealed class Progress
     {
         ResetState(ProgressState.Snapshot);
         PendingSnapshot = snapshotIndex;
+        Next = snapshotIndex + 1;
         SentCommit = snapshotIndex;
     }
 

@@ -21,6 +21,7 @@ internal sealed class ClusterSimulation
     private readonly HashSet<ulong> _down = [];
     private readonly List<Message> _inFlight = [];
     private readonly Dictionary<ulong, int> _partition = [];
+    private readonly CrashingHost? _host;
 
     // Checker state.
     private readonly Dictionary<ulong, ulong> _leaderByTerm = [];
@@ -35,7 +36,8 @@ internal sealed class ClusterSimulation
     private int _restarts;
     private int _transfers;
 
-    public ClusterSimulation(int seed, int size)
+    /// <param name="crashMidReady">Handle Readies with a <see cref="CrashingHost"/> (crashes mid-Ready, lost unsynced writes).</param>
+    public ClusterSimulation(int seed, int size, bool crashMidReady = false)
     {
         Seed = seed;
         _random = new Random(seed);
@@ -44,6 +46,7 @@ internal sealed class ClusterSimulation
         CheckQuorum = _random.Next(2) == 0;
         foreach (var id in _ids)
         {
+            var maxMessageBytes = (ulong)_random.Next(0, 200);
             var options = new RaftOptions(id)
             {
                 ElectionTimeoutTicks = 10,
@@ -51,17 +54,21 @@ internal sealed class ClusterSimulation
                 PreVote = PreVote,
                 CheckQuorum = CheckQuorum,
                 RandomSeed = (ulong)seed * 31 + id,
-                MaxSizePerMessageBytes = (ulong)_random.Next(0, 200),
+                MaxSizePerMessageBytes = maxMessageBytes,
                 MaxInflightMessages = _random.Next(1, 8),
                 MaxUncommittedEntriesBytes = _random.Next(3) == 0 ? 64UL : 0UL,
-                MaxInflightBytes = _random.Next(3) == 0 ? (ulong)_random.Next(1, 200) : 0UL,
+                MaxInflightBytes = _random.Next(3) == 0 ? maxMessageBytes + (ulong)_random.Next(1, 200) : 0UL,
                 MaxCommittedBytesPerReady = _random.Next(3) == 0 ? (ulong)_random.Next(1, 100) : 0UL,
             };
             var node = new TestNode(options, MemoryStorage.WithVoters(_ids));
             node.Applying = OnApply;
             _nodes[id] = node;
         }
+
+        _host = crashMidReady ? new CrashingHost(_random, _ids) : null;
     }
+
+    public CrashingHost? Host => _host;
 
     public int Seed { get; }
 
@@ -141,6 +148,7 @@ internal sealed class ClusterSimulation
     /// </summary>
     public void RunLiveness()
     {
+        _host?.DisableCrashes();
         _partition.Clear();
         foreach (var id in _down.ToArray())
         {
@@ -368,7 +376,14 @@ internal sealed class ClusterSimulation
         _down.Remove(id);
         _restarts++;
         var node = _nodes[id];
-        node.Restart(keepApplied: false);
+        if (_host is null)
+        {
+            node.Restart(keepApplied: false);
+        }
+        else
+        {
+            _host.Restart(node);
+        }
 
         // Messages addressed to the old incarnation are gone with it (the host reports lost snapshots).
         foreach (var lost in _inFlight.Where(m => m.To == id).ToList())
@@ -388,6 +403,7 @@ internal sealed class ClusterSimulation
             var index = applied - (ulong)_random.Next(2);
             node.Storage.CreateSnapshot(index, new ConfState(_ids), Encoding.UTF8.GetBytes($"snap@{index}"));
             node.Storage.Compact(index);
+            _host?.Compacted(node);
         }
     }
 
@@ -402,7 +418,14 @@ internal sealed class ClusterSimulation
 
             var node = _nodes[id];
             var before = node.ReadStates.Count;
-            _inFlight.AddRange(node.ReadMessages());
+            if (_host is null)
+            {
+                _inFlight.AddRange(node.ReadMessages());
+            }
+            else if (_host.ReadMessages(node, _inFlight, mayCrash: _down.Count < _ids.Length - 1))
+            {
+                _down.Add(id);
+            }
             for (var i = before; i < node.ReadStates.Count; i++)
             {
                 CheckRead(node, node.ReadStates[i]);

@@ -26,7 +26,7 @@ internal sealed class TestNode
 
     public RawNode Node { get; private set; }
 
-    public MemoryStorage Storage { get; }
+    public MemoryStorage Storage { get; private set; }
 
     public RaftCore Core => Node.Core;
 
@@ -101,11 +101,13 @@ internal sealed class TestNode
     /// <summary>
     /// Restarts from what was persisted: unstable state, progress and (unless
     /// <paramref name="keepApplied"/>) the in-memory state machine are lost; the state machine
-    /// is then rebuilt from the last snapshot.
+    /// is then rebuilt from the last snapshot (also if it is older than that snapshot).
+    /// <paramref name="storage"/> replaces the storage (what survived a crash).
     /// </summary>
-    public void Restart(bool keepApplied = true)
+    public void Restart(bool keepApplied = true, MemoryStorage? storage = null)
     {
-        if (!keepApplied)
+        Storage = storage ?? Storage;
+        if (!keepApplied || AppliedIndex < Storage.Snapshot().Metadata.Index)
         {
             AppliedIndex = Storage.Snapshot().Metadata.Index;
             ReadStates.Clear();

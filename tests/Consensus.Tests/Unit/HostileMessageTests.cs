@@ -61,10 +61,6 @@ public class HostileMessageTests
         AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 1, Index = 2, LogTerm = 1, Entries = new[] { E(5, 3) } }, MessageRejectReason.Malformed);
 
     [Test]
-    public void HeartbeatsCommittingBeyondTheLogAreRejected() =>
-        AssertRejected(Follower(), new Message { Type = MessageType.Heartbeat, From = 3, To = 1, Term = 5, Commit = 99 }, MessageRejectReason.Malformed);
-
-    [Test]
     public void MessagesWithoutTermOrSenderAreRejected()
     {
         AssertRejected(Follower(), new Message { Type = MessageType.Append, From = 2, To = 1, Term = 0 }, MessageRejectReason.Malformed);

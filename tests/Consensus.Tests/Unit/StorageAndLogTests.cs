@@ -18,6 +18,7 @@ public class MemoryStorageTests
     public void TermsAreAvailableFromTheCompactionPointToTheLastIndex()
     {
         var storage = WithEntries(E(1, 1), E(2, 2), E(3, 3));
+        storage.CreateSnapshot(1, null, default);
         storage.Compact(1);
 
         Assert.That(storage.Term(1), Is.EqualTo(1), "the dummy entry keeps its term");

@@ -1,0 +1,172 @@
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+
+namespace EmbeddedRaft.Consensus.Tests.Randomized;
+
+/// <summary>
+/// A host loop for <see cref="ClusterSimulation"/> that, unlike <see cref="TestNode.ReadMessages"/>,
+/// behaves like a real process over a real disk: it sends <see cref="Ready.Messages"/> before
+/// persisting, writes go to a page cache and become durable only on an fsync (which the host
+/// does when <see cref="Ready.MustSync"/> says so, and the OS sometimes does on its own), and
+/// the node may crash at any point of handling a Ready. A restart rebuilds the storage from the
+/// durable writes only, and sometimes keeps the application's state (and so its applied index).
+/// </summary>
+/// <remarks>
+/// The durable image is the list of synced writes, replayed into a fresh storage on restart
+/// (a write-ahead log). Writes not synced when the node crashes are lost.
+/// </remarks>
+internal sealed class CrashingHost
+{
+    private const int CrashOneIn = 300;
+
+    private readonly Random _random;
+    private readonly ulong[] _ids;
+    private readonly Dictionary<ulong, List<Action<MemoryStorage>>> _synced = [];
+    private readonly Dictionary<ulong, List<Action<MemoryStorage>>> _buffered = [];
+    private bool _crashesEnabled = true;
+
+    public CrashingHost(Random random, ulong[] ids)
+    {
+        _random = random;
+        _ids = ids;
+        foreach (var id in ids)
+        {
+            _synced[id] = [];
+            _buffered[id] = [];
+        }
+    }
+
+    /// <summary>Nodes crashed while handling a Ready.</summary>
+    public int CrashesMidReady { get; private set; }
+
+    /// <summary>Crashes (or restarts) that lost buffered, unsynced writes.</summary>
+    public int LostWrites { get; private set; }
+
+    /// <summary>Restarts that kept the application's applied index.</summary>
+    public int RestartsKeepingApplied { get; private set; }
+
+    public void DisableCrashes() => _crashesEnabled = false;
+
+    /// <summary>
+    /// Handles the node's Readies until it has none, adding what it sends to
+    /// <paramref name="network"/>. Returns true if the node crashed doing so.
+    /// </summary>
+    public bool ReadMessages(TestNode node, List<Message> network, bool mayCrash)
+    {
+        mayCrash &= _crashesEnabled;
+        for (var guard = 0; node.Node.HasReady(); guard++)
+        {
+            if (guard > 10_000)
+            {
+                throw new InvalidOperationException("Node never stops producing Readies.");
+            }
+
+            var rd = node.Node.GetReady();
+
+            // Raft thesis §10.2.1: these may leave before the Ready is durable.
+            network.AddRange(rd.Messages);
+            if (mayCrash && Crash())
+            {
+                return true;
+            }
+
+            Write(node, rd);
+            if (rd.MustSync || _random.Next(4) == 0)
+            {
+                Sync(node.Id);
+            }
+
+            if (mayCrash && Crash())
+            {
+                return true;
+            }
+
+            network.AddRange(rd.MessagesAfterPersist);
+            node.Apply(rd);
+            if (mayCrash && Crash())
+            {
+                return true;
+            }
+
+            node.Node.Advance();
+        }
+
+        return false;
+    }
+
+    /// <summary>The application compacted the node's log: the snapshot is saved and synced.</summary>
+    public void Compacted(TestNode node)
+    {
+        var snapshot = node.Storage.Snapshot();
+        Sync(node.Id);
+        _synced[node.Id].Add(storage =>
+        {
+            storage.CreateSnapshot(snapshot.Metadata.Index, snapshot.Metadata.ConfState, snapshot.Data);
+            storage.Compact(snapshot.Metadata.Index);
+        });
+    }
+
+    /// <summary>Restarts the node from its durable writes; buffered writes are lost.</summary>
+    public void Restart(TestNode node)
+    {
+        if (_buffered[node.Id].Count > 0)
+        {
+            LostWrites++;
+            _buffered[node.Id].Clear();
+        }
+
+        var storage = MemoryStorage.WithVoters(_ids);
+        foreach (var write in _synced[node.Id])
+        {
+            write(storage);
+        }
+
+        var keepApplied = _random.Next(2) == 0;
+        if (keepApplied)
+        {
+            RestartsKeepingApplied++;
+        }
+
+        node.Restart(keepApplied, storage);
+    }
+
+    private bool Crash()
+    {
+        if (_random.Next(CrashOneIn) != 0)
+        {
+            return false;
+        }
+
+        CrashesMidReady++;
+        return true;
+    }
+
+    private void Write(TestNode node, Ready rd)
+    {
+        var buffered = _buffered[node.Id];
+        if (rd.Snapshot is { } snapshot)
+        {
+            node.Storage.ApplySnapshot(snapshot);
+            buffered.Add(storage => storage.ApplySnapshot(snapshot));
+        }
+
+        if (!rd.Entries.IsEmpty)
+        {
+            var entries = rd.Entries;
+            node.Storage.Append(entries.Span);
+            buffered.Add(storage => storage.Append(entries.Span));
+        }
+
+        if (rd.HardState is { } hs)
+        {
+            node.Storage.SetHardState(hs);
+            buffered.Add(storage => storage.SetHardState(hs));
+        }
+    }
+
+    private void Sync(ulong id)
+    {
+        _synced[id].AddRange(_buffered[id]);
+        _buffered[id].Clear();
+    }
+}
