@@ -167,6 +167,12 @@ internal sealed class RaftCore
 
         if (MessageTypes.IsResponse(m.Type) && !Tracker.Progress.ContainsKey(m.From))
         {
+            if (Tracker.Config.Removed.Contains(m.From))
+            {
+                // A late answer from a node this configuration removed: expected, not hostile.
+                return;
+            }
+
             throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
         }
 
