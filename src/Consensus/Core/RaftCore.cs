@@ -406,6 +406,10 @@ internal sealed class RaftCore
         else
         {
             Send(new Message { Type = responseType, To = m.From, From = Id, Term = Term, Reject = true });
+            if (!Log.IsUpToDate(m.Index, m.LogTerm))
+            {
+                TryCampaignAsFormerVoter();
+            }
         }
     }
 
@@ -655,9 +659,12 @@ internal sealed class RaftCore
         Lead = Id;
         Role = StateRole.Leader;
 
-        var self = Tracker.Progress[Id];
-        self.BecomeReplicate();
-        self.RecentActive = true;
+        // A leader outside its configuration (see TryCampaignAsFormerVoter) tracks no progress of its own.
+        if (Tracker.Progress.TryGetValue(Id, out var self))
+        {
+            self.BecomeReplicate();
+            self.RecentActive = true;
+        }
 
         // Entries of earlier terms may hold configuration changes not applied yet; a new change
         // waits until everything up to here is applied (see PendingConfIndex).
@@ -695,6 +702,32 @@ internal sealed class RaftCore
         }
 
         Campaign(type);
+    }
+
+    /// <summary>
+    /// Thesis §4.2.2: a server outside its latest configuration "should still start new
+    /// elections, as it might still be needed until the Cnew entry is committed". Here it does so
+    /// only on the evidence that it is needed: a candidate that still counts it as a voter asked
+    /// for its vote, and was refused because this node's log is more up to date. Otherwise, when
+    /// the removal is applied here but not known committed elsewhere, the remaining voters wait
+    /// for a vote that never comes (etcd-io/etcd#10563). Once elected it counts no vote of its
+    /// own, accepts no proposals, and hands over as soon as a voter holds its log
+    /// (<see cref="TryStepDownAfterRemoval"/>). A learner nobody considers a voter is never asked,
+    /// so it never campaigns.
+    /// </summary>
+    private void TryCampaignAsFormerVoter()
+    {
+        if (Role == StateRole.Leader || Tracker.Config.IsVoter(Id) || Tracker.Config.Voters.Count == 0 || !_stepDownOnRemoval)
+        {
+            return;
+        }
+
+        if (Role is StateRole.Candidate or StateRole.PreCandidate || Log.HasPendingSnapshot || HasUnappliedConfChanges())
+        {
+            return;
+        }
+
+        Campaign(_preVote ? CampaignType.PreElection : CampaignType.Election);
     }
 
     /// <summary>Whether an entry in <c>(Applied, Committed]</c> is a configuration change.</summary>
@@ -905,7 +938,8 @@ internal sealed class RaftCore
 
     private void HandlePropose(Message m)
     {
-        if (!Tracker.Progress.ContainsKey(Id))
+        // A leader outside the voters only finishes handing over (see TryStepDownAfterRemoval).
+        if (!Tracker.Config.IsVoter(Id))
         {
             throw new ProposalDroppedException(ProposalDropReason.NotInConfiguration);
         }
@@ -1006,16 +1040,9 @@ internal sealed class RaftCore
             return next;
         }
 
-        if (!next.IsVoter(Id))
+        if (TryStepDownAfterRemoval())
         {
-            // Thesis §4.2.2: a leader outside the configuration steps down once the change is
-            // in effect. etcd-io/raft keeps leading by default (StepDownOnRemoval off) and the
-            // group is stuck with a leader that accepts no proposals (etcd-io/etcd#11038).
-            if (_stepDownOnRemoval)
-            {
-                BecomeFollower(Term, 0);
-                return next;
-            }
+            return next;
         }
 
         if (LeadTransferee != 0 && !next.IsVoter(LeadTransferee))
@@ -1041,6 +1068,37 @@ internal sealed class RaftCore
         }
 
         return next;
+    }
+
+    /// <summary>
+    /// Thesis §4.2.2: a leader outside the configuration it applied steps down. etcd-io/raft
+    /// keeps leading by default (StepDownOnRemoval off) and the group is stuck with a leader that
+    /// accepts no proposals (etcd-io/etcd#11038, etcd-io/raft#83).
+    /// It steps down only once a voter of the new configuration holds its whole log, and tells
+    /// that voter to campaign. Stepping down earlier can deadlock: a voter that never learned
+    /// the removal committed still counts this node as a voter, and this node, with a longer
+    /// log, would refuse it its vote while it can no longer campaign itself (etcd-io/etcd#10563).
+    /// Meanwhile it accepts no proposals, so its log stops growing.
+    /// </summary>
+    private bool TryStepDownAfterRemoval()
+    {
+        if (Role != StateRole.Leader || !_stepDownOnRemoval || Tracker.Config.IsVoter(Id))
+        {
+            return false;
+        }
+
+        var last = Log.LastIndex();
+        foreach (var id in Tracker.Voters.Incoming.Ids)
+        {
+            if (Tracker.Progress[id].Match == last)
+            {
+                SendTimeoutNow(id);
+                BecomeFollower(Term, 0);
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -1202,6 +1260,8 @@ internal sealed class RaftCore
                 // Thesis §3.10: the transferee has caught up; tell it to campaign now.
                 SendTimeoutNow(m.From);
             }
+
+            TryStepDownAfterRemoval();
         }
     }
 
@@ -1524,17 +1584,11 @@ internal sealed class RaftCore
             return false;
         }
 
+        // A snapshot whose configuration does not include us is still the leader's committed
+        // state: it predates the change that added us (a new node catches up from the leader's
+        // latest snapshot, which may be older than its addition), and the log after it adds us.
+        // etcd-io/raft drops such snapshots only because its code assumes a progress for itself.
         var conf = meta.ConfState;
-
-        // A node without a configuration (it joined empty) takes any snapshot as its base: the
-        // log after it adds this node. Otherwise a snapshot whose configuration excludes us
-        // comes from a configuration we are not part of.
-        if (!conf.IsMember(Id) && Tracker.Config.Voters.Count > 0)
-        {
-            // A snapshot that does not include us is from a configuration we are not part of; ignore.
-            return false;
-        }
-
         if (Log.MatchTerm(meta.Index, meta.Term))
         {
             // We already hold the entry the snapshot ends at: just fast-forward the commit index
