@@ -135,4 +135,43 @@ public class MembershipTests
         Assert.That(network[3].Core.Role, Is.EqualTo(StateRole.Follower));
         Assert.That(network[3].ReadMessages().Where(m => m.Type is MessageType.Vote or MessageType.PreVote), Is.Empty);
     }
+
+    [Test]
+    public void AnAppendCarryingAnUndecodableConfigurationChangeIsRefusedBeforeAnyStateChange()
+    {
+        var network = ClusterWithLeader(3);
+        var follower = network[2];
+        var before = (follower.Core.Term, follower.Core.Log.LastIndex(), follower.Core.Log.Committed);
+        var garbage = new Entry(1, 2, EntryType.ConfChange, new byte[] { MessageCodec.Version, 0, 1, 0 });
+
+        var ex = Assert.Throws<MessageRejectedException>(() => follower.Step(new Message
+        {
+            Type = MessageType.Append, From = 1, To = 2, Term = 1, Index = 1, LogTerm = 1, Entries = new[] { garbage },
+        }));
+
+        Assert.That(ex!.Reason, Is.EqualTo(MessageRejectReason.Malformed));
+        Assert.That((follower.Core.Term, follower.Core.Log.LastIndex(), follower.Core.Log.Committed), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void ConfigurationChangesDoNotCountAgainstTheUncommittedQuotaSoTheAutomaticLeaveIsNeverRefused()
+    {
+        var network = ClusterWithLeader(3, id => new RaftOptions(id) { MaxUncommittedEntriesBytes = 1, MaxSizePerMessageBytes = ulong.MaxValue });
+
+        // Fill the quota with an uncommitted proposal (3 is cut off, 2 does not answer yet).
+        network.Isolate(2);
+        network.Isolate(3);
+        network.Propose(1, "fills the quota");
+        Assert.Throws<ProposalDroppedException>(() => network[1].Node.Propose("x"u8.ToArray()));
+
+        // A configuration change is still accepted; once the cluster heals the joint state is
+        // entered and left automatically.
+        network[1].Node.ProposeConfChange(ConfChange.Demote(3));
+        network.Recover();
+        network.Deliver(network[1].ReadMessages());
+        network.Tick(1);
+        network.Tick(1);
+
+        Assert.That(network[1].Config, Is.EqualTo(new ConfState([1, 2], learners: [3])));
+    }
 }
