@@ -115,9 +115,11 @@ public sealed class RawNode
     /// entry of <see cref="Ready.CommittedEntries"/>, in order, when applying it (decode the data
     /// with <see cref="MessageCodec.DecodeConfChange"/>). Returns the new configuration, which the
     /// host must persist together with its applied index (for <see cref="IRaftStorage.InitialState"/>
-    /// after a restart, and for the snapshots it creates). A leader removed from the voters steps
-    /// down here (see <see cref="RaftOptions.StepDownOnRemoval"/>); a leader of a joint
-    /// configuration with auto-leave proposes the leave once this entry is advanced past.
+    /// after a restart, and for the snapshots it creates). A leader no longer among the voters
+    /// stops accepting proposals and steps down, here or as soon as a remaining voter holds its
+    /// whole log, telling that voter to campaign (see <see cref="RaftOptions.StepDownOnRemoval"/>);
+    /// a leader of a joint configuration with auto-leave proposes the leave once this entry is
+    /// advanced past.
     /// </summary>
     /// <exception cref="InvariantViolationException">
     /// The change cannot apply to the current configuration: entries were applied out of order
