@@ -42,13 +42,20 @@ internal static class EntrySizes
         return size;
     }
 
-    /// <summary>Total data bytes (the unit of the uncommitted-bytes quota; an empty entry costs nothing).</summary>
+    /// <summary>
+    /// Total data bytes of normal entries (the unit of the uncommitted-bytes quota): an empty
+    /// entry costs nothing, and neither does a configuration change, so that the automatic leave
+    /// of a joint configuration is never refused.
+    /// </summary>
     public static ulong Payload(ReadOnlySpan<Entry> entries)
     {
         ulong size = 0;
         foreach (ref readonly var entry in entries)
         {
-            size += (ulong)entry.Data.Length;
+            if (entry.Type == EntryType.Normal)
+            {
+                size += (ulong)entry.Data.Length;
+            }
         }
 
         return size;

@@ -15,6 +15,7 @@ public sealed class MemoryStorage : IRaftStorage
 {
     private readonly Lock _lock = new();
     private HardState _hardState;
+    private ConfState? _confState;
     private Snapshot _snapshot;
     private Entry[] _entries;
     private int _count;
@@ -35,7 +36,21 @@ public sealed class MemoryStorage : IRaftStorage
     {
         lock (_lock)
         {
-            return (_hardState, _snapshot.Metadata.ConfState);
+            return (_hardState, _confState ?? _snapshot.Metadata.ConfState);
+        }
+    }
+
+    /// <summary>
+    /// Saves the configuration as of the applied index (the result of
+    /// <see cref="RawNode.ApplyConfChange"/>), returned by <see cref="InitialState"/> until a
+    /// newer snapshot is applied.
+    /// </summary>
+    public void SetConfState(ConfState conf)
+    {
+        ArgumentNullException.ThrowIfNull(conf);
+        lock (_lock)
+        {
+            _confState = conf;
         }
     }
 
@@ -130,6 +145,7 @@ public sealed class MemoryStorage : IRaftStorage
             }
 
             _snapshot = snapshot;
+            _confState = null;
             _entries = new Entry[16];
             _entries[0] = new Entry(snapshot.Metadata.Term, snapshot.Metadata.Index, EntryType.Normal, default);
             _count = 1;

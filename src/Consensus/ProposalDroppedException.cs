@@ -11,7 +11,7 @@ public enum ProposalDropReason
     LeadershipTransferInProgress = 3,
     /// <summary>The leader's uncommitted log would exceed <see cref="RaftOptions.MaxUncommittedEntriesBytes"/>.</summary>
     UncommittedSizeLimitExceeded = 4,
-    /// <summary>This node is not a member of the configuration it leads (it is being removed).</summary>
+    /// <summary>This node leads but is no longer a voter of the configuration (it was removed or demoted).</summary>
     NotInConfiguration = 5,
 }
 

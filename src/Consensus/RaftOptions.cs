@@ -128,6 +128,14 @@ public sealed class RaftOptions
     /// <summary>Maximum committed-entry bytes handed out in one <see cref="Ready"/> (at least one entry); 0 (default) means no limit.</summary>
     public ulong MaxCommittedBytesPerReady { get; init; }
 
+    /// <summary>
+    /// A leader that applies a configuration change removing it from the voters (removal, or
+    /// demotion to learner once a joint configuration is left) steps down, so the remaining
+    /// voters elect a new leader (Raft thesis §4.2.2). Default true. With false the leader keeps
+    /// replicating without counting itself, as etcd-io/raft does by default.
+    /// </summary>
+    public bool StepDownOnRemoval { get; init; } = true;
+
     /// <summary>Followers drop proposals instead of forwarding them to the leader.</summary>
     public bool DisableProposalForwarding { get; init; }
 

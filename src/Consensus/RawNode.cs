@@ -1,4 +1,5 @@
 using EmbeddedRaft.Consensus.Core;
+using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 
 namespace EmbeddedRaft.Consensus;
@@ -81,6 +82,53 @@ public sealed class RawNode
         }
 
         _core.Step(new Message { Type = MessageType.Propose, From = Id, Entries = entries });
+    }
+
+    /// <summary>
+    /// Proposes a configuration change (Raft thesis ch. 4). On the leader it is validated against
+    /// the current configuration and appended, or refused; on a follower it is forwarded and the
+    /// leader validates it (a refusal there is lost like any dropped forwarded proposal, so
+    /// propose on the leader to learn why). The change takes effect on each node when the host
+    /// applies the committed entry with <see cref="ApplyConfChange"/>. Only one change may be
+    /// pending at a time.
+    /// </summary>
+    /// <exception cref="ConfChangeRejectedException">
+    /// The change is invalid (removes every voter, changes several voters in one step, enters a
+    /// joint configuration while joint, leaves a non-joint one, reuses a removed id, ...) or
+    /// another change is not applied yet. Nothing was appended.
+    /// </exception>
+    /// <exception cref="ProposalDroppedException">No leader, forwarding disabled, or a leadership transfer is running.</exception>
+    public void ProposeConfChange(ConfChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        var data = MessageCodec.EncodeConfChange(change);
+        _core.Step(new Message
+        {
+            Type = MessageType.Propose,
+            From = Id,
+            Entries = new[] { new Entry(0, 0, EntryType.ConfChange, data) },
+        });
+    }
+
+    /// <summary>
+    /// Applies a committed configuration change: call it for each <see cref="EntryType.ConfChange"/>
+    /// entry of <see cref="Ready.CommittedEntries"/>, in order, when applying it (decode the data
+    /// with <see cref="MessageCodec.DecodeConfChange"/>). Returns the new configuration, which the
+    /// host must persist together with its applied index (for <see cref="IRaftStorage.InitialState"/>
+    /// after a restart, and for the snapshots it creates). A leader no longer among the voters
+    /// stops accepting proposals and steps down, here or as soon as a remaining voter holds its
+    /// whole log, telling that voter to campaign (see <see cref="RaftOptions.StepDownOnRemoval"/>);
+    /// a leader of a joint configuration with auto-leave proposes the leave once this entry is
+    /// advanced past.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">
+    /// The change cannot apply to the current configuration: entries were applied out of order
+    /// or the persisted configuration does not match the applied index.
+    /// </exception>
+    public ConfState ApplyConfChange(ConfChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return _core.ApplyConfChange(change);
     }
 
     /// <summary>
@@ -235,6 +283,7 @@ public sealed class RawNode
         {
             log.AppliedTo(pending.Committed.Span[^1].Index);
             _core.ReduceUncommittedBytes(pending.Committed.Span);
+            _core.OnApplied();
         }
 
         // Cleared even if a step throws (e.g. a storage failure): the messages belong to this

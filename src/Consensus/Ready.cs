@@ -13,7 +13,9 @@ namespace EmbeddedRaft.Consensus;
 /// <item>Only then send <see cref="MessagesAfterPersist"/>: acknowledgements and votes, which
 /// promise that state is durable (thesis §3.8).</item>
 /// <item>Apply <see cref="Snapshot"/> then <see cref="CommittedEntries"/> to the state machine,
-/// and serve <see cref="ReadStates"/> once applied up to their index.</item>
+/// and serve <see cref="ReadStates"/> once applied up to their index. For each
+/// <see cref="EntryType.ConfChange"/> entry call <see cref="RawNode.ApplyConfChange"/> and persist
+/// the configuration it returns with the applied index.</item>
 /// </list>
 /// Sending everything after persisting is also correct, only slower.
 /// </summary>

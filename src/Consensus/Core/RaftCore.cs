@@ -1,3 +1,4 @@
+using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Quorum;
 using EmbeddedRaft.Consensus.Tracking;
@@ -33,6 +34,7 @@ internal sealed class RaftCore
     private readonly bool _checkQuorum;
     private readonly bool _preVote;
     private readonly bool _disableProposalForwarding;
+    private readonly bool _stepDownOnRemoval;
     private readonly ReadOnlyMode _readOnlyMode;
     private readonly ulong _maxMessageBytes;
     private readonly ulong _maxUncommittedBytes;
@@ -63,6 +65,7 @@ internal sealed class RaftCore
         _checkQuorum = options.CheckQuorum;
         _preVote = options.PreVote;
         _disableProposalForwarding = options.DisableProposalForwarding;
+        _stepDownOnRemoval = options.StepDownOnRemoval;
         _readOnlyMode = options.ReadOnlyMode;
         _maxMessageBytes = options.MaxSizePerMessageBytes;
         _maxUncommittedBytes = options.MaxUncommittedEntriesBytes == 0 ? ulong.MaxValue : options.MaxUncommittedEntriesBytes;
@@ -124,6 +127,14 @@ internal sealed class RaftCore
 
     public ProgressTracker Tracker { get; private set; }
 
+    /// <summary>
+    /// On a leader: the index of the last configuration change it may have appended (its last
+    /// index when elected, since earlier terms may have left changes in the log). A new change
+    /// is accepted only once this index is applied, so at most one change is ever pending and
+    /// the tracker's configuration is the one every pending proposal is validated against.
+    /// </summary>
+    public ulong PendingConfIndex { get; private set; }
+
     /// <summary>Non-zero while a leadership transfer to that node is in progress.</summary>
     public ulong LeadTransferee { get; private set; }
 
@@ -169,6 +180,12 @@ internal sealed class RaftCore
 
         if (MessageTypes.IsResponse(m.Type) && !Tracker.Progress.ContainsKey(m.From))
         {
+            if (Tracker.Config.Removed.Contains(m.From))
+            {
+                // A late answer from a node this configuration removed: expected, not hostile.
+                return;
+            }
+
             throw new MessageRejectedException(MessageRejectReason.UnknownPeer, $"{m.Type} from unknown peer {m.From}.");
         }
 
@@ -214,12 +231,32 @@ internal sealed class RaftCore
         }
 
         var entries = m.Entries.Span;
+        var confChanges = 0;
         foreach (ref readonly var entry in entries)
         {
             if (entry.Type > EntryType.ConfChange)
             {
                 throw Malformed(m, "unknown entry type");
             }
+
+            if (entry.Type == EntryType.ConfChange)
+            {
+                // Every node applies these; one that cannot be decoded would stop the cluster.
+                confChanges++;
+                try
+                {
+                    MessageCodec.DecodeConfChange(entry.Data.Span);
+                }
+                catch (MessageFormatException ex)
+                {
+                    throw Malformed(m, $"configuration change at index {entry.Index} cannot be decoded ({ex.Message})");
+                }
+            }
+        }
+
+        if (confChanges > 1 && m.Type == MessageType.Propose)
+        {
+            throw Malformed(m, "more than one configuration change in one proposal");
         }
 
         switch (m.Type)
@@ -255,13 +292,9 @@ internal sealed class RaftCore
                     throw Malformed(m, "missing or invalid snapshot");
                 }
 
-                var conf = m.Snapshot.Metadata.ConfState;
-                foreach (var learner in conf.Learners)
+                if (m.Snapshot.Metadata.ConfState.Validate() is { } broken)
                 {
-                    if (conf.Voters.Contains(learner) || conf.VotersOutgoing.Contains(learner))
-                    {
-                        throw Malformed(m, $"snapshot configuration has {learner} as both voter and learner");
-                    }
+                    throw Malformed(m, $"snapshot configuration is invalid: {broken}");
                 }
 
                 break;
@@ -409,6 +442,10 @@ internal sealed class RaftCore
         else
         {
             Send(new Message { Type = responseType, To = m.From, From = Id, Term = Term, Reject = true });
+            if (!Log.IsUpToDate(m.Index, m.LogTerm))
+            {
+                TryCampaignAsFormerVoter();
+            }
         }
     }
 
@@ -457,7 +494,7 @@ internal sealed class RaftCore
         var previousIndex = pr.Next - 1;
         if (Log.TryTerm(previousIndex, out var previousTerm) != TermLookup.Found)
         {
-            return TrySendSnapshot(to, pr);
+            return TrySendSnapshot(to, pr, requireSnapshot: true);
         }
 
         ReadOnlyMemory<Entry> entries = default;
@@ -468,7 +505,7 @@ internal sealed class RaftCore
         {
             if (!Log.TryEntries(pr.Next, _maxMessageBytes, out entries))
             {
-                return TrySendSnapshot(to, pr);
+                return TrySendSnapshot(to, pr, requireSnapshot: true);
             }
         }
 
@@ -493,7 +530,7 @@ internal sealed class RaftCore
         return true;
     }
 
-    private bool TrySendSnapshot(ulong to, Progress pr)
+    private bool TrySendSnapshot(ulong to, Progress pr, bool requireSnapshot)
     {
         if (!pr.RecentActive)
         {
@@ -509,6 +546,11 @@ internal sealed class RaftCore
         catch (SnapshotTemporarilyUnavailableException)
         {
             // The storage is producing one; the next heartbeat response will retry.
+            return false;
+        }
+
+        if (snapshot.IsEmpty && !requireSnapshot)
+        {
             return false;
         }
 
@@ -661,9 +703,16 @@ internal sealed class RaftCore
         Lead = Id;
         Role = StateRole.Leader;
 
-        var self = Tracker.Progress[Id];
-        self.BecomeReplicate();
-        self.RecentActive = true;
+        // A leader outside its configuration (see TryCampaignAsFormerVoter) tracks no progress of its own.
+        if (Tracker.Progress.TryGetValue(Id, out var self))
+        {
+            self.BecomeReplicate();
+            self.RecentActive = true;
+        }
+
+        // Entries of earlier terms may hold configuration changes not applied yet; a new change
+        // waits until everything up to here is applied (see PendingConfIndex).
+        PendingConfIndex = Log.LastIndex();
 
         // Raft §5.4.2 / thesis §6.4: a new leader cannot know which entries are committed until it
         // commits one of its own term, so it appends an empty one right away. Its payload is
@@ -689,7 +738,66 @@ internal sealed class RaftCore
             return;
         }
 
+        // A committed configuration change not applied yet may change who votes: campaigning
+        // under the old configuration could win without a quorum of the new one.
+        if (HasUnappliedConfChanges())
+        {
+            return;
+        }
+
         Campaign(type);
+    }
+
+    /// <summary>
+    /// Thesis §4.2.2: a server outside its latest configuration "should still start new
+    /// elections, as it might still be needed until the Cnew entry is committed". Here it does so
+    /// only on the evidence that it is needed: a candidate that still counts it as a voter asked
+    /// for its vote, and was refused because this node's log is more up to date. Otherwise, when
+    /// the removal is applied here but not known committed elsewhere, the remaining voters wait
+    /// for a vote that never comes (etcd-io/etcd#10563). Once elected it counts no vote of its
+    /// own, accepts no proposals, and hands over as soon as a voter holds its log
+    /// (<see cref="TryStepDownAfterRemoval"/>). A learner nobody considers a voter is never asked,
+    /// so it never campaigns.
+    /// </summary>
+    private void TryCampaignAsFormerVoter()
+    {
+        if (Role == StateRole.Leader || Tracker.Config.IsVoter(Id) || Tracker.Config.Voters.Count == 0 || !_stepDownOnRemoval)
+        {
+            return;
+        }
+
+        if (Role is StateRole.Candidate or StateRole.PreCandidate || Log.HasPendingSnapshot || HasUnappliedConfChanges())
+        {
+            return;
+        }
+
+        Campaign(_preVote ? CampaignType.PreElection : CampaignType.Election);
+    }
+
+    /// <summary>Whether an entry in <c>(Applied, Committed]</c> is a configuration change.</summary>
+    public bool HasUnappliedConfChanges()
+    {
+        if (Log.Applied >= Log.Committed)
+        {
+            return false;
+        }
+
+        var low = Math.Max(Log.Applied, Log.FirstIndex() - 1) + 1;
+        if (low > Log.Committed || !Log.TrySlice(low, Log.Committed + 1, ulong.MaxValue, out var entries))
+        {
+            // Compacted past the applied index: a snapshot is pending and blocks campaigning anyway.
+            return false;
+        }
+
+        foreach (ref readonly var entry in entries.Span)
+        {
+            if (entry.Type == EntryType.ConfChange)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -874,7 +982,8 @@ internal sealed class RaftCore
 
     private void HandlePropose(Message m)
     {
-        if (!Tracker.Progress.ContainsKey(Id))
+        // A leader outside the voters only finishes handing over (see TryStepDownAfterRemoval).
+        if (!Tracker.Config.IsVoter(Id))
         {
             throw new ProposalDroppedException(ProposalDropReason.NotInConfiguration);
         }
@@ -887,6 +996,16 @@ internal sealed class RaftCore
 
         // The proposer's entries carry no term or index yet; stamp copies.
         var source = m.Entries.Span;
+        var confChangeOffset = -1;
+        for (var i = 0; i < source.Length; i++)
+        {
+            if (source[i].Type == EntryType.ConfChange)
+            {
+                ValidateConfChangeProposal(source[i]);
+                confChangeOffset = i;
+            }
+        }
+
         if (_scratch.Length < source.Length)
         {
             _scratch = new Entry[Math.Max(source.Length, _scratch.Length * 2)];
@@ -903,6 +1022,147 @@ internal sealed class RaftCore
             throw new ProposalDroppedException(ProposalDropReason.UncommittedSizeLimitExceeded);
         }
 
+        if (confChangeOffset >= 0)
+        {
+            PendingConfIndex = Log.LastIndex() - (ulong)(source.Length - 1 - confChangeOffset);
+        }
+
+        BroadcastAppend();
+    }
+
+    /// <summary>
+    /// Refuses a configuration change the leader cannot append: another one is pending, or it is
+    /// invalid against the current configuration. Since nothing is pending, every change in the
+    /// log is applied, so the tracker's configuration is exactly the one this change will apply
+    /// to, on every node. Unlike etcd-io/raft the proposer gets a specific error instead of the
+    /// change being silently replaced by an empty entry (etcd-io/raft#354).
+    /// </summary>
+    private void ValidateConfChangeProposal(in Entry entry)
+    {
+        var change = MessageCodec.DecodeConfChange(entry.Data.Span);
+        if (PendingConfIndex > Log.Applied)
+        {
+            throw new ConfChangeRejectedException(
+                ConfChangeRejectReason.ChangePending,
+                $"Configuration change rejected (ChangePending): {change} must wait until the change at index {PendingConfIndex} is applied (applied index {Log.Applied}).");
+        }
+
+        ConfChanger.Apply(Tracker.Config, change);
+    }
+
+    // ---------------------------------------------------------------- membership
+
+    /// <summary>
+    /// Applies a committed configuration change (the host calls this when it applies the entry)
+    /// and returns the new configuration. Every node applies the same changes in log order, so
+    /// a change that was valid when the leader appended it is valid here.
+    /// </summary>
+    public ConfState ApplyConfChange(ConfChange change)
+    {
+        ConfState next;
+        try
+        {
+            next = ConfChanger.Apply(Tracker.Config, change);
+        }
+        catch (ConfChangeRejectedException ex)
+        {
+            throw new InvariantViolationException(
+                $"Node {Id} cannot apply committed configuration change {change} to {Tracker.Config}: {ex.Message} "
+                + "Was the configuration persisted with the applied index?");
+        }
+
+        var added = Tracker.SwitchTo(next, Log.LastIndex() + 1);
+        foreach (var id in added)
+        {
+            // A new member counts as active so that CheckQuorum does not depose the leader
+            // before it had a chance to answer.
+            Tracker.Progress[id].RecentActive = true;
+        }
+
+        if (Role != StateRole.Leader)
+        {
+            return next;
+        }
+
+        if (TryStepDownAfterRemoval())
+        {
+            return next;
+        }
+
+        if (LeadTransferee != 0 && !next.IsVoter(LeadTransferee))
+        {
+            AbortLeaderTransfer();
+        }
+
+        // The quorum changed: something may commit now. New members get a probe right away.
+        if (TryAdvanceCommit())
+        {
+            ReleasePendingReadIndexMessages();
+            BroadcastAppend();
+        }
+        else
+        {
+            foreach (var id in Tracker.MemberIds)
+            {
+                if (id != Id)
+                {
+                    TrySendAppend(id, sendIfEmpty: added.Contains(id));
+                }
+            }
+        }
+
+        return next;
+    }
+
+    /// <summary>
+    /// Thesis §4.2.2: a leader outside the configuration it applied steps down. etcd-io/raft
+    /// keeps leading by default (StepDownOnRemoval off) and the group is stuck with a leader that
+    /// accepts no proposals (etcd-io/etcd#11038, etcd-io/raft#83).
+    /// It steps down only once a voter of the new configuration holds its whole log, and tells
+    /// that voter to campaign. Stepping down earlier can deadlock: a voter that never learned
+    /// the removal committed still counts this node as a voter, and this node, with a longer
+    /// log, would refuse it its vote while it can no longer campaign itself (etcd-io/etcd#10563).
+    /// Meanwhile it accepts no proposals, so its log stops growing.
+    /// </summary>
+    private bool TryStepDownAfterRemoval()
+    {
+        if (Role != StateRole.Leader || !_stepDownOnRemoval || Tracker.Config.IsVoter(Id))
+        {
+            return false;
+        }
+
+        var last = Log.LastIndex();
+        foreach (var id in Tracker.Voters.Incoming.Ids)
+        {
+            if (Tracker.Progress[id].Match == last)
+            {
+                SendTimeoutNow(id);
+                BecomeFollower(Term, 0);
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Called once committed entries are applied: a leader whose joint configuration asks to be
+    /// left automatically proposes the leave as soon as the change that entered it is applied.
+    /// </summary>
+    public void OnApplied()
+    {
+        if (Role != StateRole.Leader || !Tracker.AutoLeave || Log.Applied < PendingConfIndex)
+        {
+            return;
+        }
+
+        Span<Entry> leave = [new Entry(0, 0, EntryType.ConfChange, MessageCodec.EncodeConfChange(ConfChange.LeaveJoint()))];
+        if (!AppendEntry(leave))
+        {
+            throw new InvariantViolationException("The automatic leave of a joint configuration was refused.");
+        }
+
+        PendingConfIndex = Log.LastIndex();
         BroadcastAppend();
     }
 
@@ -961,6 +1221,20 @@ internal sealed class RaftCore
         }
 
         pr.RecentActive = true;
+
+        if (m.Reject && m.Index == 0)
+        {
+            // The empty prefix always matches, so only a follower without a configuration (a new
+            // node that joined empty) refuses it: it can only be caught up by a snapshot. Without
+            // one yet, wait for the next heartbeat response rather than ping-pong.
+            pr.BecomeProbe();
+            if (!TrySendSnapshot(m.From, pr, requireSnapshot: false))
+            {
+                pr.MsgAppFlowPaused = true;
+            }
+
+            return;
+        }
 
         if (m.Reject)
         {
@@ -1030,6 +1304,8 @@ internal sealed class RaftCore
                 // Thesis §3.10: the transferee has caught up; tell it to campaign now.
                 SendTimeoutNow(m.From);
             }
+
+            TryStepDownAfterRemoval();
         }
     }
 
@@ -1086,7 +1362,7 @@ internal sealed class RaftCore
     private void ServeReadIndex(Message m)
     {
         // A single voter needs no confirmation: nobody else can have been elected.
-        if (_readOnlyMode == ReadOnlyMode.LeaseBased || Tracker.IsSingleton)
+        if (_readOnlyMode == ReadOnlyMode.LeaseBased || Tracker.IsSingleton(Id))
         {
             RespondToReadIndex(m, Log.Committed);
             return;
@@ -1294,6 +1570,15 @@ internal sealed class RaftCore
     /// </summary>
     private void HandleAppendEntries(Message m)
     {
+        if (Tracker.Config.Voters.Count == 0)
+        {
+            // No configuration: this node joined with empty storage. The log does not record the
+            // bootstrap configuration, so replaying it from the start would build a wrong one
+            // (and could make this node think it is alone). Refuse, so the leader sends a snapshot.
+            Send(new Message { Type = MessageType.AppendResponse, To = m.From, From = Id, Term = Term, Index = m.Index, Reject = true });
+            return;
+        }
+
         if (m.Index < Log.Committed)
         {
             // Everything up to our commit index already matches; tell the leader where we are.
@@ -1348,13 +1633,11 @@ internal sealed class RaftCore
             return false;
         }
 
+        // A snapshot whose configuration does not include us is still the leader's committed
+        // state: it predates the change that added us (a new node catches up from the leader's
+        // latest snapshot, which may be older than its addition), and the log after it adds us.
+        // etcd-io/raft drops such snapshots only because its code assumes a progress for itself.
         var conf = meta.ConfState;
-        if (!conf.Voters.Contains(Id) && !conf.VotersOutgoing.Contains(Id) && !conf.Learners.Contains(Id))
-        {
-            // A snapshot that does not include us is from a configuration we are not part of; ignore.
-            return false;
-        }
-
         if (Log.MatchTerm(meta.Index, meta.Term))
         {
             // We already hold the entry the snapshot ends at: just fast-forward the commit index

@@ -2,9 +2,15 @@ namespace EmbeddedRaft.Consensus.Messages;
 
 /// <summary>
 /// A cluster configuration as recorded in snapshots and the initial state: the voters of the
-/// (possibly joint) configuration and the learners. Joint consensus (Raft thesis §4.3) uses
-/// <see cref="VotersOutgoing"/>; a simple configuration leaves it empty.
+/// (possibly joint) configuration, the learners, and the ids removed from the cluster (which
+/// are never reused). Joint consensus (Raft thesis §4.3) uses <see cref="VotersOutgoing"/>; a
+/// simple configuration leaves it empty. Immutable.
 /// </summary>
+/// <remarks>
+/// The host persists the configuration returned by <see cref="RawNode.ApplyConfChange"/> with
+/// its applied state, so that <see cref="IRaftStorage.InitialState"/> returns the configuration
+/// as of the applied index after a restart.
+/// </remarks>
 public sealed class ConfState : IEquatable<ConfState>
 {
     private static readonly ulong[] s_none = [];
@@ -15,13 +21,15 @@ public sealed class ConfState : IEquatable<ConfState>
         IEnumerable<ulong>? votersOutgoing = null,
         IEnumerable<ulong>? learners = null,
         IEnumerable<ulong>? learnersNext = null,
-        bool autoLeave = false)
+        bool autoLeave = false,
+        IEnumerable<ulong>? removed = null)
     {
         Voters = Sorted(voters);
         VotersOutgoing = Sorted(votersOutgoing);
         Learners = Sorted(learners);
         LearnersNext = Sorted(learnersNext);
         AutoLeave = autoLeave;
+        Removed = Sorted(removed);
     }
 
     /// <summary>An empty configuration (no voters: the node cannot campaign).</summary>
@@ -39,8 +47,80 @@ public sealed class ConfState : IEquatable<ConfState>
     /// <summary>Outgoing voters that become learners when the joint configuration is left.</summary>
     public IReadOnlyList<ulong> LearnersNext { get; }
 
-    /// <summary>Whether the joint configuration is left automatically once committed.</summary>
+    /// <summary>Whether the joint configuration is left automatically once applied.</summary>
     public bool AutoLeave { get; }
+
+    /// <summary>Ids removed from the cluster, ascending: they can never be added again.</summary>
+    public IReadOnlyList<ulong> Removed { get; }
+
+    /// <summary>Whether this is a joint configuration (<see cref="VotersOutgoing"/> is not empty).</summary>
+    public bool IsJoint => VotersOutgoing.Count > 0;
+
+    /// <summary>Whether <paramref name="id"/> votes in either half of the configuration.</summary>
+    public bool IsVoter(ulong id) => Contains(Voters, id) || Contains(VotersOutgoing, id);
+
+    /// <summary>Whether <paramref name="id"/> is a voter or learner (of either half).</summary>
+    public bool IsMember(ulong id) => IsVoter(id) || Contains(Learners, id);
+
+    /// <summary>
+    /// Describes the first broken rule of a well-formed configuration, or returns null: ids are
+    /// not 0; learners are not voters; learners-next are outgoing voters that are not incoming
+    /// voters, and only exist while joint; auto-leave only while joint; removed ids are not members.
+    /// </summary>
+    public string? Validate()
+    {
+        foreach (var list in new[] { Voters, VotersOutgoing, Learners, LearnersNext, Removed })
+        {
+            if (Contains(list, 0))
+            {
+                return "node id 0 is reserved";
+            }
+        }
+
+        foreach (var learner in Learners)
+        {
+            if (IsVoter(learner))
+            {
+                return $"node {learner} is both a voter and a learner";
+            }
+        }
+
+        foreach (var next in LearnersNext)
+        {
+            if (!Contains(VotersOutgoing, next) || Contains(Voters, next) || Contains(Learners, next))
+            {
+                return $"learner-next {next} must be an outgoing voter only";
+            }
+        }
+
+        if (AutoLeave && !IsJoint)
+        {
+            return "auto-leave is set on a configuration that is not joint";
+        }
+
+        foreach (var id in Removed)
+        {
+            if (IsMember(id))
+            {
+                return $"removed node {id} is still a member";
+            }
+        }
+
+        return null;
+    }
+
+    private static bool Contains(IReadOnlyList<ulong> sorted, ulong id)
+    {
+        for (var i = 0; i < sorted.Count; i++)
+        {
+            if (sorted[i] == id)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     private static ulong[] Sorted(IEnumerable<ulong>? ids)
     {
@@ -61,7 +141,8 @@ public sealed class ConfState : IEquatable<ConfState>
         && VotersOutgoing.SequenceEqual(other.VotersOutgoing)
         && Learners.SequenceEqual(other.Learners)
         && LearnersNext.SequenceEqual(other.LearnersNext)
-        && AutoLeave == other.AutoLeave;
+        && AutoLeave == other.AutoLeave
+        && Removed.SequenceEqual(other.Removed);
 
     /// <inheritdoc/>
     public override bool Equals(object? obj) => Equals(obj as ConfState);
@@ -75,5 +156,6 @@ public sealed class ConfState : IEquatable<ConfState>
         + (VotersOutgoing.Count > 0 ? $"&&({string.Join(' ', VotersOutgoing)})" : string.Empty)
         + (Learners.Count > 0 ? $" learners=({string.Join(' ', Learners)})" : string.Empty)
         + (LearnersNext.Count > 0 ? $" learners_next=({string.Join(' ', LearnersNext)})" : string.Empty)
-        + (AutoLeave ? " autoleave" : string.Empty);
+        + (AutoLeave ? " autoleave" : string.Empty)
+        + (Removed.Count > 0 ? $" removed=({string.Join(' ', Removed)})" : string.Empty);
 }

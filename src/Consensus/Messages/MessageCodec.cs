@@ -1,4 +1,5 @@
 using System.Buffers;
+using EmbeddedRaft.Consensus.Membership;
 
 namespace EmbeddedRaft.Consensus.Messages;
 
@@ -16,8 +17,17 @@ namespace EmbeddedRaft.Consensus.Messages;
 /// </remarks>
 public static class MessageCodec
 {
-    /// <summary>The format version written by this build.</summary>
-    public const byte Version = 1;
+    /// <summary>
+    /// The format version written by this build. Version 2 added the removed ids to snapshot
+    /// metadata and the configuration-change record; version 1 records are still read.
+    /// </summary>
+    public const byte Version = 2;
+
+    /// <summary>The oldest format version this build reads.</summary>
+    public const byte MinReadableVersion = 1;
+
+    // The smallest possible encoded configuration change item: type and node id, a byte each.
+    private const int MinConfChangeItemSizeBytes = 2;
 
     private const byte FlagReject = 1;
     private const byte FlagSnapshot = 2;
@@ -108,7 +118,7 @@ public static class MessageCodec
     public static Message DecodeMessage(ReadOnlySpan<byte> source)
     {
         var reader = new SpanReader(source);
-        reader.ReadVersion();
+        var version = reader.ReadVersion();
         var typeByte = reader.ReadByte();
         if (typeByte > (byte)MessageTypes.MaxValue)
         {
@@ -139,7 +149,7 @@ public static class MessageCodec
         Snapshot? snapshot = null;
         if ((flags & FlagSnapshot) != 0)
         {
-            var metadata = ReadMetadata(ref reader);
+            var metadata = ReadMetadata(ref reader, version);
             snapshot = new Snapshot(metadata, reader.ReadBytes());
         }
 
@@ -221,10 +231,72 @@ public static class MessageCodec
     public static SnapshotMetadata DecodeSnapshotMetadata(ReadOnlySpan<byte> source)
     {
         var reader = new SpanReader(source);
-        reader.ReadVersion();
-        var metadata = ReadMetadata(ref reader);
+        var version = reader.ReadVersion();
+        var metadata = ReadMetadata(ref reader, version);
         reader.EnsureEnd();
         return metadata;
+    }
+
+    /// <summary>
+    /// Encodes a configuration change (with a version byte) into a new array: the data of a
+    /// <see cref="EntryType.ConfChange"/> entry. Layout: version, transition, count, then
+    /// (type, node id) per change.
+    /// </summary>
+    public static byte[] EncodeConfChange(ConfChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        var size = 2 + Entry.VarintSize((ulong)change.Changes.Count);
+        foreach (var item in change.Changes)
+        {
+            size += 1 + Entry.VarintSize(item.NodeId);
+        }
+
+        var buffer = new byte[size];
+        var writer = new SpanWriter(buffer);
+        writer.WriteByte(Version);
+        writer.WriteByte((byte)change.Transition);
+        writer.WriteVarint((ulong)change.Changes.Count);
+        foreach (var item in change.Changes)
+        {
+            writer.WriteByte((byte)item.Type);
+            writer.WriteVarint(item.NodeId);
+        }
+
+        return buffer;
+    }
+
+    /// <summary>Decodes a configuration change encoded by <see cref="EncodeConfChange"/> (the data of a configuration-change entry).</summary>
+    /// <exception cref="MessageFormatException">The bytes are not exactly one valid configuration change.</exception>
+    public static ConfChange DecodeConfChange(ReadOnlySpan<byte> source)
+    {
+        var reader = new SpanReader(source);
+        var version = reader.ReadVersion();
+        if (version < 2)
+        {
+            throw reader.Fail($"configuration changes exist from version 2 on, not {version}");
+        }
+
+        var transition = reader.ReadByte();
+        if (!Enum.IsDefined((ConfChangeTransition)transition))
+        {
+            throw reader.Fail($"unknown configuration change transition {transition}");
+        }
+
+        var count = reader.ReadCount(MinConfChangeItemSizeBytes);
+        var items = new ConfChangeItem[count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            var type = reader.ReadByte();
+            if (!Enum.IsDefined((ConfChangeType)type))
+            {
+                throw reader.Fail($"unknown configuration change type {type}");
+            }
+
+            items[i] = new ConfChangeItem((ConfChangeType)type, reader.ReadVarint());
+        }
+
+        reader.EnsureEnd();
+        return new ConfChange(items, (ConfChangeTransition)transition);
     }
 
     private static void WriteEntry(ref SpanWriter writer, in Entry entry)
@@ -252,7 +324,8 @@ public static class MessageCodec
     {
         var conf = metadata.ConfState;
         return Entry.VarintSize(metadata.Index) + Entry.VarintSize(metadata.Term)
-            + IdsSize(conf.Voters) + IdsSize(conf.VotersOutgoing) + IdsSize(conf.Learners) + IdsSize(conf.LearnersNext) + 1;
+            + IdsSize(conf.Voters) + IdsSize(conf.VotersOutgoing) + IdsSize(conf.Learners) + IdsSize(conf.LearnersNext) + 1
+            + IdsSize(conf.Removed);
     }
 
     private static int IdsSize(IReadOnlyList<ulong> ids)
@@ -276,6 +349,7 @@ public static class MessageCodec
         WriteIds(ref writer, conf.Learners);
         WriteIds(ref writer, conf.LearnersNext);
         writer.WriteByte(conf.AutoLeave ? (byte)1 : (byte)0);
+        WriteIds(ref writer, conf.Removed);
     }
 
     private static void WriteIds(ref SpanWriter writer, IReadOnlyList<ulong> ids)
@@ -287,7 +361,7 @@ public static class MessageCodec
         }
     }
 
-    private static SnapshotMetadata ReadMetadata(ref SpanReader reader)
+    private static SnapshotMetadata ReadMetadata(ref SpanReader reader, byte version)
     {
         var index = reader.ReadVarint();
         var term = reader.ReadVarint();
@@ -301,7 +375,9 @@ public static class MessageCodec
             throw reader.Fail($"auto-leave flag {autoLeave} is not 0 or 1");
         }
 
-        return new SnapshotMetadata(index, term, new ConfState(voters, outgoing, learners, learnersNext, autoLeave == 1));
+        // Version 1 did not record removed ids.
+        var removed = version >= 2 ? ReadIds(ref reader) : [];
+        return new SnapshotMetadata(index, term, new ConfState(voters, outgoing, learners, learnersNext, autoLeave == 1, removed));
     }
 
     private static ulong[] ReadIds(ref SpanReader reader)
@@ -356,13 +432,15 @@ public static class MessageCodec
         public readonly MessageFormatException Fail(string what) =>
             new($"Malformed encoding at offset {_position}: {what}.") { Offset = _position };
 
-        public void ReadVersion()
+        public byte ReadVersion()
         {
             var version = ReadByte();
-            if (version != Version)
+            if (version is < MinReadableVersion or > Version)
             {
-                throw Fail($"unsupported version {version} (this build reads {Version})");
+                throw Fail($"unsupported version {version} (this build reads {MinReadableVersion} to {Version})");
             }
+
+            return version;
         }
 
         public byte ReadByte()
@@ -389,6 +467,13 @@ public static class MessageCodec
                 result |= (ulong)(b & 0x7f) << shift;
                 if (b < 0x80)
                 {
+                    // A zero final byte after a continuation is a longer spelling of a smaller
+                    // number: refused, so every value has exactly one encoding.
+                    if (b == 0 && shift > 0)
+                    {
+                        throw Fail("varint is not minimally encoded");
+                    }
+
                     return result;
                 }
             }

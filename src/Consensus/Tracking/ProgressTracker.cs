@@ -8,7 +8,7 @@ namespace EmbeddedRaft.Consensus.Tracking;
 /// joint voter configuration, the learners, a <see cref="Progress"/> per member keyed by node
 /// id, and the votes of the current election.
 /// Invariant: a progress exists for exactly the ids in <see cref="Voters"/>, <see cref="Learners"/>
-/// and <see cref="LearnersNext"/>; learners are never voters of the incoming configuration.
+/// and <see cref="LearnersNext"/>; learners are never voters of either half.
 /// </summary>
 internal sealed class ProgressTracker : IAckedIndexer
 {
@@ -20,8 +20,6 @@ internal sealed class ProgressTracker : IAckedIndexer
         MaxInflight = maxInflight;
         MaxInflightBytes = maxInflightBytes;
         Voters = new JointConfig(MajorityConfig.Empty, MajorityConfig.Empty);
-        Learners = [];
-        LearnersNext = [];
     }
 
     public int MaxInflight { get; }
@@ -30,11 +28,14 @@ internal sealed class ProgressTracker : IAckedIndexer
 
     public JointConfig Voters { get; private set; }
 
-    public IReadOnlyList<ulong> Learners { get; private set; }
+    /// <summary>The configuration as a value (what snapshots and the host persist).</summary>
+    public ConfState Config { get; private set; } = ConfState.Empty;
 
-    public IReadOnlyList<ulong> LearnersNext { get; private set; }
+    public IReadOnlyList<ulong> Learners => Config.Learners;
 
-    public bool AutoLeave { get; private set; }
+    public IReadOnlyList<ulong> LearnersNext => Config.LearnersNext;
+
+    public bool AutoLeave => Config.AutoLeave;
 
     public IReadOnlyDictionary<ulong, Progress> Progress => _progress;
 
@@ -43,31 +44,39 @@ internal sealed class ProgressTracker : IAckedIndexer
     /// <summary>Ids of every member with a progress, ascending (deterministic iteration order).</summary>
     public ulong[] MemberIds { get; private set; } = [];
 
-    /// <summary>Exactly one voter and no learners-in-waiting: decisions need nobody else.</summary>
-    public bool IsSingleton => Voters.Incoming.Count == 1 && !Voters.IsJoint;
+    /// <summary>Exactly one voter, <paramref name="id"/>, and not joint: its decisions need nobody else.</summary>
+    public bool IsSingleton(ulong id) => Voters.Incoming.Count == 1 && !Voters.IsJoint && Voters.Incoming.Contains(id);
 
-    public ConfState ToConfState() =>
-        new(Voters.Incoming.Ids, Voters.Outgoing.Ids, Learners, LearnersNext, AutoLeave);
+    public ConfState ToConfState() => Config;
 
     /// <summary>
-    /// Replaces the configuration with <paramref name="conf"/>, creating progress for new members
-    /// (next = <paramref name="nextIndex"/>) and dropping it for removed ones. Used on start-up
-    /// and when a snapshot is restored; incremental membership changes build on this.
+    /// Replaces the configuration with <paramref name="conf"/> (start-up, snapshot restore) and
+    /// clears the votes. See <see cref="SwitchTo"/>.
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="conf"/> is not a well-formed configuration.</exception>
     public void Reset(ConfState conf, ulong nextIndex)
     {
-        foreach (var learner in conf.Learners)
+        if (conf.Validate() is { } broken)
         {
-            if (conf.Voters.Contains(learner) || conf.VotersOutgoing.Contains(learner))
-            {
-                throw new ArgumentException($"Node {learner} is both a voter and a learner in {conf}.", nameof(conf));
-            }
+            throw new ArgumentException($"Invalid configuration {conf}: {broken}.", nameof(conf));
         }
 
+        SwitchTo(conf, nextIndex);
+        _votes.Clear();
+    }
+
+    /// <summary>
+    /// Switches to <paramref name="conf"/>: members that stay keep their progress (a promoted
+    /// learner or demoted voter keeps its match), new members get one probing from
+    /// <paramref name="nextIndex"/>, and members that left lose theirs. Returns the new members.
+    /// Invariant afterwards: a progress exists exactly for the voters (both halves) and learners
+    /// (including learners-next); <see cref="Progress.IsLearner"/> is set only for <see cref="ConfState.Learners"/>,
+    /// since learners-next still vote in the outgoing half.
+    /// </summary>
+    public List<ulong> SwitchTo(ConfState conf, ulong nextIndex)
+    {
         Voters = new JointConfig(new MajorityConfig(conf.Voters), new MajorityConfig(conf.VotersOutgoing));
-        Learners = conf.Learners;
-        LearnersNext = conf.LearnersNext;
-        AutoLeave = conf.AutoLeave;
+        Config = conf;
 
         var ids = new SortedSet<ulong>(conf.Voters);
         ids.UnionWith(conf.VotersOutgoing);
@@ -81,9 +90,10 @@ internal sealed class ProgressTracker : IAckedIndexer
             }
         }
 
+        var added = new List<ulong>();
         foreach (var id in ids)
         {
-            var isLearner = conf.Learners.Contains(id) || conf.LearnersNext.Contains(id);
+            var isLearner = conf.Learners.Contains(id);
             if (_progress.TryGetValue(id, out var pr))
             {
                 pr.IsLearner = isLearner;
@@ -91,11 +101,12 @@ internal sealed class ProgressTracker : IAckedIndexer
             else
             {
                 _progress[id] = new Progress(nextIndex, MaxInflight, MaxInflightBytes, isLearner);
+                added.Add(id);
             }
         }
 
         MemberIds = [.. ids];
-        _votes.Clear();
+        return added;
     }
 
     public bool TryGetAckedIndex(ulong id, out ulong index)

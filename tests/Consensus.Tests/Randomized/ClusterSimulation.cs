@@ -1,4 +1,5 @@
 using System.Text;
+using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Tests.Support;
 
@@ -8,15 +9,20 @@ namespace EmbeddedRaft.Consensus.Tests.Randomized;
 /// A randomized, fully deterministic cluster run: every choice comes from one seeded
 /// <see cref="Random"/>. The network drops, duplicates, reorders and delays messages, partitions
 /// the cluster, crashes nodes, which restart from what they persisted, compacts logs (so
-/// snapshots flow) and requests leadership transfers. After every step
-/// the Raft safety properties are checked (paper §5.4, Figure 3): election safety, log
-/// matching, leader completeness, state machine safety (committed entries never lost or
-/// changed), and linearizable read indexes in quorum-safe mode.
+/// snapshots flow), requests leadership transfers and, on most seeds, changes the membership:
+/// adds voters and learners (new nodes start empty and join via a snapshot), removes, promotes
+/// and demotes members, one step or joint (auto or explicit leave), never reusing an id. After
+/// every step the Raft safety properties are checked (paper §5.4, Figure 3): election safety,
+/// log matching, leader completeness, state machine safety (committed entries never lost or
+/// changed), linearizable read indexes in quorum-safe mode, and that every node applying the
+/// configuration change at an index reaches the same configuration.
 /// </summary>
 internal sealed class ClusterSimulation
 {
     private readonly Random _random;
-    private readonly ulong[] _ids;
+    private readonly List<ulong> _ids = [];
+    private readonly RaftOptions _template;
+    private readonly ulong _initialSize;
     private readonly Dictionary<ulong, TestNode> _nodes = [];
     private readonly HashSet<ulong> _down = [];
     private readonly List<Message> _inFlight = [];
@@ -35,16 +41,24 @@ internal sealed class ClusterSimulation
     private int _snapshotsDelivered;
     private int _restarts;
     private int _transfers;
+    private ulong _nextNewId;
+    private int _confChangesProposed;
+    private int _confChangesRejected;
+    private readonly Dictionary<ulong, ConfState> _configAt = [];
+    private readonly Dictionary<ulong, int> _confChangesChecked = [];
 
     /// <param name="crashMidReady">Handle Readies with a <see cref="CrashingHost"/> (crashes mid-Ready, lost unsynced writes).</param>
     public ClusterSimulation(int seed, int size, bool crashMidReady = false)
     {
         Seed = seed;
         _random = new Random(seed);
-        _ids = Fixtures.Ids(size);
+        var initial = Fixtures.Ids(size);
+        _initialSize = (ulong)size;
+        _nextNewId = _initialSize + 1;
         PreVote = _random.Next(2) == 0;
         CheckQuorum = _random.Next(2) == 0;
-        foreach (var id in _ids)
+        Membership = _random.Next(4) != 0;
+        foreach (var id in initial)
         {
             var maxMessageBytes = (ulong)_random.Next(0, 200);
             var options = new RaftOptions(id)
@@ -60,15 +74,54 @@ internal sealed class ClusterSimulation
                 MaxInflightBytes = _random.Next(3) == 0 ? maxMessageBytes + (ulong)_random.Next(1, 200) : 0UL,
                 MaxCommittedBytesPerReady = _random.Next(3) == 0 ? (ulong)_random.Next(1, 100) : 0UL,
             };
-            var node = new TestNode(options, MemoryStorage.WithVoters(_ids));
-            node.Applying = OnApply;
-            _nodes[id] = node;
+            AddNode(new TestNode(options, MemoryStorage.WithVoters(initial)));
         }
 
-        _host = crashMidReady ? new CrashingHost(_random, _ids) : null;
+        _template = _nodes[1].Options;
+        _host = crashMidReady ? new CrashingHost(_random, FreshStorage) : null;
     }
 
     public CrashingHost? Host => _host;
+
+    /// <summary>What node <paramref name="id"/>'s disk held before it first started.</summary>
+    private MemoryStorage FreshStorage(ulong id) =>
+        id <= _initialSize ? MemoryStorage.WithVoters(Fixtures.Ids((int)_initialSize)) : new MemoryStorage();
+
+    private void AddNode(TestNode node)
+    {
+        node.Applying = OnApply;
+        _nodes[node.Id] = node;
+        _ids.Add(node.Id);
+        _confChangesChecked[node.Id] = 0;
+    }
+
+    /// <summary>Starts a node that has never been part of the cluster: empty storage, no configuration.</summary>
+    private void StartNewNode(ulong id)
+    {
+        var options = new RaftOptions(id)
+        {
+            ElectionTimeoutTicks = _template.ElectionTimeoutTicks,
+            HeartbeatTimeoutTicks = _template.HeartbeatTimeoutTicks,
+            PreVote = PreVote,
+            CheckQuorum = CheckQuorum,
+            RandomSeed = (ulong)Seed * 31 + id,
+            MaxSizePerMessageBytes = _template.MaxSizePerMessageBytes,
+            MaxInflightMessages = _template.MaxInflightMessages,
+            MaxUncommittedEntriesBytes = _template.MaxUncommittedEntriesBytes,
+            MaxInflightBytes = _template.MaxInflightBytes,
+            MaxCommittedBytesPerReady = _template.MaxCommittedBytesPerReady,
+        };
+        AddNode(new TestNode(options, new MemoryStorage()));
+    }
+
+    /// <summary>Whether this seed changes the membership.</summary>
+    public bool Membership { get; }
+
+    /// <summary>Configuration changes applied (counted once per index).</summary>
+    public int ConfChangesApplied => _configAt.Count;
+
+    /// <summary>Configuration changes applied that entered a joint configuration.</summary>
+    public int JointConfigurations => _configAt.Values.Count(c => c.IsJoint);
 
     public int Seed { get; }
 
@@ -87,7 +140,8 @@ internal sealed class ClusterSimulation
     public int Restarts => _restarts;
 
     public string Describe() =>
-        $"seed={Seed} nodes={_ids.Length} preVote={PreVote} checkQuorum={CheckQuorum} steps={Steps} committed={_maxCommitted} proposals={_proposals} reads={_reads} transfers={_transfers}";
+        $"seed={Seed} nodes={_ids.Count} preVote={PreVote} checkQuorum={CheckQuorum} membership={Membership} steps={Steps} committed={_maxCommitted} "
+        + $"proposals={_proposals} reads={_reads} transfers={_transfers} confChanges={_confChangesProposed} proposed/{_confChangesRejected} rejected/{_configAt.Count} applied";
 
     /// <summary>The fault phase: random actions with every fault enabled.</summary>
     public void RunFaults(int steps)
@@ -124,17 +178,21 @@ internal sealed class ClusterSimulation
             {
                 Crash();
             }
-            else if (roll < 96)
+            else if (roll < 95)
             {
                 RestartOne();
             }
-            else if (roll < 98)
+            else if (roll < 97)
             {
                 CompactOne();
             }
-            else
+            else if (roll < 98 || !Membership)
             {
                 TransferOne();
+            }
+            else
+            {
+                ChangeMembershipOne();
             }
 
             ProcessReadies();
@@ -155,7 +213,7 @@ internal sealed class ClusterSimulation
             Restart(id);
         }
 
-        const int maxRounds = 400;
+        const int maxRounds = 600;
         var marker = $"liveness-{Seed}";
         var proposed = false;
         for (var round = 0; round < maxRounds; round++)
@@ -164,6 +222,15 @@ internal sealed class ClusterSimulation
             foreach (var id in _ids)
             {
                 _nodes[id].Node.Tick();
+            }
+
+            if (round % 25 == 24)
+            {
+                // The host snapshots now and then, so that nodes that joined empty can catch up.
+                foreach (var id in _ids)
+                {
+                    Compact(_nodes[id]);
+                }
             }
 
             ProcessReadies();
@@ -189,14 +256,29 @@ internal sealed class ClusterSimulation
                 Check();
             }
 
-            if (proposed && _nodes.Values.All(n => n.Applied.Any(e => Fixtures.Text(e) == marker)))
+            if (proposed && leader is not null && Converged(leader, marker))
             {
                 return;
             }
         }
 
-        Fail($"liveness: no leader committed a proposal on every node within {maxRounds} rounds after faults healed (last drop: {_lastDrop}); "
-            + string.Join(", ", _nodes.Values.Select(n => $"{n.Id}:{n.Core.Role}/t{n.Core.Term}/c{n.Core.Log.Committed}/l{n.Core.Log.LastIndex()}")));
+        Fail($"liveness: no leader committed a proposal on every member, with the same configuration everywhere, within {maxRounds} rounds after faults healed (last drop: {_lastDrop}); "
+            + string.Join(", ", _nodes.Values.Select(n => $"{n.Id}:{n.Core.Role}/t{n.Core.Term}/c{n.Core.Log.Committed}/a{n.AppliedIndex}/l{n.Core.Log.LastIndex()} {n.Config}")));
+    }
+
+    /// <summary>
+    /// Every member of the leader's configuration applied the marker and everything the leader
+    /// committed, and they all hold the same configuration (nodes removed meanwhile need not).
+    /// </summary>
+    private bool Converged(TestNode leader, string marker)
+    {
+        var config = leader.Config;
+        var members = _ids.Where(config.IsMember).ToList();
+        return leader.Core.Log.LastIndex() == leader.Core.Log.Committed
+            && members.All(id =>
+                _nodes[id].AppliedIndex == leader.Core.Log.Committed
+                && _nodes[id].Config.Equals(config)
+                && _nodes[id].Applied.Any(e => Fixtures.Text(e) == marker));
     }
 
     private bool Connected(ulong a, ulong b) =>
@@ -237,7 +319,9 @@ internal sealed class ClusterSimulation
         {
             if (guard > 100_000)
             {
-                Fail("network never quiesced in the liveness phase");
+                Fail("network never quiesced in the liveness phase; last messages: "
+                    + string.Join(" | ", _inFlight.Take(12).Select(Scenarios.TraceFormat.Message))
+                    + "; nodes: " + string.Join(", ", _nodes.Values.Select(n => $"{n.Id}:{n.Core.Role}/t{n.Core.Term}/c{n.Core.Log.Committed}/a{n.AppliedIndex}/l{n.Core.Log.LastIndex()} {n.Config}")));
             }
 
             var m = _inFlight[0];
@@ -263,6 +347,16 @@ internal sealed class ClusterSimulation
         catch (ProposalDroppedException)
         {
             // A forwarded proposal the leader refused: the client would retry.
+        }
+        catch (ConfChangeRejectedException)
+        {
+            // A forwarded configuration change the leader refused (e.g. another one is pending).
+            _confChangesRejected++;
+        }
+        catch (MessageRejectedException ex) when (ex.Reason == MessageRejectReason.UnknownPeer)
+        {
+            // A response from a node this one does not know (yet): after a restart its
+            // configuration is older than the sender's. A host logs and drops it.
         }
 
         if (m.Type == MessageType.Snapshot)
@@ -293,7 +387,7 @@ internal sealed class ClusterSimulation
 
     private void TickOne()
     {
-        var id = _ids[_random.Next(_ids.Length)];
+        var id = _ids[_random.Next(_ids.Count)];
         if (!_down.Contains(id))
         {
             _nodes[id].Node.Tick();
@@ -302,7 +396,7 @@ internal sealed class ClusterSimulation
 
     private void ProposeOne()
     {
-        var id = _ids[_random.Next(_ids.Length)];
+        var id = _ids[_random.Next(_ids.Count)];
         if (_down.Contains(id))
         {
             return;
@@ -320,7 +414,7 @@ internal sealed class ClusterSimulation
 
     private void ReadOne()
     {
-        var id = _ids[_random.Next(_ids.Length)];
+        var id = _ids[_random.Next(_ids.Count)];
         if (_down.Contains(id))
         {
             return;
@@ -336,11 +430,11 @@ internal sealed class ClusterSimulation
 
     private void TransferOne()
     {
-        var id = _ids[_random.Next(_ids.Length)];
+        var id = _ids[_random.Next(_ids.Count)];
         if (!_down.Contains(id))
         {
             // Usually asked of the leader; on a follower it is forwarded.
-            _nodes[id].Node.TransferLeadership(_ids[_random.Next(_ids.Length)]);
+            _nodes[id].Node.TransferLeadership(_ids[_random.Next(_ids.Count)]);
             _transfers++;
         }
     }
@@ -352,12 +446,13 @@ internal sealed class ClusterSimulation
         {
             _partition[id] = _random.Next(2);
         }
+
     }
 
     private void Crash()
     {
-        var id = _ids[_random.Next(_ids.Length)];
-        if (_down.Count < _ids.Length - 1)
+        var id = _ids[_random.Next(_ids.Count)];
+        if (_down.Count < _ids.Count - 1)
         {
             _down.Add(id);
         }
@@ -395,15 +490,111 @@ internal sealed class ClusterSimulation
 
     private void CompactOne()
     {
-        var node = _nodes[_ids[_random.Next(_ids.Length)]];
+        var id = _ids[_random.Next(_ids.Count)];
+        if (!_down.Contains(id))
+        {
+            Compact(_nodes[id]);
+        }
+    }
+
+    /// <summary>Snapshots at the applied index, with the configuration as of that index (as a host does).</summary>
+    private void Compact(TestNode node)
+    {
         var applied = node.AppliedIndex;
         var snapshotIndex = node.Storage.Snapshot().Metadata.Index;
         if (applied > snapshotIndex + 2 && applied <= node.Storage.LastIndex())
         {
-            var index = applied - (ulong)_random.Next(2);
-            node.Storage.CreateSnapshot(index, new ConfState(_ids), Encoding.UTF8.GetBytes($"snap@{index}"));
-            node.Storage.Compact(index);
+            node.Storage.CreateSnapshot(applied, node.Config, Encoding.UTF8.GetBytes($"snap@{applied}"));
+            node.Storage.Compact(applied);
             _host?.Compacted(node);
+        }
+    }
+
+    /// <summary>
+    /// Proposes a random membership change, usually on the leader (else on a random node, which
+    /// forwards it): add a voter or learner (a brand-new id, its node started empty), remove,
+    /// promote or demote a member, several at once, or leave a joint configuration. Refusals are
+    /// expected (another change pending, a random change being invalid) and counted.
+    /// </summary>
+    private void ChangeMembershipOne()
+    {
+        var live = _ids.Where(id => !_down.Contains(id)).ToList();
+        var leader = live.Select(id => _nodes[id]).FirstOrDefault(n => n.Core.Role == StateRole.Leader);
+        var proposer = leader ?? _nodes[live[_random.Next(live.Count)]];
+        var config = proposer.Config;
+        if (config.Voters.Count == 0)
+        {
+            return;
+        }
+
+        ConfChange change;
+        if (config.IsJoint && _random.Next(2) == 0)
+        {
+            change = ConfChange.LeaveJoint();
+        }
+        else
+        {
+            var items = new List<ConfChangeItem>();
+            var count = _random.Next(4) == 0 ? 2 : 1;
+            var used = new HashSet<ulong>();
+            for (var i = 0; i < count; i++)
+            {
+                var members = config.Voters.Concat(config.Learners).Where(id => !used.Contains(id)).ToList();
+                var roll = _random.Next(10);
+                ConfChangeItem item;
+                if (roll < 3 || members.Count == 0)
+                {
+                    // Keep the cluster small: at most 7 members ever join beyond the initial ones.
+                    if (_nextNewId > _initialSize + 7)
+                    {
+                        continue;
+                    }
+
+                    var id = _nextNewId++;
+                    StartNewNode(id);
+                    item = new ConfChangeItem(roll < 2 ? ConfChangeType.AddVoter : ConfChangeType.AddLearner, id);
+                }
+                else
+                {
+                    var id = members[_random.Next(members.Count)];
+                    var isLearner = config.Learners.Contains(id);
+                    item = roll switch
+                    {
+                        < 6 => new ConfChangeItem(ConfChangeType.RemoveNode, id),
+                        _ => new ConfChangeItem(isLearner ? ConfChangeType.AddVoter : ConfChangeType.AddLearner, id),
+                    };
+                }
+
+                used.Add(item.NodeId);
+                items.Add(item);
+            }
+
+            if (items.Count == 0)
+            {
+                return;
+            }
+
+            var transition = _random.Next(6) switch
+            {
+                0 => ConfChangeTransition.JointImplicit,
+                1 => ConfChangeTransition.JointExplicit,
+                2 => ConfChangeTransition.Simple,
+                _ => ConfChangeTransition.Auto,
+            };
+            change = new ConfChange(items, transition);
+        }
+
+        _confChangesProposed++;
+        try
+        {
+            proposer.Node.ProposeConfChange(change);
+        }
+        catch (ConfChangeRejectedException)
+        {
+            _confChangesRejected++;
+        }
+        catch (ProposalDroppedException)
+        {
         }
     }
 
@@ -422,7 +613,7 @@ internal sealed class ClusterSimulation
             {
                 _inFlight.AddRange(node.ReadMessages());
             }
-            else if (_host.ReadMessages(node, _inFlight, mayCrash: _down.Count < _ids.Length - 1))
+            else if (_host.ReadMessages(node, _inFlight, mayCrash: _down.Count < _ids.Count - 1))
             {
                 _down.Add(id);
             }
@@ -430,6 +621,8 @@ internal sealed class ClusterSimulation
             {
                 CheckRead(node, node.ReadStates[i]);
             }
+
+            CheckConfChanges(node);
         }
     }
 
@@ -448,6 +641,24 @@ internal sealed class ClusterSimulation
             _committed[entry.Index] = (entry.Term, data, node.Core.Term);
             _maxCommitted = Math.Max(_maxCommitted, entry.Index);
         }
+    }
+
+    /// <summary>Every node that applies the configuration change at an index reaches the same configuration.</summary>
+    private void CheckConfChanges(TestNode node)
+    {
+        var applied = node.ConfChangesApplied;
+        for (var i = _confChangesChecked[node.Id]; i < applied.Count; i++)
+        {
+            var (index, change, result) = applied[i];
+            if (_configAt.TryGetValue(index, out var known) && !known.Equals(result))
+            {
+                Fail($"configuration: node {node.Id} applied {change} at {index} and reached {result}, another node reached {known}");
+            }
+
+            _configAt[index] = result;
+        }
+
+        _confChangesChecked[node.Id] = applied.Count;
     }
 
     private void CheckRead(TestNode node, ReadState state)
@@ -519,9 +730,9 @@ internal sealed class ClusterSimulation
 
         // Log matching (§5.3): if two logs have an entry with the same index and term, they are
         // identical up to that index.
-        for (var a = 0; a < _ids.Length; a++)
+        for (var a = 0; a < _ids.Count; a++)
         {
-            for (var b = a + 1; b < _ids.Length; b++)
+            for (var b = a + 1; b < _ids.Count; b++)
             {
                 CheckLogMatching(_ids[a], logs[_ids[a]], _ids[b], logs[_ids[b]]);
             }

@@ -20,20 +20,18 @@ internal sealed class CrashingHost
     private const int CrashOneIn = 300;
 
     private readonly Random _random;
-    private readonly ulong[] _ids;
+    private readonly Func<ulong, MemoryStorage> _freshStorage;
     private readonly Dictionary<ulong, List<Action<MemoryStorage>>> _synced = [];
     private readonly Dictionary<ulong, List<Action<MemoryStorage>>> _buffered = [];
     private bool _crashesEnabled = true;
 
-    public CrashingHost(Random random, ulong[] ids)
+    /// <param name="random">The simulation's seeded source of every choice.</param>
+    /// <param name="freshStorage">What a node's disk held before the node first started (the
+    /// bootstrap configuration for initial members, nothing for nodes added later).</param>
+    public CrashingHost(Random random, Func<ulong, MemoryStorage> freshStorage)
     {
         _random = random;
-        _ids = ids;
-        foreach (var id in ids)
-        {
-            _synced[id] = [];
-            _buffered[id] = [];
-        }
+        _freshStorage = freshStorage;
     }
 
     /// <summary>Nodes crashed while handling a Ready.</summary>
@@ -99,7 +97,7 @@ internal sealed class CrashingHost
     {
         var snapshot = node.Storage.Snapshot();
         Sync(node.Id);
-        _synced[node.Id].Add(storage =>
+        Synced(node.Id).Add(storage =>
         {
             storage.CreateSnapshot(snapshot.Metadata.Index, snapshot.Metadata.ConfState, snapshot.Data);
             storage.Compact(snapshot.Metadata.Index);
@@ -109,14 +107,15 @@ internal sealed class CrashingHost
     /// <summary>Restarts the node from its durable writes; buffered writes are lost.</summary>
     public void Restart(TestNode node)
     {
-        if (_buffered[node.Id].Count > 0)
+        var buffered = Buffered(node.Id);
+        if (buffered.Count > 0)
         {
             LostWrites++;
-            _buffered[node.Id].Clear();
+            buffered.Clear();
         }
 
-        var storage = MemoryStorage.WithVoters(_ids);
-        foreach (var write in _synced[node.Id])
+        var storage = _freshStorage(node.Id);
+        foreach (var write in Synced(node.Id))
         {
             write(storage);
         }
@@ -143,7 +142,7 @@ internal sealed class CrashingHost
 
     private void Write(TestNode node, Ready rd)
     {
-        var buffered = _buffered[node.Id];
+        var buffered = Buffered(node.Id);
         if (rd.Snapshot is { } snapshot)
         {
             node.Storage.ApplySnapshot(snapshot);
@@ -166,7 +165,24 @@ internal sealed class CrashingHost
 
     private void Sync(ulong id)
     {
-        _synced[id].AddRange(_buffered[id]);
-        _buffered[id].Clear();
+        var buffered = Buffered(id);
+        Synced(id).AddRange(buffered);
+        buffered.Clear();
+    }
+
+    // Nodes join the cluster over time (membership changes), so their write logs start on first use.
+    private List<Action<MemoryStorage>> Synced(ulong id) => GetOrAdd(_synced, id);
+
+    private List<Action<MemoryStorage>> Buffered(ulong id) => GetOrAdd(_buffered, id);
+
+    private static List<Action<MemoryStorage>> GetOrAdd(Dictionary<ulong, List<Action<MemoryStorage>>> writes, ulong id)
+    {
+        if (!writes.TryGetValue(id, out var list))
+        {
+            list = [];
+            writes.Add(id, list);
+        }
+
+        return list;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Tests.Support;
 
@@ -9,8 +10,11 @@ namespace EmbeddedRaft.Consensus.Tests.Scenarios;
 /// Interprets scenario commands against a cluster of <see cref="TestNode"/>s and produces the
 /// trace each command prints. Commands:
 /// <code>
-/// add-nodes N [prevote] [checkquorum] [lease] [no-forwarding] [heartbeat=T] [inflight=K] [max-msg-bytes=B] [max-uncommitted=B]
+/// add-nodes N [prevote] [checkquorum] [lease] [no-forwarding] [no-step-down] [heartbeat=T] [inflight=K] [max-msg-bytes=B] [max-uncommitted=B]
+/// add-node ID                      (a new, empty node with the same options; it joins via a snapshot)
 /// campaign ID | propose ID DATA | propose-batch ID DATA... | read-index ID CTX
+/// propose-conf-change ID [vN|lN|rN]... [transition=auto|simple|implicit|explicit]   (no changes: leave joint)
+/// membership                       (each node's applied configuration and role)
 /// transfer-leadership ID TO | report-unreachable ID TO
 /// tick ID [N] | tick-heartbeat ID | tick-election ID
 /// process-ready ID... | deliver-msgs [drop] ID... | stabilize [ID...]
@@ -24,6 +28,7 @@ internal sealed class ScenarioRunner
     private readonly SortedDictionary<ulong, TestNode> _nodes = [];
     private readonly Dictionary<ulong, List<Message>> _inbox = [];
     private readonly Dictionary<ulong, int> _group = [];
+    private string[] _flags = [];
 
     public string Run(string commandLine)
     {
@@ -41,6 +46,10 @@ internal sealed class ScenarioRunner
         {
             output.AppendLine(CultureInfo.InvariantCulture, $"error: message rejected ({ex.Reason}): {ex.Message}");
         }
+        catch (ConfChangeRejectedException ex)
+        {
+            output.AppendLine(CultureInfo.InvariantCulture, $"error: {ex.Message}");
+        }
 
         return output.Length == 0 ? "ok\n" : output.ToString().Replace("\r\n", "\n", StringComparison.Ordinal);
     }
@@ -55,6 +64,21 @@ internal sealed class ScenarioRunner
         {
             case "add-nodes":
                 AddNodes(args);
+                break;
+            case "add-node":
+                var newId = Id(args[0]);
+                _nodes[newId] = new TestNode(Options(newId), new MemoryStorage());
+                _inbox[newId] = [];
+                break;
+            case "propose-conf-change":
+                _nodes[Id(args[0])].Node.ProposeConfChange(ParseConfChange(args[1..]));
+                break;
+            case "membership":
+                foreach (var (id, n) in _nodes)
+                {
+                    output.AppendLine(FormattableString.Invariant($"{id}: {n.Core.Role} applied={n.AppliedIndex} {n.Config}"));
+                }
+
                 break;
             case "campaign":
                 _nodes[Id(args[0])].Node.Campaign();
@@ -166,30 +190,68 @@ internal sealed class ScenarioRunner
         }
     }
 
+    private static ConfChange ParseConfChange(string[] args)
+    {
+        var transition = ConfChangeTransition.Auto;
+        var items = new List<ConfChangeItem>();
+        foreach (var arg in args)
+        {
+            if (arg.StartsWith("transition=", StringComparison.Ordinal))
+            {
+                transition = arg["transition=".Length..] switch
+                {
+                    "auto" => ConfChangeTransition.Auto,
+                    "simple" => ConfChangeTransition.Simple,
+                    "implicit" => ConfChangeTransition.JointImplicit,
+                    "explicit" => ConfChangeTransition.JointExplicit,
+                    var other => throw new FormatException($"Unknown transition '{other}'."),
+                };
+                continue;
+            }
+
+            var type = arg[0] switch
+            {
+                'v' => ConfChangeType.AddVoter,
+                'l' => ConfChangeType.AddLearner,
+                'r' => ConfChangeType.RemoveNode,
+                _ => throw new FormatException($"Unknown change '{arg}' (expected vN, lN or rN)."),
+            };
+            items.Add(new ConfChangeItem(type, Id(arg[1..])));
+        }
+
+        return new ConfChange(items, transition);
+    }
+
     private void AddNodes(string[] args)
     {
         var count = int.Parse(args[0], CultureInfo.InvariantCulture);
-        var flags = args[1..];
-        string? Value(string key) => flags.Where(f => f.StartsWith(key + "=", StringComparison.Ordinal)).Select(f => f[(key.Length + 1)..]).FirstOrDefault();
+        _flags = args[1..];
         var ids = Fixtures.Ids(count);
         foreach (var id in ids)
         {
-            var options = new RaftOptions(id)
-            {
-                ElectionTimeoutTicks = 10,
-                HeartbeatTimeoutTicks = Value("heartbeat") is { } h ? int.Parse(h, CultureInfo.InvariantCulture) : 1,
-                PreVote = flags.Contains("prevote"),
-                CheckQuorum = flags.Contains("checkquorum") || flags.Contains("lease"),
-                ReadOnlyMode = flags.Contains("lease") ? ReadOnlyMode.LeaseBased : ReadOnlyMode.Safe,
-                DisableProposalForwarding = flags.Contains("no-forwarding"),
-                MaxInflightMessages = Value("inflight") is { } k ? int.Parse(k, CultureInfo.InvariantCulture) : 256,
-                MaxSizePerMessageBytes = Value("max-msg-bytes") is { } b ? ulong.Parse(b, CultureInfo.InvariantCulture) : ulong.MaxValue,
-                MaxUncommittedEntriesBytes = Value("max-uncommitted") is { } u ? ulong.Parse(u, CultureInfo.InvariantCulture) : 0,
-                RandomSeed = id,
-            };
-            _nodes[id] = new TestNode(options, MemoryStorage.WithVoters(ids));
+            _nodes[id] = new TestNode(Options(id), MemoryStorage.WithVoters(ids));
             _inbox[id] = [];
         }
+    }
+
+    private RaftOptions Options(ulong id)
+    {
+        var flags = _flags;
+        string? Value(string key) => flags.Where(f => f.StartsWith(key + "=", StringComparison.Ordinal)).Select(f => f[(key.Length + 1)..]).FirstOrDefault();
+        return new RaftOptions(id)
+        {
+            ElectionTimeoutTicks = 10,
+            HeartbeatTimeoutTicks = Value("heartbeat") is { } h ? int.Parse(h, CultureInfo.InvariantCulture) : 1,
+            PreVote = flags.Contains("prevote"),
+            CheckQuorum = flags.Contains("checkquorum") || flags.Contains("lease"),
+            ReadOnlyMode = flags.Contains("lease") ? ReadOnlyMode.LeaseBased : ReadOnlyMode.Safe,
+            DisableProposalForwarding = flags.Contains("no-forwarding"),
+            MaxInflightMessages = Value("inflight") is { } k ? int.Parse(k, CultureInfo.InvariantCulture) : 256,
+            MaxSizePerMessageBytes = Value("max-msg-bytes") is { } b ? ulong.Parse(b, CultureInfo.InvariantCulture) : ulong.MaxValue,
+            MaxUncommittedEntriesBytes = Value("max-uncommitted") is { } u ? ulong.Parse(u, CultureInfo.InvariantCulture) : 0,
+            StepDownOnRemoval = !flags.Contains("no-step-down"),
+            RandomSeed = id,
+        };
     }
 
     private static void Tick(TestNode node, int count)
@@ -211,11 +273,26 @@ internal sealed class ScenarioRunner
         var rd = node.Node.GetReady();
         TraceFormat.Ready(output, id, rd);
         node.Persist(rd);
+        var changesBefore = node.ConfChangesApplied.Count;
         node.Apply(rd);
+        foreach (var (index, change, result) in node.ConfChangesApplied.Skip(changesBefore))
+        {
+            output.AppendLine(FormattableString.Invariant($"  applied conf change {index}: {change} => {result}"));
+        }
+
+        if (rd.Snapshot is not null)
+        {
+            output.AppendLine(FormattableString.Invariant($"  configuration from snapshot: {node.Config}"));
+        }
+
         node.Node.Advance();
         foreach (var m in rd.Messages.Concat(rd.MessagesAfterPersist))
         {
-            _inbox[m.To].Add(m);
+            // A node that was never started (e.g. added to the configuration first) drops it.
+            if (_inbox.TryGetValue(m.To, out var inbox))
+            {
+                inbox.Add(m);
+            }
         }
 
         return true;
@@ -254,6 +331,14 @@ internal sealed class ScenarioRunner
             catch (ProposalDroppedException ex)
             {
                 output.AppendLine(CultureInfo.InvariantCulture, $"  error: proposal dropped ({ex.Reason})");
+            }
+            catch (ConfChangeRejectedException ex)
+            {
+                output.AppendLine(CultureInfo.InvariantCulture, $"  error: {ex.Message}");
+            }
+            catch (MessageRejectedException ex)
+            {
+                output.AppendLine(CultureInfo.InvariantCulture, $"  error: message rejected ({ex.Reason}): {ex.Message}");
             }
 
             if (m.Type == MessageType.Snapshot)

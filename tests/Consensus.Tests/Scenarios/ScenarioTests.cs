@@ -49,6 +49,11 @@ public class ScenarioTests
         {
             "campaign", "prevote", "checkquorum", "probe_and_replicate", "replicate_pause",
             "snapshot_catchup", "transfer_leadership", "read_index_safe", "read_index_lease", "forwarding",
+
+            // Membership changes (issue 6).
+            "confchange_add_voter", "confchange_add_learner_promote", "confchange_joint_auto", "confchange_joint_explicit",
+            "confchange_replace_leader", "confchange_remove_leader", "confchange_demote_voter", "confchange_errors",
+            "confchange_campaign_block",
         }));
     }
 }

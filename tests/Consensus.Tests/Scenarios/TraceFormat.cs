@@ -9,6 +9,11 @@ internal static class TraceFormat
 {
     public static string Entry(in Entry e)
     {
+        if (e.Type == EntryType.ConfChange)
+        {
+            return $"{e.Term}/{e.Index} ConfChange {MessageCodec.DecodeConfChange(e.Data.Span)}";
+        }
+
         var kind = e.Type == EntryType.Normal ? string.Empty : $" {e.Type}";
         return $"{e.Term}/{e.Index}{kind} \"{Encoding.UTF8.GetString(e.Data.Span)}\"";
     }

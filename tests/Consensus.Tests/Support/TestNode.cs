@@ -1,4 +1,5 @@
 using EmbeddedRaft.Consensus.Core;
+using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 
 namespace EmbeddedRaft.Consensus.Tests.Support;
@@ -14,6 +15,7 @@ internal sealed class TestNode
         Options = options;
         Storage = storage;
         Node = new RawNode(options, storage);
+        Config = storage.InitialState().ConfState;
     }
 
     public static RaftOptions DefaultOptions(ulong id, int election = 10, int heartbeat = 1) =>
@@ -42,6 +44,12 @@ internal sealed class TestNode
 
     /// <summary>The last index applied (entry or snapshot).</summary>
     public ulong AppliedIndex { get; private set; }
+
+    /// <summary>The configuration as of <see cref="AppliedIndex"/> (persisted with it, as a host must).</summary>
+    public ConfState Config { get; private set; }
+
+    /// <summary>Every configuration change applied, with its index and the resulting configuration.</summary>
+    public List<(ulong Index, ConfChange Change, ConfState Result)> ConfChangesApplied { get; } = [];
 
     public void Step(Message m) => Node.Step(m);
 
@@ -86,6 +94,7 @@ internal sealed class TestNode
         if (rd.Snapshot is { } snapshot)
         {
             AppliedIndex = snapshot.Metadata.Index;
+            Config = snapshot.Metadata.ConfState;
         }
 
         foreach (var entry in rd.CommittedEntries.Span)
@@ -93,6 +102,13 @@ internal sealed class TestNode
             Applying?.Invoke(this, entry);
             Applied.Add(entry);
             AppliedIndex = entry.Index;
+            if (entry.Type == EntryType.ConfChange)
+            {
+                var change = MessageCodec.DecodeConfChange(entry.Data.Span);
+                Config = Node.ApplyConfChange(change);
+                Storage.SetConfState(Config);
+                ConfChangesApplied.Add((entry.Index, change, Config));
+            }
         }
 
         ReadStates.AddRange(rd.ReadStates);
@@ -109,9 +125,15 @@ internal sealed class TestNode
         Storage = storage ?? Storage;
         if (!keepApplied || AppliedIndex < Storage.Snapshot().Metadata.Index)
         {
+            // The state machine (and the configuration persisted with it) is rebuilt from the snapshot.
             AppliedIndex = Storage.Snapshot().Metadata.Index;
+            Config = Storage.Snapshot().Metadata.ConfState;
             ReadStates.Clear();
         }
+
+        // The configuration is persisted with the state machine: a restart that keeps the
+        // application's state keeps the configuration it had applied, whatever disk it restarts on.
+        Storage.SetConfState(Config);
 
         var options = new RaftOptions(Options.Id)
         {
@@ -126,6 +148,7 @@ internal sealed class TestNode
             MaxUncommittedEntriesBytes = Options.MaxUncommittedEntriesBytes,
             MaxCommittedBytesPerReady = Options.MaxCommittedBytesPerReady,
             DisableProposalForwarding = Options.DisableProposalForwarding,
+            StepDownOnRemoval = Options.StepDownOnRemoval,
             RandomSeed = Options.RandomSeed,
             AppliedIndex = AppliedIndex,
         };

@@ -1,3 +1,4 @@
+using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 using static EmbeddedRaft.Consensus.Tests.Support.Fixtures;
 
@@ -18,7 +19,7 @@ public class MessageCodecTests
         RejectHint = 127,
         Context = "ctx"u8.ToArray(),
         Entries = new[] { E(7, (1UL << 40) + 1, "hello"), new Entry(7, (1UL << 40) + 2, EntryType.ConfChange, default) },
-        Snapshot = new Snapshot(new SnapshotMetadata(99, 6, new ConfState([1, 2, 3], [4], [5], [4], autoLeave: true)), "image"u8.ToArray()),
+        Snapshot = new Snapshot(new SnapshotMetadata(99, 6, new ConfState([1, 2, 3], [4], [5], [4], autoLeave: true, removed: [6, 300])), "image"u8.ToArray()),
     };
 
     private static void AssertSame(Message expected, Message actual)
@@ -94,8 +95,10 @@ public class MessageCodecTests
 
         Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage([.. bytes, 0]), "trailing byte");
         var badVersion = bytes.ToArray();
-        badVersion[0] = 2;
-        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badVersion), "version");
+        badVersion[0] = MessageCodec.Version + 1;
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badVersion), "newer version");
+        badVersion[0] = 0;
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badVersion), "version 0");
         var badType = bytes.ToArray();
         badType[1] = 200;
         Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage(badType), "type");
@@ -159,5 +162,104 @@ public class MessageCodecTests
             var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.That(allocated, Is.LessThan(4096 + (input.Length * 64)), $"input #{i} allocated {allocated} bytes (seed {seed})");
         }
+    }
+
+    [Test]
+    public void ConfigurationChangesRoundTrip()
+    {
+        ConfChange[] changes =
+        [
+            ConfChange.AddVoter(4),
+            ConfChange.LeaveJoint(),
+            new([new(ConfChangeType.AddVoter, 1UL << 50), new(ConfChangeType.AddLearner, 5), new(ConfChangeType.RemoveNode, 2)], ConfChangeTransition.JointExplicit),
+            new([new(ConfChangeType.AddLearner, 7), new(ConfChangeType.AddLearner, 8)], ConfChangeTransition.Simple),
+            ConfChange.Demote(3),
+        ];
+
+        foreach (var change in changes)
+        {
+            var decoded = MessageCodec.DecodeConfChange(MessageCodec.EncodeConfChange(change));
+
+            Assert.That(decoded.Transition, Is.EqualTo(change.Transition), change.ToString());
+            Assert.That(decoded.Changes, Is.EqualTo(change.Changes), change.ToString());
+        }
+    }
+
+    [Test]
+    public void Version1SnapshotMetadataIsStillReadWithNoRemovedIds()
+    {
+        // Version 1 wrote: index term voters outgoing learners learnersNext autoLeave (no removed ids).
+        byte[] version1 = [1, 10, 4, 2, 1, 2, 0, 1, 3, 0, 0];
+
+        var metadata = MessageCodec.DecodeSnapshotMetadata(version1);
+
+        Assert.That(metadata, Is.EqualTo(new SnapshotMetadata(10, 4, new ConfState([1, 2], learners: [3]))));
+    }
+
+    [Test]
+    public void MalformedConfigurationChangesAreFormatErrors()
+    {
+        var valid = MessageCodec.EncodeConfChange(new ConfChange([new(ConfChangeType.AddVoter, 4)]));
+
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeConfChange([]), "empty");
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeConfChange([1, 0, 0]), "version 1 has no configuration changes");
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeConfChange([MessageCodec.Version, 9, 0]), "unknown transition");
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeConfChange([MessageCodec.Version, 0, 1, 9, 4]), "unknown type");
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeConfChange([MessageCodec.Version, 0, 100, 0, 4]), "count beyond input");
+        Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeConfChange([.. valid, 0]), "trailing byte");
+    }
+
+    [Test]
+    public void ArbitraryConfigurationChangeBytesOnlyEverFailWithAFormatErrorAndBoundedAllocation()
+    {
+        var seed = 20261122;
+        TestContext.Out.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var valid = MessageCodec.EncodeConfChange(new ConfChange(
+            [new(ConfChangeType.AddVoter, 4), new(ConfChangeType.AddLearner, 300), new(ConfChangeType.RemoveNode, 2)], ConfChangeTransition.JointImplicit));
+        var decodedCount = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            byte[] input;
+            if (i % 2 == 0)
+            {
+                input = new byte[random.Next(0, 32)];
+                random.NextBytes(input);
+                if (input.Length > 0)
+                {
+                    input[0] = MessageCodec.Version;
+                }
+            }
+            else
+            {
+                input = valid.ToArray();
+                for (var flips = random.Next(1, 3); flips > 0; flips--)
+                {
+                    input[random.Next(input.Length)] = (byte)random.Next(256);
+                }
+            }
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            try
+            {
+                var decoded = MessageCodec.DecodeConfChange(input);
+                decodedCount++;
+
+                // Whatever decodes re-encodes to the same bytes (one canonical encoding).
+                Assert.That(MessageCodec.EncodeConfChange(decoded), Is.EqualTo(input), $"input #{i} (seed {seed})");
+            }
+            catch (MessageFormatException)
+            {
+            }
+            catch (Exception ex)
+            {
+                Assert.Fail($"input #{i} threw {ex.GetType().Name}: {ex.Message} (seed {seed}): {Convert.ToHexString(input)}");
+            }
+
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.That(allocated, Is.LessThan(2048 + (input.Length * 64)), $"input #{i} allocated {allocated} bytes (seed {seed})");
+        }
+
+        Assert.That(decodedCount, Is.GreaterThan(100), "mutations must also produce valid changes");
     }
 }

@@ -1,4 +1,6 @@
+using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Quorum;
+using EmbeddedRaft.Consensus.Tracking;
 
 namespace EmbeddedRaft.Consensus.Tests.Unit;
 
@@ -79,5 +81,94 @@ public class QuorumTests
         Assert.That(joint.Tally(new Dictionary<ulong, bool> { [1] = true, [2] = true }), Is.EqualTo(VoteResult.Pending));
         Assert.That(joint.Tally(new Dictionary<ulong, bool> { [1] = true, [2] = true, [4] = false, [5] = false }), Is.EqualTo(VoteResult.Lost));
         Assert.That(joint.Tally(new Dictionary<ulong, bool> { [1] = true, [3] = true, [4] = true }), Is.EqualTo(VoteResult.Won));
+    }
+
+    /// <summary>
+    /// The definition of a joint commit: the largest acknowledged index (or 0) that a majority of
+    /// every non-empty half has reached; with no voters at all, nothing constrains it.
+    /// </summary>
+    private static ulong NaiveJointCommitted(ulong[] incoming, ulong[] outgoing, Dictionary<ulong, ulong> acked)
+    {
+        if (incoming.Length == 0 && outgoing.Length == 0)
+        {
+            return ulong.MaxValue;
+        }
+
+        bool ReachedByMajority(ulong[] half, ulong index) =>
+            half.Length == 0 || half.Count(v => acked.GetValueOrDefault(v) >= index) > half.Length / 2;
+
+        return acked.Values.Append(0UL).Where(index => ReachedByMajority(incoming, index) && ReachedByMajority(outgoing, index)).Max();
+    }
+
+    /// <summary>
+    /// The definition of a joint election: won if the votes cast already give a majority in every
+    /// half; lost if even every missing vote being yes would not; pending otherwise.
+    /// Votes of non-voters do not count.
+    /// </summary>
+    private static VoteResult NaiveJointVote(ulong[] incoming, ulong[] outgoing, Dictionary<ulong, bool> votes)
+    {
+        bool Wins(ulong[] half, bool missingVotesYes) =>
+            half.Length == 0 || half.Count(v => votes.TryGetValue(v, out var yes) ? yes : missingVotesYes) > half.Length / 2;
+
+        if (Wins(incoming, false) && Wins(outgoing, false))
+        {
+            return VoteResult.Won;
+        }
+
+        return Wins(incoming, true) && Wins(outgoing, true) ? VoteResult.Pending : VoteResult.Lost;
+    }
+
+    [Test]
+    public void JointCommittedIndexAndVoteMatchTheNaiveDefinitionOverRandomConfigurations()
+    {
+        const int seed = 2026;
+        const int cases = 20_000;
+        TestContext.Out.WriteLine($"seed {seed}, {cases} random joint configurations");
+        var random = new Random(seed);
+        var outcomes = new Dictionary<VoteResult, int>();
+        for (var i = 0; i < cases; i++)
+        {
+            // Ids 1..9, each an incoming voter, an outgoing voter, both, a learner, or nothing.
+            var pool = Enumerable.Range(1, 9).Select(v => (ulong)v).ToArray();
+            var incoming = pool.Where(_ => random.Next(3) == 0).ToArray();
+            var outgoing = random.Next(3) == 0 ? [] : pool.Where(_ => random.Next(3) == 0).ToArray();
+            var learners = pool.Where(v => !incoming.Contains(v) && !outgoing.Contains(v) && random.Next(3) == 0).ToArray();
+            var learnersNext = outgoing.Length == 0 ? [] : outgoing.Where(v => !incoming.Contains(v) && random.Next(2) == 0).ToArray();
+            var conf = new ConfState(incoming, outgoing, learners, learnersNext);
+            var tracker = new ProgressTracker(8, 0);
+            tracker.Reset(conf, 1);
+
+            // Acknowledgements from members only (learners included: they must not count).
+            var acked = new Dictionary<ulong, ulong>();
+            foreach (var id in tracker.MemberIds.Where(_ => random.Next(4) > 0))
+            {
+                acked[id] = (ulong)random.Next(0, 12);
+                tracker.Progress[id].Match = acked[id];
+            }
+
+            var voterAcks = acked.Where(a => incoming.Contains(a.Key) || outgoing.Contains(a.Key)).ToDictionary();
+            var expectedCommit = NaiveJointCommitted(incoming, outgoing, voterAcks);
+            var context = $"case {i} (seed {seed}): {conf}, acked {string.Join(' ', acked.Select(a => $"{a.Key}:{a.Value}"))}";
+            Assert.That(tracker.Committed(), Is.EqualTo(expectedCommit), context);
+            Assert.That(
+                new JointConfig(new MajorityConfig(incoming), new MajorityConfig(outgoing)).CommittedIndex(new MapIndexer(acked)),
+                Is.EqualTo(expectedCommit),
+                context);
+
+            var votes = new Dictionary<ulong, bool>();
+            foreach (var id in tracker.MemberIds.Where(_ => random.Next(3) > 0))
+            {
+                votes[id] = random.Next(2) == 0;
+                tracker.RecordVote(id, votes[id]);
+            }
+
+            var expectedVote = NaiveJointVote(incoming, outgoing, votes);
+            Assert.That(tracker.TallyVotes().Result, Is.EqualTo(expectedVote), $"{context}, votes {string.Join(' ', votes.Select(v => $"{v.Key}:{v.Value}"))}");
+            outcomes[expectedVote] = outcomes.GetValueOrDefault(expectedVote) + 1;
+        }
+
+        // The generator must reach every outcome often, or the comparison proves little.
+        Assert.That(outcomes.Keys, Is.EquivalentTo(new[] { VoteResult.Won, VoteResult.Lost, VoteResult.Pending }));
+        Assert.That(outcomes.Values.Min(), Is.GreaterThan(cases / 20), string.Join(", ", outcomes));
     }
 }

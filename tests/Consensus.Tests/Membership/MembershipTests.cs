@@ -1,0 +1,177 @@
+using EmbeddedRaft.Consensus.Membership;
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Support;
+
+namespace EmbeddedRaft.Consensus.Tests.Membership;
+
+/// <summary>Membership behaviour a host relies on, beyond the scenario scripts.</summary>
+public class MembershipTests
+{
+    private static TestNetwork ClusterWithLeader(int size, Func<ulong, RaftOptions>? options = null)
+    {
+        var network = TestNetwork.OfSize(size, options);
+        network.Campaign(1);
+        Assert.That(network[1].Core.Role, Is.EqualTo(StateRole.Leader));
+        return network;
+    }
+
+    private static void ProposeConfChange(TestNetwork network, ulong id, ConfChange change)
+    {
+        network[id].Node.ProposeConfChange(change);
+        network.Deliver(network[id].ReadMessages());
+    }
+
+    [Test]
+    public void ARestartedNodeResumesWithTheConfigurationPersistedWithItsAppliedIndex()
+    {
+        var network = ClusterWithLeader(3);
+        ProposeConfChange(network, 1, ConfChange.AddLearner(4));
+        ProposeConfChange(network, 1, ConfChange.Remove(3));
+        var expected = new ConfState([1, 2], learners: [4], removed: [3]);
+        Assert.That(network[2].Node.GetStatus().Config, Is.EqualTo(expected));
+
+        network[2].Restart();
+
+        Assert.That(network[2].Node.GetStatus().Config, Is.EqualTo(expected));
+        Assert.That(network[2].Storage.InitialState().ConfState, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void ASnapshotCarriesTheConfigurationIncludingRemovedIds()
+    {
+        var network = ClusterWithLeader(3);
+        ProposeConfChange(network, 1, ConfChange.Remove(3));
+        var leader = network[1];
+        leader.Storage.CreateSnapshot(leader.AppliedIndex, leader.Config, "image"u8.ToArray());
+
+        var restored = new MemoryStorage();
+        restored.ApplySnapshot(MessageCodec.DecodeMessage(MessageCodec.Encode(new Message
+        {
+            Type = MessageType.Snapshot, From = 1, To = 2, Term = 1, Snapshot = leader.Storage.Snapshot(),
+        })).Snapshot!);
+
+        Assert.That(restored.InitialState().ConfState, Is.EqualTo(new ConfState([1, 2], removed: [3])));
+    }
+
+    [Test]
+    public void AForwardedChangeIsValidatedByTheLeaderAndRefusedThereWithTheReason()
+    {
+        var network = ClusterWithLeader(3);
+        network[2].Node.ProposeConfChange(ConfChange.Remove(9));
+        var forwarded = network[2].ReadMessages().Single(m => m.Type == MessageType.Propose);
+
+        var ex = Assert.Throws<ConfChangeRejectedException>(() => network[1].Step(forwarded));
+
+        Assert.That(ex!.Reason, Is.EqualTo(ConfChangeRejectReason.InvalidRequest));
+        Assert.That(ex.Message, Does.Contain("node 9"));
+        Assert.That(network[1].Core.Log.LastIndex(), Is.EqualTo(1), "nothing appended");
+    }
+
+    [Test]
+    public void AProposalWithTwoConfigurationChangesOrAnUndecodableOneIsMalformed()
+    {
+        var network = ClusterWithLeader(3);
+        var change = new Entry(0, 0, EntryType.ConfChange, MessageCodec.EncodeConfChange(ConfChange.AddLearner(4)));
+        var garbage = new Entry(0, 0, EntryType.ConfChange, new byte[] { MessageCodec.Version, 7 });
+
+        foreach (var entries in new[] { new[] { change, change }, new[] { garbage } })
+        {
+            var ex = Assert.Throws<MessageRejectedException>(() =>
+                network[1].Step(new Message { Type = MessageType.Propose, From = 2, To = 1, Entries = entries }));
+            Assert.That(ex!.Reason, Is.EqualTo(MessageRejectReason.Malformed));
+        }
+
+        Assert.That(network[1].Core.Log.LastIndex(), Is.EqualTo(1));
+    }
+
+    [Test]
+    public void WithoutStepDownOnRemovalTheRemovedLeaderKeepsReplicatingWithoutCountingItselfAndRefusesProposals()
+    {
+        var network = ClusterWithLeader(3, id => new RaftOptions(id) { StepDownOnRemoval = false, MaxSizePerMessageBytes = ulong.MaxValue });
+        ProposeConfChange(network, 1, ConfChange.Remove(1));
+        Assert.That(network[1].Core.Role, Is.EqualTo(StateRole.Leader), "etcd-io/raft's default behaviour");
+
+        var ex = Assert.Throws<ProposalDroppedException>(() => network[1].Node.Propose("x"u8.ToArray()));
+        Assert.That(ex!.Reason, Is.EqualTo(ProposalDropReason.NotInConfiguration));
+
+        // It keeps heartbeating the remaining voters, which therefore never elect a new leader:
+        // the stuck cluster of etcd-io/etcd#11038 that StepDownOnRemoval (on by default) avoids.
+        network[1].Node.Tick();
+        var heartbeats = network[1].ReadMessages().Where(m => m.Type == MessageType.Heartbeat).Select(m => m.To);
+        Assert.That(heartbeats, Is.EquivalentTo(new ulong[] { 2, 3 }));
+    }
+
+    [Test]
+    public void ALeaderCountsItselfOnlyWhileItIsAVoter()
+    {
+        // Joint (2 3 4)&&(1 2 3): the leader 1 counts in the outgoing half only.
+        var network = ClusterWithLeader(3);
+        network.Nodes[4] = new TestNode(TestNode.DefaultOptions(4), new MemoryStorage());
+        ProposeConfChange(network, 1, new ConfChange([new(ConfChangeType.RemoveNode, 1), new(ConfChangeType.AddVoter, 4)], ConfChangeTransition.JointExplicit));
+        Assert.That(network[1].Config.IsJoint, Is.True);
+        var before = network[1].Core.Log.Committed;
+
+        // 1 and 2 are a majority of (1 2 3) but not of (2 3 4): nothing commits.
+        network.Isolate(3);
+        network.Isolate(4);
+        network.Propose(1, "x");
+
+        Assert.That(network[1].Core.Log.Committed, Is.EqualTo(before));
+    }
+
+    [Test]
+    public void ALearnerIsNeverPromotableAndNeverCountedInTheVote()
+    {
+        var network = ClusterWithLeader(3);
+        ProposeConfChange(network, 1, ConfChange.Demote(3));
+        Assert.That(network[3].Config, Is.EqualTo(new ConfState([1, 2], learners: [3])));
+
+        for (var i = 0; i < 100; i++)
+        {
+            network[3].Node.Tick();
+        }
+
+        Assert.That(network[3].Core.Promotable, Is.False);
+        Assert.That(network[3].Core.Role, Is.EqualTo(StateRole.Follower));
+        Assert.That(network[3].ReadMessages().Where(m => m.Type is MessageType.Vote or MessageType.PreVote), Is.Empty);
+    }
+
+    [Test]
+    public void AnAppendCarryingAnUndecodableConfigurationChangeIsRefusedBeforeAnyStateChange()
+    {
+        var network = ClusterWithLeader(3);
+        var follower = network[2];
+        var before = (follower.Core.Term, follower.Core.Log.LastIndex(), follower.Core.Log.Committed);
+        var garbage = new Entry(1, 2, EntryType.ConfChange, new byte[] { MessageCodec.Version, 0, 1, 0 });
+
+        var ex = Assert.Throws<MessageRejectedException>(() => follower.Step(new Message
+        {
+            Type = MessageType.Append, From = 1, To = 2, Term = 1, Index = 1, LogTerm = 1, Entries = new[] { garbage },
+        }));
+
+        Assert.That(ex!.Reason, Is.EqualTo(MessageRejectReason.Malformed));
+        Assert.That((follower.Core.Term, follower.Core.Log.LastIndex(), follower.Core.Log.Committed), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void ConfigurationChangesDoNotCountAgainstTheUncommittedQuotaSoTheAutomaticLeaveIsNeverRefused()
+    {
+        var network = ClusterWithLeader(3, id => new RaftOptions(id) { MaxUncommittedEntriesBytes = 1, MaxSizePerMessageBytes = ulong.MaxValue });
+
+        // Fill the quota with an uncommitted proposal (3 is cut off, 2 does not answer yet).
+        network.Isolate(2);
+        network.Isolate(3);
+        network.Propose(1, "fills the quota");
+        Assert.Throws<ProposalDroppedException>(() => network[1].Node.Propose("x"u8.ToArray()));
+
+        // A configuration change is still accepted; once the cluster heals the joint state is
+        // entered and left automatically.
+        network[1].Node.ProposeConfChange(ConfChange.Demote(3));
+        network.Recover();
+        network.Deliver(network[1].ReadMessages());
+        network.Tick(1);
+        network.Tick(1);
+
+        Assert.That(network[1].Config, Is.EqualTo(new ConfState([1, 2], learners: [3])));
+    }
+}
