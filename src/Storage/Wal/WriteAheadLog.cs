@@ -61,6 +61,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private bool _closing;
     private bool _disposed;
     private bool _writerWaiting;
+    private TaskCompletionSource? _writerIdle;
 
     // ---- Owned by the writer thread. ----
     private IStorageFile _segmentFile;
@@ -343,6 +344,24 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// For tests: completes when the writer has nothing left to do (or has stopped), so that a
+    /// single-threaded workload produces the same sequence of file-system calls on every run.
+    /// </summary>
+    internal Task WhenWriterIdleAsync()
+    {
+        lock (_lock)
+        {
+            if (_failure is not null || _writerExited.Task.IsCompleted
+                || (_writerWaiting && _sealed.Count == 0 && !_active.NeedsSync && !_drainRequested))
+            {
+                return Task.CompletedTask;
+            }
+
+            return (_writerIdle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
     // ------------------------------------------------------------------ appending
 
     private ValueTask<WalPosition> AppendUnsynchronized(byte recordType, ReadOnlySpan<byte> payload, ulong index, bool sync)
@@ -511,6 +530,12 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             }
             finally
             {
+                lock (_lock)
+                {
+                    _writerIdle?.TrySetResult();
+                    _writerIdle = null;
+                }
+
                 _writerExited.TrySetResult();
             }
         }
@@ -523,6 +548,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         {
             while (_sealed.Count == 0 && !_active.NeedsSync && !_drainRequested && !_closing)
             {
+                _writerIdle?.TrySetResult();
+                _writerIdle = null;
                 _writerWaiting = true;
                 Monitor.Wait(_lock);
                 _writerWaiting = false;
@@ -664,6 +691,11 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
             space = _spaceAvailable;
             _spaceAvailable = null;
+            if (failure is not null)
+            {
+                _writerIdle?.TrySetResult();
+                _writerIdle = null;
+            }
         }
 
         foreach (var waiter in _completions)
