@@ -73,9 +73,10 @@ public sealed class WalCrashTests
             for (int i = 0; i < plan.Steps.Count; i++)
             {
                 var step = plan.Steps[i];
-                var pending = log.AppendAsync(step.Type, step.Payload, step.Index, step.Sync);
+                // Counted before the call: a synced append that fails while writing throws from the
+                // call itself, and its record may still have reached the disk.
                 outcome.Accepted = i + 1;
-                await pending;
+                await log.AppendAsync(step.Type, step.Payload, step.Index, step.Sync);
                 if (step.Sync)
                 {
                     outcome.Acknowledged = i + 1;
@@ -131,8 +132,8 @@ public sealed class WalCrashTests
                 lock (order)
                 {
                     // Accepting under the test's lock records the order the log accepted them in.
-                    pending = log.AppendAsync(step.Type, step.Payload, step.Index, step.Sync);
                     order.Add(step);
+                    pending = log.AppendAsync(step.Type, step.Payload, step.Index, step.Sync);
                 }
 
                 await pending;
@@ -255,7 +256,7 @@ public sealed class WalCrashTests
 
     private sealed class Outcome
     {
-        /// <summary>Records the log accepted (an append call that returned): the log may hold at most these.</summary>
+        /// <summary>Records whose append was called: the log may hold at most these.</summary>
         public int Accepted { get; set; }
 
         /// <summary>Records before a synced append or sync that returned: the log must hold at least these.</summary>

@@ -27,7 +27,8 @@ public sealed class WalGroupCommitTests
         long flushesBefore = fs.FlushCount;
         long writesBefore = fs.WriteCount;
 
-        var first = log.AppendAsync(1, new byte[100], 1).AsTask();
+        // The first append finds the writer idle and commits inline, on its own thread: not this one.
+        var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
         flushEntered.Wait();
         var rest = Enumerable.Range(2, 99).Select(i => log.AppendAsync(1, new byte[100], (ulong)i).AsTask()).ToList();
         releaseFlush.Set();
@@ -45,20 +46,22 @@ public sealed class WalGroupCommitTests
         var fs = new FaultInjectingFileSystem(71);
         await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
         long flushesBefore = fs.FlushCount;
+        using var flushEntered = new ManualResetEventSlim();
         using var releaseFlush = new ManualResetEventSlim();
-        int flushes = 0;
-        // Every flush waits until the test has queued the whole burst, so batching does not depend on timing.
+        // The first flush waits until the test has queued the whole burst, so batching does not depend on timing.
         fs.FailWhen = op =>
         {
-            if (op.Kind == FaultOperationKind.Flush && Interlocked.Increment(ref flushes) == 1)
+            if (op.Kind == FaultOperationKind.Flush && !flushEntered.IsSet)
             {
+                flushEntered.Set();
                 releaseFlush.Wait();
             }
 
             return false;
         };
-        var appends = new List<Task<WalPosition>>();
-        for (int i = 0; i < 1000; i++)
+        var appends = new List<Task<WalPosition>> { Task.Run(() => log.AppendAsync(1, new byte[1024], 1).AsTask()) };
+        flushEntered.Wait();
+        for (int i = 1; i < 1000; i++)
         {
             appends.Add(log.AppendAsync(1, new byte[1024], (ulong)i + 1).AsTask());
         }
