@@ -6,7 +6,9 @@ namespace EmbeddedRaft.Benchmarks.Wal;
 
 /// <summary>
 /// Target (a): one synced 1 KiB append against the disk's own 4 KiB write + fdatasync, through the
-/// same <see cref="IStorageFile"/>, both appending into preallocated space as a segment does.
+/// same <see cref="IStorageFile"/>, both appending into preallocated space as a segment does. A
+/// second baseline rewrites one already-written 4 KiB block in place (no block allocation to
+/// commit), the cheapest synced write the disk offers.
 /// </summary>
 [MemoryDiagnoser]
 [SimpleJob(launchCount: 1, warmupCount: 5, iterationCount: 20)]
@@ -47,6 +49,13 @@ public class WalSyncLatencyBenchmarks
         _raw.Write(_rawOffset, _block);
         _raw.Flush();
         _rawOffset = (_rawOffset + _block.Length) % RawFileBytes;
+    }
+
+    [Benchmark(Description = "raw 4 KiB overwrite + fdatasync")]
+    public void RawOverwrite4KiBAndFdatasync()
+    {
+        _raw.Write(RawFileBytes - _block.Length, _block);
+        _raw.Flush();
     }
 
     [Benchmark(Description = "WAL synced 1 KiB append")]

@@ -187,7 +187,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <returns>Where the record was placed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="recordType"/> is 0 or the payload exceeds <see cref="WalOptions.MaxRecordSizeBytes"/>.</exception>
     /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
-    /// <exception cref="IOException">The log stopped after a failed write or flush (also thrown through the task of an append that was waiting for it).</exception>
+    /// <exception cref="IOException">The log stopped after a failed write or flush. A synced append whose own write or flush fails throws (or faults its task with) the file system's exception; the record may or may not be durable then, and the log accepts nothing more until reopened.</exception>
     public ValueTask<WalPosition> AppendAsync(byte recordType, ReadOnlyMemory<byte> payload, ulong index = 0, bool sync = true, CancellationToken cancellationToken = default)
     {
         if (recordType == WalFormat.SegmentHeaderType)

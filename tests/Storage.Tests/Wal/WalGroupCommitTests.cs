@@ -73,6 +73,24 @@ public sealed class WalGroupCommitTests
     }
 
     [Test]
+    public async Task ALoneSyncedAppendCostsOneWriteAndOneFlushAndCompletesSynchronously()
+    {
+        var fs = new FaultInjectingFileSystem(73);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 1024 * 1024));
+        await log.AppendAsync(1, new byte[10], 1);
+        await log.WhenWriterIdleAsync();
+        for (ulong i = 2; i <= 20; i++)
+        {
+            long writes = fs.WriteCount;
+            long flushes = fs.FlushCount;
+            var pending = log.AppendAsync(1, new byte[1024], i);
+            Assert.That(pending.IsCompletedSuccessfully, Is.True, "the idle writer lets the appender commit inline");
+            Assert.That((fs.WriteCount - writes, fs.FlushCount - flushes), Is.EqualTo((1L, 1L)));
+            Assert.That(log.DurablePosition, Is.EqualTo(log.EndPosition));
+        }
+    }
+
+    [Test]
     public async Task UnsyncedAppendsAllocateNothingOnTheAppendersThread()
     {
         var fs = new FaultInjectingFileSystem(72);
