@@ -41,9 +41,11 @@ public sealed class WalBitFlipTests
             int segmentNumber = random.Next(segments.Count);
             string path = segments[segmentNumber];
             var frames = FrameStarts(appended, segmentNumber);
-            long recordsEnd = frames[^1];
+            // The records, and the end marker word when the segment has room for one.
+            long checkedEnd = Math.Min(frames[^1] + 8, s_options.SegmentSizeBytes);
             // Most flips inside the records; some in the unused, preallocated rest of the file.
-            long offset = random.Next(4) != 0 ? random.NextInt64(0, recordsEnd + 8) : random.NextInt64(recordsEnd + 8, s_options.SegmentSizeBytes);
+            bool inside = checkedEnd == s_options.SegmentSizeBytes || random.Next(4) != 0;
+            long offset = inside ? random.NextInt64(0, checkedEnd) : random.NextInt64(checkedEnd, s_options.SegmentSizeBytes);
             int bit = random.Next(8);
             fs.FlipBit(path, offset, bit);
             string where = $"seed {seed}, trial {trial}: bit {bit} of byte {offset} in {path}; {WalTestKit.Reproduce(seed)}";
@@ -61,7 +63,7 @@ public sealed class WalBitFlipTests
                 error = e;
             }
 
-            if (offset < recordsEnd + 8)
+            if (offset < checkedEnd)
             {
                 Assert.That(error, Is.Not.Null, $"not detected; {where}");
                 Assert.That(error!.Path, Is.EqualTo(path), where);
