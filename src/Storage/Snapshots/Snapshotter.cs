@@ -110,7 +110,8 @@ public sealed class Snapshotter : IDisposable
     /// <summary>
     /// Loads the newest valid snapshot, or null when there is none. Each candidate, newest first
     /// (by index, then term), is checked end to end before it is returned; one that fails is renamed
-    /// to <c>*.broken</c> and the next is tried.
+    /// to <c>*.broken</c> and the next is tried. Temporary files left by a save that crashed are
+    /// deleted (they were never acknowledged and are never loaded).
     /// </summary>
     /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
     public LoadedSnapshot? LoadNewest()
@@ -118,6 +119,7 @@ public sealed class Snapshotter : IDisposable
         _gate.Wait();
         try
         {
+            DeleteTemporaryFiles();
             foreach (var (path, term, index) in ListNewestFirst())
             {
                 try
@@ -193,6 +195,17 @@ public sealed class Snapshotter : IDisposable
 
         snapshots.Sort((a, b) => b.Index != a.Index ? b.Index.CompareTo(a.Index) : b.Term.CompareTo(a.Term));
         return snapshots;
+    }
+
+    private void DeleteTemporaryFiles()
+    {
+        foreach (string name in _fileSystem.ListFiles(_directory))
+        {
+            if (name.EndsWith(SnapshotFormat.Extension + SnapshotFormat.TempSuffix, StringComparison.Ordinal))
+            {
+                _fileSystem.DeleteFile(Path.Combine(_directory, name));
+            }
+        }
     }
 
     private void DeleteBeyondRetention()

@@ -31,6 +31,7 @@ public sealed class SnapshotCrashTests
 
             using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, SnapshotTestKit.SmallChunks(retainCount: 2));
             using var loaded = snapshotter.LoadNewest();
+            Assert.That(fs.AllFiles().Any(f => f.EndsWith(".tmp", StringComparison.Ordinal)), Is.False, $"loading clears what a crashed save left; {where}");
             if (saved == 0 && loaded is null)
             {
                 continue;
