@@ -67,7 +67,10 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private bool _inlineWriting;
     private TaskCompletionSource? _writerIdle;
 
-    // ---- Owned by the writer thread. ----
+    // ---- Owned by whoever writes: the writer thread, or an appender writing inline. ----
+    // Invariant: at most one of them at a time. An appender writes inline only while the writer
+    // thread waits (_writerWaiting), and the writer thread does not leave its wait while
+    // _inlineWriting; both are decided under _lock, which also publishes these fields between them.
     private IStorageFile _segmentFile;
     private bool _segmentFileUnflushed;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
