@@ -1,0 +1,242 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using EmbeddedRaft.Storage.IO;
+using EmbeddedRaft.Storage.Wal;
+
+namespace EmbeddedRaft.Storage.Snapshots;
+
+/// <summary>
+/// Saves and loads snapshots in one directory, in the manner of etcd's <c>snap</c> package: one
+/// file per snapshot named <c>%016x-%016x.snap</c> (term, index), checksummed throughout (format
+/// in docs/formats.md, "Snapshot files").
+/// </summary>
+/// <remarks>
+/// <para>Save is atomic: the file is written under a temporary name, flushed, renamed, and the
+/// directory synced; a crash at any point leaves either the new snapshot whole or no trace of it
+/// that loading would take, and the snapshots saved before untouched. After a save only the newest
+/// <see cref="SnapshotOptions.RetainCount"/> snapshots are kept.</para>
+/// <para>Load takes the newest snapshot that checks out end to end; a damaged one is renamed to
+/// <c>*.broken</c> (never deleted) and the next newest is tried.</para>
+/// <para>Data streams both ways through one chunk of memory, whatever the snapshot's size.</para>
+/// <para>Thread-safety: calls on one instance are serialised; use one instance per directory.
+/// Dispose it when done (it holds no file open between calls).</para>
+/// </remarks>
+public sealed class Snapshotter : IDisposable
+{
+    private readonly IFileSystem _fileSystem;
+    private readonly string _directory;
+    private readonly SnapshotOptions _options;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>Creates a snapshotter for <paramref name="directory"/>, creating the directory when missing.</summary>
+    public Snapshotter(IFileSystem fileSystem, string directory, SnapshotOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(fileSystem);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        _fileSystem = fileSystem;
+        _directory = directory;
+        _options = options ?? SnapshotOptions.Default;
+        _fileSystem.CreateDirectory(directory);
+    }
+
+    /// <summary>The directory holding the snapshots.</summary>
+    public string Directory => _directory;
+
+    /// <summary>
+    /// Saves a snapshot whose data <paramref name="writeData"/> writes to the stream it is given
+    /// (write-only, not seekable; do not keep it). Returns the path once the snapshot is durable.
+    /// </summary>
+    /// <exception cref="ArgumentException">The membership is larger than <see cref="SnapshotOptions.MaxMembershipSizeBytes"/>.</exception>
+    /// <exception cref="IOException">The file system failed; the previous snapshots are untouched.</exception>
+    /// <remarks>If <paramref name="writeData"/> throws, the partial file is deleted and the exception propagates.</remarks>
+    public async ValueTask<string> SaveAsync(SnapshotMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        ArgumentNullException.ThrowIfNull(writeData);
+        if (metadata.Membership.Length > _options.MaxMembershipSizeBytes)
+        {
+            throw new ArgumentException($"The membership blob ({metadata.Membership.Length} bytes) is larger than SnapshotOptions.MaxMembershipSizeBytes ({_options.MaxMembershipSizeBytes}).", nameof(metadata));
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            string path = Path.Combine(_directory, SnapshotFormat.FileName(metadata.Term, metadata.Index));
+            string temporary = path + SnapshotFormat.TempSuffix;
+            using (var file = _fileSystem.Open(temporary, FileOpenMode.OpenOrCreate))
+            {
+                // A temporary file left by a crash holds nothing anyone relies on: start over.
+                file.SetLength(0);
+                uint headerCrc = WriteHeader(file, metadata);
+                var stream = new SnapshotWriteStream(file, SnapshotFormat.FixedHeaderSizeBytes + metadata.Membership.Length + sizeof(uint), _options.ChunkSizeBytes);
+                try
+                {
+                    await writeData(stream, cancellationToken).ConfigureAwait(false);
+                    stream.Complete(headerCrc);
+                }
+                catch
+                {
+                    file.Dispose();
+                    _fileSystem.DeleteFile(temporary);
+                    throw;
+                }
+                finally
+                {
+                    stream.Release();
+                }
+
+                file.Flush();
+            }
+
+            _fileSystem.Rename(temporary, path);
+            _fileSystem.SyncDirectory(_directory);
+            DeleteBeyondRetention();
+            return path;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Saves a snapshot whose data is the rest of <paramref name="data"/>, copied through one buffer.</summary>
+    /// <inheritdoc cref="SaveAsync(SnapshotMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/>
+    public ValueTask<string> SaveAsync(SnapshotMetadata metadata, Stream data, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return SaveAsync(metadata, (destination, token) => new ValueTask(data.CopyToAsync(destination, token)), cancellationToken);
+    }
+
+    /// <summary>
+    /// Loads the newest valid snapshot, or null when there is none. Each candidate, newest first
+    /// (by index, then term), is checked end to end before it is returned; one that fails is renamed
+    /// to <c>*.broken</c> and the next is tried. Temporary files left by a save that crashed are
+    /// deleted (they were never acknowledged and are never loaded).
+    /// </summary>
+    /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
+    public LoadedSnapshot? LoadNewest()
+    {
+        _gate.Wait();
+        try
+        {
+            DeleteTemporaryFiles();
+            foreach (var (path, term, index) in ListNewestFirst())
+            {
+                try
+                {
+                    long length;
+                    using (var check = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes))
+                    {
+                        if (check.Metadata.Term != term || check.Metadata.Index != index)
+                        {
+                            throw new CorruptionException(path, 16, $"The header says index {check.Metadata.Index}, term {check.Metadata.Term}; the name says otherwise.");
+                        }
+
+                        length = check.VerifyToEnd();
+                    }
+
+                    var data = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes);
+                    return new LoadedSnapshot(data, length);
+                }
+                catch (CorruptionException)
+                {
+                    Quarantine(path);
+                }
+            }
+
+            return null;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The snapshot files (valid names only, unchecked), newest first.</summary>
+    public IReadOnlyList<string> ListSnapshots()
+    {
+        _gate.Wait();
+        try
+        {
+            return ListNewestFirst().Select(s => s.Path).ToList();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static uint WriteHeader(IStorageFile file, SnapshotMetadata metadata)
+    {
+        int membershipLength = metadata.Membership.Length;
+        var header = new byte[SnapshotFormat.FixedHeaderSizeBytes + membershipLength + sizeof(uint)];
+        BinaryPrimitives.WriteUInt64LittleEndian(header, SnapshotFormat.HeaderMagic);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), SnapshotFormat.Version);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), membershipLength);
+        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(16), metadata.Index);
+        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(24), metadata.Term);
+        metadata.Membership.Span.CopyTo(header.AsSpan(SnapshotFormat.FixedHeaderSizeBytes));
+        uint crc = Crc32C.Append(0, header.AsSpan(0, SnapshotFormat.FixedHeaderSizeBytes + membershipLength));
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(SnapshotFormat.FixedHeaderSizeBytes + membershipLength), crc);
+        file.Write(0, header);
+        return crc;
+    }
+
+    private List<(string Path, ulong Term, ulong Index)> ListNewestFirst()
+    {
+        var snapshots = new List<(string Path, ulong Term, ulong Index)>();
+        foreach (string name in _fileSystem.ListFiles(_directory))
+        {
+            if (SnapshotFormat.TryParseFileName(name, out ulong term, out ulong index))
+            {
+                snapshots.Add((Path.Combine(_directory, name), term, index));
+            }
+        }
+
+        snapshots.Sort((a, b) => b.Index != a.Index ? b.Index.CompareTo(a.Index) : b.Term.CompareTo(a.Term));
+        return snapshots;
+    }
+
+    private void DeleteTemporaryFiles()
+    {
+        foreach (string name in _fileSystem.ListFiles(_directory))
+        {
+            if (name.EndsWith(SnapshotFormat.Extension + SnapshotFormat.TempSuffix, StringComparison.Ordinal))
+            {
+                _fileSystem.DeleteFile(Path.Combine(_directory, name));
+            }
+        }
+    }
+
+    private void DeleteBeyondRetention()
+    {
+        var snapshots = ListNewestFirst();
+        if (snapshots.Count <= _options.RetainCount)
+        {
+            return;
+        }
+
+        foreach (var (path, _, _) in snapshots.Skip(_options.RetainCount))
+        {
+            _fileSystem.DeleteFile(path);
+        }
+
+        _fileSystem.SyncDirectory(_directory);
+    }
+
+    /// <summary>Releases the lock that serialises calls; the snapshotter holds no file open.</summary>
+    public void Dispose() => _gate.Dispose();
+
+    private void Quarantine(string path)
+    {
+        string broken = path + SnapshotFormat.BrokenSuffix;
+        for (int attempt = 1; _fileSystem.FileExists(broken); attempt++)
+        {
+            InvariantViolationException.Check(attempt < 1000, "Too many broken copies of one snapshot.");
+            broken = path + SnapshotFormat.BrokenSuffix + "." + attempt.ToString(CultureInfo.InvariantCulture);
+        }
+
+        _fileSystem.Rename(path, broken);
+        _fileSystem.SyncDirectory(_directory);
+    }
+}

@@ -1,0 +1,267 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Storage.Wal;
+
+/// <summary>What <see cref="SegmentScanner.Next"/> found at the scanner's offset.</summary>
+internal enum ScanStatus
+{
+    /// <summary>A valid frame whose chained crc matches; the scanner moved past it.</summary>
+    Frame,
+
+    /// <summary>A zero length word, or no room for one before the limit: no frame starts here.</summary>
+    End,
+
+    /// <summary>A frame that fails a check; the scanner did not move. See <see cref="SegmentScanner.BadReason"/>.</summary>
+    Bad,
+}
+
+/// <summary>
+/// Reads the frames of one segment file in order through one pooled buffer (bounded memory: the
+/// buffer grows only to hold the largest frame), verifying the crc chain as it goes.
+/// Not thread-safe; one scanner per reader.
+/// </summary>
+internal sealed class SegmentScanner : IDisposable
+{
+    private const int InitialBufferSizeBytes = 1024 * 1024;
+
+    private readonly IStorageFile _file;
+    private readonly long _limit;
+    private byte[] _buffer;
+    private long _bufferFileOffset;
+    private int _bufferCount;
+
+    /// <param name="file">The segment; the scanner does not own it.</param>
+    /// <param name="limit">Bytes of the file to consider (the file's length, or a reader's end position).</param>
+    public SegmentScanner(IStorageFile file, long limit)
+    {
+        _file = file;
+        _limit = limit;
+        _buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(InitialBufferSizeBytes, Math.Max(limit, WalFormat.SegmentHeaderFrameSizeBytes)));
+    }
+
+    public string Path => _file.Path;
+
+    /// <summary>The offset of the next frame. Invariant: a multiple of 8.</summary>
+    public long Offset { get; private set; }
+
+    /// <summary>The chained crc of the last valid frame (of the header right after <see cref="ReadHeader"/>).</summary>
+    public uint Crc { get; private set; }
+
+    // The last frame returned by Next (valid until the next call).
+    public byte Type { get; private set; }
+
+    public ulong Index { get; private set; }
+
+    public long FrameOffset { get; private set; }
+
+    public ReadOnlyMemory<byte> Payload { get; private set; }
+
+    // Why the last Next returned Bad, and whether a torn write can explain it.
+    public string BadReason { get; private set; } = "";
+
+    public bool BadIsTornCompatible { get; private set; }
+
+    /// <summary>
+    /// Reads and checks the segment header record at offset 0. A segment header is durable before
+    /// the segment gets its name, so any failure here is corruption, never a torn write.
+    /// </summary>
+    /// <exception cref="CorruptionException">The header is missing, malformed, fails its crc, or disagrees with the file name.</exception>
+    public SegmentHeader ReadHeader(long expectedSequence, ulong expectedFirstIndex)
+    {
+        InvariantViolationException.Check(Offset == 0, "ReadHeader must be the first read of a scanner.");
+        var frame = Fill(0, WalFormat.SegmentHeaderFrameSizeBytes);
+        if (frame.Length < WalFormat.SegmentHeaderFrameSizeBytes)
+        {
+            throw new CorruptionException(Path, 0, "The segment is shorter than its header record.");
+        }
+
+        ulong word = BinaryPrimitives.ReadUInt64LittleEndian(frame);
+        if (!WalFormat.TryDecodeLengthWord(word, out int length, out byte type)
+            || type != WalFormat.SegmentHeaderType
+            || length != WalFormat.SegmentHeaderPayloadSizeBytes)
+        {
+            throw new CorruptionException(Path, 0, "The first record is not a segment header.");
+        }
+
+        var payload = frame.Slice(WalFormat.FrameHeaderSizeBytes, WalFormat.SegmentHeaderPayloadSizeBytes);
+        var header = new SegmentHeader(
+            Magic: BinaryPrimitives.ReadUInt64LittleEndian(payload),
+            Version: BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]),
+            Sequence: BinaryPrimitives.ReadInt64LittleEndian(payload[16..]),
+            FirstIndex: BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]),
+            PreviousCrc: BinaryPrimitives.ReadUInt32LittleEndian(payload[32..]));
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]);
+        uint computed = Crc32C.Append(Crc32C.Append(header.PreviousCrc, frame[..16]), payload);
+        if (computed != stored)
+        {
+            throw new CorruptionException(Path, 0, $"The segment header fails its crc (stored {stored:x8}, computed {computed:x8}).");
+        }
+
+        if (header.Magic != WalFormat.SegmentMagic || header.Version != WalFormat.FormatVersion)
+        {
+            throw new CorruptionException(Path, 0, $"Unknown segment magic {header.Magic:x16} or version {header.Version}.");
+        }
+
+        if (header.Sequence != expectedSequence || header.FirstIndex != expectedFirstIndex
+            || BinaryPrimitives.ReadUInt64LittleEndian(frame[8..]) != header.FirstIndex
+            || BinaryPrimitives.ReadUInt32LittleEndian(frame[20..]) != 0
+            || BinaryPrimitives.ReadUInt32LittleEndian(payload[12..]) != 0
+            || BinaryPrimitives.ReadUInt32LittleEndian(payload[36..]) != 0)
+        {
+            throw new CorruptionException(Path, 0, $"The segment header (sequence {header.Sequence}, first index {header.FirstIndex}) disagrees with the file name or has non-zero reserved fields.");
+        }
+
+        Crc = computed;
+        Offset = WalFormat.SegmentHeaderFrameSizeBytes;
+        return header;
+    }
+
+    /// <summary>Reads the frame at <see cref="Offset"/>; see <see cref="ScanStatus"/>.</summary>
+    public ScanStatus Next()
+    {
+        long offset = Offset;
+        if (offset + sizeof(ulong) > _limit)
+        {
+            return ScanStatus.End;
+        }
+
+        ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(offset, sizeof(ulong)));
+        if (word == 0)
+        {
+            return ScanStatus.End;
+        }
+
+        if (!WalFormat.TryDecodeLengthWord(word, out int length, out byte type))
+        {
+            // The word is written in one aligned piece: a torn write leaves it whole or zero, so
+            // any other value is damage.
+            return Bad($"Invalid length word {word:x16}.", tornCompatible: false);
+        }
+
+        long frameSize = WalFormat.FrameSize(length);
+        if (frameSize > _limit - offset)
+        {
+            // Bytes past the end of the file read as the zeros a lost write leaves.
+            return Bad($"A {length}-byte record runs past the end ({_limit}).", tornCompatible: true);
+        }
+
+        var frame = Fill(offset, (int)frameSize);
+        InvariantViolationException.Check(frame.Length == frameSize, "Fill returned fewer bytes than the limit allows.");
+        var payload = frame.Slice(WalFormat.FrameHeaderSizeBytes, length);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(frame[20..]) != 0
+            || frame[(WalFormat.FrameHeaderSizeBytes + length)..].ContainsAnyExcept((byte)0))
+        {
+            // Reserved bytes and padding are written as zeros over zeros: a torn write cannot make them non-zero.
+            return Bad("Non-zero reserved bytes or padding.", tornCompatible: false);
+        }
+
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]);
+        uint computed = Crc32C.Append(Crc32C.Append(Crc, frame[..16]), payload);
+        if (stored != computed)
+        {
+            return Bad($"Crc mismatch (stored {stored:x8}, computed {computed:x8}).", HasZeroPiece(offset, frame[..(WalFormat.FrameHeaderSizeBytes + length)]));
+        }
+
+        if (type == WalFormat.SegmentHeaderType)
+        {
+            return Bad("A segment header record in the middle of a segment.", tornCompatible: false);
+        }
+
+        Crc = computed;
+        Type = type;
+        Index = BinaryPrimitives.ReadUInt64LittleEndian(frame[8..]);
+        FrameOffset = offset;
+        Payload = _buffer.AsMemory((int)(offset - _bufferFileOffset) + WalFormat.FrameHeaderSizeBytes, length);
+        Offset = offset + frameSize;
+        return ScanStatus.Frame;
+    }
+
+    /// <summary>The offset just past the last non-zero byte at or after <paramref name="from"/> (or <paramref name="from"/> when all are zero).</summary>
+    public long EndOfNonZeroBytes(long from)
+    {
+        long end = from;
+        for (long chunk = from; chunk < _limit; chunk += _buffer.Length)
+        {
+            var bytes = Fill(chunk, (int)Math.Min(_buffer.Length, _limit - chunk));
+            int last = bytes.LastIndexOfAnyExcept((byte)0);
+            if (last >= 0)
+            {
+                end = chunk + last + 1;
+            }
+
+            if (bytes.Length == 0)
+            {
+                break;
+            }
+        }
+
+        return end;
+    }
+
+    public void Dispose()
+    {
+        var buffer = _buffer;
+        _buffer = [];
+        Payload = default;
+        if (buffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// True when some piece of the frame that one write could have lost on its own — its
+    /// intersection with a 512-byte sector — reads as all zeros, so a torn write can explain a
+    /// crc mismatch. Padding is left out: it is zero whether written or not.
+    /// </summary>
+    private static bool HasZeroPiece(long frameOffset, ReadOnlySpan<byte> frame)
+    {
+        int start = 0;
+        while (start < frame.Length)
+        {
+            long absolute = frameOffset + start;
+            int pieceLength = (int)Math.Min(frame.Length - start, WalFormat.SectorSizeBytes - (absolute % WalFormat.SectorSizeBytes));
+            if (!frame.Slice(start, pieceLength).ContainsAnyExcept((byte)0))
+            {
+                return true;
+            }
+
+            start += pieceLength;
+        }
+
+        return false;
+    }
+
+    private ScanStatus Bad(string reason, bool tornCompatible)
+    {
+        BadReason = reason;
+        BadIsTornCompatible = tornCompatible;
+        return ScanStatus.Bad;
+    }
+
+    /// <summary>Makes [offset, offset + count) available in the buffer, as far as the limit allows, and returns it.</summary>
+    private ReadOnlySpan<byte> Fill(long offset, int count)
+    {
+        long available = Math.Min(count, _limit - offset);
+        if (offset >= _bufferFileOffset && offset + available <= _bufferFileOffset + _bufferCount)
+        {
+            return _buffer.AsSpan((int)(offset - _bufferFileOffset), (int)available);
+        }
+
+        if (count > _buffer.Length)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = ArrayPool<byte>.Shared.Rent(count);
+        }
+
+        int toRead = (int)Math.Min(_buffer.Length, _limit - offset);
+        _bufferFileOffset = offset;
+        _bufferCount = _file.Read(offset, _buffer.AsSpan(0, toRead));
+        return _buffer.AsSpan(0, Math.Min(count, _bufferCount));
+    }
+}
+
+/// <summary>The decoded payload of a segment's header record.</summary>
+internal readonly record struct SegmentHeader(ulong Magic, uint Version, long Sequence, ulong FirstIndex, uint PreviousCrc);

@@ -1,0 +1,67 @@
+namespace EmbeddedRaft.Storage.Wal;
+
+/// <summary>
+/// Settings of a <see cref="WriteAheadLog"/>, validated when constructed. Immutable and safe to share.
+/// </summary>
+public sealed class WalOptions
+{
+    /// <summary>The default segment size: 64 MiB, as etcd.</summary>
+    public const long DefaultSegmentSizeBytes = 64L * 1024 * 1024;
+
+    /// <summary>The default largest payload: 16 MiB, or less when the segment cannot hold it.</summary>
+    public const int DefaultMaxRecordSizeBytes = 16 * 1024 * 1024;
+
+    /// <summary>The default size of one group-commit buffer: 1 MiB.</summary>
+    public const int DefaultWriteBufferSizeBytes = 1024 * 1024;
+
+    /// <summary>The smallest segment size accepted: 4 KiB.</summary>
+    public const long MinSegmentSizeBytes = 4096;
+
+    /// <summary>The options used when none are given.</summary>
+    public static WalOptions Default { get; } = new();
+
+    /// <summary>Creates validated options.</summary>
+    /// <param name="segmentSizeBytes">Size every segment file is preallocated to; a new segment is cut when the next record does not fit. A multiple of 512, at least <see cref="MinSegmentSizeBytes"/>.</param>
+    /// <param name="maxRecordSizeBytes">Largest payload <see cref="WriteAheadLog.AppendAsync"/> accepts. Null: <see cref="DefaultMaxRecordSizeBytes"/>, or the largest that fits an empty segment when that is smaller. A frame must fit in one segment after its header record.</param>
+    /// <param name="writeBufferSizeBytes">Capacity of one group-commit buffer; a record larger than it gets a buffer of its own. At least 4 KiB.</param>
+    /// <param name="maxBufferedBytes">Bytes of appended records that may wait in memory for the writer before appenders wait too (back-pressure). At least <paramref name="writeBufferSizeBytes"/>; null means four buffers.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range, or a record of <paramref name="maxRecordSizeBytes"/> would not fit in a segment.</exception>
+    public WalOptions(long segmentSizeBytes = DefaultSegmentSizeBytes, int? maxRecordSizeBytes = null, int writeBufferSizeBytes = DefaultWriteBufferSizeBytes, long? maxBufferedBytes = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(segmentSizeBytes, MinSegmentSizeBytes);
+        if (segmentSizeBytes % WalFormat.SectorSizeBytes != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(segmentSizeBytes), segmentSizeBytes, "The segment size must be a multiple of 512 bytes.");
+        }
+
+        long largestFitting = segmentSizeBytes - WalFormat.SegmentHeaderFrameSizeBytes - WalFormat.FrameHeaderSizeBytes;
+        largestFitting -= largestFitting % WalFormat.Alignment;
+        int maxRecord = maxRecordSizeBytes ?? (int)Math.Min(DefaultMaxRecordSizeBytes, largestFitting);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRecord, nameof(maxRecordSizeBytes));
+        if (maxRecord > largestFitting)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxRecordSizeBytes), maxRecord, $"A record of this size does not fit in a {segmentSizeBytes}-byte segment after its header (at most {largestFitting} bytes).");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(writeBufferSizeBytes, 4096);
+        long maxBuffered = maxBufferedBytes ?? 4L * writeBufferSizeBytes;
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBuffered, writeBufferSizeBytes, nameof(maxBufferedBytes));
+
+        SegmentSizeBytes = segmentSizeBytes;
+        MaxRecordSizeBytes = maxRecord;
+        WriteBufferSizeBytes = writeBufferSizeBytes;
+        MaxBufferedBytes = maxBuffered;
+    }
+
+    /// <summary>Size every segment file is preallocated to.</summary>
+    public long SegmentSizeBytes { get; }
+
+    /// <summary>Largest payload an append accepts.</summary>
+    public int MaxRecordSizeBytes { get; }
+
+    /// <summary>Capacity of one group-commit buffer.</summary>
+    public int WriteBufferSizeBytes { get; }
+
+    /// <summary>Bytes that may wait in memory for the writer before appenders are held back.</summary>
+    public long MaxBufferedBytes { get; }
+}

@@ -1,0 +1,185 @@
+using System.Globalization;
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Storage.Wal;
+
+/// <summary>The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>.</summary>
+internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile LastSegment, long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair);
+
+/// <summary>
+/// Opening a log directory: find the segments, check their headers and sequence, scan the last
+/// one to its end, and repair a torn tail. The rule for the last segment (docs/formats.md):
+/// the log ends at the first frame that is not valid. When that frame can be explained by a torn
+/// write (a zero length word; or a well-formed length word with a crc mismatch and one of its
+/// sector pieces all zero; or a frame running past the end of the file), everything from it to
+/// the last non-zero byte of the segment is the torn tail: it is copied to a side file, then
+/// zeroed. Any other invalid frame is corruption and the open fails.
+/// </summary>
+internal static class WalRecovery
+{
+    private const int CopyChunkBytes = 1024 * 1024;
+    private static readonly byte[] s_zeros = new byte[64 * 1024];
+
+    public static RecoveredLog Recover(IFileSystem fileSystem, string directory, WalOptions options)
+    {
+        var segments = ListSegments(fileSystem, directory);
+        if (segments.Count == 0)
+        {
+            var header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, out uint crc);
+            var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header));
+            return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, 0, null);
+        }
+
+        for (int i = 0; i < segments.Count - 1; i++)
+        {
+            using var file = fileSystem.Open(segments[i].Path, FileOpenMode.ReadOnly);
+            using var scanner = new SegmentScanner(file, file.Length);
+            scanner.ReadHeader(segments[i].Sequence, segments[i].FirstIndex);
+        }
+
+        var last = segments[^1];
+        var segment = fileSystem.Open(last.Path, FileOpenMode.OpenExisting);
+        try
+        {
+            var (tailOffset, tailCrc, lastIndex, repair) = ScanLastSegment(fileSystem, segment, last);
+            // A segment is preallocated before it is named; this restores the size if a filesystem lost it.
+            if (segment.Length < options.SegmentSizeBytes)
+            {
+                segment.Preallocate(options.SegmentSizeBytes);
+                segment.Flush();
+            }
+
+            return new RecoveredLog(segments, segment, tailOffset, tailCrc, lastIndex, repair);
+        }
+        catch
+        {
+            segment.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Creates a segment the crash-safe way: a temporary file gets the header record and its full
+    /// size and is flushed, and only then renamed to its segment name and the directory synced. A
+    /// segment that has a name therefore always has a durable header.
+    /// </summary>
+    public static IStorageFile CreateSegment(IFileSystem fileSystem, string directory, WalOptions options, SegmentCut cut)
+    {
+        string path = Path.Combine(directory, WalFormat.SegmentFileName(cut.Sequence, cut.FirstIndex));
+        string temporary = path + WalFormat.TempSuffix;
+        using (var file = fileSystem.Open(temporary, FileOpenMode.OpenOrCreate))
+        {
+            file.SetLength(0);
+            file.Write(0, cut.HeaderFrame);
+            file.Preallocate(options.SegmentSizeBytes);
+            file.Flush();
+        }
+
+        fileSystem.Rename(temporary, path);
+        fileSystem.SyncDirectory(directory);
+        return fileSystem.Open(path, FileOpenMode.OpenExisting);
+    }
+
+    private static List<SegmentInfo> ListSegments(IFileSystem fileSystem, string directory)
+    {
+        var segments = new List<SegmentInfo>();
+        bool deletedTemporary = false;
+        foreach (string name in fileSystem.ListFiles(directory))
+        {
+            if (name.EndsWith(WalFormat.SegmentExtension + WalFormat.TempSuffix, StringComparison.Ordinal))
+            {
+                // A segment whose creation did not finish: it never had a name, so no record in it was ever acknowledged.
+                fileSystem.DeleteFile(Path.Combine(directory, name));
+                deletedTemporary = true;
+            }
+            else if (WalFormat.TryParseSegmentFileName(name, out long sequence, out ulong firstIndex))
+            {
+                segments.Add(new SegmentInfo(sequence, firstIndex, Path.Combine(directory, name)));
+            }
+        }
+
+        if (deletedTemporary)
+        {
+            fileSystem.SyncDirectory(directory);
+        }
+
+        segments.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        for (int i = 1; i < segments.Count; i++)
+        {
+            if (segments[i].Sequence != segments[i - 1].Sequence + 1)
+            {
+                throw new CorruptionException(segments[i].Path, 0, $"Segment sequence {segments[i - 1].Sequence + 1} is missing before this one; the log has a hole.");
+            }
+        }
+
+        return segments;
+    }
+
+    private static (long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair) ScanLastSegment(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info)
+    {
+        using var scanner = new SegmentScanner(segment, segment.Length);
+        scanner.ReadHeader(info.Sequence, info.FirstIndex);
+        ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
+        ScanStatus status;
+        while ((status = scanner.Next()) == ScanStatus.Frame)
+        {
+            if (scanner.Index != 0)
+            {
+                lastIndex = scanner.Index;
+            }
+        }
+
+        long cut = scanner.Offset;
+        if (status == ScanStatus.Bad && !scanner.BadIsTornCompatible)
+        {
+            throw new CorruptionException(info.Path, cut, scanner.BadReason + " A torn write cannot explain it.");
+        }
+
+        long end = scanner.EndOfNonZeroBytes(cut);
+        if (end == cut)
+        {
+            return (cut, scanner.Crc, lastIndex, null);
+        }
+
+        string reason = status == ScanStatus.Bad ? scanner.BadReason : "Non-zero bytes after the last record.";
+        string sidePath = SaveTornTail(fileSystem, segment, info, cut, end);
+        for (long offset = cut; offset < end; offset += s_zeros.Length)
+        {
+            segment.Write(offset, s_zeros.AsSpan(0, (int)Math.Min(s_zeros.Length, end - offset)));
+        }
+
+        segment.Flush();
+        return (cut, scanner.Crc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason));
+    }
+
+    /// <summary>Copies [cut, end) of the segment to a new side file and makes it durable before anything is zeroed.</summary>
+    private static string SaveTornTail(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info, long cut, long end)
+    {
+        string directory = Path.GetDirectoryName(info.Path)!;
+        string basePath = info.Path + string.Create(CultureInfo.InvariantCulture, $".{cut:x16}") + WalFormat.TornSuffix;
+        string sidePath = basePath;
+        for (int attempt = 1; fileSystem.FileExists(sidePath); attempt++)
+        {
+            // An earlier open cut here too and crashed before its zeros were durable: keep both copies.
+            InvariantViolationException.Check(attempt < 1000, "Too many torn-tail side files for one offset.");
+            sidePath = basePath + "." + attempt.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var chunk = new byte[(int)Math.Min(CopyChunkBytes, end - cut)];
+        using (var side = fileSystem.Open(sidePath, FileOpenMode.CreateNew))
+        {
+            for (long offset = cut; offset < end; offset += chunk.Length)
+            {
+                int count = (int)Math.Min(chunk.Length, end - offset);
+                int read = segment.Read(offset, chunk.AsSpan(0, count));
+                InvariantViolationException.Check(read == count, "The segment shrank while its torn tail was being saved.");
+                side.Write(offset - cut, chunk.AsSpan(0, count));
+            }
+
+            side.Flush();
+        }
+
+        fileSystem.SyncDirectory(directory);
+        return sidePath;
+    }
+}

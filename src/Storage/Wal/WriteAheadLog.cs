@@ -1,0 +1,864 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Storage.Wal;
+
+/// <summary>
+/// A segmented, group-committing write-ahead log of opaque records (a type byte, an optional
+/// index, a payload), in the manner of etcd's <c>wal</c> package. The format is in
+/// docs/formats.md, "Write-ahead log".
+/// </summary>
+/// <remarks>
+/// <para>Appending. <see cref="AppendAsync"/> copies the record once, into a pooled group-commit
+/// buffer, and chains its CRC-32C; whole buffers are written with one (gather) write and made
+/// durable with one flush, however many appenders they carry. A synced append that finds no write
+/// in progress performs that write and flush itself, on its own thread, and completes
+/// synchronously (no thread hand-off); appends that arrive meanwhile are committed together by a
+/// dedicated writer thread. A
+/// synced append completes when its record is durable; an unsynced one completes at once and
+/// becomes durable with the next synced append, <see cref="SyncAsync"/>, or disposal (a crash
+/// before then may lose it, and only it and later records). Records are durable in append
+/// order: the log after any crash is a prefix of the records appended.</para>
+/// <para>Segments. Files named <c>%016x-%016x.wal</c> (sequence, first index), preallocated to
+/// <see cref="WalOptions.SegmentSizeBytes"/>. A new segment is cut when the next record does not
+/// fit; its first index is that record's index (or, when it has none, the last index + 1).
+/// <see cref="ReleaseBefore"/> deletes old segments once a snapshot covers them.</para>
+/// <para>Thread-safety. Every member may be called from any thread concurrently. Records are
+/// ordered by the order in which their <see cref="AppendAsync"/> calls take the log's lock.
+/// One instance per directory: <see cref="Open"/> takes an exclusive lock on it.</para>
+/// <para>Failure. If a write or flush fails, the log stops: waiting appends fail with that
+/// exception and later calls throw an <see cref="IOException"/>. Dispose and reopen it; opening
+/// repairs what the failure left.</para>
+/// </remarks>
+public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
+{
+    private readonly object _lock = new();
+    private readonly IFileSystem _fileSystem;
+    private readonly string _directory;
+    private readonly WalOptions _options;
+    private readonly IDisposable _directoryLock;
+    private readonly Thread _writerThread;
+    private readonly TaskCompletionSource _writerExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentQueue<WalAppendWaiter> _waiterPool = new();
+    private readonly object _releaseGate = new();
+
+    // ---- Guarded by _lock: the appenders' view of the tail. ----
+    // Invariant: _active.Sequence == _tailSequence and _active.EndOffset == _tailOffset.
+    private readonly List<SegmentInfo> _segments;
+    private readonly Queue<WalBatch> _sealed = new();
+    private readonly Stack<WalBatch> _batchPool = new();
+    private WalBatch _active;
+    private long _tailSequence;
+    private long _tailOffset;
+    private uint _tailCrc;
+    private ulong _lastIndex;
+    private long _bufferedBytes;
+    private bool _drainRequested;
+    private TaskCompletionSource? _spaceAvailable;
+    private WalPosition _writtenEnd;
+    private WalPosition _durableEnd;
+    private Exception? _failure;
+    private bool _closing;
+    private bool _disposed;
+    private bool _writerWaiting;
+    private bool _inlineWriting;
+    private TaskCompletionSource? _writerIdle;
+
+    // ---- Owned by whoever writes: the writer thread, or an appender writing inline. ----
+    // Invariant: at most one of them at a time. An appender writes inline only while the writer
+    // thread waits (_writerWaiting), and the writer thread does not leave its wait while
+    // _inlineWriting; both are decided under _lock, which also publishes these fields between them.
+    private IStorageFile _segmentFile;
+    private bool _segmentFileUnflushed;
+    private readonly List<ReadOnlyMemory<byte>> _gather = [];
+    private readonly List<WalBatch> _work = [];
+    private readonly List<WalAppendWaiter> _completions = [];
+
+    private WriteAheadLog(IFileSystem fileSystem, string directory, WalOptions options, IDisposable directoryLock, RecoveredLog recovered)
+    {
+        _fileSystem = fileSystem;
+        _directory = directory;
+        _options = options;
+        _directoryLock = directoryLock;
+        _segments = recovered.Segments;
+        _segmentFile = recovered.LastSegment;
+        _tailSequence = _segments[^1].Sequence;
+        _tailOffset = recovered.TailOffset;
+        _tailCrc = recovered.TailCrc;
+        _lastIndex = recovered.LastIndex;
+        _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
+        TailRepair = recovered.Repair;
+        _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, options.WriteBufferSizeBytes);
+        _writerThread = new Thread(RunWriter) { IsBackground = true, Name = "EmbeddedRaft WAL writer" };
+        _writerThread.Start();
+    }
+
+    /// <summary>The directory holding the segments.</summary>
+    public string Directory => _directory;
+
+    /// <summary>What <see cref="Open"/> cut from a torn tail, or null when the log ended cleanly.</summary>
+    public WalTailRepair? TailRepair { get; }
+
+    /// <summary>The index of the last record appended with a non-zero index (in append order, so it can go down after Raft truncates its log).</summary>
+    public ulong LastIndex
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastIndex;
+            }
+        }
+    }
+
+    /// <summary>Where the next record will go.</summary>
+    public WalPosition EndPosition
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return new WalPosition(_tailSequence, _tailOffset);
+            }
+        }
+    }
+
+    /// <summary>Every record before this position is durable.</summary>
+    public WalPosition DurablePosition
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _durableEnd;
+            }
+        }
+    }
+
+    /// <summary>The segment files, oldest first (the last is the one being appended to).</summary>
+    public IReadOnlyList<string> SegmentPaths
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _segments.Where(s => s.Sequence <= _writtenEnd.Sequence).Select(s => s.Path).ToList();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens the log in <paramref name="directory"/>, creating the directory and a first segment when
+    /// there are none. Checks every segment's header and scans the last segment to its end,
+    /// repairing a torn tail (see <see cref="TailRepair"/>).
+    /// </summary>
+    /// <exception cref="StorageLockedException">Another open log (in this process or another) holds the directory.</exception>
+    /// <exception cref="CorruptionException">A segment is missing, a header is damaged, or the last segment holds damage a torn write cannot explain. Nothing is repaired then.</exception>
+    /// <exception cref="IOException">The file system failed.</exception>
+    public static WriteAheadLog Open(IFileSystem fileSystem, string directory, WalOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(fileSystem);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= WalOptions.Default;
+        fileSystem.CreateDirectory(directory);
+        var directoryLock = fileSystem.AcquireExclusiveLock(Path.Combine(directory, WalFormat.LockFileName));
+        try
+        {
+            var recovered = WalRecovery.Recover(fileSystem, directory, options);
+            return new WriteAheadLog(fileSystem, directory, options, directoryLock, recovered);
+        }
+        catch
+        {
+            directoryLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Appends a record. With <paramref name="sync"/> (the default) the returned task completes when
+    /// the record and every record before it are durable; without, it completes at once and the
+    /// record becomes durable with a later sync. Concurrent synced appends share one write and one flush.
+    /// </summary>
+    /// <param name="recordType">The caller's record type, 1–255 (0 is reserved for the log's segment headers).</param>
+    /// <param name="payload">The bytes; copied once before this method returns, so the caller may reuse the buffer at once.</param>
+    /// <param name="index">The record's index (a Raft index) or 0 for none; names the segment a record starts and lets readers start from an index.</param>
+    /// <param name="sync">Whether to wait for durability.</param>
+    /// <param name="cancellationToken">Observed only before the record is accepted (while waiting for buffer space); an accepted record is written regardless.</param>
+    /// <returns>Where the record was placed.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="recordType"/> is 0 or the payload exceeds <see cref="WalOptions.MaxRecordSizeBytes"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
+    /// <exception cref="IOException">The log stopped after a failed write or flush. A synced append whose own write or flush fails throws (or faults its task with) the file system's exception; the record may or may not be durable then, and the log accepts nothing more until reopened.</exception>
+    public ValueTask<WalPosition> AppendAsync(byte recordType, ReadOnlyMemory<byte> payload, ulong index = 0, bool sync = true, CancellationToken cancellationToken = default)
+    {
+        if (recordType == WalFormat.SegmentHeaderType)
+        {
+            ThrowHelper.ThrowReservedRecordType(nameof(recordType));
+        }
+
+        if (payload.Length > _options.MaxRecordSizeBytes)
+        {
+            ThrowHelper.ThrowRecordTooLarge(nameof(payload), payload.Length, _options.MaxRecordSizeBytes);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        int frameSize = WalFormat.FrameSize(payload.Length);
+        WalPosition position = default;
+        bool hasSpace;
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            hasSpace = _bufferedBytes == 0 || _bufferedBytes + frameSize <= _options.MaxBufferedBytes;
+            if (hasSpace)
+            {
+                position = AppendFrameUnsynchronized(recordType, payload.Span, index);
+                if (!sync)
+                {
+                    return new ValueTask<WalPosition>(position);
+                }
+
+                if (!TryBeginInlineWriteUnsynchronized())
+                {
+                    return WaitForDurableUnsynchronized(position);
+                }
+            }
+        }
+
+        if (hasSpace)
+        {
+            // Fast path: nobody else is writing, so this appender commits its own group, synchronously.
+            WriteInline();
+            return new ValueTask<WalPosition>(position);
+        }
+
+        // Back-pressure: the writer is behind by MaxBufferedBytes; wait for it (rare, allocates).
+        return AppendWhenSpaceAsync(recordType, payload, index, sync, cancellationToken);
+    }
+
+    /// <summary>Completes when every record appended before the call is durable.</summary>
+    /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
+    /// <exception cref="IOException">The log stopped after a failed write or flush.</exception>
+    public ValueTask SyncAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            if (_durableEnd == new WalPosition(_tailSequence, _tailOffset))
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            if (!TryBeginInlineWriteUnsynchronized())
+            {
+                var waiter = RentWaiter(new WalPosition(_tailSequence, _tailOffset));
+                _active.Waiters.Add(waiter);
+                _active.NeedsSync = true;
+                WakeWriterUnsynchronized();
+                return new ValueTask(waiter, waiter.Version);
+            }
+        }
+
+        WriteInline();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Opens a reader that streams, in log order, every record from the start of the newest segment
+    /// whose first index is at most <paramref name="index"/> (the oldest segment when none is) up
+    /// to the records written when the reader was opened. Records of that segment before
+    /// <paramref name="index"/> are included: filter by <see cref="WalRecord.Index"/>. Unsynced
+    /// records still in memory are not seen; call <see cref="SyncAsync"/> first to include them.
+    /// </summary>
+    /// <remarks>The reader verifies every frame and the CRC chain and throws <see cref="CorruptionException"/> at the first damage. Do not release the segments it reads while it runs.</remarks>
+    public WalReader ReadFrom(ulong index)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var visible = VisibleSegmentsUnsynchronized();
+            int start = 0;
+            for (int i = visible.Count - 1; i >= 0; i--)
+            {
+                if (visible[i].FirstIndex <= index)
+                {
+                    start = i;
+                    break;
+                }
+            }
+
+            return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), _writtenEnd, new WalPosition(visible[start].Sequence, 0));
+        }
+    }
+
+    /// <summary>Opens a reader that streams every record from <paramref name="position"/> (a position an append returned) to the records written when the reader was opened.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">No segment with that sequence exists (released, or not yet written).</exception>
+    public WalReader ReadFrom(WalPosition position)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var visible = VisibleSegmentsUnsynchronized();
+            int start = visible.FindIndex(s => s.Sequence == position.Sequence);
+            if (start < 0 || position > _writtenEnd)
+            {
+                throw new ArgumentOutOfRangeException(nameof(position), position, "No written segment holds this position.");
+            }
+
+            return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), _writtenEnd, position);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the segments wholly before <paramref name="index"/>: every segment older than the
+    /// newest one whose first index is at most <paramref name="index"/>. Call it once a durable
+    /// snapshot covers <paramref name="index"/>. Never deletes the segment being appended to.
+    /// Deletes oldest first, syncing the directory after each, so a crash never leaves a hole.
+    /// </summary>
+    /// <returns>How many segments were deleted.</returns>
+    /// <exception cref="IOException">The file system failed; the segments not yet deleted remain.</exception>
+    public int ReleaseBefore(ulong index)
+    {
+        lock (_releaseGate)
+        {
+            List<SegmentInfo> released;
+            lock (_lock)
+            {
+                ThrowIfUnusableUnsynchronized();
+                // Only segments wholly durable and complete: never the one being appended to, nor
+                // one the writer has not finished (or created) yet.
+                int candidates = _segments.FindIndex(s => s.Sequence >= _durableEnd.Sequence);
+                InvariantViolationException.Check(candidates >= 0, "The durable position's segment must be listed.");
+                int keep = -1;
+                for (int i = candidates; i >= 0; i--)
+                {
+                    if (_segments[i].FirstIndex <= index)
+                    {
+                        keep = i;
+                        break;
+                    }
+                }
+
+                int count = Math.Min(Math.Max(keep, 0), candidates);
+                released = _segments.GetRange(0, count);
+                _segments.RemoveRange(0, count);
+            }
+
+            foreach (var segment in released)
+            {
+                _fileSystem.DeleteFile(segment.Path);
+                _fileSystem.SyncDirectory(_directory);
+            }
+
+            return released.Count;
+        }
+    }
+
+    /// <summary>Writes and syncs everything appended, stops the writer and releases the directory. Never throws for a log that already failed.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (BeginClose())
+        {
+            await _writerExited.Task.ConfigureAwait(false);
+            EndClose();
+        }
+    }
+
+    /// <summary>Like <see cref="DisposeAsync"/>, blocking.</summary>
+    public void Dispose()
+    {
+        if (BeginClose())
+        {
+            _writerThread.Join();
+            EndClose();
+        }
+    }
+
+    /// <summary>
+    /// For tests: completes when the writer has nothing left to do (or has stopped), so that a
+    /// single-threaded workload produces the same sequence of file-system calls on every run.
+    /// </summary>
+    internal Task WhenWriterIdleAsync()
+    {
+        lock (_lock)
+        {
+            if (_failure is not null || _writerExited.Task.IsCompleted
+                || (_writerWaiting && !_inlineWriting && !HasWorkUnsynchronized()))
+            {
+                return Task.CompletedTask;
+            }
+
+            return (_writerIdle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
+    // ------------------------------------------------------------------ appending
+
+    private ValueTask<WalPosition> AppendUnsynchronized(byte recordType, ReadOnlySpan<byte> payload, ulong index, bool sync)
+    {
+        var position = AppendFrameUnsynchronized(recordType, payload, index);
+        return sync ? WaitForDurableUnsynchronized(position) : new ValueTask<WalPosition>(position);
+    }
+
+    /// <summary>Registers a waiter on the active batch (which holds the record at <paramref name="position"/>) and wakes the writer.</summary>
+    private ValueTask<WalPosition> WaitForDurableUnsynchronized(WalPosition position)
+    {
+        var waiter = RentWaiter(position);
+        _active.Waiters.Add(waiter);
+        _active.NeedsSync = true;
+        WakeWriterUnsynchronized();
+        return new ValueTask<WalPosition>(waiter, waiter.Version);
+    }
+
+    /// <summary>Cuts a segment when needed, copies the frame into the active batch and chains its crc; returns its position.</summary>
+    private WalPosition AppendFrameUnsynchronized(byte recordType, ReadOnlySpan<byte> payload, ulong index)
+    {
+        Debug.Assert(Monitor.IsEntered(_lock));
+        int frameSize = WalFormat.FrameSize(payload.Length);
+        if (_tailOffset + frameSize > _options.SegmentSizeBytes)
+        {
+            CutSegmentUnsynchronized(index);
+        }
+
+        if (_active.Length + frameSize > _active.Capacity)
+        {
+            if (_active.Length > 0 || _active.Waiters.Count > 0)
+            {
+                SealActiveUnsynchronized();
+            }
+
+            _active.EnsureCapacity(Math.Max(frameSize, _options.WriteBufferSizeBytes));
+        }
+
+        var position = new WalPosition(_tailSequence, _tailOffset);
+        var frame = _active.Reserve(frameSize);
+        var payloadDestination = frame.Slice(WalFormat.FrameHeaderSizeBytes, payload.Length);
+        payload.CopyTo(payloadDestination); // the one copy of the payload
+        frame[(WalFormat.FrameHeaderSizeBytes + payload.Length)..].Clear();
+        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc);
+        _tailOffset += frameSize;
+        _bufferedBytes += frameSize;
+        if (index != 0)
+        {
+            _lastIndex = index;
+        }
+
+        InvariantViolationException.Check(_active.EndOffset == _tailOffset, "The active batch must end at the tail.");
+        return position;
+    }
+
+    private async ValueTask<WalPosition> AppendWhenSpaceAsync(byte recordType, ReadOnlyMemory<byte> payload, ulong index, bool sync, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task? spaceAvailable = null;
+            ValueTask<WalPosition> appended = default;
+            lock (_lock)
+            {
+                ThrowIfUnusableUnsynchronized();
+                if (_bufferedBytes == 0 || _bufferedBytes + WalFormat.FrameSize(payload.Length) <= _options.MaxBufferedBytes)
+                {
+                    appended = AppendUnsynchronized(recordType, payload.Span, index, sync);
+                }
+                else
+                {
+                    _drainRequested = true;
+                    WakeWriterUnsynchronized();
+                    spaceAvailable = (_spaceAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                }
+            }
+
+            if (spaceAvailable is null)
+            {
+                return await appended.ConfigureAwait(false);
+            }
+
+            await spaceAvailable.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Ends the current segment logically: the writer creates the next one after writing what precedes.</summary>
+    private void CutSegmentUnsynchronized(ulong index)
+    {
+        long sequence = _tailSequence + 1;
+        ulong firstIndex = index != 0 ? index : _lastIndex + 1;
+        byte[] header = WalFormat.BuildSegmentHeaderFrame(sequence, firstIndex, _tailCrc, out uint crc);
+        _active.CutAfter = new SegmentCut(sequence, firstIndex, header);
+        SealActiveUnsynchronized();
+        _tailSequence = sequence;
+        _tailOffset = header.Length;
+        _tailCrc = crc;
+        _segments.Add(new SegmentInfo(sequence, firstIndex, Path.Combine(_directory, WalFormat.SegmentFileName(sequence, firstIndex))));
+        _active.Reset(sequence, _tailOffset, _options.WriteBufferSizeBytes);
+    }
+
+    /// <summary>Queues the active batch for the writer and starts a new, empty one at the tail.</summary>
+    private void SealActiveUnsynchronized()
+    {
+        _sealed.Enqueue(_active);
+        _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, _options.WriteBufferSizeBytes);
+        WakeWriterUnsynchronized();
+    }
+
+    private WalBatch RentBatchUnsynchronized(long sequence, long offset, int capacity)
+    {
+        var batch = _batchPool.Count > 0 ? _batchPool.Pop() : new WalBatch();
+        batch.Reset(sequence, offset, capacity);
+        return batch;
+    }
+
+    private WalAppendWaiter RentWaiter(WalPosition position)
+    {
+        if (!_waiterPool.TryDequeue(out var waiter))
+        {
+            waiter = new WalAppendWaiter(_waiterPool);
+        }
+
+        waiter.Position = position;
+        return waiter;
+    }
+
+    private void WakeWriterUnsynchronized()
+    {
+        if (_writerWaiting)
+        {
+            Monitor.Pulse(_lock);
+        }
+    }
+
+    private void ThrowIfUnusableUnsynchronized()
+    {
+        ObjectDisposedException.ThrowIf(_disposed || _closing, this);
+        if (_failure is not null)
+        {
+            ThrowHelper.ThrowFailed(_failure);
+        }
+    }
+
+    private List<SegmentInfo> VisibleSegmentsUnsynchronized() =>
+        _segments.Where(s => s.Sequence <= _writtenEnd.Sequence).ToList();
+
+    // ------------------------------------------------------------------ the writer thread
+
+    private void RunWriter()
+    {
+        try
+        {
+            while (TakeWork())
+            {
+                try
+                {
+                    var (written, flushed) = WriteWork();
+                    FinishWork(written, flushed, failure: null);
+                }
+                catch (Exception e)
+                {
+                    // Whatever the failure (an IO error, a simulated crash), nothing after the last
+                    // flush can be trusted: fail everyone waiting and stop.
+                    FinishWork(default, false, e);
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            try
+            {
+                _segmentFile.Dispose();
+            }
+            finally
+            {
+                lock (_lock)
+                {
+                    _writerIdle?.TrySetResult();
+                    _writerIdle = null;
+                }
+
+                _writerExited.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>Waits for work and moves it to <see cref="_work"/>. Returns false when the log is closing and nothing is left.</summary>
+    private bool TakeWork()
+    {
+        lock (_lock)
+        {
+            // While an appender writes inline the file is its; otherwise wait for work.
+            while (_inlineWriting || (_failure is null && !HasWorkUnsynchronized() && !_closing))
+            {
+                if (!_inlineWriting)
+                {
+                    _writerIdle?.TrySetResult();
+                    _writerIdle = null;
+                }
+
+                _writerWaiting = true;
+                Monitor.Wait(_lock);
+                _writerWaiting = false;
+            }
+
+            if (_failure is not null
+                || (_closing && _sealed.Count == 0 && _active.Length == 0 && _active.Waiters.Count == 0 && _durableEnd == _writtenEnd))
+            {
+                return false;
+            }
+
+            MoveWorkUnsynchronized();
+            return true;
+        }
+    }
+
+    private bool HasWorkUnsynchronized() => _sealed.Count > 0 || _active.NeedsSync || _drainRequested;
+
+    /// <summary>Moves the sealed batches, and the active one when someone needs it written, to <see cref="_work"/>.</summary>
+    private void MoveWorkUnsynchronized()
+    {
+        Debug.Assert(Monitor.IsEntered(_lock));
+        while (_sealed.Count > 0)
+        {
+            _work.Add(_sealed.Dequeue());
+        }
+
+        if (_active.NeedsSync || _drainRequested || _closing)
+        {
+            _active.NeedsSync |= _closing;
+            _work.Add(_active);
+            _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, _options.WriteBufferSizeBytes);
+        }
+
+        _drainRequested = false;
+    }
+
+    /// <summary>
+    /// True when the calling appender may do the group commit itself, now, on its own thread: the
+    /// writer thread is idle and no one else is writing. Saves two thread hand-offs per synced
+    /// append when appends do not overlap; appends that arrive meanwhile queue for the writer thread.
+    /// </summary>
+    private bool TryBeginInlineWriteUnsynchronized()
+    {
+        Debug.Assert(Monitor.IsEntered(_lock));
+        if (!_writerWaiting || _inlineWriting || _failure is not null || _closing)
+        {
+            return false;
+        }
+
+        _inlineWriting = true;
+        _active.NeedsSync = true;
+        MoveWorkUnsynchronized();
+        return true;
+    }
+
+    /// <summary>Writes and flushes the work taken by <see cref="TryBeginInlineWriteUnsynchronized"/>; throws what the file system threw.</summary>
+    private void WriteInline()
+    {
+        try
+        {
+            var (written, flushed) = WriteWork();
+            FinishWork(written, flushed, failure: null);
+        }
+        catch (Exception e)
+        {
+            FinishWork(default, false, e);
+            throw;
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _inlineWriting = false;
+                WakeWriterUnsynchronized();
+            }
+        }
+    }
+
+    /// <summary>One group commit: one gather write per contiguous run of batches, one flush if anyone waits. No lock held.</summary>
+    private (WalPosition Written, bool Flushed) WriteWork()
+    {
+        bool needsSync = false;
+        WalPosition written = default;
+        int runStart = 0;
+        for (int i = 0; i < _work.Count; i++)
+        {
+            var batch = _work[i];
+            needsSync |= batch.NeedsSync;
+            written = new WalPosition(batch.Sequence, batch.EndOffset);
+            bool runEnds = batch.CutAfter is not null || i == _work.Count - 1;
+            if (!runEnds)
+            {
+                InvariantViolationException.Check(_work[i + 1].Sequence == batch.Sequence && _work[i + 1].StartOffset == batch.EndOffset, "Batches of one segment must be contiguous.");
+                continue;
+            }
+
+            _segmentFileUnflushed |= WriteRun(runStart, i);
+            runStart = i + 1;
+            if (batch.CutAfter is { } cut)
+            {
+                // Only the last segment may end in a torn tail: this one is complete and durable
+                // before the next exists.
+                _segmentFile.Flush();
+                _segmentFileUnflushed = false;
+                var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
+                _segmentFile.Dispose();
+                _segmentFile = next;
+                written = new WalPosition(cut.Sequence, cut.HeaderFrame.Length);
+            }
+        }
+
+        if (needsSync && _segmentFileUnflushed)
+        {
+            _segmentFile.Flush();
+            _segmentFileUnflushed = false;
+        }
+
+        return (written, !_segmentFileUnflushed);
+    }
+
+    private bool WriteRun(int first, int last)
+    {
+        _gather.Clear();
+        for (int i = first; i <= last; i++)
+        {
+            if (_work[i].Length > 0)
+            {
+                _gather.Add(_work[i].Written);
+            }
+        }
+
+        if (_gather.Count == 0)
+        {
+            return false;
+        }
+
+        long offset = _work[first].StartOffset;
+        if (_gather.Count == 1)
+        {
+            _segmentFile.Write(offset, _gather[0].Span);
+        }
+        else
+        {
+            _segmentFile.Write(offset, _gather);
+        }
+
+        _gather.Clear();
+        return true;
+    }
+
+    private void FinishWork(WalPosition written, bool flushed, Exception? failure)
+    {
+        TaskCompletionSource? space;
+        lock (_lock)
+        {
+            foreach (var batch in _work)
+            {
+                _bufferedBytes -= batch.Length;
+                _completions.AddRange(batch.Waiters);
+                batch.Waiters.Clear();
+                _batchPool.Push(batch);
+            }
+
+            _work.Clear();
+            if (failure is null)
+            {
+                if (written != default)
+                {
+                    _writtenEnd = written;
+                }
+
+                if (flushed)
+                {
+                    _durableEnd = _writtenEnd;
+                }
+            }
+            else
+            {
+                _failure = failure;
+                while (_sealed.Count > 0)
+                {
+                    var batch = _sealed.Dequeue();
+                    _completions.AddRange(batch.Waiters);
+                    batch.Waiters.Clear();
+                }
+
+                _completions.AddRange(_active.Waiters);
+                _active.Waiters.Clear();
+            }
+
+            space = _spaceAvailable;
+            _spaceAvailable = null;
+            if (failure is not null)
+            {
+                _writerIdle?.TrySetResult();
+                _writerIdle = null;
+            }
+        }
+
+        foreach (var waiter in _completions)
+        {
+            if (failure is null)
+            {
+                waiter.Complete();
+            }
+            else
+            {
+                waiter.Fail(failure);
+            }
+        }
+
+        _completions.Clear();
+        space?.TrySetResult();
+    }
+
+    // ------------------------------------------------------------------ closing
+
+    private bool BeginClose()
+    {
+        lock (_lock)
+        {
+            if (_closing)
+            {
+                return false;
+            }
+
+            _closing = true;
+            Monitor.Pulse(_lock);
+            return true;
+        }
+    }
+
+    private void EndClose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            while (_batchPool.Count > 0)
+            {
+                _batchPool.Pop().ReturnBuffer();
+            }
+
+            _active.ReturnBuffer();
+        }
+
+        _directoryLock.Dispose();
+    }
+
+    private static class ThrowHelper
+    {
+        [DoesNotReturn]
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void ThrowReservedRecordType(string paramName) =>
+            throw new ArgumentOutOfRangeException(paramName, 0, "Record type 0 is reserved for the log's segment headers; use 1-255.");
+
+        [DoesNotReturn]
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void ThrowRecordTooLarge(string paramName, int length, int max) =>
+            throw new ArgumentOutOfRangeException(paramName, length, $"The payload is larger than WalOptions.MaxRecordSizeBytes ({max}).");
+
+        [DoesNotReturn]
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void ThrowFailed(Exception failure) =>
+            throw new IOException("The write-ahead log stopped after a failed write or flush; records after its durable position may be lost. Dispose it and open it again.", failure);
+    }
+}

@@ -1,0 +1,111 @@
+using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport.IO;
+
+namespace EmbeddedRaft.Storage.Tests.Wal;
+
+/// <summary>
+/// A bit flipped anywhere in a log is never returned as data: inside the records (headers,
+/// frames, padding, the end marker) it is refused with the exact file and frame offset; in the
+/// unused space after the records it touches no record (the last segment cuts it as a torn tail).
+/// </summary>
+public sealed class WalBitFlipTests
+{
+    private static readonly WalOptions s_options = WalTestKit.SmallSegments();
+
+    private static IEnumerable<int> Seeds() => WalTestKit.Seeds(3000, 20);
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task AFlippedBitIsAlwaysDetectedAndNeverReturnedAsData(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
+        var random = new Random(seed);
+        var original = new FaultInjectingFileSystem(seed);
+        var appended = new List<StoredRecord>();
+        List<string> segments;
+        await using (var log = WriteAheadLog.Open(original, WalTestKit.Directory, s_options))
+        {
+            for (ulong i = 1; i <= 40; i++)
+            {
+                var payload = WalTestKit.Payload(random, 0, 700);
+                appended.Add(new StoredRecord(1, i, payload, await log.AppendAsync(1, payload, i, sync: false)));
+            }
+
+            await log.SyncAsync();
+            segments = log.SegmentPaths.ToList();
+        }
+
+        int refused = 0, repaired = 0, untouched = 0;
+        for (int trial = 0; trial < 150; trial++)
+        {
+            var fs = Clone(original, segments, seed + trial);
+            int segmentNumber = random.Next(segments.Count);
+            string path = segments[segmentNumber];
+            var frames = FrameStarts(appended, segmentNumber);
+            // The records, and the end marker word when the segment has room for one.
+            long checkedEnd = Math.Min(frames[^1] + 8, s_options.SegmentSizeBytes);
+            // Most flips inside the records; some in the unused, preallocated rest of the file.
+            bool inside = checkedEnd == s_options.SegmentSizeBytes || random.Next(4) != 0;
+            long offset = inside ? random.NextInt64(0, checkedEnd) : random.NextInt64(checkedEnd, s_options.SegmentSizeBytes);
+            int bit = random.Next(8);
+            fs.FlipBit(path, offset, bit);
+            string where = $"seed {seed}, trial {trial}: bit {bit} of byte {offset} in {path}; {WalTestKit.Reproduce(seed)}";
+
+            List<StoredRecord>? read = null;
+            CorruptionException? error = null;
+            try
+            {
+                await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, s_options);
+                read = WalTestKit.ReadAll(log);
+                repaired += log.TailRepair is null ? 0 : 1;
+            }
+            catch (CorruptionException e)
+            {
+                error = e;
+            }
+
+            if (offset < checkedEnd)
+            {
+                Assert.That(error, Is.Not.Null, $"not detected; {where}");
+                Assert.That(error!.Path, Is.EqualTo(path), where);
+                Assert.That(error.Offset, Is.EqualTo(frames.Last(f => f <= offset)), $"names the frame that holds the byte; {where}");
+                refused++;
+            }
+            else
+            {
+                Assert.That(error, Is.Null, $"a flip outside every record is no corruption; {where}");
+                WalRoundTripTests.AssertSameRecords(read!, appended);
+                untouched++;
+            }
+        }
+
+        TestContext.Out.WriteLine($"refused {refused}, outside the records {untouched} (of which cut as a torn tail {repaired})");
+    }
+
+    /// <summary>The offsets where frames start in one segment: 0 (its header), each record, and the end marker.</summary>
+    private static List<long> FrameStarts(List<StoredRecord> records, int sequence)
+    {
+        var starts = new List<long> { 0 };
+        starts.AddRange(records.Where(r => r.Position.Sequence == sequence).Select(r => r.Position.Offset));
+        var last = records.LastOrDefault(r => r.Position.Sequence == sequence);
+        starts.Add(last is null ? WalFormat.SegmentHeaderFrameSizeBytes : last.Position.Offset + WalFormat.FrameSize(last.Payload.Length));
+        return starts;
+    }
+
+    private static FaultInjectingFileSystem Clone(FaultInjectingFileSystem source, List<string> segments, int seed)
+    {
+        var copy = new FaultInjectingFileSystem(seed);
+        copy.CreateDirectory(WalTestKit.Directory);
+        foreach (string path in segments)
+        {
+            using var from = source.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.ReadOnly);
+            var bytes = new byte[from.Length];
+            from.Read(0, bytes);
+            using var to = copy.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.CreateNew);
+            to.Write(0, bytes);
+            to.Flush();
+        }
+
+        copy.SyncDirectory(WalTestKit.Directory);
+        return copy;
+    }
+}

@@ -1,0 +1,82 @@
+using System.Buffers.Binary;
+using EmbeddedRaft.Storage.Wal;
+
+namespace EmbeddedRaft.Storage.Tests.Wal;
+
+/// <summary>Pins the on-disk layout documented in docs/formats.md, "Write-ahead log".</summary>
+public sealed class WalFormatTests
+{
+    [Test]
+    public void FrameAndSegmentHeaderSizesMatchTheDocumentedLayout()
+    {
+        Assert.That(WalFormat.FrameHeaderSizeBytes, Is.EqualTo(24));
+        Assert.That(WalFormat.SegmentHeaderPayloadSizeBytes, Is.EqualTo(40));
+        Assert.That(WalFormat.SegmentHeaderFrameSizeBytes, Is.EqualTo(64));
+        Assert.That(WalFormat.FrameSize(0), Is.EqualTo(24));
+        Assert.That(WalFormat.FrameSize(1), Is.EqualTo(32));
+        Assert.That(WalFormat.FrameSize(8), Is.EqualTo(32));
+        Assert.That(WalFormat.FrameSize(9), Is.EqualTo(40));
+    }
+
+    [Test]
+    public void Crc32CIsTheStandardCastagnoliChecksumAndChains()
+    {
+        Assert.That(Crc32C.Append(0, "123456789"u8), Is.EqualTo(0xE3069283u));
+        var data = new byte[1000];
+        new Random(7).NextBytes(data);
+        for (int split = 0; split <= data.Length; split += 37)
+        {
+            Assert.That(Crc32C.Append(Crc32C.Append(0, data.AsSpan(0, split)), data.AsSpan(split)), Is.EqualTo(Crc32C.Append(0, data)));
+        }
+    }
+
+    [Test]
+    public void LengthWordLaysOutLengthTypeMarkerAndCheck()
+    {
+        ulong word = WalFormat.EncodeLengthWord(0x0102_0304, 0x7F);
+        Assert.That(word & 0xFFFF_FFFF, Is.EqualTo(0x0102_0304UL));
+        Assert.That((word >> 32) & 0xFF, Is.EqualTo(0x7FUL));
+        Assert.That((word >> 40) & 0xFF, Is.EqualTo(0xA5UL));
+        Assert.That(WalFormat.TryDecodeLengthWord(word, out int length, out byte type), Is.True);
+        Assert.That((length, type), Is.EqualTo((0x0102_0304, (byte)0x7F)));
+    }
+
+    [Test]
+    public void EverySingleBitFlipOfALengthWordIsRejected()
+    {
+        var random = new Random(11);
+        for (int sample = 0; sample < 200; sample++)
+        {
+            ulong word = WalFormat.EncodeLengthWord(random.Next(0, 1 << 24), (byte)random.Next(0, 256));
+            for (int bit = 0; bit < 64; bit++)
+            {
+                Assert.That(WalFormat.TryDecodeLengthWord(word ^ (1UL << bit), out _, out _), Is.False, $"word {word:x16}, bit {bit}");
+            }
+        }
+    }
+
+    [Test]
+    public void SegmentHeaderFrameCarriesMagicSequenceFirstIndexAndPreviousCrc()
+    {
+        byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, out uint crc);
+        Assert.That(frame, Has.Length.EqualTo(64));
+        Assert.That(System.Text.Encoding.ASCII.GetString(frame, 24, 8), Is.EqualTo("ERWALSEG"));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(32)), Is.EqualTo(1u));
+        Assert.That(BinaryPrimitives.ReadInt64LittleEndian(frame.AsSpan(40)), Is.EqualTo(0x12L));
+        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(frame.AsSpan(48)), Is.EqualTo(0x34UL));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(56)), Is.EqualTo(0xDEADBEEFu));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(16)), Is.EqualTo(crc));
+        Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(0xDEADBEEF, frame.AsSpan(0, 16)), frame.AsSpan(24))));
+    }
+
+    [Test]
+    public void SegmentNamesAreFixedWidthLowercaseHex()
+    {
+        Assert.That(WalFormat.SegmentFileName(1, 0xAB), Is.EqualTo("0000000000000001-00000000000000ab.wal"));
+        Assert.That(WalFormat.TryParseSegmentFileName("0000000000000001-00000000000000ab.wal", out long sequence, out ulong index), Is.True);
+        Assert.That((sequence, index), Is.EqualTo((1L, 0xABUL)));
+        Assert.That(WalFormat.TryParseSegmentFileName("0000000000000001-00000000000000AB.wal", out _, out _), Is.False);
+        Assert.That(WalFormat.TryParseSegmentFileName("0000000000000001-00000000000000ab.wal.tmp", out _, out _), Is.False);
+        Assert.That(WalFormat.TryParseSegmentFileName("wal.lock", out _, out _), Is.False);
+    }
+}

@@ -1,0 +1,119 @@
+using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport.IO;
+
+namespace EmbeddedRaft.Storage.Tests.Wal;
+
+/// <summary>Concurrent synced appenders share writes and flushes.</summary>
+public sealed class WalGroupCommitTests
+{
+    [Test]
+    public async Task AppendsThatArriveDuringAFlushShareTheNextWriteAndFlush()
+    {
+        var fs = new FaultInjectingFileSystem(70);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, WalTestKit.SmallSegments(segmentSizeBytes: 1024 * 1024));
+        using var flushEntered = new ManualResetEventSlim();
+        using var releaseFlush = new ManualResetEventSlim();
+        // Hold the writer inside its first flush until 99 more appends have queued behind it.
+        fs.FailWhen = op =>
+        {
+            if (op.Kind == FaultOperationKind.Flush && !flushEntered.IsSet)
+            {
+                flushEntered.Set();
+                releaseFlush.Wait();
+            }
+
+            return false;
+        };
+        long flushesBefore = fs.FlushCount;
+        long writesBefore = fs.WriteCount;
+
+        // The first append finds the writer idle and commits inline, on its own thread: not this one.
+        var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
+        flushEntered.Wait();
+        var rest = Enumerable.Range(2, 99).Select(i => log.AppendAsync(1, new byte[100], (ulong)i).AsTask()).ToList();
+        releaseFlush.Set();
+        await first;
+        await Task.WhenAll(rest);
+
+        Assert.That(fs.FlushCount - flushesBefore, Is.EqualTo(2));
+        Assert.That(fs.WriteCount - writesBefore, Is.EqualTo(2));
+        Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 100).Select(i => (ulong)i)));
+    }
+
+    [Test]
+    public async Task ManyConcurrentAppendersCostFarFewerFlushesThanAppends()
+    {
+        var fs = new FaultInjectingFileSystem(71);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        long flushesBefore = fs.FlushCount;
+        using var flushEntered = new ManualResetEventSlim();
+        using var releaseFlush = new ManualResetEventSlim();
+        // The first flush waits until the test has queued the whole burst, so batching does not depend on timing.
+        fs.FailWhen = op =>
+        {
+            if (op.Kind == FaultOperationKind.Flush && !flushEntered.IsSet)
+            {
+                flushEntered.Set();
+                releaseFlush.Wait();
+            }
+
+            return false;
+        };
+        var appends = new List<Task<WalPosition>> { Task.Run(() => log.AppendAsync(1, new byte[1024], 1).AsTask()) };
+        flushEntered.Wait();
+        for (int i = 1; i < 1000; i++)
+        {
+            appends.Add(log.AppendAsync(1, new byte[1024], (ulong)i + 1).AsTask());
+        }
+
+        releaseFlush.Set();
+        await Task.WhenAll(appends);
+        Assert.That(fs.FlushCount - flushesBefore, Is.LessThanOrEqualTo(3), "1000 synced appends");
+        Assert.That(appends.Select(a => a.Result), Is.Ordered);
+    }
+
+    [Test]
+    public async Task ALoneSyncedAppendCostsOneWriteAndOneFlushAndCompletesSynchronously()
+    {
+        var fs = new FaultInjectingFileSystem(73);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 1024 * 1024));
+        await log.AppendAsync(1, new byte[10], 1);
+        await log.WhenWriterIdleAsync();
+        for (ulong i = 2; i <= 20; i++)
+        {
+            long writes = fs.WriteCount;
+            long flushes = fs.FlushCount;
+            var pending = log.AppendAsync(1, new byte[1024], i);
+            Assert.That(pending.IsCompletedSuccessfully, Is.True, "the idle writer lets the appender commit inline");
+            Assert.That((fs.WriteCount - writes, fs.FlushCount - flushes), Is.EqualTo((1L, 1L)));
+            Assert.That(log.DurablePosition, Is.EqualTo(log.EndPosition));
+        }
+    }
+
+    [Test]
+    public async Task UnsyncedAppendsAllocateNothingOnTheAppendersThread()
+    {
+        var fs = new FaultInjectingFileSystem(72);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 64 * 1024 * 1024));
+        var payload = new byte[1024];
+        // Warm up: fill and write a few group-commit buffers so the pools hold batches.
+        for (int i = 0; i < 4000; i++)
+        {
+            await log.AppendAsync(1, payload, sync: false);
+        }
+
+        await log.SyncAsync();
+
+        int notCompleted = 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            var pending = log.AppendAsync(1, payload, sync: false);
+            notCompleted += pending.IsCompletedSuccessfully ? 0 : 1;
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(notCompleted, Is.Zero, "unsynced appends complete synchronously");
+        Assert.That(allocated, Is.LessThan(1000), $"{allocated} bytes for 1000 appends");
+    }
+}

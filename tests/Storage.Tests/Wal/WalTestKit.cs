@@ -1,0 +1,71 @@
+using System.Globalization;
+using EmbeddedRaft.Storage.Wal;
+
+namespace EmbeddedRaft.Storage.Tests.Wal;
+
+/// <summary>Shared helpers for the write-ahead log tests: seeds, payloads, reading a whole log.</summary>
+internal static class WalTestKit
+{
+    public const string Directory = "/data/wal";
+
+    /// <summary>Small segments so that a few dozen records cut many segments.</summary>
+    public static WalOptions SmallSegments(long segmentSizeBytes = 4096, int maxRecordSizeBytes = 1024) =>
+        new(segmentSizeBytes: segmentSizeBytes, maxRecordSizeBytes: maxRecordSizeBytes, writeBufferSizeBytes: 4096, maxBufferedBytes: 64 * 1024);
+
+    /// <summary>The seeds a randomized test runs: WAL_SEED=N runs just N; otherwise <paramref name="count"/> seeds from <paramref name="first"/> (more with STORAGE_SOAK_SEEDS=N).</summary>
+    public static IEnumerable<int> Seeds(int first, int count)
+    {
+        string? fixedSeed = Environment.GetEnvironmentVariable("WAL_SEED");
+        if (!string.IsNullOrEmpty(fixedSeed))
+        {
+            return [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
+        }
+
+        string? soak = Environment.GetEnvironmentVariable("STORAGE_SOAK_SEEDS");
+        if (!string.IsNullOrEmpty(soak))
+        {
+            count = int.Parse(soak, CultureInfo.InvariantCulture);
+        }
+
+        return Enumerable.Range(first, count);
+    }
+
+    /// <summary>A payload of non-zero bytes derived from <paramref name="random"/> (non-zero so that every sector piece of a frame carries data).</summary>
+    public static byte[] Payload(Random random, int minLength, int maxLength)
+    {
+        var payload = new byte[random.Next(minLength, maxLength + 1)];
+        random.NextBytes(payload);
+        for (int i = 0; i < payload.Length; i++)
+        {
+            payload[i] = (byte)(payload[i] | 1);
+        }
+
+        return payload;
+    }
+
+    /// <summary>Every record from the start of the log, copied out of the reader's buffer.</summary>
+    public static List<StoredRecord> ReadAll(WriteAheadLog log, ulong fromIndex = 0)
+    {
+        using var reader = log.ReadFrom(fromIndex);
+        return Drain(reader);
+    }
+
+    public static List<StoredRecord> Drain(WalReader reader)
+    {
+        var records = new List<StoredRecord>();
+        while (reader.TryReadNext(out var record))
+        {
+            records.Add(new StoredRecord(record.Type, record.Index, record.Payload.ToArray(), record.Position));
+        }
+
+        return records;
+    }
+
+    public static string Reproduce(int seed) => $"reproduce with WAL_SEED={seed}";
+}
+
+/// <summary>A record as appended or as read back.</summary>
+internal sealed record StoredRecord(byte Type, ulong Index, byte[] Payload, WalPosition Position)
+{
+    public bool SameContent(StoredRecord other) => Type == other.Type && Index == other.Index && Payload.AsSpan().SequenceEqual(other.Payload);
+}

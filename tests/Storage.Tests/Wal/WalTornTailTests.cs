@@ -1,0 +1,128 @@
+using EmbeddedRaft.Storage.IO;
+using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport.IO;
+
+namespace EmbeddedRaft.Storage.Tests.Wal;
+
+/// <summary>Open cuts a torn tail of the last segment, keeps the cut bytes, and the log goes on.</summary>
+public sealed class WalTornTailTests
+{
+    [Test]
+    public async Task ALostSectorInTheLastRecordIsCutAndKeptInASideFile()
+    {
+        var fs = new FaultInjectingFileSystem(30);
+        var options = WalTestKit.SmallSegments(segmentSizeBytes: 64 * 1024);
+        var random = new Random(30);
+        var appended = new List<StoredRecord>();
+        string segment;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            for (ulong i = 1; i <= 10; i++)
+            {
+                var payload = WalTestKit.Payload(random, 1000, 1000);
+                appended.Add(new StoredRecord(1, i, payload, await log.AppendAsync(1, payload, i)));
+            }
+
+            segment = log.SegmentPaths[^1];
+        }
+
+        // The last record's frame loses one whole sector, as a write torn by a power cut would.
+        long frame = appended[^1].Position.Offset;
+        long sector = (frame + 24 + 511) / 512 * 512;
+        OverwriteDurably(fs, segment, sector, new byte[512]);
+
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            var repair = log.TailRepair;
+            Assert.That(repair, Is.Not.Null);
+            Assert.That(repair!.SegmentPath, Is.EqualTo(segment));
+            Assert.That(repair.Offset, Is.EqualTo(frame));
+            Assert.That(repair.LengthBytes, Is.EqualTo(WalFormat.FrameSize(1000) - 0));
+            Assert.That(fs.GetLength(repair.SideFilePath), Is.EqualTo(repair.LengthBytes));
+            WalRoundTripTests.AssertSameRecords(WalTestKit.ReadAll(log), appended[..^1]);
+
+            var payload = WalTestKit.Payload(random, 10, 10);
+            var position = await log.AppendAsync(3, payload, 10);
+            Assert.That(position.Offset, Is.EqualTo(frame), "the log continues where the torn record started");
+            appended[^1] = new StoredRecord(3, 10, payload, position);
+        }
+
+        await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        Assert.That(reopened.TailRepair, Is.Null);
+        WalRoundTripTests.AssertSameRecords(WalTestKit.ReadAll(reopened), appended);
+        Assert.That(fs.AllFiles().Count(f => f.EndsWith(".torn", StringComparison.Ordinal)), Is.EqualTo(1), "the side file is never deleted");
+    }
+
+    [Test]
+    public async Task BytesThatALaterWriteLeftPastAMissingRecordAreCutToo()
+    {
+        var fs = new FaultInjectingFileSystem(31);
+        var options = WalTestKit.SmallSegments(segmentSizeBytes: 64 * 1024);
+        WalPosition end;
+        string segment;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            for (ulong i = 1; i <= 5; i++)
+            {
+                await log.AppendAsync(1, new byte[100], i);
+            }
+
+            end = log.EndPosition;
+            segment = log.SegmentPaths[^1];
+        }
+
+        // The length word at the end is zero, but a later write's sector reached the disk.
+        OverwriteDurably(fs, segment, end.Offset + 1024, [1, 2, 3, 4, 5, 6, 7, 8]);
+
+        await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        Assert.That(reopened.TailRepair, Is.Not.Null);
+        Assert.That(reopened.TailRepair!.Offset, Is.EqualTo(end.Offset));
+        Assert.That(reopened.TailRepair.LengthBytes, Is.EqualTo(1024 + 8));
+        Assert.That(WalTestKit.ReadAll(reopened), Has.Count.EqualTo(5));
+        Assert.That(reopened.EndPosition, Is.EqualTo(end));
+    }
+
+    [Test]
+    public async Task UnsyncedRecordsLostInACrashLeaveAPrefixThatStillHoldsEverySyncedRecord()
+    {
+        var fs = new FaultInjectingFileSystem(32);
+        var options = WalTestKit.SmallSegments(segmentSizeBytes: 64 * 1024);
+        var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        for (ulong i = 1; i <= 20; i++)
+        {
+            await log.AppendAsync(1, new byte[700], i, sync: i <= 10);
+        }
+
+        // The next mutating operation is the writer's write of a full buffer of unsynced records;
+        // the disk crashes right after it, before any flush.
+        fs.CrashAfterOperation = fs.OperationCount + 1;
+        try
+        {
+            for (ulong i = 21; i <= 40; i++)
+            {
+                await log.AppendAsync(1, new byte[700], i, sync: false);
+            }
+
+            await log.SyncAsync();
+            Assert.Fail("the disk should have crashed");
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException)
+        {
+            Assert.That(fs.IsCrashed, Is.True);
+        }
+
+        await log.DisposeAsync();
+        fs.Restart();
+        await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        var indexes = WalTestKit.ReadAll(reopened).Select(r => r.Index).ToList();
+        Assert.That(indexes, Is.EqualTo(Enumerable.Range(1, indexes.Count).Select(i => (ulong)i)), "a prefix");
+        Assert.That(indexes, Has.Count.GreaterThanOrEqualTo(10), "every synced record");
+    }
+
+    internal static void OverwriteDurably(FaultInjectingFileSystem fs, string path, long offset, byte[] bytes)
+    {
+        using var file = fs.Open(path, FileOpenMode.OpenExisting);
+        file.Write(offset, bytes);
+        file.Flush();
+    }
+}
