@@ -140,7 +140,7 @@ public sealed class FaultInjectingFileSystem : IFileSystem
         }
     }
 
-    /// <summary>The durable length of a file as the disk holds it now (what a crash would keep at least).</summary>
+    /// <summary>The current length of a file, as reads see it now (including writes not yet flushed).</summary>
     public long GetLength(string path)
     {
         lock (_gate)
