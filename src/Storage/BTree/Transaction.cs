@@ -202,6 +202,20 @@ public sealed class Transaction : IDisposable
     public void Rollback()
     {
         ThrowIfEnded();
+        Finish();
+    }
+
+    /// <summary>Ends the transaction, discarding uncommitted changes. Does nothing when it has ended; never throws.</summary>
+    public void Dispose()
+    {
+        if (!_ended)
+        {
+            Finish();
+        }
+    }
+
+    private void Finish()
+    {
         End();
         if (IsReadOnly)
         {
@@ -210,15 +224,6 @@ public sealed class Transaction : IDisposable
         else
         {
             Database.EndWrite(this, committed: false);
-        }
-    }
-
-    /// <summary>Ends the transaction, discarding uncommitted changes. Does nothing when it has ended.</summary>
-    public void Dispose()
-    {
-        if (!_ended)
-        {
-            Rollback();
         }
     }
 
