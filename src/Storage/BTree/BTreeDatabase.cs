@@ -412,7 +412,7 @@ public sealed class BTreeDatabase : IDisposable
             throw Corrupt(pageId, "a tree refers to a meta page");
         }
 
-        var first = new byte[PageSizeBytes];
+        var first = PageFormat.NewBuffer(PageSizeBytes);
         if (_file.Read(pageId * PageSizeBytes, first) < PageSizeBytes)
         {
             throw Corrupt(pageId, "the page is past the end of the file");
@@ -427,7 +427,7 @@ public sealed class BTreeDatabase : IDisposable
                 throw Corrupt(pageId, $"a run of {extraPages} further pages does not fit in the file");
             }
 
-            run = new byte[(1 + extraPages) * PageSizeBytes];
+            run = PageFormat.NewBuffer((1 + extraPages) * PageSizeBytes);
             first.CopyTo(run, 0);
             if (_file.Read((pageId + 1) * PageSizeBytes, run.AsSpan(PageSizeBytes)) < run.Length - PageSizeBytes)
             {
@@ -647,7 +647,7 @@ public sealed class BTreeDatabase : IDisposable
 
     private byte[] BuildFreelistRun(long pageId, int pages, long txid, List<long> ids)
     {
-        var run = new byte[pages * PageSizeBytes];
+        var run = PageFormat.NewBuffer(pages * PageSizeBytes);
         ref var header = ref PageHeader.Of(run);
         header.Kind = PageKind.Freelist;
         header.PageId = pageId;

@@ -196,6 +196,12 @@ internal static class PageFormat
         return low == 0 ? 0 : low - 1;
     }
 
+    /// <summary>
+    /// A zeroed buffer for a page or run. Pinned-object-heap buffers are never moved by the GC, so
+    /// the page cache's long-lived buffers cost nothing to keep through young-generation collections.
+    /// </summary>
+    public static byte[] NewBuffer(int length) => GC.AllocateArray<byte>(length, pinned: true);
+
     /// <summary>Pages needed by a run that holds <paramref name="payloadBytes"/> bytes after its header.</summary>
     public static int RunPages(long payloadBytes, int pageSize) => checked((int)((PageHeader.SizeOf + payloadBytes + pageSize - 1) / pageSize));
 

@@ -19,6 +19,8 @@ public sealed class Transaction : IDisposable
     private readonly List<(long PageId, byte[] Buffer)> _dirtyPages = [];
     private readonly List<(long PageId, int Count)> _freedPages = [];
     private readonly Tree _catalog;
+    private byte[]? _arena;
+    private int _arenaUsed;
     private bool _ended;
 
     internal Transaction(BTreeDatabase database, MetaState snapshot, bool readOnly)
@@ -247,6 +249,36 @@ public sealed class Transaction : IDisposable
         }
 
         return pageId;
+    }
+
+    /// <summary>
+    /// Copies a key and value next to each other into memory that lives as long as the transaction's
+    /// nodes: small ones share 64 KiB chunks (few objects for the GC to trace), large ones get their own array.
+    /// </summary>
+    internal ReadOnlyMemory<byte> Store(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        const int ChunkBytes = 64 * 1024;
+        int length = key.Length + value.Length;
+        Memory<byte> target;
+        if (length > ChunkBytes / 8)
+        {
+            target = new byte[length];
+        }
+        else
+        {
+            if (_arena is null || _arenaUsed + length > _arena.Length)
+            {
+                _arena = new byte[ChunkBytes];
+                _arenaUsed = 0;
+            }
+
+            target = _arena.AsMemory(_arenaUsed, length);
+            _arenaUsed += length;
+        }
+
+        key.CopyTo(target.Span);
+        value.CopyTo(target.Span[key.Length..]);
+        return target;
     }
 
     internal void FreePages(long pageId, int count) => _freedPages.Add((pageId, count));

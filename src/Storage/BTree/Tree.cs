@@ -33,6 +33,7 @@ internal sealed class Tree
     private readonly BTreeDatabase _db;
     private Dictionary<long, Node>? _nodes;
     private Node? _root;
+    private Node? _appendLeaf;
     private List<(long Page, int Count)>? _overflowFrees;
 
     public Tree(Transaction tx, long rootPageId, long count)
@@ -185,17 +186,28 @@ internal sealed class Tree
 
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
-        var leaf = LeafNodeFor(key, out int index, out bool exact);
+        Node leaf;
+        int index;
+        bool exact;
+        if (_appendLeaf is { Removed: false, Entries.Count: > 0 } last && key.SequenceCompareTo(last.Entries[^1].Key.Span) > 0)
+        {
+            // Append fast path: a key above the last key of the rightmost leaf belongs at its end.
+            leaf = last;
+            index = last.Entries.Count;
+            exact = false;
+        }
+        else
+        {
+            leaf = LeafNodeFor(key, out index, out exact);
+            _appendLeaf = leaf.Rightmost ? leaf : _appendLeaf;
+        }
 
-        // One allocation holds the key and the value.
-        var bytes = new byte[key.Length + value.Length];
-        key.CopyTo(bytes);
-        value.CopyTo(bytes.AsSpan(key.Length));
+        var bytes = _tx.Store(key, value);
         bool overflow = PageFormat.SlotSizeBytes + LeafEntryHeader.SizeOf + key.Length + value.Length > MaxInlineEntryBytes(_db.PageSizeBytes);
         var entry = new NodeEntry
         {
-            Key = bytes.AsMemory(0, key.Length),
-            Value = bytes.AsMemory(key.Length),
+            Key = bytes[..key.Length],
+            Value = bytes[key.Length..],
             ValueLength = value.Length,
             IsOverflow = overflow,
         };
@@ -250,6 +262,7 @@ internal sealed class Tree
         _overflowFrees = null;
         _nodes = null;
         _root = null;
+        _appendLeaf = null;
         Version++;
     }
 
@@ -516,6 +529,7 @@ internal sealed class Tree
         var root = _root;
         _root = null;
         _nodes = null;
+        _appendLeaf = null;
         if (root.IsLeaf && root.Entries.Count == 0)
         {
             if (root.PageId != 0)
@@ -639,7 +653,7 @@ internal sealed class Tree
 
             int pages = PageFormat.RunPages(entry.ValueLength, _db.PageSizeBytes);
             long pageId = _tx.AllocatePages(pages);
-            var run = new byte[pages * _db.PageSizeBytes];
+            var run = PageFormat.NewBuffer(pages * _db.PageSizeBytes);
             ref var header = ref PageHeader.Of(run);
             header.Kind = PageKind.Overflow;
             header.PageId = pageId;
@@ -655,7 +669,9 @@ internal sealed class Tree
 
     private byte[] BuildPage(bool isLeaf, ReadOnlySpan<NodeEntry> entries, long pageId)
     {
-        var page = new byte[_db.PageSizeBytes];
+        // Uninitialised: every byte is written below (header, slots, entries, zeroed tail).
+        var page = GC.AllocateUninitializedArray<byte>(_db.PageSizeBytes, pinned: true);
+        page.AsSpan(0, PageHeader.SizeOf).Clear();
         ref var header = ref PageHeader.Of(page);
         header.Kind = isLeaf ? PageKind.Leaf : PageKind.Branch;
         header.Count = checked((ushort)entries.Length);
@@ -700,6 +716,7 @@ internal sealed class Tree
         }
 
         InvariantViolationException.Check(data <= page.Length, "B+tree: a page was filled past its end.");
+        span[data..].Clear();
         PageFormat.Seal(page);
         return page;
     }
