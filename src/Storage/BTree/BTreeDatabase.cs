@@ -43,6 +43,7 @@ public sealed class BTreeDatabase : IDisposable
         _file = file;
         _lock = fileLock;
         _cache = new PageCache(options.PageCacheSizeBytes);
+        Pools = new WriterPools(options.PageSizeBytes);
     }
 
     /// <summary>The path of the database file.</summary>
@@ -54,6 +55,9 @@ public sealed class BTreeDatabase : IDisposable
     internal int PageSizeBytes { get; }
 
     internal Freelist Freelist { get; } = new();
+
+    /// <summary>Buffers the writer recycles; only touched while holding the writer gate.</summary>
+    internal WriterPools Pools { get; }
 
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
@@ -320,6 +324,7 @@ public sealed class BTreeDatabase : IDisposable
             Freelist.Rollback(tx.Id);
         }
 
+        tx.ReturnArena();
         _writerGate.Release();
     }
 
@@ -357,7 +362,20 @@ public sealed class BTreeDatabase : IDisposable
 
             foreach (var (pageId, buffer) in tx.DirtyPages)
             {
-                _cache.Set(pageId, buffer);
+                if (tx.ColdPages.Contains(pageId))
+                {
+                    // Not worth memory: readers load it on demand. Its buffer serves the next commit.
+                    if (_cache.Remove(pageId) is { } stale)
+                    {
+                        Pools.ReturnReplacedPage(stale);
+                    }
+
+                    Pools.ReturnReplacedPage(buffer);
+                }
+                else if (_cache.Set(pageId, buffer) is { } replaced)
+                {
+                    Pools.ReturnReplacedPage(replaced);
+                }
             }
 
             lock (_readerGate)
@@ -375,6 +393,7 @@ public sealed class BTreeDatabase : IDisposable
         }
         finally
         {
+            tx.ReturnArena();
             _writerGate.Release();
         }
     }

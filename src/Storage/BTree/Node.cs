@@ -47,8 +47,11 @@ internal sealed class Node
 
     public List<NodeEntry> Entries { get; set; }
 
-    /// <summary>Materialised children (branch nodes only).</summary>
-    public List<Node> Children { get; set; } = [];
+    /// <summary>Materialised children (branch nodes only); null until the first one.</summary>
+    public List<Node>? Children { get; set; }
+
+    /// <summary>True when a Put gave this leaf an overflow value that has no run yet.</summary>
+    public bool HasUnwrittenOverflow { get; set; }
 
     /// <summary>Entries the page had when materialised; inserts at or after this index are appends.</summary>
     public int OriginalCount { get; }

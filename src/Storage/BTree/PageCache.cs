@@ -29,8 +29,27 @@ internal sealed class PageCache
         return (ulong)pageId < (ulong)slots.Length ? Volatile.Read(ref slots[pageId]) : null;
     }
 
-    /// <summary>Publishes <paramref name="buffer"/> as the contents of <paramref name="pageId"/>, replacing any older buffer.</summary>
-    public void Set(long pageId, byte[] buffer)
+    /// <summary>Forgets the contents of <paramref name="pageId"/>; returns the buffer that held them, if any.</summary>
+    public byte[]? Remove(long pageId)
+    {
+        lock (_gate)
+        {
+            var slots = _slots;
+            if (pageId < slots.Length && Interlocked.Exchange(ref slots[pageId], null) is { } old)
+            {
+                _cachedBytes -= old.Length;
+                return old;
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Publishes <paramref name="buffer"/> as the contents of <paramref name="pageId"/>; returns the
+    /// buffer it replaced in that slot, if any (buffers evicted for capacity are not returned).
+    /// </summary>
+    public byte[]? Set(long pageId, byte[] buffer)
     {
         lock (_gate)
         {
@@ -61,6 +80,8 @@ internal sealed class PageCache
                     _cachedBytes -= victim.Length;
                 }
             }
+
+            return old;
         }
     }
 }

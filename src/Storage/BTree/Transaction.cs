@@ -19,6 +19,7 @@ public sealed class Transaction : IDisposable
     private readonly List<(long PageId, byte[] Buffer)> _dirtyPages = [];
     private readonly List<(long PageId, int Count)> _freedPages = [];
     private readonly Tree _catalog;
+    private readonly List<byte[]> _arenaChunks = [];
     private byte[]? _arena;
     private int _arenaUsed;
     private bool _ended;
@@ -54,6 +55,10 @@ public sealed class Transaction : IDisposable
     internal List<(long PageId, byte[] Buffer)> DirtyPages => _dirtyPages;
 
     internal List<(long PageId, int Count)> FreedPages => _freedPages;
+
+    /// <summary>Pages written by this transaction that the writer is unlikely to touch again (the full
+    /// pages left behind by an append run): not published to the page cache.</summary>
+    internal HashSet<long> ColdPages { get; } = [];
 
     /// <summary>Opens an existing bucket, or returns null when there is none of that name.</summary>
     /// <exception cref="ArgumentException">The name is empty or too long.</exception>
@@ -257,10 +262,9 @@ public sealed class Transaction : IDisposable
     /// </summary>
     internal ReadOnlyMemory<byte> Store(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
-        const int ChunkBytes = 64 * 1024;
         int length = key.Length + value.Length;
         Memory<byte> target;
-        if (length > ChunkBytes / 8)
+        if (length > WriterPools.ArenaChunkBytes / 8)
         {
             target = new byte[length];
         }
@@ -268,7 +272,8 @@ public sealed class Transaction : IDisposable
         {
             if (_arena is null || _arenaUsed + length > _arena.Length)
             {
-                _arena = new byte[ChunkBytes];
+                _arena = Database.Pools.RentChunk();
+                _arenaChunks.Add(_arena);
                 _arenaUsed = 0;
             }
 
@@ -279,6 +284,18 @@ public sealed class Transaction : IDisposable
         key.CopyTo(target.Span);
         value.CopyTo(target.Span[key.Length..]);
         return target;
+    }
+
+    /// <summary>Gives the arena chunks back for the next write transaction (called once it has ended; its nodes are dead).</summary>
+    internal void ReturnArena()
+    {
+        foreach (var chunk in _arenaChunks)
+        {
+            Database.Pools.ReturnChunk(chunk);
+        }
+
+        _arenaChunks.Clear();
+        _arena = null;
     }
 
     internal void FreePages(long pageId, int count) => _freedPages.Add((pageId, count));

@@ -34,6 +34,9 @@ internal sealed class Tree
     private Dictionary<long, Node>? _nodes;
     private Node? _root;
     private Node? _appendLeaf;
+
+    /// <summary>Reused by <see cref="SplitPoints"/>; each result is consumed before the next call.</summary>
+    private readonly List<(int Start, int Count)> _splitGroups = [];
     private List<(long Page, int Count)>? _overflowFrees;
 
     public Tree(Transaction tx, long rootPageId, long count)
@@ -211,6 +214,7 @@ internal sealed class Tree
             ValueLength = value.Length,
             IsOverflow = overflow,
         };
+        leaf.HasUnwrittenOverflow |= overflow;
 
         if (exact)
         {
@@ -341,7 +345,7 @@ internal sealed class Tree
 
         node = Materialise(entry.PageId, parent, entry.Key);
         node.Rightmost = parent.Rightmost && index == parent.Entries.Count - 1;
-        parent.Children.Add(node);
+        (parent.Children ??= []).Add(node);
         return node;
     }
 
@@ -350,7 +354,7 @@ internal sealed class Tree
         var page = _db.ReadTreePage(pageId);
         int count = PageFormat.Count(page);
         bool isLeaf = PageFormat.Kind(page) == PageKind.Leaf;
-        var entries = new List<NodeEntry>(count + 1);
+        var entries = _db.Pools.RentList(count + 1);
         for (int i = 0; i < count; i++)
         {
             int offset = PageFormat.EntryOffset(page, i);
@@ -430,7 +434,7 @@ internal sealed class Tree
         if (node.Entries.Count == 0)
         {
             parent.Entries.RemoveAt(parent.IndexOfChild(node.PageId));
-            parent.Children.Remove(node);
+            parent.Children?.Remove(node);
             Discard(node);
             parent.Unbalanced = true;
             parent.AppendOnly = false;
@@ -461,15 +465,16 @@ internal sealed class Tree
         }
 
         target.Entries.AddRange(source.Entries);
-        foreach (var child in source.Children)
+        target.HasUnwrittenOverflow |= source.HasUnwrittenOverflow;
+        foreach (var child in source.Children ?? [])
         {
             child.Parent = target;
-            target.Children.Add(child);
+            (target.Children ??= []).Add(child);
         }
 
         target.AppendOnly = false;
         parent.Entries.RemoveAt(parent.IndexOfChild(source.PageId));
-        parent.Children.Remove(source);
+        parent.Children?.Remove(source);
         Discard(source);
         parent.Unbalanced = true;
         parent.AppendOnly = false;
@@ -484,7 +489,8 @@ internal sealed class Tree
             root.IsLeaf = child.IsLeaf;
             root.Entries = child.Entries;
             root.Children = child.Children;
-            foreach (var grandchild in root.Children)
+            root.HasUnwrittenOverflow = child.HasUnwrittenOverflow;
+            foreach (var grandchild in root.Children ?? [])
             {
                 grandchild.Parent = root;
             }
@@ -527,6 +533,7 @@ internal sealed class Tree
         }
 
         var root = _root;
+        var materialised = _nodes!;
         _root = null;
         _nodes = null;
         _appendLeaf = null;
@@ -538,21 +545,36 @@ internal sealed class Tree
             }
 
             RootPageId = 0;
-            return;
+        }
+        else
+        {
+            Spill(root);
         }
 
-        Spill(root);
+        // The nodes are dead now (their pages are built); their entry lists serve the next transaction.
+        // Each live node owns its list alone: merged-away and collapsed nodes were removed from the map.
+        foreach (var node in materialised.Values)
+        {
+            if (!node.Removed)
+            {
+                _db.Pools.ReturnList(node.Entries);
+            }
+        }
     }
 
     private void Spill(Node node)
     {
-        foreach (var child in node.Children)
+        if (node.Children is { } children)
         {
-            Spill(child);
+            foreach (var child in children)
+            {
+                Spill(child);
+            }
+
+            node.Children = null;
         }
 
-        node.Children.Clear();
-        if (node.IsLeaf)
+        if (node.HasUnwrittenOverflow)
         {
             WriteOverflowValues(node);
         }
@@ -564,17 +586,24 @@ internal sealed class Tree
         }
 
         var entries = node.Entries;
-        var groups = SplitPoints(node);
-        var firstKeys = new ReadOnlyMemory<byte>[groups.Count];
-        var pageIds = new long[groups.Count];
+        var groups = SplitPoints(node, out bool filled);
+        List<NodeEntry>? rootEntries = node.Parent is null && groups.Count > 1 ? new(groups.Count) : null;
+        long lastPageId = 0;
         for (int g = 0; g < groups.Count; g++)
         {
             var (start, count) = groups[g];
             long pageId = _tx.AllocatePages(1);
             _tx.AddDirtyPage(pageId, BuildPage(node.IsLeaf, CollectionsMarshal.AsSpan(entries).Slice(start, count), pageId));
-            firstKeys[g] = entries[start].Key;
-            pageIds[g] = pageId;
-            node.Parent?.PutChild(g == 0 ? node.Key : firstKeys[g], firstKeys[g], pageId);
+            if (filled && node.IsLeaf && g < groups.Count - 1)
+            {
+                // A full page behind an append run: nothing will be inserted into it soon.
+                _tx.ColdPages.Add(pageId);
+            }
+
+            var firstKey = entries[start].Key;
+            node.Parent?.PutChild(g == 0 ? node.Key : firstKey, firstKey, pageId);
+            rootEntries?.Add(new NodeEntry { Key = firstKey, PageId = pageId });
+            lastPageId = pageId;
         }
 
         if (node.Parent is not null)
@@ -582,16 +611,10 @@ internal sealed class Tree
             return;
         }
 
-        if (groups.Count == 1)
+        if (rootEntries is null)
         {
-            RootPageId = pageIds[0];
+            RootPageId = lastPageId;
             return;
-        }
-
-        var rootEntries = new List<NodeEntry>(groups.Count);
-        for (int g = 0; g < groups.Count; g++)
-        {
-            rootEntries.Add(new NodeEntry { Key = firstKeys[g], PageId = pageIds[g] });
         }
 
         var newRoot = new Node(isLeaf: false, parent: null, pageId: 0, key: default, rootEntries) { Rightmost = true };
@@ -603,8 +626,9 @@ internal sealed class Tree
     /// tree is cut with every page full (sequential inserts fill pages ~100%, like LMDB's append
     /// mode); any other is cut into the fewest pages of even size in bytes.
     /// </summary>
-    private List<(int Start, int Count)> SplitPoints(Node node)
+    private List<(int Start, int Count)> SplitPoints(Node node, out bool filled)
     {
+        filled = false;
         int capacity = _db.PageSizeBytes - PageHeader.SizeOf;
         var entries = CollectionsMarshal.AsSpan(node.Entries);
         long total = 0;
@@ -613,14 +637,16 @@ internal sealed class Tree
             total += node.EntrySizeBytes(entry);
         }
 
-        var groups = new List<(int Start, int Count)>(2);
+        var groups = _splitGroups;
+        groups.Clear();
         if (total <= capacity)
         {
             groups.Add((0, entries.Length));
             return groups;
         }
 
-        long target = node.AppendOnly && node.Rightmost ? capacity : total / ((total + capacity - 1) / capacity);
+        filled = node.AppendOnly && node.Rightmost;
+        long target = filled ? capacity : total / ((total + capacity - 1) / capacity);
         int groupStart = 0;
         long groupBytes = 0;
         for (int i = 0; i < entries.Length; i++)
@@ -669,8 +695,8 @@ internal sealed class Tree
 
     private byte[] BuildPage(bool isLeaf, ReadOnlySpan<NodeEntry> entries, long pageId)
     {
-        // Uninitialised: every byte is written below (header, slots, entries, zeroed tail).
-        var page = GC.AllocateUninitializedArray<byte>(_db.PageSizeBytes, pinned: true);
+        // Recycled or uninitialised: every byte is written below (header, slots, entries, zeroed tail).
+        var page = _db.Pools.RentPage();
         page.AsSpan(0, PageHeader.SizeOf).Clear();
         ref var header = ref PageHeader.Of(page);
         header.Kind = isLeaf ? PageKind.Leaf : PageKind.Branch;
