@@ -159,7 +159,11 @@ internal sealed class Freelist
         while (a < _free.Count || b < ids.Count)
         {
             long next = b >= ids.Count || (a < _free.Count && _free[a] < ids[b]) ? _free[a++] : ids[b++];
-            InvariantViolationException.Check(merged.Count == 0 || merged[^1] != next, $"B+tree freelist: page {next} freed twice.");
+            if (merged.Count > 0 && merged[^1] == next)
+            {
+                throw new InvariantViolationException($"B+tree freelist: page {next} freed twice.");
+            }
+
             merged.Add(next);
         }
 

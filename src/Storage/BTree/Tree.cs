@@ -198,6 +198,15 @@ internal sealed class Tree
             leaf = last;
             index = last.Entries.Count;
             exact = false;
+            if (index == last.Entries.Capacity && index < WriterPools.BigListEntries)
+            {
+                // An append run is growing this leaf: move it to a big pooled list instead of letting
+                // the list double its way up (each doubling a fresh large-object-heap array).
+                var big = _db.Pools.RentBigList();
+                big.AddRange(last.Entries);
+                _db.Pools.ReturnList(last.Entries);
+                last.Entries = big;
+            }
         }
         else
         {

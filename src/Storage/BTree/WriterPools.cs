@@ -16,16 +16,28 @@ namespace EmbeddedRaft.Storage.BTree;
 internal sealed class WriterPools
 {
     public const int ArenaChunkBytes = 64 * 1024;
-    private const int MaxPooledPages = 8192;
-    private const int MaxPooledLists = 4096;
+
+    /// <summary>Entries a list must hold to go to the pool of big lists (append runs).</summary>
+    public const int BigListEntries = 16 * 1024;
+
+    private const long MaxPooledPageBytes = 128L * 1024 * 1024;
+    private const int MaxPooledLists = 32 * 1024;
+    private const int MaxPooledBigLists = 4;
     private const int MaxPooledChunks = 256;
+
+    private readonly int _maxPooledPages;
+    private readonly Stack<List<NodeEntry>> _bigLists = new();
 
     private readonly int _pageSizeBytes;
     private readonly Stack<byte[]> _pages = new();
     private readonly Stack<List<NodeEntry>> _lists = new();
     private readonly Stack<byte[]> _chunks = new();
 
-    public WriterPools(int pageSizeBytes) => _pageSizeBytes = pageSizeBytes;
+    public WriterPools(int pageSizeBytes)
+    {
+        _pageSizeBytes = pageSizeBytes;
+        _maxPooledPages = (int)(MaxPooledPageBytes / pageSizeBytes);
+    }
 
     /// <summary>A page buffer with unspecified contents: the caller writes every byte.</summary>
     public byte[] RentPage() =>
@@ -33,7 +45,7 @@ internal sealed class WriterPools
 
     public void ReturnReplacedPage(byte[] page)
     {
-        if (page.Length == _pageSizeBytes && _pages.Count < MaxPooledPages)
+        if (page.Length == _pageSizeBytes && _pages.Count < _maxPooledPages)
         {
             _pages.Push(page);
         }
@@ -50,9 +62,20 @@ internal sealed class WriterPools
         return new List<NodeEntry>(capacity);
     }
 
+    /// <summary>A list with room for <see cref="BigListEntries"/>: for a leaf receiving an append run.</summary>
+    public List<NodeEntry> RentBigList() => _bigLists.TryPop(out var list) ? list : new List<NodeEntry>(BigListEntries);
+
     public void ReturnList(List<NodeEntry> list)
     {
-        if (_lists.Count < MaxPooledLists && list.Capacity <= 1024)
+        if (list.Capacity >= BigListEntries)
+        {
+            if (_bigLists.Count < MaxPooledBigLists)
+            {
+                list.Clear();
+                _bigLists.Push(list);
+            }
+        }
+        else if (_lists.Count < MaxPooledLists && list.Capacity <= 1024)
         {
             list.Clear();
             _lists.Push(list);
