@@ -11,7 +11,8 @@ namespace EmbeddedRaft.Benchmarks.BTree;
 /// /tmp/btree-bench-sizes.txt. See docs/benchmarks.md for the figures and the command.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 3, invocationCount: 1)]
+[Config(typeof(SideBySideConfig))]
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 5, invocationCount: 1)]
 public class BTreeVersusLmdb
 {
     public const string Ours = "EmbeddedRaft";
