@@ -96,7 +96,7 @@ internal sealed class Node
         while (low <= high)
         {
             int middle = (low + high) >>> 1;
-            int c = entries[middle].Key.Span.SequenceCompareTo(key);
+            int c = PageFormat.CompareKeys(entries[middle].Key.Span, key);
             if (c < 0)
             {
                 low = middle + 1;

@@ -142,6 +142,26 @@ internal static class PageFormat
         valueOffset = offset + LeafEntryHeader.SizeOf + keyLength;
     }
 
+    /// <summary>
+    /// Byte-wise comparison. Keys that differ in their first eight bytes (sequence numbers,
+    /// revisions, most random keys) are ordered by one 64-bit big-endian comparison.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int CompareKeys(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
+    {
+        if (left.Length >= sizeof(ulong) && right.Length >= sizeof(ulong))
+        {
+            ulong a = BinaryPrimitives.ReadUInt64BigEndian(left);
+            ulong b = BinaryPrimitives.ReadUInt64BigEndian(right);
+            if (a != b)
+            {
+                return a < b ? -1 : 1;
+            }
+        }
+
+        return left.SequenceCompareTo(right);
+    }
+
     /// <summary>Index of the first entry whose key is &gt;= <paramref name="key"/> (Count when none).</summary>
     public static int LeafLowerBound(byte[] page, ReadOnlySpan<byte> key, out bool exact)
     {
@@ -150,7 +170,7 @@ internal static class PageFormat
         while (low <= high)
         {
             int middle = (low + high) >>> 1;
-            int c = LeafKey(page, middle).SequenceCompareTo(key);
+            int c = CompareKeys(LeafKey(page, middle), key);
             if (c < 0)
             {
                 low = middle + 1;
@@ -178,7 +198,7 @@ internal static class PageFormat
         while (low <= high)
         {
             int middle = (low + high) >>> 1;
-            int c = BranchKey(page, middle).SequenceCompareTo(key);
+            int c = CompareKeys(BranchKey(page, middle), key);
             if (c < 0)
             {
                 low = middle + 1;
