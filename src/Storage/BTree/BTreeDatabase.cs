@@ -1,0 +1,735 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Storage.BTree;
+
+/// <summary>
+/// A crash-safe, copy-on-write B+tree in one file of fixed-size pages, in the family of LMDB and
+/// bbolt: named buckets of byte-ordered keys, one writer at a time, any number of concurrent
+/// readers each on its own snapshot, durable commits. The on-disk format is in docs/btree.md.
+/// </summary>
+/// <remarks>
+/// <para>Thread-safety: every member is safe to call from any thread. <see cref="BeginWrite"/> blocks
+/// while another write transaction is open; <see cref="BeginRead"/> never blocks on the writer, and
+/// the writer never waits for readers. Each transaction is used by one thread at a time.</para>
+/// <para>Crash safety: a commit writes its pages to pages that no durable state references (free
+/// pages or the end of the file), flushes them, and only then writes and flushes the meta page that
+/// makes them reachable. Two meta pages are written alternately; at open the newest one that passes
+/// its checksum wins. A crash at any point leaves the last synced commit (or the one in progress, if
+/// its meta page reached the disk) intact.</para>
+/// <para>All IO goes through <see cref="IFileSystem"/>. A lock file (<c>path + ".lock"</c>) keeps a
+/// second writer, in this process or another, from opening the same file.</para>
+/// </remarks>
+public sealed class BTreeDatabase : IDisposable
+{
+    private readonly IStorageFile _file;
+    private readonly IDisposable _lock;
+    private readonly PageCache _cache;
+    private readonly SemaphoreSlim _writerGate = new(1, 1);
+    private readonly object _readerGate = new();
+    private readonly Dictionary<long, int> _readersBySnapshot = [];
+    private MetaState _meta = null!;
+    private long _durableTxid;
+    private int _durableSlot;
+    private Exception? _failure;
+    private int _disposed;
+
+    private BTreeDatabase(string path, BTreeOptions options, IStorageFile file, IDisposable fileLock)
+    {
+        Path = path;
+        Options = options;
+        PageSizeBytes = options.PageSizeBytes;
+        _file = file;
+        _lock = fileLock;
+        _cache = new PageCache(options.PageCacheSizeBytes);
+        Pools = new WriterPools(options.PageSizeBytes);
+    }
+
+    /// <summary>The path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>The options the database was opened with.</summary>
+    public BTreeOptions Options { get; }
+
+    internal int PageSizeBytes { get; }
+
+    internal Freelist Freelist { get; } = new();
+
+    /// <summary>Buffers the writer recycles; only touched while holding the writer gate.</summary>
+    internal WriterPools Pools { get; }
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>
+    /// Opens the database at <paramref name="path"/>, creating it (atomically, and durably: the
+    /// directory is synced) when the file does not exist.
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are inconsistent, or the file was created with another page size.</exception>
+    /// <exception cref="StorageLockedException">Another open instance holds the file.</exception>
+    /// <exception cref="CorruptionException">Neither meta page is valid, or the freelist is damaged.</exception>
+    /// <exception cref="IOException">The file system failed.</exception>
+    public static BTreeDatabase Open(IFileSystem fileSystem, string path, BTreeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(fileSystem);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        options ??= new BTreeOptions();
+        options.Validate();
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("The B+tree file format is little-endian and is only implemented for little-endian machines.");
+        }
+
+        var fileLock = fileSystem.AcquireExclusiveLock(path + ".lock");
+        IStorageFile? file = null;
+        try
+        {
+            if (!fileSystem.FileExists(path))
+            {
+                CreateFile(fileSystem, path, options.PageSizeBytes);
+            }
+
+            file = fileSystem.Open(path, FileOpenMode.OpenExisting);
+            var database = new BTreeDatabase(path, options, file, fileLock);
+            database.Load();
+            return database;
+        }
+        catch
+        {
+            file?.Dispose();
+            fileLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Begins a read transaction on the latest commit. Never blocks and is never blocked by the writer.
+    /// Dispose it promptly: its snapshot's pages cannot be reused while it is open.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    public Transaction BeginRead()
+    {
+        ThrowIfDisposed();
+        MetaState meta;
+        lock (_readerGate)
+        {
+            meta = _meta;
+            CollectionsMarshal.GetValueRefOrAddDefault(_readersBySnapshot, meta.Txid, out _)++;
+        }
+
+        return new Transaction(this, meta, readOnly: true);
+    }
+
+    /// <summary>Begins the write transaction, waiting while another one is open.</summary>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    /// <exception cref="InvalidOperationException">An earlier commit failed with an IO error; reopen the database.</exception>
+    public Transaction BeginWrite()
+    {
+        ThrowIfDisposed();
+        _writerGate.Wait();
+        try
+        {
+            ThrowIfDisposed();
+            ThrowIfFailed();
+
+            // A page freed by transaction F may be reused once no reader's snapshot predates F and
+            // F is durable (a crash falls back to the durable meta page, which may still reach it).
+            Freelist.Release(Math.Min(OldestReaderSnapshot(), _durableTxid));
+            Freelist.BeginTransaction();
+            return new Transaction(this, _meta, readOnly: false);
+        }
+        catch
+        {
+            _writerGate.Release();
+            throw;
+        }
+    }
+
+    /// <summary>Makes every commit made with <see cref="CommitDurability.NoSync"/> durable. Waits for an open writer.</summary>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    /// <exception cref="IOException">Writing or flushing failed; the database then refuses writes until reopened.</exception>
+    public void Sync()
+    {
+        ThrowIfDisposed();
+        _writerGate.Wait();
+        try
+        {
+            ThrowIfFailed();
+            SyncUnsynchronized();
+        }
+        finally
+        {
+            _writerGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Verifies the whole file as of the latest commit, reading every page from disk (not the cache):
+    /// each page's checksum and id, every page reachable exactly once or free, keys sorted within
+    /// pages and within the bounds their parents give, equal leaf depth, bucket counts, overflow runs
+    /// and the freelist. Waits for an open writer, so do not call it from inside a write transaction.
+    /// </summary>
+    /// <exception cref="CorruptionException">The first problem found, naming the page by its offset.</exception>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    public CheckReport Check()
+    {
+        ThrowIfDisposed();
+        _writerGate.Wait();
+        try
+        {
+            return new TreeChecker(this, _meta).Run();
+        }
+        finally
+        {
+            _writerGate.Release();
+        }
+    }
+
+    /// <summary>Figures about the latest commit: pages used and free, depth, counts, file size.</summary>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    public BTreeStatistics GetStatistics()
+    {
+        using var tx = BeginRead();
+        var meta = tx.Snapshot;
+        long entries = 0;
+        int depth = 0;
+        foreach (string name in tx.ListBuckets())
+        {
+            var tree = tx.OpenBucket(name)!.Tree;
+            entries += tree.Count;
+            int levels = 0;
+            for (long id = tree.RootPageId; id != 0; levels++)
+            {
+                var page = ReadTreePage(id);
+                id = PageFormat.Kind(page) == PageKind.Branch ? PageFormat.BranchChild(page, 0) : 0;
+            }
+
+            depth = Math.Max(depth, levels);
+        }
+
+        return new BTreeStatistics
+        {
+            PageSizeBytes = PageSizeBytes,
+            PageCount = meta.PageCount,
+            FreePageCount = meta.FreePageCount,
+            FileSizeBytes = _file.Length,
+            TreeDepth = depth,
+            BucketCount = meta.BucketCount,
+            EntryCount = entries,
+            Txid = meta.Txid,
+            CachedBytes = _cache.CachedBytes,
+        };
+    }
+
+    /// <summary>
+    /// Copies the latest commit into a new, compact database file at <paramref name="destinationPath"/>:
+    /// only live entries, every page full, no free pages to speak of. The source stays open and
+    /// usable (compaction reads a snapshot; the writer is not blocked). Replace the file yourself
+    /// (close, rename, reopen) if the copy should take the original's place.
+    /// </summary>
+    /// <exception cref="IOException">The destination exists, or the file system failed.</exception>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    public void Compact(IFileSystem destinationFileSystem, string destinationPath, BTreeOptions? destinationOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(destinationFileSystem);
+        ArgumentException.ThrowIfNullOrEmpty(destinationPath);
+        if (destinationFileSystem.FileExists(destinationPath))
+        {
+            throw new IOException($"The compaction destination '{destinationPath}' already exists.");
+        }
+
+        const int EntriesPerCommit = 50_000;
+        using var source = BeginRead();
+        using var destination = Open(destinationFileSystem, destinationPath, destinationOptions ?? Options);
+        foreach (string name in source.ListBuckets())
+        {
+            var cursor = source.OpenBucket(name)!.CreateCursor();
+            var tx = destination.BeginWrite();
+            try
+            {
+                var bucket = tx.CreateBucket(name);
+                int inBatch = 0;
+                for (bool more = cursor.First(); more; more = cursor.Next())
+                {
+                    // Keys arrive in order, so every insert appends to the rightmost leaf and pages fill completely.
+                    bucket.Put(cursor.Key, cursor.Value);
+                    if (++inBatch == EntriesPerCommit)
+                    {
+                        tx.Commit();
+                        tx = destination.BeginWrite();
+                        bucket = tx.OpenBucket(name)!;
+                        inBatch = 0;
+                    }
+                }
+
+                tx.Commit();
+            }
+            finally
+            {
+                tx.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Closes the file and releases the lock, first making any <see cref="CommitDurability.NoSync"/>
+    /// commits durable. Open transactions become unusable. Does nothing the second time.
+    /// </summary>
+    /// <exception cref="IOException">The final sync failed (the file is closed anyway).</exception>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        bool haveWriterGate = _writerGate.Wait(0);
+        try
+        {
+            if (haveWriterGate && _failure is null)
+            {
+                SyncUnsynchronized();
+            }
+        }
+        finally
+        {
+            _file.Dispose();
+            _lock.Dispose();
+            if (haveWriterGate)
+            {
+                _writerGate.Release();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- used by transactions
+
+    internal void EndRead(Transaction tx)
+    {
+        lock (_readerGate)
+        {
+            ref int count = ref CollectionsMarshal.GetValueRefOrNullRef(_readersBySnapshot, tx.Id);
+            InvariantViolationException.Check(!System.Runtime.CompilerServices.Unsafe.IsNullRef(ref count), "B+tree: a read transaction ended twice.");
+            if (--count == 0)
+            {
+                _readersBySnapshot.Remove(tx.Id);
+            }
+        }
+    }
+
+    internal void EndWrite(Transaction tx, bool committed)
+    {
+        if (!committed)
+        {
+            Freelist.Rollback(tx.Id);
+        }
+
+        tx.ReturnArena();
+        _writerGate.Release();
+    }
+
+    /// <summary>Writes a write transaction's pages, then (synced) flushes and writes the meta page, then publishes.</summary>
+    internal void CommitWrite(Transaction tx, long catalogRoot, long bucketCount, CommitDurability durability)
+    {
+        try
+        {
+            foreach (var (pageId, count) in tx.FreedPages)
+            {
+                Freelist.Free(tx.Id, pageId, count);
+            }
+
+            if (tx.Snapshot.FreelistPage != 0)
+            {
+                Freelist.Free(tx.Id, tx.Snapshot.FreelistPage, tx.Snapshot.FreelistPageCount);
+            }
+
+            // The new freelist run is allocated before its contents are taken, so it never lists itself.
+            int freelistPages = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (Freelist.TotalCount * sizeof(long)), PageSizeBytes);
+            long freelistPage = tx.AllocatePages(freelistPages);
+            var freeIds = Freelist.Snapshot();
+            tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
+
+            WriteDirtyPages(tx.DirtyPages);
+            var meta = new MetaState(tx.Id, catalogRoot, bucketCount, freelistPage, freelistPages, tx.PageCount, freeIds.Count);
+            if (durability == CommitDurability.Synced)
+            {
+                _file.Flush();
+                WriteMeta(meta, 1 - _durableSlot);
+                _file.Flush();
+                _durableSlot = 1 - _durableSlot;
+                _durableTxid = meta.Txid;
+            }
+
+            foreach (var (pageId, buffer) in tx.DirtyPages)
+            {
+                if (tx.ColdPages.Contains(pageId))
+                {
+                    // Not worth memory: readers load it on demand. Its buffer serves the next commit.
+                    if (_cache.Remove(pageId) is { } stale)
+                    {
+                        Pools.ReturnReplacedPage(stale);
+                    }
+
+                    Pools.ReturnReplacedPage(buffer);
+                }
+                else if (_cache.Set(pageId, buffer) is { } replaced)
+                {
+                    Pools.ReturnReplacedPage(replaced);
+                }
+            }
+
+            lock (_readerGate)
+            {
+                _meta = meta;
+            }
+        }
+        catch (Exception e)
+        {
+            // The disk state is unknown (a page or the meta page may or may not have reached it):
+            // refuse further writes, so nothing builds on pages a reopen might still find referenced.
+            _failure = e;
+            Freelist.Rollback(tx.Id);
+            throw;
+        }
+        finally
+        {
+            tx.ReturnArena();
+            _writerGate.Release();
+        }
+    }
+
+    /// <summary>A branch or leaf page, from the cache or verified from disk.</summary>
+    internal byte[] ReadTreePage(long pageId)
+    {
+        var page = _cache.TryGet(pageId) ?? LoadRun(pageId, cache: true);
+        var kind = PageFormat.Kind(page);
+        if (kind != PageKind.Branch && kind != PageKind.Leaf)
+        {
+            throw Corrupt(pageId, $"expected a branch or leaf page, found kind {(int)kind}");
+        }
+
+        return page;
+    }
+
+    internal ReadOnlySpan<byte> ReadOverflowValue(long pageId, int length)
+    {
+        var run = _cache.TryGet(pageId) ?? LoadRun(pageId, cache: true);
+        if (PageFormat.Kind(run) != PageKind.Overflow || run.Length < PageHeader.SizeOf + length)
+        {
+            throw Corrupt(pageId, $"expected an overflow run holding {length} bytes");
+        }
+
+        return new ReadOnlySpan<byte>(run, PageHeader.SizeOf, length);
+    }
+
+    /// <summary>Reads a page (or a whole run) from disk and verifies its checksum and id.</summary>
+    internal byte[] LoadRun(long pageId, bool cache)
+    {
+        ThrowIfDisposed();
+        if (pageId < 2)
+        {
+            throw Corrupt(pageId, "a tree refers to a meta page");
+        }
+
+        var first = PageFormat.NewBuffer(PageSizeBytes);
+        if (_file.Read(pageId * PageSizeBytes, first) < PageSizeBytes)
+        {
+            throw Corrupt(pageId, "the page is past the end of the file");
+        }
+
+        var run = first;
+        int extraPages = BinaryPrimitives.ReadInt32LittleEndian(first.AsSpan(24));
+        if (extraPages != 0)
+        {
+            if (extraPages < 0 || (pageId + 1 + (long)extraPages) * PageSizeBytes > _file.Length)
+            {
+                throw Corrupt(pageId, $"a run of {extraPages} further pages does not fit in the file");
+            }
+
+            run = PageFormat.NewBuffer((1 + extraPages) * PageSizeBytes);
+            first.CopyTo(run, 0);
+            if (_file.Read((pageId + 1) * PageSizeBytes, run.AsSpan(PageSizeBytes)) < run.Length - PageSizeBytes)
+            {
+                throw Corrupt(pageId, "the run is past the end of the file");
+            }
+        }
+
+        if (!PageFormat.IsSealed(run))
+        {
+            throw Corrupt(pageId, "checksum mismatch");
+        }
+
+        long storedId = BinaryPrimitives.ReadInt64LittleEndian(run.AsSpan(8));
+        if (storedId != pageId)
+        {
+            throw Corrupt(pageId, $"the page says it is page {storedId}");
+        }
+
+        if (cache)
+        {
+            _cache.Set(pageId, run);
+        }
+
+        return run;
+    }
+
+    internal List<long> FreelistSnapshotForCheck() => Freelist.Snapshot();
+
+    internal CorruptionException Corrupt(long pageId, string reason) =>
+        new(Path, pageId * PageSizeBytes, $"page {pageId}: {reason}");
+
+    internal CorruptionException TooDeep(long pageId) => Corrupt(pageId, $"the tree is deeper than {Tree.MaxDepth} levels (a cycle of pages?)");
+
+    internal void ValidateKey(ReadOnlySpan<byte> key)
+    {
+        if (key.IsEmpty)
+        {
+            throw new ArgumentException("Keys must not be empty.", nameof(key));
+        }
+
+        if (key.Length > Options.MaxKeySizeBytes)
+        {
+            throw new ArgumentException($"The key is {key.Length} bytes; MaxKeySizeBytes is {Options.MaxKeySizeBytes}.", nameof(key));
+        }
+    }
+
+    internal void ValidateValue(ReadOnlySpan<byte> value)
+    {
+        if (value.Length > Options.MaxValueSizeBytes)
+        {
+            throw new ArgumentException($"The value is {value.Length} bytes; MaxValueSizeBytes is {Options.MaxValueSizeBytes}.", nameof(value));
+        }
+    }
+
+    // ---------------------------------------------------------------- private
+
+    private static void CreateFile(IFileSystem fileSystem, string path, int pageSizeBytes)
+    {
+        // Build it under a temporary name and rename it into place, so a crash never leaves a
+        // half-written file under the real name; then sync the directory so the name is durable.
+        string temporary = path + ".creating";
+        fileSystem.DeleteFile(temporary);
+        using (var file = fileSystem.Open(temporary, FileOpenMode.CreateNew))
+        {
+            var pages = new byte[2 * pageSizeBytes];
+            var initial = new MetaState(Txid: 0, CatalogRoot: 0, BucketCount: 0, FreelistPage: 0, FreelistPageCount: 0, PageCount: 2, FreePageCount: 0);
+            FormatMeta(pages.AsSpan(0, pageSizeBytes), initial, slot: 0, pageSizeBytes);
+            FormatMeta(pages.AsSpan(pageSizeBytes), initial, slot: 1, pageSizeBytes);
+            file.Write(0, pages);
+            file.Flush();
+        }
+
+        fileSystem.Rename(temporary, path);
+        string? directory = System.IO.Path.GetDirectoryName(path);
+        fileSystem.SyncDirectory(string.IsNullOrEmpty(directory) ? "." : directory);
+    }
+
+    private void Load()
+    {
+        var meta0 = TryReadMeta(0, 0);
+        if (meta0 is { } m0 && m0.PageSizeBytes != PageSizeBytes)
+        {
+            throw new ArgumentException($"'{Path}' was created with PageSizeBytes {m0.PageSizeBytes}; the options say {PageSizeBytes}.", "options");
+        }
+
+        var meta1 = TryReadMeta(1, PageSizeBytes);
+        MetaBody chosen;
+        if (meta0 is { } a && (meta1 is not { } b || a.Txid >= b.Txid))
+        {
+            chosen = a;
+            _durableSlot = 0;
+        }
+        else if (meta1 is { } c)
+        {
+            chosen = c;
+            _durableSlot = 1;
+        }
+        else
+        {
+            throw new CorruptionException(Path, 0, "neither meta page (page 0 or 1) is valid");
+        }
+
+        long metaOffset = _durableSlot * (long)PageSizeBytes;
+        if (chosen.PageCount < 2 || chosen.CatalogRoot < 0 || chosen.CatalogRoot >= chosen.PageCount
+            || chosen.FreelistPage < 0 || chosen.FreelistPage + chosen.FreelistPageCount > chosen.PageCount || chosen.BucketCount < 0)
+        {
+            throw new CorruptionException(Path, metaOffset, $"meta page {_durableSlot} holds impossible page numbers");
+        }
+
+        var free = new List<long>();
+        if (chosen.FreelistPage != 0)
+        {
+            var run = LoadRun(chosen.FreelistPage, cache: false);
+            ReadFreelistRun(run, chosen.FreelistPage, chosen.PageCount, free);
+        }
+
+        Freelist.Load(free);
+        _durableTxid = chosen.Txid;
+        _meta = new MetaState(chosen.Txid, chosen.CatalogRoot, chosen.BucketCount, chosen.FreelistPage, chosen.FreelistPageCount, chosen.PageCount, free.Count);
+    }
+
+    internal void ReadFreelistRun(byte[] run, long pageId, long pageCount, List<long> into)
+    {
+        if (PageFormat.Kind(run) != PageKind.Freelist)
+        {
+            throw Corrupt(pageId, $"expected the freelist, found kind {(int)PageFormat.Kind(run)}");
+        }
+
+        long count = BinaryPrimitives.ReadInt64LittleEndian(run.AsSpan(PageHeader.SizeOf));
+        if (count < 0 || PageHeader.SizeOf + PageFormat.FreelistCountSizeBytes + (count * sizeof(long)) > run.Length)
+        {
+            throw Corrupt(pageId, $"the freelist claims {count} entries");
+        }
+
+        var ids = MemoryMarshal.Cast<byte, long>(run.AsSpan(PageHeader.SizeOf + PageFormat.FreelistCountSizeBytes, (int)count * sizeof(long)));
+        foreach (long id in ids)
+        {
+            if (id < 2 || id >= pageCount)
+            {
+                throw Corrupt(pageId, $"the freelist lists page {id}, outside 2..{pageCount - 1}");
+            }
+
+            into.Add(id);
+        }
+    }
+
+    private MetaBody? TryReadMeta(int slot, long offset)
+    {
+        Span<byte> bytes = stackalloc byte[MetaBody.EndOffset];
+        if (_file.Read(offset, bytes) < bytes.Length)
+        {
+            return null;
+        }
+
+        var header = PageHeader.Read(bytes);
+        var body = MemoryMarshal.Read<MetaBody>(bytes[PageHeader.SizeOf..]);
+        bool valid = header.Checksum == Crc32C.Compute(bytes[4..])
+            && header.Kind == PageKind.Meta
+            && header.PageId == slot
+            && body.Magic == MetaBody.ExpectedMagic
+            && body.FormatVersion == MetaBody.CurrentFormatVersion;
+        return valid ? body : null;
+    }
+
+    private static void FormatMeta(Span<byte> page, MetaState meta, int slot, int pageSizeBytes)
+    {
+        page.Clear();
+        ref var header = ref PageHeader.Of(page);
+        header.Kind = PageKind.Meta;
+        header.PageId = slot;
+        header.Txid = meta.Txid;
+        var body = new MetaBody
+        {
+            Magic = MetaBody.ExpectedMagic,
+            FormatVersion = MetaBody.CurrentFormatVersion,
+            PageSizeBytes = pageSizeBytes,
+            CatalogRoot = meta.CatalogRoot,
+            BucketCount = meta.BucketCount,
+            FreelistPage = meta.FreelistPage,
+            FreelistPageCount = meta.FreelistPageCount,
+            PageCount = meta.PageCount,
+            Txid = meta.Txid,
+        };
+        MemoryMarshal.Write(page[PageHeader.SizeOf..], in body);
+        header.Checksum = Crc32C.Compute(page[4..MetaBody.EndOffset]);
+    }
+
+    private void WriteMeta(MetaState meta, int slot)
+    {
+        var page = new byte[PageSizeBytes];
+        FormatMeta(page, meta, slot, PageSizeBytes);
+        _file.Write(slot * (long)PageSizeBytes, page);
+    }
+
+    private void SyncUnsynchronized()
+    {
+        var meta = _meta;
+        if (meta.Txid == _durableTxid)
+        {
+            return;
+        }
+
+        try
+        {
+            _file.Flush();
+            WriteMeta(meta, 1 - _durableSlot);
+            _file.Flush();
+            _durableSlot = 1 - _durableSlot;
+            _durableTxid = meta.Txid;
+        }
+        catch (Exception e)
+        {
+            _failure = e;
+            throw;
+        }
+    }
+
+    private byte[] BuildFreelistRun(long pageId, int pages, long txid, List<long> ids)
+    {
+        var run = PageFormat.NewBuffer(pages * PageSizeBytes);
+        ref var header = ref PageHeader.Of(run);
+        header.Kind = PageKind.Freelist;
+        header.PageId = pageId;
+        header.Txid = txid;
+        header.OverflowPages = pages - 1;
+        BinaryPrimitives.WriteInt64LittleEndian(run.AsSpan(PageHeader.SizeOf), ids.Count);
+        MemoryMarshal.AsBytes(CollectionsMarshal.AsSpan(ids)).CopyTo(run.AsSpan(PageHeader.SizeOf + PageFormat.FreelistCountSizeBytes));
+        PageFormat.Seal(run);
+        return run;
+    }
+
+    /// <summary>Writes the pages in page order, one gather write per run of adjacent pages.</summary>
+    private void WriteDirtyPages(List<(long PageId, byte[] Buffer)> pages)
+    {
+        const int MaxBuffersPerWrite = 256;
+        pages.Sort((x, y) => x.PageId.CompareTo(y.PageId));
+        var batch = new List<ReadOnlyMemory<byte>>();
+        long batchStart = 0;
+        long nextPage = -1;
+        foreach (var (pageId, buffer) in pages)
+        {
+            if (pageId != nextPage || batch.Count == MaxBuffersPerWrite)
+            {
+                if (batch.Count > 0)
+                {
+                    _file.Write(batchStart * PageSizeBytes, batch);
+                    batch.Clear();
+                }
+
+                batchStart = pageId;
+            }
+
+            batch.Add(buffer);
+            nextPage = pageId + (buffer.Length / PageSizeBytes);
+        }
+
+        if (batch.Count > 0)
+        {
+            _file.Write(batchStart * PageSizeBytes, batch);
+        }
+    }
+
+    private long OldestReaderSnapshot()
+    {
+        lock (_readerGate)
+        {
+            long oldest = long.MaxValue;
+            foreach (long txid in _readersBySnapshot.Keys)
+            {
+                oldest = Math.Min(oldest, txid);
+            }
+
+            return oldest;
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null)
+        {
+            throw new InvalidOperationException("An earlier commit or sync failed, so the disk state is uncertain; dispose and reopen the database.", _failure);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+using System.Buffers.Binary;
+
+namespace EmbeddedRaft.Storage.BTree;
+
+/// <summary>
+/// A read or write transaction on a <see cref="BTreeDatabase"/>. A read transaction sees the
+/// snapshot of the moment it began for as long as it is open, whatever the writer commits meanwhile;
+/// a write transaction sees its own changes and makes them visible and durable at
+/// <see cref="Commit"/>, or discards them at <see cref="Rollback"/> or <see cref="Dispose"/>.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: use a transaction (and its buckets and cursors) from one thread at a time.
+/// Different transactions may be used from different threads concurrently. Always dispose it: an
+/// open read transaction keeps the pages of its snapshot from being reused.
+/// </remarks>
+public sealed class Transaction : IDisposable
+{
+    private readonly Dictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
+    private readonly List<(long PageId, byte[] Buffer)> _dirtyPages = [];
+    private readonly List<(long PageId, int Count)> _freedPages = [];
+    private readonly Tree _catalog;
+    private readonly List<byte[]> _arenaChunks = [];
+    private byte[]? _arena;
+    private int _arenaUsed;
+    private bool _ended;
+
+    internal Transaction(BTreeDatabase database, MetaState snapshot, bool readOnly)
+    {
+        Database = database;
+        Snapshot = snapshot;
+        IsReadOnly = readOnly;
+        Id = readOnly ? snapshot.Txid : snapshot.Txid + 1;
+        PageCount = snapshot.PageCount;
+        _catalog = new Tree(this, snapshot.CatalogRoot, snapshot.BucketCount);
+    }
+
+    /// <summary>True for a read transaction, which refuses every change with <see cref="InvalidOperationException"/>.</summary>
+    public bool IsReadOnly { get; }
+
+    /// <summary>
+    /// The transaction id: for a read transaction, the id of the commit whose snapshot it sees; for a
+    /// write transaction, the id its commit will have.
+    /// </summary>
+    public long Id { get; }
+
+    internal BTreeDatabase Database { get; }
+
+    internal MetaState Snapshot { get; }
+
+    /// <summary>The high-water mark as this transaction has moved it.</summary>
+    internal long PageCount { get; private set; }
+
+    internal Tree Catalog => _catalog;
+
+    internal List<(long PageId, byte[] Buffer)> DirtyPages => _dirtyPages;
+
+    internal List<(long PageId, int Count)> FreedPages => _freedPages;
+
+    /// <summary>Pages written by this transaction that the writer is unlikely to touch again (the full
+    /// pages left behind by an append run): not published to the page cache.</summary>
+    internal HashSet<long> ColdPages { get; } = [];
+
+    /// <summary>Opens an existing bucket, or returns null when there is none of that name.</summary>
+    /// <exception cref="ArgumentException">The name is empty or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    public Bucket? OpenBucket(string name)
+    {
+        ThrowIfEnded();
+        if (_buckets.TryGetValue(name, out var bucket))
+        {
+            return bucket;
+        }
+
+        var nameBytes = Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes);
+        if (!_catalog.TryGet(nameBytes, out var record))
+        {
+            return null;
+        }
+
+        if (record.Length != BucketRecordSizeBytes)
+        {
+            throw Database.Corrupt(_catalog.RootPageId, $"bucket record of '{name}' is {record.Length} bytes, expected {BucketRecordSizeBytes}");
+        }
+
+        bucket = new Bucket(this, name, new Tree(this, BinaryPrimitives.ReadInt64LittleEndian(record), BinaryPrimitives.ReadInt64LittleEndian(record[8..])));
+        _buckets.Add(name, bucket);
+        return bucket;
+    }
+
+    /// <summary>Creates a bucket.</summary>
+    /// <exception cref="InvalidOperationException">A bucket of that name exists, or the transaction is read-only.</exception>
+    /// <exception cref="ArgumentException">The name is empty or longer than <see cref="BTreeOptions.MaxKeySizeBytes"/> in UTF-8.</exception>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    public Bucket CreateBucket(string name)
+    {
+        ThrowIfReadOnly();
+        if (OpenBucket(name) is not null)
+        {
+            throw new InvalidOperationException($"A bucket named '{name}' already exists.");
+        }
+
+        var nameBytes = Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes);
+        _catalog.Put(nameBytes, EncodeRecord(0, 0));
+        var bucket = new Bucket(this, name, new Tree(this, 0, 0) { Dirty = true });
+        _buckets.Add(name, bucket);
+        return bucket;
+    }
+
+    /// <summary>Opens the bucket, creating it when it does not exist.</summary>
+    /// <exception cref="InvalidOperationException">The bucket does not exist and the transaction is read-only.</exception>
+    /// <exception cref="ArgumentException">The name is empty or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    public Bucket CreateBucketIfNotExists(string name) => OpenBucket(name) ?? CreateBucket(name);
+
+    /// <summary>Deletes a bucket and every key in it; returns false when there is no such bucket.</summary>
+    /// <exception cref="InvalidOperationException">The transaction is read-only.</exception>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    public bool DeleteBucket(string name)
+    {
+        ThrowIfReadOnly();
+        var bucket = OpenBucket(name);
+        if (bucket is null)
+        {
+            return false;
+        }
+
+        bucket.Tree.FreeAll();
+        bucket.MarkDeleted();
+        _buckets.Remove(name);
+        _catalog.Delete(Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes));
+        return true;
+    }
+
+    /// <summary>The names of every bucket, in byte-wise order of their UTF-8 encoding.</summary>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    public IReadOnlyList<string> ListBuckets()
+    {
+        ThrowIfEnded();
+        var names = new List<string>();
+        var cursor = new Cursor(new Bucket(this, string.Empty, _catalog), this);
+        for (bool more = cursor.First(); more; more = cursor.Next())
+        {
+            names.Add(System.Text.Encoding.UTF8.GetString(cursor.Key));
+        }
+
+        return names;
+    }
+
+    /// <summary>
+    /// Makes the transaction's changes visible to transactions that begin afterwards and, with
+    /// <see cref="CommitDurability.Synced"/>, durable before it returns. Ends the transaction.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The transaction is read-only.</exception>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    /// <exception cref="IOException">Writing or flushing failed. The changes may or may not be durable;
+    /// the database refuses further writes until it is reopened (which finds the last durable commit).</exception>
+    public void Commit(CommitDurability durability = CommitDurability.Synced)
+    {
+        ThrowIfReadOnly();
+        bool changed = _catalog.Dirty;
+        foreach (var bucket in _buckets.Values)
+        {
+            changed |= bucket.Tree.Dirty;
+        }
+
+        try
+        {
+            if (changed)
+            {
+                var names = new List<string>(_buckets.Keys);
+                names.Sort(StringComparer.Ordinal);
+                foreach (string name in names)
+                {
+                    var tree = _buckets[name].Tree;
+                    if (!tree.Dirty)
+                    {
+                        continue;
+                    }
+
+                    tree.Rebalance();
+                    tree.Spill();
+                    _catalog.Put(Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes), EncodeRecord(tree.RootPageId, tree.Count));
+                }
+
+                _catalog.Rebalance();
+                _catalog.Spill();
+            }
+        }
+        catch
+        {
+            End();
+            Database.EndWrite(this, committed: false);
+            throw;
+        }
+
+        End();
+        if (changed)
+        {
+            Database.CommitWrite(this, _catalog.RootPageId, _catalog.Count, durability);
+        }
+        else
+        {
+            Database.EndWrite(this, committed: false);
+        }
+    }
+
+    /// <summary>Discards a write transaction's changes, or ends a read transaction. Ends the transaction.</summary>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    public void Rollback()
+    {
+        ThrowIfEnded();
+        Finish();
+    }
+
+    /// <summary>Ends the transaction, discarding uncommitted changes. Does nothing when it has ended; never throws.</summary>
+    public void Dispose()
+    {
+        if (!_ended)
+        {
+            Finish();
+        }
+    }
+
+    private void Finish()
+    {
+        End();
+        if (IsReadOnly)
+        {
+            Database.EndRead(this);
+        }
+        else
+        {
+            Database.EndWrite(this, committed: false);
+        }
+    }
+
+    internal const int BucketRecordSizeBytes = 16;
+
+    internal static byte[] EncodeRecord(long rootPageId, long count)
+    {
+        var record = new byte[BucketRecordSizeBytes];
+        BinaryPrimitives.WriteInt64LittleEndian(record, rootPageId);
+        BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(8), count);
+        return record;
+    }
+
+    internal long AllocatePages(int count)
+    {
+        long pageId = Database.Freelist.TryAllocate(count);
+        if (pageId < 0)
+        {
+            pageId = PageCount;
+            PageCount += count;
+        }
+
+        return pageId;
+    }
+
+    /// <summary>
+    /// Copies a key and value next to each other into memory that lives as long as the transaction's
+    /// nodes: small ones share 64 KiB chunks (few objects for the GC to trace), large ones get their own array.
+    /// </summary>
+    internal ReadOnlyMemory<byte> Store(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        int length = key.Length + value.Length;
+        Memory<byte> target;
+        if (length > WriterPools.ArenaChunkBytes / 8)
+        {
+            target = new byte[length];
+        }
+        else
+        {
+            if (_arena is null || _arenaUsed + length > _arena.Length)
+            {
+                _arena = Database.Pools.RentChunk();
+                _arenaChunks.Add(_arena);
+                _arenaUsed = 0;
+            }
+
+            target = _arena.AsMemory(_arenaUsed, length);
+            _arenaUsed += length;
+        }
+
+        key.CopyTo(target.Span);
+        value.CopyTo(target.Span[key.Length..]);
+        return target;
+    }
+
+    /// <summary>Gives the arena chunks back for the next write transaction (called once it has ended; its nodes are dead).</summary>
+    internal void ReturnArena()
+    {
+        foreach (var chunk in _arenaChunks)
+        {
+            Database.Pools.ReturnChunk(chunk);
+        }
+
+        _arenaChunks.Clear();
+        _arena = null;
+    }
+
+    internal void FreePages(long pageId, int count) => _freedPages.Add((pageId, count));
+
+    internal void AddDirtyPage(long pageId, byte[] buffer) => _dirtyPages.Add((pageId, buffer));
+
+    internal void ThrowIfEnded() => ObjectDisposedException.ThrowIf(_ended || Database.IsDisposed, this);
+
+    internal void ThrowIfReadOnly()
+    {
+        ThrowIfEnded();
+        if (IsReadOnly)
+        {
+            throw new InvalidOperationException("This is a read transaction; begin a write transaction to change the database.");
+        }
+    }
+
+    private void End() => _ended = true;
+}

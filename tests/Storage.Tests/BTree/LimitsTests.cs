@@ -1,0 +1,132 @@
+using EmbeddedRaft.Storage.BTree;
+using static EmbeddedRaft.Storage.Tests.BTree.BTreeTestSupport;
+
+namespace EmbeddedRaft.Storage.Tests.BTree;
+
+/// <summary>Bad input and misuse get clear errors and change nothing.</summary>
+public class LimitsTests
+{
+    [Test]
+    public void EmptyKeysAreRefused()
+    {
+        using var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, SmallPages);
+        using var tx = db.BeginWrite();
+        var error = Assert.Throws<ArgumentException>(() => tx.CreateBucket("b").Put([], "v"u8))!;
+        Assert.That(error.Message, Does.Contain("empty"));
+    }
+
+    [Test]
+    public void KeysLongerThanMaxKeySizeAreRefusedNamingTheOption()
+    {
+        using var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, SmallPages);
+        using var tx = db.BeginWrite();
+        var bucket = tx.CreateBucket("b");
+        bucket.Put(new byte[64], "fits"u8);
+        var error = Assert.Throws<ArgumentException>(() => bucket.Put(new byte[65], "v"u8))!;
+        Assert.That(error.Message, Does.Contain("MaxKeySizeBytes"));
+        Assert.That(bucket.Count, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void ValuesLongerThanMaxValueSizeAreRefusedNamingTheOption()
+    {
+        using var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, new BTreeOptions { PageSizeBytes = 1024, MaxValueSizeBytes = 100 });
+        using var tx = db.BeginWrite();
+        var error = Assert.Throws<ArgumentException>(() => tx.CreateBucket("b").Put("k"u8, new byte[101]))!;
+        Assert.That(error.Message, Does.Contain("MaxValueSizeBytes"));
+    }
+
+    [Test]
+    public void WritesInsideAReadTransactionAreRefused()
+    {
+        using var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, SmallPages);
+        using (var tx = db.BeginWrite())
+        {
+            tx.CreateBucket("b");
+            tx.Commit();
+        }
+
+        using var read = db.BeginRead();
+        Assert.That(read.IsReadOnly, Is.True);
+        Assert.Throws<InvalidOperationException>(() => read.OpenBucket("b")!.Put("k"u8, "v"u8));
+        Assert.Throws<InvalidOperationException>(() => read.OpenBucket("b")!.Delete("k"u8));
+        Assert.Throws<InvalidOperationException>(() => read.CreateBucket("c"));
+        Assert.Throws<InvalidOperationException>(() => read.DeleteBucket("b"));
+        Assert.Throws<InvalidOperationException>(() => read.Commit());
+    }
+
+    [Test]
+    public void UseAfterDisposeIsRefused()
+    {
+        var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, SmallPages);
+        var tx = db.BeginWrite();
+        var bucket = tx.CreateBucket("b");
+        var cursor = bucket.CreateCursor();
+        tx.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => bucket.Put("k"u8, "v"u8));
+        Assert.Throws<ObjectDisposedException>(() => bucket.Get("k"u8));
+        Assert.Throws<ObjectDisposedException>(() => cursor.First());
+        Assert.Throws<ObjectDisposedException>(() => tx.Commit());
+        Assert.Throws<ObjectDisposedException>(() => tx.OpenBucket("b"));
+
+        var read = db.BeginRead();
+        db.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => db.BeginRead());
+        Assert.Throws<ObjectDisposedException>(() => db.BeginWrite());
+        Assert.Throws<ObjectDisposedException>(() => read.ListBuckets());
+        read.Dispose();
+    }
+
+    [Test]
+    public void ASecondOpenOfTheSameFileIsRefusedWhileTheFirstHoldsIt()
+    {
+        var fs = NewDisk(1);
+        using var first = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        Assert.Throws<StorageLockedException>(() => BTreeDatabase.Open(fs, DatabasePath, SmallPages));
+    }
+
+    [Test]
+    public void OpeningWithAnotherPageSizeIsRefused()
+    {
+        var fs = NewDisk(1);
+        BTreeDatabase.Open(fs, DatabasePath, SmallPages).Dispose();
+        var error = Assert.Throws<ArgumentException>(() => BTreeDatabase.Open(fs, DatabasePath, new BTreeOptions { PageSizeBytes = 4096 }))!;
+        Assert.That(error.Message, Does.Contain("1024"));
+    }
+
+    [TestCase(512)]
+    [TestCase(3000)]
+    [TestCase(131072)]
+    public void PageSizesOutsideOneTo64KiBOrNotAPowerOfTwoAreRefused(int pageSize) =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new BTreeOptions { PageSizeBytes = pageSize });
+
+    [Test]
+    public void AMaxKeySizeTooLargeForThePageSizeIsRefusedAtOpen()
+    {
+        var options = new BTreeOptions { PageSizeBytes = 1024, MaxKeySizeBytes = 511 };
+        var error = Assert.Throws<ArgumentException>(() => BTreeDatabase.Open(NewDisk(1), DatabasePath, options))!;
+        Assert.That(error.Message, Does.Contain("MaxKeySizeBytes"));
+    }
+
+    [Test]
+    public void AFailedCommitMakesTheDatabaseRefuseWritesUntilReopened()
+    {
+        var fs = NewDisk(1);
+        var db = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        fs.FailWhen = op => op.Kind == EmbeddedRaft.TestSupport.IO.FaultOperationKind.Flush;
+        using (var tx = db.BeginWrite())
+        {
+            tx.CreateBucket("b").Put("k"u8, "v"u8);
+            Assert.Throws<IOException>(() => tx.Commit());
+        }
+
+        Assert.Throws<InvalidOperationException>(() => db.BeginWrite());
+        fs.FailWhen = null;
+        db.Dispose();
+        using var reopened = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        reopened.Check();
+        using var write = reopened.BeginWrite();
+        write.CreateBucketIfNotExists("b").Put("k"u8, "v"u8);
+        write.Commit();
+    }
+}
