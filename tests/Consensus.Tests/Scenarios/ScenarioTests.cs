@@ -1,4 +1,4 @@
-using System.Runtime.CompilerServices;
+using System.Reflection;
 
 namespace EmbeddedRaft.Consensus.Tests.Scenarios;
 
@@ -9,8 +9,15 @@ namespace EmbeddedRaft.Consensus.Tests.Scenarios;
 /// </summary>
 public class ScenarioTests
 {
-    private static string DataDirectory([CallerFilePath] string path = "") =>
-        Path.Combine(Path.GetDirectoryName(path)!, "testdata");
+    // The scripts are read from (and, with REWRITE=1, written back to) the source tree, whose
+    // location the build records: [CallerFilePath] would not do, because CI builds map source
+    // paths to "/_/" for deterministic output.
+    private static string DataDirectory() =>
+        Path.Combine(
+            typeof(ScenarioTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+                .Single(a => a.Key == "ProjectDirectory").Value!,
+            "Scenarios",
+            "testdata");
 
     public static IEnumerable<TestCaseData> Scripts() =>
         Directory.GetFiles(DataDirectory(), "*.txt").Order(StringComparer.Ordinal)
