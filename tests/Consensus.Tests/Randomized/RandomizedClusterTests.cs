@@ -1,4 +1,4 @@
-using System.Globalization;
+using EmbeddedRaft.TestSupport;
 
 namespace EmbeddedRaft.Consensus.Tests.Randomized;
 
@@ -11,18 +11,7 @@ public class RandomizedClusterTests
     private const int DefaultSeeds = 300;
     private const int FaultSteps = 1500;
 
-    private static IEnumerable<int> Seeds()
-    {
-        var single = Environment.GetEnvironmentVariable("RAFT_SEED");
-        if (!string.IsNullOrEmpty(single))
-        {
-            return [int.Parse(single, CultureInfo.InvariantCulture)];
-        }
-
-        var soak = Environment.GetEnvironmentVariable("RAFT_SOAK_SEEDS");
-        var count = string.IsNullOrEmpty(soak) ? DefaultSeeds : int.Parse(soak, CultureInfo.InvariantCulture);
-        return Enumerable.Range(1, count);
-    }
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("RAFT_SEED", "RAFT_SOAK_SEEDS", first: 1, DefaultSeeds);
 
     [TestCase(3)]
     [TestCase(5)]

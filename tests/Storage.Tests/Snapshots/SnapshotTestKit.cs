@@ -1,5 +1,5 @@
-using System.Globalization;
 using EmbeddedRaft.Storage.Snapshots;
+using EmbeddedRaft.TestSupport;
 
 namespace EmbeddedRaft.Storage.Tests.Snapshots;
 
@@ -10,17 +10,7 @@ internal static class SnapshotTestKit
     public static SnapshotOptions SmallChunks(int retainCount = 3) => new(retainCount: retainCount, chunkSizeBytes: 4096);
 
     /// <summary>SNAPSHOT_SEED=N runs just N; otherwise <paramref name="count"/> seeds from <paramref name="first"/> (more with STORAGE_SOAK_SEEDS=N).</summary>
-    public static IEnumerable<int> Seeds(int first, int count)
-    {
-        string? fixedSeed = Environment.GetEnvironmentVariable("SNAPSHOT_SEED");
-        if (!string.IsNullOrEmpty(fixedSeed))
-        {
-            return [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
-        }
-
-        string? soak = Environment.GetEnvironmentVariable("STORAGE_SOAK_SEEDS");
-        return Enumerable.Range(first, string.IsNullOrEmpty(soak) ? count : int.Parse(soak, CultureInfo.InvariantCulture));
-    }
+    public static IEnumerable<int> Seeds(int first, int count) => TestSeeds.Choose("SNAPSHOT_SEED", "STORAGE_SOAK_SEEDS", first, count);
 
     public static string Reproduce(int seed) => $"reproduce with SNAPSHOT_SEED={seed}";
 

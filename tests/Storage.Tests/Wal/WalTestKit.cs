@@ -1,5 +1,5 @@
-using System.Globalization;
 using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
 
@@ -13,22 +13,7 @@ internal static class WalTestKit
         new(segmentSizeBytes: segmentSizeBytes, maxRecordSizeBytes: maxRecordSizeBytes, writeBufferSizeBytes: 4096, maxBufferedBytes: 64 * 1024);
 
     /// <summary>The seeds a randomized test runs: WAL_SEED=N runs just N; otherwise <paramref name="count"/> seeds from <paramref name="first"/> (more with STORAGE_SOAK_SEEDS=N).</summary>
-    public static IEnumerable<int> Seeds(int first, int count)
-    {
-        string? fixedSeed = Environment.GetEnvironmentVariable("WAL_SEED");
-        if (!string.IsNullOrEmpty(fixedSeed))
-        {
-            return [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
-        }
-
-        string? soak = Environment.GetEnvironmentVariable("STORAGE_SOAK_SEEDS");
-        if (!string.IsNullOrEmpty(soak))
-        {
-            count = int.Parse(soak, CultureInfo.InvariantCulture);
-        }
-
-        return Enumerable.Range(first, count);
-    }
+    public static IEnumerable<int> Seeds(int first, int count) => TestSeeds.Choose("WAL_SEED", "STORAGE_SOAK_SEEDS", first, count);
 
     /// <summary>A payload of non-zero bytes derived from <paramref name="random"/> (non-zero so that every sector piece of a frame carries data).</summary>
     public static byte[] Payload(Random random, int minLength, int maxLength)
