@@ -57,6 +57,13 @@ internal static class LeafPage
         dataStart = size - block;
         int shift = dataStart - low;
         var target = buffer.AsSpan(0, size);
+        if (shift == 0 && count > 0)
+        {
+            // Written in page mode: already laid out, and the gap is zero (every writer zeroes it).
+            committed.AsSpan(0, size).CopyTo(target);
+            return true;
+        }
+
         committed.AsSpan(0, slotsEnd).CopyTo(target);
         target[slotsEnd..dataStart].Clear();
         if (block > 0)

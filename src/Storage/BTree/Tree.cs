@@ -440,7 +440,7 @@ internal sealed class Tree
             }
         }
 
-        node = new Node(isLeaf, parent, pageId, key, entries);
+        node = new Node(isLeaf, parent, pageId, key, entries) { SourcePage = isLeaf ? null : page };
         _nodes![pageId] = node;
         return node;
     }
@@ -531,6 +531,7 @@ internal sealed class Tree
 
         if (node.Entries.Count == 0)
         {
+            parent.SourcePage = null;
             parent.Entries.RemoveAt(parent.IndexOfChild(node.PageId));
             parent.Children?.Remove(node);
             Discard(node);
@@ -564,6 +565,8 @@ internal sealed class Tree
 
         ToEntries(target);
         ToEntries(source);
+        target.SourcePage = null;
+        parent.SourcePage = null;
         target.Entries.AddRange(source.Entries);
         target.HasUnwrittenOverflow |= source.HasUnwrittenOverflow;
         foreach (var child in source.Children ?? [])
@@ -587,6 +590,7 @@ internal sealed class Tree
         {
             var child = ChildNode(root, 0);
             ToEntries(child);
+            root.SourcePage = child.SourcePage;
             root.IsLeaf = child.IsLeaf;
             root.Entries = child.Entries;
             root.Children = child.Children;
