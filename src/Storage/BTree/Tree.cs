@@ -35,6 +35,12 @@ internal sealed class Tree
     private Node? _root;
     private Node? _appendLeaf;
 
+    /// <summary>Page-mode buffers of leaves converted to entry mode: their entries slice them until the spill ends.</summary>
+    private List<byte[]>? _detachedPages;
+
+    /// <summary>True once a delete ran in this transaction: only deletes make nodes need rebalancing.</summary>
+    private bool _deleted;
+
     /// <summary>Reused by <see cref="SplitPoints"/>; each result is consumed before the next call.</summary>
     private readonly List<(int Start, int Count)> _splitGroups = [];
     private List<(long Page, int Count)>? _overflowFrees;
@@ -100,7 +106,7 @@ internal sealed class Tree
 
     private bool TryGetThroughNodes(ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
-        var frame = new CursorFrame { Node = _root };
+        var frame = FrameOf(_root!);
         for (int depth = 0; depth < MaxDepth; depth++)
         {
             if (!frame.IsLeaf)
@@ -122,7 +128,7 @@ internal sealed class Tree
     {
         if (_root is not null)
         {
-            frame = new CursorFrame { Node = _root };
+            frame = FrameOf(_root);
             return true;
         }
 
@@ -144,7 +150,7 @@ internal sealed class Tree
             child = node.Entries[index].PageId;
             if (_nodes is not null && _nodes.TryGetValue(child, out var materialised))
             {
-                return new CursorFrame { Node = materialised };
+                return FrameOf(materialised);
             }
         }
         else
@@ -154,6 +160,10 @@ internal sealed class Tree
 
         return new CursorFrame { Page = _db.ReadTreePage(child) };
     }
+
+    /// <summary>A page-mode leaf is read like any page: its buffer is in the page format.</summary>
+    private static CursorFrame FrameOf(Node node) =>
+        node.Page is { } page ? new CursorFrame { Page = page } : new CursorFrame { Node = node };
 
     public static int FrameBranchSearch(in CursorFrame frame, ReadOnlySpan<byte> key) =>
         frame.Node is { } node ? node.BranchSearch(key) : PageFormat.BranchSearch(frame.Page!, key);
@@ -192,21 +202,12 @@ internal sealed class Tree
         Node leaf;
         int index;
         bool exact;
-        if (_appendLeaf is { Removed: false, Entries.Count: > 0 } last && key.SequenceCompareTo(last.Entries[^1].Key.Span) > 0)
+        if (_appendLeaf is { Removed: false } last && last.EntryCount > 0 && key.SequenceCompareTo(last.KeyAt(last.EntryCount - 1)) > 0)
         {
             // Append fast path: a key above the last key of the rightmost leaf belongs at its end.
             leaf = last;
-            index = last.Entries.Count;
+            index = last.EntryCount;
             exact = false;
-            if (index == last.Entries.Capacity && index < WriterPools.BigListEntries)
-            {
-                // An append run is growing this leaf: move it to a big pooled list instead of letting
-                // the list double its way up (each doubling a fresh large-object-heap array).
-                var big = _db.Pools.RentBigList();
-                big.AddRange(last.Entries);
-                _db.Pools.ReturnList(last.Entries);
-                last.Entries = big;
-            }
         }
         else
         {
@@ -214,8 +215,39 @@ internal sealed class Tree
             _appendLeaf = leaf.Rightmost ? leaf : _appendLeaf;
         }
 
-        var bytes = _tx.Store(key, value);
         bool overflow = PageFormat.SlotSizeBytes + LeafEntryHeader.SizeOf + key.Length + value.Length > MaxInlineEntryBytes(_db.PageSizeBytes);
+        if (leaf.Page is { } page)
+        {
+            int dataStart = leaf.DataStart;
+            if (!exact && !overflow && LeafPage.TryInsert(page, ref dataStart, index, key, value))
+            {
+                leaf.DataStart = dataStart;
+                if (index < leaf.OriginalCount)
+                {
+                    leaf.AppendOnly = false;
+                }
+
+                Count++;
+                Version++;
+                Dirty = true;
+                return;
+            }
+
+            // A replaced key, an overflow value or a full page: entry mode from here on.
+            ToEntries(leaf);
+        }
+
+        if (leaf == _appendLeaf && index == leaf.Entries.Count && index == leaf.Entries.Capacity && index < WriterPools.BigListEntries)
+        {
+            // An append run is growing this leaf: move it to a big pooled list instead of letting
+            // the list double its way up (each doubling a fresh large-object-heap array).
+            var big = _db.Pools.RentBigList();
+            big.AddRange(leaf.Entries);
+            _db.Pools.ReturnList(leaf.Entries);
+            leaf.Entries = big;
+        }
+
+        var bytes = _tx.Store(key, value);
         var entry = new NodeEntry
         {
             Key = bytes[..key.Length],
@@ -254,6 +286,8 @@ internal sealed class Tree
 
         var leaf = LeafNodeFor(key, out int index, out bool exact);
         InvariantViolationException.Check(exact, "B+tree: a key found by lookup was not found on its leaf.");
+        ToEntries(leaf);
+        _deleted = true;
         FreeOverflowOf(leaf.Entries[index]);
         leaf.Entries.RemoveAt(index);
         leaf.Unbalanced = true;
@@ -273,6 +307,7 @@ internal sealed class Tree
         }
 
         _overflowFrees = null;
+        _detachedPages = null;
         _nodes = null;
         _root = null;
         _appendLeaf = null;
@@ -335,9 +370,17 @@ internal sealed class Tree
         if (_root is null)
         {
             _nodes ??= [];
-            _root = RootPageId == 0
-                ? new Node(isLeaf: true, parent: null, pageId: 0, key: default, entries: [])
-                : Materialise(RootPageId, parent: null, key: default);
+            if (RootPageId == 0)
+            {
+                var buffer = _db.Pools.RentPage();
+                LeafPage.InitEmpty(buffer, out int dataStart);
+                _root = new Node(parent: null, pageId: 0, key: default, buffer) { DataStart = dataStart };
+            }
+            else
+            {
+                _root = Materialise(RootPageId, parent: null, key: default);
+            }
+
             _root.Rightmost = true;
         }
 
@@ -363,25 +406,31 @@ internal sealed class Tree
         var page = _db.ReadTreePage(pageId);
         int count = PageFormat.Count(page);
         bool isLeaf = PageFormat.Kind(page) == PageKind.Leaf;
-        var entries = _db.Pools.RentList(count + 1);
-        for (int i = 0; i < count; i++)
+        Node node;
+        if (isLeaf)
         {
-            int offset = PageFormat.EntryOffset(page, i);
-            if (isLeaf)
+            // Page mode: a private copy of the page, edited in place.
+            var buffer = _db.Pools.RentPage();
+            if (page.Length == buffer.Length && LeafPage.TryOpen(page, buffer, out int dataStart))
             {
-                PageFormat.LeafValue(page, i, out int valueOffset, out int valueLength, out bool isOverflow);
-                int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(offset));
-                entries.Add(new NodeEntry
-                {
-                    Key = page.AsMemory(offset + LeafEntryHeader.SizeOf, keyLength),
-                    Value = isOverflow ? default : page.AsMemory(valueOffset, valueLength),
-                    PageId = isOverflow ? BinaryPrimitives.ReadInt64LittleEndian(page.AsSpan(valueOffset)) : 0,
-                    ValueLength = valueLength,
-                    IsOverflow = isOverflow,
-                });
+                node = new Node(parent, pageId, key, buffer) { DataStart = dataStart };
+                _nodes![pageId] = node;
+                return node;
             }
-            else
+
+            _db.Pools.ReturnReplacedPage(buffer);
+        }
+
+        var entries = _db.Pools.RentList(count + 1);
+        if (isLeaf)
+        {
+            AddLeafEntries(page, entries);
+        }
+        else
+        {
+            for (int i = 0; i < count; i++)
             {
+                int offset = PageFormat.EntryOffset(page, i);
                 int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(offset + 8));
                 entries.Add(new NodeEntry
                 {
@@ -391,9 +440,46 @@ internal sealed class Tree
             }
         }
 
-        var node = new Node(isLeaf, parent, pageId, key, entries);
+        node = new Node(isLeaf, parent, pageId, key, entries) { SourcePage = isLeaf ? null : page };
         _nodes![pageId] = node;
         return node;
+    }
+
+    private static void AddLeafEntries(byte[] page, List<NodeEntry> entries)
+    {
+        int count = PageFormat.Count(page);
+        for (int i = 0; i < count; i++)
+        {
+            int offset = PageFormat.EntryOffset(page, i);
+            PageFormat.LeafValue(page, i, out int valueOffset, out int valueLength, out bool isOverflow);
+            int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(offset));
+            entries.Add(new NodeEntry
+            {
+                Key = page.AsMemory(offset + LeafEntryHeader.SizeOf, keyLength),
+                Value = isOverflow ? default : page.AsMemory(valueOffset, valueLength),
+                PageId = isOverflow ? BinaryPrimitives.ReadInt64LittleEndian(page.AsSpan(valueOffset)) : 0,
+                ValueLength = valueLength,
+                IsOverflow = isOverflow,
+            });
+        }
+    }
+
+    /// <summary>
+    /// Moves a page-mode leaf to entry mode. Its buffer is no longer edited: the entries slice it
+    /// (as do values handed out earlier) until the spill ends, when it goes back to the pool.
+    /// </summary>
+    private void ToEntries(Node node)
+    {
+        if (node.Page is not { } page)
+        {
+            return;
+        }
+
+        var entries = _db.Pools.RentList(PageFormat.Count(page) + 1);
+        AddLeafEntries(page, entries);
+        node.Entries = entries;
+        node.Page = null;
+        (_detachedPages ??= []).Add(page);
     }
 
     // ---------------------------------------------------------------- commit: rebalance
@@ -401,11 +487,13 @@ internal sealed class Tree
     /// <summary>Merges nodes that deletes left under a quarter full into a sibling (bbolt's rule).</summary>
     public void Rebalance()
     {
-        if (_nodes is null)
+        if (_nodes is null || !_deleted)
         {
+            // Only deletes leave nodes under-full.
             return;
         }
 
+        _deleted = false;
         foreach (var node in _nodes.Values.ToList())
         {
             if (!node.Removed)
@@ -428,6 +516,7 @@ internal sealed class Tree
         }
 
         node.Unbalanced = false;
+        ToEntries(node);
         int minEntries = node.IsLeaf ? 1 : 2;
         if (node.SizeBytes > _db.PageSizeBytes / 4 && node.Entries.Count >= minEntries)
         {
@@ -442,6 +531,7 @@ internal sealed class Tree
 
         if (node.Entries.Count == 0)
         {
+            parent.SourcePage = null;
             parent.Entries.RemoveAt(parent.IndexOfChild(node.PageId));
             parent.Children?.Remove(node);
             Discard(node);
@@ -473,6 +563,10 @@ internal sealed class Tree
             source = node;
         }
 
+        ToEntries(target);
+        ToEntries(source);
+        target.SourcePage = null;
+        parent.SourcePage = null;
         target.Entries.AddRange(source.Entries);
         target.HasUnwrittenOverflow |= source.HasUnwrittenOverflow;
         foreach (var child in source.Children ?? [])
@@ -495,6 +589,8 @@ internal sealed class Tree
         while (!root.IsLeaf && root.Entries.Count == 1)
         {
             var child = ChildNode(root, 0);
+            ToEntries(child);
+            root.SourcePage = child.SourcePage;
             root.IsLeaf = child.IsLeaf;
             root.Entries = child.Entries;
             root.Children = child.Children;
@@ -546,7 +642,7 @@ internal sealed class Tree
         _root = null;
         _nodes = null;
         _appendLeaf = null;
-        if (root.IsLeaf && root.Entries.Count == 0)
+        if (root.IsLeaf && root.EntryCount == 0)
         {
             if (root.PageId != 0)
             {
@@ -562,17 +658,35 @@ internal sealed class Tree
 
         // The nodes are dead now (their pages are built); their entry lists serve the next transaction.
         // Each live node owns its list alone: merged-away and collapsed nodes were removed from the map.
+        // Page-mode leaves have no list (their buffers are the new pages).
         foreach (var node in materialised.Values)
         {
-            if (!node.Removed)
+            if (!node.Removed && node.Page is null)
             {
                 _db.Pools.ReturnList(node.Entries);
             }
+        }
+
+        if (_detachedPages is not null)
+        {
+            // Every page is built: nothing refers to these buffers any more.
+            foreach (var page in _detachedPages)
+            {
+                _db.Pools.ReturnReplacedPage(page);
+            }
+
+            _detachedPages = null;
         }
     }
 
     private void Spill(Node node)
     {
+        if (node.Page is { } leafPage)
+        {
+            SpillLeafPage(node, leafPage);
+            return;
+        }
+
         if (node.Children is { } children)
         {
             foreach (var child in children)
@@ -628,6 +742,38 @@ internal sealed class Tree
 
         var newRoot = new Node(isLeaf: false, parent: null, pageId: 0, key: default, rootEntries) { Rightmost = true };
         Spill(newRoot);
+    }
+
+    /// <summary>A page-mode leaf: its buffer, sealed under a new page id, is the new page.</summary>
+    private void SpillLeafPage(Node node, byte[] page)
+    {
+        if (node.PageId != 0)
+        {
+            _tx.FreePages(node.PageId, 1);
+            node.PageId = 0;
+        }
+
+        long pageId = _tx.AllocatePages(1);
+        ref var header = ref PageHeader.Of(page);
+        header.Checksum = 0;
+        header.Kind = PageKind.Leaf;
+        header.Flags = 0;
+        header.PageId = pageId;
+        header.Txid = _tx.Id;
+        header.OverflowPages = 0;
+        header.Reserved = 0;
+        PageFormat.Seal(page);
+        _tx.AddDirtyPage(pageId, page);
+        if (node.Parent is { } parent)
+        {
+            int offset = PageFormat.EntryOffset(page, 0);
+            int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(offset));
+            parent.PutChild(node.Key, page.AsMemory(offset + LeafEntryHeader.SizeOf, keyLength), pageId);
+        }
+        else
+        {
+            RootPageId = pageId;
+        }
     }
 
     /// <summary>
