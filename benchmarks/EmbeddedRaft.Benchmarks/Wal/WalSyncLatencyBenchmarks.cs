@@ -29,9 +29,7 @@ public class WalSyncLatencyBenchmarks
         new Random(1).NextBytes(_block);
         new Random(2).NextBytes(_payload);
         _directory = BenchmarkDirectory.Create("latency");
-        _raw = PhysicalFileSystem.Instance.Open(Path.Combine(_directory, "raw.bin"), FileOpenMode.CreateNew);
-        _raw.Preallocate(RawFileBytes);
-        _raw.Flush();
+        _raw = BenchmarkDirectory.CreateRawFile(_directory, RawFileBytes);
         _wal = WriteAheadLog.Open(PhysicalFileSystem.Instance, Path.Combine(_directory, "wal"));
     }
 

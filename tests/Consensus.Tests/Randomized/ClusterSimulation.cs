@@ -143,6 +143,25 @@ internal sealed class ClusterSimulation
         $"seed={Seed} nodes={_ids.Count} preVote={PreVote} checkQuorum={CheckQuorum} membership={Membership} steps={Steps} committed={_maxCommitted} "
         + $"proposals={_proposals} reads={_reads} transfers={_transfers} confChanges={_confChangesProposed} proposed/{_confChangesRejected} rejected/{_configAt.Count} applied";
 
+    /// <summary>
+    /// The whole run: <paramref name="faultSteps"/> steps of faults, checked after every step, then
+    /// the liveness phase. A checker failure is an <see cref="AssertionException"/>; any other
+    /// exception is turned into one that describes the run and names the seed that replays it.
+    /// </summary>
+    public void Run(int faultSteps)
+    {
+        try
+        {
+            RunFaults(faultSteps);
+            RunLiveness();
+        }
+        catch (Exception ex) when (ex is not AssertionException)
+        {
+            throw new AssertionException(
+                $"Unexpected {ex.GetType().Name}: {ex.Message} [{Describe()}]. Reproduce with RAFT_SEED={Seed}.\n{ex.StackTrace}", ex);
+        }
+    }
+
     /// <summary>The fault phase: random actions with every fault enabled.</summary>
     public void RunFaults(int steps)
     {
