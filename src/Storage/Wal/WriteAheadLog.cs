@@ -15,9 +15,11 @@ namespace EmbeddedRaft.Storage.Wal;
 /// <para>Appending. <see cref="AppendAsync"/> copies the record once, into a pooled group-commit
 /// buffer, and chains its CRC-32C; whole buffers are written with one (gather) write and made
 /// durable with one flush, however many appenders they carry. A synced append that finds no write
-/// in progress performs that write and flush itself, on its own thread, and completes
-/// synchronously (no thread hand-off); appends that arrive meanwhile are committed together by a
-/// dedicated writer thread. A
+/// in progress, when the last group carried at most one waiter, performs that write and flush
+/// itself, on its own thread, and completes synchronously (no thread hand-off); appends that
+/// arrive meanwhile, and every append under concurrent load, are committed together by a
+/// dedicated writer thread, which hands a large group's completions to the thread pool in one work
+/// item per processor. A
 /// synced append completes when its record is durable; an unsynced one completes at once and
 /// becomes durable with the next synced append, <see cref="SyncAsync"/>, or disposal (a crash
 /// before then may lose it, and only it and later records). Records are durable in append
@@ -43,6 +45,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private readonly Thread _writerThread;
     private readonly TaskCompletionSource _writerExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentQueue<WalAppendWaiter> _waiterPool = new();
+    private readonly ConcurrentQueue<WalCompletionShare> _completionSharePool = new();
     private readonly object _releaseGate = new();
 
     // ---- Guarded by _lock: the appenders' view of the tail. ----
@@ -66,6 +69,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private bool _writerWaiting;
     private bool _inlineWriting;
     private TaskCompletionSource? _writerIdle;
+    private int _lastGroupWaiters;
 
     // ---- Owned by whoever writes: the writer thread, or an appender writing inline. ----
     // Invariant: at most one of them at a time. An appender writes inline only while the writer
@@ -634,13 +638,18 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// True when the calling appender may do the group commit itself, now, on its own thread: the
-    /// writer thread is idle and no one else is writing. Saves two thread hand-offs per synced
-    /// append when appends do not overlap; appends that arrive meanwhile queue for the writer thread.
+    /// writer thread is idle, no one else is writing, and the last group commit carried at most one
+    /// waiter. Saves two thread hand-offs per synced append when appends do not overlap; appends
+    /// that arrive meanwhile queue for the writer thread. Under concurrency (the last group had
+    /// several waiters) the appender does not write: its thread, usually a pool thread, would block
+    /// in the flush while the other appenders' continuations wait for a thread, and the group
+    /// behind it would be smaller. A lone append again after a burst goes to the writer thread
+    /// once, then inline.
     /// </summary>
     private bool TryBeginInlineWriteUnsynchronized()
     {
         Debug.Assert(Monitor.IsEntered(_lock));
-        if (!_writerWaiting || _inlineWriting || _failure is not null || _closing)
+        if (!_writerWaiting || _inlineWriting || _failure is not null || _closing || _lastGroupWaiters > 1)
         {
             return false;
         }
@@ -760,6 +769,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             }
 
             _work.Clear();
+            _lastGroupWaiters = _completions.Count;
             if (failure is null)
             {
                 if (written != default)
@@ -795,6 +805,11 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             }
         }
 
+        if (failure is null && _completions.Count > 1)
+        {
+            CompleteFromThreadPool();
+        }
+
         foreach (var waiter in _completions)
         {
             if (failure is null)
@@ -809,6 +824,29 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         _completions.Clear();
         space?.TrySetResult();
+    }
+
+    /// <summary>Hands <see cref="_completions"/> to the thread pool in one share per processor (see <see cref="WalCompletionShare"/>) and clears it.</summary>
+    private void CompleteFromThreadPool()
+    {
+        int shares = Math.Min(Environment.ProcessorCount, _completions.Count);
+        int perShare = (_completions.Count + shares - 1) / shares;
+        for (int start = 0; start < _completions.Count; start += perShare)
+        {
+            if (!_completionSharePool.TryDequeue(out var share))
+            {
+                share = new WalCompletionShare(_completionSharePool);
+            }
+
+            for (int i = start; i < Math.Min(start + perShare, _completions.Count); i++)
+            {
+                share.Waiters.Add(_completions[i]);
+            }
+
+            ThreadPool.UnsafeQueueUserWorkItem(share, preferLocal: false);
+        }
+
+        _completions.Clear();
     }
 
     // ------------------------------------------------------------------ closing

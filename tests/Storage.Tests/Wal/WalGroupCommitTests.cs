@@ -11,27 +11,16 @@ public sealed class WalGroupCommitTests
     {
         var fs = new FaultInjectingFileSystem(70);
         await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, WalTestKit.SmallSegments(segmentSizeBytes: 1024 * 1024));
-        using var flushEntered = new ManualResetEventSlim();
-        using var releaseFlush = new ManualResetEventSlim();
         // Hold the writer inside its first flush until 99 more appends have queued behind it.
-        fs.FailWhen = op =>
-        {
-            if (op.Kind == FaultOperationKind.Flush && !flushEntered.IsSet)
-            {
-                flushEntered.Set();
-                releaseFlush.Wait();
-            }
-
-            return false;
-        };
+        using var hold = new FirstFlushHold(fs);
         long flushesBefore = fs.FlushCount;
         long writesBefore = fs.WriteCount;
 
         // The first append finds the writer idle and commits inline, on its own thread: not this one.
         var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
-        flushEntered.Wait();
+        hold.Entered.Wait();
         var rest = Enumerable.Range(2, 99).Select(i => log.AppendAsync(1, new byte[100], (ulong)i).AsTask()).ToList();
-        releaseFlush.Set();
+        hold.Release.Set();
         await first;
         await Task.WhenAll(rest);
 
@@ -46,27 +35,16 @@ public sealed class WalGroupCommitTests
         var fs = new FaultInjectingFileSystem(71);
         await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
         long flushesBefore = fs.FlushCount;
-        using var flushEntered = new ManualResetEventSlim();
-        using var releaseFlush = new ManualResetEventSlim();
         // The first flush waits until the test has queued the whole burst, so batching does not depend on timing.
-        fs.FailWhen = op =>
-        {
-            if (op.Kind == FaultOperationKind.Flush && !flushEntered.IsSet)
-            {
-                flushEntered.Set();
-                releaseFlush.Wait();
-            }
-
-            return false;
-        };
+        using var hold = new FirstFlushHold(fs);
         var appends = new List<Task<WalPosition>> { Task.Run(() => log.AppendAsync(1, new byte[1024], 1).AsTask()) };
-        flushEntered.Wait();
+        hold.Entered.Wait();
         for (int i = 1; i < 1000; i++)
         {
             appends.Add(log.AppendAsync(1, new byte[1024], (ulong)i + 1).AsTask());
         }
 
-        releaseFlush.Set();
+        hold.Release.Set();
         await Task.WhenAll(appends);
         Assert.That(fs.FlushCount - flushesBefore, Is.LessThanOrEqualTo(3), "1000 synced appends");
         Assert.That(appends.Select(a => a.Result), Is.Ordered);
@@ -88,6 +66,58 @@ public sealed class WalGroupCommitTests
             Assert.That((fs.WriteCount - writes, fs.FlushCount - flushes), Is.EqualTo((1L, 1L)));
             Assert.That(log.DurablePosition, Is.EqualTo(log.EndPosition));
         }
+    }
+
+    [Test]
+    public async Task EveryWaiterOfALargeGroupResumesOnAPoolThreadNeverOnTheWriter()
+    {
+        var fs = new FaultInjectingFileSystem(74);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        using var hold = new FirstFlushHold(fs);
+        var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
+        hold.Entered.Wait();
+        var resumedOn = Enumerable.Range(2, 300).Select(i => AppendAndReportThreadAsync(log, (ulong)i)).ToList();
+        hold.Release.Set();
+        await first;
+        var threads = await Task.WhenAll(resumedOn);
+
+        Assert.That(threads.Select(t => t.Name), Has.None.EqualTo("EmbeddedRaft WAL writer"));
+        Assert.That(threads.Select(t => t.IsThreadPoolThread), Has.All.True);
+    }
+
+    [Test]
+    public async Task ALoneAppenderCommitsInlineAgainAfterABurst()
+    {
+        var fs = new FaultInjectingFileSystem(75);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        using (var hold = new FirstFlushHold(fs))
+        {
+            var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
+            hold.Entered.Wait();
+            var burst = Enumerable.Range(2, 99).Select(i => log.AppendAsync(1, new byte[100], (ulong)i).AsTask()).ToList();
+            hold.Release.Set();
+            await first;
+            await Task.WhenAll(burst);
+        }
+
+        await log.WhenWriterIdleAsync();
+
+        // The group before it had 99 waiters: the writer thread commits this one, and, seeing it
+        // alone, lets the next lone append commit on its own thread again.
+        var afterBurst = log.AppendAsync(1, new byte[100], 101);
+        Assert.That(afterBurst.IsCompleted, Is.False, "the first append after a burst goes to the writer thread");
+        await afterBurst;
+        await log.WhenWriterIdleAsync();
+        var lone = log.AppendAsync(1, new byte[100], 102);
+        Assert.That(lone.IsCompletedSuccessfully, Is.True, "a lone append after a lone group commits inline");
+        await lone;
+        Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 102).Select(i => (ulong)i)));
+    }
+
+    private static async Task<Thread> AppendAndReportThreadAsync(WriteAheadLog log, ulong index)
+    {
+        await log.AppendAsync(1, new byte[100], index);
+        return Thread.CurrentThread;
     }
 
     [Test]
@@ -115,5 +145,34 @@ public sealed class WalGroupCommitTests
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.That(notCompleted, Is.Zero, "unsynced appends complete synchronously");
         Assert.That(allocated, Is.LessThan(1000), $"{allocated} bytes for 1000 appends");
+    }
+
+    /// <summary>Makes the first flush wait until <see cref="Release"/> is set, so the appends issued meanwhile form one group.</summary>
+    private sealed class FirstFlushHold : IDisposable
+    {
+        public FirstFlushHold(FaultInjectingFileSystem fs)
+        {
+            fs.FailWhen = op =>
+            {
+                if (op.Kind == FaultOperationKind.Flush && !Entered.IsSet)
+                {
+                    Entered.Set();
+                    Release.Wait();
+                }
+
+                return false;
+            };
+        }
+
+        public ManualResetEventSlim Entered { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
+
+        public void Dispose()
+        {
+            Release.Set();
+            Entered.Dispose();
+            Release.Dispose();
+        }
     }
 }
