@@ -34,6 +34,7 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Write, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
@@ -46,6 +47,7 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
     public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Write, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
@@ -71,6 +73,7 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
 
     public void Flush()
     {
+        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Flush, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
