@@ -79,6 +79,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private bool _finalSyncRequested;
     private bool _writerDone;
     private bool _syncerExited;
+    private bool _writerStarted;
+    private bool _syncerStarted;
 
     // ---- Owned by whoever writes: the writer thread, or an appender writing inline. ----
     // Invariant: at most one of them at a time. An appender writes inline only while the writer
@@ -109,8 +111,16 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, options.WriteBufferSizeBytes);
         _writerThread = new Thread(RunWriter) { IsBackground = true, Name = "EmbeddedRaft WAL writer" };
         _syncerThread = new Thread(RunSyncer) { IsBackground = true, Name = "EmbeddedRaft WAL syncer" };
-        _writerThread.Start();
-        _syncerThread.Start();
+        _writerThread.UnsafeStart();
+        _syncerThread.UnsafeStart();
+        // Open returns an idle log: a first lone append commits inline, as every later one would.
+        lock (_lock)
+        {
+            while (!(_writerStarted && _syncerStarted))
+            {
+                Monitor.Wait(_lock);
+            }
+        }
     }
 
     /// <summary>The directory holding the segments.</summary>
@@ -571,10 +581,15 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         try
         {
-            while (TakeWork())
+            while (true)
             {
                 try
                 {
+                    if (!TakeWork())
+                    {
+                        return;
+                    }
+
                     WriteWork(_completions);
                 }
                 catch (Exception e)
@@ -626,6 +641,12 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             {
                 _writerWaiting = true;
                 SignalIdleUnsynchronized();
+                if (!_writerStarted)
+                {
+                    _writerStarted = true;
+                    Monitor.PulseAll(_lock); // the constructor waits for both threads to be idle
+                }
+
                 Monitor.Wait(_lock);
                 _writerWaiting = false;
             }
@@ -669,27 +690,33 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             while (true)
             {
                 SyncTarget target;
-                lock (_lock)
-                {
-                    while (_failure is null && !_writerDone && !(_syncRequested && !_cutting && !_inlineWriting))
-                    {
-                        _syncerWaiting = true;
-                        SignalIdleUnsynchronized();
-                        Monitor.Wait(_lock);
-                        _syncerWaiting = false;
-                    }
-
-                    if (_failure is not null || !_syncRequested)
-                    {
-                        return; // failed, or the writer is done and nothing is left to flush
-                    }
-
-                    target = BeginSyncUnsynchronized();
-                }
-
                 try
                 {
-                    Sync(target, _syncCompletions);
+                    lock (_lock)
+                    {
+                        while (_failure is null && !_writerDone && !(_syncRequested && !_cutting && !_inlineWriting))
+                        {
+                            _syncerWaiting = true;
+                            SignalIdleUnsynchronized();
+                            if (!_syncerStarted)
+                            {
+                                _syncerStarted = true;
+                                Monitor.PulseAll(_lock); // the constructor waits for both threads to be idle
+                            }
+
+                            Monitor.Wait(_lock);
+                            _syncerWaiting = false;
+                        }
+
+                        if (_failure is not null || !_syncRequested)
+                        {
+                            return; // failed, or the writer is done and nothing is left to flush
+                        }
+
+                        target = BeginSyncUnsynchronized();
+                    }
+
+                    _ = Sync(target, _syncCompletions);
                 }
                 catch (Exception e)
                 {
@@ -721,8 +748,12 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         return new SyncTarget(_segmentFile, _writtenEnd, _awaitingSync.Count, _writtenEnd > _durableEnd);
     }
 
-    /// <summary>Flushes (when anything is unflushed), advances the durable position and completes the waiters the flush covers. Throws what the file system threw.</summary>
-    private void Sync(SyncTarget target, List<WalAppendWaiter> completions)
+    /// <summary>
+    /// Flushes (when anything is unflushed), advances the durable position and completes the
+    /// waiters the flush covers. Throws what the file system threw; returns false when the log
+    /// failed meanwhile (its waiters are failed then, and nothing is known durable).
+    /// </summary>
+    private bool Sync(SyncTarget target, List<WalAppendWaiter> completions)
     {
         if (target.NeedsFlush)
         {
@@ -735,7 +766,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             Monitor.PulseAll(_lock); // a writer waiting to cut a segment
             if (_failure is not null)
             {
-                return; // Fail has failed the waiters already
+                return false; // Fail has failed the waiters already
             }
 
             InvariantViolationException.Check(target.WrittenEnd >= _durableEnd && target.WrittenEnd <= _writtenEnd, "A flush must not move the durable position back or past the written one.");
@@ -749,6 +780,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         }
 
         CompleteAll(completions);
+        return true;
     }
 
     /// <summary>
@@ -789,7 +821,10 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
                 target = BeginSyncUnsynchronized();
             }
 
-            Sync(target, _completions);
+            if (!Sync(target, _completions))
+            {
+                ThrowFailedUnderLock();
+            }
         }
         catch (Exception e)
         {
@@ -933,6 +968,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private void CutSegment(SegmentCut cut, List<WalAppendWaiter> completions)
     {
         IStorageFile finished;
+        bool needsFlush;
         lock (_lock)
         {
             while (_syncing && _failure is null)
@@ -947,27 +983,42 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
             _cutting = true;
             finished = _segmentFile;
+            needsFlush = _writtenEnd > _durableEnd;
         }
 
-        finished.Flush();
+        if (needsFlush)
+        {
+            finished.Flush();
+        }
+
+        // Everything written so far is in the finished segment and now durable: its waiters need
+        // not wait for the next segment's creation.
+        lock (_lock)
+        {
+            _durableEnd = _writtenEnd;
+            while (_awaitingSync.Count > 0)
+            {
+                completions.Add(_awaitingSync.Dequeue());
+            }
+
+            if (completions.Count > 0)
+            {
+                _lastGroupWaiters = completions.Count;
+            }
+
+            _syncRequested = false;
+        }
+
+        CompleteAll(completions);
         var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
         finished.Dispose();
         lock (_lock)
         {
             _segmentFile = next;
             _writtenEnd = _durableEnd = new WalPosition(cut.Sequence, cut.HeaderFrame.Length);
-            while (_awaitingSync.Count > 0)
-            {
-                completions.Add(_awaitingSync.Dequeue());
-            }
-
-            _lastGroupWaiters = Math.Max(_lastGroupWaiters, completions.Count);
-            _syncRequested = false;
             _cutting = false;
             Monitor.PulseAll(_lock);
         }
-
-        CompleteAll(completions);
     }
 
     /// <summary>Stops the log after a failed write or flush: records the failure and fails every waiter it can reach.</summary>
@@ -977,9 +1028,10 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         var failed = new List<WalAppendWaiter>();
         TaskCompletionSource? space;
+        Exception first;
         lock (_lock)
         {
-            _failure ??= failure;
+            first = _failure ??= failure;
             if (includeWork)
             {
                 foreach (var batch in _work)
@@ -1014,16 +1066,19 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         foreach (var waiter in failed)
         {
-            waiter.Fail(failure);
+            waiter.Fail(first);
         }
 
         space?.TrySetResult();
     }
 
+    /// <summary>Below this many waiters a group is completed directly: handing it to the pool would cost more work items than it saves.</summary>
+    private const int MinWaitersForSharedCompletion = 16;
+
     /// <summary>Completes <paramref name="completions"/> (a large group through the thread pool, see <see cref="WalCompletionShare"/>) and clears it.</summary>
     private void CompleteAll(List<WalAppendWaiter> completions)
     {
-        if (completions.Count > 1)
+        if (completions.Count >= MinWaitersForSharedCompletion)
         {
             int shares = Math.Min(Environment.ProcessorCount, completions.Count);
             int perShare = (completions.Count + shares - 1) / shares;
@@ -1051,6 +1106,17 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         }
 
         completions.Clear();
+    }
+
+    private void ThrowFailedUnderLock()
+    {
+        Exception failure;
+        lock (_lock)
+        {
+            failure = _failure!;
+        }
+
+        ThrowHelper.ThrowFailed(failure);
     }
 
     /// <summary>Completes <see cref="WhenWriterIdleAsync"/> when neither thread has anything left to do.</summary>

@@ -81,7 +81,7 @@ public sealed class WalGroupCommitTests
         await first;
         var threads = await Task.WhenAll(resumedOn);
 
-        Assert.That(threads.Select(t => t.Name), Has.None.EqualTo("EmbeddedRaft WAL writer"));
+        Assert.That(threads.Select(t => t.Name), Has.None.EqualTo("EmbeddedRaft WAL writer").And.None.EqualTo("EmbeddedRaft WAL syncer"));
         Assert.That(threads.Select(t => t.IsThreadPoolThread), Has.All.True);
     }
 
@@ -104,7 +104,6 @@ public sealed class WalGroupCommitTests
 
         // The group before it had 99 waiters: the writer thread commits this one, and, seeing it
         // alone, lets the next lone append commit on its own thread again.
-        fs.FailWhen = null;
         var writers = new List<string?>();
         fs.BeforeEntering = (kind, _) =>
         {
@@ -150,14 +149,22 @@ public sealed class WalGroupCommitTests
         };
         long flushesBefore = fs.FlushCount;
         var first = log.AppendAsync(1, new byte[100], 4).AsTask();
-        flushEntered.Wait();
-        long writesDuringFlush = fs.WriteCount;
-        var second = AppendAndCountFlushesAsync(log, fs, 5);
-        SpinWait.SpinUntil(() => fs.WriteCount > writesDuringFlush, TimeSpan.FromSeconds(10));
+        Task<long> second;
+        try
+        {
+            flushEntered.Wait();
+            long writesDuringFlush = fs.WriteCount;
+            second = AppendAndCountFlushesAsync(log, fs, 5);
+            SpinWait.SpinUntil(() => fs.WriteCount > writesDuringFlush, TimeSpan.FromSeconds(10));
 
-        Assert.That(fs.WriteCount, Is.EqualTo(writesDuringFlush + 1), "the second group is written while the first one's flush is still running");
-        Assert.That(second.IsCompleted, Is.False);
-        releaseFlush.Set();
+            Assert.That(fs.WriteCount, Is.EqualTo(writesDuringFlush + 1), "the second group is written while the first one's flush is still running");
+            Assert.That(second.IsCompleted, Is.False);
+        }
+        finally
+        {
+            releaseFlush.Set(); // a failed assertion must not leave the syncer held (disposal would wait for it)
+        }
+
         await first;
         long flushesWhenSecondCompleted = await second;
         Assert.That(flushesWhenSecondCompleted - flushesBefore, Is.EqualTo(2), "the flush that was running when it was written does not count for it");
@@ -177,7 +184,6 @@ public sealed class WalGroupCommitTests
             await Task.WhenAll(pair);
         }
 
-        fs.FailWhen = null;
         await log.WhenWriterIdleAsync();
     }
 
@@ -217,8 +223,11 @@ public sealed class WalGroupCommitTests
     /// <summary>Makes the first flush wait until <see cref="Release"/> is set, so the appends issued meanwhile form one group.</summary>
     private sealed class FirstFlushHold : IDisposable
     {
+        private readonly FaultInjectingFileSystem _fs;
+
         public FirstFlushHold(FaultInjectingFileSystem fs)
         {
+            _fs = fs;
             fs.FailWhen = op =>
             {
                 if (op.Kind == FaultOperationKind.Flush && !Entered.IsSet)
@@ -237,6 +246,7 @@ public sealed class WalGroupCommitTests
 
         public void Dispose()
         {
+            _fs.FailWhen = null;
             Release.Set();
             Entered.Dispose();
             Release.Dispose();

@@ -73,12 +73,20 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
 
     public void Flush()
     {
+        // Only the writes that returned before the call are made durable, as with fdatasync: a
+        // write that another thread does while this flush is held (BeforeEntering) stays pending.
+        long mark;
+        lock (fileSystem.Gate)
+        {
+            mark = inode.OperationMark;
+        }
+
         fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Flush, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
             fileSystem.BeginOperation(FaultOperationKind.Flush, Path, 0, 0);
-            inode.Flush();
+            inode.Flush(mark);
             fileSystem.EndOperation();
         }
     }
