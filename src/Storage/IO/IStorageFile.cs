@@ -28,7 +28,9 @@ public interface IStorageFile : IDisposable
     void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers);
 
     /// <summary>
-    /// Makes every write to this file, and its length, durable (<c>fdatasync</c> on Linux).
+    /// Makes every write to this file that returned before the call, and its length, durable
+    /// (<c>fdatasync</c> on Linux). A write and a flush may run at the same time on one handle from
+    /// two threads; a write still in progress when the flush is called may or may not be included.
     /// </summary>
     /// <exception cref="IOException">The device reported a failure; the written data must be treated as lost.</exception>
     void Flush();

@@ -43,6 +43,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private readonly WalOptions _options;
     private readonly IDisposable _directoryLock;
     private readonly Thread _writerThread;
+    private readonly Thread _syncerThread;
     private readonly TaskCompletionSource _writerExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentQueue<WalAppendWaiter> _waiterPool = new();
     private readonly ConcurrentQueue<WalCompletionShare> _completionSharePool = new();
@@ -70,16 +71,28 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private bool _inlineWriting;
     private TaskCompletionSource? _writerIdle;
     private int _lastGroupWaiters;
+    private readonly Queue<WalAppendWaiter> _awaitingSync = new();
+    private bool _syncRequested;
+    private bool _syncing;
+    private bool _syncerWaiting;
+    private bool _cutting;
+    private bool _finalSyncRequested;
+    private bool _writerDone;
+    private bool _syncerExited;
+    private bool _writerStarted;
+    private bool _syncerStarted;
 
     // ---- Owned by whoever writes: the writer thread, or an appender writing inline. ----
     // Invariant: at most one of them at a time. An appender writes inline only while the writer
     // thread waits (_writerWaiting), and the writer thread does not leave its wait while
     // _inlineWriting; both are decided under _lock, which also publishes these fields between them.
     private IStorageFile _segmentFile;
-    private bool _segmentFileUnflushed;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private readonly List<WalBatch> _work = [];
     private readonly List<WalAppendWaiter> _completions = [];
+
+    // ---- Owned by the syncer thread. ----
+    private readonly List<WalAppendWaiter> _syncCompletions = [];
 
     private WriteAheadLog(IFileSystem fileSystem, string directory, WalOptions options, IDisposable directoryLock, RecoveredLog recovered)
     {
@@ -97,7 +110,17 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         TailRepair = recovered.Repair;
         _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, options.WriteBufferSizeBytes);
         _writerThread = new Thread(RunWriter) { IsBackground = true, Name = "EmbeddedRaft WAL writer" };
-        _writerThread.Start();
+        _syncerThread = new Thread(RunSyncer) { IsBackground = true, Name = "EmbeddedRaft WAL syncer" };
+        _writerThread.UnsafeStart();
+        _syncerThread.UnsafeStart();
+        // Open returns an idle log: a first lone append commits inline, as every later one would.
+        lock (_lock)
+        {
+            while (!(_writerStarted && _syncerStarted))
+            {
+                Monitor.Wait(_lock);
+            }
+        }
     }
 
     /// <summary>The directory holding the segments.</summary>
@@ -388,8 +411,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         lock (_lock)
         {
-            if (_failure is not null || _writerExited.Task.IsCompleted
-                || (_writerWaiting && !_inlineWriting && !HasWorkUnsynchronized()))
+            if (_failure is not null || _writerExited.Task.IsCompleted || IsIdleUnsynchronized())
             {
                 return Task.CompletedTask;
             }
@@ -528,7 +550,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         if (_writerWaiting)
         {
-            Monitor.Pulse(_lock);
+            Monitor.PulseAll(_lock); // the syncer waits on the same monitor
         }
     }
 
@@ -544,24 +566,37 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private List<SegmentInfo> VisibleSegmentsUnsynchronized() =>
         _segments.Where(s => s.Sequence <= _writtenEnd.Sequence).ToList();
 
-    // ------------------------------------------------------------------ the writer thread
+    // ------------------------------------------------------------------ the writer and syncer threads
+    //
+    // Two threads share the group commit so that writing the next group overlaps flushing the
+    // previous one: the writer copies sealed batches into the page cache (pwrite) and hands their
+    // waiters to the syncer; the syncer flushes (fdatasync) everything written when it starts and
+    // completes the waiters that flush covers. A flush makes durable every write that returned
+    // before it began, which is why the syncer notes the written position before flushing.
+    // Invariants (under _lock): _durableEnd <= _writtenEnd; every waiter in _awaitingSync belongs to
+    // a record before _writtenEnd, in position order; the segment file is replaced only by a cut,
+    // while the syncer is not flushing (_cutting keeps it from starting).
 
     private void RunWriter()
     {
         try
         {
-            while (TakeWork())
+            while (true)
             {
                 try
                 {
-                    var (written, flushed) = WriteWork();
-                    FinishWork(written, flushed, failure: null);
+                    if (!TakeWork())
+                    {
+                        return;
+                    }
+
+                    WriteWork(_completions);
                 }
                 catch (Exception e)
                 {
                     // Whatever the failure (an IO error, a simulated crash), nothing after the last
                     // flush can be trusted: fail everyone waiting and stop.
-                    FinishWork(default, false, e);
+                    Fail(e, includeWork: true);
                     return;
                 }
             }
@@ -570,6 +605,17 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         {
             try
             {
+                lock (_lock)
+                {
+                    _writerDone = true;
+                    Monitor.PulseAll(_lock);
+                    // The syncer may still be flushing the segment file this thread closes.
+                    while (!_syncerExited)
+                    {
+                        Monitor.Wait(_lock);
+                    }
+                }
+
                 _segmentFile.Dispose();
             }
             finally
@@ -585,7 +631,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Waits for work and moves it to <see cref="_work"/>. Returns false when the log is closing and nothing is left.</summary>
+    /// <summary>Waits for work and moves it to <see cref="_work"/>. Returns false when the log is closing and nothing is left to write.</summary>
     private bool TakeWork()
     {
         lock (_lock)
@@ -593,19 +639,19 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             // While an appender writes inline the file is its; otherwise wait for work.
             while (_inlineWriting || (_failure is null && !HasWorkUnsynchronized() && !_closing))
             {
-                if (!_inlineWriting)
+                _writerWaiting = true;
+                SignalIdleUnsynchronized();
+                if (!_writerStarted)
                 {
-                    _writerIdle?.TrySetResult();
-                    _writerIdle = null;
+                    _writerStarted = true;
+                    Monitor.PulseAll(_lock); // the constructor waits for both threads to be idle
                 }
 
-                _writerWaiting = true;
                 Monitor.Wait(_lock);
                 _writerWaiting = false;
             }
 
-            if (_failure is not null
-                || (_closing && _sealed.Count == 0 && _active.Length == 0 && _active.Waiters.Count == 0 && _durableEnd == _writtenEnd))
+            if (_failure is not null || (_closing && _finalSyncRequested && !HasWorkUnsynchronized()))
             {
                 return false;
             }
@@ -629,6 +675,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         if (_active.NeedsSync || _drainRequested || _closing)
         {
             _active.NeedsSync |= _closing;
+            _finalSyncRequested |= _closing;
             _work.Add(_active);
             _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, _options.WriteBufferSizeBytes);
         }
@@ -636,24 +683,126 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _drainRequested = false;
     }
 
+    private void RunSyncer()
+    {
+        try
+        {
+            while (true)
+            {
+                SyncTarget target;
+                try
+                {
+                    lock (_lock)
+                    {
+                        while (_failure is null && !_writerDone && !(_syncRequested && !_cutting && !_inlineWriting))
+                        {
+                            _syncerWaiting = true;
+                            SignalIdleUnsynchronized();
+                            if (!_syncerStarted)
+                            {
+                                _syncerStarted = true;
+                                Monitor.PulseAll(_lock); // the constructor waits for both threads to be idle
+                            }
+
+                            Monitor.Wait(_lock);
+                            _syncerWaiting = false;
+                        }
+
+                        if (_failure is not null || !_syncRequested)
+                        {
+                            return; // failed, or the writer is done and nothing is left to flush
+                        }
+
+                        target = BeginSyncUnsynchronized();
+                    }
+
+                    _ = Sync(target, _syncCompletions);
+                }
+                catch (Exception e)
+                {
+                    Fail(e, includeWork: false);
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _syncerExited = true;
+                Monitor.PulseAll(_lock);
+            }
+        }
+    }
+
+    /// <summary>What one flush covers: the file, the written position when it began, and how many waiters of <see cref="_awaitingSync"/> it completes.</summary>
+    private readonly record struct SyncTarget(IStorageFile File, WalPosition WrittenEnd, int Waiters, bool NeedsFlush);
+
+    /// <summary>Claims a flush of everything written so far. Must be followed by <see cref="Sync"/> on the same thread.</summary>
+    private SyncTarget BeginSyncUnsynchronized()
+    {
+        Debug.Assert(Monitor.IsEntered(_lock));
+        InvariantViolationException.Check(!_syncing && !_cutting, "Only one flush at a time, and none during a segment cut.");
+        _syncRequested = false;
+        _syncing = true;
+        return new SyncTarget(_segmentFile, _writtenEnd, _awaitingSync.Count, _writtenEnd > _durableEnd);
+    }
+
+    /// <summary>
+    /// Flushes (when anything is unflushed), advances the durable position and completes the
+    /// waiters the flush covers. Throws what the file system threw; returns false when the log
+    /// failed meanwhile (its waiters are failed then, and nothing is known durable).
+    /// </summary>
+    private bool Sync(SyncTarget target, List<WalAppendWaiter> completions)
+    {
+        if (target.NeedsFlush)
+        {
+            target.File.Flush();
+        }
+
+        lock (_lock)
+        {
+            _syncing = false;
+            Monitor.PulseAll(_lock); // a writer waiting to cut a segment
+            if (_failure is not null)
+            {
+                return false; // Fail has failed the waiters already
+            }
+
+            InvariantViolationException.Check(target.WrittenEnd >= _durableEnd && target.WrittenEnd <= _writtenEnd, "A flush must not move the durable position back or past the written one.");
+            _durableEnd = target.WrittenEnd;
+            for (int i = 0; i < target.Waiters; i++)
+            {
+                completions.Add(_awaitingSync.Dequeue());
+            }
+
+            _lastGroupWaiters = target.Waiters;
+        }
+
+        CompleteAll(completions);
+        return true;
+    }
+
     /// <summary>
     /// True when the calling appender may do the group commit itself, now, on its own thread: the
-    /// writer thread is idle, no one else is writing, and the last group commit carried at most one
-    /// waiter. Saves two thread hand-offs per synced append when appends do not overlap; appends
-    /// that arrive meanwhile queue for the writer thread. Under concurrency (the last group had
-    /// several waiters) the appender does not write: its thread, usually a pool thread, would block
-    /// in the flush while the other appenders' continuations wait for a thread, and the group
-    /// behind it would be smaller. A lone append again after a burst goes to the writer thread
-    /// once, then inline.
+    /// writer and syncer threads are idle, no one else is writing, and the last group commit carried
+    /// at most one waiter. Saves two thread hand-offs per synced append when appends do not
+    /// overlap; appends that arrive meanwhile queue for the writer thread. Under concurrency (the
+    /// last group had several waiters) the appender does not write: its thread, usually a pool
+    /// thread, would block in the flush while the other appenders' continuations wait for a
+    /// thread, and the group behind it would be smaller. A lone append again after a burst goes
+    /// to the writer thread once, then inline.
     /// </summary>
     private bool TryBeginInlineWriteUnsynchronized()
     {
         Debug.Assert(Monitor.IsEntered(_lock));
-        if (!_writerWaiting || _inlineWriting || _failure is not null || _closing || _lastGroupWaiters > 1)
+        if (!_writerWaiting || !_syncerWaiting || _syncRequested || _syncing || _cutting || _inlineWriting
+            || _failure is not null || _closing || _lastGroupWaiters > 1)
         {
             return false;
         }
 
+        InvariantViolationException.Check(_awaitingSync.Count == 0, "An idle log has no written waiters left to flush.");
         _inlineWriting = true;
         _active.NeedsSync = true;
         MoveWorkUnsynchronized();
@@ -665,12 +814,21 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         try
         {
-            var (written, flushed) = WriteWork();
-            FinishWork(written, flushed, failure: null);
+            WriteWork(_completions);
+            SyncTarget target;
+            lock (_lock)
+            {
+                target = BeginSyncUnsynchronized();
+            }
+
+            if (!Sync(target, _completions))
+            {
+                ThrowFailedUnderLock();
+            }
         }
         catch (Exception e)
         {
-            FinishWork(default, false, e);
+            Fail(e, includeWork: true);
             throw;
         }
         finally
@@ -678,22 +836,22 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             lock (_lock)
             {
                 _inlineWriting = false;
-                WakeWriterUnsynchronized();
+                Monitor.PulseAll(_lock);
             }
         }
     }
 
-    /// <summary>One group commit: one gather write per contiguous run of batches, one flush if anyone waits. No lock held.</summary>
-    private (WalPosition Written, bool Flushed) WriteWork()
+    /// <summary>
+    /// Writes <see cref="_work"/>: one gather write per contiguous run of batches, publishing each
+    /// run's end and waiters for the syncer; at a segment cut the finished segment is flushed and
+    /// the next one created. No lock held while writing.
+    /// </summary>
+    private void WriteWork(List<WalAppendWaiter> completions)
     {
-        bool needsSync = false;
-        WalPosition written = default;
         int runStart = 0;
         for (int i = 0; i < _work.Count; i++)
         {
             var batch = _work[i];
-            needsSync |= batch.NeedsSync;
-            written = new WalPosition(batch.Sequence, batch.EndOffset);
             bool runEnds = batch.CutAfter is not null || i == _work.Count - 1;
             if (!runEnds)
             {
@@ -701,31 +859,20 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
                 continue;
             }
 
-            _segmentFileUnflushed |= WriteRun(runStart, i);
+            WriteRun(runStart, i);
+            var cut = batch.CutAfter;
+            PublishWritten(runStart, i);
             runStart = i + 1;
-            if (batch.CutAfter is { } cut)
+            if (cut is not null)
             {
-                // Only the last segment may end in a torn tail: this one is complete and durable
-                // before the next exists.
-                _segmentFile.Flush();
-                _segmentFileUnflushed = false;
-                var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
-                _segmentFile.Dispose();
-                _segmentFile = next;
-                written = new WalPosition(cut.Sequence, cut.HeaderFrame.Length);
+                CutSegment(cut, completions);
             }
         }
 
-        if (needsSync && _segmentFileUnflushed)
-        {
-            _segmentFile.Flush();
-            _segmentFileUnflushed = false;
-        }
-
-        return (written, !_segmentFileUnflushed);
+        _work.Clear();
     }
 
-    private bool WriteRun(int first, int last)
+    private void WriteRun(int first, int last)
     {
         _gather.Clear();
         for (int i = first; i <= last; i++)
@@ -738,7 +885,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         if (_gather.Count == 0)
         {
-            return false;
+            return;
         }
 
         long offset = _work[first].StartOffset;
@@ -752,102 +899,239 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         }
 
         _gather.Clear();
-        return true;
     }
 
-    private void FinishWork(WalPosition written, bool flushed, Exception? failure)
+    /// <summary>Records that batches <paramref name="first"/>..<paramref name="last"/> of <see cref="_work"/> are written, returns them to the pool and hands their waiters to the syncer.</summary>
+    private void PublishWritten(int first, int last)
     {
         TaskCompletionSource? space;
+        List<WalAppendWaiter>? failed = null;
+        Exception? failure;
         lock (_lock)
         {
-            foreach (var batch in _work)
+            bool needsSync = false;
+            for (int i = first; i <= last; i++)
             {
+                var batch = _work[i];
                 _bufferedBytes -= batch.Length;
-                _completions.AddRange(batch.Waiters);
+                var end = new WalPosition(batch.Sequence, batch.EndOffset);
+                InvariantViolationException.Check(end >= _writtenEnd, "Batches are written in log order.");
+                _writtenEnd = end;
+                needsSync |= batch.NeedsSync;
+                foreach (var waiter in batch.Waiters)
+                {
+                    if (_failure is null)
+                    {
+                        _awaitingSync.Enqueue(waiter);
+                    }
+                    else
+                    {
+                        (failed ??= []).Add(waiter);
+                    }
+                }
+
                 batch.Waiters.Clear();
                 _batchPool.Push(batch);
+                _work[i] = null!; // returned to the pool; WriteWork clears the list
             }
 
-            _work.Clear();
-            _lastGroupWaiters = _completions.Count;
-            if (failure is null)
+            if (needsSync && _failure is null)
             {
-                if (written != default)
+                _syncRequested = true;
+                if (_syncerWaiting)
                 {
-                    _writtenEnd = written;
-                }
-
-                if (flushed)
-                {
-                    _durableEnd = _writtenEnd;
+                    Monitor.PulseAll(_lock);
                 }
             }
-            else
-            {
-                _failure = failure;
-                while (_sealed.Count > 0)
-                {
-                    var batch = _sealed.Dequeue();
-                    _completions.AddRange(batch.Waiters);
-                    batch.Waiters.Clear();
-                }
 
-                _completions.AddRange(_active.Waiters);
-                _active.Waiters.Clear();
-            }
-
+            failure = _failure;
             space = _spaceAvailable;
             _spaceAvailable = null;
-            if (failure is not null)
-            {
-                _writerIdle?.TrySetResult();
-                _writerIdle = null;
-            }
         }
 
-        if (failure is null && _completions.Count > 1)
+        if (failed is not null)
         {
-            CompleteFromThreadPool();
-        }
-
-        foreach (var waiter in _completions)
-        {
-            if (failure is null)
+            foreach (var waiter in failed)
             {
-                waiter.Complete();
-            }
-            else
-            {
-                waiter.Fail(failure);
+                waiter.Fail(failure!);
             }
         }
 
-        _completions.Clear();
         space?.TrySetResult();
     }
 
-    /// <summary>Hands <see cref="_completions"/> to the thread pool in one share per processor (see <see cref="WalCompletionShare"/>) and clears it.</summary>
-    private void CompleteFromThreadPool()
+    /// <summary>
+    /// Ends the current segment: flushes it (only the last segment may end in a torn tail, so this
+    /// one is complete and durable before the next exists), creates the next, and completes every
+    /// waiter written so far, all of which that flush covered.
+    /// </summary>
+    private void CutSegment(SegmentCut cut, List<WalAppendWaiter> completions)
     {
-        int shares = Math.Min(Environment.ProcessorCount, _completions.Count);
-        int perShare = (_completions.Count + shares - 1) / shares;
-        for (int start = 0; start < _completions.Count; start += perShare)
+        IStorageFile finished;
+        bool needsFlush;
+        lock (_lock)
         {
-            if (!_completionSharePool.TryDequeue(out var share))
+            while (_syncing && _failure is null)
             {
-                share = new WalCompletionShare(_completionSharePool);
+                Monitor.Wait(_lock); // the syncer may be flushing the finished segment
             }
 
-            for (int i = start; i < Math.Min(start + perShare, _completions.Count); i++)
+            if (_failure is not null)
             {
-                share.Waiters.Add(_completions[i]);
+                ThrowHelper.ThrowFailed(_failure);
             }
 
-            ThreadPool.UnsafeQueueUserWorkItem(share, preferLocal: false);
+            _cutting = true;
+            finished = _segmentFile;
+            needsFlush = _writtenEnd > _durableEnd;
         }
 
-        _completions.Clear();
+        if (needsFlush)
+        {
+            finished.Flush();
+        }
+
+        // Everything written so far is in the finished segment and now durable: its waiters need
+        // not wait for the next segment's creation.
+        lock (_lock)
+        {
+            _durableEnd = _writtenEnd;
+            while (_awaitingSync.Count > 0)
+            {
+                completions.Add(_awaitingSync.Dequeue());
+            }
+
+            if (completions.Count > 0)
+            {
+                _lastGroupWaiters = completions.Count;
+            }
+
+            _syncRequested = false;
+        }
+
+        CompleteAll(completions);
+        var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
+        finished.Dispose();
+        lock (_lock)
+        {
+            _segmentFile = next;
+            _writtenEnd = _durableEnd = new WalPosition(cut.Sequence, cut.HeaderFrame.Length);
+            _cutting = false;
+            Monitor.PulseAll(_lock);
+        }
     }
+
+    /// <summary>Stops the log after a failed write or flush: records the failure and fails every waiter it can reach.</summary>
+    /// <param name="failure">What the file system threw.</param>
+    /// <param name="includeWork">True on the thread that owns <see cref="_work"/> (the writer, or an appender writing inline).</param>
+    private void Fail(Exception failure, bool includeWork)
+    {
+        var failed = new List<WalAppendWaiter>();
+        TaskCompletionSource? space;
+        Exception first;
+        lock (_lock)
+        {
+            first = _failure ??= failure;
+            if (includeWork)
+            {
+                foreach (var batch in _work)
+                {
+                    if (batch is not null)
+                    {
+                        failed.AddRange(batch.Waiters);
+                        batch.Waiters.Clear();
+                    }
+                }
+
+                _work.Clear();
+            }
+
+            while (_sealed.Count > 0)
+            {
+                var batch = _sealed.Dequeue();
+                failed.AddRange(batch.Waiters);
+                batch.Waiters.Clear();
+            }
+
+            failed.AddRange(_active.Waiters);
+            _active.Waiters.Clear();
+            failed.AddRange(_awaitingSync);
+            _awaitingSync.Clear();
+            space = _spaceAvailable;
+            _spaceAvailable = null;
+            _writerIdle?.TrySetResult();
+            _writerIdle = null;
+            Monitor.PulseAll(_lock);
+        }
+
+        foreach (var waiter in failed)
+        {
+            waiter.Fail(first);
+        }
+
+        space?.TrySetResult();
+    }
+
+    /// <summary>Below this many waiters a group is completed directly: handing it to the pool would cost more work items than it saves.</summary>
+    private const int MinWaitersForSharedCompletion = 16;
+
+    /// <summary>Completes <paramref name="completions"/> (a large group through the thread pool, see <see cref="WalCompletionShare"/>) and clears it.</summary>
+    private void CompleteAll(List<WalAppendWaiter> completions)
+    {
+        if (completions.Count >= MinWaitersForSharedCompletion)
+        {
+            int shares = Math.Min(Environment.ProcessorCount, completions.Count);
+            int perShare = (completions.Count + shares - 1) / shares;
+            for (int start = 0; start < completions.Count; start += perShare)
+            {
+                if (!_completionSharePool.TryDequeue(out var share))
+                {
+                    share = new WalCompletionShare(_completionSharePool);
+                }
+
+                for (int i = start; i < Math.Min(start + perShare, completions.Count); i++)
+                {
+                    share.Waiters.Add(completions[i]);
+                }
+
+                ThreadPool.UnsafeQueueUserWorkItem(share, preferLocal: false);
+            }
+        }
+        else
+        {
+            foreach (var waiter in completions)
+            {
+                waiter.Complete();
+            }
+        }
+
+        completions.Clear();
+    }
+
+    private void ThrowFailedUnderLock()
+    {
+        Exception failure;
+        lock (_lock)
+        {
+            failure = _failure!;
+        }
+
+        ThrowHelper.ThrowFailed(failure);
+    }
+
+    /// <summary>Completes <see cref="WhenWriterIdleAsync"/> when neither thread has anything left to do.</summary>
+    private void SignalIdleUnsynchronized()
+    {
+        if (_writerIdle is not null && IsIdleUnsynchronized())
+        {
+            _writerIdle.TrySetResult();
+            _writerIdle = null;
+        }
+    }
+
+    private bool IsIdleUnsynchronized() =>
+        (_writerWaiting || _writerDone) && (_syncerWaiting || _syncerExited) && !_inlineWriting
+        && !HasWorkUnsynchronized() && !_syncRequested && !_syncing;
 
     // ------------------------------------------------------------------ closing
 
@@ -861,7 +1145,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             }
 
             _closing = true;
-            Monitor.Pulse(_lock);
+            Monitor.PulseAll(_lock);
             return true;
         }
     }

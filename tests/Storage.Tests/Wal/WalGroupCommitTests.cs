@@ -81,7 +81,7 @@ public sealed class WalGroupCommitTests
         await first;
         var threads = await Task.WhenAll(resumedOn);
 
-        Assert.That(threads.Select(t => t.Name), Has.None.EqualTo("EmbeddedRaft WAL writer"));
+        Assert.That(threads.Select(t => t.Name), Has.None.EqualTo("EmbeddedRaft WAL writer").And.None.EqualTo("EmbeddedRaft WAL syncer"));
         Assert.That(threads.Select(t => t.IsThreadPoolThread), Has.All.True);
     }
 
@@ -104,13 +104,23 @@ public sealed class WalGroupCommitTests
 
         // The group before it had 99 waiters: the writer thread commits this one, and, seeing it
         // alone, lets the next lone append commit on its own thread again.
-        var afterBurst = log.AppendAsync(1, new byte[100], 101);
-        Assert.That(afterBurst.IsCompleted, Is.False, "the first append after a burst goes to the writer thread");
-        await afterBurst;
+        var writers = new List<string?>();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Write)
+            {
+                lock (writers)
+                {
+                    writers.Add(Thread.CurrentThread.Name);
+                }
+            }
+        };
+        await log.AppendAsync(1, new byte[100], 101);
         await log.WhenWriterIdleAsync();
         var lone = log.AppendAsync(1, new byte[100], 102);
         Assert.That(lone.IsCompletedSuccessfully, Is.True, "a lone append after a lone group commits inline");
         await lone;
+        Assert.That(writers, Is.EqualTo(new[] { "EmbeddedRaft WAL writer", Thread.CurrentThread.Name }));
         Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 102).Select(i => (ulong)i)));
     }
 
@@ -118,6 +128,69 @@ public sealed class WalGroupCommitTests
     {
         await log.AppendAsync(1, new byte[100], index);
         return Thread.CurrentThread;
+    }
+
+    [Test]
+    public async Task TheNextGroupIsWrittenWhileThePreviousOneFlushesAndCompletesOnlyAfterAFlushOfItsOwn()
+    {
+        var fs = new FaultInjectingFileSystem(76);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await MakeConcurrentAsync(log, fs);
+
+        using var flushEntered = new ManualResetEventSlim();
+        using var releaseFlush = new ManualResetEventSlim();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Flush && !flushEntered.IsSet)
+            {
+                flushEntered.Set();
+                releaseFlush.Wait();
+            }
+        };
+        long flushesBefore = fs.FlushCount;
+        var first = log.AppendAsync(1, new byte[100], 4).AsTask();
+        Task<long> second;
+        try
+        {
+            flushEntered.Wait();
+            long writesDuringFlush = fs.WriteCount;
+            second = AppendAndCountFlushesAsync(log, fs, 5);
+            SpinWait.SpinUntil(() => fs.WriteCount > writesDuringFlush, TimeSpan.FromSeconds(10));
+
+            Assert.That(fs.WriteCount, Is.EqualTo(writesDuringFlush + 1), "the second group is written while the first one's flush is still running");
+            Assert.That(second.IsCompleted, Is.False);
+        }
+        finally
+        {
+            releaseFlush.Set(); // a failed assertion must not leave the syncer held (disposal would wait for it)
+        }
+
+        await first;
+        long flushesWhenSecondCompleted = await second;
+        Assert.That(flushesWhenSecondCompleted - flushesBefore, Is.EqualTo(2), "the flush that was running when it was written does not count for it");
+        Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 5).Select(i => (ulong)i)));
+    }
+
+    /// <summary>Commits indexes 1-3 so that the last group has two waiters: later appends go to the writer and syncer threads, not inline.</summary>
+    private static async Task MakeConcurrentAsync(WriteAheadLog log, FaultInjectingFileSystem fs)
+    {
+        using (var hold = new FirstFlushHold(fs))
+        {
+            var inline = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
+            hold.Entered.Wait();
+            var pair = new[] { log.AppendAsync(1, new byte[100], 2).AsTask(), log.AppendAsync(1, new byte[100], 3).AsTask() };
+            hold.Release.Set();
+            await inline;
+            await Task.WhenAll(pair);
+        }
+
+        await log.WhenWriterIdleAsync();
+    }
+
+    private static async Task<long> AppendAndCountFlushesAsync(WriteAheadLog log, FaultInjectingFileSystem fs, ulong index)
+    {
+        await log.AppendAsync(1, new byte[100], index);
+        return fs.FlushCount;
     }
 
     [Test]
@@ -150,8 +223,11 @@ public sealed class WalGroupCommitTests
     /// <summary>Makes the first flush wait until <see cref="Release"/> is set, so the appends issued meanwhile form one group.</summary>
     private sealed class FirstFlushHold : IDisposable
     {
+        private readonly FaultInjectingFileSystem _fs;
+
         public FirstFlushHold(FaultInjectingFileSystem fs)
         {
+            _fs = fs;
             fs.FailWhen = op =>
             {
                 if (op.Kind == FaultOperationKind.Flush && !Entered.IsSet)
@@ -170,6 +246,7 @@ public sealed class WalGroupCommitTests
 
         public void Dispose()
         {
+            _fs.FailWhen = null;
             Release.Set();
             Entered.Dispose();
             Release.Dispose();

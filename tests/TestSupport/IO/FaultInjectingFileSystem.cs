@@ -73,6 +73,13 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     /// </summary>
     public Func<FaultOperation, bool>? FailWhen { get; set; }
 
+    /// <summary>
+    /// Called on the calling thread when a file's Write or Flush starts, before it takes the file
+    /// system's lock, so a test can hold one thread inside a call while other threads' calls go
+    /// ahead (<see cref="FailWhen"/> runs under that lock and would hold them all).
+    /// </summary>
+    public Action<FaultOperationKind, string>? BeforeEntering { get; set; }
+
     /// <summary>True between a crash and the next <see cref="Restart"/>.</summary>
     public bool IsCrashed
     {

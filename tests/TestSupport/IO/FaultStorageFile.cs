@@ -34,6 +34,7 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Write, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
@@ -46,6 +47,7 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
     public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Write, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
@@ -71,11 +73,20 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
 
     public void Flush()
     {
+        // Only the writes that returned before the call are made durable, as with fdatasync: a
+        // write that another thread does while this flush is held (BeforeEntering) stays pending.
+        long mark;
+        lock (fileSystem.Gate)
+        {
+            mark = inode.OperationMark;
+        }
+
+        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Flush, Path);
         lock (fileSystem.Gate)
         {
             CheckWritable();
             fileSystem.BeginOperation(FaultOperationKind.Flush, Path, 0, 0);
-            inode.Flush();
+            inode.Flush(mark);
             fileSystem.EndOperation();
         }
     }

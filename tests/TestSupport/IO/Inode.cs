@@ -8,6 +8,7 @@ namespace EmbeddedRaft.TestSupport.IO;
 internal sealed class Inode(long id)
 {
     private readonly List<PendingOperation> _pending = [];
+    private long _operationsAppended;
     private byte[] _durable = [];
     private long _durableLength;
     private byte[] _current = [];
@@ -33,24 +34,37 @@ internal sealed class Inode(long id)
         var copy = data.ToArray();
         CurrentLength = ApplyWrite(ref _current, CurrentLength, offset, copy);
         _pending.Add(PendingOperation.ForWrite(offset, copy));
+        _operationsAppended++;
     }
 
     public void SetLength(long length)
     {
         CurrentLength = ApplySetLength(ref _current, CurrentLength, length);
         _pending.Add(PendingOperation.ForLength(length));
+        _operationsAppended++;
     }
 
-    public void Flush()
+    /// <summary>Marks the operations done so far, for <see cref="Flush(long)"/>.</summary>
+    public long OperationMark => _operationsAppended;
+
+    /// <summary>
+    /// Makes durable the pending operations done before <paramref name="mark"/> (an earlier
+    /// <see cref="OperationMark"/>), as fdatasync does for the writes that returned before it was
+    /// called; later ones stay pending, to be kept, dropped or torn by a crash.
+    /// </summary>
+    public void Flush(long mark)
     {
-        foreach (var operation in _pending)
+        long firstPending = _operationsAppended - _pending.Count;
+        int count = (int)Math.Clamp(mark - firstPending, 0, _pending.Count);
+        for (int i = 0; i < count; i++)
         {
+            var operation = _pending[i];
             _durableLength = operation.Data is null
                 ? ApplySetLength(ref _durable, _durableLength, operation.Offset)
                 : ApplyWrite(ref _durable, _durableLength, operation.Offset, operation.Data);
         }
 
-        _pending.Clear();
+        _pending.RemoveRange(0, count);
     }
 
     /// <summary>What a crash leaves: each pending write kept, dropped or torn by sector; each length change kept or dropped.</summary>
