@@ -378,6 +378,7 @@ public sealed class BTreeDatabase : IDisposable
                 }
             }
 
+            Freelist.CommitTransaction();
             lock (_readerGate)
             {
                 _meta = meta;

@@ -246,7 +246,7 @@ public sealed class Transaction : IDisposable
 
     internal long AllocatePages(int count)
     {
-        long pageId = Database.Freelist.TryAllocate(count);
+        long pageId = Database.Freelist.TryAllocate(count, PageCount);
         if (pageId < 0)
         {
             pageId = PageCount;
