@@ -360,7 +360,7 @@ public sealed class BTreeDatabase : IDisposable
                 _durableTxid = meta.Txid;
             }
 
-            foreach (var (pageId, buffer) in tx.DirtyPages)
+            foreach (var (pageId, buffer, _) in tx.DirtyPages)
             {
                 if (tx.ColdPages.Contains(pageId))
                 {
@@ -679,16 +679,24 @@ public sealed class BTreeDatabase : IDisposable
         return run;
     }
 
-    /// <summary>Writes the pages in page order, one gather write per run of adjacent pages.</summary>
-    private void WriteDirtyPages(List<(long PageId, byte[] Buffer)> pages)
+    /// <summary>
+    /// Seals the pages that wait for it and writes them all in page order, one gather write per run
+    /// of adjacent pages.
+    /// </summary>
+    private void WriteDirtyPages(List<(long PageId, byte[] Buffer, bool SealAtWrite)> pages)
     {
         const int MaxBuffersPerWrite = 256;
-        pages.Sort((x, y) => x.PageId.CompareTo(y.PageId));
+        pages.Sort(static (x, y) => x.PageId.CompareTo(y.PageId));
         var batch = new List<ReadOnlyMemory<byte>>();
         long batchStart = 0;
         long nextPage = -1;
-        foreach (var (pageId, buffer) in pages)
+        foreach (var (pageId, buffer, sealAtWrite) in pages)
         {
+            if (sealAtWrite)
+            {
+                PageFormat.Seal(buffer);
+            }
+
             if (pageId != nextPage || batch.Count == MaxBuffersPerWrite)
             {
                 if (batch.Count > 0)

@@ -16,7 +16,7 @@ namespace EmbeddedRaft.Storage.BTree;
 public sealed class Transaction : IDisposable
 {
     private readonly Dictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
-    private readonly List<(long PageId, byte[] Buffer)> _dirtyPages = [];
+    private readonly List<(long PageId, byte[] Buffer, bool SealAtWrite)> _dirtyPages = [];
     private readonly List<(long PageId, int Count)> _freedPages = [];
     private readonly Tree _catalog;
     private readonly List<byte[]> _arenaChunks = [];
@@ -52,7 +52,8 @@ public sealed class Transaction : IDisposable
 
     internal Tree Catalog => _catalog;
 
-    internal List<(long PageId, byte[] Buffer)> DirtyPages => _dirtyPages;
+    /// <summary>Pages to write at commit; those marked <c>SealAtWrite</c> get their checksum just before they are written.</summary>
+    internal List<(long PageId, byte[] Buffer, bool SealAtWrite)> DirtyPages => _dirtyPages;
 
     internal List<(long PageId, int Count)> FreedPages => _freedPages;
 
@@ -300,7 +301,7 @@ public sealed class Transaction : IDisposable
 
     internal void FreePages(long pageId, int count) => _freedPages.Add((pageId, count));
 
-    internal void AddDirtyPage(long pageId, byte[] buffer) => _dirtyPages.Add((pageId, buffer));
+    internal void AddDirtyPage(long pageId, byte[] buffer, bool sealAtWrite = false) => _dirtyPages.Add((pageId, buffer, sealAtWrite));
 
     internal void ThrowIfEnded() => ObjectDisposedException.ThrowIf(_ended || Database.IsDisposed, this);
 

@@ -762,8 +762,11 @@ internal sealed class Tree
         header.Txid = _tx.Id;
         header.OverflowPages = 0;
         header.Reserved = 0;
-        PageFormat.Seal(page);
-        _tx.AddDirtyPage(pageId, page);
+
+        // Sealed right before it is written: the checksum pass then brings the page into the cache
+        // for the write's copy, instead of both reading it from memory (it was last touched by the
+        // inserts, far back in the transaction).
+        _tx.AddDirtyPage(pageId, page, sealAtWrite: true);
         if (node.Parent is { } parent)
         {
             int offset = PageFormat.EntryOffset(page, 0);
