@@ -56,19 +56,19 @@ internal static class LeafPage
         int block = count == 0 ? 0 : high - low;
         dataStart = size - block;
         int shift = dataStart - low;
+        // Only the used parts are copied (LMDB does the same): the gap is zeroed, not read.
         var target = buffer.AsSpan(0, size);
-        if (shift == 0 && count > 0)
-        {
-            // Written in page mode: already laid out, and the gap is zero (every writer zeroes it).
-            committed.AsSpan(0, size).CopyTo(target);
-            return true;
-        }
-
         committed.AsSpan(0, slotsEnd).CopyTo(target);
         target[slotsEnd..dataStart].Clear();
         if (block > 0)
         {
             committed.AsSpan(low, block).CopyTo(target[dataStart..]);
+        }
+
+        if (shift == 0)
+        {
+            // Written in page mode: the entries already end at the page end.
+            return true;
         }
 
         for (int i = 0; i < count; i++)
