@@ -324,7 +324,7 @@ public sealed class BTreeDatabase : IDisposable
             Freelist.Rollback(tx.Id);
         }
 
-        tx.ReturnArena();
+        tx.ReturnPooledBuffers();
         _writerGate.Release();
     }
 
@@ -394,7 +394,7 @@ public sealed class BTreeDatabase : IDisposable
         }
         finally
         {
-            tx.ReturnArena();
+            tx.ReturnPooledBuffers();
             _writerGate.Release();
         }
     }

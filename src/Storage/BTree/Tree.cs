@@ -369,7 +369,7 @@ internal sealed class Tree
     {
         if (_root is null)
         {
-            _nodes ??= [];
+            _nodes ??= _db.Pools.RentNodeMap();
             if (RootPageId == 0)
             {
                 var buffer = _db.Pools.RentPage();
@@ -666,6 +666,8 @@ internal sealed class Tree
                 _db.Pools.ReturnList(node.Entries);
             }
         }
+
+        _db.Pools.ReturnNodeMap(materialised);
 
         if (_detachedPages is not null)
         {
