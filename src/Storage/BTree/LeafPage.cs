@@ -25,58 +25,70 @@ internal static class LeafPage
     /// <returns>False when the entries are not one block that fits: the caller uses entry mode.</returns>
     public static bool TryOpen(byte[] committed, byte[] buffer, out int dataStart)
     {
+        // The committed page is usually cold (one of hundreds of MB of cached pages). It is read
+        // once, front to back in two sequential stretches (header and slots; lowest entry to the
+        // end), which the hardware prefetcher streams; the entries are then checked in the copy, in
+        // cache, instead of chasing slots through the cold page. The gap below the lowest entry is
+        // zeroed, not read.
         int size = committed.Length;
         int count = PageFormat.Count(committed);
         int slotsEnd = PageHeader.SizeOf + (count * PageFormat.SlotSizeBytes);
+        dataStart = 0;
+        if (slotsEnd > size || buffer.Length != size)
+        {
+            return false;
+        }
+
+        var target = buffer.AsSpan(0, size);
+        committed.AsSpan(0, slotsEnd).CopyTo(target);
         int low = size;
-        int high = slotsEnd;
+        for (int i = 0; i < count; i++)
+        {
+            low = Math.Min(low, PageFormat.EntryOffset(buffer, i));
+        }
+
+        if (low < slotsEnd)
+        {
+            return false;
+        }
+
+        committed.AsSpan(low).CopyTo(target[low..]);
+        int high = low;
         long total = 0;
         for (int i = 0; i < count; i++)
         {
-            int offset = PageFormat.EntryOffset(committed, i);
-            int length = EntryBytes(committed, offset);
-            if (offset < slotsEnd || length < 0 || offset + (long)length > size)
+            int offset = PageFormat.EntryOffset(buffer, i);
+            int length = EntryBytes(buffer, offset);
+            if (length < 0 || offset + (long)length > size)
             {
-                dataStart = 0;
                 return false;
             }
 
-            low = Math.Min(low, offset);
             high = Math.Max(high, offset + length);
             total += length;
         }
 
-        if (count > 0 && high - low != total)
+        if (high - low != total)
         {
             // Gaps or overlaps between entries: not a layout any writer produces; entry mode copes.
-            dataStart = 0;
             return false;
         }
 
-        int block = count == 0 ? 0 : high - low;
+        int block = high - low;
         dataStart = size - block;
         int shift = dataStart - low;
-        // Only the used parts are copied (LMDB does the same): the gap is zeroed, not read.
-        var target = buffer.AsSpan(0, size);
-        committed.AsSpan(0, slotsEnd).CopyTo(target);
+        if (shift != 0)
+        {
+            // Built from an entry list (entries right after the slots): move them to the page end.
+            target[low..high].CopyTo(target[dataStart..]);
+            for (int i = 0; i < count; i++)
+            {
+                var slot = target[(PageHeader.SizeOf + (i * PageFormat.SlotSizeBytes))..];
+                BinaryPrimitives.WriteUInt16LittleEndian(slot, (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(slot) + shift));
+            }
+        }
+
         target[slotsEnd..dataStart].Clear();
-        if (block > 0)
-        {
-            committed.AsSpan(low, block).CopyTo(target[dataStart..]);
-        }
-
-        if (shift == 0)
-        {
-            // Written in page mode: the entries already end at the page end.
-            return true;
-        }
-
-        for (int i = 0; i < count; i++)
-        {
-            var slot = target[(PageHeader.SizeOf + (i * PageFormat.SlotSizeBytes))..];
-            BinaryPrimitives.WriteUInt16LittleEndian(slot, (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(slot) + shift));
-        }
-
         return true;
     }
 
