@@ -23,6 +23,9 @@ namespace EmbeddedRaft.Storage.BTree;
 /// </remarks>
 public sealed class BTreeDatabase : IDisposable
 {
+    /// <summary>Bytes a commit writes between two requests to start write-back (see <see cref="WriteDirtyPages"/>).</summary>
+    private const long WriteBackChunkBytes = 1L << 20;
+
     private readonly IStorageFile _file;
     private readonly IDisposable _lock;
     private readonly PageCache _cache;
@@ -349,7 +352,7 @@ public sealed class BTreeDatabase : IDisposable
             var freeIds = Freelist.Snapshot();
             tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
 
-            WriteDirtyPages(tx.DirtyPages);
+            WriteDirtyPages(tx.DirtyPages, tx.Id);
             var meta = new MetaState(tx.Id, catalogRoot, bucketCount, freelistPage, freelistPages, tx.PageCount, freeIds.Count);
             if (durability == CommitDurability.Synced)
             {
@@ -680,21 +683,25 @@ public sealed class BTreeDatabase : IDisposable
     }
 
     /// <summary>
-    /// Seals the pages that wait for it and writes them all in page order, one gather write per run
-    /// of adjacent pages.
+    /// Seals the page-mode leaves (header and checksum) and writes all pages in page order, one
+    /// gather write per run of adjacent pages. Every <see cref="WriteBackChunkBytes"/> written, the
+    /// file system is asked to start writing them to the device, so the device works through the
+    /// earlier pages while later ones are sealed and written, and the flush that follows has less
+    /// left to wait for.
     /// </summary>
-    private void WriteDirtyPages(List<(long PageId, byte[] Buffer, bool SealAtWrite)> pages)
+    private void WriteDirtyPages(List<(long PageId, byte[] Buffer, bool SealAtWrite)> pages, long txid)
     {
         const int MaxBuffersPerWrite = 256;
         pages.Sort(static (x, y) => x.PageId.CompareTo(y.PageId));
         var batch = new List<ReadOnlyMemory<byte>>();
         long batchStart = 0;
         long nextPage = -1;
+        long sinceWriteBack = 0;
         foreach (var (pageId, buffer, sealAtWrite) in pages)
         {
             if (sealAtWrite)
             {
-                PageFormat.Seal(buffer);
+                LeafPage.Seal(buffer, pageId, txid);
             }
 
             if (pageId != nextPage || batch.Count == MaxBuffersPerWrite)
@@ -703,12 +710,18 @@ public sealed class BTreeDatabase : IDisposable
                 {
                     _file.Write(batchStart * PageSizeBytes, batch);
                     batch.Clear();
+                    if (sinceWriteBack >= WriteBackChunkBytes)
+                    {
+                        _file.StartWriteBack();
+                        sinceWriteBack = 0;
+                    }
                 }
 
                 batchStart = pageId;
             }
 
             batch.Add(buffer);
+            sinceWriteBack += buffer.Length;
             nextPage = pageId + (buffer.Length / PageSizeBytes);
         }
 

@@ -92,6 +92,20 @@ internal static class LeafPage
         return true;
     }
 
+    /// <summary>Makes a page-mode buffer the leaf page <paramref name="pageId"/> written by <paramref name="txid"/>: header, then checksum.</summary>
+    public static void Seal(byte[] page, long pageId, long txid)
+    {
+        ref var header = ref PageHeader.Of(page);
+        header.Checksum = 0;
+        header.Kind = PageKind.Leaf;
+        header.Flags = 0;
+        header.PageId = pageId;
+        header.Txid = txid;
+        header.OverflowPages = 0;
+        header.Reserved = 0;
+        PageFormat.Seal(page);
+    }
+
     /// <summary>Bytes a new inline entry takes on the page, its slot included.</summary>
     public static int InlineEntrySizeBytes(int keyLength, int valueLength) =>
         PageFormat.SlotSizeBytes + LeafEntryHeader.SizeOf + keyLength + valueLength;

@@ -53,7 +53,7 @@ public sealed class Transaction : IDisposable
 
     internal Tree Catalog => _catalog;
 
-    /// <summary>Pages to write at commit; those marked <c>SealAtWrite</c> get their checksum just before they are written.</summary>
+    /// <summary>Pages to write at commit; those marked <c>SealAtWrite</c> (page-mode leaves) get their header and checksum just before they are written.</summary>
     internal List<(long PageId, byte[] Buffer, bool SealAtWrite)> DirtyPages => _dirtyPages;
 
     internal List<(long PageId, int Count)> FreedPages => _freedPages;

@@ -55,6 +55,18 @@ internal sealed class PhysicalStorageFile : IStorageFile
         RandomAccess.FlushToDisk(_handle);
     }
 
+    public void StartWriteBack()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            // SYNC_FILE_RANGE_WRITE alone: it only submits the write-out. The wait flags are left
+            // out on purpose: waiting there would consume a write-back error that fdatasync must
+            // report to Flush. A failure here (an old kernel, a file system without it) is ignored:
+            // the data is still written and made durable by Flush.
+            _ = NativeMethods.SyncFileRange(GetFileDescriptor(), 0, 0, NativeMethods.SyncFileRangeWrite);
+        }
+    }
+
     public void SetLength(long length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
