@@ -24,7 +24,7 @@ namespace EmbeddedRaft.Storage.BTree;
 public sealed class BTreeDatabase : IDisposable
 {
     /// <summary>Bytes a commit writes between two requests to start write-back (see <see cref="WriteDirtyPages"/>).</summary>
-    private const long WriteBackChunkBytes = 1L << 20;
+    private const long WriteBackChunkBytes = 256 * 1024;
 
     private readonly IStorageFile _file;
     private readonly IDisposable _lock;
@@ -697,6 +697,7 @@ public sealed class BTreeDatabase : IDisposable
         long batchStart = 0;
         long nextPage = -1;
         long sinceWriteBack = 0;
+        long writeBackStart = -1;
         foreach (var (pageId, buffer, sealAtWrite) in pages)
         {
             if (sealAtWrite)
@@ -712,12 +713,20 @@ public sealed class BTreeDatabase : IDisposable
                     batch.Clear();
                     if (sinceWriteBack >= WriteBackChunkBytes)
                     {
-                        _file.StartWriteBack();
+                        // Pages go out in ascending order: the range holds exactly the chunk's pages
+                        // (and the clean ones between them, which cost nothing).
+                        _file.StartWriteBack(writeBackStart * PageSizeBytes, (nextPage - writeBackStart) * PageSizeBytes);
                         sinceWriteBack = 0;
+                        writeBackStart = -1;
                     }
                 }
 
                 batchStart = pageId;
+            }
+
+            if (writeBackStart < 0)
+            {
+                writeBackStart = pageId;
             }
 
             batch.Add(buffer);

@@ -55,15 +55,17 @@ internal sealed class PhysicalStorageFile : IStorageFile
         RandomAccess.FlushToDisk(_handle);
     }
 
-    public void StartWriteBack()
+    public void StartWriteBack(long offset, long length)
     {
-        if (OperatingSystem.IsLinux())
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (OperatingSystem.IsLinux() && length > 0)
         {
             // SYNC_FILE_RANGE_WRITE alone: it only submits the write-out. The wait flags are left
             // out on purpose: waiting there would consume a write-back error that fdatasync must
             // report to Flush. A failure here (an old kernel, a file system without it) is ignored:
             // the data is still written and made durable by Flush.
-            _ = NativeMethods.SyncFileRange(GetFileDescriptor(), 0, 0, NativeMethods.SyncFileRangeWrite);
+            _ = NativeMethods.SyncFileRange(GetFileDescriptor(), offset, length, NativeMethods.SyncFileRangeWrite);
         }
     }
 

@@ -91,7 +91,7 @@ public sealed class FaultInjectingFileSystemTests
                 file.Flush();
                 fs.SyncDirectory("/d");
                 file.Write(0, s_sector);
-                file.StartWriteBack();
+                file.StartWriteBack(0, FaultInjectingFileSystem.SectorSizeBytes);
             }
 
             fs.Restart();

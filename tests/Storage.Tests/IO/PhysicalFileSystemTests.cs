@@ -46,9 +46,10 @@ public sealed class PhysicalFileSystemTests
         using (var file = _fs.Open(path, FileOpenMode.CreateNew))
         {
             file.Write(4096, pages.Select(p => (ReadOnlyMemory<byte>)p).ToArray());
-            file.StartWriteBack();
+            file.StartWriteBack(4096, 3 * 4096);
             file.Write(0, pages[7]);
-            file.StartWriteBack();
+            file.StartWriteBack(0, 9 * 4096);
+            file.StartWriteBack(1 << 20, 4096);
             file.Flush();
         }
 
