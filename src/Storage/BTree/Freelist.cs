@@ -35,9 +35,12 @@ internal sealed class Freelist
     private readonly List<long> _free = [];
     private readonly SortedDictionary<long, List<long>> _pending = [];
 
-    /// <summary>The runs of <see cref="_free"/> in the order single pages are taken from them; built on the
-    /// transaction's first allocation. Invariant: each free page lies in exactly one run.</summary>
+    /// <summary>The runs of adjacent pages of <see cref="_free"/>, in page order; built on the transaction's
+    /// first allocation. Invariant: each free page lies in exactly one run.</summary>
     private readonly List<FreeRun> _runs = [];
+
+    /// <summary>Indexes into <see cref="_runs"/> in the order pages are taken: longest run first, lowest page first among equals.</summary>
+    private readonly List<int> _allocationOrder = [];
     private bool _planned;
     private int _nextRun;
     private int _takenCount;
@@ -111,19 +114,20 @@ internal sealed class Freelist
 
         PlanRuns();
         var runs = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_runs);
+        var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_allocationOrder);
         if (count == 1)
         {
-            while (_nextRun < runs.Length && runs[_nextRun].Remaining == 0)
+            while (_nextRun < order.Length && runs[order[_nextRun]].Remaining == 0)
             {
                 _nextRun++;
             }
 
-            if (_nextRun == runs.Length)
+            if (_nextRun == order.Length)
             {
                 return -1;
             }
 
-            ref var run = ref runs[_nextRun];
+            ref var run = ref runs[order[_nextRun]];
             if (run.Length < PreferredRunPages && TotalCount < MaxFreeFractionBeforeLonePages * pageCount)
             {
                 return -1;
@@ -133,11 +137,11 @@ internal sealed class Freelist
         }
 
         // Runs are longest first: the first one with room wastes the least of the long runs' order.
-        for (int i = 0; i < runs.Length && runs[i].Length >= count; i++)
+        for (int i = 0; i < order.Length && runs[order[i]].Length >= count; i++)
         {
-            if (runs[i].Remaining >= count)
+            if (runs[order[i]].Remaining >= count)
             {
-                return Take(ref runs[i], count);
+                return Take(ref runs[order[i]], count);
             }
         }
 
@@ -166,7 +170,6 @@ internal sealed class Freelist
         if (_takenCount > 0)
         {
             // Taken pages are a prefix of each run: keep the rest of every run, in page order.
-            _runs.Sort(static (x, y) => x.Start.CompareTo(y.Start));
             int kept = 0;
             foreach (var run in _runs)
             {
@@ -250,12 +253,19 @@ internal sealed class Freelist
             }
         }
 
-        _runs.Sort(static (x, y) => x.Length != y.Length ? y.Length.CompareTo(x.Length) : x.Start.CompareTo(y.Start));
+        _allocationOrder.Clear();
+        for (int i = 0; i < _runs.Count; i++)
+        {
+            _allocationOrder.Add(i);
+        }
+
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_allocationOrder).Sort(new LongestRunFirst(_runs));
     }
 
     private void ForgetTaken()
     {
         _runs.Clear();
+        _allocationOrder.Clear();
         _planned = false;
         _nextRun = 0;
         _takenCount = 0;
@@ -285,6 +295,17 @@ internal sealed class Freelist
 
         _free.Clear();
         _free.AddRange(merged);
+    }
+
+    /// <summary>Orders run indexes longest run first, then lowest page first (a struct comparer: no delegate call per comparison).</summary>
+    private readonly struct LongestRunFirst(List<FreeRun> runs) : IComparer<int>
+    {
+        public int Compare(int x, int y)
+        {
+            var a = runs[x];
+            var b = runs[y];
+            return a.Length != b.Length ? b.Length.CompareTo(a.Length) : a.Start.CompareTo(b.Start);
+        }
     }
 
     /// <summary>
