@@ -4,24 +4,54 @@ namespace EmbeddedRaft.Storage.BTree;
 /// Free pages of the file, owned by the writer (only the writer thread touches it).
 /// </summary>
 /// <remarks>
-/// A page freed by transaction F is still reachable from every snapshot older than F, so it goes to
+/// <para>A page freed by transaction F is still reachable from every snapshot older than F, so it goes to
 /// a pending list tagged with F and becomes allocatable only once F &lt;= the oldest open reader's
 /// snapshot and F &lt;= the last durable transaction (so that a crash, which falls back to the durable
-/// meta page, never finds one of its pages overwritten by a later, unsynced commit).
-/// Invariant: <see cref="_free"/> is sorted ascending and holds no duplicates.
+/// meta page, never finds one of its pages overwritten by a later, unsynced commit).</para>
+/// <para>Where a transaction's pages go decides what its commit costs: every run of adjacent pages is one
+/// write call and, worse, one separate device request when the file is flushed (measured on the
+/// benchmark VM: about 8 us per run on top of the bytes, against about 1.3 us per page written in
+/// one long run). Copy-on-write frees pages all over the file, so single pages are handed out
+/// from the longest free runs first, and a free page with no free neighbour is left alone (the file
+/// grows instead) while free pages are under <see cref="MaxFreeFractionBeforeLonePages"/> of the file:
+/// left alone, its neighbours are soon freed too and it becomes part of a run.</para>
+/// <para>Allocations only mark pages taken (a prefix of each free run, see <see cref="FreeRun"/>);
+/// <see cref="CommitTransaction"/> removes them from <see cref="_free"/>, and a rollback forgets the
+/// marks, so a failed or abandoned transaction leaves the free pages exactly as they were.</para>
+/// Invariants: <see cref="_free"/> is sorted ascending and holds no duplicates; between transactions
+/// no page is marked taken.
 /// </remarks>
 internal sealed class Freelist
 {
+    /// <summary>Shortest run single pages are taken from while the file may still grow instead.</summary>
+    public const int PreferredRunPages = 2;
+
+    /// <summary>
+    /// Free (and pending) pages, as a fraction of the file, above which lone free pages are used
+    /// rather than growing the file: bounds the space the preference for runs can cost.
+    /// </summary>
+    public const double MaxFreeFractionBeforeLonePages = 0.125;
+
     private readonly List<long> _free = [];
     private readonly SortedDictionary<long, List<long>> _pending = [];
-    private readonly List<long> _takenThisTransaction = [];
+
+    /// <summary>The runs of adjacent pages of <see cref="_free"/>, in page order; built on the transaction's
+    /// first allocation. Invariant: each free page lies in exactly one run.</summary>
+    private readonly List<FreeRun> _runs = [];
+
+    /// <summary>Indexes into <see cref="_runs"/> in the order pages are taken: longest run first, lowest page first among equals.</summary>
+    private readonly List<int> _allocationOrder = [];
+    private bool _planned;
+    private int _nextRun;
+    private int _takenCount;
     private long _pendingCount;
 
-    public int FreeCount => _free.Count;
+    /// <summary>Free pages not taken by the current transaction.</summary>
+    public int FreeCount => _free.Count - _takenCount;
 
     public long PendingCount => _pendingCount;
 
-    public long TotalCount => _free.Count + _pendingCount;
+    public long TotalCount => FreeCount + _pendingCount;
 
     public void Load(IEnumerable<long> ids)
     {
@@ -30,12 +60,15 @@ internal sealed class Freelist
         _free.Sort();
         _pending.Clear();
         _pendingCount = 0;
+        ForgetTaken();
     }
 
-    /// <summary>Makes pages freed by transactions up to <paramref name="txid"/> allocatable.</summary>
+    /// <summary>Makes pages freed by transactions up to <paramref name="txid"/> allocatable. Called between transactions.</summary>
     public void Release(long txid)
     {
+        InvariantViolationException.Check(_takenCount == 0 && !_planned, "B+tree freelist: pages released while a transaction holds allocations.");
         List<long>? released = null;
+        List<long>? releasedBy = null;
         foreach (var (freedBy, ids) in _pending)
         {
             if (freedBy > txid)
@@ -45,6 +78,7 @@ internal sealed class Freelist
 
             released ??= [];
             released.AddRange(ids);
+            (releasedBy ??= []).Add(freedBy);
         }
 
         if (released is null)
@@ -52,7 +86,7 @@ internal sealed class Freelist
             return;
         }
 
-        foreach (long freedBy in _pending.Keys.Where(t => t <= txid).ToList())
+        foreach (long freedBy in releasedBy!)
         {
             _pending.Remove(freedBy);
         }
@@ -61,42 +95,53 @@ internal sealed class Freelist
         AddFree(released);
     }
 
-    public void BeginTransaction() => _takenThisTransaction.Clear();
+    public void BeginTransaction() => ForgetTaken();
 
-    /// <summary>Takes <paramref name="count"/> contiguous free pages, or returns -1 when there is no such run.</summary>
-    public long TryAllocate(int count)
+    /// <summary>
+    /// Takes <paramref name="count"/> contiguous free pages, or returns -1 when the caller should
+    /// take them from the end of the file instead (no such run, or, for a single page, only lone free
+    /// pages are left while free pages are a small part of the file).
+    /// </summary>
+    /// <param name="count">Pages wanted, at least 1.</param>
+    /// <param name="pageCount">The file's high-water mark as the transaction has moved it.</param>
+    public long TryAllocate(int count, long pageCount)
     {
-        if (_free.Count == 0)
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        if (FreeCount < count)
         {
             return -1;
         }
 
+        PlanRuns();
+        var runs = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_runs);
+        var order = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_allocationOrder);
         if (count == 1)
         {
-            long id = _free[^1];
-            _free.RemoveAt(_free.Count - 1);
-            _takenThisTransaction.Add(id);
-            return id;
-        }
-
-        int runStart = 0;
-        for (int i = 1; i <= _free.Count; i++)
-        {
-            if (i - runStart == count)
+            while (_nextRun < order.Length && runs[order[_nextRun]].Remaining == 0)
             {
-                long first = _free[runStart];
-                for (int j = 0; j < count; j++)
-                {
-                    _takenThisTransaction.Add(first + j);
-                }
-
-                _free.RemoveRange(runStart, count);
-                return first;
+                _nextRun++;
             }
 
-            if (i < _free.Count && _free[i] != _free[i - 1] + 1)
+            if (_nextRun == order.Length)
             {
-                runStart = i;
+                return -1;
+            }
+
+            ref var run = ref runs[order[_nextRun]];
+            if (run.Length < PreferredRunPages && TotalCount < MaxFreeFractionBeforeLonePages * pageCount)
+            {
+                return -1;
+            }
+
+            return Take(ref run, 1);
+        }
+
+        // Runs are longest first: the first one with room wastes the least of the long runs' order.
+        for (int i = 0; i < order.Length && runs[order[i]].Length >= count; i++)
+        {
+            if (runs[order[i]].Remaining >= count)
+            {
+                return Take(ref runs[order[i]], count);
             }
         }
 
@@ -119,6 +164,28 @@ internal sealed class Freelist
         _pendingCount += count;
     }
 
+    /// <summary>The transaction committed: the pages it took leave the free list for good.</summary>
+    public void CommitTransaction()
+    {
+        if (_takenCount > 0)
+        {
+            // Taken pages are a prefix of each run: keep the rest of every run, in page order.
+            int kept = 0;
+            foreach (var run in _runs)
+            {
+                for (int i = run.Start + run.Taken; i < run.Start + run.Length; i++)
+                {
+                    _free[kept++] = _free[i];
+                }
+            }
+
+            InvariantViolationException.Check(kept == _free.Count - _takenCount, "B+tree freelist: taken pages do not add up.");
+            _free.RemoveRange(kept, _free.Count - kept);
+        }
+
+        ForgetTaken();
+    }
+
     /// <summary>Undoes the allocations and frees of the transaction <paramref name="txid"/>.</summary>
     public void Rollback(long txid)
     {
@@ -127,15 +194,28 @@ internal sealed class Freelist
             _pendingCount -= ids.Count;
         }
 
-        AddFree(_takenThisTransaction);
-        _takenThisTransaction.Clear();
+        ForgetTaken();
     }
 
-    /// <summary>Every free and pending page id, sorted: what the freelist page stores.</summary>
+    /// <summary>Every free (not taken) and pending page id, sorted: what the freelist page stores.</summary>
     public List<long> Snapshot()
     {
-        var all = new List<long>(_free.Count + (int)_pendingCount);
-        all.AddRange(_free);
+        var all = new List<long>(FreeCount + (int)_pendingCount);
+        if (_takenCount == 0)
+        {
+            all.AddRange(_free);
+        }
+        else
+        {
+            foreach (var run in _runs)
+            {
+                for (int i = run.Start + run.Taken; i < run.Start + run.Length; i++)
+                {
+                    all.Add(_free[i]);
+                }
+            }
+        }
+
         foreach (var ids in _pending.Values)
         {
             all.AddRange(ids);
@@ -143,6 +223,52 @@ internal sealed class Freelist
 
         all.Sort();
         return all;
+    }
+
+    private long Take(ref FreeRun run, int count)
+    {
+        long first = _free[run.Start + run.Taken];
+        run.Taken += count;
+        _takenCount += count;
+        return first;
+    }
+
+    /// <summary>Splits <see cref="_free"/> into runs of adjacent pages, longest first (lowest page first among equals).</summary>
+    private void PlanRuns()
+    {
+        if (_planned)
+        {
+            return;
+        }
+
+        _planned = true;
+        _runs.Clear();
+        int start = 0;
+        for (int i = 1; i <= _free.Count; i++)
+        {
+            if (i == _free.Count || _free[i] != _free[i - 1] + 1)
+            {
+                _runs.Add(new FreeRun { Start = start, Length = i - start });
+                start = i;
+            }
+        }
+
+        _allocationOrder.Clear();
+        for (int i = 0; i < _runs.Count; i++)
+        {
+            _allocationOrder.Add(i);
+        }
+
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_allocationOrder).Sort(new LongestRunFirst(_runs));
+    }
+
+    private void ForgetTaken()
+    {
+        _runs.Clear();
+        _allocationOrder.Clear();
+        _planned = false;
+        _nextRun = 0;
+        _takenCount = 0;
     }
 
     private void AddFree(List<long> ids)
@@ -169,5 +295,29 @@ internal sealed class Freelist
 
         _free.Clear();
         _free.AddRange(merged);
+    }
+
+    /// <summary>Orders run indexes longest run first, then lowest page first (a struct comparer: no delegate call per comparison).</summary>
+    private readonly struct LongestRunFirst(List<FreeRun> runs) : IComparer<int>
+    {
+        public int Compare(int x, int y)
+        {
+            var a = runs[x];
+            var b = runs[y];
+            return a.Length != b.Length ? b.Length.CompareTo(a.Length) : a.Start.CompareTo(b.Start);
+        }
+    }
+
+    /// <summary>
+    /// A run of adjacent free pages: <see cref="_free"/>[Start..Start+Length). Pages are taken from its
+    /// front, so the taken ones are always [Start..Start+Taken).
+    /// </summary>
+    private struct FreeRun
+    {
+        public int Start;
+        public int Length;
+        public int Taken;
+
+        public readonly int Remaining => Length - Taken;
     }
 }

@@ -91,6 +91,9 @@ internal sealed class Node
     /// <summary>Materialised children (branch nodes only); null until the first one.</summary>
     public List<Node>? Children { get; set; }
 
+    /// <summary>Page mode: a key was inserted in front of every other (the parent's key may no longer be a lower bound).</summary>
+    public bool FirstKeyChanged { get; set; }
+
     /// <summary>True when a Put gave this leaf an overflow value that has no run yet.</summary>
     public bool HasUnwrittenOverflow { get; set; }
 

@@ -16,7 +16,7 @@ namespace EmbeddedRaft.Storage.BTree;
 public sealed class Transaction : IDisposable
 {
     private readonly Dictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
-    private readonly List<(long PageId, byte[] Buffer)> _dirtyPages = [];
+    private List<(long PageId, byte[] Buffer, bool SealAtWrite)> _dirtyPages;
     private readonly List<(long PageId, int Count)> _freedPages = [];
     private readonly Tree _catalog;
     private readonly List<byte[]> _arenaChunks = [];
@@ -31,6 +31,7 @@ public sealed class Transaction : IDisposable
         IsReadOnly = readOnly;
         Id = readOnly ? snapshot.Txid : snapshot.Txid + 1;
         PageCount = snapshot.PageCount;
+        _dirtyPages = readOnly ? [] : database.Pools.RentDirtyPageList();
         _catalog = new Tree(this, snapshot.CatalogRoot, snapshot.BucketCount);
     }
 
@@ -52,7 +53,8 @@ public sealed class Transaction : IDisposable
 
     internal Tree Catalog => _catalog;
 
-    internal List<(long PageId, byte[] Buffer)> DirtyPages => _dirtyPages;
+    /// <summary>Pages to write at commit; those marked <c>SealAtWrite</c> (page-mode leaves) get their header and checksum just before they are written.</summary>
+    internal List<(long PageId, byte[] Buffer, bool SealAtWrite)> DirtyPages => _dirtyPages;
 
     internal List<(long PageId, int Count)> FreedPages => _freedPages;
 
@@ -246,7 +248,7 @@ public sealed class Transaction : IDisposable
 
     internal long AllocatePages(int count)
     {
-        long pageId = Database.Freelist.TryAllocate(count);
+        long pageId = Database.Freelist.TryAllocate(count, PageCount);
         if (pageId < 0)
         {
             pageId = PageCount;
@@ -286,8 +288,11 @@ public sealed class Transaction : IDisposable
         return target;
     }
 
-    /// <summary>Gives the arena chunks back for the next write transaction (called once it has ended; its nodes are dead).</summary>
-    internal void ReturnArena()
+    /// <summary>
+    /// Gives the arena chunks and the dirty page list back for the next write transaction (called
+    /// once it has ended: its nodes are dead and its pages written or dropped). Safe to call twice.
+    /// </summary>
+    internal void ReturnPooledBuffers()
     {
         foreach (var chunk in _arenaChunks)
         {
@@ -296,11 +301,13 @@ public sealed class Transaction : IDisposable
 
         _arenaChunks.Clear();
         _arena = null;
+        Database.Pools.ReturnDirtyPageList(_dirtyPages);
+        _dirtyPages = [];
     }
 
     internal void FreePages(long pageId, int count) => _freedPages.Add((pageId, count));
 
-    internal void AddDirtyPage(long pageId, byte[] buffer) => _dirtyPages.Add((pageId, buffer));
+    internal void AddDirtyPage(long pageId, byte[] buffer, bool sealAtWrite = false) => _dirtyPages.Add((pageId, buffer, sealAtWrite));
 
     internal void ThrowIfEnded() => ObjectDisposedException.ThrowIf(_ended || Database.IsDisposed, this);
 

@@ -222,6 +222,7 @@ internal sealed class Tree
             if (!exact && !overflow && LeafPage.TryInsert(page, ref dataStart, index, key, value))
             {
                 leaf.DataStart = dataStart;
+                leaf.FirstKeyChanged |= index == 0;
                 if (index < leaf.OriginalCount)
                 {
                     leaf.AppendOnly = false;
@@ -369,7 +370,7 @@ internal sealed class Tree
     {
         if (_root is null)
         {
-            _nodes ??= [];
+            _nodes ??= _db.Pools.RentNodeMap();
             if (RootPageId == 0)
             {
                 var buffer = _db.Pools.RentPage();
@@ -667,6 +668,8 @@ internal sealed class Tree
             }
         }
 
+        _db.Pools.ReturnNodeMap(materialised);
+
         if (_detachedPages is not null)
         {
             // Every page is built: nothing refers to these buffers any more.
@@ -753,22 +756,24 @@ internal sealed class Tree
             node.PageId = 0;
         }
 
+        // The page itself is not touched here (it is cold: last changed by the inserts, far back in
+        // the transaction). Its header is stamped and its checksum computed right before it is
+        // written, which brings it into the CPU cache for the write's copy.
         long pageId = _tx.AllocatePages(1);
-        ref var header = ref PageHeader.Of(page);
-        header.Checksum = 0;
-        header.Kind = PageKind.Leaf;
-        header.Flags = 0;
-        header.PageId = pageId;
-        header.Txid = _tx.Id;
-        header.OverflowPages = 0;
-        header.Reserved = 0;
-        PageFormat.Seal(page);
-        _tx.AddDirtyPage(pageId, page);
+        _tx.AddDirtyPage(pageId, page, sealAtWrite: true);
         if (node.Parent is { } parent)
         {
-            int offset = PageFormat.EntryOffset(page, 0);
-            int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(offset));
-            parent.PutChild(node.Key, page.AsMemory(offset + LeafEntryHeader.SizeOf, keyLength), pageId);
+            // The parent's key stays a lower bound of the leaf's keys unless one was inserted in
+            // front of them (possible only in the leftmost leaf under that key).
+            var firstKey = node.Key;
+            if (node.FirstKeyChanged)
+            {
+                int offset = PageFormat.EntryOffset(page, 0);
+                int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(page.AsSpan(offset));
+                firstKey = page.AsMemory(offset + LeafEntryHeader.SizeOf, keyLength);
+            }
+
+            parent.PutChild(node.Key, firstKey, pageId);
         }
         else
         {

@@ -25,6 +25,9 @@ internal sealed class WriterPools
     private const int MaxPooledBigLists = 4;
     private const int MaxPooledChunks = 256;
 
+    /// <summary>Node maps and dirty page lists kept: one per bucket a transaction commonly changes is plenty.</summary>
+    private const int MaxPooledMaps = 8;
+
     private readonly int _maxPooledPages;
     private readonly Stack<List<NodeEntry>> _bigLists = new();
 
@@ -32,6 +35,8 @@ internal sealed class WriterPools
     private readonly Stack<byte[]> _pages = new();
     private readonly Stack<List<NodeEntry>> _lists = new();
     private readonly Stack<byte[]> _chunks = new();
+    private readonly Stack<Dictionary<long, Node>> _nodeMaps = new();
+    private readonly Stack<List<(long PageId, byte[] Buffer, bool SealAtWrite)>> _dirtyPageLists = new();
 
     public WriterPools(int pageSizeBytes)
     {
@@ -79,6 +84,33 @@ internal sealed class WriterPools
         {
             list.Clear();
             _lists.Push(list);
+        }
+    }
+
+    /// <summary>An empty node map for a tree's materialised nodes (it keeps the capacity earlier transactions grew).</summary>
+    public Dictionary<long, Node> RentNodeMap() => _nodeMaps.TryPop(out var map) ? map : [];
+
+    /// <summary>Takes back a map whose nodes are dead (their tree has spilled); clears it, so no node outlives its transaction here.</summary>
+    public void ReturnNodeMap(Dictionary<long, Node> map)
+    {
+        map.Clear();
+        if (_nodeMaps.Count < MaxPooledMaps)
+        {
+            _nodeMaps.Push(map);
+        }
+    }
+
+    /// <summary>An empty list for a write transaction's dirty pages.</summary>
+    public List<(long PageId, byte[] Buffer, bool SealAtWrite)> RentDirtyPageList() =>
+        _dirtyPageLists.TryPop(out var list) ? list : [];
+
+    /// <summary>Takes back a dirty page list once its transaction has ended; clears it (the buffers belong to the cache or the pool now).</summary>
+    public void ReturnDirtyPageList(List<(long PageId, byte[] Buffer, bool SealAtWrite)> list)
+    {
+        list.Clear();
+        if (_dirtyPageLists.Count < MaxPooledMaps)
+        {
+            _dirtyPageLists.Push(list);
         }
     }
 

@@ -35,6 +35,18 @@ public interface IStorageFile : IDisposable
     /// <exception cref="IOException">The device reported a failure; the written data must be treated as lost.</exception>
     void Flush();
 
+    /// <summary>
+    /// Asks the operating system to start writing the written-but-unflushed data of the
+    /// <paramref name="length"/> bytes at <paramref name="offset"/> to the device now, without
+    /// waiting for it, so the device works while the caller goes on (Linux: <c>sync_file_range</c>
+    /// with <c>SYNC_FILE_RANGE_WRITE</c> only). A hint: it makes nothing durable (only
+    /// <see cref="Flush"/> does), and it never reports an error (a write that fails is reported by
+    /// the next <see cref="Flush"/>). The default implementation does nothing.
+    /// </summary>
+    void StartWriteBack(long offset, long length)
+    {
+    }
+
     /// <summary>Truncates or extends (with zeros) the file to <paramref name="length"/> bytes.</summary>
     void SetLength(long length);
 

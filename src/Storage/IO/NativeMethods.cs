@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Storage.IO;
 
-/// <summary>The few libc calls .NET does not expose: fdatasync, posix_fallocate and fsync of a directory.</summary>
+/// <summary>The few libc calls .NET does not expose: fdatasync, sync_file_range, posix_fallocate and fsync of a directory.</summary>
 internal static partial class NativeMethods
 {
     private const string LibC = "libc";
@@ -13,6 +13,12 @@ internal static partial class NativeMethods
 
     [LibraryImport(LibC, EntryPoint = "fdatasync", SetLastError = true)]
     public static partial int FDataSync(int fd);
+
+    /// <summary><c>sync_file_range</c> flag: start write-out of dirty pages not already under write-out; do not wait.</summary>
+    public const uint SyncFileRangeWrite = 2;
+
+    [LibraryImport(LibC, EntryPoint = "sync_file_range", SetLastError = true)]
+    public static partial int SyncFileRange(int fd, long offset, long length, uint flags);
 
     [LibraryImport(LibC, EntryPoint = "fsync", SetLastError = true)]
     public static partial int FSync(int fd);

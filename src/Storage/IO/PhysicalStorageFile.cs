@@ -55,6 +55,20 @@ internal sealed class PhysicalStorageFile : IStorageFile
         RandomAccess.FlushToDisk(_handle);
     }
 
+    public void StartWriteBack(long offset, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (OperatingSystem.IsLinux() && length > 0)
+        {
+            // SYNC_FILE_RANGE_WRITE alone: it only submits the write-out. The wait flags are left
+            // out on purpose: waiting there would consume a write-back error that fdatasync must
+            // report to Flush. A failure here (an old kernel, a file system without it) is ignored:
+            // the data is still written and made durable by Flush.
+            _ = NativeMethods.SyncFileRange(GetFileDescriptor(), offset, length, NativeMethods.SyncFileRangeWrite);
+        }
+    }
+
     public void SetLength(long length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);

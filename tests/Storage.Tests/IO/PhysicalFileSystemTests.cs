@@ -39,6 +39,28 @@ public sealed class PhysicalFileSystemTests
     }
 
     [Test]
+    public void StartingWriteBackChangesNoBytesAndAFlushStillSucceeds()
+    {
+        string path = Path.Combine(_directory, "a");
+        var pages = Enumerable.Range(0, 8).Select(i => Enumerable.Repeat((byte)(i + 1), 4096).ToArray()).ToArray();
+        using (var file = _fs.Open(path, FileOpenMode.CreateNew))
+        {
+            file.Write(4096, pages.Select(p => (ReadOnlyMemory<byte>)p).ToArray());
+            file.StartWriteBack(4096, 3 * 4096);
+            file.Write(0, pages[7]);
+            file.StartWriteBack(0, 9 * 4096);
+            file.StartWriteBack(1 << 20, 4096);
+            file.Flush();
+        }
+
+        using var reopened = _fs.Open(path, FileOpenMode.ReadOnly);
+        var data = new byte[9 * 4096];
+        Assert.That(reopened.Read(0, data), Is.EqualTo(data.Length));
+        byte[] expected = [.. pages[7], .. pages.SelectMany(p => p)];
+        Assert.That(data, Is.EqualTo(expected));
+    }
+
+    [Test]
     public void PreallocateExtendsWithZerosAndNeverShrinks()
     {
         using var file = _fs.Open(Path.Combine(_directory, "a"), FileOpenMode.CreateNew);

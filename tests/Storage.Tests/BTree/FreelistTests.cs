@@ -1,0 +1,186 @@
+using EmbeddedRaft.Storage.BTree;
+using static EmbeddedRaft.Storage.Tests.BTree.BTreeTestSupport;
+
+namespace EmbeddedRaft.Storage.Tests.BTree;
+
+/// <summary>
+/// The writer's free page list: single pages come from the longest free runs first, lone free pages
+/// wait (the file grows instead) while free pages are a small part of the file, and a rolled-back
+/// transaction leaves the free pages exactly as they were.
+/// </summary>
+public class FreelistTests
+{
+    private const long LargeFile = 1_000_000;
+
+    [Test]
+    public void SinglePagesComeFromTheLongestRunFirstInPageOrder()
+    {
+        var freelist = Loaded(10, 20, 21, 22, 30, 31, 40);
+        freelist.BeginTransaction();
+
+        long[] taken = [.. Enumerable.Range(0, 5).Select(_ => freelist.TryAllocate(1, LargeFile))];
+
+        Assert.That(taken, Is.EqualTo(new long[] { 20, 21, 22, 30, 31 }));
+    }
+
+    [Test]
+    public void LonePagesWaitWhileFreePagesAreASmallPartOfTheFile()
+    {
+        var freelist = Loaded(10, 20, 30);
+        freelist.BeginTransaction();
+
+        Assert.That(freelist.TryAllocate(1, LargeFile), Is.EqualTo(-1), "grow the file rather than scatter the writes");
+        Assert.That(freelist.FreeCount, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void LonePagesAreUsedOnceFreePagesAreALargePartOfTheFile()
+    {
+        var freelist = Loaded(10, 20, 30);
+        freelist.BeginTransaction();
+        long smallFile = (long)(3 / Freelist.MaxFreeFractionBeforeLonePages);
+
+        Assert.That(freelist.TryAllocate(1, smallFile), Is.EqualTo(10));
+        Assert.That(freelist.TryAllocate(1, smallFile), Is.EqualTo(-1), "two free pages of the file's 24 are under the fraction again");
+    }
+
+    [Test]
+    public void MultiPageRunsTakeTheFrontOfARunLongEnoughAndSkipTakenPages()
+    {
+        var freelist = Loaded(5, 6, 10, 11, 12, 13, 14, 20, 21, 22);
+        freelist.BeginTransaction();
+
+        Assert.That(freelist.TryAllocate(1, LargeFile), Is.EqualTo(10));
+        Assert.That(freelist.TryAllocate(3, LargeFile), Is.EqualTo(11));
+        Assert.That(freelist.TryAllocate(3, LargeFile), Is.EqualTo(20));
+        Assert.That(freelist.TryAllocate(3, LargeFile), Is.EqualTo(-1));
+        Assert.That(freelist.TryAllocate(2, LargeFile), Is.EqualTo(5));
+        Assert.That(freelist.Snapshot(), Is.EqualTo(new long[] { 14 }));
+    }
+
+    [Test]
+    public void CommittingRemovesTheTakenPagesAndKeepsTheRestSorted()
+    {
+        var freelist = Loaded(3, 4, 8, 9, 10, 15, 16);
+        freelist.BeginTransaction();
+        long a = freelist.TryAllocate(1, LargeFile);
+        long b = freelist.TryAllocate(1, LargeFile);
+        long c = freelist.TryAllocate(2, LargeFile);
+        freelist.Free(txid: 7, firstPage: 50, count: 2);
+
+        freelist.CommitTransaction();
+
+        Assert.That(new[] { a, b, c }, Is.EqualTo(new long[] { 8, 9, 3 }));
+        Assert.That(freelist.FreeCount, Is.EqualTo(3));
+        Assert.That(freelist.Snapshot(), Is.EqualTo(new long[] { 10, 15, 16, 50, 51 }));
+        freelist.Release(7);
+        freelist.BeginTransaction();
+        Assert.That(freelist.TryAllocate(1, LargeFile), Is.EqualTo(15), "runs are planned afresh from what is left");
+    }
+
+    [Test]
+    public void RollingBackLeavesTheFreePagesAsTheyWere()
+    {
+        var freelist = Loaded(3, 4, 8, 9, 10, 15);
+        freelist.BeginTransaction();
+        freelist.TryAllocate(1, LargeFile);
+        freelist.TryAllocate(2, LargeFile);
+        freelist.Free(txid: 7, firstPage: 50, count: 2);
+
+        freelist.Rollback(7);
+
+        Assert.That(freelist.Snapshot(), Is.EqualTo(new long[] { 3, 4, 8, 9, 10, 15 }));
+        Assert.That(freelist.TotalCount, Is.EqualTo(6));
+        freelist.BeginTransaction();
+        Assert.That(freelist.TryAllocate(1, LargeFile), Is.EqualTo(8));
+    }
+
+    [TestCaseSource(nameof(ModelSeeds))]
+    public void AllocationsMatchAModelOfFreePagesAcrossCommitsAndRollbacks(int seed)
+    {
+        var random = new Random(seed);
+        var freelist = new Freelist();
+        var free = new SortedSet<long>();
+        var pending = new SortedDictionary<long, List<long>>();
+        long pageCount = 2;
+        for (long txid = 1; txid <= 300; txid++)
+        {
+            freelist.Release(txid - 1 - random.Next(3));
+            SyncModel(freelist, free, pending);
+            freelist.BeginTransaction();
+            var taken = new List<long>();
+            long count = pageCount;
+            for (int i = random.Next(40); i > 0; i--)
+            {
+                int pages = random.Next(8) == 0 ? random.Next(2, 5) : 1;
+                long page = freelist.TryAllocate(pages, count);
+                if (page < 0)
+                {
+                    page = count;
+                    count += pages;
+                }
+                else
+                {
+                    for (int p = 0; p < pages; p++)
+                    {
+                        Assert.That(free.Contains(page + p), Is.True, $"seed {seed}: page {page + p} handed out but not free");
+                        Assert.That(taken.Contains(page + p), Is.False, $"seed {seed}: page {page + p} handed out twice");
+                    }
+                }
+
+                taken.AddRange(Enumerable.Range(0, pages).Select(p => page + p));
+            }
+
+            var usedBefore = Enumerable.Range(2, (int)pageCount - 2).Select(p => (long)p).Where(p => !free.Contains(p) && !pending.Values.Any(l => l.Contains(p))).ToList();
+            var toFree = usedBefore.Where(_ => random.Next(3) == 0).ToList();
+            foreach (long page in toFree)
+            {
+                freelist.Free(txid, page, 1);
+            }
+
+            if (random.Next(4) == 0)
+            {
+                freelist.Rollback(txid);
+                Assert.That(freelist.Snapshot(), Is.EqualTo(free.Concat(pending.Values.SelectMany(l => l)).Order().ToList()), $"seed {seed}: rollback");
+                continue;
+            }
+
+            freelist.CommitTransaction();
+            foreach (long page in taken)
+            {
+                free.Remove(page);
+            }
+
+            if (toFree.Count > 0)
+            {
+                pending[txid] = toFree;
+            }
+
+            pageCount = count;
+            Assert.That(freelist.Snapshot(), Is.EqualTo(free.Concat(pending.Values.SelectMany(l => l)).Order().ToList()), $"seed {seed}: commit {txid}");
+        }
+    }
+
+    private static IEnumerable<int> ModelSeeds() => Seeds(1, Soak ? 40 : 4);
+
+    /// <summary>Moves pages the list released from the model's pending sets to its free set (the list's snapshot says which).</summary>
+    private static void SyncModel(Freelist freelist, SortedSet<long> free, SortedDictionary<long, List<long>> pending)
+    {
+        long pendingInList = freelist.PendingCount;
+        while (pending.Count > 0 && pending.Values.Sum(l => l.Count) > pendingInList)
+        {
+            var oldest = pending.First();
+            pending.Remove(oldest.Key);
+            free.UnionWith(oldest.Value);
+        }
+
+        Assert.That(freelist.FreeCount, Is.EqualTo(free.Count));
+    }
+
+    private static Freelist Loaded(params long[] ids)
+    {
+        var freelist = new Freelist();
+        freelist.Load(ids);
+        return freelist;
+    }
+}
