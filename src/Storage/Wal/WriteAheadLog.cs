@@ -17,9 +17,9 @@ namespace EmbeddedRaft.Storage.Wal;
 /// durable with one flush, however many appenders they carry. A synced append that finds no write
 /// in progress, when the last group carried at most one waiter, performs that write and flush
 /// itself, on its own thread, and completes synchronously (no thread hand-off); appends that
-/// arrive meanwhile, and every append under concurrent load, are committed together by a
-/// dedicated writer thread, which hands a large group's completions to the thread pool in one work
-/// item per processor. A
+/// arrive meanwhile, and every append under concurrent load, are written together by a dedicated
+/// writer thread while a syncer thread flushes the group before them (writing and flushing
+/// overlap); a large group's completions go to the thread pool in one work item per processor. A
 /// synced append completes when its record is durable; an unsynced one completes at once and
 /// becomes durable with the next synced append, <see cref="SyncAsync"/>, or disposal (a crash
 /// before then may lose it, and only it and later records). Records are durable in append
