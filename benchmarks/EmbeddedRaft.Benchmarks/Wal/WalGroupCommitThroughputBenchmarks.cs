@@ -81,39 +81,24 @@ public class WalGroupCommitThroughputBenchmarks
     }
 
     [Benchmark(Baseline = true, Description = "raw 128 x (1 MiB write + fdatasync)")]
-    public void RawSequential1MiBWrites()
-    {
-        for (int i = 0; i < BytesPerInvocation / _block.Length; i++)
-        {
-            _raw!.Write(_rawOffset, _block);
-            _raw.Flush();
-            _rawOffset += _block.Length;
-        }
-    }
+    public void RawSequential1MiBWrites() => WriteRawBlocks(1024 * 1024);
 
     /// <summary>The ceiling for 64 appenders with one synced 1 KiB record each in flight: at most 64 KiB waits per flush.</summary>
     [Benchmark(Description = "raw 2048 x (64 KiB write + fdatasync)")]
-    public void RawSequential64KiBWrites()
-    {
-        var block = _block.AsSpan(0, 64 * 1024);
-        for (int i = 0; i < BytesPerInvocation / block.Length; i++)
-        {
-            _raw!.Write(_rawOffset, block);
-            _raw.Flush();
-            _rawOffset += block.Length;
-        }
-    }
+    public void RawSequential64KiBWrites() => WriteRawBlocks(64 * 1024);
 
     /// <summary>The ceiling for a two-stage pipeline with 1 MiB outstanding: one 512 KiB group flushes while the next fills.</summary>
     [Benchmark(Description = "raw 256 x (512 KiB write + fdatasync)")]
-    public void RawSequential512KiBWrites()
+    public void RawSequential512KiBWrites() => WriteRawBlocks(512 * 1024);
+
+    private void WriteRawBlocks(int blockBytes)
     {
-        var block = _block.AsSpan(0, 512 * 1024);
-        for (int i = 0; i < BytesPerInvocation / block.Length; i++)
+        var block = _block.AsSpan(0, blockBytes);
+        for (int i = 0; i < BytesPerInvocation / blockBytes; i++)
         {
             _raw!.Write(_rawOffset, block);
             _raw.Flush();
-            _rawOffset += block.Length;
+            _rawOffset += blockBytes;
         }
     }
 

@@ -44,7 +44,7 @@ internal sealed class PhysicalStorageFile : IStorageFile
         {
             // fdatasync: the data and whatever metadata is needed to read it back (the length), but
             // not the timestamps — one disk round trip instead of two on most file systems.
-            if (NativeMethods.FDataSync(GetFileDescriptor()) != 0)
+            if (CallWithDescriptor(0, static (fd, _) => NativeMethods.FDataSync(fd)) != 0)
             {
                 throw NativeMethods.LastErrorAsIOException($"fdatasync '{Path}'");
             }
@@ -65,7 +65,7 @@ internal sealed class PhysicalStorageFile : IStorageFile
             // out on purpose: waiting there would consume a write-back error that fdatasync must
             // report to Flush. A failure here (an old kernel, a file system without it) is ignored:
             // the data is still written and made durable by Flush.
-            _ = NativeMethods.SyncFileRange(GetFileDescriptor(), offset, length, NativeMethods.SyncFileRangeWrite);
+            _ = CallWithDescriptor((offset, length), static (fd, range) => NativeMethods.SyncFileRange(fd, range.offset, range.length, NativeMethods.SyncFileRangeWrite));
         }
     }
 
@@ -86,7 +86,7 @@ internal sealed class PhysicalStorageFile : IStorageFile
 
         if (OperatingSystem.IsLinux())
         {
-            int error = NativeMethods.PosixFallocate(GetFileDescriptor(), current, length - current);
+            int error = CallWithDescriptor((current, length), static (fd, range) => NativeMethods.PosixFallocate(fd, range.current, range.length - range.current));
             if (error == 0)
             {
                 return;
@@ -105,5 +105,26 @@ internal sealed class PhysicalStorageFile : IStorageFile
 
     public void Dispose() => _handle.Dispose();
 
-    private int GetFileDescriptor() => checked((int)_handle.DangerousGetHandle());
+    /// <summary>
+    /// Calls <paramref name="call"/> with the file descriptor while holding a reference on the
+    /// handle, so a Dispose on another thread (the WAL's writer and syncer share a file) cannot
+    /// close the descriptor mid-call, nor the OS hand its number to another file: a call after
+    /// Dispose throws <see cref="ObjectDisposedException"/> instead.
+    /// </summary>
+    private int CallWithDescriptor<TState>(TState state, Func<int, TState, int> call)
+    {
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            return call(checked((int)_handle.DangerousGetHandle()), state);
+        }
+        finally
+        {
+            if (added)
+            {
+                _handle.DangerousRelease();
+            }
+        }
+    }
 }

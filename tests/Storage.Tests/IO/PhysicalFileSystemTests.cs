@@ -61,6 +61,19 @@ public sealed class PhysicalFileSystemTests
     }
 
     [Test]
+    public void NativeCallsOnADisposedFileAreRefusedNeverSentToAReusedDescriptor()
+    {
+        var file = _fs.Open(Path.Combine(_directory, "a"), FileOpenMode.CreateNew);
+        file.Write(0, "x"u8);
+        file.Dispose();
+        // Another file may now hold the old descriptor number: a flush must not sync it instead.
+        using var other = _fs.Open(Path.Combine(_directory, "b"), FileOpenMode.CreateNew);
+
+        Assert.That(file.Flush, Throws.TypeOf<ObjectDisposedException>());
+        Assert.That(() => file.Preallocate(4096), Throws.TypeOf<ObjectDisposedException>());
+    }
+
+    [Test]
     public void PreallocateExtendsWithZerosAndNeverShrinks()
     {
         using var file = _fs.Open(Path.Combine(_directory, "a"), FileOpenMode.CreateNew);

@@ -76,7 +76,7 @@ public sealed class WalGroupCommitTests
         using var hold = new FirstFlushHold(fs);
         var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
         hold.Entered.Wait();
-        var resumedOn = Enumerable.Range(2, 300).Select(i => AppendAndReportThreadAsync(log, (ulong)i)).ToList();
+        var resumedOn = Enumerable.Range(2, 300).Select(i => AppendThenObserveAsync(log, (ulong)i, () => Thread.CurrentThread)).ToList();
         hold.Release.Set();
         await first;
         var threads = await Task.WhenAll(resumedOn);
@@ -124,10 +124,11 @@ public sealed class WalGroupCommitTests
         Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 102).Select(i => (ulong)i)));
     }
 
-    private static async Task<Thread> AppendAndReportThreadAsync(WriteAheadLog log, ulong index)
+    /// <summary>Appends a synced record and, once it is durable, returns what <paramref name="observe"/> sees where the append resumed.</summary>
+    private static async Task<T> AppendThenObserveAsync<T>(WriteAheadLog log, ulong index, Func<T> observe)
     {
         await log.AppendAsync(1, new byte[100], index);
-        return Thread.CurrentThread;
+        return observe();
     }
 
     [Test]
@@ -154,7 +155,7 @@ public sealed class WalGroupCommitTests
         {
             flushEntered.Wait();
             long writesDuringFlush = fs.WriteCount;
-            second = AppendAndCountFlushesAsync(log, fs, 5);
+            second = AppendThenObserveAsync(log, 5, () => fs.FlushCount);
             SpinWait.SpinUntil(() => fs.WriteCount > writesDuringFlush, TimeSpan.FromSeconds(10));
 
             Assert.That(fs.WriteCount, Is.EqualTo(writesDuringFlush + 1), "the second group is written while the first one's flush is still running");
@@ -185,12 +186,6 @@ public sealed class WalGroupCommitTests
         }
 
         await log.WhenWriterIdleAsync();
-    }
-
-    private static async Task<long> AppendAndCountFlushesAsync(WriteAheadLog log, FaultInjectingFileSystem fs, ulong index)
-    {
-        await log.AppendAsync(1, new byte[100], index);
-        return fs.FlushCount;
     }
 
     [Test]
