@@ -7,11 +7,11 @@ namespace EmbeddedRaft.Storage.Wal;
 /// </summary>
 /// <remarks>
 /// Completing a waiter queues its continuation to the thread pool with <c>preferLocal</c>. Called
-/// on the writer thread (not a pool thread) every continuation lands in the pool's global queue and
-/// may wake a sleeping worker; called from a pool thread they land in that thread's local queue,
-/// from which idle workers steal. With a thousand waiters per group the first costs enough CPU to
-/// keep the writer waiting for appenders (docs/benchmarks.md, write-ahead log run 7), so the writer
-/// hands a large group to the pool in one work item per processor. Every continuation still runs
+/// on the log's syncer or writer thread (not pool threads) every continuation lands in the pool's
+/// global queue and may wake a sleeping worker; called from a pool thread they land in that
+/// thread's local queue, from which idle workers steal. With a thousand waiters per group the
+/// first costs enough CPU to keep the log waiting for appenders (docs/benchmarks.md, write-ahead
+/// log runs 7 and 8), so a large group goes to the pool in one work item per processor. Every continuation still runs
 /// on its own work item: a slow one never delays another's completion.
 /// </remarks>
 internal sealed class WalCompletionShare : IThreadPoolWorkItem

@@ -84,8 +84,10 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
     // ---- Owned by whoever writes: the writer thread, or an appender writing inline. ----
     // Invariant: at most one of them at a time. An appender writes inline only while the writer
-    // thread waits (_writerWaiting), and the writer thread does not leave its wait while
+    // and syncer threads wait (_writerWaiting, _syncerWaiting), and neither leaves its wait while
     // _inlineWriting; both are decided under _lock, which also publishes these fields between them.
+    // _segmentFile is the exception the syncer shares: it reads it under _lock to flush it, and a
+    // cut replaces it under _lock only while the syncer is not flushing (_cutting).
     private IStorageFile _segmentFile;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private readonly List<WalBatch> _work = [];
@@ -590,7 +592,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
                         return;
                     }
 
-                    WriteWork(_completions);
+                    WriteWork();
                 }
                 catch (Exception e)
                 {
@@ -814,7 +816,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         try
         {
-            WriteWork(_completions);
+            WriteWork();
             SyncTarget target;
             lock (_lock)
             {
@@ -836,7 +838,13 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             lock (_lock)
             {
                 _inlineWriting = false;
-                Monitor.PulseAll(_lock);
+                SignalIdleUnsynchronized();
+                // Wake the threads only if they have something to do now (appends that arrived
+                // meanwhile, a failure, closing); a lone append costs no context switch.
+                if (HasWorkUnsynchronized() || _syncRequested || _closing || _failure is not null)
+                {
+                    Monitor.PulseAll(_lock);
+                }
             }
         }
     }
@@ -846,7 +854,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// run's end and waiters for the syncer; at a segment cut the finished segment is flushed and
     /// the next one created. No lock held while writing.
     /// </summary>
-    private void WriteWork(List<WalAppendWaiter> completions)
+    private void WriteWork()
     {
         int runStart = 0;
         for (int i = 0; i < _work.Count; i++)
@@ -865,7 +873,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             runStart = i + 1;
             if (cut is not null)
             {
-                CutSegment(cut, completions);
+                CutSegment(cut);
             }
         }
 
@@ -938,7 +946,9 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             if (needsSync && _failure is null)
             {
                 _syncRequested = true;
-                if (_syncerWaiting)
+                // An appender writing inline flushes its own group: waking the syncer would only
+                // cost it a context switch on the latency path.
+                if (_syncerWaiting && !_inlineWriting)
                 {
                     Monitor.PulseAll(_lock);
                 }
@@ -965,7 +975,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// one is complete and durable before the next exists), creates the next, and completes every
     /// waiter written so far, all of which that flush covered.
     /// </summary>
-    private void CutSegment(SegmentCut cut, List<WalAppendWaiter> completions)
+    private void CutSegment(SegmentCut cut)
     {
         IStorageFile finished;
         bool needsFlush;
@@ -998,18 +1008,18 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             _durableEnd = _writtenEnd;
             while (_awaitingSync.Count > 0)
             {
-                completions.Add(_awaitingSync.Dequeue());
+                _completions.Add(_awaitingSync.Dequeue());
             }
 
-            if (completions.Count > 0)
+            if (_completions.Count > 0)
             {
-                _lastGroupWaiters = completions.Count;
+                _lastGroupWaiters = _completions.Count;
             }
 
             _syncRequested = false;
         }
 
-        CompleteAll(completions);
+        CompleteAll(_completions);
         var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
         finished.Dispose();
         lock (_lock)
