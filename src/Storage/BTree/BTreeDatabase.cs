@@ -275,6 +275,32 @@ public sealed class BTreeDatabase : IDisposable
     }
 
     /// <summary>
+    /// Creates a new database file at <paramref name="path"/> from a B+tree image written by
+    /// <see cref="Transaction.WriteImageAsync"/>, reading the stream once, in bounded memory. The
+    /// image is built in a side file (<c>path + ".restoring"</c>) and renamed into place, durably,
+    /// only once its end record and checksum check out: a damaged or truncated stream leaves nothing
+    /// at <paramref name="path"/>. Open the result with <see cref="Open"/>.
+    /// </summary>
+    /// <param name="fileSystem">Where to create the database.</param>
+    /// <param name="path">The new database file; its directory is created if missing.</param>
+    /// <param name="source">The image; read to its end record, not disposed.</param>
+    /// <param name="options">Options of the new file (page size, limits); the image's keys and values must fit them.</param>
+    /// <param name="cancellationToken">Cancels the restore; the side file is removed.</param>
+    /// <returns>What the image held.</returns>
+    /// <exception cref="IOException">A file already exists at <paramref name="path"/>, or the file system failed.</exception>
+    /// <exception cref="InvalidDataException">The stream is not a whole, valid image, or holds a key or value the options refuse; the message names the stream offset.</exception>
+    public static async Task<BTreeImageSummary> RestoreImageAsync(
+        IFileSystem fileSystem, string path, Stream source, BTreeOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(fileSystem);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(source);
+        options ??= new BTreeOptions();
+        options.Validate();
+        return await BTreeImage.RestoreAsync(fileSystem, path, source, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Closes the file and releases the lock, first making any <see cref="CommitDurability.NoSync"/>
     /// commits durable. Open transactions become unusable. Does nothing the second time.
     /// </summary>

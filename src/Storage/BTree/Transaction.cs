@@ -149,6 +149,24 @@ public sealed class Transaction : IDisposable
     }
 
     /// <summary>
+    /// Writes every bucket and entry this transaction sees to <paramref name="destination"/> as a
+    /// B+tree image (format in docs/btree.md), from which <see cref="BTreeDatabase.RestoreImageAsync"/>
+    /// builds an equal database. A read transaction writes one commit's consistent snapshot while the
+    /// writer goes on committing; memory use is one 64 KiB buffer, whatever the size of the tree.
+    /// </summary>
+    /// <returns>The number of bytes written.</returns>
+    /// <remarks>Use the transaction for nothing else until the returned task completes. The stream is
+    /// flushed but not disposed.</remarks>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the stream then holds an incomplete image, which a restore refuses.</exception>
+    public Task<long> WriteImageAsync(Stream destination, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ThrowIfEnded();
+        return BTreeImage.WriteAsync(this, destination, cancellationToken);
+    }
+
+    /// <summary>
     /// Makes the transaction's changes visible to transactions that begin afterwards and, with
     /// <see cref="CommitDurability.Synced"/>, durable before it returns. Ends the transaction.
     /// </summary>
