@@ -1,5 +1,6 @@
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.IO;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.IO;
@@ -45,14 +46,14 @@ public sealed class FaultInjectingFileSystemTests
                 if (kind == FaultOperationKind.Flush)
                 {
                     flushCalled.Set();
-                    writeDone.Wait();
+                    writeDone.WaitOrFail("the test's write during the flush");
                 }
             };
             var flush = Task.Run(file.Flush);
-            flushCalled.Wait();
+            flushCalled.WaitOrFail("the flush to start");
             file.Write(FaultInjectingFileSystem.SectorSizeBytes, s_sector); // while the flush is under way
             writeDone.Set();
-            flush.Wait();
+            flush.WaitOrFail("the flush to return");
             fs.Restart();
 
             var image = ReadAll(fs, "/d/a");
