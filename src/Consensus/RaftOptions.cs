@@ -92,6 +92,34 @@ public sealed class RaftOptions
     }
 
     /// <summary>
+    /// With <see cref="ReadOnlyMode.LeaseBased"/>: how many ticks the leader takes off its lease to
+    /// allow for clocks that run at different rates. The lease of a leader ends
+    /// <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c> of its own ticks after the send time
+    /// of the oldest heartbeat a quorum has acknowledged; it is safe as long as, whenever a
+    /// follower's clock advances <see cref="ElectionTimeoutTicks"/> ticks, the leader's advances
+    /// at least <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c> (so followers' clocks may run
+    /// up to <c>E / (E - margin)</c> times as fast as the leader's). Null (the default) means
+    /// <c>ElectionTimeoutTicks / 5</c> (rounded down): 2 ticks of the default 10, clocks within
+    /// 25 % of each other. Must be less than <see cref="ElectionTimeoutTicks"/> (checked by <see cref="Validate"/>).
+    /// </summary>
+    public int? LeaseDriftMarginTicks
+    {
+        get;
+        init
+        {
+            if (value is { } margin)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(margin, nameof(LeaseDriftMarginTicks));
+            }
+
+            field = value;
+        }
+    }
+
+    /// <summary>The drift margin in effect: <see cref="LeaseDriftMarginTicks"/>, or its default when unset.</summary>
+    internal int EffectiveLeaseDriftMarginTicks => LeaseDriftMarginTicks ?? ElectionTimeoutTicks / 5;
+
+    /// <summary>
     /// Upper bound on the entry bytes in one append message (at least one entry is always sent).
     /// 0 means one entry per message; <see cref="ulong.MaxValue"/> means no limit. Default 1 MiB.
     /// </summary>
@@ -163,6 +191,13 @@ public sealed class RaftOptions
             throw new ArgumentException(
                 $"{nameof(MaxInflightBytes)} ({MaxInflightBytes}) must be 0 (no limit) or at least {nameof(MaxSizePerMessageBytes)} ({MaxSizePerMessageBytes}).",
                 nameof(MaxInflightBytes));
+        }
+
+        if (EffectiveLeaseDriftMarginTicks >= ElectionTimeoutTicks)
+        {
+            throw new ArgumentException(
+                $"{nameof(LeaseDriftMarginTicks)} ({LeaseDriftMarginTicks}) must be less than {nameof(ElectionTimeoutTicks)} ({ElectionTimeoutTicks}).",
+                nameof(LeaseDriftMarginTicks));
         }
 
         if (ReadOnlyMode == ReadOnlyMode.LeaseBased && !CheckQuorum)

@@ -208,6 +208,7 @@ public sealed class RawNode
         var entries = log.Unstable.Entries;
         var snapshot = log.Unstable.Snapshot;
         var committed = log.NextCommittedEntries();
+        _core.OnCommittedEntriesHandedOut(committed.Span);
 
         var messages = _core.Messages.Count == 0 ? [] : _core.Messages.ToArray();
         _core.Messages.Clear();
@@ -254,7 +255,7 @@ public sealed class RawNode
         _pending = new PendingReady(
             entries.IsEmpty ? 0 : last.Index,
             last.Term,
-            snapshot?.Metadata.Index ?? 0,
+            snapshot?.Metadata,
             committed);
         return ready;
     }
@@ -267,11 +268,13 @@ public sealed class RawNode
     public void Advance()
     {
         var pending = _pending ?? throw new InvalidOperationException("Advance called without an outstanding Ready.");
+        _core.CheckConfChangesApplied();
         _pending = null;
         var log = _core.Log;
-        if (pending.SnapshotIndex != 0)
+        if (pending.Snapshot is { } snapshotMetadata)
         {
-            log.StableSnapshotTo(pending.SnapshotIndex);
+            log.StableSnapshotTo(snapshotMetadata.Index);
+            _core.OnSnapshotApplied(snapshotMetadata);
         }
 
         if (pending.LastEntryIndex != 0)
@@ -304,5 +307,5 @@ public sealed class RawNode
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>
     public Status GetStatus() => _core.GetStatus();
 
-    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, ulong SnapshotIndex, ReadOnlyMemory<Entry> Committed);
+    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, SnapshotMetadata? Snapshot, ReadOnlyMemory<Entry> Committed);
 }

@@ -29,11 +29,12 @@ internal static class TraceFormat
         return "[" + string.Join(", ", parts) + "]";
     }
 
-    public static string Context(ReadOnlyMemory<byte> context)
+    public static string Context(ReadOnlyMemory<byte> context, bool heartbeat = false)
     {
-        if (ReadOnlyQueue.TryDecodeRoundId(context.Span, out var round))
+        if (heartbeat && ReadOnlyQueue.TryDecodeHeartbeatContext(context.Span, out var round, out var sentTick))
         {
-            return $"round#{round}";
+            var roundText = round == 0 ? string.Empty : $"round#{round}";
+            return sentTick is { } tick ? $"{roundText}{(round == 0 ? string.Empty : " ")}sent@{tick}" : roundText;
         }
 
         return $"\"{Encoding.UTF8.GetString(context.Span)}\"";
@@ -82,7 +83,7 @@ internal static class TraceFormat
 
         if (!m.Context.IsEmpty)
         {
-            sb.Append(" Context:").Append(Context(m.Context));
+            sb.Append(" Context:").Append(Context(m.Context, m.Type is MessageType.Heartbeat or MessageType.HeartbeatResponse));
         }
 
         return sb.ToString();
