@@ -5,7 +5,12 @@ namespace EmbeddedRaft.Consensus;
 /// (<see cref="ArgumentOutOfRangeException"/> naming it); rules between properties are checked
 /// by <see cref="Validate"/>, which the <see cref="RawNode"/> constructor calls.
 /// </summary>
-public sealed class RaftOptions
+/// <remarks>
+/// An immutable record: a restart changes only what it must, e.g.
+/// <c>new RawNode(options with { AppliedIndex = applied }, storage)</c>. Values are validated
+/// again by the <c>with</c> expression's setters. Thread-safe to share.
+/// </remarks>
+public sealed record RaftOptions
 {
     private readonly int _electionTimeoutTicks = 10;
     private readonly int _heartbeatTimeoutTicks = 1;
@@ -22,12 +27,19 @@ public sealed class RaftOptions
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is 0 (reserved for "none").</exception>
     public RaftOptions(ulong id)
     {
-        ArgumentOutOfRangeException.ThrowIfZero(id, nameof(Id));
         Id = id;
     }
 
-    /// <summary>This node's id; never 0.</summary>
-    public ulong Id { get; }
+    /// <summary>This node's id; never 0 (<see cref="ArgumentOutOfRangeException"/>).</summary>
+    public ulong Id
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfZero(value, nameof(Id));
+            field = value;
+        }
+    }
 
     /// <summary>
     /// Ticks a follower waits without hearing from a leader before campaigning. The actual
@@ -171,9 +183,13 @@ public sealed class RaftOptions
     /// On restart, the last index the application has already applied: entries up to it are
     /// not handed out again, and they count as committed (the storage's commit index may lag:
     /// commit-only hard-state changes need not be synced). Must be between the storage's
-    /// snapshot index and its last index.
+    /// snapshot index and its last index (checked by the <see cref="RawNode"/> constructor,
+    /// <see cref="ArgumentOutOfRangeException"/>). Null (the default) means the application's
+    /// state is the storage's snapshot: entries after the snapshot index are handed out again.
+    /// 0 is an explicit value ("nothing applied"), valid only over a storage without a snapshot.
+    /// Set it with a <c>with</c> expression on the options the node ran with.
     /// </summary>
-    public ulong AppliedIndex { get; init; }
+    public ulong? AppliedIndex { get; init; }
 
     /// <summary>Checks the rules between properties.</summary>
     /// <exception cref="ArgumentException">A rule is broken; the message names the options involved.</exception>

@@ -126,18 +126,18 @@ internal sealed class RaftCore
             Vote = hardState.Vote;
         }
 
-        if (options.AppliedIndex > 0)
+        if (options.AppliedIndex is { } applied)
         {
-            if (options.AppliedIndex > Log.LastIndex() || options.AppliedIndex < Log.Applied)
+            if (applied > Log.LastIndex() || applied < Log.Applied)
             {
                 throw new ArgumentOutOfRangeException(
                     nameof(options),
-                    options.AppliedIndex,
+                    applied,
                     $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the last index {Log.LastIndex()}.");
             }
 
-            Log.CommitTo(options.AppliedIndex);
-            Log.AppliedTo(options.AppliedIndex);
+            Log.CommitTo(applied);
+            Log.AppliedTo(applied);
         }
 
         // A restarted member of a lease-reading cluster may have promised a leader not to vote
