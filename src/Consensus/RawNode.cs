@@ -187,6 +187,8 @@ public sealed class RawNode
             || _core.Messages.Count > 0
             || _core.MessagesAfterAppend.Count > 0
             || _core.ReadStates.Count > 0
+            || _core.RefusedProposals.Count > 0
+            || _core.PeersNeedingSnapshot.Count > 0
             || log.HasNextCommittedEntries;
     }
 
@@ -229,6 +231,10 @@ public sealed class RawNode
         _core.MessagesAfterAppend.Clear();
         var readStates = _core.ReadStates.Count == 0 ? [] : _core.ReadStates.ToArray();
         _core.ReadStates.Clear();
+        var refused = _core.RefusedProposals.Count == 0 ? [] : _core.RefusedProposals.ToArray();
+        _core.RefusedProposals.Clear();
+        var needSnapshot = _core.PeersNeedingSnapshot.Count == 0 ? [] : _core.PeersNeedingSnapshot.ToArray();
+        _core.PeersNeedingSnapshot.Clear();
 
         var hardChanged = !hard.IsEmpty && hard != _previousHardState;
         var ready = new Ready
@@ -241,6 +247,8 @@ public sealed class RawNode
             Messages = messages,
             MessagesAfterPersist = afterPersist,
             ReadStates = readStates,
+            RefusedProposals = refused,
+            PeersNeedingSnapshot = needSnapshot,
             // A snapshot's acknowledgement (in MessagesAfterPersist) promises it is durable.
             MustSync = !entries.IsEmpty || snapshot is not null || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
         };

@@ -204,6 +204,15 @@ internal sealed class RaftCore
 
     public List<ReadState> ReadStates { get; } = [];
 
+    /// <summary>Proposals this node forwarded that the leader refused (drained into <see cref="Ready.RefusedProposals"/>).</summary>
+    public List<RefusedProposal> RefusedProposals { get; } = [];
+
+    /// <summary>
+    /// On a leader: peers it can only catch up with a snapshot while storage has none (a node that
+    /// joined empty). Drained into <see cref="Ready.PeersNeedingSnapshot"/>.
+    /// </summary>
+    public List<ulong> PeersNeedingSnapshot { get; } = [];
+
     public int RandomizedElectionTimeout => _randomizedElectionTimeout;
 
     public int ElectionElapsed => _electionElapsed;
@@ -289,8 +298,63 @@ internal sealed class RaftCore
         }
 
         ValidateStructure(m);
-        Step(m);
+        if (m.Type != MessageType.Propose)
+        {
+            Step(m);
+            return;
+        }
+
+        // A forwarded proposal is ordinary traffic: a refusal is not the receiving host's error
+        // but the proposer's outcome, so it goes back to the proposer (issue 10). Nothing was
+        // appended when these are thrown: every check precedes the append.
+        try
+        {
+            Step(m);
+        }
+        catch (ProposalDroppedException ex)
+        {
+            SendRefusal(m, EncodeRefusal(RefusalKindDropped, (byte)ex.Reason), ex.Message);
+        }
+        catch (ConfChangeRejectedException ex)
+        {
+            SendRefusal(m, EncodeRefusal(RefusalKindConfChange, (byte)ex.Reason), ex.Message);
+        }
     }
+
+    private const ulong RefusalKindDropped = 1;
+    private const ulong RefusalKindConfChange = 2;
+
+    /// <summary>A refusal travels in <see cref="Message.RejectHint"/> as <c>kind * 256 + reason</c>.</summary>
+    private static ulong EncodeRefusal(ulong kind, byte reason) => (kind << 8) | reason;
+
+    /// <summary>The exception a refusal stands for; null if the code is unknown. The leader's message text travels in the context.</summary>
+    private static Exception? DecodeRefusal(ulong code, ulong leaderId, ReadOnlySpan<byte> text)
+    {
+        var reason = (byte)(code & 0xFF);
+        return (code >> 8) switch
+        {
+            RefusalKindDropped when Enum.IsDefined((ProposalDropReason)reason) =>
+                new ProposalDroppedException((ProposalDropReason)reason),
+            RefusalKindConfChange when Enum.IsDefined((ConfChangeRejectReason)reason) =>
+                new ConfChangeRejectedException(
+                    (ConfChangeRejectReason)reason,
+                    $"Leader {leaderId}: {System.Text.Encoding.UTF8.GetString(text)}"),
+            _ => null,
+        };
+    }
+
+    private void SendRefusal(Message proposal, ulong code, string text) =>
+        Send(new Message
+        {
+            Context = System.Text.Encoding.UTF8.GetBytes(text),
+            Type = MessageType.ProposalRefused,
+            To = proposal.From,
+            From = Id,
+            Term = Term,
+            Reject = true,
+            RejectHint = code,
+            Entries = proposal.Entries,
+        });
 
     private static void ValidateStructure(Message m)
     {
@@ -390,6 +454,13 @@ internal sealed class RaftCore
                 }
 
                 break;
+            case MessageType.ProposalRefused:
+                if (entries.IsEmpty || DecodeRefusal(m.RejectHint, m.From, default) is null)
+                {
+                    throw Malformed(m, "a refusal must carry the proposal and a known reason");
+                }
+
+                break;
             case MessageType.ReadIndex:
             case MessageType.ReadIndexResponse:
                 if (entries.Length != 1)
@@ -432,6 +503,14 @@ internal sealed class RaftCore
     /// </summary>
     public void Step(Message m)
     {
+        if (m.Type == MessageType.ProposalRefused)
+        {
+            // A report, not a claim to lead: whatever its term, it changes nothing here but is
+            // handed to the host, which fails the proposer's request.
+            RefusedProposals.Add(new RefusedProposal(m.From, m.Entries, DecodeRefusal(m.RejectHint, m.From, m.Context.Span)!));
+            return;
+        }
+
         if (m.Term == 0)
         {
             // Local message (or a forwarded proposal / read index).
@@ -648,6 +727,13 @@ internal sealed class RaftCore
 
         if (snapshot.IsEmpty && !requireSnapshot)
         {
+            // Only a snapshot can give this peer a configuration, and storage has none: the host
+            // is told in Ready.PeersNeedingSnapshot (it creates one; the next heartbeat response retries).
+            if (!PeersNeedingSnapshot.Contains(to))
+            {
+                PeersNeedingSnapshot.Add(to);
+            }
+
             return false;
         }
 

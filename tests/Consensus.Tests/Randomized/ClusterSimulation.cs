@@ -49,6 +49,8 @@ internal sealed class ClusterSimulation
     private readonly Dictionary<ulong, long> _pausedUntil = [];
     private long _time;
     private int _readyHolds;
+    private int _refusalsReported;
+    private int _snapshotRequestsAnswered;
     private int _stepsWhileHeld;
 
     // Checker state.
@@ -162,6 +164,12 @@ internal sealed class ClusterSimulation
 
     /// <summary>Messages stepped and ticks taken by nodes holding a Ready.</summary>
     public int StepsWhileHeld => _stepsWhileHeld;
+
+    /// <summary>Forwarded proposals refused by a leader and reported back to the proposer.</summary>
+    public int RefusalsReported => _refusalsReported;
+
+    /// <summary>Readies in which a leader asked its host for a snapshot.</summary>
+    public int SnapshotRequestsAnswered => _snapshotRequestsAnswered;
 
     /// <summary>Whether this seed changes the membership.</summary>
     public bool Membership { get; }
@@ -444,18 +452,11 @@ internal sealed class ClusterSimulation
             _stepsWhileHeld++;
         }
 
+        // A forwarded proposal or configuration change the leader refuses is not an error here:
+        // it comes back to the proposer as a RefusedProposal in its Ready (counted on apply).
         try
         {
             node.Step(m);
-        }
-        catch (ProposalDroppedException)
-        {
-            // A forwarded proposal the leader refused: the client would retry.
-        }
-        catch (ConfChangeRejectedException)
-        {
-            // A forwarded configuration change the leader refused (e.g. another one is pending).
-            _confChangesRejected++;
         }
         catch (MessageRejectedException ex) when (ex.Reason == MessageRejectReason.UnknownPeer)
         {
@@ -800,6 +801,35 @@ internal sealed class ClusterSimulation
             }
 
             CheckConfChanges(node);
+            CountRefusals(node);
+        }
+    }
+
+    /// <summary>
+    /// Refusals reported to proposers: configuration changes refused by the leader are counted;
+    /// every refusal must name a reason. A host answering a snapshot request snapshots now.
+    /// </summary>
+    private void CountRefusals(TestNode node)
+    {
+        foreach (var refused in node.Refused)
+        {
+            _refusalsReported++;
+            if (refused.Refusal is ConfChangeRejectedException)
+            {
+                _confChangesRejected++;
+            }
+            else if (refused.Refusal is not ProposalDroppedException)
+            {
+                Fail($"refusal: node {node.Id} got a refusal of unexpected kind {refused.Refusal.GetType().Name}");
+            }
+        }
+
+        node.Refused.Clear();
+        if (node.SnapshotRequests > 0)
+        {
+            node.SnapshotRequests = 0;
+            _snapshotRequestsAnswered++;
+            Compact(node);
         }
     }
 

@@ -51,6 +51,9 @@ internal static class TraceFormat
             case MessageType.PreVote:
                 sb.Append(CultureInvariant($" Log:{m.LogTerm}/{m.Index}"));
                 break;
+            case MessageType.ProposalRefused:
+                sb.Append(CultureInvariant($" Refusal:{m.RejectHint}"));
+                break;
             case MessageType.AppendResponse:
             case MessageType.ReadIndexResponse:
                 sb.Append(CultureInvariant($" Index:{m.Index}"));
@@ -130,6 +133,22 @@ internal static class TraceFormat
         foreach (var rs in rd.ReadStates)
         {
             output.AppendLine(CultureInvariant($"  ReadState Index:{rs.Index} Context:{Context(rs.RequestContext)}"));
+        }
+
+        foreach (var refused in rd.RefusedProposals)
+        {
+            var reason = refused.Refusal switch
+            {
+                ProposalDroppedException dropped => dropped.Reason.ToString(),
+                ConfChangeRejectedException rejected => rejected.Reason.ToString(),
+                _ => refused.Refusal.GetType().Name,
+            };
+            output.AppendLine(CultureInvariant($"  RefusedProposal by {refused.LeaderId} ({reason}): {Entries(refused.Entries.Span)}"));
+        }
+
+        if (rd.PeersNeedingSnapshot.Count > 0)
+        {
+            output.AppendLine("  PeersNeedingSnapshot: " + string.Join(' ', rd.PeersNeedingSnapshot));
         }
     }
 

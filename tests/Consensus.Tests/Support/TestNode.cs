@@ -144,7 +144,15 @@ internal sealed class TestNode
         }
 
         ReadStates.AddRange(rd.ReadStates);
+        Refused.AddRange(rd.RefusedProposals);
+        SnapshotRequests += rd.PeersNeedingSnapshot.Count;
     }
+
+    /// <summary>Forwarded proposals the leader refused, as reported in Readies.</summary>
+    public List<RefusedProposal> Refused { get; } = [];
+
+    /// <summary>How many times a Ready asked this node's host for a snapshot (see <see cref="Ready.PeersNeedingSnapshot"/>).</summary>
+    public int SnapshotRequests { get; set; }
 
     /// <summary>
     /// Restarts from what was persisted: unstable state, progress and (unless
