@@ -126,6 +126,18 @@ internal sealed class RaftCore
             Vote = hardState.Vote;
         }
 
+        if (options.AppliedIndex is null && !confState.Equals(SnapshotConfState(storage)))
+        {
+            // Without an applied index the application is assumed to hold the snapshot's state,
+            // and the entries after it are handed out again: applying their configuration changes
+            // on top of a configuration that already includes them would fail, or silently
+            // diverge (a promotion re-applied as the demotion it followed).
+            throw new ArgumentException(
+                $"The storage's configuration {confState} is not its snapshot's {SnapshotConfState(storage)}: it was saved with a later applied index, "
+                + $"which must be passed as {nameof(RaftOptions.AppliedIndex)} (options with {{ AppliedIndex = applied }}).",
+                nameof(options));
+        }
+
         if (options.AppliedIndex is { } applied)
         {
             if (applied > Log.LastIndex() || applied < Log.Applied)
@@ -152,6 +164,18 @@ internal sealed class RaftCore
         _step = StepFollower;
         _tick = TickElection;
         BecomeFollower(Term, 0);
+    }
+
+    private static ConfState? SnapshotConfState(IRaftStorage storage)
+    {
+        try
+        {
+            return storage.Snapshot().Metadata.ConfState;
+        }
+        catch (SnapshotTemporarilyUnavailableException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

@@ -112,4 +112,20 @@ public class ConformanceRegressionTests
         Assert.That(Encoding.UTF8.GetString(state.RequestContext.Span), Is.EqualTo("r4"));
         Assert.That(state.Index, Is.EqualTo(runner.Node(1).Core.Log.Committed));
     }
+
+    // ---------------------------------------------------------------- also: the leader's host learns a joining node needs a snapshot
+
+    [Test]
+    public void TheLeaderAsksItsHostForASnapshotWhenANodeThatJoinedEmptyNeedsOne()
+    {
+        var runner = new ScenarioRunner();
+        Run(runner, "add-nodes 3", "campaign 1", "stabilize", "add-node 4", "propose-conf-change 1 l4");
+        var trace = Run(runner, "stabilize");
+        Assert.That(trace, Does.Contain("PeersNeedingSnapshot: 4"), "the empty storage has no snapshot for node 4");
+        Assert.That(runner.Node(4).Core.Tracker.Progress.ContainsKey(4), Is.False, "node 4 has no configuration yet");
+
+        // The host answers the request; the leader sends the snapshot on node 4's next heartbeat response.
+        Run(runner, $"compact 1 {runner.Node(1).AppliedIndex}", "tick-heartbeat 1", "stabilize");
+        Assert.That(runner.Node(4).Config, Is.EqualTo(runner.Node(1).Config), "node 4 joined through the snapshot");
+    }
 }
