@@ -109,10 +109,12 @@ public sealed record RaftOptions
     /// <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c> of its own ticks after the send time
     /// of the oldest heartbeat a quorum has acknowledged; it is safe as long as, whenever a
     /// follower's clock advances <see cref="ElectionTimeoutTicks"/> ticks, the leader's advances
-    /// at least <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c> (so followers' clocks may run
-    /// up to <c>E / (E - margin)</c> times as fast as the leader's). Null (the default) means
-    /// <c>ElectionTimeoutTicks / 5</c> (rounded down): 2 ticks of the default 10, clocks within
-    /// 25 % of each other. Must be less than <see cref="ElectionTimeoutTicks"/> (checked by <see cref="Validate"/>).
+    /// at least <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c>. Ticks come at arbitrary
+    /// moments, so one tick of each side is lost to granularity: followers' clocks may run up to
+    /// <c>(E - 1) / (E - margin)</c> times as fast as the leader's (in perfect lockstep a margin
+    /// of 0 suffices). Null (the default) means <c>ElectionTimeoutTicks / 5</c> (rounded down):
+    /// 2 ticks of the default 10, followers' clocks up to 9/8 of the leader's rate. 0 is a value
+    /// (no allowance). Must be less than <see cref="ElectionTimeoutTicks"/> (checked by <see cref="Validate"/>).
     /// </summary>
     public int? LeaseDriftMarginTicks
     {

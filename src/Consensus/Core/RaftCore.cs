@@ -1704,7 +1704,8 @@ internal sealed class RaftCore
     /// leader can therefore exist before <c>L + E</c> on that voter's clock, and the leader answers
     /// lease reads while its own clock is below <c>L + E - LeaseDriftMarginTicks</c>: safe as long
     /// as, while a follower counts <c>E</c> ticks, the leader counts at least
-    /// <c>E - LeaseDriftMarginTicks</c>. etcd-io/raft instead answers whenever it has not yet
+    /// <c>E - LeaseDriftMarginTicks</c> (with ticks at arbitrary moments: follower clock rate at
+    /// most <c>(E - 1) / (E - margin)</c> of the leader's, one tick of each lost to granularity). etcd-io/raft instead answers whenever it has not yet
     /// noticed a lost quorum, checked once per election timeout, so a partitioned leader serves
     /// stale reads for up to another timeout even with perfect clocks (issue 10). A leader that sent
     /// TimeoutNow this term has no lease: the transfer's campaign ignores the promises.
