@@ -274,9 +274,11 @@ internal sealed class RaftCore
     /// message of a higher term, or a restart, while its promise still runs.
     /// </remarks>
     private bool InLeasePromise =>
-        _checkQuorum
-        && ((Lead != 0 && _electionElapsed < _electionTimeout)
-            || (_readOnlyMode == ReadOnlyMode.LeaseBased && _ticksSinceLeaderContact < _electionTimeout));
+        _checkQuorum && ((Lead != 0 && _electionElapsed < _electionTimeout) || PromiseClockRunning);
+
+    /// <summary>Lease mode: this node heard from a leader (or restarted) less than an election timeout ago on its own clock.</summary>
+    private bool PromiseClockRunning =>
+        _checkQuorum && _readOnlyMode == ReadOnlyMode.LeaseBased && _ticksSinceLeaderContact < _electionTimeout;
 
     /// <summary>
     /// Validates a message that came from the network and steps it. Nothing a peer can send gets
@@ -601,10 +603,11 @@ internal sealed class RaftCore
                 break;
             case MessageType.Vote:
             case MessageType.PreVote:
-                if (m.Term == Term && Vote != m.From && InLeasePromise && !m.Context.Span.SequenceEqual(s_campaignTransfer))
+                if (m.Term == Term && Vote == 0 && Lead == 0 && PromiseClockRunning && !m.Context.Span.SequenceEqual(s_campaignTransfer))
                 {
                     // A message of a higher term (not a vote request) made this node forget the
-                    // leader it promised; the promise still stands (see _ticksSinceLeaderContact).
+                    // leader it promised, so it would grant this vote; the promise still stands
+                    // (see _ticksSinceLeaderContact). Lease mode only; etcd grants here.
                     return;
                 }
 
@@ -972,7 +975,7 @@ internal sealed class RaftCore
         // lease rests. The election timer never fires inside the promise (it restarts whenever the
         // promise does), so this only stops an explicit Campaign(); a transfer may go ahead (the
         // leader that asked for it forfeited its lease).
-        if (type != CampaignType.Transfer && _readOnlyMode == ReadOnlyMode.LeaseBased && _ticksSinceLeaderContact < _electionTimeout)
+        if (type != CampaignType.Transfer && PromiseClockRunning)
         {
             return;
         }

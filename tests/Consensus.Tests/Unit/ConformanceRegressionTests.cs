@@ -1,5 +1,7 @@
 using System.Text;
+using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Tests.Scenarios;
+using EmbeddedRaft.Consensus.Tests.Support;
 
 namespace EmbeddedRaft.Consensus.Tests.Unit;
 
@@ -94,6 +96,67 @@ public class ConformanceRegressionTests
 
         Assert.That(runner.Node(2).Core.Log.Committed, Is.GreaterThan(10UL), "the majority moved on");
         Assert.That(answered, Is.GreaterThan(0), "the old leader answered reads while its lease held (otherwise nothing was checked)");
+    }
+
+    private static TestNode LeaseFollower()
+    {
+        var options = new RaftOptions(1) { ElectionTimeoutTicks = 10, CheckQuorum = true, ReadOnlyMode = ReadOnlyMode.LeaseBased };
+        var node = Fixtures.NodeWithLog(1, [1, 2, 3], [Fixtures.E(1, 1)], new HardState(1, 0, 1), options);
+        node.Step(new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 1, Commit = 1 });
+        node.ReadMessages();
+        return node;
+    }
+
+    private static bool GrantsVote(TestNode node, ulong term)
+    {
+        node.Step(new Message { Type = MessageType.Vote, From = 3, To = 1, Term = term, Index = 1, LogTerm = 1 });
+        return node.ReadMessages().Any(m => m.Type == MessageType.VoteResponse && !m.Reject);
+    }
+
+    /// <summary>
+    /// The lease rests on the followers' promise: within an election timeout of hearing from the
+    /// leader a follower grants no vote, even after a message of a higher term made it forget
+    /// that leader (etcd would grant: its inLease needs a known leader).
+    /// </summary>
+    [Test]
+    public void ALeaseFollowerKeepsItsPromiseAfterAHigherTermMakesItForgetTheLeader()
+    {
+        var node = LeaseFollower();
+        node.Step(new Message { Type = MessageType.AppendResponse, From = 3, To = 1, Term = 2, Index = 1 });
+        Assert.That((node.Core.Term, node.Core.Lead), Is.EqualTo((2UL, 0UL)), "term adopted, leader forgotten");
+
+        for (var i = 0; i < 9; i++)
+        {
+            node.Node.Tick();
+        }
+
+        Assert.That(GrantsVote(node, 2), Is.False, "9 ticks after the heartbeat: still promised");
+        node.Node.Tick();
+        Assert.That(GrantsVote(node, 2), Is.True, "10 ticks: the promise has run out");
+    }
+
+    [Test]
+    public void ARestartedLeaseFollowerKeepsItsPromiseForAnElectionTimeout()
+    {
+        var node = LeaseFollower();
+        node.Restart();
+        for (var i = 0; i < 9; i++)
+        {
+            node.Node.Tick();
+        }
+
+        Assert.That(GrantsVote(node, 5), Is.False, "it may have promised just before stopping");
+        node.Node.Tick();
+        Assert.That(GrantsVote(node, 5), Is.True);
+    }
+
+    [Test]
+    public void AnExplicitCampaignInsideThePromiseDoesNothingInLeaseMode()
+    {
+        var node = LeaseFollower();
+        node.Node.Campaign();
+        Assert.That(node.Core.Role, Is.EqualTo(StateRole.Follower));
+        Assert.That(node.Core.Term, Is.EqualTo(1UL));
     }
 
     // ---------------------------------------------------------------- 3: a read on a node whose configuration does not include its leader
