@@ -1092,10 +1092,24 @@ internal sealed class RaftCore
     private void TickElection()
     {
         _electionElapsed++;
-        if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
+        if (_electionElapsed < _randomizedElectionTimeout)
+        {
+            return;
+        }
+
+        if (Promotable)
         {
             _electionElapsed = 0;
             Step(new Message { Type = MessageType.Hup, From = Id });
+        }
+        else if (Role is StateRole.Candidate or StateRole.PreCandidate)
+        {
+            // A former voter's campaign (TryCampaignAsFormerVoter) cannot time out into a new one:
+            // it is not promotable. If it has not won within an election timeout (a vote request
+            // lost, or ignored by a voter keeping its lease promise, which sends no rejection),
+            // give it up, so that the next refused vote request starts a fresh one; otherwise it
+            // would stay a candidate for ever and the voters that need it would wait for ever.
+            BecomeFollower(Term, 0);
         }
     }
 
