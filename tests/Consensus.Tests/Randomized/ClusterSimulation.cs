@@ -14,8 +14,8 @@ namespace EmbeddedRaft.Consensus.Tests.Randomized;
 /// and demotes members, one step or joint (auto or explicit leave), never reusing an id. After
 /// every step the Raft safety properties are checked (paper §5.4, Figure 3): election safety,
 /// log matching, leader completeness, state machine safety (committed entries never lost or
-/// changed), linearizable read indexes in quorum-safe mode, and that every node applying the
-/// configuration change at an index reaches the same configuration.
+/// changed), linearizable read indexes (quorum-safe and lease-based), and that every node
+/// applying the configuration change at an index reaches the same configuration.
 /// </summary>
 /// <remarks>
 /// The <see cref="SimulationProfile"/> chooses the host model and the clocks: whether nodes keep
