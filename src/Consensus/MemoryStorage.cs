@@ -41,9 +41,15 @@ public sealed class MemoryStorage : IRaftStorage
     }
 
     /// <summary>
-    /// Saves the configuration as of the applied index (the result of
-    /// <see cref="RawNode.ApplyConfChange"/>), returned by <see cref="InitialState"/> until a
-    /// newer snapshot is applied.
+    /// Saves the configuration as of the application's applied index (the result of
+    /// <see cref="RawNode.ApplyConfChange"/>). <see cref="InitialState"/> returns it until
+    /// <see cref="ApplySnapshot"/> installs a newer snapshot, whose configuration replaces it;
+    /// <see cref="CreateSnapshot"/> does not. The contract on restart: this configuration belongs
+    /// to the applied index, so pass that index as <see cref="RaftOptions.AppliedIndex"/>
+    /// (<c>options with { AppliedIndex = applied }</c>); left null, the node assumes the
+    /// application's state is the snapshot's and would replay the entries after it, so the
+    /// <see cref="RawNode"/> constructor refuses a configuration that differs from the snapshot's
+    /// (<see cref="ArgumentException"/>).
     /// </summary>
     public void SetConfState(ConfState conf)
     {
@@ -154,8 +160,10 @@ public sealed class MemoryStorage : IRaftStorage
 
     /// <summary>
     /// Records a snapshot of the application state as of <paramref name="index"/> (which must be
-    /// applied); <paramref name="conf"/> defaults to the current snapshot's configuration.
-    /// Follow with <see cref="Compact"/> to discard the entries it covers.
+    /// applied) with <paramref name="conf"/>, the configuration as of that index. Null keeps the
+    /// current snapshot's configuration, which is right only if no configuration change was
+    /// applied since; it never takes the one saved with <see cref="SetConfState"/>, which may
+    /// belong to a later applied index. Follow with <see cref="Compact"/> to discard the entries it covers.
     /// </summary>
     /// <exception cref="SnapshotOutOfDateException"><paramref name="index"/> is not above the current snapshot.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is beyond the last index.</exception>

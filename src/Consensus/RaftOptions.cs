@@ -5,7 +5,12 @@ namespace EmbeddedRaft.Consensus;
 /// (<see cref="ArgumentOutOfRangeException"/> naming it); rules between properties are checked
 /// by <see cref="Validate"/>, which the <see cref="RawNode"/> constructor calls.
 /// </summary>
-public sealed class RaftOptions
+/// <remarks>
+/// An immutable record: a restart changes only what it must, e.g.
+/// <c>new RawNode(options with { AppliedIndex = applied }, storage)</c>. Values are validated
+/// again by the <c>with</c> expression's setters. Thread-safe to share.
+/// </remarks>
+public sealed record RaftOptions
 {
     private readonly int _electionTimeoutTicks = 10;
     private readonly int _heartbeatTimeoutTicks = 1;
@@ -22,12 +27,19 @@ public sealed class RaftOptions
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is 0 (reserved for "none").</exception>
     public RaftOptions(ulong id)
     {
-        ArgumentOutOfRangeException.ThrowIfZero(id, nameof(Id));
         Id = id;
     }
 
-    /// <summary>This node's id; never 0.</summary>
-    public ulong Id { get; }
+    /// <summary>This node's id; never 0 (<see cref="ArgumentOutOfRangeException"/>).</summary>
+    public ulong Id
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfZero(value, nameof(Id));
+            field = value;
+        }
+    }
 
     /// <summary>
     /// Ticks a follower waits without hearing from a leader before campaigning. The actual
@@ -92,6 +104,36 @@ public sealed class RaftOptions
     }
 
     /// <summary>
+    /// With <see cref="ReadOnlyMode.LeaseBased"/>: how many ticks the leader takes off its lease to
+    /// allow for clocks that run at different rates. The lease of a leader ends
+    /// <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c> of its own ticks after the send time
+    /// of the oldest heartbeat a quorum has acknowledged; it is safe as long as, whenever a
+    /// follower's clock advances <see cref="ElectionTimeoutTicks"/> ticks, the leader's advances
+    /// at least <c>ElectionTimeoutTicks - LeaseDriftMarginTicks</c>. Ticks come at arbitrary
+    /// moments, so one tick of each side is lost to granularity: followers' clocks may run up to
+    /// <c>(E - 1) / (E - margin)</c> times as fast as the leader's (in perfect lockstep a margin
+    /// of 0 suffices). Null (the default) means <c>ElectionTimeoutTicks / 5</c> (rounded down):
+    /// 2 ticks of the default 10, followers' clocks up to 9/8 of the leader's rate. 0 is a value
+    /// (no allowance). Must be less than <see cref="ElectionTimeoutTicks"/> (checked by <see cref="Validate"/>).
+    /// </summary>
+    public int? LeaseDriftMarginTicks
+    {
+        get;
+        init
+        {
+            if (value is { } margin)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(margin, nameof(LeaseDriftMarginTicks));
+            }
+
+            field = value;
+        }
+    }
+
+    /// <summary>The drift margin in effect: <see cref="LeaseDriftMarginTicks"/>, or its default when unset.</summary>
+    internal int EffectiveLeaseDriftMarginTicks => LeaseDriftMarginTicks ?? ElectionTimeoutTicks / 5;
+
+    /// <summary>
     /// Upper bound on the entry bytes in one append message (at least one entry is always sent).
     /// 0 means one entry per message; <see cref="ulong.MaxValue"/> means no limit. Default 1 MiB.
     /// </summary>
@@ -143,9 +185,13 @@ public sealed class RaftOptions
     /// On restart, the last index the application has already applied: entries up to it are
     /// not handed out again, and they count as committed (the storage's commit index may lag:
     /// commit-only hard-state changes need not be synced). Must be between the storage's
-    /// snapshot index and its last index.
+    /// snapshot index and its last index (checked by the <see cref="RawNode"/> constructor,
+    /// <see cref="ArgumentOutOfRangeException"/>). Null (the default) means the application's
+    /// state is the storage's snapshot: entries after the snapshot index are handed out again.
+    /// 0 is an explicit value ("nothing applied"), valid only over a storage without a snapshot.
+    /// Set it with a <c>with</c> expression on the options the node ran with.
     /// </summary>
-    public ulong AppliedIndex { get; init; }
+    public ulong? AppliedIndex { get; init; }
 
     /// <summary>Checks the rules between properties.</summary>
     /// <exception cref="ArgumentException">A rule is broken; the message names the options involved.</exception>
@@ -163,6 +209,13 @@ public sealed class RaftOptions
             throw new ArgumentException(
                 $"{nameof(MaxInflightBytes)} ({MaxInflightBytes}) must be 0 (no limit) or at least {nameof(MaxSizePerMessageBytes)} ({MaxSizePerMessageBytes}).",
                 nameof(MaxInflightBytes));
+        }
+
+        if (EffectiveLeaseDriftMarginTicks >= ElectionTimeoutTicks)
+        {
+            throw new ArgumentException(
+                $"{nameof(LeaseDriftMarginTicks)} ({LeaseDriftMarginTicks}) must be less than {nameof(ElectionTimeoutTicks)} ({ElectionTimeoutTicks}).",
+                nameof(LeaseDriftMarginTicks));
         }
 
         if (ReadOnlyMode == ReadOnlyMode.LeaseBased && !CheckQuorum)

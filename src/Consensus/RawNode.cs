@@ -12,8 +12,21 @@ namespace EmbeddedRaft.Consensus;
 /// call <see cref="Advance"/>.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: use one thread, or serialise every call. Given the same options, storage
-/// contents and sequence of calls, a node always produces the same outputs.
+/// <para>Not thread-safe: use one thread, or serialise every call. Given the same options, storage
+/// contents and sequence of calls, a node always produces the same outputs.</para>
+/// <para><b>Between <see cref="GetReady"/> and <see cref="Advance"/></b> (while the host persists
+/// and applies a Ready, as an async host does in the background) every method may be called
+/// except <see cref="GetReady"/> (it throws) — <see cref="Tick"/>, <see cref="Step"/>,
+/// <see cref="Propose"/>, <see cref="ProposeBatch"/>, <see cref="ProposeConfChange"/>,
+/// <see cref="ReadIndex"/>, <see cref="TransferLeadership"/>, <see cref="Campaign"/>,
+/// <see cref="ReportUnreachable"/>, <see cref="ReportSnapshot"/>, <see cref="GetStatus"/> — and
+/// <see cref="ApplyConfChange"/> must be called for each configuration change of that Ready's
+/// <see cref="Ready.CommittedEntries"/>, in order, before <see cref="Advance"/>. What they produce
+/// goes into the next Ready. A snapshot stepped meanwhile is only installed if it lies above the
+/// commit index (so above everything the outstanding Ready hands out), and the configuration
+/// changes of the outstanding Ready still apply in order to the configuration as of the previous
+/// applied entry: the host persists what <see cref="ApplyConfChange"/> returns with that entry's
+/// index, then the snapshot (in the next Ready) with its own configuration.</para>
 /// </remarks>
 public sealed class RawNode
 {
@@ -50,7 +63,13 @@ public sealed class RawNode
     /// <summary>Advances logical time by one tick: drives election timeouts and leader heartbeats.</summary>
     public void Tick() => _core.Tick();
 
-    /// <summary>Starts an election now (a pre-election first if <see cref="RaftOptions.PreVote"/> is set). No effect on a leader or a non-voter.</summary>
+    /// <summary>
+    /// Starts an election now (a pre-election first if <see cref="RaftOptions.PreVote"/> is set).
+    /// No effect on a leader, a non-voter, a node with a committed configuration change not yet
+    /// applied, or, with <see cref="ReadOnlyMode.LeaseBased"/>, a node that heard from a leader
+    /// less than an election timeout ago (voting for itself would break the promise that leader's
+    /// lease rests on; use <see cref="TransferLeadership"/> instead).
+    /// </summary>
     public void Campaign() => _core.Step(new Message { Type = MessageType.Hup, From = Id });
 
     /// <summary>
@@ -90,7 +109,8 @@ public sealed class RawNode
     /// leader validates it (a refusal there is lost like any dropped forwarded proposal, so
     /// propose on the leader to learn why). The change takes effect on each node when the host
     /// applies the committed entry with <see cref="ApplyConfChange"/>. Only one change may be
-    /// pending at a time.
+    /// pending at a time. A refusal by the leader of a forwarded change comes back to this node
+    /// as a <see cref="RefusedProposal"/> in <see cref="Ready.RefusedProposals"/>.
     /// </summary>
     /// <exception cref="ConfChangeRejectedException">
     /// The change is invalid (removes every voter, changes several voters in one step, enters a
@@ -112,9 +132,10 @@ public sealed class RawNode
 
     /// <summary>
     /// Applies a committed configuration change: call it for each <see cref="EntryType.ConfChange"/>
-    /// entry of <see cref="Ready.CommittedEntries"/>, in order, when applying it (decode the data
-    /// with <see cref="MessageCodec.DecodeConfChange"/>). Returns the new configuration, which the
-    /// host must persist together with its applied index (for <see cref="IRaftStorage.InitialState"/>
+    /// entry of <see cref="Ready.CommittedEntries"/>, in order, when applying it and before
+    /// <see cref="Advance"/> (decode the data with <see cref="MessageCodec.DecodeConfChange"/>).
+    /// Returns the configuration as of that entry, which the host must persist together with
+    /// that applied index (for <see cref="IRaftStorage.InitialState"/>
     /// after a restart, and for the snapshots it creates). A leader no longer among the voters
     /// stops accepting proposals and steps down, here or as soon as a remaining voter holds its
     /// whole log, telling that voter to campaign (see <see cref="RaftOptions.StepDownOnRemoval"/>);
@@ -122,8 +143,9 @@ public sealed class RawNode
     /// advanced past.
     /// </summary>
     /// <exception cref="InvariantViolationException">
-    /// The change cannot apply to the current configuration: entries were applied out of order
-    /// or the persisted configuration does not match the applied index.
+    /// The change is not the next configuration change handed out in a Ready (applied out of
+    /// order, twice, or one never handed out), or it cannot apply to the configuration as of the
+    /// previous applied entry (the persisted configuration does not match the applied index).
     /// </exception>
     public ConfState ApplyConfChange(ConfChange change)
     {
@@ -139,7 +161,13 @@ public sealed class RawNode
     /// The message has a local-only type, is a response from a node outside the configuration,
     /// or is malformed. No state was changed.
     /// </exception>
-    /// <exception cref="ProposalDroppedException">The message is a forwarded proposal this node (as leader) cannot accept.</exception>
+    /// <remarks>
+    /// A forwarded proposal this node cannot accept (as leader: a transfer is running, the quota
+    /// is full, the change is invalid; as follower: no leader, forwarding disabled) is not an
+    /// error here: it is answered with a refusal that surfaces in the proposer's
+    /// <see cref="Ready.RefusedProposals"/>. A <see cref="MessageType.ReadIndexResponse"/> or a
+    /// refusal is accepted from a leader this node's configuration does not know yet.
+    /// </remarks>
     public void Step(Message message) => _core.StepFromNetwork(message);
 
     /// <summary>
@@ -187,6 +215,8 @@ public sealed class RawNode
             || _core.Messages.Count > 0
             || _core.MessagesAfterAppend.Count > 0
             || _core.ReadStates.Count > 0
+            || _core.RefusedProposals.Count > 0
+            || _core.PeersNeedingSnapshot.Count > 0
             || log.HasNextCommittedEntries;
     }
 
@@ -208,6 +238,7 @@ public sealed class RawNode
         var entries = log.Unstable.Entries;
         var snapshot = log.Unstable.Snapshot;
         var committed = log.NextCommittedEntries();
+        _core.OnCommittedEntriesHandedOut(committed.Span);
 
         var messages = _core.Messages.Count == 0 ? [] : _core.Messages.ToArray();
         _core.Messages.Clear();
@@ -228,6 +259,10 @@ public sealed class RawNode
         _core.MessagesAfterAppend.Clear();
         var readStates = _core.ReadStates.Count == 0 ? [] : _core.ReadStates.ToArray();
         _core.ReadStates.Clear();
+        var refused = _core.RefusedProposals.Count == 0 ? [] : _core.RefusedProposals.ToArray();
+        _core.RefusedProposals.Clear();
+        var needSnapshot = _core.PeersNeedingSnapshot.Count == 0 ? [] : _core.PeersNeedingSnapshot.ToArray();
+        _core.PeersNeedingSnapshot.Clear();
 
         var hardChanged = !hard.IsEmpty && hard != _previousHardState;
         var ready = new Ready
@@ -240,6 +275,8 @@ public sealed class RawNode
             Messages = messages,
             MessagesAfterPersist = afterPersist,
             ReadStates = readStates,
+            RefusedProposals = refused,
+            PeersNeedingSnapshot = needSnapshot,
             // A snapshot's acknowledgement (in MessagesAfterPersist) promises it is durable.
             MustSync = !entries.IsEmpty || snapshot is not null || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote,
         };
@@ -254,7 +291,7 @@ public sealed class RawNode
         _pending = new PendingReady(
             entries.IsEmpty ? 0 : last.Index,
             last.Term,
-            snapshot?.Metadata.Index ?? 0,
+            snapshot?.Metadata,
             committed);
         return ready;
     }
@@ -264,14 +301,17 @@ public sealed class RawNode
     /// committed entries applied. The node's own acknowledgements and votes take effect now.
     /// </summary>
     /// <exception cref="InvalidOperationException">No Ready is outstanding.</exception>
+    /// <exception cref="InvariantViolationException">A configuration change of the Ready was not applied with <see cref="ApplyConfChange"/>.</exception>
     public void Advance()
     {
         var pending = _pending ?? throw new InvalidOperationException("Advance called without an outstanding Ready.");
+        _core.CheckConfChangesApplied();
         _pending = null;
         var log = _core.Log;
-        if (pending.SnapshotIndex != 0)
+        if (pending.Snapshot is { } snapshotMetadata)
         {
-            log.StableSnapshotTo(pending.SnapshotIndex);
+            log.StableSnapshotTo(snapshotMetadata.Index);
+            _core.OnSnapshotApplied(snapshotMetadata);
         }
 
         if (pending.LastEntryIndex != 0)
@@ -304,5 +344,5 @@ public sealed class RawNode
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>
     public Status GetStatus() => _core.GetStatus();
 
-    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, ulong SnapshotIndex, ReadOnlyMemory<Entry> Committed);
+    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, SnapshotMetadata? Snapshot, ReadOnlyMemory<Entry> Committed);
 }

@@ -35,6 +35,22 @@ public sealed class Ready
     /// <summary>Answers to read-index requests (see <see cref="RawNode.ReadIndex"/>).</summary>
     public IReadOnlyList<ReadState> ReadStates { get; internal init; } = [];
 
+    /// <summary>
+    /// Proposals this node forwarded to the leader that the leader refused (with the reason, as
+    /// the exception <see cref="RawNode.Propose"/> would throw on the leader): fail the matching
+    /// pending requests. Nothing to persist.
+    /// </summary>
+    public IReadOnlyList<RefusedProposal> RefusedProposals { get; internal init; } = [];
+
+    /// <summary>
+    /// On a leader: peers that can only be caught up by a snapshot while the storage has none —
+    /// a node that joined with empty storage has no configuration until one arrives. Create a
+    /// snapshot at the applied index (for <see cref="MemoryStorage"/>:
+    /// <see cref="MemoryStorage.CreateSnapshot"/>); the leader sends it on the peer's next
+    /// heartbeat response. Reported each time the leader tries and finds none.
+    /// </summary>
+    public IReadOnlyList<ulong> PeersNeedingSnapshot { get; internal init; } = [];
+
     /// <summary>Entries to append to stable storage (replacing any stored entries from the first one's index on).</summary>
     public ReadOnlyMemory<Entry> Entries { get; internal init; }
 

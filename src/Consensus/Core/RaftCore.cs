@@ -36,11 +36,18 @@ internal sealed class RaftCore
     private readonly bool _disableProposalForwarding;
     private readonly bool _stepDownOnRemoval;
     private readonly ReadOnlyMode _readOnlyMode;
+    private readonly int _leaseDriftMarginTicks;
     private readonly ulong _maxMessageBytes;
     private readonly ulong _maxUncommittedBytes;
     private readonly Prng _random;
     private readonly ReadOnlyQueue _readOnly = new();
     private readonly List<Message> _pendingReadIndexMessages = [];
+
+    /// <summary>
+    /// Configuration changes handed to the host in <see cref="Ready.CommittedEntries"/> and not yet
+    /// applied with <see cref="ApplyConfChange"/>, oldest first: their index and encoded change.
+    /// </summary>
+    private readonly Queue<(ulong Index, ReadOnlyMemory<byte> Data)> _confChangesHandedOut = new();
 
     // Reused to stamp term and index onto proposals before they are copied into the log.
     private Entry[] _scratch = new Entry[64];
@@ -52,6 +59,31 @@ internal sealed class RaftCore
     private int _randomizedElectionTimeout;
     private ulong _uncommittedBytes;
     private ulong _nextReadRoundId = 1;
+
+    /// <summary>This node's clock: ticks since it started. Lease arithmetic is done in these units.</summary>
+    private ulong _ticks;
+
+    /// <summary>
+    /// Follower side of the lease: ticks since this node last heard from a leader (an append,
+    /// heartbeat or snapshot of its current term). While it is below the election timeout the
+    /// node grants no vote or pre-vote, whatever its role or term (see <see cref="InLeasePromise"/>).
+    /// Unlike etcd's inLease (<c>Lead != 0 &amp;&amp; electionElapsed &lt; electionTimeout</c>) it is not
+    /// cleared when a message of a higher term makes the node forget its leader, nor by a restart.
+    /// </summary>
+    private int _ticksSinceLeaderContact;
+
+    /// <summary>
+    /// Leader side of the lease: for each voter that acknowledged a heartbeat of this term, the
+    /// leader's tick when the newest acknowledged heartbeat was sent, plus one (0: none yet).
+    /// </summary>
+    private readonly Dictionary<ulong, ulong> _leaseAckSentTickPlusOne = [];
+
+    /// <summary>
+    /// Set when this leader sent TimeoutNow in its term: the target campaigns bypassing every
+    /// follower's promise (thesis §3.10), possibly much later if the message is delayed, so no
+    /// lease can be trusted again in this term.
+    /// </summary>
+    private bool _leaseForfeited;
 
     public RaftCore(RaftOptions options, IRaftStorage storage)
     {
@@ -67,6 +99,7 @@ internal sealed class RaftCore
         _disableProposalForwarding = options.DisableProposalForwarding;
         _stepDownOnRemoval = options.StepDownOnRemoval;
         _readOnlyMode = options.ReadOnlyMode;
+        _leaseDriftMarginTicks = options.EffectiveLeaseDriftMarginTicks;
         _maxMessageBytes = options.MaxSizePerMessageBytes;
         _maxUncommittedBytes = options.MaxUncommittedEntriesBytes == 0 ? ulong.MaxValue : options.MaxUncommittedEntriesBytes;
         _random = new Prng(options.RandomSeed ?? (options.Id * 0x9E3779B97F4A7C15UL) ^ 0x5DEECE66DUL);
@@ -93,24 +126,69 @@ internal sealed class RaftCore
             Vote = hardState.Vote;
         }
 
-        if (options.AppliedIndex > 0)
+        if (options.AppliedIndex is null && !confState.Equals(SnapshotConfState(storage)))
         {
-            if (options.AppliedIndex > Log.LastIndex() || options.AppliedIndex < Log.Applied)
+            // Without an applied index the application is assumed to hold the snapshot's state,
+            // and the entries after it are handed out again: applying their configuration changes
+            // on top of a configuration that already includes them would fail, or silently
+            // diverge (a promotion re-applied as the demotion it followed).
+            throw new ArgumentException(
+                $"The storage's configuration {confState} is not its snapshot's {SnapshotConfState(storage)}: it was saved with a later applied index, "
+                + $"which must be passed as {nameof(RaftOptions.AppliedIndex)} (options with {{ AppliedIndex = applied }}).",
+                nameof(options));
+        }
+
+        if (options.AppliedIndex is { } applied)
+        {
+            if (applied > Log.LastIndex() || applied < Log.Applied)
             {
                 throw new ArgumentOutOfRangeException(
                     nameof(options),
-                    options.AppliedIndex,
+                    applied,
                     $"{nameof(RaftOptions.AppliedIndex)} must lie between the snapshot index {Log.Applied} and the last index {Log.LastIndex()}.");
             }
 
-            Log.CommitTo(options.AppliedIndex);
-            Log.AppliedTo(options.AppliedIndex);
+            Log.CommitTo(applied);
+            Log.AppliedTo(applied);
         }
+
+        // A restarted member of a lease-reading cluster may have promised a leader not to vote
+        // just before it stopped; it keeps that promise for an election timeout after starting
+        // (a fresh node, term 0, has promised nothing).
+        _ticksSinceLeaderContact = _readOnlyMode == ReadOnlyMode.LeaseBased && Term > 0 ? 0 : int.MaxValue;
+
+        // The storage's configuration is the one persisted with the applied index.
+        AppliedConfig = confState;
+        _trackerConfigIndex = Log.Applied;
 
         _step = StepFollower;
         _tick = TickElection;
         BecomeFollower(Term, 0);
     }
+
+    private static ConfState? SnapshotConfState(IRaftStorage storage)
+    {
+        try
+        {
+            return storage.Snapshot().Metadata.ConfState;
+        }
+        catch (SnapshotTemporarilyUnavailableException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The configuration as of the last index the host applied (entry or snapshot): what
+    /// <see cref="ApplyConfChange"/> applies the next change to, and returns for the host to
+    /// persist with that index. Invariant: equal to the tracker's configuration unless a snapshot
+    /// restored since the last apply put the tracker ahead (<see cref="_trackerConfigIndex"/>
+    /// above the applied index); it catches up when the snapshot is applied.
+    /// </summary>
+    public ConfState AppliedConfig { get; private set; }
+
+    /// <summary>The log index the tracker's configuration reflects: the last change applied, or a restored snapshot's index.</summary>
+    private ulong _trackerConfigIndex;
 
     public ulong Id { get; }
 
@@ -150,6 +228,15 @@ internal sealed class RaftCore
 
     public List<ReadState> ReadStates { get; } = [];
 
+    /// <summary>Proposals this node forwarded that the leader refused (drained into <see cref="Ready.RefusedProposals"/>).</summary>
+    public List<RefusedProposal> RefusedProposals { get; } = [];
+
+    /// <summary>
+    /// On a leader: peers it can only catch up with a snapshot while storage has none (a node that
+    /// joined empty). Drained into <see cref="Ready.PeersNeedingSnapshot"/>.
+    /// </summary>
+    public List<ulong> PeersNeedingSnapshot { get; } = [];
+
     public int RandomizedElectionTimeout => _randomizedElectionTimeout;
 
     public int ElectionElapsed => _electionElapsed;
@@ -164,7 +251,34 @@ internal sealed class RaftCore
 
     // ---------------------------------------------------------------- inputs
 
-    public void Tick() => _tick();
+    public void Tick()
+    {
+        _ticks++;
+        if (_ticksSinceLeaderContact < int.MaxValue)
+        {
+            _ticksSinceLeaderContact++;
+        }
+
+        _tick();
+    }
+
+    /// <summary>
+    /// Whether this node is within its promise to a leader it heard from less than an election
+    /// timeout ago (thesis §4.2.3 and §6.4.1). With CheckQuorum a node in this window grants no
+    /// vote or pre-vote (except to a transfer's campaign), which is what lets the leader's lease
+    /// (<see cref="LeaseHolds"/>) stand.
+    /// </summary>
+    /// <remarks>
+    /// The first half is etcd's inLease. The second, in lease mode only (every member of a cluster
+    /// that reads by lease must use it), also covers a node that forgot its leader through a
+    /// message of a higher term, or a restart, while its promise still runs.
+    /// </remarks>
+    private bool InLeasePromise =>
+        _checkQuorum && ((Lead != 0 && _electionElapsed < _electionTimeout) || PromiseClockRunning);
+
+    /// <summary>Lease mode: this node heard from a leader (or restarted) less than an election timeout ago on its own clock.</summary>
+    private bool PromiseClockRunning =>
+        _checkQuorum && _readOnlyMode == ReadOnlyMode.LeaseBased && _ticksSinceLeaderContact < _electionTimeout;
 
     /// <summary>
     /// Validates a message that came from the network and steps it. Nothing a peer can send gets
@@ -178,7 +292,13 @@ internal sealed class RaftCore
             throw new MessageRejectedException(MessageRejectReason.LocalMessageType, $"{m.Type} is a local message type.");
         }
 
-        if (MessageTypes.IsResponse(m.Type) && !Tracker.Progress.ContainsKey(m.From))
+        // A ReadIndexResponse is the exception: only the leader of a term sends one, so its term,
+        // checked in Step like any other, identifies the sender. A node follows (and forwards reads
+        // to) a leader its configuration may not know yet — a new node before its first snapshot,
+        // or one whose configuration lags the leader's log — and must still get the answer the
+        // leader worked for (issue 10; the alternative, not forwarding until the configuration
+        // knows the leader, would leave a joining node unable to read until it catches up).
+        if (MessageTypes.IsResponse(m.Type) && m.Type != MessageType.ReadIndexResponse && !Tracker.Progress.ContainsKey(m.From))
         {
             if (Tracker.Config.Removed.Contains(m.From))
             {
@@ -204,8 +324,63 @@ internal sealed class RaftCore
         }
 
         ValidateStructure(m);
-        Step(m);
+        if (m.Type != MessageType.Propose)
+        {
+            Step(m);
+            return;
+        }
+
+        // A forwarded proposal is ordinary traffic: a refusal is not the receiving host's error
+        // but the proposer's outcome, so it goes back to the proposer (issue 10). Nothing was
+        // appended when these are thrown: every check precedes the append.
+        try
+        {
+            Step(m);
+        }
+        catch (ProposalDroppedException ex)
+        {
+            SendRefusal(m, EncodeRefusal(RefusalKindDropped, (byte)ex.Reason), ex.Message);
+        }
+        catch (ConfChangeRejectedException ex)
+        {
+            SendRefusal(m, EncodeRefusal(RefusalKindConfChange, (byte)ex.Reason), ex.Message);
+        }
     }
+
+    private const ulong RefusalKindDropped = 1;
+    private const ulong RefusalKindConfChange = 2;
+
+    /// <summary>A refusal travels in <see cref="Message.RejectHint"/> as <c>kind * 256 + reason</c>.</summary>
+    private static ulong EncodeRefusal(ulong kind, byte reason) => (kind << 8) | reason;
+
+    /// <summary>The exception a refusal stands for; null if the code is unknown. The leader's message text travels in the context.</summary>
+    private static Exception? DecodeRefusal(ulong code, ulong leaderId, ReadOnlySpan<byte> text)
+    {
+        var reason = (byte)(code & 0xFF);
+        return (code >> 8) switch
+        {
+            RefusalKindDropped when Enum.IsDefined((ProposalDropReason)reason) =>
+                new ProposalDroppedException((ProposalDropReason)reason),
+            RefusalKindConfChange when Enum.IsDefined((ConfChangeRejectReason)reason) =>
+                new ConfChangeRejectedException(
+                    (ConfChangeRejectReason)reason,
+                    $"Leader {leaderId}: {System.Text.Encoding.UTF8.GetString(text)}"),
+            _ => null,
+        };
+    }
+
+    private void SendRefusal(Message proposal, ulong code, string text) =>
+        Send(new Message
+        {
+            Context = System.Text.Encoding.UTF8.GetBytes(text),
+            Type = MessageType.ProposalRefused,
+            To = proposal.From,
+            From = Id,
+            Term = Term,
+            Reject = true,
+            RejectHint = code,
+            Entries = proposal.Entries,
+        });
 
     private static void ValidateStructure(Message m)
     {
@@ -305,6 +480,13 @@ internal sealed class RaftCore
                 }
 
                 break;
+            case MessageType.ProposalRefused:
+                if (entries.IsEmpty || DecodeRefusal(m.RejectHint, m.From, default) is null)
+                {
+                    throw Malformed(m, "a refusal must carry the proposal and a known reason");
+                }
+
+                break;
             case MessageType.ReadIndex:
             case MessageType.ReadIndexResponse:
                 if (entries.Length != 1)
@@ -347,6 +529,14 @@ internal sealed class RaftCore
     /// </summary>
     public void Step(Message m)
     {
+        if (m.Type == MessageType.ProposalRefused)
+        {
+            // A report, not a claim to lead: whatever its term, it changes nothing here but is
+            // handed to the host, which fails the proposer's request.
+            RefusedProposals.Add(new RefusedProposal(m.From, m.Entries, DecodeRefusal(m.RejectHint, m.From, m.Context.Span)!));
+            return;
+        }
+
         if (m.Term == 0)
         {
             // Local message (or a forwarded proposal / read index).
@@ -356,8 +546,7 @@ internal sealed class RaftCore
             if (m.Type is MessageType.Vote or MessageType.PreVote)
             {
                 var force = m.Context.Span.SequenceEqual(s_campaignTransfer);
-                var inLease = _checkQuorum && Lead != 0 && _electionElapsed < _electionTimeout;
-                if (!force && inLease)
+                if (!force && InLeasePromise)
                 {
                     // Thesis §4.2.3: a node that heard from a current leader within the minimum
                     // election timeout ignores vote requests, so a removed or partitioned node
@@ -401,6 +590,12 @@ internal sealed class RaftCore
             return;
         }
 
+        if (m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
+        {
+            // From the leader of our (possibly just adopted) term: the promise window restarts.
+            _ticksSinceLeaderContact = 0;
+        }
+
         switch (m.Type)
         {
             case MessageType.Hup:
@@ -408,6 +603,14 @@ internal sealed class RaftCore
                 break;
             case MessageType.Vote:
             case MessageType.PreVote:
+                if (m.Term == Term && Vote == 0 && Lead == 0 && PromiseClockRunning && !m.Context.Span.SequenceEqual(s_campaignTransfer))
+                {
+                    // A message of a higher term (not a vote request) made this node forget the
+                    // leader it promised, so it would grant this vote; the promise still stands
+                    // (see _ticksSinceLeaderContact). Lease mode only; etcd grants here.
+                    return;
+                }
+
                 HandleVoteRequest(m);
                 break;
             default:
@@ -551,6 +754,13 @@ internal sealed class RaftCore
 
         if (snapshot.IsEmpty && !requireSnapshot)
         {
+            // Only a snapshot can give this peer a configuration, and storage has none: the host
+            // is told in Ready.PeersNeedingSnapshot (it creates one; the next heartbeat response retries).
+            if (!PeersNeedingSnapshot.Contains(to))
+            {
+                PeersNeedingSnapshot.Add(to);
+            }
+
             return false;
         }
 
@@ -590,8 +800,22 @@ internal sealed class RaftCore
 
     public void BroadcastHeartbeat()
     {
-        ReadOnlyMemory<byte> context = _readOnly.TryGetLastRoundId(out var round) ? ReadOnlyQueue.EncodeRoundId(round) : default;
-        BroadcastHeartbeat(context);
+        var hasRound = _readOnly.TryGetLastRoundId(out var round);
+        BroadcastHeartbeat(HeartbeatContext(hasRound ? round : 0));
+    }
+
+    /// <summary>
+    /// What a heartbeat carries to be echoed back: the read round it confirms, and in lease mode
+    /// the tick it was sent at, which dates the follower's promise for <see cref="LeaseHolds"/>.
+    /// </summary>
+    private ReadOnlyMemory<byte> HeartbeatContext(ulong round)
+    {
+        if (_readOnlyMode == ReadOnlyMode.LeaseBased)
+        {
+            return ReadOnlyQueue.EncodeHeartbeatContext(round, _ticks);
+        }
+
+        return round == 0 ? default : ReadOnlyQueue.EncodeRoundId(round);
     }
 
     private void BroadcastHeartbeat(ReadOnlyMemory<byte> context)
@@ -637,6 +861,8 @@ internal sealed class RaftCore
         }
 
         _uncommittedBytes = 0;
+        _leaseAckSentTickPlusOne.Clear();
+        _leaseForfeited = false;
         _readOnly.Clear();
         _pendingReadIndexMessages.Clear();
     }
@@ -741,6 +967,15 @@ internal sealed class RaftCore
         // A committed configuration change not applied yet may change who votes: campaigning
         // under the old configuration could win without a quorum of the new one.
         if (HasUnappliedConfChanges())
+        {
+            return;
+        }
+
+        // Voting for itself would break this node's promise to its leader, on which the leader's
+        // lease rests. The election timer never fires inside the promise (it restarts whenever the
+        // promise does), so this only stops an explicit Campaign(); a transfer may go ahead (the
+        // leader that asked for it forfeited its lease).
+        if (type != CampaignType.Transfer && PromiseClockRunning)
         {
             return;
         }
@@ -857,10 +1092,24 @@ internal sealed class RaftCore
     private void TickElection()
     {
         _electionElapsed++;
-        if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
+        if (_electionElapsed < _randomizedElectionTimeout)
+        {
+            return;
+        }
+
+        if (Promotable)
         {
             _electionElapsed = 0;
             Step(new Message { Type = MessageType.Hup, From = Id });
+        }
+        else if (Role is StateRole.Candidate or StateRole.PreCandidate)
+        {
+            // A former voter's campaign (TryCampaignAsFormerVoter) cannot time out into a new one:
+            // it is not promotable. If it has not won within an election timeout (a vote request
+            // lost, or ignored by a voter keeping its lease promise, which sends no rejection),
+            // give it up, so that the next refused vote request starts a fresh one; otherwise it
+            // would stay a candidate for ever and the voters that need it would wait for ever.
+            BecomeFollower(Term, 0);
         }
     }
 
@@ -1052,25 +1301,95 @@ internal sealed class RaftCore
 
     // ---------------------------------------------------------------- membership
 
+    /// <summary>Records the configuration changes among committed entries handed to the host, in order.</summary>
+    public void OnCommittedEntriesHandedOut(ReadOnlySpan<Entry> committed)
+    {
+        foreach (ref readonly var entry in committed)
+        {
+            if (entry.Type == EntryType.ConfChange)
+            {
+                _confChangesHandedOut.Enqueue((entry.Index, entry.Data));
+            }
+        }
+    }
+
+    /// <summary>The host applied a snapshot (handed out in a Ready, on <see cref="RawNode.Advance"/>): its configuration is now the applied one.</summary>
+    public void OnSnapshotApplied(SnapshotMetadata metadata) => AppliedConfig = metadata.ConfState;
+
+    /// <summary>
+    /// On <see cref="RawNode.Advance"/>: the host must have applied every configuration change the
+    /// Ready handed out (each changes who votes; skipping one would leave this node with a
+    /// configuration no other node has).
+    /// </summary>
+    public void CheckConfChangesApplied()
+    {
+        if (_confChangesHandedOut.TryPeek(out var left))
+        {
+            throw new InvariantViolationException(
+                $"Node {Id}: Advance called before ApplyConfChange for the committed configuration change at index {left.Index}.");
+        }
+    }
+
     /// <summary>
     /// Applies a committed configuration change (the host calls this when it applies the entry)
-    /// and returns the new configuration. Every node applies the same changes in log order, so
-    /// a change that was valid when the leader appended it is valid here.
+    /// and returns the configuration as of that entry. Every node applies the same changes in log
+    /// order, so a change that was valid when the leader appended it is valid here.
     /// </summary>
+    /// <remarks>
+    /// The host may step a snapshot between <see cref="RawNode.GetReady"/> and
+    /// <see cref="RawNode.Advance"/> (an async host keeps stepping while it persists and applies).
+    /// <see cref="Restore"/> only installs a snapshot above the commit index, so above every entry
+    /// the outstanding Ready hands out (etcd-io/raft's rule), but its configuration already
+    /// includes the changes among those entries. Applying them again to the tracker would fail
+    /// (a learner added twice) or, worse, succeed and diverge (a joint configuration entered on
+    /// top of the one it left). So the change is applied to <see cref="AppliedConfig"/> — the
+    /// configuration as of the previous applied entry, which the snapshot does not touch — and
+    /// that result is what the host persists with this entry's index; the tracker only follows
+    /// when it does not already reflect a later index. Both are the configuration every node has
+    /// at their index, so nothing diverges; the handed-out queue makes sure the host applies
+    /// exactly the changes it was given, in order.
+    /// </remarks>
     public ConfState ApplyConfChange(ConfChange change)
     {
+        if (!_confChangesHandedOut.TryDequeue(out var handedOut))
+        {
+            throw new InvariantViolationException(
+                $"Node {Id}: ApplyConfChange({change}) called, but no committed configuration change was handed out in a Ready and not applied yet.");
+        }
+
+        if (!MessageCodec.EncodeConfChange(change).AsSpan().SequenceEqual(handedOut.Data.Span))
+        {
+            throw new InvariantViolationException(
+                $"Node {Id}: ApplyConfChange({change}) does not match the configuration change at index {handedOut.Index} handed out for applying: changes must be applied in order.");
+        }
+
         ConfState next;
         try
         {
-            next = ConfChanger.Apply(Tracker.Config, change);
+            next = ConfChanger.Apply(AppliedConfig, change);
         }
         catch (ConfChangeRejectedException ex)
         {
             throw new InvariantViolationException(
-                $"Node {Id} cannot apply committed configuration change {change} to {Tracker.Config}: {ex.Message} "
+                $"Node {Id} cannot apply committed configuration change {change} at index {handedOut.Index} to {AppliedConfig}: {ex.Message} "
                 + "Was the configuration persisted with the applied index?");
         }
 
+        if (handedOut.Index > _trackerConfigIndex && !Tracker.Config.Equals(AppliedConfig))
+        {
+            throw new InvariantViolationException(
+                $"Node {Id}: the tracker's configuration {Tracker.Config} differs from the applied configuration {AppliedConfig} with no snapshot ahead of index {handedOut.Index}.");
+        }
+
+        AppliedConfig = next;
+        if (handedOut.Index <= _trackerConfigIndex)
+        {
+            // A snapshot at or past this index was restored since the entry was handed out: the
+            // tracker already holds a later configuration, which includes this change.
+            return next;
+        }
+
+        _trackerConfigIndex = handedOut.Index;
         var added = Tracker.SwitchTo(next, Log.LastIndex() + 1);
         foreach (var id in added)
         {
@@ -1318,7 +1637,20 @@ internal sealed class RaftCore
             SendAppend(m.From);
         }
 
-        if (_readOnlyMode != ReadOnlyMode.Safe || !ReadOnlyQueue.TryDecodeRoundId(m.Context.Span, out var round))
+        if (!ReadOnlyQueue.TryDecodeHeartbeatContext(m.Context.Span, out var round, out var sentTick))
+        {
+            return;
+        }
+
+        if (sentTick is { } tick && tick <= _ticks && _readOnlyMode == ReadOnlyMode.LeaseBased)
+        {
+            // Same term (Step dropped older ones), so this answers one of our own heartbeats: the
+            // follower received it no earlier than it was sent, and promised from then on.
+            var current = _leaseAckSentTickPlusOne.GetValueOrDefault(m.From);
+            _leaseAckSentTickPlusOne[m.From] = Math.Max(current, tick + 1);
+        }
+
+        if (round == 0)
         {
             return;
         }
@@ -1361,8 +1693,10 @@ internal sealed class RaftCore
 
     private void ServeReadIndex(Message m)
     {
-        // A single voter needs no confirmation: nobody else can have been elected.
-        if (_readOnlyMode == ReadOnlyMode.LeaseBased || Tracker.IsSingleton(Id))
+        // A single voter needs no confirmation: nobody else can have been elected. In lease mode
+        // a leader answers at once while its lease holds, and otherwise falls back to the
+        // quorum-safe round below (the read is delayed, never dropped or answered stale).
+        if (Tracker.IsSingleton(Id) || LeaseHolds())
         {
             RespondToReadIndex(m, Log.Committed);
             return;
@@ -1373,7 +1707,61 @@ internal sealed class RaftCore
         var round = _nextReadRoundId++;
         _readOnly.Add(round, Log.Committed, m);
         _readOnly.RecordAck(round, Id);
-        BroadcastHeartbeat(ReadOnlyQueue.EncodeRoundId(round));
+        BroadcastHeartbeat(HeartbeatContext(round));
+    }
+
+    /// <summary>
+    /// Whether the leader's lease holds now (thesis §6.4.1, made exact). Each voter that
+    /// acknowledged a heartbeat sent at leader tick <c>s</c> received it no earlier than
+    /// <c>s</c>, and from then on grants no vote for an election timeout <c>E</c> of its own clock
+    /// (<see cref="InLeasePromise"/>). Any new leader needs a vote from a quorum of every half of
+    /// the configuration, so from one of the voters behind <c>L</c> = the quorum-th most recent
+    /// send tick acknowledged (the oldest acknowledgement that a quorum has matched or bettered,
+    /// both halves of a joint configuration; this node counts as acknowledging now). No other
+    /// leader can therefore exist before <c>L + E</c> on that voter's clock, and the leader answers
+    /// lease reads while its own clock is below <c>L + E - LeaseDriftMarginTicks</c>: safe as long
+    /// as, while a follower counts <c>E</c> ticks, the leader counts at least
+    /// <c>E - LeaseDriftMarginTicks</c> (with ticks at arbitrary moments: follower clock rate at
+    /// most <c>(E - 1) / (E - margin)</c> of the leader's, one tick of each lost to granularity). etcd-io/raft instead answers whenever it has not yet
+    /// noticed a lost quorum, checked once per election timeout, so a partitioned leader serves
+    /// stale reads for up to another timeout even with perfect clocks (issue 10). A leader that sent
+    /// TimeoutNow this term has no lease: the transfer's campaign ignores the promises.
+    /// </summary>
+    private bool LeaseHolds()
+    {
+        if (_readOnlyMode != ReadOnlyMode.LeaseBased || _leaseForfeited || Role != StateRole.Leader)
+        {
+            return false;
+        }
+
+        var quorumSentTickPlusOne = Tracker.Voters.CommittedIndex(new LeaseAcks(this));
+        if (quorumSentTickPlusOne == 0 || quorumSentTickPlusOne == ulong.MaxValue)
+        {
+            return false;
+        }
+
+        var leaseStart = quorumSentTickPlusOne - 1;
+        if (leaseStart > _ticks)
+        {
+            throw new InvariantViolationException($"Lease start {leaseStart} is after the leader's clock {_ticks}.");
+        }
+
+        return _ticks - leaseStart < (ulong)(_electionTimeout - _leaseDriftMarginTicks);
+    }
+
+    /// <summary>The lease acknowledgements as the quorum arithmetic reads acked indexes (send tick + 1; this node: now + 1).</summary>
+    private readonly struct LeaseAcks(RaftCore core) : IAckedIndexer
+    {
+        public bool TryGetAckedIndex(ulong id, out ulong index)
+        {
+            if (id == core.Id)
+            {
+                index = core._ticks + 1;
+                return true;
+            }
+
+            return core._leaseAckSentTickPlusOne.TryGetValue(id, out index);
+        }
     }
 
     private void ReleasePendingReadIndexMessages()
@@ -1446,8 +1834,11 @@ internal sealed class RaftCore
         }
     }
 
-    private void SendTimeoutNow(ulong to) =>
+    private void SendTimeoutNow(ulong to)
+    {
+        _leaseForfeited = true;
         Send(new Message { Type = MessageType.TimeoutNow, To = to, From = Id, Term = Term });
+    }
 
     public void AbortLeaderTransfer() => LeadTransferee = 0;
 
@@ -1646,10 +2037,14 @@ internal sealed class RaftCore
             return false;
         }
 
+        // Invariant (etcd-io/raft's rule): a snapshot is installed only above the commit index, so
+        // above every committed entry a Ready outstanding now hands out for applying. Changes among
+        // those are applied to AppliedConfig, not to the tracker (see ApplyConfChange).
         Log.Restore(snapshot);
         var tracker = new ProgressTracker(Tracker.MaxInflight, Tracker.MaxInflightBytes);
         tracker.Reset(conf, Log.LastIndex() + 1);
         Tracker = tracker;
+        _trackerConfigIndex = meta.Index;
         return true;
     }
 

@@ -37,6 +37,36 @@ internal sealed class ReadOnlyQueue
         return true;
     }
 
+    /// <summary>
+    /// The context of a lease-mode heartbeat: the read round it confirms (0 for none) and the
+    /// leader's tick when it was sent, echoed by the follower so that the leader can date the
+    /// promise the acknowledgement proves (see <c>RaftCore.LeaseHolds</c>).
+    /// </summary>
+    public static byte[] EncodeHeartbeatContext(ulong roundId, ulong sentTick)
+    {
+        var bytes = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, roundId);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(8), sentTick);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Decodes a heartbeat context: a bare round id (quorum-safe mode) or a round id and send tick
+    /// (lease mode). <paramref name="sentTick"/> is null when the context carries none.
+    /// </summary>
+    public static bool TryDecodeHeartbeatContext(ReadOnlySpan<byte> context, out ulong roundId, out ulong? sentTick)
+    {
+        sentTick = null;
+        if (context.Length == 16)
+        {
+            roundId = BinaryPrimitives.ReadUInt64LittleEndian(context);
+            sentTick = BinaryPrimitives.ReadUInt64LittleEndian(context[8..]);
+            return true;
+        }
+
+        return TryDecodeRoundId(context, out roundId);
+    }
+
     /// <summary>Registers <paramref name="request"/> as round <paramref name="roundId"/>, to be answered with <paramref name="index"/>.</summary>
     public void Add(ulong roundId, ulong index, Message request)
     {

@@ -44,13 +44,20 @@ public enum MessageType : byte
     PreVote = 17,
     /// <summary>PreVote response.</summary>
     PreVoteResponse = 18,
+
+    /// <summary>
+    /// Leader to proposer: a forwarded proposal was refused. <c>Entries</c> are the proposal;
+    /// <c>RejectHint</c> is the reason (see <c>RaftCore.EncodeRefusal</c>). Surfaces as
+    /// <see cref="RefusedProposal"/> in the proposer's <see cref="Ready"/>.
+    /// </summary>
+    ProposalRefused = 19,
 }
 
 /// <summary>Classification helpers over <see cref="MessageType"/>.</summary>
 public static class MessageTypes
 {
     /// <summary>The largest defined <see cref="MessageType"/> value.</summary>
-    public const MessageType MaxValue = MessageType.PreVoteResponse;
+    public const MessageType MaxValue = MessageType.ProposalRefused;
 
     /// <summary>True for messages a node only ever sends to itself; they must never arrive from the network.</summary>
     public static bool IsLocal(MessageType type) =>

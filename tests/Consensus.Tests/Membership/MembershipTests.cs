@@ -60,11 +60,52 @@ public class MembershipTests
         network[2].Node.ProposeConfChange(ConfChange.Remove(9));
         var forwarded = network[2].ReadMessages().Single(m => m.Type == MessageType.Propose);
 
-        var ex = Assert.Throws<ConfChangeRejectedException>(() => network[1].Step(forwarded));
+        // The leader's receive path does not throw: the refusal goes back to the proposer.
+        network[1].Step(forwarded);
+        var refusal = network[1].ReadMessages().Single(m => m.Type == MessageType.ProposalRefused);
+        Assert.That(network[1].Core.Log.LastIndex(), Is.EqualTo(1), "nothing appended");
 
+        network[2].Step(refusal);
+        network[2].ReadMessages();
+        var refused = network[2].Refused.Single();
+        var ex = refused.Refusal as ConfChangeRejectedException;
+        Assert.That(ex, Is.Not.Null);
         Assert.That(ex!.Reason, Is.EqualTo(ConfChangeRejectReason.InvalidRequest));
         Assert.That(ex.Message, Does.Contain("node 9"));
-        Assert.That(network[1].Core.Log.LastIndex(), Is.EqualTo(1), "nothing appended");
+        Assert.That(refused.LeaderId, Is.EqualTo(1UL));
+        Assert.That(MessageCodec.DecodeConfChange(refused.Entries.Span[0].Data.Span).ToString(), Is.EqualTo(ConfChange.Remove(9).ToString()), "the proposal comes back, so the host can match it");
+    }
+
+    [Test]
+    public void AForwardedProposalTheLeaderDropsIsReportedToTheProposerWithTheReason()
+    {
+        var network = ClusterWithLeader(3);
+        network[1].Node.TransferLeadership(3);
+        network[1].ReadMessages();
+        network[2].Node.Propose(new byte[] { 42 });
+        var forwarded = network[2].ReadMessages().Single(m => m.Type == MessageType.Propose);
+
+        network[1].Step(forwarded);
+        var refusal = network[1].ReadMessages().Single(m => m.Type == MessageType.ProposalRefused);
+        network[2].Step(refusal);
+        network[2].ReadMessages();
+
+        var refused = network[2].Refused.Single();
+        Assert.That((refused.Refusal as ProposalDroppedException)?.Reason, Is.EqualTo(ProposalDropReason.LeadershipTransferInProgress));
+        Assert.That(refused.Entries.Span[0].Data.ToArray(), Is.EqualTo(new byte[] { 42 }));
+    }
+
+    [Test]
+    public void ARefusalWithoutTheProposalOrWithAnUnknownReasonIsMalformed()
+    {
+        var network = ClusterWithLeader(3);
+        var entry = new Entry(new byte[] { 1 });
+        foreach (var (entries, code) in new[] { (Array.Empty<Entry>(), 0x101UL), (new[] { entry }, 0x1FFUL), (new[] { entry }, 0x901UL) })
+        {
+            var ex = Assert.Throws<MessageRejectedException>(() =>
+                network[2].Step(new Message { Type = MessageType.ProposalRefused, From = 1, To = 2, Term = 1, Reject = true, RejectHint = code, Entries = entries }));
+            Assert.That(ex!.Reason, Is.EqualTo(MessageRejectReason.Malformed));
+        }
     }
 
     [Test]

@@ -14,9 +14,19 @@ namespace EmbeddedRaft.Consensus.Tests.Randomized;
 /// and demotes members, one step or joint (auto or explicit leave), never reusing an id. After
 /// every step the Raft safety properties are checked (paper §5.4, Figure 3): election safety,
 /// log matching, leader completeness, state machine safety (committed entries never lost or
-/// changed), linearizable read indexes in quorum-safe mode, and that every node applying the
-/// configuration change at an index reaches the same configuration.
+/// changed), linearizable read indexes (quorum-safe and lease-based), and that every node
+/// applying the configuration change at an index reaches the same configuration.
 /// </summary>
+/// <remarks>
+/// The <see cref="SimulationProfile"/> chooses the host model and the clocks: whether nodes keep
+/// stepping and ticking while a Ready is outstanding (taken and persisted, not yet applied and
+/// advanced, as under an async host), whether reads are quorum-safe or lease-based, and whether
+/// each step ticks one random node (only with quorum-safe reads: the clocks then drift without
+/// bound) or every clock advances together, in lockstep or at skewed rates within the bound that
+/// <see cref="RaftOptions.LeaseDriftMarginTicks"/> states. Every read is checked against the
+/// committed history: its index must cover the highest commit index any node had when the read
+/// was requested.
+/// </remarks>
 internal sealed class ClusterSimulation
 {
     private readonly Random _random;
@@ -28,6 +38,20 @@ internal sealed class ClusterSimulation
     private readonly List<Message> _inFlight = [];
     private readonly Dictionary<ulong, int> _partition = [];
     private readonly CrashingHost? _host;
+    private readonly SimulationProfile _profile;
+    private bool _holdingEnabled = true;
+
+    /// <summary>Per node: its clock rate in hundredths of a tick per time step, and the fraction accumulated.</summary>
+    private readonly Dictionary<ulong, (int RatePercent, int Accumulated)> _clocks = [];
+    private readonly int _maxRatePercent = 100;
+
+    /// <summary>Beyond the bound: per node, the time step until which its clock is stopped (a process pause).</summary>
+    private readonly Dictionary<ulong, long> _pausedUntil = [];
+    private long _time;
+    private int _readyHolds;
+    private int _refusalsReported;
+    private int _snapshotRequestsAnswered;
+    private int _stepsWhileHeld;
 
     // Checker state.
     private readonly Dictionary<ulong, ulong> _leaderByTerm = [];
@@ -48,9 +72,11 @@ internal sealed class ClusterSimulation
     private readonly Dictionary<ulong, int> _confChangesChecked = [];
 
     /// <param name="crashMidReady">Handle Readies with a <see cref="CrashingHost"/> (crashes mid-Ready, lost unsynced writes).</param>
-    public ClusterSimulation(int seed, int size, bool crashMidReady = false)
+    /// <param name="profile">Host model, read mode and clocks (default: <see cref="SimulationProfile.Mixed"/>).</param>
+    public ClusterSimulation(int seed, int size, bool crashMidReady = false, SimulationProfile profile = SimulationProfile.Mixed)
     {
         Seed = seed;
+        _profile = profile;
         _random = new Random(seed);
         var initial = Fixtures.Ids(size);
         _initialSize = (ulong)size;
@@ -58,15 +84,36 @@ internal sealed class ClusterSimulation
         PreVote = _random.Next(2) == 0;
         CheckQuorum = _random.Next(2) == 0;
         Membership = _random.Next(4) != 0;
+        HoldReadies = profile switch
+        {
+            SimulationProfile.Mixed => _random.Next(2) == 0,
+            _ => true,
+        };
+        LeaseReads = profile is SimulationProfile.LeaseLockstep or SimulationProfile.LeaseSkewed or SimulationProfile.LeaseBeyondDriftBound;
+        CheckQuorum |= LeaseReads;
+
+        // Lease safety needs followers' clocks at most (E - 1) / (E - margin) times as fast as the
+        // leader's (RaftOptions.LeaseDriftMarginTicks); the skewed profile draws rates in that range.
+        const int electionTicks = 10;
+        var margin = LeaseReads ? 2 + _random.Next(3) : 2;
+        _maxRatePercent = profile switch
+        {
+            SimulationProfile.LeaseSkewed => 100 * (electionTicks - 1) / (electionTicks - margin),
+            _ => 100,
+        };
+
+        DriftMarginTicks = margin;
         foreach (var id in initial)
         {
             var maxMessageBytes = (ulong)_random.Next(0, 200);
             var options = new RaftOptions(id)
             {
-                ElectionTimeoutTicks = 10,
+                ElectionTimeoutTicks = electionTicks,
                 HeartbeatTimeoutTicks = 2,
                 PreVote = PreVote,
                 CheckQuorum = CheckQuorum,
+                ReadOnlyMode = LeaseReads ? ReadOnlyMode.LeaseBased : ReadOnlyMode.Safe,
+                LeaseDriftMarginTicks = margin,
                 RandomSeed = (ulong)seed * 31 + id,
                 MaxSizePerMessageBytes = maxMessageBytes,
                 MaxInflightMessages = _random.Next(1, 8),
@@ -90,6 +137,7 @@ internal sealed class ClusterSimulation
     private void AddNode(TestNode node)
     {
         node.Applying = OnApply;
+        _clocks[node.Id] = (100 + _random.Next(_maxRatePercent - 100 + 1), 0);
         _nodes[node.Id] = node;
         _ids.Add(node.Id);
         _confChangesChecked[node.Id] = 0;
@@ -98,21 +146,30 @@ internal sealed class ClusterSimulation
     /// <summary>Starts a node that has never been part of the cluster: empty storage, no configuration.</summary>
     private void StartNewNode(ulong id)
     {
-        var options = new RaftOptions(id)
-        {
-            ElectionTimeoutTicks = _template.ElectionTimeoutTicks,
-            HeartbeatTimeoutTicks = _template.HeartbeatTimeoutTicks,
-            PreVote = PreVote,
-            CheckQuorum = CheckQuorum,
-            RandomSeed = (ulong)Seed * 31 + id,
-            MaxSizePerMessageBytes = _template.MaxSizePerMessageBytes,
-            MaxInflightMessages = _template.MaxInflightMessages,
-            MaxUncommittedEntriesBytes = _template.MaxUncommittedEntriesBytes,
-            MaxInflightBytes = _template.MaxInflightBytes,
-            MaxCommittedBytesPerReady = _template.MaxCommittedBytesPerReady,
-        };
+        var options = _template with { Id = id, RandomSeed = (ulong)Seed * 31 + id };
         AddNode(new TestNode(options, new MemoryStorage()));
     }
+
+    /// <summary>Whether nodes keep stepping and ticking while a Ready is outstanding.</summary>
+    public bool HoldReadies { get; }
+
+    /// <summary>Whether reads are lease-based (and checked as such).</summary>
+    public bool LeaseReads { get; }
+
+    /// <summary>The lease drift margin every node runs with.</summary>
+    public int DriftMarginTicks { get; }
+
+    /// <summary>Readies held while the node kept stepping or ticking.</summary>
+    public int ReadyHolds => _readyHolds;
+
+    /// <summary>Messages stepped and ticks taken by nodes holding a Ready.</summary>
+    public int StepsWhileHeld => _stepsWhileHeld;
+
+    /// <summary>Forwarded proposals refused by a leader and reported back to the proposer.</summary>
+    public int RefusalsReported => _refusalsReported;
+
+    /// <summary>Readies in which a leader asked its host for a snapshot.</summary>
+    public int SnapshotRequestsAnswered => _snapshotRequestsAnswered;
 
     /// <summary>Whether this seed changes the membership.</summary>
     public bool Membership { get; }
@@ -140,7 +197,7 @@ internal sealed class ClusterSimulation
     public int Restarts => _restarts;
 
     public string Describe() =>
-        $"seed={Seed} nodes={_ids.Count} preVote={PreVote} checkQuorum={CheckQuorum} membership={Membership} steps={Steps} committed={_maxCommitted} "
+        $"seed={Seed} profile={_profile} nodes={_ids.Count} preVote={PreVote} checkQuorum={CheckQuorum} lease={LeaseReads} margin={DriftMarginTicks} holdReadies={HoldReadies} membership={Membership} steps={Steps} committed={_maxCommitted} "
         + $"proposals={_proposals} reads={_reads} transfers={_transfers} confChanges={_confChangesProposed} proposed/{_confChangesRejected} rejected/{_configAt.Count} applied";
 
     /// <summary>
@@ -169,7 +226,11 @@ internal sealed class ClusterSimulation
         {
             Steps++;
             var roll = _random.Next(100);
-            if (roll < 45)
+            if (roll < 5)
+            {
+                DeliverBurst();
+            }
+            else if (roll < 45)
             {
                 DeliverOne(faults: true);
             }
@@ -191,7 +252,12 @@ internal sealed class ClusterSimulation
             }
             else if (roll < 90)
             {
-                _partition.Clear();
+                // With shared clocks partitions heal less often, so that they can outlast an
+                // election (with random ticks one node's clock races ahead instead).
+                if (_profile is SimulationProfile.Mixed or SimulationProfile.HeldReadies || _random.Next(4) == 0)
+                {
+                    _partition.Clear();
+                }
             }
             else if (roll < 92)
             {
@@ -227,6 +293,7 @@ internal sealed class ClusterSimulation
     {
         _host?.DisableCrashes();
         _partition.Clear();
+        _holdingEnabled = false;
         foreach (var id in _down.ToArray())
         {
             Restart(id);
@@ -332,6 +399,27 @@ internal sealed class ClusterSimulation
         Deliver(m);
     }
 
+    /// <summary>
+    /// A fast network for a moment: a few rounds in which every message in flight is delivered
+    /// (in random order, with the usual faults) and the nodes handle their Readies. Without it
+    /// messages are slow next to the clocks, and an election never completes within a stale
+    /// leader's lease — the window where lease reads go wrong.
+    /// </summary>
+    private void DeliverBurst()
+    {
+        var rounds = 1 + _random.Next(4);
+        for (var round = 0; round < rounds && _inFlight.Count > 0; round++)
+        {
+            for (var count = _inFlight.Count; count > 0 && _inFlight.Count > 0; count--)
+            {
+                DeliverOne(faults: true);
+            }
+
+            ProcessReadies();
+            Check();
+        }
+    }
+
     private void DeliverAll()
     {
         for (var guard = 0; _inFlight.Count > 0; guard++)
@@ -359,18 +447,16 @@ internal sealed class ClusterSimulation
         }
 
         var node = _nodes[m.To];
+        if (node.Held is not null)
+        {
+            _stepsWhileHeld++;
+        }
+
+        // A forwarded proposal or configuration change the leader refuses is not an error here:
+        // it comes back to the proposer as a RefusedProposal in its Ready (counted on apply).
         try
         {
             node.Step(m);
-        }
-        catch (ProposalDroppedException)
-        {
-            // A forwarded proposal the leader refused: the client would retry.
-        }
-        catch (ConfChangeRejectedException)
-        {
-            // A forwarded configuration change the leader refused (e.g. another one is pending).
-            _confChangesRejected++;
         }
         catch (MessageRejectedException ex) when (ex.Reason == MessageRejectReason.UnknownPeer)
         {
@@ -404,13 +490,66 @@ internal sealed class ClusterSimulation
         }
     }
 
+    /// <summary>
+    /// Time passes. With quorum-safe reads and random clocks one random node ticks (clock rates
+    /// then differ without bound, which only lease reads would care about). Otherwise every
+    /// running node's clock advances by its rate: in lockstep all tick together; skewed, each
+    /// ticks whenever its accumulated fraction reaches a whole tick.
+    /// </summary>
     private void TickOne()
     {
-        var id = _ids[_random.Next(_ids.Count)];
-        if (!_down.Contains(id))
+        if (_profile is SimulationProfile.Mixed or SimulationProfile.HeldReadies)
         {
-            _nodes[id].Node.Tick();
+            var id = _ids[_random.Next(_ids.Count)];
+            if (!_down.Contains(id))
+            {
+                Tick(_nodes[id]);
+            }
+
+            return;
         }
+
+        _time++;
+        if (_profile == SimulationProfile.LeaseBeyondDriftBound && _random.Next(20) == 0)
+        {
+            // A pause (GC, VM freeze) stops the leader's clock while the others keep time: its
+            // lease outlives the followers' promises, which no drift margin can allow for.
+            var leader = _ids.FirstOrDefault(id => !_down.Contains(id) && _nodes[id].Core.Role == StateRole.Leader);
+            if (leader != 0)
+            {
+                _pausedUntil[leader] = _time + 10 + _random.Next(30);
+            }
+        }
+
+        foreach (var id in _ids)
+        {
+            if (_pausedUntil.GetValueOrDefault(id) > _time)
+            {
+                continue;
+            }
+
+            var (rate, accumulated) = _clocks[id];
+            accumulated += rate;
+            for (; accumulated >= 100; accumulated -= 100)
+            {
+                if (!_down.Contains(id))
+                {
+                    Tick(_nodes[id]);
+                }
+            }
+
+            _clocks[id] = (rate, accumulated);
+        }
+    }
+
+    private void Tick(TestNode node)
+    {
+        if (node.Held is not null)
+        {
+            _stepsWhileHeld++;
+        }
+
+        node.Node.Tick();
     }
 
     private void ProposeOne()
@@ -442,8 +581,15 @@ internal sealed class ClusterSimulation
         var context = $"r{_reads++}";
 
         // Linearizability of reads: the read index must cover every entry known committed
-        // (anywhere) before the read was requested.
-        _readRequirement[context] = _maxCommitted;
+        // anywhere before the read was requested — applied by some node, or below some node's
+        // commit index (a node only ever commits what a quorum holds).
+        var required = _maxCommitted;
+        foreach (var n in _nodes.Values)
+        {
+            required = Math.Max(required, n.Core.Log.Committed);
+        }
+
+        _readRequirement[context] = required;
         _nodes[id].Node.ReadIndex(Encoding.UTF8.GetBytes(context));
     }
 
@@ -461,6 +607,15 @@ internal sealed class ClusterSimulation
     private void Partition()
     {
         _partition.Clear();
+        var leader = _ids.FirstOrDefault(id => !_down.Contains(id) && _nodes[id].Core.Role == StateRole.Leader);
+        if (leader != 0 && _random.Next(2) == 0)
+        {
+            // Cut the leader off alone: the majority elects another while the old one may still
+            // believe it leads — the window in which a lease read can go stale.
+            _partition[leader] = 1;
+            return;
+        }
+
         foreach (var id in _ids)
         {
             _partition[id] = _random.Next(2);
@@ -628,7 +783,11 @@ internal sealed class ClusterSimulation
 
             var node = _nodes[id];
             var before = node.ReadStates.Count;
-            if (_host is null)
+            if (_host is null && HoldReadies)
+            {
+                HandleReadiesHolding(node);
+            }
+            else if (_host is null)
             {
                 _inFlight.AddRange(node.ReadMessages());
             }
@@ -642,6 +801,70 @@ internal sealed class ClusterSimulation
             }
 
             CheckConfChanges(node);
+            CountRefusals(node);
+        }
+    }
+
+    /// <summary>
+    /// Refusals reported to proposers: configuration changes refused by the leader are counted;
+    /// every refusal must name a reason. A host answering a snapshot request snapshots now.
+    /// </summary>
+    private void CountRefusals(TestNode node)
+    {
+        foreach (var refused in node.Refused)
+        {
+            _refusalsReported++;
+            if (refused.Refusal is ConfChangeRejectedException)
+            {
+                _confChangesRejected++;
+            }
+            else if (refused.Refusal is not ProposalDroppedException)
+            {
+                Fail($"refusal: node {node.Id} got a refusal of unexpected kind {refused.Refusal.GetType().Name}");
+            }
+        }
+
+        node.Refused.Clear();
+        if (node.SnapshotRequests > 0)
+        {
+            node.SnapshotRequests = 0;
+            _snapshotRequestsAnswered++;
+            Compact(node);
+        }
+    }
+
+    /// <summary>
+    /// The host model of an async host: a held Ready is finished (applied, advanced) only now
+    /// and then, and a new one is often taken and held, so the node keeps stepping and ticking
+    /// between GetReady and Advance. Outside the fault phase everything is finished.
+    /// </summary>
+    private void HandleReadiesHolding(TestNode node)
+    {
+        if (node.Held is not null)
+        {
+            if (_holdingEnabled && _random.Next(6) != 0)
+            {
+                return;
+            }
+
+            node.FinishHeld();
+        }
+
+        for (var guard = 0; node.Node.HasReady(); guard++)
+        {
+            if (guard > 10_000)
+            {
+                throw new InvalidOperationException("Node never stops producing Readies.");
+            }
+
+            _inFlight.AddRange(node.TakeAndHold());
+            if (_holdingEnabled && _random.Next(3) == 0)
+            {
+                _readyHolds++;
+                return;
+            }
+
+            node.FinishHeld();
         }
     }
 
@@ -793,4 +1016,23 @@ internal sealed class ClusterSimulation
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private void Fail(string what) =>
         throw new AssertionException($"{what}. [{Describe()}] Reproduce with RAFT_SEED={Seed}.");
+}
+
+/// <summary>What a <see cref="ClusterSimulation"/> exercises besides its faults.</summary>
+public enum SimulationProfile
+{
+    /// <summary>Quorum-safe reads, one random node ticks per tick step; half of the seeds hold Readies.</summary>
+    Mixed,
+
+    /// <summary>Quorum-safe reads, random ticks, and nodes keep stepping and ticking while a Ready is outstanding.</summary>
+    HeldReadies,
+
+    /// <summary>Lease reads; every clock ticks in lockstep; Readies held.</summary>
+    LeaseLockstep,
+
+    /// <summary>Lease reads; clocks run at rates up to (E - 1) / (E - margin) of each other, the stated bound; Readies held.</summary>
+    LeaseSkewed,
+
+    /// <summary>Lease reads in lockstep except that the leader's clock sometimes stops for a while (a process pause): outside the bound, so stale reads are expected, and must be caught.</summary>
+    LeaseBeyondDriftBound,
 }

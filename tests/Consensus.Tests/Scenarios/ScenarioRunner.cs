@@ -16,8 +16,11 @@ namespace EmbeddedRaft.Consensus.Tests.Scenarios;
 /// propose-conf-change ID [vN|lN|rN]... [transition=auto|simple|implicit|explicit]   (no changes: leave joint)
 /// membership                       (each node's applied configuration and role)
 /// transfer-leadership ID TO | report-unreachable ID TO
-/// tick ID [N] | tick-heartbeat ID | tick-election ID
+/// tick ID [N] | tick-heartbeat ID | tick-election ID | tick-all N   (every node once per round, in lockstep)
 /// process-ready ID... | deliver-msgs [drop] ID... | stabilize [ID...]
+/// ready-take ID                    (take a Ready, persist it and send its messages, but neither apply nor advance:
+///                                   the node keeps stepping and ticking meanwhile, as an async host's does)
+/// ready-finish ID                  (apply the held Ready and advance)
 /// partition A B | C ... | heal | restart ID | compact ID INDEX
 /// raft-state | raft-log ID | status ID
 /// </code>
@@ -28,6 +31,7 @@ internal sealed class ScenarioRunner
     private readonly SortedDictionary<ulong, TestNode> _nodes = [];
     private readonly Dictionary<ulong, List<Message>> _inbox = [];
     private readonly Dictionary<ulong, int> _group = [];
+    private readonly Dictionary<ulong, Ready> _held = [];
     private string[] _flags = [];
 
     public string Run(string commandLine)
@@ -50,9 +54,17 @@ internal sealed class ScenarioRunner
         {
             output.AppendLine(CultureInfo.InvariantCulture, $"error: {ex.Message}");
         }
+        catch (InvariantViolationException ex)
+        {
+            // Recorded rather than thrown so that a trace shows where a core invariant broke.
+            output.AppendLine(CultureInfo.InvariantCulture, $"error: invariant violated: {ex.Message}");
+        }
 
         return output.Length == 0 ? "ok\n" : output.ToString().Replace("\r\n", "\n", StringComparison.Ordinal);
     }
+
+    /// <summary>The node with <paramref name="id"/>, for tests that script a scenario and then check state.</summary>
+    public TestNode Node(ulong id) => _nodes[id];
 
     private static ulong Id(string s) => ulong.Parse(s, CultureInfo.InvariantCulture);
 
@@ -100,6 +112,22 @@ internal sealed class ScenarioRunner
                 break;
             case "tick":
                 Tick(_nodes[Id(args[0])], args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1);
+                break;
+            case "tick-all":
+                for (var round = 0; round < int.Parse(args[0], CultureInfo.InvariantCulture); round++)
+                {
+                    foreach (var n in _nodes.Values)
+                    {
+                        n.Node.Tick();
+                    }
+                }
+
+                break;
+            case "ready-take":
+                TakeReady(Id(args[0]), output);
+                break;
+            case "ready-finish":
+                FinishReady(Id(args[0]), output);
                 break;
             case "tick-heartbeat":
                 Tick(_nodes[Id(args[0])], _nodes[Id(args[0])].Options.HeartbeatTimeoutTicks);
@@ -273,6 +301,54 @@ internal sealed class ScenarioRunner
         var rd = node.Node.GetReady();
         TraceFormat.Ready(output, id, rd);
         node.Persist(rd);
+        ApplyAndTrace(node, rd, output);
+        node.Node.Advance();
+        Send(rd.Messages.Concat(rd.MessagesAfterPersist));
+        return true;
+    }
+
+    private void TakeReady(ulong id, StringBuilder output)
+    {
+        var node = _nodes[id];
+        if (_held.ContainsKey(id) || !node.Node.HasReady())
+        {
+            throw new InvalidOperationException($"ready-take {id}: a Ready is already held, or there is none.");
+        }
+
+        var rd = node.Node.GetReady();
+        TraceFormat.Ready(output, id, rd);
+        node.Persist(rd);
+        Send(rd.Messages.Concat(rd.MessagesAfterPersist));
+        _held[id] = rd;
+    }
+
+    private void FinishReady(ulong id, StringBuilder output)
+    {
+        var node = _nodes[id];
+        if (!_held.Remove(id, out var rd))
+        {
+            throw new InvalidOperationException($"ready-finish {id}: no Ready is held.");
+        }
+
+        output.AppendLine(FormattableString.Invariant($"> {id} applying held Ready"));
+        ApplyAndTrace(node, rd, output);
+        node.Node.Advance();
+    }
+
+    private void Send(IEnumerable<Message> messages)
+    {
+        foreach (var m in messages)
+        {
+            // A node that was never started (e.g. added to the configuration first) drops it.
+            if (_inbox.TryGetValue(m.To, out var inbox))
+            {
+                inbox.Add(m);
+            }
+        }
+    }
+
+    private static void ApplyAndTrace(TestNode node, Ready rd, StringBuilder output)
+    {
         var changesBefore = node.ConfChangesApplied.Count;
         node.Apply(rd);
         foreach (var (index, change, result) in node.ConfChangesApplied.Skip(changesBefore))
@@ -284,18 +360,6 @@ internal sealed class ScenarioRunner
         {
             output.AppendLine(FormattableString.Invariant($"  configuration from snapshot: {node.Config}"));
         }
-
-        node.Node.Advance();
-        foreach (var m in rd.Messages.Concat(rd.MessagesAfterPersist))
-        {
-            // A node that was never started (e.g. added to the configuration first) drops it.
-            if (_inbox.TryGetValue(m.To, out var inbox))
-            {
-                inbox.Add(m);
-            }
-        }
-
-        return true;
     }
 
     private bool DeliverMessages(ulong id, bool drop, StringBuilder output)

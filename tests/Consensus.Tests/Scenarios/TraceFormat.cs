@@ -29,11 +29,12 @@ internal static class TraceFormat
         return "[" + string.Join(", ", parts) + "]";
     }
 
-    public static string Context(ReadOnlyMemory<byte> context)
+    public static string Context(ReadOnlyMemory<byte> context, bool heartbeat = false)
     {
-        if (ReadOnlyQueue.TryDecodeRoundId(context.Span, out var round))
+        if (heartbeat && ReadOnlyQueue.TryDecodeHeartbeatContext(context.Span, out var round, out var sentTick))
         {
-            return $"round#{round}";
+            var roundText = round == 0 ? string.Empty : $"round#{round}";
+            return sentTick is { } tick ? $"{roundText}{(round == 0 ? string.Empty : " ")}sent@{tick}" : roundText;
         }
 
         return $"\"{Encoding.UTF8.GetString(context.Span)}\"";
@@ -49,6 +50,9 @@ internal static class TraceFormat
             case MessageType.Vote:
             case MessageType.PreVote:
                 sb.Append(CultureInvariant($" Log:{m.LogTerm}/{m.Index}"));
+                break;
+            case MessageType.ProposalRefused:
+                sb.Append(CultureInvariant($" Refusal:{m.RejectHint}"));
                 break;
             case MessageType.AppendResponse:
             case MessageType.ReadIndexResponse:
@@ -82,7 +86,7 @@ internal static class TraceFormat
 
         if (!m.Context.IsEmpty)
         {
-            sb.Append(" Context:").Append(Context(m.Context));
+            sb.Append(" Context:").Append(Context(m.Context, m.Type is MessageType.Heartbeat or MessageType.HeartbeatResponse));
         }
 
         return sb.ToString();
@@ -129,6 +133,22 @@ internal static class TraceFormat
         foreach (var rs in rd.ReadStates)
         {
             output.AppendLine(CultureInvariant($"  ReadState Index:{rs.Index} Context:{Context(rs.RequestContext)}"));
+        }
+
+        foreach (var refused in rd.RefusedProposals)
+        {
+            var reason = refused.Refusal switch
+            {
+                ProposalDroppedException dropped => dropped.Reason.ToString(),
+                ConfChangeRejectedException rejected => rejected.Reason.ToString(),
+                _ => refused.Refusal.GetType().Name,
+            };
+            output.AppendLine(CultureInvariant($"  RefusedProposal by {refused.LeaderId} ({reason}): {Entries(refused.Entries.Span)}"));
+        }
+
+        if (rd.PeersNeedingSnapshot.Count > 0)
+        {
+            output.AppendLine("  PeersNeedingSnapshot: " + string.Join(' ', rd.PeersNeedingSnapshot));
         }
     }
 

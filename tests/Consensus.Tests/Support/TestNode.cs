@@ -75,6 +75,38 @@ internal sealed class TestNode
         return all;
     }
 
+    /// <summary>A Ready taken (persisted, its messages sent) but not yet applied and advanced.</summary>
+    public Ready? Held { get; private set; }
+
+    /// <summary>
+    /// Takes a Ready and handles it up to applying: persists it and returns every message it
+    /// sends (both kinds may go, the state is durable), then holds it. Until <see cref="FinishHeld"/>
+    /// the node keeps stepping and ticking, as under an async host that applies in the background.
+    /// </summary>
+    public List<Message> TakeAndHold()
+    {
+        if (Held is not null)
+        {
+            throw new InvalidOperationException("A Ready is already held.");
+        }
+
+        var rd = Node.GetReady();
+        var messages = new List<Message>(rd.Messages);
+        Persist(rd);
+        messages.AddRange(rd.MessagesAfterPersist);
+        Held = rd;
+        return messages;
+    }
+
+    /// <summary>Applies the held Ready and advances.</summary>
+    public void FinishHeld()
+    {
+        var rd = Held ?? throw new InvalidOperationException("No Ready is held.");
+        Held = null;
+        Apply(rd);
+        Node.Advance();
+    }
+
     public void Persist(Ready rd)
     {
         if (rd.Snapshot is { } snapshot)
@@ -112,7 +144,15 @@ internal sealed class TestNode
         }
 
         ReadStates.AddRange(rd.ReadStates);
+        Refused.AddRange(rd.RefusedProposals);
+        SnapshotRequests += rd.PeersNeedingSnapshot.Count;
     }
+
+    /// <summary>Forwarded proposals the leader refused, as reported in Readies.</summary>
+    public List<RefusedProposal> Refused { get; } = [];
+
+    /// <summary>How many times a Ready asked this node's host for a snapshot (see <see cref="Ready.PeersNeedingSnapshot"/>).</summary>
+    public int SnapshotRequests { get; set; }
 
     /// <summary>
     /// Restarts from what was persisted: unstable state, progress and (unless
@@ -123,6 +163,7 @@ internal sealed class TestNode
     public void Restart(bool keepApplied = true, MemoryStorage? storage = null)
     {
         Storage = storage ?? Storage;
+        Held = null;
         if (!keepApplied || AppliedIndex < Storage.Snapshot().Metadata.Index)
         {
             // The state machine (and the configuration persisted with it) is rebuilt from the snapshot.
@@ -135,23 +176,8 @@ internal sealed class TestNode
         // application's state keeps the configuration it had applied, whatever disk it restarts on.
         Storage.SetConfState(Config);
 
-        var options = new RaftOptions(Options.Id)
-        {
-            ElectionTimeoutTicks = Options.ElectionTimeoutTicks,
-            HeartbeatTimeoutTicks = Options.HeartbeatTimeoutTicks,
-            PreVote = Options.PreVote,
-            CheckQuorum = Options.CheckQuorum,
-            ReadOnlyMode = Options.ReadOnlyMode,
-            MaxSizePerMessageBytes = Options.MaxSizePerMessageBytes,
-            MaxInflightMessages = Options.MaxInflightMessages,
-            MaxInflightBytes = Options.MaxInflightBytes,
-            MaxUncommittedEntriesBytes = Options.MaxUncommittedEntriesBytes,
-            MaxCommittedBytesPerReady = Options.MaxCommittedBytesPerReady,
-            DisableProposalForwarding = Options.DisableProposalForwarding,
-            StepDownOnRemoval = Options.StepDownOnRemoval,
-            RandomSeed = Options.RandomSeed,
-            AppliedIndex = AppliedIndex,
-        };
+        // Everything as before; only the application's applied index is new (RaftOptions is a record).
+        var options = Options with { AppliedIndex = AppliedIndex };
         Node = new RawNode(options, Storage);
     }
 
