@@ -254,7 +254,7 @@ public sealed class RawNode
         _pending = new PendingReady(
             entries.IsEmpty ? 0 : last.Index,
             last.Term,
-            snapshot?.Metadata.Index ?? 0,
+            snapshot?.Index ?? 0,
             committed);
         return ready;
     }

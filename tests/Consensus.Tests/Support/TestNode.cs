@@ -93,8 +93,8 @@ internal sealed class TestNode
     {
         if (rd.Snapshot is { } snapshot)
         {
-            AppliedIndex = snapshot.Metadata.Index;
-            Config = snapshot.Metadata.ConfState;
+            AppliedIndex = snapshot.Index;
+            Config = snapshot.ConfState;
         }
 
         foreach (var entry in rd.CommittedEntries.Span)
@@ -123,11 +123,11 @@ internal sealed class TestNode
     public void Restart(bool keepApplied = true, MemoryStorage? storage = null)
     {
         Storage = storage ?? Storage;
-        if (!keepApplied || AppliedIndex < Storage.Snapshot().Metadata.Index)
+        if (!keepApplied || AppliedIndex < Storage.Snapshot().Index)
         {
             // The state machine (and the configuration persisted with it) is rebuilt from the snapshot.
-            AppliedIndex = Storage.Snapshot().Metadata.Index;
-            Config = Storage.Snapshot().Metadata.ConfState;
+            AppliedIndex = Storage.Snapshot().Index;
+            Config = Storage.Snapshot().ConfState;
             ReadStates.Clear();
         }
 
