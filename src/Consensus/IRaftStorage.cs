@@ -39,5 +39,5 @@ public interface IRaftStorage
 
     /// <summary>The most recent snapshot, used to catch up followers that need compacted entries: it must cover every compacted entry (index at least <c>FirstIndex - 1</c>).</summary>
     /// <exception cref="SnapshotTemporarilyUnavailableException">A snapshot is being produced; the core retries later.</exception>
-    Snapshot Snapshot();
+    SnapshotMetadata Snapshot();
 }

@@ -16,14 +16,14 @@ public sealed class MemoryStorage : IRaftStorage
     private readonly Lock _lock = new();
     private HardState _hardState;
     private ConfState? _confState;
-    private Snapshot _snapshot;
+    private SnapshotMetadata _snapshot;
     private Entry[] _entries;
     private int _count;
 
     /// <summary>Creates an empty storage whose initial configuration is <paramref name="initial"/> (for bootstrapping a new cluster).</summary>
     public MemoryStorage(ConfState? initial = null)
     {
-        _snapshot = new Snapshot(new SnapshotMetadata(0, 0, initial ?? ConfState.Empty), ReadOnlyMemory<byte>.Empty);
+        _snapshot = new SnapshotMetadata(0, 0, initial ?? ConfState.Empty);
         _entries = new Entry[16];
         _count = 1;
     }
@@ -36,7 +36,7 @@ public sealed class MemoryStorage : IRaftStorage
     {
         lock (_lock)
         {
-            return (_hardState, _confState ?? _snapshot.Metadata.ConfState);
+            return (_hardState, _confState ?? _snapshot.ConfState);
         }
     }
 
@@ -130,7 +130,7 @@ public sealed class MemoryStorage : IRaftStorage
     }
 
     /// <inheritdoc/>
-    public Snapshot Snapshot()
+    public SnapshotMetadata Snapshot()
     {
         lock (_lock)
         {
@@ -140,47 +140,48 @@ public sealed class MemoryStorage : IRaftStorage
 
     /// <summary>Replaces the whole log with <paramref name="snapshot"/> (a follower installing a leader's snapshot).</summary>
     /// <exception cref="SnapshotOutOfDateException">The snapshot is not newer than the one held.</exception>
-    public void ApplySnapshot(Snapshot snapshot)
+    public void ApplySnapshot(SnapshotMetadata snapshot)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         lock (_lock)
         {
-            if (snapshot.Metadata.Index <= _snapshot.Metadata.Index)
+            if (snapshot.Index <= _snapshot.Index)
             {
-                throw new SnapshotOutOfDateException(snapshot.Metadata.Index, _snapshot.Metadata.Index);
+                throw new SnapshotOutOfDateException(snapshot.Index, _snapshot.Index);
             }
 
             _snapshot = snapshot;
             _confState = null;
             _entries = new Entry[16];
-            _entries[0] = new Entry(snapshot.Metadata.Term, snapshot.Metadata.Index, EntryType.Normal, default);
+            _entries[0] = new Entry(snapshot.Term, snapshot.Index, EntryType.Normal, default);
             _count = 1;
         }
     }
 
     /// <summary>
-    /// Records a snapshot of the application state as of <paramref name="index"/> (which must be
-    /// applied) with <paramref name="conf"/>, the configuration as of that index. Null keeps the
+    /// Records that the host has saved a snapshot of the application state as of
+    /// <paramref name="index"/> (which must be applied), so that followers needing compacted entries
+    /// are sent it. <paramref name="conf"/> is the configuration as of that index. Null keeps the
     /// current snapshot's configuration, which is right only if no configuration change was
     /// applied since; it never takes the one saved with <see cref="SetConfState"/>, which may
-    /// belong to a later applied index. Follow with <see cref="Compact"/> to discard the entries it covers.
+    /// belong to a later applied index. The data stays in the host's own snapshot store (see
+    /// <see cref="SnapshotMetadata"/>). Follow with <see cref="Compact"/> to discard the entries it covers.
     /// </summary>
     /// <exception cref="SnapshotOutOfDateException"><paramref name="index"/> is not above the current snapshot.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is beyond the last index.</exception>
-    public Snapshot CreateSnapshot(ulong index, ConfState? conf, ReadOnlyMemory<byte> data)
+    public SnapshotMetadata CreateSnapshot(ulong index, ConfState? conf)
     {
         lock (_lock)
         {
-            if (index <= _snapshot.Metadata.Index)
+            if (index <= _snapshot.Index)
             {
-                throw new SnapshotOutOfDateException(index, _snapshot.Metadata.Index);
+                throw new SnapshotOutOfDateException(index, _snapshot.Index);
             }
 
             var offset = _entries[0].Index;
             var last = offset + (ulong)_count - 1;
             ArgumentOutOfRangeException.ThrowIfGreaterThan(index, last);
-            var metadata = new SnapshotMetadata(index, _entries[index - offset].Term, conf ?? _snapshot.Metadata.ConfState);
-            _snapshot = new Snapshot(metadata, data);
+            _snapshot = new SnapshotMetadata(index, _entries[index - offset].Term, conf ?? _snapshot.ConfState);
             return _snapshot;
         }
     }
@@ -205,12 +206,12 @@ public sealed class MemoryStorage : IRaftStorage
 
             var last = offset + (ulong)_count - 1;
             ArgumentOutOfRangeException.ThrowIfGreaterThan(compactIndex, last);
-            if (compactIndex > _snapshot.Metadata.Index)
+            if (compactIndex > _snapshot.Index)
             {
                 throw new ArgumentOutOfRangeException(
                     nameof(compactIndex),
                     compactIndex,
-                    $"Cannot compact past the snapshot index {_snapshot.Metadata.Index}: followers needing the discarded entries would be sent a snapshot that does not cover them. Call {nameof(CreateSnapshot)} first.");
+                    $"Cannot compact past the snapshot index {_snapshot.Index}: followers needing the discarded entries would be sent a snapshot that does not cover them. Call {nameof(CreateSnapshot)} first.");
             }
 
             var skip = (int)(compactIndex - offset);

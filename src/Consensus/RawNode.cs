@@ -291,7 +291,7 @@ public sealed class RawNode
         _pending = new PendingReady(
             entries.IsEmpty ? 0 : last.Index,
             last.Term,
-            snapshot?.Metadata,
+            snapshot,
             committed);
         return ready;
     }

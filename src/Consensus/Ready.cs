@@ -55,7 +55,7 @@ public sealed class Ready
     public ReadOnlyMemory<Entry> Entries { get; internal init; }
 
     /// <summary>A snapshot received from the leader, to persist and apply (it replaces the whole log).</summary>
-    public Snapshot? Snapshot { get; internal init; }
+    public SnapshotMetadata? Snapshot { get; internal init; }
 
     /// <summary>Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.</summary>
     public ReadOnlyMemory<Entry> CommittedEntries { get; internal init; }

@@ -121,7 +121,7 @@ internal sealed class InMemoryRaftCluster
             var index = _applied[i];
             if (index > storage.FirstIndex())
             {
-                storage.CreateSnapshot(index, null, ReadOnlyMemory<byte>.Empty);
+                storage.CreateSnapshot(index, null);
                 storage.Compact(index);
             }
         }

@@ -170,7 +170,7 @@ internal sealed class RaftCore
     {
         try
         {
-            return storage.Snapshot().Metadata.ConfState;
+            return storage.Snapshot().ConfState;
         }
         catch (SnapshotTemporarilyUnavailableException)
         {
@@ -462,12 +462,12 @@ internal sealed class RaftCore
 
                 break;
             case MessageType.Snapshot:
-                if (m.Snapshot is null || m.Snapshot.IsEmpty || m.Snapshot.Metadata.Term > m.Term || m.Snapshot.Metadata.Term == 0)
+                if (m.Snapshot is null || m.Snapshot.IsEmpty || m.Snapshot.Term > m.Term || m.Snapshot.Term == 0)
                 {
                     throw Malformed(m, "missing or invalid snapshot");
                 }
 
-                if (m.Snapshot.Metadata.ConfState.Validate() is { } broken)
+                if (m.Snapshot.ConfState.Validate() is { } broken)
                 {
                     throw Malformed(m, $"snapshot configuration is invalid: {broken}");
                 }
@@ -517,7 +517,7 @@ internal sealed class RaftCore
             }
         }
 
-        return m.Snapshot is not { } s || (s.Metadata.Term | s.Metadata.Index) <= MaxTermOrIndex;
+        return m.Snapshot is not { } s || (s.Term | s.Index) <= MaxTermOrIndex;
     }
 
     private static MessageRejectedException Malformed(Message m, string what) =>
@@ -741,7 +741,7 @@ internal sealed class RaftCore
             return false;
         }
 
-        Snapshot snapshot;
+        SnapshotMetadata snapshot;
         try
         {
             snapshot = Log.Snapshot();
@@ -769,7 +769,7 @@ internal sealed class RaftCore
             throw new InvariantViolationException($"Entries needed by {to} are compacted but storage has no snapshot.");
         }
 
-        pr.BecomeSnapshot(snapshot.Metadata.Index);
+        pr.BecomeSnapshot(snapshot.Index);
         Send(new Message { Type = MessageType.Snapshot, To = to, From = Id, Term = Term, Snapshot = snapshot });
         return true;
     }
@@ -2016,9 +2016,8 @@ internal sealed class RaftCore
     }
 
     /// <summary>Installs a snapshot from the leader; false if it brings nothing new.</summary>
-    private bool Restore(Snapshot snapshot)
+    private bool Restore(SnapshotMetadata meta)
     {
-        var meta = snapshot.Metadata;
         if (meta.Index <= Log.Committed)
         {
             return false;
@@ -2040,7 +2039,7 @@ internal sealed class RaftCore
         // Invariant (etcd-io/raft's rule): a snapshot is installed only above the commit index, so
         // above every committed entry a Ready outstanding now hands out for applying. Changes among
         // those are applied to AppliedConfig, not to the tracker (see ApplyConfChange).
-        Log.Restore(snapshot);
+        Log.Restore(meta);
         var tracker = new ProgressTracker(Tracker.MaxInflight, Tracker.MaxInflightBytes);
         tracker.Reset(conf, Log.LastIndex() + 1);
         Tracker = tracker;

@@ -280,7 +280,7 @@ internal sealed class RaftLog
         return true;
     }
 
-    public Snapshot Snapshot() => Unstable.Snapshot ?? _storage.Snapshot();
+    public SnapshotMetadata Snapshot() => Unstable.Snapshot ?? _storage.Snapshot();
 
     public bool HasPendingSnapshot => Unstable.Snapshot is not null;
 
@@ -355,9 +355,9 @@ internal sealed class RaftLog
     }
 
     /// <summary>Replaces the log with a snapshot (a follower installing one).</summary>
-    public void Restore(Snapshot snapshot)
+    public void Restore(SnapshotMetadata snapshot)
     {
-        Committed = snapshot.Metadata.Index;
+        Committed = snapshot.Index;
         Unstable.Restore(snapshot);
     }
 

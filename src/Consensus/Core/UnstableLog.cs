@@ -26,7 +26,7 @@ internal sealed class UnstableLog
     public int Count { get; private set; }
 
     /// <summary>An incoming snapshot not yet persisted.</summary>
-    public Snapshot? Snapshot { get; private set; }
+    public SnapshotMetadata? Snapshot { get; private set; }
 
     public ReadOnlyMemory<Entry> Entries => new(_buffer, _start, Count);
 
@@ -34,7 +34,7 @@ internal sealed class UnstableLog
     {
         if (Snapshot is { } s)
         {
-            index = s.Metadata.Index + 1;
+            index = s.Index + 1;
             return true;
         }
 
@@ -52,7 +52,7 @@ internal sealed class UnstableLog
 
         if (Snapshot is { } s)
         {
-            index = s.Metadata.Index;
+            index = s.Index;
             return true;
         }
 
@@ -64,9 +64,9 @@ internal sealed class UnstableLog
     {
         if (index < Offset)
         {
-            if (Snapshot is { } s && s.Metadata.Index == index)
+            if (Snapshot is { } s && s.Index == index)
             {
-                term = s.Metadata.Term;
+                term = s.Term;
                 return true;
             }
 
@@ -102,17 +102,17 @@ internal sealed class UnstableLog
 
     public void StableSnapshotTo(ulong index)
     {
-        if (Snapshot is { } s && s.Metadata.Index == index)
+        if (Snapshot is { } s && s.Index == index)
         {
             Snapshot = null;
         }
     }
 
-    public void Restore(Snapshot snapshot)
+    public void Restore(SnapshotMetadata snapshot)
     {
         _start += Count;
         Count = 0;
-        Offset = snapshot.Metadata.Index + 1;
+        Offset = snapshot.Index + 1;
         Snapshot = snapshot;
     }
 

@@ -42,7 +42,7 @@ public sealed class Message
     public ulong Commit { get; init; }
 
     /// <summary>The snapshot to install (<see cref="MessageType.Snapshot"/> only).</summary>
-    public Snapshot? Snapshot { get; init; }
+    public SnapshotMetadata? Snapshot { get; init; }
 
     /// <summary>True when the request is refused (append mismatch, vote denied, snapshot failed).</summary>
     public bool Reject { get; init; }
@@ -58,5 +58,5 @@ public sealed class Message
         $"{From}->{To} {Type} Term:{Term} Log:{LogTerm}/{Index} Commit:{Commit}"
         + (Reject ? $" Rejected (Hint: {RejectHint})" : string.Empty)
         + (Entries.Length > 0 ? $" Entries:{Entries.Length}" : string.Empty)
-        + (Snapshot is { } s ? $" Snapshot:{s.Metadata.Term}/{s.Metadata.Index}" : string.Empty);
+        + (Snapshot is { } s ? $" Snapshot:{s.Term}/{s.Index}" : string.Empty);
 }

@@ -19,9 +19,12 @@ public static class MessageCodec
 {
     /// <summary>
     /// The format version written by this build. Version 2 added the removed ids to snapshot
-    /// metadata and the configuration-change record; version 1 records are still read.
+    /// metadata and the configuration-change record. Version 3 took the application's snapshot data
+    /// out of snapshot messages (it travels out of band, as a stream; see <see cref="SnapshotMetadata"/>).
+    /// Versions 1 and 2 are still read, except a snapshot message that carries data inline, which is
+    /// refused: its receiver would have nowhere to put the data.
     /// </summary>
-    public const byte Version = 2;
+    public const byte Version = 3;
 
     /// <summary>The oldest format version this build reads.</summary>
     public const byte MinReadableVersion = 1;
@@ -53,7 +56,7 @@ public static class MessageCodec
 
         if (message.Snapshot is { } snapshot)
         {
-            size += MetadataSize(snapshot.Metadata) + Entry.VarintSize((ulong)snapshot.Data.Length) + snapshot.Data.Length;
+            size += MetadataSize(snapshot);
         }
 
         return size;
@@ -97,8 +100,7 @@ public static class MessageCodec
 
         if (message.Snapshot is { } snapshot)
         {
-            WriteMetadata(ref writer, snapshot.Metadata);
-            writer.WriteBytes(snapshot.Data.Span);
+            WriteMetadata(ref writer, snapshot);
         }
 
         return writer.Position;
@@ -146,11 +148,14 @@ public static class MessageCodec
             entries[i] = ReadEntry(ref reader);
         }
 
-        Snapshot? snapshot = null;
+        SnapshotMetadata? snapshot = null;
         if ((flags & FlagSnapshot) != 0)
         {
-            var metadata = ReadMetadata(ref reader, version);
-            snapshot = new Snapshot(metadata, reader.ReadBytes());
+            snapshot = ReadMetadata(ref reader, version);
+            if (version < 3 && reader.ReadBytes().Length != 0)
+            {
+                throw reader.Fail($"a version {version} snapshot message carries its data inline; version 3 moves snapshot data out of band");
+            }
         }
 
         reader.EnsureEnd();

@@ -42,7 +42,7 @@ public class MembershipTests
         var network = ClusterWithLeader(3);
         ProposeConfChange(network, 1, ConfChange.Remove(3));
         var leader = network[1];
-        leader.Storage.CreateSnapshot(leader.AppliedIndex, leader.Config, "image"u8.ToArray());
+        leader.Storage.CreateSnapshot(leader.AppliedIndex, leader.Config);
 
         var restored = new MemoryStorage();
         restored.ApplySnapshot(MessageCodec.DecodeMessage(MessageCodec.Encode(new Message

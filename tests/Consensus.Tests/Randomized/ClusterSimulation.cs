@@ -675,10 +675,10 @@ internal sealed class ClusterSimulation
     private void Compact(TestNode node)
     {
         var applied = node.AppliedIndex;
-        var snapshotIndex = node.Storage.Snapshot().Metadata.Index;
+        var snapshotIndex = node.Storage.Snapshot().Index;
         if (applied > snapshotIndex + 2 && applied <= node.Storage.LastIndex())
         {
-            node.Storage.CreateSnapshot(applied, node.Config, Encoding.UTF8.GetBytes($"snap@{applied}"));
+            node.Storage.CreateSnapshot(applied, node.Config);
             node.Storage.Compact(applied);
             _host?.Compacted(node);
         }

@@ -99,8 +99,8 @@ internal sealed class CrashingHost
         Sync(node.Id);
         Synced(node.Id).Add(storage =>
         {
-            storage.CreateSnapshot(snapshot.Metadata.Index, snapshot.Metadata.ConfState, snapshot.Data);
-            storage.Compact(snapshot.Metadata.Index);
+            storage.CreateSnapshot(snapshot.Index, snapshot.ConfState);
+            storage.Compact(snapshot.Index);
         });
     }
 

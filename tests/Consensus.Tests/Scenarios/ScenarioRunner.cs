@@ -183,7 +183,7 @@ internal sealed class ScenarioRunner
             case "compact":
                 var target = _nodes[Id(args[0])];
                 var index = Id(args[1]);
-                target.Storage.CreateSnapshot(index, target.Core.Tracker.ToConfState(), Encoding.UTF8.GetBytes($"snapshot@{index}"));
+                target.Storage.CreateSnapshot(index, target.Core.Tracker.ToConfState());
                 target.Storage.Compact(index);
                 break;
             case "raft-state":

@@ -81,7 +81,7 @@ internal static class TraceFormat
 
         if (m.Snapshot is { } s)
         {
-            sb.Append(CultureInvariant($" Snapshot:{s.Metadata.Term}/{s.Metadata.Index} {s.Metadata.ConfState}"));
+            sb.Append(CultureInvariant($" Snapshot:{s.Term}/{s.Index} {s.ConfState}"));
         }
 
         if (!m.Context.IsEmpty)
@@ -112,7 +112,7 @@ internal static class TraceFormat
 
         if (rd.Snapshot is { } snapshot)
         {
-            output.AppendLine(CultureInvariant($"  Snapshot {snapshot.Metadata.Term}/{snapshot.Metadata.Index} {snapshot.Metadata.ConfState}"));
+            output.AppendLine(CultureInvariant($"  Snapshot {snapshot.Term}/{snapshot.Index} {snapshot.ConfState}"));
         }
 
         if (!rd.CommittedEntries.IsEmpty)

@@ -125,8 +125,8 @@ internal sealed class TestNode
     {
         if (rd.Snapshot is { } snapshot)
         {
-            AppliedIndex = snapshot.Metadata.Index;
-            Config = snapshot.Metadata.ConfState;
+            AppliedIndex = snapshot.Index;
+            Config = snapshot.ConfState;
         }
 
         foreach (var entry in rd.CommittedEntries.Span)
@@ -164,11 +164,11 @@ internal sealed class TestNode
     {
         Storage = storage ?? Storage;
         Held = null;
-        if (!keepApplied || AppliedIndex < Storage.Snapshot().Metadata.Index)
+        if (!keepApplied || AppliedIndex < Storage.Snapshot().Index)
         {
             // The state machine (and the configuration persisted with it) is rebuilt from the snapshot.
-            AppliedIndex = Storage.Snapshot().Metadata.Index;
-            Config = Storage.Snapshot().Metadata.ConfState;
+            AppliedIndex = Storage.Snapshot().Index;
+            Config = Storage.Snapshot().ConfState;
             ReadStates.Clear();
         }
 

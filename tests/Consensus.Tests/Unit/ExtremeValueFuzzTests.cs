@@ -81,7 +81,7 @@ public class ExtremeValueFuzzTests
                 RejectHint = Pick(5, core.Log.LastIndex()),
                 Entries = entries,
                 Snapshot = random.Next(6) == 0
-                    ? new Snapshot(new SnapshotMetadata(Pick(6, core.Log.LastIndex()), Pick(7, term), new ConfState(s_three)), default)
+                    ? new SnapshotMetadata(Pick(6, core.Log.LastIndex()), Pick(7, term), new ConfState(s_three))
                     : null,
             };
 

@@ -78,7 +78,7 @@ public class HostileMessageTests
             new Message
             {
                 Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
-                Snapshot = new Snapshot(new SnapshotMetadata(9, 2, new ConfState([1, 2, 3], learners: [2])), default),
+                Snapshot = new SnapshotMetadata(9, 2, new ConfState([1, 2, 3], learners: [2])),
             },
             MessageRejectReason.Malformed);
 
@@ -119,7 +119,7 @@ public class HostileMessageTests
                 Reject = random.Next(4) == 0,
                 RejectHint = (ulong)random.Next(0, 6),
                 Entries = entries,
-                Snapshot = random.Next(8) == 0 ? new Snapshot(new SnapshotMetadata((ulong)random.Next(0, 6), (ulong)random.Next(0, 4), new ConfState(s_three)), default) : null,
+                Snapshot = random.Next(8) == 0 ? new SnapshotMetadata((ulong)random.Next(0, 6), (ulong)random.Next(0, 4), new ConfState(s_three)) : null,
             };
             try
             {

@@ -172,7 +172,7 @@ public class RawNodeTests
         raw.Propose("a"u8.ToArray());
         pending.AddRange(Drain(raw, storage.Inner));
         Exchange(raw, storage.Inner, follower2, pending);
-        storage.Inner.CreateSnapshot(2, new ConfState(s_three), "snap"u8.ToArray());
+        storage.Inner.CreateSnapshot(2, new ConfState(s_three));
         storage.Inner.Compact(2);
 
         // Node 3 shows up needing compacted entries while the snapshot is not ready.
@@ -264,6 +264,6 @@ public class RawNodeTests
 
         public ulong FirstIndex() => Inner.FirstIndex();
 
-        public Snapshot Snapshot() => Unavailable ? throw new SnapshotTemporarilyUnavailableException() : Inner.Snapshot();
+        public SnapshotMetadata Snapshot() => Unavailable ? throw new SnapshotTemporarilyUnavailableException() : Inner.Snapshot();
     }
 }

@@ -81,7 +81,7 @@ public class ReviewRegressionTests
         AssertRejected(Follower(), new Message
         {
             Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
-            Snapshot = new Snapshot(new SnapshotMetadata(ulong.MaxValue, 2, new ConfState(s_three)), default),
+            Snapshot = new SnapshotMetadata(ulong.MaxValue, 2, new ConfState(s_three)),
         });
 
     [Test]
@@ -89,7 +89,7 @@ public class ReviewRegressionTests
         AssertRejected(Follower(), new Message
         {
             Type = MessageType.Snapshot, From = 2, To = 1, Term = 2,
-            Snapshot = new Snapshot(new SnapshotMetadata(RaftCore.MaxTermOrIndex + 1, 2, new ConfState(s_three)), default),
+            Snapshot = new SnapshotMetadata(RaftCore.MaxTermOrIndex + 1, 2, new ConfState(s_three)),
         });
 
     [Test]
@@ -164,7 +164,7 @@ public class ReviewRegressionTests
         net.Propose(1, "x");
         net.Propose(1, "y");
         var applied = n1.AppliedIndex;
-        n1.Storage.CreateSnapshot(applied, null, default);
+        n1.Storage.CreateSnapshot(applied, null);
         n1.Storage.Compact(applied);
         n1.Storage.SetHardState(synced);
 
@@ -199,7 +199,7 @@ public class ReviewRegressionTests
         node.Step(new Message
         {
             Type = MessageType.Snapshot, From = 2, To = 1, Term = 1,
-            Snapshot = new Snapshot(new SnapshotMetadata(10, 1, new ConfState(s_three)), default),
+            Snapshot = new SnapshotMetadata(10, 1, new ConfState(s_three)),
         });
 
         var rd = node.Node.GetReady();
@@ -233,7 +233,7 @@ public class ReviewRegressionTests
         }
 
         var n1 = net[1];
-        n1.Storage.CreateSnapshot(n1.AppliedIndex, null, default);
+        n1.Storage.CreateSnapshot(n1.AppliedIndex, null);
         n1.Storage.Compact(n1.AppliedIndex);
         var durableHardState = net[3].Storage.InitialState().HardState;
         var durableLog = net[3].LogEntries();
@@ -433,7 +433,7 @@ public class ReviewRegressionTests
 
         public ulong FirstIndex() => inner.FirstIndex();
 
-        public Snapshot Snapshot() => inner.Snapshot();
+        public SnapshotMetadata Snapshot() => inner.Snapshot();
     }
 
     // ---------------------------------------------------------------- 10: HasReady agrees with GetReady
@@ -462,13 +462,13 @@ public class ReviewRegressionTests
     {
         var storage = MemoryStorage.WithVoters(s_three);
         storage.Append([E(1, 1), E(1, 2), E(1, 3)]);
-        storage.CreateSnapshot(1, null, default);
+        storage.CreateSnapshot(1, null);
 
         Assert.That(() => storage.Compact(2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("snapshot"));
         Assert.That(storage.FirstIndex(), Is.EqualTo(1UL), "nothing compacted");
 
         storage.Compact(1);
-        Assert.That((storage.FirstIndex(), storage.Snapshot().Metadata.Index), Is.EqualTo((2UL, 1UL)));
+        Assert.That((storage.FirstIndex(), storage.Snapshot().Index), Is.EqualTo((2UL, 1UL)));
     }
 
     // ---------------------------------------------------------------- 12: Next while a snapshot is in flight
@@ -483,7 +483,7 @@ public class ReviewRegressionTests
         net.Propose(1, "y");
         var n1 = net[1];
         var snapshotIndex = n1.AppliedIndex;
-        n1.Storage.CreateSnapshot(snapshotIndex, null, default);
+        n1.Storage.CreateSnapshot(snapshotIndex, null);
         n1.Storage.Compact(snapshotIndex);
         net.Recover();
         net.Ignore(MessageType.Snapshot);
@@ -520,7 +520,7 @@ public class ReviewRegressionTests
         node.Step(new Message
         {
             Type = MessageType.Snapshot, From = 1, To = 4, Term = 3,
-            Snapshot = new Snapshot(new SnapshotMetadata(7, 2, new ConfState([1, 2, 3, 4])), default),
+            Snapshot = new SnapshotMetadata(7, 2, new ConfState([1, 2, 3, 4])),
         });
         var ack = node.ReadMessages().Single();
         Assert.That((ack.Type, ack.To, ack.Index, node.Core.Lead), Is.EqualTo((MessageType.AppendResponse, 1UL, 7UL, 1UL)));

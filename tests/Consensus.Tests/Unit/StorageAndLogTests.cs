@@ -18,7 +18,7 @@ public class MemoryStorageTests
     public void TermsAreAvailableFromTheCompactionPointToTheLastIndex()
     {
         var storage = WithEntries(E(1, 1), E(2, 2), E(3, 3));
-        storage.CreateSnapshot(1, null, default);
+        storage.CreateSnapshot(1, null);
         storage.Compact(1);
 
         Assert.That(storage.Term(1), Is.EqualTo(1), "the dummy entry keeps its term");
@@ -61,7 +61,7 @@ public class MemoryStorageTests
     public void SnapshotsReplaceTheLogAndOlderOnesAreRefused()
     {
         var storage = WithEntries(E(1, 1), E(1, 2));
-        var snapshot = new Snapshot(new SnapshotMetadata(5, 3, new ConfState([1, 2, 3])), "s"u8.ToArray());
+        var snapshot = new SnapshotMetadata(5, 3, new ConfState([1, 2, 3]));
 
         storage.ApplySnapshot(snapshot);
 
@@ -75,11 +75,11 @@ public class MemoryStorageTests
     {
         var storage = WithEntries(E(1, 1), E(2, 2), E(2, 3));
 
-        var snapshot = storage.CreateSnapshot(2, new ConfState([1]), "x"u8.ToArray());
+        var snapshot = storage.CreateSnapshot(2, new ConfState([1]));
 
-        Assert.That((snapshot.Metadata.Index, snapshot.Metadata.Term), Is.EqualTo((2UL, 2UL)));
-        Assert.Throws<SnapshotOutOfDateException>(() => storage.CreateSnapshot(1, null, default));
-        Assert.Throws<ArgumentOutOfRangeException>(() => storage.CreateSnapshot(9, null, default));
+        Assert.That((snapshot.Index, snapshot.Term), Is.EqualTo((2UL, 2UL)));
+        Assert.Throws<SnapshotOutOfDateException>(() => storage.CreateSnapshot(1, null));
+        Assert.Throws<ArgumentOutOfRangeException>(() => storage.CreateSnapshot(9, null));
     }
 }
 
