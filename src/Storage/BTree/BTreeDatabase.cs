@@ -138,7 +138,7 @@ public sealed class BTreeDatabase : IDisposable
             // A page freed by transaction F may be reused once no reader's snapshot predates F and
             // F is durable (a crash falls back to the durable meta page, which may still reach it).
             Freelist.Release(Math.Min(OldestReaderSnapshot(), _durableTxid));
-            Freelist.BeginTransaction();
+            Freelist.BeginTransaction(FreelistReservePages(_meta));
             return new Transaction(this, _meta, readOnly: false);
         }
         catch
@@ -347,8 +347,17 @@ public sealed class BTreeDatabase : IDisposable
             }
 
             // The new freelist run is allocated before its contents are taken, so it never lists itself.
-            int freelistPages = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (Freelist.TotalCount * sizeof(long)), PageSizeBytes);
-            long freelistPage = tx.AllocatePages(freelistPages);
+            // It goes to the pages set aside for it when they suffice (see Freelist); its length
+            // changes only by doubling or quartering, so the run it left two commits ago fits it.
+            int neededPages = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (Freelist.TotalCount * sizeof(long)), PageSizeBytes);
+            long freelistPage = Freelist.TryTakeFreelistReserve(neededPages, out int freelistPages);
+            if (freelistPage < 0)
+            {
+                freelistPages = Freelist.RunCapacityPages(neededPages, tx.Snapshot.FreelistPageCount);
+                freelistPage = tx.AllocatePages(freelistPages);
+            }
+
+            InvariantViolationException.Check(freelistPages >= neededPages, "B+tree: the freelist run is shorter than its entries need.");
             var freeIds = Freelist.Snapshot();
             tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
 
@@ -738,6 +747,19 @@ public sealed class BTreeDatabase : IDisposable
         {
             _file.Write(batchStart * PageSizeBytes, batch);
         }
+    }
+
+    /// <summary>
+    /// Pages to set aside for the next freelist run at the start of a write transaction: the length
+    /// <see cref="Freelist.RunCapacityPages"/> gives for the pages free and pending now plus the
+    /// current run (which the commit frees). A transaction that frees many more pages than it takes
+    /// may outgrow it; its freelist then goes wherever a run of its length is (or the file's end).
+    /// </summary>
+    private int FreelistReservePages(MetaState meta)
+    {
+        long entries = Freelist.TotalCount + meta.FreelistPageCount;
+        int needed = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (entries * sizeof(long)), PageSizeBytes);
+        return Freelist.RunCapacityPages(needed, meta.FreelistPageCount);
     }
 
     private long OldestReaderSnapshot()
