@@ -162,7 +162,9 @@ public class FreelistTests
         {
             freelist.Release(txid - 1 - random.Next(3));
             SyncModel(freelist, free, pending);
-            freelist.BeginTransaction();
+            // Half the transactions set aside a reserve for their freelist run, as commits do.
+            int reserve = random.Next(2) == 0 ? random.Next(1, 6) : 0;
+            freelist.BeginTransaction(reserve);
             var taken = new List<long>();
             long count = pageCount;
             for (int i = random.Next(40); i > 0; i--)
@@ -184,6 +186,22 @@ public class FreelistTests
                 }
 
                 taken.AddRange(Enumerable.Range(0, pages).Select(p => page + p));
+            }
+
+            if (reserve > 0)
+            {
+                long first = freelist.TryTakeFreelistReserve(random.Next(1, reserve + 2), out int reservePages);
+                if (first >= 0)
+                {
+                    Assert.That(reservePages, Is.EqualTo(reserve), $"seed {seed}: the whole reserve is taken");
+                    for (long p = first; p < first + reservePages; p++)
+                    {
+                        Assert.That(free.Contains(p), Is.True, $"seed {seed}: reserved page {p} is not free");
+                        Assert.That(taken.Contains(p), Is.False, $"seed {seed}: reserved page {p} was also handed out");
+                    }
+
+                    taken.AddRange(Enumerable.Range(0, reservePages).Select(p => first + p));
+                }
             }
 
             var usedBefore = Enumerable.Range(2, (int)pageCount - 2).Select(p => (long)p).Where(p => !free.Contains(p) && !pending.Values.Any(l => l.Contains(p))).ToList();
