@@ -652,6 +652,7 @@ public sealed class BTreeDatabase : IDisposable
         Freelist.Load(free);
         _durableTxid = chosen.Txid;
         _meta = state with { FreePageCount = free.Count };
+        int openedSlot = _durableSlot;
         if (freelistDamage is not null)
         {
             // Write the rebuilt freelist now, with a synced commit that changes nothing else, so the
@@ -663,8 +664,8 @@ public sealed class BTreeDatabase : IDisposable
         OpenReport = new BTreeOpenReport
         {
             Created = _created,
-            MetaSlot = _durableSlot,
-            Txid = _meta.Txid,
+            MetaSlot = openedSlot,
+            Txid = chosen.Txid,
             DamagedMetaSlot = damagedSlot,
             DamagedMetaOffsetBytes = damagedSlot * (long)PageSizeBytes,
             DamagedMetaReason = damagedSlot == 0 ? damage0 : damagedSlot == 1 ? damage1 : null,
@@ -688,7 +689,7 @@ public sealed class BTreeDatabase : IDisposable
 
         if (report.FreelistRebuilt)
         {
-            s_freelistRebuilt(logger, Path, report.FreelistDamage!, report.Txid, null);
+            s_freelistRebuilt(logger, Path, report.FreelistDamage!, report.Txid + 1, null);
         }
     }
 

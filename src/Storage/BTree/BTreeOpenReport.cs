@@ -12,7 +12,7 @@ public sealed record BTreeOpenReport
     /// <summary>True when this open created the file.</summary>
     public required bool Created { get; init; }
 
-    /// <summary>The meta page (0 or 1) whose commit was opened.</summary>
+    /// <summary>The meta page (0 or 1) whose commit was opened (before any repair commit the open made).</summary>
     public required int MetaSlot { get; init; }
 
     /// <summary>The id of the commit that was opened.</summary>
@@ -36,8 +36,8 @@ public sealed record BTreeOpenReport
     /// <summary>
     /// True when the freelist run of the opened commit was damaged and the open rebuilt it: every page
     /// not reachable from the opened commit's trees (and not a meta page or the damaged run) is free.
-    /// The rebuilt freelist is written and made durable by a commit during the open
-    /// (<see cref="Txid"/> is that commit's id), so <see cref="BTreeDatabase.Check"/> passes afterwards.
+    /// The rebuilt freelist is written and made durable during the open by a commit that changes
+    /// nothing else (id <see cref="Txid"/> + 1), so <see cref="BTreeDatabase.Check"/> passes afterwards.
     /// </summary>
     public bool FreelistRebuilt { get; init; }
 

@@ -160,6 +160,7 @@ internal sealed class Freelist
             return -1;
         }
 
+        InvariantViolationException.Check(run.Taken + run.Reserved <= run.Length, "B+tree freelist: pages taken from the front of a run reach into its reserve.");
         run.ReserveTaken = true;
         _takenCount += run.Reserved;
         pages = run.Reserved;

@@ -15,7 +15,7 @@ public class SteadyRewriteTests
     {
         foreach (int pageSizeBytes in new[] { 1024, 2048, 4096, 16384 })
         {
-            foreach (int seed in Seeds(900, Soak ? 4 : 1))
+            foreach (int seed in Seeds(900, Soak ? 2 : 1))
             {
                 yield return new TestCaseData(pageSizeBytes, seed);
             }
@@ -26,7 +26,7 @@ public class SteadyRewriteTests
     public void RewritingAFixedLiveSetKeepsTheFileWithinTheStatedBound(int pageSizeBytes, int seed)
     {
         TestContext.Out.WriteLine($"page size {pageSizeBytes}, seed {seed} (reproduce with BTREE_SEED={seed})");
-        int liveKeys = Soak ? 20_000 : 2_400;
+        int liveKeys = Soak ? 10_000 : 2_400;
         int commits = Soak ? 10_000 : 2_000;
         int keysPerCommit = liveKeys / 60;
 
