@@ -138,6 +138,53 @@ public class OpenReportTests
     }
 
     [Test]
+    public void ADamagedNewestMetaPageAndADamagedFreelistBehindItAreBothRepairedAndReported()
+    {
+        var fs = NewDisk(8);
+        long previousTxid;
+        long previousFreelistPage;
+        using (var db = BTreeDatabase.Open(fs, DatabasePath, SmallPages))
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                using var tx = db.BeginWrite();
+                tx.CreateBucketIfNotExists("b").Put(BitConverter.GetBytes(i), new byte[200]);
+                tx.Commit();
+            }
+
+            using (var read = db.BeginRead())
+            {
+                (previousTxid, previousFreelistPage) = (read.Snapshot.Txid, read.Snapshot.FreelistPage);
+            }
+
+            using (var tx = db.BeginWrite())
+            {
+                tx.OpenBucket("b")!.Put("newest"u8, "lost"u8);
+                tx.Commit();
+            }
+        }
+
+        int newestSlot;
+        using (var probe = BTreeDatabase.Open(fs, DatabasePath, SmallPages))
+        {
+            newestSlot = probe.OpenReport.MetaSlot;
+        }
+
+        fs.FlipBit(DatabasePath, (newestSlot * PageSize) + 60, 2);
+        fs.FlipBit(DatabasePath, (previousFreelistPage * PageSize) + 40, 5);
+
+        using var reopened = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        var report = reopened.OpenReport;
+        Assert.That(report.Txid, Is.EqualTo(previousTxid));
+        Assert.That(report.DamagedMetaSlot, Is.EqualTo(newestSlot));
+        Assert.That(report.FreelistRebuilt, Is.True);
+        Assert.That(report.FreelistDamage, Does.StartWith($"page {previousFreelistPage}:"));
+        reopened.Check();
+        using var check = reopened.BeginRead();
+        Assert.That(check.OpenBucket("b")!.Count, Is.EqualTo(4), "the commit whose meta page was damaged is the one lost");
+    }
+
+    [Test]
     public void OpenCreatesAMissingDirectory()
     {
         var fs = new FaultInjectingFileSystem(5);
