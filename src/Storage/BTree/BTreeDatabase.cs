@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using EmbeddedRaft.Storage.IO;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.BTree;
 
@@ -38,8 +39,12 @@ public sealed class BTreeDatabase : IDisposable
     private Exception? _failure;
     private int _disposed;
 
-    private BTreeDatabase(string path, BTreeOptions options, IStorageFile file, IDisposable fileLock)
+    /// <summary>True when this open created the file (for <see cref="OpenReport"/>).</summary>
+    private readonly bool _created;
+
+    private BTreeDatabase(string path, BTreeOptions options, IStorageFile file, IDisposable fileLock, bool created)
     {
+        _created = created;
         Path = path;
         Options = options;
         PageSizeBytes = options.PageSizeBytes;
@@ -55,6 +60,13 @@ public sealed class BTreeDatabase : IDisposable
     /// <summary>The options the database was opened with.</summary>
     public BTreeOptions Options { get; }
 
+    /// <summary>
+    /// What the open found: the meta page and commit used, a damaged meta page (the open may then
+    /// have fallen back one commit), a rebuilt freelist. Check <see cref="BTreeOpenReport.FoundDamage"/>
+    /// after opening; the same is logged as a warning through <see cref="BTreeOptions.Logger"/>.
+    /// </summary>
+    public BTreeOpenReport OpenReport { get; private set; } = null!;
+
     internal int PageSizeBytes { get; }
 
     internal Freelist Freelist { get; } = new();
@@ -66,11 +78,19 @@ public sealed class BTreeDatabase : IDisposable
 
     /// <summary>
     /// Opens the database at <paramref name="path"/>, creating it (atomically, and durably: the
-    /// directory is synced) when the file does not exist.
+    /// directory is synced) when the file does not exist, and its directory when that is missing.
     /// </summary>
-    /// <exception cref="ArgumentException">The options are inconsistent, or the file was created with another page size.</exception>
+    /// <remarks>
+    /// Damage the open can work around does not fail it, and is reported in <see cref="OpenReport"/>
+    /// (and logged through <see cref="BTreeOptions.Logger"/>): a damaged meta page (the other one is
+    /// used, which may be the previous commit) and a damaged freelist (rebuilt from the pages the
+    /// trees reach, then written by a synced commit made during the open).
+    /// </remarks>
+    /// <exception cref="ArgumentException">The options are inconsistent, or the file was created with
+    /// another page size (named in the message, also when meta page 0 is damaged and only meta page 1 says it).</exception>
     /// <exception cref="StorageLockedException">Another open instance holds the file.</exception>
-    /// <exception cref="CorruptionException">Neither meta page is valid, or the freelist is damaged.</exception>
+    /// <exception cref="CorruptionException">Neither meta page is valid, or the freelist is damaged and
+    /// a tree page it would be rebuilt from is damaged too.</exception>
     /// <exception cref="IOException">The file system failed.</exception>
     public static BTreeDatabase Open(IFileSystem fileSystem, string path, BTreeOptions? options = null)
     {
@@ -83,17 +103,32 @@ public sealed class BTreeDatabase : IDisposable
             throw new PlatformNotSupportedException("The B+tree file format is little-endian and is only implemented for little-endian machines.");
         }
 
+        // Like the WAL and the snapshotter, a missing directory is created (and its parent synced, so
+        // that the directory, like the file created in it, survives a crash).
+        string? directory = System.IO.Path.GetDirectoryName(path);
+        if (!string.IsNullOrEmpty(directory) && !fileSystem.DirectoryExists(directory))
+        {
+            fileSystem.CreateDirectory(directory);
+            string? parent = System.IO.Path.GetDirectoryName(directory);
+            if (!string.IsNullOrEmpty(parent))
+            {
+                fileSystem.SyncDirectory(parent);
+            }
+        }
+
         var fileLock = fileSystem.AcquireExclusiveLock(path + ".lock");
         IStorageFile? file = null;
         try
         {
+            bool created = false;
             if (!fileSystem.FileExists(path))
             {
                 CreateFile(fileSystem, path, options.PageSizeBytes);
+                created = true;
             }
 
             file = fileSystem.Open(path, FileOpenMode.OpenExisting);
-            var database = new BTreeDatabase(path, options, file, fileLock);
+            var database = new BTreeDatabase(path, options, file, fileLock, created);
             database.Load();
             return database;
         }
@@ -138,7 +173,7 @@ public sealed class BTreeDatabase : IDisposable
             // A page freed by transaction F may be reused once no reader's snapshot predates F and
             // F is durable (a crash falls back to the durable meta page, which may still reach it).
             Freelist.Release(Math.Min(OldestReaderSnapshot(), _durableTxid));
-            Freelist.BeginTransaction();
+            Freelist.BeginTransaction(FreelistReservePages(_meta));
             return new Transaction(this, _meta, readOnly: false);
         }
         catch
@@ -373,8 +408,17 @@ public sealed class BTreeDatabase : IDisposable
             }
 
             // The new freelist run is allocated before its contents are taken, so it never lists itself.
-            int freelistPages = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (Freelist.TotalCount * sizeof(long)), PageSizeBytes);
-            long freelistPage = tx.AllocatePages(freelistPages);
+            // It goes to the pages set aside for it when they suffice (see Freelist); its length
+            // changes only by doubling or quartering, so the run it left two commits ago fits it.
+            int neededPages = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (Freelist.TotalCount * sizeof(long)), PageSizeBytes);
+            long freelistPage = Freelist.TryTakeFreelistReserve(neededPages, out int freelistPages);
+            if (freelistPage < 0)
+            {
+                freelistPages = Freelist.RunCapacityPages(neededPages, tx.Snapshot.FreelistPageCount);
+                freelistPage = tx.AllocatePages(freelistPages);
+            }
+
+            InvariantViolationException.Check(freelistPages >= neededPages, "B+tree: the freelist run is shorter than its entries need.");
             var freeIds = Freelist.Snapshot();
             tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
 
@@ -556,27 +600,45 @@ public sealed class BTreeDatabase : IDisposable
 
     private void Load()
     {
-        var meta0 = TryReadMeta(0, 0);
+        var (meta0, damage0) = TryReadMeta(0, PageSizeBytes);
         if (meta0 is { } m0 && m0.PageSizeBytes != PageSizeBytes)
         {
             throw new ArgumentException($"'{Path}' was created with PageSizeBytes {m0.PageSizeBytes}; the options say {PageSizeBytes}.", "options");
         }
 
-        var meta1 = TryReadMeta(1, PageSizeBytes);
+        var (meta1, damage1) = TryReadMeta(1, PageSizeBytes);
+        if (meta1 is { } m1 && m1.PageSizeBytes != PageSizeBytes)
+        {
+            throw new ArgumentException($"'{Path}' was created with PageSizeBytes {m1.PageSizeBytes} (meta page 1 says so); the options say {PageSizeBytes}.", "options");
+        }
+        if (meta0 is null && meta1 is null)
+        {
+            // With meta page 0 damaged, meta page 1 is looked for where the options' page size puts
+            // it; in a file of another page size it is elsewhere, and both pages would be blamed.
+            // Look for a valid meta page 1 at every other page size and name the real cause.
+            for (int size = 1024; size <= 65536; size *= 2)
+            {
+                if (size != PageSizeBytes && TryReadMeta(1, size).Body is { } found && found.PageSizeBytes == size)
+                {
+                    throw new ArgumentException(
+                        $"'{Path}' was created with PageSizeBytes {size} (meta page 1, at byte {size}, says so; meta page 0 is damaged: {damage0}); the options say {PageSizeBytes}.",
+                        "options");
+                }
+            }
+
+            throw new CorruptionException(Path, 0, $"neither meta page is valid (page 0: {damage0}; page 1, at byte {PageSizeBytes}: {damage1})");
+        }
+
         MetaBody chosen;
         if (meta0 is { } a && (meta1 is not { } b || a.Txid >= b.Txid))
         {
             chosen = a;
             _durableSlot = 0;
         }
-        else if (meta1 is { } c)
-        {
-            chosen = c;
-            _durableSlot = 1;
-        }
         else
         {
-            throw new CorruptionException(Path, 0, "neither meta page (page 0 or 1) is valid");
+            chosen = meta1!.Value;
+            _durableSlot = 1;
         }
 
         long metaOffset = _durableSlot * (long)PageSizeBytes;
@@ -586,17 +648,88 @@ public sealed class BTreeDatabase : IDisposable
             throw new CorruptionException(Path, metaOffset, $"meta page {_durableSlot} holds impossible page numbers");
         }
 
+        int? damagedSlot = meta0 is null ? 0 : meta1 is null ? 1 : null;
+        var state = new MetaState(chosen.Txid, chosen.CatalogRoot, chosen.BucketCount, chosen.FreelistPage, chosen.FreelistPageCount, chosen.PageCount, 0);
         var free = new List<long>();
+        string? freelistDamage = null;
         if (chosen.FreelistPage != 0)
         {
-            var run = LoadRun(chosen.FreelistPage, cache: false);
-            ReadFreelistRun(run, chosen.FreelistPage, chosen.PageCount, free);
+            try
+            {
+                var run = LoadRun(chosen.FreelistPage, cache: false);
+                if (run.Length != chosen.FreelistPageCount * PageSizeBytes)
+                {
+                    throw Corrupt(chosen.FreelistPage, $"the freelist run is {run.Length / PageSizeBytes} pages, the meta page says {chosen.FreelistPageCount}");
+                }
+
+                ReadFreelistRun(run, chosen.FreelistPage, chosen.PageCount, free);
+            }
+            catch (CorruptionException e)
+            {
+                // The freelist is derived data: every page the commit's trees do not reach (nor the
+                // meta pages, nor the damaged run, which the next commit frees) is free. The walk
+                // verifies every tree page as Check does, so a rebuild never trusts damaged pages;
+                // it throws when one is damaged too.
+                freelistDamage = e.Reason;
+                free = new TreeChecker(this, state).FreePagesByReachability();
+            }
         }
 
         Freelist.Load(free);
         _durableTxid = chosen.Txid;
-        _meta = new MetaState(chosen.Txid, chosen.CatalogRoot, chosen.BucketCount, chosen.FreelistPage, chosen.FreelistPageCount, chosen.PageCount, free.Count);
+        _meta = state with { FreePageCount = free.Count };
+        int openedSlot = _durableSlot;
+        if (freelistDamage is not null)
+        {
+            // Write the rebuilt freelist now, with a synced commit that changes nothing else, so the
+            // file is whole again (Check passes) before anyone else uses it.
+            using var tx = BeginWrite();
+            tx.CommitFreelistOnly();
+        }
+
+        OpenReport = new BTreeOpenReport
+        {
+            Created = _created,
+            MetaSlot = openedSlot,
+            Txid = chosen.Txid,
+            DamagedMetaSlot = damagedSlot,
+            DamagedMetaOffsetBytes = damagedSlot * (long)PageSizeBytes,
+            DamagedMetaReason = damagedSlot == 0 ? damage0 : damagedSlot == 1 ? damage1 : null,
+            FreelistRebuilt = freelistDamage is not null,
+            FreelistDamage = freelistDamage,
+        };
+        LogOpenReport(OpenReport);
     }
+
+    private void LogOpenReport(BTreeOpenReport report)
+    {
+        if (Options.Logger is not { } logger)
+        {
+            return;
+        }
+
+        if (report.DamagedMetaSlot is { } slot)
+        {
+            s_damagedMeta(logger, Path, slot, report.DamagedMetaOffsetBytes!.Value, report.DamagedMetaReason!, report.MetaSlot, report.Txid, null);
+        }
+
+        if (report.FreelistRebuilt)
+        {
+            s_freelistRebuilt(logger, Path, report.FreelistDamage!, report.Txid + 1, null);
+        }
+    }
+
+    private static readonly Action<ILogger, string, int, long, string, int, long, Exception?> s_damagedMeta =
+        LoggerMessage.Define<string, int, long, string, int, long>(
+            LogLevel.Warning,
+            new EventId(1, "BTreeMetaPageDamaged"),
+            "B+tree '{Path}': meta page {DamagedSlot} (byte {Offset}) is damaged ({Reason}); opened meta page {Slot}, commit {Txid}, which may be the commit before the newest.");
+
+    private static readonly Action<ILogger, string, string, long, Exception?> s_freelistRebuilt =
+        LoggerMessage.Define<string, string, long>(
+            LogLevel.Warning,
+            new EventId(2, "BTreeFreelistRebuilt"),
+            "B+tree '{Path}': the freelist was damaged ({Damage}) and was rebuilt from the pages the trees reach; written by commit {Txid}.");
 
     internal void ReadFreelistRun(byte[] run, long pageId, long pageCount, List<long> into)
     {
@@ -623,22 +756,25 @@ public sealed class BTreeDatabase : IDisposable
         }
     }
 
-    private MetaBody? TryReadMeta(int slot, long offset)
+    /// <summary>Reads and verifies meta page <paramref name="slot"/> of a file of <paramref name="pageSizeBytes"/> pages; returns the body, or null and why not.</summary>
+    private (MetaBody? Body, string? Damage) TryReadMeta(int slot, int pageSizeBytes)
     {
         Span<byte> bytes = stackalloc byte[MetaBody.EndOffset];
-        if (_file.Read(offset, bytes) < bytes.Length)
+        if (_file.Read(slot * (long)pageSizeBytes, bytes) < bytes.Length)
         {
-            return null;
+            return (null, "the file ends before it");
         }
 
         var header = PageHeader.Read(bytes);
         var body = MemoryMarshal.Read<MetaBody>(bytes[PageHeader.SizeOf..]);
-        bool valid = header.Checksum == Crc32C.Compute(bytes[4..])
-            && header.Kind == PageKind.Meta
-            && header.PageId == slot
-            && body.Magic == MetaBody.ExpectedMagic
-            && body.FormatVersion == MetaBody.CurrentFormatVersion;
-        return valid ? body : null;
+        string? damage =
+            header.Checksum != Crc32C.Compute(bytes[4..]) ? "checksum mismatch"
+            : header.Kind != PageKind.Meta ? $"kind {(int)header.Kind}, not a meta page"
+            : header.PageId != slot ? $"it says it is page {header.PageId}"
+            : body.Magic != MetaBody.ExpectedMagic ? "wrong magic number"
+            : body.FormatVersion != MetaBody.CurrentFormatVersion ? $"format version {body.FormatVersion}, expected {MetaBody.CurrentFormatVersion}"
+            : null;
+        return damage is null ? (body, null) : (null, damage);
     }
 
     private static void FormatMeta(Span<byte> page, MetaState meta, int slot, int pageSizeBytes)
@@ -764,6 +900,19 @@ public sealed class BTreeDatabase : IDisposable
         {
             _file.Write(batchStart * PageSizeBytes, batch);
         }
+    }
+
+    /// <summary>
+    /// Pages to set aside for the next freelist run at the start of a write transaction: the length
+    /// <see cref="Freelist.RunCapacityPages"/> gives for the pages free and pending now plus the
+    /// current run (which the commit frees). A transaction that frees many more pages than it takes
+    /// may outgrow it; its freelist then goes wherever a run of its length is (or the file's end).
+    /// </summary>
+    private int FreelistReservePages(MetaState meta)
+    {
+        long entries = Freelist.TotalCount + meta.FreelistPageCount;
+        int needed = PageFormat.RunPages(PageFormat.FreelistCountSizeBytes + (entries * sizeof(long)), PageSizeBytes);
+        return Freelist.RunCapacityPages(needed, meta.FreelistPageCount);
     }
 
     private long OldestReaderSnapshot()

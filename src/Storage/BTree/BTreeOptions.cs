@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace EmbeddedRaft.Storage.BTree;
 
 /// <summary>
@@ -80,6 +82,13 @@ public sealed class BTreeOptions
             _pageCacheSizeBytes = value;
         }
     }
+
+    /// <summary>
+    /// Where the database logs what a direct caller would otherwise not hear about: at open, a damaged
+    /// meta page (the open may have fallen back one commit) and a rebuilt freelist, as warnings (also
+    /// in <see cref="BTreeDatabase.OpenReport"/>). Null (the default): nothing is logged.
+    /// </summary>
+    public ILogger? Logger { get; init; }
 
     /// <summary>The largest key size a page of <paramref name="pageSizeBytes"/> allows: a leaf or branch must hold at least four entries.</summary>
     public static int MaxKeySizeLimit(int pageSizeBytes) => Tree.MaxInlineEntryBytes(pageSizeBytes) - Tree.LargestEntryOverheadBytes;

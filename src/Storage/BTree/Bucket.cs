@@ -45,15 +45,19 @@ public sealed class Bucket
     /// it to keep it longer. Allocates nothing.
     /// </summary>
     /// <returns>True and the value when the key is present; false otherwise.</returns>
+    /// <exception cref="ArgumentException">The key is empty or longer than <see cref="BTreeOptions.MaxKeySizeBytes"/>
+    /// (as for <see cref="Put"/>: such a key can never be present, and a silent false would hide the caller's mistake).</exception>
     /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
     /// <exception cref="CorruptionException">A page on the path failed its checksum or a structural check.</exception>
     public bool TryGet(ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
         ThrowIfUnusable();
+        _tx.Database.ValidateKey(key);
         return Tree.TryGet(key, out value);
     }
 
     /// <summary>Returns a copy of the value stored under <paramref name="key"/>, or null when there is none.</summary>
+    /// <exception cref="ArgumentException">The key is empty or longer than <see cref="BTreeOptions.MaxKeySizeBytes"/>.</exception>
     /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
     /// <exception cref="CorruptionException">A page on the path failed its checksum or a structural check.</exception>
     public byte[]? Get(ReadOnlySpan<byte> key) => TryGet(key, out var value) ? value.ToArray() : null;
@@ -73,12 +77,14 @@ public sealed class Bucket
     }
 
     /// <summary>Removes <paramref name="key"/>; returns false when it was not present.</summary>
+    /// <exception cref="ArgumentException">The key is empty or longer than <see cref="BTreeOptions.MaxKeySizeBytes"/>, as for <see cref="Put"/>.</exception>
     /// <exception cref="InvalidOperationException">The transaction is read-only, or the bucket was deleted.</exception>
     /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
     public bool Delete(ReadOnlySpan<byte> key)
     {
         ThrowIfUnusable();
         _tx.ThrowIfReadOnly();
+        _tx.Database.ValidateKey(key);
         return Tree.Delete(key);
     }
 

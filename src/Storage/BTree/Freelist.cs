@@ -15,6 +15,16 @@ namespace EmbeddedRaft.Storage.BTree;
 /// from the longest free runs first, and a free page with no free neighbour is left alone (the file
 /// grows instead) while free pages are under <see cref="MaxFreeFractionBeforeLonePages"/> of the file:
 /// left alone, its neighbours are soon freed too and it becomes part of a run.</para>
+/// <para>The freelist run itself is the one multi-page run every commit writes, and it must not lose its
+/// place to single pages: taken from the longest runs first, they used to eat the run the previous
+/// freelist had left, so each commit's (larger) freelist went to the end of the file and freed the
+/// old one for the next commit's single pages to eat again; the file grew without bound (94% free at
+/// 1 KiB pages). So each transaction first sets aside, for its freelist, the tail of the free run
+/// that fits <see cref="BeginTransaction"/>'s reservation best; single pages and other runs never
+/// touch it. The freelist run's length only doubles or shrinks to a quarter (<see cref="RunCapacityPages"/>),
+/// so the run the freelist left two commits ago, released by then, always fits: the file grows for
+/// the freelist only when its capacity has just doubled. docs/btree.md (Where pages go) states the
+/// bound this gives.</para>
 /// <para>Allocations only mark pages taken (a prefix of each free run, see <see cref="FreeRun"/>);
 /// <see cref="CommitTransaction"/> removes them from <see cref="_free"/>, and a rollback forgets the
 /// marks, so a failed or abandoned transaction leaves the free pages exactly as they were.</para>
@@ -42,6 +52,10 @@ internal sealed class Freelist
     /// <summary>Indexes into <see cref="_runs"/> in the order pages are taken: longest run first, lowest page first among equals.</summary>
     private readonly List<int> _allocationOrder = [];
     private bool _planned;
+    private int _reservePages;
+
+    /// <summary>Index into <see cref="_runs"/> of the run whose tail is set aside for the freelist, or -1.</summary>
+    private int _reservedRun = -1;
     private int _nextRun;
     private int _takenCount;
     private long _pendingCount;
@@ -95,7 +109,63 @@ internal sealed class Freelist
         AddFree(released);
     }
 
-    public void BeginTransaction() => ForgetTaken();
+    /// <summary>
+    /// Starts a transaction's allocations. <paramref name="freelistReservePages"/> pages (0: none) of
+    /// the best-fitting free run are set aside for the freelist run (<see cref="TryTakeFreelistReserve"/>)
+    /// and kept from every other allocation.
+    /// </summary>
+    public void BeginTransaction(int freelistReservePages = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(freelistReservePages);
+        ForgetTaken();
+        _reservePages = freelistReservePages;
+    }
+
+    /// <summary>
+    /// The length to give a freelist run that needs <paramref name="neededPages"/> when the previous
+    /// one had <paramref name="previousPages"/>: the previous length while the need fits it and is more
+    /// than a quarter of it, else the need rounded up to a power of two. So the length changes rarely
+    /// (doubling, or shrinking to a quarter or less), and the run the freelist left behind fits the next one.
+    /// </summary>
+    public static int RunCapacityPages(int neededPages, int previousPages)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(neededPages, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(previousPages);
+        if (neededPages <= previousPages && neededPages > previousPages / 4)
+        {
+            return previousPages;
+        }
+
+        return (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)neededPages);
+    }
+
+    /// <summary>
+    /// Takes the pages set aside for the freelist when there are at least <paramref name="neededPages"/>
+    /// of them: returns the first page and sets <paramref name="pages"/> to how many were taken (all
+    /// of the reserve, so the run keeps its length); else returns -1 and takes nothing.
+    /// </summary>
+    public long TryTakeFreelistReserve(int neededPages, out int pages)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(neededPages, 1);
+        pages = 0;
+        PlanRuns();
+        if (_reservedRun < 0)
+        {
+            return -1;
+        }
+
+        ref var run = ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_runs)[_reservedRun];
+        if (run.Reserved < neededPages || run.ReserveTaken)
+        {
+            return -1;
+        }
+
+        InvariantViolationException.Check(run.Taken + run.Reserved <= run.Length, "B+tree freelist: pages taken from the front of a run reach into its reserve.");
+        run.ReserveTaken = true;
+        _takenCount += run.Reserved;
+        pages = run.Reserved;
+        return _free[run.Start + run.Length - run.Reserved];
+    }
 
     /// <summary>
     /// Takes <paramref name="count"/> contiguous free pages, or returns -1 when the caller should
@@ -128,7 +198,7 @@ internal sealed class Freelist
             }
 
             ref var run = ref runs[order[_nextRun]];
-            if (run.Length < PreferredRunPages && TotalCount < MaxFreeFractionBeforeLonePages * pageCount)
+            if (run.Available < PreferredRunPages && TotalCount < MaxFreeFractionBeforeLonePages * pageCount)
             {
                 return -1;
             }
@@ -137,7 +207,7 @@ internal sealed class Freelist
         }
 
         // Runs are longest first: the first one with room wastes the least of the long runs' order.
-        for (int i = 0; i < order.Length && runs[order[i]].Length >= count; i++)
+        for (int i = 0; i < order.Length && runs[order[i]].Available >= count; i++)
         {
             if (runs[order[i]].Remaining >= count)
             {
@@ -173,7 +243,7 @@ internal sealed class Freelist
             int kept = 0;
             foreach (var run in _runs)
             {
-                for (int i = run.Start + run.Taken; i < run.Start + run.Length; i++)
+                for (int i = run.Start + run.Taken; i < run.KeptEnd; i++)
                 {
                     _free[kept++] = _free[i];
                 }
@@ -209,7 +279,7 @@ internal sealed class Freelist
         {
             foreach (var run in _runs)
             {
-                for (int i = run.Start + run.Taken; i < run.Start + run.Length; i++)
+                for (int i = run.Start + run.Taken; i < run.KeptEnd; i++)
                 {
                     all.Add(_free[i]);
                 }
@@ -253,10 +323,32 @@ internal sealed class Freelist
             }
         }
 
+        // The freelist's reserve: the tail of the shortest run that holds it (lowest page among
+        // equals), so the long runs stay whole for single pages and the run the freelist left two
+        // commits ago, of exactly the reserve's length when nothing next to it was freed, is chosen.
+        if (_reservePages > 0)
+        {
+            for (int i = 0; i < _runs.Count; i++)
+            {
+                if (_runs[i].Length >= _reservePages && (_reservedRun < 0 || _runs[i].Length < _runs[_reservedRun].Length))
+                {
+                    _reservedRun = i;
+                }
+            }
+
+            if (_reservedRun >= 0)
+            {
+                System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_runs)[_reservedRun].Reserved = _reservePages;
+            }
+        }
+
         _allocationOrder.Clear();
         for (int i = 0; i < _runs.Count; i++)
         {
-            _allocationOrder.Add(i);
+            if (_runs[i].Available > 0)
+            {
+                _allocationOrder.Add(i);
+            }
         }
 
         System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_allocationOrder).Sort(new LongestRunFirst(_runs));
@@ -267,6 +359,8 @@ internal sealed class Freelist
         _runs.Clear();
         _allocationOrder.Clear();
         _planned = false;
+        _reservePages = 0;
+        _reservedRun = -1;
         _nextRun = 0;
         _takenCount = 0;
     }
@@ -304,20 +398,29 @@ internal sealed class Freelist
         {
             var a = runs[x];
             var b = runs[y];
-            return a.Length != b.Length ? b.Length.CompareTo(a.Length) : a.Start.CompareTo(b.Start);
+            return a.Available != b.Available ? b.Available.CompareTo(a.Available) : a.Start.CompareTo(b.Start);
         }
     }
 
     /// <summary>
     /// A run of adjacent free pages: <see cref="_free"/>[Start..Start+Length). Pages are taken from its
-    /// front, so the taken ones are always [Start..Start+Taken).
+    /// front, so the taken ones are always [Start..Start+Taken); its last <see cref="Reserved"/> pages
+    /// are the freelist's reserve, never taken from the front. Invariant: Taken + Reserved &lt;= Length.
     /// </summary>
     private struct FreeRun
     {
         public int Start;
         public int Length;
         public int Taken;
+        public int Reserved;
+        public bool ReserveTaken;
 
-        public readonly int Remaining => Length - Taken;
+        /// <summary>Pages other allocations may take from this run: all but the reserve.</summary>
+        public readonly int Available => Length - Reserved;
+
+        public readonly int Remaining => Length - Reserved - Taken;
+
+        /// <summary>End (exclusive, in <see cref="_free"/>) of the pages still free after the transaction.</summary>
+        public readonly int KeptEnd => Start + Length - (ReserveTaken ? Reserved : 0);
     }
 }

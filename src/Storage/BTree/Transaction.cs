@@ -224,6 +224,17 @@ public sealed class Transaction : IDisposable
         }
     }
 
+    /// <summary>
+    /// Commits (synced) even though nothing changed, so that the commit writes a new freelist run:
+    /// how an open that rebuilt a damaged freelist makes the rebuilt one durable. Ends the transaction.
+    /// </summary>
+    internal void CommitFreelistOnly()
+    {
+        ThrowIfReadOnly();
+        End();
+        Database.CommitWrite(this, _catalog.RootPageId, _catalog.Count, CommitDurability.Synced);
+    }
+
     /// <summary>Discards a write transaction's changes, or ends a read transaction. Ends the transaction.</summary>
     /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
     public void Rollback()

@@ -23,6 +23,38 @@ internal sealed class TreeChecker
 
     public CheckReport Run()
     {
+        var (bucketCount, entryCount) = WalkTrees();
+        return CheckFreelist(bucketCount, entryCount);
+    }
+
+    /// <summary>
+    /// The pages of the file that the commit does not use: neither a meta page, nor reachable from its
+    /// trees (verified on the way as <see cref="Run"/> does), nor in its freelist run (whose contents
+    /// are not read: this is how a damaged freelist is rebuilt). Ascending.
+    /// </summary>
+    public List<long> FreePagesByReachability()
+    {
+        WalkTrees();
+        if (_meta.FreelistPage != 0)
+        {
+            Mark(_meta.FreelistPage, _meta.FreelistPageCount, allowMeta: false);
+        }
+
+        var free = new List<long>();
+        for (long id = 2; id < _meta.PageCount; id++)
+        {
+            if (!_reachable[id])
+            {
+                free.Add(id);
+            }
+        }
+
+        return free;
+    }
+
+    /// <summary>Marks the meta pages and every page the catalog and the buckets reach, verifying each; returns the bucket and entry counts.</summary>
+    private (long BucketCount, long EntryCount) WalkTrees()
+    {
         Mark(0, 1, allowMeta: true);
         Mark(1, 1, allowMeta: true);
         long bucketCount = 0;
@@ -57,6 +89,11 @@ internal sealed class TreeChecker
             throw new CorruptionException(_db.Path, 0, $"the meta page records {_meta.BucketCount} buckets but the catalog holds {bucketCount}");
         }
 
+        return (bucketCount, entryCount);
+    }
+
+    private CheckReport CheckFreelist(long bucketCount, long entryCount)
+    {
         var free = new List<long>();
         if (_meta.FreelistPage != 0)
         {

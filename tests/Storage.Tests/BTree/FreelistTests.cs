@@ -79,6 +79,61 @@ public class FreelistTests
     }
 
     [Test]
+    public void TheFreelistReserveIsTheTailOfTheBestFittingRunAndNothingElseTakesIt()
+    {
+        // Runs: 10..17 (8 pages), 30..32 (3), 40..43 (4). A reserve of 3 fits 30..32 best.
+        var freelist = Loaded(10, 11, 12, 13, 14, 15, 16, 17, 30, 31, 32, 40, 41, 42, 43);
+        freelist.BeginTransaction(freelistReservePages: 3);
+
+        long[] singles = [.. Enumerable.Range(0, 12).Select(_ => freelist.TryAllocate(1, LargeFile))];
+        long reserve = freelist.TryTakeFreelistReserve(neededPages: 2, out int pages);
+
+        Assert.That(singles, Is.EqualTo(new long[] { 10, 11, 12, 13, 14, 15, 16, 17, 40, 41, 42, 43 }));
+        Assert.That(freelist.TryAllocate(1, LargeFile), Is.EqualTo(-1), "only the reserve is left");
+        Assert.That(freelist.TryAllocate(2, LargeFile), Is.EqualTo(-1), "multi-page runs do not take the reserve either");
+        Assert.That((reserve, pages), Is.EqualTo((30L, 3)), "the whole reserve, so the run keeps its length");
+        freelist.CommitTransaction();
+        Assert.That(freelist.Snapshot(), Is.Empty);
+    }
+
+    [Test]
+    public void AReserveTooSmallForTheFreelistIsNotTakenAndStaysFree()
+    {
+        var freelist = Loaded(5, 6, 20, 21, 22, 23);
+        freelist.BeginTransaction(freelistReservePages: 2);
+
+        long single = freelist.TryAllocate(1, LargeFile);
+        long reserve = freelist.TryTakeFreelistReserve(neededPages: 3, out int pages);
+        freelist.CommitTransaction();
+
+        Assert.That(single, Is.EqualTo(20), "the reserve is 5..6, the best fit; singles come from the longest run");
+        Assert.That((reserve, pages), Is.EqualTo((-1L, 0)));
+        Assert.That(freelist.Snapshot(), Is.EqualTo(new long[] { 5, 6, 21, 22, 23 }));
+    }
+
+    [Test]
+    public void ARunOnlyPartlyReservedLendsItsFrontToSinglePages()
+    {
+        var freelist = Loaded(50, 51, 52, 53, 54);
+        freelist.BeginTransaction(freelistReservePages: 2);
+
+        long[] singles = [.. Enumerable.Range(0, 4).Select(_ => freelist.TryAllocate(1, LargeFile))];
+        long reserve = freelist.TryTakeFreelistReserve(neededPages: 1, out int pages);
+
+        Assert.That(singles, Is.EqualTo(new long[] { 50, 51, 52, -1 }));
+        Assert.That((reserve, pages), Is.EqualTo((53L, 2)));
+    }
+
+    [TestCase(3, 0, ExpectedResult = 4, TestName = "A first freelist run is rounded up to a power of two")]
+    [TestCase(5, 8, ExpectedResult = 8, TestName = "A need that fits keeps the length")]
+    [TestCase(3, 8, ExpectedResult = 8, TestName = "A need just over a quarter keeps the length")]
+    [TestCase(2, 8, ExpectedResult = 2, TestName = "A need of a quarter or less shrinks the run")]
+    [TestCase(9, 8, ExpectedResult = 16, TestName = "A need over the length doubles it")]
+    [TestCase(1, 1, ExpectedResult = 1, TestName = "One page stays one page")]
+    public int FreelistRunLengthsChangeOnlyByDoublingOrQuartering(int neededPages, int previousPages) =>
+        Freelist.RunCapacityPages(neededPages, previousPages);
+
+    [Test]
     public void RollingBackLeavesTheFreePagesAsTheyWere()
     {
         var freelist = Loaded(3, 4, 8, 9, 10, 15);
@@ -107,7 +162,9 @@ public class FreelistTests
         {
             freelist.Release(txid - 1 - random.Next(3));
             SyncModel(freelist, free, pending);
-            freelist.BeginTransaction();
+            // Half the transactions set aside a reserve for their freelist run, as commits do.
+            int reserve = random.Next(2) == 0 ? random.Next(1, 6) : 0;
+            freelist.BeginTransaction(reserve);
             var taken = new List<long>();
             long count = pageCount;
             for (int i = random.Next(40); i > 0; i--)
@@ -129,6 +186,22 @@ public class FreelistTests
                 }
 
                 taken.AddRange(Enumerable.Range(0, pages).Select(p => page + p));
+            }
+
+            if (reserve > 0)
+            {
+                long first = freelist.TryTakeFreelistReserve(random.Next(1, reserve + 2), out int reservePages);
+                if (first >= 0)
+                {
+                    Assert.That(reservePages, Is.EqualTo(reserve), $"seed {seed}: the whole reserve is taken");
+                    for (long p = first; p < first + reservePages; p++)
+                    {
+                        Assert.That(free.Contains(p), Is.True, $"seed {seed}: reserved page {p} is not free");
+                        Assert.That(taken.Contains(p), Is.False, $"seed {seed}: reserved page {p} was also handed out");
+                    }
+
+                    taken.AddRange(Enumerable.Range(0, reservePages).Select(p => first + p));
+                }
             }
 
             var usedBefore = Enumerable.Range(2, (int)pageCount - 2).Select(p => (long)p).Where(p => !free.Contains(p) && !pending.Values.Any(l => l.Contains(p))).ToList();

@@ -28,6 +28,24 @@ public class LimitsTests
     }
 
     [Test]
+    public void TryGetAndDeleteRefuseKeysOutsideTheLimitsAsPutDoes()
+    {
+        using var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, SmallPages);
+        using var tx = db.BeginWrite();
+        var bucket = tx.CreateBucket("b");
+        bucket.Put(new byte[64], "fits"u8);
+
+        Assert.That(Assert.Throws<ArgumentException>(() => bucket.TryGet([], out _))!.Message, Does.Contain("empty"));
+        Assert.That(Assert.Throws<ArgumentException>(() => bucket.Get([]))!.Message, Does.Contain("empty"));
+        Assert.That(Assert.Throws<ArgumentException>(() => bucket.Delete([]))!.Message, Does.Contain("empty"));
+        Assert.That(Assert.Throws<ArgumentException>(() => bucket.TryGet(new byte[65], out _))!.Message, Does.Contain("MaxKeySizeBytes is 64"));
+        Assert.That(Assert.Throws<ArgumentException>(() => bucket.Get(new byte[65]))!.Message, Does.Contain("MaxKeySizeBytes is 64"));
+        Assert.That(Assert.Throws<ArgumentException>(() => bucket.Delete(new byte[65]))!.Message, Does.Contain("MaxKeySizeBytes is 64"));
+        Assert.That(bucket.TryGet(new byte[64], out _), Is.True, "the longest key allowed is still found");
+        Assert.That(bucket.Count, Is.EqualTo(1));
+    }
+
+    [Test]
     public void ValuesLongerThanMaxValueSizeAreRefusedNamingTheOption()
     {
         using var db = BTreeDatabase.Open(NewDisk(1), DatabasePath, new BTreeOptions { PageSizeBytes = 1024, MaxValueSizeBytes = 100 });
