@@ -134,9 +134,10 @@ public sealed class RawNode
     /// Applies a committed configuration change: call it for each <see cref="EntryType.ConfChange"/>
     /// entry of <see cref="Ready.CommittedEntries"/>, in order, when applying it and before
     /// <see cref="Advance"/> (decode the data with <see cref="MessageCodec.DecodeConfChange"/>).
-    /// Returns the configuration as of that entry, which the host must persist together with
-    /// that applied index (for <see cref="IRaftStorage.InitialState"/>
-    /// after a restart, and for the snapshots it creates). A leader no longer among the voters
+    /// Returns the configuration as of that entry, which the host must persist atomically with
+    /// that applied index: it is what <see cref="IRaftStorage.InitialState"/> returns after a
+    /// restart (the contract is stated there) and what a snapshot taken at or after that index
+    /// carries until the next change. A leader no longer among the voters
     /// stops accepting proposals and steps down, here or as soon as a remaining voter holds its
     /// whole log, telling that voter to campaign (see <see cref="RaftOptions.StepDownOnRemoval"/>);
     /// a leader of a joint configuration with auto-leave proposes the leave once this entry is
@@ -342,7 +343,7 @@ public sealed class RawNode
     }
 
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>
-    public Status GetStatus() => _core.GetStatus();
+    public RaftStatus GetStatus() => _core.GetStatus();
 
     private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, SnapshotMetadata? Snapshot, ReadOnlyMemory<Entry> Committed);
 }

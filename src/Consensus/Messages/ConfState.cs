@@ -7,9 +7,8 @@ namespace EmbeddedRaft.Consensus.Messages;
 /// simple configuration leaves it empty. Immutable.
 /// </summary>
 /// <remarks>
-/// The host persists the configuration returned by <see cref="RawNode.ApplyConfChange"/> with
-/// its applied state, so that <see cref="IRaftStorage.InitialState"/> returns the configuration
-/// as of the applied index after a restart.
+/// Which configuration a storage returns on restart is stated once, on
+/// <see cref="IRaftStorage.InitialState"/>: the one as of the applied index.
 /// </remarks>
 public sealed class ConfState : IEquatable<ConfState>
 {

@@ -128,7 +128,7 @@ public class MembershipTests
     [Test]
     public void WithoutStepDownOnRemovalTheRemovedLeaderKeepsReplicatingWithoutCountingItselfAndRefusesProposals()
     {
-        var network = ClusterWithLeader(3, id => new RaftOptions(id) { StepDownOnRemoval = false, MaxSizePerMessageBytes = ulong.MaxValue });
+        var network = ClusterWithLeader(3, id => TestNode.Seeded(id) with { StepDownOnRemoval = false, MaxSizePerMessageBytes = ulong.MaxValue });
         ProposeConfChange(network, 1, ConfChange.Remove(1));
         Assert.That(network[1].Core.Role, Is.EqualTo(StateRole.Leader), "etcd-io/raft's default behaviour");
 
@@ -197,7 +197,7 @@ public class MembershipTests
     [Test]
     public void ConfigurationChangesDoNotCountAgainstTheUncommittedQuotaSoTheAutomaticLeaveIsNeverRefused()
     {
-        var network = ClusterWithLeader(3, id => new RaftOptions(id) { MaxUncommittedEntriesBytes = 1, MaxSizePerMessageBytes = ulong.MaxValue });
+        var network = ClusterWithLeader(3, id => TestNode.Seeded(id) with { MaxUncommittedEntriesBytes = 1, MaxSizePerMessageBytes = ulong.MaxValue });
 
         // Fill the quota with an uncommitted proposal (3 is cut off, 2 does not answer yet).
         network.Isolate(2);

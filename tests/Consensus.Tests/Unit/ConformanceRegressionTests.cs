@@ -100,7 +100,7 @@ public class ConformanceRegressionTests
 
     private static TestNode LeaseFollower()
     {
-        var options = new RaftOptions(1) { ElectionTimeoutTicks = 10, CheckQuorum = true, ReadOnlyMode = ReadOnlyMode.LeaseBased };
+        var options = TestNode.Seeded(1) with { ElectionTimeoutTicks = 10, CheckQuorum = true, ReadOnlyMode = ReadOnlyMode.LeaseBased };
         var node = Fixtures.NodeWithLog(1, [1, 2, 3], [Fixtures.E(1, 1)], new HardState(1, 0, 1), options);
         node.Step(new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 1, Commit = 1 });
         node.ReadMessages();

@@ -7,7 +7,7 @@ namespace EmbeddedRaft.Consensus.Tests.Unit;
 public class ElectionExtensionTests
 {
     private static TestNetwork Cluster(bool preVote, bool checkQuorum) =>
-        TestNetwork.OfSize(3, id => new RaftOptions(id) { PreVote = preVote, CheckQuorum = checkQuorum, MaxSizePerMessageBytes = ulong.MaxValue });
+        TestNetwork.OfSize(3, id => TestNode.Seeded(id) with { PreVote = preVote, CheckQuorum = checkQuorum, MaxSizePerMessageBytes = ulong.MaxValue });
 
     [Test]
     public void AFollowerInItsLeaseIgnoresAHigherTermVoteRequestWithoutChangingTerm()

@@ -14,7 +14,7 @@ public class RawNodeTests
     public void ASingleVoterElectsItselfAndCommitsOnlyAfterPersisting()
     {
         var storage = MemoryStorage.WithVoters(1);
-        var node = new RawNode(new RaftOptions(1), storage);
+        var node = new RawNode(TestNode.Seeded(1), storage);
 
         node.Campaign();
         var rd = node.GetReady();
@@ -84,7 +84,7 @@ public class RawNodeTests
     [Test]
     public void GetReadyTwiceWithoutAdvanceAndAdvanceWithoutReadyAreRefused()
     {
-        var node = new RawNode(new RaftOptions(1), MemoryStorage.WithVoters(1));
+        var node = new RawNode(TestNode.Seeded(1), MemoryStorage.WithVoters(1));
 
         Assert.Throws<InvalidOperationException>(node.Advance);
         node.Campaign();
@@ -99,7 +99,7 @@ public class RawNodeTests
         var entries = Enumerable.Range(1, 10).Select(i => E(1, (ulong)i, "0123456789")).ToArray();
         storage.Append(entries);
         storage.SetHardState(new HardState(1, 1, 10));
-        var node = new RawNode(new RaftOptions(1) { MaxCommittedBytesPerReady = (ulong)(3 * entries[0].EncodedSizeBytes) }, storage);
+        var node = new RawNode(TestNode.Seeded(1) with { MaxCommittedBytesPerReady = (ulong)(3 * entries[0].EncodedSizeBytes) }, storage);
 
         var batches = new List<int>();
         while (node.HasReady())
@@ -119,7 +119,7 @@ public class RawNodeTests
         storage.Append(Enumerable.Range(1, 5).Select(i => E(1, (ulong)i)).ToArray());
         storage.SetHardState(new HardState(1, 1, 5));
 
-        var node = new RawNode(new RaftOptions(1) { AppliedIndex = 3 }, storage);
+        var node = new RawNode(TestNode.Seeded(1) with { AppliedIndex = 3 }, storage);
 
         var rd = node.GetReady();
         Assert.That(rd.CommittedEntries.ToArray().Select(e => e.Index), Is.EqualTo(new[] { 4UL, 5UL }));

@@ -68,7 +68,7 @@ public class ReviewRegressionTests
     [TestCase(true)]
     public void CampaigningAtTheLargestTermThrowsInsteadOfWrappingToZero(bool preVote)
     {
-        var options = new RaftOptions(1) { PreVote = preVote };
+        var options = TestNode.Seeded(1) with { PreVote = preVote };
         var node = NodeWithLog(1, s_three, [E(1, 1, "a")], new HardState(ulong.MaxValue, 0, 1), options);
 
         var ex = Assert.Throws<InvariantViolationException>(() => node.Node.Campaign());
@@ -186,7 +186,7 @@ public class ReviewRegressionTests
 
         storage.SetHardState(new HardState(1, 0, 1));
         Assert.That(
-            () => new RawNode(new RaftOptions(1) { AppliedIndex = 3 }, storage),
+            () => new RawNode(TestNode.Seeded(1) with { AppliedIndex = 3 }, storage),
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("AppliedIndex"));
     }
 
@@ -263,7 +263,7 @@ public class ReviewRegressionTests
     [Test]
     public void RepeatedTransferRequestsDoNotKeepAPartitionedLeaderServingLeaseReads()
     {
-        var net = TestNetwork.OfSize(3, id => new RaftOptions(id) { CheckQuorum = true, ReadOnlyMode = ReadOnlyMode.LeaseBased, MaxSizePerMessageBytes = ulong.MaxValue });
+        var net = TestNetwork.OfSize(3, id => TestNode.Seeded(id) with { CheckQuorum = true, ReadOnlyMode = ReadOnlyMode.LeaseBased, MaxSizePerMessageBytes = ulong.MaxValue });
         net.Campaign(1);
         net.Isolate(1);
 
@@ -355,7 +355,7 @@ public class ReviewRegressionTests
     [Test]
     public void TheLargestElectionTimeoutDrawsARandomizedTimeoutInRange()
     {
-        var node = new RawNode(new RaftOptions(1) { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks }, MemoryStorage.WithVoters(s_three));
+        var node = new RawNode(TestNode.Seeded(1) with { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks }, MemoryStorage.WithVoters(s_three));
         Assert.That(node.Core.RandomizedElectionTimeout, Is.InRange(RaftOptions.MaxElectionTimeoutTicks, int.MaxValue));
         node.Tick();
         Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Follower));
@@ -499,7 +499,7 @@ public class ReviewRegressionTests
     [Test]
     public void AnInflightByteLimitBelowTheMessageSizeIsRefusedNamingBothOptions()
     {
-        var options = new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 999 };
+        var options = TestNode.Seeded(1) with { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 999 };
         Assert.That(
             options.Validate,
             Throws.ArgumentException.With.Property("ParamName").EqualTo("MaxInflightBytes")

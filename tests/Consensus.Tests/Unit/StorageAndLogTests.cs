@@ -23,7 +23,7 @@ public class MemoryStorageTests
 
         Assert.That(storage.Term(1), Is.EqualTo(1), "the dummy entry keeps its term");
         Assert.That(storage.Term(3), Is.EqualTo(3));
-        Assert.Throws<CompactedException>(() => storage.Term(0));
+        Assert.Throws<LogCompactedException>(() => storage.Term(0));
         Assert.Throws<EntriesUnavailableException>(() => storage.Term(4));
         Assert.That((storage.FirstIndex(), storage.LastIndex()), Is.EqualTo((2UL, 3UL)));
     }
@@ -37,7 +37,7 @@ public class MemoryStorageTests
         Assert.That(storage.Entries(1, 4, 0).Length, Is.EqualTo(1));
         Assert.That(storage.Entries(1, 4, 2 * oneSize).Length, Is.EqualTo(2));
         Assert.That(storage.Entries(1, 4, ulong.MaxValue).Length, Is.EqualTo(3));
-        Assert.Throws<CompactedException>(() => storage.Entries(0, 2, ulong.MaxValue));
+        Assert.Throws<LogCompactedException>(() => storage.Entries(0, 2, ulong.MaxValue));
         Assert.Throws<EntriesUnavailableException>(() => storage.Entries(1, 5, ulong.MaxValue));
     }
 
