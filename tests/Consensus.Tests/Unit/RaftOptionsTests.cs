@@ -89,4 +89,49 @@ public class RaftOptionsTests
         Assert.That(Timeouts(42), Is.EqualTo(Timeouts(42)));
         Assert.That(Timeouts(42), Is.Not.EqualTo(Timeouts(43)));
     }
+
+    [Test]
+    public void UnseededNodesDrawTheirJitterFromARandomSource()
+    {
+        // Two nodes with the same id and no seed (as two clusters' node 1, or one node restarted)
+        // must not share a jitter sequence: 20 draws of 10 values collide by chance with
+        // probability 10^-20.
+        static int[] Timeouts()
+        {
+            var node = new RawNode(new RaftOptions(1), MemoryStorage.WithVoters(1, 2, 3));
+            var result = new int[20];
+            for (var i = 0; i < result.Length; i++)
+            {
+                node.Core.BecomeFollower((ulong)i + 1, 0);
+                result[i] = node.Core.RandomizedElectionTimeout;
+            }
+
+            return result;
+        }
+
+        Assert.That(Timeouts(), Is.Not.EqualTo(Timeouts()));
+    }
+
+    [Test]
+    public void OptionsFollowTheOptionsPattern()
+    {
+        var bound = new RaftOptions { Id = 2, ElectionTimeoutTicks = 20 };
+        Assert.That(bound, Is.EqualTo(new RaftOptions(2) { ElectionTimeoutTicks = 20 }), "parameterless constructor and init setters, as configuration binding uses");
+        Assert.That(RaftOptions.Default.ElectionTimeoutTicks, Is.EqualTo(RaftOptions.DefaultElectionTimeoutTicks));
+        Assert.That(RaftOptions.Default.HeartbeatTimeoutTicks, Is.EqualTo(RaftOptions.DefaultHeartbeatTimeoutTicks));
+        Assert.That(RaftOptions.Default.MaxSizePerMessageBytes, Is.EqualTo(RaftOptions.DefaultMaxSizePerMessageBytes));
+        Assert.That(RaftOptions.Default.MaxInflightMessages, Is.EqualTo(RaftOptions.DefaultMaxInflightMessages));
+        Assert.That(
+            () => new RawNode(RaftOptions.Default, MemoryStorage.WithVoters(1)),
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("Id"),
+            "an unset id is caught when the node is created");
+        Assert.That(
+            () => RaftOptions.Default with { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks + 1 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks")
+                .And.Message.Contains("between 1 and " + RaftOptions.MaxElectionTimeoutTicks),
+            "the message names the option and its range");
+        Assert.That(
+            () => new RaftOptions { MaxInflightMessages = 0 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("MaxInflightMessages must be at least 1"));
+    }
 }
