@@ -1,7 +1,11 @@
+using EmbeddedRaft.Consensus.Tests.Support;
+
 namespace EmbeddedRaft.Consensus.Tests.Unit;
 
 public class RaftOptionsTests
 {
+    private static readonly ulong[] s_three = [1, 2, 3];
+
     [Test]
     public void NodeIdZeroIsRefused() =>
         Assert.That(() => new RaftOptions(0), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("Id"));
@@ -133,5 +137,41 @@ public class RaftOptionsTests
         Assert.That(
             () => new RaftOptions { MaxInflightMessages = 0 },
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("MaxInflightMessages must be at least 1"));
+    }
+
+    // Guards the Raft core review's finding 8: election timeout bound.
+    [Test]
+    public void ElectionTimeoutsWhoseDoubleOverflowsAreRefused()
+    {
+        Assert.That(
+            () => new RaftOptions(1) { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks + 1 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks"));
+        Assert.That(
+            () => new RaftOptions(1) { ElectionTimeoutTicks = int.MaxValue },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks"));
+    }
+
+    // Guards the Raft core review's finding 8: election timeout bound.
+    [Test]
+    public void TheLargestElectionTimeoutDrawsARandomizedTimeoutInRange()
+    {
+        var node = new RawNode(TestNode.Seeded(1) with { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks }, MemoryStorage.WithVoters(s_three));
+        Assert.That(node.Core.RandomizedElectionTimeout, Is.InRange(RaftOptions.MaxElectionTimeoutTicks, int.MaxValue));
+        node.Tick();
+        Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Follower));
+    }
+
+    // Guards the Raft core review's finding 13: inflight bytes against the message size.
+    [Test]
+    public void AnInflightByteLimitBelowTheMessageSizeIsRefusedNamingBothOptions()
+    {
+        var options = TestNode.Seeded(1) with { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 999 };
+        Assert.That(
+            options.Validate,
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("MaxInflightBytes")
+                .And.Message.Contains("MaxSizePerMessageBytes"));
+
+        Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 1000 }.Validate);
+        Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 0 }.Validate);
     }
 }

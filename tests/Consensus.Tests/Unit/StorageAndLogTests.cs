@@ -81,7 +81,23 @@ public class MemoryStorageTests
         Assert.Throws<SnapshotOutOfDateException>(() => storage.CreateSnapshot(1, null));
         Assert.Throws<ArgumentOutOfRangeException>(() => storage.CreateSnapshot(9, null));
     }
+
+    // Guards the Raft core review's finding 11: compaction never passes the snapshot.
+    [Test]
+    public void CompactingPastTheSnapshotIsRefusedSoTheLeaderNeverSendsAUselessSnapshot()
+    {
+        var storage = MemoryStorage.WithVoters(1, 2, 3);
+        storage.Append([E(1, 1), E(1, 2), E(1, 3)]);
+        storage.CreateSnapshot(1, null);
+
+        Assert.That(() => storage.Compact(2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("snapshot"));
+        Assert.That(storage.FirstIndex(), Is.EqualTo(1UL), "nothing compacted");
+
+        storage.Compact(1);
+        Assert.That((storage.FirstIndex(), storage.Snapshot().Index), Is.EqualTo((2UL, 1UL)));
+    }
 }
+
 
 public class UnstableLogTests
 {
