@@ -66,7 +66,7 @@ public sealed class ConfState : IEquatable<ConfState>
     /// not 0; learners are not voters; learners-next are outgoing voters that are not incoming
     /// voters, and only exist while joint; auto-leave only while joint; removed ids are not members.
     /// </summary>
-    public string? Validate()
+    internal string? Validate()
     {
         foreach (var list in new[] { Voters, VotersOutgoing, Learners, LearnersNext, Removed })
         {
