@@ -6,14 +6,16 @@ namespace EmbeddedRaft.Consensus;
 
 /// <summary>
 /// A Raft node as a pure, deterministic state machine (the model of etcd-io/raft's RawNode):
-/// no threads, timers, IO or ambient randomness. Drive it with <see cref="Tick"/> (logical
-/// time), <see cref="Step"/> (messages from peers) and the proposal methods; collect its output
-/// with <see cref="HasReady"/>/<see cref="GetReady"/>, handle the <see cref="Ready"/>, then
-/// call <see cref="Advance"/>.
+/// no threads, timers or IO, and no randomness but its election-jitter seed. Drive it with
+/// <see cref="Tick"/> (logical time), <see cref="Step"/> (messages from peers) and the proposal
+/// methods; collect its output with <see cref="HasReady"/>/<see cref="GetReady"/>, handle the
+/// <see cref="Ready"/>, then call <see cref="Advance"/>.
 /// </summary>
 /// <remarks>
-/// <para>Not thread-safe: use one thread, or serialise every call. Given the same options, storage
-/// contents and sequence of calls, a node always produces the same outputs.</para>
+/// <para>Not thread-safe: use one thread, or serialise every call. Given the same options (with
+/// <see cref="RaftOptions.RandomSeed"/> set), storage contents and sequence of calls, a node always
+/// produces the same outputs; with the seed unset the constructor draws one from the operating
+/// system's random source, the node's only use of randomness from outside.</para>
 /// <para><b>Between <see cref="GetReady"/> and <see cref="Advance"/></b> (while the host persists
 /// and applies a Ready, as an async host does in the background) every method may be called
 /// except <see cref="GetReady"/> (it throws) — <see cref="Tick"/>, <see cref="Step"/>,
