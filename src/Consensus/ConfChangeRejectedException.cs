@@ -10,6 +10,12 @@ public sealed class ConfChangeRejectedException : Exception
     internal ConfChangeRejectedException(ConfChangeRejectReason reason, string message)
         : base(message)
     {
+        // Every refusal has a defined reason (one decoded from the wire is checked before it gets here).
+        if (!Enum.IsDefined(reason))
+        {
+            throw new InvariantViolationException($"ConfChangeRejectedException created with undefined reason {(int)reason}.");
+        }
+
         Reason = reason;
     }
 

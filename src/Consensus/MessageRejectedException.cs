@@ -10,6 +10,12 @@ public sealed class MessageRejectedException : Exception
     internal MessageRejectedException(MessageRejectReason reason, string message)
         : base(message)
     {
+        // Every refusal has a defined reason (one decoded from the wire is checked before it gets here).
+        if (!Enum.IsDefined(reason))
+        {
+            throw new InvariantViolationException($"MessageRejectedException created with undefined reason {(int)reason}.");
+        }
+
         Reason = reason;
     }
 

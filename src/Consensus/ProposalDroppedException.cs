@@ -10,6 +10,12 @@ public sealed class ProposalDroppedException : Exception
     internal ProposalDroppedException(ProposalDropReason reason)
         : base($"Proposal dropped: {reason}.")
     {
+        // Every refusal has a defined reason (one decoded from the wire is checked before it gets here).
+        if (!Enum.IsDefined(reason))
+        {
+            throw new InvariantViolationException($"ProposalDroppedException created with undefined reason {(int)reason}.");
+        }
+
         Reason = reason;
     }
 
