@@ -11,24 +11,6 @@ public sealed class EntriesUnavailableException : Exception
         LastIndex = lastIndex;
     }
 
-    /// <summary>Creates the exception.</summary>
-    public EntriesUnavailableException()
-        : base("Requested index is unavailable.")
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message.</summary>
-    public EntriesUnavailableException(string message)
-        : base(message)
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message and cause.</summary>
-    public EntriesUnavailableException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
-
     /// <summary>The index that was asked for.</summary>
     public ulong RequestedIndex { get; }
 

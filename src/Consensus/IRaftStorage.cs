@@ -15,19 +15,35 @@ namespace EmbeddedRaft.Consensus;
 /// </remarks>
 public interface IRaftStorage
 {
-    /// <summary>The persisted hard state and the configuration as of the last snapshot (or bootstrap).</summary>
+    /// <summary>
+    /// The persisted hard state, and the configuration <b>as of the application's applied index</b>.
+    /// </summary>
+    /// <remarks>
+    /// <para>This is the one configuration contract of the library. The configuration returned is
+    /// the one the host persisted with its applied index: what <see cref="RawNode.ApplyConfChange"/>
+    /// returned for the last configuration change applied, saved atomically with that entry's
+    /// index; or, when nothing was applied since the newest snapshot (or bootstrap), that
+    /// snapshot's <see cref="SnapshotMetadata.ConfState"/>. It is never a configuration of a
+    /// later entry (one committed but not applied) nor an older one.</para>
+    /// <para>On restart the host passes that applied index as <see cref="RaftOptions.AppliedIndex"/>
+    /// whenever it differs from the snapshot index; the node then hands out only the entries
+    /// after it, and applying their configuration changes to this configuration gives exactly
+    /// what a fresh replay of the whole log would. Left null, the node assumes the application
+    /// holds the snapshot's state, and the <see cref="RawNode"/> constructor refuses a
+    /// configuration that differs from the snapshot's (<see cref="ArgumentException"/>).</para>
+    /// </remarks>
     (HardState HardState, ConfState ConfState) InitialState();
 
     /// <summary>
     /// Entries in <c>[low, high)</c>, stopping early once their total <see cref="Entry.EncodedSizeBytes"/>
     /// would exceed <paramref name="maxSizeBytes"/> (but always at least one entry if any are asked for).
     /// </summary>
-    /// <exception cref="CompactedException"><paramref name="low"/> is at or below the snapshot index.</exception>
+    /// <exception cref="LogCompactedException"><paramref name="low"/> is at or below the snapshot index.</exception>
     /// <exception cref="EntriesUnavailableException"><paramref name="high"/> is beyond <c>LastIndex + 1</c>.</exception>
     ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes);
 
     /// <summary>The term of the entry at <paramref name="index"/>, for any index in <c>[FirstIndex - 1, LastIndex]</c>.</summary>
-    /// <exception cref="CompactedException"><paramref name="index"/> is below <c>FirstIndex - 1</c>.</exception>
+    /// <exception cref="LogCompactedException"><paramref name="index"/> is below <c>FirstIndex - 1</c>.</exception>
     /// <exception cref="EntriesUnavailableException"><paramref name="index"/> is beyond <see cref="LastIndex"/>.</exception>
     ulong Term(ulong index);
 

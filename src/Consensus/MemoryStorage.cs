@@ -42,14 +42,11 @@ public sealed class MemoryStorage : IRaftStorage
 
     /// <summary>
     /// Saves the configuration as of the application's applied index (the result of
-    /// <see cref="RawNode.ApplyConfChange"/>). <see cref="InitialState"/> returns it until
+    /// <see cref="RawNode.ApplyConfChange"/>, saved when that entry is applied), as the contract of
+    /// <see cref="IRaftStorage.InitialState"/> requires. <see cref="InitialState"/> returns it until
     /// <see cref="ApplySnapshot"/> installs a newer snapshot, whose configuration replaces it;
-    /// <see cref="CreateSnapshot"/> does not. The contract on restart: this configuration belongs
-    /// to the applied index, so pass that index as <see cref="RaftOptions.AppliedIndex"/>
-    /// (<c>options with { AppliedIndex = applied }</c>); left null, the node assumes the
-    /// application's state is the snapshot's and would replay the entries after it, so the
-    /// <see cref="RawNode"/> constructor refuses a configuration that differs from the snapshot's
-    /// (<see cref="ArgumentException"/>).
+    /// <see cref="CreateSnapshot"/> does not replace it. On restart pass the applied index it
+    /// belongs to as <see cref="RaftOptions.AppliedIndex"/> (<c>options with { AppliedIndex = applied }</c>).
     /// </summary>
     public void SetConfState(ConfState conf)
     {
@@ -77,7 +74,7 @@ public sealed class MemoryStorage : IRaftStorage
             var offset = _entries[0].Index;
             if (low <= offset)
             {
-                throw new CompactedException(low, offset + 1);
+                throw new LogCompactedException(low, offset + 1);
             }
 
             var last = offset + (ulong)_count - 1;
@@ -99,7 +96,7 @@ public sealed class MemoryStorage : IRaftStorage
             var offset = _entries[0].Index;
             if (index < offset)
             {
-                throw new CompactedException(index, offset + 1);
+                throw new LogCompactedException(index, offset + 1);
             }
 
             if (index - offset >= (ulong)_count)
@@ -161,7 +158,9 @@ public sealed class MemoryStorage : IRaftStorage
     /// <summary>
     /// Records that the host has saved a snapshot of the application state as of
     /// <paramref name="index"/> (which must be applied), so that followers needing compacted entries
-    /// are sent it. <paramref name="conf"/> is the configuration as of that index. Null keeps the
+    /// are sent it. <paramref name="conf"/> is the configuration as of that index (the contract of
+    /// <see cref="IRaftStorage.InitialState"/>: the latest <see cref="RawNode.ApplyConfChange"/>
+    /// result at or before it). Null keeps the
     /// current snapshot's configuration, which is right only if no configuration change was
     /// applied since; it never takes the one saved with <see cref="SetConfState"/>, which may
     /// belong to a later applied index. The data stays in the host's own snapshot store (see
@@ -192,7 +191,7 @@ public sealed class MemoryStorage : IRaftStorage
     /// snapshot (<see cref="CreateSnapshot"/> first): followers needing the discarded entries are
     /// sent <see cref="Snapshot()"/>, which must cover them.
     /// </summary>
-    /// <exception cref="CompactedException">Already compacted to <paramref name="compactIndex"/> or beyond.</exception>
+    /// <exception cref="LogCompactedException">Already compacted to <paramref name="compactIndex"/> or beyond.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="compactIndex"/> is beyond the last index or the snapshot index.</exception>
     public void Compact(ulong compactIndex)
     {
@@ -201,7 +200,7 @@ public sealed class MemoryStorage : IRaftStorage
             var offset = _entries[0].Index;
             if (compactIndex <= offset)
             {
-                throw new CompactedException(compactIndex, offset + 1);
+                throw new LogCompactedException(compactIndex, offset + 1);
             }
 
             var last = offset + (ulong)_count - 1;

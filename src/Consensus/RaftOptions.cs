@@ -1,21 +1,32 @@
 namespace EmbeddedRaft.Consensus;
 
 /// <summary>
-/// Settings of one <see cref="RawNode"/>. Each property checks its own range when set
-/// (<see cref="ArgumentOutOfRangeException"/> naming it); rules between properties are checked
-/// by <see cref="Validate"/>, which the <see cref="RawNode"/> constructor calls.
+/// Settings of one <see cref="RawNode"/>. Each property checks its own range when set and throws
+/// <see cref="ArgumentOutOfRangeException"/> whose <see cref="ArgumentException.ParamName"/> is the
+/// property's name; rules between properties (and that <see cref="Id"/> is set) are checked by the
+/// <see cref="RawNode"/> constructor, which throws <see cref="ArgumentException"/> naming the
+/// options involved.
 /// </summary>
 /// <remarks>
-/// An immutable record: a restart changes only what it must, e.g.
-/// <c>new RawNode(options with { AppliedIndex = applied }, storage)</c>. Values are validated
-/// again by the <c>with</c> expression's setters. Thread-safe to share.
+/// An immutable record with a parameterless constructor and <c>init</c> accessors, so it binds
+/// from Microsoft.Extensions.Configuration; start from <see cref="Default"/> or
+/// <c>new RaftOptions(id)</c>. A restart changes only what it must, e.g.
+/// <c>new RawNode(options with { AppliedIndex = applied }, storage)</c>: the <c>with</c>
+/// expression's setters validate again. Thread-safe to share.
 /// </remarks>
 public sealed record RaftOptions
 {
-    private readonly int _electionTimeoutTicks = 10;
-    private readonly int _heartbeatTimeoutTicks = 1;
-    private readonly ulong _maxSizePerMessageBytes = 1024 * 1024;
-    private readonly int _maxInflightMessages = 256;
+    /// <summary>The default <see cref="ElectionTimeoutTicks"/>.</summary>
+    public const int DefaultElectionTimeoutTicks = 10;
+
+    /// <summary>The default <see cref="HeartbeatTimeoutTicks"/>.</summary>
+    public const int DefaultHeartbeatTimeoutTicks = 1;
+
+    /// <summary>The default <see cref="MaxSizePerMessageBytes"/>: 1 MiB.</summary>
+    public const ulong DefaultMaxSizePerMessageBytes = 1024 * 1024;
+
+    /// <summary>The default <see cref="MaxInflightMessages"/>.</summary>
+    public const int DefaultMaxInflightMessages = 256;
 
     /// <summary>
     /// The largest <see cref="ElectionTimeoutTicks"/>: the randomized timeout, up to twice the
@@ -23,20 +34,32 @@ public sealed record RaftOptions
     /// </summary>
     public const int MaxElectionTimeoutTicks = int.MaxValue / 2;
 
-    /// <summary>Creates options for node <paramref name="id"/>.</summary>
+    /// <summary>Creates options with every default and no <see cref="Id"/> yet (set it before use: the <see cref="RawNode"/> constructor refuses 0).</summary>
+    public RaftOptions()
+    {
+    }
+
+    /// <summary>Creates options for node <paramref name="id"/>, everything else default.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is 0 (reserved for "none").</exception>
     public RaftOptions(ulong id)
     {
         Id = id;
     }
 
-    /// <summary>This node's id; never 0 (<see cref="ArgumentOutOfRangeException"/>).</summary>
+    /// <summary>Every default, no <see cref="Id"/>: <c>RaftOptions.Default with { Id = 1 }</c>.</summary>
+    public static RaftOptions Default { get; } = new();
+
+    /// <summary>This node's id, unique in the cluster and never reused; at least 1 (0 means "no node"). Required.</summary>
     public ulong Id
     {
         get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfZero(value, nameof(Id));
+            if (value == 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(Id), value, $"{nameof(Id)} must be at least 1 (0 means \"no node\").");
+            }
+
             field = value;
         }
     }
@@ -49,29 +72,40 @@ public sealed record RaftOptions
     /// </summary>
     public int ElectionTimeoutTicks
     {
-        get => _electionTimeoutTicks;
+        get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ElectionTimeoutTicks));
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, MaxElectionTimeoutTicks, nameof(ElectionTimeoutTicks));
-            _electionTimeoutTicks = value;
+            if (value is < 1 or > MaxElectionTimeoutTicks)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ElectionTimeoutTicks), value, $"{nameof(ElectionTimeoutTicks)} must be between 1 and {MaxElectionTimeoutTicks}.");
+            }
+
+            field = value;
         }
-    }
+    } = DefaultElectionTimeoutTicks;
 
     /// <summary>Ticks between leader heartbeats; must be less than <see cref="ElectionTimeoutTicks"/>. Default 1.</summary>
     public int HeartbeatTimeoutTicks
     {
-        get => _heartbeatTimeoutTicks;
+        get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(HeartbeatTimeoutTicks));
-            _heartbeatTimeoutTicks = value;
+            if (value < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(HeartbeatTimeoutTicks), value, $"{nameof(HeartbeatTimeoutTicks)} must be at least 1 (and less than {nameof(ElectionTimeoutTicks)}).");
+            }
+
+            field = value;
         }
-    }
+    } = DefaultHeartbeatTimeoutTicks;
 
     /// <summary>
-    /// Seed of the generator that draws election timeouts. Null (the default) derives one from
-    /// <see cref="Id"/>, so nodes differ but every run is reproducible.
+    /// Seed of the generator that draws randomized election timeouts. Null (the default, right in
+    /// production) draws a fresh seed from the operating system's cryptographic random source
+    /// each time a <see cref="RawNode"/> is created, so nodes of one cluster (and one node across
+    /// restarts) never share a jitter sequence, which would make their timeouts fire together and
+    /// split votes. Set it in tests and simulations that must replay exactly: with the same seed,
+    /// options, storage and calls, a node produces the same outputs.
     /// </summary>
     public ulong? RandomSeed { get; init; }
 
@@ -96,7 +130,7 @@ public sealed record RaftOptions
         {
             if (!Enum.IsDefined(value))
             {
-                throw new ArgumentOutOfRangeException(nameof(ReadOnlyMode), value, "Unknown read-only mode.");
+                throw new ArgumentOutOfRangeException(nameof(ReadOnlyMode), value, $"{nameof(ReadOnlyMode)} must be {nameof(ReadOnlyMode.Safe)} or {nameof(ReadOnlyMode.LeaseBased)}.");
             }
 
             field = value;
@@ -114,7 +148,7 @@ public sealed record RaftOptions
     /// <c>(E - 1) / (E - margin)</c> times as fast as the leader's (in perfect lockstep a margin
     /// of 0 suffices). Null (the default) means <c>ElectionTimeoutTicks / 5</c> (rounded down):
     /// 2 ticks of the default 10, followers' clocks up to 9/8 of the leader's rate. 0 is a value
-    /// (no allowance). Must be less than <see cref="ElectionTimeoutTicks"/> (checked by <see cref="Validate"/>).
+    /// (no allowance). Must be less than <see cref="ElectionTimeoutTicks"/> (checked by the <see cref="RawNode"/> constructor).
     /// </summary>
     public int? LeaseDriftMarginTicks
     {
@@ -123,7 +157,10 @@ public sealed record RaftOptions
         {
             if (value is { } margin)
             {
-                ArgumentOutOfRangeException.ThrowIfNegative(margin, nameof(LeaseDriftMarginTicks));
+                if (margin < 0)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(LeaseDriftMarginTicks), margin, $"{nameof(LeaseDriftMarginTicks)} must be null (a fifth of {nameof(ElectionTimeoutTicks)}) or between 0 and {nameof(ElectionTimeoutTicks)} - 1.");
+                }
             }
 
             field = value;
@@ -137,22 +174,22 @@ public sealed record RaftOptions
     /// Upper bound on the entry bytes in one append message (at least one entry is always sent).
     /// 0 means one entry per message; <see cref="ulong.MaxValue"/> means no limit. Default 1 MiB.
     /// </summary>
-    public ulong MaxSizePerMessageBytes
-    {
-        get => _maxSizePerMessageBytes;
-        init => _maxSizePerMessageBytes = value;
-    }
+    public ulong MaxSizePerMessageBytes { get; init; } = DefaultMaxSizePerMessageBytes;
 
     /// <summary>Maximum append messages in flight to one follower in the replicate state. Default 256.</summary>
     public int MaxInflightMessages
     {
-        get => _maxInflightMessages;
+        get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxInflightMessages));
-            _maxInflightMessages = value;
+            if (value < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxInflightMessages), value, $"{nameof(MaxInflightMessages)} must be at least 1.");
+            }
+
+            field = value;
         }
-    }
+    } = DefaultMaxInflightMessages;
 
     /// <summary>
     /// Maximum entry bytes in flight to one follower; 0 (default) means no byte limit. Otherwise
@@ -193,10 +230,18 @@ public sealed record RaftOptions
     /// </summary>
     public ulong? AppliedIndex { get; init; }
 
-    /// <summary>Checks the rules between properties.</summary>
+    /// <summary>
+    /// Checks what no single setter can: that <see cref="Id"/> was set, and the rules between
+    /// properties. Called by the <see cref="RawNode"/> constructor.
+    /// </summary>
     /// <exception cref="ArgumentException">A rule is broken; the message names the options involved.</exception>
-    public void Validate()
+    internal void Validate()
     {
+        if (Id == 0)
+        {
+            throw new ArgumentException($"{nameof(Id)} must be set (at least 1): every node needs its cluster-unique id.", nameof(Id));
+        }
+
         if (HeartbeatTimeoutTicks >= ElectionTimeoutTicks)
         {
             throw new ArgumentException(

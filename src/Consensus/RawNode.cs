@@ -6,14 +6,16 @@ namespace EmbeddedRaft.Consensus;
 
 /// <summary>
 /// A Raft node as a pure, deterministic state machine (the model of etcd-io/raft's RawNode):
-/// no threads, timers, IO or ambient randomness. Drive it with <see cref="Tick"/> (logical
-/// time), <see cref="Step"/> (messages from peers) and the proposal methods; collect its output
-/// with <see cref="HasReady"/>/<see cref="GetReady"/>, handle the <see cref="Ready"/>, then
-/// call <see cref="Advance"/>.
+/// no threads, timers or IO, and no randomness but its election-jitter seed. Drive it with
+/// <see cref="Tick"/> (logical time), <see cref="Step"/> (messages from peers) and the proposal
+/// methods; collect its output with <see cref="HasReady"/>/<see cref="GetReady"/>, handle the
+/// <see cref="Ready"/>, then call <see cref="Advance"/>.
 /// </summary>
 /// <remarks>
-/// <para>Not thread-safe: use one thread, or serialise every call. Given the same options, storage
-/// contents and sequence of calls, a node always produces the same outputs.</para>
+/// <para>Not thread-safe: use one thread, or serialise every call. Given the same options (with
+/// <see cref="RaftOptions.RandomSeed"/> set), storage contents and sequence of calls, a node always
+/// produces the same outputs; with the seed unset the constructor draws one from the operating
+/// system's random source, the node's only use of randomness from outside.</para>
 /// <para><b>Between <see cref="GetReady"/> and <see cref="Advance"/></b> (while the host persists
 /// and applies a Ready, as an async host does in the background) every method may be called
 /// except <see cref="GetReady"/> (it throws) — <see cref="Tick"/>, <see cref="Step"/>,
@@ -134,9 +136,10 @@ public sealed class RawNode
     /// Applies a committed configuration change: call it for each <see cref="EntryType.ConfChange"/>
     /// entry of <see cref="Ready.CommittedEntries"/>, in order, when applying it and before
     /// <see cref="Advance"/> (decode the data with <see cref="MessageCodec.DecodeConfChange"/>).
-    /// Returns the configuration as of that entry, which the host must persist together with
-    /// that applied index (for <see cref="IRaftStorage.InitialState"/>
-    /// after a restart, and for the snapshots it creates). A leader no longer among the voters
+    /// Returns the configuration as of that entry, which the host must persist atomically with
+    /// that applied index: it is what <see cref="IRaftStorage.InitialState"/> returns after a
+    /// restart (the contract is stated there) and what a snapshot taken at or after that index
+    /// carries until the next change. A leader no longer among the voters
     /// stops accepting proposals and steps down, here or as soon as a remaining voter holds its
     /// whole log, telling that voter to campaign (see <see cref="RaftOptions.StepDownOnRemoval"/>);
     /// a leader of a joint configuration with auto-leave proposes the leave once this entry is
@@ -342,7 +345,7 @@ public sealed class RawNode
     }
 
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>
-    public Status GetStatus() => _core.GetStatus();
+    public RaftStatus GetStatus() => _core.GetStatus();
 
     private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, SnapshotMetadata? Snapshot, ReadOnlyMemory<Entry> Committed);
 }

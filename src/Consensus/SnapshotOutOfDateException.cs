@@ -11,24 +11,6 @@ public sealed class SnapshotOutOfDateException : Exception
         CurrentIndex = currentIndex;
     }
 
-    /// <summary>Creates the exception.</summary>
-    public SnapshotOutOfDateException()
-        : base("Snapshot is out of date.")
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message.</summary>
-    public SnapshotOutOfDateException(string message)
-        : base(message)
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message and cause.</summary>
-    public SnapshotOutOfDateException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
-
     /// <summary>The index of the refused snapshot.</summary>
     public ulong SnapshotIndex { get; }
 

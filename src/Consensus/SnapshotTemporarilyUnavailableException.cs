@@ -6,21 +6,9 @@ namespace EmbeddedRaft.Consensus;
 /// </summary>
 public sealed class SnapshotTemporarilyUnavailableException : Exception
 {
-    /// <summary>Creates the exception.</summary>
+    /// <summary>Creates the exception; an <see cref="IRaftStorage.Snapshot"/> implementation throws it while its snapshot is being produced.</summary>
     public SnapshotTemporarilyUnavailableException()
         : base("Snapshot is temporarily unavailable.")
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message.</summary>
-    public SnapshotTemporarilyUnavailableException(string message)
-        : base(message)
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message and cause.</summary>
-    public SnapshotTemporarilyUnavailableException(string message, Exception innerException)
-        : base(message, innerException)
     {
     }
 }

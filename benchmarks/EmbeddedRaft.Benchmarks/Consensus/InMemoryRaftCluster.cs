@@ -32,6 +32,7 @@ internal sealed class InMemoryRaftCluster
                     HeartbeatTimeoutTicks = 1,
                     MaxSizePerMessageBytes = 1024 * 1024,
                     MaxInflightMessages = 256,
+                    RandomSeed = ids[i], // explicit: runs of the benchmark are comparable
                 },
                 _storages[i]);
         }

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Quorum;
@@ -102,7 +103,10 @@ internal sealed class RaftCore
         _leaseDriftMarginTicks = options.EffectiveLeaseDriftMarginTicks;
         _maxMessageBytes = options.MaxSizePerMessageBytes;
         _maxUncommittedBytes = options.MaxUncommittedEntriesBytes == 0 ? ulong.MaxValue : options.MaxUncommittedEntriesBytes;
-        _random = new Prng(options.RandomSeed ?? (options.Id * 0x9E3779B97F4A7C15UL) ^ 0x5DEECE66DUL);
+        // Unseeded, the jitter comes from the OS's random source: a seed derived from the id (as
+        // before) would give two clusters' node 1 the same sequence and, worse, nodes restarted
+        // together the same relative timings on every run. Replays set RandomSeed explicitly.
+        _random = new Prng(options.RandomSeed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(sizeof(ulong))));
 
         Log = new RaftLog(storage, options.MaxCommittedBytesPerReady == 0 ? ulong.MaxValue : options.MaxCommittedBytesPerReady);
         var (hardState, confState) = storage.InitialState();
@@ -2049,7 +2053,7 @@ internal sealed class RaftCore
 
     // ---------------------------------------------------------------- status
 
-    public Status GetStatus()
+    public RaftStatus GetStatus()
     {
         var progress = new Dictionary<ulong, ProgressStatus>();
         if (Role == StateRole.Leader)
@@ -2061,7 +2065,7 @@ internal sealed class RaftCore
             }
         }
 
-        return new Status
+        return new RaftStatus
         {
             Id = Id,
             HardState = HardState,

@@ -2,16 +2,6 @@ using EmbeddedRaft.Consensus.Messages;
 
 namespace EmbeddedRaft.Consensus.Core;
 
-/// <summary>The outcome of looking up an entry's term.</summary>
-internal enum TermLookup
-{
-    Found,
-    /// <summary>The index is below the first available entry (folded into a snapshot).</summary>
-    Compacted,
-    /// <summary>The index is beyond the last entry.</summary>
-    Unavailable,
-}
-
 /// <summary>
 /// The node's whole log: stable entries read through <see cref="IRaftStorage"/>, followed by
 /// the <see cref="UnstableLog"/>. Tracks the commit and applied indexes.
@@ -85,7 +75,7 @@ internal sealed class RaftLog
             term = _storage.Term(index);
             return TermLookup.Found;
         }
-        catch (CompactedException)
+        catch (LogCompactedException)
         {
             term = 0;
             return TermLookup.Compacted;
@@ -234,7 +224,7 @@ internal sealed class RaftLog
             {
                 stored = _storage.Entries(low, storedHigh, maxSizeBytes);
             }
-            catch (CompactedException)
+            catch (LogCompactedException)
             {
                 return false;
             }

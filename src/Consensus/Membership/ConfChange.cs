@@ -1,55 +1,5 @@
 namespace EmbeddedRaft.Consensus.Membership;
 
-/// <summary>What one <see cref="ConfChangeItem"/> does to a node. Part of the wire format: only append.</summary>
-/// <remarks>
-/// Promoting a learner is <see cref="AddVoter"/> on a learner; demoting a voter is
-/// <see cref="AddLearner"/> on a voter (as in etcd-io/raft). <see cref="ConfChange"/> has
-/// factory methods named after each verb.
-/// </remarks>
-public enum ConfChangeType : byte
-{
-    /// <summary>Make the node a voter: a new node, or a learner being promoted.</summary>
-    AddVoter = 0,
-    /// <summary>Make the node a learner: a new node, or a voter being demoted.</summary>
-    AddLearner = 1,
-    /// <summary>Remove the node from the configuration. Its id can never be added again.</summary>
-    RemoveNode = 2,
-}
-
-/// <summary>How a <see cref="ConfChange"/> is carried out. Part of the wire format: only append.</summary>
-public enum ConfChangeTransition : byte
-{
-    /// <summary>
-    /// One change: the single-step protocol (Raft thesis §4.1). Several changes: joint consensus
-    /// (thesis §4.3), left automatically once the joint configuration is applied.
-    /// </summary>
-    Auto = 0,
-    /// <summary>Joint consensus even for one change, left automatically once applied.</summary>
-    JointImplicit = 1,
-    /// <summary>Joint consensus, left only when the application proposes <see cref="ConfChange.LeaveJoint"/>.</summary>
-    JointExplicit = 2,
-    /// <summary>
-    /// Every change in one step without joint consensus; refused unless at most one voter
-    /// changes (for example, adding several learners at once).
-    /// </summary>
-    Simple = 3,
-}
-
-/// <summary>One change to one node.</summary>
-/// <param name="Type">What happens to the node.</param>
-/// <param name="NodeId">The node; never 0.</param>
-public readonly record struct ConfChangeItem(ConfChangeType Type, ulong NodeId)
-{
-    /// <inheritdoc/>
-    public override string ToString() => Type switch
-    {
-        ConfChangeType.AddVoter => $"v{NodeId}",
-        ConfChangeType.AddLearner => $"l{NodeId}",
-        ConfChangeType.RemoveNode => $"r{NodeId}",
-        _ => $"?{(byte)Type}:{NodeId}",
-    };
-}
-
 /// <summary>
 /// A request to change the cluster configuration, proposed with
 /// <see cref="RawNode.ProposeConfChange"/> and, once committed, applied by the host with

@@ -7,9 +7,8 @@ namespace EmbeddedRaft.Consensus.Messages;
 /// simple configuration leaves it empty. Immutable.
 /// </summary>
 /// <remarks>
-/// The host persists the configuration returned by <see cref="RawNode.ApplyConfChange"/> with
-/// its applied state, so that <see cref="IRaftStorage.InitialState"/> returns the configuration
-/// as of the applied index after a restart.
+/// Which configuration a storage returns on restart is stated once, on
+/// <see cref="IRaftStorage.InitialState"/>: the one as of the applied index.
 /// </remarks>
 public sealed class ConfState : IEquatable<ConfState>
 {
@@ -67,7 +66,7 @@ public sealed class ConfState : IEquatable<ConfState>
     /// not 0; learners are not voters; learners-next are outgoing voters that are not incoming
     /// voters, and only exist while joint; auto-leave only while joint; removed ids are not members.
     /// </summary>
-    public string? Validate()
+    internal string? Validate()
     {
         foreach (var list in new[] { Voters, VotersOutgoing, Learners, LearnersNext, Removed })
         {

@@ -22,7 +22,7 @@ public readonly struct Entry : IEquatable<Entry>
     }
 
     /// <summary>Creates a normal entry with no term or index yet (a proposal).</summary>
-    public Entry(ReadOnlyMemory<byte> data)
+    internal Entry(ReadOnlyMemory<byte> data)
         : this(0, 0, EntryType.Normal, data)
     {
     }
@@ -47,7 +47,7 @@ public readonly struct Entry : IEquatable<Entry>
         1 + VarintSize(Term) + VarintSize(Index) + VarintSize((ulong)Data.Length) + Data.Length;
 
     /// <summary>Returns a copy with the given term and index.</summary>
-    public Entry WithPosition(ulong term, ulong index) => new(term, index, Type, Data);
+    internal Entry WithPosition(ulong term, ulong index) => new(term, index, Type, Data);
 
     internal static int VarintSize(ulong value) => ((63 - BitOperations.LeadingZeroCount(value | 1)) / 7) + 1;
 

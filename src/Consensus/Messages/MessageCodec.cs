@@ -435,7 +435,7 @@ public static class MessageCodec
         private readonly int Remaining => _source.Length - _position;
 
         public readonly MessageFormatException Fail(string what) =>
-            new($"Malformed encoding at offset {_position}: {what}.") { Offset = _position };
+            new($"Malformed encoding at offset {_position}: {what}.", _position);
 
         public byte ReadVersion()
         {

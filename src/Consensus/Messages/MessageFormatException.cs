@@ -7,23 +7,13 @@ namespace EmbeddedRaft.Consensus.Messages;
 /// </summary>
 public sealed class MessageFormatException : FormatException
 {
-    /// <summary>Creates the exception.</summary>
-    public MessageFormatException()
-    {
-    }
-
-    /// <summary>Creates the exception with a description of what is wrong.</summary>
-    public MessageFormatException(string message)
+    /// <summary>Creates the exception with a description of what is wrong at <paramref name="offset"/>.</summary>
+    internal MessageFormatException(string message, int offset)
         : base(message)
     {
+        Offset = offset;
     }
 
-    /// <summary>Creates the exception with a description and a cause.</summary>
-    public MessageFormatException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
-
-    /// <summary>The byte offset in the input at which decoding failed, or -1 if unknown.</summary>
-    public int Offset { get; init; } = -1;
+    /// <summary>The byte offset in the input at which decoding failed.</summary>
+    public int Offset { get; }
 }

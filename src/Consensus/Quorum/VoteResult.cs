@@ -1,7 +1,7 @@
 namespace EmbeddedRaft.Consensus.Quorum;
 
 /// <summary>The outcome of counting votes against a configuration.</summary>
-public enum VoteResult
+internal enum VoteResult
 {
     /// <summary>Neither a quorum of yes nor of no votes yet.</summary>
     Pending = 1,

@@ -1,5 +1,6 @@
 using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Tests.Scenarios;
 using EmbeddedRaft.Consensus.Tests.Support;
 
 namespace EmbeddedRaft.Consensus.Tests.Membership;
@@ -128,7 +129,7 @@ public class MembershipTests
     [Test]
     public void WithoutStepDownOnRemovalTheRemovedLeaderKeepsReplicatingWithoutCountingItselfAndRefusesProposals()
     {
-        var network = ClusterWithLeader(3, id => new RaftOptions(id) { StepDownOnRemoval = false, MaxSizePerMessageBytes = ulong.MaxValue });
+        var network = ClusterWithLeader(3, id => TestNode.Seeded(id) with { StepDownOnRemoval = false, MaxSizePerMessageBytes = ulong.MaxValue });
         ProposeConfChange(network, 1, ConfChange.Remove(1));
         Assert.That(network[1].Core.Role, Is.EqualTo(StateRole.Leader), "etcd-io/raft's default behaviour");
 
@@ -197,7 +198,7 @@ public class MembershipTests
     [Test]
     public void ConfigurationChangesDoNotCountAgainstTheUncommittedQuotaSoTheAutomaticLeaveIsNeverRefused()
     {
-        var network = ClusterWithLeader(3, id => new RaftOptions(id) { MaxUncommittedEntriesBytes = 1, MaxSizePerMessageBytes = ulong.MaxValue });
+        var network = ClusterWithLeader(3, id => TestNode.Seeded(id) with { MaxUncommittedEntriesBytes = 1, MaxSizePerMessageBytes = ulong.MaxValue });
 
         // Fill the quota with an uncommitted proposal (3 is cut off, 2 does not answer yet).
         network.Isolate(2);
@@ -214,5 +215,52 @@ public class MembershipTests
         network.Tick(1);
 
         Assert.That(network[1].Config, Is.EqualTo(new ConfState([1, 2], learners: [3])));
+    }
+
+    // Guards issue 10's conformance finding 1: snapshot while a Ready with a committed change is outstanding.
+    /// <summary>
+    /// Node 3 takes a Ready whose committed entries hold <paramref name="change"/>, then steps a
+    /// snapshot taken after that change (and, when joint, after the automatic leave) before it
+    /// applies the Ready. Applying the held change must be well defined, and node 3 must end
+    /// with exactly the leader's configuration.
+    /// </summary>
+    [TestCase("l4", TestName = "ASnapshotSteppedWhileAReadyHoldsACommittedChangeLeavesTheSameConfigurationAsTheLeader(single step)")]
+    [TestCase("l4 l5 transition=implicit", TestName = "ASnapshotSteppedWhileAReadyHoldsACommittedChangeLeavesTheSameConfigurationAsTheLeader(joint, auto leave)")]
+    [TestCase("l4 l5 transition=explicit", TestName = "ASnapshotSteppedWhileAReadyHoldsACommittedChangeLeavesTheSameConfigurationAsTheLeader(joint, explicit leave)")]
+    public void ASnapshotSteppedWhileAReadyHoldsACommittedChangeLeavesTheSameConfigurationAsTheLeader(string change)
+    {
+        var runner = new ScenarioRunner();
+        runner.RunOrFail("add-nodes 3", "campaign 1", "stabilize", "add-node 4", "add-node 5");
+        runner.RunOrFail($"propose-conf-change 1 {change}", "process-ready 1", "deliver-msgs 2", "process-ready 2", "deliver-msgs 1", "process-ready 1", "deliver-msgs 3");
+
+        var held = runner.RunOrFail("ready-take 3");
+        Assert.That(held, Does.Contain("CommittedEntries: [").And.Contain("ConfChange l4"), "the held Ready commits the change");
+
+        runner.RunOrFail("stabilize 1 2", "propose 1 x", "stabilize 1 2", "deliver-msgs drop 3");
+        runner.RunOrFail($"compact 1 {runner.Node(1).AppliedIndex}", "report-unreachable 1 3", "propose 1 y", "process-ready 1");
+        var stepped = runner.RunOrFail("deliver-msgs 3");
+        Assert.That(stepped, Does.Contain("Snapshot"), "node 3 stepped the snapshot while its Ready was outstanding");
+
+        runner.RunOrFail("ready-finish 3", "stabilize 1 2 3", "stabilize 1 2 3");
+
+        var leader = runner.Node(1);
+        var node = runner.Node(3);
+        Assert.That(node.Core.Tracker.ToConfState(), Is.EqualTo(leader.Core.Tracker.ToConfState()), "node 3's configuration is the leader's");
+        Assert.That(node.Config, Is.EqualTo(leader.Config), "the configuration node 3's host persisted is the leader's");
+        Assert.That(node.AppliedIndex, Is.EqualTo(leader.AppliedIndex));
+    }
+
+    [Test]
+    public void TheLeaderAsksItsHostForASnapshotWhenANodeThatJoinedEmptyNeedsOne()
+    {
+        var runner = new ScenarioRunner();
+        runner.RunOrFail("add-nodes 3", "campaign 1", "stabilize", "add-node 4", "propose-conf-change 1 l4");
+        var trace = runner.RunOrFail("stabilize");
+        Assert.That(trace, Does.Contain("PeersNeedingSnapshot: 4"), "the empty storage has no snapshot for node 4");
+        Assert.That(runner.Node(4).Core.Tracker.Progress.ContainsKey(4), Is.False, "node 4 has no configuration yet");
+
+        // The host answers the request; the leader sends the snapshot on node 4's next heartbeat response.
+        runner.RunOrFail($"compact 1 {runner.Node(1).AppliedIndex}", "tick-heartbeat 1", "stabilize");
+        Assert.That(runner.Node(4).Config, Is.EqualTo(runner.Node(1).Config), "node 4 joined through the snapshot");
     }
 }

@@ -34,6 +34,20 @@ internal sealed class ScenarioRunner
     private readonly Dictionary<ulong, Ready> _held = [];
     private string[] _flags = [];
 
+    /// <summary>Runs <paramref name="commands"/> in order, failing the test on the first that reports an error; returns their output.</summary>
+    public string RunOrFail(params string[] commands)
+    {
+        var output = new System.Text.StringBuilder();
+        foreach (var command in commands)
+        {
+            var result = Run(command);
+            Assert.That(result, Does.Not.Contain("error:"), $"'{command}' failed:\n{result}");
+            output.Append(result);
+        }
+
+        return output.ToString();
+    }
+
     public string Run(string commandLine)
     {
         var output = new StringBuilder();

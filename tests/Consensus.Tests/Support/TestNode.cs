@@ -19,7 +19,16 @@ internal sealed class TestNode
     }
 
     public static RaftOptions DefaultOptions(ulong id, int election = 10, int heartbeat = 1) =>
-        new(id) { ElectionTimeoutTicks = election, HeartbeatTimeoutTicks = heartbeat, MaxSizePerMessageBytes = ulong.MaxValue };
+        Seeded(id) with { ElectionTimeoutTicks = election, HeartbeatTimeoutTicks = heartbeat, MaxSizePerMessageBytes = ulong.MaxValue };
+
+    /// <summary>
+    /// Options for node <paramref name="id"/> with an explicit jitter seed derived from the id, so
+    /// that elections, traces and failures replay exactly (an unset <see cref="RaftOptions.RandomSeed"/>
+    /// draws a fresh seed from the operating system's random source on every run). The formula is
+    /// the one the core used before that change, so recorded expectations stay valid.
+    /// </summary>
+    public static RaftOptions Seeded(ulong id) =>
+        new(id) { RandomSeed = (id * 0x9E3779B97F4A7C15UL) ^ 0x5DEECE66DUL };
 
     public static TestNode Create(ulong id, ulong[] voters, int election = 10, int heartbeat = 1) =>
         new(DefaultOptions(id, election, heartbeat), MemoryStorage.WithVoters(voters));

@@ -7,7 +7,7 @@ namespace EmbeddedRaft.Consensus.Tests.Unit;
 public class ElectionExtensionTests
 {
     private static TestNetwork Cluster(bool preVote, bool checkQuorum) =>
-        TestNetwork.OfSize(3, id => new RaftOptions(id) { PreVote = preVote, CheckQuorum = checkQuorum, MaxSizePerMessageBytes = ulong.MaxValue });
+        TestNetwork.OfSize(3, id => TestNode.Seeded(id) with { PreVote = preVote, CheckQuorum = checkQuorum, MaxSizePerMessageBytes = ulong.MaxValue });
 
     [Test]
     public void AFollowerInItsLeaseIgnoresAHigherTermVoteRequestWithoutChangingTerm()
@@ -102,5 +102,50 @@ public class ElectionExtensionTests
 
         Assert.That(net[1].Core.Role, Is.EqualTo(StateRole.Follower));
         Assert.That(net[1].Core.Term, Is.EqualTo(1), "stepping down does not change the term");
+    }
+
+    // Guards the Raft core review's finding 6: transfers do not postpone CheckQuorum.
+    [Test]
+    public void RepeatedTransferRequestsDoNotKeepAPartitionedLeaderServingLeaseReads()
+    {
+        var net = TestNetwork.OfSize(3, id => TestNode.Seeded(id) with { CheckQuorum = true, ReadOnlyMode = ReadOnlyMode.LeaseBased, MaxSizePerMessageBytes = ulong.MaxValue });
+        net.Campaign(1);
+        net.Isolate(1);
+
+        for (var tick = 0; tick < 30; tick++)
+        {
+            if (tick % 5 == 0)
+            {
+                // A transfer request arrives every half election timeout, each to another target.
+                net[1].Step(new Message { Type = MessageType.TransferLeader, From = tick % 10 == 0 ? 2UL : 3UL, To = 1, Term = net[1].Core.Term });
+                net[1].ReadMessages();
+            }
+
+            net.Tick(1);
+        }
+
+        Assert.That(net[1].Core.Role, Is.EqualTo(StateRole.Follower), "CheckQuorum deposed the partitioned leader");
+        net[1].Node.ReadIndex("read"u8.ToArray());
+        net[1].ReadMessages();
+        Assert.That(net[1].ReadStates, Is.Empty, "no lease read from a deposed leader");
+    }
+
+    // Guards the Raft core review's finding 6: transfers do not postpone CheckQuorum.
+    [Test]
+    public void ATransferIsStillAbandonedAfterOneElectionTimeout()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Isolate(2);
+        net[1].Node.TransferLeadership(2);
+        net[1].ReadMessages();
+        for (var tick = 0; tick < 9; tick++)
+        {
+            net.Tick(1);
+        }
+
+        Assert.That(net[1].Core.LeadTransferee, Is.EqualTo(2UL));
+        net.Tick(1);
+        Assert.That(net[1].Core.LeadTransferee, Is.EqualTo(0UL));
     }
 }

@@ -20,7 +20,7 @@ public class ExtremeValueFuzzTests
     {
         TestContext.Out.WriteLine($"seed {seed}; the test is fully seeded, rerun it to reproduce");
         var random = new Random(seed);
-        var net = TestNetwork.OfSize(3, id => new RaftOptions(id) { PreVote = seed % 2 == 0, CheckQuorum = seed % 2 == 0, MaxSizePerMessageBytes = ulong.MaxValue });
+        var net = TestNetwork.OfSize(3, id => TestNode.Seeded(id) with { PreVote = seed % 2 == 0, CheckQuorum = seed % 2 == 0, MaxSizePerMessageBytes = ulong.MaxValue });
         net.Campaign(1);
         net.Propose(1, "x");
         net.Propose(1, "y");

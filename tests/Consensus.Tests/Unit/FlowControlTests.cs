@@ -13,7 +13,7 @@ public class FlowControlTests
 
     private static TestNode Leader(int maxInflight, ulong maxInflightBytes)
     {
-        var options = new RaftOptions(1)
+        var options = TestNode.Seeded(1) with
         {
             MaxSizePerMessageBytes = (ulong)(2 * s_entrySize),
             MaxInflightMessages = maxInflight,

@@ -1,7 +1,11 @@
+using EmbeddedRaft.Consensus.Tests.Support;
+
 namespace EmbeddedRaft.Consensus.Tests.Unit;
 
 public class RaftOptionsTests
 {
+    private static readonly ulong[] s_three = [1, 2, 3];
+
     [Test]
     public void NodeIdZeroIsRefused() =>
         Assert.That(() => new RaftOptions(0), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("Id"));
@@ -88,5 +92,86 @@ public class RaftOptionsTests
 
         Assert.That(Timeouts(42), Is.EqualTo(Timeouts(42)));
         Assert.That(Timeouts(42), Is.Not.EqualTo(Timeouts(43)));
+    }
+
+    [Test]
+    public void UnseededNodesDrawTheirJitterFromARandomSource()
+    {
+        // Two nodes with the same id and no seed (as two clusters' node 1, or one node restarted)
+        // must not share a jitter sequence: 20 draws of 10 values collide by chance with
+        // probability 10^-20.
+        static int[] Timeouts()
+        {
+            var node = new RawNode(new RaftOptions(1), MemoryStorage.WithVoters(1, 2, 3));
+            var result = new int[20];
+            for (var i = 0; i < result.Length; i++)
+            {
+                node.Core.BecomeFollower((ulong)i + 1, 0);
+                result[i] = node.Core.RandomizedElectionTimeout;
+            }
+
+            return result;
+        }
+
+        Assert.That(Timeouts(), Is.Not.EqualTo(Timeouts()));
+    }
+
+    [Test]
+    public void OptionsFollowTheOptionsPattern()
+    {
+        var bound = new RaftOptions { Id = 2, ElectionTimeoutTicks = 20 };
+        Assert.That(bound, Is.EqualTo(new RaftOptions(2) { ElectionTimeoutTicks = 20 }), "parameterless constructor and init setters, as configuration binding uses");
+        Assert.That(RaftOptions.Default.ElectionTimeoutTicks, Is.EqualTo(RaftOptions.DefaultElectionTimeoutTicks));
+        Assert.That(RaftOptions.Default.HeartbeatTimeoutTicks, Is.EqualTo(RaftOptions.DefaultHeartbeatTimeoutTicks));
+        Assert.That(RaftOptions.Default.MaxSizePerMessageBytes, Is.EqualTo(RaftOptions.DefaultMaxSizePerMessageBytes));
+        Assert.That(RaftOptions.Default.MaxInflightMessages, Is.EqualTo(RaftOptions.DefaultMaxInflightMessages));
+        Assert.That(
+            () => new RawNode(RaftOptions.Default, MemoryStorage.WithVoters(1)),
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("Id"),
+            "an unset id is caught when the node is created");
+        Assert.That(
+            () => RaftOptions.Default with { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks + 1 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks")
+                .And.Message.Contains("between 1 and " + RaftOptions.MaxElectionTimeoutTicks),
+            "the message names the option and its range");
+        Assert.That(
+            () => new RaftOptions { MaxInflightMessages = 0 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("MaxInflightMessages must be at least 1"));
+    }
+
+    // Guards the Raft core review's finding 8: election timeout bound.
+    [Test]
+    public void ElectionTimeoutsWhoseDoubleOverflowsAreRefused()
+    {
+        Assert.That(
+            () => new RaftOptions(1) { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks + 1 },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks"));
+        Assert.That(
+            () => new RaftOptions(1) { ElectionTimeoutTicks = int.MaxValue },
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks"));
+    }
+
+    // Guards the Raft core review's finding 8: election timeout bound.
+    [Test]
+    public void TheLargestElectionTimeoutDrawsARandomizedTimeoutInRange()
+    {
+        var node = new RawNode(TestNode.Seeded(1) with { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks }, MemoryStorage.WithVoters(s_three));
+        Assert.That(node.Core.RandomizedElectionTimeout, Is.InRange(RaftOptions.MaxElectionTimeoutTicks, int.MaxValue));
+        node.Tick();
+        Assert.That(node.SoftState.Role, Is.EqualTo(StateRole.Follower));
+    }
+
+    // Guards the Raft core review's finding 13: inflight bytes against the message size.
+    [Test]
+    public void AnInflightByteLimitBelowTheMessageSizeIsRefusedNamingBothOptions()
+    {
+        var options = TestNode.Seeded(1) with { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 999 };
+        Assert.That(
+            options.Validate,
+            Throws.ArgumentException.With.Property("ParamName").EqualTo("MaxInflightBytes")
+                .And.Message.Contains("MaxSizePerMessageBytes"));
+
+        Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 1000 }.Validate);
+        Assert.DoesNotThrow(new RaftOptions(1) { MaxSizePerMessageBytes = 1000, MaxInflightBytes = 0 }.Validate);
     }
 }

@@ -10,11 +10,18 @@ public class RawNodeTests
 {
     private static readonly ulong[] s_three = [1, 2, 3];
 
+    private static TestNode Follower()
+    {
+        var node = NodeWithLog(1, s_three, [E(1, 1, "a"), E(1, 2, "b")], new HardState(1, 0, 2));
+        node.Core.BecomeFollower(1, 2);
+        return node;
+    }
+
     [Test]
     public void ASingleVoterElectsItselfAndCommitsOnlyAfterPersisting()
     {
         var storage = MemoryStorage.WithVoters(1);
-        var node = new RawNode(new RaftOptions(1), storage);
+        var node = new RawNode(TestNode.Seeded(1), storage);
 
         node.Campaign();
         var rd = node.GetReady();
@@ -84,7 +91,7 @@ public class RawNodeTests
     [Test]
     public void GetReadyTwiceWithoutAdvanceAndAdvanceWithoutReadyAreRefused()
     {
-        var node = new RawNode(new RaftOptions(1), MemoryStorage.WithVoters(1));
+        var node = new RawNode(TestNode.Seeded(1), MemoryStorage.WithVoters(1));
 
         Assert.Throws<InvalidOperationException>(node.Advance);
         node.Campaign();
@@ -99,7 +106,7 @@ public class RawNodeTests
         var entries = Enumerable.Range(1, 10).Select(i => E(1, (ulong)i, "0123456789")).ToArray();
         storage.Append(entries);
         storage.SetHardState(new HardState(1, 1, 10));
-        var node = new RawNode(new RaftOptions(1) { MaxCommittedBytesPerReady = (ulong)(3 * entries[0].EncodedSizeBytes) }, storage);
+        var node = new RawNode(TestNode.Seeded(1) with { MaxCommittedBytesPerReady = (ulong)(3 * entries[0].EncodedSizeBytes) }, storage);
 
         var batches = new List<int>();
         while (node.HasReady())
@@ -119,7 +126,7 @@ public class RawNodeTests
         storage.Append(Enumerable.Range(1, 5).Select(i => E(1, (ulong)i)).ToArray());
         storage.SetHardState(new HardState(1, 1, 5));
 
-        var node = new RawNode(new RaftOptions(1) { AppliedIndex = 3 }, storage);
+        var node = new RawNode(TestNode.Seeded(1) with { AppliedIndex = 3 }, storage);
 
         var rd = node.GetReady();
         Assert.That(rd.CommittedEntries.ToArray().Select(e => e.Index), Is.EqualTo(new[] { 4UL, 5UL }));
@@ -265,5 +272,137 @@ public class RawNodeTests
         public ulong FirstIndex() => Inner.FirstIndex();
 
         public SnapshotMetadata Snapshot() => Unavailable ? throw new SnapshotTemporarilyUnavailableException() : Inner.Snapshot();
+    }
+
+    // Guards the Raft core review's finding 4: snapshots are synced; heartbeats clamp.
+    [Test]
+    public void ASnapshotOnlyReadyMustBeSyncedBecauseItsAcknowledgementPromisesDurability()
+    {
+        var node = Follower();
+        node.Step(new Message
+        {
+            Type = MessageType.Snapshot, From = 2, To = 1, Term = 1,
+            Snapshot = new SnapshotMetadata(10, 1, new ConfState(s_three)),
+        });
+
+        var rd = node.Node.GetReady();
+        Assert.That((rd.Snapshot is not null, rd.Entries.IsEmpty, rd.MessagesAfterPersist.Single().Index), Is.EqualTo((true, true, 10UL)));
+        Assert.That(rd.MustSync, Is.True);
+    }
+
+    // Guards the Raft core review's finding 9: a failed Advance does not replay.
+    [Test]
+    public void AnAdvanceThatThrowsDoesNotReplayItsMessagesOnTheNextAdvance()
+    {
+        var storage = new FailingLastIndexStorage(MemoryStorage.WithVoters(s_three));
+        var raw = new RawNode(TestNode.DefaultOptions(1), storage);
+        raw.Campaign();
+        HandleAll(raw, storage.Inner);
+        raw.Step(new Message { Type = MessageType.VoteResponse, From = 2, To = 1, Term = 1 });
+        HandleAll(raw, storage.Inner);
+        Assert.That(raw.SoftState.Role, Is.EqualTo(StateRole.Leader));
+
+        // The leader's own acknowledgement is stepped on Advance, and the storage fails under it.
+        raw.Propose("x"u8.ToArray());
+        Persist(raw.GetReady(), storage.Inner);
+        storage.Failing = true;
+        Assert.Throws<IOException>(raw.Advance);
+
+        // The next cycle (heartbeats only) must not step the failed acknowledgement again.
+        raw.Tick();
+        Assert.That(raw.HasReady(), Is.True);
+        Persist(raw.GetReady(), storage.Inner);
+        Assert.DoesNotThrow(raw.Advance);
+    }
+
+    // Guards the Raft core review's finding 9: a failed Advance does not replay.
+    private static List<Message> HandleAll(RawNode raw, MemoryStorage storage)
+    {
+        var sent = new List<Message>();
+        while (raw.HasReady())
+        {
+            var rd = raw.GetReady();
+            Persist(rd, storage);
+            sent.AddRange(rd.Messages);
+            sent.AddRange(rd.MessagesAfterPersist);
+            raw.Advance();
+        }
+
+        return sent;
+    }
+
+    // Guards the Raft core review's finding 9: a failed Advance does not replay.
+    private static void Persist(Ready rd, MemoryStorage storage)
+    {
+        if (rd.Snapshot is { } snapshot)
+        {
+            storage.ApplySnapshot(snapshot);
+        }
+
+        storage.Append(rd.Entries.Span);
+        if (rd.HardState is { } hs)
+        {
+            storage.SetHardState(hs);
+        }
+    }
+
+    // Guards the Raft core review's finding 10: HasReady agrees with GetReady.
+    [Test]
+    public void HasReadyIsFalseWhileAReadyIsOutstanding()
+    {
+        var leader = TestNode.Create(1, s_three);
+        BecomeLeaderWithCommittedNoop(leader);
+        leader.Node.Tick();
+        Assert.That(leader.Node.HasReady(), Is.True);
+        var rd = leader.Node.GetReady();
+
+        leader.Node.Tick();
+        Assert.That(leader.Node.HasReady(), Is.False, "GetReady would throw now");
+
+        leader.Persist(rd);
+        leader.Node.Advance();
+        Assert.That(leader.Node.HasReady(), Is.True, "the second heartbeats are handed out after Advance");
+    }
+
+    // Guards the Raft core review's finding 12: Next while a snapshot is in flight.
+    [Test]
+    public void AFollowerBeingSentASnapshotReportsNextJustPastTheSnapshot()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        net.Isolate(3);
+        net.Propose(1, "x");
+        net.Propose(1, "y");
+        var n1 = net[1];
+        var snapshotIndex = n1.AppliedIndex;
+        n1.Storage.CreateSnapshot(snapshotIndex, null);
+        n1.Storage.Compact(snapshotIndex);
+        net.Recover();
+        net.Ignore(MessageType.Snapshot);
+
+        net.Tick(1);
+
+        var progress = n1.Node.GetStatus().Progress[3];
+        Assert.That((progress.State, progress.PendingSnapshot, progress.Next), Is.EqualTo((ProgressState.Snapshot, snapshotIndex, snapshotIndex + 1)));
+    }
+
+    /// <summary>A storage whose <see cref="LastIndex"/> fails while <see cref="Failing"/> is set (a disk error).</summary>
+    private sealed class FailingLastIndexStorage(MemoryStorage inner) : IRaftStorage
+    {
+        public MemoryStorage Inner => inner;
+
+        public bool Failing { get; set; }
+
+        public (HardState HardState, ConfState ConfState) InitialState() => inner.InitialState();
+
+        public ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes) => inner.Entries(low, high, maxSizeBytes);
+
+        public ulong Term(ulong index) => inner.Term(index);
+
+        public ulong LastIndex() => Failing ? throw new IOException("disk failure") : inner.LastIndex();
+
+        public ulong FirstIndex() => inner.FirstIndex();
+
+        public SnapshotMetadata Snapshot() => inner.Snapshot();
     }
 }

@@ -23,7 +23,7 @@ public class MemoryStorageTests
 
         Assert.That(storage.Term(1), Is.EqualTo(1), "the dummy entry keeps its term");
         Assert.That(storage.Term(3), Is.EqualTo(3));
-        Assert.Throws<CompactedException>(() => storage.Term(0));
+        Assert.Throws<LogCompactedException>(() => storage.Term(0));
         Assert.Throws<EntriesUnavailableException>(() => storage.Term(4));
         Assert.That((storage.FirstIndex(), storage.LastIndex()), Is.EqualTo((2UL, 3UL)));
     }
@@ -37,7 +37,7 @@ public class MemoryStorageTests
         Assert.That(storage.Entries(1, 4, 0).Length, Is.EqualTo(1));
         Assert.That(storage.Entries(1, 4, 2 * oneSize).Length, Is.EqualTo(2));
         Assert.That(storage.Entries(1, 4, ulong.MaxValue).Length, Is.EqualTo(3));
-        Assert.Throws<CompactedException>(() => storage.Entries(0, 2, ulong.MaxValue));
+        Assert.Throws<LogCompactedException>(() => storage.Entries(0, 2, ulong.MaxValue));
         Assert.Throws<EntriesUnavailableException>(() => storage.Entries(1, 5, ulong.MaxValue));
     }
 
@@ -81,7 +81,23 @@ public class MemoryStorageTests
         Assert.Throws<SnapshotOutOfDateException>(() => storage.CreateSnapshot(1, null));
         Assert.Throws<ArgumentOutOfRangeException>(() => storage.CreateSnapshot(9, null));
     }
+
+    // Guards the Raft core review's finding 11: compaction never passes the snapshot.
+    [Test]
+    public void CompactingPastTheSnapshotIsRefusedSoTheLeaderNeverSendsAUselessSnapshot()
+    {
+        var storage = MemoryStorage.WithVoters(1, 2, 3);
+        storage.Append([E(1, 1), E(1, 2), E(1, 3)]);
+        storage.CreateSnapshot(1, null);
+
+        Assert.That(() => storage.Compact(2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("snapshot"));
+        Assert.That(storage.FirstIndex(), Is.EqualTo(1UL), "nothing compacted");
+
+        storage.Compact(1);
+        Assert.That((storage.FirstIndex(), storage.Snapshot().Index), Is.EqualTo((2UL, 1UL)));
+    }
 }
+
 
 public class UnstableLogTests
 {

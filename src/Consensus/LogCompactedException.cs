@@ -4,32 +4,14 @@ namespace EmbeddedRaft.Consensus;
 /// The requested log index is at or below the storage's compaction point: the entries have
 /// been folded into a snapshot. The leader answers by sending a snapshot instead.
 /// </summary>
-public sealed class CompactedException : Exception
+public sealed class LogCompactedException : Exception
 {
     /// <summary>Creates the exception for a request at <paramref name="requestedIndex"/>.</summary>
-    public CompactedException(ulong requestedIndex, ulong firstIndex)
+    public LogCompactedException(ulong requestedIndex, ulong firstIndex)
         : base($"Log index {requestedIndex} is compacted; the first available index is {firstIndex}.")
     {
         RequestedIndex = requestedIndex;
         FirstIndex = firstIndex;
-    }
-
-    /// <summary>Creates the exception.</summary>
-    public CompactedException()
-        : base("Requested index is compacted.")
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message.</summary>
-    public CompactedException(string message)
-        : base(message)
-    {
-    }
-
-    /// <summary>Creates the exception with a custom message and cause.</summary>
-    public CompactedException(string message, Exception innerException)
-        : base(message, innerException)
-    {
     }
 
     /// <summary>The index that was asked for.</summary>

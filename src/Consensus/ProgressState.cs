@@ -1,4 +1,4 @@
-namespace EmbeddedRaft.Consensus.Tracking;
+namespace EmbeddedRaft.Consensus;
 
 /// <summary>How a leader is currently replicating to one follower.</summary>
 public enum ProgressState
