@@ -17,11 +17,14 @@ public sealed class WalOptions
     /// <summary>The smallest segment size accepted: 4 KiB.</summary>
     public const long MinSegmentSizeBytes = 4096;
 
+    /// <summary>The largest segment size accepted: 16 GiB (a frame records synced offsets as a 32-bit count of 8-byte words).</summary>
+    public const long MaxSegmentSizeBytes = WalFormat.MaxSegmentSizeBytes;
+
     /// <summary>The options used when none are given.</summary>
     public static WalOptions Default { get; } = new();
 
     /// <summary>Creates validated options.</summary>
-    /// <param name="segmentSizeBytes">Size every segment file is preallocated to; a new segment is cut when the next record does not fit. A multiple of 512, at least <see cref="MinSegmentSizeBytes"/>.</param>
+    /// <param name="segmentSizeBytes">Size every segment file is preallocated to; a new segment is cut when the next record does not fit. A multiple of 512, from <see cref="MinSegmentSizeBytes"/> to <see cref="MaxSegmentSizeBytes"/>.</param>
     /// <param name="maxRecordSizeBytes">Largest payload <see cref="WriteAheadLog.AppendAsync"/> accepts. Null: <see cref="DefaultMaxRecordSizeBytes"/>, or the largest that fits an empty segment when that is smaller. A frame must fit in one segment after its header record.</param>
     /// <param name="writeBufferSizeBytes">Capacity of one group-commit buffer; a record larger than it gets a buffer of its own. At least 4 KiB.</param>
     /// <param name="maxBufferedBytes">Bytes of appended records that may wait in memory for the writer before appenders wait too (back-pressure). At least <paramref name="writeBufferSizeBytes"/>; null means four buffers.</param>
@@ -29,12 +32,14 @@ public sealed class WalOptions
     public WalOptions(long segmentSizeBytes = DefaultSegmentSizeBytes, int? maxRecordSizeBytes = null, int writeBufferSizeBytes = DefaultWriteBufferSizeBytes, long? maxBufferedBytes = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(segmentSizeBytes, MinSegmentSizeBytes);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(segmentSizeBytes, MaxSegmentSizeBytes);
         if (segmentSizeBytes % WalFormat.SectorSizeBytes != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(segmentSizeBytes), segmentSizeBytes, "The segment size must be a multiple of 512 bytes.");
         }
 
-        long largestFitting = segmentSizeBytes - WalFormat.SegmentHeaderFrameSizeBytes - WalFormat.FrameHeaderSizeBytes;
+        // A record must leave room for the sync mark and the trailer at the segment's end.
+        long largestFitting = segmentSizeBytes - WalFormat.SegmentHeaderFrameSizeBytes - WalFormat.FrameHeaderSizeBytes - WalFormat.SegmentReservedEndBytes;
         largestFitting -= largestFitting % WalFormat.Alignment;
         int maxRecord = maxRecordSizeBytes ?? (int)Math.Min(DefaultMaxRecordSizeBytes, largestFitting);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRecord, nameof(maxRecordSizeBytes));

@@ -59,6 +59,9 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private long _tailOffset;
     private uint _tailCrc;
     private ulong _lastIndex;
+    // True when a record was appended after the last frame that proves it durable (a sync mark):
+    // a clean close then appends a sync mark (docs/formats.md, "Open: torn tail or corruption").
+    private bool _needsSyncMark;
     private long _bufferedBytes;
     private bool _drainRequested;
     private TaskCompletionSource? _spaceAvailable;
@@ -108,6 +111,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _tailOffset = recovered.TailOffset;
         _tailCrc = recovered.TailCrc;
         _lastIndex = recovered.LastIndex;
+        _needsSyncMark = recovered.NeedsSyncMark;
         _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
         TailRepair = recovered.Repair;
         _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, options.WriteBufferSizeBytes);
@@ -445,7 +449,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         Debug.Assert(Monitor.IsEntered(_lock));
         int frameSize = WalFormat.FrameSize(payload.Length);
-        if (_tailOffset + frameSize > _options.SegmentSizeBytes)
+        if (_tailOffset + frameSize > _options.SegmentSizeBytes - WalFormat.SegmentReservedEndBytes)
         {
             CutSegmentUnsynchronized(index);
         }
@@ -465,7 +469,14 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         var payloadDestination = frame.Slice(WalFormat.FrameHeaderSizeBytes, payload.Length);
         payload.CopyTo(payloadDestination); // the one copy of the payload
         frame[(WalFormat.FrameHeaderSizeBytes + payload.Length)..].Clear();
-        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc);
+        // The synced word: _durableEnd moves only after a flush has returned (Sync, CutSegment,
+        // and Open, which flushes), so it never claims a byte that was not durable, however the
+        // writer, the syncer and inline appenders interleave. Taken now, under the lock, it may be
+        // older than the flush that completes before this frame is written: conservative, never
+        // wrong. While a cut is pending (the frame goes to a segment not yet created) it is 0.
+        long syncedOffset = _durableEnd.Sequence == _tailSequence ? _durableEnd.Offset : 0;
+        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc, syncedOffset);
+        _needsSyncMark = true;
         _tailOffset += frameSize;
         _bufferedBytes += frameSize;
         if (index != 0)
@@ -618,6 +629,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
                     }
                 }
 
+                TryWriteSyncMark();
                 _segmentFile.Dispose();
             }
             finally
@@ -630,6 +642,46 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
                 _writerExited.TrySetResult();
             }
+        }
+    }
+
+    /// <summary>
+    /// At a clean close, when records were appended since the last sync mark and everything written
+    /// is durable, appends a sync mark: a frame whose synced word is its own offset. It proves every
+    /// record before it durable, so that Open refuses damage to the last records instead of taking
+    /// it for a torn write (no later frame would claim them otherwise). Best effort: the records
+    /// are durable already, and without the mark the documented bound still holds.
+    /// </summary>
+    private void TryWriteSyncMark()
+    {
+        byte[] mark;
+        long offset;
+        lock (_lock)
+        {
+            var tail = new WalPosition(_tailSequence, _tailOffset);
+            if (_failure is not null || !_needsSyncMark || _durableEnd != tail || _writtenEnd != tail)
+            {
+                return;
+            }
+
+            InvariantViolationException.Check(_tailOffset + WalFormat.SyncMarkFrameSizeBytes <= _options.SegmentSizeBytes - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark.");
+            offset = _tailOffset;
+            mark = WalFormat.BuildSyncMarkFrame(offset, _tailCrc, out uint crc);
+            _tailCrc = crc;
+            _tailOffset += mark.Length;
+            _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
+            _needsSyncMark = false;
+        }
+
+        try
+        {
+            _segmentFile.Write(offset, mark);
+            _segmentFile.Flush();
+        }
+        catch (Exception)
+        {
+            // Whatever failed (an IO error, a simulated crash), the records before the mark are
+            // durable already; a mark lost or torn here is cut by the next Open as a torn tail.
         }
     }
 
@@ -1021,6 +1073,20 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         CompleteAll(_completions);
         var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
+        // Only now that the next segment durably exists does the finished one say so, in its
+        // trailer: a crash before this leaves no trailer and both segments (nothing to miss); after
+        // it, a trailer in the last segment means its successor was deleted or lost.
+        try
+        {
+            finished.Write(finished.Length - WalFormat.SegmentTrailerSizeBytes, WalFormat.BuildSegmentTrailer(cut.FirstIndex));
+            finished.Flush();
+        }
+        catch
+        {
+            next.Dispose();
+            throw;
+        }
+
         finished.Dispose();
         lock (_lock)
         {

@@ -26,10 +26,15 @@ public sealed class WalTornTailTests
             segment = log.SegmentPaths[^1];
         }
 
-        // The last record's frame loses one whole sector, as a write torn by a power cut would.
+        // The disk as a power cut leaves it when the last record's write was never flushed: one
+        // whole sector of that frame is lost, and the sync mark the clean close wrote after it
+        // never reached the disk. (Had the mark survived, it would prove the record durable and
+        // Open would refuse the damage as corruption: WalDurableDamageTests.)
         long frame = appended[^1].Position.Offset;
         long sector = (frame + 24 + 511) / 512 * 512;
         OverwriteDurably(fs, segment, sector, new byte[512]);
+        long markOffset = frame + WalFormat.FrameSize(1000);
+        OverwriteDurably(fs, segment, markOffset, new byte[WalFormat.SyncMarkFrameSizeBytes]);
 
         await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
         {
@@ -75,11 +80,13 @@ public sealed class WalTornTailTests
         OverwriteDurably(fs, segment, end.Offset + 1024, [1, 2, 3, 4, 5, 6, 7, 8]);
 
         await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        // The clean close appended a sync mark at the end; the cut starts after it.
+        long logEnd = end.Offset + WalFormat.SyncMarkFrameSizeBytes;
         Assert.That(reopened.TailRepair, Is.Not.Null);
-        Assert.That(reopened.TailRepair!.Offset, Is.EqualTo(end.Offset));
-        Assert.That(reopened.TailRepair.LengthBytes, Is.EqualTo(1024 + 8));
+        Assert.That(reopened.TailRepair!.Offset, Is.EqualTo(logEnd));
+        Assert.That(reopened.TailRepair.LengthBytes, Is.EqualTo(end.Offset + 1024 + 8 - logEnd));
         Assert.That(WalTestKit.ReadAll(reopened), Has.Count.EqualTo(5));
-        Assert.That(reopened.EndPosition, Is.EqualTo(end));
+        Assert.That(reopened.EndPosition, Is.EqualTo(new WalPosition(end.Sequence, logEnd)));
     }
 
     [Test]
