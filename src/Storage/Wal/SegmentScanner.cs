@@ -95,6 +95,15 @@ internal sealed class SegmentScanner : IDisposable
             Sequence: BinaryPrimitives.ReadInt64LittleEndian(payload[16..]),
             FirstIndex: BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]),
             PreviousCrc: BinaryPrimitives.ReadUInt32LittleEndian(payload[32..]));
+        if (header.Magic == WalFormat.SegmentMagic && header.Version == 1
+            && BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) == Crc32C.Append(Crc32C.Append(header.PreviousCrc, frame[..16]), payload))
+        {
+            // An intact version-1 header (its crc at bytes 16-19, over bytes 0-15): not damage but
+            // a format this build does not read. Version 1 was written only by pre-release builds
+            // and nothing with it was published, so there is no conversion (docs/formats.md).
+            throw new NotSupportedException($"'{Path}' is a write-ahead log segment in format version 1; this build reads only version {WalFormat.FormatVersion} and does not convert pre-release logs. Read it with the build that wrote it, or start a new log directory.");
+        }
+
         uint stored = BinaryPrimitives.ReadUInt32LittleEndian(frame[20..]);
         uint computed = Crc32C.Append(Crc32C.Append(header.PreviousCrc, frame[..20]), payload);
         if (computed != stored)
@@ -102,16 +111,9 @@ internal sealed class SegmentScanner : IDisposable
             throw new CorruptionException(Path, 0, $"The segment header fails its crc (stored {stored:x8}, computed {computed:x8}).");
         }
 
-        if (header.Magic != WalFormat.SegmentMagic)
+        if (header.Magic != WalFormat.SegmentMagic || header.Version != WalFormat.FormatVersion)
         {
-            throw new CorruptionException(Path, 0, $"Unknown segment magic {header.Magic:x16}.");
-        }
-
-        if (header.Version != WalFormat.FormatVersion)
-        {
-            // Not damage (the header's crc matched): a format this build does not read. Version 1
-            // was written only by pre-release builds, so there is no conversion (docs/formats.md).
-            throw new NotSupportedException($"'{Path}' is a write-ahead log segment in format version {header.Version}; this build reads only version {WalFormat.FormatVersion} and does not convert older pre-release logs. Read it with the build that wrote it, or start a new log directory.");
+            throw new CorruptionException(Path, 0, $"Unknown segment magic {header.Magic:x16} or version {header.Version}.");
         }
 
         if (header.Sequence != expectedSequence || header.FirstIndex != expectedFirstIndex
@@ -227,8 +229,9 @@ internal sealed class SegmentScanner : IDisposable
                 continue;
             }
 
+            // The frame may end in zero padding past the last non-zero byte: bound it by the limit, not by end.
             uint seed = BinaryPrimitives.ReadUInt32LittleEndian(Fill(p + 20, sizeof(uint)));
-            if (TryVerifyFrameFrom(next, end, seed, out long claimed) && claimed > damageOffset)
+            if (TryVerifyFrameFrom(next, _limit, seed, out long claimed) && claimed > damageOffset)
             {
                 frameOffset = next;
                 syncedOffset = claimed;

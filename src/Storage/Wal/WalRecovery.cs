@@ -4,11 +4,10 @@ using EmbeddedRaft.Storage.IO;
 namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
-/// The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>.
-/// NeedsSyncMark is true when the last segment's last frame is a record (not its header or a sync
-/// mark): a clean close should then append a sync mark that proves it durable.
+/// The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>. Every
+/// record before <c>TailOffset</c> is durable and proven so by a frame's synced word (a sync mark).
 /// </summary>
-internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile LastSegment, long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair, bool NeedsSyncMark);
+internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile LastSegment, long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair);
 
 /// <summary>
 /// Opening a log directory: find the segments, check their headers and sequence, scan the last
@@ -34,7 +33,7 @@ internal static class WalRecovery
         {
             var header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, out uint crc);
             var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header));
-            return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, 0, null, NeedsSyncMark: false);
+            return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, 0, null);
         }
 
         for (int i = 0; i < segments.Count - 1; i++)
@@ -60,7 +59,18 @@ internal static class WalRecovery
             // unflushed bytes in the page cache): the log then starts with its durable position at
             // the tail, and the synced word of the next frame may claim it.
             segment.Flush();
-            return new RecoveredLog(segments, segment, tailOffset, tailCrc, lastIndex, repair, needsSyncMark);
+            if (needsSyncMark)
+            {
+                // Records a crash left unproven (no later frame claims them) are proven now, so
+                // damage to them after this open is refused. After the flush above, never before it:
+                // the mark must not reach the disk ahead of the bytes it claims.
+                byte[] mark = WalFormat.BuildSyncMarkFrame(tailOffset, tailCrc, out tailCrc);
+                segment.Write(tailOffset, mark);
+                segment.Flush();
+                tailOffset += mark.Length;
+            }
+
+            return new RecoveredLog(segments, segment, tailOffset, tailCrc, lastIndex, repair);
         }
         catch
         {

@@ -61,6 +61,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private ulong _lastIndex;
     // True when a record was appended after the last frame that proves it durable (a sync mark):
     // a clean close then appends a sync mark (docs/formats.md, "Open: torn tail or corruption").
+    // False at open: Open leaves every recovered record proven.
     private bool _needsSyncMark;
     private long _bufferedBytes;
     private bool _drainRequested;
@@ -111,7 +112,6 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _tailOffset = recovered.TailOffset;
         _tailCrc = recovered.TailCrc;
         _lastIndex = recovered.LastIndex;
-        _needsSyncMark = recovered.NeedsSyncMark;
         _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
         TailRepair = recovered.Repair;
         _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, options.WriteBufferSizeBytes);
@@ -189,13 +189,19 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// repairing a torn tail (see <see cref="TailRepair"/>).
     /// </summary>
     /// <exception cref="StorageLockedException">Another open log (in this process or another) holds the directory.</exception>
-    /// <exception cref="CorruptionException">A segment is missing, a header is damaged, or the last segment holds damage a torn write cannot explain. Nothing is repaired then.</exception>
-    /// <exception cref="IOException">The file system failed.</exception>
+    /// <exception cref="CorruptionException">A segment is missing (a hole in the sequence, or the last one, whose predecessor's trailer names it: <see cref="CorruptionException.Path"/> is the missing file), a header is damaged, or the last segment holds damage a torn write cannot explain (including damage a later frame proves was durable). Nothing is repaired then.</exception>
+    /// <exception cref="NotSupportedException">The log was written in format version 1 by a pre-release build; it is not converted.</exception>
+    /// <exception cref="IOException"><paramref name="directory"/> is an existing regular file, or the file system failed.</exception>
     public static WriteAheadLog Open(IFileSystem fileSystem, string directory, WalOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= WalOptions.Default;
+        if (fileSystem.FileExists(directory))
+        {
+            throw new IOException($"Cannot open a write-ahead log in '{directory}': it is a regular file, not a directory.");
+        }
+
         fileSystem.CreateDirectory(directory);
         var directoryLock = fileSystem.AcquireExclusiveLock(Path.Combine(directory, WalFormat.LockFileName));
         try

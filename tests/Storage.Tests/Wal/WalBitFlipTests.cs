@@ -39,7 +39,7 @@ public sealed class WalBitFlipTests
         int refused = 0, repaired = 0, untouched = 0;
         for (int trial = 0; trial < 150; trial++)
         {
-            var fs = Clone(original, segments, seed + trial);
+            var fs = WalTestKit.CloneDurably(original, segments, seed + trial);
             int segmentNumber = random.Next(segments.Count);
             string path = segments[segmentNumber];
             bool isLast = segmentNumber == segments.Count - 1;
@@ -107,23 +107,5 @@ public sealed class WalBitFlipTests
 
         starts.Add(end);
         return starts;
-    }
-
-    private static FaultInjectingFileSystem Clone(FaultInjectingFileSystem source, List<string> segments, int seed)
-    {
-        var copy = new FaultInjectingFileSystem(seed);
-        copy.CreateDirectory(WalTestKit.Directory);
-        foreach (string path in segments)
-        {
-            using var from = source.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.ReadOnly);
-            var bytes = new byte[from.Length];
-            from.Read(0, bytes);
-            using var to = copy.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.CreateNew);
-            to.Write(0, bytes);
-            to.Flush();
-        }
-
-        copy.SyncDirectory(WalTestKit.Directory);
-        return copy;
     }
 }
