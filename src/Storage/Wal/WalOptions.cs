@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
@@ -28,8 +31,9 @@ public sealed class WalOptions
     /// <param name="maxRecordSizeBytes">Largest payload <see cref="WriteAheadLog.AppendAsync"/> accepts. Null: <see cref="DefaultMaxRecordSizeBytes"/>, or the largest that fits an empty segment when that is smaller. A frame must fit in one segment after its header record.</param>
     /// <param name="writeBufferSizeBytes">Capacity of one group-commit buffer; a record larger than it gets a buffer of its own. At least 4 KiB.</param>
     /// <param name="maxBufferedBytes">Bytes of appended records that may wait in memory for the writer before appenders wait too (back-pressure). At least <paramref name="writeBufferSizeBytes"/>; null means four buffers.</param>
+    /// <param name="logger">Where repairs are reported: a torn tail cut by <see cref="WriteAheadLog.Open"/> is logged at <see cref="LogLevel.Warning"/> (as well as in <see cref="WriteAheadLog.TailRepair"/>). Null: nowhere (<see cref="NullLogger.Instance"/>).</param>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range, or a record of <paramref name="maxRecordSizeBytes"/> would not fit in a segment.</exception>
-    public WalOptions(long segmentSizeBytes = DefaultSegmentSizeBytes, int? maxRecordSizeBytes = null, int writeBufferSizeBytes = DefaultWriteBufferSizeBytes, long? maxBufferedBytes = null)
+    public WalOptions(long segmentSizeBytes = DefaultSegmentSizeBytes, int? maxRecordSizeBytes = null, int writeBufferSizeBytes = DefaultWriteBufferSizeBytes, long? maxBufferedBytes = null, ILogger? logger = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(segmentSizeBytes, MinSegmentSizeBytes);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(segmentSizeBytes, MaxSegmentSizeBytes);
@@ -56,6 +60,7 @@ public sealed class WalOptions
         MaxRecordSizeBytes = maxRecord;
         WriteBufferSizeBytes = writeBufferSizeBytes;
         MaxBufferedBytes = maxBuffered;
+        Logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>Size every segment file is preallocated to.</summary>
@@ -69,4 +74,7 @@ public sealed class WalOptions
 
     /// <summary>Bytes that may wait in memory for the writer before appenders are held back.</summary>
     public long MaxBufferedBytes { get; }
+
+    /// <summary>Where repairs are reported (a warning each).</summary>
+    public ILogger Logger { get; }
 }

@@ -169,10 +169,12 @@ internal static class WalRecovery
         scanner.ReadHeader(info.Sequence, info.FirstIndex);
         ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
         bool lastIsRecord = false;
+        long provenDurable = WalFormat.SegmentHeaderFrameSizeBytes; // a named segment's header is durable
         ScanStatus status;
         while ((status = scanner.Next()) == ScanStatus.Frame)
         {
             lastIsRecord = scanner.Type != WalFormat.SegmentHeaderType;
+            provenDurable = Math.Max(provenDurable, scanner.SyncedOffset);
             if (scanner.Index != 0)
             {
                 lastIndex = scanner.Index;
@@ -207,7 +209,8 @@ internal static class WalRecovery
         }
 
         segment.Flush();
-        return (cut, tailCrc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason), lastIsRecord);
+        InvariantViolationException.Check(provenDurable <= cut, "A valid frame never claims more than the offsets before it.");
+        return (cut, tailCrc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason, provenDurable), lastIsRecord);
     }
 
     /// <summary>Copies [cut, end) of the segment to a new side file and makes it durable before anything is zeroed.</summary>

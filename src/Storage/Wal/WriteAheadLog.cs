@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using EmbeddedRaft.Storage.IO;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.Wal;
 
@@ -37,6 +38,12 @@ namespace EmbeddedRaft.Storage.Wal;
 /// </remarks>
 public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 {
+    private static readonly Action<ILogger, string, long, long, string, string, long, Exception?> s_logTailRepaired =
+        LoggerMessage.Define<string, long, long, string, string, long>(
+            LogLevel.Warning,
+            new EventId(1, "WalTailRepaired"),
+            "Write-ahead log '{SegmentPath}': cut a torn tail at offset {Offset} ({LengthBytes} bytes, kept in '{SideFilePath}'): {Reason} Every byte before offset {ProvenDurableOffset} was proven durable and is kept.");
+
     private readonly object _lock = new();
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
@@ -132,7 +139,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <summary>The directory holding the segments.</summary>
     public string Directory => _directory;
 
-    /// <summary>What <see cref="Open"/> cut from a torn tail, or null when the log ended cleanly.</summary>
+    /// <summary>What <see cref="Open"/> cut from a torn tail (file, offset, bytes cut, side file, reason, and how far the log was proven durable), or null when the log ended cleanly. Also logged as a warning through <see cref="WalOptions.Logger"/>.</summary>
     public WalTailRepair? TailRepair { get; }
 
     /// <summary>The index of the last record appended with a non-zero index (in append order, so it can go down after Raft truncates its log).</summary>
@@ -207,6 +214,11 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         try
         {
             var recovered = WalRecovery.Recover(fileSystem, directory, options);
+            if (recovered.Repair is { } repair)
+            {
+                s_logTailRepaired(options.Logger, repair.SegmentPath, repair.Offset, repair.LengthBytes, repair.SideFilePath, repair.Reason, repair.ProvenDurableOffset, null);
+            }
+
             return new WriteAheadLog(fileSystem, directory, options, directoryLock, recovered);
         }
         catch

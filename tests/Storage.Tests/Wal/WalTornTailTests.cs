@@ -1,6 +1,8 @@
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
 
@@ -125,6 +127,40 @@ public sealed class WalTornTailTests
         var indexes = WalTestKit.ReadAll(reopened).Select(r => r.Index).ToList();
         Assert.That(indexes, Is.EqualTo(Enumerable.Range(1, indexes.Count).Select(i => (ulong)i)), "a prefix");
         Assert.That(indexes, Has.Count.GreaterThanOrEqualTo(10), "every synced record");
+    }
+
+    [Test]
+    public async Task ARepairIsReportedToTheCallerAndLoggedAsAWarning()
+    {
+        var fs = new FaultInjectingFileSystem(33);
+        var logger = new RecordingLogger();
+        var options = new WalOptions(segmentSizeBytes: 64 * 1024, maxRecordSizeBytes: 1024, writeBufferSizeBytes: 4096, logger: logger);
+        WalPosition end;
+        string segment;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            for (ulong i = 1; i <= 5; i++)
+            {
+                await log.AppendAsync(1, new byte[100], i);
+            }
+
+            end = log.EndPosition;
+            segment = log.SegmentPaths[^1];
+        }
+
+        // Bytes a lost write left past the end of the log (after the close's sync mark).
+        long logEnd = end.Offset + WalFormat.SyncMarkFrameSizeBytes;
+        OverwriteDurably(fs, segment, logEnd + 512, [9, 9, 9, 9, 9, 9, 9, 9]);
+        Assert.That(logger.Entries, Is.Empty, "a clean open logs nothing");
+
+        await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        var repair = reopened.TailRepair!;
+        Assert.That((repair.SegmentPath, repair.Offset, repair.LengthBytes), Is.EqualTo((segment, logEnd, 512 + 8L)));
+        Assert.That(repair.ProvenDurableOffset, Is.EqualTo(end.Offset), "the sync mark proved every record durable");
+        Assert.That(fs.FileExists(repair.SideFilePath), Is.True);
+        var warning = logger.Entries.Single();
+        Assert.That(warning.Level, Is.EqualTo(LogLevel.Warning));
+        Assert.That(warning.Message, Does.Contain(segment).And.Contain(repair.SideFilePath).And.Contain(logEnd.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     internal static void OverwriteDurably(FaultInjectingFileSystem fs, string path, long offset, byte[] bytes)
