@@ -64,6 +64,7 @@ internal static class WalRecovery
                 // Records a crash left unproven (no later frame claims them) are proven now, so
                 // damage to them after this open is refused. After the flush above, never before it:
                 // the mark must not reach the disk ahead of the bytes it claims.
+                InvariantViolationException.Check(tailOffset + WalFormat.SyncMarkFrameSizeBytes <= segment.Length - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark before its trailer.");
                 byte[] mark = WalFormat.BuildSyncMarkFrame(tailOffset, tailCrc, out tailCrc);
                 segment.Write(tailOffset, mark);
                 segment.Flush();

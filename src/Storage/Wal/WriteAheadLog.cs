@@ -674,23 +674,33 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         byte[] mark;
         long offset;
+        uint crc;
         lock (_lock)
         {
+            // Closing: appends are refused from here on, so the tail cannot move under us.
             var tail = new WalPosition(_tailSequence, _tailOffset);
             if (_failure is not null || !_needsSyncMark || _durableEnd != tail || _writtenEnd != tail)
             {
                 return;
             }
 
-            InvariantViolationException.Check(_tailOffset + WalFormat.SyncMarkFrameSizeBytes <= _options.SegmentSizeBytes - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark.");
             offset = _tailOffset;
-            mark = WalFormat.BuildSyncMarkFrame(offset, _tailCrc, out uint crc);
-            _tailCrc = crc;
-            _tailOffset += mark.Length;
-            _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
-            _needsSyncMark = false;
+            mark = WalFormat.BuildSyncMarkFrame(offset, _tailCrc, out crc);
         }
 
+        long fileLength;
+        try
+        {
+            fileLength = _segmentFile.Length;
+        }
+        catch (Exception)
+        {
+            return; // as below: the records are durable; the mark is an extra proof
+        }
+
+        // The room is relative to the file: a segment created under a larger SegmentSizeBytes keeps
+        // its own length. The append rule keeps it (records stop SegmentReservedEndBytes short).
+        InvariantViolationException.Check(offset + mark.Length <= fileLength - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark before its trailer.");
         try
         {
             _segmentFile.Write(offset, mark);
@@ -700,6 +710,15 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         {
             // Whatever failed (an IO error, a simulated crash), the records before the mark are
             // durable already; a mark lost or torn here is cut by the next Open as a torn tail.
+            return;
+        }
+
+        lock (_lock)
+        {
+            _tailCrc = crc;
+            _tailOffset += mark.Length;
+            _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
+            _needsSyncMark = false;
         }
     }
 
