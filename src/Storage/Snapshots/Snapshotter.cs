@@ -38,7 +38,7 @@ public sealed class Snapshotter : IDisposable
     private readonly SnapshotOptions _options;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly IDisposable _directoryLock;
-    private bool _disposed; // guarded by _gate
+    private bool _disposed; // written under _gate; read without it only to fail fast
 
     /// <summary>Creates a snapshotter for <paramref name="directory"/>, creating the directory when missing, and locks the directory.</summary>
     /// <exception cref="StorageLockedException">Another snapshotter (in this process or another) uses the directory.</exception>
@@ -68,6 +68,7 @@ public sealed class Snapshotter : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">The membership is larger than <see cref="SnapshotOptions.MaxMembershipSizeBytes"/>.</exception>
     /// <exception cref="IOException">The file system failed; the previous snapshots are untouched.</exception>
+    /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
     /// <remarks>If <paramref name="writeData"/> throws, the partial file is deleted and the exception propagates.</remarks>
     public async ValueTask<string> SaveAsync(SnapshotMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
     {
