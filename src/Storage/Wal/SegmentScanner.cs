@@ -207,7 +207,10 @@ internal sealed class SegmentScanner : IDisposable
     /// The chain through the damage is lost, so a frame is taken as genuine when it is the second
     /// of two adjacent frames that check against each other: at an 8-aligned offset p a length
     /// word decodes, and the frame right after it verifies its crc continued from the crc stored
-    /// at p (and its padding and synced word are well-formed). Chance data passes this with
+    /// at p (and its padding and synced word are well-formed); for the damaged frame itself also
+    /// continued from the crc its bytes give on the chain before it, which is the right one when
+    /// the damage hit only its stored crc (then the frame after it is proof even when it is the
+    /// last, such as a sync mark). Chance data passes this with
     /// probability about 2^-56 per offset. Checking every 8-aligned offset, not only the damaged
     /// frame's successor, also finds proof when the damage hit the stored crc or a length word,
     /// or zeroed a whole sector (a zero word does not say where the next frame starts). The scan
@@ -237,11 +240,28 @@ internal sealed class SegmentScanner : IDisposable
                 syncedOffset = claimed;
                 return true;
             }
+
+            // When the damage hit only the damaged frame's stored crc, its successor chains from
+            // the crc its intact bytes give, continued from the chain before the damage (Crc).
+            if (p == damageOffset && next <= _limit
+                && TryVerifyFrameFrom(next, _limit, ChainedCrcOf(p, length), out claimed) && claimed > damageOffset)
+            {
+                frameOffset = next;
+                syncedOffset = claimed;
+                return true;
+            }
         }
 
         frameOffset = 0;
         syncedOffset = 0;
         return false;
+    }
+
+    /// <summary>The crc the frame at <paramref name="offset"/> would carry, continued from the chain's <see cref="Crc"/>.</summary>
+    private uint ChainedCrcOf(long offset, int payloadLength)
+    {
+        var frame = Fill(offset, WalFormat.FrameHeaderSizeBytes + payloadLength);
+        return Crc32C.Append(Crc32C.Append(Crc, frame[..20]), frame.Slice(WalFormat.FrameHeaderSizeBytes, payloadLength));
     }
 
     /// <summary>True when a well-formed frame at <paramref name="offset"/>, before <paramref name="end"/>, verifies its crc continued from <paramref name="seed"/>; returns its synced offset.</summary>

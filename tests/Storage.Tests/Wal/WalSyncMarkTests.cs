@@ -73,4 +73,29 @@ public sealed class WalSyncMarkTests
         Assert.That((error!.Path, error.Offset), Is.EqualTo((segment, last.Offset)));
         Assert.That(error.Reason, Does.Contain("appended after a flush"));
     }
+
+    [TestCase(20)]
+    [TestCase(23)]
+    public async Task AFlipInTheLastRecordsStoredCrcIsStillProvenByTheMarkAfterIt(int crcByte)
+    {
+        // The mark chains from the record's true crc, not from the damaged stored one: the proof
+        // search also continues the chain through the damaged frame's intact bytes.
+        var fs = new FaultInjectingFileSystem(82);
+        var options = WalTestKit.SmallSegments(segmentSizeBytes: 64 * 1024, maxRecordSizeBytes: 4096);
+        var random = new Random(82);
+        WalPosition last;
+        string segment;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            await log.AppendAsync(1, WalTestKit.Payload(random, 10, 10), 1);
+            last = await log.AppendAsync(1, WalTestKit.PayloadWithZeroPiece(random, 1500, 1500), 2);
+            segment = log.SegmentPaths[^1];
+        }
+
+        fs.FlipBit(segment, last.Offset + crcByte, 7);
+
+        var error = Assert.Throws<CorruptionException>(() => WriteAheadLog.Open(fs, WalTestKit.Directory, options));
+        Assert.That((error!.Path, error.Offset), Is.EqualTo((segment, last.Offset)));
+        Assert.That(error.Reason, Does.Contain("appended after a flush"));
+    }
 }
