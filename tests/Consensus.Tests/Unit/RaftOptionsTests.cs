@@ -1,10 +1,47 @@
 using EmbeddedRaft.Consensus.Tests.Support;
+using EmbeddedRaft.TestSupport;
 
 namespace EmbeddedRaft.Consensus.Tests.Unit;
 
 public class RaftOptionsTests
 {
     private static readonly ulong[] s_three = [1, 2, 3];
+
+    [Test]
+    public void OptionsBindFromConfigurationAsAHostedServiceBindsThem()
+    {
+        var options = OptionsBinding.Bind<RaftOptions>(new Dictionary<string, string?>
+        {
+            ["Id"] = "7",
+            ["ElectionTimeoutTicks"] = "20",
+            ["HeartbeatTimeoutTicks"] = "2",
+            ["PreVote"] = "true",
+            ["CheckQuorum"] = "true",
+            ["ReadOnlyMode"] = "LeaseBased",
+            ["LeaseDriftMarginTicks"] = "3",
+            ["RandomSeed"] = "99",
+        });
+
+        Assert.That(options, Is.EqualTo(new RaftOptions(7)
+        {
+            ElectionTimeoutTicks = 20,
+            HeartbeatTimeoutTicks = 2,
+            PreVote = true,
+            CheckQuorum = true,
+            ReadOnlyMode = ReadOnlyMode.LeaseBased,
+            LeaseDriftMarginTicks = 3,
+            RandomSeed = 99,
+        }));
+    }
+
+    [Test]
+    public void ABoundValueOutOfRangeFailsNamingTheOption()
+    {
+        var error = Assert.Catch(() => OptionsBinding.Bind<RaftOptions>(new Dictionary<string, string?> { ["Id"] = "1", ["ElectionTimeoutTicks"] = "0" }));
+        var cause = OptionsBinding.Innermost(error!);
+        Assert.That(cause, Is.TypeOf<ArgumentOutOfRangeException>());
+        Assert.That(((ArgumentOutOfRangeException)cause).ParamName, Is.EqualTo(nameof(RaftOptions.ElectionTimeoutTicks)));
+    }
 
     [Test]
     public void NodeIdZeroIsRefused() =>
