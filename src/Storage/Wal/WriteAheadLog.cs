@@ -195,6 +195,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// there are none. Checks every segment's header and scans the last segment to its end,
     /// repairing a torn tail (see <see cref="TailRepair"/>).
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="options"/> break a rule between options (a record of <see cref="WalOptions.MaxRecordSizeBytes"/> must fit in a segment; <see cref="WalOptions.MaxBufferedBytes"/> must hold one buffer).</exception>
     /// <exception cref="StorageLockedException">Another open log (in this process or another) holds the directory.</exception>
     /// <exception cref="CorruptionException">A segment is missing (a hole in the sequence, or the last one, whose predecessor's trailer names it: <see cref="CorruptionException.Path"/> is the missing file), a header is damaged, or the last segment holds damage a torn write cannot explain (including damage a later frame proves was durable). Nothing is repaired then.</exception>
     /// <exception cref="NotSupportedException">The log was written in format version 1 by a pre-release build; it is not converted.</exception>
@@ -204,6 +205,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= WalOptions.Default;
+        options.Validate();
         if (fileSystem.FileExists(directory))
         {
             throw new IOException($"Cannot open a write-ahead log in '{directory}': it is a regular file, not a directory.");

@@ -33,7 +33,7 @@ public sealed class WalGroupCommitTests
     public async Task ManyConcurrentAppendersCostFarFewerFlushesThanAppends()
     {
         var fs = new FaultInjectingFileSystem(71);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         long flushesBefore = fs.FlushCount;
         // The first flush waits until the test has queued the whole burst, so batching does not depend on timing.
         using var hold = new FirstFlushHold(fs);
@@ -54,7 +54,7 @@ public sealed class WalGroupCommitTests
     public async Task ALoneSyncedAppendCostsOneWriteAndOneFlushAndCompletesSynchronously()
     {
         var fs = new FaultInjectingFileSystem(73);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 1024 * 1024 });
         await log.AppendAsync(1, new byte[10], 1);
         await log.WhenWriterIdleAsync();
         for (ulong i = 2; i <= 20; i++)
@@ -72,7 +72,7 @@ public sealed class WalGroupCommitTests
     public async Task EveryWaiterOfALargeGroupResumesOnAPoolThreadNeverOnTheWriter()
     {
         var fs = new FaultInjectingFileSystem(74);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         using var hold = new FirstFlushHold(fs);
         var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
         hold.Entered.Wait();
@@ -89,7 +89,7 @@ public sealed class WalGroupCommitTests
     public async Task ALoneAppenderCommitsInlineAgainAfterABurst()
     {
         var fs = new FaultInjectingFileSystem(75);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         using (var hold = new FirstFlushHold(fs))
         {
             var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
@@ -135,7 +135,7 @@ public sealed class WalGroupCommitTests
     public async Task TheNextGroupIsWrittenWhileThePreviousOneFlushesAndCompletesOnlyAfterAFlushOfItsOwn()
     {
         var fs = new FaultInjectingFileSystem(76);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         await MakeConcurrentAsync(log, fs);
 
         using var flushEntered = new ManualResetEventSlim();
@@ -192,7 +192,7 @@ public sealed class WalGroupCommitTests
     public async Task UnsyncedAppendsAllocateNothingOnTheAppendersThread()
     {
         var fs = new FaultInjectingFileSystem(72);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 64 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 64 * 1024 * 1024 });
         var payload = new byte[1024];
         // Warm up: fill and write a few group-commit buffers so the pools hold batches.
         for (int i = 0; i < 4000; i++)

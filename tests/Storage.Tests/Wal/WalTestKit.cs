@@ -12,7 +12,7 @@ internal static class WalTestKit
 
     /// <summary>Small segments so that a few dozen records cut many segments.</summary>
     public static WalOptions SmallSegments(long segmentSizeBytes = 4096, int maxRecordSizeBytes = 1024) =>
-        new(segmentSizeBytes: segmentSizeBytes, maxRecordSizeBytes: maxRecordSizeBytes, writeBufferSizeBytes: 4096, maxBufferedBytes: 64 * 1024);
+        new() { SegmentSizeBytes = segmentSizeBytes, MaxRecordSizeBytes = maxRecordSizeBytes, WriteBufferSizeBytes = 4096, MaxBufferedBytes = 64 * 1024 };
 
     /// <summary>The seeds a randomized test runs: WAL_SEED=N runs just N; otherwise <paramref name="count"/> seeds from <paramref name="first"/> (more with STORAGE_SOAK_SEEDS=N).</summary>
     public static IEnumerable<int> Seeds(int first, int count) => TestSeeds.Choose("WAL_SEED", "STORAGE_SOAK_SEEDS", first, count);
