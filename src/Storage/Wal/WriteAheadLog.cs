@@ -32,9 +32,11 @@ namespace EmbeddedRaft.Storage.Wal;
 /// <para>Thread-safety. Every member may be called from any thread concurrently. Records are
 /// ordered by the order in which their <see cref="AppendAsync"/> calls take the log's lock.
 /// One instance per directory: <see cref="Open"/> takes an exclusive lock on it.</para>
-/// <para>Failure. If a write or flush fails, the log stops: waiting appends fail with that
-/// exception and later calls throw an <see cref="IOException"/>. Dispose and reopen it; opening
-/// repairs what the failure left.</para>
+/// <para>Failure. If a write or flush fails, the log stops: the appends and syncs pending then
+/// fail with the file system's exception, and every later append or sync throws
+/// <see cref="StorageFaultedException"/> whose <see cref="Exception.InnerException"/> is that first
+/// failure. Dispose and reopen it; opening repairs what the failure left and recovers exactly what
+/// is durable.</para>
 /// </remarks>
 public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 {
@@ -243,7 +245,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <returns>Where the record was placed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="recordType"/> is 0 or the payload exceeds <see cref="WalOptions.MaxRecordSizeBytes"/>.</exception>
     /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
-    /// <exception cref="IOException">The log stopped after a failed write or flush. A synced append whose own write or flush fails throws (or faults its task with) the file system's exception; the record may or may not be durable then, and the log accepts nothing more until reopened.</exception>
+    /// <exception cref="StorageFaultedException">The log stopped after an earlier failed write or flush (<see cref="Exception.InnerException"/> is that failure); it accepts nothing more until disposed and reopened.</exception>
+    /// <exception cref="IOException">This append's own write or flush failed (the file system's exception; the task faults with it): the record may or may not be durable, and the log is faulted from then on.</exception>
     public ValueTask<WalPosition> AppendAsync(byte recordType, ReadOnlyMemory<byte> payload, ulong index = 0, bool sync = true, CancellationToken cancellationToken = default)
     {
         if (recordType == WalFormat.SegmentHeaderType)
@@ -292,7 +295,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
     /// <summary>Completes when every record appended before the call is durable.</summary>
     /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
-    /// <exception cref="IOException">The log stopped after a failed write or flush.</exception>
+    /// <exception cref="StorageFaultedException">The log stopped after an earlier failed write or flush (<see cref="Exception.InnerException"/> is that failure).</exception>
+    /// <exception cref="IOException">The write or flush this sync waited on failed (the file system's exception); the log is faulted from then on.</exception>
     public ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -592,7 +596,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         ObjectDisposedException.ThrowIf(_disposed || _closing, this);
         if (_failure is not null)
         {
-            ThrowHelper.ThrowFailed(_failure);
+            ThrowHelper.ThrowFailed(_directory, _failure);
         }
     }
 
@@ -1079,7 +1083,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
             if (_failure is not null)
             {
-                ThrowHelper.ThrowFailed(_failure);
+                ThrowHelper.ThrowFailed(_directory, _failure);
             }
 
             _cutting = true;
@@ -1231,7 +1235,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             failure = _failure!;
         }
 
-        ThrowHelper.ThrowFailed(failure);
+        ThrowHelper.ThrowFailed(_directory, failure);
     }
 
     /// <summary>Completes <see cref="WhenWriterIdleAsync"/> when neither thread has anything left to do.</summary>
@@ -1295,7 +1299,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         [DoesNotReturn]
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void ThrowFailed(Exception failure) =>
-            throw new IOException("The write-ahead log stopped after a failed write or flush; records after its durable position may be lost. Dispose it and open it again.", failure);
+        public static void ThrowFailed(string directory, Exception failure) =>
+            throw new StorageFaultedException(directory, failure);
     }
 }
