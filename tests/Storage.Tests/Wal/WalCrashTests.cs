@@ -149,7 +149,7 @@ public sealed class WalCrashTests
 
         try
         {
-            await Task.WhenAll(Enumerable.Range(0, 4).Select(w => Task.Run(() => AppenderAsync(w))));
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(w => Task.Run(() => AppenderAsync(w)))).WithinLimitAsync("the four appenders to finish or crash");
             await log.SyncAsync();
             lock (order)
             {
