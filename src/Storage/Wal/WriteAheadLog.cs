@@ -50,6 +50,9 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
     private readonly WalOptions _options;
+    // Copied from _options once: their getters derive unset values, and appends read them each time.
+    private readonly int _maxRecordSizeBytes;
+    private readonly long _maxBufferedBytes;
     private readonly IDisposable _directoryLock;
     private readonly Thread _writerThread;
     private readonly Thread _syncerThread;
@@ -114,6 +117,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _fileSystem = fileSystem;
         _directory = directory;
         _options = options;
+        _maxRecordSizeBytes = options.MaxRecordSizeBytes;
+        _maxBufferedBytes = options.MaxBufferedBytes;
         _directoryLock = directoryLock;
         _segments = recovered.Segments;
         _segmentFile = recovered.LastSegment;
@@ -254,9 +259,9 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             ThrowHelper.ThrowReservedRecordType(nameof(recordType));
         }
 
-        if (payload.Length > _options.MaxRecordSizeBytes)
+        if (payload.Length > _maxRecordSizeBytes)
         {
-            ThrowHelper.ThrowRecordTooLarge(nameof(payload), payload.Length, _options.MaxRecordSizeBytes);
+            ThrowHelper.ThrowRecordTooLarge(nameof(payload), payload.Length, _maxRecordSizeBytes);
         }
 
         cancellationToken.ThrowIfCancellationRequested();
@@ -266,7 +271,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
-            hasSpace = _bufferedBytes == 0 || _bufferedBytes + frameSize <= _options.MaxBufferedBytes;
+            hasSpace = _bufferedBytes == 0 || _bufferedBytes + frameSize <= _maxBufferedBytes;
             if (hasSpace)
             {
                 position = AppendFrameUnsynchronized(recordType, payload.Span, index);
@@ -521,7 +526,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             lock (_lock)
             {
                 ThrowIfUnusableUnsynchronized();
-                if (_bufferedBytes == 0 || _bufferedBytes + WalFormat.FrameSize(payload.Length) <= _options.MaxBufferedBytes)
+                if (_bufferedBytes == 0 || _bufferedBytes + WalFormat.FrameSize(payload.Length) <= _maxBufferedBytes)
                 {
                     appended = AppendUnsynchronized(recordType, payload.Span, index, sync);
                 }
