@@ -4,19 +4,6 @@ using EmbeddedRaft.Storage.IO;
 
 namespace EmbeddedRaft.Storage.Wal;
 
-/// <summary>What <see cref="SegmentScanner.Next"/> found at the scanner's offset.</summary>
-internal enum ScanStatus
-{
-    /// <summary>A valid frame whose chained crc matches; the scanner moved past it.</summary>
-    Frame,
-
-    /// <summary>A zero length word, or no room for one before the limit: no frame starts here.</summary>
-    End,
-
-    /// <summary>A frame that fails a check; the scanner did not move. See <see cref="SegmentScanner.BadReason"/>.</summary>
-    Bad,
-}
-
 /// <summary>
 /// Reads the frames of one segment file in order through one pooled buffer (bounded memory: the
 /// buffer grows only to hold the largest frame), verifying the crc chain as it goes.
@@ -381,6 +368,3 @@ internal sealed class SegmentScanner : IDisposable
         return _buffer.AsSpan(0, Math.Min(count, _bufferCount));
     }
 }
-
-/// <summary>The decoded payload of a segment's header record.</summary>
-internal readonly record struct SegmentHeader(ulong Magic, uint Version, long Sequence, ulong FirstIndex, uint PreviousCrc);

@@ -73,9 +73,3 @@ internal sealed class WalBatch
         }
     }
 }
-
-/// <summary>A segment the writer must create: its name's parts and its complete header frame.</summary>
-internal sealed record SegmentCut(long Sequence, ulong FirstIndex, byte[] HeaderFrame);
-
-/// <summary>One segment file of the log, as its name says.</summary>
-internal sealed record SegmentInfo(long Sequence, ulong FirstIndex, string Path);

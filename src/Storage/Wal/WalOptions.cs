@@ -4,18 +4,30 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
-/// Settings of a <see cref="WriteAheadLog"/>, validated when constructed. Immutable and safe to share.
+/// Settings of a <see cref="WriteAheadLog"/>. Each property checks its own range when set and
+/// throws <see cref="ArgumentOutOfRangeException"/> whose <see cref="ArgumentException.ParamName"/>
+/// is the property's name; rules between properties (a record must fit in a segment, the
+/// back-pressure limit must hold one buffer) are checked by <see cref="WriteAheadLog.Open"/>, which
+/// throws <see cref="ArgumentException"/> naming both options.
 /// </summary>
-public sealed class WalOptions
+/// <remarks>
+/// An immutable record with a parameterless constructor and <c>init</c> accessors, so it binds from
+/// Microsoft.Extensions.Configuration; vary it with <c>WalOptions.Default with { SegmentSizeBytes = ... }</c>.
+/// Thread-safe to share.
+/// </remarks>
+public sealed record WalOptions
 {
-    /// <summary>The default segment size: 64 MiB, as etcd.</summary>
+    /// <summary>The default <see cref="SegmentSizeBytes"/>: 64 MiB, as etcd.</summary>
     public const long DefaultSegmentSizeBytes = 64L * 1024 * 1024;
 
     /// <summary>The default largest payload: 16 MiB, or less when the segment cannot hold it.</summary>
     public const int DefaultMaxRecordSizeBytes = 16 * 1024 * 1024;
 
-    /// <summary>The default size of one group-commit buffer: 1 MiB.</summary>
+    /// <summary>The default <see cref="WriteBufferSizeBytes"/>: 1 MiB.</summary>
     public const int DefaultWriteBufferSizeBytes = 1024 * 1024;
+
+    /// <summary>The smallest <see cref="WriteBufferSizeBytes"/> accepted: 4 KiB.</summary>
+    public const int MinWriteBufferSizeBytes = 4096;
 
     /// <summary>The smallest segment size accepted: 4 KiB.</summary>
     public const long MinSegmentSizeBytes = 4096;
@@ -23,58 +35,137 @@ public sealed class WalOptions
     /// <summary>The largest segment size accepted: 16 GiB (a frame records synced offsets as a 32-bit count of 8-byte words).</summary>
     public const long MaxSegmentSizeBytes = WalFormat.MaxSegmentSizeBytes;
 
-    /// <summary>The options used when none are given.</summary>
-    public static WalOptions Default { get; } = new();
+    // Null when not set: the getters derive the value from the others, so "not set" keeps
+    // following SegmentSizeBytes / WriteBufferSizeBytes in a `with` expression.
+    private readonly int? _maxRecordSizeBytes;
+    private readonly long? _maxBufferedBytes;
 
-    /// <summary>Creates validated options.</summary>
-    /// <param name="segmentSizeBytes">Size every segment file is preallocated to; a new segment is cut when the next record does not fit. A multiple of 512, from <see cref="MinSegmentSizeBytes"/> to <see cref="MaxSegmentSizeBytes"/>.</param>
-    /// <param name="maxRecordSizeBytes">Largest payload <see cref="WriteAheadLog.AppendAsync"/> accepts. Null: <see cref="DefaultMaxRecordSizeBytes"/>, or the largest that fits an empty segment when that is smaller. A frame must fit in one segment after its header record.</param>
-    /// <param name="writeBufferSizeBytes">Capacity of one group-commit buffer; a record larger than it gets a buffer of its own. At least 4 KiB.</param>
-    /// <param name="maxBufferedBytes">Bytes of appended records that may wait in memory for the writer before appenders wait too (back-pressure). At least <paramref name="writeBufferSizeBytes"/>; null means four buffers.</param>
-    /// <param name="logger">Where repairs are reported: a torn tail cut by <see cref="WriteAheadLog.Open"/> is logged at <see cref="LogLevel.Warning"/> (as well as in <see cref="WriteAheadLog.TailRepair"/>). Null: nowhere (<see cref="NullLogger.Instance"/>).</param>
-    /// <exception cref="ArgumentOutOfRangeException">A value is out of range, or a record of <paramref name="maxRecordSizeBytes"/> would not fit in a segment.</exception>
-    public WalOptions(long segmentSizeBytes = DefaultSegmentSizeBytes, int? maxRecordSizeBytes = null, int writeBufferSizeBytes = DefaultWriteBufferSizeBytes, long? maxBufferedBytes = null, ILogger? logger = null)
+    /// <summary>Creates options with every default.</summary>
+    public WalOptions()
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(segmentSizeBytes, MinSegmentSizeBytes);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(segmentSizeBytes, MaxSegmentSizeBytes);
-        if (segmentSizeBytes % WalFormat.SectorSizeBytes != 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(segmentSizeBytes), segmentSizeBytes, "The segment size must be a multiple of 512 bytes.");
-        }
-
-        // A record must leave room for the sync mark and the trailer at the segment's end.
-        long largestFitting = segmentSizeBytes - WalFormat.SegmentHeaderFrameSizeBytes - WalFormat.FrameHeaderSizeBytes - WalFormat.SegmentReservedEndBytes;
-        largestFitting -= largestFitting % WalFormat.Alignment;
-        int maxRecord = maxRecordSizeBytes ?? (int)Math.Min(DefaultMaxRecordSizeBytes, largestFitting);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRecord, nameof(maxRecordSizeBytes));
-        if (maxRecord > largestFitting)
-        {
-            throw new ArgumentOutOfRangeException(nameof(maxRecordSizeBytes), maxRecord, $"A record of this size does not fit in a {segmentSizeBytes}-byte segment after its header (at most {largestFitting} bytes).");
-        }
-
-        ArgumentOutOfRangeException.ThrowIfLessThan(writeBufferSizeBytes, 4096);
-        long maxBuffered = maxBufferedBytes ?? 4L * writeBufferSizeBytes;
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxBuffered, writeBufferSizeBytes, nameof(maxBufferedBytes));
-
-        SegmentSizeBytes = segmentSizeBytes;
-        MaxRecordSizeBytes = maxRecord;
-        WriteBufferSizeBytes = writeBufferSizeBytes;
-        MaxBufferedBytes = maxBuffered;
-        Logger = logger ?? NullLogger.Instance;
     }
 
-    /// <summary>Size every segment file is preallocated to.</summary>
-    public long SegmentSizeBytes { get; }
+    /// <summary>Every default: 64 MiB segments, 16 MiB records, 1 MiB buffers, four buffers of back-pressure, no logging.</summary>
+    public static WalOptions Default { get; } = new();
 
-    /// <summary>Largest payload an append accepts.</summary>
-    public int MaxRecordSizeBytes { get; }
+    /// <summary>
+    /// Size every segment file is preallocated to; a new segment is cut when the next record does
+    /// not fit. A multiple of 512, from <see cref="MinSegmentSizeBytes"/> to <see cref="MaxSegmentSizeBytes"/>.
+    /// Default <see cref="DefaultSegmentSizeBytes"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range or not a multiple of 512 (ParamName "SegmentSizeBytes").</exception>
+    public long SegmentSizeBytes
+    {
+        get;
+        init
+        {
+            if (value is < MinSegmentSizeBytes or > MaxSegmentSizeBytes || value % WalFormat.SectorSizeBytes != 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(SegmentSizeBytes), value, $"{nameof(SegmentSizeBytes)} must be a multiple of {WalFormat.SectorSizeBytes} from {MinSegmentSizeBytes} to {MaxSegmentSizeBytes}.");
+            }
 
-    /// <summary>Capacity of one group-commit buffer.</summary>
-    public int WriteBufferSizeBytes { get; }
+            field = value;
+        }
+    } = DefaultSegmentSizeBytes;
 
-    /// <summary>Bytes that may wait in memory for the writer before appenders are held back.</summary>
-    public long MaxBufferedBytes { get; }
+    /// <summary>
+    /// Largest payload <see cref="WriteAheadLog.AppendAsync"/> accepts. When not set:
+    /// <see cref="DefaultMaxRecordSizeBytes"/>, or the largest payload that fits an empty segment of
+    /// <see cref="SegmentSizeBytes"/> when that is smaller. When set, a frame of this payload must
+    /// fit in one segment after its header record and before the room kept for the sync mark and
+    /// the trailer (checked by <see cref="WriteAheadLog.Open"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to 0 or less (ParamName "MaxRecordSizeBytes").</exception>
+    public int MaxRecordSizeBytes
+    {
+        get => _maxRecordSizeBytes ?? (int)Math.Min(DefaultMaxRecordSizeBytes, LargestRecordFitting(SegmentSizeBytes));
+        init
+        {
+            if (value < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxRecordSizeBytes), value, $"{nameof(MaxRecordSizeBytes)} must be at least 1 (and fit in a segment of {nameof(SegmentSizeBytes)}).");
+            }
 
-    /// <summary>Where repairs are reported (a warning each).</summary>
-    public ILogger Logger { get; }
+            _maxRecordSizeBytes = value;
+        }
+    }
+
+    /// <summary>
+    /// Capacity of one group-commit buffer; a record larger than it gets a buffer of its own. At
+    /// least <see cref="MinWriteBufferSizeBytes"/>. Default <see cref="DefaultWriteBufferSizeBytes"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Below <see cref="MinWriteBufferSizeBytes"/> (ParamName "WriteBufferSizeBytes").</exception>
+    public int WriteBufferSizeBytes
+    {
+        get;
+        init
+        {
+            if (value < MinWriteBufferSizeBytes)
+            {
+                throw new ArgumentOutOfRangeException(nameof(WriteBufferSizeBytes), value, $"{nameof(WriteBufferSizeBytes)} must be at least {MinWriteBufferSizeBytes}.");
+            }
+
+            field = value;
+        }
+    } = DefaultWriteBufferSizeBytes;
+
+    /// <summary>
+    /// Bytes of appended records that may wait in memory for the writer before appenders wait too
+    /// (back-pressure). When not set: four times <see cref="WriteBufferSizeBytes"/>. When set, at
+    /// least <see cref="WriteBufferSizeBytes"/> (checked by <see cref="WriteAheadLog.Open"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set below <see cref="MinWriteBufferSizeBytes"/> (ParamName "MaxBufferedBytes").</exception>
+    public long MaxBufferedBytes
+    {
+        get => _maxBufferedBytes ?? 4L * WriteBufferSizeBytes;
+        init
+        {
+            if (value < MinWriteBufferSizeBytes)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxBufferedBytes), value, $"{nameof(MaxBufferedBytes)} must be at least {MinWriteBufferSizeBytes} (and at least {nameof(WriteBufferSizeBytes)}).");
+            }
+
+            _maxBufferedBytes = value;
+        }
+    }
+
+    /// <summary>
+    /// Where repairs are reported: a torn tail cut by <see cref="WriteAheadLog.Open"/> is logged at
+    /// <see cref="LogLevel.Warning"/> (as well as in <see cref="WriteAheadLog.TailRepair"/>).
+    /// Default: nowhere (<see cref="NullLogger.Instance"/>); null is refused.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">Set to null (ParamName "Logger").</exception>
+    public ILogger Logger
+    {
+        get;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value, nameof(Logger));
+            field = value;
+        }
+    } = NullLogger.Instance;
+
+    /// <summary>Checks the rules between options; called by <see cref="WriteAheadLog.Open"/>.</summary>
+    /// <exception cref="ArgumentException">A record of <see cref="MaxRecordSizeBytes"/> does not fit in a segment, or <see cref="MaxBufferedBytes"/> is below <see cref="WriteBufferSizeBytes"/>.</exception>
+    internal void Validate()
+    {
+        long largestFitting = LargestRecordFitting(SegmentSizeBytes);
+        if (MaxRecordSizeBytes > largestFitting)
+        {
+            throw new ArgumentException($"{nameof(MaxRecordSizeBytes)} ({MaxRecordSizeBytes}) does not fit in a segment of {nameof(SegmentSizeBytes)} ({SegmentSizeBytes}) after its header: at most {largestFitting} bytes.", nameof(MaxRecordSizeBytes));
+        }
+
+        if (MaxBufferedBytes < WriteBufferSizeBytes)
+        {
+            throw new ArgumentException($"{nameof(MaxBufferedBytes)} ({MaxBufferedBytes}) must be at least {nameof(WriteBufferSizeBytes)} ({WriteBufferSizeBytes}).", nameof(MaxBufferedBytes));
+        }
+    }
+
+    // A record must leave room for the segment's header frame, its own frame header, and the sync
+    // mark and trailer at the segment's end; frames are aligned.
+    private static long LargestRecordFitting(long segmentSizeBytes)
+    {
+        long largest = segmentSizeBytes - WalFormat.SegmentHeaderFrameSizeBytes - WalFormat.FrameHeaderSizeBytes - WalFormat.SegmentReservedEndBytes;
+        return largest - (largest % WalFormat.Alignment);
+    }
 }

@@ -4,12 +4,6 @@ using EmbeddedRaft.Storage.IO;
 namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
-/// The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>. Every
-/// record before <c>TailOffset</c> is durable and proven so by a frame's synced word (a sync mark).
-/// </summary>
-internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile LastSegment, long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair);
-
-/// <summary>
 /// Opening a log directory: find the segments, check their headers and sequence, scan the last
 /// one to its end, and repair a torn tail. The rule for the last segment (docs/formats.md):
 /// the log ends at the first frame that is not valid. When that frame can be explained by a torn

@@ -32,9 +32,11 @@ namespace EmbeddedRaft.Storage.Wal;
 /// <para>Thread-safety. Every member may be called from any thread concurrently. Records are
 /// ordered by the order in which their <see cref="AppendAsync"/> calls take the log's lock.
 /// One instance per directory: <see cref="Open"/> takes an exclusive lock on it.</para>
-/// <para>Failure. If a write or flush fails, the log stops: waiting appends fail with that
-/// exception and later calls throw an <see cref="IOException"/>. Dispose and reopen it; opening
-/// repairs what the failure left.</para>
+/// <para>Failure. If a write or flush fails, the log stops: the appends and syncs pending then
+/// fail with the file system's exception, and every later append or sync throws
+/// <see cref="StorageFaultedException"/> whose <see cref="Exception.InnerException"/> is that first
+/// failure. Dispose and reopen it; opening repairs what the failure left and recovers exactly what
+/// is durable.</para>
 /// </remarks>
 public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 {
@@ -48,6 +50,9 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
     private readonly WalOptions _options;
+    // Copied from _options once: their getters derive unset values, and appends read them each time.
+    private readonly int _maxRecordSizeBytes;
+    private readonly long _maxBufferedBytes;
     private readonly IDisposable _directoryLock;
     private readonly Thread _writerThread;
     private readonly Thread _syncerThread;
@@ -112,6 +117,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _fileSystem = fileSystem;
         _directory = directory;
         _options = options;
+        _maxRecordSizeBytes = options.MaxRecordSizeBytes;
+        _maxBufferedBytes = options.MaxBufferedBytes;
         _directoryLock = directoryLock;
         _segments = recovered.Segments;
         _segmentFile = recovered.LastSegment;
@@ -195,6 +202,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// there are none. Checks every segment's header and scans the last segment to its end,
     /// repairing a torn tail (see <see cref="TailRepair"/>).
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="options"/> break a rule between options (a record of <see cref="WalOptions.MaxRecordSizeBytes"/> must fit in a segment; <see cref="WalOptions.MaxBufferedBytes"/> must hold one buffer).</exception>
     /// <exception cref="StorageLockedException">Another open log (in this process or another) holds the directory.</exception>
     /// <exception cref="CorruptionException">A segment is missing (a hole in the sequence, or the last one, whose predecessor's trailer names it: <see cref="CorruptionException.Path"/> is the missing file), a header is damaged, or the last segment holds damage a torn write cannot explain (including damage a later frame proves was durable). Nothing is repaired then.</exception>
     /// <exception cref="NotSupportedException">The log was written in format version 1 by a pre-release build; it is not converted.</exception>
@@ -204,6 +212,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= WalOptions.Default;
+        options.Validate();
         if (fileSystem.FileExists(directory))
         {
             throw new IOException($"Cannot open a write-ahead log in '{directory}': it is a regular file, not a directory.");
@@ -241,7 +250,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <returns>Where the record was placed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="recordType"/> is 0 or the payload exceeds <see cref="WalOptions.MaxRecordSizeBytes"/>.</exception>
     /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
-    /// <exception cref="IOException">The log stopped after a failed write or flush. A synced append whose own write or flush fails throws (or faults its task with) the file system's exception; the record may or may not be durable then, and the log accepts nothing more until reopened.</exception>
+    /// <exception cref="StorageFaultedException">The log stopped after an earlier failed write or flush (<see cref="Exception.InnerException"/> is that failure); it accepts nothing more until disposed and reopened.</exception>
+    /// <exception cref="IOException">This append's own write or flush failed (the file system's exception; the task faults with it): the record may or may not be durable, and the log is faulted from then on.</exception>
     public ValueTask<WalPosition> AppendAsync(byte recordType, ReadOnlyMemory<byte> payload, ulong index = 0, bool sync = true, CancellationToken cancellationToken = default)
     {
         if (recordType == WalFormat.SegmentHeaderType)
@@ -249,9 +259,9 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             ThrowHelper.ThrowReservedRecordType(nameof(recordType));
         }
 
-        if (payload.Length > _options.MaxRecordSizeBytes)
+        if (payload.Length > _maxRecordSizeBytes)
         {
-            ThrowHelper.ThrowRecordTooLarge(nameof(payload), payload.Length, _options.MaxRecordSizeBytes);
+            ThrowHelper.ThrowRecordTooLarge(nameof(payload), payload.Length, _maxRecordSizeBytes);
         }
 
         cancellationToken.ThrowIfCancellationRequested();
@@ -261,7 +271,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
-            hasSpace = _bufferedBytes == 0 || _bufferedBytes + frameSize <= _options.MaxBufferedBytes;
+            hasSpace = _bufferedBytes == 0 || _bufferedBytes + frameSize <= _maxBufferedBytes;
             if (hasSpace)
             {
                 position = AppendFrameUnsynchronized(recordType, payload.Span, index);
@@ -290,7 +300,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
     /// <summary>Completes when every record appended before the call is durable.</summary>
     /// <exception cref="ObjectDisposedException">The log was disposed.</exception>
-    /// <exception cref="IOException">The log stopped after a failed write or flush.</exception>
+    /// <exception cref="StorageFaultedException">The log stopped after an earlier failed write or flush (<see cref="Exception.InnerException"/> is that failure).</exception>
+    /// <exception cref="IOException">The write or flush this sync waited on failed (the file system's exception); the log is faulted from then on.</exception>
     public ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -515,7 +526,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             lock (_lock)
             {
                 ThrowIfUnusableUnsynchronized();
-                if (_bufferedBytes == 0 || _bufferedBytes + WalFormat.FrameSize(payload.Length) <= _options.MaxBufferedBytes)
+                if (_bufferedBytes == 0 || _bufferedBytes + WalFormat.FrameSize(payload.Length) <= _maxBufferedBytes)
                 {
                     appended = AppendUnsynchronized(recordType, payload.Span, index, sync);
                 }
@@ -590,7 +601,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         ObjectDisposedException.ThrowIf(_disposed || _closing, this);
         if (_failure is not null)
         {
-            ThrowHelper.ThrowFailed(_failure);
+            ThrowHelper.ThrowFailed(_directory, _failure);
         }
     }
 
@@ -1077,7 +1088,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
             if (_failure is not null)
             {
-                ThrowHelper.ThrowFailed(_failure);
+                ThrowHelper.ThrowFailed(_directory, _failure);
             }
 
             _cutting = true;
@@ -1229,7 +1240,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             failure = _failure!;
         }
 
-        ThrowHelper.ThrowFailed(failure);
+        ThrowHelper.ThrowFailed(_directory, failure);
     }
 
     /// <summary>Completes <see cref="WhenWriterIdleAsync"/> when neither thread has anything left to do.</summary>
@@ -1293,7 +1304,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         [DoesNotReturn]
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void ThrowFailed(Exception failure) =>
-            throw new IOException("The write-ahead log stopped after a failed write or flush; records after its durable position may be lost. Dispose it and open it again.", failure);
+        public static void ThrowFailed(string directory, Exception failure) =>
+            throw new StorageFaultedException(directory, failure);
     }
 }

@@ -12,7 +12,7 @@ public sealed class WalCrashTests
 {
     private const int RecordsPerRun = 40;
 
-    private static readonly WalOptions s_options = new(segmentSizeBytes: 4096, maxRecordSizeBytes: 1024, writeBufferSizeBytes: 4096, maxBufferedBytes: 16 * 1024);
+    private static readonly WalOptions s_options = new() { SegmentSizeBytes = 4096, MaxRecordSizeBytes = 1024, WriteBufferSizeBytes = 4096, MaxBufferedBytes = 16 * 1024 };
 
     private static IEnumerable<int> SequentialSeeds() => WalTestKit.Seeds(1000, 40);
 
@@ -149,7 +149,7 @@ public sealed class WalCrashTests
 
         try
         {
-            await Task.WhenAll(Enumerable.Range(0, 4).Select(w => Task.Run(() => AppenderAsync(w))));
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(w => Task.Run(() => AppenderAsync(w)))).WithinLimitAsync("the four appenders to finish or crash");
             await log.SyncAsync();
             lock (order)
             {

@@ -13,7 +13,7 @@ namespace EmbeddedRaft.Storage.Tests.Wal;
 public sealed class WalDurableDamageTests
 {
     // One segment holds every record of a run: the whole log is the last segment, the part Open repairs.
-    private static readonly WalOptions s_options = new(segmentSizeBytes: 1024 * 1024, maxRecordSizeBytes: 4096, writeBufferSizeBytes: 8192, maxBufferedBytes: 256 * 1024);
+    private static readonly WalOptions s_options = new() { SegmentSizeBytes = 1024 * 1024, MaxRecordSizeBytes = 4096, WriteBufferSizeBytes = 8192, MaxBufferedBytes = 256 * 1024 };
 
     private static IEnumerable<int> FlipSeeds() => WalTestKit.Seeds(11000, 4);
 

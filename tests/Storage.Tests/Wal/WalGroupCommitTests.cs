@@ -1,4 +1,5 @@
 using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
@@ -18,11 +19,11 @@ public sealed class WalGroupCommitTests
 
         // The first append finds the writer idle and commits inline, on its own thread: not this one.
         var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
-        hold.Entered.Wait();
+        hold.Entered.WaitOrFail("the first flush to start");
         var rest = Enumerable.Range(2, 99).Select(i => log.AppendAsync(1, new byte[100], (ulong)i).AsTask()).ToList();
         hold.Release.Set();
-        await first;
-        await Task.WhenAll(rest);
+        first.WaitOrFail("the first (inline) append to complete");
+        Task.WhenAll(rest).WaitOrFail("the 99 queued appends to complete");
 
         Assert.That(fs.FlushCount - flushesBefore, Is.EqualTo(2));
         Assert.That(fs.WriteCount - writesBefore, Is.EqualTo(2));
@@ -33,19 +34,19 @@ public sealed class WalGroupCommitTests
     public async Task ManyConcurrentAppendersCostFarFewerFlushesThanAppends()
     {
         var fs = new FaultInjectingFileSystem(71);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         long flushesBefore = fs.FlushCount;
         // The first flush waits until the test has queued the whole burst, so batching does not depend on timing.
         using var hold = new FirstFlushHold(fs);
         var appends = new List<Task<WalPosition>> { Task.Run(() => log.AppendAsync(1, new byte[1024], 1).AsTask()) };
-        hold.Entered.Wait();
+        hold.Entered.WaitOrFail("the first flush to start");
         for (int i = 1; i < 1000; i++)
         {
             appends.Add(log.AppendAsync(1, new byte[1024], (ulong)i + 1).AsTask());
         }
 
         hold.Release.Set();
-        await Task.WhenAll(appends);
+        Task.WhenAll(appends).WaitOrFail("the 1000 appends to complete");
         Assert.That(fs.FlushCount - flushesBefore, Is.LessThanOrEqualTo(3), "1000 synced appends");
         Assert.That(appends.Select(a => a.Result), Is.Ordered);
     }
@@ -54,9 +55,9 @@ public sealed class WalGroupCommitTests
     public async Task ALoneSyncedAppendCostsOneWriteAndOneFlushAndCompletesSynchronously()
     {
         var fs = new FaultInjectingFileSystem(73);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 1024 * 1024));
-        await log.AppendAsync(1, new byte[10], 1);
-        await log.WhenWriterIdleAsync();
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 1024 * 1024 });
+        log.AppendAsync(1, new byte[10], 1).AsTask().WaitOrFail("the first append to complete");
+        log.WhenWriterIdleAsync().WaitOrFail("the writer to go idle");
         for (ulong i = 2; i <= 20; i++)
         {
             long writes = fs.WriteCount;
@@ -72,14 +73,14 @@ public sealed class WalGroupCommitTests
     public async Task EveryWaiterOfALargeGroupResumesOnAPoolThreadNeverOnTheWriter()
     {
         var fs = new FaultInjectingFileSystem(74);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         using var hold = new FirstFlushHold(fs);
         var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
-        hold.Entered.Wait();
+        hold.Entered.WaitOrFail("the first flush to start");
         var resumedOn = Enumerable.Range(2, 300).Select(i => AppendThenObserveAsync(log, (ulong)i, () => Thread.CurrentThread)).ToList();
         hold.Release.Set();
-        await first;
-        var threads = await Task.WhenAll(resumedOn);
+        first.WaitOrFail("the first (inline) append to complete");
+        var threads = Task.WhenAll(resumedOn).ResultOrFail("the 300 queued appends to complete");
 
         Assert.That(threads.Select(t => t.Name), Has.None.EqualTo("EmbeddedRaft WAL writer").And.None.EqualTo("EmbeddedRaft WAL syncer"));
         Assert.That(threads.Select(t => t.IsThreadPoolThread), Has.All.True);
@@ -89,18 +90,18 @@ public sealed class WalGroupCommitTests
     public async Task ALoneAppenderCommitsInlineAgainAfterABurst()
     {
         var fs = new FaultInjectingFileSystem(75);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
         using (var hold = new FirstFlushHold(fs))
         {
             var first = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
-            hold.Entered.Wait();
+            hold.Entered.WaitOrFail("the first flush to start");
             var burst = Enumerable.Range(2, 99).Select(i => log.AppendAsync(1, new byte[100], (ulong)i).AsTask()).ToList();
             hold.Release.Set();
-            await first;
-            await Task.WhenAll(burst);
+            first.WaitOrFail("the first (inline) append to complete");
+            Task.WhenAll(burst).WaitOrFail("the 99 queued appends to complete");
         }
 
-        await log.WhenWriterIdleAsync();
+        log.WhenWriterIdleAsync().WaitOrFail("the writer to go idle");
 
         // The group before it had 99 waiters: the writer thread commits this one, and, seeing it
         // alone, lets the next lone append commit on its own thread again.
@@ -115,11 +116,11 @@ public sealed class WalGroupCommitTests
                 }
             }
         };
-        await log.AppendAsync(1, new byte[100], 101);
-        await log.WhenWriterIdleAsync();
+        log.AppendAsync(1, new byte[100], 101).AsTask().WaitOrFail("the append after the burst to complete");
+        log.WhenWriterIdleAsync().WaitOrFail("the writer to go idle");
         var lone = log.AppendAsync(1, new byte[100], 102);
         Assert.That(lone.IsCompletedSuccessfully, Is.True, "a lone append after a lone group commits inline");
-        await lone;
+        lone.AsTask().WaitOrFail("the lone append to complete");
         Assert.That(writers, Is.EqualTo(new[] { "EmbeddedRaft WAL writer", Thread.CurrentThread.Name }));
         Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 102).Select(i => (ulong)i)));
     }
@@ -135,8 +136,8 @@ public sealed class WalGroupCommitTests
     public async Task TheNextGroupIsWrittenWhileThePreviousOneFlushesAndCompletesOnlyAfterAFlushOfItsOwn()
     {
         var fs = new FaultInjectingFileSystem(76);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 4 * 1024 * 1024));
-        await MakeConcurrentAsync(log, fs);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024 });
+        MakeConcurrentAsync(log, fs).WaitOrFail("the three setup appends to complete");
 
         using var flushEntered = new ManualResetEventSlim();
         using var releaseFlush = new ManualResetEventSlim();
@@ -145,7 +146,7 @@ public sealed class WalGroupCommitTests
             if (kind == FaultOperationKind.Flush && !flushEntered.IsSet)
             {
                 flushEntered.Set();
-                releaseFlush.Wait();
+                releaseFlush.WaitOrFail("the test to release the held flush");
             }
         };
         long flushesBefore = fs.FlushCount;
@@ -153,7 +154,7 @@ public sealed class WalGroupCommitTests
         Task<long> second;
         try
         {
-            flushEntered.Wait();
+            flushEntered.WaitOrFail("the first group's flush to start");
             long writesDuringFlush = fs.WriteCount;
             second = AppendThenObserveAsync(log, 5, () => fs.FlushCount);
             SpinWait.SpinUntil(() => fs.WriteCount > writesDuringFlush, TimeSpan.FromSeconds(10));
@@ -166,8 +167,8 @@ public sealed class WalGroupCommitTests
             releaseFlush.Set(); // a failed assertion must not leave the syncer held (disposal would wait for it)
         }
 
-        await first;
-        long flushesWhenSecondCompleted = await second;
+        first.WaitOrFail("the first group to complete");
+        long flushesWhenSecondCompleted = second.ResultOrFail("the second group to complete");
         Assert.That(flushesWhenSecondCompleted - flushesBefore, Is.EqualTo(2), "the flush that was running when it was written does not count for it");
         Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 5).Select(i => (ulong)i)));
     }
@@ -178,21 +179,21 @@ public sealed class WalGroupCommitTests
         using (var hold = new FirstFlushHold(fs))
         {
             var inline = Task.Run(() => log.AppendAsync(1, new byte[100], 1).AsTask());
-            hold.Entered.Wait();
+            hold.Entered.WaitOrFail("the first flush to start");
             var pair = new[] { log.AppendAsync(1, new byte[100], 2).AsTask(), log.AppendAsync(1, new byte[100], 3).AsTask() };
             hold.Release.Set();
-            await inline;
-            await Task.WhenAll(pair);
+            inline.WaitOrFail("the inline append to complete");
+            Task.WhenAll(pair).WaitOrFail("the two queued appends to complete");
         }
 
-        await log.WhenWriterIdleAsync();
+        log.WhenWriterIdleAsync().WaitOrFail("the writer to go idle");
     }
 
     [Test]
     public async Task UnsyncedAppendsAllocateNothingOnTheAppendersThread()
     {
         var fs = new FaultInjectingFileSystem(72);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions(segmentSizeBytes: 64 * 1024 * 1024));
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 64 * 1024 * 1024 });
         var payload = new byte[1024];
         // Warm up: fill and write a few group-commit buffers so the pools hold batches.
         for (int i = 0; i < 4000; i++)
@@ -200,7 +201,7 @@ public sealed class WalGroupCommitTests
             await log.AppendAsync(1, payload, sync: false);
         }
 
-        await log.SyncAsync();
+        log.SyncAsync().AsTask().WaitOrFail("the warm-up sync to complete");
 
         int notCompleted = 0;
         long before = GC.GetAllocatedBytesForCurrentThread();
@@ -228,7 +229,7 @@ public sealed class WalGroupCommitTests
                 if (op.Kind == FaultOperationKind.Flush && !Entered.IsSet)
                 {
                     Entered.Set();
-                    Release.Wait();
+                    Release.WaitOrFail("the test to release the held flush");
                 }
 
                 return false;

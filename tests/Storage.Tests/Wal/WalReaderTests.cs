@@ -65,7 +65,7 @@ public sealed class WalReaderTests
     public async Task AReaderHoldsOneBufferHoweverLongTheLog()
     {
         var fs = new FaultInjectingFileSystem(23);
-        var options = new WalOptions(segmentSizeBytes: 256 * 1024, maxRecordSizeBytes: 4096);
+        var options = new WalOptions { SegmentSizeBytes = 256 * 1024, MaxRecordSizeBytes = 4096 };
         await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
         var payload = new byte[4000];
         for (ulong i = 1; i <= 2000; i++)

@@ -12,7 +12,24 @@ internal static class WalTestKit
 
     /// <summary>Small segments so that a few dozen records cut many segments.</summary>
     public static WalOptions SmallSegments(long segmentSizeBytes = 4096, int maxRecordSizeBytes = 1024) =>
-        new(segmentSizeBytes: segmentSizeBytes, maxRecordSizeBytes: maxRecordSizeBytes, writeBufferSizeBytes: 4096, maxBufferedBytes: 64 * 1024);
+        new() { SegmentSizeBytes = segmentSizeBytes, MaxRecordSizeBytes = maxRecordSizeBytes, WriteBufferSizeBytes = 4096, MaxBufferedBytes = 64 * 1024 };
+
+    /// <summary>
+    /// Awaits <paramref name="task"/> within <see cref="Waits.Limit"/>, rethrowing its own exception
+    /// (not an <see cref="AggregateException"/>, so that crash tests can filter it); fails the test
+    /// naming <paramref name="what"/> when it never completes.
+    /// </summary>
+    public static async Task WithinLimitAsync(this Task task, string what)
+    {
+        try
+        {
+            await task.WaitAsync(Waits.Limit).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!task.IsCompleted)
+        {
+            Assert.Fail($"Waited {Waits.Limit.TotalSeconds:0} s for {what}; it never completed (a hang).");
+        }
+    }
 
     /// <summary>The seeds a randomized test runs: WAL_SEED=N runs just N; otherwise <paramref name="count"/> seeds from <paramref name="first"/> (more with STORAGE_SOAK_SEEDS=N).</summary>
     public static IEnumerable<int> Seeds(int first, int count) => TestSeeds.Choose("WAL_SEED", "STORAGE_SOAK_SEEDS", first, count);

@@ -134,7 +134,7 @@ public sealed class WalTornTailTests
     {
         var fs = new FaultInjectingFileSystem(33);
         var logger = new RecordingLogger();
-        var options = new WalOptions(segmentSizeBytes: 64 * 1024, maxRecordSizeBytes: 1024, writeBufferSizeBytes: 4096, logger: logger);
+        var options = new WalOptions { SegmentSizeBytes = 64 * 1024, MaxRecordSizeBytes = 1024, WriteBufferSizeBytes = 4096, Logger = logger };
         WalPosition end;
         string segment;
         await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))

@@ -1,0 +1,9 @@
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Storage.Wal;
+
+/// <summary>
+/// The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>. Every
+/// record before <c>TailOffset</c> is durable and proven so by a frame's synced word (a sync mark).
+/// </summary>
+internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile LastSegment, long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair);
