@@ -76,7 +76,7 @@ public class SnapshotBenchmarks
     [Benchmark(Description = "snapshot load 64 MiB (verify + stream)")]
     public long Load()
     {
-        using var snapshot = _snapshotter.LoadNewest()!;
+        using var snapshot = _snapshotter.LoadNewest().Snapshot!;
         long total = 0;
         int read;
         while ((read = snapshot.Data.Read(_block)) > 0)

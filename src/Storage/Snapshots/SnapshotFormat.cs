@@ -34,6 +34,9 @@ internal static class SnapshotFormat
     public const string TempSuffix = ".tmp";
     public const string BrokenSuffix = ".broken";
 
+    /// <summary>The snapshotter's directory lock (<c>flock</c> on Linux), as the log's <c>wal.lock</c>.</summary>
+    public const string LockFileName = "snap.lock";
+
     public static readonly ulong HeaderMagic = BinaryPrimitives.ReadUInt64LittleEndian("ERSNAPSH"u8);
     public static readonly ulong TrailerMagic = BinaryPrimitives.ReadUInt64LittleEndian("ERSNAPEN"u8);
 

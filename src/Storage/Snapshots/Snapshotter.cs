@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Wal;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.Snapshots;
 
@@ -16,19 +18,31 @@ namespace EmbeddedRaft.Storage.Snapshots;
 /// that loading would take, and the snapshots saved before untouched. After a save only the newest
 /// <see cref="SnapshotOptions.RetainCount"/> snapshots are kept.</para>
 /// <para>Load takes the newest snapshot that checks out end to end; a damaged one is renamed to
-/// <c>*.broken</c> (never deleted) and the next newest is tried.</para>
+/// <c>*.broken</c> (never deleted) and the next newest is tried. Every such fallback is reported:
+/// in the <see cref="SnapshotLoadResult.Quarantined"/> list the caller receives, and as a warning
+/// through <see cref="SnapshotOptions.Logger"/>.</para>
 /// <para>Data streams both ways through one chunk of memory, whatever the snapshot's size.</para>
-/// <para>Thread-safety: calls on one instance are serialised; use one instance per directory.
-/// Dispose it when done (it holds no file open between calls).</para>
+/// <para>Thread-safety: calls on one instance are serialised. One instance per directory: the
+/// constructor takes an exclusive lock on it (<c>snap.lock</c>), held until <see cref="Dispose"/>.</para>
 /// </remarks>
 public sealed class Snapshotter : IDisposable
 {
+    private static readonly Action<ILogger, string, string, long, string, Exception?> s_logQuarantined =
+        LoggerMessage.Define<string, string, long, string>(
+            LogLevel.Warning,
+            new EventId(1, "SnapshotQuarantined"),
+            "Snapshot '{Path}' failed its checks and was renamed to '{BrokenPath}' (damage at offset {Offset}: {Reason}); an older snapshot, or none, is loaded instead.");
+
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
     private readonly SnapshotOptions _options;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly IDisposable _directoryLock;
+    private bool _disposed; // written under _gate; read without it only to fail fast
 
-    /// <summary>Creates a snapshotter for <paramref name="directory"/>, creating the directory when missing.</summary>
+    /// <summary>Creates a snapshotter for <paramref name="directory"/>, creating the directory when missing, and locks the directory.</summary>
+    /// <exception cref="StorageLockedException">Another snapshotter (in this process or another) uses the directory.</exception>
+    /// <exception cref="IOException"><paramref name="directory"/> is an existing regular file, or the file system failed.</exception>
     public Snapshotter(IFileSystem fileSystem, string directory, SnapshotOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
@@ -36,7 +50,13 @@ public sealed class Snapshotter : IDisposable
         _fileSystem = fileSystem;
         _directory = directory;
         _options = options ?? SnapshotOptions.Default;
+        if (fileSystem.FileExists(directory))
+        {
+            throw new IOException($"Cannot use '{directory}' for snapshots: it is a regular file, not a directory.");
+        }
+
         _fileSystem.CreateDirectory(directory);
+        _directoryLock = _fileSystem.AcquireExclusiveLock(Path.Combine(directory, SnapshotFormat.LockFileName));
     }
 
     /// <summary>The directory holding the snapshots.</summary>
@@ -48,6 +68,7 @@ public sealed class Snapshotter : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">The membership is larger than <see cref="SnapshotOptions.MaxMembershipSizeBytes"/>.</exception>
     /// <exception cref="IOException">The file system failed; the previous snapshots are untouched.</exception>
+    /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
     /// <remarks>If <paramref name="writeData"/> throws, the partial file is deleted and the exception propagates.</remarks>
     public async ValueTask<string> SaveAsync(SnapshotMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
     {
@@ -58,7 +79,7 @@ public sealed class Snapshotter : IDisposable
             throw new ArgumentException($"The membership blob ({metadata.Membership.Length} bytes) is larger than SnapshotOptions.MaxMembershipSizeBytes ({_options.MaxMembershipSizeBytes}).", nameof(metadata));
         }
 
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             string path = Path.Combine(_directory, SnapshotFormat.FileName(metadata.Term, metadata.Index));
@@ -108,18 +129,22 @@ public sealed class Snapshotter : IDisposable
     }
 
     /// <summary>
-    /// Loads the newest valid snapshot, or null when there is none. Each candidate, newest first
-    /// (by index, then term), is checked end to end before it is returned; one that fails is renamed
-    /// to <c>*.broken</c> and the next is tried. Temporary files left by a save that crashed are
-    /// deleted (they were never acknowledged and are never loaded).
+    /// Loads the newest valid snapshot. Each candidate, newest first (by index, then term), is
+    /// checked end to end before it is returned; one that fails is renamed to <c>*.broken</c>, listed
+    /// in <see cref="SnapshotLoadResult.Quarantined"/> (and logged as a warning), and the next is
+    /// tried. Temporary files left by a save that crashed are deleted (they were never acknowledged
+    /// and are never loaded).
     /// </summary>
+    /// <returns>The snapshot (null when no valid one exists; the caller disposes it) and what was set aside to reach it.</returns>
+    /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
     /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
-    public LoadedSnapshot? LoadNewest()
+    public SnapshotLoadResult LoadNewest()
     {
-        _gate.Wait();
+        Enter();
         try
         {
             DeleteTemporaryFiles();
+            var quarantined = new List<QuarantinedSnapshot>();
             foreach (var (path, term, index) in ListNewestFirst())
             {
                 try
@@ -136,15 +161,17 @@ public sealed class Snapshotter : IDisposable
                     }
 
                     var data = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes);
-                    return new LoadedSnapshot(data, length);
+                    return new SnapshotLoadResult(new LoadedSnapshot(data, length), quarantined);
                 }
-                catch (CorruptionException)
+                catch (CorruptionException e)
                 {
-                    Quarantine(path);
+                    string broken = Quarantine(path);
+                    quarantined.Add(new QuarantinedSnapshot(path, broken, e.Offset, e.Reason));
+                    s_logQuarantined(_options.Logger, path, broken, e.Offset, e.Reason, null);
                 }
             }
 
-            return null;
+            return new SnapshotLoadResult(null, quarantined);
         }
         finally
         {
@@ -153,9 +180,10 @@ public sealed class Snapshotter : IDisposable
     }
 
     /// <summary>The snapshot files (valid names only, unchecked), newest first.</summary>
+    /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
     public IReadOnlyList<string> ListSnapshots()
     {
-        _gate.Wait();
+        Enter();
         try
         {
             return ListNewestFirst().Select(s => s.Path).ToList();
@@ -224,10 +252,66 @@ public sealed class Snapshotter : IDisposable
         _fileSystem.SyncDirectory(_directory);
     }
 
-    /// <summary>Releases the lock that serialises calls; the snapshotter holds no file open.</summary>
-    public void Dispose() => _gate.Dispose();
+    /// <summary>Releases the directory lock, after any call in progress returns. Later calls throw <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        _gate.Wait();
+        try
+        {
+            if (_disposed)
+            {
+                return;
+            }
 
-    private void Quarantine(string path)
+            _disposed = true;
+            _directoryLock.Dispose();
+        }
+        finally
+        {
+            // The semaphore itself is never disposed: a call racing with Dispose must meet
+            // ObjectDisposedException naming the Snapshotter, not the SemaphoreSlim.
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Takes the gate that serialises calls; throws, naming this type, once disposed.</summary>
+    private void Enter()
+    {
+        if (Volatile.Read(ref _disposed))
+        {
+            ThrowDisposed();
+        }
+
+        _gate.Wait();
+        ThrowIfDisposedHoldingGate();
+    }
+
+    private async ValueTask EnterAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _disposed))
+        {
+            ThrowDisposed();
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ThrowIfDisposedHoldingGate();
+    }
+
+    private void ThrowIfDisposedHoldingGate()
+    {
+        if (_disposed)
+        {
+            _gate.Release();
+            ThrowDisposed();
+        }
+    }
+
+    [DoesNotReturn]
+    private void ThrowDisposed() =>
+        throw new ObjectDisposedException(typeof(Snapshotter).FullName, $"The snapshotter of '{_directory}' was disposed.");
+
+    /// <summary>Renames a snapshot that failed its checks aside and returns where it went.</summary>
+    private string Quarantine(string path)
     {
         string broken = path + SnapshotFormat.BrokenSuffix;
         for (int attempt = 1; _fileSystem.FileExists(broken); attempt++)
@@ -238,5 +322,6 @@ public sealed class Snapshotter : IDisposable
 
         _fileSystem.Rename(path, broken);
         _fileSystem.SyncDirectory(_directory);
+        return broken;
     }
 }

@@ -5,21 +5,33 @@ using System.Numerics;
 namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
-/// The on-disk frame layout of the write-ahead log (docs/formats.md, "Write-ahead log"). Every
-/// frame starts at a multiple of 8 and is padded with zeros to a multiple of 8:
+/// The on-disk frame layout of the write-ahead log (docs/formats.md, "Write-ahead log"), format
+/// version 2. Every frame starts at a multiple of 8 and is padded with zeros to a multiple of 8:
 /// <code>
 /// offset size
 ///  0      8   length word  bits 0-31 payload length, 32-39 record type, 40-47 marker 0xA5,
 ///                          48-63 check = fold16(CRC-32C of bits 0-47)
 ///  8      8   index        the caller's index (a Raft index), 0 for none
-/// 16      4   crc          CRC-32C chained: Append(previous frame's crc, bytes 0-15 ++ payload)
-/// 20      4   reserved     zero
+/// 16      4   synced       the segment offset, in 8-byte words, up to which the log was durable
+///                          (a flush had completed) when this frame was appended; 0 for none
+/// 20      4   crc          CRC-32C chained: Append(previous frame's crc, bytes 0-19 ++ payload)
 /// 24      n   payload
 /// 24+n    p   padding      zeros, p = (8 - n % 8) % 8
 /// </code>
 /// The length word is one aligned 8-byte word, so it lies inside one 512-byte sector and one
 /// write: after a crash it holds either what was written or the zeros that were there before,
 /// never a mixture. Its own check makes any other value (a flipped bit) detectable as corruption.
+/// <para>Why the synced word (version 2). A torn write can only damage bytes that were never
+/// flushed, but a damaged frame whose payload holds an all-zero sector piece looks exactly like a
+/// torn one. The synced word breaks the tie: it is taken under the log's lock from the durable
+/// position, which moves only after a flush has returned, so it never claims a byte that was not
+/// durable. Any genuine frame found after damage at offset o that claims a synced offset beyond
+/// o proves the damaged bytes had been flushed: corruption, never a torn write. It is inside the
+/// crc, so a flipped bit cannot forge a claim.</para>
+/// <para>A segment reserves room at its end for a sync mark (a type-0 frame written at a clean
+/// close, whose synced word covers every record before it) and for a 16-byte trailer in its last
+/// bytes, written only after the next segment durably exists, naming it; so a missing last
+/// segment is noticed.</para>
 /// </summary>
 internal static class WalFormat
 {
@@ -37,7 +49,34 @@ internal static class WalFormat
     /// <summary>The segment header record's payload: magic, version, sequence, first index, previous crc.</summary>
     public const int SegmentHeaderPayloadSizeBytes = 40;
     public const int SegmentHeaderFrameSizeBytes = FrameHeaderSizeBytes + SegmentHeaderPayloadSizeBytes;
-    public const uint FormatVersion = 1;
+
+    /// <summary>
+    /// Version 2 added the synced word at bytes 16-19 (the crc moved to 20-23), the sync mark and
+    /// the segment trailer. Version 1 logs were written only by pre-release builds and are refused
+    /// with a clear error, not converted: nothing with version 1 was ever published.
+    /// </summary>
+    public const uint FormatVersion = 2;
+
+    /// <summary>The sync mark's payload, "ERWALSYN": non-zero so that no sector piece of the mark reads as zeros.</summary>
+    public const int SyncMarkPayloadSizeBytes = 8;
+    public const int SyncMarkFrameSizeBytes = FrameHeaderSizeBytes + SyncMarkPayloadSizeBytes;
+
+    /// <summary>
+    /// The segment trailer: the last 16 bytes of every segment file. Zero until the next segment
+    /// durably exists; then bytes 0-7 hold the next segment's first index, 8-11 the magic "ERNX",
+    /// 12-15 the CRC-32C of bytes 0-11. Sixteen bytes at a 16-aligned offset inside the file's last
+    /// 512-byte sector: a torn write leaves them whole or zero.
+    /// </summary>
+    public const int SegmentTrailerSizeBytes = 16;
+
+    /// <summary>Bytes at the end of every segment that records never use: room for a sync mark and the trailer.</summary>
+    public const int SegmentReservedEndBytes = SyncMarkFrameSizeBytes + SegmentTrailerSizeBytes;
+
+    /// <summary>The largest segment the synced word (a 32-bit count of 8-byte words) can describe, rounded down to 16 GiB.</summary>
+    public const long MaxSegmentSizeBytes = 16L * 1024 * 1024 * 1024;
+
+    public static readonly ulong SyncMarkMagic = BinaryPrimitives.ReadUInt64LittleEndian("ERWALSYN"u8);
+    public static readonly uint SegmentTrailerMagic = BinaryPrimitives.ReadUInt32LittleEndian("ERNX"u8);
 
     /// <summary>"ERWALSEG" read as a little-endian 64-bit integer.</summary>
     public static readonly ulong SegmentMagic = BinaryPrimitives.ReadUInt64LittleEndian("ERWALSEG"u8);
@@ -76,15 +115,66 @@ internal static class WalFormat
     /// <summary>
     /// Writes a frame header for <paramref name="payload"/> into <paramref name="destination"/>
     /// and returns the frame's chained crc. The payload and padding are written by the caller.
+    /// <paramref name="syncedOffset"/> is an offset of this segment that a completed flush covered
+    /// when the frame was appended (0 for none), a multiple of 8.
     /// </summary>
-    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc)
+    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(destination, EncodeLengthWord(payload.Length, type));
         BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], index);
-        uint crc = Crc32C.Append(Crc32C.Append(previousCrc, destination[..16]), payload);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[16..], crc);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[20..], 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[16..], EncodeSyncedWord(syncedOffset));
+        uint crc = Crc32C.Append(Crc32C.Append(previousCrc, destination[..20]), payload);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[20..], crc);
         return crc;
+    }
+
+    /// <summary>The synced word for <paramref name="syncedOffset"/>: the offset in 8-byte words (frames start at multiples of 8).</summary>
+    public static uint EncodeSyncedWord(long syncedOffset)
+    {
+        InvariantViolationException.Check(syncedOffset >= 0 && syncedOffset % Alignment == 0 && syncedOffset <= MaxSegmentSizeBytes, "A synced offset is a frame boundary inside a segment.");
+        return (uint)(syncedOffset / Alignment);
+    }
+
+    /// <summary>Builds the sync mark written at a clean close: a type-0 frame whose synced word is its own offset (everything before it is durable).</summary>
+    public static byte[] BuildSyncMarkFrame(long offset, uint previousCrc, out uint crc)
+    {
+        var frame = new byte[SyncMarkFrameSizeBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(FrameHeaderSizeBytes), SyncMarkMagic);
+        crc = WriteFrameHeader(frame, SegmentHeaderType, 0, frame.AsSpan(FrameHeaderSizeBytes), previousCrc, offset);
+        return frame;
+    }
+
+    /// <summary>True when a type-0 frame's payload is a sync mark's.</summary>
+    public static bool IsSyncMarkPayload(ReadOnlySpan<byte> payload) =>
+        payload.Length == SyncMarkPayloadSizeBytes && BinaryPrimitives.ReadUInt64LittleEndian(payload) == SyncMarkMagic;
+
+    /// <summary>Builds the trailer that says a segment's successor, with <paramref name="nextFirstIndex"/>, durably exists.</summary>
+    public static byte[] BuildSegmentTrailer(ulong nextFirstIndex)
+    {
+        var trailer = new byte[SegmentTrailerSizeBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(trailer, nextFirstIndex);
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(8), SegmentTrailerMagic);
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(12), Crc32C.Append(0, trailer.AsSpan(0, 12)));
+        return trailer;
+    }
+
+    /// <summary>Reads a segment trailer: absent (all zeros), present (and the next segment's first index), or damaged.</summary>
+    public static SegmentTrailerState ReadSegmentTrailer(ReadOnlySpan<byte> trailer, out ulong nextFirstIndex)
+    {
+        nextFirstIndex = 0;
+        if (!trailer.ContainsAnyExcept((byte)0))
+        {
+            return SegmentTrailerState.Absent;
+        }
+
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[8..]) != SegmentTrailerMagic
+            || BinaryPrimitives.ReadUInt32LittleEndian(trailer[12..]) != Crc32C.Append(0, trailer[..12]))
+        {
+            return SegmentTrailerState.Damaged;
+        }
+
+        nextFirstIndex = BinaryPrimitives.ReadUInt64LittleEndian(trailer);
+        return SegmentTrailerState.NamesNext;
     }
 
     /// <summary>Builds the complete header frame that opens a segment (record type 0).</summary>
@@ -99,7 +189,7 @@ internal static class WalFormat
         BinaryPrimitives.WriteUInt64LittleEndian(payload[24..], firstIndex);
         BinaryPrimitives.WriteUInt32LittleEndian(payload[32..], previousCrc);
         BinaryPrimitives.WriteUInt32LittleEndian(payload[36..], 0);
-        crc = WriteFrameHeader(frame, SegmentHeaderType, firstIndex, payload, previousCrc);
+        crc = WriteFrameHeader(frame, SegmentHeaderType, firstIndex, payload, previousCrc, syncedOffset: 0);
         return frame;
     }
 
@@ -134,4 +224,17 @@ internal static class WalFormat
 
         return true;
     }
+}
+
+/// <summary>What the last 16 bytes of a segment say.</summary>
+internal enum SegmentTrailerState
+{
+    /// <summary>All zeros: no successor was recorded (the segment is the last, or the crash window of a cut).</summary>
+    Absent,
+
+    /// <summary>A valid trailer: the next segment durably existed when it was written.</summary>
+    NamesNext,
+
+    /// <summary>Non-zero but failing its check: damage (a torn write leaves it whole or zero).</summary>
+    Damaged,
 }

@@ -52,9 +52,9 @@ public sealed class WalReader : IDisposable
             if (status == ScanStatus.Frame)
             {
                 var position = new WalPosition(_segments[_segmentIndex].Sequence, scanner.FrameOffset);
-                if (position < _skipTo)
+                if (position < _skipTo || scanner.Type == WalFormat.SegmentHeaderType)
                 {
-                    continue;
+                    continue; // before the start, or a sync mark (the log's own frame, not a record)
                 }
 
                 record = new WalRecord(scanner.Type, scanner.Index, scanner.Payload, position);
@@ -110,7 +110,8 @@ public sealed class WalReader : IDisposable
         }
 
         _file = _fileSystem.Open(segment.Path, FileOpenMode.ReadOnly);
-        long limit = segment.Sequence == _end.Sequence ? _end.Offset : _file.Length;
+        // A finished segment's frames end before its trailer (the last bytes of the file).
+        long limit = segment.Sequence == _end.Sequence ? _end.Offset : _file.Length - WalFormat.SegmentTrailerSizeBytes;
         _scanner = new SegmentScanner(_file, limit);
         var header = _scanner.ReadHeader(segment.Sequence, segment.FirstIndex);
         if (_previousSegmentCrc is uint previous && header.PreviousCrc != previous)

@@ -3,7 +3,10 @@ using EmbeddedRaft.Storage.IO;
 
 namespace EmbeddedRaft.Storage.Wal;
 
-/// <summary>The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>.</summary>
+/// <summary>
+/// The state <see cref="WalRecovery.Recover"/> hands to a new <see cref="WriteAheadLog"/>. Every
+/// record before <c>TailOffset</c> is durable and proven so by a frame's synced word (a sync mark).
+/// </summary>
 internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile LastSegment, long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair);
 
 /// <summary>
@@ -13,7 +16,10 @@ internal sealed record RecoveredLog(List<SegmentInfo> Segments, IStorageFile Las
 /// write (a zero length word; or a well-formed length word with a crc mismatch and one of its
 /// sector pieces all zero; or a frame running past the end of the file), everything from it to
 /// the last non-zero byte of the segment is the torn tail: it is copied to a side file, then
-/// zeroed. Any other invalid frame is corruption and the open fails.
+/// zeroed — unless a genuine frame after it claims (in its synced word) that the log was durable
+/// past the damage: flushed bytes cannot be torn, so that is corruption too. Any other invalid
+/// frame is corruption and the open fails. A last segment whose trailer names a successor means
+/// the successor was deleted or lost: the open fails naming it.
 /// </summary>
 internal static class WalRecovery
 {
@@ -41,12 +47,28 @@ internal static class WalRecovery
         var segment = fileSystem.Open(last.Path, FileOpenMode.OpenExisting);
         try
         {
-            var (tailOffset, tailCrc, lastIndex, repair) = ScanLastSegment(fileSystem, segment, last);
+            CheckNoSuccessorWasRecorded(segment, last);
+            var (tailOffset, tailCrc, lastIndex, repair, needsSyncMark) = ScanLastSegment(fileSystem, segment, last);
             // A segment is preallocated before it is named; this restores the size if a filesystem lost it.
             if (segment.Length < options.SegmentSizeBytes)
             {
                 segment.Preallocate(options.SegmentSizeBytes);
+            }
+
+            // Makes everything before the tail durable (a process that crashed leaves written but
+            // unflushed bytes in the page cache): the log then starts with its durable position at
+            // the tail, and the synced word of the next frame may claim it.
+            segment.Flush();
+            if (needsSyncMark)
+            {
+                // Records a crash left unproven (no later frame claims them) are proven now, so
+                // damage to them after this open is refused. After the flush above, never before it:
+                // the mark must not reach the disk ahead of the bytes it claims.
+                InvariantViolationException.Check(tailOffset + WalFormat.SyncMarkFrameSizeBytes <= segment.Length - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark before its trailer.");
+                byte[] mark = WalFormat.BuildSyncMarkFrame(tailOffset, tailCrc, out tailCrc);
+                segment.Write(tailOffset, mark);
                 segment.Flush();
+                tailOffset += mark.Length;
             }
 
             return new RecoveredLog(segments, segment, tailOffset, tailCrc, lastIndex, repair);
@@ -115,14 +137,45 @@ internal static class WalRecovery
         return segments;
     }
 
-    private static (long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair) ScanLastSegment(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info)
+    /// <summary>
+    /// The trailer (the last 16 bytes) of the last segment is written only after the next segment
+    /// durably exists. If it names a successor, that segment was deleted or lost, and opening would
+    /// silently shorten the log.
+    /// </summary>
+    private static void CheckNoSuccessorWasRecorded(IStorageFile segment, SegmentInfo info)
     {
-        using var scanner = new SegmentScanner(segment, segment.Length);
+        if (segment.Length < WalFormat.SegmentHeaderFrameSizeBytes + WalFormat.SegmentTrailerSizeBytes)
+        {
+            throw new CorruptionException(info.Path, 0, $"The segment is {segment.Length} bytes long, too short for its header and trailer.");
+        }
+
+        long trailerOffset = segment.Length - WalFormat.SegmentTrailerSizeBytes;
+        var trailer = new byte[WalFormat.SegmentTrailerSizeBytes];
+        int read = segment.Read(trailerOffset, trailer);
+        InvariantViolationException.Check(read == trailer.Length, "A read inside the file's length returns every byte.");
+        switch (WalFormat.ReadSegmentTrailer(trailer, out ulong nextFirstIndex))
+        {
+            case SegmentTrailerState.Damaged:
+                throw new CorruptionException(info.Path, trailerOffset, "The segment trailer is damaged (it is written whole or not at all, so a torn write cannot explain it).");
+            case SegmentTrailerState.NamesNext:
+                string missing = Path.Combine(Path.GetDirectoryName(info.Path)!, WalFormat.SegmentFileName(info.Sequence + 1, nextFirstIndex));
+                throw new CorruptionException(missing, 0, $"The segment is missing: '{info.Path}' records (in its trailer at offset {trailerOffset}) that it was created, so records after the end of '{info.Path}' are lost. Restore the file; the log refuses to open shortened.");
+        }
+    }
+
+    private static (long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair, bool NeedsSyncMark) ScanLastSegment(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info)
+    {
+        // The trailer is not part of the frames; it was checked by CheckNoSuccessorWasRecorded.
+        using var scanner = new SegmentScanner(segment, segment.Length - WalFormat.SegmentTrailerSizeBytes);
         scanner.ReadHeader(info.Sequence, info.FirstIndex);
         ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
+        bool lastIsRecord = false;
+        long provenDurable = WalFormat.SegmentHeaderFrameSizeBytes; // a named segment's header is durable
         ScanStatus status;
         while ((status = scanner.Next()) == ScanStatus.Frame)
         {
+            lastIsRecord = scanner.Type != WalFormat.SegmentHeaderType;
+            provenDurable = Math.Max(provenDurable, scanner.SyncedOffset);
             if (scanner.Index != 0)
             {
                 lastIndex = scanner.Index;
@@ -135,13 +188,21 @@ internal static class WalRecovery
             throw new CorruptionException(info.Path, cut, scanner.BadReason + " A torn write cannot explain it.");
         }
 
+        uint tailCrc = scanner.Crc;
         long end = scanner.EndOfNonZeroBytes(cut);
         if (end == cut)
         {
-            return (cut, scanner.Crc, lastIndex, null);
+            return (cut, tailCrc, lastIndex, null, lastIsRecord);
         }
 
         string reason = status == ScanStatus.Bad ? scanner.BadReason : "Non-zero bytes after the last record.";
+        // A torn write touches only bytes no flush had covered. A later genuine frame that claims a
+        // flush covered the damage proves the damaged frame was durable: refuse, never cut it.
+        if (scanner.TryFindSyncedClaimBeyond(cut, end, out long proofOffset, out long syncedOffset))
+        {
+            throw new CorruptionException(info.Path, cut, $"{reason} A torn write cannot explain it: the frame at offset {proofOffset} was appended after a flush had made the log durable up to offset {syncedOffset}, which covers this frame.");
+        }
+
         string sidePath = SaveTornTail(fileSystem, segment, info, cut, end);
         for (long offset = cut; offset < end; offset += s_zeros.Length)
         {
@@ -149,7 +210,8 @@ internal static class WalRecovery
         }
 
         segment.Flush();
-        return (cut, scanner.Crc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason));
+        InvariantViolationException.Check(provenDurable <= cut, "A valid frame never claims more than the offsets before it.");
+        return (cut, tailCrc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason, provenDurable), lastIsRecord);
     }
 
     /// <summary>Copies [cut, end) of the segment to a new side file and makes it durable before anything is zeroed.</summary>

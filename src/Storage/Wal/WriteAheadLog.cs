@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using EmbeddedRaft.Storage.IO;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.Wal;
 
@@ -37,6 +38,12 @@ namespace EmbeddedRaft.Storage.Wal;
 /// </remarks>
 public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 {
+    private static readonly Action<ILogger, string, long, long, string, string, long, Exception?> s_logTailRepaired =
+        LoggerMessage.Define<string, long, long, string, string, long>(
+            LogLevel.Warning,
+            new EventId(1, "WalTailRepaired"),
+            "Write-ahead log '{SegmentPath}': cut a torn tail at offset {Offset} ({LengthBytes} bytes, kept in '{SideFilePath}'): {Reason} Every byte before offset {ProvenDurableOffset} was proven durable and is kept.");
+
     private readonly object _lock = new();
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
@@ -59,6 +66,10 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private long _tailOffset;
     private uint _tailCrc;
     private ulong _lastIndex;
+    // True when a record was appended after the last frame that proves it durable (a sync mark):
+    // a clean close then appends a sync mark (docs/formats.md, "Open: torn tail or corruption").
+    // False at open: Open leaves every recovered record proven.
+    private bool _needsSyncMark;
     private long _bufferedBytes;
     private bool _drainRequested;
     private TaskCompletionSource? _spaceAvailable;
@@ -128,7 +139,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <summary>The directory holding the segments.</summary>
     public string Directory => _directory;
 
-    /// <summary>What <see cref="Open"/> cut from a torn tail, or null when the log ended cleanly.</summary>
+    /// <summary>What <see cref="Open"/> cut from a torn tail (file, offset, bytes cut, side file, reason, and how far the log was proven durable), or null when the log ended cleanly. Also logged as a warning through <see cref="WalOptions.Logger"/>.</summary>
     public WalTailRepair? TailRepair { get; }
 
     /// <summary>The index of the last record appended with a non-zero index (in append order, so it can go down after Raft truncates its log).</summary>
@@ -185,18 +196,29 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// repairing a torn tail (see <see cref="TailRepair"/>).
     /// </summary>
     /// <exception cref="StorageLockedException">Another open log (in this process or another) holds the directory.</exception>
-    /// <exception cref="CorruptionException">A segment is missing, a header is damaged, or the last segment holds damage a torn write cannot explain. Nothing is repaired then.</exception>
-    /// <exception cref="IOException">The file system failed.</exception>
+    /// <exception cref="CorruptionException">A segment is missing (a hole in the sequence, or the last one, whose predecessor's trailer names it: <see cref="CorruptionException.Path"/> is the missing file), a header is damaged, or the last segment holds damage a torn write cannot explain (including damage a later frame proves was durable). Nothing is repaired then.</exception>
+    /// <exception cref="NotSupportedException">The log was written in format version 1 by a pre-release build; it is not converted.</exception>
+    /// <exception cref="IOException"><paramref name="directory"/> is an existing regular file, or the file system failed.</exception>
     public static WriteAheadLog Open(IFileSystem fileSystem, string directory, WalOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= WalOptions.Default;
+        if (fileSystem.FileExists(directory))
+        {
+            throw new IOException($"Cannot open a write-ahead log in '{directory}': it is a regular file, not a directory.");
+        }
+
         fileSystem.CreateDirectory(directory);
         var directoryLock = fileSystem.AcquireExclusiveLock(Path.Combine(directory, WalFormat.LockFileName));
         try
         {
             var recovered = WalRecovery.Recover(fileSystem, directory, options);
+            if (recovered.Repair is { } repair)
+            {
+                s_logTailRepaired(options.Logger, repair.SegmentPath, repair.Offset, repair.LengthBytes, repair.SideFilePath, repair.Reason, repair.ProvenDurableOffset, null);
+            }
+
             return new WriteAheadLog(fileSystem, directory, options, directoryLock, recovered);
         }
         catch
@@ -445,7 +467,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     {
         Debug.Assert(Monitor.IsEntered(_lock));
         int frameSize = WalFormat.FrameSize(payload.Length);
-        if (_tailOffset + frameSize > _options.SegmentSizeBytes)
+        if (_tailOffset + frameSize > _options.SegmentSizeBytes - WalFormat.SegmentReservedEndBytes)
         {
             CutSegmentUnsynchronized(index);
         }
@@ -465,7 +487,14 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         var payloadDestination = frame.Slice(WalFormat.FrameHeaderSizeBytes, payload.Length);
         payload.CopyTo(payloadDestination); // the one copy of the payload
         frame[(WalFormat.FrameHeaderSizeBytes + payload.Length)..].Clear();
-        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc);
+        // The synced word: _durableEnd moves only after a flush has returned (Sync, CutSegment,
+        // and Open, which flushes), so it never claims a byte that was not durable, however the
+        // writer, the syncer and inline appenders interleave. Taken now, under the lock, it may be
+        // older than the flush that completes before this frame is written: conservative, never
+        // wrong. While a cut is pending (the frame goes to a segment not yet created) it is 0.
+        long syncedOffset = _durableEnd.Sequence == _tailSequence ? _durableEnd.Offset : 0;
+        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc, syncedOffset);
+        _needsSyncMark = true;
         _tailOffset += frameSize;
         _bufferedBytes += frameSize;
         if (index != 0)
@@ -618,6 +647,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
                     }
                 }
 
+                TryWriteSyncMark();
                 _segmentFile.Dispose();
             }
             finally
@@ -630,6 +660,65 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
                 _writerExited.TrySetResult();
             }
+        }
+    }
+
+    /// <summary>
+    /// At a clean close, when records were appended since the last sync mark and everything written
+    /// is durable, appends a sync mark: a frame whose synced word is its own offset. It proves every
+    /// record before it durable, so that Open refuses damage to the last records instead of taking
+    /// it for a torn write (no later frame would claim them otherwise). Best effort: the records
+    /// are durable already, and without the mark the documented bound still holds.
+    /// </summary>
+    private void TryWriteSyncMark()
+    {
+        byte[] mark;
+        long offset;
+        uint crc;
+        lock (_lock)
+        {
+            // Closing: appends are refused from here on, so the tail cannot move under us.
+            var tail = new WalPosition(_tailSequence, _tailOffset);
+            if (_failure is not null || !_needsSyncMark || _durableEnd != tail || _writtenEnd != tail)
+            {
+                return;
+            }
+
+            offset = _tailOffset;
+            mark = WalFormat.BuildSyncMarkFrame(offset, _tailCrc, out crc);
+        }
+
+        long fileLength;
+        try
+        {
+            fileLength = _segmentFile.Length;
+        }
+        catch (Exception)
+        {
+            return; // as below: the records are durable; the mark is an extra proof
+        }
+
+        // The room is relative to the file: a segment created under a larger SegmentSizeBytes keeps
+        // its own length. The append rule keeps it (records stop SegmentReservedEndBytes short).
+        InvariantViolationException.Check(offset + mark.Length <= fileLength - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark before its trailer.");
+        try
+        {
+            _segmentFile.Write(offset, mark);
+            _segmentFile.Flush();
+        }
+        catch (Exception)
+        {
+            // Whatever failed (an IO error, a simulated crash), the records before the mark are
+            // durable already; a mark lost or torn here is cut by the next Open as a torn tail.
+            return;
+        }
+
+        lock (_lock)
+        {
+            _tailCrc = crc;
+            _tailOffset += mark.Length;
+            _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
+            _needsSyncMark = false;
         }
     }
 
@@ -1021,6 +1110,20 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
 
         CompleteAll(_completions);
         var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
+        // Only now that the next segment durably exists does the finished one say so, in its
+        // trailer: a crash before this leaves no trailer and both segments (nothing to miss); after
+        // it, a trailer in the last segment means its successor was deleted or lost.
+        try
+        {
+            finished.Write(finished.Length - WalFormat.SegmentTrailerSizeBytes, WalFormat.BuildSegmentTrailer(cut.FirstIndex));
+            finished.Flush();
+        }
+        catch
+        {
+            next.Dispose();
+            throw;
+        }
+
         finished.Dispose();
         lock (_lock)
         {

@@ -25,7 +25,7 @@ public sealed class SnapshotRoundTripTests
             }
         });
 
-        using var loaded = snapshotter.LoadNewest();
+        using var loaded = snapshotter.LoadNewest().Snapshot;
         Assert.That(loaded, Is.Not.Null);
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(42UL));
         Assert.That(loaded.Metadata.Term, Is.EqualTo(5UL));
@@ -38,7 +38,7 @@ public sealed class SnapshotRoundTripTests
     public void AnEmptyDirectoryHasNoSnapshot()
     {
         using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(1), SnapshotTestKit.Directory);
-        Assert.That(snapshotter.LoadNewest(), Is.Null);
+        Assert.That(snapshotter.LoadNewest().Snapshot, Is.Null);
     }
 
     [Test]
@@ -50,7 +50,7 @@ public sealed class SnapshotRoundTripTests
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(50, 2), new MemoryStream([5]));
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(40, 3), new MemoryStream([4]));
 
-        using var loaded = snapshotter.LoadNewest();
+        using var loaded = snapshotter.LoadNewest().Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(50UL));
         Assert.That(await SnapshotTestKit.ReadAllAsync(loaded), Is.EqualTo(new byte[] { 5 }));
     }
@@ -82,7 +82,7 @@ public sealed class SnapshotRoundTripTests
         }));
 
         Assert.That(fs.AllFiles().Where(f => f.StartsWith(SnapshotTestKit.Directory, StringComparison.Ordinal)).Select(Path.GetFileName), Is.EqualTo(new[] { SnapshotFormat.FileName(1, 10) }));
-        using var loaded = snapshotter.LoadNewest();
+        using var loaded = snapshotter.LoadNewest().Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL));
     }
 

@@ -33,7 +33,7 @@ public sealed class SnapshotStreamingTests
             before = GC.GetTotalAllocatedBytes(precise: true);
             uint actualCrc = 0;
             long read = 0;
-            using (var loaded = snapshotter.LoadNewest())
+            using (var loaded = snapshotter.LoadNewest().Snapshot)
             {
                 var buffer = new byte[100_000];
                 int n;

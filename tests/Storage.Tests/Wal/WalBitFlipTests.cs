@@ -5,8 +5,10 @@ namespace EmbeddedRaft.Storage.Tests.Wal;
 
 /// <summary>
 /// A bit flipped anywhere in a log is never returned as data: inside the records (headers,
-/// frames, padding, the end marker) it is refused with the exact file and frame offset; in the
-/// unused space after the records it touches no record (the last segment cuts it as a torn tail).
+/// frames, padding, the sync mark a clean close leaves, the zero word that ends the frames, the
+/// last segment's trailer) it is refused with the exact file and frame offset; in the unused space
+/// after the records it touches no record (the last segment cuts it as a torn tail; a finished
+/// segment's trailer is read only when that segment is the last).
 /// </summary>
 public sealed class WalBitFlipTests
 {
@@ -37,14 +39,16 @@ public sealed class WalBitFlipTests
         int refused = 0, repaired = 0, untouched = 0;
         for (int trial = 0; trial < 150; trial++)
         {
-            var fs = Clone(original, segments, seed + trial);
+            var fs = WalTestKit.CloneDurably(original, segments, seed + trial);
             int segmentNumber = random.Next(segments.Count);
             string path = segments[segmentNumber];
-            var frames = FrameStarts(appended, segmentNumber);
-            // The records, and the end marker word when the segment has room for one.
-            long checkedEnd = Math.Min(frames[^1] + 8, s_options.SegmentSizeBytes);
-            // Most flips inside the records; some in the unused, preallocated rest of the file.
-            bool inside = checkedEnd == s_options.SegmentSizeBytes || random.Next(4) != 0;
+            bool isLast = segmentNumber == segments.Count - 1;
+            var frames = FrameStarts(appended, segmentNumber, isLast);
+            // The records, and the zero word that ends them (the room the segment reserves at its end always holds it).
+            long checkedEnd = frames[^1] + 8;
+            long trailer = s_options.SegmentSizeBytes - WalFormat.SegmentTrailerSizeBytes;
+            // Most flips inside the records; some in the unused, preallocated rest of the file, the trailer included.
+            bool inside = random.Next(4) != 0;
             long offset = inside ? random.NextInt64(0, checkedEnd) : random.NextInt64(checkedEnd, s_options.SegmentSizeBytes);
             int bit = random.Next(8);
             fs.FlipBit(path, offset, bit);
@@ -63,7 +67,14 @@ public sealed class WalBitFlipTests
                 error = e;
             }
 
-            if (offset < checkedEnd)
+            if (isLast && offset >= trailer)
+            {
+                // The last segment's trailer is written whole or not at all: a flipped bit in it is damage.
+                Assert.That(error, Is.Not.Null, $"not detected; {where}");
+                Assert.That((error!.Path, error.Offset), Is.EqualTo((path, trailer)), where);
+                refused++;
+            }
+            else if (offset < checkedEnd)
             {
                 Assert.That(error, Is.Not.Null, $"not detected; {where}");
                 Assert.That(error!.Path, Is.EqualTo(path), where);
@@ -81,31 +92,20 @@ public sealed class WalBitFlipTests
         TestContext.Out.WriteLine($"refused {refused}, outside the records {untouched} (of which cut as a torn tail {repaired})");
     }
 
-    /// <summary>The offsets where frames start in one segment: 0 (its header), each record, and the end marker.</summary>
-    private static List<long> FrameStarts(List<StoredRecord> records, int sequence)
+    /// <summary>The offsets where frames start in one segment: 0 (its header), each record, the sync mark of the last segment, and the end (zero) word.</summary>
+    private static List<long> FrameStarts(List<StoredRecord> records, int sequence, bool isLast)
     {
         var starts = new List<long> { 0 };
         starts.AddRange(records.Where(r => r.Position.Sequence == sequence).Select(r => r.Position.Offset));
         var last = records.LastOrDefault(r => r.Position.Sequence == sequence);
-        starts.Add(last is null ? WalFormat.SegmentHeaderFrameSizeBytes : last.Position.Offset + WalFormat.FrameSize(last.Payload.Length));
-        return starts;
-    }
-
-    private static FaultInjectingFileSystem Clone(FaultInjectingFileSystem source, List<string> segments, int seed)
-    {
-        var copy = new FaultInjectingFileSystem(seed);
-        copy.CreateDirectory(WalTestKit.Directory);
-        foreach (string path in segments)
+        long end = last is null ? WalFormat.SegmentHeaderFrameSizeBytes : last.Position.Offset + WalFormat.FrameSize(last.Payload.Length);
+        if (isLast && last is not null)
         {
-            using var from = source.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.ReadOnly);
-            var bytes = new byte[from.Length];
-            from.Read(0, bytes);
-            using var to = copy.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.CreateNew);
-            to.Write(0, bytes);
-            to.Flush();
+            starts.Add(end); // the sync mark written by the clean close
+            end += WalFormat.SyncMarkFrameSizeBytes;
         }
 
-        copy.SyncDirectory(WalTestKit.Directory);
-        return copy;
+        starts.Add(end);
+        return starts;
     }
 }

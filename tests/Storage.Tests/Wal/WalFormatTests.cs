@@ -61,12 +61,62 @@ public sealed class WalFormatTests
         byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, out uint crc);
         Assert.That(frame, Has.Length.EqualTo(64));
         Assert.That(System.Text.Encoding.ASCII.GetString(frame, 24, 8), Is.EqualTo("ERWALSEG"));
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(32)), Is.EqualTo(1u));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(32)), Is.EqualTo(2u), "format version 2");
         Assert.That(BinaryPrimitives.ReadInt64LittleEndian(frame.AsSpan(40)), Is.EqualTo(0x12L));
         Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(frame.AsSpan(48)), Is.EqualTo(0x34UL));
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(56)), Is.EqualTo(0xDEADBEEFu));
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(16)), Is.EqualTo(crc));
-        Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(0xDEADBEEF, frame.AsSpan(0, 16)), frame.AsSpan(24))));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(16)), Is.EqualTo(0u), "a header claims no synced offset");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(20)), Is.EqualTo(crc));
+        Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(0xDEADBEEF, frame.AsSpan(0, 20)), frame.AsSpan(24))));
+    }
+
+    [Test]
+    public void FrameHeaderCarriesTheSyncedOffsetInWordsInsideTheCrc()
+    {
+        var frame = new byte[WalFormat.FrameSize(3)];
+        byte[] payload = [1, 2, 3];
+        payload.CopyTo(frame.AsSpan(24));
+        uint crc = WalFormat.WriteFrameHeader(frame, 7, 0x1234, payload, 0xCAFEF00D, syncedOffset: 4096);
+        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(frame.AsSpan(8)), Is.EqualTo(0x1234UL));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(16)), Is.EqualTo(4096u / 8), "synced offset in 8-byte words");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(20)), Is.EqualTo(crc));
+        Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(0xCAFEF00D, frame.AsSpan(0, 20)), payload)), "the crc covers the synced word");
+        Assert.That(frame.AsSpan(27).ToArray(), Is.All.EqualTo((byte)0), "padding");
+    }
+
+    [Test]
+    public void SyncMarkIsATypeZeroFrameClaimingItsOwnOffset()
+    {
+        byte[] mark = WalFormat.BuildSyncMarkFrame(0x2000, 0x11111111, out uint crc);
+        Assert.That(WalFormat.SyncMarkFrameSizeBytes, Is.EqualTo(32));
+        Assert.That(mark, Has.Length.EqualTo(32));
+        Assert.That(WalFormat.TryDecodeLengthWord(BinaryPrimitives.ReadUInt64LittleEndian(mark), out int length, out byte type), Is.True);
+        Assert.That((length, type), Is.EqualTo((8, (byte)0)));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(mark.AsSpan(16)), Is.EqualTo(0x2000u / 8));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(mark.AsSpan(20)), Is.EqualTo(crc));
+        Assert.That(System.Text.Encoding.ASCII.GetString(mark, 24, 8), Is.EqualTo("ERWALSYN"));
+    }
+
+    [Test]
+    public void SegmentTrailerNamesTheNextFirstIndexAndChecksItself()
+    {
+        byte[] trailer = WalFormat.BuildSegmentTrailer(0xABCDEF);
+        Assert.That(trailer, Has.Length.EqualTo(WalFormat.SegmentTrailerSizeBytes).And.Length.EqualTo(16));
+        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(trailer), Is.EqualTo(0xABCDEFUL));
+        Assert.That(System.Text.Encoding.ASCII.GetString(trailer, 8, 4), Is.EqualTo("ERNX"));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(trailer.AsSpan(12)), Is.EqualTo(Crc32C.Append(0, trailer.AsSpan(0, 12))));
+        Assert.That(WalFormat.ReadSegmentTrailer(trailer, out ulong next), Is.EqualTo(SegmentTrailerState.NamesNext));
+        Assert.That(next, Is.EqualTo(0xABCDEFUL));
+        Assert.That(WalFormat.ReadSegmentTrailer(new byte[16], out _), Is.EqualTo(SegmentTrailerState.Absent));
+        for (int bit = 0; bit < 128; bit++)
+        {
+            var flipped = (byte[])trailer.Clone();
+            flipped[bit / 8] ^= (byte)(1 << (bit % 8));
+            Assert.That(WalFormat.ReadSegmentTrailer(flipped, out _), Is.EqualTo(SegmentTrailerState.Damaged), $"bit {bit}");
+        }
+
+        Assert.That(WalFormat.SegmentReservedEndBytes, Is.EqualTo(48));
+        Assert.That(WalFormat.FormatVersion, Is.EqualTo(2u));
     }
 
     [Test]

@@ -17,11 +17,13 @@ public sealed class WalOptionsTests
     public void MaxRecordSizeShrinksToFitSmallSegmentsWhenNotGiven()
     {
         var options = new WalOptions(segmentSizeBytes: 4096);
-        Assert.That(options.MaxRecordSizeBytes, Is.EqualTo(4096 - 64 - 24));
+        // Segment header, the record's frame header, and room for a sync mark (32) and the trailer (16).
+        Assert.That(options.MaxRecordSizeBytes, Is.EqualTo(4096 - 64 - 24 - 48));
     }
 
     [TestCase(1024L)]
     [TestCase(4097L)]
+    [TestCase(WalOptions.MaxSegmentSizeBytes + 512)]
     public void SegmentSizesThatAreTooSmallOrUnalignedAreRefused(long size) =>
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new WalOptions(segmentSizeBytes: size));
 

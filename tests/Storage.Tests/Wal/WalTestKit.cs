@@ -1,5 +1,7 @@
+using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Wal;
 using EmbeddedRaft.TestSupport;
+using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
 
@@ -47,6 +49,39 @@ internal static class WalTestKit
     }
 
     public static string Reproduce(int seed) => $"reproduce with WAL_SEED={seed}";
+
+    /// <summary>A new disk holding, durably, the current bytes of <paramref name="paths"/> of <paramref name="source"/> (for trying many faults on one log).</summary>
+    public static FaultInjectingFileSystem CloneDurably(FaultInjectingFileSystem source, IEnumerable<string> paths, int seed)
+    {
+        var copy = new FaultInjectingFileSystem(seed);
+        copy.CreateDirectory(Directory);
+        foreach (string path in paths)
+        {
+            using var from = source.Open(path, FileOpenMode.ReadOnly);
+            var bytes = new byte[from.Length];
+            from.Read(0, bytes);
+            using var to = copy.Open(path, FileOpenMode.CreateNew);
+            to.Write(0, bytes);
+            to.Flush();
+        }
+
+        copy.SyncDirectory(Directory);
+        return copy;
+    }
+
+    /// <summary>
+    /// A payload of <paramref name="minLength"/>..<paramref name="maxLength"/> non-zero bytes (at
+    /// least 1024) holding one run of 1024 zeros at a random place. A run of 1024 bytes always
+    /// covers a whole 512-byte sector, so the record's frame has a zero piece wherever it lands:
+    /// the records a torn write is hardest to tell apart from.
+    /// </summary>
+    public static byte[] PayloadWithZeroPiece(Random random, int minLength, int maxLength)
+    {
+        var payload = Payload(random, Math.Max(minLength, 1024), maxLength);
+        int start = random.Next(0, payload.Length - 1024 + 1);
+        payload.AsSpan(start, 1024).Clear();
+        return payload;
+    }
 }
 
 /// <summary>A record as appended or as read back.</summary>
