@@ -768,7 +768,7 @@ public sealed class BTreeDatabase : IDisposable
         var header = PageHeader.Read(bytes);
         var body = MemoryMarshal.Read<MetaBody>(bytes[PageHeader.SizeOf..]);
         string? damage =
-            header.Checksum != Crc32C.Compute(bytes[4..]) ? "checksum mismatch"
+            header.Checksum != PageChecksum.Compute(bytes[4..]) ? "checksum mismatch"
             : header.Kind != PageKind.Meta ? $"kind {(int)header.Kind}, not a meta page"
             : header.PageId != slot ? $"it says it is page {header.PageId}"
             : body.Magic != MetaBody.ExpectedMagic ? "wrong magic number"
@@ -797,7 +797,7 @@ public sealed class BTreeDatabase : IDisposable
             Txid = meta.Txid,
         };
         MemoryMarshal.Write(page[PageHeader.SizeOf..], in body);
-        header.Checksum = Crc32C.Compute(page[4..MetaBody.EndOffset]);
+        header.Checksum = PageChecksum.Compute(page[4..MetaBody.EndOffset]);
     }
 
     private void WriteMeta(MetaState meta, int slot)

@@ -343,11 +343,11 @@ internal static class BTreeImage
         }
 
         /// <summary>The CRC of everything written so far, buffered bytes included.</summary>
-        public uint ChecksumSoFar() => Wal.Crc32C.Append(_crc, _buffer.AsSpan(0, _used));
+        public uint ChecksumSoFar() => Crc32C.Append(_crc, _buffer.AsSpan(0, _used));
 
         public async ValueTask FlushAsync(CancellationToken cancellationToken)
         {
-            _crc = Wal.Crc32C.Append(_crc, _buffer.AsSpan(0, _used));
+            _crc = Crc32C.Append(_crc, _buffer.AsSpan(0, _used));
             await destination.WriteAsync(_buffer.AsMemory(0, _used), cancellationToken).ConfigureAwait(false);
             BytesWritten += _used;
             _used = 0;
@@ -383,7 +383,7 @@ internal static class BTreeImage
 
             var memory = _buffer.AsMemory(_start, length);
             _start += length;
-            _crc = Wal.Crc32C.Append(_crc, memory.Span);
+            _crc = Crc32C.Append(_crc, memory.Span);
             Position += length;
             return memory;
         }

@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using EmbeddedRaft.Storage.IO;
-using EmbeddedRaft.Storage.Wal;
 using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.Snapshots;

@@ -24,7 +24,7 @@ public sealed class SnapshotStreamingTests
                 for (long written = 0; written < Size; written += block.Length)
                 {
                     block[0] = (byte)(written >> 16); // vary the data
-                    expectedCrc = Storage.Wal.Crc32C.Append(expectedCrc, block);
+                    expectedCrc = Storage.Crc32C.Append(expectedCrc, block);
                     await stream.WriteAsync(block, token);
                 }
             });
@@ -39,7 +39,7 @@ public sealed class SnapshotStreamingTests
                 int n;
                 while ((n = await loaded!.Data.ReadAsync(buffer)) > 0)
                 {
-                    actualCrc = Storage.Wal.Crc32C.Append(actualCrc, buffer.AsSpan(0, n));
+                    actualCrc = Storage.Crc32C.Append(actualCrc, buffer.AsSpan(0, n));
                     read += n;
                 }
             }
