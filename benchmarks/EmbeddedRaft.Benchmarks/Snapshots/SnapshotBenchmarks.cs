@@ -52,7 +52,7 @@ public class SnapshotBenchmarks
     }
 
     [Benchmark(Description = "snapshot save 64 MiB")]
-    public ValueTask<string> SaveAsync() => _snapshotter.SaveAsync(new SnapshotMetadata(++_index, 1, [1, 2, 3]), async (stream, token) =>
+    public ValueTask<string> SaveAsync() => _snapshotter.SaveAsync(new SnapshotFileMetadata(++_index, 1, [1, 2, 3]), async (stream, token) =>
     {
         for (int written = 0; written < SnapshotBytes; written += _block.Length)
         {

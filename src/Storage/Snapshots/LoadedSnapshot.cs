@@ -17,7 +17,7 @@ public sealed class LoadedSnapshot : IDisposable, IAsyncDisposable
     }
 
     /// <summary>What the snapshot covers.</summary>
-    public SnapshotMetadata Metadata => _data.Metadata;
+    public SnapshotFileMetadata Metadata => _data.Metadata;
 
     /// <summary>The snapshot file.</summary>
     public string Path => _data.Path;

@@ -10,7 +10,7 @@ public sealed class SnapshotOptions
     public static SnapshotOptions Default { get; } = new();
 
     /// <summary>Creates validated options.</summary>
-    /// <param name="retainCount">How many of the newest snapshots <see cref="Snapshotter.SaveAsync(SnapshotMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/> keeps; older ones are deleted after a save. At least 1.</param>
+    /// <param name="retainCount">How many of the newest snapshots <see cref="Snapshotter.SaveAsync(SnapshotFileMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/> keeps; older ones are deleted after a save. At least 1.</param>
     /// <param name="chunkSizeBytes">Data is stored in checksummed chunks of at most this size; it bounds the memory a save or load holds. 4 KiB to 16 MiB.</param>
     /// <param name="maxMembershipSizeBytes">The largest membership blob accepted (a header naming a larger one is corruption). At least 0.</param>
     /// <param name="logger">Where fallbacks are reported: each snapshot quarantined at load is logged at <see cref="LogLevel.Warning"/>. Null: nowhere (<see cref="NullLogger.Instance"/>).</param>

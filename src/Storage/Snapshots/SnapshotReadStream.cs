@@ -25,7 +25,7 @@ internal sealed class SnapshotReadStream : Stream
     private uint _dataCrc;
     private bool _ended;
 
-    private SnapshotReadStream(IStorageFile file, SnapshotMetadata metadata, uint headerCrc, long dataOffset)
+    private SnapshotReadStream(IStorageFile file, SnapshotFileMetadata metadata, uint headerCrc, long dataOffset)
     {
         _file = file;
         Metadata = metadata;
@@ -35,7 +35,7 @@ internal sealed class SnapshotReadStream : Stream
         _chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
     }
 
-    public SnapshotMetadata Metadata { get; }
+    public SnapshotFileMetadata Metadata { get; }
 
     public string Path => _file.Path;
 
@@ -90,7 +90,7 @@ internal sealed class SnapshotReadStream : Stream
                 throw new CorruptionException(file.Path, 0, $"The header fails its crc (stored {stored:x8}, computed {computed:x8}).");
             }
 
-            var metadata = new SnapshotMetadata(
+            var metadata = new SnapshotFileMetadata(
                 BinaryPrimitives.ReadUInt64LittleEndian(fixedHeader[16..]),
                 BinaryPrimitives.ReadUInt64LittleEndian(fixedHeader[24..]),
                 rest.AsSpan(0, membershipLength));

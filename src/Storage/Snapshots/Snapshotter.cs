@@ -69,7 +69,7 @@ public sealed class Snapshotter : IDisposable
     /// <exception cref="IOException">The file system failed; the previous snapshots are untouched.</exception>
     /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
     /// <remarks>If <paramref name="writeData"/> throws, the partial file is deleted and the exception propagates.</remarks>
-    public async ValueTask<string> SaveAsync(SnapshotMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
+    public async ValueTask<string> SaveAsync(SnapshotFileMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(writeData);
@@ -120,8 +120,8 @@ public sealed class Snapshotter : IDisposable
     }
 
     /// <summary>Saves a snapshot whose data is the rest of <paramref name="data"/>, copied through one buffer.</summary>
-    /// <inheritdoc cref="SaveAsync(SnapshotMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/>
-    public ValueTask<string> SaveAsync(SnapshotMetadata metadata, Stream data, CancellationToken cancellationToken = default)
+    /// <inheritdoc cref="SaveAsync(SnapshotFileMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/>
+    public ValueTask<string> SaveAsync(SnapshotFileMetadata metadata, Stream data, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         return SaveAsync(metadata, (destination, token) => new ValueTask(data.CopyToAsync(destination, token)), cancellationToken);
@@ -193,7 +193,7 @@ public sealed class Snapshotter : IDisposable
         }
     }
 
-    private static uint WriteHeader(IStorageFile file, SnapshotMetadata metadata)
+    private static uint WriteHeader(IStorageFile file, SnapshotFileMetadata metadata)
     {
         int membershipLength = metadata.Membership.Length;
         var header = new byte[SnapshotFormat.FixedHeaderSizeBytes + membershipLength + sizeof(uint)];

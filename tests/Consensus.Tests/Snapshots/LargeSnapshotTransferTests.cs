@@ -3,7 +3,7 @@ using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Snapshots;
 using RaftSnapshot = EmbeddedRaft.Consensus.Messages.SnapshotMetadata;
-using SnapshotFile = EmbeddedRaft.Storage.Snapshots.SnapshotMetadata;
+using SnapshotFile = EmbeddedRaft.Storage.Snapshots.SnapshotFileMetadata;
 
 namespace EmbeddedRaft.Consensus.Tests.Snapshots;
 

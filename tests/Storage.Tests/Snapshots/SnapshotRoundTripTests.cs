@@ -90,6 +90,6 @@ public sealed class SnapshotRoundTripTests
     public void AMembershipLargerThanTheLimitIsRefused()
     {
         using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(5), SnapshotTestKit.Directory, new SnapshotOptions(maxMembershipSizeBytes: 8));
-        Assert.ThrowsAsync<ArgumentException>(async () => await snapshotter.SaveAsync(new SnapshotMetadata(1, 1, new byte[9]), new MemoryStream()));
+        Assert.ThrowsAsync<ArgumentException>(async () => await snapshotter.SaveAsync(new SnapshotFileMetadata(1, 1, new byte[9]), new MemoryStream()));
     }
 }

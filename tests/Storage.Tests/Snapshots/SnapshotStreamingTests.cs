@@ -19,7 +19,7 @@ public sealed class SnapshotStreamingTests
             uint expectedCrc = 0;
 
             long before = GC.GetTotalAllocatedBytes(precise: true);
-            await snapshotter.SaveAsync(new SnapshotMetadata(1000, 7, [1]), async (stream, token) =>
+            await snapshotter.SaveAsync(new SnapshotFileMetadata(1000, 7, [1]), async (stream, token) =>
             {
                 for (long written = 0; written < Size; written += block.Length)
                 {

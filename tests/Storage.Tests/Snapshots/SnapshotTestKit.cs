@@ -21,7 +21,7 @@ internal static class SnapshotTestKit
         return data;
     }
 
-    public static SnapshotMetadata Metadata(ulong index, ulong term, int membershipLength = 16) =>
+    public static SnapshotFileMetadata Metadata(ulong index, ulong term, int membershipLength = 16) =>
         new(index, term, Enumerable.Range(0, membershipLength).Select(i => (byte)(i * 7 + (int)index)).ToArray());
 
     public static async Task<byte[]> ReadAllAsync(LoadedSnapshot snapshot)
