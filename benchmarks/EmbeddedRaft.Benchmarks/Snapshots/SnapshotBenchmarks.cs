@@ -27,7 +27,7 @@ public class SnapshotBenchmarks
     {
         new Random(5).NextBytes(_block);
         _directory = BenchmarkDirectory.Create("snapshot");
-        _snapshotter = new Snapshotter(PhysicalFileSystem.Instance, Path.Combine(_directory, "snap"), new SnapshotOptions(retainCount: 2));
+        _snapshotter = new Snapshotter(PhysicalFileSystem.Instance, Path.Combine(_directory, "snap"), new SnapshotOptions { RetainCount = 2 });
         SaveAsync().AsTask().GetAwaiter().GetResult();
     }
 

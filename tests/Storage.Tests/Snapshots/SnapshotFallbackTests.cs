@@ -17,7 +17,7 @@ public sealed class SnapshotFallbackTests
     {
         var fs = new FaultInjectingFileSystem(200);
         var logger = new RecordingLogger();
-        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions(chunkSizeBytes: 4096, logger: logger));
+        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions { ChunkSizeBytes = 4096, Logger = logger });
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), new MemoryStream(SnapshotTestKit.Data(new Random(1), 9000)));
         string newest = await snapshotter.SaveAsync(SnapshotTestKit.Metadata(20, 1), new MemoryStream(SnapshotTestKit.Data(new Random(2), 9000)));
         fs.FlipBit(newest, 5000, 2);
@@ -57,7 +57,7 @@ public sealed class SnapshotFallbackTests
     {
         var fs = new FaultInjectingFileSystem(202);
         var logger = new RecordingLogger();
-        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions(logger: logger));
+        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions { Logger = logger });
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), new MemoryStream(new byte[100]));
 
         var result = snapshotter.LoadNewest();

@@ -22,7 +22,7 @@ public sealed class SnapshotFormatTests
     public async Task AFileIsHeaderThenChunksThenTrailer()
     {
         var fs = new FaultInjectingFileSystem(1);
-        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions(chunkSizeBytes: 4096));
+        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions { ChunkSizeBytes = 4096 });
         var data = SnapshotTestKit.Data(new Random(1), 5000);
         string path = await snapshotter.SaveAsync(new SnapshotFileMetadata(7, 3, [1, 2, 3]), new MemoryStream(data));
 

@@ -89,7 +89,7 @@ public sealed class SnapshotRoundTripTests
     [Test]
     public void AMembershipLargerThanTheLimitIsRefused()
     {
-        using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(5), SnapshotTestKit.Directory, new SnapshotOptions(maxMembershipSizeBytes: 8));
+        using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(5), SnapshotTestKit.Directory, new SnapshotOptions { MaxMembershipSizeBytes = 8 });
         Assert.ThrowsAsync<ArgumentException>(async () => await snapshotter.SaveAsync(new SnapshotFileMetadata(1, 1, new byte[9]), new MemoryStream()));
     }
 }
