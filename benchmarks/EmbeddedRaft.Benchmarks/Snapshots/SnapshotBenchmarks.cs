@@ -21,6 +21,7 @@ public class SnapshotBenchmarks
     private string _directory = "";
     private Snapshotter _snapshotter = null!;
     private ulong _index;
+    private string _newestPath = "";
 
     [GlobalSetup]
     public void Setup()
@@ -28,7 +29,7 @@ public class SnapshotBenchmarks
         new Random(5).NextBytes(_block);
         _directory = BenchmarkDirectory.Create("snapshot");
         _snapshotter = new Snapshotter(PhysicalFileSystem.Instance, Path.Combine(_directory, "snap"), new SnapshotOptions { RetainCount = 2 });
-        SaveAsync().AsTask().GetAwaiter().GetResult();
+        _newestPath = SaveAsync().AsTask().GetAwaiter().GetResult();
     }
 
     [GlobalCleanup]
@@ -58,12 +59,12 @@ public class SnapshotBenchmarks
         {
             await stream.WriteAsync(_block, token);
         }
-    });
+    }, CancellationToken.None);
 
     [Benchmark(Description = "raw read 64 MiB (page cache)")]
     public long RawRead()
     {
-        using var file = PhysicalFileSystem.Instance.Open(_snapshotter.ListSnapshots()[0], FileOpenMode.ReadOnly);
+        using var file = PhysicalFileSystem.Instance.Open(_newestPath, FileOpenMode.ReadOnly);
         long total = 0;
         for (long offset = 0; offset < file.Length; offset += _block.Length)
         {
@@ -74,9 +75,9 @@ public class SnapshotBenchmarks
     }
 
     [Benchmark(Description = "snapshot load 64 MiB (verify + stream)")]
-    public long Load()
+    public async Task<long> Load()
     {
-        using var snapshot = _snapshotter.LoadNewest().Snapshot!;
+        using var snapshot = (await _snapshotter.LoadNewestAsync()).Snapshot!;
         long total = 0;
         int read;
         while ((read = snapshot.Data.Read(_block)) > 0)

@@ -1,7 +1,7 @@
 namespace EmbeddedRaft.Storage.Snapshots;
 
 /// <summary>
-/// What <see cref="Snapshotter.LoadNewest"/> found: the newest valid snapshot (or none) and every
+/// What <see cref="Snapshotter.LoadNewestAsync"/> found: the newest valid snapshot (or none) and every
 /// newer snapshot it set aside because it failed its checks. A non-empty
 /// <see cref="Quarantined"/> means the caller got an older snapshot than the newest saved (or none
 /// at all) and an operator should look at the <c>.broken</c> files.

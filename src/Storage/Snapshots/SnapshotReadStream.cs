@@ -143,11 +143,13 @@ internal sealed class SnapshotReadStream : Stream
         return new ValueTask<int>(Read(buffer.Span));
     }
 
-    /// <summary>Reads to the end, checking everything; returns the data length.</summary>
-    public long VerifyToEnd()
+    /// <summary>Reads to the end, checking everything; returns the data length. Checks <paramref name="cancellationToken"/> before each chunk.</summary>
+    public long VerifyToEnd(CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         while (ReadNextChunk())
         {
+            cancellationToken.ThrowIfCancellationRequested();
         }
 
         return _dataLength;

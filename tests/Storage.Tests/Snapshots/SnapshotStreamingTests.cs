@@ -27,13 +27,13 @@ public sealed class SnapshotStreamingTests
                     expectedCrc = Storage.Crc32C.Append(expectedCrc, block);
                     await stream.WriteAsync(block, token);
                 }
-            });
+            }, CancellationToken.None);
             long saveAllocated = GC.GetTotalAllocatedBytes(precise: true) - before;
 
             before = GC.GetTotalAllocatedBytes(precise: true);
             uint actualCrc = 0;
             long read = 0;
-            using (var loaded = snapshotter.LoadNewest().Snapshot)
+            using (var loaded = (await snapshotter.LoadNewestAsync()).Snapshot)
             {
                 var buffer = new byte[100_000];
                 int n;
