@@ -103,7 +103,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        options ??= new BTreeOptions();
+        options ??= BTreeOptions.Default;
         options.Validate();
         if (!BitConverter.IsLittleEndian)
         {
@@ -402,7 +402,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(source);
-        options ??= new BTreeOptions();
+        options ??= BTreeOptions.Default;
         options.Validate();
         return await BTreeImage.RestoreAsync(fileSystem, path, source, options, cancellationToken).ConfigureAwait(false);
     }
