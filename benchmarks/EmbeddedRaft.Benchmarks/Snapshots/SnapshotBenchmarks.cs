@@ -21,14 +21,15 @@ public class SnapshotBenchmarks
     private string _directory = "";
     private Snapshotter _snapshotter = null!;
     private ulong _index;
+    private string _newestPath = "";
 
     [GlobalSetup]
     public void Setup()
     {
         new Random(5).NextBytes(_block);
         _directory = BenchmarkDirectory.Create("snapshot");
-        _snapshotter = new Snapshotter(PhysicalFileSystem.Instance, Path.Combine(_directory, "snap"), new SnapshotOptions(retainCount: 2));
-        SaveAsync().AsTask().GetAwaiter().GetResult();
+        _snapshotter = new Snapshotter(PhysicalFileSystem.Instance, Path.Combine(_directory, "snap"), new SnapshotOptions { RetainCount = 2 });
+        _newestPath = SaveAsync().AsTask().GetAwaiter().GetResult();
     }
 
     [GlobalCleanup]
@@ -52,18 +53,18 @@ public class SnapshotBenchmarks
     }
 
     [Benchmark(Description = "snapshot save 64 MiB")]
-    public ValueTask<string> SaveAsync() => _snapshotter.SaveAsync(new SnapshotMetadata(++_index, 1, [1, 2, 3]), async (stream, token) =>
+    public ValueTask<string> SaveAsync() => _snapshotter.SaveAsync(new SnapshotFileMetadata(++_index, 1, [1, 2, 3]), async (stream, token) =>
     {
         for (int written = 0; written < SnapshotBytes; written += _block.Length)
         {
             await stream.WriteAsync(_block, token);
         }
-    });
+    }, CancellationToken.None);
 
     [Benchmark(Description = "raw read 64 MiB (page cache)")]
     public long RawRead()
     {
-        using var file = PhysicalFileSystem.Instance.Open(_snapshotter.ListSnapshots()[0], FileOpenMode.ReadOnly);
+        using var file = PhysicalFileSystem.Instance.Open(_newestPath, FileOpenMode.ReadOnly);
         long total = 0;
         for (long offset = 0; offset < file.Length; offset += _block.Length)
         {
@@ -74,9 +75,9 @@ public class SnapshotBenchmarks
     }
 
     [Benchmark(Description = "snapshot load 64 MiB (verify + stream)")]
-    public long Load()
+    public async Task<long> Load()
     {
-        using var snapshot = _snapshotter.LoadNewest().Snapshot!;
+        using var snapshot = (await _snapshotter.LoadNewestAsync()).Snapshot!;
         long total = 0;
         int read;
         while ((read = snapshot.Data.Read(_block)) > 0)

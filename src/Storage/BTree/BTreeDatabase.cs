@@ -11,9 +11,16 @@ namespace EmbeddedRaft.Storage.BTree;
 /// readers each on its own snapshot, durable commits. The on-disk format is in docs/btree.md.
 /// </summary>
 /// <remarks>
-/// <para>Thread-safety: every member is safe to call from any thread. <see cref="BeginWrite"/> blocks
-/// while another write transaction is open; <see cref="BeginRead"/> never blocks on the writer, and
-/// the writer never waits for readers. Each transaction is used by one thread at a time.</para>
+/// <para>Thread-safety: every member is safe to call from any thread. One write transaction at a
+/// time: <see cref="BeginWriteAsync"/> (and <see cref="SyncAsync"/>, <see cref="CheckAsync"/>) wait
+/// for an open one without blocking a thread and can be cancelled; their synchronous twins
+/// (<see cref="BeginWrite"/>, <see cref="Sync"/>, <see cref="Check"/>) block the calling thread, for
+/// callers that are not async. <see cref="BeginRead"/> never blocks on the writer, and the writer
+/// never waits for readers. Each transaction is used by one thread at a time.</para>
+/// <para>Failure: a commit or sync whose write or flush fails throws that failure, and from then on
+/// every write (<see cref="BeginWrite"/>, <see cref="Sync"/> and their async twins) throws
+/// <see cref="StorageFaultedException"/> with it as <see cref="Exception.InnerException"/>, until the
+/// database is disposed and opened again (which recovers exactly what is durable). Reads go on.</para>
 /// <para>Crash safety: a commit writes its pages to pages that no durable state references (free
 /// pages or the end of the file), flushes them, and only then writes and flushes the meta page that
 /// makes them reachable. Two meta pages are written alternately; at open the newest one that passes
@@ -22,7 +29,7 @@ namespace EmbeddedRaft.Storage.BTree;
 /// <para>All IO goes through <see cref="IFileSystem"/>. A lock file (<c>path + ".lock"</c>) keeps a
 /// second writer, in this process or another, from opening the same file.</para>
 /// </remarks>
-public sealed class BTreeDatabase : IDisposable
+public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
 {
     /// <summary>Bytes a commit writes between two requests to start write-back (see <see cref="WriteDirtyPages"/>).</summary>
     private const long WriteBackChunkBytes = 256 * 1024;
@@ -96,7 +103,7 @@ public sealed class BTreeDatabase : IDisposable
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        options ??= new BTreeOptions();
+        options ??= BTreeOptions.Default;
         options.Validate();
         if (!BitConverter.IsLittleEndian)
         {
@@ -158,13 +165,34 @@ public sealed class BTreeDatabase : IDisposable
         return new Transaction(this, meta, readOnly: true);
     }
 
-    /// <summary>Begins the write transaction, waiting while another one is open.</summary>
-    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
-    /// <exception cref="InvalidOperationException">An earlier commit failed with an IO error; reopen the database.</exception>
+    /// <summary>Begins the write transaction, blocking the calling thread while another one is open.</summary>
+    /// <remarks>Async callers use <see cref="BeginWriteAsync"/>, which waits without blocking a thread and can be cancelled.</remarks>
+    /// <exception cref="ObjectDisposedException">The database is disposed (also when it is disposed while this waits).</exception>
+    /// <exception cref="StorageFaultedException">An earlier commit or sync failed to write or flush; dispose and reopen the database.</exception>
     public Transaction BeginWrite()
     {
         ThrowIfDisposed();
         _writerGate.Wait();
+        return BeginWriteHoldingGate();
+    }
+
+    /// <summary>
+    /// Begins the write transaction, waiting asynchronously while another one is open (it gets the
+    /// gate when that one commits or is disposed). Cancelling the wait leaves the database as it was.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the gate was taken.</exception>
+    /// <exception cref="ObjectDisposedException">The database is disposed (also when it is disposed while this waits).</exception>
+    /// <exception cref="StorageFaultedException">An earlier commit or sync failed to write or flush; dispose and reopen the database.</exception>
+    public async ValueTask<Transaction> BeginWriteAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        await _writerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return BeginWriteHoldingGate();
+    }
+
+    /// <summary>The part of beginning a write after the gate is taken; releases the gate if it throws.</summary>
+    private Transaction BeginWriteHoldingGate()
+    {
         try
         {
             ThrowIfDisposed();
@@ -183,15 +211,38 @@ public sealed class BTreeDatabase : IDisposable
         }
     }
 
-    /// <summary>Makes every commit made with <see cref="CommitDurability.NoSync"/> durable. Waits for an open writer.</summary>
+    /// <summary>Makes every commit made with <see cref="CommitDurability.NoSync"/> durable, blocking the calling thread while a writer is open.</summary>
     /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
     /// <exception cref="IOException">Writing or flushing failed; the database then refuses writes until reopened.</exception>
+    /// <exception cref="StorageFaultedException">An earlier commit or sync failed; dispose and reopen the database.</exception>
     public void Sync()
     {
         ThrowIfDisposed();
         _writerGate.Wait();
+        SyncHoldingGate();
+    }
+
+    /// <summary>
+    /// Makes every commit made with <see cref="CommitDurability.NoSync"/> durable, waiting
+    /// asynchronously while a writer is open. The flushes themselves run on the calling thread
+    /// (<see cref="IStorageFile.Flush"/> is synchronous).
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the gate was taken; nothing was written.</exception>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    /// <exception cref="IOException">Writing or flushing failed; the database then refuses writes until reopened.</exception>
+    /// <exception cref="StorageFaultedException">An earlier commit or sync failed; dispose and reopen the database.</exception>
+    public async ValueTask SyncAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        await _writerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        SyncHoldingGate();
+    }
+
+    private void SyncHoldingGate()
+    {
         try
         {
+            ThrowIfDisposed();
             ThrowIfFailed();
             SyncUnsynchronized();
         }
@@ -205,7 +256,8 @@ public sealed class BTreeDatabase : IDisposable
     /// Verifies the whole file as of the latest commit, reading every page from disk (not the cache):
     /// each page's checksum and id, every page reachable exactly once or free, keys sorted within
     /// pages and within the bounds their parents give, equal leaf depth, bucket counts, overflow runs
-    /// and the freelist. Waits for an open writer, so do not call it from inside a write transaction.
+    /// and the freelist. Blocks the calling thread while a writer is open, so do not call it from
+    /// inside a write transaction.
     /// </summary>
     /// <exception cref="CorruptionException">The first problem found, naming the page by its offset.</exception>
     /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
@@ -213,8 +265,28 @@ public sealed class BTreeDatabase : IDisposable
     {
         ThrowIfDisposed();
         _writerGate.Wait();
+        return CheckHoldingGate();
+    }
+
+    /// <summary>
+    /// <see cref="Check"/>, waiting asynchronously while a writer is open; the check itself then
+    /// runs on the calling thread (its reads are synchronous) and holds the writer gate until done.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the gate was taken.</exception>
+    /// <exception cref="CorruptionException">The first problem found, naming the page by its offset.</exception>
+    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
+    public async ValueTask<CheckReport> CheckAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        await _writerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return CheckHoldingGate();
+    }
+
+    private CheckReport CheckHoldingGate()
+    {
         try
         {
+            ThrowIfDisposed();
             return new TreeChecker(this, _meta).Run();
         }
         finally
@@ -330,15 +402,22 @@ public sealed class BTreeDatabase : IDisposable
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(source);
-        options ??= new BTreeOptions();
+        options ??= BTreeOptions.Default;
         options.Validate();
         return await BTreeImage.RestoreAsync(fileSystem, path, source, options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Closes the file and releases the lock, first making any <see cref="CommitDurability.NoSync"/>
-    /// commits durable. Open transactions become unusable. Does nothing the second time.
+    /// Closes the file and releases the lock. When no write transaction is open and no write has
+    /// failed, it first makes any <see cref="CommitDurability.NoSync"/> commits durable. When a write
+    /// transaction is open it does <b>not</b> wait for it and does not sync: NoSync commits are then
+    /// as durable as after a crash (the last synced commit survives, later ones may not), and the
+    /// open writer can no longer commit. End the writer (commit or dispose it) first, or call
+    /// <see cref="Sync"/>, when NoSync commits must survive. Open transactions become unusable.
+    /// Does nothing the second time.
     /// </summary>
+    /// <remarks>Why not wait for the writer: the thread disposing may be the one that holds it, and
+    /// an abandoned writer would make disposal hang.</remarks>
     /// <exception cref="IOException">The final sync failed (the file is closed anyway).</exception>
     public void Dispose()
     {
@@ -364,6 +443,18 @@ public sealed class BTreeDatabase : IDisposable
                 _writerGate.Release();
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="Dispose"/>, for <c>await using</c>: the same rules (no wait for an open writer);
+    /// the final sync, when there is one, runs on the calling thread (<see cref="IStorageFile.Flush"/>
+    /// is synchronous) and the returned task is already complete.
+    /// </summary>
+    /// <exception cref="IOException">The final sync failed (the file is closed anyway).</exception>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 
     // ---------------------------------------------------------------- used by transactions
@@ -768,7 +859,7 @@ public sealed class BTreeDatabase : IDisposable
         var header = PageHeader.Read(bytes);
         var body = MemoryMarshal.Read<MetaBody>(bytes[PageHeader.SizeOf..]);
         string? damage =
-            header.Checksum != Crc32C.Compute(bytes[4..]) ? "checksum mismatch"
+            header.Checksum != PageChecksum.Compute(bytes[4..]) ? "checksum mismatch"
             : header.Kind != PageKind.Meta ? $"kind {(int)header.Kind}, not a meta page"
             : header.PageId != slot ? $"it says it is page {header.PageId}"
             : body.Magic != MetaBody.ExpectedMagic ? "wrong magic number"
@@ -797,7 +888,7 @@ public sealed class BTreeDatabase : IDisposable
             Txid = meta.Txid,
         };
         MemoryMarshal.Write(page[PageHeader.SizeOf..], in body);
-        header.Checksum = Crc32C.Compute(page[4..MetaBody.EndOffset]);
+        header.Checksum = PageChecksum.Compute(page[4..MetaBody.EndOffset]);
     }
 
     private void WriteMeta(MetaState meta, int slot)
@@ -935,7 +1026,8 @@ public sealed class BTreeDatabase : IDisposable
     {
         if (_failure is not null)
         {
-            throw new InvalidOperationException("An earlier commit or sync failed, so the disk state is uncertain; dispose and reopen the database.", _failure);
+            // The first failure, not the latest refusal, is what the operator needs to see.
+            throw new StorageFaultedException(Path, _failure);
         }
     }
 }

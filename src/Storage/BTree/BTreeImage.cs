@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 using EmbeddedRaft.Storage.IO;
@@ -39,7 +38,7 @@ internal static class BTreeImage
     /// <summary>Entries a restore commits at a time (no-sync commits; one sync at the end).</summary>
     private const int EntriesPerCommit = 50_000;
 
-    private const int BufferSizeBytes = 64 * 1024;
+    internal const int BufferSizeBytes = 64 * 1024;
 
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -48,7 +47,7 @@ internal static class BTreeImage
     /// <summary>Writes the snapshot of <paramref name="source"/> to <paramref name="destination"/>.</summary>
     public static async Task<long> WriteAsync(Transaction source, Stream destination, CancellationToken cancellationToken)
     {
-        var writer = new ImageWriter(destination);
+        var writer = new BTreeImageWriter(destination);
         try
         {
             writer.Reserve(HeaderSizeBytes);
@@ -160,7 +159,7 @@ internal static class BTreeImage
     private static async Task<BTreeImageSummary> ReadIntoAsync(
         BTreeDatabase database, Stream source, BTreeOptions options, CancellationToken cancellationToken)
     {
-        var reader = new ImageReader(source);
+        var reader = new BTreeImageReader(source);
         Transaction? tx = null;
         try
         {
@@ -299,7 +298,7 @@ internal static class BTreeImage
         }
     }
 
-    private static InvalidDataException Malformed(long offset, string reason) =>
+    internal static InvalidDataException Malformed(long offset, string reason) =>
         new($"B+tree image is malformed at stream offset {offset}: {reason}.");
 
     private static void DeleteIfExists(IFileSystem fileSystem, string path)
@@ -308,113 +307,5 @@ internal static class BTreeImage
         {
             fileSystem.DeleteFile(path);
         }
-    }
-
-    /// <summary>A pooled write buffer that checksums what it hands to the stream.</summary>
-    private sealed class ImageWriter(Stream destination)
-    {
-        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(BufferSizeBytes);
-        private int _used;
-        private uint _crc;
-
-        public long BytesWritten { get; private set; }
-
-        /// <summary>The free part of the buffer.</summary>
-        public Span<byte> Span => _buffer.AsSpan(_used);
-
-        public void Reserve(int bytes) => InvariantViolationException.Check(_buffer.Length - _used >= bytes, "image writer buffer too small");
-
-        public void Advance(int bytes) => _used += bytes;
-
-        public async ValueTask EnsureAsync(int bytes, CancellationToken cancellationToken)
-        {
-            if (_buffer.Length - _used >= bytes)
-            {
-                return;
-            }
-
-            await FlushAsync(cancellationToken).ConfigureAwait(false);
-            if (_buffer.Length < bytes)
-            {
-                // Only a record header with a long key can need more than the default buffer.
-                ArrayPool<byte>.Shared.Return(_buffer);
-                _buffer = ArrayPool<byte>.Shared.Rent(bytes);
-            }
-        }
-
-        /// <summary>The CRC of everything written so far, buffered bytes included.</summary>
-        public uint ChecksumSoFar() => Wal.Crc32C.Append(_crc, _buffer.AsSpan(0, _used));
-
-        public async ValueTask FlushAsync(CancellationToken cancellationToken)
-        {
-            _crc = Wal.Crc32C.Append(_crc, _buffer.AsSpan(0, _used));
-            await destination.WriteAsync(_buffer.AsMemory(0, _used), cancellationToken).ConfigureAwait(false);
-            BytesWritten += _used;
-            _used = 0;
-        }
-
-        public void Return() => ArrayPool<byte>.Shared.Return(_buffer);
-    }
-
-    /// <summary>
-    /// Reads exact lengths from a stream through a pooled buffer (one stream read serves many
-    /// records), checksumming what it hands out.
-    /// </summary>
-    private sealed class ImageReader(Stream source)
-    {
-        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(BufferSizeBytes);
-        private int _start;
-        private int _end;
-        private uint _crc;
-
-        /// <summary>Bytes handed out so far: the stream offset of the next record.</summary>
-        public long Position { get; private set; }
-
-        /// <summary>The CRC of every byte handed out so far.</summary>
-        public uint ChecksumSoFar() => _crc;
-
-        /// <summary>Reads exactly <paramref name="length"/> bytes; the memory is valid until the next call.</summary>
-        public async ValueTask<ReadOnlyMemory<byte>> ReadAsync(int length, CancellationToken cancellationToken)
-        {
-            if (_end - _start < length)
-            {
-                await FillAsync(length, cancellationToken).ConfigureAwait(false);
-            }
-
-            var memory = _buffer.AsMemory(_start, length);
-            _start += length;
-            _crc = Wal.Crc32C.Append(_crc, memory.Span);
-            Position += length;
-            return memory;
-        }
-
-        private async ValueTask FillAsync(int length, CancellationToken cancellationToken)
-        {
-            int buffered = _end - _start;
-            if (_buffer.Length < length)
-            {
-                // Only an entry with a large value needs more than the default buffer; the caller
-                // checked the length against the destination's limits before asking.
-                var larger = ArrayPool<byte>.Shared.Rent(length);
-                _buffer.AsSpan(_start, buffered).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(_buffer);
-                _buffer = larger;
-            }
-            else
-            {
-                _buffer.AsSpan(_start, buffered).CopyTo(_buffer);
-            }
-
-            _start = 0;
-            _end = buffered;
-            int read = await source.ReadAtLeastAsync(_buffer.AsMemory(_end), length - buffered, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-            _end += read;
-            if (_end < length)
-            {
-                throw Malformed(Position + _end, "the stream ends before the image's end record (truncated)");
-            }
-        }
-
-        public void Return() => ArrayPool<byte>.Shared.Return(_buffer);
     }
 }

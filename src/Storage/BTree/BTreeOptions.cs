@@ -3,85 +3,128 @@ using Microsoft.Extensions.Logging;
 namespace EmbeddedRaft.Storage.BTree;
 
 /// <summary>
-/// Settings for <see cref="BTreeDatabase.Open"/>. Every property validates its value when set and
-/// throws <see cref="ArgumentOutOfRangeException"/> for a bad one; settings that depend on each other
-/// (the key size against the page size) are checked by <see cref="BTreeDatabase.Open"/>.
-/// Immutable once built; safe to share between threads and databases.
+/// Settings for <see cref="BTreeDatabase.Open"/>. Each property checks its own range when set and
+/// throws <see cref="ArgumentOutOfRangeException"/> whose <see cref="ArgumentException.ParamName"/>
+/// is the property's name; the rule between properties (the key size against the page size) is
+/// checked by <see cref="BTreeDatabase.Open"/>, which throws <see cref="ArgumentException"/>
+/// naming both options.
 /// </summary>
-public sealed class BTreeOptions
+/// <remarks>
+/// An immutable record with a parameterless constructor and <c>init</c> accessors, so it binds from
+/// Microsoft.Extensions.Configuration; vary <see cref="Default"/> with <c>with</c>
+/// (<c>BTreeOptions.Default with { PageSizeBytes = 8192 }</c>), whose setters validate again.
+/// Safe to share between threads and databases.
+/// </remarks>
+public sealed record BTreeOptions
 {
-    /// <summary>The default page size, 4 KiB.</summary>
+    /// <summary>The default <see cref="PageSizeBytes"/>, 4 KiB.</summary>
     public const int DefaultPageSizeBytes = 4096;
+
+    /// <summary>The smallest <see cref="PageSizeBytes"/>, 1 KiB.</summary>
+    public const int MinPageSizeBytes = 1024;
+
+    /// <summary>The largest <see cref="PageSizeBytes"/>, 64 KiB.</summary>
+    public const int MaxPageSizeBytes = 65536;
 
     /// <summary>The default and largest useful maximum key size (the same as LMDB's).</summary>
     public const int DefaultMaxKeySizeBytes = 511;
 
-    private readonly int _pageSizeBytes = DefaultPageSizeBytes;
+    /// <summary>The default <see cref="MaxValueSizeBytes"/>, 64 MiB.</summary>
+    public const int DefaultMaxValueSizeBytes = 64 * 1024 * 1024;
+
+    /// <summary>The largest <see cref="MaxValueSizeBytes"/>, 1 GiB.</summary>
+    public const int MaxMaxValueSizeBytes = 1024 * 1024 * 1024;
+
+    /// <summary>The default <see cref="PageCacheSizeBytes"/>, 256 MiB.</summary>
+    public const long DefaultPageCacheSizeBytes = 256L * 1024 * 1024;
+
+    /// <summary>The smallest <see cref="PageCacheSizeBytes"/>, 64 KiB.</summary>
+    public const long MinPageCacheSizeBytes = 64 * 1024;
+
     private readonly int? _maxKeySizeBytes;
-    private readonly int _maxValueSizeBytes = 64 * 1024 * 1024;
-    private readonly long _pageCacheSizeBytes = 256L * 1024 * 1024;
+
+    /// <summary>Creates options with every default.</summary>
+    public BTreeOptions()
+    {
+    }
+
+    /// <summary>Every default.</summary>
+    public static BTreeOptions Default { get; } = new();
 
     /// <summary>
-    /// Size of every page in the file: a power of two from 1 KiB to 64 KiB. Fixed when the file is
-    /// created; opening a file with a different page size throws <see cref="ArgumentException"/>.
+    /// Size of every page in the file: a power of two from 1 KiB to 64 KiB (default 4 KiB). Fixed
+    /// when the file is created; opening a file with a different page size throws <see cref="ArgumentException"/>.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value that is not a power of two from <see cref="MinPageSizeBytes"/> to <see cref="MaxPageSizeBytes"/>.</exception>
     public int PageSizeBytes
     {
-        get => _pageSizeBytes;
+        get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1024);
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 65536);
-            if (!int.IsPow2(value))
+            if (value is < MinPageSizeBytes or > MaxPageSizeBytes || !int.IsPow2(value))
             {
-                throw new ArgumentOutOfRangeException(nameof(value), value, "PageSizeBytes must be a power of two.");
+                throw new ArgumentOutOfRangeException(nameof(PageSizeBytes), value, $"{nameof(PageSizeBytes)} must be a power of two from {MinPageSizeBytes} to {MaxPageSizeBytes}.");
             }
 
-            _pageSizeBytes = value;
+            field = value;
         }
-    }
+    } = DefaultPageSizeBytes;
 
     /// <summary>
     /// Longest key (and bucket name, in UTF-8 bytes) accepted; longer ones are refused with an
     /// <see cref="ArgumentException"/>. Defaults to the smaller of 511 and
-    /// <see cref="MaxKeySizeLimit"/> for the page size; at most <see cref="MaxKeySizeLimit"/>.
+    /// <see cref="MaxKeySizeLimit"/> for the page size; at most <see cref="MaxKeySizeLimit"/>
+    /// (checked by <see cref="BTreeDatabase.Open"/>, since it depends on <see cref="PageSizeBytes"/>).
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value below 1 or above 65535.</exception>
     public int MaxKeySizeBytes
     {
-        get => _maxKeySizeBytes ?? Math.Min(DefaultMaxKeySizeBytes, MaxKeySizeLimit(_pageSizeBytes));
+        get => _maxKeySizeBytes ?? Math.Min(DefaultMaxKeySizeBytes, MaxKeySizeLimit(PageSizeBytes));
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, ushort.MaxValue);
+            if (value is < 1 or > ushort.MaxValue)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxKeySizeBytes), value, $"{nameof(MaxKeySizeBytes)} must be from 1 to {ushort.MaxValue} (and at most MaxKeySizeLimit(PageSizeBytes)).");
+            }
+
             _maxKeySizeBytes = value;
         }
     }
 
-    /// <summary>Largest value accepted (default 64 MiB); larger ones are refused with an <see cref="ArgumentException"/>.</summary>
+    /// <summary>Largest value accepted (default 64 MiB, at most 1 GiB); larger ones are refused with an <see cref="ArgumentException"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a negative value or one above <see cref="MaxMaxValueSizeBytes"/>.</exception>
     public int MaxValueSizeBytes
     {
-        get => _maxValueSizeBytes;
+        get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 0);
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 1024 * 1024 * 1024);
-            _maxValueSizeBytes = value;
+            if (value is < 0 or > MaxMaxValueSizeBytes)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxValueSizeBytes), value, $"{nameof(MaxValueSizeBytes)} must be from 0 to {MaxMaxValueSizeBytes}.");
+            }
+
+            field = value;
         }
-    }
+    } = DefaultMaxValueSizeBytes;
 
     /// <summary>
     /// Memory for the shared cache of verified, immutable pages (default 256 MiB). Reads are served
     /// from it; a page's checksum is verified once, when it is loaded. At least 64 KiB.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value below <see cref="MinPageCacheSizeBytes"/>.</exception>
     public long PageCacheSizeBytes
     {
-        get => _pageCacheSizeBytes;
+        get;
         init
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 64 * 1024);
-            _pageCacheSizeBytes = value;
+            if (value < MinPageCacheSizeBytes)
+            {
+                throw new ArgumentOutOfRangeException(nameof(PageCacheSizeBytes), value, $"{nameof(PageCacheSizeBytes)} must be at least {MinPageCacheSizeBytes}.");
+            }
+
+            field = value;
         }
-    }
+    } = DefaultPageCacheSizeBytes;
 
     /// <summary>
     /// Where the database logs what a direct caller would otherwise not hear about: at open, a damaged
@@ -93,12 +136,14 @@ public sealed class BTreeOptions
     /// <summary>The largest key size a page of <paramref name="pageSizeBytes"/> allows: a leaf or branch must hold at least four entries.</summary>
     public static int MaxKeySizeLimit(int pageSizeBytes) => Tree.MaxInlineEntryBytes(pageSizeBytes) - Tree.LargestEntryOverheadBytes;
 
+    /// <summary>Checks the rule between properties; called by <see cref="BTreeDatabase.Open"/>.</summary>
+    /// <exception cref="ArgumentException"><see cref="MaxKeySizeBytes"/> is above <see cref="MaxKeySizeLimit"/> of <see cref="PageSizeBytes"/>.</exception>
     internal void Validate()
     {
         if (MaxKeySizeBytes > MaxKeySizeLimit(PageSizeBytes))
         {
             throw new ArgumentException(
-                $"MaxKeySizeBytes {MaxKeySizeBytes} is too large for PageSizeBytes {PageSizeBytes}; at most {MaxKeySizeLimit(PageSizeBytes)}.",
+                $"{nameof(MaxKeySizeBytes)} {MaxKeySizeBytes} is too large for {nameof(PageSizeBytes)} {PageSizeBytes}; at most {MaxKeySizeLimit(PageSizeBytes)}.",
                 nameof(MaxKeySizeBytes));
         }
     }

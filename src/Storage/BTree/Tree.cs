@@ -3,18 +3,6 @@ using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Storage.BTree;
 
-/// <summary>A position on one level of a cursor's path: a materialised node or a cached page.</summary>
-internal struct CursorFrame
-{
-    public Node? Node;
-    public byte[]? Page;
-    public int Index;
-
-    public readonly int Count => Node?.Entries.Count ?? PageFormat.Count(Page!);
-
-    public readonly bool IsLeaf => Node?.IsLeaf ?? PageFormat.Kind(Page!) == PageKind.Leaf;
-}
-
 /// <summary>
 /// One B+tree (a bucket's keyspace, or the catalog of buckets) as seen by one transaction: reads go
 /// through the cached pages of the transaction's snapshot; a write transaction materialises the

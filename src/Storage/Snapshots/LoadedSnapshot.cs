@@ -1,7 +1,7 @@
 namespace EmbeddedRaft.Storage.Snapshots;
 
 /// <summary>
-/// A snapshot found valid by <see cref="Snapshotter.LoadNewest"/>: its metadata and a stream of its
+/// A snapshot found valid by <see cref="Snapshotter.LoadNewestAsync"/>: its metadata and a stream of its
 /// data. The stream checks every chunk again as it is read and throws
 /// <see cref="CorruptionException"/> if the file changed since it was checked. Dispose it to close the file.
 /// Not thread-safe.
@@ -17,7 +17,7 @@ public sealed class LoadedSnapshot : IDisposable, IAsyncDisposable
     }
 
     /// <summary>What the snapshot covers.</summary>
-    public SnapshotMetadata Metadata => _data.Metadata;
+    public SnapshotFileMetadata Metadata => _data.Metadata;
 
     /// <summary>The snapshot file.</summary>
     public string Path => _data.Path;

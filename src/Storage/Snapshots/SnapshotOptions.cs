@@ -3,39 +3,104 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EmbeddedRaft.Storage.Snapshots;
 
-/// <summary>Settings of a <see cref="Snapshotter"/>, validated when constructed. Immutable and safe to share.</summary>
-public sealed class SnapshotOptions
+/// <summary>
+/// Settings of a <see cref="Snapshotter"/>. Each property checks its own range when set and throws
+/// <see cref="ArgumentOutOfRangeException"/> whose <see cref="ArgumentException.ParamName"/> is the
+/// property's name (no rule relates several of them).
+/// </summary>
+/// <remarks>
+/// An immutable record with a parameterless constructor and <c>init</c> accessors, so it binds from
+/// Microsoft.Extensions.Configuration; vary <see cref="Default"/> with <c>with</c>
+/// (<c>SnapshotOptions.Default with { RetainCount = 2 }</c>), whose setters validate again.
+/// Safe to share between threads and snapshotters.
+/// </remarks>
+public sealed record SnapshotOptions
 {
-    /// <summary>The options used when none are given.</summary>
-    public static SnapshotOptions Default { get; } = new();
+    /// <summary>The default <see cref="RetainCount"/>.</summary>
+    public const int DefaultRetainCount = 5;
 
-    /// <summary>Creates validated options.</summary>
-    /// <param name="retainCount">How many of the newest snapshots <see cref="Snapshotter.SaveAsync(SnapshotMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/> keeps; older ones are deleted after a save. At least 1.</param>
-    /// <param name="chunkSizeBytes">Data is stored in checksummed chunks of at most this size; it bounds the memory a save or load holds. 4 KiB to 16 MiB.</param>
-    /// <param name="maxMembershipSizeBytes">The largest membership blob accepted (a header naming a larger one is corruption). At least 0.</param>
-    /// <param name="logger">Where fallbacks are reported: each snapshot quarantined at load is logged at <see cref="LogLevel.Warning"/>. Null: nowhere (<see cref="NullLogger.Instance"/>).</param>
-    /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
-    public SnapshotOptions(int retainCount = 5, int chunkSizeBytes = 256 * 1024, int maxMembershipSizeBytes = 16 * 1024 * 1024, ILogger? logger = null)
+    /// <summary>The default <see cref="ChunkSizeBytes"/>, 256 KiB.</summary>
+    public const int DefaultChunkSizeBytes = 256 * 1024;
+
+    /// <summary>The smallest <see cref="ChunkSizeBytes"/>, 4 KiB.</summary>
+    public const int MinChunkSizeBytes = 4096;
+
+    /// <summary>The largest <see cref="ChunkSizeBytes"/>, 16 MiB.</summary>
+    public const int MaxChunkSizeBytes = 16 * 1024 * 1024;
+
+    /// <summary>The default <see cref="MaxMembershipSizeBytes"/>, 16 MiB.</summary>
+    public const int DefaultMaxMembershipSizeBytes = 16 * 1024 * 1024;
+
+    /// <summary>Creates options with every default.</summary>
+    public SnapshotOptions()
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(retainCount, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSizeBytes, 4096);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(chunkSizeBytes, 16 * 1024 * 1024);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxMembershipSizeBytes);
-        RetainCount = retainCount;
-        ChunkSizeBytes = chunkSizeBytes;
-        MaxMembershipSizeBytes = maxMembershipSizeBytes;
-        Logger = logger ?? NullLogger.Instance;
     }
 
-    /// <summary>How many of the newest snapshots are kept.</summary>
-    public int RetainCount { get; }
+    /// <summary>Every default.</summary>
+    public static SnapshotOptions Default { get; } = new();
 
-    /// <summary>The largest data chunk.</summary>
-    public int ChunkSizeBytes { get; }
+    /// <summary>How many of the newest snapshots a save keeps; older ones are deleted after it. At least 1; default 5.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value below 1.</exception>
+    public int RetainCount
+    {
+        get;
+        init
+        {
+            if (value < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(RetainCount), value, $"{nameof(RetainCount)} must be at least 1.");
+            }
 
-    /// <summary>The largest membership blob.</summary>
-    public int MaxMembershipSizeBytes { get; }
+            field = value;
+        }
+    } = DefaultRetainCount;
 
-    /// <summary>Where quarantined snapshots are reported (a warning each).</summary>
-    public ILogger Logger { get; }
+    /// <summary>
+    /// Data is stored in checksummed chunks of at most this size; it bounds the memory a save or
+    /// load holds. From 4 KiB to 16 MiB; default 256 KiB. A snapshot is read with the chunk sizes
+    /// it was written with, whatever this is when it is loaded.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value outside <see cref="MinChunkSizeBytes"/> to <see cref="MaxChunkSizeBytes"/>.</exception>
+    public int ChunkSizeBytes
+    {
+        get;
+        init
+        {
+            if (value is < MinChunkSizeBytes or > MaxChunkSizeBytes)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ChunkSizeBytes), value, $"{nameof(ChunkSizeBytes)} must be from {MinChunkSizeBytes} to {MaxChunkSizeBytes}.");
+            }
+
+            field = value;
+        }
+    } = DefaultChunkSizeBytes;
+
+    /// <summary>
+    /// The largest membership blob accepted: a save with a larger one is refused, and a file whose
+    /// header names a larger one is treated as corrupt. At least 0; default 16 MiB.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a negative value.</exception>
+    public int MaxMembershipSizeBytes
+    {
+        get;
+        init
+        {
+            if (value < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxMembershipSizeBytes), value, $"{nameof(MaxMembershipSizeBytes)} must be at least 0.");
+            }
+
+            field = value;
+        }
+    } = DefaultMaxMembershipSizeBytes;
+
+    /// <summary>
+    /// Where fallbacks are reported: each snapshot quarantined at load is logged at
+    /// <see cref="LogLevel.Warning"/>. Default <see cref="NullLogger.Instance"/>; setting null means the same.
+    /// </summary>
+    public ILogger Logger
+    {
+        get;
+        init => field = value ?? NullLogger.Instance;
+    } = NullLogger.Instance;
 }

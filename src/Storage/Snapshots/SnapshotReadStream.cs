@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using EmbeddedRaft.Storage.IO;
-using EmbeddedRaft.Storage.Wal;
 
 namespace EmbeddedRaft.Storage.Snapshots;
 
@@ -26,7 +25,7 @@ internal sealed class SnapshotReadStream : Stream
     private uint _dataCrc;
     private bool _ended;
 
-    private SnapshotReadStream(IStorageFile file, SnapshotMetadata metadata, uint headerCrc, long dataOffset)
+    private SnapshotReadStream(IStorageFile file, SnapshotFileMetadata metadata, uint headerCrc, long dataOffset)
     {
         _file = file;
         Metadata = metadata;
@@ -36,7 +35,7 @@ internal sealed class SnapshotReadStream : Stream
         _chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
     }
 
-    public SnapshotMetadata Metadata { get; }
+    public SnapshotFileMetadata Metadata { get; }
 
     public string Path => _file.Path;
 
@@ -91,7 +90,7 @@ internal sealed class SnapshotReadStream : Stream
                 throw new CorruptionException(file.Path, 0, $"The header fails its crc (stored {stored:x8}, computed {computed:x8}).");
             }
 
-            var metadata = new SnapshotMetadata(
+            var metadata = new SnapshotFileMetadata(
                 BinaryPrimitives.ReadUInt64LittleEndian(fixedHeader[16..]),
                 BinaryPrimitives.ReadUInt64LittleEndian(fixedHeader[24..]),
                 rest.AsSpan(0, membershipLength));
@@ -144,11 +143,13 @@ internal sealed class SnapshotReadStream : Stream
         return new ValueTask<int>(Read(buffer.Span));
     }
 
-    /// <summary>Reads to the end, checking everything; returns the data length.</summary>
-    public long VerifyToEnd()
+    /// <summary>Reads to the end, checking everything; returns the data length. Checks <paramref name="cancellationToken"/> before each chunk.</summary>
+    public long VerifyToEnd(CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         while (ReadNextChunk())
         {
+            cancellationToken.ThrowIfCancellationRequested();
         }
 
         return _dataLength;

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using EmbeddedRaft.Storage.IO;
-using EmbeddedRaft.Storage.Wal;
 
 namespace EmbeddedRaft.Storage.Snapshots;
 

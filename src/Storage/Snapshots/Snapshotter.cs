@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using EmbeddedRaft.Storage.IO;
-using EmbeddedRaft.Storage.Wal;
 using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Storage.Snapshots;
@@ -22,10 +21,17 @@ namespace EmbeddedRaft.Storage.Snapshots;
 /// in the <see cref="SnapshotLoadResult.Quarantined"/> list the caller receives, and as a warning
 /// through <see cref="SnapshotOptions.Logger"/>.</para>
 /// <para>Data streams both ways through one chunk of memory, whatever the snapshot's size.</para>
-/// <para>Thread-safety: calls on one instance are serialised. One instance per directory: the
-/// constructor takes an exclusive lock on it (<c>snap.lock</c>), held until <see cref="Dispose"/>.</para>
+/// <para>Thread-safety: calls on one instance are serialised by a gate that async callers wait for
+/// asynchronously and can cancel the wait for. One instance per directory: the constructor takes an
+/// exclusive lock on it (<c>snap.lock</c>), held until <see cref="Dispose"/> or <see cref="DisposeAsync"/>;
+/// after that every call throws <see cref="ObjectDisposedException"/> naming <see cref="Snapshotter"/>.</para>
+/// <para>IO: <see cref="IFileSystem"/> and <see cref="IStorageFile"/> are synchronous (one
+/// abstraction shared with the write-ahead log, the B+tree and the tests' fault-injecting disk), so
+/// the reads, writes, flushes and renames run synchronously on the thread that calls or resumes the
+/// async method; what is asynchronous is every wait: for the gate, and for the caller's data
+/// (<c>writeData</c> and the data stream of a save are awaited, chunk by chunk).</para>
 /// </remarks>
-public sealed class Snapshotter : IDisposable
+public sealed class Snapshotter : IDisposable, IAsyncDisposable
 {
     private static readonly Action<ILogger, string, string, long, string, Exception?> s_logQuarantined =
         LoggerMessage.Define<string, string, long, string>(
@@ -66,12 +72,17 @@ public sealed class Snapshotter : IDisposable
     /// Saves a snapshot whose data <paramref name="writeData"/> writes to the stream it is given
     /// (write-only, not seekable; do not keep it). Returns the path once the snapshot is durable.
     /// </summary>
+    /// <param name="metadata">What the snapshot covers; its term and index name the file.</param>
+    /// <param name="writeData">Writes the data to the stream it is given, observing the token it is given.</param>
+    /// <param name="cancellationToken">Cancels the wait for the gate and is passed to <paramref name="writeData"/>.</param>
     /// <exception cref="ArgumentException">The membership is larger than <see cref="SnapshotOptions.MaxMembershipSizeBytes"/>.</exception>
     /// <exception cref="IOException">The file system failed; the previous snapshots are untouched.</exception>
-    /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The snapshotter was disposed (checked first, before the arguments).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; a partial file is deleted.</exception>
     /// <remarks>If <paramref name="writeData"/> throws, the partial file is deleted and the exception propagates.</remarks>
-    public async ValueTask<string> SaveAsync(SnapshotMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
+    public async ValueTask<string> SaveAsync(SnapshotFileMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken)
     {
+        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(writeData);
         if (metadata.Membership.Length > _options.MaxMembershipSizeBytes)
@@ -121,9 +132,10 @@ public sealed class Snapshotter : IDisposable
     }
 
     /// <summary>Saves a snapshot whose data is the rest of <paramref name="data"/>, copied through one buffer.</summary>
-    /// <inheritdoc cref="SaveAsync(SnapshotMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/>
-    public ValueTask<string> SaveAsync(SnapshotMetadata metadata, Stream data, CancellationToken cancellationToken = default)
+    /// <inheritdoc cref="SaveAsync(SnapshotFileMetadata, Func{Stream, CancellationToken, ValueTask}, CancellationToken)"/>
+    public ValueTask<string> SaveAsync(SnapshotFileMetadata metadata, Stream data, CancellationToken cancellationToken = default)
     {
+        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(data);
         return SaveAsync(metadata, (destination, token) => new ValueTask(data.CopyToAsync(destination, token)), cancellationToken);
     }
@@ -135,12 +147,15 @@ public sealed class Snapshotter : IDisposable
     /// tried. Temporary files left by a save that crashed are deleted (they were never acknowledged
     /// and are never loaded).
     /// </summary>
+    /// <param name="cancellationToken">Cancels the wait for the gate, and the check between two chunks
+    /// (a cancelled load quarantines nothing it had not already set aside).</param>
     /// <returns>The snapshot (null when no valid one exists; the caller disposes it) and what was set aside to reach it.</returns>
     /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
-    public SnapshotLoadResult LoadNewest()
+    public async ValueTask<SnapshotLoadResult> LoadNewestAsync(CancellationToken cancellationToken = default)
     {
-        Enter();
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             DeleteTemporaryFiles();
@@ -157,7 +172,7 @@ public sealed class Snapshotter : IDisposable
                             throw new CorruptionException(path, 16, $"The header says index {check.Metadata.Index}, term {check.Metadata.Term}; the name says otherwise.");
                         }
 
-                        length = check.VerifyToEnd();
+                        length = check.VerifyToEnd(cancellationToken);
                     }
 
                     var data = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes);
@@ -179,11 +194,12 @@ public sealed class Snapshotter : IDisposable
         }
     }
 
-    /// <summary>The snapshot files (valid names only, unchecked), newest first.</summary>
+    /// <summary>The snapshot files (valid names only, unchecked), newest first; waits asynchronously for a save or load in progress.</summary>
     /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
-    public IReadOnlyList<string> ListSnapshots()
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the gate was taken.</exception>
+    public async ValueTask<IReadOnlyList<string>> ListSnapshotsAsync(CancellationToken cancellationToken = default)
     {
-        Enter();
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             return ListNewestFirst().Select(s => s.Path).ToList();
@@ -194,7 +210,7 @@ public sealed class Snapshotter : IDisposable
         }
     }
 
-    private static uint WriteHeader(IStorageFile file, SnapshotMetadata metadata)
+    private static uint WriteHeader(IStorageFile file, SnapshotFileMetadata metadata)
     {
         int membershipLength = metadata.Membership.Length;
         var header = new byte[SnapshotFormat.FixedHeaderSizeBytes + membershipLength + sizeof(uint)];
@@ -252,10 +268,26 @@ public sealed class Snapshotter : IDisposable
         _fileSystem.SyncDirectory(_directory);
     }
 
-    /// <summary>Releases the directory lock, after any call in progress returns. Later calls throw <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>
+    /// Releases the directory lock, after any call in progress returns (blocking the calling thread
+    /// until then; <see cref="DisposeAsync"/> waits without blocking). Later calls throw
+    /// <see cref="ObjectDisposedException"/>. Does nothing the second time.
+    /// </summary>
     public void Dispose()
     {
         _gate.Wait();
+        DisposeHoldingGate();
+    }
+
+    /// <summary>Releases the directory lock once any call in progress returns, waiting for it asynchronously. Later calls throw <see cref="ObjectDisposedException"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        DisposeHoldingGate();
+    }
+
+    private void DisposeHoldingGate()
+    {
         try
         {
             if (_disposed)
@@ -274,25 +306,19 @@ public sealed class Snapshotter : IDisposable
         }
     }
 
-    /// <summary>Takes the gate that serialises calls; throws, naming this type, once disposed.</summary>
-    private void Enter()
+    /// <summary>Fails fast, naming this type, once disposed (the check under the gate is the one that counts).</summary>
+    private void ThrowIfDisposed()
     {
         if (Volatile.Read(ref _disposed))
         {
             ThrowDisposed();
         }
-
-        _gate.Wait();
-        ThrowIfDisposedHoldingGate();
     }
 
+    /// <summary>Takes the gate that serialises calls, waiting asynchronously; throws, naming this type, once disposed.</summary>
     private async ValueTask EnterAsync(CancellationToken cancellationToken)
     {
-        if (Volatile.Read(ref _disposed))
-        {
-            ThrowDisposed();
-        }
-
+        ThrowIfDisposed();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         ThrowIfDisposedHoldingGate();
     }

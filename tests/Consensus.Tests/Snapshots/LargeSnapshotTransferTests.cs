@@ -3,7 +3,7 @@ using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Snapshots;
 using RaftSnapshot = EmbeddedRaft.Consensus.Messages.SnapshotMetadata;
-using SnapshotFile = EmbeddedRaft.Storage.Snapshots.SnapshotMetadata;
+using SnapshotFile = EmbeddedRaft.Storage.Snapshots.SnapshotFileMetadata;
 
 namespace EmbeddedRaft.Consensus.Tests.Snapshots;
 
@@ -63,14 +63,14 @@ public class LargeSnapshotTransferTests
         {
             // Sending host: open the data of the snapshot the message names, stream it to the peer,
             // which saves it durably before it steps the message.
-            using var loaded = leaderSnapshots.LoadNewest().Snapshot!;
+            using var loaded = (await leaderSnapshots.LoadNewestAsync()).Snapshot!;
             Assert.That(loaded.Metadata.Index, Is.EqualTo(message.Snapshot!.Index));
             await followerSnapshots.SaveAsync(loaded.Metadata, loaded.Data);
         };
         cluster.RestoreSnapshot = async (node, metadata) =>
         {
             // Receiving host, on Ready.Snapshot: restore the application from the saved file.
-            using var loaded = followerSnapshots.LoadNewest().Snapshot!;
+            using var loaded = (await followerSnapshots.LoadNewestAsync()).Snapshot!;
             Assert.That(loaded.Metadata.Index, Is.EqualTo(metadata.Index));
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             byte[] buffer = new byte[64 * 1024];

@@ -3,14 +3,6 @@ using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.BTree;
 
-/// <summary>Byte-wise (unsigned lexicographic) order, the order the B+tree keeps keys in.</summary>
-internal sealed class ByteOrder : IComparer<byte[]>
-{
-    public static ByteOrder Instance { get; } = new();
-
-    public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
-}
-
 /// <summary>Seeds, models and helpers shared by the B+tree tests.</summary>
 internal static class BTreeTestSupport
 {

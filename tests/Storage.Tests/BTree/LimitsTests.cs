@@ -131,15 +131,44 @@ public class LimitsTests
     {
         var fs = NewDisk(1);
         var db = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        using (var first = db.BeginWrite())
+        {
+            first.CreateBucket("a").Put("k"u8, "v"u8);
+            first.Commit();
+        }
+
         fs.FailWhen = op => op.Kind == EmbeddedRaft.TestSupport.IO.FaultOperationKind.Flush;
+        IOException failure;
         using (var tx = db.BeginWrite())
         {
             tx.CreateBucket("b").Put("k"u8, "v"u8);
-            Assert.Throws<IOException>(() => tx.Commit());
+            failure = Assert.Throws<IOException>(() => tx.Commit())!;
         }
 
-        Assert.Throws<InvalidOperationException>(() => db.BeginWrite());
+        Assert.That(failure, Is.Not.InstanceOf<StorageFaultedException>(), "the failing call throws the failure itself");
         fs.FailWhen = null;
+
+        // From then on every write refuses, naming the file and carrying the first failure, even
+        // though the disk works again: nobody knows what of the failed commit reached it.
+        var refusals = new List<StorageFaultedException>
+        {
+            Assert.Throws<StorageFaultedException>(() => db.BeginWrite())!,
+            Assert.Throws<StorageFaultedException>(() => db.Sync())!,
+            Assert.ThrowsAsync<StorageFaultedException>(async () => await db.BeginWriteAsync())!,
+            Assert.ThrowsAsync<StorageFaultedException>(async () => await db.SyncAsync())!,
+        };
+        foreach (var refusal in refusals)
+        {
+            Assert.That(refusal.InnerException, Is.SameAs(failure));
+            Assert.That(refusal.Path, Is.EqualTo(DatabasePath));
+        }
+
+        // Reads of what was committed before go on.
+        using (var read = db.BeginRead())
+        {
+            Assert.That(read.OpenBucket("a")!.Get("k"u8), Is.EqualTo("v"u8.ToArray()));
+        }
+
         db.Dispose();
         using var reopened = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
         reopened.Check();

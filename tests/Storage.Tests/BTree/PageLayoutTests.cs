@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using EmbeddedRaft.Storage.BTree;
@@ -70,5 +72,66 @@ public class PageLayoutTests
         Assert.That(BTreeOptions.MaxKeySizeLimit(1024), Is.EqualTo(((1024 - 32) / 4) - 18));
         Assert.That(new BTreeOptions().MaxKeySizeBytes, Is.EqualTo(511));
         Assert.That(new BTreeOptions { PageSizeBytes = 1024 }.MaxKeySizeBytes, Is.EqualTo(BTreeOptions.MaxKeySizeLimit(1024)));
+    }
+
+    /// <summary>
+    /// The page checksum is the format of every page: this pins it twice, against known values
+    /// computed before it was renamed from its old, wrong name (Crc32C) and against the recipe
+    /// docs/btree.md writes down, re-implemented here from the text.
+    /// </summary>
+    [TestCase(0, 0x8C28B28Au)]
+    [TestCase(5, 0xA40797B2u)]
+    [TestCase(92, 0xF7231909u)]
+    [TestCase(4092, 0x1DFEB66Cu)]
+    [TestCase(16381, 0x03F71189u)]
+    public void PageChecksumHasItsDocumentedValue(int length, uint expected)
+    {
+        byte[] data = new byte[length];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = (byte)((i * 31) + 7);
+        }
+
+        Assert.That(PageChecksum.Compute(data), Is.EqualTo(DocumentedPageChecksum(data)), "the recipe in docs/btree.md");
+        Assert.That(PageChecksum.Compute(data), Is.EqualTo(expected), "the value pinned before the rename");
+    }
+
+    [Test]
+    public void PageChecksumIsNotAPlainCrc32C()
+    {
+        byte[] data = new byte[4092];
+        data[100] = 1;
+        Assert.That(PageChecksum.Compute(data), Is.Not.EqualTo(Crc32C.Append(0, data)));
+    }
+
+    /// <summary>docs/btree.md, "Page checksum", step by step.</summary>
+    private static uint DocumentedPageChecksum(byte[] d)
+    {
+        int n = d.Length / 8;
+        int t = n / 3;
+        ulong W(int i) => BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(i * 8));
+        uint a = 0xFFFFFFFF;
+        uint b = 0;
+        uint c = 0;
+        for (int i = 0; i < t; i++)
+        {
+            a = BitOperations.Crc32C(a, W(i));
+            b = BitOperations.Crc32C(b, W(t + i));
+            c = BitOperations.Crc32C(c, W((2 * t) + i));
+        }
+
+        a = BitOperations.Crc32C(a, b);
+        a = BitOperations.Crc32C(a, c);
+        for (int i = 3 * t; i < n; i++)
+        {
+            a = BitOperations.Crc32C(a, W(i));
+        }
+
+        for (int i = n * 8; i < d.Length; i++)
+        {
+            a = BitOperations.Crc32C(a, d[i]);
+        }
+
+        return ~a;
     }
 }

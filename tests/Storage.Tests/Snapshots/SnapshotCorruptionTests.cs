@@ -19,7 +19,7 @@ public sealed class SnapshotCorruptionTests
         string newest = await snapshotter.SaveAsync(SnapshotTestKit.Metadata(20, 1), new MemoryStream(SnapshotTestKit.Data(new Random(2), 9000)));
         fs.FlipBit(newest, 5000, 2);
 
-        using var loaded = snapshotter.LoadNewest().Snapshot;
+        using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL));
         Assert.That(await SnapshotTestKit.ReadAllAsync(loaded), Is.EqualTo(older));
         Assert.That(fs.FileExists(newest), Is.False);
@@ -43,7 +43,7 @@ public sealed class SnapshotCorruptionTests
             int bit = random.Next(8);
             fs.FlipBit(newest, offset, bit);
 
-            using var loaded = snapshotter.LoadNewest().Snapshot;
+            using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
             string where = $"seed {seed}, trial {trial}, bit {bit} of byte {offset}; {SnapshotTestKit.Reproduce(seed)}";
             Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL), where);
             Assert.That(await SnapshotTestKit.ReadAllAsync(loaded), Is.EqualTo(older), where);
@@ -57,7 +57,7 @@ public sealed class SnapshotCorruptionTests
         var fs = new FaultInjectingFileSystem(3);
         using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, SnapshotTestKit.SmallChunks());
         string path = await snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), new MemoryStream(new byte[50_000]));
-        using var loaded = snapshotter.LoadNewest().Snapshot;
+        using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
         fs.FlipBit(path, 30_000, 0);
 
         var error = Assert.ThrowsAsync<CorruptionException>(async () => await SnapshotTestKit.ReadAllAsync(loaded!));
@@ -78,7 +78,7 @@ public sealed class SnapshotCorruptionTests
             file.Flush();
         }
 
-        using var loaded = snapshotter.LoadNewest().Snapshot;
+        using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL));
     }
 
@@ -92,7 +92,7 @@ public sealed class SnapshotCorruptionTests
         fs.FlipBit(a, 60, 0);
         fs.FlipBit(b, 60, 0);
 
-        Assert.That(snapshotter.LoadNewest().Snapshot, Is.Null);
+        Assert.That((await snapshotter.LoadNewestAsync()).Snapshot, Is.Null);
         Assert.That(fs.FileExists(a + ".broken") && fs.FileExists(b + ".broken"), Is.True);
     }
 }

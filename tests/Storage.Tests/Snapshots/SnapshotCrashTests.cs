@@ -30,7 +30,7 @@ public sealed class SnapshotCrashTests
             fs.Restart();
 
             using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, SnapshotTestKit.SmallChunks(retainCount: 2));
-            using var loaded = snapshotter.LoadNewest().Snapshot;
+            using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
             Assert.That(fs.AllFiles().Any(f => f.EndsWith(".tmp", StringComparison.Ordinal)), Is.False, $"loading clears what a crashed save left; {where}");
             if (saved == 0 && loaded is null)
             {

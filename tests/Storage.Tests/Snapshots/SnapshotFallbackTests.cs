@@ -17,12 +17,12 @@ public sealed class SnapshotFallbackTests
     {
         var fs = new FaultInjectingFileSystem(200);
         var logger = new RecordingLogger();
-        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions(chunkSizeBytes: 4096, logger: logger));
+        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions { ChunkSizeBytes = 4096, Logger = logger });
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), new MemoryStream(SnapshotTestKit.Data(new Random(1), 9000)));
         string newest = await snapshotter.SaveAsync(SnapshotTestKit.Metadata(20, 1), new MemoryStream(SnapshotTestKit.Data(new Random(2), 9000)));
         fs.FlipBit(newest, 5000, 2);
 
-        var result = snapshotter.LoadNewest();
+        var result = (await snapshotter.LoadNewestAsync());
         using var loaded = result.Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL));
         var quarantined = result.Quarantined.Single();
@@ -47,7 +47,7 @@ public sealed class SnapshotFallbackTests
         fs.FlipBit(older, 3, 0);
         fs.FlipBit(newer, 3, 0);
 
-        var result = snapshotter.LoadNewest();
+        var result = (await snapshotter.LoadNewestAsync());
         Assert.That(result.Snapshot, Is.Null);
         Assert.That(result.Quarantined.Select(q => q.Path), Is.EqualTo(new[] { newer, older }), "newest first");
     }
@@ -57,10 +57,10 @@ public sealed class SnapshotFallbackTests
     {
         var fs = new FaultInjectingFileSystem(202);
         var logger = new RecordingLogger();
-        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions(logger: logger));
+        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions { Logger = logger });
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), new MemoryStream(new byte[100]));
 
-        var result = snapshotter.LoadNewest();
+        var result = (await snapshotter.LoadNewestAsync());
         using var loaded = result.Snapshot;
         Assert.That(loaded, Is.Not.Null);
         Assert.That(result.Quarantined, Is.Empty);
@@ -68,21 +68,31 @@ public sealed class SnapshotFallbackTests
     }
 
     [Test]
-    public async Task CallsAfterDisposeNameTheSnapshotter()
+    public async Task EveryCallAfterDisposeThrowsObjectDisposedExceptionNamingTheSnapshotter()
     {
         var fs = new FaultInjectingFileSystem(203);
         var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory);
         snapshotter.Dispose();
         snapshotter.Dispose(); // idempotent
+        await snapshotter.DisposeAsync(); // idempotent, whichever way
 
         string name = typeof(Snapshotter).FullName!;
-        var load = Assert.Throws<ObjectDisposedException>(() => snapshotter.LoadNewest());
-        Assert.That(load!.ObjectName, Is.EqualTo(name));
-        Assert.That(load.Message, Does.Not.Contain("Semaphore").And.Contain(SnapshotTestKit.Directory));
-        var list = Assert.Throws<ObjectDisposedException>(() => snapshotter.ListSnapshots());
-        Assert.That(list!.ObjectName, Is.EqualTo(name));
-        var save = Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.SaveAsync(SnapshotTestKit.Metadata(1, 1), new MemoryStream(new byte[1])));
-        Assert.That(save!.ObjectName, Is.EqualTo(name));
+        var refusals = new[]
+        {
+            Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.LoadNewestAsync()),
+            Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.ListSnapshotsAsync()),
+            Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.SaveAsync(SnapshotTestKit.Metadata(1, 1), new MemoryStream(new byte[1]))),
+            Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.SaveAsync(SnapshotTestKit.Metadata(1, 1), (_, _) => ValueTask.CompletedTask, CancellationToken.None)),
+
+            // Disposal is reported before the arguments are looked at.
+            Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.SaveAsync(null!, new MemoryStream())),
+            Assert.ThrowsAsync<ObjectDisposedException>(async () => await snapshotter.SaveAsync(new SnapshotFileMetadata(1, 1, new byte[SnapshotOptions.DefaultMaxMembershipSizeBytes + 1]), (Stream)null!, CancellationToken.None)),
+        };
+        foreach (var refusal in refusals)
+        {
+            Assert.That(refusal!.ObjectName, Is.EqualTo(name));
+            Assert.That(refusal.Message, Does.Not.Contain("Semaphore").And.Contain(SnapshotTestKit.Directory));
+        }
     }
 
     [Test]
@@ -97,7 +107,7 @@ public sealed class SnapshotFallbackTests
     }
 
     [Test]
-    public void ASecondSnapshotterOfTheSameDirectoryIsRefusedUntilTheFirstIsDisposed()
+    public async Task ASecondSnapshotterOfTheSameDirectoryIsRefusedUntilTheFirstIsDisposed()
     {
         var fs = new FaultInjectingFileSystem(205);
         var first = new Snapshotter(fs, SnapshotTestKit.Directory);
@@ -106,11 +116,11 @@ public sealed class SnapshotFallbackTests
 
         first.Dispose();
         using var second = new Snapshotter(fs, SnapshotTestKit.Directory);
-        Assert.That(second.ListSnapshots(), Is.Empty, "the lock file is not a snapshot");
+        Assert.That((await second.ListSnapshotsAsync()), Is.Empty, "the lock file is not a snapshot");
     }
 
     [Test]
-    public void ASecondSnapshotterIsRefusedOnTheRealDiskToo()
+    public async Task ASecondSnapshotterIsRefusedOnTheRealDiskToo()
     {
         string directory = Path.Combine(Path.GetTempPath(), "embeddedraft-snap-lock-" + Guid.NewGuid().ToString("N"));
         try
@@ -121,7 +131,7 @@ public sealed class SnapshotFallbackTests
             }
 
             using var second = new Snapshotter(PhysicalFileSystem.Instance, directory);
-            Assert.That(second.ListSnapshots(), Is.Empty);
+            Assert.That((await second.ListSnapshotsAsync()), Is.Empty);
         }
         finally
         {

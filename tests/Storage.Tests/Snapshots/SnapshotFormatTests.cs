@@ -22,9 +22,9 @@ public sealed class SnapshotFormatTests
     public async Task AFileIsHeaderThenChunksThenTrailer()
     {
         var fs = new FaultInjectingFileSystem(1);
-        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions(chunkSizeBytes: 4096));
+        using var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, new SnapshotOptions { ChunkSizeBytes = 4096 });
         var data = SnapshotTestKit.Data(new Random(1), 5000);
-        string path = await snapshotter.SaveAsync(new SnapshotMetadata(7, 3, [1, 2, 3]), new MemoryStream(data));
+        string path = await snapshotter.SaveAsync(new SnapshotFileMetadata(7, 3, [1, 2, 3]), new MemoryStream(data));
 
         using var file = fs.Open(path, FileOpenMode.ReadOnly);
         var bytes = new byte[file.Length];
@@ -37,11 +37,11 @@ public sealed class SnapshotFormatTests
         Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(24)), Is.EqualTo(3UL));
         Assert.That(bytes.AsSpan(32, 3).ToArray(), Is.EqualTo(new byte[] { 1, 2, 3 }));
         Assert.That(BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(39)), Is.EqualTo(4096));
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(43)), Is.EqualTo(Storage.Wal.Crc32C.Append(0, data.AsSpan(0, 4096))));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(43)), Is.EqualTo(Storage.Crc32C.Append(0, data.AsSpan(0, 4096))));
         int trailer = bytes.Length - 32;
         Assert.That(BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(trailer)), Is.Zero);
         Assert.That(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(trailer + 8)), Is.EqualTo(5000L));
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(trailer + 16)), Is.EqualTo(Storage.Wal.Crc32C.Append(0, data)));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(trailer + 16)), Is.EqualTo(Storage.Crc32C.Append(0, data)));
         Assert.That(System.Text.Encoding.ASCII.GetString(bytes, trailer + 24, 8), Is.EqualTo("ERSNAPEN"));
     }
 }

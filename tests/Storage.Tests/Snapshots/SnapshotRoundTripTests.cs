@@ -23,9 +23,9 @@ public sealed class SnapshotRoundTripTests
             {
                 await stream.WriteAsync(data.AsMemory(offset, Math.Min(333, data.Length - offset)), token);
             }
-        });
+        }, CancellationToken.None);
 
-        using var loaded = snapshotter.LoadNewest().Snapshot;
+        using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
         Assert.That(loaded, Is.Not.Null);
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(42UL));
         Assert.That(loaded.Metadata.Term, Is.EqualTo(5UL));
@@ -35,10 +35,10 @@ public sealed class SnapshotRoundTripTests
     }
 
     [Test]
-    public void AnEmptyDirectoryHasNoSnapshot()
+    public async Task AnEmptyDirectoryHasNoSnapshot()
     {
         using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(1), SnapshotTestKit.Directory);
-        Assert.That(snapshotter.LoadNewest().Snapshot, Is.Null);
+        Assert.That((await snapshotter.LoadNewestAsync()).Snapshot, Is.Null);
     }
 
     [Test]
@@ -50,7 +50,7 @@ public sealed class SnapshotRoundTripTests
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(50, 2), new MemoryStream([5]));
         await snapshotter.SaveAsync(SnapshotTestKit.Metadata(40, 3), new MemoryStream([4]));
 
-        using var loaded = snapshotter.LoadNewest().Snapshot;
+        using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(50UL));
         Assert.That(await SnapshotTestKit.ReadAllAsync(loaded), Is.EqualTo(new byte[] { 5 }));
     }
@@ -65,7 +65,7 @@ public sealed class SnapshotRoundTripTests
             await snapshotter.SaveAsync(SnapshotTestKit.Metadata(i * 10, 1), new MemoryStream([(byte)i]));
         }
 
-        Assert.That(snapshotter.ListSnapshots().Select(Path.GetFileName), Is.EqualTo(new[] { SnapshotFormat.FileName(1, 50), SnapshotFormat.FileName(1, 40) }));
+        Assert.That((await snapshotter.ListSnapshotsAsync()).Select(Path.GetFileName), Is.EqualTo(new[] { SnapshotFormat.FileName(1, 50), SnapshotFormat.FileName(1, 40) }));
     }
 
     [Test]
@@ -79,17 +79,17 @@ public sealed class SnapshotRoundTripTests
         {
             await stream.WriteAsync(new byte[10_000], token);
             throw new InvalidOperationException("the state machine failed");
-        }));
+        }, CancellationToken.None));
 
         Assert.That(fs.AllFiles().Where(f => f.StartsWith(SnapshotTestKit.Directory, StringComparison.Ordinal)).Select(Path.GetFileName), Is.EqualTo(new[] { SnapshotFormat.FileName(1, 10) }));
-        using var loaded = snapshotter.LoadNewest().Snapshot;
+        using var loaded = (await snapshotter.LoadNewestAsync()).Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL));
     }
 
     [Test]
     public void AMembershipLargerThanTheLimitIsRefused()
     {
-        using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(5), SnapshotTestKit.Directory, new SnapshotOptions(maxMembershipSizeBytes: 8));
-        Assert.ThrowsAsync<ArgumentException>(async () => await snapshotter.SaveAsync(new SnapshotMetadata(1, 1, new byte[9]), new MemoryStream()));
+        using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(5), SnapshotTestKit.Directory, new SnapshotOptions { MaxMembershipSizeBytes = 8 });
+        Assert.ThrowsAsync<ArgumentException>(async () => await snapshotter.SaveAsync(new SnapshotFileMetadata(1, 1, new byte[9]), new MemoryStream()));
     }
 }

@@ -19,27 +19,27 @@ public sealed class SnapshotStreamingTests
             uint expectedCrc = 0;
 
             long before = GC.GetTotalAllocatedBytes(precise: true);
-            await snapshotter.SaveAsync(new SnapshotMetadata(1000, 7, [1]), async (stream, token) =>
+            await snapshotter.SaveAsync(new SnapshotFileMetadata(1000, 7, [1]), async (stream, token) =>
             {
                 for (long written = 0; written < Size; written += block.Length)
                 {
                     block[0] = (byte)(written >> 16); // vary the data
-                    expectedCrc = Storage.Wal.Crc32C.Append(expectedCrc, block);
+                    expectedCrc = Storage.Crc32C.Append(expectedCrc, block);
                     await stream.WriteAsync(block, token);
                 }
-            });
+            }, CancellationToken.None);
             long saveAllocated = GC.GetTotalAllocatedBytes(precise: true) - before;
 
             before = GC.GetTotalAllocatedBytes(precise: true);
             uint actualCrc = 0;
             long read = 0;
-            using (var loaded = snapshotter.LoadNewest().Snapshot)
+            using (var loaded = (await snapshotter.LoadNewestAsync()).Snapshot)
             {
                 var buffer = new byte[100_000];
                 int n;
                 while ((n = await loaded!.Data.ReadAsync(buffer)) > 0)
                 {
-                    actualCrc = Storage.Wal.Crc32C.Append(actualCrc, buffer.AsSpan(0, n));
+                    actualCrc = Storage.Crc32C.Append(actualCrc, buffer.AsSpan(0, n));
                     read += n;
                 }
             }

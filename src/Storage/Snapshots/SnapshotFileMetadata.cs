@@ -1,13 +1,16 @@
 namespace EmbeddedRaft.Storage.Snapshots;
 
 /// <summary>
-/// What a snapshot covers: the Raft index and term of the last entry it includes, and the cluster
-/// membership at that point as an opaque blob (the consensus layer's encoding). Immutable.
+/// What a snapshot file's header holds: the Raft index and term of the last entry the snapshot
+/// includes, and the cluster membership at that point as an opaque blob (the consensus layer's
+/// encoding). Named for the file so that it does not collide with the consensus layer's own
+/// <c>EmbeddedRaft.Consensus.Messages.SnapshotMetadata</c>, which a host imports beside it.
+/// Immutable; safe to share between threads.
 /// </summary>
-public sealed class SnapshotMetadata
+public sealed class SnapshotFileMetadata
 {
     /// <summary>Creates the metadata; <paramref name="membership"/> is copied.</summary>
-    public SnapshotMetadata(ulong index, ulong term, ReadOnlySpan<byte> membership)
+    public SnapshotFileMetadata(ulong index, ulong term, ReadOnlySpan<byte> membership)
     {
         Index = index;
         Term = term;

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 
-namespace EmbeddedRaft.Storage.Wal;
+namespace EmbeddedRaft.Storage;
 
 /// <summary>
 /// CRC-32C (Castagnoli, as in iSCSI and ext4), hardware-accelerated through

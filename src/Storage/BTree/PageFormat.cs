@@ -1,0 +1,138 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace EmbeddedRaft.Storage.BTree;
+
+/// <summary>Reading branch and leaf pages in place: a slot array of ushort entry offsets follows the header.</summary>
+internal static class PageFormat
+{
+    public const int SlotSizeBytes = 2;
+    public const int FreelistCountSizeBytes = 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Count(byte[] page) => Unsafe.ReadUnaligned<ushort>(ref page[6]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static PageKind Kind(byte[] page) => (PageKind)page[4];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int EntryOffset(byte[] page, int index) => Unsafe.ReadUnaligned<ushort>(ref page[PageHeader.SizeOf + (index * SlotSizeBytes)]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ReadOnlySpan<byte> LeafKey(byte[] page, int index)
+    {
+        int offset = EntryOffset(page, index);
+        int keyLength = Unsafe.ReadUnaligned<ushort>(ref page[offset]);
+        return new ReadOnlySpan<byte>(page, offset + LeafEntryHeader.SizeOf, keyLength);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ReadOnlySpan<byte> BranchKey(byte[] page, int index)
+    {
+        int offset = EntryOffset(page, index);
+        int keyLength = Unsafe.ReadUnaligned<ushort>(ref page[offset + 8]);
+        return new ReadOnlySpan<byte>(page, offset + BranchEntryHeader.SizeOf, keyLength);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long BranchChild(byte[] page, int index) => Unsafe.ReadUnaligned<long>(ref page[EntryOffset(page, index)]);
+
+    /// <summary>The leaf entry at <paramref name="index"/>: inline value bytes, or (overflow) its run's page id and length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LeafValue(byte[] page, int index, out int valueOffset, out int valueLength, out bool isOverflow)
+    {
+        int offset = EntryOffset(page, index);
+        int keyLength = Unsafe.ReadUnaligned<ushort>(ref page[offset]);
+        isOverflow = (page[offset + 2] & LeafEntryHeader.OverflowFlag) != 0;
+        valueLength = Unsafe.ReadUnaligned<int>(ref page[offset + 4]);
+        valueOffset = offset + LeafEntryHeader.SizeOf + keyLength;
+    }
+
+    /// <summary>
+    /// Byte-wise comparison. Keys that differ in their first eight bytes (sequence numbers,
+    /// revisions, most random keys) are ordered by one 64-bit big-endian comparison.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int CompareKeys(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
+    {
+        if (left.Length >= sizeof(ulong) && right.Length >= sizeof(ulong))
+        {
+            ulong a = BinaryPrimitives.ReadUInt64BigEndian(left);
+            ulong b = BinaryPrimitives.ReadUInt64BigEndian(right);
+            if (a != b)
+            {
+                return a < b ? -1 : 1;
+            }
+        }
+
+        return left.SequenceCompareTo(right);
+    }
+
+    /// <summary>Index of the first entry whose key is &gt;= <paramref name="key"/> (Count when none).</summary>
+    public static int LeafLowerBound(byte[] page, ReadOnlySpan<byte> key, out bool exact)
+    {
+        int low = 0;
+        int high = Count(page) - 1;
+        while (low <= high)
+        {
+            int middle = (low + high) >>> 1;
+            int c = CompareKeys(LeafKey(page, middle), key);
+            if (c < 0)
+            {
+                low = middle + 1;
+            }
+            else if (c > 0)
+            {
+                high = middle - 1;
+            }
+            else
+            {
+                exact = true;
+                return middle;
+            }
+        }
+
+        exact = false;
+        return low;
+    }
+
+    /// <summary>Index of the last entry whose key is &lt;= <paramref name="key"/>, or 0 when none is.</summary>
+    public static int BranchSearch(byte[] page, ReadOnlySpan<byte> key)
+    {
+        int low = 0;
+        int high = Count(page) - 1;
+        while (low <= high)
+        {
+            int middle = (low + high) >>> 1;
+            int c = CompareKeys(BranchKey(page, middle), key);
+            if (c < 0)
+            {
+                low = middle + 1;
+            }
+            else if (c > 0)
+            {
+                high = middle - 1;
+            }
+            else
+            {
+                return middle;
+            }
+        }
+
+        return low == 0 ? 0 : low - 1;
+    }
+
+    /// <summary>
+    /// A zeroed buffer for a page or run. Pinned-object-heap buffers are never moved by the GC, so
+    /// the page cache's long-lived buffers cost nothing to keep through young-generation collections.
+    /// </summary>
+    public static byte[] NewBuffer(int length) => GC.AllocateArray<byte>(length, pinned: true);
+
+    /// <summary>Pages needed by a run that holds <paramref name="payloadBytes"/> bytes after its header.</summary>
+    public static int RunPages(long payloadBytes, int pageSize) => checked((int)((PageHeader.SizeOf + payloadBytes + pageSize - 1) / pageSize));
+
+    /// <summary>Writes the checksum of a branch, leaf, overflow or freelist run into its header.</summary>
+    public static void Seal(Span<byte> run) => BinaryPrimitives.WriteUInt32LittleEndian(run, PageChecksum.Compute(run[4..]));
+
+    public static bool IsSealed(ReadOnlySpan<byte> run) => BinaryPrimitives.ReadUInt32LittleEndian(run) == PageChecksum.Compute(run[4..]);
+}
