@@ -8,6 +8,13 @@ namespace EmbeddedRaft;
 /// cause it: hostile messages and corrupt files get their own exceptions. The component that throws
 /// it must not be used further.
 /// </summary>
+/// <remarks>
+/// Every check in the library has one shape, in every assembly:
+/// <c>if (broken) { throw new InvariantViolationException("what broke, and where"); }</c> — one
+/// condition per check, the message a constant or a cheap interpolation built only on failure.
+/// (<c>Debug.Assert(Monitor.IsEntered(...))</c> in methods named <c>...Unsynchronized</c> is not an
+/// invariant check but the lock-held convention of dotnet/runtime.)
+/// </remarks>
 public sealed class InvariantViolationException : Exception
 {
     /// <summary>Creates the exception with a description of the invariant that failed.</summary>
@@ -23,7 +30,7 @@ public sealed class InvariantViolationException : Exception
     /// <summary>Throws an <see cref="InvariantViolationException"/> when <paramref name="condition"/> is false.</summary>
     /// <remarks>Keep the message a constant or cheap interpolation: it is only built on failure when
     /// the caller uses the interpolated-string overload pattern; prefer one condition per check.</remarks>
-    public static void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool condition, string message)
+    internal static void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool condition, string message)
     {
         if (!condition)
         {

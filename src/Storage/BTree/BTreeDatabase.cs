@@ -464,7 +464,11 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         lock (_readerGate)
         {
             ref int count = ref CollectionsMarshal.GetValueRefOrNullRef(_readersBySnapshot, tx.Id);
-            InvariantViolationException.Check(!System.Runtime.CompilerServices.Unsafe.IsNullRef(ref count), "B+tree: a read transaction ended twice.");
+            if (!(!System.Runtime.CompilerServices.Unsafe.IsNullRef(ref count)))
+            {
+                throw new InvariantViolationException("B+tree: a read transaction ended twice.");
+            }
+
             if (--count == 0)
             {
                 _readersBySnapshot.Remove(tx.Id);
@@ -509,7 +513,11 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
                 freelistPage = tx.AllocatePages(freelistPages);
             }
 
-            InvariantViolationException.Check(freelistPages >= neededPages, "B+tree: the freelist run is shorter than its entries need.");
+            if (freelistPages < neededPages)
+            {
+                throw new InvariantViolationException("B+tree: the freelist run is shorter than its entries need.");
+            }
+
             var freeIds = Freelist.Snapshot();
             tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
 

@@ -14,7 +14,13 @@ internal sealed class BTreeImageWriter(Stream destination)
     /// <summary>The free part of the buffer.</summary>
     public Span<byte> Span => _buffer.AsSpan(_used);
 
-    public void Reserve(int bytes) => InvariantViolationException.Check(_buffer.Length - _used >= bytes, "image writer buffer too small");
+    public void Reserve(int bytes)
+    {
+        if (_buffer.Length - _used < bytes)
+        {
+            throw new InvariantViolationException("B+tree image: the writer's buffer has no room for a header.");
+        }
+    }
 
     public void Advance(int bytes) => _used += bytes;
 

@@ -80,7 +80,11 @@ internal sealed class Freelist
     /// <summary>Makes pages freed by transactions up to <paramref name="txid"/> allocatable. Called between transactions.</summary>
     public void Release(long txid)
     {
-        InvariantViolationException.Check(_takenCount == 0 && !_planned, "B+tree freelist: pages released while a transaction holds allocations.");
+        if (_takenCount != 0 || _planned)
+        {
+            throw new InvariantViolationException("B+tree freelist: pages released while a transaction holds allocations.");
+        }
+
         List<long>? released = null;
         List<long>? releasedBy = null;
         foreach (var (freedBy, ids) in _pending)
@@ -160,7 +164,11 @@ internal sealed class Freelist
             return -1;
         }
 
-        InvariantViolationException.Check(run.Taken + run.Reserved <= run.Length, "B+tree freelist: pages taken from the front of a run reach into its reserve.");
+        if (run.Taken + run.Reserved > run.Length)
+        {
+            throw new InvariantViolationException("B+tree freelist: pages taken from the front of a run reach into its reserve.");
+        }
+
         run.ReserveTaken = true;
         _takenCount += run.Reserved;
         pages = run.Reserved;
@@ -249,7 +257,11 @@ internal sealed class Freelist
                 }
             }
 
-            InvariantViolationException.Check(kept == _free.Count - _takenCount, "B+tree freelist: taken pages do not add up.");
+            if (kept != _free.Count - _takenCount)
+            {
+                throw new InvariantViolationException("B+tree freelist: taken pages do not add up.");
+            }
+
             _free.RemoveRange(kept, _free.Count - kept);
         }
 

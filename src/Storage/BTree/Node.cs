@@ -192,7 +192,11 @@ internal sealed class Node
         }
 
         index = LowerBound(newKey.Span, out exact);
-        InvariantViolationException.Check(!exact, "B+tree: a split produced a separator key already in the parent.");
+        if (exact)
+        {
+            throw new InvariantViolationException("B+tree: a split produced a separator key already in the parent.");
+        }
+
         if (index < OriginalCount)
         {
             AppendOnly = false;

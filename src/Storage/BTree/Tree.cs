@@ -274,7 +274,11 @@ internal sealed class Tree
         }
 
         var leaf = LeafNodeFor(key, out int index, out bool exact);
-        InvariantViolationException.Check(exact, "B+tree: a key found by lookup was not found on its leaf.");
+        if (!exact)
+        {
+            throw new InvariantViolationException("B+tree: a key found by lookup was not found on its leaf.");
+        }
+
         ToEntries(leaf);
         _deleted = true;
         FreeOverflowOf(leaf.Entries[index]);
@@ -869,7 +873,11 @@ internal sealed class Tree
                 data += key.Length;
                 if (entry.IsOverflow)
                 {
-                    InvariantViolationException.Check(entry.PageId != 0, "B+tree: overflow value spilled before its run was written.");
+                    if (entry.PageId == 0)
+                    {
+                        throw new InvariantViolationException("B+tree: overflow value spilled before its run was written.");
+                    }
+
                     BinaryPrimitives.WriteInt64LittleEndian(span[data..], entry.PageId);
                     data += sizeof(long);
                 }
@@ -889,7 +897,11 @@ internal sealed class Tree
             }
         }
 
-        InvariantViolationException.Check(data <= page.Length, "B+tree: a page was filled past its end.");
+        if (data > page.Length)
+        {
+            throw new InvariantViolationException("B+tree: a page was filled past its end.");
+        }
+
         span[data..].Clear();
         PageFormat.Seal(page);
         return page;

@@ -342,7 +342,11 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
         string broken = path + SnapshotFormat.BrokenSuffix;
         for (int attempt = 1; _fileSystem.FileExists(broken); attempt++)
         {
-            InvariantViolationException.Check(attempt < 1000, "Too many broken copies of one snapshot.");
+            if (attempt >= 1000)
+            {
+                throw new InvariantViolationException("Too many broken copies of one snapshot.");
+            }
+
             broken = path + SnapshotFormat.BrokenSuffix + "." + attempt.ToString(CultureInfo.InvariantCulture);
         }
 
