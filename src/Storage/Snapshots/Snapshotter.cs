@@ -80,7 +80,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     /// <exception cref="ObjectDisposedException">The snapshotter was disposed (checked first, before the arguments).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; a partial file is deleted.</exception>
     /// <remarks>If <paramref name="writeData"/> throws, the partial file is deleted and the exception propagates.</remarks>
-    public async ValueTask<string> SaveAsync(SnapshotFileMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken)
+    public async ValueTask<string> SaveAsync(SnapshotFileMetadata metadata, Func<Stream, CancellationToken, ValueTask> writeData, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(metadata);
