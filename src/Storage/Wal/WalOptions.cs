@@ -130,6 +130,26 @@ public sealed record WalOptions
     }
 
     /// <summary>
+    /// Which threads write and flush: <see cref="WalThreading.BackgroundThreads"/> (the default)
+    /// or <see cref="WalThreading.CallerThread"/> (no background threads; for deterministic
+    /// simulation and single-threaded hosts).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not a defined value (ParamName "Threading").</exception>
+    public WalThreading Threading
+    {
+        get;
+        init
+        {
+            if (!Enum.IsDefined(value))
+            {
+                throw new ArgumentOutOfRangeException(nameof(Threading), value, $"{nameof(Threading)} must be {nameof(WalThreading.BackgroundThreads)} or {nameof(WalThreading.CallerThread)}.");
+            }
+
+            field = value;
+        }
+    }
+
+    /// <summary>
     /// Where repairs are reported: a torn tail cut by <see cref="WriteAheadLog.Open"/> is logged at
     /// <see cref="LogLevel.Warning"/> (as well as in <see cref="WriteAheadLog.TailRepair"/>).
     /// Default: nowhere (<see cref="NullLogger.Instance"/>); null is refused.
