@@ -1253,7 +1253,12 @@ internal sealed class WalGroupCommit
                     Fail(e, includeWork: true);
                     lock (_lock)
                     {
-                        ReleaseWriteLaneUnsynchronized(WriteLane.WriterThread);
+                        // It fails after taking the lane (writing or cutting), or, on an invariant
+                        // violation, before: release only what it holds.
+                        if (_writeLane == WriteLane.WriterThread || (_writeLane == WriteLane.Cutting && _cutOwner == WriteLane.WriterThread))
+                        {
+                            ReleaseWriteLaneUnsynchronized(WriteLane.WriterThread);
+                        }
                     }
 
                     return;

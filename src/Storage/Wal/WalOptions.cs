@@ -130,9 +130,12 @@ public sealed record WalOptions
     }
 
     /// <summary>
-    /// Which threads write and flush: <see cref="WalThreading.BackgroundThreads"/> (the default)
-    /// or <see cref="WalThreading.CallerThread"/> (no background threads; for deterministic
-    /// simulation and single-threaded hosts).
+    /// Which threads write and flush: <see cref="WalThreading.BackgroundThreads"/> (the default: a
+    /// writer and a syncer thread overlap writing one group with flushing the previous one) or
+    /// <see cref="WalThreading.CallerThread"/> (no background threads: every write and flush runs
+    /// inside the synced append, sync, back-pressure drain or disposal that needs it, and ends before
+    /// that call returns; for a deterministic simulator and single-threaded hosts). Both give the same
+    /// durability contract and the same bytes on disk; see docs/architecture.md, "Write-ahead log".
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Not a defined value (ParamName "Threading").</exception>
     public WalThreading Threading

@@ -1,4 +1,5 @@
 using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
@@ -92,11 +93,61 @@ public sealed class WalCallerThreadTests
             return (fs.OperationCount, fs.WriteCount, fs.FlushCount, WalTestKit.ReadAll(reopened).Select(r => r.Index).ToList());
         }
 
+        TestContext.Out.WriteLine("seed 83 (file system and payloads)");
         var first = Run();
         var second = Run();
         Assert.That(second.Operations, Is.EqualTo(first.Operations));
         Assert.That((second.Writes, second.Flushes), Is.EqualTo((first.Writes, first.Flushes)));
         Assert.That(first.Indexes, Is.EqualTo(Enumerable.Range(1, 200).Select(i => (ulong)i)));
+    }
+
+    [Test]
+    public void ConcurrentCallersTakeTurnsAndEachSyncedAppendIsDurableWhenItReturns()
+    {
+        const int Appenders = 4;
+        const int AppendsEach = 60;
+        var fs = new FaultInjectingFileSystem(84);
+        var appenderThreads = new HashSet<int>();
+        var fileSystemThreads = new HashSet<int>();
+        fs.BeforeEntering = (_, _) =>
+        {
+            lock (fileSystemThreads)
+            {
+                fileSystemThreads.Add(Environment.CurrentManagedThreadId);
+            }
+        };
+        var log = WriteAheadLog.Open(fs, WalTestKit.Directory, s_options);
+        using var start = new Barrier(Appenders);
+        // Dedicated threads (the callers block while another one commits); a failed assertion faults its task.
+        var appenders = Enumerable.Range(0, Appenders).Select(appender => Task.Factory.StartNew(() =>
+        {
+            lock (appenderThreads)
+            {
+                appenderThreads.Add(Environment.CurrentManagedThreadId);
+            }
+
+            start.SignalAndWait();
+            for (int i = 0; i < AppendsEach; i++)
+            {
+                // 700-byte records: the four appenders cut several 16 KiB segments between them.
+                bool sync = i % 2 == 0;
+                var append = log.AppendAsync((byte)(appender + 1), new byte[700], 0, sync);
+                Assert.That(append.IsCompletedSuccessfully, Is.True, $"appender {appender}, append {i} completes before it returns");
+                if (sync)
+                {
+                    Assert.That(log.DurablePosition, Is.GreaterThan(append.Result), $"appender {appender}'s synced append {i} is durable when it returns");
+                }
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+        Task.WhenAll(appenders).WaitOrFail("the appenders to finish");
+        log.Dispose();
+
+        fileSystemThreads.Remove(Environment.CurrentManagedThreadId); // Open and Dispose
+        Assert.That(fileSystemThreads, Is.SubsetOf(appenderThreads), "only the callers touch the file system");
+        using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, s_options);
+        var records = WalTestKit.ReadAll(reopened);
+        Assert.That(records, Has.Count.EqualTo(Appenders * AppendsEach), "every append, synced or not, survives a clean close");
+        Assert.That(records.GroupBy(r => r.Type).Select(g => g.Count()), Is.All.EqualTo(AppendsEach));
     }
 
     [Test]
