@@ -130,6 +130,29 @@ public sealed record WalOptions
     }
 
     /// <summary>
+    /// Which threads write and flush: <see cref="WalThreading.BackgroundThreads"/> (the default: a
+    /// writer and a syncer thread overlap writing one group with flushing the previous one) or
+    /// <see cref="WalThreading.CallerThread"/> (no background threads: every write and flush runs
+    /// inside the synced append, sync, back-pressure drain or disposal that needs it, and ends before
+    /// that call returns; for a deterministic simulator and single-threaded hosts). Both give the same
+    /// durability contract and the same bytes on disk; see docs/architecture.md, "Write-ahead log".
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not a defined value (ParamName "Threading").</exception>
+    public WalThreading Threading
+    {
+        get;
+        init
+        {
+            if (!Enum.IsDefined(value))
+            {
+                throw new ArgumentOutOfRangeException(nameof(Threading), value, $"{nameof(Threading)} must be {nameof(WalThreading.BackgroundThreads)} or {nameof(WalThreading.CallerThread)}.");
+            }
+
+            field = value;
+        }
+    }
+
+    /// <summary>
     /// Where repairs are reported: a torn tail cut by <see cref="WriteAheadLog.Open"/> is logged at
     /// <see cref="LogLevel.Warning"/> (as well as in <see cref="WriteAheadLog.TailRepair"/>).
     /// Default: nowhere (<see cref="NullLogger.Instance"/>); null is refused.

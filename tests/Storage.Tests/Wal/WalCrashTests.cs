@@ -18,6 +18,31 @@ public sealed class WalCrashTests
 
     private static IEnumerable<int> ConcurrentSeeds() => WalTestKit.Seeds(2000, 10);
 
+    private static IEnumerable<int> CallerThreadSeeds() => WalTestKit.Seeds(3000, 20);
+
+    [TestCaseSource(nameof(CallerThreadSeeds))]
+    public async Task WithoutBackgroundThreadsACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
+        var options = s_options with { Threading = WalThreading.CallerThread };
+        var plan = Plan.Create(seed);
+        var clean = new FaultInjectingFileSystem(seed);
+        var cleanOutcome = await RunSequentialAsync(clean, plan, options);
+        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
+        long operations = clean.OperationCount;
+        var stats = new Stats();
+        for (long crashAt = 1; crashAt <= operations; crashAt++)
+        {
+            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
+            var outcome = await RunSequentialAsync(fs, plan, options);
+            string where = $"seed {seed}, caller thread, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
+            Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
+            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
+        }
+
+        TestContext.Out.WriteLine($"{operations} crash points; {stats}");
+    }
+
     [TestCaseSource(nameof(SequentialSeeds))]
     public async Task ACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
     {
@@ -63,13 +88,13 @@ public sealed class WalCrashTests
         TestContext.Out.WriteLine($"{operations} operations in the clean run; {stats}");
     }
 
-    private static async Task<Outcome> RunSequentialAsync(FaultInjectingFileSystem fs, Plan plan)
+    private static async Task<Outcome> RunSequentialAsync(FaultInjectingFileSystem fs, Plan plan, WalOptions? options = null)
     {
         var outcome = new Outcome();
         WriteAheadLog? log = null;
         try
         {
-            log = WriteAheadLog.Open(fs, WalTestKit.Directory, s_options);
+            log = WriteAheadLog.Open(fs, WalTestKit.Directory, options ?? s_options);
             for (int i = 0; i < plan.Steps.Count; i++)
             {
                 var step = plan.Steps[i];
@@ -170,7 +195,7 @@ public sealed class WalCrashTests
     }
 
     /// <summary>Restart (sometimes crashing again during recovery), reopen, check the prefix, and check the log still appends and reopens.</summary>
-    private static async Task VerifyAfterRestartAsync(FaultInjectingFileSystem fs, List<Step> order, Outcome outcome, Random random, string where, Stats stats)
+    private static async Task VerifyAfterRestartAsync(FaultInjectingFileSystem fs, List<Step> order, Outcome outcome, Random random, string where, Stats stats, WalOptions? options = null)
     {
         fs.Restart();
         if (random.Next(3) == 0)
@@ -179,7 +204,7 @@ public sealed class WalCrashTests
             fs.CrashAfterOperation = random.Next(1, 6);
             try
             {
-                var log = WriteAheadLog.Open(fs, WalTestKit.Directory, s_options);
+                var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options ?? s_options);
                 await log.DisposeAsync();
             }
             catch (SimulatedCrashException)
@@ -192,7 +217,7 @@ public sealed class WalCrashTests
         }
 
         List<StoredRecord> records;
-        await using (var log = OpenOrFail(fs, where))
+        await using (var log = OpenOrFail(fs, where, options))
         {
             records = ReadOrFail(log, where);
             stats.TornTailsRepaired += log.TailRepair is null ? 0 : 1;
@@ -208,7 +233,7 @@ public sealed class WalCrashTests
             await log.AppendAsync(200, new byte[] { 42 }, 9999);
         }
 
-        await using var reopened = OpenOrFail(fs, where);
+        await using var reopened = OpenOrFail(fs, where, options);
         var after = ReadOrFail(reopened, where);
         Assert.That(after, Has.Count.EqualTo(records.Count + 1), $"an append after recovery survives a reopen; {where}");
         Assert.That(after[^1].Index, Is.EqualTo(9999UL), where);
@@ -227,11 +252,11 @@ public sealed class WalCrashTests
         }
     }
 
-    private static WriteAheadLog OpenOrFail(FaultInjectingFileSystem fs, string where)
+    private static WriteAheadLog OpenOrFail(FaultInjectingFileSystem fs, string where, WalOptions? options)
     {
         try
         {
-            return WriteAheadLog.Open(fs, WalTestKit.Directory, s_options);
+            return WriteAheadLog.Open(fs, WalTestKit.Directory, options ?? s_options);
         }
         catch (Exception e)
         {

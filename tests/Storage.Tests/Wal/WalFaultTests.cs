@@ -6,12 +6,14 @@ namespace EmbeddedRaft.Storage.Tests.Wal;
 /// <summary>After a failed write or flush the log refuses everything with <see cref="StorageFaultedException"/> until reopened.</summary>
 public sealed class WalFaultTests
 {
-    [TestCase(FaultOperationKind.Flush)]
-    [TestCase(FaultOperationKind.Write)]
-    public async Task AFailedWriteOrFlushFaultsTheLogUntilReopened(FaultOperationKind failing)
+    [TestCase(FaultOperationKind.Flush, WalThreading.BackgroundThreads)]
+    [TestCase(FaultOperationKind.Write, WalThreading.BackgroundThreads)]
+    [TestCase(FaultOperationKind.Flush, WalThreading.CallerThread)]
+    [TestCase(FaultOperationKind.Write, WalThreading.CallerThread)]
+    public async Task AFailedWriteOrFlushFaultsTheLogUntilReopened(FaultOperationKind failing, WalThreading threading)
     {
         var fs = new FaultInjectingFileSystem(90);
-        var log = WriteAheadLog.Open(fs, WalTestKit.Directory, WalTestKit.SmallSegments(segmentSizeBytes: 64 * 1024));
+        var log = WriteAheadLog.Open(fs, WalTestKit.Directory, WalTestKit.SmallSegments(segmentSizeBytes: 64 * 1024) with { Threading = threading });
         try
         {
             for (ulong i = 1; i <= 5; i++)
