@@ -26,19 +26,4 @@ public sealed class InvariantViolationException : Exception
     public InvariantViolationException(string message, Exception innerException) : base(message, innerException)
     {
     }
-
-    /// <summary>Throws an <see cref="InvariantViolationException"/> when <paramref name="condition"/> is false.</summary>
-    /// <remarks>Keep the message a constant or cheap interpolation: it is only built on failure when
-    /// the caller uses the interpolated-string overload pattern; prefer one condition per check.</remarks>
-    internal static void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool condition, string message)
-    {
-        if (!condition)
-        {
-            Throw(message);
-        }
-    }
-
-    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static void Throw(string message) => throw new InvariantViolationException(message);
 }

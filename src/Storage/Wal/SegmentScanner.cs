@@ -60,7 +60,11 @@ internal sealed class SegmentScanner : IDisposable
     /// <exception cref="CorruptionException">The header is missing, malformed, fails its crc, or disagrees with the file name.</exception>
     public SegmentHeader ReadHeader(long expectedSequence, ulong expectedFirstIndex)
     {
-        InvariantViolationException.Check(Offset == 0, "ReadHeader must be the first read of a scanner.");
+        if (Offset != 0)
+        {
+            throw new InvariantViolationException("ReadHeader must be the first read of a scanner.");
+        }
+
         var frame = Fill(0, WalFormat.SegmentHeaderFrameSizeBytes);
         if (frame.Length < WalFormat.SegmentHeaderFrameSizeBytes)
         {
@@ -147,7 +151,11 @@ internal sealed class SegmentScanner : IDisposable
         }
 
         var frame = Fill(offset, (int)frameSize);
-        InvariantViolationException.Check(frame.Length == frameSize, "Fill returned fewer bytes than the limit allows.");
+        if (frame.Length != frameSize)
+        {
+            throw new InvariantViolationException("Fill returned fewer bytes than the limit allows.");
+        }
+
         var payload = frame.Slice(WalFormat.FrameHeaderSizeBytes, length);
         if (frame[(WalFormat.FrameHeaderSizeBytes + length)..].ContainsAnyExcept((byte)0))
         {

@@ -34,7 +34,11 @@ internal sealed class WalBatch
 
     public Span<byte> Reserve(int frameSize)
     {
-        InvariantViolationException.Check(Length + frameSize <= _buffer.Length, "A frame was reserved past the end of its batch buffer.");
+        if (Length + frameSize > _buffer.Length)
+        {
+            throw new InvariantViolationException("A frame was reserved past the end of its batch buffer.");
+        }
+
         var span = _buffer.AsSpan(Length, frameSize);
         Length += frameSize;
         return span;
@@ -56,7 +60,11 @@ internal sealed class WalBatch
     /// <summary>Grows the buffer of an empty batch.</summary>
     public void EnsureCapacity(int capacity)
     {
-        InvariantViolationException.Check(Length == 0, "Only an empty batch may change its buffer.");
+        if (Length != 0)
+        {
+            throw new InvariantViolationException("Only an empty batch may change its buffer.");
+        }
+
         if (_buffer.Length < capacity)
         {
             ReturnBuffer();

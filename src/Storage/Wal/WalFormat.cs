@@ -131,7 +131,11 @@ internal static class WalFormat
     /// <summary>The synced word for <paramref name="syncedOffset"/>: the offset in 8-byte words (frames start at multiples of 8).</summary>
     public static uint EncodeSyncedWord(long syncedOffset)
     {
-        InvariantViolationException.Check(syncedOffset >= 0 && syncedOffset % Alignment == 0 && syncedOffset <= MaxSegmentSizeBytes, "A synced offset is a frame boundary inside a segment.");
+        if (!(syncedOffset >= 0 && syncedOffset % Alignment == 0 && syncedOffset <= MaxSegmentSizeBytes))
+        {
+            throw new InvariantViolationException("A synced offset is a frame boundary inside a segment.");
+        }
+
         return (uint)(syncedOffset / Alignment);
     }
 

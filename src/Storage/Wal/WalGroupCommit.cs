@@ -322,7 +322,11 @@ internal sealed class WalGroupCommit
         {
             ThrowIfUnusableUnsynchronized();
             int candidates = _segments.FindIndex(s => s.Sequence >= _durableEnd.Sequence);
-            InvariantViolationException.Check(candidates >= 0, "The durable position's segment must be listed.");
+            if (candidates < 0)
+            {
+                throw new InvariantViolationException("The durable position's segment must be listed.");
+            }
+
             int keep = -1;
             for (int i = candidates; i >= 0; i--)
             {
@@ -397,19 +401,50 @@ internal sealed class WalGroupCommit
     /// <summary>The rules every transition re-checks.</summary>
     private void CheckRulesUnsynchronized()
     {
-        InvariantViolationException.Check(_durableEnd <= _writtenEnd && _writtenEnd <= new WalPosition(_tailSequence, _tailOffset), "Durable end ≤ written end ≤ tail.");
-        InvariantViolationException.Check(!(_writeLane == WriteLane.Cutting && IsFlushing), "No flush runs during a segment cut.");
-        InvariantViolationException.Check(_flushLane != FlushLane.Idle || _awaitingSync.Count == 0, "No written waiter is left once the flush lane is idle.");
-        InvariantViolationException.Check(_lifecycle == Lifecycle.Faulted ? _failure is not null : _lifecycle != Lifecycle.Open || _failure is null, "A faulted log has its first failure recorded; an open one has none.");
+        if (!(_durableEnd <= _writtenEnd && _writtenEnd <= new WalPosition(_tailSequence, _tailOffset)))
+        {
+            throw new InvariantViolationException("Durable end ≤ written end ≤ tail.");
+        }
+
+        if (_writeLane == WriteLane.Cutting && IsFlushing)
+        {
+            throw new InvariantViolationException("No flush runs during a segment cut.");
+        }
+
+        if (_flushLane == FlushLane.Idle && _awaitingSync.Count != 0)
+        {
+            throw new InvariantViolationException("No written waiter is left once the flush lane is idle.");
+        }
+
+        if (!(_lifecycle == Lifecycle.Faulted ? _failure is not null : _lifecycle != Lifecycle.Open || _failure is null))
+        {
+            throw new InvariantViolationException("A faulted log has its first failure recorded; an open one has none.");
+        }
     }
 
     /// <summary>Write lane Idle → <paramref name="owner"/> (WriterThread, or Caller with both lanes idle).</summary>
     private void TakeWriteLaneUnsynchronized(WriteLane owner)
     {
-        InvariantViolationException.Check(owner is WriteLane.WriterThread or WriteLane.Caller, "Only the writer thread or a caller holds the write lane.");
-        InvariantViolationException.Check(_writeLane == WriteLane.Idle && _work.Count == 0, "The write lane is taken only when idle, with no work left in it.");
-        InvariantViolationException.Check(owner != WriteLane.Caller || _flushLane == FlushLane.Idle, "A caller writes only when both lanes are idle.");
-        InvariantViolationException.Check(_lifecycle != Lifecycle.Faulted, "Nothing is written after a failure.");
+        if (owner is not (WriteLane.WriterThread or WriteLane.Caller))
+        {
+            throw new InvariantViolationException("Only the writer thread or a caller holds the write lane.");
+        }
+
+        if (_writeLane != WriteLane.Idle || _work.Count != 0)
+        {
+            throw new InvariantViolationException("The write lane is taken only when idle, with no work left in it.");
+        }
+
+        if (owner == WriteLane.Caller && _flushLane != FlushLane.Idle)
+        {
+            throw new InvariantViolationException("A caller writes only when both lanes are idle.");
+        }
+
+        if (_lifecycle == Lifecycle.Faulted)
+        {
+            throw new InvariantViolationException("Nothing is written after a failure.");
+        }
+
         _writeLane = owner;
         CheckRulesUnsynchronized();
     }
@@ -418,7 +453,11 @@ internal sealed class WalGroupCommit
     private void ReleaseWriteLaneUnsynchronized(WriteLane owner)
     {
         bool abandonedCut = _writeLane == WriteLane.Cutting && _cutOwner == owner && _lifecycle == Lifecycle.Faulted;
-        InvariantViolationException.Check(_writeLane == owner || abandonedCut, "Only the write lane's holder releases it.");
+        if (_writeLane != owner && !abandonedCut)
+        {
+            throw new InvariantViolationException("Only the write lane's holder releases it.");
+        }
+
         _writeLane = WriteLane.Idle;
         CheckRulesUnsynchronized();
         SignalIdleUnsynchronized();
@@ -427,8 +466,16 @@ internal sealed class WalGroupCommit
     /// <summary>Write lane WriterThread or Caller → Cutting; no flush may run.</summary>
     private void BeginCutUnsynchronized()
     {
-        InvariantViolationException.Check(_writeLane is WriteLane.WriterThread or WriteLane.Caller, "Only the write lane's holder cuts a segment.");
-        InvariantViolationException.Check(!IsFlushing, "No cut while a flush runs.");
+        if (_writeLane is not (WriteLane.WriterThread or WriteLane.Caller))
+        {
+            throw new InvariantViolationException("Only the write lane's holder cuts a segment.");
+        }
+
+        if (IsFlushing)
+        {
+            throw new InvariantViolationException("No cut while a flush runs.");
+        }
+
         _cutOwner = _writeLane;
         _writeLane = WriteLane.Cutting;
         CheckRulesUnsynchronized();
@@ -437,7 +484,11 @@ internal sealed class WalGroupCommit
     /// <summary>Write lane Cutting → its owner, once the next segment is the file.</summary>
     private void EndCutUnsynchronized()
     {
-        InvariantViolationException.Check(_writeLane == WriteLane.Cutting, "Only a cut ends a cut.");
+        if (_writeLane != WriteLane.Cutting)
+        {
+            throw new InvariantViolationException("Only a cut ends a cut.");
+        }
+
         _writeLane = _cutOwner;
         CheckRulesUnsynchronized();
         Monitor.PulseAll(_lock); // a syncer waiting for the cut to end
@@ -457,8 +508,16 @@ internal sealed class WalGroupCommit
     /// <summary>Flush lane Requested (or, for a caller's own group, Idle) → Flushing: claims a flush of everything written so far.</summary>
     private FlushTarget BeginFlushUnsynchronized()
     {
-        InvariantViolationException.Check(_flushLane is FlushLane.Idle or FlushLane.Requested, "Only one flush at a time.");
-        InvariantViolationException.Check(_writeLane != WriteLane.Cutting, "No flush starts during a segment cut.");
+        if (_flushLane is not (FlushLane.Idle or FlushLane.Requested))
+        {
+            throw new InvariantViolationException("Only one flush at a time.");
+        }
+
+        if (_writeLane == WriteLane.Cutting)
+        {
+            throw new InvariantViolationException("No flush starts during a segment cut.");
+        }
+
         _flushLane = FlushLane.Flushing;
         CheckRulesUnsynchronized();
         return new FlushTarget(_segmentFile, _writtenEnd, _awaitingSync.Count, _writtenEnd > _durableEnd);
@@ -467,7 +526,11 @@ internal sealed class WalGroupCommit
     /// <summary>Flush lane Flushing → Idle, or FlushingWithRequest → Requested (after the covered waiters were taken, or failed).</summary>
     private void EndFlushUnsynchronized()
     {
-        InvariantViolationException.Check(IsFlushing, "Only a running flush ends.");
+        if (!IsFlushing)
+        {
+            throw new InvariantViolationException("Only a running flush ends.");
+        }
+
         _flushLane = _flushLane == FlushLane.FlushingWithRequest ? FlushLane.Requested : FlushLane.Idle;
         CheckRulesUnsynchronized();
         Monitor.PulseAll(_lock); // a writer waiting to cut a segment, or the syncer
@@ -477,7 +540,11 @@ internal sealed class WalGroupCommit
     /// <summary>Flush lane Requested → Idle at a cut, whose flush of the finished segment covered every written record.</summary>
     private void FlushCoveredByCutUnsynchronized()
     {
-        InvariantViolationException.Check(_writeLane == WriteLane.Cutting && !IsFlushing, "Only a cut covers the flush lane, and none runs then.");
+        if (_writeLane != WriteLane.Cutting || IsFlushing)
+        {
+            throw new InvariantViolationException("Only a cut covers the flush lane, and none runs then.");
+        }
+
         _flushLane = FlushLane.Idle;
         CheckRulesUnsynchronized();
     }
@@ -487,7 +554,11 @@ internal sealed class WalGroupCommit
     {
         lock (_lock)
         {
-            InvariantViolationException.Check(_lifecycle is Lifecycle.Open or Lifecycle.Faulted, "A log is closed once.");
+            if (_lifecycle is not (Lifecycle.Open or Lifecycle.Faulted))
+            {
+                throw new InvariantViolationException("A log is closed once.");
+            }
+
             if (_lifecycle == Lifecycle.Open)
             {
                 _lifecycle = Lifecycle.Closing;
@@ -503,8 +574,16 @@ internal sealed class WalGroupCommit
     {
         lock (_lock)
         {
-            InvariantViolationException.Check(_lifecycle is Lifecycle.Closing or Lifecycle.Faulted, "Only a closing log is closed.");
-            InvariantViolationException.Check(_writeLane == WriteLane.Idle || _lifecycle == Lifecycle.Faulted, "Nobody writes once the log is closed.");
+            if (_lifecycle is not (Lifecycle.Closing or Lifecycle.Faulted))
+            {
+                throw new InvariantViolationException("Only a closing log is closed.");
+            }
+
+            if (_writeLane != WriteLane.Idle && _lifecycle != Lifecycle.Faulted)
+            {
+                throw new InvariantViolationException("Nobody writes once the log is closed.");
+            }
+
             _lifecycle = Lifecycle.Closed;
             while (_batchPool.Count > 0)
             {
@@ -525,7 +604,11 @@ internal sealed class WalGroupCommit
         Exception first;
         lock (_lock)
         {
-            InvariantViolationException.Check(_lifecycle != Lifecycle.Closed, "A closed log does not fail.");
+            if (_lifecycle == Lifecycle.Closed)
+            {
+                throw new InvariantViolationException("A closed log does not fail.");
+            }
+
             _lifecycle = Lifecycle.Faulted;
             first = _failure ??= failure;
             if (includeWork)
@@ -625,7 +708,11 @@ internal sealed class WalGroupCommit
             _lastIndex = index;
         }
 
-        InvariantViolationException.Check(_active.EndOffset == _tailOffset, "The active batch must end at the tail.");
+        if (_active.EndOffset != _tailOffset)
+        {
+            throw new InvariantViolationException("The active batch must end at the tail.");
+        }
+
         return position;
     }
 
@@ -730,7 +817,11 @@ internal sealed class WalGroupCommit
     /// <summary>Moves the sealed batches, and the active one when someone needs it written, to <see cref="_work"/>.</summary>
     private void MoveWorkUnsynchronized()
     {
-        InvariantViolationException.Check(_writeLane is WriteLane.WriterThread or WriteLane.Caller, "Only the write lane's holder takes work.");
+        if (_writeLane is not (WriteLane.WriterThread or WriteLane.Caller))
+        {
+            throw new InvariantViolationException("Only the write lane's holder takes work.");
+        }
+
         while (_sealed.Count > 0)
         {
             _work.Add(_sealed.Dequeue());
@@ -762,7 +853,11 @@ internal sealed class WalGroupCommit
             bool runEnds = batch.CutAfter is not null || i == _work.Count - 1;
             if (!runEnds)
             {
-                InvariantViolationException.Check(_work[i + 1].Sequence == batch.Sequence && _work[i + 1].StartOffset == batch.EndOffset, "Batches of one segment must be contiguous.");
+                if (!(_work[i + 1].Sequence == batch.Sequence && _work[i + 1].StartOffset == batch.EndOffset))
+                {
+                    throw new InvariantViolationException("Batches of one segment must be contiguous.");
+                }
+
                 continue;
             }
 
@@ -822,7 +917,11 @@ internal sealed class WalGroupCommit
                 var batch = _work[i];
                 _bufferedBytes -= batch.Length;
                 var end = new WalPosition(batch.Sequence, batch.EndOffset);
-                InvariantViolationException.Check(end >= _writtenEnd, "Batches are written in log order.");
+                if (end < _writtenEnd)
+                {
+                    throw new InvariantViolationException("Batches are written in log order.");
+                }
+
                 _writtenEnd = end;
                 needsSync |= batch.NeedsSync;
                 foreach (var waiter in batch.Waiters)
@@ -981,7 +1080,11 @@ internal sealed class WalGroupCommit
                 return false; // Fail has failed the waiters already
             }
 
-            InvariantViolationException.Check(target.WrittenEnd >= _durableEnd && target.WrittenEnd <= _writtenEnd, "A flush must not move the durable position back or past the written one.");
+            if (!(target.WrittenEnd >= _durableEnd && target.WrittenEnd <= _writtenEnd))
+            {
+                throw new InvariantViolationException("A flush must not move the durable position back or past the written one.");
+            }
+
             _durableEnd = target.WrittenEnd;
             for (int i = 0; i < target.Waiters; i++)
             {
@@ -1072,7 +1175,11 @@ internal sealed class WalGroupCommit
 
         // The room is relative to the file: a segment created under a larger SegmentSizeBytes keeps
         // its own length. The append rule keeps it (records stop SegmentReservedEndBytes short).
-        InvariantViolationException.Check(offset + mark.Length <= fileLength - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark before its trailer.");
+        if (offset + mark.Length > fileLength - WalFormat.SegmentTrailerSizeBytes)
+        {
+            throw new InvariantViolationException("Every segment keeps room for a sync mark before its trailer.");
+        }
+
         try
         {
             _segmentFile.Write(offset, mark);

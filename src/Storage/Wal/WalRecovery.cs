@@ -58,7 +58,11 @@ internal static class WalRecovery
                 // Records a crash left unproven (no later frame claims them) are proven now, so
                 // damage to them after this open is refused. After the flush above, never before it:
                 // the mark must not reach the disk ahead of the bytes it claims.
-                InvariantViolationException.Check(tailOffset + WalFormat.SyncMarkFrameSizeBytes <= segment.Length - WalFormat.SegmentTrailerSizeBytes, "Every segment keeps room for a sync mark before its trailer.");
+                if (tailOffset + WalFormat.SyncMarkFrameSizeBytes > segment.Length - WalFormat.SegmentTrailerSizeBytes)
+                {
+                    throw new InvariantViolationException("Every segment keeps room for a sync mark before its trailer.");
+                }
+
                 byte[] mark = WalFormat.BuildSyncMarkFrame(tailOffset, tailCrc, out tailCrc);
                 segment.Write(tailOffset, mark);
                 segment.Flush();
@@ -146,7 +150,11 @@ internal static class WalRecovery
         long trailerOffset = segment.Length - WalFormat.SegmentTrailerSizeBytes;
         var trailer = new byte[WalFormat.SegmentTrailerSizeBytes];
         int read = segment.Read(trailerOffset, trailer);
-        InvariantViolationException.Check(read == trailer.Length, "A read inside the file's length returns every byte.");
+        if (read != trailer.Length)
+        {
+            throw new InvariantViolationException("A read inside the file's length returns every byte.");
+        }
+
         switch (WalFormat.ReadSegmentTrailer(trailer, out ulong nextFirstIndex))
         {
             case SegmentTrailerState.Damaged:
@@ -204,7 +212,11 @@ internal static class WalRecovery
         }
 
         segment.Flush();
-        InvariantViolationException.Check(provenDurable <= cut, "A valid frame never claims more than the offsets before it.");
+        if (provenDurable > cut)
+        {
+            throw new InvariantViolationException("A valid frame never claims more than the offsets before it.");
+        }
+
         return (cut, tailCrc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason, provenDurable), lastIsRecord);
     }
 
@@ -217,7 +229,11 @@ internal static class WalRecovery
         for (int attempt = 1; fileSystem.FileExists(sidePath); attempt++)
         {
             // An earlier open cut here too and crashed before its zeros were durable: keep both copies.
-            InvariantViolationException.Check(attempt < 1000, "Too many torn-tail side files for one offset.");
+            if (attempt >= 1000)
+            {
+                throw new InvariantViolationException("Too many torn-tail side files for one offset.");
+            }
+
             sidePath = basePath + "." + attempt.ToString(CultureInfo.InvariantCulture);
         }
 
@@ -228,7 +244,11 @@ internal static class WalRecovery
             {
                 int count = (int)Math.Min(chunk.Length, end - offset);
                 int read = segment.Read(offset, chunk.AsSpan(0, count));
-                InvariantViolationException.Check(read == count, "The segment shrank while its torn tail was being saved.");
+                if (read != count)
+                {
+                    throw new InvariantViolationException("The segment shrank while its torn tail was being saved.");
+                }
+
                 side.Write(offset - cut, chunk.AsSpan(0, count));
             }
 
