@@ -13,24 +13,26 @@ public class DurableStateTests
 {
     private static readonly ulong[] s_three = [1, 2, 3];
 
-    private static TestNode Follower()
+    /// <summary>
+    /// A three-node cluster whose leader (node 1) applied "x" and "y", and the hard state it had
+    /// synced before them: its commit index lags what was applied (commit-only writes need no sync).
+    /// </summary>
+    private static (TestNetwork Net, TestNode Leader, HardState Synced, ulong Applied) LeaderThatAppliedPastItsSyncedCommit()
     {
-        var node = NodeWithLog(1, s_three, [E(1, 1, "a"), E(1, 2, "b")], new HardState(1, 0, 2));
-        node.Core.BecomeFollower(1, 2);
-        return node;
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        var leader = net[1];
+        var synced = leader.Storage.InitialState().HardState;
+        net.Propose(1, "x");
+        net.Propose(1, "y");
+        return (net, leader, synced, leader.AppliedIndex);
     }
 
     // Guards the Raft core review's finding 3: restart with an unsynced commit index.
     [Test]
     public void ANodeRestartsWhenItAppliedEntriesBeyondItsLastSyncedCommitIndex()
     {
-        var net = TestNetwork.OfSize(3);
-        net.Campaign(1);
-        var n1 = net[1];
-        var synced = n1.Storage.InitialState().HardState;
-        net.Propose(1, "x");
-        net.Propose(1, "y");
-        var applied = n1.AppliedIndex;
+        var (net, n1, synced, applied) = LeaderThatAppliedPastItsSyncedCommit();
         Assert.That(synced.Commit, Is.LessThan(applied));
 
         // Crash: the commit-only hard-state writes (MustSync false) were never synced.
@@ -47,13 +49,7 @@ public class DurableStateTests
     [Test]
     public void ANodeRestartsAfterCompactingBeyondItsLastSyncedCommitIndex()
     {
-        var net = TestNetwork.OfSize(3);
-        net.Campaign(1);
-        var n1 = net[1];
-        var synced = n1.Storage.InitialState().HardState;
-        net.Propose(1, "x");
-        net.Propose(1, "y");
-        var applied = n1.AppliedIndex;
+        var (net, n1, synced, applied) = LeaderThatAppliedPastItsSyncedCommit();
         n1.Storage.CreateSnapshot(applied, null);
         n1.Storage.Compact(applied);
         n1.Storage.SetHardState(synced);

@@ -16,15 +16,7 @@ public class SnapshotterGateTests
     public async Task ALoadWaitingForASaveInProgressGetsTheSnapshotOnceTheSaveEnds()
     {
         using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(301), SnapshotTestKit.Directory, SnapshotTestKit.SmallChunks());
-        var dataWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var finishSave = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var save = snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), async (stream, token) =>
-        {
-            await stream.WriteAsync(new byte[10_000], token);
-            dataWritten.SetResult();
-            await finishSave.Task;
-        }, CancellationToken.None).AsTask();
-        dataWritten.Task.WaitOrFail("the save started writing");
+        var (save, finishSave) = HoldSaveOpen(snapshotter, dataBytes: 10_000);
 
         var load = snapshotter.LoadNewestAsync().AsTask();
         Assert.That(load.IsCompleted, Is.False, "the save holds the gate");
@@ -40,15 +32,7 @@ public class SnapshotterGateTests
     public async Task ACancelledWaitForTheGateThrowsAndLeavesTheSnapshotterUsable()
     {
         using var snapshotter = new Snapshotter(new FaultInjectingFileSystem(302), SnapshotTestKit.Directory, SnapshotTestKit.SmallChunks());
-        var dataWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var finishSave = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var save = snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), async (stream, token) =>
-        {
-            await stream.WriteAsync(new byte[100], token);
-            dataWritten.SetResult();
-            await finishSave.Task;
-        }, CancellationToken.None).AsTask();
-        dataWritten.Task.WaitOrFail("the save started writing");
+        var (save, finishSave) = HoldSaveOpen(snapshotter, dataBytes: 100);
 
         using var cancel = new CancellationTokenSource();
         var load = snapshotter.LoadNewestAsync(cancel.Token).AsTask();
@@ -75,15 +59,7 @@ public class SnapshotterGateTests
     {
         var fs = new FaultInjectingFileSystem(303);
         var snapshotter = new Snapshotter(fs, SnapshotTestKit.Directory, SnapshotTestKit.SmallChunks());
-        var dataWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var finishSave = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var save = snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), async (stream, token) =>
-        {
-            await stream.WriteAsync(new byte[100], token);
-            dataWritten.SetResult();
-            await finishSave.Task;
-        }, CancellationToken.None).AsTask();
-        dataWritten.Task.WaitOrFail("the save started writing");
+        var (save, finishSave) = HoldSaveOpen(snapshotter, dataBytes: 100);
 
         var dispose = snapshotter.DisposeAsync().AsTask();
         Assert.That(dispose.IsCompleted, Is.False, "the save holds the gate");
@@ -95,5 +71,23 @@ public class SnapshotterGateTests
         await using var next = new Snapshotter(fs, SnapshotTestKit.Directory);
         using var loaded = (await next.LoadNewestAsync()).Snapshot;
         Assert.That(loaded!.Metadata.Index, Is.EqualTo(10UL), "the save finished before the lock was released");
+    }
+
+    /// <summary>
+    /// Starts a save of snapshot 10 whose data writer writes <paramref name="dataBytes"/> and then
+    /// waits for the test: the save holds the gate until <c>finishSave</c> is completed.
+    /// </summary>
+    private static (Task Save, TaskCompletionSource FinishSave) HoldSaveOpen(Snapshotter snapshotter, int dataBytes)
+    {
+        var dataWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var finishSave = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var save = snapshotter.SaveAsync(SnapshotTestKit.Metadata(10, 1), async (stream, token) =>
+        {
+            await stream.WriteAsync(new byte[dataBytes], token);
+            dataWritten.SetResult();
+            await finishSave.Task;
+        }, CancellationToken.None).AsTask();
+        dataWritten.Task.WaitOrFail("the save started writing");
+        return (save, finishSave);
     }
 }
