@@ -244,6 +244,12 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         await SubmitAsync<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Completes when every compaction queued so far (including one resumed at open) has finished its physical part (for tests and benchmarks).</summary>
+    internal async ValueTask WaitForCompactionsAsync(CancellationToken cancellationToken = default)
+    {
+        await SubmitAsync<object?>(new WriteOp(WriteOpKind.AwaitCompactions, null, 0), cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// etcd's <c>HashKV</c>: a CRC-32C over the stored revisions up to <paramref name="revision"/> (0:
     /// the current one) that the compaction keeps, equal on every replica with the same history

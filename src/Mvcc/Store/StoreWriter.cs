@@ -234,6 +234,17 @@ internal sealed class StoreWriter
                     }
 
                     break;
+                case WriteOpKind.AwaitCompactions:
+                    if (_compactions.Count == 0)
+                    {
+                        op.Complete();
+                    }
+                    else
+                    {
+                        _compactions.Last().Waiters.Add(op);
+                    }
+
+                    break;
                 default:
                     throw new InvariantViolationException($"MVCC writer: unexpected op {op.Kind}.");
             }

@@ -281,6 +281,9 @@ internal sealed class ReferenceModel(int maxTxnOps)
             : null;
     }
 
+    /// <summary>How many changes (puts and deletes) revision <paramref name="at"/> made.</summary>
+    public long ChangesAt(long at) => _history.Values.Sum(entries => entries.Count(e => e.Main == at));
+
     /// <summary>Every live key at <paramref name="at"/>.</summary>
     public IEnumerable<KeyValue> All(long at) => _keys.Select(k => At(k, at)).Where(kv => kv is not null).Select(kv => kv!);
 
