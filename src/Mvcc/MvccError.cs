@@ -1,0 +1,38 @@
+namespace EmbeddedRaft.Mvcc;
+
+/// <summary>
+/// The etcd errors the store reports, one to one with etcd's <c>rpctypes.ErrGRPC*</c>; see
+/// <see cref="MvccException.EtcdMessage"/> and <see cref="MvccException.GrpcStatusCode"/> for what etcd sends for each.
+/// </summary>
+public enum MvccError
+{
+    /// <summary>A request's key is empty: "etcdserver: key is not provided" (InvalidArgument).</summary>
+    EmptyKey,
+
+    /// <summary>A put with IgnoreValue or IgnoreLease on a key that does not exist: "etcdserver: key not found" (InvalidArgument).</summary>
+    KeyNotFound,
+
+    /// <summary>A put with IgnoreValue carries a value: "etcdserver: value is provided" (InvalidArgument).</summary>
+    ValueProvided,
+
+    /// <summary>A put with IgnoreLease carries a lease: "etcdserver: lease is provided" (InvalidArgument).</summary>
+    LeaseProvided,
+
+    /// <summary>A transaction has more compares or operations in a branch than allowed: "etcdserver: too many operations in txn request" (InvalidArgument).</summary>
+    TooManyOps,
+
+    /// <summary>A transaction writes one key twice in a branch: "etcdserver: duplicate key given in txn request" (InvalidArgument).</summary>
+    DuplicateKey,
+
+    /// <summary>A request is larger than the limit: "etcdserver: request is too large" (InvalidArgument).</summary>
+    RequestTooLarge,
+
+    /// <summary>A sort order or target that does not exist: "etcdserver: invalid sort option" (InvalidArgument).</summary>
+    InvalidSortOption,
+
+    /// <summary>A revision at or below the compaction was asked for: "etcdserver: mvcc: required revision has been compacted" (OutOfRange).</summary>
+    Compacted,
+
+    /// <summary>A revision above the current one was asked for: "etcdserver: mvcc: required revision is a future revision" (OutOfRange).</summary>
+    FutureRevision,
+}

@@ -1,0 +1,351 @@
+using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Mvcc.Store;
+using EmbeddedRaft.Storage;
+using EmbeddedRaft.Storage.BTree;
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Mvcc;
+
+/// <summary>
+/// etcd's revisioned key-value store (its <c>mvcc</c> package with the KV service's semantics) in one
+/// B+tree file: a global revision that grows by one per write transaction that changes something,
+/// every key's history of versions, ranges at past revisions, transactions with compares, and
+/// compaction. Anyone who knows etcd v3's KV API knows this store: same revision numbering, range
+/// semantics, responses and errors (<see cref="MvccException"/> carries etcd's message and gRPC code).
+/// </summary>
+/// <remarks>
+/// <para>Threading: every member is safe to call from any thread. Reads (<see cref="Range"/>,
+/// <see cref="HashKV"/>) run on the calling thread against a consistent point of history and never
+/// wait for disk writes; writes are queued to one writer thread and applied in the order they were
+/// queued.</para>
+/// <para>Durability (<see cref="MvccStoreOptions.Durability"/>): by default a write's task completes
+/// once the write is on disk, and concurrent writes share a commit. With
+/// <see cref="MvccDurability.NoSync"/> (under Raft) it completes once applied; writes reach the B+tree
+/// in batches with the <see cref="ConsistentIndex"/> they carry, and <see cref="SyncAsync"/> makes
+/// them durable. Either way a read sees exactly the writes at or below its revision, committed to
+/// disk or not.</para>
+/// <para>Failure: a request etcd would refuse throws an <see cref="MvccException"/> (or an
+/// <see cref="ArgumentException"/> for what etcd has no error for) and changes nothing. When a write
+/// or flush fails, the writers waiting for it get that exception and from then on every operation
+/// throws <see cref="StorageFaultedException"/>; dispose the store and open it again, which recovers
+/// what was durable.</para>
+/// <para>Files: one B+tree file, <c>mvcc.db</c>, in the store's directory (format in docs/formats.md),
+/// with its <c>.lock</c> file; one open store per directory.</para>
+/// </remarks>
+public sealed class MvccStore : IAsyncDisposable, IDisposable
+{
+    private readonly StoreState _state;
+    private readonly StoreWriter _writer;
+    private int _disposed;
+
+    private MvccStore(string directory, StoreState state, IEnumerable<CompactionJob> resumedCompactions)
+    {
+        Directory = directory;
+        _state = state;
+        _writer = new StoreWriter(state, resumedCompactions);
+    }
+
+    /// <summary>The directory the store lives in.</summary>
+    public string Directory { get; }
+
+    /// <summary>The current revision: 1 for an empty store, then one more per write transaction that changed something.</summary>
+    public long Revision => Volatile.Read(ref _state.Revision);
+
+    /// <summary>The revision of the last compaction (reads below it fail), or -1 when the store was never compacted (as etcd).</summary>
+    public long CompactRevision => Volatile.Read(ref _state.CompactRevision);
+
+    /// <summary>
+    /// The index of the last Raft entry applied (given to a write as its <c>consistentIndex</c>), 0
+    /// when none was. After a crash it is the index of the last write that was durable, never ahead
+    /// of the data: replay the log from the entry after it.
+    /// </summary>
+    public ulong ConsistentIndex => Volatile.Read(ref _state.ConsistentIndex);
+
+    /// <summary>Opens (or creates) the store in <paramref name="directory"/> on the real disk.</summary>
+    /// <exception cref="ArgumentException">The directory is empty, or the options are inconsistent.</exception>
+    /// <exception cref="StorageLockedException">Another open store holds the directory.</exception>
+    /// <exception cref="CorruptionException">The file is damaged beyond what the B+tree repairs, or holds data this store cannot read.</exception>
+    /// <exception cref="IOException">The file system failed.</exception>
+    public static MvccStore Open(string directory, MvccStoreOptions? options = null) => Open(PhysicalFileSystem.Instance, directory, options);
+
+    /// <summary>
+    /// Opens (or creates) the store in <paramref name="directory"/> of <paramref name="fileSystem"/>:
+    /// opens the B+tree, rebuilds the key index from it, and resumes a compaction a crash interrupted.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="fileSystem"/> is null.</exception>
+    /// <exception cref="ArgumentException">The directory is empty, or the options are inconsistent.</exception>
+    /// <exception cref="StorageLockedException">Another open store holds the directory.</exception>
+    /// <exception cref="CorruptionException">The file is damaged beyond what the B+tree repairs, or holds data this store cannot read.</exception>
+    /// <exception cref="IOException">The file system failed.</exception>
+    public static MvccStore Open(IFileSystem fileSystem, string directory, MvccStoreOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(fileSystem);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= MvccStoreOptions.Default;
+        options.Validate();
+        string path = Path.Combine(directory, StoreLoader.FileName);
+        var btreeOptions = options.Logger is not null && options.BTree.Logger is null ? options.BTree with { Logger = options.Logger } : options.BTree;
+        var database = BTreeDatabase.Open(fileSystem, path, btreeOptions);
+        try
+        {
+            var (state, resumed) = StoreLoader.Load(database, path, options);
+            return new MvccStore(directory, state, resumed);
+        }
+        catch
+        {
+            database.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads a key or a range at the current or a past revision (etcd's <c>Range</c>), on the calling
+    /// thread, without waiting for the writer.
+    /// </summary>
+    /// <exception cref="MvccException">An empty key or an undefined sort option (etcd's errors).</exception>
+    /// <exception cref="FutureRevisionException">The revision is above <see cref="Revision"/>.</exception>
+    /// <exception cref="RevisionCompactedException">The revision is below <see cref="CompactRevision"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A negative limit or revision.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed earlier.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public RangeResponse Range(RangeRequest request)
+    {
+        RequestValidator.CheckRange(request);
+        ThrowIfDisposed();
+        List<Index.Revision> revisions;
+        long count;
+        long current;
+        PendingBatch pending;
+        Transaction snapshot;
+        _state.IndexLock.EnterReadLock();
+        try
+        {
+            _state.ThrowIfFailed();
+            current = _state.Revision;
+            long at = request.Revision;
+            if (at > current)
+            {
+                throw new FutureRevisionException(at, current);
+            }
+
+            if (at <= 0)
+            {
+                at = current;
+            }
+
+            if (at < _state.CompactRevision)
+            {
+                throw new RevisionCompactedException(at, _state.CompactRevision);
+            }
+
+            (revisions, count) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, at, RangeEvaluator.FetchLimit(request), request.CountOnly);
+            pending = _state.Pending;
+            snapshot = _state.Database.BeginRead();
+        }
+        finally
+        {
+            _state.IndexLock.ExitReadLock();
+        }
+
+        using (snapshot)
+        {
+            var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
+            return RangeEvaluator.Finish(request, revisions, count, current, values);
+        }
+    }
+
+    /// <summary>Writes a key (etcd's <c>Put</c>); see <see cref="MvccStoreOptions.Durability"/> for when the task completes.</summary>
+    /// <param name="request">The put.</param>
+    /// <param name="consistentIndex">The Raft index that produced this write (stored with it), or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
+    /// <param name="cancellationToken">Cancels the wait; a write already queued may still be applied.</param>
+    /// <exception cref="MvccException">Empty key, a value or lease given with IgnoreValue/IgnoreLease, IgnoreValue/IgnoreLease on a missing key, or the request is larger than <see cref="MvccStoreOptions.MaxRequestBytes"/>; nothing was written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed (this one, as its own exception, or an earlier one).</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public ValueTask<PutResponse> PutAsync(PutRequest request, ulong consistentIndex = 0, CancellationToken cancellationToken = default)
+    {
+        RequestValidator.CheckPut(request);
+        CheckSize(RequestSize.OfPut(request));
+        return SubmitAsync<PutResponse>(new WriteOp(WriteOpKind.Put, request, consistentIndex), cancellationToken);
+    }
+
+    /// <summary>Deletes a key or range (etcd's <c>DeleteRange</c>); a delete of nothing creates no revision.</summary>
+    /// <param name="request">The delete.</param>
+    /// <param name="consistentIndex">The Raft index that produced this write, or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
+    /// <param name="cancellationToken">Cancels the wait; a write already queued may still be applied.</param>
+    /// <exception cref="MvccException">Empty key, or the request is too large; nothing was written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public ValueTask<DeleteRangeResponse> DeleteRangeAsync(DeleteRangeRequest request, ulong consistentIndex = 0, CancellationToken cancellationToken = default)
+    {
+        RequestValidator.CheckDeleteRange(request);
+        CheckSize(RequestSize.OfDeleteRange(request));
+        return SubmitAsync<DeleteRangeResponse>(new WriteOp(WriteOpKind.DeleteRange, request, consistentIndex), cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs a transaction (etcd's <c>Txn</c>): compares judged on the state before it, then the
+    /// chosen branch's operations in order, all writes under one new revision.
+    /// </summary>
+    /// <param name="request">The transaction.</param>
+    /// <param name="consistentIndex">The Raft index that produced this write, or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
+    /// <param name="cancellationToken">Cancels the wait; a transaction already queued may still be applied.</param>
+    /// <exception cref="MvccException">etcd's refusals: too many operations, a key written twice, an empty key, the request too large, IgnoreValue on a missing key; a range in the chosen branch at a compacted (<see cref="RevisionCompactedException"/>) or future (<see cref="FutureRevisionException"/>) revision. Nothing was written.</exception>
+    /// <exception cref="ArgumentException">A null list or entry, a negative limit or revision, an undefined compare.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public ValueTask<TxnResponse> TxnAsync(TxnRequest request, ulong consistentIndex = 0, CancellationToken cancellationToken = default)
+    {
+        RequestValidator.CheckTxn(request, _state.Options.MaxTxnOps);
+        CheckSize(RequestSize.OfTxn(request));
+        return SubmitAsync<TxnResponse>(new WriteOp(WriteOpKind.Txn, request, consistentIndex), cancellationToken);
+    }
+
+    /// <summary>
+    /// Compacts the history at <paramref name="revision"/> (etcd's <c>Compact</c>): from then on reads
+    /// below it fail, and each key keeps only its newest version at or below it (none when that is a
+    /// delete) and everything after. The compaction is recorded durably before the task completes;
+    /// the history is then pruned in steps between write batches (resumed after a crash).
+    /// </summary>
+    /// <param name="revision">The revision to compact at: above <see cref="CompactRevision"/>, at most <see cref="Revision"/>.</param>
+    /// <param name="physical">Complete the task only when the pruning is done (etcd's <c>physical</c>).</param>
+    /// <param name="consistentIndex">The Raft index that produced this request, or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
+    /// <param name="cancellationToken">Cancels the wait; a compaction already queued may still run.</param>
+    /// <exception cref="RevisionCompactedException"><paramref name="revision"/> is at or below <see cref="CompactRevision"/>.</exception>
+    /// <exception cref="FutureRevisionException"><paramref name="revision"/> is above <see cref="Revision"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="revision"/> is negative.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed (also while waiting for a physical compaction).</exception>
+    public ValueTask<CompactResponse> CompactAsync(long revision, bool physical = false, ulong consistentIndex = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(revision);
+        return SubmitAsync<CompactResponse>(new WriteOp(WriteOpKind.Compact, null, consistentIndex) { CompactRevision = revision, Physical = physical }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Records that the Raft entry at <paramref name="consistentIndex"/> was applied though it wrote
+    /// nothing here (a configuration change, a no-op), so a restart does not replay it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> is 0 or does not exceed <see cref="ConsistentIndex"/>.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public async ValueTask SetConsistentIndexAsync(ulong consistentIndex, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(consistentIndex);
+        await SubmitAsync<object?>(new WriteOp(WriteOpKind.ConsistentIndex, null, consistentIndex), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Makes every write applied so far durable (commits the open batch, synced); completes once it is.</summary>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public async ValueTask SyncAsync(CancellationToken cancellationToken = default)
+    {
+        await SubmitAsync<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// etcd's <c>HashKV</c>: a CRC-32C over the stored revisions up to <paramref name="revision"/> (0:
+    /// the current one) that the compaction keeps, equal on every replica with the same history
+    /// whatever its physical compaction progress. Reads like <see cref="Range"/>; walks the whole store.
+    /// </summary>
+    /// <exception cref="RevisionCompactedException"><paramref name="revision"/> is positive and at or below <see cref="CompactRevision"/>.</exception>
+    /// <exception cref="FutureRevisionException"><paramref name="revision"/> is above <see cref="Revision"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="revision"/> is negative.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed earlier.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public HashKVResponse HashKV(long revision = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(revision);
+        ThrowIfDisposed();
+        long current;
+        long compact;
+        long at;
+        var keep = new HashSet<Index.Revision>();
+        List<KeyValuePair<Index.Revision, PendingBatch.Entry>> pending;
+        Transaction snapshot;
+        _state.IndexLock.EnterReadLock();
+        try
+        {
+            _state.ThrowIfFailed();
+            current = _state.Revision;
+            compact = _state.CompactRevision;
+            if (revision > 0 && revision <= compact)
+            {
+                throw new RevisionCompactedException(revision, compact);
+            }
+
+            if (revision > current)
+            {
+                throw new FutureRevisionException(revision, current);
+            }
+
+            at = revision == 0 ? current : revision;
+            foreach (var history in _state.Index.All())
+            {
+                history.Keep(at, keep);
+            }
+
+            pending = _state.Pending.UpTo(at);
+            snapshot = _state.Database.BeginRead();
+        }
+        finally
+        {
+            _state.IndexLock.ExitReadLock();
+        }
+
+        using (snapshot)
+        {
+            uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep);
+            return new HashKVResponse { Header = new ResponseHeader { Revision = current }, Hash = hash, CompactRevision = compact, HashRevision = at };
+        }
+    }
+
+    /// <summary>
+    /// Stops the writer after committing (synced) every write it applied, waits for it, and closes
+    /// the file. Writes queued after this began fail with <see cref="ObjectDisposedException"/>.
+    /// Does nothing the second time.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _writer.Stop();
+        }
+        finally
+        {
+            _state.Database.Dispose();
+            _state.IndexLock.Dispose();
+        }
+    }
+
+    /// <summary><see cref="Dispose"/>, run on a thread-pool thread so the caller's thread does not block on the writer.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await Task.Run(Dispose).ConfigureAwait(false);
+    }
+
+    private void CheckSize(long requestBytes)
+    {
+        if (requestBytes + RequestSize.WrapperBytes > _state.Options.MaxRequestBytes)
+        {
+            throw new MvccException(MvccError.RequestTooLarge, $"{MvccException.MessageOf(MvccError.RequestTooLarge)} ({requestBytes + RequestSize.WrapperBytes} bytes; MaxRequestBytes is {_state.Options.MaxRequestBytes})");
+        }
+    }
+
+    private async ValueTask<T> SubmitAsync<T>(WriteOp op, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        ThrowIfDisposed();
+        _state.ThrowIfFailed();
+        var result = await _writer.Enqueue(op).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (T)result!;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}

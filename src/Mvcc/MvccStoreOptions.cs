@@ -1,0 +1,196 @@
+using EmbeddedRaft.Storage.BTree;
+using Microsoft.Extensions.Logging;
+
+namespace EmbeddedRaft.Mvcc;
+
+/// <summary>
+/// Settings of an <see cref="MvccStore"/>. Each property checks its own range when set and throws
+/// <see cref="ArgumentOutOfRangeException"/> whose <see cref="ArgumentException.ParamName"/> is the
+/// property's name; the rule between properties (the B+tree must hold the largest request's value)
+/// is checked by <see cref="MvccStore.Open(string, MvccStoreOptions?)"/>, which throws
+/// <see cref="ArgumentException"/> naming both.
+/// </summary>
+/// <remarks>
+/// An immutable record with a parameterless constructor and <c>init</c> accessors, so it binds from
+/// Microsoft.Extensions.Configuration; vary it with <c>MvccStoreOptions.Default with { ... }</c>. Thread-safe to share.
+/// </remarks>
+public sealed record MvccStoreOptions
+{
+    /// <summary>The default <see cref="BatchLimit"/>: 10,000 writes, as etcd's backend batch limit.</summary>
+    public const int DefaultBatchLimit = 10_000;
+
+    /// <summary>The largest <see cref="BatchLimit"/> and <see cref="CompactionBatchLimit"/> accepted.</summary>
+    public const int MaxBatchLimit = 1_000_000;
+
+    /// <summary>The default <see cref="CompactionBatchLimit"/>: 1,000 revisions, as etcd.</summary>
+    public const int DefaultCompactionBatchLimit = 1_000;
+
+    /// <summary>The default <see cref="MaxTxnOps"/>: 128, as etcd.</summary>
+    public const int DefaultMaxTxnOps = 128;
+
+    /// <summary>The default <see cref="MaxRequestBytes"/>: 1.5 MiB, as etcd.</summary>
+    public const int DefaultMaxRequestBytes = 1536 * 1024;
+
+    /// <summary>The largest <see cref="MaxRequestBytes"/> accepted: 64 MiB.</summary>
+    public const int MaxMaxRequestBytes = 64 * 1024 * 1024;
+
+    /// <summary>The default <see cref="BatchInterval"/>: 100 ms, as etcd's backend batch interval.</summary>
+    public static readonly TimeSpan DefaultBatchInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The longest <see cref="BatchInterval"/> accepted: 1 minute.</summary>
+    public static readonly TimeSpan MaxBatchInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>Creates options with every default.</summary>
+    public MvccStoreOptions()
+    {
+    }
+
+    /// <summary>Every default: synced writes, etcd's limits, the default B+tree, no logging.</summary>
+    public static MvccStoreOptions Default { get; } = new();
+
+    /// <summary>When a write is durable; see <see cref="MvccDurability"/>. Default <see cref="MvccDurability.Synced"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not a defined value (ParamName "Durability").</exception>
+    public MvccDurability Durability
+    {
+        get;
+        init
+        {
+            if (!Enum.IsDefined(value))
+            {
+                throw new ArgumentOutOfRangeException(nameof(Durability), value, $"{nameof(Durability)} must be {nameof(MvccDurability.Synced)} or {nameof(MvccDurability.NoSync)}.");
+            }
+
+            field = value;
+        }
+    } = MvccDurability.Synced;
+
+    /// <summary>
+    /// Most write transactions (puts, deletes, txns, compactions) in one B+tree commit, from 1 to
+    /// <see cref="MaxBatchLimit"/>. Default <see cref="DefaultBatchLimit"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "BatchLimit").</exception>
+    public int BatchLimit
+    {
+        get;
+        init
+        {
+            if (value is < 1 or > MaxBatchLimit)
+            {
+                throw new ArgumentOutOfRangeException(nameof(BatchLimit), value, $"{nameof(BatchLimit)} must be from 1 to {MaxBatchLimit}.");
+            }
+
+            field = value;
+        }
+    } = DefaultBatchLimit;
+
+    /// <summary>
+    /// With <see cref="MvccDurability.NoSync"/>, the longest an applied write waits for its batch to
+    /// be committed to the B+tree, from 1 ms to <see cref="MaxBatchInterval"/>. (Synced writes are
+    /// committed as soon as no other write is waiting.) Default <see cref="DefaultBatchInterval"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "BatchInterval").</exception>
+    public TimeSpan BatchInterval
+    {
+        get;
+        init
+        {
+            if (value < TimeSpan.FromMilliseconds(1) || value > MaxBatchInterval)
+            {
+                throw new ArgumentOutOfRangeException(nameof(BatchInterval), value, $"{nameof(BatchInterval)} must be from 1 ms to {MaxBatchInterval}.");
+            }
+
+            field = value;
+        }
+    } = DefaultBatchInterval;
+
+    /// <summary>
+    /// Keys whose history one step of a compaction prunes in memory, and revisions one step removes
+    /// from the B+tree (one commit); writers wait for at most one step. From 1 to
+    /// <see cref="MaxBatchLimit"/>. Default <see cref="DefaultCompactionBatchLimit"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "CompactionBatchLimit").</exception>
+    public int CompactionBatchLimit
+    {
+        get;
+        init
+        {
+            if (value is < 1 or > MaxBatchLimit)
+            {
+                throw new ArgumentOutOfRangeException(nameof(CompactionBatchLimit), value, $"{nameof(CompactionBatchLimit)} must be from 1 to {MaxBatchLimit}.");
+            }
+
+            field = value;
+        }
+    } = DefaultCompactionBatchLimit;
+
+    /// <summary>
+    /// Most compares, and most operations in each branch, of a transaction (etcd's
+    /// <c>--max-txn-ops</c>), at least 1. Default <see cref="DefaultMaxTxnOps"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Below 1 (ParamName "MaxTxnOps").</exception>
+    public int MaxTxnOps
+    {
+        get;
+        init
+        {
+            if (value < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxTxnOps), value, $"{nameof(MaxTxnOps)} must be at least 1.");
+            }
+
+            field = value;
+        }
+    } = DefaultMaxTxnOps;
+
+    /// <summary>
+    /// Largest write request accepted, measured as its etcd protobuf encoding (etcd's
+    /// <c>--max-request-bytes</c>), from 256 to <see cref="MaxMaxRequestBytes"/>. This bounds keys
+    /// and values too. Default <see cref="DefaultMaxRequestBytes"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "MaxRequestBytes").</exception>
+    public int MaxRequestBytes
+    {
+        get;
+        init
+        {
+            if (value is < 256 or > MaxMaxRequestBytes)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxRequestBytes), value, $"{nameof(MaxRequestBytes)} must be from 256 to {MaxMaxRequestBytes}.");
+            }
+
+            field = value;
+        }
+    } = DefaultMaxRequestBytes;
+
+    /// <summary>
+    /// Options of the B+tree file the store keeps its revisions in (page size, page cache). Its
+    /// <see cref="BTreeOptions.MaxValueSizeBytes"/> must hold <see cref="MaxRequestBytes"/> plus a
+    /// small header. Default <see cref="BTreeOptions.Default"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">Set to null.</exception>
+    public BTreeOptions BTree
+    {
+        get;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value, nameof(BTree));
+            field = value;
+        }
+    } = BTreeOptions.Default;
+
+    /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>
+    public ILogger? Logger { get; init; }
+
+    /// <summary>Checks the rules between properties.</summary>
+    /// <exception cref="ArgumentException">The B+tree cannot hold the largest value a request may carry.</exception>
+    internal void Validate()
+    {
+        long largestStoredValue = (long)MaxRequestBytes + Store.StoredValue.HeaderSizeBytes;
+        if (BTree.MaxValueSizeBytes < largestStoredValue)
+        {
+            throw new ArgumentException(
+                $"{nameof(BTree)}.{nameof(BTreeOptions.MaxValueSizeBytes)} ({BTree.MaxValueSizeBytes}) must be at least {nameof(MaxRequestBytes)} ({MaxRequestBytes}) plus {Store.StoredValue.HeaderSizeBytes} bytes of header.",
+                "options");
+        }
+    }
+}

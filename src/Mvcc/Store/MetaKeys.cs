@@ -1,0 +1,30 @@
+using System.Text;
+
+namespace EmbeddedRaft.Mvcc.Store;
+
+/// <summary>Bucket names and the keys of the meta bucket (docs/formats.md, "MVCC store").</summary>
+internal static class MetaKeys
+{
+    /// <summary>The bucket of revisions: <see cref="RevisionKey"/> to <see cref="StoredValue"/>.</summary>
+    public const string KeyBucket = "key";
+
+    /// <summary>The bucket of the store's own facts below.</summary>
+    public const string MetaBucket = "meta";
+
+    /// <summary>Format version of the store: 8 bytes big-endian, <see cref="FormatVersion"/>.</summary>
+    public static readonly byte[] FormatVersionKey = Encoding.ASCII.GetBytes("formatVersion");
+
+    /// <summary>The last applied Raft index: 8 bytes big-endian, written in the commit of the data it applied.</summary>
+    public static readonly byte[] ConsistentIndexKey = Encoding.ASCII.GetBytes("consistentIndex");
+
+    /// <summary>The newest compaction asked for: main revision, 8 bytes big-endian (etcd's scheduledCompactRev).</summary>
+    public static readonly byte[] ScheduledCompactKey = Encoding.ASCII.GetBytes("scheduledCompactRev");
+
+    /// <summary>The newest compaction whose physical part finished: main revision, 8 bytes big-endian (etcd's finishedCompactRev).</summary>
+    public static readonly byte[] FinishedCompactKey = Encoding.ASCII.GetBytes("finishedCompactRev");
+
+    public const long FormatVersion = 1;
+
+    /// <summary>The hash starts with the revision bucket's name, as etcd's HashKV does.</summary>
+    public static readonly byte[] KeyBucketNameBytes = Encoding.ASCII.GetBytes(KeyBucket);
+}

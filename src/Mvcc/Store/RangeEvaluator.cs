@@ -1,0 +1,127 @@
+using EmbeddedRaft.Mvcc.Index;
+
+namespace EmbeddedRaft.Mvcc.Store;
+
+/// <summary>
+/// A range request answered from the index and a value source, exactly as etcd's
+/// <c>applierV3backend.Range</c> over <c>mvcc.rangeKeys</c>: fetch one more than the limit (or
+/// everything when sorting or filtering), filter by mod/create revision, sort (stable, so ties stay
+/// in key order, as Go's sort on small results), cut at the limit and say so in More; Count is the
+/// number of keys in the range before filters and limit.
+/// </summary>
+internal static class RangeEvaluator
+{
+    /// <summary>The revisions of the keys of a range visible at <paramref name="atMain"/>, in key order, up to <paramref name="limit"/> (0: all), and how many there are in all.</summary>
+    public static (List<Revision> Revisions, long Count) Collect(KeyIndex index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long atMain, long limit, bool countOnly)
+    {
+        var revisions = new List<Revision>();
+        long count = 0;
+        index.Visit(key, rangeEnd, history =>
+        {
+            if (history.TryGet(atMain, out var modified, out _, out _))
+            {
+                count++;
+                if (!countOnly && (limit <= 0 || revisions.Count < limit))
+                {
+                    revisions.Add(modified);
+                }
+            }
+
+            return true;
+        });
+        return (revisions, count);
+    }
+
+    /// <summary>The limit to fetch with: 0 (all) when sorting or filtering, else one more than asked to learn More.</summary>
+    public static long FetchLimit(RangeRequest request)
+    {
+        if (request.SortOrder != SortOrder.None || request.MinModRevision != 0 || request.MaxModRevision != 0
+            || request.MinCreateRevision != 0 || request.MaxCreateRevision != 0)
+        {
+            return 0;
+        }
+
+        return request.Limit > 0 ? request.Limit + 1 : 0;
+    }
+
+    /// <summary>Builds the response from collected revisions (values read through <paramref name="values"/>).</summary>
+    public static RangeResponse Finish(RangeRequest request, List<Revision> revisions, long count, long headerRevision, ValueSource values)
+    {
+        if (request.CountOnly)
+        {
+            return new RangeResponse { Header = new ResponseHeader { Revision = headerRevision }, Kvs = [], Count = count };
+        }
+
+        // A keys-only range sorted by value still sorts by the values, as etcd's (it drops them last).
+        bool dropValuesLast = request.KeysOnly && request.SortTarget == SortTarget.Value;
+        var kvs = new List<KeyValue>(revisions.Count);
+        foreach (var revision in revisions)
+        {
+            kvs.Add(values.Read(revision, request.KeysOnly && !dropValuesLast));
+        }
+
+        if (request.MaxModRevision != 0)
+        {
+            kvs.RemoveAll(kv => kv.ModRevision > request.MaxModRevision);
+        }
+
+        if (request.MinModRevision != 0)
+        {
+            kvs.RemoveAll(kv => kv.ModRevision < request.MinModRevision);
+        }
+
+        if (request.MaxCreateRevision != 0)
+        {
+            kvs.RemoveAll(kv => kv.CreateRevision > request.MaxCreateRevision);
+        }
+
+        if (request.MinCreateRevision != 0)
+        {
+            kvs.RemoveAll(kv => kv.CreateRevision < request.MinCreateRevision);
+        }
+
+        var order = request.SortOrder;
+        if (request.SortTarget != SortTarget.Key && order == SortOrder.None)
+        {
+            // etcd: results are already in key order, so only another target sorts by default (ascending).
+            order = SortOrder.Ascend;
+        }
+
+        if (order != SortOrder.None)
+        {
+            kvs = Sort(kvs, request.SortTarget, order == SortOrder.Descend);
+        }
+
+        bool more = false;
+        if (request.Limit > 0 && kvs.Count > request.Limit)
+        {
+            kvs.RemoveRange((int)request.Limit, kvs.Count - (int)request.Limit);
+            more = true;
+        }
+
+        if (dropValuesLast)
+        {
+            kvs = kvs.ConvertAll(kv => new KeyValue { Key = kv.Key, CreateRevision = kv.CreateRevision, ModRevision = kv.ModRevision, Version = kv.Version, Lease = kv.Lease });
+        }
+
+        return new RangeResponse { Header = new ResponseHeader { Revision = headerRevision }, Kvs = kvs, More = more, Count = count };
+    }
+
+    private static List<KeyValue> Sort(List<KeyValue> kvs, SortTarget target, bool descending)
+    {
+        Comparison<KeyValue> compare = target switch
+        {
+            SortTarget.Key => (a, b) => a.Key.Span.SequenceCompareTo(b.Key.Span),
+            SortTarget.Version => (a, b) => a.Version.CompareTo(b.Version),
+            SortTarget.Create => (a, b) => a.CreateRevision.CompareTo(b.CreateRevision),
+            SortTarget.Mod => (a, b) => a.ModRevision.CompareTo(b.ModRevision),
+            SortTarget.Value => (a, b) => a.Value.Span.SequenceCompareTo(b.Value.Span),
+            _ => throw new InvariantViolationException($"MVCC range: sort target {target} passed validation."),
+        };
+
+        // Stable (LINQ's OrderBy is), so equal elements keep key order in both directions.
+        return descending
+            ? [.. kvs.OrderByDescending(kv => kv, Comparer<KeyValue>.Create(compare))]
+            : [.. kvs.OrderBy(kv => kv, Comparer<KeyValue>.Create(compare))];
+    }
+}

@@ -1,0 +1,76 @@
+using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Storage;
+using EmbeddedRaft.Storage.BTree;
+
+namespace EmbeddedRaft.Mvcc.Store;
+
+/// <summary>
+/// What the store's readers and its one writer share: the B+tree, the key index and the lock that
+/// guards it, the published revision and compact revision, the batch not yet committed, and the
+/// first failure.
+/// </summary>
+/// <remarks>
+/// The lock rule: the index, <see cref="Revision"/>, <see cref="CompactRevision"/> and
+/// <see cref="Pending"/> change only on the writer thread, and only under the write lock of
+/// <see cref="IndexLock"/>, which is never held across IO; readers take the read lock to read them
+/// and to begin their B+tree snapshot, so what they see is one consistent point of history. The
+/// writer reads the index without the lock (no one else changes it).
+/// </remarks>
+internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreOptions options)
+{
+    private Exception? _failure;
+
+    public string Path { get; } = path;
+
+    public BTreeDatabase Database { get; } = database;
+
+    public MvccStoreOptions Options { get; } = options;
+
+    public ReaderWriterLockSlim IndexLock { get; } = new(LockRecursionPolicy.NoRecursion);
+
+    public KeyIndex Index { get; } = new();
+
+    /// <summary>The current (published) revision. Invariant: never decreases.</summary>
+    public long Revision;
+
+    /// <summary>The compact revision, -1 before the first compaction (as etcd). Invariant: never decreases; at most <see cref="Revision"/>.</summary>
+    public long CompactRevision = -1;
+
+    /// <summary>The last consistent index applied (written to the B+tree with its batch).</summary>
+    public ulong ConsistentIndex;
+
+    /// <summary>The revisions written since the last B+tree commit; replaced by the writer after each commit.</summary>
+    public PendingBatch Pending = new();
+
+    /// <summary>The first write or flush failure; from then on every operation throws <see cref="StorageFaultedException"/>.</summary>
+    public Exception? Failure => Volatile.Read(ref _failure);
+
+    public void SetFailure(Exception failure) => Interlocked.CompareExchange(ref _failure, failure, null);
+
+    public void ThrowIfFailed()
+    {
+        if (Failure is { } failure)
+        {
+            throw new StorageFaultedException(Path, failure);
+        }
+    }
+
+    /// <summary>Publishes a new revision (writer thread).</summary>
+    public void Publish(long revision)
+    {
+        if (revision <= Revision)
+        {
+            throw new InvariantViolationException($"MVCC store: revision {revision} published after {Revision}.");
+        }
+
+        IndexLock.EnterWriteLock();
+        try
+        {
+            Volatile.Write(ref Revision, revision);
+        }
+        finally
+        {
+            IndexLock.ExitWriteLock();
+        }
+    }
+}

@@ -1,0 +1,526 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Storage;
+using EmbeddedRaft.Storage.BTree;
+
+namespace EmbeddedRaft.Mvcc.Store;
+
+/// <summary>
+/// The store's one writer: a dedicated thread that takes queued write requests in order, applies
+/// each as a <see cref="WriteTransaction"/> inside the current batch (one B+tree write transaction),
+/// commits batches by count and time, and runs compactions in steps between batches.
+/// </summary>
+/// <remarks>
+/// <para>Batching (etcd's backend batch): in <see cref="MvccDurability.Synced"/> mode a batch is
+/// committed (synced) as soon as no further write is queued or it holds
+/// <see cref="MvccStoreOptions.BatchLimit"/> writes, and only then are its writers answered: group
+/// commit. In <see cref="MvccDurability.NoSync"/> mode writers are answered once applied, and the
+/// batch is committed without a flush at <see cref="MvccStoreOptions.BatchLimit"/> writes or
+/// <see cref="MvccStoreOptions.BatchInterval"/> after its first write.</para>
+/// <para>Compaction steps run only between batches (never inside one), one step per batch commit
+/// while writes keep coming, so a writer waits for at most one step.</para>
+/// <para>Failure: an exception from the B+tree (or anything after a change was made) faults the
+/// store: the waiting writers get it, and every later request gets <see cref="StorageFaultedException"/>.</para>
+/// </remarks>
+internal sealed class StoreWriter
+{
+    private readonly StoreState _state;
+    private readonly object _queueGate = new();
+    private readonly Queue<WriteOp> _queue = new();
+    private readonly Queue<CompactionJob> _compactions = new();
+    private readonly List<WriteOp> _awaitingCommit = [];
+    private readonly Thread _thread;
+    private readonly bool _synced;
+    private bool _stopRequested;
+
+    // Writer thread only.
+    private Transaction? _batch;
+    private Bucket? _keys;
+    private int _batchWrites;
+    private long _batchStartedTimestamp;
+    private bool _consistentIndexChanged;
+
+    public StoreWriter(StoreState state, IEnumerable<CompactionJob> resumedCompactions)
+    {
+        _state = state;
+        _synced = state.Options.Durability == MvccDurability.Synced;
+        foreach (var job in resumedCompactions)
+        {
+            _compactions.Enqueue(job);
+        }
+
+        _thread = new Thread(Run) { IsBackground = true, Name = "MvccStore writer" };
+        _thread.Start();
+    }
+
+    /// <summary>Queues <paramref name="op"/>; its task completes as described in the class remarks.</summary>
+    public Task<object?> Enqueue(WriteOp op)
+    {
+        lock (_queueGate)
+        {
+            ObjectDisposedException.ThrowIf(_stopRequested, typeof(MvccStore));
+
+            if (op.Kind == WriteOpKind.Stop)
+            {
+                _stopRequested = true;
+            }
+
+            _queue.Enqueue(op);
+            Monitor.Pulse(_queueGate);
+        }
+
+        return op.Completion.Task;
+    }
+
+    /// <summary>Stops the thread after it has committed what it applied; waits for it.</summary>
+    public void Stop()
+    {
+        var stop = new WriteOp(WriteOpKind.Stop, null, 0);
+        bool queued;
+        lock (_queueGate)
+        {
+            queued = !_stopRequested;
+        }
+
+        if (queued)
+        {
+            Enqueue(stop);
+        }
+
+        _thread.Join();
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            var op = Take();
+            if (op is null)
+            {
+                // Nothing queued: commit the batch if its time is up (or, synced, at once), else do compaction work.
+                if (_batch is not null)
+                {
+                    CommitBatch(CommitDurabilityFor(forceSync: false));
+                }
+                else if (_compactions.Count > 0)
+                {
+                    CompactionStep();
+                }
+
+                continue;
+            }
+
+            if (op.Kind == WriteOpKind.Stop)
+            {
+                if (_batch is not null)
+                {
+                    CommitBatch(CommitDurability.Synced);
+                }
+
+                FailCompactionWaiters(new ObjectDisposedException(nameof(MvccStore)));
+                op.Complete();
+                return;
+            }
+
+            if (_state.Failure is { } failure)
+            {
+                op.Fail(new StorageFaultedException(_state.Path, failure));
+                continue;
+            }
+
+            Handle(op);
+            if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
+            {
+                CommitBatch(CommitDurabilityFor(forceSync: false));
+            }
+
+            // Between batches, one step of compaction work, so writers never wait for more than one.
+            if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+            {
+                CompactionStep();
+            }
+        }
+    }
+
+    private WriteOp? Take()
+    {
+        lock (_queueGate)
+        {
+            while (_queue.Count == 0)
+            {
+                if (_batch is not null)
+                {
+                    if (_synced)
+                    {
+                        return null;
+                    }
+
+                    var remaining = _state.Options.BatchInterval - Stopwatch.GetElapsedTime(_batchStartedTimestamp);
+                    if (remaining <= TimeSpan.Zero)
+                    {
+                        return null;
+                    }
+
+                    Monitor.Wait(_queueGate, remaining);
+                    continue;
+                }
+
+                if (_compactions.Count > 0 && _state.Failure is null)
+                {
+                    return null;
+                }
+
+                Monitor.Wait(_queueGate);
+            }
+
+            return _queue.Dequeue();
+        }
+    }
+
+    private bool QueueIsEmpty()
+    {
+        lock (_queueGate)
+        {
+            return _queue.Count == 0;
+        }
+    }
+
+    private CommitDurability CommitDurabilityFor(bool forceSync) => _synced || forceSync ? CommitDurability.Synced : CommitDurability.NoSync;
+
+    private void Handle(WriteOp op)
+    {
+        WriteTransaction? transaction = null;
+        try
+        {
+            switch (op.Kind)
+            {
+                case WriteOpKind.Put:
+                case WriteOpKind.DeleteRange:
+                case WriteOpKind.Txn:
+                    CheckConsistentIndex(op.ConsistentIndex);
+                    EnsureBatch();
+                    transaction = new WriteTransaction(_state, _keys!);
+                    op.Result = op.Request switch
+                    {
+                        PutRequest put => transaction.Put(put),
+                        DeleteRangeRequest delete => transaction.DeleteRange(delete),
+                        TxnRequest txn => (object)transaction.Txn(txn),
+                        _ => throw new InvariantViolationException("MVCC writer: a write op without a request."),
+                    };
+                    transaction.End();
+                    AdvanceConsistentIndex(op.ConsistentIndex);
+                    Applied(op);
+                    break;
+                case WriteOpKind.ConsistentIndex:
+                    CheckConsistentIndex(op.ConsistentIndex);
+                    EnsureBatch();
+                    AdvanceConsistentIndex(op.ConsistentIndex);
+                    Applied(op);
+                    break;
+                case WriteOpKind.Compact:
+                    Compact(op);
+                    break;
+                case WriteOpKind.Sync:
+                    if (_batch is not null)
+                    {
+                        _awaitingCommit.Add(op);
+                        CommitBatch(CommitDurability.Synced);
+                    }
+                    else
+                    {
+                        _state.Database.Sync();
+                        op.Complete();
+                    }
+
+                    break;
+                default:
+                    throw new InvariantViolationException($"MVCC writer: unexpected op {op.Kind}.");
+            }
+        }
+        catch (Exception e) when (e is MvccException or ArgumentException && transaction?.HasChanged != true)
+        {
+            // A refusal: nothing was changed.
+            op.Fail(e);
+        }
+        catch (Exception e)
+        {
+            _awaitingCommit.Add(op);
+            Fault(e);
+        }
+    }
+
+    /// <summary>A write is answered when durable (synced) or now (no-sync); either way it counts towards the batch.</summary>
+    private void Applied(WriteOp op)
+    {
+        _batchWrites++;
+        if (_synced)
+        {
+            _awaitingCommit.Add(op);
+        }
+        else
+        {
+            op.Complete();
+        }
+    }
+
+    private void CheckConsistentIndex(ulong consistentIndex)
+    {
+        if (consistentIndex != 0 && consistentIndex <= _state.ConsistentIndex)
+        {
+            throw new ArgumentOutOfRangeException(nameof(consistentIndex), consistentIndex, $"The consistent index must grow: the store has applied index {_state.ConsistentIndex}.");
+        }
+    }
+
+    private void AdvanceConsistentIndex(ulong consistentIndex)
+    {
+        if (consistentIndex != 0)
+        {
+            Volatile.Write(ref _state.ConsistentIndex, consistentIndex);
+            _consistentIndexChanged = true;
+        }
+    }
+
+    private void EnsureBatch()
+    {
+        if (_batch is not null)
+        {
+            return;
+        }
+
+        _batch = _state.Database.BeginWrite();
+        _keys = _batch.OpenBucket(MetaKeys.KeyBucket) ?? throw new InvariantViolationException("MVCC writer: the key bucket is missing.");
+        _batchWrites = 0;
+        _batchStartedTimestamp = Stopwatch.GetTimestamp();
+    }
+
+    private void CommitBatch(CommitDurability durability)
+    {
+        var batch = _batch ?? throw new InvariantViolationException("MVCC writer: commit without a batch.");
+        try
+        {
+            if (_consistentIndexChanged)
+            {
+                var meta = batch.OpenBucket(MetaKeys.MetaBucket) ?? throw new InvariantViolationException("MVCC writer: the meta bucket is missing.");
+                meta.Put(MetaKeys.ConsistentIndexKey, BigEndian((long)_state.ConsistentIndex));
+                _consistentIndexChanged = false;
+            }
+
+            _batch = null;
+            _keys = null;
+            batch.Commit(durability);
+        }
+        catch (Exception e)
+        {
+            batch.Dispose();
+            Fault(e);
+            return;
+        }
+
+        // Only now may readers stop looking in the batch: its revisions are in the B+tree.
+        _state.IndexLock.EnterWriteLock();
+        try
+        {
+            _state.Pending = new PendingBatch();
+        }
+        finally
+        {
+            _state.IndexLock.ExitWriteLock();
+        }
+
+        foreach (var op in _awaitingCommit)
+        {
+            op.Complete();
+        }
+
+        _awaitingCommit.Clear();
+    }
+
+    private void Fault(Exception e)
+    {
+        _state.SetFailure(e);
+        _batch?.Dispose();
+        _batch = null;
+        _keys = null;
+        foreach (var op in _awaitingCommit)
+        {
+            op.Fail(e);
+        }
+
+        _awaitingCommit.Clear();
+        FailCompactionWaiters(new StorageFaultedException(_state.Path, e));
+    }
+
+    private void FailCompactionWaiters(Exception e)
+    {
+        foreach (var job in _compactions)
+        {
+            foreach (var waiter in job.Waiters)
+            {
+                waiter.Fail(e);
+            }
+        }
+
+        _compactions.Clear();
+    }
+
+    // ------------------------------------------------------------ compaction
+
+    /// <summary>etcd's <c>updateCompactRev</c>: refuse compacted or future revisions, make the scheduled mark durable, queue the job.</summary>
+    private void Compact(WriteOp op)
+    {
+        long revision = op.CompactRevision;
+        if (revision <= _state.CompactRevision)
+        {
+            throw new RevisionCompactedException(revision, _state.CompactRevision);
+        }
+
+        if (revision > _state.Revision)
+        {
+            throw new FutureRevisionException(revision, _state.Revision);
+        }
+
+        CheckConsistentIndex(op.ConsistentIndex);
+        EnsureBatch();
+        var meta = _batch!.OpenBucket(MetaKeys.MetaBucket) ?? throw new InvariantViolationException("MVCC writer: the meta bucket is missing.");
+        meta.Put(MetaKeys.ScheduledCompactKey, BigEndian(revision));
+        _state.IndexLock.EnterWriteLock();
+        try
+        {
+            // From here reads below the revision fail, though the index and B+tree still hold them.
+            Volatile.Write(ref _state.CompactRevision, revision);
+        }
+        finally
+        {
+            _state.IndexLock.ExitWriteLock();
+        }
+
+        AdvanceConsistentIndex(op.ConsistentIndex);
+        op.Result = new CompactResponse { Header = new ResponseHeader { Revision = _state.Revision } };
+        var job = new CompactionJob(revision);
+        _compactions.Enqueue(job);
+        _batchWrites++;
+        if (op.Physical)
+        {
+            job.Waiters.Add(op);
+        }
+        else
+        {
+            _awaitingCommit.Add(op);
+        }
+
+        // As etcd's ForceCommit: the scheduled mark is committed now (with the writes before it).
+        CommitBatch(CommitDurabilityFor(forceSync: false));
+    }
+
+    private void CompactionStep()
+    {
+        var job = _compactions.Peek();
+        try
+        {
+            if (job.NextIndexKey is { } from)
+            {
+                CompactIndexStep(job, from);
+            }
+            else if (CompactStoredStep(job))
+            {
+                _compactions.Dequeue();
+                foreach (var waiter in job.Waiters)
+                {
+                    waiter.Complete();
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fault(e);
+        }
+    }
+
+    private void CompactIndexStep(CompactionJob job, byte[] from)
+    {
+        int limit = _state.Options.CompactionBatchLimit;
+        _state.IndexLock.EnterWriteLock();
+        try
+        {
+            var slice = _state.Index.Slice(from, limit);
+            foreach (var history in slice)
+            {
+                history.Compact(job.Revision, job.Keep);
+                if (history.IsEmpty)
+                {
+                    _state.Index.Remove(history);
+                }
+            }
+
+            // The next key after the last one is that key followed by a zero byte.
+            job.NextIndexKey = slice.Count < limit ? null : [.. slice[^1].Key, 0];
+        }
+        finally
+        {
+            _state.IndexLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Deletes one batch of compacted revisions; true when this was the last (it wrote the finished mark).</summary>
+    private bool CompactStoredStep(CompactionJob job)
+    {
+        int limit = _state.Options.CompactionBatchLimit;
+        var tx = _state.Database.BeginWrite();
+        try
+        {
+            var keys = tx.OpenBucket(MetaKeys.KeyBucket) ?? throw new InvariantViolationException("MVCC writer: the key bucket is missing.");
+            var candidates = new List<byte[]>();
+            var cursor = keys.CreateCursor();
+            for (bool more = cursor.Seek(job.NextStoredKey); more && candidates.Count < limit; more = cursor.Next())
+            {
+                if (!RevisionKey.TryDecode(cursor.Key, out var revision, out _))
+                {
+                    throw new CorruptionException(_state.Path, 0, $"the revision bucket holds a malformed key {MvccText.Show(cursor.Key)}");
+                }
+
+                if (revision.Main > job.Revision)
+                {
+                    break;
+                }
+
+                candidates.Add(cursor.Key.ToArray());
+            }
+
+            foreach (var key in candidates)
+            {
+                RevisionKey.TryDecode(key, out var revision, out _);
+                if (!job.Keep.Contains(revision))
+                {
+                    keys.Delete(key);
+                }
+            }
+
+            bool finished = candidates.Count < limit;
+            if (finished)
+            {
+                var meta = tx.OpenBucket(MetaKeys.MetaBucket) ?? throw new InvariantViolationException("MVCC writer: the meta bucket is missing.");
+                meta.Put(MetaKeys.FinishedCompactKey, BigEndian(job.Revision));
+            }
+            else
+            {
+                job.NextStoredKey = [.. candidates[^1], 0];
+            }
+
+            tx.Commit(CommitDurabilityFor(forceSync: false));
+            return finished;
+        }
+        catch
+        {
+            tx.Dispose();
+            throw;
+        }
+    }
+
+    private static byte[] BigEndian(long value)
+    {
+        var bytes = new byte[8];
+        BinaryPrimitives.WriteInt64BigEndian(bytes, value);
+        return bytes;
+    }
+}

@@ -1,0 +1,330 @@
+using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Storage.BTree;
+
+namespace EmbeddedRaft.Mvcc.Store;
+
+/// <summary>
+/// One MVCC write transaction on the writer thread, as etcd's <c>storeTxnWrite</c> driven by its
+/// <c>applierV3backend</c>: every change takes main revision <see cref="BeginRevision"/> + 1 and the
+/// next sub revision, goes into the batch's B+tree transaction, the pending batch and the index
+/// (readers cannot see it until <see cref="End"/> publishes the revision), and later operations of
+/// the transaction see earlier ones.
+/// </summary>
+/// <remarks>
+/// Every check that can refuse a request runs before the first change (<see cref="HasChanged"/>
+/// stays false while a refusal is possible), so a refused request leaves the store as it was.
+/// </remarks>
+internal sealed class WriteTransaction
+{
+    private readonly StoreState _state;
+    private readonly Bucket _keys;
+    private readonly ValueSource _values;
+    private readonly PendingBatch _pending;
+
+    public WriteTransaction(StoreState state, Bucket keys)
+    {
+        _state = state;
+        _keys = keys;
+        _pending = state.Pending;
+        _values = new ValueSource(pending: null, keys, state.Path);
+        BeginRevision = state.Revision;
+    }
+
+    public long BeginRevision { get; }
+
+    /// <summary>Changes made so far (the next sub revision).</summary>
+    public int Changes { get; private set; }
+
+    /// <summary>True once anything was written (even if only partly): a failure after this faults the store.</summary>
+    public bool HasChanged { get; private set; }
+
+    /// <summary>The revision reads inside the transaction see: the begin revision, or the new one once something changed (etcd).</summary>
+    private long ReadRevision => BeginRevision + (Changes > 0 ? 1 : 0);
+
+    private long WriteRevision => BeginRevision + 1;
+
+    /// <summary>Publishes the transaction's revision when it changed something; returns the revision the store is at.</summary>
+    public long End()
+    {
+        if (Changes > 0)
+        {
+            _state.Publish(WriteRevision);
+            return WriteRevision;
+        }
+
+        return BeginRevision;
+    }
+
+    // ------------------------------------------------------------ top-level requests (etcd applier)
+
+    public PutResponse Put(PutRequest request)
+    {
+        // etcd's applier Put: IgnoreValue / IgnoreLease need the key to exist.
+        if ((request.IgnoreValue || request.IgnoreLease) && Current(request.Key.Span) is null)
+        {
+            throw new MvccException(MvccError.KeyNotFound);
+        }
+
+        return ApplyPut(request);
+    }
+
+    public DeleteRangeResponse DeleteRange(DeleteRangeRequest request) => ApplyDeleteRange(request);
+
+    public TxnResponse Txn(TxnRequest request)
+    {
+        // As etcd: every compare (nested ones too) is judged on the state before the transaction,
+        // then the chosen operations are checked (puts first, then ranges), and only then applied.
+        var path = new List<bool>();
+        ComputePath(request, path);
+        int cursor = 0;
+        CheckRequests(request, path, ref cursor, CheckPut);
+        cursor = 0;
+        CheckRequests(request, path, ref cursor, CheckRange);
+        cursor = 0;
+        var responses = Apply(request, path, ref cursor, out bool succeeded);
+        return new TxnResponse { Header = new ResponseHeader { Revision = ReadRevision }, Succeeded = succeeded, Responses = responses };
+    }
+
+    // ------------------------------------------------------------ compares and checks
+
+    private void ComputePath(TxnRequest request, List<bool> path)
+    {
+        bool succeeded = true;
+        foreach (var compare in request.Compare)
+        {
+            if (!Holds(compare))
+            {
+                succeeded = false;
+                break;
+            }
+        }
+
+        path.Add(succeeded);
+        foreach (var op in succeeded ? request.Success : request.Failure)
+        {
+            if (op.RequestTxn is { } nested)
+            {
+                ComputePath(nested, path);
+            }
+        }
+    }
+
+    /// <summary>etcd's <c>applyCompare</c>: true when the compare holds for every key of its range, judged on an absent key when there is none (false for a value compare).</summary>
+    private bool Holds(Compare compare)
+    {
+        var (revisions, _) = RangeEvaluator.Collect(_state.Index, compare.Key.Span, compare.RangeEnd.Span, ReadRevision, limit: 0, countOnly: false);
+        if (revisions.Count == 0)
+        {
+            return compare.Target != CompareTarget.Value && CompareKeyValue(compare, new KeyValue());
+        }
+
+        foreach (var revision in revisions)
+        {
+            if (!CompareKeyValue(compare, _values.Read(revision, keysOnly: false)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool CompareKeyValue(Compare compare, KeyValue kv)
+    {
+        int result = compare.Target switch
+        {
+            CompareTarget.Version => kv.Version.CompareTo(compare.Version),
+            CompareTarget.Create => kv.CreateRevision.CompareTo(compare.CreateRevision),
+            CompareTarget.Mod => kv.ModRevision.CompareTo(compare.ModRevision),
+            CompareTarget.Value => kv.Value.Span.SequenceCompareTo(compare.Value.Span),
+            CompareTarget.Lease => kv.Lease.CompareTo(compare.Lease),
+            _ => throw new InvariantViolationException($"MVCC txn: compare target {compare.Target} passed validation."),
+        };
+        return compare.Result switch
+        {
+            CompareResult.Equal => result == 0,
+            CompareResult.NotEqual => result != 0,
+            CompareResult.Greater => result > 0,
+            CompareResult.Less => result < 0,
+            _ => throw new InvariantViolationException($"MVCC txn: compare result {compare.Result} passed validation."),
+        };
+    }
+
+    private static void CheckRequests(TxnRequest request, List<bool> path, ref int cursor, Action<RequestOp> check)
+    {
+        bool succeeded = path[cursor++];
+        foreach (var op in succeeded ? request.Success : request.Failure)
+        {
+            if (op.RequestTxn is { } nested)
+            {
+                CheckRequests(nested, path, ref cursor, check);
+            }
+            else
+            {
+                check(op);
+            }
+        }
+    }
+
+    private void CheckPut(RequestOp op)
+    {
+        if (op.RequestPut is { } put && (put.IgnoreValue || put.IgnoreLease) && Current(put.Key.Span) is null)
+        {
+            throw new MvccException(MvccError.KeyNotFound);
+        }
+    }
+
+    private void CheckRange(RequestOp op)
+    {
+        if (op.RequestRange is not { Revision: not 0 } range)
+        {
+            return;
+        }
+
+        if (range.Revision > BeginRevision)
+        {
+            throw new FutureRevisionException(range.Revision, BeginRevision);
+        }
+
+        if (range.Revision < _state.CompactRevision)
+        {
+            throw new RevisionCompactedException(range.Revision, _state.CompactRevision);
+        }
+    }
+
+    // ------------------------------------------------------------ applying
+
+    private List<ResponseOp> Apply(TxnRequest request, List<bool> path, ref int cursor, out bool succeeded)
+    {
+        succeeded = path[cursor++];
+        var ops = succeeded ? request.Success : request.Failure;
+        var responses = new List<ResponseOp>(ops.Count);
+        foreach (var op in ops)
+        {
+            switch (op)
+            {
+                case { RequestRange: { } range }:
+                    responses.Add(new ResponseOp { ResponseRange = ApplyRange(range) });
+                    break;
+                case { RequestPut: { } put }:
+                    responses.Add(new ResponseOp { ResponsePut = ApplyPut(put) });
+                    break;
+                case { RequestDeleteRange: { } delete }:
+                    responses.Add(new ResponseOp { ResponseDeleteRange = ApplyDeleteRange(delete) });
+                    break;
+                case { RequestTxn: { } nested }:
+                    var nestedResponses = Apply(nested, path, ref cursor, out bool nestedSucceeded);
+                    // etcd leaves a nested transaction's header empty (revision 0).
+                    responses.Add(new ResponseOp { ResponseTxn = new TxnResponse { Header = new ResponseHeader(), Succeeded = nestedSucceeded, Responses = nestedResponses } });
+                    break;
+                default:
+                    throw new InvariantViolationException("MVCC txn: an empty operation passed validation.");
+            }
+        }
+
+        return responses;
+    }
+
+    private RangeResponse ApplyRange(RangeRequest request)
+    {
+        long atRevision = request.Revision == 0 ? ReadRevision : request.Revision;
+        var (revisions, count) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, atRevision, RangeEvaluator.FetchLimit(request), request.CountOnly);
+        return RangeEvaluator.Finish(request, revisions, count, ReadRevision, _values);
+    }
+
+    private PutResponse ApplyPut(PutRequest request)
+    {
+        var previous = (request.IgnoreValue || request.IgnoreLease || request.PrevKv) ? Current(request.Key.Span) : null;
+
+        // previous is null here only when an earlier from-key delete ("\0" end) of this transaction
+        // removed the key: etcd's duplicate check misses that case and etcd then crashes; this store
+        // writes the empty value (or no lease) instead.
+        var value = request.IgnoreValue ? previous?.Value ?? ReadOnlyMemory<byte>.Empty : request.Value;
+        long lease = request.IgnoreLease ? previous?.Lease ?? 0 : request.Lease;
+        WritePut(request.Key.Span, value.Span, lease);
+        return new PutResponse { Header = new ResponseHeader { Revision = WriteRevision }, PrevKv = request.PrevKv ? previous : null };
+    }
+
+    private DeleteRangeResponse ApplyDeleteRange(DeleteRangeRequest request)
+    {
+        long atRevision = ReadRevision;
+        var (revisions, _) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, atRevision, limit: 0, countOnly: false);
+        var previous = new List<KeyValue>(revisions.Count);
+        foreach (var revision in revisions)
+        {
+            previous.Add(_values.Read(revision, keysOnly: false));
+        }
+
+        foreach (var kv in previous)
+        {
+            WriteTombstone(kv.Key.Span);
+        }
+
+        // etcd: a delete of nothing reports the revision the transaction is at, not a new one.
+        long header = previous.Count != 0 || Changes > 0 ? WriteRevision : BeginRevision;
+        return new DeleteRangeResponse { Header = new ResponseHeader { Revision = header }, Deleted = previous.Count, PrevKvs = request.PrevKv ? previous : [] };
+    }
+
+    /// <summary>The key's current key-value as the transaction sees it, or null.</summary>
+    private KeyValue? Current(ReadOnlySpan<byte> key)
+    {
+        var history = _state.Index.Find(key);
+        return history is not null && history.TryGet(ReadRevision, out var modified, out _, out _)
+            ? _values.Read(modified, keysOnly: false)
+            : null;
+    }
+
+    private void WritePut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease)
+    {
+        long revision = WriteRevision;
+        var history = _state.Index.Find(key);
+        long createRevision = revision;
+        long version = 1;
+        if (history is not null && history.TryGet(revision, out _, out var created, out long currentVersion))
+        {
+            createRevision = created.Main;
+            version = currentVersion + 1;
+        }
+
+        var at = new Revision(revision, Changes);
+        var stored = StoredValue.EncodePut(key, value, createRevision, version, lease);
+        HasChanged = true;
+        _keys.Put(RevisionKey.Encode(at, tombstone: false), stored);
+        _pending.Add(at, tombstone: false, stored);
+        _state.IndexLock.EnterWriteLock();
+        try
+        {
+            (history ?? _state.Index.GetOrAdd(key)).Put(at);
+        }
+        finally
+        {
+            _state.IndexLock.ExitWriteLock();
+        }
+
+        Changes++;
+    }
+
+    private void WriteTombstone(ReadOnlySpan<byte> key)
+    {
+        var at = new Revision(WriteRevision, Changes);
+        var history = _state.Index.Find(key) ?? throw new InvariantViolationException($"MVCC txn: deleting {MvccText.Show(key)}, which the index does not hold.");
+        var stored = StoredValue.EncodeTombstone(key);
+        HasChanged = true;
+        _keys.Put(RevisionKey.Encode(at, tombstone: true), stored);
+        _pending.Add(at, tombstone: true, stored);
+        _state.IndexLock.EnterWriteLock();
+        try
+        {
+            if (!history.Tombstone(at))
+            {
+                throw new InvariantViolationException($"MVCC txn: deleting {MvccText.Show(key)}, which is not live.");
+            }
+        }
+        finally
+        {
+            _state.IndexLock.ExitWriteLock();
+        }
+
+        Changes++;
+    }
+}
