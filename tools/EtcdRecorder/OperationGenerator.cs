@@ -25,7 +25,17 @@ internal sealed class OperationGenerator
     private static readonly string[] CompareTargets = ["VERSION", "CREATE", "MOD", "VALUE", "LEASE"];
     private static readonly string[] CompareResults = ["EQUAL", "GREATER", "LESS", "NOT_EQUAL"];
 
+    /// <summary>A put of this size (a 1.5 MiB request limit minus margin) must be accepted.</summary>
+    private const int LargeValueBytes = 1_400_000;
+
+    /// <summary>Longer than a B+tree key may be (511 bytes): etcd takes it, so must a store that keys
+    /// its B+tree by revision.</summary>
+    private const int LongKeyBytes = 600;
+
     private readonly Random _random;
+
+    /// <summary>Follow-ups of a probe that spans several requests, sent before anything new.</summary>
+    private readonly Queue<GeneratedOperation> _followUps = new();
     private long _revision = 1;
     private long _compactRevision;
     private int _oversizedPuts;
@@ -37,6 +47,11 @@ internal sealed class OperationGenerator
 
     public GeneratedOperation Next()
     {
+        if (_followUps.TryDequeue(out GeneratedOperation? followUp))
+        {
+            return followUp;
+        }
+
         int roll = _random.Next(1000);
         return roll switch
         {
@@ -45,7 +60,8 @@ internal sealed class OperationGenerator
             < 700 => Same("kv/range", Range()),
             < 930 => Same("kv/txn", Txn()),
             < 955 => Compaction(),
-            _ => Refused(),
+            < 980 => Refused(),
+            _ => Probe(),
         };
     }
 
@@ -385,6 +401,102 @@ internal sealed class OperationGenerator
                 return Same("kv/range", new JsonObject { ["key"] = Base64(Pick(KeySpace.Keys)), ["revision"] = Int64(_revision + _random.Next(1, 4)) });
             default:
                 return Compaction();
+        }
+    }
+
+    /// <summary>Requests at etcd's edges which random generation rarely reaches: the operation limit
+    /// per list and per nesting level on both sides, writes that may overlap, a compare on the empty
+    /// key, an empty txn, a long key and a large value (each removed right after, so later answers
+    /// stay small), a compaction at the current revision and reads at and below it.</summary>
+    private GeneratedOperation Probe()
+    {
+        JsonObject RangeOp() => new() { ["request_range"] = new JsonObject { ["key"] = Base64(Pick(KeySpace.Keys)) } };
+        JsonArray Ranges(int count) => [.. Enumerable.Range(0, count).Select(_ => RangeOp())];
+        JsonObject PutOp(byte[] key) => new() { ["request_put"] = new JsonObject { ["key"] = Base64(key), ["value"] = Base64(Value()) } };
+        switch (_random.Next(9))
+        {
+            case 0:
+                // Limits apply to each list: 128 compares and 128 ops per branch are fine, 129 compares are not.
+                int compares = MaxTxnOperations + _random.Next(2);
+                return Same("kv/txn", new JsonObject
+                {
+                    ["compare"] = new JsonArray([.. Enumerable.Range(0, compares).Select(_ => Compare())]),
+                    ["success"] = Ranges(MaxTxnOperations),
+                    ["failure"] = Ranges(MaxTxnOperations),
+                });
+            case 1:
+            {
+                // etcd 3.4 checks a nested txn against what its parent leaves: maxTxnOps minus the
+                // longest of the parent's compare, success and failure lists. Probe both sides of it.
+                int outer = _random.Next(1, 101);
+                int nested = MaxTxnOperations - outer + _random.Next(2);
+                return Same("kv/txn", new JsonObject
+                {
+                    ["success"] = new JsonArray([.. Enumerable.Range(0, outer - 1).Select(_ => RangeOp()), new JsonObject { ["request_txn"] = new JsonObject { ["success"] = Ranges(nested) } }]),
+                });
+            }
+
+            case 2:
+            {
+                // The same key put in success and in failure: only one branch runs, etcd allows it.
+                byte[] key = Pick(KeySpace.Keys);
+                return Same("kv/txn", new JsonObject
+                {
+                    ["compare"] = new JsonArray(Compare()),
+                    ["success"] = new JsonArray(PutOp(key)),
+                    ["failure"] = new JsonArray(PutOp(key), RangeOp()),
+                });
+            }
+
+            case 3:
+            {
+                // Overlapping deletes in one list are allowed (only puts may not repeat or fall in a delete).
+                byte[] prefix = Pick(KeySpace.Prefixes);
+                return Same("kv/txn", new JsonObject
+                {
+                    ["success"] = new JsonArray(
+                        new JsonObject { ["request_delete_range"] = new JsonObject { ["key"] = Base64(prefix), ["range_end"] = Base64(KeySpace.PrefixEnd(prefix)), ["prev_kv"] = true } },
+                        new JsonObject { ["request_delete_range"] = new JsonObject { ["key"] = Base64(prefix), ["range_end"] = Base64([0x00]) } }),
+                });
+            }
+
+            case 4:
+                // A compare on the empty key (etcd refuses it as it refuses an empty key anywhere).
+                return Same("kv/txn", new JsonObject
+                {
+                    ["compare"] = new JsonArray(new JsonObject { ["target"] = Pick(CompareTargets), ["result"] = Pick(CompareResults), ["version"] = "0" }),
+                    ["success"] = new JsonArray(RangeOp()),
+                    ["failure"] = new JsonArray(PutOp(Pick(KeySpace.Keys))),
+                });
+            case 5:
+            {
+                byte[] longKey = [.. "long/"u8, .. Enumerable.Repeat((byte)'k', LongKeyBytes - 5)];
+                _followUps.Enqueue(Same("kv/range", new JsonObject { ["key"] = Base64([.. "long/"u8]), ["range_end"] = Base64(KeySpace.PrefixEnd([.. "long/"u8])), ["keys_only"] = true }));
+                _followUps.Enqueue(Same("kv/deleterange", new JsonObject { ["key"] = Base64(longKey), ["prev_kv"] = true }));
+                return Same("kv/put", new JsonObject { ["key"] = Base64(longKey), ["value"] = Base64(Value()) });
+            }
+
+            case 6:
+            {
+                byte[] key = [.. "large"u8];
+                _followUps.Enqueue(Same("kv/range", new JsonObject { ["key"] = Base64(key), ["count_only"] = true }));
+                _followUps.Enqueue(Same("kv/range", new JsonObject { ["key"] = Base64(key), ["keys_only"] = true }));
+                _followUps.Enqueue(Same("kv/deleterange", new JsonObject { ["key"] = Base64(key) }));
+                byte fill = (byte)'L';
+                return new GeneratedOperation(
+                    "kv/put",
+                    new JsonObject { ["key"] = Base64(key), ["value"] = Base64(Enumerable.Repeat(fill, LargeValueBytes).ToArray()) },
+                    new JsonObject { ["key"] = Base64(key), ["value_fill"] = new JsonObject { ["byte"] = fill, ["length"] = LargeValueBytes } });
+            }
+
+            case 7:
+                // An empty txn: no compares succeed vacuously, nothing runs, nothing changes.
+                return Same("kv/txn", new JsonObject());
+            default:
+                // Compaction exactly at the current revision, then a read there and one below it.
+                _followUps.Enqueue(Same("kv/range", new JsonObject { ["key"] = Base64([0x00]), ["range_end"] = Base64([0x00]), ["revision"] = Int64(_revision), ["count_only"] = true }));
+                _followUps.Enqueue(Same("kv/range", new JsonObject { ["key"] = Base64([0x00]), ["range_end"] = Base64([0x00]), ["revision"] = Int64(Math.Max(1, _revision - 1)), ["count_only"] = true }));
+                return Same("kv/compaction", new JsonObject { ["revision"] = Int64(_revision) });
         }
     }
 

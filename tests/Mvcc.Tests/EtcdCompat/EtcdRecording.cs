@@ -10,12 +10,20 @@ internal sealed class EtcdRecording
 {
     public const string Format = "etcd-kv-recording/1";
 
-    private EtcdRecording(string name, string etcdVersion, IReadOnlyList<RecordedOperation> operations)
+    private EtcdRecording(string name, string etcdVersion, int maxTxnOps, int maxRequestBytes, IReadOnlyList<RecordedOperation> operations)
     {
         Name = name;
         EtcdVersion = etcdVersion;
+        MaxTxnOps = maxTxnOps;
+        MaxRequestBytes = maxRequestBytes;
         Operations = operations;
     }
+
+    /// <summary>etcd's --max-txn-ops during the recording.</summary>
+    public int MaxTxnOps { get; }
+
+    /// <summary>etcd's --max-request-bytes during the recording.</summary>
+    public int MaxRequestBytes { get; }
 
     public string Name { get; }
 
@@ -76,6 +84,6 @@ internal sealed class EtcdRecording
             throw new InvalidDataException($"{name} declares {declared} operations and holds {operations.Count}: truncated?");
         }
 
-        return new EtcdRecording(name, (string)description["etcd_version"]!, operations);
+        return new EtcdRecording(name, (string)description["etcd_version"]!, (int)description["max_txn_ops"]!, (int)description["max_request_bytes"]!, operations);
     }
 }

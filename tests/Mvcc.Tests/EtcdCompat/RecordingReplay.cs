@@ -18,7 +18,9 @@ internal static class RecordingReplay
     public static async Task<IReadOnlyList<string>> RunAsync(EtcdRecording recording, IFileSystem fileSystem, string directory, int reopenEvery)
     {
         var differences = new List<string>();
-        MvccStore store = MvccStore.Open(fileSystem, directory, null);
+        // The limits etcd ran with (its defaults, which are also MvccStore's): set, not assumed.
+        var options = new MvccStoreOptions { MaxTxnOps = recording.MaxTxnOps, MaxRequestBytes = recording.MaxRequestBytes };
+        MvccStore store = MvccStore.Open(fileSystem, directory, options);
         try
         {
             foreach (RecordedOperation operation in recording.Operations)
@@ -26,7 +28,7 @@ internal static class RecordingReplay
                 if (reopenEvery > 0 && operation.Index > 0 && operation.Index % reopenEvery == 0)
                 {
                     await store.DisposeAsync();
-                    store = MvccStore.Open(fileSystem, directory, null);
+                    store = MvccStore.Open(fileSystem, directory, options);
                 }
 
                 if (await CompareAsync(store, operation) is string difference)
