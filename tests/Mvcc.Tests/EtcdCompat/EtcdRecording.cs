@@ -31,12 +31,22 @@ internal sealed class EtcdRecording
 
     public IReadOnlyList<RecordedOperation> Operations { get; }
 
-    /// <summary>The testdata directory in the source tree: the test reads the recordings where the
-    /// recorder writes them, found by walking up from the test's output directory.</summary>
+    /// <summary>Names a directory of recordings to replay instead of the committed testdata (a soak:
+    /// record many more seeds with tools/EtcdRecorder --out DIR, then run the tests with this set).</summary>
+    public const string DirectoryVariable = "ETCD_COMPAT_TESTDATA";
+
+    /// <summary>The recordings to replay: <see cref="DirectoryVariable"/> when set, otherwise the
+    /// testdata directory in the source tree, where the recorder writes them, found by walking up from
+    /// the test's output directory.</summary>
     public static string TestdataDirectory
     {
         get
         {
+            if (Environment.GetEnvironmentVariable(DirectoryVariable) is { Length: > 0 } chosen)
+            {
+                return Directory.Exists(chosen) ? chosen : throw new DirectoryNotFoundException($"{DirectoryVariable}={chosen} does not exist.");
+            }
+
             for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
             {
                 string candidate = Path.Combine(directory.FullName, "tests", "Mvcc.Tests", "EtcdCompat", "testdata");
