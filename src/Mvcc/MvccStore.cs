@@ -61,6 +61,23 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     /// </summary>
     public ulong ConsistentIndex => Volatile.Read(ref _state.ConsistentIndex);
 
+    /// <summary>Keys the in-memory index holds (live keys and deleted ones whose history compaction has not yet pruned); for tests and the memory-per-key benchmark.</summary>
+    internal int IndexedKeyCount
+    {
+        get
+        {
+            _state.IndexLock.EnterReadLock();
+            try
+            {
+                return _state.Index.Count;
+            }
+            finally
+            {
+                _state.IndexLock.ExitReadLock();
+            }
+        }
+    }
+
     /// <summary>Opens (or creates) the store in <paramref name="directory"/> on the real disk.</summary>
     /// <exception cref="ArgumentException">The directory is empty, or the options are inconsistent.</exception>
     /// <exception cref="StorageLockedException">Another open store holds the directory.</exception>
@@ -242,6 +259,12 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     public async ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
         await SubmitAsync<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Completes when every compaction queued so far (including one resumed at open) has finished its physical part (for tests and benchmarks).</summary>
+    internal async ValueTask WaitForCompactionsAsync(CancellationToken cancellationToken = default)
+    {
+        await SubmitAsync<object?>(new WriteOp(WriteOpKind.AwaitCompactions, null, 0), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace EmbeddedRaft.Mvcc.Index;
 
 /// <summary>
@@ -8,7 +10,10 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is two
 /// binary searches, an insert moves at most one chunk's entries, and a range walks chunks in
 /// order. (A plain sorted array moves half the index per insert; <c>SortedSet</c> counts a whole
-/// range before yielding its first entry.) Not thread-safe: the store changes it only on its
+/// range before yielding its first entry.) Each chunk keeps the first 8 bytes of every key as a
+/// number beside it (<see cref="Prefix"/>), and the index the prefix of each chunk's first key, so a
+/// binary search mostly compares numbers in one array and follows a pointer to a key only on a tie:
+/// lookups are bound by memory latency, and this cut them several-fold. Not thread-safe: the store changes it only on its
 /// writer thread under its write lock, and reads it under its read lock.
 /// Invariant: no chunk is empty; keys ascend across and within chunks.
 /// </remarks>
@@ -16,17 +21,39 @@ internal sealed class KeyIndex
 {
     private const int MaxChunkCount = 512;
 
-    private readonly List<List<KeyHistory>> _chunks = [];
+    private readonly List<Chunk> _chunks = [];
+
+    /// <summary>Prefix of each chunk's first key, parallel to <see cref="_chunks"/>.</summary>
+    private readonly List<ulong> _chunkPrefixes = [];
 
     /// <summary>Keys in the index.</summary>
     public int Count { get; private set; }
 
+    /// <summary>
+    /// The first 8 bytes of a key, zero-padded, as a big-endian number: unequal prefixes order
+    /// keys as their bytes do (a shorter key's padding is below any byte that follows in a longer
+    /// one, and equal padded prefixes fall back to the whole keys).
+    /// </summary>
+    public static ulong Prefix(ReadOnlySpan<byte> key)
+    {
+        if (key.Length >= 8)
+        {
+            return BinaryPrimitives.ReadUInt64BigEndian(key);
+        }
+
+        Span<byte> padded = stackalloc byte[8];
+        padded.Clear();
+        key.CopyTo(padded);
+        return BinaryPrimitives.ReadUInt64BigEndian(padded);
+    }
+
     public KeyHistory? Find(ReadOnlySpan<byte> key)
     {
-        var (chunk, index) = LowerBound(key);
-        if (chunk < _chunks.Count && index < _chunks[chunk].Count && _chunks[chunk][index].Key.AsSpan().SequenceEqual(key))
+        ulong prefix = Prefix(key);
+        var (chunk, index) = LowerBound(key, prefix);
+        if (chunk < _chunks.Count && index < _chunks[chunk].Items.Count && _chunks[chunk].Prefixes[index] == prefix && _chunks[chunk].Items[index].Key.AsSpan().SequenceEqual(key))
         {
-            return _chunks[chunk][index];
+            return _chunks[chunk].Items[index];
         }
 
         return null;
@@ -35,36 +62,39 @@ internal sealed class KeyIndex
     /// <summary>The history of <paramref name="key"/>, created (empty) when there is none.</summary>
     public KeyHistory GetOrAdd(ReadOnlySpan<byte> key)
     {
+        ulong prefix = Prefix(key);
         if (_chunks.Count == 0)
         {
             var first = new KeyHistory(key.ToArray());
-            _chunks.Add([first]);
+            var chunk0 = new Chunk();
+            chunk0.Insert(0, first, prefix);
+            _chunks.Add(chunk0);
+            _chunkPrefixes.Add(prefix);
             Count++;
             return first;
         }
 
-        int chunkIndex = FindChunk(key);
-        if (chunkIndex < 0)
-        {
-            chunkIndex = 0;
-        }
-
+        int chunkIndex = Math.Max(0, FindChunk(key, prefix));
         var chunk = _chunks[chunkIndex];
-        int index = LowerBoundInChunk(chunk, key);
-        if (index < chunk.Count && chunk[index].Key.AsSpan().SequenceEqual(key))
+        int index = chunk.LowerBound(key, prefix);
+        if (index < chunk.Items.Count && chunk.Prefixes[index] == prefix && chunk.Items[index].Key.AsSpan().SequenceEqual(key))
         {
-            return chunk[index];
+            return chunk.Items[index];
         }
 
         var history = new KeyHistory(key.ToArray());
-        chunk.Insert(index, history);
-        Count++;
-        if (chunk.Count > MaxChunkCount)
+        chunk.Insert(index, history, prefix);
+        if (index == 0)
         {
-            int half = chunk.Count / 2;
-            var upper = chunk.GetRange(half, chunk.Count - half);
-            chunk.RemoveRange(half, chunk.Count - half);
+            _chunkPrefixes[chunkIndex] = prefix;
+        }
+
+        Count++;
+        if (chunk.Items.Count > MaxChunkCount)
+        {
+            var upper = chunk.SplitUpperHalf();
             _chunks.Insert(chunkIndex + 1, upper);
+            _chunkPrefixes.Insert(chunkIndex + 1, upper.Prefixes[0]);
         }
 
         return history;
@@ -73,8 +103,8 @@ internal sealed class KeyIndex
     /// <summary>Removes <paramref name="history"/>, which must be in the index.</summary>
     public void Remove(KeyHistory history)
     {
-        var (chunkIndex, index) = LowerBound(history.Key);
-        if (chunkIndex >= _chunks.Count || index >= _chunks[chunkIndex].Count || !ReferenceEquals(_chunks[chunkIndex][index], history))
+        var (chunkIndex, index) = LowerBound(history.Key, Prefix(history.Key));
+        if (chunkIndex >= _chunks.Count || index >= _chunks[chunkIndex].Items.Count || !ReferenceEquals(_chunks[chunkIndex].Items[index], history))
         {
             throw new InvariantViolationException($"MVCC key index: removing key {MvccText.Show(history.Key)}, which is not in the index.");
         }
@@ -82,9 +112,14 @@ internal sealed class KeyIndex
         var chunk = _chunks[chunkIndex];
         chunk.RemoveAt(index);
         Count--;
-        if (chunk.Count == 0)
+        if (chunk.Items.Count == 0)
         {
             _chunks.RemoveAt(chunkIndex);
+            _chunkPrefixes.RemoveAt(chunkIndex);
+        }
+        else if (index == 0)
+        {
+            _chunkPrefixes[chunkIndex] = chunk.Prefixes[0];
         }
     }
 
@@ -107,13 +142,13 @@ internal sealed class KeyIndex
         }
 
         bool toEnd = rangeEnd.Length == 1 && rangeEnd[0] == 0;
-        var (chunkIndex, index) = LowerBound(key);
+        var (chunkIndex, index) = LowerBound(key, Prefix(key));
         for (; chunkIndex < _chunks.Count; chunkIndex++, index = 0)
         {
-            var chunk = _chunks[chunkIndex];
-            for (; index < chunk.Count; index++)
+            var items = _chunks[chunkIndex].Items;
+            for (; index < items.Count; index++)
             {
-                var history = chunk[index];
+                var history = items[index];
                 if (!toEnd && history.Key.AsSpan().SequenceCompareTo(rangeEnd) >= 0)
                 {
                     return;
@@ -131,13 +166,13 @@ internal sealed class KeyIndex
     public List<KeyHistory> Slice(ReadOnlySpan<byte> from, int max)
     {
         var slice = new List<KeyHistory>(Math.Min(max, Count));
-        var (chunkIndex, index) = LowerBound(from);
+        var (chunkIndex, index) = LowerBound(from, Prefix(from));
         for (; chunkIndex < _chunks.Count && slice.Count < max; chunkIndex++, index = 0)
         {
-            var chunk = _chunks[chunkIndex];
-            for (; index < chunk.Count && slice.Count < max; index++)
+            var items = _chunks[chunkIndex].Items;
+            for (; index < items.Count && slice.Count < max; index++)
             {
-                slice.Add(chunk[index]);
+                slice.Add(items[index]);
             }
         }
 
@@ -149,15 +184,18 @@ internal sealed class KeyIndex
     {
         foreach (var chunk in _chunks)
         {
-            foreach (var history in chunk)
+            foreach (var history in chunk.Items)
             {
                 yield return history;
             }
         }
     }
 
+    private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, KeyHistory other) =>
+        prefix != otherPrefix ? (prefix < otherPrefix ? -1 : 1) : key.SequenceCompareTo(other.Key);
+
     /// <summary>The chunk whose first key is the last one &lt;= <paramref name="key"/>, or -1 when key is before every key.</summary>
-    private int FindChunk(ReadOnlySpan<byte> key)
+    private int FindChunk(ReadOnlySpan<byte> key, ulong prefix)
     {
         int lo = 0;
         int hi = _chunks.Count - 1;
@@ -165,7 +203,7 @@ internal sealed class KeyIndex
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (_chunks[mid][0].Key.AsSpan().SequenceCompareTo(key) <= 0)
+            if (Compare(key, prefix, _chunkPrefixes[mid], _chunks[mid].Items[0]) >= 0)
             {
                 found = mid;
                 lo = mid + 1;
@@ -180,35 +218,68 @@ internal sealed class KeyIndex
     }
 
     /// <summary>The position of the first key &gt;= <paramref name="key"/> (chunk past the end when none).</summary>
-    private (int Chunk, int Index) LowerBound(ReadOnlySpan<byte> key)
+    private (int Chunk, int Index) LowerBound(ReadOnlySpan<byte> key, ulong prefix)
     {
-        int chunkIndex = FindChunk(key);
+        int chunkIndex = FindChunk(key, prefix);
         if (chunkIndex < 0)
         {
             return (0, 0);
         }
 
-        int index = LowerBoundInChunk(_chunks[chunkIndex], key);
-        return index < _chunks[chunkIndex].Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
+        int index = _chunks[chunkIndex].LowerBound(key, prefix);
+        return index < _chunks[chunkIndex].Items.Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
     }
 
-    private static int LowerBoundInChunk(List<KeyHistory> chunk, ReadOnlySpan<byte> key)
+    /// <summary>A run of consecutive keys with their prefixes. Invariant: the two lists are parallel and never empty in the index.</summary>
+    private sealed class Chunk
     {
-        int lo = 0;
-        int hi = chunk.Count;
-        while (lo < hi)
+        public List<KeyHistory> Items { get; private init; } = new(MaxChunkCount + 1);
+
+        public List<ulong> Prefixes { get; private init; } = new(MaxChunkCount + 1);
+
+        public void Insert(int index, KeyHistory history, ulong prefix)
         {
-            int mid = (lo + hi) >>> 1;
-            if (chunk[mid].Key.AsSpan().SequenceCompareTo(key) < 0)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
+            Items.Insert(index, history);
+            Prefixes.Insert(index, prefix);
         }
 
-        return lo;
+        public void RemoveAt(int index)
+        {
+            Items.RemoveAt(index);
+            Prefixes.RemoveAt(index);
+        }
+
+        public Chunk SplitUpperHalf()
+        {
+            int half = Items.Count / 2;
+            int moved = Items.Count - half;
+            var upper = new Chunk();
+            upper.Items.AddRange(Items.GetRange(half, moved));
+            upper.Prefixes.AddRange(Prefixes.GetRange(half, moved));
+            Items.RemoveRange(half, moved);
+            Prefixes.RemoveRange(half, moved);
+            return upper;
+        }
+
+        /// <summary>The position of the first key &gt;= <paramref name="key"/> in this chunk.</summary>
+        public int LowerBound(ReadOnlySpan<byte> key, ulong prefix)
+        {
+            int lo = 0;
+            int hi = Items.Count;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (Compare(key, prefix, Prefixes[mid], Items[mid]) > 0)
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid;
+                }
+            }
+
+            return lo;
+        }
     }
 }

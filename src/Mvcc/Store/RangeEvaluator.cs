@@ -14,6 +14,15 @@ internal static class RangeEvaluator
     /// <summary>The revisions of the keys of a range visible at <paramref name="atMain"/>, in key order, up to <paramref name="limit"/> (0: all), and how many there are in all.</summary>
     public static (List<Revision> Revisions, long Count) Collect(KeyIndex index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long atMain, long limit, bool countOnly)
     {
+        if (rangeEnd.IsEmpty)
+        {
+            // The common single-key read, without the visitor's allocations.
+            var single = index.Find(key);
+            return single is not null && single.TryGet(atMain, out var only, out _, out _)
+                ? (countOnly ? [] : [only], 1)
+                : ([], 0);
+        }
+
         var revisions = new List<Revision>();
         long count = 0;
         index.Visit(key, rangeEnd, history =>

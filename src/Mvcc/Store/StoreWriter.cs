@@ -95,52 +95,71 @@ internal sealed class StoreWriter
     {
         while (true)
         {
-            var op = Take();
-            if (op is null)
+            try
             {
-                // Nothing queued: commit the batch if its time is up (or, synced, at once), else do compaction work.
-                if (_batch is not null)
+                if (!RunOnce())
                 {
-                    CommitBatch(CommitDurabilityFor(forceSync: false));
+                    return;
                 }
-                else if (_compactions.Count > 0)
-                {
-                    CompactionStep();
-                }
-
-                continue;
             }
-
-            if (op.Kind == WriteOpKind.Stop)
+            catch (Exception e)
             {
-                if (_batch is not null)
-                {
-                    CommitBatch(CommitDurability.Synced);
-                }
-
-                FailCompactionWaiters(new ObjectDisposedException(nameof(MvccStore)));
-                op.Complete();
-                return;
+                // Never let the thread die with callers waiting: whatever escaped faults the store.
+                Fault(e);
             }
+        }
+    }
 
-            if (_state.Failure is { } failure)
-            {
-                op.Fail(new StorageFaultedException(_state.Path, failure));
-                continue;
-            }
-
-            Handle(op);
-            if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
+    /// <summary>Takes and handles one request (or does due batch or compaction work); false after the stop request.</summary>
+    private bool RunOnce()
+    {
+        var op = Take();
+        if (op is null)
+        {
+            // Nothing queued: commit the batch if its time is up (or, synced, at once), else do compaction work.
+            if (_batch is not null)
             {
                 CommitBatch(CommitDurabilityFor(forceSync: false));
             }
-
-            // Between batches, one step of compaction work, so writers never wait for more than one.
-            if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+            else if (_compactions.Count > 0)
             {
                 CompactionStep();
             }
+
+            return true;
         }
+
+        if (op.Kind == WriteOpKind.Stop)
+        {
+            if (_batch is not null)
+            {
+                CommitBatch(CommitDurability.Synced);
+            }
+
+            FailCompactionWaiters(new ObjectDisposedException(nameof(MvccStore)));
+            op.Complete();
+            return false;
+        }
+
+        if (_state.Failure is { } failure)
+        {
+            op.Fail(new StorageFaultedException(_state.Path, failure));
+            return true;
+        }
+
+        Handle(op);
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
+        {
+            CommitBatch(CommitDurabilityFor(forceSync: false));
+        }
+
+        // Between batches, one step of compaction work, so writers never wait for more than one.
+        if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+        {
+            CompactionStep();
+        }
+
+        return true;
     }
 
     private WriteOp? Take()
@@ -231,6 +250,17 @@ internal sealed class StoreWriter
                     {
                         _state.Database.Sync();
                         op.Complete();
+                    }
+
+                    break;
+                case WriteOpKind.AwaitCompactions:
+                    if (_compactions.Count == 0)
+                    {
+                        op.Complete();
+                    }
+                    else
+                    {
+                        _compactions.Last().Waiters.Add(op);
                     }
 
                     break;

@@ -9,6 +9,7 @@ internal enum WriteOpKind
     Compact,
     ConsistentIndex,
     Sync,
+    AwaitCompactions,
     Stop,
 }
 

@@ -1,0 +1,95 @@
+using EmbeddedRaft.TestSupport;
+using EmbeddedRaft.TestSupport.IO;
+using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
+
+namespace EmbeddedRaft.Mvcc.Tests.Store;
+
+/// <summary>Write batching: many writes per B+tree commit, reads of uncommitted batches, no-sync durability and the consistent index.</summary>
+public sealed class BatchingTests
+{
+    [Test]
+    public async Task NoSyncWritesAreReadableBeforeTheirBatchIsCommittedAndDurableAfterSync()
+    {
+        var fs = new FaultInjectingFileSystem(1);
+        var options = new MvccStoreOptions { Durability = MvccDurability.NoSync, BatchInterval = MvccStoreOptions.MaxBatchInterval };
+        var store = OpenOn(fs, options);
+        long flushesBefore = fs.FlushCount;
+        for (int i = 1; i <= 50; i++)
+        {
+            await store.PutAsync(new PutRequest { Key = B($"k{i % 7}"), Value = B($"v{i}") }, consistentIndex: (ulong)i);
+        }
+
+        Assert.That(fs.FlushCount, Is.EqualTo(flushesBefore), "no batch was committed yet (one minute interval, 10,000 writes)");
+        Assert.That(store.Revision, Is.EqualTo(51));
+        Assert.That(S(store.Get("k1", revision: 30).Kvs.Single().Value), Is.EqualTo("v29"));
+        Assert.That(store.Range(new RangeRequest { Key = B("k"), RangeEnd = KeyRange.PrefixEnd(B("k")), CountOnly = true }).Count, Is.EqualTo(7));
+
+        await store.SyncAsync();
+        Assert.That(fs.FlushCount, Is.GreaterThan(flushesBefore));
+        fs.Crash();
+        try
+        {
+            store.Dispose();
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException)
+        {
+        }
+
+        fs.Restart();
+        using var reopened = OpenOn(fs, options);
+        Assert.That((reopened.Revision, reopened.ConsistentIndex), Is.EqualTo((51L, 50UL)));
+    }
+
+    [Test]
+    public async Task ABatchIsCommittedWhenItReachesTheBatchLimit()
+    {
+        var fs = new FaultInjectingFileSystem(2);
+        await using var store = OpenOn(fs, new MvccStoreOptions { Durability = MvccDurability.NoSync, BatchLimit = 10, BatchInterval = MvccStoreOptions.MaxBatchInterval });
+        long flushesBefore = fs.FlushCount;
+        long writesBefore = fs.WriteCount;
+        for (int i = 0; i < 9; i++)
+        {
+            await store.PutAsync(new PutRequest { Key = B("k"), Value = B($"{i}") });
+        }
+
+        Assert.That(fs.WriteCount, Is.EqualTo(writesBefore), "nine writes: still one open batch");
+        await store.PutAsync(new PutRequest { Key = B("k"), Value = B("9") });
+
+        // The tenth write committed the batch (no-sync: written, not flushed); a no-sync write is
+        // answered when applied, so wait for a later queued request to know the commit is behind us.
+        await store.SetConsistentIndexAsync(1);
+        Assert.That(fs.WriteCount, Is.GreaterThan(writesBefore));
+        Assert.That(fs.FlushCount, Is.EqualTo(flushesBefore));
+    }
+
+    [Test]
+    public async Task ConcurrentSyncedWritesShareCommits()
+    {
+        var fs = new FaultInjectingFileSystem(3);
+        await using var store = OpenOn(fs);
+        long flushesBefore = fs.FlushCount;
+        using var writerInFlush = new ManualResetEventSlim();
+        using var releaseWriter = new ManualResetEventSlim();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Flush && !writerInFlush.IsSet)
+            {
+                writerInFlush.Set();
+                releaseWriter.Wait();
+            }
+        };
+
+        // The first write's commit is held in its flush while 199 more are queued behind it.
+        var writes = new List<Task<PutResponse>> { store.PutAsync(new PutRequest { Key = B("k0"), Value = B("v") }).AsTask() };
+        writerInFlush.WaitOrFail("the first commit reaching its flush");
+        writes.AddRange(Enumerable.Range(1, 199).Select(i => store.PutAsync(new PutRequest { Key = B($"k{i}"), Value = B("v") }).AsTask()));
+        releaseWriter.Set();
+        Task.WhenAll(writes).WaitOrFail("the writes");
+        fs.BeforeEntering = null;
+
+        // A synced commit flushes twice (pages, then meta page): one commit for the first write, one for the other 199.
+        Assert.That(fs.FlushCount - flushesBefore, Is.EqualTo(4));
+        Assert.That(store.Revision, Is.EqualTo(201));
+        Assert.That(writes.Select(w => w.Result.Header.Revision), Is.EqualTo(Enumerable.Range(2, 200).Select(r => (long)r)), "answered in queue order");
+    }
+}
