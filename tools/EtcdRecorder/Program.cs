@@ -23,17 +23,26 @@ public static class Program
         }
 
         Directory.CreateDirectory(options.OutputDirectory);
-        foreach (int seed in options.Seeds)
+        try
         {
-            if (options.ConnectEndpoint is Uri endpoint)
+            foreach (int seed in options.Seeds)
             {
-                await RecordAsync(endpoint, seed, options).ConfigureAwait(false);
+                if (options.ConnectEndpoint is Uri endpoint)
+                {
+                    await RecordAsync(endpoint, seed, options).ConfigureAwait(false);
+                }
+                else
+                {
+                    using EtcdProcess etcd = await EtcdProcess.StartAsync(options.EtcdBinary, options.ClientPort, options.PeerPort).ConfigureAwait(false);
+                    await RecordAsync(etcd.ClientEndpoint, seed, options).ConfigureAwait(false);
+                }
             }
-            else
-            {
-                using EtcdProcess etcd = await EtcdProcess.StartAsync(options.EtcdBinary, options.ClientPort, options.PeerPort).ConfigureAwait(false);
-                await RecordAsync(etcd.ClientEndpoint, seed, options).ConfigureAwait(false);
-            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or HttpRequestException or System.ComponentModel.Win32Exception)
+        {
+            // No etcd binary, etcd not starting, not empty or not answering: say so without a stack trace.
+            await Console.Error.WriteLineAsync("EtcdRecorder: " + e.Message).ConfigureAwait(false);
+            return 1;
         }
 
         return 0;
