@@ -342,8 +342,9 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         }
         finally
         {
+            // The index lock is left to the collector: a reader racing with disposal may still hold
+            // it, and disposing a held ReaderWriterLockSlim throws.
             _state.Database.Dispose();
-            _state.IndexLock.Dispose();
         }
     }
 

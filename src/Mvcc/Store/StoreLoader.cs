@@ -97,19 +97,19 @@ internal static class StoreLoader
     /// <summary>Adds one stored revision to the index being rebuilt, checking it against what came before.</summary>
     private static void Restore(KeyIndex index, Revision revision, bool tombstone, ReadOnlySpan<byte> key, in StoredValue.Decoded decoded, string path)
     {
-        var history = index.Find(key);
         if (tombstone)
         {
             // A tombstone of a key with no live history is the remains of an interrupted compaction
             // (it deletes in revision order, so it removed the generation's puts first): the resumed
             // compaction removes it.
-            history?.Tombstone(revision);
+            index.Find(key)?.Tombstone(revision);
             return;
         }
 
-        if (history is null || history.IsEmpty)
+        var history = index.GetOrAdd(key);
+        if (history.IsEmpty)
         {
-            (history ?? index.GetOrAdd(key)).Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
+            history.Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
             return;
         }
 

@@ -63,6 +63,26 @@ public sealed class BatchingTests
     }
 
     [Test]
+    public async Task ANoSyncBatchIsCommittedWhenItsIntervalHasPassed()
+    {
+        var fs = new FaultInjectingFileSystem(4);
+        await using var store = OpenOn(fs, new MvccStoreOptions { Durability = MvccDurability.NoSync, BatchInterval = TimeSpan.FromMilliseconds(20) });
+        using var written = new ManualResetEventSlim();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Write)
+            {
+                written.Set();
+            }
+        };
+        await store.PutAsync(new PutRequest { Key = B("k"), Value = B("v") });
+
+        // Far below BatchLimit: only the interval can commit it, on the writer thread, with no request queued.
+        written.WaitOrFail("the batch being written once its interval passed");
+        fs.BeforeEntering = null;
+    }
+
+    [Test]
     public async Task ConcurrentSyncedWritesShareCommits()
     {
         var fs = new FaultInjectingFileSystem(3);
