@@ -28,6 +28,9 @@ internal static class StoreLoader
         long finished = ReadLong(meta, MetaKeys.FinishedCompactKey, path) ?? -1;
         state.ConsistentIndex = (ulong)(ReadLong(meta, MetaKeys.ConsistentIndexKey, path) ?? 0);
 
+        // Rebuilt in a hash map (one probe per revision), then sorted into the index once.
+        var histories = new Dictionary<byte[], KeyHistory>((int)Math.Min(keys.Count, 1 << 20), KeyBytesComparer.Instance);
+        var lookup = histories.GetAlternateLookup<ReadOnlySpan<byte>>();
         long lastMain = 1;
         long count = 0;
         var cursor = keys.CreateCursor();
@@ -45,10 +48,12 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
             }
 
-            Restore(state.Index, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
+            Restore(histories, lookup, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
             lastMain = Math.Max(lastMain, revision.Main);
             count++;
         }
+
+        state.Index.Load(histories.Values);
 
         // A compaction can remove every revision up to its point (deleted keys leave nothing), so
         // the revision is at least the compact revision, as in etcd.
@@ -95,20 +100,29 @@ internal static class StoreLoader
     }
 
     /// <summary>Adds one stored revision to the index being rebuilt, checking it against what came before.</summary>
-    private static void Restore(KeyIndex index, Revision revision, bool tombstone, ReadOnlySpan<byte> key, in StoredValue.Decoded decoded, string path)
+    private static void Restore(
+        Dictionary<byte[], KeyHistory> histories,
+        Dictionary<byte[], KeyHistory>.AlternateLookup<ReadOnlySpan<byte>> lookup,
+        Revision revision,
+        bool tombstone,
+        ReadOnlySpan<byte> key,
+        in StoredValue.Decoded decoded,
+        string path)
     {
+        lookup.TryGetValue(key, out var history);
         if (tombstone)
         {
             // A tombstone of a key with no live history is the remains of an interrupted compaction
             // (it deletes in revision order, so it removed the generation's puts first): the resumed
             // compaction removes it.
-            index.Find(key)?.Tombstone(revision);
+            history?.Tombstone(revision);
             return;
         }
 
-        var history = index.GetOrAdd(key);
-        if (history.IsEmpty)
+        if (history is null)
         {
+            history = new KeyHistory(key.ToArray());
+            histories.Add(history.Key, history);
             history.Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
             return;
         }
