@@ -1,0 +1,74 @@
+using System.Globalization;
+using EmbeddedRaft.Benchmarks.BTree;
+
+namespace EmbeddedRaft.Benchmarks.Mvcc;
+
+/// <summary>Shared data and helpers of the MVCC benchmarks.</summary>
+internal static class MvccWorkload
+{
+    public const string Store = "MvccStore";
+    public const string RawBTree = "RawBTree";
+    public const int KeySizeBytes = BTreeVersusLmdb.KeySizeBytes;
+    public const int KeyCount = 1_000_000;
+
+    /// <summary>Writes kept in flight by the MvccStore side (as many concurrent clients): enough to
+    /// fill one batch, so its batches are as large as the raw tree's commits.</summary>
+    public const int WritesInFlight = 10_000;
+
+    /// <summary>Keys per synced commit of the raw tree: MvccStore's default batch limit.</summary>
+    public const int RawKeysPerCommit = 10_000;
+
+    public static ReadOnlyMemory<byte> Key(byte[] keys, int index) => keys.AsMemory(index * KeySizeBytes, KeySizeBytes);
+
+    public static string NewDirectory(string engine)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"mvcc-bench-{engine}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        return directory;
+    }
+
+    public static async Task<IMvccWorkloadEngine> CreateAsync(string engine, string directory) => engine switch
+    {
+        Store => await MvccStoreEngine.OpenAsync(directory).ConfigureAwait(false),
+        RawBTree => new RawBTreeEngine(directory),
+        _ => throw new ArgumentOutOfRangeException(nameof(engine), engine, "Unknown engine."),
+    };
+
+    /// <summary>Runs <paramref name="count"/> asynchronous operations keeping at most
+    /// <paramref name="window"/> in flight, as that many concurrent clients would.</summary>
+    public static async Task RunWindowedAsync(int count, int window, Func<int, Task> start)
+    {
+        var inFlight = new Task?[window];
+        for (int i = 0; i < count; i++)
+        {
+            int slot = i % window;
+            if (inFlight[slot] is Task previous)
+            {
+                await previous.ConfigureAwait(false);
+            }
+
+            inFlight[slot] = start(i);
+        }
+
+        foreach (Task? task in inFlight)
+        {
+            if (task is not null)
+            {
+                await task.ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Appends a figure that BenchmarkDotNet's table does not show (memory, stalls) to the
+    /// console and to /tmp/mvcc-bench-results.txt.</summary>
+    public static void AppendResult(string line)
+    {
+        string stamped = string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:u} {line}");
+        Console.WriteLine(stamped);
+        File.AppendAllText(Path.Combine(Path.GetTempPath(), "mvcc-bench-results.txt"), stamped + Environment.NewLine);
+    }
+
+    /// <summary>The value at <paramref name="quantile"/> (0..1) of <paramref name="sorted"/>, nearest rank.</summary>
+    public static double Quantile(IReadOnlyList<double> sorted, double quantile) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(quantile * sorted.Count) - 1, 0, sorted.Count - 1)];
+}
