@@ -147,6 +147,18 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>For tests: the bytes of entries held in memory now.</summary>
+    internal long CachedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _table.CachedBytes;
+            }
+        }
+    }
+
     /// <summary>The directory holding <c>wal/</c> and <c>snap/</c>.</summary>
     public string Directory => _directory;
 
