@@ -28,7 +28,7 @@ public sealed class DurableRaftLogCrashTests
                 await call(log);
             }
 
-            Assert.That(LogScript.Fingerprint(log), Is.EqualTo(script.States[^1]), "the live log differs from the model");
+            Assert.That(LogScript.Fingerprint(log), Is.EqualTo(script.FinalLiveState), "the live log differs from the model");
         }
 
         long operations = clean.OperationCount;

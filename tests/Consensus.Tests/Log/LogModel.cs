@@ -76,8 +76,21 @@ internal sealed class LogModel
         Snapshot = metadata;
     }
 
-    /// <summary>Everything a reader of the log can observe, as one comparable string.</summary>
-    public string Fingerprint() => Describe(HardState, Snapshot ?? new SnapshotMetadata(0, 0, Bootstrap), Offset, OffsetTerm, Entries);
+    /// <summary>
+    /// Everything a reader of the log can observe, as one comparable string. A reopened log starts
+    /// right after its snapshot (the entries retained below it are served only while the process
+    /// that compacted runs).
+    /// </summary>
+    public string Fingerprint(bool reopened)
+    {
+        var snapshot = Snapshot ?? new SnapshotMetadata(0, 0, Bootstrap);
+        if (reopened && snapshot.Index > Offset)
+        {
+            return Describe(HardState, snapshot, snapshot.Index, snapshot.Term, Entries.Skip((int)(snapshot.Index - Offset)));
+        }
+
+        return Describe(HardState, snapshot, Offset, OffsetTerm, Entries);
+    }
 
     public static string Describe(HardState hardState, SnapshotMetadata snapshot, ulong offset, ulong offsetTerm, IEnumerable<Entry> entries)
     {

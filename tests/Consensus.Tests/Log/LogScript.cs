@@ -11,12 +11,13 @@ namespace EmbeddedRaft.Consensus.Tests.Log;
 /// </summary>
 internal sealed class LogScript
 {
-    private LogScript(List<Func<DurableRaftLog, Task>> calls, List<int> recordsAfterCall, List<bool> callIsDurable, List<string> states, ulong retainedEntries)
+    private LogScript(List<Func<DurableRaftLog, Task>> calls, List<int> recordsAfterCall, List<bool> callIsDurable, List<string> states, string finalLiveState, ulong retainedEntries)
     {
         Calls = calls;
         RecordsAfterCall = recordsAfterCall;
         CallIsDurable = callIsDurable;
         States = states;
+        FinalLiveState = finalLiveState;
         RetainedEntries = retainedEntries;
     }
 
@@ -28,7 +29,10 @@ internal sealed class LogScript
     /// <summary>Whether call i makes every record before it durable when it returns.</summary>
     public IReadOnlyList<bool> CallIsDurable { get; }
 
-    /// <summary>The model's fingerprint after j records (States[0]: nothing written).</summary>
+    /// <summary>The live log's fingerprint after the whole script (with the entries retained below its snapshot).</summary>
+    public string FinalLiveState { get; }
+
+    /// <summary>The fingerprint of a log reopened after j records (States[0]: nothing written).</summary>
     public IReadOnlyList<string> States { get; }
 
     public ulong RetainedEntries { get; }
@@ -40,7 +44,7 @@ internal sealed class LogScript
         var calls = new List<Func<DurableRaftLog, Task>>();
         var recordsAfter = new List<int>();
         var durable = new List<bool>();
-        var states = new List<string> { model.Fingerprint() };
+        var states = new List<string> { model.Fingerprint(reopened: true) };
         ulong retained = random.Next(3) switch { 0 => 0UL, 1 => 5UL, _ => 40UL };
         ulong term = 1;
         var conf = new ConfState([1, 2, 3]);
@@ -48,7 +52,7 @@ internal sealed class LogScript
         void Record(Action<LogModel> change)
         {
             change(model);
-            states.Add(model.Fingerprint());
+            states.Add(model.Fingerprint(reopened: true));
         }
 
         void Done(bool isDurable)
@@ -158,7 +162,7 @@ internal sealed class LogScript
             }
         }
 
-        return new LogScript(calls, recordsAfter, durable, states, retained);
+        return new LogScript(calls, recordsAfter, durable, states, model.Fingerprint(reopened: false), retained);
     }
 
     /// <summary>What a reopened log holds, in the model's terms.</summary>
