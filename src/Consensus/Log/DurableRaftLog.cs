@@ -79,6 +79,12 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             new EventId(3, "Opened"),
             "Raft log '{Directory}' opened: {EntryCount} entries after the snapshot or compaction point, {CachedBytes} bytes of them cached.");
 
+    private static readonly Action<ILogger, string, ulong, Exception?> s_logUninstalledDeleted =
+        LoggerMessage.Define<string, ulong>(
+            LogLevel.Information,
+            new EventId(4, "UninstalledSnapshotDeleted"),
+            "Deleted '{Path}': a snapshot received but never installed (the log's snapshot is at index {InstalledIndex}).");
+
     private readonly Lock _lock = new();
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
@@ -173,7 +179,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     /// </summary>
     /// <exception cref="StorageLockedException">Another open log uses the directory.</exception>
     /// <exception cref="CorruptionException">The log contradicts its hard state or snapshot, a record does not decode, or write-ahead-log damage a torn write cannot explain; names the file and offset. Nothing is repaired then.</exception>
-    /// <exception cref="ArgumentException">The nested write-ahead-log options break a rule between options.</exception>
+    /// <exception cref="ArgumentException">The options break a rule between options (the snapshotter must keep at least 2 files; the write-ahead log's own rules).</exception>
     /// <exception cref="IOException">The file system failed.</exception>
     public static async ValueTask<DurableRaftLog> OpenAsync(
         IFileSystem fileSystem,
@@ -184,6 +190,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= DurableRaftLogOptions.Default;
+        options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
 
         fileSystem.CreateDirectory(directory);
@@ -213,6 +220,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             var replayed = LogReplay.Replay(wal, SegmentPathResolver(wal), anchored: ParseSegmentSequence(segmentPaths[0]) == 0);
             log = new DurableRaftLog(fileSystem, directory, options, directoryLock, wal, snapshotter, metrics, replayed);
             await log.ChooseSnapshotAsync(replayed.Markers, cancellationToken).ConfigureAwait(false);
+            await log.DeleteUninstalledSnapshotsAsync(cancellationToken).ConfigureAwait(false);
             log.FillCacheFromLog();
             s_logOpened(logger, directory, log._table.Count, log._table.CachedBytes, null);
             return log;
@@ -1048,6 +1056,32 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 firstPath!,
                 firstOffset,
                 $"The log starts from the snapshot at index {newest.Marker.Metadata.Index} (marker in '{SegmentPath(newest.Position.Sequence)}' at offset {newest.Position.Offset}), but {firstProblem}, and no older snapshot with the entries after it remains.");
+        }
+    }
+
+    /// <summary>
+    /// Deletes the snapshot files newer than the log's snapshot: received from a leader but never
+    /// installed (no marker), they are useless after a restart (the leader sends a fresh one), and
+    /// left in place they would count against the snapshotter's retention and push the installed
+    /// snapshot's file out.
+    /// </summary>
+    private async ValueTask DeleteUninstalledSnapshotsAsync(CancellationToken cancellationToken)
+    {
+        ulong installed = SnapshotUnsynchronized().Index;
+        bool deleted = false;
+        foreach (var path in await _snapshotter.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (TryParseSnapshotFileName(Path.GetFileName(path), out _, out ulong index) && index > installed)
+            {
+                _fileSystem.DeleteFile(path);
+                deleted = true;
+                s_logUninstalledDeleted(_options.Logger, path, installed, null);
+            }
+        }
+
+        if (deleted)
+        {
+            _fileSystem.SyncDirectory(_snapshotDirectory);
         }
     }
 
