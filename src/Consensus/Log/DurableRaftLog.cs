@@ -494,7 +494,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             }
 
             ThrowIfDataMissing(metadata);
-            var marker = new SnapshotMarker(SnapshotMarkerKind.Installed, metadata, metadata.Index, metadata.Term);
+            var marker = new SnapshotMarker(SnapshotMarkerKind.Installed, metadata, metadata.Index, metadata.Term, metadata.Index);
             lock (_lock)
             {
                 _isEmpty = false;
@@ -552,7 +552,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 
                 ulong retained = Math.Min(metadata.Index, _options.RetainedEntries);
                 ulong compactIndex = Math.Max(_table.Offset, metadata.Index - retained);
-                marker = new SnapshotMarker(SnapshotMarkerKind.Compacted, metadata, compactIndex, _table.TermAt(compactIndex));
+                marker = new SnapshotMarker(SnapshotMarkerKind.Compacted, metadata, compactIndex, _table.TermAt(compactIndex), _table.LastIndex);
                 hardState = _hardState;
             }
 

@@ -127,7 +127,10 @@ internal static class LogReplay
                         }
                         else
                         {
-                            bool keptEntriesPresent = sawEntry ? marker.CompactIndex >= table.Offset : marker.CompactIndex == metadata.Index;
+                            // The kept entries (C, L] were all written before the marker.
+                            bool keptEntriesPresent = sawEntry
+                                ? marker.CompactIndex >= table.Offset && marker.LastIndex == table.LastIndex
+                                : marker.CompactIndex == marker.LastIndex;
                             if (!anchored && !keptEntriesPresent)
                             {
                                 // An older marker than the one whose compaction released the segments
@@ -143,9 +146,9 @@ internal static class LogReplay
                                 table.Reset(marker.CompactIndex, marker.CompactTerm);
                             }
 
-                            if (marker.CompactIndex < table.Offset || metadata.Index > table.LastIndex)
+                            if (marker.CompactIndex < table.Offset || marker.LastIndex != table.LastIndex)
                             {
-                                throw Corrupt(position, $"The snapshot marker at index {metadata.Index} (compacting to {marker.CompactIndex}) does not lie within the log ({table.Offset}, {table.LastIndex}].");
+                                throw Corrupt(position, $"The snapshot marker at index {metadata.Index} (keeping entries ({marker.CompactIndex}, {marker.LastIndex}]) does not match the log ({table.Offset}, {table.LastIndex}].");
                             }
 
                             if (metadata.Index > table.Offset && table.TermAt(metadata.Index) != metadata.Term)

@@ -76,9 +76,19 @@ public sealed class DurableRaftLogCorruptionTests
     {
         var disk = new FaultInjectingFileSystem(7);
         var metadata = new SnapshotMetadata(2, 7, new ConfState([1]));
-        var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Hard(1, 1, 2), Marker(SnapshotMarkerKind.Compacted, metadata, 2, 7));
+        var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Hard(1, 1, 2), Marker(SnapshotMarkerKind.Compacted, metadata, 2, 7, lastIndex: 2));
 
         await ExpectCorruptionAsync(disk, positions[3], "says entry 2 has term 7; the log holds term 1");
+    }
+
+    [Test]
+    public async Task ASnapshotMarkerThatKeepsEntriesTheLogDoesNotHoldIsRefused()
+    {
+        var disk = new FaultInjectingFileSystem(12);
+        var metadata = new SnapshotMetadata(2, 1, new ConfState([1]));
+        var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Entry(3, 1), Hard(1, 1, 2), Marker(SnapshotMarkerKind.Compacted, metadata, 1, 1, lastIndex: 5));
+
+        await ExpectCorruptionAsync(disk, positions[4], "keeping entries (1, 5]) does not match the log (0, 3]");
     }
 
     [Test]
@@ -178,6 +188,6 @@ public sealed class DurableRaftLogCorruptionTests
     private static (byte, byte[], ulong) Hard(ulong term, ulong vote, ulong commit) =>
         ((byte)LogRecordType.HardState, MessageCodec.EncodeHardState(new HardState(term, vote, commit)), 0UL);
 
-    private static (byte, byte[], ulong) Marker(SnapshotMarkerKind kind, SnapshotMetadata metadata, ulong compactIndex, ulong compactTerm) =>
-        ((byte)LogRecordType.SnapshotMarker, LogRecordCodec.EncodeMarker(new SnapshotMarker(kind, metadata, compactIndex, compactTerm)), 0UL);
+    private static (byte, byte[], ulong) Marker(SnapshotMarkerKind kind, SnapshotMetadata metadata, ulong compactIndex, ulong compactTerm, ulong lastIndex) =>
+        ((byte)LogRecordType.SnapshotMarker, LogRecordCodec.EncodeMarker(new SnapshotMarker(kind, metadata, compactIndex, compactTerm, lastIndex)), 0UL);
 }
