@@ -23,7 +23,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(1);
         var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Entry(3, 1), Hard(1, 1, commit: 5));
 
-        await ExpectCorruptionAsync(disk, positions[3], "commit index 5 is beyond the last index 3");
+        ExpectCorruption(disk, positions[3], "commit index 5 is beyond the last index 3");
     }
 
     [Test]
@@ -32,7 +32,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(2);
         var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Entry(4, 1));
 
-        await ExpectCorruptionAsync(disk, positions[2], "leaves a gap after the last index 2");
+        ExpectCorruption(disk, positions[2], "leaves a gap after the last index 2");
     }
 
     [Test]
@@ -41,7 +41,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(3);
         var positions = await WriteRawAsync(disk, Entry(1, 2), Entry(2, 1));
 
-        await ExpectCorruptionAsync(disk, positions[1], "terms go backwards");
+        ExpectCorruption(disk, positions[1], "terms go backwards");
     }
 
     [Test]
@@ -50,7 +50,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(4);
         var positions = await WriteRawAsync(disk, Hard(5, 1, 0), Hard(4, 1, 0));
 
-        await ExpectCorruptionAsync(disk, positions[1], "term goes back from 5 to 4");
+        ExpectCorruption(disk, positions[1], "term goes back from 5 to 4");
     }
 
     [Test]
@@ -59,7 +59,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(5);
         var positions = await WriteRawAsync(disk, Hard(5, 1, 0), Hard(5, 2, 0));
 
-        await ExpectCorruptionAsync(disk, positions[1], "vote changes from 1 to 2 within term 5");
+        ExpectCorruption(disk, positions[1], "vote changes from 1 to 2 within term 5");
     }
 
     [Test]
@@ -68,7 +68,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(6);
         var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Entry(3, 1), Hard(1, 1, commit: 3), Entry(2, 2));
 
-        await ExpectCorruptionAsync(disk, positions[4], "overwrites the entry of term 1 at or below the commit index 3");
+        ExpectCorruption(disk, positions[4], "overwrites the entry of term 1 at or below the commit index 3");
     }
 
     [Test]
@@ -78,7 +78,7 @@ public sealed class DurableRaftLogCorruptionTests
         var metadata = new SnapshotMetadata(2, 7, new ConfState([1]));
         var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Hard(1, 1, 2), Marker(SnapshotMarkerKind.Compacted, metadata, 2, 7, lastIndex: 2));
 
-        await ExpectCorruptionAsync(disk, positions[3], "says entry 2 has term 7; the log holds term 1");
+        ExpectCorruption(disk, positions[3], "says entry 2 has term 7; the log holds term 1");
     }
 
     [Test]
@@ -88,7 +88,7 @@ public sealed class DurableRaftLogCorruptionTests
         var metadata = new SnapshotMetadata(2, 1, new ConfState([1]));
         var positions = await WriteRawAsync(disk, Entry(1, 1), Entry(2, 1), Entry(3, 1), Hard(1, 1, 2), Marker(SnapshotMarkerKind.Compacted, metadata, 1, 1, lastIndex: 5));
 
-        await ExpectCorruptionAsync(disk, positions[4], "keeping entries (1, 5]) does not match the log (0, 3]");
+        ExpectCorruption(disk, positions[4], "keeping entries (1, 5]) does not match the log (0, 3]");
     }
 
     [Test]
@@ -97,7 +97,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(8);
         var positions = await WriteRawAsync(disk, Entry(1, 1), ((byte)LogRecordType.Entry, new byte[] { 3, 9, 9 }, 2UL));
 
-        await ExpectCorruptionAsync(disk, positions[1], "does not decode");
+        ExpectCorruption(disk, positions[1], "does not decode");
     }
 
     [Test]
@@ -106,7 +106,7 @@ public sealed class DurableRaftLogCorruptionTests
         var disk = new FaultInjectingFileSystem(9);
         var positions = await WriteRawAsync(disk, ((byte)200, new byte[] { 1 }, 0UL));
 
-        await ExpectCorruptionAsync(disk, positions[0], "Unknown record type 200");
+        ExpectCorruption(disk, positions[0], "Unknown record type 200");
     }
 
     [Test]
@@ -155,7 +155,7 @@ public sealed class DurableRaftLogCorruptionTests
         Assert.That(logger.Entries.Select(e => e.EventId.Name), Does.Contain("SnapshotQuarantined").And.Contain("SnapshotFallback"));
     }
 
-    private static async Task ExpectCorruptionAsync(FaultInjectingFileSystem disk, WalPosition at, string reason)
+    private static void ExpectCorruption(FaultInjectingFileSystem disk, WalPosition at, string reason)
     {
         var thrown = Assert.ThrowsAsync<CorruptionException>(async () => await DurableRaftLog.OpenAsync(disk, LogDirectory, Options()));
         Assert.That(thrown!.Path, Does.StartWith(WalDirectory + "/" + at.Sequence.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)));
@@ -165,7 +165,6 @@ public sealed class DurableRaftLogCorruptionTests
         // Refused, not repaired: a second open finds the same fault.
         var again = Assert.ThrowsAsync<CorruptionException>(async () => await DurableRaftLog.OpenAsync(disk, LogDirectory, Options()));
         Assert.That(again!.Offset, Is.EqualTo(at.Offset));
-        await Task.CompletedTask;
     }
 
     /// <summary>Writes records straight to the log's write-ahead log, as no live call would.</summary>

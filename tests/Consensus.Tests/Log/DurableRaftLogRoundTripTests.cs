@@ -39,7 +39,7 @@ public sealed class DurableRaftLogRoundTripTests
         Assert.That(reopened.InitialState().HardState, Is.EqualTo(new HardState(2, 1, 20)));
         Assert.That(reopened.InitialState().ConfState, Is.EqualTo(initial));
         Assert.That(reopened.Snapshot(), Is.EqualTo(new SnapshotMetadata(0, 0, initial)));
-        Assert.That(await ReadAllAsync(reopened), Is.EqualTo(entries));
+        Assert.That(ReadAll(reopened), Is.EqualTo(entries));
         Assert.That(reopened.Term(0), Is.EqualTo(0));
         Assert.That(reopened.Term(50), Is.EqualTo(2));
     }
@@ -89,7 +89,7 @@ public sealed class DurableRaftLogRoundTripTests
         Assert.That(reopened.FirstIndex(), Is.EqualTo(101));
         Assert.That(reopened.Term(100), Is.EqualTo(4));
         Assert.That(reopened.InitialState().ConfState, Is.EqualTo(metadata.ConfState));
-        Assert.That(await ReadAllAsync(reopened), Is.EqualTo(Entries(101, 105, term: 4)));
+        Assert.That(ReadAll(reopened), Is.EqualTo(Entries(101, 105, term: 4)));
         Assert.That(await ReadSnapshotDataAsync(reopened, 100), Is.EqualTo(SnapshotData(100, 5000)));
     }
 

@@ -50,9 +50,9 @@ internal static class LogTestKit
         return new Entry(term, index, EntryType.Normal, data);
     }
 
-    public static async Task<List<Entry>> ReadAllAsync(DurableRaftLog log)
+    /// <summary>Every entry the log holds, <c>[FirstIndex, LastIndex]</c>.</summary>
+    public static List<Entry> ReadAll(DurableRaftLog log)
     {
-        await Task.CompletedTask;
         var first = log.FirstIndex();
         var last = log.LastIndex();
         return first > last ? [] : log.Entries(first, last + 1, ulong.MaxValue).ToArray().ToList();
