@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using EmbeddedRaft.Consensus.Membership;
 using EmbeddedRaft.Consensus.Messages;
@@ -372,9 +373,21 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 for (int i = 0; i < toWrite.Length; i++)
                 {
                     var entry = toWrite.Span[i];
-                    var payload = MessageCodec.EncodeEntry(entry);
-                    bytes += payload.Length;
-                    var position = await _wal.AppendAsync((byte)LogRecordType.Entry, payload, entry.Index, sync: false, CancellationToken.None).ConfigureAwait(false);
+                    int length = 1 + entry.EncodedSizeBytes;
+                    var buffer = ArrayPool<byte>.Shared.Rent(length);
+                    WalPosition position;
+                    try
+                    {
+                        MessageCodec.EncodeEntryInto(entry, buffer);
+                        bytes += length;
+                        position = await _wal.AppendAsync((byte)LogRecordType.Entry, buffer.AsMemory(0, length), entry.Index, sync: false, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        // Returned only once the append completed: the log has copied the payload by then.
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+
                     lock (_lock)
                     {
                         // One mutating call at a time: nothing truncated the entry since it was accepted.

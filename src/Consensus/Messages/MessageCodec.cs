@@ -186,6 +186,15 @@ public static class MessageCodec
         return buffer;
     }
 
+    /// <summary>Encodes one entry as <see cref="EncodeEntry"/> does into <paramref name="destination"/>, which must hold <c>1 + entry.EncodedSizeBytes</c> bytes; returns that length.</summary>
+    internal static int EncodeEntryInto(in Entry entry, Span<byte> destination)
+    {
+        var writer = new SpanWriter(destination);
+        writer.WriteByte(Version);
+        WriteEntry(ref writer, entry);
+        return writer.Position;
+    }
+
     /// <summary>Decodes an entry encoded by <see cref="EncodeEntry"/>.</summary>
     /// <exception cref="MessageFormatException">The bytes are not exactly one valid entry.</exception>
     public static Entry DecodeEntry(ReadOnlySpan<byte> source)
