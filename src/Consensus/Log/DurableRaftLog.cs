@@ -221,7 +221,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             var replayed = LogReplay.Replay(wal, SegmentPathResolver(wal), anchored: ParseSegmentSequence(segmentPaths[0]) == 0);
             log = new DurableRaftLog(fileSystem, directory, options, directoryLock, wal, snapshotter, metrics, replayed);
             await log.ChooseSnapshotAsync(replayed.Markers, cancellationToken).ConfigureAwait(false);
-            await log.DeleteUninstalledSnapshotsAsync(cancellationToken).ConfigureAwait(false);
+            await log.DeleteUninstalledSnapshotsAsync(replayed.Markers, cancellationToken).ConfigureAwait(false);
             log.FillCacheFromLog();
             s_logOpened(logger, directory, log._table.Count, log._table.CachedBytes, null);
             return log;
@@ -1073,18 +1073,19 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Deletes the snapshot files newer than the log's snapshot: received from a leader but never
-    /// installed (no marker), they are useless after a restart (the leader sends a fresh one), and
-    /// left in place they would count against the snapshotter's retention and push the installed
-    /// snapshot's file out.
+    /// Deletes the snapshot files newer than the log's snapshot that no marker names: received
+    /// from a leader but never installed, they are useless after a restart (the leader sends a
+    /// fresh one), and left in place they would count against the snapshotter's retention and push
+    /// the installed snapshot's file out. A marked file passed over at open is kept for an operator.
     /// </summary>
-    private async ValueTask DeleteUninstalledSnapshotsAsync(CancellationToken cancellationToken)
+    private async ValueTask DeleteUninstalledSnapshotsAsync(IReadOnlyList<(SnapshotMarker Marker, WalPosition Position)> markers, CancellationToken cancellationToken)
     {
         ulong installed = SnapshotUnsynchronized().Index;
+        var marked = markers.Select(m => (m.Marker.Metadata.Term, m.Marker.Metadata.Index)).ToHashSet();
         bool deleted = false;
         foreach (var path in await _snapshotter.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (TryParseSnapshotFileName(Path.GetFileName(path), out _, out ulong index) && index > installed)
+            if (TryParseSnapshotFileName(Path.GetFileName(path), out ulong term, out ulong index) && index > installed && !marked.Contains((term, index)))
             {
                 _fileSystem.DeleteFile(path);
                 deleted = true;
