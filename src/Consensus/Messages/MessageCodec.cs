@@ -186,6 +186,15 @@ public static class MessageCodec
         return buffer;
     }
 
+    /// <summary>Encodes one entry as <see cref="EncodeEntry"/> does into <paramref name="destination"/>, which must hold <c>1 + entry.EncodedSizeBytes</c> bytes; returns that length.</summary>
+    internal static int EncodeEntryInto(in Entry entry, Span<byte> destination)
+    {
+        var writer = new SpanWriter(destination);
+        writer.WriteByte(Version);
+        WriteEntry(ref writer, entry);
+        return writer.Position;
+    }
+
     /// <summary>Decodes an entry encoded by <see cref="EncodeEntry"/>.</summary>
     /// <exception cref="MessageFormatException">The bytes are not exactly one valid entry.</exception>
     public static Entry DecodeEntry(ReadOnlySpan<byte> source)
@@ -195,6 +204,29 @@ public static class MessageCodec
         var entry = ReadEntry(ref reader);
         reader.EnsureEnd();
         return entry;
+    }
+
+    /// <summary>
+    /// Reads the header of an entry encoded by <see cref="EncodeEntry"/> (type, term, index) and
+    /// checks that its data field spans exactly the rest of <paramref name="source"/>, without
+    /// copying the data: what the durable log needs of every entry when it replays its write-ahead
+    /// log, where decoding each entry whole would copy every byte of the log once more.
+    /// </summary>
+    /// <exception cref="MessageFormatException">The header is malformed or the data length does not match the bytes that follow.</exception>
+    internal static (EntryType Type, ulong Term, ulong Index) PeekEntry(ReadOnlySpan<byte> source)
+    {
+        var reader = new SpanReader(source);
+        reader.ReadVersion();
+        var type = reader.ReadByte();
+        if (type > (byte)EntryType.ConfChange)
+        {
+            throw reader.Fail($"unknown entry type {type}");
+        }
+
+        var term = reader.ReadVarint();
+        var index = reader.ReadVarint();
+        reader.SkipBytesToEnd();
+        return ((EntryType)type, term, index);
     }
 
     /// <summary>Encodes a hard state (with a version byte) into a new array.</summary>
@@ -496,6 +528,18 @@ public static class MessageCodec
             }
 
             return (int)count;
+        }
+
+        /// <summary>Reads a length-prefixed byte field without copying it and checks that it ends the input.</summary>
+        public void SkipBytesToEnd()
+        {
+            var length = ReadVarint();
+            if (length != (ulong)Remaining)
+            {
+                throw Fail($"length {length} does not match the remaining {Remaining} bytes");
+            }
+
+            _position = _source.Length;
         }
 
         public ReadOnlyMemory<byte> ReadBytes()
