@@ -678,6 +678,9 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
                             OnPersisted(persisted);
                             break;
                         case AppliedInput applied:
+                            // The applier has taken every request posted before this (one take each):
+                            // a peer still needing a snapshot may ask again.
+                            _snapshotRequested = false;
                             OnApplied(applied.Index);
                             break;
                         case ReadInput r:
