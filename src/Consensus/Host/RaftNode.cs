@@ -84,6 +84,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
     // Owned by the loop.
     private readonly ReadIndexRounds _reads = new();
     private readonly SortedDictionary<ulong, ulong> _ownEntriesByIndex = [];
+    private ulong _maxOwnEntryIndex; // at least the largest key of _ownEntriesByIndex (a cheap bound: SortedDictionary has no O(1) max)
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
     private readonly Queue<SnapshotMetadata> _compactions = new();
@@ -1288,7 +1289,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
         }
 
         var first = entries[0].Index;
-        if (_ownEntriesByIndex.Count > 0 && _ownEntriesByIndex.Keys.Last() >= first)
+        if (_ownEntriesByIndex.Count > 0 && _maxOwnEntryIndex >= first)
         {
             var replaced = _ownEntriesByIndex.Where(p => p.Key >= first).ToList();
             foreach (var (index, requestId) in replaced)
@@ -1311,6 +1312,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             if (e.Type == EntryType.Normal && ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out _) && origin == Id)
             {
                 _ownEntriesByIndex[e.Index] = requestId;
+                _maxOwnEntryIndex = e.Index;
             }
         }
     }
