@@ -980,6 +980,13 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             // made one at a time).
             while (_persistInFlight is null && _compactions.TryDequeue(out var compaction))
             {
+                if (compaction.Index <= Volatile.Read(ref _snapshotIndex))
+                {
+                    // A leader's newer snapshot was installed while ours was being written: ours
+                    // covers nothing the log still holds.
+                    continue;
+                }
+
                 await _log.CompactAsync(compaction);
                 OnSnapshotInstalled(compaction.Index);
                 RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
