@@ -110,6 +110,40 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
+    public async Task AProposalAppendedByALeaderThatLostLeadershipFailsAsOverwrittenWhenTheNewLeaderReplacesIt()
+    {
+        // A long proposal timeout: the overwrite, not the timeout, must end the call.
+        await using var cluster = await HostCluster.StartAsync(3, seed: 8, o => o with { ProposalTimeout = TimeSpan.FromSeconds(30) });
+        var oldLeader = cluster.LeaderId();
+        var others = cluster.Nodes.Keys.Where(id => id != oldLeader).ToArray();
+
+        cluster.Network.Isolate(oldLeader);
+        var stranded = cluster[oldLeader].ProposeAsync(Bytes("stranded")).AsTask();
+        using var cts = new CancellationTokenSource(Waits.Limit);
+        var newLeader = await Task.WhenAny(others.Select(id => LeadsAsync(cluster[id], id, cts.Token))).Unwrap();
+        await cluster[newLeader].ProposeAsync(Bytes("replacement")).AsTask().WaitAsync(Waits.Limit);
+        cluster.Network.Heal();
+
+        var error = Assert.ThrowsAsync<ProposalDroppedException>(async () => await stranded.WaitAsync(Waits.Limit));
+        Assert.That(error!.Reason, Is.EqualTo(ProposalDropReason.Overwritten));
+        await cluster[oldLeader].ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
+        Assert.That(cluster.Machines[oldLeader].Commands, Is.EqualTo(new[] { "replacement" }));
+
+        static async Task<ulong> LeadsAsync(RaftNode<long> node, ulong id, CancellationToken cancellationToken)
+        {
+            await foreach (var change in node.LeaderChanges(cancellationToken))
+            {
+                if (change.LeaderId == id)
+                {
+                    return id;
+                }
+            }
+
+            return await Task.FromCanceled<ulong>(cancellationToken);
+        }
+    }
+
+    [Test]
     public async Task CancellingAfterTheCommandReachedTheLogOnlyStopsTheWait()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 6);
