@@ -162,31 +162,40 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
             var quarantined = new List<QuarantinedSnapshot>();
             foreach (var (path, term, index) in ListNewestFirst())
             {
-                try
+                if (TryLoadUnderGate(path, term, index, quarantined, cancellationToken) is { } loaded)
                 {
-                    long length;
-                    using (var check = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes))
-                    {
-                        if (check.Metadata.Term != term || check.Metadata.Index != index)
-                        {
-                            throw new CorruptionException(path, 16, $"The header says index {check.Metadata.Index}, term {check.Metadata.Term}; the name says otherwise.");
-                        }
-
-                        length = check.VerifyToEnd(cancellationToken);
-                    }
-
-                    var data = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes);
-                    return new SnapshotLoadResult(new LoadedSnapshot(data, length), quarantined);
-                }
-                catch (CorruptionException e)
-                {
-                    string broken = Quarantine(path);
-                    quarantined.Add(new QuarantinedSnapshot(path, broken, e.Offset, e.Reason));
-                    s_logQuarantined(_options.Logger, path, broken, e.Offset, e.Reason, null);
+                    return new SnapshotLoadResult(loaded, quarantined);
                 }
             }
 
             return new SnapshotLoadResult(null, quarantined);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Loads the snapshot with exactly this <paramref name="term"/> and <paramref name="index"/>,
+    /// checked end to end like <see cref="LoadNewestAsync"/>: a damaged file is renamed to
+    /// <c>*.broken</c>, listed in <see cref="SnapshotLoadResult.Quarantined"/> and logged. Nothing
+    /// older is tried: a caller that knows which snapshot it needs (the consensus layer, whose log
+    /// names the snapshot it installed) decides itself what to fall back to.
+    /// </summary>
+    /// <returns>The snapshot, or a null <see cref="SnapshotLoadResult.Snapshot"/> when no such file exists or it was quarantined. The caller disposes it.</returns>
+    /// <exception cref="ObjectDisposedException">The snapshotter was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
+    public async ValueTask<SnapshotLoadResult> LoadAsync(ulong term, ulong index, CancellationToken cancellationToken = default)
+    {
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var quarantined = new List<QuarantinedSnapshot>();
+            string path = Path.Combine(_directory, SnapshotFormat.FileName(term, index));
+            var loaded = _fileSystem.FileExists(path) ? TryLoadUnderGate(path, term, index, quarantined, cancellationToken) : null;
+            return new SnapshotLoadResult(loaded, quarantined);
         }
         finally
         {
@@ -207,6 +216,34 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>Checks one snapshot end to end and opens its data, or quarantines it (listed in <paramref name="quarantined"/>, logged) and returns null. Holds the gate.</summary>
+    private LoadedSnapshot? TryLoadUnderGate(string path, ulong term, ulong index, List<QuarantinedSnapshot> quarantined, CancellationToken cancellationToken)
+    {
+        try
+        {
+            long length;
+            using (var check = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes))
+            {
+                if (check.Metadata.Term != term || check.Metadata.Index != index)
+                {
+                    throw new CorruptionException(path, 16, $"The header says index {check.Metadata.Index}, term {check.Metadata.Term}; the name says otherwise.");
+                }
+
+                length = check.VerifyToEnd(cancellationToken);
+            }
+
+            var data = SnapshotReadStream.OpenHeader(_fileSystem.Open(path, FileOpenMode.ReadOnly), _options.MaxMembershipSizeBytes);
+            return new LoadedSnapshot(data, length);
+        }
+        catch (CorruptionException e)
+        {
+            string broken = Quarantine(path);
+            quarantined.Add(new QuarantinedSnapshot(path, broken, e.Offset, e.Reason));
+            s_logQuarantined(_options.Logger, path, broken, e.Offset, e.Reason, null);
+            return null;
         }
     }
 
