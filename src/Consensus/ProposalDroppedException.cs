@@ -2,7 +2,9 @@ namespace EmbeddedRaft.Consensus;
 
 /// <summary>
 /// A proposal was refused and will not be committed; the facts are in <see cref="Reason"/>.
-/// Nothing was appended, so the caller may safely retry (possibly on another node).
+/// Nothing was appended (or, for <see cref="ProposalDropReason.Overwritten"/>, what was appended
+/// was replaced), so the caller may safely retry (possibly on another node) — except after
+/// <see cref="ProposalDropReason.TimedOut"/>, where the outcome is unknown.
 /// </summary>
 public sealed class ProposalDroppedException : Exception
 {

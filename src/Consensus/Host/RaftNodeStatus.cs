@@ -1,0 +1,35 @@
+namespace EmbeddedRaft.Consensus.Host;
+
+/// <summary>A point-in-time description of a <see cref="RaftNode{TResult}"/>, for monitoring and tests. Immutable.</summary>
+public sealed class RaftNodeStatus
+{
+    internal RaftNodeStatus(RaftStatus raft, ulong appliedIndex, ulong persistedIndex, bool isStopped, Exception? stopCause)
+    {
+        Raft = raft;
+        AppliedIndex = appliedIndex;
+        PersistedIndex = persistedIndex;
+        IsStopped = isStopped;
+        StopCause = stopCause;
+    }
+
+    /// <summary>
+    /// The Raft core's status (term, vote, commit, leader, role, configuration, and replication
+    /// progress on a leader), as of the node's last tick or leader change: it may lag by one tick.
+    /// </summary>
+    public RaftStatus Raft { get; }
+
+    /// <summary>The index of the last entry the state machine has applied.</summary>
+    public ulong AppliedIndex { get; }
+
+    /// <summary>The index of the last entry written to this node's log (durable when it had to be).</summary>
+    public ulong PersistedIndex { get; }
+
+    /// <summary>True once the node stopped: disposed, or failed (then <see cref="StopCause"/> is set).</summary>
+    public bool IsStopped { get; }
+
+    /// <summary>Why the node stopped for good (a failed write or fsync, a state machine error), or null.</summary>
+    public Exception? StopCause { get; }
+
+    /// <summary>The leader this node knows, or 0.</summary>
+    public ulong LeaderId => Raft.SoftState.Lead;
+}

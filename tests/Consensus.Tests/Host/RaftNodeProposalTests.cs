@@ -1,0 +1,153 @@
+using System.Text;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Consensus.Transport;
+using EmbeddedRaft.TestSupport;
+
+namespace EmbeddedRaft.Consensus.Tests.Host;
+
+/// <summary>
+/// ProposeAsync: results come back on the node the command was proposed on, leader or follower;
+/// every command applies exactly once and in the same order everywhere; failures are specific and
+/// bounded in time.
+/// </summary>
+[TestFixture]
+public sealed class RaftNodeProposalTests
+{
+    private static ReadOnlyMemory<byte> Bytes(string s) => Encoding.UTF8.GetBytes(s);
+
+    [Test]
+    public async Task ASingleNodeAppliesAProposalAndReturnsTheStateMachinesResult()
+    {
+        await using var cluster = await HostCluster.StartAsync(1, seed: 1);
+
+        var first = await cluster[1].ProposeAsync(Bytes("a")).AsTask().WaitAsync(Waits.Limit);
+        var second = await cluster[1].ProposeAsync(Bytes("b")).AsTask().WaitAsync(Waits.Limit);
+
+        Assert.That((first, second), Is.EqualTo((1L, 2L)), "the result is the state machine's: the count of commands applied");
+        Assert.That(cluster.Machines[1].Commands, Is.EqualTo(new[] { "a", "b" }));
+    }
+
+    [Test]
+    public async Task ProposalsFromEveryNodeReturnTheirResultsAndApplyOnceInOneOrderEverywhere()
+    {
+        await using var cluster = await HostCluster.StartAsync(3, seed: 2);
+
+        var calls = new List<Task<long>>();
+        for (var i = 0; i < 30; i++)
+        {
+            foreach (var id in new ulong[] { 1, 2, 3 })
+            {
+                calls.Add(cluster[id].ProposeAsync(Bytes($"{id}-{i}")).AsTask());
+            }
+        }
+
+        var results = await Task.WhenAll(calls).WaitAsync(Waits.Limit);
+        await cluster.WaitForAllAppliedAsync(cluster.Machines.Values.Max(m => m.AppliedIndex));
+
+        var order = cluster.Machines[1].Commands;
+        Assert.That(order, Has.Count.EqualTo(90).And.Unique, "each command applied exactly once");
+        Assert.That(cluster.Machines[2].Commands, Is.EqualTo(order));
+        Assert.That(cluster.Machines[3].Commands, Is.EqualTo(order));
+        Assert.That(results.Order(), Is.EqualTo(Enumerable.Range(1, 90).Select(i => (long)i)),
+            "each caller got its own command's position back, none another's");
+    }
+
+    [Test]
+    public async Task AForwardedProposalDeliveredTwiceIsAppliedOnce()
+    {
+        await using var cluster = await HostCluster.StartAsync(3, seed: 3);
+        var leader = cluster.LeaderId();
+        var follower = cluster.FollowerId();
+        cluster.Network.SetLinkFaults(follower, leader, new LinkFaults { DuplicateRate = 1.0 });
+
+        var results = new List<long>();
+        for (var i = 0; i < 10; i++)
+        {
+            results.Add(await cluster[follower].ProposeAsync(Bytes($"dup-{i}")).AsTask().WaitAsync(Waits.Limit));
+        }
+
+        // A command after them on the leader, so every copy of the duplicates is behind it in the log.
+        await cluster[leader].ProposeAsync(Bytes("after")).AsTask().WaitAsync(Waits.Limit);
+        await cluster.WaitForAllAppliedAsync(cluster.Machines[leader].AppliedIndex);
+
+        Assert.That(cluster.Network.DuplicatedMessages, Is.GreaterThan(0), "the network did duplicate the forwarded proposals");
+        foreach (var machine in cluster.Machines.Values)
+        {
+            Assert.That(machine.Commands, Is.EqualTo(Enumerable.Range(0, 10).Select(i => $"dup-{i}").Append("after")));
+        }
+
+        Assert.That(results, Is.EqualTo(Enumerable.Range(1, 10).Select(i => (long)i)));
+    }
+
+    [Test]
+    public async Task AProposalWithNoLeaderFailsWithNoLeaderException()
+    {
+        // One node of three: it can never win an election alone.
+        await using var cluster = new HostCluster(seed: 4);
+        var node = await cluster.StartNodeAsync(1, [1, 2, 3]);
+
+        var error = Assert.ThrowsAsync<NoLeaderException>(async () => await node.ProposeAsync(Bytes("x")).AsTask().WaitAsync(Waits.Limit));
+
+        Assert.That(error!.LastKnownLeader, Is.Zero);
+        Assert.That(error.Message, Does.Contain("knows no leader"));
+    }
+
+    [Test]
+    public async Task AForwardedProposalLostOnTheWayFailsWithinTheProposalTimeout()
+    {
+        await using var cluster = await HostCluster.StartAsync(3, seed: 5);
+        var leader = cluster.LeaderId();
+        var follower = cluster.FollowerId();
+
+        // Everything from the follower to the leader is lost; the leader's heartbeats still arrive,
+        // so the follower keeps forwarding to it.
+        cluster.Network.SetLinkFaults(follower, leader, new LinkFaults { DropRate = 1.0 });
+        var error = Assert.ThrowsAsync<ProposalDroppedException>(async () =>
+            await cluster[follower].ProposeAsync(Bytes("lost")).AsTask().WaitAsync(Waits.Limit));
+
+        Assert.That(error!.Reason, Is.EqualTo(ProposalDropReason.TimedOut));
+        Assert.That(cluster.Machines[leader].Commands, Does.Not.Contain("lost"));
+    }
+
+    [Test]
+    public async Task CancellingAfterTheCommandReachedTheLogOnlyStopsTheWait()
+    {
+        await using var cluster = await HostCluster.StartAsync(1, seed: 6);
+        var machine = cluster.Machines[1];
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        machine.BeforeApply = async batch =>
+        {
+            if (batch.Commands.Any(c => Encoding.UTF8.GetString(c.Data.Span) == "held"))
+            {
+                entered.TrySetResult();
+                await release.Task;
+            }
+        };
+
+        using var cts = new CancellationTokenSource();
+        var call = cluster[1].ProposeAsync(Bytes("held"), cts.Token).AsTask();
+        await entered.Task.WaitAsync(Waits.Limit);
+        await cts.CancelAsync();
+
+        Assert.That(async () => await call.WaitAsync(Waits.Limit), Throws.InstanceOf<OperationCanceledException>());
+        release.SetResult();
+        var next = await cluster[1].ProposeAsync(Bytes("next")).AsTask().WaitAsync(Waits.Limit);
+        Assert.That(machine.Commands, Is.EqualTo(new[] { "held", "next" }), "the cancelled command was committed, so it applied");
+        Assert.That(next, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task ARefusalByTheLeaderOfAForwardedRequestFailsTheCallerWithTheLeadersReason()
+    {
+        await using var cluster = await HostCluster.StartAsync(3, seed: 7);
+        var follower = cluster.FollowerId();
+
+        // Leaving a joint configuration when none is joint: the leader refuses it and sends the
+        // refusal back to the follower, which fails its caller at once.
+        var error = Assert.ThrowsAsync<ConfChangeRejectedException>(async () =>
+            await cluster[follower].ChangeMembershipAsync(EmbeddedRaft.Consensus.Membership.ConfChange.LeaveJoint()).AsTask().WaitAsync(Waits.Limit));
+
+        Assert.That(error!.Reason, Is.EqualTo(ConfChangeRejectReason.NotJoint));
+    }
+}
