@@ -52,6 +52,7 @@ internal static class ClusterLoadGenerator
 
     private static async Task<IClusterUnderLoad> StartAsync(string system, string directory) => system switch
     {
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None),
         "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
