@@ -49,7 +49,7 @@ internal sealed class SimulatedCluster : IDisposable
         InitialVoters = Enumerable.Range(1, size).Select(i => (ulong)i).ToArray();
         foreach (ulong id in InitialVoters)
         {
-            _nodes[id] = new SimulatedNode(id, new FaultInjectingFileSystem((seed * 1000) + (int)id));
+            _nodes[id] = NewNode(id);
         }
     }
 
@@ -68,7 +68,7 @@ internal sealed class SimulatedCluster : IDisposable
 
     public int SnapshotPaddingBytes { get; }
 
-    /// <summary>Every delivered message, snapshot, apply and log line, in order, stamped with simulated time.</summary>
+    /// <summary>Every delivered message, snapshot, disk write and flush, apply and log line, in order, stamped with simulated time.</summary>
     public IReadOnlyList<string> Trace => _trace;
 
     public IReadOnlyCollection<AcknowledgedProposal> Acknowledged => _acknowledged;
@@ -98,7 +98,7 @@ internal sealed class SimulatedCluster : IDisposable
     {
         if (!_nodes.TryGetValue(id, out var simulated))
         {
-            simulated = _nodes[id] = new SimulatedNode(id, new FaultInjectingFileSystem((Seed * 1000) + (int)id));
+            simulated = _nodes[id] = NewNode(id);
         }
 
         if (simulated.Node is not null)
@@ -280,6 +280,14 @@ internal sealed class SimulatedCluster : IDisposable
         }
 
         Network.Dispose();
+    }
+
+    // Each node's disk writes and flushes go into the trace too: one WAL write per persisted Ready.
+    private SimulatedNode NewNode(ulong id)
+    {
+        var disk = new FaultInjectingFileSystem((Seed * 1000) + (int)id);
+        disk.BeforeEntering = (kind, path) => Record($"n{id} disk {kind} {path}");
+        return new SimulatedNode(id, disk);
     }
 
     private void KeepPastHistory(SimulatedNode simulated)
