@@ -67,6 +67,8 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
     private ulong _nextRequestId;
     private ulong _appliedIndex;
     private ulong _persistedIndex;
+    private ulong _snapshotIndex;
+    private readonly List<(ulong Index, TaskCompletionSource Signal)> _snapshotWaiters = [];
     private volatile RaftStatus _raftStatus;
     private LeaderChange _leader;
     private bool _stopped;
@@ -134,6 +136,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
         _applierIndex = appliedIndex;
         _applierTerm = appliedTerm;
         _persistedIndex = log.LastIndex();
+        _snapshotIndex = log.NewestSnapshot?.Index ?? 0;
         _handedOutConf = log.InitialState().ConfState;
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
@@ -156,7 +159,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
         {
             lock (_stateLock)
             {
-                return new RaftNodeStatus(_raftStatus, Volatile.Read(ref _appliedIndex), Volatile.Read(ref _persistedIndex), _stopped, _stopCause);
+                return new RaftNodeStatus(_raftStatus, Volatile.Read(ref _appliedIndex), Volatile.Read(ref _persistedIndex), _snapshotIndex, _stopped, _stopCause);
             }
         }
     }
@@ -185,7 +188,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
         options.Validate();
 
         var fileSystem = options.FileSystem ?? PhysicalFileSystem.Instance;
-        var log = await DurableRaftLog.OpenAsync(fileSystem, options.DataDirectory, options.Log, cancellationToken);
+        var log = await DurableRaftLog.OpenAsync(fileSystem, options.DataDirectory, LogOptions(options), cancellationToken);
         try
         {
             if (log.IsEmpty && options.InitialVoters is { } voters)
@@ -259,11 +262,9 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             }
 
             log.SetAppliedIndex(applied);
-            var raftOptions = options.Raft with
-            {
-                Id = options.NodeId,
-                AppliedIndex = snapshot is not null && applied == snapshot.Index ? null : applied,
-            };
+            // Always explicit: the log may retain entries below its snapshot (for slow followers),
+            // and the core must hand out only those after what the state machine holds.
+            var raftOptions = options.Raft with { Id = options.NodeId, AppliedIndex = applied };
             var raw = new RawNode(raftOptions, log);
             var appliedTerm = applied == 0 ? 0 : log.Term(applied);
 
@@ -284,6 +285,28 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             await log.DisposeAsync();
             throw;
         }
+    }
+
+    // The log's options, with the node's id, clock and logger where the caller left the log's unset.
+    private static DurableRaftLogOptions LogOptions(RaftNodeOptions options)
+    {
+        var log = options.Log ?? DurableRaftLogOptions.Default;
+        if (log.MetricsNodeId == 0)
+        {
+            log = log with { MetricsNodeId = options.NodeId };
+        }
+
+        if (options.TimeProvider is { } time && ReferenceEquals(log.TimeProvider, TimeProvider.System))
+        {
+            log = log with { TimeProvider = time };
+        }
+
+        if (options.Logger is { } logger && ReferenceEquals(log.Logger, NullLogger.Instance))
+        {
+            log = log with { Logger = logger };
+        }
+
+        return log;
     }
 
     /// <summary>
@@ -957,6 +980,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             while (_persistInFlight is null && _compactions.TryDequeue(out var compaction))
             {
                 await _log.CompactAsync(compaction);
+                OnSnapshotInstalled(compaction.Index);
                 RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
             }
 
@@ -981,7 +1005,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             if (rd.PeersNeedingSnapshot.Count > 0 && !_snapshotRequested)
             {
                 _snapshotRequested = true;
-                EnqueueApply(new SnapshotRequest());
+                EnqueueApply(new SnapshotRequest(Force: true));
             }
 
             Send(rd.Messages);
@@ -1064,8 +1088,42 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             Volatile.Write(ref _persistedIndex, snapshot.Index);
         }
 
+        if (rd.Snapshot is { } installed)
+        {
+            OnSnapshotInstalled(installed.Index);
+        }
+
         Send(rd.MessagesAfterPersist);
         _raw.Advance();
+    }
+
+    private void OnSnapshotInstalled(ulong index)
+    {
+        List<TaskCompletionSource> due;
+        lock (_stateLock)
+        {
+            _snapshotIndex = Math.Max(_snapshotIndex, index);
+            due = _snapshotWaiters.Where(w => w.Index <= _snapshotIndex).Select(w => w.Signal).ToList();
+            _snapshotWaiters.RemoveAll(w => w.Index <= _snapshotIndex);
+        }
+
+        due.ForEach(s => s.TrySetResult());
+    }
+
+    /// <summary>For tests: completes once the log's newest installed snapshot is at or above <paramref name="index"/>.</summary>
+    internal Task WaitForSnapshotAsync(ulong index)
+    {
+        lock (_stateLock)
+        {
+            if (_snapshotIndex >= index)
+            {
+                return Task.CompletedTask;
+            }
+
+            var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _snapshotWaiters.Add((index, signal));
+            return signal.Task;
+        }
     }
 
     private void EnqueueApply(ApplyWork work)
@@ -1331,8 +1389,8 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
                         case RestoreWork restore:
                             await RestoreAsync(restore);
                             break;
-                        case SnapshotRequest:
-                            TakeSnapshotIfDue(force: true);
+                        case SnapshotRequest request:
+                            TakeSnapshotIfDue(request.Force);
                             break;
                         default:
                             throw new InvariantViolationException($"Unknown apply work {item.GetType().Name}.");
@@ -1492,6 +1550,9 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             await captured.DisposeAsync();
             Volatile.Write(ref _snapshotInProgress, 0);
         }
+
+        // Applies meanwhile may have made the next snapshot due; look now rather than at the next apply.
+        EnqueueApply(new SnapshotRequest(Force: false));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1528,7 +1589,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
 
     private sealed record RestoreWork(SnapshotMetadata Metadata, Task Gate) : ApplyWork;
 
-    private sealed record SnapshotRequest : ApplyWork;
+    private sealed record SnapshotRequest(bool Force) : ApplyWork;
 
     /// <summary>The node's side of the transport: everything inbound is queued to the loop, never handled on the transport's thread.</summary>
     private sealed class Receiver(RaftNode<TResult> node) : IRaftMessageReceiver

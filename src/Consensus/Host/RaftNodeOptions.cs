@@ -136,7 +136,12 @@ public sealed record RaftNodeOptions
     /// </summary>
     public RaftOptions Raft { get; init; } = RaftOptions.Default;
 
-    /// <summary>The durable log's settings (WAL, snapshotter, cache). Null means <see cref="DurableRaftLogOptions.Default"/>.</summary>
+    /// <summary>
+    /// The durable log's settings (WAL, snapshotter, entry cache, retained entries). Null means
+    /// <see cref="DurableRaftLogOptions.Default"/>. Where left at their defaults, the node sets the
+    /// log's <see cref="DurableRaftLogOptions.MetricsNodeId"/> to <see cref="NodeId"/>, its clock to
+    /// <see cref="TimeProvider"/> and its logger to <see cref="Logger"/>.
+    /// </summary>
     public DurableRaftLogOptions? Log { get; init; }
 
     /// <summary>

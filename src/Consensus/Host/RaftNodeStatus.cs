@@ -3,8 +3,9 @@ namespace EmbeddedRaft.Consensus.Host;
 /// <summary>A point-in-time description of a <see cref="RaftNode{TResult}"/>, for monitoring and tests. Immutable.</summary>
 public sealed class RaftNodeStatus
 {
-    internal RaftNodeStatus(RaftStatus raft, ulong appliedIndex, ulong persistedIndex, bool isStopped, Exception? stopCause)
+    internal RaftNodeStatus(RaftStatus raft, ulong appliedIndex, ulong persistedIndex, ulong snapshotIndex, bool isStopped, Exception? stopCause)
     {
+        SnapshotIndex = snapshotIndex;
         Raft = raft;
         AppliedIndex = appliedIndex;
         PersistedIndex = persistedIndex;
@@ -23,6 +24,9 @@ public sealed class RaftNodeStatus
 
     /// <summary>The index of the last entry written to this node's log (durable when it had to be).</summary>
     public ulong PersistedIndex { get; }
+
+    /// <summary>The index of the newest snapshot installed in the log (taken by policy and compacted, or received from a leader); 0 when none.</summary>
+    public ulong SnapshotIndex { get; }
 
     /// <summary>True once the node stopped: disposed, or failed (then <see cref="StopCause"/> is set).</summary>
     public bool IsStopped { get; }
