@@ -28,8 +28,8 @@ internal static class ClusterLoadGenerator
         {
             double rawP50 = DiskSyncProbe.MeasureP50Microseconds(root, 2000);
             Console.WriteLine(FormattableString.Invariant($"raw 4 KiB write + fdatasync p50: {rawP50:F0} us ({root})"));
-            Console.WriteLine("| system | in flight | proposals/s | p50 ms | p99 ms | p999 ms | fsyncs/s | entries per fsync |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+            Console.WriteLine("| system | in flight | proposals/s | p50 ms | p99 ms | p999 ms | fsyncs/s | entries per fsync | failed |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (string system in settings.Systems)
             {
                 foreach (int inFlight in settings.InFlight)
@@ -63,6 +63,7 @@ internal static class ClusterLoadGenerator
         Random.Shared.NextBytes(command);
         using var stop = new CancellationTokenSource();
         bool measuring = false;
+        long failures = 0;
         var samples = new List<double>[inFlight];
         var callers = new Task[inFlight];
         for (int i = 0; i < inFlight; i++)
@@ -73,7 +74,18 @@ internal static class ClusterLoadGenerator
                 while (!stop.IsCancellationRequested)
                 {
                     long start = Stopwatch.GetTimestamp();
-                    await cluster.ProposeAsync(command, CancellationToken.None);
+                    try
+                    {
+                        await cluster.ProposeAsync(command, CancellationToken.None);
+                    }
+#pragma warning disable CA1031 // A failed proposal (leadership moved) is counted and reported, not fatal.
+                    catch (Exception)
+#pragma warning restore CA1031
+                    {
+                        Interlocked.Increment(ref failures);
+                        continue;
+                    }
+
                     if (Volatile.Read(ref measuring))
                     {
                         mine.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
@@ -104,17 +116,18 @@ internal static class ClusterLoadGenerator
             P99Ms: Percentile(all, 0.99),
             P999Ms: Percentile(all, 0.999),
             FsyncsPerSecond: fsyncs / elapsedSeconds,
+            Failures: Interlocked.Read(ref failures),
             EntriesPerFsync: fsyncs is > 0 ? (double)applied / fsyncs.Value * 3 : null);
     }
 
     private static double Percentile(double[] sorted, double quantile) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(quantile * sorted.Length))];
 
-    private sealed record LoadResult(double ProposalsPerSecond, double AppliedPerSecond, double P50Ms, double P99Ms, double P999Ms, double? FsyncsPerSecond, double? EntriesPerFsync)
+    private sealed record LoadResult(double ProposalsPerSecond, double AppliedPerSecond, double P50Ms, double P99Ms, double P999Ms, double? FsyncsPerSecond, long Failures, double? EntriesPerFsync)
     {
         public string ToMarkdownRow(string name, int inFlight) => string.Create(
             CultureInfo.InvariantCulture,
-            $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} |");
+            $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} |");
     }
 
     private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds)

@@ -51,8 +51,10 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
             var configuration = new RaftCluster.TcpConfiguration(endpoints[i])
             {
                 ConfigurationStorage = null!,
-                LowerElectionTimeout = 150,
-                UpperElectionTimeout = 300,
+                // Generous, as for RaftNode (1 s): on this shared 2-core machine shorter timeouts
+                // cost elections mid-run.
+                LowerElectionTimeout = 1000,
+                UpperElectionTimeout = 2000,
                 TransmissionBlockSize = 65536,
                 ColdStart = false,
             };
@@ -83,7 +85,17 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
 
     public async ValueTask ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken)
     {
-        await _leader.ReplicateAsync(command, context: null, cancellationToken);
+        var leader = _leader;
+        try
+        {
+            await leader.ReplicateAsync(command, context: null, cancellationToken);
+        }
+        catch (NotLeaderException)
+        {
+            // Leadership moved: find the new leader for the next call; this one counts as failed.
+            await FindLeaderAsync(cancellationToken);
+            throw;
+        }
     }
 
     public async ValueTask DisposeAsync()

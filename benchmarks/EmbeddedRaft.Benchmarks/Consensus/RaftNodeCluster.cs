@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using EmbeddedRaft.Consensus;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Log;
 using EmbeddedRaft.Consensus.Transport;
@@ -69,8 +70,8 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                 TickInterval = TimeSpan.FromMilliseconds(10),
                 Raft = EmbeddedRaft.Consensus.RaftOptions.Default with
                 {
-                    ElectionTimeoutTicks = 20,
-                    HeartbeatTimeoutTicks = 2,
+                    ElectionTimeoutTicks = 100,
+                    HeartbeatTimeoutTicks = 10,
                     MaxInflightMessages = 1024,
                     MaxSizePerMessageBytes = 1024 * 1024,
                     PreVote = true,
@@ -85,8 +86,21 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         return cluster;
     }
 
-    public async ValueTask ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken) =>
-        await _leader.ProposeAsync(command, cancellationToken);
+    public async ValueTask ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken)
+    {
+        var leader = _leader;
+        try
+        {
+            await leader.ProposeAsync(command, cancellationToken);
+        }
+        catch (Exception failure) when (failure is NoLeaderException or ProposalDroppedException)
+        {
+            // Leadership moved (a follower would forward, but not to a leader it does not know):
+            // aim the next calls at the new leader; this one counts as failed.
+            await FindLeaderAsync(cancellationToken);
+            throw;
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
