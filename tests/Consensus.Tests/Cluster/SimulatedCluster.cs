@@ -33,8 +33,11 @@ internal sealed class SimulatedCluster : IDisposable
     private readonly List<string> _trace = [];
     private readonly HashSet<string> _proposed = new(StringComparer.Ordinal);
     private readonly List<AcknowledgedProposal> _acknowledged = [];
+    private readonly Dictionary<string, (ulong Via, int Incarnation, Task<ulong> Task)> _inFlight = new(StringComparer.Ordinal);
     private readonly Dictionary<ulong, IReadOnlyList<AppliedCommand>> _pastHistories = [];
     private readonly Func<ulong, RaftNodeOptions, RaftNodeOptions> _customize;
+    private readonly int _threadId = Environment.CurrentManagedThreadId;
+    private readonly List<string> _offThread = [];
     private int _nextProposal;
 
     public SimulatedCluster(int seed, int size, Func<ulong, RaftNodeOptions, RaftNodeOptions>? customize = null, InProcessNetworkOptions? network = null, int snapshotPaddingBytes = 0)
@@ -168,13 +171,15 @@ internal sealed class SimulatedCluster : IDisposable
         _proposed.Add(command);
         var node = Node(via);
         var bytes = Encoding.UTF8.GetBytes(command);
-        return Scheduler.Run(async () =>
+        var task = Scheduler.Run(async () =>
         {
             ulong index = await node.ProposeAsync(bytes);
             _acknowledged.Add(new AcknowledgedProposal(command, via, index));
             Record($"ack {command} via n{via} at {index}");
             return index;
         });
+        _inFlight[command] = (via, _nodes[via].Incarnation, task);
+        return task;
     }
 
     /// <summary>Proposes through <paramref name="via"/> and runs the cluster until it is applied there, returning the index.</summary>
@@ -207,7 +212,8 @@ internal sealed class SimulatedCluster : IDisposable
 
             if (Time.GetUtcNow() >= deadline)
             {
-                Assert.Fail($"{what}: not done after {limit ?? DefaultLimit} of simulated time (seed {Seed}). Last trace lines:\n{string.Join("\n", _trace.TakeLast(30))}");
+                var stuck = _inFlight.Where(p => !p.Value.Task.IsCompleted).Select(p => $"{p.Key} via n{p.Value.Via} (incarnation {p.Value.Incarnation}{(_nodes[p.Value.Via].Incarnation != p.Value.Incarnation ? ", since stopped" : string.Empty)})").ToList();
+                Assert.Fail($"{what}: not done after {limit ?? DefaultLimit} of simulated time (seed {Seed}). Proposals still pending: {(stuck.Count == 0 ? "none" : string.Join(", ", stuck))}. Last trace lines:\n{string.Join("\n", _trace.TakeLast(30))}");
             }
 
             Time.Advance(StepInterval);
@@ -297,5 +303,36 @@ internal sealed class SimulatedCluster : IDisposable
         _pastHistories[(simulated.Id * 1_000_000) + (ulong)simulated.Incarnation] = [.. simulated.Machine!.History];
     }
 
-    private void Record(string line) => _trace.Add($"{(Time.GetUtcNow() - new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)).TotalMilliseconds:F0}ms {line}");
+    /// <summary>
+    /// Trace events that happened on another thread than the one driving the cluster: work that
+    /// escaped the deterministic scheduler (Task.Run, ConfigureAwait(false) after a real wait, a
+    /// thread-pool timer). Any makes a run timing-dependent.
+    /// </summary>
+    public IReadOnlyList<string> OffThreadEvents
+    {
+        get
+        {
+            lock (_offThread)
+            {
+                return [.. _offThread];
+            }
+        }
+    }
+
+    private void Record(string line)
+    {
+        if (Environment.CurrentManagedThreadId != _threadId)
+        {
+            lock (_offThread)
+            {
+                _offThread.Add(_offThread.Count == 0 ? line + "\n" + Environment.StackTrace : line);
+            }
+
+            return;
+        }
+
+        RecordOnDriverThread(line);
+    }
+
+    private void RecordOnDriverThread(string line) => _trace.Add($"{(Time.GetUtcNow() - new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)).TotalMilliseconds:F0}ms {line}");
 }
