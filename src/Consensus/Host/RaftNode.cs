@@ -84,6 +84,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
     // Owned by the loop.
     private readonly ReadIndexRounds _reads = new();
     private readonly SortedDictionary<ulong, ulong> _ownEntriesByIndex = [];
+    private ulong _maxOwnEntryIndex; // at least the largest key of _ownEntriesByIndex (a cheap bound: SortedDictionary has no O(1) max)
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
     private readonly Queue<SnapshotMetadata> _compactions = new();
@@ -979,6 +980,13 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             // made one at a time).
             while (_persistInFlight is null && _compactions.TryDequeue(out var compaction))
             {
+                if (compaction.Index <= Volatile.Read(ref _snapshotIndex))
+                {
+                    // A leader's newer snapshot was installed while ours was being written: ours
+                    // covers nothing the log still holds.
+                    continue;
+                }
+
                 await _log.CompactAsync(compaction);
                 OnSnapshotInstalled(compaction.Index);
                 RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
@@ -1288,7 +1296,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
         }
 
         var first = entries[0].Index;
-        if (_ownEntriesByIndex.Count > 0 && _ownEntriesByIndex.Keys.Last() >= first)
+        if (_ownEntriesByIndex.Count > 0 && _maxOwnEntryIndex >= first)
         {
             var replaced = _ownEntriesByIndex.Where(p => p.Key >= first).ToList();
             foreach (var (index, requestId) in replaced)
@@ -1311,6 +1319,7 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
             if (e.Type == EntryType.Normal && ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out _) && origin == Id)
             {
                 _ownEntriesByIndex[e.Index] = requestId;
+                _maxOwnEntryIndex = e.Index;
             }
         }
     }

@@ -51,21 +51,12 @@ public sealed record RaftNodeOptions
     /// <summary>Every default; set <see cref="NodeId"/> and <see cref="DataDirectory"/> with a <c>with</c> expression.</summary>
     public static RaftNodeOptions Default { get; } = new();
 
-    /// <summary>This node's id, unique in the cluster and never reused; at least 1. Required.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">0 (ParamName "NodeId").</exception>
-    public ulong NodeId
-    {
-        get;
-        init
-        {
-            if (value == 0)
-            {
-                throw new ArgumentOutOfRangeException(nameof(NodeId), value, $"{nameof(NodeId)} must be at least 1 (0 means \"no node\").");
-            }
-
-            field = value;
-        }
-    }
+    /// <summary>
+    /// This node's id, unique in the cluster and never reused; at least 1. Required: 0 (the
+    /// default, "not set" — a configuration binder writes it back unchanged) is refused by
+    /// <see cref="RaftNode{TResult}.StartAsync"/>.
+    /// </summary>
+    public ulong NodeId { get; init; }
 
     /// <summary>
     /// The voters of a new cluster: used only when the data directory holds no log yet, to
@@ -87,14 +78,18 @@ public sealed record RaftNodeOptions
         }
     }
 
-    /// <summary>The directory of this node's log (its <c>wal</c> and <c>snap</c> subdirectories); the node holds its lock. Required.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">Empty or white space (ParamName "DataDirectory").</exception>
+    /// <summary>
+    /// The directory of this node's log (its <c>wal</c> and <c>snap</c> subdirectories); the node
+    /// holds its lock. Required: empty (the default, "not set") is refused by <see cref="RaftNode{TResult}.StartAsync"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to white space only (ParamName "DataDirectory").</exception>
     public string DataDirectory
     {
         get;
         init
         {
-            if (string.IsNullOrWhiteSpace(value))
+            ArgumentNullException.ThrowIfNull(value, nameof(DataDirectory));
+            if (value.Length > 0 && string.IsNullOrWhiteSpace(value))
             {
                 throw new ArgumentOutOfRangeException(nameof(DataDirectory), value, $"{nameof(DataDirectory)} must be a directory path.");
             }
@@ -132,9 +127,13 @@ public sealed record RaftNodeOptions
     /// <summary>
     /// The Raft core's settings. <see cref="RaftOptions.Id"/> may be left 0 (the node sets it to
     /// <see cref="NodeId"/>); <see cref="RaftOptions.AppliedIndex"/> must be left null (the node
-    /// sets it from the state machine). Default <see cref="RaftOptions.Default"/>.
+    /// sets it from the state machine). Default: every default of <see cref="RaftOptions"/>. Bound from
+    /// configuration, the section must give <c>Raft:Id</c> too (equal to <see cref="NodeId"/>):
+    /// <see cref="RaftOptions"/> refuses an id of 0 when the binder writes it back.
     /// </summary>
-    public RaftOptions Raft { get; init; } = RaftOptions.Default;
+    // A fresh instance, never the shared RaftOptions.Default: a configuration binder binds into
+    // the existing value (through its init setters), which would change the default for everyone.
+    public RaftOptions Raft { get; init; } = new();
 
     /// <summary>
     /// The durable log's settings (WAL, snapshotter, entry cache, retained entries). Null means

@@ -27,6 +27,11 @@ namespace EmbeddedRaft.Consensus.Log;
 /// commit going backwards, a committed entry overwritten, a marker that disagrees with the entries)
 /// is refused with a <see cref="CorruptionException"/> naming the segment file and offset of the
 /// offending record. A torn tail is cut by the write-ahead log and logged.</para>
+/// <para>Retained entries. <see cref="CompactAsync"/> keeps <see cref="DurableRaftLogOptions.RetainedEntries"/>
+/// entries below the snapshot so that slightly slow followers get entries rather than the snapshot;
+/// a reopened log starts right after its snapshot (<see cref="FirstIndex"/> is the snapshot index
+/// + 1), as etcd's does, because <see cref="RawNode"/> takes <c>FirstIndex - 1</c> as the applied
+/// index when the host passes none.</para>
 /// <para>Memory. Every entry keeps a small slot (term, size, type, position in the write-ahead log);
 /// the entries themselves stay in memory only for the newest <see cref="DurableRaftLogOptions.CachedEntryBytes"/>.
 /// <see cref="Entries"/> reads older ones back from the write-ahead log by position (the same bytes).</para>
@@ -73,6 +78,12 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             LogLevel.Information,
             new EventId(3, "Opened"),
             "Raft log '{Directory}' opened: {EntryCount} entries after the snapshot or compaction point, {CachedBytes} bytes of them cached.");
+
+    private static readonly Action<ILogger, string, ulong, Exception?> s_logUninstalledDeleted =
+        LoggerMessage.Define<string, ulong>(
+            LogLevel.Information,
+            new EventId(4, "UninstalledSnapshotDeleted"),
+            "Deleted '{Path}': a snapshot received but never installed (the log's snapshot is at index {InstalledIndex}).");
 
     private readonly Lock _lock = new();
     private readonly IFileSystem _fileSystem;
@@ -147,6 +158,18 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>For tests: the bytes of entries held in memory now.</summary>
+    internal long CachedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _table.CachedBytes;
+            }
+        }
+    }
+
     /// <summary>The directory holding <c>wal/</c> and <c>snap/</c>.</summary>
     public string Directory => _directory;
 
@@ -156,7 +179,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     /// </summary>
     /// <exception cref="StorageLockedException">Another open log uses the directory.</exception>
     /// <exception cref="CorruptionException">The log contradicts its hard state or snapshot, a record does not decode, or write-ahead-log damage a torn write cannot explain; names the file and offset. Nothing is repaired then.</exception>
-    /// <exception cref="ArgumentException">The nested write-ahead-log options break a rule between options.</exception>
+    /// <exception cref="ArgumentException">The options break a rule between options (the snapshotter must keep at least 2 files; the write-ahead log's own rules).</exception>
     /// <exception cref="IOException">The file system failed.</exception>
     public static async ValueTask<DurableRaftLog> OpenAsync(
         IFileSystem fileSystem,
@@ -167,6 +190,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= DurableRaftLogOptions.Default;
+        options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
 
         fileSystem.CreateDirectory(directory);
@@ -196,6 +220,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             var replayed = LogReplay.Replay(wal, SegmentPathResolver(wal), anchored: ParseSegmentSequence(segmentPaths[0]) == 0);
             log = new DurableRaftLog(fileSystem, directory, options, directoryLock, wal, snapshotter, metrics, replayed);
             await log.ChooseSnapshotAsync(replayed.Markers, cancellationToken).ConfigureAwait(false);
+            await log.DeleteUninstalledSnapshotsAsync(cancellationToken).ConfigureAwait(false);
             log.FillCacheFromLog();
             s_logOpened(logger, directory, log._table.Count, log._table.CachedBytes, null);
             return log;
@@ -469,7 +494,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             }
 
             ThrowIfDataMissing(metadata);
-            var marker = new SnapshotMarker(SnapshotMarkerKind.Installed, metadata, metadata.Index, metadata.Term);
+            var marker = new SnapshotMarker(SnapshotMarkerKind.Installed, metadata, metadata.Index, metadata.Term, metadata.Index);
             lock (_lock)
             {
                 _isEmpty = false;
@@ -527,7 +552,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 
                 ulong retained = Math.Min(metadata.Index, _options.RetainedEntries);
                 ulong compactIndex = Math.Max(_table.Offset, metadata.Index - retained);
-                marker = new SnapshotMarker(SnapshotMarkerKind.Compacted, metadata, compactIndex, _table.TermAt(compactIndex));
+                marker = new SnapshotMarker(SnapshotMarkerKind.Compacted, metadata, compactIndex, _table.TermAt(compactIndex), _table.LastIndex);
                 hardState = _hardState;
             }
 
@@ -993,6 +1018,14 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 
                     lock (_lock)
                     {
+                        // The reopened log starts right after its snapshot, as etcd's does: RawNode
+                        // takes FirstIndex - 1 as the applied index when the host passes none, and
+                        // the retained tail below the snapshot would be applied a second time.
+                        if (metadata.Index > _table.Offset)
+                        {
+                            _table.CompactTo(metadata.Index, metadata.Term);
+                        }
+
                         _newestSnapshot = metadata;
                         _appliedIndex = metadata.Index;
                         _snapshotLoadedAtOpen = loaded;
@@ -1023,6 +1056,32 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 firstPath!,
                 firstOffset,
                 $"The log starts from the snapshot at index {newest.Marker.Metadata.Index} (marker in '{SegmentPath(newest.Position.Sequence)}' at offset {newest.Position.Offset}), but {firstProblem}, and no older snapshot with the entries after it remains.");
+        }
+    }
+
+    /// <summary>
+    /// Deletes the snapshot files newer than the log's snapshot: received from a leader but never
+    /// installed (no marker), they are useless after a restart (the leader sends a fresh one), and
+    /// left in place they would count against the snapshotter's retention and push the installed
+    /// snapshot's file out.
+    /// </summary>
+    private async ValueTask DeleteUninstalledSnapshotsAsync(CancellationToken cancellationToken)
+    {
+        ulong installed = SnapshotUnsynchronized().Index;
+        bool deleted = false;
+        foreach (var path in await _snapshotter.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (TryParseSnapshotFileName(Path.GetFileName(path), out _, out ulong index) && index > installed)
+            {
+                _fileSystem.DeleteFile(path);
+                deleted = true;
+                s_logUninstalledDeleted(_options.Logger, path, installed, null);
+            }
+        }
+
+        if (deleted)
+        {
+            _fileSystem.SyncDirectory(_snapshotDirectory);
         }
     }
 

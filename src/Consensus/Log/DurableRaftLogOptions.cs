@@ -49,7 +49,7 @@ public sealed record DurableRaftLogOptions
         }
     } = WalOptions.Default;
 
-    /// <summary>Options of the snapshotter in <c>{directory}/snap</c>; its <see cref="SnapshotOptions.RetainCount"/> bounds how many snapshot files are kept. Default <see cref="SnapshotOptions.Default"/>.</summary>
+    /// <summary>Options of the snapshotter in <c>{directory}/snap</c>; its <see cref="SnapshotOptions.RetainCount"/> bounds how many snapshot files are kept and must be at least 2 (checked by <see cref="DurableRaftLog.OpenAsync"/>). Default <see cref="SnapshotOptions.Default"/>.</summary>
     /// <exception cref="ArgumentNullException">Set to null (ParamName "Snapshots").</exception>
     public SnapshotOptions Snapshots
     {
@@ -143,4 +143,14 @@ public sealed record DurableRaftLogOptions
             field = value;
         }
     } = NullLogger.Instance;
+
+    /// <summary>Checks the rules between options; called by <see cref="DurableRaftLog.OpenAsync"/>.</summary>
+    /// <exception cref="ArgumentException"><see cref="Snapshots"/> keeps fewer than 2 snapshot files: saving the data of the next snapshot would delete the installed one before the next marker names its successor, and a crash in between would leave the log without its snapshot.</exception>
+    internal void Validate()
+    {
+        if (Snapshots.RetainCount < 2)
+        {
+            throw new ArgumentException($"{nameof(Snapshots)}.{nameof(SnapshotOptions.RetainCount)} is {Snapshots.RetainCount}; the Raft log needs at least 2, so that saving the next snapshot's data never deletes the installed one before its marker is replaced.", nameof(Snapshots));
+        }
+    }
 }

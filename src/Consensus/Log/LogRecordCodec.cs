@@ -15,8 +15,8 @@ internal static class LogRecordCodec
     /// <summary>The version byte that starts a snapshot marker payload.</summary>
     public const byte MarkerVersion = 1;
 
-    /// <summary>Version, kind, compact index (u64 LE), compact term (u64 LE), then the snapshot metadata.</summary>
-    private const int MarkerFixedSizeBytes = 1 + 1 + 8 + 8;
+    /// <summary>Version, kind, compact index (u64 LE), compact term (u64 LE), last index (u64 LE), then the snapshot metadata.</summary>
+    private const int MarkerFixedSizeBytes = 1 + 1 + 8 + 8 + 8;
 
     public static byte[] EncodeMarker(SnapshotMarker marker)
     {
@@ -26,6 +26,7 @@ internal static class LogRecordCodec
         buffer[1] = (byte)marker.Kind;
         BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(2), marker.CompactIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(10), marker.CompactTerm);
+        BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(18), marker.LastIndex);
         metadata.CopyTo(buffer.AsSpan(MarkerFixedSizeBytes));
         return buffer;
     }
@@ -51,18 +52,19 @@ internal static class LogRecordCodec
 
         ulong compactIndex = BinaryPrimitives.ReadUInt64LittleEndian(payload[2..]);
         ulong compactTerm = BinaryPrimitives.ReadUInt64LittleEndian(payload[10..]);
+        ulong lastIndex = BinaryPrimitives.ReadUInt64LittleEndian(payload[18..]);
         var metadata = MessageCodec.DecodeSnapshotMetadata(payload[MarkerFixedSizeBytes..]);
-        if (compactIndex > metadata.Index)
+        if (compactIndex > metadata.Index || metadata.Index > lastIndex)
         {
-            throw new MessageFormatException($"The compact index {compactIndex} is beyond the snapshot index {metadata.Index}.", 2);
+            throw new MessageFormatException($"The compact index {compactIndex}, snapshot index {metadata.Index} and last index {lastIndex} are out of order.", 2);
         }
 
-        if (kind == SnapshotMarkerKind.Installed && (compactIndex != metadata.Index || compactTerm != metadata.Term))
+        if (kind == SnapshotMarkerKind.Installed && (compactIndex != metadata.Index || compactTerm != metadata.Term || lastIndex != metadata.Index))
         {
-            throw new MessageFormatException($"An installed snapshot's marker must compact to the snapshot itself ({metadata.Index}/{metadata.Term}), not {compactIndex}/{compactTerm}.", 2);
+            throw new MessageFormatException($"An installed snapshot's marker must compact to the snapshot itself ({metadata.Index}/{metadata.Term}), not {compactIndex}/{compactTerm} with last index {lastIndex}.", 2);
         }
 
-        return new SnapshotMarker(kind, metadata, compactIndex, compactTerm);
+        return new SnapshotMarker(kind, metadata, compactIndex, compactTerm, lastIndex);
     }
 
     /// <summary>The initial configuration, as snapshot metadata at index 0 (the state of a log before its first entry).</summary>

@@ -17,8 +17,10 @@ namespace EmbeddedRaft.Consensus.Log;
 /// that entry and every later one.</para>
 /// <para>Released segments. Once <see cref="DurableRaftLog.CompactAsync"/> has released the
 /// oldest segments, the log no longer starts at its first record: replay is then "unanchored"
-/// until its first snapshot marker, which says where the log starts (compact index and term), so no
-/// released entry is needed. Before that marker, an entry below the first one seen re-bases the
+/// until the first snapshot marker whose kept entries are all still there (an older marker may
+/// precede it in the oldest segment, its kept entries partly released by a later compaction: it is
+/// only remembered); that marker says where the log starts (compact index and term), so no released
+/// entry is needed. Before it, an entry below the first one seen re-bases the
 /// table there (live, it overwrote entries that were all released), and nothing can be checked
 /// against the log's start. A log whose oldest segment is not the first (sequence 0) and holds no
 /// marker has lost segments.</para>
@@ -125,14 +127,28 @@ internal static class LogReplay
                         }
                         else
                         {
-                            if (!anchored && (!sawEntry || marker.CompactIndex < table.Offset))
+                            // The kept entries (C, L] were all written before the marker.
+                            bool keptEntriesPresent = sawEntry
+                                ? marker.CompactIndex >= table.Offset && marker.LastIndex == table.LastIndex
+                                : marker.CompactIndex == marker.LastIndex;
+                            if (!anchored && !keptEntriesPresent)
                             {
-                                throw Corrupt(position, $"The first snapshot marker left compacts to index {marker.CompactIndex}, but the oldest segment's entries start at {(sawEntry ? table.Offset + 1 : 0)}: segments that hold entries the marker keeps are missing.");
+                                // An older marker than the one whose compaction released the segments
+                                // before this one: some entries it kept were released since. A later
+                                // marker says where the log starts.
+                                snapshotIndex = metadata.Index;
+                                markers.Add((marker, position));
+                                break;
                             }
 
-                            if (marker.CompactIndex < table.Offset || metadata.Index > table.LastIndex)
+                            if (!anchored && !sawEntry)
                             {
-                                throw Corrupt(position, $"The snapshot marker at index {metadata.Index} (compacting to {marker.CompactIndex}) does not lie within the log ({table.Offset}, {table.LastIndex}].");
+                                table.Reset(marker.CompactIndex, marker.CompactTerm);
+                            }
+
+                            if (marker.CompactIndex < table.Offset || marker.LastIndex != table.LastIndex)
+                            {
+                                throw Corrupt(position, $"The snapshot marker at index {metadata.Index} (keeping entries ({marker.CompactIndex}, {marker.LastIndex}]) does not match the log ({table.Offset}, {table.LastIndex}].");
                             }
 
                             if (metadata.Index > table.Offset && table.TermAt(metadata.Index) != metadata.Term)

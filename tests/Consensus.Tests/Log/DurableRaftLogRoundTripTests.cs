@@ -104,7 +104,7 @@ public sealed class DurableRaftLogRoundTripTests
     }
 
     [Test]
-    public async Task ASnapshotFileWithoutAMarkerIsIgnoredAtOpen()
+    public async Task ASnapshotFileWithoutAMarkerIsIgnoredAndDeletedAtOpen()
     {
         var disk = new FaultInjectingFileSystem(7);
         await using (var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, Options()))
@@ -117,5 +117,15 @@ public sealed class DurableRaftLogRoundTripTests
         await using var reopened = await DurableRaftLog.OpenAsync(disk, LogDirectory, Options());
         Assert.That(reopened.NewestSnapshot, Is.Null);
         Assert.That(reopened.LastIndex(), Is.EqualTo(5));
+        Assert.That(disk.ListFiles(LogDirectory + "/snap").Where(f => f.EndsWith(".snap", StringComparison.Ordinal)), Is.Empty, "it would count against the retention and push out the installed snapshot");
+        Assert.That(async () => await reopened.OpenSnapshotDataAsync(50), Throws.TypeOf<FileNotFoundException>());
+    }
+
+    [Test]
+    public void ASnapshotterKeepingFewerThanTwoFilesIsRefused()
+    {
+        var options = Options() with { Snapshots = new Storage.Snapshots.SnapshotOptions { RetainCount = 1 } };
+
+        Assert.That(async () => await DurableRaftLog.OpenAsync(new FaultInjectingFileSystem(8), LogDirectory, options), Throws.ArgumentException.With.Property("ParamName").EqualTo("Snapshots"));
     }
 }
