@@ -14,6 +14,31 @@ public sealed class FaultInjectingFileSystemTests
     private static readonly byte[] s_sector = Enumerable.Repeat((byte)0xAB, FaultInjectingFileSystem.SectorSizeBytes).ToArray();
 
     [Test]
+    public void OpenFilesListsEveryHandleUntilItIsDisposedAndARestartForgetsTheDeadOnes()
+    {
+        var fs = NewDiskWithDirectory(seed: 1);
+        var first = fs.Open("/d/a", FileOpenMode.CreateNew);
+        using (fs.Open("/d/b", FileOpenMode.CreateNew))
+        {
+            Assert.That(fs.OpenFiles, Is.EqualTo(new[] { "/d/a", "/d/b" }));
+        }
+
+        Assert.That(fs.OpenFiles, Is.EqualTo(new[] { "/d/a" }));
+        first.Dispose();
+        Assert.That(fs.OpenFiles, Is.Empty);
+
+        _ = fs.Open("/d/a", FileOpenMode.OpenExisting);
+        using (fs.AcquireExclusiveLock("/d/lock"))
+        {
+            Assert.That(fs.IsLocked("/d/lock"), Is.True);
+            fs.Restart();
+        }
+
+        Assert.That(fs.OpenFiles, Is.Empty, "handles opened before a restart are dead, not open");
+        Assert.That(fs.IsLocked("/d/lock"), Is.False);
+    }
+
+    [Test]
     public void FlushedWritesSurviveACrash()
     {
         var fs = NewDiskWithDirectory(seed: 1);

@@ -34,6 +34,7 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     private readonly Dictionary<string, DirectoryState> _entries = new(StringComparer.Ordinal);
     private readonly HashSet<string> _heldLocks = new(StringComparer.Ordinal);
     private readonly Random _random;
+    private readonly HashSet<FaultStorageFile> _openFiles = [];
     private long _nextInodeId;
     private int _epoch;
     private bool _crashed;
@@ -80,6 +81,31 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     /// </summary>
     public Action<FaultOperationKind, string>? BeforeEntering { get; set; }
 
+    /// <summary>
+    /// Paths of the handles opened since the last <see cref="Restart"/> and not yet disposed (a
+    /// restart forgets the handles opened before it: they are dead). An owner that was disposed
+    /// must leave none here.
+    /// </summary>
+    public IReadOnlyList<string> OpenFiles
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _openFiles.Select(f => f.Path).OrderBy(p => p, StringComparer.Ordinal).ToList();
+            }
+        }
+    }
+
+    /// <summary>True while some process holds the exclusive lock on <paramref name="lockFilePath"/>.</summary>
+    public bool IsLocked(string lockFilePath)
+    {
+        lock (_gate)
+        {
+            return _heldLocks.Contains(Normalize(lockFilePath));
+        }
+    }
+
     /// <summary>True between a crash and the next <see cref="Restart"/>.</summary>
     public bool IsCrashed
     {
@@ -117,6 +143,7 @@ public sealed class FaultInjectingFileSystem : IFileSystem
             RestartCount++;
             OperationCount = 0;
             _heldLocks.Clear();
+            _openFiles.Clear();
 
             // Resolve each file exactly once, in creation order, so the outcome depends on the seed only.
             var resolved = new HashSet<Inode>();
@@ -207,7 +234,9 @@ public sealed class FaultInjectingFileSystem : IFileSystem
                     throw new ArgumentOutOfRangeException(nameof(mode), mode, "Unknown file open mode.");
             }
 
-            return new FaultStorageFile(this, inode, path, _epoch, readOnly: mode == FileOpenMode.ReadOnly);
+            var file = new FaultStorageFile(this, inode, path, _epoch, readOnly: mode == FileOpenMode.ReadOnly);
+            _openFiles.Add(file);
+            return file;
         }
     }
 
@@ -339,6 +368,14 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     // ---- Called by FaultStorageFile, always under _gate. ----
 
     internal object Gate => _gate;
+
+    internal void Closed(FaultStorageFile file)
+    {
+        lock (_gate)
+        {
+            _openFiles.Remove(file);
+        }
+    }
 
     internal void CheckHandleUnsynchronized(int epoch, string path)
     {

@@ -120,7 +120,11 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
         }
     }
 
-    public void Dispose() => _disposed = true;
+    public void Dispose()
+    {
+        _disposed = true;
+        fileSystem.Closed(this);
+    }
 
     private void Check()
     {

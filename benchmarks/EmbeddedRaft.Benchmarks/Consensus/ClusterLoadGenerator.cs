@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using EmbeddedRaft.Benchmarks.Wal;
+
+namespace EmbeddedRaft.Benchmarks.Consensus;
+
+/// <summary>
+/// The whole-cluster load generator (a console mode, not BenchmarkDotNet: closed-loop latency
+/// percentiles need every sample). For each system and each concurrency it starts a fresh
+/// three-node cluster on the real disk (a directory per node under the temp path), runs that many
+/// closed-loop callers each proposing 1 KiB commands one after another for a fixed time after a
+/// warm-up, and prints throughput, p50/p99/p999 latency, fsyncs/s and entries per fsync; first,
+/// the disk's raw 4 KiB write + fdatasync p50.
+/// </summary>
+/// <remarks>
+/// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
+/// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]</c>
+/// </remarks>
+internal static class ClusterLoadGenerator
+{
+    private const int CommandBytes = 1024;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var settings = Settings.Parse(args);
+        string root = BenchmarkDirectory.Create("cluster-load");
+        try
+        {
+            double rawP50 = DiskSyncProbe.MeasureP50Microseconds(root, 2000);
+            Console.WriteLine(FormattableString.Invariant($"raw 4 KiB write + fdatasync p50: {rawP50:F0} us ({root})"));
+            Console.WriteLine("| system | in flight | proposals/s | p50 ms | p99 ms | p999 ms | fsyncs/s | entries per fsync | failed |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (string system in settings.Systems)
+            {
+                foreach (int inFlight in settings.InFlight)
+                {
+                    string directory = Path.Combine(root, $"{system}-{inFlight}");
+                    Directory.CreateDirectory(directory);
+                    await using var cluster = await StartAsync(system, directory);
+                    var result = await RunOneAsync(cluster, inFlight, settings);
+                    Console.WriteLine(result.ToMarkdownRow(cluster.Name, inFlight));
+                }
+            }
+
+            return 0;
+        }
+        finally
+        {
+            BenchmarkDirectory.Delete(root);
+        }
+    }
+
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory) => system switch
+    {
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None),
+        "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None),
+        _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
+    };
+
+    private static async Task<LoadResult> RunOneAsync(IClusterUnderLoad cluster, int inFlight, Settings settings)
+    {
+        var command = new byte[CommandBytes];
+        Random.Shared.NextBytes(command);
+        using var stop = new CancellationTokenSource();
+        bool measuring = false;
+        long failures = 0;
+        var samples = new List<double>[inFlight];
+        var callers = new Task[inFlight];
+        for (int i = 0; i < inFlight; i++)
+        {
+            var mine = samples[i] = new List<double>(1024);
+            callers[i] = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    try
+                    {
+                        await cluster.ProposeAsync(command, CancellationToken.None);
+                    }
+#pragma warning disable CA1031 // A failed proposal (leadership moved) is counted and reported, not fatal.
+                    catch (Exception)
+#pragma warning restore CA1031
+                    {
+                        Interlocked.Increment(ref failures);
+                        continue;
+                    }
+
+                    if (Volatile.Read(ref measuring))
+                    {
+                        mine.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                    }
+                }
+            });
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(settings.WarmupSeconds));
+        long appliedBefore = cluster.AppliedCommands;
+        long? fsyncsBefore = cluster.Fsyncs;
+        var clock = Stopwatch.StartNew();
+        Volatile.Write(ref measuring, true);
+        await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
+        Volatile.Write(ref measuring, false);
+        double elapsedSeconds = clock.Elapsed.TotalSeconds;
+        long applied = cluster.AppliedCommands - appliedBefore;
+        long? fsyncs = cluster.Fsyncs - fsyncsBefore;
+        await stop.CancelAsync();
+        await Task.WhenAll(callers);
+
+        var all = samples.SelectMany(s => s).ToArray();
+        Array.Sort(all);
+        return new LoadResult(
+            ProposalsPerSecond: all.Length / elapsedSeconds,
+            AppliedPerSecond: applied / elapsedSeconds,
+            P50Ms: Percentile(all, 0.50),
+            P99Ms: Percentile(all, 0.99),
+            P999Ms: Percentile(all, 0.999),
+            FsyncsPerSecond: fsyncs / elapsedSeconds,
+            Failures: Interlocked.Read(ref failures),
+            EntriesPerFsync: fsyncs is > 0 ? (double)applied / fsyncs.Value * 3 : null);
+    }
+
+    private static double Percentile(double[] sorted, double quantile) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(quantile * sorted.Length))];
+
+    private sealed record LoadResult(double ProposalsPerSecond, double AppliedPerSecond, double P50Ms, double P99Ms, double P999Ms, double? FsyncsPerSecond, long Failures, double? EntriesPerFsync)
+    {
+        public string ToMarkdownRow(string name, int inFlight) => string.Create(
+            CultureInfo.InvariantCulture,
+            $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} |");
+    }
+
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds)
+    {
+        public static Settings Parse(string[] args)
+        {
+            var settings = new Settings(["raftnode", "dotnext"], [1, 16, 256, 1024], 10, 2);
+            for (int i = 0; i + 1 < args.Length; i += 2)
+            {
+                string value = args[i + 1];
+                settings = args[i] switch
+                {
+                    "--systems" => settings with { Systems = value.Split(',') },
+                    "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
+                    "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    _ => throw new ArgumentException($"Unknown option {args[i]}."),
+                };
+            }
+
+            return settings;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+using System.Diagnostics.Metrics;
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Consensus.Log;
+using EmbeddedRaft.Consensus.Transport;
+
+namespace EmbeddedRaft.Benchmarks.Consensus;
+
+/// <summary>
+/// Three <see cref="RaftNode{TResult}"/>s in this process over an <see cref="InProcessNetwork"/>
+/// (perfect links), each with its own data directory (WAL + snapshots) on the real disk and a
+/// counting state machine; the load goes to the leader's <see cref="RaftNode{TResult}.ProposeAsync"/>,
+/// which returns once the command is applied on the leader (after a synced WAL write on a quorum).
+/// fsyncs are counted from the storage meter (<c>embeddedraft.storage.fsync.duration</c>, one
+/// measurement per flush) over all three nodes.
+/// </summary>
+internal sealed class RaftNodeCluster : IClusterUnderLoad
+{
+    private readonly RaftNode<long>[] _nodes;
+    private readonly CountingStateMachine[] _machines;
+    private readonly InProcessNetwork _network;
+    private readonly MeterListener _fsyncListener;
+    private readonly long[] _fsyncs;
+    private RaftNode<long> _leader;
+    private CountingStateMachine _leaderMachine;
+
+    private RaftNodeCluster(RaftNode<long>[] nodes, CountingStateMachine[] machines, InProcessNetwork network, MeterListener fsyncListener, long[] fsyncs)
+    {
+        _fsyncs = fsyncs;
+        _nodes = nodes;
+        _machines = machines;
+        _network = network;
+        _fsyncListener = fsyncListener;
+        _leader = nodes[0];
+        _leaderMachine = machines[0];
+    }
+
+    public string Name => "EmbeddedRaft RaftNode (InProcessNetwork)";
+
+    public long AppliedCommands => _leaderMachine.AppliedCommands;
+
+    public long? Fsyncs => Interlocked.Read(ref _fsyncs[0]);
+
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken)
+    {
+        var listener = new MeterListener();
+        var fsyncs = new long[1];
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == DurableRaftLog.MeterName && instrument.Name == "embeddedraft.storage.fsync.duration")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Increment(ref fsyncs[0]));
+        listener.Start();
+
+        var network = new InProcessNetwork();
+        ulong[] voters = [1, 2, 3];
+        var nodes = new RaftNode<long>[3];
+        var machines = new CountingStateMachine[3];
+        for (int i = 0; i < 3; i++)
+        {
+            machines[i] = new CountingStateMachine();
+            var options = new RaftNodeOptions
+            {
+                NodeId = voters[i],
+                InitialVoters = voters,
+                DataDirectory = Path.Combine(rootDirectory, $"raftnode-{i + 1}"),
+                TickInterval = TimeSpan.FromMilliseconds(10),
+                Raft = EmbeddedRaft.Consensus.RaftOptions.Default with
+                {
+                    ElectionTimeoutTicks = 100,
+                    HeartbeatTimeoutTicks = 10,
+                    MaxInflightMessages = 1024,
+                    MaxSizePerMessageBytes = 1024 * 1024,
+                    PreVote = true,
+                    CheckQuorum = true,
+                },
+            };
+            nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], network.CreateTransport(voters[i]), cancellationToken);
+        }
+
+        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs);
+        await cluster.FindLeaderAsync(cancellationToken);
+        return cluster;
+    }
+
+    public async ValueTask ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken)
+    {
+        var leader = _leader;
+        try
+        {
+            await leader.ProposeAsync(command, cancellationToken);
+        }
+        catch (Exception failure) when (failure is NoLeaderException or ProposalDroppedException)
+        {
+            // Leadership moved (a follower would forward, but not to a leader it does not know):
+            // aim the next calls at the new leader; this one counts as failed.
+            await FindLeaderAsync(cancellationToken);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var node in _nodes)
+        {
+            await node.DisposeAsync();
+        }
+
+        _network.Dispose();
+        _fsyncListener.Dispose();
+    }
+
+    private async Task FindLeaderAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        await foreach (var change in _nodes[0].LeaderChanges(timeout.Token))
+        {
+            if (change.LeaderId != 0)
+            {
+                int index = Array.FindIndex(_nodes, n => n.Id == change.LeaderId);
+                _leader = _nodes[index];
+                _leaderMachine = _machines[index];
+                return;
+            }
+        }
+    }
+}
