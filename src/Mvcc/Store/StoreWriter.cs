@@ -27,7 +27,14 @@ internal sealed class StoreWriter
 {
     private readonly StoreState _state;
     private readonly object _queueGate = new();
-    private readonly Queue<WriteOp> _queue = new();
+
+    // Requests go into _queue under _queueGate; the writer swaps the whole queue out into _taken
+    // (writer thread only) in one lock and works through it without the lock, so callers and the
+    // writer meet once per drain rather than twice per request. Order is kept: _taken is always
+    // empty before the next swap.
+    private Queue<WriteOp> _queue = new();
+    private Queue<WriteOp> _taken = new();
+    private bool _writerWaiting;
     private readonly Queue<CompactionJob> _compactions = new();
     private readonly List<WriteOp> _awaitingCommit = [];
     private readonly Thread _thread;
@@ -67,7 +74,10 @@ internal sealed class StoreWriter
             }
 
             _queue.Enqueue(op);
-            Monitor.Pulse(_queueGate);
+            if (_writerWaiting)
+            {
+                Monitor.Pulse(_queueGate);
+            }
         }
 
         return op.Completion.Task;
@@ -164,6 +174,11 @@ internal sealed class StoreWriter
 
     private WriteOp? Take()
     {
+        if (_taken.Count > 0)
+        {
+            return _taken.Dequeue();
+        }
+
         lock (_queueGate)
         {
             while (_queue.Count == 0)
@@ -181,7 +196,7 @@ internal sealed class StoreWriter
                         return null;
                     }
 
-                    Monitor.Wait(_queueGate, remaining);
+                    WaitForRequest(remaining);
                     continue;
                 }
 
@@ -190,15 +205,36 @@ internal sealed class StoreWriter
                     return null;
                 }
 
-                Monitor.Wait(_queueGate);
+                WaitForRequest(Timeout.InfiniteTimeSpan);
             }
 
-            return _queue.Dequeue();
+            (_queue, _taken) = (_taken, _queue);
+        }
+
+        return _taken.Dequeue();
+    }
+
+    /// <summary>Waits (holding <see cref="_queueGate"/>) for <see cref="Enqueue"/> to pulse; it pulses only while this waits.</summary>
+    private void WaitForRequest(TimeSpan timeout)
+    {
+        _writerWaiting = true;
+        try
+        {
+            Monitor.Wait(_queueGate, timeout);
+        }
+        finally
+        {
+            _writerWaiting = false;
         }
     }
 
     private bool QueueIsEmpty()
     {
+        if (_taken.Count > 0)
+        {
+            return false;
+        }
+
         lock (_queueGate)
         {
             return _queue.Count == 0;
