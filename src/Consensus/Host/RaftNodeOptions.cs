@@ -146,7 +146,12 @@ public sealed record RaftNodeOptions
     /// <summary>
     /// Where the node's loop, apply pipeline and background work run. Null (the default) means
     /// the thread pool. Set a single-threaded scheduler for deterministic runs: the node then
-    /// starts every task on it and never leaves it (no <c>Task.Run</c>, no <c>ConfigureAwait(false)</c>).
+    /// starts every task on it and never leaves it (no <c>Task.Run</c>, no <c>ConfigureAwait(false)</c>
+    /// in the node, its durable log or the snapshotter). The state machine and transport it is given
+    /// should not leave it either: the node resumes on the scheduler after awaiting them, but an
+    /// <see cref="IStateMachine{TResult}"/> or <see cref="Transport.IRaftTransport"/> that awaits with
+    /// <c>ConfigureAwait(false)</c> runs its own remaining work on the thread pool, and such a run
+    /// depends on timing.
     /// </summary>
     public TaskScheduler? Scheduler { get; init; }
 

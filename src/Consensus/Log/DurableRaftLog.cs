@@ -52,6 +52,12 @@ namespace EmbeddedRaft.Consensus.Log;
 /// never retried, since the kernel may have dropped the dirty pages): that call and every later
 /// mutating call throw <see cref="StorageFaultedException"/> whose inner exception is the first
 /// failure. Dispose and reopen; opening recovers exactly what was durable.</para>
+/// <para>Scheduling. No await here uses <c>ConfigureAwait(false)</c>: when an await really waits (the
+/// snapshotter's gate, snapshot data arriving from a transfer), the rest of the call resumes on the
+/// caller's <see cref="TaskScheduler.Current"/>, so a <see cref="Host.RaftNode{TResult}"/> on a
+/// single-threaded scheduler does every write, flush and rename on that scheduler and a run on a
+/// deterministic scheduler is a function of its inputs. Under <see cref="TaskScheduler.Default"/>
+/// with no synchronization context this costs nothing.</para>
 /// </remarks>
 public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 {
@@ -220,8 +226,8 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             var segmentPaths = wal.SegmentPaths;
             var replayed = LogReplay.Replay(wal, SegmentPathResolver(wal), anchored: ParseSegmentSequence(segmentPaths[0]) == 0);
             log = new DurableRaftLog(fileSystem, directory, options, directoryLock, wal, snapshotter, metrics, replayed);
-            await log.ChooseSnapshotAsync(replayed.Markers, cancellationToken).ConfigureAwait(false);
-            await log.DeleteUninstalledSnapshotsAsync(replayed.Markers, cancellationToken).ConfigureAwait(false);
+            await log.ChooseSnapshotAsync(replayed.Markers, cancellationToken);
+            await log.DeleteUninstalledSnapshotsAsync(replayed.Markers, cancellationToken);
             log.FillCacheFromLog();
             s_logOpened(logger, directory, log._table.Count, log._table.CachedBytes, null);
             return log;
@@ -230,18 +236,18 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         {
             if (log is not null)
             {
-                await log.DisposeAsync().ConfigureAwait(false);
+                await log.DisposeAsync();
             }
             else
             {
                 if (snapshotter is not null)
                 {
-                    await snapshotter.DisposeAsync().ConfigureAwait(false);
+                    await snapshotter.DisposeAsync();
                 }
 
                 if (wal is not null)
                 {
-                    await wal.DisposeAsync().ConfigureAwait(false);
+                    await wal.DisposeAsync();
                 }
 
                 directoryLock.Dispose();
@@ -283,7 +289,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 _bootstrapConfiguration = initial;
             }
 
-            await WriteAsync(LogRecordType.Bootstrap, LogRecordCodec.EncodeBootstrap(initial), 0, sync: true).ConfigureAwait(false);
+            await WriteAsync(LogRecordType.Bootstrap, LogRecordCodec.EncodeBootstrap(initial), 0, sync: true);
         }
         finally
         {
@@ -380,7 +386,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                     {
                         MessageCodec.EncodeEntryInto(entry, buffer);
                         bytes += length;
-                        position = await _wal.AppendAsync((byte)LogRecordType.Entry, buffer.AsMemory(0, length), entry.Index, sync: false, CancellationToken.None).ConfigureAwait(false);
+                        position = await _wal.AppendAsync((byte)LogRecordType.Entry, buffer.AsMemory(0, length), entry.Index, sync: false, CancellationToken.None);
                     }
                     finally
                     {
@@ -399,13 +405,13 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 {
                     var payload = MessageCodec.EncodeHardState(state);
                     bytes += payload.Length;
-                    await _wal.AppendAsync((byte)LogRecordType.HardState, payload, 0, sync: false, CancellationToken.None).ConfigureAwait(false);
+                    await _wal.AppendAsync((byte)LogRecordType.HardState, payload, 0, sync: false, CancellationToken.None);
                 }
 
                 _metrics.RecordWalBytes(bytes);
                 if (sync)
                 {
-                    await _wal.SyncAsync(CancellationToken.None).ConfigureAwait(false);
+                    await _wal.SyncAsync(CancellationToken.None);
                 }
             }
             catch (Exception e)
@@ -450,7 +456,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 {
                     try
                     {
-                        await writeData(stream, token).ConfigureAwait(false);
+                        await writeData(stream, token);
                     }
                     catch (Exception e)
                     {
@@ -458,7 +464,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                         throw;
                     }
                 },
-                cancellationToken).ConfigureAwait(false);
+                cancellationToken);
         }
         catch (IOException e) when (e != callerFailure)
         {
@@ -517,7 +523,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 _appliedConfiguration = null;
             }
 
-            await WriteAsync(LogRecordType.SnapshotMarker, LogRecordCodec.EncodeMarker(marker), 0, sync: true).ConfigureAwait(false);
+            await WriteAsync(LogRecordType.SnapshotMarker, LogRecordCodec.EncodeMarker(marker), 0, sync: true);
         }
         finally
         {
@@ -572,14 +578,14 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             ThrowIfDataMissing(metadata);
             try
             {
-                await _wal.AppendAsync((byte)LogRecordType.SnapshotMarker, LogRecordCodec.EncodeMarker(marker), 0, sync: false, CancellationToken.None).ConfigureAwait(false);
+                await _wal.AppendAsync((byte)LogRecordType.SnapshotMarker, LogRecordCodec.EncodeMarker(marker), 0, sync: false, CancellationToken.None);
                 if (!hardState.IsEmpty)
                 {
                     // The hard state records before the marker may sit in segments released below.
-                    await _wal.AppendAsync((byte)LogRecordType.HardState, MessageCodec.EncodeHardState(hardState), 0, sync: false, CancellationToken.None).ConfigureAwait(false);
+                    await _wal.AppendAsync((byte)LogRecordType.HardState, MessageCodec.EncodeHardState(hardState), 0, sync: false, CancellationToken.None);
                 }
 
-                await _wal.SyncAsync(CancellationToken.None).ConfigureAwait(false);
+                await _wal.SyncAsync(CancellationToken.None);
             }
             catch (Exception e)
             {
@@ -634,12 +640,12 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             }
         }
 
-        var paths = await _snapshotter.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false);
+        var paths = await _snapshotter.ListSnapshotsAsync(cancellationToken);
         foreach (var path in paths)
         {
             if (TryParseSnapshotFileName(Path.GetFileName(path), out ulong term, out ulong fileIndex) && fileIndex == index)
             {
-                var result = await _snapshotter.LoadAsync(term, fileIndex, cancellationToken).ConfigureAwait(false);
+                var result = await _snapshotter.LoadAsync(term, fileIndex, cancellationToken);
                 if (result.Snapshot is { } snapshot)
                 {
                     return snapshot.Data;
@@ -769,13 +775,13 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 
         if (loaded is not null)
         {
-            await loaded.DisposeAsync().ConfigureAwait(false);
+            await loaded.DisposeAsync();
         }
 
         try
         {
-            await _wal.DisposeAsync().ConfigureAwait(false);
-            await _snapshotter.DisposeAsync().ConfigureAwait(false);
+            await _wal.DisposeAsync();
+            await _snapshotter.DisposeAsync();
         }
         finally
         {
@@ -1012,14 +1018,14 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                 break;
             }
 
-            var result = await _snapshotter.LoadAsync(metadata.Term, metadata.Index, cancellationToken).ConfigureAwait(false);
+            var result = await _snapshotter.LoadAsync(metadata.Term, metadata.Index, cancellationToken);
             string? problem = null;
             if (result.Snapshot is { } loaded)
             {
                 if (!MembershipMatches(loaded.Metadata.Membership.Span, metadata))
                 {
                     problem = "its file's metadata differs from the marker's";
-                    await loaded.DisposeAsync().ConfigureAwait(false);
+                    await loaded.DisposeAsync();
                 }
                 else
                 {
@@ -1083,7 +1089,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         ulong installed = SnapshotUnsynchronized().Index;
         var marked = markers.Select(m => (m.Marker.Metadata.Term, m.Marker.Metadata.Index)).ToHashSet();
         bool deleted = false;
-        foreach (var path in await _snapshotter.ListSnapshotsAsync(cancellationToken).ConfigureAwait(false))
+        foreach (var path in await _snapshotter.ListSnapshotsAsync(cancellationToken))
         {
             if (TryParseSnapshotFileName(Path.GetFileName(path), out ulong term, out ulong index) && index > installed && !marked.Contains((term, index)))
             {
@@ -1154,7 +1160,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     {
         try
         {
-            await _wal.AppendAsync((byte)type, payload, index, sync, CancellationToken.None).ConfigureAwait(false);
+            await _wal.AppendAsync((byte)type, payload, index, sync, CancellationToken.None);
             _metrics.RecordWalBytes(payload.Length);
         }
         catch (Exception e)

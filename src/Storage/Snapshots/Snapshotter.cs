@@ -30,6 +30,12 @@ namespace EmbeddedRaft.Storage.Snapshots;
 /// the reads, writes, flushes and renames run synchronously on the thread that calls or resumes the
 /// async method; what is asynchronous is every wait: for the gate, and for the caller's data
 /// (<c>writeData</c> and the data stream of a save are awaited, chunk by chunk).</para>
+/// <para>Scheduling: unlike the rest of this library, no await here uses <c>ConfigureAwait(false)</c>.
+/// After a wait for the gate or for the caller's data, the file work resumes on the caller's
+/// <see cref="SynchronizationContext"/> or <see cref="TaskScheduler.Current"/>: a Raft node on a
+/// single-threaded (deterministic) scheduler saves and loads its snapshots on that scheduler, never
+/// on the thread pool, so its runs do not depend on timing. Do not block synchronously on these
+/// calls from a single-threaded context: the continuation would wait for the blocked thread.</para>
 /// </remarks>
 public sealed class Snapshotter : IDisposable, IAsyncDisposable
 {
@@ -90,7 +96,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
             throw new ArgumentException($"The membership blob ({metadata.Membership.Length} bytes) is larger than SnapshotOptions.MaxMembershipSizeBytes ({_options.MaxMembershipSizeBytes}).", nameof(metadata));
         }
 
-        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken);
         try
         {
             string path = Path.Combine(_directory, SnapshotFormat.FileName(metadata.Term, metadata.Index));
@@ -103,7 +109,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
                 var stream = new SnapshotWriteStream(file, SnapshotFormat.FixedHeaderSizeBytes + metadata.Membership.Length + sizeof(uint), _options.ChunkSizeBytes);
                 try
                 {
-                    await writeData(stream, cancellationToken).ConfigureAwait(false);
+                    await writeData(stream, cancellationToken);
                     stream.Complete(headerCrc);
                 }
                 catch
@@ -155,7 +161,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
     public async ValueTask<SnapshotLoadResult> LoadNewestAsync(CancellationToken cancellationToken = default)
     {
-        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken);
         try
         {
             DeleteTemporaryFiles();
@@ -189,7 +195,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     /// <exception cref="IOException">The file system failed (other than by corrupt contents).</exception>
     public async ValueTask<SnapshotLoadResult> LoadAsync(ulong term, ulong index, CancellationToken cancellationToken = default)
     {
-        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken);
         try
         {
             var quarantined = new List<QuarantinedSnapshot>();
@@ -208,7 +214,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the gate was taken.</exception>
     public async ValueTask<IReadOnlyList<string>> ListSnapshotsAsync(CancellationToken cancellationToken = default)
     {
-        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken);
         try
         {
             return ListNewestFirst().Select(s => s.Path).ToList();
@@ -319,7 +325,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     /// <summary>Releases the directory lock once any call in progress returns, waiting for it asynchronously. Later calls throw <see cref="ObjectDisposedException"/>.</summary>
     public async ValueTask DisposeAsync()
     {
-        await _gate.WaitAsync().ConfigureAwait(false);
+        await _gate.WaitAsync();
         DisposeHoldingGate();
     }
 
@@ -356,7 +362,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     private async ValueTask EnterAsync(CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _gate.WaitAsync(cancellationToken);
         ThrowIfDisposedHoldingGate();
     }
 

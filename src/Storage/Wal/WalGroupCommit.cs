@@ -716,6 +716,9 @@ internal sealed class WalGroupCommit
         return position;
     }
 
+    // ConfigureAwait(false) here and in CloseAsync never moves a deterministic host off its scheduler:
+    // both awaits are reached only with a writer thread (WalThreading.CallerThread returns earlier),
+    // whose completions already come from that thread.
     private async ValueTask<WalPosition> AppendWhenSpaceAsync(byte recordType, ReadOnlyMemory<byte> payload, ulong index, bool sync, CancellationToken cancellationToken)
     {
         while (true)
