@@ -184,4 +184,40 @@ public sealed class RaftNodeProposalTests
 
         Assert.That(error!.Reason, Is.EqualTo(ConfChangeRejectReason.NotJoint));
     }
+
+    [Test]
+    public async Task AForwardedCommandTheLeaderRefusesDuringATransferFailsTheCallerWithTheLeadersReason()
+    {
+        // Long election timeouts keep the transfer (to a node that cannot hear the leader) in progress
+        // for about two seconds; a long proposal timeout makes sure the refusal, not the timeout, ends the call.
+        await using var cluster = await HostCluster.StartAsync(3, seed: 9, o => o with
+        {
+            Raft = o.Raft with { ElectionTimeoutTicks = 200 },
+            ProposalTimeout = TimeSpan.FromSeconds(30),
+        });
+        var leader = cluster.LeaderId();
+        var followers = cluster.Nodes.Keys.Where(id => id != leader).ToArray();
+        var (proposer, target) = (followers[0], followers[1]);
+
+        cluster.Network.Isolate(target);
+        var transfer = cluster[leader].TransferLeadershipAsync(target).AsTask();
+        var error = Assert.ThrowsAsync<ProposalDroppedException>(async () =>
+            await cluster[proposer].ProposeAsync(Bytes("refused")).AsTask().WaitAsync(Waits.Limit));
+
+        Assert.That(error!.Reason, Is.EqualTo(ProposalDropReason.LeadershipTransferInProgress));
+        cluster.Network.Heal();
+        try
+        {
+            await transfer.WaitAsync(Waits.Limit);
+        }
+        catch (Exception ex) when (ex is not TimeoutException)
+        {
+            // The transfer may fail once it is abandoned; only the refusal matters here.
+        }
+
+        var after = await cluster[proposer].ProposeAsync(Bytes("after")).AsTask().WaitAsync(Waits.Limit);
+        Assert.That(cluster.Machines[proposer].Commands, Does.Not.Contain("refused"));
+        Assert.That(cluster.Machines[proposer].Commands, Does.Contain("after"));
+        Assert.That(after, Is.GreaterThan(0));
+    }
 }
