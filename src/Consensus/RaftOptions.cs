@@ -73,15 +73,7 @@ public sealed record RaftOptions
     public int ElectionTimeoutTicks
     {
         get;
-        init
-        {
-            if (value is < 1 or > MaxElectionTimeoutTicks)
-            {
-                throw new ArgumentOutOfRangeException(nameof(ElectionTimeoutTicks), value, $"{nameof(ElectionTimeoutTicks)} must be between 1 and {MaxElectionTimeoutTicks}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 1, MaxElectionTimeoutTicks, nameof(ElectionTimeoutTicks));
     } = DefaultElectionTimeoutTicks;
 
     /// <summary>Ticks between leader heartbeats; must be less than <see cref="ElectionTimeoutTicks"/>. Default 1.</summary>
@@ -126,15 +118,7 @@ public sealed record RaftOptions
     public ReadOnlyMode ReadOnlyMode
     {
         get;
-        init
-        {
-            if (!Enum.IsDefined(value))
-            {
-                throw new ArgumentOutOfRangeException(nameof(ReadOnlyMode), value, $"{nameof(ReadOnlyMode)} must be {nameof(ReadOnlyMode.Safe)} or {nameof(ReadOnlyMode.LeaseBased)}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.Defined(value, nameof(ReadOnlyMode));
     }
 
     /// <summary>
@@ -180,15 +164,7 @@ public sealed record RaftOptions
     public int MaxInflightMessages
     {
         get;
-        init
-        {
-            if (value < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxInflightMessages), value, $"{nameof(MaxInflightMessages)} must be at least 1.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, 1, nameof(MaxInflightMessages));
     } = DefaultMaxInflightMessages;
 
     /// <summary>

@@ -72,15 +72,7 @@ public sealed record DurableRaftLogOptions
     public long CachedEntryBytes
     {
         get;
-        init
-        {
-            if (value < 0)
-            {
-                throw new ArgumentOutOfRangeException(nameof(CachedEntryBytes), value, $"{nameof(CachedEntryBytes)} must be 0 or more.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, 0, nameof(CachedEntryBytes));
     } = DefaultCachedEntryBytes;
 
     /// <summary>

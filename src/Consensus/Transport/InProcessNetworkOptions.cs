@@ -60,15 +60,7 @@ public sealed record InProcessNetworkOptions
     public int SnapshotChunkSizeBytes
     {
         get;
-        init
-        {
-            if (value is < MinSnapshotChunkSizeBytes or > MaxSnapshotChunkSizeBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(SnapshotChunkSizeBytes), value, $"{nameof(SnapshotChunkSizeBytes)} must be from {MinSnapshotChunkSizeBytes} to {MaxSnapshotChunkSizeBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, MinSnapshotChunkSizeBytes, MaxSnapshotChunkSizeBytes, nameof(SnapshotChunkSizeBytes));
     } = DefaultSnapshotChunkSizeBytes;
 
     /// <summary>

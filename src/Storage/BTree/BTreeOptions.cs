@@ -96,15 +96,7 @@ public sealed record BTreeOptions
     public int MaxValueSizeBytes
     {
         get;
-        init
-        {
-            if (value is < 0 or > MaxMaxValueSizeBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxValueSizeBytes), value, $"{nameof(MaxValueSizeBytes)} must be from 0 to {MaxMaxValueSizeBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 0, MaxMaxValueSizeBytes, nameof(MaxValueSizeBytes));
     } = DefaultMaxValueSizeBytes;
 
     /// <summary>
@@ -115,15 +107,7 @@ public sealed record BTreeOptions
     public long PageCacheSizeBytes
     {
         get;
-        init
-        {
-            if (value < MinPageCacheSizeBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(PageCacheSizeBytes), value, $"{nameof(PageCacheSizeBytes)} must be at least {MinPageCacheSizeBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, MinPageCacheSizeBytes, nameof(PageCacheSizeBytes));
     } = DefaultPageCacheSizeBytes;
 
     /// <summary>

@@ -44,15 +44,7 @@ public sealed record SnapshotOptions
     public int RetainCount
     {
         get;
-        init
-        {
-            if (value < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(RetainCount), value, $"{nameof(RetainCount)} must be at least 1.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, 1, nameof(RetainCount));
     } = DefaultRetainCount;
 
     /// <summary>
@@ -64,15 +56,7 @@ public sealed record SnapshotOptions
     public int ChunkSizeBytes
     {
         get;
-        init
-        {
-            if (value is < MinChunkSizeBytes or > MaxChunkSizeBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(ChunkSizeBytes), value, $"{nameof(ChunkSizeBytes)} must be from {MinChunkSizeBytes} to {MaxChunkSizeBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, MinChunkSizeBytes, MaxChunkSizeBytes, nameof(ChunkSizeBytes));
     } = DefaultChunkSizeBytes;
 
     /// <summary>
@@ -83,15 +67,7 @@ public sealed record SnapshotOptions
     public int MaxMembershipSizeBytes
     {
         get;
-        init
-        {
-            if (value < 0)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxMembershipSizeBytes), value, $"{nameof(MaxMembershipSizeBytes)} must be at least 0.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, 0, nameof(MaxMembershipSizeBytes));
     } = DefaultMaxMembershipSizeBytes;
 
     /// <summary>

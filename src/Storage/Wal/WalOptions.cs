@@ -98,15 +98,7 @@ public sealed record WalOptions
     public int WriteBufferSizeBytes
     {
         get;
-        init
-        {
-            if (value < MinWriteBufferSizeBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(WriteBufferSizeBytes), value, $"{nameof(WriteBufferSizeBytes)} must be at least {MinWriteBufferSizeBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, MinWriteBufferSizeBytes, nameof(WriteBufferSizeBytes));
     } = DefaultWriteBufferSizeBytes;
 
     /// <summary>
@@ -141,15 +133,7 @@ public sealed record WalOptions
     public WalThreading Threading
     {
         get;
-        init
-        {
-            if (!Enum.IsDefined(value))
-            {
-                throw new ArgumentOutOfRangeException(nameof(Threading), value, $"{nameof(Threading)} must be {nameof(WalThreading.BackgroundThreads)} or {nameof(WalThreading.CallerThread)}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.Defined(value, nameof(Threading));
     }
 
     /// <summary>

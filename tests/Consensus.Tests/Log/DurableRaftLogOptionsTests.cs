@@ -11,7 +11,7 @@ public sealed class DurableRaftLogOptionsTests
     {
         var negativeCache = Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DurableRaftLogOptions { CachedEntryBytes = -1 });
         Assert.That(negativeCache!.ParamName, Is.EqualTo(nameof(DurableRaftLogOptions.CachedEntryBytes)));
-        Assert.That(negativeCache.Message, Does.Contain("CachedEntryBytes must be 0 or more"));
+        Assert.That(negativeCache.Message, Does.Contain("CachedEntryBytes must be at least 0"));
 
         var negativeThreshold = Assert.Throws<ArgumentOutOfRangeException>(() => _ = DurableRaftLogOptions.Default with { SlowFsyncThreshold = TimeSpan.FromMilliseconds(-1) });
         Assert.That(negativeThreshold!.ParamName, Is.EqualTo(nameof(DurableRaftLogOptions.SlowFsyncThreshold)));

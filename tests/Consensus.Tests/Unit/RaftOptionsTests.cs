@@ -169,7 +169,7 @@ public class RaftOptionsTests
         Assert.That(
             () => RaftOptions.Default with { ElectionTimeoutTicks = RaftOptions.MaxElectionTimeoutTicks + 1 },
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("ElectionTimeoutTicks")
-                .And.Message.Contains("between 1 and " + RaftOptions.MaxElectionTimeoutTicks),
+                .And.Message.Contains("from 1 to " + RaftOptions.MaxElectionTimeoutTicks),
             "the message names the option and its range");
         Assert.That(
             () => new RaftOptions { MaxInflightMessages = 0 },
