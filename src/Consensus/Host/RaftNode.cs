@@ -24,7 +24,8 @@ namespace EmbeddedRaft.Consensus.Host;
 /// handled by one loop that owns the <see cref="RawNode"/>. All proposals queued when a turn starts go
 /// to the core as one <see cref="RawNode.ProposeBatch"/>. For each Ready the loop sends
 /// <see cref="Ready.Messages"/> at once (a leader replicates while its own disk write runs),
-/// starts one <see cref="DurableRaftLog.SaveAsync"/> and keeps stepping messages meanwhile; when the
+/// starts one <see cref="DurableRaftLog.SaveAsync"/> and keeps stepping messages and proposals
+/// meanwhile, sending at once what they produce that needs no persistence (appends, heartbeats); when the
 /// write is done it sends <see cref="Ready.MessagesAfterPersist"/> (acknowledgements and votes) and
 /// advances. Committed entries go to a separate apply pipeline, so applying one Ready overlaps
 /// persisting the next; entries not yet durable here wait for their write first.</para>
@@ -746,6 +747,13 @@ public sealed class RaftNode<TResult> : IAsyncDisposable
                 }
 
                 await DriveReadiesAsync();
+                if (_persistInFlight is not null)
+                {
+                    // Appends, heartbeats and forwards produced during the write need no
+                    // persistence: out now, not after the write (a leader replicates what was
+                    // proposed during its own fsync; followers persist it in their next write).
+                    Send(_raw.TakeMessagesBeforePersist());
+                }
             }
         }
         catch (Exception e)
