@@ -38,7 +38,7 @@ public interface IRaftStorage
     /// Entries in <c>[low, high)</c>, stopping early once their total <see cref="Entry.EncodedSizeBytes"/>
     /// would exceed <paramref name="maxSizeBytes"/> (but always at least one entry if any are asked for).
     /// </summary>
-    /// <exception cref="LogCompactedException"><paramref name="low"/> is at or below the snapshot index.</exception>
+    /// <exception cref="LogCompactedException"><paramref name="low"/> is below <see cref="FirstIndex"/>.</exception>
     /// <exception cref="EntriesUnavailableException"><paramref name="high"/> is beyond <c>LastIndex + 1</c>.</exception>
     ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes);
 
@@ -50,7 +50,12 @@ public interface IRaftStorage
     /// <summary>The index of the last entry (the snapshot index if the log is empty).</summary>
     ulong LastIndex();
 
-    /// <summary>The index of the first entry still available (snapshot index + 1).</summary>
+    /// <summary>
+    /// The index of the first entry still available: the snapshot index + 1, or lower when the
+    /// storage retains entries below its snapshot for slow followers (a <see cref="RawNode"/>
+    /// created without <see cref="RaftOptions.AppliedIndex"/> still starts applying after the
+    /// snapshot index, never handing those entries out again).
+    /// </summary>
     ulong FirstIndex();
 
     /// <summary>The most recent snapshot, used to catch up followers that need compacted entries: it must cover every compacted entry (index at least <c>FirstIndex - 1</c>).</summary>

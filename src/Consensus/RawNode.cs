@@ -300,6 +300,31 @@ public sealed class RawNode
     }
 
     /// <summary>
+    /// While a Ready is outstanding: takes the messages produced since it was handed out that need
+    /// no persistence (those <see cref="Ready.Messages"/> would carry: appends and heartbeats,
+    /// forwarded proposals, vote requests — never acknowledgements or votes, which wait in
+    /// <see cref="Ready.MessagesAfterPersist"/>), so that the host sends them at once instead of
+    /// after the outstanding Ready's write. A leader thus replicates proposals made during its own
+    /// fsync without waiting for it (etcd's asynchronous storage writes do the same).
+    /// </summary>
+    /// <remarks>
+    /// Safe because no such message depends on anything being durable: <see cref="Ready.Messages"/>
+    /// are already sent before their own Ready's write, and the node's own acknowledgements take
+    /// effect only on <see cref="Advance"/>. Returns an empty list when there are none.
+    /// </remarks>
+    internal IReadOnlyList<Message> TakeMessagesBeforePersist()
+    {
+        if (_core.Messages.Count == 0)
+        {
+            return [];
+        }
+
+        var messages = _core.Messages.ToArray();
+        _core.Messages.Clear();
+        return messages;
+    }
+
+    /// <summary>
     /// Tells the node the last Ready was handled: its entries and snapshot are durable and its
     /// committed entries applied. The node's own acknowledgements and votes take effect now.
     /// </summary>

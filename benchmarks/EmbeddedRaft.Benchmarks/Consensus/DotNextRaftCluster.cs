@@ -14,9 +14,19 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// RaftNode, a replicated entry is on disk when the caller hears back.
 /// </summary>
 /// <remarks>
-/// Proposals go to the leader's <c>ReplicateAsync</c>, which returns once the entry is committed
-/// (DotNext has no forwarding from followers). DotNext does not expose its fsync count, so
-/// <see cref="Fsyncs"/> is null.
+/// <para>Proposals go to the leader's <c>ReplicateAsync</c> (append, force a replication round, wait
+/// until the entry is committed and applied: DotNext's own API for this, and it has no forwarding from
+/// followers). DotNext does not expose its fsync count, so <see cref="Fsyncs"/> is null.</para>
+/// <para><b>The write-ahead log's chunk size.</b> <see cref="WriteAheadLog.Options.ChunkSize"/>
+/// defaults to the system page size (4 KiB): every chunk is a separate memory-mapped file, so 1 KiB
+/// entries cost a new file and a new mapping every four entries. At 256 in flight the three logs
+/// passed the kernel's limit of memory mappings per process (vm.max_map_count, 65,530 here) within
+/// seconds and the runtime stopped the process with "Out of memory.". The harness now sets
+/// <see cref="ChunkSizeBytes"/> (64 MiB, our write-ahead log's segment size) and
+/// <see cref="WriteAheadLog.MemoryManagementStrategy.PrivateMemory"/>, which the options document
+/// as the best write performance; the checkpoint (flush) still runs on every commit
+/// (<see cref="WriteAheadLog.Options.FlushInterval"/> zero, the default), so a replicated entry is
+/// on disk when the caller hears back.</para>
 /// </remarks>
 internal sealed class DotNextRaftCluster : IClusterUnderLoad
 {
@@ -24,6 +34,9 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
     private readonly WriteAheadLog[] _logs;
     private readonly CountingDotNextStateMachine[] _machines;
     private RaftCluster _leader;
+
+    /// <summary>The size of each write-ahead-log chunk file: our own log's segment size (DotNext's default is one page).</summary>
+    public const int ChunkSizeBytes = 64 * 1024 * 1024;
 
     private DotNextRaftCluster(RaftCluster[] members, WriteAheadLog[] logs, CountingDotNextStateMachine[] machines)
     {
@@ -69,7 +82,14 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
             machines[i] = new CountingDotNextStateMachine();
             string directory = Path.Combine(rootDirectory, $"dotnext-{i + 1}");
             Directory.CreateDirectory(directory);
-            logs[i] = new WriteAheadLog(new WriteAheadLog.Options { Location = directory }, machines[i]);
+            logs[i] = new WriteAheadLog(
+                new WriteAheadLog.Options
+                {
+                    Location = directory,
+                    ChunkSize = ChunkSizeBytes,
+                    MemoryManagement = WriteAheadLog.MemoryManagementStrategy.PrivateMemory,
+                },
+                machines[i]);
             members[i] = new RaftCluster(configuration) { AuditTrail = logs[i] };
         }
 

@@ -18,8 +18,33 @@ internal sealed class RaftLog
         var first = storage.FirstIndex();
         var last = storage.LastIndex();
         Unstable = new UnstableLog(last + 1);
-        Committed = first - 1;
-        Applied = first - 1;
+
+        // The application starts from the storage's snapshot (etcd: applied starts at the
+        // snapshot's index unless the host says otherwise). A storage may retain entries below its
+        // snapshot for slow followers; those are inside the snapshot, so they count as committed
+        // and applied, never handed out again.
+        var start = Math.Max(first - 1, SnapshotIndex(storage));
+        if (start > last)
+        {
+            throw new ArgumentException(
+                $"The storage's snapshot index {start} is beyond its last index {last}.", nameof(storage));
+        }
+
+        Committed = start;
+        Applied = start;
+    }
+
+    // The storage's snapshot index, or 0 while one is being produced (then FirstIndex - 1 rules).
+    private static ulong SnapshotIndex(IRaftStorage storage)
+    {
+        try
+        {
+            return storage.Snapshot().Index;
+        }
+        catch (SnapshotTemporarilyUnavailableException)
+        {
+            return 0;
+        }
     }
 
     public UnstableLog Unstable { get; }

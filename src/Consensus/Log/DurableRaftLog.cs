@@ -29,10 +29,10 @@ namespace EmbeddedRaft.Consensus.Log;
 /// is refused with a <see cref="CorruptionException"/> naming the segment file and offset of the
 /// offending record. A torn tail is cut by the write-ahead log and logged.</para>
 /// <para>Retained entries. <see cref="CompactAsync"/> keeps <see cref="DurableRaftLogOptions.RetainedEntries"/>
-/// entries below the snapshot so that slightly slow followers get entries rather than the snapshot;
-/// a reopened log starts right after its snapshot (<see cref="FirstIndex"/> is the snapshot index
-/// + 1), as etcd's does, because <see cref="RawNode"/> takes <c>FirstIndex - 1</c> as the applied
-/// index when the host passes none.</para>
+/// entries below the snapshot so that slightly slow followers get entries rather than the snapshot,
+/// also after a reopen (<see cref="FirstIndex"/> may be below the snapshot index + 1). A
+/// <see cref="RawNode"/> over the log starts applying after the snapshot index when the host passes
+/// no applied index, so the retained entries are never applied twice.</para>
 /// <para>Memory. Every entry keeps a small slot (term, size, type, position in the write-ahead log);
 /// the entries themselves stay in memory only for the newest <see cref="DurableRaftLogOptions.CachedEntryBytes"/>.
 /// <see cref="Entries"/> reads older ones back from the write-ahead log by position (the same bytes).</para>
@@ -1037,14 +1037,9 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 
                     lock (_lock)
                     {
-                        // The reopened log starts right after its snapshot, as etcd's does: RawNode
-                        // takes FirstIndex - 1 as the applied index when the host passes none, and
-                        // the retained tail below the snapshot would be applied a second time.
-                        if (metadata.Index > _table.Offset)
-                        {
-                            _table.CompactTo(metadata.Index, metadata.Term);
-                        }
-
+                        // The retained tail below the snapshot (the marker's compact index on) stays:
+                        // slow followers still get entries after a restart, and RawNode starts
+                        // applying after the snapshot index, not after FirstIndex - 1.
                         _newestSnapshot = metadata;
                         _appliedIndex = metadata.Index;
                         _snapshotLoadedAtOpen = loaded;

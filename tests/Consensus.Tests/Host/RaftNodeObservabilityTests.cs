@@ -1,8 +1,14 @@
 using System.Diagnostics.Metrics;
 using System.Text;
 using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Consensus.Log;
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Transport;
+using EmbeddedRaft.Storage.Wal;
 using EmbeddedRaft.TestSupport;
+using EmbeddedRaft.TestSupport.IO;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EmbeddedRaft.Consensus.Tests.Host;
 
@@ -59,5 +65,79 @@ public sealed class RaftNodeObservabilityTests
 
         Assert.That(logger.Entries.Where(e => e.Level == LogLevel.Information).Select(e => e.Message),
             Has.Some.Contains("Raft node 7: leader is 7").And.Some.Contains("Raft node 7 is now Leader"));
+    }
+
+    [Test]
+    public void MessagesTheTransportRefusesAreCountedAndSummarizedOncePerIntervalNotLoggedOneByOne()
+    {
+        // Node 1 of three, alone and campaigning: every vote request it sends is refused by the
+        // transport. On one thread with a manual clock, so the count at each tick is exact.
+        var scheduler = new DeterministicTaskScheduler();
+        var time = new FakeTimeProvider();
+        using var network = new InProcessNetwork(new InProcessNetworkOptions { Seed = 41, TimeProvider = time });
+        var transport = new RefusingTransport(network.CreateTransport(1));
+        var logger = new RecordingLogger();
+        var options = new RaftNodeOptions
+        {
+            NodeId = 1,
+            InitialVoters = [1, 2, 3],
+            DataDirectory = "/node1",
+            FileSystem = new FaultInjectingFileSystem(41),
+            TimeProvider = time,
+            Scheduler = scheduler,
+            Logger = logger,
+            TickInterval = TimeSpan.FromMilliseconds(10),
+            Raft = new RaftOptions { RandomSeed = 41, ElectionTimeoutTicks = 10 },
+            Log = new DurableRaftLogOptions { Wal = new WalOptions { Threading = WalThreading.CallerThread } },
+        };
+
+        // The summary interval: max(100, 10 election timeouts) ticks.
+        const int IntervalTicks = 100;
+        var start = scheduler.Run(() => RaftNode<long>.StartAsync(options, new RecordingStateMachine(), transport).AsTask());
+        scheduler.RunUntilIdle();
+        var node = start.Result;
+        var refusedBeforeSummary = new List<int>();
+        for (var tick = 1; tick <= 2 * IntervalTicks; tick++)
+        {
+            if (tick % IntervalTicks == 0)
+            {
+                // The summary at this tick counts every refusal of the turns before it.
+                refusedBeforeSummary.Add(transport.Refused);
+            }
+
+            time.Advance(options.TickInterval);
+            scheduler.RunUntilIdle();
+        }
+
+        var summaries = logger.Entries.Where(e => e.Message.Contains("sends failed", StringComparison.Ordinal)).ToList();
+        Assert.That(refusedBeforeSummary[0], Is.GreaterThan(2), "the node campaigned several times in the first interval");
+        Assert.That(summaries.Select(e => e.Level), Is.EqualTo(new[] { LogLevel.Information, LogLevel.Information }), "one summary per interval");
+        Assert.That(summaries[0].Message, Does.Contain($"in the last {IntervalTicks} ticks: 0 messages rejected, {refusedBeforeSummary[0]} sends failed"));
+        Assert.That(summaries[1].Message, Does.Contain($"{refusedBeforeSummary[1] - refusedBeforeSummary[0]} sends failed"), "each summary counts only its own interval");
+        Assert.That(
+            logger.Entries.Where(e => e.Level >= LogLevel.Information && e.Message.Contains("failed to send", StringComparison.Ordinal)),
+            Is.Empty,
+            "single refusals are logged at Debug only");
+
+        var disposed = scheduler.Run(() => node.DisposeAsync().AsTask());
+        scheduler.RunUntilIdle();
+        Assert.That(disposed.IsCompletedSuccessfully, Is.True);
+    }
+
+    /// <summary>A transport that refuses (throws for) every message it is asked to send, counting them.</summary>
+    private sealed class RefusingTransport(IRaftTransport inner) : IRaftTransport
+    {
+        public int Refused { get; private set; }
+
+        public IDisposable Bind(ulong localId, IRaftMessageReceiver receiver) => inner.Bind(localId, receiver);
+
+        public void Send(Message message)
+        {
+            Refused++;
+            throw new PeerUnreachableException(message.To, "refused by the test transport");
+        }
+
+        public ValueTask SendSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken) =>
+            inner.SendSnapshotAsync(snapshotMessage, data, cancellationToken);
     }
 }

@@ -119,11 +119,54 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
         Assert.That(segmentsAfter.Select(DurableRaftLog.ParseSegmentSequence), Does.Not.Contain(0L));
 
         await using var reopened = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
-        Assert.That(reopened.FirstIndex(), Is.EqualTo(301), "a reopened log starts right after its snapshot");
-        Assert.That(reopened.Term(300), Is.EqualTo(2));
+        Assert.That(reopened.FirstIndex(), Is.EqualTo(281), "a reopened log keeps the retained tail below its snapshot");
+        Assert.That(reopened.Term(280), Is.EqualTo(2));
         Assert.That(reopened.NewestSnapshot, Is.EqualTo(metadata));
+        Assert.That(reopened.Snapshot(), Is.EqualTo(metadata));
         Assert.That(reopened.InitialState().HardState, Is.EqualTo(new HardState(2, 1, 400)));
-        AssertSameEntries(reopened.Entries(301, 401, ulong.MaxValue), entries.AsSpan(300).ToArray());
+        AssertSameEntries(reopened.Entries(281, 401, ulong.MaxValue), entries.AsSpan(280).ToArray());
+    }
+
+    [Test]
+    public async Task ARawNodeOverALogRetainingEntriesBelowItsSnapshotHandsOutOnlyTheEntriesAfterTheSnapshot()
+    {
+        // The retained tail (281..300) is inside the snapshot: an application restored from the
+        // snapshot must not be handed those entries again, live or after a reopen.
+        var disk = new FaultInjectingFileSystem(6);
+        var options = Options(retainedEntries: 20, segmentSizeBytes: 4096);
+        var entries = Entries(1, 400, term: 2, dataBytes: 64);
+        var metadata = new SnapshotMetadata(300, 2, new ConfState([1, 2, 3]));
+        await using (var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, options))
+        {
+            await log.SaveAsync(new HardState(2, 1, 400), entries, sync: true);
+            await SaveDataAsync(log, metadata);
+            await log.CompactAsync(metadata);
+            Assert.That(log.FirstIndex(), Is.EqualTo(281), "the test needs entries retained below the snapshot");
+            Assert.That(CommittedIndexesHandedOut(log), Is.EqualTo(Enumerable.Range(301, 100).Select(i => (ulong)i)), "over the live log");
+        }
+
+        await using var reopened = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
+        Assert.That(reopened.FirstIndex(), Is.EqualTo(281), "the test needs entries retained below the snapshot");
+        Assert.That(CommittedIndexesHandedOut(reopened), Is.EqualTo(Enumerable.Range(301, 100).Select(i => (ulong)i)), "over the reopened log");
+    }
+
+    // A fresh RawNode with no AppliedIndex over the log: every committed entry it hands out.
+    private static List<ulong> CommittedIndexesHandedOut(DurableRaftLog log)
+    {
+        var node = new RawNode(new RaftOptions(1) { RandomSeed = 1 }, log);
+        var handedOut = new List<ulong>();
+        while (node.HasReady())
+        {
+            var ready = node.GetReady();
+            foreach (var e in ready.CommittedEntries.Span)
+            {
+                handedOut.Add(e.Index);
+            }
+
+            node.Advance();
+        }
+
+        return handedOut;
     }
 
     [Test]

@@ -77,18 +77,12 @@ internal sealed class LogModel
     }
 
     /// <summary>
-    /// Everything a reader of the log can observe, as one comparable string. A reopened log starts
-    /// right after its snapshot (the entries retained below it are served only while the process
-    /// that compacted runs).
+    /// Everything a reader of the log can observe, as one comparable string. A reopened log is the
+    /// live one: the entries retained below the snapshot survive the reopen.
     /// </summary>
-    public string Fingerprint(bool reopened)
+    public string Fingerprint()
     {
         var snapshot = Snapshot ?? new SnapshotMetadata(0, 0, Bootstrap);
-        if (reopened && snapshot.Index > Offset)
-        {
-            return Describe(HardState, snapshot, snapshot.Index, snapshot.Term, Entries.Skip((int)(snapshot.Index - Offset)));
-        }
-
         return Describe(HardState, snapshot, Offset, OffsetTerm, Entries);
     }
 

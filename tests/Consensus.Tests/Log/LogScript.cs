@@ -44,7 +44,7 @@ internal sealed class LogScript
         var calls = new List<Func<DurableRaftLog, Task>>();
         var recordsAfter = new List<int>();
         var durable = new List<bool>();
-        var states = new List<string> { model.Fingerprint(reopened: true) };
+        var states = new List<string> { model.Fingerprint() };
         ulong retained = random.Next(3) switch { 0 => 0UL, 1 => 5UL, _ => 40UL };
         ulong term = 1;
         var conf = new ConfState([1, 2, 3]);
@@ -52,7 +52,7 @@ internal sealed class LogScript
         void Record(Action<LogModel> change)
         {
             change(model);
-            states.Add(model.Fingerprint(reopened: true));
+            states.Add(model.Fingerprint());
         }
 
         void Done(bool isDurable)
@@ -162,7 +162,7 @@ internal sealed class LogScript
             }
         }
 
-        return new LogScript(calls, recordsAfter, durable, states, model.Fingerprint(reopened: false), retained);
+        return new LogScript(calls, recordsAfter, durable, states, model.Fingerprint(), retained);
     }
 
     /// <summary>What a reopened log holds, in the model's terms.</summary>

@@ -69,6 +69,44 @@ public class RawNodeTests
     }
 
     [Test]
+    public void WhileAReadyIsOutstandingAppendsGoOutAtOnceButAcknowledgementsWaitForItsWrite()
+    {
+        var net = TestNetwork.OfSize(3);
+        net.Campaign(1);
+        var leader = net[1].Node;
+        var follower = net[2].Node;
+
+        leader.Propose("x"u8.ToArray());
+        var rd = leader.GetReady();
+        var firstAppend = rd.Messages.First(m => m.To == 2);
+
+        // The leader's write of "x" is in flight: "y", proposed meanwhile, is replicated at once.
+        leader.Propose("y"u8.ToArray());
+        var early = leader.TakeMessagesBeforePersist();
+        Assert.That(early.Select(m => (m.Type, m.To)), Is.EquivalentTo(new[] { (MessageType.Append, 2UL), (MessageType.Append, 3UL) }));
+        Assert.That(early.SelectMany(m => m.Entries.ToArray()).Select(e => e.Index).Distinct(), Is.EqualTo(new[] { 3UL }));
+        Assert.That(leader.TakeMessagesBeforePersist(), Is.Empty, "taken once");
+        Assert.That(leader.Core.Log.Committed, Is.EqualTo(1UL), "nothing commits before the leader's own write is done");
+
+        // A follower with a write in flight sends no acknowledgement early: it waits for the write.
+        follower.Step(firstAppend);
+        var frd = follower.GetReady();
+        follower.Step(early.First(m => m.To == 2));
+        Assert.That(follower.TakeMessagesBeforePersist(), Is.Empty, "an acknowledgement promises durable entries");
+        net[2].Persist(frd);
+        follower.Advance();
+        var next = follower.GetReady();
+        Assert.That(next.MessagesAfterPersist.Select(m => (m.Type, m.Index)), Is.EqualTo(new[] { (MessageType.AppendResponse, 3UL) }));
+
+        // What was taken early is not handed out again.
+        net[1].Persist(rd);
+        leader.Advance();
+        var leaderNext = leader.GetReady();
+        Assert.That(leaderNext.Messages.Where(m => m.Type == MessageType.Append && m.Entries.Length > 0), Is.Empty);
+        Assert.That(leaderNext.Entries.ToArray().Select(e => e.Index), Is.EqualTo(new[] { 3UL }), "the leader still persists what it sent early");
+    }
+
+    [Test]
     public void ASingleVoterAnswersReadsOnlyAfterCommittingAnEntryOfItsTerm()
     {
         var storage = MemoryStorage.WithVoters(1);

@@ -1,0 +1,147 @@
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus.Host;
+
+/// <content>
+/// The apply pipeline: committed entries applied to the state machine in order (after this node
+/// made them durable), duplicates dropped, results handed to the callers, snapshots restored.
+/// </content>
+public sealed partial class RaftNode<TResult>
+{
+    private async Task RunApplyAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var (items, _, closed) = await _applyQueue.TakeAsync();
+                if (closed)
+                {
+                    return;
+                }
+
+                foreach (var item in items)
+                {
+                    switch (item)
+                    {
+                        case CommittedWork committed:
+                            await ApplyCommittedAsync(committed);
+                            break;
+                        case RestoreWork restore:
+                            await RestoreAsync(restore);
+                            break;
+                        case SnapshotRequest request:
+                            TakeSnapshotIfDue(request.Force);
+                            break;
+                        default:
+                            throw new InvariantViolationException($"Unknown apply work {item.GetType().Name}.");
+                    }
+
+                    Interlocked.Decrement(ref _queuedApplies);
+                }
+
+                _inbox.TryPost(new AppliedInput(_applierIndex));
+            }
+        }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            Stop(e);
+        }
+    }
+
+    private async Task ApplyCommittedAsync(CommittedWork work)
+    {
+        if (work.Gate is { } gate)
+        {
+            await gate;
+        }
+
+        var entries = work.Entries;
+        var commands = new List<CommittedCommand>(entries.Length);
+        var origins = new List<(ulong Origin, ulong RequestId)>(entries.Length);
+        long bytes = 0;
+        var firstIndex = entries.Span[0].Index;
+        foreach (var e in entries.Span)
+        {
+            if (e.Index != _applierIndex + 1)
+            {
+                throw new InvariantViolationException($"Node {Id} would apply entry {e.Index} after {_applierIndex}: committed entries must be contiguous.");
+            }
+
+            _applierIndex = e.Index;
+            _applierTerm = e.Term;
+            bytes += e.Data.Length;
+            if (e.Type != EntryType.Normal || e.Data.IsEmpty)
+            {
+                continue;
+            }
+
+            if (!ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out var command))
+            {
+                throw new InvariantViolationException($"Node {Id}: the entry at index {e.Index} (term {e.Term}) is not a RaftNode proposal; the log was written by another host.");
+            }
+
+            // Applied on every replica in log order, from the log alone: all drop the same copies.
+            if (_dedup.TryRecord(origin, requestId))
+            {
+                commands.Add(new CommittedCommand(e.Index, command));
+                origins.Add((origin, requestId));
+            }
+        }
+
+        _applierConf = work.ConfAfter;
+        var batch = new CommittedBatch(commands, firstIndex, _applierIndex, _applierTerm);
+        var results = await _stateMachine.ApplyAsync(batch, _stopping.Token);
+        if (results is null || results.Count != commands.Count)
+        {
+            throw new InvariantViolationException($"The state machine returned {results?.Count} results for {commands.Count} commands (batch ending at index {_applierIndex}).");
+        }
+
+        for (var i = 0; i < results.Count; i++)
+        {
+            if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending))
+            {
+                pending.Complete(results[i]);
+            }
+        }
+
+        Volatile.Write(ref _appliedIndex, _applierIndex);
+        _entriesSinceSnapshot += (ulong)entries.Length;
+        _bytesSinceSnapshot += bytes;
+        TakeSnapshotIfDue(force: false);
+    }
+
+    private async Task RestoreAsync(RestoreWork work)
+    {
+        await work.Gate;
+        var snapshot = work.Metadata;
+        if (snapshot.Index <= _applierIndex)
+        {
+            throw new InvariantViolationException($"Node {Id} was handed snapshot {snapshot.Index} at applied index {_applierIndex}: the core installs only snapshots above its commit index.");
+        }
+
+        var data = await _log.OpenSnapshotDataAsync(snapshot.Index, _stopping.Token);
+        await using (data)
+        {
+            await _dedup.ReadHeaderAsync(data, $"snapshot {snapshot.Index}", _stopping.Token);
+            await _stateMachine.RestoreAsync(snapshot.Index, data, _stopping.Token);
+        }
+
+        _applierIndex = snapshot.Index;
+        _applierTerm = snapshot.Term;
+        _applierConf = snapshot.ConfState;
+        _entriesSinceSnapshot = 0;
+        _bytesSinceSnapshot = 0;
+        Volatile.Write(ref _appliedIndex, snapshot.Index);
+        _metrics.Snapshot("restored");
+        RaftNodeLog.Restored(_logger, Id, snapshot.Index);
+    }
+
+    private abstract record ApplyWork;
+
+    private sealed record CommittedWork(ReadOnlyMemory<Entry> Entries, Task? Gate, ConfState ConfAfter) : ApplyWork;
+
+    private sealed record RestoreWork(SnapshotMetadata Metadata, Task Gate) : ApplyWork;
+
+    private sealed record SnapshotRequest(bool Force) : ApplyWork;
+}

@@ -1,0 +1,338 @@
+using EmbeddedRaft.Consensus.Messages;
+using Microsoft.Extensions.Logging;
+
+namespace EmbeddedRaft.Consensus.Host;
+
+/// <content>
+/// The loop: every input (ticks, messages, proposals, reads, membership and transfer requests, the
+/// write and apply pipelines' reports) is taken in turns by one task that owns the <see cref="RawNode"/>;
+/// ticks expire deadlines, and role and leader changes are published here.
+/// </content>
+public sealed partial class RaftNode<TResult>
+{
+    private async Task RunLoopAsync()
+    {
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                var (inputs, ticks, closed) = await _inbox.TakeAsync();
+                if (closed)
+                {
+                    break;
+                }
+
+                for (var i = 0; i < ticks; i++)
+                {
+                    _raw.Tick();
+                    _tick++;
+                    OnTick();
+                }
+
+                List<PendingProposal<TResult>>? batch = null;
+                foreach (var input in inputs)
+                {
+                    switch (input)
+                    {
+                        case ProposeInput p:
+                            (batch ??= []).Add(p.Pending);
+                            break;
+                        case StepInput s:
+                            Step(s.Message);
+                            break;
+                        case PersistedInput persisted:
+                            OnPersisted(persisted);
+                            break;
+                        case AppliedInput applied:
+                            // The applier has taken every request posted before this (one take each):
+                            // a peer still needing a snapshot may ask again.
+                            _snapshotRequested = false;
+                            OnApplied(applied.Index);
+                            break;
+                        case ReadInput r:
+                            r.Waiter.DeadlineTick = _tick + _readTimeoutTicks;
+                            _reads.Add(r.Waiter);
+                            break;
+                        case ConfChangeInput c:
+                            _confChanges.Enqueue(c.Pending);
+                            break;
+                        case TransferInput t:
+                            StartTransfer(t.Pending);
+                            break;
+                        case SnapshotSentInput sent:
+                            _raw.ReportSnapshot(sent.To, sent.Succeeded);
+                            break;
+                        case SnapshotSavedInput saved:
+                            _compactions.Enqueue(saved.Metadata);
+                            break;
+                        case UnreachableInput u:
+                            _raw.ReportUnreachable(u.PeerId);
+                            _unreachableReports[u.PeerId] = _unreachableReports.GetValueOrDefault(u.PeerId) + 1;
+                            break;
+                        case FailInput f:
+                            throw f.Error;
+                        default:
+                            throw new InvariantViolationException($"Unknown loop input {input.GetType().Name}.");
+                    }
+                }
+
+                if (batch is not null)
+                {
+                    ProposeBatch(batch);
+                }
+
+                ProposeNextConfChange();
+                if (_reads.TryStartRound(Interlocked.Increment(ref _nextRequestId), _tick) is { } context)
+                {
+                    _raw.ReadIndex(context);
+                }
+
+                await DriveReadiesAsync();
+                if (_persistInFlight is not null)
+                {
+                    // Appends, heartbeats and forwards produced during the write need no
+                    // persistence: out now, not after the write (a leader replicates what was
+                    // proposed during its own fsync; followers persist it in their next write).
+                    Send(_raw.TakeMessagesBeforePersist());
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+
+        Stop(failure);
+        if (_persistInFlight is { } persist)
+        {
+            await AwaitQuietly(persist);
+        }
+
+        var stopped = Stopped();
+        _reads.FailAll(stopped);
+        foreach (var c in _confChanges)
+        {
+            c.Completion.TrySetException(Stopped());
+        }
+
+        foreach (var t in _transfers)
+        {
+            t.Completion.TrySetException(Stopped());
+        }
+
+        FailAllProposals();
+    }
+
+    private void Step(Message message)
+    {
+        try
+        {
+            _raw.Step(message);
+        }
+        catch (MessageRejectedException e)
+        {
+            // A peer's (or a stale) message the core will not take; summarised, not fatal.
+            _rejectedMessages++;
+            RaftNodeLog.Rejected(_logger, e, Id, message);
+        }
+    }
+
+    private void Send(IReadOnlyList<Message> messages)
+    {
+        foreach (var m in messages)
+        {
+            if (m.Type == MessageType.Snapshot)
+            {
+                RunInBackground(() => SendSnapshotAsync(m));
+                continue;
+            }
+
+            try
+            {
+                _transport.Send(m);
+            }
+            catch (Exception e) when (e is not InvariantViolationException)
+            {
+                // Raft tolerates loss; a transport that throws only loses this message.
+                _failedSends++;
+                RaftNodeLog.SendFailed(_logger, e, Id, m);
+            }
+        }
+    }
+
+    private void StartTransfer(PendingTransfer transfer)
+    {
+        if (_raw.SoftState.Lead == transfer.Target)
+        {
+            transfer.Completion.TrySetResult();
+            return;
+        }
+
+        transfer.DeadlineTick = _tick + _proposalTimeoutTicks;
+        _transfers.Add(transfer);
+        _raw.TransferLeadership(transfer.Target);
+    }
+
+    private void OnTick()
+    {
+        foreach (var pending in _proposals.Values)
+        {
+            if (pending.DeadlineTick != 0 && _tick >= pending.DeadlineTick)
+            {
+                FailProposal(pending, new ProposalDroppedException(ProposalDropReason.TimedOut));
+            }
+        }
+
+        if (_reads.RetryIfDue(Interlocked.Increment(ref _nextRequestId), _tick, _readRetryTicks) is { } context)
+        {
+            _raw.ReadIndex(context);
+        }
+
+        _reads.Expire(_tick, () => _raw.SoftState.Lead == 0
+            ? NoLeader()
+            : new TimeoutException($"Node {Id}: leader {_raw.SoftState.Lead} did not confirm a read index within {_options.ReadIndexTimeout}."));
+
+        if (_confChanges.TryPeek(out var change) && change.Proposed && change.DeadlineTick != 0 && _tick >= change.DeadlineTick)
+        {
+            change.Completion.TrySetException(new ProposalDroppedException(ProposalDropReason.TimedOut));
+        }
+
+        _transfers.RemoveAll(t =>
+        {
+            if (t.Completion.Task.IsCompleted)
+            {
+                return true;
+            }
+
+            if (_tick >= t.DeadlineTick)
+            {
+                t.Completion.TrySetException(new TimeoutException(
+                    $"Node {Id}: leadership did not pass to {t.Target} within {_options.ProposalTimeout} (the leader is {_raw.SoftState.Lead})."));
+                return true;
+            }
+
+            return false;
+        });
+
+        _raftStatus = _raw.GetStatus();
+        if (_tick % _summaryEveryTicks == 0)
+        {
+            LogDropSummary();
+        }
+    }
+
+    private void LogDropSummary()
+    {
+        if (_rejectedMessages == 0 && _failedSends == 0 && _unreachableReports.Count == 0)
+        {
+            return;
+        }
+
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            var unreachable = string.Join(", ", _unreachableReports.Select(p => $"{p.Key}: {p.Value}"));
+            RaftNodeLog.DropSummary(_logger, Id, _summaryEveryTicks, _rejectedMessages, _failedSends, unreachable);
+        }
+
+        _rejectedMessages = 0;
+        _failedSends = 0;
+        _unreachableReports.Clear();
+    }
+
+    private void OnSoftState(SoftState? soft)
+    {
+        if (soft is not { } s)
+        {
+            return;
+        }
+
+        var term = _raw.HardState.Term;
+        if (s.Role != _role)
+        {
+            RaftNodeLog.RoleChanged(_logger, Id, s.Role, term);
+            if (_role == StateRole.Leader)
+            {
+                // What this node appended as leader may now be overwritten by the next leader:
+                // from here on such proposals are bounded like forwarded ones.
+                foreach (var p in _proposals.Values)
+                {
+                    if (p.DeadlineTick == 0)
+                    {
+                        p.DeadlineTick = _tick + _proposalTimeoutTicks;
+                    }
+                }
+
+                if (_confChanges.TryPeek(out var change) && change.DeadlineTick == 0)
+                {
+                    change.DeadlineTick = _tick + _proposalTimeoutTicks;
+                }
+            }
+
+            _role = s.Role;
+        }
+
+        if (s.Lead != 0)
+        {
+            _lastKnownLeader = s.Lead;
+        }
+
+        foreach (var t in _transfers)
+        {
+            if (t.Target == s.Lead)
+            {
+                t.Completion.TrySetResult();
+            }
+        }
+
+        _raftStatus = _raw.GetStatus();
+        if (s.Lead == _leader.LeaderId)
+        {
+            return;
+        }
+
+        if (s.Lead == 0)
+        {
+            RaftNodeLog.NoLeader(_logger, Id, term);
+        }
+        else
+        {
+            RaftNodeLog.LeaderIs(_logger, Id, s.Lead, term);
+        }
+
+        _metrics.LeaderChanged();
+        var change2 = new LeaderChange(s.Lead, term, s.Lead == Id);
+        lock (_stateLock)
+        {
+            _leader = change2;
+            foreach (var subscriber in _leaderSubscribers)
+            {
+                subscriber.Writer.TryWrite(change2);
+            }
+        }
+    }
+
+    private abstract record LoopInput;
+
+    private sealed record ProposeInput(PendingProposal<TResult> Pending) : LoopInput;
+
+    private sealed record StepInput(Message Message) : LoopInput;
+
+    private sealed record PersistedInput(Ready Ready, Exception? Error) : LoopInput;
+
+    private sealed record AppliedInput(ulong Index) : LoopInput;
+
+    private sealed record ReadInput(ReadWaiter Waiter) : LoopInput;
+
+    private sealed record ConfChangeInput(PendingConfChange Pending) : LoopInput;
+
+    private sealed record TransferInput(PendingTransfer Pending) : LoopInput;
+
+    private sealed record SnapshotSentInput(ulong To, bool Succeeded) : LoopInput;
+
+    private sealed record SnapshotSavedInput(SnapshotMetadata Metadata) : LoopInput;
+
+    private sealed record UnreachableInput(ulong PeerId) : LoopInput;
+
+    private sealed record FailInput(Exception Error) : LoopInput;
+}

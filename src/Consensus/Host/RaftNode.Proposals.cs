@@ -1,0 +1,199 @@
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus.Host;
+
+/// <content>
+/// Proposals and reads: callers' commands batched into the core, refusals, overwrites and
+/// timeouts turned into their exceptions, and what waits on the applied index (reads, membership changes) completed.
+/// </content>
+public sealed partial class RaftNode<TResult>
+{
+    private void OnProposalCancelled(PendingProposal<TResult> pending, CancellationToken token)
+    {
+        // Withdrawn before the loop proposed it: it never reaches the log. After: the entry may
+        // still be applied; only the wait ends.
+        pending.TryWithdraw();
+        _proposals.TryRemove(pending.RequestId, out _);
+        pending.Cancel(token);
+    }
+
+    private void FailProposal(PendingProposal<TResult> pending, Exception error)
+    {
+        if (_proposals.TryRemove(pending.RequestId, out _))
+        {
+            pending.Fail(error);
+            _metrics.ProposalFailed();
+        }
+    }
+
+    private NoLeaderException NoLeader() => new NoLeaderException(Id, _lastKnownLeader);
+
+    // A refusal for our caller: the core's exception, or NoLeaderException when that is why.
+    private Exception Refusal(Exception refusal) => refusal switch
+    {
+        ProposalDroppedException { Reason: ProposalDropReason.NoLeader } => NoLeader(),
+        ProposalDroppedException dropped => new ProposalDroppedException(dropped.Reason),
+        _ => refusal,
+    };
+
+    private void ProposeBatch(List<PendingProposal<TResult>> batch)
+    {
+        var commands = new List<ReadOnlyMemory<byte>>(batch.Count);
+        var proposed = new List<PendingProposal<TResult>>(batch.Count);
+        foreach (var p in batch)
+        {
+            if (p.TryMarkProposed())
+            {
+                commands.Add(p.Envelope);
+                proposed.Add(p);
+            }
+        }
+
+        if (commands.Count == 0)
+        {
+            return;
+        }
+
+        var isLeader = _raw.SoftState.Role == StateRole.Leader;
+        try
+        {
+            _raw.ProposeBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands));
+        }
+        catch (ProposalDroppedException e)
+        {
+            foreach (var p in proposed)
+            {
+                FailProposal(p, Refusal(e));
+            }
+
+            return;
+        }
+
+        _metrics.Proposed(commands.Count);
+        foreach (var p in proposed)
+        {
+            p.ProposedAsLeader = isLeader;
+            if (!isLeader)
+            {
+                p.DeadlineTick = _tick + _proposalTimeoutTicks;
+            }
+        }
+    }
+
+    private void ProposeNextConfChange()
+    {
+        while (_confChanges.TryPeek(out var head))
+        {
+            if (head.Completion.Task.IsCompleted)
+            {
+                _confChanges.Dequeue();
+                head.Registration.Dispose();
+                continue;
+            }
+
+            if (head.Proposed)
+            {
+                return;
+            }
+
+            try
+            {
+                _raw.ProposeConfChange(head.Change);
+                head.Proposed = true;
+                if (_raw.SoftState.Role != StateRole.Leader)
+                {
+                    head.DeadlineTick = _tick + _proposalTimeoutTicks;
+                }
+
+                return;
+            }
+            catch (ProposalDroppedException e)
+            {
+                head.Completion.TrySetException(Refusal(e));
+            }
+            catch (ConfChangeRejectedException e)
+            {
+                head.Completion.TrySetException(e);
+            }
+        }
+    }
+
+    private void OnApplied(ulong index)
+    {
+        _loopAppliedIndex = Math.Max(_loopAppliedIndex, index);
+        _reads.CompleteUpTo(_loopAppliedIndex);
+        while (_ownEntriesByIndex.Count > 0)
+        {
+            var first = _ownEntriesByIndex.First();
+            if (first.Key > _loopAppliedIndex)
+            {
+                break;
+            }
+
+            _ownEntriesByIndex.Remove(first.Key);
+        }
+
+        if (_confChanges.TryPeek(out var change) && change.Index != 0 && change.Index <= _loopAppliedIndex)
+        {
+            change.Completion.TrySetResult(change.Result!);
+        }
+    }
+
+    private void OnRefused(RefusedProposal refused)
+    {
+        foreach (var e in refused.Entries.Span)
+        {
+            if (e.Type == EntryType.ConfChange)
+            {
+                if (_confChanges.TryPeek(out var change) && change.Proposed && change.Index == 0
+                    && change.Matches(MessageCodec.DecodeConfChange(e.Data.Span)))
+                {
+                    change.Completion.TrySetException(Refusal(refused.Refusal));
+                }
+            }
+            else if (ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out _)
+                && origin == Id && _proposals.TryGetValue(requestId, out var pending))
+            {
+                FailProposal(pending, Refusal(refused.Refusal));
+            }
+        }
+    }
+
+    // Notes where this node's own commands landed in its log, and fails the proposals a new
+    // leader overwrote: Ready.Entries replaces everything from its first index on.
+    private void TrackOwnEntries(ReadOnlySpan<Entry> entries)
+    {
+        if (entries.IsEmpty)
+        {
+            return;
+        }
+
+        var first = entries[0].Index;
+        if (_ownEntriesByIndex.Count > 0 && _maxOwnEntryIndex >= first)
+        {
+            var replaced = _ownEntriesByIndex.Where(p => p.Key >= first).ToList();
+            foreach (var (index, requestId) in replaced)
+            {
+                _ownEntriesByIndex.Remove(index);
+                var offset = index - first;
+                var kept = offset < (ulong)entries.Length
+                    && ProposalEnvelope.TryDecode(entries[(int)offset].Data, out var origin, out var id, out _)
+                    && origin == Id && id == requestId;
+                if (!kept && _proposals.TryGetValue(requestId, out var pending) && pending.ProposedAsLeader)
+                {
+                    // Proposed here as leader, so appended once only: this copy was the one.
+                    FailProposal(pending, new ProposalDroppedException(ProposalDropReason.Overwritten));
+                }
+            }
+        }
+
+        foreach (var e in entries)
+        {
+            if (e.Type == EntryType.Normal && ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out _) && origin == Id)
+            {
+                _ownEntriesByIndex[e.Index] = requestId;
+                _maxOwnEntryIndex = e.Index;
+            }
+        }
+    }
+}
