@@ -111,33 +111,53 @@ internal sealed class KeyIndex
             throw new InvariantViolationException("MVCC key index: bulk load into a non-empty index.");
         }
 
-        var sorted = new (ulong Prefix, KeyHistory History)[histories.Count];
+        // Sorted by prefix with the runtime's sort of primitive keys (no comparer call per
+        // comparison), then each run of equal prefixes by its whole keys.
+        var prefixes = new ulong[histories.Count];
+        var items = new KeyHistory[histories.Count];
         int n = 0;
         foreach (var history in histories)
         {
-            sorted[n++] = (Prefix(history.Key), history);
+            prefixes[n] = Prefix(history.Key);
+            items[n++] = history;
         }
 
-        Array.Sort(sorted, static (a, b) => Compare(a.History.Key, a.Prefix, b.Prefix, b.History));
+        Array.Sort(prefixes, items);
+        for (int start = 0; start < n;)
+        {
+            int end = start + 1;
+            while (end < n && prefixes[end] == prefixes[start])
+            {
+                end++;
+            }
+
+            if (end - start > 1)
+            {
+                Array.Sort(items, start, end - start, KeyHistoryOrder.Instance);
+            }
+
+            start = end;
+        }
+
         const int FillCount = MaxChunkCount * 3 / 4;
-        for (int start = 0; start < sorted.Length; start += FillCount)
+        for (int start = 0; start < n; start += FillCount)
         {
             var chunk = new Chunk();
-            for (int i = start; i < Math.Min(sorted.Length, start + FillCount); i++)
+            for (int i = start; i < Math.Min(n, start + FillCount); i++)
             {
-                if (i > 0 && Compare(sorted[i].History.Key, sorted[i].Prefix, sorted[i - 1].Prefix, sorted[i - 1].History) <= 0)
+                if (i > 0 && Compare(items[i].Key, prefixes[i], prefixes[i - 1], items[i - 1]) <= 0)
                 {
-                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(sorted[i].History.Key)} twice.");
+                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(items[i].Key)} twice.");
                 }
 
-                chunk.Insert(chunk.Items.Count, sorted[i].History, sorted[i].Prefix);
+                chunk.Insert(chunk.Items.Count, items[i], prefixes[i]);
             }
 
             _chunks.Add(chunk);
             _chunkPrefixes.Add(chunk.Prefixes[0]);
         }
 
-        Count = sorted.Length;
+        Count = n;
     }
 
     /// <summary>Removes <paramref name="history"/>, which must be in the index.</summary>
@@ -229,6 +249,14 @@ internal sealed class KeyIndex
                 yield return history;
             }
         }
+    }
+
+    /// <summary>Byte-wise order of whole keys (for keys with equal prefixes).</summary>
+    private sealed class KeyHistoryOrder : IComparer<KeyHistory>
+    {
+        public static KeyHistoryOrder Instance { get; } = new();
+
+        public int Compare(KeyHistory? x, KeyHistory? y) => x!.Key.AsSpan().SequenceCompareTo(y!.Key);
     }
 
     private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, KeyHistory other) =>
