@@ -162,16 +162,25 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
             (revisions, count) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, at, RangeEvaluator.FetchLimit(request), request.CountOnly);
             pending = _state.Pending;
             snapshot = _state.Database.BeginRead();
+            pending.Hold();
         }
         finally
         {
             _state.IndexLock.ExitReadLock();
         }
 
-        using (snapshot)
+        try
         {
-            var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
-            return RangeEvaluator.Finish(request, revisions, count, current, values);
+            using (snapshot)
+            {
+                var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
+                return RangeEvaluator.Finish(request, revisions, count, current, values);
+            }
+        }
+        finally
+        {
+            // Its values are copied into the response: the batch's buffers may be reused from here.
+            pending.Release();
         }
     }
 
@@ -289,6 +298,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         long compact;
         long at;
         var keep = new HashSet<Index.Revision>();
+        PendingBatch batch;
         List<PendingBatch.Entry> pending;
         Transaction snapshot;
         _state.IndexLock.EnterReadLock();
@@ -313,18 +323,27 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
                 history.Keep(at, keep);
             }
 
-            pending = _state.Pending.UpTo(at);
+            batch = _state.Pending;
+            pending = batch.UpTo(at);
             snapshot = _state.Database.BeginRead();
+            batch.Hold();
         }
         finally
         {
             _state.IndexLock.ExitReadLock();
         }
 
-        using (snapshot)
+        try
         {
-            uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep);
-            return new HashKVResponse { Header = new ResponseHeader { Revision = current }, Hash = hash, CompactRevision = compact, HashRevision = at };
+            using (snapshot)
+            {
+                uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep);
+                return new HashKVResponse { Header = new ResponseHeader { Revision = current }, Hash = hash, CompactRevision = compact, HashRevision = at };
+            }
+        }
+        finally
+        {
+            batch.Release();
         }
     }
 

@@ -13,7 +13,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// rebuilt at open and grown by puts with two allocations per key, not seven.</para>
 /// <para>Generations are numbered 0 (oldest) to <see cref="LastGeneration"/> (the inline one).
 /// Invariants: revisions grow across generations; every generation but the last is non-empty and
-/// ends with a tombstone; <see cref="Modified"/> is the newest revision. Changed only by the
+/// ends with a tombstone. Changed only by the
 /// store's writer thread, under the index's write lock; read by readers under its read lock.</para>
 /// </remarks>
 internal sealed class KeyHistory
@@ -33,8 +33,8 @@ internal sealed class KeyHistory
 
     public byte[] Key { get; }
 
-    /// <summary>The newest revision written (put or tombstone); default before the first.</summary>
-    public Revision Modified { get; private set; }
+    /// <summary>The newest revision written (put or tombstone); default before the first. Derived, not stored: one field less per key.</summary>
+    public Revision Modified => _revisions.Count > 0 ? _revisions.Last : _ended is { } ended ? ended[^1].Revisions.Last : default;
 
     /// <summary>Nothing left: the key was compacted away (etcd's <c>isEmpty</c>).</summary>
     public bool IsEmpty => _ended is null && _revisions.Count == 0;
@@ -71,7 +71,6 @@ internal sealed class KeyHistory
 
         _revisions.Add(revision);
         _version++;
-        Modified = revision;
     }
 
     /// <summary>
@@ -109,7 +108,6 @@ internal sealed class KeyHistory
         _version = version;
         _revisions = default;
         _revisions.Add(modified);
-        Modified = modified;
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
@@ -83,13 +84,24 @@ internal sealed class KeyIndex
         }
 
         var history = new KeyHistory(key.ToArray());
+        Count++;
+        if (index == chunk.Items.Count && chunk.Items.Count == MaxChunkCount && chunkIndex == _chunks.Count - 1)
+        {
+            // Appending past the last key (keys written in order): a new last chunk, so the full
+            // ones stay full instead of being split in halves that never fill again.
+            var next = new Chunk();
+            next.Insert(0, history, prefix);
+            _chunks.Add(next);
+            _chunkPrefixes.Add(prefix);
+            return history;
+        }
+
         chunk.Insert(index, history, prefix);
         if (index == 0)
         {
             _chunkPrefixes[chunkIndex] = prefix;
         }
 
-        Count++;
         if (chunk.Items.Count > MaxChunkCount)
         {
             var upper = chunk.SplitUpperHalf();
@@ -322,8 +334,8 @@ internal sealed class KeyIndex
             int half = Items.Count / 2;
             int moved = Items.Count - half;
             var upper = new Chunk();
-            upper.Items.AddRange(Items.GetRange(half, moved));
-            upper.Prefixes.AddRange(Prefixes.GetRange(half, moved));
+            upper.Items.AddRange(CollectionsMarshal.AsSpan(Items).Slice(half, moved));
+            upper.Prefixes.AddRange(CollectionsMarshal.AsSpan(Prefixes).Slice(half, moved));
             Items.RemoveRange(half, moved);
             Prefixes.RemoveRange(half, moved);
             return upper;

@@ -17,10 +17,16 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// until it commits): entries are appended in revision order to segments of
 /// <see cref="SegmentLength"/> and found by binary search, and stored values are copied into shared
 /// chunks of <see cref="ChunkBytes"/>, so a write adds no object of its own here.</para>
-/// <para>Thread-safety: one writer (<see cref="Allocate"/>, <see cref="Add"/>), any number of
-/// readers. An entry is written before the count that covers it is published, segments and chunks
-/// are never changed where a reader can see them, and a grown segment directory holds every
-/// segment of the one before it.</para>
+/// <para>Reuse: the batch that replaces this one after its commit (<see cref="Next"/>) takes over its
+/// segments and chunks when no reader holds it, so in steady state the pending batch allocates
+/// nothing. A reader therefore <see cref="Hold"/>s the batch it took (under the index read lock,
+/// where it took it) until it has read the last value from it, and then <see cref="Release"/>s it;
+/// a batch some reader holds at the swap leaves its buffers to the collector instead. Every reader
+/// of <see cref="StoreState.Pending"/> other than the writer must do this.</para>
+/// <para>Thread-safety: one writer (<see cref="Allocate"/>, <see cref="Add"/>, <see cref="Next"/>),
+/// any number of readers. An entry is written before the count that covers it is published,
+/// segments and chunks are never changed where a reader holding the batch can see them, and a
+/// grown segment directory holds every segment of the one before it.</para>
 /// </remarks>
 internal sealed class PendingBatch
 {
@@ -31,8 +37,14 @@ internal sealed class PendingBatch
     private Entry[][] _segments = new Entry[4][];
     private int _count;
 
-    // Writer only: the chunk stored values are copied into, and its free space.
-    private byte[]? _chunk;
+    /// <summary>Readers holding the batch (see <see cref="Hold"/>).</summary>
+    private int _readers;
+
+    // Writer only: the chunks stored values are copied into (the first _chunksInUse of them hold
+    // this batch's values, the rest came from an earlier batch and wait for reuse), and how much
+    // of the current one (the last in use) is taken.
+    private List<byte[]> _chunks = [];
+    private int _chunksInUse;
     private int _chunkUsed;
 
     public int Count => Volatile.Read(ref _count);
@@ -45,15 +57,52 @@ internal sealed class PendingBatch
             return new byte[length];
         }
 
-        if (_chunk is null || ChunkBytes - _chunkUsed < length)
+        if (_chunksInUse == 0 || ChunkBytes - _chunkUsed < length)
         {
-            _chunk = GC.AllocateUninitializedArray<byte>(ChunkBytes);
+            if (_chunksInUse == _chunks.Count)
+            {
+                _chunks.Add(GC.AllocateUninitializedArray<byte>(ChunkBytes));
+            }
+
+            _chunksInUse++;
             _chunkUsed = 0;
         }
 
-        var space = _chunk.AsMemory(_chunkUsed, length);
+        var space = _chunks[_chunksInUse - 1].AsMemory(_chunkUsed, length);
         _chunkUsed += length;
         return space;
+    }
+
+    /// <summary>Marks a reader as holding the batch; call under the index read lock, where the batch was taken from <see cref="StoreState.Pending"/>.</summary>
+    public void Hold() => Interlocked.Increment(ref _readers);
+
+    /// <summary>Ends a <see cref="Hold"/>, once the reader has read every value it takes from the batch.</summary>
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _readers) < 0)
+        {
+            throw new InvariantViolationException("MVCC store: a pending batch released more often than held.");
+        }
+    }
+
+    /// <summary>
+    /// The empty batch that replaces this one once its commit returned (writer thread, under the
+    /// index write lock, where the new batch is published). It reuses this batch's buffers when no
+    /// reader holds this one: none can take it after the swap, so none can see them change.
+    /// </summary>
+    public PendingBatch Next()
+    {
+        var next = new PendingBatch();
+        if (Volatile.Read(ref _readers) == 0)
+        {
+            next._segments = _segments;
+            next._chunks = _chunks;
+            _segments = [];
+            _chunks = [];
+            _count = 0;
+        }
+
+        return next;
     }
 
     /// <summary>Adds the stored value of <paramref name="revision"/> (writer thread), which must be after every revision in the batch.</summary>

@@ -263,6 +263,7 @@ internal sealed class StoreWriter
                         _ => throw new InvariantViolationException("MVCC writer: a write op without a request."),
                     };
                     op.Request = null; // not kept alive until the batch commits
+                    op.DeferPutResponse();
                     transaction.End();
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
@@ -387,7 +388,7 @@ internal sealed class StoreWriter
         _state.IndexLock.EnterWriteLock();
         try
         {
-            _state.Pending = new PendingBatch();
+            _state.Pending = _state.Pending.Next();
         }
         finally
         {

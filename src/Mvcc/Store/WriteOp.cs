@@ -41,6 +41,9 @@ internal sealed class WriteOp :
     private ManualResetValueTaskSourceCore<object?> _core;
     private bool _completed;
 
+    /// <summary>For a put whose response is only its revision: that revision, the response being built when taken (see <see cref="DeferPutResponse"/>).</summary>
+    private long _putRevision;
+
     public WriteOp(WriteOpKind kind, object? request, ulong consistentIndex)
         : this(pool: null)
     {
@@ -84,6 +87,20 @@ internal sealed class WriteOp :
         ConsistentIndex = consistentIndex;
     }
 
+    /// <summary>
+    /// A put's response without a previous key-value is just its revision: keep that instead of the
+    /// two response objects while the write waits for its batch's commit (so they are not carried
+    /// into older GC generations), and build them again when the caller takes the result.
+    /// </summary>
+    public void DeferPutResponse()
+    {
+        if (Result is PutResponse { PrevKv: null } put)
+        {
+            _putRevision = put.Header.Revision;
+            Result = null;
+        }
+    }
+
     /// <summary>The caller's view of the completion.</summary>
     public ValueTask<T> AsValueTask<T>() => new((IValueTaskSource<T>)(object)this, _core.Version);
 
@@ -112,7 +129,11 @@ internal sealed class WriteOp :
 
     object? IValueTaskSource<object?>.GetResult(short token) => TakeResult(token);
 
-    PutResponse IValueTaskSource<PutResponse>.GetResult(short token) => (PutResponse)TakeResult(token)!;
+    PutResponse IValueTaskSource<PutResponse>.GetResult(short token)
+    {
+        long revision = _putRevision;
+        return (PutResponse?)TakeResult(token) ?? new PutResponse { Header = new ResponseHeader { Revision = revision } };
+    }
 
     DeleteRangeResponse IValueTaskSource<DeleteRangeResponse>.GetResult(short token) => (DeleteRangeResponse)TakeResult(token)!;
 
@@ -139,6 +160,7 @@ internal sealed class WriteOp :
             _completed = false;
             Request = null;
             Result = null;
+            _putRevision = 0;
             _pool?.Return(this);
         }
     }
