@@ -36,6 +36,9 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
 {
     private readonly StoreState _state;
     private readonly StoreWriter _writer;
+
+    /// <summary>Completions of puts, deletes and txns, reused: enough for two full batches in flight.</summary>
+    private readonly WriteOpPool _ops;
     private int _disposed;
 
     private MvccStore(string directory, StoreState state, IEnumerable<CompactionJob> resumedCompactions)
@@ -43,6 +46,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         Directory = directory;
         _state = state;
         _writer = new StoreWriter(state, resumedCompactions);
+        _ops = new WriteOpPool(Math.Clamp(state.Options.BatchLimit * 2, 1024, 65536));
     }
 
     /// <summary>The directory the store lives in.</summary>
@@ -158,16 +162,25 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
             (revisions, count) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, at, RangeEvaluator.FetchLimit(request), request.CountOnly);
             pending = _state.Pending;
             snapshot = _state.Database.BeginRead();
+            pending.Hold();
         }
         finally
         {
             _state.IndexLock.ExitReadLock();
         }
 
-        using (snapshot)
+        try
         {
-            var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
-            return RangeEvaluator.Finish(request, revisions, count, current, values);
+            using (snapshot)
+            {
+                var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
+                return RangeEvaluator.Finish(request, revisions, count, current, values);
+            }
+        }
+        finally
+        {
+            // Its values are copied into the response: the batch's buffers may be reused from here.
+            pending.Release();
         }
     }
 
@@ -183,7 +196,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     {
         RequestValidator.CheckPut(request);
         CheckSize(RequestSize.OfPut(request));
-        return SubmitAsync<PutResponse>(new WriteOp(WriteOpKind.Put, request, consistentIndex), cancellationToken);
+        return Submit<PutResponse>(_ops.Rent(WriteOpKind.Put, request, consistentIndex), cancellationToken);
     }
 
     /// <summary>Deletes a key or range (etcd's <c>DeleteRange</c>); a delete of nothing creates no revision.</summary>
@@ -198,7 +211,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     {
         RequestValidator.CheckDeleteRange(request);
         CheckSize(RequestSize.OfDeleteRange(request));
-        return SubmitAsync<DeleteRangeResponse>(new WriteOp(WriteOpKind.DeleteRange, request, consistentIndex), cancellationToken);
+        return Submit<DeleteRangeResponse>(_ops.Rent(WriteOpKind.DeleteRange, request, consistentIndex), cancellationToken);
     }
 
     /// <summary>
@@ -216,7 +229,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     {
         RequestValidator.CheckTxn(request, _state.Options.MaxTxnOps);
         CheckSize(RequestSize.OfTxn(request));
-        return SubmitAsync<TxnResponse>(new WriteOp(WriteOpKind.Txn, request, consistentIndex), cancellationToken);
+        return Submit<TxnResponse>(_ops.Rent(WriteOpKind.Txn, request, consistentIndex), cancellationToken);
     }
 
     /// <summary>
@@ -237,7 +250,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     public ValueTask<CompactResponse> CompactAsync(long revision, bool physical = false, ulong consistentIndex = 0, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(revision);
-        return SubmitAsync<CompactResponse>(new WriteOp(WriteOpKind.Compact, null, consistentIndex) { CompactRevision = revision, Physical = physical }, cancellationToken);
+        return Submit<CompactResponse>(new WriteOp(WriteOpKind.Compact, null, consistentIndex) { CompactRevision = revision, Physical = physical }, cancellationToken);
     }
 
     /// <summary>
@@ -250,7 +263,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     public async ValueTask SetConsistentIndexAsync(ulong consistentIndex, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfZero(consistentIndex);
-        await SubmitAsync<object?>(new WriteOp(WriteOpKind.ConsistentIndex, null, consistentIndex), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndex, null, consistentIndex), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Makes every write applied so far durable (commits the open batch, synced); completes once it is.</summary>
@@ -258,13 +271,13 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     public async ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
-        await SubmitAsync<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Completes when every compaction queued so far (including one resumed at open) has finished its physical part (for tests and benchmarks).</summary>
     internal async ValueTask WaitForCompactionsAsync(CancellationToken cancellationToken = default)
     {
-        await SubmitAsync<object?>(new WriteOp(WriteOpKind.AwaitCompactions, null, 0), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.AwaitCompactions, null, 0), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -285,7 +298,8 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         long compact;
         long at;
         var keep = new HashSet<Index.Revision>();
-        List<KeyValuePair<Index.Revision, PendingBatch.Entry>> pending;
+        PendingBatch batch;
+        List<PendingBatch.Entry> pending;
         Transaction snapshot;
         _state.IndexLock.EnterReadLock();
         try
@@ -309,18 +323,27 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
                 history.Keep(at, keep);
             }
 
-            pending = _state.Pending.UpTo(at);
+            batch = _state.Pending;
+            pending = batch.UpTo(at);
             snapshot = _state.Database.BeginRead();
+            batch.Hold();
         }
         finally
         {
             _state.IndexLock.ExitReadLock();
         }
 
-        using (snapshot)
+        try
         {
-            uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep);
-            return new HashKVResponse { Header = new ResponseHeader { Revision = current }, Hash = hash, CompactRevision = compact, HashRevision = at };
+            using (snapshot)
+            {
+                uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep);
+                return new HashKVResponse { Header = new ResponseHeader { Revision = current }, Hash = hash, CompactRevision = compact, HashRevision = at };
+            }
+        }
+        finally
+        {
+            batch.Release();
         }
     }
 
@@ -362,13 +385,32 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         }
     }
 
-    private async ValueTask<T> SubmitAsync<T>(WriteOp op, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues <paramref name="op"/> for the writer; the result completes with it. Failures before
+    /// queueing (cancelled, disposed, faulted) come back as a faulted result, as from an async method.
+    /// </summary>
+    private ValueTask<T> Submit<T>(WriteOp op, CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        ThrowIfDisposed();
-        _state.ThrowIfFailed();
-        var result = await _writer.Enqueue(op).WaitAsync(cancellationToken).ConfigureAwait(false);
-        return (T)result!;
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<T>(cancellationToken);
+        }
+
+        try
+        {
+            ThrowIfDisposed();
+            _state.ThrowIfFailed();
+            _writer.Enqueue(op);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or StorageFaultedException)
+        {
+            return ValueTask.FromException<T>(e);
+        }
+
+        var completion = op.AsValueTask<T>();
+
+        // Only a wait that can be cancelled needs a task to race the token against.
+        return cancellationToken.CanBeCanceled ? new ValueTask<T>(completion.AsTask().WaitAsync(cancellationToken)) : completion;
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

@@ -29,7 +29,7 @@ internal sealed class MvccStoreEngine : IMvccWorkloadEngine
 
     public Task PutAllAsync(byte[] keys, int[] order, byte[] value) =>
         MvccWorkload.RunWindowedAsync(order.Length, MvccWorkload.WritesInFlight, i =>
-            _store.PutAsync(new PutRequest { Key = MvccWorkload.Key(keys, order[i]), Value = value }).AsTask());
+            _store.PutAsync(new PutRequest { Key = MvccWorkload.Key(keys, order[i]), Value = value }));
 
     public Task CompareAndPutAllAsync(byte[] keys, int[] order, byte[] value) =>
         MvccWorkload.RunWindowedAsync(order.Length, MvccWorkload.WritesInFlight, i =>
@@ -39,7 +39,7 @@ internal sealed class MvccStoreEngine : IMvccWorkloadEngine
             {
                 Compare = [new Compare { Key = key, Target = CompareTarget.Version, Result = CompareResult.Greater, Version = 0 }],
                 Success = [RequestOp.Put(new PutRequest { Key = key, Value = value })],
-            }).AsTask();
+            });
         });
 
     public long GetEach(byte[] keys, int[] order)

@@ -6,13 +6,25 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// (the delete's tombstone ended the one before it).
 /// </summary>
 /// <remarks>
+/// <para>Layout: the last generation (the only one of a key never deleted since the last
+/// compaction) is held in this object's own fields, its revisions inline while there is one
+/// (<see cref="RevisionList"/>); generations a delete ended move to <see cref="Generation"/>
+/// objects. A key written once is this object and its key array: the index of a million keys is
+/// rebuilt at open and grown by puts with two allocations per key, not seven.</para>
+/// <para>Generations are numbered 0 (oldest) to <see cref="LastGeneration"/> (the inline one).
 /// Invariants: revisions grow across generations; every generation but the last is non-empty and
-/// ends with a tombstone; <see cref="Modified"/> is the newest revision. Changed only by the
-/// store's writer thread, under the index's write lock; read by readers under its read lock.
+/// ends with a tombstone. Changed only by the
+/// store's writer thread, under the index's write lock; read by readers under its read lock.</para>
 /// </remarks>
 internal sealed class KeyHistory
 {
-    private readonly List<Generation> _generations = new(1);
+    // The last generation.
+    private Revision _created;
+    private long _version;
+    private RevisionList _revisions;
+
+    /// <summary>Generations before the last, oldest first; null while there are none (most keys).</summary>
+    private List<Generation>? _ended;
 
     public KeyHistory(byte[] key)
     {
@@ -21,39 +33,44 @@ internal sealed class KeyHistory
 
     public byte[] Key { get; }
 
-    /// <summary>The newest revision written (put or tombstone).</summary>
-    public Revision Modified { get; private set; }
-
-    public IReadOnlyList<Generation> Generations => _generations;
+    /// <summary>The newest revision written (put or tombstone); default before the first. Derived, not stored: one field less per key.</summary>
+    public Revision Modified => _revisions.Count > 0 ? _revisions.Last : _ended is { } ended ? ended[^1].Revisions.Last : default;
 
     /// <summary>Nothing left: the key was compacted away (etcd's <c>isEmpty</c>).</summary>
-    public bool IsEmpty => _generations.Count == 0 || (_generations.Count == 1 && _generations[0].IsEmpty);
+    public bool IsEmpty => _ended is null && _revisions.Count == 0;
 
     /// <summary>True when the key exists now (its last generation is live).</summary>
-    public bool IsLive => _generations.Count > 0 && !_generations[^1].IsEmpty;
+    public bool IsLive => _revisions.Count > 0;
+
+    private int LastGeneration => _ended?.Count ?? 0;
+
+    /// <summary>Each generation's revisions, oldest generation first, the last one possibly empty (for tests).</summary>
+    public IReadOnlyList<Revision[]> GenerationRevisions()
+    {
+        var all = new List<Revision[]>(LastGeneration + 1);
+        for (int g = 0; g <= LastGeneration; g++)
+        {
+            all.Add(RevisionsOf(g).ToArray());
+        }
+
+        return all;
+    }
 
     /// <summary>Records a put at <paramref name="revision"/> (etcd's <c>keyIndex.put</c>).</summary>
     public void Put(Revision revision)
     {
-        if (_generations.Count > 0 && revision <= Modified)
+        if (Modified != default && revision <= Modified)
         {
             throw new InvariantViolationException($"MVCC key index: put at {revision} is not after the key's last revision {Modified}.");
         }
 
-        if (_generations.Count == 0)
+        if (_revisions.Count == 0)
         {
-            _generations.Add(new Generation());
+            _created = revision;
         }
 
-        var generation = _generations[^1];
-        if (generation.IsEmpty)
-        {
-            generation.Created = revision;
-        }
-
-        generation.Revisions.Add(revision);
-        generation.Version++;
-        Modified = revision;
+        _revisions.Add(revision);
+        _version++;
     }
 
     /// <summary>
@@ -68,7 +85,10 @@ internal sealed class KeyHistory
         }
 
         Put(revision);
-        _generations.Add(new Generation());
+        (_ended ??= new List<Generation>(1)).Add(new Generation(_created, _version, _revisions));
+        _created = default;
+        _version = 0;
+        _revisions = default;
         return true;
     }
 
@@ -79,16 +99,15 @@ internal sealed class KeyHistory
     /// </summary>
     public void Restore(Revision created, Revision modified, long version)
     {
-        if (_generations.Count != 0 && !IsEmpty)
+        if (!IsEmpty)
         {
             throw new InvariantViolationException("MVCC key index: restore of a key that already has history.");
         }
 
-        _generations.Clear();
-        var generation = new Generation { Created = created, Version = version };
-        generation.Revisions.Add(modified);
-        _generations.Add(generation);
-        Modified = modified;
+        _created = created;
+        _version = version;
+        _revisions = default;
+        _revisions.Add(modified);
     }
 
     /// <summary>
@@ -98,15 +117,16 @@ internal sealed class KeyHistory
     /// </summary>
     public bool TryGet(long atMain, out Revision modified, out Revision created, out long version)
     {
-        var generation = FindGeneration(atMain);
-        if (generation is not null && !generation.IsEmpty)
+        int g = FindGeneration(atMain);
+        if (g >= 0)
         {
-            int n = generation.LastAtOrBelow(atMain);
+            ref readonly var revisions = ref RevisionsOf(g);
+            int n = revisions.LastAtOrBelow(atMain);
             if (n >= 0)
             {
-                modified = generation.Revisions[n];
-                created = generation.Created;
-                version = generation.Version - (generation.Revisions.Count - n - 1);
+                modified = revisions[n];
+                created = g == LastGeneration ? _created : _ended![g].Created;
+                version = (g == LastGeneration ? _version : _ended![g].Version) - (revisions.Count - n - 1);
                 return true;
             }
         }
@@ -129,23 +149,31 @@ internal sealed class KeyHistory
         }
 
         var (generationIndex, revisionIndex) = FindCompactionPoint(atMain, available);
-        var generation = _generations[generationIndex];
-        if (!generation.IsEmpty)
+        ref var revisions = ref RevisionsOf(generationIndex);
+        if (revisions.Count > 0)
         {
             if (revisionIndex != -1)
             {
-                generation.Revisions.RemoveRange(0, revisionIndex);
+                revisions.RemoveFirst(revisionIndex);
             }
 
             // A generation reduced to its tombstone is gone: the delete itself is not kept.
-            if (generation.Revisions.Count == 1 && generationIndex != _generations.Count - 1)
+            if (revisions.Count == 1 && generationIndex != LastGeneration)
             {
-                available.Remove(generation.Revisions[0]);
+                available.Remove(revisions[0]);
                 generationIndex++;
             }
         }
 
-        _generations.RemoveRange(0, generationIndex);
+        // Generations before generationIndex are all ended ones (generationIndex <= LastGeneration).
+        if (generationIndex > 0)
+        {
+            _ended!.RemoveRange(0, generationIndex);
+            if (_ended.Count == 0)
+            {
+                _ended = null;
+            }
+        }
     }
 
     /// <summary>What <see cref="Compact"/> would add to <paramref name="available"/>, changing nothing (etcd's <c>keyIndex.keep</c>).</summary>
@@ -157,54 +185,65 @@ internal sealed class KeyHistory
         }
 
         var (generationIndex, revisionIndex) = FindCompactionPoint(atMain, available);
-        var generation = _generations[generationIndex];
-        if (!generation.IsEmpty && revisionIndex == generation.Revisions.Count - 1 && generationIndex != _generations.Count - 1)
+        ref readonly var revisions = ref RevisionsOf(generationIndex);
+        if (revisions.Count > 0 && revisionIndex == revisions.Count - 1 && generationIndex != LastGeneration)
         {
-            available.Remove(generation.Revisions[revisionIndex]);
+            available.Remove(revisions[revisionIndex]);
         }
     }
 
-    /// <summary>etcd's <c>findGeneration</c>: the generation alive at <paramref name="atMain"/>, or null.</summary>
-    private Generation? FindGeneration(long atMain)
+    /// <summary>Generation <paramref name="g"/>'s revisions, in place: the inline ones for the last.</summary>
+    private ref RevisionList RevisionsOf(int g)
     {
-        int last = _generations.Count - 1;
+        if (g == LastGeneration)
+        {
+            return ref _revisions;
+        }
+
+        return ref _ended![g].Revisions;
+    }
+
+    /// <summary>etcd's <c>findGeneration</c>: the generation alive at <paramref name="atMain"/>, or -1.</summary>
+    private int FindGeneration(long atMain)
+    {
+        int last = LastGeneration;
         for (int i = last; i >= 0; i--)
         {
-            var generation = _generations[i];
-            if (generation.IsEmpty)
+            ref readonly var revisions = ref RevisionsOf(i);
+            if (revisions.Count == 0)
             {
                 continue;
             }
 
-            if (i != last && generation.Revisions[^1].Main <= atMain)
+            if (i != last && revisions.Last.Main <= atMain)
             {
                 // The generation's tombstone is at or before atMain: the key was deleted then.
-                return null;
+                return -1;
             }
 
-            if (generation.Revisions[0].Main <= atMain)
+            if (revisions.First.Main <= atMain)
             {
-                return generation;
+                return i;
             }
         }
 
-        return null;
+        return -1;
     }
 
     /// <summary>etcd's <c>doCompact</c>: the first generation not ended by atMain, and in it the newest revision at or below atMain (added to available), or -1.</summary>
     private (int GenerationIndex, int RevisionIndex) FindCompactionPoint(long atMain, HashSet<Revision> available)
     {
         int generationIndex = 0;
-        while (generationIndex < _generations.Count - 1 && _generations[generationIndex].Revisions[^1].Main <= atMain)
+        while (generationIndex < LastGeneration && _ended![generationIndex].Revisions.Last.Main <= atMain)
         {
             generationIndex++;
         }
 
-        var generation = _generations[generationIndex];
-        int revisionIndex = generation.LastAtOrBelow(atMain);
+        ref readonly var revisions = ref RevisionsOf(generationIndex);
+        int revisionIndex = revisions.LastAtOrBelow(atMain);
         if (revisionIndex >= 0)
         {
-            available.Add(generation.Revisions[revisionIndex]);
+            available.Add(revisions[revisionIndex]);
         }
 
         return (generationIndex, revisionIndex);

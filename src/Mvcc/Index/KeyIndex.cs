@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
@@ -83,13 +84,24 @@ internal sealed class KeyIndex
         }
 
         var history = new KeyHistory(key.ToArray());
+        Count++;
+        if (index == chunk.Items.Count && chunk.Items.Count == MaxChunkCount && chunkIndex == _chunks.Count - 1)
+        {
+            // Appending past the last key (keys written in order): a new last chunk, so the full
+            // ones stay full instead of being split in halves that never fill again.
+            var next = new Chunk();
+            next.Insert(0, history, prefix);
+            _chunks.Add(next);
+            _chunkPrefixes.Add(prefix);
+            return history;
+        }
+
         chunk.Insert(index, history, prefix);
         if (index == 0)
         {
             _chunkPrefixes[chunkIndex] = prefix;
         }
 
-        Count++;
         if (chunk.Items.Count > MaxChunkCount)
         {
             var upper = chunk.SplitUpperHalf();
@@ -111,33 +123,53 @@ internal sealed class KeyIndex
             throw new InvariantViolationException("MVCC key index: bulk load into a non-empty index.");
         }
 
-        var sorted = new (ulong Prefix, KeyHistory History)[histories.Count];
+        // Sorted by prefix with the runtime's sort of primitive keys (no comparer call per
+        // comparison), then each run of equal prefixes by its whole keys.
+        var prefixes = new ulong[histories.Count];
+        var items = new KeyHistory[histories.Count];
         int n = 0;
         foreach (var history in histories)
         {
-            sorted[n++] = (Prefix(history.Key), history);
+            prefixes[n] = Prefix(history.Key);
+            items[n++] = history;
         }
 
-        Array.Sort(sorted, static (a, b) => Compare(a.History.Key, a.Prefix, b.Prefix, b.History));
+        Array.Sort(prefixes, items);
+        for (int start = 0; start < n;)
+        {
+            int end = start + 1;
+            while (end < n && prefixes[end] == prefixes[start])
+            {
+                end++;
+            }
+
+            if (end - start > 1)
+            {
+                Array.Sort(items, start, end - start, KeyHistoryOrder.Instance);
+            }
+
+            start = end;
+        }
+
         const int FillCount = MaxChunkCount * 3 / 4;
-        for (int start = 0; start < sorted.Length; start += FillCount)
+        for (int start = 0; start < n; start += FillCount)
         {
             var chunk = new Chunk();
-            for (int i = start; i < Math.Min(sorted.Length, start + FillCount); i++)
+            for (int i = start; i < Math.Min(n, start + FillCount); i++)
             {
-                if (i > 0 && Compare(sorted[i].History.Key, sorted[i].Prefix, sorted[i - 1].Prefix, sorted[i - 1].History) <= 0)
+                if (i > 0 && Compare(items[i].Key, prefixes[i], prefixes[i - 1], items[i - 1]) <= 0)
                 {
-                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(sorted[i].History.Key)} twice.");
+                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(items[i].Key)} twice.");
                 }
 
-                chunk.Insert(chunk.Items.Count, sorted[i].History, sorted[i].Prefix);
+                chunk.Insert(chunk.Items.Count, items[i], prefixes[i]);
             }
 
             _chunks.Add(chunk);
             _chunkPrefixes.Add(chunk.Prefixes[0]);
         }
 
-        Count = sorted.Length;
+        Count = n;
     }
 
     /// <summary>Removes <paramref name="history"/>, which must be in the index.</summary>
@@ -231,6 +263,14 @@ internal sealed class KeyIndex
         }
     }
 
+    /// <summary>Byte-wise order of whole keys (for keys with equal prefixes).</summary>
+    private sealed class KeyHistoryOrder : IComparer<KeyHistory>
+    {
+        public static KeyHistoryOrder Instance { get; } = new();
+
+        public int Compare(KeyHistory? x, KeyHistory? y) => x!.Key.AsSpan().SequenceCompareTo(y!.Key);
+    }
+
     private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, KeyHistory other) =>
         prefix != otherPrefix ? (prefix < otherPrefix ? -1 : 1) : key.SequenceCompareTo(other.Key);
 
@@ -294,8 +334,8 @@ internal sealed class KeyIndex
             int half = Items.Count / 2;
             int moved = Items.Count - half;
             var upper = new Chunk();
-            upper.Items.AddRange(Items.GetRange(half, moved));
-            upper.Prefixes.AddRange(Prefixes.GetRange(half, moved));
+            upper.Items.AddRange(CollectionsMarshal.AsSpan(Items).Slice(half, moved));
+            upper.Prefixes.AddRange(CollectionsMarshal.AsSpan(Prefixes).Slice(half, moved));
             Items.RemoveRange(half, moved);
             Prefixes.RemoveRange(half, moved);
             return upper;

@@ -11,7 +11,7 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// </summary>
 internal static class KvHash
 {
-    public static uint Compute(Bucket keys, List<KeyValuePair<Revision, PendingBatch.Entry>> pending, long atMain, long compactMain, HashSet<Revision> keep)
+    public static uint Compute(Bucket keys, List<PendingBatch.Entry> pending, long atMain, long compactMain, HashSet<Revision> keep)
     {
         uint crc = Append(0, MetaKeys.KeyBucketNameBytes);
         var cursor = keys.CreateCursor();
@@ -19,7 +19,7 @@ internal static class KvHash
         int p = 0;
         while (true)
         {
-            byte[]? pendingKey = p < pending.Count ? RevisionKey.Encode(pending[p].Key, pending[p].Value.Tombstone) : null;
+            byte[]? pendingKey = p < pending.Count ? RevisionKey.Encode(pending[p].Revision, pending[p].Tombstone) : null;
             if (more && (pendingKey is null || cursor.Key.SequenceCompareTo(pendingKey) <= 0))
             {
                 if (pendingKey is not null && cursor.Key.SequenceEqual(pendingKey))
@@ -44,11 +44,11 @@ internal static class KvHash
             }
             else if (pendingKey is not null)
             {
-                var revision = pending[p].Key;
+                var revision = pending[p].Revision;
                 if (Included(revision, compactMain, keep))
                 {
                     crc = Append(crc, pendingKey);
-                    crc = Append(crc, pending[p].Value.StoredValue);
+                    crc = Append(crc, pending[p].StoredValue.Span);
                 }
 
                 p++;

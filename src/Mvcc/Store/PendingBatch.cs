@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using EmbeddedRaft.Mvcc.Index;
 
 namespace EmbeddedRaft.Mvcc.Store;
@@ -9,35 +8,173 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// under the same index lock.
 /// </summary>
 /// <remarks>
-/// Why that is enough: the writer swaps in a fresh batch (under the index write lock) only after
+/// <para>Why that is enough: the writer swaps in a fresh batch (under the index write lock) only after
 /// the B+tree commit that holds this batch's revisions returned, and never removes entries from a
 /// batch. A reader that took this batch under the read lock finds every uncommitted revision here;
 /// one that took the next batch began its B+tree snapshot after this batch's commit. Entries are
-/// added before the revision that makes them visible is published. Thread-safe.
+/// added before the revision that makes them visible is published.</para>
+/// <para>Layout, for the writer's allocation rate (a batch holds up to 10,000 writes that stay alive
+/// until it commits): entries are appended in revision order to segments of
+/// <see cref="SegmentLength"/> and found by binary search, and stored values are copied into shared
+/// chunks of <see cref="ChunkBytes"/>, so a write adds no object of its own here.</para>
+/// <para>Reuse: the batch that replaces this one after its commit (<see cref="Next"/>) takes over its
+/// segments and chunks when no reader holds it, so in steady state the pending batch allocates
+/// nothing. A reader therefore <see cref="Hold"/>s the batch it took (under the index read lock,
+/// where it took it) until it has read the last value from it, and then <see cref="Release"/>s it;
+/// a batch some reader holds at the swap leaves its buffers to the collector instead. Every reader
+/// of <see cref="StoreState.Pending"/> other than the writer must do this.</para>
+/// <para>Thread-safety: one writer (<see cref="Allocate"/>, <see cref="Add"/>, <see cref="Next"/>),
+/// any number of readers. An entry is written before the count that covers it is published,
+/// segments and chunks are never changed where a reader holding the batch can see them, and a
+/// grown segment directory holds every segment of the one before it.</para>
 /// </remarks>
 internal sealed class PendingBatch
 {
-    private readonly ConcurrentDictionary<Revision, Entry> _entries = new();
+    private const int SegmentShift = 10;
+    private const int SegmentLength = 1 << SegmentShift;
+    private const int ChunkBytes = 64 * 1024;
 
-    public int Count => _entries.Count;
+    private Entry[][] _segments = new Entry[4][];
+    private int _count;
 
-    public void Add(Revision revision, bool tombstone, byte[] storedValue)
+    /// <summary>Readers holding the batch (see <see cref="Hold"/>).</summary>
+    private int _readers;
+
+    // Writer only: the chunks stored values are copied into (the first _chunksInUse of them hold
+    // this batch's values, the rest came from an earlier batch and wait for reuse), and how much
+    // of the current one (the last in use) is taken.
+    private List<byte[]> _chunks = [];
+    private int _chunksInUse;
+    private int _chunkUsed;
+
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Space for a stored value of <paramref name="length"/> bytes, for the writer to fill before it <see cref="Add"/>s it.</summary>
+    public Memory<byte> Allocate(int length)
     {
-        if (!_entries.TryAdd(revision, new Entry(tombstone, storedValue)))
+        if (length > ChunkBytes / 4)
         {
-            throw new InvariantViolationException($"MVCC store: revision {revision} written twice in one batch.");
+            return new byte[length];
+        }
+
+        if (_chunksInUse == 0 || ChunkBytes - _chunkUsed < length)
+        {
+            if (_chunksInUse == _chunks.Count)
+            {
+                _chunks.Add(GC.AllocateUninitializedArray<byte>(ChunkBytes));
+            }
+
+            _chunksInUse++;
+            _chunkUsed = 0;
+        }
+
+        var space = _chunks[_chunksInUse - 1].AsMemory(_chunkUsed, length);
+        _chunkUsed += length;
+        return space;
+    }
+
+    /// <summary>Marks a reader as holding the batch; call under the index read lock, where the batch was taken from <see cref="StoreState.Pending"/>.</summary>
+    public void Hold() => Interlocked.Increment(ref _readers);
+
+    /// <summary>Ends a <see cref="Hold"/>, once the reader has read every value it takes from the batch.</summary>
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _readers) < 0)
+        {
+            throw new InvariantViolationException("MVCC store: a pending batch released more often than held.");
         }
     }
 
-    public bool TryGet(Revision revision, out Entry entry) => _entries.TryGetValue(revision, out entry);
+    /// <summary>
+    /// The empty batch that replaces this one once its commit returned (writer thread, under the
+    /// index write lock, where the new batch is published). It reuses this batch's buffers when no
+    /// reader holds this one: none can take it after the swap, so none can see them change.
+    /// </summary>
+    public PendingBatch Next()
+    {
+        var next = new PendingBatch();
+        if (Volatile.Read(ref _readers) == 0)
+        {
+            next._segments = _segments;
+            next._chunks = _chunks;
+            _segments = [];
+            _chunks = [];
+            _count = 0;
+        }
+
+        return next;
+    }
+
+    /// <summary>Adds the stored value of <paramref name="revision"/> (writer thread), which must be after every revision in the batch.</summary>
+    public void Add(Revision revision, bool tombstone, ReadOnlyMemory<byte> storedValue)
+    {
+        int count = _count;
+        if (count > 0 && revision <= At(_segments, count - 1).Revision)
+        {
+            throw new InvariantViolationException($"MVCC store: revision {revision} added to the pending batch after {At(_segments, count - 1).Revision}.");
+        }
+
+        var segments = _segments;
+        int segment = count >> SegmentShift;
+        if (segment == segments.Length)
+        {
+            var grown = new Entry[segments.Length * 2][];
+            Array.Copy(segments, grown, segments.Length);
+            Volatile.Write(ref _segments, grown);
+            segments = grown;
+        }
+
+        segments[segment] ??= new Entry[SegmentLength];
+        segments[segment][count & (SegmentLength - 1)] = new Entry(revision, tombstone, storedValue);
+        Volatile.Write(ref _count, count + 1);
+    }
+
+    public bool TryGet(Revision revision, out Entry entry)
+    {
+        int count = Volatile.Read(ref _count);
+        var segments = Volatile.Read(ref _segments);
+        int lo = 0;
+        int hi = count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            ref readonly var candidate = ref At(segments, mid);
+            int order = candidate.Revision.CompareTo(revision);
+            if (order == 0)
+            {
+                entry = candidate;
+                return true;
+            }
+
+            if (order < 0)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        entry = default;
+        return false;
+    }
 
     /// <summary>The entries at or below <paramref name="maxMain"/>, in revision order (for hashing).</summary>
-    public List<KeyValuePair<Revision, Entry>> UpTo(long maxMain)
+    public List<Entry> UpTo(long maxMain)
     {
-        var list = _entries.Where(e => e.Key.Main <= maxMain).ToList();
-        list.Sort((a, b) => a.Key.CompareTo(b.Key));
+        int count = Volatile.Read(ref _count);
+        var segments = Volatile.Read(ref _segments);
+        var list = new List<Entry>();
+        for (int i = 0; i < count && At(segments, i).Revision.Main <= maxMain; i++)
+        {
+            list.Add(At(segments, i));
+        }
+
         return list;
     }
 
-    internal readonly record struct Entry(bool Tombstone, byte[] StoredValue);
+    private static ref readonly Entry At(Entry[][] segments, int index) => ref segments[index >> SegmentShift][index & (SegmentLength - 1)];
+
+    internal readonly record struct Entry(Revision Revision, bool Tombstone, ReadOnlyMemory<byte> StoredValue);
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
@@ -29,7 +30,8 @@ internal static class StoreLoader
         state.ConsistentIndex = (ulong)(ReadLong(meta, MetaKeys.ConsistentIndexKey, path) ?? 0);
 
         // Rebuilt in a hash map (one probe per revision), then sorted into the index once.
-        var histories = new Dictionary<byte[], KeyHistory>((int)Math.Min(keys.Count, 1 << 20), KeyBytesComparer.Instance);
+        var comparer = new KeyBytesComparer();
+        var histories = new Dictionary<byte[], KeyHistory>((int)Math.Min(keys.Count, 1 << 20), comparer);
         var lookup = histories.GetAlternateLookup<ReadOnlySpan<byte>>();
         long lastMain = 1;
         long count = 0;
@@ -48,7 +50,7 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
             }
 
-            Restore(histories, lookup, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
+            Restore(lookup, comparer, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
             lastMain = Math.Max(lastMain, revision.Main);
             count++;
         }
@@ -101,33 +103,37 @@ internal static class StoreLoader
 
     /// <summary>Adds one stored revision to the index being rebuilt, checking it against what came before.</summary>
     private static void Restore(
-        Dictionary<byte[], KeyHistory> histories,
         Dictionary<byte[], KeyHistory>.AlternateLookup<ReadOnlySpan<byte>> lookup,
+        KeyBytesComparer comparer,
         Revision revision,
         bool tombstone,
         ReadOnlySpan<byte> key,
         in StoredValue.Decoded decoded,
         string path)
     {
-        lookup.TryGetValue(key, out var history);
         if (tombstone)
         {
             // A tombstone of a key with no live history is the remains of an interrupted compaction
             // (it deletes in revision order, so it removed the generation's puts first): the resumed
             // compaction removes it.
-            history?.Tombstone(revision);
+            if (lookup.TryGetValue(key, out var deleted))
+            {
+                deleted.Tombstone(revision);
+            }
+
             return;
         }
 
-        if (history is null)
+        // One probe: finds the key's history, or adds the key (the map copies it) to be given one.
+        ref var history = ref CollectionsMarshal.GetValueRefOrAddDefault(lookup, key, out bool exists);
+        if (!exists)
         {
-            history = new KeyHistory(key.ToArray());
-            histories.Add(history.Key, history);
+            history = new KeyHistory(comparer.LastCreated!);
             history.Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
             return;
         }
 
-        history.Put(revision);
+        history!.Put(revision);
         if (history.TryGet(revision.Main, out _, out var created, out long version)
             && (created.Main != decoded.CreateRevision || version != decoded.Version))
         {

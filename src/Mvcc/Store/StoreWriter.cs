@@ -61,8 +61,9 @@ internal sealed class StoreWriter
         _thread.Start();
     }
 
-    /// <summary>Queues <paramref name="op"/>; its task completes as described in the class remarks.</summary>
-    public Task<object?> Enqueue(WriteOp op)
+    /// <summary>Queues <paramref name="op"/>; it completes as described in the class remarks.</summary>
+    /// <exception cref="ObjectDisposedException">The writer was asked to stop.</exception>
+    public void Enqueue(WriteOp op)
     {
         lock (_queueGate)
         {
@@ -79,8 +80,6 @@ internal sealed class StoreWriter
                 Monitor.Pulse(_queueGate);
             }
         }
-
-        return op.Completion.Task;
     }
 
     /// <summary>Stops the thread after it has committed what it applied; waits for it.</summary>
@@ -263,6 +262,8 @@ internal sealed class StoreWriter
                         TxnRequest txn => (object)transaction.Txn(txn),
                         _ => throw new InvariantViolationException("MVCC writer: a write op without a request."),
                     };
+                    op.Request = null; // not kept alive until the batch commits
+                    op.DeferPutResponse();
                     transaction.End();
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
@@ -387,7 +388,7 @@ internal sealed class StoreWriter
         _state.IndexLock.EnterWriteLock();
         try
         {
-            _state.Pending = new PendingBatch();
+            _state.Pending = _state.Pending.Next();
         }
         finally
         {

@@ -26,26 +26,43 @@ internal static class StoredValue
 
     public const int HeaderSizeBytes = 29;
 
+    public static int PutSizeBytes(int keyLength, int valueLength) => HeaderSizeBytes + keyLength + valueLength;
+
+    public static int TombstoneSizeBytes(int keyLength) => HeaderSizeBytes + keyLength;
+
     public static byte[] EncodePut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long createRevision, long version, long lease)
     {
-        var bytes = new byte[HeaderSizeBytes + key.Length + value.Length];
-        bytes[KindOffset] = PutKind;
-        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(CreateRevisionOffset), createRevision);
-        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(VersionOffset), version);
-        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(LeaseOffset), lease);
-        BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(KeyLengthOffset), key.Length);
-        key.CopyTo(bytes.AsSpan(HeaderSizeBytes));
-        value.CopyTo(bytes.AsSpan(HeaderSizeBytes + key.Length));
+        var bytes = new byte[PutSizeBytes(key.Length, value.Length)];
+        WritePut(bytes, key, value, createRevision, version, lease);
         return bytes;
+    }
+
+    /// <summary>Encodes a put into <paramref name="destination"/>, exactly <see cref="PutSizeBytes"/> long.</summary>
+    public static void WritePut(Span<byte> destination, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long createRevision, long version, long lease)
+    {
+        destination[KindOffset] = PutKind;
+        BinaryPrimitives.WriteInt64LittleEndian(destination[CreateRevisionOffset..], createRevision);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[VersionOffset..], version);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[LeaseOffset..], lease);
+        BinaryPrimitives.WriteInt32LittleEndian(destination[KeyLengthOffset..], key.Length);
+        key.CopyTo(destination[HeaderSizeBytes..]);
+        value.CopyTo(destination[(HeaderSizeBytes + key.Length)..]);
     }
 
     public static byte[] EncodeTombstone(ReadOnlySpan<byte> key)
     {
-        var bytes = new byte[HeaderSizeBytes + key.Length];
-        bytes[KindOffset] = TombstoneKind;
-        BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(KeyLengthOffset), key.Length);
-        key.CopyTo(bytes.AsSpan(HeaderSizeBytes));
+        var bytes = new byte[TombstoneSizeBytes(key.Length)];
+        WriteTombstone(bytes, key);
         return bytes;
+    }
+
+    /// <summary>Encodes a tombstone into <paramref name="destination"/>, exactly <see cref="TombstoneSizeBytes"/> long.</summary>
+    public static void WriteTombstone(Span<byte> destination, ReadOnlySpan<byte> key)
+    {
+        destination[..HeaderSizeBytes].Clear();
+        destination[KindOffset] = TombstoneKind;
+        BinaryPrimitives.WriteInt32LittleEndian(destination[KeyLengthOffset..], key.Length);
+        key.CopyTo(destination[HeaderSizeBytes..]);
     }
 
     /// <summary>Decodes the fields; false when the bytes are not a well-formed stored value of the given kind.</summary>

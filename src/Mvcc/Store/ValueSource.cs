@@ -15,14 +15,14 @@ internal sealed class ValueSource(PendingBatch? pending, Bucket? keyBucket, stri
     /// <exception cref="CorruptionException">The index names a revision the store does not hold, or its bytes are malformed.</exception>
     public KeyValue Read(Revision revision, bool keysOnly)
     {
-        ReadOnlySpan<byte> bytes;
+        scoped ReadOnlySpan<byte> bytes;
         if (pending is not null && pending.TryGet(revision, out var entry))
         {
-            bytes = entry.StoredValue;
+            bytes = entry.StoredValue.Span;
         }
         else
         {
-            var key = new byte[RevisionKey.SizeBytes];
+            Span<byte> key = stackalloc byte[RevisionKey.SizeBytes];
             RevisionKey.Write(key, revision, tombstone: false);
             if (keyBucket is null || !keyBucket.TryGet(key, out bytes))
             {

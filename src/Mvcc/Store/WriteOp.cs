@@ -1,3 +1,5 @@
+using System.Threading.Tasks.Sources;
+
 namespace EmbeddedRaft.Mvcc.Store;
 
 /// <summary>What the writer thread is asked to do.</summary>
@@ -14,17 +16,57 @@ internal enum WriteOpKind
 }
 
 /// <summary>
-/// One request queued for the writer thread, and the task its caller awaits. The writer completes
-/// it when it is durable (synced mode), applied (no-sync mode), refused, or failed.
+/// One request queued for the writer thread, and the completion its caller awaits (the source of
+/// the caller's <see cref="ValueTask{TResult}"/>, so a write costs no task object). The writer
+/// completes it when it is durable (synced mode), applied (no-sync mode), refused, or failed.
 /// </summary>
-internal sealed class WriteOp(WriteOpKind kind, object? request, ulong consistentIndex)
+/// <remarks>
+/// Ops of puts, deletes and txns come from a <see cref="WriteOpPool"/> and go back to it when their
+/// caller takes the result (<c>GetResult</c>, which a <see cref="ValueTask{TResult}"/> allows once):
+/// with thousands of writes in flight until their batch commits, fresh ops would survive into the
+/// older GC generations and be copied there. Rules that keep reuse safe: the writer does not touch
+/// an op after completing it (its caller may already have taken the result and the op be reused);
+/// every completion happens on the writer thread, at most once per use; the version of
+/// the completion core changes at every reuse, so a stale or second await fails instead of reading
+/// another write's result.
+/// </remarks>
+internal sealed class WriteOp :
+    IValueTaskSource<object?>,
+    IValueTaskSource<PutResponse>,
+    IValueTaskSource<DeleteRangeResponse>,
+    IValueTaskSource<TxnResponse>,
+    IValueTaskSource<CompactResponse>
 {
-    public WriteOpKind Kind { get; } = kind;
+    private readonly WriteOpPool? _pool;
+    private ManualResetValueTaskSourceCore<object?> _core;
+    private bool _completed;
 
-    public object? Request { get; } = request;
+    /// <summary>For a put whose response is only its revision: that revision, the response being built when taken (see <see cref="DeferPutResponse"/>).</summary>
+    private long _putRevision;
+
+    public WriteOp(WriteOpKind kind, object? request, ulong consistentIndex)
+        : this(pool: null)
+    {
+        Kind = kind;
+        Request = request;
+        ConsistentIndex = consistentIndex;
+    }
+
+    internal WriteOp(WriteOpPool? pool)
+    {
+        _pool = pool;
+
+        // Never run the caller's continuation on the writer thread.
+        _core.RunContinuationsAsynchronously = true;
+    }
+
+    public WriteOpKind Kind { get; private set; }
+
+    /// <summary>The request; the writer drops it once applied, so it does not outlive its batch.</summary>
+    public object? Request { get; set; }
 
     /// <summary>The Raft index that produced the write, 0 for none.</summary>
-    public ulong ConsistentIndex { get; } = consistentIndex;
+    public ulong ConsistentIndex { get; private set; }
 
     /// <summary>For <see cref="WriteOpKind.Compact"/>: the revision, and whether to wait for the physical compaction.</summary>
     public long CompactRevision { get; init; }
@@ -34,9 +76,92 @@ internal sealed class WriteOp(WriteOpKind kind, object? request, ulong consisten
     /// <summary>The response, held until the batch that holds the write is committed.</summary>
     public object? Result { get; set; }
 
-    public TaskCompletionSource<object?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The token of the current use, for the caller's <see cref="ValueTask{TResult}"/>.</summary>
+    public short Token => _core.Version;
 
-    public void Complete() => Completion.TrySetResult(Result);
+    /// <summary>Sets up a pooled op for its next use (the pool calls this on a clean op).</summary>
+    internal void Reuse(WriteOpKind kind, object? request, ulong consistentIndex)
+    {
+        Kind = kind;
+        Request = request;
+        ConsistentIndex = consistentIndex;
+    }
 
-    public void Fail(Exception exception) => Completion.TrySetException(exception);
+    /// <summary>
+    /// A put's response without a previous key-value is just its revision: keep that instead of the
+    /// two response objects while the write waits for its batch's commit (so they are not carried
+    /// into older GC generations), and build them again when the caller takes the result.
+    /// </summary>
+    public void DeferPutResponse()
+    {
+        if (Result is PutResponse { PrevKv: null } put)
+        {
+            _putRevision = put.Header.Revision;
+            Result = null;
+        }
+    }
+
+    /// <summary>The caller's view of the completion.</summary>
+    public ValueTask<T> AsValueTask<T>() => new((IValueTaskSource<T>)(object)this, _core.Version);
+
+    public void Complete()
+    {
+        if (!_completed)
+        {
+            _completed = true;
+            _core.SetResult(Result);
+        }
+    }
+
+    public void Fail(Exception exception)
+    {
+        if (!_completed)
+        {
+            _completed = true;
+            _core.SetException(exception);
+        }
+    }
+
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    object? IValueTaskSource<object?>.GetResult(short token) => TakeResult(token);
+
+    PutResponse IValueTaskSource<PutResponse>.GetResult(short token)
+    {
+        long revision = _putRevision;
+        return (PutResponse?)TakeResult(token) ?? new PutResponse { Header = new ResponseHeader { Revision = revision } };
+    }
+
+    DeleteRangeResponse IValueTaskSource<DeleteRangeResponse>.GetResult(short token) => (DeleteRangeResponse)TakeResult(token)!;
+
+    TxnResponse IValueTaskSource<TxnResponse>.GetResult(short token) => (TxnResponse)TakeResult(token)!;
+
+    CompactResponse IValueTaskSource<CompactResponse>.GetResult(short token) => (CompactResponse)TakeResult(token)!;
+
+    /// <summary>The result (or exception) of the current use, once; then the op is cleaned and, if pooled, returned.</summary>
+    private object? TakeResult(short token)
+    {
+        if (token != _core.Version || _core.GetStatus(token) == ValueTaskSourceStatus.Pending)
+        {
+            // A stale token or a result taken before completion: the core throws, and nothing is released.
+            return _core.GetResult(token);
+        }
+
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            _core.Reset();
+            _completed = false;
+            Request = null;
+            Result = null;
+            _putRevision = 0;
+            _pool?.Return(this);
+        }
+    }
 }

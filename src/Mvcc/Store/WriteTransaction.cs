@@ -287,9 +287,14 @@ internal sealed class WriteTransaction
         }
 
         var at = new Revision(revision, Changes);
-        var stored = StoredValue.EncodePut(key, value, createRevision, version, lease);
+
+        // Encoded once, into the pending batch's shared buffer, and copied from there into the B+tree.
+        var stored = _pending.Allocate(StoredValue.PutSizeBytes(key.Length, value.Length));
+        StoredValue.WritePut(stored.Span, key, value, createRevision, version, lease);
+        Span<byte> revisionKey = stackalloc byte[RevisionKey.SizeBytes];
+        RevisionKey.Write(revisionKey, at, tombstone: false);
         HasChanged = true;
-        _keys.Put(RevisionKey.Encode(at, tombstone: false), stored);
+        _keys.Put(revisionKey, stored.Span);
         _pending.Add(at, tombstone: false, stored);
         _state.IndexLock.EnterWriteLock();
         try
@@ -308,9 +313,12 @@ internal sealed class WriteTransaction
     {
         var at = new Revision(WriteRevision, Changes);
         var history = _state.Index.Find(key) ?? throw new InvariantViolationException($"MVCC txn: deleting {MvccText.Show(key)}, which the index does not hold.");
-        var stored = StoredValue.EncodeTombstone(key);
+        var stored = _pending.Allocate(StoredValue.TombstoneSizeBytes(key.Length));
+        StoredValue.WriteTombstone(stored.Span, key);
+        Span<byte> revisionKey = stackalloc byte[RevisionKey.TombstoneSizeBytes];
+        RevisionKey.Write(revisionKey, at, tombstone: true);
         HasChanged = true;
-        _keys.Put(RevisionKey.Encode(at, tombstone: true), stored);
+        _keys.Put(revisionKey, stored.Span);
         _pending.Add(at, tombstone: true, stored);
         _state.IndexLock.EnterWriteLock();
         try

@@ -70,7 +70,10 @@ public sealed class KeyHistoryTests
         Assert.That(store.IndexedKeyCount, Is.EqualTo(1));
     }
 
-    private static string Show(KeyHistory history) =>
-        string.Join("|", history.Generations.Where(g => !g.IsEmpty).Select(g => string.Join(",", g.Revisions.Select((r, i) =>
-            i == g.Revisions.Count - 1 && g != history.Generations[^1] ? $"{r.Main}t" : $"{r.Main}"))));
+    private static string Show(KeyHistory history)
+    {
+        var generations = history.GenerationRevisions();
+        return string.Join("|", generations.Select((g, n) => string.Join(",", g.Select((r, i) =>
+            i == g.Length - 1 && n != generations.Count - 1 ? $"{r.Main}t" : $"{r.Main}"))).Where(shown => shown.Length > 0));
+    }
 }

@@ -112,4 +112,53 @@ public sealed class BatchingTests
         Assert.That(store.Revision, Is.EqualTo(201));
         Assert.That(writes.Select(w => w.Result.Header.Revision), Is.EqualTo(Enumerable.Range(2, 200).Select(r => (long)r)), "answered in queue order");
     }
+
+    /// <summary>
+    /// The pending batch keeps thousands of writes in segments of 1,024 entries and their values in
+    /// shared 64 KiB chunks (large ones in arrays of their own): every uncommitted revision reads
+    /// back as written, at its own revision, and the hash over the uncommitted batch equals the
+    /// hash once it is committed.
+    /// </summary>
+    [Test]
+    public async Task ThousandsOfUncommittedWritesReadBackAtEveryRevisionAndHashAsWhenCommitted()
+    {
+        var fs = new FaultInjectingFileSystem(5);
+        var options = new MvccStoreOptions { Durability = MvccDurability.NoSync, BatchInterval = MvccStoreOptions.MaxBatchInterval };
+        await using var store = OpenOn(fs, options);
+        long flushesBefore = fs.FlushCount;
+        const int Writes = 3_000;
+        var written = new Dictionary<long, (string Key, string? Value)>();
+        for (int i = 0; i < Writes; i++)
+        {
+            string key = $"k{i % 500:D3}";
+            if (i % 97 == 96)
+            {
+                var deleted = await store.DeleteRangeAsync(new DeleteRangeRequest { Key = B(key) });
+                if (deleted.Deleted == 1)
+                {
+                    written[deleted.Header.Revision] = (key, null);
+                }
+
+                continue;
+            }
+
+            // Every 250th value is larger than a quarter chunk, so it gets an array of its own.
+            string value = i % 250 == 0 ? new string((char)('a' + (i % 26)), 20_000) : $"v{i}";
+            var put = await store.PutAsync(new PutRequest { Key = B(key), Value = B(value) });
+            written[put.Header.Revision] = (key, value);
+        }
+
+        Assert.That(fs.FlushCount, Is.EqualTo(flushesBefore), "the whole run is one uncommitted batch");
+        foreach (var (revision, (key, value)) in written)
+        {
+            var kvs = store.Get(key, revision).Kvs;
+            Assert.That(kvs.Select(kv => S(kv.Value)), Is.EqualTo(value is null ? Array.Empty<string>() : new[] { value }), $"{key} at revision {revision}");
+        }
+
+        var uncommitted = store.HashKV();
+        await store.SyncAsync();
+        Assert.That(fs.FlushCount, Is.GreaterThan(flushesBefore));
+        var committed = store.HashKV();
+        Assert.That((committed.Hash, committed.HashRevision), Is.EqualTo((uncommitted.Hash, uncommitted.HashRevision)), "the hash of the batch before and after its commit");
+    }
 }
