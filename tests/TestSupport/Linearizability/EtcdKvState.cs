@@ -9,7 +9,8 @@ namespace EmbeddedRaft.TestSupport.Linearizability;
 /// </summary>
 public sealed class EtcdKvState : IEquatable<EtcdKvState>
 {
-    private int? _hash;
+    // 0 until computed; an int so that a check running on several threads reads it whole.
+    private int _hash;
 
     internal EtcdKvState(long revision, ImmutableSortedDictionary<string, EtcdKeyValue> keys)
     {
@@ -48,9 +49,9 @@ public sealed class EtcdKvState : IEquatable<EtcdKvState>
     /// <inheritdoc/>
     public override int GetHashCode()
     {
-        if (_hash is int cached)
+        if (_hash != 0)
         {
-            return cached;
+            return _hash;
         }
 
         var hash = new HashCode();
@@ -61,8 +62,8 @@ public sealed class EtcdKvState : IEquatable<EtcdKvState>
         }
 
         int value = hash.ToHashCode();
-        _hash = value;
-        return value;
+        _hash = value == 0 ? 1 : value;
+        return _hash;
     }
 
     /// <inheritdoc/>
