@@ -120,6 +120,23 @@ public sealed class EtcdKvRuleTests
     }
 
     [Test]
+    public void Two_indeterminate_puts_may_have_taken_effect_in_either_order()
+    {
+        // Both orders reach the same revisions and versions with different values: the checker's
+        // cache must tell those states apart, or the order it explores second is never tried.
+        foreach (string last in new[] { "1", "2" })
+        {
+            Operation<EtcdKvRequest, EtcdKvResponse>[] history =
+            [
+                Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(0, 0, EtcdKvRequest.Put("a", "1")),
+                Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(1, 1, EtcdKvRequest.Put("a", "2")),
+                Op(10, 11, EtcdKvRequest.Get("a"), Read(3, new EtcdKeyValue("a", last, 2, 3, 2))),
+            ];
+            WitnessVerifier.VerifyWitness(Model, history, LinearizabilityChecker.Check(Model, history));
+        }
+    }
+
+    [Test]
     public void Reads_inside_a_transaction_see_its_own_writes_and_all_its_writes_share_one_revision()
     {
         var request = new EtcdKvRequest([], [EtcdKvOperation.Put("a", "1"), EtcdKvOperation.Put("b", "1"), EtcdKvOperation.Range("a", "c")], []);
