@@ -32,7 +32,7 @@ namespace EmbeddedRaft.Mvcc;
 /// <para>Files: one B+tree file, <c>mvcc.db</c>, in the store's directory (format in docs/formats.md),
 /// with its <c>.lock</c> file; one open store per directory.</para>
 /// </remarks>
-public sealed class MvccStore : IAsyncDisposable, IDisposable
+public sealed partial class MvccStore : IAsyncDisposable, IDisposable
 {
     private readonly StoreState _state;
     private readonly StoreWriter _writer;
@@ -43,6 +43,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         Directory = directory;
         _state = state;
         _writer = new StoreWriter(state, resumedCompactions);
+        StartLeaseExpiry();
     }
 
     /// <summary>The directory the store lives in.</summary>
@@ -106,6 +107,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         try
         {
             var (state, resumed) = StoreLoader.Load(database, path, options);
+            Leases.LeaseLoader.Load(database, state);
             return new MvccStore(directory, state, resumed);
         }
         catch
@@ -338,6 +340,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
 
         try
         {
+            StopLeaseExpiry();
             _writer.Stop();
         }
         finally

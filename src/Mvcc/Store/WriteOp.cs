@@ -11,6 +11,10 @@ internal enum WriteOpKind
     Sync,
     AwaitCompactions,
     Stop,
+
+    // Leases (Leases/LeaseApplier.cs).
+    LeaseGrant,
+    LeaseRevoke,
 }
 
 /// <summary>
