@@ -41,6 +41,8 @@ public sealed class LeaseCrashTests
 
         Assert.That(after, Has.Count.EqualTo(Operations + 1), "the workload runs to the end without a crash");
         long total = counting.OperationCount;
+        TestContext.Out.WriteLine($"{Operations} writes take {total} file-system operations; crashing after each");
+        var durableSeen = new HashSet<int>();
         for (long crashAt = 1; crashAt <= total; crashAt++)
         {
             string where = $"seed {seed}, {durability}, crash after operation {crashAt} of {total}";
@@ -61,6 +63,7 @@ public sealed class LeaseCrashTests
             fs.Restart();
             await using var reopened = MvccStore.Open(fs, LeaseTestSupport.Directory, options);
             int durable = (int)reopened.ConsistentIndex;
+            durableSeen.Add(durable);
             int atLeast = durability == MvccDurability.Synced ? acknowledged : synced;
             Assert.That(durable, Is.InRange(atLeast, Math.Min(acknowledged + 1, Operations)), $"{where}: writes durable ({acknowledged} acknowledged, {synced} synced)");
             Assert.That(LeaseModel.Describe(reopened, withRemaining: false), Is.EqualTo(after[durable]), $"{where}: state after write {durable}");
@@ -75,6 +78,8 @@ public sealed class LeaseCrashTests
 
             Assert.That(reopened.KeysWithLeases().Where(k => k.Lease != 0), Is.Empty, $"{where}: no key is left on a revoked lease");
         }
+
+        Assert.That(durableSeen, Has.Count.GreaterThan(3), "crashes land all along the workload");
     }
 
     private const int Operations = 30;

@@ -29,11 +29,18 @@ public sealed class LeaseDifferentialTests
         var options = new MvccStoreOptions { Leases = leaseOptions with { TimeProvider = clock }, Durability = random.Next(2) == 0 ? MvccDurability.Synced : MvccDurability.NoSync };
         var model = new LeaseModel(MinTtlSeconds);
         var store = MvccStore.Open(fs, LeaseTestSupport.Directory, options);
+        int expired = 0;
         try
         {
             for (int step = 0; step < 400; step++)
             {
+                int leasesBefore = model.Leases.Count;
                 string what = await StepAsync(random, model, store, clock);
+                if (what.StartsWith("advance", StringComparison.Ordinal))
+                {
+                    expired += leasesBefore - model.Leases.Count;
+                }
+
                 if (what == "restart")
                 {
                     // Restart at a check boundary, so the reopened store's checks stay where the model's are.
@@ -52,6 +59,9 @@ public sealed class LeaseDifferentialTests
         {
             await store.DisposeAsync();
         }
+
+        TestContext.Out.WriteLine($"{expired} leases expired; {model.Leases.Count} left; revision {model.Revision}");
+        Assert.That(expired, Is.Positive, "the run expires leases");
     }
 
     private static async Task<string> StepAsync(Random random, LeaseModel model, MvccStore store, Microsoft.Extensions.Time.Testing.FakeTimeProvider clock)
