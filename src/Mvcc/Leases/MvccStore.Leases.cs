@@ -143,6 +143,9 @@ public sealed partial class MvccStore
     /// <summary>The revocations the last expiry check queued (for tests: after advancing a fake clock, await this).</summary>
     internal Task LeaseExpiryRound => Volatile.Read(ref _expiryRound);
 
+    /// <summary>Leases not yet revoked (for benchmarks: cheaper than listing them).</summary>
+    internal int LeaseCount => _state.Lessor.Count;
+
     /// <summary>Entries in the lessor's expiry queue, stale ones included (for the test of its bound).</summary>
     internal int LeaseQueueEntryCount => _state.Lessor.DueEntryCount;
 
