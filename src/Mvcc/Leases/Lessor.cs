@@ -238,17 +238,17 @@ internal sealed class Lessor
         return (remaining, granted, keys ? KeysOf(id) : null);
     }
 
-    /// <summary>Every lease id, ascending.</summary>
+    /// <summary>Every lease id, the soonest to expire first (ties by id), as etcd's <c>Leases</c> sorts them.</summary>
     public List<long> Ids()
     {
-        List<long> ids;
+        List<(long Expiry, long Id)> leases;
         lock (_gate)
         {
-            ids = [.. _leases.Keys];
+            leases = [.. _leases.Values.Select(e => (e.ExpiryTimestamp, e.Id))];
         }
 
-        ids.Sort();
-        return ids;
+        leases.Sort();
+        return leases.ConvertAll(l => l.Id);
     }
 
     /// <summary>

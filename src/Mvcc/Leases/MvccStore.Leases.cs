@@ -102,7 +102,7 @@ public sealed partial class MvccStore
         };
     }
 
-    /// <summary>Every lease not yet revoked, ascending by id (etcd's <c>LeaseLeases</c>). Thread-safe.</summary>
+    /// <summary>Every lease not yet revoked, the soonest to expire first (etcd's <c>LeaseLeases</c>, sorted as etcd sorts it). Thread-safe.</summary>
     /// <exception cref="StorageFaultedException">A write or flush failed earlier.</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     public LeaseLeasesResponse LeaseLeases()

@@ -143,7 +143,7 @@ internal sealed class LeaseModel(long minTtlSeconds)
     public string Describe(bool withRemaining = true) => string.Join(
         " | ",
         string.Join(" ", Keys.Select(k => $"{k.Key}={k.Value.Value}@{k.Value.Lease}")),
-        string.Join(" ", Leases.Select(l => $"lease {l.Key} ttl {(withRemaining ? Remaining(l.Key) : 0)}/{l.Value.TtlSeconds} keys [{string.Join(",", Keys.Where(k => k.Value.Lease == l.Key).Select(k => k.Key))}]")),
+        string.Join(" ", Leases.OrderBy(l => l.Value.ExpiryMs).ThenBy(l => l.Key).Select(l => $"lease {l.Key} ttl {(withRemaining ? Remaining(l.Key) : 0)}/{l.Value.TtlSeconds} keys [{string.Join(",", Keys.Where(k => k.Value.Lease == l.Key).Select(k => k.Key))}]")),
         $"revision {Revision}");
 
     /// <summary>The same description read from a store.</summary>
