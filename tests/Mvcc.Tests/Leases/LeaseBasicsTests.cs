@@ -61,6 +61,21 @@ public sealed class LeaseBasicsTests
     }
 
     [Test]
+    public async Task LeasesAreListedSoonestToExpireFirstAsEtcdSortsThem()
+    {
+        var clock = LeaseTestSupport.Clock();
+        await using var store = LeaseTestSupport.Open(new FaultInjectingFileSystem(1), clock);
+        store.Grant(60, id: 1);
+        store.Grant(30, id: 2);
+        store.Grant(30, id: 3);
+        store.Grant(90, id: 4);
+        Assert.That(store.LeaseLeases().Leases, Is.EqualTo(new long[] { 2, 3, 1, 4 }), "by expiry, ties by id");
+        store.Advance(clock, TimeSpan.FromSeconds(20));
+        store.KeepAlive(2);
+        Assert.That(store.LeaseLeases().Leases, Is.EqualTo(new long[] { 3, 2, 1, 4 }), "2 now runs to 50 s");
+    }
+
+    [Test]
     public async Task TimeToLiveOfAnUnknownLeaseIsMinusOneAsEtcdAnswers()
     {
         var clock = LeaseTestSupport.Clock();
