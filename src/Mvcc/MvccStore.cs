@@ -177,7 +177,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     /// <param name="request">The put.</param>
     /// <param name="consistentIndex">The Raft index that produced this write (stored with it), or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
     /// <param name="cancellationToken">Cancels the wait; a write already queued may still be applied.</param>
-    /// <exception cref="MvccException">Empty key, a value or lease given with IgnoreValue/IgnoreLease, IgnoreValue/IgnoreLease on a missing key, or the request is larger than <see cref="MvccStoreOptions.MaxRequestBytes"/>; nothing was written.</exception>
+    /// <exception cref="MvccException">Empty key, a value or lease given with IgnoreValue/IgnoreLease, IgnoreValue/IgnoreLease on a missing key, a lease that does not exist (<see cref="MvccError.LeaseNotFound"/>), or the request is larger than <see cref="MvccStoreOptions.MaxRequestBytes"/>; nothing was written.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed (this one, as its own exception, or an earlier one).</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
@@ -210,7 +210,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     /// <param name="request">The transaction.</param>
     /// <param name="consistentIndex">The Raft index that produced this write, or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
     /// <param name="cancellationToken">Cancels the wait; a transaction already queued may still be applied.</param>
-    /// <exception cref="MvccException">etcd's refusals: too many operations, a key written twice, an empty key, the request too large, IgnoreValue on a missing key; a range in the chosen branch at a compacted (<see cref="RevisionCompactedException"/>) or future (<see cref="FutureRevisionException"/>) revision. Nothing was written.</exception>
+    /// <exception cref="MvccException">etcd's refusals: too many operations, a key written twice, an empty key, the request too large, IgnoreValue on a missing key, a put naming a lease that does not exist; a range in the chosen branch at a compacted (<see cref="RevisionCompactedException"/>) or future (<see cref="FutureRevisionException"/>) revision. Nothing was written.</exception>
     /// <exception cref="ArgumentException">A null list or entry, a negative limit or revision, an undefined compare.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
