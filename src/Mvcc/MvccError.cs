@@ -35,4 +35,13 @@ public enum MvccError
 
     /// <summary>A revision above the current one was asked for: "etcdserver: mvcc: required revision is a future revision" (OutOfRange).</summary>
     FutureRevision,
+
+    /// <summary>No lease with the id (revoke, keep-alive, or a put naming it): "etcdserver: requested lease not found" (NotFound).</summary>
+    LeaseNotFound,
+
+    /// <summary>A grant names an id a lease already has: "etcdserver: lease already exists" (FailedPrecondition).</summary>
+    LeaseExists,
+
+    /// <summary>A grant asks for more than <see cref="LeaseOptions.MaxTtlSeconds"/>: "etcdserver: too large lease TTL" (OutOfRange).</summary>
+    LeaseTtlTooLarge,
 }

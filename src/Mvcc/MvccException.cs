@@ -26,8 +26,14 @@ public class MvccException : Exception
     /// <summary>etcd's exact message for <see cref="Error"/>, e.g. "etcdserver: key is not provided".</summary>
     public string EtcdMessage => MessageOf(Error);
 
-    /// <summary>etcd's gRPC status code for <see cref="Error"/>: 3 (InvalidArgument) or 11 (OutOfRange).</summary>
-    public int GrpcStatusCode => Error is MvccError.Compacted or MvccError.FutureRevision ? 11 : 3;
+    /// <summary>etcd's gRPC status code for <see cref="Error"/>: 3 (InvalidArgument), 5 (NotFound), 9 (FailedPrecondition) or 11 (OutOfRange).</summary>
+    public int GrpcStatusCode => Error switch
+    {
+        MvccError.Compacted or MvccError.FutureRevision or MvccError.LeaseTtlTooLarge => 11,
+        MvccError.LeaseNotFound => 5,
+        MvccError.LeaseExists => 9,
+        _ => 3,
+    };
 
     /// <summary>etcd's message for an error.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="error"/> is not a defined value.</exception>
@@ -43,6 +49,9 @@ public class MvccException : Exception
         MvccError.InvalidSortOption => "etcdserver: invalid sort option",
         MvccError.Compacted => "etcdserver: mvcc: required revision has been compacted",
         MvccError.FutureRevision => "etcdserver: mvcc: required revision is a future revision",
+        MvccError.LeaseNotFound => "etcdserver: requested lease not found",
+        MvccError.LeaseExists => "etcdserver: lease already exists",
+        MvccError.LeaseTtlTooLarge => "etcdserver: too large lease TTL",
         _ => throw new ArgumentOutOfRangeException(nameof(error), error, "Not an MvccError."),
     };
 }

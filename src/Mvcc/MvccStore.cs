@@ -32,7 +32,7 @@ namespace EmbeddedRaft.Mvcc;
 /// <para>Files: one B+tree file, <c>mvcc.db</c>, in the store's directory (format in docs/formats.md),
 /// with its <c>.lock</c> file; one open store per directory.</para>
 /// </remarks>
-public sealed class MvccStore : IAsyncDisposable, IDisposable
+public sealed partial class MvccStore : IAsyncDisposable, IDisposable
 {
     private readonly StoreState _state;
     private readonly StoreWriter _writer;
@@ -47,6 +47,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         _state = state;
         _writer = new StoreWriter(state, resumedCompactions);
         _ops = new WriteOpPool(Math.Clamp(state.Options.BatchLimit * 2, 1024, 65536));
+        StartLeaseExpiry();
     }
 
     /// <summary>The directory the store lives in.</summary>
@@ -110,6 +111,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
         try
         {
             var (state, resumed) = StoreLoader.Load(database, path, options);
+            Leases.LeaseLoader.Load(database, state);
             return new MvccStore(directory, state, resumed);
         }
         catch
@@ -188,7 +190,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     /// <param name="request">The put.</param>
     /// <param name="consistentIndex">The Raft index that produced this write (stored with it), or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
     /// <param name="cancellationToken">Cancels the wait; a write already queued may still be applied.</param>
-    /// <exception cref="MvccException">Empty key, a value or lease given with IgnoreValue/IgnoreLease, IgnoreValue/IgnoreLease on a missing key, or the request is larger than <see cref="MvccStoreOptions.MaxRequestBytes"/>; nothing was written.</exception>
+    /// <exception cref="MvccException">Empty key, a value or lease given with IgnoreValue/IgnoreLease, IgnoreValue/IgnoreLease on a missing key, a lease that does not exist (<see cref="MvccError.LeaseNotFound"/>), or the request is larger than <see cref="MvccStoreOptions.MaxRequestBytes"/>; nothing was written.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed (this one, as its own exception, or an earlier one).</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
@@ -221,7 +223,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
     /// <param name="request">The transaction.</param>
     /// <param name="consistentIndex">The Raft index that produced this write, or 0. Must exceed <see cref="ConsistentIndex"/>.</param>
     /// <param name="cancellationToken">Cancels the wait; a transaction already queued may still be applied.</param>
-    /// <exception cref="MvccException">etcd's refusals: too many operations, a key written twice, an empty key, the request too large, IgnoreValue on a missing key; a range in the chosen branch at a compacted (<see cref="RevisionCompactedException"/>) or future (<see cref="FutureRevisionException"/>) revision. Nothing was written.</exception>
+    /// <exception cref="MvccException">etcd's refusals: too many operations, a key written twice, an empty key, the request too large, IgnoreValue on a missing key, a put naming a lease that does not exist; a range in the chosen branch at a compacted (<see cref="RevisionCompactedException"/>) or future (<see cref="FutureRevisionException"/>) revision. Nothing was written.</exception>
     /// <exception cref="ArgumentException">A null list or entry, a negative limit or revision, an undefined compare.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
@@ -361,6 +363,7 @@ public sealed class MvccStore : IAsyncDisposable, IDisposable
 
         try
         {
+            StopLeaseExpiry();
             _writer.Stop();
         }
         finally

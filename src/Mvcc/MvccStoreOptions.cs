@@ -178,6 +178,18 @@ public sealed record MvccStoreOptions
         }
     } = BTreeOptions.Default;
 
+    /// <summary>Lease settings: the expiry clock, minimum TTL, expiry check interval and revoke rate. Default <see cref="LeaseOptions.Default"/>.</summary>
+    /// <exception cref="ArgumentNullException">Set to null.</exception>
+    public LeaseOptions Leases
+    {
+        get;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value, nameof(Leases));
+            field = value;
+        }
+    } = LeaseOptions.Default;
+
     /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>
     public ILogger? Logger { get; init; }
 

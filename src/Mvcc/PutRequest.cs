@@ -9,7 +9,7 @@ public sealed class PutRequest
     /// <summary>The value (may be empty). Must be empty with <see cref="IgnoreValue"/>.</summary>
     public ReadOnlyMemory<byte> Value { get; init; }
 
-    /// <summary>The lease to attach the key to, 0 for none. Must be 0 with <see cref="IgnoreLease"/>.</summary>
+    /// <summary>The lease to attach the key to, 0 for none (detaching it from the lease it had). The lease must exist (<see cref="MvccStore.LeaseGrantAsync"/>); must be 0 with <see cref="IgnoreLease"/>.</summary>
     public long Lease { get; init; }
 
     /// <summary>Return the key-value as it was before this put (<see cref="PutResponse.PrevKv"/>).</summary>

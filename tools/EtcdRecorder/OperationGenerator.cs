@@ -11,7 +11,7 @@ namespace EmbeddedRaft.EtcdRecorder;
 /// answered (<see cref="Observe"/>), so the same seed against the same etcd yields the same sequence.
 /// </summary>
 /// <remarks>Not thread-safe: one generator per sequence.</remarks>
-internal sealed class OperationGenerator
+internal sealed class OperationGenerator : ISequenceGenerator
 {
     /// <summary>etcd 3.4's default --max-txn-ops.</summary>
     public const int MaxTxnOperations = 128;

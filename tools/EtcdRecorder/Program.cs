@@ -53,8 +53,8 @@ public static class Program
         using var gateway = new EtcdGateway(endpoint);
         await RequireEmptyAsync(gateway, endpoint).ConfigureAwait(false);
         string version = await gateway.ServerVersionAsync().ConfigureAwait(false);
-        string path = Path.Combine(options.OutputDirectory, string.Create(CultureInfo.InvariantCulture, $"seed-{seed}.jsonl"));
-        var generator = new OperationGenerator(seed);
+        string path = Path.Combine(options.OutputDirectory, string.Create(CultureInfo.InvariantCulture, $"{(options.Leases ? "lease-" : "")}seed-{seed}.jsonl"));
+        ISequenceGenerator generator = options.Leases ? new LeaseOperationGenerator(seed) : new OperationGenerator(seed);
         int errors = 0;
         using (var writer = new RecordingWriter(path, seed, options.OperationsPerSeed, version))
         {

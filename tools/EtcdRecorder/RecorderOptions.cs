@@ -26,6 +26,9 @@ internal sealed record RecorderOptions
 
     public Uri? ConnectEndpoint { get; init; }
 
+    /// <summary>Record the lease sequence (<see cref="LeaseOperationGenerator"/>) to lease-seed-N.jsonl instead of the KV one.</summary>
+    public bool Leases { get; init; }
+
     public const string Usage = """
         EmbeddedRaft.EtcdRecorder: records a real etcd's responses to seeded operation sequences.
 
@@ -36,6 +39,8 @@ internal sealed record RecorderOptions
           --client-port N        client port of the started etcd (default 2379)
           --peer-port N          peer port of the started etcd (default 2380)
           --connect URL          use an already running, empty etcd instead (one seed only)
+          --leases               record the lease sequence (grants, revokes, time-to-live, lease
+                                 lists, puts with leases) to lease-seed-N.jsonl
         """;
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> naming the bad argument.</summary>
@@ -55,6 +60,7 @@ internal sealed record RecorderOptions
                 "--client-port" => options with { ClientPort = ParsePositive(name, Value()) },
                 "--peer-port" => options with { PeerPort = ParsePositive(name, Value()) },
                 "--connect" => options with { ConnectEndpoint = new Uri(Value()) },
+                "--leases" => options with { Leases = true },
                 _ => throw new ArgumentException($"Unknown argument '{name}'."),
             };
         }

@@ -30,6 +30,9 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
 
     public KeyIndex Index { get; } = new();
 
+    /// <summary>The leases and which keys they hold; changed by the writer (and keep-alives), read by anyone (its own lock).</summary>
+    public Leases.Lessor Lessor { get; } = new(options.Leases);
+
     /// <summary>The current (published) revision. Invariant: never decreases.</summary>
     public long Revision;
 

@@ -268,6 +268,22 @@ internal sealed class StoreWriter
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
+                case WriteOpKind.LeaseGrant:
+                case WriteOpKind.LeaseRevoke:
+                    // Leases change in the same batch as the data, so a crash keeps both or neither.
+                    CheckConsistentIndex(op.ConsistentIndex);
+                    EnsureBatch();
+                    transaction = new WriteTransaction(_state, _keys!);
+                    op.Result = op.Request switch
+                    {
+                        Leases.LeaseGrantOp grant => Leases.LeaseApplier.Grant(_state, _batch!, grant),
+                        Leases.LeaseRevokeOp revoke => (object)Leases.LeaseApplier.Revoke(_state, _batch!, transaction, revoke),
+                        _ => throw new InvariantViolationException("MVCC writer: a lease op without a request."),
+                    };
+                    transaction.End();
+                    AdvanceConsistentIndex(op.ConsistentIndex);
+                    Applied(op);
+                    break;
                 case WriteOpKind.ConsistentIndex:
                     CheckConsistentIndex(op.ConsistentIndex);
                     EnsureBatch();

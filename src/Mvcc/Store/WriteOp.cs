@@ -13,6 +13,10 @@ internal enum WriteOpKind
     Sync,
     AwaitCompactions,
     Stop,
+
+    // Leases (Leases/LeaseApplier.cs).
+    LeaseGrant,
+    LeaseRevoke,
 }
 
 /// <summary>
@@ -35,7 +39,9 @@ internal sealed class WriteOp :
     IValueTaskSource<PutResponse>,
     IValueTaskSource<DeleteRangeResponse>,
     IValueTaskSource<TxnResponse>,
-    IValueTaskSource<CompactResponse>
+    IValueTaskSource<CompactResponse>,
+    IValueTaskSource<LeaseGrantResponse>,
+    IValueTaskSource<LeaseRevokeResponse>
 {
     private readonly WriteOpPool? _pool;
     private ManualResetValueTaskSourceCore<object?> _core;
@@ -140,6 +146,10 @@ internal sealed class WriteOp :
     TxnResponse IValueTaskSource<TxnResponse>.GetResult(short token) => (TxnResponse)TakeResult(token)!;
 
     CompactResponse IValueTaskSource<CompactResponse>.GetResult(short token) => (CompactResponse)TakeResult(token)!;
+
+    LeaseGrantResponse IValueTaskSource<LeaseGrantResponse>.GetResult(short token) => (LeaseGrantResponse)TakeResult(token)!;
+
+    LeaseRevokeResponse IValueTaskSource<LeaseRevokeResponse>.GetResult(short token) => (LeaseRevokeResponse)TakeResult(token)!;
 
     /// <summary>The result (or exception) of the current use, once; then the op is cleaned and, if pooled, returned.</summary>
     private object? TakeResult(short token)

@@ -65,6 +65,7 @@ internal sealed class WriteTransaction
             throw new MvccException(MvccError.KeyNotFound);
         }
 
+        CheckLease(request);
         return ApplyPut(request);
     }
 
@@ -171,6 +172,20 @@ internal sealed class WriteTransaction
         if (op.RequestPut is { } put && (put.IgnoreValue || put.IgnoreLease) && Current(put.Key.Span) is null)
         {
             throw new MvccException(MvccError.KeyNotFound);
+        }
+
+        if (op.RequestPut is { } leased)
+        {
+            CheckLease(leased);
+        }
+    }
+
+    /// <summary>etcd's applier: a put may only name a lease that exists.</summary>
+    private void CheckLease(PutRequest put)
+    {
+        if (put.Lease != 0 && !_state.Lessor.Contains(put.Lease))
+        {
+            throw new MvccException(MvccError.LeaseNotFound);
         }
     }
 
@@ -306,6 +321,8 @@ internal sealed class WriteTransaction
             _state.IndexLock.ExitWriteLock();
         }
 
+        // The key leaves its previous lease (if another) and joins this one (etcd's Detach/Attach).
+        _state.Lessor.Attach(key, lease);
         Changes++;
     }
 
@@ -333,6 +350,7 @@ internal sealed class WriteTransaction
             _state.IndexLock.ExitWriteLock();
         }
 
+        _state.Lessor.Attach(key, 0);
         Changes++;
     }
 }

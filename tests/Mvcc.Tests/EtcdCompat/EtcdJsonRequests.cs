@@ -53,6 +53,15 @@ internal static class EtcdJsonRequests
 
     public static long CompactionRevision(JsonObject json) => Int64(json, "revision");
 
+    /// <summary>A lease request's "ID" (grant, revoke, time-to-live).</summary>
+    public static long LeaseId(JsonObject json) => Int64(json, "ID");
+
+    /// <summary>A lease grant's "TTL", in seconds.</summary>
+    public static long LeaseTtl(JsonObject json) => Int64(json, "TTL");
+
+    /// <summary>A time-to-live request's "keys": list the attached keys.</summary>
+    public static bool LeaseKeys(JsonObject json) => Bool(json, "keys");
+
     /// <summary>etcd's "physical": answer only once the compaction has removed the old revisions.</summary>
     public static bool CompactionPhysical(JsonObject json) => Bool(json, "physical");
 

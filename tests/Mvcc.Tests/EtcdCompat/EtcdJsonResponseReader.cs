@@ -17,6 +17,21 @@ internal static class EtcdJsonResponseReader
         "deleterange" => EtcdJsonResponses.DeleteRange(DeleteRange(response)),
         "txn" => EtcdJsonResponses.Txn(Txn(response)),
         "compaction" => EtcdJsonResponses.Compact(new CompactResponse { Header = Header(response) }),
+        "grant" => EtcdJsonResponses.LeaseGrant(new LeaseGrantResponse { Header = Header(response), Id = Int64(response, "ID"), TtlSeconds = Int64(response, "TTL") }),
+        "revoke" => EtcdJsonResponses.LeaseRevoke(new LeaseRevokeResponse { Header = Header(response) }),
+        "timetolive" => EtcdJsonResponses.LeaseTimeToLive(new LeaseTimeToLiveResponse
+        {
+            Header = Header(response),
+            Id = Int64(response, "ID"),
+            TtlSeconds = Int64(response, "TTL"),
+            GrantedTtlSeconds = Int64(response, "grantedTTL"),
+            Keys = response["keys"] is JsonArray keys ? keys.Select(k => (ReadOnlyMemory<byte>)Convert.FromBase64String((string)k!)).ToList() : [],
+        }),
+        "leases" => EtcdJsonResponses.LeaseLeases(new LeaseLeasesResponse
+        {
+            Header = Header(response),
+            Leases = response["leases"] is JsonArray leases ? leases.Select(l => Int64(l!.AsObject(), "ID")).ToList() : [],
+        }),
         _ => throw new InvalidDataException($"Unknown operation '{op}'."),
     };
 

@@ -53,6 +53,41 @@ internal static class EtcdJsonResponses
 
     public static JsonObject Compact(CompactResponse response) => new() { ["header"] = Header(response.Header) };
 
+    public static JsonObject LeaseGrant(LeaseGrantResponse response)
+    {
+        var json = new JsonObject { ["header"] = Header(response.Header) };
+        AddInt64(json, "ID", response.Id);
+        AddInt64(json, "TTL", response.TtlSeconds);
+        return json;
+    }
+
+    public static JsonObject LeaseRevoke(LeaseRevokeResponse response) => new() { ["header"] = Header(response.Header) };
+
+    public static JsonObject LeaseTimeToLive(LeaseTimeToLiveResponse response)
+    {
+        var json = new JsonObject { ["header"] = Header(response.Header) };
+        AddInt64(json, "ID", response.Id);
+        AddInt64(json, "TTL", response.TtlSeconds);
+        AddInt64(json, "grantedTTL", response.GrantedTtlSeconds);
+        if (response.Keys.Count > 0)
+        {
+            json["keys"] = new JsonArray([.. response.Keys.Select(k => (JsonNode)Convert.ToBase64String(k.Span))]);
+        }
+
+        return json;
+    }
+
+    public static JsonObject LeaseLeases(LeaseLeasesResponse response)
+    {
+        var json = new JsonObject { ["header"] = Header(response.Header) };
+        if (response.Leases.Count > 0)
+        {
+            json["leases"] = new JsonArray([.. response.Leases.Select(id => (JsonNode)new JsonObject { ["ID"] = id.ToString(CultureInfo.InvariantCulture) })]);
+        }
+
+        return json;
+    }
+
     private static JsonObject ResponseOp(ResponseOp op) => op switch
     {
         { ResponseRange: RangeResponse range } => new JsonObject { ["response_range"] = Range(range) },

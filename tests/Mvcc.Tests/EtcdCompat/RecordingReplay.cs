@@ -18,8 +18,14 @@ internal static class RecordingReplay
     public static async Task<IReadOnlyList<string>> RunAsync(EtcdRecording recording, IFileSystem fileSystem, string directory, int reopenEvery)
     {
         var differences = new List<string>();
-        // The limits etcd ran with (its defaults, which are also MvccStore's): set, not assumed.
-        var options = new MvccStoreOptions { MaxTxnOps = recording.MaxTxnOps, MaxRequestBytes = recording.MaxRequestBytes };
+        // The limits etcd ran with (its defaults, which are also MvccStore's): set, not assumed. The
+        // lease clock stands still: no recorded lease may expire (see LeaseTtlWithinRecordingTime).
+        var options = new MvccStoreOptions
+        {
+            MaxTxnOps = recording.MaxTxnOps,
+            MaxRequestBytes = recording.MaxRequestBytes,
+            Leases = new LeaseOptions { MinTtlSeconds = LeaseOptions.DefaultMinTtlSeconds, TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider() },
+        };
         MvccStore store = MvccStore.Open(fileSystem, directory, options);
         try
         {
@@ -76,7 +82,44 @@ internal static class RecordingReplay
             return $"etcd refused with code {operation.ErrorCode} \"{operation.ErrorMessage}\", MvccStore answered {actual.ToJsonString()}";
         }
 
+        if (operation.Op == "timetolive")
+        {
+            LeaseTtlWithinRecordingTime(operation.Response!, actual);
+            LeaseKeysAsASet(operation.Response!, actual);
+        }
+
         return JsonDifference.Find(operation.Response, actual);
+    }
+
+    /// <summary>
+    /// etcd lists a lease's keys in Go map order (random from one call to the next); this store in key
+    /// order. The same keys in another order count as equal; other keys stay a difference.
+    /// </summary>
+    private static void LeaseKeysAsASet(JsonObject recorded, JsonObject actual)
+    {
+        if (recorded["keys"] is JsonArray etcd && actual["keys"] is JsonArray store
+            && etcd.Select(k => (string)k!).Order(StringComparer.Ordinal).SequenceEqual(store.Select(k => (string)k!).Order(StringComparer.Ordinal)))
+        {
+            actual["keys"] = etcd.DeepClone();
+        }
+    }
+
+    /// <summary>
+    /// A remaining TTL is the one thing etcd's answers owe to its clock: etcd answered after the
+    /// seconds the recording took since the grant, this store on a clock that stands still. A recorded
+    /// TTL at most 60 s below the store's (and still positive) counts as equal; any other stays a difference.
+    /// </summary>
+    private static void LeaseTtlWithinRecordingTime(JsonObject recorded, JsonObject actual)
+    {
+        if (recorded["TTL"] is JsonNode etcdNode && actual["TTL"] is JsonNode storeNode)
+        {
+            long etcd = long.Parse((string)etcdNode!, System.Globalization.CultureInfo.InvariantCulture);
+            long store = long.Parse((string)storeNode!, System.Globalization.CultureInfo.InvariantCulture);
+            if (etcd > 0 && etcd <= store && store - etcd <= 60)
+            {
+                actual["TTL"] = etcdNode.DeepClone();
+            }
+        }
     }
 
     private static async Task<JsonObject> ExecuteAsync(MvccStore store, RecordedOperation operation) => operation.Op switch
@@ -86,6 +129,10 @@ internal static class RecordingReplay
         "deleterange" => EtcdJsonResponses.DeleteRange(await store.DeleteRangeAsync(EtcdJsonRequests.DeleteRange(operation.Request))),
         "txn" => EtcdJsonResponses.Txn(await store.TxnAsync(EtcdJsonRequests.Txn(operation.Request))),
         "compaction" => EtcdJsonResponses.Compact(await store.CompactAsync(EtcdJsonRequests.CompactionRevision(operation.Request), EtcdJsonRequests.CompactionPhysical(operation.Request))),
+        "grant" => EtcdJsonResponses.LeaseGrant(await store.LeaseGrantAsync(EtcdJsonRequests.LeaseTtl(operation.Request), EtcdJsonRequests.LeaseId(operation.Request))),
+        "revoke" => EtcdJsonResponses.LeaseRevoke(await store.LeaseRevokeAsync(EtcdJsonRequests.LeaseId(operation.Request))),
+        "timetolive" => EtcdJsonResponses.LeaseTimeToLive(store.LeaseTimeToLive(EtcdJsonRequests.LeaseId(operation.Request), EtcdJsonRequests.LeaseKeys(operation.Request))),
+        "leases" => EtcdJsonResponses.LeaseLeases(store.LeaseLeases()),
         _ => throw new InvalidDataException($"Unknown operation '{operation.Op}' in the recording."),
     };
 }

@@ -154,6 +154,8 @@ public sealed class TxnTests
     public void IgnoreValueOnAMissingKeyIsRefusedAndOnAnExistingKeyKeepsTheValue()
     {
         using var store = OpenOn(new FaultInjectingFileSystem(10));
+        store.LeaseGrantAsync(60, id: 1).AsTask().Wait();
+        store.LeaseGrantAsync(60, id: 5).AsTask().Wait();
         var missing = new PutRequest { Key = B("a"), IgnoreValue = true, Lease = 5 };
         Assert.That(Assert.ThrowsAsync<MvccException>(async () => await store.PutAsync(missing))!.EtcdMessage, Is.EqualTo("etcdserver: key not found"));
         store.Put("a", "kept", lease: 1);

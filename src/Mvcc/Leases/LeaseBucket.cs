@@ -1,0 +1,51 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace EmbeddedRaft.Mvcc.Leases;
+
+/// <summary>
+/// The B+tree bucket of leases (docs/formats.md, "MVCC store"), as etcd's <c>lease</c> bucket: the
+/// key is the lease id, 8 bytes big-endian (so the bucket is in id order for non-negative ids, as
+/// etcd's); the value is the granted TTL in seconds, 8 bytes little-endian. Which keys a lease
+/// holds is not stored here but in each key's stored value (its lease field), as etcd does, so a
+/// put and its attachment are one B+tree write. Pinned in LeaseFormatTests.
+/// </summary>
+internal static class LeaseBucket
+{
+    public const string Name = "lease";
+
+    public const int KeySizeBytes = 8;
+
+    public const int ValueSizeBytes = 8;
+
+    public static readonly byte[] NameBytes = Encoding.ASCII.GetBytes(Name);
+
+    public static byte[] Key(long id)
+    {
+        var bytes = new byte[KeySizeBytes];
+        BinaryPrimitives.WriteInt64BigEndian(bytes, id);
+        return bytes;
+    }
+
+    public static byte[] Value(long ttlSeconds)
+    {
+        var bytes = new byte[ValueSizeBytes];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, ttlSeconds);
+        return bytes;
+    }
+
+    /// <summary>Decodes one entry; false when it is not well formed (wrong sizes, id 0, TTL out of range).</summary>
+    public static bool TryDecode(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out long id, out long ttlSeconds)
+    {
+        id = 0;
+        ttlSeconds = 0;
+        if (key.Length != KeySizeBytes || value.Length != ValueSizeBytes)
+        {
+            return false;
+        }
+
+        id = BinaryPrimitives.ReadInt64BigEndian(key);
+        ttlSeconds = BinaryPrimitives.ReadInt64LittleEndian(value);
+        return id != 0 && ttlSeconds is >= 1 and <= LeaseOptions.MaxTtlSeconds;
+    }
+}

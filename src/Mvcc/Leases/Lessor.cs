@@ -1,0 +1,349 @@
+using EmbeddedRaft.Mvcc.Index;
+
+namespace EmbeddedRaft.Mvcc.Leases;
+
+/// <summary>
+/// The store's leases in memory (etcd's <c>lessor</c>): each lease's granted TTL, expiry and
+/// attached keys, the key-to-lease map, and a priority queue of expiry times. It decides nothing
+/// and deletes nothing: the writer grants, attaches and removes (inside its batches), callers keep
+/// alive and read, and <see cref="TakeExpired"/> only reports which leases ran out. Who revokes
+/// them is the store's choice (<see cref="LeaseOptions.RevokeExpired"/>).
+/// </summary>
+/// <remarks>
+/// <para>Threading: every member takes <see cref="_gate"/>; none does IO under it.</para>
+/// <para>Time: expiry is a monotonic timestamp of <see cref="LeaseOptions.TimeProvider"/>, so wall
+/// clock jumps never expire a lease. A restart restores every lease with its full granted TTL
+/// (<see cref="Restore"/>), as etcd's <c>Promote</c> does on recovery: downtime does not count.</para>
+/// <para>Invariants: a key is in <see cref="_attachments"/> with lease L exactly when it is in L's
+/// key set, and then L exists; every lease has an entry in <see cref="_due"/> at
+/// max(expiry, reported-until), the next time it may be reported (older entries are skipped when
+/// popped, and the queue is rebuilt when they pile up).</para>
+/// </remarks>
+internal sealed class Lessor
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<long, Entry> _leases = [];
+    private readonly Dictionary<byte[], long> _attachments = new(new KeyBytesComparer());
+    private PriorityQueue<long, long> _due = new();
+    private readonly TimeProvider _time;
+    private readonly long _frequency;
+    private readonly long _reportRetryTicks;
+    private long _lastAutoId;
+
+    // How many keys are attached, read without the lock: a put without a lease skips the lock while none is.
+    private int _attachedCount;
+
+    public Lessor(LeaseOptions options)
+    {
+        _time = options.TimeProvider;
+        _frequency = _time.TimestampFrequency;
+        _reportRetryTicks = (long)(options.ExpiredReportRetryInterval.TotalSeconds * _frequency);
+
+        // Automatic ids start from the wall clock in milliseconds, shifted left 16 bits (as etcd's
+        // idutil puts a timestamp in its ids): a restarted store does not hand out an id a client
+        // may still hold from before, unless the clock went back. Restore raises it above stored ids.
+        _lastAutoId = Math.Max(0, _time.GetUtcNow().ToUnixTimeMilliseconds()) << 16;
+    }
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leases.Count;
+            }
+        }
+    }
+
+    public bool Contains(long id)
+    {
+        lock (_gate)
+        {
+            return _leases.ContainsKey(id);
+        }
+    }
+
+    /// <summary>True when the lease exists and its TTL has run out.</summary>
+    public bool IsExpired(long id)
+    {
+        lock (_gate)
+        {
+            return _leases.TryGetValue(id, out var entry) && entry.ExpiryTimestamp <= _time.GetTimestamp();
+        }
+    }
+
+    /// <summary>A positive id no lease has (writer thread).</summary>
+    public long ChooseId()
+    {
+        lock (_gate)
+        {
+            // Bounded: at most one step per existing lease.
+            while (true)
+            {
+                _lastAutoId = (_lastAutoId + 1) & long.MaxValue;
+                if (_lastAutoId != 0 && !_leases.ContainsKey(_lastAutoId))
+                {
+                    return _lastAutoId;
+                }
+            }
+        }
+    }
+
+    /// <summary>Adds a granted lease, its TTL running from now (writer thread).</summary>
+    public void Grant(long id, long ttlSeconds)
+    {
+        lock (_gate)
+        {
+            if (!_leases.TryAdd(id, new Entry(id, ttlSeconds)))
+            {
+                throw new InvariantViolationException($"Lessor: lease {id} granted twice.");
+            }
+
+            Renew(_leases[id], _time.GetTimestamp());
+        }
+    }
+
+    /// <summary>Adds a lease read from the B+tree at open, with its full TTL from now.</summary>
+    public void Restore(long id, long ttlSeconds)
+    {
+        Grant(id, ttlSeconds);
+        lock (_gate)
+        {
+            _lastAutoId = Math.Max(_lastAutoId, id);
+        }
+    }
+
+    /// <summary>Removes a revoked lease (writer thread), after the revocation deleted its keys.</summary>
+    public void Remove(long id)
+    {
+        lock (_gate)
+        {
+            if (!_leases.Remove(id, out var entry))
+            {
+                throw new InvariantViolationException($"Lessor: removing lease {id}, which does not exist.");
+            }
+
+            if (entry.Keys.Count != 0)
+            {
+                throw new InvariantViolationException($"Lessor: lease {id} removed with {entry.Keys.Count} keys still attached.");
+            }
+        }
+    }
+
+    /// <summary>The keys attached to the lease, in key order (empty when there is no such lease).</summary>
+    public List<byte[]> KeysOf(long id)
+    {
+        List<byte[]> keys;
+        lock (_gate)
+        {
+            keys = _leases.TryGetValue(id, out var entry) ? [.. entry.Keys] : [];
+        }
+
+        keys.Sort((a, b) => a.AsSpan().SequenceCompareTo(b));
+        return keys;
+    }
+
+    /// <summary>
+    /// Attaches <paramref name="key"/> to <paramref name="lease"/> (0: to none), detaching it from
+    /// the lease it had (writer thread, on every put and delete). The lease must exist.
+    /// </summary>
+    public void Attach(ReadOnlySpan<byte> key, long lease)
+    {
+        if (lease == 0 && Volatile.Read(ref _attachedCount) == 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            var lookup = _attachments.GetAlternateLookup<ReadOnlySpan<byte>>();
+            bool had = lookup.TryGetValue(key, out byte[]? storedKey, out long previous);
+            if (had && previous == lease)
+            {
+                return;
+            }
+
+            if (had)
+            {
+                if (!_leases.TryGetValue(previous, out var old) || !old.Keys.Remove(storedKey!))
+                {
+                    throw new InvariantViolationException($"Lessor: key {MvccText.Show(key)} attached to lease {previous}, which does not hold it.");
+                }
+
+                _attachments.Remove(storedKey!);
+            }
+
+            if (lease != 0)
+            {
+                if (!_leases.TryGetValue(lease, out var entry))
+                {
+                    throw new InvariantViolationException($"Lessor: attaching key {MvccText.Show(key)} to lease {lease}, which does not exist.");
+                }
+
+                byte[] copy = storedKey ?? key.ToArray();
+                entry.Keys.Add(copy);
+                _attachments[copy] = lease;
+            }
+
+            Volatile.Write(ref _attachedCount, _attachments.Count);
+        }
+    }
+
+    /// <summary>The lease a key is attached to, 0 for none.</summary>
+    public long LeaseOf(ReadOnlySpan<byte> key)
+    {
+        lock (_gate)
+        {
+            return _attachments.GetAlternateLookup<ReadOnlySpan<byte>>().TryGetValue(key, out long lease) ? lease : 0;
+        }
+    }
+
+    /// <summary>
+    /// Renews the lease (etcd's <c>Renew</c>): its TTL runs again from now. Returns the granted TTL.
+    /// </summary>
+    /// <exception cref="MvccException">No such lease, or its TTL already ran out (it is being revoked), as etcd: <see cref="MvccError.LeaseNotFound"/>.</exception>
+    public long KeepAlive(long id)
+    {
+        lock (_gate)
+        {
+            long now = _time.GetTimestamp();
+            if (!_leases.TryGetValue(id, out var entry) || entry.ExpiryTimestamp <= now)
+            {
+                throw new MvccException(MvccError.LeaseNotFound);
+            }
+
+            Renew(entry, now);
+            return entry.TtlSeconds;
+        }
+    }
+
+    /// <summary>The remaining TTL (whole seconds, 0 once run out), the granted TTL and, when asked, the keys; null for no such lease.</summary>
+    public (long Remaining, long Granted, List<byte[]>? Keys)? TimeToLive(long id, bool keys)
+    {
+        long remaining;
+        long granted;
+        lock (_gate)
+        {
+            if (!_leases.TryGetValue(id, out var entry))
+            {
+                return null;
+            }
+
+            long left = entry.ExpiryTimestamp - _time.GetTimestamp();
+            remaining = left <= 0 ? 0 : left / _frequency;
+            granted = entry.TtlSeconds;
+        }
+
+        return (remaining, granted, keys ? KeysOf(id) : null);
+    }
+
+    /// <summary>Every lease id, the soonest to expire first (ties by id), as etcd's <c>Leases</c> sorts them.</summary>
+    public List<long> Ids()
+    {
+        List<(long Expiry, long Id)> leases;
+        lock (_gate)
+        {
+            leases = [.. _leases.Values.Select(e => (e.ExpiryTimestamp, e.Id))];
+        }
+
+        leases.Sort();
+        return leases.ConvertAll(l => l.Id);
+    }
+
+    /// <summary>
+    /// Up to <paramref name="max"/> leases whose TTL has run out, earliest first. A lease reported
+    /// here is not reported again for <see cref="LeaseOptions.ExpiredReportRetryInterval"/> (it is
+    /// expected to be revoked meanwhile; if not, it is reported again, as etcd's lessor retries).
+    /// </summary>
+    public List<long> TakeExpired(int max)
+    {
+        var expired = new List<long>();
+        lock (_gate)
+        {
+            long now = _time.GetTimestamp();
+            while (expired.Count < max && _due.TryPeek(out long id, out long due) && due <= now)
+            {
+                _due.Dequeue();
+                if (!_leases.TryGetValue(id, out var entry) || entry.ExpiryTimestamp > now || entry.ReportedUntilTimestamp > now)
+                {
+                    // Stale: the lease is gone, was renewed, or was reported and has a later entry.
+                    continue;
+                }
+
+                expired.Add(id);
+                entry.ReportedUntilTimestamp = now + _reportRetryTicks;
+                _due.Enqueue(id, entry.ReportedUntilTimestamp);
+            }
+        }
+
+        return expired;
+    }
+
+    /// <summary>Restarts every lease's TTL from now (etcd's <c>Promote</c>): for a new leader, and at open.</summary>
+    public void RefreshAll()
+    {
+        lock (_gate)
+        {
+            long now = _time.GetTimestamp();
+            _due = new PriorityQueue<long, long>(_leases.Count);
+            foreach (var entry in _leases.Values)
+            {
+                entry.ReportedUntilTimestamp = 0;
+                entry.ExpiryTimestamp = Later(now, entry.TtlSeconds);
+                _due.Enqueue(entry.Id, entry.ExpiryTimestamp);
+            }
+        }
+    }
+
+    /// <summary>Heap entries, live and stale (for tests of the queue's bound).</summary>
+    internal int DueEntryCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _due.Count;
+            }
+        }
+    }
+
+    private void Renew(Entry entry, long now)
+    {
+        entry.ExpiryTimestamp = Later(now, entry.TtlSeconds);
+        entry.ReportedUntilTimestamp = 0;
+
+        // Keep-alives leave stale entries behind; rebuild before they outnumber the leases twice over.
+        if (_due.Count > (2 * _leases.Count) + 1024)
+        {
+            var rebuilt = new PriorityQueue<long, long>(_leases.Count);
+            foreach (var lease in _leases.Values)
+            {
+                rebuilt.Enqueue(lease.Id, Math.Max(lease.ExpiryTimestamp, lease.ReportedUntilTimestamp));
+            }
+
+            _due = rebuilt;
+            return;
+        }
+
+        _due.Enqueue(entry.Id, entry.ExpiryTimestamp);
+    }
+
+    /// <summary>now + seconds on the timestamp clock, saturating (etcd's maximum TTL in nanosecond ticks nearly fills a long).</summary>
+    private long Later(long now, long seconds) =>
+        seconds > (long.MaxValue - now) / _frequency ? long.MaxValue : now + (seconds * _frequency);
+
+    private sealed class Entry(long id, long ttlSeconds)
+    {
+        public long Id { get; } = id;
+
+        public long TtlSeconds { get; } = ttlSeconds;
+
+        public long ExpiryTimestamp { get; set; }
+
+        /// <summary>Until when a report of this expired lease stands (0: not reported since its last renewal).</summary>
+        public long ReportedUntilTimestamp { get; set; }
+
+        public HashSet<byte[]> Keys { get; } = new(new KeyBytesComparer());
+    }
+}
