@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Mvcc.Watch;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
 
@@ -41,6 +42,9 @@ internal sealed class StoreWriter
     private readonly bool _synced;
     private bool _stopRequested;
 
+    // Watches: told of each revision's changes, and of commits and faults (issue 16).
+    private readonly WatchHub _watches;
+
     // Writer thread only.
     private Transaction? _batch;
     private Bucket? _keys;
@@ -48,9 +52,10 @@ internal sealed class StoreWriter
     private long _batchStartedTimestamp;
     private bool _consistentIndexChanged;
 
-    public StoreWriter(StoreState state, IEnumerable<CompactionJob> resumedCompactions)
+    public StoreWriter(StoreState state, IEnumerable<CompactionJob> resumedCompactions, WatchHub watches)
     {
         _state = state;
+        _watches = watches;
         _synced = state.Options.Durability == MvccDurability.Synced;
         foreach (var job in resumedCompactions)
         {
@@ -263,7 +268,12 @@ internal sealed class StoreWriter
                         TxnRequest txn => (object)transaction.Txn(txn),
                         _ => throw new InvariantViolationException("MVCC writer: a write op without a request."),
                     };
-                    transaction.End();
+                    long revision = transaction.End();
+                    if (transaction.Changes > 0)
+                    {
+                        _watches.Applied(revision, transaction.Changes, _state.Pending);
+                    }
+
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
@@ -394,6 +404,9 @@ internal sealed class StoreWriter
             _state.IndexLock.ExitWriteLock();
         }
 
+        // Synced: the batch's revisions are durable; watches see them before their writers are answered.
+        _watches.Committed();
+
         foreach (var op in _awaitingCommit)
         {
             op.Complete();
@@ -405,6 +418,7 @@ internal sealed class StoreWriter
     private void Fault(Exception e)
     {
         _state.SetFailure(e);
+        _watches.Faulted(e);
         _batch?.Dispose();
         _batch = null;
         _keys = null;
