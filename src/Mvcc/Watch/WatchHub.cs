@@ -44,6 +44,7 @@ internal sealed class WatchHub
     private long _notifiedRevision;
     private long _lastWatchId;
     private Exception? _closedReason;
+    private long _fellBehindCount;
 
     public WatchHub(StoreState state)
     {
@@ -57,6 +58,9 @@ internal sealed class WatchHub
     public long NotifiedRevision => Volatile.Read(ref _notifiedRevision);
 
     public StoreState State => _state;
+
+    /// <summary>Times a watcher left the live path because its buffer was full (for tests and benchmarks).</summary>
+    internal long FellBehindCount => Volatile.Read(ref _fellBehindCount);
 
     /// <summary>Synced watchers (for tests).</summary>
     internal int SyncedCount
@@ -201,6 +205,7 @@ internal sealed class WatchHub
                 _index.Remove(watcher);
                 watcher.State = WatcherState.Unsynced;
                 watcher.Next = revision;
+                _fellBehindCount++;
             }
 
             watcher.StagedFrom = -1;
@@ -303,13 +308,6 @@ internal sealed class WatchHub
                     return TakeResult.End(watcher.EndReason);
                 }
 
-                if (watcher.ProgressRequested)
-                {
-                    watcher.ProgressRequested = false;
-                    watcher.DeliveredSinceTick = true;
-                    return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
-                }
-
                 if (watcher.State == WatcherState.Unsynced)
                 {
                     if (watcher.Next > _notifiedRevision)
@@ -325,6 +323,16 @@ internal sealed class WatchHub
                     return TakeResult.CatchUp(watcher.Next, _notifiedRevision);
                 }
 
+                // Synced with nothing buffered. (An unsynced watcher answers a progress request with
+                // its catch-up responses and, once caught up, here: answering it before catching up
+                // would report the same old revision to a consumer that keeps asking.)
+                if (watcher.ProgressRequested)
+                {
+                    watcher.ProgressRequested = false;
+                    watcher.DeliveredSinceTick = true;
+                    return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
+                }
+
                 var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 watcher.Waiter = waiter;
                 return TakeResult.Wait(waiter);
@@ -332,7 +340,7 @@ internal sealed class WatchHub
         }
     }
 
-    /// <summary>The consumer read history through <paramref name="coveredRevision"/>; false when the watch ended meanwhile.</summary>
+    /// <summary>The consumer read history through <paramref name="coveredRevision"/> (and delivers a response when <paramref name="delivered"/>); nothing changes when the watch ended meanwhile.</summary>
     public void CaughtUpThrough(Watcher watcher, long coveredRevision, bool delivered)
     {
         lock (_gate)
@@ -345,7 +353,12 @@ internal sealed class WatchHub
                 }
 
                 watcher.Next = coveredRevision + 1;
-                watcher.DeliveredSinceTick |= delivered;
+                if (delivered)
+                {
+                    // The catch-up response carries the revision a progress notification would.
+                    watcher.DeliveredSinceTick = true;
+                    watcher.ProgressRequested = false;
+                }
             }
         }
     }
