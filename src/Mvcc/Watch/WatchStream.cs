@@ -24,7 +24,7 @@ namespace EmbeddedRaft.Mvcc;
 /// cancelled. Thread-safety: enumerate from one consumer; <see cref="RequestProgress"/> and
 /// <see cref="Dispose"/> may be called from any thread.</para>
 /// </remarks>
-public sealed class WatchStream : IAsyncEnumerable<WatchResponse>, IAsyncDisposable, IDisposable
+public sealed class WatchStream : IAsyncEnumerable<WatchResponse>, IDisposable
 {
     private readonly MvccStore _store;
     private readonly WatchHub _hub;
@@ -80,7 +80,11 @@ public sealed class WatchStream : IAsyncEnumerable<WatchResponse>, IAsyncDisposa
         }
     }
 
-    /// <summary><see cref="Dispose"/> (it does not wait for anything).</summary>
+    /// <summary>
+    /// <see cref="Dispose"/> (it does not wait for anything), for <c>await using</c>. The type does not
+    /// implement <see cref="IAsyncDisposable"/> on purpose: with both interfaces,
+    /// <c>watch.ConfigureAwait(false)</c> in an <c>await foreach</c> would not compile (ambiguous).
+    /// </summary>
     public ValueTask DisposeAsync()
     {
         Dispose();
