@@ -169,6 +169,53 @@ public sealed class WatchBehaviourTests
     }
 
     [Test]
+    public async Task ASyncedStoreShowsAWriteToWatchesOnlyOnceItIsOnDisk()
+    {
+        var fs = new FaultInjectingFileSystem(17);
+        await using var store = OpenOn(fs);
+        store.Put("a", "1");
+        await using var watch = store.Watch(Key("a"));
+        await using var responses = watch.GetAsyncEnumerator();
+        using var writerInFlush = new ManualResetEventSlim();
+        using var releaseWriter = new ManualResetEventSlim();
+        int testThread = Environment.CurrentManagedThreadId;
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Flush && Environment.CurrentManagedThreadId != testThread)
+            {
+                writerInFlush.Set();
+                releaseWriter.Wait();
+            }
+        };
+        var put = store.PutAsync(new PutRequest { Key = B("a"), Value = B("2") }).AsTask();
+        writerInFlush.WaitOrFail("the writer reaching its flush");
+
+        // Readers see revision 3 already; the watch, asked where it is, is still at 2.
+        Assert.That(store.Get("a").Header.Revision, Is.EqualTo(3));
+        watch.RequestProgress();
+        var progress = responses.Next("progress while the write is not yet durable");
+        Assert.That((progress.IsProgressNotify, progress.Header.Revision), Is.EqualTo((true, 2L)));
+
+        releaseWriter.Set();
+        put.WaitOrFail("the put");
+        fs.BeforeEntering = null;
+        Assert.That(responses.Next("the durable put").Events.Select(Show), Is.EqualTo(new[] { "put a=2@3" }));
+    }
+
+    [Test]
+    public async Task ANoSyncStoreShowsAWriteToWatchesOnceApplied()
+    {
+        var options = new MvccStoreOptions { Durability = MvccDurability.NoSync, BatchInterval = MvccStoreOptions.MaxBatchInterval };
+        var fs = new FaultInjectingFileSystem(18);
+        await using var store = OpenOn(fs, options);
+        await using var watch = store.Watch(Key("a")).GetAsyncEnumerator();
+        long flushes = fs.FlushCount;
+        await store.PutAsync(new PutRequest { Key = B("a"), Value = B("1") });
+        Assert.That(watch.Next("the applied put").Events.Select(Show), Is.EqualTo(new[] { "put a=1@2" }));
+        Assert.That(fs.FlushCount, Is.EqualTo(flushes), "shown before any flush: under Raft the log makes it durable, as in etcd");
+    }
+
+    [Test]
     public async Task ARequestedProgressNotificationCarriesTheRevisionEverythingIsDeliveredThrough()
     {
         await using var store = OpenOn(new FaultInjectingFileSystem(11));
