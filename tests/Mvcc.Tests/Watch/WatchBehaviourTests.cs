@@ -188,15 +188,21 @@ public sealed class WatchBehaviourTests
             }
         };
         var put = store.PutAsync(new PutRequest { Key = B("a"), Value = B("2") }).AsTask();
-        writerInFlush.WaitOrFail("the writer reaching its flush");
+        try
+        {
+            writerInFlush.WaitOrFail("the writer reaching its flush");
 
-        // Readers see revision 3 already; the watch, asked where it is, is still at 2.
-        Assert.That(store.Get("a").Header.Revision, Is.EqualTo(3));
-        watch.RequestProgress();
-        var progress = responses.Next("progress while the write is not yet durable");
-        Assert.That((progress.IsProgressNotify, progress.Header.Revision), Is.EqualTo((true, 2L)));
+            // Readers see revision 3 already; the watch, asked where it is, is still at 2.
+            Assert.That(store.Get("a").Header.Revision, Is.EqualTo(3));
+            watch.RequestProgress();
+            var progress = responses.Next("progress while the write is not yet durable");
+            Assert.That((progress.IsProgressNotify, progress.Header.Revision), Is.EqualTo((true, 2L)));
+        }
+        finally
+        {
+            releaseWriter.Set();
+        }
 
-        releaseWriter.Set();
         put.WaitOrFail("the put");
         fs.BeforeEntering = null;
         Assert.That(responses.Next("the durable put").Events.Select(Show), Is.EqualTo(new[] { "put a=2@3" }));
