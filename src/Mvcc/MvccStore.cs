@@ -1,5 +1,6 @@
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Mvcc.Store;
+using EmbeddedRaft.Mvcc.Watch;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
 using EmbeddedRaft.Storage.IO;
@@ -39,13 +40,15 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
 
     /// <summary>Completions of puts, deletes and txns, reused: enough for two full batches in flight.</summary>
     private readonly WriteOpPool _ops;
+    private readonly WatchHub _watches;
     private int _disposed;
 
     private MvccStore(string directory, StoreState state, IEnumerable<CompactionJob> resumedCompactions)
     {
         Directory = directory;
         _state = state;
-        _writer = new StoreWriter(state, resumedCompactions);
+        _watches = new WatchHub(state);
+        _writer = new StoreWriter(state, resumedCompactions, _watches);
         _ops = new WriteOpPool(Math.Clamp(state.Options.BatchLimit * 2, 1024, 65536));
         StartLeaseExpiry();
     }
@@ -349,6 +352,61 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         }
     }
 
+    // ------------------------------------------------------------ watches (issue 16)
+
+    /// <summary>
+    /// Opens a watch (etcd's <c>Watch</c>) on a key, a range or a prefix: enumerate the returned
+    /// <see cref="WatchStream"/> with <c>await foreach</c> and dispose it when done. The watch exists
+    /// from this call: with start revision 0 it reports every write shown to watches after it.
+    /// See <see cref="WatchStream"/> for the guarantees and how a watch ends.
+    /// </summary>
+    /// <remarks>
+    /// A revision is shown to watches once readers see it and, with <see cref="MvccDurability.Synced"/>,
+    /// once it is durable (before the write's task completes); with <see cref="MvccDurability.NoSync"/>
+    /// once applied, as etcd (docs/architecture.md, "Watches"). Thread-safe.
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="request"/> is null.</exception>
+    /// <exception cref="MvccException">The key is empty.</exception>
+    /// <exception cref="ArgumentException">A negative start revision, or a range end not above the key.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed earlier.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public WatchStream Watch(WatchRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        ThrowIfDisposed();
+        _state.ThrowIfFailed();
+        return new WatchStream(this, _watches, _watches.Register(request));
+    }
+
+    /// <summary>
+    /// The responses of a watch on <paramref name="request"/>, for <c>await foreach</c>: <see cref="Watch"/>
+    /// opened when the enumeration starts and disposed when it ends (leaving the loop or cancelling
+    /// <paramref name="cancellationToken"/>, which throws <see cref="OperationCanceledException"/>).
+    /// Use <see cref="Watch"/> instead to request progress notifications on demand.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="request"/> is null.</exception>
+    /// <exception cref="MvccException">The key is empty (thrown here, before enumerating).</exception>
+    /// <exception cref="ArgumentException">A negative start revision, or a range end not above the key (thrown here).</exception>
+    public IAsyncEnumerable<WatchResponse> WatchAsync(WatchRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        return EnumerateWatchAsync(request, cancellationToken);
+    }
+
+    /// <summary>The hub of this store's watches (for tests).</summary>
+    internal WatchHub Watches => _watches;
+
+    private async IAsyncEnumerable<WatchResponse> EnumerateWatchAsync(WatchRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var watch = Watch(request);
+        await foreach (var response in watch.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            yield return response;
+        }
+    }
+
     /// <summary>
     /// Stops the writer after committing (synced) every write it applied, waits for it, and closes
     /// the file. Writes queued after this began fail with <see cref="ObjectDisposedException"/>.
@@ -368,6 +426,9 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         }
         finally
         {
+            // After the writer's last commit notified its revisions: watches end after what they buffered.
+            _watches.Close(new ObjectDisposedException(nameof(MvccStore)));
+
             // The index lock is left to the collector: a reader racing with disposal may still hold
             // it, and disposing a held ReaderWriterLockSlim throws.
             _state.Database.Dispose();

@@ -190,6 +190,18 @@ public sealed record MvccStoreOptions
         }
     } = LeaseOptions.Default;
 
+    /// <summary>Settings of the store's watches (buffer per watcher, progress interval and its clock). Default <see cref="WatchOptions.Default"/>.</summary>
+    /// <exception cref="ArgumentNullException">Set to null.</exception>
+    public WatchOptions Watch
+    {
+        get;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value, nameof(Watch));
+            field = value;
+        }
+    } = WatchOptions.Default;
+
     /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>
     public ILogger? Logger { get; init; }
 

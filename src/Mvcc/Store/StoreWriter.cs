@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Mvcc.Watch;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
 
@@ -41,6 +42,9 @@ internal sealed class StoreWriter
     private readonly bool _synced;
     private bool _stopRequested;
 
+    // Watches: told of each revision's changes, and of commits and faults (issue 16).
+    private readonly WatchHub _watches;
+
     // Writer thread only.
     private Transaction? _batch;
     private Bucket? _keys;
@@ -48,9 +52,10 @@ internal sealed class StoreWriter
     private long _batchStartedTimestamp;
     private bool _consistentIndexChanged;
 
-    public StoreWriter(StoreState state, IEnumerable<CompactionJob> resumedCompactions)
+    public StoreWriter(StoreState state, IEnumerable<CompactionJob> resumedCompactions, WatchHub watches)
     {
         _state = state;
+        _watches = watches;
         _synced = state.Options.Durability == MvccDurability.Synced;
         foreach (var job in resumedCompactions)
         {
@@ -264,7 +269,7 @@ internal sealed class StoreWriter
                     };
                     op.Request = null; // not kept alive until the batch commits
                     op.DeferPutResponse();
-                    transaction.End();
+                    NotifyWatches(transaction);
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
@@ -280,7 +285,9 @@ internal sealed class StoreWriter
                         Leases.LeaseRevokeOp revoke => (object)Leases.LeaseApplier.Revoke(_state, _batch!, transaction, revoke),
                         _ => throw new InvariantViolationException("MVCC writer: a lease op without a request."),
                     };
-                    transaction.End();
+
+                    // A revocation's deletes reach watchers as any delete's do.
+                    NotifyWatches(transaction);
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
@@ -400,6 +407,11 @@ internal sealed class StoreWriter
             return;
         }
 
+        // Synced: the batch's revisions are durable; watches see them before their writers are
+        // answered, and before the swap below lets the next batch reuse the buffers their values
+        // are read from.
+        _watches.Committed();
+
         // Only now may readers stop looking in the batch: its revisions are in the B+tree.
         _state.IndexLock.EnterWriteLock();
         try
@@ -419,9 +431,20 @@ internal sealed class StoreWriter
         _awaitingCommit.Clear();
     }
 
+    /// <summary>Hands the revision <paramref name="transaction"/> wrote (if it changed anything) to the watches.</summary>
+    private void NotifyWatches(WriteTransaction transaction)
+    {
+        long revision = transaction.End();
+        if (transaction.Changes > 0)
+        {
+            _watches.Applied(revision, transaction.Changes, _state.Pending);
+        }
+    }
+
     private void Fault(Exception e)
     {
         _state.SetFailure(e);
+        _watches.Faulted(e);
         _batch?.Dispose();
         _batch = null;
         _keys = null;

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Text;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Engines;
+using EmbeddedRaft.Mvcc;
+
+namespace EmbeddedRaft.Benchmarks.Mvcc;
+
+/// <summary>
+/// Events per second a watch delivers (issue 16). <see cref="PutsAlone"/>: 200,000 puts under one
+/// prefix, 10,000 in flight, synced (the store's put rate). <see cref="PutsWithALivePrefixWatcher"/>:
+/// the same puts while one prefix watcher reads every event; it ends when the watcher has the last
+/// one, so its rate is the events/s delivered live (the watcher's buffer is large enough for a whole
+/// batch, so it stays on the live path; how often it fell behind goes to the results file).
+/// <see cref="CatchUpFromHistory"/>: a watcher from revision 2 over 1,000,000 stored puts reads them
+/// all from the store's history (the unsynced path). Mean is per put or event.
+/// </summary>
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 5, invocationCount: 1)]
+[MemoryDiagnoser]
+public class WatchThroughputBenchmarks
+{
+    private const int LivePuts = 200_000;
+    private const int HistoryPuts = 1_000_000;
+
+    private readonly byte[] _value = new byte[100];
+    private string _directory = null!;
+    private MvccStore _store = null!;
+    private byte[][] _keys = null!;
+    private MvccStore? _history;
+    private string? _historyDirectory;
+
+    [GlobalSetup]
+    public void CreateKeys()
+    {
+        _keys = Enumerable.Range(0, 100_000).Select(i => Encoding.ASCII.GetBytes($"watched/{i:D8}")).ToArray();
+    }
+
+    [GlobalSetup(Target = nameof(CatchUpFromHistory))]
+    public void FillHistory()
+    {
+        CreateKeys();
+        _historyDirectory = MvccWorkload.NewDirectory("watch-history");
+        _history = MvccStore.Open(_historyDirectory, MvccStoreEngine.Options);
+        MvccWorkload.RunWindowedAsync(HistoryPuts, MvccWorkload.WritesInFlight, i =>
+            _history.PutAsync(new PutRequest { Key = _keys[i % _keys.Length], Value = _value }).AsTask()).GetAwaiter().GetResult();
+    }
+
+    [GlobalCleanup(Target = nameof(CatchUpFromHistory))]
+    public void DeleteHistory()
+    {
+        _history?.Dispose();
+        Directory.Delete(_historyDirectory!, recursive: true);
+    }
+
+    [IterationSetup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher)])]
+    public void OpenEmptyStore()
+    {
+        _directory = MvccWorkload.NewDirectory("watch-live");
+        _store = MvccStore.Open(_directory, MvccStoreEngine.Options with { Watch = new WatchOptions { MaxBufferedEvents = 2 * MvccWorkload.WritesInFlight } });
+    }
+
+    [IterationCleanup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher)])]
+    public void CloseStore()
+    {
+        _store.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    [Benchmark(OperationsPerInvoke = LivePuts)]
+    public Task PutsAlone() => PutAllAsync();
+
+    [Benchmark(OperationsPerInvoke = LivePuts)]
+    public async Task PutsWithALivePrefixWatcher()
+    {
+        using var watch = _store.Watch(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8) });
+        long last = _store.Revision + LivePuts;
+        var reader = Task.Run(async () =>
+        {
+            long events = 0;
+            await foreach (var response in watch)
+            {
+                events += response.Events.Count;
+                if (response.Header.Revision >= last)
+                {
+                    return events;
+                }
+            }
+
+            return events;
+        });
+        await PutAllAsync().ConfigureAwait(false);
+        long delivered = await reader.ConfigureAwait(false);
+        if (delivered != LivePuts)
+        {
+            throw new InvalidOperationException($"The watcher got {delivered} events of {LivePuts}.");
+        }
+
+        MvccWorkload.AppendResult($"WatchThroughput live: {delivered:N0} events delivered; the watcher fell behind {_store.Watches.FellBehindCount} times");
+    }
+
+    [Benchmark(OperationsPerInvoke = HistoryPuts)]
+    public async Task CatchUpFromHistory()
+    {
+        var stopwatch = Stopwatch.StartNew();
+        long events = 0;
+        long last = _history!.Revision;
+        await foreach (var response in _history.WatchAsync(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8), StartRevision = 2 }).ConfigureAwait(false))
+        {
+            events += response.Events.Count;
+            if (response.Header.Revision >= last)
+            {
+                break;
+            }
+        }
+
+        if (events != HistoryPuts)
+        {
+            throw new InvalidOperationException($"The watcher got {events} events of {HistoryPuts}.");
+        }
+
+        MvccWorkload.AppendResult($"WatchThroughput catch-up: {events:N0} events from history in {stopwatch.Elapsed.TotalSeconds:F2} s = {events / stopwatch.Elapsed.TotalSeconds:N0} events/s");
+    }
+
+    private Task PutAllAsync() =>
+        MvccWorkload.RunWindowedAsync(LivePuts, MvccWorkload.WritesInFlight, i =>
+            _store.PutAsync(new PutRequest { Key = _keys[i % _keys.Length], Value = _value }).AsTask());
+}

@@ -1,0 +1,188 @@
+using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Mvcc.Store;
+using EmbeddedRaft.Storage;
+
+namespace EmbeddedRaft.Mvcc.Watch;
+
+/// <summary>
+/// Reads a watcher's missed events from the store's history (etcd's <c>syncWatchers</c>, per
+/// watcher): the stored revisions from its next revision up to a target, in revision order, from a
+/// B+tree snapshot merged with the pending batch it took under the index lock (as a range read).
+/// Runs on the consumer's thread: a lagging watcher costs the writer nothing.
+/// </summary>
+internal static class HistoryReader
+{
+    /// <summary>Revisions scanned per read at most (whole revisions are never cut), so one read holds a snapshot briefly.</summary>
+    public const int MaxScannedPerRead = 16_384;
+
+    /// <summary>
+    /// The events of <paramref name="watcher"/>'s range in revisions [<paramref name="next"/>,
+    /// <paramref name="target"/>], at most about <paramref name="maxEvents"/> (whole revisions), and the
+    /// revision through which every one was read (<paramref name="target"/> when all were).
+    /// </summary>
+    /// <exception cref="RevisionCompactedException"><paramref name="next"/> is at or below the compact revision: its history may be gone.</exception>
+    /// <exception cref="StorageFaultedException">The store failed a write.</exception>
+    public static (List<WatchEvent> Events, long CoveredRevision) Read(StoreState state, Watcher watcher, long next, long target, int maxEvents)
+    {
+        PendingBatch pending;
+        Storage.BTree.Transaction snapshot;
+        state.IndexLock.EnterReadLock();
+        try
+        {
+            state.ThrowIfFailed();
+
+            // Stricter than etcd (which refuses only below the compact revision): a compaction at C
+            // drops the tombstones of deletes at C, so history from C itself may miss events.
+            long compact = state.CompactRevision;
+            if (next <= compact)
+            {
+                throw new RevisionCompactedException(next, compact);
+            }
+
+            pending = state.Pending;
+            snapshot = state.Database.BeginRead();
+
+            // Held until the last value is read from it, so the writer does not reuse its buffers.
+            pending.Hold();
+        }
+        finally
+        {
+            state.IndexLock.ExitReadLock();
+        }
+
+        var events = new List<WatchEvent>();
+        using (snapshot)
+        {
+            try
+            {
+                return ReadMerged(state, watcher, next, target, maxEvents, pending, snapshot, events);
+            }
+            finally
+            {
+                pending.Release();
+            }
+        }
+    }
+
+    /// <summary>The merge of <paramref name="pending"/> (held) and <paramref name="snapshot"/> that <see cref="Read"/> returns.</summary>
+    private static (List<WatchEvent> Events, long CoveredRevision) ReadMerged(
+        StoreState state, Watcher watcher, long next, long target, int maxEvents, PendingBatch pending, Storage.BTree.Transaction snapshot, List<WatchEvent> events)
+    {
+        {
+            var bucket = snapshot.OpenBucket(MetaKeys.KeyBucket) ?? throw new InvariantViolationException("MVCC watch: the key bucket is missing.");
+
+            // Uncommitted revisions: in the batch, not in the snapshot (a revision in both, when the
+            // batch was committed but not yet swapped out, is read once).
+            var uncommitted = pending.Count == 0 ? [] : pending.UpTo(target).Where(e => e.Revision.Main >= next).ToList();
+            int u = 0;
+            var cursor = bucket.CreateCursor();
+            bool more = cursor.Seek(RevisionKey.Start(next));
+            long currentMain = next - 1;
+            int scanned = 0;
+            while (true)
+            {
+                Revision revision;
+                bool tombstone;
+                ReadOnlySpan<byte> stored;
+                Revision storedRevision = default;
+                bool storedTombstone = false;
+                if (more && !RevisionKey.TryDecode(cursor.Key, out storedRevision, out storedTombstone))
+                {
+                    throw new CorruptionException(state.Path, 0, $"the revision bucket holds a malformed key {MvccText.Show(cursor.Key)}");
+                }
+
+                bool fromTree = more && (u >= uncommitted.Count || storedRevision <= uncommitted[u].Revision);
+                if (fromTree)
+                {
+                    revision = storedRevision;
+                    tombstone = storedTombstone;
+                    stored = cursor.Value;
+                    if (u < uncommitted.Count && uncommitted[u].Revision == storedRevision)
+                    {
+                        u++;
+                    }
+                }
+                else if (u < uncommitted.Count)
+                {
+                    revision = uncommitted[u].Revision;
+                    tombstone = uncommitted[u].Tombstone;
+                    stored = uncommitted[u].StoredValue.Span;
+                    u++;
+                }
+                else
+                {
+                    return (events, target);
+                }
+
+                if (revision.Main > target)
+                {
+                    return (events, target);
+                }
+
+                if (revision.Main != currentMain)
+                {
+                    // A revision boundary: the only place a read may stop.
+                    if (events.Count >= maxEvents || scanned >= MaxScannedPerRead)
+                    {
+                        return (events, currentMain);
+                    }
+
+                    currentMain = revision.Main;
+                }
+
+                scanned++;
+                var key = KeyOf(state, revision, tombstone, stored);
+                if (watcher.Accepts(tombstone) && watcher.Matches(key))
+                {
+                    events.Add(ToEvent(state, revision, tombstone, stored));
+                }
+
+                if (fromTree)
+                {
+                    more = cursor.Next();
+                }
+            }
+        }
+    }
+
+    /// <summary>The event a stored revision is: a put's key-value, or a delete's key and revision.</summary>
+    /// <exception cref="CorruptionException">The stored bytes are malformed.</exception>
+    public static WatchEvent ToEvent(StoreState state, Revision revision, bool tombstone, ReadOnlySpan<byte> stored)
+    {
+        if (!StoredValue.TryDecode(stored, tombstone, out var decoded))
+        {
+            throw new CorruptionException(state.Path, 0, $"the stored value of revision {revision} is malformed");
+        }
+
+        if (tombstone)
+        {
+            return new WatchEvent { Type = WatchEventType.Delete, Kv = new KeyValue { Key = StoredValue.KeyOf(stored, decoded).ToArray(), ModRevision = revision.Main } };
+        }
+
+        return new WatchEvent
+        {
+            Type = WatchEventType.Put,
+            Kv = new KeyValue
+            {
+                Key = StoredValue.KeyOf(stored, decoded).ToArray(),
+                CreateRevision = decoded.CreateRevision,
+                ModRevision = revision.Main,
+                Version = decoded.Version,
+                Value = StoredValue.ValueOf(stored, decoded).ToArray(),
+                Lease = decoded.Lease,
+            },
+        };
+    }
+
+    /// <summary>The key of a stored revision.</summary>
+    /// <exception cref="CorruptionException">The stored bytes are malformed.</exception>
+    public static ReadOnlySpan<byte> KeyOf(StoreState state, Revision revision, bool tombstone, ReadOnlySpan<byte> stored)
+    {
+        if (!StoredValue.TryDecode(stored, tombstone, out var decoded))
+        {
+            throw new CorruptionException(state.Path, 0, $"the stored value of revision {revision} is malformed");
+        }
+
+        return stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);
+    }
+}

@@ -1,0 +1,108 @@
+namespace EmbeddedRaft.Mvcc.Watch;
+
+/// <summary>
+/// The consumer side of a watch: takes the watcher's buffered events, or (while it is unsynced)
+/// reads its missed revisions from history on the consumer's own thread, or waits to be woken.
+/// </summary>
+internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
+{
+    public WatchResponse Current { get; private set; } = null!;
+
+    public async ValueTask<bool> MoveNextAsync()
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var step = hub.Take(watcher);
+            switch (step.Kind)
+            {
+                case TakeKind.Respond:
+                    Current = Build(step.Events!, step.Revision);
+                    return true;
+                case TakeKind.End:
+                    stream.Dispose();
+                    if (step.Reason is not null)
+                    {
+                        throw step.Reason;
+                    }
+
+                    return false;
+                case TakeKind.CatchUp:
+                    List<WatchEvent> events;
+                    long covered;
+                    try
+                    {
+                        (events, covered) = HistoryReader.Read(hub.State, watcher, step.Revision, step.Target, hub.State.Options.Watch.MaxBufferedEvents);
+                    }
+                    catch (Exception e)
+                    {
+                        // Compacted history, a faulted or closed store: the watch ends with it.
+                        hub.End(watcher, e);
+                        continue;
+                    }
+
+                    hub.CaughtUpThrough(watcher, covered, events.Count > 0);
+                    if (events.Count > 0)
+                    {
+                        Current = Build(events, covered);
+                        return true;
+                    }
+
+                    continue;
+                case TakeKind.Wait:
+                    var woken = step.Waiter!.Task;
+                    if (cancellationToken.CanBeCanceled)
+                    {
+                        await woken.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await woken.ConfigureAwait(false);
+                    }
+
+                    continue;
+                default:
+                    throw new InvariantViolationException($"MVCC watch: unexpected step {step.Kind}.");
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        stream.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private WatchResponse Build(List<WatchEvent> events, long revision)
+    {
+        if (watcher.PrevKv)
+        {
+            for (int i = 0; i < events.Count; i++)
+            {
+                events[i] = WithPrevious(events[i]);
+            }
+        }
+
+        return new WatchResponse { Header = new ResponseHeader { Revision = revision }, Events = events };
+    }
+
+    /// <summary>The event with the key's version just before it (etcd's watch server reads it the same way, at the event's revision - 1).</summary>
+    private WatchEvent WithPrevious(WatchEvent watchEvent)
+    {
+        var kv = watchEvent.Kv;
+        if (watchEvent.Type == WatchEventType.Put && kv.Version == 1)
+        {
+            return watchEvent;
+        }
+
+        try
+        {
+            var previous = store.Range(new RangeRequest { Key = kv.Key, Revision = kv.ModRevision - 1 }).Kvs;
+            return previous.Count == 0 ? watchEvent : new WatchEvent { Type = watchEvent.Type, Kv = kv, PrevKv = previous[0] };
+        }
+        catch (RevisionCompactedException)
+        {
+            return watchEvent;
+        }
+    }
+}

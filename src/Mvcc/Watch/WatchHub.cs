@@ -1,0 +1,441 @@
+using EmbeddedRaft.Mvcc.Index;
+using EmbeddedRaft.Mvcc.Store;
+using EmbeddedRaft.Storage;
+
+namespace EmbeddedRaft.Mvcc.Watch;
+
+/// <summary>
+/// The store's watches (etcd's <c>watchableStore</c>): the writer hands it each revision's changes
+/// once they may be shown (<see cref="Applied"/>, <see cref="Committed"/>); it appends them to the
+/// buffers of the synced watchers of the changed keys, found through a <see cref="WatcherIndex"/>,
+/// and moves a watcher whose buffer is full to the unsynced state instead of waiting or dropping.
+/// Each watcher's consumer takes its buffer (<see cref="Take"/>) and, while unsynced, reads the
+/// missed revisions from history itself, then rejoins.
+/// </summary>
+/// <remarks>
+/// <para>When a revision is shown (the "notified" revision): with <see cref="MvccDurability.Synced"/>
+/// only after the batch holding it is committed (synced) to disk, so a watcher never sees a change
+/// a crash could undo, and before the writer's task completes, so a watch created after a write
+/// returned does not report it. With <see cref="MvccDurability.NoSync"/> (under Raft) as soon as the
+/// write is applied and visible to reads, as etcd notifies on apply: there the Raft log, not this
+/// store, makes it durable. Either way it is visible to reads before it is notified, which is what
+/// lets an unsynced watcher find in history everything up to the notified revision.</para>
+/// <para>Locking: one lock (<c>_gate</c>) guards the index, every watcher's mutable state and the
+/// notified revision; it is never held across IO or a wait. The writer holds it once per revision.</para>
+/// </remarks>
+internal sealed class WatchHub
+{
+    private readonly object _gate = new();
+    private readonly StoreState _state;
+    private readonly WatchOptions _options;
+    private readonly bool _notifyOnCommit;
+    private readonly WatcherIndex _index = new();
+    private readonly HashSet<Watcher> _progressWatchers = [];
+
+    /// <summary>Every watcher not yet ended (so closing the store can end each, synced or not).</summary>
+    private readonly HashSet<Watcher> _live = [];
+
+    // Writer thread only (under _gate while notifying).
+    private readonly List<WatcherGroup> _matched = [];
+    private readonly List<Watcher> _touched = [];
+    private readonly List<(long Revision, PendingBatch.Entry[] Changes)> _uncommitted = [];
+
+    private ITimer? _progressTimer;
+    private long _notifiedRevision;
+    private long _lastWatchId;
+    private Exception? _closedReason;
+    private long _fellBehindCount;
+
+    public WatchHub(StoreState state)
+    {
+        _state = state;
+        _options = state.Options.Watch;
+        _notifyOnCommit = state.Options.Durability == MvccDurability.Synced;
+        _notifiedRevision = state.Revision;
+    }
+
+    /// <summary>The newest revision shown to watchers. Invariant: every revision at or below it is visible to reads.</summary>
+    public long NotifiedRevision => Volatile.Read(ref _notifiedRevision);
+
+    public StoreState State => _state;
+
+    /// <summary>Times a watcher left the live path because its buffer was full (for tests and benchmarks).</summary>
+    internal long FellBehindCount => Volatile.Read(ref _fellBehindCount);
+
+    /// <summary>Synced watchers (for tests).</summary>
+    internal int SyncedCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _index.Count;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ writer side
+
+    /// <summary>
+    /// Writer thread, after a write transaction published <paramref name="revision"/> with
+    /// <paramref name="changes"/> changes (in <paramref name="pending"/>): notifies now (no-sync) or
+    /// at the batch's commit (synced).
+    /// </summary>
+    public void Applied(long revision, int changes, PendingBatch pending)
+    {
+        var entries = new PendingBatch.Entry[changes];
+        for (int sub = 0; sub < changes; sub++)
+        {
+            if (!pending.TryGet(new Revision(revision, sub), out entries[sub]))
+            {
+                throw new InvariantViolationException($"MVCC watch: change {revision}.{sub} is not in the pending batch.");
+            }
+        }
+
+        if (_notifyOnCommit)
+        {
+            _uncommitted.Add((revision, entries));
+        }
+        else
+        {
+            Notify(revision, entries);
+        }
+    }
+
+    /// <summary>Writer thread, once the batch is durable and before its writers are answered: notifies its revisions in order.</summary>
+    public void Committed()
+    {
+        foreach (var (revision, changes) in _uncommitted)
+        {
+            Notify(revision, changes);
+        }
+
+        _uncommitted.Clear();
+    }
+
+    /// <summary>Writer thread: the store faulted; revisions not yet notified never will be, and every watch ends with the fault after its buffer.</summary>
+    public void Faulted(Exception failure)
+    {
+        _uncommitted.Clear();
+        Close(new StorageFaultedException(_state.Path, failure));
+    }
+
+    /// <summary>Ends every watch with <paramref name="reason"/> after what it has buffered (the store is closing or faulted); later watches end at once.</summary>
+    public void Close(Exception reason)
+    {
+        ITimer? timer;
+        lock (_gate)
+        {
+            if (_closedReason is not null)
+            {
+                return;
+            }
+
+            _closedReason = reason;
+            timer = _progressTimer;
+            _progressTimer = null;
+            foreach (var watcher in AllWatchersUnsynchronized())
+            {
+                EndUnsynchronized(watcher, reason);
+            }
+        }
+
+        timer?.Dispose();
+    }
+
+    private void Notify(long revision, PendingBatch.Entry[] changes)
+    {
+        lock (_gate)
+        {
+            if (revision <= _notifiedRevision)
+            {
+                throw new InvariantViolationException($"MVCC watch: revision {revision} notified after {_notifiedRevision}.");
+            }
+
+            if (_index.Count > 0)
+            {
+                NotifySynchronized(revision, changes);
+            }
+
+            Volatile.Write(ref _notifiedRevision, revision);
+        }
+    }
+
+    private void NotifySynchronized(long revision, PendingBatch.Entry[] changes)
+    {
+        for (int sub = 0; sub < changes.Length; sub++)
+        {
+            var change = changes[sub];
+            var at = new Revision(revision, sub);
+            _matched.Clear();
+            _index.Find(HistoryReader.KeyOf(_state, at, change.Tombstone, change.StoredValue.Span), _matched);
+            WatchEvent? watchEvent = null;
+            foreach (var group in _matched)
+            {
+                foreach (var watcher in group.Members)
+                {
+                    if (revision < watcher.StartRevision || !watcher.Accepts(change.Tombstone))
+                    {
+                        continue;
+                    }
+
+                    // One event object for every watcher of the change (it is immutable).
+                    watchEvent ??= HistoryReader.ToEvent(_state, at, change.Tombstone, change.StoredValue.Span);
+                    watcher.Buffer ??= [];
+                    if (watcher.StagedFrom < 0)
+                    {
+                        watcher.StagedFrom = watcher.Buffer.Count;
+                        _touched.Add(watcher);
+                    }
+
+                    watcher.Buffer.Add(watchEvent);
+                }
+            }
+        }
+
+        int limit = _options.MaxBufferedEvents;
+        foreach (var watcher in _touched)
+        {
+            var buffer = watcher.Buffer!;
+            if (buffer.Count > limit && watcher.StagedFrom > 0)
+            {
+                // Full: never wait, never drop. The revision comes out of the buffer whole and the
+                // watcher leaves the live path; its consumer reads it from history after the buffer.
+                buffer.RemoveRange(watcher.StagedFrom, buffer.Count - watcher.StagedFrom);
+                _index.Remove(watcher);
+                watcher.State = WatcherState.Unsynced;
+                watcher.Next = revision;
+                _fellBehindCount++;
+            }
+
+            watcher.StagedFrom = -1;
+            watcher.Wake();
+        }
+
+        _touched.Clear();
+    }
+
+    // ------------------------------------------------------------ consumer side
+
+    /// <summary>Creates a watcher for <paramref name="request"/> (validated): synced from the next revision, or unsynced from a past start revision.</summary>
+    public Watcher Register(WatchRequest request)
+    {
+        bool startTimer = false;
+        Watcher watcher;
+        lock (_gate)
+        {
+            watcher = new Watcher(++_lastWatchId, request);
+            long notified = _notifiedRevision;
+            if (_closedReason is not null)
+            {
+                watcher.StartRevision = request.StartRevision == 0 ? notified + 1 : request.StartRevision;
+                EndUnsynchronized(watcher, _closedReason);
+                return watcher;
+            }
+
+            _live.Add(watcher);
+            if (request.StartRevision == 0 || request.StartRevision > notified)
+            {
+                watcher.State = WatcherState.Synced;
+                watcher.StartRevision = request.StartRevision == 0 ? notified + 1 : request.StartRevision;
+                _index.Add(watcher);
+            }
+            else
+            {
+                watcher.State = WatcherState.Unsynced;
+                watcher.StartRevision = request.StartRevision;
+                watcher.Next = request.StartRevision;
+            }
+
+            if (watcher.ProgressNotify)
+            {
+                _progressWatchers.Add(watcher);
+                if (_progressTimer is null)
+                {
+                    startTimer = true;
+                }
+            }
+        }
+
+        if (startTimer)
+        {
+            StartProgressTimer();
+        }
+
+        return watcher;
+    }
+
+    /// <summary>The consumer left: the watcher leaves the index and releases its buffer.</summary>
+    public void Unregister(Watcher watcher)
+    {
+        lock (_gate)
+        {
+            EndUnsynchronized(watcher, reason: null);
+            watcher.Buffer = null;
+        }
+    }
+
+    /// <summary>Asks for a progress notification: the watch's next response says which revision it has delivered every event up to.</summary>
+    public void RequestProgress(Watcher watcher)
+    {
+        lock (_gate)
+        {
+            if (watcher.State != WatcherState.Ended)
+            {
+                watcher.ProgressRequested = true;
+                watcher.Wake();
+            }
+        }
+    }
+
+    /// <summary>What a consumer does next; decided under the lock.</summary>
+    public TakeResult Take(Watcher watcher)
+    {
+        lock (_gate)
+        {
+            while (true)
+            {
+                if (watcher.Buffer is { Count: > 0 } buffer)
+                {
+                    watcher.Buffer = null;
+                    watcher.ProgressRequested = false;
+                    watcher.DeliveredSinceTick = true;
+                    return TakeResult.Respond(buffer, DeliveredThroughUnsynchronized(watcher));
+                }
+
+                if (watcher.State == WatcherState.Ended)
+                {
+                    return TakeResult.End(watcher.EndReason);
+                }
+
+                if (watcher.State == WatcherState.Unsynced)
+                {
+                    if (watcher.Next > _notifiedRevision)
+                    {
+                        // Caught up: everything through the notified revision was read from history,
+                        // and every later revision is notified after this, under this lock.
+                        watcher.State = WatcherState.Synced;
+                        watcher.StartRevision = Math.Max(watcher.StartRevision, watcher.Next);
+                        _index.Add(watcher);
+                        continue;
+                    }
+
+                    return TakeResult.CatchUp(watcher.Next, _notifiedRevision);
+                }
+
+                // Synced with nothing buffered. (An unsynced watcher answers a progress request with
+                // its catch-up responses and, once caught up, here: answering it before catching up
+                // would report the same old revision to a consumer that keeps asking.)
+                if (watcher.ProgressRequested)
+                {
+                    watcher.ProgressRequested = false;
+                    watcher.DeliveredSinceTick = true;
+                    return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
+                }
+
+                var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                watcher.Waiter = waiter;
+                return TakeResult.Wait(waiter);
+            }
+        }
+    }
+
+    /// <summary>The consumer read history through <paramref name="coveredRevision"/> (and delivers a response when <paramref name="delivered"/>); nothing changes when the watch ended meanwhile.</summary>
+    public void CaughtUpThrough(Watcher watcher, long coveredRevision, bool delivered)
+    {
+        lock (_gate)
+        {
+            if (watcher.State == WatcherState.Unsynced)
+            {
+                if (coveredRevision + 1 < watcher.Next)
+                {
+                    throw new InvariantViolationException($"MVCC watch: watcher {watcher.Id} went back from {watcher.Next} to {coveredRevision + 1}.");
+                }
+
+                watcher.Next = coveredRevision + 1;
+                if (delivered)
+                {
+                    // The catch-up response carries the revision a progress notification would.
+                    watcher.DeliveredSinceTick = true;
+                    watcher.ProgressRequested = false;
+                }
+            }
+        }
+    }
+
+    /// <summary>The watch cannot go on (its history was compacted): it ends with <paramref name="reason"/>.</summary>
+    public void End(Watcher watcher, Exception reason)
+    {
+        lock (_gate)
+        {
+            EndUnsynchronized(watcher, reason);
+        }
+    }
+
+    /// <summary>The revision through which every event of the watcher has been taken once its buffer is.</summary>
+    private long DeliveredThroughUnsynchronized(Watcher watcher) => watcher.State switch
+    {
+        WatcherState.Synced => Math.Max(_notifiedRevision, watcher.StartRevision - 1),
+        _ => watcher.Next - 1,
+    };
+
+    private void EndUnsynchronized(Watcher watcher, Exception? reason)
+    {
+        if (watcher.State == WatcherState.Ended)
+        {
+            return;
+        }
+
+        if (watcher.State == WatcherState.Synced && watcher.Group is not null)
+        {
+            _index.Remove(watcher);
+        }
+
+        // The promise of a response's revision for the buffered events of an ended watcher.
+        if (watcher.State == WatcherState.Synced)
+        {
+            watcher.Next = Math.Max(_notifiedRevision, watcher.StartRevision - 1) + 1;
+        }
+
+        watcher.State = WatcherState.Ended;
+        watcher.EndReason = reason;
+        _progressWatchers.Remove(watcher);
+        _live.Remove(watcher);
+        watcher.Wake();
+    }
+
+    private List<Watcher> AllWatchersUnsynchronized() => [.. _live];
+
+    private void StartProgressTimer()
+    {
+        var timer = _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).ProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval);
+        lock (_gate)
+        {
+            if (_progressTimer is null && _closedReason is null)
+            {
+                _progressTimer = timer;
+                return;
+            }
+        }
+
+        timer.Dispose();
+    }
+
+    /// <summary>A progress interval passed: each progress-notify watch that delivered nothing since the last tick gets a progress notification.</summary>
+    private void ProgressTick()
+    {
+        lock (_gate)
+        {
+            foreach (var watcher in _progressWatchers)
+            {
+                if (!watcher.DeliveredSinceTick && watcher.State == WatcherState.Synced)
+                {
+                    watcher.ProgressRequested = true;
+                    watcher.Wake();
+                }
+
+                watcher.DeliveredSinceTick = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+namespace EmbeddedRaft.Mvcc;
+
+/// <summary>
+/// Settings of an <see cref="MvccStore"/>'s watches (<see cref="MvccStoreOptions.Watch"/>). Each
+/// property checks its own range when set and throws <see cref="ArgumentOutOfRangeException"/> whose
+/// <see cref="ArgumentException.ParamName"/> is the property's name.
+/// </summary>
+/// <remarks>An immutable record with a parameterless constructor and <c>init</c> accessors (binds from configuration). Thread-safe to share.</remarks>
+public sealed record WatchOptions
+{
+    /// <summary>The default <see cref="MaxBufferedEvents"/>: 1,024 events.</summary>
+    public const int DefaultMaxBufferedEvents = 1024;
+
+    /// <summary>The largest <see cref="MaxBufferedEvents"/> accepted.</summary>
+    public const int MaxMaxBufferedEvents = 1_000_000;
+
+    /// <summary>The default <see cref="ProgressInterval"/>: 10 minutes, as etcd's <c>--experimental-watch-progress-notify-interval</c>.</summary>
+    public static readonly TimeSpan DefaultProgressInterval = TimeSpan.FromMinutes(10);
+
+    /// <summary>The shortest <see cref="ProgressInterval"/> accepted: 1 ms.</summary>
+    public static readonly TimeSpan MinProgressInterval = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>The longest <see cref="ProgressInterval"/> accepted: 1 day.</summary>
+    public static readonly TimeSpan MaxProgressInterval = TimeSpan.FromDays(1);
+
+    /// <summary>Creates options with every default.</summary>
+    public WatchOptions()
+    {
+    }
+
+    /// <summary>Every default.</summary>
+    public static WatchOptions Default { get; } = new();
+
+    /// <summary>
+    /// Most live events one watcher holds that its consumer has not taken yet, from 1 to
+    /// <see cref="MaxMaxBufferedEvents"/> (a revision with more events than this is still delivered
+    /// whole, alone). When a revision does not fit, the writer does not wait and drops nothing: the
+    /// watcher leaves the live path and its consumer reads the missed revisions from the store's
+    /// history, then rejoins. Default <see cref="DefaultMaxBufferedEvents"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "MaxBufferedEvents").</exception>
+    public int MaxBufferedEvents
+    {
+        get;
+        init
+        {
+            if (value is < 1 or > MaxMaxBufferedEvents)
+            {
+                throw new ArgumentOutOfRangeException(nameof(MaxBufferedEvents), value, $"{nameof(MaxBufferedEvents)} must be from 1 to {MaxMaxBufferedEvents}.");
+            }
+
+            field = value;
+        }
+    } = DefaultMaxBufferedEvents;
+
+    /// <summary>
+    /// How often a watch with <see cref="WatchRequest.ProgressNotify"/> that delivered nothing since
+    /// the last tick gets a progress notification, from <see cref="MinProgressInterval"/> to
+    /// <see cref="MaxProgressInterval"/>. Default <see cref="DefaultProgressInterval"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "ProgressInterval").</exception>
+    public TimeSpan ProgressInterval
+    {
+        get;
+        init
+        {
+            if (value < MinProgressInterval || value > MaxProgressInterval)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ProgressInterval), value, $"{nameof(ProgressInterval)} must be from {MinProgressInterval} to {MaxProgressInterval}.");
+            }
+
+            field = value;
+        }
+    } = DefaultProgressInterval;
+
+    /// <summary>The clock that drives periodic progress notifications. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <exception cref="ArgumentNullException">Set to null.</exception>
+    public TimeProvider TimeProvider
+    {
+        get;
+        init
+        {
+            ArgumentNullException.ThrowIfNull(value, nameof(TimeProvider));
+            field = value;
+        }
+    } = TimeProvider.System;
+}
