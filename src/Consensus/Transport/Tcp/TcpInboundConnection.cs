@@ -149,6 +149,7 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         var connection = _connection!;
         ulong local = _options.NodeId;
         byte[]? scratch = null;
+        var batch = new List<Message>(64);
         try
         {
             while (await connection.ReadFrameAsync(idleTimeout: null))
@@ -185,9 +186,10 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                     throw new TcpProtocolException("an empty message batch", "malformed");
                 }
 
-                var receiver = transport.CurrentReceiver;
+                // The whole frame is decoded and checked before any of it reaches the node: a frame
+                // is taken whole or not at all.
+                batch.Clear();
                 int offset = 0;
-                int count = 0;
                 while (offset < bytes.Length)
                 {
                     int length = TcpFrame.ReadLength(bytes, ref offset);
@@ -208,11 +210,16 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                         throw new TcpProtocolException("a snapshot message on a message connection (snapshots have their own connection)", "unexpected");
                     }
 
-                    count++;
+                    batch.Add(message);
+                }
+
+                var receiver = transport.CurrentReceiver;
+                foreach (var message in batch)
+                {
                     transport.Deliver(receiver, message);
                 }
 
-                transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, count);
+                transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
             }
         }
         finally

@@ -95,6 +95,9 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
 
     internal IRaftMessageReceiver? CurrentReceiver => Volatile.Read(ref _receiver);
 
+    /// <summary>Accepted connections still running (message and snapshot connections from peers, and ones in their handshake).</summary>
+    internal int InboundConnections => _connections.Count;
+
     /// <inheritdoc/>
     public IDisposable Bind(ulong localId, IRaftMessageReceiver receiver)
     {
