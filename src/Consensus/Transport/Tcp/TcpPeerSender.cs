@@ -22,6 +22,11 @@ internal sealed class TcpPeerSender
     // pipe's buffered memory.
     private const int FlushThresholdBytes = 256 * 1024;
 
+    // A batch frame closes at this size (a message larger than it travels alone, up to the maximum
+    // frame size): the receiver buffers a whole frame before decoding it, so small frames keep its
+    // memory and latency low while a flush still carries many of them.
+    private const int BatchFrameTargetBytes = 32 * 1024;
+
     private readonly TcpTransport _transport;
     private readonly TcpTransportOptions _options;
     private readonly Channel<Message> _queue;
@@ -208,48 +213,62 @@ internal sealed class TcpPeerSender
         var batch = new List<Message>(64);
         var lengths = new List<int>(64);
         int maxBody = _options.MaxFrameSizeBytes;
+        int targetBody = Math.Min(maxBody, BatchFrameTargetBytes);
         try
         {
-            while (await reader.WaitToReadAsync(connection.Lifetime))
+            // One lock per message on the queue (TryRead only): a message that does not fit the
+            // frame being built is carried to the next one.
+            Message? carried = null;
+            while (carried is not null || await reader.WaitToReadAsync(connection.Lifetime))
             {
                 long unflushed = 0;
                 int messages = 0;
-                while (unflushed < FlushThresholdBytes && reader.TryPeek(out _))
+                while (unflushed < FlushThresholdBytes)
                 {
                     batch.Clear();
                     lengths.Clear();
                     int body = 0;
-                    while (reader.TryPeek(out var next))
+                    while (true)
                     {
+                        Message? next = carried;
+                        carried = null;
+                        if (next is null && !reader.TryRead(out next))
+                        {
+                            break;
+                        }
+
                         int length = MessageCodec.GetEncodedLength(next);
                         int size = TcpFrame.VarintSize((uint)length) + length;
                         if (size > maxBody)
                         {
-                            reader.TryRead(out _);
                             _transport.Metrics.Dropped(PeerId, "oversize");
                             TcpTransportLog.Oversize(_transport.Log, _options.NodeId, next.Type, length, PeerId, maxBody);
                             continue;
                         }
 
-                        if (body + size > maxBody)
+                        if (body > 0 && body + size > targetBody)
                         {
+                            carried = next;
                             break;
                         }
 
-                        reader.TryRead(out _);
                         batch.Add(next);
                         lengths.Add(length);
                         body += size;
                     }
 
-                    if (batch.Count == 0)
+                    if (batch.Count > 0)
                     {
-                        continue;
+                        WriteFrame(writer, batch, lengths, body);
+                        unflushed += TcpFrame.HeaderSizeBytes + body;
+                        messages += batch.Count;
                     }
 
-                    WriteFrame(writer, batch, lengths, body);
-                    unflushed += TcpFrame.HeaderSizeBytes + body;
-                    messages += batch.Count;
+                    if (carried is null)
+                    {
+                        // The queue is empty: flush what was written.
+                        break;
+                    }
                 }
 
                 if (unflushed > 0)
