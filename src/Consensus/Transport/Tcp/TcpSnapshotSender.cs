@@ -19,6 +19,7 @@ internal sealed class TcpSnapshotSender(TcpTransport transport, Message message,
         ulong peer = message.To;
         TcpConnection? connection = null;
         long bytes = 0;
+        string? saveFailure = null;
         try
         {
             connection = await transport.ConnectAsync(peer, address, TcpConnectionKind.Snapshot, cancellationToken);
@@ -69,12 +70,13 @@ internal sealed class TcpSnapshotSender(TcpTransport transport, Message message,
             string reason = TcpFrame.ReadReason(connection.FrameBody.Slice(1));
             if (status != 0)
             {
-                transport.Metrics.Snapshot(peer, "send_failed");
-                throw new IOException($"Peer {peer} failed to save snapshot {message.Snapshot!.Index}: {reason}");
+                saveFailure = reason;
             }
-
-            transport.Metrics.Snapshot(peer, "sent");
-            TcpTransportLog.SnapshotSent(transport.Log, _options.NodeId, message.Snapshot!.Index, bytes, peer);
+            else
+            {
+                transport.Metrics.Snapshot(peer, "sent");
+                TcpTransportLog.SnapshotSent(transport.Log, _options.NodeId, message.Snapshot!.Index, bytes, peer);
+            }
         }
         catch (OperationCanceledException) when (callerToken.IsCancellationRequested)
         {
@@ -84,7 +86,7 @@ internal sealed class TcpSnapshotSender(TcpTransport transport, Message message,
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(local.InnerException!);
         }
-        catch (Exception failure) when (failure is SocketException or TimeoutException or TcpProtocolException or TcpRefusedException or OperationCanceledException or ObjectDisposedException || (failure is IOException && !failure.Message.StartsWith("Peer ", StringComparison.Ordinal)))
+        catch (Exception failure) when (failure is SocketException or TimeoutException or TcpProtocolException or TcpRefusedException or OperationCanceledException or ObjectDisposedException or IOException)
         {
             TcpTransportLog.SnapshotSendFailed(transport.Log, failure, _options.NodeId, message.Snapshot!.Index, peer, bytes);
             if (failure is TcpProtocolException bad)
@@ -102,6 +104,13 @@ internal sealed class TcpSnapshotSender(TcpTransport transport, Message message,
             {
                 await connection.DisposeAsync();
             }
+        }
+
+        if (saveFailure is not null)
+        {
+            // The peer was reached and answered: not unreachable, its save failed.
+            transport.Metrics.Snapshot(peer, "send_failed");
+            throw new IOException($"Peer {peer} failed to save snapshot {message.Snapshot!.Index}: {saveFailure}");
         }
     }
 

@@ -75,6 +75,32 @@ public class TcpTransportPairTests
         Assert.That(counter.Terms, Is.EqualTo(new ulong[] { 1 }), "nothing from the removed peer after its removal");
     }
 
+    [Test]
+    public async Task ASnapshotStreamsInChunksAndArrivesWholeAndAReceiverThatFailsToSaveFailsTheSender()
+    {
+        await using var receiving = new TcpTransport(new TcpTransportOptions { NodeId = 2, SnapshotChunkSizeBytes = 4096 });
+        var receiver = new RecordingReceiver();
+        using var binding = receiving.Bind(2, receiver);
+        await using var sending = new TcpTransport(new TcpTransportOptions { NodeId = 1, SnapshotChunkSizeBytes = 4096 });
+        receiving.SetPeerAddress(1, sending.LocalEndPoint.ToString());
+        sending.SetPeerAddress(2, receiving.LocalEndPoint.ToString());
+        var data = new byte[1_000_003];
+        new Random(1430).NextBytes(data);
+        var snapshot = new Message { Type = MessageType.Snapshot, From = 1, To = 2, Term = 3, Snapshot = new SnapshotMetadata(500, 3, new ConfState([1, 2])) };
+
+        await sending.SendSnapshotAsync(snapshot, new MemoryStream(data), CancellationToken.None).AsTask().WaitAsync(Waits.Limit);
+
+        Assert.That(receiver.Snapshots, Has.Count.EqualTo(1));
+        Assert.That(receiver.Snapshots[0].Message.Snapshot, Is.EqualTo(snapshot.Snapshot));
+        Assert.That(receiver.Snapshots[0].Data, Is.EqualTo(data), "byte for byte, across about 245 chunks");
+
+        receiver.SnapshotFailure = (100_000, new InvalidOperationException("disk full"));
+        var failed = Assert.ThrowsAsync<IOException>(async () => await sending.SendSnapshotAsync(snapshot, new MemoryStream(data), CancellationToken.None).AsTask().WaitAsync(Waits.Limit));
+        Assert.That(failed!.Message, Does.Contain("disk full"), "the receiver's reason comes back to the sender");
+        Assert.That(sending.Metrics.SnapshotsSent, Is.EqualTo(1));
+        Assert.That(sending.Metrics.SnapshotsFailed, Is.EqualTo(1));
+    }
+
     private static Message Heartbeat(ulong from, ulong to, ulong term) => new() { Type = MessageType.Heartbeat, From = from, To = to, Term = term };
 
     private sealed class CountingReceiver(int expected) : IRaftMessageReceiver
