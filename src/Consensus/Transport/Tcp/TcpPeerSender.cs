@@ -190,11 +190,9 @@ internal sealed class TcpPeerSender
                 return;
             }
 
-            try
-            {
-                await Task.Delay(Backoff(failures), _options.TimeProvider, _stop.Token);
-            }
-            catch (OperationCanceledException)
+            // Wait out the backoff; a shutdown with nothing left to flush ends the wait at once.
+            await Task.WhenAny(Task.Delay(Backoff(failures), _options.TimeProvider, _stop.Token), _queue.Reader.Completion);
+            if (_stop.IsCancellationRequested || _queue.Reader.Completion.IsCompleted)
             {
                 return;
             }
