@@ -15,7 +15,8 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// </summary>
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
-/// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]</c>
+/// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
+/// [--transport inprocess|tcp]</c> (the transport of the RaftNode cluster; DotNext always runs over its TCP transport)
 /// </remarks>
 internal static class ClusterLoadGenerator
 {
@@ -38,7 +39,7 @@ internal static class ClusterLoadGenerator
                 {
                     string directory = Path.Combine(root, $"{system}-{inFlight}");
                     Directory.CreateDirectory(directory);
-                    await using var cluster = await StartAsync(system, directory);
+                    await using var cluster = await StartAsync(system, directory, settings.Transport == "tcp");
                     var result = await RunOneAsync(cluster, inFlight, settings);
                     Console.WriteLine(result.ToMarkdownRow(cluster.Name, inFlight));
                 }
@@ -52,9 +53,9 @@ internal static class ClusterLoadGenerator
         }
     }
 
-    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory) => system switch
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp) => system switch
     {
-        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None),
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp),
         "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
@@ -174,7 +175,7 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string Transport = "inprocess")
     {
         public static Settings Parse(string[] args)
         {
@@ -188,6 +189,7 @@ internal static class ClusterLoadGenerator
                     "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    "--transport" => value is "tcp" or "inprocess" ? settings with { Transport = value } : throw new ArgumentException($"Unknown transport '{value}': tcp or inprocess."),
                     _ => throw new ArgumentException($"Unknown option {args[i]}."),
                 };
             }

@@ -23,6 +23,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     private readonly long[] _fsyncs;
     private RaftNode<long> _leader;
     private CountingStateMachine _leaderMachine;
+    private Transport.TcpTransportSet? _tcp;
 
     private RaftNodeCluster(RaftNode<long>[] nodes, CountingStateMachine[] machines, InProcessNetwork network, MeterListener fsyncListener, long[] fsyncs)
     {
@@ -35,13 +36,13 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         _leaderMachine = machines[0];
     }
 
-    public string Name => "EmbeddedRaft RaftNode (InProcessNetwork)";
+    public string Name => _tcp is null ? "EmbeddedRaft RaftNode (InProcessNetwork)" : "EmbeddedRaft RaftNode (TcpTransport, loopback)";
 
     public long AppliedCommands => _leaderMachine.AppliedCommands;
 
     public long? Fsyncs => Interlocked.Read(ref _fsyncs[0]);
 
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken)
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false)
     {
         var listener = new MeterListener();
         var fsyncs = new long[1];
@@ -57,6 +58,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
 
         var network = new InProcessNetwork();
         ulong[] voters = [1, 2, 3];
+        var tcpTransports = tcp ? new Transport.TcpTransportSet(voters) : null;
         var nodes = new RaftNode<long>[3];
         var machines = new CountingStateMachine[3];
         for (int i = 0; i < 3; i++)
@@ -78,10 +80,10 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                     CheckQuorum = true,
                 },
             };
-            nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], network.CreateTransport(voters[i]), cancellationToken);
+            nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]), cancellationToken);
         }
 
-        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs);
+        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports };
         await cluster.FindLeaderAsync(cancellationToken);
         return cluster;
     }
@@ -110,6 +112,11 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         }
 
         _network.Dispose();
+        if (_tcp is not null)
+        {
+            await _tcp.DisposeAsync();
+        }
+
         _fsyncListener.Dispose();
     }
 

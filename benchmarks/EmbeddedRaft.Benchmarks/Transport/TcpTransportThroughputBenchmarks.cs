@@ -1,0 +1,248 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Transport;
+using EmbeddedRaft.Consensus.Transport.Tcp;
+
+namespace EmbeddedRaft.Benchmarks.Transport;
+
+/// <summary>
+/// Throughput of one <see cref="TcpTransport"/> to another over loopback: each operation sends
+/// one Append message carrying one entry of <see cref="EntryBytes"/> bytes, and an invocation
+/// sends <see cref="MessagesPerInvoke"/> of them and waits until the receiving transport has
+/// handed every one to its receiver (decoded). Beside it, in the same run, a raw socket (or a raw
+/// <see cref="SslStream"/> with TLS) copies exactly the bytes the transport put on the wire for
+/// the same messages, in 64 KiB writes, to a reader that only counts them: the ceiling.
+/// Mean time per operation is the inverse of messages per second; MiB/s = message bytes / mean.
+/// </summary>
+/// <remarks>
+/// Runs in-process (the generated out-of-process project fails to restore here: NU1109 between
+/// the benchmark project's Logging.Abstractions override and the central version).
+/// </remarks>
+[MemoryDiagnoser]
+[Config(typeof(InProcessConfig))]
+public class TcpTransportThroughputBenchmarks
+{
+    private const int MessagesPerInvoke = 20_000;
+
+    private TcpTransport _sender = null!;
+    private TcpTransport _receiver = null!;
+    private CountingReceiver _counting = null!;
+    private IDisposable _binding = null!;
+    private Message _message = null!;
+    private long _wireBytesPerInvoke;
+    private RawPipe _raw = null!;
+    private byte[] _rawChunk = [];
+
+    /// <summary>Bytes of the one entry each Append carries.</summary>
+    [Params(128, 1024)]
+    public int EntryBytes { get; set; }
+
+    /// <summary>Mutual TLS on the connection (and on the raw stream beside it).</summary>
+    [Params(false, true)]
+    public bool Tls { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var data = new byte[EntryBytes];
+        new Random(14).NextBytes(data);
+        _message = new Message
+        {
+            Type = MessageType.Append,
+            From = 1,
+            To = 2,
+            Term = 3,
+            LogTerm = 3,
+            Index = 1_000_000,
+            Commit = 999_999,
+            Entries = new[] { new Entry(3, 1_000_001, EntryType.Normal, data) },
+        };
+
+        TcpTransportTlsOptions? tls = Tls ? BenchmarkCertificates.TlsOptions() : null;
+        _receiver = new TcpTransport(new TcpTransportOptions { NodeId = 2, Tls = tls });
+        _sender = new TcpTransport(new TcpTransportOptions { NodeId = 1, Tls = tls, SendQueueCapacity = 2 * MessagesPerInvoke });
+        _receiver.SetPeerAddress(1, _sender.LocalEndPoint.ToString());
+        _sender.SetPeerAddress(2, _receiver.LocalEndPoint.ToString());
+        _counting = new CountingReceiver();
+        _binding = _receiver.Bind(2, _counting);
+
+        // One invocation first: connects, and measures the wire bytes the raw copy repeats.
+        long before = _sender.Metrics.BytesSent;
+        TransportOnce();
+        _wireBytesPerInvoke = _sender.Metrics.BytesSent - before;
+        _raw = RawPipe.Open(tls);
+        _rawChunk = new byte[64 * 1024];
+        new Random(15).NextBytes(_rawChunk);
+        Console.WriteLine($"// {MessagesPerInvoke} messages of {MessageCodec.GetEncodedLength(_message)} bytes = {_wireBytesPerInvoke} bytes on the wire per invocation");
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _binding.Dispose();
+        _sender.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _receiver.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _raw.Dispose();
+    }
+
+    /// <summary>Send every message through the transport; done when the receiver has taken all of them.</summary>
+    [Benchmark(OperationsPerInvoke = MessagesPerInvoke)]
+    public void TcpTransportSend() => TransportOnce();
+
+    /// <summary>The same wire bytes through a bare socket (or SslStream), written in 64 KiB pieces and only counted by the reader.</summary>
+    [Benchmark(Baseline = true, OperationsPerInvoke = MessagesPerInvoke)]
+    public void RawSocketCopy() => _raw.Copy(_rawChunk, _wireBytesPerInvoke);
+
+    private void TransportOnce()
+    {
+        long target = _counting.Count + MessagesPerInvoke;
+        var done = _counting.WaitFor(target);
+        long droppedBefore = _sender.Metrics.MessagesDropped;
+        for (int i = 0; i < MessagesPerInvoke; i++)
+        {
+            _sender.Send(_message);
+        }
+
+        if (!done.Wait(TimeSpan.FromSeconds(60)))
+        {
+            throw new InvalidOperationException($"Only {_counting.Count - (target - MessagesPerInvoke)} of {MessagesPerInvoke} messages arrived; {_sender.Metrics.MessagesDropped - droppedBefore} dropped.");
+        }
+    }
+
+    private sealed class InProcessConfig : ManualConfig
+    {
+        public InProcessConfig() =>
+            AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithLaunchCount(1).WithWarmupCount(3).WithIterationCount(10));
+    }
+
+    private sealed class CountingReceiver : IRaftMessageReceiver
+    {
+        private long _count;
+        private long _target = long.MaxValue;
+        private TaskCompletionSource _reached = new();
+
+        public long Count => Interlocked.Read(ref _count);
+
+        public Task WaitFor(long target)
+        {
+            _reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _target, target);
+            if (Count >= target)
+            {
+                _reached.TrySetResult();
+            }
+
+            return _reached.Task;
+        }
+
+        public void Receive(Message message)
+        {
+            if (Interlocked.Increment(ref _count) >= Volatile.Read(ref _target))
+            {
+                _reached.TrySetResult();
+            }
+        }
+
+        public ValueTask ReceiveSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public void ReportUnreachable(ulong peerId)
+        {
+        }
+    }
+
+    /// <summary>A connected pair of streams over loopback (plain or TLS) and a reader that counts bytes.</summary>
+    private sealed class RawPipe : IDisposable
+    {
+        private readonly Stream _writer;
+        private readonly Stream _reader;
+        private readonly Socket[] _sockets;
+
+        private RawPipe(Stream writer, Stream reader, Socket[] sockets)
+        {
+            _writer = writer;
+            _reader = reader;
+            _sockets = sockets;
+        }
+
+        public static RawPipe Open(TcpTransportTlsOptions? tls)
+        {
+            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            listener.Listen(1);
+            var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            client.Connect(listener.LocalEndPoint!);
+            var server = listener.Accept();
+            server.NoDelay = true;
+            Stream writer = new NetworkStream(client, ownsSocket: true);
+            Stream reader = new NetworkStream(server, ownsSocket: true);
+            if (tls is not null)
+            {
+                var clientSsl = new SslStream(writer);
+                var serverSsl = new SslStream(reader);
+                var certificate = tls.ServerCertificate!();
+                var accepting = serverSsl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                {
+                    ServerCertificate = certificate,
+                    ClientCertificateRequired = true,
+                    RemoteCertificateValidationCallback = tls.IsRemoteCertificateValid,
+                });
+                clientSsl.AuthenticateAsClient(new SslClientAuthenticationOptions
+                {
+                    TargetHost = "127.0.0.1",
+                    ClientCertificates = [certificate],
+                    RemoteCertificateValidationCallback = tls.IsRemoteCertificateValid,
+                });
+                accepting.GetAwaiter().GetResult();
+                writer = clientSsl;
+                reader = serverSsl;
+            }
+
+            return new RawPipe(writer, reader, [client, server]);
+        }
+
+        public void Copy(byte[] chunk, long bytes)
+        {
+            var reading = Task.Run(() =>
+            {
+                var buffer = new byte[64 * 1024];
+                long left = bytes;
+                while (left > 0)
+                {
+                    int read = _reader.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+                    if (read == 0)
+                    {
+                        throw new IOException("The raw stream closed.");
+                    }
+
+                    left -= read;
+                }
+            });
+            long remaining = bytes;
+            while (remaining > 0)
+            {
+                int count = (int)Math.Min(chunk.Length, remaining);
+                _writer.Write(chunk, 0, count);
+                remaining -= count;
+            }
+
+            _writer.Flush();
+            reading.GetAwaiter().GetResult();
+        }
+
+        public void Dispose()
+        {
+            _writer.Dispose();
+            _reader.Dispose();
+            foreach (var socket in _sockets)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using EmbeddedRaft.Consensus.Messages;
+using Microsoft.Extensions.Logging;
+
+namespace EmbeddedRaft.Consensus.Transport.Tcp;
+
+/// <summary>
+/// One accepted connection: TLS (when configured), the handshake (refused with a reason frame when
+/// it names another cluster, an unknown sender or another receiver), then either a stream of
+/// message batches handed to the node, or one snapshot transfer saved through the node's receiver
+/// and acknowledged.
+/// </summary>
+/// <remarks>
+/// Whatever the peer sends, the worst outcome is this connection closing: a bad frame is counted
+/// and logged once (the connection then ends), and memory is bounded by one maximum frame plus
+/// the pipe's buffers.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the connection and disposes it before it returns.")]
+internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket)
+{
+    private readonly TcpTransportOptions _options = transport.Options;
+    private ulong _peer;
+    private TcpConnection? _connection;
+
+    /// <summary>Closes the connection now (the peer was removed, or its newer connection replaced this one).</summary>
+    public void Abort() => _connection?.Abort();
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        EndPoint? remote = socket.RemoteEndPoint;
+        try
+        {
+            socket.NoDelay = true;
+            Stream stream = new NetworkStream(socket, ownsSocket: true);
+            if (_options.Tls is { } tls)
+            {
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                stream = ssl;
+                using var handshake = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                handshake.CancelAfter(_options.HandshakeTimeout);
+                try
+                {
+                    await ssl.AuthenticateAsServerAsync(
+                        new SslServerAuthenticationOptions
+                        {
+                            ServerCertificateSelectionCallback = (_, _) => tls.ServerCertificate!(),
+                            ClientCertificateRequired = true,
+                            RemoteCertificateValidationCallback = tls.IsRemoteCertificateValid,
+                            EnabledSslProtocols = tls.EnabledProtocols,
+                            CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                        },
+                        handshake.Token);
+                }
+                catch (Exception failure) when (failure is not InvariantViolationException && !stopping.IsCancellationRequested)
+                {
+                    transport.Metrics.TlsFailed(0);
+                    TcpTransportLog.TlsRefused(transport.Log, failure, _options.NodeId, remote);
+                    await stream.DisposeAsync();
+                    return;
+                }
+            }
+
+            _connection = new TcpConnection(socket, stream, _options.MaxFrameSizeBytes, _options.FrameTimeout, stopping);
+            await using (_connection)
+            {
+                var hello = await ReadHelloAsync(remote);
+                if (hello is null)
+                {
+                    return;
+                }
+
+                _peer = hello.Value.SenderId;
+                if (hello.Value.Kind == TcpConnectionKind.Messages)
+                {
+                    transport.TrackInbound(_peer, this);
+                    try
+                    {
+                        await ReceiveMessagesAsync();
+                    }
+                    finally
+                    {
+                        transport.UntrackInbound(_peer, this);
+                    }
+                }
+                else
+                {
+                    await ReceiveSnapshotAsync();
+                }
+            }
+        }
+        catch (TcpProtocolException bad)
+        {
+            transport.Metrics.FrameError(_peer, bad.Kind);
+            TcpTransportLog.BadFrame(transport.Log, bad, _options.NodeId, _peer, remote);
+        }
+        catch (MessageFormatException bad)
+        {
+            transport.Metrics.FrameError(_peer, "malformed");
+            TcpTransportLog.BadFrame(transport.Log, bad, _options.NodeId, _peer, remote);
+        }
+        catch (Exception lost) when (lost is IOException or SocketException or OperationCanceledException or TimeoutException or ObjectDisposedException)
+        {
+            if (!stopping.IsCancellationRequested)
+            {
+                TcpTransportLog.InboundEnded(transport.Log, lost, _options.NodeId, _peer, remote);
+            }
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+    }
+
+    private async Task<TcpHello?> ReadHelloAsync(EndPoint? remote)
+    {
+        var connection = _connection!;
+        if (!await connection.ReadFrameAsync(_options.HandshakeTimeout))
+        {
+            return null;
+        }
+
+        if (connection.FrameType != TcpFrameType.Hello)
+        {
+            throw new TcpProtocolException($"a {connection.FrameType} frame before the handshake", "unexpected");
+        }
+
+        var hello = TcpFrame.ReadHello(connection.FrameBody);
+        string? refusal = transport.CheckHello(hello);
+        if (refusal is not null)
+        {
+            transport.Metrics.HandshakeFailed(hello.SenderId);
+            TcpTransportLog.HandshakeRefused(transport.Log, _options.NodeId, remote, hello.SenderId, hello.ClusterId, refusal);
+            TcpFrame.WriteControl(connection.Writer, TcpFrameType.Refused, reason: refusal);
+            await connection.FlushAsync(_options.HandshakeTimeout);
+            return null;
+        }
+
+        TcpFrame.WriteControl(connection.Writer, TcpFrameType.HelloAccepted);
+        await connection.FlushAsync(_options.HandshakeTimeout);
+        return hello;
+    }
+
+    private async Task ReceiveMessagesAsync()
+    {
+        var connection = _connection!;
+        ulong local = _options.NodeId;
+        byte[]? scratch = null;
+        var batch = new List<Message>(64);
+        try
+        {
+            while (await connection.ReadFrameAsync(idleTimeout: null))
+            {
+                if (connection.FrameType != TcpFrameType.Messages)
+                {
+                    throw new TcpProtocolException($"a {connection.FrameType} frame on a message connection", "unexpected");
+                }
+
+                var body = connection.FrameBody;
+                ReadOnlySpan<byte> bytes;
+                if (body.IsSingleSegment)
+                {
+                    bytes = body.FirstSpan;
+                }
+                else
+                {
+                    if (scratch is null || scratch.Length < body.Length)
+                    {
+                        if (scratch is not null)
+                        {
+                            ArrayPool<byte>.Shared.Return(scratch);
+                        }
+
+                        scratch = ArrayPool<byte>.Shared.Rent((int)body.Length);
+                    }
+
+                    body.CopyTo(scratch);
+                    bytes = scratch.AsSpan(0, (int)body.Length);
+                }
+
+                if (bytes.IsEmpty)
+                {
+                    throw new TcpProtocolException("an empty message batch", "malformed");
+                }
+
+                // The whole frame is decoded and checked before any of it reaches the node: a frame
+                // is taken whole or not at all.
+                batch.Clear();
+                int offset = 0;
+                while (offset < bytes.Length)
+                {
+                    int length = TcpFrame.ReadLength(bytes, ref offset);
+                    if (length > bytes.Length - offset)
+                    {
+                        throw new TcpProtocolException($"a message of {length} bytes where {bytes.Length - offset} remain in its frame", "malformed");
+                    }
+
+                    var message = MessageCodec.DecodeMessage(bytes.Slice(offset, length));
+                    offset += length;
+                    if (message.To != local || message.From != _peer)
+                    {
+                        throw new TcpProtocolException($"a message from {message.From} to {message.To} on the connection from {_peer} to {local}", "malformed");
+                    }
+
+                    if (message.Type == MessageType.Snapshot)
+                    {
+                        throw new TcpProtocolException("a snapshot message on a message connection (snapshots have their own connection)", "unexpected");
+                    }
+
+                    batch.Add(message);
+                }
+
+                var receiver = transport.CurrentReceiver;
+                foreach (var message in batch)
+                {
+                    transport.Deliver(receiver, message);
+                }
+
+                transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
+            }
+        }
+        finally
+        {
+            if (scratch is not null)
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
+        }
+    }
+
+    private async Task ReceiveSnapshotAsync()
+    {
+        var connection = _connection!;
+        if (!await connection.ReadFrameAsync(_options.FrameTimeout))
+        {
+            return;
+        }
+
+        if (connection.FrameType != TcpFrameType.SnapshotMessage)
+        {
+            throw new TcpProtocolException($"a {connection.FrameType} frame where a snapshot transfer starts", "unexpected");
+        }
+
+        var message = MessageCodec.DecodeMessage(connection.FrameBody.ToArray());
+        if (message.Type != MessageType.Snapshot || message.Snapshot is null || message.To != _options.NodeId || message.From != _peer)
+        {
+            throw new TcpProtocolException($"a snapshot transfer that starts with {message}", "malformed");
+        }
+
+        var receiver = transport.CurrentReceiver;
+        if (receiver is null)
+        {
+            await AckAsync(connection, saved: false, "the node is not running");
+            return;
+        }
+
+        int chunk = _options.SnapshotChunkSizeBytes;
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 2L * chunk, resumeWriterThreshold: chunk, useSynchronizationContext: false));
+        Task saving = SaveAsync(receiver, message, pipe.Reader, connection.Lifetime);
+        long bytes = 0;
+        try
+        {
+            while (true)
+            {
+                if (!await connection.ReadFrameAsync(_options.FrameTimeout))
+                {
+                    throw new IOException("the sender closed the connection before the snapshot's end");
+                }
+
+                if (connection.FrameType == TcpFrameType.SnapshotEnd)
+                {
+                    break;
+                }
+
+                if (connection.FrameType != TcpFrameType.SnapshotChunk)
+                {
+                    throw new TcpProtocolException($"a {connection.FrameType} frame inside a snapshot transfer", "unexpected");
+                }
+
+                foreach (var segment in connection.FrameBody)
+                {
+                    pipe.Writer.Write(segment.Span);
+                }
+
+                bytes += connection.FrameBody.Length;
+                transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + connection.FrameBody.Length, 0);
+
+                // Back-pressure: while the node has not saved what is buffered, stop reading the
+                // socket, so TCP's window stops the sender.
+                await pipe.Writer.FlushAsync(connection.Lifetime);
+            }
+        }
+        catch (Exception interrupted)
+        {
+            await pipe.Writer.CompleteAsync(new IOException($"the snapshot transfer from peer {_peer} was interrupted after {bytes} bytes: {interrupted.Message}", interrupted));
+            try
+            {
+                await saving;
+            }
+#pragma warning disable CA1031 // The receiver failed because the transfer did; the transfer's failure is what is reported.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+
+            throw;
+        }
+
+        await pipe.Writer.CompleteAsync();
+        try
+        {
+            await saving;
+        }
+        catch (Exception failure) when (failure is not InvariantViolationException)
+        {
+            TcpTransportLog.SnapshotSaveFailed(transport.Log, failure, _options.NodeId, message.Snapshot.Index, _peer);
+            await AckAsync(connection, saved: false, failure.Message);
+            return;
+        }
+
+        transport.Metrics.Snapshot(_peer, "received");
+        TcpTransportLog.SnapshotSaved(transport.Log, _options.NodeId, message.Snapshot.Index, bytes, _peer);
+        await AckAsync(connection, saved: true, null);
+    }
+
+    private static async Task SaveAsync(IRaftMessageReceiver receiver, Message message, PipeReader data, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await using var stream = data.AsStream(leaveOpen: true);
+            await receiver.ReceiveSnapshotAsync(message, stream, cancellationToken);
+        }
+        finally
+        {
+            // A receiver that stops early must not leave the network side blocked on back-pressure.
+            await data.CompleteAsync();
+        }
+    }
+
+    private async Task AckAsync(TcpConnection connection, bool saved, string? reason)
+    {
+        TcpFrame.WriteControl(connection.Writer, TcpFrameType.SnapshotAck, saved ? (byte)0 : (byte)1, reason);
+        await connection.FlushAsync(_options.WriteTimeout);
+    }
+}

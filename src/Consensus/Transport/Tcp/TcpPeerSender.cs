@@ -1,0 +1,349 @@
+using System.Net;
+using System.Threading.Channels;
+using EmbeddedRaft.Consensus.Messages;
+
+namespace EmbeddedRaft.Consensus.Transport.Tcp;
+
+/// <summary>
+/// The outbound side of one peer: a bounded queue that <see cref="TrySend"/> fills without ever
+/// blocking, and a task that keeps one message connection open (reconnecting with exponential
+/// backoff and jitter) and drains the queue into it, many messages per frame and many frames per
+/// flush.
+/// </summary>
+/// <remarks>
+/// Invariant: at most one connection per sender at a time, written only by the sender's task.
+/// When a connection fails, the messages queued at that moment are dropped (stale: Raft resends
+/// what matters) and the node is told the peer is unreachable.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "StopAsync, which the transport always awaits, disposes the token source.")]
+internal sealed class TcpPeerSender
+{
+    // Flush after this many bytes of frames even if more messages wait: bounds latency and the
+    // pipe's buffered memory.
+    private const int FlushThresholdBytes = 256 * 1024;
+
+    // A batch frame closes at this size (a message larger than it travels alone, up to the maximum
+    // frame size): the receiver buffers a whole frame before decoding it, so small frames keep its
+    // memory and latency low while a flush still carries many of them.
+    private const int BatchFrameTargetBytes = 32 * 1024;
+
+    private readonly TcpTransport _transport;
+    private readonly TcpTransportOptions _options;
+    private readonly Channel<Message> _queue;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Random _jitter;
+    private readonly Lock _lock = new();
+    private TcpConnection? _current;
+    private EndPoint _address;
+    private bool _connectedBefore;
+    private bool _reportedDown;
+    private Task _loop = Task.CompletedTask;
+
+    public TcpPeerSender(TcpTransport transport, ulong peerId, EndPoint address)
+    {
+        _transport = transport;
+        _options = transport.Options;
+        PeerId = peerId;
+        _address = address;
+        _jitter = new Random(unchecked((int)(peerId * 2654435761UL) ^ (int)transport.Options.NodeId));
+        _queue = Channel.CreateBounded<Message>(new BoundedChannelOptions(_options.SendQueueCapacity)
+        {
+            SingleReader = true,
+            SingleWriter = false,
+            FullMode = BoundedChannelFullMode.Wait,
+            AllowSynchronousContinuations = false,
+        });
+    }
+
+    public ulong PeerId { get; }
+
+    public EndPoint Address
+    {
+        get { lock (_lock) { return _address; } }
+    }
+
+    public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>Queues <paramref name="message"/>; false (and counted) when the queue is full or the sender stopped.</summary>
+    public bool TrySend(Message message)
+    {
+        if (_queue.Writer.TryWrite(message))
+        {
+            return true;
+        }
+
+        _transport.Metrics.Dropped(PeerId, _stop.IsCancellationRequested ? "stopped" : "queue_full");
+        return false;
+    }
+
+    /// <summary>Points the sender at a new address: the current connection is closed and the next one goes there.</summary>
+    public void SetAddress(EndPoint address)
+    {
+        TcpConnection? old;
+        lock (_lock)
+        {
+            if (address.Equals(_address))
+            {
+                return;
+            }
+
+            _address = address;
+            old = _current;
+        }
+
+        old?.Abort();
+    }
+
+    /// <summary>
+    /// Stops the sender: no more messages are taken; what is queued is flushed to a connected peer
+    /// for at most <paramref name="flushTimeout"/>, then the connection is closed.
+    /// </summary>
+    public async Task StopAsync(TimeSpan flushTimeout)
+    {
+        _queue.Writer.TryComplete();
+        if (await Task.WhenAny(_loop, Task.Delay(flushTimeout, _options.TimeProvider)) != _loop)
+        {
+            await _stop.CancelAsync();
+            lock (_lock)
+            {
+                _current?.Abort();
+            }
+        }
+
+        await _stop.CancelAsync();
+        await _loop;
+        int left = 0;
+        while (_queue.Reader.TryRead(out _))
+        {
+            left++;
+        }
+
+        if (left > 0)
+        {
+            _transport.Metrics.Dropped(PeerId, "stopped", left);
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        int failures = 0;
+        while (!_stop.IsCancellationRequested)
+        {
+            EndPoint address = Address;
+            TcpConnection? connection = null;
+            try
+            {
+                connection = await _transport.ConnectAsync(PeerId, address, TcpConnectionKind.Messages, _stop.Token);
+                lock (_lock)
+                {
+                    _current = connection;
+                    if (!address.Equals(_address))
+                    {
+                        // Moved while connecting: go to the new address.
+                        connection.Abort();
+                    }
+                }
+
+                _transport.Metrics.Connected(PeerId, _connectedBefore);
+                TcpTransportLog.Connected(_transport.Log, _options.NodeId, PeerId, address, _connectedBefore);
+                _connectedBefore = true;
+                _reportedDown = false;
+                failures = 0;
+                if (await PumpAsync(connection))
+                {
+                    return;
+                }
+            }
+            catch (Exception failure) when (!_stop.IsCancellationRequested && failure is not InvariantViolationException)
+            {
+                failures++;
+                if (!_reportedDown)
+                {
+                    _reportedDown = true;
+                    TcpTransportLog.SendPathDown(_transport.Log, failure, _options.NodeId, PeerId, address);
+                }
+
+                DropQueued("disconnected");
+                _transport.ReportUnreachable(PeerId);
+            }
+            catch (Exception) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            finally
+            {
+                lock (_lock)
+                {
+                    _current = null;
+                }
+
+                if (connection is not null)
+                {
+                    await connection.DisposeAsync();
+                }
+            }
+
+            if (_queue.Reader.Completion.IsCompleted)
+            {
+                return;
+            }
+
+            // Wait out the backoff; a shutdown with nothing left to flush ends the wait at once.
+            await Task.WhenAny(Task.Delay(Backoff(failures), _options.TimeProvider, _stop.Token), _queue.Reader.Completion);
+            if (_stop.IsCancellationRequested || _queue.Reader.Completion.IsCompleted)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Drains the queue into <paramref name="connection"/>; true when the queue was completed (shutdown) and everything flushed.</summary>
+    private async Task<bool> PumpAsync(TcpConnection connection)
+    {
+        // A message connection carries nothing back: watching its inbound side tells when the peer
+        // closed it (a restart, a refusal after a rule change), so the next message does not wait
+        // for a write to fail.
+        Task watch = WatchForCloseAsync(connection);
+        var reader = _queue.Reader;
+        var writer = connection.Writer;
+        var batch = new List<Message>(64);
+        var lengths = new List<int>(64);
+        int maxBody = _options.MaxFrameSizeBytes;
+        int targetBody = Math.Min(maxBody, BatchFrameTargetBytes);
+        try
+        {
+            // One lock per message on the queue (TryRead only): a message that does not fit the
+            // frame being built is carried to the next one.
+            Message? carried = null;
+            while (carried is not null || await reader.WaitToReadAsync(connection.Lifetime))
+            {
+                long unflushed = 0;
+                int messages = 0;
+                while (unflushed < FlushThresholdBytes)
+                {
+                    batch.Clear();
+                    lengths.Clear();
+                    int body = 0;
+                    while (true)
+                    {
+                        Message? next = carried;
+                        carried = null;
+                        if (next is null && !reader.TryRead(out next))
+                        {
+                            break;
+                        }
+
+                        int length = MessageCodec.GetEncodedLength(next);
+                        int size = TcpFrame.VarintSize((uint)length) + length;
+                        if (size > maxBody)
+                        {
+                            _transport.Metrics.Dropped(PeerId, "oversize");
+                            TcpTransportLog.Oversize(_transport.Log, _options.NodeId, next.Type, length, PeerId, maxBody);
+                            continue;
+                        }
+
+                        if (body > 0 && body + size > targetBody)
+                        {
+                            carried = next;
+                            break;
+                        }
+
+                        batch.Add(next);
+                        lengths.Add(length);
+                        body += size;
+                    }
+
+                    if (batch.Count > 0)
+                    {
+                        WriteFrame(writer, batch, lengths, body);
+                        unflushed += TcpFrame.HeaderSizeBytes + body;
+                        messages += batch.Count;
+                    }
+
+                    if (carried is null)
+                    {
+                        // The queue is empty: flush what was written.
+                        break;
+                    }
+                }
+
+                if (unflushed > 0)
+                {
+                    await connection.FlushAsync(_options.WriteTimeout);
+                    _transport.Metrics.Sent(PeerId, unflushed, messages);
+                }
+            }
+
+            return true;
+        }
+        catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+        {
+            throw new IOException($"the connection to peer {PeerId} was closed");
+        }
+        finally
+        {
+            connection.Abort();
+            await watch;
+        }
+    }
+
+    private static void WriteFrame(System.IO.Pipelines.PipeWriter writer, List<Message> batch, List<int> lengths, int body)
+    {
+        TcpFrame.WriteHeader(writer.GetSpan(TcpFrame.HeaderSizeBytes), TcpFrameType.Messages, body);
+        writer.Advance(TcpFrame.HeaderSizeBytes);
+        for (int i = 0; i < batch.Count; i++)
+        {
+            int length = lengths[i];
+            int prefix = TcpFrame.VarintSize((uint)length);
+            Span<byte> span = writer.GetSpan(prefix + length);
+            TcpFrame.WriteVarint(span, (uint)length);
+            int written = MessageCodec.Encode(batch[i], span[prefix..]);
+            if (written != length)
+            {
+                throw new InvariantViolationException($"Message encoded to {written} bytes; its encoded length said {length}.");
+            }
+
+            writer.Advance(prefix + length);
+        }
+    }
+
+    private static async Task WatchForCloseAsync(TcpConnection connection)
+    {
+        try
+        {
+            // Any frame, or the end of the stream, ends the connection: the peer sends nothing here.
+            await connection.ReadFrameAsync(idleTimeout: null);
+        }
+#pragma warning disable CA1031 // Whatever ended the read, the connection is done.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        connection.Abort();
+    }
+
+    private void DropQueued(string reason)
+    {
+        int dropped = 0;
+        while (_queue.Reader.TryRead(out _))
+        {
+            dropped++;
+        }
+
+        if (dropped > 0)
+        {
+            _transport.Metrics.Dropped(PeerId, reason, dropped);
+        }
+    }
+
+    private TimeSpan Backoff(int failures)
+    {
+        double factor = Math.Pow(2, Math.Min(failures - 1, 20));
+        double ceiling = Math.Min(_options.ReconnectMinDelay.TotalMilliseconds * factor, _options.ReconnectMaxDelay.TotalMilliseconds);
+        double jittered = ceiling * (0.5 + (0.5 * _jitter.NextDouble()));
+        return TimeSpan.FromMilliseconds(jittered);
+    }
+}
