@@ -72,15 +72,7 @@ public sealed record MvccStoreOptions
     public int BatchLimit
     {
         get;
-        init
-        {
-            if (value is < 1 or > MaxBatchLimit)
-            {
-                throw new ArgumentOutOfRangeException(nameof(BatchLimit), value, $"{nameof(BatchLimit)} must be from 1 to {MaxBatchLimit}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 1, MaxBatchLimit, nameof(BatchLimit));
     } = DefaultBatchLimit;
 
     /// <summary>
@@ -112,15 +104,7 @@ public sealed record MvccStoreOptions
     public int CompactionBatchLimit
     {
         get;
-        init
-        {
-            if (value is < 1 or > MaxBatchLimit)
-            {
-                throw new ArgumentOutOfRangeException(nameof(CompactionBatchLimit), value, $"{nameof(CompactionBatchLimit)} must be from 1 to {MaxBatchLimit}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 1, MaxBatchLimit, nameof(CompactionBatchLimit));
     } = DefaultCompactionBatchLimit;
 
     /// <summary>
@@ -131,15 +115,7 @@ public sealed record MvccStoreOptions
     public int MaxTxnOps
     {
         get;
-        init
-        {
-            if (value < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxTxnOps), value, $"{nameof(MaxTxnOps)} must be at least 1.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, 1, nameof(MaxTxnOps));
     } = DefaultMaxTxnOps;
 
     /// <summary>
@@ -151,15 +127,7 @@ public sealed record MvccStoreOptions
     public int MaxRequestBytes
     {
         get;
-        init
-        {
-            if (value is < 256 or > MaxMaxRequestBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxRequestBytes), value, $"{nameof(MaxRequestBytes)} must be from 256 to {MaxMaxRequestBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 256, MaxMaxRequestBytes, nameof(MaxRequestBytes));
     } = DefaultMaxRequestBytes;
 
     /// <summary>

@@ -249,15 +249,7 @@ public sealed record RaftNodeOptions
     public int DeduplicationWindow
     {
         get;
-        init
-        {
-            if (value < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(DeduplicationWindow), value, $"{nameof(DeduplicationWindow)} must be at least 1.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.AtLeast(value, 1, nameof(DeduplicationWindow));
     } = DefaultDeduplicationWindow;
 
     /// <summary>Where the node logs elections, leader changes, snapshots, dropped-message summaries and a fail-stop; null means no logging.</summary>

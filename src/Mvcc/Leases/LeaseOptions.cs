@@ -64,15 +64,7 @@ public sealed record LeaseOptions
     public long MinTtlSeconds
     {
         get;
-        init
-        {
-            if (value is < 1 or > MaxTtlSeconds)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MinTtlSeconds), value, $"{nameof(MinTtlSeconds)} must be from 1 to {MaxTtlSeconds}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 1, MaxTtlSeconds, nameof(MinTtlSeconds));
     } = DefaultMinTtlSeconds;
 
     /// <summary>
@@ -106,15 +98,7 @@ public sealed record LeaseOptions
     public int MaxRevokesPerSecond
     {
         get;
-        init
-        {
-            if (value is < 1 or > MaxMaxRevokesPerSecond)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxRevokesPerSecond), value, $"{nameof(MaxRevokesPerSecond)} must be from 1 to {MaxMaxRevokesPerSecond}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 1, MaxMaxRevokesPerSecond, nameof(MaxRevokesPerSecond));
     } = DefaultMaxRevokesPerSecond;
 
     /// <summary>

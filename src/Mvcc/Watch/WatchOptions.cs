@@ -42,15 +42,7 @@ public sealed record WatchOptions
     public int MaxBufferedEvents
     {
         get;
-        init
-        {
-            if (value is < 1 or > MaxMaxBufferedEvents)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxBufferedEvents), value, $"{nameof(MaxBufferedEvents)} must be from 1 to {MaxMaxBufferedEvents}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, 1, MaxMaxBufferedEvents, nameof(MaxBufferedEvents));
     } = DefaultMaxBufferedEvents;
 
     /// <summary>

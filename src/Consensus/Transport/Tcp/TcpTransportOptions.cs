@@ -122,15 +122,7 @@ public sealed record TcpTransportOptions
     public int MaxFrameSizeBytes
     {
         get;
-        init
-        {
-            if (value is < MinMaxFrameSizeBytes or > MaxMaxFrameSizeBytes)
-            {
-                throw new ArgumentOutOfRangeException(nameof(MaxFrameSizeBytes), value, $"{nameof(MaxFrameSizeBytes)} must be from {MinMaxFrameSizeBytes} to {MaxMaxFrameSizeBytes}.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.InRange(value, MinMaxFrameSizeBytes, MaxMaxFrameSizeBytes, nameof(MaxFrameSizeBytes));
     } = DefaultMaxFrameSizeBytes;
 
     /// <summary>
