@@ -139,11 +139,7 @@ public sealed record MvccStoreOptions
     public BTreeOptions BTree
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(BTree));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(BTree));
     } = BTreeOptions.Default;
 
     /// <summary>Lease settings: the expiry clock, minimum TTL, expiry check interval and revoke rate. Default <see cref="LeaseOptions.Default"/>.</summary>
@@ -151,11 +147,7 @@ public sealed record MvccStoreOptions
     public LeaseOptions Leases
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Leases));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Leases));
     } = LeaseOptions.Default;
 
     /// <summary>Settings of the store's watches (buffer per watcher, progress interval and its clock). Default <see cref="WatchOptions.Default"/>.</summary>
@@ -163,11 +155,7 @@ public sealed record MvccStoreOptions
     public WatchOptions Watch
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Watch));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Watch));
     } = WatchOptions.Default;
 
     /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>

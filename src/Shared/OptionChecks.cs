@@ -41,6 +41,20 @@ internal static class OptionChecks
         return value;
     }
 
+    /// <summary>Returns <paramref name="value"/> if it is longer than zero (timeouts, intervals).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">It is zero or negative.</exception>
+    public static TimeSpan Positive(TimeSpan value, string optionName) =>
+        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(optionName, value, $"{optionName} must be more than zero.");
+
+    /// <summary>Returns <paramref name="value"/> if it is not null.</summary>
+    /// <exception cref="ArgumentNullException">It is null (ParamName is the option's name).</exception>
+    public static T NotNull<T>(T? value, string optionName)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(value, optionName);
+        return value;
+    }
+
     /// <summary>Returns <paramref name="value"/> if it is a defined member of its enum.</summary>
     /// <exception cref="ArgumentOutOfRangeException">It is not.</exception>
     public static T Defined<T>(T value, string optionName)

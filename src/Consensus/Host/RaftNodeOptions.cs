@@ -192,15 +192,7 @@ public sealed record RaftNodeOptions
     public TimeSpan ProposalTimeout
     {
         get;
-        init
-        {
-            if (value <= TimeSpan.Zero)
-            {
-                throw new ArgumentOutOfRangeException(nameof(ProposalTimeout), value, $"{nameof(ProposalTimeout)} must be positive.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.Positive(value, nameof(ProposalTimeout));
     } = DefaultProposalTimeout;
 
     /// <summary>
@@ -213,15 +205,7 @@ public sealed record RaftNodeOptions
     public TimeSpan ReadIndexTimeout
     {
         get;
-        init
-        {
-            if (value <= TimeSpan.Zero)
-            {
-                throw new ArgumentOutOfRangeException(nameof(ReadIndexTimeout), value, $"{nameof(ReadIndexTimeout)} must be positive.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.Positive(value, nameof(ReadIndexTimeout));
     } = DefaultReadIndexTimeout;
 
     /// <summary>How long a read-index round waits for its answer before the node asks again (the request or its answer may be lost). Default <see cref="DefaultReadIndexRetryInterval"/>.</summary>
@@ -229,15 +213,7 @@ public sealed record RaftNodeOptions
     public TimeSpan ReadIndexRetryInterval
     {
         get;
-        init
-        {
-            if (value <= TimeSpan.Zero)
-            {
-                throw new ArgumentOutOfRangeException(nameof(ReadIndexRetryInterval), value, $"{nameof(ReadIndexRetryInterval)} must be positive.");
-            }
-
-            field = value;
-        }
+        init => field = OptionChecks.Positive(value, nameof(ReadIndexRetryInterval));
     } = DefaultReadIndexRetryInterval;
 
     /// <summary>

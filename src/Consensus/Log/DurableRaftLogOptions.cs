@@ -42,11 +42,7 @@ public sealed record DurableRaftLogOptions
     public WalOptions Wal
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Wal));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Wal));
     } = WalOptions.Default;
 
     /// <summary>Options of the snapshotter in <c>{directory}/snap</c>; its <see cref="SnapshotOptions.RetainCount"/> bounds how many snapshot files are kept and must be at least 2 (checked by <see cref="DurableRaftLog.OpenAsync"/>). Default <see cref="SnapshotOptions.Default"/>.</summary>
@@ -54,11 +50,7 @@ public sealed record DurableRaftLogOptions
     public SnapshotOptions Snapshots
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Snapshots));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Snapshots));
     } = SnapshotOptions.Default;
 
     /// <summary>
@@ -113,11 +105,7 @@ public sealed record DurableRaftLogOptions
     public TimeProvider TimeProvider
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(TimeProvider));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(TimeProvider));
     } = TimeProvider.System;
 
     /// <summary>
@@ -129,11 +117,7 @@ public sealed record DurableRaftLogOptions
     public ILogger Logger
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Logger));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Logger));
     } = NullLogger.Instance;
 
     /// <summary>Checks the rules between options; called by <see cref="DurableRaftLog.OpenAsync"/>.</summary>

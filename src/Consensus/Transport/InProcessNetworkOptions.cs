@@ -37,11 +37,7 @@ public sealed record InProcessNetworkOptions
     public TimeProvider TimeProvider
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(TimeProvider));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(TimeProvider));
     } = TimeProvider.System;
 
     /// <summary>
@@ -71,11 +67,7 @@ public sealed record InProcessNetworkOptions
     public LinkFaults DefaultLinkFaults
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(DefaultLinkFaults));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(DefaultLinkFaults));
     } = LinkFaults.None;
 
     /// <summary>
@@ -87,10 +79,6 @@ public sealed record InProcessNetworkOptions
     public ILogger Logger
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Logger));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Logger));
     } = NullLogger.Instance;
 }

@@ -49,11 +49,7 @@ public sealed record LeaseOptions
     public TimeProvider TimeProvider
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(TimeProvider));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(TimeProvider));
     } = TimeProvider.System;
 
     /// <summary>

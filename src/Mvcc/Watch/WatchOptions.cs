@@ -70,10 +70,6 @@ public sealed record WatchOptions
     public TimeProvider TimeProvider
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(TimeProvider));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(TimeProvider));
     } = TimeProvider.System;
 }

@@ -145,11 +145,7 @@ public sealed record WalOptions
     public ILogger Logger
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Logger));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Logger));
     } = NullLogger.Instance;
 
     /// <summary>Checks the rules between options; called by <see cref="WriteAheadLog.Open"/>.</summary>

@@ -173,7 +173,7 @@ public sealed record TcpTransportOptions
     public TimeSpan ReconnectMinDelay
     {
         get;
-        init => field = Positive(value, nameof(ReconnectMinDelay));
+        init => field = OptionChecks.Positive(value, nameof(ReconnectMinDelay));
     } = DefaultReconnectMinDelay;
 
     /// <summary>
@@ -184,7 +184,7 @@ public sealed record TcpTransportOptions
     public TimeSpan ReconnectMaxDelay
     {
         get;
-        init => field = Positive(value, nameof(ReconnectMaxDelay));
+        init => field = OptionChecks.Positive(value, nameof(ReconnectMaxDelay));
     } = DefaultReconnectMaxDelay;
 
     /// <summary>Longest a TCP connect may take. More than zero; default 5 s.</summary>
@@ -192,7 +192,7 @@ public sealed record TcpTransportOptions
     public TimeSpan ConnectTimeout
     {
         get;
-        init => field = Positive(value, nameof(ConnectTimeout));
+        init => field = OptionChecks.Positive(value, nameof(ConnectTimeout));
     } = DefaultTimeout;
 
     /// <summary>
@@ -203,7 +203,7 @@ public sealed record TcpTransportOptions
     public TimeSpan HandshakeTimeout
     {
         get;
-        init => field = Positive(value, nameof(HandshakeTimeout));
+        init => field = OptionChecks.Positive(value, nameof(HandshakeTimeout));
     } = DefaultTimeout;
 
     /// <summary>
@@ -214,7 +214,7 @@ public sealed record TcpTransportOptions
     public TimeSpan FrameTimeout
     {
         get;
-        init => field = Positive(value, nameof(FrameTimeout));
+        init => field = OptionChecks.Positive(value, nameof(FrameTimeout));
     } = DefaultTimeout;
 
     /// <summary>
@@ -225,7 +225,7 @@ public sealed record TcpTransportOptions
     public TimeSpan WriteTimeout
     {
         get;
-        init => field = Positive(value, nameof(WriteTimeout));
+        init => field = OptionChecks.Positive(value, nameof(WriteTimeout));
     } = DefaultTimeout;
 
     /// <summary>
@@ -236,7 +236,7 @@ public sealed record TcpTransportOptions
     public TimeSpan SnapshotAckTimeout
     {
         get;
-        init => field = Positive(value, nameof(SnapshotAckTimeout));
+        init => field = OptionChecks.Positive(value, nameof(SnapshotAckTimeout));
     } = DefaultSnapshotAckTimeout;
 
     /// <summary>
@@ -269,11 +269,7 @@ public sealed record TcpTransportOptions
     public TimeProvider TimeProvider
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(TimeProvider));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(TimeProvider));
     } = TimeProvider.System;
 
     /// <summary>
@@ -285,11 +281,7 @@ public sealed record TcpTransportOptions
     public ILogger Logger
     {
         get;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Logger));
-            field = value;
-        }
+        init => field = OptionChecks.NotNull(value, nameof(Logger));
     } = NullLogger.Instance;
 
     /// <summary>Checks the rules between options; called by the transport's constructor.</summary>
@@ -317,6 +309,4 @@ public sealed record TcpTransportOptions
         }
     }
 
-    private static TimeSpan Positive(TimeSpan value, string name) =>
-        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be more than zero.");
 }
