@@ -410,7 +410,7 @@ internal sealed class StoreWriter
         // Synced: the batch's revisions are durable; watches see them before their writers are
         // answered, and before the swap below lets the next batch reuse the buffers their values
         // are read from.
-        _watches.Committed();
+        _watches.Committed(_state.Pending);
 
         // Only now may readers stop looking in the batch: its revisions are in the B+tree.
         _state.IndexLock.EnterWriteLock();

@@ -38,7 +38,7 @@ internal sealed class WatchHub
     // Writer thread only (under _gate while notifying).
     private readonly List<WatcherGroup> _matched = [];
     private readonly List<Watcher> _touched = [];
-    private readonly List<(long Revision, PendingBatch.Entry[] Changes)> _uncommitted = [];
+    private readonly List<(long Revision, int Changes)> _uncommitted = [];
 
     private ITimer? _progressTimer;
     private long _notifiedRevision;
@@ -79,35 +79,31 @@ internal sealed class WatchHub
     /// <summary>
     /// Writer thread, after a write transaction published <paramref name="revision"/> with
     /// <paramref name="changes"/> changes (in <paramref name="pending"/>): notifies now (no-sync) or
-    /// at the batch's commit (synced).
+    /// at the batch's commit (synced). Only the revision is remembered until then: its changes
+    /// are read from the pending batch when notified, and only if some watcher could want them.
     /// </summary>
     public void Applied(long revision, int changes, PendingBatch pending)
     {
-        var entries = new PendingBatch.Entry[changes];
-        for (int sub = 0; sub < changes; sub++)
-        {
-            if (!pending.TryGet(new Revision(revision, sub), out entries[sub]))
-            {
-                throw new InvariantViolationException($"MVCC watch: change {revision}.{sub} is not in the pending batch.");
-            }
-        }
-
         if (_notifyOnCommit)
         {
-            _uncommitted.Add((revision, entries));
+            _uncommitted.Add((revision, changes));
         }
         else
         {
-            Notify(revision, entries);
+            Notify(revision, changes, pending);
         }
     }
 
-    /// <summary>Writer thread, once the batch is durable and before its writers are answered: notifies its revisions in order.</summary>
-    public void Committed()
+    /// <summary>
+    /// Writer thread, once the batch is durable, before its writers are answered and before the
+    /// batch is swapped out (<paramref name="pending"/> still holds its changes): notifies its
+    /// revisions in order.
+    /// </summary>
+    public void Committed(PendingBatch pending)
     {
         foreach (var (revision, changes) in _uncommitted)
         {
-            Notify(revision, changes);
+            Notify(revision, changes, pending);
         }
 
         _uncommitted.Clear();
@@ -143,7 +139,7 @@ internal sealed class WatchHub
         timer?.Dispose();
     }
 
-    private void Notify(long revision, PendingBatch.Entry[] changes)
+    private void Notify(long revision, int changes, PendingBatch pending)
     {
         lock (_gate)
         {
@@ -154,19 +150,23 @@ internal sealed class WatchHub
 
             if (_index.Count > 0)
             {
-                NotifySynchronized(revision, changes);
+                NotifySynchronized(revision, changes, pending);
             }
 
             Volatile.Write(ref _notifiedRevision, revision);
         }
     }
 
-    private void NotifySynchronized(long revision, PendingBatch.Entry[] changes)
+    private void NotifySynchronized(long revision, int changes, PendingBatch pending)
     {
-        for (int sub = 0; sub < changes.Length; sub++)
+        for (int sub = 0; sub < changes; sub++)
         {
-            var change = changes[sub];
             var at = new Revision(revision, sub);
+            if (!pending.TryGet(at, out var change))
+            {
+                throw new InvariantViolationException($"MVCC watch: change {at} is not in the pending batch.");
+            }
+
             _matched.Clear();
             _index.Find(HistoryReader.KeyOf(_state, at, change.Tombstone, change.StoredValue.Span), _matched);
             WatchEvent? watchEvent = null;
