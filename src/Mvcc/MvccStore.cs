@@ -113,8 +113,8 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         var database = BTreeDatabase.Open(fileSystem, path, btreeOptions);
         try
         {
-            var (state, resumed) = StoreLoader.Load(database, path, options);
-            Leases.LeaseLoader.Load(database, state);
+            var (state, resumed, attached) = StoreLoader.Load(database, path, options);
+            Leases.LeaseLoader.Load(database, state, attached);
             return new MvccStore(directory, state, resumed);
         }
         catch

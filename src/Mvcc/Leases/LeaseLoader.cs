@@ -12,7 +12,13 @@ namespace EmbeddedRaft.Mvcc.Leases;
 /// </summary>
 internal static class LeaseLoader
 {
-    public static void Load(BTreeDatabase database, StoreState state)
+    /// <summary>
+    /// Restores the leases of <paramref name="database"/> into <paramref name="state"/>'s lessor and
+    /// attaches <paramref name="attached"/>: each live key's lease, gathered by the store loader's
+    /// scan of the revisions (one scan at open, not one per loader).
+    /// </summary>
+    /// <exception cref="CorruptionException">A malformed lease entry, or a key attached to a lease the bucket does not hold.</exception>
+    public static void Load(BTreeDatabase database, StoreState state, List<(byte[] Key, long Lease)> attached)
     {
         EnsureBucket(database);
         using var tx = database.BeginRead();
@@ -20,7 +26,7 @@ internal static class LeaseLoader
         if (leases.Count == 0)
         {
             // No lease, so no key can be attached to one (a put names an existing lease; a revoke
-            // deletes every key with the lease in the same commit): nothing more to read.
+            // deletes every key with the lease in the same commit), and the store loader gathered none.
             return;
         }
 
@@ -33,28 +39,6 @@ internal static class LeaseLoader
             }
 
             state.Lessor.Restore(id, ttl);
-        }
-
-        // The revisions are in revision order, so the last one seen of each key is its newest.
-        var attached = new Dictionary<byte[], long>(new KeyBytesComparer());
-        var lookup = attached.GetAlternateLookup<ReadOnlySpan<byte>>();
-        var keys = tx.OpenBucket(MetaKeys.KeyBucket)!.CreateCursor();
-        for (bool more = keys.First(); more; more = keys.Next())
-        {
-            if (!RevisionKey.TryDecode(keys.Key, out var revision, out bool tombstone) || !StoredValue.TryDecode(keys.Value, tombstone, out var decoded))
-            {
-                throw new CorruptionException(state.Path, 0, $"the revision bucket holds a malformed entry {MvccText.Show(keys.Key)}");
-            }
-
-            var key = StoredValue.KeyOf(keys.Value, decoded);
-            if (tombstone || decoded.Lease == 0)
-            {
-                lookup.Remove(key);
-            }
-            else
-            {
-                lookup[key] = decoded.Lease;
-            }
         }
 
         foreach (var (key, lease) in attached)

@@ -17,7 +17,12 @@ internal static class StoreLoader
 {
     public const string FileName = "mvcc.db";
 
-    public static (StoreState State, List<CompactionJob> Resumed) Load(BTreeDatabase database, string path, MvccStoreOptions options)
+    /// <summary>
+    /// Rebuilds the store's state from the B+tree in one scan of the revisions. When the lease
+    /// bucket holds any lease, the same scan also yields each live key's lease (the lease field of
+    /// its newest revision) for <see cref="Leases.LeaseLoader"/>; otherwise no key can have one.
+    /// </summary>
+    public static (StoreState State, List<CompactionJob> Resumed, List<(byte[] Key, long Lease)> Attached) Load(BTreeDatabase database, string path, MvccStoreOptions options)
     {
         EnsureBuckets(database, path);
         var state = new StoreState(path, database, options);
@@ -33,6 +38,7 @@ internal static class StoreLoader
         var comparer = new KeyBytesComparer();
         var histories = new Dictionary<byte[], KeyHistory>((int)Math.Min(keys.Count, 1 << 20), comparer);
         var lookup = histories.GetAlternateLookup<ReadOnlySpan<byte>>();
+        Dictionary<KeyHistory, long>? leaseOf = tx.OpenBucket(Leases.LeaseBucket.Name) is { Count: > 0 } ? new(ReferenceEqualityComparer.Instance) : null;
         long lastMain = 1;
         long count = 0;
         var cursor = keys.CreateCursor();
@@ -50,7 +56,20 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
             }
 
-            Restore(lookup, comparer, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
+            var history = Restore(lookup, comparer, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
+            if (leaseOf is not null && history is not null)
+            {
+                // Revisions come in revision order: the last one seen of a key decides its lease.
+                if (tombstone || decoded.Lease == 0)
+                {
+                    leaseOf.Remove(history);
+                }
+                else
+                {
+                    leaseOf[history] = decoded.Lease;
+                }
+            }
+
             lastMain = Math.Max(lastMain, revision.Main);
             count++;
         }
@@ -73,7 +92,8 @@ internal static class StoreLoader
                 path, count, state.Index.Count, state.Revision, scheduled, state.ConsistentIndex, scheduled > finished ? $"; resuming the compaction at {scheduled} (finished: {finished})" : "");
         }
 
-        return (state, resumed);
+        List<(byte[] Key, long Lease)> attached = leaseOf is null ? [] : [.. leaseOf.Select(pair => (pair.Key.Key, pair.Value))];
+        return (state, resumed, attached);
     }
 
     private static void EnsureBuckets(BTreeDatabase database, string path)
@@ -101,8 +121,11 @@ internal static class StoreLoader
         tx.Commit(CommitDurability.Synced);
     }
 
-    /// <summary>Adds one stored revision to the index being rebuilt, checking it against what came before.</summary>
-    private static void Restore(
+    /// <summary>
+    /// Adds one stored revision to the index being rebuilt, checking it against what came before;
+    /// returns the key's history, or null for a tombstone of a key with no live history.
+    /// </summary>
+    private static KeyHistory? Restore(
         Dictionary<byte[], KeyHistory>.AlternateLookup<ReadOnlySpan<byte>> lookup,
         KeyBytesComparer comparer,
         Revision revision,
@@ -121,7 +144,7 @@ internal static class StoreLoader
                 deleted.Tombstone(revision);
             }
 
-            return;
+            return deleted;
         }
 
         // One probe: finds the key's history, or adds the key (the map copies it) to be given one.
@@ -130,7 +153,7 @@ internal static class StoreLoader
         {
             history = new KeyHistory(comparer.LastCreated!);
             history.Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
-            return;
+            return history;
         }
 
         history!.Put(revision);
@@ -140,6 +163,8 @@ internal static class StoreLoader
             throw new CorruptionException(path, 0,
                 $"revision {revision} of key {MvccText.Show(key)} says create revision {decoded.CreateRevision}, version {decoded.Version}; its history says {created.Main}, {version}");
         }
+
+        return history;
     }
 
     private static long? ReadLong(Bucket meta, byte[] key, string path)
