@@ -146,20 +146,27 @@ public sealed partial class RaftNode<TResult>
     /// </summary>
     private async Task RunSyncAsync()
     {
+        Exception? failure = null;
         while (true)
         {
             var (items, _, closed) = await _syncQueue.TakeAsync();
-            if (closed)
+            if (closed || failure is not null)
             {
+                // Stopping, or a write failed: nothing more becomes durable, and whatever waits on
+                // these writes (an apply) must give up rather than hang until disposal.
                 foreach (var item in items)
                 {
-                    item.Durable.TrySetException(Stopped());
+                    item.Durable.TrySetException(failure ?? Stopped());
                 }
 
-                return;
+                if (closed)
+                {
+                    return;
+                }
+
+                continue;
             }
 
-            Exception? error = null;
             if (items.Exists(static i => i.Ready.MustSync))
             {
                 try
@@ -168,13 +175,13 @@ public sealed partial class RaftNode<TResult>
                 }
                 catch (Exception e)
                 {
-                    error = e;
+                    failure = e;
                 }
             }
 
             foreach (var item in items)
             {
-                if (error is null)
+                if (failure is null)
                 {
                     // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
                     SendFromSyncPipeline(item.Ready.MessagesAfterPersist);
@@ -183,15 +190,10 @@ public sealed partial class RaftNode<TResult>
                 else
                 {
                     // Applies waiting on this write see the failure too (and never apply what is not durable).
-                    item.Durable.TrySetException(error);
+                    item.Durable.TrySetException(failure);
                 }
 
-                _inbox.TryPost(new PersistedInput(item.Ready, error));
-            }
-
-            if (error is not null)
-            {
-                return;
+                _inbox.TryPost(new PersistedInput(item.Ready, failure));
             }
         }
     }
