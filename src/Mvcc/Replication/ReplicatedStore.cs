@@ -87,7 +87,8 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
                 Revision = store.Revision,
                 CompactRevision = store.CompactRevision,
                 DbSizeBytes = store.DbSizeBytes,
-                IsLearner = node.Raft.Config.Learners.Contains(MemberId),
+                // The registry is applied state (live); the core's configuration lags by up to a tick.
+                IsLearner = _registry.Members.TryGetValue(MemberId, out var self) ? self.IsLearner : node.Raft.Config.Learners.Contains(MemberId),
                 Alarms = (StoreAlarms)Volatile.Read(ref _alarms),
                 StoppedCause = node.StopCause,
             };

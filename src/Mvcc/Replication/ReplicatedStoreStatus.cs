@@ -30,7 +30,7 @@ public sealed class ReplicatedStoreStatus
     /// <summary>The size of the store's B+tree file in bytes.</summary>
     public long DbSizeBytes { get; init; }
 
-    /// <summary>True when this member is a learner (receives the log, does not vote).</summary>
+    /// <summary>True when this member is a learner (receives the log, does not vote), as its applied registry says.</summary>
     public bool IsLearner { get; init; }
 
     /// <summary>The alarms raised.</summary>
