@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using EmbeddedRaft.Benchmarks.Consensus;
 using EmbeddedRaft.Benchmarks.Wal;
 
@@ -24,8 +25,11 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// [--seconds 10] [--warmup-seconds 2] [--keys 100000] [--etcd-connections 4] [--etcdctl-check-perf s|m|l|xl|off]
 /// [--csv file] [--chart file.svg] [--dir directory] [--seed n]</c></para>
 /// </remarks>
-internal static class StoreLoadGenerator
+internal static partial class StoreLoadGenerator
 {
+    [GeneratedRegex(@"^\s*\d+ / \d+\s+[\d.]+%")]
+    private static partial Regex ProgressLine();
+
     public static async Task<int> RunAsync(string[] args)
     {
         var settings = StoreLoadSettings.Parse(args);
@@ -177,7 +181,9 @@ internal static class StoreLoadGenerator
         string endpoints = string.Join(',', etcd.ClientUrls);
         string arguments = $"--endpoints={endpoints} check perf --load={load}";
         var (exitCode, output) = await EtcdCluster.RunAsync(EtcdCluster.EtcdctlPath, arguments, TimeSpan.FromMinutes(5));
-        return $"etcdctl {arguments} (exit code {exitCode}; for reference, against the etcd cluster above):\n```\n{output.Trim()}\n```";
+        // Keep the verdict lines, not the progress bar it redraws with carriage returns.
+        var lines = output.Split('\r', '\n').Where(l => l.Length > 0 && !ProgressLine().IsMatch(l));
+        return $"etcdctl {arguments} (exit code {exitCode}; for reference, against the etcd cluster above):\n```\n{string.Join('\n', lines)}\n```";
     }
 
     /// <summary>Issue 17's targets, each from this run's rows: met or not, with the figures.</summary>

@@ -104,6 +104,7 @@ internal static class StoreLoadRunner
         long windowEnd = windowStart + (long)(settings.Seconds * Stopwatch.Frequency);
         long issued = 0;
         int outstanding = 0;
+        long completedInWindow = 0;
         CostMeter? cost = null;
 
         async Task RunOneAsync(long due, int member, (int KeyIndex, bool Write) operation)
@@ -112,9 +113,15 @@ internal static class StoreLoadRunner
             try
             {
                 await data.ExecuteAsync(cluster, workload, member, operation);
+                long done = Stopwatch.GetTimestamp();
                 if (inWindow)
                 {
-                    histogram.RecordConcurrent(Stopwatch.GetTimestamp() - due);
+                    histogram.RecordConcurrent(done - due);
+                }
+
+                if (done >= windowStart && done < windowEnd)
+                {
+                    Interlocked.Increment(ref completedInWindow);
                 }
             }
 #pragma warning disable CA1031 // A failed operation is counted and reported with its message, not fatal.
@@ -167,7 +174,15 @@ internal static class StoreLoadRunner
             await Task.Delay(10);
         }
 
-        return Result(cluster, workload, concurrency: 0, offered: ratePerSecond, histogram, settings.Seconds, failures, notIssued, cpuMicroseconds);
+        // Throughput is what completed inside the window (a system that falls behind completes
+        // fewer than were offered); latency is that of every operation due inside the window,
+        // however late it completed.
+        long completed = Interlocked.Read(ref completedInWindow);
+        return Result(cluster, workload, concurrency: 0, offered: ratePerSecond, histogram, settings.Seconds, failures, notIssued, cpuMicroseconds) with
+        {
+            OperationsPerSecond = completed / settings.Seconds,
+            CpuMicrosecondsPerOperation = completed > 0 ? cpuMicroseconds / completed : double.NaN,
+        };
     }
 
     private static StoreLoadResult Result(
