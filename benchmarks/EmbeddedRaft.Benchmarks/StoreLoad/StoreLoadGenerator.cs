@@ -111,8 +111,7 @@ internal static partial class StoreLoadGenerator
         switch (system)
         {
             case "store":
-                notes.Add("store: ReplicatedStore is not wired into this build yet (issue 17's ReplicatedStore had not landed); no store rows.");
-                return null;
+                return await ReplicatedStoreCluster.StartAsync(directory, CancellationToken.None);
             case "etcd":
                 if (!await EtcdCluster.EnsureInstalledAsync(Console.Out))
                 {
