@@ -33,7 +33,7 @@ internal sealed class ReplicatedStoreCluster : IKvClusterUnderLoad
 
     public TimeSpan ExternalProcessorTime => TimeSpan.Zero;
 
-    public static async Task<ReplicatedStoreCluster> StartAsync(string directory, CancellationToken cancellationToken)
+    public static async Task<ReplicatedStoreCluster> StartAsync(string directory, ulong? snapshotEveryEntries, CancellationToken cancellationToken)
     {
         var network = new InProcessNetwork();
         ulong[] ids = [1, 2, 3];
@@ -52,6 +52,7 @@ internal sealed class ReplicatedStoreCluster : IKvClusterUnderLoad
                     Raft = new RaftNodeOptions
                     {
                         TickInterval = TimeSpan.FromMilliseconds(10),
+                        SnapshotEveryEntries = snapshotEveryEntries ?? RaftNodeOptions.DefaultSnapshotEveryEntries,
                         Raft = RaftOptions.Default with
                         {
                             ElectionTimeoutTicks = 100,

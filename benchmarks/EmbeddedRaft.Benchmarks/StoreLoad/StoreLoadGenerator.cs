@@ -21,9 +21,9 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// <c>dotnext</c> (DotNext.Net.Cluster 6.12, puts only: it has no key-value store).</para>
 /// <para><c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- store-load
 /// [--systems store,etcd,dotnext] [--workloads put,linearizable-read,serializable-read,txn-compare-and-put,read-90-write-10]
-/// [--clients 1,16,256,1024] [--rates 50000] [--open-loop-workload put] [--max-outstanding 20000]
+/// [--clients 1,16,256,1024] [--rates 50000] [--open-loop-workload put] [--open-loop-systems store] [--max-outstanding 20000]
 /// [--seconds 10] [--warmup-seconds 2] [--keys 100000] [--etcd-connections 4] [--etcdctl-check-perf s|m|l|xl|off]
-/// [--csv file] [--chart file.svg] [--dir directory] [--seed n]</c></para>
+/// [--store-snapshot-every-entries n] [--csv file] [--chart file.svg] [--dir directory] [--seed n]</c></para>
 /// </remarks>
 internal static partial class StoreLoadGenerator
 {
@@ -56,7 +56,7 @@ internal static partial class StoreLoadGenerator
                     continue;
                 }
 
-                await RunSystemAsync(cluster, settings, data, results);
+                await RunSystemAsync(cluster, settings with { Rates = settings.OpenLoopSystems.Contains(system) ? settings.Rates : [] }, data, results);
                 if (cluster is EtcdCluster etcd && settings.EtcdctlCheckPerf != "off")
                 {
                     notes.Add(await CheckPerfAsync(etcd, settings.EtcdctlCheckPerf));
@@ -111,7 +111,7 @@ internal static partial class StoreLoadGenerator
         switch (system)
         {
             case "store":
-                return await ReplicatedStoreCluster.StartAsync(directory, CancellationToken.None);
+                return await ReplicatedStoreCluster.StartAsync(directory, settings.StoreSnapshotEveryEntries, CancellationToken.None);
             case "etcd":
                 if (!await EtcdCluster.EnsureInstalledAsync(Console.Out))
                 {
@@ -205,7 +205,7 @@ internal static partial class StoreLoadGenerator
         Console.WriteLine($"| at least 100,000 durable replicated 1 KiB puts/s | {Rate(storePuts)} | {Verdict(storePuts?.OperationsPerSecond, 100_000)} |");
         Console.WriteLine(open is null
             ? "| p99 at most 10 ms at 50,000 puts/s | not run (open loop: --rates 50000) | n/a |"
-            : string.Create(CultureInfo.InvariantCulture, $"| p99 at most 10 ms at 50,000 puts/s | offered {open.OfferedPerSecond:N0}/s, achieved {open.OperationsPerSecond:N0}/s, p99 {open.P99Ms:F2} ms, {open.Failures} failed, {open.NotIssued} not issued | {(open.P99Ms <= 10 && open.OperationsPerSecond >= 0.99 * open.OfferedPerSecond!.Value && open.Failures == 0 && open.NotIssued == 0 ? "met" : "**not met**")} |"));
+            : string.Create(CultureInfo.InvariantCulture, $"| p99 at most 10 ms at 50,000 puts/s | offered {open.OfferedPerSecond:N0}/s, achieved {open.OperationsPerSecond:N0}/s, p99 {(double.IsNaN(open.P99Ms) ? "n/a (no operation due in the window completed: the backlog was full)" : open.P99Ms.ToString("F2", CultureInfo.InvariantCulture) + " ms")}, {open.Failures} failed, {open.NotIssued} not issued | {(open.P99Ms <= 10 && open.OperationsPerSecond >= 0.99 * open.OfferedPerSecond!.Value && open.Failures == 0 && open.NotIssued == 0 ? "met" : "**not met**")} |"));
         Console.WriteLine($"| at least 500,000 linearizable reads/s | {Rate(storeReads)} | {Verdict(storeReads?.OperationsPerSecond, 500_000)} |");
         Console.WriteLine($"| at least 25x etcd's put rate | store {Rate(storePuts)}, etcd {Rate(etcdPuts)} | {Ratio(storePuts, etcdPuts, 25)} |");
         Console.WriteLine($"| (reference) DotNext.Net.Cluster's put rate | store {Rate(storePuts)}, DotNext {Rate(dotnextPuts)} | {Ratio(storePuts, dotnextPuts, null)} |");

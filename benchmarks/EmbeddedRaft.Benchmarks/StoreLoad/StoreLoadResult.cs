@@ -36,11 +36,15 @@ internal sealed record StoreLoadResult(
 
     public string ToMarkdownRow() => string.Create(
         CultureInfo.InvariantCulture,
-        $"| {System} | {Workload.Name()} | {(OfferedPerSecond is { } offered ? $"open {offered:F0}" : Concurrency.ToString(CultureInfo.InvariantCulture))} | {OperationsPerSecond:F0} | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {Failures}{(NotIssued > 0 ? $" (+{NotIssued} not issued)" : "")} | {CpuMicrosecondsPerOperation:F1} | {LoadAverage} |");
+        $"| {System} | {Workload.Name()} | {(OfferedPerSecond is { } offered ? $"open {offered:F0}" : Concurrency.ToString(CultureInfo.InvariantCulture))} | {OperationsPerSecond:F0} | {Ms(P50Ms)} | {Ms(P99Ms)} | {Ms(P999Ms)} | {Failures}{(NotIssued > 0 ? $" (+{NotIssued} not issued)" : "")} | {CpuMicrosecondsPerOperation:F1} | {LoadAverage} |");
 
     public string ToCsvRow() => string.Create(
         CultureInfo.InvariantCulture,
         $"{Csv(System)},{Workload.Name()},{(IsOpenLoop ? "open" : "closed")},{Concurrency},{OfferedPerSecond?.ToString("F0", CultureInfo.InvariantCulture) ?? ""},{OperationsPerSecond:F1},{P50Ms:F3},{P99Ms:F3},{P999Ms:F3},{Operations},{Failures},{NotIssued},{CpuMicrosecondsPerOperation:F2},{Csv(LoadAverage)},{Csv(FirstFailure ?? "")}");
+
+    // No operation due in the window completed (open loop, all still waiting): no percentile.
+    private static string Ms(double milliseconds) =>
+        double.IsNaN(milliseconds) ? "n/a" : milliseconds.ToString("F2", CultureInfo.InvariantCulture);
 
     private static string Csv(string text) => text.Contains(',') || text.Contains('"') || text.Contains('\n')
         ? $"\"{text.Replace("\"", "\"\"", StringComparison.Ordinal).Replace('\n', ' ')}\""

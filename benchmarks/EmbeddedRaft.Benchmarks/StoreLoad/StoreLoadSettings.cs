@@ -16,6 +16,9 @@ internal sealed record StoreLoadSettings
 
     public StoreLoadWorkload OpenLoopWorkload { get; init; } = StoreLoadWorkload.Put;
 
+    /// <summary>The systems the open-loop rows run on (the target is the store's; at 50,000/s etcd only rejects, "too many requests").</summary>
+    public IReadOnlyList<string> OpenLoopSystems { get; init; } = ["store"];
+
     /// <summary>Open loop: at most this many operations wait at once; beyond it the due ones are late (and their latency says so).</summary>
     public int MaxOutstanding { get; init; } = 20_000;
 
@@ -31,6 +34,9 @@ internal sealed record StoreLoadSettings
 
     /// <summary>etcdctl check perf's --load (s, m, l, xl) run against the etcd cluster after its rows; "off" skips it.</summary>
     public string EtcdctlCheckPerf { get; init; } = "s";
+
+    /// <summary>The store's Raft snapshot policy (<c>RaftNodeOptions.SnapshotEveryEntries</c>); null = the store's default.</summary>
+    public ulong? StoreSnapshotEveryEntries { get; init; }
 
     public string? CsvPath { get; init; }
 
@@ -59,6 +65,7 @@ internal sealed record StoreLoadSettings
                 "--clients" => settings with { Clients = value.Split(',').Select(Int).ToArray() },
                 "--rates" => settings with { Rates = value.Length == 0 ? [] : value.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                 "--open-loop-workload" => settings with { OpenLoopWorkload = StoreLoadWorkloads.Parse(value) },
+                "--open-loop-systems" => settings with { OpenLoopSystems = value.Split(',').Select(CheckSystem).ToArray() },
                 "--max-outstanding" => settings with { MaxOutstanding = Int(value) },
                 "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
                 "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
@@ -68,6 +75,7 @@ internal sealed record StoreLoadSettings
                 "--etcdctl-check-perf" => value is "s" or "m" or "l" or "xl" or "off"
                     ? settings with { EtcdctlCheckPerf = value }
                     : throw new ArgumentException($"--etcdctl-check-perf takes s, m, l, xl or off, not '{value}'."),
+                "--store-snapshot-every-entries" => settings with { StoreSnapshotEveryEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
                 "--csv" => settings with { CsvPath = value },
                 "--chart" => settings with { ChartPath = value },
                 "--dir" => settings with { Directory = value },
