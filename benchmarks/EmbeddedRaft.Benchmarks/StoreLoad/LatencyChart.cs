@@ -7,16 +7,16 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// <summary>
 /// Writes the latency-vs-throughput chart of a store-load run as a self-contained SVG image (no
 /// plotting package): throughput on a logarithmic x axis, latency in milliseconds on a logarithmic
-/// y axis; one colour per system and workload, p99 as a solid line through the closed-loop rows
-/// (each point labelled with its number of clients), p50 dashed, open-loop rows as diamonds at their
-/// p99 (labelled with the offered rate).
+/// y axis; the p99 of each closed-loop row as a point labelled with its number of clients, joined
+/// per system and workload (colour = workload, line style and marker = system), open-loop rows as
+/// diamonds at their p99 (labelled with the offered rate). The p50s are in the table and CSV.
 /// </summary>
 internal static class LatencyChart
 {
     private const double Width = 1100;
     private const double Height = 640;
     private const double Left = 80;
-    private const double Right = 330;
+    private const double Right = 300;
     private const double Top = 50;
     private const double Bottom = 60;
 
@@ -36,7 +36,7 @@ internal static class LatencyChart
 
         double xMin = Math.Floor(Math.Log10(plotted.Min(r => r.OperationsPerSecond)));
         double xMax = Math.Ceiling(Math.Log10(plotted.Max(r => r.OperationsPerSecond)));
-        double yMin = Math.Floor(Math.Log10(plotted.Min(r => Math.Min(r.P50Ms, r.P99Ms))));
+        double yMin = Math.Floor(Math.Log10(plotted.Min(r => r.P99Ms)));
         double yMax = Math.Ceiling(Math.Log10(plotted.Max(r => r.P99Ms)));
         xMax = Math.Max(xMax, xMin + 1);
         yMax = Math.Max(yMax, yMin + 1);
@@ -85,37 +85,61 @@ internal static class LatencyChart
 
         svg.Append(Invariant($"<rect x=\"{Left}\" y=\"{Top}\" width=\"{plotWidth}\" height=\"{plotHeight}\" fill=\"none\" stroke=\"#333\"/>\n"));
         svg.Append(Invariant($"<text x=\"{Left + (plotWidth / 2)}\" y=\"{Height - 18}\" text-anchor=\"middle\">throughput (operations/s, log scale)</text>\n"));
-        svg.Append(Invariant($"<text transform=\"translate(22 {Top + (plotHeight / 2)}) rotate(-90)\" text-anchor=\"middle\">latency (ms, log scale): p99 solid, p50 dashed</text>\n"));
+        svg.Append(Invariant($"<text transform=\"translate(22 {Top + (plotHeight / 2)}) rotate(-90)\" text-anchor=\"middle\">p99 latency (ms, log scale)</text>\n"));
 
-        var series = plotted.GroupBy(r => (r.System, r.Workload)).ToList();
-        for (int s = 0; s < series.Count; s++)
+        // Colour = workload, line style and marker = system, so one workload's systems sit side by side in one colour.
+        var systems = plotted.Select(r => r.System).Distinct().ToList();
+        string[] dashes = ["", "7,4", "2,3", "10,3,2,3"];
+        foreach (var series in plotted.GroupBy(r => (r.System, r.Workload)))
         {
-            string colour = s_palette[s % s_palette.Length];
-            var closed = series[s].Where(r => !r.IsOpenLoop).OrderBy(r => r.Concurrency).ToList();
+            string colour = s_palette[(int)series.Key.Workload % s_palette.Length];
+            int system = systems.IndexOf(series.Key.System);
+            string dash = dashes[system % dashes.Length];
+            var closed = series.Where(r => !r.IsOpenLoop).OrderBy(r => r.Concurrency).ToList();
             if (closed.Count > 0)
             {
-                svg.Append(Invariant($"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{string.Join(' ', closed.Select(r => Invariant($"{X(r.OperationsPerSecond):F1},{Y(r.P99Ms):F1}")))}\"/>\n"));
-                svg.Append(Invariant($"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" stroke-dasharray=\"5,4\" points=\"{string.Join(' ', closed.Select(r => Invariant($"{X(r.OperationsPerSecond):F1},{Y(r.P50Ms):F1}")))}\"/>\n"));
+                svg.Append(Invariant($"<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{(dash.Length > 0 ? $" stroke-dasharray=\"{dash}\"" : "")} points=\"{string.Join(' ', closed.Select(r => Invariant($"{X(r.OperationsPerSecond):F1},{Y(r.P99Ms):F1}")))}\"/>\n"));
                 foreach (var row in closed)
                 {
-                    svg.Append(Invariant($"<circle cx=\"{X(row.OperationsPerSecond):F1}\" cy=\"{Y(row.P99Ms):F1}\" r=\"3.5\" fill=\"{colour}\"/>\n"));
+                    svg.Append(Marker(system, X(row.OperationsPerSecond), Y(row.P99Ms), colour));
                     svg.Append(Invariant($"<text x=\"{X(row.OperationsPerSecond) + 5:F1}\" y=\"{Y(row.P99Ms) - 5:F1}\" font-size=\"10\" fill=\"{colour}\">{row.Concurrency}</text>\n"));
                 }
             }
 
-            foreach (var row in series[s].Where(r => r.IsOpenLoop))
+            foreach (var row in series.Where(r => r.IsOpenLoop))
             {
                 double x = X(row.OperationsPerSecond);
                 double y = Y(row.P99Ms);
-                svg.Append(Invariant($"<path d=\"M {x:F1} {y - 6:F1} L {x + 6:F1} {y:F1} L {x:F1} {y + 6:F1} L {x - 6:F1} {y:F1} Z\" fill=\"white\" stroke=\"{colour}\" stroke-width=\"2\"/>\n"));
-                svg.Append(Invariant($"<text x=\"{x + 8:F1}\" y=\"{y + 4:F1}\" font-size=\"10\" fill=\"{colour}\">open {FormatCount(row.OfferedPerSecond!.Value)}/s</text>\n"));
+                svg.Append(Invariant($"<path d=\"M {x:F1} {y - 7:F1} L {x + 7:F1} {y:F1} L {x:F1} {y + 7:F1} L {x - 7:F1} {y:F1} Z\" fill=\"white\" stroke=\"{colour}\" stroke-width=\"2\"/>\n"));
+                svg.Append(Invariant($"<text x=\"{x + 9:F1}\" y=\"{y + 4:F1}\" font-size=\"10\" fill=\"{colour}\">{Escape(Shorten(row.System))} open loop, {FormatCount(row.OfferedPerSecond!.Value)}/s offered</text>\n"));
             }
-
-            double legendY = Top + 10 + (s * 20);
-            double legendX = Width - Right + 16;
-            svg.Append(Invariant($"<line x1=\"{legendX}\" y1=\"{legendY}\" x2=\"{legendX + 24}\" y2=\"{legendY}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n"));
-            svg.Append(Invariant($"<text x=\"{legendX + 30}\" y=\"{legendY + 4}\">{Escape(Shorten(series[s].Key.System))}: {series[s].Key.Workload.Name()}</text>\n"));
         }
+
+        double legendX = Width - Right + 16;
+        double legendY = Top + 10;
+        svg.Append(Invariant($"<text x=\"{legendX}\" y=\"{legendY}\" font-weight=\"bold\">workload (colour)</text>\n"));
+        foreach (var workload in plotted.Select(r => r.Workload).Distinct().OrderBy(w => w))
+        {
+            legendY += 20;
+            string colour = s_palette[(int)workload % s_palette.Length];
+            svg.Append(Invariant($"<line x1=\"{legendX}\" y1=\"{legendY - 4}\" x2=\"{legendX + 28}\" y2=\"{legendY - 4}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n"));
+            svg.Append(Invariant($"<text x=\"{legendX + 36}\" y=\"{legendY}\">{workload.Name()}</text>\n"));
+        }
+
+        legendY += 34;
+        svg.Append(Invariant($"<text x=\"{legendX}\" y=\"{legendY}\" font-weight=\"bold\">system (line and marker)</text>\n"));
+        for (int system = 0; system < systems.Count; system++)
+        {
+            legendY += 20;
+            string dash = dashes[system % dashes.Length];
+            svg.Append(Invariant($"<line x1=\"{legendX}\" y1=\"{legendY - 4}\" x2=\"{legendX + 28}\" y2=\"{legendY - 4}\" stroke=\"#333\" stroke-width=\"2\"{(dash.Length > 0 ? $" stroke-dasharray=\"{dash}\"" : "")}/>\n"));
+            svg.Append(Marker(system, legendX + 14, legendY - 4, "#333"));
+            svg.Append(Invariant($"<text x=\"{legendX + 36}\" y=\"{legendY}\">{Escape(Shorten(systems[system]))}</text>\n"));
+        }
+
+        legendY += 34;
+        svg.Append(Invariant($"<text x=\"{legendX}\" y=\"{legendY}\" font-size=\"11\" fill=\"#333\">numbers: closed-loop clients</text>\n"));
+        svg.Append(Invariant($"<text x=\"{legendX}\" y=\"{legendY + 16}\" font-size=\"11\" fill=\"#333\">diamonds: open-loop rows at their p99</text>\n"));
 
         svg.Append("</svg>\n");
         string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -127,7 +151,16 @@ internal static class LatencyChart
         File.WriteAllText(path, svg.ToString());
     }
 
-    private static string Shorten(string system) => system.Length <= 28 ? system : system[..28];
+    private static string Shorten(string system) => system
+        .Replace("EmbeddedRaft ", "", StringComparison.Ordinal)
+        .Replace(".Net.Cluster", "", StringComparison.Ordinal);
+
+    private static string Marker(int system, double x, double y, string colour) => (system % 3) switch
+    {
+        0 => Invariant($"<circle cx=\"{x:F1}\" cy=\"{y:F1}\" r=\"3.5\" fill=\"{colour}\"/>\n"),
+        1 => Invariant($"<rect x=\"{x - 3.5:F1}\" y=\"{y - 3.5:F1}\" width=\"7\" height=\"7\" fill=\"{colour}\"/>\n"),
+        _ => Invariant($"<path d=\"M {x:F1} {y - 4.5:F1} L {x + 4.5:F1} {y + 3.5:F1} L {x - 4.5:F1} {y + 3.5:F1} Z\" fill=\"{colour}\"/>\n"),
+    };
 
     private static string FormatCount(double value) => value switch
     {

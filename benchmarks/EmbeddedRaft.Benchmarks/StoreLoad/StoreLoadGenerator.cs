@@ -23,7 +23,8 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// [--systems store,etcd,dotnext] [--workloads put,linearizable-read,serializable-read,txn-compare-and-put,read-90-write-10]
 /// [--clients 1,16,256,1024] [--rates 50000] [--open-loop-workload put] [--open-loop-systems store] [--max-outstanding 20000]
 /// [--seconds 10] [--warmup-seconds 2] [--keys 100000] [--etcd-connections 4] [--etcdctl-check-perf s|m|l|xl|off]
-/// [--store-snapshot-every-entries n] [--csv file] [--chart file.svg] [--dir directory] [--seed n]</c></para>
+/// [--store-snapshot-every-entries n] [--csv file] [--chart file.svg] [--dir directory] [--seed n]</c>;
+/// <c>store-load chart RUN.csv CHART.svg TITLE</c> redraws the chart of a saved run from its CSV.</para>
 /// </remarks>
 internal static partial class StoreLoadGenerator
 {
@@ -32,6 +33,15 @@ internal static partial class StoreLoadGenerator
 
     public static async Task<int> RunAsync(string[] args)
     {
+        // store-load chart RUN.csv CHART.svg "TITLE": redraws the chart of a saved run.
+        if (args is ["chart", string csvPath, string chartPath, string title])
+        {
+            var rows = File.ReadAllLines(csvPath).Skip(1).Where(l => l.Length > 0).Select(StoreLoadResult.FromCsvRow).ToList();
+            LatencyChart.Write(chartPath, rows, title);
+            Console.WriteLine($"chart: {chartPath} ({rows.Count} rows)");
+            return 0;
+        }
+
         var settings = StoreLoadSettings.Parse(args);
         string root = settings.Directory is { } given ? Path.GetFullPath(given) : BenchmarkDirectory.Create("store-load");
         Directory.CreateDirectory(root);

@@ -42,6 +42,70 @@ internal sealed record StoreLoadResult(
         CultureInfo.InvariantCulture,
         $"{Csv(System)},{Workload.Name()},{(IsOpenLoop ? "open" : "closed")},{Concurrency},{OfferedPerSecond?.ToString("F0", CultureInfo.InvariantCulture) ?? ""},{OperationsPerSecond:F1},{P50Ms:F3},{P99Ms:F3},{P999Ms:F3},{Operations},{Failures},{NotIssued},{CpuMicrosecondsPerOperation:F2},{Csv(LoadAverage)},{Csv(FirstFailure ?? "")}");
 
+    /// <summary>Reads back a row written by <see cref="ToCsvRow"/> (to redraw a chart from a saved run).</summary>
+    public static StoreLoadResult FromCsvRow(string line)
+    {
+        var fields = new List<string>();
+        var field = new System.Text.StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"')
+                {
+                    field.Append('"');
+                    i++;
+                }
+                else if (c == '"')
+                {
+                    quoted = false;
+                }
+                else
+                {
+                    field.Append(c);
+                }
+            }
+            else if (c == '"')
+            {
+                quoted = true;
+            }
+            else if (c == ',')
+            {
+                fields.Add(field.ToString());
+                field.Clear();
+            }
+            else
+            {
+                field.Append(c);
+            }
+        }
+
+        fields.Add(field.ToString());
+        if (fields.Count != 15)
+        {
+            throw new FormatException($"A store-load CSV row has 15 fields, this one {fields.Count}: {line}");
+        }
+
+        static double D(string text) => text.Length == 0 ? double.NaN : double.Parse(text, CultureInfo.InvariantCulture);
+        return new StoreLoadResult(
+            fields[0],
+            StoreLoadWorkloads.Parse(fields[1]),
+            int.Parse(fields[3], CultureInfo.InvariantCulture),
+            fields[2] == "open" ? D(fields[4]) : null,
+            D(fields[5]),
+            D(fields[6]),
+            D(fields[7]),
+            D(fields[8]),
+            long.Parse(fields[9], CultureInfo.InvariantCulture),
+            long.Parse(fields[10], CultureInfo.InvariantCulture),
+            long.Parse(fields[11], CultureInfo.InvariantCulture),
+            fields[14].Length == 0 ? null : fields[14],
+            D(fields[12]),
+            fields[13]);
+    }
+
     // No operation due in the window completed (open loop, all still waiting): no percentile.
     private static string Ms(double milliseconds) =>
         double.IsNaN(milliseconds) ? "n/a" : milliseconds.ToString("F2", CultureInfo.InvariantCulture);
