@@ -3,7 +3,8 @@ using BenchmarkDotNet.Running;
 namespace EmbeddedRaft.Benchmarks;
 
 /// <summary>Entry point: <c>cluster-load ...</c> runs the whole-cluster load generator
-/// (<see cref="Consensus.ClusterLoadGenerator"/>); anything else goes to BenchmarkDotNet's switcher, so
+/// (<see cref="Consensus.ClusterLoadGenerator"/>), <c>store-load ...</c> the key-value cluster load
+/// generator beside etcd and DotNext (<see cref="StoreLoad.StoreLoadGenerator"/>); anything else goes to BenchmarkDotNet's switcher, so
 /// <c>--filter '*Wal*'</c>, <c>--list flat</c> and every other BenchmarkDotNet option work.</summary>
 public static class Program
 {
@@ -12,6 +13,11 @@ public static class Program
         if (args.Length > 0 && args[0] == "cluster-load")
         {
             return await Consensus.ClusterLoadGenerator.RunAsync(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == "store-load")
+        {
+            return await StoreLoad.StoreLoadGenerator.RunAsync(args[1..]);
         }
 
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

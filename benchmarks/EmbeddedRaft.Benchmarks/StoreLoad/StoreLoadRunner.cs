@@ -1,0 +1,256 @@
+using System.Diagnostics;
+
+namespace EmbeddedRaft.Benchmarks.StoreLoad;
+
+/// <summary>
+/// Drives one row: closed-loop callers (each issues an operation, waits for it, issues the next)
+/// or an open-loop schedule (operations issued at a fixed rate whatever the system's answers, each
+/// timed from when it was due, so a stalled system cannot hide its backlog: no coordinated
+/// omission). Only operations completing inside the measured window, after the warm-up, count.
+/// </summary>
+internal static class StoreLoadRunner
+{
+    /// <summary>Bound on waiting for the callers to finish their last operation after the window.</summary>
+    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Fills every key once with the 1 KiB value (<paramref name="inFlight"/> puts in flight, spread over the members); returns puts/s.</summary>
+    public static async Task<double> PreloadAsync(IKvClusterUnderLoad cluster, StoreLoadData data, int inFlight)
+    {
+        int next = -1;
+        var clock = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, inFlight).Select(worker => Task.Run(async () =>
+        {
+            int member = worker % 3;
+            for (int key = Interlocked.Increment(ref next); key < data.KeyCount; key = Interlocked.Increment(ref next))
+            {
+                await cluster.PutAsync(member, data.Keys[key], data.Value, CancellationToken.None);
+            }
+        }));
+        await Task.WhenAll(workers);
+        return data.KeyCount / clock.Elapsed.TotalSeconds;
+    }
+
+    public static async Task<StoreLoadResult> RunClosedLoopAsync(
+        IKvClusterUnderLoad cluster, StoreLoadWorkload workload, int callers, StoreLoadData data, StoreLoadSettings settings, int seed)
+    {
+        using var stop = new CancellationTokenSource();
+        var failures = new FailureTally();
+        var histograms = new LatencyHistogram[callers];
+        var tasks = new Task[callers];
+        int measuring = 0;
+        int leader = cluster.LeaderIndex;
+        for (int i = 0; i < callers; i++)
+        {
+            var histogram = histograms[i] = new LatencyHistogram();
+            // Caller 0 talks to the leader, the others round-robin over the three members.
+            int member = (leader + i) % 3;
+            var random = new Random(unchecked((seed * 1_000_003) + i));
+            tasks[i] = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var operation = data.Plan(workload, random);
+                    long start = Stopwatch.GetTimestamp();
+                    try
+                    {
+                        await data.ExecuteAsync(cluster, workload, member, operation);
+                    }
+#pragma warning disable CA1031 // A failed operation is counted and reported with its message, not fatal.
+                    catch (Exception failure)
+#pragma warning restore CA1031
+                    {
+                        failures.Add(failure, counted: Volatile.Read(ref measuring) == 1);
+                        continue;
+                    }
+
+                    if (Volatile.Read(ref measuring) == 1)
+                    {
+                        histogram.Record(Stopwatch.GetTimestamp() - start);
+                    }
+                }
+            });
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(settings.WarmupSeconds));
+        var cost = CostMeter.Start(cluster);
+        var clock = Stopwatch.StartNew();
+        Volatile.Write(ref measuring, 1);
+        await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
+        Volatile.Write(ref measuring, 0);
+        double elapsedSeconds = clock.Elapsed.TotalSeconds;
+        double cpuMicroseconds = cost.ElapsedMicroseconds();
+        await stop.CancelAsync();
+        await Task.WhenAll(tasks).WaitAsync(s_drainTimeout);
+
+        var all = new LatencyHistogram();
+        foreach (var histogram in histograms)
+        {
+            all.Add(histogram);
+        }
+
+        return Result(cluster, workload, callers, offered: null, all, elapsedSeconds, failures, notIssued: 0, cpuMicroseconds);
+    }
+
+    public static async Task<StoreLoadResult> RunOpenLoopAsync(
+        IKvClusterUnderLoad cluster, StoreLoadWorkload workload, double ratePerSecond, StoreLoadData data, StoreLoadSettings settings, int seed)
+    {
+        var histogram = new LatencyHistogram();
+        var failures = new FailureTally();
+        var random = new Random(seed);
+        int leader = cluster.LeaderIndex;
+        double ticksPerOperation = Stopwatch.Frequency / ratePerSecond;
+        long start = Stopwatch.GetTimestamp();
+        long windowStart = start + (long)(settings.WarmupSeconds * Stopwatch.Frequency);
+        long windowEnd = windowStart + (long)(settings.Seconds * Stopwatch.Frequency);
+        long issued = 0;
+        int outstanding = 0;
+        long completedInWindow = 0;
+        CostMeter? cost = null;
+
+        async Task RunOneAsync(long due, int member, (int KeyIndex, bool Write) operation)
+        {
+            bool inWindow = due >= windowStart && due < windowEnd;
+            try
+            {
+                await data.ExecuteAsync(cluster, workload, member, operation);
+                long done = Stopwatch.GetTimestamp();
+                if (inWindow)
+                {
+                    histogram.RecordConcurrent(done - due);
+                }
+
+                if (done >= windowStart && done < windowEnd)
+                {
+                    Interlocked.Increment(ref completedInWindow);
+                }
+            }
+#pragma warning disable CA1031 // A failed operation is counted and reported with its message, not fatal.
+            catch (Exception failure)
+#pragma warning restore CA1031
+            {
+                failures.Add(failure, counted: inWindow);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref outstanding);
+            }
+        }
+
+        // Operation k is due at start + k / rate; the schedule ends with the last one due inside the window.
+        long dueInWindow = (long)((windowEnd - start) / ticksPerOperation);
+        while (true)
+        {
+            long now = Stopwatch.GetTimestamp();
+            if (cost is null && now >= windowStart)
+            {
+                cost = CostMeter.Start(cluster);
+            }
+
+            // Issue every operation due by now; at the outstanding bound the rest wait (and their
+            // latency, timed from when they were due, grows while they do).
+            long dueCount = Math.Min(dueInWindow, (long)((now - start) / ticksPerOperation));
+            while (issued < dueCount && Volatile.Read(ref outstanding) < settings.MaxOutstanding)
+            {
+                // Starting a call costs CPU on this thread (a gRPC call far more than an in-process
+                // one): never let one burst run past the window.
+                if ((issued & 63) == 0 && Stopwatch.GetTimestamp() >= windowEnd)
+                {
+                    break;
+                }
+
+                long due = start + (long)(issued * ticksPerOperation);
+                int member = (leader + (int)(issued % 3)) % 3;
+                Interlocked.Increment(ref outstanding);
+                _ = RunOneAsync(due, member, data.Plan(workload, random));
+                issued++;
+            }
+
+            if (now >= windowEnd)
+            {
+                break;
+            }
+
+            await Task.Delay(1);
+        }
+
+        long notIssued = Math.Max(0, dueInWindow - issued);
+        double cpuMicroseconds = (cost ?? CostMeter.Start(cluster)).ElapsedMicroseconds();
+        var drainDeadline = Stopwatch.StartNew();
+        while (Volatile.Read(ref outstanding) > 0 && drainDeadline.Elapsed < s_drainTimeout)
+        {
+            await Task.Delay(10);
+        }
+
+        // Throughput is what completed inside the window (a system that falls behind completes
+        // fewer than were offered); latency is that of every operation due inside the window,
+        // however late it completed.
+        long completed = Interlocked.Read(ref completedInWindow);
+        return Result(cluster, workload, concurrency: 0, offered: ratePerSecond, histogram, settings.Seconds, failures, notIssued, cpuMicroseconds) with
+        {
+            OperationsPerSecond = completed / settings.Seconds,
+            CpuMicrosecondsPerOperation = completed > 0 ? cpuMicroseconds / completed : double.NaN,
+        };
+    }
+
+    private static StoreLoadResult Result(
+        IKvClusterUnderLoad cluster, StoreLoadWorkload workload, int concurrency, double? offered, LatencyHistogram histogram,
+        double elapsedSeconds, FailureTally failures, long notIssued, double cpuMicroseconds) => new(
+            cluster.Name,
+            workload,
+            concurrency,
+            offered,
+            histogram.Count / elapsedSeconds,
+            histogram.PercentileMilliseconds(0.50),
+            histogram.PercentileMilliseconds(0.99),
+            histogram.PercentileMilliseconds(0.999),
+            histogram.Count,
+            failures.Counted,
+            notIssued,
+            failures.First,
+            histogram.Count > 0 ? cpuMicroseconds / histogram.Count : double.NaN,
+            StoreLoadGenerator.LoadAverage());
+
+    /// <summary>Failed operations: how many inside the window, and the first message seen (for the report).</summary>
+    private sealed class FailureTally
+    {
+        private long _counted;
+        private string? _first;
+
+        public long Counted => Interlocked.Read(ref _counted);
+
+        public string? First => Volatile.Read(ref _first);
+
+        public void Add(Exception failure, bool counted)
+        {
+            if (counted)
+            {
+                Interlocked.Increment(ref _counted);
+            }
+
+            Interlocked.CompareExchange(ref _first, $"{failure.GetType().Name}: {failure.Message}", null);
+        }
+    }
+
+    /// <summary>CPU time of this process and of the system's own processes since <see cref="Start"/>.</summary>
+    private sealed class CostMeter
+    {
+        private readonly IKvClusterUnderLoad _cluster;
+        private readonly TimeSpan _before;
+
+        private CostMeter(IKvClusterUnderLoad cluster)
+        {
+            _cluster = cluster;
+            _before = Now(cluster);
+        }
+
+        public static CostMeter Start(IKvClusterUnderLoad cluster) => new(cluster);
+
+        public double ElapsedMicroseconds() => (Now(_cluster) - _before).TotalMicroseconds;
+
+        private static TimeSpan Now(IKvClusterUnderLoad cluster)
+        {
+            using var self = Process.GetCurrentProcess();
+            return self.TotalProcessorTime + cluster.ExternalProcessorTime;
+        }
+    }
+}
