@@ -28,10 +28,10 @@ internal static class ImageTestSupport
 
     /// <summary>
     /// <paramref name="count"/> seeded writes, the i-th carrying consistent index <paramref name="firstIndex"/> + i,
-    /// over a small key space with leases attached, moved and revoked, and a compaction now and then.
+    /// over a small key space with leases attached, moved and revoked, and (with <paramref name="compactions"/>) a compaction now and then.
     /// Returns the next consistent index.
     /// </summary>
-    public static async Task<ulong> WriteAsync(MvccStore store, Random random, int count, ulong firstIndex, string valuePrefix)
+    public static async Task<ulong> WriteAsync(MvccStore store, Random random, int count, ulong firstIndex, string valuePrefix, bool compactions = true)
     {
         ulong index = firstIndex;
         var leases = store.LeaseLeases().Leases.ToList();
@@ -63,7 +63,7 @@ internal static class ImageTestSupport
                             },
                             index);
                         break;
-                    case 4 when random.Next(4) == 0 && store.Revision > store.CompactRevision + 2:
+                    case 4 when compactions && random.Next(4) == 0 && store.Revision > store.CompactRevision + 2:
                         await store.CompactAsync(store.Revision - random.Next(2), physical: false, index);
                         break;
                     default:
