@@ -41,11 +41,14 @@ public sealed partial class MvccStore
     /// snapshot from the leader does): the revisions they already received are not taken back.
     /// Writes queued behind the restore apply to the new state.
     /// </remarks>
-    /// <exception cref="InvalidDataException">The stream is not a whole, well-formed image; nothing changed.</exception>
+    /// <param name="image">The image stream, read once.</param>
+    /// <param name="expectedConsistentIndex">When given, the consistent index the image must hold (a Raft snapshot's index); otherwise nothing changes.</param>
+    /// <param name="cancellationToken">Cancels the restore while it writes the new file; once the swap is queued it happens.</param>
+    /// <exception cref="InvalidDataException">The stream is not a whole, well-formed image, or not at <paramref name="expectedConsistentIndex"/>; nothing changed.</exception>
     /// <exception cref="CorruptionException">The image is not an MVCC store this library reads; nothing changed.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed (now or earlier).</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
-    internal async ValueTask RestoreImageAsync(Stream image, CancellationToken cancellationToken = default)
+    internal async ValueTask RestoreImageAsync(Stream image, ulong? expectedConsistentIndex = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(image);
         ThrowIfDisposed();
@@ -62,6 +65,11 @@ public sealed partial class MvccStore
             using var database = BTreeDatabase.Open(_fileSystem, incoming, btreeOptions);
             var (loaded, resumed, attached) = StoreLoader.Load(database, _state.Path, _state.Options);
             Leases.LeaseLoader.Load(database, loaded, attached);
+            if (expectedConsistentIndex is { } expected && loaded.ConsistentIndex != expected)
+            {
+                throw new InvalidDataException($"The image holds a store at consistent index {loaded.ConsistentIndex}, not the {expected} it was restored as.");
+            }
+
             prepared = new PreparedRestore(_fileSystem, Directory, incoming, btreeOptions, loaded, resumed);
         }
         catch
@@ -72,6 +80,31 @@ public sealed partial class MvccStore
 
         DeleteIfExists(_fileSystem, incoming + ".lock");
         await Submit<object?>(new WriteOp(WriteOpKind.Restore, prepared, 0), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// FOR TESTS ONLY: damages this store behind the log's back, as a bad disk or a bug would —
+    /// flips the last byte of the first stored revision at or after <paramref name="revision"/> (the
+    /// value's last byte, so it still decodes) in a synced B+tree commit, without a new revision.
+    /// Reads and <see cref="HashKV"/> see the damage; nothing else notices. Returns the revision hit.
+    /// </summary>
+    internal async ValueTask<long> CorruptStoredValueForTestsAsync(long revision)
+    {
+        await SyncAsync().ConfigureAwait(false);
+        using var tx = _state.Database.BeginWrite();
+        var keys = tx.OpenBucket(MetaKeys.KeyBucket)!;
+        var cursor = keys.CreateCursor();
+        if (!cursor.Seek(RevisionKey.Start(revision)) || !RevisionKey.TryDecode(cursor.Key, out var hit, out _))
+        {
+            throw new InvalidOperationException($"No stored revision at or after {revision} to damage.");
+        }
+
+        byte[] key = cursor.Key.ToArray();
+        byte[] value = cursor.Value.ToArray();
+        value[^1] ^= 0x01;
+        keys.Put(key, value);
+        tx.Commit(CommitDurability.Synced);
+        return hit.Main;
     }
 
     /// <summary>Removes what an interrupted restore left beside <paramref name="path"/> (it never replaced the store).</summary>

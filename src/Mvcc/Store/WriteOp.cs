@@ -28,6 +28,7 @@ internal enum WriteOpKind
 
     /// <summary>Swap the B+tree file for a restored one (<see cref="PreparedRestore"/>).</summary>
     Restore,
+
     // The replicated store (Replication/MvccStore.Replica.cs).
     ReplicaMeta,
     ConsistentIndexAtLeast,
