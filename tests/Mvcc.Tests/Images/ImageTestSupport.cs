@@ -21,6 +21,9 @@ internal static class ImageTestSupport
     {
         Durability = MvccDurability.NoSync,
         BatchLimit = 4,
+
+        // Commits by count and sync only, never by time, so a seed's file-system operations are the same every run (the crash tests count them).
+        BatchInterval = MvccStoreOptions.MaxBatchInterval,
         CompactionBatchLimit = 3,
         Leases = new LeaseOptions { TimeProvider = clock, RevokeExpired = false },
         Watch = new WatchOptions { TimeProvider = clock },

@@ -68,6 +68,8 @@ public sealed class ReplicatedSnapshotTests
         var hashes = new Dictionary<ulong, uint>();
         foreach (var id in cluster.Members.Keys)
         {
+            // HashKV is local (as etcd's): a linearizable read first makes the member apply through the workload.
+            await cluster[id].RangeAsync(new RangeRequest { Key = Key("s/") });
             var hash = await cluster[id].HashKVAsync(final);
             hashes[id] = hash.Hash;
             Assert.That(hash.HashRevision, Is.EqualTo(final));
