@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Mvcc.Replication;
+using Microsoft.Extensions.Logging;
+
+namespace EmbeddedRaft.Samples;
+
+/// <summary>
+/// The story's members: starts, stops and restarts their stores on the fabric, and says which are
+/// running and who leads. Every member's data lives under one root directory.
+/// </summary>
+/// <remarks>
+/// Start and stop are called by the story alone; <see cref="Running"/> is read by the writers,
+/// the reader and the progress line from other tasks, so it is an immutable array swapped whole.
+/// </remarks>
+internal sealed class StoryCluster(IClusterFabric fabric, string rootDirectory, ILoggerFactory loggerFactory) : IAsyncDisposable
+{
+    private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(25);
+    private readonly Dictionary<ulong, StoryMember> _members = [];
+    private volatile StoryMember[] _running = [];
+
+    /// <summary>The members whose store is running now (a snapshot; never changes once read).</summary>
+    public IReadOnlyList<StoryMember> Running => _running;
+
+    /// <summary>Every member defined so far, running or not, by id.</summary>
+    public IReadOnlyList<StoryMember> All => [.. _members.Values.OrderBy(m => m.Id)];
+
+    /// <summary>Reserves a member's address on the fabric and its data directory; does not start it.</summary>
+    public StoryMember Define(ulong id, bool isLearner = false)
+    {
+        string name = $"member-{id}";
+        var member = new StoryMember(fabric.Describe(id, name, isLearner), Path.Combine(rootDirectory, name));
+        _members.Add(id, member);
+        return member;
+    }
+
+    /// <summary>
+    /// Starts a member's store. With <paramref name="initialMembers"/> an empty directory bootstraps
+    /// a new cluster (and a directory that holds a log ignores them: a restart); with null the
+    /// member starts empty and waits for the leader of a cluster that added it.
+    /// </summary>
+    public async Task StartAsync(StoryMember member, IReadOnlyList<MemberInfo>? initialMembers)
+    {
+        var options = new ReplicatedStoreOptions
+        {
+            MemberId = member.Id,
+            DataDirectory = member.DataDirectory,
+            InitialMembers = initialMembers,
+            ClusterId = fabric.ClusterId,
+            Raft = new RaftNodeOptions
+            {
+                // Ticks of 50 ms: a dead leader is replaced in 0.5-1 s (etcd's defaults, 100 ms, take twice that).
+                TickInterval = TimeSpan.FromMilliseconds(50),
+                Raft = new RaftOptions { PreVote = true, CheckQuorum = true },
+                // Snapshots often enough that the learner below is sent one instead of the whole log.
+                SnapshotEveryEntries = 5_000,
+            },
+            HashCheckInterval = TimeSpan.FromSeconds(2),
+            LoggerFactory = loggerFactory,
+        };
+        var transport = fabric.OpenTransport(member.Id, [.. _members.Values.Select(m => m.Info)]);
+        member.Store = await ReplicatedStore.StartAsync(options, transport).ConfigureAwait(false);
+        _running = [.. _running.Append(member).OrderBy(m => m.Id)];
+    }
+
+    /// <summary>Stops a member: disposes its store (as a crash would, minus the lost page cache) and closes its transport.</summary>
+    public async Task StopAsync(StoryMember member)
+    {
+        _running = [.. _running.Where(m => m != member)];
+        if (member.Store is { } store)
+        {
+            member.Store = null;
+            await store.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await fabric.CloseTransportAsync(member.Id).ConfigureAwait(false);
+    }
+
+    /// <summary>The leader as the running members report it, if one of them is running and some member knows it.</summary>
+    public StoryMember? KnownLeader()
+    {
+        foreach (var member in _running)
+        {
+            ulong leaderId = member.Store?.Status.LeaderId ?? 0;
+            if (leaderId != 0 && _running.FirstOrDefault(m => m.Id == leaderId) is { } leader)
+            {
+                return leader;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Waits (at most <paramref name="limit"/>) until the running members agree on a running leader; null when they did not.</summary>
+    public async Task<StoryMember?> WaitForLeaderAsync(TimeSpan limit)
+    {
+        StoryMember? leader = null;
+        await WaitUntilAsync(() =>
+        {
+            leader = KnownLeader();
+            return leader is not null && _running.All(m => m.Store?.Status.LeaderId == leader.Id);
+        }, limit).ConfigureAwait(false);
+        return leader is not null && _running.All(m => m.Store?.Status.LeaderId == leader.Id) ? leader : null;
+    }
+
+    /// <summary>
+    /// Polls <paramref name="condition"/> until it holds or <paramref name="limit"/> passes; returns
+    /// whether it held. (A sample may poll: it shows what happens, it does not time it.)
+    /// </summary>
+    public static async Task<bool> WaitUntilAsync(Func<bool> condition, TimeSpan limit)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > limit)
+            {
+                return false;
+            }
+
+            await Task.Delay(s_pollInterval).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var member in _running)
+        {
+            await StopAsync(member).ConfigureAwait(false);
+        }
+    }
+}
