@@ -11,27 +11,28 @@ namespace EmbeddedRaft.Samples;
 /// running and who leads. Every member's data lives under one root directory.
 /// </summary>
 /// <remarks>
-/// Start and stop are called by the story alone; <see cref="Running"/> is read by the writers,
-/// the reader and the progress line from other tasks, so it is an immutable array swapped whole.
+/// Define, start and stop are called by the story alone; <see cref="Running"/> and <see cref="All"/>
+/// are read by the writers, the reader and the progress line from other tasks, so they are arrays
+/// swapped whole, never changed in place.
 /// </remarks>
 internal sealed class StoryCluster(IClusterFabric fabric, string rootDirectory, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
     private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(25);
-    private readonly Dictionary<ulong, StoryMember> _members = [];
+    private volatile StoryMember[] _members = [];
     private volatile StoryMember[] _running = [];
 
     /// <summary>The members whose store is running now (a snapshot; never changes once read).</summary>
     public IReadOnlyList<StoryMember> Running => _running;
 
-    /// <summary>Every member defined so far, running or not, by id.</summary>
-    public IReadOnlyList<StoryMember> All => [.. _members.Values.OrderBy(m => m.Id)];
+    /// <summary>Every member defined so far, running or not, by id (a snapshot).</summary>
+    public IReadOnlyList<StoryMember> All => _members;
 
     /// <summary>Reserves a member's address on the fabric and its data directory; does not start it.</summary>
     public StoryMember Define(ulong id, bool isLearner = false)
     {
         string name = $"member-{id}";
         var member = new StoryMember(fabric.Describe(id, name, isLearner), Path.Combine(rootDirectory, name));
-        _members.Add(id, member);
+        _members = [.. _members.Append(member).OrderBy(m => m.Id)];
         return member;
     }
 
@@ -59,7 +60,7 @@ internal sealed class StoryCluster(IClusterFabric fabric, string rootDirectory, 
             HashCheckInterval = TimeSpan.FromSeconds(2),
             LoggerFactory = loggerFactory,
         };
-        var transport = fabric.OpenTransport(member.Id, [.. _members.Values.Select(m => m.Info)]);
+        var transport = fabric.OpenTransport(member.Id, [.. _members.Select(m => m.Info)]);
         member.Store = await ReplicatedStore.StartAsync(options, transport).ConfigureAwait(false);
         _running = [.. _running.Append(member).OrderBy(m => m.Id)];
     }

@@ -21,7 +21,7 @@ internal sealed class ThrowawayCertificateAuthority : IDisposable
     /// <summary>The root certificate (its public part is what members trust).</summary>
     public X509Certificate2 Root => _root;
 
-    /// <summary>Makes a new root with a fresh P-256 key, valid for one day.</summary>
+    /// <summary>Makes a new root with a fresh P-256 key, valid for two days (the members' certificates for one: never past the root's).</summary>
     public static ThrowawayCertificateAuthority Create(string name)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -30,7 +30,7 @@ internal sealed class ThrowawayCertificateAuthority : IDisposable
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, critical: true));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
         var now = DateTimeOffset.UtcNow;
-        return new ThrowawayCertificateAuthority(request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(1)));
+        return new ThrowawayCertificateAuthority(request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(2)));
     }
 
     /// <summary>Issues a member's certificate, with its private key, signed by the root.</summary>
