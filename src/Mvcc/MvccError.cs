@@ -44,4 +44,7 @@ public enum MvccError
 
     /// <summary>A grant asks for more than <see cref="LeaseOptions.MaxTtlSeconds"/>: "etcdserver: too large lease TTL" (OutOfRange).</summary>
     LeaseTtlTooLarge,
+
+    /// <summary>A replicated store raised its corruption alarm (members disagree on their data); writes are refused: "etcdserver: corrupt cluster" (DataLoss).</summary>
+    Corrupt,
 }

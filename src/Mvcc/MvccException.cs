@@ -32,6 +32,7 @@ public class MvccException : Exception
         MvccError.Compacted or MvccError.FutureRevision or MvccError.LeaseTtlTooLarge => 11,
         MvccError.LeaseNotFound => 5,
         MvccError.LeaseExists => 9,
+        MvccError.Corrupt => 15,
         _ => 3,
     };
 
@@ -52,6 +53,7 @@ public class MvccException : Exception
         MvccError.LeaseNotFound => "etcdserver: requested lease not found",
         MvccError.LeaseExists => "etcdserver: lease already exists",
         MvccError.LeaseTtlTooLarge => "etcdserver: too large lease TTL",
+        MvccError.Corrupt => "etcdserver: corrupt cluster",
         _ => throw new ArgumentOutOfRangeException(nameof(error), error, "Not an MvccError."),
     };
 }

@@ -11,6 +11,9 @@ internal static class MetaKeys
     /// <summary>The bucket of the store's own facts below.</summary>
     public const string MetaBucket = "meta";
 
+    /// <summary>The replicated store's own state (member registry), written in the data's batches; absent in a standalone store.</summary>
+    public const string ReplicaBucket = "replica";
+
     /// <summary>Format version of the store: 8 bytes big-endian, <see cref="FormatVersion"/>.</summary>
     public static readonly byte[] FormatVersionKey = Encoding.ASCII.GetBytes("formatVersion");
 

@@ -297,6 +297,41 @@ internal sealed class StoreWriter
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
+                case WriteOpKind.ReplicaMeta:
+                    // Replication state (the member registry) changes in the same batch as the
+                    // data, under the same consistent index: a crash keeps both or neither.
+                    CheckConsistentIndex(op.ConsistentIndex);
+                    EnsureBatch();
+                    var (metaKey, metaValue) = op.Request as Tuple<byte[], byte[]?> ?? throw new InvariantViolationException("MVCC writer: a replica meta op without its key.");
+                    var replica = _batch!.CreateBucketIfNotExists(MetaKeys.ReplicaBucket);
+                    if (metaValue is null)
+                    {
+                        replica.Delete(metaKey);
+                    }
+                    else
+                    {
+                        replica.Put(metaKey, metaValue);
+                    }
+
+                    op.Request = null;
+                    AdvanceConsistentIndex(op.ConsistentIndex);
+                    Applied(op);
+                    break;
+                case WriteOpKind.ConsistentIndexAtLeast:
+                    // The end of an applied Raft batch whose last entry may already have moved the
+                    // index there (a write), or not (a refused write, a configuration change).
+                    if (op.ConsistentIndex > _state.ConsistentIndex)
+                    {
+                        EnsureBatch();
+                        AdvanceConsistentIndex(op.ConsistentIndex);
+                        Applied(op);
+                    }
+                    else
+                    {
+                        op.Complete();
+                    }
+
+                    break;
                 case WriteOpKind.Compact:
                     Compact(op);
                     break;

@@ -17,6 +17,10 @@ internal enum WriteOpKind
     // Leases (Leases/LeaseApplier.cs).
     LeaseGrant,
     LeaseRevoke,
+
+    // The replicated store (Replication/MvccStore.Replica.cs).
+    ReplicaMeta,
+    ConsistentIndexAtLeast,
 }
 
 /// <summary>

@@ -83,7 +83,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
             }
         }
 
-        return new WatchResponse { Header = new ResponseHeader { Revision = revision }, Events = events };
+        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
     }
 
     /// <summary>The event with the key's version just before it (etcd's watch server reads it the same way, at the event's revision - 1).</summary>

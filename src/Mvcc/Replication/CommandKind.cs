@@ -1,0 +1,33 @@
+namespace EmbeddedRaft.Mvcc.Replication;
+
+/// <summary>
+/// The first byte of every command a <see cref="ReplicatedStore"/> proposes: what the rest of the
+/// bytes encode (<see cref="CommandCodec"/>). The byte is the format version too: a command whose
+/// encoding changes gets a new kind, and a kind no member knows stops that member (fail-stop)
+/// instead of being skipped, since the members that know it would apply it.
+/// </summary>
+/// <remarks>
+/// Values are persisted in every member's Raft log: never renumber or reuse one. 1-15: the core
+/// (KV, compaction, member registry); 16-31: leases (ReplicatedStore.Leases.cs); 32-47: the hash
+/// check (ReplicatedStore.HashCheck.cs).
+/// </remarks>
+internal enum CommandKind : byte
+{
+    /// <summary>A <see cref="PutRequest"/>.</summary>
+    Put = 1,
+
+    /// <summary>A <see cref="DeleteRangeRequest"/>.</summary>
+    DeleteRange = 2,
+
+    /// <summary>A <see cref="TxnRequest"/> (operations nested to at most <see cref="CommandCodec.MaxTxnDepth"/> levels).</summary>
+    Txn = 3,
+
+    /// <summary>A compaction: the revision and the physical flag.</summary>
+    Compact = 4,
+
+    /// <summary>A member added to the registry, or its entry replaced (promotion): a <see cref="MemberInfo"/>.</summary>
+    MemberPut = 5,
+
+    /// <summary>A member removed from the registry: its id.</summary>
+    MemberRemove = 6,
+}

@@ -1,0 +1,88 @@
+using EmbeddedRaft.Mvcc.Store;
+using EmbeddedRaft.Storage.BTree;
+
+namespace EmbeddedRaft.Mvcc;
+
+/// <content>
+/// What a <see cref="Replication.ReplicatedStore"/> needs of its store beyond the public API:
+/// response headers that name the member, replication state written in the data's batches, and
+/// the end of an applied Raft batch recorded as the consistent index.
+/// </content>
+public sealed partial class MvccStore
+{
+    private Func<long, ResponseHeader>? _headerFactory;
+
+    /// <summary>
+    /// Builds the header of responses the store makes itself (watch responses); null (the default)
+    /// means a header with only the revision. Set once, before the store is shared.
+    /// </summary>
+    internal Func<long, ResponseHeader>? HeaderFactory
+    {
+        get => _headerFactory;
+        set => _headerFactory = value;
+    }
+
+    /// <summary>A header for a response at <paramref name="revision"/>, through <see cref="HeaderFactory"/> when set.</summary>
+    internal ResponseHeader NewHeader(long revision) => _headerFactory?.Invoke(revision) ?? new ResponseHeader { Revision = revision };
+
+    /// <summary>
+    /// Puts (or, with a null <paramref name="value"/>, deletes) <paramref name="key"/> in the
+    /// replica bucket, in the current batch with the data, and records <paramref name="consistentIndex"/>.
+    /// Completes once applied (visible to <see cref="ReadReplicaMeta"/> after the batch commits).
+    /// </summary>
+    internal ValueTask<object?> PutReplicaMetaAsync(byte[] key, byte[]? value, ulong consistentIndex)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return Submit<object?>(new WriteOp(WriteOpKind.ReplicaMeta, Tuple.Create(key, value), consistentIndex), CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Moves <see cref="ConsistentIndex"/> to <paramref name="consistentIndex"/> unless it is there
+    /// already (the last write of the Raft batch carried it): the end of every applied batch.
+    /// </summary>
+    internal ValueTask<object?> AdvanceConsistentIndexAsync(ulong consistentIndex) =>
+        Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndexAtLeast, null, consistentIndex), CancellationToken.None);
+
+    /// <summary>The replica bucket's entries as of the last B+tree commit, in key order (empty when it does not exist).</summary>
+    internal List<(byte[] Key, byte[] Value)> ReadReplicaMeta()
+    {
+        ThrowIfDisposed();
+        var entries = new List<(byte[], byte[])>();
+        using var read = _state.Database.BeginRead();
+        if (read.OpenBucket(MetaKeys.ReplicaBucket) is { } bucket)
+        {
+            var cursor = bucket.CreateCursor();
+            for (bool more = cursor.First(); more; more = cursor.Next())
+            {
+                entries.Add((cursor.Key.ToArray(), cursor.Value.ToArray()));
+            }
+        }
+
+        return entries;
+    }
+
+    /// <summary>A read transaction on the last B+tree commit (for a snapshot image: sync first so it holds every applied write).</summary>
+    internal Transaction BeginCommittedRead()
+    {
+        ThrowIfDisposed();
+        _state.ThrowIfFailed();
+        return _state.Database.BeginRead();
+    }
+
+    /// <summary>The options the store was opened with.</summary>
+    internal MvccStoreOptions Options => _state.Options;
+
+    /// <summary>The B+tree file's size in bytes (its statistics read only each bucket's leftmost path).</summary>
+    internal long DbSizeBytes
+    {
+        get
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return 0;
+            }
+
+            return _state.Database.GetStatistics().FileSizeBytes;
+        }
+    }
+}

@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Storage;
+
+namespace EmbeddedRaft.Mvcc.Replication;
+
+/// <content>
+/// The apply path: every committed batch decoded and queued to the store's writer in log order,
+/// each write carrying its entry's index as consistent index, then the batch's last index; the
+/// store's B+tree commits (no-sync) carry the index of the last write they hold, so whatever a
+/// crash keeps of the B+tree, its consistent index says exactly which entries it holds.
+/// </content>
+public sealed partial class ReplicatedStore
+{
+    /// <summary>Sync the store's B+tree in the background after this many applied entries...</summary>
+    internal const int SyncEveryEntries = 10_000;
+
+    /// <summary>...or after this long with anything applied: bounds what a restart replays, and lets the B+tree reuse pages (it reuses none until a sync).</summary>
+    internal static readonly TimeSpan SyncEvery = TimeSpan.FromSeconds(1);
+
+    // Apply pipeline only.
+    private long _appliedSinceSync;
+    private long _lastSyncTimestamp = Stopwatch.GetTimestamp();
+    private Task _syncInFlight = Task.CompletedTask;
+
+    /// <summary>
+    /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): queues every
+    /// command to the store's writer before waiting for any (so the writer takes them as one run,
+    /// in one B+tree batch when they fit), then the batch's last index, and waits until the writer
+    /// has handled all of them: on return, reads on this member see the whole batch.
+    /// </summary>
+    /// <remarks>
+    /// A refused command (an <see cref="MvccException"/> or <see cref="ArgumentException"/> from the
+    /// store: it changed nothing) answers its proposer with the exception; refusals depend only on
+    /// the replicated state, so every member refuses alike. Anything else — a command that does
+    /// not decode, an unknown kind, a store that failed — throws, and the node stops (fail-stop):
+    /// skipping a command another member applied would make the members disagree.
+    /// </remarks>
+    internal async ValueTask<IReadOnlyList<object?>> ApplyBatchAsync(CommittedBatch batch, CancellationToken cancellationToken)
+    {
+        var store = Mvcc;
+        var commands = batch.Commands;
+#pragma warning disable CA2012 // Each is awaited exactly once, by Settle below: queueing all before awaiting any is the point.
+        var pending = new ValueTask<object?>[commands.Count];
+        for (int i = 0; i < commands.Count; i++)
+        {
+            pending[i] = Submit(store, commands[i]);
+        }
+#pragma warning restore CA2012
+
+        // The writer handles requests in order: once this one is done, every command above is too.
+        await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(false);
+        var results = new object?[commands.Count];
+        for (int i = 0; i < pending.Length; i++)
+        {
+            results[i] = await Settle(pending[i], commands[i].Index).ConfigureAwait(false);
+        }
+
+        if (store.ConsistentIndex != batch.LastIndex)
+        {
+            throw new InvariantViolationException($"Replicated store: after applying the batch up to index {batch.LastIndex} the store's consistent index is {store.ConsistentIndex}.");
+        }
+
+        SyncIfDue(store, batch.LastIndex - batch.FirstIndex + 1);
+        return results;
+    }
+
+    /// <summary>Decodes one command and queues it to the store; a refusal found before queueing is the result.</summary>
+    private ValueTask<object?> Submit(MvccStore store, CommittedCommand command)
+    {
+        var data = command.Data.Span;
+        var kind = CommandCodec.KindOf(data);
+        try
+        {
+            switch (kind)
+            {
+                case CommandKind.Put:
+                    return Box(store.PutAsync(CommandCodec.DecodePut(data), command.Index));
+                case CommandKind.DeleteRange:
+                    return Box(store.DeleteRangeAsync(CommandCodec.DecodeDeleteRange(data), command.Index));
+                case CommandKind.Txn:
+                    return Box(store.TxnAsync(CommandCodec.DecodeTxn(data), command.Index));
+                case CommandKind.Compact:
+                    var (revision, physical) = CommandCodec.DecodeCompact(data);
+                    var compaction = store.CompactAsync(revision, false, command.Index).AsTask();
+
+                    // Its proposer (if on this member) observes it; elsewhere nobody does.
+                    compaction.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    return ValueTask.FromResult<object?>(new PendingCompaction(compaction, physical));
+                case CommandKind.MemberPut:
+                    return ApplyMemberPut(store, CommandCodec.DecodeMemberPut(data), command.Index);
+                case CommandKind.MemberRemove:
+                    return ApplyMemberRemove(store, CommandCodec.DecodeMemberRemove(data), command.Index);
+                default:
+                    ValueTask<object?>? result = null;
+                    ApplyLeaseCommand(store, kind, command, ref result);
+                    if (result is null)
+                    {
+                        ApplyHashCheckCommand(store, kind, command, ref result);
+                    }
+
+                    return result ?? throw new InvalidDataException($"Replicated store: the command at index {command.Index} has kind {(byte)kind}, which this version does not know (written by a newer one?).");
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Replicated store: the command at index {command.Index} ({kind}) does not decode: {e.Message}", e);
+        }
+        catch (Exception e) when (IsRefusal(e))
+        {
+            return ValueTask.FromResult<object?>(e);
+        }
+    }
+
+    /// <summary>The command's result, or its refusal as the result; any other failure is thrown (fail-stop).</summary>
+    private static async ValueTask<object?> Settle(ValueTask<object?> pending, ulong index)
+    {
+        try
+        {
+            return await pending.ConfigureAwait(false);
+        }
+        catch (ArgumentOutOfRangeException e) when (e.ParamName == "consistentIndex")
+        {
+            throw new InvariantViolationException($"Replicated store: the entry at index {index} was applied out of order: {e.Message}");
+        }
+        catch (Exception e) when (IsRefusal(e))
+        {
+            return e;
+        }
+    }
+
+    private static bool IsRefusal(Exception e) =>
+        e is MvccException || (e is ArgumentException && e is not ArgumentOutOfRangeException { ParamName: "consistentIndex" });
+
+    private static async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(false);
+
+    /// <summary>Starts a background sync of the store's B+tree when enough was applied since the last one (one at a time).</summary>
+    private void SyncIfDue(MvccStore store, ulong applied)
+    {
+        _appliedSinceSync += (long)applied;
+        if (!_syncInFlight.IsCompleted || (_appliedSinceSync < SyncEveryEntries && Stopwatch.GetElapsedTime(_lastSyncTimestamp) < SyncEvery))
+        {
+            return;
+        }
+
+        _appliedSinceSync = 0;
+        _lastSyncTimestamp = Stopwatch.GetTimestamp();
+        _syncInFlight = SyncQuietlyAsync(store);
+    }
+
+    private async Task SyncQuietlyAsync(MvccStore store)
+    {
+        try
+        {
+            await store.SyncAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopping (or a snapshot swapped the store): disposal syncs.
+        }
+        catch (Exception e)
+        {
+            // The store is faulted now: the next apply fails and stops the node with this cause.
+            ReplicatedStoreLog.SyncFailed(_logger, e, MemberId);
+        }
+    }
+
+    /// <summary>Leases (ReplicatedStore.Leases.cs): applies a lease command kind, setting <paramref name="result"/>; leaves it null for a kind that is not a lease's.</summary>
+    partial void ApplyLeaseCommand(MvccStore store, CommandKind kind, CommittedCommand command, ref ValueTask<object?>? result);
+
+    /// <summary>Hash check (ReplicatedStore.HashCheck.cs): applies a hash-check command kind, setting <paramref name="result"/>; leaves it null otherwise.</summary>
+    partial void ApplyHashCheckCommand(MvccStore store, CommandKind kind, CommittedCommand command, ref ValueTask<object?>? result);
+}

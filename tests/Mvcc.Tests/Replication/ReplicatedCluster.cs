@@ -1,0 +1,219 @@
+using System.Text;
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Consensus.Transport;
+using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.TestSupport;
+using EmbeddedRaft.TestSupport.IO;
+
+namespace EmbeddedRaft.Mvcc.Tests.Replication;
+
+/// <summary>
+/// Real <see cref="ReplicatedStore"/> members in one process: each with its own fault-injecting
+/// in-memory disk (so one member can crash alone), all on one <see cref="InProcessNetwork"/>,
+/// ticking every <see cref="TickInterval"/> of real time. Waits go through the members' own
+/// signals (leader changes, applied indexes), bounded by <see cref="Waits.Limit"/>.
+/// </summary>
+public sealed class ReplicatedCluster : IAsyncDisposable
+{
+    public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(10);
+
+    private readonly int _seed;
+    private readonly Func<ReplicatedStoreOptions, ReplicatedStoreOptions> _configure;
+
+    private ReplicatedCluster(int seed, Func<ReplicatedStoreOptions, ReplicatedStoreOptions>? configure)
+    {
+        _seed = seed;
+        _configure = configure ?? (o => o);
+        Network = new InProcessNetwork(new InProcessNetworkOptions { Seed = seed });
+        TestContext.Out.WriteLine($"ReplicatedCluster seed {seed}");
+    }
+
+    public InProcessNetwork Network { get; }
+
+    public Dictionary<ulong, FaultInjectingFileSystem> Disks { get; } = [];
+
+    public Dictionary<ulong, ReplicatedStore> Members { get; } = [];
+
+    public IReadOnlyList<MemberInfo> InitialMembers { get; private set; } = [];
+
+    public ReplicatedStore this[ulong id] => Members[id];
+
+    public static MemberInfo Member(ulong id, bool learner = false) =>
+        new(id, $"m{id}", [$"tcp://127.0.0.1:{2380 + (int)id}"], [$"http://127.0.0.1:{2379 + (10 * (int)id)}"], learner);
+
+    /// <summary>Starts members 1..size bootstrapped together and waits until they agree on a leader.</summary>
+    public static async Task<ReplicatedCluster> StartAsync(int size, int seed, Func<ReplicatedStoreOptions, ReplicatedStoreOptions>? configure = null)
+    {
+        var cluster = new ReplicatedCluster(seed, configure);
+        cluster.InitialMembers = Enumerable.Range(1, size).Select(i => Member((ulong)i)).ToArray();
+        foreach (var member in cluster.InitialMembers)
+        {
+            await cluster.StartMemberAsync(member.Id, cluster.InitialMembers);
+        }
+
+        await cluster.WaitForLeaderAsync();
+        return cluster;
+    }
+
+    public ReplicatedStoreOptions Options(ulong id, IReadOnlyList<MemberInfo>? initial) => _configure(new ReplicatedStoreOptions
+    {
+        MemberId = id,
+        DataDirectory = $"/member{id}",
+        InitialMembers = initial,
+        FileSystem = Disk(id),
+        Raft = new RaftNodeOptions
+        {
+            TickInterval = TickInterval,
+            Raft = new RaftOptions
+            {
+                ElectionTimeoutTicks = 20,
+                HeartbeatTimeoutTicks = 2,
+                PreVote = true,
+                CheckQuorum = true,
+                RandomSeed = (ulong)((_seed * 100) + (int)id),
+            },
+            ProposalTimeout = TimeSpan.FromSeconds(2),
+            ReadIndexTimeout = TimeSpan.FromSeconds(10),
+            ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
+        },
+    });
+
+    public FaultInjectingFileSystem Disk(ulong id)
+    {
+        if (!Disks.TryGetValue(id, out var disk))
+        {
+            disk = new FaultInjectingFileSystem((_seed * 1000) + (int)id);
+            Disks[id] = disk;
+        }
+
+        return disk;
+    }
+
+    /// <summary>Starts (or restarts) member <paramref name="id"/> from its disk.</summary>
+    public async Task<ReplicatedStore> StartMemberAsync(ulong id, IReadOnlyList<MemberInfo>? initial, Func<ReplicatedStoreOptions, ReplicatedStoreOptions>? configure = null)
+    {
+        var options = Options(id, initial);
+        if (configure is not null)
+        {
+            options = configure(options);
+        }
+
+        var store = await ReplicatedStore.StartAsync(options, Network.CreateTransport(id)).AsTask().WaitAsync(Waits.Limit);
+        Members[id] = store;
+        return store;
+    }
+
+    public async Task StopMemberAsync(ulong id)
+    {
+        await Members[id].DisposeAsync();
+        Members.Remove(id);
+    }
+
+    /// <summary>
+    /// Crashes member <paramref name="id"/>'s disk (every write not flushed may be lost or torn),
+    /// stops the member, and brings the disk back as a restarted machine would find it.
+    /// </summary>
+    public async Task CrashMemberAsync(ulong id)
+    {
+        var disk = Disks[id];
+        disk.Crash();
+        try
+        {
+            await Members[id].DisposeAsync();
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException or Storage.StorageFaultedException or AggregateException)
+        {
+            // The crashed disk refuses the final sync: that is the point.
+        }
+
+        Members.Remove(id);
+        disk.Restart();
+    }
+
+    /// <summary>Waits until every running member reports the same leader, one of them; returns its id.</summary>
+    public async Task<ulong> WaitForLeaderAsync()
+    {
+        var deadline = DateTime.UtcNow + Waits.Limit;
+        while (DateTime.UtcNow < deadline)
+        {
+            var members = Members.Values.ToArray();
+            var leaders = await Task.WhenAll(members.Select(KnownLeaderAsync)).WaitAsync(Waits.Limit);
+            if (leaders.Distinct().Count() == 1 && Members.ContainsKey(leaders[0]))
+            {
+                return leaders[0];
+            }
+
+            // Not settled yet: wait for the next change anywhere.
+            await Task.WhenAny(members.Select((m, i) => NextChangeAsync(m, leaders[i]))).WaitAsync(Waits.Limit);
+        }
+
+        Assert.Fail($"No leader all members agree on within {Waits.Limit}.");
+        return 0;
+    }
+
+    public ulong LeaderId() => Members.Values.Select(m => m.Status.LeaderId).First(l => l != 0);
+
+    public IEnumerable<ulong> FollowerIds()
+    {
+        ulong leader = LeaderId();
+        return Members.Keys.Where(id => id != leader).ToArray();
+    }
+
+    /// <summary>Waits until every running member has applied at least up to <paramref name="index"/>.</summary>
+    public async Task WaitForAppliedAsync(ulong index)
+    {
+        var deadline = DateTime.UtcNow + Waits.Limit;
+        while (Members.Values.Any(m => m.Status.RaftAppliedIndex < index))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Not every member applied index {index} within {Waits.Limit}: {string.Join(", ", Members.Values.Select(m => $"{m.MemberId}@{m.Status.RaftAppliedIndex}"))}.");
+            }
+
+            // Every member applies what the leader committed: a linearizable read on each returns once it has.
+            await Task.WhenAll(Members.Values.Select(m => m.RangeAsync(new RangeRequest { Key = Key("-") }).AsTask())).WaitAsync(Waits.Limit);
+        }
+    }
+
+    public static byte[] Key(string text) => Encoding.UTF8.GetBytes(text);
+
+    public static string Text(ReadOnlyMemory<byte> bytes) => Encoding.UTF8.GetString(bytes.Span);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var member in Members.Values)
+        {
+            await member.DisposeAsync();
+        }
+
+        Members.Clear();
+        Network.Dispose();
+    }
+
+    private static async Task<ulong> KnownLeaderAsync(ReplicatedStore member)
+    {
+        using var cts = new CancellationTokenSource(Waits.Limit);
+        await foreach (var change in member.LeaderChanges(cts.Token))
+        {
+            if (change.LeaderId != 0)
+            {
+                return change.LeaderId;
+            }
+        }
+
+        return 0;
+    }
+
+    private static async Task NextChangeAsync(ReplicatedStore member, ulong seen)
+    {
+        using var cts = new CancellationTokenSource(Waits.Limit);
+        await foreach (var change in member.LeaderChanges(cts.Token))
+        {
+            if (change.LeaderId != seen && change.LeaderId != 0)
+            {
+                return;
+            }
+        }
+    }
+}
