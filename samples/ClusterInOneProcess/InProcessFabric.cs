@@ -6,7 +6,8 @@ namespace EmbeddedRaft.Samples;
 /// <summary>
 /// Members in one process, connected by <see cref="InProcessNetwork"/>: messages are handed from
 /// one member to another in memory (the network can also drop, delay, duplicate and partition, for
-/// tests). The peer URLs are names only; nothing listens on a port.
+/// tests). The peer URLs are names only (a member's URL must have the form tcp://host:port, but
+/// the in-process network never resolves it): nothing listens on a port.
 /// </summary>
 internal sealed class InProcessFabric : IClusterFabric
 {
@@ -17,7 +18,7 @@ internal sealed class InProcessFabric : IClusterFabric
     public ulong ClusterId => 0; // derived by the stores from the initial members' ids
 
     public MemberInfo Describe(ulong id, string name, bool isLearner) =>
-        new(id, name, PeerUrls: [$"inproc://{name}"], ClientUrls: [], IsLearner: isLearner);
+        new(id, name, PeerUrls: [$"tcp://{name}:2380"], ClientUrls: [], IsLearner: isLearner);
 
     // A restarted member takes a new transport for the same id: the network binds it again.
     public IRaftTransport OpenTransport(ulong id, IReadOnlyList<MemberInfo> knownMembers) => _network.CreateTransport(id);

@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
@@ -115,7 +117,14 @@ internal sealed class ClusterStory(IClusterFabric fabric, SampleMode mode)
             return new StorySummary();
         }
 
-        _console.Info($"{leader} leads in term {leader!.RunningStore.Status.RaftTerm}, {electionMs:N0} ms after the kill; the writers carry on through the two survivors");
+        _console.Info($"{leader} leads in term {leader!.RunningStore.Status.RaftTerm}, {electionMs:N0} ms after the kill");
+
+        // Puts forwarded to the dead leader fail after the proposal timeout; the writers then go on.
+        long acknowledgedAtElection = _load.Acknowledged;
+        bool resumed = await StoryCluster.WaitUntilAsync(() => _load.Acknowledged >= acknowledgedAtElection + Writers, patience).ConfigureAwait(false);
+        _checks.Check("writes continue under the new leader", resumed,
+            $"{_load.Acknowledged - acknowledgedAtElection:N0} puts acknowledged after the election, {clock.ElapsedMilliseconds:N0} ms after the kill");
+        _console.Info($"the writers carry on through the two survivors ({_load.Acknowledged - acknowledgedAtElection:N0} puts since the election, {clock.ElapsedMilliseconds:N0} ms after the kill)");
         await Task.Delay(mode.WritePhase).ConfigureAwait(false);
 
         // 5. The old leader restarts from its directory: replays its WAL, then catches up from the leader.
@@ -195,29 +204,8 @@ internal sealed class ClusterStory(IClusterFabric fabric, SampleMode mode)
     /// </summary>
     private async Task<long> CheckAcknowledgedPutsAsync(StoryMember member)
     {
-        byte[] prefix = Utf8(WriteLoad.Prefix);
-        byte[] end = KeyRange.PrefixEnd(prefix);
-        var stored = new Dictionary<string, ReadOnlyMemory<byte>>(StringComparer.Ordinal);
-        byte[] from = prefix;
-        long revision = 0;
-        while (true)
-        {
-            // The first page is linearizable (now); the others read the same revision.
-            var page = await member.RunningStore.RangeAsync(new RangeRequest { Key = from, RangeEnd = end, Limit = 10_000, Revision = revision }).ConfigureAwait(false);
-            revision = page.Header.Revision;
-            foreach (var kv in page.Kvs)
-            {
-                stored[Encoding.UTF8.GetString(kv.Key.Span)] = kv.Value;
-            }
-
-            if (!page.More || page.Kvs.Count == 0)
-            {
-                break;
-            }
-
-            from = [.. page.Kvs[^1].Key.Span, 0]; // the next key after the last one read
-        }
-
+        var (revision, kvs) = await ReadPrefixAsync(member.RunningStore, ReadConsistency.Linearizable, revision: 0).ConfigureAwait(false);
+        var stored = kvs.ToDictionary(kv => Encoding.UTF8.GetString(kv.Key.Span), kv => kv.Value, StringComparer.Ordinal);
         long acknowledged = 0;
         var missing = new List<string>();
         foreach (var (key, value) in _load!.AcknowledgedPuts())
@@ -247,24 +235,75 @@ internal sealed class ClusterStory(IClusterFabric fabric, SampleMode mode)
         _console.Info($"{watcher.Member}'s watcher: {watcher.Events:N0} events delivered, {committed:N0} expected");
     }
 
-    /// <summary>Waits until every running member applied the same revision, then compares their hashes and alarms there.</summary>
+    /// <summary>
+    /// Waits until every running member applied the same revision, then reads each member's own
+    /// copy of the data at that revision (a serializable read: that member's store, no leader
+    /// involved) and compares digests of everything (keys, values, revisions, versions). Also checks
+    /// that no member raised an alarm.
+    /// </summary>
     private async Task CheckMembersAgreeAsync(StoryCluster cluster, TimeSpan patience)
     {
         var running = cluster.Running;
         long revision = running.Max(m => m.RunningStore.Status.Revision);
         bool level = await StoryCluster.WaitUntilAsync(() => running.All(m => m.Store?.Status.Revision >= revision), patience).ConfigureAwait(false);
-        var hashes = new List<(StoryMember Member, uint Hash)>();
+        var digests = new List<(StoryMember Member, string Digest)>();
         foreach (var member in running)
         {
-            var hash = await member.RunningStore.HashKVAsync(revision).ConfigureAwait(false);
-            hashes.Add((member, hash.Hash));
+            var (_, kvs) = await ReadPrefixAsync(member.RunningStore, ReadConsistency.Serializable, revision).ConfigureAwait(false);
+            digests.Add((member, Digest(kvs)));
         }
 
-        string detail = string.Join(", ", hashes.Select(h => $"{h.Member} {h.Hash:x8}"));
-        _checks.Check("every member holds the same data (HashKV at one revision)", level && hashes.Select(h => h.Hash).Distinct().Count() == 1, $"revision {revision:N0}: {detail}");
+        string detail = string.Join(", ", digests.Select(d => $"{d.Member} {d.Digest}"));
+        bool everyMember = running.Count == cluster.All.Count; // all four run by now
+        _checks.Check("every member holds the same data at one revision", everyMember && level && digests.Select(d => d.Digest).Distinct().Count() == 1, $"revision {revision:N0}: {detail}");
         var alarms = running.Where(m => m.RunningStore.Status.Alarms != StoreAlarms.None).Select(m => $"{m} {m.RunningStore.Status.Alarms}").ToList();
         _checks.Check("no member raised an alarm", alarms.Count == 0, alarms.Count == 0 ? "none" : string.Join(", ", alarms));
-        _console.Info($"hashes at revision {revision:N0}: {detail}");
+        _console.Info($"digests of each member's data at revision {revision:N0}: {detail}");
+    }
+
+    /// <summary>
+    /// Every key under the prefix, read in pages of 10,000 at one revision: <paramref name="revision"/>,
+    /// or (0) the revision the first page was read at.
+    /// </summary>
+    private static async Task<(long Revision, List<KeyValue> Kvs)> ReadPrefixAsync(ReplicatedStore store, ReadConsistency consistency, long revision)
+    {
+        byte[] prefix = Utf8(WriteLoad.Prefix);
+        byte[] end = KeyRange.PrefixEnd(prefix);
+        var kvs = new List<KeyValue>();
+        byte[] from = prefix;
+        while (true)
+        {
+            var page = await store.RangeAsync(new RangeRequest { Key = from, RangeEnd = end, Limit = 10_000, Revision = revision }, consistency).ConfigureAwait(false);
+            revision = page.Header.Revision;
+            kvs.AddRange(page.Kvs);
+            if (!page.More || page.Kvs.Count == 0)
+            {
+                return (revision, kvs);
+            }
+
+            from = [.. page.Kvs[^1].Key.Span, 0]; // the next key after the last one read
+        }
+    }
+
+    /// <summary>A SHA-256 digest (first 8 bytes, hex) of keys, values, revisions and versions, in key order.</summary>
+    private static string Digest(List<KeyValue> kvs)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> numbers = stackalloc byte[32];
+        foreach (var kv in kvs)
+        {
+            // Lengths first, so that no two different sequences of keys and values hash alike.
+            BinaryPrimitives.WriteInt32LittleEndian(numbers, kv.Key.Length);
+            BinaryPrimitives.WriteInt32LittleEndian(numbers[4..], kv.Value.Length);
+            BinaryPrimitives.WriteInt64LittleEndian(numbers[8..], kv.CreateRevision);
+            BinaryPrimitives.WriteInt64LittleEndian(numbers[16..], kv.ModRevision);
+            BinaryPrimitives.WriteInt64LittleEndian(numbers[24..], kv.Version);
+            hash.AppendData(numbers);
+            hash.AppendData(kv.Key.Span);
+            hash.AppendData(kv.Value.Span);
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset().AsSpan(0, 8));
     }
 
     /// <summary>Promotes a learner, retrying while the leader still finds it behind (as etcd refuses to promote a learner that is not in sync).</summary>

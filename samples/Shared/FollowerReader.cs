@@ -13,6 +13,7 @@ namespace EmbeddedRaft.Samples;
 internal sealed class FollowerReader(StoryCluster cluster, WriteLoad load)
 {
     private static readonly TimeSpan s_idleWait = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan s_callLimit = TimeSpan.FromSeconds(10);
     private long _linearizableReads;
     private long _staleLinearizableReads;
     private long _serializableReads;
@@ -55,15 +56,16 @@ internal sealed class FollowerReader(StoryCluster cluster, WriteLoad load)
             previous = put;
             try
             {
+                using var limit = new CancellationTokenSource(s_callLimit);
                 var request = new RangeRequest { Key = Encoding.UTF8.GetBytes(put.Key) };
-                var local = await follower.RunningStore.RangeAsync(request, ReadConsistency.Serializable, CancellationToken.None).ConfigureAwait(false);
+                var local = await follower.RunningStore.RangeAsync(request, ReadConsistency.Serializable, limit.Token).ConfigureAwait(false);
                 Interlocked.Increment(ref _serializableReads);
                 if (local.Kvs.Count == 0)
                 {
                     Interlocked.Increment(ref _staleSerializableReads);
                 }
 
-                var read = await follower.RunningStore.RangeAsync(request, ReadConsistency.Linearizable, CancellationToken.None).ConfigureAwait(false);
+                var read = await follower.RunningStore.RangeAsync(request, ReadConsistency.Linearizable, limit.Token).ConfigureAwait(false);
                 Interlocked.Increment(ref _linearizableReads);
                 if (read.Kvs.Count == 0 || read.Header.Revision < put.Revision)
                 {

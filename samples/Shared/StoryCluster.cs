@@ -11,13 +11,14 @@ namespace EmbeddedRaft.Samples;
 /// running and who leads. Every member's data lives under one root directory.
 /// </summary>
 /// <remarks>
-/// Define, start and stop are called by the story alone; <see cref="Running"/> and <see cref="All"/>
-/// are read by the writers, the reader and the progress line from other tasks, so they are arrays
-/// swapped whole, never changed in place.
+/// Define, start and stop are called by the story (several starts at once); <see cref="Running"/>
+/// and <see cref="All"/> are read by the writers, the reader and the progress line from other
+/// tasks, so they are arrays swapped whole under a lock, never changed in place.
 /// </remarks>
 internal sealed class StoryCluster(IClusterFabric fabric, string rootDirectory, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
     private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(25);
+    private readonly Lock _changing = new(); // serializes the swaps below (members start concurrently)
     private volatile StoryMember[] _members = [];
     private volatile StoryMember[] _running = [];
 
@@ -32,7 +33,11 @@ internal sealed class StoryCluster(IClusterFabric fabric, string rootDirectory, 
     {
         string name = $"member-{id}";
         var member = new StoryMember(fabric.Describe(id, name, isLearner), Path.Combine(rootDirectory, name));
-        _members = [.. _members.Append(member).OrderBy(m => m.Id)];
+        lock (_changing)
+        {
+            _members = [.. _members.Append(member).OrderBy(m => m.Id)];
+        }
+
         return member;
     }
 
@@ -56,19 +61,32 @@ internal sealed class StoryCluster(IClusterFabric fabric, string rootDirectory, 
                 Raft = new RaftOptions { PreVote = true, CheckQuorum = true },
                 // Snapshots often enough that the learner below is sent one instead of the whole log.
                 SnapshotEveryEntries = 5_000,
+                // A put or read forwarded to a leader that has just died is lost with it; the caller
+                // learns so only when this runs out (default 5 s; etcd waits 5 s plus two elections).
+                // 2 s lets the writers move on to the new leader quickly, while still well above the
+                // slowest put on a loaded machine.
+                ProposalTimeout = TimeSpan.FromSeconds(2),
+                ReadIndexTimeout = TimeSpan.FromSeconds(2),
             },
             HashCheckInterval = TimeSpan.FromSeconds(2),
             LoggerFactory = loggerFactory,
         };
         var transport = fabric.OpenTransport(member.Id, [.. _members.Select(m => m.Info)]);
         member.Store = await ReplicatedStore.StartAsync(options, transport).ConfigureAwait(false);
-        _running = [.. _running.Append(member).OrderBy(m => m.Id)];
+        lock (_changing)
+        {
+            _running = [.. _running.Append(member).OrderBy(m => m.Id)];
+        }
     }
 
     /// <summary>Stops a member: disposes its store (as a crash would, minus the lost page cache) and closes its transport.</summary>
     public async Task StopAsync(StoryMember member)
     {
-        _running = [.. _running.Where(m => m != member)];
+        lock (_changing)
+        {
+            _running = [.. _running.Where(m => m != member)];
+        }
+
         if (member.Store is { } store)
         {
             member.Store = null;
