@@ -19,4 +19,4 @@ catch (ArgumentException e)
     return 2;
 }
 
-return await new ClusterStory(new InProcessFabric(), mode).RunAsync();
+return await new ClusterStory(_ => new InProcessFabric(), mode).RunAsync();

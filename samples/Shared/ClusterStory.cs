@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace EmbeddedRaft.Samples;
@@ -14,10 +15,11 @@ namespace EmbeddedRaft.Samples;
 /// that linearizable reads on followers see each acknowledged put; the leader is killed and a new
 /// one elected; the old leader restarts from its directory and catches up; a learner joins and is
 /// promoted; then every acknowledged put is read back, the watcher's count is compared with what
-/// was committed, and the members' hashes are compared. Only the fabric (how members talk) differs
-/// between the samples.
+/// was committed, and the members' data is compared. Only the fabric (how members talk) differs
+/// between the samples: <paramref name="createFabric"/> makes it, given the logger factory the
+/// story shows warnings from.
 /// </summary>
-internal sealed class ClusterStory(IClusterFabric fabric, SampleMode mode)
+internal sealed class ClusterStory(Func<ILoggerFactory, IClusterFabric> createFabric, SampleMode mode)
 {
     private const int Writers = 32;
     private const int ValueSizeBytes = 256;
@@ -36,12 +38,13 @@ internal sealed class ClusterStory(IClusterFabric fabric, SampleMode mode)
         _console = StoryConsole.Create(mode);
         var root = Directory.CreateTempSubdirectory("embeddedraft-sample-");
         StorySummary? summary = null;
+        using var loggerFactory = new StoryLoggerFactory(_console);
+        var fabric = createFabric(loggerFactory);
         try
         {
-            using var loggerFactory = new StoryLoggerFactory(_console);
             await using var cluster = new StoryCluster(fabric, root.FullName, loggerFactory);
             _cluster = cluster;
-            summary = await _console.RunAsync(Progress, () => TellAsync(cluster)).ConfigureAwait(false);
+            summary = await _console.RunAsync(Progress, () => TellAsync(cluster, fabric)).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -58,7 +61,7 @@ internal sealed class ClusterStory(IClusterFabric fabric, SampleMode mode)
         return _checks.AllPassed ? 0 : 1;
     }
 
-    private async Task<StorySummary> TellAsync(StoryCluster cluster)
+    private async Task<StorySummary> TellAsync(StoryCluster cluster, IClusterFabric fabric)
     {
         var patience = mode.PatienceLimit;
 

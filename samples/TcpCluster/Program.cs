@@ -21,4 +21,4 @@ catch (ArgumentException e)
 }
 
 using var authority = ThrowawayCertificateAuthority.Create("EmbeddedRaft sample CA");
-return await new ClusterStory(new TlsTcpFabric(authority), mode).RunAsync();
+return await new ClusterStory(loggerFactory => new TlsTcpFabric(authority, loggerFactory), mode).RunAsync();

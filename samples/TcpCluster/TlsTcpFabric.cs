@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.Consensus.Transport.Tcp;
 using EmbeddedRaft.Mvcc.Replication;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Samples;
 
@@ -12,7 +13,8 @@ namespace EmbeddedRaft.Samples;
 /// to the members' first peer URLs. A restarted member listens on its old port again, since the
 /// other members know it by that address.
 /// </summary>
-internal sealed class TlsTcpFabric(ThrowawayCertificateAuthority authority) : IClusterFabric
+/// <remarks>Each transport logs through <paramref name="loggerFactory"/> (lost connections and reconnects are warnings).</remarks>
+internal sealed class TlsTcpFabric(ThrowawayCertificateAuthority authority, ILoggerFactory loggerFactory) : IClusterFabric
 {
     // Every member's TCP handshake carries the cluster id; a peer of another cluster is refused.
     private const ulong SampleClusterId = 0x5341_4D50_4C45_0001;
@@ -77,6 +79,7 @@ internal sealed class TlsTcpFabric(ThrowawayCertificateAuthority authority) : IC
             NodeId = id,
             ClusterId = SampleClusterId,
             ListenAddress = listenAddress,
+            Logger = loggerFactory.CreateLogger<TcpTransport>(),
             Tls = new TcpTransportTlsOptions
             {
                 ServerCertificate = () => certificate,
