@@ -27,6 +27,7 @@ internal sealed class ConfigurationWatchService(
     {
         string prefix = configuration["StoreConfiguration:Prefix"] ?? "config/";
         byte[] key = Encoding.UTF8.GetBytes(prefix);
+        // Retry and restart on any failure while the host runs; the reason is logged.
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -37,8 +38,10 @@ internal sealed class ConfigurationWatchService(
             {
                 return;
             }
-            catch (Exception e) when (e is RevisionCompactedException or EmbeddedRaft.Consensus.Host.NoLeaderException or TimeoutException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
+                // History compacted under the watch, no leader for the first read, ...: read
+                // everything again. (An exception escaping a BackgroundService would stop the host.)
                 SampleLog.ConfigurationWatchRestarts(logger, member.MemberName, e.Message);
                 await Task.Delay(s_retryDelay, stoppingToken).ConfigureAwait(false);
             }

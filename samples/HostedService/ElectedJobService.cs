@@ -66,8 +66,11 @@ internal sealed class ElectedJobService(
             {
                 return;
             }
-            catch (Exception e) when (e is NoLeaderException or ProposalDroppedException or TimeoutException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
+                // No leader for a moment, a lease that expired while we campaigned, ...: campaign
+                // again. (An exception escaping a BackgroundService would stop the whole host.)
+                SampleLog.CampaignFailed(logger, e, member.MemberName);
                 await Task.Delay(s_retryDelay, stoppingToken).ConfigureAwait(false);
             }
         }

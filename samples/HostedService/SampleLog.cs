@@ -20,6 +20,9 @@ internal static partial class SampleLog
     [LoggerMessage(Level = LogLevel.Information, Message = "{Member} won the election for the report job (revision {Revision})")]
     public static partial void ElectionWon(ILogger logger, string member, long revision);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Member}: campaigning for the report job failed; trying again")]
+    public static partial void CampaignFailed(ILogger logger, Exception exception, string member);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "{Member} no longer runs the report job")]
     public static partial void JobLeft(ILogger logger, string member);
 
