@@ -118,7 +118,13 @@ public sealed record ReplicatedStoreOptions
         init => field = value ?? throw new ArgumentNullException(nameof(Raft));
     } = RaftNodeOptions.Default;
 
-    /// <summary>Tuning of the store (limits, batch sizes, leases, watches). Its durability is forced to <see cref="MvccDurability.NoSync"/>. Default <see cref="MvccStoreOptions.Default"/>.</summary>
+    /// <summary>
+    /// Tuning of the store (limits, batch sizes, leases, watches). Its durability is forced to
+    /// <see cref="MvccDurability.NoSync"/>. Keep <see cref="MvccStoreOptions.MaxRequestBytes"/> and
+    /// <see cref="MvccStoreOptions.MaxTxnOps"/> equal on every member: each member checks them again
+    /// when it applies a command, so a member with smaller limits would refuse what the others apply.
+    /// Default <see cref="MvccStoreOptions.Default"/>.
+    /// </summary>
     /// <exception cref="ArgumentNullException">Set to null (ParamName "Store").</exception>
     public MvccStoreOptions Store
     {

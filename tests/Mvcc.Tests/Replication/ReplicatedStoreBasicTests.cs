@@ -60,4 +60,62 @@ public sealed class ReplicatedStoreBasicTests
         var status = follower.Status;
         Assert.That(status.Revision, Is.EqualTo(2), "the refused writes made no revision");
     }
+
+    [Test]
+    public async Task StatusReportsTheLeaderIndexesRevisionAndSizeOfEachMember()
+    {
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: 1703);
+        var put = await cluster[2].PutAsync(new PutRequest { Key = Key("s"), Value = Key("1") }).AsTask().WaitAsync(Waits.Limit);
+        await cluster.WaitForAppliedAsync(cluster[2].Status.RaftAppliedIndex);
+        ulong leader = cluster.LeaderId();
+        foreach (var (id, member) in cluster.Members)
+        {
+            var status = member.Status;
+            Assert.That(status.MemberId, Is.EqualTo(id));
+            Assert.That(status.ClusterId, Is.EqualTo(cluster[1].ClusterId));
+            Assert.That(status.LeaderId, Is.EqualTo(leader));
+            Assert.That(status.RaftTerm, Is.Not.Zero);
+            Assert.That(status.RaftAppliedIndex, Is.GreaterThan(0UL).And.LessThanOrEqualTo(status.RaftIndex));
+            Assert.That(status.Revision, Is.EqualTo(put.Header.Revision));
+            Assert.That(status.CompactRevision, Is.EqualTo(-1));
+            Assert.That(status.DbSizeBytes, Is.GreaterThan(0));
+            Assert.That(status.IsLearner, Is.False);
+            Assert.That(status.Alarms, Is.EqualTo(StoreAlarms.None));
+            Assert.That(status.StoppedCause, Is.Null);
+        }
+    }
+
+    [Test]
+    public async Task ACommandOfAnUnknownKindStopsEveryMemberInsteadOfBeingSkipped()
+    {
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: 1704);
+        await cluster[1].PutAsync(new PutRequest { Key = Key("before"), Value = Key("1") }).AsTask().WaitAsync(Waits.Limit);
+
+        // As a newer version's command would arrive: a kind this version does not know.
+        Assert.CatchAsync(async () => await cluster[1].Node.ProposeAsync(new byte[] { 0xEE, 1, 2 }).AsTask().WaitAsync(Waits.Limit));
+        foreach (var (id, member) in cluster.Members)
+        {
+            var cause = await StoppedCauseAsync(member);
+            Assert.That(cause, Is.InstanceOf<InvalidDataException>(), $"member {id}");
+            Assert.That(cause!.Message, Does.Contain("kind 238"), $"member {id}");
+            Assert.ThrowsAsync<Consensus.Host.NodeStoppedException>(async () => await member.PutAsync(new PutRequest { Key = Key("after"), Value = Key("2") }));
+            Assert.That(member.Status.Revision, Is.EqualTo(2), $"member {id}: nothing after the bad command was applied");
+        }
+    }
+
+    private static async Task<Exception?> StoppedCauseAsync(Mvcc.Replication.ReplicatedStore member)
+    {
+        // The leader-change stream ends with NodeStoppedException when the node fails.
+        try
+        {
+            await foreach (var unused in member.LeaderChanges().WithCancellation(new CancellationTokenSource(Waits.Limit).Token))
+            {
+            }
+        }
+        catch (Consensus.Host.NodeStoppedException)
+        {
+        }
+
+        return member.Status.StoppedCause;
+    }
 }
