@@ -34,11 +34,11 @@ internal sealed class ConfigurationWatchService(
             {
                 await FollowAsync(member.Store, prefix, key, stoppingToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                return; // the host is stopping
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            catch (Exception e)
             {
                 // History compacted under the watch, no leader for the first read, ...: read
                 // everything again. (An exception escaping a BackgroundService would stop the host.)

@@ -47,7 +47,7 @@ internal sealed class ElectedJobService(
             try
             {
                 await using var leadership = await LeaseLock.AcquireAsync(member.Store, settings.Key, member.MemberName, settings.LeaseTtlSeconds, logger, stoppingToken).ConfigureAwait(false);
-                SampleLog.ElectionWon(logger, member.MemberName, leadership.Revision);
+                SampleLog.ElectionWon(logger, member.MemberName, leadership.Revision, leadership.LeaseId);
                 metrics.ElectionWon(member.MemberName);
                 _leadership = leadership;
                 try
@@ -62,13 +62,18 @@ internal sealed class ElectedJobService(
                 // Leaving the using block resigns: the lease is revoked and the key deleted.
                 SampleLog.JobLeft(logger, member.MemberName);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                return; // the host is stopping: whatever failed no longer matters
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            catch (NoLeaderException)
             {
-                // No leader for a moment, a lease that expired while we campaigned, ...: campaign
+                // Not yet (or no longer) a leader in the cluster: campaign once there is one.
+                await Task.Delay(s_retryDelay, stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // A proposal dropped in a leader change, a lease that expired while we campaigned: campaign
                 // again. (An exception escaping a BackgroundService would stop the whole host.)
                 SampleLog.CampaignFailed(logger, e, member.MemberName);
                 await Task.Delay(s_retryDelay, stoppingToken).ConfigureAwait(false);

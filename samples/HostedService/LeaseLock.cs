@@ -43,6 +43,7 @@ internal static class LeaseLock
                 if (attempt.Succeeded)
                 {
                     handle.Acquired(attempt.Header.Revision);
+                    SampleLog.LockAcquired(logger, owner, key, attempt.Header.Revision, lease.Id);
                     return handle;
                 }
 

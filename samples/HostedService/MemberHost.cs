@@ -1,8 +1,11 @@
 using EmbeddedRaft.Consensus.Transport;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
@@ -47,7 +50,7 @@ internal static class MemberHost
         builder.Configuration.Sources.Add(storeConfiguration);
 
         var services = builder.Services;
-        services.Configure<ReplicatedStoreOptions>(builder.Configuration.GetSection("Member"));
+        services.AddSingleton(Options.Create(BindMemberOptions(builder.Configuration.GetSection("Member"))));
         services.Configure<ElectionSettings>(builder.Configuration.GetSection("Election"));
         services.Configure<ReportSettings>(builder.Configuration.GetSection("Report"));
         services.AddSingleton(transport);
@@ -67,7 +70,7 @@ internal static class MemberHost
             .ConfigureResource(resource => resource.AddService("embeddedraft-hosted-sample", serviceInstanceId: $"member-{memberId}"))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(RaftNodeMetricsMeterName, StorageMeterName, DemoMetrics.MeterName);
+                metrics.AddMeter(RaftNodeMetricsMeterName, StorageMeterName, ReplicatedStoreMeterName, DemoMetrics.MeterName);
                 if (telemetry.GetValue<bool>("ConsoleExporter"))
                 {
                     metrics.AddConsoleExporter((_, reader) =>
@@ -78,7 +81,22 @@ internal static class MemberHost
         return builder.Build();
     }
 
-    // The library's meters: the Raft node's and the transport's, and the durable log's.
+    /// <summary>
+    /// The section <c>Member</c> as <see cref="ReplicatedStoreOptions"/>, bound onto fresh nested
+    /// options: the configuration binder binds into a nested value in place, and the defaults of
+    /// <see cref="ReplicatedStoreOptions.Raft"/> and <see cref="ReplicatedStoreOptions.Store"/> are
+    /// shared instances (binding into them would change them for every member in the process).
+    /// </summary>
+    private static ReplicatedStoreOptions BindMemberOptions(IConfiguration section)
+    {
+        var options = new ReplicatedStoreOptions { Raft = new RaftNodeOptions(), Store = new MvccStoreOptions() };
+        section.Bind(options);
+        return options;
+    }
+
+    // The library's meters: the Raft node's and the transport's, the durable log's, and the
+    // replicated store's (hash checks, alarms, lease expiry).
     private const string RaftNodeMetricsMeterName = "EmbeddedRaft.Consensus";
     private const string StorageMeterName = EmbeddedRaft.Consensus.Log.DurableRaftLog.MeterName;
+    private const string ReplicatedStoreMeterName = "EmbeddedRaft.Mvcc.Replication";
 }

@@ -151,9 +151,11 @@ catch (Exception e)
 finally
 {
     Step("5. The hosts stop (member 1's host prints its metrics as it stops, if it still runs)");
+    // All at once: stopped one by one, the last members would lose their quorum before their
+    // job could resign (revoking a lease is a write), and wait for it in vain.
+    await Task.WhenAll(hosts.Values.Select(host => host.StopAsync()));
     foreach (var host in hosts.Values)
     {
-        await host.StopAsync();
         host.Dispose();
     }
 
@@ -206,7 +208,9 @@ static async Task<(int Reports, List<string> Violations)> CheckJobHistoryAsync(R
     long now = (await store.RangeAsync(new RangeRequest { Key = Utf8(ElectedJobService.LastRunKey), CountOnly = true })).Header.Revision;
     var violations = new List<string>();
     int reports = 0;
-    string? holder = null;
+    // Who held the election at the start (it may have been won before): read at that revision.
+    var atStart = await store.RangeAsync(new RangeRequest { Key = Utf8("election/"), RangeEnd = KeyRange.PrefixEnd(Utf8("election/")), Revision = fromRevision });
+    string? holder = atStart.Kvs.Count == 0 ? null : Encoding.UTF8.GetString(atStart.Kvs[0].Value.Span);
     using var stop = new CancellationTokenSource();
     // One watch over [election/, jobs/ + 1): both keys, in revision order.
     var watch = new WatchRequest { Key = Utf8("election/"), RangeEnd = KeyRange.PrefixEnd(Utf8("jobs/")), StartRevision = fromRevision + 1 };

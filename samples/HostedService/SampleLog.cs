@@ -17,8 +17,8 @@ internal static partial class SampleLog
     [LoggerMessage(Level = LogLevel.Information, Message = "{Member}: the configuration watch restarts ({Reason})")]
     public static partial void ConfigurationWatchRestarts(ILogger logger, string member, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Member} won the election for the report job (revision {Revision})")]
-    public static partial void ElectionWon(ILogger logger, string member, long revision);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Member} won the election for the report job (revision {Revision}, lease {LeaseId:x})")]
+    public static partial void ElectionWon(ILogger logger, string member, long revision, long leaseId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Member}: campaigning for the report job failed; trying again")]
     public static partial void CampaignFailed(ILogger logger, Exception exception, string member);
@@ -28,6 +28,9 @@ internal static partial class SampleLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Member}: the report job is fenced off (its election key is gone)")]
     public static partial void JobFenced(ILogger logger, string member);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Owner} holds {Key} (revision {Revision}, lease {LeaseId:x})")]
+    public static partial void LockAcquired(ILogger logger, string owner, string key, long revision, long leaseId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Owner} waits for {Key}, held by {Holder}")]
     public static partial void LockWaiting(ILogger logger, string owner, string key, string holder);

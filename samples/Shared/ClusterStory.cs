@@ -241,24 +241,27 @@ internal sealed class ClusterStory(Func<ILoggerFactory, IClusterFabric> createFa
     /// <summary>
     /// Waits until every running member applied the same revision, then reads each member's own
     /// copy of the data at that revision (a serializable read: that member's store, no leader
-    /// involved) and compares digests of everything (keys, values, revisions, versions). Also checks
-    /// that no member raised an alarm.
+    /// involved) and compares digests of everything (keys, values, revisions, versions), and the
+    /// members' own <c>HashKV</c> at that revision. Also checks that no member raised an alarm
+    /// (the stores compare hashes among themselves every <c>HashCheckInterval</c>).
     /// </summary>
     private async Task CheckMembersAgreeAsync(StoryCluster cluster, TimeSpan patience)
     {
         var running = cluster.Running;
         long revision = running.Max(m => m.RunningStore.Status.Revision);
         bool level = await StoryCluster.WaitUntilAsync(() => running.All(m => m.Store?.Status.Revision >= revision), patience).ConfigureAwait(false);
-        var digests = new List<(StoryMember Member, string Digest)>();
+        var digests = new List<(StoryMember Member, string Digest, uint HashKV)>();
         foreach (var member in running)
         {
             var (_, kvs) = await ReadPrefixAsync(member.RunningStore, ReadConsistency.Serializable, revision).ConfigureAwait(false);
-            digests.Add((member, Digest(kvs)));
+            var hashKv = await member.RunningStore.HashKVAsync(revision).ConfigureAwait(false); // the store's own hash (etcd's HashKV)
+            digests.Add((member, Digest(kvs), hashKv.Hash));
         }
 
-        string detail = string.Join(", ", digests.Select(d => $"{d.Member} {d.Digest}"));
+        string detail = string.Join(", ", digests.Select(d => $"{d.Member} {d.Digest} (HashKV {d.HashKV:x8})"));
         bool everyMember = running.Count == cluster.All.Count; // all four run by now
-        _checks.Check("every member holds the same data at one revision", everyMember && level && digests.Select(d => d.Digest).Distinct().Count() == 1, $"revision {revision:N0}: {detail}");
+        bool equal = digests.Select(d => d.Digest).Distinct().Count() == 1 && digests.Select(d => d.HashKV).Distinct().Count() == 1;
+        _checks.Check("every member holds the same data at one revision", everyMember && level && equal, $"revision {revision:N0}: {detail}");
         var alarms = running.Where(m => m.RunningStore.Status.Alarms != StoreAlarms.None).Select(m => $"{m} {m.RunningStore.Status.Alarms}").ToList();
         _checks.Check("no member raised an alarm", alarms.Count == 0, alarms.Count == 0 ? "none" : string.Join(", ", alarms));
         _console.Info($"digests of each member's data at revision {revision:N0}: {detail}");
