@@ -68,7 +68,7 @@ try
     var titles = new Dictionary<ulong, string>();
     foreach (var (id, host) in hosts)
     {
-        Console.WriteLine($"   member-{id} starts with Title = '{Monitor(host).CurrentValue.Title}' (from appsettings.json)");
+        Console.WriteLine($"   member-{id} starts with Title = '{Monitor(host).CurrentValue.Title}' (appsettings.json, or the environment: Report__Title)");
         Monitor(host).OnChange(settings => { lock (titles) { titles[id] = settings.Title; } });
     }
 
