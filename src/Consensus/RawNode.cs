@@ -33,10 +33,12 @@ namespace EmbeddedRaft.Consensus;
 public sealed class RawNode
 {
     private readonly RaftCore _core;
-    private readonly List<Message> _stepsOnAdvance = [];
+
+    // Readies handed out and not yet advanced, oldest first (at most MaxOutstandingReadies).
+    private readonly Queue<PendingReady> _outstanding = new();
     private SoftState _previousSoftState;
     private HardState _previousHardState;
-    private PendingReady? _pending;
+    private int _maxOutstandingReadies = 1;
 
     /// <summary>
     /// Creates a node over <paramref name="storage"/>, resuming from its hard state, configuration
@@ -204,7 +206,7 @@ public sealed class RawNode
     /// </summary>
     public bool HasReady()
     {
-        if (_pending is not null)
+        if (!CanHandOutReady())
         {
             return false;
         }
@@ -214,7 +216,7 @@ public sealed class RawNode
         return _core.SoftState != _previousSoftState
             || (!hard.IsEmpty && hard != _previousHardState)
             || log.HasPendingSnapshot
-            || log.Unstable.Count > 0
+            || (_outstanding.Count == 0 ? log.Unstable.Count > 0 : log.Unstable.HasEntriesNotInProgress)
             || _core.Messages.Count > 0
             || _core.MessagesAfterAppend.Count > 0
             || _core.ReadStates.Count > 0
@@ -230,28 +232,42 @@ public sealed class RawNode
     /// <exception cref="InvalidOperationException">The previous Ready has not been advanced.</exception>
     public Ready GetReady()
     {
-        if (_pending is not null)
+        if (!CanHandOutReady())
         {
-            throw new InvalidOperationException("The previous Ready has not been advanced; call Advance first.");
+            throw new InvalidOperationException(_maxOutstandingReadies == 1 || _outstanding.Count >= _maxOutstandingReadies
+                ? "The previous Ready has not been advanced; call Advance first."
+                : "A snapshot is pending or being persisted: no Ready is handed out beside it; call Advance first.");
         }
 
         var log = _core.Log;
         var soft = _core.SoftState;
         var hard = _core.HardState;
-        var entries = log.Unstable.Entries;
+
+        // With nothing outstanding every unstable entry goes out (some may have been written by a
+        // Ready whose stable mark a truncation voided: writing them again is harmless); otherwise
+        // only those no outstanding Ready carries.
+        var entries = _outstanding.Count == 0 ? log.Unstable.Entries : log.Unstable.EntriesNotInProgress;
+        log.Unstable.AcceptInProgress();
         var snapshot = log.Unstable.Snapshot;
         var committed = log.NextCommittedEntries();
+        if (!committed.IsEmpty)
+        {
+            log.AcceptApplying(committed.Span[^1].Index);
+        }
+
         _core.OnCommittedEntriesHandedOut(committed.Span);
 
         var messages = _core.Messages.Count == 0 ? [] : _core.Messages.ToArray();
         _core.Messages.Clear();
         var afterPersist = new List<Message>(_core.MessagesAfterAppend.Count);
+        List<Message>? stepsOnAdvance = null;
         foreach (var m in _core.MessagesAfterAppend)
         {
             if (m.To == Id)
             {
-                // Our own acknowledgements and votes: they take effect once persisted, on Advance.
-                _stepsOnAdvance.Add(m);
+                // Our own acknowledgements and votes: they take effect once persisted, on this
+                // Ready's Advance.
+                (stepsOnAdvance ??= []).Add(m);
             }
             else
             {
@@ -291,12 +307,61 @@ public sealed class RawNode
         }
 
         var last = entries.IsEmpty ? default : entries.Span[^1];
-        _pending = new PendingReady(
+        _outstanding.Enqueue(new PendingReady(
             entries.IsEmpty ? 0 : last.Index,
             last.Term,
             snapshot,
-            committed);
+            committed,
+            stepsOnAdvance));
         return ready;
+    }
+
+    /// <summary>
+    /// How many Readies may be outstanding at once (etcd-io/raft's asynchronous storage writes):
+    /// 1, the default, is the contract of <see cref="GetReady"/>; above 1 a host may take the next
+    /// Ready while earlier ones are still being persisted and applied, provided it persists them in
+    /// the order it got them (a later one may overwrite an earlier one's entries), sends each one's
+    /// <see cref="Ready.MessagesAfterPersist"/> only once it and every earlier one are durable,
+    /// applies committed entries in order only once this node holds them durably, and calls
+    /// <see cref="Advance"/> once per Ready, oldest first. A Ready carrying a snapshot is never
+    /// outstanding beside another one: while one is outstanding, or a snapshot is pending, no
+    /// further Ready is handed out.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Below 1.</exception>
+    internal int MaxOutstandingReadies
+    {
+        get => _maxOutstandingReadies;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxOutstandingReadies));
+            _maxOutstandingReadies = value;
+        }
+    }
+
+    /// <summary>How many Readies are handed out and not yet advanced.</summary>
+    internal int OutstandingReadies => _outstanding.Count;
+
+    private bool CanHandOutReady()
+    {
+        if (_outstanding.Count == 0)
+        {
+            return true;
+        }
+
+        if (_outstanding.Count >= _maxOutstandingReadies || _core.Log.HasPendingSnapshot)
+        {
+            return false;
+        }
+
+        foreach (var pending in _outstanding)
+        {
+            if (pending.Snapshot is not null)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -332,9 +397,13 @@ public sealed class RawNode
     /// <exception cref="InvariantViolationException">A configuration change of the Ready was not applied with <see cref="ApplyConfChange"/>.</exception>
     public void Advance()
     {
-        var pending = _pending ?? throw new InvalidOperationException("Advance called without an outstanding Ready.");
-        _core.CheckConfChangesApplied();
-        _pending = null;
+        if (!_outstanding.TryPeek(out var pending))
+        {
+            throw new InvalidOperationException("Advance called without an outstanding Ready.");
+        }
+
+        _core.CheckConfChangesApplied(pending.Committed.IsEmpty ? 0 : pending.Committed.Span[^1].Index);
+        _outstanding.Dequeue();
         var log = _core.Log;
         if (pending.Snapshot is { } snapshotMetadata)
         {
@@ -354,23 +423,19 @@ public sealed class RawNode
             _core.OnApplied();
         }
 
-        // Cleared even if a step throws (e.g. a storage failure): the messages belong to this
-        // Ready and must never be stepped again on a later Advance.
-        try
+        // The Ready is dequeued before stepping, so even if a step throws (e.g. a storage failure)
+        // its messages are never stepped again on a later Advance.
+        if (pending.StepsOnAdvance is { } steps)
         {
-            foreach (var m in _stepsOnAdvance)
+            foreach (var m in steps)
             {
                 _core.Step(m);
             }
-        }
-        finally
-        {
-            _stepsOnAdvance.Clear();
         }
     }
 
     /// <summary>A snapshot of the node's state, including replication progress when it leads.</summary>
     public RaftStatus GetStatus() => _core.GetStatus();
 
-    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, SnapshotMetadata? Snapshot, ReadOnlyMemory<Entry> Committed);
+    private sealed record PendingReady(ulong LastEntryIndex, ulong LastEntryTerm, SnapshotMetadata? Snapshot, ReadOnlyMemory<Entry> Committed, List<Message>? StepsOnAdvance);
 }

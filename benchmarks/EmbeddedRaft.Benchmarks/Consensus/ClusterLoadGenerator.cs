@@ -16,7 +16,9 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp]</c> (the transport of the RaftNode cluster; DotNext always runs over its TCP transport)
+/// [--transport inprocess|tcp] [--readies-in-flight 1,8]</c> (the transport of the RaftNode cluster,
+/// DotNext always runs over its TCP transport; each value of <c>--readies-in-flight</c> runs the
+/// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight)
 /// </remarks>
 internal static class ClusterLoadGenerator
 {
@@ -35,13 +37,18 @@ internal static class ClusterLoadGenerator
             Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (string system in settings.Systems)
             {
+                int?[] depths = system == "raftnode" && settings.ReadiesInFlight is { } d ? [.. d.Select(v => (int?)v)] : [null];
                 foreach (int inFlight in settings.InFlight)
                 {
-                    string directory = Path.Combine(root, $"{system}-{inFlight}");
-                    Directory.CreateDirectory(directory);
-                    await using var cluster = await StartAsync(system, directory, settings.Transport == "tcp");
-                    var result = await RunOneAsync(cluster, inFlight, settings);
-                    Console.WriteLine(result.ToMarkdownRow(cluster.Name, inFlight));
+                    foreach (int? depth in depths)
+                    {
+                        string directory = Path.Combine(root, $"{system}-{inFlight}-{depth}");
+                        Directory.CreateDirectory(directory);
+                        await using var cluster = await StartAsync(system, directory, settings.Transport == "tcp", depth);
+                        var result = await RunOneAsync(cluster, inFlight, settings);
+                        string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
+                        Console.WriteLine(result.ToMarkdownRow(name, inFlight));
+                    }
                 }
             }
 
@@ -53,9 +60,9 @@ internal static class ClusterLoadGenerator
         }
     }
 
-    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp) => system switch
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, int? readiesInFlight) => system switch
     {
-        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp),
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight),
         "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
@@ -175,7 +182,7 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string Transport = "inprocess")
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string Transport = "inprocess", int[]? ReadiesInFlight = null)
     {
         public static Settings Parse(string[] args)
         {
@@ -189,6 +196,7 @@ internal static class ClusterLoadGenerator
                     "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    "--readies-in-flight" => settings with { ReadiesInFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--transport" => value is "tcp" or "inprocess" ? settings with { Transport = value } : throw new ArgumentException($"Unknown transport '{value}': tcp or inprocess."),
                     _ => throw new ArgumentException($"Unknown option {args[i]}."),
                 };

@@ -42,7 +42,8 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
 
     public long? Fsyncs => Interlocked.Read(ref _fsyncs[0]);
 
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false)
+    /// <param name="readiesInFlight">The nodes' <see cref="RaftNodeOptions.MaxReadiesInFlight"/> (null: the default), for A/B runs of the write pipeline.</param>
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null)
     {
         var listener = new MeterListener();
         var fsyncs = new long[1];
@@ -79,6 +80,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                     PreVote = true,
                     CheckQuorum = true,
                 },
+                MaxReadiesInFlight = readiesInFlight ?? RaftNodeOptions.DefaultMaxReadiesInFlight,
             };
             nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]), cancellationToken);
         }

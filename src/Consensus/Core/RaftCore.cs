@@ -1322,12 +1322,13 @@ internal sealed class RaftCore
 
     /// <summary>
     /// On <see cref="RawNode.Advance"/>: the host must have applied every configuration change the
-    /// Ready handed out (each changes who votes; skipping one would leave this node with a
-    /// configuration no other node has).
+    /// Ready handed out, up to its last committed entry <paramref name="committedUpTo"/> (each
+    /// changes who votes; skipping one would leave this node with a configuration no other node
+    /// has). Changes of later outstanding Readies may still wait.
     /// </summary>
-    public void CheckConfChangesApplied()
+    public void CheckConfChangesApplied(ulong committedUpTo)
     {
-        if (_confChangesHandedOut.TryPeek(out var left))
+        if (_confChangesHandedOut.TryPeek(out var left) && left.Index <= committedUpTo)
         {
             throw new InvariantViolationException(
                 $"Node {Id}: Advance called before ApplyConfChange for the committed configuration change at index {left.Index}.");

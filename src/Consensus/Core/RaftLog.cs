@@ -5,7 +5,9 @@ namespace EmbeddedRaft.Consensus.Core;
 /// <summary>
 /// The node's whole log: stable entries read through <see cref="IRaftStorage"/>, followed by
 /// the <see cref="UnstableLog"/>. Tracks the commit and applied indexes.
-/// Invariants: <c>Applied &lt;= Committed &lt;= LastIndex</c>; committed entries never change.
+/// Invariants: <c>Applied &lt;= Applying &lt;= Committed &lt;= LastIndex</c> (Applying is the last
+/// committed index handed out in a Ready, above Applied while that Ready is outstanding); committed
+/// entries never change.
 /// </summary>
 internal sealed class RaftLog
 {
@@ -32,6 +34,7 @@ internal sealed class RaftLog
 
         Committed = start;
         Applied = start;
+        Applying = start;
     }
 
     // The storage's snapshot index, or 0 while one is being produced (then FirstIndex - 1 rules).
@@ -54,6 +57,13 @@ internal sealed class RaftLog
 
     /// <summary>The highest index the application has applied.</summary>
     public ulong Applied { get; private set; }
+
+    /// <summary>
+    /// The highest committed index handed to the host for applying (etcd-io/raft's
+    /// <c>applying</c>): above <see cref="Applied"/> while Readies that carry committed entries are
+    /// outstanding. The next Ready's committed entries start after it.
+    /// </summary>
+    public ulong Applying { get; private set; }
 
     /// <summary>The most committed-entry bytes one <see cref="Ready"/> hands out.</summary>
     public ulong MaxApplyingBytes { get; }
@@ -308,7 +318,7 @@ internal sealed class RaftLog
             return default;
         }
 
-        var low = Math.Max(Applied + 1, FirstIndex());
+        var low = Math.Max(Applying + 1, FirstIndex());
         var high = Committed + 1;
         if (low >= high)
         {
@@ -317,13 +327,24 @@ internal sealed class RaftLog
 
         if (!TrySlice(low, high, MaxApplyingBytes, out var entries))
         {
-            throw new InvariantViolationException($"Committed entries from {low} were compacted before being applied (applied {Applied}).");
+            throw new InvariantViolationException($"Committed entries from {low} were compacted before being applied (applied {Applied}, applying {Applying}).");
         }
 
         return entries;
     }
 
-    public bool HasNextCommittedEntries => !HasPendingSnapshot && Committed > Math.Max(Applied, FirstIndex() - 1);
+    public bool HasNextCommittedEntries => !HasPendingSnapshot && Committed > Math.Max(Applying, FirstIndex() - 1);
+
+    /// <summary>Committed entries up to <paramref name="index"/> were handed out in a Ready.</summary>
+    public void AcceptApplying(ulong index)
+    {
+        if (index < Applying || index > Committed)
+        {
+            throw new InvariantViolationException($"Applying index {index} is outside [{Applying}, {Committed}].");
+        }
+
+        Applying = index;
+    }
 
     public void CommitTo(ulong index)
     {
@@ -352,6 +373,7 @@ internal sealed class RaftLog
         }
 
         Applied = index;
+        Applying = Math.Max(Applying, index);
     }
 
     /// <summary>
@@ -386,5 +408,7 @@ internal sealed class RaftLog
             // The snapshot is the application's state up to its index.
             Applied = index;
         }
+
+        Applying = Math.Max(Applying, Applied);
     }
 }

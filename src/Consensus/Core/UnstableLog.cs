@@ -9,7 +9,8 @@ namespace EmbeddedRaft.Consensus.Core;
 /// </summary>
 /// <remarks>
 /// Invariant: entry <c>i</c> (for <c>0 &lt;= i &lt; Count</c>) has index <c>Offset + i</c>; if a
-/// snapshot is pending, <c>Offset == snapshot.Index + 1</c> or later.
+/// snapshot is pending, <c>Offset == snapshot.Index + 1</c> or later;
+/// <c>Offset &lt;= OffsetInProgress &lt;= Offset + Count</c>.
 /// Array slots are written once: slices handed out in messages and Readies stay valid forever,
 /// because truncation copies into a new array and appends only write past the end.
 /// </remarks>
@@ -18,10 +19,21 @@ internal sealed class UnstableLog
     private Entry[] _buffer = new Entry[64];
     private int _start;
 
-    public UnstableLog(ulong offset) => Offset = offset;
+    public UnstableLog(ulong offset)
+    {
+        Offset = offset;
+        OffsetInProgress = offset;
+    }
 
     /// <summary>The index of the first unstable entry.</summary>
     public ulong Offset { get; private set; }
+
+    /// <summary>
+    /// The index of the first unstable entry not yet handed to the host in a Ready: those before it
+    /// are being written (etcd-io/raft's <c>offsetInProgress</c>). A Ready handed out while an
+    /// earlier one is still being persisted carries only the entries from here on.
+    /// </summary>
+    public ulong OffsetInProgress { get; private set; }
 
     public int Count { get; private set; }
 
@@ -29,6 +41,22 @@ internal sealed class UnstableLog
     public SnapshotMetadata? Snapshot { get; private set; }
 
     public ReadOnlyMemory<Entry> Entries => new(_buffer, _start, Count);
+
+    /// <summary>The unstable entries not handed out yet: from <see cref="OffsetInProgress"/> on.</summary>
+    public ReadOnlyMemory<Entry> EntriesNotInProgress
+    {
+        get
+        {
+            var skip = (int)(OffsetInProgress - Offset);
+            return new(_buffer, _start + skip, Count - skip);
+        }
+    }
+
+    /// <summary>Whether some unstable entry has not been handed out yet.</summary>
+    public bool HasEntriesNotInProgress => OffsetInProgress < Offset + (ulong)Count;
+
+    /// <summary>Every unstable entry is now in a Ready the host is persisting.</summary>
+    public void AcceptInProgress() => OffsetInProgress = Offset + (ulong)Count;
 
     public bool TryGetFirstIndex(out ulong index)
     {
@@ -98,6 +126,7 @@ internal sealed class UnstableLog
         _start += n;
         Count -= n;
         Offset = index + 1;
+        OffsetInProgress = Math.Max(OffsetInProgress, Offset);
     }
 
     public void StableSnapshotTo(ulong index)
@@ -113,6 +142,7 @@ internal sealed class UnstableLog
         _start += Count;
         Count = 0;
         Offset = snapshot.Index + 1;
+        OffsetInProgress = Offset;
         Snapshot = snapshot;
     }
 
@@ -145,6 +175,11 @@ internal sealed class UnstableLog
 
         entries.CopyTo(_buffer.AsSpan(_start + Count));
         Count += entries.Length;
+
+        // Entries replaced from `from` on must be handed out again, even if an earlier Ready that
+        // is still being written carried their old versions (the host writes Readies in order, so
+        // the newer ones win on disk as in memory).
+        OffsetInProgress = Math.Min(OffsetInProgress, from);
     }
 
     /// <summary>Entries in <c>[low, high)</c>; both must lie within the unstable entries.</summary>

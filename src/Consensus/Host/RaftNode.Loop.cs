@@ -89,7 +89,7 @@ public sealed partial class RaftNode<TResult>
                 }
 
                 await DriveReadiesAsync();
-                if (_persistInFlight is not null)
+                if (_raw.OutstandingReadies > 0)
                 {
                     // Appends, heartbeats and forwards produced during the write need no
                     // persistence: out now, not after the write (a leader replicates what was
@@ -104,10 +104,9 @@ public sealed partial class RaftNode<TResult>
         }
 
         Stop(failure);
-        if (_persistInFlight is { } persist)
-        {
-            await AwaitQuietly(persist);
-        }
+
+        // The sync pipeline ends its fsync in progress (if any) before it sees the close.
+        await AwaitQuietly(_syncTask);
 
         var stopped = Stopped();
         _reads.FailAll(stopped);
@@ -155,7 +154,7 @@ public sealed partial class RaftNode<TResult>
             catch (Exception e) when (e is not InvariantViolationException)
             {
                 // Raft tolerates loss; a transport that throws only loses this message.
-                _failedSends++;
+                Interlocked.Increment(ref _failedSends);
                 RaftNodeLog.SendFailed(_logger, e, Id, m);
             }
         }
@@ -224,7 +223,9 @@ public sealed partial class RaftNode<TResult>
 
     private void LogDropSummary()
     {
-        if (_rejectedMessages == 0 && _failedSends == 0 && _unreachableReports.Count == 0)
+        // Sends fail on the loop and on the sync pipeline: counted with Interlocked.
+        var failedSends = Interlocked.Exchange(ref _failedSends, 0);
+        if (_rejectedMessages == 0 && failedSends == 0 && _unreachableReports.Count == 0)
         {
             return;
         }
@@ -232,11 +233,10 @@ public sealed partial class RaftNode<TResult>
         if (_logger.IsEnabled(LogLevel.Information))
         {
             var unreachable = string.Join(", ", _unreachableReports.Select(p => $"{p.Key}: {p.Value}"));
-            RaftNodeLog.DropSummary(_logger, Id, _summaryEveryTicks, _rejectedMessages, _failedSends, unreachable);
+            RaftNodeLog.DropSummary(_logger, Id, _summaryEveryTicks, _rejectedMessages, failedSends, unreachable);
         }
 
         _rejectedMessages = 0;
-        _failedSends = 0;
         _unreachableReports.Clear();
     }
 
@@ -335,4 +335,7 @@ public sealed partial class RaftNode<TResult>
     private sealed record UnreachableInput(ulong PeerId) : LoopInput;
 
     private sealed record FailInput(Exception Error) : LoopInput;
+
+    /// <summary>A Ready written to the log, for the sync pipeline: <see cref="Durable"/> completes once it is durable.</summary>
+    private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable);
 }

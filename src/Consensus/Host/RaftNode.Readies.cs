@@ -3,8 +3,9 @@ using EmbeddedRaft.Consensus.Messages;
 namespace EmbeddedRaft.Consensus.Host;
 
 /// <content>
-/// Ready handling: each Ready's messages sent, its entries and hard state written (one write in
-/// flight), its committed entries handed to the apply pipeline, and the node advanced once the write is done.
+/// Ready handling: each Ready's messages sent, its entries and hard state written (several writes
+/// may be in flight, made durable in order by the sync pipeline), its committed entries handed to the
+/// apply pipeline, and the node advanced once the write is durable.
 /// </content>
 public sealed partial class RaftNode<TResult>
 {
@@ -12,9 +13,15 @@ public sealed partial class RaftNode<TResult>
     {
         while (true)
         {
-            // Compaction writes the WAL too: only between two Ready writes (the log's writes are
-            // made one at a time).
-            while (_persistInFlight is null && _compactions.TryDequeue(out var compaction))
+            // Compaction writes the WAL too, and the log's mutating calls are made one at a time:
+            // only with no Ready being written. Pending compactions stop new Readies until the
+            // pipeline has drained (they are rare: one per snapshot).
+            if (_compactions.Count > 0 && _readiesInFlight.Count > 0)
+            {
+                return;
+            }
+
+            while (_compactions.TryDequeue(out var compaction))
             {
                 if (compaction.Index <= Volatile.Read(ref _snapshotIndex))
                 {
@@ -28,7 +35,14 @@ public sealed partial class RaftNode<TResult>
                 RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
             }
 
-            if (_persistInFlight is not null || Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies || !_raw.HasReady())
+            if (_raw.OutstandingReadies > 0)
+            {
+                // Appends and heartbeats need no Ready of their own while others are being written:
+                // out now, so that a Ready is taken only for what must be written or applied.
+                Send(_raw.TakeMessagesBeforePersist());
+            }
+
+            if (Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies || !_raw.HasReady())
             {
                 return;
             }
@@ -55,74 +69,167 @@ public sealed partial class RaftNode<TResult>
             Send(rd.Messages);
             TrackOwnEntries(rd.Entries.Span);
 
-            var mustPersist = rd.Snapshot is not null || rd.HardState is not null || !rd.Entries.IsEmpty;
-            var persist = mustPersist ? PersistAsync(rd) : Task.CompletedTask;
-            if (rd.Snapshot is { } snapshot)
+            var mustWrite = rd.Snapshot is not null || rd.HardState is not null || !rd.Entries.IsEmpty;
+            if (!mustWrite && _readiesInFlight.Count == 0)
             {
-                _handedOutConf = snapshot.ConfState;
-                EnqueueApply(new RestoreWork(snapshot, persist));
-                RaftNodeLog.InstallingSnapshot(_logger, Id, snapshot.Index, snapshot.Term);
-            }
+                // Nothing to write and nothing being written: everything this Ready's messages
+                // promise is durable already.
+                if (!rd.CommittedEntries.IsEmpty)
+                {
+                    EnqueueCommitted(rd.CommittedEntries);
+                }
 
-            if (!rd.CommittedEntries.IsEmpty)
-            {
-                EnqueueCommitted(rd.CommittedEntries, persist);
-            }
-
-            if (!mustPersist)
-            {
                 Send(rd.MessagesAfterPersist);
                 _raw.Advance();
                 continue;
             }
 
-            _persistInFlight = persist;
+            await WriteAsync(rd);
+            if (rd.Snapshot is { } snapshot)
+            {
+                _handedOutConf = snapshot.ConfState;
+                EnqueueApply(new RestoreWork(snapshot, _readiesInFlight[^1].Durable));
+                RaftNodeLog.InstallingSnapshot(_logger, Id, snapshot.Index, snapshot.Term);
+            }
+
+            if (!rd.CommittedEntries.IsEmpty)
+            {
+                EnqueueCommitted(rd.CommittedEntries);
+            }
+
             if (!rd.Entries.IsEmpty)
             {
                 _metrics.ReadyPersisted(rd.Entries.Length);
             }
-
-            return;
         }
     }
 
-    private async Task PersistAsync(Ready rd)
+    /// <summary>
+    /// Hands a Ready's snapshot marker, entries and hard state to the log (unsynced: the records
+    /// are in the write-ahead log's buffers when this returns) and queues it to the sync pipeline,
+    /// which makes it durable, sends its <see cref="Ready.MessagesAfterPersist"/> and reports it
+    /// back. The next Ready may be written while this one's fsync runs (the write-ahead log's group
+    /// commit merges them); Readies become durable, and are advanced, in the order written. A Ready
+    /// with nothing to write still goes through the pipeline when others are in it: its
+    /// acknowledgements may promise entries an earlier Ready is still writing.
+    /// </summary>
+    private async Task WriteAsync(Ready rd)
     {
-        Exception? error = null;
-        try
+        if (rd.Snapshot is { } snapshot)
         {
-            if (rd.Snapshot is { } snapshot)
-            {
-                await _log.ApplySnapshotAsync(snapshot);
-            }
-
-            if (rd.HardState is not null || !rd.Entries.IsEmpty)
-            {
-                await _log.SaveAsync(rd.HardState, rd.Entries, rd.MustSync);
-            }
-        }
-        catch (Exception e)
-        {
-            error = e;
+            // Durable when it completes. The core hands out no other Ready beside a snapshot, so
+            // nothing else is being written.
+            await _log.ApplySnapshotAsync(snapshot);
         }
 
-        _inbox.TryPost(new PersistedInput(rd, error));
-        if (error is not null)
+        if (rd.HardState is not null || !rd.Entries.IsEmpty)
         {
-            // Applies waiting on this write see the failure too (and never apply what is not durable).
-            throw error;
+            await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
+        }
+
+        var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _readiesInFlight.Add((rd, durable.Task));
+        if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
+        {
+            // Stopping: the loop ends at its next take; whatever waits on this write gives up.
+            durable.TrySetException(Stopped());
+        }
+    }
+
+    /// <summary>
+    /// The sync pipeline: a sequential consumer that takes every Ready written since its last turn,
+    /// makes them durable with one <see cref="Log.DurableRaftLog.SyncAsync"/> (off the loop, which
+    /// meanwhile keeps stepping, proposing and writing), then, in order, sends each one's
+    /// <see cref="Ready.MessagesAfterPersist"/> at once — a follower acknowledges right after its
+    /// fsync instead of waiting for a loop turn — releases the applies waiting on it and reports it to
+    /// the loop, which advances the core.
+    /// </summary>
+    private async Task RunSyncAsync()
+    {
+        Exception? failure = null;
+        while (true)
+        {
+            var (items, _, closed) = await _syncQueue.TakeAsync();
+            if (closed || failure is not null)
+            {
+                // Stopping, or a write failed: nothing more becomes durable, and whatever waits on
+                // these writes (an apply) must give up rather than hang until disposal.
+                foreach (var item in items)
+                {
+                    item.Durable.TrySetException(failure ?? Stopped());
+                }
+
+                if (closed)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (items.Exists(static i => i.Ready.MustSync))
+            {
+                try
+                {
+                    await _log.SyncAsync();
+                }
+                catch (Exception e)
+                {
+                    failure = e;
+                }
+            }
+
+            foreach (var item in items)
+            {
+                if (failure is null)
+                {
+                    // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
+                    SendFromSyncPipeline(item.Ready.MessagesAfterPersist);
+                    item.Durable.TrySetResult();
+                }
+                else
+                {
+                    // Applies waiting on this write see the failure too (and never apply what is not durable).
+                    item.Durable.TrySetException(failure);
+                }
+
+                _inbox.TryPost(new PersistedInput(item.Ready, failure));
+            }
+        }
+    }
+
+    private void SendFromSyncPipeline(IReadOnlyList<Message> messages)
+    {
+        foreach (var m in messages)
+        {
+            try
+            {
+                _transport.Send(m);
+            }
+            catch (Exception e) when (e is not InvariantViolationException)
+            {
+                // Raft tolerates loss; a transport that throws only loses this message.
+                Interlocked.Increment(ref _failedSends);
+                RaftNodeLog.SendFailed(_logger, e, Id, m);
+            }
         }
     }
 
     private void OnPersisted(PersistedInput persisted)
     {
-        _persistInFlight = null;
         if (persisted.Error is { } error)
         {
             throw error;
         }
 
         var rd = persisted.Ready;
+        if (_readiesInFlight.Count == 0 || !ReferenceEquals(_readiesInFlight[0].Ready, rd))
+        {
+            throw new InvariantViolationException($"Node {Id}: a Ready was reported durable out of the order it was written in.");
+        }
+
+        _readiesInFlight.RemoveAt(0);
+
         if (!rd.Entries.IsEmpty)
         {
             Volatile.Write(ref _persistedIndex, rd.Entries.Span[^1].Index);
@@ -137,8 +244,37 @@ public sealed partial class RaftNode<TResult>
             OnSnapshotInstalled(installed.Index);
         }
 
-        Send(rd.MessagesAfterPersist);
+        // Its MessagesAfterPersist went out from the sync pipeline; our own acknowledgement and
+        // vote take effect now.
         _raw.Advance();
+    }
+
+    /// <summary>
+    /// The in-flight write that makes entry <paramref name="index"/> durable here, or null when it is
+    /// durable already: the newest write whose entries start at or below it (a later one starting
+    /// there would have replaced it, and a committed entry is never replaced). Readies become durable
+    /// in order, so waiting for that one covers every earlier write — but not the newer ones, which a
+    /// leader keeps adding: its committed entries apply after their own fsync, not the newest.
+    /// </summary>
+    private Task? PendingWriteOf(ulong index)
+    {
+        for (var i = _readiesInFlight.Count - 1; i >= 0; i--)
+        {
+            var (rd, durable) = _readiesInFlight[i];
+            if (rd.Entries.IsEmpty || rd.Entries.Span[0].Index > index)
+            {
+                continue;
+            }
+
+            if (index > rd.Entries.Span[^1].Index)
+            {
+                throw new InvariantViolationException($"Node {Id}: entry {index} is not in the write that replaced the log from {rd.Entries.Span[0].Index} to {rd.Entries.Span[^1].Index}, nor in any later one.");
+            }
+
+            return durable;
+        }
+
+        return null;
     }
 
     private void EnqueueApply(ApplyWork work)
@@ -150,7 +286,7 @@ public sealed partial class RaftNode<TResult>
         }
     }
 
-    private void EnqueueCommitted(ReadOnlyMemory<Entry> committed, Task persist)
+    private void EnqueueCommitted(ReadOnlyMemory<Entry> committed)
     {
         var entries = committed.Span;
         _metrics.Committed(entries.Length);
@@ -173,10 +309,9 @@ public sealed partial class RaftNode<TResult>
             }
         }
 
-        // Entries this node has not made durable yet wait for this Ready's write before they apply,
-        // so the state machine is never ahead of the local log (etcd's consistent index rule).
-        var lastIndex = entries[^1].Index;
-        var gate = lastIndex > Volatile.Read(ref _persistedIndex) ? persist : null;
+        // Entries this node has not made durable yet wait for the write that holds them before they
+        // apply, so the state machine is never ahead of the local log (etcd's consistent index rule).
+        var gate = PendingWriteOf(entries[^1].Index);
         EnqueueApply(new CommittedWork(committed, gate, _handedOutConf));
     }
 }

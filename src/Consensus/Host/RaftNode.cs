@@ -23,12 +23,13 @@ namespace EmbeddedRaft.Consensus.Host;
 /// messages from the transport, proposals, reads, membership and transfer requests — is queued and
 /// handled by one loop that owns the <see cref="RawNode"/>. All proposals queued when a turn starts go
 /// to the core as one <see cref="RawNode.ProposeBatch"/>. For each Ready the loop sends
-/// <see cref="Ready.Messages"/> at once (a leader replicates while its own disk write runs),
-/// starts one <see cref="DurableRaftLog.SaveAsync"/> and keeps stepping messages and proposals
-/// meanwhile, sending at once what they produce that needs no persistence (appends, heartbeats); when the
-/// write is done it sends <see cref="Ready.MessagesAfterPersist"/> (acknowledgements and votes) and
-/// advances. Committed entries go to a separate apply pipeline, so applying one Ready overlaps
-/// persisting the next; entries not yet durable here wait for their write first.</para>
+/// <see cref="Ready.Messages"/> at once (a leader replicates while its own disk write runs) and
+/// hands its records to the log unsynced; a sync pipeline makes written Readies durable (one fsync
+/// for all written since its last turn), then sends their <see cref="Ready.MessagesAfterPersist"/>
+/// (acknowledgements and votes) in order and reports them to the loop, which advances. The loop
+/// never waits for an fsync: it keeps stepping, proposing and writing the next Readies (up to 8 in
+/// flight). Committed entries go to a separate apply pipeline, so applying overlaps persisting;
+/// entries not yet durable here wait for the write that holds them first.</para>
 /// <para><b>Thread-safety.</b> Every public member may be called from any thread, concurrently.</para>
 /// <para><b>Failure.</b> A failed write or fsync of the log, an exception from the state machine or a
 /// broken invariant stops the node for good (fail-stop: an fsync is never retried, the kernel may
@@ -54,6 +55,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly RaftNodeMetrics _metrics;
     private readonly NodeInbox<LoopInput> _inbox = new();
     private readonly NodeInbox<ApplyWork> _applyQueue = new();
+    private readonly NodeInbox<SyncItem> _syncQueue = new();
     private readonly ConcurrentDictionary<ulong, PendingProposal<TResult>> _proposals = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
@@ -79,6 +81,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _snapshotInProgress;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
+    private Task _syncTask = Task.CompletedTask;
     private ITimer? _timer;
     private IDisposable? _binding;
 
@@ -91,7 +94,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly Queue<SnapshotMetadata> _compactions = new();
     private readonly Dictionary<ulong, int> _unreachableReports = [];
     private long _tick;
-    private Task? _persistInFlight;
+
+    // Readies written and not yet reported durable, oldest first (the core's outstanding Readies),
+    // each with the task that completes once it (and so every one before it) is durable.
+    private readonly List<(Ready Ready, Task Durable)> _readiesInFlight = [];
     private ulong _lastKnownLeader;
     private StateRole _role;
     private ConfState _handedOutConf;
@@ -146,6 +152,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
+        _raw.MaxOutstandingReadies = options.MaxReadiesInFlight;
     }
 
     /// <summary>This node's id.</summary>
@@ -522,6 +529,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
         _binding?.Dispose();
         await AwaitQuietly(_loopTask);
+        await AwaitQuietly(_syncTask);
         await AwaitQuietly(_applyTask);
         Task[] background;
         lock (_stateLock)
@@ -555,6 +563,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private void Start()
     {
         _binding = _transport.Bind(Id, new Receiver(this));
+        _syncTask = Run(RunSyncAsync);
         _loopTask = Run(RunLoopAsync);
         _applyTask = Run(RunApplyAsync);
         _timer = _time.CreateTimer(static state => ((NodeInbox<LoopInput>)state!).PostTick(), _inbox, _options.TickInterval, _options.TickInterval);
@@ -607,6 +616,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
         _inbox.Close();
         _applyQueue.Close();
+        _syncQueue.Close();
         try
         {
             _stopping.Cancel();

@@ -231,6 +231,22 @@ public sealed record RaftNodeOptions
     /// <summary>Where the node logs elections, leader changes, snapshots, dropped-message summaries and a fail-stop; null means no logging.</summary>
     public ILogger? Logger { get; init; }
 
+    /// <summary>
+    /// How many Readies the loop may have handed to the log and not yet seen durable (the core's
+    /// <see cref="RawNode.MaxOutstandingReadies"/>): the loop writes the next Ready's records while
+    /// the previous fsync runs, and the write-ahead log's group commit merges them. 1 waits for each
+    /// write before taking the next Ready. Internal: a tuning knob for the benchmarks and the tests
+    /// of both paths, not a setting users need. Default <see cref="DefaultMaxReadiesInFlight"/>.
+    /// </summary>
+    internal int MaxReadiesInFlight
+    {
+        get;
+        init => field = OptionChecks.AtLeast(value, 1, nameof(MaxReadiesInFlight));
+    } = DefaultMaxReadiesInFlight;
+
+    /// <summary>The default of <see cref="MaxReadiesInFlight"/>.</summary>
+    internal const int DefaultMaxReadiesInFlight = 8;
+
     /// <summary>Checks what no single setter can. Called by <see cref="RaftNode{TResult}.StartAsync"/>.</summary>
     /// <exception cref="ArgumentException">A rule is broken; the message names the options involved.</exception>
     internal void Validate()

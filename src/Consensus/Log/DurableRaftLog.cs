@@ -431,6 +431,32 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     }
 
     /// <summary>
+    /// Completes when everything earlier <see cref="SaveAsync"/> calls wrote is durable: the second
+    /// half of a <see cref="SaveAsync"/> with <c>sync</c>, for a host that pipelines its writes
+    /// (<see cref="Host.RaftNode{TResult}"/>: the next Ready's records are handed to the log while this
+    /// waits). Not a mutating call: it may run beside the next <see cref="SaveAsync"/>, whose records
+    /// it may or may not cover. A failure faults the log as a failed <see cref="SaveAsync"/> does.
+    /// </summary>
+    /// <exception cref="StorageFaultedException">A write or flush failed, now or earlier.</exception>
+    internal async ValueTask SyncAsync()
+    {
+        ThrowIfFaulted();
+        try
+        {
+            await _wal.SyncAsync(CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            throw Fault(e);
+        }
+
+        lock (_lock)
+        {
+            _table.Evict(_options.CachedEntryBytes, _wal.DurablePosition);
+        }
+    }
+
+    /// <summary>
     /// Saves the data of a snapshot (the host's own, or one received from a leader) to the
     /// snapshotter, durably, streamed through one chunk of memory: <paramref name="writeData"/>
     /// writes it to the stream it is given. Does not change the log: <see cref="ApplySnapshotAsync"/>

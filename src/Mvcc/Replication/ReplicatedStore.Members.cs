@@ -32,7 +32,10 @@ public sealed partial class ReplicatedStore
     /// Adds <paramref name="member"/> to the cluster — as a learner when <see cref="MemberInfo.IsLearner"/>,
     /// else as a voter — and returns the members once the change is applied here. Start the new
     /// member afterwards with <see cref="ReplicatedStoreOptions.InitialMembers"/> null: it receives
-    /// the state from the leader.
+    /// the state from the leader. Over a <see cref="TcpTransport"/>, give the new member's transport
+    /// the current members' addresses (<see cref="TcpTransportOptions.Peers"/>, as etcd's
+    /// <c>--initial-cluster</c> for an existing cluster): a transport accepts only known peers, and
+    /// the new member learns the registry only from what the leader sends it.
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="member"/> is null.</exception>
     /// <exception cref="ArgumentException">A zero id, no or a malformed peer URL (the message quotes it), or a member with this id already registered differently.</exception>

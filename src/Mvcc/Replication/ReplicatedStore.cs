@@ -80,7 +80,9 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
                 ClusterId = ClusterId,
                 LeaderId = node.LeaderId,
                 RaftTerm = node.Raft.HardState.Term,
-                RaftIndex = node.Raft.HardState.Commit,
+                // The core's status is refreshed once per tick and may lag the applied index, which is
+                // live: whatever is applied is committed.
+                RaftIndex = Math.Max(node.Raft.HardState.Commit, node.AppliedIndex),
                 RaftAppliedIndex = node.AppliedIndex,
                 Revision = store.Revision,
                 CompactRevision = store.CompactRevision,

@@ -15,7 +15,7 @@ public sealed class ReplicatedStoreStatus
     /// <summary>This member's Raft term.</summary>
     public ulong RaftTerm { get; init; }
 
-    /// <summary>The index of the last log entry this member knows to be committed.</summary>
+    /// <summary>The index of the last log entry this member knows to be committed (as of its last tick, and never below <see cref="RaftAppliedIndex"/>).</summary>
     public ulong RaftIndex { get; init; }
 
     /// <summary>The index of the last log entry this member has applied to its store.</summary>

@@ -137,6 +137,11 @@ internal sealed class ClusterSimulation
     private void AddNode(TestNode node)
     {
         node.Applying = OnApply;
+        if (_profile == SimulationProfile.PipelinedReadies)
+        {
+            node.PipelineDepth = 2 + _random.Next(4);
+        }
+
         _clocks[node.Id] = (100 + _random.Next(_maxRatePercent - 100 + 1), 0);
         _nodes[node.Id] = node;
         _ids.Add(node.Id);
@@ -161,6 +166,9 @@ internal sealed class ClusterSimulation
 
     /// <summary>Readies held while the node kept stepping or ticking.</summary>
     public int ReadyHolds => _readyHolds;
+
+    /// <summary>Readies taken while the same node had an earlier one outstanding (<see cref="SimulationProfile.PipelinedReadies"/>).</summary>
+    public int ReadiesTakenBesideOthers => _nodes.Values.Sum(n => n.TakenBesideOthers);
 
     /// <summary>Messages stepped and ticks taken by nodes holding a Ready.</summary>
     public int StepsWhileHeld => _stepsWhileHeld;
@@ -254,7 +262,7 @@ internal sealed class ClusterSimulation
             {
                 // With shared clocks partitions heal less often, so that they can outlast an
                 // election (with random ticks one node's clock races ahead instead).
-                if (_profile is SimulationProfile.Mixed or SimulationProfile.HeldReadies || _random.Next(4) == 0)
+                if (_profile is SimulationProfile.Mixed or SimulationProfile.HeldReadies or SimulationProfile.PipelinedReadies || _random.Next(4) == 0)
                 {
                     _partition.Clear();
                 }
@@ -447,7 +455,7 @@ internal sealed class ClusterSimulation
         }
 
         var node = _nodes[m.To];
-        if (node.Held is not null)
+        if (node.IsHolding)
         {
             _stepsWhileHeld++;
         }
@@ -498,7 +506,7 @@ internal sealed class ClusterSimulation
     /// </summary>
     private void TickOne()
     {
-        if (_profile is SimulationProfile.Mixed or SimulationProfile.HeldReadies)
+        if (_profile is SimulationProfile.Mixed or SimulationProfile.HeldReadies or SimulationProfile.PipelinedReadies)
         {
             var id = _ids[_random.Next(_ids.Count)];
             if (!_down.Contains(id))
@@ -544,7 +552,7 @@ internal sealed class ClusterSimulation
 
     private void Tick(TestNode node)
     {
-        if (node.Held is not null)
+        if (node.IsHolding)
         {
             _stepsWhileHeld++;
         }
@@ -783,7 +791,11 @@ internal sealed class ClusterSimulation
 
             var node = _nodes[id];
             var before = node.ReadStates.Count;
-            if (_host is null && HoldReadies)
+            if (_host is null && _profile == SimulationProfile.PipelinedReadies)
+            {
+                HandleReadiesPipelined(node);
+            }
+            else if (_host is null && HoldReadies)
             {
                 HandleReadiesHolding(node);
             }
@@ -865,6 +877,46 @@ internal sealed class ClusterSimulation
             }
 
             node.FinishHeld();
+        }
+    }
+
+    /// <summary>
+    /// The host model of an asynchronous-writes host (RaftNode): Readies are taken and written while
+    /// earlier ones are still being made durable, up to the node's pipeline depth; now and then the
+    /// oldest become durable, in order, and only then are their acknowledgements and votes sent,
+    /// their committed entries applied and the node advanced. Outside the fault phase everything
+    /// is finished.
+    /// </summary>
+    private void HandleReadiesPipelined(TestNode node)
+    {
+        for (var guard = 0; ; guard++)
+        {
+            if (guard > 10_000)
+            {
+                throw new InvalidOperationException("Node never stops producing Readies.");
+            }
+
+            while (node.Pipelined > 0 && (!_holdingEnabled || _random.Next(3) == 0))
+            {
+                _inFlight.AddRange(node.FinishOldestPipelined());
+            }
+
+            if (!node.Node.HasReady())
+            {
+                if (_holdingEnabled || node.Pipelined == 0)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            _inFlight.AddRange(node.TakePipelined());
+            if (_holdingEnabled && _random.Next(3) == 0)
+            {
+                _readyHolds++;
+                return;
+            }
         }
     }
 
@@ -1032,6 +1084,9 @@ public enum SimulationProfile
 
     /// <summary>Lease reads; clocks run at rates up to (E - 1) / (E - margin) of each other, the stated bound; Readies held.</summary>
     LeaseSkewed,
+
+    /// <summary>Quorum-safe reads, random ticks, and hosts that take the next Readies while up to 1–4 earlier ones are still being made durable (asynchronous storage writes, as RaftNode does).</summary>
+    PipelinedReadies,
 
     /// <summary>Lease reads in lockstep except that the leader's clock sometimes stops for a while (a process pause): outside the bound, so stale reads are expected, and must be caught.</summary>
     LeaseBeyondDriftBound,

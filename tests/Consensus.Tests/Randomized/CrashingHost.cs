@@ -23,6 +23,7 @@ internal sealed class CrashingHost
     private readonly Func<ulong, MemoryStorage> _freshStorage;
     private readonly Dictionary<ulong, List<Action<MemoryStorage>>> _synced = [];
     private readonly Dictionary<ulong, List<Action<MemoryStorage>>> _buffered = [];
+    private readonly Dictionary<ulong, Queue<Ready>> _pipelines = [];
     private bool _crashesEnabled = true;
 
     /// <param name="random">The simulation's seeded source of every choice.</param>
@@ -52,6 +53,11 @@ internal sealed class CrashingHost
     public bool ReadMessages(TestNode node, List<Message> network, bool mayCrash)
     {
         mayCrash &= _crashesEnabled;
+        if (node.PipelineDepth > 1)
+        {
+            return ReadMessagesPipelined(node, network, mayCrash);
+        }
+
         for (var guard = 0; node.Node.HasReady(); guard++)
         {
             if (guard > 10_000)
@@ -92,6 +98,84 @@ internal sealed class CrashingHost
         return false;
     }
 
+    /// <summary>Readies written while earlier ones were still being synced (<see cref="TestNode.PipelineDepth"/> above 1).</summary>
+    public int PipelinedReadies { get; private set; }
+
+    /// <summary>
+    /// An asynchronous-writes host (RaftNode): takes and writes the next Readies while earlier ones
+    /// wait for their fsync, and, when an fsync completes (it covers every write before it), sends
+    /// the acknowledgements and votes of a prefix of the written Readies in order, applies and
+    /// advances them. It crashes at any point; what was not synced is lost. Between calls Readies
+    /// stay written but not durable while the node keeps stepping (in the fault phase).
+    /// </summary>
+    private bool ReadMessagesPipelined(TestNode node, List<Message> network, bool mayCrash)
+    {
+        var pipeline = Pipeline(node.Id);
+        for (var guard = 0; ; guard++)
+        {
+            if (guard > 10_000)
+            {
+                throw new InvalidOperationException("Node never stops producing Readies.");
+            }
+
+            var canTake = node.Node.HasReady();
+            if (!canTake && pipeline.Count == 0)
+            {
+                return false;
+            }
+
+            if (_crashesEnabled && pipeline.Count > 0 && _random.Next(4) == 0)
+            {
+                // Written, not yet durable: the node goes on stepping and ticking meanwhile.
+                return false;
+            }
+
+            if (canTake && (pipeline.Count == 0 || _random.Next(2) == 0))
+            {
+                var rd = node.Node.GetReady();
+                if (pipeline.Count > 0)
+                {
+                    PipelinedReadies++;
+                }
+
+                network.AddRange(rd.Messages);
+                if (mayCrash && Crash())
+                {
+                    return true;
+                }
+
+                Write(node, rd);
+                pipeline.Enqueue(rd);
+                if (mayCrash && Crash())
+                {
+                    return true;
+                }
+
+                continue;
+            }
+
+            // An fsync completes: it covers every write so far (RaftNode syncs when any Ready of the
+            // batch must be synced; the OS sometimes writes back on its own).
+            if (pipeline.Any(r => r.MustSync) || _random.Next(4) == 0)
+            {
+                Sync(node.Id);
+            }
+
+            for (var finish = 1 + _random.Next(pipeline.Count); finish > 0; finish--)
+            {
+                var done = pipeline.Dequeue();
+                network.AddRange(done.MessagesAfterPersist);
+                node.Apply(done);
+                if (mayCrash && Crash())
+                {
+                    return true;
+                }
+
+                node.Node.Advance();
+            }
+        }
+    }
+
     /// <summary>The application compacted the node's log: the snapshot is saved and synced.</summary>
     public void Compacted(TestNode node)
     {
@@ -107,6 +191,7 @@ internal sealed class CrashingHost
     /// <summary>Restarts the node from its durable writes; buffered writes are lost.</summary>
     public void Restart(TestNode node)
     {
+        Pipeline(node.Id).Clear();
         var buffered = Buffered(node.Id);
         if (buffered.Count > 0)
         {
@@ -174,6 +259,17 @@ internal sealed class CrashingHost
     private List<Action<MemoryStorage>> Synced(ulong id) => GetOrAdd(_synced, id);
 
     private List<Action<MemoryStorage>> Buffered(ulong id) => GetOrAdd(_buffered, id);
+
+    private Queue<Ready> Pipeline(ulong id)
+    {
+        if (!_pipelines.TryGetValue(id, out var queue))
+        {
+            queue = new Queue<Ready>();
+            _pipelines.Add(id, queue);
+        }
+
+        return queue;
+    }
 
     private static List<Action<MemoryStorage>> GetOrAdd(Dictionary<ulong, List<Action<MemoryStorage>>> writes, ulong id)
     {

@@ -18,6 +18,8 @@ public class RandomizedClusterTests
     [TestCase(5, SimulationProfile.Mixed)]
     [TestCase(3, SimulationProfile.HeldReadies)]
     [TestCase(5, SimulationProfile.HeldReadies)]
+    [TestCase(3, SimulationProfile.PipelinedReadies)]
+    [TestCase(5, SimulationProfile.PipelinedReadies)]
     [TestCase(3, SimulationProfile.LeaseLockstep)]
     [TestCase(5, SimulationProfile.LeaseLockstep)]
     [TestCase(3, SimulationProfile.LeaseSkewed)]
@@ -26,13 +28,14 @@ public class RandomizedClusterTests
     {
         var seeds = 0;
         ulong committed = 0;
-        int reads = 0, snapshots = 0, restarts = 0, confChanges = 0, joint = 0, holds = 0, stepsWhileHeld = 0;
+        int reads = 0, snapshots = 0, restarts = 0, confChanges = 0, joint = 0, holds = 0, stepsWhileHeld = 0, besideOthers = 0;
         foreach (var seed in Seeds())
         {
             var simulation = new ClusterSimulation(seed, size, profile: profile);
             simulation.Run(FaultSteps);
             holds += simulation.ReadyHolds;
             stepsWhileHeld += simulation.StepsWhileHeld;
+            besideOthers += simulation.ReadiesTakenBesideOthers;
 
             seeds++;
             committed += simulation.CommittedCount;
@@ -44,7 +47,7 @@ public class RandomizedClusterTests
         }
 
         TestContext.Out.WriteLine(
-            $"{seeds} seeds passed ({size} nodes, {profile}): {committed} entries committed, {reads} read indexes checked, {holds} Readies held with {stepsWhileHeld} steps and ticks meanwhile, "
+            $"{seeds} seeds passed ({size} nodes, {profile}): {committed} entries committed, {reads} read indexes checked, {holds} Readies held with {stepsWhileHeld} steps and ticks meanwhile ({besideOthers} taken beside an earlier outstanding one), "
             + $"{snapshots} snapshots delivered, {restarts} restarts, {confChanges} configuration changes applied ({joint} entering joint); "
             + "replay one with RAFT_SEED=N, soak with RAFT_SOAK_SEEDS=N");
         Assert.That(committed, Is.GreaterThan((ulong)seeds), "the runs must actually commit entries to check anything");
@@ -58,6 +61,11 @@ public class RandomizedClusterTests
             if (profile != SimulationProfile.Mixed)
             {
                 Assert.That(stepsWhileHeld, Is.GreaterThan(seeds), "stepping and ticking while a Ready is outstanding must be exercised");
+            }
+
+            if (profile == SimulationProfile.PipelinedReadies)
+            {
+                Assert.That(besideOthers, Is.GreaterThan(seeds), "taking a Ready while earlier ones are outstanding must be exercised");
             }
         }
     }

@@ -10,6 +10,8 @@ namespace EmbeddedRaft.Consensus.Tests.Support;
 /// </summary>
 internal sealed class TestNode
 {
+    private readonly Queue<Ready> _pipeline = new();
+
     public TestNode(RaftOptions options, MemoryStorage storage)
     {
         Options = options;
@@ -107,6 +109,57 @@ internal sealed class TestNode
         return messages;
     }
 
+    /// <summary>
+    /// How many Readies the node may have outstanding (<see cref="RawNode.MaxOutstandingReadies"/>;
+    /// kept across restarts). Above 1 the host model is <see cref="TakePipelined"/> and
+    /// <see cref="FinishOldestPipelined"/>.
+    /// </summary>
+    public int PipelineDepth
+    {
+        get => Node.MaxOutstandingReadies;
+        set => Node.MaxOutstandingReadies = value;
+    }
+
+    /// <summary>Readies taken and written but not yet durable, oldest first (an asynchronous-writes host).</summary>
+    public int Pipelined => _pipeline.Count;
+
+    /// <summary>Readies <see cref="TakePipelined"/> took while an earlier one was still outstanding.</summary>
+    public int TakenBesideOthers { get; private set; }
+
+    /// <summary>Whether a Ready is outstanding (held or pipelined) while the node keeps stepping and ticking.</summary>
+    public bool IsHolding => Held is not null || _pipeline.Count > 0;
+
+    /// <summary>
+    /// An asynchronous-writes host takes the next Ready while earlier ones are still being made
+    /// durable: it writes it (storage is the page cache here: readable at once) and returns the
+    /// messages that may leave now (<see cref="Ready.Messages"/>); its acknowledgements and votes
+    /// wait for <see cref="FinishOldestPipelined"/>.
+    /// </summary>
+    public List<Message> TakePipelined()
+    {
+        if (_pipeline.Count > 0)
+        {
+            TakenBesideOthers++;
+        }
+
+        var rd = Node.GetReady();
+        Persist(rd);
+        _pipeline.Enqueue(rd);
+        return [.. rd.Messages];
+    }
+
+    /// <summary>
+    /// The oldest pipelined Ready is durable (and so every one before it, which it is): returns its
+    /// <see cref="Ready.MessagesAfterPersist"/>, applies its committed entries and advances.
+    /// </summary>
+    public List<Message> FinishOldestPipelined()
+    {
+        var rd = _pipeline.Dequeue();
+        Apply(rd);
+        Node.Advance();
+        return [.. rd.MessagesAfterPersist];
+    }
+
     /// <summary>Applies the held Ready and advances.</summary>
     public void FinishHeld()
     {
@@ -173,6 +226,8 @@ internal sealed class TestNode
     {
         Storage = storage ?? Storage;
         Held = null;
+        _pipeline.Clear();
+        var depth = PipelineDepth;
         if (!keepApplied || AppliedIndex < Storage.Snapshot().Index)
         {
             // The state machine (and the configuration persisted with it) is rebuilt from the snapshot.
@@ -187,7 +242,7 @@ internal sealed class TestNode
 
         // Everything as before; only the application's applied index is new (RaftOptions is a record).
         var options = Options with { AppliedIndex = AppliedIndex };
-        Node = new RawNode(options, Storage);
+        Node = new RawNode(options, Storage) { MaxOutstandingReadies = depth };
     }
 
     /// <summary>Entries of the whole log (storage then unstable), from the first available index.</summary>
