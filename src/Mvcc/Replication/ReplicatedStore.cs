@@ -323,32 +323,38 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
             return;
         }
 
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_node is not null)
+        try
         {
-            await _node.DisposeAsync().ConfigureAwait(false);
-        }
-
-        Task[] background;
-        lock (_background)
-        {
-            background = [.. _background];
-        }
-
-        foreach (var task in background)
-        {
-            try
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            if (_node is not null)
             {
-                await task.ConfigureAwait(false);
+                await _node.DisposeAsync().ConfigureAwait(false);
             }
-            catch (Exception)
+
+            Task[] background;
+            lock (_background)
             {
-                // Ended by the stop, or failed: a sync failure was logged, a stopped node has its cause.
+                background = [.. _background];
+            }
+
+            foreach (var task in background)
+            {
+                try
+                {
+                    await task.ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // Ended by the stop, or failed: a sync failure was logged, a stopped node has its cause.
+                }
             }
         }
-
-        await Mvcc.DisposeAsync().ConfigureAwait(false);
-        _stopping.Dispose();
+        finally
+        {
+            // Always closed, even when stopping the node failed: its writer thread and file must not outlive the member.
+            await Mvcc.DisposeAsync().ConfigureAwait(false);
+            _stopping.Dispose();
+        }
     }
 
     // ------------------------------------------------------------ helpers
