@@ -73,9 +73,12 @@ public sealed class ReplicatedCluster : IAsyncDisposable
                 CheckQuorum = true,
                 RandomSeed = (ulong)((_seed * 100) + (int)id),
             },
-            ProposalTimeout = TimeSpan.FromSeconds(2),
+            ProposalTimeout = TimeSpan.FromSeconds(1),
             ReadIndexTimeout = TimeSpan.FromSeconds(10),
             ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
+
+            // Small segments: the in-memory disk reads a whole preallocated segment at open.
+            Log = Consensus.Log.DurableRaftLogOptions.Default with { Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 } },
         },
     });
 
@@ -99,14 +102,18 @@ public sealed class ReplicatedCluster : IAsyncDisposable
             options = configure(options);
         }
 
+        var started = System.Diagnostics.Stopwatch.StartNew();
         var store = await ReplicatedStore.StartAsync(options, Network.CreateTransport(id)).AsTask().WaitAsync(Waits.Limit);
+        TestContext.Out.WriteLine($"member {id} started in {started.ElapsedMilliseconds} ms");
         Members[id] = store;
         return store;
     }
 
     public async Task StopMemberAsync(ulong id)
     {
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
         await Members[id].DisposeAsync();
+        TestContext.Out.WriteLine($"member {id} stopped in {stopping.ElapsedMilliseconds} ms");
         Members.Remove(id);
     }
 

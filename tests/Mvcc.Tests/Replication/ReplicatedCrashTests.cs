@@ -20,14 +20,13 @@ public sealed class ReplicatedCrashTests
         AfterLogFsyncBeforeStoreCommit,
     }
 
-    private static IEnumerable<TestCaseData> Cases() =>
-        TestSeeds.Choose("REPLICATION_SEED", "REPLICATION_SOAK_SEEDS", 2000, 1)
-            .SelectMany(seed => new[] { CrashPoint.AfterStoreCommitBeforeLogFsync, CrashPoint.AfterLogFsyncBeforeStoreCommit }.Select(point => new TestCaseData(seed, point)));
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("REPLICATION_SEED", "REPLICATION_SOAK_SEEDS", 2000, 1);
 
-    [TestCaseSource(nameof(Cases))]
-    public async Task EveryMemberCrashedAndRestartedKeepsEveryAcknowledgedWriteAndAppliesNothingTwice(int seed, CrashPoint point)
+    /// <summary>Crashes members 1, 2 and 3 in turn (whichever leads), each at one of the two points, alternating (the seed picks the first).</summary>
+    [TestCaseSource(nameof(Seeds))]
+    public async Task EveryMemberCrashedAndRestartedKeepsEveryAcknowledgedWriteAndAppliesNothingTwice(int seed)
     {
-        TestContext.Out.WriteLine($"seed {seed}, {point} (replay: REPLICATION_SEED={seed})");
+        TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
         var random = new Random(seed);
         await using var cluster = await ReplicatedCluster.StartAsync(3, seed);
         var acknowledged = new Dictionary<string, (string Value, long Revision)>();
@@ -35,11 +34,13 @@ public sealed class ReplicatedCrashTests
 
         foreach (ulong victim in new ulong[] { 1, 2, 3 })
         {
-            await WriteAsync(cluster, random, acknowledged, () => next++, count: 40, avoid: 0);
+            var point = (CrashPoint)((seed + (int)victim) % 2);
+            TestContext.Out.WriteLine($"member {victim}: crash {point}");
+            await WriteAsync(cluster, random, acknowledged, () => next++, count: 15, avoid: 0);
 
             // The victim's store durable mid-log, so a restart has a tail to replay.
             await cluster[victim].Mvcc.SyncAsync().AsTask().WaitAsync(Waits.Limit);
-            await WriteAsync(cluster, random, acknowledged, () => next++, count: 20, avoid: 0);
+            await WriteAsync(cluster, random, acknowledged, () => next++, count: 10, avoid: 0);
 
             var crashed = Arm(cluster.Disk(victim), victim, point);
             if (point == CrashPoint.AfterStoreCommitBeforeLogFsync)
@@ -73,7 +74,7 @@ public sealed class ReplicatedCrashTests
             await cluster.WaitForLeaderAsync();
 
             // Writes go on without the victim, then it comes back and must replay its log tail.
-            await WriteAsync(cluster, random, acknowledged, () => next++, count: 20, avoid: victim);
+            await WriteAsync(cluster, random, acknowledged, () => next++, count: 10, avoid: victim);
             await cluster.StartMemberAsync(victim, cluster.InitialMembers);
             await cluster.WaitForLeaderAsync();
             TestContext.Out.WriteLine($"member {victim} restarted: store durable at index {durableIndex}, applied {cluster[victim].Status.RaftAppliedIndex}");

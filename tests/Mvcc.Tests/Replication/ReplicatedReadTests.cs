@@ -55,7 +55,8 @@ public sealed class ReplicatedReadTests
     [Test]
     public async Task ASerializableReadNeedsNoLeaderAndALinearizableOneFailsWithoutOne()
     {
-        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: 1810);
+        // A short read timeout: the isolated member's linearizable read must fail, not wait long.
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: 1810, o => o with { Raft = o.Raft with { ReadIndexTimeout = TimeSpan.FromMilliseconds(300) } });
         await cluster[1].PutAsync(new PutRequest { Key = Key("k"), Value = Key("v") }).AsTask().WaitAsync(Waits.Limit);
         await cluster.WaitForAppliedAsync(cluster[1].Status.RaftAppliedIndex);
         ulong follower = cluster.FollowerIds().First();
