@@ -41,10 +41,12 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     /// <summary>Completions of puts, deletes and txns, reused: enough for two full batches in flight.</summary>
     private readonly WriteOpPool _ops;
     private readonly WatchHub _watches;
+    private readonly IFileSystem _fileSystem;
     private int _disposed;
 
-    private MvccStore(string directory, StoreState state, IEnumerable<CompactionJob> resumedCompactions)
+    private MvccStore(IFileSystem fileSystem, string directory, StoreState state, IEnumerable<CompactionJob> resumedCompactions)
     {
+        _fileSystem = fileSystem;
         Directory = directory;
         _state = state;
         _watches = new WatchHub(state);
@@ -109,13 +111,16 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         options ??= MvccStoreOptions.Default;
         options.Validate();
         string path = Path.Combine(directory, StoreLoader.FileName);
-        var btreeOptions = options.Logger is not null && options.BTree.Logger is null ? options.BTree with { Logger = options.Logger } : options.BTree;
+        var btreeOptions = BTreeOptionsOf(options);
         var database = BTreeDatabase.Open(fileSystem, path, btreeOptions);
         try
         {
             var (state, resumed, attached) = StoreLoader.Load(database, path, options);
             Leases.LeaseLoader.Load(database, state, attached);
-            return new MvccStore(directory, state, resumed);
+
+            // Under the B+tree's lock: a restore that did not reach its rename left only these.
+            DeleteRestoreLeftovers(fileSystem, path);
+            return new MvccStore(fileSystem, directory, state, resumed);
         }
         catch
         {

@@ -10,6 +10,17 @@ namespace EmbeddedRaft.Mvcc.Leases;
 /// </summary>
 internal static class LeaseApplier
 {
+    /// <summary>
+    /// A keep-alive applied from the replicated log: renews the lease on this member's clock when it
+    /// exists (<see cref="Lessor.RenewApplied"/>). Writes nothing but the consistent index.
+    /// </summary>
+    /// <exception cref="MvccException"><see cref="MvccError.LeaseNotFound"/>: no such lease (revoked by an earlier entry, or never granted).</exception>
+    public static LeaseKeepAliveResponse KeepAlive(StoreState state, long id)
+    {
+        long ttl = state.Lessor.RenewApplied(id) ?? throw new MvccException(MvccError.LeaseNotFound);
+        return new LeaseKeepAliveResponse { Header = new ResponseHeader { Revision = state.Revision }, Id = id, TtlSeconds = ttl };
+    }
+
     /// <summary>etcd's <c>lessor.Grant</c>: refuses an id in use; raises a TTL below the minimum; persists the lease, then adds it.</summary>
     public static LeaseGrantResponse Grant(StoreState state, Transaction batch, LeaseGrantOp op)
     {
@@ -41,7 +52,7 @@ internal static class LeaseApplier
         var lessor = state.Lessor;
         if (!lessor.Contains(op.Id) || (op.OnlyIfExpired && !lessor.IsExpired(op.Id)))
         {
-            return op.OnlyIfExpired
+            return op.OnlyIfExpired || op.IfExists
                 ? new LeaseRevokeResponse { Header = new ResponseHeader { Revision = transaction.BeginRevision } }
                 : throw new MvccException(MvccError.LeaseNotFound);
         }

@@ -29,6 +29,7 @@ internal sealed class Lessor
     private readonly long _frequency;
     private readonly long _reportRetryTicks;
     private long _lastAutoId;
+    private bool _primary = true;
 
     // How many keys are attached, read without the lock: a put without a lease skips the lock while none is.
     private int _attachedCount;
@@ -43,6 +44,22 @@ internal sealed class Lessor
         // idutil puts a timestamp in its ids): a restarted store does not hand out an id a client
         // may still hold from before, unless the clock went back. Restore raises it above stored ids.
         _lastAutoId = Math.Max(0, _time.GetUtcNow().ToUnixTimeMilliseconds()) << 16;
+    }
+
+    /// <summary>
+    /// True when this lessor reports expired leases (<see cref="TakeExpired"/>): etcd's primary
+    /// lessor, the leader's. A standalone store's lessor is primary from the start; a replicated
+    /// store demotes it at open and promotes it when its member becomes leader (<see cref="Promote"/>).
+    /// </summary>
+    public bool IsPrimary
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _primary;
+            }
+        }
     }
 
     public int Count
@@ -252,7 +269,8 @@ internal sealed class Lessor
     }
 
     /// <summary>
-    /// Up to <paramref name="max"/> leases whose TTL has run out, earliest first. A lease reported
+    /// Up to <paramref name="max"/> leases whose TTL has run out, earliest first; none while this
+    /// lessor is not primary (<see cref="Demote"/>). A lease reported
     /// here is not reported again for <see cref="LeaseOptions.ExpiredReportRetryInterval"/> (it is
     /// expected to be revoked meanwhile; if not, it is reported again, as etcd's lessor retries).
     /// </summary>
@@ -261,6 +279,11 @@ internal sealed class Lessor
         var expired = new List<long>();
         lock (_gate)
         {
+            if (!_primary)
+            {
+                return expired;
+            }
+
             long now = _time.GetTimestamp();
             while (expired.Count < max && _due.TryPeek(out long id, out long due) && due <= now)
             {
@@ -280,19 +303,105 @@ internal sealed class Lessor
         return expired;
     }
 
-    /// <summary>Restarts every lease's TTL from now (etcd's <c>Promote</c>): for a new leader, and at open.</summary>
+    /// <summary>
+    /// Makes this the primary lessor (etcd's <c>Promote</c>, for a member that became leader): every
+    /// lease's TTL first restarts in full from now, so the time before this member led, when no
+    /// one was deciding expiry here and keep-alives may have gone elsewhere, never expires leases
+    /// en masse at an election; only then does <see cref="TakeExpired"/> report anything.
+    /// </summary>
+    public void Promote()
+    {
+        lock (_gate)
+        {
+            RefreshAllUnsynchronized();
+            _primary = true;
+        }
+    }
+
+    /// <summary>
+    /// Makes this a secondary lessor (etcd's <c>Demote</c>, for a member that is not, or no longer,
+    /// leader): <see cref="TakeExpired"/> reports nothing until <see cref="Promote"/>. Keep-alives and
+    /// grants still run each lease's clock, so the TTLs stay meaningful for reads.
+    /// </summary>
+    public void Demote()
+    {
+        lock (_gate)
+        {
+            _primary = false;
+        }
+    }
+
+    /// <summary>
+    /// A keep-alive applied from the replicated log: renews the lease from now on this member's
+    /// clock whenever the lease exists, expired here or not, and returns the granted TTL; null when
+    /// there is no such lease. Every member answers the same (existence is replicated state; the
+    /// local clock only decides when the expiry runs out), so the member that proposed it answers
+    /// as the leader would have: the log, not a clock, orders a keep-alive and a revocation.
+    /// </summary>
+    public long? RenewApplied(long id)
+    {
+        lock (_gate)
+        {
+            if (!_leases.TryGetValue(id, out var entry))
+            {
+                return null;
+            }
+
+            Renew(entry, _time.GetTimestamp());
+            return entry.TtlSeconds;
+        }
+    }
+
+    /// <summary>
+    /// Replaces every lease and attachment by <paramref name="source"/>'s (a lessor just loaded from a
+    /// restored snapshot, used by no one else). Expiries come along as loaded (full TTLs from the
+    /// load); whether this lessor is primary does not change.
+    /// </summary>
+    public void ReplaceWith(Lessor source)
+    {
+        lock (_gate)
+        {
+            _leases.Clear();
+            _attachments.Clear();
+            foreach (var (id, entry) in source._leases)
+            {
+                _leases.Add(id, entry);
+            }
+
+            foreach (var (key, lease) in source._attachments)
+            {
+                _attachments.Add(key, lease);
+            }
+
+            _due = new PriorityQueue<long, long>(_leases.Count);
+            foreach (var entry in _leases.Values)
+            {
+                _due.Enqueue(entry.Id, entry.ExpiryTimestamp);
+            }
+
+            _lastAutoId = Math.Max(_lastAutoId, source._lastAutoId);
+            Volatile.Write(ref _attachedCount, _attachments.Count);
+        }
+    }
+
+    /// <summary>Restarts every lease's TTL from now: at open, and for a new primary (<see cref="Promote"/>).</summary>
     public void RefreshAll()
     {
         lock (_gate)
         {
-            long now = _time.GetTimestamp();
-            _due = new PriorityQueue<long, long>(_leases.Count);
-            foreach (var entry in _leases.Values)
-            {
-                entry.ReportedUntilTimestamp = 0;
-                entry.ExpiryTimestamp = Later(now, entry.TtlSeconds);
-                _due.Enqueue(entry.Id, entry.ExpiryTimestamp);
-            }
+            RefreshAllUnsynchronized();
+        }
+    }
+
+    private void RefreshAllUnsynchronized()
+    {
+        long now = _time.GetTimestamp();
+        _due = new PriorityQueue<long, long>(_leases.Count);
+        foreach (var entry in _leases.Values)
+        {
+            entry.ReportedUntilTimestamp = 0;
+            entry.ExpiryTimestamp = Later(now, entry.TtlSeconds);
+            _due.Enqueue(entry.Id, entry.ExpiryTimestamp);
         }
     }
 

@@ -129,6 +129,49 @@ public sealed partial class MvccStore
     }
 
     /// <summary>
+    /// A keep-alive applied from the replicated log at <paramref name="consistentIndex"/>: renews the
+    /// lease on this member's clock when it exists, expired here or not (the log orders keep-alives
+    /// and revocations; see <see cref="Leases.Lessor.RenewApplied"/>), in order with the writes
+    /// queued before it. Every member gives the same answer.
+    /// </summary>
+    /// <exception cref="MvccException"><see cref="MvccError.LeaseNotFound"/>: no such lease; nothing was written (not even the consistent index).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    internal async ValueTask<LeaseKeepAliveResponse> ApplyLeaseKeepAliveAsync(long id, ulong consistentIndex, CancellationToken cancellationToken = default)
+    {
+        object? result = await Submit<object?>(new WriteOp(WriteOpKind.LeaseKeepAlive, id, consistentIndex), cancellationToken).ConfigureAwait(false);
+        return (LeaseKeepAliveResponse)result!;
+    }
+
+    /// <summary>
+    /// A replicated leader's expiry revocation applied from the log at <paramref name="consistentIndex"/>:
+    /// revokes the lease as <see cref="LeaseRevokeAsync"/> does, whatever this member's clock says,
+    /// and does nothing (no error) when an earlier entry already revoked it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    internal ValueTask<LeaseRevokeResponse> ApplyExpiredLeaseRevokeAsync(long id, ulong consistentIndex, CancellationToken cancellationToken = default) =>
+        Submit<LeaseRevokeResponse>(new WriteOp(WriteOpKind.LeaseRevoke, new LeaseRevokeOp(id, OnlyIfExpired: false, IfExists: true), consistentIndex), cancellationToken);
+
+    /// <summary>True when the lessor is primary: <see cref="TakeExpiredLeases"/> reports expired leases only then.</summary>
+    internal bool IsLessorPrimary => _state.Lessor.IsPrimary;
+
+    /// <summary>
+    /// Makes the lessor primary (etcd's <c>Promote</c>; a replicated store's member that became
+    /// leader): every lease's TTL restarts in full from now first, so an election never expires
+    /// leases en masse; then <see cref="TakeExpiredLeases"/> reports the ones that run out. Thread-safe.
+    /// </summary>
+    internal void PromoteLessor() => _state.Lessor.Promote();
+
+    /// <summary>
+    /// Makes the lessor secondary (etcd's <c>Demote</c>; a replicated store's member that is not
+    /// leader): <see cref="TakeExpiredLeases"/> reports nothing until <see cref="PromoteLessor"/>. Thread-safe.
+    /// </summary>
+    internal void DemoteLessor() => _state.Lessor.Demote();
+
+    /// <summary>
     /// Restarts every lease's TTL in full from now (etcd's <c>Promote</c>), so time when no one could
     /// renew them does not count: the store does it at open; a replicated store's new leader does it
     /// before it starts revoking. Thread-safe.

@@ -30,4 +30,22 @@ internal enum CommandKind : byte
 
     /// <summary>A member removed from the registry: its id.</summary>
     MemberRemove = 6,
+
+    /// <summary>A lease granted: its id (chosen by the proposer) and TTL in seconds (<see cref="LeaseCommands"/>).</summary>
+    LeaseGrant = 16,
+
+    /// <summary>A lease revoked by a client: its id.</summary>
+    LeaseRevoke = 17,
+
+    /// <summary>A lease kept alive: its id. Every member renews it on its own clock when applying.</summary>
+    LeaseKeepAlive = 18,
+
+    /// <summary>A lease the leader found expired, revoked: its id. Does nothing when an earlier entry revoked it.</summary>
+    LeaseExpire = 19,
+
+    /// <summary>A cross-member hash check begins: the revision every member hashes (<see cref="HashCheckCommands"/>).</summary>
+    HashCheckStart = 32,
+
+    /// <summary>One member's hash for a check: the check's log index, the member, the revision, the compact revision, the hash.</summary>
+    HashCheckReport = 33,
 }

@@ -128,6 +128,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         var storeOptions = options.Store with
         {
             Durability = MvccDurability.NoSync,
+            Leases = options.Store.Leases with { RevokeExpired = false, TimeProvider = options.TimeProvider ?? options.Store.Leases.TimeProvider },
             Logger = options.Store.Logger ?? loggers.CreateLogger<MvccStore>(),
         };
         string storeDirectory = Path.Combine(options.DataDirectory, "mvcc");

@@ -22,4 +22,22 @@ internal static partial class ReplicatedStoreLog
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Replicated store member {MemberId}: restored the snapshot at index {Index} (revision {Revision}).")]
     public static partial void Restored(ILogger logger, ulong memberId, ulong index, long revision);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Replicated store member {MemberId}: leading; the lessor is primary (every lease's TTL restarted) and expires leases.")]
+    public static partial void LessorPromoted(ILogger logger, ulong memberId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Replicated store member {MemberId}: not leading (leader {LeaderId}); the lessor is secondary.")]
+    public static partial void LessorDemoted(ILogger logger, ulong memberId, ulong leaderId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Replicated store member {MemberId}: the revocation of expired lease {LeaseId} did not commit (it is reported again later).")]
+    public static partial void ExpiryProposalFailed(ILogger logger, Exception exception, ulong memberId, long leaseId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Replicated store member {MemberId}: no hash for the check at index {CheckIndex} (revision {Revision}).")]
+    public static partial void HashSkipped(ILogger logger, Exception exception, ulong memberId, ulong checkIndex, long revision);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Replicated store member {MemberId}: CORRUPTION ALARM — the hash check at index {CheckIndex} (revision {Revision}, compact revision {CompactRevision}) found members disagreeing: {Hashes}. Writes are refused from now on.")]
+    public static partial void HashMismatch(ILogger logger, ulong memberId, ulong checkIndex, long revision, long compactRevision, string hashes);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Replicated store member {MemberId}: lease {LeaseId} expired; its revocation applied at index {Index}.")]
+    public static partial void LeaseExpireApplied(ILogger logger, ulong memberId, long leaseId, ulong index);
 }

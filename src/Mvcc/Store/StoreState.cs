@@ -22,13 +22,15 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
 
     public string Path { get; } = path;
 
-    public BTreeDatabase Database { get; } = database;
+    /// <summary>The B+tree; replaced only by <see cref="Adopt"/> (a snapshot restore), under the write lock.</summary>
+    public BTreeDatabase Database { get; private set; } = database;
 
     public MvccStoreOptions Options { get; } = options;
 
     public ReaderWriterLockSlim IndexLock { get; } = new(LockRecursionPolicy.NoRecursion);
 
-    public KeyIndex Index { get; } = new();
+    /// <summary>The key index; replaced only by <see cref="Adopt"/> (a snapshot restore), under the write lock.</summary>
+    public KeyIndex Index { get; private set; } = new();
 
     /// <summary>The leases and which keys they hold; changed by the writer (and keep-alives), read by anyone (its own lock).</summary>
     public Leases.Lessor Lessor { get; } = new(options.Leases);
@@ -56,6 +58,33 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
         {
             throw new StorageFaultedException(Path, failure);
         }
+    }
+
+    /// <summary>
+    /// Takes over everything <paramref name="loaded"/> rebuilt from a restored file — its key index,
+    /// revision, compact revision, consistent index and leases — with <paramref name="database"/>,
+    /// that file reopened at this store's path (writer thread, with the write
+    /// lock of <see cref="IndexLock"/> held, after the batch was committed so nothing is pending).
+    /// The revision may move either way: the store now holds another history.
+    /// </summary>
+    public void Adopt(StoreState loaded, BTreeDatabase database)
+    {
+        if (!IndexLock.IsWriteLockHeld)
+        {
+            throw new InvariantViolationException($"MVCC store {Path}: a restored state adopted without the index write lock.");
+        }
+
+        if (Pending.Count != 0)
+        {
+            throw new InvariantViolationException($"MVCC store {Path}: a restored state adopted with {Pending.Count} uncommitted revisions pending.");
+        }
+
+        Database = database;
+        Index = loaded.Index;
+        Volatile.Write(ref Revision, loaded.Revision);
+        Volatile.Write(ref CompactRevision, loaded.CompactRevision);
+        Volatile.Write(ref ConsistentIndex, loaded.ConsistentIndex);
+        Lessor.ReplaceWith(loaded.Lessor);
     }
 
     /// <summary>Publishes a new revision (writer thread).</summary>

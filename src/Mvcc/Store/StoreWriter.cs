@@ -291,6 +291,26 @@ internal sealed class StoreWriter
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
+                case WriteOpKind.LeaseKeepAlive:
+                    CheckConsistentIndex(op.ConsistentIndex);
+                    op.Result = Leases.LeaseApplier.KeepAlive(_state, (long)op.Request!);
+                    if (op.ConsistentIndex == 0)
+                    {
+                        // Nothing to write: no batch to wait for.
+                        op.Complete();
+                        break;
+                    }
+
+                    EnsureBatch();
+                    AdvanceConsistentIndex(op.ConsistentIndex);
+                    Applied(op);
+                    break;
+                case WriteOpKind.Checkpoint:
+                    Checkpoint(op);
+                    break;
+                case WriteOpKind.Restore:
+                    Restore(op, (PreparedRestore)op.Request!);
+                    break;
                 case WriteOpKind.ConsistentIndex:
                     CheckConsistentIndex(op.ConsistentIndex);
                     EnsureBatch();
@@ -503,6 +523,100 @@ internal sealed class StoreWriter
         }
 
         _compactions.Clear();
+    }
+
+    // ------------------------------------------------------------ snapshot images
+
+    /// <summary>
+    /// Commits the open batch (no-sync under Raft: the log is the durability) and begins a read
+    /// transaction on that commit, which therefore holds exactly the writes applied so far and the
+    /// consistent index stored with them.
+    /// </summary>
+    private void Checkpoint(WriteOp op)
+    {
+        if (_batch is not null)
+        {
+            CommitBatch(CommitDurabilityFor(forceSync: false));
+        }
+
+        if (_state.Failure is { } failure)
+        {
+            op.Fail(new StorageFaultedException(_state.Path, failure));
+            return;
+        }
+
+        op.Result = new Checkpoint(_state.Database.BeginRead(), _state.ConsistentIndex, _state.Revision, _state.CompactRevision);
+        op.Complete();
+    }
+
+    /// <summary>
+    /// Swaps the store's B+tree file for the restored one beside it (docs/architecture.md, "Snapshot
+    /// images"): commit what is applied, stop new readers (index write lock), wait for the readers
+    /// already in the old file, close it, rename the new file over it and sync the directory (the
+    /// one atomic step: a crash before it leaves the old store, after it the new one), reopen it and
+    /// adopt the state rebuilt from it. Then the watches move to catching up from the new history.
+    /// </summary>
+    private void Restore(WriteOp op, PreparedRestore prepared)
+    {
+        if (_batch is not null)
+        {
+            CommitBatch(CommitDurabilityFor(forceSync: false));
+        }
+
+        if (_state.Failure is { } failure)
+        {
+            op.Fail(new StorageFaultedException(_state.Path, failure));
+            return;
+        }
+
+        // The old history's compactions are moot; their physical waiters are done with it.
+        foreach (var job in _compactions)
+        {
+            foreach (var waiter in job.Waiters)
+            {
+                waiter.Complete();
+            }
+        }
+
+        _compactions.Clear();
+        Exception? error = null;
+        BTreeDatabase? opened = null;
+        _state.IndexLock.EnterWriteLock();
+        try
+        {
+            var old = _state.Database;
+            old.WaitForNoReaders();
+            old.Dispose();
+            prepared.FileSystem.Rename(prepared.IncomingPath, _state.Path);
+            prepared.FileSystem.SyncDirectory(prepared.Directory);
+            opened = BTreeDatabase.Open(prepared.FileSystem, _state.Path, prepared.BTreeOptions);
+            _state.Adopt(prepared.Loaded, opened);
+        }
+        catch (Exception e)
+        {
+            opened?.Dispose();
+            error = e;
+        }
+        finally
+        {
+            _state.IndexLock.ExitWriteLock();
+        }
+
+        if (error is not null)
+        {
+            // The old file is closed: the store cannot go on. On disk it is the old or the new store, whole.
+            Fault(error);
+            op.Fail(error);
+            return;
+        }
+
+        foreach (var job in prepared.Resumed)
+        {
+            _compactions.Enqueue(job);
+        }
+
+        _watches.Restored(_state.Revision);
+        op.Complete();
     }
 
     // ------------------------------------------------------------ compaction

@@ -18,6 +18,17 @@ internal enum WriteOpKind
     LeaseGrant,
     LeaseRevoke,
 
+    /// <summary>A keep-alive applied from the replicated log (<see cref="MvccStore"/>'s ApplyLeaseKeepAliveAsync).</summary>
+    LeaseKeepAlive,
+
+    // Snapshot images (Store/MvccStore.Images.cs).
+
+    /// <summary>Commit the batch and begin a read transaction on it: the state as of the consistent index.</summary>
+    Checkpoint,
+
+    /// <summary>Swap the B+tree file for a restored one (<see cref="PreparedRestore"/>).</summary>
+    Restore,
+
     // The replicated store (Replication/MvccStore.Replica.cs).
     ReplicaMeta,
     ConsistentIndexAtLeast,

@@ -116,6 +116,39 @@ internal sealed class WatchHub
         Close(new StorageFaultedException(_state.Path, failure));
     }
 
+    /// <summary>
+    /// Writer thread: the store now holds a restored history whose current revision is
+    /// <paramref name="revision"/> (nothing pending). As etcd's restore moves every watcher to the
+    /// unsynced group, every synced watcher leaves the index with its next revision kept: its
+    /// consumer catches up from the new history (everything it was already given stays given) or,
+    /// when that revision is at or below the new compaction point, its catch-up ends it with the
+    /// compacted error. The notified revision becomes the new one.
+    /// </summary>
+    public void Restored(long revision)
+    {
+        lock (_gate)
+        {
+            if (_closedReason is not null)
+            {
+                return;
+            }
+
+            foreach (var watcher in _live)
+            {
+                if (watcher.State == WatcherState.Synced)
+                {
+                    _index.Remove(watcher);
+                    watcher.Next = Math.Max(_notifiedRevision + 1, watcher.StartRevision);
+                    watcher.State = WatcherState.Unsynced;
+                }
+
+                watcher.Wake();
+            }
+
+            Volatile.Write(ref _notifiedRevision, revision);
+        }
+    }
+
     /// <summary>Ends every watch with <paramref name="reason"/> after what it has buffered (the store is closing or faulted); later watches end at once.</summary>
     public void Close(Exception reason)
     {

@@ -472,6 +472,29 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
             if (--count == 0)
             {
                 _readersBySnapshot.Remove(tx.Id);
+                if (_readersBySnapshot.Count == 0)
+                {
+                    // Wakes WaitForNoReaders.
+                    Monitor.PulseAll(_readerGate);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Blocks the calling thread until no read transaction of this database is open. For an owner
+    /// about to dispose the database and replace its file (a store restoring a snapshot): it first
+    /// stops its own code from beginning new readers, then waits here for those already reading, so
+    /// none of them reads a closed file. Readers begun meanwhile are waited for too.
+    /// </summary>
+    /// <remarks>Thread-safe. Waits without a bound: a read transaction that is never disposed blocks it for good.</remarks>
+    public void WaitForNoReaders()
+    {
+        lock (_readerGate)
+        {
+            while (_readersBySnapshot.Count != 0)
+            {
+                Monitor.Wait(_readerGate);
             }
         }
     }
