@@ -183,6 +183,7 @@ internal sealed class EtcdCluster : IAsyncDisposable
         WebApplication app = builder.Build();
         app.MapGrpcService<KvService>();
         app.MapGrpcService<WatchService>();
+        app.MapGrpcService<LeaseService>();
         app.MapGrpcService<ClusterService>();
         app.MapGrpcService<MaintenanceService>();
         app.MapGrpcService<AuthService>();

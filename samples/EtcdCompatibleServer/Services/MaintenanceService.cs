@@ -49,6 +49,23 @@ internal sealed class MaintenanceService(EtcdMember member) : Etcd.Maintenance.M
         return Task.FromResult(response);
     }
 
+    /// <summary>
+    /// etcd's Hash covers its whole backend file; this store's file layout is its own, so Hash
+    /// answers the hash of the key-value history at the newest revision (what HashKV(0) answers):
+    /// like etcd's, it is equal on members that hold the same data.
+    /// </summary>
+    public override async Task<Etcd.HashResponse> Hash(Etcd.HashRequest request, ServerCallContext context)
+    {
+        HashKVResponse hash = await member.Store.HashKVAsync(0, context.CancellationToken).ConfigureAwait(false);
+        return new Etcd.HashResponse { Header = ProtoMapping.Header(hash.Header), Hash = hash.Hash };
+    }
+
+    public override async Task<Etcd.HashKVResponse> HashKV(Etcd.HashKVRequest request, ServerCallContext context)
+    {
+        HashKVResponse hash = await member.Store.HashKVAsync(request.Revision, context.CancellationToken).ConfigureAwait(false);
+        return new Etcd.HashKVResponse { Header = ProtoMapping.Header(hash.Header), Hash = hash.Hash, CompactRevision = hash.CompactRevision };
+    }
+
     public override Task<Etcd.AlarmResponse> Alarm(Etcd.AlarmRequest request, ServerCallContext context)
     {
         if (request.Action != Etcd.AlarmRequest.Types.AlarmAction.Get)
