@@ -190,8 +190,8 @@ internal sealed partial class EtcdctlRunner(IEtcdCluster cluster)
         foreach ((string name, string value) in _variables)
         {
             // etcdctl prints a lease id in hex (simple output) and in decimal (JSON output).
-            line = line.Replace(value, $"<{name}>", StringComparison.Ordinal);
             line = ReplaceNumber(line, ulong.Parse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture), $"<{name}>");
+            line = line.Replace(value, $"<{name}>", StringComparison.Ordinal);
         }
 
         foreach (ClusterMember member in cluster.Members)
@@ -210,6 +210,8 @@ internal sealed partial class EtcdctlRunner(IEtcdCluster cluster)
     {
         string hex = id.ToString("x", CultureInfo.InvariantCulture);
         string dec = id.ToString(CultureInfo.InvariantCulture);
+        // "Member %16x added to cluster %16x": an id with a leading zero nibble is space-padded.
+        line = Regex.Replace(line, $@"\b(Member|cluster) +{hex}\b", $"$1 {name}");
         line = Regex.Replace(line, $@"\b{hex}\b", name);
         return Regex.Replace(line, $@"\b{dec}\b", name);
     }

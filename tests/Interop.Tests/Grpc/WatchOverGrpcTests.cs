@@ -87,7 +87,9 @@ public sealed class WatchOverGrpcTests
     {
         using var watch = new WatchCall(_clients[1]);
         long id = await watch.CreateAndConfirmAsync(new WatchCreateRequest { Key = Bytes("w/progress/none") });
-        PutResponse elsewhere = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("w/progress/other"), Value = Bytes("x") });
+        // Written through the same member: a write completes once applied there, so the member's
+        // progress covers it (through another member it might not be applied here yet, as in etcd).
+        PutResponse elsewhere = await _clients[1].Kv.PutAsync(new PutRequest { Key = Bytes("w/progress/other"), Value = Bytes("x") });
         await watch.SendAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
         WatchResponse progress = await watch.NextAsync();
         Assert.That(progress.Events, Is.Empty);
@@ -98,7 +100,7 @@ public sealed class WatchOverGrpcTests
     [Test]
     public async Task AProgressRequestOnAStreamWithoutWatchesIsAnsweredWithWatchIdMinusOne()
     {
-        PutResponse put = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("w/progress/empty"), Value = Bytes("x") });
+        PutResponse put = await _clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("w/progress/empty"), Value = Bytes("x") });
         using var watch = new WatchCall(_clients[2]);
         await watch.SendAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
         WatchResponse progress = await watch.NextAsync();
@@ -123,7 +125,8 @@ public sealed class WatchOverGrpcTests
         string value = new('v', 300);
         for (int i = 0; i < 8; i++)
         {
-            await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes($"w/frag/{i}"), Value = Bytes(value) });
+            // Through the watching member: applied there before the watches start "from now".
+            await _clients[1].Kv.PutAsync(new PutRequest { Key = Bytes($"w/frag/{i}"), Value = Bytes(value) });
         }
 
         using var fragmented = new WatchCall(_clients[1]);
@@ -151,9 +154,10 @@ public sealed class WatchOverGrpcTests
     [Test]
     public async Task AWatchFromACompactedRevisionIsCancelledWithTheCompactRevision()
     {
-        PutResponse old = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("w/compacted"), Value = Bytes("1") });
-        PutResponse current = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("w/compacted"), Value = Bytes("2") });
-        await _clients[0].Kv.CompactAsync(new CompactionRequest { Revision = current.Header.Revision });
+        PutResponse old = await _clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("w/compacted"), Value = Bytes("1") });
+        PutResponse current = await _clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("w/compacted"), Value = Bytes("2") });
+        // Through the watching member: a compaction completes once applied there.
+        await _clients[2].Kv.CompactAsync(new CompactionRequest { Revision = current.Header.Revision });
 
         using var watch = new WatchCall(_clients[2]);
         await watch.CreateAsync(new WatchCreateRequest { Key = Bytes("w/compacted"), StartRevision = old.Header.Revision });
