@@ -72,7 +72,11 @@ public sealed partial class MvccStore
     /// <summary>The options the store was opened with.</summary>
     internal MvccStoreOptions Options => _state.Options;
 
-    /// <summary>The B+tree file's size in bytes (its statistics read only each bucket's leftmost path).</summary>
+    /// <summary>
+    /// The B+tree file's size in bytes (its statistics read only each bucket's leftmost path). While
+    /// a snapshot restore swaps the file (the old database is closed before the new one is adopted)
+    /// it answers the size last read: a status figure may lag a swap, it must not throw.
+    /// </summary>
     internal long DbSizeBytes
     {
         get
@@ -82,7 +86,18 @@ public sealed partial class MvccStore
                 return 0;
             }
 
-            return _state.Database.GetStatistics().FileSizeBytes;
+            try
+            {
+                long size = _state.Database.GetStatistics().FileSizeBytes;
+                Volatile.Write(ref _lastDbSizeBytes, size);
+                return size;
+            }
+            catch (ObjectDisposedException) when (Volatile.Read(ref _disposed) == 0)
+            {
+                return Volatile.Read(ref _lastDbSizeBytes);
+            }
         }
     }
+
+    private long _lastDbSizeBytes;
 }
