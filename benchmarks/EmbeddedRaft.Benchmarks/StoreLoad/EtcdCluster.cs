@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using EmbeddedRaft.Benchmarks.StoreLoad.Etcd;
+using EmbeddedRaft.Samples.EtcdCompatibleServer.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Net.Client;
 
@@ -14,8 +14,8 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// directory (the same disk as the other systems), default settings except a backend quota of
 /// 8 GiB (the load writes gigabytes of revisions between compactions; etcd's default 2 GiB quota
 /// would raise its NOSPACE alarm mid-run). The load reaches it through this benchmark's own gRPC
-/// client (Grpc.Net.Client over HTTP/2 cleartext, etcd's wire format from the proto subset in
-/// Protos/), several connections per member, each call on the member the caller names.
+/// client (Grpc.Net.Client over HTTP/2 cleartext, etcd's wire format from the etcd-compatible
+/// sample's .proto files), several connections per member, each call on the member the caller names.
 /// </summary>
 internal sealed class EtcdCluster : IKvClusterUnderLoad
 {
