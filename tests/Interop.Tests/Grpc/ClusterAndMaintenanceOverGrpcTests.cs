@@ -7,33 +7,16 @@ namespace EmbeddedRaft.Interop.Tests.Grpc;
 
 /// <summary>etcd's Cluster, Maintenance and Auth services, and what answers UNIMPLEMENTED.</summary>
 [TestFixture]
-public sealed class ClusterAndMaintenanceOverGrpcTests
+public sealed class ClusterAndMaintenanceOverGrpcTests : OverGrpcFixture
 {
-    private OurEtcdCluster _cluster = null!;
-    private List<EtcdClients> _clients = null!;
-
-    [OneTimeSetUp]
-    public async Task StartCluster()
-    {
-        _cluster = await OurEtcdCluster.StartOursAsync();
-        _clients = [.. _cluster.Cluster.Members.Select(m => new EtcdClients(m.ClientUrl))];
-    }
-
-    [OneTimeTearDown]
-    public async Task StopCluster()
-    {
-        _clients.ForEach(c => c.Dispose());
-        await _cluster.DisposeAsync();
-    }
-
     [Test]
     public async Task EveryMemberListsTheSameMembersWithEtcdStyleUrls()
     {
-        foreach (EtcdClients client in _clients)
+        foreach (EtcdClients client in Clients)
         {
             MemberListResponse list = await client.Cluster.MemberListAsync(new MemberListRequest());
             Assert.That(list.Members.Select(m => (m.ID, m.Name, m.PeerURLs.Single(), m.ClientURLs.Single(), m.IsLearner)), Is.EquivalentTo(
-                _cluster.Members.Select(m => (m.Id, m.Name, m.PeerUrl, m.ClientUrl, false))));
+                Ours.Members.Select(m => (m.Id, m.Name, m.PeerUrl, m.ClientUrl, false))));
             Assert.That(list.Members.All(m => m.PeerURLs.Single().StartsWith("http://", StringComparison.Ordinal)), Is.True);
         }
     }
@@ -41,46 +24,46 @@ public sealed class ClusterAndMaintenanceOverGrpcTests
     [Test]
     public async Task ALearnerIsAddedWithoutANameAndRemoved()
     {
-        MemberAddResponse added = await _clients[1].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "http://127.0.0.1:1" }, IsLearner = true });
+        MemberAddResponse added = await Clients[1].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "http://127.0.0.1:1" }, IsLearner = true });
         Assert.That(added.Member.ID, Is.Not.Zero);
         Assert.That(added.Member.Name, Is.Empty, "unstarted, as etcd shows it");
         Assert.That(added.Member.IsLearner, Is.True);
         Assert.That(added.Members.Select(m => m.ID), Does.Contain(added.Member.ID));
 
-        MemberListResponse listed = await _clients[2].Cluster.MemberListAsync(new MemberListRequest());
+        MemberListResponse listed = await Clients[2].Cluster.MemberListAsync(new MemberListRequest());
         Assert.That(listed.Members.Single(m => m.ID == added.Member.ID).PeerURLs.Single(), Is.EqualTo("http://127.0.0.1:1"));
 
-        await AssertEtcdError(() => _clients[0].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "http://127.0.0.1:1" }, IsLearner = true }).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "http://127.0.0.1:1" }, IsLearner = true }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: Peer URLs already exists");
-        await AssertEtcdError(() => _clients[0].Cluster.MemberPromoteAsync(new MemberPromoteRequest { ID = _cluster.Members[0].Id }).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Cluster.MemberPromoteAsync(new MemberPromoteRequest { ID = Ours.Members[0].Id }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: can only promote a learner member");
 
-        MemberRemoveResponse removed = await _clients[0].Cluster.MemberRemoveAsync(new MemberRemoveRequest { ID = added.Member.ID });
-        Assert.That(removed.Members.Select(m => m.ID), Is.EquivalentTo(_cluster.Members.Select(m => m.Id)));
+        MemberRemoveResponse removed = await Clients[0].Cluster.MemberRemoveAsync(new MemberRemoveRequest { ID = added.Member.ID });
+        Assert.That(removed.Members.Select(m => m.ID), Is.EquivalentTo(Ours.Members.Select(m => m.Id)));
     }
 
     [Test]
     public async Task MembershipErrorsAreEtcds()
     {
-        await AssertEtcdError(() => _clients[0].Cluster.MemberRemoveAsync(new MemberRemoveRequest { ID = 0x1234 }).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Cluster.MemberRemoveAsync(new MemberRemoveRequest { ID = 0x1234 }).ResponseAsync,
             StatusCode.NotFound, "etcdserver: member not found");
-        await AssertEtcdError(() => _clients[0].Cluster.MemberPromoteAsync(new MemberPromoteRequest { ID = 0x1234 }).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Cluster.MemberPromoteAsync(new MemberPromoteRequest { ID = 0x1234 }).ResponseAsync,
             StatusCode.NotFound, "etcdserver: member not found");
-        await AssertEtcdError(() => _clients[1].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "not a url" } }).ResponseAsync,
+        await AssertEtcdError(() => Clients[1].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "not a url" } }).ResponseAsync,
             StatusCode.InvalidArgument, "etcdserver: given member URLs are invalid");
-        await AssertUnimplemented(() => _clients[1].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = _cluster.Members[0].Id }).ResponseAsync,
+        await AssertUnimplemented(() => Clients[1].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = Ours.Members[0].Id }).ResponseAsync,
             "the store offers no such call");
     }
 
     [Test]
     public async Task StatusReportsTheMemberTheLeaderAndRaftProgress()
     {
-        PutResponse put = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("m/status"), Value = Bytes("x") });
+        PutResponse put = await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("m/status"), Value = Bytes("x") });
         var leaders = new HashSet<ulong>();
         for (int i = 0; i < 3; i++)
         {
-            StatusResponse status = await _clients[i].Maintenance.StatusAsync(new StatusRequest());
-            Assert.That(status.Header.MemberId, Is.EqualTo(_cluster.Members[i].Id));
+            StatusResponse status = await Clients[i].Maintenance.StatusAsync(new StatusRequest());
+            Assert.That(status.Header.MemberId, Is.EqualTo(Ours.Members[i].Id));
             Assert.That(status.Version, Is.EqualTo("3.4.23"));
             // etcd's raftIndex (the committed index) is never below raftAppliedIndex; the store's
             // Status.RaftIndex is the persisted hard state's commit, which can trail the applied
@@ -95,19 +78,19 @@ public sealed class ClusterAndMaintenanceOverGrpcTests
         }
 
         Assert.That(leaders, Has.Count.EqualTo(1), "every member names the same leader");
-        Assert.That(_cluster.Members.Select(m => m.Id), Does.Contain(leaders.Single()));
+        Assert.That(Ours.Members.Select(m => m.Id), Does.Contain(leaders.Single()));
         Assert.That(put.Header.Revision, Is.GreaterThan(1));
     }
 
     [Test]
     public async Task EveryMemberHashesTheSameHistoryToTheSameValue()
     {
-        PutResponse first = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("m/hash"), Value = Bytes("1") });
-        PutResponse second = await _clients[1].Kv.PutAsync(new PutRequest { Key = Bytes("m/hash"), Value = Bytes("2") });
+        PutResponse first = await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("m/hash"), Value = Bytes("1") });
+        PutResponse second = await Clients[1].Kv.PutAsync(new PutRequest { Key = Bytes("m/hash"), Value = Bytes("2") });
         foreach (long revision in new[] { first.Header.Revision, second.Header.Revision })
         {
             var hashes = new List<uint>();
-            foreach (EtcdClients client in _clients)
+            foreach (EtcdClients client in Clients)
             {
                 HashKVResponse hash = await client.Maintenance.HashKVAsync(new HashKVRequest { Revision = revision });
                 hashes.Add(hash.Hash);
@@ -116,45 +99,45 @@ public sealed class ClusterAndMaintenanceOverGrpcTests
             Assert.That(hashes.Distinct().Count(), Is.EqualTo(1), $"every member's hash at revision {revision}");
         }
 
-        HashKVResponse atFirst = await _clients[2].Maintenance.HashKVAsync(new HashKVRequest { Revision = first.Header.Revision });
-        HashKVResponse atSecond = await _clients[2].Maintenance.HashKVAsync(new HashKVRequest { Revision = second.Header.Revision });
+        HashKVResponse atFirst = await Clients[2].Maintenance.HashKVAsync(new HashKVRequest { Revision = first.Header.Revision });
+        HashKVResponse atSecond = await Clients[2].Maintenance.HashKVAsync(new HashKVRequest { Revision = second.Header.Revision });
         Assert.That(atSecond.Hash, Is.Not.EqualTo(atFirst.Hash), "another history, another hash");
     }
 
     [Test]
     public async Task NoAlarmIsRaisedOnAHealthyCluster()
     {
-        AlarmResponse alarms = await _clients[2].Maintenance.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Get });
+        AlarmResponse alarms = await Clients[2].Maintenance.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Get });
         Assert.That(alarms.Alarms, Is.Empty);
     }
 
     [Test]
     public async Task MoveLeaderIsTheLeadersCallAndHandsLeadershipToTheTarget()
     {
-        ulong leader = (await _clients[0].Maintenance.StatusAsync(new StatusRequest())).Leader;
-        int leaderIndex = _cluster.Members.ToList().FindIndex(m => m.Id == leader);
+        ulong leader = (await Clients[0].Maintenance.StatusAsync(new StatusRequest())).Leader;
+        int leaderIndex = Ours.Members.ToList().FindIndex(m => m.Id == leader);
         int followerIndex = (leaderIndex + 1) % 3;
-        ulong target = _cluster.Members[followerIndex].Id;
+        ulong target = Ours.Members[followerIndex].Id;
 
-        await AssertEtcdError(() => _clients[followerIndex].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = target }).ResponseAsync,
+        await AssertEtcdError(() => Clients[followerIndex].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = target }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: not leader");
-        await AssertEtcdError(() => _clients[leaderIndex].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = 0x1234 }).ResponseAsync,
+        await AssertEtcdError(() => Clients[leaderIndex].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = 0x1234 }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: bad leader transferee");
 
-        await _clients[leaderIndex].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = target });
-        Assert.That((await _clients[followerIndex].Maintenance.StatusAsync(new StatusRequest())).Leader, Is.EqualTo(target));
+        await Clients[leaderIndex].Maintenance.MoveLeaderAsync(new MoveLeaderRequest { TargetID = target });
+        Assert.That((await Clients[followerIndex].Maintenance.StatusAsync(new StatusRequest())).Leader, Is.EqualTo(target));
     }
 
     [Test]
     public async Task AuthAnswersThatAuthenticationIsNotEnabledAndTheRestIsUnimplemented()
     {
-        await AssertEtcdError(() => _clients[0].Auth.AuthenticateAsync(new AuthenticateRequest { Name = "root", Password = "x" }).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Auth.AuthenticateAsync(new AuthenticateRequest { Name = "root", Password = "x" }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: authentication is not enabled");
-        await AssertEtcdError(() => _clients[0].Auth.UserListAsync(new AuthUserListRequest()).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Auth.UserListAsync(new AuthUserListRequest()).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: authentication is not enabled");
-        await AssertUnimplemented(() => _clients[1].Maintenance.DefragmentAsync(new DefragmentRequest()).ResponseAsync,
+        await AssertUnimplemented(() => Clients[1].Maintenance.DefragmentAsync(new DefragmentRequest()).ResponseAsync,
             "the store offers no such call");
-        await AssertUnimplemented(() => _clients[1].Maintenance.Snapshot(new SnapshotRequest()).ResponseStream.MoveNext(CancellationToken.None),
+        await AssertUnimplemented(() => Clients[1].Maintenance.Snapshot(new SnapshotRequest()).ResponseStream.MoveNext(CancellationToken.None),
             "the store offers no such call");
     }
 

@@ -6,34 +6,17 @@ namespace EmbeddedRaft.Interop.Tests.Grpc;
 
 /// <summary>etcd's KV service on every member of a 3-member cluster, as an etcd client sees it.</summary>
 [TestFixture]
-public sealed class KvOverGrpcTests
+public sealed class KvOverGrpcTests : OverGrpcFixture
 {
-    private OurEtcdCluster _cluster = null!;
-    private List<EtcdClients> _clients = null!;
-
-    [OneTimeSetUp]
-    public async Task StartCluster()
-    {
-        _cluster = await OurEtcdCluster.StartOursAsync();
-        _clients = [.. _cluster.Cluster.Members.Select(m => new EtcdClients(m.ClientUrl))];
-    }
-
-    [OneTimeTearDown]
-    public async Task StopCluster()
-    {
-        _clients.ForEach(c => c.Dispose());
-        await _cluster.DisposeAsync();
-    }
-
     [Test]
     public async Task WritesOnEveryMemberAreReadLinearizablyOnEveryMember()
     {
         for (int writer = 0; writer < 3; writer++)
         {
-            PutResponse put = await _clients[writer].Kv.PutAsync(new PutRequest { Key = Bytes($"kv/every/{writer}"), Value = Bytes($"from {writer}") });
+            PutResponse put = await Clients[writer].Kv.PutAsync(new PutRequest { Key = Bytes($"kv/every/{writer}"), Value = Bytes($"from {writer}") });
             for (int reader = 0; reader < 3; reader++)
             {
-                RangeResponse got = await _clients[reader].Kv.RangeAsync(new RangeRequest { Key = Bytes($"kv/every/{writer}") });
+                RangeResponse got = await Clients[reader].Kv.RangeAsync(new RangeRequest { Key = Bytes($"kv/every/{writer}") });
                 Assert.That(got.Kvs.Single().Value.ToStringUtf8(), Is.EqualTo($"from {writer}"), $"member {reader + 1} reads member {writer + 1}'s write");
                 Assert.That(got.Kvs.Single().ModRevision, Is.EqualTo(put.Header.Revision));
                 Assert.That(got.Header.Revision, Is.GreaterThanOrEqualTo(put.Header.Revision), "a linearizable read is at least at the write's revision");
@@ -46,9 +29,9 @@ public sealed class KvOverGrpcTests
     {
         for (int i = 0; i < 3; i++)
         {
-            PutResponse put = await _clients[i].Kv.PutAsync(new PutRequest { Key = Bytes("kv/header"), Value = Bytes("v") });
-            Assert.That(put.Header.ClusterId, Is.EqualTo(_cluster.ClusterId));
-            Assert.That(put.Header.MemberId, Is.EqualTo(_cluster.Members[i].Id), "the member that served the call");
+            PutResponse put = await Clients[i].Kv.PutAsync(new PutRequest { Key = Bytes("kv/header"), Value = Bytes("v") });
+            Assert.That(put.Header.ClusterId, Is.EqualTo(Ours.ClusterId));
+            Assert.That(put.Header.MemberId, Is.EqualTo(Ours.Members[i].Id), "the member that served the call");
             Assert.That(put.Header.Revision, Is.GreaterThan(1));
             Assert.That(put.Header.RaftTerm, Is.GreaterThan(0UL));
         }
@@ -60,24 +43,24 @@ public sealed class KvOverGrpcTests
         long first = 0;
         foreach (string key in new[] { "kv/r/a", "kv/r/b", "kv/r/c" })
         {
-            PutResponse put = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes(key), Value = Bytes(key[^1..]) });
+            PutResponse put = await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes(key), Value = Bytes(key[^1..]) });
             first = first == 0 ? put.Header.Revision : first;
         }
 
         RangeRequest prefix = new() { Key = Bytes("kv/r/"), RangeEnd = Bytes("kv/r0") };
-        RangeResponse limited = await _clients[1].Kv.RangeAsync(new RangeRequest(prefix) { Limit = 2 });
+        RangeResponse limited = await Clients[1].Kv.RangeAsync(new RangeRequest(prefix) { Limit = 2 });
         Assert.That(limited.Kvs.Select(kv => kv.Key.ToStringUtf8()), Is.EqualTo(new[] { "kv/r/a", "kv/r/b" }));
         Assert.That(limited.More, Is.True);
         Assert.That(limited.Count, Is.EqualTo(3));
 
-        RangeResponse descending = await _clients[2].Kv.RangeAsync(new RangeRequest(prefix) { SortOrder = RangeRequest.Types.SortOrder.Descend, SortTarget = RangeRequest.Types.SortTarget.Mod });
+        RangeResponse descending = await Clients[2].Kv.RangeAsync(new RangeRequest(prefix) { SortOrder = RangeRequest.Types.SortOrder.Descend, SortTarget = RangeRequest.Types.SortTarget.Mod });
         Assert.That(descending.Kvs.Select(kv => kv.Key.ToStringUtf8()), Is.EqualTo(new[] { "kv/r/c", "kv/r/b", "kv/r/a" }));
 
-        RangeResponse past = await _clients[2].Kv.RangeAsync(new RangeRequest(prefix) { Revision = first });
+        RangeResponse past = await Clients[2].Kv.RangeAsync(new RangeRequest(prefix) { Revision = first });
         Assert.That(past.Kvs.Select(kv => kv.Key.ToStringUtf8()), Is.EqualTo(new[] { "kv/r/a" }), "as of the first put's revision");
 
         // Serializable: this member's own state, where the puts above were applied before they were acknowledged.
-        RangeResponse counted = await _clients[0].Kv.RangeAsync(new RangeRequest(prefix) { CountOnly = true, Serializable = true });
+        RangeResponse counted = await Clients[0].Kv.RangeAsync(new RangeRequest(prefix) { CountOnly = true, Serializable = true });
         Assert.That(counted.Kvs, Is.Empty);
         Assert.That(counted.Count, Is.EqualTo(3));
     }
@@ -85,7 +68,7 @@ public sealed class KvOverGrpcTests
     [Test]
     public async Task TxnComparesAndAppliesOneBranchAtOneRevision()
     {
-        await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/txn/x"), Value = Bytes("1") });
+        await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/txn/x"), Value = Bytes("1") });
         var txn = new TxnRequest
         {
             Compare = { new Compare { Key = Bytes("kv/txn/x"), Target = Compare.Types.CompareTarget.Value, Result = Compare.Types.CompareResult.Equal, Value = Bytes("1") } },
@@ -98,14 +81,14 @@ public sealed class KvOverGrpcTests
             Failure = { new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = Bytes("kv/txn/x") } } },
         };
 
-        TxnResponse first = await _clients[1].Kv.TxnAsync(txn);
+        TxnResponse first = await Clients[1].Kv.TxnAsync(txn);
         Assert.That(first.Succeeded, Is.True);
         Assert.That(first.Responses[0].ResponsePut.PrevKv.Value.ToStringUtf8(), Is.EqualTo("1"));
         Assert.That(first.Responses[2].ResponseRange.Kvs.Single().Value.ToStringUtf8(), Is.EqualTo("2"), "a txn reads its own writes");
         Assert.That(first.Responses[2].ResponseRange.Kvs.Single().ModRevision, Is.EqualTo(first.Header.Revision), "both puts share the txn's revision");
         Assert.That(first.Responses[0].ResponsePut.Header.MemberId, Is.Zero, "etcd fills only the revision of a nested header");
 
-        TxnResponse second = await _clients[2].Kv.TxnAsync(txn);
+        TxnResponse second = await Clients[2].Kv.TxnAsync(txn);
         Assert.That(second.Succeeded, Is.False, "x is 2 now");
         Assert.That(second.Responses.Single().ResponseDeleteRange.Deleted, Is.EqualTo(1));
     }
@@ -113,26 +96,26 @@ public sealed class KvOverGrpcTests
     [Test]
     public async Task DeleteRangeReturnsWhatItDeleted()
     {
-        await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/del/a"), Value = Bytes("1") });
-        await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/del/b"), Value = Bytes("2") });
-        DeleteRangeResponse deleted = await _clients[2].Kv.DeleteRangeAsync(new DeleteRangeRequest { Key = Bytes("kv/del/"), RangeEnd = Bytes("kv/del0"), PrevKv = true });
+        await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/del/a"), Value = Bytes("1") });
+        await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/del/b"), Value = Bytes("2") });
+        DeleteRangeResponse deleted = await Clients[2].Kv.DeleteRangeAsync(new DeleteRangeRequest { Key = Bytes("kv/del/"), RangeEnd = Bytes("kv/del0"), PrevKv = true });
         Assert.That(deleted.Deleted, Is.EqualTo(2));
         Assert.That(deleted.PrevKvs.Select(kv => kv.Value.ToStringUtf8()), Is.EqualTo(new[] { "1", "2" }));
-        Assert.That((await _clients[1].Kv.RangeAsync(new RangeRequest { Key = Bytes("kv/del/"), RangeEnd = Bytes("kv/del0") })).Count, Is.Zero);
+        Assert.That((await Clients[1].Kv.RangeAsync(new RangeRequest { Key = Bytes("kv/del/"), RangeEnd = Bytes("kv/del0") })).Count, Is.Zero);
     }
 
     [Test]
     public async Task ErrorsCarryEtcdsStatusCodesAndMessages()
     {
-        PutResponse put = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/err"), Value = Bytes("v") });
+        PutResponse put = await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/err"), Value = Bytes("v") });
 
-        await AssertEtcdError(() => _clients[1].Kv.RangeAsync(new RangeRequest { Key = Bytes("kv/err"), Revision = put.Header.Revision + 1000 }).ResponseAsync,
+        await AssertEtcdError(() => Clients[1].Kv.RangeAsync(new RangeRequest { Key = Bytes("kv/err"), Revision = put.Header.Revision + 1000 }).ResponseAsync,
             StatusCode.OutOfRange, "etcdserver: mvcc: required revision is a future revision");
-        await AssertEtcdError(() => _clients[1].Kv.PutAsync(new PutRequest { Value = Bytes("no key") }).ResponseAsync,
+        await AssertEtcdError(() => Clients[1].Kv.PutAsync(new PutRequest { Value = Bytes("no key") }).ResponseAsync,
             StatusCode.InvalidArgument, "etcdserver: key is not provided");
-        await AssertEtcdError(() => _clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("kv/err/none"), IgnoreValue = true }).ResponseAsync,
+        await AssertEtcdError(() => Clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("kv/err/none"), IgnoreValue = true }).ResponseAsync,
             StatusCode.InvalidArgument, "etcdserver: key not found");
-        await AssertEtcdError(() => _clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("kv/err"), Value = Bytes("x"), Lease = 12345 }).ResponseAsync,
+        await AssertEtcdError(() => Clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("kv/err"), Value = Bytes("x"), Lease = 12345 }).ResponseAsync,
             StatusCode.NotFound, "etcdserver: requested lease not found");
         var duplicate = new TxnRequest
         {
@@ -142,24 +125,24 @@ public sealed class KvOverGrpcTests
                 new RequestOp { RequestPut = new PutRequest { Key = Bytes("kv/dup"), Value = Bytes("2") } },
             },
         };
-        await AssertEtcdError(() => _clients[0].Kv.TxnAsync(duplicate).ResponseAsync,
+        await AssertEtcdError(() => Clients[0].Kv.TxnAsync(duplicate).ResponseAsync,
             StatusCode.InvalidArgument, "etcdserver: duplicate key given in txn request");
     }
 
     [Test]
     public async Task CompactionThroughAnyMemberCompactsEveryMember()
     {
-        PutResponse old = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/compact"), Value = Bytes("old") });
-        PutResponse current = await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/compact"), Value = Bytes("new") });
-        CompactionResponse compacted = await _clients[1].Kv.CompactAsync(new CompactionRequest { Revision = current.Header.Revision, Physical = true });
+        PutResponse old = await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/compact"), Value = Bytes("old") });
+        PutResponse current = await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("kv/compact"), Value = Bytes("new") });
+        CompactionResponse compacted = await Clients[1].Kv.CompactAsync(new CompactionRequest { Revision = current.Header.Revision, Physical = true });
         Assert.That(compacted.Header.Revision, Is.GreaterThanOrEqualTo(current.Header.Revision));
-        foreach (EtcdClients client in _clients)
+        foreach (EtcdClients client in Clients)
         {
             await AssertEtcdError(() => client.Kv.RangeAsync(new RangeRequest { Key = Bytes("kv/compact"), Revision = old.Header.Revision }).ResponseAsync,
                 StatusCode.OutOfRange, "etcdserver: mvcc: required revision has been compacted");
         }
 
-        await AssertEtcdError(() => _clients[2].Kv.CompactAsync(new CompactionRequest { Revision = old.Header.Revision }).ResponseAsync,
+        await AssertEtcdError(() => Clients[2].Kv.CompactAsync(new CompactionRequest { Revision = old.Header.Revision }).ResponseAsync,
             StatusCode.OutOfRange, "etcdserver: mvcc: required revision has been compacted");
     }
 

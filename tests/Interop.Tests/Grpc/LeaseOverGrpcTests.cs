@@ -7,41 +7,24 @@ namespace EmbeddedRaft.Interop.Tests.Grpc;
 
 /// <summary>etcd's Lease service, with the keep-alive stream, from every member.</summary>
 [TestFixture]
-public sealed class LeaseOverGrpcTests
+public sealed class LeaseOverGrpcTests : OverGrpcFixture
 {
-    private OurEtcdCluster _cluster = null!;
-    private List<EtcdClients> _clients = null!;
-
-    [OneTimeSetUp]
-    public async Task StartCluster()
-    {
-        _cluster = await OurEtcdCluster.StartOursAsync();
-        _clients = [.. _cluster.Cluster.Members.Select(m => new EtcdClients(m.ClientUrl))];
-    }
-
-    [OneTimeTearDown]
-    public async Task StopCluster()
-    {
-        _clients.ForEach(c => c.Dispose());
-        await _cluster.DisposeAsync();
-    }
-
     [Test]
     public async Task ALeaseIsGrantedKeptAliveListedAndRevokedWithItsKeys()
     {
-        LeaseGrantResponse granted = await _clients[1].Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
+        LeaseGrantResponse granted = await Clients[1].Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
         Assert.That(granted.ID, Is.GreaterThan(0));
         Assert.That(granted.TTL, Is.EqualTo(60));
-        await _clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("lease/a"), Value = Bytes("1"), Lease = granted.ID });
-        await _clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("lease/b"), Value = Bytes("2"), Lease = granted.ID });
+        await Clients[2].Kv.PutAsync(new PutRequest { Key = Bytes("lease/a"), Value = Bytes("1"), Lease = granted.ID });
+        await Clients[0].Kv.PutAsync(new PutRequest { Key = Bytes("lease/b"), Value = Bytes("2"), Lease = granted.ID });
 
-        LeaseTimeToLiveResponse ttl = await _clients[2].Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = granted.ID, Keys = true });
+        LeaseTimeToLiveResponse ttl = await Clients[2].Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = granted.ID, Keys = true });
         Assert.That(ttl.GrantedTTL, Is.EqualTo(60));
         Assert.That(ttl.TTL, Is.InRange(1, 60));
         Assert.That(ttl.Keys.Select(k => k.ToStringUtf8()), Is.EquivalentTo(new[] { "lease/a", "lease/b" }));
 
         // The keep-alive stream, on a member that may not be the leader: one answer per request.
-        using (AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> keepAlive = _clients[2].Lease.LeaseKeepAlive())
+        using (AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> keepAlive = Clients[2].Lease.LeaseKeepAlive())
         {
             for (int i = 0; i < 3; i++)
             {
@@ -58,23 +41,23 @@ public sealed class LeaseOverGrpcTests
             await keepAlive.RequestStream.CompleteAsync();
         }
 
-        LeaseLeasesResponse leases = await _clients[0].Lease.LeaseLeasesAsync(new LeaseLeasesRequest());
+        LeaseLeasesResponse leases = await Clients[0].Lease.LeaseLeasesAsync(new LeaseLeasesRequest());
         Assert.That(leases.Leases.Select(l => l.ID), Does.Contain(granted.ID));
 
-        await _clients[1].Lease.LeaseRevokeAsync(new LeaseRevokeRequest { ID = granted.ID });
-        Assert.That((await _clients[2].Kv.RangeAsync(new RangeRequest { Key = Bytes("lease/"), RangeEnd = Bytes("lease0") })).Kvs, Is.Empty, "a revoked lease's keys are deleted");
-        LeaseTimeToLiveResponse gone = await _clients[0].Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = granted.ID });
+        await Clients[1].Lease.LeaseRevokeAsync(new LeaseRevokeRequest { ID = granted.ID });
+        Assert.That((await Clients[2].Kv.RangeAsync(new RangeRequest { Key = Bytes("lease/"), RangeEnd = Bytes("lease0") })).Kvs, Is.Empty, "a revoked lease's keys are deleted");
+        LeaseTimeToLiveResponse gone = await Clients[0].Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = granted.ID });
         Assert.That(gone.TTL, Is.EqualTo(-1), "etcd answers a missing lease's time-to-live with -1");
-        await AssertEtcdError(() => _clients[2].Lease.LeaseRevokeAsync(new LeaseRevokeRequest { ID = granted.ID }).ResponseAsync,
+        await AssertEtcdError(() => Clients[2].Lease.LeaseRevokeAsync(new LeaseRevokeRequest { ID = granted.ID }).ResponseAsync,
             StatusCode.NotFound, "etcdserver: requested lease not found");
     }
 
     [Test]
     public async Task AChosenIdIsKeptAndCannotBeGrantedTwice()
     {
-        LeaseGrantResponse granted = await _clients[0].Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = 30, ID = 0x7777 });
+        LeaseGrantResponse granted = await Clients[0].Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = 30, ID = 0x7777 });
         Assert.That(granted.ID, Is.EqualTo(0x7777));
-        await AssertEtcdError(() => _clients[1].Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = 30, ID = 0x7777 }).ResponseAsync,
+        await AssertEtcdError(() => Clients[1].Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = 30, ID = 0x7777 }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: lease already exists");
     }
 }
