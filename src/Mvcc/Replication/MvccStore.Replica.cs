@@ -61,14 +61,6 @@ public sealed partial class MvccStore
         return entries;
     }
 
-    /// <summary>A read transaction on the last B+tree commit (for a snapshot image: sync first so it holds every applied write).</summary>
-    internal Transaction BeginCommittedRead()
-    {
-        ThrowIfDisposed();
-        _state.ThrowIfFailed();
-        return _state.Database.BeginRead();
-    }
-
     /// <summary>The options the store was opened with.</summary>
     internal MvccStoreOptions Options => _state.Options;
 

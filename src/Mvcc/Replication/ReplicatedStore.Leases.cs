@@ -2,10 +2,6 @@ using EmbeddedRaft.Consensus;
 using EmbeddedRaft.Consensus.Host;
 using Microsoft.Extensions.Logging;
 
-// A restore no longer replaces the MvccStore object (it swaps its file in place): ReplicatedStore.cs
-// (A1's) may make the field readonly; until then the analyzer's suggestion is noted, not a break.
-[assembly: System.Diagnostics.CodeAnalysis.SuppressMessage("Style", "IDE0044:Add readonly modifier", Scope = "member", Target = "~F:EmbeddedRaft.Mvcc.Replication.ReplicatedStore._mvcc", Justification = "Owned by ReplicatedStore.cs; see the note above.")]
-
 namespace EmbeddedRaft.Mvcc.Replication;
 
 /// <content>

@@ -43,7 +43,8 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     private readonly MemberRegistry _registry = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _background = [];
-    private MvccStore _mvcc;
+    // The same object for the store's life: a snapshot restore swaps its file in place.
+    private readonly MvccStore _mvcc;
     private RaftNode<object?>? _node;
     private ulong _raftTerm;
     private int _alarms;
@@ -96,7 +97,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     }
 
     /// <summary>The store as of now (swapped by a snapshot restore).</summary>
-    internal MvccStore Mvcc => Volatile.Read(ref _mvcc);
+    internal MvccStore Mvcc => _mvcc;
 
     /// <summary>The Raft node (for tests and the partial files).</summary>
     internal RaftNode<object?> Node => _node ?? throw new InvalidOperationException("The replicated store has not started its Raft node yet.");
