@@ -136,27 +136,33 @@ public sealed record MvccStoreOptions
     /// small header. Default <see cref="BTreeOptions.Default"/>.
     /// </summary>
     /// <exception cref="ArgumentNullException">Set to null.</exception>
+    // A fresh instance, never the shared BTreeOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public BTreeOptions BTree
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(BTree));
-    } = BTreeOptions.Default;
+    } = new();
 
     /// <summary>Lease settings: the expiry clock, minimum TTL, expiry check interval and revoke rate. Default <see cref="LeaseOptions.Default"/>.</summary>
     /// <exception cref="ArgumentNullException">Set to null.</exception>
+    // A fresh instance, never the shared LeaseOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public LeaseOptions Leases
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(Leases));
-    } = LeaseOptions.Default;
+    } = new();
 
     /// <summary>Settings of the store's watches (buffer per watcher, progress interval and its clock). Default <see cref="WatchOptions.Default"/>.</summary>
     /// <exception cref="ArgumentNullException">Set to null.</exception>
+    // A fresh instance, never the shared WatchOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public WatchOptions Watch
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(Watch));
-    } = WatchOptions.Default;
+    } = new();
 
     /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>
     public ILogger? Logger { get; init; }

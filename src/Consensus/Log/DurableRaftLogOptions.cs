@@ -39,19 +39,23 @@ public sealed record DurableRaftLogOptions
 
     /// <summary>Options of the write-ahead log in <c>{directory}/wal</c>. Default <see cref="WalOptions.Default"/> (background writer threads; set <see cref="WalOptions.Threading"/> to <see cref="WalThreading.CallerThread"/> for a deterministic single-threaded host).</summary>
     /// <exception cref="ArgumentNullException">Set to null (ParamName "Wal").</exception>
+    // A fresh instance, never the shared WalOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public WalOptions Wal
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(Wal));
-    } = WalOptions.Default;
+    } = new();
 
     /// <summary>Options of the snapshotter in <c>{directory}/snap</c>; its <see cref="SnapshotOptions.RetainCount"/> bounds how many snapshot files are kept and must be at least 2 (checked by <see cref="DurableRaftLog.OpenAsync"/>). Default <see cref="SnapshotOptions.Default"/>.</summary>
     /// <exception cref="ArgumentNullException">Set to null (ParamName "Snapshots").</exception>
+    // A fresh instance, never the shared SnapshotOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public SnapshotOptions Snapshots
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(Snapshots));
-    } = SnapshotOptions.Default;
+    } = new();
 
     /// <summary>
     /// How many bytes (by <see cref="Messages.Entry.EncodedSizeBytes"/>) of the newest entries stay

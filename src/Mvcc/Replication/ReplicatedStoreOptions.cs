@@ -112,11 +112,13 @@ public sealed record ReplicatedStoreOptions
 
     /// <summary>Tuning of the Raft node (ticks, timeouts, snapshot policy, log). The store sets the fields listed in the remarks. Default <see cref="RaftNodeOptions.Default"/>.</summary>
     /// <exception cref="ArgumentNullException">Set to null (ParamName "Raft").</exception>
+    // A fresh instance, never the shared RaftNodeOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public RaftNodeOptions Raft
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Raft));
-    } = RaftNodeOptions.Default;
+    } = new();
 
     /// <summary>
     /// Tuning of the store (limits, batch sizes, leases, watches). Its durability is forced to
@@ -126,11 +128,13 @@ public sealed record ReplicatedStoreOptions
     /// Default <see cref="MvccStoreOptions.Default"/>.
     /// </summary>
     /// <exception cref="ArgumentNullException">Set to null (ParamName "Store").</exception>
+    // A fresh instance, never the shared MvccStoreOptions.Default: a configuration binder binds a nested section
+    // into the property's current value (through its init setters), which would change the default for everyone.
     public MvccStoreOptions Store
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Store));
-    } = MvccStoreOptions.Default;
+    } = new();
 
     /// <summary>How often the leader runs the cross-member hash check; <see cref="TimeSpan.Zero"/> (the default) turns it off.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Negative (ParamName "HashCheckInterval").</exception>

@@ -1,4 +1,6 @@
 using EmbeddedRaft.Consensus.Log;
+using EmbeddedRaft.Storage.Snapshots;
+using EmbeddedRaft.Storage.Wal;
 using EmbeddedRaft.TestSupport;
 
 namespace EmbeddedRaft.Consensus.Tests.Log;
@@ -45,5 +47,20 @@ public sealed class DurableRaftLogOptionsTests
     {
         var thrown = Assert.Catch(() => OptionsBinding.Bind<DurableRaftLogOptions>(new Dictionary<string, string?> { ["CachedEntryBytes"] = "-5" }));
         Assert.That(OptionsBinding.Innermost(thrown!), Is.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("CachedEntryBytes"));
+    }
+
+    [Test]
+    public void BindingNestedOptionsLeavesTheSharedDefaultsAlone()
+    {
+        // The binder binds a nested section into the property's current value through its init
+        // setters: were that value the shared WalOptions.Default, binding would change it for everyone.
+        _ = OptionsBinding.Bind<DurableRaftLogOptions>(new Dictionary<string, string?>
+        {
+            ["Wal:SegmentSizeBytes"] = "4194304",
+            ["Snapshots:RetainCount"] = "3",
+        });
+
+        Assert.That(WalOptions.Default, Is.EqualTo(new WalOptions()));
+        Assert.That(SnapshotOptions.Default, Is.EqualTo(new SnapshotOptions()));
     }
 }
