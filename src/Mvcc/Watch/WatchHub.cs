@@ -441,7 +441,10 @@ internal sealed class WatchHub
 
     private void StartProgressTimer()
     {
-        var timer = _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).ProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval);
+        // Deterministic mode: the tick runs as a task on the scheduler, not inside the clock's callback.
+        var timer = _state.Options.Scheduler is null
+            ? _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).ProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval)
+            : _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).PostProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval);
         lock (_gate)
         {
             if (_progressTimer is null && _closedReason is null)
@@ -453,6 +456,9 @@ internal sealed class WatchHub
 
         timer.Dispose();
     }
+
+    private void PostProgressTick() =>
+        Task.Factory.StartNew(static hub => ((WatchHub)hub!).ProgressTick(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _state.Options.Scheduler!);
 
     /// <summary>A progress interval passed: each progress-notify watch that delivered nothing since the last tick gets a progress notification.</summary>
     private void ProgressTick()
