@@ -351,7 +351,15 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
 
         try
         {
-            await _stopping.CancelAsync().ConfigureAwait(ResumeOnScheduler);
+            if (ResumeOnScheduler)
+            {
+                // Deterministic mode: CancelAsync runs the callbacks on the thread pool; here they run now, on the scheduler's thread.
+                _stopping.Cancel();
+            }
+            else
+            {
+                await _stopping.CancelAsync().ConfigureAwait(false);
+            }
             if (_node is not null)
             {
                 await _node.DisposeAsync().ConfigureAwait(ResumeOnScheduler);

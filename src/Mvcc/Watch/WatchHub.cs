@@ -366,7 +366,10 @@ internal sealed class WatchHub
                     return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
                 }
 
-                var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                // Deterministic mode: continuations run where they ask to (an await on the scheduler
+                // is queued to it); asynchronous ones would take the thread pool for the consumer's
+                // WaitAsync(cancellationToken) and come back to the scheduler at a time it does not decide.
+                var waiter = new TaskCompletionSource<bool>(_state.Options.Scheduler is null ? TaskCreationOptions.RunContinuationsAsynchronously : TaskCreationOptions.None);
                 watcher.Waiter = waiter;
                 return TakeResult.Wait(waiter);
             }

@@ -174,6 +174,15 @@ public sealed class DeterministicCluster : IDisposable
         Record($"m{id} stopped");
     }
 
+    /// <summary>Stops every running member cleanly, in id order.</summary>
+    public void StopAll()
+    {
+        foreach (ulong id in Members.Keys.Order().ToList())
+        {
+            Stop(id);
+        }
+    }
+
     /// <summary>
     /// Crashes member <paramref name="id"/>: its disk fails every call from now on, the member is
     /// disposed (its final sync fails, as the process is gone), and the disk comes back keeping,
@@ -257,7 +266,7 @@ public sealed class DeterministicCluster : IDisposable
 
             if (Time.GetUtcNow() >= deadline)
             {
-                Assert.Fail($"{what}: not done after {limit ?? DefaultLimit} of simulated time (seed {Seed}). Last trace lines:\n{string.Join("\n", _trace.TakeLast(30))}");
+                Assert.Fail($"{what}: not done after {limit ?? DefaultLimit} of simulated time (seed {Seed}). Work that escaped the scheduler: {(OffThreadEvents.Count > 0 ? OffThreadEvents[0] : "none")}. Last trace lines:\n{string.Join("\n", _trace.TakeLast(30))}");
             }
 
             Time.Advance(StepInterval);
@@ -312,8 +321,16 @@ public sealed class DeterministicCluster : IDisposable
     {
         var members = Members.Values.OrderBy(m => m.MemberId).Select(m =>
         {
-            var status = m.Status;
-            return $"m{m.MemberId}:L{status.LeaderId}/T{status.RaftTerm}/A{status.RaftAppliedIndex}/R{status.Revision}";
+            try
+            {
+                var status = m.Status;
+                return $"m{m.MemberId}:L{status.LeaderId}/T{status.RaftTerm}/A{status.RaftAppliedIndex}/R{status.Revision}";
+            }
+            catch (SimulatedCrashException)
+            {
+                // A member whose disk crashed, on its way down: Status reads the file's size.
+                return $"m{m.MemberId}:crashed";
+            }
         });
         Record($"step {Scheduler.ExecutedTasks} tasks; {string.Join(" ", members)}; net {Network.DeliveredMessages}d/{Network.DroppedMessages}x/{Network.SnapshotsDelivered}s");
     }
