@@ -110,6 +110,17 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= MvccStoreOptions.Default;
         options.Validate();
+        if (options is { Scheduler: not null, TimeProvider: { } clock })
+        {
+            // Deterministic mode: a lease or watch clock left at the system's would fire on the
+            // thread pool in real time; the store's own clock drives them instead.
+            options = options with
+            {
+                Leases = options.Leases.TimeProvider == TimeProvider.System ? options.Leases with { TimeProvider = clock } : options.Leases,
+                Watch = options.Watch.TimeProvider == TimeProvider.System ? options.Watch with { TimeProvider = clock } : options.Watch,
+            };
+        }
+
         string path = Path.Combine(directory, StoreLoader.FileName);
         var btreeOptions = BTreeOptionsOf(options);
         var database = BTreeDatabase.Open(fileSystem, path, btreeOptions);

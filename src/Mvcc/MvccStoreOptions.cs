@@ -180,7 +180,9 @@ public sealed record MvccStoreOptions
 
     /// <summary>
     /// The clock of the writer's <see cref="BatchInterval"/> when <see cref="Scheduler"/> is set (a
-    /// manual clock makes the batch commits deterministic); null means <see cref="System.TimeProvider.System"/>.
+    /// manual clock makes the batch commits deterministic), and then also of lease expiry and watch
+    /// progress where <see cref="Leases"/> and <see cref="Watch"/> leave their clocks at
+    /// <see cref="System.TimeProvider.System"/>; null means <see cref="System.TimeProvider.System"/>.
     /// Without a scheduler the writer thread times its batches itself and this is not read.
     /// </summary>
     internal TimeProvider? TimeProvider { get; init; }
