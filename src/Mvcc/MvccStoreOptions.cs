@@ -133,30 +133,30 @@ public sealed record MvccStoreOptions
     /// <summary>
     /// Options of the B+tree file the store keeps its revisions in (page size, page cache). Its
     /// <see cref="BTreeOptions.MaxValueSizeBytes"/> must hold <see cref="MaxRequestBytes"/> plus a
-    /// small header. Default <see cref="BTreeOptions.Default"/>.
+    /// small header. Default: a new <see cref="BTreeOptions"/> with its defaults (<see cref="BTreeOptions.Default"/>'s values).
     /// </summary>
     /// <exception cref="ArgumentNullException">Set to null.</exception>
     public BTreeOptions BTree
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(BTree));
-    } = BTreeOptions.Default;
+    } = new(); // not the shared BTreeOptions.Default: configuration binding writes into the nested instance
 
-    /// <summary>Lease settings: the expiry clock, minimum TTL, expiry check interval and revoke rate. Default <see cref="LeaseOptions.Default"/>.</summary>
+    /// <summary>Lease settings: the expiry clock, minimum TTL, expiry check interval and revoke rate. Default: a new <see cref="LeaseOptions"/> with its defaults (<see cref="LeaseOptions.Default"/>'s values).</summary>
     /// <exception cref="ArgumentNullException">Set to null.</exception>
     public LeaseOptions Leases
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(Leases));
-    } = LeaseOptions.Default;
+    } = new(); // not the shared LeaseOptions.Default: configuration binding writes into the nested instance
 
-    /// <summary>Settings of the store's watches (buffer per watcher, progress interval and its clock). Default <see cref="WatchOptions.Default"/>.</summary>
+    /// <summary>Settings of the store's watches (buffer per watcher, progress interval and its clock). Default: a new <see cref="WatchOptions"/> with its defaults (<see cref="WatchOptions.Default"/>'s values).</summary>
     /// <exception cref="ArgumentNullException">Set to null.</exception>
     public WatchOptions Watch
     {
         get;
         init => field = OptionChecks.NotNull(value, nameof(Watch));
-    } = WatchOptions.Default;
+    } = new(); // not the shared WatchOptions.Default: configuration binding writes into the nested instance
 
     /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>
     public ILogger? Logger { get; init; }

@@ -42,12 +42,13 @@ public sealed class DeterministicReplicatedStoreTests
     /// Elect; puts, a txn and a delete through every member; linearizable and serializable reads; a
     /// watch on one member over the whole run; a lease granted, kept alive, then left to expire;
     /// a compaction; a member partitioned past the snapshot threshold that catches up by a
-    /// snapshot; that member crashed and restarted from its disk; every member's hash at the end.
+    /// snapshot; that member crashed and restarted from its disk; the periodic hash check on
+    /// throughout; every member's hash at the end.
     /// Checks the outcomes as it goes, and returns the trace's hash.
     /// </summary>
     private static (string Hash, IReadOnlyList<string> Trace) RunScenario(int seed)
     {
-        using var cluster = new DeterministicCluster(seed, 3, o => o with { Raft = o.Raft with { SnapshotEveryEntries = 20 } });
+        using var cluster = new DeterministicCluster(seed, 3, o => o with { Raft = o.Raft with { SnapshotEveryEntries = 20 }, HashCheckInterval = TimeSpan.FromSeconds(2) });
         var random = cluster.Random;
         ulong leader = cluster.StartAll();
         var followers = cluster.Members.Keys.Where(id => id != leader).Order().ToList();
@@ -166,6 +167,7 @@ public sealed class DeterministicReplicatedStoreTests
         // Every member at the same revision holds the same history.
         var hashes = cluster.Members.Keys.Order().ToList().Select(id => cluster.Do(id, $"hash at {revision}", s => s.HashKVAsync(revision), r => $"{r.Hash:x8} compact {r.CompactRevision}").Hash).ToList();
         Assert.That(hashes.Distinct().Count(), Is.EqualTo(1), $"seed {seed}: members' hashes at revision {revision}: {string.Join(", ", hashes)}");
+        Assert.That(cluster.Members.Values.Select(m => m.Status.Alarms), Is.All.EqualTo(StoreAlarms.None), $"seed {seed}: the periodic hash check found the members in disagreement");
 
         // The watch saw every revision, in order, once.
         cluster.RunUntil(() => events.Count > 0 && events[^1].Kv.ModRevision == revision, $"the watch on member {watching} reaching revision {revision}");

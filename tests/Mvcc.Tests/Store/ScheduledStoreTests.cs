@@ -197,6 +197,49 @@ public sealed class ScheduledStoreTests
     }
 
     [Test]
+    public void ARestoreWaitsForAnOpenImageOfTheStoreWithoutBlockingTheThread()
+    {
+        using var run = new ScheduledRun(seed: 8, MvccDurability.NoSync);
+        var store = run.Open();
+        var other = run.Open(directory: "/other");
+        for (int i = 0; i < 5; i++)
+        {
+            var put = new PutRequest { Key = Bytes($"k{i}"), Value = Bytes("v") };
+            ulong index = (ulong)(i + 1);
+            run.Scheduler.Run(async () => await other.PutAsync(put, index));
+        }
+
+        run.Scheduler.Run(async () => await store.PutAsync(new PutRequest { Key = Bytes("mine"), Value = Bytes("v") }, 1));
+        var incoming = new MemoryStream();
+        run.Scheduler.Run(async () =>
+        {
+            await using var image = other.CaptureImage();
+            await image.WriteToAsync(incoming, CancellationToken.None);
+            incoming.Position = 0;
+        });
+        run.Scheduler.RunUntilIdle();
+
+        // This store's own image stays open (a Raft snapshot still being written out, suspended in an await).
+        var held = run.Scheduler.Run(() => Task.FromResult(store.CaptureImage()));
+        run.Scheduler.RunUntilIdle();
+        var restore = run.Scheduler.Run(async () => await store.RestoreImageAsync(incoming, expectedConsistentIndex: 5));
+        run.Scheduler.RunUntilIdle();
+        Assert.That(restore.IsCompleted, Is.False, "the swap waits while an image of the old file is open");
+        Assert.That(store.Range(new RangeRequest { Key = Bytes("mine") }).Count, Is.EqualTo(1), "the old store still serves reads meanwhile");
+
+        run.Scheduler.Run(async () => await held.Result.DisposeAsync());
+        run.Scheduler.RunUntilIdle();
+        Assert.That(restore.IsCompletedSuccessfully, Is.True, restore.Exception?.ToString());
+        Assert.That(store.Revision, Is.EqualTo(other.Revision));
+        Assert.That(store.Range(new RangeRequest { Key = Bytes("mine") }).Count, Is.Zero, "the restored state replaced the old one");
+
+        incoming.Dispose();
+        run.Stop(store);
+        run.Stop(other);
+        Assert.That(run.OffThread, Is.Empty, "work ran off the scheduler's thread");
+    }
+
+    [Test]
     public void StoppingOnTheSchedulerCommitsWhatWasAppliedWithoutBlocking()
     {
         using var run = new ScheduledRun(seed: 7, MvccDurability.NoSync);
