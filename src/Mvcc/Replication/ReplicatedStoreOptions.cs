@@ -166,6 +166,8 @@ public sealed record ReplicatedStoreOptions
     /// simulated disk, <c>Raft.Log.Wal.Threading</c> to <c>WalThreading.CallerThread</c>,
     /// <c>Raft.Raft.RandomSeed</c>, a transport that delivers on the same clock (InProcessNetwork with
     /// that TimeProvider and a seed), and call the member's API only from tasks on the scheduler.
+    /// <see cref="ReplicatedStore.StartAsync"/> refuses a scheduler without <see cref="TimeProvider"/>
+    /// (<see cref="ArgumentException"/>): the system clock's timers would fire on the thread pool.
     /// </summary>
     internal TaskScheduler? Scheduler { get; init; }
 
@@ -189,6 +191,11 @@ public sealed record ReplicatedStoreOptions
         if (InitialMembers is { } members && !members.Any(m => m.Id == MemberId))
         {
             throw new ArgumentException($"{nameof(InitialMembers)} must include this member ({nameof(MemberId)} {MemberId}).", nameof(InitialMembers));
+        }
+
+        if (Scheduler is not null && TimeProvider is null)
+        {
+            throw new ArgumentException($"{nameof(Scheduler)} (deterministic mode) needs {nameof(TimeProvider)} set (a manual clock): the system clock's timers fire on the thread pool.", nameof(TimeProvider));
         }
 
         if (Raft.NodeId != 0 && Raft.NodeId != MemberId)

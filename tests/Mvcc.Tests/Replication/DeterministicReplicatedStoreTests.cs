@@ -38,6 +38,16 @@ public sealed class DeterministicReplicatedStoreTests
         TestContext.Out.WriteLine($"seed {seed}: {first.Trace.Count} trace lines, hash {first.Hash}");
     }
 
+    [Test]
+    public void AMemberOnASchedulerWithoutAManualClockIsRefused()
+    {
+        using var cluster = new DeterministicCluster(seed: 1, size: 1);
+        var options = cluster.Options(1, cluster.InitialMembers) with { TimeProvider = null };
+        var error = Assert.ThrowsAsync<ArgumentException>(async () => await ReplicatedStore.StartAsync(options, cluster.Network.CreateTransport(1)))!;
+        Assert.That(error.ParamName, Is.EqualTo("TimeProvider"));
+        Assert.That(error.Message, Does.Contain("Scheduler"));
+    }
+
     /// <summary>
     /// Elect; puts, a txn and a delete through every member; linearizable and serializable reads; a
     /// watch on one member over the whole run; a lease granted, kept alive, then left to expire;
