@@ -38,6 +38,119 @@ public sealed class DeterministicReplicatedStoreTests
         TestContext.Out.WriteLine($"seed {seed}: {first.Trace.Count} trace lines, hash {first.Hash}");
     }
 
+    [TestCaseSource(nameof(Seeds))]
+    public void RandomClientsUnderNetworkFaultsPartitionsAndCrashesRepeatExactlyForTheSameSeed(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (replay: DETERMINISTIC_SEED={seed})");
+        var first = RunFaulty(seed);
+        var second = RunFaulty(seed);
+        var other = RunFaulty(seed + 1_000_000);
+
+        Assert.That(second.Hash, Is.EqualTo(first.Hash), $"seed {seed}: two runs of the same seed took different steps; {FirstDifference(first.Trace, second.Trace)}");
+        Assert.That(other.Hash, Is.Not.EqualTo(first.Hash), $"seed {seed}: another seed took exactly the same {first.Trace.Count} steps");
+        TestContext.Out.WriteLine($"seed {seed}: {first.Trace.Count} trace lines, hash {first.Hash}");
+    }
+
+    /// <summary>
+    /// Clients issue puts, txns, deletes, reads and lease calls on random members while every link
+    /// drops, duplicates, delays and reorders messages, members are cut off and healed, and one at a
+    /// time crashes and restarts; every outcome (success or the exception's type) goes into the trace.
+    /// Then everything heals and every member must converge to the same hash.
+    /// </summary>
+    private static (string Hash, IReadOnlyList<string> Trace) RunFaulty(int seed)
+    {
+        using var cluster = new DeterministicCluster(seed, 3, o => o with { Raft = o.Raft with { SnapshotEveryEntries = 20 }, HashCheckInterval = TimeSpan.FromSeconds(1) });
+        var random = cluster.Random;
+        cluster.StartAll();
+        cluster.Network.SetAllLinkFaults(new Consensus.Transport.LinkFaults { DropRate = 0.05, DuplicateRate = 0.05, ReorderRate = 0.1, Delay = TimeSpan.FromMilliseconds(5), DelayJitter = TimeSpan.FromMilliseconds(10) });
+        var operations = new List<Task>();
+        ulong? down = null;
+        long lease = 0;
+        for (int round = 0; round < 80; round++)
+        {
+            int action = random.Next(100);
+            var running = cluster.Members.Keys.Order().ToList();
+            ulong via = running[random.Next(running.Count)];
+            string key = $"k{random.Next(5)}";
+            string value = $"r{round}";
+            if (action < 35)
+            {
+                operations.Add(cluster.Start(via, $"put {key}={value}", s => s.PutAsync(new PutRequest { Key = Bytes(key), Value = Bytes(value), Lease = random.Next(4) == 0 ? lease : 0 }), r => $"rev {r.Header.Revision}"));
+            }
+            else if (action < 45)
+            {
+                operations.Add(cluster.Start(via, $"cas {key}", s => s.TxnAsync(new TxnRequest
+                {
+                    Compare = [new Compare { Key = Bytes(key), Target = CompareTarget.Version, Result = CompareResult.Less, Version = 3 }],
+                    Success = [RequestOp.Put(new PutRequest { Key = Bytes(key), Value = Bytes(value) })],
+                }), r => $"{r.Succeeded} at {r.Header.Revision}"));
+            }
+            else if (action < 50)
+            {
+                operations.Add(cluster.Start(via, $"delete {key}", s => s.DeleteRangeAsync(new DeleteRangeRequest { Key = Bytes(key) }), r => $"{r.Deleted} at {r.Header.Revision}"));
+            }
+            else if (action < 65)
+            {
+                var consistency = random.Next(2) == 0 ? ReadConsistency.Linearizable : ReadConsistency.Serializable;
+                operations.Add(cluster.Start(via, $"{consistency} range", s => s.RangeAsync(new RangeRequest { Key = Bytes("k"), RangeEnd = Bytes("l") }, consistency), r => $"{r.Count} at {r.Header.Revision}"));
+            }
+            else if (action < 70)
+            {
+                var grant = cluster.Start(via, "lease grant", s => s.LeaseGrantAsync(2), r => $"lease {r.Id}");
+                operations.Add(grant);
+                operations.Add(grant.ContinueWith(t => lease = t.IsCompletedSuccessfully ? t.Result.Id : lease, CancellationToken.None, TaskContinuationOptions.None, cluster.Scheduler));
+            }
+            else if (action < 75 && lease != 0)
+            {
+                long id = lease;
+                operations.Add(cluster.Start(via, $"keep-alive {id}", s => s.LeaseKeepAliveAsync(id), r => $"ttl {r.TtlSeconds}"));
+            }
+            else if (action < 82)
+            {
+                cluster.Network.Isolate(via);
+                cluster.Record($"isolate m{via}");
+            }
+            else if (action < 90)
+            {
+                cluster.Network.Heal();
+                cluster.Record("heal");
+            }
+            else if (action < 95 && down is null)
+            {
+                cluster.Crash(via);
+                down = via;
+            }
+            else if (down is { } crashed)
+            {
+                cluster.Start(crashed);
+                down = null;
+            }
+
+            cluster.RunFor(TimeSpan.FromMilliseconds(random.Next(20, 400)));
+        }
+
+        cluster.Network.SetAllLinkFaults(Consensus.Transport.LinkFaults.None);
+        cluster.Network.Heal();
+        cluster.Record("heal all");
+        if (down is { } last)
+        {
+            cluster.Start(last);
+        }
+
+        cluster.RunUntil(() => operations.All(o => o.IsCompleted), "every client operation finishing");
+        ulong leader = cluster.WaitForLeader();
+        var final = cluster.Do(leader, "put final", s => s.PutAsync(new PutRequest { Key = Bytes("k-final"), Value = Bytes("x") }), r => $"rev {r.Header.Revision}");
+        long revision = final.Header.Revision;
+        cluster.RunUntil(() => cluster.Members.Values.All(m => m.Status.Revision == revision), $"every member reaching revision {revision}");
+        var hashes = cluster.Members.Keys.Order().ToList().Select(id => cluster.Do(id, $"hash at {revision}", s => s.HashKVAsync(revision), r => $"{r.Hash:x8}").Hash).ToList();
+        Assert.That(hashes.Distinct().Count(), Is.EqualTo(1), $"seed {seed}: members' hashes at revision {revision}: {string.Join(", ", hashes)}");
+        Assert.That(cluster.Members.Values.Select(m => m.Status.Alarms), Is.All.EqualTo(StoreAlarms.None), $"seed {seed}: the periodic hash check found the members in disagreement");
+        cluster.StopAll();
+        Assert.That(cluster.OffThreadEvents, Is.Empty, $"seed {seed}: library work escaped the scheduler's thread (first: {(cluster.OffThreadEvents.Count > 0 ? cluster.OffThreadEvents[0] : "none")})");
+        TestContext.Out.WriteLine($"seed {seed}: {operations.Count} operations ({cluster.Trace.Count(l => l.Contains(" ok ", StringComparison.Ordinal))} ok, {cluster.Trace.Count(l => l.Contains(" fail ", StringComparison.Ordinal))} failed), {cluster.Trace.Count(l => l.EndsWith(" crashed", StringComparison.Ordinal))} crashes, {cluster.Trace.Count(l => l.Contains(" isolate ", StringComparison.Ordinal))} isolations, {cluster.Network.DroppedMessages} messages dropped, {cluster.Network.SnapshotsDelivered} snapshots, final revision {revision}");
+        return (cluster.TraceHash, [.. cluster.Trace]);
+    }
+
     [Test]
     public void AMemberOnASchedulerWithoutAManualClockIsRefused()
     {
