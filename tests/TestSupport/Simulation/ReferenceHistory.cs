@@ -17,10 +17,11 @@ public sealed class ReferenceHistory
     // Keys after each revision with events, when the reference is complete (starts at the store's first write).
     private readonly SortedList<long, ImmutableSortedDictionary<string, Linearizability.EtcdKeyValue>> _keysAfter = [];
 
-    private ReferenceHistory(long startRevision, long coveredThrough, SortedDictionary<long, IReadOnlyList<CommittedEvent>> events)
+    private ReferenceHistory(long startRevision, long coveredThrough, SortedDictionary<long, IReadOnlyList<CommittedEvent>> events, IReadOnlyList<(long From, long To)> holes)
     {
         StartRevision = startRevision;
         CoveredThrough = coveredThrough;
+        Holes = holes;
         _events = events;
         if (IsComplete)
         {
@@ -43,8 +44,11 @@ public sealed class ReferenceHistory
     /// <summary>The last revision covered: every event through it is known; nothing is known above it.</summary>
     public long CoveredThrough { get; }
 
-    /// <summary>Whether the reference starts at the store's first write (revision 2 or earlier), so the keys at every covered revision are known.</summary>
-    public bool IsComplete => StartRevision <= 2;
+    /// <summary>Spans of revisions between <see cref="StartRevision"/> and <see cref="CoveredThrough"/> no watcher covered (a violation already reported; empty normally).</summary>
+    public IReadOnlyList<(long From, long To)> Holes { get; }
+
+    /// <summary>Whether the reference starts at the store's first write (revision 2 or earlier) and has no hole, so the keys at every covered revision are known.</summary>
+    public bool IsComplete => StartRevision <= 2 && Holes.Count == 0;
 
     /// <summary>Every event, in revision order.</summary>
     public IEnumerable<CommittedEvent> Events => _events.Values.SelectMany(events => events);
@@ -110,7 +114,7 @@ public sealed class ReferenceHistory
             ((List<CommittedEvent>)list).Add(e);
         }
 
-        return new ReferenceHistory(startRevision, coveredThrough, byRevision);
+        return new ReferenceHistory(startRevision, coveredThrough, byRevision, []);
     }
 
     /// <summary>
@@ -170,10 +174,12 @@ public sealed class ReferenceHistory
 
         long start = spans.Count == 0 ? 1 : spans.Min(s => s.From);
         long end = start - 1;
+        var holes = new List<(long From, long To)>();
         foreach ((long from, long to, string id) in spans.OrderBy(s => s.From))
         {
             if (from > end + 1)
             {
+                holes.Add((end + 1, from - 1));
                 violations.Add(new CheckViolation("reference.hole", string.Create(CultureInfo.InvariantCulture,
                     $"no whole-keyspace watcher covered revisions {end + 1}..{from - 1} (the next, {id}, starts at {from})")));
             }
@@ -195,7 +201,7 @@ public sealed class ReferenceHistory
             }
         }
 
-        var reference = new ReferenceHistory(start, end, byRevision);
+        var reference = new ReferenceHistory(start, end, byRevision, holes);
         CheckEventsAgainstKeys(reference, violations);
         string summary = string.Create(CultureInfo.InvariantCulture,
             $"{wholeKeyspace.Count} whole-keyspace watchers, revisions {start}..{end}, {byRevision.Values.Sum(e => e.Count)} events");
@@ -206,13 +212,23 @@ public sealed class ReferenceHistory
     private static void CheckEventsAgainstKeys(ReferenceHistory reference, List<CheckViolation> violations)
     {
         var known = new Dictionary<string, Linearizability.EtcdKeyValue?>(StringComparer.Ordinal);
+        bool fromEmpty = reference.StartRevision <= 2;
+        int hole = 0;
         foreach (CommittedEvent e in reference.Events)
         {
+            if (hole < reference.Holes.Count && e.Revision > reference.Holes[hole].To)
+            {
+                // What happened in a hole is unknown: start learning again (the hole is reported already).
+                known.Clear();
+                fromEmpty = false;
+                hole++;
+            }
+
             Linearizability.EtcdKeyValue? before;
             if (!known.TryGetValue(e.Key, out before))
             {
-                // A complete reference knows every key from the empty store; a partial one learns a key's past from its first prev_kv.
-                before = reference.IsComplete ? null : e.PrevKv;
+                // A reference from the empty store knows every key; a partial one learns a key's past from its first prev_kv.
+                before = fromEmpty ? null : e.PrevKv;
             }
 
             string? problem = null;
