@@ -83,7 +83,7 @@ public sealed class LeaseCheckerTests
             CommittedEvent.Put(Kv("d", "1", 7, 7, 1, lease: 8)),
             CommittedEvent.Delete("d", 8, Kv("d", "1", 7, 7, 1, lease: 8)),
         ];
-        AssertCaught(LeaseChecker.Check(ReferenceHistory.FromEvents(1, 8, split), s_history), "lease.revoke-deletes", "[a, b] must be deleted together at 5");
+        AssertCaught(LeaseChecker.Check(ReferenceHistory.FromEvents(1, 8, split), s_history), "lease.revoke-deletes", "keys of lease 7 remain at revision 5: b=1@c3/m3/v1/l7");
     }
 
     [Test]
@@ -102,6 +102,25 @@ public sealed class LeaseCheckerTests
         var attached = Op(40, 41, EtcdKvRequest.PutWithLease("e", "1", 8), Written(8));
         AssertCaught(LeaseChecker.Check(ReferenceHistory.FromEvents(1, 8, [.. s_committed, CommittedEvent.Put(Kv("e", "1", 8, 8, 1, lease: 8))]), [.. s_history, attached]),
             "lease.put-after-revoke", "lease 8 was gone before it began");
+    }
+
+    [Test]
+    public void Lease_not_found_before_the_grant_completed_proves_nothing()
+    {
+        // The keep-alive may have applied before the concurrent grant: not a sign the lease is gone.
+        Operation<EtcdKvRequest, EtcdKvResponse>[] history =
+        [
+            Op(0, 10, EtcdKvRequest.LeaseGrant(9, 60), LeaseAnswer(1, 9, 60)),
+            Op(1, 2, EtcdKvRequest.LeaseKeepAlive(9), EtcdKvResponse.Failure(EtcdKvError.LeaseNotFound)),
+            Op(11, 12, EtcdKvRequest.LeaseKeepAlive(9), LeaseAnswer(1, 9, 60)),
+        ];
+        var result = LeaseChecker.Check(ReferenceHistory.FromEvents(1, 1, []), history);
+        Assert.That(result.Passed, result.ToString());
+
+        // Asked after the grant completed, it does.
+        var after = Op(13, 14, EtcdKvRequest.LeaseKeepAlive(9), EtcdKvResponse.Failure(EtcdKvError.LeaseNotFound));
+        var alive = Op(15, 16, EtcdKvRequest.LeaseKeepAlive(9), LeaseAnswer(1, 9, 60));
+        AssertCaught(LeaseChecker.Check(ReferenceHistory.FromEvents(1, 1, []), [.. history, after, alive]), "lease.keep-alive-after-revoke");
     }
 
     [Test]

@@ -102,7 +102,7 @@ public sealed class EtcdKvState : IEquatable<EtcdKvState>
     public bool SameStore(EtcdKvState other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        return Revision == other.Revision && CompactRevision == other.CompactRevision && KeysEqual(Keys, other.Keys) && Leases.SequenceEqual(other.Leases);
+        return Revision == other.Revision && CompactRevision == other.CompactRevision && KeysEqual(Keys, other.Keys) && LeasesEqual(Leases, other.Leases);
     }
 
     /// <summary>The keys as they were at <paramref name="revision"/> (at most <see cref="Revision"/>), or null when the state does not know (before its history).</summary>
@@ -177,6 +177,29 @@ public sealed class EtcdKvState : IEquatable<EtcdKvState>
         string compacted = CompactRevision > 0 ? string.Create(CultureInfo.InvariantCulture, $" compacted@{CompactRevision}") : "";
         string leases = Leases.Count > 0 ? $" leases {{{string.Join(", ", Leases.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Key} ttl {l.Value}")))}}}" : "";
         return string.Create(CultureInfo.InvariantCulture, $"rev {Revision}{compacted} {{{string.Join(", ", Keys.Values)}}}{leases}");
+    }
+
+    private static bool LeasesEqual(ImmutableSortedDictionary<long, long> a, ImmutableSortedDictionary<long, long> b)
+    {
+        if (ReferenceEquals(a, b))
+        {
+            return true;
+        }
+
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+
+        foreach ((long id, long ttl) in a)
+        {
+            if (!b.TryGetValue(id, out long theirs) || theirs != ttl)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     internal static bool KeysEqual(ImmutableSortedDictionary<string, EtcdKeyValue> a, ImmutableSortedDictionary<string, EtcdKeyValue> b)
