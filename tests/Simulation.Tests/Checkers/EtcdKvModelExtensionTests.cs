@@ -201,6 +201,26 @@ public sealed class EtcdKvModelExtensionTests
     }
 
     [Test]
+    public void A_transaction_can_compare_a_keys_lease()
+    {
+        var ifLeased = new EtcdKvRequest([new EtcdCompare("a", EtcdCompareTarget.Lease, EtcdCompareResult.Equal, Number: 7)], [EtcdKvOperation.Delete("a")], [EtcdKvOperation.Get("a")]);
+        var grant = Op(0, 1, EtcdKvRequest.LeaseGrant(7, 60), LeaseAnswer(1, 7, 60));
+        var put = Op(2, 3, EtcdKvRequest.PutWithLease("a", "1", 7), Written(2));
+        Pass(grant, put, Op(4, 5, ifLeased, Response(3, new EtcdKvOperationResult([], 1))));
+        Fail(grant, Op(2, 3, EtcdKvRequest.Put("a", "1"), Written(2)), Op(4, 5, ifLeased, Response(3, new EtcdKvOperationResult([], 1))));
+    }
+
+    [Test]
+    public void A_state_read_from_a_store_is_validated()
+    {
+        Assert.That(() => EtcdKvState.Create(5, compactRevision: 6), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("compactRevision"));
+        Assert.That(() => EtcdKvState.Create(5, 0, [Kv("a", "1", 2, 6, 1)]), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("does not fit a store at revision 5"));
+        Assert.That(() => EtcdKvState.Create(5, 0, [Kv("a", "1", 2, 2, 1, lease: 7)]), Throws.ArgumentException.With.Message.Contains("lease 7, which is not among the leases"));
+        Assert.That(() => EtcdKvState.Create(5, 0, [Kv("a", "1", 2, 2, 1), Kv("a", "2", 3, 3, 1)]), Throws.ArgumentException.With.Message.Contains("given twice"));
+        Assert.That(EtcdKvState.Create(5, 2, [Kv("a", "1", 2, 2, 1, lease: 7)], [new(7, 60)]).ToString(), Is.EqualTo("rev 5 compacted@2 {a=1@c2/m2/v1/l7} leases {7 ttl 60}"));
+    }
+
+    [Test]
     public void A_put_with_an_unknown_lease_fails_the_whole_transaction()
     {
         var txn = new EtcdKvRequest([], [EtcdKvOperation.Put("a", "1"), EtcdKvOperation.Put("b", "1") with { Lease = 5 }], []);

@@ -103,6 +103,18 @@ public sealed class WatchCheckerTests
     }
 
     [Test]
+    public void An_event_before_the_start_revision_or_a_header_going_back_is_caught()
+    {
+        WatchObservation early = Observe(s_committed, "w1", "a", null, 4, 6).WithResponses(
+            new WatchResponseObservation(2, [s_committed[0]]), new WatchResponseObservation(4, [s_committed[2].WithoutPrevKv()]), new WatchResponseObservation(6, [s_committed[3].WithoutPrevKv()]));
+        AssertCaught(WatchChecker.Check(Reference, [early]), "watch.before-start", "before the start revision 4");
+
+        WatchObservation back = Observe(s_committed, "w1", "a", null, 1, 6);
+        back = back.WithResponses([.. back.Responses, new WatchResponseObservation(5, [])]);
+        AssertCaught(WatchChecker.Check(Reference, [back]), "watch.order", "header revision 5 after 6 (went back)");
+    }
+
+    [Test]
     public void A_wrong_value_a_stray_prev_kv_or_an_ignored_filter_is_a_mismatch()
     {
         WatchObservation watch = Observe(s_committed, "w1", "a", null, 1, 6);
