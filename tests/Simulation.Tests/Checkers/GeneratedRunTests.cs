@@ -109,7 +109,8 @@ public sealed class GeneratedRunTests
     /// <summary>The run's history checked window by window, split at its quiescent points (as the simulator checks its own).</summary>
     private static (HistoryWindow? Failed, LinearizabilityResult<EtcdKvRequest, EtcdKvResponse> Result) CheckLinearizable(IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>> history, GeneratedRun run)
     {
-        var windows = HistoryWindows.Split(history, EtcdKvState.Create(1), run.Points);
+        var (reference, _) = ReferenceHistory.FromWatchers(run.ReferenceWatchers);
+        var windows = HistoryWindows.Split(history, EtcdKvState.Create(1), run.Points, reference.KeysAt);
         var (failed, result) = HistoryWindows.CheckAll(windows, keepHistory: true, s_bound);
         TestContext.Out.WriteLine($"{windows.Count} windows checked; the last check took {result.Steps} steps");
         return (failed, result);

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using EmbeddedRaft.TestSupport.Linearizability;
 using static EmbeddedRaft.Simulation.Tests.Checkers.EtcdKvModelExtensionTests;
 
@@ -59,6 +60,33 @@ public sealed class HistoryWindowsTests
         Assert.That(LinearizabilityChecker.Check(EtcdKvModel.Instance, history).Verdict, Is.EqualTo(LinearizabilityVerdict.Linearizable));
         var (failed, _) = HistoryWindows.CheckAll(HistoryWindows.Split(history, EtcdKvState.Create(1), [new QuiescentPoint(10, EtcdKvState.Create(1))]));
         Assert.That(failed?.Number, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_read_at_a_revision_before_its_window_is_checked_against_the_past_keys_given()
+    {
+        Operation<EtcdKvRequest, EtcdKvResponse> Before(string value) => Op(0, 1, EtcdKvRequest.Put("a", value), Written(2));
+        Operation<EtcdKvRequest, EtcdKvResponse> PastRead(string value) => Op(11, 12, EtcdKvRequest.GetAt("a", 2), Read(3, Kv("a", value, 2, 2, 1)));
+        var second = Op(2, 3, EtcdKvRequest.Put("a", "2"), Written(3));
+        var atTen = EtcdKvState.Create(3, 0, [Kv("a", "2", 2, 3, 2)]);
+        var oneAtTwo = ImmutableSortedDictionary.Create<string, EtcdKeyValue>(StringComparer.Ordinal).Add("a", Kv("a", "1", 2, 2, 1));
+        ImmutableSortedDictionary<string, EtcdKeyValue>? Past(long revision) => revision switch
+        {
+            1 => ImmutableSortedDictionary.Create<string, EtcdKeyValue>(StringComparer.Ordinal),
+            2 => oneAtTwo,
+            _ => null,
+        };
+
+        var right = HistoryWindows.Split([Before("1"), second, PastRead("1")], EtcdKvState.Create(1), [new QuiescentPoint(10, atTen)], Past);
+        Assert.That(HistoryWindows.CheckAll(right, keepHistory: true).Failed, Is.Null);
+
+        // The read claims revision 2 held a=9: the past keys say a=1.
+        var wrong = HistoryWindows.Split([Before("1"), second, PastRead("9")], EtcdKvState.Create(1), [new QuiescentPoint(10, atTen)], Past);
+        Assert.That(HistoryWindows.CheckAll(wrong, keepHistory: true).Failed?.Number, Is.EqualTo(1));
+
+        // Without the past keys, the window cannot know and accepts it.
+        var blind = HistoryWindows.Split([Before("1"), second, PastRead("9")], EtcdKvState.Create(1), [new QuiescentPoint(10, atTen)]);
+        Assert.That(HistoryWindows.CheckAll(blind, keepHistory: true).Failed, Is.Null);
     }
 
     [Test]

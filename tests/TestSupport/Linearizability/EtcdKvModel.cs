@@ -46,7 +46,7 @@ public sealed class EtcdKvModel : ILinearizabilityModel<EtcdKvState, EtcdKvReque
     {
     }
 
-    /// <summary>A model whose store starts in <paramref name="initial"/> (its own history, if any, is dropped).</summary>
+    /// <summary>A model whose store starts in <paramref name="initial"/> (with the history it carries when <paramref name="keepHistory"/>, otherwise without).</summary>
     /// <param name="initial">The start state, e.g. a window's (<see cref="HistoryWindows"/>).</param>
     /// <param name="keepHistory">Whether states keep the keys of past revisions, so reads at a past revision can be checked (costs memoization: states that differ only in their past are distinct).</param>
     /// <param name="minLeaseTtlSeconds">The store's minimum lease TTL (LeaseOptions.MinTtlSeconds).</param>
@@ -57,7 +57,7 @@ public sealed class EtcdKvModel : ILinearizabilityModel<EtcdKvState, EtcdKvReque
         ArgumentOutOfRangeException.ThrowIfLessThan(minLeaseTtlSeconds, 1);
         KeepsHistory = keepHistory;
         MinLeaseTtlSeconds = minLeaseTtlSeconds;
-        Initial = initial.Past is null ? initial : new EtcdKvState(initial.Revision, initial.CompactRevision, initial.Keys, initial.Leases, past: null);
+        Initial = initial.Past is null || keepHistory ? initial : new EtcdKvState(initial.Revision, initial.CompactRevision, initial.Keys, initial.Leases, past: null);
     }
 
     /// <inheritdoc/>

@@ -35,7 +35,7 @@ public sealed class HistoryWindow
     public IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>> Operations { get; }
 
     /// <summary>Checks this window alone against <see cref="EtcdKvModel"/> started in <see cref="StartState"/>.</summary>
-    /// <param name="keepHistory">Check reads at past revisions (those below the window's start are not checkable and accepted).</param>
+    /// <param name="keepHistory">Check reads at past revisions (those below the window's start only when the split was given the past keys; otherwise they are accepted).</param>
     /// <param name="options">The checker's bounds.</param>
     /// <param name="minLeaseTtlSeconds">The store's minimum lease TTL.</param>
     public LinearizabilityResult<EtcdKvRequest, EtcdKvResponse> Check(bool keepHistory = false, LinearizabilityCheckerOptions? options = null, long minLeaseTtlSeconds = EtcdKvModel.DefaultMinLeaseTtlSeconds) =>

@@ -17,7 +17,8 @@ namespace EmbeddedRaft.TestSupport.Linearizability;
 /// <remarks>
 /// Lease expiries (<see cref="EtcdKvRequest.LeaseExpiry"/>, indeterminate) stand across windows: a
 /// copy is added, invoked at the point, to every later window whose start state still holds the lease.
-/// Reads at revisions before a window's start are not checkable in that window (any answer is accepted).
+/// Reads at revisions before a window's start are checked against the keys <c>pastKeys</c> gives
+/// (a reference history's), or not at all (any answer accepted) without it.
 /// </remarks>
 public static class HistoryWindows
 {
@@ -25,11 +26,21 @@ public static class HistoryWindows
     public const int CheckpointClientId = -1;
 
     /// <summary>Splits <paramref name="history"/> (started in <paramref name="initial"/>) at <paramref name="points"/>: one window more than points.</summary>
+    /// <param name="history">The client history.</param>
+    /// <param name="initial">The state before it.</param>
+    /// <param name="points">The quiescent points, in time order.</param>
+    /// <param name="pastKeys">
+    /// The keys at each earlier revision (e.g. <c>ReferenceHistory.KeysAt</c>), so reads in a window at
+    /// revisions before its start are checked (from the start state's compact revision on); null:
+    /// those reads are not checkable and are accepted. The committed history is itself checked by the
+    /// watch and acknowledgement checkers.
+    /// </param>
     /// <exception cref="ArgumentException">The points are not in strictly increasing time, or a completed operation spans a point (the point was not quiescent).</exception>
     public static IReadOnlyList<HistoryWindow> Split(
         IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>> history,
         EtcdKvState initial,
-        IReadOnlyList<QuiescentPoint> points)
+        IReadOnlyList<QuiescentPoint> points,
+        Func<long, System.Collections.Immutable.ImmutableSortedDictionary<string, EtcdKeyValue>?>? pastKeys = null)
     {
         ArgumentNullException.ThrowIfNull(history);
         ArgumentNullException.ThrowIfNull(initial);
@@ -65,6 +76,11 @@ public static class HistoryWindows
         for (int w = 0; w < windows.Count; w++)
         {
             EtcdKvState start = w == 0 ? initial : points[w - 1].State;
+            if (w > 0 && pastKeys is not null)
+            {
+                start = start.WithPast(Math.Max(1, start.CompactRevision), pastKeys);
+            }
+
             List<Operation<EtcdKvRequest, EtcdKvResponse>> ops = windows[w];
             if (w > 0)
             {

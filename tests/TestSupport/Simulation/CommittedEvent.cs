@@ -2,16 +2,6 @@ using EmbeddedRaft.TestSupport.Linearizability;
 
 namespace EmbeddedRaft.TestSupport.Simulation;
 
-/// <summary>What a committed event did to its key (etcd's <c>mvccpb.Event.EventType</c>).</summary>
-public enum CommittedEventType
-{
-    /// <summary>The key was written (created or updated).</summary>
-    Put,
-
-    /// <summary>The key was deleted (by a delete, a transaction or a lease revocation).</summary>
-    Delete,
-}
-
 /// <summary>
 /// One event of the committed history exactly as a watch delivers it: for a put, the key as written
 /// (value, create and mod revision, version, lease); for a delete, the key and the deleting revision
