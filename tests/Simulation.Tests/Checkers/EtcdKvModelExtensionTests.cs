@@ -68,6 +68,20 @@ public sealed class EtcdKvModelExtensionTests
     }
 
     [Test]
+    public void States_that_differ_only_in_their_past_are_not_merged_by_the_search()
+    {
+        // Four writes of unknown outcome end, in any order, in the same store: revision 5, empty. Only
+        // the orders that put a first explain the past read; the search tries b first (invoked first),
+        // fails at the read, and must not then skip "a first" as a state it already explored.
+        Pass(
+            Unknown(0, EtcdKvRequest.Put("b", "1")),
+            Unknown(1, EtcdKvRequest.Delete("b")),
+            Unknown(2, EtcdKvRequest.Put("a", "1")),
+            Unknown(3, EtcdKvRequest.Delete("a")),
+            Op(20, 21, EtcdKvRequest.GetAt("a", 2), Read(5, Kv("a", "1", 2, 2, 1))));
+    }
+
+    [Test]
     public void A_model_without_history_refuses_past_reads_instead_of_guessing()
     {
         var history = new[] { Op(0, 1, EtcdKvRequest.GetAt("a", 1), Read(1)) };
@@ -245,6 +259,9 @@ public sealed class EtcdKvModelExtensionTests
 
     internal static Operation<EtcdKvRequest, EtcdKvResponse> Op(long invoke, long complete, EtcdKvRequest request, EtcdKvResponse response) =>
         Operation.Completed(0, invoke, complete, request, response);
+
+    internal static Operation<EtcdKvRequest, EtcdKvResponse> Unknown(long invoke, EtcdKvRequest request) =>
+        Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(1, invoke, request);
 
     internal static EtcdKeyValue Kv(string key, string value, long create, long mod, long version, long lease = 0) => new(key, value, create, mod, version, lease);
 
