@@ -94,6 +94,9 @@ public sealed class StoreBackup : IAsyncDisposable
             hash.AppendData(buffer, 0, length);
             offset += length;
             yield return buffer.AsMemory(0, length);
+
+            // IStorageFile reads are synchronous: give the thread back between chunks, so one large
+            // backup read by a slow consumer does not hold a thread-pool thread throughout.
             await Task.Yield();
         }
 

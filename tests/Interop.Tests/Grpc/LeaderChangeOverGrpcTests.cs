@@ -140,7 +140,7 @@ public sealed class LeaderChangeOverGrpcTests
 
         // The leader (now the third member) stops: the client keeps renewing through the election.
         await third.DisposeAsync();
-        await keepAlive.RenewForAsync(TimeSpan.FromSeconds(2 * Ttl), Ttl);
+        await keepAlive.RenewForAsync(TimeSpan.FromSeconds(Ttl), Ttl);
 
         Assert.That(DateTime.UtcNow - started, Is.GreaterThan(TimeSpan.FromSeconds(3 * Ttl)), "the lease lived three TTLs");
         LeaseTimeToLiveResponse ttl = await client.Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = lease.ID, Keys = true });

@@ -15,12 +15,14 @@ namespace EmbeddedRaft.Mvcc.Tests.Replication;
 /// </summary>
 public sealed class ReplicatedMaintenanceTests
 {
-    [Test]
-    public async Task ABackupOpensAsAStoreWithExactlyTheHistoryUpToItsRevisionWhileWritesGoOn()
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("REPLICATION_SEED", "REPLICATION_SOAK_SEEDS", 1901, 1);
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task ABackupOpensAsAStoreWithExactlyTheHistoryUpToItsRevisionWhileWritesGoOn(int seed)
     {
-        const int Seed = 1901;
-        var random = new Random(Seed);
-        await using var cluster = await ReplicatedCluster.StartAsync(3, Seed);
+        TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
+        var random = new Random(seed);
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed);
         ulong follower = cluster.FollowerIds().First();
         var member = cluster[follower];
         for (int i = 0; i < 300; i++)
@@ -70,7 +72,7 @@ public sealed class ReplicatedMaintenanceTests
         Assert.That(member.Mvcc.Revision, Is.GreaterThan(revision), "writes went on after the backup's revision");
 
         // The file opens as a store: its revision, compaction and every readable past revision are the live member's.
-        var disk = new FaultInjectingFileSystem(Seed);
+        var disk = new FaultInjectingFileSystem(seed);
         disk.CreateDirectory("/restored");
         using (var file = disk.Open("/restored/mvcc.db", FileOpenMode.CreateNew))
         {
