@@ -44,7 +44,7 @@ internal sealed class MaintenanceService(EtcdMember member) : Etcd.Maintenance.M
             response.Errors.Add("etcdserver: no leader");
         }
 
-        foreach (Etcd.AlarmMember alarm in Alarms(status))
+        foreach (Etcd.AlarmMember alarm in Alarms(status.Alarms))
         {
             // etcd's text for an alarm (its protobuf's String()).
             response.Errors.Add($"memberID:{alarm.MemberID} alarm:{alarm.Alarm.ToString().ToUpperInvariant()} ");
@@ -82,9 +82,12 @@ internal sealed class MaintenanceService(EtcdMember member) : Etcd.Maintenance.M
         {
             case Etcd.AlarmRequest.Types.AlarmAction.Get:
             {
+                // Linearizable, as etcd's (it answers a listing through Raft): a disarm that completed
+                // on any member is not listed here afterwards.
+                StoreAlarms raised = await member.Store.AlarmsAsync(context.CancellationToken).ConfigureAwait(false);
                 ReplicatedStoreStatus status = member.Store.Status;
                 var response = new Etcd.AlarmResponse { Header = member.Header(status.Revision, status.RaftTerm) };
-                response.Alarms.AddRange(Alarms(status).Where(a =>
+                response.Alarms.AddRange(Alarms(raised).Where(a =>
                     (request.MemberID == 0 || a.MemberID == request.MemberID) && (request.Alarm == Etcd.AlarmType.None || a.Alarm == request.Alarm)));
                 return response;
             }
@@ -182,14 +185,14 @@ internal sealed class MaintenanceService(EtcdMember member) : Etcd.Maintenance.M
     }
 
     /// <summary>This member's raised alarms, as etcd lists them (one entry per member and alarm).</summary>
-    private IEnumerable<Etcd.AlarmMember> Alarms(ReplicatedStoreStatus status)
+    private IEnumerable<Etcd.AlarmMember> Alarms(StoreAlarms alarms)
     {
-        if (status.Alarms.HasFlag(StoreAlarms.NoSpace))
+        if (alarms.HasFlag(StoreAlarms.NoSpace))
         {
             yield return new Etcd.AlarmMember { MemberID = member.Store.MemberId, Alarm = Etcd.AlarmType.Nospace };
         }
 
-        if (status.Alarms.HasFlag(StoreAlarms.Corrupt))
+        if (alarms.HasFlag(StoreAlarms.Corrupt))
         {
             yield return new Etcd.AlarmMember { MemberID = member.Store.MemberId, Alarm = Etcd.AlarmType.Corrupt };
         }

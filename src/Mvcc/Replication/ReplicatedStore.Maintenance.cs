@@ -35,6 +35,20 @@ public sealed partial class ReplicatedStore
     public ValueTask<StoreBackup> CreateBackupAsync(CancellationToken cancellationToken = default) => Mvcc.CreateBackupAsync(cancellationToken);
 
     /// <summary>
+    /// The alarms raised, linearizably: as of a read point the leader confirmed (etcd answers an alarm
+    /// listing through Raft), so a disarm that completed anywhere is seen here.
+    /// <see cref="Status"/> answers the same without waiting, possibly a little behind.
+    /// </summary>
+    /// <exception cref="NoLeaderException">No leader confirmed a read point.</exception>
+    /// <exception cref="TimeoutException">The leader did not confirm a read point in time.</exception>
+    /// <exception cref="NodeStoppedException">The member stopped.</exception>
+    public async ValueTask<StoreAlarms> AlarmsAsync(CancellationToken cancellationToken = default)
+    {
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        return (StoreAlarms)Volatile.Read(ref _alarms);
+    }
+
+    /// <summary>
     /// Clears <paramref name="alarms"/> on every member (etcd's alarm deactivation), through the log,
     /// and returns those that were raised on this member when it applied the change. With
     /// <see cref="StoreAlarms.Corrupt"/> cleared, writes are taken again; the next hash check

@@ -40,9 +40,11 @@ public sealed class AlarmOverGrpcTests
             AlarmResponse disarmed = await clients[1].Maintenance.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Deactivate, MemberID = cluster.Members[1].Id, Alarm = AlarmType.Corrupt });
             Assert.That(disarmed.Alarms.Select(a => (a.MemberID, a.Alarm)), Is.EqualTo(new[] { (cluster.Members[1].Id, AlarmType.Corrupt) }));
 
-            // Disarmed through the log: every member takes writes again once it applied it.
+            // Disarmed through the log: every member takes writes again once it applied it, which
+            // a linearizable read on that member waits for.
             for (int i = 0; i < 3; i++)
             {
+                await clients[i].Kv.RangeAsync(new RangeRequest { Key = Bytes("alarm/") });
                 await clients[i].PutRetryingAsync($"alarm/after/{i}", "1");
                 Assert.That((await clients[i].Maintenance.AlarmAsync(new AlarmRequest())).Alarms, Is.Empty, $"member {i + 1}");
             }

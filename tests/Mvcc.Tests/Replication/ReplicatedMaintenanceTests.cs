@@ -126,11 +126,15 @@ public sealed class ReplicatedMaintenanceTests
         Assert.That(await cluster[ids[1]].DisarmAlarmsAsync(StoreAlarms.NoSpace), Is.EqualTo(StoreAlarms.None), "an alarm that is not raised clears nothing");
         Assert.That(cluster[ids[1]].Status.Alarms, Is.EqualTo(StoreAlarms.Corrupt));
 
+        Assert.That(await cluster[ids[2]].AlarmsAsync(), Is.EqualTo(StoreAlarms.Corrupt));
         Assert.That(await cluster[ids[1]].DisarmAlarmsAsync(StoreAlarms.Corrupt), Is.EqualTo(StoreAlarms.Corrupt));
-        await cluster.WaitForAppliedAsync(cluster[cluster.LeaderId()].Status.RaftIndex);
+
+        // The disarm is applied on the member that proposed it; every other member applies it too.
+        await cluster.WaitForAppliedAsync(cluster[ids[1]].Status.RaftAppliedIndex);
         foreach (var id in ids)
         {
             Assert.That(cluster[id].Status.Alarms, Is.EqualTo(StoreAlarms.None), $"member {id}");
+            Assert.That(await cluster[id].AlarmsAsync(), Is.EqualTo(StoreAlarms.None), $"member {id}, linearizably");
             await cluster[id].PutAsync(new PutRequest { Key = Key($"a/after/{id}"), Value = Key("v") });
         }
 
