@@ -111,8 +111,14 @@ public sealed partial class ReplicatedStore
             throw new MvccException(MvccError.NotLeader, $"{MvccException.MessageOf(MvccError.NotLeader)} (member {MemberId:x} cannot tell whether learner {id:x} is in sync; the leader is {raft.SoftState.Lead:x})");
         }
 
-        // A learner the leader has no progress for is not in its configuration: Raft refuses that promotion.
-        if (raft.Progress.TryGetValue(id, out var learner) && learner.Match < leader.Match * LearnerReadyFraction)
+        // No progress for it: the leader's status (refreshed every tick) does not show the learner yet.
+        // Not known to be in sync, so not ready; a retry a tick later finds it.
+        if (!raft.Progress.TryGetValue(id, out var learner))
+        {
+            throw new MvccException(MvccError.LearnerNotReady, $"{MvccException.MessageOf(MvccError.LearnerNotReady)} (the leader has no progress for learner {id:x} yet)");
+        }
+
+        if (learner.Match < leader.Match * LearnerReadyFraction)
         {
             throw new MvccException(MvccError.LearnerNotReady, $"{MvccException.MessageOf(MvccError.LearnerNotReady)} (learner {id:x} has index {learner.Match}, the leader {leader.Match})");
         }

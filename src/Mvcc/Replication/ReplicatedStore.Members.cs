@@ -112,7 +112,9 @@ public sealed partial class ReplicatedStore
             throw new ArgumentException($"Member {id} is a voter already.", nameof(id));
         }
 
-        if (Node.Status.Raft.Config.Learners.Contains(id))
+        // Not yet a voter in Raft: promote it there first. (Deciding by "is a learner" would read a
+        // node status up to a tick old, which may not show a learner just added, and skip Raft.)
+        if (!Node.Status.Raft.Config.Voters.Contains(id))
         {
             ThrowIfLearnerNotReady(id);
             await Node.PromoteLearnerAsync(id, cancellationToken).ConfigureAwait(false);
