@@ -47,4 +47,10 @@ public enum MvccError
 
     /// <summary>A replicated store raised its corruption alarm (members disagree on their data); writes are refused: "etcdserver: corrupt cluster" (DataLoss).</summary>
     Corrupt,
+
+    /// <summary>A replicated store was asked for what only the Raft leader can answer (whether a learner is in sync) on a follower: "etcdserver: not leader" (FailedPrecondition).</summary>
+    NotLeader,
+
+    /// <summary>A learner whose log is not yet close to the leader's (below 90% of the leader's match index, etcd's rule) was to be promoted: "etcdserver: can only promote a learner member which is in sync with leader" (FailedPrecondition).</summary>
+    LearnerNotReady,
 }

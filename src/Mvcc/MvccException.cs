@@ -26,12 +26,12 @@ public class MvccException : Exception
     /// <summary>etcd's exact message for <see cref="Error"/>, e.g. "etcdserver: key is not provided".</summary>
     public string EtcdMessage => MessageOf(Error);
 
-    /// <summary>etcd's gRPC status code for <see cref="Error"/>: 3 (InvalidArgument), 5 (NotFound), 9 (FailedPrecondition) or 11 (OutOfRange).</summary>
+    /// <summary>etcd's gRPC status code for <see cref="Error"/>: 3 (InvalidArgument), 5 (NotFound), 9 (FailedPrecondition), 11 (OutOfRange) or 15 (DataLoss).</summary>
     public int GrpcStatusCode => Error switch
     {
         MvccError.Compacted or MvccError.FutureRevision or MvccError.LeaseTtlTooLarge => 11,
         MvccError.LeaseNotFound => 5,
-        MvccError.LeaseExists => 9,
+        MvccError.LeaseExists or MvccError.NotLeader or MvccError.LearnerNotReady => 9,
         MvccError.Corrupt => 15,
         _ => 3,
     };
@@ -54,6 +54,8 @@ public class MvccException : Exception
         MvccError.LeaseExists => "etcdserver: lease already exists",
         MvccError.LeaseTtlTooLarge => "etcdserver: too large lease TTL",
         MvccError.Corrupt => "etcdserver: corrupt cluster",
+        MvccError.NotLeader => "etcdserver: not leader",
+        MvccError.LearnerNotReady => "etcdserver: can only promote a learner member which is in sync with leader",
         _ => throw new ArgumentOutOfRangeException(nameof(error), error, "Not an MvccError."),
     };
 }

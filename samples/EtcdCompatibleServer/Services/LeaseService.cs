@@ -9,7 +9,7 @@ namespace EmbeddedRaft.Samples.EtcdCompatibleServer.Services;
 /// any member (only the leader expires leases). Where etcd answers a missing lease with a value
 /// instead of an error (TimeToLive: TTL -1; a keep-alive on the stream: TTL 0), so does this.
 /// </summary>
-internal sealed class LeaseService(EtcdMember member) : Etcd.Lease.LeaseBase
+internal sealed class LeaseService(EtcdMember member, IHostApplicationLifetime lifetime) : Etcd.Lease.LeaseBase
 {
     public override async Task<Etcd.LeaseGrantResponse> LeaseGrant(Etcd.LeaseGrantRequest request, ServerCallContext context)
     {
@@ -63,17 +63,31 @@ internal sealed class LeaseService(EtcdMember member) : Etcd.Lease.LeaseBase
     /// <summary>
     /// etcd's keep-alive stream: one response per request, in order; a lease that does not exist
     /// (expired, revoked) answers TTL 0 and the stream goes on; any other failure ends the stream
-    /// with etcd's status for it.
+    /// with etcd's status for it (a leader change: UNAVAILABLE, which etcd's clients answer by opening
+    /// a new stream). When the member stops, the stream ends at once with "server stopped" (UNAVAILABLE).
     /// </summary>
     public override async Task LeaseKeepAlive(IAsyncStreamReader<Etcd.LeaseKeepAliveRequest> requestStream, IServerStreamWriter<Etcd.LeaseKeepAliveResponse> responseStream, ServerCallContext context)
     {
-        while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            await KeepAliveAsync(requestStream, responseStream, ending.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw EtcdErrors.Stopped;
+        }
+    }
+
+    private async Task KeepAliveAsync(IAsyncStreamReader<Etcd.LeaseKeepAliveRequest> requestStream, IServerStreamWriter<Etcd.LeaseKeepAliveResponse> responseStream, CancellationToken cancellationToken)
+    {
+        while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
         {
             long id = requestStream.Current.ID;
             Etcd.LeaseKeepAliveResponse reply;
             try
             {
-                LeaseKeepAliveResponse response = await member.Store.LeaseKeepAliveAsync(id, context.CancellationToken).ConfigureAwait(false);
+                LeaseKeepAliveResponse response = await member.Store.LeaseKeepAliveAsync(id, cancellationToken).ConfigureAwait(false);
                 reply = new Etcd.LeaseKeepAliveResponse { Header = ProtoMapping.Header(response.Header), ID = response.Id, TTL = response.TtlSeconds };
             }
             catch (MvccException e) when (e.Error == MvccError.LeaseNotFound)
@@ -81,7 +95,7 @@ internal sealed class LeaseService(EtcdMember member) : Etcd.Lease.LeaseBase
                 reply = new Etcd.LeaseKeepAliveResponse { Header = member.Header(member.Store.Status.Revision), ID = id, TTL = 0 };
             }
 
-            await responseStream.WriteAsync(reply, context.CancellationToken).ConfigureAwait(false);
+            await responseStream.WriteAsync(reply, cancellationToken).ConfigureAwait(false);
         }
     }
 }

@@ -9,7 +9,7 @@ namespace EmbeddedRaft.Mvcc.Replication;
 /// <remarks>
 /// Values are persisted in every member's Raft log: never renumber or reuse one. 1-15: the core
 /// (KV, compaction, member registry); 16-31: leases (ReplicatedStore.Leases.cs); 32-47: the hash
-/// check (ReplicatedStore.HashCheck.cs).
+/// check and alarms (ReplicatedStore.HashCheck.cs, ReplicatedStore.Maintenance.cs).
 /// </remarks>
 internal enum CommandKind : byte
 {
@@ -48,4 +48,7 @@ internal enum CommandKind : byte
 
     /// <summary>One member's hash for a check: the check's log index, the member, the revision, the compact revision, the hash.</summary>
     HashCheckReport = 33,
+
+    /// <summary>Alarms cleared on every member (etcd's alarm deactivation): the <see cref="StoreAlarms"/> flags as a varint (ReplicatedStore.Maintenance.cs).</summary>
+    AlarmDisarm = 34,
 }

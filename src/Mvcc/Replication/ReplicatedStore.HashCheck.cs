@@ -106,6 +106,9 @@ public sealed partial class ReplicatedStore
                 CompareReport(HashCheckCommands.DecodeReport(command.Data.Span));
                 result = Answer(null);
                 break;
+            case CommandKind.AlarmDisarm:
+                result = Answer(ApplyAlarmDisarm(command.Data.Span, command.Index));
+                break;
         }
     }
 

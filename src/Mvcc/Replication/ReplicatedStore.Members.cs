@@ -87,8 +87,13 @@ public sealed partial class ReplicatedStore
         return _registry.List();
     }
 
-    /// <summary>Turns learner <paramref name="id"/> into a voter and returns the members once the change is applied here.</summary>
+    /// <summary>
+    /// Turns learner <paramref name="id"/> into a voter and returns the members once the change is
+    /// applied here. As etcd, only the leader promotes (it alone knows how far the learner's log is),
+    /// and only a learner in sync with it: at least 90% of the leader's match index.
+    /// </summary>
     /// <exception cref="ArgumentException"><paramref name="id"/> is not a registered member, or is a voter already.</exception>
+    /// <exception cref="MvccException"><see cref="MvccError.NotLeader"/>: this member is not the leader (call the leader, <see cref="ReplicatedStoreStatus.LeaderId"/>); <see cref="MvccError.LearnerNotReady"/>: the learner is behind (retry once it caught up).</exception>
     /// <exception cref="ConfChangeRejectedException">Raft refused the promotion (for example, the learner is not caught up enough, or another change is pending).</exception>
     /// <exception cref="NoLeaderException">No leader is known.</exception>
     /// <exception cref="ProposalDroppedException">A step was dropped or timed out; repeat the call to complete it.</exception>
@@ -107,8 +112,11 @@ public sealed partial class ReplicatedStore
             throw new ArgumentException($"Member {id} is a voter already.", nameof(id));
         }
 
-        if (Node.Status.Raft.Config.Learners.Contains(id))
+        // Not yet a voter in Raft: promote it there first. (Deciding by "is a learner" would read a
+        // node status up to a tick old, which may not show a learner just added, and skip Raft.)
+        if (!Node.Status.Raft.Config.Voters.Contains(id))
         {
+            ThrowIfLearnerNotReady(id);
             await Node.PromoteLearnerAsync(id, cancellationToken).ConfigureAwait(ResumeOnScheduler);
         }
 

@@ -40,4 +40,7 @@ internal static partial class ReplicatedStoreLog
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Replicated store member {MemberId}: lease {LeaseId} expired; its revocation applied at index {Index}.")]
     public static partial void LeaseExpireApplied(ILogger logger, ulong memberId, long leaseId, ulong index);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Replicated store member {MemberId}: alarm {Alarms} disarmed by the entry at index {Index}.")]
+    public static partial void AlarmDisarmed(ILogger logger, ulong memberId, StoreAlarms alarms, ulong index);
 }

@@ -16,8 +16,10 @@ public sealed class EtcdctlCompatibilityTests
     /// </summary>
     private static readonly Dictionary<(string Script, string Command), string> s_knownDivergences = new()
     {
-        [("cluster", "etcdctl member promote $M4")] =
-            "ReplicatedStore.PromoteMemberAsync promotes a learner that never started; etcd refuses a learner that has not caught up with the leader (\"can only promote a learner member which is in sync with leader\")",
+        [("cluster", "@3 etcdctl member list | sort")] =
+            "etcd 3.4's MemberUpdate drops a learner's learner flag (it rebuilds the member's raft attributes from the peer URLs alone, so the list shows the unstarted learner as a voter, 'false'); this store keeps it a learner ('true')",
+        [("cluster", "etcdctl defrag")] =
+            "Defragment answers UNIMPLEMENTED: the store's B+tree reuses freed pages but cannot shrink its file online, so answering OK would claim a reclaim that did not happen",
     };
 
     private static bool Rewrite => Environment.GetEnvironmentVariable("REWRITE") == "1";
@@ -39,7 +41,7 @@ public sealed class EtcdctlCompatibilityTests
         EtcdctlScript script = EtcdctlScript.Parse(name, await File.ReadAllTextAsync(path));
         _ = EtcdctlInstall.Path;
         await using IEtcdCluster cluster = Rewrite ? await RealEtcdCluster.StartAsync() : await OurEtcdCluster.StartAsync();
-        var runner = new EtcdctlRunner(cluster);
+        using var runner = new EtcdctlRunner(cluster);
         var outputs = new List<IReadOnlyList<string>>();
         foreach (ScriptBlock block in script.Blocks)
         {

@@ -7,14 +7,33 @@ namespace EmbeddedRaft.Interop.Tests.Etcdctl;
 /// <summary>
 /// Runs etcdctl (v3 API) commands of an <see cref="EtcdctlScript"/> against a cluster and
 /// normalises their output: member ids, the cluster id, URLs and captured lease ids become names,
-/// so a recording from one cluster compares with another's output.
+/// so a recording from one cluster compares with another's output. <c>$TMPDIR</c> in a command is
+/// a directory of the runner's own (for files etcdctl writes, like a snapshot), printed back as
+/// <c>$TMPDIR</c>; it is deleted when the runner is disposed.
 /// </summary>
-internal sealed partial class EtcdctlRunner(IEtcdCluster cluster)
+internal sealed partial class EtcdctlRunner(IEtcdCluster cluster) : IDisposable
 {
+    /// <summary>The name scripts use for <see cref="TemporaryDirectory"/>.</summary>
+    public const string TemporaryDirectoryVariable = "$TMPDIR";
+
     // 'check perf' runs for 60 s by itself; everything else takes well under a second.
     private static readonly TimeSpan s_commandLimit = TimeSpan.FromSeconds(180);
 
     private readonly Dictionary<string, string> _variables = new(StringComparer.Ordinal);
+
+    /// <summary>A directory of this runner's own, <c>$TMPDIR</c> in scripts.</summary>
+    public string TemporaryDirectory { get; } = Directory.CreateTempSubdirectory("etcdctl-").FullName;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(TemporaryDirectory))
+        {
+            Directory.Delete(TemporaryDirectory, recursive: true);
+        }
+    }
+
+    /// <summary>Runs one command written as a script's <c>$ </c> line (without the "$ "), with no input.</summary>
+    public Task<List<string>> RunAsync(string commandLine) => RunAsync(new ScriptBlock(ScriptCommand.Parse(commandLine, "inline", 1), []));
 
     /// <summary>Runs one block's command and returns its normalised output lines.</summary>
     public async Task<List<string>> RunAsync(ScriptBlock block)
@@ -177,6 +196,7 @@ internal sealed partial class EtcdctlRunner(IEtcdCluster cluster)
 
     private string Substitute(string text)
     {
+        text = text.Replace(TemporaryDirectoryVariable, TemporaryDirectory, StringComparison.Ordinal);
         foreach ((string name, string value) in _variables)
         {
             text = text.Replace("$" + name, value, StringComparison.Ordinal);
@@ -187,6 +207,7 @@ internal sealed partial class EtcdctlRunner(IEtcdCluster cluster)
 
     private string Normalise(string line)
     {
+        line = line.Replace(TemporaryDirectory, TemporaryDirectoryVariable, StringComparison.Ordinal);
         foreach ((string name, string value) in _variables)
         {
             // etcdctl prints a lease id in hex (simple output) and in decimal (JSON output).

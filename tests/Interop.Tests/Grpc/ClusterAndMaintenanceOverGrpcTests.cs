@@ -1,4 +1,5 @@
 using EmbeddedRaft.Samples.EtcdCompatibleServer.Etcdserverpb;
+using Google.Protobuf;
 using Grpc.Core;
 using static EmbeddedRaft.Interop.Tests.Grpc.EtcdClients;
 using static EmbeddedRaft.Interop.Tests.Grpc.KvOverGrpcTests;
@@ -38,6 +39,27 @@ public sealed class ClusterAndMaintenanceOverGrpcTests : OverGrpcFixture
         await AssertEtcdError(() => Clients[0].Cluster.MemberPromoteAsync(new MemberPromoteRequest { ID = Ours.Members[0].Id }).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: can only promote a learner member");
 
+        // It never started, so its log is empty: every member refuses to promote it, the leader by
+        // its own check and the followers by forwarding to the leader, as etcd.
+        foreach (EtcdClients client in Clients)
+        {
+            await AssertEtcdError(() => client.Cluster.MemberPromoteAsync(new MemberPromoteRequest { ID = added.Member.ID }).ResponseAsync,
+                StatusCode.FailedPrecondition, "etcdserver: can only promote a learner member which is in sync with leader");
+        }
+
+        // Its peer URLs change (etcd's MemberUpdate), seen by every member; another member's URL is refused.
+        MemberUpdateResponse updated = await Clients[2].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = added.Member.ID, PeerURLs = { "http://127.0.0.1:2" } });
+        Assert.That(updated.Members.Single(m => m.ID == added.Member.ID).PeerURLs.Single(), Is.EqualTo("http://127.0.0.1:2"));
+        foreach (EtcdClients client in Clients)
+        {
+            MemberListResponse after = await client.Cluster.MemberListAsync(new MemberListRequest());
+            Member learner = after.Members.Single(m => m.ID == added.Member.ID);
+            Assert.That((learner.PeerURLs.Single(), learner.IsLearner), Is.EqualTo(("http://127.0.0.1:2", true)));
+        }
+
+        await AssertEtcdError(() => Clients[0].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = added.Member.ID, PeerURLs = { Ours.Members[1].PeerUrl } }).ResponseAsync,
+            StatusCode.FailedPrecondition, "etcdserver: Peer URLs already exists");
+
         MemberRemoveResponse removed = await Clients[0].Cluster.MemberRemoveAsync(new MemberRemoveRequest { ID = added.Member.ID });
         Assert.That(removed.Members.Select(m => m.ID), Is.EquivalentTo(Ours.Members.Select(m => m.Id)));
     }
@@ -51,8 +73,10 @@ public sealed class ClusterAndMaintenanceOverGrpcTests : OverGrpcFixture
             StatusCode.NotFound, "etcdserver: member not found");
         await AssertEtcdError(() => Clients[1].Cluster.MemberAddAsync(new MemberAddRequest { PeerURLs = { "not a url" } }).ResponseAsync,
             StatusCode.InvalidArgument, "etcdserver: given member URLs are invalid");
-        await AssertUnimplemented(() => Clients[1].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = Ours.Members[0].Id }).ResponseAsync,
-            "the store offers no such call");
+        await AssertEtcdError(() => Clients[0].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = 0x1234, PeerURLs = { "http://127.0.0.1:3" } }).ResponseAsync,
+            StatusCode.NotFound, "etcdserver: member not found");
+        await AssertEtcdError(() => Clients[1].Cluster.MemberUpdateAsync(new MemberUpdateRequest { ID = Ours.Members[0].Id, PeerURLs = { "not a url" } }).ResponseAsync,
+            StatusCode.InvalidArgument, "etcdserver: given member URLs are invalid");
     }
 
     [Test]
@@ -136,9 +160,67 @@ public sealed class ClusterAndMaintenanceOverGrpcTests : OverGrpcFixture
         await AssertEtcdError(() => Clients[0].Auth.UserListAsync(new AuthUserListRequest()).ResponseAsync,
             StatusCode.FailedPrecondition, "etcdserver: authentication is not enabled");
         await AssertUnimplemented(() => Clients[1].Maintenance.DefragmentAsync(new DefragmentRequest()).ResponseAsync,
-            "the store offers no such call");
-        await AssertUnimplemented(() => Clients[1].Maintenance.Snapshot(new SnapshotRequest()).ResponseStream.MoveNext(CancellationToken.None),
-            "the store offers no such call");
+            "the B+tree cannot shrink its file online");
+        await AssertUnimplemented(() => Clients[1].Maintenance.AlarmAsync(new AlarmRequest { Action = AlarmRequest.Types.AlarmAction.Activate, Alarm = AlarmType.Nospace }).ResponseAsync,
+            "the store raises its own alarms");
+    }
+
+    [Test]
+    public async Task ASnapshotStreamsTheMembersStoreInEtcdsFramingAndOpensAsAStoreAtOneRevision()
+    {
+        PutResponse last = null!;
+        for (int i = 0; i < 200; i++)
+        {
+            // Values of a few hundred bytes: the store spans several 32 KiB chunks.
+            last = await Clients[i % 3].Kv.PutAsync(new PutRequest { Key = Bytes($"snap/{i % 50:D2}"), Value = Bytes($"{i}:{new string('v', 300)}") });
+        }
+
+        // The last put went through member 2 (199 % 3 = 1), which answers a put once it applied it.
+        var responses = new List<SnapshotResponse>();
+        using (AsyncServerStreamingCall<SnapshotResponse> call = Clients[1].Maintenance.Snapshot(new SnapshotRequest()))
+        {
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                responses.Add(call.ResponseStream.Current.Clone());
+            }
+        }
+
+        // etcd's framing: data blobs of 32 KiB (the last may be shorter), each with the bytes still to
+        // come; then one blob of 32 bytes, remaining 0: the SHA-256 of the data.
+        Assert.That(responses, Has.Count.GreaterThan(2));
+        List<SnapshotResponse> data = responses[..^1];
+        long total = data.Sum(r => (long)r.Blob.Length);
+        long sent = 0;
+        foreach (SnapshotResponse response in data)
+        {
+            sent += response.Blob.Length;
+            Assert.That(response.RemainingBytes, Is.EqualTo((ulong)(total - sent)));
+        }
+
+        Assert.That(data[..^1].Select(r => r.Blob.Length), Is.All.EqualTo(32 * 1024));
+        Assert.That(responses[^1].RemainingBytes, Is.Zero);
+        Assert.That(responses[^1].Blob.Length, Is.EqualTo(32));
+        byte[] saved = [.. data.SelectMany(r => r.Blob.ToByteArray()), .. responses[^1].Blob.ToByteArray()];
+
+        string directory = Directory.CreateTempSubdirectory("snapshot-").FullName;
+        try
+        {
+            long revision;
+            using (Mvcc.MvccStore restored = SnapshotFiles.OpenAsStore(saved, directory))
+            {
+                revision = restored.Revision;
+                Assert.That(revision, Is.GreaterThanOrEqualTo(last.Header.Revision), "the snapshot holds every write the member applied before it was asked");
+                var everything = new Mvcc.RangeRequest { Key = "\0"u8.ToArray(), RangeEnd = "\0"u8.ToArray(), Revision = revision };
+                RangeResponse live = await Clients[1].Kv.RangeAsync(new RangeRequest { Key = Bytes("\0"), RangeEnd = Bytes("\0"), Revision = revision });
+                Assert.That(restored.Range(everything).Kvs.Select(kv => (ByteString.CopyFrom(kv.Key.Span), ByteString.CopyFrom(kv.Value.Span), kv.CreateRevision, kv.ModRevision, kv.Version)),
+                    Is.EqualTo(live.Kvs.Select(kv => (kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision, kv.Version))),
+                    $"every key at revision {revision}, as the cluster answers it");
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     private static Task AssertUnimplemented(Func<Task> call, string why)

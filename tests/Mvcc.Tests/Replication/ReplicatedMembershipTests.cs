@@ -33,8 +33,9 @@ public sealed class ReplicatedMembershipTests
         Assert.That(joined.ClusterId, Is.EqualTo(cluster[1].ClusterId), "the joiner learned the cluster id from the registry");
         Assert.That(await joined.MemberListAsync().AsTask().WaitAsync(Waits.Limit), Is.EqualTo(afterAdd));
 
-        // Promote it, then remove member 3 (not necessarily the leader), each from a different member.
-        var afterPromote = await ReplicatedReadTests.ClientAsync(() => cluster[2].PromoteMemberAsync(4));
+        // Promote it (on the leader: only it knows the learner is in sync), then remove member 3
+        // (not necessarily the leader) from another member.
+        var afterPromote = await ReplicatedMaintenanceTests.PromoteOnLeaderAsync(cluster, 4);
         Assert.That(afterPromote.Single(m => m.Id == 4).IsLearner, Is.False);
         ulong removed = cluster.FollowerIds().First(id => id != 4);
         ulong remover = cluster.Members.Keys.First(id => id != removed);
