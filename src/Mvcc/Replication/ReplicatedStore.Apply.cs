@@ -75,7 +75,9 @@ public sealed partial class ReplicatedStore
             switch (kind)
             {
                 case CommandKind.Put:
-                    return Box(store.PutAsync(CommandCodec.DecodePut(data), command.Index));
+                    // Key and value slice the command (valid until this batch's apply completes, which
+                    // waits for the store to have applied it; the store copies what it keeps).
+                    return Box(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
                 case CommandKind.DeleteRange:
                     return Box(store.DeleteRangeAsync(CommandCodec.DecodeDeleteRange(data), command.Index));
                 case CommandKind.Txn:
