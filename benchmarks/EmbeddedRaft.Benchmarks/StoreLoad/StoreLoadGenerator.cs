@@ -179,6 +179,10 @@ internal static partial class StoreLoadGenerator
     {
         results.Add(result);
         Console.WriteLine(result.ToMarkdownRow());
+        if (result.Collections is { } collections)
+        {
+            Console.WriteLine(FormattableString.Invariant($"<!-- this process allocated {result.AllocatedBytesPerOperation:F0} bytes per operation; GCs gen0/gen1/gen2: {collections} -->"));
+        }
         if (result.Failures > 0 && result.FirstFailure is { } failure)
         {
             Console.WriteLine($"<!-- first failure: {failure} -->");

@@ -27,6 +27,12 @@ internal sealed record StoreLoadResult(
 {
     public bool IsOpenLoop => OfferedPerSecond is not null;
 
+    /// <summary>Bytes this process allocated (all threads; etcd's processes not counted) per completed operation in the window; NaN when not measured.</summary>
+    public double AllocatedBytesPerOperation { get; init; } = double.NaN;
+
+    /// <summary>Garbage collections of this process in the window, as "gen0/gen1/gen2" (null when not measured).</summary>
+    public string? Collections { get; init; }
+
     public const string MarkdownHeader =
         "| system | workload | clients (closed) / offered ops/s (open) | ops/s | p50 ms | p99 ms | p999 ms | failed | CPU us per op | load average |\n" +
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|";

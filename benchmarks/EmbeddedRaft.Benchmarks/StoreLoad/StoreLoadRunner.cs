@@ -79,6 +79,7 @@ internal static class StoreLoadRunner
         Volatile.Write(ref measuring, 0);
         double elapsedSeconds = clock.Elapsed.TotalSeconds;
         double cpuMicroseconds = cost.ElapsedMicroseconds();
+        var allocations = cost.Allocations();
         await stop.CancelAsync();
         await Task.WhenAll(tasks).WaitAsync(s_drainTimeout);
 
@@ -88,7 +89,11 @@ internal static class StoreLoadRunner
             all.Add(histogram);
         }
 
-        return Result(cluster, workload, callers, offered: null, all, elapsedSeconds, failures, notIssued: 0, cpuMicroseconds);
+        return Result(cluster, workload, callers, offered: null, all, elapsedSeconds, failures, notIssued: 0, cpuMicroseconds) with
+        {
+            AllocatedBytesPerOperation = all.Count > 0 ? (double)allocations.AllocatedBytes / all.Count : double.NaN,
+            Collections = FormattableString.Invariant($"{allocations.Gen0}/{allocations.Gen1}/{allocations.Gen2}"),
+        };
     }
 
     public static async Task<StoreLoadResult> RunOpenLoopAsync(
@@ -237,6 +242,11 @@ internal static class StoreLoadRunner
         private readonly IKvClusterUnderLoad _cluster;
         private readonly TimeSpan _before;
 
+        private readonly long _allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        private readonly int _gen0Before = GC.CollectionCount(0);
+        private readonly int _gen1Before = GC.CollectionCount(1);
+        private readonly int _gen2Before = GC.CollectionCount(2);
+
         private CostMeter(IKvClusterUnderLoad cluster)
         {
             _cluster = cluster;
@@ -246,6 +256,13 @@ internal static class StoreLoadRunner
         public static CostMeter Start(IKvClusterUnderLoad cluster) => new(cluster);
 
         public double ElapsedMicroseconds() => (Now(_cluster) - _before).TotalMicroseconds;
+
+        /// <summary>Bytes this process allocated (every thread) and garbage collections (gen 0/1/2) since <see cref="Start"/>.</summary>
+        public (long AllocatedBytes, int Gen0, int Gen1, int Gen2) Allocations() => (
+            GC.GetTotalAllocatedBytes(precise: true) - _allocatedBefore,
+            GC.CollectionCount(0) - _gen0Before,
+            GC.CollectionCount(1) - _gen1Before,
+            GC.CollectionCount(2) - _gen2Before);
 
         private static TimeSpan Now(IKvClusterUnderLoad cluster)
         {

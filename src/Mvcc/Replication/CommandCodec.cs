@@ -79,6 +79,26 @@ internal static class CommandCodec
         return request;
     }
 
+    /// <summary>
+    /// Decodes a put whose key and value are slices of <paramref name="command"/>, not copies: the
+    /// apply path's decode (a put's value is most of its command, and every member decodes every
+    /// put). Only for a caller that is done with the request while the command's bytes are
+    /// unchanged: the replicated store applies a committed command before its apply completes, and
+    /// the store copies what it keeps (the B+tree entry, the index's key).
+    /// </summary>
+    /// <exception cref="InvalidDataException">As <see cref="DecodePut"/>.</exception>
+    public static PutRequest DecodePutWithoutCopying(ReadOnlyMemory<byte> command)
+    {
+        var r = Body(command.Span, CommandKind.Put);
+        var body = command[1..];
+        var key = body[r.ReadRange("put key")];
+        var value = body[r.ReadRange("put value")];
+        long lease = r.ReadInt64("put lease");
+        var (prevKv, ignoreValue, ignoreLease) = ReadPutFlags(ref r);
+        r.ExpectEnd("a put");
+        return new PutRequest { Key = key, Value = value, Lease = lease, PrevKv = prevKv, IgnoreValue = ignoreValue, IgnoreLease = ignoreLease };
+    }
+
     public static DeleteRangeRequest DecodeDeleteRange(ReadOnlySpan<byte> command)
     {
         var r = Body(command, CommandKind.DeleteRange);
@@ -144,13 +164,19 @@ internal static class CommandCodec
         var key = r.ReadBytes("put key");
         var value = r.ReadBytes("put value");
         long lease = r.ReadInt64("put lease");
+        var (prevKv, ignoreValue, ignoreLease) = ReadPutFlags(ref r);
+        return new PutRequest { Key = key, Value = value, Lease = lease, PrevKv = prevKv, IgnoreValue = ignoreValue, IgnoreLease = ignoreLease };
+    }
+
+    private static (bool PrevKv, bool IgnoreValue, bool IgnoreLease) ReadPutFlags(ref CommandReader r)
+    {
         byte flags = r.ReadByte("put flags");
         if (flags > 7)
         {
             throw new InvalidDataException($"Replicated store command: put flags {flags} has undefined bits.");
         }
 
-        return new PutRequest { Key = key, Value = value, Lease = lease, PrevKv = (flags & 1) != 0, IgnoreValue = (flags & 2) != 0, IgnoreLease = (flags & 4) != 0 };
+        return ((flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
     }
 
     private static void WriteDeleteRange(CommandWriter w, DeleteRangeRequest request)

@@ -89,6 +89,15 @@ internal ref struct CommandReader
         return value;
     }
 
+    /// <summary>A byte string's place in the input (its offset and length), for a caller that slices the bytes instead of copying them.</summary>
+    public Range ReadRange(string what)
+    {
+        int length = ReadLength(what);
+        var range = new Range(_offset, _offset + length);
+        _offset += length;
+        return range;
+    }
+
     public string ReadString(string what)
     {
         int length = ReadLength(what);

@@ -74,7 +74,10 @@ public sealed partial class ReplicatedStore
             switch (kind)
             {
                 case CommandKind.Put:
-                    return Box(store.PutAsync(CommandCodec.DecodePut(data), command.Index));
+                    // Key and value slice the command: its bytes are valid until this batch's apply
+                    // completes, which waits below for the store to have applied the put (the store
+                    // copies what it keeps); an apply that fails before that stops the node.
+                    return Box(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
                 case CommandKind.DeleteRange:
                     return Box(store.DeleteRangeAsync(CommandCodec.DecodeDeleteRange(data), command.Index));
                 case CommandKind.Txn:

@@ -201,6 +201,14 @@ public sealed partial class MvccStore
         }
     }
 
-    private static BTreeOptions BTreeOptionsOf(MvccStoreOptions options) =>
-        options.Logger is not null && options.BTree.Logger is null ? options.BTree with { Logger = options.Logger } : options.BTree;
+    /// <summary>
+    /// The B+tree's options: the store's logger when the B+tree has none, and always the existing
+    /// file's page size (see <see cref="MvccStoreOptions.BTree"/>: the page size is chosen at
+    /// creation, and the default changed from 4 KiB to 16 KiB).
+    /// </summary>
+    private static BTreeOptions BTreeOptionsOf(MvccStoreOptions options) => options.BTree with
+    {
+        Logger = options.BTree.Logger ?? options.Logger,
+        AdoptExistingPageSize = true,
+    };
 }

@@ -64,7 +64,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     /// <summary>The path of the database file.</summary>
     public string Path { get; }
 
-    /// <summary>The options the database was opened with.</summary>
+    /// <summary>The options the database was opened with; when <see cref="BTreeOptions.AdoptExistingPageSize"/> adopted the file's page size, with that page size.</summary>
     public BTreeOptions Options { get; }
 
     /// <summary>
@@ -135,6 +135,12 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
             }
 
             file = fileSystem.Open(path, FileOpenMode.OpenExisting);
+            if (!created && options.AdoptExistingPageSize && FindPageSize(file) is { } existing && existing != options.PageSizeBytes)
+            {
+                options = options with { PageSizeBytes = existing };
+                options.Validate();
+            }
+
             var database = new BTreeDatabase(path, options, file, fileLock, created);
             database.Load();
             return database;
@@ -878,11 +884,40 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The page size <paramref name="file"/> was created with: meta page 0's, or, when that one is
+    /// damaged, that of a valid meta page 1 found at any page size; null when neither is found (the
+    /// open then reports the damage as usual).
+    /// </summary>
+    private static int? FindPageSize(IStorageFile file)
+    {
+        if (TryReadMeta(file, 0, MinPageSizeForSearch).Body is { } meta0)
+        {
+            return meta0.PageSizeBytes;
+        }
+
+        for (int size = BTreeOptions.MinPageSizeBytes; size <= BTreeOptions.MaxPageSizeBytes; size *= 2)
+        {
+            if (TryReadMeta(file, 1, size).Body is { } meta1 && meta1.PageSizeBytes == size)
+            {
+                return size;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Meta page 0 is at offset 0 whatever the page size: any valid size locates it.</summary>
+    private const int MinPageSizeForSearch = BTreeOptions.MinPageSizeBytes;
+
     /// <summary>Reads and verifies meta page <paramref name="slot"/> of a file of <paramref name="pageSizeBytes"/> pages; returns the body, or null and why not.</summary>
-    private (MetaBody? Body, string? Damage) TryReadMeta(int slot, int pageSizeBytes)
+    private (MetaBody? Body, string? Damage) TryReadMeta(int slot, int pageSizeBytes) => TryReadMeta(_file, slot, pageSizeBytes);
+
+    /// <inheritdoc cref="TryReadMeta(int, int)"/>
+    private static (MetaBody? Body, string? Damage) TryReadMeta(IStorageFile file, int slot, int pageSizeBytes)
     {
         Span<byte> bytes = stackalloc byte[MetaBody.EndOffset];
-        if (_file.Read(slot * (long)pageSizeBytes, bytes) < bytes.Length)
+        if (file.Read(slot * (long)pageSizeBytes, bytes) < bytes.Length)
         {
             return (null, "the file ends before it");
         }

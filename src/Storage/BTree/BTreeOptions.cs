@@ -53,7 +53,8 @@ public sealed record BTreeOptions
 
     /// <summary>
     /// Size of every page in the file: a power of two from 1 KiB to 64 KiB (default 4 KiB). Fixed
-    /// when the file is created; opening a file with a different page size throws <see cref="ArgumentException"/>.
+    /// when the file is created; opening a file with a different page size throws <see cref="ArgumentException"/>,
+    /// unless <see cref="AdoptExistingPageSize"/> is set.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Set to a value that is not a power of two from <see cref="MinPageSizeBytes"/> to <see cref="MaxPageSizeBytes"/>.</exception>
     public int PageSizeBytes
@@ -69,6 +70,17 @@ public sealed record BTreeOptions
             field = value;
         }
     } = DefaultPageSizeBytes;
+
+    /// <summary>
+    /// When true, <see cref="BTreeDatabase.Open"/> opens an existing file with the page size it was
+    /// created with (read from its meta page) instead of refusing a file whose page size differs from
+    /// <see cref="PageSizeBytes"/>, which then applies only to files this creates (and to restored
+    /// images). <see cref="BTreeDatabase.Options"/> reports the page size in use. Default false: a
+    /// page size other than the options' is refused, so a caller who chose one gets it or an error.
+    /// </summary>
+    /// <remarks>For a store whose default page size may change between versions (the MVCC store's does),
+    /// so files created by an older version keep opening.</remarks>
+    public bool AdoptExistingPageSize { get; init; }
 
     /// <summary>
     /// Longest key (and bucket name, in UTF-8 bytes) accepted; longer ones are refused with an

@@ -31,7 +31,7 @@ public sealed class LeaseFormatTests
             await store.PutAsync(new PutRequest { Key = "k"u8.ToArray(), Value = "v"u8.ToArray(), Lease = 0x55 });
         }
 
-        using var database = BTreeDatabase.Open(fs, LeaseTestSupport.Directory + "/mvcc.db");
+        using var database = BTreeDatabase.Open(fs, LeaseTestSupport.Directory + "/mvcc.db", MvccStoreOptions.Default.BTree);
         using var tx = database.BeginRead();
         var leases = tx.OpenBucket("lease")!;
         Assert.That(leases.Count, Is.EqualTo(1));
@@ -53,7 +53,7 @@ public sealed class LeaseFormatTests
             await store.PutAsync(new PutRequest { Key = "k"u8.ToArray(), Lease = 6 });
         }
 
-        using (var database = BTreeDatabase.Open(fs, LeaseTestSupport.Directory + "/mvcc.db"))
+        using (var database = BTreeDatabase.Open(fs, LeaseTestSupport.Directory + "/mvcc.db", MvccStoreOptions.Default.BTree))
         {
             using var tx = database.BeginWrite();
             tx.OpenBucket("lease")!.Delete(LeaseBucket.Key(6));
@@ -67,7 +67,7 @@ public sealed class LeaseFormatTests
     /// <summary>Removes the lease bucket, leaving the store as one written before leases existed.</summary>
     internal static void DropLeaseBucket(FaultInjectingFileSystem fs)
     {
-        using var database = BTreeDatabase.Open(fs, LeaseTestSupport.Directory + "/mvcc.db");
+        using var database = BTreeDatabase.Open(fs, LeaseTestSupport.Directory + "/mvcc.db", MvccStoreOptions.Default.BTree);
         using var tx = database.BeginWrite();
         Assert.That(tx.DeleteBucket("lease"), Is.True);
         tx.Commit();

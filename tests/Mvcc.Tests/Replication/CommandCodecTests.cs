@@ -19,6 +19,8 @@ public sealed class CommandCodecTests
             var encodedPut = CommandCodec.EncodePut(put);
             Assert.That(Describe(CommandCodec.DecodePut(encodedPut.Span)), Is.EqualTo(Describe(put)));
             AssertRefusesDamage(random, encodedPut, bytes => CommandCodec.DecodePut(bytes));
+            Assert.That(Describe(CommandCodec.DecodePutWithoutCopying(encodedPut)), Is.EqualTo(Describe(put)));
+            AssertRefusesDamage(random, encodedPut, bytes => CommandCodec.DecodePutWithoutCopying(bytes));
 
             var delete = new DeleteRangeRequest { Key = Bytes(random, 1, 20), RangeEnd = Bytes(random, 0, 20), PrevKv = random.Next(2) == 0 };
             var encodedDelete = CommandCodec.EncodeDeleteRange(delete);
@@ -61,6 +63,19 @@ public sealed class CommandCodecTests
         overlong[1] = 0x7F; // the key's length: 127 bytes, far past the end
         var length = Assert.Throws<InvalidDataException>(() => CommandCodec.DecodePut(overlong));
         Assert.That(length!.Message, Does.Contain("put key"));
+    }
+
+    [Test]
+    public void ThePutDecodedWithoutCopyingSlicesItsKeyAndValueFromTheCommand()
+    {
+        var command = CommandCodec.EncodePut(new PutRequest { Key = "key"u8.ToArray(), Value = "value"u8.ToArray(), Lease = 7, PrevKv = true }).ToArray();
+
+        var put = CommandCodec.DecodePutWithoutCopying(command);
+
+        Assert.That((Hex(put.Key), Hex(put.Value), put.Lease, put.PrevKv), Is.EqualTo((Hex("key"u8.ToArray()), Hex("value"u8.ToArray()), 7L, true)));
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(put.Value, out var segment) && segment.Array == command, Is.True, "the value is a slice of the command, not a copy");
+        command[^5] ^= 0x20; // the value's 'l' (before its 'ue', the lease and the flags byte) -> 'L', seen through the slice
+        Assert.That(System.Text.Encoding.ASCII.GetString(put.Value.Span), Is.EqualTo("vaLue"));
     }
 
     [Test]

@@ -233,7 +233,7 @@ public sealed class CrashTests
 
     private static long StoredRevisionCount(FaultInjectingFileSystem fs)
     {
-        using var database = BTreeDatabase.Open(fs, Db + "/mvcc.db");
+        using var database = BTreeDatabase.Open(fs, Db + "/mvcc.db", MvccStoreOptions.Default.BTree);
         using var tx = database.BeginRead();
         return tx.OpenBucket("key")!.Count;
     }

@@ -112,6 +112,46 @@ public class LimitsTests
         Assert.That(error.Message, Does.Contain("1024"));
     }
 
+    [Test]
+    public void AdoptExistingPageSizeOpensAFileOfAnotherPageSizeWithItsOwnAndKeepsItsData()
+    {
+        var fs = NewDisk(1);
+        using (var created = BTreeDatabase.Open(fs, DatabasePath, SmallPages))
+        {
+            using var tx = created.BeginWrite();
+            tx.CreateBucket("b").Put("k"u8, new byte[700]);
+            tx.Commit();
+        }
+
+        var adopting = new BTreeOptions { PageSizeBytes = 16384, AdoptExistingPageSize = true };
+        using (var db = BTreeDatabase.Open(fs, DatabasePath, adopting))
+        {
+            Assert.That(db.Options.PageSizeBytes, Is.EqualTo(1024), "the options in use say the file's page size");
+            Assert.That(db.GetStatistics().PageSizeBytes, Is.EqualTo(1024));
+            using var tx = db.BeginWrite();
+            tx.OpenBucket("b")!.Put("k2"u8, "v2"u8);
+            tx.Commit();
+        }
+
+        // Still a 1 KiB-page file: the strict open with its real page size reads both commits.
+        using var strict = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        using var read = strict.BeginRead();
+        Assert.That(read.OpenBucket("b")!.Get("k"u8), Is.EqualTo(new byte[700]));
+        Assert.That(read.OpenBucket("b")!.Get("k2"u8), Is.EqualTo("v2"u8.ToArray()));
+    }
+
+    [Test]
+    public void AdoptExistingPageSizeCreatesANewFileWithTheOptionsPageSize()
+    {
+        var fs = NewDisk(1);
+        using (var db = BTreeDatabase.Open(fs, DatabasePath, new BTreeOptions { PageSizeBytes = 16384, AdoptExistingPageSize = true }))
+        {
+            Assert.That(db.GetStatistics().PageSizeBytes, Is.EqualTo(16384));
+        }
+
+        Assert.Throws<ArgumentException>(() => BTreeDatabase.Open(fs, DatabasePath, SmallPages), "created with 16 KiB pages, so a strict 1 KiB open is refused");
+    }
+
     [TestCase(512)]
     [TestCase(3000)]
     [TestCase(131072)]

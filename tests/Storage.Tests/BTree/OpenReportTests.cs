@@ -220,6 +220,19 @@ public class OpenReportTests
     }
 
     [Test]
+    public void AdoptExistingPageSizeFindsThePageSizeInMetaPageOneWhenMetaPageZeroIsDamaged()
+    {
+        var fs = NewDisk(7);
+        CommitThree(fs, pageSizeBytes: 4096);
+        fs.FlipBit(DatabasePath, 50, 1);
+
+        using var db = BTreeDatabase.Open(fs, DatabasePath, SmallPages with { AdoptExistingPageSize = true });
+
+        Assert.That(db.Options.PageSizeBytes, Is.EqualTo(4096));
+        Assert.That(db.OpenReport.DamagedMetaSlot, Is.EqualTo(0), "opened from meta page 1, and the damage reported as usual");
+    }
+
+    [Test]
     public void BothMetaPagesDamagedNamesWhatIsWrongWithEach()
     {
         var fs = NewDisk(7);
