@@ -44,7 +44,7 @@ public sealed partial class ReplicatedStore
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     public async ValueTask<StoreAlarms> AlarmsAsync(CancellationToken cancellationToken = default)
     {
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         return (StoreAlarms)Volatile.Read(ref _alarms);
     }
 
@@ -68,7 +68,7 @@ public sealed partial class ReplicatedStore
 
         var w = new CommandWriter(CommandKind.AlarmDisarm, 16);
         w.WriteUInt64((ulong)alarms);
-        return Unwrap<StoreAlarms>(await Node.ProposeAsync(w.Written, cancellationToken).ConfigureAwait(false));
+        return Unwrap<StoreAlarms>(await Node.ProposeAsync(w.Written, cancellationToken).ConfigureAwait(ResumeOnScheduler));
     }
 
     /// <summary>
@@ -84,7 +84,7 @@ public sealed partial class ReplicatedStore
     {
         ArgumentOutOfRangeException.ThrowIfZero(id);
         ArgumentNullException.ThrowIfNull(peerUrls);
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         if (!_registry.Members.TryGetValue(id, out var member))
         {
             throw new ArgumentException($"Member {id} is not registered.", nameof(id));
@@ -92,7 +92,7 @@ public sealed partial class ReplicatedStore
 
         var updated = member with { PeerUrls = [.. peerUrls] };
         MemberRegistry.Check(updated, nameof(peerUrls));
-        ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberPut(updated), cancellationToken).ConfigureAwait(false));
+        ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberPut(updated), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return _registry.List();
     }
 

@@ -50,18 +50,19 @@ public sealed partial class MvccStore
         bool handedOver = false;
         try
         {
-            var checkpoint = (Checkpoint)(await Submit<object?>(new WriteOp(WriteOpKind.Checkpoint, null, 0), cancellationToken).ConfigureAwait(false))!;
+            var checkpoint = (Checkpoint)(await Submit<object?>(new WriteOp(WriteOpKind.Checkpoint, null, 0), cancellationToken).ConfigureAwait(ResumeOnScheduler))!;
             try
             {
-                // The copy is synchronous B+tree work: off the caller's thread (a gRPC handler).
-                await Task.Run(() => CopyInto(checkpoint.Snapshot, path, cancellationToken), cancellationToken).ConfigureAwait(false);
+                // The copy is synchronous B+tree work: off the caller's thread (a gRPC handler), except
+                // in deterministic mode, where nothing may leave the scheduler.
+                await OffCallerThread(() => CopyInto(checkpoint.Snapshot, path, cancellationToken), cancellationToken).ConfigureAwait(ResumeOnScheduler);
             }
             finally
             {
                 checkpoint.Snapshot.Dispose();
             }
 
-            var (size, sha256) = await Task.Run(() => HashFile(path, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var (size, sha256) = await OffCallerThread(() => HashFile(path, cancellationToken), cancellationToken).ConfigureAwait(ResumeOnScheduler);
             var backup = new StoreBackup(_fileSystem, path, size, sha256, checkpoint.Revision, checkpoint.CompactRevision, checkpoint.ConsistentIndex,
                 ReleaseBackup);
             handedOver = true;
@@ -162,5 +163,30 @@ public sealed partial class MvccStore
                 DeleteIfExists(_fileSystem, Path.Combine(Directory, name));
             }
         }
+    }
+
+    /// <summary>Runs synchronous file work on the thread pool, or inline in deterministic mode (<see cref="MvccStoreOptions.Scheduler"/> set).</summary>
+    private Task OffCallerThread(Action work, CancellationToken cancellationToken)
+    {
+        if (ResumeOnScheduler)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            work();
+            return Task.CompletedTask;
+        }
+
+        return Task.Run(work, cancellationToken);
+    }
+
+    /// <inheritdoc cref="OffCallerThread(Action, CancellationToken)"/>
+    private Task<T> OffCallerThread<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        if (ResumeOnScheduler)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Task.FromResult(work());
+        }
+
+        return Task.Run(work, cancellationToken);
     }
 }
