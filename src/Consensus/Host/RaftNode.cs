@@ -79,6 +79,13 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _disposed;
     private int _queuedApplies;
     private int _snapshotInProgress;
+
+    // The coalescing hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
+    // Readies written and queued to the sync pipeline that it has not taken yet (their fsync has
+    // not started), and 1 while the loop holds back new Readies until it does.
+    private int _writesAwaitingSyncStart;
+    private int _loopHoldsBackReadies;
+    private long _readiesWritten;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
     private Task _syncTask = Task.CompletedTask;
@@ -157,6 +164,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
+
+    /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
+    internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
+
 
     /// <summary>
     /// The node's state now: the core's status (refreshed every tick), applied and persisted
