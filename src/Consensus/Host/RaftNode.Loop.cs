@@ -43,7 +43,7 @@ public sealed partial class RaftNode<TResult>
                         case StepInput s:
                             Step(s.Message);
                             break;
-                        case PersistedInput persisted:
+                        case SyncItem persisted:
                             OnPersisted(persisted);
                             break;
                         case AppliedInput applied:
@@ -352,8 +352,6 @@ public sealed partial class RaftNode<TResult>
 
     private sealed record StepInput(Message Message) : LoopInput;
 
-    private sealed record PersistedInput(Ready Ready, Exception? Error) : LoopInput;
-
     private sealed record AppliedInput(ulong Index) : LoopInput;
 
     private sealed record ReadInput(ReadWaiter Waiter) : LoopInput;
@@ -375,6 +373,14 @@ public sealed partial class RaftNode<TResult>
         public static readonly SyncStartedInput Instance = new();
     }
 
-    /// <summary>A Ready written to the log, for the sync pipeline: <see cref="Durable"/> completes once it is durable.</summary>
-    private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable);
+    /// <summary>
+    /// A Ready written to the log: queued to the sync pipeline, which completes <see cref="Durable"/>
+    /// once it is durable (or sets <see cref="Error"/>) and hands the same object back to the loop as
+    /// its report (one allocation per write for both hops).
+    /// </summary>
+    private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable) : LoopInput
+    {
+        /// <summary>Set by the sync pipeline before it reports the item: the failure that kept it from becoming durable.</summary>
+        public Exception? Error { get; set; }
+    }
 }

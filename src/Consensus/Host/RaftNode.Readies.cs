@@ -254,7 +254,8 @@ public sealed partial class RaftNode<TResult>
                     item.Durable.TrySetException(failure);
                 }
 
-                _inbox.TryPost(new PersistedInput(item.Ready, failure));
+                item.Error = failure;
+                _inbox.TryPost(item);
             }
         }
     }
@@ -276,7 +277,7 @@ public sealed partial class RaftNode<TResult>
         }
     }
 
-    private void OnPersisted(PersistedInput persisted)
+    private void OnPersisted(SyncItem persisted)
     {
         if (persisted.Error is { } error)
         {
