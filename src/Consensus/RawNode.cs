@@ -40,6 +40,9 @@ public sealed class RawNode
     private HardState _previousHardState;
     private int _maxOutstandingReadies = 1;
 
+    // The list TakeMessagesBeforePersist handed out last: cleared and given back to the core on the next call.
+    private List<Message> _recycledMessages = [];
+
     /// <summary>
     /// Creates a node over <paramref name="storage"/>, resuming from its hard state, configuration
     /// and log (a fresh storage with voters in its configuration bootstraps a new cluster).
@@ -376,6 +379,9 @@ public sealed class RawNode
     /// Safe because no such message depends on anything being durable: <see cref="Ready.Messages"/>
     /// are already sent before their own Ready's write, and the node's own acknowledgements take
     /// effect only on <see cref="Advance"/>. Returns an empty list when there are none.
+    /// <para>Ownership: the list returned is the node's and is valid until the next call, which
+    /// clears it and reuses it (two lists take turns, so a host that sends at once allocates none).
+    /// Copy it to keep it longer.</para>
     /// </remarks>
     internal IReadOnlyList<Message> TakeMessagesBeforePersist()
     {
@@ -384,9 +390,10 @@ public sealed class RawNode
             return [];
         }
 
-        var messages = _core.Messages.ToArray();
-        _core.Messages.Clear();
-        return messages;
+        _recycledMessages.Clear();
+        var taken = _core.ExchangeMessages(_recycledMessages);
+        _recycledMessages = taken;
+        return taken;
     }
 
     /// <summary>

@@ -221,7 +221,20 @@ internal sealed class RaftCore
     public ulong LeadTransferee { get; private set; }
 
     /// <summary>Messages that may be sent before the unstable state is durable.</summary>
-    public List<Message> Messages { get; } = [];
+    public List<Message> Messages { get; private set; } = [];
+
+    /// <summary>Takes <see cref="Messages"/> as they are and continues with <paramref name="empty"/> (a list the caller recycles).</summary>
+    public List<Message> ExchangeMessages(List<Message> empty)
+    {
+        if (empty.Count != 0)
+        {
+            throw new InvariantViolationException($"Node {Id}: a recycled message list must be empty (it holds {empty.Count}).");
+        }
+
+        var taken = Messages;
+        Messages = empty;
+        return taken;
+    }
 
     /// <summary>
     /// Messages that promise durability (append acks, votes): delivered only after the unstable

@@ -87,6 +87,25 @@ internal sealed class NodeInbox<TInput>
     }
 
     /// <summary>
+    /// Once closed: takes what was posted and never taken (the consumer stopped before its next
+    /// take), so that the owner can fail the callers waiting on it. Empty before the close.
+    /// </summary>
+    public List<TInput> TakeLeftAfterClose()
+    {
+        lock (_lock)
+        {
+            if (!_closed || _items.Count == 0)
+            {
+                return [];
+            }
+
+            var left = _items;
+            _items = [];
+            return left;
+        }
+    }
+
+    /// <summary>
     /// Waits until something is queued, then takes it all: the items (the list is the caller's until
     /// its next call), the ticks, and whether the inbox is closed (the consumer should then stop).
     /// One consumer only.

@@ -13,11 +13,13 @@ public sealed partial class RaftNode<TResult>
     private async Task RunLoopAsync()
     {
         Exception? failure = null;
+        List<LoopInput>? lastTaken = null;
         try
         {
             while (true)
             {
                 var (inputs, ticks, closed) = await _inbox.TakeAsync();
+                lastTaken = inputs;
                 if (closed)
                 {
                     break;
@@ -41,7 +43,7 @@ public sealed partial class RaftNode<TResult>
                         case StepInput s:
                             Step(s.Message);
                             break;
-                        case PersistedInput persisted:
+                        case SyncItem persisted:
                             OnPersisted(persisted);
                             break;
                         case AppliedInput applied:
@@ -69,6 +71,10 @@ public sealed partial class RaftNode<TResult>
                         case UnreachableInput u:
                             _raw.ReportUnreachable(u.PeerId);
                             _unreachableReports[u.PeerId] = _unreachableReports.GetValueOrDefault(u.PeerId) + 1;
+                            break;
+                        case SyncStartedInput:
+                            // The sync pipeline took the written Readies the loop held back for:
+                            // DriveReadiesAsync below takes the next one.
                             break;
                         case FailInput f:
                             throw f.Error;
@@ -109,6 +115,12 @@ public sealed partial class RaftNode<TResult>
         await AwaitQuietly(_syncTask);
 
         var stopped = Stopped();
+
+        // Callers whose request the loop never got to: taken with the close or behind the input that
+        // failed (the rest of that turn's inputs), or posted just before the close and never taken.
+        // Failing one the loop did handle is harmless: every completion is first-wins.
+        FailCallersOf(lastTaken ?? [], stopped);
+        FailCallersOf(_inbox.TakeLeftAfterClose(), stopped);
         _reads.FailAll(stopped);
         foreach (var c in _confChanges)
         {
@@ -121,6 +133,28 @@ public sealed partial class RaftNode<TResult>
         }
 
         FailAllProposals();
+    }
+
+    private static void FailCallersOf(List<LoopInput> inputs, NodeStoppedException stopped)
+    {
+        foreach (var input in inputs)
+        {
+            switch (input)
+            {
+                case ProposeInput p:
+                    p.Pending.Fail(stopped);
+                    break;
+                case ReadInput r:
+                    r.Waiter.Fail(stopped);
+                    break;
+                case ConfChangeInput c:
+                    c.Pending.Completion.TrySetException(stopped);
+                    break;
+                case TransferInput t:
+                    t.Pending.Completion.TrySetException(stopped);
+                    break;
+            }
+        }
     }
 
     private void Step(Message message)
@@ -318,8 +352,6 @@ public sealed partial class RaftNode<TResult>
 
     private sealed record StepInput(Message Message) : LoopInput;
 
-    private sealed record PersistedInput(Ready Ready, Exception? Error) : LoopInput;
-
     private sealed record AppliedInput(ulong Index) : LoopInput;
 
     private sealed record ReadInput(ReadWaiter Waiter) : LoopInput;
@@ -336,6 +368,19 @@ public sealed partial class RaftNode<TResult>
 
     private sealed record FailInput(Exception Error) : LoopInput;
 
-    /// <summary>A Ready written to the log, for the sync pipeline: <see cref="Durable"/> completes once it is durable.</summary>
-    private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable);
+    private sealed record SyncStartedInput : LoopInput
+    {
+        public static readonly SyncStartedInput Instance = new();
+    }
+
+    /// <summary>
+    /// A Ready written to the log: queued to the sync pipeline, which completes <see cref="Durable"/>
+    /// once it is durable (or sets <see cref="Error"/>) and hands the same object back to the loop as
+    /// its report (one allocation per write for both hops).
+    /// </summary>
+    private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable) : LoopInput
+    {
+        /// <summary>Set by the sync pipeline before it reports the item: the failure that kept it from becoming durable.</summary>
+        public Exception? Error { get; set; }
+    }
 }

@@ -1,3 +1,4 @@
+using EmbeddedRaft.Consensus.Log;
 using EmbeddedRaft.Consensus.Messages;
 
 namespace EmbeddedRaft.Consensus.Host;
@@ -122,16 +123,13 @@ public sealed partial class RaftNode<TResult>
     {
         _loopAppliedIndex = Math.Max(_loopAppliedIndex, index);
         _reads.CompleteUpTo(_loopAppliedIndex);
-        while (_ownEntriesByIndex.Count > 0)
+        var applied = 0;
+        while (applied < _ownEntries.Count && _ownEntries[applied].Index <= _loopAppliedIndex)
         {
-            var first = _ownEntriesByIndex.First();
-            if (first.Key > _loopAppliedIndex)
-            {
-                break;
-            }
-
-            _ownEntriesByIndex.Remove(first.Key);
+            applied++;
         }
+
+        _ownEntries.RemoveFirst(applied);
 
         if (_confChanges.TryPeek(out var change) && change.Index != 0 && change.Index <= _loopAppliedIndex)
         {
@@ -169,12 +167,17 @@ public sealed partial class RaftNode<TResult>
         }
 
         var first = entries[0].Index;
-        if (_ownEntriesByIndex.Count > 0 && _maxOwnEntryIndex >= first)
+        if (_ownEntries.Count > 0 && _ownEntries[_ownEntries.Count - 1].Index >= first)
         {
-            var replaced = _ownEntriesByIndex.Where(p => p.Key >= first).ToList();
-            foreach (var (index, requestId) in replaced)
+            var keep = _ownEntries.Count;
+            while (keep > 0 && _ownEntries[keep - 1].Index >= first)
             {
-                _ownEntriesByIndex.Remove(index);
+                keep--;
+            }
+
+            for (var i = keep; i < _ownEntries.Count; i++)
+            {
+                var (index, requestId) = _ownEntries[i];
                 var offset = index - first;
                 var kept = offset < (ulong)entries.Length
                     && ProposalEnvelope.TryDecode(entries[(int)offset].Data, out var origin, out var id, out _)
@@ -185,14 +188,20 @@ public sealed partial class RaftNode<TResult>
                     FailProposal(pending, new ProposalDroppedException(ProposalDropReason.Overwritten));
                 }
             }
+
+            _ownEntries.KeepFirst(keep);
         }
 
         foreach (var e in entries)
         {
             if (e.Type == EntryType.Normal && ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out _) && origin == Id)
             {
-                _ownEntriesByIndex[e.Index] = requestId;
-                _maxOwnEntryIndex = e.Index;
+                if (_ownEntries.Count > 0 && _ownEntries[_ownEntries.Count - 1].Index >= e.Index)
+                {
+                    throw new InvariantViolationException($"Node {Id}: its own entry at index {e.Index} follows one at {_ownEntries[_ownEntries.Count - 1].Index}: own entries must be tracked in index order.");
+                }
+
+                _ownEntries.Add((e.Index, requestId));
             }
         }
     }

@@ -47,6 +47,17 @@ public sealed partial class RaftNode<TResult>
                 return;
             }
 
+            if (WriteAwaitsSyncStart())
+            {
+                // Coalescing: a written Ready still waits for the sync pipeline to start its fsync,
+                // and whatever a new Ready would carry becomes durable with the next fsync after it
+                // anyway. Until that fsync starts, what arrives (a follower's appends, a leader's
+                // proposals and commits) gathers in the core and goes out as one Ready then: one
+                // Ready, one write and one hand-back per fsync instead of one per incoming append.
+                // Messages needing no persistence still go out every turn (the loop sends them).
+                return;
+            }
+
             var rd = _raw.GetReady();
             OnSoftState(rd.SoftState);
             foreach (var rs in rd.ReadStates)
@@ -129,11 +140,53 @@ public sealed partial class RaftNode<TResult>
 
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
+        Interlocked.Increment(ref _readiesWritten);
+        Interlocked.Increment(ref _writesAwaitingSyncStart);
         if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
         {
             // Stopping: the loop ends at its next take; whatever waits on this write gives up.
             durable.TrySetException(Stopped());
         }
+    }
+
+    /// <summary>
+    /// Loop side of the coalescing hand-shake: whether a written Ready is still queued for the sync
+    /// pipeline (its fsync has not started). When it is, the loop notes that it holds back, and the
+    /// sync pipeline wakes it as it takes the queue (<see cref="OnSyncStarting"/>).
+    /// </summary>
+    /// <remarks>
+    /// Dekker's pattern: the loop publishes "holding back" then reads the count; the pipeline
+    /// publishes the lower count then reads the flag (both with full fences). At least one of them
+    /// sees the other's write, so either the loop goes on or it is woken: a wake-up is never lost
+    /// (a spurious one costs one empty loop turn).
+    /// </remarks>
+    private bool WriteAwaitsSyncStart()
+    {
+        if (Volatile.Read(ref _writesAwaitingSyncStart) == 0)
+        {
+            return false;
+        }
+
+        Interlocked.Exchange(ref _loopHoldsBackReadies, 1);
+        if (Volatile.Read(ref _writesAwaitingSyncStart) > 0)
+        {
+            return true;
+        }
+
+        Volatile.Write(ref _loopHoldsBackReadies, 0);
+        return false;
+    }
+
+    /// <summary>Sync pipeline side of the hand-shake: <paramref name="taken"/> written Readies leave the queue for an fsync about to start; true when it woke the loop.</summary>
+    private bool OnSyncStarting(int taken)
+    {
+        var left = Interlocked.Add(ref _writesAwaitingSyncStart, -taken);
+        if (left < 0)
+        {
+            throw new InvariantViolationException($"Node {Id}: the sync pipeline took {taken} writes, {-left} more than the loop queued.");
+        }
+
+        return Interlocked.Exchange(ref _loopHoldsBackReadies, 0) == 1 && _inbox.TryPost(SyncStartedInput.Instance);
     }
 
     /// <summary>
@@ -150,6 +203,14 @@ public sealed partial class RaftNode<TResult>
         while (true)
         {
             var (items, _, closed) = await _syncQueue.TakeAsync();
+            if (OnSyncStarting(items.Count) && !closed)
+            {
+                // The loop was just woken from this thread, and the fsync below blocks it (the
+                // write-ahead log flushes on the caller's thread): on the thread pool the loop's
+                // continuation sits in this thread's local queue until another thread steals it.
+                // Yield first, so the fsync goes to the back of the queue and the loop runs now.
+                await Task.Yield();
+            }
             if (closed || failure is not null)
             {
                 // Stopping, or a write failed: nothing more becomes durable, and whatever waits on
@@ -193,7 +254,8 @@ public sealed partial class RaftNode<TResult>
                     item.Durable.TrySetException(failure);
                 }
 
-                _inbox.TryPost(new PersistedInput(item.Ready, failure));
+                item.Error = failure;
+                _inbox.TryPost(item);
             }
         }
     }
@@ -215,7 +277,7 @@ public sealed partial class RaftNode<TResult>
         }
     }
 
-    private void OnPersisted(PersistedInput persisted)
+    private void OnPersisted(SyncItem persisted)
     {
         if (persisted.Error is { } error)
         {

@@ -27,9 +27,11 @@ namespace EmbeddedRaft.Consensus.Host;
 /// hands its records to the log unsynced; a sync pipeline makes written Readies durable (one fsync
 /// for all written since its last turn), then sends their <see cref="Ready.MessagesAfterPersist"/>
 /// (acknowledgements and votes) in order and reports them to the loop, which advances. The loop
-/// never waits for an fsync: it keeps stepping, proposing and writing the next Readies (up to 8 in
-/// flight). Committed entries go to a separate apply pipeline, so applying overlaps persisting;
-/// entries not yet durable here wait for the write that holds them first.</para>
+/// never waits for an fsync: it keeps stepping, proposing and writing the next Ready while one is
+/// being synced; while a written Ready still waits for its fsync to start, what arrives gathers into
+/// the next one (one Ready per fsync, not one per incoming append). Committed entries go to a
+/// separate apply pipeline, so applying overlaps persisting; entries not yet durable here wait for
+/// the write that holds them first.</para>
 /// <para><b>Thread-safety.</b> Every public member may be called from any thread, concurrently.</para>
 /// <para><b>Failure.</b> A failed write or fsync of the log, an exception from the state machine or a
 /// broken invariant stops the node for good (fail-stop: an fsync is never retried, the kernel may
@@ -79,6 +81,13 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _disposed;
     private int _queuedApplies;
     private int _snapshotInProgress;
+
+    // The coalescing hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
+    // Readies written and queued to the sync pipeline that it has not taken yet (their fsync has
+    // not started), and 1 while the loop holds back new Readies until it does.
+    private int _writesAwaitingSyncStart;
+    private int _loopHoldsBackReadies;
+    private long _readiesWritten;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
     private Task _syncTask = Task.CompletedTask;
@@ -87,8 +96,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     // Owned by the loop.
     private readonly ReadIndexRounds _reads = new();
-    private readonly SortedDictionary<ulong, ulong> _ownEntriesByIndex = [];
-    private ulong _maxOwnEntryIndex; // at least the largest key of _ownEntriesByIndex (a cheap bound: SortedDictionary has no O(1) max)
+    // This node's own commands in its log and not yet applied, by index. Invariant: indexes strictly
+    // increase (entries are handed out in index order, and an overwrite removes the suffix it
+    // replaces before the new entries are added), so the applied ones leave from the front.
+    private readonly RingList<(ulong Index, ulong RequestId)> _ownEntries = new();
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
     private readonly Queue<SnapshotMetadata> _compactions = new();
@@ -157,6 +168,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
+
+    /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
+    internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
+
 
     /// <summary>
     /// The node's state now: the core's status (refreshed every tick), applied and persisted

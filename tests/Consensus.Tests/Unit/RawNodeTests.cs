@@ -82,7 +82,8 @@ public class RawNodeTests
 
         // The leader's write of "x" is in flight: "y", proposed meanwhile, is replicated at once.
         leader.Propose("y"u8.ToArray());
-        var early = leader.TakeMessagesBeforePersist();
+        // A copy: the list taken is the node's, reused by its next call.
+        List<Message> early = [.. leader.TakeMessagesBeforePersist()];
         Assert.That(early.Select(m => (m.Type, m.To)), Is.EquivalentTo(new[] { (MessageType.Append, 2UL), (MessageType.Append, 3UL) }));
         Assert.That(early.SelectMany(m => m.Entries.ToArray()).Select(e => e.Index).Distinct(), Is.EqualTo(new[] { 3UL }));
         Assert.That(leader.TakeMessagesBeforePersist(), Is.Empty, "taken once");
