@@ -2,6 +2,8 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Transport.Tcp;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
@@ -117,6 +119,15 @@ internal sealed class EtcdCluster : IAsyncDisposable
         {
             MaxRequestBytes = _options.MaxRequestBytes,
             Watch = new WatchOptions { ProgressInterval = _options.WatchProgressInterval },
+        },
+        // etcd's Raft: check quorum always on (a leader that loses its quorum steps down) and
+        // pre-vote (etcd 3.5's default), so a member starved of CPU for a moment does not depose a
+        // working leader; snapshots by entry count only (--snapshot-count).
+        Raft = new RaftNodeOptions
+        {
+            SnapshotEveryEntries = _options.SnapshotCount,
+            SnapshotEveryLogBytes = 0,
+            Raft = new RaftOptions { CheckQuorum = true, PreVote = true },
         },
         LoggerFactory = _loggerFactory,
     };

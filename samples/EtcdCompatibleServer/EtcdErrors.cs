@@ -22,6 +22,8 @@ internal static class EtcdErrors
 
     public static RpcException Stopped => Rpc(StatusCode.Unavailable, "etcdserver: server stopped");
 
+    public static RpcException TooManyRequests => Rpc(StatusCode.ResourceExhausted, "etcdserver: too many requests");
+
     public static RpcException Timeout => Rpc(StatusCode.Unavailable, "etcdserver: request timed out");
 
     public static RpcException MemberExists => Rpc(StatusCode.FailedPrecondition, "etcdserver: member ID already exist");
@@ -53,15 +55,27 @@ internal static class EtcdErrors
         OperationCanceledException => null,
         MvccException mvcc => FromMvcc(mvcc),
         NoLeaderException => NoLeader,
-        // A proposal dropped by Raft (no leader to forward to, a leadership transfer in
-        // progress): etcd answers its client-retried "leader changed" in those situations.
-        ProposalDroppedException => LeaderChanged,
+        ProposalDroppedException dropped => FromDrop(dropped.Reason),
         NodeStoppedException or ObjectDisposedException => Stopped,
         TimeoutException => Timeout,
         // etcd answers an error it has no code for as Unknown with the error's text.
         StorageFaultedException or InvariantViolationException => Rpc(StatusCode.Unknown, exception.Message),
         ArgumentException => Rpc(StatusCode.InvalidArgument, exception.Message),
         _ => Rpc(StatusCode.Unknown, exception.Message),
+    };
+
+    /// <summary>
+    /// etcd's answer for each reason Raft drops a proposal: a proposal that timed out may still be
+    /// applied (etcd's "request timed out", not "leader changed", which tells a client nothing was
+    /// done); a full uncommitted log is etcd's "too many requests"; the rest are elections and
+    /// leadership moves, which etcd's clients retry.
+    /// </summary>
+    private static RpcException FromDrop(ProposalDropReason reason) => reason switch
+    {
+        ProposalDropReason.TimedOut => Timeout,
+        ProposalDropReason.NoLeader => NoLeader,
+        ProposalDropReason.UncommittedSizeLimitExceeded => TooManyRequests,
+        _ => LeaderChanged,
     };
 
     private static RpcException FromMvcc(MvccException exception) => exception.Error switch

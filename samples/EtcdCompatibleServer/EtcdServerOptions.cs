@@ -65,6 +65,17 @@ internal sealed record EtcdServerOptions
         init => field = value is >= 1024 and <= 64 * 1024 * 1024 ? value : throw new ArgumentOutOfRangeException(nameof(MaxRequestBytes), value, $"{nameof(MaxRequestBytes)} must be from 1 KiB to 64 MiB.");
     } = DefaultMaxRequestBytes;
 
+    /// <summary>
+    /// Applied entries between two Raft snapshots of a member's store (etcd's --snapshot-count,
+    /// default 100,000 as etcd 3.4's). Each snapshot writes the member's whole store out, so it is
+    /// taken by count only (no log-size rule), as etcd does. 1 to 100 million.
+    /// </summary>
+    public ulong SnapshotCount
+    {
+        get;
+        init => field = value is >= 1 and <= 100_000_000 ? value : throw new ArgumentOutOfRangeException(nameof(SnapshotCount), value, $"{nameof(SnapshotCount)} must be from 1 to 100,000,000.");
+    } = 100_000;
+
     /// <summary>How often a watch created with progress_notify gets a progress response while idle (etcd: 10 minutes). 1 ms to 1 day.</summary>
     public TimeSpan WatchProgressInterval
     {
