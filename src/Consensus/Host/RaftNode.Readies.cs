@@ -127,6 +127,12 @@ public sealed partial class RaftNode<TResult>
             await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
         }
 
+        if (TestOnlyBrokenRules.AcknowledgeBeforeFsync)
+        {
+            // Broken on purpose (simulator tests only): acknowledgements before the fsync.
+            SendFromSyncPipeline(rd.MessagesAfterPersist);
+        }
+
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
@@ -184,7 +190,11 @@ public sealed partial class RaftNode<TResult>
                 if (failure is null)
                 {
                     // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
-                    SendFromSyncPipeline(item.Ready.MessagesAfterPersist);
+                    if (!TestOnlyBrokenRules.AcknowledgeBeforeFsync)
+                    {
+                        SendFromSyncPipeline(item.Ready.MessagesAfterPersist);
+                    }
+
                     item.Durable.TrySetResult();
                 }
                 else

@@ -243,7 +243,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckRange(request);
-        if (consistency == ReadConsistency.Linearizable)
+        if (consistency == ReadConsistency.Linearizable && !TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
         {
             await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -1,0 +1,396 @@
+using System.Globalization;
+using EmbeddedRaft;
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Mvcc;
+using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.TestSupport.Linearizability;
+
+namespace EmbeddedRaft.Simulation.Tests.Simulator;
+
+/// <summary>
+/// The simulated clients, each a task on the simulation's scheduler with its own seeded random,
+/// behaving as real clients do: one operation at a time, a timeout after which the outcome is
+/// unknown (indeterminate), a move to another member after a failure, a pause between operations.
+/// KV clients put, delete, read (linearizable and serializable), range and compare-and-set a few
+/// keys; a lease client grants leases, puts a key under each, keeps some alive and lets others
+/// expire or revokes them; watchers follow the whole keyspace from revision 1 and resume from the
+/// last revision + 1 when their member goes away; an admin compacts now and then.
+/// </summary>
+internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory history)
+{
+    public static readonly TimeSpan CallTimeout = TimeSpan.FromMilliseconds(1500);
+    private static readonly string[] Keys = ["k0", "k1", "k2", "k3"];
+
+    private int _values;
+    private long _latestRevision;
+
+    /// <summary>Starts every client; they run until <paramref name="stop"/> is cancelled and return within one call timeout.</summary>
+    public List<Task> StartAll(CancellationToken stop)
+    {
+        var tasks = new List<Task>();
+        for (int c = 0; c < sim.Options.KvClients; c++)
+        {
+            int client = c;
+            var random = new Random(sim.NextSeed());
+            tasks.Add(sim.Scheduler.Run(() => KvClientAsync(client, random, stop)));
+        }
+
+        for (int c = 0; c < sim.Options.LeaseClients; c++)
+        {
+            int client = 100 + c;
+            var random = new Random(sim.NextSeed());
+            tasks.Add(sim.Scheduler.Run(() => LeaseClientAsync(client, random, stop)));
+        }
+
+        for (int w = 0; w < sim.Options.Watchers; w++)
+        {
+            var stream = new List<(ObservedEvent, long)>();
+            history.WatchStreams.Add(stream);
+            int watcher = w;
+            var random = new Random(sim.NextSeed());
+            tasks.Add(sim.Scheduler.Run(() => WatcherAsync(watcher, stream, random, stop)));
+        }
+
+        var admin = new Random(sim.NextSeed());
+        tasks.Add(sim.Scheduler.Run(() => CompactorAsync(admin, stop)));
+        return tasks;
+    }
+
+    /// <summary>One write after healing, through any member: the cluster must still make progress.</summary>
+    public async Task<bool> ProbeProgressAsync(int client)
+    {
+        var random = new Random(client);
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            var member = Pick(random, null);
+            if (member is null)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), sim.Time, CancellationToken.None);
+                continue;
+            }
+
+            var request = EtcdKvRequest.Put(Keys[0], NewValue(client));
+            if (await CallAsync(client, member, request, ReadConsistency.Linearizable, lease: 0) is not null)
+            {
+                return true;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), sim.Time, CancellationToken.None);
+        }
+
+        return false;
+    }
+
+    private async Task KvClientAsync(int client, Random random, CancellationToken stop)
+    {
+        SimulatedMember? member = null;
+        string? lastSeen = null;
+        while (!stop.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(random.Next(5, 60)), sim.Time, CancellationToken.None);
+            member = Pick(random, member);
+            if (member is null)
+            {
+                continue;
+            }
+
+            string key = Keys[random.Next(Keys.Length)];
+            int roll = random.Next(100);
+            var consistency = ReadConsistency.Linearizable;
+            EtcdKvRequest request;
+            if (roll < 30)
+            {
+                request = EtcdKvRequest.Put(key, NewValue(client));
+            }
+            else if (roll < 55)
+            {
+                request = EtcdKvRequest.Get(key);
+            }
+            else if (roll < 65)
+            {
+                request = EtcdKvRequest.Get(key);
+                consistency = ReadConsistency.Serializable;
+            }
+            else if (roll < 73)
+            {
+                request = EtcdKvRequest.Delete(key);
+            }
+            else if (roll < 80)
+            {
+                request = EtcdKvRequest.Range("k0", "k9");
+            }
+            else
+            {
+                // Compare-and-set on what this client last saw (often stale: then it fails and reads).
+                request = EtcdKvRequest.CompareValueAndPut(key, lastSeen ?? "none", NewValue(client));
+            }
+
+            var response = await CallAsync(client, member, request, consistency, lease: 0);
+            if (response is null)
+            {
+                member = null;
+                continue;
+            }
+
+            lastSeen = response.Results.SelectMany(r => r.Kvs).Select(kv => kv.Value).LastOrDefault() ?? lastSeen;
+
+            // Now and then a client moves on, as load balancers move them.
+            if (random.Next(10) == 0)
+            {
+                member = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs one KV call and records it: completed, or indeterminate (timed out, member gone), or —
+    /// when the API says nothing happened — left out. Reads that fail are left out (they changed
+    /// nothing). Returns the response, or null when the call did not complete.
+    /// </summary>
+    private async Task<EtcdKvResponse?> CallAsync(int client, SimulatedMember member, EtcdKvRequest request, ReadConsistency consistency, long lease)
+    {
+        var store = member.Store;
+        if (store is null)
+        {
+            return null;
+        }
+
+        bool isRead = request.Compares.Count == 0 && request.Success.All(o => o.Kind == EtcdKvOperationKind.Range);
+        long invoked = sim.NowTicks;
+        sim.Record(string.Create(CultureInfo.InvariantCulture, $"c{client} -> {member} {(consistency == ReadConsistency.Serializable ? "serializable " : string.Empty)}{request}"));
+        Task<EtcdKvResponse> call;
+        try
+        {
+            call = KvCalls.ExecuteAsync(store, request, consistency, lease);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+        {
+            sim.Record($"c{client} <- {member} refused at once: {e.GetType().Name}");
+            return null;
+        }
+
+        try
+        {
+            var response = await call.WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+            long completed = sim.NowTicks;
+            sim.Record(string.Create(CultureInfo.InvariantCulture, $"c{client} <- {member} {response}"));
+            if (consistency == ReadConsistency.Serializable)
+            {
+                history.SerializableReads.Add(new SerializableRead(client, member.Id, invoked, completed, request, response));
+            }
+            else
+            {
+                history.Add(Operation.Completed(client, invoked, completed, request, response));
+            }
+
+            _latestRevision = Math.Max(_latestRevision, response.Revision);
+            return response;
+        }
+        catch (Exception e) when (e is InvariantViolationException)
+        {
+            sim.AddViolation($"c{client}: {request} on {member} broke an invariant: {e}");
+            return null;
+        }
+        catch (Exception e)
+        {
+            _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Current);
+            if (isRead || IsDefiniteFailure(e))
+            {
+                sim.Record($"c{client} <- {member} failed: {e.GetType().Name}");
+                if (!isRead)
+                {
+                    history.DefiniteFailures++;
+                }
+            }
+            else
+            {
+                sim.Record($"c{client} <- {member} indeterminate: {e.GetType().Name}");
+                history.Add(Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(client, invoked, request));
+            }
+
+            return null;
+        }
+    }
+
+    private async Task LeaseClientAsync(int client, Random random, CancellationToken stop)
+    {
+        SimulatedMember? member = null;
+        while (!stop.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(random.Next(50, 300)), sim.Time, CancellationToken.None);
+            member = Pick(random, member);
+            if (member?.Store is not { } store)
+            {
+                continue;
+            }
+
+            long grantInvoked = sim.NowTicks;
+            LeaseGrantResponse grant;
+            try
+            {
+                grant = await store.LeaseGrantAsync(1 + random.Next(2), cancellationToken: CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+            }
+            catch (Exception e) when (e is not InvariantViolationException)
+            {
+                sim.Record($"c{client} lease grant on {member} failed: {e.GetType().Name}");
+                member = null;
+                continue;
+            }
+
+            sim.Record($"c{client} lease {grant.Id:x} granted by {member}, ttl {grant.TtlSeconds} s");
+            string key = $"l{grant.Id:x}";
+            history.LeaseKeys.Add(new LeaseKey(grant.Id, key, grantInvoked));
+            if (await CallAsync(client, member, EtcdKvRequest.Put(key, NewValue(client)), ReadConsistency.Linearizable, grant.Id) is null)
+            {
+                member = null;
+            }
+
+            // Keep it alive for a while (at a third of its TTL), then let it expire or revoke it.
+            int rounds = random.Next(0, 8);
+            var interval = TimeSpan.FromSeconds(grant.TtlSeconds) / 3;
+            for (int round = 0; round < rounds && !stop.IsCancellationRequested; round++)
+            {
+                await Task.Delay(interval, sim.Time, CancellationToken.None);
+                member = Pick(random, member);
+                if (member?.Store is not { } keeper)
+                {
+                    continue;
+                }
+
+                long invoked = sim.NowTicks;
+                try
+                {
+                    var kept = await keeper.LeaseKeepAliveAsync(grant.Id, CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+                    history.KeepAlives.Add(new KeepAliveOutcome(grant.Id, invoked, sim.NowTicks, grant.TtlSeconds, Found: true));
+                    sim.Record($"c{client} lease {grant.Id:x} kept alive by {member}, ttl {kept.TtlSeconds}");
+                }
+                catch (MvccException e) when (e.Error == MvccError.LeaseNotFound)
+                {
+                    history.KeepAlives.Add(new KeepAliveOutcome(grant.Id, invoked, sim.NowTicks, grant.TtlSeconds, Found: false));
+                    sim.Record($"c{client} lease {grant.Id:x} not found by {member}");
+                    break;
+                }
+                catch (Exception e) when (e is not InvariantViolationException)
+                {
+                    sim.Record($"c{client} lease {grant.Id:x} keep-alive on {member} failed: {e.GetType().Name}");
+                    member = null;
+                }
+            }
+
+            if (random.Next(3) == 0 && member?.Store is { } revoker)
+            {
+                history.RevokesInvoked.TryAdd(grant.Id, sim.NowTicks);
+                try
+                {
+                    await revoker.LeaseRevokeAsync(grant.Id, CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+                    sim.Record($"c{client} lease {grant.Id:x} revoked by {member}");
+                }
+                catch (Exception e) when (e is not InvariantViolationException)
+                {
+                    sim.Record($"c{client} lease {grant.Id:x} revoke on {member} failed: {e.GetType().Name}");
+                }
+            }
+        }
+    }
+
+    private async Task WatcherAsync(int watcher, List<(ObservedEvent Event, long ReceivedTicks)> stream, Random random, CancellationToken stop)
+    {
+        long next = 1;
+        SimulatedMember? member = null;
+        while (!stop.IsCancellationRequested)
+        {
+            member = Pick(random, null);
+            if (member?.Store is not { } store)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), sim.Time, CancellationToken.None);
+                continue;
+            }
+
+            sim.Record($"w{watcher} watching {member} from revision {next}");
+            try
+            {
+                var request = new WatchRequest { Key = new byte[] { 0 }, RangeEnd = new byte[] { 0 }, StartRevision = next };
+                await foreach (var response in store.WatchAsync(request, stop))
+                {
+                    foreach (var e in response.Events)
+                    {
+                        var kv = e.Kv;
+                        var observed = new ObservedEvent(kv.ModRevision, e.Type == WatchEventType.Delete, KvCalls.Text(kv.Key), KvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
+                        stream.Add((observed, sim.NowTicks));
+                        next = Math.Max(next, kv.ModRevision + 1);
+                    }
+
+                    if (response.Events.Count > 0)
+                    {
+                        sim.Record(string.Create(CultureInfo.InvariantCulture, $"w{watcher} <- {member} revision {response.Header.Revision}: {response.Events.Count} events"));
+                    }
+
+                    // The member went away under the watch: resume elsewhere.
+                    if (member.Store is null)
+                    {
+                        break;
+                    }
+                }
+
+                sim.Record($"w{watcher} stream on {member} ended");
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (RevisionCompactedException e)
+            {
+                // Fell behind a compaction: the reference has a gap here; go on from what remains.
+                sim.Record($"w{watcher} compacted at {e.CompactRevision}");
+                stream.Add((new ObservedEvent(-1, false, string.Empty, string.Empty, 0, 0, 0, 0), sim.NowTicks));
+                next = e.CompactRevision + 1;
+            }
+            catch (Exception e) when (e is not InvariantViolationException)
+            {
+                sim.Record($"w{watcher} stream on {member} failed: {e.GetType().Name}");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(random.Next(5, 50)), sim.Time, CancellationToken.None);
+        }
+    }
+
+    private async Task CompactorAsync(Random random, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 1500)), sim.Time, CancellationToken.None);
+            long target = _latestRevision - 30;
+            if (target <= 1 || Pick(random, null)?.Store is not { } store)
+            {
+                continue;
+            }
+
+            try
+            {
+                await store.CompactAsync(target, cancellationToken: CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+                sim.Record(string.Create(CultureInfo.InvariantCulture, $"compacted at {target}"));
+            }
+            catch (Exception e) when (e is not InvariantViolationException)
+            {
+                sim.Record($"compaction at {target} failed: {e.GetType().Name}");
+            }
+        }
+    }
+
+    private SimulatedMember? Pick(Random random, SimulatedMember? current)
+    {
+        if (current is { State: MemberState.Running, Store: not null })
+        {
+            return current;
+        }
+
+        var running = sim.Running.ToList();
+        return running.Count == 0 ? null : running[random.Next(running.Count)];
+    }
+
+    private string NewValue(int client) => string.Create(CultureInfo.InvariantCulture, $"c{client}-{++_values}");
+
+    private static bool IsDefiniteFailure(Exception e) =>
+        e is NoLeaderException or MvccException || (e is ProposalDroppedException dropped && dropped.Reason != ProposalDropReason.TimedOut);
+}

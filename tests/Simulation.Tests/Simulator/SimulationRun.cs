@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Globalization;
+using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.TestSupport.Linearizability;
+
+namespace EmbeddedRaft.Simulation.Tests.Simulator;
+
+/// <summary>
+/// One seed, start to verdict: start the cluster; clients, watchers and the nemesis act for the
+/// fault phase; then every fault is healed, every member that is down restarts, and the cluster
+/// must make progress and converge; then every checker runs over what was observed.
+/// </summary>
+internal static class SimulationRun
+{
+    /// <summary>
+    /// Runs <paramref name="options"/>'s seed on the calling thread. The thread's synchronization
+    /// context is cleared for the run: an await inside the simulation must resume on the
+    /// simulation's scheduler, never on a test framework's context.
+    /// </summary>
+    public static SimulationResult Run(SimulationOptions options)
+    {
+        var context = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
+        {
+            return RunOnThisThread(options);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(context);
+        }
+    }
+
+    private static SimulationResult RunOnThisThread(SimulationOptions options)
+    {
+        var wall = Stopwatch.StartNew();
+        var history = new ClientHistory();
+        var violations = new List<string>();
+        using var sim = new StoreSimulation(options);
+        sim.Start();
+        var clients = new SimulatedClients(sim, history);
+        var nemesis = new Nemesis(sim, new Random(sim.NextSeed()));
+        using var stop = new CancellationTokenSource();
+        var tasks = clients.StartAll(stop.Token);
+        var nemesisTask = sim.Scheduler.Run(() => nemesis.RunAsync(stop.Token));
+
+        // Safety phase: faults while the clients run.
+        sim.RunFor(options.FaultPhase);
+        stop.Cancel();
+        sim.RunUntilDone(nemesisTask, "the nemesis's last fault", TimeSpan.FromSeconds(10));
+
+        // Liveness phase: heal everything; the cluster must make progress and converge.
+        sim.RunUntilDone(sim.Scheduler.Run(nemesis.HealAsync), "healing", TimeSpan.FromSeconds(10));
+        sim.RunUntilDone(Task.WhenAll(tasks), "the clients' last calls", TimeSpan.FromSeconds(10));
+        var probe = sim.Scheduler.Run(() => clients.ProbeProgressAsync(999));
+        sim.RunUntilDone(probe, "a write after healing", TimeSpan.FromSeconds(15));
+        if (probe.IsCompletedSuccessfully && !probe.Result)
+        {
+            sim.AddViolation("no progress after healing: 20 writes in a row failed");
+        }
+
+        sim.RunFor(options.QuiescePhase);
+        CheckConvergence(sim);
+
+        var reference = ObservationChecks.BuildReference(history, violations);
+        ObservationChecks.CheckSerializableReads(history, reference, violations);
+        ObservationChecks.CheckLeases(history, reference, history.RevokesInvoked, violations);
+        var operations = history.Operations.Concat(ObservationChecks.LeaseDeletes(history, reference)).OrderBy(o => o.InvokeTicks).ToList();
+        var linearizability = LinearizabilityChecker.Check(EtcdKvModel.Instance, operations, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(30) });
+        TimeSpan? violationAt = sim.FirstViolationAt;
+        switch (linearizability.Verdict)
+        {
+            case LinearizabilityVerdict.NotLinearizable:
+                violations.Add("client history not linearizable: " + linearizability.Explanation);
+                if (linearizability.Unplaced is { } unplaced)
+                {
+                    violationAt ??= TimeSpan.FromTicks(unplaced.CompleteTicks ?? unplaced.InvokeTicks);
+                }
+
+                break;
+            case LinearizabilityVerdict.Unknown:
+                violations.Add("linearizability undecided within the checker's bounds: " + linearizability.Explanation);
+                break;
+        }
+
+        var all = sim.Violations.Concat(violations).ToList();
+        return new SimulationResult(
+            options.Seed,
+            sim.Trace.Hash,
+            sim.Trace.Count,
+            all,
+            sim.Trace.Tail(50, all.Count > 0 ? violationAt : null),
+            nemesis.Log,
+            sim.InitialMembers.Count,
+            history.Completed,
+            history.Indeterminate,
+            history.WatchStreams.Sum(s => s.Count),
+            sim.Raft.HighestCommittedIndex,
+            sim.Now,
+            wall.Elapsed);
+    }
+
+    /// <summary>After healing, every member of the final configuration reaches the same revision with the same hash.</summary>
+    private static void CheckConvergence(StoreSimulation sim)
+    {
+        var running = sim.Running.ToList();
+        if (running.Count == 0)
+        {
+            sim.AddViolation("no member running after healing");
+            return;
+        }
+
+        var list = sim.Scheduler.Run(async () => await running[0].Store!.MemberListAsync());
+        if (!sim.RunUntil(() => list.IsCompleted, TimeSpan.FromSeconds(5)) || !list.IsCompletedSuccessfully)
+        {
+            sim.AddViolation($"the member list could not be read after healing: {list.Exception?.GetBaseException().Message ?? "timed out"}");
+            return;
+        }
+
+        var members = list.Result.Select(m => m.Id).ToHashSet();
+        var inCluster = running.Where(m => members.Contains(m.Id)).ToList();
+        foreach (var missing in members.Where(id => !inCluster.Any(m => m.Id == id)))
+        {
+            sim.Record($"member m{missing} is in the configuration but not running");
+        }
+
+        bool converged = sim.RunUntil(
+            () => inCluster.Select(m => (m.Store!.Status.Revision, m.Store!.Status.RaftAppliedIndex)).Distinct().Count() == 1,
+            TimeSpan.FromSeconds(10));
+        if (!converged)
+        {
+            sim.AddViolation($"members did not converge after healing: {string.Join(", ", inCluster.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m} rev {m.Store!.Status.Revision} applied {m.Store!.Status.RaftAppliedIndex}")))}");
+            return;
+        }
+
+        var hashes = inCluster.Select(m => (Member: m, Hash: sim.Scheduler.Run(async () => await m.Store!.HashKVAsync()))).ToList();
+        if (!sim.RunUntil(() => hashes.All(h => h.Hash.IsCompleted), TimeSpan.FromSeconds(5)))
+        {
+            sim.AddViolation("HashKV did not answer after healing");
+            return;
+        }
+
+        var distinct = hashes.Where(h => h.Hash.IsCompletedSuccessfully).Select(h => (h.Hash.Result.HashRevision, h.Hash.Result.Hash)).Distinct().ToList();
+        sim.Record($"convergence: {string.Join(", ", hashes.Select(h => h.Hash.IsCompletedSuccessfully ? string.Create(CultureInfo.InvariantCulture, $"{h.Member} hash {h.Hash.Result.Hash:x8}@{h.Hash.Result.HashRevision}") : $"{h.Member} failed {h.Hash.Exception?.GetBaseException().GetType().Name}"))}");
+        if (distinct.Count > 1)
+        {
+            sim.AddViolation($"members diverged: {string.Join(", ", hashes.Select(h => string.Create(CultureInfo.InvariantCulture, $"{h.Member} hash {h.Hash.Result.Hash:x8} at revision {h.Hash.Result.HashRevision}")))}");
+        }
+    }
+}
