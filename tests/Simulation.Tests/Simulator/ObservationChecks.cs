@@ -104,6 +104,53 @@ internal static class ObservationChecks
         }
     }
 
+    /// <summary>
+    /// Resolves indeterminate writes with the reference: a put (or a compare-and-put) whose unique
+    /// value the watchers saw took effect at that event's revision, at some time between its
+    /// invocation and the first time a watcher received it — it becomes a completed operation with
+    /// exactly that answer. One whose value never appeared, when the reference has no gap through
+    /// <paramref name="finalRevision"/>, never took effect (or, a compare-and-put whose compare
+    /// failed, changed nothing) and is left out. Anything else stays indeterminate. This keeps the
+    /// linearizability search small (each indeterminate write may take effect anywhere after its
+    /// invocation, which multiplies the orders to try) without weakening it: a resolved operation
+    /// claims only what the committed history shows.
+    /// </summary>
+    public static List<Operation<EtcdKvRequest, EtcdKvResponse>> ResolveIndeterminate(IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>> operations, Reference reference, long finalRevision)
+    {
+        var puts = new Dictionary<(string Key, string Value), long>();
+        foreach (var (revision, events) in reference.Events)
+        {
+            foreach (var e in events.Where(e => !e.IsDelete))
+            {
+                puts.TryAdd((e.Key, e.Value), revision);
+            }
+        }
+
+        bool complete = finalRevision > 0 && reference.CompleteThrough >= finalRevision;
+        var resolved = new List<Operation<EtcdKvRequest, EtcdKvResponse>>(operations.Count);
+        foreach (var op in operations)
+        {
+            var put = op.Input.Success.Count == 1 && op.Input.Success[0].Kind == EtcdKvOperationKind.Put ? op.Input.Success[0] : null;
+            if (!op.Indeterminate || put is null)
+            {
+                resolved.Add(op);
+                continue;
+            }
+
+            if (puts.TryGetValue((put.Key, put.Value!), out long at))
+            {
+                long seen = Math.Max(op.InvokeTicks, reference.FirstSeenTicks[at]);
+                resolved.Add(Operation.Completed(op.ClientId, op.InvokeTicks, seen, op.Input, new EtcdKvResponse(at, true, [EtcdKvOperationResult.PutDone])));
+            }
+            else if (!complete)
+            {
+                resolved.Add(op);
+            }
+        }
+
+        return resolved;
+    }
+
     /// <summary>Each serializable read answered within the reference's complete range equals the reference state at its revision.</summary>
     public static void CheckSerializableReads(ClientHistory history, Reference reference, List<string> violations)
     {

@@ -25,8 +25,8 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
     private int _values;
     private long _latestRevision;
 
-    /// <summary>Starts every client; they run until <paramref name="stop"/> is cancelled and return within one call timeout.</summary>
-    public List<Task> StartAll(CancellationToken stop)
+    /// <summary>Starts every client; they run until <paramref name="stop"/> is cancelled (the watchers until <paramref name="stopWatchers"/>) and return within one call timeout.</summary>
+    public List<Task> StartAll(CancellationToken stop, CancellationToken stopWatchers)
     {
         var tasks = new List<Task>();
         for (int c = 0; c < sim.Options.KvClients; c++)
@@ -49,7 +49,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
             history.WatchStreams.Add(stream);
             int watcher = w;
             var random = new Random(sim.NextSeed());
-            tasks.Add(sim.Scheduler.Run(() => WatcherAsync(watcher, stream, random, stop)));
+            tasks.Add(sim.Scheduler.Run(() => WatcherAsync(watcher, stream, random, stopWatchers)));
         }
 
         var admin = new Random(sim.NextSeed());

@@ -43,6 +43,9 @@ internal sealed record SimulationOptions
     /// <summary>A member snapshots every this many applied entries (small: snapshots and installs happen in every run).</summary>
     public ulong SnapshotEveryEntries { get; init; } = 60;
 
+    /// <summary>Return every trace event in the result (to find where two runs of one seed part).</summary>
+    public bool KeepTrace { get; init; }
+
     /// <summary>Entries the log keeps behind a snapshot (small: a lagging member needs a snapshot).</summary>
     public ulong RetainedEntries { get; init; } = 20;
 }

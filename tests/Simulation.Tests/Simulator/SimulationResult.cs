@@ -17,7 +17,8 @@ internal sealed record SimulationResult(
     int WatchEvents,
     ulong HighestCommittedIndex,
     TimeSpan SimulatedTime,
-    TimeSpan WallTime)
+    TimeSpan WallTime,
+    IReadOnlyList<string> FullTrace)
 {
     public bool Passed => Violations.Count == 0;
 

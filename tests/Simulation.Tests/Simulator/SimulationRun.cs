@@ -41,7 +41,8 @@ internal static class SimulationRun
         var clients = new SimulatedClients(sim, history);
         var nemesis = new Nemesis(sim, new Random(sim.NextSeed()));
         using var stop = new CancellationTokenSource();
-        var tasks = clients.StartAll(stop.Token);
+        using var stopWatchers = new CancellationTokenSource();
+        var tasks = clients.StartAll(stop.Token, stopWatchers.Token);
         var nemesisTask = sim.Scheduler.Run(() => nemesis.RunAsync(stop.Token));
 
         // Safety phase: faults while the clients run.
@@ -51,7 +52,6 @@ internal static class SimulationRun
 
         // Liveness phase: heal everything; the cluster must make progress and converge.
         sim.RunUntilDone(sim.Scheduler.Run(nemesis.HealAsync), "healing", TimeSpan.FromSeconds(10));
-        sim.RunUntilDone(Task.WhenAll(tasks), "the clients' last calls", TimeSpan.FromSeconds(10));
         var probe = sim.Scheduler.Run(() => clients.ProbeProgressAsync(999));
         sim.RunUntilDone(probe, "a write after healing", TimeSpan.FromSeconds(15));
         if (probe.IsCompletedSuccessfully && !probe.Result)
@@ -60,12 +60,17 @@ internal static class SimulationRun
         }
 
         sim.RunFor(options.QuiescePhase);
-        CheckConvergence(sim);
+        long finalRevision = CheckConvergence(sim);
+
+        // The watchers saw everything up to here (unless a compaction cut one off).
+        stopWatchers.Cancel();
+        sim.RunUntilDone(Task.WhenAll(tasks), "the clients' and watchers' last calls", TimeSpan.FromSeconds(10));
 
         var reference = ObservationChecks.BuildReference(history, violations);
         ObservationChecks.CheckSerializableReads(history, reference, violations);
         ObservationChecks.CheckLeases(history, reference, history.RevokesInvoked, violations);
-        var operations = history.Operations.Concat(ObservationChecks.LeaseDeletes(history, reference)).OrderBy(o => o.InvokeTicks).ToList();
+        var operations = ObservationChecks.ResolveIndeterminate(history.Operations, reference, finalRevision)
+            .Concat(ObservationChecks.LeaseDeletes(history, reference)).OrderBy(o => o.InvokeTicks).ToList();
         var linearizability = LinearizabilityChecker.Check(EtcdKvModel.Instance, operations, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(30) });
         TimeSpan? violationAt = sim.FirstViolationAt;
         switch (linearizability.Verdict)
@@ -97,24 +102,25 @@ internal static class SimulationRun
             history.WatchStreams.Sum(s => s.Count),
             sim.Raft.HighestCommittedIndex,
             sim.Now,
-            wall.Elapsed);
+            wall.Elapsed,
+            options.KeepTrace ? sim.Trace.All.ToList() : []);
     }
 
-    /// <summary>After healing, every member of the final configuration reaches the same revision with the same hash.</summary>
-    private static void CheckConvergence(StoreSimulation sim)
+    /// <summary>After healing, every member of the final configuration reaches the same revision with the same hash; returns that revision (0 if none).</summary>
+    private static long CheckConvergence(StoreSimulation sim)
     {
         var running = sim.Running.ToList();
         if (running.Count == 0)
         {
             sim.AddViolation("no member running after healing");
-            return;
+            return 0;
         }
 
         var list = sim.Scheduler.Run(async () => await running[0].Store!.MemberListAsync());
         if (!sim.RunUntil(() => list.IsCompleted, TimeSpan.FromSeconds(5)) || !list.IsCompletedSuccessfully)
         {
             sim.AddViolation($"the member list could not be read after healing: {list.Exception?.GetBaseException().Message ?? "timed out"}");
-            return;
+            return 0;
         }
 
         var members = list.Result.Select(m => m.Id).ToHashSet();
@@ -130,14 +136,14 @@ internal static class SimulationRun
         if (!converged)
         {
             sim.AddViolation($"members did not converge after healing: {string.Join(", ", inCluster.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m} rev {m.Store!.Status.Revision} applied {m.Store!.Status.RaftAppliedIndex}")))}");
-            return;
+            return 0;
         }
 
         var hashes = inCluster.Select(m => (Member: m, Hash: sim.Scheduler.Run(async () => await m.Store!.HashKVAsync()))).ToList();
         if (!sim.RunUntil(() => hashes.All(h => h.Hash.IsCompleted), TimeSpan.FromSeconds(5)))
         {
             sim.AddViolation("HashKV did not answer after healing");
-            return;
+            return 0;
         }
 
         var distinct = hashes.Where(h => h.Hash.IsCompletedSuccessfully).Select(h => (h.Hash.Result.HashRevision, h.Hash.Result.Hash)).Distinct().ToList();
@@ -146,5 +152,7 @@ internal static class SimulationRun
         {
             sim.AddViolation($"members diverged: {string.Join(", ", hashes.Select(h => string.Create(CultureInfo.InvariantCulture, $"{h.Member} hash {h.Hash.Result.Hash:x8} at revision {h.Hash.Result.HashRevision}")))}");
         }
+
+        return inCluster[0].Store!.Status.Revision;
     }
 }

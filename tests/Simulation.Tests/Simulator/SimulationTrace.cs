@@ -42,6 +42,9 @@ internal sealed class SimulationTrace
         _events.Add((at, stamped));
     }
 
+    /// <summary>Every event, in order (to compare two runs that should have been equal).</summary>
+    public IEnumerable<string> All => _events.Select(e => e.Line);
+
     /// <summary>The last <paramref name="count"/> events at or before <paramref name="until"/> (all of them when null), oldest first, as one block of text.</summary>
     public string Tail(int count, TimeSpan? until = null)
     {

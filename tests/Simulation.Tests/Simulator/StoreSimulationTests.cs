@@ -26,13 +26,21 @@ public sealed class StoreSimulationTests
     [Test]
     public void TheSameSeedReplaysTheSameRun()
     {
-        var options = new SimulationOptions { Seed = 4242, FaultPhase = TimeSpan.FromSeconds(3) };
+        var options = new SimulationOptions { Seed = 4242, FaultPhase = TimeSpan.FromSeconds(3), KeepTrace = true };
         var first = SimulationRun.Run(options);
         var second = SimulationRun.Run(options);
         var other = SimulationRun.Run(options with { Seed = 4243 });
         TestContext.Out.WriteLine(first.Summary);
         TestContext.Out.WriteLine(second.Summary);
         TestContext.Out.WriteLine(other.Summary);
+        int parted = first.FullTrace.Zip(second.FullTrace).TakeWhile(p => p.First == p.Second).Count();
+        if (parted < Math.Max(first.FullTrace.Count, second.FullTrace.Count))
+        {
+            TestContext.Out.WriteLine($"The runs part at event {parted}:");
+            TestContext.Out.WriteLine("first:  " + string.Join("\n        ", first.FullTrace.Skip(Math.Max(0, parted - 5)).Take(10)));
+            TestContext.Out.WriteLine("second: " + string.Join("\n        ", second.FullTrace.Skip(Math.Max(0, parted - 5)).Take(10)));
+        }
+
         Assert.Multiple(() =>
         {
             Assert.That(second.TraceEvents, Is.EqualTo(first.TraceEvents), "event count of the replay");
