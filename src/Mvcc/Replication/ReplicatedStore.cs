@@ -243,9 +243,12 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckRange(request);
-        if (consistency == ReadConsistency.Linearizable && !TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
+        if (consistency == ReadConsistency.Linearizable)
         {
-            await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+            if (!TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
+            {
+                await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         else if (consistency != ReadConsistency.Serializable)
         {
