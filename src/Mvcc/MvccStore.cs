@@ -273,7 +273,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     public async ValueTask SetConsistentIndexAsync(ulong consistentIndex, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfZero(consistentIndex);
-        await Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndex, null, consistentIndex), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndex, null, consistentIndex), cancellationToken).ConfigureAwait(ResumeOnScheduler);
     }
 
     /// <summary>Makes every write applied so far durable (commits the open batch, synced); completes once it is.</summary>
@@ -281,13 +281,13 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     public async ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
-        await Submit<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(ResumeOnScheduler);
     }
 
     /// <summary>Completes when every compaction queued so far (including one resumed at open) has finished its physical part (for tests and benchmarks).</summary>
     internal async ValueTask WaitForCompactionsAsync(CancellationToken cancellationToken = default)
     {
-        await Submit<object?>(new WriteOp(WriteOpKind.AwaitCompactions, null, 0), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.AwaitCompactions, null, 0), cancellationToken).ConfigureAwait(ResumeOnScheduler);
     }
 
     /// <summary>
@@ -406,7 +406,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     private async IAsyncEnumerable<WatchResponse> EnumerateWatchAsync(WatchRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var watch = Watch(request);
-        await foreach (var response in watch.WithCancellation(cancellationToken).ConfigureAwait(false))
+        await foreach (var response in watch.WithCancellation(cancellationToken).ConfigureAwait(ResumeOnScheduler))
         {
             yield return response;
         }
@@ -441,8 +441,15 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     }
 
     /// <summary><see cref="Dispose"/>, run on a thread-pool thread so the caller's thread does not block on the writer.</summary>
+    /// <remarks>In deterministic mode (<see cref="MvccStoreOptions.Scheduler"/> set) it runs <see cref="Dispose"/> on the calling thread, which runs the writer's last steps itself and never blocks.</remarks>
     public async ValueTask DisposeAsync()
     {
+        if (ResumeOnScheduler)
+        {
+            Dispose();
+            return;
+        }
+
         await Task.Run(Dispose).ConfigureAwait(false);
     }
 
@@ -481,6 +488,13 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         // Only a wait that can be cancelled needs a task to race the token against.
         return cancellationToken.CanBeCanceled ? new ValueTask<T>(completion.AsTask().WaitAsync(cancellationToken)) : completion;
     }
+
+    /// <summary>
+    /// Deterministic mode (<see cref="MvccStoreOptions.Scheduler"/> set): the store's own awaits
+    /// resume on the caller's scheduler, so nothing leaves it; otherwise they do not come back to the
+    /// caller's context (ConfigureAwait(false), as a library should).
+    /// </summary>
+    internal bool ResumeOnScheduler => _state.Options.Scheduler is not null;
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

@@ -161,6 +161,30 @@ public sealed record MvccStoreOptions
     /// <summary>Where the store reports what it did at open (index rebuilt, compaction resumed). Default none.</summary>
     public ILogger? Logger { get; init; }
 
+    /// <summary>
+    /// Deterministic mode (for the whole-cluster simulator, issue 18): where the store's writer and
+    /// every continuation of the store's own awaits run. Null (the default) is the normal mode: a
+    /// dedicated writer thread, and awaits that do not come back to the caller's context. With a
+    /// scheduler (a single-threaded one, such as the tests' DeterministicTaskScheduler) the store
+    /// starts no thread: a write schedules a writer pump task on it, which applies what is queued
+    /// and returns; the <see cref="MvccDurability.NoSync"/> batch interval is a timer of
+    /// <see cref="TimeProvider"/> that only schedules the pump; lease expiry and watch progress
+    /// timers post their work to it; and every await inside the store resumes on it. Together with
+    /// a manual clock and the fault-injecting file system the store then runs only when the
+    /// scheduler runs it, on the scheduler's thread, in an order fixed by the scheduler's queue.
+    /// Blocking calls (<see cref="MvccStore.Dispose"/>, <see cref="MvccStore.CaptureImage"/>) run the
+    /// pump inline on the calling thread instead of waiting for it, so call them from the
+    /// scheduler's thread (never from a second thread while the scheduler runs).
+    /// </summary>
+    internal TaskScheduler? Scheduler { get; init; }
+
+    /// <summary>
+    /// The clock of the writer's <see cref="BatchInterval"/> when <see cref="Scheduler"/> is set (a
+    /// manual clock makes the batch commits deterministic); null means <see cref="System.TimeProvider.System"/>.
+    /// Without a scheduler the writer thread times its batches itself and this is not read.
+    /// </summary>
+    internal TimeProvider? TimeProvider { get; init; }
+
     /// <summary>Checks the rules between properties.</summary>
     /// <exception cref="ArgumentException">The B+tree cannot hold the largest value a request may carry.</exception>
     internal void Validate()

@@ -21,6 +21,11 @@ public sealed class DeterministicTaskScheduler : TaskScheduler
     private readonly Lock _lock = new();
     private int _runningThreadId;
 
+    // The thread that drives this scheduler (the first to run it): tasks queued from any other
+    // thread escaped it (their timing, not the queue, decides when they run).
+    private int _drivingThreadId;
+    private readonly List<string> _queuedOffThread = [];
+
     /// <summary>A task factory whose tasks start on this scheduler.</summary>
     public TaskFactory Factory => new(CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskContinuationOptions.None, this);
 
@@ -43,6 +48,23 @@ public sealed class DeterministicTaskScheduler : TaskScheduler
     public override int MaximumConcurrencyLevel => 1;
 
     /// <summary>
+    /// Tasks queued from a thread other than the one that runs <see cref="RunUntilIdle"/> (the first
+    /// with the stack that queued it): each is work that reached this scheduler by way of another
+    /// thread (a thread-pool continuation, a real timer), so when it runs depends on timing. A
+    /// deterministic run has none.
+    /// </summary>
+    public IReadOnlyList<string> QueuedOffThread
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _queuedOffThread];
+            }
+        }
+    }
+
+    /// <summary>
     /// Runs queued tasks in order on the calling thread until the queue is empty, and returns how
     /// many ran.
     /// </summary>
@@ -56,6 +78,11 @@ public sealed class DeterministicTaskScheduler : TaskScheduler
         }
 
         _runningThreadId = Environment.CurrentManagedThreadId;
+        if (_drivingThreadId == 0)
+        {
+            _drivingThreadId = _runningThreadId;
+        }
+
         int ran = 0;
         try
         {
@@ -94,9 +121,14 @@ public sealed class DeterministicTaskScheduler : TaskScheduler
     /// <inheritdoc/>
     protected override void QueueTask(Task task)
     {
+        int thread = Environment.CurrentManagedThreadId;
         lock (_lock)
         {
             _queue.Enqueue(task);
+            if (_drivingThreadId != 0 && thread != _drivingThreadId)
+            {
+                _queuedOffThread.Add(_queuedOffThread.Count == 0 ? $"task {task.Id} queued on thread {thread}:\n{Environment.StackTrace}" : $"task {task.Id} queued on thread {thread}");
+            }
         }
     }
 

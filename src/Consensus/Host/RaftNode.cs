@@ -495,9 +495,15 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
         try
         {
-            await foreach (var change in channel.Reader.ReadAllAsync(cancellationToken))
+            // Not ReadAllAsync: it awaits with ConfigureAwait(false), so on a deterministic scheduler
+            // (RaftNodeOptions.Scheduler) the reader would resume on the thread pool and hand each
+            // change to its consumer at a time the scheduler does not decide.
+            while (await channel.Reader.WaitToReadAsync(cancellationToken))
             {
-                yield return change;
+                while (channel.Reader.TryRead(out var change))
+                {
+                    yield return change;
+                }
             }
         }
         finally

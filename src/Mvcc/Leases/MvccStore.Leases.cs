@@ -140,7 +140,7 @@ public sealed partial class MvccStore
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     internal async ValueTask<LeaseKeepAliveResponse> ApplyLeaseKeepAliveAsync(long id, ulong consistentIndex, CancellationToken cancellationToken = default)
     {
-        object? result = await Submit<object?>(new WriteOp(WriteOpKind.LeaseKeepAlive, id, consistentIndex), cancellationToken).ConfigureAwait(false);
+        object? result = await Submit<object?>(new WriteOp(WriteOpKind.LeaseKeepAlive, id, consistentIndex), cancellationToken).ConfigureAwait(ResumeOnScheduler);
         return (LeaseKeepAliveResponse)result!;
     }
 
@@ -197,7 +197,10 @@ public sealed partial class MvccStore
         var options = _state.Options.Leases;
         if (options.RevokeExpired)
         {
-            _expiryTimer = options.TimeProvider.CreateTimer(_ => CheckLeaseExpiry(), null, options.ExpiryCheckInterval, options.ExpiryCheckInterval);
+            // Deterministic mode: the round runs as a task on the scheduler, not inside the clock's callback.
+            _expiryTimer = _state.Options.Scheduler is { } scheduler
+                ? options.TimeProvider.CreateTimer(_ => Task.Factory.StartNew(CheckLeaseExpiry, CancellationToken.None, TaskCreationOptions.DenyChildAttach, scheduler), null, options.ExpiryCheckInterval, options.ExpiryCheckInterval)
+                : options.TimeProvider.CreateTimer(_ => CheckLeaseExpiry(), null, options.ExpiryCheckInterval, options.ExpiryCheckInterval);
         }
     }
 
@@ -244,7 +247,7 @@ public sealed partial class MvccStore
                 t => _state.Options.Logger?.LogWarning(t.Exception, "MVCC store {Path}: revoking expired leases failed.", _state.Path),
                 CancellationToken.None,
                 TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+                _state.Options.Scheduler ?? TaskScheduler.Default);
             Volatile.Write(ref _expiryRound, round);
         }
         catch (ObjectDisposedException)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Storage;
 
@@ -20,7 +19,7 @@ public sealed partial class ReplicatedStore
 
     // Apply pipeline only.
     private long _appliedSinceSync;
-    private long _lastSyncTimestamp = Stopwatch.GetTimestamp();
+    private long _lastSyncTimestamp; // set by the constructor, from Clock
     private Task _syncInFlight = Task.CompletedTask;
 
     /// <summary>
@@ -49,11 +48,11 @@ public sealed partial class ReplicatedStore
 #pragma warning restore CA2012
 
         // The writer handles requests in order: once this one is done, every command above is too.
-        await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(false);
+        await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
         var results = new object?[commands.Count];
         for (int i = 0; i < pending.Length; i++)
         {
-            results[i] = await Settle(pending[i], commands[i].Index).ConfigureAwait(false);
+            results[i] = await Settle(pending[i], commands[i].Index).ConfigureAwait(ResumeOnScheduler);
         }
 
         if (store.ConsistentIndex != batch.LastIndex)
@@ -85,7 +84,7 @@ public sealed partial class ReplicatedStore
                     var compaction = store.CompactAsync(revision, false, command.Index).AsTask();
 
                     // Its proposer (if on this member) observes it; elsewhere nobody does.
-                    compaction.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    compaction.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, _options.Scheduler ?? TaskScheduler.Default);
                     return ValueTask.FromResult<object?>(new PendingCompaction(compaction, physical));
                 case CommandKind.MemberPut:
                     return ApplyMemberPut(store, CommandCodec.DecodeMemberPut(data), command.Index);
@@ -113,11 +112,11 @@ public sealed partial class ReplicatedStore
     }
 
     /// <summary>The command's result, or its refusal as the result; any other failure is thrown (fail-stop).</summary>
-    private static async ValueTask<object?> Settle(ValueTask<object?> pending, ulong index)
+    private async ValueTask<object?> Settle(ValueTask<object?> pending, ulong index)
     {
         try
         {
-            return await pending.ConfigureAwait(false);
+            return await pending.ConfigureAwait(ResumeOnScheduler);
         }
         catch (ArgumentOutOfRangeException e) when (e.ParamName == "consistentIndex")
         {
@@ -132,19 +131,19 @@ public sealed partial class ReplicatedStore
     private static bool IsRefusal(Exception e) =>
         e is MvccException || (e is ArgumentException && e is not ArgumentOutOfRangeException { ParamName: "consistentIndex" });
 
-    private static async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(false);
+    private async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(ResumeOnScheduler);
 
     /// <summary>Starts a background sync of the store's B+tree when enough was applied since the last one (one at a time).</summary>
     private void SyncIfDue(MvccStore store, ulong applied)
     {
         _appliedSinceSync += (long)applied;
-        if (!_syncInFlight.IsCompleted || (_appliedSinceSync < SyncEveryEntries && Stopwatch.GetElapsedTime(_lastSyncTimestamp) < SyncEvery))
+        if (!_syncInFlight.IsCompleted || (_appliedSinceSync < SyncEveryEntries && Clock.GetElapsedTime(_lastSyncTimestamp) < SyncEvery))
         {
             return;
         }
 
         _appliedSinceSync = 0;
-        _lastSyncTimestamp = Stopwatch.GetTimestamp();
+        _lastSyncTimestamp = Clock.GetTimestamp();
         _syncInFlight = SyncQuietlyAsync(store);
     }
 
@@ -152,7 +151,7 @@ public sealed partial class ReplicatedStore
     {
         try
         {
-            await store.SyncAsync().ConfigureAwait(false);
+            await store.SyncAsync().ConfigureAwait(ResumeOnScheduler);
         }
         catch (ObjectDisposedException)
         {

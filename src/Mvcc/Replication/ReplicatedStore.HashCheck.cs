@@ -51,7 +51,7 @@ public sealed partial class ReplicatedStore
     /// </summary>
     internal async ValueTask<ulong> ProposeHashCheckAsync(CancellationToken cancellationToken = default)
     {
-        var result = await Node.ProposeAsync(HashCheckCommands.EncodeStart(Mvcc.Revision), cancellationToken).ConfigureAwait(false);
+        var result = await Node.ProposeAsync(HashCheckCommands.EncodeStart(Mvcc.Revision), cancellationToken).ConfigureAwait(ResumeOnScheduler);
         return Unwrap<HashCheckStarted>(result).Index;
     }
 
@@ -117,10 +117,10 @@ public sealed partial class ReplicatedStore
     {
         try
         {
-            await applied.ConfigureAwait(false);
+            await applied.ConfigureAwait(ResumeOnScheduler);
             var hash = store.HashKV(revision);
             var report = new HashReport(checkIndex, MemberId, revision, hash.CompactRevision, hash.Hash);
-            ThrowIfRefused(await Node.ProposeAsync(HashCheckCommands.EncodeReport(report), Stopping).ConfigureAwait(false));
+            ThrowIfRefused(await Node.ProposeAsync(HashCheckCommands.EncodeReport(report), Stopping).ConfigureAwait(ResumeOnScheduler));
         }
         catch (Exception e) when (e is RevisionCompactedException or FutureRevisionException or ObjectDisposedException or Storage.StorageFaultedException
             or NoLeaderException or ProposalDroppedException or NodeStoppedException or OperationCanceledException or TimeoutException)
@@ -209,7 +209,7 @@ public sealed partial class ReplicatedStore
         using var timer = new PeriodicTimer(_options.HashCheckInterval, Clock);
         try
         {
-            while (await timer.WaitForNextTickAsync(Stopping).ConfigureAwait(false))
+            while (await timer.WaitForNextTickAsync(Stopping).ConfigureAwait(ResumeOnScheduler))
             {
                 if (Node.Status.LeaderId != MemberId)
                 {
@@ -218,7 +218,7 @@ public sealed partial class ReplicatedStore
 
                 try
                 {
-                    await ProposeHashCheckAsync(Stopping).ConfigureAwait(false);
+                    await ProposeHashCheckAsync(Stopping).ConfigureAwait(ResumeOnScheduler);
                 }
                 catch (Exception e) when (e is NoLeaderException or ProposalDroppedException or TimeoutException)
                 {

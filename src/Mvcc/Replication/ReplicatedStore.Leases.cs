@@ -58,7 +58,7 @@ public sealed partial class ReplicatedStore
             id = LeaseIds.Next();
         }
 
-        var response = Unwrap<LeaseGrantResponse>(await Node.ProposeAsync(LeaseCommands.EncodeGrant(id, ttlSeconds), cancellationToken).ConfigureAwait(false));
+        var response = Unwrap<LeaseGrantResponse>(await Node.ProposeAsync(LeaseCommands.EncodeGrant(id, ttlSeconds), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new LeaseGrantResponse { Header = Stamp(response.Header), Id = response.Id, TtlSeconds = response.TtlSeconds };
     }
 
@@ -74,7 +74,7 @@ public sealed partial class ReplicatedStore
     public async ValueTask<LeaseRevokeResponse> LeaseRevokeAsync(long id, CancellationToken cancellationToken = default)
     {
         CheckWritable(0);
-        var response = Unwrap<LeaseRevokeResponse>(await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseRevoke, id), cancellationToken).ConfigureAwait(false));
+        var response = Unwrap<LeaseRevokeResponse>(await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseRevoke, id), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new LeaseRevokeResponse { Header = Stamp(response.Header) };
     }
 
@@ -91,7 +91,7 @@ public sealed partial class ReplicatedStore
     public async ValueTask<LeaseKeepAliveResponse> LeaseKeepAliveAsync(long id, CancellationToken cancellationToken = default)
     {
         CheckWritable(0);
-        var response = Unwrap<LeaseKeepAliveResponse>(await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseKeepAlive, id), cancellationToken).ConfigureAwait(false));
+        var response = Unwrap<LeaseKeepAliveResponse>(await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseKeepAlive, id), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new LeaseKeepAliveResponse { Header = Stamp(response.Header), Id = response.Id, TtlSeconds = response.TtlSeconds };
     }
 
@@ -106,7 +106,7 @@ public sealed partial class ReplicatedStore
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public async ValueTask<LeaseTimeToLiveResponse> LeaseTimeToLiveAsync(long id, bool keys = false, CancellationToken cancellationToken = default)
     {
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         var response = Mvcc.LeaseTimeToLive(id, keys);
         return new LeaseTimeToLiveResponse { Header = Stamp(response.Header), Id = response.Id, TtlSeconds = response.TtlSeconds, GrantedTtlSeconds = response.GrantedTtlSeconds, Keys = response.Keys };
     }
@@ -118,7 +118,7 @@ public sealed partial class ReplicatedStore
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public async ValueTask<LeaseLeasesResponse> LeaseLeasesAsync(CancellationToken cancellationToken = default)
     {
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         var response = Mvcc.LeaseLeases();
         return new LeaseLeasesResponse { Header = Stamp(response.Header), Leases = response.Leases };
     }
@@ -153,7 +153,7 @@ public sealed partial class ReplicatedStore
 
     /// <summary>Queues a lease command to the store, carrying its index; null for a kind that is not a lease's.</summary>
 #pragma warning disable CA2012 // Each is returned to the apply path, which awaits it exactly once (Settle).
-    private static ValueTask<object?>? ApplyLease(MvccStore store, CommandKind kind, CommittedCommand command)
+    private ValueTask<object?>? ApplyLease(MvccStore store, CommandKind kind, CommittedCommand command)
     {
         var data = command.Data.Span;
         switch (kind)
@@ -238,7 +238,7 @@ public sealed partial class ReplicatedStore
         using var timer = new PeriodicTimer(leases.ExpiryCheckInterval, Clock);
         try
         {
-            while (await timer.WaitForNextTickAsync(Stopping).ConfigureAwait(false))
+            while (await timer.WaitForNextTickAsync(Stopping).ConfigureAwait(ResumeOnScheduler))
             {
                 var store = Mvcc;
                 if (!store.IsLessorPrimary)
@@ -258,7 +258,7 @@ public sealed partial class ReplicatedStore
 
                 if (expired.Count > 0)
                 {
-                    await Task.WhenAll(expired.Select(ProposeExpiryAsync)).ConfigureAwait(false);
+                    await Task.WhenAll(expired.Select(ProposeExpiryAsync)).ConfigureAwait(ResumeOnScheduler);
                 }
             }
         }
@@ -274,7 +274,7 @@ public sealed partial class ReplicatedStore
         _expiryProposed.TrySetResult();
         try
         {
-            var result = await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseExpire, id), Stopping).ConfigureAwait(false);
+            var result = await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseExpire, id), Stopping).ConfigureAwait(ResumeOnScheduler);
             ThrowIfRefused(result);
             Interlocked.Increment(ref _expiryRevocationsCommitted);
             ReplicatedStoreMetrics.LeaseExpired(MemberId);

@@ -24,7 +24,7 @@ public sealed partial class ReplicatedStore
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     public async ValueTask<IReadOnlyList<MemberInfo>> MemberListAsync(CancellationToken cancellationToken = default)
     {
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         return _registry.List();
     }
 
@@ -46,7 +46,7 @@ public sealed partial class ReplicatedStore
     public async ValueTask<IReadOnlyList<MemberInfo>> AddMemberAsync(MemberInfo member, CancellationToken cancellationToken = default)
     {
         MemberRegistry.Check(member, nameof(member));
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         bool registered = false;
         if (_registry.Members.TryGetValue(member.Id, out var existing))
         {
@@ -57,7 +57,7 @@ public sealed partial class ReplicatedStore
         }
         else
         {
-            ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberPut(member), cancellationToken).ConfigureAwait(false));
+            ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberPut(member), cancellationToken).ConfigureAwait(ResumeOnScheduler));
             registered = true;
         }
 
@@ -69,17 +69,17 @@ public sealed partial class ReplicatedStore
             {
                 if (member.IsLearner)
                 {
-                    await Node.AddLearnerAsync(member.Id, cancellationToken).ConfigureAwait(false);
+                    await Node.AddLearnerAsync(member.Id, cancellationToken).ConfigureAwait(ResumeOnScheduler);
                 }
                 else
                 {
-                    await Node.AddVoterAsync(member.Id, cancellationToken).ConfigureAwait(false);
+                    await Node.AddVoterAsync(member.Id, cancellationToken).ConfigureAwait(ResumeOnScheduler);
                 }
             }
             catch (ConfChangeRejectedException) when (registered)
             {
                 // Raft will not have it: neither should the registry.
-                ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberRemove(member.Id), cancellationToken).ConfigureAwait(false));
+                ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberRemove(member.Id), cancellationToken).ConfigureAwait(ResumeOnScheduler));
                 throw;
             }
         }
@@ -96,7 +96,7 @@ public sealed partial class ReplicatedStore
     public async ValueTask<IReadOnlyList<MemberInfo>> PromoteMemberAsync(ulong id, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfZero(id);
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         if (!_registry.Members.TryGetValue(id, out var member))
         {
             throw new ArgumentException($"Member {id} is not registered.", nameof(id));
@@ -109,10 +109,10 @@ public sealed partial class ReplicatedStore
 
         if (Node.Status.Raft.Config.Learners.Contains(id))
         {
-            await Node.PromoteLearnerAsync(id, cancellationToken).ConfigureAwait(false);
+            await Node.PromoteLearnerAsync(id, cancellationToken).ConfigureAwait(ResumeOnScheduler);
         }
 
-        ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberPut(member with { IsLearner = false }), cancellationToken).ConfigureAwait(false));
+        ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberPut(member with { IsLearner = false }), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return _registry.List();
     }
 
@@ -129,7 +129,7 @@ public sealed partial class ReplicatedStore
     public async ValueTask<IReadOnlyList<MemberInfo>> RemoveMemberAsync(ulong id, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfZero(id);
-        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         if (!_registry.Members.ContainsKey(id))
         {
             throw new ArgumentException($"Member {id} is not registered.", nameof(id));
@@ -138,10 +138,10 @@ public sealed partial class ReplicatedStore
         var config = Node.Status.Raft.Config;
         if (config.Voters.Contains(id) || config.Learners.Contains(id) || config.VotersOutgoing.Contains(id) || config.LearnersNext.Contains(id))
         {
-            await Node.RemoveMemberAsync(id, cancellationToken).ConfigureAwait(false);
+            await Node.RemoveMemberAsync(id, cancellationToken).ConfigureAwait(ResumeOnScheduler);
         }
 
-        ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberRemove(id), cancellationToken).ConfigureAwait(false));
+        ThrowIfRefused(await Node.ProposeAsync(CommandCodec.EncodeMemberRemove(id), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return _registry.List();
     }
 
@@ -157,14 +157,14 @@ public sealed partial class ReplicatedStore
             // bootstrap configuration in the log. Synced, since no log entry would replay it.
             ulong clusterId = _options.ClusterId != 0 ? _options.ClusterId : MemberRegistry.DeriveClusterId(initial.Select(m => m.Id));
             var (clusterKey, clusterValue) = _registry.SetClusterId(clusterId);
-            await store.PutReplicaMetaAsync(clusterKey, clusterValue, 0).ConfigureAwait(false);
+            await store.PutReplicaMetaAsync(clusterKey, clusterValue, 0).ConfigureAwait(ResumeOnScheduler);
             foreach (var member in initial)
             {
                 var (key, value) = _registry.Put(member);
-                await store.PutReplicaMetaAsync(key, value, 0).ConfigureAwait(false);
+                await store.PutReplicaMetaAsync(key, value, 0).ConfigureAwait(ResumeOnScheduler);
             }
 
-            await store.SyncAsync(cancellationToken).ConfigureAwait(false);
+            await store.SyncAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         }
 
         if (_options.ClusterId != 0 && _registry.ClusterId != 0 && _registry.ClusterId != _options.ClusterId)
@@ -224,7 +224,7 @@ public sealed partial class ReplicatedStore
     {
         try
         {
-            await tcp.RemovePeer(id).ConfigureAwait(false);
+            await tcp.RemovePeer(id).ConfigureAwait(ResumeOnScheduler);
         }
         catch (Exception e) when (e is ObjectDisposedException or IOException or OperationCanceledException)
         {

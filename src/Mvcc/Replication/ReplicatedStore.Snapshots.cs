@@ -28,7 +28,7 @@ public sealed partial class ReplicatedStore
     internal async ValueTask RestoreSnapshotCoreAsync(ulong index, Stream data, CancellationToken cancellationToken)
     {
         var store = Mvcc;
-        await store.RestoreImageAsync(data, index, cancellationToken).ConfigureAwait(false);
+        await store.RestoreImageAsync(data, index, cancellationToken).ConfigureAwait(ResumeOnScheduler);
         _registry.Load(store.ReadReplicaMeta());
         SetAllPeerAddresses();
         Interlocked.Increment(ref _snapshotsRestored);

@@ -60,7 +60,14 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         _transport = transport;
         _logger = logger;
         mvcc.HeaderFactory = NewHeader;
+        _lastSyncTimestamp = Clock.GetTimestamp();
     }
+
+    /// <summary>
+    /// Deterministic mode (<see cref="ReplicatedStoreOptions.Scheduler"/> set): this member's own
+    /// awaits resume on the scheduler; otherwise they do not come back to the caller's context.
+    /// </summary>
+    internal bool ResumeOnScheduler => _options.Scheduler is not null;
 
     /// <summary>This member's id.</summary>
     public ulong MemberId => _options.MemberId;
@@ -126,6 +133,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(transport);
         options.Validate();
+        bool resumeOnScheduler = options.Scheduler is not null;
         var fileSystem = options.FileSystem ?? PhysicalFileSystem.Instance;
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger<ReplicatedStore>();
@@ -135,13 +143,25 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
             Leases = options.Store.Leases with { RevokeExpired = false, TimeProvider = options.TimeProvider ?? options.Store.Leases.TimeProvider },
             Logger = options.Store.Logger ?? loggers.CreateLogger<MvccStore>(),
         };
+        if (options.Scheduler is { } scheduler)
+        {
+            // Deterministic mode: the store's writer, timers and awaits on the same scheduler and clock as the node.
+            var clock = options.TimeProvider ?? options.Raft.TimeProvider ?? TimeProvider.System;
+            storeOptions = storeOptions with
+            {
+                Scheduler = scheduler,
+                TimeProvider = clock,
+                Watch = storeOptions.Watch with { TimeProvider = clock },
+            };
+        }
+
         string storeDirectory = Path.Combine(options.DataDirectory, "mvcc");
         var mvcc = MvccStore.Open(fileSystem, storeDirectory, storeOptions);
         ReplicatedStore? store = null;
         try
         {
             store = new ReplicatedStore(options, fileSystem, storeOptions, storeDirectory, mvcc, transport, logger);
-            await store.LoadRegistryAsync(cancellationToken).ConfigureAwait(false);
+            await store.LoadRegistryAsync(cancellationToken).ConfigureAwait(resumeOnScheduler);
             store.SetAllPeerAddresses();
             var raftOptions = options.Raft with
             {
@@ -150,9 +170,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
                 InitialVoters = options.InitialMembers?.Select(m => m.Id).ToArray(),
                 FileSystem = fileSystem,
                 TimeProvider = options.TimeProvider ?? options.Raft.TimeProvider,
+                Scheduler = options.Scheduler ?? options.Raft.Scheduler,
                 Logger = options.Raft.Logger ?? loggers.CreateLogger("EmbeddedRaft.Consensus.RaftNode"),
             };
-            store._node = await RaftNode<object?>.StartAsync(raftOptions, new ReplicatedStateMachine(store), transport, cancellationToken).ConfigureAwait(false);
+            store._node = await RaftNode<object?>.StartAsync(raftOptions, new ReplicatedStateMachine(store), transport, cancellationToken).ConfigureAwait(resumeOnScheduler);
             Volatile.Write(ref store._raftTerm, store._node.Status.Raft.HardState.Term);
             store.StartBackground();
             ReplicatedStoreLog.Started(logger, options.MemberId, store.ClusterId, store._node.Status.AppliedIndex, store.Mvcc.Revision, store._registry.Members.Count);
@@ -162,10 +183,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         {
             if (store?._node is { } node)
             {
-                await node.DisposeAsync().ConfigureAwait(false);
+                await node.DisposeAsync().ConfigureAwait(resumeOnScheduler);
             }
 
-            await (store?.Mvcc ?? mvcc).DisposeAsync().ConfigureAwait(false);
+            await (store?.Mvcc ?? mvcc).DisposeAsync().ConfigureAwait(resumeOnScheduler);
             throw;
         }
     }
@@ -184,7 +205,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckPut(request);
         CheckWritable(RequestSize.OfPut(request));
-        var response = Unwrap<PutResponse>(await Node.ProposeAsync(CommandCodec.EncodePut(request), cancellationToken).ConfigureAwait(false));
+        var response = Unwrap<PutResponse>(await Node.ProposeAsync(CommandCodec.EncodePut(request), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new PutResponse { Header = Stamp(response.Header), PrevKv = response.PrevKv };
     }
 
@@ -200,7 +221,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckDeleteRange(request);
         CheckWritable(RequestSize.OfDeleteRange(request));
-        var response = Unwrap<DeleteRangeResponse>(await Node.ProposeAsync(CommandCodec.EncodeDeleteRange(request), cancellationToken).ConfigureAwait(false));
+        var response = Unwrap<DeleteRangeResponse>(await Node.ProposeAsync(CommandCodec.EncodeDeleteRange(request), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new DeleteRangeResponse { Header = Stamp(response.Header), Deleted = response.Deleted, PrevKvs = response.PrevKvs };
     }
 
@@ -221,7 +242,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckTxn(request, _storeOptions.MaxTxnOps);
         CheckWritable(RequestSize.OfTxn(request));
-        var response = Unwrap<TxnResponse>(await Node.ProposeAsync(CommandCodec.EncodeTxn(request), cancellationToken).ConfigureAwait(false));
+        var response = Unwrap<TxnResponse>(await Node.ProposeAsync(CommandCodec.EncodeTxn(request), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new TxnResponse { Header = Stamp(response.Header), Succeeded = response.Succeeded, Responses = response.Responses };
     }
 
@@ -247,7 +268,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         {
             if (!TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
             {
-                await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+                await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
             }
         }
         else if (consistency != ReadConsistency.Serializable)
@@ -274,12 +295,12 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     public async ValueTask<CompactResponse> CompactAsync(long revision, bool physical = false, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(revision);
-        var result = await Node.ProposeAsync(CommandCodec.EncodeCompact(revision, physical), cancellationToken).ConfigureAwait(false);
+        var result = await Node.ProposeAsync(CommandCodec.EncodeCompact(revision, physical), cancellationToken).ConfigureAwait(ResumeOnScheduler);
         var pending = Unwrap<PendingCompaction>(result);
-        var response = await pending.Response.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var response = await pending.Response.WaitAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         if (physical)
         {
-            await Mvcc.WaitForCompactionsAsync(cancellationToken).ConfigureAwait(false);
+            await Mvcc.WaitForCompactionsAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
         }
 
         return new CompactResponse { Header = Stamp(response.Header) };
@@ -333,10 +354,18 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
 
         try
         {
-            await _stopping.CancelAsync().ConfigureAwait(false);
+            if (ResumeOnScheduler)
+            {
+                // Deterministic mode: CancelAsync runs the callbacks on the thread pool; here they run now, on the scheduler's thread.
+                _stopping.Cancel();
+            }
+            else
+            {
+                await _stopping.CancelAsync().ConfigureAwait(false);
+            }
             if (_node is not null)
             {
-                await _node.DisposeAsync().ConfigureAwait(false);
+                await _node.DisposeAsync().ConfigureAwait(ResumeOnScheduler);
             }
 
             Task[] background;
@@ -349,7 +378,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
             {
                 try
                 {
-                    await task.ConfigureAwait(false);
+                    await task.ConfigureAwait(ResumeOnScheduler);
                 }
                 catch (Exception)
                 {
@@ -360,7 +389,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         finally
         {
             // Always closed, even when stopping the node failed: its writer thread and file must not outlive the member.
-            await Mvcc.DisposeAsync().ConfigureAwait(false);
+            await Mvcc.DisposeAsync().ConfigureAwait(ResumeOnScheduler);
             _stopping.Dispose();
         }
     }
@@ -428,7 +457,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <summary>Runs <paramref name="work"/> until the store stops; it is awaited by <see cref="DisposeAsync"/>.</summary>
     internal void RunInBackground(Func<Task> work)
     {
-        var task = Task.Run(work);
+        // Deterministic mode: on the scheduler, as everything else (Task.Run would be the thread pool).
+        var task = _options.Scheduler is { } scheduler
+            ? Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.DenyChildAttach, scheduler).Unwrap()
+            : Task.Run(work);
         lock (_background)
         {
             _background.RemoveAll(t => t.IsCompleted);
@@ -441,7 +473,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     {
         try
         {
-            await foreach (var change in Node.LeaderChanges(_stopping.Token).ConfigureAwait(false))
+            await foreach (var change in Node.LeaderChanges(_stopping.Token).ConfigureAwait(ResumeOnScheduler))
             {
                 Volatile.Write(ref _raftTerm, Math.Max(Volatile.Read(ref _raftTerm), change.Term));
                 OnLeaderChange(change);

@@ -154,6 +154,21 @@ public sealed record ReplicatedStoreOptions
     /// <summary>The clock of the Raft node (ticks, timeouts); null means <see cref="System.TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
+    /// <summary>
+    /// Deterministic mode (the whole-cluster simulator, issue 18): the single-threaded scheduler the
+    /// member runs on. Null (the default) is the normal mode (thread pool, a writer thread). When
+    /// set, the store passes it to its Raft node (<see cref="RaftNodeOptions.Scheduler"/>) and to its
+    /// <see cref="MvccStore"/> (<see cref="MvccStoreOptions.Scheduler"/>, with <see cref="TimeProvider"/>
+    /// as the store's batch and watch-progress clock), starts its background work (term tracking,
+    /// lease expiry, hash check) on it, and resumes every await of its own on it: the member then
+    /// starts no thread and uses no thread-pool work. For a run that the seed alone decides, also set
+    /// <see cref="TimeProvider"/> to a manual clock (FakeTimeProvider), <see cref="FileSystem"/> to a
+    /// simulated disk, <c>Raft.Log.Wal.Threading</c> to <c>WalThreading.CallerThread</c>,
+    /// <c>Raft.Raft.RandomSeed</c>, a transport that delivers on the same clock (InProcessNetwork with
+    /// that TimeProvider and a seed), and call the member's API only from tasks on the scheduler.
+    /// </summary>
+    internal TaskScheduler? Scheduler { get; init; }
+
     /// <summary>Where the store, its Raft node and its B+tree log; null means no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

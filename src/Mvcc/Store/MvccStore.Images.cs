@@ -23,8 +23,21 @@ public sealed partial class MvccStore
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     internal MvccStoreImage CaptureImage()
     {
-        var checkpoint = Submit<object?>(new WriteOp(WriteOpKind.Checkpoint, null, 0), CancellationToken.None).AsTask().GetAwaiter().GetResult();
-        return new MvccStoreImage((Checkpoint)checkpoint!);
+        var pending = Submit<object?>(new WriteOp(WriteOpKind.Checkpoint, null, 0), CancellationToken.None);
+        if (ResumeOnScheduler)
+        {
+            // Deterministic mode: this thread is the scheduler's, so the writer's pump cannot run
+            // while this waits; the writer's steps run here instead (the checkpoint completes in them).
+            _writer.RunQueuedInline();
+            if (!pending.IsCompleted)
+            {
+                throw new InvariantViolationException("MVCC store: the checkpoint for a snapshot image did not complete when the writer ran it inline.");
+            }
+        }
+
+        var checkpoint = pending.AsTask().GetAwaiter().GetResult();
+        OnImageOpened();
+        return new MvccStoreImage((Checkpoint)checkpoint!, OnImageClosed, ResumeOnScheduler);
     }
 
     /// <summary>
@@ -53,10 +66,19 @@ public sealed partial class MvccStore
         ArgumentNullException.ThrowIfNull(image);
         ThrowIfDisposed();
         _state.ThrowIfFailed();
+        if (ResumeOnScheduler)
+        {
+            // Deterministic mode: the swap's WaitForNoReaders blocks the thread, and on the
+            // scheduler's one thread an image still being written out (this store's own snapshot,
+            // suspended in an await) could then never end. Wait for those here, asynchronously.
+            // Images are captured on the same apply pipeline that restores, so none begins meanwhile.
+            await WhenNoImagesOpenAsync().ConfigureAwait(true);
+        }
+
         string incoming = _state.Path + IncomingSuffix;
         DeleteRestoreLeftovers(_fileSystem, _state.Path);
         var btreeOptions = BTreeOptionsOf(_state.Options);
-        await BTreeDatabase.RestoreImageAsync(_fileSystem, incoming, image, btreeOptions, cancellationToken).ConfigureAwait(false);
+        await BTreeDatabase.RestoreImageAsync(_fileSystem, incoming, image, btreeOptions, cancellationToken).ConfigureAwait(ResumeOnScheduler);
 
         PreparedRestore prepared;
         try
@@ -79,7 +101,7 @@ public sealed partial class MvccStore
         }
 
         DeleteIfExists(_fileSystem, incoming + ".lock");
-        await Submit<object?>(new WriteOp(WriteOpKind.Restore, prepared, 0), cancellationToken).ConfigureAwait(false);
+        await Submit<object?>(new WriteOp(WriteOpKind.Restore, prepared, 0), cancellationToken).ConfigureAwait(ResumeOnScheduler);
     }
 
     /// <summary>
@@ -90,7 +112,7 @@ public sealed partial class MvccStore
     /// </summary>
     internal async ValueTask<long> CorruptStoredValueForTestsAsync(long revision)
     {
-        await SyncAsync().ConfigureAwait(false);
+        await SyncAsync().ConfigureAwait(ResumeOnScheduler);
         using var tx = _state.Database.BeginWrite();
         var keys = tx.OpenBucket(MetaKeys.KeyBucket)!;
         var cursor = keys.CreateCursor();
@@ -105,6 +127,60 @@ public sealed partial class MvccStore
         keys.Put(key, value);
         tx.Commit(CommitDurability.Synced);
         return hit.Main;
+    }
+
+    // Images open (captured, not yet disposed): counted in deterministic mode only, see RestoreImageAsync.
+    private readonly Lock _imagesGate = new();
+    private int _imagesOpen;
+    private TaskCompletionSource? _imagesClosed;
+
+    private void OnImageOpened()
+    {
+        if (ResumeOnScheduler)
+        {
+            lock (_imagesGate)
+            {
+                _imagesOpen++;
+            }
+        }
+    }
+
+    private void OnImageClosed()
+    {
+        if (!ResumeOnScheduler)
+        {
+            return;
+        }
+
+        TaskCompletionSource? closed = null;
+        lock (_imagesGate)
+        {
+            if (--_imagesOpen < 0)
+            {
+                throw new InvariantViolationException("MVCC store: more snapshot images closed than were opened.");
+            }
+
+            if (_imagesOpen == 0)
+            {
+                (closed, _imagesClosed) = (_imagesClosed, null);
+            }
+        }
+
+        closed?.SetResult();
+    }
+
+    private Task WhenNoImagesOpenAsync()
+    {
+        lock (_imagesGate)
+        {
+            if (_imagesOpen == 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            _imagesClosed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _imagesClosed.Task;
+        }
     }
 
     /// <summary>Removes what an interrupted restore left beside <paramref name="path"/> (it never replaced the store).</summary>

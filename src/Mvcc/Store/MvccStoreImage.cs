@@ -16,11 +16,18 @@ namespace EmbeddedRaft.Mvcc.Store;
 internal sealed class MvccStoreImage : IStateMachineSnapshot
 {
     private readonly Checkpoint _checkpoint;
+    private readonly Action? _closed;
+    private readonly bool _resumeOnScheduler;
     private int _disposed;
 
-    public MvccStoreImage(Checkpoint checkpoint)
+    /// <param name="checkpoint">The read transaction and positions.</param>
+    /// <param name="closed">Called once when the image is disposed (the store counts open images in deterministic mode).</param>
+    /// <param name="resumeOnScheduler">Deterministic mode: awaits resume on the caller's scheduler.</param>
+    public MvccStoreImage(Checkpoint checkpoint, Action? closed = null, bool resumeOnScheduler = false)
     {
         _checkpoint = checkpoint;
+        _closed = closed;
+        _resumeOnScheduler = resumeOnScheduler;
     }
 
     /// <summary>The consistent index the image is as of (<see cref="MvccStore.ConsistentIndex"/> when captured).</summary>
@@ -37,7 +44,7 @@ internal sealed class MvccStoreImage : IStateMachineSnapshot
     public async ValueTask WriteToAsync(Stream destination, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        await _checkpoint.Snapshot.WriteImageAsync(destination, cancellationToken).ConfigureAwait(false);
+        await _checkpoint.Snapshot.WriteImageAsync(destination, cancellationToken).ConfigureAwait(_resumeOnScheduler);
     }
 
     /// <summary>Ends the read transaction (once).</summary>
@@ -46,6 +53,7 @@ internal sealed class MvccStoreImage : IStateMachineSnapshot
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _checkpoint.Snapshot.Dispose();
+            _closed?.Invoke();
         }
 
         return ValueTask.CompletedTask;

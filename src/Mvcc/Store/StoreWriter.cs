@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Mvcc.Watch;
 using EmbeddedRaft.Storage;
@@ -8,11 +7,21 @@ using EmbeddedRaft.Storage.BTree;
 namespace EmbeddedRaft.Mvcc.Store;
 
 /// <summary>
-/// The store's one writer: a dedicated thread that takes queued write requests in order, applies
+/// The store's one writer: a dedicated thread (or, in deterministic mode, a pump task on
+/// <see cref="MvccStoreOptions.Scheduler"/>) that takes queued write requests in order, applies
 /// each as a <see cref="WriteTransaction"/> inside the current batch (one B+tree write transaction),
 /// commits batches by count and time, and runs compactions in steps between batches.
 /// </summary>
 /// <remarks>
+/// <para>Two modes, one set of steps (<see cref="Process"/>). Thread mode (no scheduler): the thread
+/// blocks for requests and times the no-sync batch itself. Scheduled mode: no thread; a request
+/// queues a pump task on the scheduler when none is queued; the pump applies every queued request,
+/// then does the idle work the thread would (commit a due batch, or one compaction step, after which
+/// it queues itself again so other work interleaves), and arms a <see cref="MvccStoreOptions.TimeProvider"/>
+/// timer for a batch that is not yet due, whose callback only queues the pump. Completions then run
+/// their callers' continuations without a thread-pool hop (see <see cref="WriteOp.ContinueInline"/>):
+/// an awaiter on the scheduler is queued to it, so nothing leaves the scheduler's thread.
+/// Invariant (scheduled mode): at most one pump runs at a time, and never re-entrantly.</para>
 /// <para>Batching (etcd's backend batch): in <see cref="MvccDurability.Synced"/> mode a batch is
 /// committed (synced) as soon as no further write is queued or it holds
 /// <see cref="MvccStoreOptions.BatchLimit"/> writes, and only then are its writers answered: group
@@ -36,9 +45,18 @@ internal sealed class StoreWriter
     private Queue<WriteOp> _queue = new();
     private Queue<WriteOp> _taken = new();
     private bool _writerWaiting;
+
+    // Scheduled mode: the scheduler, the batch clock, whether a pump task is queued (under
+    // _queueGate), whether one is running (scheduler thread only), the batch-interval timer.
+    private readonly TaskScheduler? _scheduler;
+    private readonly TimeProvider _clock;
+    private bool _pumpQueued;
+    private bool _pumping;
+    private bool _stopped;
+    private ITimer? _batchTimer;
     private readonly Queue<CompactionJob> _compactions = new();
     private readonly List<WriteOp> _awaitingCommit = [];
-    private readonly Thread _thread;
+    private readonly Thread? _thread;
     private readonly bool _synced;
     private bool _stopRequested;
 
@@ -62,8 +80,22 @@ internal sealed class StoreWriter
             _compactions.Enqueue(job);
         }
 
-        _thread = new Thread(Run) { IsBackground = true, Name = "MvccStore writer" };
-        _thread.Start();
+        _scheduler = state.Options.Scheduler;
+        if (_scheduler is null)
+        {
+            _clock = TimeProvider.System; // the same timestamps as Stopwatch
+            _thread = new Thread(Run) { IsBackground = true, Name = "MvccStore writer" };
+            _thread.Start();
+        }
+        else
+        {
+            _clock = state.Options.TimeProvider ?? TimeProvider.System;
+            if (_compactions.Count > 0)
+            {
+                // A compaction a crash interrupted resumes as the thread would: when idle.
+                SchedulePump();
+            }
+        }
     }
 
     /// <summary>Queues <paramref name="op"/>; it completes as described in the class remarks.</summary>
@@ -80,11 +112,26 @@ internal sealed class StoreWriter
             }
 
             _queue.Enqueue(op);
-            if (_writerWaiting)
+            if (_scheduler is null)
             {
-                Monitor.Pulse(_queueGate);
+                if (_writerWaiting)
+                {
+                    Monitor.Pulse(_queueGate);
+                }
+
+                return;
             }
+
+            op.ContinueInline();
+            if (_pumpQueued)
+            {
+                return;
+            }
+
+            _pumpQueued = true;
         }
+
+        StartPump();
     }
 
     /// <summary>Stops the thread after it has committed what it applied; waits for it.</summary>
@@ -102,7 +149,171 @@ internal sealed class StoreWriter
             Enqueue(stop);
         }
 
-        _thread.Join();
+        if (_thread is not null)
+        {
+            _thread.Join();
+            return;
+        }
+
+        // Scheduled mode: the caller is on the scheduler's thread, so nothing else runs the pump
+        // meanwhile; waiting for a queued pump task would wait for this very thread.
+        RunQueuedInline();
+        _batchTimer?.Dispose();
+    }
+
+    /// <summary>
+    /// Scheduled mode: applies every queued request now, on the calling thread (the scheduler's),
+    /// for the blocking calls (stop, checkpoint for a snapshot image) that cannot wait for the pump task.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">Called from inside the pump (a continuation ran inline on the writer).</exception>
+    public void RunQueuedInline()
+    {
+        if (_scheduler is null)
+        {
+            throw new InvariantViolationException("MVCC writer: RunQueuedInline is for scheduled mode only.");
+        }
+
+        if (_pumping)
+        {
+            throw new InvariantViolationException("MVCC writer: the writer was entered re-entrantly (a continuation that should have been queued to the scheduler ran inside the writer).");
+        }
+
+        _pumping = true;
+        try
+        {
+            ProcessQueued();
+        }
+        finally
+        {
+            _pumping = false;
+        }
+    }
+
+    private void SchedulePump()
+    {
+        lock (_queueGate)
+        {
+            if (_pumpQueued)
+            {
+                return;
+            }
+
+            _pumpQueued = true;
+        }
+
+        StartPump();
+    }
+
+    private void StartPump() =>
+        _ = Task.Factory.StartNew(static writer => ((StoreWriter)writer!).Pump(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _scheduler!);
+
+    /// <summary>Scheduled mode: one pump task (see the class remarks).</summary>
+    private void Pump()
+    {
+        lock (_queueGate)
+        {
+            _pumpQueued = false;
+        }
+
+        if (_pumping)
+        {
+            throw new InvariantViolationException("MVCC writer: a pump task ran while another pump ran (the scheduler is not single-threaded?).");
+        }
+
+        _pumping = true;
+        try
+        {
+            ProcessQueued();
+            if (_stopped)
+            {
+                return;
+            }
+
+            try
+            {
+                DoIdleWork();
+            }
+            catch (Exception e)
+            {
+                Fault(e);
+            }
+        }
+        finally
+        {
+            _pumping = false;
+        }
+    }
+
+    /// <summary>Scheduled mode: handles every queued request (the pump's and the inline runs' common part).</summary>
+    private void ProcessQueued()
+    {
+        while (!_stopped && TakeQueued() is { } op)
+        {
+            try
+            {
+                if (!Process(op))
+                {
+                    _stopped = true;
+                }
+            }
+            catch (Exception e)
+            {
+                // As the thread's loop: whatever escaped faults the store.
+                Fault(e);
+            }
+        }
+    }
+
+    /// <summary>Scheduled mode, nothing queued: commit a due batch (or arm its timer), else one compaction step.</summary>
+    private void DoIdleWork()
+    {
+        if (_batch is not null)
+        {
+            var remaining = _state.Options.BatchInterval - _clock.GetElapsedTime(_batchStartedTimestamp);
+            if (_synced || remaining <= TimeSpan.Zero)
+            {
+                CommitBatch(CommitDurabilityFor(forceSync: false));
+            }
+            else
+            {
+                // The callback only queues the pump: writer work never runs inside a timer callback.
+                _batchTimer ??= _clock.CreateTimer(static writer => ((StoreWriter)writer!).SchedulePump(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _batchTimer.Change(remaining, Timeout.InfiniteTimeSpan);
+                return;
+            }
+        }
+
+        if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+        {
+            CompactionStep();
+
+            // One step per pump: queued requests and other tasks go in between, as writes do between the thread's steps.
+            if (_compactions.Count > 0 && _state.Failure is null)
+            {
+                SchedulePump();
+            }
+        }
+    }
+
+    /// <summary>Scheduled mode: the next queued request, or null when none is queued (never waits).</summary>
+    private WriteOp? TakeQueued()
+    {
+        if (_taken.Count > 0)
+        {
+            return _taken.Dequeue();
+        }
+
+        lock (_queueGate)
+        {
+            if (_queue.Count == 0)
+            {
+                return null;
+            }
+
+            (_queue, _taken) = (_taken, _queue);
+        }
+
+        return _taken.Dequeue();
     }
 
     private void Run()
@@ -124,7 +335,7 @@ internal sealed class StoreWriter
         }
     }
 
-    /// <summary>Takes and handles one request (or does due batch or compaction work); false after the stop request.</summary>
+    /// <summary>Thread mode: takes and handles one request (or does due batch or compaction work); false after the stop request.</summary>
     private bool RunOnce()
     {
         var op = Take();
@@ -143,6 +354,12 @@ internal sealed class StoreWriter
             return true;
         }
 
+        return Process(op);
+    }
+
+    /// <summary>Handles one taken request, then commits the batch when full (or, synced, when nothing more is queued) and does one compaction step between batches; false for the stop request.</summary>
+    private bool Process(WriteOp op)
+    {
         if (op.Kind == WriteOpKind.Stop)
         {
             if (_batch is not null)
@@ -194,7 +411,7 @@ internal sealed class StoreWriter
                         return null;
                     }
 
-                    var remaining = _state.Options.BatchInterval - Stopwatch.GetElapsedTime(_batchStartedTimestamp);
+                    var remaining = _state.Options.BatchInterval - _clock.GetElapsedTime(_batchStartedTimestamp);
                     if (remaining <= TimeSpan.Zero)
                     {
                         return null;
@@ -436,7 +653,7 @@ internal sealed class StoreWriter
         _batch = _state.Database.BeginWrite();
         _keys = _batch.OpenBucket(MetaKeys.KeyBucket) ?? throw new InvariantViolationException("MVCC writer: the key bucket is missing.");
         _batchWrites = 0;
-        _batchStartedTimestamp = Stopwatch.GetTimestamp();
+        _batchStartedTimestamp = _clock.GetTimestamp();
     }
 
     private void CommitBatch(CommitDurability durability)

@@ -83,6 +83,15 @@ internal sealed class WriteOp :
 
     public WriteOpKind Kind { get; private set; }
 
+    /// <summary>
+    /// Deterministic mode (the writer runs on <see cref="MvccStoreOptions.Scheduler"/>): completion
+    /// runs the continuation where the awaiter asked for it instead of on the thread pool — an
+    /// awaiter that captured the scheduler is queued to it, one that captured nothing (a
+    /// <c>AsTask()</c>) runs inline on the writer, which is the scheduler's thread. Set before the
+    /// op is queued; pooled ops keep it, and every store of a pool is in the same mode.
+    /// </summary>
+    public void ContinueInline() => _core.RunContinuationsAsynchronously = false;
+
     /// <summary>The request; the writer drops it once applied, so it does not outlive its batch.</summary>
     public object? Request { get; set; }
 

@@ -53,11 +53,11 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                     var woken = step.Waiter!.Task;
                     if (cancellationToken.CanBeCanceled)
                     {
-                        await woken.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        await woken.WaitAsync(cancellationToken).ConfigureAwait(store.ResumeOnScheduler);
                     }
                     else
                     {
-                        await woken.ConfigureAwait(false);
+                        await woken.ConfigureAwait(store.ResumeOnScheduler);
                     }
 
                     continue;

@@ -366,7 +366,10 @@ internal sealed class WatchHub
                     return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
                 }
 
-                var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                // Deterministic mode: continuations run where they ask to (an await on the scheduler
+                // is queued to it); asynchronous ones would take the thread pool for the consumer's
+                // WaitAsync(cancellationToken) and come back to the scheduler at a time it does not decide.
+                var waiter = new TaskCompletionSource<bool>(_state.Options.Scheduler is null ? TaskCreationOptions.RunContinuationsAsynchronously : TaskCreationOptions.None);
                 watcher.Waiter = waiter;
                 return TakeResult.Wait(waiter);
             }
@@ -441,7 +444,10 @@ internal sealed class WatchHub
 
     private void StartProgressTimer()
     {
-        var timer = _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).ProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval);
+        // Deterministic mode: the tick runs as a task on the scheduler, not inside the clock's callback.
+        var timer = _state.Options.Scheduler is null
+            ? _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).ProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval)
+            : _options.TimeProvider.CreateTimer(static hub => ((WatchHub)hub!).PostProgressTick(), this, _options.ProgressInterval, _options.ProgressInterval);
         lock (_gate)
         {
             if (_progressTimer is null && _closedReason is null)
@@ -453,6 +459,9 @@ internal sealed class WatchHub
 
         timer.Dispose();
     }
+
+    private void PostProgressTick() =>
+        Task.Factory.StartNew(static hub => ((WatchHub)hub!).ProgressTick(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _state.Options.Scheduler!);
 
     /// <summary>A progress interval passed: each progress-notify watch that delivered nothing since the last tick gets a progress notification.</summary>
     private void ProgressTick()

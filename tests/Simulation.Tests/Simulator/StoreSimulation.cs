@@ -292,6 +292,7 @@ internal sealed class StoreSimulation : IDisposable
         InitialMembers = initial,
         FileSystem = member.Disk,
         TimeProvider = Time,
+        Scheduler = Scheduler,
         Raft = new RaftNodeOptions
         {
             TickInterval = member.TickInterval,
