@@ -129,8 +129,8 @@ public sealed partial class RaftNode<TResult>
 
         if (TestOnlyBrokenRules.AcknowledgeBeforeFsync)
         {
-            // Broken on purpose (simulator tests only): acknowledgements before the fsync.
-            SendFromSyncPipeline(rd.MessagesAfterPersist);
+            // Broken on purpose (simulator tests only): a follower acknowledges appends before its fsync.
+            SendFromSyncPipeline(EarlyAcknowledgements(rd.MessagesAfterPersist, early: true));
         }
 
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -190,10 +190,7 @@ public sealed partial class RaftNode<TResult>
                 if (failure is null)
                 {
                     // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
-                    if (!TestOnlyBrokenRules.AcknowledgeBeforeFsync)
-                    {
-                        SendFromSyncPipeline(item.Ready.MessagesAfterPersist);
-                    }
+                    SendFromSyncPipeline(TestOnlyBrokenRules.AcknowledgeBeforeFsync ? EarlyAcknowledgements(item.Ready.MessagesAfterPersist, early: false) : item.Ready.MessagesAfterPersist);
 
                     item.Durable.TrySetResult();
                 }
@@ -207,6 +204,10 @@ public sealed partial class RaftNode<TResult>
             }
         }
     }
+
+    /// <summary>TestOnlyBrokenRules.AcknowledgeBeforeFsync: the append acknowledgements to other nodes (sent early), or everything else (sent after the fsync).</summary>
+    private List<Message> EarlyAcknowledgements(IReadOnlyList<Message> messages, bool early) =>
+        messages.Where(m => (m.Type == MessageType.AppendResponse && m.To != Id) == early).ToList();
 
     private void SendFromSyncPipeline(IReadOnlyList<Message> messages)
     {

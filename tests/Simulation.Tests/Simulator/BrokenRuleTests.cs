@@ -50,6 +50,7 @@ public sealed class BrokenRuleTests
         {
             for (int seed = firstSeed; seed < firstSeed + MaxSeeds && found is null; seed++)
             {
+                TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: seed {seed}");
                 var result = SimulationRun.Run(Options(seed, profile));
                 if (!result.Passed)
                 {

@@ -37,14 +37,50 @@ internal static class SimulationRun
         var history = new ClientHistory();
         var violations = new List<string>();
         using var sim = new StoreSimulation(options);
-        sim.Start();
         var clients = new SimulatedClients(sim, history);
         var nemesis = new Nemesis(sim, new Random(sim.NextSeed()));
         using var stop = new CancellationTokenSource();
         using var stopWatchers = new CancellationTokenSource();
-        var tasks = clients.StartAll(stop.Token, stopWatchers.Token);
-        var nemesisTask = sim.Scheduler.Run(() => nemesis.RunAsync(stop.Token));
+        long finalRevision = 0;
+        try
+        {
+            sim.Start();
+            var tasks = clients.StartAll(stop.Token, stopWatchers.Token);
+            var nemesisTask = sim.Scheduler.Run(() => nemesis.RunAsync(stop.Token));
+            finalRevision = RunPhases(sim, options, clients, nemesis, tasks, nemesisTask, stop, stopWatchers);
+        }
+        catch (SimulationAbortedException)
+        {
+            // The violation is recorded; check what was observed up to here.
+        }
 
+        TimeSpan? violationAt = sim.FirstViolationAt;
+        if (violationAt is null)
+        {
+            CheckObservations(history, finalRevision, violations, ref violationAt);
+        }
+
+        var all = sim.Violations.Concat(violations).ToList();
+        return new SimulationResult(
+            options.Seed,
+            sim.Trace.Hash,
+            sim.Trace.Count,
+            all,
+            sim.Trace.Tail(50, all.Count > 0 ? violationAt : null),
+            nemesis.Log,
+            sim.InitialMembers.Count,
+            history.Completed,
+            history.Indeterminate,
+            history.WatchStreams.Sum(s => s.Count),
+            sim.Raft.HighestCommittedIndex,
+            sim.Now,
+            wall.Elapsed,
+            options.KeepTrace ? sim.Trace.All.ToList() : []);
+    }
+
+    /// <summary>The fault phase, then heal, progress and convergence; returns the revision every member converged to (0 if they did not).</summary>
+    private static long RunPhases(StoreSimulation sim, SimulationOptions options, SimulatedClients clients, Nemesis nemesis, List<Task> tasks, Task nemesisTask, CancellationTokenSource stop, CancellationTokenSource stopWatchers)
+    {
         // Safety phase: faults while the clients run.
         sim.RunFor(options.FaultPhase);
         stop.Cancel();
@@ -66,13 +102,18 @@ internal static class SimulationRun
         stopWatchers.Cancel();
         sim.RunUntilDone(Task.WhenAll(tasks), "the clients' and watchers' last calls", TimeSpan.FromSeconds(10));
 
+        return finalRevision;
+    }
+
+    /// <summary>The checks on what the clients and watchers observed: watches, serializable reads, leases, linearizability.</summary>
+    private static void CheckObservations(ClientHistory history, long finalRevision, List<string> violations, ref TimeSpan? violationAt)
+    {
         var reference = ObservationChecks.BuildReference(history, violations);
         ObservationChecks.CheckSerializableReads(history, reference, violations);
         ObservationChecks.CheckLeases(history, reference, history.RevokesInvoked, violations);
         var operations = ObservationChecks.ResolveIndeterminate(history.Operations, reference, finalRevision)
             .Concat(ObservationChecks.LeaseDeletes(history, reference)).OrderBy(o => o.InvokeTicks).ToList();
         var linearizability = LinearizabilityChecker.Check(EtcdKvModel.Instance, operations, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(30) });
-        TimeSpan? violationAt = sim.FirstViolationAt;
         switch (linearizability.Verdict)
         {
             case LinearizabilityVerdict.NotLinearizable:
@@ -87,23 +128,6 @@ internal static class SimulationRun
                 violations.Add("linearizability undecided within the checker's bounds: " + linearizability.Explanation);
                 break;
         }
-
-        var all = sim.Violations.Concat(violations).ToList();
-        return new SimulationResult(
-            options.Seed,
-            sim.Trace.Hash,
-            sim.Trace.Count,
-            all,
-            sim.Trace.Tail(50, all.Count > 0 ? violationAt : null),
-            nemesis.Log,
-            sim.InitialMembers.Count,
-            history.Completed,
-            history.Indeterminate,
-            history.WatchStreams.Sum(s => s.Count),
-            sim.Raft.HighestCommittedIndex,
-            sim.Now,
-            wall.Elapsed,
-            options.KeepTrace ? sim.Trace.All.ToList() : []);
     }
 
     /// <summary>After healing, every member of the final configuration reaches the same revision with the same hash; returns that revision (0 if none).</summary>

@@ -202,7 +202,7 @@ internal sealed class StoreSimulation : IDisposable
     /// <summary>Runs one step: the scheduler until idle, the members' status, then the clock.</summary>
     public void Step()
     {
-        Scheduler.RunUntilIdle();
+        RunScheduler();
         ObserveMembers();
         Time.Advance(StepInterval);
         Steps++;
@@ -214,7 +214,7 @@ internal sealed class StoreSimulation : IDisposable
         var deadline = Now + limit;
         while (true)
         {
-            Scheduler.RunUntilIdle();
+            RunScheduler();
             ObserveMembers();
             if (condition())
             {
@@ -260,11 +260,38 @@ internal sealed class StoreSimulation : IDisposable
             var store = member.Store!;
             member.Store = null;
             var disposal = Scheduler.Run(() => DisposeQuietlyAsync(store));
-            RunUntil(() => disposal.IsCompleted, TimeSpan.FromSeconds(10));
+            try
+            {
+                RunUntil(() => disposal.IsCompleted, TimeSpan.FromSeconds(10));
+            }
+            catch (SimulationAbortedException)
+            {
+                // A livelocked run cannot stop its members cleanly; they are garbage once the simulation is.
+                break;
+            }
         }
 
         Network.Dispose();
     }
+
+    /// <summary>
+    /// Runs the scheduler until idle, bounded: work that keeps queueing work without the clock
+    /// moving is a livelock, reported as a violation, and the run is abandoned (<see cref="SimulationAbortedException"/>).
+    /// </summary>
+    private void RunScheduler()
+    {
+        try
+        {
+            Scheduler.RunUntilIdle(MaxTasksPerStep);
+        }
+        catch (InvalidOperationException e) when (e.Message.Contains("livelock", StringComparison.Ordinal))
+        {
+            AddViolation($"livelock: more than {MaxTasksPerStep} tasks ran in one step without the scheduler going idle");
+            throw new SimulationAbortedException("livelock", e);
+        }
+    }
+
+    private const int MaxTasksPerStep = 200_000;
 
     private static async Task DisposeQuietlyAsync(ReplicatedStore store)
     {
