@@ -13,8 +13,9 @@ namespace EmbeddedRaft.Consensus;
 internal static class TestOnlyBrokenRules
 {
     /// <summary>
-    /// Raft Figure 2 broken: a node sends the acknowledgements (append responses, votes) of a Ready as
-    /// soon as it is written, before its fsync; a crash then loses entries a quorum was counted on.
+    /// Raft Figure 2 broken: a node sends its append acknowledgements and votes to other nodes as soon
+    /// as the Ready is written, before its fsync; a crash then loses entries a quorum was counted on,
+    /// or a vote it already cast.
     /// </summary>
     internal static bool AcknowledgeBeforeFsync;
 

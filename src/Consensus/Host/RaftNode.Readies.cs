@@ -129,7 +129,7 @@ public sealed partial class RaftNode<TResult>
 
         if (TestOnlyBrokenRules.AcknowledgeBeforeFsync)
         {
-            // Broken on purpose (simulator tests only): a follower acknowledges appends before its fsync.
+            // Broken on purpose (simulator tests only): a follower acknowledges appends and votes before its fsync.
             SendFromSyncPipeline(EarlyAcknowledgements(rd.MessagesAfterPersist, early: true));
         }
 
@@ -205,9 +205,9 @@ public sealed partial class RaftNode<TResult>
         }
     }
 
-    /// <summary>TestOnlyBrokenRules.AcknowledgeBeforeFsync: the append acknowledgements to other nodes (sent early), or everything else (sent after the fsync).</summary>
+    /// <summary>TestOnlyBrokenRules.AcknowledgeBeforeFsync: the append acknowledgements and votes to other nodes (sent early), or everything else (sent after the fsync).</summary>
     private List<Message> EarlyAcknowledgements(IReadOnlyList<Message> messages, bool early) =>
-        messages.Where(m => (m.Type == MessageType.AppendResponse && m.To != Id) == early).ToList();
+        messages.Where(m => (m.Type is MessageType.AppendResponse or MessageType.VoteResponse && m.To != Id) == early).ToList();
 
     private void SendFromSyncPipeline(IReadOnlyList<Message> messages)
     {

@@ -21,6 +21,8 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// </remarks>
 internal sealed class Nemesis(StoreSimulation sim, Random random)
 {
+    private readonly List<ulong> _pendingRemovals = [];
+
     public List<string> Log { get; } = [];
 
     public async Task RunAsync(CancellationToken stop)
@@ -53,6 +55,8 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         {
             await RestartAsync(member);
         }
+
+        await CompleteRemovalsAsync(attempts: 20);
     }
 
     private async Task ActOnceAsync()
@@ -108,7 +112,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         }
 
         Shuffle(ids);
-        ulong leader = sim.Running.Select(m => m.Store!.Status.LeaderId).FirstOrDefault(l => l != 0);
+        ulong leader = sim.Running.Select(m => m.TryStatus()?.LeaderId ?? 0).FirstOrDefault(l => l != 0);
         switch (random.Next(5))
         {
             case 0:
@@ -204,12 +208,35 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
 
         // Sometimes the leader, sometimes anyone; now and then a second member soon after.
         var victim = running[random.Next(running.Count)];
-        if (random.Next(3) == 0 && running.FirstOrDefault(m => m.Store!.Status.LeaderId == m.Id) is { } leader)
+        if (random.Next(3) == 0 && running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id) is { } leader)
         {
             victim = leader;
         }
 
-        Note($"crash {victim}");
+        if (random.Next(2) == 0)
+        {
+            // Mid-write: the disk dies after one of the member's next operations (between a write and
+            // its fsync, within a B+tree commit, ...), wherever the scheduler then is.
+            long crashAt = victim.Disk.OperationCount + random.Next(1, 40);
+            Note($"crash {victim} at its disk operation {crashAt}");
+            victim.DiskFailing = true;
+            victim.Disk.CrashAfterOperation = crashAt;
+            var deadline = sim.Now + TimeSpan.FromSeconds(1);
+            while (sim.Now < deadline && victim.State == MemberState.Running && !victim.Disk.IsCrashed)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5), sim.Time, CancellationToken.None);
+            }
+        }
+        else
+        {
+            Note($"crash {victim}");
+        }
+
+        if (victim.State != MemberState.Running)
+        {
+            return;
+        }
+
         await sim.CrashMemberAsync(victim, "nemesis");
         if (random.Next(4) == 0 && sim.Running.ToList() is { Count: > 0 } others)
         {
@@ -245,14 +272,14 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         // Fail-stop: it must stop on its own; then it is restarted on a healed disk (what it had
         // not synced is gone, as after a process exit).
         var deadline = sim.Now + TimeSpan.FromSeconds(2);
-        while (sim.Now < deadline && victim.State == MemberState.Running && victim.Store?.Status.StoppedCause is null)
+        while (sim.Now < deadline && victim.State == MemberState.Running && victim.TryStatus()?.StoppedCause is null)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(20), sim.Time, CancellationToken.None);
         }
 
         if (victim.State == MemberState.Running)
         {
-            Note($"{victim} {(victim.Store?.Status.StoppedCause is null ? "did not write (still up)" : "stopped")}: restart on a healed disk");
+            Note($"{victim} {(victim.TryStatus()?.StoppedCause is null ? "did not write (still up)" : "stopped")}: restart on a healed disk");
             await sim.CrashMemberAsync(victim, "disk error");
             await Task.Delay(TimeSpan.FromMilliseconds(random.Next(20, 300)), sim.Time, CancellationToken.None);
             await RestartAsync(victim);
@@ -262,8 +289,8 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
     private async Task TransferAsync()
     {
         var running = sim.Running.ToList();
-        var leader = running.FirstOrDefault(m => m.Store!.Status.LeaderId == m.Id);
-        var voters = running.Where(m => m != leader && !m.Store!.Status.IsLearner).ToList();
+        var leader = running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id);
+        var voters = running.Where(m => m != leader && m.TryStatus() is { IsLearner: false }).ToList();
         if (leader is null || voters.Count == 0)
         {
             return;
@@ -300,6 +327,12 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
             return;
         }
 
+        if (_pendingRemovals.Count > 0)
+        {
+            await CompleteRemovalsAsync(attempts: 1);
+            return;
+        }
+
         var learners = members.Where(m => m.IsLearner).ToList();
         var voters = members.Where(m => !m.IsLearner).ToList();
         try
@@ -314,13 +347,8 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
             else if (voters.Count > 3 && random.Next(2) == 0)
             {
                 var removed = voters[random.Next(voters.Count)];
-                Note($"remove m{removed.Id}");
-                await via.RemoveMemberAsync(removed.Id).AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
-                Note($"removed m{removed.Id}");
-                if (sim.Members.TryGetValue(removed.Id, out var gone))
-                {
-                    await sim.RetireMemberAsync(gone);
-                }
+                _pendingRemovals.Add(removed.Id);
+                await RemoveAsync(via, removed.Id);
             }
             else if (members.Count < 6 && learners.Count == 0)
             {
@@ -335,6 +363,57 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         catch (Exception e) when (e is not InvariantViolationException)
         {
             Note($"membership change failed: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Removes a member as an operator would: a removal is two proposals (the Raft configuration,
+    /// then the member registry), and a failure between them leaves it half done — the API says to
+    /// repeat the call, so a failed removal is retried at every later membership action and at heal.
+    /// </summary>
+    private async Task RemoveAsync(Mvcc.Replication.ReplicatedStore via, ulong id)
+    {
+        Note($"remove m{id}");
+        try
+        {
+            await via.RemoveMemberAsync(id).AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
+        }
+        catch (ArgumentException)
+        {
+            // Not registered any more: an earlier attempt completed.
+        }
+
+        Note($"removed m{id}");
+        _pendingRemovals.Remove(id);
+        if (sim.Members.TryGetValue(id, out var gone) && gone.State != MemberState.Removed)
+        {
+            await sim.RetireMemberAsync(gone);
+        }
+    }
+
+    /// <summary>Completes removals that failed half way (see <see cref="RemoveAsync"/>), retrying a few times.</summary>
+    private async Task CompleteRemovalsAsync(int attempts)
+    {
+        for (int attempt = 0; attempt < attempts && _pendingRemovals.Count > 0; attempt++)
+        {
+            foreach (ulong id in _pendingRemovals.ToList())
+            {
+                var via = sim.Running.FirstOrDefault(m => m.Id != id);
+                if (via?.Store is null)
+                {
+                    break;
+                }
+
+                try
+                {
+                    await RemoveAsync(via.Store, id);
+                }
+                catch (Exception e) when (e is not InvariantViolationException)
+                {
+                    Note($"removal of m{id} failed again: {e.GetType().Name}");
+                    await Task.Delay(TimeSpan.FromMilliseconds(200), sim.Time, CancellationToken.None);
+                }
+            }
         }
     }
 

@@ -42,5 +42,18 @@ internal sealed class SimulatedMember(ulong id, FaultInjectingFileSystem disk, T
     /// <summary>Whether it joined an existing cluster (started empty) rather than bootstrapping one.</summary>
     public bool Joined { get; set; }
 
+    /// <summary>The store's status, or null when it cannot answer (its disk crashed under it, it is disposed).</summary>
+    public ReplicatedStoreStatus? TryStatus()
+    {
+        try
+        {
+            return Store?.Status;
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
     public override string ToString() => $"m{Id}";
 }

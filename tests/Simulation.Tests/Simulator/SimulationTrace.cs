@@ -42,6 +42,16 @@ internal sealed class SimulationTrace
         _events.Add((at, stamped));
     }
 
+    /// <summary>Mixes <paramref name="value"/> into the hash without recording a line: for events too many to keep (every message sent).</summary>
+    public void Mix(ulong value)
+    {
+        _hash = (_hash ^ value) * FnvPrime;
+        MixedValues++;
+    }
+
+    /// <summary>Values mixed into the hash with <see cref="Mix"/>.</summary>
+    public long MixedValues { get; private set; }
+
     /// <summary>Every event, in order (to compare two runs that should have been equal).</summary>
     public IEnumerable<string> All => _events.Select(e => e.Line);
 

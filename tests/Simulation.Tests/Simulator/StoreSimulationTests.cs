@@ -7,7 +7,7 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// members under a nemesis with clients, then heal, converge and check (Raft safety, linearizability,
 /// watches, serializable reads, leases, convergence). A failing seed prints the command that
 /// replays it and the events that led to the violation. SIM_SEED=n replays one seed; SIM_SEEDS=n
-/// runs n seeds (a soak).
+/// runs n seeds (a soak); SIM_TRACE_FILE=path also writes the seed's whole trace to a file.
 /// </summary>
 [Parallelizable(ParallelScope.Children)]
 public sealed class StoreSimulationTests
@@ -17,7 +17,14 @@ public sealed class StoreSimulationTests
     [TestCaseSource(nameof(Seeds))]
     public void ClusterStaysSafeAndConvergesUnderFaults(int seed)
     {
-        var result = SimulationRun.Run(new SimulationOptions { Seed = seed });
+        // SIM_TRACE_FILE=path writes the seed's whole trace there (to study a replayed failure).
+        string? traceFile = Environment.GetEnvironmentVariable("SIM_TRACE_FILE");
+        var result = SimulationRun.Run(new SimulationOptions { Seed = seed, KeepTrace = traceFile is not null });
+        if (traceFile is not null)
+        {
+            File.WriteAllLines(traceFile, result.FullTrace);
+        }
+
         TestContext.Out.WriteLine(result.Summary);
         Assert.That(result.Passed, Is.True, () => result.Report(nameof(ClusterStaysSafeAndConvergesUnderFaults)));
     }
