@@ -140,7 +140,7 @@ public sealed class EtcdKvRuleTests
     public void Reads_inside_a_transaction_see_its_own_writes_and_all_its_writes_share_one_revision()
     {
         var request = new EtcdKvRequest([], [EtcdKvOperation.Put("a", "1"), EtcdKvOperation.Put("b", "1"), EtcdKvOperation.Range("a", "c")], []);
-        (EtcdKvResponse response, EtcdKvState next) = EtcdKvModel.Apply(Model.Initial, request);
+        (EtcdKvResponse response, EtcdKvState next) = Model.Apply(Model.Initial, request);
 
         Assert.That(response.Revision, Is.EqualTo(2));
         Assert.That(response.Results[2].Kvs, Is.EqualTo(new[] { new EtcdKeyValue("a", "1", 2, 2, 1), new EtcdKeyValue("b", "1", 2, 2, 1) }));

@@ -84,7 +84,7 @@ internal static class GeneratedHistories
                 4 => EtcdKvRequest.CompareValueAndPut(key, random.Next(4).ToString(System.Globalization.CultureInfo.InvariantCulture), value),
                 _ => EtcdKvRequest.CompareModRevisionAndPut(key, state.Keys.TryGetValue(key, out EtcdKeyValue? kv) && random.Next(2) == 0 ? kv.ModRevision : random.Next(3), value),
             };
-            (EtcdKvResponse response, EtcdKvState next) = EtcdKvModel.Apply(state, request);
+            (EtcdKvResponse response, EtcdKvState next) = EtcdKvModel.Instance.Apply(state, request);
             (long invoke, long complete) = Window(random, i, window);
             bool writes = request.Success.Concat(request.Failure).Any(op => op.Kind != EtcdKvOperationKind.Range);
             if (writes && random.NextDouble() < indeterminateChance)
