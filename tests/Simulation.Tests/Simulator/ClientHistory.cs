@@ -1,4 +1,5 @@
 using EmbeddedRaft.TestSupport.Linearizability;
+using EmbeddedRaft.TestSupport.Simulation;
 
 namespace EmbeddedRaft.Simulation.Tests.Simulator;
 
@@ -36,6 +37,12 @@ internal sealed class ClientHistory
 
     /// <summary>Per watcher: the events it received, in order, each with the simulated time it arrived.</summary>
     public List<List<(ObservedEvent Event, long ReceivedTicks)>> WatchStreams { get; } = [];
+
+    /// <summary>Every watch stream, as SIM-C's watch checker and reference history take them (whole keyspace, prev_kv).</summary>
+    public List<WatchObservation> WatchObservations { get; } = [];
+
+    /// <summary>Each member's HashKV after healing (for the convergence checker).</summary>
+    public List<MemberHash> MemberHashes { get; } = [];
 
     /// <summary>Writes the API answered with a failure that means "not done" (no leader, a refusal): left out of the history.</summary>
     public int DefiniteFailures { get; set; }

@@ -8,7 +8,7 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// <summary>Runs an <see cref="EtcdKvRequest"/> through a member's public API and converts the answer for the model.</summary>
 internal static class KvCalls
 {
-    public static async Task<EtcdKvResponse> ExecuteAsync(ReplicatedStore member, EtcdKvRequest request, ReadConsistency consistency, long lease = 0)
+    public static async Task<EtcdKvResponse> ExecuteAsync(ReplicatedStore member, EtcdKvRequest request, ReadConsistency consistency)
     {
         if (request.Compares.Count == 0 && request.Failure.Count == 0 && request.Success.Count == 1)
         {
@@ -16,7 +16,7 @@ internal static class KvCalls
             switch (op.Kind)
             {
                 case EtcdKvOperationKind.Put:
-                    var put = await member.PutAsync(new PutRequest { Key = Bytes(op.Key), Value = Bytes(op.Value!), Lease = lease });
+                    var put = await member.PutAsync(new PutRequest { Key = Bytes(op.Key), Value = Bytes(op.Value!), Lease = op.Lease });
                     return new EtcdKvResponse(put.Header.Revision, true, [EtcdKvOperationResult.PutDone]);
                 case EtcdKvOperationKind.DeleteRange:
                     var deleted = await member.DeleteRangeAsync(new DeleteRangeRequest { Key = Bytes(op.Key), RangeEnd = RangeEnd(op) });

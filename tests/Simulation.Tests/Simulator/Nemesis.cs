@@ -300,7 +300,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         Note($"transfer leadership {leader} -> {target}");
         try
         {
-            await leader.Store!.TransferLeadershipAsync(target.Id).AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
+            await sim.WithTimeout(leader.Store!.TransferLeadershipAsync(target.Id).AsTask(), TimeSpan.FromSeconds(1));
         }
         catch (Exception e) when (e is not InvariantViolationException)
         {
@@ -320,7 +320,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         IReadOnlyList<Mvcc.Replication.MemberInfo> members;
         try
         {
-            members = await via.MemberListAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
+            members = await sim.WithTimeout(via.MemberListAsync().AsTask(), TimeSpan.FromSeconds(1));
         }
         catch (Exception e) when (e is not InvariantViolationException)
         {
@@ -341,7 +341,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
             {
                 var learner = learners[random.Next(learners.Count)];
                 Note($"promote m{learner.Id}");
-                await via.PromoteMemberAsync(learner.Id).AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
+                await sim.WithTimeout(via.PromoteMemberAsync(learner.Id).AsTask(), TimeSpan.FromSeconds(1));
                 Note($"promoted m{learner.Id}");
             }
             else if (voters.Count > 3 && random.Next(2) == 0)
@@ -355,7 +355,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
                 var added = sim.NewMember();
                 added.Joined = true;
                 Note($"add learner {added}");
-                await via.AddMemberAsync(StoreSimulation.Info(added.Id, learner: true)).AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
+                await sim.WithTimeout(via.AddMemberAsync(StoreSimulation.Info(added.Id, learner: true)).AsTask(), TimeSpan.FromSeconds(1));
                 Note($"added learner {added}");
                 await sim.StartMemberAsync(added);
             }
@@ -376,7 +376,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         Note($"remove m{id}");
         try
         {
-            await via.RemoveMemberAsync(id).AsTask().WaitAsync(TimeSpan.FromSeconds(1), sim.Time, CancellationToken.None);
+            await sim.WithTimeout(via.RemoveMemberAsync(id).AsTask(), TimeSpan.FromSeconds(1));
         }
         catch (ArgumentException)
         {

@@ -78,33 +78,6 @@ internal static class ObservationChecks
     }
 
     /// <summary>
-    /// A revocation deletes its lease's key at a revision the KV history must hold: each leased key's
-    /// delete, as the watchers saw it (at its revision, between the grant and the first time a watcher
-    /// received it), or, unseen, as an operation that may have happened any time after the grant.
-    /// </summary>
-    public static IEnumerable<Operation<EtcdKvRequest, EtcdKvResponse>> LeaseDeletes(ClientHistory history, Reference reference)
-    {
-        int client = 10_000;
-        foreach (var leased in history.LeaseKeys)
-        {
-            var delete = reference.Events
-                .Where(r => r.Value.Any(e => e.IsDelete && e.Key == leased.Key))
-                .Select(r => (Revision: r.Key, Seen: reference.FirstSeenTicks[r.Key]))
-                .OrderBy(r => r.Revision)
-                .FirstOrDefault();
-            var request = EtcdKvRequest.Delete(leased.Key);
-            if (delete.Revision > 0)
-            {
-                yield return Operation.Completed(client++, leased.GrantInvokeTicks, Math.Max(delete.Seen, leased.GrantInvokeTicks), request, new EtcdKvResponse(delete.Revision, true, [new EtcdKvOperationResult([], 1)]));
-            }
-            else
-            {
-                yield return Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(client++, leased.GrantInvokeTicks, request);
-            }
-        }
-    }
-
-    /// <summary>
     /// Resolves indeterminate writes with the reference: a put (or a compare-and-put) whose unique
     /// value the watchers saw took effect at that event's revision, at some time between its
     /// invocation and the first time a watcher received it — it becomes a completed operation with

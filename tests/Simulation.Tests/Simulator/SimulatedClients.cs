@@ -5,6 +5,7 @@ using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.TestSupport.Linearizability;
+using EmbeddedRaft.TestSupport.Simulation;
 
 namespace EmbeddedRaft.Simulation.Tests.Simulator;
 
@@ -71,7 +72,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
             }
 
             var request = EtcdKvRequest.Put(Keys[0], NewValue(client));
-            if (await CallAsync(client, member, request, ReadConsistency.Linearizable, lease: 0) is not null)
+            if (await CallAsync(client, member, request, ReadConsistency.Linearizable) is not null)
             {
                 return true;
             }
@@ -126,7 +127,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
                 request = EtcdKvRequest.CompareValueAndPut(key, lastSeen ?? "none", NewValue(client));
             }
 
-            var response = await CallAsync(client, member, request, consistency, lease: 0);
+            var response = await CallAsync(client, member, request, consistency);
             if (response is null)
             {
                 member = null;
@@ -148,7 +149,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
     /// when the API says nothing happened — left out. Reads that fail are left out (they changed
     /// nothing). Returns the response, or null when the call did not complete.
     /// </summary>
-    private async Task<EtcdKvResponse?> CallAsync(int client, SimulatedMember member, EtcdKvRequest request, ReadConsistency consistency, long lease)
+    private async Task<EtcdKvResponse?> CallAsync(int client, SimulatedMember member, EtcdKvRequest request, ReadConsistency consistency)
     {
         var store = member.Store;
         if (store is null)
@@ -162,7 +163,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
         Task<EtcdKvResponse> call;
         try
         {
-            call = KvCalls.ExecuteAsync(store, request, consistency, lease);
+            call = KvCalls.ExecuteAsync(store, request, consistency);
         }
         catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
         {
@@ -172,7 +173,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
 
         try
         {
-            var response = await call.WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+            var response = await sim.WithTimeout(call, CallTimeout);
             long completed = sim.NowTicks;
             sim.Record(string.Create(CultureInfo.InvariantCulture, $"c{client} <- {member} {response}"));
             if (consistency == ReadConsistency.Serializable)
@@ -190,6 +191,13 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
         catch (Exception e) when (e is InvariantViolationException)
         {
             sim.AddViolation($"c{client}: {request} on {member} broke an invariant: {e}");
+            return null;
+        }
+        catch (MvccException e) when (e.Error == MvccError.LeaseNotFound && !isRead)
+        {
+            // A refusal is an answer the model checks: the lease was gone when the put applied.
+            sim.Record($"c{client} <- {member} lease not found");
+            history.Add(Operation.Completed(client, invoked, sim.NowTicks, request, EtcdKvResponse.Failure(EtcdKvError.LeaseNotFound)));
             return null;
         }
         catch (Exception e)
@@ -213,117 +221,209 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
         }
     }
 
+    /// <summary>
+    /// Grants leases with ids it chooses (the model needs them), puts one key under each, keeps it
+    /// alive a few rounds at a third of its TTL, then lets it expire or revokes it. Every call goes into
+    /// the history (errors the store answers as answers), and each grant brings one indeterminate
+    /// expiry the model may place anywhere after it.
+    /// </summary>
     private async Task LeaseClientAsync(int client, Random random, CancellationToken stop)
     {
         SimulatedMember? member = null;
+        int leases = 0;
         while (!stop.IsCancellationRequested)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(random.Next(50, 300)), sim.Time, CancellationToken.None);
             member = Pick(random, member);
-            if (member?.Store is not { } store)
+            if (member is null)
             {
                 continue;
             }
 
+            long leaseId = ((client + 1) * 1_000_000L) + ++leases;
+            long ttl = 1 + random.Next(2);
             long grantInvoked = sim.NowTicks;
-            LeaseGrantResponse grant;
-            try
+            var grant = await RecordedCallAsync(client, member, EtcdKvRequest.LeaseGrant(leaseId, ttl), async store =>
             {
-                grant = await store.LeaseGrantAsync(1 + random.Next(2), cancellationToken: CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
+                var granted = await store.LeaseGrantAsync(ttl, leaseId, CancellationToken.None);
+                return new EtcdKvResponse(granted.Header.Revision, true, [EtcdKvOperationResult.LeaseAnswer(granted.Id, granted.TtlSeconds)]);
+            });
+            if (grant is { Error: not EtcdKvError.None })
+            {
+                continue;
             }
-            catch (Exception e) when (e is not InvariantViolationException)
+
+            // Granted, or maybe: its expiry may come at any time after the grant.
+            history.Add(Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(20_000 + (client * 1000) + leases, grantInvoked, EtcdKvRequest.LeaseExpiry(leaseId)));
+            if (grant is null)
             {
-                sim.Record($"c{client} lease grant on {member} failed: {e.GetType().Name}");
                 member = null;
                 continue;
             }
 
-            sim.Record($"c{client} lease {grant.Id:x} granted by {member}, ttl {grant.TtlSeconds} s");
-            string key = $"l{grant.Id:x}";
-            history.LeaseKeys.Add(new LeaseKey(grant.Id, key, grantInvoked));
-            if (await CallAsync(client, member, EtcdKvRequest.Put(key, NewValue(client)), ReadConsistency.Linearizable, grant.Id) is null)
+            long grantedTtl = grant.Results[0].TtlSeconds;
+            sim.Record($"c{client} lease {leaseId} granted, ttl {grantedTtl} s");
+            string key = string.Create(CultureInfo.InvariantCulture, $"l{leaseId}");
+            history.LeaseKeys.Add(new LeaseKey(leaseId, key, grantInvoked));
+            if (await CallAsync(client, member, EtcdKvRequest.PutWithLease(key, NewValue(client), leaseId), ReadConsistency.Linearizable) is null)
             {
                 member = null;
             }
 
             // Keep it alive for a while (at a third of its TTL), then let it expire or revoke it.
             int rounds = random.Next(0, 8);
-            var interval = TimeSpan.FromSeconds(grant.TtlSeconds) / 3;
+            var interval = TimeSpan.FromSeconds(grantedTtl) / 3;
             for (int round = 0; round < rounds && !stop.IsCancellationRequested; round++)
             {
                 await Task.Delay(interval, sim.Time, CancellationToken.None);
                 member = Pick(random, member);
-                if (member?.Store is not { } keeper)
+                if (member is null)
                 {
                     continue;
                 }
 
                 long invoked = sim.NowTicks;
-                try
+                var kept = await RecordedCallAsync(client, member, EtcdKvRequest.LeaseKeepAlive(leaseId), async store =>
                 {
-                    var kept = await keeper.LeaseKeepAliveAsync(grant.Id, CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
-                    history.KeepAlives.Add(new KeepAliveOutcome(grant.Id, invoked, sim.NowTicks, grant.TtlSeconds, Found: true));
-                    sim.Record($"c{client} lease {grant.Id:x} kept alive by {member}, ttl {kept.TtlSeconds}");
-                }
-                catch (MvccException e) when (e.Error == MvccError.LeaseNotFound)
+                    var answer = await store.LeaseKeepAliveAsync(leaseId, CancellationToken.None);
+                    return new EtcdKvResponse(answer.Header.Revision, true, [EtcdKvOperationResult.LeaseAnswer(answer.Id, answer.TtlSeconds)]);
+                });
+                if (kept is null)
                 {
-                    history.KeepAlives.Add(new KeepAliveOutcome(grant.Id, invoked, sim.NowTicks, grant.TtlSeconds, Found: false));
-                    sim.Record($"c{client} lease {grant.Id:x} not found by {member}");
-                    break;
-                }
-                catch (Exception e) when (e is not InvariantViolationException)
-                {
-                    sim.Record($"c{client} lease {grant.Id:x} keep-alive on {member} failed: {e.GetType().Name}");
                     member = null;
+                    continue;
+                }
+
+                bool found = kept.Error == EtcdKvError.None;
+                history.KeepAlives.Add(new KeepAliveOutcome(leaseId, invoked, sim.NowTicks, grantedTtl, found));
+                if (!found)
+                {
+                    break;
                 }
             }
 
-            if (random.Next(3) == 0 && member?.Store is { } revoker)
+            if (random.Next(3) == 0 && (member = Pick(random, member)) is not null)
             {
-                history.RevokesInvoked.TryAdd(grant.Id, sim.NowTicks);
-                try
+                history.RevokesInvoked.TryAdd(leaseId, sim.NowTicks);
+                await RecordedCallAsync(client, member, EtcdKvRequest.LeaseRevoke(leaseId), async store =>
                 {
-                    await revoker.LeaseRevokeAsync(grant.Id, CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
-                    sim.Record($"c{client} lease {grant.Id:x} revoked by {member}");
-                }
-                catch (Exception e) when (e is not InvariantViolationException)
-                {
-                    sim.Record($"c{client} lease {grant.Id:x} revoke on {member} failed: {e.GetType().Name}");
-                }
+                    var revoked = await store.LeaseRevokeAsync(leaseId, CancellationToken.None);
+                    return new EtcdKvResponse(revoked.Header.Revision, true, []);
+                });
             }
+        }
+    }
+
+    /// <summary>
+    /// One lease or compaction call, recorded: its answer, the store's refusals ("lease not found",
+    /// "lease exists", "compacted", "future revision") as answers,
+    /// indeterminate when it timed out or its member went away, left out when the API says nothing
+    /// happened. Returns the answer, or null when there was none.
+    /// </summary>
+    private async Task<EtcdKvResponse?> RecordedCallAsync(int client, SimulatedMember member, EtcdKvRequest request, Func<ReplicatedStore, Task<EtcdKvResponse>> call)
+    {
+        if (member.Store is not { } store)
+        {
+            return null;
+        }
+
+        long invoked = sim.NowTicks;
+        sim.Record($"c{client} -> {member} {request}");
+        Task<EtcdKvResponse> running;
+        try
+        {
+            running = call(store);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+        {
+            return null;
+        }
+
+        try
+        {
+            var response = await sim.WithTimeout(running, CallTimeout);
+            sim.Record($"c{client} <- {member} {response}");
+            history.Add(Operation.Completed(client, invoked, sim.NowTicks, request, response));
+            return response;
+        }
+        catch (MvccException e) when (e is RevisionCompactedException or FutureRevisionException || e.Error is MvccError.LeaseNotFound or MvccError.LeaseExists)
+        {
+            var response = EtcdKvResponse.Failure(e switch
+            {
+                RevisionCompactedException => EtcdKvError.Compacted,
+                FutureRevisionException => EtcdKvError.FutureRevision,
+                _ when e.Error == MvccError.LeaseNotFound => EtcdKvError.LeaseNotFound,
+                _ => EtcdKvError.LeaseExists,
+            });
+            sim.Record($"c{client} <- {member} {response}");
+            history.Add(Operation.Completed(client, invoked, sim.NowTicks, request, response));
+            return response;
+        }
+        catch (Exception e) when (e is InvariantViolationException)
+        {
+            sim.AddViolation($"c{client}: {request} on {member} broke an invariant: {e}");
+            return null;
+        }
+        catch (Exception e)
+        {
+            _ = running.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Current);
+            if (IsDefiniteFailure(e))
+            {
+                sim.Record($"c{client} <- {member} failed: {e.GetType().Name}");
+            }
+            else
+            {
+                sim.Record($"c{client} <- {member} indeterminate: {e.GetType().Name}");
+                history.Add(Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(client, invoked, request));
+            }
+
+            return null;
         }
     }
 
     private async Task WatcherAsync(int watcher, List<(ObservedEvent Event, long ReceivedTicks)> stream, Random random, CancellationToken stop)
     {
         long next = 1;
-        SimulatedMember? member = null;
+        int streams = 0;
+        string? previous = null;
         while (!stop.IsCancellationRequested)
         {
-            member = Pick(random, null);
+            var member = Pick(random, null);
             if (member?.Store is not { } store)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(50), sim.Time, CancellationToken.None);
                 continue;
             }
 
-            sim.Record($"w{watcher} watching {member} from revision {next}");
+            string id = string.Create(CultureInfo.InvariantCulture, $"w{watcher}.{++streams}");
+            var responses = new List<WatchResponseObservation>();
+            var end = WatchEnd.MemberStopped;
+            long compactRevision = 0;
+            long start = next;
+            sim.Record($"{id} watching {member} from revision {next}");
             try
             {
-                var request = new WatchRequest { Key = new byte[] { 0 }, RangeEnd = new byte[] { 0 }, StartRevision = next };
-                await foreach (var response in store.WatchAsync(request, stop))
+                var request = new WatchRequest { Key = new byte[] { 0 }, RangeEnd = new byte[] { 0 }, StartRevision = next, PrevKv = true };
+                using var watch = store.Watch(request);
+                start = watch.StartRevision;
+                await foreach (var response in watch.WithCancellation(stop))
                 {
+                    var events = new List<CommittedEvent>(response.Events.Count);
                     foreach (var e in response.Events)
                     {
                         var kv = e.Kv;
                         var observed = new ObservedEvent(kv.ModRevision, e.Type == WatchEventType.Delete, KvCalls.Text(kv.Key), KvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
                         stream.Add((observed, sim.NowTicks));
+                        var prev = e.PrevKv is { } p ? ToKeyValue(p) : null;
+                        events.Add(observed.IsDelete ? CommittedEvent.Delete(observed.Key, kv.ModRevision, prev) : CommittedEvent.Put(ToKeyValue(kv), prev));
                         next = Math.Max(next, kv.ModRevision + 1);
                     }
 
+                    responses.Add(new WatchResponseObservation(response.Header.Revision, events));
+                    next = Math.Max(next, response.Header.Revision + 1);
                     if (response.Events.Count > 0)
                     {
-                        sim.Record(string.Create(CultureInfo.InvariantCulture, $"w{watcher} <- {member} revision {response.Header.Revision}: {response.Events.Count} events"));
+                        sim.Record(string.Create(CultureInfo.InvariantCulture, $"{id} <- {member} revision {response.Header.Revision}: {response.Events.Count} events"));
                     }
 
                     // The member went away under the watch: resume elsewhere.
@@ -333,48 +433,62 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
                     }
                 }
 
-                sim.Record($"w{watcher} stream on {member} ended");
+                sim.Record($"{id} stream on {member} ended");
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
-                return;
+                end = WatchEnd.Cancelled;
             }
             catch (RevisionCompactedException e)
             {
                 // Fell behind a compaction: the reference has a gap here; go on from what remains.
-                sim.Record($"w{watcher} compacted at {e.CompactRevision}");
+                sim.Record($"{id} compacted at {e.CompactRevision}");
                 stream.Add((new ObservedEvent(-1, false, string.Empty, string.Empty, 0, 0, 0, 0), sim.NowTicks));
+                end = WatchEnd.Compacted;
+                compactRevision = e.CompactRevision;
                 next = e.CompactRevision + 1;
             }
             catch (Exception e) when (e is not InvariantViolationException)
             {
-                sim.Record($"w{watcher} stream on {member} failed: {e.GetType().Name}");
+                sim.Record($"{id} stream on {member} failed: {e.GetType().Name}");
+            }
+
+            history.WatchObservations.Add(new WatchObservation(id, member.Id, "\0", "\0", start, responses, end)
+            {
+                PrevKv = true,
+                CompactRevision = compactRevision,
+                ResumedFrom = end == WatchEnd.Compacted ? null : previous,
+            });
+            previous = end == WatchEnd.Compacted ? null : id;
+            if (end == WatchEnd.Cancelled)
+            {
+                return;
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(random.Next(5, 50)), sim.Time, CancellationToken.None);
         }
     }
 
+    private static EtcdKeyValue ToKeyValue(KeyValue kv) =>
+        new(KvCalls.Text(kv.Key), KvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
+
     private async Task CompactorAsync(Random random, CancellationToken stop)
     {
+        const int admin = 900;
         while (!stop.IsCancellationRequested)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 1500)), sim.Time, CancellationToken.None);
             long target = _latestRevision - 30;
-            if (target <= 1 || Pick(random, null)?.Store is not { } store)
+            if (target <= 1 || Pick(random, null) is not { } member)
             {
                 continue;
             }
 
-            try
+            await RecordedCallAsync(admin, member, EtcdKvRequest.Compact(target), async store =>
             {
-                await store.CompactAsync(target, cancellationToken: CancellationToken.None).AsTask().WaitAsync(CallTimeout, sim.Time, CancellationToken.None);
-                sim.Record(string.Create(CultureInfo.InvariantCulture, $"compacted at {target}"));
-            }
-            catch (Exception e) when (e is not InvariantViolationException)
-            {
-                sim.Record($"compaction at {target} failed: {e.GetType().Name}");
-            }
+                var compacted = await store.CompactAsync(target, cancellationToken: CancellationToken.None);
+                return new EtcdKvResponse(compacted.Header.Revision, true, []);
+            });
         }
     }
 

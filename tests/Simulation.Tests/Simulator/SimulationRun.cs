@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.TestSupport.Linearizability;
+using EmbeddedRaft.TestSupport.Simulation;
 
 namespace EmbeddedRaft.Simulation.Tests.Simulator;
 
@@ -12,6 +13,9 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// </summary>
 internal static class SimulationRun
 {
+    /// <summary>etcd's KV with leases (the members' minimum lease TTL is 1 s), without past revisions (no client reads them).</summary>
+    private static readonly EtcdKvModel Model = new(EtcdKvState.Create(1), keepHistory: false, minLeaseTtlSeconds: 1);
+
     /// <summary>
     /// Runs <paramref name="options"/>'s seed on the calling thread. The thread's synchronization
     /// context is cleared for the run: an await inside the simulation must resume on the
@@ -47,7 +51,7 @@ internal static class SimulationRun
             sim.Start();
             var tasks = clients.StartAll(stop.Token, stopWatchers.Token);
             var nemesisTask = sim.Scheduler.Run(() => nemesis.RunAsync(stop.Token));
-            finalRevision = RunPhases(sim, options, clients, nemesis, tasks, nemesisTask, stop, stopWatchers);
+            finalRevision = RunPhases(sim, options, history, clients, nemesis, tasks, nemesisTask, stop, stopWatchers);
         }
         catch (SimulationAbortedException)
         {
@@ -58,6 +62,13 @@ internal static class SimulationRun
         if (violationAt is null)
         {
             CheckObservations(history, finalRevision, violations, ref violationAt);
+        }
+
+        // Work that reached the scheduler from another thread ran when that thread's timing said:
+        // the run is no longer a function of its seed.
+        if (sim.Scheduler.QueuedOffThread is { Count: > 0 } escaped)
+        {
+            violations.Add($"determinism: {escaped.Count} task(s) queued from another thread than the simulation's; the first:\n{escaped[0]}");
         }
 
         var all = sim.Violations.Concat(violations).ToList();
@@ -79,7 +90,7 @@ internal static class SimulationRun
     }
 
     /// <summary>The fault phase, then heal, progress and convergence; returns the revision every member converged to (0 if they did not).</summary>
-    private static long RunPhases(StoreSimulation sim, SimulationOptions options, SimulatedClients clients, Nemesis nemesis, List<Task> tasks, Task nemesisTask, CancellationTokenSource stop, CancellationTokenSource stopWatchers)
+    private static long RunPhases(StoreSimulation sim, SimulationOptions options, ClientHistory history, SimulatedClients clients, Nemesis nemesis, List<Task> tasks, Task nemesisTask, CancellationTokenSource stop, CancellationTokenSource stopWatchers)
     {
         // Safety phase: faults while the clients run.
         sim.RunFor(options.FaultPhase);
@@ -96,7 +107,7 @@ internal static class SimulationRun
         }
 
         sim.RunFor(options.QuiescePhase);
-        long finalRevision = CheckConvergence(sim);
+        long finalRevision = CheckConvergence(sim, history);
 
         // The watchers saw everything up to here (unless a compaction cut one off).
         stopWatchers.Cancel();
@@ -111,9 +122,22 @@ internal static class SimulationRun
         var reference = ObservationChecks.BuildReference(history, violations);
         ObservationChecks.CheckSerializableReads(history, reference, violations);
         ObservationChecks.CheckLeases(history, reference, history.RevokesInvoked, violations);
-        var operations = ObservationChecks.ResolveIndeterminate(history.Operations, reference, finalRevision)
-            .Concat(ObservationChecks.LeaseDeletes(history, reference)).OrderBy(o => o.InvokeTicks).ToList();
-        var linearizability = LinearizabilityChecker.Check(EtcdKvModel.Instance, operations, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(30) });
+        var operations = ObservationChecks.ResolveIndeterminate(history.Operations, reference, finalRevision).OrderBy(o => o.InvokeTicks).ToList();
+
+        // SIM-C's checkers: the watchers' reference must be sound, every watcher must match it, leases
+        // must hold against it, and the members must have converged.
+        if (history.WatchObservations.Count > 0)
+        {
+            var (committed, soundness) = ReferenceHistory.FromWatchers(history.WatchObservations);
+            var checks = CheckResult.Combine(
+                soundness,
+                WatchChecker.Check(committed, history.WatchObservations, operations),
+                LeaseChecker.Check(committed, operations),
+                ConvergenceChecker.Check(history.MemberHashes));
+            violations.AddRange(checks.Violations.Select(v => $"{v.Rule}: {v.Detail}"));
+        }
+
+        var linearizability = LinearizabilityChecker.Check(Model, operations, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(30) });
         switch (linearizability.Verdict)
         {
             case LinearizabilityVerdict.NotLinearizable:
@@ -131,7 +155,7 @@ internal static class SimulationRun
     }
 
     /// <summary>After healing, every member of the final configuration reaches the same revision with the same hash; returns that revision (0 if none).</summary>
-    private static long CheckConvergence(StoreSimulation sim)
+    private static long CheckConvergence(StoreSimulation sim, ClientHistory history)
     {
         var running = sim.Running.ToList();
         if (running.Count == 0)
@@ -168,6 +192,12 @@ internal static class SimulationRun
         {
             sim.AddViolation("HashKV did not answer after healing");
             return 0;
+        }
+
+        foreach (var (member, hash) in hashes.Where(h => h.Hash.IsCompletedSuccessfully))
+        {
+            var answer = hash.Result;
+            history.MemberHashes.Add(new MemberHash(member.Id, answer.Header.Revision, answer.CompactRevision, answer.HashRevision, answer.Hash));
         }
 
         var distinct = hashes.Where(h => h.Hash.IsCompletedSuccessfully).Select(h => (h.Hash.Result.HashRevision, h.Hash.Result.Hash)).Distinct().ToList();

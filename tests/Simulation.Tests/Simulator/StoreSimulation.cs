@@ -135,6 +135,37 @@ internal sealed class StoreSimulation : IDisposable
         return NewMember(id);
     }
 
+    /// <summary>
+    /// Waits for <paramref name="call"/> at most <paramref name="limit"/> of simulated time, then
+    /// throws <see cref="TimeoutException"/> (the call goes on). Not Task.WaitAsync: its completion
+    /// runs on the thread pool when the awaited task was made with RunContinuationsAsynchronously (as
+    /// the library's are), which takes the continuation off the simulation's thread. Here both wake-ups
+    /// (the call's continuation and the fake clock's timer) stay on the simulation's thread.
+    /// </summary>
+    public async Task<T> WithTimeout<T>(Task<T> call, TimeSpan limit)
+    {
+        await WhenDoneOrTimedOut(call, limit);
+        return await call;
+    }
+
+    /// <inheritdoc cref="WithTimeout{T}(Task{T}, TimeSpan)"/>
+    public async Task WithTimeout(Task call, TimeSpan limit)
+    {
+        await WhenDoneOrTimedOut(call, limit);
+        await call;
+    }
+
+    private async Task WhenDoneOrTimedOut(Task call, TimeSpan limit)
+    {
+        var done = new TaskCompletionSource<bool>();
+        _ = call.ContinueWith(static (_, state) => ((TaskCompletionSource<bool>)state!).TrySetResult(true), done, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, Scheduler);
+        using var timer = Time.CreateTimer(static state => ((TaskCompletionSource<bool>)state!).TrySetResult(false), done, limit, Timeout.InfiniteTimeSpan);
+        if (!await done.Task)
+        {
+            throw new TimeoutException($"No answer within {limit.TotalMilliseconds:0} ms of simulated time.");
+        }
+    }
+
     /// <summary>Starts every initial member and runs until one leads.</summary>
     public void Start()
     {
