@@ -22,6 +22,9 @@ internal sealed record SimulationResult(
 {
     public bool Passed => Violations.Count == 0;
 
+    /// <summary>Work that reached the simulation's scheduler from another thread (then the seed alone does not decide the run).</summary>
+    public IReadOnlyList<string> DeterminismWarnings { get; init; } = [];
+
     public string Summary => string.Create(CultureInfo.InvariantCulture,
         $"seed {Seed}: {Members} members, {CompletedOperations} operations completed, {IndeterminateOperations} indeterminate, {WatchEvents} watch events, committed index {HighestCommittedIndex}, {SimulatedTime.TotalSeconds:0.0} s simulated in {WallTime.TotalSeconds:0.00} s, trace {TraceEvents} events hash {TraceHash}");
 

@@ -26,6 +26,11 @@ public sealed class StoreSimulationTests
         }
 
         TestContext.Out.WriteLine(result.Summary);
+        foreach (string warning in result.DeterminismWarnings)
+        {
+            TestContext.Out.WriteLine("DETERMINISM WARNING (the replay may differ): " + warning);
+        }
+
         Assert.That(result.Passed, Is.True, () => result.Report(nameof(ClusterStaysSafeAndConvergesUnderFaults)));
     }
 
@@ -53,6 +58,7 @@ public sealed class StoreSimulationTests
             Assert.That(second.TraceEvents, Is.EqualTo(first.TraceEvents), "event count of the replay");
             Assert.That(second.TraceHash, Is.EqualTo(first.TraceHash), "trace hash of the replay");
             Assert.That(other.TraceHash, Is.Not.EqualTo(first.TraceHash), "another seed, another run");
+            Assert.That(first.DeterminismWarnings.Concat(second.DeterminismWarnings), Is.Empty, "work that escaped the simulation's thread");
         });
     }
 }
