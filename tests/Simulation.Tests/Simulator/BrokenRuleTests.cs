@@ -28,18 +28,23 @@ public sealed class BrokenRuleTests
 
     [Test]
     public void FollowersExpiringLeasesRevokeLeasesStillKeptAlive() =>
-        FindViolation(on => StoreRules.FollowersExpireLeases = on, firstSeed: 40_000, Profile.Partitions);
+        FindViolation(on => StoreRules.FollowersExpireLeases = on, firstSeed: 40_000, Profile.SlowLinksWithLeases);
 
     private enum Profile
     {
         CrashHeavy,
         Partitions,
+        SlowLinksWithLeases,
     }
 
     private static SimulationOptions Options(int seed, Profile profile) => profile switch
     {
         Profile.CrashHeavy => new SimulationOptions { Seed = seed, FaultPhase = TimeSpan.FromSeconds(4), Faults = NemesisFaults.Crashes | NemesisFaults.Partitions | NemesisFaults.LinkFaults, NemesisInterval = TimeSpan.FromMilliseconds(200) },
-        _ => new SimulationOptions { Seed = seed, FaultPhase = TimeSpan.FromSeconds(4), Faults = NemesisFaults.Partitions | NemesisFaults.LinkFaults | NemesisFaults.LeaderTransfers, LeaseClients = 2 },
+        Profile.Partitions => new SimulationOptions { Seed = seed, FaultPhase = TimeSpan.FromSeconds(4), Faults = NemesisFaults.Partitions | NemesisFaults.LinkFaults | NemesisFaults.LeaderTransfers, LeaseClients = 2 },
+
+        // Leases kept alive by several clients while members are cut off, on slow links: a member that
+        // comes back must catch up over round trips, long enough for its own expiry check to fire.
+        _ => new SimulationOptions { Seed = seed, FaultPhase = TimeSpan.FromSeconds(5), Faults = NemesisFaults.Partitions, LeaseClients = 4, KvClients = 2, BaseLinkDelay = TimeSpan.FromMilliseconds(15) },
     };
 
     private static void FindViolation(Action<bool> brokenRule, int firstSeed, Profile profile)

@@ -45,7 +45,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
     {
         Note("heal");
         sim.Network.Heal();
-        sim.Network.SetAllLinkFaults(LinkFaults.None);
+        sim.Network.SetAllLinkFaults(sim.BaseLinkFaults);
         foreach (var member in sim.Members.Values.Where(m => m.State == MemberState.Running && m.DiskFailing).ToList())
         {
             await sim.CrashMemberAsync(member, "failing disk at heal");
@@ -195,7 +195,7 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         sim.Network.SetAllLinkFaults(faults);
         await Task.Delay(Hold(), sim.Time, CancellationToken.None);
         Note("links clean");
-        sim.Network.SetAllLinkFaults(LinkFaults.None);
+        sim.Network.SetAllLinkFaults(sim.BaseLinkFaults);
     }
 
     private async Task CrashAsync()

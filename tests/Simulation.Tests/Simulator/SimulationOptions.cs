@@ -43,6 +43,12 @@ internal sealed record SimulationOptions
     /// <summary>A member snapshots every this many applied entries (small: snapshots and installs happen in every run).</summary>
     public ulong SnapshotEveryEntries { get; init; } = 60;
 
+    /// <summary>
+    /// Every link's delay when no fault is injected (zero: messages arrive in the step they are sent).
+    /// A delay makes catching up after a partition take round trips of simulated time.
+    /// </summary>
+    public TimeSpan BaseLinkDelay { get; init; }
+
     /// <summary>Return every trace event in the result (to find where two runs of one seed part).</summary>
     public bool KeepTrace { get; init; }
 

@@ -51,7 +51,8 @@ internal sealed class StoreSimulation : IDisposable
         int memberCount = options.Members != 0 ? options.Members : (Random.Next(2) == 0 ? 3 : 5);
         Time = new FakeTimeProvider(Epoch);
         Scheduler = new DeterministicTaskScheduler();
-        Network = new InProcessNetwork(new InProcessNetworkOptions { TimeProvider = Time, Seed = _seeds.Next(), SnapshotChunkSizeBytes = 16 * 1024 });
+        BaseLinkFaults = options.BaseLinkDelay > TimeSpan.Zero ? new LinkFaults { Delay = options.BaseLinkDelay, DelayJitter = options.BaseLinkDelay } : LinkFaults.None;
+        Network = new InProcessNetwork(new InProcessNetworkOptions { TimeProvider = Time, Seed = _seeds.Next(), SnapshotChunkSizeBytes = 16 * 1024, DefaultLinkFaults = BaseLinkFaults });
         InitialMembers = Enumerable.Range(1, memberCount).Select(i => Info((ulong)i)).ToArray();
         foreach (var info in InitialMembers)
         {
@@ -71,6 +72,9 @@ internal sealed class StoreSimulation : IDisposable
     public DeterministicTaskScheduler Scheduler { get; }
 
     public InProcessNetwork Network { get; }
+
+    /// <summary>What every link does when the nemesis injects nothing (<see cref="SimulationOptions.BaseLinkDelay"/>).</summary>
+    public LinkFaults BaseLinkFaults { get; }
 
     public SimulationTrace Trace { get; } = new();
 
