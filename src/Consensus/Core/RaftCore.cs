@@ -647,7 +647,7 @@ internal sealed class RaftCore
             || (Vote == 0 && Lead == 0)
             || (m.Type == MessageType.PreVote && m.Term > Term);
         var responseType = MessageTypes.VoteResponseFor(m.Type);
-        if (canVote && Log.IsUpToDate(m.Index, m.LogTerm))
+        if (canVote && (TestOnlyBrokenRules.GrantVoteWithoutLogCheck || Log.IsUpToDate(m.Index, m.LogTerm)))
         {
             // The response carries the candidate's term, not ours: for a pre-vote our term is
             // still lower, and the pre-candidate must recognise the answer as current.

@@ -138,6 +138,12 @@ public sealed partial class RaftNode<TResult>
             await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
         }
 
+        if (TestOnlyBrokenRules.AcknowledgeBeforeFsync)
+        {
+            // Broken on purpose (simulator tests only): a follower acknowledges appends and votes before its fsync.
+            SendFromSyncPipeline(EarlyAcknowledgements(rd.MessagesAfterPersist, early: true));
+        }
+
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         Interlocked.Increment(ref _readiesWritten);
@@ -245,7 +251,8 @@ public sealed partial class RaftNode<TResult>
                 if (failure is null)
                 {
                     // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
-                    SendFromSyncPipeline(item.Ready.MessagesAfterPersist);
+                    SendFromSyncPipeline(TestOnlyBrokenRules.AcknowledgeBeforeFsync ? EarlyAcknowledgements(item.Ready.MessagesAfterPersist, early: false) : item.Ready.MessagesAfterPersist);
+
                     item.Durable.TrySetResult();
                 }
                 else
@@ -259,6 +266,10 @@ public sealed partial class RaftNode<TResult>
             }
         }
     }
+
+    /// <summary>TestOnlyBrokenRules.AcknowledgeBeforeFsync: the append acknowledgements and votes to other nodes (sent early), or everything else (sent after the fsync).</summary>
+    private List<Message> EarlyAcknowledgements(IReadOnlyList<Message> messages, bool early) =>
+        messages.Where(m => (m.Type is MessageType.AppendResponse or MessageType.VoteResponse && m.To != Id) == early).ToList();
 
     private void SendFromSyncPipeline(IReadOnlyList<Message> messages)
     {

@@ -208,7 +208,8 @@ public sealed partial class ReplicatedStore
     /// <summary>Promotes the lessor when this member became leader (restarting every TTL), demotes it when it no longer is.</summary>
     private void UpdateLessorRoleUnsynchronized()
     {
-        bool leading = _lastLeaderSeen == MemberId;
+        // TestOnlyBrokenRules.FollowersExpireLeases: every member decides expiry (simulator tests only).
+        bool leading = _lastLeaderSeen == MemberId || TestOnlyBrokenRules.FollowersExpireLeases;
         if (leading && !_lessorPromoted)
         {
             Mvcc.PromoteLessor();

@@ -266,7 +266,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         RequestValidator.CheckRange(request);
         if (consistency == ReadConsistency.Linearizable)
         {
-            await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
+            if (!TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
+            {
+                await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
+            }
         }
         else if (consistency != ReadConsistency.Serializable)
         {

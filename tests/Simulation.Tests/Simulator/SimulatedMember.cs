@@ -1,0 +1,59 @@
+using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.TestSupport.IO;
+
+namespace EmbeddedRaft.Simulation.Tests.Simulator;
+
+/// <summary>What a simulated member is doing now.</summary>
+internal enum MemberState
+{
+    /// <summary>Never started, or added to the cluster and not yet started.</summary>
+    NotStarted,
+
+    /// <summary>Its store is running.</summary>
+    Running,
+
+    /// <summary>Crashed or fail-stopped; its disk keeps what it synced; it will be restarted.</summary>
+    Down,
+
+    /// <summary>Removed from the cluster and stopped for good (its id is never reused).</summary>
+    Removed,
+}
+
+/// <summary>One member of the simulated cluster: its disk (which outlives crashes), its clock rate and its running store, if any.</summary>
+internal sealed class SimulatedMember(ulong id, FaultInjectingFileSystem disk, TimeSpan tickInterval)
+{
+    public ulong Id { get; } = id;
+
+    public FaultInjectingFileSystem Disk { get; } = disk;
+
+    /// <summary>This member's Raft tick: members tick at different rates.</summary>
+    public TimeSpan TickInterval { get; } = tickInterval;
+
+    public ReplicatedStore? Store { get; set; }
+
+    public MemberState State { get; set; }
+
+    /// <summary>Starts so far (1 after the first start).</summary>
+    public int Incarnation { get; set; }
+
+    /// <summary>True while the nemesis has made its disk fail every write (it must stop).</summary>
+    public bool DiskFailing { get; set; }
+
+    /// <summary>Whether it joined an existing cluster (started empty) rather than bootstrapping one.</summary>
+    public bool Joined { get; set; }
+
+    /// <summary>The store's status, or null when it cannot answer (its disk crashed under it, it is disposed).</summary>
+    public ReplicatedStoreStatus? TryStatus()
+    {
+        try
+        {
+            return Store?.Status;
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    public override string ToString() => $"m{Id}";
+}
