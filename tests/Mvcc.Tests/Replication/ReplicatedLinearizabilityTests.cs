@@ -132,7 +132,7 @@ public sealed class ReplicatedLinearizabilityTests
                 var request = NextRequest(random, client, ref lastSeen);
                 ReplicatedStore member = PickMember(random);
                 long invoked = _clock.ElapsedTicks;
-                Task<EtcdKvResponse> call = ExecuteAsync(member, request);
+                Task<EtcdKvResponse> call = EtcdKvCalls.ExecuteAsync(member, request, ReadConsistency.Linearizable);
                 try
                 {
                     var response = await call.WaitAsync(ClientTimeout, CancellationToken.None);
@@ -206,60 +206,6 @@ public sealed class ReplicatedLinearizabilityTests
         }
 
         private string NewValue(int client) => $"c{client}-{Interlocked.Increment(ref _valueCounter)}";
-
-        /// <summary>Runs <paramref name="request"/> through the store's public API and converts the answer for the model.</summary>
-        private static async Task<EtcdKvResponse> ExecuteAsync(ReplicatedStore member, EtcdKvRequest request)
-        {
-            if (request.Compares.Count == 0 && request.Failure.Count == 0 && request.Success.Count == 1)
-            {
-                EtcdKvOperation op = request.Success[0];
-                switch (op.Kind)
-                {
-                    case EtcdKvOperationKind.Put:
-                        var put = await member.PutAsync(new PutRequest { Key = Bytes(op.Key), Value = Bytes(op.Value!) });
-                        return new EtcdKvResponse(put.Header.Revision, true, [EtcdKvOperationResult.PutDone]);
-                    case EtcdKvOperationKind.DeleteRange:
-                        var deleted = await member.DeleteRangeAsync(new DeleteRangeRequest { Key = Bytes(op.Key), RangeEnd = RangeEnd(op) });
-                        return new EtcdKvResponse(deleted.Header.Revision, true, [new EtcdKvOperationResult([], deleted.Deleted)]);
-                    default:
-                        var range = await member.RangeAsync(ToRange(op));
-                        return new EtcdKvResponse(range.Header.Revision, true, [ToResult(range)]);
-                }
-            }
-
-            var txn = await member.TxnAsync(new TxnRequest
-            {
-                Compare = request.Compares.Select(c => new Compare
-                {
-                    Key = Bytes(c.Key),
-                    Target = CompareTarget.Value,
-                    Result = CompareResult.Equal,
-                    Value = Bytes(c.Value!),
-                }).ToArray(),
-                Success = request.Success.Select(ToRequestOp).ToArray(),
-                Failure = request.Failure.Select(ToRequestOp).ToArray(),
-            });
-            var results = txn.Responses.Select(r => r.ResponseRange is { } rr ? ToResult(rr)
-                : r.ResponseDeleteRange is { } rd ? new EtcdKvOperationResult([], rd.Deleted)
-                : EtcdKvOperationResult.PutDone).ToArray();
-            return new EtcdKvResponse(txn.Header.Revision, txn.Succeeded, results);
-        }
-
-        private static RequestOp ToRequestOp(EtcdKvOperation op) => op.Kind switch
-        {
-            EtcdKvOperationKind.Put => RequestOp.Put(new PutRequest { Key = Bytes(op.Key), Value = Bytes(op.Value!) }),
-            EtcdKvOperationKind.DeleteRange => RequestOp.DeleteRange(new DeleteRangeRequest { Key = Bytes(op.Key), RangeEnd = RangeEnd(op) }),
-            _ => RequestOp.Range(ToRange(op)),
-        };
-
-        private static RangeRequest ToRange(EtcdKvOperation op) => new() { Key = Bytes(op.Key), RangeEnd = RangeEnd(op) };
-
-        private static ReadOnlyMemory<byte> RangeEnd(EtcdKvOperation op) => op.RangeEnd is null ? default : Bytes(op.RangeEnd);
-
-        private static EtcdKvOperationResult ToResult(RangeResponse range) =>
-            new(range.Kvs.Select(kv => new EtcdKeyValue(Text(kv.Key), Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version)).ToArray(), 0);
-
-        private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
         /// <summary>
         /// <paramref name="faults"/> times, after 100–300 ms, one fault: isolate a member for a while,

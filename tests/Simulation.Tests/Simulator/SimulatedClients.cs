@@ -163,7 +163,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
         Task<EtcdKvResponse> call;
         try
         {
-            call = KvCalls.ExecuteAsync(store, request, consistency);
+            call = EtcdKvCalls.ExecuteAsync(store, request, consistency);
         }
         catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
         {
@@ -412,7 +412,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
                     foreach (var e in response.Events)
                     {
                         var kv = e.Kv;
-                        var observed = new ObservedEvent(kv.ModRevision, e.Type == WatchEventType.Delete, KvCalls.Text(kv.Key), KvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
+                        var observed = new ObservedEvent(kv.ModRevision, e.Type == WatchEventType.Delete, EtcdKvCalls.Text(kv.Key), EtcdKvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
                         stream.Add((observed, sim.NowTicks));
                         var prev = e.PrevKv is { } p ? ToKeyValue(p) : null;
                         events.Add(observed.IsDelete ? CommittedEvent.Delete(observed.Key, kv.ModRevision, prev) : CommittedEvent.Put(ToKeyValue(kv), prev));
@@ -470,7 +470,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
     }
 
     private static EtcdKeyValue ToKeyValue(KeyValue kv) =>
-        new(KvCalls.Text(kv.Key), KvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
+        new(EtcdKvCalls.Text(kv.Key), EtcdKvCalls.Text(kv.Value), kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease);
 
     private async Task CompactorAsync(Random random, CancellationToken stop)
     {

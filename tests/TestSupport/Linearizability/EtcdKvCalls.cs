@@ -1,12 +1,14 @@
 using System.Text;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
-using EmbeddedRaft.TestSupport.Linearizability;
+namespace EmbeddedRaft.TestSupport.Linearizability;
 
-namespace EmbeddedRaft.Simulation.Tests.Simulator;
-
-/// <summary>Runs an <see cref="EtcdKvRequest"/> through a member's public API and converts the answer for the model.</summary>
-internal static class KvCalls
+/// <summary>
+/// Runs an <see cref="EtcdKvRequest"/> through a replicated store member's public API and converts
+/// the answer for <see cref="EtcdKvModel"/>: the one mapping between the model's operations and the
+/// store's requests, shared by the simulator and the threaded Jepsen-style check.
+/// </summary>
+public static class EtcdKvCalls
 {
     public static async Task<EtcdKvResponse> ExecuteAsync(ReplicatedStore member, EtcdKvRequest request, ReadConsistency consistency)
     {
