@@ -26,7 +26,7 @@ public sealed class GeneratedRunTests
         var (window, linearizable) = CheckLinearizable(run.History, run);
         Assert.That(window, Is.Null, $"{window}: {linearizable.Explanation}");
 
-        var (reference, soundness) = ReferenceHistory.FromWatchers(run.ReferenceWatchers);
+        var (reference, soundness) = ReferenceHistory.FromWatchers(run.ReferenceWatchers, run.History);
         CheckResult all = CheckResult.Combine(
             soundness,
             WatchChecker.Check(reference, [.. run.ReferenceWatchers, .. run.Watchers], run.History),
@@ -44,7 +44,7 @@ public sealed class GeneratedRunTests
     {
         GeneratedRun run = Generate(seed);
         var random = new Random(seed ^ 0x5EED);
-        var (reference, _) = ReferenceHistory.FromWatchers(run.ReferenceWatchers);
+        var (reference, _) = ReferenceHistory.FromWatchers(run.ReferenceWatchers, run.History);
 
         // A watcher loses one event.
         (int w, WatchObservation dropped) = Mutate(run, random, (watch, r) =>
@@ -109,7 +109,7 @@ public sealed class GeneratedRunTests
     /// <summary>The run's history checked window by window, split at its quiescent points (as the simulator checks its own).</summary>
     private static (HistoryWindow? Failed, LinearizabilityResult<EtcdKvRequest, EtcdKvResponse> Result) CheckLinearizable(IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>> history, GeneratedRun run)
     {
-        var (reference, _) = ReferenceHistory.FromWatchers(run.ReferenceWatchers);
+        var (reference, _) = ReferenceHistory.FromWatchers(run.ReferenceWatchers, run.History);
         var windows = HistoryWindows.Split(history, EtcdKvState.Create(1), run.Points, reference.KeysAt);
         var (failed, result) = HistoryWindows.CheckAll(windows, keepHistory: true, s_bound);
         TestContext.Out.WriteLine($"{windows.Count} windows checked; the last check took {result.Steps} steps");

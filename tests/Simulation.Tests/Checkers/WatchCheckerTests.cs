@@ -168,6 +168,30 @@ public sealed class WatchCheckerTests
     }
 
     [Test]
+    public void A_prev_kv_is_only_allowed_missing_at_or_below_a_requested_compaction()
+    {
+        // etcd reads prev_kv at the event's revision - 1 when it sends the event and leaves it out when
+        // that is compacted by then (v3rpc watch.go sendLoop; etcd-io/etcd#10681): a stream that sent
+        // revisions 4 and 5 after a compaction at 5 lacks their prev_kvs, another sent them before.
+        Operation<EtcdKvRequest, EtcdKvResponse>[] history = [Operation.Completed(0, 0, 1, EtcdKvRequest.Compact(5), new EtcdKvResponse(6, true, []))];
+        WatchObservation late = Whole([.. s_committed.Select(e => e.Revision is 4 or 5 ? e.WithoutPrevKv() : e)], "ref2", 6, member: 2);
+        var (reference, soundness) = ReferenceHistory.FromWatchers([late, Whole(s_committed, "ref1", 6)], history);
+        Assert.That(soundness.Passed, soundness.ToString());
+        Assert.That(reference.Events, Is.EqualTo(s_committed), "the reference keeps the prev_kvs one stream had");
+        Assert.That(WatchChecker.Check(reference, [late], history).Passed);
+
+        // Alone, the late stream is a sound reference too (the keys before are known without them).
+        var (_, alone) = ReferenceHistory.FromWatchers([late], history);
+        Assert.That(alone.Passed, alone.ToString());
+
+        // Without that compaction, or above it, a missing prev_kv is a fault.
+        var (_, uncompacted) = ReferenceHistory.FromWatchers([late, Whole(s_committed, "ref1", 6)]);
+        Assert.That(Rules(uncompacted), Does.Contain("reference.disagree"), uncompacted.ToString());
+        Operation<EtcdKvRequest, EtcdKvResponse>[] lower = [Operation.Completed(0, 0, 1, EtcdKvRequest.Compact(4), new EtcdKvResponse(6, true, []))];
+        AssertCaught(WatchChecker.Check(Reference, [late], lower), "watch.mismatch", "revision 5");
+    }
+
+    [Test]
     public void Every_acknowledged_write_is_in_the_reference_at_its_revision_and_nothing_else_is_there()
     {
         Operation<EtcdKvRequest, EtcdKvResponse>[] acknowledged =

@@ -132,7 +132,7 @@ internal static class SimulationRun
         // must hold against it, and the members must have converged.
         if (history.WatchObservations.Count > 0)
         {
-            var (committed, soundness) = ReferenceHistory.FromWatchers(history.WatchObservations);
+            var (committed, soundness) = ReferenceHistory.FromWatchers(history.WatchObservations, operations);
             var checks = CheckResult.Combine(
                 soundness,
                 WatchChecker.Check(committed, history.WatchObservations, operations),

@@ -29,6 +29,24 @@ public sealed record CommittedEvent(CommittedEventType Type, EtcdKeyValue Kv, Et
     /// <summary>The same event without its previous key (what a watch without prev_kv receives).</summary>
     public CommittedEvent WithoutPrevKv() => PrevKv is null ? this : this with { PrevKv = null };
 
+    /// <summary>
+    /// Whether <paramref name="seen"/> is this event as a prev_kv watch may deliver it: the same, or,
+    /// when this event's revision is at or below a compaction that was asked for
+    /// (<paramref name="compactedThrough"/>, the highest), the same without its previous key. etcd reads
+    /// prev_kv when it sends the event, at the event's revision - 1, and leaves it out when that revision
+    /// is compacted by then (etcd's v3rpc watch.go sendLoop: <c>if err == nil &amp;&amp; len(r.KVs) != 0</c>;
+    /// etcd-io/etcd#10681, and its robustness checker allows a nil prev_kv for that reason, #17352). The
+    /// previous version is gone exactly when a compaction reached the event's revision.
+    /// </summary>
+    public bool MatchesAllowingCompactedPrevKv(CommittedEvent seen, long compactedThrough)
+    {
+        ArgumentNullException.ThrowIfNull(seen);
+        return Equals(seen) || (seen.PrevKv is null && Revision <= compactedThrough && WithoutPrevKv().Equals(seen));
+    }
+
+    /// <summary>Whether a prev_kv watch may have delivered this event without its previous key (see <see cref="MatchesAllowingCompactedPrevKv"/>).</summary>
+    public bool PrevKvMayBeCompacted(long compactedThrough) => PrevKv is null && Revision <= compactedThrough && !(Type == CommittedEventType.Put && Kv.Version == 1);
+
     /// <inheritdoc/>
     public override string ToString() =>
         $"{(Type == CommittedEventType.Put ? "PUT" : "DELETE")} {(Type == CommittedEventType.Put ? Kv.ToString() : $"{Kv.Key}@m{Kv.ModRevision}")}{(PrevKv is null ? "" : $" prev={PrevKv}")}";

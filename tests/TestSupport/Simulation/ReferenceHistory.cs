@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
+using EmbeddedRaft.TestSupport.Linearizability;
 
 namespace EmbeddedRaft.TestSupport.Simulation;
 
@@ -127,9 +128,20 @@ public sealed class ReferenceHistory
     /// prev_kv is the key as it stood, a put's create revision and version follow from it, a delete
     /// deletes a live key.
     /// </summary>
+    /// <remarks>
+    /// A prev_kv is not guaranteed: etcd leaves it out when the event's revision - 1 is compacted by the
+    /// time the event is sent (<see cref="CommittedEvent.MatchesAllowingCompactedPrevKv"/>). So where
+    /// <paramref name="history"/> asked for a compaction at or above an event's revision, a stream may
+    /// lack that event's prev_kv while another has it (the reference keeps the one with it), and an
+    /// event without it is not held against the keys.
+    /// </remarks>
+    /// <param name="wholeKeyspace">The whole-keyspace watchers.</param>
+    /// <param name="history">The client history, to know which compactions were asked for; null allows no prev_kv to be missing.</param>
     /// <exception cref="ArgumentException">A watcher is not a whole-keyspace prev_kv watcher, or there is none.</exception>
-    public static (ReferenceHistory Reference, CheckResult Soundness) FromWatchers(IReadOnlyList<WatchObservation> wholeKeyspace)
+    public static (ReferenceHistory Reference, CheckResult Soundness) FromWatchers(
+        IReadOnlyList<WatchObservation> wholeKeyspace, IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>>? history = null)
     {
+        long compactedThrough = WatchChecker.CompactedThrough(history);
         ArgumentNullException.ThrowIfNull(wholeKeyspace);
         if (wholeKeyspace.Count == 0)
         {
@@ -159,7 +171,17 @@ public sealed class ReferenceHistory
                 IReadOnlyList<CommittedEvent> mine = events.TryGetValue(revision, out List<CommittedEvent>? at) ? at : [];
                 if (merged.TryGetValue(revision, out var theirs))
                 {
-                    if (!theirs.Events.SequenceEqual(mine))
+                    if (WatchChecker.SameAllowingCompactedPrevKv(theirs.Events, mine, compactedThrough))
+                    {
+                        // Keep the richer of the two: a prev_kv one stream has and the other lost to compaction.
+                        merged[revision] = (theirs.Events.Zip(mine).Select(pair => pair.First.PrevKv is null ? pair.Second : pair.First).ToList(), theirs.Source);
+                    }
+                    else if (WatchChecker.SameAllowingCompactedPrevKv(mine, theirs.Events, compactedThrough))
+                    {
+                        // theirs lacks prev_kvs (lost to compaction) that mine has.
+                        merged[revision] = (mine, watch.WatcherId);
+                    }
+                    else
                     {
                         violations.Add(new CheckViolation("reference.disagree", string.Create(CultureInfo.InvariantCulture,
                             $"whole-keyspace watchers disagree at revision {revision}: {theirs.Source} saw {WatchStreamShape.Describe(theirs.Events)}; {watch.WatcherId} saw {WatchStreamShape.Describe(mine)}")));
@@ -202,14 +224,14 @@ public sealed class ReferenceHistory
         }
 
         var reference = new ReferenceHistory(start, end, byRevision, holes);
-        CheckEventsAgainstKeys(reference, violations);
+        CheckEventsAgainstKeys(reference, compactedThrough, violations);
         string summary = string.Create(CultureInfo.InvariantCulture,
             $"{wholeKeyspace.Count} whole-keyspace watchers, revisions {start}..{end}, {byRevision.Values.Sum(e => e.Count)} events");
         return (reference, new CheckResult("reference", summary, violations));
     }
 
     /// <summary>Replays the reference: each event must fit the key as it stood (when known: always for a complete reference).</summary>
-    private static void CheckEventsAgainstKeys(ReferenceHistory reference, List<CheckViolation> violations)
+    private static void CheckEventsAgainstKeys(ReferenceHistory reference, long compactedThrough, List<CheckViolation> violations)
     {
         var known = new Dictionary<string, Linearizability.EtcdKeyValue?>(StringComparer.Ordinal);
         bool fromEmpty = reference.StartRevision <= 2;
@@ -224,15 +246,23 @@ public sealed class ReferenceHistory
                 hole++;
             }
 
+            bool lostPrevKv = e.PrevKvMayBeCompacted(compactedThrough);
             Linearizability.EtcdKeyValue? before;
             if (!known.TryGetValue(e.Key, out before))
             {
+                if (lostPrevKv && !fromEmpty)
+                {
+                    // A partial reference learns a key's past from its first prev_kv: this one was lost to a compaction.
+                    known[e.Key] = e.Type == CommittedEventType.Put ? e.Kv : null;
+                    continue;
+                }
+
                 // A reference from the empty store knows every key; a partial one learns a key's past from its first prev_kv.
                 before = fromEmpty ? null : e.PrevKv;
             }
 
             string? problem = null;
-            if (!Equals(e.PrevKv, before))
+            if (!Equals(e.PrevKv, before) && !(lostPrevKv && before is not null))
             {
                 problem = $"its prev_kv should be {before?.ToString() ?? "none"}";
             }

@@ -36,12 +36,13 @@ public static class WatchChecker
         }
 
         HashSet<long>? compactions = history is null ? null : RequestedCompactions(history);
+        long compactedThrough = compactions is null || compactions.Count == 0 ? 0 : compactions.Max();
         long eventsChecked = 0;
         long unverifiable = 0;
         foreach (WatchObservation watch in watchers)
         {
             SortedDictionary<long, List<CommittedEvent>> seen = WatchStreamShape.Check(watch, violations);
-            (long checkedHere, long beyond) = CheckContent(reference, watch, seen, violations);
+            (long checkedHere, long beyond) = CheckContent(reference, watch, seen, compactedThrough, violations);
             eventsChecked += checkedHere;
             unverifiable += beyond;
             CheckResume(watch, byId, violations);
@@ -127,7 +128,8 @@ public static class WatchChecker
         return new CheckResult("ack", string.Create(CultureInfo.InvariantCulture, $"{checkedWrites} acknowledged writes found in the reference"), violations);
     }
 
-    private static (long Checked, long Beyond) CheckContent(ReferenceHistory reference, WatchObservation watch, SortedDictionary<long, List<CommittedEvent>> seen, List<CheckViolation> violations)
+    private static (long Checked, long Beyond) CheckContent(
+        ReferenceHistory reference, WatchObservation watch, SortedDictionary<long, List<CommittedEvent>> seen, long compactedThrough, List<CheckViolation> violations)
     {
         long from = Math.Max(watch.StartRevision, reference.StartRevision);
         long to = Math.Min(watch.CoveredThrough, reference.CoveredThrough);
@@ -138,7 +140,7 @@ public static class WatchChecker
             List<CommittedEvent> expected = reference.EventsAt(revision).Where(e => Wants(watch, e)).Select(e => watch.PrevKv ? e : e.WithoutPrevKv()).ToList();
             IReadOnlyList<CommittedEvent> got = seen.TryGetValue(revision, out List<CommittedEvent>? at) ? at : [];
             compared += got.Count;
-            if (expected.SequenceEqual(got))
+            if (SameAllowingCompactedPrevKv(expected, got, compactedThrough))
             {
                 continue;
             }
@@ -203,6 +205,20 @@ public static class WatchChecker
             violations.Add(new CheckViolation("watch.compacted", string.Create(CultureInfo.InvariantCulture,
                 $"{watch} was told compacted at {watch.CompactRevision}, but no client asked for a compaction there (asked: {string.Join(", ", compactions.Order())})")));
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="got"/> is <paramref name="expected"/> as a watch may deliver it: event by
+    /// event equal, or without a previous key a compaction may have removed first (<see cref="CommittedEvent.MatchesAllowingCompactedPrevKv"/>).
+    /// </summary>
+    internal static bool SameAllowingCompactedPrevKv(IReadOnlyList<CommittedEvent> expected, IReadOnlyList<CommittedEvent> got, long compactedThrough) =>
+        expected.Count == got.Count && expected.Zip(got).All(pair => pair.First.MatchesAllowingCompactedPrevKv(pair.Second, compactedThrough));
+
+    /// <summary>The highest compaction revision the clients asked for (0 when none, or no history).</summary>
+    internal static long CompactedThrough(IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>>? history)
+    {
+        HashSet<long> compactions = history is null ? [] : RequestedCompactions(history);
+        return compactions.Count == 0 ? 0 : compactions.Max();
     }
 
     private static HashSet<long> RequestedCompactions(IReadOnlyList<Operation<EtcdKvRequest, EtcdKvResponse>> history) =>
