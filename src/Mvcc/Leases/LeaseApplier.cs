@@ -15,9 +15,18 @@ internal static class LeaseApplier
     /// exists (<see cref="Lessor.RenewApplied"/>). Writes nothing but the consistent index.
     /// </summary>
     /// <exception cref="MvccException"><see cref="MvccError.LeaseNotFound"/>: no such lease (revoked by an earlier entry, or never granted).</exception>
-    public static LeaseKeepAliveResponse KeepAlive(StoreState state, long id)
+    public static LeaseKeepAliveResponse KeepAlive(StoreState state, long id, long index, Func<Transaction>? batch)
     {
-        long ttl = state.Lessor.RenewApplied(id) ?? throw new MvccException(MvccError.LeaseNotFound);
+        long ttl = state.Lessor.RenewApplied(id, index) ?? throw new MvccException(MvccError.LeaseNotFound);
+        if (index != 0 && batch is not null)
+        {
+            // Persist the renewal's index: an expiry revocation proposed before it must do nothing on
+            // every member, also one that restarts or restores a snapshot in between (decided from
+            // the log and the stored state alone, never a clock).
+            var tx = batch();
+            Bucket(tx, state).Put(LeaseBucket.Key(id), LeaseBucket.Value(ttl, index));
+        }
+
         return new LeaseKeepAliveResponse { Header = new ResponseHeader { Revision = state.Revision }, Id = id, TtlSeconds = ttl };
     }
 
@@ -45,12 +54,14 @@ internal static class LeaseApplier
     /// etcd's <c>lessor.Revoke</c>: deletes every attached key, in key order, through the store's
     /// ordinary delete path in one write transaction (one revision, or none when the lease holds no
     /// key), then the lease itself. A revocation the expiry check queued does nothing when the lease
-    /// is gone or was renewed meanwhile.
+    /// is gone or was renewed meanwhile; so does a replicated expiry revocation when a keep-alive
+    /// applied after the leader found the lease expired (<see cref="LeaseRevokeOp.RenewedAtIndexOrBelow"/>).
     /// </summary>
     public static LeaseRevokeResponse Revoke(StoreState state, Transaction batch, WriteTransaction transaction, LeaseRevokeOp op)
     {
         var lessor = state.Lessor;
-        if (!lessor.Contains(op.Id) || (op.OnlyIfExpired && !lessor.IsExpired(op.Id)))
+        if (!lessor.Contains(op.Id) || (op.OnlyIfExpired && !lessor.IsExpired(op.Id))
+            || (op.RenewedAtIndexOrBelow is long seen && lessor.RenewedAtIndex(op.Id) > seen))
         {
             return op.OnlyIfExpired || op.IfExists
                 ? new LeaseRevokeResponse { Header = new ResponseHeader { Revision = transaction.BeginRevision } }

@@ -33,12 +33,12 @@ internal static class LeaseLoader
         var cursor = leases.CreateCursor();
         for (bool more = cursor.First(); more; more = cursor.Next())
         {
-            if (!LeaseBucket.TryDecode(cursor.Key, cursor.Value, out long id, out long ttl))
+            if (!LeaseBucket.TryDecode(cursor.Key, cursor.Value, out long id, out long ttl, out long renewedAt))
             {
                 throw new CorruptionException(state.Path, 0, $"the lease bucket holds a malformed entry {MvccText.Show(cursor.Key)}");
             }
 
-            state.Lessor.Restore(id, ttl);
+            state.Lessor.Restore(id, ttl, renewedAt);
         }
 
         foreach (var (key, lease) in attached)

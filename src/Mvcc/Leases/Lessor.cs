@@ -121,13 +121,26 @@ internal sealed class Lessor
         }
     }
 
-    /// <summary>Adds a lease read from the B+tree at open, with its full TTL from now.</summary>
-    public void Restore(long id, long ttlSeconds)
+    /// <summary>Adds a lease read from the B+tree at open, with its full TTL from now and the log index of its last applied keep-alive (0: none).</summary>
+    public void Restore(long id, long ttlSeconds, long renewedAtIndex = 0)
     {
         Grant(id, ttlSeconds);
         lock (_gate)
         {
             _lastAutoId = Math.Max(_lastAutoId, id);
+            _leases[id].RenewedAtIndex = renewedAtIndex;
+        }
+    }
+
+    /// <summary>
+    /// The log index of the last keep-alive applied from the replicated log to the lease (0: none
+    /// since its grant), or null for no such lease. Replicated state: every member has the same.
+    /// </summary>
+    public long? RenewedAtIndex(long id)
+    {
+        lock (_gate)
+        {
+            return _leases.TryGetValue(id, out var entry) ? entry.RenewedAtIndex : null;
         }
     }
 
@@ -274,9 +287,16 @@ internal sealed class Lessor
     /// here is not reported again for <see cref="LeaseOptions.ExpiredReportRetryInterval"/> (it is
     /// expected to be revoked meanwhile; if not, it is reported again, as etcd's lessor retries).
     /// </summary>
-    public List<long> TakeExpired(int max)
+    public List<long> TakeExpired(int max) => TakeExpiredWithRenewals(max).ConvertAll(e => e.Id);
+
+    /// <summary>
+    /// <see cref="TakeExpired"/>, each lease with its <see cref="RenewedAtIndex"/> as it was when found
+    /// expired (a replicated leader's expiry revocation carries it, so a keep-alive applied after it
+    /// makes the revocation a no-op on every member).
+    /// </summary>
+    public List<(long Id, long RenewedAtIndex)> TakeExpiredWithRenewals(int max)
     {
-        var expired = new List<long>();
+        var expired = new List<(long Id, long RenewedAtIndex)>();
         lock (_gate)
         {
             if (!_primary)
@@ -294,7 +314,7 @@ internal sealed class Lessor
                     continue;
                 }
 
-                expired.Add(id);
+                expired.Add((id, entry.RenewedAtIndex));
                 entry.ReportedUntilTimestamp = now + _reportRetryTicks;
                 _due.Enqueue(id, entry.ReportedUntilTimestamp);
             }
@@ -338,13 +358,18 @@ internal sealed class Lessor
     /// local clock only decides when the expiry runs out), so the member that proposed it answers
     /// as the leader would have: the log, not a clock, orders a keep-alive and a revocation.
     /// </summary>
-    public long? RenewApplied(long id)
+    public long? RenewApplied(long id, long index)
     {
         lock (_gate)
         {
             if (!_leases.TryGetValue(id, out var entry))
             {
                 return null;
+            }
+
+            if (index != 0)
+            {
+                entry.RenewedAtIndex = index;
             }
 
             Renew(entry, _time.GetTimestamp());
@@ -449,6 +474,9 @@ internal sealed class Lessor
         public long TtlSeconds { get; } = ttlSeconds;
 
         public long ExpiryTimestamp { get; set; }
+
+        /// <summary>The log index of the last keep-alive applied from the replicated log (0: none since the grant); persisted in the lease bucket.</summary>
+        public long RenewedAtIndex { get; set; }
 
         /// <summary>Until when a report of this expired lease stands (0: not reported since its last renewal).</summary>
         public long ReportedUntilTimestamp { get; set; }

@@ -147,13 +147,27 @@ public sealed partial class MvccStore
     /// <summary>
     /// A replicated leader's expiry revocation applied from the log at <paramref name="consistentIndex"/>:
     /// revokes the lease as <see cref="LeaseRevokeAsync"/> does, whatever this member's clock says,
-    /// and does nothing (no error) when an earlier entry already revoked it.
+    /// and does nothing (no error) when an earlier entry already revoked it, or when a keep-alive
+    /// applied after <c>renewedAtIndexOrBelow</c> (the lease's last applied keep-alive index when the
+    /// leader found it expired, <see cref="TakeExpiredLeasesWithRenewals"/>) renewed it; null (an
+    /// entry written before it existed) revokes unconditionally.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="consistentIndex"/> does not exceed <see cref="ConsistentIndex"/>.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
-    internal ValueTask<LeaseRevokeResponse> ApplyExpiredLeaseRevokeAsync(long id, ulong consistentIndex, CancellationToken cancellationToken = default) =>
-        Submit<LeaseRevokeResponse>(new WriteOp(WriteOpKind.LeaseRevoke, new LeaseRevokeOp(id, OnlyIfExpired: false, IfExists: true), consistentIndex), cancellationToken);
+    internal ValueTask<LeaseRevokeResponse> ApplyExpiredLeaseRevokeAsync(long id, ulong consistentIndex, long? renewedAtIndexOrBelow = null, CancellationToken cancellationToken = default) =>
+        Submit<LeaseRevokeResponse>(new WriteOp(WriteOpKind.LeaseRevoke, new LeaseRevokeOp(id, OnlyIfExpired: false, IfExists: true, renewedAtIndexOrBelow), consistentIndex), cancellationToken);
+
+    /// <summary>
+    /// <see cref="TakeExpiredLeases"/>, each lease with the log index of its last applied keep-alive
+    /// (0: none), for a replicated leader's expiry revocation to carry. Thread-safe.
+    /// </summary>
+    internal IReadOnlyList<(long Id, long RenewedAtIndex)> TakeExpiredLeasesWithRenewals(int maxCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        ThrowIfDisposed();
+        return _state.Lessor.TakeExpiredWithRenewals(maxCount);
+    }
 
     /// <summary>True when the lessor is primary: <see cref="TakeExpiredLeases"/> reports expired leases only then.</summary>
     internal bool IsLessorPrimary => _state.Lessor.IsPrimary;

@@ -2,7 +2,9 @@ namespace EmbeddedRaft.Mvcc.Replication;
 
 /// <summary>
 /// The encoding of the lease commands (kinds 16-19, docs/formats.md, "Replicated store commands"):
-/// the kind byte, then zigzag varints — the lease id, and for a grant its TTL in seconds.
+/// the kind byte, then zigzag varints — the lease id, and for a grant its TTL in seconds, for an
+/// expiry the log index of the lease's last applied keep-alive the leader saw (absent in entries
+/// written before it existed: such an expiry revokes unconditionally).
 /// </summary>
 internal static class LeaseCommands
 {
@@ -25,6 +27,26 @@ internal static class LeaseCommands
         var w = new CommandWriter(kind, 16);
         w.WriteInt64(id);
         return w.Written;
+    }
+
+    /// <summary>A leader's expiry revocation of a lease whose last applied keep-alive was at <paramref name="renewedAtIndex"/> (0: none).</summary>
+    public static ReadOnlyMemory<byte> EncodeExpire(long id, long renewedAtIndex)
+    {
+        var w = new CommandWriter(CommandKind.LeaseExpire, 24);
+        w.WriteInt64(id);
+        w.WriteInt64(renewedAtIndex);
+        return w.Written;
+    }
+
+    /// <summary>An expiry: the lease id and the renewal index it was decided at (null: an older entry without one).</summary>
+    /// <exception cref="InvalidDataException">Not a well-formed expiry.</exception>
+    public static (long Id, long? RenewedAtIndex) DecodeExpire(ReadOnlySpan<byte> command)
+    {
+        var r = CommandCodec.Body(command, CommandKind.LeaseExpire);
+        long id = r.ReadInt64("lease id");
+        long? renewedAt = r.Remaining > 0 ? r.ReadInt64("lease renewal index") : null;
+        r.ExpectEnd("a lease expiry");
+        return (id, renewedAt);
     }
 
     /// <exception cref="InvalidDataException">Not a well-formed grant.</exception>

@@ -144,7 +144,7 @@ public sealed partial class ReplicatedStore
     {
         if (kind == CommandKind.LeaseExpire && _logger.IsEnabled(LogLevel.Debug))
         {
-            long lease = LeaseCommands.DecodeId(command.Data.Span, kind);
+            long lease = LeaseCommands.DecodeExpire(command.Data.Span).Id;
             ReplicatedStoreLog.LeaseExpireApplied(_logger, MemberId, lease, command.Index);
         }
 
@@ -166,7 +166,8 @@ public sealed partial class ReplicatedStore
             case CommandKind.LeaseKeepAlive:
                 return Box(store.ApplyLeaseKeepAliveAsync(LeaseCommands.DecodeId(data, kind), command.Index));
             case CommandKind.LeaseExpire:
-                return Box(store.ApplyExpiredLeaseRevokeAsync(LeaseCommands.DecodeId(data, kind), command.Index));
+                var (expiredId, renewedAt) = LeaseCommands.DecodeExpire(data);
+                return Box(store.ApplyExpiredLeaseRevokeAsync(expiredId, command.Index, renewedAt));
             default:
                 return null;
         }
@@ -246,10 +247,10 @@ public sealed partial class ReplicatedStore
                     continue;
                 }
 
-                IReadOnlyList<long> expired;
+                IReadOnlyList<(long Id, long RenewedAtIndex)> expired;
                 try
                 {
-                    expired = store.TakeExpiredLeases(budget);
+                    expired = store.TakeExpiredLeasesWithRenewals(budget);
                 }
                 catch (ObjectDisposedException)
                 {
@@ -258,7 +259,7 @@ public sealed partial class ReplicatedStore
 
                 if (expired.Count > 0)
                 {
-                    await Task.WhenAll(expired.Select(ProposeExpiryAsync)).ConfigureAwait(ResumeOnScheduler);
+                    await Task.WhenAll(expired.Select(e => ProposeExpiryAsync(e.Id, e.RenewedAtIndex))).ConfigureAwait(ResumeOnScheduler);
                 }
             }
         }
@@ -268,13 +269,20 @@ public sealed partial class ReplicatedStore
         }
     }
 
-    private async Task ProposeExpiryAsync(long id)
+    /// <summary>
+    /// Proposes the expiry revocation of a lease whose last applied keep-alive was at
+    /// <paramref name="renewedAtIndex"/>: a keep-alive the log orders after that one but before this
+    /// entry renewed the lease (and answered its full TTL), so every member then applies this as a
+    /// no-op — decided from the log and the stored lease alone, as etcd's leader never revokes a
+    /// lease a keep-alive renewed after it found it expired.
+    /// </summary>
+    private async Task ProposeExpiryAsync(long id, long renewedAtIndex)
     {
         Interlocked.Increment(ref _expiryRevocationsProposed);
         _expiryProposed.TrySetResult();
         try
         {
-            var result = await Node.ProposeAsync(LeaseCommands.EncodeId(CommandKind.LeaseExpire, id), Stopping).ConfigureAwait(ResumeOnScheduler);
+            var result = await Node.ProposeAsync(LeaseCommands.EncodeExpire(id, renewedAtIndex), Stopping).ConfigureAwait(ResumeOnScheduler);
             ThrowIfRefused(result);
             Interlocked.Increment(ref _expiryRevocationsCommitted);
             ReplicatedStoreMetrics.LeaseExpired(MemberId);

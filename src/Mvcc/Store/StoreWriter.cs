@@ -510,7 +510,11 @@ internal sealed class StoreWriter
                     break;
                 case WriteOpKind.LeaseKeepAlive:
                     CheckConsistentIndex(op.ConsistentIndex);
-                    op.Result = Leases.LeaseApplier.KeepAlive(_state, (long)op.Request!);
+                    op.Result = Leases.LeaseApplier.KeepAlive(_state, (long)op.Request!, (long)op.ConsistentIndex, () =>
+                    {
+                        EnsureBatch();
+                        return _batch!;
+                    });
                     if (op.ConsistentIndex == 0)
                     {
                         // Nothing to write: no batch to wait for.

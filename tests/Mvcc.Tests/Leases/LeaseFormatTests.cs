@@ -21,6 +21,17 @@ public sealed class LeaseFormatTests
     }
 
     [Test]
+    public void ARenewedLeaseAlsoHoldsItsLastKeepAlivesLogIndexLittleEndian()
+    {
+        Assert.That(Convert.ToHexString(LeaseBucket.Value(30, 0x0102)), Is.EqualTo("1E000000000000000201000000000000"));
+        Assert.That(LeaseBucket.TryDecode(LeaseBucket.Key(7), LeaseBucket.Value(30, 0x0102), out long id, out long ttl, out long renewedAt), Is.True);
+        Assert.That((id, ttl, renewedAt), Is.EqualTo((7L, 30L, 0x0102L)));
+        Assert.That(LeaseBucket.TryDecode(LeaseBucket.Key(7), LeaseBucket.Value(30), out _, out _, out renewedAt), Is.True);
+        Assert.That(renewedAt, Is.Zero, "an 8-byte value: never renewed from the log");
+        Assert.That(LeaseBucket.TryDecode(LeaseBucket.Key(7), new byte[12], out _, out _, out _), Is.False);
+    }
+
+    [Test]
     public async Task TheStoreWritesTheLeaseBucketAndTheLeaseInTheKeysStoredValue()
     {
         var fs = new FaultInjectingFileSystem(1);

@@ -76,4 +76,40 @@ public sealed class ReplicatedLeaseApplyTests
         Assert.That(store.Revision, Is.EqualTo(before + 1));
         Assert.That(store.ConsistentIndex, Is.EqualTo(5UL), "the entry is applied all the same");
     }
+
+    [Test]
+    public async Task AnExpiryRevocationProposedBeforeAnAppliedKeepAliveDoesNothingEvenAcrossARestart()
+    {
+        var clock = LeaseTestSupport.Clock();
+        var disk = new FaultInjectingFileSystem(4);
+        long lease;
+        long renewedAt;
+        await using (var leader = MvccStore.Open(disk, TargetDirectory, Options(clock)))
+        {
+            lease = (await leader.LeaseGrantAsync(10, 7, 1)).Id;
+            await leader.PutAsync(new PutRequest { Key = B("a"), Value = B("1"), Lease = lease }, 2);
+            clock.Advance(TimeSpan.FromSeconds(11));
+
+            // The leader finds the lease expired and proposes its revocation; before that entry, the
+            // log holds a keep-alive, which renews the lease and answers its full TTL.
+            var expired = leader.TakeExpiredLeasesWithRenewals(10);
+            Assert.That(expired, Is.EqualTo(new[] { (lease, 0L) }));
+            renewedAt = expired[0].RenewedAtIndex;
+            Assert.That((await leader.ApplyLeaseKeepAliveAsync(lease, 3)).TtlSeconds, Is.EqualTo(10));
+        }
+
+        // A member that restarts between the keep-alive and the expiry decides from the stored lease alone.
+        await using var store = MvccStore.Open(disk, TargetDirectory, Options(clock));
+        long before = store.Revision;
+        await store.ApplyExpiredLeaseRevokeAsync(lease, 4, renewedAt);
+        Assert.That(store.Revision, Is.EqualTo(before), "renewed after the leader decided: nothing revoked");
+        Assert.That(store.Range(new RangeRequest { Key = B("a") }).Kvs, Has.Count.EqualTo(1), "the key outlives its promised TTL no less");
+        Assert.That(store.LeaseLeases().Leases, Has.Count.EqualTo(1));
+        Assert.That(store.ConsistentIndex, Is.EqualTo(4UL), "the entry is applied all the same");
+
+        // An expiry decided after that keep-alive revokes.
+        await store.ApplyExpiredLeaseRevokeAsync(lease, 5, 3);
+        Assert.That(store.Range(new RangeRequest { Key = B("a") }).Kvs, Is.Empty);
+        Assert.That(store.LeaseLeases().Leases, Is.Empty);
+    }
 }
