@@ -497,7 +497,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         var completion = op.AsValueTask<T>();
 
         // Only a wait that can be cancelled needs a task to race the token against.
-        return cancellationToken.CanBeCanceled ? new ValueTask<T>(completion.AsTask().WaitAsync(cancellationToken)) : completion;
+        return cancellationToken.CanBeCanceled ? new ValueTask<T>(SchedulerWaits.WaitAsync(completion.AsTask(), cancellationToken)) : completion;
     }
 
     /// <summary>

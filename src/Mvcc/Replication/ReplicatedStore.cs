@@ -297,7 +297,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(revision);
         var result = await Node.ProposeAsync(CommandCodec.EncodeCompact(revision, physical), cancellationToken).ConfigureAwait(ResumeOnScheduler);
         var pending = Unwrap<PendingCompaction>(result);
-        var response = await pending.Response.WaitAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
+        var response = await SchedulerWaits.WaitAsync(pending.Response, cancellationToken).ConfigureAwait(ResumeOnScheduler);
         if (physical)
         {
             await Mvcc.WaitForCompactionsAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);

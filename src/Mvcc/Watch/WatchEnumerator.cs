@@ -53,7 +53,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                     var woken = step.Waiter!.Task;
                     if (cancellationToken.CanBeCanceled)
                     {
-                        await woken.WaitAsync(cancellationToken).ConfigureAwait(store.ResumeOnScheduler);
+                        await SchedulerWaits.WaitAsync(woken, cancellationToken).ConfigureAwait(store.ResumeOnScheduler);
                     }
                     else
                     {

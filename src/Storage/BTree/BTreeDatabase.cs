@@ -192,7 +192,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     public async ValueTask<Transaction> BeginWriteAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        await _writerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SchedulerWaits.EnterAsync(_writerGate, cancellationToken).ConfigureAwait(false);
         return BeginWriteHoldingGate();
     }
 
@@ -240,7 +240,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     public async ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        await _writerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SchedulerWaits.EnterAsync(_writerGate, cancellationToken).ConfigureAwait(false);
         SyncHoldingGate();
     }
 
@@ -284,7 +284,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     public async ValueTask<CheckReport> CheckAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        await _writerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SchedulerWaits.EnterAsync(_writerGate, cancellationToken).ConfigureAwait(false);
         return CheckHoldingGate();
     }
 

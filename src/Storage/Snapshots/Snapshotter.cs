@@ -362,7 +362,7 @@ public sealed class Snapshotter : IDisposable, IAsyncDisposable
     private async ValueTask EnterAsync(CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        await _gate.WaitAsync(cancellationToken);
+        await SchedulerWaits.EnterAsync(_gate, cancellationToken);
         ThrowIfDisposedHoldingGate();
     }
 

@@ -745,7 +745,7 @@ internal sealed class WalGroupCommit
                 return await appended.ConfigureAwait(false);
             }
 
-            await spaceAvailable.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await SchedulerWaits.WaitAsync(spaceAvailable, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -66,8 +66,7 @@ internal static class SimulationRun
 
         // Work that reached the scheduler from another thread ran when that thread's timing said:
         // the run is no longer a function of its seed.
-        // Reported apart from the violations: the known escapes are the library's (see docs/testing.md),
-        // and the replay test asserts there are none for its seed.
+        // Reported apart from the violations; both the seed test and the replay test fail on any.
         var determinismWarnings = sim.Scheduler.QueuedOffThread is { Count: > 0 } escaped
             ? new[] { $"{escaped.Count} task(s) queued from another thread than the simulation's; the first:\n{escaped[0]}" }
             : [];
