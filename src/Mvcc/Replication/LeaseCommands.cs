@@ -38,6 +38,14 @@ internal static class LeaseCommands
         return w.Written;
     }
 
+    /// <summary>An expiry without the renewal fence (the form entries had before it): it revokes whatever renewals came after. Only the test-only broken rule writes it now.</summary>
+    public static ReadOnlyMemory<byte> EncodeUnfencedExpire(long id)
+    {
+        var w = new CommandWriter(CommandKind.LeaseExpire, 16);
+        w.WriteInt64(id);
+        return w.Written;
+    }
+
     /// <summary>An expiry: the lease id and the renewal index it was decided at (null: an older entry without one).</summary>
     /// <exception cref="InvalidDataException">Not a well-formed expiry.</exception>
     public static (long Id, long? RenewedAtIndex) DecodeExpire(ReadOnlySpan<byte> command)

@@ -282,7 +282,12 @@ public sealed partial class ReplicatedStore
         _expiryProposed.TrySetResult();
         try
         {
-            var result = await Node.ProposeAsync(LeaseCommands.EncodeExpire(id, renewedAtIndex), Stopping).ConfigureAwait(ResumeOnScheduler);
+            // TestOnlyBrokenRules.FollowersExpireLeases: a follower's expiry is authoritative, as if the
+            // renewal fence did not exist (the fence alone would otherwise hide most of the broken rule).
+            var command = TestOnlyBrokenRules.FollowersExpireLeases && _lastLeaderSeen != MemberId
+                ? LeaseCommands.EncodeUnfencedExpire(id)
+                : LeaseCommands.EncodeExpire(id, renewedAtIndex);
+            var result = await Node.ProposeAsync(command, Stopping).ConfigureAwait(ResumeOnScheduler);
             ThrowIfRefused(result);
             Interlocked.Increment(ref _expiryRevocationsCommitted);
             ReplicatedStoreMetrics.LeaseExpired(MemberId);
