@@ -65,4 +65,26 @@ public sealed class StoreSimulationTests
             Assert.That(first.DeterminismWarnings.Concat(second.DeterminismWarnings), Is.Empty, "work that escaped the simulation's thread");
         });
     }
+
+    /// <summary>
+    /// Slow disks (fsyncs that take 20–200 ms of simulated time on one member at a time) delay that
+    /// member's acknowledgements and applies, and the run stays safe and a function of its seed.
+    /// </summary>
+    [Test]
+    public void SlowDisksDelayFsyncsAndReplayTheSameRun()
+    {
+        var options = new SimulationOptions { Seed = 4711, FaultPhase = TimeSpan.FromSeconds(3), Faults = NemesisFaults.SlowDisks | NemesisFaults.Crashes, NemesisInterval = TimeSpan.FromMilliseconds(150) };
+        var first = SimulationRun.Run(options);
+        var second = SimulationRun.Run(options);
+        TestContext.Out.WriteLine(first.Summary);
+        TestContext.Out.WriteLine(string.Join("; ", first.NemesisLog));
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Passed, Is.True, () => first.Report(nameof(SlowDisksDelayFsyncsAndReplayTheSameRun)));
+            Assert.That(first.SlowFsyncs, Is.GreaterThan(0), "fsyncs a slow disk delayed");
+            Assert.That(second.TraceHash, Is.EqualTo(first.TraceHash), "trace hash of the replay");
+            Assert.That(second.SlowFsyncs, Is.EqualTo(first.SlowFsyncs), "slow fsyncs of the replay");
+            Assert.That(first.DeterminismWarnings.Concat(second.DeterminismWarnings), Is.Empty, "work that escaped the simulation's thread");
+        });
+    }
 }
