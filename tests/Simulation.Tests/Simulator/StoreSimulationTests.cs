@@ -12,7 +12,11 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 [Parallelizable(ParallelScope.Children)]
 public sealed class StoreSimulationTests
 {
-    private static IEnumerable<int> Seeds() => TestSeeds.Choose("SIM_SEED", "SIM_SEEDS", 1, 200);
+    // SIM_FIRST_SEED=n starts the seeds at n (to split a soak over processes: SIM_FIRST_SEED=5001 SIM_SEEDS=5000).
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("SIM_SEED", "SIM_SEEDS", FirstSeed(), 200);
+
+    private static int FirstSeed() =>
+        Environment.GetEnvironmentVariable("SIM_FIRST_SEED") is { Length: > 0 } first ? int.Parse(first, System.Globalization.CultureInfo.InvariantCulture) : 1;
 
     [TestCaseSource(nameof(Seeds))]
     public void ClusterStaysSafeAndConvergesUnderFaults(int seed)
