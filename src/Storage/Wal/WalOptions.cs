@@ -122,6 +122,14 @@ public sealed record WalOptions
     }
 
     /// <summary>
+    /// Test-only seam (the whole-cluster simulator's slow disks): when set, every
+    /// <see cref="WriteAheadLog.SyncAsync"/> awaits it before its flush, so a flush can take
+    /// simulated time (a delay on a fake clock) while the rest of the process runs. Null (the
+    /// default) leaves the sync path as it is: one null check.
+    /// </summary>
+    internal Func<ValueTask>? BeforeSync { get; init; }
+
+    /// <summary>
     /// Which threads write and flush: <see cref="WalThreading.BackgroundThreads"/> (the default: a
     /// writer and a syncer thread overlap writing one group with flushing the previous one) or
     /// <see cref="WalThreading.CallerThread"/> (no background threads: every write and flush runs

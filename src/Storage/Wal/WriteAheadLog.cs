@@ -57,6 +57,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private readonly IDisposable _directoryLock;
     // Everything between an append and its durability: the tail, batches, waiters, threads, states.
     private readonly WalGroupCommit _groupCommit;
+    private readonly Func<ValueTask>? _beforeSync;
     private readonly object _releaseGate = new();
     // 0 until Dispose or DisposeAsync first runs; disposal happens once.
     private int _disposeStarted;
@@ -69,6 +70,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _directoryLock = directoryLock;
         TailRepair = recovered.Repair;
         _groupCommit = new WalGroupCommit(fileSystem, directory, options, recovered);
+        _beforeSync = options.BeforeSync;
     }
 
     /// <summary>The directory holding the segments.</summary>
@@ -167,7 +169,14 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     public ValueTask SyncAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return _groupCommit.Sync();
+        return _beforeSync is null ? _groupCommit.Sync() : SyncAfterDelayAsync();
+    }
+
+    // WalOptions.BeforeSync (the simulator's slow disk): the flush starts once the seam completes.
+    private async ValueTask SyncAfterDelayAsync()
+    {
+        await _beforeSync!();
+        await _groupCommit.Sync();
     }
 
     /// <summary>

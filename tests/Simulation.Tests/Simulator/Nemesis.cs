@@ -15,9 +15,10 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// (add a learner, promote it, remove a voter — under whatever other fault is active).
 /// </summary>
 /// <remarks>
-/// Slow disks are not modelled: the fault-injecting file system completes every call at once
-/// (its interface is synchronous), so a slow fsync has no simulated duration. Members tick at
-/// different rates (each member's tick interval is drawn from the seed when it is created).
+/// Slow disks: the fault-injecting file system completes every call at once (its interface is
+/// synchronous), so a slow fsync is a delay of simulated time the write-ahead log awaits before its
+/// flush (the internal WalOptions.BeforeSync seam, unset in production). Members tick at different
+/// rates (each member's tick interval is drawn from the seed when it is created).
 /// </remarks>
 internal sealed class Nemesis(StoreSimulation sim, Random random)
 {
@@ -45,6 +46,11 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
     {
         Note("heal");
         sim.Network.Heal();
+        foreach (var member in sim.Members.Values)
+        {
+            member.SlowSync = null;
+        }
+
         sim.Network.SetAllLinkFaults(sim.BaseLinkFaults);
         foreach (var member in sim.Members.Values.Where(m => m.State == MemberState.Running && m.DiskFailing).ToList())
         {
@@ -78,11 +84,17 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         {
             choices.Add(CrashAsync);
             choices.Add(CrashAsync);
+            choices.Add(CrashQuorumAtFsyncAsync);
         }
 
         if (faults.HasFlag(NemesisFaults.DiskErrors))
         {
             choices.Add(DiskErrorAsync);
+        }
+
+        if (faults.HasFlag(NemesisFaults.SlowDisks))
+        {
+            choices.Add(SlowDiskAsync);
         }
 
         if (faults.HasFlag(NemesisFaults.LeaderTransfers))
@@ -254,6 +266,102 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
         {
             await RestartAsync(down);
         }
+    }
+
+    /// <summary>
+    /// A quorum loses what it had not synced, right after it may have acknowledged it: the voters
+    /// outside one quorum are cut off from the leader, the followers completing the leader's quorum
+    /// crash as their next fsync starts (what they wrote and did not sync is dropped whole), the
+    /// leader crashes a moment later (after it may have answered clients) and stays down while the
+    /// others elect a leader among themselves and write on. Acknowledging appends only after the
+    /// fsync, the leader cannot have committed what the crashed followers lost; a follower that
+    /// acknowledged before its fsync let the leader commit and answer a write no surviving log
+    /// holds: the new leader overwrites it (a lost acknowledged write, a replaced committed entry).
+    /// </summary>
+    private async Task CrashQuorumAtFsyncAsync()
+    {
+        var running = sim.Running.ToList();
+        var leader = running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id);
+        if (leader is null || sim.Members.Values.Any(m => m.State == MemberState.Down))
+        {
+            return;
+        }
+
+        var followers = running.Where(m => m != leader && m.TryStatus() is { IsLearner: false }).OrderBy(_ => random.Next()).ToList();
+        int quorum = ((followers.Count + 1) / 2) + 1;
+        if (followers.Count < quorum)
+        {
+            return;
+        }
+
+        var acking = followers.Take(quorum - 1).ToList();
+        var outside = followers.Skip(quorum - 1).Select(m => m.Id).ToArray();
+        Note($"crash quorum at fsync: leader {leader}, {string.Join(",", acking)} crash at their next fsync, [{string.Join(",", outside)}] cut off");
+        sim.Network.Partition(outside, [leader.Id, .. acking.Select(m => m.Id)]);
+        foreach (var member in acking)
+        {
+            member.DiskFailing = true;
+            member.Disk.CrashAtNextFlush = true;
+        }
+
+        var deadline = sim.Now + TimeSpan.FromSeconds(1);
+        while (sim.Now < deadline && acking.Any(m => m.State == MemberState.Running && !m.Disk.IsCrashed))
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(5), sim.Time, CancellationToken.None);
+        }
+
+        // The leader may commit and answer what the crashed followers acknowledged, then it goes too.
+        await Task.Delay(TimeSpan.FromMilliseconds(random.Next(5, 40)), sim.Time, CancellationToken.None);
+        if (leader.State == MemberState.Running)
+        {
+            await sim.CrashMemberAsync(leader, "nemesis, after its quorum crashed");
+        }
+
+        foreach (var member in acking.Where(m => m.State == MemberState.Running))
+        {
+            await sim.CrashMemberAsync(member, "nemesis, at its fsync", dropUnflushed: true);
+        }
+
+        sim.Network.Heal();
+        foreach (var member in acking)
+        {
+            await RestartAsync(member);
+        }
+
+        // The others elect a leader without the old one and write on before it returns.
+        await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 1500)), sim.Time, CancellationToken.None);
+        if (leader.State == MemberState.Down)
+        {
+            await RestartAsync(leader);
+        }
+    }
+
+    /// <summary>
+    /// A slow disk: one member's (now and then the leader's) write-ahead-log fsyncs take 20 to 200 ms
+    /// of simulated time for a while, so its acknowledgements, votes and applies lag while the rest
+    /// of the cluster runs on (a leader's own slow fsync delays its commits: the others' acks alone
+    /// make a quorum only with five members).
+    /// </summary>
+    private async Task SlowDiskAsync()
+    {
+        var running = sim.Running.ToList();
+        if (running.Count == 0)
+        {
+            return;
+        }
+
+        var victim = running[random.Next(running.Count)];
+        if (random.Next(3) == 0 && running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id) is { } leader)
+        {
+            victim = leader;
+        }
+
+        int max = random.Next(2) == 0 ? 60 : 200;
+        Note($"slow disk on {victim}: fsyncs take 20..{max} ms");
+        victim.SlowSync = (20, max);
+        await Task.Delay(Hold(), sim.Time, CancellationToken.None);
+        Note($"disk of {victim} fast again");
+        victim.SlowSync = null;
     }
 
     private async Task DiskErrorAsync()

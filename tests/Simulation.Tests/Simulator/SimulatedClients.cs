@@ -26,6 +26,24 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
     private int _values;
     private long _latestRevision;
 
+    // Closed (not completed) while the harness takes a quiescent point: no call starts then.
+    private TaskCompletionSource _gate = CompletedGate();
+
+    /// <summary>KV, lease and compaction calls started and not yet answered, timed out or refused.</summary>
+    public int InFlight { get; private set; }
+
+    /// <summary>From now on every client waits before its next call until <see cref="Resume"/>; calls already started run on.</summary>
+    public void Pause()
+    {
+        if (_gate.Task.IsCompleted)
+        {
+            _gate = new TaskCompletionSource();
+        }
+    }
+
+    /// <summary>Lets the clients call again.</summary>
+    public void Resume() => _gate.TrySetResult();
+
     /// <summary>Starts every client; they run until <paramref name="stop"/> is cancelled (the watchers until <paramref name="stopWatchers"/>) and return within one call timeout.</summary>
     public List<Task> StartAll(CancellationToken stop, CancellationToken stopWatchers)
     {
@@ -151,6 +169,20 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
     /// </summary>
     private async Task<EtcdKvResponse?> CallAsync(int client, SimulatedMember member, EtcdKvRequest request, ReadConsistency consistency)
     {
+        await _gate.Task;
+        InFlight++;
+        try
+        {
+            return await CallOnceAsync(client, member, request, consistency);
+        }
+        finally
+        {
+            InFlight--;
+        }
+    }
+
+    private async Task<EtcdKvResponse?> CallOnceAsync(int client, SimulatedMember member, EtcdKvRequest request, ReadConsistency consistency)
+    {
         var store = member.Store;
         if (store is null)
         {
@@ -242,6 +274,8 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
 
             long leaseId = ((client + 1) * 1_000_000L) + ++leases;
             long ttl = 1 + random.Next(2);
+            // The expiry below is invoked with the grant: both on the same side of a quiescent point.
+            await _gate.Task;
             long grantInvoked = sim.NowTicks;
             var grant = await RecordedCallAsync(client, member, EtcdKvRequest.LeaseGrant(leaseId, ttl), async store =>
             {
@@ -282,6 +316,7 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
                     continue;
                 }
 
+                await _gate.Task;
                 long invoked = sim.NowTicks;
                 var kept = await RecordedCallAsync(client, member, EtcdKvRequest.LeaseKeepAlive(leaseId), async store =>
                 {
@@ -321,6 +356,20 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
     /// happened. Returns the answer, or null when there was none.
     /// </summary>
     private async Task<EtcdKvResponse?> RecordedCallAsync(int client, SimulatedMember member, EtcdKvRequest request, Func<ReplicatedStore, Task<EtcdKvResponse>> call)
+    {
+        await _gate.Task;
+        InFlight++;
+        try
+        {
+            return await RecordedCallOnceAsync(client, member, request, call);
+        }
+        finally
+        {
+            InFlight--;
+        }
+    }
+
+    private async Task<EtcdKvResponse?> RecordedCallOnceAsync(int client, SimulatedMember member, EtcdKvRequest request, Func<ReplicatedStore, Task<EtcdKvResponse>> call)
     {
         if (member.Store is not { } store)
         {
@@ -501,6 +550,13 @@ internal sealed class SimulatedClients(StoreSimulation sim, ClientHistory histor
 
         var running = sim.Running.ToList();
         return running.Count == 0 ? null : running[random.Next(running.Count)];
+    }
+
+    private static TaskCompletionSource CompletedGate()
+    {
+        var gate = new TaskCompletionSource();
+        gate.SetResult();
+        return gate;
     }
 
     private string NewValue(int client) => string.Create(CultureInfo.InvariantCulture, $"c{client}-{++_values}");

@@ -39,6 +39,15 @@ internal sealed class SimulatedMember(ulong id, FaultInjectingFileSystem disk, T
     /// <summary>True while the nemesis has made its disk fail every write (it must stop).</summary>
     public bool DiskFailing { get; set; }
 
+    /// <summary>
+    /// While set, the nemesis made its disk slow: each write-ahead-log fsync first waits a delay of
+    /// simulated time drawn from this range (its acknowledgements and applies lag; the others run on).
+    /// </summary>
+    public (int MinMilliseconds, int MaxMilliseconds)? SlowSync { get; set; }
+
+    /// <summary>Draws the slow fsyncs' delays (seeded from the run's seed and the member's id).</summary>
+    public Random SlowSyncRandom { get; init; } = new(0);
+
     /// <summary>Whether it joined an existing cluster (started empty) rather than bootstrapping one.</summary>
     public bool Joined { get; set; }
 

@@ -11,7 +11,8 @@ internal enum NemesisFaults
     DiskErrors = 8,
     LeaderTransfers = 16,
     MembershipChanges = 32,
-    All = Partitions | LinkFaults | Crashes | DiskErrors | LeaderTransfers | MembershipChanges,
+    SlowDisks = 64,
+    All = Partitions | LinkFaults | Crashes | DiskErrors | LeaderTransfers | MembershipChanges | SlowDisks,
 }
 
 /// <summary>The shape of one simulated run; everything not set here is drawn from the seed.</summary>
@@ -25,6 +26,13 @@ internal sealed record SimulationOptions
 
     /// <summary>Simulated time clients and the nemesis act (then the heal and quiesce phase follows).</summary>
     public TimeSpan FaultPhase { get; init; } = TimeSpan.FromSeconds(6);
+
+    /// <summary>
+    /// Times the fault phase stops for the nemesis to heal and the harness to take a quiescent point
+    /// (clients paused, every member applied the same index, state read): the client history is
+    /// checked in that many windows plus one.
+    /// </summary>
+    public int QuiescentPoints { get; init; } = 2;
 
     /// <summary>Simulated time after healing for the cluster to converge before the final checks.</summary>
     public TimeSpan QuiescePhase { get; init; } = TimeSpan.FromSeconds(3);

@@ -25,8 +25,17 @@ internal sealed record SimulationResult(
     /// <summary>Work that reached the simulation's scheduler from another thread (then the seed alone does not decide the run).</summary>
     public IReadOnlyList<string> DeterminismWarnings { get; init; } = [];
 
+    /// <summary>The windows the client history was checked in (quiescent points + 1; 0 when the run stopped before the check).</summary>
+    public int HistoryWindows { get; init; }
+
+    /// <summary>Wall time of the end-of-run checks (watches, acknowledged writes, leases, linearizability), within <see cref="WallTime"/>.</summary>
+    public TimeSpan CheckWallTime { get; init; }
+
+    /// <summary>Write-ahead-log fsyncs a slow disk delayed.</summary>
+    public long SlowFsyncs { get; init; }
+
     public string Summary => string.Create(CultureInfo.InvariantCulture,
-        $"seed {Seed}: {Members} members, {CompletedOperations} operations completed, {IndeterminateOperations} indeterminate, {WatchEvents} watch events, committed index {HighestCommittedIndex}, {SimulatedTime.TotalSeconds:0.0} s simulated in {WallTime.TotalSeconds:0.00} s, trace {TraceEvents} events hash {TraceHash}");
+        $"seed {Seed}: {Members} members, {CompletedOperations} operations completed, {IndeterminateOperations} indeterminate, {WatchEvents} watch events, committed index {HighestCommittedIndex}, {HistoryWindows} history windows, {SlowFsyncs} slow fsyncs, {SimulatedTime.TotalSeconds:0.0} s simulated in {WallTime.TotalSeconds:0.00} s (checks {CheckWallTime.TotalSeconds:0.00} s), trace {TraceEvents} events hash {TraceHash}");
 
     /// <summary>The report of a failed seed: the violations, the one command that replays it, and the events that led to it.</summary>
     public string Report(string testName)

@@ -95,6 +95,9 @@ internal sealed class StoreSimulation : IDisposable
 
     public long Steps { get; private set; }
 
+    /// <summary>Write-ahead-log fsyncs a slow disk delayed so far.</summary>
+    public long SlowFsyncs { get; private set; }
+
     public IEnumerable<SimulatedMember> Running => _members.Values.Where(m => m.State == MemberState.Running && m.Store is not null);
 
     /// <summary>A new seed for a part of the run (a client, the nemesis), drawn in a fixed order.</summary>
@@ -138,6 +141,25 @@ internal sealed class StoreSimulation : IDisposable
         ulong id = _nextMemberId++;
         return NewMember(id);
     }
+
+    /// <summary>
+    /// The write-ahead log's fsync seam: on a member whose disk the nemesis made slow, the fsync
+    /// starts after a delay on the fake clock, resumed on the simulation's scheduler (the caller's:
+    /// the member's sync pipeline runs there), so the run stays a function of its seed.
+    /// </summary>
+    private ValueTask SlowSyncAsync(SimulatedMember member)
+    {
+        if (member.SlowSync is not { } range)
+        {
+            return default;
+        }
+
+        var delay = TimeSpan.FromMilliseconds(member.SlowSyncRandom.Next(range.MinMilliseconds, range.MaxMilliseconds + 1));
+        SlowFsyncs++;
+        return new ValueTask(DelayAsync(delay));
+    }
+
+    private async Task DelayAsync(TimeSpan delay) => await Task.Delay(delay, Time, CancellationToken.None);
 
     /// <summary>
     /// Waits for <paramref name="call"/> at most <paramref name="limit"/> of simulated time, then
@@ -203,9 +225,10 @@ internal sealed class StoreSimulation : IDisposable
     /// <summary>
     /// Crashes <paramref name="member"/>: its disk fails every call (the process is gone), the store
     /// is disposed (unbinding it from the network), and the disk comes back as a restarted machine
-    /// finds it: every write not flushed kept, dropped or torn at a sector, as the disk's seed says.
+    /// finds it: every write not flushed kept, dropped or torn at a sector, as the disk's seed says
+    /// (or, with <paramref name="dropUnflushed"/>, every one dropped).
     /// </summary>
-    public async Task CrashMemberAsync(SimulatedMember member, string why)
+    public async Task CrashMemberAsync(SimulatedMember member, string why, bool dropUnflushed = false)
     {
         var store = member.Store ?? throw new InvalidOperationException($"{member} is not running.");
         Record($"{member} crash ({why})");
@@ -215,7 +238,7 @@ internal sealed class StoreSimulation : IDisposable
         await DisposeQuietlyAsync(store);
         member.Disk.FailWhen = null;
         member.DiskFailing = false;
-        member.Disk.Restart();
+        member.Disk.Restart(dropUnflushed);
         _lastSeen.Remove(member.Id);
     }
 
@@ -342,7 +365,11 @@ internal sealed class StoreSimulation : IDisposable
 
     private SimulatedMember NewMember(ulong id)
     {
-        var member = new SimulatedMember(id, new FaultInjectingFileSystem(_seeds.Next()), TickRates[Random.Next(TickRates.Length)]);
+        var member = new SimulatedMember(id, new FaultInjectingFileSystem(_seeds.Next()), TickRates[Random.Next(TickRates.Length)])
+        {
+            // Not drawn from _seeds: slow disks add no draw to the runs that never have one.
+            SlowSyncRandom = new Random(unchecked((Options.Seed * 7919) + (int)id)),
+        };
         _members[id] = member;
         return member;
     }
@@ -373,7 +400,7 @@ internal sealed class StoreSimulation : IDisposable
             SnapshotEveryEntries = Options.SnapshotEveryEntries,
             Log = new DurableRaftLogOptions
             {
-                Wal = new WalOptions { Threading = WalThreading.CallerThread, SegmentSizeBytes = 64 * 1024, WriteBufferSizeBytes = 16 * 1024 },
+                Wal = new WalOptions { Threading = WalThreading.CallerThread, SegmentSizeBytes = 64 * 1024, WriteBufferSizeBytes = 16 * 1024, BeforeSync = () => SlowSyncAsync(member) },
                 TimeProvider = Time,
                 RetainedEntries = Options.RetainedEntries,
                 MetricsNodeId = member.Id,

@@ -69,6 +69,13 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     public long? CrashAfterOperation { get; set; }
 
     /// <summary>
+    /// When set, the next Flush does not take effect: the disk crashes as it starts (that call and
+    /// every later one throws <see cref="SimulatedCrashException"/>) — a machine that died between a
+    /// write and its fsync. Cleared by the crash and by <see cref="Restart"/>.
+    /// </summary>
+    public bool CrashAtNextFlush { get; set; }
+
+    /// <summary>
     /// Called before every mutating operation; when it returns true the operation throws an
     /// <see cref="IOException"/> and has no effect (a failed flush leaves its writes pending).
     /// </summary>
@@ -125,6 +132,7 @@ public sealed class FaultInjectingFileSystem : IFileSystem
         {
             _crashed = true;
             CrashAfterOperation = null;
+            CrashAtNextFlush = false;
         }
     }
 
@@ -133,12 +141,19 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     /// writes are kept, dropped or torn, unsynced directory changes are undone, locks are released
     /// and every handle opened before is dead.
     /// </summary>
-    public void Restart()
+    public void Restart() => Restart(dropUnflushed: false);
+
+    /// <summary>
+    /// As <see cref="Restart()"/>; with <paramref name="dropUnflushed"/> every unflushed write is
+    /// dropped whole (none kept or torn): the worst a crash can do to what was not synced.
+    /// </summary>
+    public void Restart(bool dropUnflushed)
     {
         lock (_gate)
         {
             _crashed = false;
             CrashAfterOperation = null;
+            CrashAtNextFlush = false;
             _epoch++;
             RestartCount++;
             OperationCount = 0;
@@ -151,7 +166,7 @@ public sealed class FaultInjectingFileSystem : IFileSystem
             {
                 if (resolved.Add(inode))
                 {
-                    inode.ResolveCrash(_random);
+                    inode.ResolveCrash(_random, dropUnflushed);
                 }
             }
 
@@ -390,6 +405,14 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     {
         ThrowIfCrashed();
         long sequence = OperationCount + 1;
+        if (CrashAtNextFlush && kind == FaultOperationKind.Flush)
+        {
+            _crashed = true;
+            CrashAtNextFlush = false;
+            CrashAfterOperation = null;
+            throw new SimulatedCrashException($"Simulated crash at the start of a flush of '{path}' (operation {sequence}, seed {Seed}).");
+        }
+
         if (FailWhen?.Invoke(new FaultOperation(kind, path, offset, length, sequence)) == true)
         {
             throw new IOException($"Injected failure of {kind} on '{path}' (operation {sequence}, seed {Seed}).");

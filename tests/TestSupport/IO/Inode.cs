@@ -68,10 +68,16 @@ internal sealed class Inode(long id)
     }
 
     /// <summary>What a crash leaves: each pending write kept, dropped or torn by sector; each length change kept or dropped.</summary>
-    public void ResolveCrash(Random random)
+    public void ResolveCrash(Random random, bool dropAll = false)
     {
         foreach (var operation in _pending)
         {
+            if (dropAll)
+            {
+                // Nothing unflushed reached the disk (no random draw: the outcome is the same for every seed).
+                continue;
+            }
+
             if (operation.Data is null)
             {
                 if (random.Next(2) == 0)
