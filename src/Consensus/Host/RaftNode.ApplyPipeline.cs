@@ -1,4 +1,5 @@
 using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Storage;
 
 namespace EmbeddedRaft.Consensus.Host;
 
@@ -32,6 +33,9 @@ public sealed partial class RaftNode<TResult>
                             break;
                         case SnapshotRequest request:
                             TakeSnapshotIfDue(request.Force);
+                            break;
+                        case SendCaptureWork send:
+                            CaptureForSend(send.Message);
                             break;
                         default:
                             throw new InvariantViolationException($"Unknown apply work {item.GetType().Name}.");
@@ -123,7 +127,12 @@ public sealed partial class RaftNode<TResult>
         var data = await _log.OpenSnapshotDataAsync(snapshot.Index, _stopping.Token);
         await using (data)
         {
-            await _dedup.ReadHeaderAsync(data, $"snapshot {snapshot.Index}", _stopping.Token);
+            if (!await _dedup.ReadHeaderAsync(data, $"snapshot {snapshot.Index}", _stopping.Token))
+            {
+                // A leader always sends data (a durable state machine's is captured when it is sent).
+                throw new CorruptionException($"snapshot {snapshot.Index}", 0, "a snapshot received from the leader carries no state machine data (a metadata-only snapshot is never sent)");
+            }
+
             await _stateMachine.RestoreAsync(snapshot.Index, data, _stopping.Token);
         }
 
@@ -144,4 +153,7 @@ public sealed partial class RaftNode<TResult>
     private sealed record RestoreWork(SnapshotMetadata Metadata, Task Gate) : ApplyWork;
 
     private sealed record SnapshotRequest(bool Force) : ApplyWork;
+
+    /// <summary>A durable state machine's snapshot for a follower: captured between two applies, then streamed (RaftNode.Snapshots.cs).</summary>
+    private sealed record SendCaptureWork(Message Message) : ApplyWork;
 }

@@ -177,7 +177,7 @@ public sealed partial class RaftNode<TResult>
         {
             if (m.Type == MessageType.Snapshot)
             {
-                RunInBackground(() => SendSnapshotAsync(m));
+                SendSnapshot(m);
                 continue;
             }
 

@@ -48,6 +48,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     private readonly RaftNodeOptions _options;
     private readonly IStateMachine<TResult> _stateMachine;
+
+    // Set when the state machine is durable by itself: snapshots by policy carry no data, and a
+    // follower needing one gets the state captured when it is sent (RaftNode.Snapshots.cs).
+    private readonly IDurableStateMachine<TResult>? _durableStateMachine;
     private readonly IRaftTransport _transport;
     private readonly DurableRaftLog _log;
     private readonly RawNode _raw;
@@ -138,6 +142,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     {
         _options = options;
         _stateMachine = stateMachine;
+        _durableStateMachine = stateMachine as IDurableStateMachine<TResult>;
         _transport = transport;
         _log = log;
         _raw = raw;
@@ -196,7 +201,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// replaying only the entries after its applied index — binds the transport and starts the loop.
     /// </summary>
     /// <exception cref="ArgumentException">The options break a rule (the message names them).</exception>
-    /// <exception cref="InvalidOperationException">The state machine's applied index is beyond the log (it belongs to other data).</exception>
+    /// <exception cref="InvalidOperationException">The state machine's applied index is beyond the log (it belongs to other data), or below a snapshot that carries no data (an <see cref="IDurableStateMachine{TResult}"/> whose files were lost or replaced).</exception>
     /// <exception cref="CorruptionException">The log or the snapshot is damaged (named by file and offset).</exception>
     /// <exception cref="StorageLockedException">Another process or node holds the data directory.</exception>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1000:Do not declare static members on generic types", Justification = "The factory of the node: RaftNode<TResult>.StartAsync names the result type once, as the contract of issue 13 fixes it.")]
@@ -233,7 +238,15 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
                 var data = await log.OpenSnapshotDataAsync(snapshot.Index, cancellationToken);
                 await using (data)
                 {
-                    await dedup.ReadHeaderAsync(data, $"snapshot {snapshot.Index}", cancellationToken);
+                    if (!await dedup.ReadHeaderAsync(data, $"snapshot {snapshot.Index}", cancellationToken))
+                    {
+                        // A metadata-only snapshot (IDurableStateMachine): the log was compacted
+                        // only after the state machine's own files held this index, so they were
+                        // lost or replaced since. Nothing here holds the data to restore.
+                        throw new InvalidOperationException(
+                            $"The state machine has applied up to index {stateMachineIndex}, below the snapshot at index {snapshot.Index} in '{options.DataDirectory}', which carries no data (the state machine's own files held it when the log was compacted): its files were lost or replaced. Start this member from an empty directory and let the cluster send it a snapshot.");
+                    }
+
                     await stateMachine.RestoreAsync(snapshot.Index, data, cancellationToken);
                 }
 

@@ -1,4 +1,5 @@
 using EmbeddedRaft.Mvcc.Store;
+using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
 
 namespace EmbeddedRaft.Mvcc;
@@ -42,6 +43,19 @@ public sealed partial class MvccStore
     /// </summary>
     internal ValueTask<object?> AdvanceConsistentIndexAsync(ulong consistentIndex) =>
         Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndexAtLeast, null, consistentIndex), CancellationToken.None);
+
+    /// <summary>
+    /// Makes every write applied so far durable (as <see cref="SyncAsync"/>) and returns the
+    /// consistent index that is durable now: the one of the last write queued before the call, or
+    /// a later one. A Raft snapshot of a replicated store names only an index this has returned.
+    /// </summary>
+    /// <exception cref="StorageFaultedException">A write or flush failed.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    internal async ValueTask<ulong> SyncConsistentIndexAsync(CancellationToken cancellationToken)
+    {
+        var durable = await Submit<object?>(new WriteOp(WriteOpKind.Sync, null, 0), cancellationToken).ConfigureAwait(ResumeOnScheduler);
+        return durable is ulong index ? index : throw new InvariantViolationException($"MVCC store: a sync answered {durable ?? "null"}, not the consistent index it made durable.");
+    }
 
     /// <summary>The replica bucket's entries as of the last B+tree commit, in key order (empty when it does not exist).</summary>
     internal List<(byte[] Key, byte[] Value)> ReadReplicaMeta()

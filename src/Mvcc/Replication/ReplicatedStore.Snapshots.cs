@@ -3,19 +3,22 @@ using EmbeddedRaft.Consensus.Host;
 namespace EmbeddedRaft.Mvcc.Replication;
 
 /// <content>
-/// Raft snapshots are the store's B+tree images (docs/architecture.md, "Snapshot images"): capture
-/// is a commit plus a read transaction on the apply pipeline, written out later by the node; a
-/// lagging member restores the leader's image IN PLACE — the same <see cref="MvccStore"/> swaps its
-/// file atomically, so watches open on this member live on (they catch up from the new history, or
-/// end compacted) — and everything replicated travels in it: the revisions, the leases with their
-/// keys, the member registry (the replica bucket), the compaction marks, the consistent index.
+/// Raft snapshots of a replicated store (docs/architecture.md, "Snapshot images"): the store is
+/// durable by itself, so a snapshot by policy copies nothing (the node syncs the store through
+/// <see cref="ReplicatedStateMachine.SyncAppliedAsync"/> and saves only metadata); a member that
+/// needs a snapshot gets the leader's B+tree image captured when it is sent, and restores it IN
+/// PLACE — the same <see cref="MvccStore"/> swaps its file atomically, so watches open on this
+/// member live on (they catch up from the new history, or end compacted) — and everything
+/// replicated travels in it: the revisions, the leases with their keys, the member registry (the
+/// replica bucket), the compaction marks, the consistent index.
 /// </content>
 public sealed partial class ReplicatedStore
 {
     /// <summary>
-    /// Captures the state as of the last applied batch (<see cref="IStateMachine{TResult}.CreateSnapshot"/>):
-    /// the store commits what it applied and opens a read transaction on that commit, whose
-    /// consistent index is the batch's last index. Blocks the apply pipeline for that one commit.
+    /// Captures the state as of the last applied batch (<see cref="IStateMachine{TResult}.CreateSnapshot"/>,
+    /// called only to send a snapshot to a member that needs one): the store commits what it applied
+    /// and opens a read transaction on that commit, whose consistent index is the batch's last
+    /// index. Blocks the apply pipeline for that one commit; the transaction ends with the transfer.
     /// </summary>
     internal IStateMachineSnapshot CreateSnapshotCore() => Mvcc.CaptureImage();
 
@@ -32,11 +35,16 @@ public sealed partial class ReplicatedStore
         _registry.Load(store.ReadReplicaMeta());
         SetAllPeerAddresses();
         Interlocked.Increment(ref _snapshotsRestored);
+        Volatile.Write(ref _lastRestoredIndex, index);
         ReplicatedStoreLog.Restored(_logger, MemberId, index, store.Revision);
     }
 
     /// <summary>Snapshots this member restored since it started (for tests).</summary>
     internal int SnapshotsRestored => Volatile.Read(ref _snapshotsRestored);
 
+    /// <summary>The index of the last snapshot this member restored since it started, 0 for none (for tests).</summary>
+    internal ulong LastRestoredIndex => Volatile.Read(ref _lastRestoredIndex);
+
     private int _snapshotsRestored;
+    private ulong _lastRestoredIndex;
 }

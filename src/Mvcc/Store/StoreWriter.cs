@@ -577,6 +577,9 @@ internal sealed class StoreWriter
                     Compact(op);
                     break;
                 case WriteOpKind.Sync:
+                    // The consistent index durable once this completes: the batch committed now
+                    // holds it, or (no batch) the last commit, which the sync below makes durable.
+                    op.Result = _state.ConsistentIndex;
                     if (_batch is not null)
                     {
                         _awaitingCommit.Add(op);

@@ -17,11 +17,16 @@ public sealed class HostCluster : IAsyncDisposable
 
     private readonly int _seed;
     private readonly Func<RaftNodeOptions, RaftNodeOptions> _configure;
+    private readonly Func<RecordingStateMachine> _newMachine;
 
-    public HostCluster(int seed, Func<RaftNodeOptions, RaftNodeOptions>? configure = null)
+    /// <param name="seed">Seeds the disk, the network and the nodes' Raft randomness.</param>
+    /// <param name="configure">Adjusts every node's options.</param>
+    /// <param name="newMachine">The state machine of a node started without one (default: a new <see cref="RecordingStateMachine"/>).</param>
+    public HostCluster(int seed, Func<RaftNodeOptions, RaftNodeOptions>? configure = null, Func<RecordingStateMachine>? newMachine = null)
     {
         _seed = seed;
         _configure = configure ?? (o => o);
+        _newMachine = newMachine ?? (() => new RecordingStateMachine());
         Disk = new FaultInjectingFileSystem(seed);
         Network = new InProcessNetwork(new InProcessNetworkOptions { Seed = seed });
         TestContext.Out.WriteLine($"HostCluster seed {seed}");
@@ -40,9 +45,9 @@ public sealed class HostCluster : IAsyncDisposable
     public static string DataDirectory(ulong id) => $"/node{id}";
 
     /// <summary>Starts a cluster of voters 1..size and waits until one of them leads.</summary>
-    public static async Task<HostCluster> StartAsync(int size, int seed, Func<RaftNodeOptions, RaftNodeOptions>? configure = null)
+    public static async Task<HostCluster> StartAsync(int size, int seed, Func<RaftNodeOptions, RaftNodeOptions>? configure = null, Func<RecordingStateMachine>? newMachine = null)
     {
-        var cluster = new HostCluster(seed, configure);
+        var cluster = new HostCluster(seed, configure, newMachine);
         var voters = Enumerable.Range(1, size).Select(i => (ulong)i).ToArray();
         foreach (var id in voters)
         {
@@ -76,7 +81,7 @@ public sealed class HostCluster : IAsyncDisposable
     /// <summary>Starts (or restarts) node <paramref name="id"/>; <paramref name="machine"/> null means a new, empty state machine.</summary>
     public async Task<RaftNode<long>> StartNodeAsync(ulong id, IReadOnlyList<ulong>? voters, RecordingStateMachine? machine = null, Func<RaftNodeOptions, RaftNodeOptions>? configure = null)
     {
-        machine ??= new RecordingStateMachine();
+        machine ??= _newMachine();
         var options = Options(id, voters);
         if (configure is not null)
         {

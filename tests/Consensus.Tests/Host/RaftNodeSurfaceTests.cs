@@ -23,7 +23,7 @@ public sealed class RaftNodeSurfaceTests
 
         Assert.That(exported, Is.EqualTo(new[]
         {
-            "CommittedBatch", "CommittedCommand", "IStateMachine`1", "IStateMachineSnapshot", "LeaderChange",
+            "CommittedBatch", "CommittedCommand", "IDurableStateMachine`1", "IStateMachine`1", "IStateMachineSnapshot", "LeaderChange",
             "NodeStoppedException", "NoLeaderException", "RaftNode`1", "RaftNodeOptions", "RaftNodeStatus",
         }.Order()));
     }

@@ -11,7 +11,7 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 /// models a durable state machine (its <see cref="AppliedIndex"/> survives); a new one models an
 /// in-memory one. Thread-safe.
 /// </summary>
-public sealed class RecordingStateMachine : IStateMachine<long>
+public class RecordingStateMachine : IStateMachine<long>
 {
     private readonly Lock _lock = new();
     private readonly List<(ulong Index, string Command)> _applied = [];
@@ -25,6 +25,23 @@ public sealed class RecordingStateMachine : IStateMachine<long>
     public bool Retired { get; set; }
 
     public int Restores { get; private set; }
+
+    /// <summary>How many times the node captured this state machine (<see cref="CreateSnapshot"/>).</summary>
+    public int Captures { get; private set; }
+
+    /// <summary>Every apply and restore in order: <c>apply F-L</c> (a batch's first and last index), <c>restore I</c>.</summary>
+    public IReadOnlyList<string> Events
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _events];
+            }
+        }
+    }
+
+    private readonly List<string> _events = [];
 
     public ulong AppliedIndex
     {
@@ -72,6 +89,7 @@ public sealed class RecordingStateMachine : IStateMachine<long>
             }
 
             _appliedIndex = batch.LastIndex;
+            _events.Add($"apply {batch.FirstIndex}-{batch.LastIndex}");
             signals = TakeSignalsUnsynchronized();
         }
 
@@ -84,6 +102,7 @@ public sealed class RecordingStateMachine : IStateMachine<long>
         CheckNotRetired();
         lock (_lock)
         {
+            Captures++;
             return new Snapshot(_appliedIndex, [.. _applied]);
         }
     }
@@ -121,10 +140,38 @@ public sealed class RecordingStateMachine : IStateMachine<long>
             _applied.AddRange(restored);
             _appliedIndex = index;
             Restores++;
+            _events.Add($"restore {index}");
             signals = TakeSignalsUnsynchronized();
         }
 
+        OnRestored();
+
         signals.ForEach(s => s.TrySetResult());
+    }
+
+    /// <summary>After a restore (a durable state machine makes it durable at once, as a store's file swap does).</summary>
+    protected virtual void OnRestored()
+    {
+    }
+
+    /// <summary>The applied commands and index now, as one consistent pair (what a sync would make durable).</summary>
+    protected (ulong Index, List<(ulong Index, string Command)> Applied) State()
+    {
+        lock (_lock)
+        {
+            return (_appliedIndex, [.. _applied]);
+        }
+    }
+
+    /// <summary>Starts from a state recorded earlier by <see cref="State"/> (a state machine reopened from its files).</summary>
+    protected void Load(ulong index, List<(ulong Index, string Command)> applied)
+    {
+        lock (_lock)
+        {
+            _applied.Clear();
+            _applied.AddRange(applied);
+            _appliedIndex = index;
+        }
     }
 
     /// <summary>Completes once the applied index reaches <paramref name="index"/>.</summary>
