@@ -14,7 +14,8 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// event. p50/p99/max of that latency, the put rate reached and the number of events go to the
 /// console and /tmp/mvcc-bench-results.txt; Mean is the whole run per put. Both durabilities:
 /// synced (an event is shown once its batch is on disk, so the latency includes the fdatasync) and
-/// no-sync (shown once applied, as under Raft).
+/// no-sync (shown once applied, as under Raft). The result line also names what could make the
+/// tail: GC collections and pauses during the run, and the longest thread-pool queue seen.
 /// </summary>
 [SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 0, iterationCount: 3, invocationCount: 1)]
 public class WatchLatencyBenchmarks
@@ -66,10 +67,27 @@ public class WatchLatencyBenchmarks
     {
         var random = new Random(1);
         var pending = new List<Task>(Puts);
+        var gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        long lastGcIndex = GC.GetGCMemoryInfo(GCKind.Any).Index;
+        double maxGcPauseMs = 0;
+        long maxQueuedWorkItems = 0;
         var clock = Stopwatch.StartNew();
         int issued = 0;
         while (issued < Puts)
         {
+            // What could make the tail: a GC pause (every event in flight waits it out) or a queue of
+            // thread-pool work (the watchers' wake-ups and the writers' continuations).
+            maxQueuedWorkItems = Math.Max(maxQueuedWorkItems, ThreadPool.PendingWorkItemCount);
+            var gc = GC.GetGCMemoryInfo(GCKind.Any);
+            if (gc.Index != lastGcIndex)
+            {
+                lastGcIndex = gc.Index;
+                foreach (var pause in gc.PauseDurations)
+                {
+                    maxGcPauseMs = Math.Max(maxGcPauseMs, pause.TotalMilliseconds);
+                }
+            }
+
             // Pace by the clock: every put due by now is issued, then yield for the next millisecond.
             long due = Math.Min(Puts, (long)(clock.Elapsed.TotalSeconds * PutsPerSecond) + 1);
             for (; issued < due; issued++)
@@ -87,8 +105,9 @@ public class WatchLatencyBenchmarks
         double seconds = clock.Elapsed.TotalSeconds;
         await _allReceived.Task.WaitAsync(TimeSpan.FromMinutes(2)).ConfigureAwait(false);
         var sorted = _latenciesMs.Order().ToList();
+        string gcs = $"GCs gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}, pauses {(GC.GetTotalPauseDuration() - gcBefore.Item4).TotalMilliseconds:F1} ms in all, longest seen {maxGcPauseMs:F1} ms";
         MvccWorkload.AppendResult(
-            $"WatchLatency {Durability}: {Watchers:N0} watchers, {Puts:N0} puts at {Puts / seconds:N0} puts/s; put-to-event p50 {MvccWorkload.Quantile(sorted, 0.5):F2} ms p99 {MvccWorkload.Quantile(sorted, 0.99):F2} ms max {sorted[^1]:F2} ms; watchers fell behind {_store.Watches.FellBehindCount} times");
+            $"WatchLatency {Durability}: {Watchers:N0} watchers, {Puts:N0} puts at {Puts / seconds:N0} puts/s; put-to-event p50 {MvccWorkload.Quantile(sorted, 0.5):F2} ms p99 {MvccWorkload.Quantile(sorted, 0.99):F2} ms max {sorted[^1]:F2} ms; watchers fell behind {_store.Watches.FellBehindCount} times; {gcs}; thread-pool queue up to {maxQueuedWorkItems:N0} items");
     }
 
     private async Task ReadAsync(WatchStream watch)
