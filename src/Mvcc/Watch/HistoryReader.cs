@@ -73,7 +73,7 @@ internal static class HistoryReader
 
             // Uncommitted revisions: in the batch, not in the snapshot (a revision in both, when the
             // batch was committed but not yet swapped out, is read once).
-            var uncommitted = pending.Count == 0 ? [] : pending.UpTo(target).Where(e => e.Revision.Main >= next).ToList();
+            var uncommitted = pending.Count == 0 ? [] : pending.Between(next, target);
             int u = 0;
             var cursor = bucket.CreateCursor();
             bool more = cursor.Seek(RevisionKey.Start(next));
