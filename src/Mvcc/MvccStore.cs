@@ -444,6 +444,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         {
             // After the writer's last commit notified its revisions: watches end after what they buffered.
             _watches.Close(new ObjectDisposedException(nameof(MvccStore)));
+            _state.Lessor.Close();
 
             // The index lock is left to the collector: a reader racing with disposal may still hold
             // it, and disposing a held ReaderWriterLockSlim throws.

@@ -30,12 +30,17 @@ internal sealed class Lessor
     private readonly long _reportRetryTicks;
     private long _lastAutoId;
     private bool _primary = true;
+    private bool _closed;
+    private readonly TaskCreationOptions _continuationOptions;
 
     // How many keys are attached, read without the lock: a put without a lease skips the lock while none is.
     private int _attachedCount;
 
-    public Lessor(LeaseOptions options)
+    /// <param name="options">The lease options.</param>
+    /// <param name="deterministic">Deterministic mode (a store scheduler): a waiting keep-alive's continuation runs where the lease's fate is decided (it is queued to the caller's scheduler), not on the thread pool.</param>
+    public Lessor(LeaseOptions options, bool deterministic = false)
     {
+        _continuationOptions = deterministic ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _time = options.TimeProvider;
         _frequency = _time.TimestampFrequency;
         _reportRetryTicks = (long)(options.ExpiredReportRetryInterval.TotalSeconds * _frequency);
@@ -154,6 +159,8 @@ internal sealed class Lessor
                 throw new InvariantViolationException($"Lessor: removing lease {id}, which does not exist.");
             }
 
+            entry.EndWait(ExpiredLeaseOutcome.Revoked);
+
             if (entry.Keys.Count != 0)
             {
                 throw new InvariantViolationException($"Lessor: lease {id} removed with {entry.Keys.Count} keys still attached.");
@@ -230,21 +237,50 @@ internal sealed class Lessor
     }
 
     /// <summary>
-    /// Renews the lease (etcd's <c>Renew</c>): its TTL runs again from now. Returns the granted TTL.
+    /// Renews the lease (etcd's <c>Renew</c>): its TTL runs again from now, and the granted TTL is
+    /// returned. A lease whose TTL already ran out is not renewed: as etcd's lessor, which waits for
+    /// an expired lease's revocation ("to be accurate, renew request must wait for the deletion to
+    /// complete") before it answers not found, the answer is then a task that completes when the
+    /// lease's fate is known (<see cref="ExpiredLeaseOutcome"/>); the caller acts on it and, for
+    /// <see cref="ExpiredLeaseOutcome.Renewed"/>, asks again.
     /// </summary>
-    /// <exception cref="MvccException">No such lease, or its TTL already ran out (it is being revoked), as etcd: <see cref="MvccError.LeaseNotFound"/>.</exception>
-    public long KeepAlive(long id)
+    /// <exception cref="MvccException">No such lease: <see cref="MvccError.LeaseNotFound"/>.</exception>
+    public (long TtlSeconds, Task<ExpiredLeaseOutcome>? Expired) KeepAlive(long id)
     {
         lock (_gate)
         {
             long now = _time.GetTimestamp();
-            if (!_leases.TryGetValue(id, out var entry) || entry.ExpiryTimestamp <= now)
+            if (!_leases.TryGetValue(id, out var entry))
             {
                 throw new MvccException(MvccError.LeaseNotFound);
             }
 
+            if (entry.ExpiryTimestamp <= now)
+            {
+                if (_closed)
+                {
+                    return (0, Task.FromResult(ExpiredLeaseOutcome.Closed));
+                }
+
+                entry.ExpiredWaiter ??= new TaskCompletionSource<ExpiredLeaseOutcome>(_continuationOptions);
+                return (0, entry.ExpiredWaiter.Task);
+            }
+
             Renew(entry, now);
-            return entry.TtlSeconds;
+            return (entry.TtlSeconds, null);
+        }
+    }
+
+    /// <summary>The store is closing: every keep-alive waiting for an expired lease's revocation gets <see cref="ExpiredLeaseOutcome.Closed"/>, and later ones at once.</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            foreach (var entry in _leases.Values)
+            {
+                entry.EndWait(ExpiredLeaseOutcome.Closed);
+            }
         }
     }
 
@@ -348,6 +384,13 @@ internal sealed class Lessor
         lock (_gate)
         {
             _primary = false;
+
+            // As etcd's demotec: a keep-alive waiting for an expired lease's revocation is told this
+            // member no longer decides (the revocation may never come from here).
+            foreach (var entry in _leases.Values)
+            {
+                entry.EndWait(ExpiredLeaseOutcome.NotPrimary);
+            }
         }
     }
 
@@ -386,6 +429,12 @@ internal sealed class Lessor
     {
         lock (_gate)
         {
+            // Waiting keep-alives ask again, against the restored leases.
+            foreach (var entry in _leases.Values)
+            {
+                entry.EndWait(ExpiredLeaseOutcome.Renewed);
+            }
+
             _leases.Clear();
             _attachments.Clear();
             foreach (var (id, entry) in source._leases)
@@ -427,6 +476,7 @@ internal sealed class Lessor
             entry.ReportedUntilTimestamp = 0;
             entry.ExpiryTimestamp = Later(now, entry.TtlSeconds);
             _due.Enqueue(entry.Id, entry.ExpiryTimestamp);
+            entry.EndWait(ExpiredLeaseOutcome.Renewed);
         }
     }
 
@@ -446,6 +496,9 @@ internal sealed class Lessor
     {
         entry.ExpiryTimestamp = Later(now, entry.TtlSeconds);
         entry.ReportedUntilTimestamp = 0;
+
+        // Renewed from the log while expired here (a replicated leader had not revoked it): a waiting keep-alive renews it too.
+        entry.EndWait(ExpiredLeaseOutcome.Renewed);
 
         // Keep-alives leave stale entries behind; rebuild before they outnumber the leases twice over.
         if (_due.Count > (2 * _leases.Count) + 1024)
@@ -482,5 +535,16 @@ internal sealed class Lessor
         public long ReportedUntilTimestamp { get; set; }
 
         public HashSet<byte[]> Keys { get; } = new(new KeyBytesComparer());
+
+        /// <summary>Keep-alives of this lease that found it expired wait on it (see <see cref="KeepAlive"/>); null when none waits.</summary>
+        public TaskCompletionSource<ExpiredLeaseOutcome>? ExpiredWaiter { get; set; }
+
+        /// <summary>Tells the waiting keep-alives, if any, what became of the expired lease (under the lessor's lock).</summary>
+        public void EndWait(ExpiredLeaseOutcome outcome)
+        {
+            var waiter = ExpiredWaiter;
+            ExpiredWaiter = null;
+            waiter?.TrySetResult(outcome);
+        }
     }
 }

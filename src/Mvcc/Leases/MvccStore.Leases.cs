@@ -61,18 +61,25 @@ public sealed partial class MvccStore
     /// <summary>
     /// Keeps a lease alive (one etcd <c>LeaseKeepAlive</c> round): its TTL runs again in full from
     /// now. Writes nothing (as etcd, a renewal is not persisted: a restart refreshes every lease
-    /// anyway). Completes synchronously; thread-safe.
+    /// anyway). Completes synchronously for a live or unknown lease. For a lease whose TTL already
+    /// ran out but which is not yet revoked it waits, as etcd's lessor does, until the lease is
+    /// revoked (then it answers not found), or renewed meanwhile from a replicated log or by a
+    /// promotion or restore (then it renews it), or the lessor is demoted, or the store closes.
+    /// Thread-safe.
     /// </summary>
-    /// <exception cref="MvccException"><see cref="MvccError.LeaseNotFound"/>: no such lease, or its TTL already ran out and it is being revoked (etcd's client reports the same).</exception>
-    /// <exception cref="StorageFaultedException">A write or flush failed earlier.</exception>
-    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    /// <param name="id">The lease.</param>
+    /// <param name="cancellationToken">Cancels the wait for an expired lease's revocation.</param>
+    /// <exception cref="MvccException"><see cref="MvccError.LeaseNotFound"/>: no such lease, or it expired and has been revoked (etcd's client reports the same); <see cref="MvccError.NotLeader"/>: it expired while the lessor was demoted (a replicated store's follower), as etcd's ErrNotPrimary.</exception>
+    /// <exception cref="StorageFaultedException">A write or flush failed earlier, or while waiting.</exception>
+    /// <exception cref="ObjectDisposedException">The store is disposed (or was, while waiting).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public ValueTask<LeaseKeepAliveResponse> LeaseKeepAliveAsync(long id, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         ThrowIfDisposed();
         _state.ThrowIfFailed();
-        long ttl = _state.Lessor.KeepAlive(id);
-        return ValueTask.FromResult(new LeaseKeepAliveResponse { Header = new ResponseHeader { Revision = Revision }, Id = id, TtlSeconds = ttl });
+        var (ttl, expired) = _state.Lessor.KeepAlive(id);
+        return expired is null ? ValueTask.FromResult(KeepAliveResponse(id, ttl)) : new ValueTask<LeaseKeepAliveResponse>(KeepAliveExpiredAsync(id, expired, cancellationToken));
     }
 
     /// <summary>
@@ -271,6 +278,43 @@ public sealed partial class MvccStore
         finally
         {
             Volatile.Write(ref _expiryCheckRunning, 0);
+        }
+    }
+
+    private LeaseKeepAliveResponse KeepAliveResponse(long id, long ttl) =>
+        new() { Header = new ResponseHeader { Revision = Revision }, Id = id, TtlSeconds = ttl };
+
+    /// <summary>The wait of <see cref="LeaseKeepAliveAsync"/> for a lease whose TTL ran out before it was revoked.</summary>
+    private async Task<LeaseKeepAliveResponse> KeepAliveExpiredAsync(long id, Task<ExpiredLeaseOutcome> expired, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var outcome = cancellationToken.CanBeCanceled
+                ? await SchedulerWaits.WaitAsync(expired, cancellationToken).ConfigureAwait(ResumeOnScheduler)
+                : await expired.ConfigureAwait(ResumeOnScheduler);
+            switch (outcome)
+            {
+                case ExpiredLeaseOutcome.Revoked:
+                    throw new MvccException(MvccError.LeaseNotFound);
+                case ExpiredLeaseOutcome.NotPrimary:
+                    throw new MvccException(MvccError.NotLeader, $"{MvccException.MessageOf(MvccError.NotLeader)} (lease {id} expired and this store's lessor was demoted before it was revoked)");
+                case ExpiredLeaseOutcome.Closed:
+                    _state.ThrowIfFailed();
+                    throw new ObjectDisposedException(nameof(MvccStore));
+                case ExpiredLeaseOutcome.Renewed:
+                    ThrowIfDisposed();
+                    _state.ThrowIfFailed();
+                    (long ttl, var again) = _state.Lessor.KeepAlive(id);
+                    if (again is null)
+                    {
+                        return KeepAliveResponse(id, ttl);
+                    }
+
+                    expired = again;
+                    break;
+                default:
+                    throw new InvariantViolationException($"MVCC lease: unexpected outcome {outcome} of an expired lease.");
+            }
         }
     }
 }

@@ -174,6 +174,39 @@ internal sealed class PendingBatch
         return list;
     }
 
+    /// <summary>
+    /// The entries of main revisions <paramref name="fromMain"/> through <paramref name="toMain"/>, in
+    /// revision order: found by binary search, so a reader wanting a few revisions of a large batch
+    /// (a watcher catching up in small steps) does not copy the whole batch each time.
+    /// </summary>
+    public List<Entry> Between(long fromMain, long toMain)
+    {
+        int count = Volatile.Read(ref _count);
+        var segments = Volatile.Read(ref _segments);
+        int lo = 0;
+        int hi = count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (At(segments, mid).Revision.Main < fromMain)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        var list = new List<Entry>();
+        for (int i = lo; i < count && At(segments, i).Revision.Main <= toMain; i++)
+        {
+            list.Add(At(segments, i));
+        }
+
+        return list;
+    }
+
     private static ref readonly Entry At(Entry[][] segments, int index) => ref segments[index >> SegmentShift][index & (SegmentLength - 1)];
 
     internal readonly record struct Entry(Revision Revision, bool Tombstone, ReadOnlyMemory<byte> StoredValue);

@@ -33,7 +33,7 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
     public KeyIndex Index { get; private set; } = new();
 
     /// <summary>The leases and which keys they hold; changed by the writer (and keep-alives), read by anyone (its own lock).</summary>
-    public Leases.Lessor Lessor { get; } = new(options.Leases);
+    public Leases.Lessor Lessor { get; } = new(options.Leases, deterministic: options.Scheduler is not null);
 
     /// <summary>The current (published) revision. Invariant: never decreases.</summary>
     public long Revision;
@@ -50,7 +50,13 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
     /// <summary>The first write or flush failure; from then on every operation throws <see cref="StorageFaultedException"/>.</summary>
     public Exception? Failure => Volatile.Read(ref _failure);
 
-    public void SetFailure(Exception failure) => Interlocked.CompareExchange(ref _failure, failure, null);
+    public void SetFailure(Exception failure)
+    {
+        Interlocked.CompareExchange(ref _failure, failure, null);
+
+        // No revocation will come: keep-alives waiting for one end (with the fault).
+        Lessor.Close();
+    }
 
     public void ThrowIfFailed()
     {

@@ -73,7 +73,7 @@ internal static class HistoryReader
 
             // Uncommitted revisions: in the batch, not in the snapshot (a revision in both, when the
             // batch was committed but not yet swapped out, is read once).
-            var uncommitted = pending.Count == 0 ? [] : pending.UpTo(target).Where(e => e.Revision.Main >= next).ToList();
+            var uncommitted = pending.Count == 0 ? [] : pending.Between(next, target);
             int u = 0;
             var cursor = bucket.CreateCursor();
             bool more = cursor.Seek(RevisionKey.Start(next));
@@ -159,16 +159,18 @@ internal static class HistoryReader
             return new WatchEvent { Type = WatchEventType.Delete, Kv = new KeyValue { Key = StoredValue.KeyOf(stored, decoded).ToArray(), ModRevision = revision.Main } };
         }
 
+        // One copy holds the key and the value (they follow each other in the stored bytes).
+        var keyAndValue = stored[StoredValue.HeaderSizeBytes..].ToArray();
         return new WatchEvent
         {
             Type = WatchEventType.Put,
             Kv = new KeyValue
             {
-                Key = StoredValue.KeyOf(stored, decoded).ToArray(),
+                Key = keyAndValue.AsMemory(0, decoded.KeyLength),
                 CreateRevision = decoded.CreateRevision,
                 ModRevision = revision.Main,
                 Version = decoded.Version,
-                Value = StoredValue.ValueOf(stored, decoded).ToArray(),
+                Value = keyAndValue.AsMemory(decoded.KeyLength),
                 Lease = decoded.Lease,
             },
         };

@@ -6,6 +6,9 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// </summary>
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
+    // The live changes of the last response, handed back to the hub with the next take for reuse.
+    private List<LiveChange>? _doneWith;
+
     public WatchResponse Current { get; private set; } = null!;
 
     public async ValueTask<bool> MoveNextAsync()
@@ -13,11 +16,13 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var step = hub.Take(watcher);
+            var step = hub.Take(watcher, _doneWith);
+            _doneWith = null;
             switch (step.Kind)
             {
                 case TakeKind.Respond:
-                    Current = Build(step.Events!, step.Revision);
+                    Current = Build(ToEvents(step.Changes), step.Revision);
+                    _doneWith = step.Changes;
                     return true;
                 case TakeKind.End:
                     stream.Dispose();
@@ -71,6 +76,23 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     {
         stream.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The events of live changes, built here on the consumer's thread rather than by the writer.</summary>
+    private List<WatchEvent> ToEvents(List<LiveChange>? changes)
+    {
+        if (changes is null)
+        {
+            return [];
+        }
+
+        var events = new List<WatchEvent>(changes.Count);
+        foreach (var change in changes)
+        {
+            events.Add(HistoryReader.ToEvent(hub.State, change.Revision, change.Tombstone, change.Stored));
+        }
+
+        return events;
     }
 
     private WatchResponse Build(List<WatchEvent> events, long revision)

@@ -105,7 +105,21 @@ public sealed class LeaseDifferentialTests
             case < 35:
             {
                 long id = AnyLease();
-                var (response, error) = await Try(() => store.LeaseKeepAliveAsync(id).AsTask());
+                var keepAlive = Try(() => store.LeaseKeepAliveAsync(id).AsTask());
+                if (model.AwaitsRevocation(id))
+                {
+                    // As etcd: the keep-alive of an expired lease waits for its revocation, then answers not found.
+                    Assert.That(keepAlive.IsCompleted, Is.False, $"keep-alive {id} of an expired lease waits for its revocation");
+                    long toCheck = LeaseModel.CheckIntervalMs - (model.NowMs % LeaseModel.CheckIntervalMs);
+                    store.Advance(clock, TimeSpan.FromMilliseconds(toCheck));
+                    model.Advance(toCheck);
+                    Assert.That(model.Leases.ContainsKey(id), Is.False, "the model revoked it at the check");
+                    var (_, afterRevocation) = keepAlive.ResultOrFail("the keep-alive of an expired lease, after its revocation");
+                    Assert.That(afterRevocation, Is.EqualTo(MvccError.LeaseNotFound), $"keep-alive {id} after the revocation");
+                    return $"advance {toCheck} ms to the check revoking lease {id}, which a keep-alive waited for";
+                }
+
+                var (response, error) = await keepAlive;
                 Assert.That(error, Is.EqualTo(model.KeepAlive(id)), $"keep-alive {id}");
                 if (response is not null)
                 {

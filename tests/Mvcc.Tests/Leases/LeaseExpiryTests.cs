@@ -1,3 +1,4 @@
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
 
@@ -47,10 +48,56 @@ public sealed class LeaseExpiryTests
 
         store.Advance(clock, TimeSpan.FromMilliseconds(3299));
         Assert.That(store.KeysWithLeases(), Has.Count.EqualTo(1), "expired at 3.2 s; the next check is at 3.5 s");
-        Assert.ThrowsAsync<MvccException>(async () => await store.LeaseKeepAliveAsync(lease), "an expired lease cannot be kept alive");
 
         store.Advance(clock, TimeSpan.FromMilliseconds(1));
         Assert.That(store.KeysWithLeases(), Is.Empty);
+    }
+
+    [Test]
+    public async Task AKeepAliveOfAnExpiredLeaseNotYetRevokedWaitsForTheRevocationThenAnswersNotFound()
+    {
+        // etcd 3.4's lessor.Renew: "A expired lease might be pending for revoking or going through
+        // quorum to be revoked. To be accurate, renew request must wait for the deletion to complete."
+        var clock = LeaseTestSupport.Clock();
+        await using var store = LeaseTestSupport.Open(new FaultInjectingFileSystem(1), clock);
+        clock.Advance(TimeSpan.FromMilliseconds(200));
+        long lease = store.Grant(3);
+        store.Put("k", "v", lease: lease);
+
+        store.Advance(clock, TimeSpan.FromMilliseconds(3299));
+        var keepAlive = store.LeaseKeepAliveAsync(lease).AsTask();
+        var second = store.LeaseKeepAliveAsync(lease).AsTask();
+        Assert.That(keepAlive.IsCompleted || second.IsCompleted, Is.False, "expired at 3.2 s, revoked at the 3.5 s check: the keep-alives wait for it (they neither renew it nor answer before the keys are gone)");
+
+        store.Advance(clock, TimeSpan.FromMilliseconds(1));
+        foreach (var waiting in new[] { keepAlive, second })
+        {
+            var refused = Assert.ThrowsAsync<MvccException>(async () => await waiting.WaitAsync(Waits.Limit))!;
+            Assert.That(refused.Error, Is.EqualTo(MvccError.LeaseNotFound));
+        }
+
+        Assert.That(store.KeysWithLeases(), Is.Empty, "answered after the revocation deleted the lease's key");
+        Assert.That(store.LeaseTimeToLive(lease).TtlSeconds, Is.EqualTo(-1));
+    }
+
+    [Test]
+    public async Task AKeepAliveWaitingForAnExpiredLeaseEndsWithTheStoreOrItsCancellation()
+    {
+        var clock = LeaseTestSupport.Clock();
+        var store = LeaseTestSupport.Open(new FaultInjectingFileSystem(1), clock, new LeaseOptions { RevokeExpired = false });
+        long lease = store.Grant(5);
+        clock.Advance(TimeSpan.FromSeconds(6));
+        using var cancel = new CancellationTokenSource();
+        var cancelled = store.LeaseKeepAliveAsync(lease, cancel.Token).AsTask();
+        var waiting = store.LeaseKeepAliveAsync(lease).AsTask();
+        Assert.That(cancelled.IsCompleted || waiting.IsCompleted, Is.False, "nothing revokes it (report-only): both wait");
+
+        cancel.Cancel();
+        Assert.That(async () => await cancelled.WaitAsync(Waits.Limit), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(waiting.IsCompleted, Is.False, "cancelling one wait leaves the other");
+
+        await store.DisposeAsync();
+        Assert.That(async () => await waiting.WaitAsync(Waits.Limit), Throws.InstanceOf<ObjectDisposedException>(), "the store closed before the revocation");
     }
 
     [Test]

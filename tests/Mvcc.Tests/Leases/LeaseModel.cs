@@ -56,6 +56,9 @@ internal sealed class LeaseModel(long minTtlSeconds)
         return null;
     }
 
+    /// <summary>True when the lease exists but its TTL ran out: it is revoked at the next check, and a keep-alive waits for that (as etcd's).</summary>
+    public bool AwaitsRevocation(long id) => Leases.TryGetValue(id, out var lease) && lease.ExpiryMs <= NowMs;
+
     public MvccError? KeepAlive(long id)
     {
         if (!Leases.TryGetValue(id, out var lease) || lease.ExpiryMs <= NowMs)

@@ -1,3 +1,4 @@
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Mvcc.Tests.Images.ImageTestSupport;
 
@@ -41,17 +42,37 @@ public sealed class ReplicatedLeaseApplyTests
         await using var store = MvccStore.Open(new FaultInjectingFileSystem(2), TargetDirectory, Options(clock));
         long lease = (await store.LeaseGrantAsync(10, 7, 1)).Id;
         clock.Advance(TimeSpan.FromSeconds(15));
-        Assert.ThrowsAsync<MvccException>(async () => await store.LeaseKeepAliveAsync(lease), "a local keep-alive refuses a lease whose TTL ran out");
+        var local = store.LeaseKeepAliveAsync(lease).AsTask();
+        Assert.That(local.IsCompleted, Is.False, "a local keep-alive of a lease whose TTL ran out waits for its revocation");
 
         // From the log: the leader had not revoked it before this entry, so it is alive.
         var renewed = await store.ApplyLeaseKeepAliveAsync(lease, 2);
         Assert.That(renewed.TtlSeconds, Is.EqualTo(10));
+        Assert.That((await local.WaitAsync(Waits.Limit)).TtlSeconds, Is.EqualTo(10), "renewed meanwhile, the waiting keep-alive renews it too");
         Assert.That(store.ConsistentIndex, Is.EqualTo(2UL));
         Assert.That(store.LeaseTimeToLive(lease).TtlSeconds, Is.EqualTo(10), "its TTL restarted on this member's clock");
 
         var missing = Assert.ThrowsAsync<MvccException>(async () => await store.ApplyLeaseKeepAliveAsync(99, 3))!;
         Assert.That(missing.Error, Is.EqualTo(MvccError.LeaseNotFound));
         Assert.That(store.ConsistentIndex, Is.EqualTo(2UL), "a refused keep-alive writes nothing");
+    }
+
+    [Test]
+    public async Task AKeepAliveWaitingForAnExpiredLeaseIsToldWhenTheLessorIsDemoted()
+    {
+        // etcd's Renew returns ErrNotPrimary when the lessor is demoted while it waits: the
+        // revocation may now never come from this member, and the client retries at the leader.
+        var clock = LeaseTestSupport.Clock();
+        await using var store = MvccStore.Open(new FaultInjectingFileSystem(3), TargetDirectory, Options(clock));
+        long lease = (await store.LeaseGrantAsync(10, 7, 1)).Id;
+        clock.Advance(TimeSpan.FromSeconds(11));
+        var waiting = store.LeaseKeepAliveAsync(lease).AsTask();
+        Assert.That(waiting.IsCompleted, Is.False);
+
+        store.DemoteLessor();
+        var refused = Assert.ThrowsAsync<MvccException>(async () => await waiting.WaitAsync(Waits.Limit))!;
+        Assert.That(refused.Error, Is.EqualTo(MvccError.NotLeader));
+        Assert.That(store.LeaseTimeToLive(lease).GrantedTtlSeconds, Is.EqualTo(10), "not revoked: only the wait ended");
     }
 
     [Test]
