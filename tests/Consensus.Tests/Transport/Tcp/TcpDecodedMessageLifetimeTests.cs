@@ -59,7 +59,14 @@ public class TcpDecodedMessageLifetimeTests
     [Test]
     public async Task MessagesHeldAcrossManyFramesStillHaveTheBytesThatWereSent()
     {
-        int seed = TestSeeds.Choose("TCP_LIFETIME_SEED", "TCP_LIFETIME_SOAK_SEEDS", first: 1401, defaultCount: 1)[0];
+        foreach (int seed in TestSeeds.Choose("TCP_LIFETIME_SEED", "TCP_LIFETIME_SOAK_SEEDS", first: 1401, defaultCount: 1))
+        {
+            await HoldEveryMessageAndCompareAsync(seed);
+        }
+    }
+
+    private static async Task HoldEveryMessageAndCompareAsync(int seed)
+    {
         TestContext.Out.WriteLine($"seed {seed}");
         var random = new Random(seed);
         await using var receiving = new TcpTransport(new TcpTransportOptions { NodeId = 2 });
