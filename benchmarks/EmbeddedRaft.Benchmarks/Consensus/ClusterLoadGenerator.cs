@@ -16,8 +16,9 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp] [--readies-in-flight 1,8]</c> (the transport of the RaftNode cluster,
-/// DotNext always runs over its TCP transport; each value of <c>--readies-in-flight</c> runs the
+/// [--transport inprocess|tcp] [--tls] [--readies-in-flight 1,8]</c> (the transport of the RaftNode cluster,
+/// DotNext always runs over its TCP transport; <c>--tls</c> puts both TCP transports under mutual TLS
+/// with the same run-time P-256 certificates (RaftNode only with <c>--transport tcp</c>); each value of <c>--readies-in-flight</c> runs the
 /// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight)
 /// </remarks>
 internal static class ClusterLoadGenerator
@@ -44,7 +45,7 @@ internal static class ClusterLoadGenerator
                     {
                         string directory = Path.Combine(root, $"{system}-{inFlight}-{depth}");
                         Directory.CreateDirectory(directory);
-                        await using var cluster = await StartAsync(system, directory, settings.Transport == "tcp", depth);
+                        await using var cluster = await StartAsync(system, directory, settings.Transport == "tcp", settings.Tls, depth);
                         var result = await RunOneAsync(cluster, inFlight, settings);
                         string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
                         Console.WriteLine(result.ToMarkdownRow(name, inFlight));
@@ -60,10 +61,10 @@ internal static class ClusterLoadGenerator
         }
     }
 
-    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, int? readiesInFlight) => system switch
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight) => system switch
     {
-        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight),
-        "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None),
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls),
+        "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None, tls),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
 
@@ -182,15 +183,21 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string Transport = "inprocess", int[]? ReadiesInFlight = null)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string Transport = "inprocess", int[]? ReadiesInFlight = null, bool Tls = false)
     {
         public static Settings Parse(string[] args)
         {
             var settings = new Settings(["raftnode", "dotnext"], [1, 16, 256, 1024], 10, 2);
-            for (int i = 0; i + 1 < args.Length; i += 2)
+            for (int i = 0; i < args.Length; i++)
             {
-                string value = args[i + 1];
-                settings = args[i] switch
+                if (args[i] == "--tls")
+                {
+                    settings = settings with { Tls = true };
+                    continue;
+                }
+
+                string value = i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");
+                settings = args[i - 1] switch
                 {
                     "--systems" => settings with { Systems = value.Split(',') },
                     "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
@@ -198,8 +205,13 @@ internal static class ClusterLoadGenerator
                     "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--readies-in-flight" => settings with { ReadiesInFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--transport" => value is "tcp" or "inprocess" ? settings with { Transport = value } : throw new ArgumentException($"Unknown transport '{value}': tcp or inprocess."),
-                    _ => throw new ArgumentException($"Unknown option {args[i]}."),
+                    _ => throw new ArgumentException($"Unknown option {args[i - 1]}."),
                 };
+            }
+
+            if (settings.Tls && settings.Transport != "tcp" && settings.Systems.Contains("raftnode"))
+            {
+                throw new ArgumentException("--tls applies to the TCP transport: add --transport tcp.");
             }
 
             return settings;

@@ -34,6 +34,7 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
     private readonly WriteAheadLog[] _logs;
     private readonly CountingDotNextStateMachine[] _machines;
     private RaftCluster _leader;
+    private bool _tls;
 
     /// <summary>The size of each write-ahead-log chunk file: our own log's segment size (DotNext's default is one page).</summary>
     public const int ChunkSizeBytes = 64 * 1024 * 1024;
@@ -46,13 +47,14 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
         _leader = members[0];
     }
 
-    public string Name => "DotNext.Net.Cluster 6.12.0 (WriteAheadLog, TCP loopback)";
+    public string Name => _tls ? "DotNext.Net.Cluster 6.12.0 (WriteAheadLog, TCP loopback, mutual TLS)" : "DotNext.Net.Cluster 6.12.0 (WriteAheadLog, TCP loopback)";
 
     public long AppliedCommands => _machines[Array.IndexOf(_members, _leader)].AppliedCommands;
 
     public long? Fsyncs => null;
 
-    public static async Task<DotNextRaftCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken)
+    /// <param name="tls">Mutual TLS on DotNext's TCP transport, with the certificates the RaftNode cluster uses (<see cref="Transport.BenchmarkCertificates"/>).</param>
+    public static async Task<DotNextRaftCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tls = false)
     {
         var endpoints = Enumerable.Range(0, 3).Select(_ => new IPEndPoint(IPAddress.Loopback, FreePort())).ToArray();
         var members = new RaftCluster[3];
@@ -70,6 +72,7 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
                 UpperElectionTimeout = 2000,
                 TransmissionBlockSize = 65536,
                 ColdStart = false,
+                SslOptions = tls ? SslOptions() : null,
             };
             var storage = (InMemoryClusterConfigurationStorage<EndPoint>)configuration.ConfigurationStorage;
             var builder = storage.CreateInitialConfigurationBuilder();
@@ -98,7 +101,7 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
             await member.StartAsync(cancellationToken);
         }
 
-        var cluster = new DotNextRaftCluster(members, logs, machines);
+        var cluster = new DotNextRaftCluster(members, logs, machines) { _tls = tls };
         await cluster.FindLeaderAsync(cancellationToken);
         return cluster;
     }
@@ -130,6 +133,20 @@ internal sealed class DotNextRaftCluster : IClusterUnderLoad
         {
             await log.DisposeAsync();
         }
+    }
+
+    private static DotNext.Net.Security.SslOptions SslOptions()
+    {
+        var tls = Transport.BenchmarkCertificates.TlsOptions();
+        var certificate = tls.ServerCertificate!();
+        var options = new DotNext.Net.Security.SslOptions();
+        options.ServerOptions.ServerCertificate = certificate;
+        options.ServerOptions.ClientCertificateRequired = true;
+        options.ServerOptions.RemoteCertificateValidationCallback = tls.IsRemoteCertificateValid;
+        options.ClientOptions.TargetHost = "127.0.0.1";
+        options.ClientOptions.ClientCertificates = [certificate];
+        options.ClientOptions.RemoteCertificateValidationCallback = tls.IsRemoteCertificateValid;
+        return options;
     }
 
     private static int FreePort()

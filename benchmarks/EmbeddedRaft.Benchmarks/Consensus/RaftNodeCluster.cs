@@ -24,6 +24,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     private RaftNode<long> _leader;
     private CountingStateMachine _leaderMachine;
     private Transport.TcpTransportSet? _tcp;
+    private bool _tls;
 
     private RaftNodeCluster(RaftNode<long>[] nodes, CountingStateMachine[] machines, InProcessNetwork network, MeterListener fsyncListener, long[] fsyncs)
     {
@@ -36,14 +37,15 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         _leaderMachine = machines[0];
     }
 
-    public string Name => _tcp is null ? "EmbeddedRaft RaftNode (InProcessNetwork)" : "EmbeddedRaft RaftNode (TcpTransport, loopback)";
+    public string Name => _tcp is null ? "EmbeddedRaft RaftNode (InProcessNetwork)" : _tls ? "EmbeddedRaft RaftNode (TcpTransport, mutual TLS, loopback)" : "EmbeddedRaft RaftNode (TcpTransport, loopback)";
 
     public long AppliedCommands => _leaderMachine.AppliedCommands;
 
     public long? Fsyncs => Interlocked.Read(ref _fsyncs[0]);
 
     /// <param name="readiesInFlight">The nodes' <see cref="RaftNodeOptions.MaxReadiesInFlight"/> (null: the default), for A/B runs of the write pipeline.</param>
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null)
+    /// <param name="tls">With <paramref name="tcp"/>: mutual TLS on every connection (<see cref="Transport.BenchmarkCertificates"/>).</param>
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false)
     {
         var listener = new MeterListener();
         var fsyncs = new long[1];
@@ -59,7 +61,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
 
         var network = new InProcessNetwork();
         ulong[] voters = [1, 2, 3];
-        var tcpTransports = tcp ? new Transport.TcpTransportSet(voters) : null;
+        var tcpTransports = tcp ? new Transport.TcpTransportSet(voters, tls ? Transport.BenchmarkCertificates.TlsOptions() : null) : null;
         var nodes = new RaftNode<long>[3];
         var machines = new CountingStateMachine[3];
         for (int i = 0; i < 3; i++)
@@ -85,7 +87,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
             nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]), cancellationToken);
         }
 
-        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports };
+        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp };
         await cluster.FindLeaderAsync(cancellationToken);
         return cluster;
     }

@@ -80,6 +80,17 @@ public static class MessageCodec
             throw new ArgumentException($"Destination holds {destination.Length} bytes; the message needs {length}.", nameof(destination));
         }
 
+        return EncodeUnchecked(message, destination);
+    }
+
+    /// <summary>
+    /// <see cref="Encode(Message, Span{byte})"/> for a caller that already called
+    /// <see cref="GetEncodedLength"/> and sized <paramref name="destination"/> by it (a span too short
+    /// still throws, from the span's bounds check): the transport's batch writer, which needs each
+    /// length first for its prefix and must not compute it twice per message.
+    /// </summary>
+    internal static int EncodeUnchecked(Message message, Span<byte> destination)
+    {
         var writer = new SpanWriter(destination);
         writer.WriteByte(Version);
         writer.WriteByte((byte)message.Type);
@@ -120,6 +131,28 @@ public static class MessageCodec
     public static Message DecodeMessage(ReadOnlySpan<byte> source)
     {
         var reader = new SpanReader(source);
+        return ReadMessage(ref reader, frame: null);
+    }
+
+    /// <summary>
+    /// Decodes the message at <paramref name="offset"/> (<paramref name="length"/> bytes) of
+    /// <paramref name="frame"/>, a transport frame holding many messages. Unlike
+    /// <see cref="DecodeMessage(ReadOnlySpan{byte})"/>, the byte fields of all the frame's messages
+    /// share one copy of the frame, made by <paramref name="context"/> on the first message that has
+    /// any, and their entries share blocks of one entry array: one copy and a few allocations per
+    /// frame instead of per message. The result still never aliases <paramref name="frame"/> itself
+    /// (which may be a reused pipe buffer): holding a message past the next frame is safe.
+    /// </summary>
+    /// <remarks>Lifetime: a held message keeps its whole frame's copy alive (frames are bounded by the transport's frame size).</remarks>
+    /// <exception cref="MessageFormatException">The bytes are not exactly one valid message.</exception>
+    internal static Message DecodeMessage(ReadOnlySpan<byte> frame, int offset, int length, FrameDecodeContext context)
+    {
+        var reader = new SpanReader(frame, offset, length, context);
+        return ReadMessage(ref reader, context);
+    }
+
+    private static Message ReadMessage(ref SpanReader reader, FrameDecodeContext? frame)
+    {
         var version = reader.ReadVersion();
         var typeByte = reader.ReadByte();
         if (typeByte > (byte)MessageTypes.MaxValue)
@@ -142,10 +175,11 @@ public static class MessageCodec
         var rejectHint = reader.ReadVarint();
         var context = reader.ReadBytes();
         var count = reader.ReadCount(MinEntrySizeBytes);
-        var entries = count == 0 ? [] : new Entry[count];
-        for (var i = 0; i < entries.Length; i++)
+        Memory<Entry> entries = count == 0 ? Memory<Entry>.Empty : frame is null ? new Entry[count] : frame.TakeEntries(count);
+        var entrySpan = entries.Span;
+        for (var i = 0; i < entrySpan.Length; i++)
         {
-            entries[i] = ReadEntry(ref reader);
+            entrySpan[i] = ReadEntry(ref reader);
         }
 
         SnapshotMetadata? snapshot = null;
@@ -458,16 +492,34 @@ public static class MessageCodec
 
     private ref struct SpanReader
     {
+        // The bytes read end where the value ends; _whole is what a frame context copies (the whole
+        // frame, so every message of the frame can share the copy), positions index both alike.
         private readonly ReadOnlySpan<byte> _source;
+        private readonly ReadOnlySpan<byte> _whole;
+        private readonly int _start;
+        private readonly FrameDecodeContext? _context;
         private byte[]? _copy;
         private int _position;
 
-        public SpanReader(ReadOnlySpan<byte> source) => _source = source;
+        public SpanReader(ReadOnlySpan<byte> source)
+        {
+            _source = source;
+            _whole = source;
+        }
+
+        public SpanReader(ReadOnlySpan<byte> frame, int offset, int length, FrameDecodeContext context)
+        {
+            _whole = frame;
+            _source = frame[..(offset + length)];
+            _start = offset;
+            _position = offset;
+            _context = context;
+        }
 
         private readonly int Remaining => _source.Length - _position;
 
         public readonly MessageFormatException Fail(string what) =>
-            new($"Malformed encoding at offset {_position}: {what}.", _position);
+            new($"Malformed encoding at offset {_position - _start}: {what}.", _position - _start);
 
         public byte ReadVersion()
         {
@@ -556,8 +608,9 @@ public static class MessageCodec
             }
 
             // One copy of the whole input backs every byte field, so decoding allocates O(input)
-            // and the result never aliases the caller's (possibly pooled) buffer.
-            _copy ??= _source.ToArray();
+            // and the result never aliases the caller's (possibly pooled) buffer. With a frame
+            // context the copy is the whole frame's, shared by all of its messages.
+            _copy ??= _context is null ? _source.ToArray() : _context.FrameCopy(_whole);
             var memory = new ReadOnlyMemory<byte>(_copy, _position, (int)length);
             _position += (int)length;
             return memory;

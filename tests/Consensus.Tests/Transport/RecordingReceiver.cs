@@ -15,6 +15,12 @@ internal sealed class RecordingReceiver : IRaftMessageReceiver
 
     public List<ulong> Unreachable { get; } = [];
 
+    /// <summary>How many messages were received so far; safe to read while the transport delivers.</summary>
+    public int ReceivedCount { get { lock (_lock) { return Received.Count; } } }
+
+    /// <summary>The unreachable reports so far; safe to read while the transport reports.</summary>
+    public ulong[] UnreachableNow { get { lock (_lock) { return [.. Unreachable]; } } }
+
     public List<(Message Message, byte[] Data)> Snapshots { get; } = [];
 
     public List<int> SnapshotThreadIds { get; } = [];

@@ -16,7 +16,8 @@ internal static class TcpFrame
     /// <summary>"ERTP" in ASCII: the first bytes of every hello.</summary>
     public static ReadOnlySpan<byte> Magic => "ERTP"u8;
 
-    public const byte ProtocolVersion = 1;
+    /// <summary>Version 2 added the keep-alive frames (a version 1 peer would close the connection on them, so versions do not mix).</summary>
+    public const byte ProtocolVersion = 2;
 
     public const int HelloBodySizeBytes = 4 + 1 + 1 + 8 + 8 + 8;
 
@@ -174,7 +175,7 @@ internal static class TcpFrame
     }
 
     private static TcpFrameType CheckType(byte type) =>
-        type is >= (byte)TcpFrameType.Hello and <= (byte)TcpFrameType.SnapshotAck
+        type is >= (byte)TcpFrameType.Hello and <= (byte)TcpFrameType.KeepAliveAck
             ? (TcpFrameType)type
             : throw new TcpProtocolException($"unknown frame type {type}", "malformed");
 }

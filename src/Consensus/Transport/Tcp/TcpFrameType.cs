@@ -26,4 +26,10 @@ internal enum TcpFrameType : byte
 
     /// <summary>The receiver's answer to a snapshot: a status byte (0 saved, 1 failed) and a reason, UTF-8.</summary>
     SnapshotAck = 8,
+
+    /// <summary>On a message connection, from the sending side every keep-alive interval; empty body. Protocol version 2.</summary>
+    KeepAlive = 9,
+
+    /// <summary>The receiving side's answer to <see cref="KeepAlive"/>; empty body. Protocol version 2.</summary>
+    KeepAliveAck = 10,
 }

@@ -148,86 +148,95 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
     {
         var connection = _connection!;
         ulong local = _options.NodeId;
-        byte[]? scratch = null;
         var batch = new List<Message>(64);
+
+        // Decoded messages share one copy of their frame (made only when a message has data or a
+        // context) and blocks of entry slots: see FrameDecodeContext for the lifetime rules. They
+        // never alias the pipe's buffers, which the next read reuses.
+        var decoding = new FrameDecodeContext();
+        while (await ReadOrNoticeSilenceAsync(connection))
+        {
+            if (connection.FrameType == TcpFrameType.KeepAlive)
+            {
+                TcpFrame.WriteControl(connection.Writer, TcpFrameType.KeepAliveAck);
+                await connection.FlushAsync(_options.WriteTimeout);
+                continue;
+            }
+
+            if (connection.FrameType != TcpFrameType.Messages)
+            {
+                throw new TcpProtocolException($"a {connection.FrameType} frame on a message connection", "unexpected");
+            }
+
+            var body = connection.FrameBody;
+            ReadOnlySpan<byte> bytes;
+            if (body.IsSingleSegment)
+            {
+                bytes = body.FirstSpan;
+                decoding.BeginFrame();
+            }
+            else
+            {
+                // Split across pipe segments: the one copy is made here, and the messages own it.
+                var copy = GC.AllocateUninitializedArray<byte>((int)body.Length);
+                body.CopyTo(copy);
+                bytes = copy;
+                decoding.BeginFrame(copy);
+            }
+
+            if (bytes.IsEmpty)
+            {
+                throw new TcpProtocolException("an empty message batch", "malformed");
+            }
+
+            // The whole frame is decoded and checked before any of it reaches the node: a frame
+            // is taken whole or not at all.
+            batch.Clear();
+            int offset = 0;
+            while (offset < bytes.Length)
+            {
+                int length = TcpFrame.ReadLength(bytes, ref offset);
+                if (length > bytes.Length - offset)
+                {
+                    throw new TcpProtocolException($"a message of {length} bytes where {bytes.Length - offset} remain in its frame", "malformed");
+                }
+
+                var message = MessageCodec.DecodeMessage(bytes, offset, length, decoding);
+                offset += length;
+                if (message.To != local || message.From != _peer)
+                {
+                    throw new TcpProtocolException($"a message from {message.From} to {message.To} on the connection from {_peer} to {local}", "malformed");
+                }
+
+                if (message.Type == MessageType.Snapshot)
+                {
+                    throw new TcpProtocolException("a snapshot message on a message connection (snapshots have their own connection)", "unexpected");
+                }
+
+                batch.Add(message);
+            }
+
+            transport.Deliver(transport.CurrentReceiver, batch);
+            transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
+        }
+    }
+
+    /// <summary>
+    /// The next frame of a message connection; false at its end. The sender sends a keep-alive every
+    /// interval, so silence for the keep-alive timeout means the peer or the path is dead: counted,
+    /// logged, and the connection ends (the peer's sender reconnects when it can).
+    /// </summary>
+    private async ValueTask<bool> ReadOrNoticeSilenceAsync(TcpConnection connection)
+    {
         try
         {
-            while (await connection.ReadFrameAsync(idleTimeout: null))
-            {
-                if (connection.FrameType != TcpFrameType.Messages)
-                {
-                    throw new TcpProtocolException($"a {connection.FrameType} frame on a message connection", "unexpected");
-                }
-
-                var body = connection.FrameBody;
-                ReadOnlySpan<byte> bytes;
-                if (body.IsSingleSegment)
-                {
-                    bytes = body.FirstSpan;
-                }
-                else
-                {
-                    if (scratch is null || scratch.Length < body.Length)
-                    {
-                        if (scratch is not null)
-                        {
-                            ArrayPool<byte>.Shared.Return(scratch);
-                        }
-
-                        scratch = ArrayPool<byte>.Shared.Rent((int)body.Length);
-                    }
-
-                    body.CopyTo(scratch);
-                    bytes = scratch.AsSpan(0, (int)body.Length);
-                }
-
-                if (bytes.IsEmpty)
-                {
-                    throw new TcpProtocolException("an empty message batch", "malformed");
-                }
-
-                // The whole frame is decoded and checked before any of it reaches the node: a frame
-                // is taken whole or not at all.
-                batch.Clear();
-                int offset = 0;
-                while (offset < bytes.Length)
-                {
-                    int length = TcpFrame.ReadLength(bytes, ref offset);
-                    if (length > bytes.Length - offset)
-                    {
-                        throw new TcpProtocolException($"a message of {length} bytes where {bytes.Length - offset} remain in its frame", "malformed");
-                    }
-
-                    var message = MessageCodec.DecodeMessage(bytes.Slice(offset, length));
-                    offset += length;
-                    if (message.To != local || message.From != _peer)
-                    {
-                        throw new TcpProtocolException($"a message from {message.From} to {message.To} on the connection from {_peer} to {local}", "malformed");
-                    }
-
-                    if (message.Type == MessageType.Snapshot)
-                    {
-                        throw new TcpProtocolException("a snapshot message on a message connection (snapshots have their own connection)", "unexpected");
-                    }
-
-                    batch.Add(message);
-                }
-
-                var receiver = transport.CurrentReceiver;
-                foreach (var message in batch)
-                {
-                    transport.Deliver(receiver, message);
-                }
-
-                transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
-            }
+            return await connection.ReadFrameAsync(_options.KeepAliveTimeout);
         }
-        finally
+        catch (TimeoutException) when (!connection.Lifetime.IsCancellationRequested)
         {
-            if (scratch is not null)
-            {
-                ArrayPool<byte>.Shared.Return(scratch);
-            }
+            transport.Metrics.KeepAliveTimedOut(_peer, outbound: false);
+            TcpTransportLog.KeepAliveTimedOut(transport.Log, _options.NodeId, "from", _peer, connection.RemoteEndPoint, _options.KeepAliveTimeout.TotalSeconds);
+            return false;
         }
     }
 

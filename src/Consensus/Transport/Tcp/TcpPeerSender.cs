@@ -1,5 +1,4 @@
 using System.Net;
-using System.Threading.Channels;
 using EmbeddedRaft.Consensus.Messages;
 
 namespace EmbeddedRaft.Consensus.Transport.Tcp;
@@ -29,7 +28,7 @@ internal sealed class TcpPeerSender
 
     private readonly TcpTransport _transport;
     private readonly TcpTransportOptions _options;
-    private readonly Channel<Message> _queue;
+    private readonly TcpSendQueue _queue;
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _jitter;
     private readonly Lock _lock = new();
@@ -46,13 +45,7 @@ internal sealed class TcpPeerSender
         PeerId = peerId;
         _address = address;
         _jitter = new Random(unchecked((int)(peerId * 2654435761UL) ^ (int)transport.Options.NodeId));
-        _queue = Channel.CreateBounded<Message>(new BoundedChannelOptions(_options.SendQueueCapacity)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-            AllowSynchronousContinuations = false,
-        });
+        _queue = new TcpSendQueue(_options.SendQueueCapacity);
     }
 
     public ulong PeerId { get; }
@@ -67,12 +60,12 @@ internal sealed class TcpPeerSender
     /// <summary>Queues <paramref name="message"/>; false (and counted) when the queue is full or the sender stopped.</summary>
     public bool TrySend(Message message)
     {
-        if (_queue.Writer.TryWrite(message))
+        if (_queue.TryAdd(message))
         {
             return true;
         }
 
-        _transport.Metrics.Dropped(PeerId, _stop.IsCancellationRequested ? "stopped" : "queue_full");
+        _transport.Metrics.Dropped(PeerId, _queue.IsCompleted ? "stopped" : "queue_full");
         return false;
     }
 
@@ -100,7 +93,7 @@ internal sealed class TcpPeerSender
     /// </summary>
     public async Task StopAsync(TimeSpan flushTimeout)
     {
-        _queue.Writer.TryComplete();
+        _queue.Complete();
         if (await Task.WhenAny(_loop, Task.Delay(flushTimeout, _options.TimeProvider)) != _loop)
         {
             await _stop.CancelAsync();
@@ -112,11 +105,7 @@ internal sealed class TcpPeerSender
 
         await _stop.CancelAsync();
         await _loop;
-        int left = 0;
-        while (_queue.Reader.TryRead(out _))
-        {
-            left++;
-        }
+        int left = _queue.Clear();
 
         if (left > 0)
         {
@@ -185,14 +174,14 @@ internal sealed class TcpPeerSender
                 }
             }
 
-            if (_queue.Reader.Completion.IsCompleted)
+            if (_queue.Completion.IsCompleted)
             {
                 return;
             }
 
             // Wait out the backoff; a shutdown with nothing left to flush ends the wait at once.
-            await Task.WhenAny(Task.Delay(Backoff(failures), _options.TimeProvider, _stop.Token), _queue.Reader.Completion);
-            if (_stop.IsCancellationRequested || _queue.Reader.Completion.IsCompleted)
+            await Task.WhenAny(Task.Delay(Backoff(failures), _options.TimeProvider, _stop.Token), _queue.Completion);
+            if (_stop.IsCancellationRequested || _queue.Completion.IsCompleted)
             {
                 return;
             }
@@ -206,51 +195,89 @@ internal sealed class TcpPeerSender
         // closed it (a restart, a refusal after a rule change), so the next message does not wait
         // for a write to fail.
         Task watch = WatchForCloseAsync(connection);
-        var reader = _queue.Reader;
         var writer = connection.Writer;
         var batch = new List<Message>(64);
         var lengths = new List<int>(64);
         int maxBody = _options.MaxFrameSizeBytes;
         int targetBody = Math.Min(maxBody, BatchFrameTargetBytes);
+
+        // Everything queued is taken at once (one lock per batch, not per message); `next` is the
+        // first message of `taken` not yet written.
+        var taken = new List<Message>(64);
+        int next = 0;
+
+        // A keep-alive goes out every interval, with the messages or alone, so the peer's answers
+        // (watched by WatchForCloseAsync) and its own silence timer never depend on traffic.
+        var clock = _options.TimeProvider;
+        long lastKeepAlive = clock.GetTimestamp();
         try
         {
-            // One lock per message on the queue (TryRead only): a message that does not fit the
-            // frame being built is carried to the next one.
-            Message? carried = null;
-            while (carried is not null || await reader.WaitToReadAsync(connection.Lifetime))
+            while (true)
             {
+                if (next == taken.Count)
+                {
+                    taken.Clear();
+                    next = 0;
+                    if (!_queue.TryTakeAll(ref taken))
+                    {
+                        var untilKeepAlive = _options.KeepAliveInterval - clock.GetElapsedTime(lastKeepAlive);
+                        var outcome = untilKeepAlive <= TimeSpan.Zero
+                            ? TcpSendQueue.WaitOutcome.TimedOut
+                            : await _queue.WaitToTakeAsync(untilKeepAlive, clock, connection.Lifetime);
+                        if (outcome == TcpSendQueue.WaitOutcome.Completed)
+                        {
+                            return true;
+                        }
+
+                        if (outcome == TcpSendQueue.WaitOutcome.TimedOut)
+                        {
+                            TcpFrame.WriteControl(writer, TcpFrameType.KeepAlive);
+                            lastKeepAlive = clock.GetTimestamp();
+                            await connection.FlushAsync(_options.WriteTimeout);
+                            _transport.Metrics.Sent(PeerId, TcpFrame.HeaderSizeBytes, 0);
+                        }
+
+                        continue;
+                    }
+                }
+
                 long unflushed = 0;
                 int messages = 0;
                 while (unflushed < FlushThresholdBytes)
                 {
+                    if (next == taken.Count)
+                    {
+                        taken.Clear();
+                        next = 0;
+                        if (!_queue.TryTakeAll(ref taken))
+                        {
+                            // The queue is empty: flush what was written.
+                            break;
+                        }
+                    }
+
                     batch.Clear();
                     lengths.Clear();
                     int body = 0;
-                    while (true)
+                    for (; next < taken.Count; next++)
                     {
-                        Message? next = carried;
-                        carried = null;
-                        if (next is null && !reader.TryRead(out next))
-                        {
-                            break;
-                        }
-
-                        int length = MessageCodec.GetEncodedLength(next);
+                        var message = taken[next];
+                        int length = MessageCodec.GetEncodedLength(message);
                         int size = TcpFrame.VarintSize((uint)length) + length;
                         if (size > maxBody)
                         {
                             _transport.Metrics.Dropped(PeerId, "oversize");
-                            TcpTransportLog.Oversize(_transport.Log, _options.NodeId, next.Type, length, PeerId, maxBody);
+                            TcpTransportLog.Oversize(_transport.Log, _options.NodeId, message.Type, length, PeerId, maxBody);
                             continue;
                         }
 
                         if (body > 0 && body + size > targetBody)
                         {
-                            carried = next;
+                            // The frame is full: this message starts the next one.
                             break;
                         }
 
-                        batch.Add(next);
+                        batch.Add(message);
                         lengths.Add(length);
                         body += size;
                     }
@@ -261,22 +288,21 @@ internal sealed class TcpPeerSender
                         unflushed += TcpFrame.HeaderSizeBytes + body;
                         messages += batch.Count;
                     }
-
-                    if (carried is null)
-                    {
-                        // The queue is empty: flush what was written.
-                        break;
-                    }
                 }
 
                 if (unflushed > 0)
                 {
+                    if (clock.GetElapsedTime(lastKeepAlive) >= _options.KeepAliveInterval)
+                    {
+                        TcpFrame.WriteControl(writer, TcpFrameType.KeepAlive);
+                        unflushed += TcpFrame.HeaderSizeBytes;
+                        lastKeepAlive = clock.GetTimestamp();
+                    }
+
                     await connection.FlushAsync(_options.WriteTimeout);
                     _transport.Metrics.Sent(PeerId, unflushed, messages);
                 }
             }
-
-            return true;
         }
         catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
         {
@@ -284,6 +310,12 @@ internal sealed class TcpPeerSender
         }
         finally
         {
+            // Messages taken but not written die with the connection, counted like the queued ones.
+            if (taken.Count > next)
+            {
+                _transport.Metrics.Dropped(PeerId, "disconnected", taken.Count - next);
+            }
+
             connection.Abort();
             await watch;
         }
@@ -299,7 +331,7 @@ internal sealed class TcpPeerSender
             int prefix = TcpFrame.VarintSize((uint)length);
             Span<byte> span = writer.GetSpan(prefix + length);
             TcpFrame.WriteVarint(span, (uint)length);
-            int written = MessageCodec.Encode(batch[i], span[prefix..]);
+            int written = MessageCodec.EncodeUnchecked(batch[i], span.Slice(prefix, length));
             if (written != length)
             {
                 throw new InvariantViolationException($"Message encoded to {written} bytes; its encoded length said {length}.");
@@ -309,12 +341,24 @@ internal sealed class TcpPeerSender
         }
     }
 
-    private static async Task WatchForCloseAsync(TcpConnection connection)
+    /// <summary>
+    /// Reads the peer's side of a message connection: keep-alive answers, nothing else. Anything
+    /// else, the end of the stream, or silence longer than the keep-alive timeout (a dead peer or a
+    /// black-holed path) closes the connection, which fails the pump and reconnects.
+    /// </summary>
+    private async Task WatchForCloseAsync(TcpConnection connection)
     {
         try
         {
-            // Any frame, or the end of the stream, ends the connection: the peer sends nothing here.
-            await connection.ReadFrameAsync(idleTimeout: null);
+            while (await connection.ReadFrameAsync(_options.KeepAliveTimeout) && connection.FrameType == TcpFrameType.KeepAliveAck)
+            {
+                _transport.Metrics.KeepAliveAcked();
+            }
+        }
+        catch (TimeoutException) when (!connection.Lifetime.IsCancellationRequested)
+        {
+            _transport.Metrics.KeepAliveTimedOut(PeerId, outbound: true);
+            TcpTransportLog.KeepAliveTimedOut(_transport.Log, _options.NodeId, "to", PeerId, connection.RemoteEndPoint, _options.KeepAliveTimeout.TotalSeconds);
         }
 #pragma warning disable CA1031 // Whatever ended the read, the connection is done.
         catch (Exception)
@@ -327,12 +371,7 @@ internal sealed class TcpPeerSender
 
     private void DropQueued(string reason)
     {
-        int dropped = 0;
-        while (_queue.Reader.TryRead(out _))
-        {
-            dropped++;
-        }
-
+        int dropped = _queue.Clear();
         if (dropped > 0)
         {
             _transport.Metrics.Dropped(PeerId, reason, dropped);

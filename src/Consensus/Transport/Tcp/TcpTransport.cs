@@ -37,10 +37,16 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<ulong, TcpPeerSender> _senders = [];
+
+    // A copy of _senders for Send, replaced (under _lock) whenever _senders changes: the hot path
+    // reads it without a lock. Empty once disposed.
+    private volatile Dictionary<ulong, TcpPeerSender> _sendersView = [];
     private readonly Dictionary<ulong, TcpInboundConnection> _inboundMessages = [];
     private readonly ConcurrentDictionary<Task, bool> _connections = new();
     private readonly Task _accepting;
     private IRaftMessageReceiver? _receiver;
+    private int _openInbound;
+    private bool _refusingInbound; // only the accept loop reads and writes it
     private bool _disposed;
 
     /// <summary>Starts listening on <see cref="TcpTransportOptions.ListenAddress"/>; connections to peers open on the first message.</summary>
@@ -75,6 +81,7 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
             _senders[id] = new TcpPeerSender(this, id, TcpPeerAddress.Parse(address, nameof(options)));
         }
 
+        _sendersView = new Dictionary<ulong, TcpPeerSender>(_senders);
         foreach (var sender in _senders.Values)
         {
             sender.Start();
@@ -96,7 +103,7 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     internal IRaftMessageReceiver? CurrentReceiver => Volatile.Read(ref _receiver);
 
     /// <summary>Accepted connections still running (message and snapshot connections from peers, and ones in their handshake).</summary>
-    internal int InboundConnections => _connections.Count;
+    internal int InboundConnections => Volatile.Read(ref _openInbound);
 
     /// <inheritdoc/>
     public IDisposable Bind(ulong localId, IRaftMessageReceiver receiver)
@@ -130,19 +137,15 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     public void Send(Message message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        TcpPeerSender? sender;
-        lock (_lock)
+        if (Volatile.Read(ref _disposed))
         {
-            if (_disposed)
-            {
-                Metrics.Dropped(message.To, "stopped");
-                return;
-            }
-
-            _senders.TryGetValue(message.To, out sender);
+            Metrics.Dropped(message.To, "stopped");
+            return;
         }
 
-        if (sender is null)
+        // A send racing a change of peers may use the view just replaced: a removed sender's queue
+        // is completed, so the message is dropped and counted as "stopped".
+        if (!_sendersView.TryGetValue(message.To, out var sender))
         {
             Metrics.Dropped(message.To, "no_address");
             ReportUnreachable(message.To);
@@ -216,6 +219,7 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
             {
                 added = new TcpPeerSender(this, peerId, endPoint);
                 _senders[peerId] = added;
+                _sendersView = new Dictionary<ulong, TcpPeerSender>(_senders);
             }
         }
 
@@ -234,7 +238,11 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
         TcpInboundConnection? inbound;
         lock (_lock)
         {
-            _senders.Remove(peerId, out sender);
+            if (_senders.Remove(peerId, out sender))
+            {
+                _sendersView = new Dictionary<ulong, TcpPeerSender>(_senders);
+            }
+
             _inboundMessages.Remove(peerId, out inbound);
         }
 
@@ -261,9 +269,10 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
                 return;
             }
 
-            _disposed = true;
+            Volatile.Write(ref _disposed, true);
             senders = [.. _senders.Values];
             _senders.Clear();
+            _sendersView = [];
         }
 
         _listener.Dispose();
@@ -438,23 +447,31 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
         }
     }
 
-    internal void Deliver(IRaftMessageReceiver? receiver, Message message)
+    /// <summary>Hands one decoded frame's messages to <paramref name="receiver"/>, in order.</summary>
+    internal void Deliver(IRaftMessageReceiver? receiver, List<Message> messages)
     {
         if (receiver is null)
         {
-            Metrics.Dropped(message.From, "unbound");
+            foreach (var message in messages)
+            {
+                Metrics.Dropped(message.From, "unbound");
+            }
+
             return;
         }
 
-        try
+        foreach (var message in messages)
         {
-            receiver.Receive(message);
-        }
+            try
+            {
+                receiver.Receive(message);
+            }
 #pragma warning disable CA1031 // A receiver that throws must not close the connection: logged.
-        catch (Exception failure)
+            catch (Exception failure)
 #pragma warning restore CA1031
-        {
-            TcpTransportLog.ReceiverFailed(Log, failure, Options.NodeId);
+            {
+                TcpTransportLog.ReceiverFailed(Log, failure, Options.NodeId);
+            }
         }
     }
 
@@ -483,6 +500,18 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
         }
     }
 
+    private static EndPoint? SafeRemote(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+
     private async Task AcceptAsync()
     {
         while (true)
@@ -503,8 +532,35 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
                 continue;
             }
 
+            // The cap counts every accepted connection until its task ends (handshaking ones too),
+            // so a flood of connections costs this node one accept and one close each.
+            if (Volatile.Read(ref _openInbound) >= Options.MaxInboundConnections)
+            {
+                Metrics.ConnectionRefused();
+                if (!_refusingInbound)
+                {
+                    _refusingInbound = true;
+                    TcpTransportLog.InboundLimit(Log, Options.NodeId, SafeRemote(socket), Volatile.Read(ref _openInbound));
+                }
+
+                socket.Close(0);
+                continue;
+            }
+
+            _refusingInbound = false;
+            Interlocked.Increment(ref _openInbound);
             var inbound = new TcpInboundConnection(this, socket);
-            Task running = Task.Run(() => inbound.RunAsync(_stopping.Token));
+            Task running = Task.Run(async () =>
+            {
+                try
+                {
+                    await inbound.RunAsync(_stopping.Token);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _openInbound);
+                }
+            });
             _connections.TryAdd(running, true);
             _ = running.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, bool>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }

@@ -57,4 +57,10 @@ internal static partial class TcpTransportLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Node {NodeId}: accepting a connection failed.")]
     public static partial void AcceptFailed(ILogger logger, Exception exception, ulong nodeId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Node {NodeId}: refused a connection from {Remote}: {Open} accepted connections are open, the limit (MaxInboundConnections). Further refusals are counted, not logged, until a connection is accepted again.")]
+    public static partial void InboundLimit(ILogger logger, ulong nodeId, EndPoint? remote, int open);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Node {NodeId}: the message connection {Direction} peer {PeerId} ({Remote}) was silent for {Seconds} s (KeepAliveTimeout): closed as dead.")]
+    public static partial void KeepAliveTimedOut(ILogger logger, ulong nodeId, string direction, ulong peerId, EndPoint? remote, double seconds);
 }

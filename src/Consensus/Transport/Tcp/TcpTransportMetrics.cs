@@ -25,6 +25,8 @@ internal sealed class TcpTransportMetrics : IDisposable
     private readonly Counter<long> _tlsFailures;
     private readonly Counter<long> _frameErrors;
     private readonly Counter<long> _snapshots;
+    private readonly Counter<long> _connectionsRefused;
+    private readonly Counter<long> _keepAliveTimeouts;
 
     private long _bytesSentTotal;
     private long _bytesReceivedTotal;
@@ -39,6 +41,9 @@ internal sealed class TcpTransportMetrics : IDisposable
     private long _snapshotsSentTotal;
     private long _snapshotsFailedTotal;
     private long _snapshotsReceivedTotal;
+    private long _connectionsRefusedTotal;
+    private long _keepAliveTimeoutsTotal;
+    private long _keepAliveAcksTotal;
 
     public TcpTransportMetrics(ulong nodeId)
     {
@@ -53,6 +58,8 @@ internal sealed class TcpTransportMetrics : IDisposable
         _tlsFailures = _meter.CreateCounter<long>("embeddedraft.transport.tls_failures", "{connection}", "TLS handshakes that failed (no or untrusted certificate, protocol error).");
         _frameErrors = _meter.CreateCounter<long>("embeddedraft.transport.frame_errors", "{connection}", "Connections closed for a bad frame (tag reason: oversize, malformed, stalled, unexpected).");
         _snapshots = _meter.CreateCounter<long>("embeddedraft.transport.snapshots", "{snapshot}", "Snapshot transfers (tag outcome: sent, send_failed, received).");
+        _connectionsRefused = _meter.CreateCounter<long>("embeddedraft.transport.connections_refused", "{connection}", "Accepted connections closed at once because MaxInboundConnections were open.");
+        _keepAliveTimeouts = _meter.CreateCounter<long>("embeddedraft.transport.keepalive_timeouts", "{connection}", "Message connections closed as dead: silent for KeepAliveTimeout (tag direction: outbound, inbound).");
     }
 
     public long BytesSent => Interlocked.Read(ref _bytesSentTotal);
@@ -74,6 +81,27 @@ internal sealed class TcpTransportMetrics : IDisposable
     public long TlsFailures => Interlocked.Read(ref _tlsFailuresTotal);
 
     public long FrameErrors => Interlocked.Read(ref _frameErrorsTotal);
+
+    public long ConnectionsRefused => Interlocked.Read(ref _connectionsRefusedTotal);
+
+    public long KeepAliveTimeouts => Interlocked.Read(ref _keepAliveTimeoutsTotal);
+
+    /// <summary>Keep-alive answers received on outbound message connections (no instrument: for tests).</summary>
+    public long KeepAliveAcks => Interlocked.Read(ref _keepAliveAcksTotal);
+
+    public void ConnectionRefused()
+    {
+        Interlocked.Increment(ref _connectionsRefusedTotal);
+        _connectionsRefused.Add(1);
+    }
+
+    public void KeepAliveTimedOut(ulong peer, bool outbound)
+    {
+        Interlocked.Increment(ref _keepAliveTimeoutsTotal);
+        _keepAliveTimeouts.Add(1, new KeyValuePair<string, object?>(PeerIdTag, (long)peer), new KeyValuePair<string, object?>("direction", outbound ? "outbound" : "inbound"));
+    }
+
+    public void KeepAliveAcked() => Interlocked.Increment(ref _keepAliveAcksTotal);
 
     public void Sent(ulong peer, long bytes, int messages)
     {

@@ -48,6 +48,18 @@ public sealed record TcpTransportOptions
     /// <summary>The default <see cref="ShutdownFlushTimeout"/>: 1 s.</summary>
     public static readonly TimeSpan DefaultShutdownFlushTimeout = TimeSpan.FromSeconds(1);
 
+    /// <summary>The default <see cref="MaxInboundConnections"/>: 256 accepted connections at once.</summary>
+    public const int DefaultMaxInboundConnections = 256;
+
+    /// <summary>The largest <see cref="MaxInboundConnections"/> accepted: 65,536.</summary>
+    public const int MaxMaxInboundConnections = 65536;
+
+    /// <summary>The default <see cref="KeepAliveInterval"/>: 1 s.</summary>
+    public static readonly TimeSpan DefaultKeepAliveInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>The default <see cref="KeepAliveTimeout"/>: 5 s.</summary>
+    public static readonly TimeSpan DefaultKeepAliveTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>Creates options with every default (no node id: set <see cref="NodeId"/>).</summary>
     public TcpTransportOptions()
     {
@@ -258,6 +270,50 @@ public sealed record TcpTransportOptions
         }
     } = DefaultShutdownFlushTimeout;
 
+    /// <summary>
+    /// Most accepted connections open at once (message and snapshot connections from peers, and
+    /// connections still in their TLS or hello handshake). A connection over the limit is closed as
+    /// soon as it is accepted, before any TLS work, and counted in
+    /// <c>embeddedraft.transport.connections_refused</c>; the first of a run of refusals is logged.
+    /// Each peer needs one message connection plus one per snapshot in flight, so keep it well above
+    /// the cluster's size; a connection that never completes its handshake holds its place for at
+    /// most <see cref="HandshakeTimeout"/>. From 1 to <see cref="MaxMaxInboundConnections"/>; default
+    /// <see cref="DefaultMaxInboundConnections"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "MaxInboundConnections").</exception>
+    public int MaxInboundConnections
+    {
+        get;
+        init => field = OptionChecks.InRange(value, 1, MaxMaxInboundConnections, nameof(MaxInboundConnections));
+    } = DefaultMaxInboundConnections;
+
+    /// <summary>
+    /// How often the sending side of a message connection sends a keep-alive frame, which the
+    /// receiving side answers; this runs whether or not messages flow, so both sides always hear from
+    /// each other at this interval. More than zero; default <see cref="DefaultKeepAliveInterval"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Zero or less (ParamName "KeepAliveInterval").</exception>
+    public TimeSpan KeepAliveInterval
+    {
+        get;
+        init => field = OptionChecks.Positive(value, nameof(KeepAliveInterval));
+    } = DefaultKeepAliveInterval;
+
+    /// <summary>
+    /// How long a message connection may stay silent before it is taken for dead and closed: the
+    /// sending side when no keep-alive answer arrives, the receiving side when no frame arrives (a
+    /// crashed host, a cut or black-holed path that TCP alone would not notice for minutes). The
+    /// sending side then reports the peer unreachable and reconnects with backoff. More than
+    /// <see cref="KeepAliveInterval"/> (checked when the transport is created); default
+    /// <see cref="DefaultKeepAliveTimeout"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Zero or less (ParamName "KeepAliveTimeout").</exception>
+    public TimeSpan KeepAliveTimeout
+    {
+        get;
+        init => field = OptionChecks.Positive(value, nameof(KeepAliveTimeout));
+    } = DefaultKeepAliveTimeout;
+
     /// <summary>TLS for every connection, in both directions (mutual authentication); null (the default) means plain TCP.</summary>
     public TcpTransportTlsOptions? Tls { get; init; }
 
@@ -301,6 +357,11 @@ public sealed record TcpTransportOptions
         if (ReconnectMaxDelay < ReconnectMinDelay)
         {
             throw new ArgumentException($"{nameof(ReconnectMaxDelay)} ({ReconnectMaxDelay}) must be at least {nameof(ReconnectMinDelay)} ({ReconnectMinDelay}).", nameof(ReconnectMaxDelay));
+        }
+
+        if (KeepAliveTimeout <= KeepAliveInterval)
+        {
+            throw new ArgumentException($"{nameof(KeepAliveTimeout)} ({KeepAliveTimeout}) must be longer than {nameof(KeepAliveInterval)} ({KeepAliveInterval}).", nameof(KeepAliveTimeout));
         }
 
         if (Peers.ContainsKey(NodeId))

@@ -38,6 +38,10 @@ public class TcpTransportOptionsTests
     [TestCase("ReconnectMinDelay", "00:00:00")]
     [TestCase("WriteTimeout", "-00:00:01")]
     [TestCase("ShutdownFlushTimeout", "-00:00:01")]
+    [TestCase("MaxInboundConnections", "0")]
+    [TestCase("MaxInboundConnections", "65537")]
+    [TestCase("KeepAliveInterval", "00:00:00")]
+    [TestCase("KeepAliveTimeout", "-00:00:01")]
     public void ABadValueFailsNamingTheOption(string option, string value)
     {
         var error = Assert.Catch(() => OptionsBinding.Bind<TcpTransportOptions>(new Dictionary<string, string?> { [option] = value }))!;
@@ -60,6 +64,8 @@ public class TcpTransportOptionsTests
             Throws.ArgumentException.With.Message.Contains("SnapshotChunkSizeBytes").And.Message.Contains("MaxFrameSizeBytes"));
         Assert.That(() => new TcpTransport(new TcpTransportOptions { NodeId = 1, ReconnectMinDelay = TimeSpan.FromSeconds(5), ReconnectMaxDelay = TimeSpan.FromSeconds(1) }),
             Throws.ArgumentException.With.Message.Contains("ReconnectMaxDelay"));
+        Assert.That(() => new TcpTransport(new TcpTransportOptions { NodeId = 1, KeepAliveInterval = TimeSpan.FromSeconds(5), KeepAliveTimeout = TimeSpan.FromSeconds(5) }),
+            Throws.ArgumentException.With.Message.Contains("KeepAliveTimeout").And.Message.Contains("KeepAliveInterval"));
         Assert.That(() => new TcpTransport(new TcpTransportOptions { NodeId = 1, Peers = new Dictionary<ulong, string> { [1] = "127.0.0.1:1" } }),
             Throws.ArgumentException.With.Message.Contains("own id"));
         Assert.That(() => new TcpTransport(new TcpTransportOptions { NodeId = 1, Tls = new TcpTransportTlsOptions() }),

@@ -1,0 +1,173 @@
+using System.Net.Sockets;
+using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Transport;
+using EmbeddedRaft.Consensus.Transport.Tcp;
+using EmbeddedRaft.TestSupport;
+
+namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
+
+/// <summary>
+/// The inbound connection cap (excess connections closed at once and counted, peers unaffected)
+/// and the keep-alives that let both ends of a message connection notice a dead peer or a
+/// black-holed path, which TCP alone would not for minutes.
+/// </summary>
+[TestFixture]
+[CancelAfter(120_000)]
+public class TcpConnectionLimitAndKeepAliveTests
+{
+    [Test]
+    public async Task ConnectionsOverTheInboundLimitAreRefusedAndCountedWhileTheClusterKeepsCommitting()
+    {
+        var log = new SignalingLogger();
+
+        // Node 1 takes at most 4 connections: its two peers' message connections and two more.
+        // Handshakes may take 30 s, so the idle sockets below keep the two free places taken.
+        await using var cluster = await TcpCluster.StartAsync(3, seed: 1441, configureTransport: (id, o) => id == 1
+            ? o with { MaxInboundConnections = 4, HandshakeTimeout = TimeSpan.FromSeconds(30), Logger = log }
+            : o);
+        await cluster.ProposeAsync("before");
+        var node1 = cluster.Transports[1];
+        await Eventually(() => node1.InboundConnections == 2, "both peers connected to node 1");
+
+        var limitLogged = log.NextAsync("InboundLimit");
+        var sockets = new List<Socket>();
+        var closedByNode = new List<Task>();
+        for (int i = 0; i < 10; i++)
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(node1.LocalEndPoint);
+            sockets.Add(socket);
+            closedByNode.Add(ReadsToEndAsync(socket));
+        }
+
+        try
+        {
+            for (int closed = 0; closed < 8; closed++)
+            {
+                var done = await Task.WhenAny(closedByNode).WaitAsync(Waits.Limit);
+                closedByNode.Remove(done);
+            }
+
+            await limitLogged;
+            Assert.That(closedByNode.Count(t => t.IsCompleted), Is.Zero, "the two connections within the limit stay open (in their handshake)");
+            Assert.That(node1.Metrics.ConnectionsRefused, Is.EqualTo(8), "every connection over the limit counted");
+            Assert.That(log.Count("InboundLimit"), Is.EqualTo(1), "a run of refusals is logged once");
+
+            for (int i = 0; i < 20; i++)
+            {
+                await cluster.ProposeAsync($"during {i}");
+            }
+
+            var leader = cluster[cluster.LeaderId()];
+            await cluster.WaitForAllAppliedAsync(leader.Status.Raft.HardState.Commit);
+            Assert.That(cluster.Machines[1].Commands.Count(c => c.StartsWith("during", StringComparison.Ordinal)), Is.GreaterThanOrEqualTo(20), "node 1 still hears its peers and applies");
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Dispose();
+            }
+        }
+
+        await Eventually(() => node1.InboundConnections == 2, "the idle sockets' places freed when they close");
+    }
+
+    [Test]
+    public async Task KeepAlivesNoticeABlackHoledPeerOnBothSidesAndTheConnectionComesBackAfterIt()
+    {
+        var sendingLog = new SignalingLogger();
+        var receivingLog = new SignalingLogger();
+        var keepAlive = new TcpTransportOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(50), KeepAliveTimeout = TimeSpan.FromMilliseconds(500), ReconnectMinDelay = TimeSpan.FromMilliseconds(20), ReconnectMaxDelay = TimeSpan.FromMilliseconds(200), HandshakeTimeout = TimeSpan.FromMilliseconds(500) };
+        await using var receiving = new TcpTransport(keepAlive with { NodeId = 2, Logger = receivingLog });
+        await using var proxy = new TcpFaultProxy(receiving.LocalEndPoint);
+        var arrivals = new RecordingReceiver();
+        using var receivingBinding = receiving.Bind(2, arrivals);
+        await using var sending = new TcpTransport(keepAlive with { NodeId = 1, Logger = sendingLog });
+        var sender = new RecordingReceiver();
+        using var sendingBinding = sending.Bind(1, sender);
+        receiving.SetPeerAddress(1, sending.LocalEndPoint.ToString());
+        sending.SetPeerAddress(2, proxy.Address);
+
+        sending.Send(Heartbeat(1));
+        await Eventually(() => Count(arrivals) == 1 && sending.Metrics.KeepAliveAcks >= 3, "the message and three keep-alive answers through the proxy");
+        var outbound = sendingLog.NextAsync("KeepAliveTimedOut");
+        var inbound = receivingLog.NextAsync("KeepAliveTimedOut");
+
+        proxy.BlackHole(true);
+
+        Assert.That((await outbound).Message, Does.Contain("to peer 2"));
+        Assert.That((await inbound).Message, Does.Contain("from peer 1"));
+        await Eventually(() => Unreachable(sender).Contains(2UL), "the sender reports the silent peer unreachable");
+        Assert.That(sending.Metrics.KeepAliveTimeouts, Is.GreaterThanOrEqualTo(1));
+        Assert.That(receiving.Metrics.KeepAliveTimeouts, Is.GreaterThanOrEqualTo(1));
+
+        proxy.BlackHole(false);
+        await Eventually(
+            () =>
+            {
+                sending.Send(Heartbeat(2));
+                return Count(arrivals) >= 2;
+            },
+            "messages flow again once the path heals");
+    }
+
+    [Test]
+    public async Task AnIdleHealthyConnectionIsKeptOpenByItsKeepAlives()
+    {
+        var keepAlive = new TcpTransportOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(20), KeepAliveTimeout = TimeSpan.FromMilliseconds(200) };
+        await using var receiving = new TcpTransport(keepAlive with { NodeId = 2 });
+        var arrivals = new RecordingReceiver();
+        using var binding = receiving.Bind(2, arrivals);
+        await using var sending = new TcpTransport(keepAlive with { NodeId = 1 });
+        receiving.SetPeerAddress(1, sending.LocalEndPoint.ToString());
+        sending.SetPeerAddress(2, receiving.LocalEndPoint.ToString());
+
+        sending.Send(Heartbeat(1));
+
+        // 40 answers at a 20 ms interval span four keep-alive timeouts with no message sent.
+        await Eventually(() => sending.Metrics.KeepAliveAcks >= 40, "forty keep-alive answers");
+        Assert.That(sending.Metrics.KeepAliveTimeouts + receiving.Metrics.KeepAliveTimeouts, Is.Zero);
+        Assert.That(sending.Metrics.Connects, Is.EqualTo(1), "the one connection stayed up");
+        Assert.That(Count(arrivals), Is.EqualTo(1));
+    }
+
+    private static Message Heartbeat(ulong term) => new() { Type = MessageType.Heartbeat, From = 1, To = 2, Term = term };
+
+    private static int Count(RecordingReceiver receiver) => receiver.ReceivedCount;
+
+    private static ulong[] Unreachable(RecordingReceiver receiver) => receiver.UnreachableNow;
+
+    /// <summary>Completes when the node closes <paramref name="socket"/> (end of stream or reset).</summary>
+    private static async Task ReadsToEndAsync(Socket socket)
+    {
+        var buffer = new byte[64];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None) > 0)
+            {
+            }
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds, failing after <see cref="Waits.Limit"/>.</summary>
+    private static async Task Eventually(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Waits.Limit;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Not reached within {Waits.Limit}: {what}.");
+            }
+
+            await Task.Delay(10);
+        }
+    }
+}
