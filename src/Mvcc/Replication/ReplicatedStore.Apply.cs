@@ -39,8 +39,8 @@ public sealed partial class ReplicatedStore
     {
         var store = Mvcc;
         var commands = batch.Commands;
-#pragma warning disable CA2012 // Each is awaited exactly once, by Settle below: queueing all before awaiting any is the point.
-        var pending = new ValueTask<object?>[commands.Count];
+#pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
+        var pending = new SubmittedCommand[commands.Count];
         for (int i = 0; i < commands.Count; i++)
         {
             pending[i] = Submit(store, commands[i]);
@@ -52,7 +52,13 @@ public sealed partial class ReplicatedStore
         var results = new object?[commands.Count];
         for (int i = 0; i < pending.Length; i++)
         {
-            results[i] = await Settle(pending[i], commands[i].Index).ConfigureAwait(ResumeOnScheduler);
+            // A put the writer has answered (every one, normally: it answered the index above after
+            // it) is taken here, on this thread: no awaiter was registered on it, so its completion
+            // queued no continuation to the thread pool and no async box was allocated for it.
+            var put = pending[i].Put;
+            results[i] = pending[i].IsPut && put.IsCompletedSuccessfully
+                ? put.Result
+                : await Settle(pending[i].IsPut ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler);
         }
 
         if (store.ConsistentIndex != batch.LastIndex)
@@ -65,7 +71,33 @@ public sealed partial class ReplicatedStore
     }
 
     /// <summary>Decodes one command and queues it to the store; a refusal found before queueing is the result.</summary>
-    private ValueTask<object?> Submit(MvccStore store, CommittedCommand command)
+    private SubmittedCommand Submit(MvccStore store, CommittedCommand command)
+    {
+        if (CommandCodec.KindOf(command.Data.Span) == CommandKind.Put)
+        {
+            try
+            {
+                // Key and value slice the command: its bytes are valid until this batch's apply
+                // completes, which waits for the store to have applied the put (the store copies
+                // what it keeps); an apply that fails before that stops the node. The put's own
+                // ValueTask is kept (not boxed into an async method) for ApplyBatchAsync to take.
+                return new SubmittedCommand(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"Replicated store: the command at index {command.Index} ({CommandKind.Put}) does not decode: {e.Message}", e);
+            }
+            catch (Exception e) when (IsRefusal(e))
+            {
+                return new SubmittedCommand(ValueTask.FromResult<object?>(e));
+            }
+        }
+
+        return new SubmittedCommand(SubmitOther(store, command));
+    }
+
+    /// <summary>Decodes a command other than a put and queues it to the store; a refusal found before queueing is the result.</summary>
+    private ValueTask<object?> SubmitOther(MvccStore store, CommittedCommand command)
     {
         var data = command.Data.Span;
         var kind = CommandCodec.KindOf(data);
@@ -73,11 +105,6 @@ public sealed partial class ReplicatedStore
         {
             switch (kind)
             {
-                case CommandKind.Put:
-                    // Key and value slice the command: its bytes are valid until this batch's apply
-                    // completes, which waits below for the store to have applied the put (the store
-                    // copies what it keeps); an apply that fails before that stops the node.
-                    return Box(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
                 case CommandKind.DeleteRange:
                     return Box(store.DeleteRangeAsync(CommandCodec.DecodeDeleteRange(data), command.Index));
                 case CommandKind.Txn:
@@ -135,6 +162,24 @@ public sealed partial class ReplicatedStore
         e is MvccException || (e is ArgumentException && e is not ArgumentOutOfRangeException { ParamName: "consistentIndex" });
 
     private async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(ResumeOnScheduler);
+
+    /// <summary>A command queued to the store: a put's own ValueTask (the common case, taken without an async box), or any other command's result.</summary>
+    private readonly struct SubmittedCommand
+    {
+        public SubmittedCommand(ValueTask<PutResponse> put)
+        {
+            Put = put;
+            IsPut = true;
+        }
+
+        public SubmittedCommand(ValueTask<object?> other) => Other = other;
+
+        public ValueTask<PutResponse> Put { get; }
+
+        public ValueTask<object?> Other { get; }
+
+        public bool IsPut { get; }
+    }
 
     /// <summary>Starts a background sync of the store's B+tree when enough was applied since the last one (one at a time).</summary>
     private void SyncIfDue(MvccStore store, ulong applied)

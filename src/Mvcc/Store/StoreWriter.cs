@@ -66,6 +66,9 @@ internal sealed class StoreWriter
     // Writer thread only.
     private Transaction? _batch;
     private Bucket? _keys;
+
+    // The batch's one MVCC write transaction, begun again for each request (no object per write).
+    private WriteTransaction? _transaction;
     private int _batchWrites;
     private long _batchStartedTimestamp;
     private bool _consistentIndexChanged;
@@ -480,7 +483,7 @@ internal sealed class StoreWriter
                 case WriteOpKind.Txn:
                     CheckConsistentIndex(op.ConsistentIndex);
                     EnsureBatch();
-                    transaction = new WriteTransaction(_state, _keys!);
+                    transaction = _transaction!.Begin();
                     op.Result = op.Request switch
                     {
                         PutRequest put => transaction.Put(put),
@@ -499,7 +502,7 @@ internal sealed class StoreWriter
                     // Leases change in the same batch as the data, so a crash keeps both or neither.
                     CheckConsistentIndex(op.ConsistentIndex);
                     EnsureBatch();
-                    transaction = new WriteTransaction(_state, _keys!);
+                    transaction = _transaction!.Begin();
                     op.Result = op.Request switch
                     {
                         Leases.LeaseGrantOp grant => Leases.LeaseApplier.Grant(_state, _batch!, grant),
@@ -663,6 +666,7 @@ internal sealed class StoreWriter
 
         _batch = _state.Database.BeginWrite();
         _keys = _batch.OpenBucket(MetaKeys.KeyBucket) ?? throw new InvariantViolationException("MVCC writer: the key bucket is missing.");
+        _transaction = new WriteTransaction(_state, _keys);
         _batchWrites = 0;
         _batchStartedTimestamp = _clock.GetTimestamp();
     }
@@ -681,6 +685,7 @@ internal sealed class StoreWriter
 
             _batch = null;
             _keys = null;
+            _transaction = null;
             batch.Commit(durability);
         }
         catch (Exception e)
@@ -731,6 +736,7 @@ internal sealed class StoreWriter
         _batch?.Dispose();
         _batch = null;
         _keys = null;
+        _transaction = null;
         foreach (var op in _awaitingCommit)
         {
             op.Fail(e);

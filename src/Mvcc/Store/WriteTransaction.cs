@@ -11,8 +11,12 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// the transaction see earlier ones.
 /// </summary>
 /// <remarks>
-/// Every check that can refuse a request runs before the first change (<see cref="HasChanged"/>
-/// stays false while a refusal is possible), so a refused request leaves the store as it was.
+/// <para>Every check that can refuse a request runs before the first change (<see cref="HasChanged"/>
+/// stays false while a refusal is possible), so a refused request leaves the store as it was.</para>
+/// <para>Reuse: the writer makes one per batch (the batch's B+tree bucket and pending batch do not
+/// change until it commits) and calls <see cref="Begin"/> before each request, which resets every
+/// per-request field, so a write allocates no transaction of its own. Nothing keeps a reference to
+/// it past the request: watches are handed the revision and count, never the transaction.</para>
 /// </remarks>
 internal sealed class WriteTransaction
 {
@@ -21,16 +25,33 @@ internal sealed class WriteTransaction
     private readonly ValueSource _values;
     private readonly PendingBatch _pending;
 
+    /// <summary>A transaction for the batch whose key bucket is <paramref name="keys"/>; call <see cref="Begin"/> before each request.</summary>
     public WriteTransaction(StoreState state, Bucket keys)
     {
         _state = state;
         _keys = keys;
         _pending = state.Pending;
         _values = new ValueSource(pending: null, keys, state.Path);
-        BeginRevision = state.Revision;
+        BeginRevision = -1;
     }
 
-    public long BeginRevision { get; }
+    /// <summary>The revision the store was at when the current request began; -1 before the first <see cref="Begin"/>.</summary>
+    public long BeginRevision { get; private set; }
+
+    /// <summary>Starts the next request of the batch: at the store's current revision, no changes yet.</summary>
+    /// <exception cref="InvariantViolationException">The pending batch was swapped since this transaction was made (it outlived its batch's commit).</exception>
+    public WriteTransaction Begin()
+    {
+        if (!ReferenceEquals(_pending, _state.Pending))
+        {
+            throw new InvariantViolationException("MVCC writer: a write transaction was reused after its batch committed.");
+        }
+
+        BeginRevision = _state.Revision;
+        Changes = 0;
+        HasChanged = false;
+        return this;
+    }
 
     /// <summary>Changes made so far (the next sub revision).</summary>
     public int Changes { get; private set; }

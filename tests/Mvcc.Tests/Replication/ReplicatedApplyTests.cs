@@ -1,0 +1,76 @@
+using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.TestSupport;
+using static EmbeddedRaft.Mvcc.Tests.Replication.ReplicatedCluster;
+
+namespace EmbeddedRaft.Mvcc.Tests.Replication;
+
+/// <summary>
+/// The apply path takes a put's answer straight from the store once the writer has handled the
+/// batch (no async wait per put): puts the writer accepted and puts it refused, proposed at once
+/// from every member so that committed batches mix them, must each get their own answer.
+/// </summary>
+public sealed class ReplicatedApplyTests
+{
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("REPLICATION_SEED", "REPLICATION_SOAK_SEEDS", 1705, 1);
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task AcceptedAndRefusedPutsInOneCommittedBatchEachGetTheirOwnAnswer(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
+        var random = new Random(seed);
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed);
+        var lease = await cluster[1].LeaseGrantAsync(ttlSeconds: 600).AsTask().WaitAsync(Waits.Limit);
+        var members = cluster.Members.Values.ToArray();
+
+        // Every third put names a lease that does not exist: the writer refuses it (LeaseNotFound)
+        // after the put was committed, in the same Raft batch as its accepted neighbours.
+        const int Puts = 300;
+        var refusedByPlan = new bool[Puts];
+        var writes = new Task<PutResponse>[Puts];
+        for (int i = 0; i < Puts; i++)
+        {
+            refusedByPlan[i] = random.Next(3) == 0;
+            var request = new PutRequest
+            {
+                Key = Key($"k{i % 40:D2}"),
+                Value = Key($"v{i}"),
+                Lease = refusedByPlan[i] ? lease.Id + 1 : (i % 2 == 0 ? lease.Id : 0),
+                PrevKv = i % 5 == 0,
+            };
+            writes[i] = members[random.Next(members.Length)].PutAsync(request).AsTask();
+        }
+
+        var revisions = new List<long>();
+        for (int i = 0; i < Puts; i++)
+        {
+            if (refusedByPlan[i])
+            {
+                var refused = Assert.ThrowsAsync<MvccException>(async () => await writes[i].WaitAsync(Waits.Limit));
+                Assert.That(refused!.Error, Is.EqualTo(MvccError.LeaseNotFound), $"put {i} (seed {seed})");
+            }
+            else
+            {
+                var put = await writes[i].WaitAsync(Waits.Limit);
+                revisions.Add(put.Header.Revision);
+            }
+        }
+
+        // Each accepted put made one revision of its own, and nothing else did.
+        int accepted = refusedByPlan.Count(r => !r);
+        Assert.That(revisions.Distinct().Count(), Is.EqualTo(accepted), $"seed {seed}");
+        Assert.That(revisions.Max(), Is.EqualTo(1 + accepted), $"seed {seed}: revision 1 is the empty store");
+
+        // The members applied the same history.
+        ulong applied = members.Max(m => m.Status.RaftAppliedIndex);
+        await cluster.WaitForAppliedAsync(applied);
+        var hashes = new HashSet<uint>();
+        foreach (var member in members)
+        {
+            var hash = await member.HashKVAsync(1 + accepted).AsTask().WaitAsync(Waits.Limit);
+            hashes.Add(hash.Hash);
+            Assert.That(member.Status.Revision, Is.EqualTo(1 + accepted));
+        }
+
+        Assert.That(hashes, Has.Count.EqualTo(1), $"seed {seed}: members disagree");
+    }
+}
