@@ -270,11 +270,11 @@ public sealed class RawNode
             {
                 // Our own acknowledgements and votes: they take effect once persisted, on this
                 // Ready's Advance.
-                (stepsOnAdvance ??= []).Add(m);
+                AddAcknowledgement(stepsOnAdvance ??= [], m);
             }
             else
             {
-                afterPersist.Add(m);
+                AddAcknowledgement(afterPersist, m);
             }
         }
 
@@ -320,6 +320,27 @@ public sealed class RawNode
     }
 
     /// <summary>
+    /// Adds <paramref name="m"/> to <paramref name="messages"/>, or lets it replace the last one when
+    /// both accept appends (non-rejecting <see cref="MessageType.AppendResponse"/>s) to the same node
+    /// in the same term and <paramref name="m"/> acknowledges at least as far: it then says all the
+    /// earlier one said (the leader takes the highest match and frees its in-flight appends up to
+    /// it). A busy follower that gathered many appends into one write answers them with one message.
+    /// </summary>
+    private static void AddAcknowledgement(List<Message> messages, Message m)
+    {
+        if (messages.Count > 0 && IsAppendAccepted(m) && messages[^1] is var last && IsAppendAccepted(last)
+            && last.To == m.To && last.Term == m.Term && last.Index <= m.Index)
+        {
+            messages[^1] = m;
+            return;
+        }
+
+        messages.Add(m);
+    }
+
+    private static bool IsAppendAccepted(Message m) => m.Type == MessageType.AppendResponse && !m.Reject;
+
+    /// <summary>
     /// How many Readies may be outstanding at once (etcd-io/raft's asynchronous storage writes):
     /// 1, the default, is the contract of <see cref="GetReady"/>; above 1 a host may take the next
     /// Ready while earlier ones are still being persisted and applied, provided it persists them in
@@ -343,6 +364,16 @@ public sealed class RawNode
 
     /// <summary>How many Readies are handed out and not yet advanced.</summary>
     internal int OutstandingReadies => _outstanding.Count;
+
+    /// <summary>
+    /// Whether committed entries at or below <paramref name="durableIndex"/> wait to be handed out
+    /// (a host that holds back Readies still takes one for them: they can apply at once).
+    /// </summary>
+    internal bool HasCommittedEntriesUpTo(ulong durableIndex)
+    {
+        var log = _core.Log;
+        return log.HasNextCommittedEntries && Math.Max(log.Applying, log.FirstIndex() - 1) < durableIndex;
+    }
 
     private bool CanHandOutReady()
     {

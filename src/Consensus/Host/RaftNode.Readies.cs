@@ -47,7 +47,7 @@ public sealed partial class RaftNode<TResult>
                 return;
             }
 
-            if (WriteAwaitsSyncStart())
+            if (!LeaderHasDurableCommitsToApply() && WriteAwaitsSyncStart())
             {
                 // Coalescing: a written Ready still waits for the sync pipeline to start its fsync,
                 // and whatever a new Ready would carry becomes durable with the next fsync after it
@@ -154,6 +154,19 @@ public sealed partial class RaftNode<TResult>
             durable.TrySetException(Stopped());
         }
     }
+
+    /// <summary>
+    /// Whether this node leads and its followers' acknowledgements committed entries it already
+    /// holds durably: then the loop takes a Ready even while a written one waits for its fsync to
+    /// start, so that those entries go to the applier now rather than one fsync later (the callers
+    /// waiting on them are the latency that counts; a Ready more per acknowledgement round costs
+    /// no fsync, the sync pipeline takes every queued write at once). Followers keep coalescing:
+    /// their commits arrive with every append, and nobody waits on their apply at this rate.
+    /// A heuristic only: an entry still being written waits for its write in the apply pipeline
+    /// whatever this says (<see cref="PendingWriteOf"/>).
+    /// </summary>
+    private bool LeaderHasDurableCommitsToApply() =>
+        _role == StateRole.Leader && _raw.HasCommittedEntriesUpTo(Volatile.Read(ref _persistedIndex));
 
     /// <summary>
     /// Loop side of the coalescing hand-shake: whether a written Ready is still queued for the sync
