@@ -270,11 +270,11 @@ public sealed class RawNode
             {
                 // Our own acknowledgements and votes: they take effect once persisted, on this
                 // Ready's Advance.
-                AddAcknowledgement(stepsOnAdvance ??= [], m);
+                (stepsOnAdvance ??= []).Add(m);
             }
             else
             {
-                AddAcknowledgement(afterPersist, m);
+                afterPersist.Add(m);
             }
         }
 
@@ -318,27 +318,6 @@ public sealed class RawNode
             stepsOnAdvance));
         return ready;
     }
-
-    /// <summary>
-    /// Adds <paramref name="m"/> to <paramref name="messages"/>, or lets it replace the last one when
-    /// both accept appends (non-rejecting <see cref="MessageType.AppendResponse"/>s) to the same node
-    /// in the same term and <paramref name="m"/> acknowledges at least as far: it then says all the
-    /// earlier one said (the leader takes the highest match and frees its in-flight appends up to
-    /// it). A busy follower that gathered many appends into one write answers them with one message.
-    /// </summary>
-    private static void AddAcknowledgement(List<Message> messages, Message m)
-    {
-        if (messages.Count > 0 && IsAppendAccepted(m) && messages[^1] is var last && IsAppendAccepted(last)
-            && last.To == m.To && last.Term == m.Term && last.Index <= m.Index)
-        {
-            messages[^1] = m;
-            return;
-        }
-
-        messages.Add(m);
-    }
-
-    private static bool IsAppendAccepted(Message m) => m.Type == MessageType.AppendResponse && !m.Reject;
 
     /// <summary>
     /// How many Readies may be outstanding at once (etcd-io/raft's asynchronous storage writes):
