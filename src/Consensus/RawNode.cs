@@ -344,6 +344,16 @@ public sealed class RawNode
     /// <summary>How many Readies are handed out and not yet advanced.</summary>
     internal int OutstandingReadies => _outstanding.Count;
 
+    /// <summary>
+    /// Whether committed entries at or below <paramref name="durableIndex"/> wait to be handed out
+    /// (a host that holds back Readies still takes one for them: they can apply at once).
+    /// </summary>
+    internal bool HasCommittedEntriesUpTo(ulong durableIndex)
+    {
+        var log = _core.Log;
+        return log.HasNextCommittedEntries && Math.Max(log.Applying, log.FirstIndex() - 1) < durableIndex;
+    }
+
     private bool CanHandOutReady()
     {
         if (_outstanding.Count == 0)

@@ -4,18 +4,19 @@ namespace EmbeddedRaft.Consensus.Host;
 /// One <see cref="RaftNode{TResult}.ProposeAsync"/> call in flight: its envelope, its task, and
 /// where it is. States: queued (in the loop's inbox: a cancellation withdraws it), proposed
 /// (handed to the Raft core: a cancellation only stops the wait), done. Completion is first-wins
-/// (<c>TrySet*</c>), so the applier, the loop and a cancellation may race safely.
+/// (<c>TrySet*</c>), so the applier, the loop and a cancellation may race safely. It is its own
+/// completion source (one object per call instead of two).
 /// </summary>
-internal sealed class PendingProposal<TResult>
+internal sealed class PendingProposal<TResult> : TaskCompletionSource<TResult>
 {
     private const int Queued = 0;
     private const int Proposed = 1;
     private const int Withdrawn = 2;
 
-    private readonly TaskCompletionSource<TResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _state;
 
     public PendingProposal(ulong requestId, byte[] envelope)
+        : base(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         RequestId = requestId;
         Envelope = envelope;
@@ -25,8 +26,6 @@ internal sealed class PendingProposal<TResult>
 
     public byte[] Envelope { get; }
 
-    public Task<TResult> Task => _completion.Task;
-
     public CancellationTokenRegistration Registration { get; set; }
 
     /// <summary>Loop-owned: whether this node led when it proposed (then it was not forwarded, so it exists once at most).</summary>
@@ -35,7 +34,7 @@ internal sealed class PendingProposal<TResult>
     /// <summary>Loop-owned: the tick at which the call fails with <see cref="ProposalDropReason.TimedOut"/>; 0 for none.</summary>
     public long DeadlineTick { get; set; }
 
-    public bool IsDone => _completion.Task.IsCompleted;
+    public bool IsDone => Task.IsCompleted;
 
     /// <summary>Queued to proposed; false when the call was withdrawn first.</summary>
     public bool TryMarkProposed() => Interlocked.CompareExchange(ref _state, Proposed, Queued) == Queued;
@@ -45,7 +44,7 @@ internal sealed class PendingProposal<TResult>
 
     public void Complete(TResult result)
     {
-        if (_completion.TrySetResult(result))
+        if (TrySetResult(result))
         {
             Registration.Dispose();
         }
@@ -53,7 +52,7 @@ internal sealed class PendingProposal<TResult>
 
     public void Fail(Exception error)
     {
-        if (_completion.TrySetException(error))
+        if (TrySetException(error))
         {
             Registration.Dispose();
         }
@@ -61,7 +60,7 @@ internal sealed class PendingProposal<TResult>
 
     public void Cancel(CancellationToken token)
     {
-        if (_completion.TrySetCanceled(token))
+        if (TrySetCanceled(token))
         {
             Registration.Dispose();
         }

@@ -209,7 +209,9 @@ public sealed partial class RaftNode<TResult>
 
     private void OnTick()
     {
-        foreach (var pending in _proposals.Values)
+        // Enumerated in place: ConcurrentDictionary.Values copies every value into a new list, per
+        // tick, with a thousand proposals in flight.
+        foreach (var (_, pending) in _proposals)
         {
             if (pending.DeadlineTick != 0 && _tick >= pending.DeadlineTick)
             {
@@ -289,7 +291,7 @@ public sealed partial class RaftNode<TResult>
             {
                 // What this node appended as leader may now be overwritten by the next leader:
                 // from here on such proposals are bounded like forwarded ones.
-                foreach (var p in _proposals.Values)
+                foreach (var (_, p) in _proposals)
                 {
                     if (p.DeadlineTick == 0)
                     {

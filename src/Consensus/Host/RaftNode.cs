@@ -378,7 +378,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _proposals[requestId] = pending;
         if (cancellationToken.CanBeCanceled)
         {
-            pending.Registration = cancellationToken.Register(() => OnProposalCancelled(pending, cancellationToken));
+            RegisterCancellation(pending, cancellationToken);
         }
 
         if (!_inbox.TryPost(new ProposeInput(pending)))
@@ -389,6 +389,11 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
         return new ValueTask<TResult>(pending.Task);
     }
+
+    // Its own method: a lambda capturing ProposeAsync's locals would make every call allocate
+    // their closure, cancellable or not.
+    private void RegisterCancellation(PendingProposal<TResult> pending, CancellationToken cancellationToken) =>
+        pending.Registration = cancellationToken.Register(() => OnProposalCancelled(pending, cancellationToken));
 
     /// <summary>
     /// A linearizable read barrier: returns once this node's state machine has applied everything

@@ -129,6 +129,10 @@ internal sealed class PipelineCluster : IAsyncDisposable
     public ulong AcknowledgedUpTo(ulong id) =>
         _sent[id].Sent.Where(m => m.Type == MessageType.AppendResponse && !m.Reject).Select(m => m.Index).DefaultIfEmpty(0UL).Max();
 
+    /// <summary>How many accepting append responses <paramref name="id"/> has sent so far.</summary>
+    public int AcknowledgementsSent(ulong id) =>
+        _sent[id].Sent.Count(m => m.Type == MessageType.AppendResponse && !m.Reject);
+
     public Task WaitUntilAcknowledgedAsync(ulong id, ulong index) =>
         _sent[id].WaitForAsync(m => m.Type == MessageType.AppendResponse && !m.Reject && m.Index >= index);
 

@@ -70,6 +70,7 @@ public class RaftNodeWritePipelineTests
         var first = run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("gather-0")).AsTask();
         await flush.Entered.WaitAsync(Waits.Limit);
         var writtenBefore = run.Cluster[follower].ReadiesWritten;
+        var acknowledgedBefore = run.AcknowledgementsSent(follower);
 
         // One proposal after another: the leader and the third node commit each (the leader applies
         // it once its own fsync is done), so each reaches the busy follower as an append of its own.
@@ -89,6 +90,11 @@ public class RaftNodeWritePipelineTests
         // coalescing a follower takes a Ready per append (up to the pipeline depth while one waits).
         var written = run.Cluster[follower].ReadiesWritten - writtenBefore;
         Assert.That(written, Is.LessThanOrEqualTo(3), $"node {follower} wrote {written} Readies for {Appends} appends that arrived while its fsync was busy");
+
+        // And answered them likewise: one acknowledgement per fsync, the last of those its writes
+        // owed (the core owes one per append), not one per append.
+        var acknowledged = run.AcknowledgementsSent(follower) - acknowledgedBefore;
+        Assert.That(acknowledged, Is.LessThanOrEqualTo(3), $"node {follower} sent {acknowledged} acknowledgements for {Appends + 1} appends gathered behind its busy fsync");
         Assert.That(run.Cluster.Machines[follower].Commands.TakeLast(Appends + 1), Is.EqualTo(Enumerable.Range(0, Appends + 1).Select(i => $"gather-{i}")));
     }
 }
