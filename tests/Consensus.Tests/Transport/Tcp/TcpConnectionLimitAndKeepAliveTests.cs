@@ -116,7 +116,8 @@ public class TcpConnectionLimitAndKeepAliveTests
     [Test]
     public async Task AnIdleHealthyConnectionIsKeptOpenByItsKeepAlives()
     {
-        var keepAlive = new TcpTransportOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(20), KeepAliveTimeout = TimeSpan.FromMilliseconds(200) };
+        // A timeout 15 intervals long: a loaded machine's scheduling stalls must not pass for a dead peer.
+        var keepAlive = new TcpTransportOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(100), KeepAliveTimeout = TimeSpan.FromMilliseconds(1500) };
         await using var receiving = new TcpTransport(keepAlive with { NodeId = 2 });
         var arrivals = new RecordingReceiver();
         using var binding = receiving.Bind(2, arrivals);
@@ -126,7 +127,8 @@ public class TcpConnectionLimitAndKeepAliveTests
 
         sending.Send(Heartbeat(1));
 
-        // 40 answers at a 20 ms interval span four keep-alive timeouts with no message sent.
+        // 40 answers at a 100 ms interval span more than two keep-alive timeouts with no message
+        // sent: without the keep-alives the receiving side would have closed the connection.
         await Eventually(() => sending.Metrics.KeepAliveAcks >= 40, "forty keep-alive answers");
         Assert.That(sending.Metrics.KeepAliveTimeouts + receiving.Metrics.KeepAliveTimeouts, Is.Zero);
         Assert.That(sending.Metrics.Connects, Is.EqualTo(1), "the one connection stayed up");
