@@ -44,6 +44,7 @@ internal sealed class TcpTransportMetrics : IDisposable
     private long _connectionsRefusedTotal;
     private long _keepAliveTimeoutsTotal;
     private long _keepAliveAcksTotal;
+    private long _flushesTotal;
 
     public TcpTransportMetrics(ulong nodeId)
     {
@@ -103,8 +104,12 @@ internal sealed class TcpTransportMetrics : IDisposable
 
     public void KeepAliveAcked() => Interlocked.Increment(ref _keepAliveAcksTotal);
 
+    /// <summary>Flushes of message connections (each <see cref="Sent"/> call is one); bytes sent / flushes is the write granularity.</summary>
+    public long Flushes => Interlocked.Read(ref _flushesTotal);
+
     public void Sent(ulong peer, long bytes, int messages)
     {
+        Interlocked.Increment(ref _flushesTotal);
         Interlocked.Add(ref _bytesSentTotal, bytes);
         Interlocked.Add(ref _messagesSentTotal, messages);
         var tag = Peer(peer);

@@ -58,9 +58,10 @@ public class TcpConnectionLimitAndKeepAliveTests
                 await cluster.ProposeAsync($"during {i}");
             }
 
-            var leader = cluster[cluster.LeaderId()];
-            await cluster.WaitForAllAppliedAsync(leader.Status.Raft.HardState.Commit);
-            Assert.That(cluster.Machines[1].Commands.Count(c => c.StartsWith("during", StringComparison.Ordinal)), Is.GreaterThanOrEqualTo(20), "node 1 still hears its peers and applies");
+            // Every proposal above returned once applied on the node that took it: wait until every
+            // node applied as far as the furthest one.
+            await cluster.WaitForAllAppliedAsync(cluster.Machines.Values.Max(m => m.AppliedIndex));
+            Assert.That(cluster.Machines[1].Commands.Where(c => c.StartsWith("during", StringComparison.Ordinal)).Distinct().Count(), Is.EqualTo(20), "node 1 still hears its peers and applies");
         }
         finally
         {
@@ -115,7 +116,8 @@ public class TcpConnectionLimitAndKeepAliveTests
     [Test]
     public async Task AnIdleHealthyConnectionIsKeptOpenByItsKeepAlives()
     {
-        var keepAlive = new TcpTransportOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(20), KeepAliveTimeout = TimeSpan.FromMilliseconds(200) };
+        // A timeout 15 intervals long: a loaded machine's scheduling stalls must not pass for a dead peer.
+        var keepAlive = new TcpTransportOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(100), KeepAliveTimeout = TimeSpan.FromMilliseconds(1500) };
         await using var receiving = new TcpTransport(keepAlive with { NodeId = 2 });
         var arrivals = new RecordingReceiver();
         using var binding = receiving.Bind(2, arrivals);
@@ -125,7 +127,8 @@ public class TcpConnectionLimitAndKeepAliveTests
 
         sending.Send(Heartbeat(1));
 
-        // 40 answers at a 20 ms interval span four keep-alive timeouts with no message sent.
+        // 40 answers at a 100 ms interval span more than two keep-alive timeouts with no message
+        // sent: without the keep-alives the receiving side would have closed the connection.
         await Eventually(() => sending.Metrics.KeepAliveAcks >= 40, "forty keep-alive answers");
         Assert.That(sending.Metrics.KeepAliveTimeouts + receiving.Metrics.KeepAliveTimeouts, Is.Zero);
         Assert.That(sending.Metrics.Connects, Is.EqualTo(1), "the one connection stayed up");
