@@ -306,8 +306,6 @@ internal sealed class StoreWriter
             return _taken.Dequeue();
         }
 
-        // The run of taken writes is over: wake the watchers its revisions gave something (once per run, not per revision).
-        _watches.WakeDeferred();
         lock (_queueGate)
         {
             if (_queue.Count == 0)
@@ -405,8 +403,6 @@ internal sealed class StoreWriter
             return _taken.Dequeue();
         }
 
-        // The run of taken writes is over: wake the watchers its revisions gave something (once per run, not per revision).
-        _watches.WakeDeferred();
         lock (_queueGate)
         {
             while (_queue.Count == 0)

@@ -159,18 +159,16 @@ internal static class HistoryReader
             return new WatchEvent { Type = WatchEventType.Delete, Kv = new KeyValue { Key = StoredValue.KeyOf(stored, decoded).ToArray(), ModRevision = revision.Main } };
         }
 
-        // One copy holds the key and the value (they follow each other in the stored bytes).
-        var keyAndValue = stored[StoredValue.HeaderSizeBytes..].ToArray();
         return new WatchEvent
         {
             Type = WatchEventType.Put,
             Kv = new KeyValue
             {
-                Key = keyAndValue.AsMemory(0, decoded.KeyLength),
+                Key = StoredValue.KeyOf(stored, decoded).ToArray(),
                 CreateRevision = decoded.CreateRevision,
                 ModRevision = revision.Main,
                 Version = decoded.Version,
-                Value = keyAndValue.AsMemory(decoded.KeyLength),
+                Value = StoredValue.ValueOf(stored, decoded).ToArray(),
                 Lease = decoded.Lease,
             },
         };

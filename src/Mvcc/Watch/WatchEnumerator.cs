@@ -6,9 +6,6 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// </summary>
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
-    // The live changes of the last response, handed back to the hub with the next take for reuse.
-    private List<LiveChange>? _doneWith;
-
     public WatchResponse Current { get; private set; } = null!;
 
     public async ValueTask<bool> MoveNextAsync()
@@ -16,13 +13,11 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var step = hub.Take(watcher, _doneWith);
-            _doneWith = null;
+            var step = hub.Take(watcher);
             switch (step.Kind)
             {
                 case TakeKind.Respond:
-                    Current = Build(ToEvents(step.Changes), step.Revision);
-                    _doneWith = step.Changes;
+                    Current = Build(step.Events!, step.Revision);
                     return true;
                 case TakeKind.End:
                     stream.Dispose();
@@ -76,23 +71,6 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     {
         stream.Dispose();
         return ValueTask.CompletedTask;
-    }
-
-    /// <summary>The events of live changes, built here on the consumer's thread rather than by the writer.</summary>
-    private List<WatchEvent> ToEvents(List<LiveChange>? changes)
-    {
-        if (changes is null)
-        {
-            return [];
-        }
-
-        var events = new List<WatchEvent>(changes.Count);
-        foreach (var change in changes)
-        {
-            events.Add(HistoryReader.ToEvent(hub.State, change.Revision, change.Tombstone, change.Stored));
-        }
-
-        return events;
     }
 
     private WatchResponse Build(List<WatchEvent> events, long revision)

@@ -35,23 +35,10 @@ internal sealed class WatchHub
     /// <summary>Every watcher not yet ended (so closing the store can end each, synced or not).</summary>
     private readonly HashSet<Watcher> _live = [];
 
-    /// <summary>Bytes per chunk the writer copies matched changes into (see <see cref="LiveChange"/>); a larger change gets an array of its own.</summary>
-    internal const int LiveChunkBytes = 64 * 1024;
-
-    /// <summary>
-    /// No-sync mode: revisions the writer may notify before it wakes the consumers they touched even
-    /// though its run of queued writes has not ended (bounds how long an event waits for its wake-up).
-    /// </summary>
-    internal const int MaxRevisionsPerWake = 256;
-
     // Writer thread only (under _gate while notifying).
     private readonly List<WatcherGroup> _matched = [];
     private readonly List<Watcher> _touched = [];
-    private readonly List<Watcher> _toWake = [];
     private readonly List<(long Revision, int Changes)> _uncommitted = [];
-    private byte[]? _chunk;
-    private int _chunkUsed;
-    private int _revisionsSinceWake;
 
     private ITimer? _progressTimer;
     private long _notifiedRevision;
@@ -104,38 +91,7 @@ internal sealed class WatchHub
         else
         {
             Notify(revision, changes, pending);
-            if (++_revisionsSinceWake >= MaxRevisionsPerWake)
-            {
-                WakeDeferred();
-            }
         }
-    }
-
-    /// <summary>
-    /// Writer thread, when its run of queued writes ends (nothing more is taken without waiting or
-    /// locking the queue) and after each commit's notification: wakes every consumer a notified
-    /// revision gave something since the last call. Consumers are woken once per run of revisions,
-    /// not once per revision, so a consumer takes a run's events in one response instead of
-    /// contending with the writer for the hub's lock on every revision.
-    /// </summary>
-    public void WakeDeferred()
-    {
-        _revisionsSinceWake = 0;
-        if (_toWake.Count == 0)
-        {
-            return;
-        }
-
-        lock (_gate)
-        {
-            foreach (var watcher in _toWake)
-            {
-                watcher.WakeQueued = false;
-                watcher.Wake();
-            }
-        }
-
-        _toWake.Clear();
     }
 
     /// <summary>
@@ -151,7 +107,6 @@ internal sealed class WatchHub
         }
 
         _uncommitted.Clear();
-        WakeDeferred();
     }
 
     /// <summary>Writer thread: the store faulted; revisions not yet notified never will be, and every watch ends with the fault after its buffer.</summary>
@@ -159,7 +114,6 @@ internal sealed class WatchHub
     {
         _uncommitted.Clear();
         Close(new StorageFaultedException(_state.Path, failure));
-        WakeDeferred();
     }
 
     /// <summary>
@@ -246,10 +200,9 @@ internal sealed class WatchHub
                 throw new InvariantViolationException($"MVCC watch: change {at} is not in the pending batch.");
             }
 
-            var stored = change.StoredValue.Span;
             _matched.Clear();
-            _index.Find(HistoryReader.KeyOf(_state, at, change.Tombstone, stored), _matched);
-            LiveChange live = default;
+            _index.Find(HistoryReader.KeyOf(_state, at, change.Tombstone, change.StoredValue.Span), _matched);
+            WatchEvent? watchEvent = null;
             foreach (var group in _matched)
             {
                 foreach (var watcher in group.Members)
@@ -259,27 +212,16 @@ internal sealed class WatchHub
                         continue;
                     }
 
-                    // The stored bytes are copied once for every watcher of the change; the
-                    // consumers build their events from them (the pending batch's buffers are
-                    // reused once it is committed, so they cannot be referenced).
-                    if (live.Chunk is null)
-                    {
-                        live = CopyLive(stored, at, change.Tombstone);
-                    }
-
-                    if (watcher.Buffer is null)
-                    {
-                        watcher.Buffer = watcher.SpareBuffer ?? [];
-                        watcher.SpareBuffer = null;
-                    }
-
+                    // One event object for every watcher of the change (it is immutable).
+                    watchEvent ??= HistoryReader.ToEvent(_state, at, change.Tombstone, change.StoredValue.Span);
+                    watcher.Buffer ??= [];
                     if (watcher.StagedFrom < 0)
                     {
                         watcher.StagedFrom = watcher.Buffer.Count;
                         _touched.Add(watcher);
                     }
 
-                    watcher.Buffer.Add(live);
+                    watcher.Buffer.Add(watchEvent);
                 }
             }
         }
@@ -300,36 +242,10 @@ internal sealed class WatchHub
             }
 
             watcher.StagedFrom = -1;
-            if (!watcher.WakeQueued)
-            {
-                // Woken by WakeDeferred, once the writer's run of revisions is notified.
-                watcher.WakeQueued = true;
-                _toWake.Add(watcher);
-            }
+            watcher.Wake();
         }
 
         _touched.Clear();
-    }
-
-    /// <summary>Writer thread: <paramref name="stored"/> copied into the current live chunk (or an array of its own when large).</summary>
-    private LiveChange CopyLive(ReadOnlySpan<byte> stored, Revision revision, bool tombstone)
-    {
-        if (stored.Length > LiveChunkBytes / 4)
-        {
-            return new LiveChange(stored.ToArray(), 0, stored.Length, revision, tombstone);
-        }
-
-        if (_chunk is null || LiveChunkBytes - _chunkUsed < stored.Length)
-        {
-            // Never reused: a consumer may still read the old chunk; the collector frees it after.
-            _chunk = GC.AllocateUninitializedArray<byte>(LiveChunkBytes);
-            _chunkUsed = 0;
-        }
-
-        int offset = _chunkUsed;
-        stored.CopyTo(_chunk.AsSpan(offset));
-        _chunkUsed += stored.Length;
-        return new LiveChange(_chunk, offset, stored.Length, revision, tombstone);
     }
 
     // ------------------------------------------------------------ consumer side
@@ -389,7 +305,6 @@ internal sealed class WatchHub
         {
             EndUnsynchronized(watcher, reason: null);
             watcher.Buffer = null;
-            watcher.SpareBuffer = null;
         }
     }
 
@@ -406,21 +321,11 @@ internal sealed class WatchHub
         }
     }
 
-    /// <summary>
-    /// What a consumer does next; decided under the lock. <paramref name="doneWith"/>: the changes
-    /// of the consumer's previous response, turned into events (the list is cleared and kept for the
-    /// writer's next buffer).
-    /// </summary>
-    public TakeResult Take(Watcher watcher, List<LiveChange>? doneWith = null)
+    /// <summary>What a consumer does next; decided under the lock.</summary>
+    public TakeResult Take(Watcher watcher)
     {
-        doneWith?.Clear();
         lock (_gate)
         {
-            if (doneWith is not null && watcher.State != WatcherState.Ended)
-            {
-                watcher.SpareBuffer = doneWith;
-            }
-
             while (true)
             {
                 if (watcher.Buffer is { Count: > 0 } buffer)
@@ -458,7 +363,7 @@ internal sealed class WatchHub
                 {
                     watcher.ProgressRequested = false;
                     watcher.DeliveredSinceTick = true;
-                    return TakeResult.Respond(null, DeliveredThroughUnsynchronized(watcher));
+                    return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
                 }
 
                 // Deterministic mode: continuations run where they ask to (an await on the scheduler

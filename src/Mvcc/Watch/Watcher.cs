@@ -52,14 +52,8 @@ internal sealed class Watcher
     /// <summary>While unsynced: the first revision not yet buffered or delivered (where the consumer reads history from).</summary>
     public long Next { get; set; }
 
-    /// <summary>Live changes not yet taken; null while empty (an idle watcher holds no list).</summary>
-    public List<LiveChange>? Buffer { get; set; }
-
-    /// <summary>An empty list the consumer handed back after turning a taken buffer into events, for the writer's next buffer (so a live watcher costs the writer no list per response).</summary>
-    public List<LiveChange>? SpareBuffer { get; set; }
-
-    /// <summary>Writer only: the watcher is in the hub's list of consumers to wake once the writer's current run of revisions is notified.</summary>
-    public bool WakeQueued { get; set; }
+    /// <summary>Live events not yet taken; null while empty (an idle watcher holds no list).</summary>
+    public List<WatchEvent>? Buffer { get; set; }
 
     /// <summary>Writer only, during one revision's notify: the buffer's count before it, -1 when untouched.</summary>
     public int StagedFrom { get; set; } = -1;
