@@ -262,16 +262,19 @@ public sealed partial class RaftNode<TResult>
                 readerScheduler: pipeScheduler,
                 writerScheduler: pipeScheduler,
                 useSynchronizationContext: false));
-            var writing = WriteCapturedAsync(pipe.Writer, header, captured);
+            using var abandon = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            var writing = WriteCapturedAsync(pipe.Writer, header, captured, abandon.Token);
             try
             {
-                await using var data = pipe.Reader.AsStream();
+                await using var data = pipe.Reader.AsStream(leaveOpen: true);
                 await _transport.SendSnapshotAsync(message, data, _stopping.Token);
             }
             finally
             {
-                // A transport that stopped reading leaves the writer waiting: completing the reader
-                // ends its flush, and the writer's outcome no longer matters.
+                // A transport that returned has read the whole image, or failed: then the writer
+                // (waiting for room, or still writing) is abandoned rather than left writing the
+                // rest of the image into a pipe nobody reads.
+                abandon.Cancel();
                 await pipe.Reader.CompleteAsync();
                 await AwaitQuietly(writing);
             }
@@ -296,14 +299,14 @@ public sealed partial class RaftNode<TResult>
         _inbox.TryPost(new SnapshotSentInput(message.To, succeeded));
     }
 
-    private async Task WriteCapturedAsync(PipeWriter writer, byte[] header, IStateMachineSnapshot captured)
+    private static async Task WriteCapturedAsync(PipeWriter writer, byte[] header, IStateMachineSnapshot captured, CancellationToken cancellationToken)
     {
         try
         {
             await using var destination = writer.AsStream(leaveOpen: true);
-            await destination.WriteAsync(header, _stopping.Token);
-            await captured.WriteToAsync(destination, _stopping.Token);
-            await destination.FlushAsync(_stopping.Token);
+            await destination.WriteAsync(header, cancellationToken);
+            await captured.WriteToAsync(destination, cancellationToken);
+            await destination.FlushAsync(cancellationToken);
             await writer.CompleteAsync();
         }
         catch (Exception e)
