@@ -106,7 +106,7 @@ internal sealed class KeyIndex
 
         _changeCount++;
         ulong prefix = point.Prefix;
-        var history = new KeyHistory(key.ToArray());
+        var history = new KeyHistory(CopyKey(key));
         Count++;
         if (_chunks.Count == 0)
         {
@@ -145,6 +145,20 @@ internal sealed class KeyIndex
         }
 
         return history;
+    }
+
+    /// <summary>
+    /// A key's bytes for the index, kept for as long as the key has history: allocated on the pinned
+    /// object heap, which collections of the young generations neither scan nor copy, so a new key's
+    /// bytes are not copied twice on their way to the old generation by the collections that run
+    /// while thousands of writes are in flight (a key array holds no references; only a full
+    /// collection frees it after compaction removed the key).
+    /// </summary>
+    private static byte[] CopyKey(ReadOnlySpan<byte> key)
+    {
+        var copy = GC.AllocateUninitializedArray<byte>(key.Length, pinned: true);
+        key.CopyTo(copy);
+        return copy;
     }
 
     /// <summary>
