@@ -27,6 +27,9 @@ internal sealed class KeyIndex
     /// <summary>Prefix of each chunk's first key, parallel to <see cref="_chunks"/>.</summary>
     private readonly List<ulong> _chunkPrefixes = [];
 
+    /// <summary>Adds and removes so far: an <see cref="InsertPoint"/> is valid only while it is unchanged.</summary>
+    private long _changeCount;
+
     /// <summary>Keys in the index.</summary>
     public int Count { get; private set; }
 
@@ -61,30 +64,62 @@ internal sealed class KeyIndex
     }
 
     /// <summary>The history of <paramref name="key"/>, created (empty) when there is none.</summary>
-    public KeyHistory GetOrAdd(ReadOnlySpan<byte> key)
+    public KeyHistory GetOrAdd(ReadOnlySpan<byte> key) => FindForInsert(key, out var point) ?? Add(point, key);
+
+    /// <summary>
+    /// The history of <paramref name="key"/>, or null with <paramref name="point"/> set to where
+    /// <see cref="Add"/> puts the key: one search for a key the writer looks up and then adds (a
+    /// new key's put), where <see cref="Find"/> then <see cref="GetOrAdd"/> searched twice.
+    /// </summary>
+    public KeyHistory? FindForInsert(ReadOnlySpan<byte> key, out InsertPoint point)
     {
         ulong prefix = Prefix(key);
         if (_chunks.Count == 0)
         {
-            var first = new KeyHistory(key.ToArray());
-            var chunk0 = new Chunk();
-            chunk0.Insert(0, first, prefix);
-            _chunks.Add(chunk0);
-            _chunkPrefixes.Add(prefix);
-            Count++;
-            return first;
+            point = new InsertPoint(0, 0, prefix, _changeCount);
+            return null;
         }
 
         int chunkIndex = Math.Max(0, FindChunk(key, prefix));
         var chunk = _chunks[chunkIndex];
         int index = chunk.LowerBound(key, prefix);
+        point = new InsertPoint(chunkIndex, index, prefix, _changeCount);
         if (index < chunk.Items.Count && chunk.Prefixes[index] == prefix && chunk.Items[index].Key.AsSpan().SequenceEqual(key))
         {
             return chunk.Items[index];
         }
 
-        var history = new KeyHistory(key.ToArray());
+        return null;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="key"/>, which <see cref="FindForInsert"/> did not find, at the
+    /// <paramref name="point"/> it returned, and returns its new (empty) history.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">The index changed since <paramref name="point"/> was found.</exception>
+    public KeyHistory Add(in InsertPoint point, ReadOnlySpan<byte> key)
+    {
+        if (point.ChangeCount != _changeCount)
+        {
+            throw new InvariantViolationException($"MVCC key index: adding key {MvccText.Show(key)} at a position found before the index changed.");
+        }
+
+        _changeCount++;
+        ulong prefix = point.Prefix;
+        var history = new KeyHistory(CopyKey(key));
         Count++;
+        if (_chunks.Count == 0)
+        {
+            var chunk0 = new Chunk();
+            chunk0.Insert(0, history, prefix);
+            _chunks.Add(chunk0);
+            _chunkPrefixes.Add(prefix);
+            return history;
+        }
+
+        int chunkIndex = point.Chunk;
+        int index = point.Index;
+        var chunk = _chunks[chunkIndex];
         if (index == chunk.Items.Count && chunk.Items.Count == MaxChunkCount && chunkIndex == _chunks.Count - 1)
         {
             // Appending past the last key (keys written in order): a new last chunk, so the full
@@ -110,6 +145,20 @@ internal sealed class KeyIndex
         }
 
         return history;
+    }
+
+    /// <summary>
+    /// A key's bytes for the index, kept for as long as the key has history: allocated on the pinned
+    /// object heap, which collections of the young generations neither scan nor copy, so a new key's
+    /// bytes are not copied twice on their way to the old generation by the collections that run
+    /// while thousands of writes are in flight (a key array holds no references; only a full
+    /// collection frees it after compaction removed the key).
+    /// </summary>
+    private static byte[] CopyKey(ReadOnlySpan<byte> key)
+    {
+        var copy = GC.AllocateUninitializedArray<byte>(key.Length, pinned: true);
+        key.CopyTo(copy);
+        return copy;
     }
 
     /// <summary>
@@ -170,6 +219,7 @@ internal sealed class KeyIndex
         }
 
         Count = n;
+        _changeCount++;
     }
 
     /// <summary>Removes <paramref name="history"/>, which must be in the index.</summary>
@@ -184,6 +234,7 @@ internal sealed class KeyIndex
         var chunk = _chunks[chunkIndex];
         chunk.RemoveAt(index);
         Count--;
+        _changeCount++;
         if (chunk.Items.Count == 0)
         {
             _chunks.RemoveAt(chunkIndex);
@@ -309,6 +360,9 @@ internal sealed class KeyIndex
         int index = _chunks[chunkIndex].LowerBound(key, prefix);
         return index < _chunks[chunkIndex].Items.Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
     }
+
+    /// <summary>Where <see cref="Add"/> puts a key <see cref="FindForInsert"/> did not find, valid while the index is unchanged (<see cref="ChangeCount"/>).</summary>
+    internal readonly record struct InsertPoint(int Chunk, int Index, ulong Prefix, long ChangeCount);
 
     /// <summary>A run of consecutive keys with their prefixes. Invariant: the two lists are parallel and never empty in the index.</summary>
     private sealed class Chunk

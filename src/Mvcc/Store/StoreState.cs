@@ -96,19 +96,26 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
     /// <summary>Publishes a new revision (writer thread).</summary>
     public void Publish(long revision)
     {
-        if (revision <= Revision)
-        {
-            throw new InvariantViolationException($"MVCC store: revision {revision} published after {Revision}.");
-        }
-
         IndexLock.EnterWriteLock();
         try
         {
-            Volatile.Write(ref Revision, revision);
+            PublishHoldingIndexLock(revision);
         }
         finally
         {
             IndexLock.ExitWriteLock();
         }
+    }
+
+    /// <summary>Publishes a new revision (writer thread) while it holds the index write lock, as the last step of the revision's index changes.</summary>
+    /// <exception cref="InvariantViolationException">The revision is not above the current one, or the lock is not held.</exception>
+    public void PublishHoldingIndexLock(long revision)
+    {
+        if (revision <= Revision || !IndexLock.IsWriteLockHeld)
+        {
+            throw new InvariantViolationException($"MVCC store: revision {revision} published after {Revision} (index write lock held: {IndexLock.IsWriteLockHeld}).");
+        }
+
+        Volatile.Write(ref Revision, revision);
     }
 }

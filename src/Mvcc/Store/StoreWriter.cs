@@ -480,15 +480,24 @@ internal sealed class StoreWriter
                     CheckConsistentIndex(op.ConsistentIndex);
                     EnsureBatch();
                     transaction = _transaction!.Begin();
-                    op.Result = op.Request switch
+                    if (op.Request is PutRequest { PrevKv: false } plainPut)
                     {
-                        PutRequest put => transaction.Put(put),
-                        DeleteRangeRequest delete => transaction.DeleteRange(delete),
-                        TxnRequest txn => (object)transaction.Txn(txn),
-                        _ => throw new InvariantViolationException("MVCC writer: a write op without a request."),
-                    };
+                        // Answered by its revision alone: the caller's response objects are built
+                        // when it takes the result, not here (they would live until the commit).
+                        op.AnswerPutWithRevision(transaction.PutAnsweredByRevision(plainPut));
+                    }
+                    else
+                    {
+                        op.Result = op.Request switch
+                        {
+                            PutRequest put => transaction.Put(put),
+                            DeleteRangeRequest delete => transaction.DeleteRange(delete),
+                            TxnRequest txn => (object)transaction.Txn(txn),
+                            _ => throw new InvariantViolationException("MVCC writer: a write op without a request."),
+                        };
+                    }
+
                     op.Request = null; // not kept alive until the batch commits
-                    op.DeferPutResponse();
                     NotifyWatches(transaction);
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);

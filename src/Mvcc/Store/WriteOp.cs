@@ -62,7 +62,7 @@ internal sealed class WriteOp :
     private ManualResetValueTaskSourceCore<object?> _core;
     private bool _completed;
 
-    /// <summary>For a put whose response is only its revision: that revision, the response being built when taken (see <see cref="DeferPutResponse"/>).</summary>
+    /// <summary>For a put whose response is only its revision: that revision, the response being built when taken (see <see cref="AnswerPutWithRevision"/>).</summary>
     private long _putRevision;
 
     public WriteOp(WriteOpKind kind, object? request, ulong consistentIndex)
@@ -119,16 +119,19 @@ internal sealed class WriteOp :
 
     /// <summary>
     /// A put's response without a previous key-value is just its revision: keep that instead of the
-    /// two response objects while the write waits for its batch's commit (so they are not carried
-    /// into older GC generations), and build them again when the caller takes the result.
+    /// two response objects while the write waits for its batch's commit (so they are neither made
+    /// on the writer thread nor carried into older GC generations), and build them when the caller
+    /// takes the result.
     /// </summary>
-    public void DeferPutResponse()
+    public void AnswerPutWithRevision(long revision)
     {
-        if (Result is PutResponse { PrevKv: null } put)
+        if (revision <= 0)
         {
-            _putRevision = put.Header.Revision;
-            Result = null;
+            throw new InvariantViolationException($"MVCC writer: a put answered with revision {revision}.");
         }
+
+        _putRevision = revision;
+        Result = null;
     }
 
     /// <summary>The caller's view of the completion.</summary>

@@ -50,6 +50,7 @@ internal sealed class WriteTransaction
         BeginRevision = _state.Revision;
         Changes = 0;
         HasChanged = false;
+        _published = false;
         return this;
     }
 
@@ -58,6 +59,9 @@ internal sealed class WriteTransaction
 
     /// <summary>True once anything was written (even if only partly): a failure after this faults the store.</summary>
     public bool HasChanged { get; private set; }
+
+    /// <summary>The request's one change published its revision with its index change (<see cref="PutAnsweredByRevision"/>): <see cref="End"/> has nothing left to publish.</summary>
+    private bool _published;
 
     /// <summary>The revision reads inside the transaction see: the begin revision, or the new one once something changed (etcd).</summary>
     private long ReadRevision => BeginRevision + (Changes > 0 ? 1 : 0);
@@ -69,7 +73,11 @@ internal sealed class WriteTransaction
     {
         if (Changes > 0)
         {
-            _state.Publish(WriteRevision);
+            if (!_published)
+            {
+                _state.Publish(WriteRevision);
+            }
+
             return WriteRevision;
         }
 
@@ -88,6 +96,32 @@ internal sealed class WriteTransaction
 
         CheckLease(request);
         return ApplyPut(request);
+    }
+
+    /// <summary>
+    /// A top-level put whose answer is only its revision (no <see cref="PutRequest.PrevKv"/>): the
+    /// same checks and change as <see cref="Put"/>, but no response objects on the writer thread
+    /// (the caller's are built when it takes the result), and, as the request's only change, its
+    /// index change and the revision's publication under one take of the index lock.
+    /// </summary>
+    /// <returns>The revision the put created.</returns>
+    /// <exception cref="InvariantViolationException">The request asks for its previous key-value, or the transaction already changed something.</exception>
+    public long PutAnsweredByRevision(PutRequest request)
+    {
+        if (request.PrevKv || Changes != 0)
+        {
+            throw new InvariantViolationException("MVCC txn: a put answered by its revision must be the request's only change and not ask for its previous key-value.");
+        }
+
+        if ((request.IgnoreValue || request.IgnoreLease) && Current(request.Key.Span) is null)
+        {
+            throw new MvccException(MvccError.KeyNotFound);
+        }
+
+        CheckLease(request);
+        var (value, lease) = PutValueAndLease(request, out _);
+        WritePut(request.Key.Span, value.Span, lease, publish: true);
+        return WriteRevision;
     }
 
     public DeleteRangeResponse DeleteRange(DeleteRangeRequest request) => ApplyDeleteRange(request);
@@ -270,15 +304,22 @@ internal sealed class WriteTransaction
 
     private PutResponse ApplyPut(PutRequest request)
     {
-        var previous = (request.IgnoreValue || request.IgnoreLease || request.PrevKv) ? Current(request.Key.Span) : null;
+        var (value, lease) = PutValueAndLease(request, out var previous);
+        WritePut(request.Key.Span, value.Span, lease, publish: false);
+        return new PutResponse { Header = new ResponseHeader { Revision = WriteRevision }, PrevKv = request.PrevKv ? previous : null };
+    }
+
+    /// <summary>The value and lease a put writes, and the key-value before it when the put needs it (IgnoreValue, IgnoreLease, PrevKv).</summary>
+    private (ReadOnlyMemory<byte> Value, long Lease) PutValueAndLease(PutRequest request, out KeyValue? previous)
+    {
+        previous = (request.IgnoreValue || request.IgnoreLease || request.PrevKv) ? Current(request.Key.Span) : null;
 
         // previous is null here only when an earlier from-key delete ("\0" end) of this transaction
         // removed the key: etcd's duplicate check misses that case and etcd then crashes; this store
         // writes the empty value (or no lease) instead.
         var value = request.IgnoreValue ? previous?.Value ?? ReadOnlyMemory<byte>.Empty : request.Value;
         long lease = request.IgnoreLease ? previous?.Lease ?? 0 : request.Lease;
-        WritePut(request.Key.Span, value.Span, lease);
-        return new PutResponse { Header = new ResponseHeader { Revision = WriteRevision }, PrevKv = request.PrevKv ? previous : null };
+        return (value, lease);
     }
 
     private DeleteRangeResponse ApplyDeleteRange(DeleteRangeRequest request)
@@ -310,10 +351,17 @@ internal sealed class WriteTransaction
             : null;
     }
 
-    private void WritePut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease)
+    /// <summary>
+    /// Writes a put of <paramref name="key"/> at the transaction's revision: B+tree, pending batch,
+    /// lease attachment, then the index. With <paramref name="publish"/> (the request's only
+    /// change) the revision is published under the same take of the index lock as the index change.
+    /// </summary>
+    private void WritePut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool publish)
     {
         long revision = WriteRevision;
-        var history = _state.Index.Find(key);
+
+        // One search: a new key is added where it was not found (only this thread changes the index).
+        var history = _state.Index.FindForInsert(key, out var insertAt);
         long createRevision = revision;
         long version = 1;
         if (history is not null && history.TryGet(revision, out _, out var created, out long currentVersion))
@@ -332,18 +380,25 @@ internal sealed class WriteTransaction
         HasChanged = true;
         _keys.Put(revisionKey, stored.Span);
         _pending.Add(at, tombstone: false, stored);
+
+        // The key leaves its previous lease (if another) and joins this one (etcd's Detach/Attach),
+        // before the revision can be published below.
+        _state.Lessor.Attach(key, lease);
         _state.IndexLock.EnterWriteLock();
         try
         {
-            (history ?? _state.Index.GetOrAdd(key)).Put(at);
+            (history ?? _state.Index.Add(insertAt, key)).Put(at);
+            if (publish)
+            {
+                _state.PublishHoldingIndexLock(revision);
+                _published = true;
+            }
         }
         finally
         {
             _state.IndexLock.ExitWriteLock();
         }
 
-        // The key leaves its previous lease (if another) and joins this one (etcd's Detach/Attach).
-        _state.Lessor.Attach(key, lease);
         Changes++;
     }
 

@@ -88,4 +88,59 @@ public sealed class WriteTransactionReuseTests
         CheckHistory(reopened);
         Assert.That(reopened.HashKV().Hash, Is.EqualTo(hash));
     }
+
+    /// <summary>
+    /// A put without PrevKv is answered by its revision alone, its index change and revision
+    /// published together: IgnoreValue and IgnoreLease keep what they keep, the key's lease moves
+    /// with each put, a refused put leaves the next one its revision, and every revision reads as
+    /// written inside one uncommitted batch and after a reopen.
+    /// </summary>
+    [Test]
+    public async Task PutsAnsweredByTheirRevisionKeepValueAndLeaseAsAskedAndMoveTheKeysLease()
+    {
+        var fs = new FaultInjectingFileSystem(15);
+        var options = new MvccStoreOptions { Durability = MvccDurability.NoSync, BatchInterval = MvccStoreOptions.MaxBatchInterval };
+        var store = OpenOn(fs, options);
+        var lease = await store.LeaseGrantAsync(ttlSeconds: 60, id: 5);
+
+        async Task<long> PutAsync(PutRequest request) => (await store.PutAsync(request)).Header.Revision;
+
+        Assert.That(await PutAsync(new PutRequest { Key = B("a"), Value = B("1"), Lease = lease.Id }), Is.EqualTo(2));
+        Assert.That(await PutAsync(new PutRequest { Key = B("a"), IgnoreValue = true }), Is.EqualTo(3), "IgnoreValue keeps the value; no lease detaches it");
+        Assert.That(await PutAsync(new PutRequest { Key = B("b"), Value = B("1"), Lease = lease.Id }), Is.EqualTo(4));
+        Assert.That(await PutAsync(new PutRequest { Key = B("b"), Value = B("2"), IgnoreLease = true }), Is.EqualTo(5), "IgnoreLease keeps the lease");
+        Assert.That(await PutAsync(new PutRequest { Key = B("c"), Value = B("1"), Lease = lease.Id }), Is.EqualTo(6));
+
+        var missing = Assert.ThrowsAsync<MvccException>(async () => await store.PutAsync(new PutRequest { Key = B("none"), IgnoreLease = true }));
+        Assert.That(missing!.Error, Is.EqualTo(MvccError.KeyNotFound));
+        var noLease = Assert.ThrowsAsync<MvccException>(async () => await store.PutAsync(new PutRequest { Key = B("d"), Value = B("1"), Lease = 99 }));
+        Assert.That(noLease!.Error, Is.EqualTo(MvccError.LeaseNotFound));
+        Assert.That(await PutAsync(new PutRequest { Key = B("d"), Value = B("1") }), Is.EqualTo(7), "refusals took no revision");
+
+        // b and c are on the lease, a left it: the revocation deletes b and c in one revision.
+        Assert.That((await store.LeaseRevokeAsync(lease.Id)).Header.Revision, Is.EqualTo(8));
+
+        void CheckHistory(MvccStore s)
+        {
+            Assert.That(s.Revision, Is.EqualTo(8));
+            var a3 = s.Get("a", revision: 3).Kvs.Single();
+            Assert.That((S(a3.Value), a3.Version, a3.CreateRevision, a3.ModRevision, a3.Lease), Is.EqualTo(("1", 2L, 2L, 3L, 0L)));
+            var b5 = s.Get("b", revision: 5).Kvs.Single();
+            Assert.That((S(b5.Value), b5.Version, b5.CreateRevision, b5.ModRevision, b5.Lease), Is.EqualTo(("2", 2L, 4L, 5L, 5L)));
+            Assert.That(s.Get("a").Kvs.Single().ModRevision, Is.EqualTo(3), "a outlived the lease");
+            Assert.That(s.Get("b").Kvs, Is.Empty);
+            Assert.That(s.Get("c").Kvs, Is.Empty);
+            Assert.That(s.Get("c", revision: 7).Kvs.Single().Lease, Is.EqualTo(5));
+            Assert.That(s.Get("none").Kvs, Is.Empty);
+            Assert.That(s.Get("d").Kvs.Single().ModRevision, Is.EqualTo(7));
+        }
+
+        CheckHistory(store);
+        uint hash = store.HashKV().Hash;
+        await store.SyncAsync();
+        await store.DisposeAsync();
+        using var reopened = OpenOn(fs, options);
+        CheckHistory(reopened);
+        Assert.That(reopened.HashKV().Hash, Is.EqualTo(hash));
+    }
 }
