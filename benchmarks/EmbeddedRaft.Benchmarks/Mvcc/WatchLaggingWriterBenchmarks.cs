@@ -48,6 +48,9 @@ public class WatchLaggingWriterBenchmarks
         Lagging100x,
     }
 
+    /// <summary>The last iteration's put latency quantiles (ms) and rate, for <see cref="WatchWriterCpuProbe"/>.</summary>
+    internal (double P50, double P99, double P999, double PutsPerSecond) LastLatency { get; private set; }
+
     [Params(WatcherCondition.NoWatcher, WatcherCondition.KeepingUp, WatcherCondition.Lagging100x)]
     public WatcherCondition Condition { get; set; }
 
@@ -127,6 +130,7 @@ public class WatchLaggingWriterBenchmarks
             watcher = $"watcher got {events:N0} of {Puts:N0} events in order, last revision {lastRevision} = the store's; fell behind {fellBehind} times while the writer ran";
         }
 
+        LastLatency = (MvccWorkload.Quantile(sorted, 0.5), MvccWorkload.Quantile(sorted, 0.99), MvccWorkload.Quantile(sorted, 0.999), Puts / seconds);
         MvccWorkload.AppendResult(
             $"WatchLaggingWriter {Condition} {Durability}: {Puts:N0} awaited puts at {Puts / seconds:N0} puts/s; put latency p50 {MvccWorkload.Quantile(sorted, 0.5):F3} ms p99 {MvccWorkload.Quantile(sorted, 0.99):F3} ms p999 {MvccWorkload.Quantile(sorted, 0.999):F3} ms max {sorted[^1]:F3} ms; {watcher}");
     }

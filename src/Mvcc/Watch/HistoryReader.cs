@@ -154,21 +154,29 @@ internal static class HistoryReader
             throw new CorruptionException(state.Path, 0, $"the stored value of revision {revision} is malformed");
         }
 
+        return ToEvent(revision.Main, tombstone, stored, decoded);
+    }
+
+    /// <summary>The event of a stored revision already decoded (<paramref name="decoded"/> from <paramref name="stored"/>).</summary>
+    public static WatchEvent ToEvent(long main, bool tombstone, ReadOnlySpan<byte> stored, in StoredValue.Decoded decoded)
+    {
         if (tombstone)
         {
-            return new WatchEvent { Type = WatchEventType.Delete, Kv = new KeyValue { Key = StoredValue.KeyOf(stored, decoded).ToArray(), ModRevision = revision.Main } };
+            return new WatchEvent { Type = WatchEventType.Delete, Kv = new KeyValue { Key = StoredValue.KeyOf(stored, decoded).ToArray(), ModRevision = main } };
         }
 
+        // Key and value lie side by side in the stored bytes: one copy, one array, two slices of it.
+        var body = stored[StoredValue.HeaderSizeBytes..].ToArray();
         return new WatchEvent
         {
             Type = WatchEventType.Put,
             Kv = new KeyValue
             {
-                Key = StoredValue.KeyOf(stored, decoded).ToArray(),
+                Key = body.AsMemory(0, decoded.KeyLength),
                 CreateRevision = decoded.CreateRevision,
-                ModRevision = revision.Main,
+                ModRevision = main,
                 Version = decoded.Version,
-                Value = StoredValue.ValueOf(stored, decoded).ToArray(),
+                Value = body.AsMemory(decoded.KeyLength),
                 Lease = decoded.Lease,
             },
         };

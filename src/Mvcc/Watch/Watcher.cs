@@ -58,6 +58,9 @@ internal sealed class Watcher
     /// <summary>Writer only, during one revision's notify: the buffer's count before it, -1 when untouched.</summary>
     public int StagedFrom { get; set; } = -1;
 
+    /// <summary>Writer only: the watcher is in the hub's list of consumers to wake at the end of the current notify.</summary>
+    public bool WakeQueued { get; set; }
+
     /// <summary>The consumer waiting for something to happen, or null.</summary>
     public TaskCompletionSource<bool>? Waiter { get; set; }
 

@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using EmbeddedRaft.Mvcc;
+
+namespace EmbeddedRaft.Benchmarks.Mvcc;
+
+/// <summary>
+/// <c>watch-cpu [live|lag|watched-only|alone-only] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
+/// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
+/// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
+/// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
+/// Each invocation is timed by the wall clock, by the CPU time of the store's writer thread
+/// (<c>/proc/self/task/TID/schedstat</c>, nanoseconds), by the whole process's CPU time, and by the
+/// bytes allocated; per put, medians over the rounds, and the ratios alone / with the watcher (the
+/// rate ratio: 1.0 = the watcher costs nothing).</para>
+/// <para><c>lag</c>: <see cref="WatchLaggingWriterBenchmarks"/> with no-sync writes, no watcher against
+/// a watcher 100x slower than the write rate, alternated: the writer's p50/p99/p999 put latency,
+/// medians over the rounds.</para>
+/// <para><c>watched-only</c>, <c>alone-only</c>: only one kind of <c>live</c> invocation, for a profiler.</para>
+/// </summary>
+internal static class WatchWriterCpuProbe
+{
+    private const int LivePuts = 200_000;
+
+    public static int Run(string[] args)
+    {
+        string mode = args.Length > 0 ? args[0] : "live";
+        int rounds = args.Length >= 3 && args[1] == "--rounds" ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10;
+        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds"));
+        if (mode == "live")
+        {
+            Live(rounds);
+        }
+        else if (mode is "watched-only" or "alone-only")
+        {
+            // For a profiler attached to the whole run: one kind of invocation only.
+            var bench = new WatchThroughputBenchmarks();
+            bench.CreateKeys();
+            for (int round = 0; round < rounds; round++)
+            {
+                Console.WriteLine(Show(MeasureLive(bench, watch: mode == "watched-only")));
+            }
+        }
+        else if (mode == "lag")
+        {
+            Lag(rounds);
+        }
+        else
+        {
+            Console.Error.WriteLine("watch-cpu [live|lag|watched-only|alone-only] [--rounds N]");
+            return 2;
+        }
+
+        Console.WriteLine(FormattableString.Invariant($"load average at the end {LoadAverage()}"));
+        return 0;
+    }
+
+    private static void Live(int rounds)
+    {
+        var bench = new WatchThroughputBenchmarks();
+        bench.CreateKeys();
+        var alone = new List<Sample>();
+        var watched = new List<Sample>();
+
+        // Warm-up: one of each, not counted.
+        MeasureLive(bench, watch: false);
+        MeasureLive(bench, watch: true);
+        for (int round = 0; round < rounds; round++)
+        {
+            bool aloneFirst = round % 2 == 0;
+            var first = MeasureLive(bench, watch: !aloneFirst);
+            var second = MeasureLive(bench, watch: aloneFirst);
+            var (aloneSample, watchedSample) = aloneFirst ? (first, second) : (second, first);
+            alone.Add(aloneSample);
+            watched.Add(watchedSample);
+            Console.WriteLine(FormattableString.Invariant(
+                $"round {round + 1}: alone {Show(aloneSample)} | watched {Show(watchedSample)} | load {LoadAverage()}"));
+        }
+
+        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---|");
+        Console.WriteLine(Row("alone", alone));
+        Console.WriteLine(Row("with a live prefix watcher", watched));
+        Console.WriteLine(FormattableString.Invariant(
+            $"rate ratio (wall alone / wall watched) {Median(alone, s => s.WallNs) / Median(watched, s => s.WallNs):F3}x; writer CPU watched / alone {Median(watched, s => s.WriterCpuNs) / Median(alone, s => s.WriterCpuNs):F3}x; process CPU watched / alone {Median(watched, s => s.ProcessCpuNs) / Median(alone, s => s.ProcessCpuNs):F3}x"));
+        var paired = alone.Zip(watched, (a, w) => a.WallNs / w.WallNs).Order().ToList();
+        Console.WriteLine(FormattableString.Invariant($"per-round rate ratios: {string.Join(" ", paired.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}"));
+    }
+
+    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch)
+    {
+        bench.OpenEmptyStore();
+        try
+        {
+            int writer = WriterThreadId();
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
+            long allocated = GC.GetTotalAllocatedBytes(precise: true);
+            long writerCpu = ThreadCpuNs(writer);
+            var processCpu = Process.GetCurrentProcess().TotalProcessorTime;
+            long started = Stopwatch.GetTimestamp();
+            (watch ? bench.PutsWithALivePrefixWatcher() : bench.PutsAlone()).GetAwaiter().GetResult();
+            double wall = Stopwatch.GetElapsedTime(started).TotalNanoseconds;
+            double process = (Process.GetCurrentProcess().TotalProcessorTime - processCpu).TotalNanoseconds;
+            long writerUsed = ThreadCpuNs(writer) - writerCpu;
+            long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+            return new Sample(
+                wall / LivePuts,
+                (double)writerUsed / LivePuts,
+                process / LivePuts,
+                (double)bytes / LivePuts,
+                GC.CollectionCount(0) - gen0,
+                GC.CollectionCount(1) - gen1,
+                GC.CollectionCount(2) - gen2);
+        }
+        finally
+        {
+            bench.CloseStore();
+        }
+    }
+
+    private static void Lag(int rounds)
+    {
+        var results = new Dictionary<WatchLaggingWriterBenchmarks.WatcherCondition, List<(double P50, double P99, double P999, double PutsPerSecond)>>
+        {
+            [WatchLaggingWriterBenchmarks.WatcherCondition.NoWatcher] = [],
+            [WatchLaggingWriterBenchmarks.WatcherCondition.Lagging100x] = [],
+        };
+        for (int round = -1; round < rounds; round++)
+        {
+            var order = round % 2 == 0
+                ? new[] { WatchLaggingWriterBenchmarks.WatcherCondition.NoWatcher, WatchLaggingWriterBenchmarks.WatcherCondition.Lagging100x }
+                : [WatchLaggingWriterBenchmarks.WatcherCondition.Lagging100x, WatchLaggingWriterBenchmarks.WatcherCondition.NoWatcher];
+            foreach (var condition in order)
+            {
+                var bench = new WatchLaggingWriterBenchmarks { Condition = condition, Durability = MvccDurability.NoSync };
+                bench.CreateKeys();
+                bench.OpenStoreAndWatcher();
+                try
+                {
+                    bench.WriterPutLatency().GetAwaiter().GetResult();
+                }
+                finally
+                {
+                    bench.Close();
+                }
+
+                if (round >= 0)
+                {
+                    results[condition].Add(bench.LastLatency);
+                }
+            }
+        }
+
+        Console.WriteLine("| no-sync writer, medians of the rounds | puts/s | p50 ms | p99 ms | p999 ms |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var (condition, list) in results)
+        {
+            Console.WriteLine(FormattableString.Invariant(
+                $"| {condition} | {Median(list, r => r.PutsPerSecond):N0} | {Median(list, r => r.P50):F4} | {Median(list, r => r.P99):F4} | {Median(list, r => r.P999):F4} |"));
+        }
+
+        var none = results[WatchLaggingWriterBenchmarks.WatcherCondition.NoWatcher];
+        var lagging = results[WatchLaggingWriterBenchmarks.WatcherCondition.Lagging100x];
+        Console.WriteLine(FormattableString.Invariant(
+            $"lagging / none: p50 {Median(lagging, r => r.P50) / Median(none, r => r.P50):F2}x, p99 {Median(lagging, r => r.P99) / Median(none, r => r.P99):F2}x, p999 {Median(lagging, r => r.P999) / Median(none, r => r.P999):F2}x, rate {Median(lagging, r => r.PutsPerSecond) / Median(none, r => r.PutsPerSecond):F2}x"));
+    }
+
+    /// <summary>The thread id of the store's writer thread (named "MvccStore writer"; Linux keeps 15 characters of it).</summary>
+    private static int WriterThreadId()
+    {
+        var found = new List<int>();
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                if (File.ReadAllText(Path.Combine(task, "comm")).StartsWith("MvccStore", StringComparison.Ordinal))
+                {
+                    found.Add(int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended meanwhile.
+            }
+        }
+
+        return found.Count == 1 ? found[0] : throw new InvalidOperationException($"Expected one MvccStore writer thread, found {found.Count}.");
+    }
+
+    /// <summary>CPU time the thread has run, in nanoseconds (the first field of schedstat).</summary>
+    private static long ThreadCpuNs(int tid) =>
+        long.Parse(File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
+
+    private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+
+    private static double Median<T>(List<T> items, Func<T, double> selector)
+    {
+        var sorted = items.Select(selector).Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static string Show(Sample s) =>
+        FormattableString.Invariant($"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2}");
+
+    private static string Row(string name, List<Sample> samples) =>
+        FormattableString.Invariant(
+            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} |");
+
+    private readonly record struct Sample(double WallNs, double WriterCpuNs, double ProcessCpuNs, double AllocatedBytes, int Gen0, int Gen1, int Gen2);
+}
