@@ -153,12 +153,12 @@ public class TcpTransportThroughputBenchmarks
             return _reached.Task;
         }
 
-        public void Receive(Message message) => Count(1);
+        public void Receive(Message message) => Add(1);
 
         // A frame's messages at once, as RaftNode takes them (one inbox item per frame).
-        public void ReceiveBatch(ReadOnlySpan<Message> messages) => Count(messages.Length);
+        public void ReceiveBatch(ReadOnlySpan<Message> messages) => Add(messages.Length);
 
-        private void Count(int messages)
+        private void Add(int messages)
         {
             if (Interlocked.Add(ref _count, messages) >= Volatile.Read(ref _target))
             {
