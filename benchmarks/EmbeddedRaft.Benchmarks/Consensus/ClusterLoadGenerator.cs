@@ -16,7 +16,8 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp] [--tls] [--readies-in-flight 1,8]</c> (the transport of the RaftNode cluster,
+/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--readies-in-flight 1,8]</c> (the transports of the RaftNode cluster:
+/// with both, each concurrency's rows run back to back over each;
 /// DotNext always runs over its TCP transport; <c>--tls</c> puts both TCP transports under mutual TLS
 /// with the same run-time P-256 certificates (RaftNode only with <c>--transport tcp</c>); each value of <c>--readies-in-flight</c> runs the
 /// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight)
@@ -36,23 +37,35 @@ internal static class ClusterLoadGenerator
             Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, server GC {System.Runtime.GCSettings.IsServerGC}, load average {LoadAverage()}"));
             Console.WriteLine("| system | in flight | proposals/s | p50 ms | p99 ms | p999 ms | fsyncs/s | entries per fsync | failed | CPU us per proposal | allocated B per proposal | gen0/gen2 GCs |");
             Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            var notes = new List<string>();
             foreach (string system in settings.Systems)
             {
                 int?[] depths = system == "raftnode" && settings.ReadiesInFlight is { } d ? [.. d.Select(v => (int?)v)] : [null];
+                // DotNext has its own TCP transport only; RaftNode runs once per transport asked
+                // for, the transports' rows of one concurrency back to back (the same machine state).
+                string[] transports = system == "raftnode" ? settings.Transports : ["tcp"];
                 foreach (int inFlight in settings.InFlight)
                 {
-                    foreach (int? depth in depths)
+                    foreach (string transport in transports)
                     {
-                        string directory = Path.Combine(root, $"{system}-{inFlight}-{depth}");
-                        Directory.CreateDirectory(directory);
-                        await using var cluster = await StartAsync(system, directory, settings.Transport == "tcp", settings.Tls, depth);
-                        var result = await RunOneAsync(cluster, inFlight, settings);
-                        string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
-                        Console.WriteLine(result.ToMarkdownRow(name, inFlight));
+                        foreach (int? depth in depths)
+                        {
+                            string directory = Path.Combine(root, $"{system}-{transport}-{inFlight}-{depth}");
+                            Directory.CreateDirectory(directory);
+                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth);
+                            var result = await RunOneAsync(cluster, inFlight, settings);
+                            string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
+                            Console.WriteLine(result.ToMarkdownRow(name, inFlight));
+                            if (cluster.TransportSummary is { } summary)
+                            {
+                                notes.Add(FormattableString.Invariant($"// {name}, {inFlight} in flight: {summary}"));
+                            }
+                        }
                     }
                 }
             }
 
+            notes.ForEach(Console.WriteLine);
             return 0;
         }
         finally
@@ -183,8 +196,11 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string Transport = "inprocess", int[]? ReadiesInFlight = null, bool Tls = false)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false)
     {
+        /// <summary>The RaftNode cluster's transports, in the order given (default: in-process only).</summary>
+        public string[] Transports => TransportList ?? ["inprocess"];
+
         public static Settings Parse(string[] args)
         {
             var settings = new Settings(["raftnode", "dotnext"], [1, 16, 256, 1024], 10, 2);
@@ -204,12 +220,14 @@ internal static class ClusterLoadGenerator
                     "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--readies-in-flight" => settings with { ReadiesInFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
-                    "--transport" => value is "tcp" or "inprocess" ? settings with { Transport = value } : throw new ArgumentException($"Unknown transport '{value}': tcp or inprocess."),
+                    "--transport" => value.Split(',') is var list && list.All(t => t is "tcp" or "inprocess")
+                        ? settings with { TransportList = list }
+                        : throw new ArgumentException($"Unknown transport in '{value}': tcp, inprocess, or both separated by a comma."),
                     _ => throw new ArgumentException($"Unknown option {args[i - 1]}."),
                 };
             }
 
-            if (settings.Tls && settings.Transport != "tcp" && settings.Systems.Contains("raftnode"))
+            if (settings.Tls && !settings.Transports.Contains("tcp") && settings.Systems.Contains("raftnode"))
             {
                 throw new ArgumentException("--tls applies to the TCP transport: add --transport tcp.");
             }

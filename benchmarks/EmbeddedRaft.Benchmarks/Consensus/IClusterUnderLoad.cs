@@ -14,4 +14,7 @@ internal interface IClusterUnderLoad : IAsyncDisposable
 
     /// <summary>fsyncs (fdatasync) issued by all three nodes' logs since start; null when the library does not expose it.</summary>
     long? Fsyncs { get; }
+
+    /// <summary>What the cluster's transport counted (messages, flushes, drops, reconnects, keep-alive timeouts); null when there is nothing to say.</summary>
+    string? TransportSummary => null;
 }

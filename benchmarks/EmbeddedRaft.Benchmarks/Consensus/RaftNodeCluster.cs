@@ -108,6 +108,8 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         }
     }
 
+    public string? TransportSummary => _tcp?.Summary();
+
     public async ValueTask DisposeAsync()
     {
         foreach (var node in _nodes)

@@ -43,6 +43,13 @@ public sealed partial class RaftNode<TResult>
                         case StepInput s:
                             Step(s.Message);
                             break;
+                        case StepBatchInput b:
+                            foreach (var message in b.Messages)
+                            {
+                                Step(message);
+                            }
+
+                            break;
                         case SyncItem persisted:
                             OnPersisted(persisted);
                             break;
@@ -353,6 +360,9 @@ public sealed partial class RaftNode<TResult>
     private sealed record ProposeInput(PendingProposal<TResult> Pending) : LoopInput;
 
     private sealed record StepInput(Message Message) : LoopInput;
+
+    /// <summary>A transport's batch of inbound messages (a TCP frame's), stepped in order.</summary>
+    private sealed record StepBatchInput(Message[] Messages) : LoopInput;
 
     private sealed record AppliedInput(ulong Index) : LoopInput;
 

@@ -694,6 +694,26 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
             node._inbox.TryPost(new StepInput(message));
         }
 
+        // A transport's batch (a TCP frame's messages) is one inbox item: one lock and at most one
+        // wake-up of the loop for the whole batch, not one per message.
+        public void ReceiveBatch(ReadOnlySpan<Message> messages)
+        {
+            if (messages.Length == 1)
+            {
+                Receive(messages[0]);
+            }
+            else if (messages.Length > 1)
+            {
+                foreach (var message in messages)
+                {
+                    // Checked here, on the transport's thread: a null stepped by the loop would stop the node.
+                    ArgumentNullException.ThrowIfNull(message, nameof(messages));
+                }
+
+                node._inbox.TryPost(new StepBatchInput(messages.ToArray()));
+            }
+        }
+
         public ValueTask ReceiveSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken) =>
             node.ReceiveSnapshotAsync(snapshotMessage, data, cancellationToken);
 

@@ -207,6 +207,52 @@ public sealed class InProcessNetworkTests
     }
 
     [Test]
+    public void MessagesTheDelayTimerReleasesTogetherArriveAsOneBatchPerRunForTheSameNode()
+    {
+        var time = new FakeTimeProvider();
+        using var network = new InProcessNetwork(new InProcessNetworkOptions { TimeProvider = time });
+        var calls = new List<(ulong Node, ulong[] Indexes)>();
+        var sender = network.CreateTransport(1);
+        sender.Bind(1, new RecordingReceiver());
+        network.CreateTransport(2).Bind(2, new BatchLog(2, calls));
+        network.CreateTransport(3).Bind(3, new BatchLog(3, calls));
+        network.SetAllLinkFaults(new LinkFaults { Delay = TimeSpan.FromMilliseconds(5) });
+
+        sender.Send(Append(1, 2, 1));
+        sender.Send(Append(1, 2, 2));
+        sender.Send(Append(1, 3, 3));
+        sender.Send(Append(1, 2, 4));
+        time.Advance(TimeSpan.FromMilliseconds(5));
+
+        // Due together, in send order: each run of messages for one node is one call.
+        Assert.That(calls.Select(c => $"{c.Node}:[{string.Join(",", c.Indexes)}]"), Is.EqualTo(new[] { "2:[1,2]", "3:[3]", "2:[4]" }));
+        Assert.That(network.DeliveredMessages, Is.EqualTo(4));
+    }
+
+    /// <summary>Appends each call it gets (a batch, or a single message) to a log shared by several nodes.</summary>
+    private sealed class BatchLog(ulong node, List<(ulong Node, ulong[] Indexes)> calls) : IRaftMessageReceiver
+    {
+        public void Receive(Message message) => calls.Add((node, [message.Index]));
+
+        public void ReceiveBatch(ReadOnlySpan<Message> messages)
+        {
+            var indexes = new ulong[messages.Length];
+            for (int i = 0; i < messages.Length; i++)
+            {
+                indexes[i] = messages[i].Index;
+            }
+
+            calls.Add((node, indexes));
+        }
+
+        public ValueTask ReceiveSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public void ReportUnreachable(ulong peerId)
+        {
+        }
+    }
+
+    [Test]
     public void ReorderedMessagesAreOvertakenButAllArriveAndTheOrderFollowsTheSeed()
     {
         foreach (int seed in TestSeeds.Choose("NETWORK_SEED", "NETWORK_SOAK_SEEDS", 1, 5))

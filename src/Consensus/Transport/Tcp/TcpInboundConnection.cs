@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using EmbeddedRaft.Consensus.Messages;
 using Microsoft.Extensions.Logging;
 
@@ -216,7 +217,7 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                 batch.Add(message);
             }
 
-            transport.Deliver(transport.CurrentReceiver, batch);
+            transport.Deliver(transport.CurrentReceiver, _peer, CollectionsMarshal.AsSpan(batch));
             transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
         }
     }

@@ -321,24 +321,33 @@ internal sealed class TcpPeerSender
         }
     }
 
+    // The whole frame in one span of the pipe (at most a batch frame's target size, or one message
+    // that travels alone): one GetSpan and one Advance per frame, not per message.
     private static void WriteFrame(System.IO.Pipelines.PipeWriter writer, List<Message> batch, List<int> lengths, int body)
     {
-        TcpFrame.WriteHeader(writer.GetSpan(TcpFrame.HeaderSizeBytes), TcpFrameType.Messages, body);
-        writer.Advance(TcpFrame.HeaderSizeBytes);
+        int total = TcpFrame.HeaderSizeBytes + body;
+        Span<byte> frame = writer.GetSpan(total)[..total];
+        TcpFrame.WriteHeader(frame, TcpFrameType.Messages, body);
+        int at = TcpFrame.HeaderSizeBytes;
         for (int i = 0; i < batch.Count; i++)
         {
             int length = lengths[i];
-            int prefix = TcpFrame.VarintSize((uint)length);
-            Span<byte> span = writer.GetSpan(prefix + length);
-            TcpFrame.WriteVarint(span, (uint)length);
-            int written = MessageCodec.EncodeUnchecked(batch[i], span.Slice(prefix, length));
+            at += TcpFrame.WriteVarint(frame[at..], (uint)length);
+            int written = MessageCodec.EncodeUnchecked(batch[i], frame.Slice(at, length));
             if (written != length)
             {
                 throw new InvariantViolationException($"Message encoded to {written} bytes; its encoded length said {length}.");
             }
 
-            writer.Advance(prefix + length);
+            at += length;
         }
+
+        if (at != total)
+        {
+            throw new InvariantViolationException($"A frame of {at} bytes where its header said {total}.");
+        }
+
+        writer.Advance(total);
     }
 
     /// <summary>

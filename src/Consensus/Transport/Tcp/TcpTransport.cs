@@ -447,31 +447,27 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
         }
     }
 
-    /// <summary>Hands one decoded frame's messages to <paramref name="receiver"/>, in order.</summary>
-    internal void Deliver(IRaftMessageReceiver? receiver, List<Message> messages)
+    /// <summary>
+    /// Hands one decoded frame's messages to <paramref name="receiver"/> in one call, in order (a
+    /// receiver queues them as one item, not one per message).
+    /// </summary>
+    internal void Deliver(IRaftMessageReceiver? receiver, ulong peerId, ReadOnlySpan<Message> messages)
     {
         if (receiver is null)
         {
-            foreach (var message in messages)
-            {
-                Metrics.Dropped(message.From, "unbound");
-            }
-
+            Metrics.Dropped(peerId, "unbound", messages.Length);
             return;
         }
 
-        foreach (var message in messages)
+        try
         {
-            try
-            {
-                receiver.Receive(message);
-            }
+            receiver.ReceiveBatch(messages);
+        }
 #pragma warning disable CA1031 // A receiver that throws must not close the connection: logged.
-            catch (Exception failure)
+        catch (Exception failure)
 #pragma warning restore CA1031
-            {
-                TcpTransportLog.ReceiverFailed(Log, failure, Options.NodeId);
-            }
+        {
+            TcpTransportLog.ReceiverFailed(Log, failure, Options.NodeId);
         }
     }
 

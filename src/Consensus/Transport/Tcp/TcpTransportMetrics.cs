@@ -112,11 +112,16 @@ internal sealed class TcpTransportMetrics : IDisposable
         Interlocked.Increment(ref _flushesTotal);
         Interlocked.Add(ref _bytesSentTotal, bytes);
         Interlocked.Add(ref _messagesSentTotal, messages);
-        var tag = Peer(peer);
-        _bytesSent.Add(bytes, tag);
-        if (messages > 0)
+
+        // The tag boxes the peer id: only when someone listens (this runs once per flush).
+        if (_bytesSent.Enabled || _messagesSent.Enabled)
         {
-            _messagesSent.Add(messages, tag);
+            var tag = Peer(peer);
+            _bytesSent.Add(bytes, tag);
+            if (messages > 0)
+            {
+                _messagesSent.Add(messages, tag);
+            }
         }
     }
 
@@ -124,11 +129,16 @@ internal sealed class TcpTransportMetrics : IDisposable
     {
         Interlocked.Add(ref _bytesReceivedTotal, bytes);
         Interlocked.Add(ref _messagesReceivedTotal, messages);
-        var tag = Peer(peer);
-        _bytesReceived.Add(bytes, tag);
-        if (messages > 0)
+
+        // As in Sent: no boxed tag per frame unless someone listens.
+        if (_bytesReceived.Enabled || _messagesReceived.Enabled)
         {
-            _messagesReceived.Add(messages, tag);
+            var tag = Peer(peer);
+            _bytesReceived.Add(bytes, tag);
+            if (messages > 0)
+            {
+                _messagesReceived.Add(messages, tag);
+            }
         }
     }
 
