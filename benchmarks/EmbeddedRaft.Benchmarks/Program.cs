@@ -1,3 +1,4 @@
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Running;
 
 namespace EmbeddedRaft.Benchmarks;
@@ -32,7 +33,17 @@ public static class Program
             return Mvcc.WatchWriterCpuProbe.Run(args[1..]);
         }
 
-        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout));
         return 0;
     }
+
+    /// <summary>
+    /// How long BenchmarkDotNet may take to build a benchmark class's generated out-of-process project.
+    /// Its default (2 minutes) is too short here: the generated project rebuilds the three libraries
+    /// and this project from source (analyzers and .proto code generation included) with no shared
+    /// compiler, which took 3 min 50 s at load 30 on the 2-core machine; past the timeout the build is
+    /// killed and every benchmark of the class reports NA. BenchmarkDotNet keeps the longer of two
+    /// build timeouts, so <c>--buildTimeout</c> on the command line can only raise this one.
+    /// </summary>
+    private static readonly TimeSpan GeneratedProjectBuildTimeout = TimeSpan.FromMinutes(20);
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using NUnit.Framework;
 
 namespace EmbeddedRaft.TestSupport;
@@ -12,6 +13,9 @@ public static class Waits
 {
     /// <summary>How long a test waits for something that should happen promptly.</summary>
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
+
+    /// <summary>How often <see cref="UntilAsync"/> looks at its condition again.</summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Waits for <paramref name="signal"/>; fails the test naming <paramref name="what"/> when it never comes.</summary>
     public static void WaitOrFail(this ManualResetEventSlim signal, string what)
@@ -38,5 +42,34 @@ public static class Waits
     {
         WaitOrFail((Task)task, what);
         return task.Result;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="condition"/> holds, looking at it again every
+    /// <see cref="PollInterval"/>; fails the test naming <paramref name="what"/> when it still does
+    /// not hold after <paramref name="timeout"/> (default <see cref="Limit"/>).
+    /// </summary>
+    /// <remarks>
+    /// For state that changes with no event to wait on: a metrics counter, a status a node refreshes
+    /// on its tick, a connection count. The poll interval decides nothing: a condition that holds is
+    /// seen at the next look, one that never holds fails at the limit. Where the code under test
+    /// signals the change (a log entry, a task, a stream of changes), wait on that instead.
+    /// <paramref name="condition"/> runs on the caller's context, first at once.
+    /// </remarks>
+    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        ArgumentNullException.ThrowIfNull(what);
+        var limit = timeout ?? Limit;
+        var waited = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (waited.Elapsed > limit)
+            {
+                Assert.Fail($"Waited {limit.TotalSeconds:0.#} s for {what}; it never held.");
+            }
+
+            await Task.Delay(PollInterval);
+        }
     }
 }

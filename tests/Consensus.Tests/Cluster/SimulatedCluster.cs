@@ -130,7 +130,7 @@ internal sealed class SimulatedCluster : IDisposable
             SnapshotEveryEntries = 40,
             Logger = new TraceLogger($"n{id}", Record),
         });
-        var transport = new TracingTransport(Network.CreateTransport(id), Record);
+        var transport = new TracingTransport(Network.CreateTransport(id), "n", Record);
         var machine = simulated.Machine;
         simulated.Node = Run(Scheduler.Run(async () => await RaftNode<ulong>.StartAsync(options, machine, transport)), $"start of node {id}");
         Record($"n{id} started");

@@ -1,5 +1,6 @@
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
+using Microsoft.Extensions.Time.Testing;
 using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
 
 namespace EmbeddedRaft.Mvcc.Tests.Leases;
@@ -42,11 +43,7 @@ public sealed class LeaseExpiryTests
     {
         var clock = LeaseTestSupport.Clock();
         await using var store = LeaseTestSupport.Open(new FaultInjectingFileSystem(1), clock);
-        clock.Advance(TimeSpan.FromMilliseconds(200));
-        long lease = store.Grant(3);
-        store.Put("k", "v", lease: lease);
-
-        store.Advance(clock, TimeSpan.FromMilliseconds(3299));
+        long lease = GrantALeaseThatExpiresBetweenChecks(store, clock);
         Assert.That(store.KeysWithLeases(), Has.Count.EqualTo(1), "expired at 3.2 s; the next check is at 3.5 s");
 
         store.Advance(clock, TimeSpan.FromMilliseconds(1));
@@ -60,11 +57,7 @@ public sealed class LeaseExpiryTests
         // quorum to be revoked. To be accurate, renew request must wait for the deletion to complete."
         var clock = LeaseTestSupport.Clock();
         await using var store = LeaseTestSupport.Open(new FaultInjectingFileSystem(1), clock);
-        clock.Advance(TimeSpan.FromMilliseconds(200));
-        long lease = store.Grant(3);
-        store.Put("k", "v", lease: lease);
-
-        store.Advance(clock, TimeSpan.FromMilliseconds(3299));
+        long lease = GrantALeaseThatExpiresBetweenChecks(store, clock);
         var keepAlive = store.LeaseKeepAliveAsync(lease).AsTask();
         var second = store.LeaseKeepAliveAsync(lease).AsTask();
         Assert.That(keepAlive.IsCompleted || second.IsCompleted, Is.False, "expired at 3.2 s, revoked at the 3.5 s check: the keep-alives wait for it (they neither renew it nor answer before the keys are gone)");
@@ -218,5 +211,19 @@ public sealed class LeaseExpiryTests
         }
 
         Assert.That(store.LeaseQueueEntryCount, Is.LessThanOrEqualTo(2 + 1024 + 1));
+    }
+
+    /// <summary>
+    /// Grants a 3 s lease at 0.2 s with key "k" on it, then moves the clock to 3.499 s, stopping at
+    /// every expiry check on the way: the lease expired at 3.2 s, and the check that revokes it
+    /// (every 0.5 s) is 1 ms away.
+    /// </summary>
+    private static long GrantALeaseThatExpiresBetweenChecks(MvccStore store, FakeTimeProvider clock)
+    {
+        clock.Advance(TimeSpan.FromMilliseconds(200));
+        long lease = store.Grant(3);
+        store.Put("k", "v", lease: lease);
+        store.Advance(clock, TimeSpan.FromMilliseconds(3299));
+        return lease;
     }
 }

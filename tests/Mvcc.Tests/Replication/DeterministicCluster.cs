@@ -4,7 +4,6 @@ using System.Text;
 using EmbeddedRaft.Consensus;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Log;
-using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.Storage.Wal;
@@ -158,7 +157,7 @@ public sealed class DeterministicCluster : IDisposable
         }
 
         var options = Options(id, InitialMembers);
-        var transport = new TracingTransport(Network.CreateTransport(id), Record);
+        var transport = new TracingTransport(Network.CreateTransport(id), "m", Record);
         var store = Run(Scheduler.Run(async () => await ReplicatedStore.StartAsync(options, transport)), $"start of member {id}");
         Members[id] = store;
         Record($"m{id} started at applied {store.Status.RaftAppliedIndex} revision {store.Status.Revision}");
@@ -352,38 +351,6 @@ public sealed class DeterministicCluster : IDisposable
 
         Network.Dispose();
         _hash.Dispose();
-    }
-
-    private sealed class TracingTransport(IRaftTransport inner, Action<string> trace) : IRaftTransport
-    {
-        public IDisposable Bind(ulong localId, IRaftMessageReceiver receiver) => inner.Bind(localId, new TracingReceiver(localId, receiver, trace));
-
-        public void Send(Message message) => inner.Send(message);
-
-        public ValueTask SendSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken) =>
-            inner.SendSnapshotAsync(snapshotMessage, data, cancellationToken);
-    }
-
-    private sealed class TracingReceiver(ulong localId, IRaftMessageReceiver inner, Action<string> trace) : IRaftMessageReceiver
-    {
-        public void Receive(Message message)
-        {
-            trace($"m{localId} receive {message}");
-            inner.Receive(message);
-        }
-
-        public async ValueTask ReceiveSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken)
-        {
-            trace($"m{localId} snapshot-begin {snapshotMessage}");
-            await inner.ReceiveSnapshotAsync(snapshotMessage, data, cancellationToken);
-            trace($"m{localId} snapshot-end {snapshotMessage}");
-        }
-
-        public void ReportUnreachable(ulong peerId)
-        {
-            trace($"m{localId} unreachable {peerId}");
-            inner.ReportUnreachable(peerId);
-        }
     }
 
     private sealed class TraceLoggerFactory(string prefix, Action<string> trace) : ILoggerFactory

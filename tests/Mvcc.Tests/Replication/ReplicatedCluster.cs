@@ -1,6 +1,7 @@
 using System.Text;
 using EmbeddedRaft.Consensus;
 using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Consensus.Log;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.TestSupport;
@@ -41,6 +42,17 @@ public sealed class ReplicatedCluster : IAsyncDisposable
 
     public static MemberInfo Member(ulong id, bool learner = false) =>
         new(id, $"m{id}", [$"tcp://127.0.0.1:{2380 + (int)id}"], [$"http://127.0.0.1:{2379 + (10 * (int)id)}"], learner);
+
+    /// <summary>
+    /// A configuration for <see cref="StartAsync"/>: every member snapshots every 20 entries and
+    /// compacts its log up to each snapshot (no entries retained for slow followers), so a short
+    /// partition is enough for a member to need the leader's snapshot.
+    /// </summary>
+    public static ReplicatedStoreOptions SnapshotOften(ReplicatedStoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options with { Raft = options.Raft with { SnapshotEveryEntries = 20, SnapshotEveryLogBytes = 0, Log = new DurableRaftLogOptions { RetainedEntries = 0 } } };
+    }
 
     /// <summary>Starts members 1..size bootstrapped together and waits until they agree on a leader.</summary>
     public static async Task<ReplicatedCluster> StartAsync(int size, int seed, Func<ReplicatedStoreOptions, ReplicatedStoreOptions>? configure = null)

@@ -14,10 +14,6 @@ public sealed class ReplicatedMetadataSnapshotTests
 {
     private static IEnumerable<int> Seeds() => TestSeeds.Choose("REPLICATION_SEED", "REPLICATION_SOAK_SEEDS", 1790, 2);
 
-    /// <summary>Snapshots every 20 entries with the log compacted up to each (no entries retained for slow followers).</summary>
-    private static ReplicatedStoreOptions SnapshotOften(ReplicatedStoreOptions options) =>
-        options with { Raft = options.Raft with { SnapshotEveryEntries = 20, SnapshotEveryLogBytes = 0, Log = new Consensus.Log.DurableRaftLogOptions { RetainedEntries = 0 } } };
-
     [TestCaseSource(nameof(Seeds))]
     public async Task AMemberCrashedAfterItsLogWasCompactedRestartsFromItsStoreAndTheLogsTail(int seed)
     {

@@ -14,10 +14,6 @@ public sealed class ReplicatedSnapshotTests
 {
     private static IEnumerable<int> Seeds() => TestSeeds.Choose("REPLICATION_SEED", "REPLICATION_SOAK_SEEDS", 1750, 2);
 
-    /// <summary>Snapshots every 20 entries with the log compacted up to each (no entries retained for slow followers), so a short partition is enough to need one.</summary>
-    private static ReplicatedStoreOptions SnapshotOften(ReplicatedStoreOptions options) =>
-        options with { Raft = options.Raft with { SnapshotEveryEntries = 20, SnapshotEveryLogBytes = 0, Log = new Consensus.Log.DurableRaftLogOptions { RetainedEntries = 0 } } };
-
     [TestCaseSource(nameof(Seeds))]
     public async Task ALaggingMemberInstallsTheSnapshotThenAgreesAndItsWatchGoesOn(int seed)
     {

@@ -171,21 +171,10 @@ public sealed class ScheduledStoreTests
         using var run = new ScheduledRun(seed: 6, MvccDurability.NoSync);
         var source = run.Open();
         var target = run.Open(directory: "/other");
-        for (int i = 0; i < 10; i++)
-        {
-            var put = new PutRequest { Key = Bytes($"k{i % 3}"), Value = Bytes($"{i}") };
-            ulong index = (ulong)(i + 1);
-            run.Scheduler.Run(async () => await source.PutAsync(put, index));
-        }
+        run.ApplyPuts(source, 10, i => new PutRequest { Key = Bytes($"k{i % 3}"), Value = Bytes($"{i}") });
 
-        var restored = run.Scheduler.Run(async () =>
-        {
-            await using var image = source.CaptureImage();
-            using var bytes = new MemoryStream();
-            await image.WriteToAsync(bytes, CancellationToken.None);
-            bytes.Position = 0;
-            await target.RestoreImageAsync(bytes, expectedConsistentIndex: 10);
-        });
+        using var bytes = run.WriteImage(source);
+        var restored = run.Scheduler.Run(async () => await target.RestoreImageAsync(bytes, expectedConsistentIndex: 10));
         run.Scheduler.RunUntilIdle();
 
         Assert.That(restored.IsCompletedSuccessfully, Is.True, restored.Exception?.ToString());
@@ -202,22 +191,9 @@ public sealed class ScheduledStoreTests
         using var run = new ScheduledRun(seed: 8, MvccDurability.NoSync);
         var store = run.Open();
         var other = run.Open(directory: "/other");
-        for (int i = 0; i < 5; i++)
-        {
-            var put = new PutRequest { Key = Bytes($"k{i}"), Value = Bytes("v") };
-            ulong index = (ulong)(i + 1);
-            run.Scheduler.Run(async () => await other.PutAsync(put, index));
-        }
-
+        run.ApplyPuts(other, 5, i => new PutRequest { Key = Bytes($"k{i}"), Value = Bytes("v") });
         run.Scheduler.Run(async () => await store.PutAsync(new PutRequest { Key = Bytes("mine"), Value = Bytes("v") }, 1));
-        var incoming = new MemoryStream();
-        run.Scheduler.Run(async () =>
-        {
-            await using var image = other.CaptureImage();
-            await image.WriteToAsync(incoming, CancellationToken.None);
-            incoming.Position = 0;
-        });
-        run.Scheduler.RunUntilIdle();
+        var incoming = run.WriteImage(other);
 
         // This store's own image stays open (a Raft snapshot still being written out, suspended in an await).
         var held = run.Scheduler.Run(() => Task.FromResult(store.CaptureImage()));
@@ -362,6 +338,32 @@ public sealed class ScheduledStoreTests
         {
             var options = new MvccStoreOptions { Durability = _durability, Scheduler = Scheduler, TimeProvider = Time };
             return MvccStore.Open(Disk, directory, configure?.Invoke(options) ?? options);
+        }
+
+        /// <summary>Queues <paramref name="count"/> puts on <paramref name="store"/> as a replicated store applies log entries 1 to <paramref name="count"/> (put i made by <paramref name="put"/>); they run when the scheduler runs.</summary>
+        public void ApplyPuts(MvccStore store, int count, Func<int, PutRequest> put)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var request = put(i);
+                ulong index = (ulong)(i + 1);
+                Scheduler.Run(async () => await store.PutAsync(request, index));
+            }
+        }
+
+        /// <summary>Runs the scheduler through what is queued and an image of <paramref name="store"/> captured and written out after it; returns the image's bytes, positioned at their start.</summary>
+        public MemoryStream WriteImage(MvccStore store)
+        {
+            var bytes = new MemoryStream();
+            var written = Scheduler.Run(async () =>
+            {
+                await using var image = store.CaptureImage();
+                await image.WriteToAsync(bytes, CancellationToken.None);
+                bytes.Position = 0;
+            });
+            Scheduler.RunUntilIdle();
+            Assert.That(written.IsCompletedSuccessfully, Is.True, written.Exception?.ToString());
+            return bytes;
         }
 
         /// <summary>Moves the clock in 10 ms steps, running the scheduler after each.</summary>

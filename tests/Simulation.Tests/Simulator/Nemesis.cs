@@ -212,17 +212,10 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
 
     private async Task CrashAsync()
     {
-        var running = sim.Running.ToList();
-        if (running.Count == 0)
+        // Sometimes the leader, sometimes anyone; now and then a second member soon after.
+        if (ChooseVictim(leaderATimeInThree: true) is not { } victim)
         {
             return;
-        }
-
-        // Sometimes the leader, sometimes anyone; now and then a second member soon after.
-        var victim = running[random.Next(running.Count)];
-        if (random.Next(3) == 0 && running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id) is { } leader)
-        {
-            victim = leader;
         }
 
         if (random.Next(2) == 0)
@@ -344,16 +337,9 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
     /// </summary>
     private async Task SlowDiskAsync()
     {
-        var running = sim.Running.ToList();
-        if (running.Count == 0)
+        if (ChooseVictim(leaderATimeInThree: true) is not { } victim)
         {
             return;
-        }
-
-        var victim = running[random.Next(running.Count)];
-        if (random.Next(3) == 0 && running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id) is { } leader)
-        {
-            victim = leader;
         }
 
         int max = random.Next(2) == 0 ? 60 : 200;
@@ -366,13 +352,11 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
 
     private async Task DiskErrorAsync()
     {
-        var running = sim.Running.ToList();
-        if (running.Count == 0)
+        if (ChooseVictim(leaderATimeInThree: false) is not { } victim)
         {
             return;
         }
 
-        var victim = running[random.Next(running.Count)];
         Note($"disk of {victim} fails every write");
         victim.DiskFailing = true;
         victim.Disk.FailWhen = op => op.Kind is FaultOperationKind.Write or FaultOperationKind.Flush;
@@ -392,6 +376,29 @@ internal sealed class Nemesis(StoreSimulation sim, Random random)
             await Task.Delay(TimeSpan.FromMilliseconds(random.Next(20, 300)), sim.Time, CancellationToken.None);
             await RestartAsync(victim);
         }
+    }
+
+    /// <summary>
+    /// A running member chosen at random — with <paramref name="leaderATimeInThree"/>, replaced by the
+    /// leader one time in three when there is one — or null when none runs. The draws from the
+    /// nemesis' random are the same, in the same order, as the fault actions always made them, so
+    /// a seed replays the run it always did.
+    /// </summary>
+    private SimulatedMember? ChooseVictim(bool leaderATimeInThree)
+    {
+        var running = sim.Running.ToList();
+        if (running.Count == 0)
+        {
+            return null;
+        }
+
+        var victim = running[random.Next(running.Count)];
+        if (leaderATimeInThree && random.Next(3) == 0 && running.FirstOrDefault(m => m.TryStatus()?.LeaderId == m.Id) is { } leader)
+        {
+            victim = leader;
+        }
+
+        return victim;
     }
 
     private async Task TransferAsync()

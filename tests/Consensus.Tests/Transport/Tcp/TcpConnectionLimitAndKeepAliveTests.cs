@@ -27,7 +27,7 @@ public class TcpConnectionLimitAndKeepAliveTests
             : o);
         await cluster.ProposeAsync("before");
         var node1 = cluster.Transports[1];
-        await Eventually(() => node1.InboundConnections == 2, "both peers connected to node 1");
+        await Waits.UntilAsync(() => node1.InboundConnections == 2, "both peers connected to node 1");
 
         var limitLogged = log.NextAsync("InboundLimit");
         var sockets = new List<Socket>();
@@ -70,7 +70,7 @@ public class TcpConnectionLimitAndKeepAliveTests
             }
         }
 
-        await Eventually(() => node1.InboundConnections == 2, "the idle sockets' places freed when they close");
+        await Waits.UntilAsync(() => node1.InboundConnections == 2, "the idle sockets' places freed when they close");
     }
 
     [Test]
@@ -90,7 +90,7 @@ public class TcpConnectionLimitAndKeepAliveTests
         sending.SetPeerAddress(2, proxy.Address);
 
         sending.Send(Heartbeat(1));
-        await Eventually(() => Count(arrivals) == 1 && sending.Metrics.KeepAliveAcks >= 3, "the message and three keep-alive answers through the proxy");
+        await Waits.UntilAsync(() => Count(arrivals) == 1 && sending.Metrics.KeepAliveAcks >= 3, "the message and three keep-alive answers through the proxy");
         var outbound = sendingLog.NextAsync("KeepAliveTimedOut");
         var inbound = receivingLog.NextAsync("KeepAliveTimedOut");
 
@@ -98,12 +98,12 @@ public class TcpConnectionLimitAndKeepAliveTests
 
         Assert.That((await outbound).Message, Does.Contain("to peer 2"));
         Assert.That((await inbound).Message, Does.Contain("from peer 1"));
-        await Eventually(() => Unreachable(sender).Contains(2UL), "the sender reports the silent peer unreachable");
+        await Waits.UntilAsync(() => Unreachable(sender).Contains(2UL), "the sender reports the silent peer unreachable");
         Assert.That(sending.Metrics.KeepAliveTimeouts, Is.GreaterThanOrEqualTo(1));
         Assert.That(receiving.Metrics.KeepAliveTimeouts, Is.GreaterThanOrEqualTo(1));
 
         proxy.BlackHole(false);
-        await Eventually(
+        await Waits.UntilAsync(
             () =>
             {
                 sending.Send(Heartbeat(2));
@@ -128,7 +128,7 @@ public class TcpConnectionLimitAndKeepAliveTests
 
         // 40 answers at a 100 ms interval span more than two keep-alive timeouts with no message
         // sent: without the keep-alives the receiving side would have closed the connection.
-        await Eventually(() => sending.Metrics.KeepAliveAcks >= 40, "forty keep-alive answers");
+        await Waits.UntilAsync(() => sending.Metrics.KeepAliveAcks >= 40, "forty keep-alive answers");
         Assert.That(sending.Metrics.KeepAliveTimeouts + receiving.Metrics.KeepAliveTimeouts, Is.Zero);
         Assert.That(sending.Metrics.Connects, Is.EqualTo(1), "the one connection stayed up");
         Assert.That(Count(arrivals), Is.EqualTo(1));
@@ -158,21 +158,6 @@ public class TcpConnectionLimitAndKeepAliveTests
         }
         catch (ObjectDisposedException)
         {
-        }
-    }
-
-    /// <summary>Polls <paramref name="condition"/> until it holds, failing after <see cref="Waits.Limit"/>.</summary>
-    private static async Task Eventually(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Waits.Limit;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Not reached within {Waits.Limit}: {what}.");
-            }
-
-            await Task.Delay(10);
         }
     }
 }
