@@ -35,6 +35,18 @@ public sealed class TracingTransport(IRaftTransport inner, string nodePrefix, Ac
             inner.Receive(message);
         }
 
+        // Forwarded as one batch, as the production transports hand it over (one inbox item on a
+        // RaftNode): tracing must not turn the batched path into the one-message path.
+        public void ReceiveBatch(ReadOnlySpan<Message> messages)
+        {
+            foreach (var message in messages)
+            {
+                trace($"{node} receive {message}");
+            }
+
+            inner.ReceiveBatch(messages);
+        }
+
         public async ValueTask ReceiveSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken)
         {
             trace($"{node} snapshot-begin {snapshotMessage}");
