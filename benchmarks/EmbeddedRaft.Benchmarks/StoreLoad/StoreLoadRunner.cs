@@ -30,6 +30,9 @@ internal static class StoreLoadRunner
         return data.KeyCount / clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>How many operations a closed-loop caller runs before it yields its thread (see the loop).</summary>
+    private const int YieldEveryOperations = 64;
+
     public static async Task<StoreLoadResult> RunClosedLoopAsync(
         IKvClusterUnderLoad cluster, StoreLoadWorkload workload, int callers, StoreLoadData data, StoreLoadSettings settings, int seed)
     {
@@ -47,8 +50,20 @@ internal static class StoreLoadRunner
             var random = new Random(unchecked((seed * 1_000_003) + i));
             tasks[i] = Task.Run(async () =>
             {
+                int sinceYield = 0;
                 while (!stop.IsCancellationRequested)
                 {
+                    // A serializable read completes synchronously, so without this a caller never
+                    // gives its thread back: 1,024 such callers hold every pool thread, and the
+                    // timers that end the warm-up and the row (Task.Delay below) wait behind them
+                    // for minutes as the pool adds a thread at a time. Task.Yield queues to the
+                    // pool's global queue, where those timers' continuations wait too.
+                    if (++sinceYield == YieldEveryOperations)
+                    {
+                        sinceYield = 0;
+                        await Task.Yield();
+                    }
+
                     var operation = data.Plan(workload, random);
                     long start = Stopwatch.GetTimestamp();
                     try
