@@ -15,8 +15,29 @@ internal sealed class RecordingReceiver : IRaftMessageReceiver
 
     public List<ulong> Unreachable { get; } = [];
 
+    private readonly List<(int Count, TaskCompletionSource Done)> _countWaits = [];
+
     /// <summary>How many messages were received so far; safe to read while the transport delivers.</summary>
     public int ReceivedCount { get { lock (_lock) { return Received.Count; } } }
+
+    /// <summary>A copy of the messages received so far; safe to read while the transport delivers.</summary>
+    public List<Message> ReceivedNow { get { lock (_lock) { return [.. Received]; } } }
+
+    /// <summary>Completes once at least <paramref name="count"/> messages have been received.</summary>
+    public Task UntilReceived(int count)
+    {
+        lock (_lock)
+        {
+            if (Received.Count >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _countWaits.Add((count, done));
+            return done.Task;
+        }
+    }
 
     /// <summary>The unreachable reports so far; safe to read while the transport reports.</summary>
     public ulong[] UnreachableNow { get { lock (_lock) { return [.. Unreachable]; } } }
@@ -44,6 +65,7 @@ internal sealed class RecordingReceiver : IRaftMessageReceiver
         lock (_lock)
         {
             Received.Add(message);
+            _countWaits.RemoveAll(wait => wait.Count <= Received.Count && wait.Done.TrySetResult());
         }
     }
 

@@ -70,7 +70,7 @@ public class TcpDecodedMessageLifetimeTests
         TestContext.Out.WriteLine($"seed {seed}");
         var random = new Random(seed);
         await using var receiving = new TcpTransport(new TcpTransportOptions { NodeId = 2 });
-        var holder = new HoldingReceiver(3000);
+        var holder = new RecordingReceiver();
         using var binding = receiving.Bind(2, holder);
         await using var sending = new TcpTransport(new TcpTransportOptions { NodeId = 1, SendQueueCapacity = 4000 });
         receiving.SetPeerAddress(1, sending.LocalEndPoint.ToString());
@@ -100,9 +100,9 @@ public class TcpDecodedMessageLifetimeTests
             sending.Send(message);
         }
 
-        await holder.AllArrived.WaitAsync(Waits.Limit);
+        await holder.UntilReceived(3000).WaitAsync(Waits.Limit);
         Assert.That(sending.Metrics.MessagesDropped, Is.Zero);
-        var received = holder.Messages;
+        var received = holder.ReceivedNow;
         Assert.That(received, Has.Count.EqualTo(sent.Count));
         for (int i = 0; i < sent.Count; i++)
         {
@@ -140,35 +140,6 @@ public class TcpDecodedMessageLifetimeTests
             var (a, e) = (actual.Entries.Span[i], expected.Entries.Span[i]);
             Assert.That((a.Term, a.Index, a.Type), Is.EqualTo((e.Term, e.Index, e.Type)));
             Assert.That(a.Data.Span.SequenceEqual(e.Data.Span), Is.True, $"entry {e.Index}'s {e.Data.Length} bytes");
-        }
-    }
-
-    private sealed class HoldingReceiver(int expected) : IRaftMessageReceiver
-    {
-        private readonly Lock _lock = new();
-        private readonly List<Message> _messages = [];
-        private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task AllArrived => _all.Task;
-
-        public List<Message> Messages { get { lock (_lock) { return [.. _messages]; } } }
-
-        public void Receive(Message message)
-        {
-            lock (_lock)
-            {
-                _messages.Add(message);
-                if (_messages.Count >= expected)
-                {
-                    _all.TrySetResult();
-                }
-            }
-        }
-
-        public ValueTask ReceiveSnapshotAsync(Message snapshotMessage, Stream data, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public void ReportUnreachable(ulong peerId)
-        {
         }
     }
 }
