@@ -88,14 +88,19 @@ internal sealed class WriteTransaction
 
     public PutResponse Put(PutRequest request)
     {
-        // etcd's applier Put: IgnoreValue / IgnoreLease need the key to exist.
+        CheckTopLevelPut(request);
+        return ApplyPut(request);
+    }
+
+    /// <summary>etcd's applier Put checks: IgnoreValue / IgnoreLease need the key to exist; the lease must exist.</summary>
+    private void CheckTopLevelPut(PutRequest request)
+    {
         if ((request.IgnoreValue || request.IgnoreLease) && Current(request.Key.Span) is null)
         {
             throw new MvccException(MvccError.KeyNotFound);
         }
 
         CheckLease(request);
-        return ApplyPut(request);
     }
 
     /// <summary>
@@ -113,12 +118,7 @@ internal sealed class WriteTransaction
             throw new InvariantViolationException("MVCC txn: a put answered by its revision must be the request's only change and not ask for its previous key-value.");
         }
 
-        if ((request.IgnoreValue || request.IgnoreLease) && Current(request.Key.Span) is null)
-        {
-            throw new MvccException(MvccError.KeyNotFound);
-        }
-
-        CheckLease(request);
+        CheckTopLevelPut(request);
         var (value, lease) = PutValueAndLease(request, out _);
         WritePut(request.Key.Span, value.Span, lease, publish: true);
         return WriteRevision;
