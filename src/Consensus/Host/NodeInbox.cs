@@ -1,3 +1,6 @@
+using System.Threading.Tasks.Sources;
+using EmbeddedRaft.Storage;
+
 namespace EmbeddedRaft.Consensus.Host;
 
 /// <summary>
@@ -7,12 +10,18 @@ namespace EmbeddedRaft.Consensus.Host;
 /// as etcd's tick channel does, rather than replaying a burst of timeouts).
 /// </summary>
 /// <remarks>
-/// The consumer waits on a <see cref="TaskCompletionSource"/> whose continuation runs
-/// asynchronously on the consumer's own scheduler (the await captures it), so a poster never runs
-/// the consumer inline and a single-threaded scheduler keeps every step on its thread.
-/// Invariant: <c>_waiter</c> is non-null only while the queue is empty, not closed, and the consumer waits.
+/// <para>The consumer waits on this object itself (an <see cref="IValueTaskSource{TResult}"/> reset
+/// for every wait): a wait allocates nothing. Its continuation always runs asynchronously, on the
+/// consumer's own scheduler when it has one (the await captures it: a single-threaded scheduler
+/// keeps every step on its thread), else queued to the thread pool's global queue — behind what
+/// is already queued there, not at the top of the poster's local queue. That is what batches: a
+/// burst of posters (callers resumed one after another by an apply) runs before the consumer
+/// they woke, instead of each post waking the consumer for one item (the local queue is
+/// last-in-first-out for its own thread), and a poster never runs the consumer inline.</para>
+/// <para>Invariant: <c>_waiting</c> is true only while the queue is empty, not closed, and the
+/// consumer waits on the current version of <c>_signal</c>.</para>
 /// </remarks>
-internal sealed class NodeInbox<TInput>
+internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>
 {
     public const int MaxPendingTicks = 128;
 
@@ -21,7 +30,10 @@ internal sealed class NodeInbox<TInput>
     private List<TInput> _spare = [];
     private int _pendingTicks;
     private bool _closed;
-    private TaskCompletionSource? _waiter;
+    private bool _waiting;
+
+    // Not readonly: a mutable struct, reset for every wait.
+    private ManualResetValueTaskSourceCore<bool> _signal = new() { RunContinuationsAsynchronously = true };
 
     public bool IsClosed
     {
@@ -37,7 +49,7 @@ internal sealed class NodeInbox<TInput>
     /// <summary>Queues <paramref name="input"/>; false (and nothing queued) once closed.</summary>
     public bool TryPost(TInput input)
     {
-        TaskCompletionSource? waiter;
+        bool wake;
         lock (_lock)
         {
             if (_closed)
@@ -46,17 +58,21 @@ internal sealed class NodeInbox<TInput>
             }
 
             _items.Add(input);
-            waiter = _waiter;
-            _waiter = null;
+            wake = _waiting;
+            _waiting = false;
         }
 
-        waiter?.TrySetResult();
+        if (wake)
+        {
+            _signal.SetResult(true);
+        }
+
         return true;
     }
 
     public void PostTick()
     {
-        TaskCompletionSource? waiter;
+        bool wake;
         lock (_lock)
         {
             if (_closed || _pendingTicks >= MaxPendingTicks)
@@ -65,25 +81,31 @@ internal sealed class NodeInbox<TInput>
             }
 
             _pendingTicks++;
-            waiter = _waiter;
-            _waiter = null;
+            wake = _waiting;
+            _waiting = false;
         }
 
-        waiter?.TrySetResult();
+        if (wake)
+        {
+            _signal.SetResult(true);
+        }
     }
 
     /// <summary>Stops accepting input and wakes the consumer, whose next take reports closed.</summary>
     public void Close()
     {
-        TaskCompletionSource? waiter;
+        bool wake;
         lock (_lock)
         {
             _closed = true;
-            waiter = _waiter;
-            _waiter = null;
+            wake = _waiting;
+            _waiting = false;
         }
 
-        waiter?.TrySetResult();
+        if (wake)
+        {
+            _signal.SetResult(true);
+        }
     }
 
     /// <summary>
@@ -108,29 +130,57 @@ internal sealed class NodeInbox<TInput>
     /// <summary>
     /// Waits until something is queued, then takes it all: the items (the list is the caller's until
     /// its next call), the ticks, and whether the inbox is closed (the consumer should then stop).
-    /// One consumer only.
+    /// One consumer only, one take at a time (await each before the next).
     /// </summary>
-    public async Task<(List<TInput> Items, int Ticks, bool Closed)> TakeAsync()
+    /// <exception cref="InvariantViolationException">A take is still waiting (a second consumer).</exception>
+    public ValueTask<(List<TInput> Items, int Ticks, bool Closed)> TakeAsync()
     {
-        while (true)
+        lock (_lock)
         {
-            Task wait;
-            lock (_lock)
+            if (HasSomethingUnsynchronized)
             {
-                if (_closed || _items.Count > 0 || _pendingTicks > 0)
-                {
-                    _spare.Clear();
-                    (_items, _spare) = (_spare, _items);
-                    var ticks = _pendingTicks;
-                    _pendingTicks = 0;
-                    return (_spare, ticks, _closed);
-                }
-
-                _waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _waiter.Task;
+                return new ValueTask<(List<TInput> Items, int Ticks, bool Closed)>(TakeUnsynchronized());
             }
 
-            await wait;
+            if (_waiting)
+            {
+                throw new InvariantViolationException("A node inbox has one consumer: a take was started while another one waits.");
+            }
+
+            _signal.Reset();
+            _waiting = true;
+            return new ValueTask<(List<TInput> Items, int Ticks, bool Closed)>(this, _signal.Version);
         }
+    }
+
+    (List<TInput> Items, int Ticks, bool Closed) IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>.GetResult(short token)
+    {
+        _signal.GetResult(token);
+        lock (_lock)
+        {
+            // Woken only by a post, a tick or the close, and nothing else takes: there is something.
+            if (!HasSomethingUnsynchronized)
+            {
+                throw new InvariantViolationException("A node inbox's consumer was woken with nothing to take.");
+            }
+
+            return TakeUnsynchronized();
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>.GetStatus(short token) => _signal.GetStatus(token);
+
+    void IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _signal.OnCompleted(continuation, state, token, flags);
+
+    private bool HasSomethingUnsynchronized => _closed || _items.Count > 0 || _pendingTicks > 0;
+
+    private (List<TInput> Items, int Ticks, bool Closed) TakeUnsynchronized()
+    {
+        _spare.Clear();
+        (_items, _spare) = (_spare, _items);
+        var ticks = _pendingTicks;
+        _pendingTicks = 0;
+        return (_spare, ticks, _closed);
     }
 }
