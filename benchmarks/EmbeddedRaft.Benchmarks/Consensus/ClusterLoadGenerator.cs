@@ -16,13 +16,11 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--readies-in-flight 1,8] [--gc-events]</c> (the transports of the RaftNode cluster:
+/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--readies-in-flight 1,8]</c> (the transports of the RaftNode cluster:
 /// with both, each concurrency's rows run back to back over each;
 /// DotNext always runs over its TCP transport; <c>--tls</c> puts both TCP transports under mutual TLS
 /// with the same run-time P-256 certificates (RaftNode only with <c>--transport tcp</c>); each value of <c>--readies-in-flight</c> runs the
-/// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight;
-/// <c>--gc-events</c> prints under each row what drove the garbage collector (<see cref="GcEventRecorder"/>)
-/// and, for RaftNode, loop turns and messages per proposal)
+/// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight)
 /// </remarks>
 internal static class ClusterLoadGenerator
 {
@@ -58,11 +56,6 @@ internal static class ClusterLoadGenerator
                             var result = await RunOneAsync(cluster, inFlight, settings);
                             string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
                             Console.WriteLine(result.ToMarkdownRow(name, inFlight));
-                            if (result.Diagnostics is { } diagnostics)
-                            {
-                                Console.WriteLine(diagnostics);
-                            }
-
                             if (cluster.TransportSummary is { } summary)
                             {
                                 notes.Add(FormattableString.Invariant($"// {name}, {inFlight} in flight: {summary}"));
@@ -132,9 +125,6 @@ internal static class ClusterLoadGenerator
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         int gen0Before = GC.CollectionCount(0);
         int gen2Before = GC.CollectionCount(2);
-        using var gcEvents = settings.GcEvents ? new GcEventRecorder() : null;
-        gcEvents?.Start();
-        var countersBefore = (cluster as RaftNodeCluster)?.Counters();
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, true);
         await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
@@ -149,16 +139,6 @@ internal static class ClusterLoadGenerator
         long allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
         int gen0 = GC.CollectionCount(0) - gen0Before;
         int gen2 = GC.CollectionCount(2) - gen2Before;
-        string? diagnostics = null;
-        if (gcEvents is not null)
-        {
-            diagnostics = gcEvents.Stop(applied);
-            if (countersBefore is { } before && cluster is RaftNodeCluster raftNodes)
-            {
-                diagnostics += Environment.NewLine + raftNodes.Counters().Describe(before, applied);
-            }
-        }
-
         await stop.CancelAsync();
         await Task.WhenAll(callers);
 
@@ -176,10 +156,7 @@ internal static class ClusterLoadGenerator
             CpuMicrosecondsPerProposal: applied > 0 ? cpuMicroseconds / applied : double.NaN,
             AllocatedBytesPerProposal: applied > 0 ? (double)allocated / applied : double.NaN,
             Gen0Collections: gen0,
-            Gen2Collections: gen2)
-        {
-            Diagnostics = diagnostics,
-        };
+            Gen2Collections: gen2);
     }
 
     // The machine's 1/5/15-minute load average (Linux), to record beside the figures.
@@ -214,15 +191,12 @@ internal static class ClusterLoadGenerator
         int Gen0Collections,
         int Gen2Collections)
     {
-        /// <summary>With <c>--gc-events</c>: what drove the collections, and the nodes' loop counters.</summary>
-        public string? Diagnostics { get; init; }
-
         public string ToMarkdownRow(string name, int inFlight) => string.Create(
             CultureInfo.InvariantCulture,
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, bool GcEvents = false)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false)
     {
         /// <summary>The RaftNode cluster's transports, in the order given (default: in-process only).</summary>
         public string[] Transports => TransportList ?? ["inprocess"];
@@ -235,12 +209,6 @@ internal static class ClusterLoadGenerator
                 if (args[i] == "--tls")
                 {
                     settings = settings with { Tls = true };
-                    continue;
-                }
-
-                if (args[i] == "--gc-events")
-                {
-                    settings = settings with { GcEvents = true };
                     continue;
                 }
 

@@ -92,15 +92,6 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         return cluster;
     }
 
-    /// <summary>The nodes' internal loop counters now (for <c>cluster-load --gc-events</c>).</summary>
-    public LoopCounters Counters() => new(
-        [.. _nodes.Select(n => n.Id)],
-        [.. _nodes.Select(n => n.LoopTurns)],
-        [.. _nodes.Select(n => n.MessagesSent)],
-        [.. _nodes.Select(n => n.ReadiesWritten)],
-        [.. _nodes.Select(n => n.ApplyTurns)],
-        _leader.Id);
-
     public async ValueTask ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken)
     {
         var leader = _leader;

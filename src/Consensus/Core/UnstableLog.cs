@@ -16,9 +16,6 @@ namespace EmbeddedRaft.Consensus.Core;
 /// </remarks>
 internal sealed class UnstableLog
 {
-    /// <summary>The most entries an array may hold and stay below the large object heap's 85,000-byte threshold.</summary>
-    internal static readonly int MaxSmallLength = (84_000 - 64) / System.Runtime.CompilerServices.Unsafe.SizeOf<Entry>();
-
     private Entry[] _buffer = new Entry[64];
     private int _start;
 
@@ -39,9 +36,6 @@ internal sealed class UnstableLog
     public ulong OffsetInProgress { get; private set; }
 
     public int Count { get; private set; }
-
-    /// <summary>The length of the current buffer (tests: whether it stays off the large object heap).</summary>
-    internal int BufferLength => _buffer.Length;
 
     /// <summary>An incoming snapshot not yet persisted.</summary>
     public SnapshotMetadata? Snapshot { get; private set; }
@@ -206,29 +200,9 @@ internal sealed class UnstableLog
             return;
         }
 
-        var next = new Entry[NextLength(_buffer.Length, Count + extra)];
+        var next = new Entry[Math.Max(64, Math.Max(_buffer.Length, (Count + extra) * 2))];
         Array.Copy(_buffer, _start, next, 0, Count);
         _buffer = next;
         _start = 0;
-    }
-
-    /// <summary>
-    /// The length of a replacement buffer for <paramref name="needed"/> entries: room for as many
-    /// again, growing geometrically from 64 with use, but never past <see cref="MaxSmallLength"/>
-    /// while that leaves a quarter of it free. A buffer is replaced whenever it fills (its slots
-    /// are written once), many times a second under load: one on the large object heap would count
-    /// against gen2's budget each time and make full collections frequent, where a small one dies
-    /// young. Only a log holding more unstable entries than that gets a large buffer, and unlike
-    /// a buffer that only grows, the next one goes back below the threshold.
-    /// </summary>
-    internal static int NextLength(int currentLength, int needed)
-    {
-        var length = Math.Max(64, needed * 2);
-        if (length <= MaxSmallLength)
-        {
-            return Math.Min(MaxSmallLength, Math.Max(length, currentLength * 2));
-        }
-
-        return needed <= MaxSmallLength / 4 * 3 ? MaxSmallLength : length;
     }
 }

@@ -1,6 +1,3 @@
-using System.Threading.Tasks.Sources;
-using EmbeddedRaft.Storage;
-
 namespace EmbeddedRaft.Consensus.Host;
 
 /// <summary>
@@ -10,18 +7,12 @@ namespace EmbeddedRaft.Consensus.Host;
 /// as etcd's tick channel does, rather than replaying a burst of timeouts).
 /// </summary>
 /// <remarks>
-/// <para>The consumer waits on this object itself (an <see cref="IValueTaskSource{TResult}"/> reset
-/// for every wait): a wait allocates nothing. Its continuation always runs asynchronously, on the
-/// consumer's own scheduler when it has one (the await captures it: a single-threaded scheduler
-/// keeps every step on its thread), else queued to the thread pool's global queue — behind what
-/// is already queued there, not at the top of the poster's local queue. That is what batches: a
-/// burst of posters (callers resumed one after another by an apply) runs before the consumer
-/// they woke, instead of each post waking the consumer for one item (the local queue is
-/// last-in-first-out for its own thread), and a poster never runs the consumer inline.</para>
-/// <para>Invariant: <c>_waiting</c> is true only while the queue is empty, not closed, and the
-/// consumer waits on the current version of <c>_signal</c>.</para>
+/// The consumer waits on a <see cref="TaskCompletionSource"/> whose continuation runs
+/// asynchronously on the consumer's own scheduler (the await captures it), so a poster never runs
+/// the consumer inline and a single-threaded scheduler keeps every step on its thread.
+/// Invariant: <c>_waiter</c> is non-null only while the queue is empty, not closed, and the consumer waits.
 /// </remarks>
-internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>
+internal sealed class NodeInbox<TInput>
 {
     public const int MaxPendingTicks = 128;
 
@@ -30,10 +21,7 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
     private List<TInput> _spare = [];
     private int _pendingTicks;
     private bool _closed;
-    private bool _waiting;
-
-    // Not readonly: a mutable struct, reset for every wait.
-    private ManualResetValueTaskSourceCore<bool> _signal = new() { RunContinuationsAsynchronously = true };
+    private TaskCompletionSource? _waiter;
 
     public bool IsClosed
     {
@@ -49,7 +37,7 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
     /// <summary>Queues <paramref name="input"/>; false (and nothing queued) once closed.</summary>
     public bool TryPost(TInput input)
     {
-        bool wake;
+        TaskCompletionSource? waiter;
         lock (_lock)
         {
             if (_closed)
@@ -58,21 +46,17 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
             }
 
             _items.Add(input);
-            wake = _waiting;
-            _waiting = false;
+            waiter = _waiter;
+            _waiter = null;
         }
 
-        if (wake)
-        {
-            _signal.SetResult(true);
-        }
-
+        waiter?.TrySetResult();
         return true;
     }
 
     public void PostTick()
     {
-        bool wake;
+        TaskCompletionSource? waiter;
         lock (_lock)
         {
             if (_closed || _pendingTicks >= MaxPendingTicks)
@@ -81,31 +65,25 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
             }
 
             _pendingTicks++;
-            wake = _waiting;
-            _waiting = false;
+            waiter = _waiter;
+            _waiter = null;
         }
 
-        if (wake)
-        {
-            _signal.SetResult(true);
-        }
+        waiter?.TrySetResult();
     }
 
     /// <summary>Stops accepting input and wakes the consumer, whose next take reports closed.</summary>
     public void Close()
     {
-        bool wake;
+        TaskCompletionSource? waiter;
         lock (_lock)
         {
             _closed = true;
-            wake = _waiting;
-            _waiting = false;
+            waiter = _waiter;
+            _waiter = null;
         }
 
-        if (wake)
-        {
-            _signal.SetResult(true);
-        }
+        waiter?.TrySetResult();
     }
 
     /// <summary>
@@ -130,57 +108,29 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
     /// <summary>
     /// Waits until something is queued, then takes it all: the items (the list is the caller's until
     /// its next call), the ticks, and whether the inbox is closed (the consumer should then stop).
-    /// One consumer only, one take at a time (await each before the next).
+    /// One consumer only.
     /// </summary>
-    /// <exception cref="InvariantViolationException">A take is still waiting (a second consumer).</exception>
-    public ValueTask<(List<TInput> Items, int Ticks, bool Closed)> TakeAsync()
+    public async Task<(List<TInput> Items, int Ticks, bool Closed)> TakeAsync()
     {
-        lock (_lock)
+        while (true)
         {
-            if (HasSomethingUnsynchronized)
+            Task wait;
+            lock (_lock)
             {
-                return new ValueTask<(List<TInput> Items, int Ticks, bool Closed)>(TakeUnsynchronized());
+                if (_closed || _items.Count > 0 || _pendingTicks > 0)
+                {
+                    _spare.Clear();
+                    (_items, _spare) = (_spare, _items);
+                    var ticks = _pendingTicks;
+                    _pendingTicks = 0;
+                    return (_spare, ticks, _closed);
+                }
+
+                _waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _waiter.Task;
             }
 
-            if (_waiting)
-            {
-                throw new InvariantViolationException("A node inbox has one consumer: a take was started while another one waits.");
-            }
-
-            _signal.Reset();
-            _waiting = true;
-            return new ValueTask<(List<TInput> Items, int Ticks, bool Closed)>(this, _signal.Version);
+            await wait;
         }
-    }
-
-    (List<TInput> Items, int Ticks, bool Closed) IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>.GetResult(short token)
-    {
-        _signal.GetResult(token);
-        lock (_lock)
-        {
-            // Woken only by a post, a tick or the close, and nothing else takes: there is something.
-            if (!HasSomethingUnsynchronized)
-            {
-                throw new InvariantViolationException("A node inbox's consumer was woken with nothing to take.");
-            }
-
-            return TakeUnsynchronized();
-        }
-    }
-
-    ValueTaskSourceStatus IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>.GetStatus(short token) => _signal.GetStatus(token);
-
-    void IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _signal.OnCompleted(continuation, state, token, flags);
-
-    private bool HasSomethingUnsynchronized => _closed || _items.Count > 0 || _pendingTicks > 0;
-
-    private (List<TInput> Items, int Ticks, bool Closed) TakeUnsynchronized()
-    {
-        _spare.Clear();
-        (_items, _spare) = (_spare, _items);
-        var ticks = _pendingTicks;
-        _pendingTicks = 0;
-        return (_spare, ticks, _closed);
     }
 }

@@ -21,8 +21,6 @@ public sealed partial class RaftNode<TResult>
                     return;
                 }
 
-                Volatile.Write(ref _applyTurns, _applyTurns + 1);
-
                 foreach (var item in items)
                 {
                     switch (item)

@@ -19,7 +19,6 @@ public sealed partial class RaftNode<TResult>
             while (true)
             {
                 var (inputs, ticks, closed) = await _inbox.TakeAsync();
-                Volatile.Write(ref _loopTurns, _loopTurns + 1);
                 lastTaken = inputs;
                 if (closed)
                 {
@@ -59,7 +58,6 @@ public sealed partial class RaftNode<TResult>
                             // a peer still needing a snapshot may ask again.
                             _snapshotRequested = false;
                             OnApplied(applied.Index);
-                            _log.DropAppliedFromCache(_loopAppliedIndex, AppliedEntriesCached);
                             break;
                         case ReadInput r:
                             r.Waiter.DeadlineTick = _tick + _readTimeoutTicks;
@@ -182,11 +180,6 @@ public sealed partial class RaftNode<TResult>
 
     private void Send(IReadOnlyList<Message> messages)
     {
-        if (messages.Count > 0)
-        {
-            Interlocked.Add(ref _messagesSent, messages.Count);
-        }
-
         foreach (var m in messages)
         {
             if (m.Type == MessageType.Snapshot)

@@ -226,8 +226,8 @@ public sealed partial class RaftNode<TResult>
             {
                 // The loop was just woken from this thread, and the fsync below blocks it (the
                 // write-ahead log flushes on the caller's thread): on the thread pool the loop's
-                // wake-up is queued (NodeInbox) and would wait for a free thread. Yield first, so
-                // the fsync goes behind it in the queue and the loop runs now.
+                // continuation sits in this thread's local queue until another thread steals it.
+                // Yield first, so the fsync goes to the back of the queue and the loop runs now.
                 await Task.Yield();
             }
             if (closed || failure is not null)
@@ -339,7 +339,6 @@ public sealed partial class RaftNode<TResult>
 
     private void SendOneFromSyncPipeline(Message m)
     {
-        Interlocked.Increment(ref _messagesSent);
         try
         {
             _transport.Send(m);

@@ -46,11 +46,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     // than the log then slows replication instead of filling memory.
     private const int MaxQueuedApplies = 64;
 
-    // Applied entries the log keeps in memory below the applied index (the rest leave its cache
-    // once applied and are read back from the WAL if a lagging follower needs them): short-lived
-    // entries die in the young generations instead of filling gen2 (DurableRaftLog.DropAppliedFromCache).
-    private const ulong AppliedEntriesCached = 1024;
-
     private readonly RaftNodeOptions _options;
     private readonly IStateMachine<TResult> _stateMachine;
 
@@ -97,11 +92,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _writesAwaitingSyncStart;
     private int _loopHoldsBackReadies;
     private long _readiesWritten;
-
-    // Diagnostics (benchmarks, tests): loop and apply turns taken, messages handed to the transport.
-    private long _loopTurns;
-    private long _applyTurns;
-    private long _messagesSent;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
     private Task _syncTask = Task.CompletedTask;
@@ -186,15 +176,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
     internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
-
-    /// <summary>Turns the loop has taken (one per take of its inbox) since start.</summary>
-    internal long LoopTurns => Volatile.Read(ref _loopTurns);
-
-    /// <summary>Turns the apply pipeline has taken since start.</summary>
-    internal long ApplyTurns => Volatile.Read(ref _applyTurns);
-
-    /// <summary>Messages handed to the transport since start (snapshots included).</summary>
-    internal long MessagesSent => Interlocked.Read(ref _messagesSent);
 
 
     /// <summary>

@@ -457,35 +457,6 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Drops from the entry cache the entries the host has applied, but for the newest
-    /// <paramref name="keepApplied"/> of them (and only durable ones: a rule beside the cache's
-    /// byte limit, which still bounds the rest). The cache's purpose is the entries a
-    /// leader sends and the committed entries handed to the state machine: both lie at the log's
-    /// tip on a healthy cluster (a follower's next index runs ahead of the leader's applied index),
-    /// and an older entry a lagging follower needs is read back from the write-ahead log. Kept in
-    /// memory for long, every entry's data would outlive the garbage collector's young
-    /// generations and be promoted to gen2, and full collections would come several times a
-    /// second under load (issue 13); dropped once applied, most die young.
-    /// </summary>
-    internal void DropAppliedFromCache(ulong appliedIndex, ulong keepApplied)
-    {
-        if (appliedIndex <= keepApplied)
-        {
-            return;
-        }
-
-        lock (_lock)
-        {
-            if (_fault is not null || Volatile.Read(ref _disposed) != 0)
-            {
-                return;
-            }
-
-            _table.EvictUpTo(appliedIndex - keepApplied, _wal.DurablePosition);
-        }
-    }
-
-    /// <summary>
     /// Saves the data of a snapshot (the host's own, or one received from a leader) to the
     /// snapshotter, durably, streamed through one chunk of memory: <paramref name="writeData"/>
     /// writes it to the stream it is given. Does not change the log: <see cref="ApplySnapshotAsync"/>

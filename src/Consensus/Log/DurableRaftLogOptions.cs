@@ -62,9 +62,7 @@ public sealed record DurableRaftLogOptions
     /// in memory; older durable entries are dropped from memory and read back from the write-ahead
     /// log when <see cref="IRaftStorage.Entries"/> asks for them. The log always keeps an index to
     /// position map of every entry (about 32 bytes each). 0 keeps only entries not yet durable.
-    /// Under <see cref="Host.RaftNode{TResult}"/> applied entries leave memory sooner: all but the
-    /// newest 1,024 of them, once applied (short-lived entry data stays out of the garbage
-    /// collector's gen2). Default <see cref="DefaultCachedEntryBytes"/>.
+    /// Default <see cref="DefaultCachedEntryBytes"/>.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Negative (ParamName "CachedEntryBytes").</exception>
     public long CachedEntryBytes

@@ -182,29 +182,6 @@ internal sealed class EntryTable
         }
     }
 
-    /// <summary>
-    /// Drops the oldest cached entries at or below <paramref name="index"/>, but only entries
-    /// durable before <paramref name="durable"/>; returns how many were dropped.
-    /// </summary>
-    public int EvictUpTo(ulong index, WalPosition durable)
-    {
-        var dropped = 0;
-        while (_cache.Count > 0 && CacheFirst <= index)
-        {
-            var position = Slot(CacheFirst).Position;
-            if (position == EntrySlot.Unknown || position >= durable)
-            {
-                break;
-            }
-
-            CachedBytes -= _cache[0].EncodedSizeBytes;
-            _cache.RemoveFirst(1);
-            dropped++;
-        }
-
-        return dropped;
-    }
-
     public bool TryGetCached(ulong index, out Entry entry)
     {
         ulong cacheFirst = CacheFirst;

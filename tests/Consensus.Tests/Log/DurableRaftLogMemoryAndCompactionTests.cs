@@ -48,38 +48,6 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
     }
 
     [Test]
-    public async Task AppliedEntriesLeaveTheCacheButForTheNewestAndReadBackTheSame()
-    {
-        var disk = new FaultInjectingFileSystem(5);
-        var entries = Entries(1, 200, term: 2, dataBytes: 100);
-        await using var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, Options());
-        await log.SaveAsync(new HardState(2, 1, 200), entries, sync: true);
-        Assert.That(log.CachedBytes, Is.EqualTo(entries.Sum(e => (long)e.EncodedSizeBytes)), "well within the byte limit: all cached");
-
-        log.DropAppliedFromCache(appliedIndex: 150, keepApplied: 20);
-
-        Assert.That(log.CachedBytes, Is.EqualTo(entries.Skip(130).Sum(e => (long)e.EncodedSizeBytes)), "entries 1..130 left the cache; the newest 20 applied and the unapplied stay");
-        AssertSameEntries(log.Entries(1, 201, ulong.MaxValue), entries);
-        AssertSameEntries(log.Entries(125, 135, ulong.MaxValue), entries.AsSpan(124, 10).ToArray());
-    }
-
-    [Test]
-    public async Task AppliedEntriesNotYetDurableStayInTheCache()
-    {
-        var disk = new FaultInjectingFileSystem(6);
-        var entries = Entries(1, 100, term: 1, dataBytes: 100);
-        await using var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, Options());
-        await log.SaveAsync(null, entries.AsMemory(0, 50), sync: true);
-        await log.SaveAsync(null, entries.AsMemory(50, 50), sync: false);
-
-        log.DropAppliedFromCache(appliedIndex: 100, keepApplied: 0);
-
-        // Only what the log could read back may go: entries 51..100 are still in its buffers.
-        Assert.That(log.CachedBytes, Is.EqualTo(entries.Skip(50).Sum(e => (long)e.EncodedSizeBytes)));
-        AssertSameEntries(log.Entries(1, 101, ulong.MaxValue), entries);
-    }
-
-    [Test]
     public async Task ReadingBackSkipsEntriesThatWereOverwritten()
     {
         var disk = new FaultInjectingFileSystem(3);

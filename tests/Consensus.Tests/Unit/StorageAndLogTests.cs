@@ -127,58 +127,6 @@ public class UnstableLogTests
         log.StableTo(2, 2);
         Assert.That((log.Offset, log.Count), Is.EqualTo((3UL, 0)));
     }
-
-    [Test]
-    public void APipelinedLogKeepsItsBuffersOffTheLargeObjectHeapAndHandedOutSlicesIntact()
-    {
-        // A leader under load: batches of 300 appended, each made stable three batches later
-        // (Readies in flight). Every buffer replacement stays below the large object heap, and a
-        // slice handed out earlier still reads the entries it had.
-        var log = new UnstableLog(1);
-        var handedOut = new Queue<(ReadOnlyMemory<Entry> Slice, ulong First)>();
-        ulong next = 1;
-        for (var batch = 0; batch < 200; batch++)
-        {
-            var entries = new Entry[300];
-            for (var i = 0; i < entries.Length; i++)
-            {
-                entries[i] = new Entry(1, next + (ulong)i, EntryType.Normal, ReadOnlyMemory<byte>.Empty);
-            }
-
-            log.TruncateAndAppend(entries);
-            handedOut.Enqueue((log.Slice(next, next + 300), next));
-            next += 300;
-            Assert.That(log.BufferLength, Is.LessThanOrEqualTo(UnstableLog.MaxSmallLength), $"batch {batch}");
-            if (handedOut.Count > 3)
-            {
-                var (slice, first) = handedOut.Dequeue();
-                Assert.That(slice.Span[0].Index, Is.EqualTo(first));
-                Assert.That(slice.Span[^1].Index, Is.EqualTo(first + 299));
-                log.StableTo(first + 299, 1);
-            }
-        }
-    }
-
-    [Test]
-    public void ABufferThatOnceNeededTheLargeObjectHeapGoesBackBelowIt()
-    {
-        var log = new UnstableLog(1);
-        var many = Enumerable.Range(1, UnstableLog.MaxSmallLength + 100).Select(i => new Entry(1, (ulong)i, EntryType.Normal, ReadOnlyMemory<byte>.Empty)).ToArray();
-        log.TruncateAndAppend(many);
-        Assert.That(log.BufferLength, Is.GreaterThan(UnstableLog.MaxSmallLength), "all of them unstable: one array must hold them");
-
-        log.StableTo((ulong)many.Length, 1);
-        var more = (ulong)many.Length + 1;
-        for (var i = 0; i < UnstableLog.MaxSmallLength * 2; i++)
-        {
-            log.TruncateAndAppend([new Entry(1, more, EntryType.Normal, ReadOnlyMemory<byte>.Empty)]);
-            log.StableTo(more, 1);
-            more++;
-        }
-
-        Assert.That(log.BufferLength, Is.LessThanOrEqualTo(UnstableLog.MaxSmallLength));
-        Assert.That(UnstableLog.MaxSmallLength * System.Runtime.CompilerServices.Unsafe.SizeOf<Entry>(), Is.LessThan(85_000 - 32), "an array of MaxSmallLength entries is a small object");
-    }
 }
 
 public class InflightsTests
