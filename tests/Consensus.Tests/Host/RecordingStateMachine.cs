@@ -54,6 +54,18 @@ public class RecordingStateMachine : IStateMachine<long>
         }
     }
 
+    /// <summary>Every applied command with the log index it was applied at, in order.</summary>
+    public IReadOnlyList<(ulong Index, string Command)> AppliedCommands
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _applied];
+            }
+        }
+    }
+
     public IReadOnlyList<string> Commands
     {
         get

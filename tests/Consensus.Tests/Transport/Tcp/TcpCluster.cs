@@ -20,9 +20,11 @@ public sealed class TcpCluster : IAsyncDisposable
     private readonly bool _proxied;
     private readonly Func<ulong, TcpTransportOptions, TcpTransportOptions> _configureTransport;
     private readonly Func<RaftNodeOptions, RaftNodeOptions> _configureNode;
+    private readonly Func<RecordingStateMachine> _createMachine;
 
-    private TcpCluster(int seed, bool proxied, Func<ulong, TcpTransportOptions, TcpTransportOptions>? configureTransport, Func<RaftNodeOptions, RaftNodeOptions>? configureNode)
+    private TcpCluster(int seed, bool proxied, Func<ulong, TcpTransportOptions, TcpTransportOptions>? configureTransport, Func<RaftNodeOptions, RaftNodeOptions>? configureNode, Func<RecordingStateMachine>? createMachine)
     {
+        _createMachine = createMachine ?? (() => new RecordingStateMachine());
         _seed = seed;
         _proxied = proxied;
         _configureTransport = configureTransport ?? ((_, o) => o);
@@ -43,15 +45,16 @@ public sealed class TcpCluster : IAsyncDisposable
 
     public RaftNode<long> this[ulong id] => Nodes[id];
 
-    /// <summary>Starts voters 1..size over TCP and waits for a leader every node agrees on.</summary>
+    /// <summary>Starts voters 1..size over TCP and waits for a leader every node agrees on; <paramref name="createMachine"/> makes each new node's state machine (default a <see cref="RecordingStateMachine"/>).</summary>
     public static async Task<TcpCluster> StartAsync(
         int size,
         int seed,
         bool proxied = false,
         Func<ulong, TcpTransportOptions, TcpTransportOptions>? configureTransport = null,
-        Func<RaftNodeOptions, RaftNodeOptions>? configureNode = null)
+        Func<RaftNodeOptions, RaftNodeOptions>? configureNode = null,
+        Func<RecordingStateMachine>? createMachine = null)
     {
-        var cluster = new TcpCluster(seed, proxied, configureTransport, configureNode);
+        var cluster = new TcpCluster(seed, proxied, configureTransport, configureNode, createMachine);
         var voters = Enumerable.Range(1, size).Select(i => (ulong)i).ToArray();
         foreach (var id in voters)
         {
@@ -133,7 +136,7 @@ public sealed class TcpCluster : IAsyncDisposable
 
     public async Task<RaftNode<long>> StartNodeAsync(ulong id, IReadOnlyList<ulong>? voters, RecordingStateMachine? machine = null)
     {
-        machine ??= new RecordingStateMachine();
+        machine ??= _createMachine();
         var node = await RaftNode<long>.StartAsync(NodeOptions(id, voters), machine, Transports[id]);
         Nodes[id] = node;
         Machines[id] = machine;
