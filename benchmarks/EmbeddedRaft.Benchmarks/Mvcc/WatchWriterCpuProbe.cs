@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|lag|watched-only|alone-only] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|many|lag|watched-only|alone-only] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -13,6 +13,9 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// (<c>/proc/self/task/TID/schedstat</c>, nanoseconds), by the whole process's CPU time, and by the
 /// bytes allocated; per put, medians over the rounds, and the ratios alone / with the watcher (the
 /// rate ratio: 1.0 = the watcher costs nothing).</para>
+/// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
+/// drawn at random (seed 1), alone and with 10,000 watchers, one per key, each read by its own
+/// <c>await foreach</c> (created before the measured puts; the run ends when every event is read).</para>
 /// <para><c>lag</c>: <see cref="WatchLaggingWriterBenchmarks"/> with no-sync writes, no watcher against
 /// a watcher 100x slower than the write rate, alternated: the writer's p50/p99/p999 put latency,
 /// medians over the rounds.</para>
@@ -29,7 +32,14 @@ internal static class WatchWriterCpuProbe
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds"));
         if (mode == "live")
         {
-            Live(rounds);
+            var bench = new WatchThroughputBenchmarks();
+            bench.CreateKeys();
+            Alternate(rounds, "with a live prefix watcher", watch => MeasureLive(bench, watch));
+        }
+        else if (mode == "many")
+        {
+            var many = new ManyWatchersRun();
+            Alternate(rounds, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close));
         }
         else if (mode is "watched-only" or "alone-only")
         {
@@ -47,7 +57,7 @@ internal static class WatchWriterCpuProbe
         }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|lag|watched-only|alone-only] [--rounds N]");
+            Console.Error.WriteLine("watch-cpu [live|many|lag|watched-only|alone-only] [--rounds N]");
             return 2;
         }
 
@@ -55,21 +65,19 @@ internal static class WatchWriterCpuProbe
         return 0;
     }
 
-    private static void Live(int rounds)
+    private static void Alternate(int rounds, string watchedName, Func<bool, Sample> measure)
     {
-        var bench = new WatchThroughputBenchmarks();
-        bench.CreateKeys();
         var alone = new List<Sample>();
         var watched = new List<Sample>();
 
         // Warm-up: one of each, not counted.
-        MeasureLive(bench, watch: false);
-        MeasureLive(bench, watch: true);
+        measure(false);
+        measure(true);
         for (int round = 0; round < rounds; round++)
         {
             bool aloneFirst = round % 2 == 0;
-            var first = MeasureLive(bench, watch: !aloneFirst);
-            var second = MeasureLive(bench, watch: aloneFirst);
+            var first = measure(!aloneFirst);
+            var second = measure(aloneFirst);
             var (aloneSample, watchedSample) = aloneFirst ? (first, second) : (second, first);
             alone.Add(aloneSample);
             watched.Add(watchedSample);
@@ -80,16 +88,19 @@ internal static class WatchWriterCpuProbe
         Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation |");
         Console.WriteLine("|---|---:|---:|---:|---:|---|");
         Console.WriteLine(Row("alone", alone));
-        Console.WriteLine(Row("with a live prefix watcher", watched));
+        Console.WriteLine(Row(watchedName, watched));
         Console.WriteLine(FormattableString.Invariant(
             $"rate ratio (wall alone / wall watched) {Median(alone, s => s.WallNs) / Median(watched, s => s.WallNs):F3}x; writer CPU watched / alone {Median(watched, s => s.WriterCpuNs) / Median(alone, s => s.WriterCpuNs):F3}x; process CPU watched / alone {Median(watched, s => s.ProcessCpuNs) / Median(alone, s => s.ProcessCpuNs):F3}x"));
         var paired = alone.Zip(watched, (a, w) => a.WallNs / w.WallNs).Order().ToList();
         Console.WriteLine(FormattableString.Invariant($"per-round rate ratios: {string.Join(" ", paired.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}"));
     }
 
-    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch)
+    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch) =>
+        Measure(bench.OpenEmptyStore, watch ? bench.PutsWithALivePrefixWatcher : bench.PutsAlone, bench.CloseStore);
+
+    private static Sample Measure(Action open, Func<Task> run, Action close)
     {
-        bench.OpenEmptyStore();
+        open();
         try
         {
             int writer = WriterThreadId();
@@ -100,7 +111,7 @@ internal static class WatchWriterCpuProbe
             long writerCpu = ThreadCpuNs(writer);
             var processCpu = Process.GetCurrentProcess().TotalProcessorTime;
             long started = Stopwatch.GetTimestamp();
-            (watch ? bench.PutsWithALivePrefixWatcher() : bench.PutsAlone()).GetAwaiter().GetResult();
+            run().GetAwaiter().GetResult();
             double wall = Stopwatch.GetElapsedTime(started).TotalNanoseconds;
             double process = (Process.GetCurrentProcess().TotalProcessorTime - processCpu).TotalNanoseconds;
             long writerUsed = ThreadCpuNs(writer) - writerCpu;
@@ -116,7 +127,7 @@ internal static class WatchWriterCpuProbe
         }
         finally
         {
-            bench.CloseStore();
+            close();
         }
     }
 
@@ -207,6 +218,77 @@ internal static class WatchWriterCpuProbe
     private static string Row(string name, List<Sample> samples) =>
         FormattableString.Invariant(
             $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} |");
+
+    /// <summary>The <c>many</c> invocation: a fresh store, optionally 10,000 watchers on distinct keys with their readers, then the puts.</summary>
+    private sealed class ManyWatchersRun
+    {
+        private const int Watchers = 10_000;
+
+        private readonly byte[][] _keys = Enumerable.Range(0, Watchers).Select(i => System.Text.Encoding.ASCII.GetBytes($"watcher/{i:D5}")).ToArray();
+        private readonly int[] _order;
+        private readonly byte[] _value = new byte[100];
+        private string _directory = null!;
+        private MvccStore _store = null!;
+        private List<WatchStream> _watches = [];
+        private List<Task> _readers = [];
+        private int _received;
+        private TaskCompletionSource _allReceived = new();
+
+        public ManyWatchersRun()
+        {
+            var random = new Random(1);
+            _order = Enumerable.Range(0, LivePuts).Select(_ => random.Next(Watchers)).ToArray();
+        }
+
+        public void Open(bool watch)
+        {
+            _directory = MvccWorkload.NewDirectory("watch-many");
+            _store = MvccStore.Open(_directory, MvccStoreEngine.Options);
+            _received = 0;
+            _allReceived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _watches = watch ? _keys.Select(key => _store.Watch(new WatchRequest { Key = key })).ToList() : [];
+            _readers = _watches.Select(w => Task.Run(() => ReadAsync(w))).ToList();
+        }
+
+        public async Task PutsAsync()
+        {
+            await MvccWorkload.RunWindowedAsync(LivePuts, MvccWorkload.WritesInFlight, i => _store.PutAsync(new PutRequest { Key = _keys[_order[i]], Value = _value }).AsTask()).ConfigureAwait(false);
+            if (_watches.Count > 0)
+            {
+                await _allReceived.Task.WaitAsync(TimeSpan.FromMinutes(2)).ConfigureAwait(false);
+            }
+        }
+
+        public void Close()
+        {
+            foreach (var watch in _watches)
+            {
+                watch.Dispose();
+            }
+
+            _store.Dispose();
+            Task.WhenAll(_readers).ContinueWith(_ => { }, TaskScheduler.Default).Wait();
+            Directory.Delete(_directory, recursive: true);
+        }
+
+        private async Task ReadAsync(WatchStream watch)
+        {
+            try
+            {
+                await foreach (var response in watch.ConfigureAwait(false))
+                {
+                    if (Interlocked.Add(ref _received, response.Events.Count) == LivePuts)
+                    {
+                        _allReceived.TrySetResult();
+                    }
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // The store closed at the end of the invocation.
+            }
+        }
+    }
 
     private readonly record struct Sample(double WallNs, double WriterCpuNs, double ProcessCpuNs, double AllocatedBytes, int Gen0, int Gen1, int Gen2);
 }

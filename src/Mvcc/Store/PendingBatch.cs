@@ -20,9 +20,13 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// <para>Reuse: the batch that replaces this one after its commit (<see cref="Next"/>) takes over its
 /// segments and chunks when no reader holds it, so in steady state the pending batch allocates
 /// nothing. A reader therefore <see cref="Hold"/>s the batch it took (under the index read lock,
-/// where it took it) until it has read the last value from it, and then <see cref="Release"/>s it;
-/// a batch some reader holds at the swap leaves its buffers to the collector instead. Every reader
-/// of <see cref="StoreState.Pending"/> other than the writer must do this.</para>
+/// where it took it; or the writer itself, before the swap) until it has read the last value from
+/// it, and then <see cref="Release"/>s it. A batch some reader holds at the swap is retired: its
+/// last <see cref="Release"/> hands its buffers to a spare slot shared by its successors, where a
+/// later <see cref="Next"/> takes them. Why: the watch hub holds each batch its live watchers'
+/// buffers slice (their consumers decode the events from these bytes), so with a live watcher
+/// nearly every batch is still held at its swap; without the slot each batch would allocate its
+/// buffers anew. Every reader of <see cref="StoreState.Pending"/> other than the writer must hold.</para>
 /// <para>Thread-safety: one writer (<see cref="Allocate"/>, <see cref="Add"/>, <see cref="Next"/>),
 /// any number of readers. An entry is written before the count that covers it is published,
 /// segments and chunks are never changed where a reader holding the batch can see them, and a
@@ -34,10 +38,16 @@ internal sealed class PendingBatch
     private const int SegmentLength = 1 << SegmentShift;
     private const int ChunkBytes = 64 * 1024;
 
+    /// <summary>Set in <see cref="_readers"/> once the batch was swapped out (<see cref="Next"/>).</summary>
+    private const int Retired = 1 << 30;
+
+    /// <summary>Buffers of a retired batch whose last reader left, for a later batch (shared by a batch and its successors).</summary>
+    private readonly SpareBuffers _spare;
+
     private Entry[][] _segments = new Entry[4][];
     private int _count;
 
-    /// <summary>Readers holding the batch (see <see cref="Hold"/>).</summary>
+    /// <summary>Readers holding the batch (see <see cref="Hold"/>), plus <see cref="Retired"/> once it was swapped out.</summary>
     private int _readers;
 
     // Writer only: the chunks stored values are copied into (the first _chunksInUse of them hold
@@ -46,6 +56,16 @@ internal sealed class PendingBatch
     private List<byte[]> _chunks = [];
     private int _chunksInUse;
     private int _chunkUsed;
+
+    public PendingBatch()
+        : this(new SpareBuffers())
+    {
+    }
+
+    private PendingBatch(SpareBuffers spare)
+    {
+        _spare = spare;
+    }
 
     public int Count => Volatile.Read(ref _count);
 
@@ -73,33 +93,54 @@ internal sealed class PendingBatch
         return space;
     }
 
-    /// <summary>Marks a reader as holding the batch; call under the index read lock, where the batch was taken from <see cref="StoreState.Pending"/>.</summary>
-    public void Hold() => Interlocked.Increment(ref _readers);
+    /// <summary>Marks a reader as holding the batch: under the index read lock, where the batch was taken from <see cref="StoreState.Pending"/>, or on the writer thread before the batch is swapped out.</summary>
+    public void Hold()
+    {
+        if ((Interlocked.Increment(ref _readers) & Retired) != 0)
+        {
+            // Its buffers may already serve the next batch.
+            throw new InvariantViolationException("MVCC store: a pending batch held after it was swapped out.");
+        }
+    }
 
-    /// <summary>Ends a <see cref="Hold"/>, once the reader has read every value it takes from the batch.</summary>
+    /// <summary>Ends a <see cref="Hold"/>, once the reader has read every value it takes from the batch; the last one of a swapped-out batch hands its buffers on for reuse. Any thread.</summary>
     public void Release()
     {
-        if (Interlocked.Decrement(ref _readers) < 0)
+        int left = Interlocked.Decrement(ref _readers);
+        if (left < 0 || left == Retired - 1)
         {
             throw new InvariantViolationException("MVCC store: a pending batch released more often than held.");
+        }
+
+        if (left == Retired)
+        {
+            // The last reader of a swapped-out batch: no one can read it any more (no hold after the
+            // swap), so its buffers may be written again. An occupied slot keeps its buffers (same size).
+            Interlocked.CompareExchange(ref _spare.Buffers, new SpareBuffers.Set(_segments, _chunks), null);
         }
     }
 
     /// <summary>
     /// The empty batch that replaces this one once its commit returned (writer thread, under the
     /// index write lock, where the new batch is published). It reuses this batch's buffers when no
-    /// reader holds this one: none can take it after the swap, so none can see them change.
+    /// reader holds this one (none can take it after the swap, so none can see them change), or else
+    /// the buffers an earlier retired batch's last reader handed back, if any.
     /// </summary>
     public PendingBatch Next()
     {
-        var next = new PendingBatch();
-        if (Volatile.Read(ref _readers) == 0)
+        var next = new PendingBatch(_spare);
+        if (Interlocked.Add(ref _readers, Retired) == Retired)
         {
             next._segments = _segments;
             next._chunks = _chunks;
             _segments = [];
             _chunks = [];
             _count = 0;
+        }
+        else if (Interlocked.Exchange(ref _spare.Buffers, null) is { } spare)
+        {
+            next._segments = spare.Segments;
+            next._chunks = spare.Chunks;
         }
 
         return next;
@@ -210,4 +251,12 @@ internal sealed class PendingBatch
     private static ref readonly Entry At(Entry[][] segments, int index) => ref segments[index >> SegmentShift][index & (SegmentLength - 1)];
 
     internal readonly record struct Entry(Revision Revision, bool Tombstone, ReadOnlyMemory<byte> StoredValue);
+
+    /// <summary>The slot a retired batch's buffers wait in for a later batch (see <see cref="Next"/>).</summary>
+    private sealed class SpareBuffers
+    {
+        public Set? Buffers;
+
+        public sealed record Set(Entry[][] Segments, List<byte[]> Chunks);
+    }
 }

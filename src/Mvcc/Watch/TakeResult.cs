@@ -3,10 +3,10 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// <summary>What a watch's consumer does next, as <see cref="WatchHub.Take"/> decided under its lock.</summary>
 internal readonly struct TakeResult
 {
-    private TakeResult(TakeKind kind, List<WatchEvent>? events, long revision, long target, Exception? reason, TaskCompletionSource<bool>? waiter)
+    private TakeResult(TakeKind kind, WatchBuffer? buffer, long revision, long target, Exception? reason, TaskCompletionSource<bool>? waiter)
     {
         Kind = kind;
-        Events = events;
+        Buffer = buffer;
         Revision = revision;
         Target = target;
         Reason = reason;
@@ -15,8 +15,8 @@ internal readonly struct TakeResult
 
     public TakeKind Kind { get; }
 
-    /// <summary>For <see cref="TakeKind.Respond"/>: the events (empty for progress).</summary>
-    public List<WatchEvent>? Events { get; }
+    /// <summary>For <see cref="TakeKind.Respond"/>: the taken live changes (now the consumer's), or null for a progress notification.</summary>
+    public WatchBuffer? Buffer { get; }
 
     /// <summary>For <see cref="TakeKind.Respond"/>: the response's revision; for <see cref="TakeKind.CatchUp"/>: the first revision to read.</summary>
     public long Revision { get; }
@@ -30,7 +30,7 @@ internal readonly struct TakeResult
     /// <summary>For <see cref="TakeKind.Wait"/>: completes when something changes.</summary>
     public TaskCompletionSource<bool>? Waiter { get; }
 
-    public static TakeResult Respond(List<WatchEvent> events, long revision) => new(TakeKind.Respond, events, revision, 0, null, null);
+    public static TakeResult Respond(WatchBuffer? buffer, long revision) => new(TakeKind.Respond, buffer, revision, 0, null, null);
 
     public static TakeResult End(Exception? reason) => new(TakeKind.End, null, 0, 0, reason, null);
 

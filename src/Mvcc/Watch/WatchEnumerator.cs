@@ -6,6 +6,9 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// </summary>
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
+    /// <summary>The live buffer of the last response, emptied, handed back to the hub at the next take for reuse.</summary>
+    private WatchBuffer? _emptied;
+
     public WatchResponse Current { get; private set; } = null!;
 
     public async ValueTask<bool> MoveNextAsync()
@@ -13,11 +16,21 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var step = hub.Take(watcher);
+            var step = hub.Take(watcher, _emptied);
+            _emptied = null;
             switch (step.Kind)
             {
                 case TakeKind.Respond:
-                    Current = Build(step.Events!, step.Revision);
+                    List<WatchEvent> taken = [];
+                    if (step.Buffer is { } buffer)
+                    {
+                        // The events are built here, on the consumer's thread, from the bytes the
+                        // writer staged (WatchBuffer): the writer adds no object per event.
+                        taken = buffer.TakeEvents();
+                        _emptied = buffer;
+                    }
+
+                    Current = Build(taken, step.Revision);
                     return true;
                 case TakeKind.End:
                     stream.Dispose();

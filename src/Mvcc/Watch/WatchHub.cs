@@ -6,10 +6,11 @@ namespace EmbeddedRaft.Mvcc.Watch;
 
 /// <summary>
 /// The store's watches (etcd's <c>watchableStore</c>): the writer hands it each revision's changes
-/// once they may be shown (<see cref="Applied"/>, <see cref="Committed"/>); it appends them to the
+/// once they may be shown (<see cref="Applied"/>, <see cref="Committed"/>); it stages them in the
 /// buffers of the synced watchers of the changed keys, found through a <see cref="WatcherIndex"/>,
 /// and moves a watcher whose buffer is full to the unsynced state instead of waiting or dropping.
-/// Each watcher's consumer takes its buffer (<see cref="Take"/>) and, while unsynced, reads the
+/// Each watcher's consumer takes its buffer (<see cref="Take"/>) and builds the events from the
+/// staged bytes on its own thread (<see cref="WatchBuffer"/>), and, while unsynced, reads the
 /// missed revisions from history itself, then rejoins.
 /// </summary>
 /// <remarks>
@@ -22,20 +23,27 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// lets an unsynced watcher find in history everything up to the notified revision.</para>
 /// <para>Locking: one lock (<c>_gate</c>) guards the index, every watcher's mutable state and the
 /// notified revision; it is never held across IO or a wait. The writer holds it once per revision
-/// (no-sync) or once per chunk of a committed batch's revisions (synced, <see cref="NotifyChunkChanges"/>).</para>
+/// and wakes that revision's consumers as it lets go, in both modes (a committed batch's revisions
+/// one after another: see <see cref="Committed"/>).</para>
 /// </remarks>
 internal sealed class WatchHub
 {
     /// <summary>
-    /// Changes a batch's commit notifies under one hold of the lock (whole revisions: a chunk ends at
-    /// the first revision boundary at or past it) before it wakes the consumers of the watchers it
-    /// gave events. Why chunks: per revision, a live consumer was woken (a thread-pool hand-off paid
-    /// by the writer) and took the lock back from the writer once per revision, for responses of one
-    /// event; per whole batch (up to 10,000 revisions, session 7's attempt), the consumer sat idle
-    /// until the writer had notified all of it. A chunk keeps the consumer working beside the writer
-    /// while both pay the lock and the wake-up once per chunk.
+    /// Pending batches one watcher's buffer may hold at once. A consumer that keeps up holds one or
+    /// two (the batch being committed and the one before, not yet decoded); one that stopped reading
+    /// while its buffer is not full would otherwise pin a whole batch's buffers (up to ~1.5 MB) for
+    /// each of its events. Past the bound the writer builds that watcher's events itself, as before
+    /// buffers held bytes, until its consumer takes them.
     /// </summary>
-    internal const int NotifyChunkChanges = 256;
+    internal const int MaxHeldBatchesPerWatcher = 4;
+
+    /// <summary>
+    /// An emptied buffer of at least this many changes' room is kept for the watcher's next events
+    /// (a busy watcher's list, which would otherwise be allocated again at each response: for a
+    /// prefix watcher of a 10,000-write batch, on the large object heap); smaller ones are let go, so
+    /// a watcher that saw a few events holds nothing once idle.
+    /// </summary>
+    internal const int MinReusedBufferCapacity = 64;
 
     private readonly object _gate = new();
     private readonly StoreState _state;
@@ -49,6 +57,7 @@ internal sealed class WatchHub
 
     // Writer thread only (under _gate while notifying).
     private readonly List<WatcherGroup> _matched = [];
+    private readonly List<Watcher> _taking = [];
     private readonly List<Watcher> _touched = [];
     private readonly List<Watcher> _toWake = [];
     private readonly List<(long Revision, int Changes)> _uncommitted = [];
@@ -114,24 +123,14 @@ internal sealed class WatchHub
     /// </summary>
     public void Committed(PendingBatch pending)
     {
-        // Chunks of whole revisions under one hold of the lock, the touched watchers' consumers woken
-        // once per chunk (see NotifyChunkChanges).
-        int next = 0;
-        while (next < _uncommitted.Count)
+        // One revision per hold of the lock, its consumers woken at once, so a live consumer builds
+        // the first revisions' events beside the writer while it notifies the rest. Measured against
+        // chunks of 256 changes per hold and wake (session 8's, docs/benchmarks.md "Watches, session
+        // 9"): with the events built by the consumers, per revision cost the writer and the process
+        // less CPU in every alternated pair.
+        foreach (var (revision, changes) in _uncommitted)
         {
-            lock (_gate)
-            {
-                int changesInChunk = 0;
-                do
-                {
-                    var (revision, changes) = _uncommitted[next++];
-                    NotifyUnsynchronized(revision, changes, pending);
-                    changesInChunk += changes;
-                }
-                while (next < _uncommitted.Count && (changesInChunk < NotifyChunkChanges || _index.Count == 0));
-
-                WakeTouchedUnsynchronized();
-            }
+            Notify(revision, changes, pending);
         }
 
         _uncommitted.Clear();
@@ -237,6 +236,14 @@ internal sealed class WatchHub
         _toWake.Clear();
     }
 
+    /// <summary>
+    /// Stages one revision's changes in the buffers of the synced watchers that take them. The
+    /// writer adds no object per change: a watcher's buffer gets the change's stored bytes (a slice
+    /// of <paramref name="pending"/>, which the buffer holds) and its consumer decodes the event. The
+    /// writer builds the event itself only for a change several watchers take (once, shared:
+    /// decoding it once per consumer would cost more in all) and for a watcher holding
+    /// <see cref="MaxHeldBatchesPerWatcher"/> batches already.
+    /// </summary>
     private void StageRevision(long revision, int changes, PendingBatch pending)
     {
         for (int sub = 0; sub < changes; sub++)
@@ -255,28 +262,51 @@ internal sealed class WatchHub
 
             _matched.Clear();
             _index.Find(StoredValue.KeyOf(stored, decoded), _matched);
-            WatchEvent? watchEvent = null;
             foreach (var group in _matched)
             {
                 foreach (var watcher in group.Members)
                 {
-                    if (revision < watcher.StartRevision || !watcher.Accepts(change.Tombstone))
+                    if (revision >= watcher.StartRevision && watcher.Accepts(change.Tombstone))
                     {
-                        continue;
+                        _taking.Add(watcher);
                     }
-
-                    // One event object for every watcher of the change (it is immutable).
-                    watchEvent ??= HistoryReader.ToEvent(revision, change.Tombstone, stored, decoded);
-                    watcher.Buffer ??= [];
-                    if (watcher.StagedFrom < 0)
-                    {
-                        watcher.StagedFrom = watcher.Buffer.Count;
-                        _touched.Add(watcher);
-                    }
-
-                    watcher.Buffer.Add(watchEvent);
                 }
             }
+
+            // One event object for every watcher of a shared change (it is immutable).
+            WatchEvent? shared = _taking.Count > 1 ? HistoryReader.ToEvent(revision, change.Tombstone, stored, decoded) : null;
+            foreach (var watcher in _taking)
+            {
+                var buffer = watcher.Buffer;
+                if (buffer is null)
+                {
+                    buffer = watcher.SpareBuffer ?? new WatchBuffer();
+                    watcher.SpareBuffer = null;
+                    watcher.Buffer = buffer;
+                }
+
+                if (watcher.StagedFrom < 0)
+                {
+                    watcher.StagedFrom = buffer.Count;
+                    _touched.Add(watcher);
+                }
+
+                if (shared is null && (buffer.Holds(pending) || buffer.HeldBatches < MaxHeldBatchesPerWatcher))
+                {
+                    if (!buffer.Holds(pending))
+                    {
+                        buffer.Hold(pending);
+                    }
+
+                    buffer.Add(new BufferedChange(revision, change.Tombstone, change.StoredValue));
+                }
+                else
+                {
+                    buffer.Add(new BufferedChange(shared ?? HistoryReader.ToEvent(revision, change.Tombstone, stored, decoded)));
+                }
+            }
+
+            _taking.Clear();
         }
 
         int limit = _options.MaxBufferedEvents;
@@ -287,7 +317,7 @@ internal sealed class WatchHub
             {
                 // Full: never wait, never drop. The revision comes out of the buffer whole and the
                 // watcher leaves the live path; its consumer reads it from history after the buffer.
-                buffer.RemoveRange(watcher.StagedFrom, buffer.Count - watcher.StagedFrom);
+                buffer.RemoveFrom(watcher.StagedFrom);
                 _index.Remove(watcher);
                 watcher.State = WatcherState.Unsynced;
                 watcher.Next = revision;
@@ -361,7 +391,9 @@ internal sealed class WatchHub
         lock (_gate)
         {
             EndUnsynchronized(watcher, reason: null);
+            watcher.Buffer?.Empty();
             watcher.Buffer = null;
+            watcher.SpareBuffer = null;
         }
     }
 
@@ -378,11 +410,20 @@ internal sealed class WatchHub
         }
     }
 
-    /// <summary>What a consumer does next; decided under the lock.</summary>
-    public TakeResult Take(Watcher watcher)
+    /// <summary>
+    /// What a consumer does next; decided under the lock. <paramref name="emptied"/>: the buffer the
+    /// consumer took last and has emptied (<see cref="WatchBuffer.TakeEvents"/>), or null; kept for
+    /// the writer's next events when large enough (<see cref="MinReusedBufferCapacity"/>).
+    /// </summary>
+    public TakeResult Take(Watcher watcher, WatchBuffer? emptied = null)
     {
         lock (_gate)
         {
+            if (emptied is not null && emptied.Count == 0 && emptied.HeldBatches == 0 && emptied.Capacity >= MinReusedBufferCapacity && watcher.State != WatcherState.Ended)
+            {
+                watcher.SpareBuffer = emptied;
+            }
+
             while (true)
             {
                 if (watcher.Buffer is { Count: > 0 } buffer)
@@ -420,7 +461,7 @@ internal sealed class WatchHub
                 {
                     watcher.ProgressRequested = false;
                     watcher.DeliveredSinceTick = true;
-                    return TakeResult.Respond([], DeliveredThroughUnsynchronized(watcher));
+                    return TakeResult.Respond(null, DeliveredThroughUnsynchronized(watcher));
                 }
 
                 // Deterministic mode: continuations run where they ask to (an await on the scheduler

@@ -52,8 +52,11 @@ internal sealed class Watcher
     /// <summary>While unsynced: the first revision not yet buffered or delivered (where the consumer reads history from).</summary>
     public long Next { get; set; }
 
-    /// <summary>Live events not yet taken; null while empty (an idle watcher holds no list).</summary>
-    public List<WatchEvent>? Buffer { get; set; }
+    /// <summary>Live changes not yet taken; null while empty (an idle watcher holds no buffer).</summary>
+    public WatchBuffer? Buffer { get; set; }
+
+    /// <summary>An emptied buffer its consumer handed back for the writer's next events (kept only for a busy watcher: see <see cref="WatchHub.MinReusedBufferCapacity"/>).</summary>
+    public WatchBuffer? SpareBuffer { get; set; }
 
     /// <summary>Writer only, during one revision's notify: the buffer's count before it, -1 when untouched.</summary>
     public int StagedFrom { get; set; } = -1;

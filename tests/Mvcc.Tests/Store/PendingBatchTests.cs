@@ -39,6 +39,41 @@ public sealed class PendingBatchTests
     }
 
     [Test]
+    public void ABatchHeldAtItsSwapHandsItsBuffersToALaterBatchAtItsLastRelease()
+    {
+        // A watcher's consumer still decoding batch 1 when it is swapped out: batch 2 gets buffers of
+        // its own; once the consumer lets go of batch 1, batch 3 writes into batch 1's buffers
+        // (while batch 2 is held in its turn) instead of allocating new ones.
+        var values = Enumerable.Range(0, Writes).Select(i => ValueOf(i, seed: 3)).ToArray();
+        var first = Fill(new PendingBatch(), firstMain: 2, values);
+        first.Hold();
+        first.Hold();
+        var second = first.Next();
+        long freshBytes = AllocatedWhile(() => Fill(second, firstMain: 2 + Writes, values));
+        second.Hold();
+        first.Release();
+        AssertHolds(first, firstMain: 2, seed: 3); // one reader still holds it: nothing of it is reused yet
+        first.Release();
+
+        var third = second.Next();
+        long reusedBytes = AllocatedWhile(() => Fill(third, firstMain: 2 + (2 * Writes), values));
+
+        AssertHolds(second, firstMain: 2 + Writes, seed: 3);
+        AssertHolds(third, firstMain: 2 + (2 * Writes), seed: 3);
+        Assert.That(reusedBytes, Is.LessThan(freshBytes / 3), $"batch 3 reuses batch 1's segments and chunks ({reusedBytes:N0} B allocated against {freshBytes:N0} B for batch 2; values over a quarter chunk always get arrays of their own)");
+        second.Release();
+    }
+
+    [Test]
+    public void HoldingABatchAfterItWasSwappedOutIsAnInvariantViolation()
+    {
+        var old = Fill(new PendingBatch(), firstMain: 2, seed: 1);
+        old.Hold();
+        _ = old.Next();
+        Assert.That(old.Hold, Throws.InstanceOf<InvariantViolationException>(), "its buffers may already serve the next batch");
+    }
+
+    [Test]
     public void ReleasingABatchMoreOftenThanItWasHeldIsAnInvariantViolation()
     {
         var batch = new PendingBatch();
@@ -57,11 +92,14 @@ public sealed class PendingBatchTests
     }
 
     /// <summary>Writes <see cref="Writes"/> values of varied length (a few past a quarter chunk, which get arrays of their own).</summary>
-    private static PendingBatch Fill(PendingBatch batch, long firstMain, int seed)
+    private static PendingBatch Fill(PendingBatch batch, long firstMain, int seed) =>
+        Fill(batch, firstMain, Enumerable.Range(0, Writes).Select(i => ValueOf(i, seed)).ToArray());
+
+    private static PendingBatch Fill(PendingBatch batch, long firstMain, byte[][] values)
     {
         for (int i = 0; i < Writes; i++)
         {
-            var value = ValueOf(i, seed);
+            var value = values[i];
             var space = batch.Allocate(value.Length);
             value.CopyTo(space.Span);
             batch.Add(new Revision(firstMain + i, 0), tombstone: i % 10 == 9, space);
@@ -82,6 +120,13 @@ public sealed class PendingBatchTests
 
         Assert.That(batch.TryGet(new Revision(firstMain + Writes, 0), out _), Is.False);
         Assert.That(batch.UpTo(firstMain + 9).Select(e => e.Revision.Main), Is.EqualTo(Enumerable.Range(0, 10).Select(i => firstMain + i)));
+    }
+
+    private static long AllocatedWhile(Action action)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        action();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 
     private static byte[] ValueOf(int i, int seed)
