@@ -4,7 +4,7 @@ using System.Globalization;
 namespace EmbeddedRaft.Benchmarks.Transport;
 
 /// <summary>
-/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
+/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--warmup-rounds N]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
 /// (same set-up, same invocations of 20,000 messages), each invocation timed by the wall clock AND
 /// by the process's CPU time (user + system, every thread: sender, pump, receiver, the kernel's
 /// loopback work done in their system calls, GC). On a shared, loaded machine the wall time of an
@@ -12,14 +12,29 @@ namespace EmbeddedRaft.Benchmarks.Transport;
 /// costs. Transport and raw copy invocations alternate, so both see the same machine. Prints
 /// medians per message and the ratios raw / transport (1.0 = as cheap as the raw copy).
 /// </summary>
+/// <remarks>
+/// Warm-up: transport and raw invocations alternate until the JIT has compiled no method for
+/// <see cref="JitQuietTime"/> (at least <see cref="MinWarmupRounds"/> pairs, at most <see cref="MaxWarmupTime"/>),
+/// so the measured rounds run the transport's code at its final tier. A row of 20,000-message
+/// invocations lasts well under a second, shorter than tiered compilation takes to promote the
+/// hot methods (call counting, a 100 ms delay, instrumented code, then optimized code, all on a
+/// background thread whose CPU the process's time includes): with a fixed five warm-ups (the
+/// probe before 2026-12-02 09:00, or <c>--warmup-rounds 5</c>) the rounds measured tier-0,
+/// instrumented and OSR code and the JIT itself. Each row prints how long it warmed up and how
+/// many methods the JIT compiled during its measured rounds (0 = steady state).
+/// </remarks>
 internal static class TcpTransportCpuProbe
 {
     private const int Messages = 20_000;
+    private const int MinWarmupRounds = 5;
+    private static readonly TimeSpan JitQuietTime = TimeSpan.FromMilliseconds(1500);
+    private static readonly TimeSpan MaxWarmupTime = TimeSpan.FromSeconds(30);
 
     public static int Run(string[] args)
     {
         int rounds = 30;
         string[] rows = ["128", "128tls", "1024", "1024tls"];
+        int? fixedWarmupRounds = null;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -30,14 +45,17 @@ internal static class TcpTransportCpuProbe
                 case "--rows":
                     rows = args[i + 1].Split(',');
                     break;
+                case "--warmup-rounds":
+                    fixedWarmupRounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+                    break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls.");
+                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --warmup-rounds N (default: until the JIT is quiet).");
             }
         }
 
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, {rounds} rounds of {Messages} messages per row and side"));
-        Console.WriteLine("| entry | TLS | transport wall ns/msg | raw wall ns/msg | raw / transport (wall) | transport CPU ns/msg | raw CPU ns/msg | raw / transport (CPU) | transport allocated B/msg | gen0 GCs per transport invocation |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| entry | TLS | transport wall ns/msg | raw wall ns/msg | raw / transport (wall) | transport CPU ns/msg | raw CPU ns/msg | raw / transport (CPU) | transport allocated B/msg | gen0 GCs per transport invocation | context switches per invocation, transport / raw |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (int entry in new[] { 128, 1024 })
         {
             foreach (bool tls in new[] { false, true })
@@ -51,29 +69,24 @@ internal static class TcpTransportCpuProbe
                 bench.Setup();
                 try
                 {
-                    for (int i = 0; i < 5; i++)
-                    {
-                        bench.TcpTransportSend();
-                        bench.RawSocketCopy();
-                    }
-
-                    var transport = new List<(double Wall, double Cpu)>();
-                    var raw = new List<(double Wall, double Cpu)>();
-                    long allocated = 0;
-                    int gen0 = 0;
+                    var (warmups, warmupTime) = WarmUp(bench, fixedWarmupRounds);
+                    long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
+                    var samples = new List<Round>();
                     for (int i = 0; i < rounds; i++)
                     {
-                        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-                        int gen0Before = GC.CollectionCount(0);
-                        transport.Add(Measure(bench.TcpTransportSend));
-                        allocated += GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
-                        gen0 += GC.CollectionCount(0) - gen0Before;
-                        raw.Add(Measure(bench.RawSocketCopy));
+                        samples.Add(MeasureRound(bench));
                     }
 
+                    var transport = samples.Select(r => r.Transport).ToList();
+                    var raw = samples.Select(r => r.Raw).ToList();
+                    long allocated = samples.Sum(r => r.Allocated);
+                    int gen0 = samples.Sum(r => r.Gen0);
                     double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
                     double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
-                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / Messages:F0} | {(double)gen0 / rounds:F1} |"));
+                    double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
+                    long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
+                    Console.WriteLine(FormattableString.Invariant($"// {entry} B{(tls ? " TLS" : string.Empty)}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
+                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / Messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
                 }
                 finally
                 {
@@ -85,8 +98,62 @@ internal static class TcpTransportCpuProbe
         return 0;
     }
 
-    private static (double Wall, double Cpu) Measure(Action invocation)
+    private readonly record struct Round((double Wall, double Cpu, long Switches) Transport, (double Wall, double Cpu, long Switches) Raw, long Allocated, int Gen0);
+
+    /// <summary>One transport invocation then one raw copy, each timed, with the transport's allocation and gen0 GCs.</summary>
+    private static Round MeasureRound(TcpTransportThroughputBenchmarks bench)
     {
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        int gen0Before = GC.CollectionCount(0);
+        var transport = Measure(bench.TcpTransportSend);
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        int gen0 = GC.CollectionCount(0) - gen0Before;
+        return new Round(transport, Measure(bench.RawSocketCopy), allocated, gen0);
+    }
+
+    /// <summary>
+    /// Measured rounds, discarded (the same code as the measured ones, so the rounds that count run
+    /// no method for the first time): a fixed number, or until the JIT has been quiet for <see cref="JitQuietTime"/>.
+    /// </summary>
+    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int? fixedRounds)
+    {
+        long start = Stopwatch.GetTimestamp();
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        long quietSince = start;
+        int pairs = 0;
+        while (true)
+        {
+            MeasureRound(bench);
+            pairs++;
+            if (fixedRounds is { } rounds)
+            {
+                if (pairs >= rounds)
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            long now = System.Runtime.JitInfo.GetCompiledMethodCount();
+            if (now != compiled)
+            {
+                compiled = now;
+                quietSince = Stopwatch.GetTimestamp();
+            }
+
+            if ((pairs >= MinWarmupRounds && Stopwatch.GetElapsedTime(quietSince) >= JitQuietTime) || Stopwatch.GetElapsedTime(start) >= MaxWarmupTime)
+            {
+                break;
+            }
+        }
+
+        return (pairs, Stopwatch.GetElapsedTime(start));
+    }
+
+    private static (double Wall, double Cpu, long Switches) Measure(Action invocation)
+    {
+        long switchesBefore = ContextSwitches();
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         long start = Stopwatch.GetTimestamp();
@@ -94,7 +161,36 @@ internal static class TcpTransportCpuProbe
         var wall = Stopwatch.GetElapsedTime(start);
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuBefore;
-        return (wall.TotalNanoseconds / Messages, cpu.TotalNanoseconds / Messages);
+        return (wall.TotalNanoseconds / Messages, cpu.TotalNanoseconds / Messages, ContextSwitches() - switchesBefore);
+    }
+
+    /// <summary>
+    /// The process's context switches so far (voluntary and not, every thread, from /proc): how
+    /// often its threads blocked and were woken, or were preempted. Read outside the timed part;
+    /// threads that ended meanwhile drop out of the sum, so a difference is indicative only.
+    /// </summary>
+    private static long ContextSwitches()
+    {
+        long total = 0;
+        foreach (string task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                foreach (string line in File.ReadLines(Path.Combine(task, "status")))
+                {
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                    {
+                        total += long.Parse(line.AsSpan(line.IndexOf(':', StringComparison.Ordinal) + 1).Trim(), CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended while being read.
+            }
+        }
+
+        return total;
     }
 
     private static double Median(IEnumerable<double> values)

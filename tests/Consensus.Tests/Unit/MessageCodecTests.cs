@@ -122,6 +122,34 @@ public class MessageCodecTests
     }
 
     [Test]
+    public void AVarintHasOneSpellingAndABadOneIsReportedWhereItGoesWrong()
+    {
+        // The To field (offset 3 of a heartbeat) spelled badly four ways; the offset is past the
+        // byte that was wrong, or at the end of the input for a value cut off.
+        byte[] head = [MessageCodec.Version, (byte)MessageType.Heartbeat, 0];
+        (byte[] To, int Offset, string What)[] cases =
+        [
+            ([0x80, 0x00], 5, "varint is not minimally encoded"),
+            ([0xFF, 0x80, 0x00], 6, "varint is not minimally encoded"),
+            ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], 13, "varint overflows 64 bits"),
+            ([0x80, 0x80], 5, "unexpected end of input"),
+        ];
+
+        foreach (var (to, offset, what) in cases)
+        {
+            var bad = Assert.Throws<MessageFormatException>(() => MessageCodec.DecodeMessage([.. head, .. to]));
+            Assert.That((bad!.Offset, bad.Message), Is.EqualTo((offset, $"Malformed encoding at offset {offset}: {what}.")), BitConverter.ToString(to));
+        }
+
+        // The largest value and the byte boundaries still read back exactly.
+        foreach (ulong value in new ulong[] { 0, 127, 128, 16_383, 16_384, 1UL << 56, ulong.MaxValue })
+        {
+            var message = new Message { Type = MessageType.Heartbeat, To = value, From = 1, Term = value, Commit = value };
+            AssertSame(message, MessageCodec.DecodeMessage(MessageCodec.Encode(message)));
+        }
+    }
+
+    [Test]
     public void AHugeDeclaredCountIsRefusedBeforeAllocating()
     {
         // version, type, flags, seven zero varints, empty context, then an entry count of 2^62.
