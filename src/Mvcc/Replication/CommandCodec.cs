@@ -35,18 +35,6 @@ internal static class CommandCodec
         return w.Written;
     }
 
-    /// <summary>
-    /// Encodes a put into this thread's reused writer (<see cref="CommandWriter.Reused"/>): the bytes
-    /// are valid only until the next reused encode on this thread, so the caller must copy them (or
-    /// be done with them) first.
-    /// </summary>
-    public static ReadOnlyMemory<byte> EncodePutReused(PutRequest request)
-    {
-        var w = CommandWriter.Reused(CommandKind.Put, 16 + request.Key.Length + request.Value.Length);
-        WritePut(w, request);
-        return w.Written;
-    }
-
     public static ReadOnlyMemory<byte> EncodeDeleteRange(DeleteRangeRequest request)
     {
         var w = new CommandWriter(CommandKind.DeleteRange, 16 + request.Key.Length + request.RangeEnd.Length);

@@ -11,39 +11,12 @@ namespace EmbeddedRaft.Mvcc.Replication;
 /// </summary>
 internal sealed class CommandWriter
 {
-    /// <summary>A reused writer keeps its buffer only up to this size (a rare huge command does not stay pinned to its thread).</summary>
-    private const int ReusedCapacityBytes = 64 * 1024;
-
-    [ThreadStatic]
-    private static CommandWriter? t_reused;
-
     private readonly ArrayBufferWriter<byte> _buffer;
 
     public CommandWriter(CommandKind kind, int sizeHint = 64)
     {
         _buffer = new ArrayBufferWriter<byte>(Math.Max(16, sizeHint));
         WriteByte((byte)kind);
-    }
-
-    /// <summary>
-    /// This thread's reused writer, emptied and started with <paramref name="kind"/>: for a command
-    /// whose bytes are copied before the caller's next use of the writer on this thread
-    /// (<see cref="Consensus.Host.RaftNode{TResult}.ProposeAsync"/> copies its command into the log
-    /// entry's envelope before it returns), so encoding it allocates nothing.
-    /// </summary>
-    public static CommandWriter Reused(CommandKind kind, int sizeHint)
-    {
-        var writer = t_reused;
-        if (writer is null || writer._buffer.Capacity > ReusedCapacityBytes)
-        {
-            writer = new CommandWriter(kind, Math.Min(Math.Max(sizeHint, 1024), ReusedCapacityBytes));
-            t_reused = writer;
-            return writer;
-        }
-
-        writer._buffer.ResetWrittenCount();
-        writer.WriteByte((byte)kind);
-        return writer;
     }
 
     public void WriteByte(byte value)

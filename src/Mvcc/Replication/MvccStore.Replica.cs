@@ -45,63 +45,6 @@ public sealed partial class MvccStore
         Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndexAtLeast, null, consistentIndex), CancellationToken.None);
 
     /// <summary>
-    /// The apply path's put: checks <paramref name="request"/> as <see cref="PutAsync"/> does and
-    /// adds its op to <paramref name="run"/> without queueing it (<see cref="QueueRun"/> queues the
-    /// run). The caller takes the op's completion as <c>AsValueTask&lt;long&gt;()</c> (the revision
-    /// alone, for a put without <see cref="PutRequest.PrevKv"/>) or <c>AsValueTask&lt;PutResponse&gt;()</c>,
-    /// exactly once.
-    /// </summary>
-    /// <exception cref="MvccException">As <see cref="PutAsync"/>'s checks; nothing was added.</exception>
-    internal WriteOp AddPutToRun(PutRequest request, ulong consistentIndex, List<WriteOp> run)
-    {
-        RequestValidator.CheckPut(request);
-        CheckSize(RequestSize.OfPut(request));
-        var op = _ops.Rent(WriteOpKind.Put, request, consistentIndex);
-        run.Add(op);
-        return op;
-    }
-
-    /// <summary>
-    /// As <see cref="AdvanceConsistentIndexAsync"/>, added to <paramref name="run"/> (queued by <see cref="QueueRun"/>).
-    /// </summary>
-    internal static ValueTask<object?> AddConsistentIndexAtLeastToRun(ulong consistentIndex, List<WriteOp> run)
-    {
-        var op = new WriteOp(WriteOpKind.ConsistentIndexAtLeast, null, consistentIndex);
-        run.Add(op);
-        return op.AsValueTask<object?>();
-    }
-
-    /// <summary>
-    /// Queues <paramref name="run"/>'s ops to the writer in order, under one take of its queue lock
-    /// (one wake-up for a committed Raft batch instead of one per write), and empties the list.
-    /// Failures before queueing (disposed, faulted) fail every op, as <see cref="Submit{T}"/> answers
-    /// a single op: their completions throw.
-    /// </summary>
-    internal void QueueRun(List<WriteOp> run)
-    {
-        if (run.Count == 0)
-        {
-            return;
-        }
-
-        try
-        {
-            ThrowIfDisposed();
-            _state.ThrowIfFailed();
-            _writer.EnqueueRun(run);
-        }
-        catch (Exception e) when (e is ObjectDisposedException or StorageFaultedException)
-        {
-            foreach (var op in run)
-            {
-                op.Fail(e);
-            }
-        }
-
-        run.Clear();
-    }
-
-    /// <summary>
     /// Makes every write applied so far durable (as <see cref="SyncAsync"/>) and returns the
     /// consistent index that is durable now: the one of the last write queued before the call, or
     /// a later one. A Raft snapshot of a replicated store names only an index this has returned.

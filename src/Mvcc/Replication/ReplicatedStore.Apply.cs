@@ -1,5 +1,4 @@
 using EmbeddedRaft.Consensus.Host;
-using EmbeddedRaft.Mvcc.Store;
 using EmbeddedRaft.Storage;
 
 namespace EmbeddedRaft.Mvcc.Replication;
@@ -23,67 +22,43 @@ public sealed partial class ReplicatedStore
     private long _lastSyncTimestamp; // set by the constructor, from Clock
     private Task _syncInFlight = Task.CompletedTask;
 
-    // Apply pipeline only: the writes of the batch being applied, not yet queued to the store's writer.
-    private readonly List<WriteOp> _run = [];
-
     /// <summary>
-    /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): hands every
-    /// command to the store's writer before waiting for any — the batch's puts (and the batch's last
-    /// index) queued as runs under one take of the writer's queue lock, so the writer takes them as
-    /// one run, in one B+tree batch when they fit — and waits until the writer has handled all of
-    /// them: on return, reads on this member see the whole batch.
+    /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): queues every
+    /// command to the store's writer before waiting for any (so the writer takes them as one run,
+    /// in one B+tree batch when they fit), then the batch's last index, and waits until the writer
+    /// has handled all of them: on return, reads on this member see the whole batch.
     /// </summary>
     /// <remarks>
-    /// <para>A put without <see cref="PutRequest.PrevKv"/> is answered by its revision alone (a boxed
-    /// <see cref="long"/>): every member applies it, but only the proposing member answers a caller,
-    /// and <see cref="PutAsync"/> builds that caller's response (with this member's header) itself.</para>
-    /// <para>A refused command (an <see cref="MvccException"/> or <see cref="ArgumentException"/> from the
+    /// A refused command (an <see cref="MvccException"/> or <see cref="ArgumentException"/> from the
     /// store: it changed nothing) answers its proposer with the exception; refusals depend only on
     /// the replicated state, so every member refuses alike. Anything else — a command that does
     /// not decode, an unknown kind, a store that failed — throws, and the node stops (fail-stop):
-    /// skipping a command another member applied would make the members disagree.</para>
+    /// skipping a command another member applied would make the members disagree.
     /// </remarks>
     internal async ValueTask<IReadOnlyList<object?>> ApplyBatchAsync(CommittedBatch batch, CancellationToken cancellationToken)
     {
         var store = Mvcc;
         var commands = batch.Commands;
-        var run = _run;
 #pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
         var pending = new SubmittedCommand[commands.Count];
-        ValueTask<object?> end;
-        try
+        for (int i = 0; i < commands.Count; i++)
         {
-            for (int i = 0; i < commands.Count; i++)
-            {
-                pending[i] = Submit(store, commands[i], run);
-            }
-
-            end = MvccStore.AddConsistentIndexAtLeastToRun(batch.LastIndex, run);
-        }
-        finally
-        {
-            // Whatever was added is queued (never left behind: a put's op waits for its completion to be
-            // taken); a command that does not decode then stops the node with its exception.
-            store.QueueRun(run);
+            pending[i] = Submit(store, commands[i]);
         }
 #pragma warning restore CA2012
 
         // The writer handles requests in order: once this one is done, every command above is too.
-        await end.ConfigureAwait(ResumeOnScheduler);
+        await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
         var results = new object?[commands.Count];
         for (int i = 0; i < pending.Length; i++)
         {
             // A put the writer has answered (every one, normally: it answered the index above after
             // it) is taken here, on this thread: no awaiter was registered on it, so its completion
             // queued no continuation to the thread pool and no async box was allocated for it.
-            results[i] = pending[i].Kind switch
-            {
-                SubmittedKind.PutByRevision when pending[i].Revision.IsCompletedSuccessfully => pending[i].Revision.Result,
-                SubmittedKind.PutByRevision => await Settle(Box(pending[i].Revision), commands[i].Index).ConfigureAwait(ResumeOnScheduler),
-                SubmittedKind.Put when pending[i].Put.IsCompletedSuccessfully => pending[i].Put.Result,
-                SubmittedKind.Put => await Settle(Box(pending[i].Put), commands[i].Index).ConfigureAwait(ResumeOnScheduler),
-                _ => await Settle(pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler),
-            };
+            var put = pending[i].Put;
+            results[i] = pending[i].IsPut && put.IsCompletedSuccessfully
+                ? put.Result
+                : await Settle(pending[i].IsPut ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler);
         }
 
         if (store.ConsistentIndex != batch.LastIndex)
@@ -95,12 +70,8 @@ public sealed partial class ReplicatedStore
         return results;
     }
 
-    /// <summary>
-    /// Decodes one command and adds it to <paramref name="run"/> (a put), or queues the run and then
-    /// the command (anything else: it goes to the writer after every write before it); a refusal
-    /// found before queueing is the result.
-    /// </summary>
-    private SubmittedCommand Submit(MvccStore store, CommittedCommand command, List<WriteOp> run)
+    /// <summary>Decodes one command and queues it to the store; a refusal found before queueing is the result.</summary>
+    private SubmittedCommand Submit(MvccStore store, CommittedCommand command)
     {
         if (CommandCodec.KindOf(command.Data.Span) == CommandKind.Put)
         {
@@ -110,9 +81,7 @@ public sealed partial class ReplicatedStore
                 // completes, which waits for the store to have applied the put (the store copies
                 // what it keeps); an apply that fails before that stops the node. The put's own
                 // ValueTask is kept (not boxed into an async method) for ApplyBatchAsync to take.
-                var request = CommandCodec.DecodePutWithoutCopying(command.Data);
-                var op = store.AddPutToRun(request, command.Index, run);
-                return request.PrevKv ? new SubmittedCommand(op.AsValueTask<PutResponse>()) : new SubmittedCommand(op.AsValueTask<long>());
+                return new SubmittedCommand(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
             }
             catch (InvalidDataException e)
             {
@@ -124,7 +93,6 @@ public sealed partial class ReplicatedStore
             }
         }
 
-        store.QueueRun(run);
         return new SubmittedCommand(SubmitOther(store, command));
     }
 
@@ -195,41 +163,22 @@ public sealed partial class ReplicatedStore
 
     private async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(ResumeOnScheduler);
 
-    private enum SubmittedKind : byte
-    {
-        Other,
-        Put,
-        PutByRevision,
-    }
-
-    /// <summary>A command handed to the store: a put's own ValueTask (the common case, taken without an async box), or any other command's result.</summary>
+    /// <summary>A command queued to the store: a put's own ValueTask (the common case, taken without an async box), or any other command's result.</summary>
     private readonly struct SubmittedCommand
     {
-        public SubmittedCommand(ValueTask<long> putByRevision)
-        {
-            Revision = putByRevision;
-            Kind = SubmittedKind.PutByRevision;
-        }
-
         public SubmittedCommand(ValueTask<PutResponse> put)
         {
             Put = put;
-            Kind = SubmittedKind.Put;
+            IsPut = true;
         }
 
-        public SubmittedCommand(ValueTask<object?> other)
-        {
-            Other = other;
-            Kind = SubmittedKind.Other;
-        }
-
-        public SubmittedKind Kind { get; }
-
-        public ValueTask<long> Revision { get; }
+        public SubmittedCommand(ValueTask<object?> other) => Other = other;
 
         public ValueTask<PutResponse> Put { get; }
 
         public ValueTask<object?> Other { get; }
+
+        public bool IsPut { get; }
     }
 
     /// <summary>Starts a background sync of the store's B+tree when enough was applied since the last one (one at a time).</summary>

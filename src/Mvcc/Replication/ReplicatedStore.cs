@@ -205,18 +205,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckPut(request);
         CheckWritable(RequestSize.OfPut(request));
-        // Encoded into this thread's reused buffer: ProposeAsync copies the command into its log
-        // entry's envelope before it returns (ReplicatedApplyOrderTests would see overwritten
-        // values if it did not), so no buffer of its own is allocated per put.
-        var result = await Node.ProposeAsync(CommandCodec.EncodePutReused(request), cancellationToken).ConfigureAwait(ResumeOnScheduler);
-
-        // The apply path answers a put without PrevKv by its revision alone (ApplyBatchAsync).
-        if (result is long revision)
-        {
-            return new PutResponse { Header = NewHeader(revision) };
-        }
-
-        var response = Unwrap<PutResponse>(result);
+        var response = Unwrap<PutResponse>(await Node.ProposeAsync(CommandCodec.EncodePut(request), cancellationToken).ConfigureAwait(ResumeOnScheduler));
         return new PutResponse { Header = Stamp(response.Header), PrevKv = response.PrevKv };
     }
 

@@ -115,85 +115,26 @@ internal sealed class StoreWriter
             }
 
             _queue.Enqueue(op);
-            if (!WakeWriterHoldingGate(op))
+            if (_scheduler is null)
+            {
+                if (_writerWaiting)
+                {
+                    Monitor.Pulse(_queueGate);
+                }
+
+                return;
+            }
+
+            op.ContinueInline();
+            if (_pumpQueued)
             {
                 return;
             }
+
+            _pumpQueued = true;
         }
 
         StartPump();
-    }
-
-    /// <summary>
-    /// Queues every op of <paramref name="run"/>, in order, under one take of the queue lock, and
-    /// wakes the writer once (the replicated store's apply path: a committed Raft batch's writes
-    /// reach the writer as one run, instead of one lock take and one wake-up each). Each op
-    /// completes as described in the class remarks.
-    /// </summary>
-    /// <exception cref="ObjectDisposedException">The writer was asked to stop; nothing was queued.</exception>
-    /// <exception cref="InvariantViolationException">The run holds a stop request.</exception>
-    public void EnqueueRun(List<WriteOp> run)
-    {
-        if (run.Count == 0)
-        {
-            return;
-        }
-
-        lock (_queueGate)
-        {
-            ObjectDisposedException.ThrowIf(_stopRequested, typeof(MvccStore));
-            foreach (var op in run)
-            {
-                if (op.Kind == WriteOpKind.Stop)
-                {
-                    throw new InvariantViolationException("MVCC writer: a stop request queued in a run.");
-                }
-            }
-
-            foreach (var op in run)
-            {
-                _queue.Enqueue(op);
-                if (_scheduler is not null)
-                {
-                    op.ContinueInline();
-                }
-            }
-
-            // One wake-up (thread mode) or at most one pump task (scheduled mode) for the whole run.
-            if (!WakeWriterHoldingGate(run[^1]))
-            {
-                return;
-            }
-        }
-
-        StartPump();
-    }
-
-    /// <summary>
-    /// Holding <see cref="_queueGate"/>, after <paramref name="op"/> was queued: thread mode pulses a
-    /// waiting writer; scheduled mode sets the op to continue inline and returns true when a pump
-    /// task must be started (none queued yet; it is marked queued here).
-    /// </summary>
-    private bool WakeWriterHoldingGate(WriteOp op)
-    {
-        if (_scheduler is null)
-        {
-            if (_writerWaiting)
-            {
-                Monitor.Pulse(_queueGate);
-            }
-
-            return false;
-        }
-
-        op.ContinueInline();
-        if (_pumpQueued)
-        {
-            return false;
-        }
-
-        _pumpQueued = true;
-        return true;
     }
 
     /// <summary>Stops the thread after it has committed what it applied; waits for it.</summary>

@@ -52,7 +52,6 @@ internal enum WriteOpKind
 internal sealed class WriteOp :
     IValueTaskSource<object?>,
     IValueTaskSource<PutResponse>,
-    IValueTaskSource<long>,
     IValueTaskSource<DeleteRangeResponse>,
     IValueTaskSource<TxnResponse>,
     IValueTaskSource<CompactResponse>,
@@ -167,20 +166,6 @@ internal sealed class WriteOp :
     {
         long revision = _putRevision;
         return (PutResponse?)TakeResult(token) ?? new PutResponse { Header = new ResponseHeader { Revision = revision } };
-    }
-
-    /// <summary>
-    /// A put answered by its revision (<see cref="AnswerPutWithRevision"/>), taken as that revision
-    /// alone: the replicated store's apply path, where only the proposing member answers a caller
-    /// and builds that caller's response itself.
-    /// </summary>
-    /// <exception cref="InvariantViolationException">The put was answered with a response (it asked for its previous key-value).</exception>
-    long IValueTaskSource<long>.GetResult(short token)
-    {
-        long revision = _putRevision;
-        return TakeResult(token) is null && revision > 0
-            ? revision
-            : throw new InvariantViolationException("MVCC writer: a put answered with a response was taken as its revision alone.");
     }
 
     DeleteRangeResponse IValueTaskSource<DeleteRangeResponse>.GetResult(short token) => (DeleteRangeResponse)TakeResult(token)!;
