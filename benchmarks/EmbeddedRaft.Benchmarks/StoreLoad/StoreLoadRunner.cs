@@ -88,11 +88,13 @@ internal static class StoreLoadRunner
 
         await Task.Delay(TimeSpan.FromSeconds(settings.WarmupSeconds));
         var cost = CostMeter.Start(cluster);
+        using var readRounds = ReadRoundCounter.Start();
         AllocationSampler.Instance?.Start();
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, 1);
         await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
         Volatile.Write(ref measuring, 0);
+        readRounds.Stop();
         double elapsedSeconds = clock.Elapsed.TotalSeconds;
         double cpuMicroseconds = cost.ElapsedMicroseconds();
         var allocations = cost.Allocations();
@@ -108,6 +110,11 @@ internal static class StoreLoadRunner
         if (AllocationSampler.Instance is { } sampler)
         {
             Console.WriteLine($"<!-- {workload.Name()}, {callers} clients: {sampler.Stop(all.Count)} -->");
+        }
+
+        if (readRounds.Summary() is { } rounds)
+        {
+            Console.WriteLine($"<!-- {workload.Name()}, {callers} clients: {rounds} -->");
         }
 
         return Result(cluster, workload, callers, offered: null, all, elapsedSeconds, failures, notIssued: 0, cpuMicroseconds) with

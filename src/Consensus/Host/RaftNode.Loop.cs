@@ -153,6 +153,7 @@ public sealed partial class RaftNode<TResult>
         }
 
         _raw.ReadIndex(context);
+        _metrics.ReadRoundStarted(_reads.LastRoundReaders);
         return true;
     }
 

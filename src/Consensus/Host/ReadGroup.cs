@@ -29,6 +29,12 @@ internal sealed class ReadGroup : TaskCompletionSource, IThreadPoolWorkItem
     /// <summary>The tick at which the group's callers fail if no round has answered them.</summary>
     public long DeadlineTick { get; }
 
+    /// <summary>How many callers joined the group (counted under the rounds' lock as they join).</summary>
+    public int Callers { get; private set; }
+
+    /// <summary>Counts one more caller; called under <see cref="ReadIndexRounds"/>' lock only.</summary>
+    public void AddCaller() => Callers++;
+
     /// <summary>Loop-owned: true once <see cref="Release"/> queued the completion.</summary>
     public bool IsReleased => _released;
 
@@ -45,6 +51,7 @@ internal sealed class ReadGroup : TaskCompletionSource, IThreadPoolWorkItem
 
         _released = true;
         _error = error;
+        _owner.OnPassQueued();
         if (scheduler == TaskScheduler.Default)
         {
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
@@ -55,10 +62,9 @@ internal sealed class ReadGroup : TaskCompletionSource, IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Completes the task: the callers' continuations run here, inline (a release pass, see <see cref="ReadIndexRounds.OnPassStarting"/>).</summary>
+    /// <summary>Completes the task: the callers' continuations run here, inline (a release pass, see <see cref="ReadIndexRounds.OnPassQueued"/>).</summary>
     public void Execute()
     {
-        _owner.OnPassStarting();
         try
         {
             if (_error is null)

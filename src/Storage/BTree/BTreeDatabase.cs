@@ -153,6 +153,9 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>Read transactions' last catalog lookup (see <see cref="CatalogRecordCache"/>); read and written with <see cref="Volatile"/>.</summary>
+    internal CatalogRecordCache? LastReadBucket;
+
     /// <summary>
     /// Begins a read transaction on the latest commit. Never blocks and is never blocked by the writer.
     /// Dispose it promptly: its snapshot's pages cannot be reused while it is open.

@@ -15,11 +15,16 @@ namespace EmbeddedRaft.Storage.BTree;
 /// </remarks>
 public sealed class Transaction : IDisposable
 {
-    private readonly Dictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
-    private List<(long PageId, byte[] Buffer, bool SealAtWrite)> _dirtyPages;
-    private readonly List<(long PageId, int Count)> _freedPages = [];
-    private readonly Tree _catalog;
-    private readonly List<byte[]> _arenaChunks = [];
+    // The buckets opened so far: the first in _firstBucket, any others in _moreBuckets (made on the
+    // second). A read transaction (one per MVCC read) typically opens one bucket and changes nothing,
+    // so it allocates none of the writer's collections below: they are made on first use.
+    private Bucket? _firstBucket;
+    private Dictionary<string, Bucket>? _moreBuckets;
+    private List<(long PageId, byte[] Buffer, bool SealAtWrite)>? _dirtyPages;
+    private List<(long PageId, int Count)>? _freedPages;
+    private HashSet<long>? _coldPages;
+    private Tree? _catalog;
+    private List<byte[]>? _arenaChunks;
     private byte[]? _arena;
     private int _arenaUsed;
     private bool _ended;
@@ -31,8 +36,7 @@ public sealed class Transaction : IDisposable
         IsReadOnly = readOnly;
         Id = readOnly ? snapshot.Txid : snapshot.Txid + 1;
         PageCount = snapshot.PageCount;
-        _dirtyPages = readOnly ? [] : database.Pools.RentDirtyPageList();
-        _catalog = new Tree(this, snapshot.CatalogRoot, snapshot.BucketCount);
+        _dirtyPages = readOnly ? null : database.Pools.RentDirtyPageList();
     }
 
     /// <summary>True for a read transaction, which refuses every change with <see cref="InvalidOperationException"/>.</summary>
@@ -51,16 +55,18 @@ public sealed class Transaction : IDisposable
     /// <summary>The high-water mark as this transaction has moved it.</summary>
     internal long PageCount { get; private set; }
 
-    internal Tree Catalog => _catalog;
+    /// <summary>The tree of bucket records, made on first use (a read transaction that opens a cached bucket never needs it).</summary>
+    internal Tree Catalog => _catalog ??= new Tree(this, Snapshot.CatalogRoot, Snapshot.BucketCount);
 
     /// <summary>Pages to write at commit; those marked <c>SealAtWrite</c> (page-mode leaves) get their header and checksum just before they are written.</summary>
-    internal List<(long PageId, byte[] Buffer, bool SealAtWrite)> DirtyPages => _dirtyPages;
+    internal List<(long PageId, byte[] Buffer, bool SealAtWrite)> DirtyPages =>
+        _dirtyPages ?? throw new InvariantViolationException($"Read transaction {Id} asked for the dirty pages only a write transaction has.");
 
-    internal List<(long PageId, int Count)> FreedPages => _freedPages;
+    internal List<(long PageId, int Count)> FreedPages => _freedPages ??= [];
 
     /// <summary>Pages written by this transaction that the writer is unlikely to touch again (the full
     /// pages left behind by an append run): not published to the page cache.</summary>
-    internal HashSet<long> ColdPages { get; } = [];
+    internal HashSet<long> ColdPages => _coldPages ??= [];
 
     /// <summary>Opens an existing bucket, or returns null when there is none of that name.</summary>
     /// <exception cref="ArgumentException">The name is empty or too long.</exception>
@@ -68,24 +74,39 @@ public sealed class Transaction : IDisposable
     public Bucket? OpenBucket(string name)
     {
         ThrowIfEnded();
-        if (_buckets.TryGetValue(name, out var bucket))
+        if (TryGetOpened(name) is { } opened)
         {
-            return bucket;
+            return opened;
+        }
+
+        if (IsReadOnly && Volatile.Read(ref Database.LastReadBucket) is { } cached
+            && ReferenceEquals(cached.Snapshot, Snapshot) && string.Equals(cached.Name, name, StringComparison.Ordinal))
+        {
+            var known = new Bucket(this, name, new Tree(this, cached.RootPageId, cached.Count));
+            AddOpened(known);
+            return known;
         }
 
         var nameBytes = Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes);
-        if (!_catalog.TryGet(nameBytes, out var record))
+        if (!Catalog.TryGet(nameBytes, out var record))
         {
             return null;
         }
 
         if (record.Length != BucketRecordSizeBytes)
         {
-            throw Database.Corrupt(_catalog.RootPageId, $"bucket record of '{name}' is {record.Length} bytes, expected {BucketRecordSizeBytes}");
+            throw Database.Corrupt(Catalog.RootPageId, $"bucket record of '{name}' is {record.Length} bytes, expected {BucketRecordSizeBytes}");
         }
 
-        bucket = new Bucket(this, name, new Tree(this, BinaryPrimitives.ReadInt64LittleEndian(record), BinaryPrimitives.ReadInt64LittleEndian(record[8..])));
-        _buckets.Add(name, bucket);
+        long rootPageId = BinaryPrimitives.ReadInt64LittleEndian(record);
+        long count = BinaryPrimitives.ReadInt64LittleEndian(record[8..]);
+        if (IsReadOnly)
+        {
+            Volatile.Write(ref Database.LastReadBucket, new CatalogRecordCache(Snapshot, name, rootPageId, count));
+        }
+
+        var bucket = new Bucket(this, name, new Tree(this, rootPageId, count));
+        AddOpened(bucket);
         return bucket;
     }
 
@@ -102,9 +123,9 @@ public sealed class Transaction : IDisposable
         }
 
         var nameBytes = Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes);
-        _catalog.Put(nameBytes, EncodeRecord(0, 0));
+        Catalog.Put(nameBytes, EncodeRecord(0, 0));
         var bucket = new Bucket(this, name, new Tree(this, 0, 0) { Dirty = true });
-        _buckets.Add(name, bucket);
+        AddOpened(bucket);
         return bucket;
     }
 
@@ -128,8 +149,8 @@ public sealed class Transaction : IDisposable
 
         bucket.Tree.FreeAll();
         bucket.MarkDeleted();
-        _buckets.Remove(name);
-        _catalog.Delete(Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes));
+        RemoveOpened(name);
+        Catalog.Delete(Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes));
         return true;
     }
 
@@ -139,7 +160,7 @@ public sealed class Transaction : IDisposable
     {
         ThrowIfEnded();
         var names = new List<string>();
-        var cursor = new Cursor(new Bucket(this, string.Empty, _catalog), this);
+        var cursor = new Cursor(new Bucket(this, string.Empty, Catalog), this);
         for (bool more = cursor.First(); more; more = cursor.Next())
         {
             names.Add(System.Text.Encoding.UTF8.GetString(cursor.Key));
@@ -177,8 +198,9 @@ public sealed class Transaction : IDisposable
     public void Commit(CommitDurability durability = CommitDurability.Synced)
     {
         ThrowIfReadOnly();
-        bool changed = _catalog.Dirty;
-        foreach (var bucket in _buckets.Values)
+        bool changed = Catalog.Dirty;
+        var opened = OpenedBuckets();
+        foreach (var bucket in opened)
         {
             changed |= bucket.Tree.Dirty;
         }
@@ -187,11 +209,10 @@ public sealed class Transaction : IDisposable
         {
             if (changed)
             {
-                var names = new List<string>(_buckets.Keys);
-                names.Sort(StringComparer.Ordinal);
-                foreach (string name in names)
+                opened.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+                foreach (var bucket in opened)
                 {
-                    var tree = _buckets[name].Tree;
+                    var tree = bucket.Tree;
                     if (!tree.Dirty)
                     {
                         continue;
@@ -199,11 +220,11 @@ public sealed class Transaction : IDisposable
 
                     tree.Rebalance();
                     tree.Spill();
-                    _catalog.Put(Bucket.EncodeName(name, Database.Options.MaxKeySizeBytes), EncodeRecord(tree.RootPageId, tree.Count));
+                    Catalog.Put(Bucket.EncodeName(bucket.Name, Database.Options.MaxKeySizeBytes), EncodeRecord(tree.RootPageId, tree.Count));
                 }
 
-                _catalog.Rebalance();
-                _catalog.Spill();
+                Catalog.Rebalance();
+                Catalog.Spill();
             }
         }
         catch
@@ -216,7 +237,7 @@ public sealed class Transaction : IDisposable
         End();
         if (changed)
         {
-            Database.CommitWrite(this, _catalog.RootPageId, _catalog.Count, durability);
+            Database.CommitWrite(this, Catalog.RootPageId, Catalog.Count, durability);
         }
         else
         {
@@ -232,7 +253,7 @@ public sealed class Transaction : IDisposable
     {
         ThrowIfReadOnly();
         End();
-        Database.CommitWrite(this, _catalog.RootPageId, _catalog.Count, CommitDurability.Synced);
+        Database.CommitWrite(this, Catalog.RootPageId, Catalog.Count, CommitDurability.Synced);
     }
 
     /// <summary>Discards a write transaction's changes, or ends a read transaction. Ends the transaction.</summary>
@@ -304,7 +325,7 @@ public sealed class Transaction : IDisposable
             if (_arena is null || _arenaUsed + length > _arena.Length)
             {
                 _arena = Database.Pools.RentChunk();
-                _arenaChunks.Add(_arena);
+                (_arenaChunks ??= []).Add(_arena);
                 _arenaUsed = 0;
             }
 
@@ -323,20 +344,77 @@ public sealed class Transaction : IDisposable
     /// </summary>
     internal void ReturnPooledBuffers()
     {
-        foreach (var chunk in _arenaChunks)
+        if (_arenaChunks is not null)
         {
-            Database.Pools.ReturnChunk(chunk);
+            foreach (var chunk in _arenaChunks)
+            {
+                Database.Pools.ReturnChunk(chunk);
+            }
+
+            _arenaChunks.Clear();
         }
 
-        _arenaChunks.Clear();
         _arena = null;
-        Database.Pools.ReturnDirtyPageList(_dirtyPages);
-        _dirtyPages = [];
+        if (_dirtyPages is not null)
+        {
+            Database.Pools.ReturnDirtyPageList(_dirtyPages);
+            _dirtyPages = [];
+        }
     }
 
-    internal void FreePages(long pageId, int count) => _freedPages.Add((pageId, count));
+    internal void FreePages(long pageId, int count) => FreedPages.Add((pageId, count));
 
-    internal void AddDirtyPage(long pageId, byte[] buffer, bool sealAtWrite = false) => _dirtyPages.Add((pageId, buffer, sealAtWrite));
+    internal void AddDirtyPage(long pageId, byte[] buffer, bool sealAtWrite = false) => DirtyPages.Add((pageId, buffer, sealAtWrite));
+
+    private Bucket? TryGetOpened(string name)
+    {
+        if (_firstBucket is not null && string.Equals(_firstBucket.Name, name, StringComparison.Ordinal))
+        {
+            return _firstBucket;
+        }
+
+        return _moreBuckets is not null && _moreBuckets.TryGetValue(name, out var bucket) ? bucket : null;
+    }
+
+    private void AddOpened(Bucket bucket)
+    {
+        if (_firstBucket is null)
+        {
+            _firstBucket = bucket;
+        }
+        else
+        {
+            (_moreBuckets ??= new(StringComparer.Ordinal)).Add(bucket.Name, bucket);
+        }
+    }
+
+    private void RemoveOpened(string name)
+    {
+        if (_firstBucket is not null && string.Equals(_firstBucket.Name, name, StringComparison.Ordinal))
+        {
+            _firstBucket = null;
+        }
+        else
+        {
+            _moreBuckets?.Remove(name);
+        }
+    }
+
+    private List<Bucket> OpenedBuckets()
+    {
+        var opened = new List<Bucket>((_firstBucket is null ? 0 : 1) + (_moreBuckets?.Count ?? 0));
+        if (_firstBucket is not null)
+        {
+            opened.Add(_firstBucket);
+        }
+
+        if (_moreBuckets is not null)
+        {
+            opened.AddRange(_moreBuckets.Values);
+        }
+
+        return opened;
+    }
 
     internal void ThrowIfEnded() => ObjectDisposedException.ThrowIf(_ended || Database.IsDisposed, this);
 

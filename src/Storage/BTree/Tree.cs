@@ -29,8 +29,9 @@ internal sealed class Tree
     /// <summary>True once a delete ran in this transaction: only deletes make nodes need rebalancing.</summary>
     private bool _deleted;
 
-    /// <summary>Reused by <see cref="SplitPoints"/>; each result is consumed before the next call.</summary>
-    private readonly List<(int Start, int Count)> _splitGroups = [];
+    /// <summary>Reused by <see cref="SplitPoints"/>; each result is consumed before the next call. Made
+    /// on the first split: a read transaction's trees never split.</summary>
+    private List<(int Start, int Count)>? _splitGroups;
     private List<(long Page, int Count)>? _overflowFrees;
 
     public Tree(Transaction tx, long rootPageId, long count)
@@ -789,7 +790,7 @@ internal sealed class Tree
             total += node.EntrySizeBytes(entry);
         }
 
-        var groups = _splitGroups;
+        var groups = _splitGroups ??= [];
         groups.Clear();
         if (total <= capacity)
         {

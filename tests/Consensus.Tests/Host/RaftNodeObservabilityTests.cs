@@ -17,7 +17,7 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 public sealed class RaftNodeObservabilityTests
 {
     [Test]
-    public async Task ProposalsCommitsAppliedIndexAndLeaderChangesAreMeasuredPerNode()
+    public async Task ProposalsCommitsReadRoundsAppliedIndexAndLeaderChangesAreMeasuredPerNode()
     {
         var sums = new Dictionary<string, long>();
         using var listener = new MeterListener();
@@ -53,6 +53,9 @@ public sealed class RaftNodeObservabilityTests
             await node.ProposeAsync(Encoding.UTF8.GetBytes($"m{i}")).AsTask().WaitAsync(Waits.Limit);
         }
 
+        await Task.WhenAll(node.ReadIndexAsync().AsTask(), node.ReadIndexAsync().AsTask()).WaitAsync(Waits.Limit);
+        await node.ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
+
         listener.RecordObservableInstruments();
         lock (sums)
         {
@@ -61,6 +64,7 @@ public sealed class RaftNodeObservabilityTests
             Assert.That(sums.GetValueOrDefault("embeddedraft.consensus.applied_index"), Is.EqualTo((long)node.Status.AppliedIndex));
             Assert.That(sums.GetValueOrDefault("embeddedraft.consensus.leader_changes"), Is.EqualTo(1));
             Assert.That(sums.GetValueOrDefault("embeddedraft.consensus.ready.entries"), Is.GreaterThanOrEqualTo(4));
+            Assert.That(sums.GetValueOrDefault("embeddedraft.consensus.read_index.readers"), Is.EqualTo(3), "each read counted once, in the round that answered it");
         }
 
         Assert.That(logger.Entries.Where(e => e.Level == LogLevel.Information).Select(e => e.Message),

@@ -89,6 +89,42 @@ public sealed class ReadIndexRoundsTests
     }
 
     [Test]
+    public void NoRoundStartsWhileAReleasePassWaitsInTheQueueSoItsReadersShareTheNextRound()
+    {
+        var scheduler = new ManualScheduler();
+        int wakes = 0;
+        var rounds = new ReadIndexRounds(scheduler, () => wakes++);
+        var requestIds = new ulong[1];
+        rounds.TryJoin(TimeoutTicks, out var first, out _);
+        var context = rounds.TryStartRound(ref requestIds[0], tick: 0);
+        rounds.OnReadState(new ReadState(1, context!));
+        rounds.CompleteUpTo(1);
+
+        // The pass is queued, not yet run; another reader arrives and the loop looks for a round.
+        rounds.TryJoin(TimeoutTicks, out var newcomer, out var wakeFromNewcomer);
+        Assert.That(wakeFromNewcomer, Is.False, "a queued pass's end wakes the loop: a reader joining before it need not");
+        Assert.That(rounds.TryStartRound(ref requestIds[0], tick: 0), Is.Null,
+            "no round for the newcomer alone while the released reader has not run yet: the two would go round in rounds of one");
+
+        Task? again = null;
+        _ = first.ContinueWith(
+            done => rounds.TryJoin(TimeoutTicks, out again, out _),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        Assert.That(scheduler.RunPending(), Is.EqualTo(1));
+        Assert.That(wakes, Is.EqualTo(1), "the pass's end woke the loop");
+
+        var shared = rounds.TryStartRound(ref requestIds[0], tick: 0);
+        Assert.That(shared, Is.Not.Null);
+        rounds.OnReadState(new ReadState(2, shared!));
+        rounds.CompleteUpTo(2);
+        scheduler.RunPending();
+        Assert.That(newcomer.IsCompletedSuccessfully && again!.IsCompletedSuccessfully, Is.True,
+            "one round answered the newcomer and the reader the pass released");
+    }
+
+    [Test]
     public void APassThatOutlastsTheHoldNoLongerHoldsRoundsBack()
     {
         var scheduler = new ManualScheduler();

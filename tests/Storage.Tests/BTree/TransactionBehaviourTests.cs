@@ -31,6 +31,47 @@ public class TransactionBehaviourTests
     }
 
     [Test]
+    public void ReadsOfEachCommitSeeThatCommitsBucketWhileReadsOfTheSameCommitShareOneCatalogLookup()
+    {
+        // Read transactions of one commit reuse its bucket's catalog record: a commit that moves the
+        // bucket's root, or deletes and recreates the bucket, must never be hidden from a later read.
+        Commit(tx => tx.CreateBucket("b").Put("k"u8, "1"u8));
+        using var first = _db.BeginRead();
+        Assert.That(first.OpenBucket("b")!.Get("k"u8), Is.EqualTo("1"u8.ToArray()));
+        using (var sameCommit = _db.BeginRead())
+        {
+            Assert.That(sameCommit.OpenBucket("b")!.Get("k"u8), Is.EqualTo("1"u8.ToArray()), "same commit, same bucket");
+            Assert.That(sameCommit.OpenBucket("other"), Is.Null, "a bucket that does not exist is not the cached one");
+        }
+
+        Commit(tx => tx.OpenBucket("b")!.Put("k"u8, "2"u8));
+        using (var afterPut = _db.BeginRead())
+        {
+            Assert.That(afterPut.OpenBucket("b")!.Get("k"u8), Is.EqualTo("2"u8.ToArray()), "a later commit's read sees its root");
+        }
+
+        Commit(tx =>
+        {
+            tx.DeleteBucket("b");
+            tx.CreateBucket("b").Put("new"u8, "3"u8);
+        });
+        using (var afterRecreate = _db.BeginRead())
+        {
+            var bucket = afterRecreate.OpenBucket("b")!;
+            Assert.That(bucket.Get("k"u8), Is.Null, "the recreated bucket does not have the old key");
+            Assert.That(bucket.Count, Is.EqualTo(1));
+        }
+
+        Commit(tx => tx.DeleteBucket("b"));
+        using (var afterDelete = _db.BeginRead())
+        {
+            Assert.That(afterDelete.OpenBucket("b"), Is.Null, "a deleted bucket is gone for reads of later commits");
+        }
+
+        Assert.That(first.OpenBucket("b")!.Get("k"u8), Is.EqualTo("1"u8.ToArray()), "the first read still sees its own commit");
+    }
+
+    [Test]
     public void RollbackDiscardsEverything()
     {
         Commit(tx => tx.CreateBucket("kept").Put("a"u8, "1"u8));
