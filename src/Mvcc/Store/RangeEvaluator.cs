@@ -17,23 +17,19 @@ internal static class RangeEvaluator
         if (rangeEnd.IsEmpty)
         {
             // The common single-key read, without the visitor's allocations.
-            var single = index.Find(key);
-            return single is not null && single.TryGet(atMain, out var only, out _, out _)
+            return index.TryGet(key, atMain, out var only, out _, out _)
                 ? (countOnly ? [] : [only], 1)
                 : ([], 0);
         }
 
         var revisions = new List<Revision>();
         long count = 0;
-        index.Visit(key, rangeEnd, history =>
+        index.Visit(key, rangeEnd, atMain, modified =>
         {
-            if (history.TryGet(atMain, out var modified, out _, out _))
+            count++;
+            if (!countOnly && (limit <= 0 || revisions.Count < limit))
             {
-                count++;
-                if (!countOnly && (limit <= 0 || revisions.Count < limit))
-                {
-                    revisions.Add(modified);
-                }
+                revisions.Add(modified);
             }
 
             return true;
