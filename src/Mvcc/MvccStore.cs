@@ -154,11 +154,15 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     {
         RequestValidator.CheckRange(request);
         ThrowIfDisposed();
-        List<Index.Revision> revisions;
+
+        // A single key (no range end), the common read, is found without the lists of a range.
+        bool single = request.RangeEnd.IsEmpty;
+        List<Index.Revision>? revisions = null;
+        Index.Revision? found = null;
         long count;
         long current;
-        PendingBatch pending;
-        Transaction snapshot;
+        PendingBatch? pending = null;
+        Transaction? snapshot = null;
         _state.IndexLock.EnterReadLock();
         try
         {
@@ -180,14 +184,39 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
                 throw new RevisionCompactedException(at, _state.CompactRevision);
             }
 
-            (revisions, count) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, at, RangeEvaluator.FetchLimit(request), request.CountOnly);
-            pending = _state.Pending;
-            snapshot = _state.Database.BeginRead();
-            pending.Hold();
+            if (single)
+            {
+                if (RangeEvaluator.TryFindSingle(_state.Index, request.Key.Span, at, out var modified))
+                {
+                    found = modified;
+                }
+
+                count = found is null ? 0 : 1;
+            }
+            else
+            {
+                (revisions, count) = RangeEvaluator.Collect(_state.Index, request.Key.Span, request.RangeEnd.Span, at, RangeEvaluator.FetchLimit(request), request.CountOnly);
+            }
+
+            // A single-key read that copies no value (none there, or count only) needs neither
+            // the pending batch nor a B+tree snapshot.
+            if (!single || (found is not null && !request.CountOnly))
+            {
+                pending = _state.Pending;
+                snapshot = _state.Database.BeginRead();
+                pending.Hold();
+            }
         }
         finally
         {
             _state.IndexLock.ExitReadLock();
+        }
+
+        // Built here, so a replicated store's header (member, term) needs no second response.
+        var header = NewHeader(current);
+        if (snapshot is null)
+        {
+            return RangeEvaluator.FinishSingle(request, found, header, values: null);
         }
 
         try
@@ -195,13 +224,15 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
             using (snapshot)
             {
                 var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
-                return RangeEvaluator.Finish(request, revisions, count, current, values);
+                return single
+                    ? RangeEvaluator.FinishSingle(request, found, header, values)
+                    : RangeEvaluator.Finish(request, revisions!, count, header, values);
             }
         }
         finally
         {
             // Its values are copied into the response: the batch's buffers may be reused from here.
-            pending.Release();
+            pending!.Release();
         }
     }
 

@@ -88,6 +88,7 @@ internal static class StoreLoadRunner
 
         await Task.Delay(TimeSpan.FromSeconds(settings.WarmupSeconds));
         var cost = CostMeter.Start(cluster);
+        AllocationSampler.Instance?.Start();
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, 1);
         await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
@@ -102,6 +103,11 @@ internal static class StoreLoadRunner
         foreach (var histogram in histograms)
         {
             all.Add(histogram);
+        }
+
+        if (AllocationSampler.Instance is { } sampler)
+        {
+            Console.WriteLine($"<!-- {workload.Name()}, {callers} clients: {sampler.Stop(all.Count)} -->");
         }
 
         return Result(cluster, workload, callers, offered: null, all, elapsedSeconds, failures, notIssued: 0, cpuMicroseconds) with

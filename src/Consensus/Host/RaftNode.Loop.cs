@@ -59,9 +59,8 @@ public sealed partial class RaftNode<TResult>
                             _snapshotRequested = false;
                             OnApplied(applied.Index);
                             break;
-                        case ReadInput r:
-                            r.Waiter.DeadlineTick = _tick + _readTimeoutTicks;
-                            _reads.Add(r.Waiter);
+                        case ReadsWaitingInput:
+                            // Read callers joined while the loop may have been idle: StartReadRound below.
                             break;
                         case ConfChangeInput c:
                             _confChanges.Enqueue(c.Pending);
@@ -96,12 +95,15 @@ public sealed partial class RaftNode<TResult>
                 }
 
                 ProposeNextConfChange();
-                if (_reads.TryStartRound(Interlocked.Increment(ref _nextRequestId), _tick) is { } context)
+                StartReadRound();
+                await DriveReadiesAsync();
+                if (StartReadRound())
                 {
-                    _raw.ReadIndex(context);
+                    // That Ready answered the running round: the callers waiting behind it get
+                    // their round now, not at the loop's next input.
+                    await DriveReadiesAsync();
                 }
 
-                await DriveReadiesAsync();
                 if (_raw.OutstandingReadies > 0)
                 {
                     // Appends, heartbeats and forwards produced during the write need no
@@ -142,6 +144,18 @@ public sealed partial class RaftNode<TResult>
         FailAllProposals();
     }
 
+    // Starts a read-index round for the callers waiting, if none runs; true when one started.
+    private bool StartReadRound()
+    {
+        if (_reads.TryStartRound(ref _nextRequestId, _tick) is not { } context)
+        {
+            return false;
+        }
+
+        _raw.ReadIndex(context);
+        return true;
+    }
+
     private static void FailCallersOf(List<LoopInput> inputs, NodeStoppedException stopped)
     {
         foreach (var input in inputs)
@@ -150,9 +164,6 @@ public sealed partial class RaftNode<TResult>
             {
                 case ProposeInput p:
                     p.Pending.Fail(stopped);
-                    break;
-                case ReadInput r:
-                    r.Waiter.Fail(stopped);
                     break;
                 case ConfChangeInput c:
                     c.Pending.Completion.TrySetException(stopped);
@@ -226,7 +237,7 @@ public sealed partial class RaftNode<TResult>
             }
         }
 
-        if (_reads.RetryIfDue(Interlocked.Increment(ref _nextRequestId), _tick, _readRetryTicks) is { } context)
+        if (_reads.RetryIfDue(ref _nextRequestId, _tick, _readRetryTicks) is { } context)
         {
             _raw.ReadIndex(context);
         }
@@ -366,7 +377,10 @@ public sealed partial class RaftNode<TResult>
 
     private sealed record AppliedInput(ulong Index) : LoopInput;
 
-    private sealed record ReadInput(ReadWaiter Waiter) : LoopInput;
+    private sealed record ReadsWaitingInput : LoopInput
+    {
+        public static readonly ReadsWaitingInput Instance = new();
+    }
 
     private sealed record ConfChangeInput(PendingConfChange Pending) : LoopInput;
 

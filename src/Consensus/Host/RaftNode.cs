@@ -99,7 +99,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private IDisposable? _binding;
 
     // Owned by the loop.
-    private readonly ReadIndexRounds _reads = new();
+    private readonly ReadIndexRounds _reads;
     // This node's own commands in its log and not yet applied, by index. Invariant: indexes strictly
     // increase (entries are handed out in index order, and an overwrite removes the suffix it
     // replaces before the new entries are added), so the applied ones leave from the front.
@@ -148,6 +148,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _raw = raw;
         _dedup = dedup;
         _scheduler = options.Scheduler ?? TaskScheduler.Default;
+        _reads = new ReadIndexRounds(_scheduler, () => _inbox.TryPost(ReadsWaitingInput.Instance));
         _time = options.TimeProvider ?? TimeProvider.System;
         _logger = options.Logger ?? NullLogger.Instance;
         _proposalTimeoutTicks = options.ToTicks(options.ProposalTimeout);
@@ -398,9 +399,17 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// <summary>
     /// A linearizable read barrier: returns once this node's state machine has applied everything
     /// committed when the call was made, as confirmed by the leader (Raft thesis §6.4); a read of
-    /// the state machine after it sees every write acknowledged before the call. Concurrent callers
-    /// share one round trip. Works on followers and learners.
+    /// the state machine after it sees every write acknowledged before the call. Works on followers
+    /// and learners.
     /// </summary>
+    /// <remarks>
+    /// Concurrent callers share one round trip: every call made before a round starts waits for
+    /// that round, a call made while one runs waits for the next (etcd's linearizable read loop).
+    /// They also share one completion: the continuations of the callers a round releases run one
+    /// after another on one thread of the node's scheduler (the thread pool by default; never the
+    /// node's loop), without a thread hop each, so a continuation that blocks holds up the readers
+    /// released after it: hop off (<c>await Task.Yield()</c>) before long or blocking work.
+    /// </remarks>
     /// <exception cref="NoLeaderException">No leader confirmed a read point within <see cref="RaftNodeOptions.ReadIndexTimeout"/> and none is known.</exception>
     /// <exception cref="TimeoutException">A leader is known but did not confirm a read point within <see cref="RaftNodeOptions.ReadIndexTimeout"/> (retried every <see cref="RaftNodeOptions.ReadIndexRetryInterval"/>).</exception>
     /// <exception cref="NodeStoppedException">The node stopped.</exception>
@@ -412,18 +421,20 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        var waiter = new ReadWaiter(0);
-        if (cancellationToken.CanBeCanceled)
+        if (!_reads.TryJoin(_readTimeoutTicks, out var task, out var wakeLoop))
         {
-            waiter.Registration = cancellationToken.Register(() => waiter.Cancel(cancellationToken));
+            // The node stopped (the task carries its NodeStoppedException).
+            return new ValueTask(task);
         }
 
-        if (!_inbox.TryPost(new ReadInput(waiter)))
+        if (wakeLoop)
         {
-            waiter.Fail(Stopped());
+            // A post that fails means the loop is stopping: its last act fails every waiting group.
+            _ = _inbox.TryPost(ReadsWaitingInput.Instance);
         }
 
-        return new ValueTask(waiter.Task);
+        // The group's task is shared: a cancellable caller waits on its own view of it.
+        return new ValueTask(cancellationToken.CanBeCanceled ? task.WaitAsync(cancellationToken) : task);
     }
 
     /// <summary>Adds <paramref name="id"/> as a voter; completes with the new configuration once the change is applied here. See <see cref="ChangeMembershipAsync"/>.</summary>

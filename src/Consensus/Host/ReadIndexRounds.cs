@@ -3,48 +3,179 @@ using System.Buffers.Binary;
 namespace EmbeddedRaft.Consensus.Host;
 
 /// <summary>
-/// The linearizable read loop of etcd's server, on the node's loop: every
-/// <see cref="RaftNode{TResult}.ReadIndexAsync"/> caller waiting when a round starts shares that
-/// round's one <see cref="RawNode.ReadIndex"/> request; callers arriving meanwhile wait for the next
-/// round. A confirmed round completes once the state machine has applied its index. A round
-/// unanswered after the retry interval is asked again under a new id (the request, or its answer,
-/// may have been lost, or no leader was known: the core drops it silently); each caller fails at
-/// its own deadline.
+/// The linearizable read loop of etcd's server: every <see cref="RaftNode{TResult}.ReadIndexAsync"/>
+/// caller waiting when a round starts shares that round's one <see cref="RawNode.ReadIndex"/>
+/// request; callers arriving meanwhile wait for the next round, never the running one (its read
+/// index may have been fixed before they arrived). A confirmed round completes once the state
+/// machine has applied its index. A round unanswered after the retry interval is asked again under
+/// a new id (the request, or its answer, may have been lost, or no leader was known: the core drops
+/// it silently); callers fail at their deadline.
 /// </summary>
-/// <remarks>Not thread-safe: owned by the loop.</remarks>
+/// <remarks>
+/// <para>Callers join from any thread (<see cref="TryJoin"/>, under a small lock of its own: a
+/// read posts nothing to the loop except to wake it when it may be idle). Callers joining in the
+/// same tick share one <see cref="ReadGroup"/> — one deadline, one task — so a read allocates
+/// nothing of its own and a round's callers are released by one work item per group.</para>
+/// <para>A round does not start while a release pass runs (the continuations of the callers a round
+/// released, run one after another on one thread): the readers it releases typically read again at
+/// once, and would otherwise trickle into rounds of one or two while the pass goes on — a round
+/// costs a heartbeat exchange with every voter, several loop turns and Readies, far more than a
+/// read. The pass's end wakes the loop, so the next round takes them all. A pass that runs longer
+/// than <see cref="PassHoldTicks"/> (a continuation that blocks) holds rounds back no longer.</para>
+/// <para>Everything else (starting, answering, completing and expiring rounds) is owned by the loop.</para>
+/// <para>Invariant: a group is in exactly one of: waiting (not yet taken by a round), the running
+/// round, a confirmed round, or released.</para>
+/// </remarks>
 internal sealed class ReadIndexRounds
 {
-    private readonly List<ReadWaiter> _next = [];
+    /// <summary>How many ticks a running release pass may hold the next round back.</summary>
+    public const long PassHoldTicks = 2;
+
+    private readonly TaskScheduler _scheduler;
+    private readonly Action _wakeLoop;
+
+    // Release passes running now (any thread), and the tick at which the count last left zero.
+    private int _passesRunning;
+    private long _passesBusySinceTick;
+
+    // Shared with callers: under _gate.
+    private readonly Lock _gate = new();
+    private List<ReadGroup> _waiting = [];
+    private ReadGroup? _joining;
+    private int _waitingCount;
+    private bool _loopNotified;
+    private bool _closed;
+    private Exception? _closedError;
+
+    // The loop's tick as of its last expiry pass, read by joining callers for their deadline.
+    private long _tick;
+
+    // Owned by the loop.
     private readonly List<Round> _confirmed = [];
     private Round? _current;
 
-    public int WaitingCount => _next.Count + (_current?.Waiters.Count ?? 0) + _confirmed.Sum(r => r.Waiters.Count);
-
-    public void Add(ReadWaiter waiter) => _next.Add(waiter);
-
-    /// <summary>Starts a round for the waiting callers if none runs; returns its request context, or null.</summary>
-    public byte[]? TryStartRound(ulong roundId, long tick)
+    /// <param name="scheduler">Where release passes run (never inline on the loop).</param>
+    /// <param name="wakeLoop">Posts an input to the loop (any thread); used when a pass ends with callers waiting.</param>
+    public ReadIndexRounds(TaskScheduler scheduler, Action wakeLoop)
     {
-        if (_current is not null || _next.Count == 0)
+        _scheduler = scheduler;
+        _wakeLoop = wakeLoop;
+    }
+
+    /// <summary>
+    /// Joins the group of callers waiting for the next round (any thread). False once
+    /// <see cref="FailAll"/> ran (the node stopped). <paramref name="wakeLoop"/> is true when the
+    /// loop may not look at the waiting callers without a new input: the caller must post one.
+    /// </summary>
+    public bool TryJoin(long timeoutTicks, out Task task, out bool wakeLoop)
+    {
+        lock (_gate)
         {
+            // Read under the gate: the groups' deadlines never decrease along _waiting.
+            long deadline = Volatile.Read(ref _tick) + timeoutTicks;
+            if (_closed)
+            {
+                task = Task.FromException(_closedError!);
+                wakeLoop = false;
+                return false;
+            }
+
+            var group = _joining;
+            if (group is null || group.DeadlineTick != deadline)
+            {
+                group = _joining = new ReadGroup(deadline, this);
+                _waiting.Add(group);
+                Volatile.Write(ref _waitingCount, _waiting.Count);
+            }
+
+            // While a pass runs, its end wakes the loop (OnPassEnded).
+            wakeLoop = !_loopNotified && Volatile.Read(ref _passesRunning) == 0;
+            _loopNotified |= wakeLoop;
+            task = group.Task;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Starts a round for the waiting callers if none runs and some wait; returns its request
+    /// context, or null. <paramref name="nextRequestId"/> (the node's request id counter) is
+    /// advanced only when a round starts.
+    /// </summary>
+    public byte[]? TryStartRound(ref ulong nextRequestId, long tick)
+    {
+        if (_current is not null || Volatile.Read(ref _waitingCount) == 0
+            || (Volatile.Read(ref _passesRunning) > 0 && tick - Volatile.Read(ref _passesBusySinceTick) < PassHoldTicks))
+        {
+            // A round runs: the loop looks again when it ends (answered, retried away or expired).
+            // A pass runs: its end wakes the loop (or a later tick lets the round start anyway).
+            // None waits: a caller joining from now on finds _loopNotified as the last look left it;
+            // if it is set, a post made since that look is still to be taken, or its group would
+            // count here.
             return null;
         }
 
-        _current = new Round([.. _next], roundId, tick);
-        _next.Clear();
-        return Context(roundId);
+        List<ReadGroup> groups;
+        lock (_gate)
+        {
+            _loopNotified = false;
+            if (_waiting.Count == 0)
+            {
+                return null;
+            }
+
+            groups = _waiting;
+            _waiting = [];
+            _joining = null;
+            Volatile.Write(ref _waitingCount, 0);
+        }
+
+        var id = Interlocked.Increment(ref nextRequestId);
+        _current = new Round(groups, id, tick);
+        return Context(id);
+    }
+
+    /// <summary>A release pass starts (any thread): rounds wait for it to end.</summary>
+    public void OnPassStarting()
+    {
+        if (Interlocked.Increment(ref _passesRunning) == 1)
+        {
+            Volatile.Write(ref _passesBusySinceTick, Volatile.Read(ref _tick));
+        }
+    }
+
+    /// <summary>A release pass ended (any thread): the last one wakes the loop for the callers that joined meanwhile.</summary>
+    public void OnPassEnded()
+    {
+        if (Interlocked.Decrement(ref _passesRunning) != 0)
+        {
+            return;
+        }
+
+        // Whatever _loopNotified says: the loop may have looked during the pass and held back.
+        bool wake;
+        lock (_gate)
+        {
+            wake = _waiting.Count > 0 && !_closed;
+            _loopNotified |= wake;
+        }
+
+        if (wake)
+        {
+            _wakeLoop();
+        }
     }
 
     /// <summary>Renames the running round if it waited <paramref name="retryTicks"/> unanswered; returns the new context to ask with, or null.</summary>
-    public byte[]? RetryIfDue(ulong newRoundId, long tick, long retryTicks)
+    public byte[]? RetryIfDue(ref ulong nextRequestId, long tick, long retryTicks)
     {
         if (_current is null || tick - _current.StartedTick < retryTicks)
         {
             return null;
         }
 
-        _current = _current with { Id = newRoundId, StartedTick = tick };
-        return Context(newRoundId);
+        var id = Interlocked.Increment(ref nextRequestId);
+        _current = _current with { Id = id, StartedTick = tick };
+        return Context(id);
     }
 
     /// <summary>An answer from the core; an answer to an abandoned (retried) round is ignored.</summary>
@@ -60,16 +191,16 @@ internal sealed class ReadIndexRounds
         _current = null;
     }
 
-    /// <summary>Completes every confirmed round whose read index is applied.</summary>
+    /// <summary>Releases the callers of every confirmed round whose read index is applied.</summary>
     public void CompleteUpTo(ulong appliedIndex)
     {
         for (var i = _confirmed.Count - 1; i >= 0; i--)
         {
             if (_confirmed[i].ReadIndex <= appliedIndex)
             {
-                foreach (var w in _confirmed[i].Waiters)
+                foreach (var group in _confirmed[i].Groups)
                 {
-                    w.Complete();
+                    group.Release(null, _scheduler);
                 }
 
                 _confirmed.RemoveAt(i);
@@ -77,56 +208,90 @@ internal sealed class ReadIndexRounds
         }
     }
 
-    /// <summary>Fails every caller whose deadline passed with the error <paramref name="timedOut"/> builds; drops callers that went away.</summary>
+    /// <summary>
+    /// Once per tick: records the tick (for the deadlines of callers joining next) and fails every
+    /// group whose deadline passed with the error <paramref name="timedOut"/> builds. A round left
+    /// with no callers is dropped.
+    /// </summary>
     public void Expire(long tick, Func<Exception> timedOut)
     {
-        Sweep(_next, tick, timedOut);
-        if (_current is not null)
+        Volatile.Write(ref _tick, tick);
+        Exception? error = null;
+        Exception Error() => error ??= timedOut();
+
+        lock (_gate)
         {
-            Sweep(_current.Waiters, tick, timedOut);
-            if (_current.Waiters.Count == 0)
+            if (_waiting.Count > 0 && _waiting[0].DeadlineTick <= tick)
             {
-                _current = null;
+                // Deadlines never decrease along _waiting (TryJoin): the expired groups are at the front.
+                int expired = 0;
+                while (expired < _waiting.Count && _waiting[expired].DeadlineTick <= tick)
+                {
+                    _waiting[expired].Release(Error(), _scheduler);
+                    expired++;
+                }
+
+                if (_joining is not null && _joining.DeadlineTick <= tick)
+                {
+                    _joining = null;
+                }
+
+                _waiting.RemoveRange(0, expired);
+                Volatile.Write(ref _waitingCount, _waiting.Count);
             }
         }
 
-        foreach (var round in _confirmed)
+        if (_current is not null && Sweep(_current.Groups, tick, Error))
         {
-            Sweep(round.Waiters, tick, timedOut);
+            _current = null;
         }
 
-        _confirmed.RemoveAll(r => r.Waiters.Count == 0);
+        for (var i = _confirmed.Count - 1; i >= 0; i--)
+        {
+            if (Sweep(_confirmed[i].Groups, tick, Error))
+            {
+                _confirmed.RemoveAt(i);
+            }
+        }
     }
 
+    /// <summary>Fails every caller, waiting or in a round, with <paramref name="error"/>, and every later one (the node stopped).</summary>
     public void FailAll(Exception error)
     {
-        foreach (var w in _next.Concat(_current?.Waiters ?? []).Concat(_confirmed.SelectMany(r => r.Waiters)))
+        List<ReadGroup> waiting;
+        lock (_gate)
         {
-            w.Fail(error);
+            _closed = true;
+            _closedError = error;
+            waiting = _waiting;
+            _waiting = [];
+            _joining = null;
+            Volatile.Write(ref _waitingCount, 0);
         }
 
-        _next.Clear();
+        foreach (var group in waiting.Concat(_current?.Groups ?? []).Concat(_confirmed.SelectMany(r => r.Groups)))
+        {
+            group.Release(error, _scheduler);
+        }
+
         _current = null;
         _confirmed.Clear();
     }
 
-    private static void Sweep(List<ReadWaiter> waiters, long tick, Func<Exception> timedOut)
+    // Fails the groups whose deadline passed; true when none is left.
+    private bool Sweep(List<ReadGroup> groups, long tick, Func<Exception> error)
     {
-        waiters.RemoveAll(w =>
+        groups.RemoveAll(group =>
         {
-            if (w.IsDone)
+            if (tick < group.DeadlineTick)
             {
-                return true;
+                return false;
             }
 
-            if (tick >= w.DeadlineTick)
-            {
-                w.Fail(timedOut());
-                return true;
-            }
-
-            return false;
+            group.Release(error(), _scheduler);
+            return true;
         });
+        return groups.Count == 0;
     }
 
     private static byte[] Context(ulong roundId)
@@ -136,7 +301,7 @@ internal sealed class ReadIndexRounds
         return context;
     }
 
-    private sealed record Round(List<ReadWaiter> Waiters, ulong Id, long StartedTick)
+    private sealed record Round(List<ReadGroup> Groups, ulong Id, long StartedTick)
     {
         public ulong ReadIndex { get; init; }
     }

@@ -260,6 +260,13 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <exception cref="TimeoutException">Linearizable, and the leader did not confirm a read point in time.</exception>
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <remarks>
+    /// A linearizable read waits for its read-index round in a pooled state machine (reused once the
+    /// returned task's result is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
+    /// Reads released by one round continue one after another on one thread (see
+    /// <see cref="RaftNode{TResult}.ReadIndexAsync"/>): do not block in the continuation.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<RangeResponse> RangeAsync(RangeRequest request, ReadConsistency consistency = ReadConsistency.Linearizable, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -276,8 +283,8 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(consistency), consistency, "Not a ReadConsistency.");
         }
 
-        var response = Mvcc.Range(request);
-        return new RangeResponse { Header = Stamp(response.Header), Kvs = response.Kvs, More = response.More, Count = response.Count };
+        // The store's header factory stamps this member's header (NewHeader) on the response.
+        return Mvcc.Range(request);
     }
 
     /// <summary>

@@ -11,6 +11,19 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// </summary>
 internal static class RangeEvaluator
 {
+    /// <summary>The revision of <paramref name="key"/> visible at <paramref name="atMain"/> (a single-key range); false when it had none then.</summary>
+    public static bool TryFindSingle(KeyIndex index, ReadOnlySpan<byte> key, long atMain, out Revision modified)
+    {
+        var single = index.Find(key);
+        if (single is not null && single.TryGet(atMain, out modified, out _, out _))
+        {
+            return true;
+        }
+
+        modified = default;
+        return false;
+    }
+
     /// <summary>The revisions of the keys of a range visible at <paramref name="atMain"/>, in key order, up to <paramref name="limit"/> (0: all), and how many there are in all.</summary>
     public static (List<Revision> Revisions, long Count) Collect(KeyIndex index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long atMain, long limit, bool countOnly)
     {
@@ -49,12 +62,37 @@ internal static class RangeEvaluator
         return request.Limit > 0 ? request.Limit + 1 : 0;
     }
 
+    /// <summary>
+    /// The response of a single-key range (no range end) whose key had <paramref name="found"/> as
+    /// its revision at the revision read (null: none), exactly as <see cref="Finish(RangeRequest, List{Revision}, long, ResponseHeader, ValueSource)"/>
+    /// would build it from a one-revision list, without the lists: with one key there is nothing to
+    /// sort or cut (a limit is at least 1), and a keys-only read sorted by value drops the value anyway.
+    /// </summary>
+    public static RangeResponse FinishSingle(RangeRequest request, Revision? found, ResponseHeader header, ValueSource? values)
+    {
+        if (found is not { } revision || request.CountOnly)
+        {
+            return new RangeResponse { Header = header, Kvs = [], Count = found is null ? 0 : 1 };
+        }
+
+        var kv = values!.Read(revision, request.KeysOnly);
+        bool filtered = (request.MaxModRevision != 0 && kv.ModRevision > request.MaxModRevision)
+            || (request.MinModRevision != 0 && kv.ModRevision < request.MinModRevision)
+            || (request.MaxCreateRevision != 0 && kv.CreateRevision > request.MaxCreateRevision)
+            || (request.MinCreateRevision != 0 && kv.CreateRevision < request.MinCreateRevision);
+        return new RangeResponse { Header = header, Kvs = filtered ? [] : [kv], Count = 1 };
+    }
+
+    /// <summary>Builds the response from collected revisions (values read through <paramref name="values"/>), its header carrying only <paramref name="headerRevision"/>.</summary>
+    public static RangeResponse Finish(RangeRequest request, List<Revision> revisions, long count, long headerRevision, ValueSource values) =>
+        Finish(request, revisions, count, new ResponseHeader { Revision = headerRevision }, values);
+
     /// <summary>Builds the response from collected revisions (values read through <paramref name="values"/>).</summary>
-    public static RangeResponse Finish(RangeRequest request, List<Revision> revisions, long count, long headerRevision, ValueSource values)
+    public static RangeResponse Finish(RangeRequest request, List<Revision> revisions, long count, ResponseHeader header, ValueSource values)
     {
         if (request.CountOnly)
         {
-            return new RangeResponse { Header = new ResponseHeader { Revision = headerRevision }, Kvs = [], Count = count };
+            return new RangeResponse { Header = header, Kvs = [], Count = count };
         }
 
         // A keys-only range sorted by value still sorts by the values, as etcd's (it drops them last).
@@ -109,7 +147,7 @@ internal static class RangeEvaluator
             kvs = kvs.ConvertAll(kv => new KeyValue { Key = kv.Key, CreateRevision = kv.CreateRevision, ModRevision = kv.ModRevision, Version = kv.Version, Lease = kv.Lease });
         }
 
-        return new RangeResponse { Header = new ResponseHeader { Revision = headerRevision }, Kvs = kvs, More = more, Count = count };
+        return new RangeResponse { Header = header, Kvs = kvs, More = more, Count = count };
     }
 
     private static List<KeyValue> Sort(List<KeyValue> kvs, SortTarget target, bool descending)

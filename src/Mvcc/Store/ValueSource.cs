@@ -35,13 +35,16 @@ internal sealed class ValueSource(PendingBatch? pending, Bucket? keyBucket, stri
             throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
         }
 
+        // Key and value are stored side by side: one copy holds both, sliced (one allocation per
+        // key-value instead of two; either slice keeps the pair's array alive).
+        byte[] copy = (keysOnly ? StoredValue.KeyOf(bytes, decoded) : bytes[StoredValue.HeaderSizeBytes..]).ToArray();
         return new KeyValue
         {
-            Key = StoredValue.KeyOf(bytes, decoded).ToArray(),
+            Key = copy.AsMemory(0, decoded.KeyLength),
             CreateRevision = decoded.CreateRevision,
             ModRevision = revision.Main,
             Version = decoded.Version,
-            Value = keysOnly ? ReadOnlyMemory<byte>.Empty : StoredValue.ValueOf(bytes, decoded).ToArray(),
+            Value = keysOnly ? ReadOnlyMemory<byte>.Empty : copy.AsMemory(decoded.KeyLength),
             Lease = decoded.Lease,
         };
     }
