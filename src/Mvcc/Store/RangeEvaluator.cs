@@ -12,17 +12,8 @@ namespace EmbeddedRaft.Mvcc.Store;
 internal static class RangeEvaluator
 {
     /// <summary>The revision of <paramref name="key"/> visible at <paramref name="atMain"/> (a single-key range); false when it had none then.</summary>
-    public static bool TryFindSingle(KeyIndex index, ReadOnlySpan<byte> key, long atMain, out Revision modified)
-    {
-        var single = index.Find(key);
-        if (single is not null && single.TryGet(atMain, out modified, out _, out _))
-        {
-            return true;
-        }
-
-        modified = default;
-        return false;
-    }
+    public static bool TryFindSingle(KeyIndex index, ReadOnlySpan<byte> key, long atMain, out Revision modified) =>
+        index.TryGet(key, atMain, out modified, out _, out _);
 
     /// <summary>The revisions of the keys of a range visible at <paramref name="atMain"/>, in key order, up to <paramref name="limit"/> (0: all), and how many there are in all.</summary>
     public static (List<Revision> Revisions, long Count) Collect(KeyIndex index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long atMain, long limit, bool countOnly)
