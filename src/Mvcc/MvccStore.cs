@@ -370,10 +370,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
             }
 
             at = revision == 0 ? current : revision;
-            foreach (var history in _state.Index.All())
-            {
-                history.Keep(at, keep);
-            }
+            _state.Index.Keep(at, keep);
 
             batch = _state.Pending;
             pending = batch.UpTo(at);

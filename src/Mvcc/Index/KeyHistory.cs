@@ -9,8 +9,9 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Layout: the last generation (the only one of a key never deleted since the last
 /// compaction) is held in this object's own fields, its revisions inline while there is one
 /// (<see cref="RevisionList"/>); generations a delete ended move to <see cref="Generation"/>
-/// objects. A key written once is this object and its key array: the index of a million keys is
-/// rebuilt at open and grown by puts with two allocations per key, not seven.</para>
+/// objects. A key whose history is the one put that created it has no object of this kind at all:
+/// <see cref="KeyIndex"/> holds that revision in its arrays and makes one (equal to it) when the key
+/// is written again or deleted.</para>
 /// <para>Generations are numbered 0 (oldest) to <see cref="LastGeneration"/> (the inline one).
 /// Invariants: revisions grow across generations; every generation but the last is non-empty and
 /// ends with a tombstone. Changed only by the
@@ -43,6 +44,17 @@ internal sealed class KeyHistory
     public bool IsLive => _revisions.Count > 0;
 
     private int LastGeneration => _ended?.Count ?? 0;
+
+    /// <summary>
+    /// True when the history is exactly one put that created the key (one live generation of one
+    /// revision, created by it, version 1): what the index holds without a history object
+    /// (<see cref="KeyIndex"/>), and its revision.
+    /// </summary>
+    public bool IsSinglePut(out Revision revision)
+    {
+        revision = _revisions.Count == 1 ? _revisions.First : default;
+        return _ended is null && _revisions.Count == 1 && _version == 1 && _created == revision;
+    }
 
     /// <summary>Each generation's revisions, oldest generation first, the last one possibly empty (for tests).</summary>
     public IReadOnlyList<Revision[]> GenerationRevisions()

@@ -1,22 +1,31 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
 /// <summary>
 /// The store's ordered in-memory index, as etcd's <c>treeIndex</c>: every key with history, in
-/// byte-wise key order, to its <see cref="KeyHistory"/>.
+/// byte-wise key order, to its revisions (etcd's <c>keyIndex</c>).
 /// </summary>
 /// <remarks>
-/// A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is two
-/// binary searches, an insert moves at most one chunk's entries, and a range walks chunks in
-/// order. (A plain sorted array moves half the index per insert; <c>SortedSet</c> counts a whole
-/// range before yielding its first entry.) Each chunk keeps the first 8 bytes of every key as a
-/// number beside it (<see cref="Prefix"/>), and the index the prefix of each chunk's first key, so a
-/// binary search mostly compares numbers in one array and follows a pointer to a key only on a tie:
-/// lookups are bound by memory latency, and this cut them several-fold. Not thread-safe: the store changes it only on its
-/// writer thread under its write lock, and reads it under its read lock.
-/// Invariant: no chunk is empty; keys ascend across and within chunks.
+/// <para>A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is two
+/// binary searches (one comparison with the last key for a key past it: keys written in order), an
+/// insert moves at most one chunk's entries, and a range walks chunks in order. (A plain sorted array
+/// moves half the index per insert; <c>SortedSet</c> counts a whole range before yielding its first
+/// entry.) Each chunk keeps the first 8 bytes of every key as a number beside it (<see cref="Prefix"/>),
+/// and the index the prefix of each chunk's first key, so a binary search mostly compares numbers in
+/// one array and follows a pointer to a key only on a tie: lookups are bound by memory latency, and
+/// this cut them several-fold.</para>
+/// <para>Entries without an object of their own: a key whose whole history is the one put that
+/// created it (most keys between compactions, and every key of a store written once) is its key array
+/// and that revision in its chunk's arrays, with no <see cref="KeyHistory"/>; the key gets one (same
+/// answers) when it is written again or deleted, or when it comes from the file with an older history.
+/// So a new key's put allocates no object that lives in the young generations (its key bytes go to
+/// the pinned object heap), and the collections that run while thousands of writes are in flight do
+/// not copy a history object per key on its way to the old generation.</para>
+/// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
+/// reads it under its read lock. A <see cref="Position"/> is valid until the next add or removal
+/// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).
+/// Invariant: no chunk is empty; keys ascend across and within chunks.</para>
 /// </remarks>
 internal sealed class KeyIndex
 {
@@ -27,7 +36,7 @@ internal sealed class KeyIndex
     /// <summary>Prefix of each chunk's first key, parallel to <see cref="_chunks"/>.</summary>
     private readonly List<ulong> _chunkPrefixes = [];
 
-    /// <summary>Adds and removes so far: an <see cref="InsertPoint"/> is valid only while it is unchanged.</summary>
+    /// <summary>Adds and removals so far: a <see cref="Position"/> is valid only while it is unchanged.</summary>
     private long _changeCount;
 
     /// <summary>Keys in the index.</summary>
@@ -51,120 +60,252 @@ internal sealed class KeyIndex
         return BinaryPrimitives.ReadUInt64BigEndian(padded);
     }
 
-    public KeyHistory? Find(ReadOnlySpan<byte> key)
-    {
-        ulong prefix = Prefix(key);
-        var (chunk, index) = LowerBound(key, prefix);
-        if (chunk < _chunks.Count && index < _chunks[chunk].Items.Count && _chunks[chunk].Prefixes[index] == prefix && _chunks[chunk].Items[index].Key.AsSpan().SequenceEqual(key))
-        {
-            return _chunks[chunk].Items[index];
-        }
-
-        return null;
-    }
-
-    /// <summary>The history of <paramref name="key"/>, created (empty) when there is none.</summary>
-    public KeyHistory GetOrAdd(ReadOnlySpan<byte> key) => FindForInsert(key, out var point) ?? Add(point, key);
+    // ------------------------------------------------------------ reading (readers and the writer)
 
     /// <summary>
-    /// The history of <paramref name="key"/>, or null with <paramref name="point"/> set to where
-    /// <see cref="Add"/> puts the key: one search for a key the writer looks up and then adds (a
-    /// new key's put), where <see cref="Find"/> then <see cref="GetOrAdd"/> searched twice.
+    /// The version of <paramref name="key"/> visible at main revision <paramref name="atMain"/>: its
+    /// revision, the revision that created its generation, and its version; false when the key did
+    /// not exist then or is not in the index (etcd's <c>treeIndex.Get</c>).
     /// </summary>
-    public KeyHistory? FindForInsert(ReadOnlySpan<byte> key, out InsertPoint point)
+    public bool TryGet(ReadOnlySpan<byte> key, long atMain, out Revision modified, out Revision created, out long version)
+    {
+        if (Find(key, out var position))
+        {
+            return TryGet(position, atMain, out modified, out created, out version);
+        }
+
+        modified = default;
+        created = default;
+        version = 0;
+        return false;
+    }
+
+    /// <summary>
+    /// Calls <paramref name="visitor"/> with the revision visible at <paramref name="atMain"/> of each
+    /// key of a request's range that existed then, in key order, until it returns false: just
+    /// <paramref name="key"/> when <paramref name="rangeEnd"/> is empty, every key &gt;= it when
+    /// <paramref name="rangeEnd"/> is the byte 0, else the keys in [key, rangeEnd). The visitor must
+    /// not change the index.
+    /// </summary>
+    public void Visit(ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long atMain, Func<Revision, bool> visitor)
+    {
+        if (rangeEnd.IsEmpty)
+        {
+            if (TryGet(key, atMain, out var single, out _, out _))
+            {
+                visitor(single);
+            }
+
+            return;
+        }
+
+        bool toEnd = rangeEnd.Length == 1 && rangeEnd[0] == 0;
+        var (chunkIndex, index) = LowerBound(key, Prefix(key));
+        for (; chunkIndex < _chunks.Count; chunkIndex++, index = 0)
+        {
+            var chunk = _chunks[chunkIndex];
+            for (; index < chunk.Count; index++)
+            {
+                if (!toEnd && chunk.Keys[index].AsSpan().SequenceCompareTo(rangeEnd) >= 0)
+                {
+                    return;
+                }
+
+                if (chunk.TryGet(index, atMain, out var modified, out _, out _) && !visitor(modified))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>Every key, in order (for tests).</summary>
+    public IEnumerable<byte[]> Keys()
+    {
+        foreach (var chunk in _chunks)
+        {
+            for (int i = 0; i < chunk.Count; i++)
+            {
+                yield return chunk.Keys[i];
+            }
+        }
+    }
+
+    /// <summary>The history of <paramref name="key"/> as a <see cref="KeyHistory"/> (a copy for a key held without one), or null when absent (for tests).</summary>
+    public KeyHistory? HistoryOf(ReadOnlySpan<byte> key)
+    {
+        if (!Find(key, out var position))
+        {
+            return null;
+        }
+
+        var chunk = _chunks[position.Chunk];
+        return chunk.Histories[position.Index] ?? chunk.NewHistory(position.Index);
+    }
+
+    // ------------------------------------------------------------ writing (writer thread, write lock for changes)
+
+    /// <summary>
+    /// True when <paramref name="key"/> is in the index, with <paramref name="position"/> where it is;
+    /// otherwise false with <paramref name="position"/> where <see cref="Add"/> puts it: one search
+    /// for a key the writer looks up and then writes.
+    /// </summary>
+    public bool Find(ReadOnlySpan<byte> key, out Position position)
     {
         ulong prefix = Prefix(key);
         if (_chunks.Count == 0)
         {
-            point = new InsertPoint(0, 0, prefix, _changeCount);
-            return null;
+            position = new Position(0, 0, prefix, _changeCount);
+            return false;
+        }
+
+        // Keys written in order go after the last key: one comparison with it instead of two
+        // binary searches.
+        int lastChunk = _chunks.Count - 1;
+        var last = _chunks[lastChunk];
+        int lastIndex = last.Count - 1;
+        ulong lastPrefix = last.Prefixes[lastIndex];
+        if (prefix > lastPrefix || (prefix == lastPrefix && key.SequenceCompareTo(last.Keys[lastIndex]) > 0))
+        {
+            position = new Position(lastChunk, lastIndex + 1, prefix, _changeCount);
+            return false;
         }
 
         int chunkIndex = Math.Max(0, FindChunk(key, prefix));
         var chunk = _chunks[chunkIndex];
         int index = chunk.LowerBound(key, prefix);
-        point = new InsertPoint(chunkIndex, index, prefix, _changeCount);
-        if (index < chunk.Items.Count && chunk.Prefixes[index] == prefix && chunk.Items[index].Key.AsSpan().SequenceEqual(key))
-        {
-            return chunk.Items[index];
-        }
+        position = new Position(chunkIndex, index, prefix, _changeCount);
+        return index < chunk.Count && chunk.Prefixes[index] == prefix && chunk.Keys[index].AsSpan().SequenceEqual(key);
+    }
 
-        return null;
+    /// <summary>As <see cref="TryGet(ReadOnlySpan{byte}, long, out Revision, out Revision, out long)"/> for the key <see cref="Find"/> found at <paramref name="position"/>.</summary>
+    public bool TryGet(in Position position, long atMain, out Revision modified, out Revision created, out long version) =>
+        At(position).TryGet(position.Index, atMain, out modified, out created, out version);
+
+    /// <summary>
+    /// Adds <paramref name="key"/>, which <see cref="Find"/> did not find, at the
+    /// <paramref name="position"/> it returned, with its first put at <paramref name="revision"/>.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">The index changed since <paramref name="position"/> was found.</exception>
+    public void Add(in Position position, ReadOnlySpan<byte> key, Revision revision)
+    {
+        CheckCurrent(position);
+        Insert(position, CopyKey(key), history: null, revision);
+    }
+
+    /// <summary>Records a put at <paramref name="revision"/> of the key <see cref="Find"/> found at <paramref name="position"/> (etcd's <c>keyIndex.put</c>).</summary>
+    /// <exception cref="InvariantViolationException">The index changed since <paramref name="position"/> was found, or the revision is not after the key's last one.</exception>
+    public void Put(in Position position, Revision revision)
+    {
+        CheckCurrent(position);
+        HistoryAt(position).Put(revision);
     }
 
     /// <summary>
-    /// Adds <paramref name="key"/>, which <see cref="FindForInsert"/> did not find, at the
-    /// <paramref name="point"/> it returned, and returns its new (empty) history.
+    /// Ends the live generation of the key <see cref="Find"/> found at <paramref name="position"/> with
+    /// a tombstone at <paramref name="revision"/>; false (and nothing changes) when the key is not live.
     /// </summary>
-    /// <exception cref="InvariantViolationException">The index changed since <paramref name="point"/> was found.</exception>
-    public KeyHistory Add(in InsertPoint point, ReadOnlySpan<byte> key)
+    /// <exception cref="InvariantViolationException">The index changed since <paramref name="position"/> was found.</exception>
+    public bool Tombstone(in Position position, Revision revision)
     {
-        if (point.ChangeCount != _changeCount)
+        CheckCurrent(position);
+
+        // A key held without a history is live (its one put): it gets one to end the generation.
+        return HistoryAt(position).Tombstone(revision);
+    }
+
+    /// <summary>
+    /// One step of compaction at <paramref name="atMain"/> (etcd's <c>treeIndex.Compact</c>, cut in
+    /// steps): compacts up to <paramref name="limit"/> keys from <paramref name="from"/> on, adding the
+    /// revisions it keeps to <paramref name="available"/>, and removes the keys left with nothing.
+    /// Returns the key to continue from, or null when this step reached the end.
+    /// </summary>
+    public byte[]? Compact(ReadOnlySpan<byte> from, int limit, long atMain, HashSet<Revision> available)
+    {
+        var emptied = new List<byte[]>();
+        byte[]? lastSeen = null;
+        int seen = 0;
+        var (chunkIndex, index) = LowerBound(from, Prefix(from));
+        for (; chunkIndex < _chunks.Count && seen < limit; chunkIndex++, index = 0)
         {
-            throw new InvariantViolationException($"MVCC key index: adding key {MvccText.Show(key)} at a position found before the index changed.");
+            var chunk = _chunks[chunkIndex];
+            for (; index < chunk.Count && seen < limit; index++, seen++)
+            {
+                lastSeen = chunk.Keys[index];
+                if (chunk.Histories[index] is { } history)
+                {
+                    history.Compact(atMain, available);
+                    if (history.IsEmpty)
+                    {
+                        emptied.Add(lastSeen);
+                    }
+                }
+                else if (chunk.Singles[index].Main <= atMain)
+                {
+                    // A key's one put is its newest revision: kept.
+                    available.Add(chunk.Singles[index]);
+                }
+            }
         }
 
+        foreach (var key in emptied)
+        {
+            Remove(key);
+        }
+
+        // The next key after the last one is that key followed by a zero byte.
+        return seen < limit || lastSeen is null ? null : [.. lastSeen, 0];
+    }
+
+    /// <summary>What a compaction at <paramref name="atMain"/> would keep, over every key, changing nothing (etcd's <c>treeIndex.Keep</c>, for hashing).</summary>
+    public void Keep(long atMain, HashSet<Revision> available)
+    {
+        foreach (var chunk in _chunks)
+        {
+            for (int i = 0; i < chunk.Count; i++)
+            {
+                if (chunk.Histories[i] is { } history)
+                {
+                    history.Keep(atMain, available);
+                }
+                else if (chunk.Singles[i].Main <= atMain)
+                {
+                    available.Add(chunk.Singles[i]);
+                }
+            }
+        }
+    }
+
+    /// <summary>Removes <paramref name="key"/>, which must be in the index (compaction pruned its whole history).</summary>
+    /// <exception cref="InvariantViolationException">The key is not in the index.</exception>
+    public void Remove(ReadOnlySpan<byte> key)
+    {
+        if (!Find(key, out var position))
+        {
+            throw new InvariantViolationException($"MVCC key index: removing key {MvccText.Show(key)}, which is not in the index.");
+        }
+
+        var chunk = _chunks[position.Chunk];
+        chunk.RemoveAt(position.Index);
+        Count--;
         _changeCount++;
-        ulong prefix = point.Prefix;
-        var history = new KeyHistory(CopyKey(key));
-        Count++;
-        if (_chunks.Count == 0)
+        if (chunk.Count == 0)
         {
-            var chunk0 = new Chunk();
-            chunk0.Insert(0, history, prefix);
-            _chunks.Add(chunk0);
-            _chunkPrefixes.Add(prefix);
-            return history;
+            _chunks.RemoveAt(position.Chunk);
+            _chunkPrefixes.RemoveAt(position.Chunk);
         }
-
-        int chunkIndex = point.Chunk;
-        int index = point.Index;
-        var chunk = _chunks[chunkIndex];
-        if (index == chunk.Items.Count && chunk.Items.Count == MaxChunkCount && chunkIndex == _chunks.Count - 1)
+        else if (position.Index == 0)
         {
-            // Appending past the last key (keys written in order): a new last chunk, so the full
-            // ones stay full instead of being split in halves that never fill again.
-            var next = new Chunk();
-            next.Insert(0, history, prefix);
-            _chunks.Add(next);
-            _chunkPrefixes.Add(prefix);
-            return history;
+            _chunkPrefixes[position.Chunk] = chunk.Prefixes[0];
         }
-
-        chunk.Insert(index, history, prefix);
-        if (index == 0)
-        {
-            _chunkPrefixes[chunkIndex] = prefix;
-        }
-
-        if (chunk.Items.Count > MaxChunkCount)
-        {
-            var upper = chunk.SplitUpperHalf();
-            _chunks.Insert(chunkIndex + 1, upper);
-            _chunkPrefixes.Insert(chunkIndex + 1, upper.Prefixes[0]);
-        }
-
-        return history;
-    }
-
-    /// <summary>
-    /// A key's bytes for the index, kept for as long as the key has history: allocated on the pinned
-    /// object heap, which collections of the young generations neither scan nor copy, so a new key's
-    /// bytes are not copied twice on their way to the old generation by the collections that run
-    /// while thousands of writes are in flight (a key array holds no references; only a full
-    /// collection frees it after compaction removed the key).
-    /// </summary>
-    private static byte[] CopyKey(ReadOnlySpan<byte> key)
-    {
-        var copy = GC.AllocateUninitializedArray<byte>(key.Length, pinned: true);
-        key.CopyTo(copy);
-        return copy;
     }
 
     /// <summary>
     /// Fills an empty index with <paramref name="histories"/> (distinct keys, any order) at once: one
-    /// sort instead of an insert per key, for the rebuild at open.
+    /// sort instead of an insert per key, for the rebuild at open. A history that is one put is kept
+    /// as its revision, without its object.
     /// </summary>
+    /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, or a history is empty.</exception>
     public void Load(ICollection<KeyHistory> histories)
     {
         if (Count != 0)
@@ -179,6 +320,11 @@ internal sealed class KeyIndex
         int n = 0;
         foreach (var history in histories)
         {
+            if (history.IsEmpty)
+            {
+                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(history.Key)} with no history.");
+            }
+
             prefixes[n] = Prefix(history.Key);
             items[n++] = history;
         }
@@ -206,12 +352,13 @@ internal sealed class KeyIndex
             var chunk = new Chunk();
             for (int i = start; i < Math.Min(n, start + FillCount); i++)
             {
-                if (i > 0 && Compare(items[i].Key, prefixes[i], prefixes[i - 1], items[i - 1]) <= 0)
+                if (i > 0 && Compare(items[i].Key, prefixes[i], prefixes[i - 1], items[i - 1].Key) <= 0)
                 {
                     throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(items[i].Key)} twice.");
                 }
 
-                chunk.Insert(chunk.Items.Count, items[i], prefixes[i]);
+                bool single = items[i].IsSinglePut(out var revision);
+                chunk.Insert(chunk.Count, prefixes[i], items[i].Key, single ? null : items[i], revision);
             }
 
             _chunks.Add(chunk);
@@ -222,96 +369,86 @@ internal sealed class KeyIndex
         _changeCount++;
     }
 
-    /// <summary>Removes <paramref name="history"/>, which must be in the index.</summary>
-    public void Remove(KeyHistory history)
+    /// <summary>
+    /// A key's bytes for the index, kept for as long as the key has history: allocated on the pinned
+    /// object heap, which collections of the young generations neither scan nor copy, so a new key's
+    /// bytes are not copied twice on their way to the old generation by the collections that run
+    /// while thousands of writes are in flight (a key array holds no references; only a full
+    /// collection frees it after compaction removed the key).
+    /// </summary>
+    private static byte[] CopyKey(ReadOnlySpan<byte> key)
     {
-        var (chunkIndex, index) = LowerBound(history.Key, Prefix(history.Key));
-        if (chunkIndex >= _chunks.Count || index >= _chunks[chunkIndex].Items.Count || !ReferenceEquals(_chunks[chunkIndex].Items[index], history))
-        {
-            throw new InvariantViolationException($"MVCC key index: removing key {MvccText.Show(history.Key)}, which is not in the index.");
-        }
-
-        var chunk = _chunks[chunkIndex];
-        chunk.RemoveAt(index);
-        Count--;
-        _changeCount++;
-        if (chunk.Items.Count == 0)
-        {
-            _chunks.RemoveAt(chunkIndex);
-            _chunkPrefixes.RemoveAt(chunkIndex);
-        }
-        else if (index == 0)
-        {
-            _chunkPrefixes[chunkIndex] = chunk.Prefixes[0];
-        }
+        var copy = GC.AllocateUninitializedArray<byte>(key.Length, pinned: true);
+        key.CopyTo(copy);
+        return copy;
     }
 
-    /// <summary>
-    /// Calls <paramref name="visitor"/> on each key of a request's range in key order until it
-    /// returns false: just <paramref name="key"/> when <paramref name="rangeEnd"/> is empty, every key
-    /// &gt;= it when <paramref name="rangeEnd"/> is the byte 0, else the keys in [key, rangeEnd).
-    /// The visitor must not change the index.
-    /// </summary>
-    public void Visit(ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, Func<KeyHistory, bool> visitor)
+    private void Insert(in Position position, byte[] key, KeyHistory? history, Revision revision)
     {
-        if (rangeEnd.IsEmpty)
+        _changeCount++;
+        Count++;
+        ulong prefix = position.Prefix;
+        if (_chunks.Count == 0)
         {
-            if (Find(key) is { } single)
-            {
-                visitor(single);
-            }
-
+            var first = new Chunk();
+            first.Insert(0, prefix, key, history, revision);
+            _chunks.Add(first);
+            _chunkPrefixes.Add(prefix);
             return;
         }
 
-        bool toEnd = rangeEnd.Length == 1 && rangeEnd[0] == 0;
-        var (chunkIndex, index) = LowerBound(key, Prefix(key));
-        for (; chunkIndex < _chunks.Count; chunkIndex++, index = 0)
+        int chunkIndex = position.Chunk;
+        int index = position.Index;
+        var chunk = _chunks[chunkIndex];
+        if (index == chunk.Count && chunk.Count == MaxChunkCount && chunkIndex == _chunks.Count - 1)
         {
-            var items = _chunks[chunkIndex].Items;
-            for (; index < items.Count; index++)
-            {
-                var history = items[index];
-                if (!toEnd && history.Key.AsSpan().SequenceCompareTo(rangeEnd) >= 0)
-                {
-                    return;
-                }
+            // Appending past the last key (keys written in order): a new last chunk, so the full
+            // ones stay full instead of being split in halves that never fill again.
+            var next = new Chunk();
+            next.Insert(0, prefix, key, history, revision);
+            _chunks.Add(next);
+            _chunkPrefixes.Add(prefix);
+            return;
+        }
 
-                if (!visitor(history))
-                {
-                    return;
-                }
-            }
+        chunk.Insert(index, prefix, key, history, revision);
+        if (index == 0)
+        {
+            _chunkPrefixes[chunkIndex] = prefix;
+        }
+
+        if (chunk.Count > MaxChunkCount)
+        {
+            var upper = chunk.SplitUpperHalf();
+            _chunks.Insert(chunkIndex + 1, upper);
+            _chunkPrefixes.Insert(chunkIndex + 1, upper.Prefixes[0]);
         }
     }
 
-    /// <summary>Up to <paramref name="max"/> keys &gt;= <paramref name="from"/>, in order (for compaction's steps).</summary>
-    public List<KeyHistory> Slice(ReadOnlySpan<byte> from, int max)
+    private void CheckCurrent(in Position position)
     {
-        var slice = new List<KeyHistory>(Math.Min(max, Count));
-        var (chunkIndex, index) = LowerBound(from, Prefix(from));
-        for (; chunkIndex < _chunks.Count && slice.Count < max; chunkIndex++, index = 0)
+        if (position.ChangeCount != _changeCount)
         {
-            var items = _chunks[chunkIndex].Items;
-            for (; index < items.Count && slice.Count < max; index++)
-            {
-                slice.Add(items[index]);
-            }
+            throw new InvariantViolationException("MVCC key index: a change at a position found before the index changed (keys added or removed since).");
         }
-
-        return slice;
     }
 
-    /// <summary>Every key, in order (for hashing and tests).</summary>
-    public IEnumerable<KeyHistory> All()
+    private Chunk At(in Position position)
     {
-        foreach (var chunk in _chunks)
+        var chunk = _chunks[position.Chunk];
+        if (position.Index >= chunk.Count)
         {
-            foreach (var history in chunk.Items)
-            {
-                yield return history;
-            }
+            throw new InvariantViolationException($"MVCC key index: position {position.Index} of a chunk of {chunk.Count} keys (a key that was not found).");
         }
+
+        return chunk;
+    }
+
+    /// <summary>The key's history object at <paramref name="position"/>, made (from its one put) when the key had none.</summary>
+    private KeyHistory HistoryAt(in Position position)
+    {
+        var chunk = At(position);
+        return chunk.Histories[position.Index] ??= chunk.NewHistory(position.Index);
     }
 
     /// <summary>Byte-wise order of whole keys (for keys with equal prefixes).</summary>
@@ -322,8 +459,8 @@ internal sealed class KeyIndex
         public int Compare(KeyHistory? x, KeyHistory? y) => x!.Key.AsSpan().SequenceCompareTo(y!.Key);
     }
 
-    private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, KeyHistory other) =>
-        prefix != otherPrefix ? (prefix < otherPrefix ? -1 : 1) : key.SequenceCompareTo(other.Key);
+    private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, byte[] other) =>
+        prefix != otherPrefix ? (prefix < otherPrefix ? -1 : 1) : key.SequenceCompareTo(other);
 
     /// <summary>The chunk whose first key is the last one &lt;= <paramref name="key"/>, or -1 when key is before every key.</summary>
     private int FindChunk(ReadOnlySpan<byte> key, ulong prefix)
@@ -334,7 +471,11 @@ internal sealed class KeyIndex
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (Compare(key, prefix, _chunkPrefixes[mid], _chunks[mid].Items[0]) >= 0)
+            ulong midPrefix = _chunkPrefixes[mid];
+
+            // The first key is loaded only on a prefix tie (a cache miss otherwise saved per step).
+            int order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(_chunks[mid].Keys[0]);
+            if (order >= 0)
             {
                 found = mid;
                 lo = mid + 1;
@@ -358,40 +499,109 @@ internal sealed class KeyIndex
         }
 
         int index = _chunks[chunkIndex].LowerBound(key, prefix);
-        return index < _chunks[chunkIndex].Items.Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
+        return index < _chunks[chunkIndex].Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
     }
 
-    /// <summary>Where <see cref="Add"/> puts a key <see cref="FindForInsert"/> did not find, valid while the index is unchanged (<see cref="ChangeCount"/>).</summary>
-    internal readonly record struct InsertPoint(int Chunk, int Index, ulong Prefix, long ChangeCount);
+    /// <summary>Where a key is (or goes), valid while the index has had no add or removal since (<see cref="ChangeCount"/>).</summary>
+    internal readonly record struct Position(int Chunk, int Index, ulong Prefix, long ChangeCount);
 
-    /// <summary>A run of consecutive keys with their prefixes. Invariant: the two lists are parallel and never empty in the index.</summary>
+    /// <summary>
+    /// A run of consecutive keys, in parallel arrays: each key's prefix, its bytes, and either its
+    /// <see cref="KeyHistory"/> or (null there) its one put in <see cref="Singles"/>.
+    /// Invariant: the first <see cref="Count"/> entries are used; never empty in the index.
+    /// </summary>
     private sealed class Chunk
     {
-        public List<KeyHistory> Items { get; private init; } = new(MaxChunkCount + 1);
+        public int Count;
 
-        public List<ulong> Prefixes { get; private init; } = new(MaxChunkCount + 1);
+        public ulong[] Prefixes { get; } = new ulong[MaxChunkCount + 1];
 
-        public void Insert(int index, KeyHistory history, ulong prefix)
+        public byte[][] Keys { get; } = new byte[MaxChunkCount + 1][];
+
+        public KeyHistory?[] Histories { get; } = new KeyHistory?[MaxChunkCount + 1];
+
+        /// <summary>For an entry without a history: its one revision, a put that created the key (version 1).</summary>
+        public Revision[] Singles { get; } = new Revision[MaxChunkCount + 1];
+
+        public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
-            Items.Insert(index, history);
-            Prefixes.Insert(index, prefix);
+            if (Histories[index] is { } history)
+            {
+                return history.TryGet(atMain, out modified, out created, out version);
+            }
+
+            var single = Singles[index];
+            if (single.Main <= atMain)
+            {
+                modified = single;
+                created = single;
+                version = 1;
+                return true;
+            }
+
+            modified = default;
+            created = default;
+            version = 0;
+            return false;
+        }
+
+        /// <summary>A history object equal to the entry's one put.</summary>
+        public KeyHistory NewHistory(int index)
+        {
+            var history = new KeyHistory(Keys[index]);
+            history.Put(Singles[index]);
+            return history;
+        }
+
+        public void Insert(int index, ulong prefix, byte[] key, KeyHistory? history, Revision single)
+        {
+            int moved = Count - index;
+            if (moved > 0)
+            {
+                Array.Copy(Prefixes, index, Prefixes, index + 1, moved);
+                Array.Copy(Keys, index, Keys, index + 1, moved);
+                Array.Copy(Histories, index, Histories, index + 1, moved);
+                Array.Copy(Singles, index, Singles, index + 1, moved);
+            }
+
+            Prefixes[index] = prefix;
+            Keys[index] = key;
+            Histories[index] = history;
+            Singles[index] = history is null ? single : default;
+            Count++;
         }
 
         public void RemoveAt(int index)
         {
-            Items.RemoveAt(index);
-            Prefixes.RemoveAt(index);
+            int moved = Count - index - 1;
+            if (moved > 0)
+            {
+                Array.Copy(Prefixes, index + 1, Prefixes, index, moved);
+                Array.Copy(Keys, index + 1, Keys, index, moved);
+                Array.Copy(Histories, index + 1, Histories, index, moved);
+                Array.Copy(Singles, index + 1, Singles, index, moved);
+            }
+
+            Count--;
+            Keys[Count] = null!;
+            Histories[Count] = null;
+            Singles[Count] = default;
         }
 
         public Chunk SplitUpperHalf()
         {
-            int half = Items.Count / 2;
-            int moved = Items.Count - half;
+            int half = Count / 2;
+            int moved = Count - half;
             var upper = new Chunk();
-            upper.Items.AddRange(CollectionsMarshal.AsSpan(Items).Slice(half, moved));
-            upper.Prefixes.AddRange(CollectionsMarshal.AsSpan(Prefixes).Slice(half, moved));
-            Items.RemoveRange(half, moved);
-            Prefixes.RemoveRange(half, moved);
+            Array.Copy(Prefixes, half, upper.Prefixes, 0, moved);
+            Array.Copy(Keys, half, upper.Keys, 0, moved);
+            Array.Copy(Histories, half, upper.Histories, 0, moved);
+            Array.Copy(Singles, half, upper.Singles, 0, moved);
+            upper.Count = moved;
+            Array.Clear(Keys, half, moved);
+            Array.Clear(Histories, half, moved);
+            Array.Clear(Singles, half, moved);
+            Count = half;
             return upper;
         }
 
@@ -399,11 +609,11 @@ internal sealed class KeyIndex
         public int LowerBound(ReadOnlySpan<byte> key, ulong prefix)
         {
             int lo = 0;
-            int hi = Items.Count;
+            int hi = Count;
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
-                if (Compare(key, prefix, Prefixes[mid], Items[mid]) > 0)
+                if (Compare(key, prefix, Prefixes[mid], Keys[mid]) > 0)
                 {
                     lo = mid + 1;
                 }

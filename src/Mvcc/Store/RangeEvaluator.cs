@@ -12,17 +12,8 @@ namespace EmbeddedRaft.Mvcc.Store;
 internal static class RangeEvaluator
 {
     /// <summary>The revision of <paramref name="key"/> visible at <paramref name="atMain"/> (a single-key range); false when it had none then.</summary>
-    public static bool TryFindSingle(KeyIndex index, ReadOnlySpan<byte> key, long atMain, out Revision modified)
-    {
-        var single = index.Find(key);
-        if (single is not null && single.TryGet(atMain, out modified, out _, out _))
-        {
-            return true;
-        }
-
-        modified = default;
-        return false;
-    }
+    public static bool TryFindSingle(KeyIndex index, ReadOnlySpan<byte> key, long atMain, out Revision modified) =>
+        index.TryGet(key, atMain, out modified, out _, out _);
 
     /// <summary>The revisions of the keys of a range visible at <paramref name="atMain"/>, in key order, up to <paramref name="limit"/> (0: all), and how many there are in all.</summary>
     public static (List<Revision> Revisions, long Count) Collect(KeyIndex index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long atMain, long limit, bool countOnly)
@@ -30,23 +21,19 @@ internal static class RangeEvaluator
         if (rangeEnd.IsEmpty)
         {
             // The common single-key read, without the visitor's allocations.
-            var single = index.Find(key);
-            return single is not null && single.TryGet(atMain, out var only, out _, out _)
+            return index.TryGet(key, atMain, out var only, out _, out _)
                 ? (countOnly ? [] : [only], 1)
                 : ([], 0);
         }
 
         var revisions = new List<Revision>();
         long count = 0;
-        index.Visit(key, rangeEnd, history =>
+        index.Visit(key, rangeEnd, atMain, modified =>
         {
-            if (history.TryGet(atMain, out var modified, out _, out _))
+            count++;
+            if (!countOnly && (limit <= 0 || revisions.Count < limit))
             {
-                count++;
-                if (!countOnly && (limit <= 0 || revisions.Count < limit))
-                {
-                    revisions.Add(modified);
-                }
+                revisions.Add(modified);
             }
 
             return true;

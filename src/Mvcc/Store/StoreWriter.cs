@@ -937,18 +937,7 @@ internal sealed class StoreWriter
         _state.IndexLock.EnterWriteLock();
         try
         {
-            var slice = _state.Index.Slice(from, limit);
-            foreach (var history in slice)
-            {
-                history.Compact(job.Revision, job.Keep);
-                if (history.IsEmpty)
-                {
-                    _state.Index.Remove(history);
-                }
-            }
-
-            // The next key after the last one is that key followed by a zero byte.
-            job.NextIndexKey = slice.Count < limit ? null : [.. slice[^1].Key, 0];
+            job.NextIndexKey = _state.Index.Compact(from, limit, job.Revision, job.Keep);
         }
         finally
         {

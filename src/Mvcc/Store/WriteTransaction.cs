@@ -345,8 +345,7 @@ internal sealed class WriteTransaction
     /// <summary>The key's current key-value as the transaction sees it, or null.</summary>
     private KeyValue? Current(ReadOnlySpan<byte> key)
     {
-        var history = _state.Index.Find(key);
-        return history is not null && history.TryGet(ReadRevision, out var modified, out _, out _)
+        return _state.Index.TryGet(key, ReadRevision, out var modified, out _, out _)
             ? _values.Read(modified, keysOnly: false)
             : null;
     }
@@ -361,10 +360,10 @@ internal sealed class WriteTransaction
         long revision = WriteRevision;
 
         // One search: a new key is added where it was not found (only this thread changes the index).
-        var history = _state.Index.FindForInsert(key, out var insertAt);
+        bool exists = _state.Index.Find(key, out var position);
         long createRevision = revision;
         long version = 1;
-        if (history is not null && history.TryGet(revision, out _, out var created, out long currentVersion))
+        if (exists && _state.Index.TryGet(position, revision, out _, out var created, out long currentVersion))
         {
             createRevision = created.Main;
             version = currentVersion + 1;
@@ -387,7 +386,16 @@ internal sealed class WriteTransaction
         _state.IndexLock.EnterWriteLock();
         try
         {
-            (history ?? _state.Index.Add(insertAt, key)).Put(at);
+            if (exists)
+            {
+                _state.Index.Put(position, at);
+            }
+            else
+            {
+                // A new key: its one put is held in the index's arrays, no history object (KeyIndex).
+                _state.Index.Add(position, key, at);
+            }
+
             if (publish)
             {
                 _state.PublishHoldingIndexLock(revision);
@@ -405,7 +413,11 @@ internal sealed class WriteTransaction
     private void WriteTombstone(ReadOnlySpan<byte> key)
     {
         var at = new Revision(WriteRevision, Changes);
-        var history = _state.Index.Find(key) ?? throw new InvariantViolationException($"MVCC txn: deleting {MvccText.Show(key)}, which the index does not hold.");
+        if (!_state.Index.Find(key, out var position))
+        {
+            throw new InvariantViolationException($"MVCC txn: deleting {MvccText.Show(key)}, which the index does not hold.");
+        }
+
         var stored = _pending.Allocate(StoredValue.TombstoneSizeBytes(key.Length));
         StoredValue.WriteTombstone(stored.Span, key);
         Span<byte> revisionKey = stackalloc byte[RevisionKey.TombstoneSizeBytes];
@@ -416,7 +428,7 @@ internal sealed class WriteTransaction
         _state.IndexLock.EnterWriteLock();
         try
         {
-            if (!history.Tombstone(at))
+            if (!_state.Index.Tombstone(position, at))
             {
                 throw new InvariantViolationException($"MVCC txn: deleting {MvccText.Show(key)}, which is not live.");
             }

@@ -5,23 +5,26 @@ using EmbeddedRaft.TestSupport;
 namespace EmbeddedRaft.Mvcc.Tests.Index;
 
 /// <summary>
-/// The key index against a sorted model: keys added by one search (<see cref="KeyIndex.FindForInsert"/>
-/// then <see cref="KeyIndex.Add"/>, as a put of a new key does) or by <see cref="KeyIndex.GetOrAdd"/>,
-/// in order (appends past the last chunk), in reverse and at random (chunk splits), and removed
-/// (as compaction does), keep byte-wise key order, and every key is found.
+/// The key index against independent models. Order: keys added by one search (<see cref="KeyIndex.Find"/>
+/// then <see cref="KeyIndex.Add"/>, as a put of a new key does), in order (appends past the last
+/// chunk), in reverse and at random (chunk splits), and removed (as compaction does), keep byte-wise
+/// key order, and every key is found. Histories: a key written once is held without a
+/// <see cref="KeyHistory"/> object; through puts, deletes, compactions and a reload it answers exactly
+/// as a <see cref="KeyHistory"/> fed the same changes.
 /// </summary>
 public sealed class KeyIndexTests
 {
     private static IEnumerable<int> Seeds() => TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 3);
 
     [TestCaseSource(nameof(Seeds))]
-    public void KeysAddedWithOneSearchOrByGetOrAddStayInByteOrderThroughSplitsAppendsAndRemovals(int seed)
+    public void KeysAddedWithOneSearchStayInByteOrderThroughSplitsAppendsAndRemovals(int seed)
     {
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         var random = new Random(seed);
         var index = new KeyIndex();
         var model = new SortedSet<byte[]>(ByteOrder.Instance);
         int nextInOrder = 0;
+        long main = 1;
         for (int step = 0; step < 6_000; step++)
         {
             int choice = random.Next(10);
@@ -29,8 +32,7 @@ public sealed class KeyIndexTests
             {
                 // A removal, as a compaction that pruned a key's whole history.
                 var victim = model.ElementAt(random.Next(model.Count));
-                var history = index.Find(victim) ?? throw new AssertionException($"step {step}: {Show(victim)} is in the model but not found");
-                index.Remove(history);
+                index.Remove(victim);
                 model.Remove(victim);
                 continue;
             }
@@ -41,43 +43,215 @@ public sealed class KeyIndexTests
             byte[] key = choice < 5
                 ? [0xFF, (byte)(nextInOrder >> 16), (byte)(nextInOrder >> 8), (byte)nextInOrder++]
                 : RandomKey(random);
-            var found = index.FindForInsert(key, out var point);
-            Assert.That(found is not null, Is.EqualTo(model.Contains(key)), $"step {step}: {Show(key)} found by FindForInsert");
-            if (found is null)
+            bool found = index.Find(key, out var position);
+            Assert.That(found, Is.EqualTo(model.Contains(key)), $"step {step}: {Show(key)} found by Find");
+            if (!found)
             {
-                var added = random.Next(2) == 0 ? index.Add(point, key) : index.GetOrAdd(key);
-                Assert.That(added.Key, Is.EqualTo(key));
-                Assert.That(added.IsEmpty, Is.True, "a new key's history is empty until its first put");
+                var revision = new Revision(++main, 0);
+                index.Add(position, key, revision);
+                Assert.That(index.TryGet(key, main, out var modified, out var created, out long version), Is.True);
+                Assert.That((modified, created, version), Is.EqualTo((revision, revision, 1L)), $"step {step}: a new key reads as its one put");
                 model.Add(key);
-            }
-            else
-            {
-                Assert.That(index.GetOrAdd(key), Is.SameAs(found), $"step {step}: GetOrAdd of a present key returns its history");
             }
         }
 
         Assert.That(index.Count, Is.EqualTo(model.Count));
-        Assert.That(index.All().Select(h => Show(h.Key)), Is.EqualTo(model.Select(Show)), "the index walks its keys in byte order");
+        Assert.That(index.Keys().Select(Show), Is.EqualTo(model.Select(Show)), "the index walks its keys in byte order");
         foreach (var key in model)
         {
-            Assert.That(index.Find(key)?.Key, Is.EqualTo(key), $"{Show(key)} is found");
+            Assert.That(index.Find(key, out _), Is.True, $"{Show(key)} is found");
         }
     }
 
     [Test]
-    public void AnInsertPointFoundBeforeTheIndexChangedIsRefusedAndChangesNothing()
+    public void APositionFoundBeforeTheIndexChangedIsRefusedAndChangesNothing()
     {
         var index = new KeyIndex();
-        index.GetOrAdd([2]);
-        Assert.That(index.FindForInsert([1], out var stale), Is.Null);
-        index.GetOrAdd([3]);
+        Add(index, [2], 2);
+        Assert.That(index.Find([1], out var staleInsert), Is.False);
+        Assert.That(index.Find([2], out var stalePut), Is.True);
+        Add(index, [3], 3);
 
-        Assert.That(() => index.Add(stale, [1]), Throws.InstanceOf<InvariantViolationException>());
-        Assert.That(index.All().Select(h => h.Key[0]), Is.EqualTo(new byte[] { 2, 3 }));
+        Assert.That(() => index.Add(staleInsert, [1], new Revision(4, 0)), Throws.InstanceOf<InvariantViolationException>());
+        Assert.That(() => index.Put(stalePut, new Revision(4, 0)), Throws.InstanceOf<InvariantViolationException>());
+        Assert.That(() => index.Tombstone(stalePut, new Revision(4, 0)), Throws.InstanceOf<InvariantViolationException>());
+        Assert.That(index.Keys().Select(k => k[0]), Is.EqualTo(new byte[] { 2, 3 }));
+        Assert.That(index.HistoryOf([2])!.GenerationRevisions().Single(), Is.EqualTo(new[] { new Revision(2, 0) }), "the refused put and delete changed nothing");
 
-        Assert.That(index.FindForInsert([1], out var fresh), Is.Null);
-        index.Add(fresh, [1]);
-        Assert.That(index.All().Select(h => h.Key[0]), Is.EqualTo(new byte[] { 1, 2, 3 }));
+        Assert.That(index.Find([1], out var fresh), Is.False);
+        index.Add(fresh, [1], new Revision(4, 0));
+        Assert.That(index.Keys().Select(k => k[0]), Is.EqualTo(new byte[] { 1, 2, 3 }));
+    }
+
+    /// <summary>
+    /// Random puts, deletes and compactions over a few keys (many written once, so held without a
+    /// history object, some written again or deleted, so given one), with a reload of the index from
+    /// histories at random points (as the open does): every key reads at every revision, and
+    /// compaction keeps, exactly what <see cref="KeyHistory"/> objects fed the same changes do.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public void KeysHeldWithoutAHistoryObjectAnswerAsTheirKeyHistoryThroughPutsDeletesCompactionsAndReloads(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
+        var random = new Random(seed);
+        var index = new KeyIndex();
+        var model = new Dictionary<byte, KeyHistory>();
+        long main = 1;
+        long compacted = 0;
+        for (int step = 0; step < 1_500; step++)
+        {
+            byte k = (byte)random.Next(64);
+            byte[] key = [k, (byte)(k * 7)];
+            int choice = random.Next(100);
+            if (choice < 70)
+            {
+                // A put (a txn's second change now and then: sub revision 1).
+                var revision = new Revision(++main, random.Next(4) == 0 ? 1 : 0);
+                bool found = index.Find(key, out var position);
+                Assert.That(found, Is.EqualTo(model.ContainsKey(k)), $"step {step}: key {k} found");
+                if (found)
+                {
+                    index.Put(position, revision);
+                    model[k].Put(revision);
+                }
+                else
+                {
+                    index.Add(position, key, revision);
+                    var history = new KeyHistory(key);
+                    history.Put(revision);
+                    model[k] = history;
+                }
+            }
+            else if (choice < 85)
+            {
+                // A delete: only of a live key, as the store's delete of what a range found.
+                if (model.TryGetValue(k, out var history) && history.IsLive)
+                {
+                    var revision = new Revision(++main, 0);
+                    Assert.That(index.Find(key, out var position), Is.True);
+                    Assert.That(index.Tombstone(position, revision), Is.True, $"step {step}: delete of live key {k}");
+                    Assert.That(history.Tombstone(revision), Is.True);
+                }
+            }
+            else if (choice < 95)
+            {
+                // A compaction in steps of a few keys, as the writer's; emptied keys leave the index.
+                long at = random.NextInt64(compacted, main + 1);
+                var kept = new HashSet<Revision>();
+                var wouldKeep = new HashSet<Revision>();
+                index.Keep(at, wouldKeep);
+                byte[]? from = [];
+                while (from is not null)
+                {
+                    from = index.Compact(from, limit: 5, at, kept);
+                }
+
+                var modelKept = new HashSet<Revision>();
+                foreach (var (mk, history) in model.ToList())
+                {
+                    history.Compact(at, modelKept);
+                    if (history.IsEmpty)
+                    {
+                        model.Remove(mk);
+                    }
+                }
+
+                Assert.That(kept, Is.EquivalentTo(modelKept), $"step {step}: compaction at {at} keeps what the histories keep");
+                Assert.That(wouldKeep, Is.EquivalentTo(modelKept), $"step {step}: Keep at {at} says what compaction keeps");
+                compacted = at;
+            }
+            else
+            {
+                // A reload, as the open rebuilds the index from the file's histories.
+                index = new KeyIndex();
+                index.Load(model.Values.Select(Copy).ToList());
+            }
+
+            Assert.That(index.Count, Is.EqualTo(model.Count), $"step {step}: keys in the index");
+            if (step % 150 == 0)
+            {
+                AssertSameAnswers(index, model, main, step);
+            }
+        }
+
+        AssertSameAnswers(index, model, main, step: -1);
+    }
+
+    private static void AssertSameAnswers(KeyIndex index, Dictionary<byte, KeyHistory> model, long main, int step)
+    {
+        foreach (var (k, history) in model)
+        {
+            byte[] key = [k, (byte)(k * 7)];
+            string held = Show(index.HistoryOf(key)!);
+            if (held != Show(history))
+            {
+                Assert.Fail($"step {step}: key {k}'s generations in the index {held}, in its history {Show(history)}");
+            }
+
+            for (long at = 1; at <= main + 1; at++)
+            {
+                bool expected = history.TryGet(at, out var modified, out var created, out long version);
+                bool actual = index.TryGet(key, at, out var gotModified, out var gotCreated, out long gotVersion);
+                if ((actual, gotModified, gotCreated.Main, gotVersion) != (expected, modified, created.Main, version))
+                {
+                    Assert.Fail($"step {step}: key {k} at {at}: the index says {(actual, gotModified, gotCreated.Main, gotVersion)}, its history {(expected, modified, created.Main, version)}");
+                }
+            }
+        }
+
+        // A range over every key sees, at each revision, exactly the keys that existed then.
+        for (long at = 1; at <= main + 1; at += Math.Max(1, main / 20))
+        {
+            var visited = new List<Revision>();
+            index.Visit([0], [0], at, modified =>
+            {
+                visited.Add(modified);
+                return true;
+            });
+            var expected = model.OrderBy(e => e.Key).Select(e => e.Value.TryGet(at, out var m, out _, out _) ? m : (Revision?)null).OfType<Revision>();
+            Assert.That(visited, Is.EqualTo(expected), $"step {step}: range at {at}");
+        }
+    }
+
+    private static string Show(KeyHistory history) => string.Join("|", history.GenerationRevisions().Select(g => string.Join(",", g)));
+
+    private static KeyHistory Copy(KeyHistory history)
+    {
+        // The open restores each key from its stored revisions: the first with its stored create
+        // revision and version, the later ones as puts (tombstones end generations).
+        var copy = new KeyHistory(history.Key);
+        bool first = true;
+        var generations = history.GenerationRevisions();
+        for (int g = 0; g < generations.Count; g++)
+        {
+            for (int i = 0; i < generations[g].Length; i++)
+            {
+                var revision = generations[g][i];
+                bool tombstone = g < generations.Count - 1 && i == generations[g].Length - 1;
+                if (first)
+                {
+                    history.TryGet(revision.Main, out _, out var created, out long version);
+                    copy.Restore(created, revision, version);
+                    first = false;
+                }
+                else if (tombstone)
+                {
+                    copy.Tombstone(revision);
+                }
+                else
+                {
+                    copy.Put(revision);
+                }
+            }
+        }
+
+        return copy;
+    }
+
+    private static void Add(KeyIndex index, byte[] key, long main)
+    {
+        Assert.That(index.Find(key, out var position), Is.False);
+        index.Add(position, key, new Revision(main, 0));
     }
 
     private static byte[] RandomKey(Random random)
