@@ -62,10 +62,7 @@ public sealed class ReadIndexRoundsTests
         int wakes = 0;
         var rounds = new ReadIndexRounds(scheduler, () => wakes++);
         var requestIds = new ulong[1];
-        rounds.TryJoin(TimeoutTicks, out var first, out _);
-        var context = rounds.TryStartRound(ref requestIds[0], tick: 0);
-        rounds.OnReadState(new ReadState(1, context!));
-        rounds.CompleteUpTo(1);
+        var first = ReleaseOneReader(rounds, requestIds, tick: 0);
 
         // In the pass, the released reader reads again at once and the loop looks for a round meanwhile.
         Task? again = null;
@@ -95,10 +92,7 @@ public sealed class ReadIndexRoundsTests
         int wakes = 0;
         var rounds = new ReadIndexRounds(scheduler, () => wakes++);
         var requestIds = new ulong[1];
-        rounds.TryJoin(TimeoutTicks, out var first, out _);
-        var context = rounds.TryStartRound(ref requestIds[0], tick: 0);
-        rounds.OnReadState(new ReadState(1, context!));
-        rounds.CompleteUpTo(1);
+        var first = ReleaseOneReader(rounds, requestIds, tick: 0);
 
         // The pass is queued, not yet run; another reader arrives and the loop looks for a round.
         rounds.TryJoin(TimeoutTicks, out var newcomer, out var wakeFromNewcomer);
@@ -131,10 +125,7 @@ public sealed class ReadIndexRoundsTests
         var rounds = new ReadIndexRounds(scheduler, () => { });
         var requestIds = new ulong[1];
         rounds.Expire(10, () => new TimeoutException("unused"));
-        rounds.TryJoin(TimeoutTicks, out var first, out _);
-        var context = rounds.TryStartRound(ref requestIds[0], tick: 10);
-        rounds.OnReadState(new ReadState(1, context!));
-        rounds.CompleteUpTo(1);
+        var first = ReleaseOneReader(rounds, requestIds, tick: 10);
 
         // A continuation that blocks (here: lets ticks pass) must not stop every later read.
         byte[]? heldBack = [];
@@ -266,6 +257,16 @@ public sealed class ReadIndexRoundsTests
     private static ulong RoundId(byte[] context) => BinaryPrimitives.ReadUInt64LittleEndian(context);
 
     /// <summary>Queues release passes until the test runs them, on its own thread.</summary>
+    /// <summary>One reader joins, its round starts at <paramref name="tick"/> and is answered and applied: its release pass is queued, not yet run.</summary>
+    private static Task ReleaseOneReader(ReadIndexRounds rounds, ulong[] requestIds, long tick)
+    {
+        rounds.TryJoin(TimeoutTicks, out var reader, out _);
+        var context = rounds.TryStartRound(ref requestIds[0], tick);
+        rounds.OnReadState(new ReadState(1, context!));
+        rounds.CompleteUpTo(1);
+        return reader;
+    }
+
     private sealed class ManualScheduler : TaskScheduler
     {
         private readonly Queue<Task> _tasks = new();
