@@ -248,9 +248,11 @@ public class RaftNodeTcpStoryTests
                 }
                 catch (Exception e) when (e is ProposalDroppedException or NoLeaderException or NodeStoppedException)
                 {
-                    // A client backing off before it asks again (through another member, maybe):
-                    // without it 24 writers spin on a member that knows no leader yet.
-                    await Task.Delay(10);
+                    // A client asks again once the cluster can answer (through another member, maybe):
+                    // without the wait 24 writers spin on a member that knows no leader yet.
+                    await Waits.UntilAsync(
+                        () => _stop.IsCancellationRequested || Volatile.Read(ref _members).Any(m => m.Status is { IsStopped: false, LeaderId: not 0 }),
+                        "a running member that knows a leader (for a writer to retry through)");
                 }
                 catch (Exception e)
                 {

@@ -80,13 +80,7 @@ public sealed class WriteTransactionReuseTests
             Assert.That(S(s.Get("b").Kvs.Single().Value), Is.EqualTo("1"));
         }
 
-        CheckHistory(store);
-        uint hash = store.HashKV().Hash;
-        await store.SyncAsync();
-        await store.DisposeAsync();
-        using var reopened = OpenOn(fs, options);
-        CheckHistory(reopened);
-        Assert.That(reopened.HashKV().Hash, Is.EqualTo(hash));
+        await CheckHistoryAgainAfterReopenAsync(store, fs, options, CheckHistory);
     }
 
     /// <summary>
@@ -135,12 +129,18 @@ public sealed class WriteTransactionReuseTests
             Assert.That(s.Get("d").Kvs.Single().ModRevision, Is.EqualTo(7));
         }
 
-        CheckHistory(store);
+        await CheckHistoryAgainAfterReopenAsync(store, fs, options, CheckHistory);
+    }
+
+    /// <summary>Checks the history on <paramref name="store"/>, closes it, and checks the same history and hash on the store reopened from its files.</summary>
+    private static async Task CheckHistoryAgainAfterReopenAsync(MvccStore store, FaultInjectingFileSystem fs, MvccStoreOptions options, Action<MvccStore> checkHistory)
+    {
+        checkHistory(store);
         uint hash = store.HashKV().Hash;
         await store.SyncAsync();
         await store.DisposeAsync();
         using var reopened = OpenOn(fs, options);
-        CheckHistory(reopened);
+        checkHistory(reopened);
         Assert.That(reopened.HashKV().Hash, Is.EqualTo(hash));
     }
 }
