@@ -177,9 +177,7 @@ internal static class TcpTransportCpuProbe
         return new Sample(wall.TotalNanoseconds / Messages, cpu.TotalNanoseconds / Messages, ContextSwitches() - switchesBefore, (double)thread / Messages);
     }
 
-    /// <summary>The calling thread's CPU time so far in nanoseconds (the scheduler's own account, /proc/thread-self/schedstat).</summary>
-    private static long ThreadCpuNanoseconds() =>
-        long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
+    private static long ThreadCpuNanoseconds() => ThreadCpuClock.Nanoseconds();
 
     /// <summary>
     /// The process's context switches so far (voluntary and not, every thread, from /proc): how

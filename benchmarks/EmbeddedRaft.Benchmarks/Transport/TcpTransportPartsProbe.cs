@@ -81,16 +81,19 @@ internal static class TcpTransportPartsProbe
         Console.WriteLine(FormattableString.Invariant($"| {entry} B | {part} | {cpu[rounds / 2]:F1} | {cpu[0]:F1} | {allocated[rounds / 2]:F0} |"));
     }
 
+    // One queue for every round, as a peer has: its lists reach their size in the warm-up.
+    private static readonly TcpSendQueue SendQueue = new(2 * Messages);
+    private static List<Message> taken = new(Messages);
+
     private static void Queue(Message message)
     {
-        var queue = new TcpSendQueue(2 * Messages);
-        var taken = new List<Message>(Messages);
         for (int i = 0; i < Messages; i++)
         {
-            queue.TryAdd(message);
+            SendQueue.TryAdd(message);
         }
 
-        queue.TryTakeAll(ref taken);
+        SendQueue.TryTakeAll(ref taken);
+        taken.Clear();
     }
 
     private static readonly PipeWriter NullWriter = PipeWriter.Create(Stream.Null, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
@@ -172,6 +175,5 @@ internal static class TcpTransportPartsProbe
         return bytes.IsEmpty ? frames : throw new InvalidOperationException($"{bytes.Length} bytes left over.");
     }
 
-    private static long ThreadCpuNanoseconds() =>
-        long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
+    private static long ThreadCpuNanoseconds() => ThreadCpuClock.Nanoseconds();
 }
