@@ -86,6 +86,8 @@ internal static class TcpTransportCpuProbe
                     double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
                     long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
                     Console.WriteLine(FormattableString.Invariant($"// {entry} B{(tls ? " TLS" : string.Empty)}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"// {entry} B{(tls ? " TLS" : string.Empty)} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
                     Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / Messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
                 }
                 finally
@@ -98,17 +100,26 @@ internal static class TcpTransportCpuProbe
         return 0;
     }
 
-    private readonly record struct Round((double Wall, double Cpu, long Switches) Transport, (double Wall, double Cpu, long Switches) Raw, long Allocated, int Gen0);
+    private readonly record struct Round(Sample Transport, Sample Raw, long Allocated, int Gen0, double GcPauseMs, long WorkItems, long Contentions);
+
+    /// <summary>One invocation: wall and process CPU per message, context switches, and the CPU per message of the thread that ran it (for the transport: the Send loop and the wait).</summary>
+    private readonly record struct Sample(double Wall, double Cpu, long Switches, double SenderCpu);
 
     /// <summary>One transport invocation then one raw copy, each timed, with the transport's allocation and gen0 GCs.</summary>
     private static Round MeasureRound(TcpTransportThroughputBenchmarks bench)
     {
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         int gen0Before = GC.CollectionCount(0);
+        var pauseBefore = GC.GetTotalPauseDuration();
+        long workItemsBefore = ThreadPool.CompletedWorkItemCount;
+        long contentionsBefore = Monitor.LockContentionCount;
         var transport = Measure(bench.TcpTransportSend);
         long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
         int gen0 = GC.CollectionCount(0) - gen0Before;
-        return new Round(transport, Measure(bench.RawSocketCopy), allocated, gen0);
+        double pauseMs = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
+        long workItems = ThreadPool.CompletedWorkItemCount - workItemsBefore;
+        long contentions = Monitor.LockContentionCount - contentionsBefore;
+        return new Round(transport, Measure(bench.RawSocketCopy), allocated, gen0, pauseMs, workItems, contentions);
     }
 
     /// <summary>
@@ -151,18 +162,22 @@ internal static class TcpTransportCpuProbe
         return (pairs, Stopwatch.GetElapsedTime(start));
     }
 
-    private static (double Wall, double Cpu, long Switches) Measure(Action invocation)
+    private static Sample Measure(Action invocation)
     {
         long switchesBefore = ContextSwitches();
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
+        long threadBefore = ThreadCpuNanoseconds();
         long start = Stopwatch.GetTimestamp();
         invocation();
         var wall = Stopwatch.GetElapsedTime(start);
+        long thread = ThreadCpuNanoseconds() - threadBefore;
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuBefore;
-        return (wall.TotalNanoseconds / Messages, cpu.TotalNanoseconds / Messages, ContextSwitches() - switchesBefore);
+        return new Sample(wall.TotalNanoseconds / Messages, cpu.TotalNanoseconds / Messages, ContextSwitches() - switchesBefore, (double)thread / Messages);
     }
+
+    private static long ThreadCpuNanoseconds() => ThreadCpuClock.Nanoseconds();
 
     /// <summary>
     /// The process's context switches so far (voluntary and not, every thread, from /proc): how

@@ -51,19 +51,7 @@ public class TcpTransportThroughputBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var data = new byte[EntryBytes];
-        new Random(14).NextBytes(data);
-        _message = new Message
-        {
-            Type = MessageType.Append,
-            From = 1,
-            To = 2,
-            Term = 3,
-            LogTerm = 3,
-            Index = 1_000_000,
-            Commit = 999_999,
-            Entries = new[] { new Entry(3, 1_000_001, EntryType.Normal, data) },
-        };
+        _message = AppendMessage(EntryBytes);
 
         TcpTransportTlsOptions? tls = Tls ? BenchmarkCertificates.TlsOptions() : null;
         _receiver = new TcpTransport(new TcpTransportOptions { NodeId = 2, Tls = tls });
@@ -85,6 +73,24 @@ public class TcpTransportThroughputBenchmarks
         _rawChunk = new byte[64 * 1024];
         new Random(15).NextBytes(_rawChunk);
         Console.WriteLine($"// {MessagesPerInvoke} messages of {MessageCodec.GetEncodedLength(_message)} bytes = {_wireBytesPerInvoke} bytes on the wire per invocation");
+    }
+
+    /// <summary>The message every operation sends: an Append from node 1 to node 2 carrying one entry of <paramref name="entryBytes"/> random bytes.</summary>
+    internal static Message AppendMessage(int entryBytes)
+    {
+        var data = new byte[entryBytes];
+        new Random(14).NextBytes(data);
+        return new Message
+        {
+            Type = MessageType.Append,
+            From = 1,
+            To = 2,
+            Term = 3,
+            LogTerm = 3,
+            Index = 1_000_000,
+            Commit = 999_999,
+            Entries = new[] { new Entry(3, 1_000_001, EntryType.Normal, data) },
+        };
     }
 
     [GlobalCleanup]

@@ -133,6 +133,11 @@ public class MessageCodecTests
             ([0xFF, 0x80, 0x00], 6, "varint is not minimally encoded"),
             ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], 13, "varint overflows 64 bits"),
             ([0x80, 0x80], 5, "unexpected end of input"),
+
+            // The same two spellings with more input after them, where the decoder reads two- and
+            // three-byte values without its loop: refused all the same, at the same offsets.
+            ([0x80, 0x00, 0x01], 5, "varint is not minimally encoded"),
+            ([0xFF, 0x80, 0x00, 0x01], 6, "varint is not minimally encoded"),
         ];
 
         foreach (var (to, offset, what) in cases)
@@ -142,7 +147,7 @@ public class MessageCodecTests
         }
 
         // The largest value and the byte boundaries still read back exactly.
-        foreach (ulong value in new ulong[] { 0, 127, 128, 16_383, 16_384, 1UL << 56, ulong.MaxValue })
+        foreach (ulong value in new ulong[] { 0, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 1UL << 56, ulong.MaxValue })
         {
             var message = new Message { Type = MessageType.Heartbeat, To = value, From = 1, Term = value, Commit = value };
             AssertSame(message, MessageCodec.DecodeMessage(MessageCodec.Encode(message)));

@@ -150,6 +150,25 @@ internal static class TcpFrame
     /// <summary>Reads a varint length (at most 5 bytes, fitting an int) at <paramref name="offset"/>, moving it past.</summary>
     public static int ReadLength(ReadOnlySpan<byte> source, ref int offset)
     {
+        // Messages under 16 KiB (nearly all) have a one- or two-byte length: read without the loop.
+        int at = offset;
+        if ((uint)(at + 1) < (uint)source.Length)
+        {
+            uint b0 = source[at];
+            if (b0 < 0x80)
+            {
+                offset = at + 1;
+                return (int)b0;
+            }
+
+            uint b1 = source[at + 1];
+            if (b1 < 0x80)
+            {
+                offset = at + 2;
+                return (int)((b0 & 0x7F) | (b1 << 7));
+            }
+        }
+
         uint value = 0;
         for (int shift = 0; shift < 35; shift += 7)
         {

@@ -190,35 +190,44 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                 throw new TcpProtocolException("an empty message batch", "malformed");
             }
 
-            // The whole frame is decoded and checked before any of it reaches the node: a frame
-            // is taken whole or not at all.
-            batch.Clear();
-            int offset = 0;
-            while (offset < bytes.Length)
-            {
-                int length = TcpFrame.ReadLength(bytes, ref offset);
-                if (length > bytes.Length - offset)
-                {
-                    throw new TcpProtocolException($"a message of {length} bytes where {bytes.Length - offset} remain in its frame", "malformed");
-                }
-
-                var message = MessageCodec.DecodeMessage(bytes, offset, length, decoding);
-                offset += length;
-                if (message.To != local || message.From != _peer)
-                {
-                    throw new TcpProtocolException($"a message from {message.From} to {message.To} on the connection from {_peer} to {local}", "malformed");
-                }
-
-                if (message.Type == MessageType.Snapshot)
-                {
-                    throw new TcpProtocolException("a snapshot message on a message connection (snapshots have their own connection)", "unexpected");
-                }
-
-                batch.Add(message);
-            }
-
+            DecodeFrame(bytes, decoding, batch, _peer, local);
             transport.Deliver(transport.CurrentReceiver, _peer, CollectionsMarshal.AsSpan(batch));
             transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
+        }
+    }
+
+    /// <summary>
+    /// Decodes a message frame's body (<paramref name="bytes"/>: length-prefixed messages) into
+    /// <paramref name="batch"/>, which it clears first. The whole frame is decoded and checked before
+    /// any of it reaches the node: a frame is taken whole or not at all.
+    /// </summary>
+    /// <exception cref="TcpProtocolException">A length runs past the frame, or a message is not from <paramref name="peer"/> to <paramref name="local"/>, or is a snapshot.</exception>
+    /// <exception cref="MessageFormatException">A message does not decode.</exception>
+    internal static void DecodeFrame(ReadOnlySpan<byte> bytes, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
+    {
+        batch.Clear();
+        int offset = 0;
+        while (offset < bytes.Length)
+        {
+            int length = TcpFrame.ReadLength(bytes, ref offset);
+            if (length > bytes.Length - offset)
+            {
+                throw new TcpProtocolException($"a message of {length} bytes where {bytes.Length - offset} remain in its frame", "malformed");
+            }
+
+            var message = MessageCodec.DecodeMessage(bytes, offset, length, decoding);
+            offset += length;
+            if (message.To != local || message.From != peer)
+            {
+                throw new TcpProtocolException($"a message from {message.From} to {message.To} on the connection from {peer} to {local}", "malformed");
+            }
+
+            if (message.Type == MessageType.Snapshot)
+            {
+                throw new TcpProtocolException("a snapshot message on a message connection (snapshots have their own connection)", "unexpected");
+            }
+
+            batch.Add(message);
         }
     }
 

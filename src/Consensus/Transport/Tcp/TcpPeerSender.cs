@@ -323,7 +323,7 @@ internal sealed class TcpPeerSender
 
     // The whole frame in one span of the pipe (at most a batch frame's target size, or one message
     // that travels alone): one GetSpan and one Advance per frame, not per message.
-    private static void WriteFrame(System.IO.Pipelines.PipeWriter writer, List<Message> batch, List<int> lengths, int body)
+    internal static void WriteFrame(System.IO.Pipelines.PipeWriter writer, List<Message> batch, List<int> lengths, int body)
     {
         int total = TcpFrame.HeaderSizeBytes + body;
         Span<byte> frame = writer.GetSpan(total)[..total];
