@@ -6,7 +6,10 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// </summary>
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
-    /// <summary>The live buffer of the last response, emptied, handed back to the hub at the next take for reuse.</summary>
+    /// <summary>
+    /// A live buffer this consumer took and emptied, offered back to the hub at each take for reuse
+    /// until the hub has room for it (see <see cref="WatchHub.Take"/>): at most one.
+    /// </summary>
     private WatchBuffer? _emptied;
 
     public WatchResponse Current { get; private set; } = null!;
@@ -16,18 +19,21 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var step = hub.Take(watcher, _emptied);
-            _emptied = null;
+            var step = hub.Take(watcher, ref _emptied);
             switch (step.Kind)
             {
                 case TakeKind.Respond:
-                    List<WatchEvent> taken = [];
+                    List<WatchEvent> taken;
                     if (step.Buffer is { } buffer)
                     {
                         // The events are built here, on the consumer's thread, from the bytes the
                         // writer staged (WatchBuffer): the writer adds no object per event.
                         taken = buffer.TakeEvents();
                         _emptied = buffer;
+                    }
+                    else
+                    {
+                        taken = [];
                     }
 
                     Current = Build(taken, step.Revision);
