@@ -45,6 +45,13 @@ internal sealed class WatchHub
     /// </summary>
     internal const int MinReusedBufferCapacity = 64;
 
+    /// <summary>
+    /// Events per response a consumer decodes from its taken buffer at most (whole revisions: one
+    /// larger revision is one response). Bounds the events alive at once while a consumer works
+    /// through a large buffer (see <see cref="WatchBuffer.TakeEvents"/>).
+    /// </summary>
+    internal const int MaxEventsPerResponse = 256;
+
     private readonly object _gate = new();
     private readonly StoreState _state;
     private readonly WatchOptions _options;
