@@ -53,8 +53,8 @@ internal sealed class WatchBuffer
 
     /// <summary>
     /// Consumer thread: the next events, in order, decoded from the held batches' bytes (or the built
-    /// ones): whole revisions, as many as fit in <paramref name="maxEvents"/> (at least one revision
-    /// however large); <paramref name="through"/> is the main revision of the last one. Once the last
+    /// ones): the whole revisions that fit in <paramref name="maxEvents"/>, or the next revision alone
+    /// when it is larger; <paramref name="through"/> is the main revision of the last one. Once the last
     /// change is decoded the batches are released and the buffer is empty (<see cref="Count"/> 0),
     /// ready for reuse.
     /// </summary>
@@ -74,11 +74,28 @@ internal sealed class WatchBuffer
             throw new InvariantViolationException("MVCC watch: events taken from an empty buffer.");
         }
 
-        // Whole revisions only: the piece ends at a revision boundary at or after maxEvents changes.
+        // Whole revisions only: the piece ends at the last revision boundary within maxEvents changes,
+        // or, when its first revision alone is larger, after that revision.
         int end = Math.Min(changes.Length, from + Math.Max(1, maxEvents));
-        while (end < changes.Length && changes[end].Main == changes[end - 1].Main)
+        if (end < changes.Length && changes[end].Main == changes[end - 1].Main)
         {
-            end++;
+            int cut = end - 1;
+            while (cut > from && changes[cut - 1].Main == changes[end - 1].Main)
+            {
+                cut--;
+            }
+
+            if (cut > from)
+            {
+                end = cut;
+            }
+            else
+            {
+                while (end < changes.Length && changes[end].Main == changes[end - 1].Main)
+                {
+                    end++;
+                }
+            }
         }
 
         try

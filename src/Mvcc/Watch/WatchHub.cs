@@ -46,8 +46,8 @@ internal sealed class WatchHub
     internal const int MinReusedBufferCapacity = 64;
 
     /// <summary>
-    /// Events per response a consumer decodes from its taken buffer at most (whole revisions: one
-    /// larger revision is one response). Bounds the events alive at once while a consumer works
+    /// Events per response a consumer decodes from its taken buffer at most (whole revisions: a
+    /// larger revision is a response alone). Bounds the events alive at once while a consumer works
     /// through a large buffer (see <see cref="WatchBuffer.TakeEvents"/>).
     /// </summary>
     internal const int MaxEventsPerResponse = 256;
