@@ -29,6 +29,12 @@ public class WatchThroughputBenchmarks
     private MvccStore? _history;
     private string? _historyDirectory;
 
+    /// <summary>The responses the live watcher of the last <see cref="PutsWithALivePrefixWatcher"/> received (for the <c>watch-cpu</c> probe).</summary>
+    internal long LastResponses { get; private set; }
+
+    /// <summary>The most events one of those responses carried.</summary>
+    internal int LastLargestResponse { get; private set; }
+
     [GlobalSetup]
     public void CreateKeys()
     {
@@ -74,12 +80,16 @@ public class WatchThroughputBenchmarks
     {
         using var watch = _store.Watch(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8) });
         long last = _store.Revision + LivePuts;
+        long responses = 0;
+        int largest = 0;
         var reader = Task.Run(async () =>
         {
             long events = 0;
             await foreach (var response in watch)
             {
                 events += response.Events.Count;
+                responses++;
+                largest = Math.Max(largest, response.Events.Count);
                 if (response.Header.Revision >= last)
                 {
                     return events;
@@ -90,6 +100,8 @@ public class WatchThroughputBenchmarks
         });
         await PutAllAsync().ConfigureAwait(false);
         long delivered = await reader.ConfigureAwait(false);
+        LastResponses = responses;
+        LastLargestResponse = largest;
         if (delivered != LivePuts)
         {
             throw new InvalidOperationException($"The watcher got {delivered} events of {LivePuts}.");

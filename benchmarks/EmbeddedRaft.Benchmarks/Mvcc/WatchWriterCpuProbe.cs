@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|many|lag|watched-only|alone-only] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|many|lag|watched-only|alone-only|alloc] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -20,6 +20,9 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// a watcher 100x slower than the write rate, alternated: the writer's p50/p99/p999 put latency,
 /// medians over the rounds.</para>
 /// <para><c>watched-only</c>, <c>alone-only</c>: only one kind of <c>live</c> invocation, for a profiler.</para>
+/// <para><c>alloc</c>: <c>live</c>'s invocations, alone then watched, each round, with the runtime's
+/// allocation sampling (one event per ~100 KB a thread allocates) on: bytes per put by type, on the
+/// writer's thread and on the others.</para>
 /// </summary>
 internal static class WatchWriterCpuProbe
 {
@@ -51,13 +54,17 @@ internal static class WatchWriterCpuProbe
                 Console.WriteLine(Show(MeasureLive(bench, watch: mode == "watched-only")));
             }
         }
+        else if (mode == "alloc")
+        {
+            AllocationsByType(rounds);
+        }
         else if (mode == "lag")
         {
             Lag(rounds);
         }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|many|lag|watched-only|alone-only] [--rounds N]");
+            Console.Error.WriteLine("watch-cpu [live|many|lag|watched-only|alone-only|alloc] [--rounds N]");
             return 2;
         }
 
@@ -85,8 +92,8 @@ internal static class WatchWriterCpuProbe
                 $"round {round + 1}: alone {Show(aloneSample)} | watched {Show(watchedSample)} | load {LoadAverage()}"));
         }
 
-        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---|");
+        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | lock contentions | pool work items | writer blocked / preempted | responses |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|");
         Console.WriteLine(Row("alone", alone));
         Console.WriteLine(Row(watchedName, watched));
         Console.WriteLine(FormattableString.Invariant(
@@ -96,9 +103,13 @@ internal static class WatchWriterCpuProbe
     }
 
     private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch) =>
-        Measure(bench.OpenEmptyStore, watch ? bench.PutsWithALivePrefixWatcher : bench.PutsAlone, bench.CloseStore);
+        Measure(
+            bench.OpenEmptyStore,
+            watch ? bench.PutsWithALivePrefixWatcher : bench.PutsAlone,
+            bench.CloseStore,
+            watch ? () => (bench.LastResponses, bench.LastLargestResponse) : null);
 
-    private static Sample Measure(Action open, Func<Task> run, Action close)
+    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null)
     {
         open();
         try
@@ -108,6 +119,11 @@ internal static class WatchWriterCpuProbe
             GC.WaitForPendingFinalizers();
             int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
             long allocated = GC.GetTotalAllocatedBytes(precise: true);
+            var pause = GC.GetTotalPauseDuration();
+            long contentions = Monitor.LockContentionCount;
+            long workItems = ThreadPool.CompletedWorkItemCount;
+            var threads = ThreadCpuByKind();
+            var switches = ContextSwitches(writer);
             long writerCpu = ThreadCpuNs(writer);
             var processCpu = Process.GetCurrentProcess().TotalProcessorTime;
             long started = Stopwatch.GetTimestamp();
@@ -115,7 +131,10 @@ internal static class WatchWriterCpuProbe
             double wall = Stopwatch.GetElapsedTime(started).TotalNanoseconds;
             double process = (Process.GetCurrentProcess().TotalProcessorTime - processCpu).TotalNanoseconds;
             long writerUsed = ThreadCpuNs(writer) - writerCpu;
+            var switchesAfter = ContextSwitches(writer);
+            var threadsAfter = ThreadCpuByKind();
             long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+            var (responseCount, largest) = responses?.Invoke() ?? (0, 0);
             return new Sample(
                 wall / LivePuts,
                 (double)writerUsed / LivePuts,
@@ -123,7 +142,18 @@ internal static class WatchWriterCpuProbe
                 (double)bytes / LivePuts,
                 GC.CollectionCount(0) - gen0,
                 GC.CollectionCount(1) - gen1,
-                GC.CollectionCount(2) - gen2);
+                GC.CollectionCount(2) - gen2)
+            {
+                PoolCpuNs = (double)(threadsAfter.Pool - threads.Pool) / LivePuts,
+                OtherCpuNs = (double)(threadsAfter.Other - threads.Other) / LivePuts,
+                GcPauseMs = (GC.GetTotalPauseDuration() - pause).TotalMilliseconds,
+                Contentions = Monitor.LockContentionCount - contentions,
+                WorkItems = ThreadPool.CompletedWorkItemCount - workItems,
+                Responses = responseCount,
+                LargestResponse = largest,
+                WriterWaits = switchesAfter.Voluntary - switches.Voluntary,
+                WriterPreempted = switchesAfter.Involuntary - switches.Involuntary,
+            };
         }
         finally
         {
@@ -178,6 +208,46 @@ internal static class WatchWriterCpuProbe
             $"lagging / none: p50 {Median(lagging, r => r.P50) / Median(none, r => r.P50):F2}x, p99 {Median(lagging, r => r.P99) / Median(none, r => r.P99):F2}x, p999 {Median(lagging, r => r.P999) / Median(none, r => r.P999):F2}x, rate {Median(lagging, r => r.PutsPerSecond) / Median(none, r => r.PutsPerSecond):F2}x"));
     }
 
+    private static void AllocationsByType(int rounds)
+    {
+        var bench = new WatchThroughputBenchmarks();
+        bench.CreateKeys();
+        using var sampler = new AllocationSampler();
+        foreach (bool watch in new[] { false, true })
+        {
+            // Warm-up, not counted.
+            MeasureLive(bench, watch);
+            var perType = new Dictionary<(string Type, bool Writer), long>();
+            for (int round = 0; round < rounds; round++)
+            {
+                bench.OpenEmptyStore();
+                try
+                {
+                    sampler.Start(WriterThreadId());
+                    (watch ? bench.PutsWithALivePrefixWatcher() : bench.PutsAlone()).GetAwaiter().GetResult();
+                    foreach (var (key, bytes) in sampler.Stop())
+                    {
+                        perType[key] = perType.GetValueOrDefault(key) + bytes;
+                    }
+                }
+                finally
+                {
+                    bench.CloseStore();
+                }
+            }
+
+            double puts = (double)LivePuts * rounds;
+            Console.WriteLine(FormattableString.Invariant($"{(watch ? "with a live prefix watcher" : "alone")}: sampled bytes per put by type (writer thread | other threads)"));
+            foreach (var ((type, writer), bytes) in perType.OrderByDescending(p => p.Value).Take(25))
+            {
+                Console.WriteLine(FormattableString.Invariant($"  {bytes / puts,8:F1} B  {(writer ? "writer" : "other "),-6}  {type}"));
+            }
+
+            Console.WriteLine(FormattableString.Invariant(
+                $"  total: writer {perType.Where(p => p.Key.Writer).Sum(p => p.Value) / puts:F1} B, others {perType.Where(p => !p.Key.Writer).Sum(p => p.Value) / puts:F1} B per put"));
+        }
+    }
+
     /// <summary>The thread id of the store's writer thread (named "MvccStore writer"; Linux keeps 15 characters of it).</summary>
     private static int WriterThreadId()
     {
@@ -200,6 +270,63 @@ internal static class WatchWriterCpuProbe
         return found.Count == 1 ? found[0] : throw new InvalidOperationException($"Expected one MvccStore writer thread, found {found.Count}.");
     }
 
+    /// <summary>
+    /// CPU time run so far by the process's thread-pool workers and by its other threads except the
+    /// store's writer, in nanoseconds (a thread that ended meanwhile drops out, so a difference of two
+    /// calls is a lower bound for the pool).
+    /// </summary>
+    private static (long Pool, long Other) ThreadCpuByKind()
+    {
+        long pool = 0;
+        long other = 0;
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                string comm = File.ReadAllText(Path.Combine(task, "comm"));
+                long used = long.Parse(File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ')[0], CultureInfo.InvariantCulture);
+                if (comm.StartsWith(".NET TP Worker", StringComparison.Ordinal))
+                {
+                    pool += used;
+                }
+                else if (!comm.StartsWith("MvccStore", StringComparison.Ordinal))
+                {
+                    other += used;
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended meanwhile.
+            }
+        }
+
+        return (pool, other);
+    }
+
+    /// <summary>
+    /// The thread's context switches so far: voluntary (it blocked: for the writer, each fdatasync and
+    /// each wait for a request, so per invocation about the batches committed) and involuntary (the
+    /// scheduler preempted it for another thread).
+    /// </summary>
+    private static (long Voluntary, long Involuntary) ContextSwitches(int tid)
+    {
+        long voluntary = 0;
+        long involuntary = 0;
+        foreach (string line in File.ReadAllLines($"/proc/self/task/{tid}/status"))
+        {
+            if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal))
+            {
+                voluntary = long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+            {
+                involuntary = long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+
+        return (voluntary, involuntary);
+    }
+
     /// <summary>CPU time the thread has run, in nanoseconds (the first field of schedstat).</summary>
     private static long ThreadCpuNs(int tid) =>
         long.Parse(File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
@@ -213,11 +340,12 @@ internal static class WatchWriterCpuProbe
     }
 
     private static string Show(Sample s) =>
-        FormattableString.Invariant($"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2}");
+        FormattableString.Invariant(
+            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
 
     private static string Row(string name, List<Sample> samples) =>
         FormattableString.Invariant(
-            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} |");
+            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.Responses):F0} |");
 
     /// <summary>The <c>many</c> invocation: a fresh store, optionally 10,000 watchers on distinct keys with their readers, then the puts.</summary>
     private sealed class ManyWatchersRun
@@ -290,5 +418,91 @@ internal static class WatchWriterCpuProbe
         }
     }
 
-    private readonly record struct Sample(double WallNs, double WriterCpuNs, double ProcessCpuNs, double AllocatedBytes, int Gen0, int Gen1, int Gen2);
+    /// <summary>Sums the runtime's allocation samples (AllocationTick, ~100 KB each) by type and by whether the writer thread allocated them.</summary>
+    private sealed class AllocationSampler : System.Diagnostics.Tracing.EventListener
+    {
+        private readonly object _gate = new();
+        private Dictionary<(string Type, bool Writer), long>? _samples;
+        private int _writer;
+
+        public void Start(int writerThreadId)
+        {
+            lock (_gate)
+            {
+                _writer = writerThreadId;
+                _samples = [];
+            }
+        }
+
+        public Dictionary<(string Type, bool Writer), long> Stop()
+        {
+            lock (_gate)
+            {
+                var samples = _samples ?? [];
+                _samples = null;
+                return samples;
+            }
+        }
+
+        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
+        {
+            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
+            {
+                EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
+            }
+        }
+
+        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
+        {
+            if (eventData.EventName is not { } name || !name.StartsWith("GCAllocationTick", StringComparison.Ordinal) || eventData.PayloadNames is null)
+            {
+                return;
+            }
+
+            int typeAt = eventData.PayloadNames.IndexOf("TypeName");
+            int amountAt = eventData.PayloadNames.IndexOf("AllocationAmount64");
+            if (typeAt < 0 || amountAt < 0)
+            {
+                return;
+            }
+
+            string type = eventData.Payload![typeAt] as string ?? "?";
+            long amount = Convert.ToInt64(eventData.Payload[amountAt], CultureInfo.InvariantCulture);
+            lock (_gate)
+            {
+                if (_samples is { } samples)
+                {
+                    var key = (type, (int)eventData.OSThreadId == _writer);
+                    samples[key] = samples.GetValueOrDefault(key) + amount;
+                }
+            }
+        }
+    }
+
+    private readonly record struct Sample(double WallNs, double WriterCpuNs, double ProcessCpuNs, double AllocatedBytes, int Gen0, int Gen1, int Gen2)
+    {
+        /// <summary>CPU of the thread-pool workers per put (the watcher's consumer, the writers' continuations).</summary>
+        public double PoolCpuNs { get; init; }
+
+        /// <summary>CPU of the other threads except the writer per put (the benchmark's own, GC's background thread).</summary>
+        public double OtherCpuNs { get; init; }
+
+        public double GcPauseMs { get; init; }
+
+        /// <summary>Times a thread waited for a lock another held (Monitor, the whole process).</summary>
+        public long Contentions { get; init; }
+
+        public long WorkItems { get; init; }
+
+        /// <summary>Responses the watcher received (live mode; 0 alone).</summary>
+        public long Responses { get; init; }
+
+        public int LargestResponse { get; init; }
+
+        /// <summary>Times the writer thread blocked (voluntary context switches: fdatasync, waiting for requests).</summary>
+        public long WriterWaits { get; init; }
+
+        /// <summary>Times the scheduler preempted the writer thread for another one.</summary>
+        public long WriterPreempted { get; init; }
+    }
 }

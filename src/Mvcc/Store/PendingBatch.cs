@@ -26,7 +26,7 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// later <see cref="Next"/> takes them. Why: the watch hub holds each batch its live watchers'
 /// buffers slice (their consumers decode the events from these bytes), so with a live watcher
 /// nearly every batch is still held at its swap; without the slot each batch would allocate its
-/// buffers anew. Every reader of <see cref="StoreState.Pending"/> other than the writer must hold.</para>
+/// buffers anew (two slots: see <see cref="SpareBuffers"/>). Every reader of <see cref="StoreState.Pending"/> other than the writer must hold.</para>
 /// <para>Thread-safety: one writer (<see cref="Allocate"/>, <see cref="Add"/>, <see cref="Next"/>),
 /// any number of readers. An entry is written before the count that covers it is published,
 /// segments and chunks are never changed where a reader holding the batch can see them, and a
@@ -115,8 +115,8 @@ internal sealed class PendingBatch
         if (left == Retired)
         {
             // The last reader of a swapped-out batch: no one can read it any more (no hold after the
-            // swap), so its buffers may be written again. An occupied slot keeps its buffers (same size).
-            Interlocked.CompareExchange(ref _spare.Buffers, new SpareBuffers.Set(_segments, _chunks), null);
+            // swap), so its buffers may be written again. Full slots keep their buffers (same size).
+            _spare.Offer(new SpareBuffers.Set(_segments, _chunks));
         }
     }
 
@@ -137,7 +137,7 @@ internal sealed class PendingBatch
             _chunks = [];
             _count = 0;
         }
-        else if (Interlocked.Exchange(ref _spare.Buffers, null) is { } spare)
+        else if (_spare.TakeAny() is { } spare)
         {
             next._segments = spare.Segments;
             next._chunks = spare.Chunks;
@@ -252,10 +252,30 @@ internal sealed class PendingBatch
 
     internal readonly record struct Entry(Revision Revision, bool Tombstone, ReadOnlyMemory<byte> StoredValue);
 
-    /// <summary>The slot a retired batch's buffers wait in for a later batch (see <see cref="Next"/>).</summary>
+    /// <summary>
+    /// The slots retired batches' buffers wait in for a later batch (see <see cref="Next"/>). Two:
+    /// with a live watcher a batch is still held at its swap and its predecessor often too (its
+    /// watcher's consumer is still decoding it), so the batch after the swap finds one slot empty;
+    /// with one slot, the predecessor's buffers, released after the next swap into a slot already
+    /// full, went to the collector and the batch after that allocated its buffers anew (measured
+    /// in docs/benchmarks.md, "Watches, session 10").
+    /// </summary>
     private sealed class SpareBuffers
     {
-        public Set? Buffers;
+        private Set? _first;
+        private Set? _second;
+
+        /// <summary>Keeps <paramref name="set"/> in an empty slot, if any (any thread).</summary>
+        public void Offer(Set set)
+        {
+            if (Interlocked.CompareExchange(ref _first, set, null) is not null)
+            {
+                Interlocked.CompareExchange(ref _second, set, null);
+            }
+        }
+
+        /// <summary>Takes the buffers of one slot, or null when both are empty (writer thread).</summary>
+        public Set? TakeAny() => Interlocked.Exchange(ref _first, null) ?? Interlocked.Exchange(ref _second, null);
 
         public sealed record Set(Entry[][] Segments, List<byte[]> Chunks);
     }

@@ -4,15 +4,18 @@ namespace EmbeddedRaft.Mvcc.Watch;
 
 /// <summary>
 /// A watcher's live changes its consumer has not taken yet: filled by the writer (under the hub's
-/// lock), then taken whole by the consumer, which decodes the events on its own thread
-/// (<see cref="TakeEvents"/>), so building a watch's event objects costs the writer nothing.
+/// lock), then taken whole by the consumer, which decodes the events on its own thread, a bounded
+/// piece per response (<see cref="TakeEvents"/>), so building a watch's event objects costs the
+/// writer nothing.
 /// </summary>
 /// <remarks>
 /// <para>Bytes: a staged change slices the stored value in the pending batch that holds its revision,
 /// which the buffer <see cref="PendingBatch.Hold"/>s (once per batch, from the writer's thread, before
 /// the batch is swapped out) until its events are decoded, so the writer does not write that batch's
 /// buffers again meanwhile. Batches come in revision order: only the newest held one can be the
-/// batch of the next change.</para>
+/// batch of the next change. A consumer that stops reading partway through a taken buffer keeps its
+/// batches held (up to <see cref="WatchHub.MaxHeldBatchesPerWatcher"/>) besides those of the buffer
+/// the writer fills meanwhile (up to as many): the bound per watcher is twice that.</para>
 /// <para>Thread-safety: the writer fills it under the hub's lock while it is the watcher's
 /// <see cref="Watcher.Buffer"/>; once taken it belongs to the consumer alone.</para>
 /// </remarks>
@@ -21,7 +24,10 @@ internal sealed class WatchBuffer
     private readonly List<BufferedChange> _changes = [];
     private readonly List<PendingBatch> _held = new(2);
 
-    /// <summary>Changes staged.</summary>
+    /// <summary>Consumer only: the changes before this index are decoded (<see cref="TakeEvents"/>).</summary>
+    private int _decoded;
+
+    /// <summary>Changes staged (while its consumer decodes it in pieces, the decoded ones too: 0 once emptied).</summary>
     public int Count => _changes.Count;
 
     /// <summary>Changes the list has room for without growing (for keeping a busy watcher's buffer for reuse).</summary>
@@ -46,25 +52,72 @@ internal sealed class WatchBuffer
     public void RemoveFrom(int index) => _changes.RemoveRange(index, _changes.Count - index);
 
     /// <summary>
-    /// Consumer thread: the events, in order, decoded from the held batches' bytes (or the built
-    /// ones); then the batches are released and the buffer is empty, ready for reuse.
+    /// Consumer thread: the next events, in order, decoded from the held batches' bytes (or the built
+    /// ones): the whole revisions that fit in <paramref name="maxEvents"/>, or the next revision alone
+    /// when it is larger; <paramref name="through"/> is the main revision of the last one. Once the last
+    /// change is decoded the batches are released and the buffer is empty (<see cref="Count"/> 0),
+    /// ready for reuse.
     /// </summary>
-    /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it).</exception>
-    public List<WatchEvent> TakeEvents()
+    /// <remarks>
+    /// Why in pieces: a prefix watcher's buffer holds up to a whole committed batch (10,000 changes
+    /// and more), and while its consumer builds their events every collection that runs finds them
+    /// alive and promotes them; decoded a bounded piece per response, at most that piece is alive
+    /// (measured in docs/benchmarks.md, "Watches, session 10").
+    /// </remarks>
+    /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it), or nothing is left to decode.</exception>
+    public List<WatchEvent> TakeEvents(int maxEvents, out long through)
     {
+        var changes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_changes);
+        int from = _decoded;
+        if (from >= changes.Length)
+        {
+            throw new InvariantViolationException("MVCC watch: events taken from an empty buffer.");
+        }
+
+        // Whole revisions only: the piece ends at the last revision boundary within maxEvents changes,
+        // or, when its first revision alone is larger, after that revision.
+        int end = Math.Min(changes.Length, from + Math.Max(1, maxEvents));
+        if (end < changes.Length && changes[end].Main == changes[end - 1].Main)
+        {
+            int cut = end - 1;
+            while (cut > from && changes[cut - 1].Main == changes[end - 1].Main)
+            {
+                cut--;
+            }
+
+            if (cut > from)
+            {
+                end = cut;
+            }
+            else
+            {
+                while (end < changes.Length && changes[end].Main == changes[end - 1].Main)
+                {
+                    end++;
+                }
+            }
+        }
+
         try
         {
-            var events = new List<WatchEvent>(_changes.Count);
-            foreach (ref readonly var change in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_changes))
+            var events = new List<WatchEvent>(end - from);
+            for (int i = from; i < end; i++)
             {
+                ref readonly var change = ref changes[i];
                 events.Add(change.Built ?? Decode(change));
             }
 
+            through = changes[end - 1].Main;
+            _decoded = end;
             return events;
         }
         finally
         {
-            Empty();
+            if (_decoded >= _changes.Count || _decoded == from)
+            {
+                // All decoded, or a decode failed: the batches are let go either way.
+                Empty();
+            }
         }
     }
 
@@ -72,6 +125,7 @@ internal sealed class WatchBuffer
     public void Empty()
     {
         _changes.Clear();
+        _decoded = 0;
         foreach (var batch in _held)
         {
             batch.Release();

@@ -6,8 +6,15 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// </summary>
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
-    /// <summary>The live buffer of the last response, emptied, handed back to the hub at the next take for reuse.</summary>
+    /// <summary>
+    /// A live buffer this consumer took and emptied, offered back to the hub at each take for reuse
+    /// until the hub has room for it (see <see cref="WatchHub.Take"/>): at most one.
+    /// </summary>
     private WatchBuffer? _emptied;
+
+    /// <summary>A taken live buffer whose events are handed out in pieces (<see cref="WatchHub.MaxEventsPerResponse"/>), and the revision of its take's response.</summary>
+    private WatchBuffer? _decoding;
+    private long _decodingRevision;
 
     public WatchResponse Current { get; private set; } = null!;
 
@@ -16,21 +23,29 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var step = hub.Take(watcher, _emptied);
-            _emptied = null;
+            if (_decoding is not null)
+            {
+                Current = NextPiece();
+                return true;
+            }
+
+            var step = hub.Take(watcher, ref _emptied);
             switch (step.Kind)
             {
                 case TakeKind.Respond:
-                    List<WatchEvent> taken = [];
                     if (step.Buffer is { } buffer)
                     {
                         // The events are built here, on the consumer's thread, from the bytes the
                         // writer staged (WatchBuffer): the writer adds no object per event.
-                        taken = buffer.TakeEvents();
-                        _emptied = buffer;
+                        _decoding = buffer;
+                        _decodingRevision = step.Revision;
+                        Current = NextPiece();
+                    }
+                    else
+                    {
+                        Current = Build([], step.Revision);
                     }
 
-                    Current = Build(taken, step.Revision);
                     return true;
                 case TakeKind.End:
                     stream.Dispose();
@@ -83,7 +98,42 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     public ValueTask DisposeAsync()
     {
         stream.Dispose();
+
+        // Lets go of the pending batches a partly delivered buffer holds.
+        _decoding?.Empty();
+        _decoding = null;
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// The next response of the taken buffer: its next whole revisions, up to
+    /// <see cref="WatchHub.MaxEventsPerResponse"/> events. A piece before the last carries the
+    /// revision of its last event (every event of the range up to it is delivered: the buffer holds
+    /// them all, in order); the last carries the take's revision.
+    /// </summary>
+    private WatchResponse NextPiece()
+    {
+        var buffer = _decoding!;
+        List<WatchEvent> events;
+        long through;
+        try
+        {
+            events = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, out through);
+        }
+        catch
+        {
+            _decoding = null;
+            throw;
+        }
+
+        if (buffer.Count == 0)
+        {
+            _decoding = null;
+            _emptied = buffer;
+            through = _decodingRevision;
+        }
+
+        return Build(events, through);
     }
 
     private WatchResponse Build(List<WatchEvent> events, long revision)

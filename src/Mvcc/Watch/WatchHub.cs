@@ -45,6 +45,13 @@ internal sealed class WatchHub
     /// </summary>
     internal const int MinReusedBufferCapacity = 64;
 
+    /// <summary>
+    /// Events per response a consumer decodes from its taken buffer at most (whole revisions: a
+    /// larger revision is a response alone). Bounds the events alive at once while a consumer works
+    /// through a large buffer (see <see cref="WatchBuffer.TakeEvents"/>).
+    /// </summary>
+    internal const int MaxEventsPerResponse = 256;
+
     private readonly object _gate = new();
     private readonly StoreState _state;
     private readonly WatchOptions _options;
@@ -411,17 +418,41 @@ internal sealed class WatchHub
     }
 
     /// <summary>
-    /// What a consumer does next; decided under the lock. <paramref name="emptied"/>: the buffer the
-    /// consumer took last and has emptied (<see cref="WatchBuffer.TakeEvents"/>), or null; kept for
-    /// the writer's next events when large enough (<see cref="MinReusedBufferCapacity"/>).
+    /// What a consumer does next; decided under the lock. <paramref name="emptied"/>: a buffer the
+    /// consumer took and has emptied (<see cref="WatchBuffer.TakeEvents"/>), or null. When large
+    /// enough (<see cref="MinReusedBufferCapacity"/>) it becomes the watcher's spare for the writer's
+    /// next events and <paramref name="emptied"/> is set to null; while the watcher still has a spare
+    /// the consumer keeps it (left as is) and offers it again at its next take; a small one is let go.
     /// </summary>
-    public TakeResult Take(Watcher watcher, WatchBuffer? emptied = null)
+    /// <remarks>
+    /// Why the consumer keeps one: a busy watcher needs two buffers, the one its consumer decodes and
+    /// the one the writer fills. A consumer that finds nothing to take hands its emptied buffer over
+    /// while the spare from its previous take is still unused; if that one were dropped, the writer
+    /// would fill the spare, the consumer would take it, and the writer's next revision would need a
+    /// new buffer, grown again from empty to a batch's size (for a prefix watcher of 10,000-write
+    /// batches, several arrays on the large object heap, once per batch: measured in docs/benchmarks.md,
+    /// "Watches, session 10").
+    /// </remarks>
+    public TakeResult Take(Watcher watcher, ref WatchBuffer? emptied)
     {
         lock (_gate)
         {
-            if (emptied is not null && emptied.Count == 0 && emptied.HeldBatches == 0 && emptied.Capacity >= MinReusedBufferCapacity && watcher.State != WatcherState.Ended)
+            if (emptied is not null)
             {
-                watcher.SpareBuffer = emptied;
+                if (emptied.Count != 0 || emptied.HeldBatches != 0)
+                {
+                    throw new InvariantViolationException($"MVCC watch: watcher {watcher.Id}'s consumer handed back a buffer not emptied.");
+                }
+
+                if (emptied.Capacity < MinReusedBufferCapacity || watcher.State == WatcherState.Ended)
+                {
+                    emptied = null;
+                }
+                else if (watcher.SpareBuffer is null)
+                {
+                    watcher.SpareBuffer = emptied;
+                    emptied = null;
+                }
             }
 
             while (true)

@@ -65,6 +65,38 @@ public sealed class PendingBatchTests
     }
 
     [Test]
+    public void TwoBatchesStillHeldAfterTheNextSwapBothLendTheirBuffersToLaterBatches()
+    {
+        // A live watcher's consumer decoding batch 1 and then batch 2 while each is swapped out (and
+        // batch 1 still held at batch 2's swap): both let go only after batch 3 began. Batches 4 and
+        // 5 then write into their buffers, one set each, instead of allocating new ones.
+        var values = Enumerable.Range(0, Writes).Select(i => ValueOf(i, seed: 4)).ToArray();
+        var first = Fill(new PendingBatch(), firstMain: 2, values);
+        first.Hold();
+        var second = first.Next();
+        long freshBytes = AllocatedWhile(() => Fill(second, firstMain: 2 + Writes, values));
+        second.Hold();
+        var third = Fill(second.Next(), firstMain: 2 + (2 * Writes), values);
+        third.Hold();
+        first.Release();
+        second.Release();
+
+        var fourth = third.Next();
+        long fourthBytes = AllocatedWhile(() => Fill(fourth, firstMain: 2 + (3 * Writes), values));
+        fourth.Hold();
+        var fifth = fourth.Next();
+        long fifthBytes = AllocatedWhile(() => Fill(fifth, firstMain: 2 + (4 * Writes), values));
+
+        AssertHolds(third, firstMain: 2 + (2 * Writes), seed: 4);
+        AssertHolds(fourth, firstMain: 2 + (3 * Writes), seed: 4);
+        AssertHolds(fifth, firstMain: 2 + (4 * Writes), seed: 4);
+        Assert.That(fourthBytes, Is.LessThan(freshBytes / 3), $"batch 4 reuses one retired batch's buffers ({fourthBytes:N0} B against {freshBytes:N0} B fresh)");
+        Assert.That(fifthBytes, Is.LessThan(freshBytes / 3), $"batch 5 reuses the other's, not dropped when the first slot was full ({fifthBytes:N0} B against {freshBytes:N0} B fresh)");
+        third.Release();
+        fourth.Release();
+    }
+
+    [Test]
     public void HoldingABatchAfterItWasSwappedOutIsAnInvariantViolation()
     {
         var old = Fill(new PendingBatch(), firstMain: 2, seed: 1);

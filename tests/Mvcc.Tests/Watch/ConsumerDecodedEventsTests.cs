@@ -1,3 +1,4 @@
+using EmbeddedRaft.Mvcc.Watch;
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
@@ -59,6 +60,47 @@ public sealed class ConsumerDecodedEventsTests
         }
 
         Assert.That(store.Watches.FellBehindCount, Is.Zero, "it stayed on the live path");
+    }
+
+    [Test]
+    public async Task ABufferOfManyEventsIsDeliveredInResponsesOfAtMostAPieceOfWholeRevisions()
+    {
+        // 1,000 events wait in the live buffer before the consumer reads: it gets them in responses of
+        // at most WatchHub.MaxEventsPerResponse events of whole revisions (a 300-put transaction,
+        // larger than a piece, in one), each carrying its last event's revision, the last one the store's.
+        await using var store = OpenOn(new FaultInjectingFileSystem(43), new MvccStoreOptions { MaxTxnOps = 300, Watch = new WatchOptions { MaxBufferedEvents = 10_000 } });
+        await using var watch = store.Watch(Prefix("p/")).GetAsyncEnumerator();
+        for (int i = 0; i < 600; i++)
+        {
+            store.Put($"p/{i % 50}", $"v{i}");
+        }
+
+        store.Txn(new TxnRequest { Success = [.. Enumerable.Range(0, 300).Select(i => RequestOp.Put(new PutRequest { Key = B($"p/t{i}"), Value = B($"t{i}") }))] });
+        long transaction = store.Revision;
+        for (int i = 600; i < 700; i++)
+        {
+            store.Put($"p/{i % 50}", $"v{i}");
+        }
+
+        var responses = new List<WatchResponse>();
+        do
+        {
+            responses.Add(watch.Next("the next piece"));
+        }
+        while (responses[^1].Header.Revision < store.Revision);
+
+        var events = responses.SelectMany(r => r.Events).ToList();
+        Assert.That(events.Select(e => S(e.Kv.Value)), Is.EqualTo(Enumerable.Range(0, 600).Select(i => $"v{i}").Concat(Enumerable.Range(0, 300).Select(i => $"t{i}")).Concat(Enumerable.Range(600, 100).Select(i => $"v{i}"))), "every event once, in order");
+        Assert.That(responses, Has.Count.GreaterThanOrEqualTo(5), "1,000 events in pieces");
+        Assert.That(responses.Where(r => r.Events.Count > WatchHub.MaxEventsPerResponse).Select(r => r.Events.Count), Is.EqualTo(new[] { 300 }), "only the transaction is larger than a piece");
+        Assert.That(responses.Single(r => r.Events.Any(e => e.Kv.ModRevision == transaction)).Events.Select(e => e.Kv.ModRevision).Distinct(), Is.EqualTo(new[] { transaction }), "the transaction whole, alone");
+        for (int i = 0; i < responses.Count - 1; i++)
+        {
+            Assert.That(responses[i].Header.Revision, Is.EqualTo(responses[i].Events[^1].Kv.ModRevision), $"response {i}: a piece carries its last event's revision");
+            Assert.That(responses[i + 1].Events[0].Kv.ModRevision, Is.GreaterThan(responses[i].Header.Revision), $"response {i + 1}: no revision split");
+        }
+
+        Assert.That(responses[^1].Header.Revision, Is.EqualTo(store.Revision));
     }
 
     [Test]
