@@ -273,7 +273,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         RequestValidator.CheckRange(request);
         if (consistency == ReadConsistency.Linearizable)
         {
-            if (!TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
+            if (!_options.BrokenRules.LinearizableReadWithoutReadIndex)
             {
                 await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
             }
