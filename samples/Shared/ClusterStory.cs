@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using EmbeddedRaft.Consensus;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Replication;
 using Microsoft.Extensions.Logging;
@@ -145,7 +146,12 @@ internal sealed class ClusterStory(Func<ILoggerFactory, IClusterFabric> createFa
         _console.Step("6. A fourth member joins as a learner and is promoted to voter");
         var learner = cluster.Define(4, isLearner: true);
         clock.Restart();
-        await leader.RunningStore.AddMemberAsync(learner.Info).ConfigureAwait(false);
+        var added = await AddMemberAsync(cluster, learner, patience).ConfigureAwait(false);
+        if (!_checks.Check("the learner is added", added is not null, added is null ? $"not within {patience.TotalSeconds:N0} s" : $"after {clock.ElapsedMilliseconds:N0} ms"))
+        {
+            return new StorySummary();
+        }
+
         await cluster.StartAsync(learner, initialMembers: null).ConfigureAwait(false);
         long learnerTarget = leader.RunningStore.Status.Revision;
         bool learnerCaughtUp = await StoryCluster.WaitUntilAsync(() => learner.Store?.Status.Revision >= learnerTarget, patience).ConfigureAwait(false);
@@ -312,27 +318,92 @@ internal sealed class ClusterStory(Func<ILoggerFactory, IClusterFabric> createFa
         return Convert.ToHexStringLower(hash.GetHashAndReset().AsSpan(0, 8));
     }
 
-    /// <summary>Promotes a learner, retrying while the leader still finds it behind (as etcd refuses to promote a learner that is not in sync).</summary>
-    private async Task<IReadOnlyList<MemberInfo>?> PromoteAsync(StoryCluster cluster, ulong id, TimeSpan patience)
+    /// <summary>
+    /// Adds <paramref name="member"/> as an operator's client would: through the member it believes
+    /// leads (any member would forward), and again after a failure a leader change or a loaded machine
+    /// causes (no leader, a timeout, another change still pending), until <paramref name="patience"/>
+    /// runs out; null then. Repeating the call is safe: each of its two steps (the registry entry,
+    /// Raft's configuration) is skipped when already done. A retry whose earlier attempt was in fact
+    /// applied (only its answer was lost) may find Raft refusing to add the member twice, when the
+    /// configuration it read was a tick old: that is success, confirmed by the next call.
+    /// </summary>
+    private async Task<IReadOnlyList<MemberInfo>?> AddMemberAsync(StoryCluster cluster, StoryMember member, TimeSpan patience)
     {
         var clock = Stopwatch.StartNew();
-        while (true)
+        for (int attempt = 1; ; attempt++)
         {
-            var member = cluster.KnownLeader() ?? cluster.Running[0];
+            var through = cluster.KnownLeader() ?? cluster.Running[0];
             try
             {
-                return await member.RunningStore.PromoteMemberAsync(id).ConfigureAwait(false);
+                return await through.RunningStore.AddMemberAsync(member.Info).ConfigureAwait(false);
             }
-            catch (Exception e) when (clock.Elapsed < patience)
+            catch (ConfChangeRejectedException e) when (attempt > 1 && e.Reason == ConfChangeRejectReason.InvalidRequest && clock.Elapsed < patience)
             {
-                _console.Info($"promotion refused for now ({e.GetType().Name}: {e.Message}); retrying");
+                _console.Info($"{member} is in the configuration already: an earlier attempt was applied after all ({e.Message}); asking again to confirm");
+                await Task.Delay(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (clock.Elapsed < patience && (WriteLoad.IsCausedByLeaderChange(e) || e is ConfChangeRejectedException { Reason: ConfChangeRejectReason.ChangePending }))
+            {
+                _console.Info($"adding {member} through {through} failed for now ({e.GetType().Name}: {e.Message}); retrying");
                 await Task.Delay(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
             }
             catch (Exception e)
             {
-                _console.Problem($"promotion failed: {e.GetType().Name}: {e.Message}");
+                _console.Problem($"adding {member} failed: {e.GetType().Name}: {e.Message}");
                 return null;
             }
+        }
+    }
+
+    /// <summary>
+    /// Promotes a learner, retrying while the leader still finds it behind (as etcd refuses to promote
+    /// a learner that is not in sync) and after a leader change or a timeout. A retry whose earlier
+    /// attempt was in fact applied finds the member a voter already: that is success.
+    /// </summary>
+    private async Task<IReadOnlyList<MemberInfo>?> PromoteAsync(StoryCluster cluster, ulong id, TimeSpan patience)
+    {
+        var clock = Stopwatch.StartNew();
+        for (int attempt = 1; ; attempt++)
+        {
+            var member = cluster.KnownLeader() ?? cluster.Running[0];
+            Exception failure;
+            try
+            {
+                return await member.RunningStore.PromoteMemberAsync(id).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+
+            if (attempt > 1 && failure is ArgumentException && await IsVoterAsync(member, id).ConfigureAwait(false))
+            {
+                _console.Info($"member-{id} is a voter already: an earlier attempt was applied after all ({failure.Message})");
+                return await member.RunningStore.MemberListAsync().ConfigureAwait(false);
+            }
+
+            if (clock.Elapsed >= patience)
+            {
+                _console.Problem($"promotion failed: {failure.GetType().Name}: {failure.Message}");
+                return null;
+            }
+
+            _console.Info($"promotion refused for now ({failure.GetType().Name}: {failure.Message}); retrying");
+            await Task.Delay(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether the cluster's member list (read linearizably through <paramref name="member"/>) has <paramref name="id"/> as a voter; false when it cannot tell now.</summary>
+    private static async Task<bool> IsVoterAsync(StoryMember member, ulong id)
+    {
+        try
+        {
+            var members = await member.RunningStore.MemberListAsync().ConfigureAwait(false);
+            return members.Any(m => m.Id == id && !m.IsLearner);
+        }
+        catch (Exception e) when (WriteLoad.IsCausedByLeaderChange(e))
+        {
+            return false;
         }
     }
 

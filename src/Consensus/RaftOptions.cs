@@ -194,6 +194,13 @@ public sealed record RaftOptions
     /// <summary>Followers drop proposals instead of forwarding them to the leader.</summary>
     public bool DisableProposalForwarding { get; init; }
 
+    /// <summary>Raft rules this node breaks on purpose: only the simulator's broken-rule tests set any (<see cref="TestOnlyBrokenRules"/>).</summary>
+    internal TestOnlyBrokenRules BrokenRules
+    {
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(BrokenRules));
+    } = TestOnlyBrokenRules.None;
+
     /// <summary>
     /// On restart, the last index the application has already applied: entries up to it are
     /// not handed out again, and they count as committed (the storage's commit index may lag:

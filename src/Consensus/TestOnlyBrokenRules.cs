@@ -6,22 +6,26 @@ namespace EmbeddedRaft.Consensus;
 /// tests: every one of them loses acknowledged data or breaks linearizability.
 /// </summary>
 /// <remarks>
-/// Plain static fields read once where the rule is enforced (a static load, no lock): a test sets one,
-/// runs seeds until the simulator reports a violation, and clears it. Process-wide, so the tests
-/// that set them run alone (NonParallelizable).
+/// Per node: a test sets them in <see cref="RaftOptions.BrokenRules"/> of the nodes it builds, and
+/// every other node in the process (another test's, running at the same time) keeps every rule. The
+/// core and the host copy each switch into a field when they are built, so a rule costs a field
+/// load where it is enforced.
 /// </remarks>
-internal static class TestOnlyBrokenRules
+internal sealed record TestOnlyBrokenRules
 {
+    /// <summary>Every rule kept (the only value outside the simulator's broken-rule tests).</summary>
+    public static TestOnlyBrokenRules None { get; } = new();
+
     /// <summary>
     /// Raft Figure 2 broken: a node sends its append acknowledgements and votes to other nodes as soon
     /// as the Ready is written, before its fsync; a crash then loses entries a quorum was counted on,
     /// or a vote it already cast.
     /// </summary>
-    internal static bool AcknowledgeBeforeFsync;
+    public bool AcknowledgeBeforeFsync { get; init; }
 
     /// <summary>
     /// Raft §5.4.1 broken: a vote (and a pre-vote) is granted without checking that the candidate's
     /// log is at least as up to date as the voter's; a leader may then lack committed entries.
     /// </summary>
-    internal static bool GrantVoteWithoutLogCheck;
+    public bool GrantVoteWithoutLogCheck { get; init; }
 }

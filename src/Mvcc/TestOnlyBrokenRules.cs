@@ -6,19 +6,21 @@ namespace EmbeddedRaft.Mvcc;
 /// outside those tests.
 /// </summary>
 /// <remarks>
-/// Plain static fields read where the rule is enforced: a test sets one, runs seeds until the
-/// simulator reports a violation, and clears it. Process-wide, so the tests that set them run alone
-/// (NonParallelizable).
+/// Per member: a test sets them in <see cref="Replication.ReplicatedStoreOptions.BrokenRules"/> of
+/// the members it builds, and every other member in the process keeps every rule.
 /// </remarks>
-internal static class TestOnlyBrokenRules
+internal sealed record TestOnlyBrokenRules
 {
+    /// <summary>Every rule kept (the only value outside the simulator's broken-rule tests).</summary>
+    public static TestOnlyBrokenRules None { get; } = new();
+
     /// <summary>A linearizable range is served from the member's local state without a ReadIndex barrier (a stale follower or deposed leader answers).</summary>
-    internal static bool LinearizableReadWithoutReadIndex;
+    public bool LinearizableReadWithoutReadIndex { get; init; }
 
     /// <summary>
     /// Every member's lessor is primary, not only the leader's: a follower proposes revocations of the
     /// leases that ran out on its own view, which misses keep-alives it has not applied yet, and
     /// nothing restarts the TTLs when a member starts to lead.
     /// </summary>
-    internal static bool FollowersExpireLeases;
+    public bool FollowersExpireLeases { get; init; }
 }

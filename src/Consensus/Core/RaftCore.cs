@@ -34,6 +34,7 @@ internal sealed class RaftCore
     private readonly int _heartbeatTimeout;
     private readonly bool _checkQuorum;
     private readonly bool _preVote;
+    private readonly bool _grantVoteWithoutLogCheck; // TestOnlyBrokenRules: simulator tests only
     private readonly bool _disableProposalForwarding;
     private readonly bool _stepDownOnRemoval;
     private readonly ReadOnlyMode _readOnlyMode;
@@ -97,6 +98,7 @@ internal sealed class RaftCore
         _heartbeatTimeout = options.HeartbeatTimeoutTicks;
         _checkQuorum = options.CheckQuorum;
         _preVote = options.PreVote;
+        _grantVoteWithoutLogCheck = options.BrokenRules.GrantVoteWithoutLogCheck;
         _disableProposalForwarding = options.DisableProposalForwarding;
         _stepDownOnRemoval = options.StepDownOnRemoval;
         _readOnlyMode = options.ReadOnlyMode;
@@ -647,7 +649,7 @@ internal sealed class RaftCore
             || (Vote == 0 && Lead == 0)
             || (m.Type == MessageType.PreVote && m.Term > Term);
         var responseType = MessageTypes.VoteResponseFor(m.Type);
-        if (canVote && (TestOnlyBrokenRules.GrantVoteWithoutLogCheck || Log.IsUpToDate(m.Index, m.LogTerm)))
+        if (canVote && (_grantVoteWithoutLogCheck || Log.IsUpToDate(m.Index, m.LogTerm)))
         {
             // The response carries the candidate's term, not ours: for a pre-vote our term is
             // still lower, and the pre-candidate must recognise the answer as current.

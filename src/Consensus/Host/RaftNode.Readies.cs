@@ -138,7 +138,7 @@ public sealed partial class RaftNode<TResult>
             await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
         }
 
-        if (TestOnlyBrokenRules.AcknowledgeBeforeFsync)
+        if (_acknowledgeBeforeFsync)
         {
             // Broken on purpose (simulator tests only): a follower acknowledges appends and votes before its fsync.
             SendFromSyncPipeline(EarlyAcknowledgements(rd.MessagesAfterPersist, early: true));
@@ -265,7 +265,7 @@ public sealed partial class RaftNode<TResult>
                 if (failure is null)
                 {
                     // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
-                    SendAfterFsync(TestOnlyBrokenRules.AcknowledgeBeforeFsync ? EarlyAcknowledgements(item.Ready.MessagesAfterPersist, early: false) : item.Ready.MessagesAfterPersist, ref heldAck);
+                    SendAfterFsync(_acknowledgeBeforeFsync ? EarlyAcknowledgements(item.Ready.MessagesAfterPersist, early: false) : item.Ready.MessagesAfterPersist, ref heldAck);
 
                     item.Durable.TrySetResult();
                 }

@@ -47,6 +47,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private const int MaxQueuedApplies = 64;
 
     private readonly RaftNodeOptions _options;
+    private readonly bool _acknowledgeBeforeFsync; // TestOnlyBrokenRules: simulator tests only
     private readonly IStateMachine<TResult> _stateMachine;
 
     // Set when the state machine is durable by itself: snapshots by policy carry no data, and a
@@ -141,6 +142,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         ulong firstRequestId)
     {
         _options = options;
+        _acknowledgeBeforeFsync = options.Raft.BrokenRules.AcknowledgeBeforeFsync;
         _stateMachine = stateMachine;
         _durableStateMachine = stateMachine as IDurableStateMachine<TResult>;
         _transport = transport;

@@ -210,7 +210,7 @@ public sealed partial class ReplicatedStore
     private void UpdateLessorRoleUnsynchronized()
     {
         // TestOnlyBrokenRules.FollowersExpireLeases: every member decides expiry (simulator tests only).
-        bool leading = _lastLeaderSeen == MemberId || TestOnlyBrokenRules.FollowersExpireLeases;
+        bool leading = _lastLeaderSeen == MemberId || _options.BrokenRules.FollowersExpireLeases;
         if (leading && !_lessorPromoted)
         {
             Mvcc.PromoteLessor();
@@ -284,7 +284,7 @@ public sealed partial class ReplicatedStore
         {
             // TestOnlyBrokenRules.FollowersExpireLeases: a follower's expiry is authoritative, as if the
             // renewal fence did not exist (the fence alone would otherwise hide most of the broken rule).
-            var command = TestOnlyBrokenRules.FollowersExpireLeases && _lastLeaderSeen != MemberId
+            var command = _options.BrokenRules.FollowersExpireLeases && _lastLeaderSeen != MemberId
                 ? LeaseCommands.EncodeUnfencedExpire(id)
                 : LeaseCommands.EncodeExpire(id, renewedAtIndex);
             var result = await Node.ProposeAsync(command, Stopping).ConfigureAwait(ResumeOnScheduler);

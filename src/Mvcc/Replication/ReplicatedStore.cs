@@ -273,7 +273,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         RequestValidator.CheckRange(request);
         if (consistency == ReadConsistency.Linearizable)
         {
-            if (!TestOnlyBrokenRules.LinearizableReadWithoutReadIndex)
+            if (!_options.BrokenRules.LinearizableReadWithoutReadIndex)
             {
                 await Node.ReadIndexAsync(cancellationToken).ConfigureAwait(ResumeOnScheduler);
             }
@@ -427,7 +427,14 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     internal ResponseHeader Stamp(ResponseHeader header) => NewHeader(header.Revision);
 
     private ResponseHeader NewHeader(long revision) =>
-        new() { Revision = revision, ClusterId = ClusterId, MemberId = MemberId, RaftTerm = Volatile.Read(ref _raftTerm) };
+        new() { Revision = revision, ClusterId = ClusterId, MemberId = MemberId, RaftTerm = Volatile.Read(ref _raftTerm) is > 0 and var term ? term : TermBeforeTracking() };
+
+    /// <summary>
+    /// The term for a header stamped before the term tracker (a background reader of the node's
+    /// leader changes) saw the first one, as on a loaded machine a member's first answers can be:
+    /// the node's status, refreshed at every leader change it steps, already has it.
+    /// </summary>
+    private ulong TermBeforeTracking() => _node?.Status.Raft.HardState.Term ?? 0;
 
     /// <summary>Refuses a write before it is proposed: under the corruption alarm, or larger than the store takes (so it never enters the log).</summary>
     private void CheckWritable(long requestBytes)

@@ -175,6 +175,13 @@ public sealed record ReplicatedStoreOptions
     /// </summary>
     internal TaskScheduler? Scheduler { get; init; }
 
+    /// <summary>Store rules this member breaks on purpose: only the simulator's broken-rule tests set any (<see cref="TestOnlyBrokenRules"/>; Raft's are <c>Raft.Raft.BrokenRules</c>).</summary>
+    internal TestOnlyBrokenRules BrokenRules
+    {
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(BrokenRules));
+    } = TestOnlyBrokenRules.None;
+
     /// <summary>Where the store, its Raft node and its B+tree log; null means no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

@@ -10,21 +10,24 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 /// <summary>
 /// A three-node <see cref="HostCluster"/> for the write pipeline's tests: each node on a
 /// fault-injecting disk of its own (so one node's flushes can be held, failed, or lost in a crash
-/// without touching the others'), and a transport that records what each node sends.
+/// without touching the others'), a transport that records what each node sends, and one clock
+/// whose ticks a test can stop (<see cref="StopTicksAsync"/>).
 /// </summary>
 internal sealed class PipelineCluster : IAsyncDisposable
 {
     private static readonly ulong[] s_voters = [1, 2, 3];
     private readonly Dictionary<ulong, RecordingTransport> _sent = [];
     private readonly Dictionary<ulong, FaultInjectingFileSystem> _disks = [];
+    private readonly StoppableTicks _ticks;
 
-    private PipelineCluster(HostCluster cluster) => Cluster = cluster;
+    private PipelineCluster(HostCluster cluster, StoppableTicks ticks) => (Cluster, _ticks) = (cluster, ticks);
 
     public HostCluster Cluster { get; }
 
     public static async Task<PipelineCluster> StartAsync(int seed, int readiesInFlight)
     {
-        var run = new PipelineCluster(new HostCluster(seed, o => o with { MaxReadiesInFlight = readiesInFlight }));
+        var ticks = new StoppableTicks();
+        var run = new PipelineCluster(new HostCluster(seed, o => o with { MaxReadiesInFlight = readiesInFlight, TimeProvider = ticks }), ticks);
         foreach (var id in s_voters)
         {
             run._disks[id] = new FaultInjectingFileSystem((seed * 10) + (int)id);
@@ -81,6 +84,23 @@ internal sealed class PipelineCluster : IAsyncDisposable
         }
 
         return commands;
+    }
+
+    /// <summary>
+    /// Stops every node's ticks until the returned object is disposed (<see cref="StoppableTicks"/>):
+    /// no heartbeats, elections or timeouts meanwhile, only what the test's own proposals cause.
+    /// Returns once every node has stepped past any tick posted before the stop (a read index on
+    /// each, which takes a loop turn on it and on the leader).
+    /// </summary>
+    public async Task<IDisposable> StopTicksAsync()
+    {
+        var stopped = _ticks.Stop();
+        foreach (var node in Cluster.Nodes.Values)
+        {
+            await node.ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
+        }
+
+        return stopped;
     }
 
     /// <summary>From now on, every flush of <paramref name="id"/>'s write-ahead log blocks until released.</summary>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Log;
+using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Tests.Transport.Tcp;
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.TestSupport;
@@ -81,12 +82,12 @@ public class RaftNodeTcpStoryTests
             // A learner joins, catches up (by a snapshot where the log was compacted past its start, else from the log) and is promoted.
             var joining = cluster.CreateTransport(4);
             Introduce(cluster, 4, joining);
-            await RetryOnLeaderAsync(cluster, leader => leader.AddLearnerAsync(4).AsTask(), "adding learner 4");
+            await RetryOnLeaderAsync(cluster, leader => leader.AddLearnerAsync(4).AsTask(), config => config.Learners.Contains(4UL), "adding learner 4");
             await cluster.StartNodeAsync(4, voters: null);
             writers.Publish();
             await writers.UntilAcknowledgedAsync(writers.Acknowledged + 500);
             await EveryMemberAppliesTheLeadersCommitAsync(cluster, "learner 4 joined");
-            await RetryOnLeaderAsync(cluster, leader => leader.PromoteLearnerAsync(4).AsTask(), "promoting learner 4");
+            await RetryOnLeaderAsync(cluster, leader => leader.PromoteLearnerAsync(4).AsTask(), config => config.Voters.Contains(4UL), "promoting learner 4");
             await writers.UntilAcknowledgedAsync(writers.Acknowledged + 1_000);
             await EveryMemberAppliesTheLeadersCommitAsync(cluster, "learner 4 promoted");
         }
@@ -180,13 +181,24 @@ public class RaftNodeTcpStoryTests
         }
     }
 
-    /// <summary>A membership change on whichever member leads, asked again while leadership moves or the change is refused for now.</summary>
-    private static async Task RetryOnLeaderAsync(TcpCluster cluster, Func<RaftNode<long>, Task> change, string what)
+    /// <summary>
+    /// A membership change on whichever member leads, asked again while leadership moves or the change
+    /// is refused for now. Before asking again it looks at the leader's configuration: an earlier
+    /// attempt may have been applied although its caller saw a timeout or a leader change, and
+    /// asking for it twice is refused as a change that does nothing.
+    /// </summary>
+    private static async Task RetryOnLeaderAsync(TcpCluster cluster, Func<RaftNode<long>, Task> change, Func<ConfState, bool> done, string what)
     {
         var deadline = DateTime.UtcNow + Waits.Limit;
-        while (true)
+        for (int attempt = 1; ; attempt++)
         {
             var leader = cluster[await cluster.WaitForLeaderAsync()];
+            if (attempt > 1 && done(leader.Status.Raft.Config))
+            {
+                TestContext.Out.WriteLine($"{what}: done already (an earlier attempt was applied)");
+                return;
+            }
+
             try
             {
                 await change(leader).WaitAsync(Waits.Limit);

@@ -12,7 +12,7 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 /// working (a leader whose fsync hangs still commits through its followers). An fsync is held by
 /// blocking the thread that flushes a node's write-ahead log (<see cref="PipelineCluster.HoldFlushesOf"/>).
 /// And what arrives while a written Ready waits for its fsync to start goes into one next Ready,
-/// not one Ready per incoming append.
+/// not one Ready per incoming append (counted with Raft's ticks stopped, <see cref="PipelineCluster.StopTicksAsync"/>).
 /// </summary>
 public class RaftNodeWritePipelineTests
 {
@@ -65,6 +65,12 @@ public class RaftNodeWritePipelineTests
         const int Appends = 12;
         await using var run = await PipelineCluster.StartAsync(seed: 1501 + readiesInFlight, readiesInFlight);
         var (leader, follower) = (run.Cluster.LeaderId(), run.Cluster.FollowerId());
+
+        // Raft's time stands still from here: every append the follower receives is one of these
+        // proposals' (or a commit they advanced). With ticks running, each heartbeat the behind
+        // follower answers makes the leader send it one more (empty) append, and on a loaded machine
+        // the gaps between its fsyncs span heartbeats: acknowledgements counted by the clock.
+        using var ticksStopped = await run.StopTicksAsync();
         using var flush = run.HoldFlushesOf(follower);
 
         var first = run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("gather-0")).AsTask();

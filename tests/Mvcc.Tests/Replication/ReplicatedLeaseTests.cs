@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.TestSupport;
+using Microsoft.Extensions.Time.Testing;
 using static EmbeddedRaft.Mvcc.Tests.Replication.ReplicatedCluster;
 
 namespace EmbeddedRaft.Mvcc.Tests.Replication;
@@ -22,6 +23,13 @@ public sealed class ReplicatedLeaseTests
             Leases = options.Store.Leases with { MinTtlSeconds = 1, ExpiryCheckInterval = TimeSpan.FromMilliseconds(50), ExpiredReportRetryInterval = TimeSpan.FromMilliseconds(500) },
         },
     };
+
+    /// <summary>How far lease time moves after each round of keep-alives: a quarter of the shortest TTL (1 s).</summary>
+    private static readonly TimeSpan s_keepAliveStep = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Lease expiry measured on <paramref name="clock"/> (the member's lease time only: Raft and the expiry checks run on real time).</summary>
+    private static ReplicatedStoreOptions WithLeaseClock(ReplicatedStoreOptions options, FakeTimeProvider clock) =>
+        options with { Store = options.Store with { Leases = options.Store.Leases with { TimeProvider = clock } } };
 
     private static readonly WatchRequest s_leaseKeys = new() { Key = Key("l/"), RangeEnd = Key("l0"), StartRevision = 1 };
 
@@ -70,7 +78,12 @@ public sealed class ReplicatedLeaseTests
     {
         TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
         var random = new Random(seed);
-        await using var cluster = await ReplicatedCluster.StartAsync(3, seed, QuickLeases);
+
+        // Lease time is one manual clock, moved by this test only after the kept leases' keep-alives
+        // were applied on every member (Raft runs on real time): on real time a loaded machine could
+        // let a 2 s lease kept alive every 250 ms run out between two keep-alives.
+        var leaseTime = new FakeTimeProvider();
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed, o => WithLeaseClock(QuickLeases(o), leaseTime));
         var ids = cluster.Members.Keys.ToArray();
         var leadersSeen = new ConcurrentDictionary<ulong, bool>();
         using var stopObserving = new CancellationTokenSource();
@@ -90,7 +103,7 @@ public sealed class ReplicatedLeaseTests
         }
 
         using var stopKeeping = new CancellationTokenSource();
-        var keeper = KeepAliveAsync(cluster, ids, leases[..3], random.Next(), stopKeeping.Token);
+        var keeper = KeepAliveAsLeaseTimePassesAsync(cluster, ids, leases[..3], [leaseTime], random.Next(), stopKeeping.Token);
 
         // The other three expire under the first leader.
         var leaderWatch = watches[cluster.LeaderId()];
@@ -110,6 +123,7 @@ public sealed class ReplicatedLeaseTests
         // Then they are no longer kept alive and expire under the new leader.
         await stopKeeping.CancelAsync();
         await keeper;
+        leaseTime.Advance(TimeSpan.FromSeconds(3));
         await leaderWatch.UntilDeletedAsync(Enumerable.Range(0, 3).SelectMany(i => new[] { $"l/{i}/a", $"l/{i}/b" }));
 
         // Every member's watch saw the same history: each key put once and deleted exactly once,
@@ -154,11 +168,23 @@ public sealed class ReplicatedLeaseTests
     [Test]
     public async Task APartitionedOldLeaderThatStillBelievesItLeadsRevokesNothing()
     {
+        // Lease time is each member's own manual clock, moved only by this test (Raft still runs on
+        // real time): the old leader's jumps two TTLs once it is cut off, the majority's moves a
+        // quarter TTL at a time and only after a keep-alive was applied on both of its members. So
+        // the old leader always finds the lease expired and the majority never does, however slowly
+        // a loaded machine runs the keep-alives (on real time a 1 s lease expired there under load).
+        var leaseClocks = new Dictionary<ulong, FakeTimeProvider>();
         // Without CheckQuorum the isolated leader stays leader of its term: its lessor stays primary
         // and it decides the lease expired, since keep-alives no longer reach it.
         await using var cluster = await ReplicatedCluster.StartAsync(3, 1702, o =>
         {
-            var quick = QuickLeases(o);
+            if (!leaseClocks.TryGetValue(o.MemberId, out var clock))
+            {
+                clock = new FakeTimeProvider();
+                leaseClocks[o.MemberId] = clock;
+            }
+
+            var quick = WithLeaseClock(QuickLeases(o), clock);
             return quick with { Raft = quick.Raft with { Raft = quick.Raft.Raft with { CheckQuorum = false } } };
         });
         ulong old = cluster.LeaderId();
@@ -168,17 +194,29 @@ public sealed class ReplicatedLeaseTests
         using var watch = cluster[others[0]].Watch(new WatchRequest { Key = Key("l/held"), StartRevision = 1 });
 
         cluster.Network.Isolate(old);
-        using var stopKeeping = new CancellationTokenSource();
-        var keeper = KeepAliveAsync(cluster, others, [lease], 1702, stopKeeping.Token);
 
         // The old leader's lessor runs out and it proposes the revocation, which cannot commit.
+        leaseClocks[old].Advance(TimeSpan.FromSeconds(2));
         await cluster[old].FirstExpiryProposed.WaitAsync(Waits.Limit);
+
+        // Meanwhile the majority elects a leader of its own and keeps the lease alive through three
+        // TTLs of its lease time.
+        var random = new Random(1702);
+        for (int step = 0; step < 12; step++)
+        {
+            await KeepAliveAppliedOnAsync(cluster, others, [lease], random);
+            foreach (ulong id in others)
+            {
+                leaseClocks[id].Advance(s_keepAliveStep);
+            }
+        }
 
         Assert.That(cluster[old].Status.LeaderId, Is.EqualTo(old), "the isolated member still believes it leads");
         cluster.Network.Heal();
         var rejoined = await cluster.WaitForLeaderAsync();
         Assert.That(rejoined, Is.Not.EqualTo(old), "the majority's leader leads after the heal");
         Assert.That(cluster[old].ExpiryRevocationsCommitted, Is.Zero, "none of the old leader's revocations committed");
+        Assert.That(cluster[rejoined].ExpiryRevocationsProposed, Is.Zero, "the majority's leader never found the lease kept alive expired");
         foreach (var id in cluster.Members.Keys)
         {
             var kvs = (await cluster[id].RangeAsync(new RangeRequest { Key = Key("l/held") })).Kvs;
@@ -190,34 +228,56 @@ public sealed class ReplicatedLeaseTests
         await using var recorded = new RecordedWatch(watch);
         var events = await recorded.ThroughAsync(now);
         Assert.That(events.Select(e => e.Type), Is.EqualTo(new[] { WatchEventType.Put }), "the key was never deleted");
-        await stopKeeping.CancelAsync();
-        await keeper;
     }
 
-    /// <summary>Keeps <paramref name="leases"/> alive from random members of <paramref name="ids"/> every 250 ms until cancelled, riding out leader changes.</summary>
-    private static async Task KeepAliveAsync(ReplicatedCluster cluster, IReadOnlyList<ulong> ids, long[] leases, int seed, CancellationToken stop)
+    /// <summary>
+    /// Keeps <paramref name="leases"/> alive through random members of <paramref name="ids"/>, each
+    /// round applied on all of them, and after each round moves <paramref name="clocks"/> (their lease
+    /// time) on by <see cref="s_keepAliveStep"/>, until cancelled: a lease kept alive never sees more
+    /// than a step of lease time pass since its last keep-alive, however slowly the machine runs
+    /// the rounds, while leases not kept alive run out after their TTL of steps.
+    /// </summary>
+    private static async Task KeepAliveAsLeaseTimePassesAsync(ReplicatedCluster cluster, IReadOnlyList<ulong> ids, long[] leases, FakeTimeProvider[] clocks, int seed, CancellationToken stop)
     {
         var random = new Random(seed);
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
-        try
+        while (!stop.IsCancellationRequested)
         {
-            while (await timer.WaitForNextTickAsync(stop))
+            await KeepAliveAppliedOnAsync(cluster, ids, leases, random);
+            foreach (var clock in clocks)
+            {
+                clock.Advance(s_keepAliveStep);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps each of <paramref name="leases"/> alive through a random member of <paramref name="ids"/>
+    /// and returns once every one of them has applied those keep-alives (a linearizable read on each),
+    /// retrying through an election (no leader yet, a proposal lost with an old leader).
+    /// </summary>
+    private static async Task KeepAliveAppliedOnAsync(ReplicatedCluster cluster, IReadOnlyList<ulong> ids, long[] leases, Random random)
+    {
+        var deadline = DateTime.UtcNow + Waits.Limit;
+        while (true)
+        {
+            try
             {
                 foreach (long lease in leases)
                 {
-                    try
-                    {
-                        await cluster[ids[random.Next(ids.Count)]].LeaseKeepAliveAsync(lease, stop);
-                    }
-                    catch (Exception e) when (e is Consensus.Host.NoLeaderException or Consensus.ProposalDroppedException)
-                    {
-                        // An election in progress: the next round retries.
-                    }
+                    await cluster[ids[random.Next(ids.Count)]].LeaseKeepAliveAsync(lease).AsTask().WaitAsync(Waits.Limit);
                 }
+
+                foreach (ulong id in ids)
+                {
+                    await cluster[id].RangeAsync(new RangeRequest { Key = Key("l/") }).AsTask().WaitAsync(Waits.Limit);
+                }
+
+                return;
             }
-        }
-        catch (OperationCanceledException)
-        {
+            catch (Exception e) when (e is Consensus.Host.NoLeaderException or Consensus.ProposalDroppedException or TimeoutException && DateTime.UtcNow < deadline)
+            {
+                // An election in progress: the round starts again.
+            }
         }
     }
 

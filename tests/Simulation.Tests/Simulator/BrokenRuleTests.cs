@@ -9,31 +9,31 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// switch off, the seeds it searched pass. Each search stops at the first violation.
 /// </summary>
 /// <remarks>
-/// The switches are process-wide statics: these tests run alone. Each search starts at the seed where
+/// The switches are per member (<see cref="SimulationOptions.BrokenRaftRules"/>, <see cref="SimulationOptions.BrokenStoreRules"/>):
+/// only the members of these runs break the rule, so other tests may run beside them. Each search starts at the seed where
 /// a full search from the round start seed first found the violation (docs/testing.md records how far
 /// each had to go; since the quorum crash at fsync and the windowed history check: 1, 22 (from 20168), 1 and 2 seeds),
 /// so the default run stays fast; SIM_BROKEN_FIRST_SEED_OFFSET=-n starts every search n seeds earlier.
 /// </remarks>
-[NonParallelizable]
 public sealed class BrokenRuleTests
 {
     private const int MaxSeeds = 200;
 
     [Test]
     public void AcknowledgingBeforeFsyncLosesAcknowledgedWrites() =>
-        FindViolation(on => ConsensusRules.AcknowledgeBeforeFsync = on, firstSeed: 10_000, Profile.CrashHeavy);
+        FindViolation(o => o with { BrokenRaftRules = new ConsensusRules { AcknowledgeBeforeFsync = true } }, firstSeed: 10_000, Profile.CrashHeavy);
 
     [Test]
     public void GrantingVotesWithoutTheLogCheckLosesCommittedEntries() =>
-        FindViolation(on => ConsensusRules.GrantVoteWithoutLogCheck = on, firstSeed: 20_189, Profile.CrashHeavy);
+        FindViolation(o => o with { BrokenRaftRules = new ConsensusRules { GrantVoteWithoutLogCheck = true } }, firstSeed: 20_189, Profile.CrashHeavy);
 
     [Test]
     public void LinearizableReadsWithoutReadIndexAreStale() =>
-        FindViolation(on => StoreRules.LinearizableReadWithoutReadIndex = on, firstSeed: 30_000, Profile.Partitions);
+        FindViolation(o => o with { BrokenStoreRules = new StoreRules { LinearizableReadWithoutReadIndex = true } }, firstSeed: 30_000, Profile.Partitions);
 
     [Test]
     public void FollowersExpiringLeasesRevokeLeasesStillKeptAlive() =>
-        FindViolation(on => StoreRules.FollowersExpireLeases = on, firstSeed: 40_001, Profile.SlowLinksWithLeases);
+        FindViolation(o => o with { BrokenStoreRules = new StoreRules { FollowersExpireLeases = true } }, firstSeed: 40_001, Profile.SlowLinksWithLeases);
 
     private enum Profile
     {
@@ -52,7 +52,7 @@ public sealed class BrokenRuleTests
         _ => new SimulationOptions { Seed = seed, FaultPhase = TimeSpan.FromSeconds(5), Faults = NemesisFaults.Partitions, LeaseClients = 4, KvClients = 2, BaseLinkDelay = TimeSpan.FromMilliseconds(15) },
     };
 
-    private static void FindViolation(Action<bool> brokenRule, int firstSeed, Profile profile)
+    private static void FindViolation(Func<SimulationOptions, SimulationOptions> breakRule, int firstSeed, Profile profile)
     {
         string? offset = Environment.GetEnvironmentVariable("SIM_BROKEN_FIRST_SEED_OFFSET");
         if (!string.IsNullOrEmpty(offset))
@@ -61,22 +61,14 @@ public sealed class BrokenRuleTests
         }
 
         SimulationResult? found = null;
-        brokenRule(true);
-        try
+        for (int seed = firstSeed; seed < firstSeed + MaxSeeds && found is null; seed++)
         {
-            for (int seed = firstSeed; seed < firstSeed + MaxSeeds && found is null; seed++)
+            TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: seed {seed}");
+            var result = SimulationRun.Run(breakRule(Options(seed, profile)));
+            if (!result.Passed)
             {
-                TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: seed {seed}");
-                var result = SimulationRun.Run(Options(seed, profile));
-                if (!result.Passed)
-                {
-                    found = result;
-                }
+                found = result;
             }
-        }
-        finally
-        {
-            brokenRule(false);
         }
 
         Assert.That(found, Is.Not.Null, $"with the rule broken, no violation in {MaxSeeds} seeds from {firstSeed}");

@@ -60,6 +60,12 @@ internal sealed record SimulationOptions
     /// <summary>Return every trace event in the result (to find where two runs of one seed part).</summary>
     public bool KeepTrace { get; init; }
 
+    /// <summary>Raft rules every member breaks on purpose (<see cref="BrokenRuleTests"/> only; per member, so other runs in the process keep them).</summary>
+    public Consensus.TestOnlyBrokenRules BrokenRaftRules { get; init; } = Consensus.TestOnlyBrokenRules.None;
+
+    /// <summary>Replicated-store rules every member breaks on purpose (<see cref="BrokenRuleTests"/> only).</summary>
+    public Mvcc.TestOnlyBrokenRules BrokenStoreRules { get; init; } = Mvcc.TestOnlyBrokenRules.None;
+
     /// <summary>Entries the log keeps behind a snapshot (small: a lagging member needs a snapshot).</summary>
     public ulong RetainedEntries { get; init; } = 20;
 }

@@ -382,6 +382,7 @@ internal sealed class StoreSimulation : IDisposable
         FileSystem = member.Disk,
         TimeProvider = Time,
         Scheduler = Scheduler,
+        BrokenRules = Options.BrokenStoreRules,
         Raft = new RaftNodeOptions
         {
             TickInterval = member.TickInterval,
@@ -393,6 +394,7 @@ internal sealed class StoreSimulation : IDisposable
                 PreVote = true,
                 CheckQuorum = true,
                 RandomSeed = (ulong)(uint)((Options.Seed * 1000) + (int)member.Id + (member.Incarnation * 100)),
+                BrokenRules = Options.BrokenRaftRules,
             },
             ProposalTimeout = TimeSpan.FromSeconds(1),
             ReadIndexTimeout = TimeSpan.FromSeconds(1),

@@ -11,14 +11,25 @@ namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
 /// (every one of them must make the node refuse or close that connection): the node stays up,
 /// its memory stays bounded, its connections are all closed again, and the cluster keeps
 /// committing throughout. 100,000 frames by default; TCP_FUZZ_FRAMES sets another count (the
-/// soak: 1,000,000), TCP_FUZZ_SEED replays one seed.
+/// soak: 1,000,000), TCP_FUZZ_SEED replays one seed. The fuzzing's own time bound grows with the
+/// frame count (<see cref="Bound"/>), so an opt-in soak of many frames is not cut off by a bound
+/// sized for the default count on a loaded machine.
 /// </summary>
 [TestFixture]
-[CancelAfter(600_000)]
 public class TcpFrameFuzzTests
 {
     private const int DefaultFrames = 100_000;
     private const int Workers = 8;
+
+    /// <summary>
+    /// Wall time allowed per frame: connect, send, and wait for the node to close, 8 connections at a
+    /// time. A bound on a hang, not a timing: about 0.4–0.5 ms per frame at load 40–90 (the
+    /// 1,000,000-frame soak in 428–512 s), slower above, so 2 ms leaves room for load 130.
+    /// </summary>
+    private static readonly TimeSpan s_perFrame = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>The least time the fuzzing is allowed, whatever the count (the default's 100,000 frames get it).</summary>
+    private static readonly TimeSpan s_leastBound = TimeSpan.FromMinutes(9);
 
     [Test]
     public async Task RandomAndMutatedFramesCloseOnlyTheirConnectionsWhileTheClusterKeepsCommitting()
@@ -66,6 +77,7 @@ public class TcpFrameFuzzTests
         var watch = Stopwatch.StartNew();
         var kinds = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
         long regenerated = 0;
+        long thrown = 0;
         var workers = Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
         {
             var fuzzer = new TcpFrameFuzzer(new Random((seed * 31) + w), target, claimed, new HashSet<ulong>(cluster.Nodes.Keys.Where(id => id != target)), MaxFrameBytes);
@@ -81,17 +93,27 @@ public class TcpFrameFuzzTests
                 // timed out by the node.
                 bool stayOpen = i % 100 == 0;
                 await SendAndAwaitCloseAsync(endPoint, bytes, buffer, stayOpen);
+                Interlocked.Increment(ref thrown);
             }
 
             Interlocked.Add(ref regenerated, fuzzer.Regenerated);
         })).ToArray();
-        await Task.WhenAll(workers).WaitAsync(TimeSpan.FromMinutes(9));
+        var bound = Bound(frames);
+        try
+        {
+            await Task.WhenAll(workers).WaitAsync(bound);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"{Interlocked.Read(ref thrown)} of {frames} fuzz connections done within the bound of {bound.TotalSeconds:0} s ({s_perFrame.TotalMilliseconds} ms a frame, at least {s_leastBound.TotalMinutes} min); {committedDuring} commands committed meanwhile");
+        }
+
         watch.Stop();
         await fuzzing.CancelAsync();
         await proposer.WaitAsync(Waits.Limit);
         long memoryAfter = GC.GetTotalMemory(forceFullCollection: true);
 
-        TestContext.Out.WriteLine($"{frames} fuzz connections in {watch.Elapsed.TotalSeconds:0.0} s ({string.Join(", ", kinds.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"))}); {regenerated} mutations still decoded into deliverable messages and were mutated again");
+        TestContext.Out.WriteLine($"{frames} fuzz connections in {watch.Elapsed.TotalSeconds:0.0} s of a bound of {bound.TotalSeconds:0} s ({string.Join(", ", kinds.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"))}); {regenerated} mutations still decoded into deliverable messages and were mutated again");
         TestContext.Out.WriteLine($"node {target}: frame errors {transport.Metrics.FrameErrors}, refused handshakes {transport.Metrics.HandshakeFailures}; {committedDuring} commands committed meanwhile; managed heap {memoryBefore / 1024 / 1024} MiB before, {memoryAfter / 1024 / 1024} MiB after");
 
         Assert.That(transport.Metrics.FrameErrors + transport.Metrics.HandshakeFailures, Is.GreaterThan(frames / 2), "most fuzz connections were closed for a bad frame or a refused handshake (the rest: stalls, closes)");
@@ -135,6 +157,9 @@ public class TcpFrameFuzzTests
         // Close with a reset: no TIME_WAIT left behind, so a run of a million connections does not run out of ports.
         socket.LingerState = new LingerOption(true, 0);
     }
+
+    /// <summary>How long <paramref name="frames"/> may take: <see cref="s_perFrame"/> each, at least <see cref="s_leastBound"/>.</summary>
+    private static TimeSpan Bound(int frames) => TimeSpan.FromTicks(Math.Max(s_leastBound.Ticks, s_perFrame.Ticks * frames));
 
     private static int FrameCount()
     {
