@@ -94,8 +94,10 @@ public sealed class ConcurrencyTests
                     int k = random.Next(Keys);
                     long current = store.Revision;
                     bool past = random.Next(4) == 0;
-                    var response = store.Get($"k{k}", past ? Math.Max(1, current - random.Next(30)) : 0);
-                    var kv = response.Kvs.Single();
+                    // Every key exists from revision Keys on (the puts before the readers start).
+                    var response = store.Get($"k{k}", past ? Math.Max(Keys, current - random.Next(30)) : 0);
+                    Assert.That(response.Kvs, Has.Count.EqualTo(1), $"k{k} at revision {response.Header.Revision} (past: {past})");
+                    var kv = response.Kvs[0];
                     Assert.That(S(kv.Value), Is.EqualTo($"k{k}:{kv.Version}"), $"k{k} at revision {response.Header.Revision}: the value of its version");
                     Assert.That(kv.ModRevision, Is.LessThanOrEqualTo(response.Header.Revision));
                     if (!past)
