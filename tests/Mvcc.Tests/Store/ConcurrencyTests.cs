@@ -77,9 +77,10 @@ public sealed class ConcurrencyTests
         const int Keys = 5;
         var options = new MvccStoreOptions { Durability = durability, BatchLimit = 3 };
         await using var store = OpenOn(new FaultInjectingFileSystem(seed), options);
+        long allExist = 0;
         for (int k = 0; k < Keys; k++)
         {
-            await store.PutAsync(new PutRequest { Key = B($"k{k}"), Value = B($"k{k}:1") });
+            allExist = (await store.PutAsync(new PutRequest { Key = B($"k{k}"), Value = B($"k{k}:1") })).Header.Revision;
         }
 
         using var done = new CancellationTokenSource();
@@ -94,8 +95,8 @@ public sealed class ConcurrencyTests
                     int k = random.Next(Keys);
                     long current = store.Revision;
                     bool past = random.Next(4) == 0;
-                    // Every key exists from revision Keys on (the puts before the readers start).
-                    var response = store.Get($"k{k}", past ? Math.Max(Keys, current - random.Next(30)) : 0);
+                    // Every key exists from revision allExist on (the puts before the readers start).
+                    var response = store.Get($"k{k}", past ? Math.Max(allExist, current - random.Next(30)) : 0);
                     Assert.That(response.Kvs, Has.Count.EqualTo(1), $"k{k} at revision {response.Header.Revision} (past: {past})");
                     var kv = response.Kvs[0];
                     Assert.That(S(kv.Value), Is.EqualTo($"k{k}:{kv.Version}"), $"k{k} at revision {response.Header.Revision}: the value of its version");
