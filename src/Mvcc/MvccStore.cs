@@ -153,6 +153,12 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     public RangeResponse Range(RangeRequest request)
     {
         RequestValidator.CheckRange(request);
+        return RangeValidated(request);
+    }
+
+    /// <summary><see cref="Range"/> for a request the caller has passed through <see cref="RequestValidator.CheckRange"/> already.</summary>
+    internal RangeResponse RangeValidated(RangeRequest request)
+    {
         ThrowIfDisposed();
 
         // A single key (no range end), the common read, is found without the lists of a range.
@@ -161,8 +167,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         Index.Revision? found = null;
         long count;
         long current;
-        PendingBatch? pending = null;
-        Transaction? snapshot = null;
+        SharedReadView? view = null;
         _state.IndexLock.EnterReadLock();
         try
         {
@@ -202,9 +207,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
             // the pending batch nor a B+tree snapshot.
             if (!single || (found is not null && !request.CountOnly))
             {
-                pending = _state.Pending;
-                snapshot = _state.Database.BeginRead();
-                pending.Hold();
+                view = SharedReadView.Acquire(_state);
             }
         }
         finally
@@ -214,25 +217,21 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
 
         // Built here, so a replicated store's header (member, term) needs no second response.
         var header = NewHeader(current);
-        if (snapshot is null)
+        if (view is null)
         {
             return RangeEvaluator.FinishSingle(request, found, header, values: null);
         }
 
         try
         {
-            using (snapshot)
-            {
-                var values = new ValueSource(pending, snapshot.OpenBucket(MetaKeys.KeyBucket), _state.Path);
-                return single
-                    ? RangeEvaluator.FinishSingle(request, found, header, values)
-                    : RangeEvaluator.Finish(request, revisions!, count, header, values);
-            }
+            return single
+                ? RangeEvaluator.FinishSingle(request, found, header, view.Values)
+                : RangeEvaluator.Finish(request, revisions!, count, header, view.Values);
         }
         finally
         {
-            // Its values are copied into the response: the batch's buffers may be reused from here.
-            pending!.Release();
+            // Its values are copied into the response.
+            view.Release();
         }
     }
 
@@ -473,6 +472,17 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
             // After the writer's last commit notified its revisions: watches end after what they buffered.
             _watches.Close(new ObjectDisposedException(nameof(MvccStore)));
             _state.Lessor.Close();
+
+            // The reads' shared B+tree snapshot ends with its last reader.
+            _state.IndexLock.EnterWriteLock();
+            try
+            {
+                SharedReadView.Retire(_state);
+            }
+            finally
+            {
+                _state.IndexLock.ExitWriteLock();
+            }
 
             // The index lock is left to the collector: a reader racing with disposal may still hold
             // it, and disposing a held ReaderWriterLockSlim throws.

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EmbeddedRaft.Consensus;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Transport;
@@ -88,6 +89,8 @@ internal sealed class ReplicatedStoreCluster : IKvClusterUnderLoad
     public async ValueTask PutAsync(int member, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, CancellationToken cancellationToken) =>
         await _members[member].PutAsync(new PutRequest { Key = key, Value = value }, cancellationToken);
 
+    // Pooled, as StoreLoadData.ExecuteAsync, its only caller (which awaits it once).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<int> GetAsync(int member, ReadOnlyMemory<byte> key, bool linearizable, CancellationToken cancellationToken)
     {
         var response = await _members[member].RangeAsync(

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace EmbeddedRaft.Benchmarks.StoreLoad;
@@ -47,6 +48,10 @@ internal sealed class StoreLoadData
     /// and a compare-and-put's compare must hold (every put writes the same value), else it throws:
     /// a system that answers fast but wrongly is counted as failing, not as fast.
     /// </summary>
+    /// <remarks>Its state machine is pooled (every caller awaits it once): a read that suspends (a
+    /// linearizable one) would otherwise allocate one per operation, the load generator's garbage, not
+    /// the system's.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ExecuteAsync(IKvClusterUnderLoad cluster, StoreLoadWorkload workload, int member, (int KeyIndex, bool Write) operation)
     {
         byte[] key = Keys[operation.KeyIndex];

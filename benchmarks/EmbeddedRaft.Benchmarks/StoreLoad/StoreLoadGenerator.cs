@@ -17,10 +17,12 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// <remarks>
 /// <para>Systems: <c>store</c> (three EmbeddedRaft ReplicatedStores over an InProcessNetwork),
 /// <c>etcd</c> (three etcd 3.4 processes from Debian, installed with apt-get when missing, driven by
-/// this benchmark's gRPC client; then <c>etcdctl check perf</c> against them for reference) and
-/// <c>dotnext</c> (DotNext.Net.Cluster 6.12, puts only: it has no key-value store).</para>
+/// this benchmark's gRPC client; then <c>etcdctl check perf</c> against them for reference),
+/// <c>dotnext</c> (DotNext.Net.Cluster 6.12, puts only: it has no key-value store) and
+/// <c>harness</c> (no system: every operation answered at once, so its rows are the load
+/// generator's own cost per operation, see <see cref="HarnessOnlyCluster"/>).</para>
 /// <para><c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- store-load
-/// [--systems store,etcd,dotnext] [--workloads put,linearizable-read,serializable-read,txn-compare-and-put,read-90-write-10]
+/// [--systems store,etcd,dotnext,harness] [--workloads put,linearizable-read,serializable-read,txn-compare-and-put,read-90-write-10]
 /// [--clients 1,16,256,1024] [--rates 50000] [--open-loop-workload put] [--open-loop-systems store] [--max-outstanding 20000]
 /// [--seconds 10] [--warmup-seconds 2] [--keys 100000] [--etcd-connections 4] [--etcdctl-check-perf s|m|l|xl|off]
 /// [--store-snapshot-every-entries n] [--csv file] [--chart file.svg] [--dir directory] [--seed n]</c>;
@@ -132,6 +134,8 @@ internal static partial class StoreLoadGenerator
                 return await EtcdCluster.StartAsync(directory, settings.EtcdConnectionsPerMember, CancellationToken.None);
             case "dotnext":
                 return await DotNextPutCluster.StartAsync(directory, CancellationToken.None);
+            case "harness":
+                return new HarnessOnlyCluster();
             default:
                 throw new ArgumentException($"Unknown system '{system}'.");
         }

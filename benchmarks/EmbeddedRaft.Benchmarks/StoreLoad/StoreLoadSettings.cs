@@ -87,9 +87,9 @@ internal sealed record StoreLoadSettings
         return settings;
     }
 
-    private static string CheckSystem(string system) => system is "store" or "etcd" or "dotnext"
+    private static string CheckSystem(string system) => system is "store" or "etcd" or "dotnext" or "harness"
         ? system
-        : throw new ArgumentException($"Unknown system '{system}': store, etcd or dotnext.");
+        : throw new ArgumentException($"Unknown system '{system}': store, etcd, dotnext or harness (no system: the load generator's own cost).");
 
     private static int Int(string value) => int.Parse(value, CultureInfo.InvariantCulture) is var parsed && parsed > 0
         ? parsed

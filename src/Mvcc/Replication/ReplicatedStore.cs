@@ -47,6 +47,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     private readonly MvccStore _mvcc;
     private RaftNode<object?>? _node;
     private ulong _raftTerm;
+    private ResponseHeader? _lastHeader;
     private int _alarms;
     private int _disposed;
 
@@ -284,7 +285,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         }
 
         // The store's header factory stamps this member's header (NewHeader) on the response.
-        return Mvcc.Range(request);
+        return Mvcc.RangeValidated(request);
     }
 
     /// <summary>
@@ -426,8 +427,21 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <summary>A header like <paramref name="header"/> that names this member, its cluster and its term.</summary>
     internal ResponseHeader Stamp(ResponseHeader header) => NewHeader(header.Revision);
 
-    private ResponseHeader NewHeader(long revision) =>
-        new() { Revision = revision, ClusterId = ClusterId, MemberId = MemberId, RaftTerm = Volatile.Read(ref _raftTerm) is > 0 and var term ? term : TermBeforeTracking() };
+    private ResponseHeader NewHeader(long revision)
+    {
+        // Headers are immutable: the reads between two writes (same revision, same term) share the
+        // last one made instead of allocating one each.
+        ulong term = Volatile.Read(ref _raftTerm) is > 0 and var tracked ? tracked : TermBeforeTracking();
+        ulong clusterId = ClusterId;
+        if (Volatile.Read(ref _lastHeader) is { } last && last.Revision == revision && last.RaftTerm == term && last.ClusterId == clusterId)
+        {
+            return last;
+        }
+
+        var header = new ResponseHeader { Revision = revision, ClusterId = clusterId, MemberId = MemberId, RaftTerm = term };
+        Volatile.Write(ref _lastHeader, header);
+        return header;
+    }
 
     /// <summary>
     /// The term for a header stamped before the term tracker (a background reader of the node's

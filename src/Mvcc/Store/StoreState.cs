@@ -47,6 +47,13 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
     /// <summary>The revisions written since the last B+tree commit; replaced by the writer after each commit.</summary>
     public PendingBatch Pending = new();
 
+    /// <summary>
+    /// The B+tree read transaction the ranges of <see cref="Pending"/>'s time share, or null until a
+    /// range begins one (see <see cref="SharedReadView"/>); installed by readers under the read lock,
+    /// retired under the write lock before <see cref="Pending"/> is swapped or the B+tree replaced.
+    /// </summary>
+    public SharedReadView? ReadView;
+
     /// <summary>The first write or flush failure; from then on every operation throws <see cref="StorageFaultedException"/>.</summary>
     public Exception? Failure => Volatile.Read(ref _failure);
 

@@ -709,6 +709,8 @@ internal sealed class StoreWriter
         _state.IndexLock.EnterWriteLock();
         try
         {
+            // The shared read view is valid only while its batch is current (SharedReadView).
+            SharedReadView.Retire(_state);
             _state.Pending = _state.Pending.Next();
         }
         finally
@@ -824,6 +826,7 @@ internal sealed class StoreWriter
         try
         {
             var old = _state.Database;
+            SharedReadView.Retire(_state);
             old.WaitForNoReaders();
             old.Dispose();
             prepared.FileSystem.Rename(prepared.IncomingPath, _state.Path);

@@ -10,7 +10,8 @@ namespace EmbeddedRaft.Storage.BTree;
 /// <remarks>
 /// Valid until its transaction ends (then every member throws <see cref="ObjectDisposedException"/>)
 /// or until the bucket is deleted in that transaction (<see cref="InvalidOperationException"/>).
-/// Not thread-safe, like its transaction.
+/// Not thread-safe, like its transaction, except lookups (<see cref="TryGet"/>, <see cref="Get"/>) in a read
+/// transaction, which several threads may make at once (see <see cref="Transaction"/>).
 /// </remarks>
 public sealed class Bucket
 {

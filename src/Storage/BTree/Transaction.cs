@@ -10,8 +10,12 @@ namespace EmbeddedRaft.Storage.BTree;
 /// </summary>
 /// <remarks>
 /// Not thread-safe: use a transaction (and its buckets and cursors) from one thread at a time.
-/// Different transactions may be used from different threads concurrently. Always dispose it: an
-/// open read transaction keeps the pages of its snapshot from being reused.
+/// Different transactions may be used from different threads concurrently. One exception: once a
+/// bucket of a read transaction is open, <see cref="Bucket.TryGet"/> and <see cref="Bucket.Get"/>
+/// on it may be called from several threads at once (a lookup changes nothing in a read
+/// transaction), as long as nothing else uses the transaction meanwhile and it is disposed after
+/// the last lookup. Always dispose it: an open read transaction keeps the pages of its snapshot
+/// from being reused.
 /// </remarks>
 public sealed class Transaction : IDisposable
 {

@@ -105,6 +105,33 @@ public sealed class ImageRestoreTests
     }
 
     [Test]
+    public async Task ARestoreRightAfterReadsOfTheOldFileDoesNotWaitForThemAndLaterReadsSeeTheNewOne()
+    {
+        // Reads since the last commit share one snapshot of the old file (SharedReadView); with no
+        // reader left, the restore must not wait for that shared snapshot, and no read may use it after.
+        var random = new Random(12);
+        var clock = Leases.LeaseTestSupport.Clock();
+        var fs = new FaultInjectingFileSystem(12);
+        await using var source = MvccStore.Open(fs, SourceDirectory, Options(clock));
+        await using var target = MvccStore.Open(fs, TargetDirectory, Options(clock));
+        await WriteAsync(source, random, 40, 1, "s");
+        await WriteAsync(target, random, 40, 1, "t");
+        await target.PutAsync(new PutRequest { Key = B("only-in-target"), Value = B("old") }, target.ConsistentIndex + 1);
+
+        // Committed and synced: the restore commits nothing first, so the read's shared snapshot is the one it must retire.
+        await target.SyncAsync();
+        string sourceState = Describe(source);
+        var (bytes, _) = await ImageBytesAsync(source);
+
+        Assert.That(S(target.Range(new RangeRequest { Key = B("only-in-target") }).Kvs.Single().Value), Is.EqualTo("old"));
+        var restore = target.RestoreImageAsync(new MemoryStream(bytes)).AsTask();
+        restore.WaitOrFail("the restore, with no read in progress");
+
+        Assert.That(target.Range(new RangeRequest { Key = B("only-in-target") }).Kvs, Is.Empty, "a read after the restore reads the restored file");
+        Assert.That(Describe(target), Is.EqualTo(sourceState));
+    }
+
+    [Test]
     public async Task ARestoreWaitsForReadersOfTheOldFile()
     {
         var random = new Random(11);

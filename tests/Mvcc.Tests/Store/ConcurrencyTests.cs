@@ -66,6 +66,72 @@ public sealed class ConcurrencyTests
         Assert.That(checkedReads, Has.All.GreaterThan(0));
     }
 
+    [TestCaseSource(nameof(Modes))]
+    public async Task SingleKeyReadsOnSeveralThreadsSeeTheValueOfTheirRevisionWhileBatchesCommit(MvccDurability durability)
+    {
+        // Ranges between two batch commits share one B+tree snapshot (SharedReadView): a read that
+        // shares one begun before a commit, or begins one after it, must still find every value,
+        // in the batch or in the B+tree, and never an older one than its revision's.
+        int seed = TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 1)[0];
+        TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
+        const int Keys = 5;
+        var options = new MvccStoreOptions { Durability = durability, BatchLimit = 3 };
+        await using var store = OpenOn(new FaultInjectingFileSystem(seed), options);
+        long allExist = 0;
+        for (int k = 0; k < Keys; k++)
+        {
+            allExist = (await store.PutAsync(new PutRequest { Key = B($"k{k}"), Value = B($"k{k}:1") })).Header.Revision;
+        }
+
+        using var done = new CancellationTokenSource();
+        var readers = Enumerable.Range(0, 3).Select(r => Task.Factory.StartNew(
+            () =>
+            {
+                var random = new Random(seed * 10 + r);
+                var lastVersion = new long[Keys];
+                long reads = 0;
+                while (!done.IsCancellationRequested || reads < 100)
+                {
+                    int k = random.Next(Keys);
+                    long current = store.Revision;
+                    bool past = random.Next(4) == 0;
+                    // Every key exists from revision allExist on (the puts before the readers start).
+                    var response = store.Get($"k{k}", past ? Math.Max(allExist, current - random.Next(30)) : 0);
+                    Assert.That(response.Kvs, Has.Count.EqualTo(1), $"k{k} at revision {response.Header.Revision} (past: {past})");
+                    var kv = response.Kvs[0];
+                    Assert.That(S(kv.Value), Is.EqualTo($"k{k}:{kv.Version}"), $"k{k} at revision {response.Header.Revision}: the value of its version");
+                    Assert.That(kv.ModRevision, Is.LessThanOrEqualTo(response.Header.Revision));
+                    if (!past)
+                    {
+                        Assert.That(kv.Version, Is.GreaterThanOrEqualTo(lastVersion[k]), $"k{k}: a later read never sees an older version");
+                        lastVersion[k] = kv.Version;
+                    }
+
+                    reads++;
+                }
+
+                return reads;
+            },
+            TaskCreationOptions.LongRunning)).ToList();
+
+        var versions = Enumerable.Repeat(1L, Keys).ToArray();
+        var random = new Random(seed);
+        for (int i = 0; i < 1500; i++)
+        {
+            int k = random.Next(Keys);
+            versions[k]++;
+            await store.PutAsync(new PutRequest { Key = B($"k{k}"), Value = B($"k{k}:{versions[k]}") });
+        }
+
+        await done.CancelAsync();
+        var checkedReads = readers.Select(task => task.ResultOrFail("reader")).ToList();
+        TestContext.Out.WriteLine($"reads checked: {string.Join(", ", checkedReads)}");
+        for (int k = 0; k < Keys; k++)
+        {
+            Assert.That(S(store.Get($"k{k}").Kvs.Single().Value), Is.EqualTo($"k{k}:{versions[k]}"), "the last write of each key");
+        }
+    }
+
     [Test]
     public void AReadCompletesWhileTheWriterIsStuckInAFlush()
     {

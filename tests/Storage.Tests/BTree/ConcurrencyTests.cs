@@ -120,6 +120,93 @@ public class ConcurrencyTests
     }
 
     [Test]
+    public void LookupsInOneReadTransactionFromSeveralThreadsAtOnceSeeItsSnapshot()
+    {
+        // The MVCC store's ranges share one read transaction between commits (SharedReadView):
+        // several threads look keys up in the same open bucket at once, through a page cache small
+        // enough to evict and reload pages under them, while the writer overwrites every key.
+        const int Seed = 31;
+        TestContext.Out.WriteLine($"seed {Seed}");
+        var fs = NewDisk(Seed);
+        using var db = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+        var random = new Random(Seed);
+        var expected = new Dictionary<int, byte[]>();
+        using (var tx = db.BeginWrite())
+        {
+            var bucket = tx.CreateBucket("b");
+            for (int k = 0; k < 1500; k++)
+            {
+                // Some values large enough for overflow pages.
+                expected[k] = RandomBytes(random, random.Next(10) == 0 ? 1500 : random.Next(1, 60));
+                bucket.Put(BitConverter.GetBytes(k), expected[k]);
+            }
+
+            tx.Commit();
+        }
+
+        using var shared = db.BeginRead();
+        var sharedBucket = shared.OpenBucket("b")!;
+        var errors = new ConcurrentQueue<Exception>();
+        using var writerDone = new ManualResetEventSlim();
+        var writer = Task.Factory.StartNew(
+            () =>
+            {
+                try
+                {
+                    var writes = new Random(Seed + 1);
+                    for (int c = 0; c < 300; c++)
+                    {
+                        using var tx = db.BeginWrite();
+                        var bucket = tx.OpenBucket("b")!;
+                        for (int i = 0; i < 20; i++)
+                        {
+                            bucket.Put(BitConverter.GetBytes(writes.Next(1500)), RandomBytes(writes, writes.Next(1, 80)));
+                        }
+
+                        tx.Commit(CommitDurability.NoSync);
+                    }
+                }
+                catch (Exception e)
+                {
+                    errors.Enqueue(e);
+                }
+                finally
+                {
+                    writerDone.Set();
+                }
+            },
+            TaskCreationOptions.LongRunning);
+
+        var lookups = new long[4];
+        var readers = Enumerable.Range(0, lookups.Length).Select(r => Task.Factory.StartNew(
+            () =>
+            {
+                try
+                {
+                    var keys = new Random(Seed * 10 + r);
+                    while (!writerDone.IsSet || lookups[r] < 2000)
+                    {
+                        int k = keys.Next(1500);
+                        Assert.That(sharedBucket.TryGet(BitConverter.GetBytes(k), out var value), Is.True, $"key {k}");
+                        Assert.That(value.SequenceEqual(expected[k]), Is.True, $"key {k}: the value of the shared snapshot");
+                        Assert.That(sharedBucket.TryGet(BitConverter.GetBytes(1500 + k), out _), Is.False, "a key the snapshot never had");
+                        lookups[r]++;
+                    }
+                }
+                catch (Exception e)
+                {
+                    errors.Enqueue(e);
+                }
+            },
+            TaskCreationOptions.LongRunning)).ToArray();
+
+        Task.WaitAll([writer, .. readers]);
+        Assert.That(errors, Is.Empty, string.Join("\n", errors));
+        TestContext.Out.WriteLine($"lookups per thread: {string.Join(", ", lookups)}");
+        db.Check();
+    }
+
+    [Test]
     public void ALongRunningReaderNeverSeesItsPagesOverwritten()
     {
         var fs = NewDisk(5);
