@@ -301,71 +301,104 @@ internal sealed class KeyIndex
     }
 
     /// <summary>
-    /// Fills an empty index with <paramref name="histories"/> (distinct keys, any order) at once: one
-    /// sort instead of an insert per key, for the rebuild at open. A history that is one put is kept
-    /// as its revision, without its object.
+    /// Fills an empty index with <paramref name="histories"/> (distinct keys, any order) at once, as
+    /// <see cref="Load(byte[][], KeyHistory?[], Revision[], int)"/> (for tests: the open rebuilds into arrays).
     /// </summary>
     /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, or a history is empty.</exception>
     public void Load(ICollection<KeyHistory> histories)
+    {
+        var keys = new byte[histories.Count][];
+        var held = new KeyHistory?[histories.Count];
+        int n = 0;
+        foreach (var history in histories)
+        {
+            keys[n] = history.Key;
+            held[n++] = history;
+        }
+
+        Load(keys, held, new Revision[n], n);
+    }
+
+    /// <summary>
+    /// Fills an empty index with the first <paramref name="count"/> keys of <paramref name="keys"/>
+    /// (distinct, any order) at once: one sort instead of an insert per key, for the rebuild at open.
+    /// Key i's history is <paramref name="histories"/>[i], or, where that is null, the one put
+    /// <paramref name="singles"/>[i] that created it (version 1); a history that is one put is kept
+    /// as its revision, without its object. The index takes the key arrays and histories as they are.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, a history is empty, or an array is shorter than <paramref name="count"/>.</exception>
+    public void Load(byte[][] keys, KeyHistory?[] histories, Revision[] singles, int count)
     {
         if (Count != 0)
         {
             throw new InvariantViolationException("MVCC key index: bulk load into a non-empty index.");
         }
 
-        // Sorted by prefix with the runtime's sort of primitive keys (no comparer call per
-        // comparison), then each run of equal prefixes by its whole keys.
-        var prefixes = new ulong[histories.Count];
-        var items = new KeyHistory[histories.Count];
-        int n = 0;
-        foreach (var history in histories)
+        if (keys.Length < count || histories.Length < count || singles.Length < count)
         {
-            if (history.IsEmpty)
-            {
-                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(history.Key)} with no history.");
-            }
-
-            prefixes[n] = Prefix(history.Key);
-            items[n++] = history;
+            throw new InvariantViolationException($"MVCC key index: bulk load of {count} keys from arrays of {keys.Length}, {histories.Length} and {singles.Length}.");
         }
 
-        Array.Sort(prefixes, items);
-        for (int start = 0; start < n;)
+        // Sorted by prefix with the runtime's sort of primitive keys (no comparer call per
+        // comparison), then each run of equal prefixes by its whole keys.
+        var prefixes = new ulong[count];
+        var order = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            if (histories[i] is { IsEmpty: true })
+            {
+                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(keys[i])} with no history.");
+            }
+
+            prefixes[i] = Prefix(keys[i]);
+            order[i] = i;
+        }
+
+        Array.Sort(prefixes, order);
+        var byKey = new KeyOrder(keys);
+        for (int start = 0; start < count;)
         {
             int end = start + 1;
-            while (end < n && prefixes[end] == prefixes[start])
+            while (end < count && prefixes[end] == prefixes[start])
             {
                 end++;
             }
 
             if (end - start > 1)
             {
-                Array.Sort(items, start, end - start, KeyHistoryOrder.Instance);
+                Array.Sort(order, start, end - start, byKey);
             }
 
             start = end;
         }
 
         const int FillCount = MaxChunkCount * 3 / 4;
-        for (int start = 0; start < n; start += FillCount)
+        for (int start = 0; start < count; start += FillCount)
         {
             var chunk = new Chunk();
-            for (int i = start; i < Math.Min(n, start + FillCount); i++)
+            for (int i = start; i < Math.Min(count, start + FillCount); i++)
             {
-                if (i > 0 && Compare(items[i].Key, prefixes[i], prefixes[i - 1], items[i - 1].Key) <= 0)
+                int k = order[i];
+                if (i > 0 && Compare(keys[k], prefixes[i], prefixes[i - 1], keys[order[i - 1]]) <= 0)
                 {
-                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(items[i].Key)} twice.");
+                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(keys[k])} twice.");
                 }
 
-                bool single = items[i].IsSinglePut(out var revision);
-                chunk.Insert(chunk.Count, prefixes[i], items[i].Key, single ? null : items[i], revision);
+                var history = histories[k];
+                var revision = singles[k];
+                if (history is not null && history.IsSinglePut(out revision))
+                {
+                    history = null;
+                }
+
+                chunk.Insert(chunk.Count, prefixes[i], keys[k], history, revision);
             }
 
             _chunks.Add(chunk);
             _chunkPrefixes.Add(chunk.Prefixes[0]);
         }
 
-        Count = n;
+        Count = count;
         _changeCount++;
     }
 
@@ -451,12 +484,10 @@ internal sealed class KeyIndex
         return chunk.Histories[position.Index] ??= chunk.NewHistory(position.Index);
     }
 
-    /// <summary>Byte-wise order of whole keys (for keys with equal prefixes).</summary>
-    private sealed class KeyHistoryOrder : IComparer<KeyHistory>
+    /// <summary>Byte-wise order of whole keys, given by their positions in one array (for keys with equal prefixes).</summary>
+    private sealed class KeyOrder(byte[][] keys) : IComparer<int>
     {
-        public static KeyHistoryOrder Instance { get; } = new();
-
-        public int Compare(KeyHistory? x, KeyHistory? y) => x!.Key.AsSpan().SequenceCompareTo(y!.Key);
+        public int Compare(int x, int y) => keys[x].AsSpan().SequenceCompareTo(keys[y]);
     }
 
     private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, byte[] other) =>

@@ -34,11 +34,14 @@ internal static class StoreLoader
         long finished = ReadLong(meta, MetaKeys.FinishedCompactKey, path) ?? -1;
         state.ConsistentIndex = (ulong)(ReadLong(meta, MetaKeys.ConsistentIndexKey, path) ?? 0);
 
-        // Rebuilt in a hash map (one probe per revision), then sorted into the index once.
+        // Rebuilt in a hash map from key to its slot in RebuiltKeys (one probe per revision), then
+        // sorted into the index once. A key written once (most keys) is its key array and revision
+        // in the slot arrays: no history object is made for it only to be dropped by the index.
         var comparer = new KeyBytesComparer();
-        var histories = new Dictionary<byte[], KeyHistory>((int)Math.Min(keys.Count, 1 << 20), comparer);
-        var lookup = histories.GetAlternateLookup<ReadOnlySpan<byte>>();
-        Dictionary<KeyHistory, long>? leaseOf = tx.OpenBucket(Leases.LeaseBucket.Name) is { Count: > 0 } ? new(ReferenceEqualityComparer.Instance) : null;
+        int capacity = (int)Math.Min(keys.Count, 1 << 20);
+        var slots = new Dictionary<byte[], int>(capacity, comparer);
+        var lookup = slots.GetAlternateLookup<ReadOnlySpan<byte>>();
+        var rebuilt = new RebuiltKeys(capacity, trackLeases: tx.OpenBucket(Leases.LeaseBucket.Name) is { Count: > 0 });
         long lastMain = 1;
         long count = 0;
         var cursor = keys.CreateCursor();
@@ -56,25 +59,12 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
             }
 
-            var history = Restore(lookup, comparer, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
-            if (leaseOf is not null && history is not null)
-            {
-                // Revisions come in revision order: the last one seen of a key decides its lease.
-                if (tombstone || decoded.Lease == 0)
-                {
-                    leaseOf.Remove(history);
-                }
-                else
-                {
-                    leaseOf[history] = decoded.Lease;
-                }
-            }
-
+            Restore(lookup, comparer, rebuilt, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
             lastMain = Math.Max(lastMain, revision.Main);
             count++;
         }
 
-        state.Index.Load(histories.Values);
+        state.Index.Load(rebuilt.Keys, rebuilt.Histories, rebuilt.Singles, rebuilt.Count);
 
         // A compaction can remove every revision up to its point (deleted keys leave nothing), so
         // the revision is at least the compact revision, as in etcd.
@@ -92,7 +82,7 @@ internal static class StoreLoader
                 path, count, state.Index.Count, state.Revision, scheduled, state.ConsistentIndex, scheduled > finished ? $"; resuming the compaction at {scheduled} (finished: {finished})" : "");
         }
 
-        List<(byte[] Key, long Lease)> attached = leaseOf is null ? [] : [.. leaseOf.Select(pair => (pair.Key.Key, pair.Value))];
+        var attached = rebuilt.Attached();
         return (state, resumed, attached);
     }
 
@@ -122,12 +112,13 @@ internal static class StoreLoader
     }
 
     /// <summary>
-    /// Adds one stored revision to the index being rebuilt, checking it against what came before;
-    /// returns the key's history, or null for a tombstone of a key with no live history.
+    /// Adds one stored revision to the index being rebuilt, checking it against what came before
+    /// (a tombstone of a key with no live history is skipped).
     /// </summary>
-    private static KeyHistory? Restore(
-        Dictionary<byte[], KeyHistory>.AlternateLookup<ReadOnlySpan<byte>> lookup,
+    private static void Restore(
+        Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> lookup,
         KeyBytesComparer comparer,
+        RebuiltKeys rebuilt,
         Revision revision,
         bool tombstone,
         ReadOnlySpan<byte> key,
@@ -139,24 +130,26 @@ internal static class StoreLoader
             // A tombstone of a key with no live history is the remains of an interrupted compaction
             // (it deletes in revision order, so it removed the generation's puts first): the resumed
             // compaction removes it.
-            if (lookup.TryGetValue(key, out var deleted))
+            if (lookup.TryGetValue(key, out int deleted))
             {
-                deleted.Tombstone(revision);
+                rebuilt.HistoryOf(deleted).Tombstone(revision);
+                rebuilt.SetLease(deleted, 0);
             }
 
-            return deleted;
+            return;
         }
 
-        // One probe: finds the key's history, or adds the key (the map copies it) to be given one.
-        ref var history = ref CollectionsMarshal.GetValueRefOrAddDefault(lookup, key, out bool exists);
+        // One probe: finds the key's slot, or adds the key (the map copies it) and gives it one.
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(lookup, key, out bool exists);
         if (!exists)
         {
-            history = new KeyHistory(comparer.LastCreated!);
-            history.Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
-            return history;
+            slot = rebuilt.Add(comparer.LastCreated!, revision, decoded);
+            rebuilt.SetLease(slot, decoded.Lease);
+            return;
         }
 
-        history!.Put(revision);
+        var history = rebuilt.HistoryOf(slot);
+        history.Put(revision);
         if (history.TryGet(revision.Main, out _, out var created, out long version)
             && (created.Main != decoded.CreateRevision || version != decoded.Version))
         {
@@ -164,7 +157,7 @@ internal static class StoreLoader
                 $"revision {revision} of key {MvccText.Show(key)} says create revision {decoded.CreateRevision}, version {decoded.Version}; its history says {created.Main}, {version}");
         }
 
-        return history;
+        rebuilt.SetLease(slot, decoded.Lease);
     }
 
     private static long? ReadLong(Bucket meta, byte[] key, string path)
@@ -180,5 +173,101 @@ internal static class StoreLoader
         }
 
         return BinaryPrimitives.ReadInt64BigEndian(value);
+    }
+
+    /// <summary>
+    /// The keys found so far at open, in parallel arrays by slot (the order keys were first seen):
+    /// each key's bytes, its history or (null there) the one put that created it, and, when the
+    /// store has leases, the lease of its newest revision (0 after a tombstone).
+    /// </summary>
+    private sealed class RebuiltKeys(int capacity, bool trackLeases)
+    {
+        private byte[][] _keys = new byte[Math.Max(capacity, 16)][];
+        private KeyHistory?[] _histories = new KeyHistory?[Math.Max(capacity, 16)];
+        private Revision[] _singles = new Revision[Math.Max(capacity, 16)];
+        private long[] _leases = trackLeases ? new long[Math.Max(capacity, 16)] : [];
+
+        /// <summary>Each slot's key bytes (the first <see cref="Count"/> are used).</summary>
+        public byte[][] Keys => _keys;
+
+        /// <summary>Each slot's history, or null for a key whose one put is in <see cref="Singles"/>.</summary>
+        public KeyHistory?[] Histories => _histories;
+
+        public Revision[] Singles => _singles;
+
+        public int Count { get; private set; }
+
+        /// <summary>A new key first seen at <paramref name="revision"/>, a put: held as that revision when the put created it (etcd's <c>keyIndex.restore</c> otherwise: earlier revisions were compacted away).</summary>
+        public int Add(byte[] key, Revision revision, in StoredValue.Decoded decoded)
+        {
+            if (Count == _keys.Length)
+            {
+                int grown = _keys.Length * 2;
+                Array.Resize(ref _keys, grown);
+                Array.Resize(ref _histories, grown);
+                Array.Resize(ref _singles, grown);
+                if (trackLeases)
+                {
+                    Array.Resize(ref _leases, grown);
+                }
+            }
+
+            int slot = Count++;
+            _keys[slot] = key;
+            var created = new Revision(decoded.CreateRevision, 0);
+            if (created == revision && decoded.Version == 1)
+            {
+                _singles[slot] = revision;
+            }
+            else
+            {
+                var history = new KeyHistory(key);
+                history.Restore(created, revision, decoded.Version);
+                _histories[slot] = history;
+            }
+
+            return slot;
+        }
+
+        /// <summary>The key's history object, made from its one put when it had none (it is written again or deleted).</summary>
+        public KeyHistory HistoryOf(int slot)
+        {
+            if (_histories[slot] is { } history)
+            {
+                return history;
+            }
+
+            history = new KeyHistory(_keys[slot]);
+            history.Put(_singles[slot]);
+            _histories[slot] = history;
+            return history;
+        }
+
+        /// <summary>Revisions come in revision order: the last one seen of a key decides its lease.</summary>
+        public void SetLease(int slot, long lease)
+        {
+            if (trackLeases)
+            {
+                _leases[slot] = lease;
+            }
+        }
+
+        /// <summary>Each key whose newest revision is a put on a lease, with that lease.</summary>
+        public List<(byte[] Key, long Lease)> Attached()
+        {
+            var attached = new List<(byte[] Key, long Lease)>();
+            if (trackLeases)
+            {
+                for (int slot = 0; slot < Count; slot++)
+                {
+                    if (_leases[slot] != 0)
+                    {
+                        attached.Add((_keys[slot], _leases[slot]));
+                    }
+                }
+            }
+
+            return attached;
+        }
     }
 }
