@@ -309,42 +309,35 @@ internal sealed class KeyIndex
 
     /// <summary>
     /// Fills an empty index with <paramref name="histories"/> (distinct keys, any order) at once, as
-    /// <see cref="Load(byte[][], KeyHistory?[], Revision[], int)"/> (for tests: the open rebuilds into arrays).
+    /// <see cref="Load(LoadedKeys)"/> (for tests: the open rebuilds into <see cref="LoadedKeys"/>).
     /// </summary>
     /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, or a history is empty.</exception>
     public void Load(ICollection<KeyHistory> histories)
     {
-        var keys = new byte[histories.Count][];
-        var held = new KeyHistory?[histories.Count];
-        int n = 0;
+        var keys = new LoadedKeys(histories.Count, keyBytesEach: 16);
         foreach (var history in histories)
         {
-            keys[n] = history.Key;
-            held[n++] = history;
+            keys.SetHistory(keys.Add(history.Key), history);
         }
 
-        Load(keys, held, new Revision[n], n);
+        Load(keys);
     }
 
     /// <summary>
-    /// Fills an empty index with the first <paramref name="count"/> keys of <paramref name="keys"/>
-    /// (distinct, any order) at once: one sort instead of an insert per key, for the rebuild at open.
-    /// Key i's history is <paramref name="histories"/>[i], or, where that is null, the one put
-    /// <paramref name="singles"/>[i] that created it (version 1); a history that is one put is kept
-    /// as its revision, without its object. The index takes the key arrays and histories as they are.
+    /// Fills an empty index with <paramref name="keys"/> (distinct, any order) at once: one sort
+    /// instead of an insert per key, for the rebuild at open. A key's history is kept as its one put,
+    /// without an object, when it is one (<see cref="LoadedKeys.SingleAt"/>, or a history that is
+    /// one put); other histories are taken as they are.
     /// </summary>
-    /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, a history is empty, or an array is shorter than <paramref name="count"/>.</exception>
-    public void Load(byte[][] keys, KeyHistory?[] histories, Revision[] singles, int count)
+    /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, or a history is empty.</exception>
+    public void Load(LoadedKeys keys)
     {
         if (Count != 0)
         {
             throw new InvariantViolationException("MVCC key index: bulk load into a non-empty index.");
         }
 
-        if (keys.Length < count || histories.Length < count || singles.Length < count)
-        {
-            throw new InvariantViolationException($"MVCC key index: bulk load of {count} keys from arrays of {keys.Length}, {histories.Length} and {singles.Length}.");
-        }
+        int count = keys.Count;
 
         // Sorted by prefix with the runtime's sort of primitive keys (no comparer call per
         // comparison), then each run of equal prefixes by its whole keys.
@@ -352,12 +345,12 @@ internal sealed class KeyIndex
         var order = new int[count];
         for (int i = 0; i < count; i++)
         {
-            if (histories[i] is { IsEmpty: true })
+            if (keys.HistoryAt(i) is { IsEmpty: true })
             {
-                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(keys[i])} with no history.");
+                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(keys.KeyAt(i))} with no history.");
             }
 
-            prefixes[i] = Prefix(keys[i]);
+            prefixes[i] = Prefix(keys.KeyAt(i));
             order[i] = i;
         }
 
@@ -386,26 +379,27 @@ internal sealed class KeyIndex
             int keyBytes = 0;
             for (int i = start; i < end; i++)
             {
-                keyBytes += keys[order[i]].Length;
+                keyBytes += keys.KeyAt(order[i]).Length;
             }
 
             var chunk = new Chunk(keyBytes);
             for (int i = start; i < end; i++)
             {
                 int k = order[i];
-                if (i > 0 && Compare(keys[k], prefixes[i], prefixes[i - 1], keys[order[i - 1]]) <= 0)
+                var key = keys.KeyAt(k);
+                if (i > 0 && Compare(key, prefixes[i], prefixes[i - 1], keys.KeyAt(order[i - 1])) <= 0)
                 {
-                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(keys[k])} twice.");
+                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(key)} twice.");
                 }
 
-                var history = histories[k];
-                var revision = singles[k];
+                var history = keys.HistoryAt(k);
+                var revision = keys.SingleAt(k);
                 if (history is not null && history.IsSinglePut(out revision))
                 {
                     history = null;
                 }
 
-                chunk.Insert(chunk.Count, prefixes[i], keys[k], history, revision);
+                chunk.Insert(chunk.Count, prefixes[i], key, history, revision);
             }
 
             _chunks.Add(chunk);
@@ -485,10 +479,10 @@ internal sealed class KeyIndex
         return chunk.Histories[position.Index] ??= chunk.NewHistory(position.Index);
     }
 
-    /// <summary>Byte-wise order of whole keys, given by their positions in one array (for keys with equal prefixes).</summary>
-    private sealed class KeyOrder(byte[][] keys) : IComparer<int>
+    /// <summary>Byte-wise order of whole keys, given by their slots (for keys with equal prefixes).</summary>
+    private sealed class KeyOrder(LoadedKeys keys) : IComparer<int>
     {
-        public int Compare(int x, int y) => keys[x].AsSpan().SequenceCompareTo(keys[y]);
+        public int Compare(int x, int y) => keys.KeyAt(x).SequenceCompareTo(keys.KeyAt(y));
     }
 
     private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, ReadOnlySpan<byte> other) =>

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
@@ -34,13 +33,10 @@ internal static class StoreLoader
         long finished = ReadLong(meta, MetaKeys.FinishedCompactKey, path) ?? -1;
         state.ConsistentIndex = (ulong)(ReadLong(meta, MetaKeys.ConsistentIndexKey, path) ?? 0);
 
-        // Rebuilt in a hash map from key to its slot in RebuiltKeys (one probe per revision), then
-        // sorted into the index once. A key written once (most keys) is its key array and revision
-        // in the slot arrays: no history object is made for it only to be dropped by the index.
-        var comparer = new KeyBytesComparer();
+        // Rebuilt in a hash map of slots (one probe per revision), then sorted into the index once.
+        // A key is its bytes in one shared array and, when written once (most keys), its revision:
+        // no object per key while the revisions are scanned (see LoadedKeys).
         int capacity = (int)Math.Min(keys.Count, 1 << 20);
-        var slots = new Dictionary<byte[], int>(capacity, comparer);
-        var lookup = slots.GetAlternateLookup<ReadOnlySpan<byte>>();
         var rebuilt = new RebuiltKeys(capacity, trackLeases: tx.OpenBucket(Leases.LeaseBucket.Name) is { Count: > 0 });
         long lastMain = 1;
         long count = 0;
@@ -59,12 +55,12 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
             }
 
-            Restore(lookup, comparer, rebuilt, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
+            Restore(rebuilt, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
             lastMain = Math.Max(lastMain, revision.Main);
             count++;
         }
 
-        state.Index.Load(rebuilt.Keys, rebuilt.Histories, rebuilt.Singles, rebuilt.Count);
+        state.Index.Load(rebuilt.Keys);
 
         // A compaction can remove every revision up to its point (deleted keys leave nothing), so
         // the revision is at least the compact revision, as in etcd.
@@ -115,22 +111,14 @@ internal static class StoreLoader
     /// Adds one stored revision to the index being rebuilt, checking it against what came before
     /// (a tombstone of a key with no live history is skipped).
     /// </summary>
-    private static void Restore(
-        Dictionary<byte[], int>.AlternateLookup<ReadOnlySpan<byte>> lookup,
-        KeyBytesComparer comparer,
-        RebuiltKeys rebuilt,
-        Revision revision,
-        bool tombstone,
-        ReadOnlySpan<byte> key,
-        in StoredValue.Decoded decoded,
-        string path)
+    private static void Restore(RebuiltKeys rebuilt, Revision revision, bool tombstone, ReadOnlySpan<byte> key, in StoredValue.Decoded decoded, string path)
     {
         if (tombstone)
         {
             // A tombstone of a key with no live history is the remains of an interrupted compaction
             // (it deletes in revision order, so it removed the generation's puts first): the resumed
             // compaction removes it.
-            if (lookup.TryGetValue(key, out int deleted))
+            if (rebuilt.TryFind(key, out int deleted))
             {
                 rebuilt.HistoryOf(deleted).Tombstone(revision);
                 rebuilt.SetLease(deleted, 0);
@@ -139,11 +127,9 @@ internal static class StoreLoader
             return;
         }
 
-        // One probe: finds the key's slot, or adds the key (the map copies it) and gives it one.
-        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(lookup, key, out bool exists);
-        if (!exists)
+        // One probe: finds the key's slot, or adds the key.
+        if (rebuilt.FindOrAdd(key, revision, decoded, out int slot))
         {
-            slot = rebuilt.Add(comparer.LastCreated!, revision, decoded);
             rebuilt.SetLease(slot, decoded.Lease);
             return;
         }
@@ -176,93 +162,97 @@ internal static class StoreLoader
     }
 
     /// <summary>
-    /// The keys found so far at open, in parallel arrays by slot (the order keys were first seen):
-    /// each key's bytes, its history or (null there) the one put that created it, and, when the
-    /// store has leases, the lease of its newest revision (0 after a tombstone).
+    /// The keys found so far at open (<see cref="LoadedKeys"/>), the map from key to slot, and, when
+    /// the store has leases, the lease of each key's newest revision (0 after a tombstone).
     /// </summary>
-    private sealed class RebuiltKeys(int capacity, bool trackLeases)
+    private sealed class RebuiltKeys
     {
-        private byte[][] _keys = new byte[Math.Max(capacity, 16)][];
-        private KeyHistory?[] _histories = new KeyHistory?[Math.Max(capacity, 16)];
-        private Revision[] _singles = new Revision[Math.Max(capacity, 16)];
-        private long[] _leases = trackLeases ? new long[Math.Max(capacity, 16)] : [];
+        private readonly Dictionary<int, int> _slots;
+        private readonly Dictionary<int, int>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
+        private readonly bool _trackLeases;
+        private long[] _leases;
 
-        /// <summary>Each slot's key bytes (the first <see cref="Count"/> are used).</summary>
-        public byte[][] Keys => _keys;
-
-        /// <summary>Each slot's history, or null for a key whose one put is in <see cref="Singles"/>.</summary>
-        public KeyHistory?[] Histories => _histories;
-
-        public Revision[] Singles => _singles;
-
-        public int Count { get; private set; }
-
-        /// <summary>A new key first seen at <paramref name="revision"/>, a put: held as that revision when the put created it (etcd's <c>keyIndex.restore</c> otherwise: earlier revisions were compacted away).</summary>
-        public int Add(byte[] key, Revision revision, in StoredValue.Decoded decoded)
+        public RebuiltKeys(int capacity, bool trackLeases)
         {
-            if (Count == _keys.Length)
+            Keys = new LoadedKeys(capacity, keyBytesEach: 16);
+            _slots = new Dictionary<int, int>(capacity, Keys);
+            _lookup = _slots.GetAlternateLookup<ReadOnlySpan<byte>>();
+            _trackLeases = trackLeases;
+            _leases = trackLeases ? new long[Math.Max(capacity, 16)] : [];
+        }
+
+        public LoadedKeys Keys { get; }
+
+        public bool TryFind(ReadOnlySpan<byte> key, out int slot) => _lookup.TryGetValue(key, out slot);
+
+        /// <summary>
+        /// The slot of <paramref name="key"/>, found or added by one probe; true when added, first
+        /// seen at <paramref name="revision"/> (a put): held as that revision when the put created
+        /// it, else (etcd's <c>keyIndex.restore</c>: earlier revisions were compacted away) as a history.
+        /// </summary>
+        public bool FindOrAdd(ReadOnlySpan<byte> key, Revision revision, in StoredValue.Decoded decoded, out int slot)
+        {
+            if (!Keys.FindOrAdd(_lookup, key, out slot))
             {
-                int grown = _keys.Length * 2;
-                Array.Resize(ref _keys, grown);
-                Array.Resize(ref _histories, grown);
-                Array.Resize(ref _singles, grown);
-                if (trackLeases)
-                {
-                    Array.Resize(ref _leases, grown);
-                }
+                return false;
             }
 
-            int slot = Count++;
-            _keys[slot] = key;
             var created = new Revision(decoded.CreateRevision, 0);
             if (created == revision && decoded.Version == 1)
             {
-                _singles[slot] = revision;
+                Keys.SetSingle(slot, revision);
             }
             else
             {
-                var history = new KeyHistory(key);
+                var history = new KeyHistory(key.ToArray());
                 history.Restore(created, revision, decoded.Version);
-                _histories[slot] = history;
+                Keys.SetHistory(slot, history);
             }
 
-            return slot;
+            return true;
         }
 
         /// <summary>The key's history object, made from its one put when it had none (it is written again or deleted).</summary>
         public KeyHistory HistoryOf(int slot)
         {
-            if (_histories[slot] is { } history)
+            if (Keys.HistoryAt(slot) is { } history)
             {
                 return history;
             }
 
-            history = new KeyHistory(_keys[slot]);
-            history.Put(_singles[slot]);
-            _histories[slot] = history;
+            history = new KeyHistory(Keys.KeyAt(slot).ToArray());
+            history.Put(Keys.SingleAt(slot));
+            Keys.SetHistory(slot, history);
             return history;
         }
 
         /// <summary>Revisions come in revision order: the last one seen of a key decides its lease.</summary>
         public void SetLease(int slot, long lease)
         {
-            if (trackLeases)
+            if (!_trackLeases)
             {
-                _leases[slot] = lease;
+                return;
             }
+
+            if (slot >= _leases.Length)
+            {
+                Array.Resize(ref _leases, Math.Max(_leases.Length * 2, slot + 1));
+            }
+
+            _leases[slot] = lease;
         }
 
         /// <summary>Each key whose newest revision is a put on a lease, with that lease.</summary>
         public List<(byte[] Key, long Lease)> Attached()
         {
             var attached = new List<(byte[] Key, long Lease)>();
-            if (trackLeases)
+            if (_trackLeases)
             {
-                for (int slot = 0; slot < Count; slot++)
+                for (int slot = 0; slot < Keys.Count; slot++)
                 {
                     if (_leases[slot] != 0)
                     {
-                        attached.Add((_keys[slot], _leases[slot]));
+                        attached.Add((Keys.KeyAt(slot).ToArray(), _leases[slot]));
                     }
                 }
             }
