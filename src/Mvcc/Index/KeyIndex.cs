@@ -21,9 +21,9 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// in its chunk's arrays, with no <see cref="KeyHistory"/>; the key gets one (same answers) when it is
 /// written again or deleted, or when it comes from the file with an older history. So a new key's put
 /// allocates no object at all (the pinned array per key it replaced was about a sixth of the writer
-/// thread's samples in a profile of in-order puts: docs/benchmarks.md, "MVCC in-order puts, session
-/// 10"), and the collections
-/// that run while thousands of writes are in flight copy no object per key.</para>
+/// thread's samples in a profile of in-order puts: docs/benchmarks.md, "MVCC in-order puts and the
+/// open, session 10"), and the collections that run while thousands of writes are in flight copy no
+/// object per key.</para>
 /// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
 /// reads it under its read lock. A <see cref="Position"/> is valid until the next add or removal
 /// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).

@@ -12,7 +12,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// </summary>
 /// <remarks>
 /// Why: an array per key, live until the index is built, was copied by every gen0 and gen1
-/// collection of the open (docs/benchmarks.md, "MVCC in-order puts, session 10"). One thread.
+/// collection of the open (docs/benchmarks.md, "MVCC in-order puts and the open, session 10"). One thread.
 /// Invariant: slots 0..<see cref="Count"/>-1 are used, and a slot's key bytes never change.
 /// </remarks>
 internal sealed class LoadedKeys : IEqualityComparer<int>, IAlternateEqualityComparer<ReadOnlySpan<byte>, int>
