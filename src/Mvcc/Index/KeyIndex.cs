@@ -15,13 +15,15 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// and the index the prefix of each chunk's first key, so a binary search mostly compares numbers in
 /// one array and follows a pointer to a key only on a tie: lookups are bound by memory latency, and
 /// this cut them several-fold.</para>
-/// <para>Entries without an object of their own: a key whose whole history is the one put that
-/// created it (most keys between compactions, and every key of a store written once) is its key array
-/// and that revision in its chunk's arrays, with no <see cref="KeyHistory"/>; the key gets one (same
-/// answers) when it is written again or deleted, or when it comes from the file with an older history.
-/// So a new key's put allocates no object that lives in the young generations (its key bytes go to
-/// the pinned object heap), and the collections that run while thousands of writes are in flight do
-/// not copy a history object per key on its way to the old generation.</para>
+/// <para>Entries without an object of their own: a key's bytes are copied into its chunk's one key
+/// array (<see cref="Chunk"/>), and a key whose whole history is the one put that created it (most
+/// keys between compactions, and every key of a store written once) is those bytes and that revision
+/// in its chunk's arrays, with no <see cref="KeyHistory"/>; the key gets one (same answers) when it is
+/// written again or deleted, or when it comes from the file with an older history. So a new key's put
+/// allocates no object at all (the pinned array per key it replaced was about a sixth of the writer
+/// thread's samples in a profile of in-order puts: docs/benchmarks.md, "MVCC in-order puts and the
+/// open, session 10"), and the collections that run while thousands of writes are in flight copy no
+/// object per key.</para>
 /// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
 /// reads it under its read lock. A <see cref="Position"/> is valid until the next add or removal
 /// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).
@@ -106,7 +108,7 @@ internal sealed class KeyIndex
             var chunk = _chunks[chunkIndex];
             for (; index < chunk.Count; index++)
             {
-                if (!toEnd && chunk.Keys[index].AsSpan().SequenceCompareTo(rangeEnd) >= 0)
+                if (!toEnd && chunk.KeyAt(index).SequenceCompareTo(rangeEnd) >= 0)
                 {
                     return;
                 }
@@ -126,7 +128,7 @@ internal sealed class KeyIndex
         {
             for (int i = 0; i < chunk.Count; i++)
             {
-                yield return chunk.Keys[i];
+                yield return chunk.KeyAt(i).ToArray();
             }
         }
     }
@@ -165,7 +167,7 @@ internal sealed class KeyIndex
         var last = _chunks[lastChunk];
         int lastIndex = last.Count - 1;
         ulong lastPrefix = last.Prefixes[lastIndex];
-        if (prefix > lastPrefix || (prefix == lastPrefix && key.SequenceCompareTo(last.Keys[lastIndex]) > 0))
+        if (prefix > lastPrefix || (prefix == lastPrefix && key.SequenceCompareTo(last.KeyAt(lastIndex)) > 0))
         {
             position = new Position(lastChunk, lastIndex + 1, prefix, _changeCount);
             return false;
@@ -175,7 +177,7 @@ internal sealed class KeyIndex
         var chunk = _chunks[chunkIndex];
         int index = chunk.LowerBound(key, prefix);
         position = new Position(chunkIndex, index, prefix, _changeCount);
-        return index < chunk.Count && chunk.Prefixes[index] == prefix && chunk.Keys[index].AsSpan().SequenceEqual(key);
+        return index < chunk.Count && chunk.Prefixes[index] == prefix && chunk.KeyAt(index).SequenceEqual(key);
     }
 
     /// <summary>As <see cref="TryGet(ReadOnlySpan{byte}, long, out Revision, out Revision, out long)"/> for the key <see cref="Find"/> found at <paramref name="position"/>.</summary>
@@ -190,7 +192,7 @@ internal sealed class KeyIndex
     public void Add(in Position position, ReadOnlySpan<byte> key, Revision revision)
     {
         CheckCurrent(position);
-        Insert(position, CopyKey(key), history: null, revision);
+        Insert(position, key, history: null, revision);
     }
 
     /// <summary>Records a put at <paramref name="revision"/> of the key <see cref="Find"/> found at <paramref name="position"/> (etcd's <c>keyIndex.put</c>).</summary>
@@ -231,13 +233,18 @@ internal sealed class KeyIndex
             var chunk = _chunks[chunkIndex];
             for (; index < chunk.Count && seen < limit; index++, seen++)
             {
-                lastSeen = chunk.Keys[index];
+                if (seen == limit - 1)
+                {
+                    // The step's last key: where the next step continues (a copy: the chunk's bytes move).
+                    lastSeen = chunk.KeyAt(index).ToArray();
+                }
+
                 if (chunk.Histories[index] is { } history)
                 {
                     history.Compact(atMain, available);
                     if (history.IsEmpty)
                     {
-                        emptied.Add(lastSeen);
+                        emptied.Add(history.Key);
                     }
                 }
                 else if (chunk.Singles[index].Main <= atMain)
@@ -301,96 +308,116 @@ internal sealed class KeyIndex
     }
 
     /// <summary>
-    /// Fills an empty index with <paramref name="histories"/> (distinct keys, any order) at once: one
-    /// sort instead of an insert per key, for the rebuild at open. A history that is one put is kept
-    /// as its revision, without its object.
+    /// Fills an empty index with <paramref name="histories"/> (distinct keys, any order) at once, as
+    /// <see cref="Load(LoadedKeys)"/> (for tests: the open rebuilds into <see cref="LoadedKeys"/>).
     /// </summary>
     /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, or a history is empty.</exception>
     public void Load(ICollection<KeyHistory> histories)
+    {
+        var keys = new LoadedKeys(histories.Count, keyBytesEach: 16);
+        foreach (var history in histories)
+        {
+            keys.SetHistory(keys.Add(history.Key), history);
+        }
+
+        Load(keys);
+    }
+
+    /// <summary>
+    /// Fills an empty index with <paramref name="keys"/> (distinct, any order) at once: one sort
+    /// instead of an insert per key, for the rebuild at open. A key's history is kept as its one put,
+    /// without an object, when it is one (<see cref="LoadedKeys.SingleAt"/>, or a history that is
+    /// one put); other histories are taken as they are.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">The index is not empty, a key comes twice, or a history is empty.</exception>
+    public void Load(LoadedKeys keys)
     {
         if (Count != 0)
         {
             throw new InvariantViolationException("MVCC key index: bulk load into a non-empty index.");
         }
 
+        int count = keys.Count;
+
         // Sorted by prefix with the runtime's sort of primitive keys (no comparer call per
         // comparison), then each run of equal prefixes by its whole keys.
-        var prefixes = new ulong[histories.Count];
-        var items = new KeyHistory[histories.Count];
-        int n = 0;
-        foreach (var history in histories)
+        var prefixes = new ulong[count];
+        var order = new int[count];
+        for (int i = 0; i < count; i++)
         {
-            if (history.IsEmpty)
+            if (keys.HistoryAt(i) is { IsEmpty: true })
             {
-                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(history.Key)} with no history.");
+                throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(keys.KeyAt(i))} with no history.");
             }
 
-            prefixes[n] = Prefix(history.Key);
-            items[n++] = history;
+            prefixes[i] = Prefix(keys.KeyAt(i));
+            order[i] = i;
         }
 
-        Array.Sort(prefixes, items);
-        for (int start = 0; start < n;)
+        Array.Sort(prefixes, order);
+        var byKey = new KeyOrder(keys);
+        for (int start = 0; start < count;)
         {
             int end = start + 1;
-            while (end < n && prefixes[end] == prefixes[start])
+            while (end < count && prefixes[end] == prefixes[start])
             {
                 end++;
             }
 
             if (end - start > 1)
             {
-                Array.Sort(items, start, end - start, KeyHistoryOrder.Instance);
+                Array.Sort(order, start, end - start, byKey);
             }
 
             start = end;
         }
 
         const int FillCount = MaxChunkCount * 3 / 4;
-        for (int start = 0; start < n; start += FillCount)
+        for (int start = 0; start < count; start += FillCount)
         {
-            var chunk = new Chunk();
-            for (int i = start; i < Math.Min(n, start + FillCount); i++)
+            int end = Math.Min(count, start + FillCount);
+            int keyBytes = 0;
+            for (int i = start; i < end; i++)
             {
-                if (i > 0 && Compare(items[i].Key, prefixes[i], prefixes[i - 1], items[i - 1].Key) <= 0)
+                keyBytes += keys.KeyAt(order[i]).Length;
+            }
+
+            var chunk = new Chunk(keyBytes);
+            for (int i = start; i < end; i++)
+            {
+                int k = order[i];
+                var key = keys.KeyAt(k);
+                if (i > 0 && Compare(key, prefixes[i], prefixes[i - 1], keys.KeyAt(order[i - 1])) <= 0)
                 {
-                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(items[i].Key)} twice.");
+                    throw new InvariantViolationException($"MVCC key index: bulk load of key {MvccText.Show(key)} twice.");
                 }
 
-                bool single = items[i].IsSinglePut(out var revision);
-                chunk.Insert(chunk.Count, prefixes[i], items[i].Key, single ? null : items[i], revision);
+                var history = keys.HistoryAt(k);
+                var revision = keys.SingleAt(k);
+                if (history is not null && history.IsSinglePut(out revision))
+                {
+                    history = null;
+                }
+
+                chunk.Insert(chunk.Count, prefixes[i], key, history, revision);
             }
 
             _chunks.Add(chunk);
             _chunkPrefixes.Add(chunk.Prefixes[0]);
         }
 
-        Count = n;
+        Count = count;
         _changeCount++;
     }
 
-    /// <summary>
-    /// A key's bytes for the index, kept for as long as the key has history: allocated on the pinned
-    /// object heap, which collections of the young generations neither scan nor copy, so a new key's
-    /// bytes are not copied twice on their way to the old generation by the collections that run
-    /// while thousands of writes are in flight (a key array holds no references; only a full
-    /// collection frees it after compaction removed the key).
-    /// </summary>
-    private static byte[] CopyKey(ReadOnlySpan<byte> key)
-    {
-        var copy = GC.AllocateUninitializedArray<byte>(key.Length, pinned: true);
-        key.CopyTo(copy);
-        return copy;
-    }
-
-    private void Insert(in Position position, byte[] key, KeyHistory? history, Revision revision)
+    private void Insert(in Position position, ReadOnlySpan<byte> key, KeyHistory? history, Revision revision)
     {
         _changeCount++;
         Count++;
         ulong prefix = position.Prefix;
         if (_chunks.Count == 0)
         {
-            var first = new Chunk();
+            var first = new Chunk(key.Length);
             first.Insert(0, prefix, key, history, revision);
             _chunks.Add(first);
             _chunkPrefixes.Add(prefix);
@@ -404,7 +431,8 @@ internal sealed class KeyIndex
         {
             // Appending past the last key (keys written in order): a new last chunk, so the full
             // ones stay full instead of being split in halves that never fill again.
-            var next = new Chunk();
+            // Sized for a full chunk of keys like this one (capped for long keys): appends rarely rebuild it.
+            var next = new Chunk(Math.Min(key.Length, 32) * MaxChunkCount);
             next.Insert(0, prefix, key, history, revision);
             _chunks.Add(next);
             _chunkPrefixes.Add(prefix);
@@ -451,15 +479,13 @@ internal sealed class KeyIndex
         return chunk.Histories[position.Index] ??= chunk.NewHistory(position.Index);
     }
 
-    /// <summary>Byte-wise order of whole keys (for keys with equal prefixes).</summary>
-    private sealed class KeyHistoryOrder : IComparer<KeyHistory>
+    /// <summary>Byte-wise order of whole keys, given by their slots (for keys with equal prefixes).</summary>
+    private sealed class KeyOrder(LoadedKeys keys) : IComparer<int>
     {
-        public static KeyHistoryOrder Instance { get; } = new();
-
-        public int Compare(KeyHistory? x, KeyHistory? y) => x!.Key.AsSpan().SequenceCompareTo(y!.Key);
+        public int Compare(int x, int y) => keys.KeyAt(x).SequenceCompareTo(keys.KeyAt(y));
     }
 
-    private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, byte[] other) =>
+    private static int Compare(ReadOnlySpan<byte> key, ulong prefix, ulong otherPrefix, ReadOnlySpan<byte> other) =>
         prefix != otherPrefix ? (prefix < otherPrefix ? -1 : 1) : key.SequenceCompareTo(other);
 
     /// <summary>The chunk whose first key is the last one &lt;= <paramref name="key"/>, or -1 when key is before every key.</summary>
@@ -474,7 +500,7 @@ internal sealed class KeyIndex
             ulong midPrefix = _chunkPrefixes[mid];
 
             // The first key is loaded only on a prefix tie (a cache miss otherwise saved per step).
-            int order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(_chunks[mid].Keys[0]);
+            int order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(_chunks[mid].KeyAt(0));
             if (order >= 0)
             {
                 found = mid;
@@ -506,22 +532,44 @@ internal sealed class KeyIndex
     internal readonly record struct Position(int Chunk, int Index, ulong Prefix, long ChangeCount);
 
     /// <summary>
-    /// A run of consecutive keys, in parallel arrays: each key's prefix, its bytes, and either its
-    /// <see cref="KeyHistory"/> or (null there) its one put in <see cref="Singles"/>.
-    /// Invariant: the first <see cref="Count"/> entries are used; never empty in the index.
+    /// A run of consecutive keys, in parallel arrays: each key's prefix, where its bytes are in
+    /// <see cref="KeyBytes"/>, and either its <see cref="KeyHistory"/> or (null there) its one put
+    /// in <see cref="Singles"/>.
     /// </summary>
-    private sealed class Chunk
+    /// <remarks>
+    /// <para>Key bytes: every key of the chunk is copied into the chunk's one array, so a new key
+    /// allocates no object of its own (an array per key cost an allocation and, in the young
+    /// generations, a copy per collection; on the pinned object heap, an allocation under the GC's
+    /// lock). The array has room for more; when a key does not fit, it is rebuilt (twice the live
+    /// bytes, removed keys' bytes dropped). It changes only under the index's write lock, so a
+    /// reader's span of a key (<see cref="KeyAt"/>) is good while it holds the read lock; nothing
+    /// keeps one past that.</para>
+    /// <para>Invariant: the first <see cref="Count"/> entries are used, and their bytes are within
+    /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; never empty in the index.</para>
+    /// </remarks>
+    private sealed class Chunk(int keyBytesCapacity)
     {
         public int Count;
 
+        /// <summary>Bytes of <see cref="KeyBytes"/> taken (by live keys and by keys removed since it was rebuilt).</summary>
+        private int _keyBytesUsed;
+
         public ulong[] Prefixes { get; } = new ulong[MaxChunkCount + 1];
 
-        public byte[][] Keys { get; } = new byte[MaxChunkCount + 1][];
+        /// <summary>Where each key's bytes start in <see cref="KeyBytes"/>.</summary>
+        public int[] KeyStarts { get; } = new int[MaxChunkCount + 1];
+
+        public int[] KeyLengths { get; } = new int[MaxChunkCount + 1];
+
+        public byte[] KeyBytes { get; private set; } = GC.AllocateUninitializedArray<byte>(keyBytesCapacity);
 
         public KeyHistory?[] Histories { get; } = new KeyHistory?[MaxChunkCount + 1];
 
         /// <summary>For an entry without a history: its one revision, a put that created the key (version 1).</summary>
         public Revision[] Singles { get; } = new Revision[MaxChunkCount + 1];
+
+        /// <summary>The bytes of key <paramref name="index"/>: valid until the chunk next changes.</summary>
+        public ReadOnlySpan<byte> KeyAt(int index) => new(KeyBytes, KeyStarts[index], KeyLengths[index]);
 
         public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
@@ -548,24 +596,27 @@ internal sealed class KeyIndex
         /// <summary>A history object equal to the entry's one put.</summary>
         public KeyHistory NewHistory(int index)
         {
-            var history = new KeyHistory(Keys[index]);
+            var history = new KeyHistory(KeyAt(index).ToArray());
             history.Put(Singles[index]);
             return history;
         }
 
-        public void Insert(int index, ulong prefix, byte[] key, KeyHistory? history, Revision single)
+        public void Insert(int index, ulong prefix, ReadOnlySpan<byte> key, KeyHistory? history, Revision single)
         {
+            int start = StoreKey(key);
             int moved = Count - index;
             if (moved > 0)
             {
                 Array.Copy(Prefixes, index, Prefixes, index + 1, moved);
-                Array.Copy(Keys, index, Keys, index + 1, moved);
+                Array.Copy(KeyStarts, index, KeyStarts, index + 1, moved);
+                Array.Copy(KeyLengths, index, KeyLengths, index + 1, moved);
                 Array.Copy(Histories, index, Histories, index + 1, moved);
                 Array.Copy(Singles, index, Singles, index + 1, moved);
             }
 
             Prefixes[index] = prefix;
-            Keys[index] = key;
+            KeyStarts[index] = start;
+            KeyLengths[index] = key.Length;
             Histories[index] = history;
             Singles[index] = history is null ? single : default;
             Count++;
@@ -577,13 +628,13 @@ internal sealed class KeyIndex
             if (moved > 0)
             {
                 Array.Copy(Prefixes, index + 1, Prefixes, index, moved);
-                Array.Copy(Keys, index + 1, Keys, index, moved);
+                Array.Copy(KeyStarts, index + 1, KeyStarts, index, moved);
+                Array.Copy(KeyLengths, index + 1, KeyLengths, index, moved);
                 Array.Copy(Histories, index + 1, Histories, index, moved);
                 Array.Copy(Singles, index + 1, Singles, index, moved);
             }
 
             Count--;
-            Keys[Count] = null!;
             Histories[Count] = null;
             Singles[Count] = default;
         }
@@ -592,13 +643,23 @@ internal sealed class KeyIndex
         {
             int half = Count / 2;
             int moved = Count - half;
-            var upper = new Chunk();
+            int keyBytes = 0;
+            for (int i = half; i < Count; i++)
+            {
+                keyBytes += KeyLengths[i];
+            }
+
+            var upper = new Chunk(keyBytes * 2);
+            for (int i = 0; i < moved; i++)
+            {
+                upper.KeyStarts[i] = upper.StoreKey(KeyAt(half + i));
+                upper.KeyLengths[i] = KeyLengths[half + i];
+            }
+
             Array.Copy(Prefixes, half, upper.Prefixes, 0, moved);
-            Array.Copy(Keys, half, upper.Keys, 0, moved);
             Array.Copy(Histories, half, upper.Histories, 0, moved);
             Array.Copy(Singles, half, upper.Singles, 0, moved);
             upper.Count = moved;
-            Array.Clear(Keys, half, moved);
             Array.Clear(Histories, half, moved);
             Array.Clear(Singles, half, moved);
             Count = half;
@@ -613,7 +674,11 @@ internal sealed class KeyIndex
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
-                if (Compare(key, prefix, Prefixes[mid], Keys[mid]) > 0)
+                ulong midPrefix = Prefixes[mid];
+
+                // The key's bytes are loaded only on a prefix tie.
+                int order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(KeyAt(mid));
+                if (order > 0)
                 {
                     lo = mid + 1;
                 }
@@ -624,6 +689,38 @@ internal sealed class KeyIndex
             }
 
             return lo;
+        }
+
+        /// <summary>Copies <paramref name="key"/> into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
+        private int StoreKey(ReadOnlySpan<byte> key)
+        {
+            if (KeyBytes.Length - _keyBytesUsed < key.Length)
+            {
+                int live = key.Length;
+                for (int i = 0; i < Count; i++)
+                {
+                    live += KeyLengths[i];
+                }
+
+                // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
+                // would be rebuilt too often: a floor of 256), removed keys' bytes left behind.
+                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2));
+                int used = 0;
+                for (int i = 0; i < Count; i++)
+                {
+                    KeyAt(i).CopyTo(rebuilt.AsSpan(used));
+                    KeyStarts[i] = used;
+                    used += KeyLengths[i];
+                }
+
+                KeyBytes = rebuilt;
+                _keyBytesUsed = used;
+            }
+
+            int start = _keyBytesUsed;
+            key.CopyTo(KeyBytes.AsSpan(start));
+            _keyBytesUsed += key.Length;
+            return start;
         }
     }
 }

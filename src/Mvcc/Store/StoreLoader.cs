@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.BTree;
@@ -34,11 +33,11 @@ internal static class StoreLoader
         long finished = ReadLong(meta, MetaKeys.FinishedCompactKey, path) ?? -1;
         state.ConsistentIndex = (ulong)(ReadLong(meta, MetaKeys.ConsistentIndexKey, path) ?? 0);
 
-        // Rebuilt in a hash map (one probe per revision), then sorted into the index once.
-        var comparer = new KeyBytesComparer();
-        var histories = new Dictionary<byte[], KeyHistory>((int)Math.Min(keys.Count, 1 << 20), comparer);
-        var lookup = histories.GetAlternateLookup<ReadOnlySpan<byte>>();
-        Dictionary<KeyHistory, long>? leaseOf = tx.OpenBucket(Leases.LeaseBucket.Name) is { Count: > 0 } ? new(ReferenceEqualityComparer.Instance) : null;
+        // Rebuilt in a hash map of slots (one probe per revision), then sorted into the index once.
+        // A key is its bytes in one shared array and, when written once (most keys), its revision:
+        // no object per key while the revisions are scanned (see LoadedKeys).
+        int capacity = (int)Math.Min(keys.Count, 1 << 20);
+        var rebuilt = new RebuiltKeys(capacity, trackLeases: tx.OpenBucket(Leases.LeaseBucket.Name) is { Count: > 0 });
         long lastMain = 1;
         long count = 0;
         var cursor = keys.CreateCursor();
@@ -56,25 +55,12 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
             }
 
-            var history = Restore(lookup, comparer, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
-            if (leaseOf is not null && history is not null)
-            {
-                // Revisions come in revision order: the last one seen of a key decides its lease.
-                if (tombstone || decoded.Lease == 0)
-                {
-                    leaseOf.Remove(history);
-                }
-                else
-                {
-                    leaseOf[history] = decoded.Lease;
-                }
-            }
-
+            Restore(rebuilt, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
             lastMain = Math.Max(lastMain, revision.Main);
             count++;
         }
 
-        state.Index.Load(histories.Values);
+        state.Index.Load(rebuilt.Keys);
 
         // A compaction can remove every revision up to its point (deleted keys leave nothing), so
         // the revision is at least the compact revision, as in etcd.
@@ -92,7 +78,7 @@ internal static class StoreLoader
                 path, count, state.Index.Count, state.Revision, scheduled, state.ConsistentIndex, scheduled > finished ? $"; resuming the compaction at {scheduled} (finished: {finished})" : "");
         }
 
-        List<(byte[] Key, long Lease)> attached = leaseOf is null ? [] : [.. leaseOf.Select(pair => (pair.Key.Key, pair.Value))];
+        var attached = rebuilt.Attached();
         return (state, resumed, attached);
     }
 
@@ -122,41 +108,34 @@ internal static class StoreLoader
     }
 
     /// <summary>
-    /// Adds one stored revision to the index being rebuilt, checking it against what came before;
-    /// returns the key's history, or null for a tombstone of a key with no live history.
+    /// Adds one stored revision to the index being rebuilt, checking it against what came before
+    /// (a tombstone of a key with no live history is skipped).
     /// </summary>
-    private static KeyHistory? Restore(
-        Dictionary<byte[], KeyHistory>.AlternateLookup<ReadOnlySpan<byte>> lookup,
-        KeyBytesComparer comparer,
-        Revision revision,
-        bool tombstone,
-        ReadOnlySpan<byte> key,
-        in StoredValue.Decoded decoded,
-        string path)
+    private static void Restore(RebuiltKeys rebuilt, Revision revision, bool tombstone, ReadOnlySpan<byte> key, in StoredValue.Decoded decoded, string path)
     {
         if (tombstone)
         {
             // A tombstone of a key with no live history is the remains of an interrupted compaction
             // (it deletes in revision order, so it removed the generation's puts first): the resumed
             // compaction removes it.
-            if (lookup.TryGetValue(key, out var deleted))
+            if (rebuilt.TryFind(key, out int deleted))
             {
-                deleted.Tombstone(revision);
+                rebuilt.HistoryOf(deleted).Tombstone(revision);
+                rebuilt.SetLease(deleted, 0);
             }
 
-            return deleted;
+            return;
         }
 
-        // One probe: finds the key's history, or adds the key (the map copies it) to be given one.
-        ref var history = ref CollectionsMarshal.GetValueRefOrAddDefault(lookup, key, out bool exists);
-        if (!exists)
+        // One probe: finds the key's slot, or adds the key.
+        if (rebuilt.FindOrAdd(key, revision, decoded, out int slot))
         {
-            history = new KeyHistory(comparer.LastCreated!);
-            history.Restore(new Revision(decoded.CreateRevision, 0), revision, decoded.Version);
-            return history;
+            rebuilt.SetLease(slot, decoded.Lease);
+            return;
         }
 
-        history!.Put(revision);
+        var history = rebuilt.HistoryOf(slot);
+        history.Put(revision);
         if (history.TryGet(revision.Main, out _, out var created, out long version)
             && (created.Main != decoded.CreateRevision || version != decoded.Version))
         {
@@ -164,7 +143,7 @@ internal static class StoreLoader
                 $"revision {revision} of key {MvccText.Show(key)} says create revision {decoded.CreateRevision}, version {decoded.Version}; its history says {created.Main}, {version}");
         }
 
-        return history;
+        rebuilt.SetLease(slot, decoded.Lease);
     }
 
     private static long? ReadLong(Bucket meta, byte[] key, string path)
@@ -180,5 +159,105 @@ internal static class StoreLoader
         }
 
         return BinaryPrimitives.ReadInt64BigEndian(value);
+    }
+
+    /// <summary>
+    /// The keys found so far at open (<see cref="LoadedKeys"/>), the map from key to slot, and, when
+    /// the store has leases, the lease of each key's newest revision (0 after a tombstone).
+    /// </summary>
+    private sealed class RebuiltKeys
+    {
+        private readonly Dictionary<int, int> _slots;
+        private readonly Dictionary<int, int>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
+        private readonly bool _trackLeases;
+        private long[] _leases;
+
+        public RebuiltKeys(int capacity, bool trackLeases)
+        {
+            Keys = new LoadedKeys(capacity, keyBytesEach: 16);
+            _slots = new Dictionary<int, int>(capacity, Keys);
+            _lookup = _slots.GetAlternateLookup<ReadOnlySpan<byte>>();
+            _trackLeases = trackLeases;
+            _leases = trackLeases ? new long[Math.Max(capacity, 16)] : [];
+        }
+
+        public LoadedKeys Keys { get; }
+
+        public bool TryFind(ReadOnlySpan<byte> key, out int slot) => _lookup.TryGetValue(key, out slot);
+
+        /// <summary>
+        /// The slot of <paramref name="key"/>, found or added by one probe; true when added, first
+        /// seen at <paramref name="revision"/> (a put): held as that revision when the put created
+        /// it, else (etcd's <c>keyIndex.restore</c>: earlier revisions were compacted away) as a history.
+        /// </summary>
+        public bool FindOrAdd(ReadOnlySpan<byte> key, Revision revision, in StoredValue.Decoded decoded, out int slot)
+        {
+            if (!Keys.FindOrAdd(_lookup, key, out slot))
+            {
+                return false;
+            }
+
+            var created = new Revision(decoded.CreateRevision, 0);
+            if (created == revision && decoded.Version == 1)
+            {
+                Keys.SetSingle(slot, revision);
+            }
+            else
+            {
+                var history = new KeyHistory(key.ToArray());
+                history.Restore(created, revision, decoded.Version);
+                Keys.SetHistory(slot, history);
+            }
+
+            return true;
+        }
+
+        /// <summary>The key's history object, made from its one put when it had none (it is written again or deleted).</summary>
+        public KeyHistory HistoryOf(int slot)
+        {
+            if (Keys.HistoryAt(slot) is { } history)
+            {
+                return history;
+            }
+
+            history = new KeyHistory(Keys.KeyAt(slot).ToArray());
+            history.Put(Keys.SingleAt(slot));
+            Keys.SetHistory(slot, history);
+            return history;
+        }
+
+        /// <summary>Revisions come in revision order: the last one seen of a key decides its lease.</summary>
+        public void SetLease(int slot, long lease)
+        {
+            if (!_trackLeases)
+            {
+                return;
+            }
+
+            if (slot >= _leases.Length)
+            {
+                Array.Resize(ref _leases, Math.Max(_leases.Length * 2, slot + 1));
+            }
+
+            _leases[slot] = lease;
+        }
+
+        /// <summary>Each key whose newest revision is a put on a lease, with that lease.</summary>
+        public List<(byte[] Key, long Lease)> Attached()
+        {
+            var attached = new List<(byte[] Key, long Lease)>();
+            if (_trackLeases)
+            {
+                for (int slot = 0; slot < Keys.Count; slot++)
+                {
+                    if (_leases[slot] != 0)
+                    {
+                        attached.Add((Keys.KeyAt(slot).ToArray(), _leases[slot]));
+                    }
+                }
+            }
+
+            return attached;
+        }
     }
 }
