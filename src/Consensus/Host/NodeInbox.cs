@@ -34,18 +34,6 @@ internal sealed class NodeInbox<TInput>
         }
     }
 
-    /// <summary>Whether nothing (no item, no tick) waits to be taken: the consumer would wait at its next take.</summary>
-    public bool IsEmpty
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _items.Count == 0 && _pendingTicks == 0;
-            }
-        }
-    }
-
     /// <summary>Queues <paramref name="input"/>; false (and nothing queued) once closed.</summary>
     public bool TryPost(TInput input)
     {

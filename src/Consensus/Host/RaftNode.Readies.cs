@@ -95,13 +95,7 @@ public sealed partial class RaftNode<TResult>
                 continue;
             }
 
-            var onLoop = SyncsOnLoop(rd);
-            await WriteAsync(rd, onLoop);
-            if (onLoop)
-            {
-                await SyncOnLoopAsync(rd);
-            }
-
+            await WriteAsync(rd);
             if (rd.Snapshot is { } snapshot)
             {
                 _handedOutConf = snapshot.ConfState;
@@ -118,13 +112,6 @@ public sealed partial class RaftNode<TResult>
             {
                 _metrics.ReadyPersisted(rd.Entries.Length);
             }
-
-            if (onLoop)
-            {
-                // After the committed entries went to the applier: the core requires their
-                // configuration changes applied before it advances past them.
-                _raw.Advance();
-            }
         }
     }
 
@@ -137,7 +124,7 @@ public sealed partial class RaftNode<TResult>
     /// with nothing to write still goes through the pipeline when others are in it: its
     /// acknowledgements may promise entries an earlier Ready is still writing.
     /// </summary>
-    private async Task WriteAsync(Ready rd, bool onLoop)
+    private async Task WriteAsync(Ready rd)
     {
         if (rd.Snapshot is { } snapshot)
         {
@@ -157,11 +144,6 @@ public sealed partial class RaftNode<TResult>
             SendFromSyncPipeline(EarlyAcknowledgements(rd.MessagesAfterPersist, early: true));
         }
 
-        if (onLoop)
-        {
-            return;
-        }
-
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         Interlocked.Increment(ref _readiesWritten);
@@ -170,48 +152,6 @@ public sealed partial class RaftNode<TResult>
         {
             // Stopping: the loop ends at its next take; whatever waits on this write gives up.
             durable.TrySetException(Stopped());
-        }
-    }
-
-    /// <summary>
-    /// Whether the loop makes <paramref name="rd"/> durable itself instead of handing it to the sync
-    /// pipeline: when this node does not lead, nothing else is being written (so nothing is
-    /// reordered), the Ready installs no snapshot, and no input waits for the loop. The hand-off is
-    /// then a thread wake-up on the path of every acknowledgement (the follower's loop goes idle at
-    /// once, and the pipeline's thread must be woken to run the fsync), and the loop has nothing to do
-    /// meanwhile: what arrives during the fsync waits in the inbox and goes into the next Ready, as it
-    /// would behind a busy pipeline. A leader never does it: its loop must keep stepping its
-    /// followers' acknowledgements while its own fsync runs (they commit without it).
-    /// </summary>
-    private bool SyncsOnLoop(Ready rd) =>
-        _role != StateRole.Leader
-        && rd.Snapshot is null
-        && _readiesInFlight.Count == 0
-        && _inbox.IsEmpty;
-
-    /// <summary>
-    /// The sync pipeline's work for one Ready, done on the loop (<see cref="SyncsOnLoop"/>): fsync,
-    /// then acknowledgements and votes (Raft Figure 2: only once what they promise is durable), then
-    /// the persisted index moved; the caller advances the core. A failed fsync throws, which stops the node.
-    /// </summary>
-    private async Task SyncOnLoopAsync(Ready rd)
-    {
-        Interlocked.Increment(ref _readiesWritten);
-        if (rd.MustSync)
-        {
-            await _log.SyncAsync();
-        }
-
-        Message? heldAck = null;
-        SendAfterFsync(TestOnlyBrokenRules.AcknowledgeBeforeFsync ? EarlyAcknowledgements(rd.MessagesAfterPersist, early: false) : rd.MessagesAfterPersist, ref heldAck);
-        if (heldAck is not null)
-        {
-            SendOneFromSyncPipeline(heldAck);
-        }
-
-        if (!rd.Entries.IsEmpty)
-        {
-            Volatile.Write(ref _persistedIndex, rd.Entries.Span[^1].Index);
         }
     }
 

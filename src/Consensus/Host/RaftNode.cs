@@ -29,10 +29,7 @@ namespace EmbeddedRaft.Consensus.Host;
 /// (acknowledgements and votes) in order and reports them to the loop, which advances. A leader's
 /// loop never waits for an fsync: it keeps stepping, proposing and writing the next Ready while one
 /// is being synced; while a written Ready still waits for its fsync to start, what arrives gathers
-/// into the next one (one Ready per fsync, not one per incoming append). A follower whose loop has
-/// nothing else to do (nothing being written, no input waiting) syncs its Ready on the loop and
-/// acknowledges from there, saving the hand-off to the sync pipeline on every acknowledgement.
-/// Committed entries go to a separate apply pipeline, so applying overlaps persisting; entries not
+/// into the next one (one Ready per fsync, not one per incoming append). Committed entries go to a separate apply pipeline, so applying overlaps persisting; entries not
 /// yet durable here wait for the write that holds them first. The applier wakes the loop only when
 /// something there waits for an apply (a read, a membership change, a full apply queue).</para>
 /// <para><b>Thread-safety.</b> Every public member may be called from any thread, concurrently.</para>
