@@ -125,6 +125,7 @@ internal static class ClusterLoadGenerator
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         int gen0Before = GC.CollectionCount(0);
         int gen2Before = GC.CollectionCount(2);
+        StoreLoad.AllocationSampler.Instance?.Start();
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, true);
         await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
@@ -139,6 +140,11 @@ internal static class ClusterLoadGenerator
         long allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
         int gen0 = GC.CollectionCount(0) - gen0Before;
         int gen2 = GC.CollectionCount(2) - gen2Before;
+        if (StoreLoad.AllocationSampler.Instance is { } sampler)
+        {
+            Console.WriteLine($"<!-- {inFlight} in flight: {sampler.Stop(applied)} -->");
+        }
+
         await stop.CancelAsync();
         await Task.WhenAll(callers);
 

@@ -9,7 +9,8 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// <c>AllocationTick</c> event fires about once per 100 KB allocated and names the type of the
 /// object that crossed the mark, so the bytes attributed to a type are proportional to what it
 /// allocates (a sampling estimate, not an exact count). Switched on by the environment variable
-/// <c>STORE_LOAD_ALLOCATION_TYPES=1</c>; each measured row then prints its top types per operation.
+/// <c>STORE_LOAD_ALLOCATION_TYPES=1</c>; each measured row of <c>store-load</c> and <c>cluster-load</c>
+/// then prints its top types per operation.
 /// A diagnostic for finding what a row's "allocated bytes per operation" is made of.
 /// </summary>
 internal sealed class AllocationSampler : EventListener

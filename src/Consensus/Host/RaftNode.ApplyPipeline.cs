@@ -44,12 +44,21 @@ public sealed partial class RaftNode<TResult>
                     Interlocked.Decrement(ref _queuedApplies);
                 }
 
-                _inbox.TryPost(new AppliedInput(_applierIndex));
+                OnBatchApplied();
             }
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)
         {
             Stop(e);
+        }
+    }
+
+    /// <summary>The applier's side of <see cref="ArmAppliedWake"/>: wakes the loop after a batch only when it waits for one.</summary>
+    private void OnBatchApplied()
+    {
+        if (Interlocked.Exchange(ref _loopAwaitsApplier, 0) == 1)
+        {
+            _inbox.TryPost(new AppliedInput(_applierIndex));
         }
     }
 
@@ -101,6 +110,8 @@ public sealed partial class RaftNode<TResult>
             throw new InvariantViolationException($"The state machine returned {results?.Count} results for {commands.Count} commands (batch ending at index {_applierIndex}).");
         }
 
+        // Published before the callers are released: one that reads Status after its result sees it applied.
+        Volatile.Write(ref _appliedIndex, _applierIndex);
         for (var i = 0; i < results.Count; i++)
         {
             if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending))
@@ -109,7 +120,6 @@ public sealed partial class RaftNode<TResult>
             }
         }
 
-        Volatile.Write(ref _appliedIndex, _applierIndex);
         _entriesSinceSnapshot += (ulong)entries.Length;
         _bytesSinceSnapshot += bytes;
         TakeSnapshotIfDue(force: false);

@@ -18,12 +18,15 @@ public sealed partial class RaftNode<TResult>
         {
             while (true)
             {
+                ArmAppliedWake();
                 var (inputs, ticks, closed) = await _inbox.TakeAsync();
                 lastTaken = inputs;
                 if (closed)
                 {
                     break;
                 }
+
+                CatchUpWithApplier();
 
                 for (var i = 0; i < ticks; i++)
                 {
@@ -142,6 +145,53 @@ public sealed partial class RaftNode<TResult>
         }
 
         FailAllProposals();
+    }
+
+    /// <summary>
+    /// Whether something the loop owns waits for the applier to move on: a confirmed read round for
+    /// its index, a configuration change for its entry, a snapshot request to be taken, or the loop
+    /// itself, holding back Readies while <see cref="MaxQueuedApplies"/> applies are queued. Only
+    /// then does the applier wake the loop when it has applied a batch; otherwise the loop learns the
+    /// applied index at its next turn (<see cref="CatchUpWithApplier"/>), and an apply costs no
+    /// loop wake-up.
+    /// </summary>
+    private bool LoopWaitsForApplier() =>
+        _snapshotRequested
+        || _reads.HasConfirmedRounds
+        || Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies
+        || (_confChanges.TryPeek(out var change) && change.Index != 0);
+
+    /// <summary>
+    /// Before the loop waits for input: tells the applier whether to wake it (<see cref="LoopWaitsForApplier"/>).
+    /// Dekker's pattern with <see cref="OnBatchApplied"/>: the loop publishes the flag, then reads the
+    /// applied index and the queued applies; the applier publishes those, then takes the flag (both
+    /// with full fences). So either the loop sees the progress it waits for and posts itself a turn,
+    /// or the applier sees the flag and posts one: a wake-up is never lost.
+    /// </summary>
+    private void ArmAppliedWake()
+    {
+        if (!LoopWaitsForApplier())
+        {
+            Volatile.Write(ref _loopAwaitsApplier, 0);
+            return;
+        }
+
+        var heldBack = Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies;
+        Interlocked.Exchange(ref _loopAwaitsApplier, 1);
+        if (Volatile.Read(ref _appliedIndex) > _loopAppliedIndex || (heldBack && Volatile.Read(ref _queuedApplies) < MaxQueuedApplies))
+        {
+            _inbox.TryPost(new AppliedInput(Volatile.Read(ref _appliedIndex)));
+        }
+    }
+
+    /// <summary>At every loop turn: what the applier applied since the last one (read states, configuration changes, own entries).</summary>
+    private void CatchUpWithApplier()
+    {
+        var applied = Volatile.Read(ref _appliedIndex);
+        if (applied > _loopAppliedIndex)
+        {
+            OnApplied(applied);
+        }
     }
 
     // Starts a read-index round for the callers waiting, if none runs; true when one started.
@@ -325,6 +375,7 @@ public sealed partial class RaftNode<TResult>
             }
 
             _role = s.Role;
+            _leads = s.Role == StateRole.Leader;
         }
 
         if (s.Lead != 0)

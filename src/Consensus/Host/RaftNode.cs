@@ -26,12 +26,12 @@ namespace EmbeddedRaft.Consensus.Host;
 /// <see cref="Ready.Messages"/> at once (a leader replicates while its own disk write runs) and
 /// hands its records to the log unsynced; a sync pipeline makes written Readies durable (one fsync
 /// for all written since its last turn), then sends their <see cref="Ready.MessagesAfterPersist"/>
-/// (acknowledgements and votes) in order and reports them to the loop, which advances. The loop
-/// never waits for an fsync: it keeps stepping, proposing and writing the next Ready while one is
-/// being synced; while a written Ready still waits for its fsync to start, what arrives gathers into
-/// the next one (one Ready per fsync, not one per incoming append). Committed entries go to a
-/// separate apply pipeline, so applying overlaps persisting; entries not yet durable here wait for
-/// the write that holds them first.</para>
+/// (acknowledgements and votes) in order and reports them to the loop, which advances. A leader's
+/// loop never waits for an fsync: it keeps stepping, proposing and writing the next Ready while one
+/// is being synced; while a written Ready still waits for its fsync to start, what arrives gathers
+/// into the next one (one Ready per fsync, not one per incoming append). Committed entries go to a separate apply pipeline, so applying overlaps persisting; entries not
+/// yet durable here wait for the write that holds them first. The applier wakes the loop only when
+/// something there waits for an apply (a read, a membership change, a full apply queue).</para>
 /// <para><b>Thread-safety.</b> Every public member may be called from any thread, concurrently.</para>
 /// <para><b>Failure.</b> A failed write or fsync of the log, an exception from the state machine or a
 /// broken invariant stops the node for good (fail-stop: an fsync is never retried, the kernel may
@@ -85,6 +85,12 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private Exception? _stopCause;
     private int _disposed;
     private int _queuedApplies;
+
+    // 1 while the loop waits for the applier to move on (RaftNode.Loop.cs, ArmAppliedWake).
+    private int _loopAwaitsApplier;
+
+    // The loop's role, for the sync pipeline: whether this node leads (written by the loop).
+    private volatile bool _leads;
     private int _snapshotInProgress;
 
     // The coalescing hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
@@ -168,6 +174,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
         _role = raw.SoftState.Role;
+        _leads = _role == StateRole.Leader;
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
@@ -704,6 +711,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         public void Receive(Message message)
         {
             ArgumentNullException.ThrowIfNull(message);
+
             node._inbox.TryPost(new StepInput(message));
         }
 

@@ -207,6 +207,9 @@ internal sealed class ReadIndexRounds
         _current = null;
     }
 
+    /// <summary>Whether a confirmed round waits for the state machine to apply its read index (loop-owned).</summary>
+    public bool HasConfirmedRounds => _confirmed.Count > 0;
+
     /// <summary>Releases the callers of every confirmed round whose read index is applied.</summary>
     public void CompleteUpTo(ulong appliedIndex)
     {
