@@ -22,10 +22,16 @@ public sealed class ConcurrencyTests
         new TestCaseData(MvccDurability.NoSync).SetArgDisplayNames("no-sync"),
     ];
 
-    [TestCaseSource(nameof(Modes))]
-    public async Task ReadersAlwaysSeeTheTransferInvariantWhileAWriterCommitsAndCompacts(MvccDurability durability)
+    // The seeded tests run once per mode and seed: one seed by default, MVCC_SOAK_SEEDS of them in a
+    // soak, or the one MVCC_SEED names.
+    private static IEnumerable<TestCaseData> ModesAndSeeds() =>
+        from seed in TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 1)
+        from mode in new[] { MvccDurability.Synced, MvccDurability.NoSync }
+        select new TestCaseData(mode, seed).SetArgDisplayNames(mode == MvccDurability.Synced ? "synced" : "no-sync", $"seed {seed}");
+
+    [TestCaseSource(nameof(ModesAndSeeds))]
+    public async Task ReadersAlwaysSeeTheTransferInvariantWhileAWriterCommitsAndCompacts(MvccDurability durability, int seed)
     {
-        int seed = TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 1)[0];
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         var options = new MvccStoreOptions { Durability = durability, BatchLimit = 5, CompactionBatchLimit = 2 };
         await using var store = OpenOn(new FaultInjectingFileSystem(seed), options);
@@ -66,13 +72,12 @@ public sealed class ConcurrencyTests
         Assert.That(checkedReads, Has.All.GreaterThan(0));
     }
 
-    [TestCaseSource(nameof(Modes))]
-    public async Task SingleKeyReadsOnSeveralThreadsSeeTheValueOfTheirRevisionWhileBatchesCommit(MvccDurability durability)
+    [TestCaseSource(nameof(ModesAndSeeds))]
+    public async Task SingleKeyReadsOnSeveralThreadsSeeTheValueOfTheirRevisionWhileBatchesCommit(MvccDurability durability, int seed)
     {
         // Ranges between two batch commits share one B+tree snapshot (SharedReadView): a read that
         // shares one begun before a commit, or begins one after it, must still find every value,
         // in the batch or in the B+tree, and never an older one than its revision's.
-        int seed = TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 1)[0];
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         const int Keys = 5;
         var options = new MvccStoreOptions { Durability = durability, BatchLimit = 3 };
