@@ -36,10 +36,10 @@ public sealed class RecordingLogger : ILogger
         ArgumentNullException.ThrowIfNull(formatter);
         lock (_gate)
         {
-            _entries.Add(new RecordedLogEntry(logLevel, eventId, formatter(state, exception)));
+            _entries.Add(new RecordedLogEntry(logLevel, eventId, formatter(state, exception), exception));
         }
     }
 }
 
-/// <summary>One entry a <see cref="RecordingLogger"/> received.</summary>
-public sealed record RecordedLogEntry(LogLevel Level, EventId EventId, string Message);
+/// <summary>One entry a <see cref="RecordingLogger"/> received, with the exception it was logged with, if any.</summary>
+public sealed record RecordedLogEntry(LogLevel Level, EventId EventId, string Message, Exception? Exception = null);

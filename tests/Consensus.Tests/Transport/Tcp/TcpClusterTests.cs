@@ -1,6 +1,7 @@
 using System.Text;
 using EmbeddedRaft.Consensus.Transport.Tcp;
 using EmbeddedRaft.TestSupport;
+using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
 
@@ -16,7 +17,10 @@ public class TcpClusterTests
     [Test]
     public async Task AThreeNodeClusterOverTcpCommitsProposalsAndServesLinearizableReadsOnEveryNode()
     {
-        await using var cluster = await TcpCluster.StartAsync(3, seed: 1401);
+        // Each transport's log, so that a bad frame or refused handshake among friends (seen once under
+        // load, session 10) says what it was.
+        var logs = new Dictionary<ulong, RecordingLogger> { [1] = new(), [2] = new(), [3] = new() };
+        await using var cluster = await TcpCluster.StartAsync(3, seed: 1401, configureTransport: (id, o) => o with { Logger = logs[id] });
         var leader = cluster[cluster.LeaderId()];
 
         // Many in flight at once: batched into frames of many messages.
@@ -34,7 +38,10 @@ public class TcpClusterTests
         {
             Assert.That(transport.Metrics.MessagesSent, Is.GreaterThan(0), $"node {id} sent");
             Assert.That(transport.Metrics.MessagesReceived, Is.GreaterThan(0), $"node {id} received");
-            Assert.That(transport.Metrics.FrameErrors + transport.Metrics.HandshakeFailures, Is.Zero, $"node {id}: no bad frames or refused handshakes among friends");
+            Assert.That(
+                transport.Metrics.FrameErrors + transport.Metrics.HandshakeFailures,
+                Is.Zero,
+                $"node {id}: no bad frames or refused handshakes among friends; its warnings: {string.Join(" | ", logs[id].Entries.Where(e => e.Level >= LogLevel.Warning).Select(e => $"{e.Message} {e.Exception?.Message}"))}");
         }
     }
 
