@@ -23,6 +23,12 @@ public class TcpClusterTests
         await using var cluster = await TcpCluster.StartAsync(3, seed: 1401, configureTransport: (id, o) => o with { Logger = logs[id] });
         var leader = cluster[cluster.LeaderId()];
 
+        // Counted from here: while the cluster starts, its transports learn their peers' addresses
+        // one node after another, and a transport that connects to a peer not yet told of it is
+        // rightly refused ("not a member of this node's peer list", seen once in CI, session 10).
+        var troubleAtStart = cluster.Transports.ToDictionary(t => t.Key, t => t.Value.Metrics.FrameErrors + t.Value.Metrics.HandshakeFailures);
+        var warningsAtStart = cluster.Transports.Keys.ToDictionary(id => id, id => logs[id].Entries.Count);
+
         // Many in flight at once: batched into frames of many messages.
         var proposals = Enumerable.Range(0, 200).Select(i => leader.ProposeAsync(Encoding.UTF8.GetBytes($"c{i}")).AsTask()).ToList();
         var results = await Task.WhenAll(proposals).WaitAsync(Waits.Limit);
@@ -39,9 +45,9 @@ public class TcpClusterTests
             Assert.That(transport.Metrics.MessagesSent, Is.GreaterThan(0), $"node {id} sent");
             Assert.That(transport.Metrics.MessagesReceived, Is.GreaterThan(0), $"node {id} received");
             Assert.That(
-                transport.Metrics.FrameErrors + transport.Metrics.HandshakeFailures,
+                transport.Metrics.FrameErrors + transport.Metrics.HandshakeFailures - troubleAtStart[id],
                 Is.Zero,
-                $"node {id}: no bad frames or refused handshakes among friends; its warnings: {string.Join(" | ", logs[id].Entries.Where(e => e.Level >= LogLevel.Warning).Select(e => $"{e.Message} {e.Exception?.Message}"))}");
+                $"node {id}: no bad frames or refused handshakes among friends; its warnings since the start: {string.Join(" | ", logs[id].Entries.Skip(warningsAtStart[id]).Where(e => e.Level >= LogLevel.Warning).Select(e => $"{e.Message} {e.Exception?.Message}"))}");
         }
     }
 
