@@ -29,9 +29,10 @@ namespace EmbeddedRaft.Consensus.Host;
 /// (acknowledgements and votes) in order and reports them to the loop, which advances. A leader's
 /// loop never waits for an fsync: it keeps stepping, proposing and writing the next Ready while one
 /// is being synced; while a written Ready still waits for its fsync to start, what arrives gathers
-/// into the next one (one Ready per fsync, not one per incoming append). Committed entries go to a separate apply pipeline, so applying overlaps persisting; entries not
-/// yet durable here wait for the write that holds them first. The applier wakes the loop only when
-/// something there waits for an apply (a read, a membership change, a full apply queue).</para>
+/// into the next one (one Ready per fsync, not one per incoming append). Committed entries go to a
+/// separate apply pipeline, so applying overlaps persisting; entries not yet durable here wait for
+/// the write that holds them first. The applier wakes the loop only when something there waits for
+/// an apply (a read, a membership change, a full apply queue).</para>
 /// <para><b>Thread-safety.</b> Every public member may be called from any thread, concurrently.</para>
 /// <para><b>Failure.</b> A failed write or fsync of the log, an exception from the state machine or a
 /// broken invariant stops the node for good (fail-stop: an fsync is never retried, the kernel may
@@ -89,7 +90,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     // 1 while the loop waits for the applier to move on (RaftNode.Loop.cs, ArmAppliedWake).
     private int _loopAwaitsApplier;
 
-    // The loop's role, for the sync pipeline: whether this node leads (written by the loop).
+    // A copy of _role == Leader the sync pipeline may read from its thread (written by the loop with _role).
     private volatile bool _leads;
     private int _snapshotInProgress;
 
@@ -711,7 +712,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         public void Receive(Message message)
         {
             ArgumentNullException.ThrowIfNull(message);
-
             node._inbox.TryPost(new StepInput(message));
         }
 
