@@ -133,7 +133,10 @@ public sealed class ReusedEventsTests
 
         TestContext.Out.WriteLine($"bytes allocated per event: reusing {reusingBytes:F1}, ordinary {ordinaryBytes:F1}");
         Assert.That(ordinaryBytes, Is.GreaterThan(100), "the measure sees an ordinary watch's event objects");
-        Assert.That(reusingBytes, Is.LessThan(8), "a reusing watch allocates only per response, not per event");
+        // Any object per event would be at least 24 bytes (an empty object). Measured: 1.4-1.6 B per
+        // event run alone (a response and its header per 256 events are ~0.3), 12.8 once in a whole
+        // test-project run at load 15 (not explained: some runtime allocation on this thread).
+        Assert.That(reusingBytes, Is.LessThan(24), "a reusing watch allocates per response and batch, not per event");
     }
 
     /// <summary>Bytes this thread allocates per event reading <paramref name="events"/> events through <paramref name="revision"/>, every MoveNextAsync completing at once.</summary>
