@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|alone-only|alloc|alloc-reuse] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -20,7 +20,7 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// <para><c>lag</c>: <see cref="WatchLaggingWriterBenchmarks"/> with no-sync writes, no watcher against
 /// a watcher 100x slower than the write rate, alternated: the writer's p50/p99/p999 put latency,
 /// medians over the rounds.</para>
-/// <para><c>watched-only</c>, <c>alone-only</c>: only one kind of <c>live</c> invocation, for a profiler.</para>
+/// <para><c>watched-only</c>, <c>reuse-only</c>, <c>alone-only</c>: only one kind of <c>live</c> invocation, for a profiler.</para>
 /// <para><c>alloc</c>: <c>live</c>'s invocations, alone then watched, each round, with the runtime's
 /// allocation sampling (one event per ~100 KB a thread allocates) on: bytes per put by type, on the
 /// writer's thread and on the others (<c>alloc-reuse</c>: the watch reusing its events).</para>
@@ -46,14 +46,14 @@ internal static class WatchWriterCpuProbe
             var many = new ManyWatchersRun();
             Alternate(rounds, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close));
         }
-        else if (mode is "watched-only" or "alone-only")
+        else if (mode is "watched-only" or "reuse-only" or "alone-only")
         {
             // For a profiler attached to the whole run: one kind of invocation only.
             var bench = new WatchThroughputBenchmarks();
             bench.CreateKeys();
             for (int round = 0; round < rounds; round++)
             {
-                Console.WriteLine(Show(MeasureLive(bench, watch: mode == "watched-only")));
+                Console.WriteLine(Show(MeasureLive(bench, watch: mode != "alone-only", reuse: mode == "reuse-only")));
             }
         }
         else if (mode is "alloc" or "alloc-reuse")
@@ -66,7 +66,7 @@ internal static class WatchWriterCpuProbe
         }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|alone-only|alloc|alloc-reuse] [--rounds N]");
+            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds N]");
             return 2;
         }
 
