@@ -12,6 +12,8 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// the same puts while one prefix watcher reads every event; it ends when the watcher has the last
 /// one, so its rate is the events/s delivered live (the watcher's buffer is large enough for a whole
 /// batch, so it stays on the live path; how often it fell behind goes to the results file).
+/// <see cref="PutsWithALiveReusingPrefixWatcher"/>: the same with a watch that reuses its events
+/// (<see cref="WatchRequest.ReuseEvents"/>: no object per event).
 /// <see cref="CatchUpFromHistory"/>: a watcher from revision 2 over 1,000,000 stored puts reads them
 /// all from the store's history (the unsynced path). Mean is per put or event.
 /// </summary>
@@ -58,14 +60,14 @@ public class WatchThroughputBenchmarks
         Directory.Delete(_historyDirectory!, recursive: true);
     }
 
-    [IterationSetup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher)])]
+    [IterationSetup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher), nameof(PutsWithALiveReusingPrefixWatcher)])]
     public void OpenEmptyStore()
     {
         _directory = MvccWorkload.NewDirectory("watch-live");
         _store = MvccStore.Open(_directory, MvccStoreEngine.Options with { Watch = new WatchOptions { MaxBufferedEvents = 2 * MvccWorkload.WritesInFlight } });
     }
 
-    [IterationCleanup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher)])]
+    [IterationCleanup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher), nameof(PutsWithALiveReusingPrefixWatcher)])]
     public void CloseStore()
     {
         _store.Dispose();
@@ -76,9 +78,38 @@ public class WatchThroughputBenchmarks
     public Task PutsAlone() => PutAllAsync();
 
     [Benchmark(OperationsPerInvoke = LivePuts)]
-    public async Task PutsWithALivePrefixWatcher()
+    public Task PutsWithALivePrefixWatcher() => PutWhileWatchingAsync(reuseEvents: false);
+
+    /// <summary>As <see cref="PutsWithALivePrefixWatcher"/>, the watch reusing its events (<see cref="WatchRequest.ReuseEvents"/>).</summary>
+    [Benchmark(OperationsPerInvoke = LivePuts)]
+    public Task PutsWithALiveReusingPrefixWatcher() => PutWhileWatchingAsync(reuseEvents: true);
+
+    [Benchmark(OperationsPerInvoke = HistoryPuts)]
+    public async Task CatchUpFromHistory()
     {
-        using var watch = _store.Watch(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8) });
+        var stopwatch = Stopwatch.StartNew();
+        long events = 0;
+        long last = _history!.Revision;
+        await foreach (var response in _history.WatchAsync(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8), StartRevision = 2 }).ConfigureAwait(false))
+        {
+            events += response.Events.Count;
+            if (response.Header.Revision >= last)
+            {
+                break;
+            }
+        }
+
+        if (events != HistoryPuts)
+        {
+            throw new InvalidOperationException($"The watcher got {events} events of {HistoryPuts}.");
+        }
+
+        MvccWorkload.AppendResult($"WatchThroughput catch-up: {events:N0} events from history in {stopwatch.Elapsed.TotalSeconds:F2} s = {events / stopwatch.Elapsed.TotalSeconds:N0} events/s");
+    }
+
+    private async Task PutWhileWatchingAsync(bool reuseEvents)
+    {
+        using var watch = _store.Watch(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8), ReuseEvents = reuseEvents });
         long last = _store.Revision + LivePuts;
         long responses = 0;
         int largest = 0;
@@ -107,30 +138,7 @@ public class WatchThroughputBenchmarks
             throw new InvalidOperationException($"The watcher got {delivered} events of {LivePuts}.");
         }
 
-        MvccWorkload.AppendResult($"WatchThroughput live: {delivered:N0} events delivered; the watcher fell behind {_store.Watches.FellBehindCount} times");
-    }
-
-    [Benchmark(OperationsPerInvoke = HistoryPuts)]
-    public async Task CatchUpFromHistory()
-    {
-        var stopwatch = Stopwatch.StartNew();
-        long events = 0;
-        long last = _history!.Revision;
-        await foreach (var response in _history.WatchAsync(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8), StartRevision = 2 }).ConfigureAwait(false))
-        {
-            events += response.Events.Count;
-            if (response.Header.Revision >= last)
-            {
-                break;
-            }
-        }
-
-        if (events != HistoryPuts)
-        {
-            throw new InvalidOperationException($"The watcher got {events} events of {HistoryPuts}.");
-        }
-
-        MvccWorkload.AppendResult($"WatchThroughput catch-up: {events:N0} events from history in {stopwatch.Elapsed.TotalSeconds:F2} s = {events / stopwatch.Elapsed.TotalSeconds:N0} events/s");
+        MvccWorkload.AppendResult($"WatchThroughput live{(reuseEvents ? " (reused events)" : string.Empty)}: {delivered:N0} events delivered; the watcher fell behind {_store.Watches.FellBehindCount} times");
     }
 
     private Task PutAllAsync() =>

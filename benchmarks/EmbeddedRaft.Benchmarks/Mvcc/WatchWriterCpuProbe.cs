@@ -5,24 +5,25 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|many|lag|watched-only|alone-only|alloc] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
 /// Each invocation is timed by the wall clock, by the CPU time of the store's writer thread
 /// (<c>/proc/self/task/TID/schedstat</c>, nanoseconds), by the whole process's CPU time, and by the
 /// bytes allocated; per put, medians over the rounds, and the ratios alone / with the watcher (the
-/// rate ratio: 1.0 = the watcher costs nothing).</para>
+/// rate ratio: 1.0 = the watcher costs nothing). <c>live-reuse</c>: the same, the watch reusing its
+/// events (<see cref="WatchRequest.ReuseEvents"/>).</para>
 /// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
 /// drawn at random (seed 1), alone and with 10,000 watchers, one per key, each read by its own
 /// <c>await foreach</c> (created before the measured puts; the run ends when every event is read).</para>
 /// <para><c>lag</c>: <see cref="WatchLaggingWriterBenchmarks"/> with no-sync writes, no watcher against
 /// a watcher 100x slower than the write rate, alternated: the writer's p50/p99/p999 put latency,
 /// medians over the rounds.</para>
-/// <para><c>watched-only</c>, <c>alone-only</c>: only one kind of <c>live</c> invocation, for a profiler.</para>
+/// <para><c>watched-only</c>, <c>reuse-only</c>, <c>alone-only</c>: only one kind of <c>live</c> invocation, for a profiler.</para>
 /// <para><c>alloc</c>: <c>live</c>'s invocations, alone then watched, each round, with the runtime's
 /// allocation sampling (one event per ~100 KB a thread allocates) on: bytes per put by type, on the
-/// writer's thread and on the others.</para>
+/// writer's thread and on the others (<c>alloc-reuse</c>: the watch reusing its events).</para>
 /// </summary>
 internal static class WatchWriterCpuProbe
 {
@@ -33,30 +34,31 @@ internal static class WatchWriterCpuProbe
         string mode = args.Length > 0 ? args[0] : "live";
         int rounds = args.Length >= 3 && args[1] == "--rounds" ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10;
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds"));
-        if (mode == "live")
+        if (mode is "live" or "live-reuse")
         {
             var bench = new WatchThroughputBenchmarks();
             bench.CreateKeys();
-            Alternate(rounds, "with a live prefix watcher", watch => MeasureLive(bench, watch));
+            bool reuse = mode == "live-reuse";
+            Alternate(rounds, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse));
         }
         else if (mode == "many")
         {
             var many = new ManyWatchersRun();
             Alternate(rounds, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close));
         }
-        else if (mode is "watched-only" or "alone-only")
+        else if (mode is "watched-only" or "reuse-only" or "alone-only")
         {
             // For a profiler attached to the whole run: one kind of invocation only.
             var bench = new WatchThroughputBenchmarks();
             bench.CreateKeys();
             for (int round = 0; round < rounds; round++)
             {
-                Console.WriteLine(Show(MeasureLive(bench, watch: mode == "watched-only")));
+                Console.WriteLine(Show(MeasureLive(bench, watch: mode != "alone-only", reuse: mode == "reuse-only")));
             }
         }
-        else if (mode == "alloc")
+        else if (mode is "alloc" or "alloc-reuse")
         {
-            AllocationsByType(rounds);
+            AllocationsByType(rounds, reuse: mode == "alloc-reuse");
         }
         else if (mode == "lag")
         {
@@ -64,7 +66,7 @@ internal static class WatchWriterCpuProbe
         }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|many|lag|watched-only|alone-only|alloc] [--rounds N]");
+            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds N]");
             return 2;
         }
 
@@ -102,10 +104,10 @@ internal static class WatchWriterCpuProbe
         Console.WriteLine(FormattableString.Invariant($"per-round rate ratios: {string.Join(" ", paired.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}"));
     }
 
-    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch) =>
+    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch, bool reuse = false) =>
         Measure(
             bench.OpenEmptyStore,
-            watch ? bench.PutsWithALivePrefixWatcher : bench.PutsAlone,
+            !watch ? bench.PutsAlone : reuse ? bench.PutsWithALiveReusingPrefixWatcher : bench.PutsWithALivePrefixWatcher,
             bench.CloseStore,
             watch ? () => (bench.LastResponses, bench.LastLargestResponse) : null);
 
@@ -208,7 +210,7 @@ internal static class WatchWriterCpuProbe
             $"lagging / none: p50 {Median(lagging, r => r.P50) / Median(none, r => r.P50):F2}x, p99 {Median(lagging, r => r.P99) / Median(none, r => r.P99):F2}x, p999 {Median(lagging, r => r.P999) / Median(none, r => r.P999):F2}x, rate {Median(lagging, r => r.PutsPerSecond) / Median(none, r => r.PutsPerSecond):F2}x"));
     }
 
-    private static void AllocationsByType(int rounds)
+    private static void AllocationsByType(int rounds, bool reuse)
     {
         var bench = new WatchThroughputBenchmarks();
         bench.CreateKeys();
@@ -216,7 +218,7 @@ internal static class WatchWriterCpuProbe
         foreach (bool watch in new[] { false, true })
         {
             // Warm-up, not counted.
-            MeasureLive(bench, watch);
+            MeasureLive(bench, watch, reuse);
             var perType = new Dictionary<(string Type, bool Writer), long>();
             for (int round = 0; round < rounds; round++)
             {
@@ -224,7 +226,7 @@ internal static class WatchWriterCpuProbe
                 try
                 {
                     sampler.Start(WriterThreadId());
-                    (watch ? bench.PutsWithALivePrefixWatcher() : bench.PutsAlone()).GetAwaiter().GetResult();
+                    (!watch ? bench.PutsAlone() : reuse ? bench.PutsWithALiveReusingPrefixWatcher() : bench.PutsWithALivePrefixWatcher()).GetAwaiter().GetResult();
                     foreach (var (key, bytes) in sampler.Stop())
                     {
                         perType[key] = perType.GetValueOrDefault(key) + bytes;

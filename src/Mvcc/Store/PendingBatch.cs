@@ -172,8 +172,32 @@ internal sealed class PendingBatch
 
     public bool TryGet(Revision revision, out Entry entry)
     {
+        int position = -1;
+        return TryGet(revision, ref position, out entry);
+    }
+
+    /// <summary>
+    /// <see cref="TryGet(Revision, out Entry)"/> for a reader walking the batch in revision order (the
+    /// watch hub, notifying a committed batch change by change): <paramref name="position"/> is where
+    /// the caller expects the entry (the one after the last it found; -1 when it has no guess). A
+    /// right guess costs one comparison instead of a binary search; a wrong one falls back to the
+    /// search. On success <paramref name="position"/> becomes the position after the entry found.
+    /// </summary>
+    public bool TryGet(Revision revision, ref int position, out Entry entry)
+    {
         int count = Volatile.Read(ref _count);
         var segments = Volatile.Read(ref _segments);
+        if ((uint)position < (uint)count)
+        {
+            ref readonly var guessed = ref At(segments, position);
+            if (guessed.Revision == revision)
+            {
+                entry = guessed;
+                position++;
+                return true;
+            }
+        }
+
         int lo = 0;
         int hi = count - 1;
         while (lo <= hi)
@@ -184,6 +208,7 @@ internal sealed class PendingBatch
             if (order == 0)
             {
                 entry = candidate;
+                position = mid + 1;
                 return true;
             }
 

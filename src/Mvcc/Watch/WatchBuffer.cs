@@ -11,8 +11,10 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// <remarks>
 /// <para>Bytes: a staged change slices the stored value in the pending batch that holds its revision,
 /// which the buffer <see cref="PendingBatch.Hold"/>s (once per batch, from the writer's thread, before
-/// the batch is swapped out) until its events are decoded, so the writer does not write that batch's
-/// buffers again meanwhile. Batches come in revision order: only the newest held one can be the
+/// the batch is swapped out) until its events are decoded (for a reusing watch,
+/// <see cref="WatchRequest.ReuseEvents"/>, whose events slice these bytes instead of copying them:
+/// until its consumer asks for the response after the last one decoded from it), so the writer does
+/// not write that batch's buffers again meanwhile. Batches come in revision order: only the newest held one can be the
 /// batch of the next change. A consumer that stops reading partway through a taken buffer keeps its
 /// batches held (up to <see cref="WatchHub.MaxHeldBatchesPerWatcher"/>) besides those of the buffer
 /// the writer fills meanwhile (up to as many): the bound per watcher is twice that.</para>
@@ -51,12 +53,19 @@ internal sealed class WatchBuffer
     /// <summary>Removes the changes from <paramref name="index"/> on (a revision that did not fit); a batch stays held until the buffer is emptied.</summary>
     public void RemoveFrom(int index) => _changes.RemoveRange(index, _changes.Count - index);
 
+    /// <summary>True once every staged change was decoded (<see cref="TakeEvents"/>), or the buffer is empty: what is left is to <see cref="Empty"/> it.</summary>
+    public bool Drained => _decoded >= _changes.Count;
+
     /// <summary>
-    /// Consumer thread: the next events, in order, decoded from the held batches' bytes (or the built
-    /// ones): the whole revisions that fit in <paramref name="maxEvents"/>, or the next revision alone
-    /// when it is larger; <paramref name="through"/> is the main revision of the last one. Once the last
-    /// change is decoded the batches are released and the buffer is empty (<see cref="Count"/> 0),
-    /// ready for reuse.
+    /// Consumer thread: appends the next events, in order, to <paramref name="events"/>, decoded from
+    /// the held batches' bytes (or the built ones): the whole revisions that fit in
+    /// <paramref name="maxEvents"/>, or the next revision alone when it is larger; returns the main
+    /// revision of the last one. Once the last change is decoded the buffer is <see cref="Drained"/>:
+    /// the caller <see cref="Empty"/>s it, which releases the batches (a reusing consumer only once
+    /// the events it handed out may no longer be read: their keys and values slice those batches).
+    /// <paramref name="reused"/> null: each event is a new object with its own copy of the key and
+    /// value; otherwise (<see cref="WatchRequest.ReuseEvents"/>) the events are written into its
+    /// instances and their keys and values slice the held batches' bytes: nothing is allocated per event.
     /// </summary>
     /// <remarks>
     /// Why in pieces: a prefix watcher's buffer holds up to a whole committed batch (10,000 changes
@@ -64,8 +73,8 @@ internal sealed class WatchBuffer
     /// alive and promotes them; decoded a bounded piece per response, at most that piece is alive
     /// (measured in docs/benchmarks.md, "Watches, session 10").
     /// </remarks>
-    /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it), or nothing is left to decode.</exception>
-    public List<WatchEvent> TakeEvents(int maxEvents, out long through)
+    /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it; the buffer is emptied), or nothing is left to decode.</exception>
+    public long TakeEvents(int maxEvents, List<WatchEvent> events, ReusedEvents? reused)
     {
         var changes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_changes);
         int from = _decoded;
@@ -100,28 +109,25 @@ internal sealed class WatchBuffer
 
         try
         {
-            var events = new List<WatchEvent>(end - from);
+            events.EnsureCapacity(events.Count + (end - from));
             for (int i = from; i < end; i++)
             {
                 ref readonly var change = ref changes[i];
-                events.Add(change.Built ?? Decode(change));
+                events.Add(change.Built ?? (reused is null ? Decode(change) : DecodeInto(change, reused.Next())));
             }
-
-            through = changes[end - 1].Main;
-            _decoded = end;
-            return events;
         }
-        finally
+        catch
         {
-            if (_decoded >= _changes.Count || _decoded == from)
-            {
-                // All decoded, or a decode failed: the batches are let go either way.
-                Empty();
-            }
+            // The batches are let go; the consumer's enumeration ends with the failure.
+            Empty();
+            throw;
         }
+
+        _decoded = end;
+        return changes[end - 1].Main;
     }
 
-    /// <summary>Drops every change unread and releases the held batches (the watch ended without its consumer taking them).</summary>
+    /// <summary>Drops the changes, decoded or not, and releases the held batches: once <see cref="Drained"/> (see <see cref="TakeEvents"/>), or when the watch ended without its consumer taking them.</summary>
     public void Empty()
     {
         _changes.Clear();
@@ -143,5 +149,30 @@ internal sealed class WatchBuffer
         }
 
         return HistoryReader.ToEvent(change.Main, change.Tombstone, stored, decoded);
+    }
+
+    /// <summary>The event of a staged change written into <paramref name="target"/>, its key and value slices of the held batch (no copy).</summary>
+    private static WatchEvent DecodeInto(in BufferedChange change, WatchEvent target)
+    {
+        var stored = change.Stored;
+        if (!StoredValue.TryDecode(stored.Span, change.Tombstone, out var decoded))
+        {
+            throw new InvariantViolationException($"MVCC watch: the buffered stored value of revision {change.Main} no longer decodes (its pending batch was written again while held).");
+        }
+
+        var key = stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);
+        if (change.Tombstone)
+        {
+            // As HistoryReader.ToEvent: a delete carries only its key and revision.
+            target.Overwrite(WatchEventType.Delete, prevKv: null);
+            target.Kv.Overwrite(key, ReadOnlyMemory<byte>.Empty, createRevision: 0, change.Main, version: 0, lease: 0);
+        }
+        else
+        {
+            target.Overwrite(WatchEventType.Put, prevKv: null);
+            target.Kv.Overwrite(key, stored[(StoredValue.HeaderSizeBytes + decoded.KeyLength)..], decoded.CreateRevision, change.Main, decoded.Version, decoded.Lease);
+        }
+
+        return target;
     }
 }

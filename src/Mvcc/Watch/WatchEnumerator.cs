@@ -7,6 +7,13 @@ namespace EmbeddedRaft.Mvcc.Watch;
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
     /// <summary>
+    /// Reusing watch only (<see cref="WatchRequest.ReuseEvents"/>): the event objects, and the list of
+    /// the last live response, overwritten for the next one.
+    /// </summary>
+    private readonly ReusedEvents? _reused = watcher.ReuseEvents ? new ReusedEvents() : null;
+    private readonly List<WatchEvent>? _reusedList = watcher.ReuseEvents ? [] : null;
+
+    /// <summary>
     /// A live buffer this consumer took and emptied, offered back to the hub at each take for reuse
     /// until the hub has room for it (see <see cref="WatchHub.Take"/>): at most one.
     /// </summary>
@@ -16,10 +23,27 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     private WatchBuffer? _decoding;
     private long _decodingRevision;
 
+    /// <summary>
+    /// Reusing watch only: a drained buffer whose held batches the last response's keys and values
+    /// slice; emptied (its batches released) at the next <see cref="MoveNextAsync"/> or at the end,
+    /// when the consumer may no longer read them.
+    /// </summary>
+    private WatchBuffer? _lent;
+
     public WatchResponse Current { get; private set; } = null!;
 
     public async ValueTask<bool> MoveNextAsync()
     {
+        // The consumer is done with the last response: a reusing watch may overwrite its events and
+        // let go of the bytes they slice.
+        _reused?.Restart();
+        if (_lent is { } lent)
+        {
+            _lent = null;
+            lent.Empty();
+            _emptied = lent;
+        }
+
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -99,9 +123,11 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     {
         stream.Dispose();
 
-        // Lets go of the pending batches a partly delivered buffer holds.
+        // Lets go of the pending batches a partly delivered (or, reusing, a lent) buffer holds.
         _decoding?.Empty();
         _decoding = null;
+        _lent?.Empty();
+        _lent = null;
         return ValueTask.CompletedTask;
     }
 
@@ -115,10 +141,20 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     {
         var buffer = _decoding!;
         List<WatchEvent> events;
+        if (_reusedList is null)
+        {
+            events = [];
+        }
+        else
+        {
+            events = _reusedList;
+            events.Clear();
+        }
+
         long through;
         try
         {
-            events = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, out through);
+            through = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, events, _reused);
         }
         catch
         {
@@ -126,11 +162,20 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
             throw;
         }
 
-        if (buffer.Count == 0)
+        if (buffer.Drained)
         {
             _decoding = null;
-            _emptied = buffer;
             through = _decodingRevision;
+            if (_reused is null)
+            {
+                buffer.Empty();
+                _emptied = buffer;
+            }
+            else
+            {
+                // Its batches hold the bytes this response's keys and values slice.
+                _lent = buffer;
+            }
         }
 
         return Build(events, through);

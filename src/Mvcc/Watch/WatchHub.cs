@@ -119,7 +119,9 @@ internal sealed class WatchHub
         }
         else
         {
-            Notify(revision, changes, pending);
+            // The revision's changes are the batch's last entries.
+            int position = pending.Count - changes;
+            Notify(revision, changes, pending, ref position);
         }
     }
 
@@ -135,9 +137,12 @@ internal sealed class WatchHub
         // chunks of 256 changes per hold and wake (session 8's, docs/benchmarks.md "Watches, session
         // 9"): with the events built by the consumers, per revision cost the writer and the process
         // less CPU in every alternated pair.
+        // The batch's entries are its revisions in order: each change is looked up where the last one
+        // ended (PendingBatch.TryGet's position), not searched for.
+        int position = -1;
         foreach (var (revision, changes) in _uncommitted)
         {
-            Notify(revision, changes, pending);
+            Notify(revision, changes, pending, ref position);
         }
 
         _uncommitted.Clear();
@@ -206,17 +211,18 @@ internal sealed class WatchHub
         timer?.Dispose();
     }
 
-    private void Notify(long revision, int changes, PendingBatch pending)
+    /// <summary>Notifies one revision; <paramref name="position"/>: where its first change is expected in <paramref name="pending"/> (see <see cref="PendingBatch.TryGet(Revision, ref int, out PendingBatch.Entry)"/>), then the position after its last change read.</summary>
+    private void Notify(long revision, int changes, PendingBatch pending, ref int position)
     {
         lock (_gate)
         {
-            NotifyUnsynchronized(revision, changes, pending);
+            NotifyUnsynchronized(revision, changes, pending, ref position);
             WakeTouchedUnsynchronized();
         }
     }
 
     /// <summary>Appends one revision's events to its synced watchers' buffers (whole, or not at all and the watcher leaves the live path) and publishes it as notified; the consumers are woken by the caller (<see cref="WakeTouchedUnsynchronized"/>).</summary>
-    private void NotifyUnsynchronized(long revision, int changes, PendingBatch pending)
+    private void NotifyUnsynchronized(long revision, int changes, PendingBatch pending, ref int position)
     {
         if (revision <= _notifiedRevision)
         {
@@ -225,7 +231,7 @@ internal sealed class WatchHub
 
         if (_index.Count > 0)
         {
-            StageRevision(revision, changes, pending);
+            StageRevision(revision, changes, pending, ref position);
         }
 
         Volatile.Write(ref _notifiedRevision, revision);
@@ -251,12 +257,12 @@ internal sealed class WatchHub
     /// decoding it once per consumer would cost more in all) and for a watcher holding
     /// <see cref="MaxHeldBatchesPerWatcher"/> batches already.
     /// </summary>
-    private void StageRevision(long revision, int changes, PendingBatch pending)
+    private void StageRevision(long revision, int changes, PendingBatch pending, ref int position)
     {
         for (int sub = 0; sub < changes; sub++)
         {
             var at = new Revision(revision, sub);
-            if (!pending.TryGet(at, out var change))
+            if (!pending.TryGet(at, ref position, out var change))
             {
                 throw new InvariantViolationException($"MVCC watch: change {at} is not in the pending batch.");
             }

@@ -37,6 +37,19 @@ public sealed class WatchRequest
     /// </summary>
     public bool ProgressNotify { get; init; }
 
+    /// <summary>
+    /// Let the watch reuse what it hands out (not in etcd: a .NET consumer's choice, off by default). When
+    /// true, a response's events, their <see cref="WatchEvent.Kv"/>, the <see cref="WatchResponse.Events"/>
+    /// list and the memory of the keys and values (which may point into the store's own buffers) are
+    /// valid only until the next <c>MoveNextAsync</c> of the enumeration, or its end: read or copy what
+    /// you keep (<c>kv.Value.ToArray()</c>) before asking for the next response. In exchange a live
+    /// watch allocates nothing per event, so a consumer reading every write of a busy store adds no
+    /// garbage collections to the store's writer. The guarantees (order, atomic revisions, no gap or
+    /// duplicate, header revisions) are the same. False: every response and its events are immutable
+    /// and the consumer's to keep.
+    /// </summary>
+    public bool ReuseEvents { get; init; }
+
     /// <summary>Checks the request.</summary>
     /// <exception cref="MvccException">The key is empty (etcd's error).</exception>
     /// <exception cref="ArgumentOutOfRangeException">A negative start revision.</exception>

@@ -11,8 +11,11 @@ namespace EmbeddedRaft.Mvcc;
 /// </remarks>
 public sealed class WatchResponse
 {
+    /// <summary><see cref="Header"/> of a response made without one: shared (immutable), so a response made with its header allocates no other.</summary>
+    private static readonly ResponseHeader s_noHeader = new();
+
     /// <summary>The revision up to which the watch has delivered every event (see the remarks).</summary>
-    public ResponseHeader Header { get; init; } = new();
+    public ResponseHeader Header { get; init; } = s_noHeader;
 
     /// <summary>The events, ordered by revision and, within one, by their order in the write; empty for a progress notification.</summary>
     public IReadOnlyList<WatchEvent> Events { get; init; } = [];

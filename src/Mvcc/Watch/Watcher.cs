@@ -24,6 +24,7 @@ internal sealed class Watcher
         NoDelete = request.NoDelete;
         PrevKv = request.PrevKv;
         ProgressNotify = request.ProgressNotify;
+        ReuseEvents = request.ReuseEvents;
     }
 
     public long Id { get; }
@@ -43,6 +44,9 @@ internal sealed class Watcher
     public bool PrevKv { get; }
 
     public bool ProgressNotify { get; }
+
+    /// <summary>The consumer reuses its events after each response (<see cref="WatchRequest.ReuseEvents"/>).</summary>
+    public bool ReuseEvents { get; }
 
     public WatcherState State { get; set; }
 

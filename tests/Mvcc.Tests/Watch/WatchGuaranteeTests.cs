@@ -127,8 +127,12 @@ public sealed class WatchGuaranteeTests
             NoPut = random.Next(8) == 0,
             NoDelete = random.Next(8) == 0,
             PrevKv = random.Next(3) == 0,
+
+            // Every other watcher reuses its events (not drawn from the seed's sequence, so a seed
+            // replays the same writes and watchers as before the option existed).
+            ReuseEvents = number % 2 == 1,
         };
-        return new Plan($"#{number} {name} {key} from {start}", request, matches, (Behaviour)random.Next(4), random.Next(1, 6));
+        return new Plan($"#{number} {name} {key} from {start}{(request.ReuseEvents ? " reusing" : string.Empty)}", request, matches, (Behaviour)random.Next(4), random.Next(1, 6));
     }
 
     private static async Task WriteAsync(MvccStore store, WatchHistoryModel model, Random random)
@@ -180,7 +184,7 @@ public sealed class WatchGuaranteeTests
         long start = plan.Request.StartRevision;
         while (true)
         {
-            var request = new WatchRequest { Key = plan.Request.Key, RangeEnd = plan.Request.RangeEnd, StartRevision = start, NoPut = plan.Request.NoPut, NoDelete = plan.Request.NoDelete, PrevKv = plan.Request.PrevKv };
+            var request = new WatchRequest { Key = plan.Request.Key, RangeEnd = plan.Request.RangeEnd, StartRevision = start, NoPut = plan.Request.NoPut, NoDelete = plan.Request.NoDelete, PrevKv = plan.Request.PrevKv, ReuseEvents = plan.Request.ReuseEvents };
             using var cancel = new CancellationTokenSource();
             var watch = store.Watch(request);
             Volatile.Write(ref plan.Current, watch);
@@ -219,7 +223,8 @@ public sealed class WatchGuaranteeTests
                         throw new InvalidOperationException($"watcher {plan} ended without a reason");
                     }
 
-                    observed.Responses.Add(responses.Current);
+                    // A reusing watch's response is valid until the next MoveNextAsync: copied now.
+                    observed.Responses.Add(plan.Request.ReuseEvents ? Copy(responses.Current) : responses.Current);
                     observed.LastRevision = Math.Max(observed.LastRevision, responses.Current.Header.Revision);
                     taken++;
                     if (plan.Behaviour == Behaviour.Resumed && taken == plan.StopAfter && !done && observed.Segments < 4)
@@ -254,6 +259,26 @@ public sealed class WatchGuaranteeTests
                 watch.Dispose();
             }
         }
+    }
+
+    /// <summary>A deep copy of <paramref name="response"/>: its own events, key-values and bytes.</summary>
+    private static WatchResponse Copy(WatchResponse response)
+    {
+        static KeyValue? CopyKv(KeyValue? kv) => kv is null ? null : new KeyValue
+        {
+            Key = kv.Key.ToArray(),
+            Value = kv.Value.ToArray(),
+            CreateRevision = kv.CreateRevision,
+            ModRevision = kv.ModRevision,
+            Version = kv.Version,
+            Lease = kv.Lease,
+        };
+
+        return new WatchResponse
+        {
+            Header = response.Header,
+            Events = [.. response.Events.Select(e => new WatchEvent { Type = e.Type, Kv = CopyKv(e.Kv)!, PrevKv = CopyKv(e.PrevKv) })],
+        };
     }
 
     private static void Check(Plan plan, Observed observed, WatchHistoryModel model, long finalRevision, long compactRevision)
