@@ -168,7 +168,7 @@ internal sealed class KeyIndex
         }
 
         var chunk = _chunks[position.Chunk];
-        return chunk.Histories[position.Index] ?? chunk.NewHistory(position.Index);
+        return chunk.HistoryAt(position.Index) ?? chunk.NewHistory(position.Index);
     }
 
     // ------------------------------------------------------------ writing (writer thread, write lock for changes)
@@ -261,7 +261,7 @@ internal sealed class KeyIndex
                     lastSeen = chunk.KeyAt(index).ToArray();
                 }
 
-                if (chunk.Histories[index] is { } history)
+                if (chunk.HistoryAt(index) is { } history)
                 {
                     history.Compact(atMain, available);
                     if (history.IsEmpty)
@@ -269,10 +269,10 @@ internal sealed class KeyIndex
                         emptied.Add(history.Key);
                     }
                 }
-                else if (chunk.Singles[index].Main <= atMain)
+                else if (chunk.SingleAt(index).Main <= atMain)
                 {
                     // A key's one put is its newest revision: kept.
-                    available.Add(chunk.Singles[index]);
+                    available.Add(chunk.SingleAt(index));
                 }
             }
         }
@@ -293,13 +293,13 @@ internal sealed class KeyIndex
         {
             for (int i = 0; i < chunk.Count; i++)
             {
-                if (chunk.Histories[i] is { } history)
+                if (chunk.HistoryAt(i) is { } history)
                 {
                     history.Keep(atMain, available);
                 }
-                else if (chunk.Singles[i].Main <= atMain)
+                else if (chunk.SingleAt(i).Main <= atMain)
                 {
-                    available.Add(chunk.Singles[i]);
+                    available.Add(chunk.SingleAt(i));
                 }
             }
         }
@@ -547,7 +547,7 @@ internal sealed class KeyIndex
     private KeyHistory HistoryAt(in Position position)
     {
         var chunk = At(position);
-        return chunk.Histories[position.Index] ??= chunk.NewHistory(position.Index);
+        return chunk.HistoryAt(position.Index) ?? chunk.SetHistory(position.Index, chunk.NewHistory(position.Index));
     }
 
     /// <summary>Byte-wise order of whole keys, given by their slots (for keys with equal prefixes).</summary>
@@ -612,9 +612,9 @@ internal sealed class KeyIndex
     internal readonly record struct Position(int Chunk, int Index, long ChangeCount);
 
     /// <summary>
-    /// A run of consecutive keys, in parallel arrays: each key's prefix after the bytes the chunk's
-    /// keys share, where its bytes are in <see cref="KeyBytes"/>, and either its
-    /// <see cref="KeyHistory"/> or (null there) its one put in <see cref="Singles"/>.
+    /// A run of consecutive keys: each key's prefix after the bytes the chunk's keys share (in an
+    /// array of their own, for the searches), and its <see cref="Entry"/>: where its bytes are in
+    /// <see cref="KeyBytes"/>, and either its <see cref="KeyHistory"/> or (none) its one put.
     /// </summary>
     /// <remarks>
     /// <para>Key bytes: every key of the chunk is copied into the chunk's one array, so a new key
@@ -656,29 +656,36 @@ internal sealed class KeyIndex
             _sharedLengthAtMost = sharedLengthAtMost;
         }
 
-        /// <summary>Where each key's bytes start in <see cref="KeyBytes"/>.</summary>
-        public int[] KeyStarts { get; } = new int[MaxChunkCount + 1];
-
-        public int[] KeyLengths { get; } = new int[MaxChunkCount + 1];
+        /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
+        private readonly Entry[] _entries = new Entry[MaxChunkCount + 1];
 
         public byte[] KeyBytes { get; private set; }
 
-        public KeyHistory?[] Histories { get; } = new KeyHistory?[MaxChunkCount + 1];
-
-        /// <summary>For an entry without a history: its one revision, a put that created the key (version 1).</summary>
-        public Revision[] Singles { get; } = new Revision[MaxChunkCount + 1];
-
         /// <summary>The bytes of key <paramref name="index"/>: valid until the chunk next changes.</summary>
-        public ReadOnlySpan<byte> KeyAt(int index) => new(KeyBytes, KeyStarts[index], KeyLengths[index]);
+        public ReadOnlySpan<byte> KeyAt(int index)
+        {
+            ref readonly var entry = ref _entries[index];
+            return new(KeyBytes, entry.KeyStart, entry.KeyLength);
+        }
+
+        /// <summary>Key <paramref name="index"/>'s history object, or null when its history is its one put (<see cref="SingleAt"/>).</summary>
+        public KeyHistory? HistoryAt(int index) => _entries[index].History;
+
+        /// <summary>The one put of key <paramref name="index"/>, which has no history object.</summary>
+        public Revision SingleAt(int index) => _entries[index].Single;
+
+        /// <summary>Gives key <paramref name="index"/>, held as its one put, <paramref name="history"/> (equal to it, or later); returns it.</summary>
+        public KeyHistory SetHistory(int index, KeyHistory history) => _entries[index].History = history;
 
         public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
-            if (Histories[index] is { } history)
+            ref readonly var entry = ref _entries[index];
+            if (entry.History is { } history)
             {
                 return history.TryGet(atMain, out modified, out created, out version);
             }
 
-            var single = Singles[index];
+            var single = entry.Single;
             if (single.Main <= atMain)
             {
                 modified = single;
@@ -697,7 +704,7 @@ internal sealed class KeyIndex
         public KeyHistory NewHistory(int index)
         {
             var history = new KeyHistory(KeyAt(index).ToArray());
-            history.Put(Singles[index]);
+            history.Put(_entries[index].Single);
             return history;
         }
 
@@ -722,17 +729,11 @@ internal sealed class KeyIndex
             if (moved > 0)
             {
                 Array.Copy(_prefixes, index, _prefixes, index + 1, moved);
-                Array.Copy(KeyStarts, index, KeyStarts, index + 1, moved);
-                Array.Copy(KeyLengths, index, KeyLengths, index + 1, moved);
-                Array.Copy(Histories, index, Histories, index + 1, moved);
-                Array.Copy(Singles, index, Singles, index + 1, moved);
+                Array.Copy(_entries, index, _entries, index + 1, moved);
             }
 
             _prefixes[index] = prefix;
-            KeyStarts[index] = start;
-            KeyLengths[index] = key.Length;
-            Histories[index] = history;
-            Singles[index] = history is null ? single : default;
+            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, History = history, Single = history is null ? single : default };
             Count++;
         }
 
@@ -742,15 +743,11 @@ internal sealed class KeyIndex
             if (moved > 0)
             {
                 Array.Copy(_prefixes, index + 1, _prefixes, index, moved);
-                Array.Copy(KeyStarts, index + 1, KeyStarts, index, moved);
-                Array.Copy(KeyLengths, index + 1, KeyLengths, index, moved);
-                Array.Copy(Histories, index + 1, Histories, index, moved);
-                Array.Copy(Singles, index + 1, Singles, index, moved);
+                Array.Copy(_entries, index + 1, _entries, index, moved);
             }
 
             Count--;
-            Histories[Count] = null;
-            Singles[Count] = default;
+            _entries[Count] = default;
         }
 
         public Chunk SplitUpperHalf()
@@ -760,18 +757,17 @@ internal sealed class KeyIndex
             int keyBytes = 0;
             for (int i = half; i < Count; i++)
             {
-                keyBytes += KeyLengths[i];
+                keyBytes += _entries[i].KeyLength;
             }
 
             // Each half shares at least what the whole did, often more (sorted: what its first and last keys share).
             var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: KeyAt(half).CommonPrefixLength(KeyAt(Count - 1)));
             for (int i = 0; i < moved; i++)
             {
-                upper.Insert(i, KeyAt(half + i), Histories[half + i], Singles[half + i]);
+                upper.Insert(i, KeyAt(half + i), _entries[half + i].History, _entries[half + i].Single);
             }
 
-            Array.Clear(Histories, half, moved);
-            Array.Clear(Singles, half, moved);
+            Array.Clear(_entries, half, moved);
             Count = half;
             int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
             if (lowerShared > _shared.Length)
@@ -845,7 +841,7 @@ internal sealed class KeyIndex
 
             // Equal padded prefixes of two rests of at most 8 bytes: one is the other plus zero
             // bytes, so the shorter comes first.
-            int otherLength = KeyLengths[index];
+            int otherLength = _entries[index].KeyLength;
             int sharedLength = _shared.Length;
             return key.Length - sharedLength <= 8 && otherLength - sharedLength <= 8
                 ? key.Length.CompareTo(otherLength)
@@ -876,7 +872,7 @@ internal sealed class KeyIndex
                 int live = key.Length;
                 for (int i = 0; i < Count; i++)
                 {
-                    live += KeyLengths[i];
+                    live += _entries[i].KeyLength;
                 }
 
                 // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
@@ -886,8 +882,8 @@ internal sealed class KeyIndex
                 for (int i = 0; i < Count; i++)
                 {
                     KeyAt(i).CopyTo(rebuilt.AsSpan(used));
-                    KeyStarts[i] = used;
-                    used += KeyLengths[i];
+                    _entries[i].KeyStart = used;
+                    used += _entries[i].KeyLength;
                 }
 
                 KeyBytes = rebuilt;
@@ -898,6 +894,19 @@ internal sealed class KeyIndex
             key.CopyTo(KeyBytes.AsSpan(start));
             _keyBytesUsed += key.Length;
             return start;
+        }
+
+        /// <summary>
+        /// One key's entry: where its bytes are in <see cref="KeyBytes"/>, and its history object or
+        /// (null) the one put that created it (version 1). One array of them, so a lookup's last
+        /// reads (the key's length, then its history or put) touch one cache line, not three arrays.
+        /// </summary>
+        private struct Entry
+        {
+            public int KeyStart;
+            public int KeyLength;
+            public KeyHistory? History;
+            public Revision Single;
         }
     }
 }
