@@ -641,6 +641,9 @@ internal sealed class KeyIndex
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
         private readonly ulong[] _prefixes = new ulong[MaxChunkCount + 1];
 
+        /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
+        private readonly Entry[] _entries = new Entry[MaxChunkCount + 1];
+
         /// <summary>The most bytes the first key sets <see cref="_shared"/> to (a bulk load or split knows what its keys share).</summary>
         private readonly int _sharedLengthAtMost;
 
@@ -655,9 +658,6 @@ internal sealed class KeyIndex
             KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity);
             _sharedLengthAtMost = sharedLengthAtMost;
         }
-
-        /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
-        private readonly Entry[] _entries = new Entry[MaxChunkCount + 1];
 
         public byte[] KeyBytes { get; private set; }
 
