@@ -8,7 +8,8 @@ namespace EmbeddedRaft.Benchmarks;
 /// generator beside etcd and DotNext (<see cref="StoreLoad.StoreLoadGenerator"/>), <c>tcp-cpu</c> the TCP
 /// transport's wall and CPU time per message beside a raw socket (<see cref="Transport.TcpTransportCpuProbe"/>), <c>tcp-parts</c>
 /// its per-message parts (queue, encode, decode) timed on one thread (<see cref="Transport.TcpTransportPartsProbe"/>), <c>watch-cpu</c>
-/// the store writer's CPU per put with and without a watcher (<see cref="Mvcc.WatchWriterCpuProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
+/// the store writer's CPU per put with and without a watcher (<see cref="Mvcc.WatchWriterCpuProbe"/>), <c>range-cpu</c> the
+/// store's CPU per single-key range on one thread (<see cref="Mvcc.RangeCpuProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
 /// <c>--filter '*Wal*'</c>, <c>--list flat</c> and every other BenchmarkDotNet option work.</summary>
 public static class Program
 {
@@ -37,6 +38,11 @@ public static class Program
         if (args.Length > 0 && args[0] == "watch-cpu")
         {
             return Mvcc.WatchWriterCpuProbe.Run(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == "range-cpu")
+        {
+            return await Mvcc.RangeCpuProbe.RunAsync(args[1..]);
         }
 
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout));

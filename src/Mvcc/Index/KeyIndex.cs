@@ -11,10 +11,14 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// binary searches (one comparison with the last key for a key past it: keys written in order), an
 /// insert moves at most one chunk's entries, and a range walks chunks in order. (A plain sorted array
 /// moves half the index per insert; <c>SortedSet</c> counts a whole range before yielding its first
-/// entry.) Each chunk keeps the first 8 bytes of every key as a number beside it (<see cref="Prefix"/>),
-/// and the index the prefix of each chunk's first key, so a binary search mostly compares numbers in
-/// one array and follows a pointer to a key only on a tie: lookups are bound by memory latency, and
-/// this cut them several-fold.</para>
+/// entry.) Each chunk knows the bytes all its keys begin with (<see cref="Chunk"/>'s shared bytes) and
+/// keeps the 8 bytes of every key that follow them as a number beside it (<see cref="Prefix"/>), and
+/// the index does the same for the chunks' first keys, so a binary search compares numbers in one
+/// array and follows a pointer to a key only on a tie: lookups are bound by memory latency. The
+/// shared bytes are skipped because keys share long prefixes (etcd's <c>/registry/pods/...</c>,
+/// store-load's <c>/store-load/000042</c>): with the first 8 bytes of the whole key every probe tied
+/// and compared whole keys, three cache misses a step (docs/benchmarks.md, "Replicated reads,
+/// session 11").</para>
 /// <para>Entries without an object of their own: a key's bytes are copied into its chunk's one key
 /// array (<see cref="Chunk"/>), and a key whose whole history is the one put that created it (most
 /// keys between compactions, and every key of a store written once) is those bytes and that revision
@@ -35,8 +39,18 @@ internal sealed class KeyIndex
 
     private readonly List<Chunk> _chunks = [];
 
-    /// <summary>Prefix of each chunk's first key, parallel to <see cref="_chunks"/>.</summary>
+    /// <summary>
+    /// The <see cref="Prefix"/> of each chunk's first key after <see cref="_chunkShared"/>, parallel
+    /// to <see cref="_chunks"/>.
+    /// </summary>
     private readonly List<ulong> _chunkPrefixes = [];
+
+    /// <summary>
+    /// Bytes every chunk's first key begins with: those the first and last chunks' first keys share
+    /// (keys between two in byte order share what those two share). Invariant: each chunk's entry of
+    /// <see cref="_chunkPrefixes"/> is the prefix of its first key after these bytes.
+    /// </summary>
+    private byte[] _chunkShared = [];
 
     /// <summary>Adds and removals so far: a <see cref="Position"/> is valid only while it is unchanged.</summary>
     private long _changeCount;
@@ -45,9 +59,10 @@ internal sealed class KeyIndex
     public int Count { get; private set; }
 
     /// <summary>
-    /// The first 8 bytes of a key, zero-padded, as a big-endian number: unequal prefixes order
-    /// keys as their bytes do (a shorter key's padding is below any byte that follows in a longer
-    /// one, and equal padded prefixes fall back to the whole keys).
+    /// The first 8 bytes of a key (or of the rest of a key after bytes it shares with others),
+    /// zero-padded, as a big-endian number: unequal prefixes order keys as their bytes do (a shorter
+    /// key's padding is below any byte that follows in a longer one, and equal padded prefixes fall
+    /// back to the lengths, or to the whole keys when either is longer than 8 bytes).
     /// </summary>
     public static ulong Prefix(ReadOnlySpan<byte> key)
     {
@@ -56,11 +71,22 @@ internal sealed class KeyIndex
             return BinaryPrimitives.ReadUInt64BigEndian(key);
         }
 
-        Span<byte> padded = stackalloc byte[8];
-        padded.Clear();
-        key.CopyTo(padded);
-        return BinaryPrimitives.ReadUInt64BigEndian(padded);
+        ulong prefix = 0;
+        for (int i = 0; i < key.Length; i++)
+        {
+            prefix |= (ulong)key[i] << (56 - (8 * i));
+        }
+
+        return prefix;
     }
+
+    /// <summary>
+    /// How <paramref name="key"/> orders against keys that all begin with <paramref name="shared"/>:
+    /// negative when before every such key, positive when after every one, zero when it begins with
+    /// <paramref name="shared"/> too.
+    /// </summary>
+    private static int CompareToShared(ReadOnlySpan<byte> key, ReadOnlySpan<byte> shared) =>
+        key[..Math.Min(key.Length, shared.Length)].SequenceCompareTo(shared);
 
     // ------------------------------------------------------------ reading (readers and the writer)
 
@@ -102,7 +128,7 @@ internal sealed class KeyIndex
         }
 
         bool toEnd = rangeEnd.Length == 1 && rangeEnd[0] == 0;
-        var (chunkIndex, index) = LowerBound(key, Prefix(key));
+        var (chunkIndex, index) = LowerBound(key);
         for (; chunkIndex < _chunks.Count; chunkIndex++, index = 0)
         {
             var chunk = _chunks[chunkIndex];
@@ -142,7 +168,7 @@ internal sealed class KeyIndex
         }
 
         var chunk = _chunks[position.Chunk];
-        return chunk.Histories[position.Index] ?? chunk.NewHistory(position.Index);
+        return chunk.HistoryAt(position.Index) ?? chunk.NewHistory(position.Index);
     }
 
     // ------------------------------------------------------------ writing (writer thread, write lock for changes)
@@ -154,10 +180,9 @@ internal sealed class KeyIndex
     /// </summary>
     public bool Find(ReadOnlySpan<byte> key, out Position position)
     {
-        ulong prefix = Prefix(key);
         if (_chunks.Count == 0)
         {
-            position = new Position(0, 0, prefix, _changeCount);
+            position = new Position(0, 0, _changeCount);
             return false;
         }
 
@@ -165,19 +190,16 @@ internal sealed class KeyIndex
         // binary searches.
         int lastChunk = _chunks.Count - 1;
         var last = _chunks[lastChunk];
-        int lastIndex = last.Count - 1;
-        ulong lastPrefix = last.Prefixes[lastIndex];
-        if (prefix > lastPrefix || (prefix == lastPrefix && key.SequenceCompareTo(last.KeyAt(lastIndex)) > 0))
+        if (last.Compare(key, last.Count - 1) > 0)
         {
-            position = new Position(lastChunk, lastIndex + 1, prefix, _changeCount);
+            position = new Position(lastChunk, last.Count, _changeCount);
             return false;
         }
 
-        int chunkIndex = Math.Max(0, FindChunk(key, prefix));
-        var chunk = _chunks[chunkIndex];
-        int index = chunk.LowerBound(key, prefix);
-        position = new Position(chunkIndex, index, prefix, _changeCount);
-        return index < chunk.Count && chunk.Prefixes[index] == prefix && chunk.KeyAt(index).SequenceEqual(key);
+        int chunkIndex = Math.Max(0, FindChunk(key));
+        int index = _chunks[chunkIndex].LowerBound(key, out bool exact);
+        position = new Position(chunkIndex, index, _changeCount);
+        return exact;
     }
 
     /// <summary>As <see cref="TryGet(ReadOnlySpan{byte}, long, out Revision, out Revision, out long)"/> for the key <see cref="Find"/> found at <paramref name="position"/>.</summary>
@@ -227,7 +249,7 @@ internal sealed class KeyIndex
         var emptied = new List<byte[]>();
         byte[]? lastSeen = null;
         int seen = 0;
-        var (chunkIndex, index) = LowerBound(from, Prefix(from));
+        var (chunkIndex, index) = LowerBound(from);
         for (; chunkIndex < _chunks.Count && seen < limit; chunkIndex++, index = 0)
         {
             var chunk = _chunks[chunkIndex];
@@ -239,7 +261,7 @@ internal sealed class KeyIndex
                     lastSeen = chunk.KeyAt(index).ToArray();
                 }
 
-                if (chunk.Histories[index] is { } history)
+                if (chunk.HistoryAt(index) is { } history)
                 {
                     history.Compact(atMain, available);
                     if (history.IsEmpty)
@@ -247,10 +269,10 @@ internal sealed class KeyIndex
                         emptied.Add(history.Key);
                     }
                 }
-                else if (chunk.Singles[index].Main <= atMain)
+                else if (chunk.SingleAt(index).Main <= atMain)
                 {
                     // A key's one put is its newest revision: kept.
-                    available.Add(chunk.Singles[index]);
+                    available.Add(chunk.SingleAt(index));
                 }
             }
         }
@@ -271,13 +293,13 @@ internal sealed class KeyIndex
         {
             for (int i = 0; i < chunk.Count; i++)
             {
-                if (chunk.Histories[i] is { } history)
+                if (chunk.HistoryAt(i) is { } history)
                 {
                     history.Keep(atMain, available);
                 }
-                else if (chunk.Singles[i].Main <= atMain)
+                else if (chunk.SingleAt(i).Main <= atMain)
                 {
-                    available.Add(chunk.Singles[i]);
+                    available.Add(chunk.SingleAt(i));
                 }
             }
         }
@@ -300,10 +322,11 @@ internal sealed class KeyIndex
         {
             _chunks.RemoveAt(position.Chunk);
             _chunkPrefixes.RemoveAt(position.Chunk);
+            FirstKeysChanged(changedChunk: -1);
         }
         else if (position.Index == 0)
         {
-            _chunkPrefixes[position.Chunk] = chunk.Prefixes[0];
+            FirstKeysChanged(position.Chunk);
         }
     }
 
@@ -382,7 +405,8 @@ internal sealed class KeyIndex
                 keyBytes += keys.KeyAt(order[i]).Length;
             }
 
-            var chunk = new Chunk(keyBytes);
+            // Sorted, so every key of the chunk shares what its first and last keys share.
+            var chunk = new Chunk(keyBytes, sharedLengthAtMost: keys.KeyAt(order[start]).CommonPrefixLength(keys.KeyAt(order[end - 1])));
             for (int i = start; i < end; i++)
             {
                 int k = order[i];
@@ -399,28 +423,29 @@ internal sealed class KeyIndex
                     history = null;
                 }
 
-                chunk.Insert(chunk.Count, prefixes[i], key, history, revision);
+                chunk.Insert(chunk.Count, key, history, revision);
             }
 
             _chunks.Add(chunk);
-            _chunkPrefixes.Add(chunk.Prefixes[0]);
+            _chunkPrefixes.Add(0);
         }
 
         Count = count;
         _changeCount++;
+        RecomputeChunkPrefixes();
     }
 
     private void Insert(in Position position, ReadOnlySpan<byte> key, KeyHistory? history, Revision revision)
     {
         _changeCount++;
         Count++;
-        ulong prefix = position.Prefix;
         if (_chunks.Count == 0)
         {
             var first = new Chunk(key.Length);
-            first.Insert(0, prefix, key, history, revision);
+            first.Insert(0, key, history, revision);
             _chunks.Add(first);
-            _chunkPrefixes.Add(prefix);
+            _chunkPrefixes.Add(0);
+            FirstKeysChanged(0);
             return;
         }
 
@@ -433,24 +458,70 @@ internal sealed class KeyIndex
             // ones stay full instead of being split in halves that never fill again.
             // Sized for a full chunk of keys like this one (capped for long keys): appends rarely rebuild it.
             var next = new Chunk(Math.Min(key.Length, 32) * MaxChunkCount);
-            next.Insert(0, prefix, key, history, revision);
+            next.Insert(0, key, history, revision);
             _chunks.Add(next);
-            _chunkPrefixes.Add(prefix);
+            _chunkPrefixes.Add(0);
+            FirstKeysChanged(_chunks.Count - 1);
             return;
         }
 
-        chunk.Insert(index, prefix, key, history, revision);
-        if (index == 0)
-        {
-            _chunkPrefixes[chunkIndex] = prefix;
-        }
-
+        chunk.Insert(index, key, history, revision);
         if (chunk.Count > MaxChunkCount)
         {
             var upper = chunk.SplitUpperHalf();
             _chunks.Insert(chunkIndex + 1, upper);
-            _chunkPrefixes.Insert(chunkIndex + 1, upper.Prefixes[0]);
+            _chunkPrefixes.Insert(chunkIndex + 1, 0);
+            FirstKeysChanged(chunkIndex + 1);
         }
+
+        if (index == 0)
+        {
+            FirstKeysChanged(chunkIndex);
+        }
+    }
+
+    /// <summary>
+    /// Keeps <see cref="_chunkPrefixes"/> true after the first key of chunk
+    /// <paramref name="changedChunk"/> changed (or a chunk was removed: -1): only its entry, unless
+    /// the bytes all first keys share changed, then every entry (the first or last chunk's first key
+    /// changed: rare once the index has a few chunks).
+    /// </summary>
+    private void FirstKeysChanged(int changedChunk)
+    {
+        if (_chunks.Count == 0)
+        {
+            _chunkShared = [];
+            return;
+        }
+
+        var first = _chunks[0].KeyAt(0);
+        int sharedLength = first.CommonPrefixLength(_chunks[^1].KeyAt(0));
+        if (sharedLength != _chunkShared.Length || !first[..sharedLength].SequenceEqual(_chunkShared))
+        {
+            RecomputeChunkPrefixes();
+        }
+        else if (changedChunk >= 0)
+        {
+            _chunkPrefixes[changedChunk] = Prefix(_chunks[changedChunk].KeyAt(0)[sharedLength..]);
+        }
+    }
+
+    private void RecomputeChunkPrefixes()
+    {
+        if (_chunks.Count == 0)
+        {
+            _chunkShared = [];
+            return;
+        }
+
+        var first = _chunks[0].KeyAt(0);
+        var shared = first[..first.CommonPrefixLength(_chunks[^1].KeyAt(0))].ToArray();
+        for (int i = 0; i < _chunks.Count; i++)
+        {
+            _chunkPrefixes[i] = Prefix(_chunks[i].KeyAt(0)[shared.Length..]);
+        }
+
+        _chunkShared = shared;
     }
 
     private void CheckCurrent(in Position position)
@@ -476,7 +547,7 @@ internal sealed class KeyIndex
     private KeyHistory HistoryAt(in Position position)
     {
         var chunk = At(position);
-        return chunk.Histories[position.Index] ??= chunk.NewHistory(position.Index);
+        return chunk.HistoryAt(position.Index) ?? chunk.SetHistory(position.Index, chunk.NewHistory(position.Index));
     }
 
     /// <summary>Byte-wise order of whole keys, given by their slots (for keys with equal prefixes).</summary>
@@ -489,8 +560,16 @@ internal sealed class KeyIndex
         prefix != otherPrefix ? (prefix < otherPrefix ? -1 : 1) : key.SequenceCompareTo(other);
 
     /// <summary>The chunk whose first key is the last one &lt;= <paramref name="key"/>, or -1 when key is before every key.</summary>
-    private int FindChunk(ReadOnlySpan<byte> key, ulong prefix)
+    private int FindChunk(ReadOnlySpan<byte> key)
     {
+        var shared = _chunkShared;
+        int order = CompareToShared(key, shared);
+        if (order != 0)
+        {
+            return order < 0 ? -1 : _chunks.Count - 1;
+        }
+
+        ulong prefix = Prefix(key[shared.Length..]);
         int lo = 0;
         int hi = _chunks.Count - 1;
         int found = -1;
@@ -500,7 +579,7 @@ internal sealed class KeyIndex
             ulong midPrefix = _chunkPrefixes[mid];
 
             // The first key is loaded only on a prefix tie (a cache miss otherwise saved per step).
-            int order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(_chunks[mid].KeyAt(0));
+            order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(_chunks[mid].KeyAt(0));
             if (order >= 0)
             {
                 found = mid;
@@ -516,25 +595,26 @@ internal sealed class KeyIndex
     }
 
     /// <summary>The position of the first key &gt;= <paramref name="key"/> (chunk past the end when none).</summary>
-    private (int Chunk, int Index) LowerBound(ReadOnlySpan<byte> key, ulong prefix)
+    private (int Chunk, int Index) LowerBound(ReadOnlySpan<byte> key)
     {
-        int chunkIndex = FindChunk(key, prefix);
+        int chunkIndex = FindChunk(key);
         if (chunkIndex < 0)
         {
             return (0, 0);
         }
 
-        int index = _chunks[chunkIndex].LowerBound(key, prefix);
-        return index < _chunks[chunkIndex].Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
+        var chunk = _chunks[chunkIndex];
+        int index = chunk.LowerBound(key, out _);
+        return index < chunk.Count ? (chunkIndex, index) : (chunkIndex + 1, 0);
     }
 
     /// <summary>Where a key is (or goes), valid while the index has had no add or removal since (<see cref="ChangeCount"/>).</summary>
-    internal readonly record struct Position(int Chunk, int Index, ulong Prefix, long ChangeCount);
+    internal readonly record struct Position(int Chunk, int Index, long ChangeCount);
 
     /// <summary>
-    /// A run of consecutive keys, in parallel arrays: each key's prefix, where its bytes are in
-    /// <see cref="KeyBytes"/>, and either its <see cref="KeyHistory"/> or (null there) its one put
-    /// in <see cref="Singles"/>.
+    /// A run of consecutive keys: each key's prefix after the bytes the chunk's keys share (in an
+    /// array of their own, for the searches), and its <see cref="Entry"/>: where its bytes are in
+    /// <see cref="KeyBytes"/>, and either its <see cref="KeyHistory"/> or (none) its one put.
     /// </summary>
     /// <remarks>
     /// <para>Key bytes: every key of the chunk is copied into the chunk's one array, so a new key
@@ -544,41 +624,68 @@ internal sealed class KeyIndex
     /// bytes, removed keys' bytes dropped). It changes only under the index's write lock, so a
     /// reader's span of a key (<see cref="KeyAt"/>) is good while it holds the read lock; nothing
     /// keeps one past that.</para>
+    /// <para>Shared bytes: a key that does not begin with <see cref="_shared"/> shortens it to what
+    /// they have in common (and every prefix is taken again, at most once per byte given up); a split
+    /// or removal never needs it shorter. A search compares a key with <see cref="_shared"/> once,
+    /// then numbers: only keys whose next 8 bytes tie are compared byte by byte, and not even those
+    /// when both end within those 8 bytes (then equal prefixes order as the lengths do).</para>
     /// <para>Invariant: the first <see cref="Count"/> entries are used, and their bytes are within
-    /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; never empty in the index.</para>
+    /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key begins with
+    /// <see cref="_shared"/> and <see cref="_prefixes"/> holds each key's <see cref="Prefix"/> after it;
+    /// never empty in the index.</para>
     /// </remarks>
-    private sealed class Chunk(int keyBytesCapacity)
+    private sealed class Chunk
     {
         public int Count;
+
+        /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
+        private readonly ulong[] _prefixes = new ulong[MaxChunkCount + 1];
+
+        /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
+        private readonly Entry[] _entries = new Entry[MaxChunkCount + 1];
+
+        /// <summary>The most bytes the first key sets <see cref="_shared"/> to (a bulk load or split knows what its keys share).</summary>
+        private readonly int _sharedLengthAtMost;
 
         /// <summary>Bytes of <see cref="KeyBytes"/> taken (by live keys and by keys removed since it was rebuilt).</summary>
         private int _keyBytesUsed;
 
-        public ulong[] Prefixes { get; } = new ulong[MaxChunkCount + 1];
+        /// <summary>Bytes every key of the chunk begins with (a copy; set by the first key).</summary>
+        private byte[] _shared = [];
 
-        /// <summary>Where each key's bytes start in <see cref="KeyBytes"/>.</summary>
-        public int[] KeyStarts { get; } = new int[MaxChunkCount + 1];
+        public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
+        {
+            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity);
+            _sharedLengthAtMost = sharedLengthAtMost;
+        }
 
-        public int[] KeyLengths { get; } = new int[MaxChunkCount + 1];
-
-        public byte[] KeyBytes { get; private set; } = GC.AllocateUninitializedArray<byte>(keyBytesCapacity);
-
-        public KeyHistory?[] Histories { get; } = new KeyHistory?[MaxChunkCount + 1];
-
-        /// <summary>For an entry without a history: its one revision, a put that created the key (version 1).</summary>
-        public Revision[] Singles { get; } = new Revision[MaxChunkCount + 1];
+        public byte[] KeyBytes { get; private set; }
 
         /// <summary>The bytes of key <paramref name="index"/>: valid until the chunk next changes.</summary>
-        public ReadOnlySpan<byte> KeyAt(int index) => new(KeyBytes, KeyStarts[index], KeyLengths[index]);
+        public ReadOnlySpan<byte> KeyAt(int index)
+        {
+            ref readonly var entry = ref _entries[index];
+            return new(KeyBytes, entry.KeyStart, entry.KeyLength);
+        }
+
+        /// <summary>Key <paramref name="index"/>'s history object, or null when its history is its one put (<see cref="SingleAt"/>).</summary>
+        public KeyHistory? HistoryAt(int index) => _entries[index].History;
+
+        /// <summary>The one put of key <paramref name="index"/>, which has no history object.</summary>
+        public Revision SingleAt(int index) => _entries[index].Single;
+
+        /// <summary>Gives key <paramref name="index"/>, held as its one put, <paramref name="history"/> (equal to it, or later); returns it.</summary>
+        public KeyHistory SetHistory(int index, KeyHistory history) => _entries[index].History = history;
 
         public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
-            if (Histories[index] is { } history)
+            ref readonly var entry = ref _entries[index];
+            if (entry.History is { } history)
             {
                 return history.TryGet(atMain, out modified, out created, out version);
             }
 
-            var single = Singles[index];
+            var single = entry.Single;
             if (single.Main <= atMain)
             {
                 modified = single;
@@ -597,28 +704,36 @@ internal sealed class KeyIndex
         public KeyHistory NewHistory(int index)
         {
             var history = new KeyHistory(KeyAt(index).ToArray());
-            history.Put(Singles[index]);
+            history.Put(_entries[index].Single);
             return history;
         }
 
-        public void Insert(int index, ulong prefix, ReadOnlySpan<byte> key, KeyHistory? history, Revision single)
+        public void Insert(int index, ReadOnlySpan<byte> key, KeyHistory? history, Revision single)
         {
+            if (Count == 0)
+            {
+                _shared = key[..Math.Min(key.Length, _sharedLengthAtMost)].ToArray();
+            }
+            else
+            {
+                int common = key.CommonPrefixLength(_shared);
+                if (common < _shared.Length)
+                {
+                    ShareOnly(common);
+                }
+            }
+
+            ulong prefix = Prefix(key[_shared.Length..]);
             int start = StoreKey(key);
             int moved = Count - index;
             if (moved > 0)
             {
-                Array.Copy(Prefixes, index, Prefixes, index + 1, moved);
-                Array.Copy(KeyStarts, index, KeyStarts, index + 1, moved);
-                Array.Copy(KeyLengths, index, KeyLengths, index + 1, moved);
-                Array.Copy(Histories, index, Histories, index + 1, moved);
-                Array.Copy(Singles, index, Singles, index + 1, moved);
+                Array.Copy(_prefixes, index, _prefixes, index + 1, moved);
+                Array.Copy(_entries, index, _entries, index + 1, moved);
             }
 
-            Prefixes[index] = prefix;
-            KeyStarts[index] = start;
-            KeyLengths[index] = key.Length;
-            Histories[index] = history;
-            Singles[index] = history is null ? single : default;
+            _prefixes[index] = prefix;
+            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, History = history, Single = history is null ? single : default };
             Count++;
         }
 
@@ -627,16 +742,12 @@ internal sealed class KeyIndex
             int moved = Count - index - 1;
             if (moved > 0)
             {
-                Array.Copy(Prefixes, index + 1, Prefixes, index, moved);
-                Array.Copy(KeyStarts, index + 1, KeyStarts, index, moved);
-                Array.Copy(KeyLengths, index + 1, KeyLengths, index, moved);
-                Array.Copy(Histories, index + 1, Histories, index, moved);
-                Array.Copy(Singles, index + 1, Singles, index, moved);
+                Array.Copy(_prefixes, index + 1, _prefixes, index, moved);
+                Array.Copy(_entries, index + 1, _entries, index, moved);
             }
 
             Count--;
-            Histories[Count] = null;
-            Singles[Count] = default;
+            _entries[Count] = default;
         }
 
         public Chunk SplitUpperHalf()
@@ -646,49 +757,111 @@ internal sealed class KeyIndex
             int keyBytes = 0;
             for (int i = half; i < Count; i++)
             {
-                keyBytes += KeyLengths[i];
+                keyBytes += _entries[i].KeyLength;
             }
 
-            var upper = new Chunk(keyBytes * 2);
+            // Each half shares at least what the whole did, often more (sorted: what its first and last keys share).
+            var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: KeyAt(half).CommonPrefixLength(KeyAt(Count - 1)));
             for (int i = 0; i < moved; i++)
             {
-                upper.KeyStarts[i] = upper.StoreKey(KeyAt(half + i));
-                upper.KeyLengths[i] = KeyLengths[half + i];
+                upper.Insert(i, KeyAt(half + i), _entries[half + i].History, _entries[half + i].Single);
             }
 
-            Array.Copy(Prefixes, half, upper.Prefixes, 0, moved);
-            Array.Copy(Histories, half, upper.Histories, 0, moved);
-            Array.Copy(Singles, half, upper.Singles, 0, moved);
-            upper.Count = moved;
-            Array.Clear(Histories, half, moved);
-            Array.Clear(Singles, half, moved);
+            Array.Clear(_entries, half, moved);
             Count = half;
+            int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
+            if (lowerShared > _shared.Length)
+            {
+                _shared = KeyAt(0)[..lowerShared].ToArray();
+                RecomputePrefixes();
+            }
+
             return upper;
         }
 
-        /// <summary>The position of the first key &gt;= <paramref name="key"/> in this chunk.</summary>
-        public int LowerBound(ReadOnlySpan<byte> key, ulong prefix)
+        /// <summary>
+        /// How <paramref name="key"/> orders against key <paramref name="index"/> (negative: before it),
+        /// comparing numbers first, as the searches do.
+        /// </summary>
+        public int Compare(ReadOnlySpan<byte> key, int index)
         {
+            var shared = _shared;
+            int order = CompareToShared(key, shared);
+            return order != 0 ? order : CompareAfterShared(key, Prefix(key[shared.Length..]), index);
+        }
+
+        /// <summary>
+        /// The position of the first key &gt;= <paramref name="key"/> in this chunk, and whether that
+        /// key is <paramref name="key"/>.
+        /// </summary>
+        public int LowerBound(ReadOnlySpan<byte> key, out bool exact)
+        {
+            exact = false;
+            var shared = _shared;
+            int order = CompareToShared(key, shared);
+            if (order != 0)
+            {
+                return order < 0 ? 0 : Count;
+            }
+
+            ulong prefix = Prefix(key[shared.Length..]);
             int lo = 0;
             int hi = Count;
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
-                ulong midPrefix = Prefixes[mid];
-
-                // The key's bytes are loaded only on a prefix tie.
-                int order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(KeyAt(mid));
+                order = CompareAfterShared(key, prefix, mid);
                 if (order > 0)
                 {
                     lo = mid + 1;
                 }
                 else
                 {
+                    // Keys are distinct: an equal key is the lower bound the search ends on.
+                    exact |= order == 0;
                     hi = mid;
                 }
             }
 
             return lo;
+        }
+
+        /// <summary>
+        /// How <paramref name="key"/>, which begins with <see cref="_shared"/> and whose prefix after it
+        /// is <paramref name="prefix"/>, orders against key <paramref name="index"/>. The key's bytes are
+        /// loaded only on a prefix tie of keys longer than 8 bytes after the shared ones.
+        /// </summary>
+        private int CompareAfterShared(ReadOnlySpan<byte> key, ulong prefix, int index)
+        {
+            ulong other = _prefixes[index];
+            if (prefix != other)
+            {
+                return prefix < other ? -1 : 1;
+            }
+
+            // Equal padded prefixes of two rests of at most 8 bytes: one is the other plus zero
+            // bytes, so the shorter comes first.
+            int otherLength = _entries[index].KeyLength;
+            int sharedLength = _shared.Length;
+            return key.Length - sharedLength <= 8 && otherLength - sharedLength <= 8
+                ? key.Length.CompareTo(otherLength)
+                : key[sharedLength..].SequenceCompareTo(KeyAt(index)[sharedLength..]);
+        }
+
+        /// <summary>Shortens <see cref="_shared"/> to its first <paramref name="length"/> bytes, every prefix taken again.</summary>
+        private void ShareOnly(int length)
+        {
+            _shared = _shared[..length];
+            RecomputePrefixes();
+        }
+
+        private void RecomputePrefixes()
+        {
+            int sharedLength = _shared.Length;
+            for (int i = 0; i < Count; i++)
+            {
+                _prefixes[i] = Prefix(KeyAt(i)[sharedLength..]);
+            }
         }
 
         /// <summary>Copies <paramref name="key"/> into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
@@ -699,7 +872,7 @@ internal sealed class KeyIndex
                 int live = key.Length;
                 for (int i = 0; i < Count; i++)
                 {
-                    live += KeyLengths[i];
+                    live += _entries[i].KeyLength;
                 }
 
                 // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
@@ -709,8 +882,8 @@ internal sealed class KeyIndex
                 for (int i = 0; i < Count; i++)
                 {
                     KeyAt(i).CopyTo(rebuilt.AsSpan(used));
-                    KeyStarts[i] = used;
-                    used += KeyLengths[i];
+                    _entries[i].KeyStart = used;
+                    used += _entries[i].KeyLength;
                 }
 
                 KeyBytes = rebuilt;
@@ -721,6 +894,19 @@ internal sealed class KeyIndex
             key.CopyTo(KeyBytes.AsSpan(start));
             _keyBytesUsed += key.Length;
             return start;
+        }
+
+        /// <summary>
+        /// One key's entry: where its bytes are in <see cref="KeyBytes"/>, and its history object or
+        /// (null) the one put that created it (version 1). One array of them, so a lookup's last
+        /// reads (the key's length, then its history or put) touch one cache line, not three arrays.
+        /// </summary>
+        private struct Entry
+        {
+            public int KeyStart;
+            public int KeyLength;
+            public KeyHistory? History;
+            public Revision Single;
         }
     }
 }

@@ -63,6 +63,86 @@ public sealed class KeyIndexTests
         }
     }
 
+    /// <summary>
+    /// Keys that share long prefixes (as etcd's <c>/registry/pods/...</c> and store-load's keys do),
+    /// which the index skips before it compares numbers: rests of 0–11 bytes of 0x00, 0x01 and 'a'
+    /// after them (so zero padding ties and keys that are prefixes of others), a few keys that share
+    /// less or nothing (so the shared bytes shrink), added in order, in reverse and at random,
+    /// removed, and reloaded: every key is found, absent keys are not, and ranges from any key walk
+    /// exactly the model's keys in byte order.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public void KeysSharingLongPrefixesAreFoundAndWalkedInByteOrderThroughSplitsRemovalsAndReloads(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
+        var random = new Random(seed);
+        byte[][] stems = ["/registry/pods/default/"u8.ToArray(), "/registry/pods/"u8.ToArray(), "/registry/"u8.ToArray(), "/store-load/0"u8.ToArray()];
+        byte[] RandomSharingKey()
+        {
+            if (random.Next(50) == 0)
+            {
+                // Shares little or nothing with the rest.
+                return RandomKey(random);
+            }
+
+            var stem = stems[random.Next(stems.Length)];
+            var rest = new byte[random.Next(0, 12)];
+            for (int i = 0; i < rest.Length; i++)
+            {
+                rest[i] = random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => (byte)'a' };
+            }
+
+            return [.. stem, .. rest];
+        }
+
+        var index = new KeyIndex();
+        var model = new SortedSet<byte[]>(ByteOrder.Instance);
+        long main = 1;
+        int descending = 1_000_000;
+        for (int step = 0; step < 6_000; step++)
+        {
+            int choice = random.Next(20);
+            byte[] key;
+            if (choice < 3 && model.Count > 0)
+            {
+                var victim = model.ElementAt(random.Next(model.Count));
+                index.Remove(victim);
+                model.Remove(victim);
+                continue;
+            }
+            else if (choice == 3)
+            {
+                index = new KeyIndex();
+                index.Load(model.Select(k => SinglePut(k, ++main)).ToList());
+                continue;
+            }
+            else if (choice < 8)
+            {
+                // Descending keys under one stem: inserts before a chunk's first key.
+                key = [.. "/store-load/0"u8, .. System.Text.Encoding.ASCII.GetBytes((descending--).ToString("D7", System.Globalization.CultureInfo.InvariantCulture))];
+            }
+            else
+            {
+                key = RandomSharingKey();
+            }
+
+            bool found = index.Find(key, out var position);
+            Assert.That(found, Is.EqualTo(model.Contains(key)), $"step {step}: {Show(key)} found by Find");
+            if (!found)
+            {
+                index.Add(position, key, new Revision(++main, 0));
+                model.Add(key);
+            }
+
+            if (step % 500 == 0)
+            {
+                AssertSameKeysAndRanges(index, model, RandomSharingKey, step);
+            }
+        }
+
+        AssertSameKeysAndRanges(index, model, RandomSharingKey, step: -1);
+    }
+
     [Test]
     public void APositionFoundBeforeTheIndexChangedIsRefusedAndChangesNothing()
     {
@@ -211,6 +291,51 @@ public sealed class KeyIndexTests
             var expected = model.OrderBy(e => e.Key).Select(e => e.Value.TryGet(at, out var m, out _, out _) ? m : (Revision?)null).OfType<Revision>();
             Assert.That(visited, Is.EqualTo(expected), $"step {step}: range at {at}");
         }
+    }
+
+    private static void AssertSameKeysAndRanges(KeyIndex index, SortedSet<byte[]> model, Func<byte[]> probe, int step)
+    {
+        Assert.That(index.Count, Is.EqualTo(model.Count), $"step {step}: keys in the index");
+        Assert.That(index.Keys().Select(Show), Is.EqualTo(model.Select(Show)), $"step {step}: the index walks its keys in byte order");
+        foreach (var key in model)
+        {
+            if (!index.Find(key, out _))
+            {
+                Assert.Fail($"step {step}: {Show(key)} is in the index but not found");
+            }
+        }
+
+        for (int i = 0; i < 200; i++)
+        {
+            var from = probe();
+            if (index.Find(from, out _) != model.Contains(from))
+            {
+                Assert.Fail($"step {step}: Find({Show(from)}) says {!model.Contains(from)}");
+            }
+
+            // Every key >= from (a range end of the byte 0), in order.
+            var walked = new List<long>();
+            index.Visit(from, [0], long.MaxValue, modified =>
+            {
+                walked.Add(modified.Main);
+                return walked.Count < 5;
+            });
+            var expected = model.Where(k => ByteOrder.Instance.Compare(k, from) >= 0).Take(5).Select(k => FindMain(index, k));
+            Assert.That(walked, Is.EqualTo(expected), $"step {step}: the first keys >= {Show(from)}");
+        }
+    }
+
+    private static long FindMain(KeyIndex index, byte[] key)
+    {
+        Assert.That(index.TryGet(key, long.MaxValue, out var modified, out _, out _), Is.True);
+        return modified.Main;
+    }
+
+    private static KeyHistory SinglePut(byte[] key, long main)
+    {
+        var history = new KeyHistory(key);
+        history.Put(new Revision(main, 0));
+        return history;
     }
 
     private static string Show(KeyHistory history) => string.Join("|", history.GenerationRevisions().Select(g => string.Join(",", g)));
