@@ -81,6 +81,10 @@ public sealed partial class RaftNode<TResult>
                             _raw.ReportUnreachable(u.PeerId);
                             _unreachableReports[u.PeerId] = _unreachableReports.GetValueOrDefault(u.PeerId) + 1;
                             break;
+                        case SyncStartedInput:
+                            // The sync pipeline took the written Readies the loop held back for:
+                            // DriveReadiesAsync below takes the next one.
+                            break;
                         case FailInput f:
                             throw f.Error;
                         default:
@@ -371,6 +375,7 @@ public sealed partial class RaftNode<TResult>
             }
 
             _role = s.Role;
+            _leads = s.Role == StateRole.Leader;
         }
 
         if (s.Lead != 0)
@@ -440,6 +445,11 @@ public sealed partial class RaftNode<TResult>
     private sealed record UnreachableInput(ulong PeerId) : LoopInput;
 
     private sealed record FailInput(Exception Error) : LoopInput;
+
+    private sealed record SyncStartedInput : LoopInput
+    {
+        public static readonly SyncStartedInput Instance = new();
+    }
 
     /// <summary>
     /// A Ready written to the log: queued to the sync pipeline, which completes <see cref="Durable"/>

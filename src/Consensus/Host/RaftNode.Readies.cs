@@ -47,8 +47,14 @@ public sealed partial class RaftNode<TResult>
                 return;
             }
 
-            if (_readiesInFlight.Count > 0 && HoldsBackNextReady())
+            if (!LeaderHasDurableCommitsToApply() && WriteAwaitsSyncStart())
             {
+                // Coalescing: a written Ready still waits for the sync pipeline to start its fsync,
+                // and whatever a new Ready would carry becomes durable with the next fsync after it
+                // anyway. Until that fsync starts, what arrives (a follower's appends, a leader's
+                // proposals and commits) gathers in the core and goes out as one Ready then: one
+                // Ready, one write and one hand-back per fsync instead of one per incoming append.
+                // Messages needing no persistence still go out every turn (the loop sends them).
                 return;
             }
 
@@ -141,6 +147,7 @@ public sealed partial class RaftNode<TResult>
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         Interlocked.Increment(ref _readiesWritten);
+        Interlocked.Increment(ref _writesAwaitingSyncStart);
         if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
         {
             // Stopping: the loop ends at its next take; whatever waits on this write gives up.
@@ -149,33 +156,57 @@ public sealed partial class RaftNode<TResult>
     }
 
     /// <summary>
-    /// Coalescing, while a write is being made durable: whether the loop holds back the next Ready.
-    /// One that would carry new entries is held, since they could only join the fsync after the
-    /// running one: until that write is reported durable, what arrives (a follower's appends, a
-    /// leader's proposals) gathers in the core and is written as one Ready then, just before the
-    /// next fsync starts. One Ready, one write and one hand-back per fsync instead of one per
-    /// incoming append, and no entry waits out an fsync it could have joined. (Taking the next Ready
-    /// as soon as the fsync started, as before, left its entries to wait out that whole fsync and
-    /// everything arriving after it for the one after that: R13F, docs/benchmarks.md.) A Ready with
-    /// no new entries (a commit index, read states, a vote) costs the next fsync nothing and is taken
-    /// at once, and so is one whose committed entries a leader already holds durably
-    /// (<see cref="LeaderHasDurableCommitsToApply"/>): the callers waiting on those are the latency
-    /// that counts. Messages needing no persistence go out every turn regardless (the loop sends them).
-    /// </summary>
-    private bool HoldsBackNextReady() =>
-        _raw.Core.Log.Unstable.HasEntriesNotInProgress && !LeaderHasDurableCommitsToApply();
-
-    /// <summary>
     /// Whether this node leads and its followers' acknowledgements committed entries it already
-    /// holds durably: then the loop takes a Ready even while a write is being made durable, so that
-    /// those entries go to the applier now rather than one fsync later (a Ready more per
-    /// acknowledgement round costs no fsync: the sync pipeline takes every queued write at once).
-    /// Followers keep coalescing: their commits arrive with every append, and nobody waits on their
-    /// apply at this rate. A heuristic only: an entry still being written waits for its write in the
-    /// apply pipeline whatever this says (<see cref="PendingWriteOf"/>).
+    /// holds durably: then the loop takes a Ready even while a written one waits for its fsync to
+    /// start, so that those entries go to the applier now rather than one fsync later (the callers
+    /// waiting on them are the latency that counts; a Ready more per acknowledgement round costs
+    /// no fsync, the sync pipeline takes every queued write at once). Followers keep coalescing:
+    /// their commits arrive with every append, and nobody waits on their apply at this rate.
+    /// A heuristic only: an entry still being written waits for its write in the apply pipeline
+    /// whatever this says (<see cref="PendingWriteOf"/>).
     /// </summary>
     private bool LeaderHasDurableCommitsToApply() =>
         _role == StateRole.Leader && _raw.HasCommittedEntriesUpTo(Volatile.Read(ref _persistedIndex));
+
+    /// <summary>
+    /// Loop side of the coalescing hand-shake: whether a written Ready is still queued for the sync
+    /// pipeline (its fsync has not started). When it is, the loop notes that it holds back, and the
+    /// sync pipeline wakes it as it takes the queue (<see cref="OnSyncStarting"/>).
+    /// </summary>
+    /// <remarks>
+    /// Dekker's pattern: the loop publishes "holding back" then reads the count; the pipeline
+    /// publishes the lower count then reads the flag (both with full fences). At least one of them
+    /// sees the other's write, so either the loop goes on or it is woken: a wake-up is never lost
+    /// (a spurious one costs one empty loop turn).
+    /// </remarks>
+    private bool WriteAwaitsSyncStart()
+    {
+        if (Volatile.Read(ref _writesAwaitingSyncStart) == 0)
+        {
+            return false;
+        }
+
+        Interlocked.Exchange(ref _loopHoldsBackReadies, 1);
+        if (Volatile.Read(ref _writesAwaitingSyncStart) > 0)
+        {
+            return true;
+        }
+
+        Volatile.Write(ref _loopHoldsBackReadies, 0);
+        return false;
+    }
+
+    /// <summary>Sync pipeline side of the hand-shake: <paramref name="taken"/> written Readies leave the queue for an fsync about to start; true when it woke the loop.</summary>
+    private bool OnSyncStarting(int taken)
+    {
+        var left = Interlocked.Add(ref _writesAwaitingSyncStart, -taken);
+        if (left < 0)
+        {
+            throw new InvariantViolationException($"Node {Id}: the sync pipeline took {taken} writes, {-left} more than the loop queued.");
+        }
+
+        return Interlocked.Exchange(ref _loopHoldsBackReadies, 0) == 1 && _inbox.TryPost(SyncStartedInput.Instance);
+    }
 
     /// <summary>
     /// The sync pipeline: a sequential consumer that takes every Ready written since its last turn,
@@ -191,6 +222,19 @@ public sealed partial class RaftNode<TResult>
         while (true)
         {
             var (items, _, closed) = await _syncQueue.TakeAsync();
+            if (OnSyncStarting(items.Count) && !closed && !_leads)
+            {
+                // The loop was just woken from this thread, and the fsync below blocks it (the
+                // write-ahead log flushes on the caller's thread): on the thread pool the loop's
+                // continuation sits in this thread's local queue until another thread steals it.
+                // Yield first, so the fsync goes to the back of the queue and the loop runs now.
+                // Not on a leader: its fsync is on the path of every commit (its own
+                // acknowledgement counts), and its members' fsyncs on one disk are served in the
+                // order they start. Traced with one caller (R13E, docs/benchmarks.md), the yield
+                // put the leader's fsync ~100 us late, behind both followers', on most proposals.
+                await Task.Yield();
+            }
+
             if (closed || failure is not null)
             {
                 // Stopping, or a write failed: nothing more becomes durable, and whatever waits on

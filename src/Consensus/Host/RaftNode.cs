@@ -26,11 +26,10 @@ namespace EmbeddedRaft.Consensus.Host;
 /// <see cref="Ready.Messages"/> at once (a leader replicates while its own disk write runs) and
 /// hands its records to the log unsynced; a sync pipeline makes written Readies durable (one fsync
 /// for all written since its last turn), then sends their <see cref="Ready.MessagesAfterPersist"/>
-/// (acknowledgements and votes) in order and reports them to the loop, which advances. The loop
-/// never waits for an fsync: it keeps stepping, proposing and replicating while one runs; what
-/// arrives meanwhile gathers in the core and is written as one Ready once that write is reported
-/// durable, just before the next fsync (one Ready per fsync, not one per incoming append; a Ready
-/// with no new entries, or with commits a leader holds durably, is taken at once). Committed entries go to a
+/// (acknowledgements and votes) in order and reports them to the loop, which advances. A leader's
+/// loop never waits for an fsync: it keeps stepping, proposing and writing the next Ready while one
+/// is being synced; while a written Ready still waits for its fsync to start, what arrives gathers
+/// into the next one (one Ready per fsync, not one per incoming append). Committed entries go to a
 /// separate apply pipeline, so applying overlaps persisting; entries not yet durable here wait for
 /// the write that holds them first. The applier wakes the loop only when something there waits for
 /// an apply (a read, a membership change, a full apply queue).</para>
@@ -91,8 +90,15 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     // 1 while the loop waits for the applier to move on (RaftNode.Loop.cs, ArmAppliedWake).
     private int _loopAwaitsApplier;
 
+    // A copy of _role == Leader the sync pipeline may read from its thread (written by the loop with _role).
+    private volatile bool _leads;
     private int _snapshotInProgress;
 
+    // The coalescing hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
+    // Readies written and queued to the sync pipeline that it has not taken yet (their fsync has
+    // not started), and 1 while the loop holds back new Readies until it does.
+    private int _writesAwaitingSyncStart;
+    private int _loopHoldsBackReadies;
     private long _readiesWritten;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
@@ -169,6 +175,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
         _role = raw.SoftState.Role;
+        _leads = _role == StateRole.Leader;
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
