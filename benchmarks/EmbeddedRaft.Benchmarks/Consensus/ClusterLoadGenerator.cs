@@ -16,11 +16,13 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--readies-in-flight 1,8]</c> (the transports of the RaftNode cluster:
+/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--readies-in-flight 1,8] [--snapshot-every-entries N] [--fsync-ms N]</c> (the transports of the RaftNode cluster:
 /// with both, each concurrency's rows run back to back over each;
 /// DotNext always runs over its TCP transport; <c>--tls</c> puts both TCP transports under mutual TLS
 /// with the same run-time P-256 certificates (RaftNode only with <c>--transport tcp</c>); each value of <c>--readies-in-flight</c> runs the
-/// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight)
+/// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight;
+/// <c>--snapshot-every-entries</c> sets the RaftNodes' RaftNodeOptions.SnapshotEveryEntries, default 10 000;
+/// <c>--fsync-ms</c> replaces the RaftNodes' every flush by a sleep of that long, FixedFsyncFileSystem: a diagnostic of the pipeline's structure without the disk's noise)
 /// </remarks>
 internal static class ClusterLoadGenerator
 {
@@ -52,7 +54,7 @@ internal static class ClusterLoadGenerator
                         {
                             string directory = Path.Combine(root, $"{system}-{transport}-{inFlight}-{depth}");
                             Directory.CreateDirectory(directory);
-                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth);
+                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth, settings.SnapshotEveryEntries, settings.FsyncMilliseconds);
                             var result = await RunOneAsync(cluster, inFlight, settings);
                             string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
                             Console.WriteLine(result.ToMarkdownRow(name, inFlight));
@@ -74,9 +76,9 @@ internal static class ClusterLoadGenerator
         }
     }
 
-    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight) => system switch
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight, ulong? snapshotEveryEntries, double? fsyncMilliseconds) => system switch
     {
-        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls),
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls, snapshotEveryEntries, fsyncMilliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null),
         "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None, tls),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
@@ -121,6 +123,7 @@ internal static class ClusterLoadGenerator
         await Task.Delay(TimeSpan.FromSeconds(settings.WarmupSeconds));
         long appliedBefore = cluster.AppliedCommands;
         long? fsyncsBefore = cluster.Fsyncs;
+        double? fsyncMillisecondsBefore = cluster.FsyncMilliseconds;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         int gen0Before = GC.CollectionCount(0);
@@ -133,6 +136,13 @@ internal static class ClusterLoadGenerator
         double elapsedSeconds = clock.Elapsed.TotalSeconds;
         long applied = cluster.AppliedCommands - appliedBefore;
         long? fsyncs = cluster.Fsyncs - fsyncsBefore;
+        double? fsyncMilliseconds = cluster.FsyncMilliseconds - fsyncMillisecondsBefore;
+        if (fsyncs is > 0 && fsyncMilliseconds is { } spent)
+        {
+            // Whether the disk bounds the row: each node's log flushing all the time (100%) means
+            // fsyncs back to back, and only larger groups (or a faster disk) can go faster.
+            Console.WriteLine(FormattableString.Invariant($"<!-- {inFlight} in flight: fsync mean {spent / fsyncs.Value:F2} ms; each node's log flushing {spent / 3 / (elapsedSeconds * 1000) * 100:F0}% of the time -->"));
+        }
 
         // The process's own cost (the whole cluster, callers included) per applied proposal: on a
         // shared machine CPU time per proposal is steadier than proposals/s.
@@ -202,7 +212,7 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, ulong? SnapshotEveryEntries = null, double? FsyncMilliseconds = null)
     {
         /// <summary>The RaftNode cluster's transports, in the order given (default: in-process only).</summary>
         public string[] Transports => TransportList ?? ["inprocess"];
@@ -225,6 +235,8 @@ internal static class ClusterLoadGenerator
                     "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    "--fsync-ms" => settings with { FsyncMilliseconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    "--snapshot-every-entries" => settings with { SnapshotEveryEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
                     "--readies-in-flight" => settings with { ReadiesInFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--transport" => value.Split(',') is var list && list.All(t => t is "tcp" or "inprocess")
                         ? settings with { TransportList = list }

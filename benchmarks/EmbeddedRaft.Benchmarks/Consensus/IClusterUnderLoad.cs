@@ -15,6 +15,9 @@ internal interface IClusterUnderLoad : IAsyncDisposable
     /// <summary>fsyncs (fdatasync) issued by all three nodes' logs since start; null when the library does not expose it.</summary>
     long? Fsyncs { get; }
 
+    /// <summary>Milliseconds all three nodes' logs spent in those fsyncs (summed over nodes); null when the library does not expose it.</summary>
+    double? FsyncMilliseconds => null;
+
     /// <summary>What the cluster's transport counted (messages, flushes, drops, reconnects, keep-alive timeouts); null when there is nothing to say.</summary>
     string? TransportSummary => null;
 }

@@ -25,6 +25,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     private CountingStateMachine _leaderMachine;
     private Transport.TcpTransportSet? _tcp;
     private bool _tls;
+    private TimeSpan? _fixedFsync;
 
     private RaftNodeCluster(RaftNode<long>[] nodes, CountingStateMachine[] machines, InProcessNetwork network, MeterListener fsyncListener, long[] fsyncs)
     {
@@ -37,18 +38,23 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         _leaderMachine = machines[0];
     }
 
-    public string Name => _tcp is null ? "EmbeddedRaft RaftNode (InProcessNetwork)" : _tls ? "EmbeddedRaft RaftNode (TcpTransport, mutual TLS, loopback)" : "EmbeddedRaft RaftNode (TcpTransport, loopback)";
+    public string Name => (_fixedFsync is { } f ? FormattableString.Invariant($"[fsync = sleep {f.TotalMilliseconds} ms] ") : "") + (_tcp is null ? "EmbeddedRaft RaftNode (InProcessNetwork)" : _tls ? "EmbeddedRaft RaftNode (TcpTransport, mutual TLS, loopback)" : "EmbeddedRaft RaftNode (TcpTransport, loopback)");
 
     public long AppliedCommands => _leaderMachine.AppliedCommands;
 
     public long? Fsyncs => Interlocked.Read(ref _fsyncs[0]);
 
+    // Kept in microseconds so that the meter's callback adds with one Interlocked call.
+    public double? FsyncMilliseconds => Interlocked.Read(ref _fsyncs[1]) / 1000.0;
+
     /// <param name="readiesInFlight">The nodes' <see cref="RaftNodeOptions.MaxReadiesInFlight"/> (null: the default), for A/B runs of the write pipeline.</param>
     /// <param name="tls">With <paramref name="tcp"/>: mutual TLS on every connection (<see cref="Transport.BenchmarkCertificates"/>).</param>
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false)
+    /// <param name="fixedFsync">When set, every flush is a sleep of this long instead of an fdatasync (<see cref="FixedFsyncFileSystem"/>: a diagnostic).</param>
+    /// <param name="snapshotEveryEntries">The nodes' <see cref="RaftNodeOptions.SnapshotEveryEntries"/> (null: the default), to see what snapshots by policy cost the row.</param>
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null)
     {
         var listener = new MeterListener();
-        var fsyncs = new long[1];
+        var fsyncs = new long[2]; // count, microseconds spent
         listener.InstrumentPublished = (instrument, l) =>
         {
             if (instrument.Meter.Name == DurableRaftLog.MeterName && instrument.Name == "embeddedraft.storage.fsync.duration")
@@ -56,7 +62,11 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                 l.EnableMeasurementEvents(instrument);
             }
         };
-        listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Increment(ref fsyncs[0]));
+        listener.SetMeasurementEventCallback<double>((_, milliseconds, _, _) =>
+        {
+            Interlocked.Increment(ref fsyncs[0]);
+            Interlocked.Add(ref fsyncs[1], (long)(milliseconds * 1000));
+        });
         listener.Start();
 
         var network = new InProcessNetwork();
@@ -83,11 +93,13 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                     CheckQuorum = true,
                 },
                 MaxReadiesInFlight = readiesInFlight ?? RaftNodeOptions.DefaultMaxReadiesInFlight,
+                SnapshotEveryEntries = snapshotEveryEntries ?? RaftNodeOptions.DefaultSnapshotEveryEntries,
+                FileSystem = fixedFsync is { } flushTime ? new FixedFsyncFileSystem(flushTime) : null,
             };
             nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]), cancellationToken);
         }
 
-        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp };
+        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp, _fixedFsync = fixedFsync };
         await cluster.FindLeaderAsync(cancellationToken);
         return cluster;
     }
