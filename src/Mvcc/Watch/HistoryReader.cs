@@ -182,6 +182,28 @@ internal static class HistoryReader
         };
     }
 
+    /// <summary>
+    /// As <see cref="ToEvent(long, bool, ReadOnlySpan{byte}, in StoredValue.Decoded)"/>, written into
+    /// <paramref name="target"/> (a reusing watch's own instance, <see cref="WatchRequest.ReuseEvents"/>)
+    /// with the key and value as slices of <paramref name="stored"/>: no copy, no allocation.
+    /// </summary>
+    public static WatchEvent OverwriteEvent(WatchEvent target, long main, bool tombstone, ReadOnlyMemory<byte> stored, in StoredValue.Decoded decoded)
+    {
+        var key = stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);
+        if (tombstone)
+        {
+            target.Overwrite(WatchEventType.Delete, prevKv: null);
+            target.Kv.Overwrite(key, ReadOnlyMemory<byte>.Empty, createRevision: 0, main, version: 0, lease: 0);
+        }
+        else
+        {
+            target.Overwrite(WatchEventType.Put, prevKv: null);
+            target.Kv.Overwrite(key, stored[(StoredValue.HeaderSizeBytes + decoded.KeyLength)..], decoded.CreateRevision, main, decoded.Version, decoded.Lease);
+        }
+
+        return target;
+    }
+
     /// <summary>The key of a stored revision.</summary>
     /// <exception cref="CorruptionException">The stored bytes are malformed.</exception>
     public static ReadOnlySpan<byte> KeyOf(StoreState state, Revision revision, bool tombstone, ReadOnlySpan<byte> stored)

@@ -140,39 +140,20 @@ internal sealed class WatchBuffer
         _held.Clear();
     }
 
-    private static WatchEvent Decode(in BufferedChange change)
-    {
-        var stored = change.Stored.Span;
-        if (!StoredValue.TryDecode(stored, change.Tombstone, out var decoded))
-        {
-            throw new InvariantViolationException($"MVCC watch: the buffered stored value of revision {change.Main} no longer decodes (its pending batch was written again while held).");
-        }
-
-        return HistoryReader.ToEvent(change.Main, change.Tombstone, stored, decoded);
-    }
+    private static WatchEvent Decode(in BufferedChange change) =>
+        HistoryReader.ToEvent(change.Main, change.Tombstone, change.Stored.Span, DecodeStored(change));
 
     /// <summary>The event of a staged change written into <paramref name="target"/>, its key and value slices of the held batch (no copy).</summary>
-    private static WatchEvent DecodeInto(in BufferedChange change, WatchEvent target)
+    private static WatchEvent DecodeInto(in BufferedChange change, WatchEvent target) =>
+        HistoryReader.OverwriteEvent(target, change.Main, change.Tombstone, change.Stored, DecodeStored(change));
+
+    private static StoredValue.Decoded DecodeStored(in BufferedChange change)
     {
-        var stored = change.Stored;
-        if (!StoredValue.TryDecode(stored.Span, change.Tombstone, out var decoded))
+        if (!StoredValue.TryDecode(change.Stored.Span, change.Tombstone, out var decoded))
         {
             throw new InvariantViolationException($"MVCC watch: the buffered stored value of revision {change.Main} no longer decodes (its pending batch was written again while held).");
         }
 
-        var key = stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);
-        if (change.Tombstone)
-        {
-            // As HistoryReader.ToEvent: a delete carries only its key and revision.
-            target.Overwrite(WatchEventType.Delete, prevKv: null);
-            target.Kv.Overwrite(key, ReadOnlyMemory<byte>.Empty, createRevision: 0, change.Main, version: 0, lease: 0);
-        }
-        else
-        {
-            target.Overwrite(WatchEventType.Put, prevKv: null);
-            target.Kv.Overwrite(key, stored[(StoredValue.HeaderSizeBytes + decoded.KeyLength)..], decoded.CreateRevision, change.Main, decoded.Version, decoded.Lease);
-        }
-
-        return target;
+        return decoded;
     }
 }
