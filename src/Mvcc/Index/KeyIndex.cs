@@ -498,7 +498,7 @@ internal sealed class KeyIndex
         int sharedLength = first.CommonPrefixLength(_chunks[^1].KeyAt(0));
         if (sharedLength != _chunkShared.Length || !first[..sharedLength].SequenceEqual(_chunkShared))
         {
-            RecomputeChunkPrefixes();
+            RecomputeChunkPrefixes(sharedLength);
         }
         else if (changedChunk >= 0)
         {
@@ -514,8 +514,13 @@ internal sealed class KeyIndex
             return;
         }
 
-        var first = _chunks[0].KeyAt(0);
-        var shared = first[..first.CommonPrefixLength(_chunks[^1].KeyAt(0))].ToArray();
+        RecomputeChunkPrefixes(_chunks[0].KeyAt(0).CommonPrefixLength(_chunks[^1].KeyAt(0)));
+    }
+
+    /// <summary>Every chunk's prefix entry again, from after the <paramref name="sharedLength"/> bytes all first keys share (the first and last chunk's first keys, as keys are ordered).</summary>
+    private void RecomputeChunkPrefixes(int sharedLength)
+    {
+        var shared = _chunks[0].KeyAt(0)[..sharedLength].ToArray();
         for (int i = 0; i < _chunks.Count; i++)
         {
             _chunkPrefixes[i] = Prefix(_chunks[i].KeyAt(0)[shared.Length..]);
