@@ -4,7 +4,7 @@ using System.Globalization;
 namespace EmbeddedRaft.Benchmarks.Transport;
 
 /// <summary>
-/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--send-batch 1,64] [--warmup-rounds N]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
+/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--warmup-rounds N]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
 /// (same set-up, same invocations of 20,000 messages), each invocation timed by the wall clock AND
 /// by the process's CPU time (user + system, every thread: sender, pump, receiver, the kernel's
 /// loopback work done in their system calls, GC). On a shared, loaded machine the wall time of an
@@ -35,7 +35,6 @@ internal static class TcpTransportCpuProbe
         int rounds = 30;
         string[] rows = ["128", "128tls", "1024", "1024tls"];
         int? fixedWarmupRounds = null;
-        int[] sendBatches = [1];
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -46,20 +45,17 @@ internal static class TcpTransportCpuProbe
                 case "--rows":
                     rows = args[i + 1].Split(',');
                     break;
-                case "--send-batch":
-                    sendBatches = [.. args[i + 1].Split(',').Select(b => int.Parse(b, CultureInfo.InvariantCulture))];
-                    break;
                 case "--warmup-rounds":
                     fixedWarmupRounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --send-batch N[,M...] (messages per SendBatch call, 1 = one Send per message; several: measured side by side), --warmup-rounds N (default: until the JIT is quiet).");
+                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --warmup-rounds N (default: until the JIT is quiet).");
             }
         }
 
-        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, {rounds} rounds of {Messages} messages per row and side, send modes {string.Join(", ", sendBatches.Select(b => b == 1 ? "Send" : "SendBatch " + b.ToString(CultureInfo.InvariantCulture)))}"));
-        Console.WriteLine("| entry | TLS | send | transport wall ns/msg | raw wall ns/msg | raw / transport (wall) | transport CPU ns/msg | raw CPU ns/msg | raw / transport (CPU) | transport allocated B/msg | gen0 GCs per transport invocation | context switches per invocation, transport / raw |");
-        Console.WriteLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, {rounds} rounds of {Messages} messages per row and side"));
+        Console.WriteLine("| entry | TLS | transport wall ns/msg | raw wall ns/msg | raw / transport (wall) | transport CPU ns/msg | raw CPU ns/msg | raw / transport (CPU) | transport allocated B/msg | gen0 GCs per transport invocation | context switches per invocation, transport / raw |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (int entry in new[] { 128, 1024 })
         {
             foreach (bool tls in new[] { false, true })
@@ -69,66 +65,39 @@ internal static class TcpTransportCpuProbe
                     continue;
                 }
 
-                // One set-up per send mode; their rounds alternate (A B B A ...), so both modes see
-                // the same machine, minute by minute, in one process.
-                var benches = sendBatches.Select(b => new TcpTransportThroughputBenchmarks { EntryBytes = entry, Tls = tls, SendBatchSize = b }).ToArray();
-                var set = new List<TcpTransportThroughputBenchmarks>();
+                var bench = new TcpTransportThroughputBenchmarks { EntryBytes = entry, Tls = tls };
+                bench.Setup();
                 try
                 {
-                    foreach (var bench in benches)
-                    {
-                        bench.Setup();
-                        set.Add(bench);
-                    }
-
-                    var (warmups, warmupTime) = WarmUp(benches, fixedWarmupRounds);
+                    var (warmups, warmupTime) = WarmUp(bench, fixedWarmupRounds);
                     long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
-                    var samples = benches.Select(_ => new List<Round>()).ToArray();
+                    var samples = new List<Round>();
                     for (int i = 0; i < rounds; i++)
                     {
-                        for (int j = 0; j < benches.Length; j++)
-                        {
-                            int k = i % 2 == 0 ? j : benches.Length - 1 - j;
-                            samples[k].Add(MeasureRound(benches[k]));
-                        }
+                        samples.Add(MeasureRound(bench));
                     }
 
+                    var transport = samples.Select(r => r.Transport).ToList();
+                    var raw = samples.Select(r => r.Raw).ToList();
+                    long allocated = samples.Sum(r => r.Allocated);
+                    int gen0 = samples.Sum(r => r.Gen0);
+                    double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
+                    double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
+                    double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
                     long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
-                    Console.WriteLine(FormattableString.Invariant($"// {entry} B{(tls ? " TLS" : string.Empty)}: warm-up {warmups} rounds of each mode in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
-                    for (int k = 0; k < benches.Length; k++)
-                    {
-                        Report(entry, tls, benches[k].SendBatchSize, samples[k], rounds);
-                    }
+                    Console.WriteLine(FormattableString.Invariant($"// {entry} B{(tls ? " TLS" : string.Empty)}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"// {entry} B{(tls ? " TLS" : string.Empty)} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
+                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / Messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
                 }
                 finally
                 {
-                    foreach (var bench in set)
-                    {
-                        bench.Cleanup();
-                    }
+                    bench.Cleanup();
                 }
             }
         }
 
         return 0;
-    }
-
-    private static void Report(int entry, bool tls, int sendBatch, List<Round> samples, int rounds)
-    {
-        var transport = samples.Select(r => r.Transport).ToList();
-        var raw = samples.Select(r => r.Raw).ToList();
-        long allocated = samples.Sum(r => r.Allocated);
-        int gen0 = samples.Sum(r => r.Gen0);
-        double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
-        double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
-        double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
-        string mode = sendBatch == 1 ? "Send" : FormattableString.Invariant($"SendBatch {sendBatch}");
-
-        // Per-round ratio raw / transport by CPU (each round's transport invocation beside its own raw copy), median.
-        double roundRatio = Median(samples.Select(r => r.Raw.Cpu / r.Transport.Cpu));
-        Console.WriteLine(FormattableString.Invariant(
-            $"// {entry} B{(tls ? " TLS" : string.Empty)} {mode} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions; median of per-round CPU ratios {roundRatio:F2}x"));
-        Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {mode} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / Messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
     }
 
     private readonly record struct Round(Sample Transport, Sample Raw, long Allocated, int Gen0, double GcPauseMs, long WorkItems, long Contentions);
@@ -157,7 +126,7 @@ internal static class TcpTransportCpuProbe
     /// Measured rounds, discarded (the same code as the measured ones, so the rounds that count run
     /// no method for the first time): a fixed number, or until the JIT has been quiet for <see cref="JitQuietTime"/>.
     /// </summary>
-    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks[] benches, int? fixedRounds)
+    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int? fixedRounds)
     {
         long start = Stopwatch.GetTimestamp();
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -165,11 +134,7 @@ internal static class TcpTransportCpuProbe
         int pairs = 0;
         while (true)
         {
-            foreach (var bench in benches)
-            {
-                MeasureRound(bench);
-            }
-
+            MeasureRound(bench);
             pairs++;
             if (fixedRounds is { } rounds)
             {

@@ -39,7 +39,6 @@ public class TcpTransportThroughputBenchmarks
     private long _wireBytesPerInvoke;
     private RawPipe _raw = null!;
     private byte[] _rawChunk = [];
-    private Message[] _run = [];
 
     /// <summary>Bytes of the one entry each Append carries.</summary>
     [Params(128, 1024)]
@@ -49,23 +48,10 @@ public class TcpTransportThroughputBenchmarks
     [Params(false, true)]
     public bool Tls { get; set; }
 
-    /// <summary>
-    /// Messages per call: 1 (the default) calls <see cref="TcpTransport.Send"/> once per message; more
-    /// hands them to <see cref="TcpTransport.SendBatch"/> in runs of this many (a Ready's appends to one
-    /// peer), the same messages and wire bytes either way. Set by <c>tcp-cpu --send-batch N</c>.
-    /// </summary>
-    public int SendBatchSize { get; set; } = 1;
-
     [GlobalSetup]
     public void Setup()
     {
         _message = AppendMessage(EntryBytes);
-        if (SendBatchSize < 1 || MessagesPerInvoke % SendBatchSize != 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(SendBatchSize), SendBatchSize, $"Must be at least 1 and divide {MessagesPerInvoke}.");
-        }
-
-        _run = Enumerable.Repeat(_message, SendBatchSize).ToArray();
 
         TcpTransportTlsOptions? tls = Tls ? BenchmarkCertificates.TlsOptions() : null;
         _receiver = new TcpTransport(new TcpTransportOptions { NodeId = 2, Tls = tls });
@@ -132,19 +118,9 @@ public class TcpTransportThroughputBenchmarks
         long target = _counting.Count + MessagesPerInvoke;
         var done = _counting.WaitFor(target);
         long droppedBefore = _sender.Metrics.MessagesDropped;
-        if (SendBatchSize == 1)
+        for (int i = 0; i < MessagesPerInvoke; i++)
         {
-            for (int i = 0; i < MessagesPerInvoke; i++)
-            {
-                _sender.Send(_message);
-            }
-        }
-        else
-        {
-            for (int i = 0; i < MessagesPerInvoke; i += SendBatchSize)
-            {
-                _sender.SendBatch(_run);
-            }
+            _sender.Send(_message);
         }
 
         if (!done.Wait(TimeSpan.FromSeconds(60)))

@@ -41,53 +41,6 @@ public interface IRaftTransport
     void Send(Message message);
 
     /// <summary>
-    /// Sends each of <paramref name="messages"/> to its own <see cref="Message.To"/>, as
-    /// <see cref="Send"/> would one by one, in one call (a Ready's messages), so that a transport can
-    /// queue a run of messages for one peer in one step (one lock, one look-up) instead of one per
-    /// message. Never blocks; may drop any of the messages, like <see cref="Send"/>; messages to one
-    /// peer keep their order.
-    /// </summary>
-    /// <param name="messages">The messages. The span is valid only during the call; the messages themselves are immutable and may be kept.</param>
-    /// <exception cref="ArgumentException">An element of <paramref name="messages"/> is null (checked before any is sent).</exception>
-    /// <exception cref="AggregateException">
-    /// <see cref="Send"/> threw for some of the messages (the default implementation): every message was
-    /// still attempted, and the exceptions are thrown together after the last one, one per message not sent.
-    /// </exception>
-    /// <remarks>
-    /// The default checks every element, then calls <see cref="Send"/> for each message in order, so a
-    /// transport written for one message at a time needs no change (a message to one peer that fails
-    /// does not keep the others from going out); override it to take a batch in one step.
-    /// </remarks>
-    void SendBatch(ReadOnlySpan<Message> messages)
-    {
-        for (int i = 0; i < messages.Length; i++)
-        {
-            if (messages[i] is null)
-            {
-                throw new ArgumentException($"The batch holds a null message at index {i}.", nameof(messages));
-            }
-        }
-
-        List<Exception>? failures = null;
-        foreach (var message in messages)
-        {
-            try
-            {
-                Send(message);
-            }
-            catch (Exception failure)
-            {
-                (failures ??= []).Add(failure);
-            }
-        }
-
-        if (failures is not null)
-        {
-            throw new AggregateException($"{failures.Count} of {messages.Length} messages could not be sent.", failures);
-        }
-    }
-
-    /// <summary>
     /// Streams a snapshot to <c>snapshotMessage.To</c>: the message (of type
     /// <see cref="MessageType.Snapshot"/>) and the snapshot's data, read from
     /// <paramref name="data"/> in chunks, never buffered whole. Completes once the receiver has

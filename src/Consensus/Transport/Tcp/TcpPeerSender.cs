@@ -69,19 +69,6 @@ internal sealed class TcpPeerSender
         return false;
     }
 
-    /// <summary>
-    /// Queues <paramref name="run"/> (messages to this peer, in order) under one lock; what does not
-    /// fit (the tail of the run) is dropped and counted, as <see cref="TrySend"/> would drop it message by message.
-    /// </summary>
-    public void TrySendRun(ReadOnlySpan<Message> run)
-    {
-        int queued = _queue.TryAddRun(run);
-        if (queued < run.Length)
-        {
-            _transport.Metrics.Dropped(PeerId, _queue.IsCompleted ? "stopped" : "queue_full", run.Length - queued);
-        }
-    }
-
     /// <summary>Points the sender at a new address: the current connection is closed and the next one goes there.</summary>
     public void SetAddress(EndPoint address)
     {

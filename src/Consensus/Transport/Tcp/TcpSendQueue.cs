@@ -3,8 +3,8 @@ using EmbeddedRaft.Consensus.Messages;
 namespace EmbeddedRaft.Consensus.Transport.Tcp;
 
 /// <summary>
-/// A peer's bounded outbound queue: many writers (<see cref="TryAdd"/>, or <see cref="TryAddRun"/>
-/// for a run of messages; one short lock each, never blocking), one reader that takes everything queued at once (<see cref="TryTakeAll"/>: one lock
+/// A peer's bounded outbound queue: many writers (<see cref="TryAdd"/>, one short lock each, never
+/// blocking), one reader that takes everything queued at once (<see cref="TryTakeAll"/>: one lock
 /// per batch, not per message, by swapping lists).
 /// </summary>
 /// <remarks>
@@ -46,36 +46,6 @@ internal sealed class TcpSendQueue(int capacity)
         // Outside the lock; the reader runs on the thread pool (asynchronous continuations), not here.
         wake?.TrySetResult(true);
         return true;
-    }
-
-    /// <summary>
-    /// Queues as many of <paramref name="run"/>'s messages as the capacity leaves room for, in order,
-    /// under one lock; returns how many (0 when full or completed: the caller drops the rest).
-    /// </summary>
-    public int TryAddRun(ReadOnlySpan<Message> run)
-    {
-        if (run.IsEmpty)
-        {
-            return 0;
-        }
-
-        TaskCompletionSource<bool>? wake;
-        int taken;
-        lock (_lock)
-        {
-            taken = _completed ? 0 : Math.Min(run.Length, capacity - _pending.Count);
-            if (taken <= 0)
-            {
-                return 0;
-            }
-
-            _pending.AddRange(run[..taken]);
-            wake = _waiter;
-            _waiter = null;
-        }
-
-        wake?.TrySetResult(true);
-        return taken;
     }
 
     /// <summary>

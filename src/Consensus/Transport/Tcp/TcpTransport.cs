@@ -155,62 +155,6 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
         sender.TrySend(message);
     }
 
-    /// <summary>
-    /// Queues each of <paramref name="messages"/> for its <see cref="Message.To"/> and returns at once:
-    /// what <see cref="Send"/> does for each, but a run of consecutive messages to one peer takes one
-    /// look-up and one lock of that peer's queue instead of one per message. Dropped and counted as
-    /// <see cref="Send"/> drops: the messages of a run that do not fit the peer's queue (the first
-    /// ones in order are kept), a run to a peer without an address, everything once disposed.
-    /// </summary>
-    /// <exception cref="ArgumentException">An element of <paramref name="messages"/> is null (checked before any is queued).</exception>
-    public void SendBatch(ReadOnlySpan<Message> messages)
-    {
-        for (int i = 0; i < messages.Length; i++)
-        {
-            if (messages[i] is null)
-            {
-                throw new ArgumentException($"The batch holds a null message at index {i}.", nameof(messages));
-            }
-        }
-
-        if (Volatile.Read(ref _disposed))
-        {
-            foreach (var message in messages)
-            {
-                Metrics.Dropped(message.To, "stopped");
-            }
-
-            return;
-        }
-
-        // One view for the whole batch: like a Send racing a change of peers, a run may go to a
-        // sender just removed, whose completed queue drops and counts it as "stopped".
-        var senders = _sendersView;
-        int start = 0;
-        while (start < messages.Length)
-        {
-            ulong to = messages[start].To;
-            int end = start + 1;
-            while (end < messages.Length && messages[end].To == to)
-            {
-                end++;
-            }
-
-            var run = messages[start..end];
-            if (senders.TryGetValue(to, out var sender))
-            {
-                sender.TrySendRun(run);
-            }
-            else
-            {
-                Metrics.Dropped(to, "no_address", run.Length);
-                ReportUnreachable(to);
-            }
-
-            start = end;
-        }
-    }
-
     /// <inheritdoc/>
     /// <remarks>
     /// Opens a connection of its own to the peer, streams the data in chunks of
