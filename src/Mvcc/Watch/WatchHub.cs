@@ -67,7 +67,7 @@ internal sealed class WatchHub
     private readonly List<Watcher> _taking = [];
     private readonly List<Watcher> _touched = [];
     private readonly List<Watcher> _toWake = [];
-    private List<(long Revision, int Changes)> _uncommitted = [];
+    private readonly List<(long Revision, int Changes)> _uncommitted = [];
 
     private ITimer? _progressTimer;
     private long _notifiedRevision;
@@ -130,28 +130,7 @@ internal sealed class WatchHub
     /// batch is swapped out (<paramref name="pending"/> still holds its changes): notifies its
     /// revisions in order.
     /// </summary>
-    public void Committed(PendingBatch pending) => CommittedRevisions(_uncommitted, pending);
-
-    /// <summary>
-    /// Writer thread, synced, as its batch is committed without a flush and handed to the store's
-    /// committer (the pipelined commit): the revisions applied since the last call, to be shown
-    /// once that batch is durable (<see cref="CommittedRevisions"/>);
-    /// <paramref name="replacement"/> (emptied) collects the next batch's.
-    /// </summary>
-    public List<(long Revision, int Changes)> TakeUncommitted(List<(long Revision, int Changes)> replacement)
-    {
-        replacement.Clear();
-        var taken = _uncommitted;
-        _uncommitted = replacement;
-        return taken;
-    }
-
-    /// <summary>
-    /// Writer thread, once the batch that holds <paramref name="revisions"/> is durable, before its
-    /// writers are answered, batches in commit order; <paramref name="pending"/> (the batch, held by
-    /// the writer until this returns) holds their changes. Notifies them in order and empties the list.
-    /// </summary>
-    public void CommittedRevisions(List<(long Revision, int Changes)> revisions, PendingBatch pending)
+    public void Committed(PendingBatch pending)
     {
         // One revision per hold of the lock, its consumers woken at once, so a live consumer builds
         // the first revisions' events beside the writer while it notifies the rest. Measured against
@@ -161,12 +140,12 @@ internal sealed class WatchHub
         // The batch's entries are its revisions in order: each change is looked up where the last one
         // ended (PendingBatch.TryGet's position), not searched for.
         int position = -1;
-        foreach (var (revision, changes) in revisions)
+        foreach (var (revision, changes) in _uncommitted)
         {
             Notify(revision, changes, pending, ref position);
         }
 
-        revisions.Clear();
+        _uncommitted.Clear();
     }
 
     /// <summary>Writer thread: the store faulted; revisions not yet notified never will be, and every watch ends with the fault after its buffer.</summary>
