@@ -35,6 +35,18 @@ internal static class CommandCodec
         return w.Written;
     }
 
+    /// <summary>
+    /// Encodes a put as <see cref="EncodePut"/> does, into this thread's reused buffer (no array per
+    /// put): the bytes returned are valid only until this thread encodes its next command, so the
+    /// caller must copy them first — as <c>RaftNode.ProposeAsync</c> does before it returns.
+    /// </summary>
+    public static ReadOnlyMemory<byte> EncodePutReused(PutRequest request)
+    {
+        var w = CommandWriter.Reused(CommandKind.Put, 32 + request.Key.Length + request.Value.Length); // an upper bound of the encoding's size
+        WritePut(w, request);
+        return w.Written;
+    }
+
     public static ReadOnlyMemory<byte> EncodeDeleteRange(DeleteRangeRequest request)
     {
         var w = new CommandWriter(CommandKind.DeleteRange, 16 + request.Key.Length + request.RangeEnd.Length);

@@ -42,15 +42,23 @@ internal ref struct CommandReader
         };
     }
 
-    public ulong ReadUInt64(string what)
+    public ulong ReadUInt64(string what) => ReadUInt64(what, "");
+
+    /// <summary>A varint; <paramref name="what"/> and <paramref name="suffix"/> name it in an error only (so no name is built per read).</summary>
+    private ulong ReadUInt64(string what, string suffix)
     {
         ulong value = 0;
         for (int shift = 0; shift < 64; shift += 7)
         {
-            byte b = ReadByte(what);
+            if (_offset >= _data.Length)
+            {
+                throw Truncated(what + suffix);
+            }
+
+            byte b = _data[_offset++];
             if (shift == 63 && b > 1)
             {
-                throw new InvalidDataException($"Replicated store command: {what} at offset {_offset - 1} overflows 64 bits.");
+                throw new InvalidDataException($"Replicated store command: {what}{suffix} at offset {_offset - 1} overflows 64 bits.");
             }
 
             value |= (ulong)(b & 0x7F) << shift;
@@ -60,7 +68,7 @@ internal ref struct CommandReader
             }
         }
 
-        throw new InvalidDataException($"Replicated store command: {what} at offset {_offset} is a varint longer than 10 bytes.");
+        throw new InvalidDataException($"Replicated store command: {what}{suffix} at offset {_offset} is a varint longer than 10 bytes.");
     }
 
     public long ReadInt64(string what)
@@ -149,7 +157,7 @@ internal ref struct CommandReader
 
     private int ReadLength(string what)
     {
-        ulong length = ReadUInt64(what + " length");
+        ulong length = ReadUInt64(what, " length");
         if (length > (ulong)Remaining)
         {
             throw new InvalidDataException($"Replicated store command: {what} claims {length} bytes, only {Remaining} left at offset {_offset}.");

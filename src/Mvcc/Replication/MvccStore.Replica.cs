@@ -38,6 +38,25 @@ public sealed partial class MvccStore
     }
 
     /// <summary>
+    /// Applies a put that does not ask for its previous key-value (as <see cref="PutAsync"/>) and
+    /// answers with only the revision it created: the replicated apply path's put, where every
+    /// member applies every put but at most one member has a caller to build a response for.
+    /// </summary>
+    /// <exception cref="InvariantViolationException"><paramref name="request"/> asks for its previous key-value.</exception>
+    /// <exception cref="MvccException">As <see cref="PutAsync"/> (refused before queueing, or as the task's exception).</exception>
+    internal ValueTask<long> PutAnsweredByRevisionAsync(PutRequest request, ulong consistentIndex)
+    {
+        if (request.PrevKv)
+        {
+            throw new InvariantViolationException("MVCC store: a put that asks for its previous key-value cannot be answered by its revision alone.");
+        }
+
+        RequestValidator.CheckPut(request);
+        CheckSize(RequestSize.OfPut(request));
+        return Submit<long>(_ops.Rent(WriteOpKind.Put, request, consistentIndex), CancellationToken.None);
+    }
+
+    /// <summary>
     /// Moves <see cref="ConsistentIndex"/> to <paramref name="consistentIndex"/> unless it is there
     /// already (the last write of the Raft batch carried it): the end of every applied batch.
     /// </summary>

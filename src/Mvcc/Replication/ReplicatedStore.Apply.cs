@@ -21,6 +21,7 @@ public sealed partial class ReplicatedStore
     private long _appliedSinceSync;
     private long _lastSyncTimestamp; // set by the constructor, from Clock
     private Task _syncInFlight = Task.CompletedTask;
+    private SubmittedCommand[] _submitted = [];
 
     /// <summary>
     /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): queues every
@@ -39,35 +40,53 @@ public sealed partial class ReplicatedStore
     {
         var store = Mvcc;
         var commands = batch.Commands;
-#pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
-        var pending = new SubmittedCommand[commands.Count];
-        for (int i = 0; i < commands.Count; i++)
+
+        // Reused from batch to batch: the node applies one batch at a time (IStateMachine), and
+        // every entry is cleared below before this returns.
+        if (_submitted.Length < commands.Count)
         {
-            pending[i] = Submit(store, commands[i]);
+            _submitted = new SubmittedCommand[Math.Max(commands.Count, 2 * _submitted.Length)];
         }
+
+        var pending = _submitted;
+        try
+        {
+#pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
+            for (int i = 0; i < commands.Count; i++)
+            {
+                pending[i] = Submit(store, commands[i]);
+            }
 #pragma warning restore CA2012
 
-        // The writer handles requests in order: once this one is done, every command above is too.
-        await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
-        var results = new object?[commands.Count];
-        for (int i = 0; i < pending.Length; i++)
-        {
-            // A put the writer has answered (every one, normally: it answered the index above after
-            // it) is taken here, on this thread: no awaiter was registered on it, so its completion
-            // queued no continuation to the thread pool and no async box was allocated for it.
-            var put = pending[i].Put;
-            results[i] = pending[i].IsPut && put.IsCompletedSuccessfully
-                ? put.Result
-                : await Settle(pending[i].IsPut ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler);
-        }
+            // The writer handles requests in order: once this one is done, every command above is too.
+            await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
+            var results = new object?[commands.Count];
+            for (int i = 0; i < commands.Count; i++)
+            {
+                // A put the writer has answered (every one, normally: it answered the index above after
+                // it) is taken here, on this thread: no awaiter was registered on it, so its completion
+                // queued no continuation to the thread pool and no async box was allocated for it. Its
+                // result is the revision alone (boxed); only the proposing member's caller turns it into
+                // a response (PutAsync), the other members drop it.
+                var put = pending[i].PutRevision;
+                results[i] = pending[i].IsPutRevision && put.IsCompletedSuccessfully
+                    ? put.Result
+                    : await Settle(pending[i].IsPutRevision ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler);
+            }
 
-        if (store.ConsistentIndex != batch.LastIndex)
-        {
-            throw new InvariantViolationException($"Replicated store: after applying the batch up to index {batch.LastIndex} the store's consistent index is {store.ConsistentIndex}.");
-        }
+            if (store.ConsistentIndex != batch.LastIndex)
+            {
+                throw new InvariantViolationException($"Replicated store: after applying the batch up to index {batch.LastIndex} the store's consistent index is {store.ConsistentIndex}.");
+            }
 
-        SyncIfDue(store, batch.LastIndex - batch.FirstIndex + 1);
-        return results;
+            SyncIfDue(store, batch.LastIndex - batch.FirstIndex + 1);
+            return results;
+        }
+        finally
+        {
+            // Nothing of this batch is kept past it (its ops go back to the store's pool when taken).
+            Array.Clear(pending, 0, commands.Count);
+        }
     }
 
     /// <summary>Decodes one command and queues it to the store; a refusal found before queueing is the result.</summary>
@@ -75,21 +94,31 @@ public sealed partial class ReplicatedStore
     {
         if (CommandCodec.KindOf(command.Data.Span) == CommandKind.Put)
         {
+            PutRequest request;
             try
             {
                 // Key and value slice the command: its bytes are valid until this batch's apply
                 // completes, which waits for the store to have applied the put (the store copies
-                // what it keeps); an apply that fails before that stops the node. The put's own
-                // ValueTask is kept (not boxed into an async method) for ApplyBatchAsync to take.
-                return new SubmittedCommand(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
+                // what it keeps); an apply that fails before that stops the node.
+                request = CommandCodec.DecodePutWithoutCopying(command.Data);
             }
             catch (InvalidDataException e)
             {
                 throw new InvalidDataException($"Replicated store: the command at index {command.Index} ({CommandKind.Put}) does not decode: {e.Message}", e);
             }
-            catch (Exception e) when (IsRefusal(e))
+
+            if (!request.PrevKv)
             {
-                return new SubmittedCommand(ValueTask.FromResult<object?>(e));
+                try
+                {
+                    // Answered by its revision: its own ValueTask is kept (not boxed into an async
+                    // method) for ApplyBatchAsync to take.
+                    return new SubmittedCommand(store.PutAnsweredByRevisionAsync(request, command.Index));
+                }
+                catch (Exception e) when (IsRefusal(e))
+                {
+                    return new SubmittedCommand(ValueTask.FromResult<object?>(e));
+                }
             }
         }
 
@@ -105,6 +134,9 @@ public sealed partial class ReplicatedStore
         {
             switch (kind)
             {
+                case CommandKind.Put:
+                    // A put that asks for its previous key-value: answered with a whole response.
+                    return Box(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
                 case CommandKind.DeleteRange:
                     return Box(store.DeleteRangeAsync(CommandCodec.DecodeDeleteRange(data), command.Index));
                 case CommandKind.Txn:
@@ -163,22 +195,22 @@ public sealed partial class ReplicatedStore
 
     private async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(ResumeOnScheduler);
 
-    /// <summary>A command queued to the store: a put's own ValueTask (the common case, taken without an async box), or any other command's result.</summary>
+    /// <summary>A command queued to the store: a put's own ValueTask of its revision (the common case, taken without an async box), or any other command's result.</summary>
     private readonly struct SubmittedCommand
     {
-        public SubmittedCommand(ValueTask<PutResponse> put)
+        public SubmittedCommand(ValueTask<long> putRevision)
         {
-            Put = put;
-            IsPut = true;
+            PutRevision = putRevision;
+            IsPutRevision = true;
         }
 
         public SubmittedCommand(ValueTask<object?> other) => Other = other;
 
-        public ValueTask<PutResponse> Put { get; }
+        public ValueTask<long> PutRevision { get; }
 
         public ValueTask<object?> Other { get; }
 
-        public bool IsPut { get; }
+        public bool IsPutRevision { get; }
     }
 
     /// <summary>Starts a background sync of the store's B+tree when enough was applied since the last one (one at a time).</summary>

@@ -201,12 +201,29 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <exception cref="Consensus.ProposalDroppedException">The proposal was dropped or timed out (with <see cref="Consensus.ProposalDropReason.TimedOut"/> it may still apply).</exception>
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the write may still apply.</exception>
+    /// <remarks>
+    /// The put waits for its entry in a pooled state machine (reused once the returned task's result
+    /// is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PutResponse> PutAsync(PutRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckPut(request);
         CheckWritable(RequestSize.OfPut(request));
-        var response = Unwrap<PutResponse>(await Node.ProposeAsync(CommandCodec.EncodePut(request), cancellationToken).ConfigureAwait(ResumeOnScheduler));
+
+        // The command is encoded into this thread's reused buffer: ProposeAsync copies it into its
+        // log entry before it returns, and nothing else encodes on this thread in between.
+        var result = await Node.ProposeAsync(CommandCodec.EncodePutReused(request), cancellationToken).ConfigureAwait(ResumeOnScheduler);
+
+        // A put without PrevKv is answered by its revision alone (the apply path builds no response
+        // on any member); its one response is built here, for its caller.
+        if (result is long revision)
+        {
+            return new PutResponse { Header = NewHeader(revision) };
+        }
+
+        var response = Unwrap<PutResponse>(result);
         return new PutResponse { Header = Stamp(response.Header), PrevKv = response.PrevKv };
     }
 

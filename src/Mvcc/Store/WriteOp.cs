@@ -52,6 +52,7 @@ internal enum WriteOpKind
 internal sealed class WriteOp :
     IValueTaskSource<object?>,
     IValueTaskSource<PutResponse>,
+    IValueTaskSource<long>,
     IValueTaskSource<DeleteRangeResponse>,
     IValueTaskSource<TxnResponse>,
     IValueTaskSource<CompactResponse>,
@@ -166,6 +167,19 @@ internal sealed class WriteOp :
     {
         long revision = _putRevision;
         return (PutResponse?)TakeResult(token) ?? new PutResponse { Header = new ResponseHeader { Revision = revision } };
+    }
+
+    /// <summary>A put answered by its revision alone (no previous key-value asked for): that revision, no response objects.</summary>
+    long IValueTaskSource<long>.GetResult(short token)
+    {
+        long revision = _putRevision;
+        object? result = TakeResult(token);
+        if (result is not null || revision <= 0)
+        {
+            throw new InvariantViolationException($"MVCC writer: a put awaited for its revision was answered with {result?.GetType().Name ?? "no revision"}.");
+        }
+
+        return revision;
     }
 
     DeleteRangeResponse IValueTaskSource<DeleteRangeResponse>.GetResult(short token) => (DeleteRangeResponse)TakeResult(token)!;

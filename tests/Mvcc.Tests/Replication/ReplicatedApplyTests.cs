@@ -73,4 +73,64 @@ public sealed class ReplicatedApplyTests
 
         Assert.That(hashes, Has.Count.EqualTo(1), $"seed {seed}: members disagree");
     }
+
+    /// <summary>
+    /// A put's command is encoded into its thread's reused buffer and proposed from there (the node
+    /// copies it before <c>ProposeAsync</c> returns): puts started back to back on one thread, each
+    /// encoded over the previous one's bytes, must each apply their own key and value on every
+    /// member; and a put answered by its revision alone gets a header that names this member, its
+    /// cluster and term, while one with PrevKv still gets its previous key-value.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public async Task PutsStartedBackToBackOnOneThreadEachApplyTheirOwnBytes(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
+        var random = new Random(seed);
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed);
+        var members = cluster.Members.Values.ToArray();
+
+        const int Puts = 200;
+        var values = new byte[Puts][];
+        var writes = new Task<PutResponse>[Puts];
+        var proposers = new ReplicatedStore[Puts];
+        for (int i = 0; i < Puts; i++)
+        {
+            // Values of different lengths, so an overwritten buffer shows in the length or the bytes.
+            values[i] = new byte[1 + random.Next(300)];
+            random.NextBytes(values[i]);
+            proposers[i] = members[random.Next(members.Length)];
+            writes[i] = proposers[i].PutAsync(new PutRequest { Key = Key($"b{i:D3}"), Value = values[i] }).AsTask();
+        }
+
+        var revisions = new HashSet<long>();
+        for (int i = 0; i < Puts; i++)
+        {
+            var put = await writes[i].WaitAsync(Waits.Limit);
+            Assert.That(revisions.Add(put.Header.Revision), Is.True, $"put {i}: revision {put.Header.Revision} twice (seed {seed})");
+            Assert.That(put.Header.MemberId, Is.EqualTo(proposers[i].MemberId), $"put {i} (seed {seed})");
+            Assert.That(put.Header.ClusterId, Is.EqualTo(proposers[i].ClusterId), $"put {i} (seed {seed})");
+            Assert.That(put.Header.RaftTerm, Is.GreaterThan(0UL), $"put {i} (seed {seed})");
+            Assert.That(put.PrevKv, Is.Null, $"put {i} (seed {seed})");
+        }
+
+        // Every member holds every key with its own value.
+        ulong applied = members.Max(m => m.Status.RaftAppliedIndex);
+        await cluster.WaitForAppliedAsync(applied);
+        foreach (var member in members)
+        {
+            for (int i = 0; i < Puts; i++)
+            {
+                var read = await member.RangeAsync(new RangeRequest { Key = Key($"b{i:D3}") }, ReadConsistency.Serializable);
+                Assert.That(read.Kvs, Has.Count.EqualTo(1), $"member {member.MemberId}, key {i} (seed {seed})");
+                Assert.That(read.Kvs[0].Value.ToArray(), Is.EqualTo(values[i]), $"member {member.MemberId}, key {i} (seed {seed})");
+            }
+        }
+
+        // A put asking for its previous key-value still gets it (the apply path's whole-response route).
+        var again = await members[0].PutAsync(new PutRequest { Key = Key("b007"), Value = Key("new"), PrevKv = true }).AsTask().WaitAsync(Waits.Limit);
+        Assert.That(again.PrevKv, Is.Not.Null, $"seed {seed}");
+        Assert.That(again.PrevKv!.Value.ToArray(), Is.EqualTo(values[7]), $"seed {seed}");
+        Assert.That(again.Header.MemberId, Is.EqualTo(members[0].MemberId), $"seed {seed}");
+        Assert.That(again.Header.Revision, Is.EqualTo(revisions.Max() + 1), $"seed {seed}");
+    }
 }
