@@ -222,15 +222,16 @@ public sealed partial class RaftNode<TResult>
         while (true)
         {
             var (items, _, closed) = await _syncQueue.TakeAsync();
-            if (OnSyncStarting(items.Count) && !closed && !_leads && _syncBlocksThread)
+            if (OnSyncStarting(items.Count) && !closed && !_leads)
             {
-                // The loop was just woken from this thread, and the fsync below blocks it (a log
-                // without background threads flushes on the caller's thread): the loop's
-                // continuation would wait behind it. Yield first, so the loop runs now. Not on a
-                // leader: its fsync is on the path of every commit, and its members' fsyncs on one
-                // disk are served in the order they start (R13E, docs/benchmarks.md). A log with
-                // background threads flushes on them (RaftNode turns WalOptions.CallerThreadCommits
-                // off): nothing blocks this thread, and no yield is needed.
+                // The loop was just woken from this thread, and the fsync below blocks it (the
+                // write-ahead log flushes on the caller's thread): on the thread pool the loop's
+                // continuation sits in this thread's local queue until another thread steals it.
+                // Yield first, so the fsync goes to the back of the queue and the loop runs now.
+                // Not on a leader: its fsync is on the path of every commit (its own
+                // acknowledgement counts), and its members' fsyncs on one disk are served in the
+                // order they start. Traced with one caller (R13E, docs/benchmarks.md), the yield
+                // put the leader's fsync ~100 us late, behind both followers', on most proposals.
                 await Task.Yield();
             }
 

@@ -7,7 +7,6 @@ using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.Storage.IO;
-using EmbeddedRaft.Storage.Wal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -93,10 +92,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     // A copy of _role == Leader the sync pipeline may read from its thread (written by the loop with _role).
     private volatile bool _leads;
-
-    // Whether the sync pipeline's fsync blocks its thread: only with a log that has no background
-    // threads (WalThreading.CallerThread); otherwise the log flushes on its own syncer thread.
-    private readonly bool _syncBlocksThread;
     private int _snapshotInProgress;
 
     // The coalescing hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
@@ -155,8 +150,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     {
         _options = options;
         _acknowledgeBeforeFsync = options.Raft.BrokenRules.AcknowledgeBeforeFsync;
-        var wal = LogOptions(options).Wal;
-        _syncBlocksThread = wal.Threading == WalThreading.CallerThread || wal.CallerThreadCommits;
         _stateMachine = stateMachine;
         _durableStateMachine = stateMachine as IDurableStateMachine<TResult>;
         _transport = transport;
@@ -342,22 +335,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
     }
 
-    // The log's options, with the node's id, clock and logger where the caller left the log's unset,
-    // and no flush on the calling thread.
+    // The log's options, with the node's id, clock and logger where the caller left the log's unset.
     private static DurableRaftLogOptions LogOptions(RaftNodeOptions options)
     {
         var log = options.Log ?? DurableRaftLogOptions.Default;
-        if (log.Wal.CallerThreadCommits && log.Wal.Threading == WalThreading.BackgroundThreads)
-        {
-            // The sync pipeline, and the loop when it compacts, run on the node's scheduler (the
-            // thread pool by default): a flush there blocks a pool thread for the whole fsync while
-            // the loops and appliers of this and other nodes wait in its queue. Traced with 16
-            // proposals in flight (R13G, docs/benchmarks.md), an append waited ~1 ms, about one
-            // fsync, between reaching a follower and being stepped; with the flushes on the log's
-            // own threads, tens of microseconds.
-            log = log with { Wal = log.Wal with { CallerThreadCommits = false } };
-        }
-
         if (log.MetricsNodeId == 0)
         {
             log = log with { MetricsNodeId = options.NodeId };

@@ -42,8 +42,6 @@ internal sealed class WalGroupCommit
     private readonly string _directory;
     private readonly WalOptions _options;
     private readonly bool _callerThreadOnly;
-    // WalOptions.CallerThreadCommits: with background threads, whether an idle log lets a caller commit its own group.
-    private readonly bool _callerCommits;
     // Copied from _options once: their getters derive unset values, and appends read them each time.
     private readonly long _maxBufferedBytes;
     private readonly long _segmentRecordLimitBytes;
@@ -113,7 +111,6 @@ internal sealed class WalGroupCommit
         _directory = directory;
         _options = options;
         _callerThreadOnly = options.Threading == WalThreading.CallerThread;
-        _callerCommits = options.CallerThreadCommits;
         _maxBufferedBytes = options.MaxBufferedBytes;
         _segmentRecordLimitBytes = options.SegmentSizeBytes - WalFormat.SegmentReservedEndBytes;
         _writeBufferSizeBytes = options.WriteBufferSizeBytes;
@@ -1217,8 +1214,7 @@ internal sealed class WalGroupCommit
     /// hand-offs per synced append when appends do not overlap; under concurrency the appender
     /// does not write (its thread, usually a pool thread, would block in the flush while the other
     /// appenders' continuations wait for a thread, and the group behind it would be smaller). A lone
-    /// append again after a burst goes to the writer thread once, then commits itself. Never with
-    /// <see cref="WalOptions.CallerThreadCommits"/> off (the caller's thread must not block). With
+    /// append again after a burst goes to the writer thread once, then commits itself. With
     /// <see cref="WalThreading.CallerThread"/>, always: it waits for another caller's commit first,
     /// and throws if the log stopped meanwhile.
     /// </summary>
@@ -1233,7 +1229,7 @@ internal sealed class WalGroupCommit
 
             ThrowIfUnusableUnsynchronized();
         }
-        else if (!_callerCommits || _writeLane != WriteLane.Idle || _flushLane != FlushLane.Idle || _lifecycle != Lifecycle.Open || _lastGroupWaiters > 1)
+        else if (_writeLane != WriteLane.Idle || _flushLane != FlushLane.Idle || _lifecycle != Lifecycle.Open || _lastGroupWaiters > 1)
         {
             return false;
         }

@@ -145,18 +145,6 @@ public sealed record WalOptions
     }
 
     /// <summary>
-    /// With <see cref="WalThreading.BackgroundThreads"/>: whether a synced append or a
-    /// <see cref="WriteAheadLog.SyncAsync"/> that finds the log idle (nothing being written or
-    /// flushed) writes and flushes on the calling thread, blocking it for the flush (true, the
-    /// default: a lone caller saves two thread hand-offs), or always leaves that to the writer and
-    /// syncer threads, so that the caller's thread never blocks in a write or a flush and its
-    /// continuation runs once the flush is done (false: for callers on the thread pool whose
-    /// threads other work waits for; <c>RaftNode</c> sets it for its log). Ignored with
-    /// <see cref="WalThreading.CallerThread"/>, where every write and flush runs on a caller.
-    /// </summary>
-    public bool CallerThreadCommits { get; init; } = true;
-
-    /// <summary>
     /// Where repairs are reported: a torn tail cut by <see cref="WriteAheadLog.Open"/> is logged at
     /// <see cref="LogLevel.Warning"/> (as well as in <see cref="WriteAheadLog.TailRepair"/>).
     /// Default: nowhere (<see cref="NullLogger.Instance"/>); null is refused.

@@ -125,40 +125,6 @@ public sealed class WalGroupCommitTests
         Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 102).Select(i => (ulong)i)));
     }
 
-    [Test]
-    public async Task WithCallerThreadCommitsOffALoneSyncAndSyncedAppendNeverWriteOrFlushOnTheCallersThread()
-    {
-        var fs = new FaultInjectingFileSystem(76);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, new WalOptions { SegmentSizeBytes = 1024 * 1024, CallerThreadCommits = false });
-        log.AppendAsync(1, new byte[10], 1).AsTask().WaitOrFail("the first append to complete");
-        log.WhenWriterIdleAsync().WaitOrFail("the writer to go idle");
-        var threads = new List<(FaultOperationKind Kind, string? Thread)>();
-        fs.BeforeEntering = (kind, _) =>
-        {
-            if (kind is FaultOperationKind.Write or FaultOperationKind.Flush)
-            {
-                lock (threads)
-                {
-                    threads.Add((kind, Thread.CurrentThread.Name));
-                }
-            }
-        };
-
-        // Both lanes idle and the last group alone: with the default this call would write and flush here.
-        await log.AppendAsync(1, new byte[100], 2, sync: false);
-        log.SyncAsync().AsTask().WaitOrFail("the sync to complete");
-        log.AppendAsync(1, new byte[100], 3).AsTask().WaitOrFail("the synced append to complete");
-        log.WhenWriterIdleAsync().WaitOrFail("the writer to go idle");
-
-        Assert.That(threads, Is.EqualTo(new (FaultOperationKind, string?)[]
-        {
-            (FaultOperationKind.Write, "EmbeddedRaft WAL writer"), (FaultOperationKind.Flush, "EmbeddedRaft WAL syncer"),
-            (FaultOperationKind.Write, "EmbeddedRaft WAL writer"), (FaultOperationKind.Flush, "EmbeddedRaft WAL syncer"),
-        }));
-        Assert.That(log.DurablePosition, Is.EqualTo(log.EndPosition));
-        Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(new ulong[] { 1, 2, 3 }));
-    }
-
     /// <summary>Appends a synced record and, once it is durable, returns what <paramref name="observe"/> sees where the append resumed.</summary>
     private static async Task<T> AppendThenObserveAsync<T>(WriteAheadLog log, ulong index, Func<T> observe)
     {
