@@ -202,56 +202,104 @@ internal sealed class WatchBuffer
     {
         var batch = _held[span.HeldBatch];
         int at = Math.Max(_spanAt, span.SpanStart);
-        while (at < span.SpanEnd)
+        if (at >= span.SpanEnd)
         {
-            var first = batch.EntryAt(at);
-            long main = first.Revision.Main;
+            _spanAt = at;
+            return true;
+        }
+
+        var entry = batch.EntryAt(at);
+        while (true)
+        {
+            long main = entry.Revision.Main;
             if (main < span.Main || main <= through)
             {
-                throw new InvariantViolationException($"MVCC watch: a span's entry of revision {first.Revision} read after revision {Math.Max(through, span.Main - 1)}.");
+                throw new InvariantViolationException($"MVCC watch: a span's entry of revision {entry.Revision} read after revision {Math.Max(through, span.Main - 1)}.");
             }
 
+            // The revision's entries are [at, next); `following` is the entry at next, if any (read once).
             int next = at + 1;
-            while (next < span.SpanEnd && batch.EntryAt(next).Revision.Main == main)
+            PendingBatch.Entry following = default;
+            while (next < span.SpanEnd)
             {
+                following = batch.EntryAt(next);
+                if (following.Revision.Main != main)
+                {
+                    break;
+                }
+
                 next++;
             }
 
-            // Whole revisions: count the revision's events before taking any (one entry: one decode).
-            int matches = 0;
-            for (int p = at; p < next; p++)
+            if (next == at + 1)
             {
-                if (Takes(p == at ? first : batch.EntryAt(p), watcher, out _))
+                // One change (a put, a delete of one key): one decode.
+                if (Takes(entry, watcher, out var decoded))
                 {
-                    matches++;
+                    if (taken > 0 && taken + 1 > limit)
+                    {
+                        _spanAt = at;
+                        return false;
+                    }
+
+                    events.Add(ToEvent(entry, decoded, reused));
+                    taken++;
                 }
             }
-
-            if (matches > 0 && taken > 0 && taken + matches > limit)
+            else if (!TakeRevisionEvents(batch, at, next, limit, ref taken, events, reused, watcher))
             {
                 _spanAt = at;
                 return false;
             }
 
-            for (int p = at; p < next && matches > 0; p++)
-            {
-                var entry = p == at ? first : batch.EntryAt(p);
-                if (Takes(entry, watcher, out var decoded))
-                {
-                    events.Add(reused is null
-                        ? HistoryReader.ToEvent(main, entry.Tombstone, entry.StoredValue.Span, decoded)
-                        : HistoryReader.OverwriteEvent(reused.Next(), main, entry.Tombstone, entry.StoredValue, decoded));
-                }
-            }
-
-            taken += matches;
             through = main;
             at = next;
+            if (at >= span.SpanEnd)
+            {
+                _spanAt = at;
+                return true;
+            }
+
+            entry = following;
+        }
+    }
+
+    /// <summary>The events of one revision of several changes, entries [<paramref name="at"/>, <paramref name="next"/>) of <paramref name="batch"/>, whole: false, with none taken, when they do not fit in the piece.</summary>
+    private static bool TakeRevisionEvents(PendingBatch batch, int at, int next, int limit, ref int taken, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
+    {
+        // Counted before any is taken: a revision is never split.
+        int matches = 0;
+        for (int p = at; p < next; p++)
+        {
+            if (Takes(batch.EntryAt(p), watcher, out _))
+            {
+                matches++;
+            }
         }
 
-        _spanAt = at;
+        if (matches > 0 && taken > 0 && taken + matches > limit)
+        {
+            return false;
+        }
+
+        for (int p = at; p < next && matches > 0; p++)
+        {
+            var entry = batch.EntryAt(p);
+            if (Takes(entry, watcher, out var decoded))
+            {
+                events.Add(ToEvent(entry, decoded, reused));
+            }
+        }
+
+        taken += matches;
         return true;
     }
+
+    /// <summary>The event of a span's entry: a new one with its own copy of the key and value, or (reusing) written into the next reused instance, slicing the held batch.</summary>
+    private static WatchEvent ToEvent(in PendingBatch.Entry entry, in StoredValue.Decoded decoded, ReusedEvents? reused) =>
+        reused is null
+            ? HistoryReader.ToEvent(entry.Revision.Main, entry.Tombstone, entry.StoredValue.Span, decoded)
+            : HistoryReader.OverwriteEvent(reused.Next(), entry.Revision.Main, entry.Tombstone, entry.StoredValue, decoded);
 
     /// <summary>True when <paramref name="watcher"/> takes the change of <paramref name="entry"/> (its key in range, its kind not filtered out).</summary>
     private static bool Takes(in PendingBatch.Entry entry, Watcher watcher, out StoredValue.Decoded decoded)
