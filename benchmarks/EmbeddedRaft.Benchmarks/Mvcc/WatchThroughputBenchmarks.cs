@@ -138,7 +138,7 @@ public class WatchThroughputBenchmarks
             throw new InvalidOperationException($"The watcher got {delivered} events of {LivePuts}.");
         }
 
-        MvccWorkload.AppendResult($"WatchThroughput live{(reuseEvents ? " (reused events)" : string.Empty)}: {delivered:N0} events delivered; the watcher fell behind {_store.Watches.FellBehindCount} times");
+        MvccWorkload.AppendResult($"WatchThroughput live{(reuseEvents ? " (reused events)" : string.Empty)}: {delivered:N0} events delivered; the watcher fell behind {_store.Watches.FellBehindCount} times; {_store.Watches.SpanBatchCount} batches reached it as spans");
     }
 
     private Task PutAllAsync() =>

@@ -226,6 +226,23 @@ internal sealed class PendingBatch
         return false;
     }
 
+    /// <summary>
+    /// The entry at <paramref name="position"/> (in revision order), for a reader holding the batch
+    /// that knows where the entries it wants lie (a watcher's consumer reading a committed batch's
+    /// revisions, see <see cref="Watch.WatchBuffer"/>).
+    /// </summary>
+    /// <exception cref="InvariantViolationException"><paramref name="position"/> is not below <see cref="Count"/>.</exception>
+    public Entry EntryAt(int position)
+    {
+        int count = Volatile.Read(ref _count);
+        if ((uint)position >= (uint)count)
+        {
+            throw new InvariantViolationException($"MVCC store: pending batch position {position} read, the batch holds {count} entries.");
+        }
+
+        return At(Volatile.Read(ref _segments), position);
+    }
+
     /// <summary>The entries at or below <paramref name="maxMain"/>, in revision order (for hashing).</summary>
     public List<Entry> UpTo(long maxMain)
     {

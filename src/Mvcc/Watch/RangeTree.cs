@@ -39,8 +39,21 @@ internal sealed class RangeTree
         Count--;
     }
 
+    /// <summary>Adds to <paramref name="into"/> every range's group, in range order (a walk of the whole tree: for a few ranges).</summary>
+    public void CollectAll(List<WatcherGroup> into) => CollectAll(_root, into);
+
     /// <summary>Adds to <paramref name="into"/> the group of every range that holds <paramref name="key"/>.</summary>
     public void Stab(ReadOnlySpan<byte> key, List<WatcherGroup> into) => Stab(_root, key, into);
+
+    private static void CollectAll(Node? node, List<WatcherGroup> into)
+    {
+        while (node is not null)
+        {
+            CollectAll(node.Left, into);
+            into.Add(node.Group);
+            node = node.Right;
+        }
+    }
 
     private static void Stab(Node? node, ReadOnlySpan<byte> key, List<WatcherGroup> into)
     {

@@ -3,8 +3,9 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// <summary>What a watch's consumer does next, as <see cref="WatchHub.Take"/> decided under its lock.</summary>
 internal readonly struct TakeResult
 {
-    private TakeResult(TakeKind kind, WatchBuffer? buffer, long revision, long target, Exception? reason, TaskCompletionSource<bool>? waiter)
+    private TakeResult(TakeKind kind, WatchBuffer? buffer, long revision, long target, Exception? reason, TaskCompletionSource<bool>? waiter, bool answersProgress = false)
     {
+        AnswersProgress = answersProgress;
         Kind = kind;
         Buffer = buffer;
         Revision = revision;
@@ -21,6 +22,9 @@ internal readonly struct TakeResult
     /// <summary>For <see cref="TakeKind.Respond"/>: the response's revision; for <see cref="TakeKind.CatchUp"/>: the first revision to read.</summary>
     public long Revision { get; }
 
+    /// <summary>For <see cref="TakeKind.Respond"/>: a progress notification was asked for, so the response is due even when the buffer turns out to hold no event for the watcher.</summary>
+    public bool AnswersProgress { get; }
+
     /// <summary>For <see cref="TakeKind.CatchUp"/>: the last revision to read (the notified one).</summary>
     public long Target { get; }
 
@@ -30,7 +34,7 @@ internal readonly struct TakeResult
     /// <summary>For <see cref="TakeKind.Wait"/>: completes when something changes.</summary>
     public TaskCompletionSource<bool>? Waiter { get; }
 
-    public static TakeResult Respond(WatchBuffer? buffer, long revision) => new(TakeKind.Respond, buffer, revision, 0, null, null);
+    public static TakeResult Respond(WatchBuffer? buffer, long revision, bool answersProgress) => new(TakeKind.Respond, buffer, revision, 0, null, null, answersProgress);
 
     public static TakeResult End(Exception? reason) => new(TakeKind.End, null, 0, 0, reason, null);
 

@@ -6,7 +6,9 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// A watcher's live changes its consumer has not taken yet: filled by the writer (under the hub's
 /// lock), then taken whole by the consumer, which decodes the events on its own thread, a bounded
 /// piece per response (<see cref="TakeEvents"/>), so building a watch's event objects costs the
-/// writer nothing.
+/// writer nothing. An item is one change, or a span of a committed batch's entries
+/// (<see cref="AddSpan"/>) among which the consumer finds the watcher's changes itself, so staging a
+/// whole batch costs the writer one item.
 /// </summary>
 /// <remarks>
 /// <para>Bytes: a staged change slices the stored value in the pending batch that holds its revision,
@@ -26,11 +28,20 @@ internal sealed class WatchBuffer
     private readonly List<BufferedChange> _changes = [];
     private readonly List<PendingBatch> _held = new(2);
 
-    /// <summary>Consumer only: the changes before this index are decoded (<see cref="TakeEvents"/>).</summary>
+    /// <summary>Consumer only: the items before this index are decoded (<see cref="TakeEvents"/>).</summary>
     private int _decoded;
 
-    /// <summary>Changes staged (while its consumer decodes it in pieces, the decoded ones too: 0 once emptied).</summary>
+    /// <summary>Consumer only: while the item at <see cref="_decoded"/> is a span read in pieces, the batch position of its next entry (0 before it is started).</summary>
+    private int _spanAt;
+
+    /// <summary>The changes the items cover (<see cref="BufferedChange.Changes"/>): an upper bound of their events.</summary>
+    private int _bound;
+
+    /// <summary>Items staged (while its consumer decodes it in pieces, the decoded ones too: 0 once emptied).</summary>
     public int Count => _changes.Count;
+
+    /// <summary>The changes the staged items cover: every staged change counts one, a span every change of it (some of which its consumer may leave out). What <see cref="WatchOptions.MaxBufferedEvents"/> bounds.</summary>
+    public int Bound => _bound;
 
     /// <summary>Changes the list has room for without growing (for keeping a busy watcher's buffer for reuse).</summary>
     public int Capacity => _changes.Capacity;
@@ -48,24 +59,55 @@ internal sealed class WatchBuffer
         _held.Add(batch);
     }
 
-    public void Add(in BufferedChange change) => _changes.Add(change);
+    public void Add(in BufferedChange change)
+    {
+        _changes.Add(change);
+        _bound += change.Changes;
+    }
 
-    /// <summary>Removes the changes from <paramref name="index"/> on (a revision that did not fit); a batch stays held until the buffer is emptied.</summary>
-    public void RemoveFrom(int index) => _changes.RemoveRange(index, _changes.Count - index);
+    /// <summary>
+    /// Writer thread: stages the entries [<paramref name="start"/>, <paramref name="end"/>) of
+    /// <paramref name="batch"/> (whole revisions, the first <paramref name="firstMain"/>), which must be
+    /// the newest batch held, for the consumer to read and filter (see <see cref="TakeEvents"/>).
+    /// </summary>
+    public void AddSpan(PendingBatch batch, int start, int end, long firstMain)
+    {
+        if (!Holds(batch))
+        {
+            throw new InvariantViolationException("MVCC watch: a span staged of a batch the buffer does not hold.");
+        }
+
+        Add(BufferedChange.Span(firstMain, _held.Count - 1, start, end));
+    }
+
+    /// <summary>Removes the items from <paramref name="index"/> on (a revision that did not fit); a batch stays held until the buffer is emptied.</summary>
+    public void RemoveFrom(int index)
+    {
+        for (int i = index; i < _changes.Count; i++)
+        {
+            _bound -= _changes[i].Changes;
+        }
+
+        _changes.RemoveRange(index, _changes.Count - index);
+    }
 
     /// <summary>True once every staged change was decoded (<see cref="TakeEvents"/>), or the buffer is empty: what is left is to <see cref="Empty"/> it.</summary>
     public bool Drained => _decoded >= _changes.Count;
 
     /// <summary>
-    /// Consumer thread: appends the next events, in order, to <paramref name="events"/>, decoded from
-    /// the held batches' bytes (or the built ones): the whole revisions that fit in
-    /// <paramref name="maxEvents"/>, or the next revision alone when it is larger; returns the main
-    /// revision of the last one. Once the last change is decoded the buffer is <see cref="Drained"/>:
-    /// the caller <see cref="Empty"/>s it, which releases the batches (a reusing consumer only once
-    /// the events it handed out may no longer be read: their keys and values slice those batches).
-    /// <paramref name="reused"/> null: each event is a new object with its own copy of the key and
-    /// value; otherwise (<see cref="WatchRequest.ReuseEvents"/>) the events are written into its
-    /// instances and their keys and values slice the held batches' bytes: nothing is allocated per event.
+    /// Consumer thread: appends the next events of <paramref name="watcher"/>, in order, to
+    /// <paramref name="events"/>, decoded from the held batches' bytes (or the built ones): the whole
+    /// revisions that fit in <paramref name="maxEvents"/>, or the next revision alone when it is larger;
+    /// a span's entries outside the watched range or filtered out are passed over (and so are the
+    /// revisions of a span that end up with no event for the watcher, until the next revision that has
+    /// one or the end). Returns the main revision through which every item is read. Once the last
+    /// item is read the buffer is <see cref="Drained"/> (possibly with no event appended, when its
+    /// spans held none for the watcher): the caller <see cref="Empty"/>s it, which releases the
+    /// batches (a reusing consumer only once the events it handed out may no longer be read: their
+    /// keys and values slice those batches). <paramref name="reused"/> null: each event is a new
+    /// object with its own copy of the key and value; otherwise (<see cref="WatchRequest.ReuseEvents"/>)
+    /// the events are written into its instances and their keys and values slice the held batches'
+    /// bytes: nothing is allocated per event.
     /// </summary>
     /// <remarks>
     /// Why in pieces: a prefix watcher's buffer holds up to a whole committed batch (10,000 changes
@@ -74,46 +116,56 @@ internal sealed class WatchBuffer
     /// (measured in docs/benchmarks.md, "Watches, session 10").
     /// </remarks>
     /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it; the buffer is emptied), or nothing is left to decode.</exception>
-    public long TakeEvents(int maxEvents, List<WatchEvent> events, ReusedEvents? reused)
+    public long TakeEvents(int maxEvents, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         var changes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_changes);
-        int from = _decoded;
-        if (from >= changes.Length)
+        if (_decoded >= changes.Length)
         {
             throw new InvariantViolationException("MVCC watch: events taken from an empty buffer.");
         }
 
-        // Whole revisions only: the piece ends at the last revision boundary within maxEvents changes,
-        // or, when its first revision alone is larger, after that revision.
-        int end = Math.Min(changes.Length, from + Math.Max(1, maxEvents));
-        if (end < changes.Length && changes[end].Main == changes[end - 1].Main)
+        int limit = Math.Max(1, maxEvents);
+        int taken = 0;
+        long through = 0;
+        try
         {
-            int cut = end - 1;
-            while (cut > from && changes[cut - 1].Main == changes[end - 1].Main)
+            while (_decoded < changes.Length)
             {
-                cut--;
-            }
+                ref readonly var change = ref changes[_decoded];
+                if (change.IsSpan)
+                {
+                    if (!TakeSpanEvents(change, limit, ref taken, ref through, events, reused, watcher))
+                    {
+                        return through;
+                    }
 
-            if (cut > from)
-            {
-                end = cut;
-            }
-            else
-            {
-                while (end < changes.Length && changes[end].Main == changes[end - 1].Main)
+                    _decoded++;
+                    _spanAt = 0;
+                    continue;
+                }
+
+                // A staged revision: its changes are consecutive items (a revision is staged whole or spanned whole).
+                int end = _decoded + 1;
+                while (end < changes.Length && !changes[end].IsSpan && changes[end].Main == change.Main)
                 {
                     end++;
                 }
-            }
-        }
 
-        try
-        {
-            events.EnsureCapacity(events.Count + (end - from));
-            for (int i = from; i < end; i++)
-            {
-                ref readonly var change = ref changes[i];
-                events.Add(change.Built ?? (reused is null ? Decode(change) : DecodeInto(change, reused.Next())));
+                int count = end - _decoded;
+                if (taken > 0 && taken + count > limit)
+                {
+                    return through;
+                }
+
+                events.EnsureCapacity(events.Count + count);
+                for (int i = _decoded; i < end; i++)
+                {
+                    events.Add(changes[i].Built ?? (reused is null ? Decode(changes[i]) : DecodeInto(changes[i], reused.Next())));
+                }
+
+                taken += count;
+                through = change.Main;
+                _decoded = end;
             }
         }
         catch
@@ -123,8 +175,7 @@ internal sealed class WatchBuffer
             throw;
         }
 
-        _decoded = end;
-        return changes[end - 1].Main;
+        return through;
     }
 
     /// <summary>Drops the changes, decoded or not, and releases the held batches: once <see cref="Drained"/> (see <see cref="TakeEvents"/>), or when the watch ended without its consumer taking them.</summary>
@@ -132,12 +183,134 @@ internal sealed class WatchBuffer
     {
         _changes.Clear();
         _decoded = 0;
+        _spanAt = 0;
+        _bound = 0;
         foreach (var batch in _held)
         {
             batch.Release();
         }
 
         _held.Clear();
+    }
+
+    /// <summary>
+    /// The span's next revisions' events for <paramref name="watcher"/>, from <see cref="_spanAt"/>:
+    /// false when the piece is full before the span's end (<see cref="_spanAt"/> is then the first
+    /// revision left, which has an event), true once every entry of the span was read.
+    /// </summary>
+    private bool TakeSpanEvents(in BufferedChange span, int limit, ref int taken, ref long through, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
+    {
+        var batch = _held[span.HeldBatch];
+        int at = Math.Max(_spanAt, span.SpanStart);
+        if (at >= span.SpanEnd)
+        {
+            _spanAt = at;
+            return true;
+        }
+
+        var entry = batch.EntryAt(at);
+        while (true)
+        {
+            long main = entry.Revision.Main;
+            if (main < span.Main || main <= through)
+            {
+                throw new InvariantViolationException($"MVCC watch: a span's entry of revision {entry.Revision} read after revision {Math.Max(through, span.Main - 1)}.");
+            }
+
+            // The revision's entries are [at, next); `following` is the entry at next, if any (read once).
+            int next = at + 1;
+            PendingBatch.Entry following = default;
+            while (next < span.SpanEnd)
+            {
+                following = batch.EntryAt(next);
+                if (following.Revision.Main != main)
+                {
+                    break;
+                }
+
+                next++;
+            }
+
+            if (next == at + 1)
+            {
+                // One change (a put, a delete of one key): one decode.
+                if (Takes(entry, watcher, out var decoded))
+                {
+                    if (taken > 0 && taken + 1 > limit)
+                    {
+                        _spanAt = at;
+                        return false;
+                    }
+
+                    events.Add(ToEvent(entry, decoded, reused));
+                    taken++;
+                }
+            }
+            else if (!TakeRevisionEvents(batch, at, next, limit, ref taken, events, reused, watcher))
+            {
+                _spanAt = at;
+                return false;
+            }
+
+            through = main;
+            at = next;
+            if (at >= span.SpanEnd)
+            {
+                _spanAt = at;
+                return true;
+            }
+
+            entry = following;
+        }
+    }
+
+    /// <summary>The events of one revision of several changes, entries [<paramref name="at"/>, <paramref name="next"/>) of <paramref name="batch"/>, whole: false, with none taken, when they do not fit in the piece.</summary>
+    private static bool TakeRevisionEvents(PendingBatch batch, int at, int next, int limit, ref int taken, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
+    {
+        // Counted before any is taken: a revision is never split.
+        int matches = 0;
+        for (int p = at; p < next; p++)
+        {
+            if (Takes(batch.EntryAt(p), watcher, out _))
+            {
+                matches++;
+            }
+        }
+
+        if (matches > 0 && taken > 0 && taken + matches > limit)
+        {
+            return false;
+        }
+
+        for (int p = at; p < next && matches > 0; p++)
+        {
+            var entry = batch.EntryAt(p);
+            if (Takes(entry, watcher, out var decoded))
+            {
+                events.Add(ToEvent(entry, decoded, reused));
+            }
+        }
+
+        taken += matches;
+        return true;
+    }
+
+    /// <summary>The event of a span's entry: a new one with its own copy of the key and value, or (reusing) written into the next reused instance, slicing the held batch.</summary>
+    private static WatchEvent ToEvent(in PendingBatch.Entry entry, in StoredValue.Decoded decoded, ReusedEvents? reused) =>
+        reused is null
+            ? HistoryReader.ToEvent(entry.Revision.Main, entry.Tombstone, entry.StoredValue.Span, decoded)
+            : HistoryReader.OverwriteEvent(reused.Next(), entry.Revision.Main, entry.Tombstone, entry.StoredValue, decoded);
+
+    /// <summary>True when <paramref name="watcher"/> takes the change of <paramref name="entry"/> (its key in range, its kind not filtered out).</summary>
+    private static bool Takes(in PendingBatch.Entry entry, Watcher watcher, out StoredValue.Decoded decoded)
+    {
+        var stored = entry.StoredValue.Span;
+        if (!StoredValue.TryDecode(stored, entry.Tombstone, out decoded))
+        {
+            throw new InvariantViolationException($"MVCC watch: the stored value of revision {entry.Revision} in a held batch does not decode (its pending batch was written again while held).");
+        }
+
+        return watcher.Accepts(entry.Tombstone) && watcher.Matches(StoredValue.KeyOf(stored, decoded));
     }
 
     private static WatchEvent Decode(in BufferedChange change) =>

@@ -23,6 +23,15 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     private WatchBuffer? _decoding;
     private long _decodingRevision;
 
+    /// <summary>The take of <see cref="_decoding"/> answered a progress request: it gives a response even with no event.</summary>
+    private bool _answersProgress;
+
+    /// <summary>A response was given from <see cref="_decoding"/>'s take.</summary>
+    private bool _deliveredFromTake;
+
+    /// <summary>The last taken buffer held no event for the watcher (only spans of changes it does not take) and gave no response: told to the hub at the next take.</summary>
+    private bool _tookNothing;
+
     /// <summary>
     /// Reusing watch only: a drained buffer whose held batches the last response's keys and values
     /// slice; emptied (its batches released) at the next <see cref="MoveNextAsync"/> or at the end,
@@ -49,11 +58,17 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
             cancellationToken.ThrowIfCancellationRequested();
             if (_decoding is not null)
             {
-                Current = NextPiece();
-                return true;
+                if (NextPiece() is { } piece)
+                {
+                    Current = piece;
+                    return true;
+                }
+
+                continue;
             }
 
-            var step = hub.Take(watcher, ref _emptied);
+            var step = hub.Take(watcher, ref _emptied, _tookNothing);
+            _tookNothing = false;
             switch (step.Kind)
             {
                 case TakeKind.Respond:
@@ -63,7 +78,14 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                         // writer staged (WatchBuffer): the writer adds no object per event.
                         _decoding = buffer;
                         _decodingRevision = step.Revision;
-                        Current = NextPiece();
+                        _answersProgress = step.AnswersProgress;
+                        _deliveredFromTake = false;
+                        if (NextPiece() is not { } first)
+                        {
+                            continue;
+                        }
+
+                        Current = first;
                     }
                     else
                     {
@@ -134,10 +156,12 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     /// <summary>
     /// The next response of the taken buffer: its next whole revisions, up to
     /// <see cref="WatchHub.MaxEventsPerResponse"/> events. A piece before the last carries the
-    /// revision of its last event (every event of the range up to it is delivered: the buffer holds
-    /// them all, in order); the last carries the take's revision.
+    /// revision through which it read the buffer (every event of the range up to it is delivered: the
+    /// buffer holds them all, in order); the last carries the take's revision. Null when the buffer
+    /// held no event for the watcher at all (only spans of changes it does not take) and the take
+    /// answered no progress request: there is nothing to respond.
     /// </summary>
-    private WatchResponse NextPiece()
+    private WatchResponse? NextPiece()
     {
         var buffer = _decoding!;
         List<WatchEvent> events;
@@ -154,7 +178,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         long through;
         try
         {
-            through = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, events, _reused);
+            through = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, events, _reused, watcher);
         }
         catch
         {
@@ -166,7 +190,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         {
             _decoding = null;
             through = _decodingRevision;
-            if (_reused is null)
+            if (_reused is null || events.Count == 0)
             {
                 buffer.Empty();
                 _emptied = buffer;
@@ -176,8 +200,17 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                 // Its batches hold the bytes this response's keys and values slice.
                 _lent = buffer;
             }
+
+            // Only a take's first piece can be empty (a piece ends early only before a revision
+            // with events for the watcher); an empty response is a progress notification.
+            if (events.Count == 0 && !_answersProgress)
+            {
+                _tookNothing = !_deliveredFromTake;
+                return null;
+            }
         }
 
+        _deliveredFromTake = true;
         return Build(events, through);
     }
 

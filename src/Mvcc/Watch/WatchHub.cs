@@ -9,9 +9,12 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// once they may be shown (<see cref="Applied"/>, <see cref="Committed"/>); it stages them in the
 /// buffers of the synced watchers of the changed keys, found through a <see cref="WatcherIndex"/>,
 /// and moves a watcher whose buffer is full to the unsynced state instead of waiting or dropping.
-/// Each watcher's consumer takes its buffer (<see cref="Take"/>) and builds the events from the
-/// staged bytes on its own thread (<see cref="WatchBuffer"/>), and, while unsynced, reads the
-/// missed revisions from history itself, then rejoins.
+/// A committed batch whose only synced watchers are a few range watchers with room for it is
+/// staged as one span of the batch per watcher instead, with nothing done per change
+/// (<see cref="TryNotifyBatchAsSpans"/>). Each watcher's consumer takes its buffer
+/// (<see cref="Take"/>) and builds the events from the staged bytes on its own thread, picking its
+/// own out of a span (<see cref="WatchBuffer"/>), and, while unsynced, reads the missed revisions
+/// from history itself, then rejoins.
 /// </summary>
 /// <remarks>
 /// <para>When a revision is shown (the "notified" revision): with <see cref="MvccDurability.Synced"/>
@@ -24,7 +27,8 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// <para>Locking: one lock (<c>_gate</c>) guards the index, every watcher's mutable state and the
 /// notified revision; it is never held across IO or a wait. The writer holds it once per revision
 /// and wakes that revision's consumers as it lets go, in both modes (a committed batch's revisions
-/// one after another: see <see cref="Committed"/>).</para>
+/// one after another: see <see cref="Committed"/>), except for a batch staged as spans: once for
+/// the batch.</para>
 /// </remarks>
 internal sealed class WatchHub
 {
@@ -52,6 +56,14 @@ internal sealed class WatchHub
     /// </summary>
     internal const int MaxEventsPerResponse = 256;
 
+    /// <summary>
+    /// Synced range watchers a committed batch is handed to as one span each at most (see
+    /// <see cref="TryNotifyBatchAsSpans"/>): each of their consumers reads every change of the batch
+    /// to find its own, so with more of them the writer's per-change staging (one index stab per
+    /// change, an event built once for the watchers that share it) costs the process less.
+    /// </summary>
+    internal const int MaxSpanWatchers = 4;
+
     private readonly object _gate = new();
     private readonly StoreState _state;
     private readonly WatchOptions _options;
@@ -68,12 +80,20 @@ internal sealed class WatchHub
     private readonly List<Watcher> _touched = [];
     private readonly List<Watcher> _toWake = [];
     private readonly List<(long Revision, int Changes)> _uncommitted = [];
+    private readonly List<Watcher> _spanning = [];
+
+    /// <summary>Writer thread only: the changes of <see cref="_uncommitted"/>'s revisions.</summary>
+    private int _uncommittedChanges;
 
     private ITimer? _progressTimer;
     private long _notifiedRevision;
     private long _lastWatchId;
     private Exception? _closedReason;
     private long _fellBehindCount;
+    private long _spanBatchCount;
+
+    /// <summary>Periodic progress ticks so far (see <see cref="Take"/>: a take that turned out to hold no event for its watcher).</summary>
+    private long _progressTicks;
 
     public WatchHub(StoreState state)
     {
@@ -90,6 +110,9 @@ internal sealed class WatchHub
 
     /// <summary>Times a watcher left the live path because its buffer was full (for tests and benchmarks).</summary>
     internal long FellBehindCount => Volatile.Read(ref _fellBehindCount);
+
+    /// <summary>Committed batches staged as spans for at least one watcher (<see cref="TryNotifyBatchAsSpans"/>; for tests and benchmarks).</summary>
+    internal long SpanBatchCount => Volatile.Read(ref _spanBatchCount);
 
     /// <summary>Synced watchers (for tests).</summary>
     internal int SyncedCount
@@ -116,6 +139,7 @@ internal sealed class WatchHub
         if (_notifyOnCommit)
         {
             _uncommitted.Add((revision, changes));
+            _uncommittedChanges += changes;
         }
         else
         {
@@ -132,26 +156,149 @@ internal sealed class WatchHub
     /// </summary>
     public void Committed(PendingBatch pending)
     {
-        // One revision per hold of the lock, its consumers woken at once, so a live consumer builds
-        // the first revisions' events beside the writer while it notifies the rest. Measured against
-        // chunks of 256 changes per hold and wake (session 8's, docs/benchmarks.md "Watches, session
-        // 9"): with the events built by the consumers, per revision cost the writer and the process
-        // less CPU in every alternated pair.
-        // The batch's entries are its revisions in order: each change is looked up where the last one
-        // ended (PendingBatch.TryGet's position), not searched for.
-        int position = -1;
-        foreach (var (revision, changes) in _uncommitted)
+        if (_uncommitted.Count > 0 && !TryNotifyBatchAsSpans(pending))
         {
-            Notify(revision, changes, pending, ref position);
+            // One revision per hold of the lock, its consumers woken at once, so a live consumer builds
+            // the first revisions' events beside the writer while it notifies the rest. Measured against
+            // chunks of 256 changes per hold and wake (session 8's, docs/benchmarks.md "Watches, session
+            // 9"): with the events built by the consumers, per revision cost the writer and the process
+            // less CPU in every alternated pair.
+            // The batch's entries are its revisions in order: each change is looked up where the last one
+            // ended (PendingBatch.TryGet's position), not searched for.
+            int position = -1;
+            foreach (var (revision, changes) in _uncommitted)
+            {
+                Notify(revision, changes, pending, ref position);
+            }
         }
 
         _uncommitted.Clear();
+        _uncommittedChanges = 0;
+    }
+
+    /// <summary>
+    /// Notifies the whole committed batch (<see cref="_uncommitted"/>) in one hold of the lock with
+    /// nothing done per change, when every synced watcher is a range watcher (at most
+    /// <see cref="MaxSpanWatchers"/>) with room for the batch: each gets one span of the batch's
+    /// entries (from its start revision on) and one wake, and its consumer finds its events among
+    /// them on its own thread (<see cref="WatchBuffer.TakeEvents"/>). False, with nothing changed,
+    /// otherwise: the caller notifies revision by revision.
+    /// </summary>
+    /// <remarks>
+    /// Why: staging a batch change by change kept the writer ~150–230 ns per event on a live prefix
+    /// watcher's behalf (a hold of the lock, an index stab, a buffer append, often a wake per
+    /// revision: docs/benchmarks.md, "Watches, session 11"), on the thread every write waits for.
+    /// Room: a span counts as every change it covers (<see cref="WatchBuffer.Bound"/>, an upper
+    /// bound of its events), so a watcher whose buffer could not take the whole batch within
+    /// <see cref="WatchOptions.MaxBufferedEvents"/> is staged revision by revision as before (its
+    /// consumer may take pieces meanwhile, or it falls behind where the first revision does not fit);
+    /// and a buffer holding <see cref="MaxHeldBatchesPerWatcher"/> batches is never given another.
+    /// The batch is durable when this runs, so showing all its revisions at once shows nothing a
+    /// crash could undo; the notified revision moves to its last at the same time, so a take never
+    /// reports a revision whose events its buffer does not hold yet.
+    /// </remarks>
+    private bool TryNotifyBatchAsSpans(PendingBatch pending)
+    {
+        long first = _uncommitted[0].Revision;
+        var (last, lastChanges) = _uncommitted[^1];
+        int total = _uncommittedChanges;
+        lock (_gate)
+        {
+            if (_index.Count != _index.RangeCount || _index.RangeCount > MaxSpanWatchers)
+            {
+                return false;
+            }
+
+            _index.CollectRangeWatchers(_spanning);
+            int limit = _options.MaxBufferedEvents;
+            foreach (var watcher in _spanning)
+            {
+                var buffer = watcher.Buffer;
+                if ((buffer?.Bound ?? 0) + total > limit || (buffer?.HeldBatches ?? 0) >= MaxHeldBatchesPerWatcher)
+                {
+                    _spanning.Clear();
+                    return false;
+                }
+            }
+
+            if (first <= _notifiedRevision)
+            {
+                throw new InvariantViolationException($"MVCC watch: revision {first} notified after {_notifiedRevision}.");
+            }
+
+            if (_spanning.Count > 0)
+            {
+                StageSpansUnsynchronized(pending, first, last, lastChanges, total);
+                Volatile.Write(ref _spanBatchCount, _spanBatchCount + 1);
+            }
+
+            Volatile.Write(ref _notifiedRevision, last);
+            WakeTouchedUnsynchronized();
+        }
+
+        return true;
+    }
+
+    /// <summary>Gives each watcher of <see cref="_spanning"/> its span of the committed batch (revisions <paramref name="first"/> to <paramref name="last"/>, <paramref name="total"/> changes) and queues its wake.</summary>
+    private void StageSpansUnsynchronized(PendingBatch pending, long first, long last, int lastChanges, int total)
+    {
+        // The batch's revisions are its last `total` entries, in order (checked at both ends).
+        int position = -1;
+        if (!pending.TryGet(new Revision(first, 0), ref position, out _))
+        {
+            throw new InvariantViolationException($"MVCC watch: change {new Revision(first, 0)} is not in the pending batch.");
+        }
+
+        int batchStart = position - 1;
+        int batchEnd = batchStart + total;
+        if (batchEnd > pending.Count || pending.EntryAt(batchEnd - 1).Revision != new Revision(last, lastChanges - 1))
+        {
+            throw new InvariantViolationException($"MVCC watch: the pending batch's entries {batchStart}..{batchEnd - 1} are not revisions {first}..{last}.");
+        }
+
+        foreach (var watcher in _spanning)
+        {
+            long from = Math.Max(first, watcher.StartRevision);
+            if (from > last)
+            {
+                continue;
+            }
+
+            int start = batchStart;
+            for (int i = 0; i < _uncommitted.Count && _uncommitted[i].Revision < from; i++)
+            {
+                start += _uncommitted[i].Changes;
+            }
+
+            var buffer = watcher.Buffer;
+            if (buffer is null)
+            {
+                buffer = watcher.SpareBuffer ?? new WatchBuffer();
+                watcher.SpareBuffer = null;
+                watcher.Buffer = buffer;
+            }
+
+            if (!buffer.Holds(pending))
+            {
+                buffer.Hold(pending);
+            }
+
+            buffer.AddSpan(pending, start, batchEnd, from);
+            if (!watcher.WakeQueued)
+            {
+                watcher.WakeQueued = true;
+                _toWake.Add(watcher);
+            }
+        }
+
+        _spanning.Clear();
     }
 
     /// <summary>Writer thread: the store faulted; revisions not yet notified never will be, and every watch ends with the fault after its buffer.</summary>
     public void Faulted(Exception failure)
     {
         _uncommitted.Clear();
+        _uncommittedChanges = 0;
         Close(new StorageFaultedException(_state.Path, failure));
     }
 
@@ -326,7 +473,7 @@ internal sealed class WatchHub
         foreach (var watcher in _touched)
         {
             var buffer = watcher.Buffer!;
-            if (buffer.Count > limit && watcher.StagedFrom > 0)
+            if (buffer.Bound > limit && watcher.StagedFrom > 0)
             {
                 // Full: never wait, never drop. The revision comes out of the buffer whole and the
                 // watcher leaves the live path; its consumer reads it from history after the buffer.
@@ -439,10 +586,15 @@ internal sealed class WatchHub
     /// batches, several arrays on the large object heap, once per batch: measured in docs/benchmarks.md,
     /// "Watches, session 10").
     /// </remarks>
-    public TakeResult Take(Watcher watcher, ref WatchBuffer? emptied)
+    public TakeResult Take(Watcher watcher, ref WatchBuffer? emptied, bool lastTookNothing = false)
     {
         lock (_gate)
         {
+            if (lastTookNothing)
+            {
+                UndoDeliveredUnsynchronized(watcher);
+            }
+
             if (emptied is not null)
             {
                 if (emptied.Count != 0 || emptied.HeldBatches != 0)
@@ -465,10 +617,14 @@ internal sealed class WatchHub
             {
                 if (watcher.Buffer is { Count: > 0 } buffer)
                 {
+                    // Its spans may turn out to hold no event for the watcher: what to put back then (UndoDeliveredUnsynchronized).
+                    bool progressRequested = watcher.ProgressRequested;
+                    watcher.DeliveredBeforeTake = watcher.DeliveredSinceTick;
+                    watcher.TicksAtTake = _progressTicks;
                     watcher.Buffer = null;
                     watcher.ProgressRequested = false;
                     watcher.DeliveredSinceTick = true;
-                    return TakeResult.Respond(buffer, DeliveredThroughUnsynchronized(watcher));
+                    return TakeResult.Respond(buffer, DeliveredThroughUnsynchronized(watcher), progressRequested);
                 }
 
                 if (watcher.State == WatcherState.Ended)
@@ -498,7 +654,7 @@ internal sealed class WatchHub
                 {
                     watcher.ProgressRequested = false;
                     watcher.DeliveredSinceTick = true;
-                    return TakeResult.Respond(null, DeliveredThroughUnsynchronized(watcher));
+                    return TakeResult.Respond(null, DeliveredThroughUnsynchronized(watcher), answersProgress: true);
                 }
 
                 // Deterministic mode: continuations run where they ask to (an await on the scheduler
@@ -508,6 +664,25 @@ internal sealed class WatchHub
                 watcher.Waiter = waiter;
                 return TakeResult.Wait(waiter);
             }
+        }
+    }
+
+    /// <summary>
+    /// The consumer's last take (of a buffer) held no event for its watcher, and it answered no
+    /// progress request (only spans, none of whose changes the watcher takes): nothing was delivered,
+    /// so the periodic progress notification it counted as delivered is put back as it was: the flag
+    /// as before the take, or, when a tick ran since (and took the take for a delivery), the progress
+    /// notification that tick would have asked for.
+    /// </summary>
+    private void UndoDeliveredUnsynchronized(Watcher watcher)
+    {
+        if (watcher.TicksAtTake == _progressTicks)
+        {
+            watcher.DeliveredSinceTick = watcher.DeliveredBeforeTake;
+        }
+        else if (!watcher.DeliveredBeforeTake && watcher.ProgressNotify && watcher.State == WatcherState.Synced)
+        {
+            watcher.ProgressRequested = true;
         }
     }
 
@@ -603,6 +778,7 @@ internal sealed class WatchHub
     {
         lock (_gate)
         {
+            _progressTicks++;
             foreach (var watcher in _progressWatchers)
             {
                 if (!watcher.DeliveredSinceTick && watcher.State == WatcherState.Synced)

@@ -36,7 +36,9 @@ public sealed record WatchOptions
     /// <see cref="MaxMaxBufferedEvents"/> (a revision with more events than this is still delivered
     /// whole, alone). When a revision does not fit, the writer does not wait and drops nothing: the
     /// watcher leaves the live path and its consumer reads the missed revisions from the store's
-    /// history, then rejoins. Default <see cref="DefaultMaxBufferedEvents"/>.
+    /// history, then rejoins. A committed batch handed to a range watch whole (a synced store with a
+    /// few range watches and no other) counts every change it holds, in the range or not: it is
+    /// handed over whole only when that fits. Default <see cref="DefaultMaxBufferedEvents"/>.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "MaxBufferedEvents").</exception>
     public int MaxBufferedEvents

@@ -43,6 +43,9 @@ public sealed class WatchStream : IAsyncEnumerable<WatchResponse>, IDisposable
     /// <summary>The watch's id, unique in its store.</summary>
     public long Id => _watcher.Id;
 
+    /// <summary>The hub's state of this watch (for tests).</summary>
+    internal Watcher Watcher => _watcher;
+
     /// <summary>
     /// The first revision whose events the watch reports: the request's start revision, or (for 0)
     /// the revision after the store's newest one shown to watches when the watch was created.

@@ -76,6 +76,12 @@ internal sealed class Watcher
     /// <summary>A response was taken since the last periodic progress tick.</summary>
     public bool DeliveredSinceTick { get; set; }
 
+    /// <summary>At the consumer's last take of a buffer: <see cref="DeliveredSinceTick"/> before it (see <see cref="WatchHub.Take"/>).</summary>
+    public bool DeliveredBeforeTake { get; set; }
+
+    /// <summary>At the consumer's last take of a buffer: the hub's progress ticks so far.</summary>
+    public long TicksAtTake { get; set; }
+
     /// <summary>Why the watch ended (null: the consumer left); set with <see cref="WatcherState.Ended"/>.</summary>
     public Exception? EndReason { get; set; }
 

@@ -13,6 +13,7 @@ internal sealed class WatcherIndex
     private readonly Dictionary<byte[], WatcherGroup> _keys = new(new KeyBytesComparer());
     private readonly Dictionary<byte[], WatcherGroup>.AlternateLookup<ReadOnlySpan<byte>> _keysBySpan;
     private readonly RangeTree _ranges = new();
+    private readonly List<WatcherGroup> _groups = [];
 
     public WatcherIndex()
     {
@@ -21,6 +22,9 @@ internal sealed class WatcherIndex
 
     /// <summary>Watchers in the index.</summary>
     public int Count { get; private set; }
+
+    /// <summary>Range watchers in the index (the rest watch one key each).</summary>
+    public int RangeCount { get; private set; }
 
     public void Add(Watcher watcher)
     {
@@ -45,6 +49,10 @@ internal sealed class WatcherIndex
 
         group.Add(watcher);
         Count++;
+        if (!watcher.IsSingleKey)
+        {
+            RangeCount++;
+        }
     }
 
     public void Remove(Watcher watcher)
@@ -52,6 +60,11 @@ internal sealed class WatcherIndex
         var group = watcher.Group ?? throw new InvariantViolationException($"MVCC watch: watcher {watcher.Id} removed from the index it is not in.");
         group.Remove(watcher);
         Count--;
+        if (!watcher.IsSingleKey)
+        {
+            RangeCount--;
+        }
+
         if (group.Members.Count == 0)
         {
             if (watcher.IsSingleKey)
@@ -63,6 +76,24 @@ internal sealed class WatcherIndex
                 _ranges.Remove(group);
             }
         }
+    }
+
+    /// <summary>Adds to <paramref name="into"/> every range watcher (a walk of every range: for a few, see <see cref="RangeCount"/>).</summary>
+    public void CollectRangeWatchers(List<Watcher> into)
+    {
+        if (_ranges.Count == 0)
+        {
+            return;
+        }
+
+        _groups.Clear();
+        _ranges.CollectAll(_groups);
+        foreach (var group in _groups)
+        {
+            into.AddRange(group.Members);
+        }
+
+        _groups.Clear();
     }
 
     /// <summary>Adds to <paramref name="into"/> every group whose key or range holds <paramref name="key"/>.</summary>

@@ -98,7 +98,7 @@ public sealed class WatchGuaranteeTests
         var outcomes = consumers.Select(c => c.Task.Result).ToList();
         TestContext.Out.WriteLine(
             $"  {consumers.Count} watchers checked over {model.Events.Count} events up to revision {model.Revision}, compacted at {store.CompactRevision}; " +
-            $"fell behind {store.Watches.FellBehindCount} times; {outcomes.Count(o => o.End is not null)} ended compacted, {outcomes.Count(o => o.Cancelled)} cancelled, {outcomes.Sum(o => o.Segments - 1)} resumptions");
+            $"fell behind {store.Watches.FellBehindCount} times; {store.Watches.SpanBatchCount} batches staged as spans; {outcomes.Count(o => o.End is not null)} ended compacted, {outcomes.Count(o => o.Cancelled)} cancelled, {outcomes.Sum(o => o.Segments - 1)} resumptions");
     }
 
     private static Plan NewPlan(Random random, WatchHistoryModel model, MvccStore store, int number)
