@@ -132,7 +132,11 @@ public sealed class ReusedEventsTests
         }
 
         TestContext.Out.WriteLine($"bytes allocated per event: reusing {reusingBytes:F1}, ordinary {ordinaryBytes:F1}");
-        Assert.That(ordinaryBytes, Is.GreaterThan(100), "the measure sees an ordinary watch's event objects");
+        // The measure must see an ordinary watch's event objects: at least one object (24 B) per event
+        // beyond the reusing watch's figure. Alone it reads ~274 B per event; once, in a whole
+        // test-project run under CI load, 79.7 (session 12; part of the events' allocation landed
+        // elsewhere), which still tells the two apart, so the bound is that, not the full size.
+        Assert.That(ordinaryBytes, Is.GreaterThan(reusingBytes + 24), "the measure sees an ordinary watch's event objects");
         // Any object per event would be at least 24 bytes (an empty object). Measured: 1.4-1.6 B per
         // event run alone (a response and its header per 256 events are ~0.3), 12.8 once in a whole
         // test-project run at load 15 (not explained: some runtime allocation on this thread).
