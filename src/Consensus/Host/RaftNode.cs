@@ -367,6 +367,12 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// Concurrent calls are batched: everything queued when the loop takes its next turn goes to
     /// the core as one proposal. <b>Cancellation</b> before the command reaches the core withdraws
     /// it (it will never apply); after, it only stops the wait — the command may still apply.
+    /// <b>Continuations</b>: the callers whose commands one applied batch answered are released
+    /// together, their continuations run one after another on one thread of the node's scheduler
+    /// (the thread pool by default; never the node's loop or applier), without a thread hop each; so
+    /// a continuation that blocks holds up the callers released after it — one that blocks on
+    /// another proposal released in the same batch would wait forever. Failures and cancellations
+    /// are completed on the scheduler too.
     /// </remarks>
     /// <exception cref="NoLeaderException">No leader is known; nothing was appended.</exception>
     /// <exception cref="ProposalDroppedException">
@@ -385,7 +391,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
 
         var requestId = Interlocked.Increment(ref _nextRequestId);
-        var pending = new PendingProposal<TResult>(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span));
+        var pending = new PendingProposal<TResult>(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler);
         _proposals[requestId] = pending;
         if (cancellationToken.CanBeCanceled)
         {
