@@ -5,8 +5,8 @@ namespace EmbeddedRaft.Consensus.Host;
 /// <summary>
 /// One <see cref="RaftNode{TResult}.ProposeAsync"/> call in flight: its envelope, its task, and
 /// where it is. States: queued (in the loop's inbox: a cancellation withdraws it), proposed
-/// (handed to the Raft core: a cancellation only stops the wait), done. Completion is first-wins
-/// (<c>TrySet*</c>), so the applier, the loop and a cancellation may race safely. It is its own
+/// (handed to the Raft core: a cancellation only stops the wait), done. The outcome is first-wins
+/// (an atomic claim), so the applier, the loop and a cancellation may race safely. It is its own
 /// completion source (one object per call instead of two) and its own work item.
 /// </summary>
 /// <remarks>
