@@ -121,7 +121,7 @@ public sealed partial class RaftNode<TResult>
             }
         }
 
-        release?.Queue(_scheduler);
+        release?.Queue(_scheduler, _releasesRunning);
 
         _entriesSinceSnapshot += (ulong)entries.Length;
         _bytesSinceSnapshot += bytes;

@@ -101,6 +101,48 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
+    public async Task ACallerThatBlocksOnTheOthersOfItsBatchDoesNotHoldThemUp()
+    {
+        await using var cluster = await HostCluster.StartAsync(1, seed: 13);
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batches = new List<string[]>();
+        cluster.Machines[1].BeforeApply = async batch =>
+        {
+            var commands = batch.Commands.Select(c => Encoding.UTF8.GetString(c.Data.Span)).ToArray();
+            lock (batches)
+            {
+                batches.Add(commands);
+            }
+
+            if (commands.Contains("hold"))
+            {
+                applying.TrySetResult();
+                await gate.Task;
+            }
+        };
+
+        // While "hold" applies, 20 more commit behind it and apply as one batch once it ends.
+        var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
+        await applying.Task.WaitAsync(Waits.Limit);
+        var calls = Enumerable.Range(0, 20).Select(i => cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask()).ToArray();
+
+        // The first caller's continuation waits synchronously for all the others, as sync-over-async
+        // code does: released one after another on one thread, the others would never be completed.
+        var blocking = calls[0].ContinueWith(
+            _ => Task.WaitAll(calls[1..], Waits.Limit),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        gate.SetResult();
+
+        Assert.That(await blocking.WaitAsync(Waits.Limit), Is.True, "every other caller completed while the first one blocked");
+        await hold.WaitAsync(Waits.Limit);
+        var batchOfFirst = batches.Single(b => b.Contains("c0"));
+        Assert.That(batchOfFirst.Length, Is.GreaterThan(1), "the blocked caller shared its batch (else nothing was tested)");
+    }
+
+    [Test]
     public async Task ACancellationDecidedFirstIsTheOutcomeEvenIfTheCommandApplies()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 12);
