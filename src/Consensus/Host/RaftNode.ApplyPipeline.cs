@@ -112,13 +112,16 @@ public sealed partial class RaftNode<TResult>
 
         // Published before the callers are released: one that reads Status after its result sees it applied.
         Volatile.Write(ref _appliedIndex, _applierIndex);
+        ProposalRelease<TResult>? release = null;
         for (var i = 0; i < results.Count; i++)
         {
-            if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending))
+            if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending) && pending.TryClaimSuccess())
             {
-                pending.Complete(results[i]);
+                (release ??= new ProposalRelease<TResult>()).Add(pending, results[i]);
             }
         }
+
+        release?.Queue(_scheduler, _releasesRunning);
 
         _entriesSinceSnapshot += (ulong)entries.Length;
         _bytesSinceSnapshot += bytes;

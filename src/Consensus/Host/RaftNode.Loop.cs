@@ -278,6 +278,15 @@ public sealed partial class RaftNode<TResult>
 
     private void OnTick()
     {
+        // Releases of callers whose continuations block get a second work item (see ProposalRelease).
+        for (int n = _releasesRunning.Count; n > 0 && _releasesRunning.TryDequeue(out var release); n--)
+        {
+            if (release.HelpIfStalled())
+            {
+                _releasesRunning.Enqueue(release);
+            }
+        }
+
         // Enumerated in place: ConcurrentDictionary.Values copies every value into a new list, per
         // tick, with a thousand proposals in flight.
         foreach (var (_, pending) in _proposals)

@@ -65,6 +65,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly NodeInbox<ApplyWork> _applyQueue = new();
     private readonly NodeInbox<SyncItem> _syncQueue = new();
     private readonly ConcurrentDictionary<ulong, PendingProposal<TResult>> _proposals = new();
+
+    /// <summary>Callers' releases queued by the applier and not yet seen done by the loop (its stall check: <see cref="ProposalRelease{TResult}.HelpIfStalled"/>).</summary>
+    private readonly ConcurrentQueue<ProposalRelease<TResult>> _releasesRunning = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
     private readonly List<Channel<LeaderChange>> _leaderSubscribers = [];
@@ -367,6 +370,13 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// Concurrent calls are batched: everything queued when the loop takes its next turn goes to
     /// the core as one proposal. <b>Cancellation</b> before the command reaches the core withdraws
     /// it (it will never apply); after, it only stops the wait — the command may still apply.
+    /// <b>Continuations</b>: the callers whose commands one applied batch answered are released
+    /// together, their continuations run one after another on one thread of the node's scheduler
+    /// (the thread pool by default; never the node's loop or applier), without a thread hop each. A
+    /// continuation that blocks (a synchronous wait, even on another caller of the same batch) holds
+    /// up the callers after it for at most about one <see cref="RaftNodeOptions.TickInterval"/>: the
+    /// loop then hands the rest of the batch to another work item. Failures and cancellations are
+    /// completed on the scheduler too.
     /// </remarks>
     /// <exception cref="NoLeaderException">No leader is known; nothing was appended.</exception>
     /// <exception cref="ProposalDroppedException">
@@ -385,7 +395,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
 
         var requestId = Interlocked.Increment(ref _nextRequestId);
-        var pending = new PendingProposal<TResult>(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span));
+        var pending = new PendingProposal<TResult>(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler);
         _proposals[requestId] = pending;
         if (cancellationToken.CanBeCanceled)
         {

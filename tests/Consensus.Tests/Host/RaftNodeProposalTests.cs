@@ -53,6 +53,123 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
+    public async Task TheCallersOneAppliedBatchAnswersContinueInLogOrderOnOnePoolThread()
+    {
+        await using var cluster = await HostCluster.StartAsync(1, seed: 11);
+        var batches = new List<string[]>();
+        cluster.Machines[1].BeforeApply = batch =>
+        {
+            lock (batches)
+            {
+                batches.Add(batch.Commands.Select(c => Encoding.UTF8.GetString(c.Data.Span)).ToArray());
+            }
+
+            return Task.CompletedTask;
+        };
+
+        // Continuations registered as an awaiting caller's would be (run synchronously by whoever
+        // completes the task): where they run is where callers continue.
+        var ran = new List<(string Command, int Thread, bool Pool)>();
+        var continuations = new List<Task>();
+        for (var i = 0; i < 50; i++)
+        {
+            var command = $"c{i}";
+            continuations.Add(cluster[1].ProposeAsync(Bytes(command)).AsTask().ContinueWith(
+                _ =>
+                {
+                    lock (ran)
+                    {
+                        ran.Add((command, Environment.CurrentManagedThreadId, Thread.CurrentThread.IsThreadPoolThread));
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default));
+        }
+
+        await Task.WhenAll(continuations).WaitAsync(Waits.Limit);
+
+        Assert.That(ran.All(r => r.Pool), Is.True, "callers continue on the scheduler (the pool), never on a thread of the node's own");
+        var shared = batches.Where(b => b.Length > 1).ToList();
+        Assert.That(shared, Is.Not.Empty, "50 proposals posted at once share applied batches");
+        foreach (var batch in shared)
+        {
+            var ofBatch = ran.Where(r => batch.Contains(r.Command)).ToList();
+            Assert.That(ofBatch.Select(r => r.Thread).Distinct().Count(), Is.EqualTo(1), $"one release for the batch {string.Join(",", batch)}");
+            Assert.That(ofBatch.Select(r => r.Command), Is.EqualTo(batch), "released in log order");
+        }
+    }
+
+    [Test]
+    public async Task ACallerThatBlocksOnTheOthersOfItsBatchDoesNotHoldThemUp()
+    {
+        await using var cluster = await HostCluster.StartAsync(1, seed: 13);
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batches = new List<string[]>();
+        cluster.Machines[1].BeforeApply = async batch =>
+        {
+            var commands = batch.Commands.Select(c => Encoding.UTF8.GetString(c.Data.Span)).ToArray();
+            lock (batches)
+            {
+                batches.Add(commands);
+            }
+
+            if (commands.Contains("hold"))
+            {
+                applying.TrySetResult();
+                await gate.Task;
+            }
+        };
+
+        // While "hold" applies, 20 more commit behind it and apply as one batch once it ends.
+        var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
+        await applying.Task.WaitAsync(Waits.Limit);
+        var calls = Enumerable.Range(0, 20).Select(i => cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask()).ToArray();
+
+        // The first caller's continuation waits synchronously for all the others, as sync-over-async
+        // code does: released one after another on one thread, the others would never be completed.
+        var blocking = calls[0].ContinueWith(
+            _ => Task.WaitAll(calls[1..], Waits.Limit),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        gate.SetResult();
+
+        Assert.That(await blocking.WaitAsync(Waits.Limit), Is.True, "every other caller completed while the first one blocked");
+        await hold.WaitAsync(Waits.Limit);
+        var batchOfFirst = batches.Single(b => b.Contains("c0"));
+        Assert.That(batchOfFirst.Length, Is.GreaterThan(1), "the blocked caller shared its batch (else nothing was tested)");
+    }
+
+    [Test]
+    public async Task ACancellationDecidedFirstIsTheOutcomeEvenIfTheCommandApplies()
+    {
+        await using var cluster = await HostCluster.StartAsync(1, seed: 12);
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.Machines[1].BeforeApply = async batch =>
+        {
+            if (batch.Commands.Any(c => Encoding.UTF8.GetString(c.Data.Span) == "held"))
+            {
+                applying.TrySetResult();
+                await release.Task;
+            }
+        };
+
+        using var cts = new CancellationTokenSource();
+        var call = cluster[1].ProposeAsync(Bytes("held"), cts.Token).AsTask();
+        await applying.Task.WaitAsync(Waits.Limit);
+        cts.Cancel();
+        release.SetResult();
+
+        Assert.That(async () => await call.WaitAsync(Waits.Limit), Throws.InstanceOf<OperationCanceledException>(), "cancelled while its entry applied: the wait ends cancelled");
+        var after = await cluster[1].ProposeAsync(Bytes("after")).AsTask().WaitAsync(Waits.Limit);
+        Assert.That(after, Is.EqualTo(2L), "the cancelled command still applied (only the wait ended)");
+        Assert.That(cluster.Machines[1].Commands, Is.EqualTo(new[] { "held", "after" }));
+    }
+
+    [Test]
     public async Task AForwardedProposalDeliveredTwiceIsAppliedOnce()
     {
         await using var cluster = await HostCluster.StartAsync(3, seed: 3);
