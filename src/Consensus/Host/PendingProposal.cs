@@ -110,15 +110,5 @@ internal sealed class PendingProposal<TResult> : TaskCompletionSource<TResult>, 
         Registration.Dispose();
     }
 
-    private void QueueSelf()
-    {
-        if (_scheduler == TaskScheduler.Default)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        }
-        else
-        {
-            _ = System.Threading.Tasks.Task.Factory.StartNew(static p => ((PendingProposal<TResult>)p!).Execute(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _scheduler);
-        }
-    }
+    private void QueueSelf() => SchedulerWork.Queue(this, _scheduler);
 }

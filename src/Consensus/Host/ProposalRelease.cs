@@ -73,15 +73,5 @@ internal sealed class ProposalRelease<TResult> : IThreadPoolWorkItem
         }
     }
 
-    private void QueueWorkItem()
-    {
-        if (_scheduler == TaskScheduler.Default)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        }
-        else
-        {
-            _ = Task.Factory.StartNew(static r => ((ProposalRelease<TResult>)r!).Execute(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _scheduler);
-        }
-    }
+    private void QueueWorkItem() => SchedulerWork.Queue(this, _scheduler);
 }

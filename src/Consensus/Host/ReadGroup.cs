@@ -52,14 +52,7 @@ internal sealed class ReadGroup : TaskCompletionSource, IThreadPoolWorkItem
         _released = true;
         _error = error;
         _owner.OnPassQueued();
-        if (scheduler == TaskScheduler.Default)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        }
-        else
-        {
-            _ = Task.Factory.StartNew(static group => ((ReadGroup)group!).Execute(), this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, scheduler);
-        }
+        SchedulerWork.Queue(this, scheduler);
     }
 
     /// <summary>Completes the task: the callers' continuations run here, inline (a release pass, see <see cref="ReadIndexRounds.OnPassQueued"/>).</summary>

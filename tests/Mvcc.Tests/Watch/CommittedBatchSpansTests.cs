@@ -190,12 +190,7 @@ public sealed class CommittedBatchSpansTests
     /// <summary>Waits (bounded) until the watch's consumer waits for the hub to wake it with nothing buffered.</summary>
     private static void WaitUntilWaiting(Watcher watcher, string what)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
-        while (watcher.Waiter is null || watcher.Buffer is not null)
-        {
-            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"{what}: not reached within a minute");
-            Thread.Sleep(1);
-        }
+        Assert.That(SpinWait.SpinUntil(() => watcher.Waiter is not null && watcher.Buffer is null, TimeSpan.FromMinutes(1)), Is.True, $"{what}: not reached within a minute");
     }
 
     private static async Task<long> PutRevision(ValueTask<PutResponse> put) => (await put).Header.Revision;
