@@ -20,7 +20,10 @@ public sealed class CommittedBatch
         LastTerm = lastTerm;
     }
 
-    /// <summary>The commands to apply, in log order; one result each is expected back.</summary>
+    /// <summary>
+    /// The commands to apply, in log order; one result each is expected back. Valid only until the
+    /// apply completes: the node reuses the list for its next batch (copy what you keep).
+    /// </summary>
     public IReadOnlyList<CommittedCommand> Commands { get; }
 
     /// <summary>The index of the first log entry the batch covers.</summary>

@@ -20,11 +20,17 @@ namespace EmbeddedRaft.Consensus.Host;
 /// </remarks>
 internal sealed class ProposalRelease<TResult> : IThreadPoolWorkItem
 {
-    private readonly List<(PendingProposal<TResult> Pending, TResult Result)> _callers = [];
+    private readonly List<(PendingProposal<TResult> Pending, TResult Result)> _callers;
     private TaskScheduler _scheduler = TaskScheduler.Default;
     private int _next;
     private int _completed;
     private int _completedAtLastLook = -1;
+
+    /// <summary>A release for at most <paramref name="capacity"/> callers (its list is sized once).</summary>
+    public ProposalRelease(int capacity) => _callers = new(capacity);
+
+    /// <summary>How many callers were added.</summary>
+    public int Count => _callers.Count;
 
     /// <summary>Adds a caller whose success the applier claimed (<see cref="PendingProposal{TResult}.TryClaimSuccess"/>).</summary>
     public void Add(PendingProposal<TResult> pending, TResult result) => _callers.Add((pending, result));

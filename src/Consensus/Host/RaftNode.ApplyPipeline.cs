@@ -69,62 +69,89 @@ public sealed partial class RaftNode<TResult>
             await gate;
         }
 
-        var entries = work.Entries;
-        var commands = new List<CommittedCommand>(entries.Length);
-        var origins = new List<(ulong Origin, ulong RequestId)>(entries.Length);
-        long bytes = 0;
-        var firstIndex = entries.Span[0].Index;
-        foreach (var e in entries.Span)
+        // Applier-owned lists, reused batch after batch: the state machine may use the batch only
+        // until its apply completes (IStateMachine.ApplyAsync), and both are emptied before the
+        // next one (the applier applies one batch at a time).
+        var commands = _applyCommands;
+        var origins = _applyOrigins;
+        if (commands.Count != 0 || origins.Count != 0)
         {
-            if (e.Index != _applierIndex + 1)
-            {
-                throw new InvariantViolationException($"Node {Id} would apply entry {e.Index} after {_applierIndex}: committed entries must be contiguous.");
-            }
-
-            _applierIndex = e.Index;
-            _applierTerm = e.Term;
-            bytes += e.Data.Length;
-            if (e.Type != EntryType.Normal || e.Data.IsEmpty)
-            {
-                continue;
-            }
-
-            if (!ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out var command))
-            {
-                throw new InvariantViolationException($"Node {Id}: the entry at index {e.Index} (term {e.Term}) is not a RaftNode proposal; the log was written by another host.");
-            }
-
-            // Applied on every replica in log order, from the log alone: all drop the same copies.
-            if (_dedup.TryRecord(origin, requestId))
-            {
-                commands.Add(new CommittedCommand(e.Index, command));
-                origins.Add((origin, requestId));
-            }
+            throw new InvariantViolationException($"Node {Id}: an apply started while the previous batch's commands were still held.");
         }
 
-        _applierConf = work.ConfAfter;
-        var batch = new CommittedBatch(commands, firstIndex, _applierIndex, _applierTerm);
-        var results = await _stateMachine.ApplyAsync(batch, _stopping.Token);
-        if (results is null || results.Count != commands.Count)
+        var own = 0;
+        try
         {
-            throw new InvariantViolationException($"The state machine returned {results?.Count} results for {commands.Count} commands (batch ending at index {_applierIndex}).");
-        }
-
-        // Published before the callers are released: one that reads Status after its result sees it applied.
-        Volatile.Write(ref _appliedIndex, _applierIndex);
-        ProposalRelease<TResult>? release = null;
-        for (var i = 0; i < results.Count; i++)
-        {
-            if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending) && pending.TryClaimSuccess())
+            var entries = work.Entries;
+            long bytes = 0;
+            var firstIndex = entries.Span[0].Index;
+            foreach (var e in entries.Span)
             {
-                (release ??= new ProposalRelease<TResult>()).Add(pending, results[i]);
+                if (e.Index != _applierIndex + 1)
+                {
+                    throw new InvariantViolationException($"Node {Id} would apply entry {e.Index} after {_applierIndex}: committed entries must be contiguous.");
+                }
+
+                _applierIndex = e.Index;
+                _applierTerm = e.Term;
+                bytes += e.Data.Length;
+                if (e.Type != EntryType.Normal || e.Data.IsEmpty)
+                {
+                    continue;
+                }
+
+                if (!ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out var command))
+                {
+                    throw new InvariantViolationException($"Node {Id}: the entry at index {e.Index} (term {e.Term}) is not a RaftNode proposal; the log was written by another host.");
+                }
+
+                // Applied on every replica in log order, from the log alone: all drop the same copies.
+                if (_dedup.TryRecord(origin, requestId))
+                {
+                    commands.Add(new CommittedCommand(e.Index, command));
+                    origins.Add((origin, requestId));
+                    if (origin == Id)
+                    {
+                        own++;
+                    }
+                }
             }
+
+            _applierConf = work.ConfAfter;
+            var batch = new CommittedBatch(commands, firstIndex, _applierIndex, _applierTerm);
+            var results = await _stateMachine.ApplyAsync(batch, _stopping.Token);
+            if (results is null || results.Count != commands.Count)
+            {
+                throw new InvariantViolationException($"The state machine returned {results?.Count} results for {commands.Count} commands (batch ending at index {_applierIndex}).");
+            }
+
+            // Published before the callers are released: one that reads Status after its result sees it applied.
+            Volatile.Write(ref _appliedIndex, _applierIndex);
+
+            // Sized once: at most this node's own commands of the batch are released.
+            var release = own == 0 ? null : new ProposalRelease<TResult>(own);
+            for (var i = 0; i < results.Count; i++)
+            {
+                if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending) && pending.TryClaimSuccess())
+                {
+                    release!.Add(pending, results[i]);
+                }
+            }
+
+            if (release is { Count: > 0 })
+            {
+                release.Queue(_scheduler, _releasesRunning);
+            }
+
+            _entriesSinceSnapshot += (ulong)entries.Length;
+            _bytesSinceSnapshot += bytes;
+        }
+        finally
+        {
+            commands.Clear();
+            origins.Clear();
         }
 
-        release?.Queue(_scheduler, _releasesRunning);
-
-        _entriesSinceSnapshot += (ulong)entries.Length;
-        _bytesSinceSnapshot += bytes;
         TakeSnapshotIfDue(force: false);
     }
 

@@ -13,7 +13,7 @@ public sealed partial class RaftNode<TResult>
     private async Task RunLoopAsync()
     {
         Exception? failure = null;
-        List<LoopInput>? lastTaken = null;
+        List<LoopItem>? lastTaken = null;
         try
         {
             while (true)
@@ -35,17 +35,23 @@ public sealed partial class RaftNode<TResult>
                     OnTick();
                 }
 
-                List<PendingProposal<TResult>>? batch = null;
-                foreach (var input in inputs)
+                foreach (var item in inputs)
                 {
+                    if (item.Proposal is { } proposal)
+                    {
+                        _proposalBatch.Add(proposal);
+                        continue;
+                    }
+
+                    if (item.Message is { } received)
+                    {
+                        Step(received);
+                        continue;
+                    }
+
+                    var input = item.Input;
                     switch (input)
                     {
-                        case ProposeInput p:
-                            (batch ??= []).Add(p.Pending);
-                            break;
-                        case StepInput s:
-                            Step(s.Message);
-                            break;
                         case StepBatchInput b:
                             foreach (var message in b.Messages)
                             {
@@ -88,13 +94,14 @@ public sealed partial class RaftNode<TResult>
                         case FailInput f:
                             throw f.Error;
                         default:
-                            throw new InvariantViolationException($"Unknown loop input {input.GetType().Name}.");
+                            throw new InvariantViolationException($"Unknown loop input {input?.GetType().Name ?? "(empty item)"}.");
                     }
                 }
 
-                if (batch is not null)
+                if (_proposalBatch.Count > 0)
                 {
-                    ProposeBatch(batch);
+                    ProposeBatch(_proposalBatch);
+                    _proposalBatch.Clear();
                 }
 
                 ProposeNextConfChange();
@@ -207,15 +214,13 @@ public sealed partial class RaftNode<TResult>
         return true;
     }
 
-    private static void FailCallersOf(List<LoopInput> inputs, NodeStoppedException stopped)
+    private static void FailCallersOf(List<LoopItem> inputs, NodeStoppedException stopped)
     {
-        foreach (var input in inputs)
+        foreach (var item in inputs)
         {
-            switch (input)
+            item.Proposal?.Fail(stopped);
+            switch (item.Input)
             {
-                case ProposeInput p:
-                    p.Pending.Fail(stopped);
-                    break;
                 case ConfChangeInput c:
                     c.Pending.Completion.TrySetException(stopped);
                     break;
@@ -287,15 +292,17 @@ public sealed partial class RaftNode<TResult>
             }
         }
 
-        // Enumerated in place: ConcurrentDictionary.Values copies every value into a new list, per
-        // tick, with a thousand proposals in flight.
-        foreach (var (_, pending) in _proposals)
+        // Copied into the loop's reused list (a thousand proposals in flight: no new list per tick).
+        _proposals.CopyTo(_proposalScan);
+        foreach (var pending in _proposalScan)
         {
             if (pending.DeadlineTick != 0 && _tick >= pending.DeadlineTick)
             {
                 FailProposal(pending, new ProposalDroppedException(ProposalDropReason.TimedOut));
             }
         }
+
+        _proposalScan.Clear();
 
         if (_reads.RetryIfDue(ref _nextRequestId, _tick, _readRetryTicks) is { } context)
         {
@@ -369,13 +376,16 @@ public sealed partial class RaftNode<TResult>
             {
                 // What this node appended as leader may now be overwritten by the next leader:
                 // from here on such proposals are bounded like forwarded ones.
-                foreach (var (_, p) in _proposals)
+                _proposals.CopyTo(_proposalScan);
+                foreach (var p in _proposalScan)
                 {
                     if (p.DeadlineTick == 0)
                     {
                         p.DeadlineTick = _tick + _proposalTimeoutTicks;
                     }
                 }
+
+                _proposalScan.Clear();
 
                 if (_confChanges.TryPeek(out var change) && change.DeadlineTick == 0)
                 {
@@ -429,9 +439,32 @@ public sealed partial class RaftNode<TResult>
 
     private abstract record LoopInput;
 
-    private sealed record ProposeInput(PendingProposal<TResult> Pending) : LoopInput;
+    /// <summary>
+    /// One item of the loop's inbox: a caller's proposal or a peer's message carried as it is (the
+    /// two inputs that come with every replicated command: no wrapper object each), or any other input.
+    /// Exactly one of the three is set.
+    /// </summary>
+    private readonly struct LoopItem
+    {
+        private LoopItem(LoopInput? input, PendingProposal<TResult>? proposal, Message? message)
+        {
+            Input = input;
+            Proposal = proposal;
+            Message = message;
+        }
 
-    private sealed record StepInput(Message Message) : LoopInput;
+        public LoopInput? Input { get; }
+
+        public PendingProposal<TResult>? Proposal { get; }
+
+        public Message? Message { get; }
+
+        public static LoopItem Propose(PendingProposal<TResult> pending) => new(null, pending, null);
+
+        public static LoopItem Step(Message message) => new(null, null, message);
+
+        public static implicit operator LoopItem(LoopInput input) => new(input, null, null);
+    }
 
     /// <summary>A transport's batch of inbound messages (a TCP frame's), stepped in order.</summary>
     private sealed record StepBatchInput(Message[] Messages) : LoopInput;

@@ -39,8 +39,23 @@ public sealed partial class RaftNode<TResult>
 
     private void ProposeBatch(List<PendingProposal<TResult>> batch)
     {
-        var commands = new List<ReadOnlyMemory<byte>>(batch.Count);
-        var proposed = new List<PendingProposal<TResult>>(batch.Count);
+        // Loop-owned lists, reused turn after turn (the core copies the commands into its own
+        // entries before ProposeBatch returns); emptied on the way out, so they keep nothing alive.
+        var commands = _proposedCommands;
+        var proposed = _proposedBatch;
+        try
+        {
+            ProposeMarked(batch, commands, proposed);
+        }
+        finally
+        {
+            commands.Clear();
+            proposed.Clear();
+        }
+    }
+
+    private void ProposeMarked(List<PendingProposal<TResult>> batch, List<ReadOnlyMemory<byte>> commands, List<PendingProposal<TResult>> proposed)
+    {
         foreach (var p in batch)
         {
             if (p.TryMarkProposed())

@@ -97,7 +97,7 @@ public sealed partial class RaftNode<TResult>
         // Durable before the core sees it: its acknowledgement promises the data is here.
         await _log.SaveSnapshotDataAsync(snapshot, async (destination, ct) => await data.CopyToAsync(destination, ct), cancellationToken);
         _metrics.Snapshot("received");
-        _inbox.TryPost(new StepInput(message));
+        _inbox.TryPost(LoopItem.Step(message));
     }
 
     // Captures the state between two applies (cheap, synchronous) and writes it out in the

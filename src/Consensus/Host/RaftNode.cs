@@ -61,10 +61,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly RaftNodeMetrics _metrics;
-    private readonly NodeInbox<LoopInput> _inbox = new();
+    private readonly NodeInbox<LoopItem> _inbox = new();
     private readonly NodeInbox<ApplyWork> _applyQueue = new();
     private readonly NodeInbox<SyncItem> _syncQueue = new();
-    private readonly ConcurrentDictionary<ulong, PendingProposal<TResult>> _proposals = new();
+    private readonly ProposalTable<TResult> _proposals = new();
 
     /// <summary>Callers' releases queued by the applier and not yet seen done by the loop (its stall check: <see cref="ProposalRelease{TResult}.HelpIfStalled"/>).</summary>
     private readonly ConcurrentQueue<ProposalRelease<TResult>> _releasesRunning = new();
@@ -118,6 +118,18 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
     private readonly Queue<SnapshotMetadata> _compactions = new();
+
+    // The loop's copy of the waiting proposals for its scans (deadlines, a lost leadership), reused.
+    private readonly List<PendingProposal<TResult>> _proposalScan = [];
+
+    // The loop's proposals of one turn, and what ProposeBatch hands the core from them: reused turn after turn.
+    private readonly List<PendingProposal<TResult>> _proposalBatch = [];
+    private readonly List<PendingProposal<TResult>> _proposedBatch = [];
+    private readonly List<ReadOnlyMemory<byte>> _proposedCommands = [];
+
+    // The applier's lists for one committed batch, reused batch after batch (RaftNode.ApplyPipeline.cs).
+    private readonly List<CommittedCommand> _applyCommands = [];
+    private readonly List<(ulong Origin, ulong RequestId)> _applyOrigins = [];
     private readonly Dictionary<ulong, int> _unreachableReports = [];
     private long _tick;
 
@@ -396,13 +408,13 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
         var requestId = Interlocked.Increment(ref _nextRequestId);
         var pending = new PendingProposal<TResult>(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler);
-        _proposals[requestId] = pending;
+        _proposals.Add(pending);
         if (cancellationToken.CanBeCanceled)
         {
             RegisterCancellation(pending, cancellationToken);
         }
 
-        if (!_inbox.TryPost(new ProposeInput(pending)))
+        if (!_inbox.TryPost(LoopItem.Propose(pending)))
         {
             _proposals.TryRemove(requestId, out _);
             pending.Fail(Stopped());
@@ -636,7 +648,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _syncTask = Run(RunSyncAsync);
         _loopTask = Run(RunLoopAsync);
         _applyTask = Run(RunApplyAsync);
-        _timer = _time.CreateTimer(static state => ((NodeInbox<LoopInput>)state!).PostTick(), _inbox, _options.TickInterval, _options.TickInterval);
+        _timer = _time.CreateTimer(static state => ((NodeInbox<LoopItem>)state!).PostTick(), _inbox, _options.TickInterval, _options.TickInterval);
         RaftNodeLog.Started(_logger, Id, _loopAppliedIndex, _persistedIndex, _raw.HardState.Term, _handedOutConf);
     }
 
@@ -706,9 +718,12 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     private void FailAllProposals()
     {
-        foreach (var (id, pending) in _proposals)
+        // Any thread (the stop, the disposal): its own copy, not the loop's scan list.
+        var waiting = new List<PendingProposal<TResult>>();
+        _proposals.CopyTo(waiting);
+        foreach (var pending in waiting)
         {
-            if (_proposals.TryRemove(id, out _))
+            if (_proposals.TryRemove(pending.RequestId, out _))
             {
                 pending.Fail(Stopped());
                 _metrics.ProposalFailed();
@@ -722,7 +737,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         public void Receive(Message message)
         {
             ArgumentNullException.ThrowIfNull(message);
-            node._inbox.TryPost(new StepInput(message));
+            node._inbox.TryPost(LoopItem.Step(message));
         }
 
         // A transport's batch (a TCP frame's messages) is one inbox item: one lock and at most one

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Storage;
 
@@ -23,6 +24,10 @@ public sealed partial class ReplicatedStore
     private Task _syncInFlight = Task.CompletedTask;
     private SubmittedCommand[] _submitted = [];
 
+    // The results of the last batch, reused: the node reads them once, before it hands over the
+    // next batch (RaftNode's applier awaits each apply before it starts the next).
+    private readonly List<object?> _results = [];
+
     /// <summary>
     /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): queues every
     /// command to the store's writer before waiting for any (so the writer takes them as one run,
@@ -36,6 +41,7 @@ public sealed partial class ReplicatedStore
     /// not decode, an unknown kind, a store that failed — throws, and the node stops (fail-stop):
     /// skipping a command another member applied would make the members disagree.
     /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     internal async ValueTask<IReadOnlyList<object?>> ApplyBatchAsync(CommittedBatch batch, CancellationToken cancellationToken)
     {
         var store = Mvcc;
@@ -60,7 +66,8 @@ public sealed partial class ReplicatedStore
 
             // The writer handles requests in order: once this one is done, every command above is too.
             await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
-            var results = new object?[commands.Count];
+            var results = _results;
+            results.Clear();
             for (int i = 0; i < commands.Count; i++)
             {
                 // A put the writer has answered (every one, normally: it answered the index above after
@@ -69,9 +76,9 @@ public sealed partial class ReplicatedStore
                 // result is the revision alone (boxed); only the proposing member's caller turns it into
                 // a response (PutAsync), the other members drop it.
                 var put = pending[i].PutRevision;
-                results[i] = pending[i].IsPutRevision && put.IsCompletedSuccessfully
+                results.Add(pending[i].IsPutRevision && put.IsCompletedSuccessfully
                     ? put.Result
-                    : await Settle(pending[i].IsPutRevision ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler);
+                    : await Settle(pending[i].IsPutRevision ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler));
             }
 
             if (store.ConsistentIndex != batch.LastIndex)

@@ -143,6 +143,54 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
+    public async Task ABatchsCommandsStayAsTheyWereUntilItsApplyCompletes()
+    {
+        // The node reuses a batch's command list for the next batch (CommittedBatch.Commands): it
+        // must not touch it while the state machine still applies, even with the next batches
+        // committed and queued behind it.
+        await using var cluster = await HostCluster.StartAsync(1, seed: 14);
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var checkedBatches = 0;
+        cluster.Machines[1].BeforeApply = async batch =>
+        {
+            var before = batch.Commands.ToArray();
+            if (before.Any(c => Encoding.UTF8.GetString(c.Data.Span) == "hold"))
+            {
+                applying.TrySetResult();
+                await gate.Task;
+            }
+            else
+            {
+                await Task.Yield();
+            }
+
+            Assert.That(batch.Commands.ToArray(), Is.EqualTo(before), "the batch's commands while its apply runs");
+            Interlocked.Increment(ref checkedBatches);
+        };
+
+        var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
+        await applying.Task.WaitAsync(Waits.Limit);
+        var heldAt = cluster[1].Status.PersistedIndex;
+        var calls = Enumerable.Range(0, 40).Select(i => cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask()).ToList();
+
+        // One node: durable is committed. The 40 are committed (and queued to the applier) before the held apply ends.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (cluster[1].Status.PersistedIndex < heldAt + 40)
+        {
+            Assert.That(waited.Elapsed, Is.LessThan(Waits.Limit), "the 40 commands committed behind the held apply");
+            await Task.Delay(1);
+        }
+
+        gate.SetResult();
+        calls.Add(hold);
+        await Task.WhenAll(calls).WaitAsync(Waits.Limit);
+
+        Assert.That(cluster.Machines[1].Commands, Is.EqualTo(Enumerable.Range(0, 40).Select(i => $"c{i}").Prepend("hold")), "each command applied once, in order");
+        Assert.That(checkedBatches, Is.GreaterThan(1), "batches applied after the held one were checked too");
+    }
+
+    [Test]
     public async Task ACancellationDecidedFirstIsTheOutcomeEvenIfTheCommandApplies()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 12);
