@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EmbeddedRaft.Mvcc;
 
 /// <summary>
@@ -46,6 +48,7 @@ public sealed class KeyValue
     /// Rewrites every field: only for an instance a reusing watch's enumerator owns and has handed out
     /// no further than its previous response (see <see cref="WatchRequest.ReuseEvents"/>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Overwrite(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, long createRevision, long modRevision, long version, long lease)
     {
         _key = key;

@@ -441,6 +441,9 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     /// <summary>The hub of this store's watches (for tests).</summary>
     internal WatchHub Watches => _watches;
 
+    /// <summary>Batches the writer committed since the store opened (for benchmarks).</summary>
+    internal long BatchesCommitted => _writer.BatchesCommitted;
+
     private async IAsyncEnumerable<WatchResponse> EnumerateWatchAsync(WatchRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var watch = Watch(request);

@@ -37,6 +37,9 @@ public class WatchThroughputBenchmarks
     /// <summary>The most events one of those responses carried.</summary>
     internal int LastLargestResponse { get; private set; }
 
+    /// <summary>The store of the current invocation (between <see cref="OpenEmptyStore"/> and <see cref="CloseStore"/>; for the <c>watch-cpu</c> probe).</summary>
+    internal MvccStore Store => _store;
+
     [GlobalSetup]
     public void CreateKeys()
     {

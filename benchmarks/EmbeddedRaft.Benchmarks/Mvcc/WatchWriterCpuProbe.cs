@@ -11,7 +11,8 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
 /// Each invocation is timed by the wall clock, by the CPU time of the store's writer thread
 /// (<c>/proc/self/task/TID/schedstat</c>, nanoseconds), by the whole process's CPU time, and by the
-/// bytes allocated; per put, medians over the rounds, and the ratios alone / with the watcher (the
+/// bytes allocated, with the thread-pool workers' CPU and context switches and the batches the store
+/// committed (its syncs); per put, medians over the rounds, and the ratios alone / with the watcher (the
 /// rate ratio: 1.0 = the watcher costs nothing). <c>live-reuse</c>: the same, the watch reusing its
 /// events (<see cref="WatchRequest.ReuseEvents"/>).</para>
 /// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
@@ -44,7 +45,7 @@ internal static class WatchWriterCpuProbe
         else if (mode == "many")
         {
             var many = new ManyWatchersRun();
-            Alternate(rounds, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close));
+            Alternate(rounds, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close, commits: () => many.Commits));
         }
         else if (mode is "watched-only" or "reuse-only" or "alone-only")
         {
@@ -94,12 +95,12 @@ internal static class WatchWriterCpuProbe
                 $"round {round + 1}: alone {Show(aloneSample)} | watched {Show(watchedSample)} | load {LoadAverage()}"));
         }
 
-        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | lock contentions | pool work items | writer blocked / preempted | responses |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|");
+        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | lock contentions | pool work items | writer blocked / preempted | pool blocked / preempted | commits | responses |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|");
         Console.WriteLine(Row("alone", alone));
         Console.WriteLine(Row(watchedName, watched));
         Console.WriteLine(FormattableString.Invariant(
-            $"rate ratio (wall alone / wall watched) {Median(alone, s => s.WallNs) / Median(watched, s => s.WallNs):F3}x; writer CPU watched / alone {Median(watched, s => s.WriterCpuNs) / Median(alone, s => s.WriterCpuNs):F3}x; process CPU watched / alone {Median(watched, s => s.ProcessCpuNs) / Median(alone, s => s.ProcessCpuNs):F3}x"));
+            $"rate ratio (wall alone / wall watched) {Median(alone, s => s.WallNs) / Median(watched, s => s.WallNs):F3}x; writer CPU watched / alone {Median(watched, s => s.WriterCpuNs) / Median(alone, s => s.WriterCpuNs):F3}x; process CPU watched / alone {Median(watched, s => s.ProcessCpuNs) / Median(alone, s => s.ProcessCpuNs):F3}x; commits watched / alone {Median(watched, s => s.Commits) / Math.Max(1, Median(alone, s => s.Commits)):F3}x"));
         var paired = alone.Zip(watched, (a, w) => a.WallNs / w.WallNs).Order().ToList();
         Console.WriteLine(FormattableString.Invariant($"per-round rate ratios: {string.Join(" ", paired.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}"));
     }
@@ -109,9 +110,10 @@ internal static class WatchWriterCpuProbe
             bench.OpenEmptyStore,
             !watch ? bench.PutsAlone : reuse ? bench.PutsWithALiveReusingPrefixWatcher : bench.PutsWithALivePrefixWatcher,
             bench.CloseStore,
-            watch ? () => (bench.LastResponses, bench.LastLargestResponse) : null);
+            watch ? () => (bench.LastResponses, bench.LastLargestResponse) : null,
+            () => bench.Store.BatchesCommitted);
 
-    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null)
+    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null, Func<long>? commits = null)
     {
         open();
         try
@@ -122,6 +124,7 @@ internal static class WatchWriterCpuProbe
             int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
             long allocated = GC.GetTotalAllocatedBytes(precise: true);
             var pause = GC.GetTotalPauseDuration();
+            long commitsBefore = commits?.Invoke() ?? 0;
             long contentions = Monitor.LockContentionCount;
             long workItems = ThreadPool.CompletedWorkItemCount;
             var threads = ThreadCpuByKind();
@@ -137,6 +140,7 @@ internal static class WatchWriterCpuProbe
             var threadsAfter = ThreadCpuByKind();
             long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
             var (responseCount, largest) = responses?.Invoke() ?? (0, 0);
+            long committed = (commits?.Invoke() ?? 0) - commitsBefore;
             return new Sample(
                 wall / LivePuts,
                 (double)writerUsed / LivePuts,
@@ -147,6 +151,9 @@ internal static class WatchWriterCpuProbe
                 GC.CollectionCount(2) - gen2)
             {
                 PoolCpuNs = (double)(threadsAfter.Pool - threads.Pool) / LivePuts,
+                PoolWaits = threadsAfter.PoolVoluntary - threads.PoolVoluntary,
+                PoolPreempted = threadsAfter.PoolInvoluntary - threads.PoolInvoluntary,
+                Commits = committed,
                 OtherCpuNs = (double)(threadsAfter.Other - threads.Other) / LivePuts,
                 GcPauseMs = (GC.GetTotalPauseDuration() - pause).TotalMilliseconds,
                 Contentions = Monitor.LockContentionCount - contentions,
@@ -274,13 +281,16 @@ internal static class WatchWriterCpuProbe
 
     /// <summary>
     /// CPU time run so far by the process's thread-pool workers and by its other threads except the
-    /// store's writer, in nanoseconds (a thread that ended meanwhile drops out, so a difference of two
-    /// calls is a lower bound for the pool).
+    /// store's writer, in nanoseconds, and the pool workers' context switches (voluntary: a worker
+    /// blocked or went idle; involuntary: the scheduler preempted it). A thread that ended meanwhile
+    /// drops out, so a difference of two calls is a lower bound for the pool.
     /// </summary>
-    private static (long Pool, long Other) ThreadCpuByKind()
+    private static ThreadTotals ThreadCpuByKind()
     {
         long pool = 0;
         long other = 0;
+        long poolVoluntary = 0;
+        long poolInvoluntary = 0;
         foreach (string task in Directory.GetDirectories("/proc/self/task"))
         {
             try
@@ -290,6 +300,9 @@ internal static class WatchWriterCpuProbe
                 if (comm.StartsWith(".NET TP Worker", StringComparison.Ordinal))
                 {
                     pool += used;
+                    var (voluntary, involuntary) = ContextSwitches(int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture));
+                    poolVoluntary += voluntary;
+                    poolInvoluntary += involuntary;
                 }
                 else if (!comm.StartsWith("MvccStore", StringComparison.Ordinal))
                 {
@@ -302,7 +315,7 @@ internal static class WatchWriterCpuProbe
             }
         }
 
-        return (pool, other);
+        return new ThreadTotals(pool, other, poolVoluntary, poolInvoluntary);
     }
 
     /// <summary>
@@ -343,11 +356,11 @@ internal static class WatchWriterCpuProbe
 
     private static string Show(Sample s) =>
         FormattableString.Invariant(
-            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
+            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times, pool blocked {s.PoolWaits} / preempted {s.PoolPreempted} times, {s.Commits} commits{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
 
     private static string Row(string name, List<Sample> samples) =>
         FormattableString.Invariant(
-            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.Responses):F0} |");
+            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.PoolWaits):F0} / {Median(samples, s => s.PoolPreempted):F0} | {Median(samples, s => s.Commits):F0} | {Median(samples, s => s.Responses):F0} |");
 
     /// <summary>The <c>many</c> invocation: a fresh store, optionally 10,000 watchers on distinct keys with their readers, then the puts.</summary>
     private sealed class ManyWatchersRun
@@ -369,6 +382,9 @@ internal static class WatchWriterCpuProbe
             var random = new Random(1);
             _order = Enumerable.Range(0, LivePuts).Select(_ => random.Next(Watchers)).ToArray();
         }
+
+        /// <summary>Batches the current invocation's store committed so far.</summary>
+        public long Commits => _store.BatchesCommitted;
 
         public void Open(bool watch)
         {
@@ -481,6 +497,8 @@ internal static class WatchWriterCpuProbe
         }
     }
 
+    private readonly record struct ThreadTotals(long Pool, long Other, long PoolVoluntary, long PoolInvoluntary);
+
     private readonly record struct Sample(double WallNs, double WriterCpuNs, double ProcessCpuNs, double AllocatedBytes, int Gen0, int Gen1, int Gen2)
     {
         /// <summary>CPU of the thread-pool workers per put (the watcher's consumer, the writers' continuations).</summary>
@@ -506,5 +524,14 @@ internal static class WatchWriterCpuProbe
 
         /// <summary>Times the scheduler preempted the writer thread for another one.</summary>
         public long WriterPreempted { get; init; }
+
+        /// <summary>The thread-pool workers' voluntary context switches (blocked or gone idle; a lower bound: workers that ended drop out).</summary>
+        public long PoolWaits { get; init; }
+
+        /// <summary>Times the scheduler preempted a thread-pool worker.</summary>
+        public long PoolPreempted { get; init; }
+
+        /// <summary>Batches the store committed (each a sync: the writes' group commits).</summary>
+        public long Commits { get; init; }
     }
 }

@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using EmbeddedRaft.Mvcc.Index;
 
 namespace EmbeddedRaft.Mvcc.Store;
@@ -232,16 +234,22 @@ internal sealed class PendingBatch
     /// revisions, see <see cref="Watch.WatchBuffer"/>).
     /// </summary>
     /// <exception cref="InvariantViolationException"><paramref name="position"/> is not below <see cref="Count"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Entry EntryAt(int position)
     {
         int count = Volatile.Read(ref _count);
         if ((uint)position >= (uint)count)
         {
-            throw new InvariantViolationException($"MVCC store: pending batch position {position} read, the batch holds {count} entries.");
+            ThrowPositionNotHeld(position, count);
         }
 
         return At(Volatile.Read(ref _segments), position);
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowPositionNotHeld(int position, int count) =>
+        throw new InvariantViolationException($"MVCC store: pending batch position {position} read, the batch holds {count} entries.");
 
     /// <summary>The entries at or below <paramref name="maxMain"/>, in revision order (for hashing).</summary>
     public List<Entry> UpTo(long maxMain)

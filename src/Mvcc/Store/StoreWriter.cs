@@ -71,6 +71,9 @@ internal sealed class StoreWriter
     private WriteTransaction? _transaction;
     private int _batchWrites;
     private long _batchStartedTimestamp;
+
+    /// <summary>Batches committed so far (writer thread writes; read by benchmarks and tests).</summary>
+    private long _batchesCommitted;
     private bool _consistentIndexChanged;
 
     public StoreWriter(StoreState state, IEnumerable<CompactionJob> resumedCompactions, WatchHub watches)
@@ -100,6 +103,9 @@ internal sealed class StoreWriter
             }
         }
     }
+
+    /// <summary>Batches committed so far (for benchmarks: the commits, and so the syncs, a run's writes took).</summary>
+    internal long BatchesCommitted => Volatile.Read(ref _batchesCommitted);
 
     /// <summary>Queues <paramref name="op"/>; it completes as described in the class remarks.</summary>
     /// <exception cref="ObjectDisposedException">The writer was asked to stop.</exception>
@@ -699,6 +705,8 @@ internal sealed class StoreWriter
             Fault(e);
             return;
         }
+
+        Volatile.Write(ref _batchesCommitted, _batchesCommitted + 1);
 
         // Synced: the batch's revisions are durable; watches see them before their writers are
         // answered, and before the swap below lets the next batch reuse the buffers their values

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace EmbeddedRaft.Mvcc.Store;
 
@@ -66,6 +67,7 @@ internal static class StoredValue
     }
 
     /// <summary>Decodes the fields; false when the bytes are not a well-formed stored value of the given kind.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryDecode(ReadOnlySpan<byte> bytes, bool tombstone, out Decoded decoded)
     {
         decoded = default;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Mvcc.Store;
 using EmbeddedRaft.Storage;
@@ -187,6 +188,7 @@ internal static class HistoryReader
     /// <paramref name="target"/> (a reusing watch's own instance, <see cref="WatchRequest.ReuseEvents"/>)
     /// with the key and value as slices of <paramref name="stored"/>: no copy, no allocation.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static WatchEvent OverwriteEvent(WatchEvent target, long main, bool tombstone, ReadOnlyMemory<byte> stored, in StoredValue.Decoded decoded)
     {
         var key = stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);

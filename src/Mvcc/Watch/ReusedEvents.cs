@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EmbeddedRaft.Mvcc.Watch;
 
 /// <summary>
@@ -27,14 +29,18 @@ internal sealed class ReusedEvents
     public void Restart() => _handedOut = 0;
 
     /// <summary>An instance not handed out since <see cref="Restart"/>, for the caller to overwrite.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public WatchEvent Next()
     {
         if (_handedOut == _owned.Count)
         {
-            // A key-value of its own: it is overwritten with the event (WatchEvent.Overwrite).
-            _owned.Add(new WatchEvent { Kv = new KeyValue() });
+            AddOne();
         }
 
         return _owned[_handedOut++];
     }
+
+    /// <summary>One more instance, with a key-value of its own: it is overwritten with the event (<see cref="WatchEvent.Overwrite"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AddOne() => _owned.Add(new WatchEvent { Kv = new KeyValue() });
 }

@@ -1,3 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Mvcc.Store;
 
 namespace EmbeddedRaft.Mvcc.Watch;
@@ -110,12 +113,19 @@ internal sealed class WatchBuffer
     /// bytes: nothing is allocated per event.
     /// </summary>
     /// <remarks>
-    /// Why in pieces: a prefix watcher's buffer holds up to a whole committed batch (10,000 changes
+    /// <para>Why in pieces: a prefix watcher's buffer holds up to a whole committed batch (10,000 changes
     /// and more), and while its consumer builds their events every collection that runs finds them
     /// alive and promotes them; decoded a bounded piece per response, at most that piece is alive
-    /// (measured in docs/benchmarks.md, "Watches, session 10").
+    /// (measured in docs/benchmarks.md, "Watches, session 10").</para>
+    /// <para>Compiled optimized at once (<see cref="MethodImplOptions.AggressiveOptimization"/>, as
+    /// <see cref="TakeSpanEvents"/> and <see cref="TakeRevisionEvents"/>): these loops are the consumer's
+    /// per-event work, called once per response, so under tiered compilation a new watch's first
+    /// hundreds of thousands of events ran through unoptimized code with every small helper (decode,
+    /// range check, event overwrite) a call of its own: in <c>perf</c> the consumer cost ~4x its later
+    /// CPU per event for the first seconds of a run (docs/benchmarks.md, "Watches, session 13").</para>
     /// </remarks>
     /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it; the buffer is emptied), or nothing is left to decode.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public long TakeEvents(int maxEvents, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         var changes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_changes);
@@ -198,6 +208,7 @@ internal sealed class WatchBuffer
     /// false when the piece is full before the span's end (<see cref="_spanAt"/> is then the first
     /// revision left, which has an event), true once every entry of the span was read.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool TakeSpanEvents(in BufferedChange span, int limit, ref int taken, ref long through, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         var batch = _held[span.HeldBatch];
@@ -214,7 +225,7 @@ internal sealed class WatchBuffer
             long main = entry.Revision.Main;
             if (main < span.Main || main <= through)
             {
-                throw new InvariantViolationException($"MVCC watch: a span's entry of revision {entry.Revision} read after revision {Math.Max(through, span.Main - 1)}.");
+                ThrowSpanOutOfOrder(entry.Revision, Math.Max(through, span.Main - 1));
             }
 
             // The revision's entries are [at, next); `following` is the entry at next, if any (read once).
@@ -265,6 +276,7 @@ internal sealed class WatchBuffer
     }
 
     /// <summary>The events of one revision of several changes, entries [<paramref name="at"/>, <paramref name="next"/>) of <paramref name="batch"/>, whole: false, with none taken, when they do not fit in the piece.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool TakeRevisionEvents(PendingBatch batch, int at, int next, int limit, ref int taken, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         // Counted before any is taken: a revision is never split.
@@ -296,37 +308,57 @@ internal sealed class WatchBuffer
     }
 
     /// <summary>The event of a span's entry: a new one with its own copy of the key and value, or (reusing) written into the next reused instance, slicing the held batch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static WatchEvent ToEvent(in PendingBatch.Entry entry, in StoredValue.Decoded decoded, ReusedEvents? reused) =>
         reused is null
             ? HistoryReader.ToEvent(entry.Revision.Main, entry.Tombstone, entry.StoredValue.Span, decoded)
             : HistoryReader.OverwriteEvent(reused.Next(), entry.Revision.Main, entry.Tombstone, entry.StoredValue, decoded);
 
     /// <summary>True when <paramref name="watcher"/> takes the change of <paramref name="entry"/> (its key in range, its kind not filtered out).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Takes(in PendingBatch.Entry entry, Watcher watcher, out StoredValue.Decoded decoded)
     {
         var stored = entry.StoredValue.Span;
         if (!StoredValue.TryDecode(stored, entry.Tombstone, out decoded))
         {
-            throw new InvariantViolationException($"MVCC watch: the stored value of revision {entry.Revision} in a held batch does not decode (its pending batch was written again while held).");
+            ThrowHeldValueDoesNotDecode(entry.Revision);
         }
 
         return watcher.Accepts(entry.Tombstone) && watcher.Matches(StoredValue.KeyOf(stored, decoded));
     }
 
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowHeldValueDoesNotDecode(Revision revision) =>
+        throw new InvariantViolationException($"MVCC watch: the stored value of revision {revision} in a held batch does not decode (its pending batch was written again while held).");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static WatchEvent Decode(in BufferedChange change) =>
         HistoryReader.ToEvent(change.Main, change.Tombstone, change.Stored.Span, DecodeStored(change));
 
     /// <summary>The event of a staged change written into <paramref name="target"/>, its key and value slices of the held batch (no copy).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static WatchEvent DecodeInto(in BufferedChange change, WatchEvent target) =>
         HistoryReader.OverwriteEvent(target, change.Main, change.Tombstone, change.Stored, DecodeStored(change));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static StoredValue.Decoded DecodeStored(in BufferedChange change)
     {
         if (!StoredValue.TryDecode(change.Stored.Span, change.Tombstone, out var decoded))
         {
-            throw new InvariantViolationException($"MVCC watch: the buffered stored value of revision {change.Main} no longer decodes (its pending batch was written again while held).");
+            ThrowBufferedValueDoesNotDecode(change.Main);
         }
 
         return decoded;
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowBufferedValueDoesNotDecode(long main) =>
+        throw new InvariantViolationException($"MVCC watch: the buffered stored value of revision {main} no longer decodes (its pending batch was written again while held).");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowSpanOutOfOrder(Revision revision, long after) =>
+        throw new InvariantViolationException($"MVCC watch: a span's entry of revision {revision} read after revision {after}.");
 }

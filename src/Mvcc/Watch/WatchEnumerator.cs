@@ -6,12 +6,23 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// </summary>
 internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, WatchHub hub, Watcher watcher, CancellationToken cancellationToken) : IAsyncEnumerator<WatchResponse>
 {
+    /// <summary>The scratch list's capacity kept between responses at most (a piece is at most <see cref="WatchHub.MaxEventsPerResponse"/> events but for one larger revision).</summary>
+    private const int MaxKeptScratchCapacity = 4 * WatchHub.MaxEventsPerResponse;
+
     /// <summary>
     /// Reusing watch only (<see cref="WatchRequest.ReuseEvents"/>): the event objects, and the list of
     /// the last live response, overwritten for the next one.
     /// </summary>
     private readonly ReusedEvents? _reused = watcher.ReuseEvents ? new ReusedEvents() : null;
     private readonly List<WatchEvent>? _reusedList = watcher.ReuseEvents ? [] : null;
+
+    /// <summary>
+    /// Ordinary watch only: the list a live piece's events are decoded into, then copied to the
+    /// response's own array of exactly their number. A list grown per response from empty to 256
+    /// events allocated ~16 B per event (its doubling arrays and itself), the array ~8 B.
+    /// Bound: replaced when one large revision grew it past <see cref="MaxKeptScratchCapacity"/>.
+    /// </summary>
+    private List<WatchEvent> _scratch = [];
 
     /// <summary>
     /// A live buffer this consumer took and emptied, offered back to the hub at each take for reuse
@@ -89,7 +100,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                     }
                     else
                     {
-                        Current = Build([], step.Revision);
+                        Current = Build(Array.Empty<WatchEvent>(), step.Revision);
                     }
 
                     return true;
@@ -164,16 +175,8 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     private WatchResponse? NextPiece()
     {
         var buffer = _decoding!;
-        List<WatchEvent> events;
-        if (_reusedList is null)
-        {
-            events = [];
-        }
-        else
-        {
-            events = _reusedList;
-            events.Clear();
-        }
+        var events = _reusedList ?? _scratch;
+        events.Clear();
 
         long through;
         try
@@ -211,20 +214,44 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         }
 
         _deliveredFromTake = true;
-        return Build(events, through);
+        if (_reusedList is not null)
+        {
+            return Build(events, through);
+        }
+
+        // The response keeps its events: an array of their number (the scratch list is decoded into again).
+        var own = events.ToArray();
+        events.Clear();
+        if (events.Capacity > MaxKeptScratchCapacity)
+        {
+            _scratch = [];
+        }
+
+        return Build(own, through);
     }
 
     private WatchResponse Build(List<WatchEvent> events, long revision)
     {
+        AddPrevious(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(events));
+        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
+    }
+
+    private WatchResponse Build(WatchEvent[] events, long revision)
+    {
+        AddPrevious(events);
+        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
+    }
+
+    /// <summary>A watch that asked for previous key-values (<see cref="WatchRequest.PrevKv"/>): each event with its key's version before it.</summary>
+    private void AddPrevious(Span<WatchEvent> events)
+    {
         if (watcher.PrevKv)
         {
-            for (int i = 0; i < events.Count; i++)
+            for (int i = 0; i < events.Length; i++)
             {
                 events[i] = WithPrevious(events[i]);
             }
         }
-
-        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
     }
 
     /// <summary>The event with the key's version just before it (etcd's watch server reads it the same way, at the event's revision - 1).</summary>

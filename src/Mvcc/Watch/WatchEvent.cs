@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EmbeddedRaft.Mvcc;
 
 /// <summary>
@@ -48,6 +50,7 @@ public sealed class WatchEvent
     /// <see cref="WatchRequest.ReuseEvents"/>).
     /// </summary>
     /// <exception cref="InvariantViolationException">The event has the shared empty key-value, which must never change.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Overwrite(WatchEventType type, KeyValue? prevKv)
     {
         if (ReferenceEquals(_kv, s_noKeyValue))

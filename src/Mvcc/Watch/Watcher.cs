@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EmbeddedRaft.Mvcc.Watch;
 
 /// <summary>
@@ -91,6 +93,7 @@ internal sealed class Watcher
     public int SlotInGroup { get; set; } = -1;
 
     /// <summary>True when <paramref name="key"/> is in the watched key or range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Matches(ReadOnlySpan<byte> key)
     {
         if (IsSingleKey)
@@ -102,6 +105,7 @@ internal sealed class Watcher
     }
 
     /// <summary>True when the watch's filters let an event of this kind through.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Accepts(bool tombstone) => tombstone ? !NoDelete : !NoPut;
 
     /// <summary>Wakes the waiting consumer, if any (hub lock held; continuations run asynchronously).</summary>
