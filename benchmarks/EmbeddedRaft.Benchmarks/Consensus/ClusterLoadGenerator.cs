@@ -16,12 +16,13 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--readies-in-flight 1,8] [--snapshot-every-entries N] [--fsync-ms N]</c> (the transports of the RaftNode cluster:
+/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--shape] [--readies-in-flight 1,8] [--snapshot-every-entries N] [--fsync-ms N]</c> (the transports of the RaftNode cluster:
 /// with both, each concurrency's rows run back to back over each;
 /// DotNext always runs over its TCP transport; <c>--tls</c> puts both TCP transports under mutual TLS
 /// with the same run-time P-256 certificates (RaftNode only with <c>--transport tcp</c>); each value of <c>--readies-in-flight</c> runs the
 /// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight;
 /// <c>--snapshot-every-entries</c> sets the RaftNodes' RaftNodeOptions.SnapshotEveryEntries, default 10 000;
+/// <c>--shape</c> wraps each RaftNode's transport in a MessageShapeTransport and prints, per row, the messages sent by type, entries and bytes per Append and messages per hand-off to the node (a diagnostic: a few interlocked increments per message, not for A/B figures);
 /// <c>--fsync-ms</c> replaces the RaftNodes' every flush by a sleep of that long, FixedFsyncFileSystem: a diagnostic of the pipeline's structure without the disk's noise)
 /// </remarks>
 internal static class ClusterLoadGenerator
@@ -54,7 +55,7 @@ internal static class ClusterLoadGenerator
                         {
                             string directory = Path.Combine(root, $"{system}-{transport}-{inFlight}-{depth}");
                             Directory.CreateDirectory(directory);
-                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth, settings.SnapshotEveryEntries, settings.FsyncMilliseconds);
+                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth, settings.SnapshotEveryEntries, settings.FsyncMilliseconds, settings.Shape);
                             var result = await RunOneAsync(cluster, inFlight, settings);
                             string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
                             Console.WriteLine(result.ToMarkdownRow(name, inFlight));
@@ -76,9 +77,9 @@ internal static class ClusterLoadGenerator
         }
     }
 
-    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight, ulong? snapshotEveryEntries, double? fsyncMilliseconds) => system switch
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight, ulong? snapshotEveryEntries, double? fsyncMilliseconds, bool shape) => system switch
     {
-        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls, snapshotEveryEntries, fsyncMilliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null),
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls, snapshotEveryEntries, fsyncMilliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null, shape),
         "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None, tls),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
@@ -212,7 +213,7 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, ulong? SnapshotEveryEntries = null, double? FsyncMilliseconds = null)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, ulong? SnapshotEveryEntries = null, double? FsyncMilliseconds = null, bool Shape = false)
     {
         /// <summary>The RaftNode cluster's transports, in the order given (default: in-process only).</summary>
         public string[] Transports => TransportList ?? ["inprocess"];
@@ -225,6 +226,12 @@ internal static class ClusterLoadGenerator
                 if (args[i] == "--tls")
                 {
                     settings = settings with { Tls = true };
+                    continue;
+                }
+
+                if (args[i] == "--shape")
+                {
+                    settings = settings with { Shape = true };
                     continue;
                 }
 

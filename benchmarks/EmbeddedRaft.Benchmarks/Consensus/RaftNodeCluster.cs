@@ -26,6 +26,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     private Transport.TcpTransportSet? _tcp;
     private bool _tls;
     private TimeSpan? _fixedFsync;
+    private Transport.MessageShapeTransport[]? _shapes;
 
     private RaftNodeCluster(RaftNode<long>[] nodes, CountingStateMachine[] machines, InProcessNetwork network, MeterListener fsyncListener, long[] fsyncs)
     {
@@ -51,7 +52,8 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     /// <param name="tls">With <paramref name="tcp"/>: mutual TLS on every connection (<see cref="Transport.BenchmarkCertificates"/>).</param>
     /// <param name="fixedFsync">When set, every flush is a sleep of this long instead of an fdatasync (<see cref="FixedFsyncFileSystem"/>: a diagnostic).</param>
     /// <param name="snapshotEveryEntries">The nodes' <see cref="RaftNodeOptions.SnapshotEveryEntries"/> (null: the default), to see what snapshots by policy cost the row.</param>
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null)
+    /// <param name="countShape">Each node's transport wrapped in a <see cref="Transport.MessageShapeTransport"/> (a diagnostic: what the nodes send and are handed).</param>
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null, bool countShape = false)
     {
         var listener = new MeterListener();
         var fsyncs = new long[2]; // count, microseconds spent
@@ -74,6 +76,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         var tcpTransports = tcp ? new Transport.TcpTransportSet(voters, tls ? Transport.BenchmarkCertificates.TlsOptions() : null) : null;
         var nodes = new RaftNode<long>[3];
         var machines = new CountingStateMachine[3];
+        var shapes = countShape ? new Transport.MessageShapeTransport[3] : null;
         for (int i = 0; i < 3; i++)
         {
             machines[i] = new CountingStateMachine();
@@ -96,10 +99,16 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                 SnapshotEveryEntries = snapshotEveryEntries ?? RaftNodeOptions.DefaultSnapshotEveryEntries,
                 FileSystem = fixedFsync is { } flushTime ? new FixedFsyncFileSystem(flushTime) : null,
             };
-            nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]), cancellationToken);
+            IRaftTransport transport = tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]);
+            if (shapes is not null)
+            {
+                transport = shapes[i] = new Transport.MessageShapeTransport(transport);
+            }
+
+            nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], transport, cancellationToken);
         }
 
-        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp, _fixedFsync = fixedFsync };
+        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp, _fixedFsync = fixedFsync, _shapes = shapes };
         await cluster.FindLeaderAsync(cancellationToken);
         return cluster;
     }
@@ -120,7 +129,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         }
     }
 
-    public string? TransportSummary => _tcp?.Summary();
+    public string? TransportSummary => _shapes is null ? _tcp?.Summary() : $"{_tcp?.Summary()}{(_tcp is null ? string.Empty : "; ")}{Transport.MessageShapeTransport.Describe(_shapes)}";
 
     public async ValueTask DisposeAsync()
     {

@@ -4,13 +4,16 @@ using System.Globalization;
 namespace EmbeddedRaft.Benchmarks.Transport;
 
 /// <summary>
-/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--warmup-rounds N]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
+/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--entries 1,8] [--warmup-rounds N]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
 /// (same set-up, same invocations of 20,000 messages), each invocation timed by the wall clock AND
 /// by the process's CPU time (user + system, every thread: sender, pump, receiver, the kernel's
 /// loopback work done in their system calls, GC). On a shared, loaded machine the wall time of an
 /// invocation mostly measures the other tenants; CPU per message is what the transport itself
 /// costs. Transport and raw copy invocations alternate, so both see the same machine. Prints
 /// medians per message and the ratios raw / transport (1.0 = as cheap as the raw copy).
+/// <c>--entries</c> runs each row once per value: Appends carrying that many entries each (20,000 / N
+/// messages per invocation, so about the same bytes), the shape RaftNode's appends have under load
+/// (<c>cluster-load --shape</c>); the default is the one-entry row only.
 /// </summary>
 /// <remarks>
 /// Warm-up: transport and raw invocations alternate until the JIT has compiled no method for
@@ -25,8 +28,8 @@ namespace EmbeddedRaft.Benchmarks.Transport;
 /// </remarks>
 internal static class TcpTransportCpuProbe
 {
-    private const int Messages = 20_000;
     private const int MinWarmupRounds = 5;
+    private static readonly bool[] TlsSettings = [false, true];
     private static readonly TimeSpan JitQuietTime = TimeSpan.FromMilliseconds(1500);
     private static readonly TimeSpan MaxWarmupTime = TimeSpan.FromSeconds(30);
 
@@ -35,6 +38,7 @@ internal static class TcpTransportCpuProbe
         int rounds = 30;
         string[] rows = ["128", "128tls", "1024", "1024tls"];
         int? fixedWarmupRounds = null;
+        int[] entryCounts = [1];
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -45,36 +49,41 @@ internal static class TcpTransportCpuProbe
                 case "--rows":
                     rows = args[i + 1].Split(',');
                     break;
+                case "--entries":
+                    entryCounts = [.. args[i + 1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture))];
+                    break;
                 case "--warmup-rounds":
                     fixedWarmupRounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --warmup-rounds N (default: until the JIT is quiet).");
+                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet).");
             }
         }
 
-        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, {rounds} rounds of {Messages} messages per row and side"));
-        Console.WriteLine("| entry | TLS | transport wall ns/msg | raw wall ns/msg | raw / transport (wall) | transport CPU ns/msg | raw CPU ns/msg | raw / transport (CPU) | transport allocated B/msg | gen0 GCs per transport invocation | context switches per invocation, transport / raw |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, {rounds} rounds of 20,000 entries per row and side (20,000 / entries messages)"));
+        Console.WriteLine("| entry | TLS | entries per message | transport wall ns/msg | raw wall ns/msg | raw / transport (wall) | transport CPU ns/msg | raw CPU ns/msg | raw / transport (CPU) | transport allocated B/msg | gen0 GCs per transport invocation | context switches per invocation, transport / raw |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (int entry in new[] { 128, 1024 })
         {
-            foreach (bool tls in new[] { false, true })
+            foreach (var (tls, perMessage) in TlsSettings.SelectMany(t => entryCounts.Select(n => (t, n))))
             {
                 if (!rows.Contains(FormattableString.Invariant($"{entry}{(tls ? "tls" : string.Empty)}")))
                 {
                     continue;
                 }
 
-                var bench = new TcpTransportThroughputBenchmarks { EntryBytes = entry, Tls = tls };
+                var bench = new TcpTransportThroughputBenchmarks { EntryBytes = entry, Tls = tls, EntriesPerMessage = perMessage };
+                int messages = bench.MessagesPerInvocation;
+                string name = FormattableString.Invariant($"{entry} B{(tls ? " TLS" : string.Empty)}{(perMessage > 1 ? $" x {perMessage} entries" : string.Empty)}");
                 bench.Setup();
                 try
                 {
-                    var (warmups, warmupTime) = WarmUp(bench, fixedWarmupRounds);
+                    var (warmups, warmupTime) = WarmUp(bench, messages, fixedWarmupRounds);
                     long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
                     var samples = new List<Round>();
                     for (int i = 0; i < rounds; i++)
                     {
-                        samples.Add(MeasureRound(bench));
+                        samples.Add(MeasureRound(bench, messages));
                     }
 
                     var transport = samples.Select(r => r.Transport).ToList();
@@ -85,10 +94,10 @@ internal static class TcpTransportCpuProbe
                     double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
                     double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
                     long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
-                    Console.WriteLine(FormattableString.Invariant($"// {entry} B{(tls ? " TLS" : string.Empty)}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
+                    Console.WriteLine(FormattableString.Invariant($"// {name}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
                     Console.WriteLine(FormattableString.Invariant(
-                        $"// {entry} B{(tls ? " TLS" : string.Empty)} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
-                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / Messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
+                        $"// {name} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
+                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {perMessage} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
                 }
                 finally
                 {
@@ -106,27 +115,27 @@ internal static class TcpTransportCpuProbe
     private readonly record struct Sample(double Wall, double Cpu, long Switches, double SenderCpu);
 
     /// <summary>One transport invocation then one raw copy, each timed, with the transport's allocation and gen0 GCs.</summary>
-    private static Round MeasureRound(TcpTransportThroughputBenchmarks bench)
+    private static Round MeasureRound(TcpTransportThroughputBenchmarks bench, int messages)
     {
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         int gen0Before = GC.CollectionCount(0);
         var pauseBefore = GC.GetTotalPauseDuration();
         long workItemsBefore = ThreadPool.CompletedWorkItemCount;
         long contentionsBefore = Monitor.LockContentionCount;
-        var transport = Measure(bench.TcpTransportSend);
+        var transport = Measure(bench.TcpTransportSend, messages);
         long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
         int gen0 = GC.CollectionCount(0) - gen0Before;
         double pauseMs = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
         long workItems = ThreadPool.CompletedWorkItemCount - workItemsBefore;
         long contentions = Monitor.LockContentionCount - contentionsBefore;
-        return new Round(transport, Measure(bench.RawSocketCopy), allocated, gen0, pauseMs, workItems, contentions);
+        return new Round(transport, Measure(bench.RawSocketCopy, messages), allocated, gen0, pauseMs, workItems, contentions);
     }
 
     /// <summary>
     /// Measured rounds, discarded (the same code as the measured ones, so the rounds that count run
     /// no method for the first time): a fixed number, or until the JIT has been quiet for <see cref="JitQuietTime"/>.
     /// </summary>
-    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int? fixedRounds)
+    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int messages, int? fixedRounds)
     {
         long start = Stopwatch.GetTimestamp();
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -134,7 +143,7 @@ internal static class TcpTransportCpuProbe
         int pairs = 0;
         while (true)
         {
-            MeasureRound(bench);
+            MeasureRound(bench, messages);
             pairs++;
             if (fixedRounds is { } rounds)
             {
@@ -162,7 +171,7 @@ internal static class TcpTransportCpuProbe
         return (pairs, Stopwatch.GetElapsedTime(start));
     }
 
-    private static Sample Measure(Action invocation)
+    private static Sample Measure(Action invocation, int messages)
     {
         long switchesBefore = ContextSwitches();
         using var process = Process.GetCurrentProcess();
@@ -174,7 +183,7 @@ internal static class TcpTransportCpuProbe
         long thread = ThreadCpuNanoseconds() - threadBefore;
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuBefore;
-        return new Sample(wall.TotalNanoseconds / Messages, cpu.TotalNanoseconds / Messages, ContextSwitches() - switchesBefore, (double)thread / Messages);
+        return new Sample(wall.TotalNanoseconds / messages, cpu.TotalNanoseconds / messages, ContextSwitches() - switchesBefore, (double)thread / messages);
     }
 
     private static long ThreadCpuNanoseconds() => ThreadCpuClock.Nanoseconds();

@@ -144,6 +144,7 @@ internal static class TcpTransportPartsProbe
         foreach (var frame in frames)
         {
             decoding.BeginFrame();
+            batch.Clear();
             TcpInboundConnection.DecodeFrame(frame, decoding, batch, peer: 1, local: 2);
             decoded += batch.Count;
         }

@@ -14,7 +14,8 @@ namespace EmbeddedRaft.Benchmarks.Transport;
 
 /// <summary>
 /// Throughput of one <see cref="TcpTransport"/> to another over loopback: each operation sends
-/// one Append message carrying one entry of <see cref="EntryBytes"/> bytes, and an invocation
+/// one Append message carrying one entry of <see cref="EntryBytes"/> bytes (or, for the probe's
+/// measured-shape rows, <see cref="EntriesPerMessage"/> entries), and an invocation
 /// sends <see cref="MessagesPerInvoke"/> of them and waits until the receiving transport has
 /// handed every one to its receiver (decoded). Beside it, in the same run, a raw socket (or a raw
 /// <see cref="SslStream"/> with TLS) copies exactly the bytes the transport put on the wire for
@@ -48,10 +49,21 @@ public class TcpTransportThroughputBenchmarks
     [Params(false, true)]
     public bool Tls { get; set; }
 
+    /// <summary>
+    /// Entries each Append carries (1 for the BenchmarkDotNet rows). With more, an invocation sends
+    /// <see cref="MessagesPerInvocation"/> = 20,000 / this many messages, so it moves about the same
+    /// entries and bytes as a one-entry invocation: the shape RaftNode's appends have under load
+    /// (<c>cluster-load --shape</c>), beside the one-entry row.
+    /// </summary>
+    public int EntriesPerMessage { get; set; } = 1;
+
+    /// <summary>Messages one invocation sends.</summary>
+    public int MessagesPerInvocation => Math.Max(1, MessagesPerInvoke / EntriesPerMessage);
+
     [GlobalSetup]
     public void Setup()
     {
-        _message = AppendMessage(EntryBytes);
+        _message = AppendMessage(EntryBytes, EntriesPerMessage);
 
         TcpTransportTlsOptions? tls = Tls ? BenchmarkCertificates.TlsOptions() : null;
         _receiver = new TcpTransport(new TcpTransportOptions { NodeId = 2, Tls = tls });
@@ -72,14 +84,21 @@ public class TcpTransportThroughputBenchmarks
         Step("raw stream open");
         _rawChunk = new byte[64 * 1024];
         new Random(15).NextBytes(_rawChunk);
-        Console.WriteLine($"// {MessagesPerInvoke} messages of {MessageCodec.GetEncodedLength(_message)} bytes = {_wireBytesPerInvoke} bytes on the wire per invocation");
+        Console.WriteLine($"// {MessagesPerInvocation} messages of {EntriesPerMessage} entries, {MessageCodec.GetEncodedLength(_message)} bytes = {_wireBytesPerInvoke} bytes on the wire per invocation");
     }
 
-    /// <summary>The message every operation sends: an Append from node 1 to node 2 carrying one entry of <paramref name="entryBytes"/> random bytes.</summary>
-    internal static Message AppendMessage(int entryBytes)
+    /// <summary>The message every operation sends: an Append from node 1 to node 2 carrying <paramref name="entries"/> entries of <paramref name="entryBytes"/> random bytes each.</summary>
+    internal static Message AppendMessage(int entryBytes, int entries = 1)
     {
-        var data = new byte[entryBytes];
-        new Random(14).NextBytes(data);
+        var random = new Random(14);
+        var slots = new Entry[entries];
+        for (int i = 0; i < entries; i++)
+        {
+            var data = new byte[entryBytes];
+            random.NextBytes(data);
+            slots[i] = new Entry(3, 1_000_001 + (ulong)i, EntryType.Normal, data);
+        }
+
         return new Message
         {
             Type = MessageType.Append,
@@ -89,7 +108,7 @@ public class TcpTransportThroughputBenchmarks
             LogTerm = 3,
             Index = 1_000_000,
             Commit = 999_999,
-            Entries = new[] { new Entry(3, 1_000_001, EntryType.Normal, data) },
+            Entries = slots,
         };
     }
 
@@ -115,10 +134,11 @@ public class TcpTransportThroughputBenchmarks
 
     private void TransportOnce()
     {
-        long target = _counting.Count + MessagesPerInvoke;
+        int messages = MessagesPerInvocation;
+        long target = _counting.Count + messages;
         var done = _counting.WaitFor(target);
         long droppedBefore = _sender.Metrics.MessagesDropped;
-        for (int i = 0; i < MessagesPerInvoke; i++)
+        for (int i = 0; i < messages; i++)
         {
             _sender.Send(_message);
         }
@@ -126,7 +146,7 @@ public class TcpTransportThroughputBenchmarks
         if (!done.Wait(TimeSpan.FromSeconds(60)))
         {
             var m = _sender.Metrics;
-            throw new InvalidOperationException($"Only {_counting.Count - (target - MessagesPerInvoke)} of {MessagesPerInvoke} messages arrived in 60 s; {m.MessagesDropped - droppedBefore} dropped; sender: {m.Connects} connects, {m.TlsFailures} TLS failures, {m.HandshakeFailures} refused handshakes.");
+            throw new InvalidOperationException($"Only {_counting.Count - (target - messages)} of {messages} messages arrived in 60 s; {m.MessagesDropped - droppedBefore} dropped; sender: {m.Connects} connects, {m.TlsFailures} TLS failures, {m.HandshakeFailures} refused handshakes.");
         }
     }
 

@@ -18,8 +18,8 @@ public interface IRaftMessageReceiver
     void Receive(Message message);
 
     /// <summary>
-    /// Hands several inbound messages to the node at once, in the order they arrived (a TCP frame's
-    /// messages, or the messages a network releases together), so a receiver can queue them as one
+    /// Hands several inbound messages to the node at once, in the order they arrived (the messages of
+    /// the TCP frames one read brought in, or the messages a network releases together), so a receiver can queue them as one
     /// item instead of one per message. Non-blocking, like <see cref="Receive"/>.
     /// </summary>
     /// <param name="messages">

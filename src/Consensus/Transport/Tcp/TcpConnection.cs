@@ -52,10 +52,10 @@ internal sealed class TcpConnection : IAsyncDisposable
     /// <summary>Cancelled when the connection is aborted or the transport stops.</summary>
     public CancellationToken Lifetime => _lifetime.Token;
 
-    /// <summary>The type of the frame <see cref="ReadFrameAsync"/> last returned.</summary>
+    /// <summary>The type of the frame <see cref="ReadFrameAsync"/> (or <see cref="TryTakeBufferedFrame"/>) last returned.</summary>
     public TcpFrameType FrameType { get; private set; }
 
-    /// <summary>The body of the frame <see cref="ReadFrameAsync"/> last returned; valid until the next call.</summary>
+    /// <summary>The body of the frame <see cref="ReadFrameAsync"/> (or <see cref="TryTakeBufferedFrame"/>) last returned; valid until the next <see cref="ReadFrameAsync"/>.</summary>
     public ReadOnlySequence<byte> FrameBody { get; private set; }
 
     /// <summary>
@@ -123,6 +123,27 @@ internal sealed class TcpConnection : IAsyncDisposable
             _haveBuffer = true;
             _completed = result.IsCompleted || result.IsCanceled;
         }
+    }
+
+    /// <summary>
+    /// Takes the next frame into <see cref="FrameType"/> and <see cref="FrameBody"/> only if it is
+    /// already whole in what the last read buffered: never waits and never reads the socket. The
+    /// bodies of the frames taken since the last <see cref="ReadFrameAsync"/> all stay valid until
+    /// the next <see cref="ReadFrameAsync"/> (the pipe is advanced only there), so a reader can decode
+    /// every buffered frame and hand them on together.
+    /// </summary>
+    /// <exception cref="TcpProtocolException">The next frame's header is impossible.</exception>
+    public bool TryTakeBufferedFrame()
+    {
+        if (!_haveBuffer || !TcpFrame.TryRead(_buffer.Slice(_consumed), _maxFrameBytes, out var type, out var body, out var next))
+        {
+            return false;
+        }
+
+        _consumed = next;
+        FrameType = type;
+        FrameBody = body;
+        return true;
     }
 
     /// <summary>Flushes what was written to <see cref="Writer"/>, failing when the peer takes longer than <paramref name="timeout"/> to accept it.</summary>

@@ -23,6 +23,10 @@ namespace EmbeddedRaft.Consensus.Transport.Tcp;
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the connection and disposes it before it returns.")]
 internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket)
 {
+    // At most this many messages per hand-off (the frames buffered by one read are bounded by the
+    // pipe's reads anyway; this bounds the node's one inbox item when messages are tiny).
+    private const int MaxMessagesPerHandOff = 4096;
+
     private readonly TcpTransportOptions _options = transport.Options;
     private ulong _peer;
     private TcpConnection? _connection;
@@ -157,55 +161,100 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         var decoding = new FrameDecodeContext();
         while (await ReadOrNoticeSilenceAsync(connection))
         {
-            if (connection.FrameType == TcpFrameType.KeepAlive)
+            // Every frame the read left whole in the buffer is decoded before any is handed on: one
+            // hand-off to the node (one inbox item, at most one wake-up of its loop) per read, not
+            // per frame, and keep-alive answers written together and flushed once.
+            batch.Clear();
+            long frameBytes = 0;
+            int whole = 0; // messages of the frames decoded whole so far
+            bool answerKeepAlive = false;
+            try
             {
-                TcpFrame.WriteControl(connection.Writer, TcpFrameType.KeepAliveAck);
+                do
+                {
+                    if (connection.FrameType == TcpFrameType.KeepAlive)
+                    {
+                        TcpFrame.WriteControl(connection.Writer, TcpFrameType.KeepAliveAck);
+                        answerKeepAlive = true;
+                        continue;
+                    }
+
+                    if (connection.FrameType != TcpFrameType.Messages)
+                    {
+                        throw new TcpProtocolException($"a {connection.FrameType} frame on a message connection", "unexpected");
+                    }
+
+                    frameBytes += TcpFrame.HeaderSizeBytes + DecodeFrameBody(connection.FrameBody, decoding, batch, _peer, local);
+                    whole = batch.Count;
+                }
+                while (batch.Count < MaxMessagesPerHandOff && connection.TryTakeBufferedFrame());
+            }
+            catch (Exception bad) when (bad is TcpProtocolException or MessageFormatException)
+            {
+                // The frames before the bad one reach the node, as they would have frame by frame;
+                // nothing of the bad frame does. Then the connection ends.
+                batch.RemoveRange(whole, batch.Count - whole);
+                HandOff(batch, frameBytes);
+                throw;
+            }
+
+            HandOff(batch, frameBytes);
+
+            if (answerKeepAlive)
+            {
                 await connection.FlushAsync(_options.WriteTimeout);
-                continue;
             }
+        }
+    }
 
-            if (connection.FrameType != TcpFrameType.Messages)
-            {
-                throw new TcpProtocolException($"a {connection.FrameType} frame on a message connection", "unexpected");
-            }
-
-            var body = connection.FrameBody;
-            ReadOnlySpan<byte> bytes;
-            if (body.IsSingleSegment)
-            {
-                bytes = body.FirstSpan;
-                decoding.BeginFrame();
-            }
-            else
-            {
-                // Split across pipe segments: the one copy is made here, and the messages own it.
-                var copy = GC.AllocateUninitializedArray<byte>((int)body.Length);
-                body.CopyTo(copy);
-                bytes = copy;
-                decoding.BeginFrame(copy);
-            }
-
-            if (bytes.IsEmpty)
-            {
-                throw new TcpProtocolException("an empty message batch", "malformed");
-            }
-
-            DecodeFrame(bytes, decoding, batch, _peer, local);
+    private void HandOff(List<Message> batch, long frameBytes)
+    {
+        if (batch.Count > 0)
+        {
             transport.Deliver(transport.CurrentReceiver, _peer, CollectionsMarshal.AsSpan(batch));
-            transport.Metrics.Received(_peer, TcpFrame.HeaderSizeBytes + bytes.Length, batch.Count);
+            transport.Metrics.Received(_peer, frameBytes, batch.Count);
         }
     }
 
     /// <summary>
-    /// Decodes a message frame's body (<paramref name="bytes"/>: length-prefixed messages) into
-    /// <paramref name="batch"/>, which it clears first. The whole frame is decoded and checked before
-    /// any of it reaches the node: a frame is taken whole or not at all.
+    /// Decodes one message frame's <paramref name="body"/> (a frame split across pipe segments is
+    /// copied once here, and its messages own that copy) and appends its messages to
+    /// <paramref name="batch"/>; returns the body's length.
+    /// </summary>
+    private static int DecodeFrameBody(in ReadOnlySequence<byte> body, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
+    {
+        ReadOnlySpan<byte> bytes;
+        if (body.IsSingleSegment)
+        {
+            bytes = body.FirstSpan;
+            decoding.BeginFrame();
+        }
+        else
+        {
+            var copy = GC.AllocateUninitializedArray<byte>((int)body.Length);
+            body.CopyTo(copy);
+            bytes = copy;
+            decoding.BeginFrame(copy);
+        }
+
+        if (bytes.IsEmpty)
+        {
+            throw new TcpProtocolException("an empty message batch", "malformed");
+        }
+
+        DecodeFrame(bytes, decoding, batch, peer, local);
+        return bytes.Length;
+    }
+
+    /// <summary>
+    /// Decodes a message frame's body (<paramref name="bytes"/>: length-prefixed messages) and
+    /// appends its messages to <paramref name="batch"/>. The whole frame is decoded and checked
+    /// before any of it reaches the node: a frame is taken whole or not at all.
     /// </summary>
     /// <exception cref="TcpProtocolException">A length runs past the frame, or a message is not from <paramref name="peer"/> to <paramref name="local"/>, or is a snapshot.</exception>
     /// <exception cref="MessageFormatException">A message does not decode.</exception>
     internal static void DecodeFrame(ReadOnlySpan<byte> bytes, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
     {
-        batch.Clear();
         int offset = 0;
         while (offset < bytes.Length)
         {

@@ -448,7 +448,7 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     }
 
     /// <summary>
-    /// Hands one decoded frame's messages to <paramref name="receiver"/> in one call, in order (a
+    /// Hands the messages decoded from one read's frames to <paramref name="receiver"/> in one call, in order (a
     /// receiver queues them as one item, not one per message).
     /// </summary>
     internal void Deliver(IRaftMessageReceiver? receiver, ulong peerId, ReadOnlySpan<Message> messages)

@@ -9,18 +9,21 @@ using EmbeddedRaft.TestSupport;
 namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
 
 /// <summary>
-/// The receiving side hands a frame's messages to the node in one
-/// <see cref="IRaftMessageReceiver.ReceiveBatch"/> call, in the frame's order; a receiver written for
-/// one message at a time (only <see cref="IRaftMessageReceiver.Receive"/>) still gets every message,
-/// in order. The frames are written by hand on a raw socket that speaks the handshake, so which
-/// messages share a frame is the test's choice, not the sender's timing.
+/// The receiving side hands the messages of every frame one read brought in to the node in one
+/// <see cref="IRaftMessageReceiver.ReceiveBatch"/> call, in order (frames sent in one write arrive
+/// together on loopback; a frame that comes later is a hand-off of its own: the reader never waits
+/// for more); a receiver written for one message at a time (only <see cref="IRaftMessageReceiver.Receive"/>)
+/// still gets every message, in order; a keep-alive among the frames is answered; a bad frame
+/// loses only itself (the frames before it still arrive) and closes the connection. The frames
+/// are written by hand on a raw socket that speaks the handshake, so which messages share a frame
+/// and a write is the test's choice, not the sender's timing.
 /// </summary>
 [TestFixture]
 [CancelAfter(60_000)]
 public class TcpBatchHandOffTests
 {
     [Test]
-    public async Task AFramesMessagesArriveInOrderAsOneBatch()
+    public async Task FramesThatArriveTogetherReachTheNodeInOrderAsOneBatch()
     {
         var receiver = new BatchRecordingReceiver(expectedMessages: 8);
         await using var node = await NodeWithPeerAsync(receiver);
@@ -29,13 +32,76 @@ public class TcpBatchHandOffTests
 
         await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendFramesAsync(first, second);
+            await peer.SendAsync(Frames(first, second));
             await receiver.AllArrived.WaitAsync(Waits.Limit);
         }
 
-        Assert.That(receiver.Batches.Select(b => b.Length), Is.EqualTo(new[] { 5, 3 }), "one batch per frame");
+        Assert.That(receiver.Batches.Select(b => b.Length), Is.EqualTo(new[] { 8 }), "both frames of the one write in one hand-off");
         Assert.That(receiver.SingleCalls, Is.Zero, "nothing came one message at a time");
         AssertSameSequence(receiver.Batches.SelectMany(b => b), [.. first, .. second]);
+    }
+
+    [Test]
+    public async Task AFrameThatArrivesLaterIsAHandOffOfItsOwn()
+    {
+        var receiver = new BatchRecordingReceiver(expectedMessages: 5);
+        await using var node = await NodeWithPeerAsync(receiver);
+        var first = Enumerable.Range(1, 5).Select(i => Append(index: (ulong)i, entryBytes: 20)).ToArray();
+        var second = new[] { Heartbeat(commit: 5), Append(index: 6, entryBytes: 30) };
+
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
+        {
+            await peer.SendAsync(Frames(first));
+            await receiver.AllArrived.WaitAsync(Waits.Limit);
+            var both = receiver.Expect(7);
+            await peer.SendAsync(Frames(second));
+            await both.WaitAsync(Waits.Limit);
+        }
+
+        Assert.That(receiver.Batches.Select(b => b.Length), Is.EqualTo(new[] { 5, 2 }), "the first frame was handed on without waiting for the second");
+        AssertSameSequence(receiver.Batches.SelectMany(b => b), [.. first, .. second]);
+    }
+
+    [Test]
+    public async Task AKeepAliveAmongTheFramesIsAnsweredAndTheFramesStillGoTogether()
+    {
+        var receiver = new BatchRecordingReceiver(expectedMessages: 4);
+        await using var node = await NodeWithPeerAsync(receiver);
+        var first = new[] { Append(index: 1, entryBytes: 40), Append(index: 2, entryBytes: 50) };
+        var second = new[] { Heartbeat(commit: 2), Append(index: 3, entryBytes: 60) };
+
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
+        {
+            await peer.SendAsync([.. Frames(first), .. KeepAliveFrame(), .. Frames(second)]);
+            await receiver.AllArrived.WaitAsync(Waits.Limit);
+            var answer = await peer.ReceiveAsync(TcpFrame.HeaderSizeBytes);
+            Assert.That(answer, Is.Not.Null, "the node closed the connection instead of answering the keep-alive");
+            Assert.That((TcpFrameType)answer![0], Is.EqualTo(TcpFrameType.KeepAliveAck));
+        }
+
+        Assert.That(receiver.Batches.Select(b => b.Length), Is.EqualTo(new[] { 4 }), "the keep-alive between them did not split the hand-off");
+        AssertSameSequence(receiver.Batches.SelectMany(b => b), [.. first, .. second]);
+    }
+
+    [Test]
+    public async Task TheFramesBeforeABadFrameStillArriveAndNothingOfTheBadOneDoes()
+    {
+        var receiver = new BatchRecordingReceiver(expectedMessages: 3);
+        await using var node = await NodeWithPeerAsync(receiver);
+        var good = new[] { Append(index: 1, entryBytes: 10), Heartbeat(commit: 1), Append(index: 2, entryBytes: 10) };
+
+        // The bad frame's first message is well formed; its second claims to come from node 3 on
+        // node 1's connection.
+        var bad = new[] { Append(index: 3, entryBytes: 10), new Message { Type = MessageType.Heartbeat, From = 3, To = 2, Term = 3 } };
+
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
+        {
+            await peer.SendAsync(Frames(good, bad));
+            await receiver.AllArrived.WaitAsync(Waits.Limit);
+            Assert.That(await peer.ReceiveAsync(1), Is.Null, "the node closed the connection after the bad frame");
+        }
+
+        AssertSameSequence(receiver.Batches.SelectMany(b => b), good);
     }
 
     [Test]
@@ -48,7 +114,7 @@ public class TcpBatchHandOffTests
 
         await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendFramesAsync(frame);
+            await peer.SendAsync(Frames(frame));
             await receiver.UntilReceived(7).WaitAsync(Waits.Limit);
         }
 
@@ -87,6 +153,37 @@ public class TcpBatchHandOffTests
         Commit = index - 1,
         Entries = new[] { new Entry(3, index, EntryType.Normal, Enumerable.Range(0, entryBytes).Select(b => (byte)(b + (int)index)).ToArray()) },
     };
+
+    /// <summary>Each array as one Messages frame, the frames back to back.</summary>
+    private static byte[] Frames(params Message[][] frames)
+    {
+        var bytes = new List<byte>();
+        foreach (var frame in frames)
+        {
+            var body = new List<byte>();
+            foreach (var message in frame)
+            {
+                var encoded = MessageCodec.Encode(message);
+                var prefix = new byte[5];
+                body.AddRange(prefix.AsSpan(0, TcpFrame.WriteVarint(prefix, (uint)encoded.Length)).ToArray());
+                body.AddRange(encoded);
+            }
+
+            var header = new byte[TcpFrame.HeaderSizeBytes];
+            TcpFrame.WriteHeader(header, TcpFrameType.Messages, body.Count);
+            bytes.AddRange(header);
+            bytes.AddRange(body);
+        }
+
+        return [.. bytes];
+    }
+
+    private static byte[] KeepAliveFrame()
+    {
+        var header = new byte[TcpFrame.HeaderSizeBytes];
+        TcpFrame.WriteHeader(header, TcpFrameType.KeepAlive, 0);
+        return header;
+    }
 
     private static Message Heartbeat(ulong commit) => new() { Type = MessageType.Heartbeat, From = 1, To = 2, Term = 3, Commit = commit };
 
@@ -142,28 +239,35 @@ public class TcpBatchHandOffTests
             }
         }
 
-        /// <summary>Writes each array as one Messages frame, all frames in one send.</summary>
-        public async Task SendFramesAsync(params Message[][] frames)
+        /// <summary>Writes <paramref name="bytes"/> in one send.</summary>
+        public async Task SendAsync(byte[] bytes) => await _socket.SendAsync(bytes, SocketFlags.None);
+
+        /// <summary>Reads exactly <paramref name="count"/> bytes; null when the node closed the connection first.</summary>
+        public async Task<byte[]?> ReceiveAsync(int count)
         {
-            var bytes = new List<byte>();
-            foreach (var frame in frames)
+            var bytes = new byte[count];
+            int read = 0;
+            while (read < count)
             {
-                var body = new List<byte>();
-                foreach (var message in frame)
+                int n;
+                try
                 {
-                    var encoded = MessageCodec.Encode(message);
-                    var prefix = new byte[5];
-                    body.AddRange(prefix.AsSpan(0, TcpFrame.WriteVarint(prefix, (uint)encoded.Length)).ToArray());
-                    body.AddRange(encoded);
+                    n = await _socket.ReceiveAsync(bytes.AsMemory(read), SocketFlags.None).AsTask().WaitAsync(Waits.Limit);
+                }
+                catch (SocketException)
+                {
+                    return null; // reset by the node
                 }
 
-                var header = new byte[TcpFrame.HeaderSizeBytes];
-                TcpFrame.WriteHeader(header, TcpFrameType.Messages, body.Count);
-                bytes.AddRange(header);
-                bytes.AddRange(body);
+                if (n == 0)
+                {
+                    return null;
+                }
+
+                read += n;
             }
 
-            await _socket.SendAsync(bytes.ToArray(), SocketFlags.None);
+            return bytes;
         }
 
         public ValueTask DisposeAsync()
@@ -179,10 +283,29 @@ public class TcpBatchHandOffTests
         private readonly Lock _lock = new();
         private readonly List<Message[]> _batches = [];
         private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TaskCompletionSource? _later;
+        private int _laterCount;
         private int _messages;
         private int _singleCalls;
 
+        /// <summary>Completes once the first <c>expectedMessages</c> have arrived.</summary>
         public Task AllArrived => _all.Task;
+
+        /// <summary>Completes once <paramref name="messages"/> in all have arrived.</summary>
+        public Task Expect(int messages)
+        {
+            lock (_lock)
+            {
+                _later = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _laterCount = messages;
+                if (_messages >= messages)
+                {
+                    _later.TrySetResult();
+                }
+
+                return _later.Task;
+            }
+        }
 
         public List<Message[]> Batches { get { lock (_lock) { return [.. _batches]; } } }
 
@@ -215,6 +338,11 @@ public class TcpBatchHandOffTests
                 if (_messages >= expectedMessages)
                 {
                     _all.TrySetResult();
+                }
+
+                if (_later is not null && _messages >= _laterCount)
+                {
+                    _later.TrySetResult();
                 }
             }
         }
