@@ -61,15 +61,18 @@ internal static class MvccWorkload
 
     /// <summary>As <see cref="RunWindowedAsync(int, int, Func{int, Task})"/> for operations that return a
     /// <see cref="ValueTask{TResult}"/>, each awaited once and never turned into a task, as a client awaiting its
-    /// own write would.</summary>
-    public static async Task RunWindowedAsync<T>(int count, int window, Func<int, ValueTask<T>> start)
+    /// own write would. Returns how many of the awaits inside the loop found their operation not yet complete
+    /// (the client had to wait: about once per group commit when writes are batched).</summary>
+    public static async Task<long> RunWindowedAsync<T>(int count, int window, Func<int, ValueTask<T>> start)
     {
         var inFlight = new ValueTask<T>[window];
+        long waits = 0;
         for (int i = 0; i < count; i++)
         {
             int slot = i % window;
             if (i >= window)
             {
+                waits += inFlight[slot].IsCompleted ? 0 : 1;
                 await inFlight[slot].ConfigureAwait(false);
             }
 
@@ -82,6 +85,8 @@ internal static class MvccWorkload
         {
             await inFlight[slot].ConfigureAwait(false);
         }
+
+        return waits;
     }
 
     /// <summary>Appends a figure that BenchmarkDotNet's table does not show (memory, stalls) to the
