@@ -9,7 +9,8 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// MvccStore doing the MVCC workload: standalone, synced (a write returns once durable), default
 /// batching (10,000 writes or 100 ms per B+tree commit), the B+tree with the same page size and page
 /// cache as the raw engine. Writes are kept <see cref="MvccWorkload.WritesInFlight"/> in flight, as
-/// many concurrent clients would, so batches fill as the raw tree's commits do.
+/// many concurrent clients would; a synced batch is committed when the writer finds no write queued,
+/// so its batches are somewhat smaller than the raw tree's commits (see <see cref="MvccWorkload.WritesInFlight"/>).
 /// </summary>
 internal sealed class MvccStoreEngine : IMvccWorkloadEngine
 {
