@@ -21,4 +21,13 @@ internal interface IMvccWorkloadEngine : IAsyncDisposable
 
     /// <summary>Closes and opens the engine again (for MvccStore: the key index is rebuilt from the B+tree).</summary>
     Task ReopenAsync();
+
+    /// <summary>
+    /// Closes the engine and returns how many B+tree commits it made since it was opened empty (the txid's
+    /// growth): what a batched-put iteration paid in commits, which its time depends on.
+    /// </summary>
+    Task<long> CloseCountingCommitsAsync();
+
+    /// <summary>How often the last <see cref="PutAllAsync"/> found the write it awaited not yet durable (0 for the raw tree, which never waits).</summary>
+    long LastPutWaits { get; }
 }

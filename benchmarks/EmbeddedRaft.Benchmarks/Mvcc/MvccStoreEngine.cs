@@ -1,5 +1,7 @@
 using EmbeddedRaft.Benchmarks.BTree;
 using EmbeddedRaft.Mvcc;
+using EmbeddedRaft.Storage.BTree;
+using EmbeddedRaft.Storage.IO;
 
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
@@ -7,29 +9,39 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// MvccStore doing the MVCC workload: standalone, synced (a write returns once durable), default
 /// batching (10,000 writes or 100 ms per B+tree commit), the B+tree with the same page size and page
 /// cache as the raw engine. Writes are kept <see cref="MvccWorkload.WritesInFlight"/> in flight, as
-/// many concurrent clients would, so batches fill as the raw tree's commits do.
+/// many concurrent clients would; a synced batch is committed when the writer finds no write queued,
+/// so its batches are somewhat smaller than the raw tree's commits (see <see cref="MvccWorkload.WritesInFlight"/>).
 /// </summary>
 internal sealed class MvccStoreEngine : IMvccWorkloadEngine
 {
     private readonly string _directory;
+    private readonly long _openedTxid;
     private MvccStore _store;
 
-    private MvccStoreEngine(string directory, MvccStore store)
+    private MvccStoreEngine(string directory, MvccStore store, long openedTxid)
     {
         _directory = directory;
         _store = store;
+        _openedTxid = openedTxid;
     }
 
     public static MvccStoreOptions Options { get; } = new() { BTree = EmbeddedRaftEngine.Options };
 
     public MvccStore Store => _store;
 
-    public static Task<MvccStoreEngine> OpenAsync(string directory) =>
-        Task.FromResult(new MvccStoreEngine(directory, MvccStore.Open(directory, Options)));
+    public long LastPutWaits { get; private set; }
 
-    public Task PutAllAsync(byte[] keys, int[] order, byte[] value) =>
-        MvccWorkload.RunWindowedAsync(order.Length, MvccWorkload.WritesInFlight, i =>
-            _store.PutAsync(new PutRequest { Key = MvccWorkload.Key(keys, order[i]), Value = value }));
+    /// <summary>Creates the store, and notes the B+tree commit it starts from (closing it once to read that, before any measured work).</summary>
+    public static async Task<MvccStoreEngine> OpenAsync(string directory)
+    {
+        await MvccStore.Open(directory, Options).DisposeAsync().ConfigureAwait(false);
+        long openedTxid = ReadTxid(directory);
+        return new MvccStoreEngine(directory, MvccStore.Open(directory, Options), openedTxid);
+    }
+
+    public async Task PutAllAsync(byte[] keys, int[] order, byte[] value) =>
+        LastPutWaits = await MvccWorkload.RunWindowedAsync(order.Length, MvccWorkload.WritesInFlight, i =>
+            _store.PutAsync(new PutRequest { Key = MvccWorkload.Key(keys, order[i]), Value = value })).ConfigureAwait(false);
 
     public Task CompareAndPutAllAsync(byte[] keys, int[] order, byte[] value) =>
         MvccWorkload.RunWindowedAsync(order.Length, MvccWorkload.WritesInFlight, i =>
@@ -77,5 +89,18 @@ internal sealed class MvccStoreEngine : IMvccWorkloadEngine
         _store = MvccStore.Open(_directory, Options);
     }
 
+    public async Task<long> CloseCountingCommitsAsync()
+    {
+        await _store.DisposeAsync().ConfigureAwait(false);
+        return ReadTxid(_directory) - _openedTxid;
+    }
+
     public ValueTask DisposeAsync() => _store.DisposeAsync();
+
+    /// <summary>The last commit's id in a closed store's B+tree file (the store does not expose its B+tree).</summary>
+    private static long ReadTxid(string directory)
+    {
+        using var db = BTreeDatabase.Open(PhysicalFileSystem.Instance, Path.Combine(directory, "mvcc.db"), Options.BTree);
+        return db.GetStatistics().Txid;
+    }
 }

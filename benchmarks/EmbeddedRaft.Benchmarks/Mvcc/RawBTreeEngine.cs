@@ -13,6 +13,7 @@ internal sealed class RawBTreeEngine : IMvccWorkloadEngine
 {
     private const string BucketName = "kv";
     private readonly string _path;
+    private readonly long _openedTxid;
     private BTreeDatabase _db;
 
     private delegate void KeyWrite(Bucket bucket, ReadOnlySpan<byte> key);
@@ -24,7 +25,10 @@ internal sealed class RawBTreeEngine : IMvccWorkloadEngine
         using Transaction tx = _db.BeginWrite();
         tx.CreateBucketIfNotExists(BucketName);
         tx.Commit();
+        _openedTxid = _db.GetStatistics().Txid;
     }
+
+    public long LastPutWaits => 0;
 
     private static BTreeDatabase Open(string path) => BTreeDatabase.Open(PhysicalFileSystem.Instance, path, EmbeddedRaftEngine.Options);
 
@@ -115,6 +119,13 @@ internal sealed class RawBTreeEngine : IMvccWorkloadEngine
 
             tx.Commit();
         }
+    }
+
+    public async Task<long> CloseCountingCommitsAsync()
+    {
+        long commits = _db.GetStatistics().Txid - _openedTxid;
+        await _db.DisposeAsync().ConfigureAwait(false);
+        return commits;
     }
 
     public ValueTask DisposeAsync() => _db.DisposeAsync();
