@@ -5,20 +5,11 @@ namespace EmbeddedRaft.Consensus.Log;
 /// <summary>
 /// An <see cref="IFileSystem"/> that passes every call through and reports how long each file
 /// flush took: the write-ahead log's fsyncs are timed here, at the one place they happen, without a
-/// hook in the log itself. Files under a temporary name (<c>*.tmp</c>: a segment being created, or
-/// the spare segment the log fills with zeros in the background) are not timed: their flushes make
-/// no append durable, and a spare's (tens of MiB of zeros) would swamp the fsync figures.
-/// Thread-safe as the wrapped file system is.
+/// hook in the log itself. Thread-safe as the wrapped file system is.
 /// </summary>
 internal sealed class TimedFileSystem(IFileSystem inner, TimeProvider time, Action<string, TimeSpan> flushed) : IFileSystem
 {
-    private const string TemporarySuffix = ".tmp";
-
-    public IStorageFile Open(string path, FileOpenMode mode)
-    {
-        var file = inner.Open(path, mode);
-        return path.EndsWith(TemporarySuffix, StringComparison.Ordinal) ? file : new TimedStorageFile(file, time, flushed);
-    }
+    public IStorageFile Open(string path, FileOpenMode mode) => new TimedStorageFile(inner.Open(path, mode), time, flushed);
 
     public bool FileExists(string path) => inner.FileExists(path);
 
@@ -35,8 +26,6 @@ internal sealed class TimedFileSystem(IFileSystem inner, TimeProvider time, Acti
     public void SyncDirectory(string directory) => inner.SyncDirectory(directory);
 
     public IDisposable AcquireExclusiveLock(string lockFilePath) => inner.AcquireExclusiveLock(lockFilePath);
-
-    public bool PreallocatedSpaceIsUnwritten => inner.PreallocatedSpaceIsUnwritten;
 
     private sealed class TimedStorageFile(IStorageFile inner, TimeProvider time, Action<string, TimeSpan> flushed) : IStorageFile
     {

@@ -52,17 +52,6 @@ public interface IFileSystem
     void SyncDirectory(string directory);
 
     /// <summary>
-    /// True when the space <see cref="IStorageFile.Preallocate"/> reserves is left unwritten, so
-    /// that the first flush after writing into it also writes the file's block map (Linux:
-    /// <c>posix_fallocate</c> leaves unwritten extents, and <c>fdatasync</c> then writes the inode
-    /// as well; on ext4 without a journal, synchronously), while a flush of blocks that were
-    /// written before writes the data only. The write-ahead log then fills each next segment with
-    /// zeros ahead of need, on a background thread, so that its appends land in written blocks.
-    /// The default implementation returns false (preallocated space costs nothing extra to write).
-    /// </summary>
-    bool PreallocatedSpaceIsUnwritten => false;
-
-    /// <summary>
     /// Takes an exclusive lock named by <paramref name="lockFilePath"/> that excludes every other
     /// holder, in this process or another. Dispose the result to release it.
     /// </summary>

@@ -35,10 +35,6 @@ public sealed class PhysicalFileSystem : IFileSystem
     }
 
     /// <inheritdoc />
-    /// <remarks>True on Linux, where <see cref="IStorageFile.Preallocate"/> is <c>posix_fallocate</c>.</remarks>
-    public bool PreallocatedSpaceIsUnwritten => OperatingSystem.IsLinux();
-
-    /// <inheritdoc />
     public bool FileExists(string path) => File.Exists(path);
 
     /// <inheritdoc />

@@ -51,9 +51,6 @@ internal sealed class WalGroupCommit
     private readonly TaskCompletionSource _writerExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentQueue<WalAppendWaiter> _waiterPool = new();
     private readonly ConcurrentQueue<WalCompletionShare> _completionSharePool = new();
-    // Null unless the file system leaves preallocated space unwritten (and the log has threads):
-    // then the next segment is prepared zero-filled ahead of need, and a cut takes it.
-    private readonly WalSegmentPreparer? _preparer;
 
     // ---- The three states (guarded by _lock). ----
     private WriteLane _writeLane;
@@ -129,11 +126,6 @@ internal sealed class WalGroupCommit
         {
             _writerThreadDone = _syncerThreadExited = true; // no threads: nothing of theirs to wait for
             return;
-        }
-
-        if (WalRecovery.PreparesSegments(fileSystem, options))
-        {
-            _preparer = new WalSegmentPreparer(fileSystem, directory, options.SegmentSizeBytes, _tailOffset, options.Logger);
         }
 
         // Both lanes start idle, so a first lone append commits on its own thread whether or not
@@ -352,9 +344,6 @@ internal sealed class WalGroupCommit
         }
     }
 
-    /// <summary>For tests: the segment preparer, or null when the log prepares no segments.</summary>
-    public WalSegmentPreparer? Preparer => _preparer;
-
     /// <summary>
     /// For tests: completes when nothing is left to write or flush (or the log stopped), so that a
     /// single-threaded workload produces the same sequence of file-system calls on every run.
@@ -390,7 +379,6 @@ internal sealed class WalGroupCommit
             _writerThread!.Join();
         }
 
-        _preparer?.Stop();
         EndClose();
     }
 
@@ -405,7 +393,6 @@ internal sealed class WalGroupCommit
 
         BeginClose();
         await _writerExited.Task.ConfigureAwait(false);
-        _preparer?.Stop();
         EndClose();
     }
 
@@ -878,7 +865,6 @@ internal sealed class WalGroupCommit
             }
 
             WriteRun(runStart, i);
-            _preparer?.Consumed(batch.EndOffset); // the spare's zeros keep pace with this segment
             var cut = batch.CutAfter;
             PublishWritten(runStart, i);
             runStart = i + 1;
@@ -1035,25 +1021,7 @@ internal sealed class WalGroupCommit
         }
 
         CompleteAll(_completions);
-        // A prepared spare (zero-filled off this path) when one is ready: the appends of the new
-        // segment then land in written blocks. Otherwise a preallocated one, as always.
-        IStorageFile next;
-        if (_preparer?.TryTakeSpare() is { } spare)
-        {
-            try
-            {
-                next = WalRecovery.CreateSegmentFromSpare(_fileSystem, _directory, spare, _preparer.SparePath, _options.SegmentSizeBytes, cut);
-            }
-            finally
-            {
-                _preparer.SpareTaken(); // renamed away (or the cut failed): the next spare may be started
-            }
-        }
-        else
-        {
-            next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
-        }
-
+        var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
         // Only now that the next segment durably exists does the finished one say so, in its
         // trailer: a crash before this leaves no trailer and both segments (nothing to miss); after
         // it, a trailer in the last segment means its successor was deleted or lost.

@@ -26,7 +26,7 @@ internal static class WalRecovery
         if (segments.Count == 0)
         {
             var header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, out uint crc);
-            var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header), zeroFill: PreparesSegments(fileSystem, options));
+            var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header));
             return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, 0, null);
         }
 
@@ -79,20 +79,11 @@ internal static class WalRecovery
     }
 
     /// <summary>
-    /// True when the log fills its segments with zeros before use (<see cref="WalSegmentPreparer"/>):
-    /// the file system leaves preallocated space unwritten and the log has background threads.
-    /// </summary>
-    public static bool PreparesSegments(IFileSystem fileSystem, WalOptions options) =>
-        options.Threading == WalThreading.BackgroundThreads && fileSystem.PreallocatedSpaceIsUnwritten;
-
-    /// <summary>
     /// Creates a segment the crash-safe way: a temporary file gets the header record and its full
     /// size and is flushed, and only then renamed to its segment name and the directory synced. A
-    /// segment that has a name therefore always has a durable header. With <paramref name="zeroFill"/>
-    /// every byte after the header is written with zeros before the flush (a log's first segment,
-    /// when <see cref="PreparesSegments"/>: later ones come prepared from a spare).
+    /// segment that has a name therefore always has a durable header.
     /// </summary>
-    public static IStorageFile CreateSegment(IFileSystem fileSystem, string directory, WalOptions options, SegmentCut cut, bool zeroFill = false)
+    public static IStorageFile CreateSegment(IFileSystem fileSystem, string directory, WalOptions options, SegmentCut cut)
     {
         string path = Path.Combine(directory, WalFormat.SegmentFileName(cut.Sequence, cut.FirstIndex));
         string temporary = path + WalFormat.TempSuffix;
@@ -101,41 +92,10 @@ internal static class WalRecovery
             file.SetLength(0);
             file.Write(0, cut.HeaderFrame);
             file.Preallocate(options.SegmentSizeBytes);
-            if (zeroFill)
-            {
-                _ = WalSegmentPreparer.ZeroFill(file, cut.HeaderFrame.Length, options.SegmentSizeBytes);
-            }
-
             file.Flush();
         }
 
         fileSystem.Rename(temporary, path);
-        fileSystem.SyncDirectory(directory);
-        return fileSystem.Open(path, FileOpenMode.OpenExisting);
-    }
-
-    /// <summary>
-    /// Turns a prepared spare (zero-filled and durable, see <see cref="WalSegmentPreparer"/>) into
-    /// the segment <paramref name="cut"/> names, with the steps of <see cref="CreateSegment"/>: the
-    /// header is written into the spare and flushed, and only then is the spare renamed to its
-    /// segment name and the directory synced. A crash before the rename is durable leaves the
-    /// spare's temporary name, which the next open deletes.
-    /// </summary>
-    public static IStorageFile CreateSegmentFromSpare(IFileSystem fileSystem, string directory, IStorageFile spare, string sparePath, long segmentSizeBytes, SegmentCut cut)
-    {
-        string path = Path.Combine(directory, WalFormat.SegmentFileName(cut.Sequence, cut.FirstIndex));
-        using (spare)
-        {
-            if (spare.Length != segmentSizeBytes)
-            {
-                throw new InvariantViolationException("A prepared spare is exactly the segment size long.");
-            }
-
-            spare.Write(0, cut.HeaderFrame);
-            spare.Flush();
-        }
-
-        fileSystem.Rename(sparePath, path);
         fileSystem.SyncDirectory(directory);
         return fileSystem.Open(path, FileOpenMode.OpenExisting);
     }

@@ -32,13 +32,7 @@ namespace EmbeddedRaft.Storage.Wal;
 /// <para>Segments. Files named <c>%016x-%016x.wal</c> (sequence, first index), preallocated to
 /// <see cref="WalOptions.SegmentSizeBytes"/>. A new segment is cut when the next record does not
 /// fit; its first index is that record's index (or, when it has none, the last index + 1).
-/// <see cref="ReleaseBefore"/> deletes old segments once a snapshot covers them. Where the file
-/// system leaves preallocated space unwritten (<see cref="IFileSystem.PreallocatedSpaceIsUnwritten"/>,
-/// Linux) and the log has its background threads, a new log's first segment is written with zeros
-/// when it is created, and a background thread keeps the next segment ready, zero-filled and
-/// flushed, under a temporary name (<c>spare.wal.tmp</c>, deleted by an open): the flush after an
-/// append into written blocks writes the data only, while one into fresh preallocated space also
-/// writes the file's block map. That costs writing each segment twice (zeros, then records).</para>
+/// <see cref="ReleaseBefore"/> deletes old segments once a snapshot covers them.</para>
 /// <para>Thread-safety. Every member may be called from any thread concurrently. Records are
 /// ordered by the order in which their <see cref="AppendAsync"/> calls take the log's lock.
 /// One instance per directory: <see cref="Open"/> takes an exclusive lock on it.</para>
@@ -271,9 +265,6 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// single-threaded workload produces the same sequence of file-system calls on every run.
     /// </summary>
     internal Task WhenWriterIdleAsync() => _groupCommit.WhenIdleAsync();
-
-    /// <summary>For tests: the background preparer of zero-filled segments, or null when this log prepares none (see <see cref="IFileSystem.PreallocatedSpaceIsUnwritten"/>).</summary>
-    internal WalSegmentPreparer? SegmentPreparer => _groupCommit.Preparer;
 
     private static class ThrowHelper
     {

@@ -1,5 +1,4 @@
 using EmbeddedRaft.Storage.Wal;
-using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
@@ -20,44 +19,6 @@ public sealed class WalCrashTests
     private static IEnumerable<int> ConcurrentSeeds() => WalTestKit.Seeds(2000, 10);
 
     private static IEnumerable<int> CallerThreadSeeds() => WalTestKit.Seeds(3000, 20);
-
-    private static IEnumerable<int> PreparedSegmentSeeds() => WalTestKit.Seeds(4000, 12);
-
-    [TestCaseSource(nameof(PreparedSegmentSeeds))]
-    public async Task WithPreparedSegmentsACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
-    {
-        // Segments prepared ahead (zero-filled spares renamed into place at each cut) on a disk whose
-        // preallocated space is unwritten. The preparer's thread interleaves its operations with the
-        // log's, so the operation a crash lands on may differ from the clean run's; the property is
-        // checked whatever the schedule, at every operation count of the clean run and a few beyond.
-        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
-        var plan = Plan.Create(seed);
-        int sparesTaken = 0;
-        var clean = new FaultInjectingFileSystem(seed) { PreallocatedSpaceIsUnwritten = true };
-        clean.FailWhen = op =>
-        {
-            if (op.Kind == FaultOperationKind.Rename && op.Path.EndsWith(WalSegmentPreparer.SpareFileName, StringComparison.Ordinal))
-            {
-                Interlocked.Increment(ref sparesTaken);
-            }
-
-            return false;
-        };
-        var cleanOutcome = await RunSequentialAsync(clean, plan);
-        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
-        Assert.That(sparesTaken, Is.GreaterThan(0), "the clean run's cuts took prepared spares");
-        long operations = clean.OperationCount;
-        var stats = new Stats();
-        for (long crashAt = 1; crashAt <= operations + 5; crashAt++)
-        {
-            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { PreallocatedSpaceIsUnwritten = true, CrashAfterOperation = crashAt };
-            var outcome = await RunSequentialAsync(fs, plan);
-            string where = $"seed {seed}, prepared segments, crash after operation {crashAt} of about {operations}; {WalTestKit.Reproduce(seed)}";
-            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats);
-        }
-
-        TestContext.Out.WriteLine($"{operations} operations in the clean run, {sparesTaken} cuts took a spare; {stats}");
-    }
 
     [TestCaseSource(nameof(CallerThreadSeeds))]
     public async Task WithoutBackgroundThreadsACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
@@ -136,12 +97,6 @@ public sealed class WalCrashTests
             log = WriteAheadLog.Open(fs, WalTestKit.Directory, options ?? s_options);
             for (int i = 0; i < plan.Steps.Count; i++)
             {
-                if (log.SegmentPreparer is { } preparer)
-                {
-                    // Let a cut in this step find a spare (unless the preparer stopped: a crash).
-                    await Waits.UntilAsync(() => preparer.HasSpare || preparer.Failed, "the preparer to have a spare ready");
-                }
-
                 var step = plan.Steps[i];
                 // Counted before the call: a synced append that fails while writing throws from the
                 // call itself, and its record may still have reached the disk.

@@ -76,12 +76,6 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     public bool CrashAtNextFlush { get; set; }
 
     /// <summary>
-    /// What <see cref="IFileSystem.PreallocatedSpaceIsUnwritten"/> reports (false by default):
-    /// set it to run the write-ahead log's preparation of zero-filled segments on this disk.
-    /// </summary>
-    public bool PreallocatedSpaceIsUnwritten { get; set; }
-
-    /// <summary>
     /// Called before every mutating operation; when it returns true the operation throws an
     /// <see cref="IOException"/> and has no effect (a failed flush leaves its writes pending).
     /// </summary>
