@@ -106,10 +106,15 @@ internal static class ClusterLoadGenerator
                         await cluster.ProposeAsync(command, CancellationToken.None);
                     }
 #pragma warning disable CA1031 // A failed proposal (leadership moved) is counted and reported, not fatal.
-                    catch (Exception)
+                    catch (Exception failure)
 #pragma warning restore CA1031
                     {
-                        Interlocked.Increment(ref failures);
+                        if (Interlocked.Increment(ref failures) == 1)
+                        {
+                            // The first failure of a row, for the record (later ones are usually the same).
+                            Console.Error.WriteLine($"<!-- {inFlight} in flight: first failed proposal: {failure.GetType().Name}: {failure.Message} -->");
+                        }
+
                         continue;
                     }
 
