@@ -100,7 +100,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                     }
                     else
                     {
-                        Current = Build(Array.Empty<WatchEvent>(), step.Revision);
+                        Current = Build(Array.Empty<WatchEvent>(), [], step.Revision);
                     }
 
                     return true;
@@ -227,31 +227,28 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
             _scratch = [];
         }
 
-        return Build(own, through);
+        return Build(own, own, through);
     }
 
-    private WatchResponse Build(List<WatchEvent> events, long revision)
-    {
-        AddPrevious(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(events));
-        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
-    }
+    private WatchResponse Build(List<WatchEvent> events, long revision) =>
+        Build(events, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(events), revision);
 
-    private WatchResponse Build(WatchEvent[] events, long revision)
-    {
-        AddPrevious(events);
-        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
-    }
-
-    /// <summary>A watch that asked for previous key-values (<see cref="WatchRequest.PrevKv"/>): each event with its key's version before it.</summary>
-    private void AddPrevious(Span<WatchEvent> events)
+    /// <summary>
+    /// The response of <paramref name="events"/> (a list or an array; <paramref name="inPlace"/> is
+    /// its storage): a watch that asked for previous key-values (<see cref="WatchRequest.PrevKv"/>)
+    /// gets each event with its key's version before it, replaced in place.
+    /// </summary>
+    private WatchResponse Build(IReadOnlyList<WatchEvent> events, Span<WatchEvent> inPlace, long revision)
     {
         if (watcher.PrevKv)
         {
-            for (int i = 0; i < events.Length; i++)
+            for (int i = 0; i < inPlace.Length; i++)
             {
-                events[i] = WithPrevious(events[i]);
+                inPlace[i] = WithPrevious(inPlace[i]);
             }
         }
+
+        return new WatchResponse { Header = store.NewHeader(revision), Events = events };
     }
 
     /// <summary>The event with the key's version just before it (etcd's watch server reads it the same way, at the event's revision - 1).</summary>

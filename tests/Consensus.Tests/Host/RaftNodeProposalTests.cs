@@ -175,12 +175,7 @@ public sealed class RaftNodeProposalTests
         var calls = Enumerable.Range(0, 40).Select(i => cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask()).ToList();
 
         // One node: durable is committed. The 40 are committed (and queued to the applier) before the held apply ends.
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (cluster[1].Status.PersistedIndex < heldAt + 40)
-        {
-            Assert.That(waited.Elapsed, Is.LessThan(Waits.Limit), "the 40 commands committed behind the held apply");
-            await Task.Delay(1);
-        }
+        await Waits.UntilAsync(() => cluster[1].Status.PersistedIndex >= heldAt + 40, "the 40 commands committed behind the held apply");
 
         gate.SetResult();
         calls.Add(hold);
