@@ -53,7 +53,9 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     /// <param name="fixedFsync">When set, every flush is a sleep of this long instead of an fdatasync (<see cref="FixedFsyncFileSystem"/>: a diagnostic).</param>
     /// <param name="snapshotEveryEntries">The nodes' <see cref="RaftNodeOptions.SnapshotEveryEntries"/> (null: the default), to see what snapshots by policy cost the row.</param>
     /// <param name="countShape">Each node's transport wrapped in a <see cref="Transport.MessageShapeTransport"/> (a diagnostic: what the nodes send and are handed).</param>
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null, bool countShape = false)
+    /// <param name="logCacheBytes">The logs' <see cref="DurableRaftLogOptions.CachedEntryBytes"/> (null: the default).</param>
+    /// <param name="retainedEntries">The logs' <see cref="DurableRaftLogOptions.RetainedEntries"/> (null: the default).</param>
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null, bool countShape = false, long? logCacheBytes = null, ulong? retainedEntries = null)
     {
         var listener = new MeterListener();
         var fsyncs = new long[2]; // count, microseconds spent
@@ -98,6 +100,13 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                 MaxReadiesInFlight = readiesInFlight ?? RaftNodeOptions.DefaultMaxReadiesInFlight,
                 SnapshotEveryEntries = snapshotEveryEntries ?? RaftNodeOptions.DefaultSnapshotEveryEntries,
                 FileSystem = fixedFsync is { } flushTime ? new FixedFsyncFileSystem(flushTime) : null,
+                Log = logCacheBytes is null && retainedEntries is null
+                    ? null
+                    : DurableRaftLogOptions.Default with
+                    {
+                        CachedEntryBytes = logCacheBytes ?? DurableRaftLogOptions.DefaultCachedEntryBytes,
+                        RetainedEntries = retainedEntries ?? DurableRaftLogOptions.DefaultRetainedEntries,
+                    },
             };
             IRaftTransport transport = tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]);
             if (shapes is not null)
