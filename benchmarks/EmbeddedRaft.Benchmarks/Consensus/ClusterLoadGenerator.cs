@@ -132,6 +132,7 @@ internal static class ClusterLoadGenerator
         long appliedBefore = cluster.AppliedCommands;
         long? fsyncsBefore = cluster.Fsyncs;
         double? fsyncMillisecondsBefore = cluster.FsyncMilliseconds;
+        long? readBackBefore = cluster.EntriesReadBack;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         int gen0Before = GC.CollectionCount(0);
@@ -150,7 +151,7 @@ internal static class ClusterLoadGenerator
         {
             // Whether the disk bounds the row: each node's log flushing all the time (100%) means
             // fsyncs back to back, and only larger groups (or a faster disk) can go faster.
-            Console.WriteLine(FormattableString.Invariant($"<!-- {inFlight} in flight: fsync mean {spent / fsyncs.Value:F2} ms; each node's log flushing {spent / 3 / (elapsedSeconds * 1000) * 100:F0}% of the time -->"));
+            Console.WriteLine(FormattableString.Invariant($"<!-- {inFlight} in flight: fsync mean {spent / fsyncs.Value:F2} ms; each node's log flushing {spent / 3 / (elapsedSeconds * 1000) * 100:F0}% of the time; entries read back from the WAL (not cached) {cluster.EntriesReadBack - readBackBefore} -->"));
         }
 
         // The process's own cost (the whole cluster, callers included) per applied proposal: on a

@@ -48,6 +48,8 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     // Kept in microseconds so that the meter's callback adds with one Interlocked call.
     public double? FsyncMilliseconds => Interlocked.Read(ref _fsyncs[1]) / 1000.0;
 
+    public long? EntriesReadBack => Interlocked.Read(ref _fsyncs[2]);
+
     /// <param name="readiesInFlight">The nodes' <see cref="RaftNodeOptions.MaxReadiesInFlight"/> (null: the default), for A/B runs of the write pipeline.</param>
     /// <param name="tls">With <paramref name="tcp"/>: mutual TLS on every connection (<see cref="Transport.BenchmarkCertificates"/>).</param>
     /// <param name="fixedFsync">When set, every flush is a sleep of this long instead of an fdatasync (<see cref="FixedFsyncFileSystem"/>: a diagnostic).</param>
@@ -58,10 +60,10 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null, bool countShape = false, long? logCacheBytes = null, ulong? retainedEntries = null)
     {
         var listener = new MeterListener();
-        var fsyncs = new long[2]; // count, microseconds spent
+        var fsyncs = new long[3]; // count, microseconds spent, entries read back
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == DurableRaftLog.MeterName && instrument.Name == "embeddedraft.storage.fsync.duration")
+            if (instrument.Meter.Name == DurableRaftLog.MeterName && instrument.Name is "embeddedraft.storage.fsync.duration" or "embeddedraft.storage.entries.read_back")
             {
                 l.EnableMeasurementEvents(instrument);
             }
@@ -71,6 +73,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
             Interlocked.Increment(ref fsyncs[0]);
             Interlocked.Add(ref fsyncs[1], (long)(milliseconds * 1000));
         });
+        listener.SetMeasurementEventCallback<long>((_, entries, _, _) => Interlocked.Add(ref fsyncs[2], entries));
         listener.Start();
 
         var network = new InProcessNetwork();
