@@ -135,6 +135,10 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
             Assert.That(log.Snapshot(), Is.EqualTo(metadata));
             Assert.That(() => log.Entries(280, 290, ulong.MaxValue), Throws.TypeOf<LogCompactedException>());
             AssertSameEntries(log.Entries(281, 401, ulong.MaxValue), entries.AsSpan(280).ToArray());
+
+            // The released segments go after the call returns (off a Raft loop's path), while the log stays open.
+            await log.WhenSegmentsReleasedAsync();
+            Assert.That(WalSegments(disk).Count, Is.LessThan(segmentsBefore / 2), "deleted while the log is open");
         }
 
         var segmentsAfter = WalSegments(disk);
