@@ -16,12 +16,14 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
 /// [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
-/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--shape] [--readies-in-flight 1,8] [--snapshot-every-entries N] [--fsync-ms N]</c> (the transports of the RaftNode cluster:
+/// [--transport inprocess|tcp|tcp,inprocess] [--tls] [--shape] [--readies-in-flight 1,8] [--snapshot-every-entries N] [--log-cache-bytes N] [--retained-entries N] [--fsync-ms N]</c> (the transports of the RaftNode cluster:
 /// with both, each concurrency's rows run back to back over each;
 /// DotNext always runs over its TCP transport; <c>--tls</c> puts both TCP transports under mutual TLS
 /// with the same run-time P-256 certificates (RaftNode only with <c>--transport tcp</c>); each value of <c>--readies-in-flight</c> runs the
 /// RaftNode rows again with that many Readies written ahead of their fsync, RaftNodeOptions.MaxReadiesInFlight;
 /// <c>--snapshot-every-entries</c> sets the RaftNodes' RaftNodeOptions.SnapshotEveryEntries, default 10 000;
+/// <c>--log-cache-bytes</c> and <c>--retained-entries</c> set their logs' DurableRaftLogOptions.CachedEntryBytes and RetainedEntries (what the log keeps in memory and below a snapshot);
+/// the environment variable <c>CLUSTER_LOAD_GC=1</c> prints per row what the garbage collector did (GcProbe: collections by generation and reason, pauses, promoted bytes, large-object allocations by type; a diagnostic);
 /// <c>--shape</c> wraps each RaftNode's transport in a MessageShapeTransport and prints, per row, the messages sent by type, entries and bytes per Append and messages per hand-off to the node (a diagnostic: a few interlocked increments per message, not for A/B figures);
 /// <c>--fsync-ms</c> replaces the RaftNodes' every flush by a sleep of that long, FixedFsyncFileSystem: a diagnostic of the pipeline's structure without the disk's noise)
 /// </remarks>
@@ -55,7 +57,7 @@ internal static class ClusterLoadGenerator
                         {
                             string directory = Path.Combine(root, $"{system}-{transport}-{inFlight}-{depth}");
                             Directory.CreateDirectory(directory);
-                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth, settings.SnapshotEveryEntries, settings.FsyncMilliseconds, settings.Shape);
+                            await using var cluster = await StartAsync(system, directory, transport == "tcp", settings.Tls, depth, settings.SnapshotEveryEntries, settings.FsyncMilliseconds, settings.Shape, settings.LogCacheBytes, settings.RetainedEntries);
                             var result = await RunOneAsync(cluster, inFlight, settings);
                             string name = depth is { } n ? $"{cluster.Name}, {n} Readies in flight" : cluster.Name;
                             Console.WriteLine(result.ToMarkdownRow(name, inFlight));
@@ -77,9 +79,9 @@ internal static class ClusterLoadGenerator
         }
     }
 
-    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight, ulong? snapshotEveryEntries, double? fsyncMilliseconds, bool shape) => system switch
+    private static async Task<IClusterUnderLoad> StartAsync(string system, string directory, bool tcp, bool tls, int? readiesInFlight, ulong? snapshotEveryEntries, double? fsyncMilliseconds, bool shape, long? logCacheBytes, ulong? retainedEntries) => system switch
     {
-        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls, snapshotEveryEntries, fsyncMilliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null, shape),
+        "raftnode" => await RaftNodeCluster.StartAsync(directory, CancellationToken.None, tcp, readiesInFlight, tls, snapshotEveryEntries, fsyncMilliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null, shape, logCacheBytes, retainedEntries),
         "dotnext" => await DotNextRaftCluster.StartAsync(directory, CancellationToken.None, tls),
         _ => throw new ArgumentException($"Unknown system '{system}': raftnode or dotnext."),
     };
@@ -130,11 +132,13 @@ internal static class ClusterLoadGenerator
         long appliedBefore = cluster.AppliedCommands;
         long? fsyncsBefore = cluster.Fsyncs;
         double? fsyncMillisecondsBefore = cluster.FsyncMilliseconds;
+        long? readBackBefore = cluster.EntriesReadBack;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         int gen0Before = GC.CollectionCount(0);
         int gen2Before = GC.CollectionCount(2);
         StoreLoad.AllocationSampler.Instance?.Start();
+        GcProbe.Instance?.Start();
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, true);
         await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
@@ -147,7 +151,7 @@ internal static class ClusterLoadGenerator
         {
             // Whether the disk bounds the row: each node's log flushing all the time (100%) means
             // fsyncs back to back, and only larger groups (or a faster disk) can go faster.
-            Console.WriteLine(FormattableString.Invariant($"<!-- {inFlight} in flight: fsync mean {spent / fsyncs.Value:F2} ms; each node's log flushing {spent / 3 / (elapsedSeconds * 1000) * 100:F0}% of the time -->"));
+            Console.WriteLine(FormattableString.Invariant($"<!-- {inFlight} in flight: fsync mean {spent / fsyncs.Value:F2} ms; each node's log flushing {spent / 3 / (elapsedSeconds * 1000) * 100:F0}% of the time; entries read back from the WAL (not cached) {cluster.EntriesReadBack - readBackBefore} -->"));
         }
 
         // The process's own cost (the whole cluster, callers included) per applied proposal: on a
@@ -156,6 +160,11 @@ internal static class ClusterLoadGenerator
         long allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
         int gen0 = GC.CollectionCount(0) - gen0Before;
         int gen2 = GC.CollectionCount(2) - gen2Before;
+        if (GcProbe.Instance is { } probe)
+        {
+            Console.WriteLine($"<!-- {inFlight} in flight: {probe.Stop(applied)} -->");
+        }
+
         if (StoreLoad.AllocationSampler.Instance is { } sampler)
         {
             Console.WriteLine($"<!-- {inFlight} in flight: {sampler.Stop(applied)} -->");
@@ -218,7 +227,7 @@ internal static class ClusterLoadGenerator
             $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
     }
 
-    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, ulong? SnapshotEveryEntries = null, double? FsyncMilliseconds = null, bool Shape = false)
+    private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, ulong? SnapshotEveryEntries = null, double? FsyncMilliseconds = null, bool Shape = false, long? LogCacheBytes = null, ulong? RetainedEntries = null)
     {
         /// <summary>The RaftNode cluster's transports, in the order given (default: in-process only).</summary>
         public string[] Transports => TransportList ?? ["inprocess"];
@@ -247,6 +256,8 @@ internal static class ClusterLoadGenerator
                     "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
                     "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
+                    "--log-cache-bytes" => settings with { LogCacheBytes = long.Parse(value, CultureInfo.InvariantCulture) },
+                    "--retained-entries" => settings with { RetainedEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
                     "--fsync-ms" => settings with { FsyncMilliseconds = double.Parse(value, CultureInfo.InvariantCulture) },
                     "--snapshot-every-entries" => settings with { SnapshotEveryEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
                     "--readies-in-flight" => settings with { ReadiesInFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },

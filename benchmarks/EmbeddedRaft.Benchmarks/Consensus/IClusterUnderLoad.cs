@@ -18,6 +18,9 @@ internal interface IClusterUnderLoad : IAsyncDisposable
     /// <summary>Milliseconds all three nodes' logs spent in those fsyncs (summed over nodes); null when the library does not expose it.</summary>
     double? FsyncMilliseconds => null;
 
+    /// <summary>Entries the nodes' logs read back from their write-ahead logs (no longer cached), when known.</summary>
+    long? EntriesReadBack => null;
+
     /// <summary>What the cluster's transport counted (messages, flushes, drops, reconnects, keep-alive timeouts); null when there is nothing to say.</summary>
     string? TransportSummary => null;
 }

@@ -48,18 +48,22 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     // Kept in microseconds so that the meter's callback adds with one Interlocked call.
     public double? FsyncMilliseconds => Interlocked.Read(ref _fsyncs[1]) / 1000.0;
 
+    public long? EntriesReadBack => Interlocked.Read(ref _fsyncs[2]);
+
     /// <param name="readiesInFlight">The nodes' <see cref="RaftNodeOptions.MaxReadiesInFlight"/> (null: the default), for A/B runs of the write pipeline.</param>
     /// <param name="tls">With <paramref name="tcp"/>: mutual TLS on every connection (<see cref="Transport.BenchmarkCertificates"/>).</param>
     /// <param name="fixedFsync">When set, every flush is a sleep of this long instead of an fdatasync (<see cref="FixedFsyncFileSystem"/>: a diagnostic).</param>
     /// <param name="snapshotEveryEntries">The nodes' <see cref="RaftNodeOptions.SnapshotEveryEntries"/> (null: the default), to see what snapshots by policy cost the row.</param>
     /// <param name="countShape">Each node's transport wrapped in a <see cref="Transport.MessageShapeTransport"/> (a diagnostic: what the nodes send and are handed).</param>
-    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null, bool countShape = false)
+    /// <param name="logCacheBytes">The logs' <see cref="DurableRaftLogOptions.CachedEntryBytes"/> (null: the default).</param>
+    /// <param name="retainedEntries">The logs' <see cref="DurableRaftLogOptions.RetainedEntries"/> (null: the default).</param>
+    public static async Task<RaftNodeCluster> StartAsync(string rootDirectory, CancellationToken cancellationToken, bool tcp = false, int? readiesInFlight = null, bool tls = false, ulong? snapshotEveryEntries = null, TimeSpan? fixedFsync = null, bool countShape = false, long? logCacheBytes = null, ulong? retainedEntries = null)
     {
         var listener = new MeterListener();
-        var fsyncs = new long[2]; // count, microseconds spent
+        var fsyncs = new long[3]; // count, microseconds spent, entries read back
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == DurableRaftLog.MeterName && instrument.Name == "embeddedraft.storage.fsync.duration")
+            if (instrument.Meter.Name == DurableRaftLog.MeterName && instrument.Name is "embeddedraft.storage.fsync.duration" or "embeddedraft.storage.entries.read_back")
             {
                 l.EnableMeasurementEvents(instrument);
             }
@@ -69,6 +73,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
             Interlocked.Increment(ref fsyncs[0]);
             Interlocked.Add(ref fsyncs[1], (long)(milliseconds * 1000));
         });
+        listener.SetMeasurementEventCallback<long>((_, entries, _, _) => Interlocked.Add(ref fsyncs[2], entries));
         listener.Start();
 
         var network = new InProcessNetwork();
@@ -98,6 +103,13 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                 MaxReadiesInFlight = readiesInFlight ?? RaftNodeOptions.DefaultMaxReadiesInFlight,
                 SnapshotEveryEntries = snapshotEveryEntries ?? RaftNodeOptions.DefaultSnapshotEveryEntries,
                 FileSystem = fixedFsync is { } flushTime ? new FixedFsyncFileSystem(flushTime) : null,
+                Log = logCacheBytes is null && retainedEntries is null
+                    ? null
+                    : DurableRaftLogOptions.Default with
+                    {
+                        CachedEntryBytes = logCacheBytes ?? DurableRaftLogOptions.DefaultCachedEntryBytes,
+                        RetainedEntries = retainedEntries ?? DurableRaftLogOptions.DefaultRetainedEntries,
+                    },
             };
             IRaftTransport transport = tcpTransports?[voters[i]] ?? network.CreateTransport(voters[i]);
             if (shapes is not null)

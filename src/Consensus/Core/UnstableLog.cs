@@ -16,7 +16,10 @@ namespace EmbeddedRaft.Consensus.Core;
 /// </remarks>
 internal sealed class UnstableLog
 {
-    private Entry[] _buffer = new Entry[64];
+    /// <summary>The smallest buffer: 10 KiB of entries, far below the large-object heap's threshold.</summary>
+    internal const int MinCapacity = 256;
+
+    private Entry[] _buffer = new Entry[MinCapacity];
     private int _start;
 
     public UnstableLog(ulong offset)
@@ -41,6 +44,9 @@ internal sealed class UnstableLog
     public SnapshotMetadata? Snapshot { get; private set; }
 
     public ReadOnlyMemory<Entry> Entries => new(_buffer, _start, Count);
+
+    /// <summary>For tests: the length of the array now holding the entries.</summary>
+    internal int BufferLength => _buffer.Length;
 
     /// <summary>The unstable entries not handed out yet: from <see cref="OffsetInProgress"/> on.</summary>
     public ReadOnlyMemory<Entry> EntriesNotInProgress
@@ -200,7 +206,15 @@ internal sealed class UnstableLog
             return;
         }
 
-        var next = new Entry[Math.Max(64, Math.Max(_buffer.Length, (Count + extra) * 2))];
+        // Sized from what is held now, never from the largest buffer so far. A buffer is written
+        // once (see the remarks), so it keeps the data of every entry ever written to it reachable
+        // until the buffer itself is collected: a small one is replaced after a few hundred appends
+        // and dies young with that data. One sized for a burst (a follower's entries gathered
+        // during a slow fsync) and kept at that size would be a large-object-heap array (85,000
+        // bytes or more: 2,125 entries), collected only by a gen2 collection, and every command
+        // written to it since would reach gen2 with it (session 14: ~16 such arrays a second, and
+        // nearly every proposal's bytes promoted, at 256 proposals in flight).
+        var next = new Entry[Math.Max(MinCapacity, (Count + extra) * 2)];
         Array.Copy(_buffer, _start, next, 0, Count);
         _buffer = next;
         _start = 0;

@@ -20,8 +20,11 @@ namespace EmbeddedRaft.Consensus.Log;
 /// </remarks>
 public sealed record DurableRaftLogOptions
 {
-    /// <summary>The default <see cref="CachedEntryBytes"/>: 64 MiB of the newest entries kept in memory.</summary>
-    public const long DefaultCachedEntryBytes = 64L * 1024 * 1024;
+    /// <summary>The default <see cref="CachedEntryBytes"/>: 1 MiB of the newest committed entries kept in memory.</summary>
+    public const long DefaultCachedEntryBytes = 1024L * 1024;
+
+    /// <summary>The default <see cref="UncommittedCacheCeilingBytes"/>: 64 MiB.</summary>
+    internal const long DefaultUncommittedCacheCeilingBytes = 64L * 1024 * 1024;
 
     /// <summary>The default <see cref="RetainedEntries"/>: 5,000 entries kept below a snapshot for slow followers, as etcd's snapshotCatchUpEntries.</summary>
     public const ulong DefaultRetainedEntries = 5000;
@@ -59,10 +62,16 @@ public sealed record DurableRaftLogOptions
 
     /// <summary>
     /// How many bytes (by <see cref="Messages.Entry.EncodedSizeBytes"/>) of the newest entries stay
-    /// in memory; older durable entries are dropped from memory and read back from the write-ahead
-    /// log when <see cref="IRaftStorage.Entries"/> asks for them. The log always keeps an index to
-    /// position map of every entry (about 32 bytes each). 0 keeps only entries not yet durable.
-    /// Default <see cref="DefaultCachedEntryBytes"/>.
+    /// in memory once they are committed (at or below the commit index of the hard state saved with
+    /// <see cref="DurableRaftLog.SaveAsync"/>); older durable committed entries are dropped from
+    /// memory and read back from the write-ahead log when <see cref="IRaftStorage.Entries"/> asks for
+    /// them (a follower that fell behind). Entries not yet durable always stay; entries above the
+    /// commit index (the ones read again soon: applied once committed, sent to followers) stay up to
+    /// 64 MiB in all, or this limit when higher. The log always keeps an index to position map of
+    /// every entry (about 32 bytes each). 0 keeps only entries not yet durable or not yet committed.
+    /// Default <see cref="DefaultCachedEntryBytes"/> (1 MiB; 64 MiB before session 14: committed
+    /// entries held that long outlive several collections, and under load nearly every entry's data
+    /// reached gen2 only to die there, docs/benchmarks.md).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Negative (ParamName "CachedEntryBytes").</exception>
     public long CachedEntryBytes
@@ -70,6 +79,12 @@ public sealed record DurableRaftLogOptions
         get;
         init => field = OptionChecks.AtLeast(value, 0, nameof(CachedEntryBytes));
     } = DefaultCachedEntryBytes;
+
+    /// <summary>
+    /// For tests: how many bytes of durable entries above the commit index may stay in memory
+    /// (<see cref="CachedEntryBytes"/> when higher). Default <see cref="DefaultUncommittedCacheCeilingBytes"/>.
+    /// </summary>
+    internal long UncommittedCacheCeilingBytes { get; init; } = DefaultUncommittedCacheCeilingBytes;
 
     /// <summary>
     /// How many entries at and below a snapshot's index <see cref="DurableRaftLog.CompactAsync"/>

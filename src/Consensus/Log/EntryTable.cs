@@ -166,10 +166,15 @@ internal sealed class EntryTable
         _slots.Add(new EntrySlot { Term = term, Position = position, SizeBytes = sizeBytes, Type = type });
     }
 
-    /// <summary>Drops the oldest cached entries while the cache holds more than <paramref name="limitBytes"/>, but only entries durable before <paramref name="durable"/>.</summary>
-    public void Evict(long limitBytes, WalPosition durable)
+    /// <summary>
+    /// Drops the oldest cached entries, only ones durable before <paramref name="durable"/>: while the
+    /// cache holds more than <paramref name="limitBytes"/> and the oldest is committed (at or below
+    /// <paramref name="committed"/>), and while it holds more than <paramref name="ceilingBytes"/>
+    /// whatever the entry.
+    /// </summary>
+    public void Evict(long limitBytes, long ceilingBytes, WalPosition durable, ulong committed)
     {
-        while (CachedBytes > limitBytes && _cache.Count > 0)
+        while (_cache.Count > 0 && (CachedBytes > ceilingBytes || (CachedBytes > limitBytes && CacheFirst <= committed)))
         {
             var position = Slot(CacheFirst).Position;
             if (position == EntrySlot.Unknown || position >= durable)

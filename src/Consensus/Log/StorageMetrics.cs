@@ -25,6 +25,9 @@ internal sealed class StorageMetrics
     private static readonly Counter<long> s_snapshotBytes = s_meter.CreateCounter<long>(
         "embeddedraft.storage.snapshot.bytes", "By", "Bytes of snapshot files saved by the Raft log.");
 
+    private static readonly Counter<long> s_entriesReadBack = s_meter.CreateCounter<long>(
+        "embeddedraft.storage.entries.read_back", "{entry}", "Entries read back from the Raft log's write-ahead log because they were no longer held in memory (DurableRaftLogOptions.CachedEntryBytes).");
+
     private readonly TagList _tags;
 
     public StorageMetrics(ulong nodeId)
@@ -38,6 +41,8 @@ internal sealed class StorageMetrics
     public void RecordFsync(TimeSpan duration) => s_fsyncDuration.Record(duration.TotalMilliseconds, _tags);
 
     public void RecordWalBytes(long bytes) => s_walBytes.Add(bytes, _tags);
+
+    public void RecordEntriesReadBack(long entries) => s_entriesReadBack.Add(entries, _tags);
 
     public void RecordSnapshot(long bytes)
     {

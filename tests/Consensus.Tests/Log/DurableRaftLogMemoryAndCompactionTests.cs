@@ -42,8 +42,32 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
         Assert.That(log.CachedBytes, Is.EqualTo(entries.Sum(e => (long)e.EncodedSizeBytes)));
         AssertSameEntries(log.Entries(1, 51, ulong.MaxValue), entries);
 
-        await log.SaveAsync(null, ReadOnlyMemory<Entry>.Empty, sync: true);
+        await log.SaveAsync(new HardState(1, 1, 50), ReadOnlyMemory<Entry>.Empty, sync: true);
         Assert.That(log.CachedBytes, Is.EqualTo(0));
+        AssertSameEntries(log.Entries(1, 51, ulong.MaxValue), entries);
+    }
+
+    [Test]
+    public async Task DurableEntriesAboveTheCommitIndexStayInMemoryUntilCommittedOrOverTheCeiling()
+    {
+        var disk = new FaultInjectingFileSystem(3);
+        var entries = Entries(1, 50, term: 1, dataBytes: 100);
+        long size = entries[0].EncodedSizeBytes;
+        var options = Options(cachedEntryBytes: 0) with { UncommittedCacheCeilingBytes = 40 * size };
+        await using var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
+        await log.SaveAsync(new HardState(1, 1, 0), entries.AsMemory(0, 30), sync: true);
+
+        // Durable but not committed: applied and sent to followers soon, so they stay.
+        Assert.That(log.CachedBytes, Is.EqualTo(30 * size));
+
+        await log.SaveAsync(new HardState(1, 1, 20), ReadOnlyMemory<Entry>.Empty, sync: true);
+        Assert.That(log.CachedBytes, Is.EqualTo(10 * size), "entries 21-30 are not committed yet");
+
+        await log.SaveAsync(null, entries.AsMemory(30, 20), sync: true);
+        Assert.That(log.CachedBytes, Is.EqualTo(30 * size), "entries 21-50: under the ceiling of 40");
+
+        await log.SaveAsync(null, Entries(51, 70, term: 1, dataBytes: 100), sync: true);
+        Assert.That(log.CachedBytes, Is.EqualTo(40 * size), "over the ceiling the oldest go, committed or not");
         AssertSameEntries(log.Entries(1, 51, ulong.MaxValue), entries);
     }
 
@@ -111,6 +135,10 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
             Assert.That(log.Snapshot(), Is.EqualTo(metadata));
             Assert.That(() => log.Entries(280, 290, ulong.MaxValue), Throws.TypeOf<LogCompactedException>());
             AssertSameEntries(log.Entries(281, 401, ulong.MaxValue), entries.AsSpan(280).ToArray());
+
+            // The released segments go after the call returns (off a Raft loop's path), while the log stays open.
+            await log.WhenSegmentsReleasedAsync();
+            Assert.That(WalSegments(disk).Count, Is.LessThan(segmentsBefore / 2), "deleted while the log is open");
         }
 
         var segmentsAfter = WalSegments(disk);

@@ -127,6 +127,36 @@ public class UnstableLogTests
         log.StableTo(2, 2);
         Assert.That((log.Offset, log.Count), Is.EqualTo((3UL, 0)));
     }
+
+    [Test]
+    public void ABurstLeavesNoLargeBufferBehindOnceItIsStable()
+    {
+        // A buffer is written once and keeps every entry's data it ever held alive; one kept at a
+        // burst's size would sit on the large-object heap (85,000 bytes: 2,125 entries of 40 bytes)
+        // until a gen2 collection, and take every command written to it there.
+        var log = new UnstableLog(1);
+        ulong next = 1;
+        log.TruncateAndAppend(Enumerable.Range(0, 5000).Select(i => E(1, next + (ulong)i)).ToArray());
+        next += 5000;
+        log.StableTo(next - 1, 1);
+        Assert.That(log.BufferLength, Is.GreaterThanOrEqualTo(5000), "the burst itself needs a large buffer");
+
+        var handedOut = new List<(ReadOnlyMemory<Entry> Slice, ulong First)>();
+        for (var round = 0; round < 200; round++)
+        {
+            log.TruncateAndAppend(Enumerable.Range(0, 100).Select(i => E(1, next + (ulong)i)).ToArray());
+            handedOut.Add((log.Entries, next));
+            next += 100;
+            log.StableTo(next - 1, 1);
+        }
+
+        Assert.That(log.BufferLength, Is.LessThan(2125), "steady appends of 100 entries after the burst");
+        foreach (var (slice, first) in handedOut)
+        {
+            Assert.That(slice.Span[0].Index, Is.EqualTo(first), "a slice handed out never changes");
+            Assert.That(slice.Span[^1].Index, Is.EqualTo(first + 99));
+        }
+    }
 }
 
 public class InflightsTests
