@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds 10]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds 10] [--warmup 1]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -14,7 +14,11 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// bytes allocated, with the thread-pool workers' CPU and context switches and the batches the store
 /// committed (its syncs); per put, medians over the rounds, and the ratios alone / with the watcher (the
 /// rate ratio: 1.0 = the watcher costs nothing). <c>live-reuse</c>: the same, the watch reusing its
-/// events (<see cref="WatchRequest.ReuseEvents"/>).</para>
+/// events (<see cref="WatchRequest.ReuseEvents"/>). Each invocation also reports the JIT's compile time
+/// in it (the whole process's, <see cref="System.Runtime.JitInfo"/>: tiering's rejits land in whichever
+/// half runs at the time) and the events the writer built itself for the watcher (its buffer held
+/// <c>WatchHub.MaxHeldBatchesPerWatcher</c> batches). <c>--warmup N</c>: alone/watched pairs run
+/// first and not counted (default 1).</para>
 /// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
 /// drawn at random (seed 1), alone and with 10,000 watchers, one per key, each read by its own
 /// <c>await foreach</c> (created before the measured puts; the run ends when every event is read).</para>
@@ -33,19 +37,20 @@ internal static class WatchWriterCpuProbe
     public static int Run(string[] args)
     {
         string mode = args.Length > 0 ? args[0] : "live";
-        int rounds = args.Length >= 3 && args[1] == "--rounds" ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10;
-        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds"));
+        int rounds = Option(args, "--rounds", 10);
+        int warmup = Option(args, "--warmup", 1);
+        Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds, {warmup} warm-up pairs"));
         if (mode is "live" or "live-reuse")
         {
             var bench = new WatchThroughputBenchmarks();
             bench.CreateKeys();
             bool reuse = mode == "live-reuse";
-            Alternate(rounds, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse));
+            Alternate(rounds, warmup, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse));
         }
         else if (mode == "many")
         {
             var many = new ManyWatchersRun();
-            Alternate(rounds, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close, commits: () => many.Commits));
+            Alternate(rounds, warmup, "with 10,000 watchers on distinct keys", watch => Measure(() => many.Open(watch), many.PutsAsync, many.Close, commits: () => many.Commits));
         }
         else if (mode is "watched-only" or "reuse-only" or "alone-only")
         {
@@ -67,7 +72,7 @@ internal static class WatchWriterCpuProbe
         }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds N]");
+            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds N] [--warmup N]");
             return 2;
         }
 
@@ -75,14 +80,26 @@ internal static class WatchWriterCpuProbe
         return 0;
     }
 
-    private static void Alternate(int rounds, string watchedName, Func<bool, Sample> measure)
+    /// <summary>The integer after <paramref name="name"/> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
+    private static int Option(string[] args, string name, int fallback)
+    {
+        int at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+
+    private static void Alternate(int rounds, int warmup, string watchedName, Func<bool, Sample> measure)
     {
         var alone = new List<Sample>();
         var watched = new List<Sample>();
 
-        // Warm-up: one of each, not counted.
-        measure(false);
-        measure(true);
+        // Warm-up: pairs not counted (printed, for the JIT's share in them).
+        for (int i = 0; i < warmup; i++)
+        {
+            var first = measure(false);
+            var second = measure(true);
+            Console.WriteLine(FormattableString.Invariant($"warm-up {i + 1}: alone {Show(first)} | watched {Show(second)} | load {LoadAverage()}"));
+        }
+
         for (int round = 0; round < rounds; round++)
         {
             bool aloneFirst = round % 2 == 0;
@@ -95,8 +112,8 @@ internal static class WatchWriterCpuProbe
                 $"round {round + 1}: alone {Show(aloneSample)} | watched {Show(watchedSample)} | load {LoadAverage()}"));
         }
 
-        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | lock contentions | pool work items | writer blocked / preempted | pool blocked / preempted | commits | responses |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|");
+        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | lock contentions | pool work items | writer blocked / preempted | pool blocked / preempted | commits | responses | JIT ms / methods | writer-built events |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---|---:|");
         Console.WriteLine(Row("alone", alone));
         Console.WriteLine(Row(watchedName, watched));
         Console.WriteLine(FormattableString.Invariant(
@@ -111,9 +128,10 @@ internal static class WatchWriterCpuProbe
             !watch ? bench.PutsAlone : reuse ? bench.PutsWithALiveReusingPrefixWatcher : bench.PutsWithALivePrefixWatcher,
             bench.CloseStore,
             watch ? () => (bench.LastResponses, bench.LastLargestResponse) : null,
-            () => bench.Store.BatchesCommitted);
+            () => bench.Store.BatchesCommitted,
+            () => bench.Store.Watches.HeldBoundEventCount);
 
-    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null, Func<long>? commits = null)
+    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null, Func<long>? commits = null, Func<long>? writerBuilt = null)
     {
         open();
         try
@@ -125,6 +143,9 @@ internal static class WatchWriterCpuProbe
             long allocated = GC.GetTotalAllocatedBytes(precise: true);
             var pause = GC.GetTotalPauseDuration();
             long commitsBefore = commits?.Invoke() ?? 0;
+            long builtBefore = writerBuilt?.Invoke() ?? 0;
+            var jit = System.Runtime.JitInfo.GetCompilationTime(currentThread: false);
+            long jitMethods = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false);
             long contentions = Monitor.LockContentionCount;
             long workItems = ThreadPool.CompletedWorkItemCount;
             var threads = ThreadCpuByKind();
@@ -141,6 +162,9 @@ internal static class WatchWriterCpuProbe
             long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
             var (responseCount, largest) = responses?.Invoke() ?? (0, 0);
             long committed = (commits?.Invoke() ?? 0) - commitsBefore;
+            long built = (writerBuilt?.Invoke() ?? 0) - builtBefore;
+            var jitUsed = System.Runtime.JitInfo.GetCompilationTime(currentThread: false) - jit;
+            long jitMethodsUsed = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false) - jitMethods;
             return new Sample(
                 wall / LivePuts,
                 (double)writerUsed / LivePuts,
@@ -154,6 +178,9 @@ internal static class WatchWriterCpuProbe
                 PoolWaits = threadsAfter.PoolVoluntary - threads.PoolVoluntary,
                 PoolPreempted = threadsAfter.PoolInvoluntary - threads.PoolInvoluntary,
                 Commits = committed,
+                JitMs = jitUsed.TotalMilliseconds,
+                JitMethods = jitMethodsUsed,
+                WriterBuiltEvents = built,
                 OtherCpuNs = (double)(threadsAfter.Other - threads.Other) / LivePuts,
                 GcPauseMs = (GC.GetTotalPauseDuration() - pause).TotalMilliseconds,
                 Contentions = Monitor.LockContentionCount - contentions,
@@ -356,11 +383,11 @@ internal static class WatchWriterCpuProbe
 
     private static string Show(Sample s) =>
         FormattableString.Invariant(
-            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times, pool blocked {s.PoolWaits} / preempted {s.PoolPreempted} times, {s.Commits} commits{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
+            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times, pool blocked {s.PoolWaits} / preempted {s.PoolPreempted} times, {s.Commits} commits, JIT {s.JitMs:F0} ms / {s.JitMethods} methods, {s.WriterBuiltEvents} writer-built events{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
 
     private static string Row(string name, List<Sample> samples) =>
         FormattableString.Invariant(
-            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.PoolWaits):F0} / {Median(samples, s => s.PoolPreempted):F0} | {Median(samples, s => s.Commits):F0} | {Median(samples, s => s.Responses):F0} |");
+            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.PoolWaits):F0} / {Median(samples, s => s.PoolPreempted):F0} | {Median(samples, s => s.Commits):F0} | {Median(samples, s => s.Responses):F0} | {Median(samples, s => s.JitMs):F0} / {Median(samples, s => s.JitMethods):F0} | {Median(samples, s => s.WriterBuiltEvents):F0} |");
 
     /// <summary>The <c>many</c> invocation: a fresh store, optionally 10,000 watchers on distinct keys with their readers, then the puts.</summary>
     private sealed class ManyWatchersRun
@@ -533,5 +560,14 @@ internal static class WatchWriterCpuProbe
 
         /// <summary>Batches the store committed (each a sync: the writes' group commits).</summary>
         public long Commits { get; init; }
+
+        /// <summary>The JIT's compile time in the invocation, every thread (tier-0 code and tiering's rejits alike).</summary>
+        public double JitMs { get; init; }
+
+        /// <summary>Methods the JIT compiled in the invocation, every thread.</summary>
+        public long JitMethods { get; init; }
+
+        /// <summary>Events the writer built itself for the watcher (its buffer held the hub's bound of pending batches).</summary>
+        public long WriterBuiltEvents { get; init; }
     }
 }

@@ -92,6 +92,9 @@ internal sealed class WatchHub
     private long _fellBehindCount;
     private long _spanBatchCount;
 
+    /// <summary>Writer thread (under the lock): events the writer built for one watcher because its buffer held <see cref="MaxHeldBatchesPerWatcher"/> batches (see <see cref="StageRevision"/>).</summary>
+    private long _heldBoundEventCount;
+
     /// <summary>Periodic progress ticks so far (see <see cref="Take"/>: a take that turned out to hold no event for its watcher).</summary>
     private long _progressTicks;
 
@@ -113,6 +116,14 @@ internal sealed class WatchHub
 
     /// <summary>Committed batches staged as spans for at least one watcher (<see cref="TryNotifyBatchAsSpans"/>; for tests and benchmarks).</summary>
     internal long SpanBatchCount => Volatile.Read(ref _spanBatchCount);
+
+    /// <summary>
+    /// Events the writer built itself for a single watcher, on its own thread, because that watcher's
+    /// buffer already held <see cref="MaxHeldBatchesPerWatcher"/> pending batches (its consumer then
+    /// only hands them out: they are not decoded, nor, for a reusing watch, written into its reused
+    /// instances). For tests and benchmarks.
+    /// </summary>
+    internal long HeldBoundEventCount => Volatile.Read(ref _heldBoundEventCount);
 
     /// <summary>Synced watchers (for tests).</summary>
     internal int SyncedCount
@@ -460,9 +471,14 @@ internal sealed class WatchHub
 
                     buffer.Add(new BufferedChange(revision, change.Tombstone, change.StoredValue));
                 }
+                else if (shared is not null)
+                {
+                    buffer.Add(new BufferedChange(shared));
+                }
                 else
                 {
-                    buffer.Add(new BufferedChange(shared ?? HistoryReader.ToEvent(revision, change.Tombstone, stored, decoded)));
+                    buffer.Add(new BufferedChange(HistoryReader.ToEvent(revision, change.Tombstone, stored, decoded)));
+                    _heldBoundEventCount++;
                 }
             }
 

@@ -44,7 +44,10 @@ public sealed class WatchRequest
     /// valid only until the next <c>MoveNextAsync</c> of the enumeration, or its end: read or copy what
     /// you keep (<c>kv.Value.ToArray()</c>) before asking for the next response. In exchange a live
     /// watch allocates nothing per event, so a consumer reading every write of a busy store adds no
-    /// garbage collections to the store's writer. The guarantees (order, atomic revisions, no gap or
+    /// garbage collections to the store's writer; except while its consumer is more than a few
+    /// committed batches behind: the store's writer then builds that watch's further events itself,
+    /// as ordinary immutable ones (so the batches' memory is not pinned for a consumer that stopped),
+    /// until the consumer has taken them. The guarantees (order, atomic revisions, no gap or
     /// duplicate, header revisions) are the same. False: every response and its events are immutable
     /// and the consumer's to keep.
     /// </summary>
