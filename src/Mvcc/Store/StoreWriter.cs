@@ -32,8 +32,9 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// B+tree without a flush (its pages written, the commit visible to new B+tree snapshots), swaps
 /// the pending batch as any commit does, and hands N's durability to a <see cref="StoreCommitter"/>
 /// thread (flush, meta page, flush), then goes on applying batch N+1 on top of N meanwhile. While
-/// N syncs, N+1 is committed only when it is full: otherwise it grows until N is durable, so one
-/// sync serves what arrived meanwhile. Invariants: (1) an answered write is durable: a handed-over
+/// N syncs, N+1 is committed only when it is full: otherwise it grows until N is durable, and is
+/// committed as soon as the writer sees that (not when its queue empties), so one sync serves
+/// what arrived meanwhile and the disk does not idle while writes wait. Invariants: (1) an answered write is durable: a handed-over
 /// batch's writers are answered, and its revisions shown to watches, only once the committer
 /// reports it durable, on this thread, batches in commit order, and every commit made any other
 /// way (a synced commit, a sync, a checkpoint, a restore, stopping) first waits for and finishes
@@ -64,6 +65,13 @@ internal sealed class StoreWriter
     private Queue<WriteOp> _taken = new();
     private bool _writerWaiting;
 
+    // Synced thread mode, while a handed-over batch syncs and the open one has caught up with its
+    // callers: the writer sleeps until a run of requests is queued (or the committer, or a request
+    // that is not a plain write, wakes it), not once per request. Woken per request, the writer
+    // and its callers paid a wake-up each for every write whenever it kept pace with them.
+    private bool _writerWaitingForRun;
+    private readonly int _wakeRunLength;
+
     // Scheduled mode: the scheduler, the batch clock, whether a pump task is queued (under
     // _queueGate), whether one is running (scheduler thread only), the batch-interval timer.
     private readonly TaskScheduler? _scheduler;
@@ -80,6 +88,9 @@ internal sealed class StoreWriter
 
     // Watches: told of each revision's changes, and of commits and faults (issue 16).
     private readonly WatchHub _watches;
+
+    /// <summary>Requests queued before a writer waiting for a run is woken (see <see cref="_writerWaitingForRun"/>); at most the batch limit.</summary>
+    private const int WakeRunLengthMax = 256;
 
     /// <summary>Batches committed without a flush that may wait for durability while the next is applied (class remarks, invariant 4).</summary>
     private const int MaxBatchesCommitting = 2;
@@ -111,6 +122,7 @@ internal sealed class StoreWriter
         _state = state;
         _watches = watches;
         _synced = state.Options.Durability == MvccDurability.Synced;
+        _wakeRunLength = Math.Min(WakeRunLengthMax, state.Options.BatchLimit);
         foreach (var job in resumedCompactions)
         {
             _compactions.Enqueue(job);
@@ -158,7 +170,7 @@ internal sealed class StoreWriter
             _queue.Enqueue(op);
             if (_scheduler is null)
             {
-                if (_writerWaiting)
+                if (_writerWaiting || (_writerWaitingForRun && (_queue.Count >= _wakeRunLength || op.Kind is not (WriteOpKind.Put or WriteOpKind.DeleteRange or WriteOpKind.Txn))))
                 {
                     Monitor.Pulse(_queueGate);
                 }
@@ -432,8 +444,10 @@ internal sealed class StoreWriter
 
         Handle(op);
 
-        // Synced and pipelined: while the batch before it syncs, a batch grows until it is full.
-        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && _committing.Count == 0 && QueueIsEmpty())))
+        // Synced: committed when full, or when no batch is syncing — pipelined (thread mode) at once,
+        // so the disk never idles while writes wait; serial (scheduled mode) once nothing more is
+        // queued. While the batch before it syncs, a batch grows until it is full.
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && _committing.Count == 0 && (_committer is not null || QueueIsEmpty()))))
         {
             CommitDueBatch();
         }
@@ -472,9 +486,18 @@ internal sealed class StoreWriter
                             return null;
                         }
 
-                        // The batch before this one is syncing: wait for a request or for the
-                        // committer (WakeWriter), and let this batch grow meanwhile.
-                        WaitForRequest(Timeout.InfiniteTimeSpan);
+                        // The batch before this one is syncing: let this batch grow meanwhile;
+                        // wait for a run of requests or for the committer (WakeWriter).
+                        _writerWaitingForRun = true;
+                        try
+                        {
+                            Monitor.Wait(_queueGate);
+                        }
+                        finally
+                        {
+                            _writerWaitingForRun = false;
+                        }
+
                         continue;
                     }
 
@@ -507,7 +530,7 @@ internal sealed class StoreWriter
     {
         lock (_queueGate)
         {
-            if (_writerWaiting)
+            if (_writerWaiting || _writerWaitingForRun)
             {
                 Monitor.Pulse(_queueGate);
             }

@@ -314,7 +314,6 @@ internal sealed class WatchHub
 
         _spanning.Clear();
     }
-    }
 
     /// <summary>Writer thread: the store faulted; revisions not yet notified never will be, and every watch ends with the fault after its buffer.</summary>
     public void Faulted(Exception failure)

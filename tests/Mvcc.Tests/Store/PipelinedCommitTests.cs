@@ -15,6 +15,83 @@ public sealed class PipelinedCommitTests
 {
     private const string CommitterThread = "MvccStore committer";
 
+    private static IEnumerable<TestCaseData> CrashCases() =>
+        TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 2)
+            .SelectMany(seed => new[] { new TestCaseData(seed, true), new TestCaseData(seed, false) });
+
+    /// <summary>
+    /// A crash while batch N's pages are written but its sync has not returned, with the batches
+    /// after it applied (and, full, committed without a flush) meanwhile: no write of N or later was
+    /// answered, and the reopened store is the last durable one — its revision, its keys and the
+    /// consistent index stored with them, never ahead of the data — whether the crash drops the
+    /// unflushed pages of N and after, keeps them or tears them (the seed decides which).
+    /// </summary>
+    [TestCaseSource(nameof(CrashCases))]
+    public async Task ACrashBetweenABatchsApplyAndItsSyncLeavesTheLastDurableStoreWithItsConsistentIndex(int seed, bool dropUnflushed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}, dropUnflushed {dropUnflushed}; replay with MVCC_SEED={seed}");
+        var fs = new FaultInjectingFileSystem(seed);
+        var options = new MvccStoreOptions { BatchLimit = 3 };
+        var store = OpenOn(fs, options);
+        for (int i = 1; i <= 3; i++)
+        {
+            await store.PutAsync(new PutRequest { Key = B($"durable{i}"), Value = B($"v{i}") }, consistentIndex: (ulong)i);
+        }
+
+        using var committerInFlush = new ManualResetEventSlim();
+        using var releaseCommitter = new ManualResetEventSlim();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Flush && Thread.CurrentThread.Name == CommitterThread && !committerInFlush.IsSet)
+            {
+                committerInFlush.Set();
+                releaseCommitter.Wait();
+            }
+        };
+
+        // Batch N: committed without a flush, its sync held in the committer's first flush.
+        var lost = new List<Task<PutResponse>> { store.PutAsync(new PutRequest { Key = B("lost0"), Value = B("x") }, consistentIndex: 4).AsTask() };
+        committerInFlush.WaitOrFail("the committer reaching batch N's flush");
+
+        // The batches after it: applied on top of N, the full ones committed without a flush (pages written).
+        for (int i = 1; i <= 6; i++)
+        {
+            lost.Add(store.PutAsync(new PutRequest { Key = B($"lost{i}"), Value = B("x") }, consistentIndex: (ulong)(4 + i)).AsTask());
+        }
+
+        await Waits.UntilAsync(() => store.Revision == 11, "the six writes after batch N applied while it syncs");
+        Assert.That(lost.Where(w => w.IsCompleted), Is.Empty, "no write of batch N or after answered before N is durable");
+
+        // The machine dies with N's sync in flight; the held flush then finds the disk gone.
+        fs.Crash();
+        releaseCommitter.Set();
+        foreach (var write in lost)
+        {
+            Assert.That(async () => await write, Throws.InstanceOf<SimulatedCrashException>().Or.InstanceOf<IOException>().Or.InstanceOf<StorageFaultedException>());
+        }
+
+        fs.BeforeEntering = null;
+        try
+        {
+            store.Dispose();
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException)
+        {
+            // The disk is gone; what matters is what the restart finds.
+        }
+
+        fs.Restart(dropUnflushed);
+        await using var reopened = OpenOn(fs, options);
+        Assert.That(reopened.Revision, Is.EqualTo(4), "the last durable revision");
+        Assert.That(reopened.ConsistentIndex, Is.EqualTo(3UL), "the consistent index stored with the last durable batch");
+        var keys = reopened.Range(new RangeRequest { Key = new byte[] { 0 }, RangeEnd = KeyRange.AllKeysFrom() }).Kvs.Select(kv => S(kv.Key));
+        Assert.That(keys, Is.EqualTo(new[] { "durable1", "durable2", "durable3" }));
+
+        // The reopened store takes writes on from there.
+        var next = await reopened.PutAsync(new PutRequest { Key = B("after"), Value = B("y") }, consistentIndex: 4);
+        Assert.That(next.Header.Revision, Is.EqualTo(5));
+    }
+
     [Test]
     public async Task WritesAreAppliedWhileTheBatchBeforeThemSyncsAndAnsweredOnlyOnceDurableInOrder()
     {
