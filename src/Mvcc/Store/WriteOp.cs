@@ -84,6 +84,9 @@ internal sealed class WriteOp :
 
     public WriteOpKind Kind { get; private set; }
 
+    /// <summary>The pool the op returns to once its result is taken; null for an op made for one use.</summary>
+    public WriteOpPool? Pool => _pool;
+
     /// <summary>
     /// Deterministic mode (the writer runs on <see cref="MvccStoreOptions.Scheduler"/>): completion
     /// runs the continuation where the awaiter asked for it instead of on the thread pool — an

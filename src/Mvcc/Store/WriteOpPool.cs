@@ -2,27 +2,59 @@ namespace EmbeddedRaft.Mvcc.Store;
 
 /// <summary>
 /// Reused <see cref="WriteOp"/>s for puts, deletes and txns (see <see cref="WriteOp"/> for why and
-/// when an op comes back). Holds at most <c>capacity</c> idle ops; more are left to the collector.
-/// Thread-safe.
+/// when an op comes back). Holds at most <c>capacity</c> idle ops in its shared stack, plus the one
+/// op each thread returned last; more are left to the collector. Thread-safe.
 /// </summary>
+/// <remarks>
+/// A caller that keeps writes in flight takes each result and submits its next write on the same
+/// thread, so the op it just returned is the one it rents next: that op stays in a per-thread slot
+/// (<see cref="t_returned"/>), and such a caller takes no lock for it (two per write otherwise).
+/// The slot keeps at most one op per thread alive, of whichever pool that thread returned to last;
+/// a later return on the thread moves it to its own pool's stack.
+/// </remarks>
 internal sealed class WriteOpPool(int capacity)
 {
+    /// <summary>The op this thread returned last (of any pool), not yet rented again; clean, as every idle op.</summary>
+    [ThreadStatic]
+    private static WriteOp? t_returned;
+
     private readonly Stack<WriteOp> _idle = new();
 
     public WriteOp Rent(WriteOpKind kind, object request, ulong consistentIndex)
     {
-        WriteOp? op = null;
-        lock (_idle)
+        var op = t_returned;
+        if (op is not null && op.Pool == this)
         {
-            _idle.TryPop(out op);
+            t_returned = null;
+        }
+        else
+        {
+            op = null;
+            lock (_idle)
+            {
+                _idle.TryPop(out op);
+            }
+
+            op ??= new WriteOp(this);
         }
 
-        op ??= new WriteOp(this);
         op.Reuse(kind, request, consistentIndex);
         return op;
     }
 
     public void Return(WriteOp op)
+    {
+        if (op.Pool != this)
+        {
+            throw new InvariantViolationException("MVCC store: a write op returned to a pool it does not come from.");
+        }
+
+        var previous = t_returned;
+        t_returned = op;
+        previous?.Pool!.ReturnShared(previous);
+    }
+
+    private void ReturnShared(WriteOp op)
     {
         lock (_idle)
         {
