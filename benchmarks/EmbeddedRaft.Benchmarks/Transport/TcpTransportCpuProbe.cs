@@ -14,10 +14,6 @@ namespace EmbeddedRaft.Benchmarks.Transport;
 /// <c>--entries</c> runs each row once per value: Appends carrying that many entries each (20,000 / N
 /// messages per invocation, so about the same bytes), the shape RaftNode's appends have under load
 /// (<c>cluster-load --shape</c>); the default is the one-entry row only.
-/// <c>--direct-read on,off</c> measures each row both ways in one process, the rounds alternated
-/// (on, off, off, on, ...): the receiver reading a frame longer than its pipe's buffer straight
-/// into its own array (on, the product's way) or through the pipe and copied out (off, the way
-/// before 2026-12-02 23:30), each beside the raw copy of its own rounds; the default is on only.
 /// </summary>
 /// <remarks>
 /// Warm-up: transport and raw invocations alternate until the JIT has compiled no method for
@@ -43,7 +39,6 @@ internal static class TcpTransportCpuProbe
         string[] rows = ["128", "128tls", "1024", "1024tls"];
         int? fixedWarmupRounds = null;
         int[] entryCounts = [1];
-        bool[] directReads = [true];
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -57,19 +52,11 @@ internal static class TcpTransportCpuProbe
                 case "--entries":
                     entryCounts = [.. args[i + 1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture))];
                     break;
-                case "--direct-read":
-                    directReads = [.. args[i + 1].Split(',').Select(v => v switch
-                    {
-                        "on" => true,
-                        "off" => false,
-                        _ => throw new ArgumentException($"--direct-read takes on, off or on,off, not {v}."),
-                    })];
-                    break;
                 case "--warmup-rounds":
                     fixedWarmupRounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --direct-read on,off, --warmup-rounds N (default: until the JIT is quiet).");
+                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet).");
             }
         }
 
@@ -91,36 +78,26 @@ internal static class TcpTransportCpuProbe
                 bench.Setup();
                 try
                 {
-                    var (warmups, warmupTime) = WarmUp(bench, messages, fixedWarmupRounds, directReads);
+                    var (warmups, warmupTime) = WarmUp(bench, messages, fixedWarmupRounds);
                     long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
-                    var byMode = directReads.Distinct().ToDictionary(m => m, _ => new List<Round>());
+                    var samples = new List<Round>();
                     for (int i = 0; i < rounds; i++)
                     {
-                        // Alternated, the order swapped every round, so neither way always follows the other.
-                        foreach (bool mode in i % 2 == 0 ? directReads : Enumerable.Reverse(directReads))
-                        {
-                            bench.ReceiverReadsLargeFramesDirectly = mode;
-                            byMode[mode].Add(MeasureRound(bench, messages));
-                        }
+                        samples.Add(MeasureRound(bench, messages));
                     }
 
-                    bench.ReceiverReadsLargeFramesDirectly = true;
-                    foreach (var (mode, samples) in byMode)
-                    {
-                        string label = byMode.Count > 1 ? (mode ? " (direct read)" : " (through the pipe)") : string.Empty;
-                        var transport = samples.Select(r => r.Transport).ToList();
-                        var raw = samples.Select(r => r.Raw).ToList();
-                        long allocated = samples.Sum(r => r.Allocated);
-                        int gen0 = samples.Sum(r => r.Gen0);
-                        double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
-                        double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
-                        double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
-                        long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
-                        Console.WriteLine(FormattableString.Invariant($"// {name}{label}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
-                        Console.WriteLine(FormattableString.Invariant(
-                            $"// {name}{label} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
-                        Console.WriteLine(FormattableString.Invariant($"| {entry} B{label} | {(tls ? "yes" : "no")} | {perMessage} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
-                    }
+                    var transport = samples.Select(r => r.Transport).ToList();
+                    var raw = samples.Select(r => r.Raw).ToList();
+                    long allocated = samples.Sum(r => r.Allocated);
+                    int gen0 = samples.Sum(r => r.Gen0);
+                    double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
+                    double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
+                    double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
+                    long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
+                    Console.WriteLine(FormattableString.Invariant($"// {name}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"// {name} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
+                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {perMessage} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
                 }
                 finally
                 {
@@ -158,7 +135,7 @@ internal static class TcpTransportCpuProbe
     /// Measured rounds, discarded (the same code as the measured ones, so the rounds that count run
     /// no method for the first time): a fixed number, or until the JIT has been quiet for <see cref="JitQuietTime"/>.
     /// </summary>
-    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int messages, int? fixedRounds, bool[] directReads)
+    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int messages, int? fixedRounds)
     {
         long start = Stopwatch.GetTimestamp();
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -166,7 +143,6 @@ internal static class TcpTransportCpuProbe
         int pairs = 0;
         while (true)
         {
-            bench.ReceiverReadsLargeFramesDirectly = directReads[pairs % directReads.Length];
             MeasureRound(bench, messages);
             pairs++;
             if (fixedRounds is { } rounds)

@@ -57,13 +57,6 @@ public class TcpTransportThroughputBenchmarks
     /// </summary>
     public int EntriesPerMessage { get; set; } = 1;
 
-    /// <summary>Whether the receiver reads a frame longer than its pipe's buffer straight into its own array (the product's way); settable between invocations.</summary>
-    public bool ReceiverReadsLargeFramesDirectly
-    {
-        get => _receiver.ReadsLargeMessageFramesDirectly;
-        set => _receiver.ReadsLargeMessageFramesDirectly = value;
-    }
-
     /// <summary>Messages one invocation sends.</summary>
     public int MessagesPerInvocation => Math.Max(1, MessagesPerInvoke / EntriesPerMessage);
 

@@ -82,6 +82,7 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                 if (hello.Value.Kind == TcpConnectionKind.Messages)
                 {
                     transport.TrackInbound(_peer, this);
+                    _connection.ReadsLargeMessageFramesDirectly = true;
                     try
                     {
                         await ReceiveMessagesAsync();
@@ -159,10 +160,6 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         // context) and blocks of entry slots: see FrameDecodeContext for the lifetime rules. They
         // never alias the pipe's buffers, which the next read reuses.
         var decoding = new FrameDecodeContext();
-
-        // Only now, the handshake done, may a large frame be read into an array allocated from its
-        // header (the transport's switch is always on in the product; a probe flips it between rounds).
-        connection.ReadsLargeMessageFramesDirectly = transport.ReadsLargeMessageFramesDirectly;
         while (await ReadOrNoticeSilenceAsync(connection))
         {
             // Every frame the read left whole in the buffer is decoded before any is handed on: one
@@ -213,8 +210,6 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
             {
                 await connection.FlushAsync(_options.WriteTimeout);
             }
-
-            connection.ReadsLargeMessageFramesDirectly = transport.ReadsLargeMessageFramesDirectly;
         }
     }
 

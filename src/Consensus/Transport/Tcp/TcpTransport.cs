@@ -46,7 +46,6 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     private readonly Task _accepting;
     private IRaftMessageReceiver? _receiver;
     private int _openInbound;
-    private bool _readsLargeMessageFramesDirectly = true;
     private bool _refusingInbound; // only the accept loop reads and writes it
     private bool _disposed;
 
@@ -105,18 +104,6 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
 
     /// <summary>Accepted connections still running (message and snapshot connections from peers, and ones in their handshake).</summary>
     internal int InboundConnections => Volatile.Read(ref _openInbound);
-
-    /// <summary>
-    /// Whether message connections read a large frame straight into its own array (see
-    /// <see cref="TcpConnection.ReadsLargeMessageFramesDirectly"/>); consulted before every frame.
-    /// Always true in the product: the <c>tcp-cpu --direct-read on,off</c> probe turns it off
-    /// between rounds to compare the two paths in one process.
-    /// </summary>
-    internal bool ReadsLargeMessageFramesDirectly
-    {
-        get => Volatile.Read(ref _readsLargeMessageFramesDirectly);
-        set => Volatile.Write(ref _readsLargeMessageFramesDirectly, value);
-    }
 
     /// <inheritdoc/>
     public IDisposable Bind(ulong localId, IRaftMessageReceiver receiver)
