@@ -40,7 +40,7 @@ internal sealed class TcpTransportSet : IAsyncDisposable
         var all = _transports.Values.Select(t => t.Metrics).ToList();
         long sent = all.Sum(m => m.MessagesSent), flushes = all.Sum(m => m.Flushes);
         return FormattableString.Invariant(
-            $"{sent} messages sent in {flushes} flushes ({sent / Math.Max(1, flushes)} per flush), {all.Sum(m => m.MessagesReceived)} received, {all.Sum(m => m.MessagesDropped)} dropped, {all.Sum(m => m.Connects)} connects ({all.Sum(m => m.Reconnects)} reconnects), {all.Sum(m => m.KeepAliveTimeouts)} keep-alive timeouts, {all.Sum(m => m.TlsFailures)} TLS failures, {all.Sum(m => m.FramesReadDirectly)} frames read straight into their own arrays");
+            $"{sent} messages sent in {flushes} flushes ({sent / Math.Max(1, flushes)} per flush), {all.Sum(m => m.MessagesReceived)} received, {all.Sum(m => m.MessagesDropped)} dropped, {all.Sum(m => m.Connects)} connects ({all.Sum(m => m.Reconnects)} reconnects), {all.Sum(m => m.KeepAliveTimeouts)} keep-alive timeouts, {all.Sum(m => m.TlsFailures)} TLS failures");
     }
 
     public async ValueTask DisposeAsync()

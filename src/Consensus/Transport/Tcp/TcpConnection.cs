@@ -16,15 +16,11 @@ internal sealed class TcpConnection : IAsyncDisposable
     private const int PipeBufferSizeBytes = 64 * 1024;
 
     /// <summary>
-    /// A message frame whose body is longer than this (the pipe's buffer) is read straight from the
-    /// stream into an array of its own once its header has arrived (see <see cref="ReadsLargeMessageFramesDirectly"/>).
-    /// Such a frame is never whole in one read, so it takes several reads either way, and reading
-    /// its rest into its own array saves the copy out of the pipe at no extra read. A shorter frame
-    /// that a read left partial stays with the pipe: reading only its rest would take a read of
-    /// its own where the pipe's next read also brings the frames after it (with a 16 KiB threshold
-    /// the one-entry 1 KiB row, whose batch frames are 32 KiB, did worse in three loaded pairs).
+    /// A message frame whose body is at least this long and which the last read left partial is
+    /// read straight from the stream into an array of its own (see <see cref="ReadsLargeMessageFramesDirectly"/>).
+    /// Below it the pipe's copy is cheap and a frame of messages without data needs no array at all.
     /// </summary>
-    internal const int DirectReadMinBodyBytes = PipeBufferSizeBytes + 1;
+    internal const int DirectReadMinBodyBytes = 16 * 1024;
 
     /// <summary>
     /// ... and at most this long: the array is allocated when the header arrives, before its bytes
@@ -84,8 +80,8 @@ internal sealed class TcpConnection : IAsyncDisposable
     public byte[]? OwnedFrameBody { get; private set; }
 
     /// <summary>
-    /// Set (by a message connection, once its handshake is done) to read a large message frame
-    /// (<see cref="DirectReadMinBodyBytes"/> to <see cref="DirectReadMaxBodyBytes"/>)
+    /// Set (by a message connection, once its handshake is done) to read a large message frame that
+    /// a read left partial (<see cref="DirectReadMinBodyBytes"/> to <see cref="DirectReadMaxBodyBytes"/>)
     /// straight from the stream into its own array (<see cref="OwnedFrameBody"/>): its bytes are
     /// copied once, by the socket's (or TLS's) read, instead of into the pipe's segments and then
     /// out of them into the array its messages keep. Never before the handshake, so a peer that
