@@ -24,16 +24,15 @@ internal sealed class FrameDecodeContext
     private Entry[]? _entries;
     private int _entriesUsed;
 
-    /// <summary>Frame arrays made or taken (one per frame that had any byte field, and one per frame handed over whole); for tests.</summary>
+    /// <summary>Frame copies made (one per frame that had any byte field); for tests.</summary>
     public long FrameCopies { get; private set; }
 
     /// <summary>Starts a new frame: the next byte field copies the new frame.</summary>
     public void BeginFrame() => _frameCopy = null;
 
     /// <summary>
-    /// Starts a new frame the caller already holds in <paramref name="ownedCopy"/>, exactly the frame
-    /// (one read straight into it, or copied there from pipe segments it was split across): messages
-    /// alias that array, so the caller gives it up for good.
+    /// Starts a new frame the caller already copied into <paramref name="ownedCopy"/> (a frame split
+    /// across pipe segments): messages alias that array, so the caller gives it up for good.
     /// </summary>
     public void BeginFrame(byte[] ownedCopy)
     {

@@ -15,20 +15,6 @@ internal sealed class TcpConnection : IAsyncDisposable
 {
     private const int PipeBufferSizeBytes = 64 * 1024;
 
-    /// <summary>
-    /// A message frame whose body is at least this long and which the last read left partial is
-    /// read straight from the stream into an array of its own (see <see cref="ReadsLargeMessageFramesDirectly"/>).
-    /// Below it the pipe's copy is cheap and a frame of messages without data needs no array at all.
-    /// </summary>
-    internal const int DirectReadMinBodyBytes = 16 * 1024;
-
-    /// <summary>
-    /// ... and at most this long: the array is allocated when the header arrives, before its bytes
-    /// do, so a larger frame (up to the maximum frame size) grows in the pipe as its bytes arrive,
-    /// as every frame did before. 4 MiB holds RaftNode's largest append (1 MiB by default).
-    /// </summary>
-    internal const int DirectReadMaxBodyBytes = 4 * 1024 * 1024;
-
     private readonly Socket _socket;
     private readonly Stream _stream;
     private readonly int _maxFrameBytes;
@@ -73,23 +59,6 @@ internal sealed class TcpConnection : IAsyncDisposable
     public ReadOnlySequence<byte> FrameBody { get; private set; }
 
     /// <summary>
-    /// When the last frame was read straight into an array of its own: that array (exactly the
-    /// body, the same bytes as <see cref="FrameBody"/>), which the caller may keep (the connection
-    /// never touches it again); null when the body is in the pipe's reused buffers.
-    /// </summary>
-    public byte[]? OwnedFrameBody { get; private set; }
-
-    /// <summary>
-    /// Set (by a message connection, once its handshake is done) to read a large message frame that
-    /// a read left partial (<see cref="DirectReadMinBodyBytes"/> to <see cref="DirectReadMaxBodyBytes"/>)
-    /// straight from the stream into its own array (<see cref="OwnedFrameBody"/>): its bytes are
-    /// copied once, by the socket's (or TLS's) read, instead of into the pipe's segments and then
-    /// out of them into the array its messages keep. Never before the handshake, so a peer that
-    /// has not identified itself cannot make this side allocate ahead of the bytes it sends.
-    /// </summary>
-    public bool ReadsLargeMessageFramesDirectly { get; set; }
-
-    /// <summary>
     /// Reads the next whole frame into <see cref="FrameType"/> and <see cref="FrameBody"/>; false
     /// when the peer closed the connection between frames. Waits at most <paramref name="idleTimeout"/>
     /// (null: forever) for a frame to start, and at most the frame timeout for a started frame to end.
@@ -108,24 +77,13 @@ internal sealed class TcpConnection : IAsyncDisposable
                     _consumed = next;
                     FrameType = type;
                     FrameBody = body;
-                    OwnedFrameBody = null;
                     return true;
                 }
 
                 partial = !rest.IsEmpty;
-                if (partial && !_completed && ReadsLargeMessageFramesDirectly
-                    && TcpFrame.TryReadHeader(rest, _maxFrameBytes, out var partialType, out int bodyLength)
-                    && partialType == TcpFrameType.Messages
-                    && bodyLength is >= DirectReadMinBodyBytes and <= DirectReadMaxBodyBytes)
-                {
-                    await ReadBodyDirectlyAsync(rest, bodyLength);
-                    return true;
-                }
-
                 Reader.AdvanceTo(_consumed, _buffer.End);
                 _haveBuffer = false;
                 FrameBody = default;
-                OwnedFrameBody = null;
                 if (_completed)
                 {
                     return partial
@@ -168,57 +126,6 @@ internal sealed class TcpConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Reads the message frame that starts <paramref name="rest"/> (whose header says
-    /// <paramref name="bodyLength"/> and whose body is not whole in it) into a new array: the part
-    /// buffered is copied, the pipe is advanced past everything it holds (nothing else is in it:
-    /// the frame is partial), and the rest of the body is read from the stream straight into the
-    /// array. The pipe reads the stream again only at the next <see cref="ReadFrameAsync"/>, after
-    /// the body's last byte, so the two never interleave. The frame timeout applies to every read,
-    /// as it does to a partial frame in the pipe.
-    /// </summary>
-    /// <exception cref="TcpProtocolException">The rest stalled past the frame timeout, or the connection closed inside it.</exception>
-    private async ValueTask ReadBodyDirectlyAsync(ReadOnlySequence<byte> rest, int bodyLength)
-    {
-        var owned = GC.AllocateUninitializedArray<byte>(bodyLength);
-        var buffered = rest.Slice(TcpFrame.HeaderSizeBytes);
-        buffered.CopyTo(owned);
-        int have = (int)buffered.Length;
-        Reader.AdvanceTo(_buffer.End);
-        _haveBuffer = false;
-        FrameBody = default;
-        OwnedFrameBody = null;
-        while (have < bodyLength)
-        {
-            int read;
-            _readTimeout.CancelAfter(_frameTimeout);
-            try
-            {
-                read = await _stream.ReadAsync(owned.AsMemory(have), _readTimeout.Token);
-            }
-            catch (OperationCanceledException) when (!_lifetime.IsCancellationRequested)
-            {
-                throw new TcpProtocolException($"a partial frame stalled for {_frameTimeout.TotalSeconds:0.###} s", "stalled");
-            }
-
-            if (!_readTimeout.TryReset())
-            {
-                throw new TcpProtocolException($"a partial frame stalled for {_frameTimeout.TotalSeconds:0.###} s", "stalled");
-            }
-
-            if (read == 0)
-            {
-                throw new TcpProtocolException("the connection closed inside a frame", "malformed");
-            }
-
-            have += read;
-        }
-
-        FrameType = TcpFrameType.Messages;
-        FrameBody = new ReadOnlySequence<byte>(owned);
-        OwnedFrameBody = owned;
-    }
-
-    /// <summary>
     /// Takes the next frame into <see cref="FrameType"/> and <see cref="FrameBody"/> only if it is
     /// already whole in what the last read buffered: never waits and never reads the socket. The
     /// bodies of the frames taken since the last <see cref="ReadFrameAsync"/> all stay valid until
@@ -236,7 +143,6 @@ internal sealed class TcpConnection : IAsyncDisposable
         _consumed = next;
         FrameType = type;
         FrameBody = body;
-        OwnedFrameBody = null;
         return true;
     }
 

@@ -36,27 +36,9 @@ internal static class TcpFrame
     /// </summary>
     public static bool TryRead(ReadOnlySequence<byte> buffer, int maxBodyBytes, out TcpFrameType type, out ReadOnlySequence<byte> body, out SequencePosition next)
     {
+        type = default;
         body = default;
         next = buffer.Start;
-        if (!TryReadHeader(buffer, maxBodyBytes, out type, out int length) || buffer.Length - HeaderSizeBytes < length)
-        {
-            return false;
-        }
-
-        body = buffer.Slice(HeaderSizeBytes, length);
-        next = body.End;
-        return true;
-    }
-
-    /// <summary>
-    /// Reads the header of the frame at the start of <paramref name="buffer"/>: false when fewer than
-    /// <see cref="HeaderSizeBytes"/> bytes are there. Throws, as <see cref="TryRead"/> does, when the
-    /// header (or its first byte, when that is all there is) is impossible.
-    /// </summary>
-    public static bool TryReadHeader(ReadOnlySequence<byte> buffer, int maxBodyBytes, out TcpFrameType type, out int bodyLength)
-    {
-        type = default;
-        bodyLength = 0;
         if (buffer.Length < HeaderSizeBytes)
         {
             if (!buffer.IsEmpty)
@@ -76,7 +58,13 @@ internal static class TcpFrame
             throw new TcpProtocolException($"a {type} frame of {length} bytes is over the maximum frame size of {maxBodyBytes} bytes", "oversize");
         }
 
-        bodyLength = (int)length;
+        if (buffer.Length - HeaderSizeBytes < length)
+        {
+            return false;
+        }
+
+        body = buffer.Slice(HeaderSizeBytes, length);
+        next = body.End;
         return true;
     }
 

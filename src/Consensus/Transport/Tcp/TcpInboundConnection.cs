@@ -82,7 +82,6 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                 if (hello.Value.Kind == TcpConnectionKind.Messages)
                 {
                     transport.TrackInbound(_peer, this);
-                    _connection.ReadsLargeMessageFramesDirectly = true;
                     try
                     {
                         await ReceiveMessagesAsync();
@@ -185,12 +184,7 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                         throw new TcpProtocolException($"a {connection.FrameType} frame on a message connection", "unexpected");
                     }
 
-                    if (connection.OwnedFrameBody is not null)
-                    {
-                        transport.Metrics.FrameReadDirectly();
-                    }
-
-                    frameBytes += TcpFrame.HeaderSizeBytes + DecodeFrameBody(connection.FrameBody, connection.OwnedFrameBody, decoding, batch, _peer, local);
+                    frameBytes += TcpFrame.HeaderSizeBytes + DecodeFrameBody(connection.FrameBody, decoding, batch, _peer, local);
                     whole = batch.Count;
                 }
                 while (batch.Count < MaxMessagesPerHandOff && connection.TryTakeBufferedFrame());
@@ -223,20 +217,14 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
     }
 
     /// <summary>
-    /// Decodes one message frame's <paramref name="body"/> and appends its messages to
-    /// <paramref name="batch"/>; returns the body's length. A frame read into an array of its own
-    /// (<paramref name="owned"/>) is decoded in place and its messages keep that array; a frame
-    /// split across pipe segments is copied once here, and its messages own that copy.
+    /// Decodes one message frame's <paramref name="body"/> (a frame split across pipe segments is
+    /// copied once here, and its messages own that copy) and appends its messages to
+    /// <paramref name="batch"/>; returns the body's length.
     /// </summary>
-    private static int DecodeFrameBody(in ReadOnlySequence<byte> body, byte[]? owned, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
+    private static int DecodeFrameBody(in ReadOnlySequence<byte> body, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
     {
         ReadOnlySpan<byte> bytes;
-        if (owned is not null)
-        {
-            bytes = owned;
-            decoding.BeginFrame(owned);
-        }
-        else if (body.IsSingleSegment)
+        if (body.IsSingleSegment)
         {
             bytes = body.FirstSpan;
             decoding.BeginFrame();

@@ -45,7 +45,6 @@ internal sealed class TcpTransportMetrics : IDisposable
     private long _keepAliveTimeoutsTotal;
     private long _keepAliveAcksTotal;
     private long _flushesTotal;
-    private long _framesReadDirectlyTotal;
 
     public TcpTransportMetrics(ulong nodeId)
     {
@@ -104,11 +103,6 @@ internal sealed class TcpTransportMetrics : IDisposable
     }
 
     public void KeepAliveAcked() => Interlocked.Increment(ref _keepAliveAcksTotal);
-
-    /// <summary>Large message frames read straight from the stream into their own arrays (not through the pipe); for tests and probes.</summary>
-    public long FramesReadDirectly => Interlocked.Read(ref _framesReadDirectlyTotal);
-
-    public void FrameReadDirectly() => Interlocked.Increment(ref _framesReadDirectlyTotal);
 
     /// <summary>Flushes of message connections (each <see cref="Sent"/> call is one); bytes sent / flushes is the write granularity.</summary>
     public long Flushes => Interlocked.Read(ref _flushesTotal);

@@ -30,9 +30,9 @@ public class TcpBatchHandOffTests
         var first = Enumerable.Range(1, 5).Select(i => Append(index: (ulong)i, entryBytes: i * 10)).ToArray();
         var second = new[] { Heartbeat(commit: 5), Append(index: 6, entryBytes: 0), Heartbeat(commit: 6) };
 
-        await using (var peer = await RawTcpPeer.ConnectAsync(node.LocalEndPoint))
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendAsync(RawTcpPeer.Frames(first, second));
+            await peer.SendAsync(Frames(first, second));
             await receiver.AllArrived.WaitAsync(Waits.Limit);
         }
 
@@ -49,12 +49,12 @@ public class TcpBatchHandOffTests
         var first = Enumerable.Range(1, 5).Select(i => Append(index: (ulong)i, entryBytes: 20)).ToArray();
         var second = new[] { Heartbeat(commit: 5), Append(index: 6, entryBytes: 30) };
 
-        await using (var peer = await RawTcpPeer.ConnectAsync(node.LocalEndPoint))
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendAsync(RawTcpPeer.Frames(first));
+            await peer.SendAsync(Frames(first));
             await receiver.AllArrived.WaitAsync(Waits.Limit);
             var both = receiver.Expect(7);
-            await peer.SendAsync(RawTcpPeer.Frames(second));
+            await peer.SendAsync(Frames(second));
             await both.WaitAsync(Waits.Limit);
         }
 
@@ -70,9 +70,9 @@ public class TcpBatchHandOffTests
         var first = new[] { Append(index: 1, entryBytes: 40), Append(index: 2, entryBytes: 50) };
         var second = new[] { Heartbeat(commit: 2), Append(index: 3, entryBytes: 60) };
 
-        await using (var peer = await RawTcpPeer.ConnectAsync(node.LocalEndPoint))
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendAsync([.. RawTcpPeer.Frames(first), .. KeepAliveFrame(), .. RawTcpPeer.Frames(second)]);
+            await peer.SendAsync([.. Frames(first), .. KeepAliveFrame(), .. Frames(second)]);
             await receiver.AllArrived.WaitAsync(Waits.Limit);
             var answer = await peer.ReceiveAsync(TcpFrame.HeaderSizeBytes);
             Assert.That(answer, Is.Not.Null, "the node closed the connection instead of answering the keep-alive");
@@ -94,9 +94,9 @@ public class TcpBatchHandOffTests
         // node 1's connection.
         var bad = new[] { Append(index: 3, entryBytes: 10), new Message { Type = MessageType.Heartbeat, From = 3, To = 2, Term = 3 } };
 
-        await using (var peer = await RawTcpPeer.ConnectAsync(node.LocalEndPoint))
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendAsync(RawTcpPeer.Frames(good, bad));
+            await peer.SendAsync(Frames(good, bad));
             await receiver.AllArrived.WaitAsync(Waits.Limit);
             Assert.That(await peer.ReceiveAsync(1), Is.Null, "the node closed the connection after the bad frame");
         }
@@ -112,9 +112,9 @@ public class TcpBatchHandOffTests
         await using var node = await NodeWithPeerAsync(receiver);
         var frame = Enumerable.Range(1, 7).Select(i => i % 3 == 0 ? Heartbeat(commit: (ulong)i) : Append(index: (ulong)i, entryBytes: 100)).ToArray();
 
-        await using (var peer = await RawTcpPeer.ConnectAsync(node.LocalEndPoint))
+        await using (var peer = await RawPeer.ConnectAsync(node.LocalEndPoint))
         {
-            await peer.SendAsync(RawTcpPeer.Frames(frame));
+            await peer.SendAsync(Frames(frame));
             await receiver.UntilReceived(7).WaitAsync(Waits.Limit);
         }
 
@@ -154,6 +154,30 @@ public class TcpBatchHandOffTests
         Entries = new[] { new Entry(3, index, EntryType.Normal, Enumerable.Range(0, entryBytes).Select(b => (byte)(b + (int)index)).ToArray()) },
     };
 
+    /// <summary>Each array as one Messages frame, the frames back to back.</summary>
+    private static byte[] Frames(params Message[][] frames)
+    {
+        var bytes = new List<byte>();
+        foreach (var frame in frames)
+        {
+            var body = new List<byte>();
+            foreach (var message in frame)
+            {
+                var encoded = MessageCodec.Encode(message);
+                var prefix = new byte[5];
+                body.AddRange(prefix.AsSpan(0, TcpFrame.WriteVarint(prefix, (uint)encoded.Length)).ToArray());
+                body.AddRange(encoded);
+            }
+
+            var header = new byte[TcpFrame.HeaderSizeBytes];
+            TcpFrame.WriteHeader(header, TcpFrameType.Messages, body.Count);
+            bytes.AddRange(header);
+            bytes.AddRange(body);
+        }
+
+        return [.. bytes];
+    }
+
     private static byte[] KeepAliveFrame()
     {
         var header = new byte[TcpFrame.HeaderSizeBytes];
@@ -175,6 +199,81 @@ public class TcpBatchHandOffTests
             {
                 Assert.That(got[i].Entries.Span[e], Is.EqualTo(expected[i].Entries.Span[e]), $"entry {e} of message {i}");
             }
+        }
+    }
+
+    /// <summary>Peer 1, by hand: a socket that sends the handshake, then whatever frames the test writes.</summary>
+    private sealed class RawPeer : IAsyncDisposable
+    {
+        private readonly Socket _socket;
+
+        private RawPeer(Socket socket) => _socket = socket;
+
+        public static async Task<RawPeer> ConnectAsync(IPEndPoint node)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(node).WaitAsync(Waits.Limit);
+                var hello = new ArrayBufferWriter<byte>();
+                TcpFrame.WriteHello(hello, new TcpHello(TcpFrame.ProtocolVersion, TcpConnectionKind.Messages, ClusterId: 0, SenderId: 1, ReceiverId: 2));
+                await socket.SendAsync(hello.WrittenMemory, SocketFlags.None);
+
+                // The answer: a HelloAccepted frame (a header with an empty body).
+                var answer = new byte[TcpFrame.HeaderSizeBytes];
+                int read = 0;
+                while (read < answer.Length)
+                {
+                    int n = await socket.ReceiveAsync(answer.AsMemory(read), SocketFlags.None).AsTask().WaitAsync(Waits.Limit);
+                    Assert.That(n, Is.GreaterThan(0), "the node closed the connection during the handshake");
+                    read += n;
+                }
+
+                Assert.That((TcpFrameType)answer[0], Is.EqualTo(TcpFrameType.HelloAccepted));
+                return new RawPeer(socket);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Writes <paramref name="bytes"/> in one send.</summary>
+        public async Task SendAsync(byte[] bytes) => await _socket.SendAsync(bytes, SocketFlags.None);
+
+        /// <summary>Reads exactly <paramref name="count"/> bytes; null when the node closed the connection first.</summary>
+        public async Task<byte[]?> ReceiveAsync(int count)
+        {
+            var bytes = new byte[count];
+            int read = 0;
+            while (read < count)
+            {
+                int n;
+                try
+                {
+                    n = await _socket.ReceiveAsync(bytes.AsMemory(read), SocketFlags.None).AsTask().WaitAsync(Waits.Limit);
+                }
+                catch (SocketException)
+                {
+                    return null; // reset by the node
+                }
+
+                if (n == 0)
+                {
+                    return null;
+                }
+
+                read += n;
+            }
+
+            return bytes;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _socket.Dispose();
+            return ValueTask.CompletedTask;
         }
     }
 
