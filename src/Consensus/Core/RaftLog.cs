@@ -275,27 +275,32 @@ internal sealed class RaftLog
             }
         }
 
-        var unstable = Unstable.Slice(Math.Max(low, unstableOffset), high);
         if (stored.IsEmpty)
         {
-            entries = EntrySizes.Limit(unstable, maxSizeBytes);
+            entries = Unstable.Slice(Math.Max(low, unstableOffset), high, maxSizeBytes);
             return true;
         }
 
         // Both parts: concatenate, respecting the size limit over the whole (the stored part
         // already holds at least one entry, so taking nothing more is fine).
         var size = EntrySizes.Encoded(stored.Span);
-        var unstableSpan = unstable.Span;
         var take = 0;
-        while (take < unstableSpan.Length)
+        ReadOnlyMemory<Entry> unstable = default;
+        if (size < maxSizeBytes)
         {
-            size += (ulong)unstableSpan[take].EncodedSizeBytes;
-            if (size > maxSizeBytes)
+            // At least one entry, even if it alone is over the budget: dropped below.
+            unstable = Unstable.Slice(unstableOffset, high, maxSizeBytes - size);
+            take = unstable.Length;
+            if (take == 1 && size + (ulong)unstable.Span[0].EncodedSizeBytes > maxSizeBytes)
             {
-                break;
+                take = 0;
             }
+        }
 
-            take++;
+        if (take == 0)
+        {
+            entries = stored;
+            return true;
         }
 
         var combined = new Entry[stored.Length + take];
