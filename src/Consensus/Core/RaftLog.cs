@@ -257,7 +257,11 @@ internal sealed class RaftLog
             var storedHigh = Math.Min(high, unstableOffset);
             try
             {
-                stored = _storage.Entries(low, storedHigh, maxSizeBytes);
+                // Entries just marked stable are still at hand in the unstable log's chunks (they
+                // are what the storage holds at those indexes): no copy out of the storage.
+                stored = Unstable.TryStableSlice(low, storedHigh, out var held)
+                    ? EntrySizes.Limit(held, maxSizeBytes)
+                    : _storage.Entries(low, storedHigh, maxSizeBytes);
             }
             catch (LogCompactedException)
             {
@@ -349,6 +353,7 @@ internal sealed class RaftLog
         }
 
         Applying = index;
+        Unstable.ReleaseStableTo(index);
     }
 
     public void CommitTo(ulong index)
@@ -379,6 +384,7 @@ internal sealed class RaftLog
 
         Applied = index;
         Applying = Math.Max(Applying, index);
+        Unstable.ReleaseStableTo(Applying);
     }
 
     /// <summary>

@@ -43,7 +43,18 @@ internal sealed class UnstableLog
     /// </summary>
     internal const int MaxChunkEntries = 2048;
 
+    /// <summary>The most stable entries kept for applying (a follower that learns of commits late drops the oldest).</summary>
+    internal const int MaxStableEntries = 2 * MaxChunkEntries;
+
     private readonly List<Run> _runs = [];
+
+    // Entries marked stable but not handed out for applying yet, [StableOffset, Offset): the
+    // committed entries of the next Readies, served from their chunks instead of copied out of the
+    // storage (on every node an entry is stable before it is known committed: the leader counts
+    // its own write only once persisted). Released once handed out, and never more than
+    // MaxStableEntries.
+    private readonly List<Run> _stableRuns = [];
+    private int _stableCount;
 
     // The chunk appends go to (the last run's, or one whose runs are all stable by now) and how
     // many of its slots were ever written: the slots from there on were never handed out.
@@ -171,6 +182,50 @@ internal sealed class UnstableLog
         OffsetInProgress = Math.Max(OffsetInProgress, Offset);
     }
 
+    /// <summary>The first index of the stable entries still held for applying (<see cref="Offset"/> if none).</summary>
+    public ulong StableOffset => Offset - (ulong)_stableCount;
+
+    /// <summary>
+    /// Entries in <c>[low, high)</c> from those marked stable and not handed out for applying, if
+    /// they are all held there and lie in one chunk (no copy); else false (read them from the storage).
+    /// </summary>
+    public bool TryStableSlice(ulong low, ulong high, out ReadOnlyMemory<Entry> entries)
+    {
+        entries = default;
+        if (low >= high || low < StableOffset || high > Offset)
+        {
+            return false;
+        }
+
+        var skip = low - StableOffset;
+        foreach (var run in _stableRuns)
+        {
+            if (skip < (ulong)run.Count)
+            {
+                if (skip + (high - low) > (ulong)run.Count)
+                {
+                    return false;
+                }
+
+                entries = new ReadOnlyMemory<Entry>(run.Chunk, run.Start + (int)skip, (int)(high - low));
+                return true;
+            }
+
+            skip -= (ulong)run.Count;
+        }
+
+        throw new InvariantViolationException($"Stable index {low} not found in runs holding {_stableCount} entries from {StableOffset}.");
+    }
+
+    /// <summary>Entries up to <paramref name="index"/> were handed out for applying: stable ones are no longer held.</summary>
+    public void ReleaseStableTo(ulong index)
+    {
+        if (index >= StableOffset)
+        {
+            DropStable((int)Math.Min((ulong)_stableCount, index + 1 - StableOffset));
+        }
+    }
+
     public void StableSnapshotTo(ulong index)
     {
         if (Snapshot is { } s && s.Index == index)
@@ -184,6 +239,8 @@ internal sealed class UnstableLog
         // The runs' chunks stay with whatever slices were handed out; appends go on in the tail's
         // unwritten slots.
         _runs.Clear();
+        _stableRuns.Clear();
+        _stableCount = 0;
         Count = 0;
         Offset = snapshot.Index + 1;
         OffsetInProgress = Offset;
@@ -201,9 +258,11 @@ internal sealed class UnstableLog
         }
         else if (from <= Offset)
         {
-            // Everything unstable is replaced (the caller checked these indexes are not committed).
+            // Everything unstable is replaced (the caller checked these indexes are not committed),
+            // and so are the stable entries held from `from` on.
             _runs.Clear();
             Count = 0;
+            KeepStableBelow(from);
             Offset = from;
         }
         else if (from < end)
@@ -366,11 +425,13 @@ internal sealed class UnstableLog
             var run = _runs[drop];
             if (run.Count <= n)
             {
+                AddStable(run);
                 n -= run.Count;
                 drop++;
             }
             else
             {
+                AddStable(run with { Count = n });
                 _runs[drop] = new Run(run.Chunk, run.Start + n, run.Count - n);
                 n = 0;
             }
@@ -378,6 +439,68 @@ internal sealed class UnstableLog
 
         _runs.RemoveRange(0, drop);
         CheckCount();
+        if (_stableCount > MaxStableEntries)
+        {
+            DropStable(_stableCount - MaxStableEntries);
+        }
+    }
+
+    // Appends a run that just became stable to the window (it follows the window's last entry).
+    private void AddStable(Run run)
+    {
+        if (_stableRuns.Count > 0 && ReferenceEquals(_stableRuns[^1].Chunk, run.Chunk) && _stableRuns[^1].Start + _stableRuns[^1].Count == run.Start)
+        {
+            _stableRuns[^1] = _stableRuns[^1] with { Count = _stableRuns[^1].Count + run.Count };
+        }
+        else
+        {
+            _stableRuns.Add(run);
+        }
+
+        _stableCount += run.Count;
+    }
+
+    private void DropStable(int n)
+    {
+        _stableCount -= n;
+        var drop = 0;
+        while (n > 0)
+        {
+            var run = _stableRuns[drop];
+            if (run.Count <= n)
+            {
+                n -= run.Count;
+                drop++;
+            }
+            else
+            {
+                _stableRuns[drop] = new Run(run.Chunk, run.Start + n, run.Count - n);
+                n = 0;
+            }
+        }
+
+        _stableRuns.RemoveRange(0, drop);
+    }
+
+    // Keeps the stable entries below `index` (which is at most Offset): those from it on are being replaced.
+    private void KeepStableBelow(ulong index)
+    {
+        var remove = (int)(Offset - Math.Max(index, StableOffset));
+        _stableCount -= remove;
+        while (remove > 0)
+        {
+            var last = _stableRuns[^1];
+            if (last.Count <= remove)
+            {
+                remove -= last.Count;
+                _stableRuns.RemoveAt(_stableRuns.Count - 1);
+            }
+            else
+            {
+                _stableRuns[^1] = last with { Count = last.Count - remove };
+                remove = 0;
+            }
+        }
     }
 
     private void KeepFirst(int keep)
@@ -418,6 +541,17 @@ internal sealed class UnstableLog
         if (sum != Count)
         {
             throw new InvariantViolationException($"The unstable log's runs hold {sum} entries, not {Count}.");
+        }
+
+        sum = 0;
+        foreach (var run in _stableRuns)
+        {
+            sum += run.Count;
+        }
+
+        if (sum != _stableCount)
+        {
+            throw new InvariantViolationException($"The stable runs hold {sum} entries, not {_stableCount}.");
         }
     }
 

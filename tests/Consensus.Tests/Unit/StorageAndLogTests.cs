@@ -179,6 +179,30 @@ public class UnstableLogTests
     }
 
     [Test]
+    public void StableEntriesAreHeldUntilHandedOutForApplying()
+    {
+        var log = new UnstableLog(1);
+        log.TruncateAndAppend(Enumerable.Range(1, 300).Select(i => E(1, (ulong)i)).ToArray());
+        var written = log.Entries;
+        log.StableTo(300, 1);
+
+        Assert.That(log.TryStableSlice(101, 201, out var held), Is.True);
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(held, out var a) && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(written, out var b) && ReferenceEquals(a.Array, b.Array),
+            Is.True, "served from the chunk they were written to");
+        Assert.That(Positions(held.ToArray()), Is.EqualTo(Enumerable.Range(101, 100).Select(i => (1UL, (ulong)i)).ToArray()));
+
+        log.ReleaseStableTo(150);
+        Assert.That(log.TryStableSlice(101, 201, out _), Is.False, "released: read from the storage");
+        Assert.That(log.TryStableSlice(151, 201, out _), Is.True);
+
+        // A new leader's entries replace stable ones from 251 on: those are no longer held.
+        log.TruncateAndAppend([E(2, 251)]);
+        Assert.That(log.TryStableSlice(151, 251, out _), Is.True);
+        Assert.That(log.TryStableSlice(151, 252, out _), Is.False);
+        Assert.That((log.StableOffset, log.Offset), Is.EqualTo((151UL, 251UL)));
+    }
+
+    [Test]
     public void ASizeLimitedSliceOverChunksStopsAtTheLimit()
     {
         var log = new UnstableLog(1);
@@ -199,6 +223,7 @@ public class UnstableLogTests
         var random = new Random(seed);
         var log = new UnstableLog(1);
         var model = new List<Entry>();
+        var stableModel = new List<Entry>();
         ulong offset = 1;
         ulong term = 1;
         var handedOut = new List<(ReadOnlyMemory<Entry> Slice, Entry[] Expected)>();
@@ -209,7 +234,9 @@ public class UnstableLogTests
             {
                 // Append after the end or truncate: from anywhere in [offset, end].
                 var end = offset + (ulong)model.Count;
-                var from = model.Count == 0 || random.Next(3) != 0 ? end : offset + (ulong)random.Next(model.Count + 1);
+                // Sometimes below the unstable entries (a new leader replacing stable ones).
+                var lowest = Math.Max(1, (long)offset - stableModel.Count - 3);
+                var from = random.Next(3) != 0 ? end : (ulong)(lowest + random.NextInt64((long)end - lowest + 1));
                 if (from < end)
                 {
                     term++;
@@ -218,6 +245,14 @@ public class UnstableLogTests
                 var n = random.Next(5) == 0 ? random.Next(1, 3000) : random.Next(1, 300);
                 var entries = Enumerable.Range(0, n).Select(i => E(term, from + (ulong)i, $"{step}:{i}")).ToArray();
                 log.TruncateAndAppend(entries);
+                if (from < offset)
+                {
+                    var keep = Math.Max(0, stableModel.Count - (int)(offset - from));
+                    stableModel.RemoveRange(keep, stableModel.Count - keep);
+                    model.Clear();
+                    offset = from;
+                }
+
                 model.RemoveRange((int)(from - offset), model.Count - (int)(from - offset));
                 model.AddRange(entries);
             }
@@ -225,8 +260,20 @@ public class UnstableLogTests
             {
                 var upTo = random.Next(model.Count);
                 log.StableTo(model[upTo].Index, model[upTo].Term);
+                stableModel.AddRange(model.GetRange(0, upTo + 1));
                 model.RemoveRange(0, upTo + 1);
                 offset += (ulong)upTo + 1;
+                if (stableModel.Count > UnstableLog.MaxStableEntries)
+                {
+                    stableModel.RemoveRange(0, stableModel.Count - UnstableLog.MaxStableEntries);
+                }
+            }
+            else if (choice < 8 && stableModel.Count > 0)
+            {
+                // Entries handed out for applying: the stable ones up to there are released.
+                var upTo = random.Next(stableModel.Count);
+                log.ReleaseStableTo(stableModel[upTo].Index);
+                stableModel.RemoveRange(0, upTo + 1);
             }
             else if (model.Count > 0)
             {
@@ -236,7 +283,19 @@ public class UnstableLogTests
                 handedOut.Add((slice, model.GetRange(low, high - low).ToArray()));
             }
 
-            Assert.That((log.Offset, log.Count), Is.EqualTo((offset, model.Count)), $"step {step}, seed {seed}");
+            Assert.That((log.Offset, log.Count, log.StableOffset), Is.EqualTo((offset, model.Count, offset - (ulong)stableModel.Count)), $"step {step}, seed {seed}");
+            if (stableModel.Count > 0)
+            {
+                var low = random.Next(stableModel.Count);
+                var high = random.Next(low + 1, stableModel.Count + 1);
+                var stableOffset = offset - (ulong)stableModel.Count;
+                if (log.TryStableSlice(stableOffset + (ulong)low, stableOffset + (ulong)high, out var held))
+                {
+                    Assert.That(held.ToArray(), Is.EqualTo(stableModel.GetRange(low, high - low).ToArray()), $"stable slice, step {step}, seed {seed}");
+                    handedOut.Add((held, stableModel.GetRange(low, high - low).ToArray()));
+                }
+            }
+
             Assert.That(log.LongestChunkLength, Is.LessThan(2125), $"step {step}, seed {seed}");
         }
 
