@@ -12,7 +12,10 @@ namespace EmbeddedRaft.Consensus.Core;
 /// Invariant: the entries are the runs in order, run <c>k</c> holding the indexes after those of
 /// runs <c>0..k-1</c>, starting at <see cref="Offset"/>; <see cref="Count"/> is the sum of the runs'
 /// counts and no run is empty; if a snapshot is pending, <c>Offset == snapshot.Index + 1</c> or later;
-/// <c>Offset &lt;= OffsetInProgress &lt;= Offset + Count</c>.
+/// <c>Offset &lt;= OffsetInProgress &lt;= Offset + Count</c>. The stable runs hold the entries
+/// <c>[StableOffset, Offset)</c> (at most <see cref="MaxStableEntries"/>), each the entry the storage
+/// holds at its index: every write to the storage comes from here, and a replacement below
+/// <see cref="Offset"/> cuts them first.
 /// </para>
 /// <para>
 /// Storage: fixed-size chunks (arrays of <see cref="ChunkEntries"/> entries, at most
