@@ -9,8 +9,9 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// process: collections by generation, kind (blocking, background, foreground) and reason; the
 /// execution-engine pauses (suspend begin to restart end: total, longest, how many over 2 and 5 ms);
 /// the bytes each collection promoted (gen0 → gen1, gen1 → gen2, survived in gen2 and the large-object
-/// heap); and the large-object heap's allocations by type (the runtime's <c>AllocationTick</c>, about
-/// one event per 100 KB, so a sampling estimate). Switched on by <c>CLUSTER_LOAD_GC=1</c>; each
+/// heap); and the allocations by type on the large-object heap and on the small-object heap (the
+/// runtime's <c>AllocationTick</c>, about one event per 100 KB, so a sampling estimate; the type named
+/// is the one whose allocation crossed the 100 KB mark). Switched on by <c>CLUSTER_LOAD_GC=1</c>; each
 /// measured row of <c>cluster-load</c> then prints one comment line. A diagnostic (the listener
 /// costs some CPU per collection and per 100 KB allocated), not for A/B figures.
 /// </summary>
@@ -34,6 +35,7 @@ internal sealed class GcProbe : EventListener
 
     private readonly ConcurrentDictionary<string, long> _collections = new();
     private readonly ConcurrentDictionary<string, long> _largeByType = new();
+    private readonly ConcurrentDictionary<string, long> _smallByType = new();
     private readonly Lock _lock = new();
     private readonly List<double> _pausesMs = [];
     private DateTime _suspendedAt;
@@ -57,6 +59,7 @@ internal sealed class GcProbe : EventListener
         {
             _collections.Clear();
             _largeByType.Clear();
+            _smallByType.Clear();
             _pausesMs.Clear();
             _promoted0 = _promoted1 = _survived2 = _survivedLoh = 0;
         }
@@ -76,11 +79,14 @@ internal sealed class GcProbe : EventListener
             var collections = string.Join(", ", _collections.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}"));
             var large = string.Join(", ", _largeByType.OrderByDescending(p => p.Value).Take(6)
                 .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value / ops:F1}")));
+            var small = string.Join(", ", _smallByType.OrderByDescending(p => p.Value).Take(12)
+                .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value / ops:F0}")));
             return string.Create(
                 CultureInfo.InvariantCulture,
                 $"GC: {collections}; pauses {sorted.Length}, total {sorted.Sum():F0} ms, p50 {Pct(0.5)} ms, p90 {Pct(0.9)} ms, max {(sorted.Length == 0 ? 0 : sorted[^1]):F2} ms, over 2 ms {sorted.Count(p => p > 2)}, over 5 ms {sorted.Count(p => p > 5)}; "
                 + $"promoted B per op: gen0→1 {_promoted0 / ops:F0}, gen1→2 {_promoted1 / ops:F0}, gen2 survived {_survived2 / ops:F0}, LOH survived {_survivedLoh / ops:F0}; "
-                + $"LOH allocated B per op by type (sampled): {(large.Length == 0 ? "none" : large)}");
+                + $"LOH allocated B per op by type (sampled): {(large.Length == 0 ? "none" : large)}; "
+                + $"small-object heap allocated B per op by type (sampled, every process thread): {(small.Length == 0 ? "none" : small)}");
         }
     }
 
@@ -141,15 +147,16 @@ internal sealed class GcProbe : EventListener
                 break;
             case AllocationTickId:
             {
-                // AllocationKind 1: the large-object heap.
-                if (Get<uint>(eventData, "AllocationKind") != 1)
+                // AllocationKind 0: the small-object heap, 1: the large-object heap (2: pinned).
+                uint kind = Get<uint>(eventData, "AllocationKind");
+                if (kind > 1)
                 {
                     return;
                 }
 
                 long amount = (long)Get<ulong>(eventData, "AllocationAmount64");
                 string type = eventData.PayloadNames?.IndexOf("TypeName") is int i and >= 0 ? payload[i] as string ?? "?" : "?";
-                _largeByType.AddOrUpdate(type, amount, (_, sum) => sum + amount);
+                (kind == 1 ? _largeByType : _smallByType).AddOrUpdate(type, amount, (_, sum) => sum + amount);
                 break;
             }
         }

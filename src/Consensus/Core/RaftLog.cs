@@ -257,7 +257,11 @@ internal sealed class RaftLog
             var storedHigh = Math.Min(high, unstableOffset);
             try
             {
-                stored = _storage.Entries(low, storedHigh, maxSizeBytes);
+                // Entries just marked stable are still at hand in the unstable log's chunks (they
+                // are what the storage holds at those indexes): no copy out of the storage.
+                stored = Unstable.TryStableSlice(low, storedHigh, out var held)
+                    ? EntrySizes.Limit(held, maxSizeBytes)
+                    : _storage.Entries(low, storedHigh, maxSizeBytes);
             }
             catch (LogCompactedException)
             {
@@ -275,27 +279,32 @@ internal sealed class RaftLog
             }
         }
 
-        var unstable = Unstable.Slice(Math.Max(low, unstableOffset), high);
         if (stored.IsEmpty)
         {
-            entries = EntrySizes.Limit(unstable, maxSizeBytes);
+            entries = Unstable.Slice(Math.Max(low, unstableOffset), high, maxSizeBytes);
             return true;
         }
 
         // Both parts: concatenate, respecting the size limit over the whole (the stored part
         // already holds at least one entry, so taking nothing more is fine).
         var size = EntrySizes.Encoded(stored.Span);
-        var unstableSpan = unstable.Span;
         var take = 0;
-        while (take < unstableSpan.Length)
+        ReadOnlyMemory<Entry> unstable = default;
+        if (size < maxSizeBytes)
         {
-            size += (ulong)unstableSpan[take].EncodedSizeBytes;
-            if (size > maxSizeBytes)
+            // At least one entry, even if it alone is over the budget: dropped below.
+            unstable = Unstable.Slice(unstableOffset, high, maxSizeBytes - size);
+            take = unstable.Length;
+            if (take == 1 && size + (ulong)unstable.Span[0].EncodedSizeBytes > maxSizeBytes)
             {
-                break;
+                take = 0;
             }
+        }
 
-            take++;
+        if (take == 0)
+        {
+            entries = stored;
+            return true;
         }
 
         var combined = new Entry[stored.Length + take];
@@ -344,6 +353,7 @@ internal sealed class RaftLog
         }
 
         Applying = index;
+        Unstable.ReleaseStableTo(index);
     }
 
     public void CommitTo(ulong index)
@@ -374,6 +384,7 @@ internal sealed class RaftLog
 
         Applied = index;
         Applying = Math.Max(Applying, index);
+        Unstable.ReleaseStableTo(Applying);
     }
 
     /// <summary>

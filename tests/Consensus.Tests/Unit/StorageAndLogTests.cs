@@ -129,17 +129,20 @@ public class UnstableLogTests
     }
 
     [Test]
-    public void ABurstLeavesNoLargeBufferBehindOnceItIsStable()
+    public void NoChunkEverReachesTheLargeObjectHeap()
     {
-        // A buffer is written once and keeps every entry's data it ever held alive; one kept at a
-        // burst's size would sit on the large-object heap (85,000 bytes: 2,125 entries of 40 bytes)
-        // until a gen2 collection, and take every command written to it there.
+        // A chunk is written once and keeps every entry's data it ever held alive; one on the
+        // large-object heap (85,000 bytes: 2,125 entries of 40 bytes) would live until a gen2
+        // collection and take every command written to it there (session 14, 1,024 in flight).
         var log = new UnstableLog(1);
         ulong next = 1;
         log.TruncateAndAppend(Enumerable.Range(0, 5000).Select(i => E(1, next + (ulong)i)).ToArray());
         next += 5000;
+        var burst = log.Entries;
+        Assert.That(log.LongestChunkLength, Is.LessThanOrEqualTo(UnstableLog.MaxChunkEntries).And.LessThan(2125), "a burst is spread over chunks");
+        Assert.That(log.RunCount, Is.GreaterThan(1));
+        Assert.That(Positions(burst.ToArray()), Is.EqualTo(Enumerable.Range(1, 5000).Select(i => (1UL, (ulong)i)).ToArray()), "a slice over chunks is one copy in order");
         log.StableTo(next - 1, 1);
-        Assert.That(log.BufferLength, Is.GreaterThanOrEqualTo(5000), "the burst itself needs a large buffer");
 
         var handedOut = new List<(ReadOnlyMemory<Entry> Slice, ulong First)>();
         for (var round = 0; round < 200; round++)
@@ -148,13 +151,163 @@ public class UnstableLogTests
             handedOut.Add((log.Entries, next));
             next += 100;
             log.StableTo(next - 1, 1);
+            Assert.That(log.LongestChunkLength, Is.LessThan(2125));
         }
 
-        Assert.That(log.BufferLength, Is.LessThan(2125), "steady appends of 100 entries after the burst");
         foreach (var (slice, first) in handedOut)
         {
             Assert.That(slice.Span[0].Index, Is.EqualTo(first), "a slice handed out never changes");
             Assert.That(slice.Span[^1].Index, Is.EqualTo(first + 99));
+        }
+    }
+
+    [Test]
+    public void AnAppendThatFitsInOneChunkIsHandedOutWithoutACopy()
+    {
+        var log = new UnstableLog(1);
+        log.TruncateAndAppend(Enumerable.Range(1, 1000).Select(i => E(1, (ulong)i)).ToArray());
+        log.AcceptInProgress();
+
+        // 1,000 + 100 do not fit in one 1,024-entry chunk: the second append starts a chunk of its own.
+        log.TruncateAndAppend(Enumerable.Range(1001, 100).Select(i => E(1, (ulong)i)).ToArray());
+        var ready = log.EntriesNotInProgress;
+        var whole = log.Slice(1001, 1101);
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(ready, out var a) && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(whole, out var b) && ReferenceEquals(a.Array, b.Array),
+            Is.True, "both slices are views of the same chunk");
+        Assert.That(Positions(ready.ToArray()), Is.EqualTo(Enumerable.Range(1001, 100).Select(i => (1UL, (ulong)i)).ToArray()));
+        Assert.That(log.RunCount, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void StableEntriesAreHeldUntilHandedOutForApplying()
+    {
+        var log = new UnstableLog(1);
+        log.TruncateAndAppend(Enumerable.Range(1, 300).Select(i => E(1, (ulong)i)).ToArray());
+        var written = log.Entries;
+        log.StableTo(300, 1);
+
+        Assert.That(log.TryStableSlice(101, 201, out var held), Is.True);
+        Assert.That(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(held, out var a) && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(written, out var b) && ReferenceEquals(a.Array, b.Array),
+            Is.True, "served from the chunk they were written to");
+        Assert.That(Positions(held.ToArray()), Is.EqualTo(Enumerable.Range(101, 100).Select(i => (1UL, (ulong)i)).ToArray()));
+
+        log.ReleaseStableTo(150);
+        Assert.That(log.TryStableSlice(101, 201, out _), Is.False, "released: read from the storage");
+        Assert.That(log.TryStableSlice(151, 201, out _), Is.True);
+
+        // A new leader's entries replace stable ones from 251 on: those are no longer held.
+        log.TruncateAndAppend([E(2, 251)]);
+        Assert.That(log.TryStableSlice(151, 251, out _), Is.True);
+        Assert.That(log.TryStableSlice(151, 252, out _), Is.False);
+        Assert.That((log.StableOffset, log.Offset), Is.EqualTo((151UL, 251UL)));
+    }
+
+    [Test]
+    public void ASizeLimitedSliceOverChunksStopsAtTheLimit()
+    {
+        var log = new UnstableLog(1);
+        log.TruncateAndAppend(Enumerable.Range(1, 1000).Select(i => E(1, (ulong)i, "0123456789")).ToArray());
+        log.TruncateAndAppend(Enumerable.Range(1001, 1000).Select(i => E(1, (ulong)i, "0123456789")).ToArray());
+        var size = (ulong)E(1, 1000, "0123456789").EncodedSizeBytes;
+
+        Assert.That(Positions(log.Slice(995, 2001, size * 10).ToArray()), Is.EqualTo(Enumerable.Range(995, 10).Select(i => (1UL, (ulong)i)).ToArray()));
+        Assert.That(Positions(log.Slice(995, 2001, size * 3).ToArray()), Is.EqualTo(Enumerable.Range(995, 3).Select(i => (1UL, (ulong)i)).ToArray()));
+        Assert.That(log.Slice(1000, 2001, 1).Length, Is.EqualTo(1), "at least one entry");
+    }
+
+    [Test]
+    public void RandomAppendsTruncationsAndStableMarksMatchAListAndNeverChangeAHandedOutSlice()
+    {
+        var seed = TestContext.CurrentContext.Random.Next();
+        TestContext.Out.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var log = new UnstableLog(1);
+        var model = new List<Entry>();
+        var stableModel = new List<Entry>();
+        ulong offset = 1;
+        ulong term = 1;
+        var handedOut = new List<(ReadOnlyMemory<Entry> Slice, Entry[] Expected)>();
+        for (var step = 0; step < 3000; step++)
+        {
+            var choice = random.Next(10);
+            if (choice < 5)
+            {
+                // Append after the end or truncate: from anywhere in [offset, end].
+                var end = offset + (ulong)model.Count;
+                // Sometimes below the unstable entries (a new leader replacing stable ones).
+                var lowest = Math.Max(1, (long)offset - stableModel.Count - 3);
+                var from = random.Next(3) != 0 ? end : (ulong)(lowest + random.NextInt64((long)end - lowest + 1));
+                if (from < end)
+                {
+                    term++;
+                }
+
+                var n = random.Next(5) == 0 ? random.Next(1, 3000) : random.Next(1, 300);
+                var entries = Enumerable.Range(0, n).Select(i => E(term, from + (ulong)i, $"{step}:{i}")).ToArray();
+                log.TruncateAndAppend(entries);
+                if (from < offset)
+                {
+                    var keep = Math.Max(0, stableModel.Count - (int)(offset - from));
+                    stableModel.RemoveRange(keep, stableModel.Count - keep);
+                    model.Clear();
+                    offset = from;
+                }
+
+                model.RemoveRange((int)(from - offset), model.Count - (int)(from - offset));
+                model.AddRange(entries);
+            }
+            else if (choice < 7 && model.Count > 0)
+            {
+                var upTo = random.Next(model.Count);
+                log.StableTo(model[upTo].Index, model[upTo].Term);
+                stableModel.AddRange(model.GetRange(0, upTo + 1));
+                model.RemoveRange(0, upTo + 1);
+                offset += (ulong)upTo + 1;
+                if (stableModel.Count > UnstableLog.MaxStableEntries)
+                {
+                    stableModel.RemoveRange(0, stableModel.Count - UnstableLog.MaxStableEntries);
+                }
+            }
+            else if (choice < 8 && stableModel.Count > 0)
+            {
+                // Entries handed out for applying: the stable ones up to there are released.
+                var upTo = random.Next(stableModel.Count);
+                log.ReleaseStableTo(stableModel[upTo].Index);
+                stableModel.RemoveRange(0, upTo + 1);
+            }
+            else if (model.Count > 0)
+            {
+                var low = random.Next(model.Count);
+                var high = random.Next(low, model.Count + 1);
+                var slice = log.Slice(offset + (ulong)low, offset + (ulong)high);
+                handedOut.Add((slice, model.GetRange(low, high - low).ToArray()));
+            }
+
+            Assert.That((log.Offset, log.Count, log.StableOffset), Is.EqualTo((offset, model.Count, offset - (ulong)stableModel.Count)), $"step {step}, seed {seed}");
+            if (stableModel.Count > 0)
+            {
+                var low = random.Next(stableModel.Count);
+                var high = random.Next(low + 1, stableModel.Count + 1);
+                var stableOffset = offset - (ulong)stableModel.Count;
+                if (log.TryStableSlice(stableOffset + (ulong)low, stableOffset + (ulong)high, out var held))
+                {
+                    Assert.That(held.ToArray(), Is.EqualTo(stableModel.GetRange(low, high - low).ToArray()), $"stable slice, step {step}, seed {seed}");
+                    handedOut.Add((held, stableModel.GetRange(low, high - low).ToArray()));
+                }
+            }
+
+            Assert.That(log.LongestChunkLength, Is.LessThan(2125), $"step {step}, seed {seed}");
+        }
+
+        Assert.That(log.Entries.ToArray(), Is.EqualTo(model.ToArray()), $"seed {seed}");
+        for (ulong i = offset; i < offset + (ulong)model.Count; i++)
+        {
+            Assert.That(log.TryGetTerm(i, out var t) && t == model[(int)(i - offset)].Term, Is.True, $"term of {i}, seed {seed}");
+        }
+
+        foreach (var (slice, expected) in handedOut)
+        {
+            Assert.That(slice.ToArray(), Is.EqualTo(expected), $"a handed-out slice changed, seed {seed}");
         }
     }
 }
