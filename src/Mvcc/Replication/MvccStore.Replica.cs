@@ -38,22 +38,31 @@ public sealed partial class MvccStore
     }
 
     /// <summary>
-    /// Applies a put that does not ask for its previous key-value (as <see cref="PutAsync"/>) and
-    /// answers with only the revision it created: the replicated apply path's put, where every
-    /// member applies every put but at most one member has a caller to build a response for.
+    /// The checks a plain put passes before it is queued (as <see cref="PutAsync"/>'s),
+    /// for a put that joins a <see cref="Replication.ReplicatedPutRun"/>: a refusal is thrown here
+    /// and the put is not queued.
     /// </summary>
-    /// <exception cref="InvariantViolationException"><paramref name="request"/> asks for its previous key-value.</exception>
-    /// <exception cref="MvccException">As <see cref="PutAsync"/> (refused before queueing, or as the task's exception).</exception>
-    internal ValueTask<long> PutAnsweredByRevisionAsync(PutRequest request, ulong consistentIndex)
+    /// <exception cref="MvccException">As <see cref="PutAsync"/>'s refusals before queueing.</exception>
+    internal void CheckPutForRun(PutRequest request)
     {
         if (request.PrevKv)
         {
-            throw new InvariantViolationException("MVCC store: a put that asks for its previous key-value cannot be answered by its revision alone.");
+            throw new InvariantViolationException("MVCC store: a put that asks for its previous key-value cannot join a put run.");
         }
 
         RequestValidator.CheckPut(request);
         CheckSize(RequestSize.OfPut(request));
-        return Submit<long>(_ops.Rent(WriteOpKind.Put, request, consistentIndex), CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Queues a run of plain puts (<see cref="CheckPutForRun"/> passed each) as one writer request;
+    /// completes once the writer has applied (or refused) every put of it, in order, each under its
+    /// own entry's index: the run's results then hold each put's revision or refusal.
+    /// </summary>
+    internal ValueTask<object?> ApplyPutRunAsync(Replication.ReplicatedPutRun run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        return Submit<object?>(new WriteOp(WriteOpKind.PutRun, run, 0), CancellationToken.None);
     }
 
     /// <summary>

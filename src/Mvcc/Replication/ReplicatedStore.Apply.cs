@@ -28,11 +28,19 @@ public sealed partial class ReplicatedStore
     // next batch (RaftNode's applier awaits each apply before it starts the next).
     private readonly List<object?> _results = [];
 
+    // Put runs, reused from batch to batch (apply pipeline only): the first _runsInUse hold this
+    // batch's runs, in log order, with their writer requests.
+    private readonly List<ReplicatedPutRun> _runs = [];
+    private readonly List<ValueTask<object?>> _runRequests = [];
+    private int _runsInUse;
+
     /// <summary>
     /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): queues every
     /// command to the store's writer before waiting for any (so the writer takes them as one run,
     /// in one B+tree batch when they fit), then the batch's last index, and waits until the writer
-    /// has handled all of them: on return, reads on this member see the whole batch.
+    /// has handled all of them: on return, reads on this member see the whole batch. Consecutive
+    /// plain puts (the common command) go to the writer as one request each run
+    /// (<see cref="ReplicatedPutRun"/>) rather than one request each.
     /// </summary>
     /// <remarks>
     /// A refused command (an <see cref="MvccException"/> or <see cref="ArgumentException"/> from the
@@ -57,28 +65,67 @@ public sealed partial class ReplicatedStore
         var pending = _submitted;
         try
         {
+            ReplicatedPutRun? run = null;
 #pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
             for (int i = 0; i < commands.Count; i++)
             {
-                pending[i] = Submit(store, commands[i]);
+                if (TryTakePlainPut(store, commands[i], out var put, out var refusal))
+                {
+                    if (refusal is not null)
+                    {
+                        pending[i] = new SubmittedCommand(ValueTask.FromResult<object?>(refusal));
+                        continue;
+                    }
+
+                    run ??= StartRun();
+                    run.Add(put!, commands[i].Index);
+                    pending[i] = SubmittedCommand.InRun;
+                    continue;
+                }
+
+                // Queued in log order: a run ends before any other command.
+                QueueRun(store, ref run);
+                pending[i] = new SubmittedCommand(SubmitOther(store, commands[i]));
             }
+
+            QueueRun(store, ref run);
 #pragma warning restore CA2012
 
             // The writer handles requests in order: once this one is done, every command above is too.
             await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
             var results = _results;
             results.Clear();
+            int runIndex = -1;
+            int inRun = 0;
             for (int i = 0; i < commands.Count; i++)
             {
-                // A put the writer has answered (every one, normally: it answered the index above after
-                // it) is taken here, on this thread: no awaiter was registered on it, so its completion
-                // queued no continuation to the thread pool and no async box was allocated for it. Its
-                // result is the revision alone (boxed); only the proposing member's caller turns it into
-                // a response (PutAsync), the other members drop it.
-                var put = pending[i].PutRevision;
-                results.Add(pending[i].IsPutRevision && put.IsCompletedSuccessfully
-                    ? put.Result
-                    : await Settle(pending[i].IsPutRevision ? Box(put) : pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler));
+                if (pending[i].IsInRun)
+                {
+                    if (runIndex < 0 || inRun == _runs[runIndex].Count)
+                    {
+                        // The next run: done (the writer answered the index above after it), unless
+                        // the store failed, which its request then throws (fail-stop).
+                        runIndex++;
+                        inRun = 0;
+                        var request = _runRequests[runIndex];
+                        if (!request.IsCompletedSuccessfully)
+                        {
+                            await request.ConfigureAwait(ResumeOnScheduler);
+                        }
+                    }
+
+                    // The revision alone (boxed); only the proposing member's caller turns it into
+                    // a response (PutAsync), the other members drop it.
+                    results.Add(_runs[runIndex].Result(inRun++));
+                    continue;
+                }
+
+                results.Add(await Settle(pending[i].Other, commands[i].Index).ConfigureAwait(ResumeOnScheduler));
+            }
+
+            if (runIndex != _runsInUse - 1)
+            {
+                throw new InvariantViolationException($"Replicated store: the batch up to index {batch.LastIndex} queued {_runsInUse} put runs, {runIndex + 1} were answered.");
             }
 
             if (store.ConsistentIndex != batch.LastIndex)
@@ -91,45 +138,108 @@ public sealed partial class ReplicatedStore
         }
         finally
         {
-            // Nothing of this batch is kept past it (its ops go back to the store's pool when taken).
+            // Nothing of this batch is kept past it.
             Array.Clear(pending, 0, commands.Count);
+            ReleaseRuns();
         }
     }
 
-    /// <summary>Decodes one command and queues it to the store; a refusal found before queueing is the result.</summary>
-    private SubmittedCommand Submit(MvccStore store, CommittedCommand command)
+    /// <summary>
+    /// Whether <paramref name="command"/> is a put without PrevKv (decoded into <paramref name="put"/>,
+    /// its key and value slicing the command: its bytes are valid until this batch's apply
+    /// completes, which waits for the store to have applied it; the store copies what it keeps);
+    /// <paramref name="refusal"/> is set when the store refuses it before queueing.
+    /// </summary>
+    private static bool TryTakePlainPut(MvccStore store, CommittedCommand command, out PutRequest? put, out Exception? refusal)
     {
-        if (CommandCodec.KindOf(command.Data.Span) == CommandKind.Put)
+        put = null;
+        refusal = null;
+        if (CommandCodec.KindOf(command.Data.Span) != CommandKind.Put)
         {
-            PutRequest request;
-            try
-            {
-                // Key and value slice the command: its bytes are valid until this batch's apply
-                // completes, which waits for the store to have applied the put (the store copies
-                // what it keeps); an apply that fails before that stops the node.
-                request = CommandCodec.DecodePutWithoutCopying(command.Data);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new InvalidDataException($"Replicated store: the command at index {command.Index} ({CommandKind.Put}) does not decode: {e.Message}", e);
-            }
-
-            if (!request.PrevKv)
-            {
-                try
-                {
-                    // Answered by its revision: its own ValueTask is kept (not boxed into an async
-                    // method) for ApplyBatchAsync to take.
-                    return new SubmittedCommand(store.PutAnsweredByRevisionAsync(request, command.Index));
-                }
-                catch (Exception e) when (IsRefusal(e))
-                {
-                    return new SubmittedCommand(ValueTask.FromResult<object?>(e));
-                }
-            }
+            return false;
         }
 
-        return new SubmittedCommand(SubmitOther(store, command));
+        PutRequest request;
+        try
+        {
+            request = CommandCodec.DecodePutWithoutCopying(command.Data);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Replicated store: the command at index {command.Index} ({CommandKind.Put}) does not decode: {e.Message}", e);
+        }
+
+        if (request.PrevKv)
+        {
+            // Answered with a whole response (SubmitOther).
+            return false;
+        }
+
+        try
+        {
+            store.CheckPutForRun(request);
+            put = request;
+        }
+        catch (Exception e) when (IsRefusal(e))
+        {
+            refusal = e;
+        }
+
+        return true;
+    }
+
+    /// <summary>A cleared run for this batch (reused from an earlier one when there is one).</summary>
+    private ReplicatedPutRun StartRun()
+    {
+        if (_runsInUse == _runs.Count)
+        {
+            _runs.Add(new ReplicatedPutRun());
+        }
+
+        var run = _runs[_runsInUse++];
+        if (run.Count != 0)
+        {
+            throw new InvariantViolationException("Replicated store: a put run was reused before it was cleared.");
+        }
+
+        return run;
+    }
+
+    /// <summary>Queues the open run (if any) to the writer as one request, and closes it.</summary>
+    private void QueueRun(MvccStore store, ref ReplicatedPutRun? run)
+    {
+        if (run is null)
+        {
+            return;
+        }
+
+#pragma warning disable CA2012 // Awaited (or its result taken) once, in ApplyBatchAsync.
+        _runRequests.Add(store.ApplyPutRunAsync(run));
+#pragma warning restore CA2012
+        run = null;
+    }
+
+    /// <summary>
+    /// At the end of a batch: clears its runs for the next one. A run whose request has not
+    /// completed (the apply failed before waiting for it: the node stops) may still be read by the
+    /// writer, so it is dropped rather than cleared.
+    /// </summary>
+    private void ReleaseRuns()
+    {
+        for (int i = 0; i < _runsInUse; i++)
+        {
+            if (i < _runRequests.Count && !_runRequests[i].IsCompleted)
+            {
+                _runs[i] = new ReplicatedPutRun();
+                continue;
+            }
+
+            _runs[i].Clear();
+        }
+
+        // Their ops were made for one use (not pooled): nothing to return.
+        _runRequests.Clear();
+        _runsInUse = 0;
     }
 
     /// <summary>Decodes a command other than a put and queues it to the store; a refusal found before queueing is the result.</summary>
@@ -202,22 +312,19 @@ public sealed partial class ReplicatedStore
 
     private async ValueTask<object?> Box<T>(ValueTask<T> pending) => await pending.ConfigureAwait(ResumeOnScheduler);
 
-    /// <summary>A command queued to the store: a put's own ValueTask of its revision (the common case, taken without an async box), or any other command's result.</summary>
+    /// <summary>A command queued to the store: a plain put in one of the batch's runs (<see cref="InRun"/>), or any other command's result.</summary>
     private readonly struct SubmittedCommand
     {
-        public SubmittedCommand(ValueTask<long> putRevision)
-        {
-            PutRevision = putRevision;
-            IsPutRevision = true;
-        }
+        private SubmittedCommand(bool inRun) => IsInRun = inRun;
 
         public SubmittedCommand(ValueTask<object?> other) => Other = other;
 
-        public ValueTask<long> PutRevision { get; }
+        /// <summary>A plain put queued in the batch's current run: its result is the run's.</summary>
+        public static SubmittedCommand InRun => new(inRun: true);
 
         public ValueTask<object?> Other { get; }
 
-        public bool IsPutRevision { get; }
+        public bool IsInRun { get; }
     }
 
     /// <summary>Starts a background sync of the store's B+tree when enough was applied since the last one (one at a time).</summary>

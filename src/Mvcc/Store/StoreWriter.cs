@@ -576,6 +576,9 @@ internal sealed class StoreWriter
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);
                     break;
+                case WriteOpKind.PutRun:
+                    HandlePutRun(op, op.Request as Replication.ReplicatedPutRun ?? throw new InvariantViolationException("MVCC writer: a put run op without its run."));
+                    break;
                 case WriteOpKind.ConsistentIndexAtLeast:
                     // The end of an applied Raft batch whose last entry may already have moved the
                     // index there (a write), or not (a refused write, a configuration change).
@@ -635,6 +638,68 @@ internal sealed class StoreWriter
             _awaitingCommit.Add(op);
             Fault(e);
         }
+    }
+
+    /// <summary>
+    /// A run of plain puts from the replicated apply path (no-sync stores only): each applied as a
+    /// <see cref="WriteOpKind.Put"/> answered by its revision is (its entry's index checked and
+    /// recorded, watches told, the batch committed when full), its revision or refusal recorded in
+    /// the run; the op completes once all are. Anything but a refusal faults the store, as in
+    /// <see cref="Handle"/>.
+    /// </summary>
+    private void HandlePutRun(WriteOp op, Replication.ReplicatedPutRun run)
+    {
+        try
+        {
+            if (_synced)
+            {
+                throw new InvariantViolationException("MVCC writer: a put run is for a no-sync store under Raft (its puts are answered before any commit).");
+            }
+
+            for (int i = 0; i < run.Count; i++)
+            {
+                ulong index = run.IndexAt(i);
+                if (index <= _state.ConsistentIndex)
+                {
+                    throw new InvariantViolationException($"MVCC writer: the put at index {index} was applied out of order (the store has applied index {_state.ConsistentIndex}).");
+                }
+
+                EnsureBatch();
+                var transaction = _transaction!.Begin();
+                try
+                {
+                    run.Answer(i, transaction.PutAnsweredByRevision(run.RequestAt(i)));
+                }
+                catch (Exception e) when (e is MvccException or ArgumentException && !transaction.HasChanged)
+                {
+                    // A refusal: nothing was changed (its index is covered by the batch's last one).
+                    run.Refuse(i, e);
+                    continue;
+                }
+
+                NotifyWatches(transaction);
+                AdvanceConsistentIndex(index);
+                _batchWrites++;
+                if (_batchWrites >= _state.Options.BatchLimit)
+                {
+                    CommitBatch(CommitDurability.NoSync);
+                    if (_state.Failure is { } failure)
+                    {
+                        op.Fail(new StorageFaultedException(_state.Path, failure));
+                        return;
+                    }
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _awaitingCommit.Add(op);
+            Fault(e);
+            return;
+        }
+
+        op.Request = null;
+        op.Complete();
     }
 
     /// <summary>A write is answered when durable (synced) or now (no-sync); either way it counts towards the batch.</summary>

@@ -32,6 +32,9 @@ internal enum WriteOpKind
     // The replicated store (Replication/MvccStore.Replica.cs).
     ReplicaMeta,
     ConsistentIndexAtLeast,
+
+    /// <summary>Consecutive plain puts of a committed Raft batch, applied as one request (<see cref="Replication.ReplicatedPutRun"/>).</summary>
+    PutRun,
 }
 
 /// <summary>

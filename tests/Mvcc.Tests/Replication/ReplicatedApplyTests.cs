@@ -133,4 +133,83 @@ public sealed class ReplicatedApplyTests
         Assert.That(again.Header.MemberId, Is.EqualTo(members[0].MemberId), $"seed {seed}");
         Assert.That(again.Header.Revision, Is.EqualTo(revisions.Max() + 1), $"seed {seed}");
     }
+
+    /// <summary>
+    /// The apply path queues consecutive plain puts to the store's writer as one run, and ends the
+    /// run at any other command: puts, deletes and transactions on a few keys, proposed at once from
+    /// every member so that committed batches interleave them, must apply in log order. Each write's
+    /// revision is its place in that order, so every key's final state on every member is what the
+    /// write with the highest revision on it left.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public async Task PutsBetweenDeletesAndTxnsApplyInLogOrder(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
+        var random = new Random(seed);
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed);
+        var members = cluster.Members.Values.ToArray();
+
+        const int Writes = 300;
+        const int Keys = 6;
+        var keyOf = new int[Writes];
+        var kindOf = new int[Writes]; // 0 put, 1 delete, 2 txn (an unconditional put of its own value)
+        var writes = new Task<(long Revision, bool Changed)>[Writes];
+        for (int i = 0; i < Writes; i++)
+        {
+            keyOf[i] = random.Next(Keys);
+            int draw = random.Next(10);
+            kindOf[i] = draw < 7 ? 0 : draw < 9 ? 1 : 2;
+            var member = members[random.Next(members.Length)];
+            var key = Key($"o{keyOf[i]}");
+            var value = Key($"w{i}");
+            writes[i] = kindOf[i] switch
+            {
+                0 => Outcome(member.PutAsync(new PutRequest { Key = key, Value = value }), r => (r.Header.Revision, true)),
+                1 => Outcome(member.DeleteRangeAsync(new DeleteRangeRequest { Key = key }), r => (r.Header.Revision, r.Deleted > 0)),
+                _ => Outcome(member.TxnAsync(new TxnRequest { Success = [RequestOp.Put(new PutRequest { Key = key, Value = value })] }), r => (r.Header.Revision, true)),
+            };
+        }
+
+        // The last write that changed each key, by revision (a delete of an absent key changes
+        // nothing and makes no revision); every change has a revision of its own.
+        var last = new int?[Keys];
+        var lastRevision = new long[Keys];
+        var seen = new HashSet<long>();
+        for (int i = 0; i < Writes; i++)
+        {
+            var (revision, changed) = await writes[i].WaitAsync(Waits.Limit);
+            if (!changed)
+            {
+                continue;
+            }
+
+            Assert.That(seen.Add(revision), Is.True, $"write {i}: revision {revision} twice (seed {seed})");
+            if (revision > lastRevision[keyOf[i]])
+            {
+                last[keyOf[i]] = i;
+                lastRevision[keyOf[i]] = revision;
+            }
+        }
+
+        ulong applied = members.Max(m => m.Status.RaftAppliedIndex);
+        await cluster.WaitForAppliedAsync(applied);
+        foreach (var member in members)
+        {
+            for (int k = 0; k < Keys; k++)
+            {
+                var read = await member.RangeAsync(new RangeRequest { Key = Key($"o{k}") }, ReadConsistency.Serializable);
+                if (last[k] is not { } i || kindOf[i] == 1)
+                {
+                    Assert.That(read.Kvs, Is.Empty, $"member {member.MemberId}, key o{k}: last write {last[k]} (seed {seed})");
+                    continue;
+                }
+
+                Assert.That(read.Kvs, Has.Count.EqualTo(1), $"member {member.MemberId}, key o{k}: last write {i} (seed {seed})");
+                Assert.That(read.Kvs[0].ModRevision, Is.EqualTo(lastRevision[k]), $"member {member.MemberId}, key o{k} (seed {seed})");
+                Assert.That(read.Kvs[0].Value.ToArray(), Is.EqualTo(Key($"w{i}").ToArray()), $"member {member.MemberId}, key o{k} (seed {seed})");
+            }
+        }
+
+        static async Task<(long, bool)> Outcome<T>(ValueTask<T> write, Func<T, (long, bool)> outcomeOf) => outcomeOf(await write);
+    }
 }
