@@ -117,7 +117,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly RingList<(ulong Index, ulong RequestId)> _ownEntries = new();
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
+    // Snapshots saved and not yet compacted behind, oldest first; and the one whose marker is
+    // written and queued to the sync pipeline (RaftNode.Readies.cs, WriteCompactionMarkerAsync).
     private readonly Queue<SnapshotMetadata> _compactions = new();
+    private SnapshotMetadata? _compactionWritten;
 
     // The loop's copy of the waiting proposals for its scans (deadlines, a lost leadership), reused.
     private readonly List<PendingProposal<TResult>> _proposalScan = [];
@@ -202,6 +205,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
     internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
+
+    /// <summary>For tests: the snapshot index of a compaction whose marker is written and not yet reported durable (0: none).</summary>
+    internal ulong CompactionInFlight => Volatile.Read(ref _compactionWritten)?.Index ?? 0;
 
 
     /// <summary>
