@@ -42,7 +42,8 @@ namespace EmbeddedRaft.Consensus.Log;
 /// completed with <c>sync</c> survives. <see cref="BootstrapAsync"/>, <see cref="ApplySnapshotAsync"/>,
 /// <see cref="CompactAsync"/> and <see cref="SaveSnapshotDataAsync"/> are durable when they complete.</para>
 /// <para>Thread-safety. The mutating calls (<see cref="SaveAsync"/>, <see cref="BootstrapAsync"/>,
-/// <see cref="ApplySnapshotAsync"/>, <see cref="CompactAsync"/>, <see cref="SetAppliedIndex"/>) must
+/// <see cref="ApplySnapshotAsync"/>, <see cref="CompactAsync"/>, <see cref="SetAppliedIndex"/>, and the
+/// halves of a pipelined compaction, <see cref="WriteCompactionMarkerAsync"/> and <see cref="CompleteCompaction"/>) must
 /// be made one at a time (a second one while another is in flight throws
 /// <see cref="InvalidOperationException"/>). The <see cref="IRaftStorage"/> reads may come from another
 /// thread at any time, also while a <see cref="SaveAsync"/> is in flight: the in-memory view is
