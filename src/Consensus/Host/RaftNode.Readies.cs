@@ -417,6 +417,7 @@ public sealed partial class RaftNode<TResult>
         }
 
         _readiesInFlight.RemoveAt(0);
+        Interlocked.Increment(ref _readiesDurable);
 
         if (!rd.Entries.IsEmpty)
         {

@@ -103,6 +103,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _writesAwaitingSyncStart;
     private int _loopHoldsBackReadies;
     private long _readiesWritten;
+    private long _readiesDurable;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
     private Task _syncTask = Task.CompletedTask;
@@ -205,6 +206,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
     internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
+
+    /// <summary>For tests: written Readies reported durable since start (<see cref="ReadiesWritten"/> minus this: Readies being persisted).</summary>
+    internal long ReadiesDurable => Interlocked.Read(ref _readiesDurable);
 
     /// <summary>For tests: the snapshot index of a compaction whose marker is written and not yet reported durable (0: none).</summary>
     internal ulong CompactionInFlight => Volatile.Read(ref _compactionWritten)?.Index ?? 0;

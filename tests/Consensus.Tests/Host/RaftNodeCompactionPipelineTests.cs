@@ -46,28 +46,30 @@ public class RaftNodeCompactionPipelineTests
             }
         };
 
-        // The leader commits each proposal with the other follower meanwhile.
+        // The leader commits each proposal with the other follower meanwhile. Once a flush hangs
+        // with a marker written, no fsync completes on the follower: the marker stays in flight.
         var proposed = 0;
-        for (; node.CompactionInFlight == 0; proposed++)
+        for (; !hold.Entered.IsCompleted; proposed++)
         {
-            Assert.That(proposed, Is.LessThan(20 * SnapshotEvery), "the follower never wrote a compaction marker");
+            Assert.That(proposed, Is.LessThan(20 * SnapshotEvery), "the follower never flushed its log with a compaction marker written");
             await run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes($"c{proposed}")).AsTask().WaitAsync(Waits.Limit);
         }
 
         var marker = node.CompactionInFlight;
-        var written = node.ReadiesWritten;
+        Assert.That(marker, Is.Not.Zero);
         for (var i = 0; i < 3; i++, proposed++)
         {
             await run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes($"c{proposed}")).AsTask().WaitAsync(Waits.Limit);
         }
 
+        // A Ready is being persisted beside the marker: written before it and waiting for the held
+        // fsync, or written behind it while that fsync hangs (the loop never stopped for it).
+        await WaitUntilAsync(() => node.ReadiesWritten > node.ReadiesDurable, "no Ready was being persisted beside the compaction marker");
         var last = run.IndexOf(leader, $"c{proposed - 1}");
-        await hold.Entered.WaitAsync(Waits.Limit);
-        await WaitUntilAsync(() => node.ReadiesWritten > written, "the follower's loop stopped writing Readies while its compaction marker waited for an fsync");
         Assert.That(node.CompactionInFlight, Is.EqualTo(marker), "the compaction completed although its fsync is held");
         Assert.That(node.Status.PersistedIndex, Is.LessThan(last), "the follower made entries durable although its fsync is held");
         Assert.That(node.Status.SnapshotIndex, Is.LessThan(marker), "the log was compacted before its marker was durable");
-        TestContext.Out.WriteLine($"node {follower}: compaction to {marker} written, durable up to {node.Status.PersistedIndex}, the leader at {last}");
+        TestContext.Out.WriteLine($"node {follower}: compaction to {marker} written, {node.ReadiesWritten - node.ReadiesDurable} Readies being persisted, durable up to {node.Status.PersistedIndex}, the leader at {last}");
 
         // Power fails with the marker and the Readies around it unsynced.
         disk.Crash();
