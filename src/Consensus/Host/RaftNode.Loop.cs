@@ -494,12 +494,11 @@ public sealed partial class RaftNode<TResult>
     }
 
     /// <summary>
-    /// A Ready written to the log, or (<see cref="Ready"/> null) a compaction's marker: queued to the
-    /// sync pipeline, which completes <see cref="Durable"/> once it is durable (or sets
-    /// <see cref="Error"/>) and hands the same object back to the loop as its report (one allocation
-    /// per write for both hops).
+    /// A Ready written to the log: queued to the sync pipeline, which completes <see cref="Durable"/>
+    /// once it is durable (or sets <see cref="Error"/>) and hands the same object back to the loop as
+    /// its report (one allocation per write for both hops).
     /// </summary>
-    private sealed record SyncItem(Ready? Ready, TaskCompletionSource Durable) : LoopInput
+    private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable) : LoopInput
     {
         /// <summary>Set by the sync pipeline before it reports the item: the failure that kept it from becoming durable.</summary>
         public Exception? Error { get; set; }

@@ -13,9 +13,26 @@ public sealed partial class RaftNode<TResult>
     {
         while (true)
         {
-            if (_compactions.Count > 0 && _compactionWritten is null)
+            // Compaction writes the WAL too, and the log's mutating calls are made one at a time:
+            // only with no Ready being written. Pending compactions stop new Readies until the
+            // pipeline has drained (they are rare: one per snapshot).
+            if (_compactions.Count > 0 && _readiesInFlight.Count > 0)
             {
-                await WriteCompactionMarkerAsync();
+                return;
+            }
+
+            while (_compactions.TryDequeue(out var compaction))
+            {
+                if (compaction.Index <= Volatile.Read(ref _snapshotIndex))
+                {
+                    // A leader's newer snapshot was installed while ours was being written: ours
+                    // covers nothing the log still holds.
+                    continue;
+                }
+
+                await _log.CompactAsync(compaction);
+                OnSnapshotInstalled(compaction.Index);
+                RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
             }
 
             if (_raw.OutstandingReadies > 0)
@@ -95,62 +112,6 @@ public sealed partial class RaftNode<TResult>
             {
                 _metrics.ReadyPersisted(rd.Entries.Length);
             }
-        }
-    }
-
-    /// <summary>
-    /// Starts the compaction behind the oldest snapshot saved since (etcd: the raft log compacted
-    /// while the host goes on producing and persisting Readies): the log's marker and hard state
-    /// are written, unsynced, between two Readies like one more write, and queued to the sync
-    /// pipeline, whose next fsync (the one the Readies written around it share) makes it durable;
-    /// reported back in order, it is completed by <see cref="OnCompactionDurable"/> (entries dropped,
-    /// segments released). The loop never waits for it: no drain of the Readies in flight, no fsync
-    /// of its own. Invariants: the snapshot's data is durable before its marker is written (the
-    /// snapshot pipeline saves it first), the log is compacted in memory and its segments released
-    /// only once the marker is durable, and one compaction is in flight at a time (the log's
-    /// markers follow each other with growing indexes).
-    /// </summary>
-    private async Task WriteCompactionMarkerAsync()
-    {
-        while (_compactions.TryDequeue(out var compaction))
-        {
-            // A leader's newer snapshot installed while ours was being written (written to the log,
-            // maybe not reported durable yet): ours covers nothing the log still holds.
-            if (compaction.Index <= Math.Max(Volatile.Read(ref _snapshotIndex), _log.NewestSnapshot?.Index ?? 0))
-            {
-                continue;
-            }
-
-            await _log.WriteCompactionMarkerAsync(compaction);
-            _compactionWritten = compaction;
-            Interlocked.Increment(ref _writesAwaitingSyncStart);
-            if (!_syncQueue.TryPost(new SyncItem(null, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))))
-            {
-                // Stopping: the marker becomes durable or not with whatever the log flushes last.
-                _compactionWritten = null;
-            }
-
-            return;
-        }
-    }
-
-    /// <summary>
-    /// The sync pipeline reported the compaction's marker durable: the log drops what it covers and
-    /// releases its segments in the background (or does nothing, when a leader's newer snapshot was
-    /// installed meanwhile).
-    /// </summary>
-    private void OnCompactionDurable()
-    {
-        if (_compactionWritten is null)
-        {
-            throw new InvariantViolationException($"Node {Id}: a compaction marker was reported durable, but none was written.");
-        }
-
-        _compactionWritten = null;
-        if (_log.CompleteCompaction() is { } installed)
-        {
-            OnSnapshotInstalled(installed.Index);
-            RaftNodeLog.Compacted(_logger, Id, installed.Index, installed.Term);
         }
     }
 
@@ -291,7 +252,7 @@ public sealed partial class RaftNode<TResult>
                 continue;
             }
 
-            if (items.Exists(static i => i.Ready is not { } rd || rd.MustSync))
+            if (items.Exists(static i => i.Ready.MustSync))
             {
                 try
                 {
@@ -308,11 +269,8 @@ public sealed partial class RaftNode<TResult>
             {
                 if (failure is null)
                 {
-                    if (item.Ready is { } rd)
-                    {
-                        // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
-                        SendAfterFsync(_acknowledgeBeforeFsync ? EarlyAcknowledgements(rd.MessagesAfterPersist, early: false) : rd.MessagesAfterPersist, ref heldAck);
-                    }
+                    // Raft Figure 2: acknowledgements and votes only once what they promise is durable.
+                    SendAfterFsync(_acknowledgeBeforeFsync ? EarlyAcknowledgements(item.Ready.MessagesAfterPersist, early: false) : item.Ready.MessagesAfterPersist, ref heldAck);
 
                     item.Durable.TrySetResult();
                 }
@@ -405,19 +363,13 @@ public sealed partial class RaftNode<TResult>
             throw error;
         }
 
-        if (persisted.Ready is not { } rd)
-        {
-            OnCompactionDurable();
-            return;
-        }
-
+        var rd = persisted.Ready;
         if (_readiesInFlight.Count == 0 || !ReferenceEquals(_readiesInFlight[0].Ready, rd))
         {
             throw new InvariantViolationException($"Node {Id}: a Ready was reported durable out of the order it was written in.");
         }
 
         _readiesInFlight.RemoveAt(0);
-        Interlocked.Increment(ref _readiesDurable);
 
         if (!rd.Entries.IsEmpty)
         {

@@ -103,7 +103,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _writesAwaitingSyncStart;
     private int _loopHoldsBackReadies;
     private long _readiesWritten;
-    private long _readiesDurable;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
     private Task _syncTask = Task.CompletedTask;
@@ -118,10 +117,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly RingList<(ulong Index, ulong RequestId)> _ownEntries = new();
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
-    // Snapshots saved and not yet compacted behind, oldest first; and the one whose marker is
-    // written and queued to the sync pipeline (RaftNode.Readies.cs, WriteCompactionMarkerAsync).
     private readonly Queue<SnapshotMetadata> _compactions = new();
-    private SnapshotMetadata? _compactionWritten;
 
     // The loop's copy of the waiting proposals for its scans (deadlines, a lost leadership), reused.
     private readonly List<PendingProposal<TResult>> _proposalScan = [];
@@ -206,12 +202,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
     internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
-
-    /// <summary>For tests: written Readies reported durable since start (<see cref="ReadiesWritten"/> minus this: Readies being persisted).</summary>
-    internal long ReadiesDurable => Interlocked.Read(ref _readiesDurable);
-
-    /// <summary>For tests: the snapshot index of a compaction whose marker is written and not yet reported durable (0: none).</summary>
-    internal ulong CompactionInFlight => Volatile.Read(ref _compactionWritten)?.Index ?? 0;
 
 
     /// <summary>

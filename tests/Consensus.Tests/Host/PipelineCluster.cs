@@ -24,14 +24,10 @@ internal sealed class PipelineCluster : IAsyncDisposable
 
     public HostCluster Cluster { get; }
 
-    /// <param name="seed">Seeds the cluster and, with each node's id, its disk.</param>
-    /// <param name="readiesInFlight">Every node's <see cref="RaftNodeOptions.MaxReadiesInFlight"/>.</param>
-    /// <param name="configure">Adjusts every node's options further (snapshot policy, log options).</param>
-    public static async Task<PipelineCluster> StartAsync(int seed, int readiesInFlight, Func<RaftNodeOptions, RaftNodeOptions>? configure = null)
+    public static async Task<PipelineCluster> StartAsync(int seed, int readiesInFlight)
     {
         var ticks = new StoppableTicks();
-        configure ??= o => o;
-        var run = new PipelineCluster(new HostCluster(seed, o => configure(o with { MaxReadiesInFlight = readiesInFlight, TimeProvider = ticks })), ticks);
+        var run = new PipelineCluster(new HostCluster(seed, o => o with { MaxReadiesInFlight = readiesInFlight, TimeProvider = ticks }), ticks);
         foreach (var id in s_voters)
         {
             run._disks[id] = new FaultInjectingFileSystem((seed * 10) + (int)id);

@@ -1,6 +1,5 @@
 using EmbeddedRaft.Consensus.Log;
 using EmbeddedRaft.Consensus.Messages;
-using EmbeddedRaft.Storage;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Consensus.Tests.Log.LogTestKit;
 
@@ -154,49 +153,6 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
         Assert.That(reopened.Snapshot(), Is.EqualTo(metadata));
         Assert.That(reopened.InitialState().HardState, Is.EqualTo(new HardState(2, 1, 400)));
         AssertSameEntries(reopened.Entries(281, 401, ulong.MaxValue), entries.AsSpan(280).ToArray());
-    }
-
-    [Test]
-    public async Task APipelinedCompactionChangesNothingUntilASyncCoversItsMarkerAndTheEntriesWrittenMeanwhileStay()
-    {
-        // RaftNode's way: the marker written between two Readies, unsynced; the next Ready's
-        // entries written behind it; one sync; then the compaction completed.
-        var disk = new FaultInjectingFileSystem(8);
-        var options = Options(retainedEntries: 20, segmentSizeBytes: 4096);
-        var entries = Entries(1, 450, term: 2, dataBytes: 64);
-        var metadata = new SnapshotMetadata(300, 2, new ConfState([1, 2, 3]));
-        int segmentsBefore;
-        await using (var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, options))
-        {
-            await log.SaveAsync(new HardState(2, 1, 400), entries.AsMemory(0, 400), sync: true);
-            segmentsBefore = WalSegments(disk).Count;
-            await SaveDataAsync(log, metadata);
-            await log.WriteCompactionMarkerAsync(metadata);
-
-            Assert.That(log.FirstIndex(), Is.EqualTo(1), "compacted before the marker was durable");
-            Assert.That(log.Snapshot().Index, Is.Zero);
-            Assert.That(() => log.CompleteCompaction(), Throws.TypeOf<InvariantViolationException>().With.Message.Contains("before its marker was durable"));
-            Assert.That(async () => await log.WriteCompactionMarkerAsync(new SnapshotMetadata(350, 2, metadata.ConfState)), Throws.InvalidOperationException.With.Message.Contains("written and not completed"));
-            var older = new SnapshotMetadata(290, 3, metadata.ConfState);
-            await SaveDataAsync(log, older);
-            Assert.That(async () => await log.ApplySnapshotAsync(older), Throws.TypeOf<SnapshotOutOfDateException>(), "a leader's snapshot below the written marker would put markers out of order");
-
-            await log.SaveAsync(new HardState(2, 1, 450), entries.AsMemory(400, 50), sync: false);
-            await log.SyncAsync();
-            Assert.That(log.CompleteCompaction(), Is.EqualTo(metadata));
-
-            Assert.That(log.FirstIndex(), Is.EqualTo(281));
-            Assert.That(log.Snapshot(), Is.EqualTo(metadata));
-            AssertSameEntries(log.Entries(281, 451, ulong.MaxValue), entries.AsSpan(280).ToArray());
-            await log.WhenSegmentsReleasedAsync();
-            Assert.That(WalSegments(disk).Count, Is.LessThan(segmentsBefore), "no segment released");
-        }
-
-        await using var reopened = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
-        Assert.That(reopened.FirstIndex(), Is.EqualTo(281));
-        Assert.That(reopened.Snapshot(), Is.EqualTo(metadata));
-        Assert.That(reopened.InitialState().HardState, Is.EqualTo(new HardState(2, 1, 450)));
-        AssertSameEntries(reopened.Entries(281, 451, ulong.MaxValue), entries.AsSpan(280).ToArray());
     }
 
     [Test]

@@ -131,55 +131,16 @@ internal sealed class LogScript
                 var metadata = new SnapshotMetadata(index, model.TermAt(index), conf);
                 ulong compactIndex = Math.Max(model.Offset, index - Math.Min(index, retained));
                 int dataBytes = random.Next(1, 20_000);
+                calls.Add(async log =>
+                {
+                    await LogTestKit.SaveDataAsync(log, metadata, dataBytes);
+                    await log.CompactAsync(metadata);
+                });
                 var hardState = model.HardState;
                 Record(m => m.Compact(metadata, compactIndex));
                 if (!hardState.IsEmpty)
                 {
                     Record(m => m.SetHardState(hardState));
-                }
-
-                if (random.Next(2) == 0)
-                {
-                    calls.Add(async log =>
-                    {
-                        await LogTestKit.SaveDataAsync(log, metadata, dataBytes);
-                        await log.CompactAsync(metadata);
-                    });
-                }
-                else
-                {
-                    // As RaftNode compacts: the marker written unsynced, a Ready's entries and hard
-                    // state written behind it, one sync for both, then the compaction completed.
-                    int count = random.Next(1, 5);
-                    ulong start = model.LastIndex + 1;
-                    var entries = new Entry[count];
-                    for (int i = 0; i < count; i++)
-                    {
-                        var data = new byte[random.Next(1, 200)];
-                        random.NextBytes(data);
-                        entries[i] = new Entry(term, start + (ulong)i, EntryType.Normal, data);
-                    }
-
-                    var before = model.HardState;
-                    var after = new HardState(Math.Max(before.Term, term), before.Term >= term ? before.Vote : 0, before.Commit + (ulong)random.Next(count + 1));
-                    calls.Add(async log =>
-                    {
-                        await LogTestKit.SaveDataAsync(log, metadata, dataBytes);
-                        await log.WriteCompactionMarkerAsync(metadata);
-                        await log.SaveAsync(after, entries, sync: false);
-                        await log.SyncAsync();
-                        var installed = log.CompleteCompaction();
-                        if (installed != metadata)
-                        {
-                            throw new InvalidOperationException($"The compaction completed with {installed}, not {metadata}.");
-                        }
-                    });
-                    foreach (var entry in entries)
-                    {
-                        Record(m => m.AppendEntry(entry));
-                    }
-
-                    Record(m => m.SetHardState(after));
                 }
 
                 Done(true);
