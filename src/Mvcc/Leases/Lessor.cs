@@ -181,9 +181,6 @@ internal sealed class Lessor
         return keys;
     }
 
-    /// <summary>True while no key is attached to a lease: <see cref="Attach"/> of a key to no lease then does nothing and takes no lock (writer thread: only it attaches).</summary>
-    public bool AttachesNothing => Volatile.Read(ref _attachedCount) == 0;
-
     /// <summary>
     /// Attaches <paramref name="key"/> to <paramref name="lease"/> (0: to none), detaching it from
     /// the lease it had (writer thread, on every put and delete). The lease must exist.

@@ -72,15 +72,6 @@ internal sealed class StoreWriter
     private int _batchWrites;
     private long _batchStartedTimestamp;
 
-    /// <summary>
-    /// Most plain puts applied under one hold of the index write lock (see <see cref="TryHoldIndexLockFor"/>):
-    /// bounds how long a reader waits for a run of them (a few microseconds each).
-    /// </summary>
-    private const int MaxPutsPerIndexLockHold = 64;
-
-    /// <summary>Puts applied under the current hold of the index write lock across a run of plain puts; 0 when the writer does not hold it (writer thread only).</summary>
-    private int _putsUnderIndexLock;
-
     /// <summary>Batches committed so far (writer thread writes; read by benchmarks and tests).</summary>
     private long _batchesCommitted;
     private bool _consistentIndexChanged;
@@ -408,15 +399,7 @@ internal sealed class StoreWriter
         }
 
         Handle(op);
-        bool commit = _batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty()));
-        if (_putsUnderIndexLock > 0 && (commit || _putsUnderIndexLock >= MaxPutsPerIndexLockHold || !ExtendsPutRun(_queue.PeekTaken)))
-        {
-            // Held only while the next request is already taken and another plain put (so the
-            // writer never waits, commits or does other work holding it).
-            ReleaseIndexLock();
-        }
-
-        if (commit)
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
         {
             CommitBatch(CommitDurabilityFor(forceSync: false));
         }
@@ -508,7 +491,7 @@ internal sealed class StoreWriter
                     {
                         // Answered by its revision alone: the caller's response objects are built
                         // when it takes the result, not here (they would live until the commit).
-                        op.AnswerPutWithRevision(transaction.PutAnsweredByRevision(plainPut, TryHoldIndexLockFor(op)));
+                        op.AnswerPutWithRevision(transaction.PutAnsweredByRevision(plainPut));
                     }
                     else
                     {
@@ -655,61 +638,6 @@ internal sealed class StoreWriter
         }
     }
 
-    /// <summary>
-    /// True when the writer holds the index write lock for <paramref name="op"/>, a plain put: taken
-    /// now, or kept from the put before it, so a run of plain puts takes and releases the lock once
-    /// instead of once per put (it was ~5% of the writer's samples; docs/benchmarks.md, "MVCC
-    /// in-order puts, session 15"). False, with the lock not held, for a put that may not run under
-    /// it; that put takes the lock itself, as every change does.
-    /// </summary>
-    /// <remarks>
-    /// Why a run may hold it (the lock is never held across IO or a wait, and never nests another
-    /// lock): a put of the run goes into a batch that already holds a write, so its revision key
-    /// appends at the B+tree's right edge, which that write brought into memory; it attaches the
-    /// key to no lease while no key has one, which takes no lock; its watch notification in synced
-    /// mode only records the revision; and <see cref="Process"/> releases the lock unless the next
-    /// request is already taken and is another such put, before any commit, and after at most
-    /// <see cref="MaxPutsPerIndexLockHold"/> puts. Readers see the run's revisions when it is released.
-    /// </remarks>
-    private bool TryHoldIndexLockFor(WriteOp op)
-    {
-        bool fits = ExtendsPutRun(op) && _batchWrites > 0;
-        if (_putsUnderIndexLock > 0)
-        {
-            if (fits)
-            {
-                _putsUnderIndexLock++;
-                return true;
-            }
-
-            ReleaseIndexLock();
-            return false;
-        }
-
-        if (!fits || !ExtendsPutRun(_queue.PeekTaken))
-        {
-            // A run of one: the put's own take of the lock costs the same.
-            return false;
-        }
-
-        _state.IndexLock.EnterWriteLock();
-        _putsUnderIndexLock = 1;
-        return true;
-    }
-
-    /// <summary>Whether <paramref name="op"/> is a put that may run under a held index lock (see <see cref="TryHoldIndexLockFor"/>).</summary>
-    private bool ExtendsPutRun(WriteOp? op) =>
-        op is { Kind: WriteOpKind.Put, Request: PutRequest { PrevKv: false, IgnoreValue: false, IgnoreLease: false, Lease: 0 } }
-        && _synced
-        && _state.Lessor.AttachesNothing
-        && _state.Failure is null;
-
-    private void ReleaseIndexLock()
-    {
-        _putsUnderIndexLock = 0;
-        _state.IndexLock.ExitWriteLock();
-    }
-
     /// <summary>A write is answered when durable (synced) or now (no-sync); either way it counts towards the batch.</summary>
     private void Applied(WriteOp op)
     {
@@ -819,11 +747,6 @@ internal sealed class StoreWriter
 
     private void Fault(Exception e)
     {
-        if (_putsUnderIndexLock > 0)
-        {
-            ReleaseIndexLock();
-        }
-
         _state.SetFailure(e);
         _watches.Faulted(e);
         _batch?.Dispose();

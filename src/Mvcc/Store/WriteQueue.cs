@@ -61,9 +61,6 @@ internal sealed class WriteQueue
     /// <summary>True when nothing is waiting to be taken (writer only; false once closed).</summary>
     public bool IsEmpty => _taken is null && Volatile.Read(ref _added) is null;
 
-    /// <summary>The op <see cref="TryTake"/> hands out next without taking more from the adders, or null (writer only).</summary>
-    public WriteOp? PeekTaken => _taken;
-
     /// <summary>The oldest op not yet taken, or null when none is waiting or the queue is closed (writer only).</summary>
     public WriteOp? TryTake()
     {

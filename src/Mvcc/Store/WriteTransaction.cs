@@ -109,11 +109,9 @@ internal sealed class WriteTransaction
     /// (the caller's are built when it takes the result), and, as the request's only change, its
     /// index change and the revision's publication under one take of the index lock.
     /// </summary>
-    /// <param name="request">The put.</param>
-    /// <param name="indexLockHeld">The writer holds the index write lock already, across a run of such puts (<see cref="StoreWriter"/>): the put neither takes nor releases it.</param>
     /// <returns>The revision the put created.</returns>
-    /// <exception cref="InvariantViolationException">The request asks for its previous key-value, or the transaction already changed something, or <paramref name="indexLockHeld"/> is set and the lock is not held.</exception>
-    public long PutAnsweredByRevision(PutRequest request, bool indexLockHeld)
+    /// <exception cref="InvariantViolationException">The request asks for its previous key-value, or the transaction already changed something.</exception>
+    public long PutAnsweredByRevision(PutRequest request)
     {
         if (request.PrevKv || Changes != 0)
         {
@@ -122,7 +120,7 @@ internal sealed class WriteTransaction
 
         CheckTopLevelPut(request);
         var (value, lease) = PutValueAndLease(request, out _);
-        WritePut(request.Key.Span, value.Span, lease, publish: true, indexLockHeld);
+        WritePut(request.Key.Span, value.Span, lease, publish: true);
         return WriteRevision;
     }
 
@@ -307,7 +305,7 @@ internal sealed class WriteTransaction
     private PutResponse ApplyPut(PutRequest request)
     {
         var (value, lease) = PutValueAndLease(request, out var previous);
-        WritePut(request.Key.Span, value.Span, lease, publish: false, indexLockHeld: false);
+        WritePut(request.Key.Span, value.Span, lease, publish: false);
         return new PutResponse { Header = new ResponseHeader { Revision = WriteRevision }, PrevKv = request.PrevKv ? previous : null };
     }
 
@@ -356,16 +354,9 @@ internal sealed class WriteTransaction
     /// Writes a put of <paramref name="key"/> at the transaction's revision: B+tree, pending batch,
     /// lease attachment, then the index. With <paramref name="publish"/> (the request's only
     /// change) the revision is published under the same take of the index lock as the index change.
-    /// With <paramref name="indexLockHeld"/> the caller holds the index write lock already (and
-    /// attaching the key to no lease takes no lock: <see cref="Leases.Lessor.AttachesNothing"/>).
     /// </summary>
-    private void WritePut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool publish, bool indexLockHeld)
+    private void WritePut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool publish)
     {
-        if (indexLockHeld && (!_state.IndexLock.IsWriteLockHeld || lease != 0 || !_state.Lessor.AttachesNothing))
-        {
-            throw new InvariantViolationException("MVCC txn: a put under a held index lock without the lock held, or with a lease to attach.");
-        }
-
         long revision = WriteRevision;
 
         // One search: a new key is added where it was not found (only this thread changes the index).
@@ -392,11 +383,7 @@ internal sealed class WriteTransaction
         // The key leaves its previous lease (if another) and joins this one (etcd's Detach/Attach),
         // before the revision can be published below.
         _state.Lessor.Attach(key, lease);
-        if (!indexLockHeld)
-        {
-            _state.IndexLock.EnterWriteLock();
-        }
-
+        _state.IndexLock.EnterWriteLock();
         try
         {
             if (exists)
@@ -417,10 +404,7 @@ internal sealed class WriteTransaction
         }
         finally
         {
-            if (!indexLockHeld)
-            {
-                _state.IndexLock.ExitWriteLock();
-            }
+            _state.IndexLock.ExitWriteLock();
         }
 
         Changes++;
