@@ -38,12 +38,12 @@ internal sealed class StoreWriter
     private readonly StoreState _state;
     private readonly object _queueGate = new();
 
-    // Requests go into _queue without a lock (WriteQueue). _queueGate guards only the writer's
-    // sleep: the writer sets _writerWaiting, looks at the queue once more and waits on the gate; a
-    // caller that finds _writerWaiting set after adding pulses it. Both sides put a full fence
-    // between their write and their read (the add's compare-and-swap, the writer's barrier), so at
-    // least one sees the other: no request is left queued while the writer sleeps.
-    private readonly WriteQueue _queue = new();
+    // Requests go into _queue under _queueGate; the writer swaps the whole queue out into _taken
+    // (writer thread only) in one lock and works through it without the lock, so callers and the
+    // writer meet once per drain rather than twice per request. Order is kept: _taken is always
+    // empty before the next swap.
+    private Queue<WriteOp> _queue = new();
+    private Queue<WriteOp> _taken = new();
     private bool _writerWaiting;
 
     // Scheduled mode: the scheduler, the batch clock, whether a pump task is queued (under
@@ -111,52 +111,27 @@ internal sealed class StoreWriter
     /// <exception cref="ObjectDisposedException">The writer was asked to stop.</exception>
     public void Enqueue(WriteOp op)
     {
-        if (_scheduler is not null)
-        {
-            EnqueueScheduled(op);
-            return;
-        }
-
-        if (op.Kind == WriteOpKind.Stop)
-        {
-            lock (_queueGate)
-            {
-                ObjectDisposedException.ThrowIf(_stopRequested, typeof(MvccStore));
-                Volatile.Write(ref _stopRequested, true);
-            }
-        }
-        else
-        {
-            // A request racing with the stop may still be added after it: the writer refuses
-            // whatever follows the stop when it closes the queue (Process).
-            ObjectDisposedException.ThrowIf(Volatile.Read(ref _stopRequested), typeof(MvccStore));
-        }
-
-        ObjectDisposedException.ThrowIf(!_queue.TryAdd(op), typeof(MvccStore));
-        if (Volatile.Read(ref _writerWaiting))
-        {
-            lock (_queueGate)
-            {
-                Monitor.Pulse(_queueGate);
-            }
-        }
-    }
-
-    /// <summary>Scheduled mode: queues <paramref name="op"/> and a pump task when none is queued (one lock: the scheduler's thread is the only caller that matters).</summary>
-    private void EnqueueScheduled(WriteOp op)
-    {
         lock (_queueGate)
         {
             ObjectDisposedException.ThrowIf(_stopRequested, typeof(MvccStore));
+
             if (op.Kind == WriteOpKind.Stop)
             {
                 _stopRequested = true;
             }
 
-            // Before the op can be taken: its completion runs the continuation where it was asked for.
-            op.ContinueInline();
-            ObjectDisposedException.ThrowIf(!_queue.TryAdd(op), typeof(MvccStore));
+            _queue.Enqueue(op);
+            if (_scheduler is null)
+            {
+                if (_writerWaiting)
+                {
+                    Monitor.Pulse(_queueGate);
+                }
 
+                return;
+            }
+
+            op.ContinueInline();
             if (_pumpQueued)
             {
                 return;
@@ -172,7 +147,11 @@ internal sealed class StoreWriter
     public void Stop()
     {
         var stop = new WriteOp(WriteOpKind.Stop, null, 0);
-        bool queued = !Volatile.Read(ref _stopRequested);
+        bool queued;
+        lock (_queueGate)
+        {
+            queued = !_stopRequested;
+        }
 
         if (queued)
         {
@@ -326,7 +305,25 @@ internal sealed class StoreWriter
     }
 
     /// <summary>Scheduled mode: the next queued request, or null when none is queued (never waits).</summary>
-    private WriteOp? TakeQueued() => _queue.TryTake();
+    private WriteOp? TakeQueued()
+    {
+        if (_taken.Count > 0)
+        {
+            return _taken.Dequeue();
+        }
+
+        lock (_queueGate)
+        {
+            if (_queue.Count == 0)
+            {
+                return null;
+            }
+
+            (_queue, _taken) = (_taken, _queue);
+        }
+
+        return _taken.Dequeue();
+    }
 
     private void Run()
     {
@@ -380,14 +377,6 @@ internal sealed class StoreWriter
             }
 
             FailCompactionWaiters(new ObjectDisposedException(nameof(MvccStore)));
-
-            // Requests that raced with the stop and were added after it (Enqueue) are refused, as
-            // those that came later are by the closed queue.
-            foreach (var late in _queue.Close())
-            {
-                late.Fail(new ObjectDisposedException(nameof(MvccStore)));
-            }
-
             op.Complete();
             return false;
         }
@@ -415,62 +404,72 @@ internal sealed class StoreWriter
 
     private WriteOp? Take()
     {
-        while (true)
+        if (_taken.Count > 0)
         {
-            if (_queue.TryTake() is { } op)
-            {
-                return op;
-            }
-
-            if (_batch is not null)
-            {
-                if (_synced)
-                {
-                    return null;
-                }
-
-                var remaining = _state.Options.BatchInterval - _clock.GetElapsedTime(_batchStartedTimestamp);
-                if (remaining <= TimeSpan.Zero)
-                {
-                    return null;
-                }
-
-                WaitForRequest(remaining);
-                continue;
-            }
-
-            if (_compactions.Count > 0 && _state.Failure is null)
-            {
-                return null;
-            }
-
-            WaitForRequest(Timeout.InfiniteTimeSpan);
+            return _taken.Dequeue();
         }
-    }
 
-    /// <summary>Waits for <see cref="Enqueue"/> to pulse (or <paramref name="timeout"/>) unless a request is queued; see <see cref="_queueGate"/>.</summary>
-    private void WaitForRequest(TimeSpan timeout)
-    {
         lock (_queueGate)
         {
-            Volatile.Write(ref _writerWaiting, true);
-            try
+            while (_queue.Count == 0)
             {
-                // The flag before the look at the queue, as the caller's add before its look at the flag.
-                Interlocked.MemoryBarrier();
-                if (_queue.IsEmpty)
+                if (_batch is not null)
                 {
-                    Monitor.Wait(_queueGate, timeout);
+                    if (_synced)
+                    {
+                        return null;
+                    }
+
+                    var remaining = _state.Options.BatchInterval - _clock.GetElapsedTime(_batchStartedTimestamp);
+                    if (remaining <= TimeSpan.Zero)
+                    {
+                        return null;
+                    }
+
+                    WaitForRequest(remaining);
+                    continue;
                 }
+
+                if (_compactions.Count > 0 && _state.Failure is null)
+                {
+                    return null;
+                }
+
+                WaitForRequest(Timeout.InfiniteTimeSpan);
             }
-            finally
-            {
-                Volatile.Write(ref _writerWaiting, false);
-            }
+
+            (_queue, _taken) = (_taken, _queue);
+        }
+
+        return _taken.Dequeue();
+    }
+
+    /// <summary>Waits (holding <see cref="_queueGate"/>) for <see cref="Enqueue"/> to pulse; it pulses only while this waits.</summary>
+    private void WaitForRequest(TimeSpan timeout)
+    {
+        _writerWaiting = true;
+        try
+        {
+            Monitor.Wait(_queueGate, timeout);
+        }
+        finally
+        {
+            _writerWaiting = false;
         }
     }
 
-    private bool QueueIsEmpty() => _queue.IsEmpty;
+    private bool QueueIsEmpty()
+    {
+        if (_taken.Count > 0)
+        {
+            return false;
+        }
+
+        lock (_queueGate)
+        {
+            return _queue.Count == 0;
+        }
+    }
 
     private CommitDurability CommitDurabilityFor(bool forceSync) => _synced || forceSync ? CommitDurability.Synced : CommitDurability.NoSync;
 

@@ -84,9 +84,6 @@ internal sealed class WriteOp :
 
     public WriteOpKind Kind { get; private set; }
 
-    /// <summary>The op after this one in the writer's <see cref="WriteQueue"/> (its link, changed by the queue only); null once taken.</summary>
-    public WriteOp? Next { get; set; }
-
     /// <summary>The pool the op returns to once its result is taken; null for an op made for one use.</summary>
     public WriteOpPool? Pool => _pool;
 
