@@ -6,7 +6,8 @@ namespace EmbeddedRaft.Mvcc.Tests.Store;
 
 /// <summary>
 /// The completions of writes are reused once their caller has taken the result: a caller never
-/// sees another write's outcome, and a cancelled wait leaves the write and later ones intact.
+/// sees another write's outcome, and a cancelled wait leaves the write and later ones intact;
+/// writes racing with the store's disposal each complete or are refused, none is left waiting.
 /// </summary>
 public sealed class WriteCompletionTests
 {
@@ -56,4 +57,50 @@ public sealed class WriteCompletionTests
         Assert.That(S(store.Get("held").Kvs.Single().Value), Is.EqualTo("1"));
         Assert.That(store.Revision, Is.EqualTo(102));
     }
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task WritesRacingWithDisposalEachCompleteOrAreRefused(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
+        var random = new Random(seed);
+        var store = OpenOn(new FaultInjectingFileSystem(seed));
+        using var start = new ManualResetEventSlim();
+
+        // Disposed once this many writes were applied, so writes are queued and in flight at the stop.
+        long disposeAtRevision = random.Next(10, 4_000);
+        var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            start.Wait();
+            var outcomes = new List<string>();
+            for (int i = 0; i < 2_000; i++)
+            {
+                try
+                {
+                    await store.PutAsync(new PutRequest { Key = B($"w{w}/{i:D5}"), Value = B("v") });
+                    outcomes.Add("ok");
+                }
+                catch (ObjectDisposedException)
+                {
+                    outcomes.Add("refused");
+                }
+            }
+
+            return outcomes;
+        })).ToArray();
+
+        start.Set();
+        SpinWait.SpinUntil(() => store.Revision >= disposeAtRevision || writers.All(w => w.IsCompleted), TimeSpan.FromMinutes(1));
+        await store.DisposeAsync();
+
+        // Every write's wait ended: applied before the stop, or refused by it.
+        var all = Task.WhenAll(writers);
+        all.WaitOrFail("every write racing with the disposal");
+        var outcomes = (await all).SelectMany(o => o).ToList();
+        Assert.That(outcomes, Has.Count.EqualTo(4 * 2_000));
+        Assert.That(outcomes.Count(o => o == "ok"), Is.GreaterThanOrEqualTo(disposeAtRevision - 1), "the writes applied before the stop");
+        TestContext.Out.WriteLine($"{outcomes.Count(o => o == "ok")} applied, {outcomes.Count(o => o == "refused")} refused");
+    }
+
+    private static IEnumerable<TestCaseData> Seeds() =>
+        TestSeeds.Choose("MVCC_SEED", "MVCC_SOAK_SEEDS", first: 1, defaultCount: 2).Select(seed => new TestCaseData(seed).SetArgDisplayNames($"seed {seed}"));
 }
