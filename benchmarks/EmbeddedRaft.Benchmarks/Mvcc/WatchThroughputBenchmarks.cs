@@ -37,6 +37,9 @@ public class WatchThroughputBenchmarks
     /// <summary>The most events one of those responses carried.</summary>
     internal int LastLargestResponse { get; private set; }
 
+    /// <summary>Puts kept in flight (the <c>watch-cpu</c> probe's <c>--inflight</c>; BenchmarkDotNet's jobs keep <see cref="MvccWorkload.WritesInFlight"/>).</summary>
+    internal int WritesInFlight { get; set; } = MvccWorkload.WritesInFlight;
+
     /// <summary>The store of the current invocation (between <see cref="OpenEmptyStore"/> and <see cref="CloseStore"/>; for the <c>watch-cpu</c> probe).</summary>
     internal MvccStore Store => _store;
 
@@ -67,7 +70,7 @@ public class WatchThroughputBenchmarks
     public void OpenEmptyStore()
     {
         _directory = MvccWorkload.NewDirectory("watch-live");
-        _store = MvccStore.Open(_directory, MvccStoreEngine.Options with { Watch = new WatchOptions { MaxBufferedEvents = 2 * MvccWorkload.WritesInFlight } });
+        _store = MvccStore.Open(_directory, MvccStoreEngine.Options with { Watch = new WatchOptions { MaxBufferedEvents = 2 * Math.Max(WritesInFlight, MvccWorkload.WritesInFlight) } });
     }
 
     [IterationCleanup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher), nameof(PutsWithALiveReusingPrefixWatcher)])]
@@ -145,6 +148,6 @@ public class WatchThroughputBenchmarks
     }
 
     private Task PutAllAsync() =>
-        MvccWorkload.RunWindowedAsync(LivePuts, MvccWorkload.WritesInFlight, i =>
+        MvccWorkload.RunWindowedAsync(LivePuts, WritesInFlight, i =>
             _store.PutAsync(new PutRequest { Key = _keys[i % _keys.Length], Value = _value }).AsTask());
 }
