@@ -37,6 +37,17 @@ public class WatchThroughputBenchmarks
     /// <summary>The most events one of those responses carried.</summary>
     internal int LastLargestResponse { get; private set; }
 
+    /// <summary>Puts kept in flight (the <c>watch-cpu</c> probe's <c>--inflight</c>; BenchmarkDotNet's jobs keep <see cref="MvccWorkload.WritesInFlight"/>).</summary>
+    internal int WritesInFlight { get; set; } = MvccWorkload.WritesInFlight;
+
+    /// <summary>
+    /// The <c>watch-cpu</c> probe's <c>--valuetask</c>: the puts' clients await each put's
+    /// <see cref="ValueTask{TResult}"/> as a client awaiting its own write would (as the store's own put rows do,
+    /// <see cref="MvccStoreEngine"/>), instead of turning each into a <see cref="Task"/> (~85 B per put, alive
+    /// while the put is in flight). False for BenchmarkDotNet's jobs and by default: the row as measured since session 7.
+    /// </summary>
+    internal bool AwaitValueTasks { get; set; }
+
     /// <summary>The store of the current invocation (between <see cref="OpenEmptyStore"/> and <see cref="CloseStore"/>; for the <c>watch-cpu</c> probe).</summary>
     internal MvccStore Store => _store;
 
@@ -67,7 +78,7 @@ public class WatchThroughputBenchmarks
     public void OpenEmptyStore()
     {
         _directory = MvccWorkload.NewDirectory("watch-live");
-        _store = MvccStore.Open(_directory, MvccStoreEngine.Options with { Watch = new WatchOptions { MaxBufferedEvents = 2 * MvccWorkload.WritesInFlight } });
+        _store = MvccStore.Open(_directory, MvccStoreEngine.Options with { Watch = new WatchOptions { MaxBufferedEvents = 2 * Math.Max(WritesInFlight, MvccWorkload.WritesInFlight) } });
     }
 
     [IterationCleanup(Targets = [nameof(PutsAlone), nameof(PutsWithALivePrefixWatcher), nameof(PutsWithALiveReusingPrefixWatcher)])]
@@ -145,6 +156,8 @@ public class WatchThroughputBenchmarks
     }
 
     private Task PutAllAsync() =>
-        MvccWorkload.RunWindowedAsync(LivePuts, MvccWorkload.WritesInFlight, i =>
-            _store.PutAsync(new PutRequest { Key = _keys[i % _keys.Length], Value = _value }).AsTask());
+        AwaitValueTasks
+            ? MvccWorkload.RunWindowedAsync(LivePuts, WritesInFlight, i => _store.PutAsync(new PutRequest { Key = _keys[i % _keys.Length], Value = _value }))
+            : MvccWorkload.RunWindowedAsync(LivePuts, WritesInFlight, i =>
+                _store.PutAsync(new PutRequest { Key = _keys[i % _keys.Length], Value = _value }).AsTask());
 }

@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds 10] [--warmup 1]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds 10] [--warmup 1] [--inflight 10000] [--valuetask]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -18,7 +18,8 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// in it (the whole process's, <see cref="System.Runtime.JitInfo"/>: tiering's rejits land in whichever
 /// half runs at the time) and the events the writer built itself for the watcher (its buffer held
 /// <c>WatchHub.MaxHeldBatchesPerWatcher</c> batches). <c>--warmup N</c>: alone/watched pairs run
-/// first and not counted (default 1).</para>
+/// first and not counted (default 1). <c>--inflight N</c>: puts kept in flight (default 10,000, the row's).
+/// <c>--valuetask</c>: the clients await each put's <c>ValueTask</c> instead of a <c>Task</c> made of it (a diagnostic: not the row's client).</para>
 /// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
 /// drawn at random (seed 1), alone and with 10,000 watchers, one per key, each read by its own
 /// <c>await foreach</c> (created before the measured puts; the run ends when every event is read).</para>
@@ -29,6 +30,14 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// <para><c>alloc</c>: <c>live</c>'s invocations, alone then watched, each round, with the runtime's
 /// allocation sampling (one event per ~100 KB a thread allocates) on: bytes per put by type, on the
 /// writer's thread and on the others (<c>alloc-reuse</c>: the watch reusing its events).</para>
+/// <para><c>consumer</c>: what a live prefix watch's consumer costs per event by itself, with no writer
+/// running beside it: per round, for an ordinary and a reusing watch alternated, 10,000 synced puts
+/// (all in flight at once) while the watch's consumer reads nothing, then the consumer takes the
+/// 10,000 events on this thread (every <c>MoveNextAsync</c> completes at once: they are buffered)
+/// and reads each event's key, value and revision; timed by this thread's CPU clock
+/// (<see cref="ThreadCpuClock"/>) and its allocated bytes, with the collections that ran meanwhile.
+/// The events the writer built itself (its buffer held <c>WatchHub.MaxHeldBatchesPerWatcher</c>
+/// batches) and the batches committed are printed: those events cost the consumer no decode.</para>
 /// </summary>
 internal static class WatchWriterCpuProbe
 {
@@ -42,9 +51,10 @@ internal static class WatchWriterCpuProbe
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds, {warmup} warm-up pairs"));
         if (mode is "live" or "live-reuse")
         {
-            var bench = new WatchThroughputBenchmarks();
+            var bench = new WatchThroughputBenchmarks { WritesInFlight = Option(args, "--inflight", MvccWorkload.WritesInFlight), AwaitValueTasks = args.Contains("--valuetask") };
             bench.CreateKeys();
             bool reuse = mode == "live-reuse";
+            Console.WriteLine(FormattableString.Invariant($"{bench.WritesInFlight} puts in flight{(bench.AwaitValueTasks ? ", each put's ValueTask awaited (--valuetask)" : ", each put as a Task")}; GC: server {System.Runtime.GCSettings.IsServerGC}, DOTNET_GCgen0size {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "unset"}"));
             Alternate(rounds, warmup, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse));
         }
         else if (mode == "many")
@@ -70,9 +80,13 @@ internal static class WatchWriterCpuProbe
         {
             Lag(rounds);
         }
+        else if (mode == "consumer")
+        {
+            Consumer(rounds, warmup);
+        }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse] [--rounds N] [--warmup N]");
+            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds N] [--warmup N]");
             return 2;
         }
 
@@ -242,6 +256,109 @@ internal static class WatchWriterCpuProbe
         var lagging = results[WatchLaggingWriterBenchmarks.WatcherCondition.Lagging100x];
         Console.WriteLine(FormattableString.Invariant(
             $"lagging / none: p50 {Median(lagging, r => r.P50) / Median(none, r => r.P50):F2}x, p99 {Median(lagging, r => r.P99) / Median(none, r => r.P99):F2}x, p999 {Median(lagging, r => r.P999) / Median(none, r => r.P999):F2}x, rate {Median(lagging, r => r.PutsPerSecond) / Median(none, r => r.PutsPerSecond):F2}x"));
+    }
+
+    private static void Consumer(int rounds, int warmup)
+    {
+        const int Events = 10_000;
+        var keys = Enumerable.Range(0, Events).Select(i => System.Text.Encoding.ASCII.GetBytes($"watched/{i:D8}")).ToArray();
+        var value = new byte[100];
+        var bench = new WatchThroughputBenchmarks();
+        bench.OpenEmptyStore();
+        try
+        {
+            var store = bench.Store;
+            var samples = new Dictionary<bool, List<ConsumerSample>> { [false] = [], [true] = [] };
+            for (int round = -warmup; round < rounds; round++)
+            {
+                foreach (bool reuse in (round & 1) == 0 ? new[] { false, true } : [true, false])
+                {
+                    var sample = DrainBuffered(store, keys, value, reuse);
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"{(round < 0 ? "warm-up" : $"round {round + 1}")} {(reuse ? "reusing" : "ordinary")}: {sample.CpuNs:F1} ns and {sample.Bytes:F1} B per event, GCs {sample.Gen0}/{sample.Gen1}/{sample.Gen2} ({sample.GcPauseMs:F1} ms paused), {sample.Responses} responses, {sample.Commits} commits, {sample.WriterBuilt} writer-built events"));
+                    if (round >= 0)
+                    {
+                        samples[reuse].Add(sample);
+                    }
+                }
+            }
+
+            Console.WriteLine("| consumer alone, per event (medians) | CPU ns | allocated B | gen0/1/2 per 10,000 events (sum over rounds) | GC pause ms (sum) | commits per round | writer-built events (sum) |");
+            Console.WriteLine("|---|---:|---:|---|---:|---:|---:|");
+            foreach (var (reuse, list) in samples)
+            {
+                Console.WriteLine(FormattableString.Invariant(
+                    $"| {(reuse ? "reusing" : "ordinary")} | {Median(list, s => s.CpuNs):F1} | {Median(list, s => s.Bytes):F1} | {list.Sum(s => s.Gen0)}/{list.Sum(s => s.Gen1)}/{list.Sum(s => s.Gen2)} | {list.Sum(s => s.GcPauseMs):F1} | {Median(list, s => s.Commits):F0} | {list.Sum(s => s.WriterBuilt)} |"));
+            }
+        }
+        finally
+        {
+            bench.CloseStore();
+        }
+    }
+
+    /// <summary>One <c>consumer</c> round: the puts with the watch's consumer idle, then the buffered events taken and read on this thread.</summary>
+    private static ConsumerSample DrainBuffered(MvccStore store, byte[][] keys, byte[] value, bool reuse)
+    {
+        using var watch = store.Watch(new WatchRequest { Key = "watched/"u8.ToArray(), RangeEnd = KeyRange.PrefixEnd("watched/"u8), ReuseEvents = reuse });
+        var enumerator = watch.GetAsyncEnumerator();
+        try
+        {
+            long commits = store.BatchesCommitted;
+            long built = store.Watches.HeldBoundEventCount;
+            MvccWorkload.RunWindowedAsync(keys.Length, keys.Length, i => store.PutAsync(new PutRequest { Key = keys[i], Value = value }).AsTask()).GetAwaiter().GetResult();
+            commits = store.BatchesCommitted - commits;
+            built = store.Watches.HeldBoundEventCount - built;
+
+            // Every put's event is buffered before its task completes (synced: notified at its batch's commit).
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
+            var pause = GC.GetTotalPauseDuration();
+            long bytes = GC.GetAllocatedBytesForCurrentThread();
+            long cpu = ThreadCpuClock.NowNs();
+            long events = 0;
+            long responses = 0;
+            long read = 0;
+            while (events < keys.Length)
+            {
+                var next = enumerator.MoveNextAsync();
+                if (!next.IsCompleted || !next.Result)
+                {
+                    throw new InvalidOperationException($"The watch's buffered events ended after {events} of {keys.Length}.");
+                }
+
+                responses++;
+                foreach (var e in enumerator.Current.Events)
+                {
+                    // What a consumer reads of each event.
+                    read += e.Kv.Key.Length + e.Kv.Value.Length + e.Kv.ModRevision;
+                    events++;
+                }
+            }
+
+            long cpuUsed = ThreadCpuClock.NowNs() - cpu;
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - bytes;
+            if (read == 0)
+            {
+                throw new InvalidOperationException("No event was read.");
+            }
+
+            return new ConsumerSample(
+                (double)cpuUsed / events,
+                (double)allocated / events,
+                GC.CollectionCount(0) - gen0,
+                GC.CollectionCount(1) - gen1,
+                GC.CollectionCount(2) - gen2,
+                (GC.GetTotalPauseDuration() - pause).TotalMilliseconds,
+                responses,
+                commits,
+                built);
+        }
+        finally
+        {
+            enumerator.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
     }
 
     private static void AllocationsByType(int rounds, bool reuse)
@@ -523,6 +640,8 @@ internal static class WatchWriterCpuProbe
             }
         }
     }
+
+    private readonly record struct ConsumerSample(double CpuNs, double Bytes, int Gen0, int Gen1, int Gen2, double GcPauseMs, long Responses, long Commits, long WriterBuilt);
 
     private readonly record struct ThreadTotals(long Pool, long Other, long PoolVoluntary, long PoolInvoluntary);
 
