@@ -316,7 +316,7 @@ internal static class WatchWriterCpuProbe
             int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
             var pause = GC.GetTotalPauseDuration();
             long bytes = GC.GetAllocatedBytesForCurrentThread();
-            long cpu = ThreadCpuClock.NowNs();
+            long cpu = ThreadCpuClock.Nanoseconds();
             long events = 0;
             long responses = 0;
             long read = 0;
@@ -337,7 +337,7 @@ internal static class WatchWriterCpuProbe
                 }
             }
 
-            long cpuUsed = ThreadCpuClock.NowNs() - cpu;
+            long cpuUsed = ThreadCpuClock.Nanoseconds() - cpu;
             long allocated = GC.GetAllocatedBytesForCurrentThread() - bytes;
             if (read == 0)
             {

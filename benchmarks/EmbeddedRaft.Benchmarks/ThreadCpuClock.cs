@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace EmbeddedRaft.Benchmarks.Transport;
+namespace EmbeddedRaft.Benchmarks;
 
 /// <summary>
 /// The calling thread's CPU time, exact to the nanosecond (Linux <c>clock_gettime(CLOCK_THREAD_CPUTIME_ID)</c>,
