@@ -71,7 +71,7 @@ internal sealed class LeaseService(EtcdMember member, IHostApplicationLifetime l
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         try
         {
-            await KeepAliveAsync(requestStream, responseStream, ending.Token).ConfigureAwait(false);
+            await KeepAliveAsync(requestStream, responseStream, ending.Token, context.CancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
@@ -79,7 +79,7 @@ internal sealed class LeaseService(EtcdMember member, IHostApplicationLifetime l
         }
     }
 
-    private async Task KeepAliveAsync(IAsyncStreamReader<Etcd.LeaseKeepAliveRequest> requestStream, IServerStreamWriter<Etcd.LeaseKeepAliveResponse> responseStream, CancellationToken cancellationToken)
+    private async Task KeepAliveAsync(IAsyncStreamReader<Etcd.LeaseKeepAliveRequest> requestStream, IServerStreamWriter<Etcd.LeaseKeepAliveResponse> responseStream, CancellationToken cancellationToken, CancellationToken callAborted)
     {
         while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
         {
@@ -95,7 +95,10 @@ internal sealed class LeaseService(EtcdMember member, IHostApplicationLifetime l
                 reply = new Etcd.LeaseKeepAliveResponse { Header = member.Header(member.Store.Status.Revision), ID = id, TTL = 0 };
             }
 
-            await responseStream.WriteAsync(reply, cancellationToken).ConfigureAwait(false);
+            // Cancelled only by the call's own abort: a cancelled write aborts the HTTP/2 stream
+            // (CANCELLED at the client, final for etcd's clientv3), where a stopping member's stream
+            // must end with UNAVAILABLE (WatchSession's writes follow the same rule).
+            await responseStream.WriteAsync(reply, callAborted).ConfigureAwait(false);
         }
     }
 }

@@ -15,7 +15,7 @@ internal sealed class WatchService(EtcdMember member, ILogger<WatchService> logg
     public override async Task Watch(IAsyncStreamReader<Etcd.WatchRequest> requestStream, IServerStreamWriter<Etcd.WatchResponse> responseStream, ServerCallContext context)
     {
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
-        await using (var session = new WatchSession(member, responseStream, logger, ending.Token))
+        await using (var session = new WatchSession(member, responseStream, logger, ending.Token, context.CancellationToken))
         {
             await session.RunAsync(requestStream).ConfigureAwait(false);
         }

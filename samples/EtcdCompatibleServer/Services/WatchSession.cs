@@ -31,6 +31,7 @@ internal sealed class WatchSession : IAsyncDisposable
     private readonly IServerStreamWriter<Etcd.WatchResponse> _responses;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _ending;
+    private readonly CancellationToken _callAborted;
     private readonly Channel<Etcd.WatchResponse> _outbox = Channel.CreateBounded<Etcd.WatchResponse>(
         new BoundedChannelOptions(256) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Lock _lock = new();
@@ -38,12 +39,15 @@ internal sealed class WatchSession : IAsyncDisposable
     private long _nextWatchId;
     private Exception? _failure;
 
-    public WatchSession(EtcdMember member, IServerStreamWriter<Etcd.WatchResponse> responses, ILogger logger, CancellationToken callAborted)
+    /// <param name="ending">Ends the session: the call aborted, or the member stopping.</param>
+    /// <param name="callAborted">The call's own abort (the client went away): the only token a response write is cancelled by.</param>
+    public WatchSession(EtcdMember member, IServerStreamWriter<Etcd.WatchResponse> responses, ILogger logger, CancellationToken ending, CancellationToken callAborted)
     {
         _member = member;
         _responses = responses;
         _logger = logger;
-        _ending = CancellationTokenSource.CreateLinkedTokenSource(callAborted);
+        _ending = CancellationTokenSource.CreateLinkedTokenSource(ending);
+        _callAborted = callAborted;
     }
 
     /// <summary>Serves the stream until the call ends; throws the failure that ended it, if any.</summary>
@@ -330,7 +334,11 @@ internal sealed class WatchSession : IAsyncDisposable
         {
             await foreach (Etcd.WatchResponse response in _outbox.Reader.ReadAllAsync(_ending.Token).ConfigureAwait(false))
             {
-                await _responses.WriteAsync(response, _ending.Token).ConfigureAwait(false);
+                // Cancelled only by the call's own abort: a write cancelled by its token aborts the
+                // HTTP/2 stream (RST_STREAM CANCEL, seen by the client as CANCELLED, which etcd's
+                // clientv3 takes as final and does not resume), so a session ending because the
+                // member stops lets the write in flight finish and the call end with its status.
+                await _responses.WriteAsync(response, _callAborted).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or IOException)
