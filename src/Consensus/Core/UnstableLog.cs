@@ -422,30 +422,41 @@ internal sealed class UnstableLog
     private void DropFirst(int n)
     {
         Count -= n;
-        var drop = 0;
-        while (n > 0)
-        {
-            var run = _runs[drop];
-            if (run.Count <= n)
-            {
-                AddStable(run);
-                n -= run.Count;
-                drop++;
-            }
-            else
-            {
-                AddStable(run with { Count = n });
-                _runs[drop] = new Run(run.Chunk, run.Start + n, run.Count - n);
-                n = 0;
-            }
-        }
-
-        _runs.RemoveRange(0, drop);
+        RemoveFirst(_runs, n, toStable: true);
         CheckCount();
         if (_stableCount > MaxStableEntries)
         {
             DropStable(_stableCount - MaxStableEntries);
         }
+    }
+
+    // Removes the first n entries of `runs` (which hold at least n), a run cut where n ends; with
+    // `toStable`, each removed piece joins the stable window, in order.
+    private void RemoveFirst(List<Run> runs, int n, bool toStable)
+    {
+        var drop = 0;
+        while (n > 0)
+        {
+            var run = runs[drop];
+            var taken = Math.Min(run.Count, n);
+            if (toStable)
+            {
+                AddStable(run with { Count = taken });
+            }
+
+            if (taken == run.Count)
+            {
+                drop++;
+            }
+            else
+            {
+                runs[drop] = new Run(run.Chunk, run.Start + taken, run.Count - taken);
+            }
+
+            n -= taken;
+        }
+
+        runs.RemoveRange(0, drop);
     }
 
     // Appends a run that just became stable to the window (it follows the window's last entry).
@@ -466,23 +477,7 @@ internal sealed class UnstableLog
     private void DropStable(int n)
     {
         _stableCount -= n;
-        var drop = 0;
-        while (n > 0)
-        {
-            var run = _stableRuns[drop];
-            if (run.Count <= n)
-            {
-                n -= run.Count;
-                drop++;
-            }
-            else
-            {
-                _stableRuns[drop] = new Run(run.Chunk, run.Start + n, run.Count - n);
-                n = 0;
-            }
-        }
-
-        _stableRuns.RemoveRange(0, drop);
+        RemoveFirst(_stableRuns, n, toStable: false);
     }
 
     // Keeps the stable entries below `index` (which is at most Offset): those from it on are being replaced.

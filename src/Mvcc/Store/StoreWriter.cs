@@ -659,10 +659,7 @@ internal sealed class StoreWriter
             for (int i = 0; i < run.Count; i++)
             {
                 ulong index = run.IndexAt(i);
-                if (index <= _state.ConsistentIndex)
-                {
-                    throw new InvariantViolationException($"MVCC writer: the put at index {index} was applied out of order (the store has applied index {_state.ConsistentIndex}).");
-                }
+                CheckConsistentIndex(index);
 
                 EnsureBatch();
                 var transaction = _transaction!.Begin();
