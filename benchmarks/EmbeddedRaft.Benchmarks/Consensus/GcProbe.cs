@@ -11,9 +11,11 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// the bytes each collection promoted (gen0 → gen1, gen1 → gen2, survived in gen2 and the large-object
 /// heap); and the allocations by type on the large-object heap and on the small-object heap (the
 /// runtime's <c>AllocationTick</c>, about one event per 100 KB, so a sampling estimate; the type named
-/// is the one whose allocation crossed the 100 KB mark). Switched on by <c>CLUSTER_LOAD_GC=1</c>; each
-/// measured row of <c>cluster-load</c> then prints one comment line. A diagnostic (the listener
-/// costs some CPU per collection and per 100 KB allocated), not for A/B figures.
+/// is the one whose allocation crossed the 100 KB mark); and the thread pool's completed work items
+/// per operation (each a hand-off that may wake an idle worker). Switched on by
+/// <c>CLUSTER_LOAD_GC=1</c>; each measured row of <c>cluster-load</c> and <c>store-load</c> then
+/// prints one comment line. A diagnostic (the listener costs some CPU per collection and per 100 KB
+/// allocated), not for A/B figures.
 /// </summary>
 internal sealed class GcProbe : EventListener
 {
@@ -43,6 +45,7 @@ internal sealed class GcProbe : EventListener
     private long _promoted1;
     private long _survived2;
     private long _survivedLoh;
+    private long _poolWorkItemsBefore;
     private int _measuring;
 
     private GcProbe()
@@ -62,6 +65,7 @@ internal sealed class GcProbe : EventListener
             _smallByType.Clear();
             _pausesMs.Clear();
             _promoted0 = _promoted1 = _survived2 = _survivedLoh = 0;
+            _poolWorkItemsBefore = ThreadPool.CompletedWorkItemCount;
         }
 
         Volatile.Write(ref _measuring, 1);
@@ -81,9 +85,10 @@ internal sealed class GcProbe : EventListener
                 .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value / ops:F1}")));
             var small = string.Join(", ", _smallByType.OrderByDescending(p => p.Value).Take(12)
                 .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value / ops:F0}")));
+            long poolWorkItems = ThreadPool.CompletedWorkItemCount - _poolWorkItemsBefore;
             return string.Create(
                 CultureInfo.InvariantCulture,
-                $"GC: {collections}; pauses {sorted.Length}, total {sorted.Sum():F0} ms, p50 {Pct(0.5)} ms, p90 {Pct(0.9)} ms, max {(sorted.Length == 0 ? 0 : sorted[^1]):F2} ms, over 2 ms {sorted.Count(p => p > 2)}, over 5 ms {sorted.Count(p => p > 5)}; "
+                $"thread-pool work items per op {poolWorkItems / ops:F2}; GC: {collections}; pauses {sorted.Length}, total {sorted.Sum():F0} ms, p50 {Pct(0.5)} ms, p90 {Pct(0.9)} ms, max {(sorted.Length == 0 ? 0 : sorted[^1]):F2} ms, over 2 ms {sorted.Count(p => p > 2)}, over 5 ms {sorted.Count(p => p > 5)}; "
                 + $"promoted B per op: gen0→1 {_promoted0 / ops:F0}, gen1→2 {_promoted1 / ops:F0}, gen2 survived {_survived2 / ops:F0}, LOH survived {_survivedLoh / ops:F0}; "
                 + $"LOH allocated B per op by type (sampled): {(large.Length == 0 ? "none" : large)}; "
                 + $"small-object heap allocated B per op by type (sampled, every process thread): {(small.Length == 0 ? "none" : small)}");

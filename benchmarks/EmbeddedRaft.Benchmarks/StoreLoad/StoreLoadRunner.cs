@@ -90,6 +90,7 @@ internal static class StoreLoadRunner
         var cost = CostMeter.Start(cluster);
         using var readRounds = ReadRoundCounter.Start();
         AllocationSampler.Instance?.Start();
+        Consensus.GcProbe.Instance?.Start();
         var clock = Stopwatch.StartNew();
         Volatile.Write(ref measuring, 1);
         await Task.Delay(TimeSpan.FromSeconds(settings.Seconds));
@@ -110,6 +111,11 @@ internal static class StoreLoadRunner
         if (AllocationSampler.Instance is { } sampler)
         {
             Console.WriteLine($"<!-- {workload.Name()}, {callers} clients: {sampler.Stop(all.Count)} -->");
+        }
+
+        if (Consensus.GcProbe.Instance is { } probe)
+        {
+            Console.WriteLine($"<!-- {workload.Name()}, {callers} clients: {probe.Stop(all.Count)} -->");
         }
 
         if (readRounds.Summary() is { } rounds)
