@@ -101,6 +101,14 @@ internal static class CommandCodec
     /// <exception cref="InvalidDataException">As <see cref="DecodePut"/>.</exception>
     public static PutRequest DecodePutWithoutCopying(ReadOnlyMemory<byte> command)
     {
+        var request = new PutRequest();
+        DecodePutWithoutCopying(command, request);
+        return request;
+    }
+
+    /// <summary>As <see cref="DecodePutWithoutCopying(ReadOnlyMemory{byte})"/>, into <paramref name="into"/> (a request its caller owns and reuses); <paramref name="into"/> is unchanged when the command does not decode.</summary>
+    public static void DecodePutWithoutCopying(ReadOnlyMemory<byte> command, PutRequest into)
+    {
         var r = Body(command.Span, CommandKind.Put);
         var body = command[1..];
         var key = body[r.ReadRange("put key")];
@@ -108,7 +116,7 @@ internal static class CommandCodec
         long lease = r.ReadInt64("put lease");
         var (prevKv, ignoreValue, ignoreLease) = ReadPutFlags(ref r);
         r.ExpectEnd("a put");
-        return new PutRequest { Key = key, Value = value, Lease = lease, PrevKv = prevKv, IgnoreValue = ignoreValue, IgnoreLease = ignoreLease };
+        into.Overwrite(key, value, lease, prevKv, ignoreValue, ignoreLease);
     }
 
     public static DeleteRangeRequest DecodeDeleteRange(ReadOnlySpan<byte> command)

@@ -13,7 +13,9 @@ namespace EmbeddedRaft.Mvcc.Replication;
 /// Ownership: the apply pipeline fills it (<see cref="Add"/>), then only the writer touches it
 /// until the run's request completes; after that the apply pipeline reads the results and
 /// <see cref="Clear"/>s it for a later batch. The requests slice their commands' bytes, which stay
-/// valid until the batch's apply completes (IStateMachine), and are dropped by <see cref="Clear"/>.
+/// valid until the batch's apply completes (IStateMachine), and are dropped by <see cref="Clear"/>;
+/// the request objects themselves stay with the run and are refilled in later batches (a run
+/// dropped because its request never completed takes its requests with it).
 /// </remarks>
 internal sealed class ReplicatedPutRun
 {
@@ -26,8 +28,13 @@ internal sealed class ReplicatedPutRun
     /// <summary>How many puts the run holds.</summary>
     public int Count { get; private set; }
 
-    /// <summary>Appends a put and the index of its log entry (indexes grow along the run).</summary>
-    public void Add(PutRequest request, ulong index)
+    /// <summary>
+    /// Appends a put and the index of its log entry (indexes grow along the run). Returns a request
+    /// the caller may decode its next put into: the one this slot held in an earlier batch (cleared
+    /// since), or a new one. So a member decodes its puts into the same few requests batch after
+    /// batch instead of allocating one per put.
+    /// </summary>
+    public PutRequest Add(PutRequest request, ulong index)
     {
         if (Count > 0 && index <= _indexes[Count - 1])
         {
@@ -43,11 +50,18 @@ internal sealed class ReplicatedPutRun
             Array.Resize(ref _refusals, grown);
         }
 
+        var spare = _requests[Count];
+        if (ReferenceEquals(spare, request))
+        {
+            throw new InvariantViolationException($"Replicated put run: the request for entry {index} is already in the run.");
+        }
+
         _requests[Count] = request;
         _indexes[Count] = index;
         _revisions[Count] = 0;
         _refusals[Count] = null;
         Count++;
+        return spare ?? new PutRequest();
     }
 
     /// <summary>Writer: the <paramref name="i"/>th put.</summary>
@@ -86,10 +100,18 @@ internal sealed class ReplicatedPutRun
         return _refusals[i] ?? (object)_revisions[i];
     }
 
-    /// <summary>Empties the run (drops the requests and refusals) for a later batch.</summary>
+    /// <summary>
+    /// Empties the run for a later batch: drops the refusals, and keeps the requests as spares
+    /// (handed out again by <see cref="Add"/>) with their slices of this batch's commands dropped.
+    /// Only once the run's request completed: the writer is done with them then.
+    /// </summary>
     public void Clear()
     {
-        Array.Clear(_requests, 0, Count);
+        for (int i = 0; i < Count; i++)
+        {
+            _requests[i]!.Overwrite(default, default, 0, false, false, false);
+        }
+
         Array.Clear(_refusals, 0, Count);
         Count = 0;
         _answered = 0;

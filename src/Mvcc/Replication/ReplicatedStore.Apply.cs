@@ -34,6 +34,10 @@ public sealed partial class ReplicatedStore
     private readonly List<ValueTask<object?>> _runRequests = [];
     private int _runsInUse;
 
+    // The request the next put is decoded into (apply pipeline only): a run takes it and hands back
+    // a spare of its own (ReplicatedPutRun.Add); a put that joins no run leaves it here to be refilled.
+    private PutRequest _decoding = new();
+
     /// <summary>
     /// Applies one committed batch (<see cref="IStateMachine{TResult}.ApplyAsync"/>): queues every
     /// command to the store's writer before waiting for any (so the writer takes them as one run,
@@ -69,7 +73,7 @@ public sealed partial class ReplicatedStore
 #pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
             for (int i = 0; i < commands.Count; i++)
             {
-                if (TryTakePlainPut(store, commands[i], out var put, out var refusal))
+                if (TryTakePlainPut(store, commands[i], _decoding, out var refusal))
                 {
                     if (refusal is not null)
                     {
@@ -78,7 +82,7 @@ public sealed partial class ReplicatedStore
                     }
 
                     run ??= StartRun();
-                    run.Add(put!, commands[i].Index);
+                    _decoding = run.Add(_decoding, commands[i].Index);
                     pending[i] = SubmittedCommand.InRun;
                     continue;
                 }
@@ -145,24 +149,22 @@ public sealed partial class ReplicatedStore
     }
 
     /// <summary>
-    /// Whether <paramref name="command"/> is a put without PrevKv (decoded into <paramref name="put"/>,
+    /// Whether <paramref name="command"/> is a put without PrevKv (decoded into <paramref name="request"/>,
     /// its key and value slicing the command: its bytes are valid until this batch's apply
     /// completes, which waits for the store to have applied it; the store copies what it keeps);
     /// <paramref name="refusal"/> is set when the store refuses it before queueing.
     /// </summary>
-    private static bool TryTakePlainPut(MvccStore store, CommittedCommand command, out PutRequest? put, out Exception? refusal)
+    private static bool TryTakePlainPut(MvccStore store, CommittedCommand command, PutRequest request, out Exception? refusal)
     {
-        put = null;
         refusal = null;
         if (CommandCodec.KindOf(command.Data.Span) != CommandKind.Put)
         {
             return false;
         }
 
-        PutRequest request;
         try
         {
-            request = CommandCodec.DecodePutWithoutCopying(command.Data);
+            CommandCodec.DecodePutWithoutCopying(command.Data, request);
         }
         catch (InvalidDataException e)
         {
@@ -178,7 +180,6 @@ public sealed partial class ReplicatedStore
         try
         {
             store.CheckPutForRun(request);
-            put = request;
         }
         catch (Exception e) when (IsRefusal(e))
         {
