@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace EmbeddedRaft.Storage.BTree;
 
@@ -94,6 +95,39 @@ internal static class PageFormat
 
         exact = false;
         return low;
+    }
+
+    /// <summary>Leaves with at most this many entries have every entry prefetched before the search (see <see cref="LeafLowerBoundPrefetched"/>).</summary>
+    public const int PrefetchedLeafEntries = 32;
+
+    /// <summary>
+    /// <see cref="LeafLowerBound"/> for a point lookup in a page that is likely not in the CPU's cache
+    /// (a random read): when the leaf holds few entries (large values), every entry's first cache
+    /// line is requested before the binary search, so the search's probes wait for one memory
+    /// round trip, not one each (a 16 KiB leaf of 1 KiB values: ~14 entries, four probes, four
+    /// dependent misses). Same result as <see cref="LeafLowerBound"/>; prefetches never fault.
+    /// </summary>
+    public static int LeafLowerBoundPrefetched(byte[] page, ReadOnlySpan<byte> key, out bool exact)
+    {
+        int count = Count(page);
+        if (count <= PrefetchedLeafEntries && Sse.IsSupported)
+        {
+            PrefetchEntries(page, count);
+        }
+
+        return LeafLowerBound(page, key, out exact);
+    }
+
+    private static unsafe void PrefetchEntries(byte[] page, int count)
+    {
+        fixed (byte* start = page)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                // An offset past the page (a corrupt slot) is only a wasted hint; the search checks bounds.
+                Sse.Prefetch0(start + EntryOffset(page, i));
+            }
+        }
     }
 
     /// <summary>Index of the last entry whose key is &lt;= <paramref name="key"/>, or 0 when none is.</summary>

@@ -85,7 +85,8 @@ internal sealed class Tree
                 continue;
             }
 
-            int index = PageFormat.LeafLowerBound(page, key, out bool exact);
+            // A point lookup through committed pages (a read): its leaf is most likely cold.
+            int index = PageFormat.LeafLowerBoundPrefetched(page, key, out bool exact);
             value = exact ? PageValue(page, index) : default;
             return exact;
         }
