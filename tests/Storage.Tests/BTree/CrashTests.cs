@@ -1,4 +1,5 @@
 using EmbeddedRaft.Storage.BTree;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Storage.Tests.BTree.BTreeTestSupport;
 
@@ -49,6 +50,58 @@ public class CrashTests
             Assert.That(matchesDurable || matchesInProgress, Is.True, $"{where}: {Difference(models[outcome.LastDurable], actual)}");
 
             // The recovered database keeps working: its freelist is sound enough to commit on.
+            using (var tx = db.BeginWrite())
+            {
+                tx.CreateBucketIfNotExists("after-crash").Put([1, 2, 3], new byte[300]);
+                tx.Commit();
+            }
+
+            db.Check();
+        }
+    }
+
+    private static IEnumerable<int> PipelinedSeedCases() => Seeds(100, Soak ? 200 : 20);
+
+    /// <summary>
+    /// The pipelined group commit (the MVCC store's): every commit is made without a flush, and
+    /// <see cref="BTreeDatabase.SyncCommitted"/> on a second thread makes it durable while the next
+    /// commit is written — held at its meta page write, after its flush, until the next commit's
+    /// pages are written, so those pages land between the sync's flush and its meta page. A crash
+    /// after any write or flush of that schedule (the same for a seed every run) leaves the last
+    /// commit whose sync returned, or the one whose sync was under way if its meta page made it.
+    /// </summary>
+    [TestCaseSource(nameof(PipelinedSeedCases))]
+    public void ACrashAfterAnyWriteOrFlushOfAPipelinedSyncLeavesTheLastDurableCommitIntact(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (reproduce with BTREE_SEED={seed})");
+        var plans = Plan(seed);
+        var models = Models(plans);
+
+        var clean = NewDisk(seed);
+        var cleanOutcome = RunPipelined(clean, plans);
+        Assert.That(cleanOutcome.LastDurable, Is.EqualTo(plans.Count), $"seed {seed}: the clean run did not finish");
+        long total = clean.OperationCount;
+        using (var reopened = BTreeDatabase.Open(clean, DatabasePath, SmallPages))
+        {
+            Assert.That(Difference(models[^1], ReadAll(reopened)), Is.Null, $"seed {seed}: clean run");
+        }
+
+        TestContext.Out.WriteLine($"{plans.Count} commits, {total} mutating file-system calls; crashing after each");
+        for (long crashAt = 1; crashAt <= total; crashAt++)
+        {
+            var fs = NewDisk(seed);
+            fs.CrashAfterOperation = crashAt;
+            var outcome = RunPipelined(fs, plans);
+            string where = $"seed {seed}, crash after call {crashAt} of {total} (last durable commit {outcome.LastDurable}, syncing {outcome.InProgress}; reproduce with BTREE_SEED={seed})";
+            Assert.That(outcome.Crashed, Is.True, where);
+            fs.Restart();
+
+            using var db = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+            db.Check();
+            var actual = ReadAll(db);
+            bool matchesDurable = Difference(models[outcome.LastDurable], actual) is null;
+            bool matchesSyncing = outcome.InProgress is int i && Difference(models[i], actual) is null;
+            Assert.That(matchesDurable || matchesSyncing, Is.True, $"{where}: {Difference(models[outcome.LastDurable], actual)}");
             using (var tx = db.BeginWrite())
             {
                 tx.CreateBucketIfNotExists("after-crash").Put([1, 2, 3], new byte[300]);
@@ -199,6 +252,141 @@ public class CrashTests
         }
 
         return models;
+    }
+
+    /// <summary>
+    /// Commits each plan without a flush; the sync of commit i runs on its own thread and is held at
+    /// its meta page write until commit i+1 is written (see the test). Outcome: LastDurable is the
+    /// last commit whose sync returned, InProgress the one whose sync was under way at the crash.
+    /// </summary>
+    private static Outcome RunPipelined(FaultInjectingFileSystem fs, List<TxPlan> plans)
+    {
+        int lastReturned = 0;
+        int lastDurable = 0;
+        int? syncing = null;
+        Thread? committer = null;
+        Exception? syncFailure = null;
+        using var atMetaWrite = new ManualResetEventSlim();
+        using var releaseMetaWrite = new ManualResetEventSlim();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Write && ReferenceEquals(Thread.CurrentThread, Volatile.Read(ref committer)))
+            {
+                atMetaWrite.Set();
+                releaseMetaWrite.Wait();
+            }
+        };
+
+        BTreeDatabase? db = null;
+        void FinishSync()
+        {
+            if (committer is null)
+            {
+                return;
+            }
+
+            releaseMetaWrite.Set();
+            committer.Join();
+            committer = null;
+            if (syncFailure is not null)
+            {
+                throw syncFailure;
+            }
+
+            lastDurable = syncing!.Value;
+            syncing = null;
+        }
+
+        try
+        {
+            db = BTreeDatabase.Open(fs, DatabasePath, SmallPages);
+            for (int i = 1; i <= plans.Count; i++)
+            {
+                using (var tx = db.BeginWrite())
+                {
+                    Apply(tx, plans[i - 1].Ops);
+                    tx.Commit(CommitDurability.NoSync);
+                }
+
+                lastReturned = i;
+
+                // Commit i's pages are written while commit i-1's sync waits between its flush and its meta page.
+                FinishSync();
+                atMetaWrite.Reset();
+                releaseMetaWrite.Reset();
+                syncing = i;
+                var database = db;
+                var thread = new Thread(() =>
+                {
+                    try
+                    {
+                        database.SyncCommitted();
+                    }
+                    catch (Exception e)
+                    {
+                        syncFailure = e;
+                    }
+                    finally
+                    {
+                        atMetaWrite.Set();
+                    }
+                });
+                Volatile.Write(ref committer, thread);
+                thread.Start();
+                atMetaWrite.WaitOrFail($"the sync of commit {i} reaching its meta page write");
+            }
+
+            FinishSync();
+            db.Dispose();
+            return new Outcome(false, lastReturned, lastDurable, null);
+        }
+        catch (Exception e) when (e is SimulatedCrashException or StorageFaultedException)
+        {
+            try
+            {
+                FinishSync();
+            }
+            catch (Exception) when (syncFailure is not null)
+            {
+            }
+
+            try
+            {
+                db?.Dispose();
+            }
+            catch (SimulatedCrashException)
+            {
+            }
+
+            return new Outcome(true, lastReturned, lastDurable, syncing);
+        }
+        finally
+        {
+            fs.BeforeEntering = null;
+            releaseMetaWrite.Set();
+        }
+    }
+
+    private static void Apply(Transaction tx, List<Op> ops)
+    {
+        foreach (var op in ops)
+        {
+            if (op.DropBucket)
+            {
+                tx.DeleteBucket(op.Bucket);
+                continue;
+            }
+
+            var bucket = tx.CreateBucketIfNotExists(op.Bucket);
+            if (op.Value is null)
+            {
+                bucket.Delete(op.Key);
+            }
+            else
+            {
+                bucket.Put(op.Key, op.Value);
+            }
+        }
     }
 
     private static Outcome Run(FaultInjectingFileSystem fs, List<TxPlan> plans)
