@@ -6,8 +6,7 @@ public enum MvccDurability
     /// <summary>
     /// Standalone use (the default): a write returns once it is on disk. Writes that arrive while
     /// a commit is being written are committed together by the next one (group commit), up to
-    /// <see cref="MvccStoreOptions.BatchLimit"/> writes per B+tree commit; they are applied (and
-    /// readable) while the commit before them is flushed, and answered once their own is durable.
+    /// <see cref="MvccStoreOptions.BatchLimit"/> writes per B+tree commit.
     /// </summary>
     Synced,
 

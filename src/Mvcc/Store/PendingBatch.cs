@@ -95,18 +95,13 @@ internal sealed class PendingBatch
         return space;
     }
 
-    /// <summary>
-    /// Marks a reader as holding the batch: under the index read lock, where the batch was taken
-    /// from <see cref="StoreState.Pending"/>; or on the writer thread before the batch is swapped
-    /// out; or on the writer thread after the swap while the writer's own hold on it is still in
-    /// place (a pipelined commit's batch, whose changes go to the watches once durable).
-    /// </summary>
+    /// <summary>Marks a reader as holding the batch: under the index read lock, where the batch was taken from <see cref="StoreState.Pending"/>, or on the writer thread before the batch is swapped out.</summary>
     public void Hold()
     {
-        if (Interlocked.Increment(ref _readers) == Retired + 1)
+        if ((Interlocked.Increment(ref _readers) & Retired) != 0)
         {
-            // Swapped out with no one holding it: its buffers may already serve the next batch.
-            throw new InvariantViolationException("MVCC store: a pending batch held after it was swapped out and let go.");
+            // Its buffers may already serve the next batch.
+            throw new InvariantViolationException("MVCC store: a pending batch held after it was swapped out.");
         }
     }
 

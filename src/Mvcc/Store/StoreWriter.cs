@@ -28,25 +28,6 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// commit. In <see cref="MvccDurability.NoSync"/> mode writers are answered once applied, and the
 /// batch is committed without a flush at <see cref="MvccStoreOptions.BatchLimit"/> writes or
 /// <see cref="MvccStoreOptions.BatchInterval"/> after its first write.</para>
-/// <para>Pipelined group commit (synced, thread mode): the writer commits a due batch N to the
-/// B+tree without a flush (its pages written, the commit visible to new B+tree snapshots), swaps
-/// the pending batch as any commit does, and hands N's durability to a <see cref="StoreCommitter"/>
-/// thread (flush, meta page, flush), then goes on applying batch N+1 on top of N meanwhile. While
-/// N syncs, N+1 is committed only when it is full: otherwise it grows until N is durable, and is
-/// committed as soon as the writer sees that (not when its queue empties), so one sync serves
-/// what arrived meanwhile and the disk does not idle while writes wait. Invariants: (1) an answered write is durable: a handed-over
-/// batch's writers are answered, and its revisions shown to watches, only once the committer
-/// reports it durable, on this thread, batches in commit order, and every commit made any other
-/// way (a synced commit, a sync, a checkpoint, a restore, stopping) first waits for and finishes
-/// the handed-over batches; (2) the B+tree writes N+1's meta page only after N's (one lock orders
-/// them: <see cref="BTreeDatabase.SyncCommitted"/>), and reuses no page N or the durable commit
-/// still reaches (pages freed by a commit are reused only once it is durable); (3) readers see
-/// what they saw before: applied revisions are visible to reads before they are durable (the
-/// pending batch, etcd's read buffer), and the swap after a commit without a flush keeps that
-/// true, as the B+tree snapshot a reader begins afterwards holds the batch; (4) at most
-/// <see cref="MaxBatchesCommitting"/> batches wait for durability while the next is applied. A
-/// failed flush fails the store (the committer never retries it): the handed-over batches'
-/// writers, the open batch's and every later one get the failure.</para>
 /// <para>Compaction steps run only between batches (never inside one), one step per batch commit
 /// while writes keep coming, so a writer waits for at most one step.</para>
 /// <para>Failure: an exception from the B+tree (or anything after a change was made) faults the
@@ -65,13 +46,6 @@ internal sealed class StoreWriter
     private Queue<WriteOp> _taken = new();
     private bool _writerWaiting;
 
-    // Synced thread mode, while a handed-over batch syncs and the open one has caught up with its
-    // callers: the writer sleeps until a run of requests is queued (or the committer, or a request
-    // that is not a plain write, wakes it), not once per request. Woken per request, the writer
-    // and its callers paid a wake-up each for every write whenever it kept pace with them.
-    private bool _writerWaitingForRun;
-    private readonly int _wakeRunLength;
-
     // Scheduled mode: the scheduler, the batch clock, whether a pump task is queued (under
     // _queueGate), whether one is running (scheduler thread only), the batch-interval timer.
     private readonly TaskScheduler? _scheduler;
@@ -81,28 +55,13 @@ internal sealed class StoreWriter
     private bool _stopped;
     private ITimer? _batchTimer;
     private readonly Queue<CompactionJob> _compactions = new();
-    private List<WriteOp> _awaitingCommit = [];
+    private readonly List<WriteOp> _awaitingCommit = [];
     private readonly Thread? _thread;
     private readonly bool _synced;
     private bool _stopRequested;
 
     // Watches: told of each revision's changes, and of commits and faults (issue 16).
     private readonly WatchHub _watches;
-
-    /// <summary>Requests queued before a writer waiting for a run is woken (see <see cref="_writerWaitingForRun"/>); at most the batch limit.</summary>
-    private const int WakeRunLengthMax = 256;
-
-    /// <summary>Batches committed without a flush that may wait for durability while the next is applied (class remarks, invariant 4).</summary>
-    private const int MaxBatchesCommitting = 2;
-
-    // Synced thread mode: the pipelined group commit (class remarks); null in the other modes.
-    private readonly StoreCommitter? _committer;
-
-    // Writer thread only: the batches handed to _committer, oldest first, whose writers and watches
-    // wait for durability. Invariant: their sequences ascend, and each holds its pending batch.
-    private readonly Queue<CommittingBatch> _committing = new();
-    private readonly Stack<List<WriteOp>> _spareWriterLists = new();
-    private readonly Stack<List<(long Revision, int Changes)>> _spareRevisionLists = new();
 
     // Writer thread only.
     private Transaction? _batch;
@@ -122,7 +81,6 @@ internal sealed class StoreWriter
         _state = state;
         _watches = watches;
         _synced = state.Options.Durability == MvccDurability.Synced;
-        _wakeRunLength = Math.Min(WakeRunLengthMax, state.Options.BatchLimit);
         foreach (var job in resumedCompactions)
         {
             _compactions.Enqueue(job);
@@ -132,11 +90,6 @@ internal sealed class StoreWriter
         if (_scheduler is null)
         {
             _clock = TimeProvider.System; // the same timestamps as Stopwatch
-            if (_synced)
-            {
-                _committer = new StoreCommitter(state, WakeWriter);
-            }
-
             _thread = new Thread(Run) { IsBackground = true, Name = "MvccStore writer" };
             _thread.Start();
         }
@@ -170,7 +123,7 @@ internal sealed class StoreWriter
             _queue.Enqueue(op);
             if (_scheduler is null)
             {
-                if (_writerWaiting || (_writerWaitingForRun && (_queue.Count >= _wakeRunLength || op.Kind is not (WriteOpKind.Put or WriteOpKind.DeleteRange or WriteOpKind.Txn))))
+                if (_writerWaiting)
                 {
                     Monitor.Pulse(_queueGate);
                 }
@@ -397,17 +350,12 @@ internal sealed class StoreWriter
         var op = Take();
         if (op is null)
         {
-            // Nothing queued: answer the handed-over batches now durable; commit the batch if its
-            // time is up (or, synced, at once, or once the batch before it is durable), else do compaction work.
-            FinishDurableBatches();
+            // Nothing queued: commit the batch if its time is up (or, synced, at once), else do compaction work.
             if (_batch is not null)
             {
-                if (_committing.Count == 0 || _batchWrites >= _state.Options.BatchLimit)
-                {
-                    CommitDueBatch();
-                }
+                CommitBatch(CommitDurabilityFor(forceSync: false));
             }
-            else if (_compactions.Count > 0 && _state.Failure is null)
+            else if (_compactions.Count > 0)
             {
                 CompactionStep();
             }
@@ -421,7 +369,6 @@ internal sealed class StoreWriter
     /// <summary>Handles one taken request, then commits the batch when full (or, synced, when nothing more is queued) and does one compaction step between batches; false for the stop request.</summary>
     private bool Process(WriteOp op)
     {
-        FinishDurableBatches();
         if (op.Kind == WriteOpKind.Stop)
         {
             if (_batch is not null)
@@ -429,8 +376,6 @@ internal sealed class StoreWriter
                 CommitBatch(CommitDurability.Synced);
             }
 
-            DrainCommitting();
-            _committer?.Stop();
             FailCompactionWaiters(new ObjectDisposedException(nameof(MvccStore)));
             op.Complete();
             return false;
@@ -443,13 +388,9 @@ internal sealed class StoreWriter
         }
 
         Handle(op);
-
-        // Synced: committed when full, or when no batch is syncing — pipelined (thread mode) at once,
-        // so the disk never idles while writes wait; serial (scheduled mode) once nothing more is
-        // queued. While the batch before it syncs, a batch grows until it is full.
-        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && _committing.Count == 0 && (_committer is not null || QueueIsEmpty()))))
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
         {
-            CommitDueBatch();
+            CommitBatch(CommitDurabilityFor(forceSync: false));
         }
 
         // Between batches, one step of compaction work, so writers never wait for more than one.
@@ -472,33 +413,11 @@ internal sealed class StoreWriter
         {
             while (_queue.Count == 0)
             {
-                if (HasCommittingBatchToFinish())
-                {
-                    return null;
-                }
-
                 if (_batch is not null)
                 {
                     if (_synced)
                     {
-                        if (_committing.Count == 0)
-                        {
-                            return null;
-                        }
-
-                        // The batch before this one is syncing: let this batch grow meanwhile;
-                        // wait for a run of requests or for the committer (WakeWriter).
-                        _writerWaitingForRun = true;
-                        try
-                        {
-                            Monitor.Wait(_queueGate);
-                        }
-                        finally
-                        {
-                            _writerWaitingForRun = false;
-                        }
-
-                        continue;
+                        return null;
                     }
 
                     var remaining = _state.Options.BatchInterval - _clock.GetElapsedTime(_batchStartedTimestamp);
@@ -525,23 +444,7 @@ internal sealed class StoreWriter
         return _taken.Dequeue();
     }
 
-    /// <summary>The committer's wake-up (any thread): a handed-over batch became durable or its sync failed.</summary>
-    private void WakeWriter()
-    {
-        lock (_queueGate)
-        {
-            if (_writerWaiting || _writerWaitingForRun)
-            {
-                Monitor.Pulse(_queueGate);
-            }
-        }
-    }
-
-    /// <summary>True when the oldest handed-over batch is durable or its sync failed (writer thread; read under <see cref="_queueGate"/> before waiting, so no wake-up is lost).</summary>
-    private bool HasCommittingBatchToFinish() =>
-        _committing.Count > 0 && (_committer!.Durable >= _committing.Peek().Sequence || _committer.Failure is not null);
-
-    /// <summary>Waits (holding <see cref="_queueGate"/>) for <see cref="Enqueue"/> or <see cref="WakeWriter"/> to pulse; they pulse only while this waits.</summary>
+    /// <summary>Waits (holding <see cref="_queueGate"/>) for <see cref="Enqueue"/> to pulse; it pulses only while this waits.</summary>
     private void WaitForRequest(TimeSpan timeout)
     {
         _writerWaiting = true;
@@ -705,14 +608,6 @@ internal sealed class StoreWriter
                     }
                     else
                     {
-                        // The batches handed to the committer are answered first, in commit order.
-                        DrainCommitting();
-                        if (_state.Failure is { } failed)
-                        {
-                            op.Fail(new StorageFaultedException(_state.Path, failed));
-                            break;
-                        }
-
                         _state.Database.Sync();
                         op.Complete();
                     }
@@ -849,37 +744,18 @@ internal sealed class StoreWriter
         _batchStartedTimestamp = _clock.GetTimestamp();
     }
 
-    /// <summary>Commits a batch that is due: pipelined when synced in thread mode, else in series.</summary>
-    private void CommitDueBatch()
-    {
-        if (_committer is not null)
-        {
-            CommitBatchPipelined(_committer);
-        }
-        else
-        {
-            CommitBatch(CommitDurabilityFor(forceSync: false));
-        }
-    }
-
-    /// <summary>
-    /// Commits the batch in series: the batches handed to the committer are finished first (so
-    /// watches and writers are answered in commit order), then the B+tree commit runs here with
-    /// <paramref name="durability"/>, then the batch's watches and writers are answered.
-    /// </summary>
     private void CommitBatch(CommitDurability durability)
     {
-        DrainCommitting();
-        if (_state.Failure is not null)
-        {
-            // The drain found a failed sync: the store faulted, and this batch and its writers with it.
-            return;
-        }
-
         var batch = _batch ?? throw new InvariantViolationException("MVCC writer: commit without a batch.");
         try
         {
-            WriteConsistentIndexIfChanged(batch);
+            if (_consistentIndexChanged)
+            {
+                var meta = batch.OpenBucket(MetaKeys.MetaBucket) ?? throw new InvariantViolationException("MVCC writer: the meta bucket is missing.");
+                meta.Put(MetaKeys.ConsistentIndexKey, BigEndian((long)_state.ConsistentIndex));
+                _consistentIndexChanged = false;
+            }
+
             _batch = null;
             _keys = null;
             _transaction = null;
@@ -900,138 +776,6 @@ internal sealed class StoreWriter
         _watches.Committed(_state.Pending);
 
         // Only now may readers stop looking in the batch: its revisions are in the B+tree.
-        SwapPendingBatch();
-        foreach (var op in _awaitingCommit)
-        {
-            op.Complete();
-        }
-
-        _awaitingCommit.Clear();
-    }
-
-    /// <summary>
-    /// Commits the batch to the B+tree without a flush, swaps the pending batch, and hands the
-    /// batch's durability to the committer; its writers and watches wait for it in
-    /// <see cref="_committing"/> (class remarks: pipelined group commit).
-    /// </summary>
-    private void CommitBatchPipelined(StoreCommitter committer)
-    {
-        var batch = _batch ?? throw new InvariantViolationException("MVCC writer: commit without a batch.");
-        var pending = _state.Pending;
-        try
-        {
-            WriteConsistentIndexIfChanged(batch);
-            _batch = null;
-            _keys = null;
-            _transaction = null;
-            batch.Commit(CommitDurability.NoSync);
-        }
-        catch (Exception e)
-        {
-            batch.Dispose();
-            Fault(e);
-            return;
-        }
-
-        Volatile.Write(ref _batchesCommitted, _batchesCommitted + 1);
-
-        // The watches read the batch's changes once it is durable, after the swap: the writer's hold
-        // keeps its buffers from serving the next batch until then (released in FinishBatch).
-        pending.Hold();
-
-        // Readers may stop looking in the batch: a B+tree snapshot begun after the commit above
-        // holds its revisions (pages written, not yet flushed: readers saw them before durability
-        // in the pending batch already, and a crash undoes them either way).
-        SwapPendingBatch();
-        long sequence = committer.Request();
-        var revisions = _watches.TakeUncommitted(_spareRevisionLists.TryPop(out var spareRevisions) ? spareRevisions : []);
-        _committing.Enqueue(new CommittingBatch(sequence, _awaitingCommit, pending, revisions));
-        _awaitingCommit = _spareWriterLists.TryPop(out var spareWriters) ? spareWriters : [];
-
-        // Invariant 4: past the bound, wait for the oldest batch rather than apply more.
-        while (_committing.Count > MaxBatchesCommitting)
-        {
-            if (committer.WaitUntilDurable(_committing.Peek().Sequence) is { } failure)
-            {
-                Fault(failure);
-                return;
-            }
-
-            FinishBatch(_committing.Dequeue());
-        }
-    }
-
-    /// <summary>Answers the handed-over batches that are durable, oldest first; faults the store when a sync failed (writer thread).</summary>
-    private void FinishDurableBatches()
-    {
-        while (_committing.Count > 0)
-        {
-            var committer = _committer!;
-            if (committer.Durable >= _committing.Peek().Sequence)
-            {
-                FinishBatch(_committing.Dequeue());
-            }
-            else if (committer.Failure is { } failure)
-            {
-                Fault(failure);
-                return;
-            }
-            else
-            {
-                return;
-            }
-        }
-    }
-
-    /// <summary>Waits for every handed-over batch to be durable and answers them, oldest first; faults the store when a sync failed (writer thread).</summary>
-    private void DrainCommitting()
-    {
-        while (_committing.Count > 0)
-        {
-            if (_committer!.WaitUntilDurable(_committing.Peek().Sequence) is { } failure)
-            {
-                Fault(failure);
-                return;
-            }
-
-            FinishBatch(_committing.Dequeue());
-        }
-    }
-
-    /// <summary>A handed-over batch is durable: its revisions go to the watches, then its writers are answered (the order of a serial commit).</summary>
-    private void FinishBatch(CommittingBatch committed)
-    {
-        _watches.CommittedRevisions(committed.Revisions, committed.Pending);
-        committed.Pending.Release();
-        foreach (var op in committed.Writers)
-        {
-            op.Complete();
-        }
-
-        RecycleLists(committed);
-    }
-
-    private void RecycleLists(CommittingBatch committed)
-    {
-        committed.Writers.Clear();
-        committed.Revisions.Clear();
-        _spareWriterLists.Push(committed.Writers);
-        _spareRevisionLists.Push(committed.Revisions);
-    }
-
-    private void WriteConsistentIndexIfChanged(Transaction batch)
-    {
-        if (_consistentIndexChanged)
-        {
-            var meta = batch.OpenBucket(MetaKeys.MetaBucket) ?? throw new InvariantViolationException("MVCC writer: the meta bucket is missing.");
-            meta.Put(MetaKeys.ConsistentIndexKey, BigEndian((long)_state.ConsistentIndex));
-            _consistentIndexChanged = false;
-        }
-    }
-
-    /// <summary>After the B+tree commit that holds the pending batch's revisions: readers stop looking in it (writer thread).</summary>
-    private void SwapPendingBatch()
-    {
         _state.IndexLock.EnterWriteLock();
         try
         {
@@ -1043,10 +787,14 @@ internal sealed class StoreWriter
         {
             _state.IndexLock.ExitWriteLock();
         }
-    }
 
-    /// <summary>A batch committed without a flush whose writers and watches wait for the committer to report <see cref="Sequence"/> durable.</summary>
-    private sealed record CommittingBatch(long Sequence, List<WriteOp> Writers, PendingBatch Pending, List<(long Revision, int Changes)> Revisions);
+        foreach (var op in _awaitingCommit)
+        {
+            op.Complete();
+        }
+
+        _awaitingCommit.Clear();
+    }
 
     /// <summary>Hands the revision <paramref name="transaction"/> wrote (if it changed anything) to the watches.</summary>
     private void NotifyWatches(WriteTransaction transaction)
@@ -1066,19 +814,6 @@ internal sealed class StoreWriter
         _batch = null;
         _keys = null;
         _transaction = null;
-
-        // Handed-over batches not known durable: their outcome is unknown, as a failed commit's.
-        while (_committing.TryDequeue(out var committed))
-        {
-            foreach (var op in committed.Writers)
-            {
-                op.Fail(e);
-            }
-
-            committed.Pending.Release();
-            RecycleLists(committed);
-        }
-
         foreach (var op in _awaitingCommit)
         {
             op.Fail(e);
@@ -1115,8 +850,6 @@ internal sealed class StoreWriter
             CommitBatch(CommitDurabilityFor(forceSync: false));
         }
 
-        DrainCommitting();
-
         if (_state.Failure is { } failure)
         {
             op.Fail(new StorageFaultedException(_state.Path, failure));
@@ -1140,9 +873,6 @@ internal sealed class StoreWriter
         {
             CommitBatch(CommitDurabilityFor(forceSync: false));
         }
-
-        // The committer syncs the store's current database: nothing may be left to it across the swap.
-        DrainCommitting();
 
         if (_state.Failure is { } failure)
         {

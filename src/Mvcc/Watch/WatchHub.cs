@@ -79,8 +79,11 @@ internal sealed class WatchHub
     private readonly List<Watcher> _taking = [];
     private readonly List<Watcher> _touched = [];
     private readonly List<Watcher> _toWake = [];
-    private List<(long Revision, int Changes)> _uncommitted = [];
+    private readonly List<(long Revision, int Changes)> _uncommitted = [];
     private readonly List<Watcher> _spanning = [];
+
+    /// <summary>Writer thread only: the changes of <see cref="_uncommitted"/>'s revisions.</summary>
+    private int _uncommittedChanges;
 
     private ITimer? _progressTimer;
     private long _notifiedRevision;
@@ -147,6 +150,7 @@ internal sealed class WatchHub
         if (_notifyOnCommit)
         {
             _uncommitted.Add((revision, changes));
+            _uncommittedChanges += changes;
         }
         else
         {
@@ -161,30 +165,9 @@ internal sealed class WatchHub
     /// batch is swapped out (<paramref name="pending"/> still holds its changes): notifies its
     /// revisions in order.
     /// </summary>
-    public void Committed(PendingBatch pending) => CommittedRevisions(_uncommitted, pending);
-
-    /// <summary>
-    /// Writer thread, synced, as its batch is committed without a flush and handed to the store's
-    /// committer (the pipelined commit): the revisions applied since the last call, to be shown
-    /// once that batch is durable (<see cref="CommittedRevisions"/>);
-    /// <paramref name="replacement"/> (emptied) collects the next batch's.
-    /// </summary>
-    public List<(long Revision, int Changes)> TakeUncommitted(List<(long Revision, int Changes)> replacement)
+    public void Committed(PendingBatch pending)
     {
-        replacement.Clear();
-        var taken = _uncommitted;
-        _uncommitted = replacement;
-        return taken;
-    }
-
-    /// <summary>
-    /// Writer thread, once the batch that holds <paramref name="revisions"/> is durable, before its
-    /// writers are answered, batches in commit order; <paramref name="pending"/> (the batch, held by
-    /// the writer until this returns) holds their changes. Notifies them in order and empties the list.
-    /// </summary>
-    public void CommittedRevisions(List<(long Revision, int Changes)> revisions, PendingBatch pending)
-    {
-        if (revisions.Count > 0 && !TryNotifyBatchAsSpans(revisions, pending))
+        if (_uncommitted.Count > 0 && !TryNotifyBatchAsSpans(pending))
         {
             // One revision per hold of the lock, its consumers woken at once, so a live consumer builds
             // the first revisions' events beside the writer while it notifies the rest. Measured against
@@ -194,17 +177,18 @@ internal sealed class WatchHub
             // The batch's entries are its revisions in order: each change is looked up where the last one
             // ended (PendingBatch.TryGet's position), not searched for.
             int position = -1;
-            foreach (var (revision, changes) in revisions)
+            foreach (var (revision, changes) in _uncommitted)
             {
                 Notify(revision, changes, pending, ref position);
             }
         }
 
-        revisions.Clear();
+        _uncommitted.Clear();
+        _uncommittedChanges = 0;
     }
 
     /// <summary>
-    /// Notifies the whole committed batch (<paramref name="revisions"/>) in one hold of the lock with
+    /// Notifies the whole committed batch (<see cref="_uncommitted"/>) in one hold of the lock with
     /// nothing done per change, when every synced watcher is a range watcher (at most
     /// <see cref="MaxSpanWatchers"/>) with room for the batch: each gets one span of the batch's
     /// entries (from its start revision on) and one wake, and its consumer finds its events among
@@ -224,16 +208,11 @@ internal sealed class WatchHub
     /// crash could undo; the notified revision moves to its last at the same time, so a take never
     /// reports a revision whose events its buffer does not hold yet.
     /// </remarks>
-    private bool TryNotifyBatchAsSpans(List<(long Revision, int Changes)> revisions, PendingBatch pending)
+    private bool TryNotifyBatchAsSpans(PendingBatch pending)
     {
-        long first = revisions[0].Revision;
-        var (last, lastChanges) = revisions[^1];
-        int total = 0;
-        foreach (var (_, changes) in revisions)
-        {
-            total += changes;
-        }
-
+        long first = _uncommitted[0].Revision;
+        var (last, lastChanges) = _uncommitted[^1];
+        int total = _uncommittedChanges;
         lock (_gate)
         {
             if (_index.Count != _index.RangeCount || _index.RangeCount > MaxSpanWatchers)
@@ -260,7 +239,7 @@ internal sealed class WatchHub
 
             if (_spanning.Count > 0)
             {
-                StageSpansUnsynchronized(revisions, pending, first, last, lastChanges, total);
+                StageSpansUnsynchronized(pending, first, last, lastChanges, total);
                 Volatile.Write(ref _spanBatchCount, _spanBatchCount + 1);
             }
 
@@ -272,7 +251,7 @@ internal sealed class WatchHub
     }
 
     /// <summary>Gives each watcher of <see cref="_spanning"/> its span of the committed batch (revisions <paramref name="first"/> to <paramref name="last"/>, <paramref name="total"/> changes) and queues its wake.</summary>
-    private void StageSpansUnsynchronized(List<(long Revision, int Changes)> revisions, PendingBatch pending, long first, long last, int lastChanges, int total)
+    private void StageSpansUnsynchronized(PendingBatch pending, long first, long last, int lastChanges, int total)
     {
         // The batch's revisions are its last `total` entries, in order (checked at both ends).
         int position = -1;
@@ -297,9 +276,9 @@ internal sealed class WatchHub
             }
 
             int start = batchStart;
-            for (int i = 0; i < revisions.Count && revisions[i].Revision < from; i++)
+            for (int i = 0; i < _uncommitted.Count && _uncommitted[i].Revision < from; i++)
             {
-                start += revisions[i].Changes;
+                start += _uncommitted[i].Changes;
             }
 
             var buffer = watcher.Buffer;
@@ -330,6 +309,7 @@ internal sealed class WatchHub
     public void Faulted(Exception failure)
     {
         _uncommitted.Clear();
+        _uncommittedChanges = 0;
         Close(new StorageFaultedException(_state.Path, failure));
     }
 

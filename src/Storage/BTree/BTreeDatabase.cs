@@ -16,13 +16,9 @@ namespace EmbeddedRaft.Storage.BTree;
 /// for an open one without blocking a thread and can be cancelled; their synchronous twins
 /// (<see cref="BeginWrite"/>, <see cref="Sync"/>, <see cref="Check"/>) block the calling thread, for
 /// callers that are not async. <see cref="BeginRead"/> never blocks on the writer, and the writer
-/// never waits for readers. Each transaction is used by one thread at a time.
-/// <see cref="SyncCommitted"/> makes the commits made so far durable without waiting for the
-/// writer, so a writer can commit with <see cref="CommitDurability.NoSync"/> and overlap the next
-/// transaction with the previous one's flush on another thread.</para>
+/// never waits for readers. Each transaction is used by one thread at a time.</para>
 /// <para>Failure: a commit or sync whose write or flush fails throws that failure, and from then on
-/// every write (<see cref="BeginWrite"/>, <see cref="Sync"/>, <see cref="SyncCommitted"/>, the
-/// commit of a transaction already open, and the async twins) throws
+/// every write (<see cref="BeginWrite"/>, <see cref="Sync"/> and their async twins) throws
 /// <see cref="StorageFaultedException"/> with it as <see cref="Exception.InnerException"/>, until the
 /// database is disposed and opened again (which recovers exactly what is durable). Reads go on.</para>
 /// <para>Crash safety: a commit writes its pages to pages that no durable state references (free
@@ -44,25 +40,9 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     private readonly SemaphoreSlim _writerGate = new(1, 1);
     private readonly object _readerGate = new();
     private readonly Dictionary<long, int> _readersBySnapshot = [];
-
-    /// <summary>
-    /// Serialises making commits durable (the flush, the meta page, the flush) between the writer
-    /// (a synced commit, <see cref="Sync"/>, disposal) and <see cref="SyncCommitted"/>, which runs
-    /// without the writer gate. Lock order: the writer gate, then this one, then the reader gate.
-    /// </summary>
-    private readonly object _durabilityGate = new();
     private MetaState _meta = null!;
-
-    /// <summary>The newest commit whose meta page is durable. Written under <see cref="_durabilityGate"/>
-    /// (and at open); read by the writer without it (<see cref="Volatile"/>). Invariant: never decreases;
-    /// at most the newest commit's id (a synced commit makes its meta page durable just before it
-    /// publishes it in <see cref="_meta"/>).</summary>
     private long _durableTxid;
-
-    /// <summary>The meta slot holding <see cref="_durableTxid"/>; under <see cref="_durabilityGate"/>.</summary>
     private int _durableSlot;
-
-    /// <summary>The first write or flush failure (any thread may set it: <see cref="RecordFailure"/>).</summary>
     private Exception? _failure;
     private int _disposed;
 
@@ -229,7 +209,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
 
             // A page freed by transaction F may be reused once no reader's snapshot predates F and
             // F is durable (a crash falls back to the durable meta page, which may still reach it).
-            Freelist.Release(Math.Min(OldestReaderSnapshot(), Volatile.Read(ref _durableTxid)));
+            Freelist.Release(Math.Min(OldestReaderSnapshot(), _durableTxid));
             Freelist.BeginTransaction(FreelistReservePages(_meta));
             return new Transaction(this, _meta, readOnly: false);
         }
@@ -278,51 +258,6 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         finally
         {
             _writerGate.Release();
-        }
-    }
-
-    /// <summary>
-    /// Makes every commit made so far durable, as <see cref="Sync"/> does, but without taking the
-    /// writer gate: it may run on another thread while a write transaction is open, so a writer can
-    /// commit batch N with <see cref="CommitDurability.NoSync"/>, hand its durability to a thread that
-    /// calls this, and go on building batch N+1 on top of N meanwhile (group-commit pipelining).
-    /// Returns the id of the commit that is durable on return: at least that of every commit made
-    /// before the call.
-    /// </summary>
-    /// <remarks>
-    /// <para>Why it is safe beside the writer: a commit's pages are written before the commit is
-    /// published, so the flush here covers every page of the commit whose meta page it writes next;
-    /// the open writer's pages go only to pages that neither that commit nor the durable one
-    /// reaches (free pages are reused only once the commit that freed them is durable), so whatever
-    /// of them the flush also carries is unreferenced. Meta pages are written one at a time, in
-    /// commit order, under one lock shared with synced commits and <see cref="Sync"/>.</para>
-    /// <para>Failure is final, as for every write: a failed flush or meta write is recorded, the
-    /// database refuses every later write and sync (this included: a failed flush is never retried,
-    /// since the kernel may have dropped the pages it could not write), and the caller must treat
-    /// every commit after the last durable one as lost.</para>
-    /// </remarks>
-    /// <exception cref="ObjectDisposedException">The database is disposed.</exception>
-    /// <exception cref="IOException">Writing or flushing failed; the database then refuses writes until reopened.</exception>
-    /// <exception cref="StorageFaultedException">An earlier commit or sync failed; dispose and reopen the database.</exception>
-    public long SyncCommitted()
-    {
-        lock (_durabilityGate)
-        {
-            ThrowIfDisposed();
-            ThrowIfFailed();
-            MetaState meta;
-            lock (_readerGate)
-            {
-                meta = _meta;
-            }
-
-            // Older when a synced commit made its own meta page durable and has not published it yet.
-            if (meta.Txid > _durableTxid)
-            {
-                MakeDurableHoldingDurabilityGate(meta);
-            }
-
-            return _durableTxid;
         }
     }
 
@@ -503,19 +438,14 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         bool haveWriterGate = _writerGate.Wait(0);
         try
         {
-            if (haveWriterGate && Volatile.Read(ref _failure) is null)
+            if (haveWriterGate && _failure is null)
             {
                 SyncUnsynchronized();
             }
         }
         finally
         {
-            // Under the durability gate: a SyncCommitted under way on another thread finishes first.
-            lock (_durabilityGate)
-            {
-                _file.Dispose();
-            }
-
+            _file.Dispose();
             _lock.Dispose();
             if (haveWriterGate)
             {
@@ -594,9 +524,6 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     {
         try
         {
-            // A sync on another thread (SyncCommitted) may have failed since this transaction began:
-            // nothing is built on a state whose durability is unknown.
-            ThrowIfFailed();
             foreach (var (pageId, count) in tx.FreedPages)
             {
                 Freelist.Free(tx.Id, pageId, count);
@@ -630,10 +557,11 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
             var meta = new MetaState(tx.Id, catalogRoot, bucketCount, freelistPage, freelistPages, tx.PageCount, freeIds.Count);
             if (durability == CommitDurability.Synced)
             {
-                lock (_durabilityGate)
-                {
-                    MakeDurableHoldingDurabilityGate(meta);
-                }
+                _file.Flush();
+                WriteMeta(meta, 1 - _durableSlot);
+                _file.Flush();
+                _durableSlot = 1 - _durableSlot;
+                _durableTxid = meta.Txid;
             }
 
             foreach (var (pageId, buffer, _) in tx.DirtyPages)
@@ -664,7 +592,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         {
             // The disk state is unknown (a page or the meta page may or may not have reached it):
             // refuse further writes, so nothing builds on pages a reopen might still find referenced.
-            RecordFailure(e);
+            _failure = e;
             Freelist.Rollback(tx.Id);
             throw;
         }
@@ -1039,34 +967,12 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         _file.Write(slot * (long)PageSizeBytes, page);
     }
 
-    /// <summary>Makes the latest commit durable; the caller holds the writer gate.</summary>
     private void SyncUnsynchronized()
     {
-        lock (_durabilityGate)
+        var meta = _meta;
+        if (meta.Txid == _durableTxid)
         {
-            var meta = _meta;
-            if (meta.Txid > _durableTxid)
-            {
-                MakeDurableHoldingDurabilityGate(meta);
-            }
-        }
-    }
-
-    /// <summary>
-    /// Flushes the pages written so far (among them every page of <paramref name="meta"/>'s commit,
-    /// written before it was published), then writes and flushes its meta page in the slot not
-    /// holding the durable one. Records any failure (final) and rethrows it.
-    /// </summary>
-    private void MakeDurableHoldingDurabilityGate(MetaState meta)
-    {
-        if (!Monitor.IsEntered(_durabilityGate))
-        {
-            throw new InvariantViolationException("B+tree: a commit made durable without the durability gate.");
-        }
-
-        if (meta.Txid <= _durableTxid)
-        {
-            throw new InvariantViolationException($"B+tree: commit {meta.Txid} made durable after commit {_durableTxid}.");
+            return;
         }
 
         try
@@ -1075,17 +981,14 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
             WriteMeta(meta, 1 - _durableSlot);
             _file.Flush();
             _durableSlot = 1 - _durableSlot;
-            Volatile.Write(ref _durableTxid, meta.Txid);
+            _durableTxid = meta.Txid;
         }
         catch (Exception e)
         {
-            RecordFailure(e);
+            _failure = e;
             throw;
         }
     }
-
-    /// <summary>Keeps the first failure (any thread): from then on every write and sync is refused.</summary>
-    private void RecordFailure(Exception e) => Interlocked.CompareExchange(ref _failure, e, null);
 
     private byte[] BuildFreelistRun(long pageId, int pages, long txid, List<long> ids)
     {
@@ -1190,10 +1093,10 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
 
     private void ThrowIfFailed()
     {
-        if (Volatile.Read(ref _failure) is { } failure)
+        if (_failure is not null)
         {
             // The first failure, not the latest refusal, is what the operator needs to see.
-            throw new StorageFaultedException(Path, failure);
+            throw new StorageFaultedException(Path, _failure);
         }
     }
 }

@@ -31,11 +31,11 @@ public sealed class CrashTests
     }
 
     /// <summary>
-    /// Eight writes in flight at once, so the writer applies and commits batches while the batch
-    /// before them is synced by the committer (the pipelined group commit): every acknowledged write
-    /// survives, and what survives is a prefix of the writes. The writer's and the committer's file
-    /// calls interleave as the threads run, so a crash point names a different call from run to
-    /// run; every run still crashes somewhere in the pipeline and must recover a prefix.
+    /// Eight writes in flight at once, so group commits hold several writes and later writes queue
+    /// behind a commit being written: every acknowledged write survives, and what survives is a
+    /// prefix of the writes (up to the writes in flight at the crash beyond the acknowledged ones).
+    /// How writes fall into batches depends on how the threads run, so a crash point names a
+    /// different file call from run to run; every run must still recover a prefix.
     /// </summary>
     [TestCaseSource(nameof(Seeds))]
     public async Task SyncedWritesInFlightTogetherSurviveACrashAtEveryWriteAndFlush(int seed)
