@@ -644,10 +644,17 @@ internal sealed class KeyIndex
         public int Count;
 
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
-        private readonly ulong[] _prefixes = new ulong[MaxChunkCount + 1];
+        private readonly ulong[] _prefixes = GC.AllocateUninitializedArray<ulong>(MaxChunkCount + 1, pinned: true);
 
         /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
-        private readonly Entry[] _entries = new Entry[MaxChunkCount + 1];
+        private readonly Entry[] _entries = GC.AllocateUninitializedArray<Entry>(MaxChunkCount + 1, pinned: true);
+
+        /// <summary>
+        /// Each key's history object, parallel to <see cref="_entries"/>, or null for a key held as its
+        /// one put; the array itself is null until a key of the chunk gets one (a chunk of keys written
+        /// once has none). Invariant: entries at and past <see cref="Count"/> are null.
+        /// </summary>
+        private KeyHistory?[]? _histories;
 
         /// <summary>The most bytes the first key sets <see cref="_shared"/> to (a bulk load or split knows what its keys share).</summary>
         private readonly int _sharedLengthAtMost;
@@ -660,7 +667,7 @@ internal sealed class KeyIndex
 
         public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
         {
-            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity);
+            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
             _sharedLengthAtMost = sharedLengthAtMost;
         }
 
@@ -674,23 +681,22 @@ internal sealed class KeyIndex
         }
 
         /// <summary>Key <paramref name="index"/>'s history object, or null when its history is its one put (<see cref="SingleAt"/>).</summary>
-        public KeyHistory? HistoryAt(int index) => _entries[index].History;
+        public KeyHistory? HistoryAt(int index) => _histories?[index];
 
         /// <summary>The one put of key <paramref name="index"/>, which has no history object.</summary>
         public Revision SingleAt(int index) => _entries[index].Single;
 
         /// <summary>Gives key <paramref name="index"/>, held as its one put, <paramref name="history"/> (equal to it, or later); returns it.</summary>
-        public KeyHistory SetHistory(int index, KeyHistory history) => _entries[index].History = history;
+        public KeyHistory SetHistory(int index, KeyHistory history) => (_histories ??= new KeyHistory?[MaxChunkCount + 1])[index] = history;
 
         public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
-            ref readonly var entry = ref _entries[index];
-            if (entry.History is { } history)
+            if (_histories?[index] is { } history)
             {
                 return history.TryGet(atMain, out modified, out created, out version);
             }
 
-            var single = entry.Single;
+            var single = _entries[index].Single;
             if (single.Main <= atMain)
             {
                 modified = single;
@@ -735,11 +741,20 @@ internal sealed class KeyIndex
             {
                 Array.Copy(_prefixes, index, _prefixes, index + 1, moved);
                 Array.Copy(_entries, index, _entries, index + 1, moved);
+                if (_histories is { } histories)
+                {
+                    Array.Copy(histories, index, histories, index + 1, moved);
+                    histories[index] = null;
+                }
             }
 
             _prefixes[index] = prefix;
-            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, History = history, Single = history is null ? single : default };
+            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, Single = history is null ? single : default };
             Count++;
+            if (history is not null)
+            {
+                SetHistory(index, history);
+            }
         }
 
         public void RemoveAt(int index)
@@ -749,10 +764,17 @@ internal sealed class KeyIndex
             {
                 Array.Copy(_prefixes, index + 1, _prefixes, index, moved);
                 Array.Copy(_entries, index + 1, _entries, index, moved);
+                if (_histories is { } histories)
+                {
+                    Array.Copy(histories, index + 1, histories, index, moved);
+                }
             }
 
             Count--;
-            _entries[Count] = default;
+            if (_histories is { } left)
+            {
+                left[Count] = null;
+            }
         }
 
         public Chunk SplitUpperHalf()
@@ -769,10 +791,14 @@ internal sealed class KeyIndex
             var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: KeyAt(half).CommonPrefixLength(KeyAt(Count - 1)));
             for (int i = 0; i < moved; i++)
             {
-                upper.Insert(i, KeyAt(half + i), _entries[half + i].History, _entries[half + i].Single);
+                upper.Insert(i, KeyAt(half + i), HistoryAt(half + i), _entries[half + i].Single);
             }
 
-            Array.Clear(_entries, half, moved);
+            if (_histories is { } histories)
+            {
+                Array.Clear(histories, half, moved);
+            }
+
             Count = half;
             int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
             if (lowerShared > _shared.Length)
@@ -882,7 +908,7 @@ internal sealed class KeyIndex
 
                 // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
                 // would be rebuilt too often: a floor of 256), removed keys' bytes left behind.
-                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2));
+                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2), pinned: true);
                 int used = 0;
                 for (int i = 0; i < Count; i++)
                 {
@@ -910,7 +936,6 @@ internal sealed class KeyIndex
         {
             public int KeyStart;
             public int KeyLength;
-            public KeyHistory? History;
             public Revision Single;
         }
     }
