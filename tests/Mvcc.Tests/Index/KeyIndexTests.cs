@@ -180,7 +180,7 @@ public sealed class KeyIndexTests
     /// </summary>
     [TestCaseSource(nameof(Seeds))]
     public void KeysWithAndWithoutHistoryObjectsKeepTheirAnswersThroughSplitsShiftsAndRemovals(int seed) =>
-        RunAgainstKeyHistories(seed, keySpace: 4_000, steps: 12_000, checkEvery: 3_000, revisionsChecked: 40);
+        RunAgainstKeyHistories(seed, keySpace: 4_000, steps: 8_000, checkEvery: 2_000, revisionsChecked: 40);
 
     private static byte[] KeyOf(int k) => [(byte)(k >> 8), (byte)k, (byte)(k * 7)];
 
@@ -250,8 +250,9 @@ public sealed class KeyIndexTests
                     }
                 }
 
-                Assert.That(kept, Is.EquivalentTo(modelKept), $"step {step}: compaction at {at} keeps what the histories keep");
-                Assert.That(wouldKeep, Is.EquivalentTo(modelKept), $"step {step}: Keep at {at} says what compaction keeps");
+                // Set equality in linear time (NUnit's EquivalentTo compares every pair: thousands of revisions here).
+                Assert.That(kept.SetEquals(modelKept), Is.True, $"step {step}: compaction at {at} keeps what the histories keep ({kept.Count} vs {modelKept.Count} revisions)");
+                Assert.That(wouldKeep.SetEquals(modelKept), Is.True, $"step {step}: Keep at {at} says what compaction keeps ({wouldKeep.Count} vs {modelKept.Count} revisions)");
                 compacted = at;
             }
             else
