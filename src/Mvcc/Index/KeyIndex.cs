@@ -28,6 +28,15 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// thread's samples in a profile of in-order puts: docs/benchmarks.md, "MVCC in-order puts and the
 /// open, session 10"), and the collections that run while thousands of writes are in flight copy no
 /// object per key.</para>
+/// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
+/// references (a key's history object is in a separate array, made only when a key of the chunk
+/// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
+/// (48 B per key written once: an 8 B prefix, a 24 B entry, its bytes) is not copied twice by the
+/// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
+/// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
+/// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
+/// compaction or a rebuilt key array leaves a hole there that later chunks reuse (the pinned heap is
+/// swept, not compacted).</para>
 /// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
 /// reads it under its read lock. A <see cref="Position"/> is valid until the next add or removal
 /// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).
@@ -619,7 +628,8 @@ internal sealed class KeyIndex
     /// <summary>
     /// A run of consecutive keys: each key's prefix after the bytes the chunk's keys share (in an
     /// array of their own, for the searches), and its <see cref="Entry"/>: where its bytes are in
-    /// <see cref="KeyBytes"/>, and either its <see cref="KeyHistory"/> or (none) its one put.
+    /// <see cref="KeyBytes"/> and its one put, unless <see cref="_histories"/> holds a
+    /// <see cref="KeyHistory"/> for it.
     /// </summary>
     /// <remarks>
     /// <para>Key bytes: every key of the chunk is copied into the chunk's one array, so a new key
@@ -637,17 +647,26 @@ internal sealed class KeyIndex
     /// <para>Invariant: the first <see cref="Count"/> entries are used, and their bytes are within
     /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key begins with
     /// <see cref="_shared"/> and <see cref="_prefixes"/> holds each key's <see cref="Prefix"/> after it;
-    /// never empty in the index.</para>
+    /// <see cref="_prefixes"/>, <see cref="_entries"/> and <see cref="KeyBytes"/> are pinned arrays
+    /// without references (entries past <see cref="Count"/> are stale, never read); never empty in
+    /// the index.</para>
     /// </remarks>
     private sealed class Chunk
     {
         public int Count;
 
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
-        private readonly ulong[] _prefixes = new ulong[MaxChunkCount + 1];
+        private readonly ulong[] _prefixes = GC.AllocateUninitializedArray<ulong>(MaxChunkCount + 1, pinned: true);
 
         /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
-        private readonly Entry[] _entries = new Entry[MaxChunkCount + 1];
+        private readonly Entry[] _entries = GC.AllocateUninitializedArray<Entry>(MaxChunkCount + 1, pinned: true);
+
+        /// <summary>
+        /// Each key's history object, parallel to <see cref="_entries"/>, or null for a key held as its
+        /// one put; the array itself is null until a key of the chunk gets one (a chunk of keys written
+        /// once has none). Invariant: entries at and past <see cref="Count"/> are null.
+        /// </summary>
+        private KeyHistory?[]? _histories;
 
         /// <summary>The most bytes the first key sets <see cref="_shared"/> to (a bulk load or split knows what its keys share).</summary>
         private readonly int _sharedLengthAtMost;
@@ -660,7 +679,7 @@ internal sealed class KeyIndex
 
         public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
         {
-            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity);
+            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
             _sharedLengthAtMost = sharedLengthAtMost;
         }
 
@@ -674,23 +693,22 @@ internal sealed class KeyIndex
         }
 
         /// <summary>Key <paramref name="index"/>'s history object, or null when its history is its one put (<see cref="SingleAt"/>).</summary>
-        public KeyHistory? HistoryAt(int index) => _entries[index].History;
+        public KeyHistory? HistoryAt(int index) => _histories?[index];
 
         /// <summary>The one put of key <paramref name="index"/>, which has no history object.</summary>
         public Revision SingleAt(int index) => _entries[index].Single;
 
         /// <summary>Gives key <paramref name="index"/>, held as its one put, <paramref name="history"/> (equal to it, or later); returns it.</summary>
-        public KeyHistory SetHistory(int index, KeyHistory history) => _entries[index].History = history;
+        public KeyHistory SetHistory(int index, KeyHistory history) => (_histories ??= new KeyHistory?[MaxChunkCount + 1])[index] = history;
 
         public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
-            ref readonly var entry = ref _entries[index];
-            if (entry.History is { } history)
+            if (_histories?[index] is { } history)
             {
                 return history.TryGet(atMain, out modified, out created, out version);
             }
 
-            var single = entry.Single;
+            var single = _entries[index].Single;
             if (single.Main <= atMain)
             {
                 modified = single;
@@ -735,11 +753,20 @@ internal sealed class KeyIndex
             {
                 Array.Copy(_prefixes, index, _prefixes, index + 1, moved);
                 Array.Copy(_entries, index, _entries, index + 1, moved);
+                if (_histories is { } histories)
+                {
+                    Array.Copy(histories, index, histories, index + 1, moved);
+                    histories[index] = null;
+                }
             }
 
             _prefixes[index] = prefix;
-            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, History = history, Single = history is null ? single : default };
+            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, Single = history is null ? single : default };
             Count++;
+            if (history is not null)
+            {
+                SetHistory(index, history);
+            }
         }
 
         public void RemoveAt(int index)
@@ -749,10 +776,17 @@ internal sealed class KeyIndex
             {
                 Array.Copy(_prefixes, index + 1, _prefixes, index, moved);
                 Array.Copy(_entries, index + 1, _entries, index, moved);
+                if (_histories is { } histories)
+                {
+                    Array.Copy(histories, index + 1, histories, index, moved);
+                }
             }
 
             Count--;
-            _entries[Count] = default;
+            if (_histories is { } left)
+            {
+                left[Count] = null;
+            }
         }
 
         public Chunk SplitUpperHalf()
@@ -769,10 +803,14 @@ internal sealed class KeyIndex
             var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: KeyAt(half).CommonPrefixLength(KeyAt(Count - 1)));
             for (int i = 0; i < moved; i++)
             {
-                upper.Insert(i, KeyAt(half + i), _entries[half + i].History, _entries[half + i].Single);
+                upper.Insert(i, KeyAt(half + i), HistoryAt(half + i), _entries[half + i].Single);
             }
 
-            Array.Clear(_entries, half, moved);
+            if (_histories is { } histories)
+            {
+                Array.Clear(histories, half, moved);
+            }
+
             Count = half;
             int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
             if (lowerShared > _shared.Length)
@@ -882,7 +920,7 @@ internal sealed class KeyIndex
 
                 // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
                 // would be rebuilt too often: a floor of 256), removed keys' bytes left behind.
-                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2));
+                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2), pinned: true);
                 int used = 0;
                 for (int i = 0; i < Count; i++)
                 {
@@ -902,15 +940,17 @@ internal sealed class KeyIndex
         }
 
         /// <summary>
-        /// One key's entry: where its bytes are in <see cref="KeyBytes"/>, and its history object or
-        /// (null) the one put that created it (version 1). One array of them, so a lookup's last
-        /// reads (the key's length, then its history or put) touch one cache line, not three arrays.
+        /// One key's entry: where its bytes are in <see cref="KeyBytes"/>, and the one put that
+        /// created it (version 1) when <see cref="_histories"/> holds no history for it. One array of
+        /// them, so a lookup's last reads (the key's length, then its put) touch one cache line; a
+        /// key with a history costs one more read (its slot in <see cref="_histories"/>). No
+        /// reference in it, so the array lives on the pinned object heap (24 B, was 32 with the
+        /// history's reference).
         /// </summary>
         private struct Entry
         {
             public int KeyStart;
             public int KeyLength;
-            public KeyHistory? History;
             public Revision Single;
         }
     }
