@@ -3,13 +3,11 @@ using System.Collections.Concurrent;
 namespace EmbeddedRaft.Consensus.Host;
 
 /// <summary>
-/// The callers of one applied batch's proposals, released together: one work item completes each
-/// task in log order, so their continuations run one after another on that thread instead of one
-/// thread-pool hand-off per caller (each of which queued ahead of the node's loops at high
-/// concurrency: docs/benchmarks.md, "RaftNode cluster, session 12"). The work item runs on the
-/// node's own release thread on the thread pool's scheduler (it then waits behind no pool work:
-/// "RaftNode releases, session 16"), else on the node's scheduler. Filled by the applier only, then
-/// queued (<see cref="Queue"/>).
+/// The callers of one applied batch's proposals, released together: one work item on the node's
+/// scheduler completes each task in log order, so their continuations run one after another on that
+/// thread instead of one thread-pool hand-off per caller (each of which queued ahead of the node's
+/// loops at high concurrency: docs/benchmarks.md, "RaftNode cluster, session 12"). Filled by the
+/// applier only, then queued (<see cref="Queue"/>).
 /// </summary>
 /// <remarks>
 /// A continuation that blocks (a synchronous wait on another task, as sync-over-async code does)
@@ -40,23 +38,12 @@ internal sealed class ProposalRelease<TResult> : IThreadPoolWorkItem
     /// <summary>Whether every caller's task is completed.</summary>
     public bool IsDone => Volatile.Read(ref _completed) == _callers.Count;
 
-    /// <summary>
-    /// Queues the release on <paramref name="releaseThread"/> when given, else on <paramref name="scheduler"/>,
-    /// and records it in <paramref name="running"/> for the loop's stall check (whose help goes to
-    /// <paramref name="scheduler"/>: the release thread may be the one a continuation blocks).
-    /// </summary>
-    public void Queue(TaskScheduler scheduler, DedicatedWorkThread? releaseThread, ConcurrentQueue<ProposalRelease<TResult>> running)
+    /// <summary>Queues the release on <paramref name="scheduler"/>, and records it in <paramref name="running"/> for the loop's stall check.</summary>
+    public void Queue(TaskScheduler scheduler, ConcurrentQueue<ProposalRelease<TResult>> running)
     {
         _scheduler = scheduler;
         running.Enqueue(this);
-        if (releaseThread is not null)
-        {
-            releaseThread.Queue(this);
-        }
-        else
-        {
-            QueueWorkItem();
-        }
+        QueueWorkItem();
     }
 
     /// <summary>

@@ -51,11 +51,6 @@ public sealed partial class RaftNode<TResult>
         {
             Stop(e);
         }
-        finally
-        {
-            // Only the applier queues releases: the thread ends once it has run those queued.
-            _releaseThread?.Dispose();
-        }
     }
 
     /// <summary>The applier's side of <see cref="ArmAppliedWake"/>: wakes the loop after a batch only when it waits for one.</summary>
@@ -145,7 +140,7 @@ public sealed partial class RaftNode<TResult>
 
             if (release is { Count: > 0 })
             {
-                release.Queue(_scheduler, _releaseThread, _releasesRunning);
+                release.Queue(_scheduler, _releasesRunning);
             }
 
             _entriesSinceSnapshot += (ulong)entries.Length;

@@ -101,7 +101,7 @@ public sealed partial class RaftNode<TResult>
     }
 
     // Captures the state between two applies (cheap, synchronous) and writes it out in the
-    // background (on the background-disk thread: RunDiskWorkInBackground): the loop and the applies go on meanwhile. The log is compacted by the loop once
+    // background: the loop and the applies go on meanwhile. The log is compacted by the loop once
     // the snapshot is durable.
     private void TakeSnapshotIfDue(bool force)
     {
@@ -121,7 +121,7 @@ public sealed partial class RaftNode<TResult>
             // No copy of the data: only the metadata and the deduplication window, once the state
             // machine's own files hold this index (etcd's snapshot: the consistent index is in bbolt).
             var window = _dedup.WriteHeader(metadataOnly: true);
-            RunDiskWorkInBackground(() => WriteMetadataSnapshotAsync(metadata, window, durable));
+            RunInBackground(() => WriteMetadataSnapshotAsync(metadata, window, durable));
             return;
         }
 
@@ -132,7 +132,7 @@ public sealed partial class RaftNode<TResult>
         }
 
         var header = _dedup.WriteHeader();
-        RunDiskWorkInBackground(() => WriteSnapshotAsync(metadata, header, captured));
+        RunInBackground(() => WriteSnapshotAsync(metadata, header, captured));
     }
 
     private async Task WriteSnapshotAsync(SnapshotMetadata metadata, byte[] header, IStateMachineSnapshot captured)

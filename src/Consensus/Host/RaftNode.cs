@@ -58,11 +58,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly DurableRaftLog _log;
     private readonly RawNode _raw;
     private readonly TaskScheduler _scheduler;
-
-    // On the thread pool's scheduler: the thread that completes the callers of applied proposals
-    // (ProposalRelease), so that their release waits behind no pool work; null on a custom
-    // scheduler (a deterministic run keeps everything on it). Started with the applier, ended by it as it exits.
-    private DedicatedWorkThread? _releaseThread;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly RaftNodeMetrics _metrics;
@@ -650,7 +645,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private void Start()
     {
         _binding = _transport.Bind(Id, new Receiver(this));
-        _releaseThread = _scheduler == TaskScheduler.Default ? new DedicatedWorkThread($"EmbeddedRaft node {Id} release") : null;
         _syncTask = Run(RunSyncAsync);
         _loopTask = Run(RunLoopAsync);
         _applyTask = Run(RunApplyAsync);
@@ -662,22 +656,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private Task Run(Func<Task> work) =>
         Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _scheduler).Unwrap();
 
-    private void RunInBackground(Func<Task> work) => Track(Run(work));
-
-    /// <summary>
-    /// Background work that blocks on the disk (a snapshot file written, synced and renamed): on
-    /// the process's background-disk thread under the thread pool's scheduler, so that it holds
-    /// none of the pool's workers (two on a 2-core machine) while the loop, the pipelines and the
-    /// callers' releases wait for one; on a custom scheduler, there.
-    /// </summary>
-    private void RunDiskWorkInBackground(Func<Task> work)
+    private void RunInBackground(Func<Task> work)
     {
-        var scheduler = _scheduler == TaskScheduler.Default ? DedicatedWorkThread.BackgroundDisk : _scheduler;
-        Track(Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.DenyChildAttach, scheduler).Unwrap());
-    }
-
-    private void Track(Task task)
-    {
+        var task = Run(work);
         lock (_stateLock)
         {
             _background.RemoveAll(t => t.IsCompleted);

@@ -656,34 +656,17 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     /// <summary>
     /// Deletes the write-ahead-log segments before <paramref name="index"/> after the earlier
     /// compactions' deletions, off the caller's path: queued to <see cref="TaskScheduler.Current"/>
-    /// (a deterministic host's own scheduler, where it runs at a point the scheduler chooses), or
-    /// under the thread pool's to the process's background-disk thread. Never throws: a failure
-    /// faults the log (fail-stop), and the next mutating call throws it. <see cref="DisposeAsync"/> waits for it; a blocking <see cref="Dispose"/>
+    /// (the thread pool, or a deterministic host's own scheduler, where it runs at a point the
+    /// scheduler chooses). Never throws: a failure faults the log (fail-stop), and the next
+    /// mutating call throws it. <see cref="DisposeAsync"/> waits for it; a blocking <see cref="Dispose"/>
     /// waits only for one running on another thread, and one not started yet then skips (a later
     /// open's compaction deletes those segments, replayed and ignored until then, as after a crash
     /// before the deletion).
     /// </summary>
-    private Task ReleaseSegmentsAsync(Task previous, ulong index)
+    private async Task ReleaseSegmentsAsync(Task previous, ulong index)
     {
-        // Under the thread pool's scheduler the deletions (an unlink and a directory sync each,
-        // blocking) go to the process's background-disk thread, holding none of the pool's workers;
-        // a custom scheduler (a deterministic host's) runs them itself. Never inline on the caller.
-        var current = TaskScheduler.Current;
-        var scheduler = current == TaskScheduler.Default ? DedicatedWorkThread.BackgroundDisk : current;
-        return previous.ContinueWith(
-            static (_, state) =>
-            {
-                var (log, index) = ((DurableRaftLog, ulong))state!;
-                log.ReleaseSegments(index);
-            },
-            (this, index),
-            CancellationToken.None,
-            TaskContinuationOptions.DenyChildAttach,
-            scheduler);
-    }
-
-    private void ReleaseSegments(ulong index)
-    {
+        await previous;
+        await Task.Yield();
         lock (_releaseGate)
         {
             if (_releaseStopped)
