@@ -43,10 +43,7 @@ internal sealed class ProposalRelease<TResult> : IThreadPoolWorkItem
     {
         _scheduler = scheduler;
         running.Enqueue(this);
-
-        // Into the applier's own pool queue: its thread runs the release as soon as the apply turn
-        // returns (or an idle worker steals it), not behind every item in the global queue.
-        SchedulerWork.Queue(this, _scheduler, preferLocal: true);
+        QueueWorkItem();
     }
 
     /// <summary>
