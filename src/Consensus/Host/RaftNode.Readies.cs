@@ -80,20 +80,11 @@ public sealed partial class RaftNode<TResult>
             Send(rd.Messages);
             TrackOwnEntries(rd.Entries.Span);
 
-            if (!rd.MustSync && _readiesInFlight.Count == 0)
+            var mustWrite = rd.Snapshot is not null || rd.HardState is not null || !rd.Entries.IsEmpty;
+            if (!mustWrite && _readiesInFlight.Count == 0)
             {
-                // Nothing that needs an fsync (no entries, no snapshot, no new term or vote: at most
-                // a new commit index, which a crash may lose, as etcd's MustSync says) and nothing
-                // being written: everything this Ready's messages promise is durable already. Its
-                // hard state is written unsynced (the next fsync covers it) and the node advanced
-                // here, without the sync pipeline's round trip: two hand-offs and a loop turn less
-                // per commit-only Ready, i.e. on every member for each lone proposal (S13K,
-                // docs/benchmarks.md).
-                if (rd.HardState is not null)
-                {
-                    await _log.SaveAsync(rd.HardState, ReadOnlyMemory<Entry>.Empty, sync: false);
-                }
-
+                // Nothing to write and nothing being written: everything this Ready's messages
+                // promise is durable already.
                 if (!rd.CommittedEntries.IsEmpty)
                 {
                     EnqueueCommitted(rd.CommittedEntries);
