@@ -7,10 +7,22 @@ namespace EmbeddedRaft.Consensus.Log;
 /// Removed slots are cleared so the garbage collector can take what they referenced (the entry
 /// cache's data). Not thread-safe.
 /// </summary>
+/// <remarks>
+/// The array shrinks only when it has stayed sparse (never more than an eighth full) while taking in
+/// half its length of new items, and then to fit the peak seen meanwhile (plus a quarter), not the
+/// current count: a log compacted every N entries drops to a few items after each compaction and
+/// climbs back to N, so shrinking to the current count made it regrow 16, 32, ... N slots (large-object
+/// heap arrays) after every snapshot. A one-off burst still gives its memory back once the ring has
+/// cycled through half its length at the smaller load.
+/// </remarks>
 internal sealed class RingList<T>
 {
     private T[] _items = new T[16];
     private int _head;
+
+    // The most items held, and how many were added, since the ring was last seen dense (or resized).
+    private int _peakSinceDense;
+    private int _addedSinceDense;
 
     public int Count { get; private set; }
 
@@ -43,6 +55,11 @@ internal sealed class RingList<T>
 
         _items[(_head + Count) & (_items.Length - 1)] = item;
         Count++;
+        _addedSinceDense++;
+        if (Count > _peakSinceDense)
+        {
+            _peakSinceDense = Count;
+        }
     }
 
     /// <summary>Removes the first <paramref name="count"/> items.</summary>
@@ -82,19 +99,43 @@ internal sealed class RingList<T>
 
     public void Clear() => KeepFirst(0);
 
-    // After a large compaction the array would otherwise stay at its peak size for good.
+    /// <summary>The length of the backing array (a power of two), for tests of the shrink policy.</summary>
+    internal int Capacity => _items.Length;
+
+    // After a large compaction the array would otherwise stay at its peak size for good; but a ring
+    // that refills to its old size (the next compaction interval) must keep its array.
     private void ShrinkIfSparse()
     {
-        if (_items.Length > 1024 && Count < _items.Length / 8)
+        int sparse = _items.Length / 8;
+        if (_items.Length <= 1024 || _peakSinceDense >= sparse)
         {
-            var next = new T[Math.Max(16, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Count * 2)))];
-            for (int i = 0; i < Count; i++)
-            {
-                next[i] = _items[(_head + i) & (_items.Length - 1)];
-            }
-
-            _items = next;
-            _head = 0;
+            // Dense (or small) now: the sparse window starts again from here.
+            _peakSinceDense = Count;
+            _addedSinceDense = 0;
+            return;
         }
+
+        if (_addedSinceDense < _items.Length / 2)
+        {
+            return;
+        }
+
+        int peak = Math.Max(_peakSinceDense, Count);
+        int length = Math.Max(16, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(peak + (peak / 4) + 1)));
+        if (length >= _items.Length || Count > length)
+        {
+            throw new InvariantViolationException($"Ring shrink to {length} from {_items.Length} with {Count} items (peak {peak}).");
+        }
+
+        var next = new T[length];
+        for (int i = 0; i < Count; i++)
+        {
+            next[i] = _items[(_head + i) & (_items.Length - 1)];
+        }
+
+        _items = next;
+        _head = 0;
+        _peakSinceDense = Count;
+        _addedSinceDense = 0;
     }
 }
