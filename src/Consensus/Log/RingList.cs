@@ -20,7 +20,8 @@ internal sealed class RingList<T>
     private T[] _items = new T[16];
     private int _head;
 
-    // The most items held, and how many were added, since the ring was last seen dense (or resized).
+    // The most items held, and how many were added, since a remove last found the ring dense (or it
+    // shrank): a grown ring is dense (half full), so the window only runs while it stays sparse.
     private int _peakSinceDense;
     private int _addedSinceDense;
 
