@@ -1,7 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics.X86;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
@@ -856,11 +853,6 @@ internal sealed class KeyIndex
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
-                if (Sse.IsSupported)
-                {
-                    PrefetchNextProbes(lo, mid, hi);
-                }
-
                 order = CompareAfterShared(key, prefix, mid);
                 if (order > 0)
                 {
@@ -875,20 +867,6 @@ internal sealed class KeyIndex
             }
 
             return lo;
-        }
-
-        /// <summary>
-        /// Requests the prefixes the search's next step may read (the middles of [lo, mid) and
-        /// (mid, hi)) before this step's own probe returns, so two of a random lookup's dependent
-        /// cache misses overlap instead of following each other (a full chunk's 4 KiB of prefixes:
-        /// ~6 of its ~10 probes on lines of their own). A hint only: the result does not depend on it.
-        /// </summary>
-        private unsafe void PrefetchNextProbes(int lo, int mid, int hi)
-        {
-            // _prefixes is pinned (allocated on the pinned object heap), so its address is stable.
-            ulong* prefixes = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_prefixes));
-            Sse.Prefetch0(prefixes + ((lo + mid) >>> 1));
-            Sse.Prefetch0(prefixes + ((mid + 1 + hi) >>> 1));
         }
 
         /// <summary>
