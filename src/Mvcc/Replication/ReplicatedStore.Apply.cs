@@ -35,7 +35,8 @@ public sealed partial class ReplicatedStore
     private int _runsInUse;
 
     // The request the next put is decoded into (apply pipeline only): a run takes it and hands back
-    // a spare of its own (ReplicatedPutRun.Add); a put that joins no run leaves it here to be refilled.
+    // a spare of its own (ReplicatedPutRun.Add); a put with PrevKv takes it for good (a new one
+    // replaces it); a refused put leaves it here to be refilled. Cleared at the end of each batch.
     private PutRequest _decoding = new();
 
     /// <summary>
@@ -73,9 +74,20 @@ public sealed partial class ReplicatedStore
 #pragma warning disable CA2012 // Each is awaited (or its result taken) exactly once, below: queueing all before awaiting any is the point.
             for (int i = 0; i < commands.Count; i++)
             {
-                if (TryTakePlainPut(store, commands[i], _decoding, out var refusal))
+                if (CommandCodec.KindOf(commands[i].Data.Span) == CommandKind.Put)
                 {
-                    if (refusal is not null)
+                    DecodePut(commands[i], _decoding);
+                    if (_decoding.PrevKv)
+                    {
+                        // Answered with a whole response, as its own request (log order: the open
+                        // run goes first); the writer holds this request until it has applied it.
+                        QueueRun(store, ref run);
+                        pending[i] = new SubmittedCommand(SubmitWholePut(store, _decoding, commands[i].Index));
+                        _decoding = new PutRequest();
+                        continue;
+                    }
+
+                    if (RefusedBeforeQueueing(store, _decoding) is { } refusal)
                     {
                         pending[i] = new SubmittedCommand(ValueTask.FromResult<object?>(refusal));
                         continue;
@@ -142,26 +154,20 @@ public sealed partial class ReplicatedStore
         }
         finally
         {
-            // Nothing of this batch is kept past it.
+            // Nothing of this batch is kept past it (the request decoded last may slice a command).
             Array.Clear(pending, 0, commands.Count);
+            _decoding.Overwrite(default, default, 0, false, false, false);
             ReleaseRuns();
         }
     }
 
     /// <summary>
-    /// Whether <paramref name="command"/> is a put without PrevKv (decoded into <paramref name="request"/>,
-    /// its key and value slicing the command: its bytes are valid until this batch's apply
-    /// completes, which waits for the store to have applied it; the store copies what it keeps);
-    /// <paramref name="refusal"/> is set when the store refuses it before queueing.
+    /// Decodes a put command into <paramref name="request"/>: its key and value slice the command,
+    /// whose bytes are valid until this batch's apply completes, which waits for the store to have
+    /// applied it (the store copies what it keeps).
     /// </summary>
-    private static bool TryTakePlainPut(MvccStore store, CommittedCommand command, PutRequest request, out Exception? refusal)
+    private static void DecodePut(CommittedCommand command, PutRequest request)
     {
-        refusal = null;
-        if (CommandCodec.KindOf(command.Data.Span) != CommandKind.Put)
-        {
-            return false;
-        }
-
         try
         {
             CommandCodec.DecodePutWithoutCopying(command.Data, request);
@@ -170,23 +176,33 @@ public sealed partial class ReplicatedStore
         {
             throw new InvalidDataException($"Replicated store: the command at index {command.Index} ({CommandKind.Put}) does not decode: {e.Message}", e);
         }
+    }
 
-        if (request.PrevKv)
-        {
-            // Answered with a whole response (SubmitOther).
-            return false;
-        }
-
+    /// <summary>The store's refusal of a plain put found before queueing (it joins no run then), or null.</summary>
+    private static Exception? RefusedBeforeQueueing(MvccStore store, PutRequest request)
+    {
         try
         {
             store.CheckPutForRun(request);
+            return null;
         }
         catch (Exception e) when (IsRefusal(e))
         {
-            refusal = e;
+            return e;
         }
+    }
 
-        return true;
+    /// <summary>Queues a put that asks for its previous key-value; a refusal found before queueing is the result.</summary>
+    private ValueTask<object?> SubmitWholePut(MvccStore store, PutRequest request, ulong index)
+    {
+        try
+        {
+            return Box(store.PutAsync(request, index));
+        }
+        catch (Exception e) when (IsRefusal(e))
+        {
+            return ValueTask.FromResult<object?>(e);
+        }
     }
 
     /// <summary>A cleared run for this batch (reused from an earlier one when there is one).</summary>
@@ -253,8 +269,7 @@ public sealed partial class ReplicatedStore
             switch (kind)
             {
                 case CommandKind.Put:
-                    // A put that asks for its previous key-value: answered with a whole response.
-                    return Box(store.PutAsync(CommandCodec.DecodePutWithoutCopying(command.Data), command.Index));
+                    throw new InvariantViolationException($"Replicated store: the put at index {command.Index} reached the path for other commands (ApplyBatchAsync takes every put).");
                 case CommandKind.DeleteRange:
                     return Box(store.DeleteRangeAsync(CommandCodec.DecodeDeleteRange(data), command.Index));
                 case CommandKind.Txn:
