@@ -15,39 +15,69 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "cluster-load")
+        if (args.Length == 0 || !Commands.TryGetValue(args[0], out var command))
         {
-            return await Consensus.ClusterLoadGenerator.RunAsync(args[1..]);
+            BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout));
+            return 0;
         }
 
-        if (args.Length > 0 && args[0] == "store-load")
+        if (CommandLine.WantsHelp(args.Skip(1)))
         {
-            return await StoreLoad.StoreLoadGenerator.RunAsync(args[1..]);
+            Console.WriteLine(command.Usage);
+            return 0;
         }
 
-        if (args.Length > 0 && args[0] == "tcp-cpu")
+        try
         {
-            return Transport.TcpTransportCpuProbe.Run(args[1..]);
+            return await command.Run(args[1..]);
         }
-
-        if (args.Length > 0 && args[0] == "tcp-parts")
+        catch (CommandLineException e)
         {
-            return Transport.TcpTransportPartsProbe.Run(args[1..]);
+            // Thrown only while a command reads its options: nothing was started yet.
+            Console.Error.WriteLine($"{args[0]}: {e.Message}");
+            Console.Error.WriteLine(command.Usage);
+            return 2;
         }
-
-        if (args.Length > 0 && args[0] == "watch-cpu")
-        {
-            return Mvcc.WatchWriterCpuProbe.Run(args[1..]);
-        }
-
-        if (args.Length > 0 && args[0] == "range-cpu")
-        {
-            return await Mvcc.RangeCpuProbe.RunAsync(args[1..]);
-        }
-
-        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout));
-        return 0;
     }
+
+    /// <summary>The console commands, by their first word: how each runs and its usage (printed for <c>--help</c> or a bad option).</summary>
+    private static readonly Dictionary<string, (Func<string[], Task<int>> Run, string Usage)> Commands = new()
+    {
+        ["cluster-load"] = (Consensus.ClusterLoadGenerator.RunAsync, """
+            cluster-load [--systems raftnode,dotnext] [--inflight 1,16,256,1024] [--seconds 10] [--warmup-seconds 2]
+                         [--transport inprocess|tcp|tcp,inprocess] [--tls] [--shape] [--readies-in-flight 1,8]
+                         [--snapshot-every-entries N] [--log-cache-bytes N] [--retained-entries N] [--fsync-ms N]
+              Three-node clusters on the real disk, closed-loop 1 KiB proposals: throughput, p50/p99/p999, fsyncs,
+              CPU and bytes per proposal. CLUSTER_LOAD_GC=1 prints what the garbage collector did per row.
+            """),
+        ["store-load"] = (StoreLoad.StoreLoadGenerator.RunAsync, """
+            store-load [--systems store,etcd,dotnext,harness] [--workloads put,linearizable-read,serializable-read,txn-compare-and-put,read-90-write-10]
+                       [--clients 1,16,256,1024] [--rates 50000] [--open-loop-workload put] [--open-loop-systems store]
+                       [--max-outstanding 20000] [--seconds 10] [--warmup-seconds 2] [--keys 100000] [--preload-in-flight 256]
+                       [--etcd-connections 4] [--etcdctl-check-perf s|m|l|xl|off] [--store-snapshot-every-entries N]
+                       [--csv FILE] [--chart FILE.svg] [--dir DIRECTORY] [--seed N]
+            store-load chart RUN.csv CHART.svg TITLE
+              The replicated key-value store beside etcd 3.4 and DotNext: closed-loop rows per workload and client
+              count, then open-loop rows. CLUSTER_LOAD_GC=1 prints the GC probe per row.
+            """),
+        ["tcp-cpu"] = (args => Task.FromResult(Transport.TcpTransportCpuProbe.Run(args)), """
+            tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--entries 1,8] [--warmup-rounds N]
+              The TCP transport's wall and CPU time per Append message beside a raw socket copying the same bytes.
+            """),
+        ["tcp-parts"] = (args => Task.FromResult(Transport.TcpTransportPartsProbe.Run(args)), """
+            tcp-parts [--rounds 200] [--entries 128,1024]
+              The transport's per-message parts (queue, encode, decode) timed on one thread.
+            """),
+        ["watch-cpu"] = (args => Task.FromResult(Mvcc.WatchWriterCpuProbe.Run(args)), $"""
+            watch-cpu [{string.Join('|', Mvcc.WatchWriterCpuProbe.Modes)}]
+                      [--rounds 10] [--warmup 1] [--inflight 10000] [--valuetask]
+              The store writer's CPU per put with and without a watcher (modes: WatchWriterCpuProbe's summary).
+            """),
+        ["range-cpu"] = (Mvcc.RangeCpuProbe.RunAsync, """
+            range-cpu [--reads 500000] [--rounds 5]
+              The store's CPU per single-key range on one thread.
+            """),
+    };
 
     /// <summary>
     /// How long BenchmarkDotNet may take to build a benchmark class's generated out-of-process project.

@@ -249,28 +249,30 @@ internal static class ClusterLoadGenerator
                     continue;
                 }
 
-                string value = i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");
+                string value = i + 1 < args.Length ? args[++i] : throw new CommandLineException($"{args[i]} needs a value.");
                 settings = args[i - 1] switch
                 {
-                    "--systems" => settings with { Systems = value.Split(',') },
-                    "--inflight" => settings with { InFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
-                    "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
-                    "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
-                    "--log-cache-bytes" => settings with { LogCacheBytes = long.Parse(value, CultureInfo.InvariantCulture) },
-                    "--retained-entries" => settings with { RetainedEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
-                    "--fsync-ms" => settings with { FsyncMilliseconds = double.Parse(value, CultureInfo.InvariantCulture) },
-                    "--snapshot-every-entries" => settings with { SnapshotEveryEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
-                    "--readies-in-flight" => settings with { ReadiesInFlight = value.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
+                    "--systems" => value.Split(',') is var systems && systems.All(s => s is "raftnode" or "dotnext")
+                        ? settings with { Systems = systems }
+                        : throw new CommandLineException($"--systems takes raftnode, dotnext or both separated by a comma, not '{value}'."),
+                    "--inflight" => settings with { InFlight = CommandLine.Numbers<int>("--inflight", value) },
+                    "--seconds" => settings with { Seconds = CommandLine.Number<double>("--seconds", value) },
+                    "--warmup-seconds" => settings with { WarmupSeconds = CommandLine.Number<double>("--warmup-seconds", value) },
+                    "--log-cache-bytes" => settings with { LogCacheBytes = CommandLine.Number<long>("--log-cache-bytes", value) },
+                    "--retained-entries" => settings with { RetainedEntries = CommandLine.Number<ulong>("--retained-entries", value) },
+                    "--fsync-ms" => settings with { FsyncMilliseconds = CommandLine.Number<double>("--fsync-ms", value) },
+                    "--snapshot-every-entries" => settings with { SnapshotEveryEntries = CommandLine.Number<ulong>("--snapshot-every-entries", value) },
+                    "--readies-in-flight" => settings with { ReadiesInFlight = CommandLine.Numbers<int>("--readies-in-flight", value) },
                     "--transport" => value.Split(',') is var list && list.All(t => t is "tcp" or "inprocess")
                         ? settings with { TransportList = list }
-                        : throw new ArgumentException($"Unknown transport in '{value}': tcp, inprocess, or both separated by a comma."),
-                    _ => throw new ArgumentException($"Unknown option {args[i - 1]}."),
+                        : throw new CommandLineException($"--transport takes tcp, inprocess or both separated by a comma, not '{value}'."),
+                    _ => throw new CommandLineException($"Unknown option '{args[i - 1]}'."),
                 };
             }
 
             if (settings.Tls && !settings.Transports.Contains("tcp") && settings.Systems.Contains("raftnode"))
             {
-                throw new ArgumentException("--tls applies to the TCP transport: add --transport tcp.");
+                throw new CommandLineException("--tls applies to the TCP transport: add --transport tcp.");
             }
 
             return settings;

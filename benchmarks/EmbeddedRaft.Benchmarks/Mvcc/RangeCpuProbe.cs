@@ -21,8 +21,9 @@ internal static class RangeCpuProbe
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int reads = Option(args, "--reads", 500_000);
-        int rounds = Option(args, "--rounds", 5);
+        CommandLine.RefuseUnknown(args, ["--reads", "--rounds"], []);
+        int reads = CommandLine.Option(args, "--reads", 500_000);
+        int rounds = CommandLine.Option(args, "--rounds", 5);
         string directory = Path.Combine(Path.GetTempPath(), $"embeddedraft-range-cpu-{Environment.ProcessId}");
         var keys = Enumerable.Range(0, KeyCount).Select(i => Encoding.ASCII.GetBytes($"/store-load/{i:D6}")).ToArray();
         var value = new byte[1024];
@@ -85,12 +86,6 @@ internal static class RangeCpuProbe
                 Directory.Delete(directory, recursive: true);
             }
         }
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     private static long ThreadCpuNanoseconds() => long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);

@@ -43,15 +43,24 @@ internal static class WatchWriterCpuProbe
 {
     private const int LivePuts = 200_000;
 
+    /// <summary>The first word of the command line (default <c>live</c>).</summary>
+    public static readonly string[] Modes = ["live", "live-reuse", "many", "lag", "watched-only", "reuse-only", "alone-only", "alloc", "alloc-reuse", "consumer"];
+
     public static int Run(string[] args)
     {
-        string mode = args.Length > 0 ? args[0] : "live";
-        int rounds = Option(args, "--rounds", 10);
-        int warmup = Option(args, "--warmup", 1);
+        string mode = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "live";
+        if (!Modes.Contains(mode))
+        {
+            throw new CommandLineException($"Unknown mode '{mode}': {string.Join(", ", Modes)}.");
+        }
+
+        CommandLine.RefuseUnknown(args, ["--rounds", "--warmup", "--inflight"], ["--valuetask"], positional: args.Length > 0 && args[0] == mode ? 1 : 0);
+        int rounds = CommandLine.Option(args, "--rounds", 10);
+        int warmup = CommandLine.Option(args, "--warmup", 1);
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds, {warmup} warm-up pairs"));
         if (mode is "live" or "live-reuse")
         {
-            var bench = new WatchThroughputBenchmarks { WritesInFlight = Option(args, "--inflight", MvccWorkload.WritesInFlight), AwaitValueTasks = args.Contains("--valuetask") };
+            var bench = new WatchThroughputBenchmarks { WritesInFlight = CommandLine.Option(args, "--inflight", MvccWorkload.WritesInFlight), AwaitValueTasks = args.Contains("--valuetask") };
             bench.CreateKeys();
             bool reuse = mode == "live-reuse";
             Console.WriteLine(FormattableString.Invariant($"{bench.WritesInFlight} puts in flight{(bench.AwaitValueTasks ? ", each put's ValueTask awaited (--valuetask)" : ", each put as a Task")}; GC: server {System.Runtime.GCSettings.IsServerGC}, DOTNET_GCgen0size {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "unset"}"));
@@ -86,19 +95,11 @@ internal static class WatchWriterCpuProbe
         }
         else
         {
-            Console.Error.WriteLine("watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds N] [--warmup N]");
-            return 2;
+            throw new UnreachableException($"Mode '{mode}' is in Modes but has no branch.");
         }
 
         Console.WriteLine(FormattableString.Invariant($"load average at the end {LoadAverage()}"));
         return 0;
-    }
-
-    /// <summary>The integer after <paramref name="name"/> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     private static void Alternate(int rounds, int warmup, string watchedName, Func<bool, Sample> measure)

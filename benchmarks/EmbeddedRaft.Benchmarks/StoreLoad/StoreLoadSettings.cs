@@ -54,33 +54,33 @@ internal sealed record StoreLoadSettings
         {
             if (i + 1 >= args.Length)
             {
-                throw new ArgumentException($"Option {args[i]} needs a value.");
+                throw new CommandLineException($"{args[i]} needs a value.");
             }
 
             string value = args[i + 1];
             settings = args[i] switch
             {
                 "--systems" => settings with { Systems = value.Split(',').Select(CheckSystem).ToArray() },
-                "--workloads" => settings with { Workloads = value.Split(',').Select(StoreLoadWorkloads.Parse).ToArray() },
-                "--clients" => settings with { Clients = value.Split(',').Select(Int).ToArray() },
-                "--rates" => settings with { Rates = value.Length == 0 ? [] : value.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray() },
-                "--open-loop-workload" => settings with { OpenLoopWorkload = StoreLoadWorkloads.Parse(value) },
+                "--workloads" => settings with { Workloads = value.Split(',').Select(Workload).ToArray() },
+                "--clients" => settings with { Clients = value.Split(',').Select(v => Positive("--clients", v)).ToArray() },
+                "--rates" => settings with { Rates = value.Length == 0 ? [] : CommandLine.Numbers<double>("--rates", value) },
+                "--open-loop-workload" => settings with { OpenLoopWorkload = Workload(value) },
                 "--open-loop-systems" => settings with { OpenLoopSystems = value.Split(',').Select(CheckSystem).ToArray() },
-                "--max-outstanding" => settings with { MaxOutstanding = Int(value) },
-                "--seconds" => settings with { Seconds = double.Parse(value, CultureInfo.InvariantCulture) },
-                "--warmup-seconds" => settings with { WarmupSeconds = double.Parse(value, CultureInfo.InvariantCulture) },
-                "--keys" => settings with { Keys = Int(value) },
-                "--preload-in-flight" => settings with { PreloadInFlight = Int(value) },
-                "--etcd-connections" => settings with { EtcdConnectionsPerMember = Int(value) },
+                "--max-outstanding" => settings with { MaxOutstanding = Positive("--max-outstanding", value) },
+                "--seconds" => settings with { Seconds = CommandLine.Number<double>("--seconds", value) },
+                "--warmup-seconds" => settings with { WarmupSeconds = CommandLine.Number<double>("--warmup-seconds", value) },
+                "--keys" => settings with { Keys = Positive("--keys", value) },
+                "--preload-in-flight" => settings with { PreloadInFlight = Positive("--preload-in-flight", value) },
+                "--etcd-connections" => settings with { EtcdConnectionsPerMember = Positive("--etcd-connections", value) },
                 "--etcdctl-check-perf" => value is "s" or "m" or "l" or "xl" or "off"
                     ? settings with { EtcdctlCheckPerf = value }
-                    : throw new ArgumentException($"--etcdctl-check-perf takes s, m, l, xl or off, not '{value}'."),
-                "--store-snapshot-every-entries" => settings with { StoreSnapshotEveryEntries = ulong.Parse(value, CultureInfo.InvariantCulture) },
+                    : throw new CommandLineException($"--etcdctl-check-perf takes s, m, l, xl or off, not '{value}'."),
+                "--store-snapshot-every-entries" => settings with { StoreSnapshotEveryEntries = CommandLine.Number<ulong>("--store-snapshot-every-entries", value) },
                 "--csv" => settings with { CsvPath = value },
                 "--chart" => settings with { ChartPath = value },
                 "--dir" => settings with { Directory = value },
-                "--seed" => settings with { Seed = Int(value) },
-                _ => throw new ArgumentException($"Unknown option {args[i]}."),
+                "--seed" => settings with { Seed = Positive("--seed", value) },
+                _ => throw new CommandLineException($"Unknown option '{args[i]}'."),
             };
         }
 
@@ -89,9 +89,12 @@ internal sealed record StoreLoadSettings
 
     private static string CheckSystem(string system) => system is "store" or "etcd" or "dotnext" or "harness"
         ? system
-        : throw new ArgumentException($"Unknown system '{system}': store, etcd, dotnext or harness (no system: the load generator's own cost).");
+        : throw new CommandLineException($"Unknown system '{system}': store, etcd, dotnext or harness (no system: the load generator's own cost).");
 
-    private static int Int(string value) => int.Parse(value, CultureInfo.InvariantCulture) is var parsed && parsed > 0
+    private static StoreLoadWorkload Workload(string name) =>
+        StoreLoadWorkloads.TryParse(name, out var found) ? found : throw new CommandLineException(StoreLoadWorkloads.UnknownWorkload(name));
+
+    private static int Positive(string option, string value) => CommandLine.Number<int>(option, value) is var parsed && parsed > 0
         ? parsed
-        : throw new ArgumentException($"Expected a positive number, not '{value}'.");
+        : throw new CommandLineException($"{option} takes a positive whole number, not '{value}'.");
 }

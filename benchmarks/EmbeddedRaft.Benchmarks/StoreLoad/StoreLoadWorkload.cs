@@ -35,9 +35,15 @@ internal static class StoreLoadWorkloads
     };
 
     public static StoreLoadWorkload Parse(string name) =>
-        All.FirstOrDefault(w => w.Name() == name, (StoreLoadWorkload)(-1)) is var found && found >= 0
-            ? found
-            : throw new ArgumentException($"Unknown workload '{name}': one of {string.Join(", ", All.Select(w => w.Name()))}.");
+        TryParse(name, out var found) ? found : throw new ArgumentException(UnknownWorkload(name));
+
+    public static bool TryParse(string name, out StoreLoadWorkload workload)
+    {
+        workload = All.FirstOrDefault(w => w.Name() == name, (StoreLoadWorkload)(-1));
+        return workload >= 0;
+    }
+
+    public static string UnknownWorkload(string name) => $"Unknown workload '{name}': one of {string.Join(", ", All.Select(w => w.Name()))}.";
 
     /// <summary>True when the workload writes, so the row is followed by a compaction.</summary>
     public static bool Writes(this StoreLoadWorkload workload) =>

@@ -39,24 +39,30 @@ internal static class TcpTransportCpuProbe
         string[] rows = ["128", "128tls", "1024", "1024tls"];
         int? fixedWarmupRounds = null;
         int[] entryCounts = [1];
-        for (int i = 0; i + 1 < args.Length; i += 2)
+        for (int i = 0; i < args.Length; i += 2)
         {
+            string value = i + 1 < args.Length ? args[i + 1] : throw new CommandLineException($"{args[i]} needs a value.");
             switch (args[i])
             {
                 case "--rounds":
-                    rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+                    rounds = CommandLine.Number<int>("--rounds", value);
                     break;
                 case "--rows":
-                    rows = args[i + 1].Split(',');
+                    rows = value.Split(',');
+                    if (rows.FirstOrDefault(r => r is not ("128" or "128tls" or "1024" or "1024tls")) is { } unknown)
+                    {
+                        throw new CommandLineException($"--rows takes 128, 128tls, 1024 and 1024tls separated by commas, not '{unknown}'.");
+                    }
+
                     break;
                 case "--entries":
-                    entryCounts = [.. args[i + 1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture))];
+                    entryCounts = CommandLine.Numbers<int>("--entries", value);
                     break;
                 case "--warmup-rounds":
-                    fixedWarmupRounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+                    fixedWarmupRounds = CommandLine.Number<int>("--warmup-rounds", value);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet).");
+                    throw new CommandLineException($"Unknown option '{args[i]}': --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet).");
             }
         }
 

@@ -28,18 +28,19 @@ internal static class TcpTransportPartsProbe
     {
         int rounds = 200;
         int[] entries = [128, 1024];
-        for (int i = 0; i + 1 < args.Length; i += 2)
+        for (int i = 0; i < args.Length; i += 2)
         {
+            string value = i + 1 < args.Length ? args[i + 1] : throw new CommandLineException($"{args[i]} needs a value.");
             switch (args[i])
             {
                 case "--rounds":
-                    rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+                    rounds = CommandLine.Number<int>("--rounds", value);
                     break;
                 case "--entries":
-                    entries = [.. args[i + 1].Split(',').Select(e => int.Parse(e, CultureInfo.InvariantCulture))];
+                    entries = CommandLine.Numbers<int>("--entries", value);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --entries 128,1024.");
+                    throw new CommandLineException($"Unknown option '{args[i]}': --rounds N, --entries 128,1024.");
             }
         }
 
