@@ -41,12 +41,15 @@ public class WatchThroughputBenchmarks
     internal int WritesInFlight { get; set; } = MvccWorkload.WritesInFlight;
 
     /// <summary>
-    /// The <c>watch-cpu</c> probe's <c>--valuetask</c>: the puts' clients await each put's
-    /// <see cref="ValueTask{TResult}"/> as a client awaiting its own write would (as the store's own put rows do,
-    /// <see cref="MvccStoreEngine"/>), instead of turning each into a <see cref="Task"/> (~85 B per put, alive
-    /// while the put is in flight). False for BenchmarkDotNet's jobs and by default: the row as measured since session 7.
+    /// True (the default, and BenchmarkDotNet's jobs): the puts' clients await each put's
+    /// <see cref="ValueTask{TResult}"/> as a client awaiting its own write does, and as the store's own put rows
+    /// do (<see cref="MvccStoreEngine"/>), so "the store's put rate" here is the one the MvccStore rows measure.
+    /// False (the <c>watch-cpu</c> probe's <c>--task</c>; the row's client from session 7 to session 16): each
+    /// put is turned into a <see cref="Task"/> (~85 B per put, alive while the put is in flight, and a pool
+    /// work item per completion) — the client's cost, not the store's or the watcher's (docs/benchmarks.md,
+    /// "Watches, session 15": it was a third of the GC pauses of the row's invocations alone).
     /// </summary>
-    internal bool AwaitValueTasks { get; set; }
+    internal bool AwaitValueTasks { get; set; } = true;
 
     /// <summary>The store of the current invocation (between <see cref="OpenEmptyStore"/> and <see cref="CloseStore"/>; for the <c>watch-cpu</c> probe).</summary>
     internal MvccStore Store => _store;

@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds 10] [--warmup 1] [--inflight 10000] [--valuetask]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds 10] [--warmup 1] [--inflight 10000] [--task]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -19,7 +19,8 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// half runs at the time) and the events the writer built itself for the watcher (its buffer held
 /// <c>WatchHub.MaxHeldBatchesPerWatcher</c> batches). <c>--warmup N</c>: alone/watched pairs run
 /// first and not counted (default 1). <c>--inflight N</c>: puts kept in flight (default 10,000, the row's).
-/// <c>--valuetask</c>: the clients await each put's <c>ValueTask</c> instead of a <c>Task</c> made of it (a diagnostic: not the row's client).</para>
+/// The clients await each put's <c>ValueTask</c>, as the store's own put rows do; <c>--task</c> turns each put into a
+/// <c>Task</c> instead (the row's client until session 16: a diagnostic now); <c>--valuetask</c> is accepted and is the default.</para>
 /// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
 /// drawn at random (seed 1), alone and with 10,000 watchers, one per key, each read by its own
 /// <c>await foreach</c> (created before the measured puts; the run ends when every event is read).</para>
@@ -54,16 +55,16 @@ internal static class WatchWriterCpuProbe
             throw new CommandLineException($"Unknown mode '{mode}': {string.Join(", ", Modes)}.");
         }
 
-        CommandLine.RefuseUnknown(args, ["--rounds", "--warmup", "--inflight"], ["--valuetask"], positional: args.Length > 0 && args[0] == mode ? 1 : 0);
+        CommandLine.RefuseUnknown(args, ["--rounds", "--warmup", "--inflight"], ["--task", "--valuetask"], positional: args.Length > 0 && args[0] == mode ? 1 : 0);
         int rounds = CommandLine.Option(args, "--rounds", 10);
         int warmup = CommandLine.Option(args, "--warmup", 1);
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds, {warmup} warm-up pairs"));
         if (mode is "live" or "live-reuse")
         {
-            var bench = new WatchThroughputBenchmarks { WritesInFlight = CommandLine.Option(args, "--inflight", MvccWorkload.WritesInFlight), AwaitValueTasks = args.Contains("--valuetask") };
+            var bench = new WatchThroughputBenchmarks { WritesInFlight = CommandLine.Option(args, "--inflight", MvccWorkload.WritesInFlight), AwaitValueTasks = !args.Contains("--task") };
             bench.CreateKeys();
             bool reuse = mode == "live-reuse";
-            Console.WriteLine(FormattableString.Invariant($"{bench.WritesInFlight} puts in flight{(bench.AwaitValueTasks ? ", each put's ValueTask awaited (--valuetask)" : ", each put as a Task")}; GC: server {System.Runtime.GCSettings.IsServerGC}, DOTNET_GCgen0size {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "unset"}"));
+            Console.WriteLine(FormattableString.Invariant($"{bench.WritesInFlight} puts in flight{(bench.AwaitValueTasks ? ", each put's ValueTask awaited" : ", each put as a Task (--task)")}; GC: server {System.Runtime.GCSettings.IsServerGC}, DOTNET_GCgen0size {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "unset"}"));
             Alternate(rounds, warmup, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse));
         }
         else if (mode == "many")
