@@ -42,6 +42,8 @@ internal sealed class PendingProposal<TResult> : TaskCompletionSource<TResult>, 
 
     public ulong RequestId { get; }
 
+    public long CreatedTimestamp { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
     public byte[] Envelope { get; }
 
     public CancellationTokenRegistration Registration { get; set; }
@@ -76,6 +78,10 @@ internal sealed class PendingProposal<TResult> : TaskCompletionSource<TResult>, 
         }
 
         Registration.Dispose();
+        if (EnvelopeProbe.Enabled)
+        {
+            EnvelopeProbe.Record(EnvelopeProbe.Proposal, System.Diagnostics.Stopwatch.GetTimestamp() - CreatedTimestamp, Envelope);
+        }
     }
 
     /// <summary>Decides failure with <paramref name="error"/> (first wins) and queues the completion on the node's scheduler.</summary>

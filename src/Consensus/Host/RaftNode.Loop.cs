@@ -233,6 +233,14 @@ public sealed partial class RaftNode<TResult>
 
     private void Step(Message message)
     {
+        if (EnvelopeProbe.Enabled)
+        {
+            foreach (var e in message.Entries.Span)
+            {
+                EnvelopeProbe.Dropped(EnvelopeProbe.Stepped, e);
+            }
+        }
+
         try
         {
             _raw.Step(message);
