@@ -370,29 +370,11 @@ internal sealed class UnstableLog
         {
             if (_tail is null || _tail.Length - _tailWritten < Math.Min(entries.Length, ChunkEntries))
             {
-                if (EnvelopeProbe.Enabled && _tail is not null)
-                {
-                    for (var i = 0; i < _tailWritten; i++)
-                    {
-                        EnvelopeProbe.Dropped(EnvelopeProbe.TailReplaced, _tail[i]);
-                    }
-
-                    EnvelopeProbe.Written.AddOrUpdate(_tail, _tailWritten);
-                }
-
                 _tail = new Entry[Math.Clamp(entries.Length, ChunkEntries, MaxChunkEntries)];
                 _tailWritten = 0;
             }
 
             var n = Math.Min(entries.Length, _tail.Length - _tailWritten);
-            if (EnvelopeProbe.Enabled)
-            {
-                foreach (var e in entries[..n])
-                {
-                    EnvelopeProbe.Born(e);
-                }
-            }
-
             entries[..n].CopyTo(_tail.AsSpan(_tailWritten));
             if (_runs.Count > 0 && ReferenceEquals(_runs[^1].Chunk, _tail) && _runs[^1].Start + _runs[^1].Count == _tailWritten)
             {
@@ -460,22 +442,6 @@ internal sealed class UnstableLog
             if (toStable)
             {
                 AddStable(run with { Count = taken });
-            }
-            else if (EnvelopeProbe.Enabled)
-            {
-                for (var i = 0; i < taken; i++)
-                {
-                    EnvelopeProbe.Dropped(EnvelopeProbe.StableDropped, run.Chunk[run.Start + i]);
-                }
-
-                if (!ReferenceEquals(run.Chunk, _tail) && EnvelopeProbe.Written.TryGetValue(run.Chunk, out var written) && run.Start + taken == (int)written)
-                {
-                    EnvelopeProbe.Written.Remove(run.Chunk);
-                    for (var i = 0; i < (int)written; i++)
-                    {
-                        EnvelopeProbe.Dropped(EnvelopeProbe.ChunkReleased, run.Chunk[i]);
-                    }
-                }
             }
 
             if (taken == run.Count)

@@ -42,8 +42,6 @@ internal sealed class PendingProposal<TResult> : TaskCompletionSource<TResult>, 
 
     public ulong RequestId { get; }
 
-    public long CreatedTimestamp { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
-
     public byte[] Envelope { get; }
 
     public CancellationTokenRegistration Registration { get; set; }
@@ -78,10 +76,6 @@ internal sealed class PendingProposal<TResult> : TaskCompletionSource<TResult>, 
         }
 
         Registration.Dispose();
-        if (EnvelopeProbe.Enabled)
-        {
-            EnvelopeProbe.Record(EnvelopeProbe.Proposal, System.Diagnostics.Stopwatch.GetTimestamp() - CreatedTimestamp, Envelope);
-        }
     }
 
     /// <summary>Decides failure with <paramref name="error"/> (first wins) and queues the completion on the node's scheduler.</summary>

@@ -125,14 +125,6 @@ public sealed partial class RaftNode<TResult>
                 throw new InvariantViolationException($"The state machine returned {results?.Count} results for {commands.Count} commands (batch ending at index {_applierIndex}).");
             }
 
-            if (EnvelopeProbe.Enabled)
-            {
-                foreach (var e in entries.Span)
-                {
-                    EnvelopeProbe.Dropped(EnvelopeProbe.Applied, e);
-                }
-            }
-
             // Published before the callers are released: one that reads Status after its result sees it applied.
             Volatile.Write(ref _appliedIndex, _applierIndex);
 

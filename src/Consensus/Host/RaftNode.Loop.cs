@@ -233,14 +233,6 @@ public sealed partial class RaftNode<TResult>
 
     private void Step(Message message)
     {
-        if (EnvelopeProbe.Enabled)
-        {
-            foreach (var e in message.Entries.Span)
-            {
-                EnvelopeProbe.Dropped(EnvelopeProbe.Stepped, e);
-            }
-        }
-
         try
         {
             _raw.Step(message);

@@ -953,11 +953,9 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     /// die there (session 14: nearly every proposal's bytes promoted to gen2 with the 64 MiB cache
     /// of before, at 256 and 1,024 proposals in flight).
     /// </summary>
-    private static readonly long? s_probeCacheBytes = long.TryParse(Environment.GetEnvironmentVariable("EMBEDDEDRAFT_PROBE_CACHE_BYTES"), out var b) ? b : null;
-
     private void EvictUnsynchronized() =>
         _table.Evict(
-            s_probeCacheBytes ?? _options.CachedEntryBytes,
+            _options.CachedEntryBytes,
             Math.Max(_options.CachedEntryBytes, _options.UncommittedCacheCeilingBytes),
             _wal.DurablePosition,
             _hardState.Commit);
@@ -1027,11 +1025,6 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
 
             foreach (ref readonly var entry in span)
             {
-                if (EnvelopeProbe.Enabled)
-                {
-                    EnvelopeProbe.Born(entry);
-                }
-
                 _table.Append(entry, EntrySlot.Unknown, cache: true);
             }
         }

@@ -182,11 +182,6 @@ internal sealed class EntryTable
                 return;
             }
 
-            if (EnvelopeProbe.Enabled)
-            {
-                EnvelopeProbe.Dropped(EnvelopeProbe.Cache, _cache[0]);
-            }
-
             CachedBytes -= _cache[0].EncodedSizeBytes;
             _cache.RemoveFirst(1);
         }
