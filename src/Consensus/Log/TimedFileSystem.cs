@@ -48,8 +48,6 @@ internal sealed class TimedFileSystem(IFileSystem inner, TimeProvider time, Acti
 
         public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
 
-        public void DropCachedPages(long offset, long length) => inner.DropCachedPages(offset, length);
-
         public void SetLength(long length) => inner.SetLength(length);
 
         public void Preallocate(long length) => inner.Preallocate(length);

@@ -34,20 +34,10 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     /// <summary>Bytes a commit writes between two requests to start write-back (see <see cref="WriteDirtyPages"/>).</summary>
     private const long WriteBackChunkBytes = 256 * 1024;
 
-    /// <summary>How far behind the file's end written pages stay in the OS cache (see <see cref="DropCachedPagesBehind"/>).</summary>
-    private const long DropBehindBytes = 32L * 1024 * 1024;
-
-    /// <summary>The least a <see cref="DropCachedPagesBehind"/> drops at once (one system call per this many bytes written at the end).</summary>
-    private const long DropStepBytes = 8L * 1024 * 1024;
-
     private readonly IStorageFile _file;
     private readonly IDisposable _lock;
     private readonly PageCache _cache;
     private readonly SemaphoreSlim _writerGate = new(1, 1);
-
-    // Writer only: the first page not yet dropped from the OS cache by DropCachedPagesBehind (pages
-    // the file held when opened are left alone).
-    private long _dropCursorPage;
     private readonly object _readerGate = new();
     private readonly Dictionary<long, int> _readersBySnapshot = [];
     private MetaState _meta = null!;
@@ -564,7 +554,6 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
             tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
 
             WriteDirtyPages(tx.DirtyPages, tx.Id);
-            DropCachedPagesBehind(tx.PageCount);
             var meta = new MetaState(tx.Id, catalogRoot, bucketCount, freelistPage, freelistPages, tx.PageCount, freeIds.Count);
             if (durability == CommitDurability.Synced)
             {
@@ -820,7 +809,6 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         Freelist.Load(free);
         _durableTxid = chosen.Txid;
         _meta = state with { FreePageCount = free.Count };
-        _dropCursorPage = state.PageCount;
         int openedSlot = _durableSlot;
         if (freelistDamage is not null)
         {
@@ -1014,30 +1002,6 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         MemoryMarshal.AsBytes(CollectionsMarshal.AsSpan(ids)).CopyTo(run.AsSpan(PageHeader.SizeOf + PageFormat.FreelistCountSizeBytes));
         PageFormat.Seal(run);
         return run;
-    }
-
-    /// <summary>
-    /// Asks the OS to drop from its cache the pages more than <see cref="DropBehindBytes"/> behind
-    /// the file's end that were written since the last call (from <see cref="_dropCursorPage"/>, at
-    /// least <see cref="DropStepBytes"/> at a time). Why: a store that only grows (every put a new
-    /// revision) otherwise keeps taking new page-cache memory for each commit, which on a VM whose
-    /// free memory is handed back to the host costs several times a recycled page (session 16:
-    /// ~1.4 µs per KiB against ~0.3); dropped pages come back to the writes as recycled ones. Reads
-    /// lose little: every page a commit writes is published to the B+tree's own page cache
-    /// (write-through), so only a page that also left that cache is read from the device again.
-    /// The write-back <see cref="WriteDirtyPages"/> started has normally finished by then; pages
-    /// still dirty stay cached (the hint skips them). Writer only.
-    /// </summary>
-    private void DropCachedPagesBehind(long pageCount)
-    {
-        long end = pageCount - (DropBehindBytes / PageSizeBytes);
-        if (end - _dropCursorPage < DropStepBytes / PageSizeBytes)
-        {
-            return;
-        }
-
-        _file.DropCachedPages(_dropCursorPage * PageSizeBytes, (end - _dropCursorPage) * PageSizeBytes);
-        _dropCursorPage = end;
     }
 
     /// <summary>

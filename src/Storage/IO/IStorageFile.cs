@@ -47,18 +47,6 @@ public interface IStorageFile : IDisposable
     {
     }
 
-    /// <summary>
-    /// Tells the operating system the <paramref name="length"/> bytes at <paramref name="offset"/>
-    /// will not be read through its cache soon, so it may drop their clean cached pages now and
-    /// reuse that memory for later writes (Linux: <c>posix_fadvise</c> with <c>POSIX_FADV_DONTNEED</c>;
-    /// pages still dirty or under write-back stay). A hint: nothing is lost or made durable, a later
-    /// read of the range reads the device, and it never reports an error. The default
-    /// implementation does nothing.
-    /// </summary>
-    void DropCachedPages(long offset, long length)
-    {
-    }
-
     /// <summary>Truncates or extends (with zeros) the file to <paramref name="length"/> bytes.</summary>
     void SetLength(long length);
 

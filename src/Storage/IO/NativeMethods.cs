@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Storage.IO;
 
-/// <summary>The few libc calls .NET does not expose: fdatasync, sync_file_range, posix_fadvise, posix_fallocate and fsync of a directory.</summary>
+/// <summary>The few libc calls .NET does not expose: fdatasync, sync_file_range, posix_fallocate and fsync of a directory.</summary>
 internal static partial class NativeMethods
 {
     private const string LibC = "libc";
@@ -19,13 +19,6 @@ internal static partial class NativeMethods
 
     [LibraryImport(LibC, EntryPoint = "sync_file_range", SetLastError = true)]
     public static partial int SyncFileRange(int fd, long offset, long length, uint flags);
-
-    /// <summary><c>posix_fadvise</c> advice: the range will not be accessed soon (drop its clean cached pages).</summary>
-    public const int PosixFadviseDontNeed = 4;
-
-    /// <summary>Returns 0 or an errno value (posix_fadvise does not set errno).</summary>
-    [LibraryImport(LibC, EntryPoint = "posix_fadvise")]
-    public static partial int PosixFadvise(int fd, long offset, long length, int advice);
 
     [LibraryImport(LibC, EntryPoint = "fsync", SetLastError = true)]
     public static partial int FSync(int fd);

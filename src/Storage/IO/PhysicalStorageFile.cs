@@ -69,17 +69,6 @@ internal sealed class PhysicalStorageFile : IStorageFile
         }
     }
 
-    public void DropCachedPages(long offset, long length)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        if (OperatingSystem.IsLinux() && length > 0)
-        {
-            // A hint: a failure (an unsupported file system) only leaves the pages cached.
-            _ = CallWithDescriptor((offset, length), static (fd, range) => NativeMethods.PosixFadvise(fd, range.offset, range.length, NativeMethods.PosixFadviseDontNeed));
-        }
-    }
-
     public void SetLength(long length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
