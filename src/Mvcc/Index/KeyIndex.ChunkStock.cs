@@ -7,7 +7,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// </summary>
 internal sealed partial class KeyIndex
 {
-    /// <summary>Sets of chunk arrays made ready on the stock's own thread, or null: every chunk's arrays allocated where it is made.</summary>
+    /// <summary>Sets of chunk arrays made ready on a thread-pool thread, or null: every chunk's arrays allocated where it is made.</summary>
     private ChunkStock? _stock;
 
     /// <summary>True once <see cref="KeepChunksReady"/> was called.</summary>
@@ -15,12 +15,11 @@ internal sealed partial class KeyIndex
 
     /// <summary>
     /// From now on, appends past the last key (keys written in order) take their new chunk's arrays
-    /// from a small stock that a thread of the stock's own allocates and touches when asked
-    /// (<see cref="PrepareChunks"/>: the writer asks before it waits for a synced commit's flushes),
-    /// so the writer does not pay the pinned heap's allocation and the page faults of the fresh
-    /// memory (in a profile of in-order puts, about a fifth of the writer's CPU: docs/benchmarks.md,
-    /// "MVCC in-order puts, session 17"). For a store whose writer has a thread of its own (a
-    /// deterministic scheduler's store keeps all its work on the scheduler). Writer thread.
+    /// from a small stock that a thread-pool thread allocates and touches, so the writer does not
+    /// pay the pinned heap's allocation and the page faults of the fresh memory (in a profile of
+    /// in-order puts, about a seventh of the writer's CPU: docs/benchmarks.md, "MVCC in-order puts,
+    /// session 17"). For a store whose writer has a thread of its own (not a deterministic
+    /// scheduler: the refill is work on the thread pool). Writer thread, as every change.
     /// </summary>
     public void KeepChunksReady() => _stock ??= new ChunkStock();
 

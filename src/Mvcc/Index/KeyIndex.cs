@@ -36,10 +36,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
 /// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
 /// compaction or a rebuilt key array leaves a hole there that later chunks reuse (the pinned heap is
-/// swept, not compacted). The store's writer thread has the arrays of chunks appended past the last
-/// key made ready by a thread of its own while it waits for a synced commit
-/// (<see cref="KeepChunksReady"/>, <see cref="PrepareChunks"/>): the allocation and the page faults
-/// of that fresh memory (48 B per key) were about a fifth of the writer's CPU in in-order puts.</para>
+/// swept, not compacted).</para>
 /// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
 /// reads it under its read lock. A <see cref="Position"/> is valid until the next add or removal
 /// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).
