@@ -23,9 +23,6 @@ internal sealed partial class KeyIndex
     /// </summary>
     public void KeepChunksReady() => _stock ??= new ChunkStock();
 
-    /// <summary>Has the chunk stock (if kept) filled up now: the writer is about to wait for a synced commit's flushes.</summary>
-    public void PrepareChunks() => _stock?.Prepare();
-
     /// <summary>The three pinned arrays a <see cref="Chunk"/> is made of (see the remarks on <see cref="KeyIndex"/>).</summary>
     private sealed class ChunkArrays
     {
@@ -74,71 +71,60 @@ internal sealed partial class KeyIndex
 
     /// <summary>
     /// Up to <see cref="Target"/> sets of <see cref="ChunkArrays"/> for the next appended chunks,
-    /// refilled by a thread of its own when the writer is about to wait for a synced commit
-    /// (<see cref="Prepare"/>), so the allocation and page faults run on a core the waiting writer left.
+    /// refilled by one thread-pool work item at a time once half are taken.
     /// </summary>
     /// <remarks>
     /// Sets are sized for the key length of the last append (<see cref="TryTake"/>'s capacity): when
     /// it changes, the ready sets are dropped and the next refill makes the new size. The memory it
-    /// holds is bounded: at most <see cref="Target"/> sets (about 590 KB for keys of 16 bytes), left
-    /// unused when appends stop. The refill thread ends after a second without a request (a later
-    /// <see cref="Prepare"/> starts another), so a closed store leaves none behind. A refill that
-    /// fails to allocate stops quietly: the writer then allocates its chunks itself, where the
-    /// failure is reported. Thread-safety: <see cref="TryTake"/> and <see cref="Prepare"/> on the
-    /// writer thread, the refill on its own; state under one lock, held for no allocation.
+    /// holds is bounded: at most <see cref="Target"/> sets (about 400 KB for keys of 16 bytes, 530 KB
+    /// for 32 bytes or more), left unused when appends stop. A refill that fails to allocate stops
+    /// quietly: the writer then allocates its chunks itself, where the failure is reported.
+    /// Thread-safety: <see cref="TryTake"/> on the writer thread, the refill on a pool thread; the
+    /// ready sets and the sizes are guarded by one lock, held for no allocation.
     /// </remarks>
     private sealed class ChunkStock
     {
-        /// <summary>Sets kept ready: a full synced batch's appends (10,000 keys, 20 chunks) and some.</summary>
-        private const int Target = 24;
+        /// <summary>Sets kept ready: 8,192 keys' worth of chunks (half a second of the writer at its fastest refills in the background at 8).</summary>
+        private const int Target = 16;
 
-        /// <summary>Guards every field below; the refill thread waits on it (never held while allocating).</summary>
-        private readonly object _gate = new();
+        private readonly Lock _gate = new();
         private readonly Stack<ChunkArrays> _ready = new();
         private int _keyBytesCapacity;
-        private bool _requested;
-        private bool _threadRunning;
+        private bool _refilling;
 
-        /// <summary>A ready set for a chunk of keys needing <paramref name="keyBytesCapacity"/> bytes, or null.</summary>
+        /// <summary>A ready set for a chunk of keys needing <paramref name="keyBytesCapacity"/> bytes, or null; starts a refill when the stock is at half or below.</summary>
         public ChunkArrays? TryTake(int keyBytesCapacity)
         {
+            ChunkArrays? taken = null;
+            bool refill = false;
             lock (_gate)
             {
                 if (_keyBytesCapacity != keyBytesCapacity)
                 {
                     _ready.Clear();
                     _keyBytesCapacity = keyBytesCapacity;
-                    return null;
+                }
+                else if (_ready.Count > 0)
+                {
+                    taken = _ready.Pop();
                 }
 
-                return _ready.Count > 0 ? _ready.Pop() : null;
+                if (!_refilling && _ready.Count <= Target / 2)
+                {
+                    _refilling = true;
+                    refill = true;
+                }
             }
-        }
 
-        /// <summary>Asks for the stock to be filled up (writer thread, before it blocks in a commit's flushes).</summary>
-        public void Prepare()
-        {
-            lock (_gate)
+            if (refill)
             {
-                if (_keyBytesCapacity == 0 || _ready.Count >= Target)
-                {
-                    return;
-                }
-
-                _requested = true;
-                if (_threadRunning)
-                {
-                    Monitor.Pulse(_gate);
-                    return;
-                }
-
-                _threadRunning = true;
+                ThreadPool.UnsafeQueueUserWorkItem(static stock => stock.Refill(), this, preferLocal: false);
             }
 
-            new Thread(Run) { IsBackground = true, Name = "MvccStore index chunks" }.Start();
+            return taken;
         }
 
-        private void Run()
+        private void Refill()
         {
             try
             {
@@ -147,15 +133,10 @@ internal sealed partial class KeyIndex
                     int capacity;
                     lock (_gate)
                     {
-                        while (!_requested || _ready.Count >= Target)
+                        if (_ready.Count >= Target)
                         {
-                            _requested = false;
-                            if (!Monitor.Wait(_gate, 1000) && !_requested)
-                            {
-                                // A second without a request: end (a later Prepare starts another).
-                                _threadRunning = false;
-                                return;
-                            }
+                            _refilling = false;
+                            return;
                         }
 
                         capacity = _keyBytesCapacity;
@@ -177,7 +158,7 @@ internal sealed partial class KeyIndex
                 // No stock: the writer allocates its chunks itself and meets the failure there.
                 lock (_gate)
                 {
-                    _threadRunning = false;
+                    _refilling = false;
                 }
             }
         }

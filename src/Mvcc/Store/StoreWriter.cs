@@ -763,12 +763,6 @@ internal sealed class StoreWriter
             _batch = null;
             _keys = null;
             _transaction = null;
-            if (durability == CommitDurability.Synced)
-            {
-                // The index's next chunks are made while this thread waits in the flushes.
-                _state.Index.PrepareChunks();
-            }
-
             batch.Commit(durability);
         }
         catch (Exception e)
