@@ -42,7 +42,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).
 /// Invariant: no chunk is empty; keys ascend across and within chunks.</para>
 /// </remarks>
-internal sealed partial class KeyIndex
+internal sealed class KeyIndex
 {
     private const int MaxChunkCount = 512;
 
@@ -466,10 +466,7 @@ internal sealed partial class KeyIndex
             // Appending past the last key (keys written in order): a new last chunk, so the full
             // ones stay full instead of being split in halves that never fill again.
             // Sized for a full chunk of keys like this one (capped for long keys): appends rarely rebuild it.
-            // Its arrays from the stock when it has a set ready (allocated and touched on another
-            // thread: fresh memory's page faults and the pinned heap's allocation stay off the writer).
-            int keyBytesCapacity = Math.Min(key.Length, 32) * MaxChunkCount;
-            var next = _stock?.TryTake(keyBytesCapacity) is { } ready ? new Chunk(ready) : new Chunk(keyBytesCapacity);
+            var next = new Chunk(Math.Min(key.Length, 32) * MaxChunkCount);
             next.Insert(0, key, history, revision);
             _chunks.Add(next);
             _chunkPrefixes.Add(0);
@@ -659,10 +656,10 @@ internal sealed partial class KeyIndex
         public int Count;
 
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
-        private readonly ulong[] _prefixes;
+        private readonly ulong[] _prefixes = GC.AllocateUninitializedArray<ulong>(MaxChunkCount + 1, pinned: true);
 
         /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
-        private readonly Entry[] _entries;
+        private readonly Entry[] _entries = GC.AllocateUninitializedArray<Entry>(MaxChunkCount + 1, pinned: true);
 
         /// <summary>
         /// Each key's history object, parallel to <see cref="_entries"/>, or null for a key held as its
@@ -681,16 +678,8 @@ internal sealed partial class KeyIndex
         private byte[] _shared = [];
 
         public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
-            : this(ChunkArrays.Allocate(keyBytesCapacity), sharedLengthAtMost)
         {
-        }
-
-        /// <summary>A chunk on <paramref name="arrays"/> (fresh, or from the <see cref="ChunkStock"/>: used by no other chunk).</summary>
-        public Chunk(ChunkArrays arrays, int sharedLengthAtMost = int.MaxValue)
-        {
-            _prefixes = arrays.Prefixes;
-            _entries = arrays.Entries;
-            KeyBytes = arrays.KeyBytes;
+            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
             _sharedLengthAtMost = sharedLengthAtMost;
         }
 
@@ -958,7 +947,7 @@ internal sealed partial class KeyIndex
         /// reference in it, so the array lives on the pinned object heap (24 B, was 32 with the
         /// history's reference).
         /// </summary>
-        internal struct Entry
+        private struct Entry
         {
             public int KeyStart;
             public int KeyLength;

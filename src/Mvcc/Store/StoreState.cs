@@ -93,12 +93,6 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
         }
 
         Database = database;
-        if (Index.KeepsChunksReady)
-        {
-            // The writer's way of growing the index goes with it (see StoreWriter).
-            loaded.Index.KeepChunksReady();
-        }
-
         Index = loaded.Index;
         Volatile.Write(ref Revision, loaded.Revision);
         Volatile.Write(ref CompactRevision, loaded.CompactRevision);

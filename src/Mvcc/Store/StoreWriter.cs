@@ -90,10 +90,6 @@ internal sealed class StoreWriter
         if (_scheduler is null)
         {
             _clock = TimeProvider.System; // the same timestamps as Stopwatch
-
-            // Keys written in order get their new index chunks ready-made off this thread (a
-            // deterministic scheduler's store keeps all its work on the scheduler: not there).
-            state.Index.KeepChunksReady();
             _thread = new Thread(Run) { IsBackground = true, Name = "MvccStore writer" };
             _thread.Start();
         }
