@@ -354,6 +354,9 @@ public sealed class RawNode
         return log.HasNextCommittedEntries && Math.Max(log.Applying, log.FirstIndex() - 1) < durableIndex;
     }
 
+    /// <summary>Whether read states wait to be handed out (a host that holds back Readies still takes one for them).</summary>
+    internal bool HasReadStates => _core.ReadStates.Count > 0;
+
     private bool CanHandOutReady()
     {
         if (_outstanding.Count == 0)
