@@ -197,7 +197,14 @@ public sealed partial class RaftNode<TResult>
             return false;
         }
 
-        Volatile.Write(ref _loopHoldsBackReadies, 1);
+        if (_raw.HasEntriesToWrite)
+        {
+            // Only new entries are worth a last call (a commit index or an acknowledgement held
+            // back costs the fsync nothing): one loop turn before every fsync costs more than it
+            // saves when batches are small.
+            Volatile.Write(ref _loopHoldsBackReadies, 1);
+        }
+
         return true;
     }
 
