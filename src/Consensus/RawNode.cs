@@ -354,12 +354,6 @@ public sealed class RawNode
         return log.HasNextCommittedEntries && Math.Max(log.Applying, log.FirstIndex() - 1) < durableIndex;
     }
 
-    /// <summary>Whether read states wait to be handed out (a host that holds back Readies still takes one for them).</summary>
-    internal bool HasReadStates => _core.ReadStates.Count > 0;
-
-    /// <summary>Whether entries wait to be handed out that no outstanding Ready carries (what a host's next write would need an fsync for).</summary>
-    internal bool HasEntriesToWrite => _outstanding.Count == 0 ? _core.Log.Unstable.Count > 0 : _core.Log.Unstable.HasEntriesNotInProgress;
-
     private bool CanHandOutReady()
     {
         if (_outstanding.Count == 0)

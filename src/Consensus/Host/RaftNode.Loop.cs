@@ -14,7 +14,6 @@ public sealed partial class RaftNode<TResult>
     {
         Exception? failure = null;
         List<LoopItem>? lastTaken = null;
-        LastCallInput? lastCall = null;
         try
         {
             while (true)
@@ -88,9 +87,9 @@ public sealed partial class RaftNode<TResult>
                             _raw.ReportUnreachable(u.PeerId);
                             _unreachableReports[u.PeerId] = _unreachableReports.GetValueOrDefault(u.PeerId) + 1;
                             break;
-                        case LastCallInput call:
-                            // Answered after this turn's inputs (proposals included) are in the core.
-                            lastCall = call;
+                        case SyncStartedInput:
+                            // The sync pipeline took the written Readies the loop held back for:
+                            // DriveReadiesAsync below takes the next one.
                             break;
                         case FailInput f:
                             throw f.Error;
@@ -107,12 +106,6 @@ public sealed partial class RaftNode<TResult>
 
                 ProposeNextConfChange();
                 StartReadRound();
-                if (lastCall is not null)
-                {
-                    await OnLastCallAsync(lastCall);
-                    lastCall = null;
-                }
-
                 await DriveReadiesAsync();
                 if (StartReadRound())
                 {
@@ -401,6 +394,7 @@ public sealed partial class RaftNode<TResult>
             }
 
             _role = s.Role;
+            _leads = s.Role == StateRole.Leader;
         }
 
         if (s.Lead != 0)
@@ -494,8 +488,10 @@ public sealed partial class RaftNode<TResult>
 
     private sealed record FailInput(Exception Error) : LoopInput;
 
-    /// <summary>The sync pipeline's last call before an fsync: the loop writes what it held back, then answers whether it wrote anything.</summary>
-    private sealed record LastCallInput(TaskCompletionSource<bool> Answered) : LoopInput;
+    private sealed record SyncStartedInput : LoopInput
+    {
+        public static readonly SyncStartedInput Instance = new();
+    }
 
     /// <summary>
     /// A Ready written to the log: queued to the sync pipeline, which completes <see cref="Durable"/>

@@ -42,36 +42,23 @@ public sealed partial class RaftNode<TResult>
                 Send(_raw.TakeMessagesBeforePersist());
             }
 
-            if (Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies)
+            if (Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies || !_raw.HasReady())
             {
                 return;
             }
 
-            if (!_raw.HasReady())
+            if (!LeaderHasDurableCommitsToApply() && WriteAwaitsSyncStart())
             {
-                // Nothing held back: no last call needed.
-                if (Volatile.Read(ref _loopHoldsBackReadies) != 0)
-                {
-                    Volatile.Write(ref _loopHoldsBackReadies, 0);
-                }
-
-                return;
-            }
-
-            if (HoldsBackForRunningWrite())
-            {
-                // Group commit: a Ready written while another is being made durable would wait for
-                // that fsync to end anyway, and what arrives meanwhile (a follower's appends, a
-                // leader's proposals and commits) would then miss the next fsync. So it gathers in
-                // the core and goes out as one Ready when the running write is reported durable, or
-                // at the sync pipeline's last call before its next fsync (OnLastCall): one Ready,
-                // one write and one hand-back per fsync, and every arrival rides the first fsync
-                // that starts after it. Messages needing no persistence still go out every turn.
+                // Coalescing: a written Ready still waits for the sync pipeline to start its fsync,
+                // and whatever a new Ready would carry becomes durable with the next fsync after it
+                // anyway. Until that fsync starts, what arrives (a follower's appends, a leader's
+                // proposals and commits) gathers in the core and goes out as one Ready then: one
+                // Ready, one write and one hand-back per fsync instead of one per incoming append.
+                // Messages needing no persistence still go out every turn (the loop sends them).
                 return;
             }
 
             var rd = _raw.GetReady();
-            Volatile.Write(ref _loopHoldsBackReadies, 0);
             OnSoftState(rd.SoftState);
             foreach (var rs in rd.ReadStates)
             {
@@ -109,7 +96,6 @@ public sealed partial class RaftNode<TResult>
             }
 
             await WriteAsync(rd);
-            _lastCallOpen = false;
             if (rd.Snapshot is { } snapshot)
             {
                 _handedOutConf = snapshot.ConfState;
@@ -161,6 +147,7 @@ public sealed partial class RaftNode<TResult>
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         Interlocked.Increment(ref _readiesWritten);
+        Interlocked.Increment(ref _writesAwaitingSyncStart);
         if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
         {
             // Stopping: the loop ends at its next take; whatever waits on this write gives up.
@@ -182,70 +169,43 @@ public sealed partial class RaftNode<TResult>
         _role == StateRole.Leader && _raw.HasCommittedEntriesUpTo(Volatile.Read(ref _persistedIndex));
 
     /// <summary>
-    /// Whether the loop holds back the next Ready: a written one is still being made durable, and
-    /// neither the sync pipeline's last call is open nor is there something the loop must hand out
-    /// now — a leader's commits it holds durably (<see cref="LeaderHasDurableCommitsToApply"/>) or
-    /// read states (a linearizable read would otherwise wait for an fsync that has nothing to do
-    /// with it). When it holds back, it says so to the sync pipeline, which then makes its last call
-    /// before its next fsync (a hint only: a last call missed costs latency, never a lost wake-up,
-    /// since the running write's report wakes the loop anyway).
+    /// Loop side of the coalescing hand-shake: whether a written Ready is still queued for the sync
+    /// pipeline (its fsync has not started). When it is, the loop notes that it holds back, and the
+    /// sync pipeline wakes it as it takes the queue (<see cref="OnSyncStarting"/>).
     /// </summary>
-    private bool HoldsBackForRunningWrite()
+    /// <remarks>
+    /// Dekker's pattern: the loop publishes "holding back" then reads the count; the pipeline
+    /// publishes the lower count then reads the flag (both with full fences). At least one of them
+    /// sees the other's write, so either the loop goes on or it is woken: a wake-up is never lost
+    /// (a spurious one costs one empty loop turn).
+    /// </remarks>
+    private bool WriteAwaitsSyncStart()
     {
-        if (_readiesInFlight.Count == 0 || _lastCallOpen || LeaderHasDurableCommitsToApply() || _raw.HasReadStates)
+        if (Volatile.Read(ref _writesAwaitingSyncStart) == 0)
         {
             return false;
         }
 
-        if (_raw.HasEntriesToWrite)
+        Interlocked.Exchange(ref _loopHoldsBackReadies, 1);
+        if (Volatile.Read(ref _writesAwaitingSyncStart) > 0)
         {
-            // Only new entries are worth a last call (a commit index or an acknowledgement held
-            // back costs the fsync nothing): one loop turn before every fsync costs more than it
-            // saves when batches are small.
-            Volatile.Write(ref _loopHoldsBackReadies, 1);
+            return true;
         }
 
-        return true;
+        Volatile.Write(ref _loopHoldsBackReadies, 0);
+        return false;
     }
 
-    /// <summary>
-    /// Sync pipeline side: about to start an fsync while the loop holds back a Ready, it asks the
-    /// loop to write that Ready first (one loop turn), so that the fsync covers everything that
-    /// arrived before it starts rather than leaving it for the one after. True when the loop wrote
-    /// something (then queued to the sync pipeline).
-    /// </summary>
-    private async ValueTask<bool> MakeLastCallAsync()
+    /// <summary>Sync pipeline side of the hand-shake: <paramref name="taken"/> written Readies leave the queue for an fsync about to start; true when it woke the loop.</summary>
+    private bool OnSyncStarting(int taken)
     {
-        if (Interlocked.Exchange(ref _loopHoldsBackReadies, 0) == 0)
+        var left = Interlocked.Add(ref _writesAwaitingSyncStart, -taken);
+        if (left < 0)
         {
-            return false;
+            throw new InvariantViolationException($"Node {Id}: the sync pipeline took {taken} writes, {-left} more than the loop queued.");
         }
 
-        var call = new LastCallInput(new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
-        Volatile.Write(ref _pendingLastCall, call.Answered);
-        if (!_inbox.TryPost(call))
-        {
-            // Stopping: the loop takes nothing more.
-            return false;
-        }
-
-        return await call.Answered.Task;
-    }
-
-    /// <summary>Loop side of the last call: takes and writes the Ready it held back (one, at most), then answers.</summary>
-    private async Task OnLastCallAsync(LastCallInput call)
-    {
-        var written = Volatile.Read(ref _readiesWritten);
-        _lastCallOpen = true;
-        try
-        {
-            await DriveReadiesAsync();
-        }
-        finally
-        {
-            _lastCallOpen = false;
-            call.Answered.TrySetResult(Volatile.Read(ref _readiesWritten) != written);
-        }
+        return Interlocked.Exchange(ref _loopHoldsBackReadies, 0) == 1 && _inbox.TryPost(SyncStartedInput.Instance);
     }
 
     /// <summary>
@@ -259,17 +219,20 @@ public sealed partial class RaftNode<TResult>
     private async Task RunSyncAsync()
     {
         Exception? failure = null;
-        var items = new List<SyncItem>();
         while (true)
         {
-            var (taken, _, closed) = await _syncQueue.TakeAsync();
-            items.Clear();
-            items.AddRange(taken);
-            if (!closed && failure is null && await MakeLastCallAsync())
+            var (items, _, closed) = await _syncQueue.TakeAsync();
+            if (OnSyncStarting(items.Count) && !closed && !_leads)
             {
-                // The loop wrote what it held back: queued already, so this take does not wait.
-                (taken, _, closed) = await _syncQueue.TakeAsync();
-                items.AddRange(taken);
+                // The loop was just woken from this thread, and the fsync below blocks it (the
+                // write-ahead log flushes on the caller's thread): on the thread pool the loop's
+                // continuation sits in this thread's local queue until another thread steals it.
+                // Yield first, so the fsync goes to the back of the queue and the loop runs now.
+                // Not on a leader: its fsync is on the path of every commit (its own
+                // acknowledgement counts), and its members' fsyncs on one disk are served in the
+                // order they start. Traced with one caller (R13E, docs/benchmarks.md), the yield
+                // put the leader's fsync ~100 us late, behind both followers', on most proposals.
+                await Task.Yield();
             }
 
             if (closed || failure is not null)

@@ -93,15 +93,15 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     // 1 while the loop waits for the applier to move on (RaftNode.Loop.cs, ArmAppliedWake).
     private int _loopAwaitsApplier;
 
+    // A copy of _role == Leader the sync pipeline may read from its thread (written by the loop with _role).
+    private volatile bool _leads;
     private int _snapshotInProgress;
 
-    // The group commit's hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
-    // 1 while the loop holds back a Ready behind a running write (the pipeline then makes a last
-    // call before its next fsync), the last call being answered (completed on stop too, so the
-    // pipeline never waits for a loop that has ended), and whether the loop is answering one.
+    // The coalescing hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
+    // Readies written and queued to the sync pipeline that it has not taken yet (their fsync has
+    // not started), and 1 while the loop holds back new Readies until it does.
+    private int _writesAwaitingSyncStart;
     private int _loopHoldsBackReadies;
-    private TaskCompletionSource<bool>? _pendingLastCall;
-    private bool _lastCallOpen;
     private long _readiesWritten;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
@@ -190,6 +190,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
         _role = raw.SoftState.Role;
+        _leads = _role == StateRole.Leader;
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
@@ -696,7 +697,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
 
         _inbox.Close();
-        Volatile.Read(ref _pendingLastCall)?.TrySetResult(false);
         _applyQueue.Close();
         _syncQueue.Close();
         try
