@@ -1,4 +1,8 @@
 using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
@@ -45,6 +49,12 @@ namespace EmbeddedRaft.Mvcc.Index;
 internal sealed class KeyIndex
 {
     private const int MaxChunkCount = 512;
+
+    /// <summary>A chunk's summary holds every this many'th prefix: 8 prefixes are one 64-byte cache line.</summary>
+    private const int SummaryStride = 8;
+
+    /// <summary>Sampled prefixes of a full chunk (MaxChunkCount + 1 keys), rounded up to whole 256-bit vectors.</summary>
+    private const int SummaryLength = (((MaxChunkCount + SummaryStride) / SummaryStride) + 3) / 4 * 4;
 
     private readonly List<Chunk> _chunks = [];
 
@@ -658,6 +668,16 @@ internal sealed class KeyIndex
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
         private readonly ulong[] _prefixes = GC.AllocateUninitializedArray<ulong>(MaxChunkCount + 1, pinned: true);
 
+        /// <summary>
+        /// Every <see cref="SummaryStride"/>th prefix (<c>_summary[j] == _prefixes[j * SummaryStride]</c>
+        /// for <c>j * SummaryStride &lt; Count</c>), then <see cref="ulong.MaxValue"/> to the end: a lookup
+        /// compares its prefix with all of them at once (their few cache lines requested together),
+        /// which leaves one line of <see cref="_prefixes"/> to search, instead of a binary search
+        /// whose every step waits for a line of its own (docs/benchmarks.md, "Linearizable reads,
+        /// session 17"). Kept current by every change of <see cref="_prefixes"/> or <see cref="Count"/>.
+        /// </summary>
+        private readonly ulong[] _summary = NewSummary();
+
         /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
         private readonly Entry[] _entries = GC.AllocateUninitializedArray<Entry>(MaxChunkCount + 1, pinned: true);
 
@@ -763,6 +783,7 @@ internal sealed class KeyIndex
             _prefixes[index] = prefix;
             _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, Single = history is null ? single : default };
             Count++;
+            RefreshSummary(index, Count - 1);
             if (history is not null)
             {
                 SetHistory(index, history);
@@ -783,6 +804,7 @@ internal sealed class KeyIndex
             }
 
             Count--;
+            RefreshSummary(index, Count + 1);
             if (_histories is { } left)
             {
                 left[Count] = null;
@@ -811,7 +833,9 @@ internal sealed class KeyIndex
                 Array.Clear(histories, half, moved);
             }
 
+            int before = Count;
             Count = half;
+            RefreshSummary(half, before);
             int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
             if (lowerShared > _shared.Length)
             {
@@ -848,8 +872,7 @@ internal sealed class KeyIndex
             }
 
             ulong prefix = Prefix(key[shared.Length..]);
-            int lo = 0;
-            int hi = Count;
+            var (lo, hi) = SummaryBounds(prefix);
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
@@ -905,6 +928,78 @@ internal sealed class KeyIndex
             {
                 _prefixes[i] = Prefix(KeyAt(i)[sharedLength..]);
             }
+
+            RefreshSummary(0, Count);
+        }
+
+        private static ulong[] NewSummary()
+        {
+            var summary = GC.AllocateUninitializedArray<ulong>(SummaryLength, pinned: true);
+            Array.Fill(summary, ulong.MaxValue);
+            return summary;
+        }
+
+        /// <summary>
+        /// Brings <see cref="_summary"/> up to date after <see cref="_prefixes"/> changed from
+        /// <paramref name="fromIndex"/> on and <see cref="Count"/> went from <paramref name="oldCount"/>
+        /// to what it is: sampled entries at and after that index taken again, those past the new
+        /// count set to <see cref="ulong.MaxValue"/>. An append touches at most one.
+        /// </summary>
+        private void RefreshSummary(int fromIndex, int oldCount)
+        {
+            int first = (fromIndex + SummaryStride - 1) / SummaryStride;
+            int sampled = (Count + SummaryStride - 1) / SummaryStride;
+            int sampledBefore = (oldCount + SummaryStride - 1) / SummaryStride;
+            for (int j = first; j < sampled; j++)
+            {
+                _summary[j] = _prefixes[j * SummaryStride];
+            }
+
+            for (int j = Math.Max(first, sampled); j < sampledBefore; j++)
+            {
+                _summary[j] = ulong.MaxValue;
+            }
+        }
+
+        /// <summary>
+        /// Where the first key whose prefix is <paramref name="prefix"/> or more can be, from
+        /// <see cref="_summary"/> alone: after every sampled key with a smaller prefix (those keys are
+        /// smaller), at or before the first sampled key with a larger one (it is larger). Keys whose
+        /// prefixes tie a sampled one are not decided here (they order by their bytes), so the range
+        /// includes them. A single pass over the summary: its loads do not wait for each other.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private (int Low, int High) SummaryBounds(ulong prefix)
+        {
+            int below = 0;
+            int atMost = 0;
+            int sampled = (Count + SummaryStride - 1) / SummaryStride;
+            ref ulong summary = ref MemoryMarshal.GetArrayDataReference(_summary);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // Whole vectors: the entries past the sampled ones are ulong.MaxValue, never below a
+                // prefix, and at most one only for the prefix ulong.MaxValue (clamped to Count below).
+                var probe = Vector256.Create(prefix);
+                for (int j = 0; j < sampled; j += Vector256<ulong>.Count)
+                {
+                    var values = Vector256.LoadUnsafe(ref summary, (nuint)j);
+                    below += BitOperations.PopCount(Vector256.LessThan(values, probe).ExtractMostSignificantBits());
+                    atMost += BitOperations.PopCount(Vector256.LessThanOrEqual(values, probe).ExtractMostSignificantBits());
+                }
+            }
+            else
+            {
+                for (int j = 0; j < sampled; j++)
+                {
+                    ulong value = Unsafe.Add(ref summary, j);
+                    below += value < prefix ? 1 : 0;
+                    atMost += value <= prefix ? 1 : 0;
+                }
+            }
+
+            int low = below == 0 ? 0 : ((below - 1) * SummaryStride) + 1;
+            int high = Math.Min(Count, atMost * SummaryStride);
+            return (low, high);
         }
 
         /// <summary>Copies <paramref name="key"/> into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
