@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
@@ -873,6 +874,13 @@ internal sealed class KeyIndex
 
             ulong prefix = Prefix(key[shared.Length..]);
             var (lo, hi) = SummaryBounds(prefix);
+            if (lo < hi && hi - lo <= SummaryStride && Sse.IsSupported)
+            {
+                // The entries the search can end on (a lookup then reads its entry: the key's
+                // length on a tie, its revision after) requested now, with the one line of prefixes.
+                PrefetchEntries(lo, hi);
+            }
+
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
@@ -930,6 +938,19 @@ internal sealed class KeyIndex
             }
 
             RefreshSummary(0, Count);
+        }
+
+        private unsafe void PrefetchEntries(int lo, int hi)
+        {
+            // Pinned: the address is stable without fixed. A hint never faults.
+            byte* first = (byte*)Unsafe.AsPointer(ref _entries[lo]);
+            byte* last = (byte*)Unsafe.AsPointer(ref _entries[Math.Max(lo, hi - 1)]) + sizeof(Entry) - 1;
+            for (byte* line = first; line <= last; line += 64)
+            {
+                Sse.Prefetch0(line);
+            }
+
+            Sse.Prefetch0(last);
         }
 
         private static ulong[] NewSummary()
