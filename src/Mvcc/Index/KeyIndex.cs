@@ -12,8 +12,10 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// byte-wise key order, to its revisions (etcd's <c>keyIndex</c>).
 /// </summary>
 /// <remarks>
-/// <para>A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is two
-/// binary searches (one comparison with the last key for a key past it: keys written in order), an
+/// <para>A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is a
+/// binary search of the chunks (one comparison with the last key for a key past it: keys written in
+/// order), then, in the chunk, one pass over every 8th key's prefix and a binary search of the few
+/// keys between two of them (<see cref="Chunk"/>'s summary), an
 /// insert moves at most one chunk's entries, and a range walks chunks in order. (A plain sorted array
 /// moves half the index per insert; <c>SortedSet</c> counts a whole range before yielding its first
 /// entry.) Each chunk knows the bytes all its keys begin with (<see cref="Chunk"/>'s shared bytes) and
@@ -998,8 +1000,8 @@ internal sealed class KeyIndex
             ref ulong summary = ref MemoryMarshal.GetArrayDataReference(_summary);
             if (Vector256.IsHardwareAccelerated)
             {
-                // Whole vectors: the entries past the sampled ones are ulong.MaxValue, never below a
-                // prefix, and at most one only for the prefix ulong.MaxValue (clamped to Count below).
+                // Whole vectors: the slots past the sampled ones hold ulong.MaxValue, never below a
+                // prefix, and counted as at most it only when it is ulong.MaxValue (high is clamped to Count).
                 var probe = Vector256.Create(prefix);
                 for (int j = 0; j < sampled; j += Vector256<ulong>.Count)
                 {

@@ -164,7 +164,7 @@ public sealed class KeyIndexTests
             int run = random.Next(0, 12);
             for (int i = 0; i < rest.Length; i++)
             {
-                rest[i] = i < run ? (byte)0xFF : random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF };
+                rest[i] = i < run ? (byte)0xFF : (byte)(random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF });
             }
 
             return [.. "/k/"u8, .. rest];
