@@ -9,7 +9,7 @@ namespace EmbeddedRaft.Benchmarks;
 /// transport's wall and CPU time per message beside a raw socket (<see cref="Transport.TcpTransportCpuProbe"/>), <c>tcp-parts</c>
 /// its per-message parts (queue, encode, decode) timed on one thread (<see cref="Transport.TcpTransportPartsProbe"/>), <c>watch-cpu</c>
 /// the store writer's CPU per put with and without a watcher (<see cref="Mvcc.WatchWriterCpuProbe"/>), <c>range-cpu</c> the
-/// store's CPU per single-key range on one thread (<see cref="Mvcc.RangeCpuProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
+/// store's CPU per single-key range on one thread, or per key index lookup with --count-only (<see cref="Mvcc.RangeCpuProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
 /// <c>--filter '*Wal*'</c>, <c>--list flat</c> and every other BenchmarkDotNet option work.</summary>
 public static class Program
 {
@@ -74,7 +74,7 @@ public static class Program
               The store writer's CPU per put with and without a watcher (modes: WatchWriterCpuProbe's summary).
             """),
         ["range-cpu"] = (Mvcc.RangeCpuProbe.RunAsync, """
-            range-cpu [--reads 500000] [--rounds 5]
+            range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N]
               The store's CPU per single-key range on one thread.
             """),
     };

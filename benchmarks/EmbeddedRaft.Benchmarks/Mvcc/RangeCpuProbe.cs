@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>range-cpu [--reads 500000] [--rounds 5]</c>: what one single-key range costs the store itself,
+/// <c>range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N]</c>: what one single-key range costs the store itself,
 /// on one thread, with figures a loaded machine blurs less than a cluster's: one
 /// <see cref="MvccStore"/> (no-sync) filled with store-load's data (100,000 keys
 /// <c>/store-load/000042</c> of 1 KiB), then rounds of serializable single-key ranges of keys drawn at
@@ -21,9 +21,21 @@ internal static class RangeCpuProbe
 
     public static async Task<int> RunAsync(string[] args)
     {
-        CommandLine.RefuseUnknown(args, ["--reads", "--rounds"], []);
+        CommandLine.RefuseUnknown(args, ["--reads", "--rounds", "--evict-lines"], ["--count-only"]);
         int reads = CommandLine.Option(args, "--reads", 500_000);
         int rounds = CommandLine.Option(args, "--rounds", 5);
+
+        // --count-only: ranges that only count (the key index lookup, without the B+tree read).
+        // --evict-lines N: after each range, N reads of random cache lines of a 256 MiB array, as a
+        // read's B+tree leaf and value would evict the index between lookups; the same reads are
+        // timed alone in each round and subtracted, so the figure is the range's own CPU.
+        bool countOnly = args.Contains("--count-only");
+        int evictLines = CommandLine.Option(args, "--evict-lines", 0);
+        byte[] evict = evictLines > 0 ? new byte[256 << 20] : [];
+        for (int i = 0; i < evict.Length; i += 4096)
+        {
+            evict[i] = 1;
+        }
         string directory = Path.Combine(Path.GetTempPath(), $"embeddedraft-range-cpu-{Environment.ProcessId}");
         var keys = Enumerable.Range(0, KeyCount).Select(i => Encoding.ASCII.GetBytes($"/store-load/{i:D6}")).ToArray();
         var value = new byte[1024];
@@ -44,39 +56,58 @@ internal static class RangeCpuProbe
 
             await Task.WhenAll(pending);
             await store.SyncAsync();
-            var requests = keys.Select(k => new RangeRequest { Key = k }).ToArray();
+            var requests = keys.Select(k => new RangeRequest { Key = k, CountOnly = countOnly }).ToArray();
             var random = new Random(7);
             var order = Enumerable.Range(0, Math.Max(reads, WarmupReads)).Select(_ => random.Next(KeyCount)).ToArray();
             long check = 0;
             for (int i = 0; i < WarmupReads; i++)
             {
                 // Until the range path runs its tier-1 code.
-                check += store.Range(requests[order[i]]).Kvs[0].Value.Length;
+                check += Returned(store.Range(requests[order[i]]));
             }
 
             var microseconds = new List<double>();
             double bytesPerRange = 0;
+            long evicted = 0;
             for (int round = 0; round < rounds; round++)
             {
+                long evictNanoseconds = 0;
+                if (evictLines > 0)
+                {
+                    long evictBefore = ThreadCpuNanoseconds();
+                    for (int i = 0; i < reads; i++)
+                    {
+                        evicted += Evict(evict, i, evictLines);
+                    }
+
+                    evictNanoseconds = ThreadCpuNanoseconds() - evictBefore;
+                }
+
                 long cpuBefore = ThreadCpuNanoseconds();
                 long bytesBefore = GC.GetAllocatedBytesForCurrentThread();
                 for (int i = 0; i < reads; i++)
                 {
-                    check += store.Range(requests[order[i]]).Kvs[0].Value.Length;
+                    check += Returned(store.Range(requests[order[i]]));
+                    if (evictLines > 0)
+                    {
+                        evicted += Evict(evict, i, evictLines);
+                    }
                 }
 
-                microseconds.Add((ThreadCpuNanoseconds() - cpuBefore) / 1_000.0 / reads);
+                microseconds.Add((ThreadCpuNanoseconds() - cpuBefore - evictNanoseconds) / 1_000.0 / reads);
                 bytesPerRange = (double)(GC.GetAllocatedBytesForCurrentThread() - bytesBefore) / reads;
             }
 
             if (check != (long)(WarmupReads + ((long)reads * rounds)) * value.Length)
             {
-                throw new InvalidOperationException("A range did not return the 1 KiB value it was loaded with.");
+                throw new InvalidOperationException(countOnly ? "A count-only range did not count its key." : "A range did not return the 1 KiB value it was loaded with.");
             }
+
+            GC.KeepAlive(evicted);
 
             var sorted = microseconds.Order().ToArray();
             Console.WriteLine(FormattableString.Invariant(
-                $"range-cpu: thread CPU us per range, {rounds} rounds of {reads}: {string.Join(" ", microseconds.Select(m => m.ToString("F3", CultureInfo.InvariantCulture)))}; median {sorted[sorted.Length / 2]:F3}; {bytesPerRange:F0} B allocated per range; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
+                $"range-cpu{(countOnly ? " --count-only" : "")}{(evictLines > 0 ? $" --evict-lines {evictLines} (subtracted)" : "")}: thread CPU us per range, {rounds} rounds of {reads}: {string.Join(" ", microseconds.Select(m => m.ToString("F3", CultureInfo.InvariantCulture)))}; median {sorted[sorted.Length / 2]:F3}; {bytesPerRange:F0} B allocated per range; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
             return 0;
         }
         finally
@@ -86,6 +117,24 @@ internal static class RangeCpuProbe
                 Directory.Delete(directory, recursive: true);
             }
         }
+    }
+
+    /// <summary>The value's length of a full range, or (count only) 1,024 for a range that counted its one key and returned none.</summary>
+    private static long Returned(RangeResponse response) =>
+        response.Kvs.Count == 0 ? (response.Count == 1 ? 1024 : 0) : response.Kvs[0].Value.Length;
+
+    /// <summary>Reads <paramref name="lines"/> pseudo-random cache lines of <paramref name="buffer"/> (the same ones for the same <paramref name="i"/>).</summary>
+    private static long Evict(byte[] buffer, int i, int lines)
+    {
+        long sum = 0;
+        ulong state = ((ulong)i + 1) * 0x9E3779B97F4A7C15UL;
+        for (int line = 0; line < lines; line++)
+        {
+            state = (state ^ (state >> 31)) * 0xBF58476D1CE4E5B9UL;
+            sum += buffer[(int)((state >> 20) % (ulong)(buffer.Length / 64)) * 64];
+        }
+
+        return sum;
     }
 
     private static long ThreadCpuNanoseconds() => long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);

@@ -1,4 +1,9 @@
 using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace EmbeddedRaft.Mvcc.Index;
 
@@ -7,8 +12,10 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// byte-wise key order, to its revisions (etcd's <c>keyIndex</c>).
 /// </summary>
 /// <remarks>
-/// <para>A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is two
-/// binary searches (one comparison with the last key for a key past it: keys written in order), an
+/// <para>A sorted list cut into chunks of at most <see cref="MaxChunkCount"/> entries: a lookup is a
+/// binary search of the chunks (one comparison with the last key for a key past it: keys written in
+/// order), then, in the chunk, one pass over every 8th key's prefix and a binary search of the few
+/// keys between two of them (<see cref="Chunk"/>'s summary), an
 /// insert moves at most one chunk's entries, and a range walks chunks in order. (A plain sorted array
 /// moves half the index per insert; <c>SortedSet</c> counts a whole range before yielding its first
 /// entry.) Each chunk knows the bytes all its keys begin with (<see cref="Chunk"/>'s shared bytes) and
@@ -45,6 +52,12 @@ namespace EmbeddedRaft.Mvcc.Index;
 internal sealed class KeyIndex
 {
     private const int MaxChunkCount = 512;
+
+    /// <summary>A chunk's summary holds every this many'th prefix: 8 prefixes are one 64-byte cache line.</summary>
+    private const int SummaryStride = 8;
+
+    /// <summary>Sampled prefixes of a full chunk (MaxChunkCount + 1 keys), rounded up to whole 256-bit vectors.</summary>
+    private const int SummaryLength = (((MaxChunkCount + SummaryStride) / SummaryStride) + 3) / 4 * 4;
 
     private readonly List<Chunk> _chunks = [];
 
@@ -658,6 +671,16 @@ internal sealed class KeyIndex
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
         private readonly ulong[] _prefixes = GC.AllocateUninitializedArray<ulong>(MaxChunkCount + 1, pinned: true);
 
+        /// <summary>
+        /// Every <see cref="SummaryStride"/>th prefix (<c>_summary[j] == _prefixes[j * SummaryStride]</c>
+        /// for <c>j * SummaryStride &lt; Count</c>), then <see cref="ulong.MaxValue"/> to the end: a lookup
+        /// compares its prefix with all of them at once (their few cache lines requested together),
+        /// which leaves one line of <see cref="_prefixes"/> to search, instead of a binary search
+        /// whose every step waits for a line of its own (docs/benchmarks.md, "Linearizable reads,
+        /// session 17"). Kept current by every change of <see cref="_prefixes"/> or <see cref="Count"/>.
+        /// </summary>
+        private readonly ulong[] _summary = NewSummary();
+
         /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
         private readonly Entry[] _entries = GC.AllocateUninitializedArray<Entry>(MaxChunkCount + 1, pinned: true);
 
@@ -763,6 +786,7 @@ internal sealed class KeyIndex
             _prefixes[index] = prefix;
             _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, Single = history is null ? single : default };
             Count++;
+            RefreshSummary(index, Count - 1);
             if (history is not null)
             {
                 SetHistory(index, history);
@@ -783,6 +807,7 @@ internal sealed class KeyIndex
             }
 
             Count--;
+            RefreshSummary(index, Count + 1);
             if (_histories is { } left)
             {
                 left[Count] = null;
@@ -811,7 +836,9 @@ internal sealed class KeyIndex
                 Array.Clear(histories, half, moved);
             }
 
+            int before = Count;
             Count = half;
+            RefreshSummary(half, before);
             int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
             if (lowerShared > _shared.Length)
             {
@@ -848,8 +875,14 @@ internal sealed class KeyIndex
             }
 
             ulong prefix = Prefix(key[shared.Length..]);
-            int lo = 0;
-            int hi = Count;
+            var (lo, hi) = SummaryBounds(prefix);
+            if (lo < hi && hi - lo <= SummaryStride && Sse.IsSupported)
+            {
+                // The entries the search can end on (a lookup then reads its entry: the key's
+                // length on a tie, its revision after) requested now, with the one line of prefixes.
+                PrefetchEntries(lo, hi);
+            }
+
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
@@ -905,6 +938,91 @@ internal sealed class KeyIndex
             {
                 _prefixes[i] = Prefix(KeyAt(i)[sharedLength..]);
             }
+
+            RefreshSummary(0, Count);
+        }
+
+        private unsafe void PrefetchEntries(int lo, int hi)
+        {
+            // Pinned: the address is stable without fixed. A hint never faults.
+            byte* first = (byte*)Unsafe.AsPointer(ref _entries[lo]);
+            byte* last = (byte*)Unsafe.AsPointer(ref _entries[Math.Max(lo, hi - 1)]) + sizeof(Entry) - 1;
+            for (byte* line = first; line <= last; line += 64)
+            {
+                Sse.Prefetch0(line);
+            }
+
+            Sse.Prefetch0(last);
+        }
+
+        private static ulong[] NewSummary()
+        {
+            var summary = GC.AllocateUninitializedArray<ulong>(SummaryLength, pinned: true);
+            Array.Fill(summary, ulong.MaxValue);
+            return summary;
+        }
+
+        /// <summary>
+        /// Brings <see cref="_summary"/> up to date after <see cref="_prefixes"/> changed from
+        /// <paramref name="fromIndex"/> on and <see cref="Count"/> went from <paramref name="oldCount"/>
+        /// to what it is: sampled entries at and after that index taken again, those past the new
+        /// count set to <see cref="ulong.MaxValue"/>. An append touches at most one.
+        /// </summary>
+        private void RefreshSummary(int fromIndex, int oldCount)
+        {
+            int first = (fromIndex + SummaryStride - 1) / SummaryStride;
+            int sampled = (Count + SummaryStride - 1) / SummaryStride;
+            int sampledBefore = (oldCount + SummaryStride - 1) / SummaryStride;
+            for (int j = first; j < sampled; j++)
+            {
+                _summary[j] = _prefixes[j * SummaryStride];
+            }
+
+            for (int j = Math.Max(first, sampled); j < sampledBefore; j++)
+            {
+                _summary[j] = ulong.MaxValue;
+            }
+        }
+
+        /// <summary>
+        /// Where the first key whose prefix is <paramref name="prefix"/> or more can be, from
+        /// <see cref="_summary"/> alone: after every sampled key with a smaller prefix (those keys are
+        /// smaller), at or before the first sampled key with a larger one (it is larger). Keys whose
+        /// prefixes tie a sampled one are not decided here (they order by their bytes), so the range
+        /// includes them. A single pass over the summary: its loads do not wait for each other.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private (int Low, int High) SummaryBounds(ulong prefix)
+        {
+            int below = 0;
+            int atMost = 0;
+            int sampled = (Count + SummaryStride - 1) / SummaryStride;
+            ref ulong summary = ref MemoryMarshal.GetArrayDataReference(_summary);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // Whole vectors: the slots past the sampled ones hold ulong.MaxValue, never below a
+                // prefix, and counted as at most it only when it is ulong.MaxValue (high is clamped to Count).
+                var probe = Vector256.Create(prefix);
+                for (int j = 0; j < sampled; j += Vector256<ulong>.Count)
+                {
+                    var values = Vector256.LoadUnsafe(ref summary, (nuint)j);
+                    below += BitOperations.PopCount(Vector256.LessThan(values, probe).ExtractMostSignificantBits());
+                    atMost += BitOperations.PopCount(Vector256.LessThanOrEqual(values, probe).ExtractMostSignificantBits());
+                }
+            }
+            else
+            {
+                for (int j = 0; j < sampled; j++)
+                {
+                    ulong value = Unsafe.Add(ref summary, j);
+                    below += value < prefix ? 1 : 0;
+                    atMost += value <= prefix ? 1 : 0;
+                }
+            }
+
+            int low = below == 0 ? 0 : ((below - 1) * SummaryStride) + 1;
+            int high = Math.Min(Count, atMost * SummaryStride);
+            return (low, high);
         }
 
         /// <summary>Copies <paramref name="key"/> into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>

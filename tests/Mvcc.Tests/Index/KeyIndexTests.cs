@@ -143,6 +143,73 @@ public sealed class KeyIndexTests
         AssertSameKeysAndRanges(index, model, RandomSharingKey, step: -1);
     }
 
+    /// <summary>
+    /// A chunk narrows each lookup by every 8th key's prefix (its summary) before it searches: keys
+    /// whose 8-byte prefixes after the shared bytes tie (runs of 0xFF, so also the largest prefix,
+    /// all ones, which the summary's unused slots hold too), in order and at random, through splits
+    /// and removals that move chunk sizes across multiples of 8: after every change a present key
+    /// and an absent one are looked up, and every 250 changes every key is found and the index
+    /// walks the model's keys in byte order.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public void LookupsNarrowedByEachChunksSampledPrefixesFindEveryKeyThroughTiesSplitsAndRemovals(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
+        var random = new Random(seed);
+        byte[] TiedKey()
+        {
+            // "/k/", 0–11 bytes of 0xFF, then 0–3 of 0x00, 0x01, 0xFF: many keys share their first 8
+            // bytes after what a chunk's keys share, so order falls to their lengths and bytes.
+            var rest = new byte[random.Next(0, 12) + random.Next(0, 4)];
+            int run = random.Next(0, 12);
+            for (int i = 0; i < rest.Length; i++)
+            {
+                rest[i] = i < run ? (byte)0xFF : (byte)(random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF });
+            }
+
+            return [.. "/k/"u8, .. rest];
+        }
+
+        var index = new KeyIndex();
+        var model = new SortedSet<byte[]>(ByteOrder.Instance);
+        long main = 1;
+        int inOrder = 0;
+        for (int step = 0; step < 8_000; step++)
+        {
+            int choice = random.Next(8);
+            if (choice < 2 && model.Count > 0)
+            {
+                var victim = model.ElementAt(random.Next(model.Count));
+                index.Remove(victim);
+                model.Remove(victim);
+            }
+            else
+            {
+                byte[] key = choice < 4 ? [.. "/k/"u8, (byte)(inOrder >> 8), (byte)inOrder++] : TiedKey();
+                if (!index.Find(key, out var position))
+                {
+                    index.Add(position, key, new Revision(++main, 0));
+                    model.Add(key);
+                }
+            }
+
+            if (model.Count > 0)
+            {
+                var present = model.ElementAt(random.Next(model.Count));
+                Assert.That(index.Find(present, out _), Is.True, $"step {step}: {Show(present)} is in the index but not found");
+            }
+
+            var probe = TiedKey();
+            Assert.That(index.Find(probe, out _), Is.EqualTo(model.Contains(probe)), $"step {step}: Find({Show(probe)})");
+            if (step % 250 == 0)
+            {
+                AssertSameKeysAndRanges(index, model, TiedKey, step);
+            }
+        }
+
+        AssertSameKeysAndRanges(index, model, TiedKey, step: -1);
+    }
+
     [Test]
     public void APositionFoundBeforeTheIndexChangedIsRefusedAndChangesNothing()
     {
