@@ -4,7 +4,7 @@ using System.Globalization;
 namespace EmbeddedRaft.Benchmarks.Transport;
 
 /// <summary>
-/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--entries 1,8] [--warmup-rounds N] [--frame-bytes 32768,32773]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
+/// <c>tcp-cpu [--rounds 30] [--rows 128,128tls,1024,1024tls] [--entries 1,8] [--warmup-rounds N]</c>: the four rows (or those named) of <see cref="TcpTransportThroughputBenchmarks"/>
 /// (same set-up, same invocations of 20,000 messages), each invocation timed by the wall clock AND
 /// by the process's CPU time (user + system, every thread: sender, pump, receiver, the kernel's
 /// loopback work done in their system calls, GC). On a shared, loaded machine the wall time of an
@@ -14,10 +14,6 @@ namespace EmbeddedRaft.Benchmarks.Transport;
 /// <c>--entries</c> runs each row once per value: Appends carrying that many entries each (20,000 / N
 /// messages per invocation, so about the same bytes), the shape RaftNode's appends have under load
 /// (<c>cluster-load --shape</c>); the default is the one-entry row only.
-/// <c>--frame-bytes A,B</c> measures each row with the sender's batch frames closing at A and at B
-/// bytes (header included) in the same process, the rounds alternated (A, B, B, A, ...), each
-/// beside the raw copy of its own round: a row per size, so two ways of writing compare under the
-/// same load (between processes the same code moves 1.5–2x on this machine).
 /// </summary>
 /// <remarks>
 /// Warm-up: transport and raw invocations alternate until the JIT has compiled no method for
@@ -43,7 +39,6 @@ internal static class TcpTransportCpuProbe
         string[] rows = ["128", "128tls", "1024", "1024tls"];
         int? fixedWarmupRounds = null;
         int[] entryCounts = [1];
-        int[]? frameBytes = null;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -57,19 +52,11 @@ internal static class TcpTransportCpuProbe
                 case "--entries":
                     entryCounts = [.. args[i + 1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture))];
                     break;
-                case "--frame-bytes":
-                    frameBytes = [.. args[i + 1].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture))];
-                    if (frameBytes.Length != 2)
-                    {
-                        throw new ArgumentException("--frame-bytes takes two sizes, A,B.");
-                    }
-
-                    break;
                 case "--warmup-rounds":
                     fixedWarmupRounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
                     break;
                 default:
-                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet), --frame-bytes A,B.");
+                    throw new ArgumentException($"Unknown option {args[i]}: --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet).");
             }
         }
 
@@ -91,28 +78,26 @@ internal static class TcpTransportCpuProbe
                 bench.Setup();
                 try
                 {
-                    var (warmups, warmupTime) = WarmUp(bench, messages, fixedWarmupRounds, frameBytes);
+                    var (warmups, warmupTime) = WarmUp(bench, messages, fixedWarmupRounds);
                     long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
-                    var samples = new List<(int Setting, Round Round)>();
+                    var samples = new List<Round>();
                     for (int i = 0; i < rounds; i++)
                     {
-                        int setting = SettingOfRound(i, frameBytes);
-                        if (frameBytes is not null)
-                        {
-                            bench.BatchFrameBytes = frameBytes[setting];
-                        }
-
-                        samples.Add((setting, MeasureRound(bench, messages)));
+                        samples.Add(MeasureRound(bench, messages));
                     }
 
+                    var transport = samples.Select(r => r.Transport).ToList();
+                    var raw = samples.Select(r => r.Raw).ToList();
+                    long allocated = samples.Sum(r => r.Allocated);
+                    int gen0 = samples.Sum(r => r.Gen0);
+                    double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
+                    double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
+                    double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
                     long compiledDuring = System.Runtime.JitInfo.GetCompiledMethodCount() - compiledBefore;
                     Console.WriteLine(FormattableString.Invariant($"// {name}: warm-up {warmups} pairs in {warmupTime.TotalSeconds:F1} s; {compiledDuring} methods compiled by the JIT during the {rounds} measured rounds"));
-                    for (int setting = 0; setting < (frameBytes is null ? 1 : 2); setting++)
-                    {
-                        var mine = samples.Where(s => s.Setting == setting).Select(s => s.Round).ToList();
-                        string label = frameBytes is null ? name : FormattableString.Invariant($"{name}, frames of {frameBytes[setting]} B");
-                        PrintRow(label, entry, tls, perMessage, messages, mine);
-                    }
+                    Console.WriteLine(FormattableString.Invariant(
+                        $"// {name} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions"));
+                    Console.WriteLine(FormattableString.Invariant($"| {entry} B | {(tls ? "yes" : "no")} | {perMessage} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
                 }
                 finally
                 {
@@ -122,24 +107,6 @@ internal static class TcpTransportCpuProbe
         }
 
         return 0;
-    }
-
-    /// <summary>Which of two settings round <paramref name="round"/> uses: A, B, B, A, A, B, ... (0 without settings).</summary>
-    private static int SettingOfRound(int round, int[]? settings) => settings is null ? 0 : (round % 4 is 0 or 3 ? 0 : 1);
-
-    private static void PrintRow(string name, int entry, bool tls, int perMessage, int messages, List<Round> samples)
-    {
-        int rounds = samples.Count;
-        var transport = samples.Select(r => r.Transport).ToList();
-        var raw = samples.Select(r => r.Raw).ToList();
-        long allocated = samples.Sum(r => r.Allocated);
-        int gen0 = samples.Sum(r => r.Gen0);
-        double tw = Median(transport.Select(t => t.Wall)), rw = Median(raw.Select(t => t.Wall));
-        double tc = Median(transport.Select(t => t.Cpu)), rc = Median(raw.Select(t => t.Cpu));
-        double ts = Median(transport.Select(t => (double)t.Switches)), rs = Median(raw.Select(t => (double)t.Switches));
-        Console.WriteLine(FormattableString.Invariant(
-            $"// {name} transport, medians per invocation: sending thread CPU {Median(transport.Select(t => t.SenderCpu)):F0} ns/msg (the Send loop and the wait), GC pauses {Median(samples.Select(r => r.GcPauseMs)):F2} ms, {Median(samples.Select(r => (double)r.WorkItems)):F0} thread-pool work items, {Median(samples.Select(r => (double)r.Contentions)):F0} lock contentions; median of the rounds' own raw / transport CPU {Median(samples.Select(r => r.Raw.Cpu / r.Transport.Cpu)):F2}x"));
-        Console.WriteLine(FormattableString.Invariant($"| {name} | {(tls ? "yes" : "no")} | {perMessage} | {tw:F0} | {rw:F0} | {rw / tw:F2}x | {tc:F0} | {rc:F0} | {rc / tc:F2}x | {(double)allocated / rounds / messages:F0} | {(double)gen0 / rounds:F1} | {ts:F0} / {rs:F0} |"));
     }
 
     private readonly record struct Round(Sample Transport, Sample Raw, long Allocated, int Gen0, double GcPauseMs, long WorkItems, long Contentions);
@@ -168,7 +135,7 @@ internal static class TcpTransportCpuProbe
     /// Measured rounds, discarded (the same code as the measured ones, so the rounds that count run
     /// no method for the first time): a fixed number, or until the JIT has been quiet for <see cref="JitQuietTime"/>.
     /// </summary>
-    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int messages, int? fixedRounds, int[]? settings)
+    private static (int Pairs, TimeSpan Time) WarmUp(TcpTransportThroughputBenchmarks bench, int messages, int? fixedRounds)
     {
         long start = Stopwatch.GetTimestamp();
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -176,11 +143,6 @@ internal static class TcpTransportCpuProbe
         int pairs = 0;
         while (true)
         {
-            if (settings is not null)
-            {
-                bench.BatchFrameBytes = settings[SettingOfRound(pairs, settings)];
-            }
-
             MeasureRound(bench, messages);
             pairs++;
             if (fixedRounds is { } rounds)

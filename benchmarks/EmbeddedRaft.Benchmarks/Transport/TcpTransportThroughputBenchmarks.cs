@@ -57,13 +57,6 @@ public class TcpTransportThroughputBenchmarks
     /// </summary>
     public int EntriesPerMessage { get; set; } = 1;
 
-    /// <summary>The sending transport's batch frame size, header included (for <c>tcp-cpu --frame-bytes</c>).</summary>
-    internal int BatchFrameBytes
-    {
-        get => _sender.BatchFrameBytes;
-        set => _sender.BatchFrameBytes = value;
-    }
-
     /// <summary>Messages one invocation sends.</summary>
     public int MessagesPerInvocation => Math.Max(1, MessagesPerInvoke / EntriesPerMessage);
 

@@ -21,14 +21,10 @@ internal sealed class TcpPeerSender
     // pipe's buffered memory.
     private const int FlushThresholdBytes = 256 * 1024;
 
-    // A batch frame, its header included, closes at this size (a message larger than it travels
-    // alone, up to the maximum frame size): the receiver buffers a whole frame before decoding it,
-    // so small frames keep its memory and latency low while a flush still carries many of them.
-    // It is half the connection's pipe segment (TcpConnection.PipeBufferSizeBytes), header
-    // included, so two frames fill a segment and each socket write of a flush (one per segment)
-    // is a full 64 KiB: with a 32 KiB body plus its 5-byte header, two frames did not fit and
-    // every write carried one frame, twice the writes (and loopback pushes) per byte.
-    internal const int BatchFrameTargetBytes = 32 * 1024;
+    // A batch frame closes at this size (a message larger than it travels alone, up to the maximum
+    // frame size): the receiver buffers a whole frame before decoding it, so small frames keep its
+    // memory and latency low while a flush still carries many of them.
+    private const int BatchFrameTargetBytes = 32 * 1024;
 
     private readonly TcpTransport _transport;
     private readonly TcpTransportOptions _options;
@@ -203,6 +199,7 @@ internal sealed class TcpPeerSender
         var batch = new List<Message>(64);
         var lengths = new List<int>(64);
         int maxBody = _options.MaxFrameSizeBytes;
+        int targetBody = Math.Min(maxBody, BatchFrameTargetBytes);
 
         // Everything queued is taken at once (one lock per batch, not per message); `next` is the
         // first message of `taken` not yet written.
@@ -262,7 +259,6 @@ internal sealed class TcpPeerSender
                     batch.Clear();
                     lengths.Clear();
                     int body = 0;
-                    int targetBody = Math.Min(maxBody, _transport.BatchFrameBytes - TcpFrame.HeaderSizeBytes);
                     for (; next < taken.Count; next++)
                     {
                         var message = taken[next];

@@ -48,7 +48,6 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     private int _openInbound;
     private bool _refusingInbound; // only the accept loop reads and writes it
     private bool _disposed;
-    private int _batchFrameBytes = TcpPeerSender.BatchFrameTargetBytes;
 
     /// <summary>Starts listening on <see cref="TcpTransportOptions.ListenAddress"/>; connections to peers open on the first message.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
@@ -96,17 +95,6 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
     public IPEndPoint LocalEndPoint { get; }
 
     internal TcpTransportOptions Options { get; }
-
-    /// <summary>
-    /// The size, header included, at which the senders close a batch frame: <see cref="TcpPeerSender.BatchFrameTargetBytes"/>
-    /// unless a probe changes it. Read before every frame, so <c>tcp-cpu --frame-bytes</c> can
-    /// alternate two sizes round by round in one process.
-    /// </summary>
-    internal int BatchFrameBytes
-    {
-        get => Volatile.Read(ref _batchFrameBytes);
-        set => Volatile.Write(ref _batchFrameBytes, value);
-    }
 
     internal ILogger Log { get; }
 
