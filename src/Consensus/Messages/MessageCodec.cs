@@ -648,15 +648,6 @@ public static class MessageCodec
                 return ReadOnlyMemory<byte>.Empty;
             }
 
-            // A large frame's fields are copied one by one into small-object chunks (see
-            // FrameDecodeContext): a whole copy of it would be a large-object array.
-            if (_context is { CopiesFields: true })
-            {
-                var field = _context.CopyField(_source.Slice(_position, (int)length));
-                _position += (int)length;
-                return field;
-            }
-
             // One copy of the whole input backs every byte field, so decoding allocates O(input)
             // and the result never aliases the caller's (possibly pooled) buffer. With a frame
             // context the copy is the whole frame's, shared by all of its messages.

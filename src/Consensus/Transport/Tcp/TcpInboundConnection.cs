@@ -217,46 +217,12 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
     }
 
     /// <summary>
-    /// Decodes one message frame's <paramref name="body"/> and appends its messages to
-    /// <paramref name="batch"/>; returns the body's length. A frame of at most
-    /// <see cref="FrameDecodeContext.FieldChunkBytes"/> is copied once (here when it is split across
-    /// pipe segments, else by the decoder) and its messages own that copy. A longer frame (RaftNode's
-    /// appends under load: 99–149 KB, one per frame) is decoded from a pooled scratch copy (or the
-    /// pipe's span) with each byte field copied into the context's small-object chunks: no
-    /// large-object array per frame, and nothing decoded aliases the scratch, which goes back to
-    /// the pool here.
+    /// Decodes one message frame's <paramref name="body"/> (a frame split across pipe segments is
+    /// copied once here, and its messages own that copy) and appends its messages to
+    /// <paramref name="batch"/>; returns the body's length.
     /// </summary>
-    internal static int DecodeFrameBody(in ReadOnlySequence<byte> body, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
+    private static int DecodeFrameBody(in ReadOnlySequence<byte> body, FrameDecodeContext decoding, List<Message> batch, ulong peer, ulong local)
     {
-        if (body.IsEmpty)
-        {
-            throw new TcpProtocolException("an empty message batch", "malformed");
-        }
-
-        if (body.Length > FrameDecodeContext.FieldChunkBytes)
-        {
-            decoding.BeginLargeFrame();
-            if (body.IsSingleSegment)
-            {
-                DecodeFrame(body.FirstSpan, decoding, batch, peer, local);
-                return body.FirstSpan.Length;
-            }
-
-            int length = (int)body.Length;
-            byte[] scratch = ArrayPool<byte>.Shared.Rent(length);
-            try
-            {
-                body.CopyTo(scratch);
-                DecodeFrame(scratch.AsSpan(0, length), decoding, batch, peer, local);
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(scratch);
-            }
-
-            return length;
-        }
-
         ReadOnlySpan<byte> bytes;
         if (body.IsSingleSegment)
         {
@@ -269,6 +235,11 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
             body.CopyTo(copy);
             bytes = copy;
             decoding.BeginFrame(copy);
+        }
+
+        if (bytes.IsEmpty)
+        {
+            throw new TcpProtocolException("an empty message batch", "malformed");
         }
 
         DecodeFrame(bytes, decoding, batch, peer, local);

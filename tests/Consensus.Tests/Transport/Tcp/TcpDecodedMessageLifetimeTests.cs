@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Runtime.InteropServices;
 using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.Consensus.Transport.Tcp;
@@ -46,71 +44,6 @@ public class TcpDecodedMessageLifetimeTests
         }
 
         Assert.That(context.FrameCopies, Is.EqualTo(1), "a frame of messages without bytes is not copied at all");
-    }
-
-    [Test]
-    public void ALargeFrameSplitAcrossSegmentsIsDecodedIntoSmallChunksThatOutliveItsBuffers()
-    {
-        const int seed = 1414;
-        TestContext.Out.WriteLine($"seed {seed}");
-        var random = new Random(seed);
-
-        // RaftNode's shape under load: one append of ~100 entries of 1 KiB (a frame of its own,
-        // over 64 KiB), then a heartbeat with a context, and one entry longer than a chunk.
-        var entries = new Entry[100];
-        for (int i = 0; i < entries.Length; i++)
-        {
-            var data = new byte[random.Next(900, 1100)];
-            random.NextBytes(data);
-            entries[i] = new Entry(9, 1000 + (ulong)i, EntryType.Normal, data);
-        }
-
-        var huge = new byte[FrameDecodeContext.FieldChunkBytes + 1];
-        random.NextBytes(huge);
-        var append = new Message { Type = MessageType.Append, From = 1, To = 2, Term = 9, LogTerm = 9, Index = 999, Commit = 998, Entries = entries };
-        var heartbeat = new Message { Type = MessageType.Heartbeat, From = 1, To = 2, Term = 9, Commit = 998, Context = new byte[] { 4, 5, 6 } };
-        var alone = new Message { Type = MessageType.Append, From = 1, To = 2, Term = 9, LogTerm = 9, Index = 1099, Commit = 998, Entries = new[] { new Entry(9, 1100, EntryType.Normal, huge) } };
-        var (frame, _) = Frame(append, heartbeat, alone);
-        Assert.That(frame, Has.Length.GreaterThan(FrameDecodeContext.FieldChunkBytes), "the frame takes the large path");
-
-        // The body as the pipe holds it: segments cut at arbitrary points, reused after the read.
-        var segments = Cut(frame, random);
-        var context = new FrameDecodeContext();
-        var batch = new List<Message>();
-
-        int length = TcpInboundConnection.DecodeFrameBody(segments.Sequence, context, batch, 1, 2);
-        foreach (var buffer in segments.Buffers)
-        {
-            Array.Fill(buffer, (byte)0xFF);
-        }
-
-        Assert.That(length, Is.EqualTo(frame.Length));
-        Assert.That(batch, Has.Count.EqualTo(3));
-        AssertSame(batch[0], append);
-        AssertSame(batch[1], heartbeat);
-        AssertSame(batch[2], alone);
-        Assert.That(context.FrameCopies, Is.Zero, "no whole copy of a large frame");
-        foreach (var entry in batch[0].Entries.Span)
-        {
-            Assert.That(MemoryMarshal.TryGetArray(entry.Data, out var array), Is.True);
-            Assert.That(array.Array!, Has.Length.LessThanOrEqualTo(FrameDecodeContext.FieldChunkBytes), "entry data in small-object chunks, never a large-object array");
-        }
-
-        Assert.That(MemoryMarshal.TryGetArray(batch[2].Entries.Span[0].Data, out var own), Is.True);
-        Assert.That(own.Array!, Has.Length.EqualTo(huge.Length), "a field longer than a chunk has an array of its own");
-
-        // A small frame after it goes back to one shared copy of the frame.
-        var (small, _) = Frame(heartbeat, heartbeat);
-        int before = batch.Count;
-        TcpInboundConnection.DecodeFrameBody(new ReadOnlySequence<byte>(small), context, batch, 1, 2);
-        Array.Fill(small, (byte)0xFF);
-        AssertSame(batch[before], heartbeat);
-        AssertSame(batch[before + 1], heartbeat);
-        Assert.That(context.FrameCopies, Is.EqualTo(1));
-
-        // The large frame's messages still hold what was sent after all of that.
-        AssertSame(batch[0], append);
-        AssertSame(batch[2], alone);
     }
 
     [Test]
@@ -176,43 +109,6 @@ public class TcpDecodedMessageLifetimeTests
             AssertSame(received[i], sent[i]);
         }
 
-    }
-
-    /// <summary><paramref name="bytes"/> as a sequence of segments copied out of it, cut at random points (1 B to 40 KiB apart).</summary>
-    private static (ReadOnlySequence<byte> Sequence, List<byte[]> Buffers) Cut(byte[] bytes, Random random)
-    {
-        var buffers = new List<byte[]>();
-        for (int at = 0; at < bytes.Length;)
-        {
-            int take = Math.Min(bytes.Length - at, random.Next(1, 40 * 1024));
-            buffers.Add(bytes.AsSpan(at, take).ToArray());
-            at += take;
-        }
-
-        var first = new Segment(buffers[0], 0);
-        var last = first;
-        foreach (var buffer in buffers.Skip(1))
-        {
-            last = last.Append(buffer);
-        }
-
-        return (new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length), buffers);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(byte[] buffer, long runningIndex)
-        {
-            Memory = buffer;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(byte[] buffer)
-        {
-            var next = new Segment(buffer, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 
     private static (byte[] Frame, List<(int Offset, int Length)> Spans) Frame(params Message[] messages)
