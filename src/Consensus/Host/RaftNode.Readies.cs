@@ -170,10 +170,10 @@ public sealed partial class RaftNode<TResult>
 
     /// <summary>
     /// Whether this node leads and its followers' acknowledgements committed entries it already
-    /// holds durably: then the loop takes a Ready even while a written one waits for its fsync to
-    /// start, so that those entries go to the applier now rather than one fsync later (the callers
+    /// holds durably: then the loop takes a Ready even while a written one is being made durable,
+    /// so that those entries go to the applier now rather than one fsync later (the callers
     /// waiting on them are the latency that counts; a Ready more per acknowledgement round costs
-    /// no fsync, the sync pipeline takes every queued write at once). Followers keep coalescing:
+    /// no fsync, the sync pipeline takes every queued write at once). Followers keep gathering:
     /// their commits arrive with every append, and nobody waits on their apply at this rate.
     /// A heuristic only: an entry still being written waits for its write in the apply pipeline
     /// whatever this says (<see cref="PendingWriteOf"/>).
