@@ -43,4 +43,7 @@ public sealed class PutRequest
         _ignoreValue = ignoreValue;
         _ignoreLease = ignoreLease;
     }
+
+    /// <summary>Drops what <see cref="Overwrite"/> put in (the slices of a command), for a request kept to be refilled.</summary>
+    internal void Clear() => Overwrite(default, default, 0, false, false, false);
 }

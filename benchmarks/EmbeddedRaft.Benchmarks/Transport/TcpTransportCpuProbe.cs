@@ -62,7 +62,7 @@ internal static class TcpTransportCpuProbe
                     fixedWarmupRounds = CommandLine.Number<int>("--warmup-rounds", value);
                     break;
                 default:
-                    throw new CommandLineException($"Unknown option '{args[i]}': --rounds N, --rows 128,128tls,1024,1024tls, --entries 1,8, --warmup-rounds N (default: until the JIT is quiet).");
+                    throw new CommandLineException($"Unknown option '{args[i]}'.");
             }
         }
 

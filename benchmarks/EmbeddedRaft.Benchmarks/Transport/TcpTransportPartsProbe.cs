@@ -40,7 +40,7 @@ internal static class TcpTransportPartsProbe
                     entries = CommandLine.Numbers<int>("--entries", value);
                     break;
                 default:
-                    throw new CommandLineException($"Unknown option '{args[i]}': --rounds N, --entries 128,1024.");
+                    throw new CommandLineException($"Unknown option '{args[i]}'.");
             }
         }
 

@@ -92,21 +92,15 @@ internal static class CommandCodec
     }
 
     /// <summary>
-    /// Decodes a put whose key and value are slices of <paramref name="command"/>, not copies: the
-    /// apply path's decode (a put's value is most of its command, and every member decodes every
-    /// put). Only for a caller that is done with the request while the command's bytes are
-    /// unchanged: the replicated store applies a committed command before its apply completes, and
-    /// the store copies what it keeps (the B+tree entry, the index's key).
+    /// Decodes a put into <paramref name="into"/> (a request its caller owns and refills put after
+    /// put) with its key and value slices of <paramref name="command"/>, not copies: the apply path's
+    /// decode (a put's value is most of its command, and every member decodes every put). Only for a
+    /// caller that is done with the request while the command's bytes are unchanged: the replicated
+    /// store applies a committed command before its apply completes, and the store copies what it
+    /// keeps (the B+tree entry, the index's key). <paramref name="into"/> is unchanged when the
+    /// command does not decode.
     /// </summary>
     /// <exception cref="InvalidDataException">As <see cref="DecodePut"/>.</exception>
-    public static PutRequest DecodePutWithoutCopying(ReadOnlyMemory<byte> command)
-    {
-        var request = new PutRequest();
-        DecodePutWithoutCopying(command, request);
-        return request;
-    }
-
-    /// <summary>As <see cref="DecodePutWithoutCopying(ReadOnlyMemory{byte})"/>, into <paramref name="into"/> (a request its caller owns and reuses); <paramref name="into"/> is unchanged when the command does not decode.</summary>
     public static void DecodePutWithoutCopying(ReadOnlyMemory<byte> command, PutRequest into)
     {
         var r = Body(command.Span, CommandKind.Put);

@@ -109,7 +109,7 @@ internal sealed class ReplicatedPutRun
     {
         for (int i = 0; i < Count; i++)
         {
-            _requests[i]!.Overwrite(default, default, 0, false, false, false);
+            _requests[i]!.Clear();
         }
 
         Array.Clear(_refusals, 0, Count);

@@ -156,7 +156,7 @@ public sealed partial class ReplicatedStore
         {
             // Nothing of this batch is kept past it (the request decoded last may slice a command).
             Array.Clear(pending, 0, commands.Count);
-            _decoding.Overwrite(default, default, 0, false, false, false);
+            _decoding.Clear();
             ReleaseRuns();
         }
     }
