@@ -11,7 +11,8 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// closed-loop callers each proposing 1 KiB commands one after another for a fixed time after a
 /// warm-up, and prints throughput, p50/p99/p999 latency, fsyncs/s and entries per fsync, and the
 /// process's CPU time, allocated bytes and garbage collections per applied proposal over the
-/// measured window; first, the disk's raw 4 KiB write + fdatasync p50 and the load average.
+/// measured window, with the collector's cost (GcCost: collections per generation, pause and background
+/// collector CPU per proposal); first, the disk's raw 4 KiB write + fdatasync p50 and the load average.
 /// </summary>
 /// <remarks>
 /// <c>dotnet run -c Release --project benchmarks/EmbeddedRaft.Benchmarks -- cluster-load
@@ -40,8 +41,8 @@ internal static class ClusterLoadGenerator
             double rawP50 = DiskSyncProbe.MeasureP50Microseconds(root, 2000);
             Console.WriteLine(FormattableString.Invariant($"raw 4 KiB write + fdatasync p50: {rawP50:F0} us ({root})"));
             Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, server GC {System.Runtime.GCSettings.IsServerGC}, load average {LoadAverage()}"));
-            Console.WriteLine("| system | in flight | proposals/s | p50 ms | p99 ms | p999 ms | fsyncs/s | entries per fsync | failed | CPU us per proposal | allocated B per proposal | gen0/gen2 GCs |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            Console.WriteLine("| system | in flight | proposals/s | p50 ms | p99 ms | p999 ms | fsyncs/s | entries per fsync | failed | CPU us per proposal | allocated B per proposal | gen0/gen1/gen2 GCs | GC pause us per proposal | background GC CPU us per proposal |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             var notes = new List<string>();
             foreach (string system in settings.Systems)
             {
@@ -135,8 +136,7 @@ internal static class ClusterLoadGenerator
         long? readBackBefore = cluster.EntriesReadBack;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
-        int gen0Before = GC.CollectionCount(0);
-        int gen2Before = GC.CollectionCount(2);
+        var gcBefore = GcCost.Now();
         StoreLoad.AllocationSampler.Instance?.Start();
         GcProbe.Instance?.Start();
         var clock = Stopwatch.StartNew();
@@ -158,8 +158,7 @@ internal static class ClusterLoadGenerator
         // shared machine CPU time per proposal is steadier than proposals/s.
         double cpuMicroseconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMicroseconds;
         long allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
-        int gen0 = GC.CollectionCount(0) - gen0Before;
-        int gen2 = GC.CollectionCount(2) - gen2Before;
+        var gc = GcCost.Now() - gcBefore;
         if (GcProbe.Instance is { } probe)
         {
             Console.WriteLine($"<!-- {inFlight} in flight: {probe.Stop(applied)} -->");
@@ -186,8 +185,7 @@ internal static class ClusterLoadGenerator
             EntriesPerFsync: fsyncs is > 0 ? (double)applied / fsyncs.Value * 3 : null,
             CpuMicrosecondsPerProposal: applied > 0 ? cpuMicroseconds / applied : double.NaN,
             AllocatedBytesPerProposal: applied > 0 ? (double)allocated / applied : double.NaN,
-            Gen0Collections: gen0,
-            Gen2Collections: gen2);
+            Gc: gc.Describe(applied));
     }
 
     // The machine's 1/5/15-minute load average (Linux), to record beside the figures.
@@ -219,12 +217,11 @@ internal static class ClusterLoadGenerator
         double? EntriesPerFsync,
         double CpuMicrosecondsPerProposal,
         double AllocatedBytesPerProposal,
-        int Gen0Collections,
-        int Gen2Collections)
+        string Gc)
     {
         public string ToMarkdownRow(string name, int inFlight) => string.Create(
             CultureInfo.InvariantCulture,
-            $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gen0Collections}/{Gen2Collections} |");
+            $"| {name} | {inFlight} | {ProposalsPerSecond:F0} (applied {AppliedPerSecond:F0}) | {P50Ms:F2} | {P99Ms:F2} | {P999Ms:F2} | {(FsyncsPerSecond is { } f ? f.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} | {(EntriesPerFsync is { } e ? e.ToString("F1", CultureInfo.InvariantCulture) : "n/a")} | {Failures} | {CpuMicrosecondsPerProposal:F1} | {AllocatedBytesPerProposal:F0} | {Gc} |");
     }
 
     private sealed record Settings(string[] Systems, int[] InFlight, double Seconds, double WarmupSeconds, string[]? TransportList = null, int[]? ReadiesInFlight = null, bool Tls = false, ulong? SnapshotEveryEntries = null, double? FsyncMilliseconds = null, bool Shape = false, long? LogCacheBytes = null, ulong? RetainedEntries = null)
