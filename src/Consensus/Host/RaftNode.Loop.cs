@@ -401,7 +401,6 @@ public sealed partial class RaftNode<TResult>
             }
 
             _role = s.Role;
-            _log.CacheCommittedEntries(_role == StateRole.Leader);
         }
 
         if (s.Lead != 0)

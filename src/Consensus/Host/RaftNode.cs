@@ -190,7 +190,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
         _role = raw.SoftState.Role;
-        log.CacheCommittedEntries(_role == StateRole.Leader);
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
@@ -199,9 +198,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
-
-    /// <summary>For tests: the bytes of entries the node's log holds in memory now.</summary>
-    internal long LogCachedBytes => _log.CachedBytes;
 
     /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
     internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);

@@ -109,7 +109,6 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     private ConfState _bootstrapConfiguration;
     private SnapshotMetadata? _newestSnapshot;
     private bool _isEmpty;
-    private bool _cachesCommittedEntries = true;
     private ulong _appliedIndex;
     private ConfState? _appliedConfiguration; // null: the snapshot's
     private LoadedSnapshot? _snapshotLoadedAtOpen;
@@ -945,26 +944,6 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     private string SegmentPath(long sequence) => SegmentPathResolver(_wal)(sequence);
 
     /// <summary>
-    /// Whether committed entries stay cached (up to <see cref="DurableRaftLogOptions.CachedEntryBytes"/>)
-    /// or are dropped from memory as soon as they are durable and committed. The host says which
-    /// (<see cref="Host.RaftNode{TResult}"/>: cached while this node leads, dropped while it follows).
-    /// The cache serves a leader's appends to followers slightly behind; a follower reads its
-    /// committed entries once, when they are handed out to be applied, which happens before the
-    /// hard state that commits them is saved. On a follower the cached entries are the received
-    /// copies (each follower's own, over a network), held for nothing: dropped at once they die in
-    /// the young generations instead of being promoted. A follower that becomes leader reads what
-    /// a lagging peer needs back from the write-ahead log until its cache fills again.
-    /// </summary>
-    internal void CacheCommittedEntries(bool cache)
-    {
-        lock (_lock)
-        {
-            _cachesCommittedEntries = cache;
-            EvictUnsynchronized();
-        }
-    }
-
-    /// <summary>
     /// Drops durable entries from memory (the cache policy of <see cref="DurableRaftLogOptions.CachedEntryBytes"/>):
     /// committed ones beyond the byte limit, and any beyond the ceiling. Entries above the commit
     /// index are the ones read again soon (applied once committed, sent to followers until they
@@ -976,7 +955,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     /// </summary>
     private void EvictUnsynchronized() =>
         _table.Evict(
-            _cachesCommittedEntries ? _options.CachedEntryBytes : 0,
+            _options.CachedEntryBytes,
             Math.Max(_options.CachedEntryBytes, _options.UncommittedCacheCeilingBytes),
             _wal.DurablePosition,
             _hardState.Commit);

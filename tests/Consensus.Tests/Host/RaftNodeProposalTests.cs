@@ -53,31 +53,6 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
-    public async Task FollowersDropCommittedEntriesFromMemoryWhileTheLeaderKeepsItsCache()
-    {
-        await using var cluster = await HostCluster.StartAsync(3, seed: 14);
-        var leader = cluster.LeaderId();
-        var calls = new List<Task<long>>();
-        for (var i = 0; i < 200; i++)
-        {
-            calls.Add(cluster[leader].ProposeAsync(new byte[100]).AsTask());
-        }
-
-        await Task.WhenAll(calls).WaitAsync(Waits.Limit);
-        await cluster.WaitForAllAppliedAsync(cluster.Machines[leader].AppliedIndex);
-
-        // A follower's committed entries were handed out to be applied; it keeps none of them
-        // (each follower's own copies over a network) once the commit is saved. The leader keeps
-        // its newest committed entries (1 MiB by default) for followers that fall behind.
-        foreach (var follower in cluster.Nodes.Keys.Where(id => id != leader))
-        {
-            await Waits.UntilAsync(() => cluster[follower].LogCachedBytes == 0, $"follower {follower}'s log holds no committed entries");
-        }
-
-        Assert.That(cluster[leader].LogCachedBytes, Is.GreaterThan(200 * 100), "the leader's cache holds its newest committed entries");
-    }
-
-    [Test]
     public async Task TheCallersOneAppliedBatchAnswersContinueInLogOrderOnOnePoolThread()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 11);

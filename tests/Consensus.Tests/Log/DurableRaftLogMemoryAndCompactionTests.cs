@@ -72,34 +72,6 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
     }
 
     [Test]
-    public async Task WithoutCachingCommittedEntriesTheyLeaveMemoryOnceDurableAndCommittedAndReadBackTheSame()
-    {
-        var disk = new FaultInjectingFileSystem(6);
-        var entries = Entries(1, 60, term: 2, dataBytes: 100);
-        long size = entries[0].EncodedSizeBytes;
-        await using var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, Options(cachedEntryBytes: 1024 * 1024));
-
-        // A follower's log: committed entries are not kept for serving others.
-        log.CacheCommittedEntries(false);
-        await log.SaveAsync(null, entries.AsMemory(0, 30), sync: false);
-        Assert.That(log.CachedBytes, Is.EqualTo(30 * size), "nothing is durable yet, so nothing may go");
-
-        await log.SaveAsync(new HardState(2, 1, 20), ReadOnlyMemory<Entry>.Empty, sync: true);
-        Assert.That(log.CachedBytes, Is.EqualTo(10 * size), "entries 1-20 are durable and committed; 21-30 are not committed");
-
-        // Leading again: committed entries stay, up to CachedEntryBytes (1 MiB, all of them here).
-        log.CacheCommittedEntries(true);
-        await log.SaveAsync(new HardState(2, 1, 60), entries.AsMemory(30, 30), sync: true);
-        Assert.That(log.CachedBytes, Is.EqualTo(40 * size), "21-60 cached again while leading");
-
-        log.CacheCommittedEntries(false);
-        await log.SaveAsync(null, Entries(61, 61, term: 2, dataBytes: 100), sync: true);
-        Assert.That(log.CachedBytes, Is.EqualTo(size), "following: only entry 61, not committed, stays");
-
-        AssertSameEntries(log.Entries(1, 61, ulong.MaxValue), entries);
-    }
-
-    [Test]
     public async Task ReadingBackSkipsEntriesThatWereOverwritten()
     {
         var disk = new FaultInjectingFileSystem(3);
