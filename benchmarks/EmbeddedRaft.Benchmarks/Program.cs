@@ -48,7 +48,8 @@ public static class Program
                          [--transport inprocess|tcp|tcp,inprocess] [--tls] [--shape] [--readies-in-flight 1,8]
                          [--snapshot-every-entries N] [--log-cache-bytes N] [--retained-entries N] [--fsync-ms N]
               Three-node clusters on the real disk, closed-loop 1 KiB proposals: throughput, p50/p99/p999, fsyncs,
-              CPU and bytes per proposal. CLUSTER_LOAD_GC=1 prints what the garbage collector did per row.
+              CPU and bytes per proposal, collections per generation, GC pause and background-GC CPU per proposal.
+              CLUSTER_LOAD_GC=1 prints what the garbage collector did per row.
             """),
         ["store-load"] = (StoreLoad.StoreLoadGenerator.RunAsync, """
             store-load [--systems store,etcd,dotnext,harness] [--workloads put,linearizable-read,serializable-read,txn-compare-and-put,read-90-write-10]
