@@ -89,15 +89,24 @@ internal sealed class ReplicatedPutRun
         _answered++;
     }
 
-    /// <summary>Apply pipeline, once the run's request completed: the <paramref name="i"/>th put's result (its boxed revision, or its refusal).</summary>
-    public object Result(int i)
+    /// <summary>
+    /// Apply pipeline, once the run's request completed: appends the <paramref name="i"/>th put's
+    /// result to <paramref name="results"/> (its revision, unboxed, or its refusal).
+    /// </summary>
+    public void AddResultTo(int i, ReplicatedApplyResults results)
     {
         if (_answered != Count)
         {
             throw new InvariantViolationException($"Replicated put run: {_answered} of {Count} puts answered when the run completed.");
         }
 
-        return _refusals[i] ?? (object)_revisions[i];
+        if (_refusals[i] is { } refusal)
+        {
+            results.Add(refusal);
+            return;
+        }
+
+        results.AddRevision(_revisions[i]);
     }
 
     /// <summary>

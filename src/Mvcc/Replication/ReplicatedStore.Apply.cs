@@ -25,8 +25,9 @@ public sealed partial class ReplicatedStore
     private SubmittedCommand[] _submitted = [];
 
     // The results of the last batch, reused: the node reads them once, before it hands over the
-    // next batch (RaftNode's applier awaits each apply before it starts the next).
-    private readonly List<object?> _results = [];
+    // next batch (RaftNode's applier awaits each apply before it starts the next). A put's revision
+    // is boxed only if read (only its proposer's member reads it).
+    private readonly ReplicatedApplyResults _results = new();
 
     // Put runs, reused from batch to batch (apply pipeline only): the first _runsInUse hold this
     // batch's runs, in log order, with their writer requests.
@@ -130,9 +131,9 @@ public sealed partial class ReplicatedStore
                         }
                     }
 
-                    // The revision alone (boxed); only the proposing member's caller turns it into
-                    // a response (PutAsync), the other members drop it.
-                    results.Add(_runs[runIndex].Result(inRun++));
+                    // The revision alone (boxed when read); only the proposing member's caller
+                    // turns it into a response (PutAsync), the other members never read it.
+                    _runs[runIndex].AddResultTo(inRun++, results);
                     continue;
                 }
 
