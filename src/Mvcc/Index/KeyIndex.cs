@@ -38,7 +38,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
 /// references (a key's history object is in a separate array, made only when a key of the chunk
 /// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
-/// (48 B per key written once: an 8 B prefix, a 24 B entry, its bytes) is not copied twice by the
+/// (40 B per 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes) is not copied twice by the
 /// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
 /// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
@@ -769,6 +769,12 @@ internal sealed class KeyIndex
                 }
             }
 
+            if (history is null && !Entry.Fits(single))
+            {
+                history = new KeyHistory(key.ToArray());
+                history.Put(single);
+            }
+
             ulong prefix = Prefix(key[_shared.Length..]);
             int start = StoreKey(key);
             int moved = Count - index;
@@ -1062,14 +1068,45 @@ internal sealed class KeyIndex
         /// created it (version 1) when <see cref="_histories"/> holds no history for it. One array of
         /// them, so a lookup's last reads (the key's length, then its put) touch one cache line; a
         /// key with a history costs one more read (its slot in <see cref="_histories"/>). No
-        /// reference in it, so the array lives on the pinned object heap (24 B, was 32 with the
-        /// history's reference).
+        /// reference in it, so the array lives on the pinned object heap. 16 B: 32 with the history's
+        /// reference, 24 with the one put as two longs; the index's growth is fresh memory, which
+        /// costs by the byte on the writer's thread (docs/benchmarks.md, "MVCC in-order puts, session 17"
+        /// and "session 18").
         /// </summary>
         private struct Entry
         {
             public int KeyStart;
             public int KeyLength;
-            public Revision Single;
+
+            /// <summary>The one put: its main revision in the high 48 bits, its sub in the low 16 (<see cref="Fits"/>).</summary>
+            private ulong _single;
+
+            public Revision Single
+            {
+                readonly get => new((long)(_single >> SubBits), (long)(_single & SubMask));
+                set
+                {
+                    if (!Fits(value))
+                    {
+                        throw new InvariantViolationException($"MVCC key index: revision {value} held as a key's one put does not fit its entry (main below 2^48, sub below 2^16).");
+                    }
+
+                    _single = ((ulong)value.Main << SubBits) | (ulong)value.Sub;
+                }
+            }
+
+            /// <summary>
+            /// Whether <paramref name="revision"/> can be held in an entry (16 B with its key's place,
+            /// was 24 with two longs: a third of the index's fresh memory per key written once).
+            /// Main revisions reach 2^48 after 280 trillion writes and a sub is a change's place in
+            /// one transaction (at most MaxTxnOps); a key whose one put does not fit gets a history
+            /// object instead, with the same answers.
+            /// </summary>
+            public static bool Fits(Revision revision) =>
+                (ulong)revision.Main < (1UL << (64 - SubBits)) && (ulong)revision.Sub <= SubMask;
+
+            private const int SubBits = 16;
+            private const ulong SubMask = (1UL << SubBits) - 1;
         }
     }
 }
