@@ -39,7 +39,8 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
 /// references (a key's history object is in a separate array, made only when a key of the chunk
 /// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
-/// (40 B per 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes) is not copied twice by the
+/// (about 34 B per in-order 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes after
+/// those its chunk's keys share) is not copied twice by the
 /// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
 /// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
