@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -38,7 +39,8 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
 /// references (a key's history object is in a separate array, made only when a key of the chunk
 /// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
-/// (48 B per key written once: an 8 B prefix, a 24 B entry, its bytes) is not copied twice by the
+/// (about 34 B per in-order 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes after
+/// those its chunk's keys share) is not copied twice by the
 /// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
 /// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
@@ -156,7 +158,7 @@ internal sealed class KeyIndex
             var chunk = _chunks[chunkIndex];
             for (; index < chunk.Count; index++)
             {
-                if (!toEnd && chunk.KeyAt(index).SequenceCompareTo(rangeEnd) >= 0)
+                if (!toEnd && chunk.Compare(rangeEnd, index) <= 0)
                 {
                     return;
                 }
@@ -176,7 +178,7 @@ internal sealed class KeyIndex
         {
             for (int i = 0; i < chunk.Count; i++)
             {
-                yield return chunk.KeyAt(i).ToArray();
+                yield return chunk.CopyKey(i);
             }
         }
     }
@@ -280,7 +282,7 @@ internal sealed class KeyIndex
                 if (seen == limit - 1)
                 {
                     // The step's last key: where the next step continues (a copy: the chunk's bytes move).
-                    lastSeen = chunk.KeyAt(index).ToArray();
+                    lastSeen = chunk.CopyKey(index);
                 }
 
                 if (chunk.HistoryAt(index) is { } history)
@@ -427,8 +429,10 @@ internal sealed class KeyIndex
                 keyBytes += keys.KeyAt(order[i]).Length;
             }
 
-            // Sorted, so every key of the chunk shares what its first and last keys share.
-            var chunk = new Chunk(keyBytes, sharedLengthAtMost: keys.KeyAt(order[start]).CommonPrefixLength(keys.KeyAt(order[end - 1])));
+            // Sorted, so every key of the chunk shares what its first and last keys share, and the
+            // chunk keeps only the bytes after those.
+            int shared = keys.KeyAt(order[start]).CommonPrefixLength(keys.KeyAt(order[end - 1]));
+            var chunk = new Chunk(keyBytes - ((end - start) * shared), sharedLengthAtMost: shared);
             for (int i = start; i < end; i++)
             {
                 int k = order[i];
@@ -478,8 +482,10 @@ internal sealed class KeyIndex
         {
             // Appending past the last key (keys written in order): a new last chunk, so the full
             // ones stay full instead of being split in halves that never fill again.
-            // Sized for a full chunk of keys like this one (capped for long keys): appends rarely rebuild it.
-            var next = new Chunk(Math.Min(key.Length, 32) * MaxChunkCount);
+            // Sized for a full chunk of keys like this one after what the last chunk's keys share
+            // (capped for long keys): appends rarely rebuild it.
+            int rest = key.Length - key.CommonPrefixLength(chunk.Shared);
+            var next = new Chunk(Math.Clamp(rest, 1, 32) * MaxChunkCount);
             next.Insert(0, key, history, revision);
             _chunks.Add(next);
             _chunkPrefixes.Add(0);
@@ -516,15 +522,15 @@ internal sealed class KeyIndex
             return;
         }
 
-        var first = _chunks[0].KeyAt(0);
-        int sharedLength = first.CommonPrefixLength(_chunks[^1].KeyAt(0));
-        if (sharedLength != _chunkShared.Length || !first[..sharedLength].SequenceEqual(_chunkShared))
+        var first = _chunks[0].CopyKey(0);
+        int sharedLength = first.AsSpan().CommonPrefixLength(_chunks[^1].CopyKey(0));
+        if (sharedLength != _chunkShared.Length || !first.AsSpan(0, sharedLength).SequenceEqual(_chunkShared))
         {
             RecomputeChunkPrefixes(sharedLength);
         }
         else if (changedChunk >= 0)
         {
-            _chunkPrefixes[changedChunk] = Prefix(_chunks[changedChunk].KeyAt(0)[sharedLength..]);
+            _chunkPrefixes[changedChunk] = _chunks[changedChunk].PrefixOfKeyAfter(0, sharedLength);
         }
     }
 
@@ -536,16 +542,16 @@ internal sealed class KeyIndex
             return;
         }
 
-        RecomputeChunkPrefixes(_chunks[0].KeyAt(0).CommonPrefixLength(_chunks[^1].KeyAt(0)));
+        RecomputeChunkPrefixes(_chunks[0].CopyKey(0).AsSpan().CommonPrefixLength(_chunks[^1].CopyKey(0)));
     }
 
     /// <summary>Every chunk's prefix entry again, from after the <paramref name="sharedLength"/> bytes all first keys share (the first and last chunk's first keys, as keys are ordered).</summary>
     private void RecomputeChunkPrefixes(int sharedLength)
     {
-        var shared = _chunks[0].KeyAt(0)[..sharedLength].ToArray();
+        var shared = _chunks[0].CopyKey(0)[..sharedLength];
         for (int i = 0; i < _chunks.Count; i++)
         {
-            _chunkPrefixes[i] = Prefix(_chunks[i].KeyAt(0)[shared.Length..]);
+            _chunkPrefixes[i] = _chunks[i].PrefixOfKeyAfter(0, sharedLength);
         }
 
         _chunkShared = shared;
@@ -606,7 +612,7 @@ internal sealed class KeyIndex
             ulong midPrefix = _chunkPrefixes[mid];
 
             // The first key is loaded only on a prefix tie (a cache miss otherwise saved per step).
-            order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : key.SequenceCompareTo(_chunks[mid].KeyAt(0));
+            order = prefix != midPrefix ? (prefix < midPrefix ? -1 : 1) : _chunks[mid].Compare(key, 0);
             if (order >= 0)
             {
                 found = mid;
@@ -640,26 +646,30 @@ internal sealed class KeyIndex
 
     /// <summary>
     /// A run of consecutive keys: each key's prefix after the bytes the chunk's keys share (in an
-    /// array of their own, for the searches), and its <see cref="Entry"/>: where its bytes are in
-    /// <see cref="KeyBytes"/> and its one put, unless <see cref="_histories"/> holds a
+    /// array of their own, for the searches), and its <see cref="Entry"/>: where its bytes after
+    /// those are in <see cref="KeyBytes"/> and its one put, unless <see cref="_histories"/> holds a
     /// <see cref="KeyHistory"/> for it.
     /// </summary>
     /// <remarks>
-    /// <para>Key bytes: every key of the chunk is copied into the chunk's one array, so a new key
-    /// allocates no object of its own (an array per key cost an allocation and, in the young
-    /// generations, a copy per collection; on the pinned object heap, an allocation under the GC's
-    /// lock). The array has room for more; when a key does not fit, it is rebuilt (twice the live
-    /// bytes, removed keys' bytes dropped). It changes only under the index's write lock, so a
-    /// reader's span of a key (<see cref="KeyAt"/>) is good while it holds the read lock; nothing
-    /// keeps one past that.</para>
+    /// <para>Key bytes: every key's rest (its bytes after <see cref="_shared"/>) is copied into the
+    /// chunk's one array, so a new key allocates no object of its own (an array per key cost an
+    /// allocation and, in the young generations, a copy per collection; on the pinned object heap, an
+    /// allocation under the GC's lock), and the bytes a chunk's keys share are held once (in-order
+    /// 16-byte keys share 6–7 bytes in a chunk; the index's growth is fresh memory, which costs the
+    /// writer by the byte: docs/benchmarks.md, "MVCC in-order puts, session 18"). The array has room
+    /// for more; when a rest does not fit, it is rebuilt (twice the live bytes, removed keys' bytes
+    /// dropped). It changes only under the index's write lock, so a reader's span of a rest
+    /// (<see cref="RestAt"/>) is good while it holds the read lock; nothing keeps one past that, and
+    /// a whole key is a copy (<see cref="CopyKey"/>).</para>
     /// <para>Shared bytes: a key that does not begin with <see cref="_shared"/> shortens it to what
-    /// they have in common (and every prefix is taken again, at most once per byte given up); a split
-    /// or removal never needs it shorter. A search compares a key with <see cref="_shared"/> once,
+    /// they have in common (the bytes given up are put back before every rest, and every prefix is
+    /// taken again, at most once per byte given up); a split may lengthen it (the lower half's rests
+    /// start later in place); a removal never needs it shorter. A search compares a key with <see cref="_shared"/> once,
     /// then numbers: only keys whose next 8 bytes tie are compared byte by byte, and not even those
     /// when both end within those 8 bytes (then equal prefixes order as the lengths do).</para>
-    /// <para>Invariant: the first <see cref="Count"/> entries are used, and their bytes are within
-    /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key begins with
-    /// <see cref="_shared"/> and <see cref="_prefixes"/> holds each key's <see cref="Prefix"/> after it;
+    /// <para>Invariant: the first <see cref="Count"/> entries are used, and their rests are within
+    /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key is
+    /// <see cref="_shared"/> then its rest, and <see cref="_prefixes"/> holds each rest's <see cref="Prefix"/>;
     /// <see cref="_prefixes"/>, <see cref="_entries"/> and <see cref="KeyBytes"/> are pinned arrays
     /// without references (entries past <see cref="Count"/> are stale, never read); never empty in
     /// the index.</para>
@@ -708,8 +718,45 @@ internal sealed class KeyIndex
 
         public byte[] KeyBytes { get; private set; }
 
-        /// <summary>The bytes of key <paramref name="index"/>: valid until the chunk next changes.</summary>
-        public ReadOnlySpan<byte> KeyAt(int index)
+        /// <summary>Bytes every key of the chunk begins with.</summary>
+        public ReadOnlySpan<byte> Shared => _shared;
+
+        /// <summary>A copy of key <paramref name="index"/>'s bytes (its chunk's shared bytes, then its rest).</summary>
+        public byte[] CopyKey(int index)
+        {
+            var rest = RestAt(index);
+            var key = new byte[_shared.Length + rest.Length];
+            _shared.CopyTo(key, 0);
+            rest.CopyTo(key.AsSpan(_shared.Length));
+            return key;
+        }
+
+        /// <summary>The <see cref="Prefix"/> of key <paramref name="index"/> after its first <paramref name="skipped"/> bytes.</summary>
+        public ulong PrefixOfKeyAfter(int index, int skipped)
+        {
+            if (skipped >= _shared.Length)
+            {
+                return Prefix(RestAt(index)[(skipped - _shared.Length)..]);
+            }
+
+            Span<byte> head = stackalloc byte[8];
+            int taken = 0;
+            for (int i = skipped; i < _shared.Length && taken < 8; i++)
+            {
+                head[taken++] = _shared[i];
+            }
+
+            var rest = RestAt(index);
+            int fromRest = Math.Min(8 - taken, rest.Length);
+            rest[..fromRest].CopyTo(head[taken..]);
+            return Prefix(head[..(taken + fromRest)]);
+        }
+
+        /// <summary>
+        /// The bytes of key <paramref name="index"/> after <see cref="_shared"/> (the chunk stores
+        /// only those): valid until the chunk next changes.
+        /// </summary>
+        private ReadOnlySpan<byte> RestAt(int index)
         {
             ref readonly var entry = ref _entries[index];
             return new(KeyBytes, entry.KeyStart, entry.KeyLength);
@@ -749,7 +796,7 @@ internal sealed class KeyIndex
         /// <summary>A history object equal to the entry's one put.</summary>
         public KeyHistory NewHistory(int index)
         {
-            var history = new KeyHistory(KeyAt(index).ToArray());
+            var history = new KeyHistory(CopyKey(index));
             history.Put(_entries[index].Single);
             return history;
         }
@@ -769,8 +816,15 @@ internal sealed class KeyIndex
                 }
             }
 
-            ulong prefix = Prefix(key[_shared.Length..]);
-            int start = StoreKey(key);
+            if (history is null && !Entry.Fits(single))
+            {
+                history = new KeyHistory(key.ToArray());
+                history.Put(single);
+            }
+
+            var rest = key[_shared.Length..];
+            ulong prefix = Prefix(rest);
+            int start = StoreRest(rest);
             int moved = Count - index;
             if (moved > 0)
             {
@@ -784,7 +838,7 @@ internal sealed class KeyIndex
             }
 
             _prefixes[index] = prefix;
-            _entries[index] = new Entry { KeyStart = start, KeyLength = key.Length, Single = history is null ? single : default };
+            _entries[index] = new Entry { KeyStart = start, KeyLength = rest.Length, Single = history is null ? single : default };
             Count++;
             RefreshSummary(index, Count - 1);
             if (history is not null)
@@ -819,16 +873,25 @@ internal sealed class KeyIndex
             int half = Count / 2;
             int moved = Count - half;
             int keyBytes = 0;
+            int longestRest = 0;
             for (int i = half; i < Count; i++)
             {
                 keyBytes += _entries[i].KeyLength;
+                longestRest = Math.Max(longestRest, _entries[i].KeyLength);
             }
 
             // Each half shares at least what the whole did, often more (sorted: what its first and last keys share).
-            var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: KeyAt(half).CommonPrefixLength(KeyAt(Count - 1)));
+            int upperShared = _shared.Length + RestAt(half).CommonPrefixLength(RestAt(Count - 1));
+            var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: upperShared);
+
+            // Each moved key whole (the shared bytes, then its rest) in one buffer, as Insert takes keys.
+            var whole = new byte[_shared.Length + longestRest];
+            _shared.CopyTo(whole, 0);
             for (int i = 0; i < moved; i++)
             {
-                upper.Insert(i, KeyAt(half + i), HistoryAt(half + i), _entries[half + i].Single);
+                var rest = RestAt(half + i);
+                rest.CopyTo(whole.AsSpan(_shared.Length));
+                upper.Insert(i, whole.AsSpan(0, _shared.Length + rest.Length), HistoryAt(half + i), _entries[half + i].Single);
             }
 
             if (_histories is { } histories)
@@ -839,10 +902,17 @@ internal sealed class KeyIndex
             int before = Count;
             Count = half;
             RefreshSummary(half, before);
-            int lowerShared = KeyAt(0).CommonPrefixLength(KeyAt(half - 1));
-            if (lowerShared > _shared.Length)
+            int gained = RestAt(0).CommonPrefixLength(RestAt(half - 1));
+            if (gained > 0)
             {
-                _shared = KeyAt(0)[..lowerShared].ToArray();
+                // The lower half shares more: those bytes leave each rest where it is (its start moves past them).
+                _shared = [.. _shared, .. RestAt(0)[..gained]];
+                for (int i = 0; i < half; i++)
+                {
+                    _entries[i].KeyStart += gained;
+                    _entries[i].KeyLength -= gained;
+                }
+
                 RecomputePrefixes();
             }
 
@@ -917,26 +987,73 @@ internal sealed class KeyIndex
 
             // Equal padded prefixes of two rests of at most 8 bytes: one is the other plus zero
             // bytes, so the shorter comes first.
-            int otherLength = _entries[index].KeyLength;
-            int sharedLength = _shared.Length;
-            return key.Length - sharedLength <= 8 && otherLength - sharedLength <= 8
-                ? key.Length.CompareTo(otherLength)
-                : key[sharedLength..].SequenceCompareTo(KeyAt(index)[sharedLength..]);
+            int otherRest = _entries[index].KeyLength;
+            int keyRest = key.Length - _shared.Length;
+            return keyRest <= 8 && otherRest <= 8
+                ? keyRest.CompareTo(otherRest)
+                : key[_shared.Length..].SequenceCompareTo(RestAt(index));
         }
 
-        /// <summary>Shortens <see cref="_shared"/> to its first <paramref name="length"/> bytes, every prefix taken again.</summary>
+        /// <summary>
+        /// Shortens <see cref="_shared"/> to its first <paramref name="length"/> bytes: the bytes given
+        /// up are put back before every stored rest, and every prefix is taken again (at most once per
+        /// byte given up; in a chunk of keys written in order, while it holds its first few keys).
+        /// </summary>
         private void ShareOnly(int length)
         {
+            var givenUp = _shared.AsSpan(length);
+            int live = 0;
+            for (int i = 0; i < Count; i++)
+            {
+                live += _entries[i].KeyLength + givenUp.Length;
+            }
+
+            if (live <= KeyBytes.Length)
+            {
+                // In place (the array was sized for the chunk's keys: a new one would be fresh memory
+                // again), from a copy of what is there.
+                var copy = ArrayPool<byte>.Shared.Rent(Math.Max(1, _keyBytesUsed));
+                KeyBytes.AsSpan(0, _keyBytesUsed).CopyTo(copy);
+                _keyBytesUsed = Repack(copy, KeyBytes, givenUp);
+                ArrayPool<byte>.Shared.Return(copy);
+            }
+            else
+            {
+                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2), pinned: true);
+                _keyBytesUsed = Repack(KeyBytes, rebuilt, givenUp);
+                KeyBytes = rebuilt;
+            }
+
             _shared = _shared[..length];
             RecomputePrefixes();
         }
 
-        private void RecomputePrefixes()
+        /// <summary>
+        /// Writes every key's rest, from <paramref name="source"/> (where <see cref="_entries"/> say),
+        /// into <paramref name="target"/> one after another in key order, each after
+        /// <paramref name="lead"/>, and points the entries there; returns the bytes written.
+        /// </summary>
+        private int Repack(byte[] source, byte[] target, ReadOnlySpan<byte> lead)
         {
-            int sharedLength = _shared.Length;
+            int used = 0;
             for (int i = 0; i < Count; i++)
             {
-                _prefixes[i] = Prefix(KeyAt(i)[sharedLength..]);
+                ref var entry = ref _entries[i];
+                lead.CopyTo(target.AsSpan(used));
+                source.AsSpan(entry.KeyStart, entry.KeyLength).CopyTo(target.AsSpan(used + lead.Length));
+                entry.KeyStart = used;
+                entry.KeyLength += lead.Length;
+                used += entry.KeyLength;
+            }
+
+            return used;
+        }
+
+        private void RecomputePrefixes()
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                _prefixes[i] = Prefix(RestAt(i));
             }
 
             RefreshSummary(0, Count);
@@ -1025,12 +1142,12 @@ internal sealed class KeyIndex
             return (low, high);
         }
 
-        /// <summary>Copies <paramref name="key"/> into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
-        private int StoreKey(ReadOnlySpan<byte> key)
+        /// <summary>Copies a key's <paramref name="rest"/> (its bytes after <see cref="_shared"/>) into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
+        private int StoreRest(ReadOnlySpan<byte> rest)
         {
-            if (KeyBytes.Length - _keyBytesUsed < key.Length)
+            if (KeyBytes.Length - _keyBytesUsed < rest.Length)
             {
-                int live = key.Length;
+                int live = rest.Length;
                 for (int i = 0; i < Count; i++)
                 {
                     live += _entries[i].KeyLength;
@@ -1039,21 +1156,13 @@ internal sealed class KeyIndex
                 // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
                 // would be rebuilt too often: a floor of 256), removed keys' bytes left behind.
                 var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2), pinned: true);
-                int used = 0;
-                for (int i = 0; i < Count; i++)
-                {
-                    KeyAt(i).CopyTo(rebuilt.AsSpan(used));
-                    _entries[i].KeyStart = used;
-                    used += _entries[i].KeyLength;
-                }
-
+                _keyBytesUsed = Repack(KeyBytes, rebuilt, lead: []);
                 KeyBytes = rebuilt;
-                _keyBytesUsed = used;
             }
 
             int start = _keyBytesUsed;
-            key.CopyTo(KeyBytes.AsSpan(start));
-            _keyBytesUsed += key.Length;
+            rest.CopyTo(KeyBytes.AsSpan(start));
+            _keyBytesUsed += rest.Length;
             return start;
         }
 
@@ -1062,14 +1171,45 @@ internal sealed class KeyIndex
         /// created it (version 1) when <see cref="_histories"/> holds no history for it. One array of
         /// them, so a lookup's last reads (the key's length, then its put) touch one cache line; a
         /// key with a history costs one more read (its slot in <see cref="_histories"/>). No
-        /// reference in it, so the array lives on the pinned object heap (24 B, was 32 with the
-        /// history's reference).
+        /// reference in it, so the array lives on the pinned object heap. 16 B: 32 with the history's
+        /// reference, 24 with the one put as two longs; the index's growth is fresh memory, which
+        /// costs by the byte on the writer's thread (docs/benchmarks.md, "MVCC in-order puts, session 17"
+        /// and "session 18").
         /// </summary>
         private struct Entry
         {
             public int KeyStart;
             public int KeyLength;
-            public Revision Single;
+
+            /// <summary>The one put: its main revision in the high 48 bits, its sub in the low 16 (<see cref="Fits"/>).</summary>
+            private ulong _single;
+
+            public Revision Single
+            {
+                readonly get => new((long)(_single >> SubBits), (long)(_single & SubMask));
+                set
+                {
+                    if (!Fits(value))
+                    {
+                        throw new InvariantViolationException($"MVCC key index: revision {value} held as a key's one put does not fit its entry (main below 2^48, sub below 2^16).");
+                    }
+
+                    _single = ((ulong)value.Main << SubBits) | (ulong)value.Sub;
+                }
+            }
+
+            /// <summary>
+            /// Whether <paramref name="revision"/> can be held in an entry (16 B with its key's place,
+            /// was 24 with two longs: a third of the index's fresh memory per key written once).
+            /// Main revisions reach 2^48 after 280 trillion writes and a sub is a change's place in
+            /// one transaction (at most MaxTxnOps); a key whose one put does not fit gets a history
+            /// object instead, with the same answers.
+            /// </summary>
+            public static bool Fits(Revision revision) =>
+                (ulong)revision.Main < (1UL << (64 - SubBits)) && (ulong)revision.Sub <= SubMask;
+
+            private const int SubBits = 16;
+            private const ulong SubMask = (1UL << SubBits) - 1;
         }
     }
 }

@@ -249,16 +249,26 @@ public sealed class KeyIndexTests
     public void KeysWithAndWithoutHistoryObjectsKeepTheirAnswersThroughSplitsShiftsAndRemovals(int seed) =>
         RunAgainstKeyHistories(seed, keySpace: 4_000, steps: 8_000, checkEvery: 2_000, revisionsChecked: 40);
 
+    /// <summary>
+    /// An entry holds a key's one put in 8 bytes (main revision below 2^48, sub below 2^16): main
+    /// revisions that cross 2^48 during the run and subs past 2^16 now and then, so keys whose one
+    /// put does not fit get a history object at their add, their reload or their split: every key
+    /// answers exactly as a <see cref="KeyHistory"/> fed the same changes, on both sides of the limit.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public void KeysWhoseOnePutDoesNotFitAnEntryAnswerAsTheirKeyHistory(int seed) =>
+        RunAgainstKeyHistories(seed, keySpace: 2_000, steps: 4_000, checkEvery: 1_000, revisionsChecked: 40, firstMain: (1L << 48) - 2_000, largeSubs: true);
+
     private static byte[] KeyOf(int k) => [(byte)(k >> 8), (byte)k, (byte)(k * 7)];
 
-    private static void RunAgainstKeyHistories(int seed, int keySpace, int steps, int checkEvery, int revisionsChecked)
+    private static void RunAgainstKeyHistories(int seed, int keySpace, int steps, int checkEvery, int revisionsChecked, long firstMain = 1, bool largeSubs = false)
     {
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         var random = new Random(seed);
         var index = new KeyIndex();
         var model = new Dictionary<int, KeyHistory>();
-        long main = 1;
-        long compacted = 0;
+        long main = firstMain;
+        long compacted = firstMain - 1;
         for (int step = 0; step < steps; step++)
         {
             int k = random.Next(keySpace);
@@ -267,7 +277,7 @@ public sealed class KeyIndexTests
             if (choice < 70)
             {
                 // A put (a txn's second change now and then: sub revision 1).
-                var revision = new Revision(++main, random.Next(4) == 0 ? 1 : 0);
+                var revision = new Revision(++main, random.Next(4) != 0 ? 0 : largeSubs && random.Next(2) == 0 ? 65_536 + random.Next(3) : 1);
                 bool found = index.Find(key, out var position);
                 Assert.That(found, Is.EqualTo(model.ContainsKey(k)), $"step {step}: key {k} found");
                 if (found)
@@ -332,16 +342,18 @@ public sealed class KeyIndexTests
             Assert.That(index.Count, Is.EqualTo(model.Count), $"step {step}: keys in the index");
             if (step % checkEvery == 0)
             {
-                AssertSameAnswers(index, model, main, step, revisionsChecked);
+                AssertSameAnswers(index, model, firstMain, main, step, revisionsChecked);
             }
         }
 
-        AssertSameAnswers(index, model, main, step: -1, revisionsChecked);
+        AssertSameAnswers(index, model, firstMain, main, step: -1, revisionsChecked);
     }
 
-    private static void AssertSameAnswers(KeyIndex index, Dictionary<int, KeyHistory> model, long main, int step, int revisionsChecked)
+    /// <summary>Every key's answers at revisions from <paramref name="firstMain"/> (the run's first) to one past <paramref name="main"/>.</summary>
+    private static void AssertSameAnswers(KeyIndex index, Dictionary<int, KeyHistory> model, long firstMain, long main, int step, int revisionsChecked)
     {
-        long revisionStep = Math.Max(1, (main + 1) / Math.Min(revisionsChecked, main + 1));
+        long span = main + 2 - firstMain;
+        long revisionStep = Math.Max(1, span / Math.Min(revisionsChecked, span));
         foreach (var (k, history) in model)
         {
             byte[] key = KeyOf(k);
@@ -352,7 +364,7 @@ public sealed class KeyIndexTests
             }
 
             // Every revision, or every revisionStep-th and always the last (main + 1).
-            for (long at = 1; at <= main + 1; at += at <= main ? Math.Min(revisionStep, main + 1 - at) : 1)
+            for (long at = firstMain; at <= main + 1; at += at <= main ? Math.Min(revisionStep, main + 1 - at) : 1)
             {
                 bool expected = history.TryGet(at, out var modified, out var created, out long version);
                 bool actual = index.TryGet(key, at, out var gotModified, out var gotCreated, out long gotVersion);
@@ -364,7 +376,7 @@ public sealed class KeyIndexTests
         }
 
         // A range over every key sees, at each revision, exactly the keys that existed then.
-        for (long at = 1; at <= main + 1; at += Math.Max(1, main / 20))
+        for (long at = firstMain; at <= main + 1; at += Math.Max(1, span / 20))
         {
             var visited = new List<Revision>();
             index.Visit([0], [0], at, modified =>
