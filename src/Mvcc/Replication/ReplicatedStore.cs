@@ -284,10 +284,12 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     /// <remarks>
-    /// A linearizable read waits for its read-index round in a pooled state machine (reused once the
+    /// A linearizable read waits for its read-index round in a pooled object (reused once the
     /// returned task's result is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
     /// Reads released by one round continue one after another on one thread (see
-    /// <see cref="RaftNode{TResult}.ReadIndexAsync"/>): do not block in the continuation.
+    /// <see cref="RaftNode{TResult}.ReadIndexAsync"/>): do not block in the continuation. The
+    /// single-key reads a round releases (without a cancellation token) are read together first,
+    /// their cache misses overlapped; each gets the answer or error it would have got alone.
     /// </remarks>
     public ValueTask<RangeResponse> RangeAsync(RangeRequest request, ReadConsistency consistency = ReadConsistency.Linearizable, CancellationToken cancellationToken = default)
     {
