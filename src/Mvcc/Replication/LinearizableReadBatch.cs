@@ -18,9 +18,6 @@ namespace EmbeddedRaft.Mvcc.Replication;
 /// </remarks>
 internal sealed class LinearizableReadBatch(MvccStore store, Task readIndex)
 {
-    /// <summary>How many reads are read together at most; a larger batch is read in slices of this many.</summary>
-    public const int ReadsTogether = 32;
-
     private readonly List<BatchedRead> _reads = [];
     private bool _closed;
 
@@ -69,32 +66,24 @@ internal sealed class LinearizableReadBatch(MvccStore store, Task readIndex)
             return;
         }
 
-        // In slices: each slice's reads are read together and then answered (their callers'
-        // continuations run), so only one slice's responses are alive at a time; a slice is enough
-        // reads to overlap their misses (more than the core has line fill buffers for).
-        int slice = Math.Min(reads.Length, ReadsTogether);
-        var requests = new RangeRequest[slice];
-        var responses = new RangeResponse?[slice];
-        var errors = new Exception?[slice];
-        for (int start = 0; start < reads.Length; start += slice)
+        var requests = new RangeRequest[reads.Length];
+        for (int i = 0; i < reads.Length; i++)
         {
-            int n = Math.Min(slice, reads.Length - start);
-            for (int i = 0; i < n; i++)
-            {
-                requests[i] = reads[start + i].Request!;
-            }
+            requests[i] = reads[i].Request!;
+        }
 
-            store.RangeSinglesValidated(requests.AsSpan(0, n), responses.AsSpan(0, n), errors.AsSpan(0, n));
-            for (int i = 0; i < n; i++)
+        var responses = new RangeResponse?[reads.Length];
+        var errors = new Exception?[reads.Length];
+        store.RangeSinglesValidated(requests, responses, errors);
+        for (int i = 0; i < reads.Length; i++)
+        {
+            if (errors[i] is { } error)
             {
-                if (errors[i] is { } error)
-                {
-                    reads[start + i].SetException(error);
-                }
-                else
-                {
-                    reads[start + i].SetResult(responses[i]!);
-                }
+                reads[i].SetException(error);
+            }
+            else
+            {
+                reads[i].SetResult(responses[i]!);
             }
         }
     }

@@ -5,8 +5,8 @@ using static EmbeddedRaft.Mvcc.Tests.Replication.ReplicatedCluster;
 namespace EmbeddedRaft.Mvcc.Tests.Replication;
 
 /// <summary>
-/// Many linearizable single-key reads at once on every member (so that read-index groups carry
-/// more reads than one slice of <see cref="LinearizableReadBatch.ReadsTogether"/>):
+/// Many linearizable single-key reads at once on every member (so that read-index groups, and the
+/// <see cref="LinearizableReadBatch"/> that reads each group's reads together, carry many reads):
 /// each read sees every write acknowledged before it began, and gets its own answer — its key's
 /// value, nothing for an absent key, a count for count-only, its own error for a future revision.
 /// </summary>
