@@ -1,3 +1,4 @@
+using System.Buffers;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Mvcc.Store;
 using EmbeddedRaft.Mvcc.Watch;
@@ -232,6 +233,144 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         {
             // Its values are copied into the response.
             view.Release();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="RangeValidated"/> of many single-key requests (no range end) at once, for the
+    /// linearizable reads one read-index round released: one index lock and one read view for all,
+    /// their B+tree lookups made together (<see cref="ValueSource.ReadMany"/>, the cache misses of
+    /// each step overlapped). Each request's answer is what <see cref="RangeValidated"/> would have
+    /// given it at this moment: its response in <paramref name="responses"/>, or its error (a future
+    /// or compacted revision, ...) in <paramref name="errors"/>. Never throws: a failure of the batch
+    /// as a whole (a corrupt page, a failed or disposed store) has each request read on its own, for
+    /// its own error.
+    /// </summary>
+    internal void RangeSinglesValidated(ReadOnlySpan<RangeRequest> requests, Span<RangeResponse?> responses, Span<Exception?> errors)
+    {
+        try
+        {
+            RangeSinglesTogether(requests, responses, errors);
+            return;
+        }
+        catch (Exception)
+        {
+            // Below: one at a time, each read's own answer or error, as the reads one at a time gave.
+        }
+
+        for (int i = 0; i < requests.Length; i++)
+        {
+            try
+            {
+                responses[i] = RangeValidated(requests[i]);
+                errors[i] = null;
+            }
+            catch (Exception e)
+            {
+                responses[i] = null;
+                errors[i] = e;
+            }
+        }
+    }
+
+    private void RangeSinglesTogether(ReadOnlySpan<RangeRequest> requests, Span<RangeResponse?> responses, Span<Exception?> errors)
+    {
+        ThrowIfDisposed();
+        int n = requests.Length;
+        var found = ArrayPool<Index.Revision>.Shared.Rent(n);
+        var has = ArrayPool<bool>.Shared.Rent(n);
+        var toRead = ArrayPool<Index.Revision>.Shared.Rent(n);
+        var keysOnly = ArrayPool<bool>.Shared.Rent(n);
+        var kvs = ArrayPool<KeyValue>.Shared.Rent(n);
+        try
+        {
+            int reads = 0;
+            long current;
+            SharedReadView? view = null;
+            _state.IndexLock.EnterReadLock();
+            try
+            {
+                _state.ThrowIfFailed();
+                current = _state.Revision;
+                for (int i = 0; i < n; i++)
+                {
+                    var request = requests[i];
+                    if (!request.RangeEnd.IsEmpty)
+                    {
+                        throw new ArgumentException("Only single-key requests are read together.", nameof(requests));
+                    }
+
+                    responses[i] = null;
+                    errors[i] = null;
+                    has[i] = false;
+                    long at = request.Revision;
+                    if (at > current)
+                    {
+                        errors[i] = new FutureRevisionException(at, current);
+                        continue;
+                    }
+
+                    if (at <= 0)
+                    {
+                        at = current;
+                    }
+
+                    if (at < _state.CompactRevision)
+                    {
+                        errors[i] = new RevisionCompactedException(at, _state.CompactRevision);
+                        continue;
+                    }
+
+                    has[i] = RangeEvaluator.TryFindSingle(_state.Index, request.Key.Span, at, out found[i]);
+                    if (has[i] && !request.CountOnly)
+                    {
+                        toRead[reads] = found[i];
+                        keysOnly[reads++] = request.KeysOnly;
+                    }
+                }
+
+                if (reads > 0)
+                {
+                    view = SharedReadView.Acquire(_state);
+                }
+            }
+            finally
+            {
+                _state.IndexLock.ExitReadLock();
+            }
+
+            try
+            {
+                view?.Values.ReadMany(toRead.AsSpan(0, reads), keysOnly.AsSpan(0, reads), kvs.AsSpan(0, reads));
+            }
+            finally
+            {
+                // Its values are copied into the key-values.
+                view?.Release();
+            }
+
+            int read = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (errors[i] is not null)
+                {
+                    continue;
+                }
+
+                // Built here, so a replicated store's header (member, term) needs no second response.
+                var header = NewHeader(current);
+                responses[i] = has[i] && !requests[i].CountOnly
+                    ? RangeEvaluator.FinishSingleRead(requests[i], kvs[read++], header)
+                    : RangeEvaluator.FinishSingle(requests[i], has[i] ? found[i] : (Index.Revision?)null, header, values: null);
+            }
+        }
+        finally
+        {
+            ArrayPool<KeyValue>.Shared.Return(kvs, clearArray: true);
+            ArrayPool<bool>.Shared.Return(keysOnly);
+            ArrayPool<Index.Revision>.Shared.Return(toRead);
+            ArrayPool<bool>.Shared.Return(has);
+            ArrayPool<Index.Revision>.Shared.Return(found);
         }
     }
 

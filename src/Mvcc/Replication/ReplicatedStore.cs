@@ -45,6 +45,11 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     private readonly List<Task> _background = [];
     // The same object for the store's life: a snapshot restore swaps its file in place.
     private readonly MvccStore _mvcc;
+
+    // The batch of linearizable single-key reads that joins the read-index group its readers wait
+    // for (RangeInReadBatch); replaced when a reader waits for another group or the batch closed.
+    private readonly Lock _readBatchGate = new();
+    private LinearizableReadBatch? _openReadBatch;
     private RaftNode<object?>? _node;
     private ulong _raftTerm;
     private ResponseHeader? _lastHeader;
@@ -279,13 +284,65 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     /// <remarks>
-    /// A linearizable read waits for its read-index round in a pooled state machine (reused once the
+    /// A linearizable read waits for its read-index round in a pooled object (reused once the
     /// returned task's result is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
     /// Reads released by one round continue one after another on one thread (see
-    /// <see cref="RaftNode{TResult}.ReadIndexAsync"/>): do not block in the continuation.
+    /// <see cref="RaftNode{TResult}.ReadIndexAsync"/>): do not block in the continuation. The
+    /// single-key reads a round releases (without a cancellation token) are read together first,
+    /// their cache misses overlapped; each gets the answer or error it would have got alone.
     /// </remarks>
+    public ValueTask<RangeResponse> RangeAsync(RangeRequest request, ReadConsistency consistency = ReadConsistency.Linearizable, CancellationToken cancellationToken = default)
+    {
+        // A linearizable single-key read joins the reads waiting for the same read-index group: they
+        // are answered together once it completes (LinearizableReadBatch). A cancellable read waits
+        // on its own view of the group's task, and with a scheduler of its own a read resumes there:
+        // both are read alone, as is every other request.
+        return consistency == ReadConsistency.Linearizable && request is not null && request.RangeEnd.IsEmpty
+            && !cancellationToken.CanBeCanceled && !ResumeOnScheduler && !_options.BrokenRules.LinearizableReadWithoutReadIndex
+            ? RangeInReadBatch(request)
+            : RangeAloneAsync(request!, consistency, cancellationToken);
+    }
+
+    private ValueTask<RangeResponse> RangeInReadBatch(RangeRequest request)
+    {
+        ValueTask readIndex;
+        try
+        {
+            RequestValidator.CheckRange(request);
+            readIndex = Node.ReadIndexAsync(CancellationToken.None);
+            if (readIndex.IsCompleted)
+            {
+                // Answered at once (a stopped node's error, typically): nothing to wait for together.
+                readIndex.GetAwaiter().GetResult();
+                return new ValueTask<RangeResponse>(Mvcc.RangeValidated(request));
+            }
+        }
+        catch (Exception e)
+        {
+            // As the async method would: the error in the returned task, not thrown by the call.
+            return ValueTask.FromException<RangeResponse>(e);
+        }
+
+        // Not cancellable, so the task is the read-index group's own, shared by its callers.
+        var group = readIndex.AsTask();
+        var read = BatchedRead.Rent(request);
+        LinearizableReadBatch? opened = null;
+        lock (_readBatchGate)
+        {
+            if (_openReadBatch is not { } batch || batch.ReadIndex != group || !batch.TryAdd(read))
+            {
+                opened = _openReadBatch = new LinearizableReadBatch(Mvcc, group);
+                opened.TryAdd(read);
+            }
+        }
+
+        // Outside the gate: a group completed meanwhile runs the flush elsewhere at once.
+        opened?.WaitForReadIndex();
+        return new ValueTask<RangeResponse>(read, read.Version);
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<RangeResponse> RangeAsync(RangeRequest request, ReadConsistency consistency = ReadConsistency.Linearizable, CancellationToken cancellationToken = default)
+    private async ValueTask<RangeResponse> RangeAloneAsync(RangeRequest request, ReadConsistency consistency, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         RequestValidator.CheckRange(request);

@@ -66,7 +66,12 @@ internal static class RangeEvaluator
             return new RangeResponse { Header = header, Kvs = [], Count = found is null ? 0 : 1 };
         }
 
-        var kv = values!.Read(revision, request.KeysOnly);
+        return FinishSingleRead(request, values!.Read(revision, request.KeysOnly), header);
+    }
+
+    /// <summary>The response of a single-key range whose key-value <paramref name="kv"/> was read (not count only), its filters applied.</summary>
+    public static RangeResponse FinishSingleRead(RangeRequest request, KeyValue kv, ResponseHeader header)
+    {
         bool filtered = (request.MaxModRevision != 0 && kv.ModRevision > request.MaxModRevision)
             || (request.MinModRevision != 0 && kv.ModRevision < request.MinModRevision)
             || (request.MaxCreateRevision != 0 && kv.CreateRevision > request.MaxCreateRevision)

@@ -604,9 +604,14 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
     }
 
     /// <summary>A branch or leaf page, from the cache or verified from disk.</summary>
-    internal byte[] ReadTreePage(long pageId)
+    internal byte[] ReadTreePage(long pageId) => CheckTreePage(pageId, TreePageBuffer(pageId));
+
+    /// <summary>The buffer of a branch or leaf page, its contents not yet touched (<see cref="Tree.FindMany"/> prefetches them first); check it with <see cref="CheckTreePage"/> before use.</summary>
+    internal byte[] TreePageBuffer(long pageId) => _cache.TryGet(pageId) ?? LoadRun(pageId, cache: true);
+
+    /// <summary>Returns <paramref name="page"/> if it is a branch or leaf page; else the file is corrupt.</summary>
+    internal byte[] CheckTreePage(long pageId, byte[] page)
     {
-        var page = _cache.TryGet(pageId) ?? LoadRun(pageId, cache: true);
         var kind = PageFormat.Kind(page);
         if (kind != PageKind.Branch && kind != PageKind.Leaf)
         {

@@ -57,6 +57,37 @@ public sealed class Bucket
         return Tree.TryGet(key, out value);
     }
 
+    /// <summary>True when <see cref="FindMany"/> may be used (a tree read through committed pages only: any read transaction's).</summary>
+    internal bool CanFindMany => Tree.CanFindMany;
+
+    /// <summary>
+    /// <see cref="TryGet"/> of many keys of one length at once, their cache misses overlapped
+    /// (<see cref="Tree.FindMany"/>): for the MVCC store's batched single-key reads.
+    /// </summary>
+    /// <exception cref="ArgumentException">The key length is 0 or above the maximum, or <paramref name="keys"/> does not hold that many keys.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="CanFindMany"/> is false, or the bucket was deleted.</exception>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    /// <exception cref="CorruptionException">A page on a path failed a structural check.</exception>
+    internal void FindMany(ReadOnlySpan<byte> keys, int keyLength, Span<LeafHit> hits)
+    {
+        ThrowIfUnusable();
+        if (hits.IsEmpty)
+        {
+            return;
+        }
+
+        _tx.Database.ValidateKey(keys[..Math.Min(keys.Length, Math.Max(keyLength, 0))]);
+        Tree.FindMany(keys, keyLength, hits);
+    }
+
+    /// <summary>The value of a key <see cref="FindMany"/> found; valid until the transaction ends.</summary>
+    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
+    internal ReadOnlySpan<byte> ValueAt(in LeafHit hit)
+    {
+        ThrowIfUnusable();
+        return Tree.ValueAt(hit);
+    }
+
     /// <summary>Returns a copy of the value stored under <paramref name="key"/>, or null when there is none.</summary>
     /// <exception cref="ArgumentException">The key is empty or longer than <see cref="BTreeOptions.MaxKeySizeBytes"/>.</exception>
     /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>

@@ -1,0 +1,75 @@
+using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.TestSupport;
+using static EmbeddedRaft.Mvcc.Tests.Replication.ReplicatedCluster;
+
+namespace EmbeddedRaft.Mvcc.Tests.Replication;
+
+/// <summary>
+/// Many linearizable single-key reads at once on every member (so that read-index groups, and the
+/// <see cref="LinearizableReadBatch"/> that reads each group's reads together, carry many reads):
+/// each read sees every write acknowledged before it began, and gets its own answer — its key's
+/// value, nothing for an absent key, a count for count-only, its own error for a future revision.
+/// </summary>
+public sealed class ReplicatedBatchedReadTests
+{
+    [Test]
+    public async Task ManyReadsAtOnceEachGetTheirOwnAnswerOnEveryMember()
+    {
+        const int Seed = 1718;
+        TestContext.Out.WriteLine($"seed {Seed}");
+        var random = new Random(Seed);
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: Seed);
+        var values = new Dictionary<int, (string Value, long ModRevision)>();
+        for (int i = 0; i < 40; i++)
+        {
+            var member = cluster[(ulong)random.Next(1, 4)];
+            string value = $"value {i} {random.Next()}";
+            var put = await member.PutAsync(new PutRequest { Key = Key($"k{i % 30}"), Value = Key(value) }).AsTask().WaitAsync(Waits.Limit);
+            values[i % 30] = (value, put.Header.Revision);
+        }
+
+        long lastWrite = values.Values.Max(v => v.ModRevision);
+        foreach (var (id, member) in cluster.Members)
+        {
+            var kinds = new int[300];
+            var keys = new int[300];
+            var reads = new Task<RangeResponse>[300];
+            for (int r = 0; r < reads.Length; r++)
+            {
+                kinds[r] = random.Next(10);
+                keys[r] = random.Next(40);
+                var request = new RangeRequest
+                {
+                    Key = Key($"k{keys[r]}"),
+                    CountOnly = kinds[r] == 0,
+                    Revision = kinds[r] == 1 ? lastWrite + 1_000 : 0,
+                };
+                reads[r] = member.RangeAsync(request).AsTask();
+            }
+
+            await Task.WhenAll(reads.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(Waits.Limit);
+            for (int r = 0; r < reads.Length; r++)
+            {
+                string what = $"member {id}, read {r} (key k{keys[r]}, kind {kinds[r]})";
+                if (kinds[r] == 1)
+                {
+                    Assert.That(reads[r].Exception?.InnerException, Is.TypeOf<FutureRevisionException>(), what);
+                    continue;
+                }
+
+                var response = await reads[r];
+                Assert.That(response.Header.MemberId, Is.EqualTo(id), what);
+                Assert.That(response.Header.Revision, Is.GreaterThanOrEqualTo(lastWrite), what + ": sees every acknowledged write");
+                bool present = values.TryGetValue(keys[r], out var expected);
+                Assert.That(response.Count, Is.EqualTo(present ? 1 : 0), what);
+                if (kinds[r] == 0 || !present)
+                {
+                    Assert.That(response.Kvs, Is.Empty, what);
+                    continue;
+                }
+
+                Assert.That(response.Kvs.Select(kv => (Text(kv.Key), Text(kv.Value), kv.ModRevision)), Is.EqualTo(new[] { ($"k{keys[r]}", expected.Value, expected.ModRevision) }), what);
+            }
+        }
+    }
+}
