@@ -504,9 +504,6 @@ public sealed partial class RaftNode<TResult>
     /// </summary>
     private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable) : LoopInput
     {
-        /// <summary>Written near the end of the fsync running then (RaftNode.Readies.cs, IsRunningFsyncNearItsEnd): the next fsync starts without a last call.</summary>
-        public bool WrittenNearFsyncEnd { get; init; }
-
         /// <summary>Set by the sync pipeline before it reports the item: the failure that kept it from becoming durable.</summary>
         public Exception? Error { get; set; }
     }

@@ -58,7 +58,7 @@ public sealed partial class RaftNode<TResult>
                 return;
             }
 
-            if (HoldsBackForRunningWrite(out var nearFsyncEnd))
+            if (HoldsBackForRunningWrite())
             {
                 // Group commit: a Ready written while another is being made durable would wait for
                 // that fsync to end anyway, and what arrives meanwhile (a follower's appends, a
@@ -108,7 +108,7 @@ public sealed partial class RaftNode<TResult>
                 continue;
             }
 
-            await WriteAsync(rd, nearFsyncEnd);
+            await WriteAsync(rd);
             _lastCallOpen = false;
             if (rd.Snapshot is { } snapshot)
             {
@@ -138,11 +138,8 @@ public sealed partial class RaftNode<TResult>
     /// with nothing to write still goes through the pipeline when others are in it: its
     /// acknowledgements may promise entries an earlier Ready is still writing.
     /// </summary>
-    /// <param name="rd">The Ready taken from the core.</param>
-    /// <param name="nearFsyncEnd">Written near the running fsync's end (<see cref="IsRunningFsyncNearItsEnd"/>): the sync pipeline then starts its next fsync without a last call.</param>
-    private async Task WriteAsync(Ready rd, bool nearFsyncEnd)
+    private async Task WriteAsync(Ready rd)
     {
-        var started = _time.GetTimestamp();
         if (rd.Snapshot is { } snapshot)
         {
             // Durable when it completes. The core hands out no other Ready beside a snapshot, so
@@ -153,10 +150,6 @@ public sealed partial class RaftNode<TResult>
         if (rd.HardState is not null || !rd.Entries.IsEmpty)
         {
             await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
-            if (!rd.Entries.IsEmpty)
-            {
-                _writeEstimate = RunningAverage(_writeEstimate, _time.GetTimestamp() - started);
-            }
         }
 
         if (_acknowledgeBeforeFsync)
@@ -168,7 +161,7 @@ public sealed partial class RaftNode<TResult>
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         Interlocked.Increment(ref _readiesWritten);
-        if (!_syncQueue.TryPost(new SyncItem(rd, durable) { WrittenNearFsyncEnd = nearFsyncEnd }))
+        if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
         {
             // Stopping: the loop ends at its next take; whatever waits on this write gives up.
             durable.TrySetException(Stopped());
@@ -197,10 +190,8 @@ public sealed partial class RaftNode<TResult>
     /// before its next fsync (a hint only: a last call missed costs latency, never a lost wake-up,
     /// since the running write's report wakes the loop anyway).
     /// </summary>
-    /// <param name="nearFsyncEnd">True when it does not hold back because the running fsync is near its end (<see cref="IsRunningFsyncNearItsEnd"/>).</param>
-    private bool HoldsBackForRunningWrite(out bool nearFsyncEnd)
+    private bool HoldsBackForRunningWrite()
     {
-        nearFsyncEnd = false;
         if (_readiesInFlight.Count == 0 || _lastCallOpen || LeaderHasDurableCommitsToApply() || _raw.HasReadStates)
         {
             return false;
@@ -208,12 +199,6 @@ public sealed partial class RaftNode<TResult>
 
         if (_raw.HasEntriesToWrite)
         {
-            if (IsRunningFsyncNearItsEnd())
-            {
-                nearFsyncEnd = true;
-                return false;
-            }
-
             // Only new entries are worth a last call (a commit index or an acknowledgement held
             // back costs the fsync nothing): one loop turn before every fsync costs more than it
             // saves when batches are small.
@@ -222,39 +207,6 @@ public sealed partial class RaftNode<TResult>
 
         return true;
     }
-
-    /// <summary>
-    /// Whether the running fsync is expected to end within about one write of the held entries (its
-    /// start plus the running average of fsyncs, less the average write and 0.1 ms for the loop's
-    /// turn), and the loop has not written early for it yet. The loop then writes what it holds now,
-    /// so that the next fsync finds it queued and starts as soon as this one ends — rather than after
-    /// the hop the report of this fsync would take (the pipeline reports, the loop wakes and writes,
-    /// the pipeline wakes: ~0.3 ms per fsync at 256 in flight, docs/benchmarks.md "RaftNode group
-    /// commit, session 17"). One early write per fsync keeps one write per fsync; what arrives after
-    /// it rides the fsync after the next. A guess only: a wrong one costs latency, never safety
-    /// (every write is still made durable, and acknowledged, by the fsync that covers it).
-    /// </summary>
-    private bool IsRunningFsyncNearItsEnd()
-    {
-        var started = Volatile.Read(ref _fsyncStartedAt);
-        var estimate = Volatile.Read(ref _fsyncEstimate);
-        if (started == 0 || estimate == 0 || started == _earlyWriteForFsync)
-        {
-            return false;
-        }
-
-        var lead = _writeEstimate + (_time.TimestampFrequency / 10_000);
-        if (_time.GetTimestamp() - started < estimate - lead)
-        {
-            return false;
-        }
-
-        _earlyWriteForFsync = started;
-        return true;
-    }
-
-    // An exponentially weighted average (weight 1/8 for the newest sample); the first sample starts it.
-    private static long RunningAverage(long average, long sample) => average == 0 ? Math.Max(1, sample) : average + ((sample - average) / 8);
 
     /// <summary>
     /// Sync pipeline side: about to start an fsync while the loop holds back a Ready, it asks the
@@ -313,9 +265,7 @@ public sealed partial class RaftNode<TResult>
             var (taken, _, closed) = await _syncQueue.TakeAsync();
             items.Clear();
             items.AddRange(taken);
-            // No last call when the loop wrote near the end of the fsync that just ended: this fsync
-            // covers everything that arrived until shortly before it starts, without a loop hop.
-            if (!closed && failure is null && !items.Exists(static i => i.WrittenNearFsyncEnd) && await MakeLastCallAsync())
+            if (!closed && failure is null && await MakeLastCallAsync())
             {
                 // The loop wrote what it held back: queued already, so this take does not wait.
                 (taken, _, closed) = await _syncQueue.TakeAsync();
@@ -341,8 +291,6 @@ public sealed partial class RaftNode<TResult>
 
             if (items.Exists(static i => i.Ready.MustSync))
             {
-                var started = Math.Max(1, _time.GetTimestamp());
-                Volatile.Write(ref _fsyncStartedAt, started);
                 try
                 {
                     await _log.SyncAsync();
@@ -351,9 +299,6 @@ public sealed partial class RaftNode<TResult>
                 {
                     failure = e;
                 }
-
-                Volatile.Write(ref _fsyncStartedAt, 0);
-                Volatile.Write(ref _fsyncEstimate, RunningAverage(Volatile.Read(ref _fsyncEstimate), _time.GetTimestamp() - started));
             }
 
             Message? heldAck = null;

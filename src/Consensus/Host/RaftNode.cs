@@ -103,17 +103,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private TaskCompletionSource<bool>? _pendingLastCall;
     private bool _lastCallOpen;
     private long _readiesWritten;
-
-    // The write written near the running fsync's end (RaftNode.Readies.cs, WriteNearFsyncEnd): when
-    // the running fsync started (a TimeProvider timestamp, 0 while none runs; written by the sync
-    // pipeline), how long an fsync takes (a running average, timestamp units), and the start of the
-    // fsync the loop last wrote early for (owned by the loop: one early write per fsync).
-    private long _fsyncStartedAt;
-    private long _fsyncEstimate;
-    private long _earlyWriteForFsync;
-
-    // How long the loop's write of a Ready takes (a running average, timestamp units; the loop's own).
-    private long _writeEstimate;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
     private Task _syncTask = Task.CompletedTask;
