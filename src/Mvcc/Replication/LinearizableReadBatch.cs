@@ -60,7 +60,7 @@ internal sealed class LinearizableReadBatch(MvccStore store, Task readIndex)
             var error = readIndex.Exception?.InnerException ?? new TaskCanceledException(readIndex);
             foreach (var read in reads)
             {
-                read.SetException(error);
+                read.TryAnswer(null, error);
             }
 
             return;
@@ -77,14 +77,8 @@ internal sealed class LinearizableReadBatch(MvccStore store, Task readIndex)
         store.RangeSinglesValidated(requests, responses, errors);
         for (int i = 0; i < reads.Length; i++)
         {
-            if (errors[i] is { } error)
-            {
-                reads[i].SetException(error);
-            }
-            else
-            {
-                reads[i].SetResult(responses[i]!);
-            }
+            // A read cancelled meanwhile was answered by its token: this answer is dropped.
+            reads[i].TryAnswer(responses[i], errors[i]);
         }
     }
 }

@@ -288,27 +288,31 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// returned task's result is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
     /// Reads released by one round continue one after another on one thread (see
     /// <see cref="RaftNode{TResult}.ReadIndexAsync"/>): do not block in the continuation. The
-    /// single-key reads a round releases (without a cancellation token) are read together first,
-    /// their cache misses overlapped; each gets the answer or error it would have got alone.
+    /// single-key reads a round releases are read together first, their cache misses overlapped;
+    /// each gets the answer or error it would have got alone (a read cancelled meanwhile, its
+    /// cancellation at once).
     /// </remarks>
     public ValueTask<RangeResponse> RangeAsync(RangeRequest request, ReadConsistency consistency = ReadConsistency.Linearizable, CancellationToken cancellationToken = default)
     {
         // A linearizable single-key read joins the reads waiting for the same read-index group: they
-        // are answered together once it completes (LinearizableReadBatch). A cancellable read waits
-        // on its own view of the group's task, and with a scheduler of its own a read resumes there:
-        // both are read alone, as is every other request.
+        // are answered together once it completes (LinearizableReadBatch). With a scheduler of its
+        // own a read resumes there, so it is read alone, as is every other request.
         return consistency == ReadConsistency.Linearizable && request is not null && request.RangeEnd.IsEmpty
-            && !cancellationToken.CanBeCanceled && !ResumeOnScheduler && !_options.BrokenRules.LinearizableReadWithoutReadIndex
-            ? RangeInReadBatch(request)
+            && !ResumeOnScheduler && !_options.BrokenRules.LinearizableReadWithoutReadIndex
+            ? RangeInReadBatch(request, cancellationToken)
             : RangeAloneAsync(request!, consistency, cancellationToken);
     }
 
-    private ValueTask<RangeResponse> RangeInReadBatch(RangeRequest request)
+    private ValueTask<RangeResponse> RangeInReadBatch(RangeRequest request, CancellationToken cancellationToken)
     {
         ValueTask readIndex;
         try
         {
             RequestValidator.CheckRange(request);
+            cancellationToken.ThrowIfCancellationRequested();
+
+            // The group's own task (no token): a cancelled read leaves its batch, not the group,
+            // which goes on for the others (as a cancelled ReadIndexAsync leaves a round).
             readIndex = Node.ReadIndexAsync(CancellationToken.None);
             if (readIndex.IsCompleted)
             {
@@ -323,9 +327,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
             return ValueTask.FromException<RangeResponse>(e);
         }
 
-        // Not cancellable, so the task is the read-index group's own, shared by its callers.
+        // Asked without a token, so the task is the read-index group's own, shared by its callers.
         var group = readIndex.AsTask();
-        var read = BatchedRead.Rent(request);
+        var read = BatchedRead.Rent(request, cancellationToken);
+        read.WatchCancellation();
         LinearizableReadBatch? opened = null;
         lock (_readBatchGate)
         {

@@ -1,3 +1,4 @@
+using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.TestSupport;
 using static EmbeddedRaft.Mvcc.Tests.Replication.ReplicatedCluster;
@@ -29,6 +30,7 @@ public sealed class ReplicatedBatchedReadTests
         }
 
         long lastWrite = values.Values.Max(v => v.ModRevision);
+        using var never = new CancellationTokenSource();
         foreach (var (id, member) in cluster.Members)
         {
             var kinds = new int[300];
@@ -44,7 +46,8 @@ public sealed class ReplicatedBatchedReadTests
                     CountOnly = kinds[r] == 0,
                     Revision = kinds[r] == 1 ? lastWrite + 1_000 : 0,
                 };
-                reads[r] = member.RangeAsync(request).AsTask();
+                // Half of them with a token that is never cancelled (the etcd endpoint's reads carry one).
+                reads[r] = member.RangeAsync(request, cancellationToken: r % 2 == 0 ? default : never.Token).AsTask();
             }
 
             await Task.WhenAll(reads.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(Waits.Limit);
@@ -69,6 +72,55 @@ public sealed class ReplicatedBatchedReadTests
                 }
 
                 Assert.That(response.Kvs.Select(kv => (Text(kv.Key), Text(kv.Value), kv.ModRevision)), Is.EqualTo(new[] { ($"k{keys[r]}", expected.Value, expected.ModRevision) }), what);
+            }
+        }
+    }
+
+    [Test]
+    public async Task AReadCancelledWhileItsBatchWaitsEndsAtOnceAndTheOthersInItAreStillAnswered()
+    {
+        const int Seed = 1719;
+        TestContext.Out.WriteLine($"seed {Seed}");
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: Seed);
+        var put = await cluster[cluster.LeaderId()].PutAsync(new PutRequest { Key = Key("k"), Value = Key("v") }).AsTask().WaitAsync(Waits.Limit);
+        ulong followerId = cluster.FollowerIds().First();
+        var follower = cluster[followerId];
+        await cluster.WaitForAppliedAsync(cluster[cluster.LeaderId()].Status.RaftAppliedIndex);
+
+        using (var already = new CancellationTokenSource())
+        {
+            already.Cancel();
+            Assert.That(async () => await follower.RangeAsync(new RangeRequest { Key = Key("k") }, cancellationToken: already.Token),
+                Throws.InstanceOf<OperationCanceledException>(), "a token cancelled before the call");
+        }
+
+        // Cut off, the follower cannot confirm a read point: its reads wait in one batch.
+        cluster.Network.Isolate(followerId);
+        using var cancelled = new CancellationTokenSource();
+        using var kept = new CancellationTokenSource();
+        var cancelledRead = follower.RangeAsync(new RangeRequest { Key = Key("k") }, cancellationToken: cancelled.Token).AsTask();
+        var keptRead = follower.RangeAsync(new RangeRequest { Key = Key("k") }, cancellationToken: kept.Token).AsTask();
+        var plainRead = follower.RangeAsync(new RangeRequest { Key = Key("k") }).AsTask();
+        Assert.That(cancelledRead.IsCompleted || keptRead.IsCompleted || plainRead.IsCompleted, Is.False, "no read point while isolated");
+
+        cancelled.Cancel();
+        Assert.That(async () => await cancelledRead.WaitAsync(Waits.Limit), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(keptRead.IsCompleted || plainRead.IsCompleted, Is.False, "the others still wait for their read point");
+
+        cluster.Network.Heal();
+        foreach (var (name, read) in new[] { ("with a token", keptRead), ("without one", plainRead) })
+        {
+            // After the heal a read point is confirmed (the round is retried), unless the isolation
+            // cost the follower its leader: then the read's own error, never a stale value or a hang.
+            try
+            {
+                var response = await read.WaitAsync(Waits.Limit);
+                Assert.That(response.Header.Revision, Is.GreaterThanOrEqualTo(put.Header.Revision), name);
+                Assert.That(response.Kvs.Select(kv => Text(kv.Value)), Is.EqualTo(new[] { "v" }), name);
+            }
+            catch (Exception e) when (e is NoLeaderException or TimeoutException)
+            {
+                TestContext.Out.WriteLine($"read {name}: {e.GetType().Name} after the isolation");
             }
         }
     }
