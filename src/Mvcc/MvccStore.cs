@@ -174,20 +174,9 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         {
             _state.ThrowIfFailed();
             current = _state.Revision;
-            long at = request.Revision;
-            if (at > current)
+            if (RevisionToRead(request.Revision, current, out long at) is { } error)
             {
-                throw new FutureRevisionException(at, current);
-            }
-
-            if (at <= 0)
-            {
-                at = current;
-            }
-
-            if (at < _state.CompactRevision)
-            {
-                throw new RevisionCompactedException(at, _state.CompactRevision);
+                throw error;
             }
 
             if (single)
@@ -303,21 +292,9 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
                     responses[i] = null;
                     errors[i] = null;
                     has[i] = false;
-                    long at = request.Revision;
-                    if (at > current)
+                    if (RevisionToRead(request.Revision, current, out long at) is { } error)
                     {
-                        errors[i] = new FutureRevisionException(at, current);
-                        continue;
-                    }
-
-                    if (at <= 0)
-                    {
-                        at = current;
-                    }
-
-                    if (at < _state.CompactRevision)
-                    {
-                        errors[i] = new RevisionCompactedException(at, _state.CompactRevision);
+                        errors[i] = error;
                         continue;
                     }
 
@@ -372,6 +349,22 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
             ArrayPool<bool>.Shared.Return(has);
             ArrayPool<Index.Revision>.Shared.Return(found);
         }
+    }
+
+    /// <summary>
+    /// The revision a read of <paramref name="requested"/> sees (0 or less: <paramref name="current"/>),
+    /// or the error for a future or compacted one; under the index lock, <paramref name="current"/>
+    /// the store's revision read under it.
+    /// </summary>
+    private Exception? RevisionToRead(long requested, long current, out long at)
+    {
+        at = requested <= 0 ? current : requested;
+        if (requested > current)
+        {
+            return new FutureRevisionException(requested, current);
+        }
+
+        return at < _state.CompactRevision ? new RevisionCompactedException(at, _state.CompactRevision) : null;
     }
 
     /// <summary>Writes a key (etcd's <c>Put</c>); see <see cref="MvccStoreOptions.Durability"/> for when the task completes.</summary>
