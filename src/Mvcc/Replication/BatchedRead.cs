@@ -26,8 +26,8 @@ internal sealed class BatchedRead : IValueTaskSource<RangeResponse>
 
     private ManualResetValueTaskSourceCore<RangeResponse> _core;
     private CancellationTokenRegistration _cancellation;
+    // Default for a pooled read (only reads without a token are pooled).
     private CancellationToken _token;
-    private bool _pooled;
 
     // 0 while waiting; 1 once answered (by the batch or the token).
     private int _answered;
@@ -47,7 +47,7 @@ internal sealed class BatchedRead : IValueTaskSource<RangeResponse>
             Interlocked.Decrement(ref s_pooled);
         }
 
-        read ??= new BatchedRead { _pooled = !cancellationToken.CanBeCanceled };
+        read ??= new BatchedRead();
         read.Request = request;
         read._answered = 0;
         read._token = cancellationToken;
@@ -100,7 +100,7 @@ internal sealed class BatchedRead : IValueTaskSource<RangeResponse>
     public RangeResponse GetResult(short token)
     {
         var result = _core.GetResult(token);
-        if (_pooled)
+        if (!_token.CanBeCanceled)
         {
             Return();
         }
@@ -110,9 +110,8 @@ internal sealed class BatchedRead : IValueTaskSource<RangeResponse>
 
     private void Return()
     {
+        // Only reads without a token come here: no registration, no token to clear.
         Request = null;
-        _cancellation = default;
-        _token = default;
         _core.Reset();
         if (Interlocked.Increment(ref s_pooled) <= MaxPooled)
         {
