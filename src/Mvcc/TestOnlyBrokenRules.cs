@@ -18,6 +18,15 @@ internal sealed record TestOnlyBrokenRules
     public bool LinearizableReadWithoutReadIndex { get; init; }
 
     /// <summary>
+    /// A batch of linearizable single-key reads (<see cref="Replication.LinearizableReadBatch"/>) is
+    /// read and answered as soon as it opens, not when the read-index group its readers wait for
+    /// completes: a member behind the leader (or a deposed leader) answers from what it applied so
+    /// far. The batch's own path, unlike <see cref="LinearizableReadWithoutReadIndex"/>, which
+    /// reads each request alone.
+    /// </summary>
+    public bool ReadBatchBeforeItsReadIndex { get; init; }
+
+    /// <summary>
     /// Every member's lessor is primary, not only the leader's: a follower proposes revocations of the
     /// leases that ran out on its own view, which misses keep-alives it has not applied yet, and
     /// nothing restarts the TTLs when a member starts to lead.

@@ -295,10 +295,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     public ValueTask<RangeResponse> RangeAsync(RangeRequest request, ReadConsistency consistency = ReadConsistency.Linearizable, CancellationToken cancellationToken = default)
     {
         // A linearizable single-key read joins the reads waiting for the same read-index group: they
-        // are answered together once it completes (LinearizableReadBatch). With a scheduler of its
-        // own a read resumes there, so it is read alone, as is every other request.
+        // are answered together once it completes (LinearizableReadBatch; with a scheduler of its
+        // own, on that scheduler). Every other request is read alone.
         return consistency == ReadConsistency.Linearizable && request is not null && request.RangeEnd.IsEmpty
-            && !ResumeOnScheduler && !_options.BrokenRules.LinearizableReadWithoutReadIndex
+            && !_options.BrokenRules.LinearizableReadWithoutReadIndex
             ? RangeInReadBatch(request, cancellationToken)
             : RangeAloneAsync(request!, consistency, cancellationToken);
     }
@@ -336,7 +336,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         {
             if (_openReadBatch is not { } batch || batch.ReadIndex != group || !batch.TryAdd(read))
             {
-                opened = _openReadBatch = new LinearizableReadBatch(Mvcc, group);
+                opened = _openReadBatch = new LinearizableReadBatch(Mvcc, group, _options.Scheduler, _options.BrokenRules);
                 opened.TryAdd(read);
             }
         }

@@ -32,6 +32,10 @@ public sealed class BrokenRuleTests
         FindViolation(o => o with { BrokenStoreRules = new StoreRules { LinearizableReadWithoutReadIndex = true } }, firstSeed: 30_000, Profile.Partitions);
 
     [Test]
+    public void ReadBatchesAnsweredBeforeTheirReadIndexAreStale() =>
+        FindViolation(o => o with { BrokenStoreRules = new StoreRules { ReadBatchBeforeItsReadIndex = true } }, firstSeed: 50_001, Profile.Partitions);
+
+    [Test]
     public void FollowersExpiringLeasesRevokeLeasesStillKeptAlive() =>
         FindViolation(o => o with { BrokenStoreRules = new StoreRules { FollowersExpireLeases = true } }, firstSeed: 40_001, Profile.SlowLinksWithLeases);
 
