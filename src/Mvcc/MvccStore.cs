@@ -226,16 +226,42 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// <see cref="RangeValidated"/> of many single-key requests (no range end) at once, for the
-    /// linearizable reads one read-index round released: one index lock and one read view for all,
-    /// their B+tree lookups made together (<see cref="ValueSource.ReadMany"/>, the cache misses of
-    /// each step overlapped). Each request's answer is what <see cref="RangeValidated"/> would have
-    /// given it at this moment: its response in <paramref name="responses"/>, or its error (a future
-    /// or compacted revision, ...) in <paramref name="errors"/>. Never throws: a failure of the batch
-    /// as a whole (a corrupt page, a failed or disposed store) has each request read on its own, for
-    /// its own error.
+    /// How many single-key reads <see cref="RangeSinglesValidated"/> makes under one hold of the key
+    /// index's read lock: a writer waits for at most one slice, not a whole read-index group (up to
+    /// ~1,000 reads at 1,024 clients). 64 overlaps enough B+tree misses per step and holds the lock
+    /// for a few microseconds.
     /// </summary>
+    internal const int SingleReadsPerSlice = 64;
+
+    /// <summary>
+    /// <see cref="RangeValidated"/> of many single-key requests (no range end) at once, for the
+    /// linearizable reads one read-index round released: in slices of <see cref="SingleReadsPerSlice"/>,
+    /// each slice under one index lock and one read view, its B+tree lookups made together
+    /// (<see cref="ValueSource.ReadMany"/>, the cache misses of each step overlapped). Each request's
+    /// answer is what <see cref="RangeValidated"/> would have given it when its slice took the lock:
+    /// its response in <paramref name="responses"/>, or its error (a future or compacted revision, ...)
+    /// in <paramref name="errors"/>. Never throws: a failure of a slice as a whole (a corrupt page, a
+    /// failed or disposed store) has each request of that slice read on its own, for its own error.
+    /// </summary>
+    /// <remarks>
+    /// Each slice reads at the store's revision when it takes the lock (a later slice may see writes
+    /// an earlier one did not). That is still linearizable for a read-index group: the group
+    /// completed only once this store had applied up to its read point, so every slice's revision is
+    /// at or after it (the revision only grows), and every request is still in flight (answered after
+    /// this returns), so the moment its slice took the lock lies inside the read's own interval — as
+    /// it did for a read made alone whenever its continuation ran. Concurrent reads need not see one
+    /// state.
+    /// </remarks>
     internal void RangeSinglesValidated(ReadOnlySpan<RangeRequest> requests, Span<RangeResponse?> responses, Span<Exception?> errors)
+    {
+        for (int start = 0; start < requests.Length; start += SingleReadsPerSlice)
+        {
+            int length = Math.Min(SingleReadsPerSlice, requests.Length - start);
+            RangeSinglesSlice(requests.Slice(start, length), responses.Slice(start, length), errors.Slice(start, length));
+        }
+    }
+
+    private void RangeSinglesSlice(ReadOnlySpan<RangeRequest> requests, Span<RangeResponse?> responses, Span<Exception?> errors)
     {
         try
         {

@@ -6,7 +6,7 @@ namespace EmbeddedRaft.Mvcc.Tests.Store;
 
 /// <summary>
 /// <see cref="MvccStore.RangeSinglesValidated"/> (the single-key reads a read-index round released,
-/// read together) answers every request as <see cref="MvccStore.RangeValidated"/> does alone: the
+/// read together, in slices of <see cref="MvccStore.SingleReadsPerSlice"/>) answers every request as <see cref="MvccStore.RangeValidated"/> does alone: the
 /// same key-values and counts, the same header revision, the same errors (future and compacted
 /// revisions) per request, whatever the mix of keys (present, deleted, absent, rewritten),
 /// revisions, count-only, keys-only and revision filters.
@@ -44,7 +44,7 @@ public sealed class BatchedSingleReadTests
         long compacted = current / 2;
         for (int round = 0; round < 40; round++)
         {
-            int n = random.Next(1, 120);
+            int n = random.Next(1, (3 * MvccStore.SingleReadsPerSlice) + 10);
             var requests = new RangeRequest[n];
             for (int i = 0; i < n; i++)
             {
