@@ -522,15 +522,62 @@ internal sealed class KeyIndex
             return;
         }
 
-        var first = _chunks[0].CopyKey(0);
-        int sharedLength = first.AsSpan().CommonPrefixLength(_chunks[^1].CopyKey(0));
-        if (sharedLength != _chunkShared.Length || !first.AsSpan(0, sharedLength).SequenceEqual(_chunkShared))
+        // Compared in place (each first key is its chunk's shared bytes, then its rest): no copy of
+        // either key per call, and every insert at a chunk's index 0 calls this.
+        var first = _chunks[0];
+        var last = _chunks[^1];
+        int sharedLength = CommonPrefixLength(first.Shared, first.RestOfFirstKey, last.Shared, last.RestOfFirstKey);
+        if (sharedLength != _chunkShared.Length || CommonPrefixLength(first.Shared, first.RestOfFirstKey, _chunkShared, []) != sharedLength)
         {
             RecomputeChunkPrefixes(sharedLength);
         }
         else if (changedChunk >= 0)
         {
             _chunkPrefixes[changedChunk] = _chunks[changedChunk].PrefixOfKeyAfter(0, sharedLength);
+        }
+    }
+
+    /// <summary>
+    /// How many bytes key <c>a</c> (<paramref name="aHead"/> then <paramref name="aTail"/>) and key
+    /// <c>b</c> (<paramref name="bHead"/> then <paramref name="bTail"/>) begin with in common, without
+    /// joining either. Each pass either ends or uses up at least one of the four parts: at most four passes.
+    /// </summary>
+    private static int CommonPrefixLength(ReadOnlySpan<byte> aHead, ReadOnlySpan<byte> aTail, ReadOnlySpan<byte> bHead, ReadOnlySpan<byte> bTail)
+    {
+        int common = 0;
+        while (true)
+        {
+            if (aHead.IsEmpty)
+            {
+                if (aTail.IsEmpty)
+                {
+                    return common;
+                }
+
+                aHead = aTail;
+                aTail = [];
+            }
+
+            if (bHead.IsEmpty)
+            {
+                if (bTail.IsEmpty)
+                {
+                    return common;
+                }
+
+                bHead = bTail;
+                bTail = [];
+            }
+
+            int same = aHead.CommonPrefixLength(bHead);
+            common += same;
+            if (same < aHead.Length && same < bHead.Length)
+            {
+                return common;
+            }
+
+            aHead = aHead[same..];
+            bHead = bHead[same..];
         }
     }
 
@@ -730,6 +777,9 @@ internal sealed class KeyIndex
             rest.CopyTo(key.AsSpan(_shared.Length));
             return key;
         }
+
+        /// <summary>The first key's bytes after <see cref="Shared"/>: valid until the chunk next changes.</summary>
+        public ReadOnlySpan<byte> RestOfFirstKey => RestAt(0);
 
         /// <summary>The <see cref="Prefix"/> of key <paramref name="index"/> after its first <paramref name="skipped"/> bytes.</summary>
         public ulong PrefixOfKeyAfter(int index, int skipped)
