@@ -12,7 +12,7 @@ namespace EmbeddedRaft.Simulation.Tests.Simulator;
 /// The switches are per member (<see cref="SimulationOptions.BrokenRaftRules"/>, <see cref="SimulationOptions.BrokenStoreRules"/>):
 /// only the members of these runs break the rule, so other tests may run beside them. Each search starts at the seed where
 /// a full search from the round start seed first found the violation (docs/testing.md records how far
-/// each had to go; since the quorum crash at fsync and the windowed history check: 1, 22 (from 20168), 1 and 2 seeds),
+/// each had to go; since the quorum crash at fsync and the windowed history check: 1, 22 (from 20168), 1 and 2 seeds; the read batch answered before its read index, session 19: 2, from 50000),
 /// so the default run stays fast; SIM_BROKEN_FIRST_SEED_OFFSET=-n starts every search n seeds earlier.
 /// </remarks>
 public sealed class BrokenRuleTests
