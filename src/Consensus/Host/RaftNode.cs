@@ -387,7 +387,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// continuation that blocks (a synchronous wait, even on another caller of the same batch) holds
     /// up the callers after it for at most about one <see cref="RaftNodeOptions.TickInterval"/>: the
     /// loop then hands the rest of the batch to another work item. Failures and cancellations are
-    /// completed on the scheduler too.
+    /// completed on the scheduler too. <b>Await the returned task once</b> (or call
+    /// <see cref="ValueTask{TResult}.AsTask"/> once): a call without a cancellation token is reused
+    /// for a later call once its result is taken, so a second await of it throws
+    /// <see cref="InvalidOperationException"/>.
     /// </remarks>
     /// <exception cref="NoLeaderException">No leader is known; nothing was appended.</exception>
     /// <exception cref="ProposalDroppedException">
