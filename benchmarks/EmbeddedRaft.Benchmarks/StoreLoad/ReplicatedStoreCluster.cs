@@ -86,6 +86,9 @@ internal sealed class ReplicatedStoreCluster : IKvClusterUnderLoad
 
     public bool Supports(StoreLoadWorkload workload) => true;
 
+    // Pooled, as GetAsync: its box lived as long as the put (~28 ms at 1,024 in flight), so it was
+    // promoted with the library's objects (docs/benchmarks.md, "Replicated puts, session 19").
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask PutAsync(int member, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, CancellationToken cancellationToken) =>
         await _members[member].PutAsync(new PutRequest { Key = key, Value = value }, cancellationToken);
 

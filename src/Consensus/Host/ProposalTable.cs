@@ -47,18 +47,38 @@ internal sealed class ProposalTable<TResult>
     }
 
     /// <summary>
-    /// Replaces the contents of <paramref name="into"/> with the proposals waiting now (a copy, so the
-    /// caller may remove while it walks them, outside the lock).
+    /// Replaces the contents of <paramref name="into"/> with the proposals waiting now, each with the
+    /// request id it waits under (a copy, so the caller may remove while it walks them, outside the
+    /// lock). Act on one only through its id (<see cref="TryRemove"/>): a proposal answered since the
+    /// copy may already be reused by a later call under another id (<see cref="PendingProposal{TResult}"/>'s pooling).
     /// </summary>
-    public void CopyTo(List<PendingProposal<TResult>> into)
+    public void CopyTo(List<(ulong RequestId, PendingProposal<TResult> Pending)> into)
     {
         into.Clear();
         lock (_lock)
         {
             into.EnsureCapacity(_byRequestId.Count);
+            foreach (var (requestId, pending) in _byRequestId)
+            {
+                into.Add((requestId, pending));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Gives every waiting proposal without a deadline the deadline <paramref name="deadlineTick"/>;
+    /// under the lock, so only proposals still waiting are touched (not a reused one). Loop only.
+    /// </summary>
+    public void SetDeadlineWhereNone(long deadlineTick)
+    {
+        lock (_lock)
+        {
             foreach (var pending in _byRequestId.Values)
             {
-                into.Add(pending);
+                if (pending.DeadlineTick == 0)
+                {
+                    pending.DeadlineTick = deadlineTick;
+                }
             }
         }
     }

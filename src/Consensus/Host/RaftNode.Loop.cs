@@ -301,11 +301,13 @@ public sealed partial class RaftNode<TResult>
 
         // Copied into the loop's reused list (a thousand proposals in flight: no new list per tick).
         _proposals.CopyTo(_proposalScan);
-        foreach (var pending in _proposalScan)
+        foreach (var (requestId, pending) in _proposalScan)
         {
+            // A proposal answered since the copy may be reused already: its deadline may be the
+            // later call's, but FailProposal acts by the id copied, which that call does not have.
             if (pending.DeadlineTick != 0 && _tick >= pending.DeadlineTick)
             {
-                FailProposal(pending, new ProposalDroppedException(ProposalDropReason.TimedOut));
+                FailProposal(requestId, new ProposalDroppedException(ProposalDropReason.TimedOut));
             }
         }
 
@@ -383,16 +385,7 @@ public sealed partial class RaftNode<TResult>
             {
                 // What this node appended as leader may now be overwritten by the next leader:
                 // from here on such proposals are bounded like forwarded ones.
-                _proposals.CopyTo(_proposalScan);
-                foreach (var p in _proposalScan)
-                {
-                    if (p.DeadlineTick == 0)
-                    {
-                        p.DeadlineTick = _tick + _proposalTimeoutTicks;
-                    }
-                }
-
-                _proposalScan.Clear();
+                _proposals.SetDeadlineWhereNone(_tick + _proposalTimeoutTicks);
 
                 if (_confChanges.TryPeek(out var change) && change.DeadlineTick == 0)
                 {

@@ -18,9 +18,11 @@ public sealed partial class RaftNode<TResult>
         pending.Cancel(token);
     }
 
-    private void FailProposal(PendingProposal<TResult> pending, Exception error)
+    // By request id, never by a PendingProposal held since an earlier look: one answered since may
+    // already be reused by a later call (PendingProposal's pooling), which must not be failed.
+    private void FailProposal(ulong requestId, Exception error)
     {
-        if (_proposals.TryRemove(pending.RequestId, out _))
+        if (_proposals.TryRemove(requestId, out var pending))
         {
             pending.Fail(error);
             _metrics.ProposalFailed();
@@ -70,22 +72,8 @@ public sealed partial class RaftNode<TResult>
             return;
         }
 
+        // Marked before the core sees them: once proposed, nothing here touches them again.
         var isLeader = _raw.SoftState.Role == StateRole.Leader;
-        try
-        {
-            _raw.ProposeBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands));
-        }
-        catch (ProposalDroppedException e)
-        {
-            foreach (var p in proposed)
-            {
-                FailProposal(p, Refusal(e));
-            }
-
-            return;
-        }
-
-        _metrics.Proposed(commands.Count);
         foreach (var p in proposed)
         {
             p.ProposedAsLeader = isLeader;
@@ -94,6 +82,22 @@ public sealed partial class RaftNode<TResult>
                 p.DeadlineTick = _tick + _proposalTimeoutTicks;
             }
         }
+
+        try
+        {
+            _raw.ProposeBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(commands));
+        }
+        catch (ProposalDroppedException e)
+        {
+            foreach (var p in proposed)
+            {
+                FailProposal(p.RequestId, Refusal(e));
+            }
+
+            return;
+        }
+
+        _metrics.Proposed(commands.Count);
     }
 
     private void ProposeNextConfChange()
@@ -165,9 +169,9 @@ public sealed partial class RaftNode<TResult>
                 }
             }
             else if (ProposalEnvelope.TryDecode(e.Data, out var origin, out var requestId, out _)
-                && origin == Id && _proposals.TryGetValue(requestId, out var pending))
+                && origin == Id)
             {
-                FailProposal(pending, Refusal(refused.Refusal));
+                FailProposal(requestId, Refusal(refused.Refusal));
             }
         }
     }
@@ -200,7 +204,7 @@ public sealed partial class RaftNode<TResult>
                 if (!kept && _proposals.TryGetValue(requestId, out var pending) && pending.ProposedAsLeader)
                 {
                     // Proposed here as leader, so appended once only: this copy was the one.
-                    FailProposal(pending, new ProposalDroppedException(ProposalDropReason.Overwritten));
+                    FailProposal(requestId, new ProposalDroppedException(ProposalDropReason.Overwritten));
                 }
             }
 

@@ -120,7 +120,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly Queue<SnapshotMetadata> _compactions = new();
 
     // The loop's copy of the waiting proposals for its scans (deadlines, a lost leadership), reused.
-    private readonly List<PendingProposal<TResult>> _proposalScan = [];
+    private readonly List<(ulong RequestId, PendingProposal<TResult> Pending)> _proposalScan = [];
 
     // The loop's proposals of one turn, and what ProposeBatch hands the core from them: reused turn after turn.
     private readonly List<PendingProposal<TResult>> _proposalBatch = [];
@@ -387,7 +387,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// continuation that blocks (a synchronous wait, even on another caller of the same batch) holds
     /// up the callers after it for at most about one <see cref="RaftNodeOptions.TickInterval"/>: the
     /// loop then hands the rest of the batch to another work item. Failures and cancellations are
-    /// completed on the scheduler too.
+    /// completed on the scheduler too. <b>Await the returned task once</b> (or call
+    /// <see cref="ValueTask{TResult}.AsTask"/> once): a call without a cancellation token is reused
+    /// for a later call once its result is taken, so a second await of it throws
+    /// <see cref="InvalidOperationException"/>.
     /// </remarks>
     /// <exception cref="NoLeaderException">No leader is known; nothing was appended.</exception>
     /// <exception cref="ProposalDroppedException">
@@ -406,7 +409,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
 
         var requestId = Interlocked.Increment(ref _nextRequestId);
-        var pending = new PendingProposal<TResult>(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler);
+        // Pooled unless cancellable (PendingProposal's remarks): the returned ValueTask is awaited once.
+        var pending = PendingProposal<TResult>.Rent(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler, cancellationToken.CanBeCanceled);
+        var version = pending.Version;
         _proposals.Add(pending);
         if (cancellationToken.CanBeCanceled)
         {
@@ -419,7 +424,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
             pending.Fail(Stopped());
         }
 
-        return new ValueTask<TResult>(pending.Task);
+        return new ValueTask<TResult>(pending, version);
     }
 
     // Its own method: a lambda capturing ProposeAsync's locals would make every call allocate
@@ -719,11 +724,11 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private void FailAllProposals()
     {
         // Any thread (the stop, the disposal): its own copy, not the loop's scan list.
-        var waiting = new List<PendingProposal<TResult>>();
+        var waiting = new List<(ulong RequestId, PendingProposal<TResult> Pending)>();
         _proposals.CopyTo(waiting);
-        foreach (var pending in waiting)
+        foreach (var (requestId, _) in waiting)
         {
-            if (_proposals.TryRemove(pending.RequestId, out _))
+            if (_proposals.TryRemove(requestId, out var pending))
             {
                 pending.Fail(Stopped());
                 _metrics.ProposalFailed();
