@@ -214,11 +214,11 @@ public sealed record MvccStoreOptions
     /// <exception cref="ArgumentException">The B+tree cannot hold the largest value a request may carry.</exception>
     internal void Validate()
     {
-        long largestStoredValue = (long)MaxRequestBytes + Store.StoredValue.HeaderSizeBytes;
+        long largestStoredValue = (long)MaxRequestBytes + Store.StoredValue.MaxHeaderSizeBytes;
         if (BTree.MaxValueSizeBytes < largestStoredValue)
         {
             throw new ArgumentException(
-                $"{nameof(BTree)}.{nameof(BTreeOptions.MaxValueSizeBytes)} ({BTree.MaxValueSizeBytes}) must be at least {nameof(MaxRequestBytes)} ({MaxRequestBytes}) plus {Store.StoredValue.HeaderSizeBytes} bytes of header.",
+                $"{nameof(BTree)}.{nameof(BTreeOptions.MaxValueSizeBytes)} ({BTree.MaxValueSizeBytes}) must be at least {nameof(MaxRequestBytes)} ({MaxRequestBytes}) plus {Store.StoredValue.MaxHeaderSizeBytes} bytes of header.",
                 "options");
         }
     }

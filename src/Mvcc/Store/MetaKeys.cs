@@ -26,7 +26,15 @@ internal static class MetaKeys
     /// <summary>The newest compaction whose physical part finished: main revision, 8 bytes big-endian (etcd's finishedCompactRev).</summary>
     public static readonly byte[] FinishedCompactKey = Encoding.ASCII.GetBytes("finishedCompactRev");
 
-    public const long FormatVersion = 1;
+    /// <summary>
+    /// The format version this library writes: 2, stored values of kinds 1 to 4 (<see cref="StoredValue"/>).
+    /// A store of version 1 (kinds 1 and 2 only) is raised to 2 when it opens, before anything is
+    /// written, so a build that reads only version 1 refuses it rather than misread a kind 3 or 4.
+    /// </summary>
+    public const long FormatVersion = 2;
+
+    /// <summary>The version stores had before compact stored values: every entry of kind 1 or 2.</summary>
+    public const long FormatVersion1 = 1;
 
     /// <summary>The hash starts with the revision bucket's name, as etcd's HashKV does.</summary>
     public static readonly byte[] KeyBucketNameBytes = Encoding.ASCII.GetBytes(KeyBucket);

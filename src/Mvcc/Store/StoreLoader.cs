@@ -50,9 +50,9 @@ internal static class StoreLoader
                 throw new CorruptionException(path, 0, $"the revision bucket holds a malformed key {MvccText.Show(key)}");
             }
 
-            if (!StoredValue.TryDecode(bytes, tombstone, out var decoded))
+            if (!StoredValue.TryDecode(bytes, revision.Main, tombstone, out var decoded))
             {
-                throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
+                throw StoredValue.Malformed(path, revision, tombstone, bytes);
             }
 
             Restore(rebuilt, revision, tombstone, StoredValue.KeyOf(bytes, decoded), decoded, path);
@@ -82,6 +82,13 @@ internal static class StoreLoader
         return (state, resumed, attached);
     }
 
+    /// <summary>
+    /// Creates the buckets of a new store (format version <see cref="MetaKeys.FormatVersion"/>), or
+    /// checks an existing store's version: 2 opens as it is; 1 is raised to 2 in one synced commit
+    /// (its kind 1 and 2 entries stay as they are and are read as before; from then on this store
+    /// writes kinds 3 and 4, which a build that reads only version 1 must not see); any other
+    /// version is refused, naming it.
+    /// </summary>
     private static void EnsureBuckets(BTreeDatabase database, string path)
     {
         using (var read = database.BeginRead())
@@ -89,12 +96,15 @@ internal static class StoreLoader
             if (read.OpenBucket(MetaKeys.KeyBucket) is not null && read.OpenBucket(MetaKeys.MetaBucket) is { } meta)
             {
                 long? format = ReadLong(meta, MetaKeys.FormatVersionKey, path);
-                if (format != MetaKeys.FormatVersion)
+                if (format == MetaKeys.FormatVersion)
                 {
-                    throw new CorruptionException(path, 0, $"the MVCC format version is {format?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "missing"}; this library reads version {MetaKeys.FormatVersion}");
+                    return;
                 }
 
-                return;
+                if (format != MetaKeys.FormatVersion1)
+                {
+                    throw new CorruptionException(path, 0, $"the MVCC format version is {format?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "missing"}; this library reads versions {MetaKeys.FormatVersion1} and {MetaKeys.FormatVersion}");
+                }
             }
         }
 

@@ -95,14 +95,14 @@ internal sealed class ValueSource(PendingBatch? pending, Bucket? keyBucket, stri
 
     private KeyValue Build(ReadOnlySpan<byte> bytes, Revision revision, bool keysOnly)
     {
-        if (!StoredValue.TryDecode(bytes, tombstone: false, out var decoded))
+        if (!StoredValue.TryDecode(bytes, revision.Main, tombstone: false, out var decoded))
         {
-            throw new CorruptionException(path, 0, $"the stored value of revision {revision} is malformed");
+            throw StoredValue.Malformed(path, revision, tombstone: false, bytes);
         }
 
         // Key and value are stored side by side: one copy holds both, sliced (one allocation per
         // key-value instead of two; either slice keeps the pair's array alive).
-        byte[] copy = (keysOnly ? StoredValue.KeyOf(bytes, decoded) : bytes[StoredValue.HeaderSizeBytes..]).ToArray();
+        byte[] copy = (keysOnly ? StoredValue.KeyOf(bytes, decoded) : StoredValue.BodyOf(bytes, decoded)).ToArray();
         return new KeyValue
         {
             Key = copy.AsMemory(0, decoded.KeyLength),

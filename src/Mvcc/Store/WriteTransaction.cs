@@ -372,8 +372,8 @@ internal sealed class WriteTransaction
         var at = new Revision(revision, Changes);
 
         // Encoded once, into the pending batch's shared buffer, and copied from there into the B+tree.
-        var stored = _pending.Allocate(StoredValue.PutSizeBytes(key.Length, value.Length));
-        StoredValue.WritePut(stored.Span, key, value, createRevision, version, lease);
+        var stored = _pending.Allocate(StoredValue.PutSizeBytes(revision, key.Length, value.Length, createRevision, version, lease));
+        StoredValue.WritePut(stored.Span, revision, key, value, createRevision, version, lease);
         Span<byte> revisionKey = stackalloc byte[RevisionKey.SizeBytes];
         RevisionKey.Write(revisionKey, at, tombstone: false);
         HasChanged = true;

@@ -150,9 +150,9 @@ internal static class HistoryReader
     /// <exception cref="CorruptionException">The stored bytes are malformed.</exception>
     public static WatchEvent ToEvent(StoreState state, Revision revision, bool tombstone, ReadOnlySpan<byte> stored)
     {
-        if (!StoredValue.TryDecode(stored, tombstone, out var decoded))
+        if (!StoredValue.TryDecode(stored, revision.Main, tombstone, out var decoded))
         {
-            throw new CorruptionException(state.Path, 0, $"the stored value of revision {revision} is malformed");
+            throw StoredValue.Malformed(state.Path, revision, tombstone, stored);
         }
 
         return ToEvent(revision.Main, tombstone, stored, decoded);
@@ -167,7 +167,7 @@ internal static class HistoryReader
         }
 
         // Key and value lie side by side in the stored bytes: one copy, one array, two slices of it.
-        var body = stored[StoredValue.HeaderSizeBytes..].ToArray();
+        var body = StoredValue.BodyOf(stored, decoded).ToArray();
         return new WatchEvent
         {
             Type = WatchEventType.Put,
@@ -191,7 +191,7 @@ internal static class HistoryReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static WatchEvent OverwriteEvent(WatchEvent target, long main, bool tombstone, ReadOnlyMemory<byte> stored, in StoredValue.Decoded decoded)
     {
-        var key = stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);
+        var key = stored.Slice(decoded.HeaderSizeBytes, decoded.KeyLength);
         if (tombstone)
         {
             target.Overwrite(WatchEventType.Delete, prevKv: null);
@@ -200,7 +200,7 @@ internal static class HistoryReader
         else
         {
             target.Overwrite(WatchEventType.Put, prevKv: null);
-            target.Kv.Overwrite(key, stored[(StoredValue.HeaderSizeBytes + decoded.KeyLength)..], decoded.CreateRevision, main, decoded.Version, decoded.Lease);
+            target.Kv.Overwrite(key, stored[(decoded.HeaderSizeBytes + decoded.KeyLength)..], decoded.CreateRevision, main, decoded.Version, decoded.Lease);
         }
 
         return target;
@@ -210,11 +210,11 @@ internal static class HistoryReader
     /// <exception cref="CorruptionException">The stored bytes are malformed.</exception>
     public static ReadOnlySpan<byte> KeyOf(StoreState state, Revision revision, bool tombstone, ReadOnlySpan<byte> stored)
     {
-        if (!StoredValue.TryDecode(stored, tombstone, out var decoded))
+        if (!StoredValue.TryDecode(stored, revision.Main, tombstone, out var decoded))
         {
-            throw new CorruptionException(state.Path, 0, $"the stored value of revision {revision} is malformed");
+            throw StoredValue.Malformed(state.Path, revision, tombstone, stored);
         }
 
-        return stored.Slice(StoredValue.HeaderSizeBytes, decoded.KeyLength);
+        return stored.Slice(decoded.HeaderSizeBytes, decoded.KeyLength);
     }
 }

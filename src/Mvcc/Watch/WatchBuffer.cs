@@ -319,7 +319,7 @@ internal sealed class WatchBuffer
     private static bool Takes(in PendingBatch.Entry entry, Watcher watcher, out StoredValue.Decoded decoded)
     {
         var stored = entry.StoredValue.Span;
-        if (!StoredValue.TryDecode(stored, entry.Tombstone, out decoded))
+        if (!StoredValue.TryDecode(stored, entry.Revision.Main, entry.Tombstone, out decoded))
         {
             ThrowHeldValueDoesNotDecode(entry.Revision);
         }
@@ -344,7 +344,7 @@ internal sealed class WatchBuffer
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static StoredValue.Decoded DecodeStored(in BufferedChange change)
     {
-        if (!StoredValue.TryDecode(change.Stored.Span, change.Tombstone, out var decoded))
+        if (!StoredValue.TryDecode(change.Stored.Span, change.Main, change.Tombstone, out var decoded))
         {
             ThrowBufferedValueDoesNotDecode(change.Main);
         }

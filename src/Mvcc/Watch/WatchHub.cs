@@ -426,9 +426,9 @@ internal sealed class WatchHub
             }
 
             var stored = change.StoredValue.Span;
-            if (!StoredValue.TryDecode(stored, change.Tombstone, out var decoded))
+            if (!StoredValue.TryDecode(stored, at.Main, change.Tombstone, out var decoded))
             {
-                throw new CorruptionException(_state.Path, 0, $"the stored value of revision {at} is malformed");
+                throw StoredValue.Malformed(_state.Path, at, change.Tombstone, stored);
             }
 
             _matched.Clear();

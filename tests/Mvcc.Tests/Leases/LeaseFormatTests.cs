@@ -49,7 +49,9 @@ public sealed class LeaseFormatTests
         Assert.That(leases.Get(LeaseBucket.Key(0x55)), Is.EqualTo(LeaseBucket.Value(30)));
         var keys = tx.OpenBucket("key")!.CreateCursor();
         Assert.That(keys.Last(), Is.True);
-        Assert.That(BitConverter.ToInt64(keys.Value[EmbeddedRaft.Mvcc.Store.StoredValue.LeaseOffset..]), Is.EqualTo(0x55));
+        Assert.That(EmbeddedRaft.Mvcc.Store.RevisionKey.TryDecode(keys.Key, out var revision, out bool tombstone), Is.True);
+        Assert.That(EmbeddedRaft.Mvcc.Store.StoredValue.TryDecode(keys.Value, revision.Main, tombstone, out var decoded), Is.True);
+        Assert.That(decoded.Lease, Is.EqualTo(0x55));
     }
 
     [Test]
