@@ -231,9 +231,9 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         }
         else
         {
-            var copy = GC.AllocateUninitializedArray<byte>((int)body.Length);
+            var copy = decoding.NewFrameArray((int)body.Length);
             body.CopyTo(copy);
-            bytes = copy;
+            bytes = copy.AsSpan(0, (int)body.Length);
             decoding.BeginFrame(copy);
         }
 
