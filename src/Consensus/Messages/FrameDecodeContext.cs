@@ -48,7 +48,7 @@ internal sealed class FrameDecodeContext
                 _ring.Dequeue();
             }
 
-            array = GC.AllocateUninitializedArray<byte>((int)Math.Max(256 * 1024, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)length)));
+            array = GC.AllocateUninitializedArray<byte>(Math.Max(1152 * 1024, length));
         }
 
         _ring.Enqueue(array);
