@@ -21,39 +21,6 @@ internal sealed class FrameDecodeContext
     public const int EntryBlockLength = 128;
 
     private byte[]? _frameCopy;
-
-    // EXPERIMENT (not for keeping): EMBEDDEDRAFT_FRAME_RING=N reuses a frame copy N frames after it
-    // was made. Unsafe in general (a holder may still read it); it measures what a pool that
-    // allocates no large array per received append would buy, with the same live set.
-    private static readonly int s_ringDepth = int.TryParse(Environment.GetEnvironmentVariable("EMBEDDEDRAFT_FRAME_RING"), out int depth) ? depth : 0;
-    private readonly Queue<byte[]> _ring = new();
-
-    /// <summary>A frame copy of at least <paramref name="length"/> bytes (exactly that long without the experiment's ring).</summary>
-    public byte[] NewFrameArray(int length)
-    {
-        if (s_ringDepth <= 0)
-        {
-            return GC.AllocateUninitializedArray<byte>(length);
-        }
-
-        byte[] array;
-        if (_ring.Count >= s_ringDepth && _ring.Peek().Length >= length)
-        {
-            array = _ring.Dequeue();
-        }
-        else
-        {
-            if (_ring.Count >= s_ringDepth)
-            {
-                _ring.Dequeue();
-            }
-
-            array = GC.AllocateUninitializedArray<byte>(Math.Max(1152 * 1024, length));
-        }
-
-        _ring.Enqueue(array);
-        return array;
-    }
     private Entry[]? _entries;
     private int _entriesUsed;
 
@@ -78,11 +45,11 @@ internal sealed class FrameDecodeContext
     {
         if (_frameCopy is null)
         {
-            _frameCopy = NewFrameArray(frame.Length);
+            _frameCopy = GC.AllocateUninitializedArray<byte>(frame.Length);
             frame.CopyTo(_frameCopy);
             FrameCopies++;
         }
-        else if (_frameCopy.Length != frame.Length && s_ringDepth <= 0)
+        else if (_frameCopy.Length != frame.Length)
         {
             throw new InvariantViolationException($"A frame copy of {_frameCopy.Length} bytes reused for a frame of {frame.Length} bytes: BeginFrame was not called.");
         }

@@ -231,9 +231,9 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         }
         else
         {
-            var copy = decoding.NewFrameArray((int)body.Length);
+            var copy = GC.AllocateUninitializedArray<byte>((int)body.Length);
             body.CopyTo(copy);
-            bytes = copy.AsSpan(0, (int)body.Length);
+            bytes = copy;
             decoding.BeginFrame(copy);
         }
 
