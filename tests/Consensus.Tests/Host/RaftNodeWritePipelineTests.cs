@@ -129,6 +129,13 @@ public class RaftNodeWritePipelineTests
             await run.WaitForIndexOfAsync(leader, $"busy-{i}");
         }
 
+        // And the followers' acknowledgements of all of them are in the leader's core before the
+        // release (it has told its followers the commit): what is counted below is how the leader
+        // writes what was proposed, not when the acknowledgements arrive. One still on its way when
+        // the fsync returns advances the commit after the release, in a Ready of its own (a commit
+        // index to write) — a third Ready on a loaded machine that has nothing to do with gathering.
+        await run.WaitUntilCommitSentAsync(leader, run.IndexOf(leader, $"busy-{Proposals}"));
+
         // Nothing of it is written while the running write is being made durable: a Ready written
         // now would wait for that fsync anyway, and what came after it would miss the next one.
         Assert.That(run.Cluster[leader].ReadiesWritten - writtenBefore, Is.Zero, $"node {leader} wrote Readies while its fsync was held");
