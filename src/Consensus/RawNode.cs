@@ -357,6 +357,22 @@ public sealed class RawNode
     /// <summary>Whether read states wait to be handed out (a host that holds back Readies still takes one for them).</summary>
     internal bool HasReadStates => _core.ReadStates.Count > 0;
 
+    /// <summary>
+    /// Whether the next Ready carries what a host should not hold back behind a running write: a
+    /// role or leader change, a new term or vote (a vote response waits on its write), or a refused
+    /// proposal's error (its caller waits on it).
+    /// </summary>
+    internal bool HasUrgentReady
+    {
+        get
+        {
+            var hard = _core.HardState;
+            return _core.SoftState != _previousSoftState
+                || _core.RefusedProposals.Count > 0
+                || (!hard.IsEmpty && (hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote));
+        }
+    }
+
     /// <summary>Whether entries wait to be handed out that no outstanding Ready carries (what a host's next write would need an fsync for).</summary>
     internal bool HasEntriesToWrite => _outstanding.Count == 0 ? _core.Log.Unstable.Count > 0 : _core.Log.Unstable.HasEntriesNotInProgress;
 

@@ -184,15 +184,17 @@ public sealed partial class RaftNode<TResult>
     /// <summary>
     /// Whether the loop holds back the next Ready: a written one is still being made durable, and
     /// neither the sync pipeline's last call is open nor is there something the loop must hand out
-    /// now — a leader's commits it holds durably (<see cref="LeaderHasDurableCommitsToApply"/>) or
+    /// now — a leader's commits it holds durably (<see cref="LeaderHasDurableCommitsToApply"/>),
     /// read states (a linearizable read would otherwise wait for an fsync that has nothing to do
-    /// with it). When it holds back, it says so to the sync pipeline, which then makes its last call
+    /// with it), or a role change, a new term or vote, or a refused proposal
+    /// (<see cref="RawNode.HasUrgentReady"/>: an election or a caller's error would otherwise wait
+    /// for the running write's report before its own write starts). When it holds back, it says so to the sync pipeline, which then makes its last call
     /// before its next fsync (a hint only: a last call missed costs latency, never a lost wake-up,
     /// since the running write's report wakes the loop anyway).
     /// </summary>
     private bool HoldsBackForRunningWrite()
     {
-        if (_readiesInFlight.Count == 0 || _lastCallOpen || LeaderHasDurableCommitsToApply() || _raw.HasReadStates)
+        if (_readiesInFlight.Count == 0 || _lastCallOpen || LeaderHasDurableCommitsToApply() || _raw.HasReadStates || _raw.HasUrgentReady)
         {
             return false;
         }

@@ -156,6 +156,14 @@ internal sealed class PipelineCluster : IAsyncDisposable
     public Task WaitUntilAcknowledgedAsync(ulong id, ulong index) =>
         _sent[id].WaitForAsync(m => m.Type == MessageType.AppendResponse && !m.Reject && m.Index >= index);
 
+    /// <summary>
+    /// Waits until <paramref name="leader"/> has sent an append carrying a commit index of at least
+    /// <paramref name="index"/>: its core has stepped acknowledgements that commit up to there (a
+    /// leader tells its followers as soon as its commit index moves).
+    /// </summary>
+    public Task WaitUntilCommitSentAsync(ulong leader, ulong index) =>
+        _sent[leader].WaitForAsync(m => m.Type == MessageType.Append && m.Commit >= index);
+
     public async ValueTask DisposeAsync()
     {
         foreach (var disk in _disks.Values)

@@ -1,5 +1,6 @@
 using System.Text;
 using EmbeddedRaft.Consensus.Host;
+using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 
@@ -128,6 +129,13 @@ public class RaftNodeWritePipelineTests
             await run.WaitForIndexOfAsync(leader, $"busy-{i}");
         }
 
+        // And the followers' acknowledgements of all of them are in the leader's core before the
+        // release (it has told its followers the commit): what is counted below is how the leader
+        // writes what was proposed, not when the acknowledgements arrive. One still on its way when
+        // the fsync returns advances the commit after the release, in a Ready of its own (a commit
+        // index to write) — a third Ready on a loaded machine that has nothing to do with gathering.
+        await run.WaitUntilCommitSentAsync(leader, run.IndexOf(leader, $"busy-{Proposals}"));
+
         // Nothing of it is written while the running write is being made durable: a Ready written
         // now would wait for that fsync anyway, and what came after it would miss the next one.
         Assert.That(run.Cluster[leader].ReadiesWritten - writtenBefore, Is.Zero, $"node {leader} wrote Readies while its fsync was held");
@@ -147,5 +155,36 @@ public class RaftNodeWritePipelineTests
         await Task.WhenAll(proposals).WaitAsync(Waits.Limit);
         Assert.That(Volatile.Read(ref flushes), Is.EqualTo(1), $"node {leader}'s entries proposed during a held fsync took {flushes} more fsyncs to become durable");
         Assert.That(run.Cluster[leader].ReadiesWritten - writtenBefore, Is.LessThanOrEqualTo(2), $"node {leader} wrote the proposals made during a held fsync in more than one Ready (and a commit)");
+    }
+
+    [Test]
+    public async Task AFollowerWhoseFsyncIsBusyWritesANewTermAndVoteAtOnceButAnswersTheVoteOnlyAfterItsFsync()
+    {
+        await using var run = await PipelineCluster.StartAsync(seed: 1701, RaftNodeOptions.DefaultMaxReadiesInFlight);
+        var leader = run.Cluster.LeaderId();
+        var follower = run.Cluster.FollowerId();
+        var target = run.Cluster.Nodes.Keys.First(id => id != leader && id != follower);
+        using var flush = run.HoldFlushesOf(follower);
+
+        var proposal = run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("before-transfer")).AsTask();
+        await flush.Entered.WaitAsync(Waits.Limit);
+        var writtenBefore = run.Cluster[follower].ReadiesWritten;
+        var termBefore = run.Cluster[follower].Status.Raft.HardState.Term;
+
+        // The third node campaigns (a transfer: no election timeout); the old leader's vote elects it.
+        await run.Cluster[leader].TransferLeadershipAsync(target).AsTask().WaitAsync(Waits.Limit);
+
+        // The busy follower steps the vote request: its new term (and vote) is written while its
+        // running write is still being made durable, not held back until that write's report (an
+        // election would otherwise wait one fsync more on every busy voter).
+        await Waits.UntilAsync(
+            () => run.Cluster[follower].ReadiesWritten > writtenBefore && run.Cluster[follower].Status.Raft.HardState.Term > termBefore,
+            $"node {follower} writing the new term while its fsync is held");
+
+        // Raft Figure 2: the vote itself goes out only after the fsync that covers it.
+        Assert.That(run.Sent(follower).Sent.Where(m => m.Type == MessageType.VoteResponse && m.Term > termBefore), Is.Empty, $"node {follower} answered a vote before its fsync of it");
+
+        flush.Release();
+        await proposal.WaitAsync(Waits.Limit);
     }
 }
