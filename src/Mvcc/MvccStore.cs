@@ -543,7 +543,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         {
             using (snapshot)
             {
-                uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep, _state.Path);
+                uint hash = KvHash.Compute(snapshot.OpenBucket(MetaKeys.KeyBucket)!, pending, at, compact, keep);
                 return new HashKVResponse { Header = new ResponseHeader { Revision = current }, Hash = hash, CompactRevision = compact, HashRevision = at };
             }
         }

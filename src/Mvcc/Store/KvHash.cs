@@ -15,12 +15,14 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// The hash is defined over the decoded fields, written as version 1 writes them, not over the
 /// stored bytes: so a member whose file holds version 1 entries (restored from an old image)
 /// hashes equal to members that wrote the same history in version 2, and the hashes of histories
-/// written before version 2 did not change.
+/// written before version 2 did not change. A value that does not decode (a damaged file) is hashed
+/// as it is stored, as every value was before version 2: the damage then shows as a hash that differs
+/// from the other members' (the replicated store's corruption alarm), instead of a hash that cannot
+/// be computed, whose error the cross-member check would not see.
 /// </remarks>
 internal static class KvHash
 {
-    /// <exception cref="CorruptionException">A stored value does not decode.</exception>
-    public static uint Compute(Bucket keys, List<PendingBatch.Entry> pending, long atMain, long compactMain, HashSet<Revision> keep, string path)
+    public static uint Compute(Bucket keys, List<PendingBatch.Entry> pending, long atMain, long compactMain, HashSet<Revision> keep)
     {
         uint crc = Append(0, MetaKeys.KeyBucketNameBytes);
         var cursor = keys.CreateCursor();
@@ -46,7 +48,7 @@ internal static class KvHash
                 if (Included(revision, compactMain, keep))
                 {
                     crc = Append(crc, cursor.Key);
-                    crc = AppendAsVersion1(crc, revision, tombstone, cursor.Value, path);
+                    crc = AppendAsVersion1(crc, revision, tombstone, cursor.Value);
                 }
 
                 more = cursor.Next();
@@ -57,7 +59,7 @@ internal static class KvHash
                 if (Included(revision, compactMain, keep))
                 {
                     crc = Append(crc, pendingKey);
-                    crc = AppendAsVersion1(crc, revision, pending[p].Tombstone, pending[p].StoredValue.Span, path);
+                    crc = AppendAsVersion1(crc, revision, pending[p].Tombstone, pending[p].StoredValue.Span);
                 }
 
                 p++;
@@ -72,15 +74,11 @@ internal static class KvHash
     private static bool Included(Revision revision, long compactMain, HashSet<Revision> keep) =>
         revision.Main > compactMain || keep.Count == 0 || keep.Contains(revision);
 
-    /// <summary>The hash continued over a stored value as version 1 encodes it: its header from the decoded fields, then its key and value.</summary>
-    private static uint AppendAsVersion1(uint crc, Revision revision, bool tombstone, ReadOnlySpan<byte> stored, string path)
+    /// <summary>The hash continued over a stored value as version 1 encodes it: its header from the decoded fields, then its key and value (a value that does not decode: its stored bytes).</summary>
+    private static uint AppendAsVersion1(uint crc, Revision revision, bool tombstone, ReadOnlySpan<byte> stored)
     {
-        if (!StoredValue.TryDecode(stored, revision.Main, tombstone, out var decoded))
-        {
-            throw StoredValue.Malformed(path, revision, tombstone, stored);
-        }
-
-        if (stored[StoredValue.KindOffset] is StoredValue.PutKind or StoredValue.TombstoneKind)
+        if (!StoredValue.TryDecode(stored, revision.Main, tombstone, out var decoded)
+            || stored[StoredValue.KindOffset] is StoredValue.PutKind or StoredValue.TombstoneKind)
         {
             return Append(crc, stored);
         }

@@ -107,10 +107,12 @@ public sealed partial class MvccStore
     /// <summary>
     /// FOR TESTS ONLY: damages this store behind the log's back, as a bad disk or a bug would —
     /// flips the last byte of the first stored revision at or after <paramref name="revision"/> (the
-    /// value's last byte, so it still decodes) in a synced B+tree commit, without a new revision.
-    /// Reads and <see cref="HashKV"/> see the damage; nothing else notices. Returns the revision hit.
+    /// value's last byte, so it still decodes), or with <paramref name="header"/> sets its kind byte
+    /// to one no version defines (so it no longer decodes), in a synced B+tree commit, without a new
+    /// revision. Reads and <see cref="HashKV"/> see the damage; nothing else notices. Returns the
+    /// revision hit.
     /// </summary>
-    internal async ValueTask<long> CorruptStoredValueForTestsAsync(long revision)
+    internal async ValueTask<long> CorruptStoredValueForTestsAsync(long revision, bool header = false)
     {
         await SyncAsync().ConfigureAwait(ResumeOnScheduler);
         using var tx = _state.Database.BeginWrite();
@@ -123,7 +125,15 @@ public sealed partial class MvccStore
 
         byte[] key = cursor.Key.ToArray();
         byte[] value = cursor.Value.ToArray();
-        value[^1] ^= 0x01;
+        if (header)
+        {
+            value[StoredValue.KindOffset] = 0x7F;
+        }
+        else
+        {
+            value[^1] ^= 0x01;
+        }
+
         keys.Put(key, value);
         tx.Commit(CommitDurability.Synced);
         return hit.Main;

@@ -19,8 +19,8 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// key length only — then the key and the value. 5 bytes in the common case instead of 29.</item>
 /// </list>
 /// A version 2 header is never longer than a version 1 header: an entry whose fields would make it
-/// longer (a create revision 2^56 below its mod revision, a negative lease with large other fields)
-/// is written in version 1, so <see cref="MaxHeaderSizeBytes"/> bounds every stored value's header.
+/// longer (only several huge fields at once, e.g. a distance and a version both at least 2^56 with a
+/// negative lease: no one field alone) is written in version 1, so <see cref="MaxHeaderSizeBytes"/> bounds every stored value's header.
 /// Pinned in FormatTests.
 /// </summary>
 internal static class StoredValue

@@ -46,8 +46,9 @@ public sealed class ReplicatedHashCheckTests
         }
     }
 
-    [Test]
-    public async Task ADamagedMembersStoreRaisesTheCorruptionAlarmOnEveryMember()
+    [TestCase(false, TestName = "ADamagedMembersStoreRaisesTheCorruptionAlarmOnEveryMember(a value byte)")]
+    [TestCase(true, TestName = "ADamagedMembersStoreRaisesTheCorruptionAlarmOnEveryMember(a header that no longer decodes)")]
+    public async Task ADamagedMembersStoreRaisesTheCorruptionAlarmOnEveryMember(bool header)
     {
         // The periodic check, as configured by a user: no test hook starts it.
         await using var cluster = await ReplicatedCluster.StartAsync(3, 1780, o => o with { HashCheckInterval = TimeSpan.FromMilliseconds(200) });
@@ -58,7 +59,7 @@ public sealed class ReplicatedHashCheckTests
 
         ulong damaged = cluster.FollowerIds().First();
         // A revision above the compaction point, which every hash covers.
-        long hit = await cluster[damaged].Mvcc.CorruptStoredValueForTestsAsync(cluster[damaged].Mvcc.CompactRevision + 1);
+        long hit = await cluster[damaged].Mvcc.CorruptStoredValueForTestsAsync(cluster[damaged].Mvcc.CompactRevision + 1, header);
         TestContext.Out.WriteLine($"damaged revision {hit} on member {damaged}");
 
         foreach (var id in ids)
@@ -69,7 +70,8 @@ public sealed class ReplicatedHashCheckTests
             Assert.That(refused.Error, Is.EqualTo(MvccError.Corrupt), $"member {id} refuses writes");
         }
 
-        Assert.That((await cluster[ids[0]].RangeAsync(new RangeRequest { Key = Key("h/"), RangeEnd = Key("h0") })).Kvs, Is.Not.Empty, "reads still work under the alarm");
+        ulong healthy = ids.First(id => id != damaged);
+        Assert.That((await cluster[healthy].RangeAsync(new RangeRequest { Key = Key("h/"), RangeEnd = Key("h0") })).Kvs, Is.Not.Empty, "reads still work under the alarm");
     }
 
     private static async Task WorkloadAsync(ReplicatedCluster cluster, ulong[] ids, Random random, int count)
