@@ -50,8 +50,8 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
     private Exception? _error;
     private CancellationToken _cancelledBy;
 
-    // The core's version + 1 while this use's successful result may return the object to the pool;
-    // 0 when it may not (a cancellable call, or already returned). One compare-exchange per take, so
+    // The core's version (read as unsigned: it wraps through the negative shorts) + 1, so 1..65,536,
+    // while this use's successful result may return the object to the pool; 0 when it may not (a cancellable call, or already returned). One compare-exchange per take, so
     // two takes of one result (misuse) cannot both return it.
     private int _returnableVersion;
 
@@ -91,7 +91,7 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
         pending.RequestId = requestId;
         pending.Envelope = envelope;
         pending._scheduler = scheduler;
-        pending._returnableVersion = cancellable ? 0 : pending._core.Version + 1;
+        pending._returnableVersion = cancellable ? 0 : (ushort)pending._core.Version + 1;
         return pending;
     }
 
@@ -153,7 +153,7 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
     {
         // Throws for a failure, or for a token of an earlier use (a result taken twice).
         var result = _core.GetResult(token);
-        if (Interlocked.CompareExchange(ref _returnableVersion, 0, token + 1) == token + 1)
+        if (Interlocked.CompareExchange(ref _returnableVersion, 0, (ushort)token + 1) == (ushort)token + 1)
         {
             Return();
         }

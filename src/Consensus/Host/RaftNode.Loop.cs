@@ -105,6 +105,12 @@ public sealed partial class RaftNode<TResult>
                     _proposalBatch.Clear();
                 }
 
+                // Every input of this turn is now where the stop finds it by itself (proposals in the
+                // table, by request id; changes and transfers in their queues). From here a proposal
+                // of this turn may be applied, answered and its pooled object reused by another call,
+                // which failing this turn's items by object would then fail: so they are dropped.
+                lastTaken = null;
+
                 ProposeNextConfChange();
                 StartReadRound();
                 if (lastCall is not null)
@@ -144,7 +150,9 @@ public sealed partial class RaftNode<TResult>
 
         // Callers whose request the loop never got to: taken with the close or behind the input that
         // failed (the rest of that turn's inputs), or posted just before the close and never taken.
-        // Failing one the loop did handle is harmless: every completion is first-wins.
+        // Failing one the loop did handle is harmless: every completion is first-wins, and a proposal
+        // taken in the failed turn cannot have been applied (so returned to the pool and reused)
+        // before the turn reached the point where lastTaken is dropped.
         FailCallersOf(lastTaken ?? [], stopped);
         FailCallersOf(_inbox.TakeLeftAfterClose(), stopped);
         _reads.FailAll(stopped);
