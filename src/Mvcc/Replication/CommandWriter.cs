@@ -54,16 +54,7 @@ internal sealed class CommandWriter
 
     public void WriteUInt64(ulong value)
     {
-        var span = _buffer.GetSpan(10);
-        int n = 0;
-        while (value >= 0x80)
-        {
-            span[n++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-
-        span[n++] = (byte)value;
-        _buffer.Advance(n);
+        _buffer.Advance(Leb128.Write(_buffer.GetSpan(Leb128.MaxBytes), value));
     }
 
     public void WriteInt64(long value) => WriteUInt64((ulong)((value << 1) ^ (value >> 63)));

@@ -75,17 +75,6 @@ internal static class RequestSize
 
     private static long Bool(bool value) => value ? 2 : 0;
 
-    private static long Varint(long value)
-    {
-        // Protobuf encodes negative int64 values in ten bytes.
-        ulong v = unchecked((ulong)value);
-        long bytes = 1;
-        while (v >= 0x80)
-        {
-            v >>= 7;
-            bytes++;
-        }
-
-        return bytes;
-    }
+    // Protobuf encodes negative int64 values in ten bytes.
+    private static long Varint(long value) => Leb128.Size(unchecked((ulong)value));
 }

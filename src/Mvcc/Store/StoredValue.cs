@@ -62,12 +62,12 @@ internal static class StoredValue
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int CompactPutHeaderSizeBytes(long main, int keyLength, long createRevision, long version, long lease) =>
-        1 + VarintSize((ulong)(main - createRevision)) + VarintSize((ulong)version) + VarintSize((ulong)lease) + VarintSize((uint)keyLength);
+        1 + Leb128.Size((ulong)(main - createRevision)) + Leb128.Size((ulong)version) + Leb128.Size((ulong)lease) + Leb128.Size((uint)keyLength);
 
     public static int PutSizeBytes(long main, int keyLength, int valueLength, long createRevision, long version, long lease) =>
         PutHeaderSizeBytes(main, keyLength, createRevision, version, lease) + keyLength + valueLength;
 
-    public static int TombstoneSizeBytes(int keyLength) => 1 + VarintSize((uint)keyLength) + keyLength;
+    public static int TombstoneSizeBytes(int keyLength) => 1 + Leb128.Size((uint)keyLength) + keyLength;
 
     public static byte[] EncodePut(long main, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long createRevision, long version, long lease)
     {
@@ -99,10 +99,10 @@ internal static class StoredValue
         {
             destination[KindOffset] = CompactPutKind;
             at = 1;
-            at += WriteVarint(destination[at..], (ulong)(main - createRevision));
-            at += WriteVarint(destination[at..], (ulong)version);
-            at += WriteVarint(destination[at..], (ulong)lease);
-            at += WriteVarint(destination[at..], (uint)key.Length);
+            at += Leb128.Write(destination[at..], (ulong)(main - createRevision));
+            at += Leb128.Write(destination[at..], (ulong)version);
+            at += Leb128.Write(destination[at..], (ulong)lease);
+            at += Leb128.Write(destination[at..], (uint)key.Length);
         }
 
         key.CopyTo(destination[at..]);
@@ -120,7 +120,7 @@ internal static class StoredValue
     public static void WriteTombstone(Span<byte> destination, ReadOnlySpan<byte> key)
     {
         destination[KindOffset] = CompactTombstoneKind;
-        int at = 1 + WriteVarint(destination[1..], (uint)key.Length);
+        int at = 1 + Leb128.Write(destination[1..], (uint)key.Length);
         key.CopyTo(destination[at..]);
     }
 
@@ -267,7 +267,7 @@ internal static class StoredValue
     /// <summary>
     /// Reads an unsigned LEB128 varint at <paramref name="at"/>: null when well formed, else what is
     /// wrong — it runs past the end, or it is overlong (bits beyond 64, or a last byte of zero
-    /// after the first: not the one encoding <see cref="WriteVarint"/> writes).
+    /// after the first: not the one encoding <see cref="Leb128.Write"/> writes).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static string? ReadVarint(ReadOnlySpan<byte> bytes, ref int at, out ulong value)
@@ -300,23 +300,6 @@ internal static class StoredValue
             }
         }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int WriteVarint(Span<byte> destination, ulong value)
-    {
-        int at = 0;
-        while (value >= 0x80)
-        {
-            destination[at++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-
-        destination[at++] = (byte)value;
-        return at;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int VarintSize(ulong value) => 1 + ((63 - System.Numerics.BitOperations.LeadingZeroCount(value | 1)) / 7);
 
     public static ReadOnlySpan<byte> KeyOf(ReadOnlySpan<byte> bytes, in Decoded decoded) => bytes.Slice(decoded.HeaderSizeBytes, decoded.KeyLength);
 
