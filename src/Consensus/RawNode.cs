@@ -219,7 +219,7 @@ public sealed class RawNode
         return _core.SoftState != _previousSoftState
             || (!hard.IsEmpty && hard != _previousHardState)
             || log.HasPendingSnapshot
-            || (_outstanding.Count == 0 ? log.Unstable.Count > 0 : log.Unstable.HasEntriesNotInProgress)
+            || HasEntriesToWrite
             || _core.Messages.Count > 0
             || _core.MessagesAfterAppend.Count > 0
             || _core.ReadStates.Count > 0

@@ -188,9 +188,10 @@ public sealed partial class RaftNode<TResult>
     /// read states (a linearizable read would otherwise wait for an fsync that has nothing to do
     /// with it), or a role change, a new term or vote, or a refused proposal
     /// (<see cref="RawNode.HasUrgentReady"/>: an election or a caller's error would otherwise wait
-    /// for the running write's report before its own write starts). When it holds back, it says so to the sync pipeline, which then makes its last call
-    /// before its next fsync (a hint only: a last call missed costs latency, never a lost wake-up,
-    /// since the running write's report wakes the loop anyway).
+    /// for the running write's report before its own write starts). When it holds back, it says so
+    /// to the sync pipeline, which then makes its last call before its next fsync (a hint only: a
+    /// last call missed costs latency, never a lost wake-up, since the running write's report wakes
+    /// the loop anyway).
     /// </summary>
     private bool HoldsBackForRunningWrite()
     {
