@@ -26,4 +26,33 @@ public sealed class WaitsTests
 
         Assert.That(failure!.Message, Does.Contain("a condition that never holds"));
     }
+
+    [Test]
+    public void OrFailAsyncFailsTheTestNamingWhatItWaitedForAndDescribingTheStateThen()
+    {
+        var never = new TaskCompletionSource();
+        int described = 0;
+
+        var failure = Assert.ThrowsAsync<AssertionException>(() => never.Task.OrFailAsync("a task nobody completes", () => $"described {++described} time(s)", TimeSpan.FromMilliseconds(50)));
+
+        Assert.That(failure!.Message, Does.Contain("a task nobody completes").And.Contain("described 1 time(s)"), "the description is asked once, when the wait runs out");
+    }
+
+    [Test]
+    public async Task OrFailAsyncReturnsTheResultWithoutDescribingAnything()
+    {
+        int value = await Task.FromResult(7).OrFailAsync("a completed task", () => throw new InvalidOperationException("a wait that ends must not describe the state"));
+
+        Assert.That(value, Is.EqualTo(7));
+    }
+
+    [Test]
+    public void OrFailAsyncPassesOnTheTasksOwnTimeoutExceptionAsItIs()
+    {
+        var own = new TimeoutException("the code under test gave up");
+
+        var thrown = Assert.ThrowsAsync<TimeoutException>(() => Task.FromException(own).OrFailAsync("a task that failed by itself"));
+
+        Assert.That(thrown, Is.SameAs(own), "a failure of the awaited task is not a hang of the wait");
+    }
 }

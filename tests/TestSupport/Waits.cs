@@ -45,6 +45,35 @@ public static class Waits
     }
 
     /// <summary>
+    /// Awaits <paramref name="task"/> for at most <paramref name="timeout"/> (default
+    /// <see cref="Limit"/>); when it has not completed by then, fails the test naming <paramref name="what"/>, followed by <paramref name="state"/>'s
+    /// description of the system at that moment (asked only then, so a wait that ends costs nothing
+    /// more). A task that fails, even with its own <see cref="TimeoutException"/>, fails the wait
+    /// with that exception as it is.
+    /// </summary>
+    public static async Task OrFailAsync(this Task task, string what, Func<string>? state = null, TimeSpan? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(what);
+        var limit = timeout ?? Limit;
+        try
+        {
+            await task.WaitAsync(limit);
+        }
+        catch (TimeoutException) when (!task.IsCompleted)
+        {
+            FailHung(what, state, limit);
+        }
+    }
+
+    /// <summary>As <see cref="OrFailAsync(Task, string, Func{string}?, TimeSpan?)"/>, returning the task's result.</summary>
+    public static async Task<T> OrFailAsync<T>(this Task<T> task, string what, Func<string>? state = null, TimeSpan? timeout = null)
+    {
+        await OrFailAsync((Task)task, what, state, timeout);
+        return await task;
+    }
+
+    /// <summary>
     /// Waits until <paramref name="condition"/> holds, looking at it again every
     /// <see cref="PollInterval"/>; fails the test naming <paramref name="what"/> when it still does
     /// not hold after <paramref name="timeout"/> (default <see cref="Limit"/>).
@@ -71,5 +100,22 @@ public static class Waits
 
             await Task.Delay(PollInterval);
         }
+    }
+
+    private static void FailHung(string what, Func<string>? state, TimeSpan limit)
+    {
+        string description;
+        try
+        {
+            description = state?.Invoke() ?? string.Empty;
+        }
+        catch (Exception e)
+        {
+            // The description is a help, never the failure: a broken one is named, not thrown.
+            description = $"(describing the state failed: {e.GetType().Name}: {e.Message})";
+        }
+
+        string message = $"Waited {limit.TotalSeconds:0.#} s for {what}; it never completed (a hang).";
+        Assert.Fail(description.Length == 0 ? message : $"{message}{Environment.NewLine}State then:{Environment.NewLine}{description}");
     }
 }

@@ -202,6 +202,26 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// <summary>Readies handed to the write pipeline since start (tests: how well writes coalesce).</summary>
     internal long ReadiesWritten => Interlocked.Read(ref _readiesWritten);
 
+    /// <summary>
+    /// For a test's failure message (a wait that ran out): what this node is waiting on now — its
+    /// tick, whether its loop, write and apply pipelines still run, the Readies being written and
+    /// whether the loop holds the next one back, the applies queued, and the proposals waiting for
+    /// an outcome (the oldest <paramref name="maxProposals"/>, each with its deadline tick, 0 for
+    /// none, and whether it was proposed as leader). Read from outside the loop without stopping
+    /// it: a moment's approximation, never used to decide anything.
+    /// </summary>
+    internal string DescribeWaits(int maxProposals = 8)
+    {
+        var waiting = new List<(ulong RequestId, PendingProposal<TResult> Pending)>();
+        _proposals.CopyTo(waiting);
+        waiting.Sort((a, b) => a.RequestId.CompareTo(b.RequestId));
+        var shown = waiting.Take(maxProposals).Select(p => $"#{p.RequestId} deadline {p.Pending.DeadlineTick}{(p.Pending.ProposedAsLeader ? " as leader" : string.Empty)}");
+        static string Phase(Task task) => task.IsCompleted ? $"ended ({task.Status})" : "running";
+        return $"tick {Interlocked.Read(ref _tick)}, loop {Phase(_loopTask)}, sync {Phase(_syncTask)}, apply {Phase(_applyTask)}, "
+            + $"Readies being written {_readiesInFlight.Count}, holds back Readies {Volatile.Read(ref _loopHoldsBackReadies) == 1}, applies queued {Volatile.Read(ref _queuedApplies)}, "
+            + $"proposals waiting {waiting.Count}{(waiting.Count > 0 ? ": " + string.Join(", ", shown) : string.Empty)}{(waiting.Count > maxProposals ? ", ..." : string.Empty)}";
+    }
+
 
     /// <summary>
     /// The node's state now: the core's status (refreshed every tick), applied and persisted

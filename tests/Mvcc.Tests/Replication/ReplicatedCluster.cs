@@ -13,7 +13,8 @@ namespace EmbeddedRaft.Mvcc.Tests.Replication;
 /// Real <see cref="ReplicatedStore"/> members in one process: each with its own fault-injecting
 /// in-memory disk (so one member can crash alone), all on one <see cref="InProcessNetwork"/>,
 /// ticking every <see cref="TickInterval"/> of real time. Waits go through the members' own
-/// signals (leader changes, applied indexes), bounded by <see cref="Waits.Limit"/>.
+/// signals (leader changes, applied indexes), bounded by <see cref="Waits.Limit"/>; one that runs
+/// out fails with <see cref="Describe"/>'s picture of every member at that moment.
 /// </summary>
 public sealed class ReplicatedCluster : IAsyncDisposable
 {
@@ -115,7 +116,7 @@ public sealed class ReplicatedCluster : IAsyncDisposable
         }
 
         var started = System.Diagnostics.Stopwatch.StartNew();
-        var store = await ReplicatedStore.StartAsync(options, Network.CreateTransport(id)).AsTask().WaitAsync(Waits.Limit);
+        var store = await ReplicatedStore.StartAsync(options, Network.CreateTransport(id)).AsTask().OrFailAsync($"member {id} to start", Describe);
         TestContext.Out.WriteLine($"member {id} started in {started.ElapsedMilliseconds} ms");
         Members[id] = store;
         return store;
@@ -124,7 +125,7 @@ public sealed class ReplicatedCluster : IAsyncDisposable
     public async Task StopMemberAsync(ulong id)
     {
         var stopping = System.Diagnostics.Stopwatch.StartNew();
-        await Members[id].DisposeAsync();
+        await Members[id].DisposeAsync().AsTask().OrFailAsync($"member {id} to stop", Describe);
         TestContext.Out.WriteLine($"member {id} stopped in {stopping.ElapsedMilliseconds} ms");
         Members.Remove(id);
     }
@@ -139,7 +140,7 @@ public sealed class ReplicatedCluster : IAsyncDisposable
         disk.Crash();
         try
         {
-            await Members[id].DisposeAsync();
+            await Members[id].DisposeAsync().AsTask().OrFailAsync($"crashed member {id} to stop", Describe);
         }
         catch (Exception e) when (e is SimulatedCrashException or IOException or Storage.StorageFaultedException or AggregateException)
         {
@@ -157,17 +158,17 @@ public sealed class ReplicatedCluster : IAsyncDisposable
         while (DateTime.UtcNow < deadline)
         {
             var members = Members.Values.ToArray();
-            var leaders = await Task.WhenAll(members.Select(KnownLeaderAsync)).WaitAsync(Waits.Limit);
+            var leaders = await Task.WhenAll(members.Select(KnownLeaderAsync)).OrFailAsync("every member to know a leader", Describe);
             if (leaders.Distinct().Count() == 1 && Members.ContainsKey(leaders[0]))
             {
                 return leaders[0];
             }
 
             // Not settled yet: wait for the next change anywhere.
-            await Task.WhenAny(members.Select((m, i) => NextChangeAsync(m, leaders[i]))).WaitAsync(Waits.Limit);
+            await Task.WhenAny(members.Select((m, i) => NextChangeAsync(m, leaders[i]))).OrFailAsync($"a member to see another leader than {string.Join(", ", leaders)}", Describe);
         }
 
-        Assert.Fail($"No leader all members agree on within {Waits.Limit}.");
+        Assert.Fail($"No leader all members agree on within {Waits.Limit}.{Environment.NewLine}State then:{Environment.NewLine}{Describe()}");
         return 0;
     }
 
@@ -187,12 +188,48 @@ public sealed class ReplicatedCluster : IAsyncDisposable
         {
             if (DateTime.UtcNow > deadline)
             {
-                Assert.Fail($"Not every member applied index {index} within {Waits.Limit}: {string.Join(", ", Members.Values.Select(m => $"{m.MemberId}@{m.Status.RaftAppliedIndex}"))}.");
+                Assert.Fail($"Not every member applied index {index} within {Waits.Limit}.{Environment.NewLine}State then:{Environment.NewLine}{Describe()}");
             }
 
             // Every member applies what the leader committed: a linearizable read on each returns once it has.
-            await Task.WhenAll(Members.Values.Select(m => m.RangeAsync(new RangeRequest { Key = Key("-") }).AsTask())).WaitAsync(Waits.Limit);
+            await Task.WhenAll(Members.Values.Select(m => m.RangeAsync(new RangeRequest { Key = Key("-") }).AsTask())).OrFailAsync($"a linearizable read on every member (for index {index})", Describe);
         }
+    }
+
+    /// <summary>
+    /// Every member as it is now, one line each, for a failure message: role, term, vote, leader,
+    /// commit, applied, persisted, revision, why it stopped, its disk (crashed, a fault armed), and
+    /// what its node waits on (<see cref="RaftNode{TResult}.DescribeWaits"/>: pipelines, waiting
+    /// proposals); members of <see cref="InitialMembers"/> not running are named as such.
+    /// </summary>
+    public string Describe()
+    {
+        var lines = new List<string>();
+        var ids = InitialMembers.Select(m => m.Id).Union(Members.Keys).Order();
+        foreach (ulong id in ids)
+        {
+            string disk = Disks.TryGetValue(id, out var d) ? $"disk{(d.IsCrashed ? " crashed" : string.Empty)}{(d.FailWhen is not null ? ", a fault armed" : string.Empty)}" : "no disk";
+            if (!Members.TryGetValue(id, out var member))
+            {
+                lines.Add($"member {id}: not running; {disk}");
+                continue;
+            }
+
+            try
+            {
+                var node = member.Node.Status;
+                var raft = node.Raft;
+                lines.Add($"member {id}: {raft.SoftState.Role} term {raft.HardState.Term} vote {raft.HardState.Vote} leader {raft.SoftState.Lead} "
+                    + $"commit {raft.HardState.Commit} applied {node.AppliedIndex} persisted {node.PersistedIndex} revision {member.Mvcc.Revision} "
+                    + $"stopped {(node.IsStopped ? node.StopCause?.GetType().Name ?? "(disposed)" : "no")}; {disk}; {NodeDiagnostics.DescribeWaits(member.Node)}");
+            }
+            catch (Exception e)
+            {
+                lines.Add($"member {id}: (not described: {e.GetType().Name}: {e.Message}); {disk}");
+            }
+        }
+
+        return string.Join(Environment.NewLine, lines);
     }
 
     public static byte[] Key(string text) => Encoding.UTF8.GetBytes(text);
@@ -201,18 +238,21 @@ public sealed class ReplicatedCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var member in Members.Values)
+        foreach (var (id, member) in Members)
         {
-            await member.DisposeAsync();
+            await member.DisposeAsync().AsTask().OrFailAsync($"member {id} to stop at the cluster's end", Describe);
         }
 
         Members.Clear();
         Network.Dispose();
     }
 
+    // The subscriptions end a little after Waits.Limit: the bounded wait on them fails first, with the picture.
+    private static readonly TimeSpan SubscriptionLimit = Waits.Limit + TimeSpan.FromSeconds(5);
+
     private static async Task<ulong> KnownLeaderAsync(ReplicatedStore member)
     {
-        using var cts = new CancellationTokenSource(Waits.Limit);
+        using var cts = new CancellationTokenSource(SubscriptionLimit);
         await foreach (var change in member.LeaderChanges(cts.Token))
         {
             if (change.LeaderId != 0)
@@ -226,7 +266,7 @@ public sealed class ReplicatedCluster : IAsyncDisposable
 
     private static async Task NextChangeAsync(ReplicatedStore member, ulong seen)
     {
-        using var cts = new CancellationTokenSource(Waits.Limit);
+        using var cts = new CancellationTokenSource(SubscriptionLimit);
         await foreach (var change in member.LeaderChanges(cts.Token))
         {
             if (change.LeaderId != seen && change.LeaderId != 0)

@@ -69,15 +69,17 @@ public sealed class ReplicatedReadTests
     /// <summary>
     /// A client as a real one behaves: on "no leader" or a dropped proposal it retries (bounded),
     /// as etcd's clients retry unavailable errors. A timed-out write may have applied: the tests
-    /// here only write keys whose retry is harmless to what they check.
+    /// here only write keys whose retry is harmless to what they check. A call that never answers
+    /// (none within <see cref="Waits.Limit"/>) is a hang, not retried: the test fails naming it,
+    /// with <paramref name="state"/>'s description of the system then.
     /// </summary>
-    internal static async Task<T> ClientAsync<T>(Func<ValueTask<T>> call)
+    internal static async Task<T> ClientAsync<T>(Func<ValueTask<T>> call, Func<string>? state = null, string what = "a client call")
     {
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                return await call().AsTask().WaitAsync(Waits.Limit);
+                return await call().AsTask().OrFailAsync($"{what} (attempt {attempt + 1})", state);
             }
             catch (Exception e) when (attempt < 50 && e is NoLeaderException or ProposalDroppedException or TimeoutException)
             {
