@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Mvcc.Replication;
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
@@ -65,7 +67,7 @@ public sealed class ReplicatedCrashTests
 
             // A probe write through another member makes the victim write its log; its outcome is
             // not asserted (the victim may be the leader that crashes before acknowledging it).
-            var probe = cluster[cluster.Members.Keys.First(id => id != victim)].PutAsync(new PutRequest { Key = Key($"probe/{victim}"), Value = Key("p") }).AsTask();
+            var probe = ProbeAsync(cluster[cluster.Members.Keys.First(id => id != victim)], victim, arm.Crashed);
             if (point == CrashPoint.AfterLogFsyncBeforeStoreCommit)
             {
                 // The log fsync of the probe arms the crash; the next B+tree write crashes.
@@ -94,6 +96,30 @@ public sealed class ReplicatedCrashTests
             TestContext.Out.WriteLine($"member {victim} restarted: store durable at index {durableIndex}, applied {cluster[victim].Status.RaftAppliedIndex}");
 
             await AssertAllAgreeAsync(cluster, acknowledged, State);
+        }
+    }
+
+    /// <summary>
+    /// Probe writes through <paramref name="through"/> until one is answered or the victim's disk
+    /// has crashed: a probe refused before anything was appended (no leader during an election, a
+    /// forwarded proposal dropped) gives the victim nothing to write, and the crash would then wait
+    /// on writes that never come. Each probe has a key of its own, so a dropped one that did apply
+    /// changes nothing the test checks.
+    /// </summary>
+    private static async Task ProbeAsync(ReplicatedStore through, ulong victim, Task crashed)
+    {
+        for (int n = 0; ; n++)
+        {
+            var put = through.PutAsync(new PutRequest { Key = Key($"probe/{victim}/{n}"), Value = Key("p") }).AsTask();
+            await Task.WhenAny(put, crashed);
+            if (crashed.IsCompleted || !put.IsFaulted || put.Exception?.InnerException is not (NoLeaderException or ProposalDroppedException))
+            {
+                await put;
+                return;
+            }
+
+            TestContext.Out.WriteLine($"probe {n} through member {through.MemberId} refused before the crash: {put.Exception.InnerException.GetType().Name}; another");
+            await Task.Delay(TickInterval * 5);
         }
     }
 
