@@ -20,6 +20,9 @@ public sealed class ReplicatedCluster : IAsyncDisposable
 {
     public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(10);
 
+    // The leader subscriptions end a little after Waits.Limit: the bounded wait on them fails first, with the picture.
+    private static readonly TimeSpan SubscriptionLimit = Waits.Limit + TimeSpan.FromSeconds(5);
+
     private readonly int _seed;
     private readonly Func<ReplicatedStoreOptions, ReplicatedStoreOptions> _configure;
 
@@ -246,9 +249,6 @@ public sealed class ReplicatedCluster : IAsyncDisposable
         Members.Clear();
         Network.Dispose();
     }
-
-    // The subscriptions end a little after Waits.Limit: the bounded wait on them fails first, with the picture.
-    private static readonly TimeSpan SubscriptionLimit = Waits.Limit + TimeSpan.FromSeconds(5);
 
     private static async Task<ulong> KnownLeaderAsync(ReplicatedStore member)
     {
