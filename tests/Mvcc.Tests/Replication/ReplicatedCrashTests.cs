@@ -136,9 +136,26 @@ public sealed class ReplicatedCrashTests
             string value = $"v{random.Next()}";
             writes.Add(Task.Run(async () =>
             {
-                // Each key is written once: a retry after a dropped proposal could apply it twice, so none is retried.
+                // Each key is written once: a retry after a dropped or timed-out proposal could apply
+                // it twice, so none is retried — except after NoLeaderException, which says nothing
+                // was appended anywhere (an election, or a leader that lost its quorum on a machine
+                // so loaded that members took seconds to start: seed 2000 at load 34).
                 outstanding[key] = through;
-                var put = await member.PutAsync(new PutRequest { Key = Key(key), Value = Key(value) }).AsTask().OrFailAsync($"the put of {key} through member {through}", state);
+                PutResponse put;
+                for (int attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        put = await member.PutAsync(new PutRequest { Key = Key(key), Value = Key(value) }).AsTask().OrFailAsync($"the put of {key} through member {through} (attempt {attempt})", state);
+                        break;
+                    }
+                    catch (NoLeaderException e) when (attempt < 50)
+                    {
+                        TestContext.Out.WriteLine($"put of {key} through member {through}, attempt {attempt}: {e.Message}; again");
+                        await Task.Delay(TickInterval * 5);
+                    }
+                }
+
                 outstanding.TryRemove(key, out _);
                 lock (acknowledged)
                 {
