@@ -62,7 +62,7 @@ public sealed partial class RaftNode<TResult>
 
                             if (b.Frames is { } frames)
                             {
-                                _lentFrames.Record(frames, _raw.SoftState.Role == StateRole.Follower);
+                                _lentFrames.Record(frames, _raw.SoftState.Role == StateRole.Follower, _raw.Core.Log.LastIndex());
                             }
 
                             break;

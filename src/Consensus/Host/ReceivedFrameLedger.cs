@@ -53,10 +53,13 @@ internal sealed class ReceivedFrameLedger(ReceivedFramePool pool)
     public long ReturnedTotal => Volatile.Read(ref _returnedTotal);
 
     /// <summary>
-    /// Records <paramref name="frames"/>, whose messages the core has just stepped. Only a follower
-    /// records; any other role forgets them at once (see the remarks).
+    /// Records <paramref name="frames"/>, whose messages the core has just stepped, its log then
+    /// ending at <paramref name="lastIndex"/>. Only a follower records; any other role forgets them at
+    /// once (see the remarks). A frame with entries beyond the log's end is forgotten too: they were
+    /// refused (a stale leader's, a mutated frame's), and its index might never be reached, so recorded
+    /// it would hold back every frame behind it.
     /// </summary>
-    public void Record(ReadOnlySpan<LentFrame> frames, bool isFollower)
+    public void Record(ReadOnlySpan<LentFrame> frames, bool isFollower, ulong lastIndex)
     {
         if (!isFollower)
         {
@@ -68,6 +71,11 @@ internal sealed class ReceivedFrameLedger(ReceivedFramePool pool)
             if (frame.HighestEntryIndex == 0)
             {
                 throw new InvariantViolationException("A frame lent without an entry: nothing would ever tell when it is free.");
+            }
+
+            if (frame.HighestEntryIndex > lastIndex)
+            {
+                continue;
             }
 
             _held.Enqueue(frame);

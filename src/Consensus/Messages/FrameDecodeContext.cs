@@ -17,7 +17,7 @@ namespace EmbeddedRaft.Consensus.Messages;
 /// </para>
 /// <para>
 /// With a <see cref="Pool"/> (the receiver borrows frames: <see cref="IReceivedFrameBorrower"/>)
-/// the frame copy is rented instead, at least the frame's length, and the rules above hold only until
+/// the frame copy of a frame the pool takes is rented instead, at least the frame's length, and the rules above hold only until
 /// the borrower returns it: the connection then hands <see cref="PooledFrameCopy"/> to the borrower
 /// or leaves it to the collector.
 /// </para>
@@ -52,29 +52,27 @@ internal sealed class FrameDecodeContext
 
     /// <summary>
     /// Starts a new frame the caller already copied into the first <paramref name="length"/> bytes of
-    /// <paramref name="ownedCopy"/> (a frame split across pipe segments; the array from
-    /// <see cref="RentCopy"/>): messages alias that array, so the caller gives it up.
+    /// <paramref name="ownedCopy"/> (a frame split across pipe segments): messages alias that array,
+    /// so the caller gives it up. <paramref name="pooled"/>: the array was rented from <see cref="Pool"/>.
     /// </summary>
-    public void BeginFrame(byte[] ownedCopy, int length)
+    public void BeginFrame(byte[] ownedCopy, int length, bool pooled)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, ownedCopy.Length);
         _frameCopy = ownedCopy;
         _frameLength = length;
-        _frameCopyPooled = Pool is not null;
+        _frameCopyPooled = pooled;
         FrameCopies++;
     }
-
-    /// <summary>An array for a frame of <paramref name="length"/> bytes that the caller copies itself (then <see cref="BeginFrame(byte[], int)"/>).</summary>
-    public byte[] RentCopy(int length) => Pool?.Rent(length) ?? GC.AllocateUninitializedArray<byte>(length);
 
     /// <summary>The current frame's copy, made from <paramref name="frame"/> on first use.</summary>
     public byte[] FrameCopy(ReadOnlySpan<byte> frame)
     {
         if (_frameCopy is null)
         {
-            _frameCopy = RentCopy(frame.Length);
+            var rented = Pool?.Rent(frame.Length);
+            _frameCopy = rented ?? GC.AllocateUninitializedArray<byte>(frame.Length);
             _frameLength = frame.Length;
-            _frameCopyPooled = Pool is not null;
+            _frameCopyPooled = rented is not null;
             frame.CopyTo(_frameCopy);
             FrameCopies++;
         }

@@ -9,8 +9,11 @@ namespace EmbeddedRaft.Consensus.Transport;
 /// <remarks>
 /// <para>
 /// Sizes: powers of two from <see cref="SmallestClassBytes"/> to <see cref="LargestClassBytes"/>; a
-/// frame larger than the largest class gets a fresh array of its own size, which is never pooled. A
-/// rented array is at least the frame's length; the frame is its prefix.
+/// rented array is at least the frame's length, the frame its prefix. A frame shorter than
+/// <see cref="SmallestPooledFrameBytes"/> (a heartbeat, an acknowledgement, a trickle of appends) or
+/// longer than the largest class is not pooled: <see cref="Rent"/> says no and the caller makes an
+/// array of the frame's own size, as it would without a pool (a 32 KiB array per 100-byte frame
+/// would multiply what a chatty or hostile peer costs; the fuzz test's heap bound caught it).
 /// </para>
 /// <para>
 /// Bounded: at most <see cref="MaxIdleBytes"/> of arrays wait here; one returned past that is left to
@@ -29,6 +32,9 @@ internal sealed class ReceivedFramePool
 {
     /// <summary>The smallest pooled array: a batch frame closes at about 32 KiB.</summary>
     public const int SmallestClassBytes = 32 * 1024;
+
+    /// <summary>The shortest frame given a pooled array: half the smallest class, so an array is never more than twice its frame.</summary>
+    public const int SmallestPooledFrameBytes = SmallestClassBytes / 2;
 
     /// <summary>The largest pooled array: an append carries at most 1 MiB of entries by default, plus its headers.</summary>
     public const int LargestClassBytes = 2 * 1024 * 1024;
@@ -65,13 +71,17 @@ internal sealed class ReceivedFramePool
     /// <summary>Arrays returned and kept for reuse; for tests.</summary>
     public long Returned => Volatile.Read(ref _returned);
 
-    /// <summary>An array of at least <paramref name="lengthBytes"/> bytes (uninitialized) for one frame's copy.</summary>
-    public byte[] Rent(int lengthBytes)
+    /// <summary>
+    /// An array of at least <paramref name="lengthBytes"/> bytes (uninitialized) for one frame's copy,
+    /// or null for a frame this pool does not take (shorter than <see cref="SmallestPooledFrameBytes"/>
+    /// or longer than <see cref="LargestClassBytes"/>).
+    /// </summary>
+    public byte[]? Rent(int lengthBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(lengthBytes);
-        if (lengthBytes > LargestClassBytes)
+        if (lengthBytes < SmallestPooledFrameBytes || lengthBytes > LargestClassBytes)
         {
-            return GC.AllocateUninitializedArray<byte>(lengthBytes);
+            return null;
         }
 
         var cls = ClassOf(lengthBytes);
@@ -90,7 +100,7 @@ internal sealed class ReceivedFramePool
 
     /// <summary>
     /// Gives <paramref name="array"/> back: the caller guarantees that nothing reads or writes it any
-    /// more. An array not of a class size (a frame larger than the largest class) is dropped.
+    /// more. An array not of a class size (not rented here) is dropped.
     /// </summary>
     public void Return(byte[] array)
     {

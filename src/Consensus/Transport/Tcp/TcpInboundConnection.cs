@@ -276,10 +276,11 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         else
         {
             var length = (int)body.Length;
-            var copy = decoding.RentCopy(length);
+            var rented = decoding.Pool?.Rent(length);
+            var copy = rented ?? GC.AllocateUninitializedArray<byte>(length);
             body.CopyTo(copy);
             bytes = copy.AsSpan(0, length);
-            decoding.BeginFrame(copy, length);
+            decoding.BeginFrame(copy, length, pooled: rented is not null);
         }
 
         if (bytes.IsEmpty)
