@@ -58,6 +58,43 @@ public class TcpReceivedFramePoolTests
     }
 
     [Test]
+    public async Task AFollowerThatBecomesLeaderSendsItsCachedEntriesIntactToALaggingPeer()
+    {
+        // The durable log's cache is the holder that outlives the apply: a follower keeps its newest
+        // committed entries (1 MiB by default) as slices of the frames they came in, and sends them
+        // from there once it leads. Its frames must stay out of the pool until the cache lets go.
+        await using var cluster = await TcpCluster.StartAsync(3, seed: 1422, proxied: true);
+        var oldLeader = cluster.LeaderId();
+        var heir = cluster.Nodes.Keys.First(id => id != oldLeader);
+        var lagging = cluster.Nodes.Keys.First(id => id != oldLeader && id != heir);
+
+        // Everything toward the lagging node vanishes while ~800 KB of commands are committed.
+        cluster.Proxies[lagging].BlackHole(true);
+        var proposed = new List<string>();
+        for (var wave = 0; wave < 8; wave++)
+        {
+            var commands = Enumerable.Range(0, 250).Select(i => $"w{wave}-c{i}-{new string((char)('a' + (i % 26)), 400)}").ToList();
+            proposed.AddRange(commands);
+            await Task.WhenAll(commands.Select(c => cluster[oldLeader].ProposeAsync(Encoding.UTF8.GetBytes(c)).AsTask())).WaitAsync(Waits.Limit);
+        }
+
+        await cluster[heir].ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
+        await cluster[oldLeader].TransferLeadershipAsync(heir).AsTask().WaitAsync(Waits.Limit);
+
+        // The new leader catches the lagging node up from its log, the newest entries from its cache.
+        cluster.Proxies[lagging].BlackHole(false);
+        await cluster.ProposeAsync("after-transfer");
+        await cluster[lagging].ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
+
+        var heirApplied = cluster.Machines[heir].AppliedCommands;
+        var laggingApplied = cluster.Machines[lagging].AppliedCommands;
+        Assert.That(cluster[lagging].Status.IsStopped, Is.False, "the lagging node runs");
+        Assert.That(laggingApplied.Select(a => a.Command), Is.SupersetOf(proposed), "the lagging node applied every command");
+        Assert.That(laggingApplied, Is.EqualTo(heirApplied.Take(laggingApplied.Count)), "at the new leader's indexes, byte for byte");
+        TestContext.Out.WriteLine($"frames the heir returned while following: {cluster[heir].ReceivedFramesReturned}");
+    }
+
+    [Test]
     public async Task AFollowerThatGivesFramesBackWhenSteppedAppliesPoisonAndFails()
     {
         Assert.That(ReceivedFramePool.PoisonReturnedFrames, Is.True, "returned frames are poisoned in this run");
