@@ -28,4 +28,12 @@ internal sealed record TestOnlyBrokenRules
     /// log is at least as up to date as the voter's; a leader may then lack committed entries.
     /// </summary>
     public bool GrantVoteWithoutLogCheck { get; init; }
+
+    /// <summary>
+    /// The received-frame rule broken (RaftNode's <c>ReceivedFrameLedger</c>): a follower gives the frame
+    /// copies it borrowed from a TCP transport back as soon as their messages are stepped, while its
+    /// log still holds their entries; the next frame then overwrites entries it has yet to write and
+    /// apply. For the test that proves poisoned frames make such a late reader fail.
+    /// </summary>
+    public bool ReturnReceivedFramesWhenStepped { get; init; }
 }

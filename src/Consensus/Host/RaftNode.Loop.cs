@@ -1,4 +1,5 @@
 using EmbeddedRaft.Consensus.Messages;
+using EmbeddedRaft.Consensus.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace EmbeddedRaft.Consensus.Host;
@@ -57,6 +58,11 @@ public sealed partial class RaftNode<TResult>
                             foreach (var message in b.Messages)
                             {
                                 Step(message);
+                            }
+
+                            if (b.Frames is { } frames)
+                            {
+                                _lentFrames.Record(frames, _raw.SoftState.Role == StateRole.Follower, _raw.Core.Log.LastIndex());
                             }
 
                             break;
@@ -134,6 +140,8 @@ public sealed partial class RaftNode<TResult>
                     // proposed during its own fsync; followers persist it in their next write).
                     Send(_raw.TakeMessagesBeforePersist());
                 }
+
+                ReturnLentFrames();
             }
         }
         catch (Exception e)
@@ -204,6 +212,41 @@ public sealed partial class RaftNode<TResult>
         {
             _inbox.TryPost(new AppliedInput(Volatile.Read(ref _appliedIndex)));
         }
+    }
+
+    /// <summary>
+    /// At the end of every loop turn: gives back the borrowed frames no holder reads any more
+    /// (<see cref="ReceivedFrameLedger"/> states the rule and why it holds). A node that is not a
+    /// follower forgets them instead: it may be, or become, a leader that sends what its log holds.
+    /// Each turn checks, and reaching leadership takes more than one turn (its vote requests go out
+    /// in one, the answers come in a later one), so no frame recorded as a follower is returned
+    /// after this node led.
+    /// </summary>
+    private void ReturnLentFrames()
+    {
+        if (_lentFrames.Count == 0)
+        {
+            return;
+        }
+
+        if (_raw.SoftState.Role != StateRole.Follower)
+        {
+            _lentFrames.ForgetAll();
+            return;
+        }
+
+        if (_returnFramesWhenStepped)
+        {
+            _lentFrames.ReturnUpTo(ulong.MaxValue);
+            return;
+        }
+
+        // Entries up to the applied index are applied (the apply pipeline is done with them, and a
+        // node applies only what it made durable, so neither the core nor the write pipeline holds
+        // them); the durable log's cache holds entries from its first cached index on.
+        var applied = Volatile.Read(ref _appliedIndex);
+        var cacheFirst = _log.CacheFirstIndex;
+        _lentFrames.ReturnUpTo(Math.Min(applied, cacheFirst - 1));
     }
 
     /// <summary>At every loop turn: what the applier applied since the last one (read states, configuration changes, own entries).</summary>
@@ -474,7 +517,8 @@ public sealed partial class RaftNode<TResult>
     }
 
     /// <summary>A transport's batch of inbound messages (a TCP frame's), stepped in order.</summary>
-    private sealed record StepBatchInput(Message[] Messages) : LoopInput;
+    /// <summary>A transport's batch of messages, and the frame copies they borrow (<see cref="IReceivedFrameBorrower"/>) or null.</summary>
+    private sealed record StepBatchInput(Message[] Messages, LentFrame[]? Frames) : LoopInput;
 
     private sealed record AppliedInput(ulong Index) : LoopInput;
 

@@ -144,6 +144,11 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private int _rejectedMessages;
     private int _failedSends;
 
+    // Frame copies borrowed from a TCP transport (its pool is this node's), returned by the loop once
+    // nothing here reads them (ReceivedFrameLedger states the rule).
+    private readonly ReceivedFrameLedger _lentFrames = new(new ReceivedFramePool());
+    private readonly bool _returnFramesWhenStepped; // TestOnlyBrokenRules: tests only
+
     // Owned by the apply pipeline.
     private readonly AppliedRequestWindow _dedup;
     private ulong _applierIndex;
@@ -165,6 +170,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     {
         _options = options;
         _acknowledgeBeforeFsync = options.Raft.BrokenRules.AcknowledgeBeforeFsync;
+        _returnFramesWhenStepped = options.Raft.BrokenRules.ReturnReceivedFramesWhenStepped;
         _stateMachine = stateMachine;
         _durableStateMachine = stateMachine as IDurableStateMachine<TResult>;
         _transport = transport;
@@ -195,6 +201,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
         _raw.MaxOutstandingReadies = options.MaxReadiesInFlight;
     }
+
+    /// <summary>Received frame copies this node gave back to its pool (<see cref="ReceivedFrameLedger"/>); for tests.</summary>
+    internal long ReceivedFramesReturned => _lentFrames.ReturnedTotal;
 
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
@@ -756,9 +765,32 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
     }
 
-    /// <summary>The node's side of the transport: everything inbound is queued to the loop, never handled on the transport's thread.</summary>
-    private sealed class Receiver(RaftNode<TResult> node) : IRaftMessageReceiver
+    /// <summary>
+    /// The node's side of the transport: everything inbound is queued to the loop, never handled on
+    /// the transport's thread. It borrows a TCP transport's frame copies (<see cref="IReceivedFrameBorrower"/>):
+    /// the loop gives each back once nothing of this node reads it.
+    /// </summary>
+    private sealed class Receiver(RaftNode<TResult> node) : IReceivedFrameBorrower
     {
+        public ReceivedFramePool FramePool => node._lentFrames.Pool;
+
+        public void ReceiveBatch(ReadOnlySpan<Message> messages, ReadOnlySpan<LentFrame> frames)
+        {
+            if (frames.IsEmpty)
+            {
+                ReceiveBatch(messages);
+                return;
+            }
+
+            foreach (var message in messages)
+            {
+                ArgumentNullException.ThrowIfNull(message, nameof(messages));
+            }
+
+            // One item, stepped whole: the frames are recorded only after their messages were stepped.
+            node._inbox.TryPost(new StepBatchInput(messages.ToArray(), frames.ToArray()));
+        }
+
         public void Receive(Message message)
         {
             ArgumentNullException.ThrowIfNull(message);
@@ -781,7 +813,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
                     ArgumentNullException.ThrowIfNull(message, nameof(messages));
                 }
 
-                node._inbox.TryPost(new StepBatchInput(messages.ToArray()));
+                node._inbox.TryPost(new StepBatchInput(messages.ToArray(), null));
             }
         }
 

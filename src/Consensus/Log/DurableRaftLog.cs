@@ -827,6 +827,22 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// The first index whose entry the log holds in memory (its cache): every entry from here to the
+    /// last index may be handed out again as the same object; <c>LastIndex() + 1</c> when none is.
+    /// Entries below it are read back from the WAL into new arrays.
+    /// </summary>
+    internal ulong CacheFirstIndex
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _table.CacheFirst;
+            }
+        }
+    }
+
     /// <inheritdoc/>
     public ulong FirstIndex()
     {

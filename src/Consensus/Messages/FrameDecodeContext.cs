@@ -1,3 +1,5 @@
+using EmbeddedRaft.Consensus.Transport;
+
 namespace EmbeddedRaft.Consensus.Messages;
 
 /// <summary>
@@ -13,6 +15,12 @@ namespace EmbeddedRaft.Consensus.Messages;
 /// copy alive (a batch frame is about 32 KiB; one message larger than that travels alone) and its
 /// entry block (<see cref="EntryBlockLength"/> entries).
 /// </para>
+/// <para>
+/// With a <see cref="Pool"/> (the receiver borrows frames: <see cref="IReceivedFrameBorrower"/>)
+/// the frame copy of a frame the pool takes is rented instead, at least the frame's length, and the rules above hold only until
+/// the borrower returns it: the connection then hands <see cref="PooledFrameCopy"/> to the borrower
+/// or leaves it to the collector.
+/// </para>
 /// <para>Not thread-safe: one per connection's reading task. Call <see cref="BeginFrame()"/> (or its overload) before each frame.</para>
 /// </remarks>
 internal sealed class FrameDecodeContext
@@ -21,22 +29,38 @@ internal sealed class FrameDecodeContext
     public const int EntryBlockLength = 128;
 
     private byte[]? _frameCopy;
+    private int _frameLength; // Invariant: with _frameCopy set, the frame is its first _frameLength bytes.
+    private bool _frameCopyPooled;
     private Entry[]? _entries;
     private int _entriesUsed;
 
     /// <summary>Frame copies made (one per frame that had any byte field); for tests.</summary>
     public long FrameCopies { get; private set; }
 
+    /// <summary>Where frame copies are rented from, or null for a new array of the frame's size each (today's contract).</summary>
+    public ReceivedFramePool? Pool { get; set; }
+
+    /// <summary>The current frame's copy if it was rented from <see cref="Pool"/>, else null (no copy, or a new array).</summary>
+    public byte[]? PooledFrameCopy => _frameCopyPooled ? _frameCopy : null;
+
     /// <summary>Starts a new frame: the next byte field copies the new frame.</summary>
-    public void BeginFrame() => _frameCopy = null;
+    public void BeginFrame()
+    {
+        _frameCopy = null;
+        _frameCopyPooled = false;
+    }
 
     /// <summary>
-    /// Starts a new frame the caller already copied into <paramref name="ownedCopy"/> (a frame split
-    /// across pipe segments): messages alias that array, so the caller gives it up for good.
+    /// Starts a new frame the caller already copied into the first <paramref name="length"/> bytes of
+    /// <paramref name="ownedCopy"/> (a frame split across pipe segments): messages alias that array,
+    /// so the caller gives it up. <paramref name="pooled"/>: the array was rented from <see cref="Pool"/>.
     /// </summary>
-    public void BeginFrame(byte[] ownedCopy)
+    public void BeginFrame(byte[] ownedCopy, int length, bool pooled)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, ownedCopy.Length);
         _frameCopy = ownedCopy;
+        _frameLength = length;
+        _frameCopyPooled = pooled;
         FrameCopies++;
     }
 
@@ -45,13 +69,16 @@ internal sealed class FrameDecodeContext
     {
         if (_frameCopy is null)
         {
-            _frameCopy = GC.AllocateUninitializedArray<byte>(frame.Length);
+            var rented = Pool?.Rent(frame.Length);
+            _frameCopy = rented ?? GC.AllocateUninitializedArray<byte>(frame.Length);
+            _frameLength = frame.Length;
+            _frameCopyPooled = rented is not null;
             frame.CopyTo(_frameCopy);
             FrameCopies++;
         }
-        else if (_frameCopy.Length != frame.Length)
+        else if (_frameLength != frame.Length)
         {
-            throw new InvariantViolationException($"A frame copy of {_frameCopy.Length} bytes reused for a frame of {frame.Length} bytes: BeginFrame was not called.");
+            throw new InvariantViolationException($"A frame copy of {_frameLength} bytes reused for a frame of {frame.Length} bytes: BeginFrame was not called.");
         }
 
         return _frameCopy;

@@ -159,12 +159,21 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         // context) and blocks of entry slots: see FrameDecodeContext for the lifetime rules. They
         // never alias the pipe's buffers, which the next read reuses.
         var decoding = new FrameDecodeContext();
+
+        // Frame copies lent to a borrowing receiver (RaftNode's), in the order of the batch's frames.
+        var lent = new List<LentFrame>();
         while (await ReadOrNoticeSilenceAsync(connection))
         {
             // Every frame the read left whole in the buffer is decoded before any is handed on: one
             // hand-off to the node (one inbox item, at most one wake-up of its loop) per read, not
             // per frame, and keep-alive answers written together and flushed once.
             batch.Clear();
+            lent.Clear();
+
+            // The receiver of this read's hand-off, taken once: frames are rented from its pool only
+            // if it borrows them, so a frame is never lent to a receiver that would keep it forever.
+            var receiver = transport.CurrentReceiver;
+            decoding.Pool = (receiver as IReceivedFrameBorrower)?.FramePool;
             long frameBytes = 0;
             int whole = 0; // messages of the frames decoded whole so far
             bool answerKeepAlive = false;
@@ -185,6 +194,7 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                     }
 
                     frameBytes += TcpFrame.HeaderSizeBytes + DecodeFrameBody(connection.FrameBody, decoding, batch, _peer, local);
+                    TryLend(decoding, batch, whole, lent);
                     whole = batch.Count;
                 }
                 while (batch.Count < MaxMessagesPerHandOff && connection.TryTakeBufferedFrame());
@@ -194,11 +204,11 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
                 // The frames before the bad one reach the node, as they would have frame by frame;
                 // nothing of the bad frame does. Then the connection ends.
                 batch.RemoveRange(whole, batch.Count - whole);
-                HandOff(batch, frameBytes);
+                HandOff(receiver, batch, lent, frameBytes);
                 throw;
             }
 
-            HandOff(batch, frameBytes);
+            HandOff(receiver, batch, lent, frameBytes);
 
             if (answerKeepAlive)
             {
@@ -207,12 +217,46 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         }
     }
 
-    private void HandOff(List<Message> batch, long frameBytes)
+    private void HandOff(IRaftMessageReceiver? receiver, List<Message> batch, List<LentFrame> lent, long frameBytes)
     {
         if (batch.Count > 0)
         {
-            transport.Deliver(transport.CurrentReceiver, _peer, CollectionsMarshal.AsSpan(batch));
+            transport.Deliver(receiver, _peer, CollectionsMarshal.AsSpan(batch), CollectionsMarshal.AsSpan(lent));
             transport.Metrics.Received(_peer, frameBytes, batch.Count);
+        }
+    }
+
+    /// <summary>
+    /// Adds the frame just decoded (its messages are <paramref name="batch"/> from
+    /// <paramref name="first"/> on) to <paramref name="lent"/> if its copy was rented and the borrower
+    /// can tell from entry indexes alone when it is free: every byte field in it is the entry data of
+    /// an append. Otherwise a rented copy is simply never returned (the collector takes it).
+    /// </summary>
+    private static void TryLend(FrameDecodeContext decoding, List<Message> batch, int first, List<LentFrame> lent)
+    {
+        if (decoding.PooledFrameCopy is not { } copy)
+        {
+            return;
+        }
+
+        ulong highest = 0;
+        for (var i = first; i < batch.Count; i++)
+        {
+            var message = batch[i];
+            if (!message.Context.IsEmpty || (message.Type != MessageType.Append && !message.Entries.IsEmpty))
+            {
+                return;
+            }
+
+            if (message.Type == MessageType.Append && !message.Entries.IsEmpty)
+            {
+                highest = Math.Max(highest, message.Entries.Span[^1].Index);
+            }
+        }
+
+        if (highest > 0)
+        {
+            lent.Add(new LentFrame(copy, highest));
         }
     }
 
@@ -231,10 +275,12 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
         }
         else
         {
-            var copy = GC.AllocateUninitializedArray<byte>((int)body.Length);
+            var length = (int)body.Length;
+            var rented = decoding.Pool?.Rent(length);
+            var copy = rented ?? GC.AllocateUninitializedArray<byte>(length);
             body.CopyTo(copy);
-            bytes = copy;
-            decoding.BeginFrame(copy);
+            bytes = copy.AsSpan(0, length);
+            decoding.BeginFrame(copy, length, pooled: rented is not null);
         }
 
         if (bytes.IsEmpty)

@@ -449,9 +449,10 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
 
     /// <summary>
     /// Hands the messages decoded from one read's frames to <paramref name="receiver"/> in one call, in order (a
-    /// receiver queues them as one item, not one per message).
+    /// receiver queues them as one item, not one per message), with the frame copies lent with them:
+    /// only ever any for a receiver that borrows them (<see cref="IReceivedFrameBorrower"/>).
     /// </summary>
-    internal void Deliver(IRaftMessageReceiver? receiver, ulong peerId, ReadOnlySpan<Message> messages)
+    internal void Deliver(IRaftMessageReceiver? receiver, ulong peerId, ReadOnlySpan<Message> messages, ReadOnlySpan<LentFrame> frames = default)
     {
         if (receiver is null)
         {
@@ -459,9 +460,22 @@ public sealed class TcpTransport : IRaftTransport, IAsyncDisposable
             return;
         }
 
+        var borrower = receiver as IReceivedFrameBorrower;
+        if (borrower is null && !frames.IsEmpty)
+        {
+            throw new InvariantViolationException($"{frames.Length} frame copies lent to a receiver that does not borrow them.");
+        }
+
         try
         {
-            receiver.ReceiveBatch(messages);
+            if (borrower is not null)
+            {
+                borrower.ReceiveBatch(messages, frames);
+            }
+            else
+            {
+                receiver.ReceiveBatch(messages);
+            }
         }
 #pragma warning disable CA1031 // A receiver that throws must not close the connection: logged.
         catch (Exception failure)
