@@ -649,27 +649,11 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private void Start()
     {
         _binding = _transport.Bind(Id, new Receiver(this));
-        _syncTask = StartSyncPipeline();
+        _syncTask = Run(RunSyncAsync);
         _loopTask = Run(RunLoopAsync);
         _applyTask = Run(RunApplyAsync);
         _timer = _time.CreateTimer(static state => ((NodeInbox<LoopItem>)state!).PostTick(), _inbox, _options.TickInterval, _options.TickInterval);
         RaftNodeLog.Started(_logger, Id, _loopAppliedIndex, _persistedIndex, _raw.HardState.Term, _handedOutConf);
-    }
-
-    // The sync pipeline on a thread of its own under the thread pool (see SyncThreadScheduler: its
-    // wake-up between two fsyncs must not wait behind the busy loop's thread); on the node's own
-    // scheduler otherwise, so a deterministic run stays on its one thread.
-    private Task StartSyncPipeline()
-    {
-        if (_scheduler != TaskScheduler.Default)
-        {
-            return Run(RunSyncAsync);
-        }
-
-        var thread = new SyncThreadScheduler($"EmbeddedRaft sync, node {Id}");
-        var pipeline = Task.Factory.StartNew(RunSyncAsync, CancellationToken.None, TaskCreationOptions.DenyChildAttach, thread).Unwrap();
-        _ = pipeline.ContinueWith(static (_, t) => ((SyncThreadScheduler)t!).Complete(), thread, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return pipeline;
     }
 
     // Starts work on the node's scheduler: never Task.Run, so a single-threaded scheduler runs it all.
