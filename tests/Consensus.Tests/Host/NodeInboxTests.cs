@@ -89,33 +89,6 @@ public class NodeInboxTests
     }
 
     [Test]
-    public async Task HasInputSaysWhetherTheNextTakeReturnsAtOnce()
-    {
-        // The loop gives up its thread after a turn that wrote only when its next turn is ready
-        // (RaftNode.RunLoopAsync): a false "yes" costs a hop, a false "no" leaves the sync
-        // pipeline's wake-up behind the loop.
-        var inbox = new NodeInbox<string>();
-        Assert.That(inbox.HasInput, Is.False, "nothing posted");
-
-        inbox.TryPost("x");
-        Assert.That(inbox.HasInput, Is.True, "an item queued");
-        var (items, _, _) = await inbox.TakeAsync();
-        Assert.That((items.Single(), inbox.HasInput), Is.EqualTo(("x", false)), "taken: nothing left");
-
-        inbox.PostTick();
-        Assert.That(inbox.HasInput, Is.True, "a tick counted");
-        var (_, ticks, _) = await inbox.TakeAsync();
-        Assert.That((ticks, inbox.HasInput), Is.EqualTo((1, false)));
-
-        var waiting = inbox.TakeAsync();
-        Assert.That((waiting.IsCompleted, inbox.HasInput), Is.EqualTo((false, false)), "the consumer waits");
-        inbox.Close();
-        Assert.That(inbox.HasInput, Is.True, "closed: the next take returns at once");
-        var (_, _, closed) = await waiting.AsTask().WaitAsync(Waits.Limit);
-        Assert.That((closed, inbox.HasInput), Is.EqualTo((true, true)), "still closed after the take");
-    }
-
-    [Test]
     public void ATakeOfWhatIsQueuedAllocatesNothing()
     {
         // The loop, the apply and the sync pipelines take several times per applied batch: a take
