@@ -46,21 +46,6 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
         }
     }
 
-    /// <summary>
-    /// Whether the consumer's next take returns at once (something queued, a tick, or closed). A
-    /// hint only: a post may land just after it answers false.
-    /// </summary>
-    public bool HasInput
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return HasInputUnsynchronized();
-            }
-        }
-    }
-
     /// <summary>Queues <paramref name="input"/>; false (and nothing queued) once closed.</summary>
     public bool TryPost(TInput input)
     {

@@ -21,7 +21,6 @@ public sealed partial class RaftNode<TResult>
             {
                 ArmAppliedWake();
                 var (inputs, ticks, closed) = await _inbox.TakeAsync();
-                var writtenBefore = Volatile.Read(ref _readiesWritten);
                 lastTaken = inputs;
                 if (closed)
                 {
@@ -134,19 +133,6 @@ public sealed partial class RaftNode<TResult>
                     // persistence: out now, not after the write (a leader replicates what was
                     // proposed during its own fsync; followers persist it in their next write).
                     Send(_raw.TakeMessagesBeforePersist());
-                }
-
-                if (_yieldsThreadAfterWrite && Volatile.Read(ref _readiesWritten) != writtenBefore && _inbox.HasInput)
-                {
-                    // This turn queued a write to the sync pipeline, whose wake-up the thread pool
-                    // put on this thread's own queue, and the loop's next turn is ready at once:
-                    // without a yield the loop keeps the thread turn after turn and the next fsync
-                    // starts only when another (busy) worker steals that wake-up — at 256 in flight
-                    // 0.5–0.8 ms after the write, as long as an fsync (docs/benchmarks.md, "RaftNode
-                    // group commit, session 19", part 2). Task.Yield queues the loop's continuation
-                    // to the pool's shared queue, so this thread runs the pipeline next and another
-                    // worker the loop.
-                    await Task.Yield();
                 }
             }
         }

@@ -58,9 +58,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly DurableRaftLog _log;
     private readonly RawNode _raw;
     private readonly TaskScheduler _scheduler;
-
-    // Only on the thread pool (see RunLoopAsync): a host's own scheduler keeps its order of work.
-    private readonly bool _yieldsThreadAfterWrite;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly RaftNodeMetrics _metrics;
@@ -175,7 +172,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _raw = raw;
         _dedup = dedup;
         _scheduler = options.Scheduler ?? TaskScheduler.Default;
-        _yieldsThreadAfterWrite = _scheduler == TaskScheduler.Default;
         _reads = new ReadIndexRounds(_scheduler, () => _inbox.TryPost(ReadsWaitingInput.Instance));
         _time = options.TimeProvider ?? TimeProvider.System;
         _logger = options.Logger ?? NullLogger.Instance;
