@@ -371,15 +371,13 @@ internal sealed class WriteTransaction
 
         var at = new Revision(revision, Changes);
 
-        // Encoded once, into the pending batch's shared buffer, which the B+tree transaction keeps as the
-        // entry's value instead of a copy: the batch's buffers are written again only after the swap
-        // that follows this transaction's commit (PendingBatch.Next), so the bytes outlive it unchanged.
+        // Encoded once, into the pending batch's shared buffer, and copied from there into the B+tree.
         var stored = _pending.Allocate(StoredValue.PutSizeBytes(revision, key.Length, value.Length, createRevision, version, lease));
         StoredValue.WritePut(stored.Span, revision, key, value, createRevision, version, lease);
         Span<byte> revisionKey = stackalloc byte[RevisionKey.SizeBytes];
         RevisionKey.Write(revisionKey, at, tombstone: false);
         HasChanged = true;
-        _keys.PutBorrowingValue(revisionKey, stored);
+        _keys.Put(revisionKey, stored.Span);
         _pending.Add(at, tombstone: false, stored);
 
         // The key leaves its previous lease (if another) and joins this one (etcd's Detach/Attach),
@@ -425,7 +423,7 @@ internal sealed class WriteTransaction
         Span<byte> revisionKey = stackalloc byte[RevisionKey.TombstoneSizeBytes];
         RevisionKey.Write(revisionKey, at, tombstone: true);
         HasChanged = true;
-        _keys.PutBorrowingValue(revisionKey, stored);
+        _keys.Put(revisionKey, stored.Span);
         _pending.Add(at, tombstone: true, stored);
         _state.IndexLock.EnterWriteLock();
         try

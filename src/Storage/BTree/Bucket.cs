@@ -108,23 +108,6 @@ public sealed class Bucket
         Tree.Put(key, value);
     }
 
-    /// <summary>
-    /// As <see cref="Put"/>, but the transaction keeps <paramref name="value"/>'s memory instead of copying it
-    /// (for a caller that already holds the value in memory of its own until the commit, as the MVCC store's
-    /// pending batch does). The caller must not change those bytes until the transaction has ended.
-    /// </summary>
-    /// <exception cref="ArgumentException">As for <see cref="Put"/>.</exception>
-    /// <exception cref="InvalidOperationException">As for <see cref="Put"/>.</exception>
-    /// <exception cref="ObjectDisposedException">The transaction has ended.</exception>
-    internal void PutBorrowingValue(ReadOnlySpan<byte> key, ReadOnlyMemory<byte> value)
-    {
-        ThrowIfUnusable();
-        _tx.ThrowIfReadOnly();
-        _tx.Database.ValidateKey(key);
-        _tx.Database.ValidateValue(value.Span);
-        Tree.PutBorrowingValue(key, value);
-    }
-
     /// <summary>Removes <paramref name="key"/>; returns false when it was not present.</summary>
     /// <exception cref="ArgumentException">The key is empty or longer than <see cref="BTreeOptions.MaxKeySizeBytes"/>, as for <see cref="Put"/>.</exception>
     /// <exception cref="InvalidOperationException">The transaction is read-only, or the bucket was deleted.</exception>

@@ -297,18 +297,7 @@ internal sealed class Tree
 
     // ---------------------------------------------------------------- changes
 
-    public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => Put(key, value, borrowedValue: default, borrowed: false);
-
-    /// <summary>
-    /// As <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>, but an entry-mode leaf keeps
-    /// <paramref name="value"/>'s memory itself instead of a copy in the transaction's arena (a
-    /// page-mode leaf copies it into its page as always). Invariant the caller keeps: those bytes do
-    /// not change until this transaction has ended (committed, rolled back or disposed), since the
-    /// leaf's entry, reads inside the transaction and the commit's page building read them until then.
-    /// </summary>
-    public void PutBorrowingValue(ReadOnlySpan<byte> key, ReadOnlyMemory<byte> value) => Put(key, value.Span, value, borrowed: true);
-
-    private void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlyMemory<byte> borrowedValue, bool borrowed)
+    public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         Node leaf;
         int index;
@@ -359,18 +348,14 @@ internal sealed class Tree
             leaf.Entries = big;
         }
 
-        NodeEntry entry;
-        if (borrowed)
+        var bytes = _tx.Store(key, value);
+        var entry = new NodeEntry
         {
-            // Only the key is copied: the value's bytes are the caller's, unchanged until the transaction ends.
-            entry = new NodeEntry { Key = _tx.Store(key, []), Value = borrowedValue, ValueLength = value.Length, IsOverflow = overflow };
-        }
-        else
-        {
-            var bytes = _tx.Store(key, value);
-            entry = new NodeEntry { Key = bytes[..key.Length], Value = bytes[key.Length..], ValueLength = value.Length, IsOverflow = overflow };
-        }
-
+            Key = bytes[..key.Length],
+            Value = bytes[key.Length..],
+            ValueLength = value.Length,
+            IsOverflow = overflow,
+        };
         leaf.HasUnwrittenOverflow |= overflow;
 
         if (exact)
