@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Buffers.Binary;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Mvcc.Watch;
@@ -36,12 +35,6 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// </remarks>
 internal sealed class StoreWriter
 {
-    /// <summary>The fewest writes in a synced batch for which the writer lingers before committing on an empty queue.</summary>
-    private const int LingerMinWrites = 64;
-
-    /// <summary>The longest linger before a synced batch's commit on an empty queue.</summary>
-    private static readonly TimeSpan MaxLinger = TimeSpan.FromMicroseconds(200);
-
     private readonly StoreState _state;
     private readonly object _queueGate = new();
 
@@ -395,7 +388,7 @@ internal sealed class StoreWriter
         }
 
         Handle(op);
-        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty() && !AnotherWriteCameWhileLingering())))
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
         {
             CommitBatch(CommitDurabilityFor(forceSync: false));
         }
@@ -476,37 +469,6 @@ internal sealed class StoreWriter
         {
             return _queue.Count == 0;
         }
-    }
-
-    /// <summary>
-    /// Thread mode, synced, nothing queued and a batch of many writes: spins (yielding the core) for at most a
-    /// 32nd of the time the batch has been open, capped at <see cref="MaxLinger"/>, and says whether a write came.
-    /// Why: many writers' submissions pause for a moment (a preempted client thread, a thread-pool hop), and a
-    /// batch cut in that moment costs a whole commit (two flushes) more for the writes that come right after.
-    /// A batch of fewer than <see cref="LingerMinWrites"/> writes (a lone writer) never waits; a larger one
-    /// waits at most ~3% of its own age.
-    /// </summary>
-    private bool AnotherWriteCameWhileLingering()
-    {
-        if (_thread is null || _batchWrites < LingerMinWrites)
-        {
-            return false;
-        }
-
-        var linger = _clock.GetElapsedTime(_batchStartedTimestamp) / 32;
-        linger = linger > MaxLinger ? MaxLinger : linger;
-        long until = Stopwatch.GetTimestamp() + (long)(linger.TotalSeconds * Stopwatch.Frequency);
-        var spinner = default(SpinWait);
-        while (Stopwatch.GetTimestamp() < until)
-        {
-            spinner.SpinOnce(sleep1Threshold: -1);
-            if (!QueueIsEmpty())
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private CommitDurability CommitDurabilityFor(bool forceSync) => _synced || forceSync ? CommitDurability.Synced : CommitDurability.NoSync;
