@@ -192,10 +192,18 @@ internal sealed class UnstableLog
     /// Entries in <c>[low, high)</c> from those marked stable and not handed out for applying, if
     /// they are all held there and lie in one chunk (no copy); else false (read them from the storage).
     /// </summary>
-    public bool TryStableSlice(ulong low, ulong high, out ReadOnlyMemory<Entry> entries)
+    public bool TryStableSlice(ulong low, ulong high, out ReadOnlyMemory<Entry> entries) =>
+        TryStablePrefix(low, high, out entries) && (ulong)entries.Length == high - low;
+
+    /// <summary>
+    /// The longest prefix of the entries in <c>[low, high)</c> that the stable entries not handed out
+    /// for applying hold in one stretch of a chunk (no copy; at least one); false if
+    /// <paramref name="low"/> is not held there or the range is empty.
+    /// </summary>
+    public bool TryStablePrefix(ulong low, ulong high, out ReadOnlyMemory<Entry> entries)
     {
         entries = default;
-        if (low >= high || low < StableOffset || high > Offset)
+        if (low >= high || low < StableOffset || low >= Offset)
         {
             return false;
         }
@@ -205,12 +213,8 @@ internal sealed class UnstableLog
         {
             if (skip < (ulong)run.Count)
             {
-                if (skip + (high - low) > (ulong)run.Count)
-                {
-                    return false;
-                }
-
-                entries = new ReadOnlyMemory<Entry>(run.Chunk, run.Start + (int)skip, (int)(high - low));
+                var length = (int)Math.Min(high - low, (ulong)run.Count - skip);
+                entries = new ReadOnlyMemory<Entry>(run.Chunk, run.Start + (int)skip, length);
                 return true;
             }
 
@@ -289,6 +293,23 @@ internal sealed class UnstableLog
 
     /// <summary>Entries in <c>[low, high)</c>; both must lie within the unstable entries. Copied only if they span chunks.</summary>
     public ReadOnlyMemory<Entry> Slice(ulong low, ulong high) => Slice(low, high, ulong.MaxValue);
+
+    /// <summary>
+    /// As <see cref="Slice(ulong, ulong, ulong)"/>, but the prefix also ends where the stretch of one
+    /// chunk holding <paramref name="low"/> does: never a copy. The range must not be empty.
+    /// </summary>
+    public ReadOnlyMemory<Entry> SliceInChunk(ulong low, ulong high, ulong maxSizeBytes)
+    {
+        if (low >= high || low < Offset || high > Offset + (ulong)Count)
+        {
+            throw new InvariantViolationException($"Unstable slice [{low}, {high}) out of bounds or empty in [{Offset}, {Offset + (ulong)Count}).");
+        }
+
+        var (run, position) = Locate(low);
+        var first = _runs[run];
+        var inFirst = first.Start + first.Count - position;
+        return EntrySizes.Limit(new ReadOnlyMemory<Entry>(first.Chunk, position, (int)Math.Min(high - low, (ulong)inFirst)), maxSizeBytes);
+    }
 
     /// <summary>
     /// The longest prefix of the entries in <c>[low, high)</c> whose encoded size stays within

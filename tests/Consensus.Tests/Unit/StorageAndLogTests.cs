@@ -281,6 +281,13 @@ public class UnstableLogTests
                 var high = random.Next(low, model.Count + 1);
                 var slice = log.Slice(offset + (ulong)low, offset + (ulong)high);
                 handedOut.Add((slice, model.GetRange(low, high - low).ToArray()));
+                if (high > low)
+                {
+                    var inChunk = log.SliceInChunk(offset + (ulong)low, offset + (ulong)high, ulong.MaxValue);
+                    Assert.That(inChunk.Length, Is.InRange(1, high - low), $"step {step}, seed {seed}");
+                    Assert.That(inChunk.ToArray(), Is.EqualTo(model.GetRange(low, inChunk.Length).ToArray()), $"in-chunk slice, step {step}, seed {seed}");
+                    handedOut.Add((inChunk, model.GetRange(low, inChunk.Length).ToArray()));
+                }
             }
 
             Assert.That((log.Offset, log.Count, log.StableOffset), Is.EqualTo((offset, model.Count, offset - (ulong)stableModel.Count)), $"step {step}, seed {seed}");
@@ -294,6 +301,14 @@ public class UnstableLogTests
                     Assert.That(held.ToArray(), Is.EqualTo(stableModel.GetRange(low, high - low).ToArray()), $"stable slice, step {step}, seed {seed}");
                     handedOut.Add((held, stableModel.GetRange(low, high - low).ToArray()));
                 }
+
+                // The no-copy prefix (what committed entries are handed out as): a non-empty prefix of
+                // the range, and the whole of it whenever the whole is held in one stretch.
+                Assert.That(log.TryStablePrefix(stableOffset + (ulong)low, stableOffset + (ulong)high, out var prefix), Is.True, $"step {step}, seed {seed}");
+                Assert.That(prefix.Length, Is.InRange(1, high - low), $"step {step}, seed {seed}");
+                Assert.That(prefix.ToArray(), Is.EqualTo(stableModel.GetRange(low, prefix.Length).ToArray()), $"stable prefix, step {step}, seed {seed}");
+                Assert.That(prefix.Length == high - low, Is.EqualTo(log.TryStableSlice(stableOffset + (ulong)low, stableOffset + (ulong)high, out _)), $"step {step}, seed {seed}");
+                handedOut.Add((prefix, stableModel.GetRange(low, prefix.Length).ToArray()));
             }
 
             Assert.That(log.LongestChunkLength, Is.LessThan(2125), $"step {step}, seed {seed}");
