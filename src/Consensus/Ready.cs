@@ -57,7 +57,12 @@ public sealed class Ready
     /// <summary>A snapshot received from the leader, to persist and apply (it replaces the whole log).</summary>
     public SnapshotMetadata? Snapshot { get; internal init; }
 
-    /// <summary>Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.</summary>
+    /// <summary>
+    /// Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.
+    /// Not necessarily every committed entry: a Ready hands out at most
+    /// <see cref="RaftOptions.MaxCommittedBytesPerReady"/>, and its batch ends where the entries stop lying in
+    /// one of the log's arrays (so they are not copied); the rest follow in the next Ready.
+    /// </summary>
     public ReadOnlyMemory<Entry> CommittedEntries { get; internal init; }
 
     /// <summary>Messages that may be sent immediately, before this Ready is persisted.</summary>
