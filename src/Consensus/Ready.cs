@@ -60,8 +60,9 @@ public sealed class Ready
     /// <summary>
     /// Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.
     /// Not necessarily every committed entry: a Ready hands out at most
-    /// <see cref="RaftOptions.MaxCommittedBytesPerReady"/>, and its batch ends where the entries stop lying in
-    /// one of the log's arrays (so they are not copied); the rest follow in the next Ready.
+    /// <see cref="RaftOptions.MaxCommittedBytesPerReady"/>, and a batch of entries already durable and still
+    /// held in memory ends where the array holding them does (so they are not read back from the storage);
+    /// the rest follow in the next Ready.
     /// </summary>
     public ReadOnlyMemory<Entry> CommittedEntries { get; internal init; }
 

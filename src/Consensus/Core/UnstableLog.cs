@@ -295,23 +295,6 @@ internal sealed class UnstableLog
     public ReadOnlyMemory<Entry> Slice(ulong low, ulong high) => Slice(low, high, ulong.MaxValue);
 
     /// <summary>
-    /// As <see cref="Slice(ulong, ulong, ulong)"/>, but the prefix also ends where the stretch of one
-    /// chunk holding <paramref name="low"/> does: never a copy. The range must not be empty.
-    /// </summary>
-    public ReadOnlyMemory<Entry> SliceInChunk(ulong low, ulong high, ulong maxSizeBytes)
-    {
-        if (low >= high || low < Offset || high > Offset + (ulong)Count)
-        {
-            throw new InvariantViolationException($"Unstable slice [{low}, {high}) out of bounds or empty in [{Offset}, {Offset + (ulong)Count}).");
-        }
-
-        var (run, position) = Locate(low);
-        var first = _runs[run];
-        var inFirst = first.Start + first.Count - position;
-        return EntrySizes.Limit(new ReadOnlyMemory<Entry>(first.Chunk, position, (int)Math.Min(high - low, (ulong)inFirst)), maxSizeBytes);
-    }
-
-    /// <summary>
     /// The longest prefix of the entries in <c>[low, high)</c> whose encoded size stays within
     /// <paramref name="maxSizeBytes"/>, at least one (as <see cref="EntrySizes.Limit"/>); the bounds
     /// must lie within the unstable entries. Copied only if the prefix spans chunks.

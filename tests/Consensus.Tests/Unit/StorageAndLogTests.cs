@@ -281,13 +281,6 @@ public class UnstableLogTests
                 var high = random.Next(low, model.Count + 1);
                 var slice = log.Slice(offset + (ulong)low, offset + (ulong)high);
                 handedOut.Add((slice, model.GetRange(low, high - low).ToArray()));
-                if (high > low)
-                {
-                    var inChunk = log.SliceInChunk(offset + (ulong)low, offset + (ulong)high, ulong.MaxValue);
-                    Assert.That(inChunk.Length, Is.InRange(1, high - low), $"step {step}, seed {seed}");
-                    Assert.That(inChunk.ToArray(), Is.EqualTo(model.GetRange(low, inChunk.Length).ToArray()), $"in-chunk slice, step {step}, seed {seed}");
-                    handedOut.Add((inChunk, model.GetRange(low, inChunk.Length).ToArray()));
-                }
             }
 
             Assert.That((log.Offset, log.Count, log.StableOffset), Is.EqualTo((offset, model.Count, offset - (ulong)stableModel.Count)), $"step {step}, seed {seed}");
