@@ -57,7 +57,13 @@ public sealed class Ready
     /// <summary>A snapshot received from the leader, to persist and apply (it replaces the whole log).</summary>
     public SnapshotMetadata? Snapshot { get; internal init; }
 
-    /// <summary>Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.</summary>
+    /// <summary>
+    /// Committed entries to apply, in order. They may include entries of <see cref="Entries"/>: persist first.
+    /// Not necessarily every committed entry: a Ready hands out at most
+    /// <see cref="RaftOptions.MaxCommittedBytesPerReady"/>, and a batch of entries already durable and still
+    /// held in memory ends where the array holding them does (so they are not read back from the storage);
+    /// the rest follow in the next Ready.
+    /// </summary>
     public ReadOnlyMemory<Entry> CommittedEntries { get; internal init; }
 
     /// <summary>Messages that may be sent immediately, before this Ready is persisted.</summary>

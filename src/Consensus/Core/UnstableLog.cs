@@ -192,10 +192,18 @@ internal sealed class UnstableLog
     /// Entries in <c>[low, high)</c> from those marked stable and not handed out for applying, if
     /// they are all held there and lie in one chunk (no copy); else false (read them from the storage).
     /// </summary>
-    public bool TryStableSlice(ulong low, ulong high, out ReadOnlyMemory<Entry> entries)
+    public bool TryStableSlice(ulong low, ulong high, out ReadOnlyMemory<Entry> entries) =>
+        TryStablePrefix(low, high, out entries) && (ulong)entries.Length == high - low;
+
+    /// <summary>
+    /// The longest prefix of the entries in <c>[low, high)</c> that the stable entries not handed out
+    /// for applying hold in one stretch of a chunk (no copy; at least one); false if
+    /// <paramref name="low"/> is not held there or the range is empty.
+    /// </summary>
+    public bool TryStablePrefix(ulong low, ulong high, out ReadOnlyMemory<Entry> entries)
     {
         entries = default;
-        if (low >= high || low < StableOffset || high > Offset)
+        if (low >= high || low < StableOffset || low >= Offset)
         {
             return false;
         }
@@ -205,12 +213,8 @@ internal sealed class UnstableLog
         {
             if (skip < (ulong)run.Count)
             {
-                if (skip + (high - low) > (ulong)run.Count)
-                {
-                    return false;
-                }
-
-                entries = new ReadOnlyMemory<Entry>(run.Chunk, run.Start + (int)skip, (int)(high - low));
+                var length = (int)Math.Min(high - low, (ulong)run.Count - skip);
+                entries = new ReadOnlyMemory<Entry>(run.Chunk, run.Start + (int)skip, length);
                 return true;
             }
 

@@ -1,3 +1,4 @@
+using EmbeddedRaft.Consensus.Core;
 using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Tests.Support;
 using EmbeddedRaft.Consensus.Tracking;
@@ -156,6 +157,54 @@ public class RawNodeTests
         }
 
         Assert.That(batches, Is.EqualTo(new[] { 3, 3, 3, 1 }));
+    }
+
+    // Session 20 (E17): a committed batch that spans two of the unstable log's chunks was read back
+    // from the storage (a fresh entry array per batch on every member); it is now cut at the chunk's end.
+    [Test]
+    public void CommittedEntriesThatSpanTwoChunksAreHandedOutFromTheChunksWithoutReadingTheStorage()
+    {
+        var storage = new CountingStorage(MemoryStorage.WithVoters(1));
+        var node = new RawNode(TestNode.Seeded(1), storage);
+        node.Campaign();
+        var rd = node.GetReady();
+        storage.Inner.SetHardState(rd.HardState!.Value);
+        node.Advance();
+
+        // The leader's empty entry and 1,500 proposals, one entry per append: the first chunk
+        // (1,024 entries) fills and the rest go on in a second one.
+        for (var i = 0; i < 1500; i++)
+        {
+            node.Propose(System.Text.Encoding.UTF8.GetBytes($"p{i}"));
+        }
+
+        rd = node.GetReady();
+        Assert.That(rd.Entries.Length, Is.EqualTo(1501));
+        storage.Inner.Append(rd.Entries.Span);
+        node.Advance();
+
+        var batches = new List<int>();
+        var applied = new List<ulong>();
+        while (node.HasReady())
+        {
+            rd = node.GetReady();
+            if (!rd.CommittedEntries.IsEmpty)
+            {
+                batches.Add(rd.CommittedEntries.Length);
+                applied.AddRange(rd.CommittedEntries.ToArray().Select(e => e.Index));
+            }
+
+            if (rd.HardState is { } hard)
+            {
+                storage.Inner.SetHardState(hard);
+            }
+
+            node.Advance();
+        }
+
+        Assert.That(applied, Is.EqualTo(Enumerable.Range(1, 1501).Select(i => (ulong)i)), "every committed entry once, in order");
+        Assert.That(batches, Is.EqualTo(new[] { UnstableLog.ChunkEntries, 1501 - UnstableLog.ChunkEntries }), "cut where the first chunk ends");
+        Assert.That(storage.EntriesCalls, Is.Zero, "every committed entry came from the unstable log's chunks");
     }
 
     [Test]
@@ -423,6 +472,30 @@ public class RawNodeTests
 
         var progress = n1.Node.GetStatus().Progress[3];
         Assert.That((progress.State, progress.PendingSnapshot, progress.Next), Is.EqualTo((ProgressState.Snapshot, snapshotIndex, snapshotIndex + 1)));
+    }
+
+    /// <summary>A storage that counts the calls that read entries.</summary>
+    private sealed class CountingStorage(MemoryStorage inner) : IRaftStorage
+    {
+        public MemoryStorage Inner => inner;
+
+        public int EntriesCalls { get; private set; }
+
+        public (HardState HardState, ConfState ConfState) InitialState() => inner.InitialState();
+
+        public ReadOnlyMemory<Entry> Entries(ulong low, ulong high, ulong maxSizeBytes)
+        {
+            EntriesCalls++;
+            return inner.Entries(low, high, maxSizeBytes);
+        }
+
+        public ulong Term(ulong index) => inner.Term(index);
+
+        public ulong LastIndex() => inner.LastIndex();
+
+        public ulong FirstIndex() => inner.FirstIndex();
+
+        public SnapshotMetadata Snapshot() => inner.Snapshot();
     }
 
     /// <summary>A storage whose <see cref="LastIndex"/> fails while <see cref="Failing"/> is set (a disk error).</summary>

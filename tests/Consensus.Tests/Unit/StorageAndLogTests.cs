@@ -294,6 +294,14 @@ public class UnstableLogTests
                     Assert.That(held.ToArray(), Is.EqualTo(stableModel.GetRange(low, high - low).ToArray()), $"stable slice, step {step}, seed {seed}");
                     handedOut.Add((held, stableModel.GetRange(low, high - low).ToArray()));
                 }
+
+                // The no-copy prefix (what committed entries are handed out as): a non-empty prefix of
+                // the range, and the whole of it whenever the whole is held in one stretch.
+                Assert.That(log.TryStablePrefix(stableOffset + (ulong)low, stableOffset + (ulong)high, out var prefix), Is.True, $"step {step}, seed {seed}");
+                Assert.That(prefix.Length, Is.InRange(1, high - low), $"step {step}, seed {seed}");
+                Assert.That(prefix.ToArray(), Is.EqualTo(stableModel.GetRange(low, prefix.Length).ToArray()), $"stable prefix, step {step}, seed {seed}");
+                Assert.That(prefix.Length == high - low, Is.EqualTo(log.TryStableSlice(stableOffset + (ulong)low, stableOffset + (ulong)high, out _)), $"step {step}, seed {seed}");
+                handedOut.Add((prefix, stableModel.GetRange(low, prefix.Length).ToArray()));
             }
 
             Assert.That(log.LongestChunkLength, Is.LessThan(2125), $"step {step}, seed {seed}");
