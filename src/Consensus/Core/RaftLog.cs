@@ -430,7 +430,18 @@ internal sealed class RaftLog
         Unstable.Restore(snapshot);
     }
 
-    public void StableTo(ulong index, ulong term) => Unstable.StableTo(index, term);
+    /// <summary>
+    /// Entries up to <paramref name="index"/> (of <paramref name="term"/>) are durable. Those already
+    /// handed out for applying (a follower's committed batch handed out while its own write ran) do
+    /// not join the stable window: it holds only entries above <see cref="Applying"/>, which is what
+    /// lets a TCP follower give a received frame back once its entries are applied and out of the
+    /// durable log's cache (RaftNode's ReceivedFrameLedger).
+    /// </summary>
+    public void StableTo(ulong index, ulong term)
+    {
+        Unstable.StableTo(index, term);
+        Unstable.ReleaseStableTo(Applying);
+    }
 
     public void StableSnapshotTo(ulong index)
     {

@@ -318,6 +318,26 @@ public class UnstableLogTests
             Assert.That(slice.ToArray(), Is.EqualTo(expected), $"a handed-out slice changed, seed {seed}");
         }
     }
+
+    [Test]
+    public void EntriesHandedOutForApplyingWhileTheirWriteRanNeverJoinTheStableWindow()
+    {
+        // A follower learns the commit before its own write of the entries ends: they are handed out
+        // for applying from the unstable log, and only then marked durable. The stable window (entries
+        // kept for a later Ready's committed batch) must not take them: they may be applied, and their
+        // received frame given back, before the next Ready.
+        var log = new RaftLog(new MemoryStorage(), ulong.MaxValue);
+        log.Append(Enumerable.Range(1, 300).Select(i => E(1, (ulong)i)).ToArray());
+        log.CommitTo(200);
+        Assert.That(log.NextCommittedEntries().Length, Is.EqualTo(200));
+        log.AcceptApplying(200);
+
+        log.StableTo(300, 1);
+
+        Assert.That(log.Unstable.StableOffset, Is.EqualTo(201UL), "only the entries not handed out are held");
+        Assert.That(log.Unstable.TryStableSlice(200, 201, out _), Is.False);
+        Assert.That(log.Unstable.TryStableSlice(201, 301, out _), Is.True);
+    }
 }
 
 public class InflightsTests
