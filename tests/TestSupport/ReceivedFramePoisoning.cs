@@ -10,9 +10,6 @@ namespace EmbeddedRaft.TestSupport;
 /// </summary>
 public static class ReceivedFramePoisoning
 {
-    /// <summary>Whether returned frames are poisoned now.</summary>
-    public static bool IsOn => ReceivedFramePool.PoisonReturnedFrames;
-
     /// <summary>Poisons every frame returned from now on.</summary>
     public static void TurnOn() => ReceivedFramePool.PoisonReturnedFrames = true;
 

@@ -516,7 +516,6 @@ public sealed partial class RaftNode<TResult>
         public static implicit operator LoopItem(LoopInput input) => new(input, null, null);
     }
 
-    /// <summary>A transport's batch of inbound messages (a TCP frame's), stepped in order.</summary>
     /// <summary>A transport's batch of messages, and the frame copies they borrow (<see cref="IReceivedFrameBorrower"/>) or null.</summary>
     private sealed record StepBatchInput(Message[] Messages, LentFrame[]? Frames) : LoopInput;
 

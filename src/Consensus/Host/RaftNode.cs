@@ -205,6 +205,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// <summary>Received frame copies this node gave back to its pool (<see cref="ReceivedFrameLedger"/>); for tests.</summary>
     internal long ReceivedFramesReturned => _lentFrames.ReturnedTotal;
 
+    /// <summary>Arrays this node's transport rented from its frame pool that had been given back before (reused); for tests.</summary>
+    internal long ReceivedFramesReused => _lentFrames.Pool.Reused;
+
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
 

@@ -51,7 +51,6 @@ internal sealed class ReceivedFramePool
     private readonly Stack<byte[]>[] _idle;
     private long _idleBytes; // Guarded by _lock. Invariant: the sum of the lengths of the arrays in _idle.
     private long _reused;
-    private long _returned;
 
     public ReceivedFramePool()
     {
@@ -67,9 +66,6 @@ internal sealed class ReceivedFramePool
 
     /// <summary>Arrays rented that came from the pool rather than new; for tests and benchmarks.</summary>
     public long Reused => Volatile.Read(ref _reused);
-
-    /// <summary>Arrays returned and kept for reuse; for tests.</summary>
-    public long Returned => Volatile.Read(ref _returned);
 
     /// <summary>
     /// An array of at least <paramref name="lengthBytes"/> bytes (uninitialized) for one frame's copy,
@@ -124,7 +120,6 @@ internal sealed class ReceivedFramePool
 
             _idle[ClassOf(array.Length)].Push(array);
             _idleBytes += array.Length;
-            _returned++;
         }
     }
 

@@ -29,8 +29,11 @@ public class TcpReceivedFramePoolTests
         var leader = cluster[leaderId];
 
         // Waves of many proposals in flight: appends of many entries, frames of tens of KiB.
+        // Until a follower has rented an array it gave back (so later entries were written over
+        // poisoned bytes while earlier ones were still applied and checked), at least 8 waves.
         var proposed = new List<string>();
-        for (var wave = 0; wave < 8; wave++)
+        long FollowersReused() => cluster.Nodes.Where(n => n.Key != leaderId).Sum(n => n.Value.ReceivedFramesReused);
+        for (var wave = 0; wave < 8 || (FollowersReused() == 0 && wave < 64); wave++)
         {
             var commands = Enumerable.Range(0, 250).Select(i => $"w{wave}-c{i}-{new string((char)('a' + (i % 26)), 400)}").ToList();
             proposed.AddRange(commands);
@@ -53,8 +56,9 @@ public class TcpReceivedFramePoolTests
         }
 
         var returned = cluster.Nodes.Where(n => n.Key != leaderId).Sum(n => n.Value.ReceivedFramesReturned);
-        TestContext.Out.WriteLine($"frames returned by the followers: {returned}");
-        Assert.That(returned, Is.GreaterThan(0), "the followers gave frames back (so poisoned frames were reused under them)");
+        TestContext.Out.WriteLine($"frames returned by the followers: {returned}, arrays reused: {FollowersReused()}, waves: {proposed.Count / 250}");
+        Assert.That(returned, Is.GreaterThan(0), "the followers gave frames back");
+        Assert.That(FollowersReused(), Is.GreaterThan(0), "the followers reused arrays they gave back (poisoned first)");
     }
 
     [Test]
