@@ -108,7 +108,8 @@ public sealed class ReplicatedCrashTests
     /// </summary>
     private static async Task ProbeAsync(ReplicatedStore through, ulong victim, Task crashed)
     {
-        for (int n = 0; ; n++)
+        const int MaxProbes = 200;
+        for (int n = 0; n < MaxProbes; n++)
         {
             var put = through.PutAsync(new PutRequest { Key = Key($"probe/{victim}/{n}"), Value = Key("p") }).AsTask();
             await Task.WhenAny(put, crashed);
@@ -121,6 +122,8 @@ public sealed class ReplicatedCrashTests
             TestContext.Out.WriteLine($"probe {n} through member {through.MemberId} refused before the crash: {put.Exception.InnerException.GetType().Name}; another");
             await Task.Delay(TickInterval * 5);
         }
+
+        Assert.Fail($"{MaxProbes} probes through member {through.MemberId} were all refused before member {victim}'s disk crashed.");
     }
 
     /// <summary>Writes <paramref name="count"/> new keys through random members (not <paramref name="avoid"/>), recording what was acknowledged.</summary>
