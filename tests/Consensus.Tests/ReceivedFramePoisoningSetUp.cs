@@ -9,11 +9,4 @@ namespace EmbeddedRaft.Consensus.Tests;
 /// all), instead of reading a later frame's plausible bytes.
 /// </summary>
 [SetUpFixture]
-public sealed class ReceivedFramePoisoningSetUp
-{
-    [OneTimeSetUp]
-    public void TurnOn() => ReceivedFramePoisoning.TurnOn();
-
-    [OneTimeTearDown]
-    public void TurnOff() => ReceivedFramePoisoning.TurnOff();
-}
+public sealed class ReceivedFramePoisoningSetUp : ReceivedFramePoisoningSetUpFixture;

@@ -8,11 +8,4 @@ namespace EmbeddedRaft.Mvcc.Tests;
 /// (ReplicatedTcpTests) fails if it reads a command's bytes after its apply completed.
 /// </summary>
 [SetUpFixture]
-public sealed class ReceivedFramePoisoningSetUp
-{
-    [OneTimeSetUp]
-    public void TurnOn() => ReceivedFramePoisoning.TurnOn();
-
-    [OneTimeTearDown]
-    public void TurnOff() => ReceivedFramePoisoning.TurnOff();
-}
+public sealed class ReceivedFramePoisoningSetUp : ReceivedFramePoisoningSetUpFixture;
