@@ -777,22 +777,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     {
         public ReceivedFramePool FramePool => node._lentFrames.Pool;
 
-        public void ReceiveBatch(ReadOnlySpan<Message> messages, ReadOnlySpan<LentFrame> frames)
-        {
-            if (frames.IsEmpty)
-            {
-                ReceiveBatch(messages);
-                return;
-            }
-
-            foreach (var message in messages)
-            {
-                ArgumentNullException.ThrowIfNull(message, nameof(messages));
-            }
-
-            // One item, stepped whole: the frames are recorded only after their messages were stepped.
-            node._inbox.TryPost(new StepBatchInput(messages.ToArray(), frames.ToArray()));
-        }
+        public void ReceiveBatch(ReadOnlySpan<Message> messages) => ReceiveBatch(messages, default);
 
         public void Receive(Message message)
         {
@@ -801,14 +786,15 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
 
         // A transport's batch (a TCP frame's messages) is one inbox item: one lock and at most one
-        // wake-up of the loop for the whole batch, not one per message.
-        public void ReceiveBatch(ReadOnlySpan<Message> messages)
+        // wake-up of the loop for the whole batch, not one per message. Lent frames travel in the
+        // same item, so they are recorded only after their messages were stepped.
+        public void ReceiveBatch(ReadOnlySpan<Message> messages, ReadOnlySpan<LentFrame> frames)
         {
-            if (messages.Length == 1)
+            if (messages.Length == 1 && frames.IsEmpty)
             {
                 Receive(messages[0]);
             }
-            else if (messages.Length > 1)
+            else if (messages.Length > 0)
             {
                 foreach (var message in messages)
                 {
@@ -816,7 +802,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
                     ArgumentNullException.ThrowIfNull(message, nameof(messages));
                 }
 
-                node._inbox.TryPost(new StepBatchInput(messages.ToArray(), null));
+                node._inbox.TryPost(new StepBatchInput(messages.ToArray(), frames.IsEmpty ? null : frames.ToArray()));
             }
         }
 
