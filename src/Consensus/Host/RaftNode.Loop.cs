@@ -445,6 +445,7 @@ public sealed partial class RaftNode<TResult>
             }
 
             _role = s.Role;
+            Volatile.Write(ref _borrowsFrames, _role == StateRole.Follower);
         }
 
         if (s.Lead != 0)

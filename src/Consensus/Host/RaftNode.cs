@@ -149,6 +149,11 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly ReceivedFrameLedger _lentFrames = new(new ReceivedFramePool());
     private readonly bool _returnFramesWhenStepped; // TestOnlyBrokenRules: tests only
 
+    // Whether the transport should lend this node frames (Receiver.CanBorrowFrames): _role ==
+    // Follower, published by the loop for the transport's reading tasks. A hint only: the ledger
+    // decides by the core's role when frames arrive (Record) and at every turn's end (ReturnLentFrames).
+    private bool _borrowsFrames;
+
     // Owned by the apply pipeline.
     private readonly AppliedRequestWindow _dedup;
     private ulong _applierIndex;
@@ -196,6 +201,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
         _role = raw.SoftState.Role;
+        _borrowsFrames = _role == StateRole.Follower;
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
@@ -207,6 +213,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     /// <summary>Arrays this node's transport rented from its frame pool that had been given back before (reused); for tests.</summary>
     internal long ReceivedFramesReused => _lentFrames.Pool.Reused;
+
+    /// <summary>Arrays this node's transport rented from its frame pool in all (new or reused); for tests.</summary>
+    internal long ReceivedFramesRented => _lentFrames.Pool.Rented;
 
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
@@ -776,6 +785,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private sealed class Receiver(RaftNode<TResult> node) : IReceivedFrameBorrower
     {
         public ReceivedFramePool FramePool => node._lentFrames.Pool;
+
+        // Only a follower gives lent frames back (ReceivedFrameLedger); the loop publishes its role.
+        public bool CanBorrowFrames => Volatile.Read(ref node._borrowsFrames);
 
         public void ReceiveBatch(ReadOnlySpan<Message> messages) => ReceiveBatch(messages, default);
 

@@ -21,6 +21,15 @@ internal interface IReceivedFrameBorrower : IRaftMessageReceiver
     ReceivedFramePool FramePool { get; }
 
     /// <summary>
+    /// Whether the receiver can give frames back now (RaftNode: while it is a follower). The transport
+    /// reads it once per read, before renting: while it is false, frame copies are new arrays, as for
+    /// a receiver that does not borrow, rather than pooled arrays the receiver would only forget. A
+    /// hint, and may be stale by the time the frames arrive: the receiver still decides when they do
+    /// (a rented frame it cannot take back is forgotten, one it could have taken is merely not pooled).
+    /// </summary>
+    bool CanBorrowFrames { get; }
+
+    /// <summary>
     /// Like <see cref="IRaftMessageReceiver.ReceiveBatch"/>, with the arrays <paramref name="frames"/>
     /// that some of <paramref name="messages"/> slice: from here the receiver owns them (it returns
     /// them to <see cref="FramePool"/>, or leaves them to the collector). Both spans are valid only

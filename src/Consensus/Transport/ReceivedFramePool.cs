@@ -51,6 +51,7 @@ internal sealed class ReceivedFramePool
     private readonly Stack<byte[]>[] _idle;
     private long _idleBytes; // Guarded by _lock. Invariant: the sum of the lengths of the arrays in _idle.
     private long _reused;
+    private long _rented;
 
     public ReceivedFramePool()
     {
@@ -67,6 +68,9 @@ internal sealed class ReceivedFramePool
     /// <summary>Arrays rented that came from the pool rather than new; for tests and benchmarks.</summary>
     public long Reused => Volatile.Read(ref _reused);
 
+    /// <summary>Arrays rented in all (new or reused); for tests and benchmarks.</summary>
+    public long Rented => Volatile.Read(ref _rented);
+
     /// <summary>
     /// An array of at least <paramref name="lengthBytes"/> bytes (uninitialized) for one frame's copy,
     /// or null for a frame this pool does not take (shorter than <see cref="SmallestPooledFrameBytes"/>
@@ -81,6 +85,7 @@ internal sealed class ReceivedFramePool
         }
 
         var cls = ClassOf(lengthBytes);
+        Interlocked.Increment(ref _rented);
         lock (_lock)
         {
             if (_idle[cls].TryPop(out var array))

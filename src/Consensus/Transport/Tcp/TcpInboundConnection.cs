@@ -171,9 +171,11 @@ internal sealed class TcpInboundConnection(TcpTransport transport, Socket socket
             lent.Clear();
 
             // The receiver of this read's hand-off, taken once: frames are rented from its pool only
-            // if it borrows them, so a frame is never lent to a receiver that would keep it forever.
+            // if it borrows them, so a frame is never lent to a receiver that would keep it forever,
+            // and only while it can give them back (a RaftNode that is not a follower forgets every
+            // frame: a pooled array rented for it would be one the pool never sees again).
             var receiver = transport.CurrentReceiver;
-            decoding.Pool = (receiver as IReceivedFrameBorrower)?.FramePool;
+            decoding.Pool = receiver is IReceivedFrameBorrower { CanBorrowFrames: true } borrower ? borrower.FramePool : null;
             long frameBytes = 0;
             int whole = 0; // messages of the frames decoded whole so far
             bool answerKeepAlive = false;

@@ -132,6 +132,34 @@ public class TcpReceivedFramePoolTests
         await Task.WhenAny(Task.WhenAll(proposals), Task.Delay(TimeSpan.FromSeconds(1)));
     }
 
+    [Test]
+    public async Task ALeaderRentsNoPooledArraysForTheProposalsAFollowerForwardsToIt()
+    {
+        // Only a follower gives lent frames back; a leader forgets them. So a leader's transport must
+        // not rent pooled arrays for it: the frames of proposals a follower forwards (tens of KiB of
+        // commands each) come in plain arrays there, while the followers' appends still come in pooled ones.
+        await using var cluster = await TcpCluster.StartAsync(3, seed: 1423);
+        var leaderId = cluster.LeaderId();
+        var leader = cluster[leaderId];
+        var proposer = cluster.Nodes.Keys.First(id => id != leaderId);
+        var proposed = new List<string>();
+        for (var wave = 0; wave < 4; wave++)
+        {
+            var commands = Enumerable.Range(0, 250).Select(i => $"w{wave}-c{i}-{new string((char)('a' + (i % 26)), 400)}").ToList();
+            proposed.AddRange(commands);
+            await Task.WhenAll(commands.Select(c => cluster[proposer].ProposeAsync(Encoding.UTF8.GetBytes(c)).AsTask())).WaitAsync(Waits.Limit);
+        }
+
+        await leader.ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
+        Assert.That(cluster.LeaderId(), Is.EqualTo(leaderId), "the leader did not change (the check below is about this one leader)");
+        Assert.That(cluster.Machines[leaderId].AppliedCommands.Select(a => a.Command), Is.SupersetOf(proposed), "the leader applied every forwarded command");
+
+        var followersRented = cluster.Nodes.Where(n => n.Key != leaderId).Sum(n => n.Value.ReceivedFramesRented);
+        TestContext.Out.WriteLine($"arrays rented: leader {leader.ReceivedFramesRented}, followers {followersRented}");
+        Assert.That(leader.ReceivedFramesRented, Is.Zero, "the leader's transport rented no pooled array for the forwarded proposals");
+        Assert.That(followersRented, Is.GreaterThan(0), "the followers' appends came in pooled arrays");
+    }
+
     private static bool AppliedSomethingElse(TcpCluster cluster, ulong leaderId, ulong followerId)
     {
         var leader = cluster.Machines[leaderId].AppliedCommands.ToDictionary(a => a.Index, a => a.Command);
