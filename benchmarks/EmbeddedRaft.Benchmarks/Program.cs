@@ -67,7 +67,7 @@ public static class Program
             """),
         ["tcp-parts"] = (args => Task.FromResult(Transport.TcpTransportPartsProbe.Run(args)), """
             tcp-parts [--rounds 200] [--entries 128,1024]
-              The transport's per-message parts (queue, encode, decode) timed on one thread.
+              The transport's per-message parts (queue, encode, decode, and the floor a decoder cannot go under) timed on one thread.
             """),
         ["watch-cpu"] = (args => Task.FromResult(Mvcc.WatchWriterCpuProbe.Run(args)), $"""
             watch-cpu [{string.Join('|', Mvcc.WatchWriterCpuProbe.Modes)}]

@@ -10,7 +10,7 @@ namespace EmbeddedRaft.Benchmarks.StoreLoad;
 /// object that crossed the mark, so the bytes attributed to a type are proportional to what it
 /// allocates (a sampling estimate, not an exact count). Switched on by the environment variable
 /// <c>STORE_LOAD_ALLOCATION_TYPES=1</c>; each measured row of <c>store-load</c> and <c>cluster-load</c>
-/// then prints its top types per operation.
+/// then prints its top types per operation (and <c>tcp-cpu</c> its top types per transport message, each row's measured rounds).
 /// A diagnostic for finding what a row's "allocated bytes per operation" is made of.
 /// </summary>
 internal sealed class AllocationSampler : EventListener

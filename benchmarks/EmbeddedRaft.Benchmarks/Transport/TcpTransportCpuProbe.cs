@@ -87,9 +87,16 @@ internal static class TcpTransportCpuProbe
                     var (warmups, warmupTime) = WarmUp(bench, messages, fixedWarmupRounds);
                     long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
                     var samples = new List<Round>();
+                    StoreLoad.AllocationSampler.Instance?.Start();
                     for (int i = 0; i < rounds; i++)
                     {
                         samples.Add(MeasureRound(bench, messages));
+                    }
+
+                    if (StoreLoad.AllocationSampler.Instance is { } sampler)
+                    {
+                        // Both sides' rounds are sampled; the raw copy allocates one 64 KiB buffer and a task per invocation (~3 B per message).
+                        Console.WriteLine(FormattableString.Invariant($"// {name} allocation sampler (STORE_LOAD_ALLOCATION_TYPES=1), per transport message: ") + sampler.Stop((long)rounds * messages));
                     }
 
                     var transport = samples.Select(r => r.Transport).ToList();
@@ -117,24 +124,22 @@ internal static class TcpTransportCpuProbe
 
     private readonly record struct Round(Sample Transport, Sample Raw, long Allocated, int Gen0, double GcPauseMs, long WorkItems, long Contentions);
 
-    /// <summary>One invocation: wall and process CPU per message, context switches, and the CPU per message of the thread that ran it (for the transport: the Send loop and the wait).</summary>
-    private readonly record struct Sample(double Wall, double Cpu, long Switches, double SenderCpu);
+    /// <summary>
+    /// One invocation: wall and process CPU per message, context switches, the CPU per message of the
+    /// thread that ran it (for the transport: the Send loop and the wait), and the bytes allocated, gen0
+    /// collections and GC pause during the invocation alone.
+    /// </summary>
+    private readonly record struct Sample(double Wall, double Cpu, long Switches, double SenderCpu, long Allocated, int Gen0, double GcPauseMs);
 
     /// <summary>One transport invocation then one raw copy, each timed, with the transport's allocation and gen0 GCs.</summary>
     private static Round MeasureRound(TcpTransportThroughputBenchmarks bench, int messages)
     {
-        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-        int gen0Before = GC.CollectionCount(0);
-        var pauseBefore = GC.GetTotalPauseDuration();
         long workItemsBefore = ThreadPool.CompletedWorkItemCount;
         long contentionsBefore = Monitor.LockContentionCount;
         var transport = Measure(bench.TcpTransportSend, messages);
-        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
-        int gen0 = GC.CollectionCount(0) - gen0Before;
-        double pauseMs = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
         long workItems = ThreadPool.CompletedWorkItemCount - workItemsBefore;
         long contentions = Monitor.LockContentionCount - contentionsBefore;
-        return new Round(transport, Measure(bench.RawSocketCopy, messages), allocated, gen0, pauseMs, workItems, contentions);
+        return new Round(transport, Measure(bench.RawSocketCopy, messages), transport.Allocated, transport.Gen0, transport.GcPauseMs, workItems, contentions);
     }
 
     /// <summary>
@@ -183,13 +188,23 @@ internal static class TcpTransportCpuProbe
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         long threadBefore = ThreadCpuNanoseconds();
+
+        // Allocation and collections around the invocation alone: the /proc reads around it allocate
+        // ~0.5 MB of strings per invocation (until 2026-12-03 21:00 they were counted: ~20 B per
+        // 128 B message that the transport never allocated, and the gen0 collections they brought).
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        int gen0Before = GC.CollectionCount(0);
+        var pauseBefore = GC.GetTotalPauseDuration();
         long start = Stopwatch.GetTimestamp();
         invocation();
         var wall = Stopwatch.GetElapsedTime(start);
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        int gen0 = GC.CollectionCount(0) - gen0Before;
+        double pauseMs = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
         long thread = ThreadCpuNanoseconds() - threadBefore;
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuBefore;
-        return new Sample(wall.TotalNanoseconds / messages, cpu.TotalNanoseconds / messages, ContextSwitches() - switchesBefore, (double)thread / messages);
+        return new Sample(wall.TotalNanoseconds / messages, cpu.TotalNanoseconds / messages, ContextSwitches() - switchesBefore, (double)thread / messages, allocated, gen0, pauseMs);
     }
 
     private static long ThreadCpuNanoseconds() => ThreadCpuClock.Nanoseconds();

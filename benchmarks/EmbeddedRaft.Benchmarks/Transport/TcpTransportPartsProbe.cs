@@ -15,7 +15,13 @@ namespace EmbeddedRaft.Benchmarks.Transport;
 /// <list type="bullet">
 /// <item><c>queue</c>: the sending node's side, <see cref="TcpSendQueue.TryAdd"/> per message and one <see cref="TcpSendQueue.TryTakeAll"/> per round (no contention);</item>
 /// <item><c>encode</c>: the pump's, each message's length, frames of at most 32 KiB written through <see cref="TcpPeerSender.WriteFrame"/> into a pipe flushed every 256 KiB (to <see cref="Stream.Null"/>);</item>
-/// <item><c>decode</c>: the receiving side's, <see cref="TcpInboundConnection.DecodeFrame"/> over the same frames (each a single pipe segment, as on the wire).</item>
+/// <item><c>decode</c>: the receiving side's, <see cref="TcpInboundConnection.DecodeFrame"/> over the same frames (each a single pipe segment, as on the wire);</item>
+/// <item><c>floor</c>: what any decoder must make per message for a receiver that may keep it (the public
+/// contract: a <see cref="Message"/> of its own, an entry slot never reused, the entry's bytes in memory
+/// never reused), without parsing anything: each frame copied once as <c>decode</c> does, then per message
+/// a slot from the same shared blocks and a <see cref="Message"/> made from known values. <c>decode</c>
+/// minus <c>floor</c> is the parsing; <c>floor</c> is the cost of the objects and bytes themselves,
+/// collections included (workstation GC: a gen0 collection runs on the allocating thread, on its CPU clock).</item>
 /// </list>
 /// The message is the one <see cref="TcpTransportThroughputBenchmarks"/> sends (one Append, one entry).
 /// </summary>
@@ -54,6 +60,7 @@ internal static class TcpTransportPartsProbe
             Report(entry, "queue", rounds, () => Queue(message));
             Report(entry, "encode", rounds, () => Encode(message));
             Report(entry, "decode", rounds, () => Decode(frames));
+            Report(entry, "floor", rounds, () => Floor(frames, message));
         }
 
         return 0;
@@ -153,6 +160,46 @@ internal static class TcpTransportPartsProbe
         if (decoded != Messages)
         {
             throw new InvalidOperationException($"{decoded} messages decoded of {Messages}.");
+        }
+    }
+
+    private static void Floor(List<byte[]> frames, Message message)
+    {
+        var decoding = new FrameDecodeContext();
+        var batch = new List<Message>(256);
+        var entry = message.Entries.Span[0];
+        int dataBytes = entry.Data.Length;
+        int length = MessageCodec.GetEncodedLength(message);
+        int stride = TcpFrame.VarintSize((uint)length) + length; // every message of these frames is the same
+        int made = 0;
+        foreach (var frame in frames)
+        {
+            decoding.BeginFrame();
+            batch.Clear();
+            var copy = decoding.FrameCopy(frame);
+            for (int end = stride; end <= frame.Length; end += stride)
+            {
+                var slots = decoding.TakeEntries(1);
+                slots.Span[0] = new Entry(entry.Term, entry.Index, entry.Type, copy.AsMemory(end - dataBytes, dataBytes));
+                batch.Add(new Message
+                {
+                    Type = message.Type,
+                    To = message.To,
+                    From = message.From,
+                    Term = message.Term,
+                    LogTerm = message.LogTerm,
+                    Index = message.Index,
+                    Commit = message.Commit,
+                    Entries = slots,
+                });
+            }
+
+            made += batch.Count;
+        }
+
+        if (made != Messages)
+        {
+            throw new InvalidOperationException($"{made} messages made of {Messages}.");
         }
     }
 
