@@ -151,7 +151,9 @@ public class TcpReceivedFramePoolTests
         }
 
         await leader.ReadIndexAsync().AsTask().WaitAsync(Waits.Limit);
-        Assert.That(cluster.LeaderId(), Is.EqualTo(leaderId), "the leader did not change (the check below is about this one leader)");
+        // The check below is about one node that led throughout; an election forced by a loaded
+        // machine (a late heartbeat) would make it say nothing, so such a run is inconclusive.
+        Assume.That(cluster.LeaderId(), Is.EqualTo(leaderId), "the leader did not change");
         Assert.That(cluster.Machines[leaderId].AppliedCommands.Select(a => a.Command), Is.SupersetOf(proposed), "the leader applied every forwarded command");
 
         var followersRented = cluster.Nodes.Where(n => n.Key != leaderId).Sum(n => n.Value.ReceivedFramesRented);
