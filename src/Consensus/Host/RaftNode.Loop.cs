@@ -141,6 +141,7 @@ public sealed partial class RaftNode<TResult>
                     Send(_raw.TakeMessagesBeforePersist());
                 }
 
+                PublishFrameBorrowing();
                 ReturnLentFrames();
             }
         }
@@ -211,6 +212,22 @@ public sealed partial class RaftNode<TResult>
         if (Volatile.Read(ref _appliedIndex) > _loopAppliedIndex || (heldBack && Volatile.Read(ref _queuedApplies) < MaxQueuedApplies))
         {
             _inbox.TryPost(new AppliedInput(Volatile.Read(ref _appliedIndex)));
+        }
+    }
+
+    /// <summary>
+    /// At the end of every loop turn: tells the transport whether to lend this node frames
+    /// (<see cref="Receiver.CanBorrowFrames"/>): while the core is a follower, the one role that gives
+    /// them back. Taken from the core, not from the last Ready's soft state, so a follower that was a
+    /// pre-candidate for a moment (a late heartbeat) borrows again from the turn that stepped the
+    /// leader's next append, not from its next Ready (held back up to an fsync by the group commit).
+    /// </summary>
+    private void PublishFrameBorrowing()
+    {
+        var isFollower = _raw.SoftState.Role == StateRole.Follower;
+        if (_borrowsFrames != isFollower)
+        {
+            Volatile.Write(ref _borrowsFrames, isFollower);
         }
     }
 
@@ -445,7 +462,6 @@ public sealed partial class RaftNode<TResult>
             }
 
             _role = s.Role;
-            Volatile.Write(ref _borrowsFrames, _role == StateRole.Follower);
         }
 
         if (s.Lead != 0)

@@ -149,9 +149,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly ReceivedFrameLedger _lentFrames = new(new ReceivedFramePool());
     private readonly bool _returnFramesWhenStepped; // TestOnlyBrokenRules: tests only
 
-    // Whether the transport should lend this node frames (Receiver.CanBorrowFrames): _role ==
-    // Follower, published by the loop for the transport's reading tasks. A hint only: the ledger
-    // decides by the core's role when frames arrive (Record) and at every turn's end (ReturnLentFrames).
+    // Whether the transport should lend this node frames (Receiver.CanBorrowFrames): the core is a
+    // follower, published by the loop at every turn's end (PublishFrameBorrowing) for the transport's
+    // reading tasks. A hint only: the ledger decides by the core's role when frames arrive (Record)
+    // and at every turn's end (ReturnLentFrames).
     private bool _borrowsFrames;
 
     // Owned by the apply pipeline.
@@ -201,7 +202,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
         _role = raw.SoftState.Role;
-        _borrowsFrames = _role == StateRole.Follower;
+        _borrowsFrames = raw.SoftState.Role == StateRole.Follower;
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
