@@ -70,6 +70,8 @@ public sealed class ReplicatedTcpLinearizabilityTests
         Assert.That(run.Foreign, Is.Empty, "values no client wrote (0xDB: a poisoned received frame) reached a client or a member's store");
         Assert.That(writes, Is.GreaterThan(50), "the run must acknowledge enough writes to mean something");
         Assert.That(cluster.Proxies.Values.Sum(p => p.SnapshotConnections), Is.GreaterThan(0), "a lagging follower caught up from a snapshot streamed over TCP");
+        TestContext.Out.WriteLine($"received frames given back to their pools {cluster.FramesReturned}, rented again {cluster.FramesReused}");
+        Assert.That(cluster.FramesReused, Is.GreaterThan(0), "followers borrowed received frames, gave them back and reused them");
 
         var checking = Stopwatch.StartNew();
         var result = LinearizabilityChecker.Check(EtcdKvModel.Instance, history, new LinearizabilityCheckerOptions { Timeout = TimeSpan.FromSeconds(60) });
@@ -91,13 +93,14 @@ public sealed class ReplicatedTcpLinearizabilityTests
             proxy.BlackHole(false);
         }
 
-        ulong leader = await cluster.WaitForLeaderAsync();
         var members = cluster.Running;
         Assert.That(members.Keys, Is.EquivalentTo(cluster.InitialMembers.Select(m => m.Id)), "every member runs after the faults");
         foreach (var (id, member) in members)
         {
             Assert.That(member.Status.StoppedCause, Is.Null, $"member {id}'s node stopped for good:{Environment.NewLine}{cluster.Describe()}");
         }
+
+        ulong leader = await cluster.WaitForLeaderAsync();
 
         // A linearizable read on the leader: every write acknowledged to any client is at or below its revision.
         long at = (await ClientAsync(() => members[leader].RangeAsync(new RangeRequest { Key = Key("-") }).AsTask(), cluster)).Header.Revision;
@@ -336,11 +339,15 @@ public sealed class ReplicatedTcpLinearizabilityTests
             [EtcdKvOperation.Put(to, expected), EtcdKvOperation.Delete(from)],
             [EtcdKvOperation.Get(from), EtcdKvOperation.Get(to)]);
 
-        /// <summary>A new value, 100 B to 3 KiB: entries fill received frames of many sizes.</summary>
+        /// <summary>
+        /// A new value: mostly 100 B to 3 KiB, one in three 12 to 40 KiB, so that appends (one entry, or
+        /// a catch-up batch) often reach the 16 KiB from which a follower's frame copy is pooled.
+        /// </summary>
         private string NewValue(Random random, int client)
         {
             int n = Interlocked.Increment(ref _valueCounter);
-            string value = $"c{client}-{n}-" + new string((char)('a' + (n % 26)), random.Next(100, 3000));
+            int length = random.Next(3) == 0 ? random.Next(12 * 1024, 40 * 1024) : random.Next(100, 3000);
+            string value = $"c{client}-{n}-" + new string((char)('a' + (n % 26)), length);
             _written[value] = true;
             return value;
         }

@@ -36,6 +36,8 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
     private readonly Dictionary<ulong, TcpTransport> _transports = [];
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, ReplicatedStore> _members = [];
+    private long _framesReturnedByStopped;
+    private long _framesReusedByStopped;
 
     private TcpReplicatedCluster(int seed, Func<RaftNodeOptions, RaftNodeOptions>? configureNode)
     {
@@ -47,6 +49,12 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
     public Dictionary<ulong, TcpFaultProxy> Proxies { get; } = [];
 
     public IReadOnlyList<MemberInfo> InitialMembers { get; private set; } = [];
+
+    /// <summary>Received frames every member's node (its runs so far included) gave back to its pool: the follower path under test ran.</summary>
+    public long FramesReturned => Interlocked.Read(ref _framesReturnedByStopped) + Running.Values.Sum(m => NodeDiagnostics.ReceivedFramesReturned(m.Node));
+
+    /// <summary>Frame arrays rented again after being given back, over every member's runs: the reuse a broken lending rule would corrupt.</summary>
+    public long FramesReused => Interlocked.Read(ref _framesReusedByStopped) + Running.Values.Sum(m => NodeDiagnostics.ReceivedFramesReused(m.Node));
 
     /// <summary>The members running now (a copy: members stop and start under the caller).</summary>
     public IReadOnlyDictionary<ulong, ReplicatedStore> Running
@@ -130,6 +138,8 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
             _members.Remove(id);
         }
 
+        Interlocked.Add(ref _framesReturnedByStopped, NodeDiagnostics.ReceivedFramesReturned(store.Node));
+        Interlocked.Add(ref _framesReusedByStopped, NodeDiagnostics.ReceivedFramesReused(store.Node));
         var disk = _disks[id];
         if (crash)
         {
@@ -195,6 +205,7 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
                 var node = store.Node.Status;
                 lines.Add($"member {member.Id}: {node.Raft.SoftState.Role} term {node.Raft.HardState.Term} leader {node.LeaderId} commit {node.Raft.HardState.Commit} "
                     + $"applied {node.AppliedIndex} snapshot {node.SnapshotIndex} revision {store.Status.Revision} compacted {store.Status.CompactRevision} "
+                    + $"frames returned {NodeDiagnostics.ReceivedFramesReturned(store.Node)} (reused {NodeDiagnostics.ReceivedFramesReused(store.Node)}) "
                     + $"stopped {(node.IsStopped ? $"{node.StopCause?.GetType().Name}: {node.StopCause?.Message}" : "no")}; {proxy}");
             }
             catch (Exception e)
