@@ -68,7 +68,7 @@ public sealed class ReplicatedTcpLinearizabilityTests
         TestContext.Out.WriteLine($"{recorded.Count} operations recorded ({writes} acknowledged writes, {recorded.Count(op => op.Indeterminate)} of unknown outcome: "
             + $"{settled} writes settled from the revisions, {notApplied} writes left out as not applied, {reads} reads left out, {unknown} still unknown; {run.DefiniteFailures} definite failures retried)");
         Assert.That(run.Foreign, Is.Empty, "values no client wrote (0xDB: a poisoned received frame) reached a client or a member's store");
-        Assert.That(writes, Is.GreaterThan(50), "the run must acknowledge enough writes to mean something");
+        Assert.That(writes, Is.GreaterThan(30), "the run must acknowledge enough writes to mean something");
         Assert.That(cluster.Proxies.Values.Sum(p => p.SnapshotConnections), Is.GreaterThan(0), "a lagging follower caught up from a snapshot streamed over TCP");
         TestContext.Out.WriteLine($"received frames given back to their pools {cluster.FramesReturned}, rented again {cluster.FramesReused}");
         Assert.That(cluster.FramesReused, Is.GreaterThan(0), "followers borrowed received frames, gave them back and reused them");

@@ -16,7 +16,9 @@ namespace EmbeddedRaft.Mvcc.Tests.Replication;
 /// disk (crash one alone) and gets a new transport on a new port when it restarts (the proxy is
 /// pointed at it, its URL stays). Snapshots are taken every <see cref="SnapshotEveryEntries"/>
 /// entries and the log keeps only <see cref="RetainedEntries"/> below each one, so a follower a
-/// little behind catches up from the log and one further behind needs the leader's snapshot.
+/// little behind catches up from the log and one further behind needs the leader's snapshot; the
+/// log's entry cache is small (<see cref="CachedEntryBytes"/>), so a follower's received frames go
+/// back to their pool soon after their entries are applied.
 /// </summary>
 public sealed class TcpReplicatedCluster : IAsyncDisposable
 {
@@ -27,6 +29,9 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
 
     /// <summary>Entries a member's log keeps below its snapshot for followers slightly behind.</summary>
     public const ulong RetainedEntries = 20;
+
+    /// <summary>Committed entry bytes a member's log keeps in memory (the default is 1 MiB).</summary>
+    public const long CachedEntryBytes = 64 * 1024;
 
     private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(10);
 
@@ -111,8 +116,15 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
                 SnapshotEveryEntries = SnapshotEveryEntries,
                 SnapshotEveryLogBytes = 0,
 
-                // Small segments: the in-memory disk reads a whole preallocated segment at open.
-                Log = DurableRaftLogOptions.Default with { RetainedEntries = RetainedEntries, Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 } },
+                // Small segments: the in-memory disk reads a whole preallocated segment at open. A small
+                // entry cache: a follower gives a received frame back as soon as its entries are applied
+                // and leave the cache, so frames are returned (and reused) early and often.
+                Log = DurableRaftLogOptions.Default with
+                {
+                    RetainedEntries = RetainedEntries,
+                    CachedEntryBytes = CachedEntryBytes,
+                    Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 },
+                },
             }),
         };
         var store = await ReplicatedStore.StartAsync(options, transport).AsTask().OrFailAsync($"member {id} to start", Describe);
