@@ -156,6 +156,11 @@ public sealed class ReplicatedTcpLinearizabilityTests
         return reference;
     }
 
+    /// <summary>
+    /// A call made once the faults healed, retried (as a client would) while a leader is elected or a
+    /// proposal is refused; still failing after <see cref="Waits.Limit"/>, it fails the test with the
+    /// cluster's picture.
+    /// </summary>
     private static async Task<T> ClientAsync<T>(Func<Task<T>> call, TcpReplicatedCluster cluster)
     {
         var deadline = DateTime.UtcNow + Waits.Limit;
