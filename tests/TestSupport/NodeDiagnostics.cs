@@ -14,4 +14,18 @@ public static class NodeDiagnostics
         ArgumentNullException.ThrowIfNull(node);
         return node.DescribeWaits();
     }
+
+    /// <summary>Frames the node borrowed from its TCP transport and gave back so far (<c>RaftNode.ReceivedFramesReturned</c>).</summary>
+    public static long ReceivedFramesReturned<TResult>(RaftNode<TResult> node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        return node.ReceivedFramesReturned;
+    }
+
+    /// <summary>Frame arrays the node's transport rented that had been given back before, i.e. reused (<c>RaftNode.ReceivedFramesReused</c>).</summary>
+    public static long ReceivedFramesReused<TResult>(RaftNode<TResult> node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        return node.ReceivedFramesReused;
+    }
 }

@@ -1,3 +1,5 @@
+using EmbeddedRaft.Consensus;
+using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Transport;
 
 namespace EmbeddedRaft.TestSupport;
@@ -15,4 +17,15 @@ public static class ReceivedFramePoisoning
 
     /// <summary>Stops poisoning (the product's default).</summary>
     public static void TurnOff() => ReceivedFramePool.PoisonReturnedFrames = false;
+
+    /// <summary>
+    /// <paramref name="options"/> with the received-frame rule broken
+    /// (<see cref="TestOnlyBrokenRules.ReturnReceivedFramesWhenStepped"/>): the node gives borrowed
+    /// frames back as soon as their messages are stepped. Only for proving that a check catches it.
+    /// </summary>
+    public static RaftNodeOptions BreakingTheReturnRule(RaftNodeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options with { Raft = options.Raft with { BrokenRules = new TestOnlyBrokenRules { ReturnReceivedFramesWhenStepped = true } } };
+    }
 }

@@ -3,6 +3,7 @@ using EmbeddedRaft.Consensus.Tests.Host;
 using EmbeddedRaft.Consensus.Transport.Tcp;
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
+using EmbeddedRaft.TestSupport.Tcp;
 
 namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
 

@@ -3,6 +3,7 @@ using EmbeddedRaft.Consensus.Messages;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.Consensus.Transport.Tcp;
 using EmbeddedRaft.TestSupport;
+using EmbeddedRaft.TestSupport.Tcp;
 
 namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace EmbeddedRaft.Consensus.Tests.Transport.Tcp;
+namespace EmbeddedRaft.TestSupport.Tcp;
 
 /// <summary>
 /// A TCP proxy in front of one node's listener, for fault tests over real sockets: it forwards
@@ -20,6 +20,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     private readonly Task _accepting;
     private long _snapshotCutAfterBytes = -1;
     private int _snapshotCuts;
+    private int _snapshotConnections;
     private bool _blackHole;
 
     public TcpFaultProxy(IPEndPoint target)
@@ -43,6 +44,9 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     public TimeSpan Delay { get; set; }
 
     public int SnapshotCuts { get { lock (_lock) { return _snapshotCuts; } } }
+
+    /// <summary>Snapshot connections seen toward the node (each a snapshot streamed to it, whole or cut).</summary>
+    public int SnapshotConnections { get { lock (_lock) { return _snapshotConnections; } } }
 
     public int Connections { get { lock (_lock) { return _links.Count; } } }
 
@@ -160,11 +164,12 @@ public sealed class TcpFaultProxy : IAsyncDisposable
         }
     }
 
-    /// <summary>Whether this connection (toward the node) is to be cut after a number of bytes: consumes the one-shot setting.</summary>
+    /// <summary>Counts a snapshot connection; whether it (toward the node) is to be cut after a number of bytes: consumes the one-shot setting.</summary>
     private long TakeSnapshotCut()
     {
         lock (_lock)
         {
+            _snapshotConnections++;
             long after = _snapshotCutAfterBytes;
             if (after >= 0)
             {
