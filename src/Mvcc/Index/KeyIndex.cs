@@ -36,19 +36,16 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// thread's samples in a profile of in-order puts: docs/benchmarks.md, "MVCC in-order puts and the
 /// open, session 10"), and the collections that run while thousands of writes are in flight copy no
 /// object per key.</para>
-/// <para>Chunks off the collected heaps: a chunk's fixed arrays (prefixes, entries, summary) are one
-/// native block of <see cref="ChunkMemory"/>, cut from 2 MiB slabs advised for transparent huge pages,
-/// and its key bytes are a pinned array; none holds a reference (a key's history object is in a
-/// separate array, made only when a key of the chunk gets one), so they never pass through gen0 and
-/// gen1: the index's growth (about 34 B per in-order 16-byte key written once: an 8 B prefix, a 16 B
-/// entry, its bytes after those its chunk's keys share) is not copied twice by the collections that
-/// run while the writer adds keys (it was about 85% of what a gen0 collection promoted during in-order
-/// puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC in-order puts, session 16").
-/// The fixed arrays are native because the growth is fresh memory touched on the writer's thread: on
-/// the pinned heap every 4 KiB page of it was a page fault, several microseconds each on a virtual
-/// machine; a huge-page slab takes one per 2 MiB (docs/benchmarks.md, "MVCC in-order puts, session
-/// 21"). A chunk dropped by compaction gives its block back for the next chunk; a rebuilt key array
-/// leaves a hole in the pinned heap that later chunks reuse (it is swept, not compacted).</para>
+/// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
+/// references (a key's history object is in a separate array, made only when a key of the chunk
+/// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
+/// (about 34 B per in-order 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes after
+/// those its chunk's keys share) is not copied twice by the
+/// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
+/// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
+/// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
+/// compaction or a rebuilt key array leaves a hole there that later chunks reuse (the pinned heap is
+/// swept, not compacted).</para>
 /// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
 /// reads it under its read lock. A <see cref="Position"/> is valid until the next add or removal
 /// (<see cref="Position.ChangeCount"/>, checked where it is used to change the index).
@@ -727,8 +724,8 @@ internal sealed class KeyIndex
     /// <para>Invariant: the first <see cref="Count"/> entries are used, and their rests are within
     /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key is
     /// <see cref="_shared"/> then its rest, and <see cref="Prefixes"/> holds each rest's <see cref="Prefix"/>;
-    /// <see cref="Prefixes"/>, <see cref="Summary"/> and <see cref="Entries"/> are the chunk's native block
-    /// (until <see cref="Release"/>) and <see cref="KeyBytes"/> a pinned array, all without references (entries past <see cref="Count"/> are stale, never read); never empty in
+    /// <see cref="Prefixes"/>, <see cref="Entries"/> and <see cref="KeyBytes"/> are pinned arrays
+    /// without references (entries past <see cref="Count"/> are stale, never read); never empty in
     /// the index.</para>
     /// </remarks>
     private sealed unsafe class Chunk
@@ -1159,7 +1156,7 @@ internal sealed class KeyIndex
 
         private unsafe void PrefetchEntries(int lo, int hi)
         {
-            // Native memory: the address is stable without fixed. A hint never faults.
+            // Pinned: the address is stable without fixed. A hint never faults.
             var entries = Entries;
             byte* first = (byte*)Unsafe.AsPointer(ref entries[lo]);
             byte* last = (byte*)Unsafe.AsPointer(ref entries[Math.Max(lo, hi - 1)]) + sizeof(Entry) - 1;
@@ -1263,7 +1260,7 @@ internal sealed class KeyIndex
         /// created it (version 1) when <see cref="_histories"/> holds no history for it. One array of
         /// them, so a lookup's last reads (the key's length, then its put) touch one cache line; a
         /// key with a history costs one more read (its slot in <see cref="_histories"/>). No
-        /// reference in it, so the entries live in the chunk's native block. 16 B: 32 with the history's
+        /// reference in it, so the array lives on the pinned object heap. 16 B: 32 with the history's
         /// reference, 24 with the one put as two longs; the index's growth is fresh memory, which
         /// costs by the byte on the writer's thread (docs/benchmarks.md, "MVCC in-order puts, session 17"
         /// and "session 18").
