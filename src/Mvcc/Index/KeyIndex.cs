@@ -85,9 +85,6 @@ internal sealed class KeyIndex
     /// <summary>Keys in the index.</summary>
     public int Count { get; private set; }
 
-    /// <summary>Bytes of native memory the chunks' blocks are cut from (for tests).</summary>
-    internal long ChunkSlabBytes => _memory.SlabBytes;
-
     /// <summary>
     /// The first 8 bytes of a key (or of the rest of a key after bytes it shares with others),
     /// zero-padded, as a big-endian number: unequal prefixes order keys as their bytes do (a shorter
