@@ -63,9 +63,6 @@ internal sealed class KeyIndex
 
     private readonly List<Chunk> _chunks = [];
 
-    /// <summary>Where the chunks' fixed arrays are: native blocks in huge-page-advised slabs.</summary>
-    private readonly ChunkMemory _memory = new(Chunk.BlockBytes);
-
     /// <summary>
     /// The <see cref="Prefix"/> of each chunk's first key after <see cref="_chunkShared"/>, parallel
     /// to <see cref="_chunks"/>.
@@ -349,7 +346,6 @@ internal sealed class KeyIndex
         {
             _chunks.RemoveAt(position.Chunk);
             _chunkPrefixes.RemoveAt(position.Chunk);
-            chunk.Release();
             FirstKeysChanged(changedChunk: -1);
         }
         else if (position.Index == 0)
@@ -436,7 +432,7 @@ internal sealed class KeyIndex
             // Sorted, so every key of the chunk shares what its first and last keys share, and the
             // chunk keeps only the bytes after those.
             int shared = keys.KeyAt(order[start]).CommonPrefixLength(keys.KeyAt(order[end - 1]));
-            var chunk = new Chunk(_memory, keyBytes - ((end - start) * shared), sharedLengthAtMost: shared);
+            var chunk = new Chunk(keyBytes - ((end - start) * shared), sharedLengthAtMost: shared);
             for (int i = start; i < end; i++)
             {
                 int k = order[i];
@@ -471,7 +467,7 @@ internal sealed class KeyIndex
         Count++;
         if (_chunks.Count == 0)
         {
-            var first = new Chunk(_memory, key.Length);
+            var first = new Chunk(key.Length);
             first.Insert(0, key, history, revision);
             _chunks.Add(first);
             _chunkPrefixes.Add(0);
@@ -489,7 +485,7 @@ internal sealed class KeyIndex
             // Sized for a full chunk of keys like this one after what the last chunk's keys share
             // (capped for long keys): appends rarely rebuild it.
             int rest = key.Length - key.CommonPrefixLength(chunk.Shared);
-            var next = new Chunk(_memory, Math.Clamp(rest, 1, 32) * MaxChunkCount);
+            var next = new Chunk(Math.Clamp(rest, 1, 32) * MaxChunkCount);
             next.Insert(0, key, history, revision);
             _chunks.Add(next);
             _chunkPrefixes.Add(0);
@@ -720,52 +716,33 @@ internal sealed class KeyIndex
     /// when both end within those 8 bytes (then equal prefixes order as the lengths do).</para>
     /// <para>Invariant: the first <see cref="Count"/> entries are used, and their rests are within
     /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key is
-    /// <see cref="_shared"/> then its rest, and <see cref="Prefixes"/> holds each rest's <see cref="Prefix"/>;
-    /// <see cref="Prefixes"/>, <see cref="Entries"/> and <see cref="KeyBytes"/> are pinned arrays
+    /// <see cref="_shared"/> then its rest, and <see cref="_prefixes"/> holds each rest's <see cref="Prefix"/>;
+    /// <see cref="_prefixes"/>, <see cref="_entries"/> and <see cref="KeyBytes"/> are pinned arrays
     /// without references (entries past <see cref="Count"/> are stale, never read); never empty in
     /// the index.</para>
     /// </remarks>
-    private sealed unsafe class Chunk
+    private sealed class Chunk
     {
         public int Count;
 
-        /// <summary>Offsets in <see cref="_block"/>: each part on a cache line of its own.</summary>
-        private const int PrefixesOffset = 0;
-        private const int SummaryOffset = (PrefixesOffset + ((MaxChunkCount + 1) * sizeof(ulong)) + 63) / 64 * 64;
-        private const int EntriesOffset = (SummaryOffset + (SummaryLength * sizeof(ulong)) + 63) / 64 * 64;
-
-        /// <summary>Bytes of a chunk's block in <see cref="ChunkMemory"/>: its prefixes, summary and entries.</summary>
-        public const int BlockBytes = (EntriesOffset + ((MaxChunkCount + 1) * EntryBytes) + 63) / 64 * 64;
-
-        /// <summary><see cref="Entry"/>'s size (checked where a chunk is made: a user struct's size is not a constant).</summary>
-        private const int EntryBytes = 16;
-
-        /// <summary>Where the block is from (held so the memory outlives every chunk that uses it).</summary>
-        private readonly ChunkMemory _memory;
-
-        /// <summary>The chunk's block of <see cref="BlockBytes"/> (<see cref="Prefixes"/>, <see cref="Summary"/>, <see cref="Entries"/>); 0 once released.</summary>
-        private nint _block;
-
         /// <summary>Each key's <see cref="Prefix"/> after <see cref="_shared"/>.</summary>
-        private Span<ulong> Prefixes => new((void*)(Block + PrefixesOffset), MaxChunkCount + 1);
+        private readonly ulong[] _prefixes = GC.AllocateUninitializedArray<ulong>(MaxChunkCount + 1, pinned: true);
 
         /// <summary>
-        /// Every <see cref="SummaryStride"/>th prefix (<c>Summary[j] == Prefixes[j * SummaryStride]</c>
+        /// Every <see cref="SummaryStride"/>th prefix (<c>_summary[j] == _prefixes[j * SummaryStride]</c>
         /// for <c>j * SummaryStride &lt; Count</c>), then <see cref="ulong.MaxValue"/> to the end: a lookup
         /// compares its prefix with all of them at once (their few cache lines requested together),
-        /// which leaves one line of <see cref="Prefixes"/> to search, instead of a binary search
+        /// which leaves one line of <see cref="_prefixes"/> to search, instead of a binary search
         /// whose every step waits for a line of its own (docs/benchmarks.md, "Linearizable reads,
-        /// session 17"). Kept current by every change of <see cref="Prefixes"/> or <see cref="Count"/>.
+        /// session 17"). Kept current by every change of <see cref="_prefixes"/> or <see cref="Count"/>.
         /// </summary>
-        private Span<ulong> Summary => new((void*)(Block + SummaryOffset), SummaryLength);
+        private readonly ulong[] _summary = NewSummary();
 
-        /// <summary>Each key's entry, parallel to <see cref="Prefixes"/>.</summary>
-        private Span<Entry> Entries => new((void*)(Block + EntriesOffset), MaxChunkCount + 1);
-
-        private nint Block => _block != 0 ? _block : throw new InvariantViolationException("MVCC key index: a chunk used after the index released it.");
+        /// <summary>Each key's entry, parallel to <see cref="_prefixes"/>.</summary>
+        private readonly Entry[] _entries = GC.AllocateUninitializedArray<Entry>(MaxChunkCount + 1, pinned: true);
 
         /// <summary>
-        /// Each key's history object, parallel to <see cref="Entries"/>, or null for a key held as its
+        /// Each key's history object, parallel to <see cref="_entries"/>, or null for a key held as its
         /// one put; the array itself is null until a key of the chunk gets one (a chunk of keys written
         /// once has none). Invariant: entries at and past <see cref="Count"/> are null.
         /// </summary>
@@ -780,25 +757,10 @@ internal sealed class KeyIndex
         /// <summary>Bytes every key of the chunk begins with (a copy; set by the first key).</summary>
         private byte[] _shared = [];
 
-        public Chunk(ChunkMemory memory, int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
+        public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
         {
-            if (sizeof(Entry) != EntryBytes)
-            {
-                throw new InvariantViolationException($"MVCC key index: an entry is {sizeof(Entry)} bytes, its chunk's block has room for {EntryBytes}.");
-            }
-
-            _memory = memory;
-            _block = memory.Rent();
-            Summary.Fill(ulong.MaxValue);
             KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
             _sharedLengthAtMost = sharedLengthAtMost;
-        }
-
-        /// <summary>Gives the chunk's block back to its memory: the index dropped the chunk, which is not used again.</summary>
-        public void Release()
-        {
-            _memory.Return(Block);
-            _block = 0;
         }
 
         public byte[] KeyBytes { get; private set; }
@@ -846,7 +808,7 @@ internal sealed class KeyIndex
         /// </summary>
         private ReadOnlySpan<byte> RestAt(int index)
         {
-            ref readonly var entry = ref Entries[index];
+            ref readonly var entry = ref _entries[index];
             return new(KeyBytes, entry.KeyStart, entry.KeyLength);
         }
 
@@ -854,7 +816,7 @@ internal sealed class KeyIndex
         public KeyHistory? HistoryAt(int index) => _histories?[index];
 
         /// <summary>The one put of key <paramref name="index"/>, which has no history object.</summary>
-        public Revision SingleAt(int index) => Entries[index].Single;
+        public Revision SingleAt(int index) => _entries[index].Single;
 
         /// <summary>Gives key <paramref name="index"/>, held as its one put, <paramref name="history"/> (equal to it, or later); returns it.</summary>
         public KeyHistory SetHistory(int index, KeyHistory history) => (_histories ??= new KeyHistory?[MaxChunkCount + 1])[index] = history;
@@ -866,7 +828,7 @@ internal sealed class KeyIndex
                 return history.TryGet(atMain, out modified, out created, out version);
             }
 
-            var single = Entries[index].Single;
+            var single = _entries[index].Single;
             if (single.Main <= atMain)
             {
                 modified = single;
@@ -885,7 +847,7 @@ internal sealed class KeyIndex
         public KeyHistory NewHistory(int index)
         {
             var history = new KeyHistory(CopyKey(index));
-            history.Put(Entries[index].Single);
+            history.Put(_entries[index].Single);
             return history;
         }
 
@@ -916,10 +878,8 @@ internal sealed class KeyIndex
             int moved = Count - index;
             if (moved > 0)
             {
-                var prefixes = Prefixes;
-                prefixes.Slice(index, moved).CopyTo(prefixes[(index + 1)..]);
-                var entries = Entries;
-                entries.Slice(index, moved).CopyTo(entries[(index + 1)..]);
+                Array.Copy(_prefixes, index, _prefixes, index + 1, moved);
+                Array.Copy(_entries, index, _entries, index + 1, moved);
                 if (_histories is { } histories)
                 {
                     Array.Copy(histories, index, histories, index + 1, moved);
@@ -927,8 +887,8 @@ internal sealed class KeyIndex
                 }
             }
 
-            Prefixes[index] = prefix;
-            Entries[index] = new Entry { KeyStart = start, KeyLength = rest.Length, Single = history is null ? single : default };
+            _prefixes[index] = prefix;
+            _entries[index] = new Entry { KeyStart = start, KeyLength = rest.Length, Single = history is null ? single : default };
             Count++;
             RefreshSummary(index, Count - 1);
             if (history is not null)
@@ -942,10 +902,8 @@ internal sealed class KeyIndex
             int moved = Count - index - 1;
             if (moved > 0)
             {
-                var prefixes = Prefixes;
-                prefixes.Slice(index + 1, moved).CopyTo(prefixes[index..]);
-                var entries = Entries;
-                entries.Slice(index + 1, moved).CopyTo(entries[index..]);
+                Array.Copy(_prefixes, index + 1, _prefixes, index, moved);
+                Array.Copy(_entries, index + 1, _entries, index, moved);
                 if (_histories is { } histories)
                 {
                     Array.Copy(histories, index + 1, histories, index, moved);
@@ -968,13 +926,13 @@ internal sealed class KeyIndex
             int longestRest = 0;
             for (int i = half; i < Count; i++)
             {
-                keyBytes += Entries[i].KeyLength;
-                longestRest = Math.Max(longestRest, Entries[i].KeyLength);
+                keyBytes += _entries[i].KeyLength;
+                longestRest = Math.Max(longestRest, _entries[i].KeyLength);
             }
 
             // Each half shares at least what the whole did, often more (sorted: what its first and last keys share).
             int upperShared = _shared.Length + RestAt(half).CommonPrefixLength(RestAt(Count - 1));
-            var upper = new Chunk(_memory, keyBytes * 2, sharedLengthAtMost: upperShared);
+            var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: upperShared);
 
             // Each moved key whole (the shared bytes, then its rest) in one buffer, as Insert takes keys.
             var whole = new byte[_shared.Length + longestRest];
@@ -983,7 +941,7 @@ internal sealed class KeyIndex
             {
                 var rest = RestAt(half + i);
                 rest.CopyTo(whole.AsSpan(_shared.Length));
-                upper.Insert(i, whole.AsSpan(0, _shared.Length + rest.Length), HistoryAt(half + i), Entries[half + i].Single);
+                upper.Insert(i, whole.AsSpan(0, _shared.Length + rest.Length), HistoryAt(half + i), _entries[half + i].Single);
             }
 
             if (_histories is { } histories)
@@ -1001,8 +959,8 @@ internal sealed class KeyIndex
                 _shared = [.. _shared, .. RestAt(0)[..gained]];
                 for (int i = 0; i < half; i++)
                 {
-                    Entries[i].KeyStart += gained;
-                    Entries[i].KeyLength -= gained;
+                    _entries[i].KeyStart += gained;
+                    _entries[i].KeyLength -= gained;
                 }
 
                 RecomputePrefixes();
@@ -1071,7 +1029,7 @@ internal sealed class KeyIndex
         /// </summary>
         private int CompareAfterShared(ReadOnlySpan<byte> key, ulong prefix, int index)
         {
-            ulong other = Prefixes[index];
+            ulong other = _prefixes[index];
             if (prefix != other)
             {
                 return prefix < other ? -1 : 1;
@@ -1079,7 +1037,7 @@ internal sealed class KeyIndex
 
             // Equal padded prefixes of two rests of at most 8 bytes: one is the other plus zero
             // bytes, so the shorter comes first.
-            int otherRest = Entries[index].KeyLength;
+            int otherRest = _entries[index].KeyLength;
             int keyRest = key.Length - _shared.Length;
             return keyRest <= 8 && otherRest <= 8
                 ? keyRest.CompareTo(otherRest)
@@ -1097,7 +1055,7 @@ internal sealed class KeyIndex
             int live = 0;
             for (int i = 0; i < Count; i++)
             {
-                live += Entries[i].KeyLength + givenUp.Length;
+                live += _entries[i].KeyLength + givenUp.Length;
             }
 
             if (live <= KeyBytes.Length)
@@ -1121,7 +1079,7 @@ internal sealed class KeyIndex
         }
 
         /// <summary>
-        /// Writes every key's rest, from <paramref name="source"/> (where <see cref="Entries"/> say),
+        /// Writes every key's rest, from <paramref name="source"/> (where <see cref="_entries"/> say),
         /// into <paramref name="target"/> one after another in key order, each after
         /// <paramref name="lead"/>, and points the entries there; returns the bytes written.
         /// </summary>
@@ -1130,7 +1088,7 @@ internal sealed class KeyIndex
             int used = 0;
             for (int i = 0; i < Count; i++)
             {
-                ref var entry = ref Entries[i];
+                ref var entry = ref _entries[i];
                 lead.CopyTo(target.AsSpan(used));
                 source.AsSpan(entry.KeyStart, entry.KeyLength).CopyTo(target.AsSpan(used + lead.Length));
                 entry.KeyStart = used;
@@ -1145,7 +1103,7 @@ internal sealed class KeyIndex
         {
             for (int i = 0; i < Count; i++)
             {
-                Prefixes[i] = Prefix(RestAt(i));
+                _prefixes[i] = Prefix(RestAt(i));
             }
 
             RefreshSummary(0, Count);
@@ -1154,9 +1112,8 @@ internal sealed class KeyIndex
         private unsafe void PrefetchEntries(int lo, int hi)
         {
             // Pinned: the address is stable without fixed. A hint never faults.
-            var entries = Entries;
-            byte* first = (byte*)Unsafe.AsPointer(ref entries[lo]);
-            byte* last = (byte*)Unsafe.AsPointer(ref entries[Math.Max(lo, hi - 1)]) + sizeof(Entry) - 1;
+            byte* first = (byte*)Unsafe.AsPointer(ref _entries[lo]);
+            byte* last = (byte*)Unsafe.AsPointer(ref _entries[Math.Max(lo, hi - 1)]) + sizeof(Entry) - 1;
             for (byte* line = first; line <= last; line += 64)
             {
                 Sse.Prefetch0(line);
@@ -1165,8 +1122,15 @@ internal sealed class KeyIndex
             Sse.Prefetch0(last);
         }
 
+        private static ulong[] NewSummary()
+        {
+            var summary = GC.AllocateUninitializedArray<ulong>(SummaryLength, pinned: true);
+            Array.Fill(summary, ulong.MaxValue);
+            return summary;
+        }
+
         /// <summary>
-        /// Brings <see cref="Summary"/> up to date after <see cref="Prefixes"/> changed from
+        /// Brings <see cref="_summary"/> up to date after <see cref="_prefixes"/> changed from
         /// <paramref name="fromIndex"/> on and <see cref="Count"/> went from <paramref name="oldCount"/>
         /// to what it is: sampled entries at and after that index taken again, those past the new
         /// count set to <see cref="ulong.MaxValue"/>. An append touches at most one.
@@ -1178,18 +1142,18 @@ internal sealed class KeyIndex
             int sampledBefore = (oldCount + SummaryStride - 1) / SummaryStride;
             for (int j = first; j < sampled; j++)
             {
-                Summary[j] = Prefixes[j * SummaryStride];
+                _summary[j] = _prefixes[j * SummaryStride];
             }
 
             for (int j = Math.Max(first, sampled); j < sampledBefore; j++)
             {
-                Summary[j] = ulong.MaxValue;
+                _summary[j] = ulong.MaxValue;
             }
         }
 
         /// <summary>
         /// Where the first key whose prefix is <paramref name="prefix"/> or more can be, from
-        /// <see cref="Summary"/> alone: after every sampled key with a smaller prefix (those keys are
+        /// <see cref="_summary"/> alone: after every sampled key with a smaller prefix (those keys are
         /// smaller), at or before the first sampled key with a larger one (it is larger). Keys whose
         /// prefixes tie a sampled one are not decided here (they order by their bytes), so the range
         /// includes them. A single pass over the summary: its loads do not wait for each other.
@@ -1200,7 +1164,7 @@ internal sealed class KeyIndex
             int below = 0;
             int atMost = 0;
             int sampled = (Count + SummaryStride - 1) / SummaryStride;
-            ref ulong summary = ref MemoryMarshal.GetReference(Summary);
+            ref ulong summary = ref MemoryMarshal.GetArrayDataReference(_summary);
             if (Vector256.IsHardwareAccelerated)
             {
                 // Whole vectors: the slots past the sampled ones hold ulong.MaxValue, never below a
@@ -1236,7 +1200,7 @@ internal sealed class KeyIndex
                 int live = rest.Length;
                 for (int i = 0; i < Count; i++)
                 {
-                    live += Entries[i].KeyLength;
+                    live += _entries[i].KeyLength;
                 }
 
                 // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys

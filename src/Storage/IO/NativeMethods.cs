@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace EmbeddedRaft.Storage.IO;
 
-/// <summary>The few libc calls .NET does not expose: fdatasync, sync_file_range, posix_fallocate, fsync of a directory and madvise.</summary>
+/// <summary>The few libc calls .NET does not expose: fdatasync, sync_file_range, posix_fallocate and fsync of a directory.</summary>
 internal static partial class NativeMethods
 {
     private const string LibC = "libc";
@@ -26,10 +26,6 @@ internal static partial class NativeMethods
     /// <summary>Returns 0 or an errno value (posix_fallocate does not set errno).</summary>
     [LibraryImport(LibC, EntryPoint = "posix_fallocate")]
     public static partial int PosixFallocate(int fd, long offset, long length);
-
-    /// <summary><c>madvise</c>: a hint about a range of the process's memory (the key index's huge-page slabs); 0 or -1.</summary>
-    [LibraryImport(LibC, EntryPoint = "madvise", SetLastError = true)]
-    public static partial int MAdvise(nint address, nuint length, int advice);
 
     [LibraryImport(LibC, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
