@@ -21,34 +21,19 @@ namespace EmbeddedRaft.Consensus.Host;
 /// wait, exactly once. What the consumer then takes is taken when it reads the result, so it
 /// includes whatever was posted after the signal.</para>
 /// </remarks>
-internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>, IThreadPoolWorkItem
+internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, int Ticks, bool Closed)>
 {
     public const int MaxPendingTicks = 128;
 
     private readonly Lock _lock = new();
-    private readonly bool _wakeFromSharedQueue;
     private List<TInput> _items = [];
     private List<TInput> _spare = [];
     private int _pendingTicks;
     private bool _closed;
     private bool _waiting;
-    // Set with each wait (under the lock, before _waiting): whether this wait is signalled from a
-    // work item on the thread pool's shared queue (see the constructor).
-    private bool _signalFromSharedQueue;
 
     // The one consumer's wait, reset for each one. Mutable struct! Don't make this readonly.
     private ManualResetValueTaskSourceCore<bool> _wait = new() { RunContinuationsAsynchronously = true };
-
-    /// <summary>
-    /// <paramref name="wakeFromSharedQueue"/>: when the consumer waits on the thread pool, a post
-    /// that ends its wait queues the consumer to the pool's shared queue, where the next free
-    /// worker takes it, rather than to the posting thread's own queue, where it waits until that
-    /// thread is done with everything it runs and queued after it (the thread pool's default for a
-    /// continuation). For a consumer that must start at once while its poster keeps running (the
-    /// sync pipeline, woken by the busy loop). A consumer on any other scheduler (the simulator's)
-    /// is woken as always, on that scheduler.
-    /// </summary>
-    public NodeInbox(bool wakeFromSharedQueue = false) => _wakeFromSharedQueue = wakeFromSharedQueue;
 
     public bool IsClosed
     {
@@ -149,10 +134,6 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
                 return new ValueTask<(List<TInput>, int, bool)>(TakeAllUnsynchronized());
             }
 
-            // On the thread pool the consumer's await captures no scheduler, so the continuation
-            // runs wherever it is signalled: inline in the shared-queue work item (Execute).
-            _signalFromSharedQueue = _wakeFromSharedQueue && SynchronizationContext.Current is null && TaskScheduler.Current == TaskScheduler.Default;
-            _wait.RunContinuationsAsynchronously = !_signalFromSharedQueue;
             _wait.Reset();
             _waiting = true;
             return new ValueTask<(List<TInput>, int, bool)>(this, _wait.Version);
@@ -201,20 +182,9 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
     // Outside the lock: only the poster that ended the wait gets here with true, so the wait is signalled once.
     private void Wake(bool wake)
     {
-        if (!wake)
+        if (wake)
         {
-            return;
+            _wait.SetResult(true);
         }
-
-        if (_signalFromSharedQueue)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-            return;
-        }
-
-        _wait.SetResult(true);
     }
-
-    /// <summary>The shared-queue work item of a wake (<see cref="Wake"/>): signals the wait, which runs the consumer here.</summary>
-    void IThreadPoolWorkItem.Execute() => _wait.SetResult(true);
 }

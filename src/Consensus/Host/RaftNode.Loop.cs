@@ -15,6 +15,7 @@ public sealed partial class RaftNode<TResult>
     {
         Exception? failure = null;
         List<LoopItem>? lastTaken = null;
+        LastCallInput? lastCall = null;
         try
         {
             while (true)
@@ -93,6 +94,10 @@ public sealed partial class RaftNode<TResult>
                             _raw.ReportUnreachable(u.PeerId);
                             _unreachableReports[u.PeerId] = _unreachableReports.GetValueOrDefault(u.PeerId) + 1;
                             break;
+                        case LastCallInput call:
+                            // Answered after this turn's inputs (proposals included) are in the core.
+                            lastCall = call;
+                            break;
                         case FailInput f:
                             throw f.Error;
                         default:
@@ -114,6 +119,12 @@ public sealed partial class RaftNode<TResult>
 
                 ProposeNextConfChange();
                 StartReadRound();
+                if (lastCall is not null)
+                {
+                    await OnLastCallAsync(lastCall);
+                    lastCall = null;
+                }
+
                 await DriveReadiesAsync();
                 if (StartReadRound())
                 {
@@ -526,6 +537,9 @@ public sealed partial class RaftNode<TResult>
     private sealed record UnreachableInput(ulong PeerId) : LoopInput;
 
     private sealed record FailInput(Exception Error) : LoopInput;
+
+    /// <summary>The sync pipeline's last call before an fsync: the loop writes what it held back, then answers whether it wrote anything.</summary>
+    private sealed record LastCallInput(TaskCompletionSource<bool> Answered) : LoopInput;
 
     /// <summary>
     /// A Ready written to the log: queued to the sync pipeline, which completes <see cref="Durable"/>

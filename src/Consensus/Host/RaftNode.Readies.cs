@@ -47,12 +47,31 @@ public sealed partial class RaftNode<TResult>
                 return;
             }
 
-            if (!_raw.HasReady() || HoldsBackForRunningWrite())
+            if (!_raw.HasReady())
             {
+                // Nothing held back: no last call needed.
+                if (Volatile.Read(ref _loopHoldsBackReadies) != 0)
+                {
+                    Volatile.Write(ref _loopHoldsBackReadies, 0);
+                }
+
+                return;
+            }
+
+            if (HoldsBackForRunningWrite())
+            {
+                // Group commit: a Ready written while another is being made durable would wait for
+                // that fsync to end anyway, and what arrives meanwhile (a follower's appends, a
+                // leader's proposals and commits) would then miss the next fsync. So it gathers in
+                // the core and goes out as one Ready when the running write is reported durable, or
+                // at the sync pipeline's last call before its next fsync (OnLastCall): one Ready,
+                // one write and one hand-back per fsync, and every arrival rides the first fsync
+                // that starts after it. Messages needing no persistence still go out every turn.
                 return;
             }
 
             var rd = _raw.GetReady();
+            Volatile.Write(ref _loopHoldsBackReadies, 0);
             OnSoftState(rd.SoftState);
             foreach (var rs in rd.ReadStates)
             {
@@ -90,6 +109,7 @@ public sealed partial class RaftNode<TResult>
             }
 
             await WriteAsync(rd);
+            _lastCallOpen = false;
             if (rd.Snapshot is { } snapshot)
             {
                 _handedOutConf = snapshot.ConfState;
@@ -113,9 +133,8 @@ public sealed partial class RaftNode<TResult>
     /// Hands a Ready's snapshot marker, entries and hard state to the log (unsynced: the records
     /// are in the write-ahead log's buffers when this returns) and queues it to the sync pipeline,
     /// which makes it durable, sends its <see cref="Ready.MessagesAfterPersist"/> and reports it
-    /// back. The next Ready may be written while this one's fsync runs (the sync pipeline's next
-    /// fsync covers it, started as soon as the running one ends); Readies become durable, and are
-    /// advanced, in the order written. A Ready
+    /// back. The next Ready may be written while this one's fsync runs (the write-ahead log's group
+    /// commit merges them); Readies become durable, and are advanced, in the order written. A Ready
     /// with nothing to write still goes through the pipeline when others are in it: its
     /// acknowledgements may promise entries an earlier Ready is still writing.
     /// </summary>
@@ -164,23 +183,73 @@ public sealed partial class RaftNode<TResult>
 
     /// <summary>
     /// Whether the loop holds back the next Ready: a written one is still being made durable, and
-    /// the next has nothing the running write's report would not deliver as well — no new entries
-    /// (written at once: into the write-ahead log's buffers, a memory copy, so that the sync
-    /// pipeline's next fsync, started as soon as the running one ends, covers them), no commits of
-    /// a leader's it holds durably (<see cref="LeaderHasDurableCommitsToApply"/>), no read states (a
-    /// linearizable read would otherwise wait for an fsync that has nothing to do with it), and no
-    /// role change, new term or vote, or refused proposal (<see cref="RawNode.HasUrgentReady"/>: an
-    /// election or a caller's error would otherwise wait for the running write's report). What is
-    /// held back — a commit index, an acknowledgement — costs the fsync nothing and goes out as one
-    /// Ready when the running write is reported durable (that report wakes the loop anyway).
-    /// Messages needing no persistence still go out every turn.
+    /// neither the sync pipeline's last call is open nor is there something the loop must hand out
+    /// now — a leader's commits it holds durably (<see cref="LeaderHasDurableCommitsToApply"/>),
+    /// read states (a linearizable read would otherwise wait for an fsync that has nothing to do
+    /// with it), or a role change, a new term or vote, or a refused proposal
+    /// (<see cref="RawNode.HasUrgentReady"/>: an election or a caller's error would otherwise wait
+    /// for the running write's report before its own write starts). When it holds back, it says so
+    /// to the sync pipeline, which then makes its last call before its next fsync (a hint only: a
+    /// last call missed costs latency, never a lost wake-up, since the running write's report wakes
+    /// the loop anyway).
     /// </summary>
-    private bool HoldsBackForRunningWrite() =>
-        _readiesInFlight.Count > 0
-        && !_raw.HasEntriesToWrite
-        && !LeaderHasDurableCommitsToApply()
-        && !_raw.HasReadStates
-        && !_raw.HasUrgentReady;
+    private bool HoldsBackForRunningWrite()
+    {
+        if (_readiesInFlight.Count == 0 || _lastCallOpen || LeaderHasDurableCommitsToApply() || _raw.HasReadStates || _raw.HasUrgentReady)
+        {
+            return false;
+        }
+
+        if (_raw.HasEntriesToWrite)
+        {
+            // Only new entries are worth a last call (a commit index or an acknowledgement held
+            // back costs the fsync nothing): one loop turn before every fsync costs more than it
+            // saves when batches are small.
+            Volatile.Write(ref _loopHoldsBackReadies, 1);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Sync pipeline side: about to start an fsync while the loop holds back a Ready, it asks the
+    /// loop to write that Ready first (one loop turn), so that the fsync covers everything that
+    /// arrived before it starts rather than leaving it for the one after. True when the loop wrote
+    /// something (then queued to the sync pipeline).
+    /// </summary>
+    private async ValueTask<bool> MakeLastCallAsync()
+    {
+        if (Interlocked.Exchange(ref _loopHoldsBackReadies, 0) == 0)
+        {
+            return false;
+        }
+
+        var call = new LastCallInput(new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
+        Volatile.Write(ref _pendingLastCall, call.Answered);
+        if (!_inbox.TryPost(call))
+        {
+            // Stopping: the loop takes nothing more.
+            return false;
+        }
+
+        return await call.Answered.Task;
+    }
+
+    /// <summary>Loop side of the last call: takes and writes the Ready it held back (one, at most), then answers.</summary>
+    private async Task OnLastCallAsync(LastCallInput call)
+    {
+        var written = Volatile.Read(ref _readiesWritten);
+        _lastCallOpen = true;
+        try
+        {
+            await DriveReadiesAsync();
+        }
+        finally
+        {
+            _lastCallOpen = false;
+            call.Answered.TrySetResult(Volatile.Read(ref _readiesWritten) != written);
+        }
+    }
 
     /// <summary>
     /// The sync pipeline: a sequential consumer that takes every Ready written since its last turn,
@@ -188,10 +257,7 @@ public sealed partial class RaftNode<TResult>
     /// meanwhile keeps stepping, proposing and writing), then, in order, sends each one's
     /// <see cref="Ready.MessagesAfterPersist"/> at once — a follower acknowledges right after its
     /// fsync instead of waiting for a loop turn — releases the applies waiting on it and reports it to
-    /// the loop, which advances the core. What the loop wrote during an fsync is queued when it ends,
-    /// so the next take returns at once and the next fsync starts on the same thread: between two
-    /// fsyncs of a busy node there is no hand-off. When it waits, the loop's post wakes it from the
-    /// thread pool's shared queue (<see cref="NodeInbox{TInput}"/>), not behind the loop's own turns.
+    /// the loop, which advances the core.
     /// </summary>
     private async Task RunSyncAsync()
     {
@@ -202,6 +268,13 @@ public sealed partial class RaftNode<TResult>
             var (taken, _, closed) = await _syncQueue.TakeAsync();
             items.Clear();
             items.AddRange(taken);
+            if (!closed && failure is null && await MakeLastCallAsync())
+            {
+                // The loop wrote what it held back: queued already, so this take does not wait.
+                (taken, _, closed) = await _syncQueue.TakeAsync();
+                items.AddRange(taken);
+            }
+
             if (closed || failure is not null)
             {
                 // Stopping, or a write failed: nothing more becomes durable, and whatever waits on

@@ -63,9 +63,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly RaftNodeMetrics _metrics;
     private readonly NodeInbox<LoopItem> _inbox = new();
     private readonly NodeInbox<ApplyWork> _applyQueue = new();
-    // Woken from the pool's shared queue: the loop that posts keeps its thread busy with its next
-    // turns, and the fsync must not wait for them (docs/benchmarks.md, "RaftNode sync pipeline, session 21").
-    private readonly NodeInbox<SyncItem> _syncQueue = new(wakeFromSharedQueue: true);
+    private readonly NodeInbox<SyncItem> _syncQueue = new();
     private readonly ProposalTable<TResult> _proposals = new();
 
     /// <summary>Callers' releases queued by the applier and not yet seen done by the loop (its stall check: <see cref="ProposalRelease{TResult}.HelpIfStalled"/>).</summary>
@@ -97,6 +95,13 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
     private int _snapshotInProgress;
 
+    // The group commit's hand-shake between the loop and the sync pipeline (RaftNode.Readies.cs):
+    // 1 while the loop holds back a Ready behind a running write (the pipeline then makes a last
+    // call before its next fsync), the last call being answered (completed on stop too, so the
+    // pipeline never waits for a loop that has ended), and whether the loop is answering one.
+    private int _loopHoldsBackReadies;
+    private TaskCompletionSource<bool>? _pendingLastCall;
+    private bool _lastCallOpen;
     private long _readiesWritten;
     private Task _loopTask = Task.CompletedTask;
     private Task _applyTask = Task.CompletedTask;
@@ -225,7 +230,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         var shown = waiting.Take(maxProposals).Select(p => $"#{p.RequestId} deadline {p.Pending.DeadlineTick}{(p.Pending.ProposedAsLeader ? " as leader" : string.Empty)}");
         static string Phase(Task task) => task.IsCompleted ? $"ended ({task.Status})" : "running";
         return $"tick {Interlocked.Read(ref _tick)}, loop {Phase(_loopTask)}, sync {Phase(_syncTask)}, apply {Phase(_applyTask)}, "
-            + $"Readies being written {_readiesInFlight.Count}, applies queued {Volatile.Read(ref _queuedApplies)}, "
+            + $"Readies being written {_readiesInFlight.Count}, holds back Readies {Volatile.Read(ref _loopHoldsBackReadies) == 1}, applies queued {Volatile.Read(ref _queuedApplies)}, "
             + $"proposals waiting {waiting.Count}{(waiting.Count > 0 ? ": " + string.Join(", ", shown) : string.Empty)}{(waiting.Count > maxProposals ? ", ..." : string.Empty)}";
     }
 
@@ -728,6 +733,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         }
 
         _inbox.Close();
+        Volatile.Read(ref _pendingLastCall)?.TrySetResult(false);
         _applyQueue.Close();
         _syncQueue.Close();
         try

@@ -111,32 +111,6 @@ public class NodeInboxTests
     }
 
     [Test]
-    public void AConsumerOnItsOwnSchedulerIsWokenOnThatSchedulerByThePostItself()
-    {
-        // The simulator's runs: one thread, one queue, the same order every time. A wake that went
-        // by the thread pool would reach the scheduler later, from another thread, at a time the
-        // run does not decide.
-        var scheduler = new DeterministicTaskScheduler();
-        var inbox = new NodeInbox<int>(wakeFromSharedQueue: true);
-        var consumer = scheduler.Factory.StartNew(async () =>
-        {
-            var (items, _, _) = await inbox.TakeAsync();
-            return (items.ToList(), TaskScheduler.Current);
-        }).Unwrap();
-        scheduler.RunUntilIdle();
-        Assert.That(consumer.IsCompleted, Is.False, "the consumer waits");
-
-        inbox.TryPost(7);
-        Assert.That(scheduler.QueuedTasks, Is.EqualTo(1), "the post queued the consumer to its scheduler before it returned");
-        scheduler.RunUntilIdle();
-
-        Assert.That(consumer.IsCompletedSuccessfully, Is.True);
-        var (taken, ranOn) = consumer.Result;
-        Assert.That(taken, Is.EqualTo(new[] { 7 }));
-        Assert.That(ranOn, Is.SameAs(scheduler), "the consumer ran on its scheduler");
-    }
-
-    [Test]
     public async Task ASecondTakeWhileOneWaitsIsRefused()
     {
         var inbox = new NodeInbox<string>();
