@@ -220,6 +220,52 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
+    public async Task CommittedBatchesQueuedBehindARunningApplyAreAppliedTogetherInOrder()
+    {
+        // Ten commands, each committed in a Ready of its own while the apply before them is held:
+        // once it ends they reach the state machine as one batch (one hand-off, not ten), each
+        // applied once, in log order, and every caller answered with its own result.
+        await using var cluster = await HostCluster.StartAsync(1, seed: 15);
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batches = new List<string[]>();
+        cluster.Machines[1].BeforeApply = async batch =>
+        {
+            var commands = batch.Commands.Select(c => Encoding.UTF8.GetString(c.Data.Span)).ToArray();
+            lock (batches)
+            {
+                batches.Add(commands);
+            }
+
+            if (commands.Contains("hold"))
+            {
+                applying.TrySetResult();
+                await gate.Task;
+            }
+        };
+
+        var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
+        await applying.Task.WaitAsync(Waits.Limit);
+        var heldAt = cluster[1].Status.PersistedIndex;
+        var calls = new List<Task<long>>();
+        for (var i = 0; i < 10; i++)
+        {
+            calls.Add(cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask());
+            var index = heldAt + (ulong)i + 1;
+            await Waits.UntilAsync(() => cluster[1].Status.Raft.HardState.Commit >= index, $"c{i} committed in a Ready of its own");
+        }
+
+        gate.SetResult();
+        var results = await Task.WhenAll(calls).WaitAsync(Waits.Limit);
+        await hold.WaitAsync(Waits.Limit);
+
+        Assert.That(cluster.Machines[1].Commands, Is.EqualTo(Enumerable.Range(0, 10).Select(i => $"c{i}").Prepend("hold")), "each command applied once, in order");
+        Assert.That(results, Is.EqualTo(Enumerable.Range(2, 10).Select(i => (long)i)), "each caller got its own command's result");
+        var afterHeld = batches[batches.FindIndex(b => b.Contains("hold")) + 1];
+        Assert.That(afterHeld, Has.Length.GreaterThan(1), $"the batches queued behind the held apply were applied together (batches: {string.Join(" | ", batches.Select(b => string.Join(",", b)))})");
+    }
+
+    [Test]
     public async Task ACancellationDecidedFirstIsTheOutcomeEvenIfTheCommandApplies()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 12);
