@@ -122,7 +122,7 @@ public sealed partial class RaftNode<TResult>
         // next one (the applier applies one batch at a time).
         var commands = _applyCommands;
         var origins = _applyOrigins;
-        if (commands.Count != 0 || origins.Count != 0)
+        if (commands.Count != 0 || origins.Count != 0 || _applyRunEnds.Count != 0)
         {
             throw new InvariantViolationException($"Node {Id}: an apply started while the previous batch's commands were still held.");
         }
@@ -143,6 +143,7 @@ public sealed partial class RaftNode<TResult>
 
                 entryCount += (ulong)work.Entries.Length;
                 bytes += ParseCommitted(work.Entries.Span, commands, origins, ref own);
+                _applyRunEnds.Add(commands.Count);
             }
 
             _applierConf = last.ConfAfter;
@@ -156,19 +157,25 @@ public sealed partial class RaftNode<TResult>
             // Published before the callers are released: one that reads Status after its result sees it applied.
             Volatile.Write(ref _appliedIndex, _applierIndex);
 
-            // Sized once: at most this node's own commands of the batch are released.
-            var release = own == 0 ? null : new ProposalRelease<TResult>(own);
-            for (var i = 0; i < results.Count; i++)
+            // One release per committed batch merged here, as when each was applied alone: the
+            // releases run on as many pool threads as are free, so callers of a merged batch are not
+            // all resumed one after another on one thread.
+            var from = 0;
+            foreach (var to in _applyRunEnds)
             {
-                if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending) && pending.TryClaimSuccess())
+                ProposalRelease<TResult>? release = null;
+                for (var i = from; i < to; i++)
                 {
-                    release!.Add(pending, results[i]);
+                    if (origins[i].Origin == Id && _proposals.TryRemove(origins[i].RequestId, out var pending) && pending.TryClaimSuccess())
+                    {
+                        // Sized once: at most this node's own commands of the merged batch are released.
+                        release ??= new ProposalRelease<TResult>(Math.Min(own, to - from));
+                        release.Add(pending, results[i]);
+                    }
                 }
-            }
 
-            if (release is { Count: > 0 })
-            {
-                release.Queue(_scheduler, _releasesRunning);
+                release?.Queue(_scheduler, _releasesRunning);
+                from = to;
             }
 
             _entriesSinceSnapshot += entryCount;
@@ -178,6 +185,7 @@ public sealed partial class RaftNode<TResult>
         {
             commands.Clear();
             origins.Clear();
+            _applyRunEnds.Clear();
         }
 
         TakeSnapshotIfDue(force: false);
