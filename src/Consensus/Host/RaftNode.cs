@@ -130,6 +130,10 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     // The applier's lists for one committed batch, reused batch after batch (RaftNode.ApplyPipeline.cs).
     private readonly List<CommittedCommand> _applyCommands = [];
     private readonly List<(ulong Origin, ulong RequestId)> _applyOrigins = [];
+
+    // Applier-owned, emptied after each apply: where each committed batch merged into the apply ends
+    // in _applyCommands (exclusive), so that each is released on its own (ApplyCommittedAsync).
+    private readonly List<int> _applyRunEnds = [];
     private readonly Dictionary<ulong, int> _unreachableReports = [];
     private long _tick;
 

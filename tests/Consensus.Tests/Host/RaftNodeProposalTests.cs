@@ -220,6 +220,79 @@ public sealed class RaftNodeProposalTests
     }
 
     [Test]
+    public async Task CommittedBatchesQueuedBehindARunningApplyAreAppliedTogetherInOrder()
+    {
+        // Ten commands, each committed in a Ready of its own while the apply before them is held:
+        // once it ends they reach the state machine as one batch (one hand-off, not ten), each
+        // applied once, in log order, and every caller answered with its own result.
+        await using var cluster = await HostCluster.StartAsync(1, seed: 15);
+        var batches = await HoldAnApplyAndCommitTenBehindItAsync(cluster);
+
+        var afterHeld = batches[batches.FindIndex(b => b.Contains("hold")) + 1];
+        Assert.That(afterHeld, Has.Length.GreaterThan(1), $"the batches queued behind the held apply were applied together (batches: {string.Join(" | ", batches.Select(b => string.Join(",", b)))})");
+    }
+
+    [Test]
+    public async Task CommittedBatchesAppliedTogetherStayWithinMaxCommittedBytesPerReady()
+    {
+        // Each entry carries 19 bytes (a 17-byte envelope and a 2-byte command): a limit of 40 bytes
+        // lets at most two of the ten queued batches be applied together.
+        await using var cluster = await HostCluster.StartAsync(1, seed: 16, o => o with { Raft = o.Raft with { MaxCommittedBytesPerReady = 40 } });
+        var batches = await HoldAnApplyAndCommitTenBehindItAsync(cluster);
+
+        var behind = batches.Skip(batches.FindIndex(b => b.Contains("hold")) + 1).ToList();
+        var shown = string.Join(" | ", batches.Select(b => string.Join(",", b)));
+        Assert.That(behind, Has.All.Length.LessThanOrEqualTo(2), $"no apply went over the limit (batches: {shown})");
+        Assert.That(behind[0], Has.Length.EqualTo(2), $"the first apply behind the held one took two batches (batches: {shown})");
+    }
+
+    // Holds the apply of a command "hold", commits ten commands c0..c9 one Ready each behind it, then
+    // lets it go; checks every command applied once, in order, each caller answered with its own
+    // result; returns the commands of every apply, in order.
+    private static async Task<List<string[]>> HoldAnApplyAndCommitTenBehindItAsync(HostCluster cluster)
+    {
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batches = new List<string[]>();
+        cluster.Machines[1].BeforeApply = async batch =>
+        {
+            var commands = batch.Commands.Select(c => Encoding.UTF8.GetString(c.Data.Span)).ToArray();
+            lock (batches)
+            {
+                batches.Add(commands);
+            }
+
+            if (commands.Contains("hold"))
+            {
+                applying.TrySetResult();
+                await gate.Task;
+            }
+        };
+
+        var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
+        await applying.Task.WaitAsync(Waits.Limit);
+        var heldAt = cluster[1].Status.PersistedIndex;
+        var calls = new List<Task<long>>();
+        for (var i = 0; i < 10; i++)
+        {
+            calls.Add(cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask());
+            var index = heldAt + (ulong)i + 1;
+            await Waits.UntilAsync(() => cluster[1].Status.Raft.HardState.Commit >= index, $"c{i} committed in a Ready of its own");
+        }
+
+        gate.SetResult();
+        var results = await Task.WhenAll(calls).WaitAsync(Waits.Limit);
+        await hold.WaitAsync(Waits.Limit);
+
+        Assert.That(cluster.Machines[1].Commands, Is.EqualTo(Enumerable.Range(0, 10).Select(i => $"c{i}").Prepend("hold")), "each command applied once, in order");
+        Assert.That(results, Is.EqualTo(Enumerable.Range(2, 10).Select(i => (long)i)), "each caller got its own command's result");
+        lock (batches)
+        {
+            return [.. batches];
+        }
+    }
+
+    [Test]
     public async Task ACancellationDecidedFirstIsTheOutcomeEvenIfTheCommandApplies()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 12);
