@@ -180,7 +180,11 @@ public sealed record RaftOptions
     /// </summary>
     public ulong MaxUncommittedEntriesBytes { get; init; }
 
-    /// <summary>Maximum committed-entry bytes handed out in one <see cref="Ready"/> (at least one entry); 0 (default) means no limit.</summary>
+    /// <summary>
+    /// Maximum committed-entry bytes handed out in one <see cref="Ready"/> (at least one entry), and
+    /// in one batch RaftNode's apply pipeline hands its state machine when it merges committed
+    /// batches queued behind a running apply (at least one batch); 0 (default) means no limit.
+    /// </summary>
     public ulong MaxCommittedBytesPerReady { get; init; }
 
     /// <summary>

@@ -71,7 +71,8 @@ public sealed partial class RaftNode<TResult>
     /// The end (exclusive) of the run of committed batches that starts at <paramref name="start"/>
     /// in one take of the apply queue: consecutive <see cref="CommittedWork"/> items (a restore, a
     /// snapshot request or a capture between them ends the run, so each still happens between the
-    /// same two entries), whose entries together stay within
+    /// same two entries; so does a later batch whose write is not yet durable, so that no batch
+    /// waits for a newer write than its own), whose entries together stay within
     /// <see cref="RaftOptions.MaxCommittedBytesPerReady"/> when that is set (the first batch always
     /// counts). The run is at most <see cref="MaxQueuedApplies"/> long, since no more are queued.
     /// </summary>
@@ -82,6 +83,13 @@ public sealed partial class RaftNode<TResult>
         var end = start + 1;
         while (end < items.Count && items[end] is CommittedWork next)
         {
+            // A later batch whose write is still running ends the run: the batches before it are
+            // durable (or wait only for their own write) and must not wait for a newer write.
+            if (next.Gate is { IsCompleted: false })
+            {
+                break;
+            }
+
             bytes += EntryBytes(next.Entries.Span);
             if (limit != 0 && bytes > limit)
             {

@@ -127,7 +127,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly List<PendingProposal<TResult>> _proposedBatch = [];
     private readonly List<ReadOnlyMemory<byte>> _proposedCommands = [];
 
-    // The applier's lists for one committed batch, reused batch after batch (RaftNode.ApplyPipeline.cs).
+    // The applier's lists for one apply (one committed batch, or several merged), reused apply after apply (RaftNode.ApplyPipeline.cs).
     private readonly List<CommittedCommand> _applyCommands = [];
     private readonly List<(ulong Origin, ulong RequestId)> _applyOrigins = [];
 

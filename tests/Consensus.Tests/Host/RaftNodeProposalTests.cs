@@ -229,7 +229,8 @@ public sealed class RaftNodeProposalTests
         var batches = await HoldAnApplyAndCommitTenBehindItAsync(cluster);
 
         var afterHeld = batches[batches.FindIndex(b => b.Contains("hold")) + 1];
-        Assert.That(afterHeld, Has.Length.GreaterThan(1), $"the batches queued behind the held apply were applied together (batches: {string.Join(" | ", batches.Select(b => string.Join(",", b)))})");
+        // c9's batch may be queued just after the held apply ends; the nine before it are queued behind it.
+        Assert.That(afterHeld, Has.Length.GreaterThanOrEqualTo(9), $"the batches queued behind the held apply were applied together (batches: {string.Join(" | ", batches.Select(b => string.Join(",", b)))})");
     }
 
     [Test]

@@ -150,8 +150,6 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
             _members.Remove(id);
         }
 
-        Interlocked.Add(ref _framesReturnedByStopped, NodeDiagnostics.ReceivedFramesReturned(store.Node));
-        Interlocked.Add(ref _framesReusedByStopped, NodeDiagnostics.ReceivedFramesReused(store.Node));
         var disk = _disks[id];
         if (crash)
         {
@@ -167,6 +165,9 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
             // The crashed disk refuses the final sync: that is the point.
         }
 
+        // Counted once the member has stopped, so frames it gave back while stopping count too.
+        Interlocked.Add(ref _framesReturnedByStopped, NodeDiagnostics.ReceivedFramesReturned(store.Node));
+        Interlocked.Add(ref _framesReusedByStopped, NodeDiagnostics.ReceivedFramesReused(store.Node));
         await _transports[id].DisposeAsync();
         _transports.Remove(id);
         if (crash)
