@@ -138,23 +138,7 @@ public sealed class RaftNodeProposalTests
     public async Task ACallerThatBlocksOnTheOthersOfItsBatchDoesNotHoldThemUp()
     {
         await using var cluster = await HostCluster.StartAsync(1, seed: 13);
-        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var batches = new List<string[]>();
-        cluster.Machines[1].BeforeApply = async batch =>
-        {
-            var commands = batch.Commands.Select(c => Encoding.UTF8.GetString(c.Data.Span)).ToArray();
-            lock (batches)
-            {
-                batches.Add(commands);
-            }
-
-            if (commands.Contains("hold"))
-            {
-                applying.TrySetResult();
-                await gate.Task;
-            }
-        };
+        var (batches, applying, gate) = RecordAppliesHoldingTheOneOfHold(cluster);
 
         // While "hold" applies, 20 more commit behind it and apply as one batch once it ends.
         var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
@@ -247,10 +231,9 @@ public sealed class RaftNodeProposalTests
         Assert.That(behind[0], Has.Length.EqualTo(2), $"the first apply behind the held one took two batches (batches: {shown})");
     }
 
-    // Holds the apply of a command "hold", commits ten commands c0..c9 one Ready each behind it, then
-    // lets it go; checks every command applied once, in order, each caller answered with its own
-    // result; returns the commands of every apply, in order.
-    private static async Task<List<string[]>> HoldAnApplyAndCommitTenBehindItAsync(HostCluster cluster)
+    // Records the commands of every apply of node 1, in order (lock the list to read it), and holds
+    // the apply of the batch holding "hold": `applying` completes when it starts, `gate` lets it go.
+    private static (List<string[]> Batches, TaskCompletionSource Applying, TaskCompletionSource Gate) RecordAppliesHoldingTheOneOfHold(HostCluster cluster)
     {
         var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -269,6 +252,15 @@ public sealed class RaftNodeProposalTests
                 await gate.Task;
             }
         };
+        return (batches, applying, gate);
+    }
+
+    // Holds the apply of a command "hold", commits ten commands c0..c9 one Ready each behind it, then
+    // lets it go; checks every command applied once, in order, each caller answered with its own
+    // result; returns the commands of every apply, in order.
+    private static async Task<List<string[]>> HoldAnApplyAndCommitTenBehindItAsync(HostCluster cluster)
+    {
+        var (batches, applying, gate) = RecordAppliesHoldingTheOneOfHold(cluster);
 
         var hold = cluster[1].ProposeAsync(Bytes("hold")).AsTask();
         await applying.Task.WaitAsync(Waits.Limit);
