@@ -222,6 +222,9 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// <summary>Arrays this node's transport rented from its frame pool in all (new or reused); for tests.</summary>
     internal long ReceivedFramesRented => _lentFrames.Pool.Rented;
 
+    /// <summary>Applies queued to the apply pipeline and not yet done (the running one included); for tests.</summary>
+    internal int QueuedApplies => Volatile.Read(ref _queuedApplies);
+
     /// <summary>This node's id.</summary>
     public ulong Id => _options.NodeId;
 

@@ -61,6 +61,60 @@ public class RaftNodeWritePipelineTests
         Assert.That(run.Cluster.Machines[leader].AppliedIndex, Is.GreaterThanOrEqualTo(index));
     }
 
+    [Test]
+    public async Task ACommittedBatchAlreadyDurableAppliesWithoutWaitingForTheWriteOfTheBatchQueuedBehindIt()
+    {
+        // A follower's apply is held on "hold" while "durable" commits and is written there. Then the
+        // follower misses "newer", which the others commit; once the link heals, the leader's append
+        // brings "newer" and its commit in one message: one Ready whose committed batch waits for
+        // that Ready's own write — held here. Both batches queue behind the held apply; "durable"
+        // must apply when it ends, not wait with "newer" for a newer write than its own.
+        await using var run = await PipelineCluster.StartAsync(seed: 1501, RaftNodeOptions.DefaultMaxReadiesInFlight);
+        var (leader, follower) = (run.Cluster.LeaderId(), run.Cluster.FollowerId());
+        var node = run.Cluster[follower];
+        var machine = run.Cluster.Machines[follower];
+        var applying = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        machine.BeforeApply = async batch =>
+        {
+            if (batch.Commands.Any(c => c.Data.Span.EndsWith("hold"u8)))
+            {
+                applying.TrySetResult();
+                await gate.Task;
+            }
+        };
+
+        try
+        {
+            await run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("hold")).AsTask().WaitAsync(Waits.Limit);
+            await applying.Task.WaitAsync(Waits.Limit);
+            await run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("durable")).AsTask().WaitAsync(Waits.Limit);
+            var durableIndex = run.IndexOf(leader, "durable");
+            await Waits.UntilAsync(
+                () => node.Status.PersistedIndex >= durableIndex && node.QueuedApplies >= 2,
+                "\"durable\" written on the follower and queued behind its held apply");
+
+            run.Cluster.Network.Cut(leader, follower);
+            await run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("newer")).AsTask().WaitAsync(Waits.Limit);
+            var newerIndex = run.IndexOf(leader, "newer");
+            using var flush = run.HoldFlushesOf(follower);
+            run.Cluster.Network.Heal();
+            await flush.Entered.WaitAsync(Waits.Limit);
+            await Waits.UntilAsync(() => node.QueuedApplies >= 3, "\"newer\" and its commit queued behind \"durable\" while the follower's write of it hangs");
+
+            gate.SetResult();
+            await Waits.UntilAsync(() => machine.AppliedIndex >= durableIndex, "\"durable\" applied while the follower's write of \"newer\" hangs");
+            Assert.That(machine.AppliedIndex, Is.LessThan(newerIndex), "the follower applied an entry it does not hold durably");
+
+            flush.Release();
+            await machine.WaitForAppliedAsync(newerIndex).WaitAsync(Waits.Limit);
+        }
+        finally
+        {
+            gate.TrySetResult();
+        }
+    }
+
     [TestCase(1)]
     [TestCase(RaftNodeOptions.DefaultMaxReadiesInFlight)]
     public async Task AFollowerWhoseFsyncIsBusyGathersTheAppendsArrivingMeanwhileIntoOneWrite(int readiesInFlight)
