@@ -78,25 +78,34 @@ public sealed class ReplicatedCluster : IAsyncDisposable
         DataDirectory = $"/member{id}",
         InitialMembers = initial,
         FileSystem = Disk(id),
-        Raft = new RaftNodeOptions
-        {
-            TickInterval = TickInterval,
-            Raft = new RaftOptions
-            {
-                ElectionTimeoutTicks = 20,
-                HeartbeatTimeoutTicks = 2,
-                PreVote = true,
-                CheckQuorum = true,
-                RandomSeed = (ulong)((_seed * 100) + (int)id),
-            },
-            ProposalTimeout = TimeSpan.FromSeconds(1),
-            ReadIndexTimeout = TimeSpan.FromSeconds(10),
-            ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
-
-            // Small segments: the in-memory disk reads a whole preallocated segment at open.
-            Log = Consensus.Log.DurableRaftLogOptions.Default with { Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 } },
-        },
+        Raft = NodeOptions(_seed, id),
     });
+
+    /// <summary>
+    /// The Raft host options of member <paramref name="id"/> in the test clusters (this one and
+    /// <see cref="TcpReplicatedCluster"/>): 10 ms ticks, elections in 20, PreVote and CheckQuorum,
+    /// a seeded core, short proposal and read timeouts, <see cref="LogOptions"/> (small segments: the
+    /// in-memory disk reads a whole preallocated segment at open).
+    /// </summary>
+    public static RaftNodeOptions NodeOptions(int seed, ulong id) => new()
+    {
+        TickInterval = TickInterval,
+        Raft = new RaftOptions
+        {
+            ElectionTimeoutTicks = 20,
+            HeartbeatTimeoutTicks = 2,
+            PreVote = true,
+            CheckQuorum = true,
+            RandomSeed = (ulong)((seed * 100) + (int)id),
+        },
+        ProposalTimeout = TimeSpan.FromSeconds(1),
+        ReadIndexTimeout = TimeSpan.FromSeconds(10),
+        ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
+        Log = LogOptions,
+    };
+
+    /// <summary>The durable log's options in <see cref="NodeOptions"/>: 1 MiB WAL segments.</summary>
+    public static DurableRaftLogOptions LogOptions { get; } = DurableRaftLogOptions.Default with { Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 } };
 
     public FaultInjectingFileSystem Disk(ulong id)
     {

@@ -104,12 +104,12 @@ public sealed class ReplicatedTcpLinearizabilityTests
         ulong leader = await cluster.WaitForLeaderAsync();
 
         // A linearizable read on the leader: every write acknowledged to any client is at or below its revision.
-        long at = (await ClientAsync(() => members[leader].RangeAsync(new RangeRequest { Key = Key("-") }).AsTask(), cluster)).Header.Revision;
+        long at = (await ReplicatedReadTests.ClientAsync(() => members[leader].RangeAsync(new RangeRequest { Key = Key("-") }), cluster.Describe, "a linearizable read on the leader")).Header.Revision;
         var revisions = new Dictionary<ulong, IReadOnlyList<IReadOnlyDictionary<string, EtcdKeyValue>>>();
         foreach (var (id, member) in members)
         {
             // A linearizable read first makes the member apply up to at least `at`; then its past, read locally.
-            await ClientAsync(() => member.RangeAsync(new RangeRequest { Key = Key("-") }).AsTask(), cluster);
+            await ReplicatedReadTests.ClientAsync(() => member.RangeAsync(new RangeRequest { Key = Key("-") }), cluster.Describe, $"a linearizable read on member {id}");
             revisions[id] = await IndeterminateOutcomes.ReadRevisionsAsync(member, at);
             foreach (var kv in revisions[id][(int)at].Values)
             {
@@ -128,8 +128,8 @@ public sealed class ReplicatedTcpLinearizabilityTests
         }
 
         long compactAt = Math.Max(1, at - 10);
-        await ClientAsync(
-            async () =>
+        await ReplicatedReadTests.ClientAsync(
+            async ValueTask<long> () =>
             {
                 try
                 {
@@ -142,11 +142,12 @@ public sealed class ReplicatedTcpLinearizabilityTests
 
                 return compactAt;
             },
-            cluster);
+            cluster.Describe,
+            $"a compaction at {compactAt}");
         var hashes = new Dictionary<ulong, (uint Hash, long CompactRevision)>();
         foreach (var (id, member) in members)
         {
-            await ClientAsync(() => member.RangeAsync(new RangeRequest { Key = Key("-") }).AsTask(), cluster);
+            await ReplicatedReadTests.ClientAsync(() => member.RangeAsync(new RangeRequest { Key = Key("-") }), cluster.Describe, $"a linearizable read on member {id}");
             var hash = await member.HashKVAsync(at).AsTask().OrFailAsync($"HashKV at {at} on member {id}", cluster.Describe);
             hashes[id] = (hash.Hash, hash.CompactRevision);
         }
@@ -154,32 +155,6 @@ public sealed class ReplicatedTcpLinearizabilityTests
         TestContext.Out.WriteLine($"every member equal at revisions 1..{at}; compacted at {compactAt}, HashKV at {at}: " + string.Join(", ", hashes.Select(h => $"member {h.Key} {h.Value.Hash:x8} (compacted {h.Value.CompactRevision})")));
         Assert.That(hashes.Values.Distinct().Count(), Is.EqualTo(1), $"every member's HashKV at revision {at}: {string.Join(", ", hashes)}");
         return reference;
-    }
-
-    /// <summary>
-    /// A call made once the faults healed, retried (as a client would) while a leader is elected or a
-    /// proposal is refused; still failing after <see cref="Waits.Limit"/>, it fails the test with the
-    /// cluster's picture.
-    /// </summary>
-    private static async Task<T> ClientAsync<T>(Func<Task<T>> call, TcpReplicatedCluster cluster)
-    {
-        var deadline = DateTime.UtcNow + Waits.Limit;
-        while (true)
-        {
-            try
-            {
-                return await call().WaitAsync(ClientTimeout);
-            }
-            catch (Exception e) when (DateTime.UtcNow < deadline && e is TimeoutException or NoLeaderException or ProposalDroppedException)
-            {
-                await Task.Delay(50);
-            }
-            catch (Exception e) when (e is TimeoutException or NoLeaderException or ProposalDroppedException)
-            {
-                Assert.Fail($"A call failed for {Waits.Limit} after the faults healed ({e.GetType().Name}: {e.Message}).{Environment.NewLine}State then:{Environment.NewLine}{cluster.Describe()}");
-                throw;
-            }
-        }
     }
 
     /// <summary>The kinds of fault the nemesis injects; every kind comes once in the first rounds (in a seeded order).</summary>

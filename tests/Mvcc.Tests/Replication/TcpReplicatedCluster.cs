@@ -33,8 +33,6 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
     /// <summary>Committed entry bytes a member's log keeps in memory (the default is 1 MiB).</summary>
     public const long CachedEntryBytes = 64 * 1024;
 
-    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(10);
-
     private readonly int _seed;
     private readonly Func<RaftNodeOptions, RaftNodeOptions> _configureNode;
     private readonly Dictionary<ulong, FaultInjectingFileSystem> _disks = [];
@@ -99,31 +97,17 @@ public sealed class TcpReplicatedCluster : IAsyncDisposable
             InitialMembers = InitialMembers,
             ClusterId = ClusterId,
             FileSystem = _disks[id],
-            Raft = _configureNode(new RaftNodeOptions
+            Raft = _configureNode(ReplicatedCluster.NodeOptions(_seed, id) with
             {
-                TickInterval = TickInterval,
-                Raft = new Consensus.RaftOptions
-                {
-                    ElectionTimeoutTicks = 20,
-                    HeartbeatTimeoutTicks = 2,
-                    PreVote = true,
-                    CheckQuorum = true,
-                    RandomSeed = (ulong)((_seed * 100) + (int)id),
-                },
-                ProposalTimeout = TimeSpan.FromSeconds(1),
-                ReadIndexTimeout = TimeSpan.FromSeconds(10),
-                ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
                 SnapshotEveryEntries = SnapshotEveryEntries,
                 SnapshotEveryLogBytes = 0,
 
-                // Small segments: the in-memory disk reads a whole preallocated segment at open. A small
-                // entry cache: a follower gives a received frame back as soon as its entries are applied
-                // and leave the cache, so frames are returned (and reused) early and often.
-                Log = DurableRaftLogOptions.Default with
+                // A small entry cache: a follower gives a received frame back as soon as its entries are
+                // applied and leave the cache, so frames are returned (and reused) early and often.
+                Log = ReplicatedCluster.LogOptions with
                 {
                     RetainedEntries = RetainedEntries,
                     CachedEntryBytes = CachedEntryBytes,
-                    Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 },
                 },
             }),
         };
