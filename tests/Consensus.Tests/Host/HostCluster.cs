@@ -13,7 +13,7 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 /// </summary>
 public sealed class HostCluster : IAsyncDisposable
 {
-    public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(10);
+    public static readonly TimeSpan TickInterval = RealTimeRaft.TickInterval;
 
     private readonly int _seed;
     private readonly Func<RaftNodeOptions, RaftNodeOptions> _configure;
@@ -58,24 +58,12 @@ public sealed class HostCluster : IAsyncDisposable
         return cluster;
     }
 
-    public RaftNodeOptions Options(ulong id, IReadOnlyList<ulong>? voters) => _configure(new RaftNodeOptions
+    public RaftNodeOptions Options(ulong id, IReadOnlyList<ulong>? voters) => _configure(RealTimeRaft.NodeOptions(_seed, id) with
     {
         NodeId = id,
         InitialVoters = voters,
         DataDirectory = DataDirectory(id),
         FileSystem = Disk,
-        TickInterval = TickInterval,
-        Raft = new RaftOptions
-        {
-            ElectionTimeoutTicks = 20,
-            HeartbeatTimeoutTicks = 2,
-            PreVote = true,
-            CheckQuorum = true,
-            RandomSeed = (ulong)((_seed * 100) + (int)id),
-        },
-        ProposalTimeout = TimeSpan.FromSeconds(1),
-        ReadIndexTimeout = TimeSpan.FromSeconds(10),
-        ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
     });
 
     /// <summary>Starts (or restarts) node <paramref name="id"/>; <paramref name="machine"/> null means a new, empty state machine.</summary>

@@ -18,7 +18,7 @@ namespace EmbeddedRaft.Mvcc.Tests.Replication;
 /// </summary>
 public sealed class ReplicatedCluster : IAsyncDisposable
 {
-    public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(10);
+    public static readonly TimeSpan TickInterval = RealTimeRaft.TickInterval;
 
     // The leader subscriptions end a little after Waits.Limit: the bounded wait on them fails first, with the picture.
     private static readonly TimeSpan SubscriptionLimit = Waits.Limit + TimeSpan.FromSeconds(5);
@@ -83,26 +83,10 @@ public sealed class ReplicatedCluster : IAsyncDisposable
 
     /// <summary>
     /// The Raft host options of member <paramref name="id"/> in the test clusters (this one and
-    /// <see cref="TcpReplicatedCluster"/>): 10 ms ticks, elections in 20, PreVote and CheckQuorum,
-    /// a seeded core, short proposal and read timeouts, <see cref="LogOptions"/> (small segments: the
-    /// in-memory disk reads a whole preallocated segment at open).
+    /// <see cref="TcpReplicatedCluster"/>): <see cref="RealTimeRaft.NodeOptions"/>'s timing with
+    /// <see cref="LogOptions"/> (small segments: the in-memory disk reads a whole preallocated segment at open).
     /// </summary>
-    public static RaftNodeOptions NodeOptions(int seed, ulong id) => new()
-    {
-        TickInterval = TickInterval,
-        Raft = new RaftOptions
-        {
-            ElectionTimeoutTicks = 20,
-            HeartbeatTimeoutTicks = 2,
-            PreVote = true,
-            CheckQuorum = true,
-            RandomSeed = (ulong)((seed * 100) + (int)id),
-        },
-        ProposalTimeout = TimeSpan.FromSeconds(1),
-        ReadIndexTimeout = TimeSpan.FromSeconds(10),
-        ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
-        Log = LogOptions,
-    };
+    public static RaftNodeOptions NodeOptions(int seed, ulong id) => RealTimeRaft.NodeOptions(seed, id) with { Log = LogOptions };
 
     /// <summary>The durable log's options in <see cref="NodeOptions"/>: 1 MiB WAL segments.</summary>
     public static DurableRaftLogOptions LogOptions { get; } = DurableRaftLogOptions.Default with { Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 } };

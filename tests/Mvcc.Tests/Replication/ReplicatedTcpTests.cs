@@ -17,12 +17,15 @@ public sealed class ReplicatedTcpTests
 {
     private const ulong ClusterId = 0x5EED;
 
+    // Seeds the members' Raft cores (seed x 100 + id) and, x 100, the shared disk.
+    private const int Seed = 24;
+
     [Test]
     public async Task TheStoreKeepsTheTcpTransportsPeerAddressesEqualToTheRegistrysPeerUrls()
     {
         var transports = new Dictionary<ulong, TcpTransport>();
         var stores = new Dictionary<ulong, ReplicatedStore>();
-        var disk = new FaultInjectingFileSystem(2400);
+        var disk = new FaultInjectingFileSystem(Seed * 100);
         try
         {
             foreach (ulong id in new ulong[] { 1, 2, 3 })
@@ -81,12 +84,6 @@ public sealed class ReplicatedTcpTests
         InitialMembers = initial,
         ClusterId = ClusterId,
         FileSystem = disk,
-        Raft = new RaftNodeOptions
-        {
-            TickInterval = TimeSpan.FromMilliseconds(10),
-            Raft = new RaftOptions { ElectionTimeoutTicks = 20, HeartbeatTimeoutTicks = 2, PreVote = true, CheckQuorum = true, RandomSeed = 2400 + id },
-            ProposalTimeout = TimeSpan.FromSeconds(1),
-            Log = Consensus.Log.DurableRaftLogOptions.Default with { Wal = Storage.Wal.WalOptions.Default with { SegmentSizeBytes = 1024 * 1024 } },
-        },
+        Raft = NodeOptions(Seed, id),
     };
 }

@@ -115,24 +115,12 @@ public sealed class TcpCluster : IAsyncDisposable
         return transport;
     }
 
-    public RaftNodeOptions NodeOptions(ulong id, IReadOnlyList<ulong>? voters) => _configureNode(new RaftNodeOptions
+    public RaftNodeOptions NodeOptions(ulong id, IReadOnlyList<ulong>? voters) => _configureNode(RealTimeRaft.NodeOptions(_seed, id) with
     {
         NodeId = id,
         InitialVoters = voters,
         DataDirectory = $"/node{id}",
         FileSystem = Disk,
-        TickInterval = TimeSpan.FromMilliseconds(10),
-        Raft = new RaftOptions
-        {
-            ElectionTimeoutTicks = 20,
-            HeartbeatTimeoutTicks = 2,
-            PreVote = true,
-            CheckQuorum = true,
-            RandomSeed = (ulong)((_seed * 100) + (int)id),
-        },
-        ProposalTimeout = TimeSpan.FromSeconds(1),
-        ReadIndexTimeout = TimeSpan.FromSeconds(10),
-        ReadIndexRetryInterval = TimeSpan.FromMilliseconds(100),
     });
 
     public async Task<RaftNode<long>> StartNodeAsync(ulong id, IReadOnlyList<ulong>? voters, RecordingStateMachine? machine = null)
