@@ -66,7 +66,9 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     }
 
     /// <summary>
-    /// On: every byte read from now on is dropped, connections stay open. Off: connections that
+    /// On: every byte read from now on is dropped, and so is a connection's end (one side's close or
+    /// reset does not reach the other: as on a real black-holed path, each side learns only from its
+    /// own silence); connections stay open. Off: connections that
     /// lost bytes are cut (their streams are broken mid-frame) and forwarding resumes.
     /// </summary>
     public void BlackHole(bool on)
@@ -238,7 +240,13 @@ public sealed class TcpFaultProxy : IAsyncDisposable
                     int read = await from.ReceiveAsync(buffer, SocketFlags.None);
                     if (read == 0)
                     {
-                        to.Shutdown(SocketShutdown.Send);
+                        // A black hole swallows the end of a connection as it swallows bytes: the
+                        // far end must learn of it only by its own silence timer.
+                        if (!proxy.IsBlackHoled)
+                        {
+                            to.Shutdown(SocketShutdown.Send);
+                        }
+
                         return;
                     }
 
@@ -280,7 +288,12 @@ public sealed class TcpFaultProxy : IAsyncDisposable
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
-                Cut();
+                // A reset is swallowed by a black hole too; the link is cut once both directions
+                // ended (RunAsync), or when the path heals (BlackHole(false) cuts every link).
+                if (!proxy.IsBlackHoled)
+                {
+                    Cut();
+                }
             }
         }
     }

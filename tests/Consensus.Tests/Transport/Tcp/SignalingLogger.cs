@@ -12,7 +12,7 @@ public sealed class SignalingLogger : ILogger
 {
     private readonly Lock _lock = new();
     private readonly List<RecordedLogEntry> _entries = [];
-    private readonly List<(string EventName, TaskCompletionSource<RecordedLogEntry> Signal)> _waiters = [];
+    private readonly List<(string EventName, string? MessageContains, TaskCompletionSource<RecordedLogEntry> Signal)> _waiters = [];
 
     public IReadOnlyList<RecordedLogEntry> Entries
     {
@@ -27,13 +27,21 @@ public sealed class SignalingLogger : ILogger
         }
     }
 
-    /// <summary>The next entry named <paramref name="eventName"/> logged from now on, bounded by <see cref="Waits.Limit"/>.</summary>
-    public Task<RecordedLogEntry> NextAsync(string eventName)
+    /// <summary>
+    /// The next entry named <paramref name="eventName"/> (and, if given, whose message contains
+    /// <paramref name="messageContains"/>) logged from now on, bounded by <see cref="Waits.Limit"/>.
+    /// </summary>
+    /// <remarks>
+    /// One event name can stand for several things (a keep-alive timeout "to" a peer on the sending
+    /// side, "from" a peer on the receiving side of the same transport): a waiter that means one
+    /// of them says which, or an unrelated connection's entry completes it.
+    /// </remarks>
+    public Task<RecordedLogEntry> NextAsync(string eventName, string? messageContains = null)
     {
         var signal = new TaskCompletionSource<RecordedLogEntry>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
         {
-            _waiters.Add((eventName, signal));
+            _waiters.Add((eventName, messageContains, signal));
         }
 
         return signal.Task.WaitAsync(Waits.Limit);
@@ -54,7 +62,7 @@ public sealed class SignalingLogger : ILogger
             _entries.Add(entry);
             _waiters.RemoveAll(w =>
             {
-                if (w.EventName != eventId.Name)
+                if (w.EventName != eventId.Name || (w.MessageContains is { } part && !entry.Message.Contains(part, StringComparison.Ordinal)))
                 {
                     return false;
                 }
