@@ -36,7 +36,7 @@ public sealed class ReplicatedWatchResumeTests
         using var stopReference = new CancellationTokenSource();
         var reference = new List<WatchResponse>();
         var referenceLock = new Lock();
-        long referenceCovered = 0;
+        long referenceCovered = 1;
         var readingReference = Task.Run(async () =>
         {
             try
@@ -64,7 +64,12 @@ public sealed class ReplicatedWatchResumeTests
             int dice = random.Next(100);
             if (dice < 60)
             {
-                await model.WriteAsync(cluster[running[random.Next(running.Length)]], random, step);
+                if (!await model.WriteAsync(cluster[running[random.Next(running.Length)]], random, step))
+                {
+                    // No leader (a restart, an election): the next steps wait for one, or they
+                    // would all run, refused at once, before it is elected.
+                    await cluster.WaitForLeaderAsync();
+                }
             }
             else if (dice < 68 && model.LastRevision > (compactions.Count == 0 ? 1 : compactions.Max))
             {
@@ -149,7 +154,8 @@ public sealed class ReplicatedWatchResumeTests
         /// <summary>The highest revision a write answered.</summary>
         public long LastRevision { get; private set; } = 1;
 
-        public async Task WriteAsync(ReplicatedStore member, Random random, int step)
+        /// <summary>Makes a random write through <paramref name="member"/>; false when its outcome is unknown.</summary>
+        public async Task<bool> WriteAsync(ReplicatedStore member, Random random, int step)
         {
             string key = $"r/{random.Next(KeyCount)}";
             int dice = random.Next(10);
@@ -172,10 +178,13 @@ public sealed class ReplicatedWatchResumeTests
                 write.Answered = changed ? revision : 0;
                 write.Known = true;
                 LastRevision = Math.Max(LastRevision, revision);
+                return true;
             }
             catch (Exception e) when (e is NoLeaderException or ProposalDroppedException or TimeoutException or NodeStoppedException)
             {
                 // Unknown: the proposal may still commit.
+                TestContext.Out.WriteLine($"step {step}: {write} of unknown outcome ({e.GetType().Name}: {e.Message})");
+                return false;
             }
         }
 
@@ -263,7 +272,8 @@ public sealed class ReplicatedWatchResumeTests
         private readonly List<long> _starts = [];
         private WatchStream? _stream;
         private IAsyncEnumerator<WatchResponse>? _responses;
-        private long _covered;
+        // Revision 1 is the empty store's: no event, so a new watch from 1 has nothing below 2 to wait for.
+        private long _covered = 1;
         private long _next = 1;
 
         public void Stop()
