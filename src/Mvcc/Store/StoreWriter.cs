@@ -104,6 +104,14 @@ internal sealed class StoreWriter
         }
     }
 
+    /// <summary>
+    /// Whether the calling thread is the writer thread (thread mode only; false in scheduled mode,
+    /// whose pump shares the scheduler's thread with everything else). Since the replicated apply
+    /// resumes on it (<see cref="WriteOp.ContinueInline"/> on the apply's last op), the calls that
+    /// wait for the writer check this and fail loudly rather than wait for themselves.
+    /// </summary>
+    public bool IsWriterThread => _thread is not null && Thread.CurrentThread == _thread;
+
     /// <summary>Batches committed so far (for benchmarks: the commits, and so the syncs, a run's writes took).</summary>
     internal long BatchesCommitted => Volatile.Read(ref _batchesCommitted);
 
@@ -146,6 +154,11 @@ internal sealed class StoreWriter
     /// <summary>Stops the thread after it has committed what it applied; waits for it.</summary>
     public void Stop()
     {
+        if (IsWriterThread)
+        {
+            throw new InvariantViolationException("MVCC writer: the store was disposed on its own writer thread, which would wait for itself (code that resumes on the writer must hop off before anything that waits for it).");
+        }
+
         var stop = new WriteOp(WriteOpKind.Stop, null, 0);
         bool queued;
         lock (_queueGate)
