@@ -404,7 +404,7 @@ internal sealed class StoreWriter
         }
 
         Handle(op);
-        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty()) || NoSyncBatchIsDueUnderLoad()))
         {
             CommitBatch(CommitDurabilityFor(forceSync: false));
         }
@@ -417,6 +417,18 @@ internal sealed class StoreWriter
 
         return true;
     }
+
+    /// <summary>
+    /// Thread mode, no-sync: whether the open batch has reached <see cref="MvccStoreOptions.BatchInterval"/>
+    /// while requests keep coming. <see cref="Take"/> commits a due batch only when the queue is
+    /// empty; a queue that never empties (the replicated apply queues its next batch from the
+    /// writer thread itself, before the writer looks at its queue again) would otherwise hold one
+    /// batch until <see cref="MvccStoreOptions.BatchLimit"/> writes — 4x longer at 25,000 puts/s,
+    /// and 4x the pending batch's memory and commit pause. (Scheduled mode's pump empties the queue
+    /// before its idle work, which commits a due batch.)
+    /// </summary>
+    private bool NoSyncBatchIsDueUnderLoad() =>
+        !_synced && _thread is not null && _clock.GetElapsedTime(_batchStartedTimestamp) >= _state.Options.BatchInterval;
 
     private WriteOp? Take()
     {
