@@ -11,12 +11,6 @@ namespace EmbeddedRaft.Consensus.Host;
 /// pipeline (on <see cref="RaftNodeOptions.Scheduler"/> when set). <see cref="AppliedIndex"/> is
 /// read once, by <see cref="RaftNode{TResult}.StartAsync"/>. Apply must be deterministic: every
 /// replica applies the same commands in the same order and must reach the same state.</para>
-/// <para>The task of <see cref="ApplyAsync"/> may complete on a thread of the state machine's own
-/// (a writer thread, say): the node then goes on there only with its own bookkeeping — it hands
-/// the results to the proposers through its scheduler (no caller's code runs on that thread),
-/// records the applied index and may call the next <see cref="ApplyAsync"/> — and moves back to its
-/// scheduler before it calls <see cref="CreateSnapshot"/> or <see cref="RestoreAsync"/>, or stops.
-/// So those may wait for that thread; <see cref="ApplyAsync"/> itself must not block on it.</para>
 /// <para>An exception from any member stops the node for good (fail-stop, as etcd panics on an
 /// apply error): replicas can no longer be known to agree.</para>
 /// </remarks>

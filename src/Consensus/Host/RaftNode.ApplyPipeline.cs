@@ -9,93 +9,52 @@ namespace EmbeddedRaft.Consensus.Host;
 /// </content>
 public sealed partial class RaftNode<TResult>
 {
-    /// <remarks>
-    /// A state machine's apply may complete on a thread of its own (the replicated store's MVCC
-    /// writer resumes its apply there, saving a thread-pool hand-off per batch), and this pipeline
-    /// then goes on on that thread: it runs there only its own bookkeeping — results handed to a
-    /// <see cref="ProposalRelease{TResult}"/> queued to the scheduler (a caller's code never runs
-    /// there), the applied index, the next batch's parsing up to the state machine's next
-    /// <see cref="IStateMachine{TResult}.ApplyAsync"/>. Before anything else — a restore, a snapshot
-    /// (capture or request), a stop, the pipeline's end, which its awaiters would continue on — it
-    /// moves to the node's scheduler (<see cref="MoveToSchedulerAsync"/>), since those may wait for
-    /// that very thread (a capture waits for the store's writer) or run code that is not ours.
-    /// </remarks>
     private async Task RunApplyAsync()
     {
         try
         {
-            await RunApplyLoopAsync();
+            while (true)
+            {
+                var (items, _, closed) = await _applyQueue.TakeAsync();
+                if (closed)
+                {
+                    return;
+                }
+
+                for (var i = 0; i < items.Count; i++)
+                {
+                    switch (items[i])
+                    {
+                        case CommittedWork:
+                            // Every committed batch queued behind this one goes to the state machine
+                            // with it (ApplyCommittedAsync): one apply, one hand-off each way.
+                            var end = CommittedRunEnd(items, i);
+                            await ApplyCommittedAsync(items, i, end);
+                            Interlocked.Add(ref _queuedApplies, -(end - i - 1));
+                            i = end - 1;
+                            break;
+                        case RestoreWork restore:
+                            await RestoreAsync(restore);
+                            break;
+                        case SnapshotRequest request:
+                            TakeSnapshotIfDue(request.Force);
+                            break;
+                        case SendCaptureWork send:
+                            CaptureForSend(send.Message);
+                            break;
+                        case var other:
+                            throw new InvariantViolationException($"Unknown apply work {other.GetType().Name}.");
+                    }
+
+                    Interlocked.Decrement(ref _queuedApplies);
+                }
+
+                OnBatchApplied();
+            }
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)
         {
-            await MoveToSchedulerAsync();
             Stop(e);
-        }
-        finally
-        {
-            // Whoever awaits this pipeline (the node's disposal, and so a user's) continues where it ends.
-            await MoveToSchedulerAsync();
-        }
-    }
-
-    private async Task RunApplyLoopAsync()
-    {
-        while (true)
-        {
-            var (items, _, closed) = await _applyQueue.TakeAsync();
-            if (closed)
-            {
-                return;
-            }
-
-            for (var i = 0; i < items.Count; i++)
-            {
-                switch (items[i])
-                {
-                    case CommittedWork:
-                        // Every committed batch queued behind this one goes to the state machine
-                        // with it (ApplyCommittedAsync): one apply, one hand-off each way.
-                        var end = CommittedRunEnd(items, i);
-                        await ApplyCommittedAsync(items, i, end);
-                        Interlocked.Add(ref _queuedApplies, -(end - i - 1));
-                        i = end - 1;
-                        break;
-                    case RestoreWork restore:
-                        await MoveToSchedulerAsync();
-                        await RestoreAsync(restore);
-                        break;
-                    case SnapshotRequest request:
-                        await MoveToSchedulerAsync();
-                        TakeSnapshotIfDue(request.Force);
-                        break;
-                    case SendCaptureWork send:
-                        await MoveToSchedulerAsync();
-                        CaptureForSend(send.Message);
-                        break;
-                    case var other:
-                        throw new InvariantViolationException($"Unknown apply work {other.GetType().Name}.");
-                }
-
-                Interlocked.Decrement(ref _queuedApplies);
-            }
-
-            OnBatchApplied();
-        }
-    }
-
-    /// <summary>
-    /// Continues on the node's scheduler: at once when already there (a pool thread for the
-    /// default scheduler, a task of the node's own otherwise), else after one hand-off to it (the
-    /// state machine's apply completed on a thread of its own: see <see cref="RunApplyAsync"/>).
-    /// </summary>
-    private async ValueTask MoveToSchedulerAsync()
-    {
-        var onScheduler = _scheduler == TaskScheduler.Default
-            ? Thread.CurrentThread.IsThreadPoolThread
-            : TaskScheduler.Current == _scheduler;
-        if (!onScheduler)
-        {
-            await Task.Factory.StartNew(static () => { }, CancellationToken.None, TaskCreationOptions.DenyChildAttach, _scheduler);
         }
     }
 
@@ -235,12 +194,6 @@ public sealed partial class RaftNode<TResult>
             commands.Clear();
             origins.Clear();
             _applyRunEnds.Clear();
-        }
-
-        if (_durableStateMachine is null && IsSnapshotDue(force: false))
-        {
-            // It captures synchronously (CreateSnapshot): not on a state machine's own thread.
-            await MoveToSchedulerAsync();
         }
 
         TakeSnapshotIfDue(force: false);

@@ -100,18 +100,15 @@ public sealed partial class RaftNode<TResult>
         _inbox.TryPost(LoopItem.Step(message));
     }
 
-    /// <summary>Whether a snapshot by policy (or a forced one) is due: applier only.</summary>
-    private bool IsSnapshotDue(bool force) =>
-        force
-        || (_options.SnapshotEveryEntries > 0 && _entriesSinceSnapshot >= _options.SnapshotEveryEntries)
-        || (_options.SnapshotEveryLogBytes > 0 && _bytesSinceSnapshot >= _options.SnapshotEveryLogBytes);
-
     // Captures the state between two applies (cheap, synchronous) and writes it out in the
     // background: the loop and the applies go on meanwhile. The log is compacted by the loop once
     // the snapshot is durable.
     private void TakeSnapshotIfDue(bool force)
     {
-        if (!IsSnapshotDue(force) || _applierIndex == 0 || Interlocked.CompareExchange(ref _snapshotInProgress, 1, 0) != 0)
+        var due = force
+            || (_options.SnapshotEveryEntries > 0 && _entriesSinceSnapshot >= _options.SnapshotEveryEntries)
+            || (_options.SnapshotEveryLogBytes > 0 && _bytesSinceSnapshot >= _options.SnapshotEveryLogBytes);
+        if (!due || _applierIndex == 0 || Interlocked.CompareExchange(ref _snapshotInProgress, 1, 0) != 0)
         {
             return;
         }

@@ -69,31 +69,8 @@ public sealed partial class MvccStore
     /// Moves <see cref="ConsistentIndex"/> to <paramref name="consistentIndex"/> unless it is there
     /// already (the last write of the Raft batch carried it): the end of every applied batch.
     /// </summary>
-    /// <param name="consistentIndex">The index to move to (0: only wait for what is queued before).</param>
-    /// <param name="resumeOnWriter">
-    /// Thread mode: the awaiter's continuation runs on the writer thread, inline in the completion,
-    /// instead of through the thread pool's queue. Only for the replicated apply's own await
-    /// (<see cref="Replication.ReplicatedStore.ApplyBatchAsync"/>), whose continuation never waits
-    /// for the writer and never runs a caller's code (see there): anything else on the writer
-    /// thread would stall every write, or deadlock if it waited for the writer.
-    /// </param>
-    internal ValueTask<object?> AdvanceConsistentIndexAsync(ulong consistentIndex, bool resumeOnWriter = false)
-    {
-        var op = new WriteOp(WriteOpKind.ConsistentIndexAtLeast, null, consistentIndex);
-        if (resumeOnWriter)
-        {
-            // Before it is queued: the writer may complete it at once.
-            op.ContinueInline();
-        }
-
-        return Submit<object?>(op, CancellationToken.None);
-    }
-
-    /// <summary>
-    /// Whether the calling thread is the store's writer thread (thread mode): code there must never
-    /// wait for the writer (it would wait for itself) nor run a caller's continuation.
-    /// </summary>
-    internal bool OnWriterThread => _writer.IsWriterThread;
+    internal ValueTask<object?> AdvanceConsistentIndexAsync(ulong consistentIndex) =>
+        Submit<object?>(new WriteOp(WriteOpKind.ConsistentIndexAtLeast, null, consistentIndex), CancellationToken.None);
 
     /// <summary>
     /// Makes every write applied so far durable (as <see cref="SyncAsync"/>) and returns the

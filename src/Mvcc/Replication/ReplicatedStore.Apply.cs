@@ -109,19 +109,7 @@ public sealed partial class ReplicatedStore
 #pragma warning restore CA2012
 
             // The writer handles requests in order: once this one is done, every command above is too.
-            // It resumes this apply on the writer thread itself (thread mode), not through the thread
-            // pool's queue, where the resumption waited 2-4 ms per batch under load while the writer
-            // idled (docs/benchmarks.md, "Replicated puts, session 21"). What runs there until the
-            // node's next apply queues its writes and awaits again is bookkeeping only: the results
-            // below, and the node's release of its callers (queued to its scheduler, never run
-            // here), its applied index, and the next batch's decoding and queueing (Enqueue never
-            // waits for the writer). It never waits for the writer: the awaits below are of requests
-            // the writer has already answered (a command's own request resumes through the pool, as
-            // before, if its continuation has not run yet); the background sync is only queued; and
-            // the node moves to its scheduler before anything of the state machine that waits for
-            // the writer — a snapshot capture or restore, a stop (IStateMachine's threading remarks).
-            // MvccStore.CaptureImage and the writer's Stop fail loudly if called here anyway.
-            await store.AdvanceConsistentIndexAsync(batch.LastIndex, resumeOnWriter: true).ConfigureAwait(ResumeOnScheduler);
+            await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
             var results = _results;
             results.Clear();
             int runIndex = -1;

@@ -23,13 +23,6 @@ public sealed partial class MvccStore
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     internal MvccStoreImage CaptureImage()
     {
-        if (_writer.IsWriterThread)
-        {
-            // It would wait below for the writer to answer: for itself. The replicated apply resumes
-            // on the writer; its node hops off before capturing (IStateMachine's threading remarks).
-            throw new InvariantViolationException("MVCC store: a snapshot image was captured on the store's writer thread, which would wait for itself.");
-        }
-
         var pending = Submit<object?>(new WriteOp(WriteOpKind.Checkpoint, null, 0), CancellationToken.None);
         if (ResumeOnScheduler)
         {

@@ -107,14 +107,6 @@ internal sealed class StoreWriter
         }
     }
 
-    /// <summary>
-    /// Whether the calling thread is the writer thread (thread mode only; false in scheduled mode,
-    /// whose pump shares the scheduler's thread with everything else). Since the replicated apply
-    /// resumes on it (<see cref="WriteOp.ContinueInline"/> on the apply's last op), the calls that
-    /// wait for the writer check this and fail loudly rather than wait for themselves.
-    /// </summary>
-    public bool IsWriterThread => _thread is not null && Thread.CurrentThread == _thread;
-
     /// <summary>Batches committed so far (for benchmarks: the commits, and so the syncs, a run's writes took).</summary>
     internal long BatchesCommitted => Volatile.Read(ref _batchesCommitted);
 
@@ -157,11 +149,6 @@ internal sealed class StoreWriter
     /// <summary>Stops the thread after it has committed what it applied; waits for it.</summary>
     public void Stop()
     {
-        if (IsWriterThread)
-        {
-            throw new InvariantViolationException("MVCC writer: the store was disposed on its own writer thread, which would wait for itself (code that resumes on the writer must hop off before anything that waits for it).");
-        }
-
         var stop = new WriteOp(WriteOpKind.Stop, null, 0);
         bool queued;
         lock (_queueGate)
@@ -404,7 +391,7 @@ internal sealed class StoreWriter
         }
 
         Handle(op);
-        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty()) || NoSyncBatchIsDueUnderLoad()))
+        if (_batch is not null && (_batchWrites >= _state.Options.BatchLimit || (_synced && QueueIsEmpty())))
         {
             CommitBatch(CommitDurabilityFor(forceSync: false));
         }
@@ -417,18 +404,6 @@ internal sealed class StoreWriter
 
         return true;
     }
-
-    /// <summary>
-    /// Thread mode, no-sync: whether the open batch has reached <see cref="MvccStoreOptions.BatchInterval"/>
-    /// while requests keep coming. <see cref="Take"/> commits a due batch only when the queue is
-    /// empty; a queue that never empties (the replicated apply queues its next batch from the
-    /// writer thread itself, before the writer looks at its queue again) would otherwise hold one
-    /// batch until <see cref="MvccStoreOptions.BatchLimit"/> writes — 4x longer at 25,000 puts/s,
-    /// and 4x the pending batch's memory and commit pause. (Scheduled mode's pump empties the queue
-    /// before its idle work, which commits a due batch.)
-    /// </summary>
-    private bool NoSyncBatchIsDueUnderLoad() =>
-        !_synced && _thread is not null && _clock.GetElapsedTime(_batchStartedTimestamp) >= _state.Options.BatchInterval;
 
     private WriteOp? Take()
     {

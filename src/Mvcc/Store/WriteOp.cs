@@ -96,9 +96,6 @@ internal sealed class WriteOp :
     /// awaiter that captured the scheduler is queued to it, one that captured nothing (a
     /// <c>AsTask()</c>) runs inline on the writer, which is the scheduler's thread. Set before the
     /// op is queued; pooled ops keep it, and every store of a pool is in the same mode.
-    /// Thread mode sets it on one op only, made for one use: the replicated apply's last request
-    /// (<see cref="MvccStore.AdvanceConsistentIndexAsync"/>), whose continuation is the apply's own
-    /// bookkeeping, never a caller's code.
     /// </summary>
     public void ContinueInline() => _core.RunContinuationsAsynchronously = false;
 

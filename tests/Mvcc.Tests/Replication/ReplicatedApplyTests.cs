@@ -215,13 +215,14 @@ public sealed class ReplicatedApplyTests
     }
 
     /// <summary>
-    /// The apply resumes on the store's writer thread after the writer handled its batch (no
-    /// thread-pool hop), but a caller's code must never run there: a caller's continuation that
+    /// A caller's code must never run on the store's writer thread: a caller's continuation that
     /// waited for the store (a read through the writer, a dispose) would wait for itself, and any
-    /// other would stall every member's writes behind it. Every put's continuation, on every member,
-    /// runs where its completion runs it (ConfigureAwait(false)) and records its thread; none may be
-    /// a writer. Members snapshot often, so the node's snapshot work, which the apply must hop off
-    /// the writer for, happens during the run too.
+    /// other would stall every member's writes behind it. Today the writer completes every op
+    /// asynchronously and the node releases callers on its scheduler; a change that resumes the
+    /// apply on the writer to save a hop (docs/benchmarks.md, "Replicated puts, session 22") must
+    /// keep it so. Every put's continuation, on every member, runs where its completion runs it
+    /// (ConfigureAwait(false)) and records its thread; none may be a writer. Members snapshot often,
+    /// so the node's snapshot work happens during the run too.
     /// </summary>
     [TestCaseSource(nameof(Seeds))]
     public async Task NoCallersContinuationRunsOnTheStoresWriterThread(int seed)
