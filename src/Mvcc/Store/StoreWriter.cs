@@ -35,6 +35,9 @@ namespace EmbeddedRaft.Mvcc.Store;
 /// </remarks>
 internal sealed class StoreWriter
 {
+    /// <summary>The writer thread's name (thread mode): what a debugger, a profiler and the tests see.</summary>
+    internal const string ThreadName = "MvccStore writer";
+
     private readonly StoreState _state;
     private readonly object _queueGate = new();
 
@@ -90,7 +93,7 @@ internal sealed class StoreWriter
         if (_scheduler is null)
         {
             _clock = TimeProvider.System; // the same timestamps as Stopwatch
-            _thread = new Thread(Run) { IsBackground = true, Name = "MvccStore writer" };
+            _thread = new Thread(Run) { IsBackground = true, Name = ThreadName };
             _thread.Start();
         }
         else

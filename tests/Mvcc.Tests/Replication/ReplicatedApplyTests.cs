@@ -1,4 +1,5 @@
 using EmbeddedRaft.Mvcc.Replication;
+using EmbeddedRaft.Mvcc.Store;
 using EmbeddedRaft.TestSupport;
 using static EmbeddedRaft.Mvcc.Tests.Replication.ReplicatedCluster;
 
@@ -211,5 +212,46 @@ public sealed class ReplicatedApplyTests
         }
 
         static async Task<(long, bool)> Outcome<T>(ValueTask<T> write, Func<T, (long, bool)> outcomeOf) => outcomeOf(await write);
+    }
+
+    /// <summary>
+    /// A caller's code must never run on the store's writer thread: a caller's continuation that
+    /// waited for the store (a read through the writer, a dispose) would wait for itself, and any
+    /// other would stall every member's writes behind it. Today the writer completes every op
+    /// asynchronously and the node releases callers on its scheduler; a change that resumes the
+    /// apply on the writer to save a hop (docs/benchmarks.md, "Replicated puts, session 22") must
+    /// keep it so. Every put's continuation, on every member, runs where its completion runs it
+    /// (ConfigureAwait(false)) and records its thread; none may be a writer. Members snapshot often,
+    /// so the node's snapshot work happens during the run too.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public async Task NoCallersContinuationRunsOnTheStoresWriterThread(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (replay: REPLICATION_SEED={seed})");
+        var random = new Random(seed);
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed, SnapshotOften);
+        var members = cluster.Members.Values.ToArray();
+
+        const int Puts = 2_000;
+        var threads = new string?[Puts];
+        var writes = new Task[Puts];
+        for (int i = 0; i < Puts; i++)
+        {
+            var member = members[random.Next(members.Length)];
+            var request = new PutRequest { Key = Key($"t{i % 64:D2}"), Value = Key($"v{i}"), PrevKv = i % 7 == 0 };
+            writes[i] = PutAndRecordThread(member, request, threads, i);
+        }
+
+        await Task.WhenAll(writes).WaitAsync(Waits.Limit);
+        TestContext.Out.WriteLine("continuations by thread: " + string.Join(", ", threads.GroupBy(t => t ?? "(unnamed)").Select(g => $"{g.Key} {g.Count()}")));
+        var onWriter = Enumerable.Range(0, Puts).Where(i => threads[i] == StoreWriter.ThreadName).ToArray();
+        Assert.That(onWriter, Has.Length.Zero, $"puts whose caller's continuation ran on an MVCC writer thread, the first: {string.Join(", ", onWriter.Take(10))} (seed {seed})");
+        Assert.That(members.Max(m => m.Status.Revision), Is.EqualTo(1 + Puts), $"every put applied, each its own revision (seed {seed})");
+
+        static async Task PutAndRecordThread(ReplicatedStore member, PutRequest request, string?[] threads, int i)
+        {
+            await member.PutAsync(request).ConfigureAwait(false);
+            threads[i] = Thread.CurrentThread.Name;
+        }
     }
 }
