@@ -447,6 +447,7 @@ internal sealed class StoreWriter
     /// <summary>Waits (holding <see cref="_queueGate"/>) for <see cref="Enqueue"/> to pulse; it pulses only while this waits.</summary>
     private void WaitForRequest(TimeSpan timeout)
     {
+        _watches.WakeBeforeWriterBlocks();
         _writerWaiting = true;
         try
         {
@@ -747,6 +748,7 @@ internal sealed class StoreWriter
     private void CommitBatch(CommitDurability durability)
     {
         var batch = _batch ?? throw new InvariantViolationException("MVCC writer: commit without a batch.");
+        _watches.WakeBeforeWriterBlocks();
         try
         {
             if (_consistentIndexChanged)
@@ -795,8 +797,12 @@ internal sealed class StoreWriter
 
         _awaitingCommit.Clear();
 
-        // A live range watcher's consumer after its writers' continuations (WatchHub.WakeAfterAnswers).
-        _watches.WakeAfterAnswers();
+        // Scheduled mode: a live range watcher's consumer after its writers' continuations. Thread
+        // mode: when this thread next blocks (WatchHub.WakeBeforeWriterBlocks).
+        if (_scheduler is not null)
+        {
+            _watches.WakeBeforeWriterBlocks();
+        }
     }
 
     /// <summary>Hands the revision <paramref name="transaction"/> wrote (if it changed anything) to the watches.</summary>
