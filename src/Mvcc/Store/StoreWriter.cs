@@ -447,7 +447,6 @@ internal sealed class StoreWriter
     /// <summary>Waits (holding <see cref="_queueGate"/>) for <see cref="Enqueue"/> to pulse; it pulses only while this waits.</summary>
     private void WaitForRequest(TimeSpan timeout)
     {
-        _watches.WakeBeforeWriterBlocks();
         _writerWaiting = true;
         try
         {
@@ -748,7 +747,6 @@ internal sealed class StoreWriter
     private void CommitBatch(CommitDurability durability)
     {
         var batch = _batch ?? throw new InvariantViolationException("MVCC writer: commit without a batch.");
-        _watches.WakeBeforeWriterBlocks();
         try
         {
             if (_consistentIndexChanged)
@@ -797,12 +795,8 @@ internal sealed class StoreWriter
 
         _awaitingCommit.Clear();
 
-        // Scheduled mode: a live range watcher's consumer after its writers' continuations. Thread
-        // mode: when this thread next blocks (WatchHub.WakeBeforeWriterBlocks).
-        if (_scheduler is not null)
-        {
-            _watches.WakeBeforeWriterBlocks();
-        }
+        // A live range watcher's consumer after its writers' continuations (WatchHub.WakeAfterAnswers).
+        _watches.WakeAfterAnswers();
     }
 
     /// <summary>Hands the revision <paramref name="transaction"/> wrote (if it changed anything) to the watches.</summary>

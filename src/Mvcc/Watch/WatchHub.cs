@@ -29,7 +29,7 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// and wakes that revision's consumers as it lets go, in both modes (a committed batch's revisions
 /// one after another: see <see cref="Committed"/>), except for a batch staged as spans: once for
 /// the batch, its consumers woken only after the batch's writers are answered
-/// (<see cref="WakeBeforeWriterBlocks"/>).</para>
+/// (<see cref="WakeAfterAnswers"/>).</para>
 /// </remarks>
 internal sealed class WatchHub
 {
@@ -86,7 +86,7 @@ internal sealed class WatchHub
     /// <summary>Writer thread only: the changes of <see cref="_uncommitted"/>'s revisions.</summary>
     private int _uncommittedChanges;
 
-    /// <summary>Writer thread only: <see cref="_toWake"/> holds consumers of a batch staged as spans, to be woken by <see cref="WakeBeforeWriterBlocks"/>.</summary>
+    /// <summary>Writer thread only: <see cref="_toWake"/> holds consumers of a batch staged as spans, to be woken by <see cref="WakeAfterAnswers"/>.</summary>
     private bool _wakesAfterAnswers;
 
     private ITimer? _progressTimer;
@@ -249,7 +249,7 @@ internal sealed class WatchHub
 
             Volatile.Write(ref _notifiedRevision, last);
 
-            // Their consumers are woken once the batch's writers are answered (WakeBeforeWriterBlocks).
+            // Their consumers are woken once the batch's writers are answered (WakeAfterAnswers).
             _wakesAfterAnswers = _toWake.Count > 0;
         }
 
@@ -272,7 +272,7 @@ internal sealed class WatchHub
     /// consumer that takes meanwhile finds the spans, and its later wake is a spurious one it
     /// answers by waiting again.
     /// </remarks>
-    public void WakeBeforeWriterBlocks()
+    public void WakeAfterAnswers()
     {
         if (!_wakesAfterAnswers)
         {
