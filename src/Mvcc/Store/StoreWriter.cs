@@ -794,9 +794,6 @@ internal sealed class StoreWriter
         }
 
         _awaitingCommit.Clear();
-
-        // A live range watcher's consumer after its writers' continuations (WatchHub.WakeAfterAnswers).
-        _watches.WakeAfterAnswers();
     }
 
     /// <summary>Hands the revision <paramref name="transaction"/> wrote (if it changed anything) to the watches.</summary>

@@ -28,8 +28,7 @@ namespace EmbeddedRaft.Mvcc.Watch;
 /// notified revision; it is never held across IO or a wait. The writer holds it once per revision
 /// and wakes that revision's consumers as it lets go, in both modes (a committed batch's revisions
 /// one after another: see <see cref="Committed"/>), except for a batch staged as spans: once for
-/// the batch, its consumers woken only after the batch's writers are answered
-/// (<see cref="WakeAfterAnswers"/>).</para>
+/// the batch.</para>
 /// </remarks>
 internal sealed class WatchHub
 {
@@ -85,9 +84,6 @@ internal sealed class WatchHub
 
     /// <summary>Writer thread only: the changes of <see cref="_uncommitted"/>'s revisions.</summary>
     private int _uncommittedChanges;
-
-    /// <summary>Writer thread only: <see cref="_toWake"/> holds consumers of a batch staged as spans, to be woken by <see cref="WakeAfterAnswers"/>.</summary>
-    private bool _wakesAfterAnswers;
 
     private ITimer? _progressTimer;
     private long _notifiedRevision;
@@ -248,42 +244,10 @@ internal sealed class WatchHub
             }
 
             Volatile.Write(ref _notifiedRevision, last);
-
-            // Their consumers are woken once the batch's writers are answered (WakeAfterAnswers).
-            _wakesAfterAnswers = _toWake.Count > 0;
+            WakeTouchedUnsynchronized();
         }
 
         return true;
-    }
-
-    /// <summary>
-    /// Writer thread, once the committed batch's writers are answered: wakes the consumers the batch
-    /// was staged for as spans (<see cref="TryNotifyBatchAsSpans"/>). Nothing to do otherwise.
-    /// </summary>
-    /// <remarks>
-    /// Why after the answers: each answer queues its caller's continuation to the thread pool's
-    /// shared queue, and so does a wake. Woken first, a live prefix watcher's consumer (one work item
-    /// decoding the whole batch, 1–2 ms for 10,000 events) ran beside the writer and the callers'
-    /// continuations on the pool's first workers, three runnable threads on two cores at the moment
-    /// the next batch is being fed to the writer; woken after them, it starts once the continuations
-    /// are dequeued and decodes while the writer applies what they sent (measured in
-    /// docs/benchmarks.md, "Watches, session 22"). The batch is notified (its revision published,
-    /// its spans staged) before any writer is answered either way: this only moves the wake, so a
-    /// consumer that takes meanwhile finds the spans, and its later wake is a spurious one it
-    /// answers by waiting again.
-    /// </remarks>
-    public void WakeAfterAnswers()
-    {
-        if (!_wakesAfterAnswers)
-        {
-            return;
-        }
-
-        _wakesAfterAnswers = false;
-        lock (_gate)
-        {
-            WakeTouchedUnsynchronized();
-        }
     }
 
     /// <summary>Gives each watcher of <see cref="_spanning"/> its span of the committed batch (revisions <paramref name="first"/> to <paramref name="last"/>, <paramref name="total"/> changes) and queues its wake.</summary>
