@@ -39,7 +39,7 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
 /// references (a key's history object is in a separate array, made only when a key of the chunk
 /// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
-/// (about 26 B per in-order 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes past
+/// (about 22 B per in-order 16-byte key written once: an 8 B prefix, a 12 B entry, its bytes past
 /// those its chunk's keys share and its prefix holds) is not copied twice by the
 /// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
@@ -890,13 +890,14 @@ internal sealed class KeyIndex
                 }
             }
 
-            if (history is null && !Entry.Fits(single))
+            // A key whose one put or rest does not fit an entry's word gets a history object.
+            var rest = key[_shared.Length..];
+            if (history is null && (!Entry.Fits(single) || rest.Length >= Entry.LongRestLength))
             {
                 history = new KeyHistory(key.ToArray());
                 history.Put(single);
             }
 
-            var rest = key[_shared.Length..];
             ulong prefix = Prefix(rest);
             int start = StoreTail(rest.Length > PrefixBytes ? rest[PrefixBytes..] : []);
             int moved = Count - index;
@@ -912,7 +913,7 @@ internal sealed class KeyIndex
             }
 
             _prefixes[index] = prefix;
-            _entries[index] = new Entry { TailStart = start, RestLength = rest.Length, Single = history is null ? single : default };
+            _entries[index] = history is null ? Entry.OfOnePut(start, rest.Length, single) : Entry.WithHistory(start, rest.Length);
             Count++;
             RefreshSummary(index, Count - 1);
             if (history is not null)
@@ -964,7 +965,8 @@ internal sealed class KeyIndex
             for (int i = 0; i < moved; i++)
             {
                 int restLength = WriteRest(half + i, KeyBytes, whole.AsSpan(_shared.Length));
-                upper.Insert(i, whole.AsSpan(0, _shared.Length + restLength), HistoryAt(half + i), _entries[half + i].Single);
+                var history = HistoryAt(half + i);
+                upper.Insert(i, whole.AsSpan(0, _shared.Length + restLength), history, history is null ? _entries[half + i].Single : default);
             }
 
             if (_histories is { } histories)
@@ -1096,6 +1098,11 @@ internal sealed class KeyIndex
                 int restLength = _entries[i].RestLength;
                 tails += Math.Max(0, lead.Length + restLength - dropped - PrefixBytes);
                 longestRest = Math.Max(longestRest, restLength);
+                if (lead.Length + restLength - dropped >= Entry.LongRestLength && _histories?[i] is null)
+                {
+                    // Its rest's length will take the word its one put is in: the put moves to a history object first.
+                    SetHistory(i, NewHistory(i));
+                }
             }
 
             // In place from a copy of what is there (a rest is read whole before its tail is written).
@@ -1239,54 +1246,99 @@ internal sealed class KeyIndex
         }
 
         /// <summary>
-        /// One key's entry: where its bytes are in <see cref="KeyBytes"/>, and the one put that
-        /// created it (version 1) when <see cref="_histories"/> holds no history for it. One array of
-        /// them, so a lookup's last reads (the key's length, then its put) touch one cache line; a
-        /// key with a history costs one more read (its slot in <see cref="_histories"/>). No
-        /// reference in it, so the array lives on the pinned object heap. 16 B: 32 with the history's
-        /// reference, 24 with the one put as two longs; the index's growth is fresh memory, which
-        /// costs by the byte on the writer's thread (docs/benchmarks.md, "MVCC in-order puts, session 17"
-        /// and "session 18").
+        /// One key's entry: where its tail is in <see cref="KeyBytes"/>, its rest's length, and the
+        /// one put that created it (version 1) when <see cref="_histories"/> holds no history for it.
+        /// One array of them, so a lookup's last reads (the key's length, then its put) touch one
+        /// cache line; a key with a history costs one more read (its slot in <see cref="_histories"/>).
+        /// No reference in it, so the array lives on the pinned object heap. 12 B: the tail's start,
+        /// then one word of the rest's length (16 bits) and the one put (a 40-bit main, an 8-bit sub);
+        /// it was 16 with a 4-byte length and a 48/16-bit put, 24 with the put as two longs, 32 with the
+        /// history's reference: the index's growth is fresh memory, which costs by the byte on the
+        /// writer's thread, and a chunk's entries are allocated whole at its birth (docs/benchmarks.md,
+        /// "MVCC in-order puts", sessions 17, 18 and 22).
         /// </summary>
+        /// <remarks>
+        /// A rest of <see cref="LongRestLength"/> bytes or more (a key 64 KiB longer than what its
+        /// chunk's keys share) holds its length in the word's low 48 bits instead, and its key always
+        /// has a history object, which then holds its puts (<see cref="Single"/> is not read for a key
+        /// with one). Invariant: a long-rest entry's key has a history object (checked where one is made).
+        /// </remarks>
+        [StructLayout(LayoutKind.Sequential, Pack = 4)]
         private struct Entry
         {
+            /// <summary>The shortest rest whose length the word's 16 bits do not hold (their all-ones value marks a long rest).</summary>
+            public const int LongRestLength = (1 << LengthBits) - 1;
+
+            private const int LengthBits = 16;
+            private const int PutBits = 64 - LengthBits;
+            private const int SubBits = 8;
+            private const ulong PutMask = (1UL << PutBits) - 1;
+            private const ulong SubMask = (1UL << SubBits) - 1;
+
             /// <summary>Where the key's tail (its rest past its prefix) starts in <see cref="KeyBytes"/>.</summary>
             public int TailStart;
 
+            /// <summary>The rest's length in the high 16 bits; the one put (main in 40 bits, then sub in 8) or a long rest's length in the low 48.</summary>
+            private ulong _word;
+
             /// <summary>The length of the key's rest (its bytes after the chunk's shared ones): its prefix holds the first <see cref="PrefixBytes"/> of them.</summary>
-            public int RestLength;
+            public int RestLength
+            {
+                readonly get
+                {
+                    int length = (int)(_word >> PutBits);
+                    return length != LongRestLength ? length : (int)(_word & PutMask);
+                }
+
+                set => _word = value >= LongRestLength
+                    ? ((ulong)LongRestLength << PutBits) | (uint)value
+                    : ((ulong)value << PutBits) | (IsLongRest ? 0 : _word & PutMask);
+            }
 
             public readonly int TailLength => Math.Max(0, RestLength - PrefixBytes);
 
-            /// <summary>The one put: its main revision in the high 48 bits, its sub in the low 16 (<see cref="Fits"/>).</summary>
-            private ulong _single;
-
-            public Revision Single
+            /// <summary>The one put, for a key without a history object (never a long rest's).</summary>
+            public readonly Revision Single
             {
-                readonly get => new((long)(_single >> SubBits), (long)(_single & SubMask));
-                set
+                get
                 {
-                    if (!Fits(value))
+                    if (IsLongRest)
                     {
-                        throw new InvariantViolationException($"MVCC key index: revision {value} held as a key's one put does not fit its entry (main below 2^48, sub below 2^16).");
+                        throw new InvariantViolationException("MVCC key index: the one put of a key whose long rest's length is in its entry (it has a history object).");
                     }
 
-                    _single = ((ulong)value.Main << SubBits) | (ulong)value.Sub;
+                    return new((long)((_word & PutMask) >> SubBits), (long)(_word & SubMask));
                 }
             }
 
+            private readonly bool IsLongRest => (int)(_word >> PutBits) == LongRestLength;
+
+            /// <summary>An entry for a key held as its one put (which must <see cref="Fits"/>, and its rest be shorter than <see cref="LongRestLength"/>).</summary>
+            public static Entry OfOnePut(int tailStart, int restLength, Revision single)
+            {
+                if (!Fits(single) || restLength >= LongRestLength)
+                {
+                    throw new InvariantViolationException($"MVCC key index: a key held as its one put {single} with a rest of {restLength} bytes does not fit its entry (main below 2^40, sub below 2^8, rest below {LongRestLength} bytes).");
+                }
+
+                return new Entry
+                {
+                    TailStart = tailStart,
+                    _word = ((ulong)restLength << PutBits) | ((ulong)single.Main << SubBits) | (ulong)single.Sub,
+                };
+            }
+
+            /// <summary>An entry for a key with a history object (no one put in it).</summary>
+            public static Entry WithHistory(int tailStart, int restLength) => new() { TailStart = tailStart, RestLength = restLength };
+
             /// <summary>
-            /// Whether <paramref name="revision"/> can be held in an entry (16 B with its key's place,
-            /// was 24 with two longs: a third of the index's fresh memory per key written once).
-            /// Main revisions reach 2^48 after 280 trillion writes and a sub is a change's place in
-            /// one transaction (at most MaxTxnOps); a key whose one put does not fit gets a history
-            /// object instead, with the same answers.
+            /// Whether <paramref name="revision"/> can be held in an entry. Main revisions reach 2^40
+            /// after a trillion writes and a sub is a change's place in one transaction (at most
+            /// MaxTxnOps, 128 by default); a key whose one put does not fit gets a history object
+            /// instead, with the same answers.
             /// </summary>
             public static bool Fits(Revision revision) =>
-                (ulong)revision.Main < (1UL << (64 - SubBits)) && (ulong)revision.Sub <= SubMask;
-
-            private const int SubBits = 16;
-            private const ulong SubMask = (1UL << SubBits) - 1;
+                (ulong)revision.Main < (1UL << (PutBits - SubBits)) && (ulong)revision.Sub <= SubMask;
         }
     }
 }
