@@ -39,8 +39,8 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Chunks on the pinned object heap: a chunk's arrays (prefixes, entries, key bytes) hold no
 /// references (a key's history object is in a separate array, made only when a key of the chunk
 /// gets one) and are allocated pinned, so they never pass through gen0 and gen1: the index's growth
-/// (about 34 B per in-order 16-byte key written once: an 8 B prefix, a 16 B entry, its bytes after
-/// those its chunk's keys share) is not copied twice by the
+/// (about 22 B per in-order 16-byte key written once: an 8 B prefix, a 12 B entry, its bytes past
+/// those its chunk's keys share and its prefix holds) is not copied twice by the
 /// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
 /// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
@@ -54,6 +54,13 @@ namespace EmbeddedRaft.Mvcc.Index;
 internal sealed class KeyIndex
 {
     private const int MaxChunkCount = 512;
+
+    /// <summary>
+    /// Bytes of a key's rest (its bytes after its chunk's shared ones) that its <see cref="Prefix"/>
+    /// holds: a chunk copies only the bytes past these into its key array, since the prefix array
+    /// already has them (<see cref="Chunk"/>'s tails).
+    /// </summary>
+    private const int PrefixBytes = sizeof(ulong);
 
     /// <summary>A chunk's summary holds every this many'th prefix: 8 prefixes are one 64-byte cache line.</summary>
     private const int SummaryStride = 8;
@@ -423,16 +430,17 @@ internal sealed class KeyIndex
         for (int start = 0; start < count; start += FillCount)
         {
             int end = Math.Min(count, start + FillCount);
-            int keyBytes = 0;
-            for (int i = start; i < end; i++)
-            {
-                keyBytes += keys.KeyAt(order[i]).Length;
-            }
 
             // Sorted, so every key of the chunk shares what its first and last keys share, and the
-            // chunk keeps only the bytes after those.
+            // chunk keeps only the bytes after those (and of those, only the ones past each prefix).
             int shared = keys.KeyAt(order[start]).CommonPrefixLength(keys.KeyAt(order[end - 1]));
-            var chunk = new Chunk(keyBytes - ((end - start) * shared), sharedLengthAtMost: shared);
+            int tailBytes = 0;
+            for (int i = start; i < end; i++)
+            {
+                tailBytes += Math.Max(0, keys.KeyAt(order[i]).Length - shared - PrefixBytes);
+            }
+
+            var chunk = new Chunk(tailBytes, sharedLengthAtMost: shared);
             for (int i = start; i < end; i++)
             {
                 int k = order[i];
@@ -484,8 +492,9 @@ internal sealed class KeyIndex
             // ones stay full instead of being split in halves that never fill again.
             // Sized for a full chunk of keys like this one after what the last chunk's keys share
             // (capped for long keys): appends rarely rebuild it.
+            // (Only a rest's bytes past its prefix are copied: PrefixBytes.)
             int rest = key.Length - key.CommonPrefixLength(chunk.Shared);
-            var next = new Chunk(Math.Clamp(rest, 1, 32) * MaxChunkCount);
+            var next = new Chunk(Math.Clamp(rest - PrefixBytes, 1, 32) * MaxChunkCount);
             next.Insert(0, key, history, revision);
             _chunks.Add(next);
             _chunkPrefixes.Add(0);
@@ -522,62 +531,20 @@ internal sealed class KeyIndex
             return;
         }
 
-        // Compared in place (each first key is its chunk's shared bytes, then its rest): no copy of
-        // either key per call, and every insert at a chunk's index 0 calls this.
-        var first = _chunks[0];
-        var last = _chunks[^1];
-        int sharedLength = CommonPrefixLength(first.Shared, first.RestOfFirstKey, last.Shared, last.RestOfFirstKey);
-        if (sharedLength != _chunkShared.Length || CommonPrefixLength(first.Shared, first.RestOfFirstKey, _chunkShared, []) != sharedLength)
+        // Both first keys put together on the stack when short (every insert at a chunk's index 0
+        // calls this: no allocation for them), copied when long.
+        Span<byte> firstBuffer = stackalloc byte[128];
+        Span<byte> lastBuffer = stackalloc byte[128];
+        var firstKey = _chunks[0].FirstKey(firstBuffer);
+        var lastKey = _chunks[^1].FirstKey(lastBuffer);
+        int sharedLength = firstKey.CommonPrefixLength(lastKey);
+        if (sharedLength != _chunkShared.Length || firstKey.CommonPrefixLength(_chunkShared) != sharedLength)
         {
             RecomputeChunkPrefixes(sharedLength);
         }
         else if (changedChunk >= 0)
         {
             _chunkPrefixes[changedChunk] = _chunks[changedChunk].PrefixOfKeyAfter(0, sharedLength);
-        }
-    }
-
-    /// <summary>
-    /// How many bytes key <c>a</c> (<paramref name="aHead"/> then <paramref name="aTail"/>) and key
-    /// <c>b</c> (<paramref name="bHead"/> then <paramref name="bTail"/>) begin with in common, without
-    /// joining either. Each pass either ends or uses up at least one of the four parts: at most four passes.
-    /// </summary>
-    private static int CommonPrefixLength(ReadOnlySpan<byte> aHead, ReadOnlySpan<byte> aTail, ReadOnlySpan<byte> bHead, ReadOnlySpan<byte> bTail)
-    {
-        int common = 0;
-        while (true)
-        {
-            if (aHead.IsEmpty)
-            {
-                if (aTail.IsEmpty)
-                {
-                    return common;
-                }
-
-                aHead = aTail;
-                aTail = [];
-            }
-
-            if (bHead.IsEmpty)
-            {
-                if (bTail.IsEmpty)
-                {
-                    return common;
-                }
-
-                bHead = bTail;
-                bTail = [];
-            }
-
-            int same = aHead.CommonPrefixLength(bHead);
-            common += same;
-            if (same < aHead.Length && same < bHead.Length)
-            {
-                return common;
-            }
-
-            aHead = aHead[same..];
-            bHead = bHead[same..];
         }
     }
 
@@ -693,30 +660,35 @@ internal sealed class KeyIndex
 
     /// <summary>
     /// A run of consecutive keys: each key's prefix after the bytes the chunk's keys share (in an
-    /// array of their own, for the searches), and its <see cref="Entry"/>: where its bytes after
-    /// those are in <see cref="KeyBytes"/> and its one put, unless <see cref="_histories"/> holds a
+    /// array of their own, for the searches), and its <see cref="Entry"/>: where the rest of its bytes
+    /// are in <see cref="KeyBytes"/> and its one put, unless <see cref="_histories"/> holds a
     /// <see cref="KeyHistory"/> for it.
     /// </summary>
     /// <remarks>
-    /// <para>Key bytes: every key's rest (its bytes after <see cref="_shared"/>) is copied into the
-    /// chunk's one array, so a new key allocates no object of its own (an array per key cost an
-    /// allocation and, in the young generations, a copy per collection; on the pinned object heap, an
-    /// allocation under the GC's lock), and the bytes a chunk's keys share are held once (in-order
-    /// 16-byte keys share 6–7 bytes in a chunk; the index's growth is fresh memory, which costs the
-    /// writer by the byte: docs/benchmarks.md, "MVCC in-order puts, session 18"). The array has room
-    /// for more; when a rest does not fit, it is rebuilt (twice the live bytes, removed keys' bytes
-    /// dropped). It changes only under the index's write lock, so a reader's span of a rest
-    /// (<see cref="RestAt"/>) is good while it holds the read lock; nothing keeps one past that, and
-    /// a whole key is a copy (<see cref="CopyKey"/>).</para>
+    /// <para>Key bytes: a key's rest (its bytes after <see cref="_shared"/>) is its prefix's bytes
+    /// (the first <see cref="PrefixBytes"/>, already in <see cref="_prefixes"/>), then its tail,
+    /// the bytes past those, which alone are copied into the chunk's one array: a new key
+    /// allocates no object of its own (an array per key cost an allocation and, in the young
+    /// generations, a copy per collection; on the pinned object heap, an allocation under the GC's
+    /// lock), the bytes a chunk's keys share are held once, and the bytes its prefix holds are not
+    /// held twice (in-order 16-byte keys share 6–7 bytes in a chunk, so their tails are 1–2 bytes
+    /// where their rests were 9–10; the index's growth is fresh memory, which costs the writer by
+    /// the byte: docs/benchmarks.md, "MVCC in-order puts, session 18" and "session 22"). The array
+    /// has room for more; when a tail does not fit, it is rebuilt (twice the live bytes, removed
+    /// keys' bytes dropped). It changes only under the index's write lock, so a reader's span of a
+    /// tail (<see cref="TailAt"/>) is good while it holds the read lock; nothing keeps one past
+    /// that, and a whole key is put together from its three parts (<see cref="CopyKey"/>).</para>
     /// <para>Shared bytes: a key that does not begin with <see cref="_shared"/> shortens it to what
-    /// they have in common (the bytes given up are put back before every rest, and every prefix is
-    /// taken again, at most once per byte given up); a split may lengthen it (the lower half's rests
-    /// start later in place); a removal never needs it shorter. A search compares a key with <see cref="_shared"/> once,
-    /// then numbers: only keys whose next 8 bytes tie are compared byte by byte, and not even those
-    /// when both end within those 8 bytes (then equal prefixes order as the lengths do).</para>
-    /// <para>Invariant: the first <see cref="Count"/> entries are used, and their rests are within
+    /// they have in common (the bytes given up are put back before every rest, and every prefix and
+    /// tail is taken again, at most once per byte given up); a split may lengthen it (the lower
+    /// half's rests taken again without those bytes); a removal never needs it shorter. A search
+    /// compares a key with <see cref="_shared"/> once, then numbers: only keys whose next 8 bytes
+    /// tie are compared byte by byte, and then only their tails, and not even those when either
+    /// ends within those 8 bytes (then equal prefixes order as the lengths do).</para>
+    /// <para>Invariant: the first <see cref="Count"/> entries are used, and their tails are within
     /// the first <see cref="_keyBytesUsed"/> of <see cref="KeyBytes"/>; every key is
-    /// <see cref="_shared"/> then its rest, and <see cref="_prefixes"/> holds each rest's <see cref="Prefix"/>;
+    /// <see cref="_shared"/> then its rest, <see cref="_prefixes"/> holds each rest's <see cref="Prefix"/>
+    /// and <see cref="KeyBytes"/> its bytes past the first <see cref="PrefixBytes"/>;
     /// <see cref="_prefixes"/>, <see cref="_entries"/> and <see cref="KeyBytes"/> are pinned arrays
     /// without references (entries past <see cref="Count"/> are stale, never read); never empty in
     /// the index.</para>
@@ -751,18 +723,20 @@ internal sealed class KeyIndex
         /// <summary>The most bytes the first key sets <see cref="_shared"/> to (a bulk load or split knows what its keys share).</summary>
         private readonly int _sharedLengthAtMost;
 
-        /// <summary>Bytes of <see cref="KeyBytes"/> taken (by live keys and by keys removed since it was rebuilt).</summary>
+        /// <summary>Bytes of <see cref="KeyBytes"/> taken (by live keys' tails and by those of keys removed since it was rebuilt).</summary>
         private int _keyBytesUsed;
 
         /// <summary>Bytes every key of the chunk begins with (a copy; set by the first key).</summary>
         private byte[] _shared = [];
 
+        /// <summary>A chunk whose key array has room for <paramref name="keyBytesCapacity"/> bytes of tails (more are made room for as they come).</summary>
         public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
         {
             KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
             _sharedLengthAtMost = sharedLengthAtMost;
         }
 
+        /// <summary>Every key's tail: its rest's bytes past the <see cref="PrefixBytes"/> its prefix holds.</summary>
         public byte[] KeyBytes { get; private set; }
 
         /// <summary>Bytes every key of the chunk begins with.</summary>
@@ -771,45 +745,95 @@ internal sealed class KeyIndex
         /// <summary>A copy of key <paramref name="index"/>'s bytes (its chunk's shared bytes, then its rest).</summary>
         public byte[] CopyKey(int index)
         {
-            var rest = RestAt(index);
-            var key = new byte[_shared.Length + rest.Length];
+            var key = new byte[_shared.Length + _entries[index].RestLength];
             _shared.CopyTo(key, 0);
-            rest.CopyTo(key.AsSpan(_shared.Length));
+            WriteRest(index, KeyBytes, key.AsSpan(_shared.Length));
             return key;
         }
 
-        /// <summary>The first key's bytes after <see cref="Shared"/>: valid until the chunk next changes.</summary>
-        public ReadOnlySpan<byte> RestOfFirstKey => RestAt(0);
+        /// <summary>The first key's bytes, put together in <paramref name="buffer"/> when they fit, else a copy: valid until the chunk next changes.</summary>
+        public ReadOnlySpan<byte> FirstKey(Span<byte> buffer)
+        {
+            int length = _shared.Length + _entries[0].RestLength;
+            if (length > buffer.Length)
+            {
+                return CopyKey(0);
+            }
+
+            _shared.CopyTo(buffer);
+            WriteRest(0, KeyBytes, buffer[_shared.Length..]);
+            return buffer[..length];
+        }
 
         /// <summary>The <see cref="Prefix"/> of key <paramref name="index"/> after its first <paramref name="skipped"/> bytes.</summary>
         public ulong PrefixOfKeyAfter(int index, int skipped)
         {
-            if (skipped >= _shared.Length)
+            if (skipped == _shared.Length)
             {
-                return Prefix(RestAt(index)[(skipped - _shared.Length)..]);
+                return _prefixes[index];
             }
 
-            Span<byte> head = stackalloc byte[8];
+            Span<byte> head = stackalloc byte[PrefixBytes];
             int taken = 0;
-            for (int i = skipped; i < _shared.Length && taken < 8; i++)
+            for (int i = skipped; i < _shared.Length && taken < PrefixBytes; i++)
             {
                 head[taken++] = _shared[i];
             }
 
-            var rest = RestAt(index);
-            int fromRest = Math.Min(8 - taken, rest.Length);
-            rest[..fromRest].CopyTo(head[taken..]);
-            return Prefix(head[..(taken + fromRest)]);
+            int restLength = _entries[index].RestLength;
+            for (int i = Math.Max(0, skipped - _shared.Length); i < restLength && taken < PrefixBytes; i++)
+            {
+                head[taken++] = RestByte(index, i);
+            }
+
+            return Prefix(head[..taken]);
+        }
+
+        /// <summary>Byte <paramref name="offset"/> of key <paramref name="index"/>'s rest: from its prefix, or past that from its tail.</summary>
+        private byte RestByte(int index, int offset) =>
+            offset < PrefixBytes
+                ? (byte)(_prefixes[index] >> (56 - (8 * offset)))
+                : KeyBytes[_entries[index].TailStart + offset - PrefixBytes];
+
+        /// <summary>
+        /// The bytes of key <paramref name="index"/>'s rest past its prefix (the chunk stores only
+        /// those): valid until the chunk next changes.
+        /// </summary>
+        private ReadOnlySpan<byte> TailAt(int index)
+        {
+            ref readonly var entry = ref _entries[index];
+            return new(KeyBytes, entry.TailStart, entry.TailLength);
         }
 
         /// <summary>
-        /// The bytes of key <paramref name="index"/> after <see cref="_shared"/> (the chunk stores
-        /// only those): valid until the chunk next changes.
+        /// Writes key <paramref name="index"/>'s rest (its prefix's bytes, then its tail read from
+        /// <paramref name="tails"/>) to the start of <paramref name="destination"/>; returns its length.
+        /// Reads only the key's prefix and entry, so a rebuild can write them right after.
         /// </summary>
-        private ReadOnlySpan<byte> RestAt(int index)
+        private int WriteRest(int index, byte[] tails, Span<byte> destination)
         {
             ref readonly var entry = ref _entries[index];
-            return new(KeyBytes, entry.KeyStart, entry.KeyLength);
+            int fromPrefix = Math.Min(PrefixBytes, entry.RestLength);
+            Span<byte> head = stackalloc byte[PrefixBytes];
+            BinaryPrimitives.WriteUInt64BigEndian(head, _prefixes[index]);
+            head[..fromPrefix].CopyTo(destination);
+            tails.AsSpan(entry.TailStart, entry.TailLength).CopyTo(destination[fromPrefix..]);
+            return entry.RestLength;
+        }
+
+        /// <summary>How many bytes the rests of keys <paramref name="i"/> and <paramref name="j"/> begin with in common.</summary>
+        private int CommonRestLength(int i, int j)
+        {
+            ulong a = _prefixes[i];
+            ulong b = _prefixes[j];
+            int shorter = Math.Min(_entries[i].RestLength, _entries[j].RestLength);
+            if (a != b)
+            {
+                return Math.Min(shorter, BitOperations.LeadingZeroCount(a ^ b) / 8);
+            }
+
+            // Equal padded prefixes: a rest that ends within them is the other's first bytes.
+            return shorter <= PrefixBytes ? shorter : PrefixBytes + TailAt(i).CommonPrefixLength(TailAt(j));
         }
 
         /// <summary>Key <paramref name="index"/>'s history object, or null when its history is its one put (<see cref="SingleAt"/>).</summary>
@@ -866,15 +890,16 @@ internal sealed class KeyIndex
                 }
             }
 
-            if (history is null && !Entry.Fits(single))
+            // A key whose one put or rest does not fit an entry's word gets a history object.
+            var rest = key[_shared.Length..];
+            if (history is null && (!Entry.Fits(single) || rest.Length >= Entry.LongRestLength))
             {
                 history = new KeyHistory(key.ToArray());
                 history.Put(single);
             }
 
-            var rest = key[_shared.Length..];
             ulong prefix = Prefix(rest);
-            int start = StoreRest(rest);
+            int start = StoreTail(rest.Length > PrefixBytes ? rest[PrefixBytes..] : []);
             int moved = Count - index;
             if (moved > 0)
             {
@@ -888,7 +913,7 @@ internal sealed class KeyIndex
             }
 
             _prefixes[index] = prefix;
-            _entries[index] = new Entry { KeyStart = start, KeyLength = rest.Length, Single = history is null ? single : default };
+            _entries[index] = history is null ? Entry.OfOnePut(start, rest.Length, single) : Entry.WithHistory(start, rest.Length);
             Count++;
             RefreshSummary(index, Count - 1);
             if (history is not null)
@@ -922,26 +947,26 @@ internal sealed class KeyIndex
         {
             int half = Count / 2;
             int moved = Count - half;
-            int keyBytes = 0;
+            int tailBytes = 0;
             int longestRest = 0;
             for (int i = half; i < Count; i++)
             {
-                keyBytes += _entries[i].KeyLength;
-                longestRest = Math.Max(longestRest, _entries[i].KeyLength);
+                tailBytes += _entries[i].TailLength;
+                longestRest = Math.Max(longestRest, _entries[i].RestLength);
             }
 
             // Each half shares at least what the whole did, often more (sorted: what its first and last keys share).
-            int upperShared = _shared.Length + RestAt(half).CommonPrefixLength(RestAt(Count - 1));
-            var upper = new Chunk(keyBytes * 2, sharedLengthAtMost: upperShared);
+            int upperShared = _shared.Length + CommonRestLength(half, Count - 1);
+            var upper = new Chunk(tailBytes * 2, sharedLengthAtMost: upperShared);
 
             // Each moved key whole (the shared bytes, then its rest) in one buffer, as Insert takes keys.
             var whole = new byte[_shared.Length + longestRest];
             _shared.CopyTo(whole, 0);
             for (int i = 0; i < moved; i++)
             {
-                var rest = RestAt(half + i);
-                rest.CopyTo(whole.AsSpan(_shared.Length));
-                upper.Insert(i, whole.AsSpan(0, _shared.Length + rest.Length), HistoryAt(half + i), _entries[half + i].Single);
+                int restLength = WriteRest(half + i, KeyBytes, whole.AsSpan(_shared.Length));
+                var history = HistoryAt(half + i);
+                upper.Insert(i, whole.AsSpan(0, _shared.Length + restLength), history, history is null ? _entries[half + i].Single : default);
             }
 
             if (_histories is { } histories)
@@ -952,18 +977,13 @@ internal sealed class KeyIndex
             int before = Count;
             Count = half;
             RefreshSummary(half, before);
-            int gained = RestAt(0).CommonPrefixLength(RestAt(half - 1));
+            int gained = CommonRestLength(0, half - 1);
             if (gained > 0)
             {
-                // The lower half shares more: those bytes leave each rest where it is (its start moves past them).
-                _shared = [.. _shared, .. RestAt(0)[..gained]];
-                for (int i = 0; i < half; i++)
-                {
-                    _entries[i].KeyStart += gained;
-                    _entries[i].KeyLength -= gained;
-                }
-
-                RecomputePrefixes();
+                // The lower half shares more: those bytes leave each rest (its prefix and tail taken again).
+                var gainedBytes = CopyKey(0).AsSpan(_shared.Length, gained).ToArray();
+                Rebuild(lead: [], dropped: gained, extraBytes: 0, inPlace: true);
+                _shared = [.. _shared, .. gainedBytes];
             }
 
             return upper;
@@ -1035,77 +1055,94 @@ internal sealed class KeyIndex
                 return prefix < other ? -1 : 1;
             }
 
-            // Equal padded prefixes of two rests of at most 8 bytes: one is the other plus zero
-            // bytes, so the shorter comes first.
-            int otherRest = _entries[index].KeyLength;
+            // Equal padded prefixes where a rest ends within them: that rest is the other's first
+            // bytes (its padding zeros are the other's bytes there), so the shorter comes first.
+            // Otherwise both go on past their prefixes, which are equal: their tails decide.
+            int otherRest = _entries[index].RestLength;
             int keyRest = key.Length - _shared.Length;
-            return keyRest <= 8 && otherRest <= 8
+            return keyRest <= PrefixBytes || otherRest <= PrefixBytes
                 ? keyRest.CompareTo(otherRest)
-                : key[_shared.Length..].SequenceCompareTo(RestAt(index));
+                : key[(_shared.Length + PrefixBytes)..].SequenceCompareTo(TailAt(index));
         }
 
         /// <summary>
         /// Shortens <see cref="_shared"/> to its first <paramref name="length"/> bytes: the bytes given
-        /// up are put back before every stored rest, and every prefix is taken again (at most once per
-        /// byte given up; in a chunk of keys written in order, while it holds its first few keys).
+        /// up are put back before every stored rest, and every prefix and tail is taken again (at most
+        /// once per byte given up; in a chunk of keys written in order, while it holds its first few keys).
         /// </summary>
         private void ShareOnly(int length)
         {
-            var givenUp = _shared.AsSpan(length);
-            int live = 0;
-            for (int i = 0; i < Count; i++)
-            {
-                live += _entries[i].KeyLength + givenUp.Length;
-            }
-
-            if (live <= KeyBytes.Length)
-            {
-                // In place (the array was sized for the chunk's keys: a new one would be fresh memory
-                // again), from a copy of what is there.
-                var copy = ArrayPool<byte>.Shared.Rent(Math.Max(1, _keyBytesUsed));
-                KeyBytes.AsSpan(0, _keyBytesUsed).CopyTo(copy);
-                _keyBytesUsed = Repack(copy, KeyBytes, givenUp);
-                ArrayPool<byte>.Shared.Return(copy);
-            }
-            else
-            {
-                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2), pinned: true);
-                _keyBytesUsed = Repack(KeyBytes, rebuilt, givenUp);
-                KeyBytes = rebuilt;
-            }
-
+            Rebuild(lead: _shared.AsSpan(length), dropped: 0, extraBytes: 0, inPlace: true);
             _shared = _shared[..length];
-            RecomputePrefixes();
         }
 
         /// <summary>
-        /// Writes every key's rest, from <paramref name="source"/> (where <see cref="_entries"/> say),
-        /// into <paramref name="target"/> one after another in key order, each after
-        /// <paramref name="lead"/>, and points the entries there; returns the bytes written.
+        /// Makes every key's rest <paramref name="lead"/> then its rest without its first
+        /// <paramref name="dropped"/> bytes (shared bytes given up, or taken: one of the two is
+        /// empty), takes every prefix again and writes the tails one after another in key order
+        /// (removed keys' bytes dropped): in place when <paramref name="inPlace"/> and they fit
+        /// (the array was sized for the chunk's keys: a new one would be fresh memory again), else
+        /// into a new array of twice their bytes and <paramref name="extraBytes"/>.
         /// </summary>
-        private int Repack(byte[] source, byte[] target, ReadOnlySpan<byte> lead)
+        private void Rebuild(ReadOnlySpan<byte> lead, int dropped, int extraBytes, bool inPlace)
         {
+            if (!lead.IsEmpty && dropped != 0)
+            {
+                throw new InvariantViolationException("MVCC key index: a chunk's rests both lengthened and shortened in one rebuild.");
+            }
+
+            int tails = 0;
+            int longestRest = 0;
+            for (int i = 0; i < Count; i++)
+            {
+                int restLength = _entries[i].RestLength;
+                tails += Math.Max(0, lead.Length + restLength - dropped - PrefixBytes);
+                longestRest = Math.Max(longestRest, restLength);
+                if (lead.Length + restLength - dropped >= Entry.LongRestLength && _histories?[i] is null)
+                {
+                    // Its rest's length will take the word its one put is in: the put moves to a history object first.
+                    SetHistory(i, NewHistory(i));
+                }
+            }
+
+            // In place from a copy of what is there (a rest is read whole before its tail is written).
+            byte[]? copy = null;
+            byte[] source = KeyBytes;
+            byte[] target = KeyBytes;
+            if (inPlace && tails + extraBytes <= KeyBytes.Length)
+            {
+                copy = ArrayPool<byte>.Shared.Rent(Math.Max(1, _keyBytesUsed));
+                KeyBytes.AsSpan(0, _keyBytesUsed).CopyTo(copy);
+                source = copy;
+            }
+            else
+            {
+                target = GC.AllocateUninitializedArray<byte>(Math.Max(256, (tails + extraBytes) * 2), pinned: true);
+            }
+
+            var restBuffer = ArrayPool<byte>.Shared.Rent(lead.Length + longestRest);
+            lead.CopyTo(restBuffer);
             int used = 0;
             for (int i = 0; i < Count; i++)
             {
-                ref var entry = ref _entries[i];
-                lead.CopyTo(target.AsSpan(used));
-                source.AsSpan(entry.KeyStart, entry.KeyLength).CopyTo(target.AsSpan(used + lead.Length));
-                entry.KeyStart = used;
-                entry.KeyLength += lead.Length;
-                used += entry.KeyLength;
+                int restLength = WriteRest(i, source, restBuffer.AsSpan(lead.Length));
+                var rest = restBuffer.AsSpan(dropped, lead.Length + restLength - dropped);
+                var tail = rest.Length > PrefixBytes ? rest[PrefixBytes..] : [];
+                tail.CopyTo(target.AsSpan(used));
+                _prefixes[i] = Prefix(rest);
+                _entries[i].TailStart = used;
+                _entries[i].RestLength = rest.Length;
+                used += tail.Length;
             }
 
-            return used;
-        }
-
-        private void RecomputePrefixes()
-        {
-            for (int i = 0; i < Count; i++)
+            ArrayPool<byte>.Shared.Return(restBuffer);
+            if (copy is not null)
             {
-                _prefixes[i] = Prefix(RestAt(i));
+                ArrayPool<byte>.Shared.Return(copy);
             }
 
+            KeyBytes = target;
+            _keyBytesUsed = used;
             RefreshSummary(0, Count);
         }
 
@@ -1192,74 +1229,116 @@ internal sealed class KeyIndex
             return (low, high);
         }
 
-        /// <summary>Copies a key's <paramref name="rest"/> (its bytes after <see cref="_shared"/>) into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
-        private int StoreRest(ReadOnlySpan<byte> rest)
+        /// <summary>Copies a key's <paramref name="tail"/> (its rest's bytes past its prefix) into <see cref="KeyBytes"/> (rebuilt first when it does not fit); returns where.</summary>
+        private int StoreTail(ReadOnlySpan<byte> tail)
         {
-            if (KeyBytes.Length - _keyBytesUsed < rest.Length)
+            if (KeyBytes.Length - _keyBytesUsed < tail.Length)
             {
-                int live = rest.Length;
-                for (int i = 0; i < Count; i++)
-                {
-                    live += _entries[i].KeyLength;
-                }
-
-                // Twice what is live (at least 16 bytes a key for a full chunk's worth of short keys
-                // would be rebuilt too often: a floor of 256), removed keys' bytes left behind.
-                var rebuilt = GC.AllocateUninitializedArray<byte>(Math.Max(256, live * 2), pinned: true);
-                _keyBytesUsed = Repack(KeyBytes, rebuilt, lead: []);
-                KeyBytes = rebuilt;
+                // Twice what is live (at least 256 bytes: a full chunk's worth of short tails would
+                // be rebuilt too often), removed keys' bytes left behind.
+                Rebuild(lead: [], dropped: 0, extraBytes: tail.Length, inPlace: false);
             }
 
             int start = _keyBytesUsed;
-            rest.CopyTo(KeyBytes.AsSpan(start));
-            _keyBytesUsed += rest.Length;
+            tail.CopyTo(KeyBytes.AsSpan(start));
+            _keyBytesUsed += tail.Length;
             return start;
         }
 
         /// <summary>
-        /// One key's entry: where its bytes are in <see cref="KeyBytes"/>, and the one put that
-        /// created it (version 1) when <see cref="_histories"/> holds no history for it. One array of
-        /// them, so a lookup's last reads (the key's length, then its put) touch one cache line; a
-        /// key with a history costs one more read (its slot in <see cref="_histories"/>). No
-        /// reference in it, so the array lives on the pinned object heap. 16 B: 32 with the history's
-        /// reference, 24 with the one put as two longs; the index's growth is fresh memory, which
-        /// costs by the byte on the writer's thread (docs/benchmarks.md, "MVCC in-order puts, session 17"
-        /// and "session 18").
+        /// One key's entry: where its tail is in <see cref="KeyBytes"/>, its rest's length, and the
+        /// one put that created it (version 1) when <see cref="_histories"/> holds no history for it.
+        /// One array of them, so a lookup's last reads (the key's length, then its put) touch one
+        /// cache line; a key with a history costs one more read (its slot in <see cref="_histories"/>).
+        /// No reference in it, so the array lives on the pinned object heap. 12 B: the tail's start,
+        /// then one word of the rest's length (16 bits) and the one put (a 40-bit main, an 8-bit sub);
+        /// it was 16 with a 4-byte length and a 48/16-bit put, 24 with the put as two longs, 32 with the
+        /// history's reference: the index's growth is fresh memory, which costs by the byte on the
+        /// writer's thread, and a chunk's entries are allocated whole at its birth (docs/benchmarks.md,
+        /// "MVCC in-order puts", sessions 17, 18 and 22).
         /// </summary>
+        /// <remarks>
+        /// A rest of <see cref="LongRestLength"/> bytes or more (a key 64 KiB longer than what its
+        /// chunk's keys share) holds its length in the word's low 48 bits instead, and its key always
+        /// has a history object, which then holds its puts (<see cref="Single"/> is not read for a key
+        /// with one). Invariant: a long-rest entry's key has a history object (checked where one is made).
+        /// </remarks>
+        [StructLayout(LayoutKind.Sequential, Pack = 4)]
         private struct Entry
         {
-            public int KeyStart;
-            public int KeyLength;
+            /// <summary>The shortest rest whose length the word's 16 bits do not hold (their all-ones value marks a long rest).</summary>
+            public const int LongRestLength = (1 << LengthBits) - 1;
 
-            /// <summary>The one put: its main revision in the high 48 bits, its sub in the low 16 (<see cref="Fits"/>).</summary>
-            private ulong _single;
+            private const int LengthBits = 16;
+            private const int PutBits = 64 - LengthBits;
+            private const int SubBits = 8;
+            private const ulong PutMask = (1UL << PutBits) - 1;
+            private const ulong SubMask = (1UL << SubBits) - 1;
 
-            public Revision Single
+            /// <summary>Where the key's tail (its rest past its prefix) starts in <see cref="KeyBytes"/>.</summary>
+            public int TailStart;
+
+            /// <summary>The rest's length in the high 16 bits; the one put (main in 40 bits, then sub in 8) or a long rest's length in the low 48.</summary>
+            private ulong _word;
+
+            /// <summary>The length of the key's rest (its bytes after the chunk's shared ones): its prefix holds the first <see cref="PrefixBytes"/> of them.</summary>
+            public int RestLength
             {
-                readonly get => new((long)(_single >> SubBits), (long)(_single & SubMask));
-                set
+                readonly get
                 {
-                    if (!Fits(value))
+                    int length = (int)(_word >> PutBits);
+                    return length != LongRestLength ? length : (int)(_word & PutMask);
+                }
+
+                set => _word = value >= LongRestLength
+                    ? ((ulong)LongRestLength << PutBits) | (uint)value
+                    : ((ulong)value << PutBits) | (IsLongRest ? 0 : _word & PutMask);
+            }
+
+            public readonly int TailLength => Math.Max(0, RestLength - PrefixBytes);
+
+            /// <summary>The one put, for a key without a history object (never a long rest's).</summary>
+            public readonly Revision Single
+            {
+                get
+                {
+                    if (IsLongRest)
                     {
-                        throw new InvariantViolationException($"MVCC key index: revision {value} held as a key's one put does not fit its entry (main below 2^48, sub below 2^16).");
+                        throw new InvariantViolationException("MVCC key index: the one put of a key whose long rest's length is in its entry (it has a history object).");
                     }
 
-                    _single = ((ulong)value.Main << SubBits) | (ulong)value.Sub;
+                    return new((long)((_word & PutMask) >> SubBits), (long)(_word & SubMask));
                 }
             }
 
+            private readonly bool IsLongRest => (int)(_word >> PutBits) == LongRestLength;
+
+            /// <summary>An entry for a key held as its one put (which must <see cref="Fits"/>, and its rest be shorter than <see cref="LongRestLength"/>).</summary>
+            public static Entry OfOnePut(int tailStart, int restLength, Revision single)
+            {
+                if (!Fits(single) || restLength >= LongRestLength)
+                {
+                    throw new InvariantViolationException($"MVCC key index: a key held as its one put {single} with a rest of {restLength} bytes does not fit its entry (main below 2^40, sub below 2^8, rest below {LongRestLength} bytes).");
+                }
+
+                return new Entry
+                {
+                    TailStart = tailStart,
+                    _word = ((ulong)restLength << PutBits) | ((ulong)single.Main << SubBits) | (ulong)single.Sub,
+                };
+            }
+
+            /// <summary>An entry for a key with a history object (no one put in it).</summary>
+            public static Entry WithHistory(int tailStart, int restLength) => new() { TailStart = tailStart, RestLength = restLength };
+
             /// <summary>
-            /// Whether <paramref name="revision"/> can be held in an entry (16 B with its key's place,
-            /// was 24 with two longs: a third of the index's fresh memory per key written once).
-            /// Main revisions reach 2^48 after 280 trillion writes and a sub is a change's place in
-            /// one transaction (at most MaxTxnOps); a key whose one put does not fit gets a history
-            /// object instead, with the same answers.
+            /// Whether <paramref name="revision"/> can be held in an entry. Main revisions reach 2^40
+            /// after a trillion writes and a sub is a change's place in one transaction (at most
+            /// MaxTxnOps, 128 by default); a key whose one put does not fit gets a history object
+            /// instead, with the same answers.
             /// </summary>
             public static bool Fits(Revision revision) =>
-                (ulong)revision.Main < (1UL << (64 - SubBits)) && (ulong)revision.Sub <= SubMask;
-
-            private const int SubBits = 16;
-            private const ulong SubMask = (1UL << SubBits) - 1;
+                (ulong)revision.Main < (1UL << (PutBits - SubBits)) && (ulong)revision.Sub <= SubMask;
         }
     }
 }
