@@ -68,8 +68,8 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     /// <summary>
     /// On: every byte read from now on is dropped, and so is a connection's end (one side's close or
     /// reset does not reach the other: as on a real black-holed path, each side learns only from its
-    /// own silence); connections stay open. Off: connections that
-    /// lost bytes are cut (their streams are broken mid-frame) and forwarding resumes.
+    /// own silence); connections stay open. Off: every link is cut (a stream that lost bytes is broken
+    /// mid-frame, and a swallowed close must reach its side) and forwarding resumes.
     /// </summary>
     public void BlackHole(bool on)
     {
