@@ -95,52 +95,11 @@ public sealed class KeyIndexTests
             return [.. stem, .. rest];
         }
 
-        var index = new KeyIndex();
-        var model = new SortedSet<byte[]>(ByteOrder.Instance);
-        long main = 1;
         int descending = 1_000_000;
-        for (int step = 0; step < 6_000; step++)
-        {
-            int choice = random.Next(20);
-            byte[] key;
-            if (choice < 3 && model.Count > 0)
-            {
-                var victim = model.ElementAt(random.Next(model.Count));
-                index.Remove(victim);
-                model.Remove(victim);
-                continue;
-            }
-            else if (choice == 3)
-            {
-                index = new KeyIndex();
-                index.Load(model.Select(k => SinglePut(k, ++main)).ToList());
-                continue;
-            }
-            else if (choice < 8)
-            {
-                // Descending keys under one stem: inserts before a chunk's first key.
-                key = [.. "/store-load/0"u8, .. System.Text.Encoding.ASCII.GetBytes((descending--).ToString("D7", System.Globalization.CultureInfo.InvariantCulture))];
-            }
-            else
-            {
-                key = RandomSharingKey();
-            }
-
-            bool found = index.Find(key, out var position);
-            Assert.That(found, Is.EqualTo(model.Contains(key)), $"step {step}: {Show(key)} found by Find");
-            if (!found)
-            {
-                index.Add(position, key, new Revision(++main, 0));
-                model.Add(key);
-            }
-
-            if (step % 500 == 0)
-            {
-                AssertSameKeysAndRanges(index, model, RandomSharingKey, step);
-            }
-        }
-
-        AssertSameKeysAndRanges(index, model, RandomSharingKey, step: -1);
+        AddFindRemoveAndReloadAgainstModel(random, steps: 6_000, RandomSharingKey, choice => choice < 8
+            // Descending keys under one stem: inserts before a chunk's first key.
+            ? [.. "/store-load/0"u8, .. System.Text.Encoding.ASCII.GetBytes((descending--).ToString("D7", System.Globalization.CultureInfo.InvariantCulture))]
+            : RandomSharingKey());
     }
 
     /// <summary>
@@ -252,15 +211,43 @@ public sealed class KeyIndexTests
             return [.. stem, .. rest];
         }
 
+        int inOrder = 0;
+        int descending = 1 << 20;
+        AddFindRemoveAndReloadAgainstModel(random, steps: 8_000, RestKey, choice =>
+        {
+            if (choice < 7)
+            {
+                // In order under one stem, with a random tail of 0–4 bytes: rests of 3–7 bytes, then 8–11.
+                int n = inOrder++;
+                return [.. "/a/bcdefgh/"u8, (byte)(n >> 16), (byte)(n >> 8), (byte)n, .. Bytes(random.Next(0, 5)), .. (n % 3 == 0 ? Bytes(4) : [])];
+            }
+
+            if (choice < 10)
+            {
+                // Descending: inserts before a chunk's first key, whose shared bytes then shrink.
+                int n = descending--;
+                return [.. "/a/"u8, (byte)(n >> 16), (byte)(n >> 8), (byte)n, .. Bytes(random.Next(4, 8))];
+            }
+
+            return RestKey();
+        });
+    }
+
+    /// <summary>
+    /// The model loop of the key-layout tests: each step removes a random present key (3 in 20),
+    /// reloads the index from the model (1 in 20), or looks up the key <paramref name="keyFor"/> makes
+    /// for the step's draw (4–19) and adds it when absent, Find checked against the model; every 500
+    /// steps and at the end the index holds exactly the model's keys and answers its ranges (probed
+    /// with <paramref name="probeKey"/>).
+    /// </summary>
+    private static void AddFindRemoveAndReloadAgainstModel(Random random, int steps, Func<byte[]> probeKey, Func<int, byte[]> keyFor)
+    {
         var index = new KeyIndex();
         var model = new SortedSet<byte[]>(ByteOrder.Instance);
         long main = 1;
-        int inOrder = 0;
-        int descending = 1 << 20;
-        for (int step = 0; step < 8_000; step++)
+        for (int step = 0; step < steps; step++)
         {
             int choice = random.Next(20);
-            byte[] key;
             if (choice < 3 && model.Count > 0)
             {
                 var victim = model.ElementAt(random.Next(model.Count));
@@ -268,28 +255,15 @@ public sealed class KeyIndexTests
                 model.Remove(victim);
                 continue;
             }
-            else if (choice == 3)
+
+            if (choice == 3)
             {
                 index = new KeyIndex();
                 index.Load(model.Select(k => SinglePut(k, ++main)).ToList());
                 continue;
             }
-            else if (choice < 7)
-            {
-                // In order under one stem, with a random tail of 0–4 bytes: rests of 3–7 bytes, then 8–11.
-                int n = inOrder++;
-                key = [.. "/a/bcdefgh/"u8, (byte)(n >> 16), (byte)(n >> 8), (byte)n, .. Bytes(random.Next(0, 5)), .. (n % 3 == 0 ? Bytes(4) : [])];
-            }
-            else if (choice < 10)
-            {
-                // Descending: inserts before a chunk's first key, whose shared bytes then shrink.
-                int n = descending--;
-                key = [.. "/a/"u8, (byte)(n >> 16), (byte)(n >> 8), (byte)n, .. Bytes(random.Next(4, 8))];
-            }
-            else
-            {
-                key = RestKey();
-            }
+
+            byte[] key = keyFor(choice);
 
             bool found = index.Find(key, out var position);
             Assert.That(found, Is.EqualTo(model.Contains(key)), $"step {step}: {Show(key)} found by Find");
@@ -301,11 +275,11 @@ public sealed class KeyIndexTests
 
             if (step % 500 == 0)
             {
-                AssertSameKeysAndRanges(index, model, RestKey, step);
+                AssertSameKeysAndRanges(index, model, probeKey, step);
             }
         }
 
-        AssertSameKeysAndRanges(index, model, RestKey, step: -1);
+        AssertSameKeysAndRanges(index, model, probeKey, step: -1);
     }
 
     /// <summary>
