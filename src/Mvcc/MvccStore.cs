@@ -602,6 +602,9 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     /// <summary>Batches the writer committed since the store opened (for benchmarks).</summary>
     internal long BatchesCommitted => _writer.BatchesCommitted;
 
+    /// <summary>The lock of the key index (for tests: a reader holding it stops the writer at its next index change).</summary>
+    internal ReaderWriterLockSlim IndexLock => _state.IndexLock;
+
     private async IAsyncEnumerable<WatchResponse> EnumerateWatchAsync(WatchRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var watch = Watch(request);

@@ -202,11 +202,13 @@ public sealed record MvccStoreOptions
     internal TaskScheduler? Scheduler { get; init; }
 
     /// <summary>
-    /// The clock of the writer's <see cref="BatchInterval"/> when <see cref="Scheduler"/> is set (a
-    /// manual clock makes the batch commits deterministic), and then also of lease expiry and watch
-    /// progress where <see cref="Leases"/> and <see cref="Watch"/> leave their clocks at
+    /// The clock of the writer's <see cref="BatchInterval"/> (a manual clock makes the batch
+    /// commits deterministic), and when <see cref="Scheduler"/> is set also of lease expiry and
+    /// watch progress where <see cref="Leases"/> and <see cref="Watch"/> leave their clocks at
     /// <see cref="System.TimeProvider.System"/>; null means <see cref="System.TimeProvider.System"/>.
-    /// Without a scheduler the writer thread times its batches itself and this is not read.
+    /// Without a scheduler the writer thread reads this clock for a batch's age, but its idle wait
+    /// for a request is a real-time wait of the remaining interval (with a manual clock that stands
+    /// still, the thread wakes once per interval of real time to read it again).
     /// </summary>
     internal TimeProvider? TimeProvider { get; init; }
 

@@ -1,5 +1,6 @@
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
+using Microsoft.Extensions.Time.Testing;
 using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
 
 namespace EmbeddedRaft.Mvcc.Tests.Store;
@@ -80,6 +81,65 @@ public sealed class BatchingTests
         // Far below BatchLimit: only the interval can commit it, on the writer thread, with no request queued.
         written.WaitOrFail("the batch being written once its interval passed");
         fs.BeforeEntering = null;
+    }
+
+    /// <summary>
+    /// etcd's backend commits its batch by interval whatever the load. A writer kept busy (requests
+    /// always queued when it takes the next) commits a no-sync batch once the interval has passed
+    /// on the store's clock since the batch's first write, before it applies the writes queued
+    /// behind it, instead of waiting for its queue to empty or for <see cref="MvccStoreOptions.BatchLimit"/>;
+    /// a synced batch still takes everything queued into one group commit, interval or not.
+    /// </summary>
+    [TestCase(MvccDurability.NoSync, 3L)]
+    [TestCase(MvccDurability.Synced, 21L)]
+    public void AWriterKeptBusyCommitsANoSyncBatchOnceItsIntervalHasPassed(MvccDurability durability, long revisionOfTheFirstCommit)
+    {
+        var fs = new FaultInjectingFileSystem(6);
+        var clock = new FakeTimeProvider();
+        var interval = TimeSpan.FromMilliseconds(100);
+        using var store = OpenOn(fs, new MvccStoreOptions { Durability = durability, BatchInterval = interval, TimeProvider = clock });
+
+        // Revision 2 opens the batch (no-sync: the clock stands still, so it stays open).
+        store.PutAsync(new PutRequest { Key = B("k01"), Value = B("v") }).AsTask().WaitOrFail("the first write");
+        long revisionAtCommit = -1;
+        using var committed = new ManualResetEventSlim();
+        fs.BeforeEntering = (kind, _) =>
+        {
+            if (kind == FaultOperationKind.Write && !committed.IsSet)
+            {
+                // On the writer thread, as the commit writes its first page: what it holds.
+                revisionAtCommit = store.Revision;
+                committed.Set();
+            }
+        };
+
+        var writes = new List<Task>();
+        var indexLock = store.IndexLock;
+        indexLock.EnterReadLock();
+        try
+        {
+            // The writer stops inside the second write (its new key waits for the index) ...
+            writes.Add(store.PutAsync(new PutRequest { Key = B("k02"), Value = B("v") }).AsTask());
+            Waits.UntilAsync(() => indexLock.WaitingWriteCount == 1, "the writer waiting for the index inside the second write").WaitOrFail("the writer to stop");
+
+            // ... while 18 more queue behind it and the interval passes.
+            for (int i = 3; i <= 20; i++)
+            {
+                writes.Add(store.PutAsync(new PutRequest { Key = B($"k{i:D2}"), Value = B("v") }).AsTask());
+            }
+
+            clock.Advance(interval);
+        }
+        finally
+        {
+            indexLock.ExitReadLock();
+        }
+
+        Task.WhenAll(writes).WaitOrFail("the writes");
+        committed.WaitOrFail("the first commit after the interval");
+        fs.BeforeEntering = null;
+        Assert.That(revisionAtCommit, Is.EqualTo(revisionOfTheFirstCommit), "the revision applied when the first commit began writing");
+        Assert.That(store.Revision, Is.EqualTo(21));
     }
 
     [Test]
