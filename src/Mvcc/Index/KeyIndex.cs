@@ -43,7 +43,8 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// those its chunk's keys share and its prefix holds) is not copied twice by the
 /// collections that run while the writer adds keys (it was about 85% of what a gen0 collection
 /// promoted during in-order puts, and the pauses stopped the writer: docs/benchmarks.md, "MVCC
-/// in-order puts, session 16"). Three allocations per chunk of up to 512 keys; a chunk dropped by
+/// in-order puts, session 16"). Three allocations per chunk of up to 512 keys (two when no key of
+/// an appended chunk has a tail: its key array is made at its first tail); a chunk dropped by
 /// compaction or a rebuilt key array leaves a hole there that later chunks reuse (the pinned heap is
 /// swept, not compacted).</para>
 /// <para>Not thread-safe: the store changes it only on its writer thread under its write lock, and
@@ -88,6 +89,21 @@ internal sealed class KeyIndex
 
     /// <summary>Keys in the index.</summary>
     public int Count { get; private set; }
+
+    /// <summary>Bytes the chunks' key arrays hold for keys' tails, used or not (for tests: what a chunk reserves).</summary>
+    internal long TailBytesCapacity
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (var chunk in _chunks)
+            {
+                bytes += chunk.KeyBytes.Length;
+            }
+
+            return bytes;
+        }
+    }
 
     /// <summary>
     /// The first 8 bytes of a key (or of the rest of a key after bytes it shares with others),
@@ -491,10 +507,11 @@ internal sealed class KeyIndex
             // Appending past the last key (keys written in order): a new last chunk, so the full
             // ones stay full instead of being split in halves that never fill again.
             // Sized for a full chunk of keys like this one after what the last chunk's keys share
-            // (capped for long keys): appends rarely rebuild it.
-            // (Only a rest's bytes past its prefix are copied: PrefixBytes.)
+            // (capped for long keys): appends rarely rebuild it. Only a rest's bytes past its
+            // prefix are copied (PrefixBytes), so keys whose rests end within it need no key
+            // array at all: none is made (a tail that comes later grows one, StoreTail).
             int rest = key.Length - key.CommonPrefixLength(chunk.Shared);
-            var next = new Chunk(Math.Clamp(rest - PrefixBytes, 1, 32) * MaxChunkCount);
+            var next = new Chunk(Math.Clamp(rest - PrefixBytes, 0, 32) * MaxChunkCount);
             next.Insert(0, key, history, revision);
             _chunks.Add(next);
             _chunkPrefixes.Add(0);
@@ -732,7 +749,8 @@ internal sealed class KeyIndex
         /// <summary>A chunk whose key array has room for <paramref name="keyBytesCapacity"/> bytes of tails (more are made room for as they come).</summary>
         public Chunk(int keyBytesCapacity, int sharedLengthAtMost = int.MaxValue)
         {
-            KeyBytes = GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
+            // No bytes: the shared empty array, not an allocation (its address is never taken).
+            KeyBytes = keyBytesCapacity == 0 ? [] : GC.AllocateUninitializedArray<byte>(keyBytesCapacity, pinned: true);
             _sharedLengthAtMost = sharedLengthAtMost;
         }
 

@@ -1,3 +1,4 @@
+using System.Text;
 using EmbeddedRaft.Mvcc.Index;
 using EmbeddedRaft.Storage;
 using EmbeddedRaft.TestSupport;
@@ -374,6 +375,63 @@ public sealed class KeyIndexTests
             {
                 Assert.Fail($"step {step}: a key of {key.Length} bytes: generations in the index {Show(held!)}, in its history {Show(history)}");
             }
+        }
+    }
+
+    /// <summary>
+    /// In-order keys whose rests (bytes past what their chunk's keys share) end within their 8-byte
+    /// prefixes have no tails, so the chunks appended for them reserve no key array (issue 15's
+    /// memory per key); keys with long rests appended into such a chunk later grow one, and every
+    /// key is still found and read back whole, in order, and through a reload.
+    /// </summary>
+    [Test]
+    public void ChunksAppendedForKeysWithoutTailsReserveNoKeyBytesAndGrowThemForLongerKeys()
+    {
+        var index = new KeyIndex();
+        var model = new SortedSet<byte[]>(ByteOrder.Instance);
+        long main = 1;
+        void AddInOrder(byte[] key)
+        {
+            Add(index, key, ++main);
+            model.Add(key);
+        }
+
+        // 16-byte keys as the in-order put row's: a chunk's keys share 13–14 bytes, their rests are 2–3.
+        for (int i = 0; i < 512; i++)
+        {
+            AddInOrder(Encoding.ASCII.GetBytes($"key/{i:D12}"));
+        }
+
+        long firstChunk = index.TailBytesCapacity;
+        for (int i = 512; i < 2_000; i++)
+        {
+            AddInOrder(Encoding.ASCII.GetBytes($"key/{i:D12}"));
+        }
+
+        Assert.That(index.TailBytesCapacity, Is.EqualTo(firstChunk), "the chunks appended after the first reserve no bytes for tails");
+
+        // Rests of 25 bytes and more appended into the last chunk (it holds 464 short keys): its key array grows from nothing.
+        for (int i = 2_000; i < 2_100; i++)
+        {
+            AddInOrder(Encoding.ASCII.GetBytes($"key/{i:D12}/and a longer suffix {i}"));
+        }
+
+        Assert.That(index.TailBytesCapacity, Is.GreaterThan(firstChunk), "longer rests have their tails stored");
+        AssertKeysFoundAndWalked(index, model);
+
+        var reloaded = new KeyIndex();
+        reloaded.Load(model.Select(key => SinglePut(key, FindMain(index, key))).ToList());
+        AssertKeysFoundAndWalked(reloaded, model);
+
+        static void AssertKeysFoundAndWalked(KeyIndex index, SortedSet<byte[]> model)
+        {
+            Assert.That(index.Keys().Select(Show), Is.EqualTo(model.Select(Show)), "every key read back whole, in byte order");
+            foreach (var key in model)
+            {
+                Assert.That(index.Find(key, out _), Is.True, $"{Show(key)} is found");
+            }
+
+            Assert.That(index.Find(Encoding.ASCII.GetBytes("key/000000001999/"), out _), Is.False, "a key never added is not found");
         }
     }
 
