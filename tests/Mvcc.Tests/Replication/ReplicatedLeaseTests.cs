@@ -669,7 +669,8 @@ public sealed class ReplicatedLeaseTests
         {
             var store = cluster[id];
             var events = new List<WatchEvent>();
-            long through = 0;
+            // Revision 1 is the empty store's: a watch has delivered everything through it before its first response.
+            long through = 1;
             var stop = new CancellationTokenSource();
             _stops.Add(stop);
             var reading = cluster.Scheduler.Run(async () =>
