@@ -11,9 +11,10 @@ namespace EmbeddedRaft.Mvcc.Tests.Replication;
 /// WatchStream's promise "a new watch from the last delivered revision + 1 continues exactly where
 /// this one stopped", on a replicated store: watchers that stop and resume on any member (members
 /// restarted under them), while compactions race their catching up (then the promise is
-/// RevisionCompactedException, whose CompactRevision says where to resume). Checked against the
-/// test's own model of the history: the writes it made, what they answered, and the keys' versions
-/// replayed from them, never the store's reads of its past.
+/// RevisionCompactedException, whose CompactRevision says where to resume); the second test adds
+/// network faults, overflowing live buffers, filters and previous key-values (docs/testing.md).
+/// Checked against the test's own model of the history: the writes it made, what they answered,
+/// and the keys' versions replayed from them, never the store's reads of its past.
 /// </summary>
 public sealed class ReplicatedWatchResumeTests
 {
