@@ -270,6 +270,21 @@ public sealed class ReplicatedLeaseTests
         var calls = new ClientCalls(cluster);
         ulong? down = null;
         int? healAt = null, faultyUntil = null;
+
+        // A leader cut off, and its expiry proposals then: none can commit (the timing check below
+        // would see one that did); counted to show the case happens.
+        (ReplicatedStore Store, long Proposed)? cutLeader = null;
+        long cutLeaderProposals = 0;
+        void EndCut()
+        {
+            if (cutLeader is { } cut && cluster.Members.TryGetValue(cut.Store.MemberId, out var store) && ReferenceEquals(store, cut.Store))
+            {
+                cutLeaderProposals += store.ExpiryRevocationsProposed - cut.Proposed;
+            }
+
+            cutLeader = null;
+        }
+
         int isolations = 0, leaderIsolations = 0, transfers = 0, crashes = 0, faultyStretches = 0;
         for (int round = 0; round < Rounds; round++)
         {
@@ -301,6 +316,7 @@ public sealed class ReplicatedLeaseTests
                 ulong victim = leader != 0 && random.Next(3) > 0 ? leader : via;
                 leaderIsolations += victim == leader ? 1 : 0;
                 isolations++;
+                cutLeader = victim == leader ? (cluster[victim], cluster[victim].ExpiryRevocationsProposed) : null;
                 healAt = round + random.Next(2, 12);
                 cluster.Network.Isolate(victim);
                 cluster.Record($"isolate m{victim}{(victim == leader ? " (the leader)" : string.Empty)} until round {healAt}");
@@ -334,6 +350,7 @@ public sealed class ReplicatedLeaseTests
             if (round == healAt)
             {
                 // Heal drops the link faults too: both end together.
+                EndCut();
                 cluster.Network.Heal();
                 cluster.Record("heal");
                 healAt = null;
@@ -359,6 +376,7 @@ public sealed class ReplicatedLeaseTests
         }
 
         // Everything heals; no lease is kept alive any more: each must expire, once, everywhere.
+        EndCut();
         cluster.Network.SetAllLinkFaults(Consensus.Transport.LinkFaults.None);
         cluster.Network.Heal();
         cluster.Record("heal all; no more keep-alives");
@@ -384,7 +402,7 @@ public sealed class ReplicatedLeaseTests
         }
 
         var histories = watches.Through(final);
-        string described = $"seed {seed}: {leases.Count} leases ({leases.Count(l => l.Granted)} grants acknowledged), {calls.Describe()}, {isolations} isolations ({leaderIsolations} of the leader), {faultyStretches} faulty stretches, {transfers} transfers, {crashes} crashes, CheckQuorum {checkQuorum}, final revision {final}";
+        string described = $"seed {seed}: {leases.Count} leases ({leases.Count(l => l.Granted)} grants acknowledged), {calls.Describe()}, {isolations} isolations ({leaderIsolations} of the leader, {cutLeaderProposals} expiries proposed by cut-off leaders), {faultyStretches} faulty stretches, {transfers} transfers, {crashes} crashes, CheckQuorum {checkQuorum}, final revision {final}";
         TestContext.Out.WriteLine(described);
         var reference = histories.First();
         foreach (var (id, history) in histories.Skip(1))
