@@ -230,6 +230,227 @@ public sealed class ReplicatedLeaseTests
         Assert.That(events.Select(e => e.Type), Is.EqualTo(new[] { WatchEventType.Put }), "the key was never deleted");
     }
 
+    private static IEnumerable<int> FaultSeeds() => TestSeeds.Choose("LEASE_FAULTS_SEED", "LEASE_FAULTS_SOAK_SEEDS", 1750, 4);
+
+    /// <summary>
+    /// Issue 17's "lease expiry only by the leader, none lost or doubled across a leader change; a
+    /// partitioned old leader cannot revoke anything", on the deterministic cluster (one manual clock
+    /// for Raft, the lessors and the network, so lease time is exact and the seed replays it all):
+    /// leases granted on random members, some kept alive from random members every round, keys
+    /// attached, while leaders are isolated (with CheckQuorum off on odd seeds, so the old leader
+    /// keeps believing it leads and its lessor finds the lease expired), links drop, duplicate and
+    /// reorder, leadership is transferred and members crash and restart. Then every lease is left to
+    /// expire. On every member's watch: each lease's keys deleted in exactly one revision holding
+    /// nothing else, exactly the keys put with it, none put after; the same history everywhere; and
+    /// that revision applied no earlier than the lease's TTL after the last keep-alive (or the grant)
+    /// acknowledged to a client was sent — which a revocation by a partitioned old leader, while the
+    /// majority kept the lease alive, would break.
+    /// </summary>
+    [TestCaseSource(nameof(FaultSeeds))]
+    public void UnderPartitionsTransfersAndCrashesEachLeaseExpiresOnceEverywhereNeverBeforeItsTtlFromItsLastAcknowledgedKeepAlive(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed} (replay: LEASE_FAULTS_SEED={seed})");
+        bool checkQuorum = seed % 2 == 0;
+        using var cluster = new DeterministicCluster(seed, 3, o =>
+        {
+            var quick = QuickLeases(o);
+            return quick with { Raft = quick.Raft with { Raft = quick.Raft.Raft with { CheckQuorum = checkQuorum } } };
+        });
+        var random = cluster.Random;
+        cluster.StartAll();
+        var watches = new LeaseWatches(cluster);
+        foreach (ulong id in cluster.Members.Keys.Order().ToList())
+        {
+            watches.Open(id);
+        }
+
+        const int Rounds = 150;
+        const int MaxLeases = 16;
+        var leases = new List<TrackedLease>();
+        var calls = new ClientCalls(cluster);
+        ulong? down = null;
+        int? healAt = null, faultyUntil = null;
+
+        // A leader cut off, and its expiry proposals then: none can commit (the timing check below
+        // would see one that did); counted to show the case happens.
+        (ReplicatedStore Store, long Proposed)? cutLeader = null;
+        long cutLeaderProposals = 0;
+        void EndCut()
+        {
+            if (cutLeader is { } cut && cluster.Members.TryGetValue(cut.Store.MemberId, out var store) && ReferenceEquals(store, cut.Store))
+            {
+                cutLeaderProposals += store.ExpiryRevocationsProposed - cut.Proposed;
+            }
+
+            cutLeader = null;
+        }
+
+        int isolations = 0, leaderIsolations = 0, transfers = 0, crashes = 0, faultyStretches = 0;
+        for (int round = 0; round < Rounds; round++)
+        {
+            var running = cluster.Members.Keys.Order().ToList();
+            ulong via = running[random.Next(running.Count)];
+            int action = random.Next(100);
+            if (action < 10 && leases.Count < MaxLeases)
+            {
+                var lease = new TrackedLease(leases.Count, 7000 + leases.Count, random.Next(1, 4), cluster.Time.GetUtcNow()) { Kept = random.Next(3) > 0 };
+                leases.Add(lease);
+                calls.Track(cluster.Start(via, $"grant {lease}", s => s.LeaseGrantAsync(lease.Ttl, lease.Id), r => $"lease {r.Id} ttl {r.TtlSeconds}"), _ => lease.Granted = true, lease.Gone);
+            }
+            else if (action < 40 && leases.Count > 0)
+            {
+                var lease = leases[random.Next(leases.Count)];
+                string key = $"l/{lease.Number}/{random.Next(3)}";
+                calls.Track(cluster.Start(via, $"put {key} on {lease}", s => s.PutAsync(new PutRequest { Key = Key(key), Value = Key($"r{round}"), Lease = lease.Id }), r => $"rev {r.Header.Revision}"), r => lease.AckedPuts.Add((key, r.Header.Revision)), lease.Gone);
+            }
+            else if (action < 46 && leases.Any(l => l.Kept))
+            {
+                var lease = leases.Where(l => l.Kept).ElementAt(random.Next(leases.Count(l => l.Kept)));
+                lease.Kept = false;
+                cluster.Record($"stop keeping {lease} alive");
+            }
+            else if (action < 52 && healAt is null)
+            {
+                // Mostly the leader: an old leader cut off while the majority keeps its leases alive.
+                ulong leader = running.FirstOrDefault(id => cluster[id].Node.Status.Raft.SoftState.Role == Consensus.StateRole.Leader);
+                ulong victim = leader != 0 && random.Next(3) > 0 ? leader : via;
+                leaderIsolations += victim == leader ? 1 : 0;
+                isolations++;
+                cutLeader = victim == leader ? (cluster[victim], cluster[victim].ExpiryRevocationsProposed) : null;
+                healAt = round + random.Next(2, 12);
+                cluster.Network.Isolate(victim);
+                cluster.Record($"isolate m{victim}{(victim == leader ? " (the leader)" : string.Empty)} until round {healAt}");
+            }
+            else if (action < 56 && faultyUntil is null)
+            {
+                faultyStretches++;
+                faultyUntil = round + random.Next(2, 8);
+                cluster.Network.SetAllLinkFaults(new Consensus.Transport.LinkFaults { DropRate = 0.1, DuplicateRate = 0.05, ReorderRate = 0.1, Delay = TimeSpan.FromMilliseconds(5), DelayJitter = TimeSpan.FromMilliseconds(20) });
+                cluster.Record($"faulty links until round {faultyUntil}");
+            }
+            else if (action < 64)
+            {
+                ulong target = running[random.Next(running.Count)];
+                transfers++;
+                calls.Track(cluster.Start(via, $"transfer to m{target}", async s => { await s.TransferLeadershipAsync(target); return true; }, _ => "done"), _ => { }, () => { });
+            }
+            else if (action < 68 && down is null)
+            {
+                crashes++;
+                cluster.Crash(via);
+                down = via;
+            }
+            else if (action < 76 && down is { } crashed)
+            {
+                cluster.Start(crashed);
+                watches.Open(crashed);
+                down = null;
+            }
+
+            if (round == healAt)
+            {
+                // Heal drops the link faults too: both end together.
+                EndCut();
+                cluster.Network.Heal();
+                cluster.Record("heal");
+                healAt = null;
+                faultyUntil = null;
+            }
+            else if (round == faultyUntil)
+            {
+                cluster.Network.SetAllLinkFaults(Consensus.Transport.LinkFaults.None);
+                cluster.Record("links faultless");
+                faultyUntil = null;
+            }
+
+            // Every round, each lease still kept gets a keep-alive through a random member.
+            running = cluster.Members.Keys.Order().ToList();
+            foreach (var lease in leases.Where(l => l.Kept))
+            {
+                var sent = cluster.Time.GetUtcNow();
+                calls.Track(cluster.Start(running[random.Next(running.Count)], $"keep-alive {lease}", s => s.LeaseKeepAliveAsync(lease.Id), r => $"ttl {r.TtlSeconds}"), _ => lease.Acknowledged(sent), lease.Gone);
+            }
+
+            cluster.RunFor(TimeSpan.FromMilliseconds(random.Next(50, 400)));
+            calls.Settle();
+        }
+
+        // Everything heals; no lease is kept alive any more: each must expire, once, everywhere.
+        EndCut();
+        cluster.Network.SetAllLinkFaults(Consensus.Transport.LinkFaults.None);
+        cluster.Network.Heal();
+        cluster.Record("heal all; no more keep-alives");
+        if (down is { } last)
+        {
+            cluster.Start(last);
+            watches.Open(last);
+        }
+
+        foreach (var lease in leases)
+        {
+            lease.Kept = false;
+        }
+
+        calls.SettleAll();
+        cluster.RunUntil(() => cluster.Members.Values.All(m => m.Mvcc.LeaseLeases().Leases.Count == 0), $"seed {seed}: every lease expiring on every member (none lost)");
+        ulong finalLeader = cluster.WaitForLeader();
+        long final = cluster.Do(finalLeader, "range l/", s => s.RangeAsync(new RangeRequest { Key = Key("l/"), RangeEnd = Key("l0") }), r => $"{r.Count} at {r.Header.Revision}").Header.Revision;
+        foreach (ulong id in cluster.Members.Keys.Order().ToList())
+        {
+            var left = cluster.Do(id, "lease leases", s => s.LeaseLeasesAsync(), r => $"{r.Leases.Count}");
+            Assert.That(left.Leases, Is.Empty, $"seed {seed}: member {id} still knows leases after they all expired");
+        }
+
+        var histories = watches.Through(final);
+        string described = $"seed {seed}: {leases.Count} leases ({leases.Count(l => l.Granted)} grants acknowledged), {calls.Describe()}, {isolations} isolations ({leaderIsolations} of the leader, {cutLeaderProposals} expiries proposed by cut-off leaders), {faultyStretches} faulty stretches, {transfers} transfers, {crashes} crashes, CheckQuorum {checkQuorum}, final revision {final}";
+        TestContext.Out.WriteLine(described);
+        var reference = histories.First();
+        foreach (var (id, history) in histories.Skip(1))
+        {
+            Assert.That(history.Select(Show).ToList(), Is.EqualTo(reference.Value.Select(Show).ToList()), $"seed {seed}: member {id}'s watch against member {reference.Key}'s");
+        }
+
+        var events = reference.Value;
+        var slack = new List<TimeSpan>();
+        foreach (var lease in leases)
+        {
+            string prefix = $"l/{lease.Number}/";
+            var puts = events.Where(e => e.Type == WatchEventType.Put && Text(e.Kv.Key).StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            var deletes = events.Where(e => e.Type == WatchEventType.Delete && Text(e.Kv.Key).StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            Assert.That(puts.Select(e => e.Kv.Lease), Is.All.EqualTo(lease.Id), $"seed {seed}: {lease}'s keys carry it");
+            foreach (var (key, revision) in lease.AckedPuts)
+            {
+                Assert.That(puts.Any(e => Text(e.Kv.Key) == key && e.Kv.ModRevision == revision), Is.True, $"seed {seed}: the acknowledged put of {key} on {lease} at {revision} is in the history");
+            }
+
+            if (puts.Count == 0)
+            {
+                Assert.That(deletes, Is.Empty, $"seed {seed}: {lease} had no key, so its revocation deleted none");
+                continue;
+            }
+
+            var revocations = deletes.Select(e => e.Kv.ModRevision).Distinct().ToList();
+            Assert.That(revocations, Has.Count.EqualTo(1), $"seed {seed}: {lease}'s keys deleted in exactly one revision (revocations at {string.Join(", ", revocations)})");
+            long revoked = revocations[0];
+            Assert.That(events.Where(e => e.Kv.ModRevision == revoked).Select(Show), Is.EquivalentTo(deletes.Select(Show)), $"seed {seed}: revision {revoked} is {lease}'s revocation alone");
+            Assert.That(deletes.Select(e => Text(e.Kv.Key)), Is.EquivalentTo(puts.Select(e => Text(e.Kv.Key)).Distinct()), $"seed {seed}: {lease}'s revocation deleted exactly the keys put with it, each once");
+            Assert.That(puts.Select(e => e.Kv.ModRevision), Is.All.LessThan(revoked), $"seed {seed}: no key put with {lease} after its revocation");
+            var applied = watches.FirstSeen[revoked];
+            var earliest = lease.LastAcknowledgedSend + TimeSpan.FromSeconds(lease.Ttl);
+            Assert.That(applied, Is.GreaterThanOrEqualTo(earliest), $"seed {seed}: {lease} revoked at {applied:HH:mm:ss.fff} (revision {revoked}), before its {lease.Ttl} s TTL from the last acknowledged keep-alive or grant, sent at {lease.LastAcknowledgedSend:HH:mm:ss.fff}");
+            slack.Add(applied - earliest);
+        }
+
+        TestContext.Out.WriteLine($"seed {seed}: {slack.Count} revocations checked, revoked {(slack.Count == 0 ? "-" : $"{slack.Min().TotalMilliseconds:0}..{slack.Max().TotalMilliseconds:0}")} ms after the earliest allowed; {leases.Count(l => l.ExpiredWhileKept)} leases expired while still kept alive");
+
+        Assert.That(calls.Unexpected, Is.Empty, $"seed {seed}: client calls failed in ways no fault explains");
+        watches.StopAll();
+        cluster.StopAll();
+        Assert.That(cluster.OffThreadEvents, Is.Empty, $"seed {seed}: library work escaped the scheduler's thread (first: {(cluster.OffThreadEvents.Count > 0 ? cluster.OffThreadEvents[0] : "none")})");
+
+        static string Show(WatchEvent e) => $"{e.Type} {Text(e.Kv.Key)}@{e.Kv.ModRevision} lease {e.Kv.Lease}";
+    }
+
     /// <summary>
     /// Keeps <paramref name="leases"/> alive through random members of <paramref name="ids"/>, each
     /// round applied on all of them, and after each round moves <paramref name="clocks"/> (their lease
@@ -342,6 +563,177 @@ public sealed class ReplicatedLeaseTests
             _throughRevision = _responses.Current.Header.Revision;
             Events.AddRange(_responses.Current.Events);
             return _responses.Current.Events;
+        }
+    }
+
+    /// <summary>A lease the fault test granted (or tried to), and what clients were told about it.</summary>
+    private sealed class TrackedLease(int number, long id, long ttl, DateTimeOffset grantSent)
+    {
+        public int Number { get; } = number;
+
+        public long Id { get; } = id;
+
+        public long Ttl { get; } = ttl;
+
+        /// <summary>Whether each round still sends it a keep-alive.</summary>
+        public bool Kept { get; set; }
+
+        public bool Granted { get; set; }
+
+        /// <summary>
+        /// When the last keep-alive a client saw succeed was sent (at first: when the grant was
+        /// sent). Each member renews the lease as it applies the keep-alive, after it was sent, so
+        /// no member may revoke it earlier than this plus its TTL; a keep-alive of unknown outcome
+        /// can only renew it later.
+        /// </summary>
+        public DateTimeOffset LastAcknowledgedSend { get; private set; } = grantSent;
+
+        public List<(string Key, long Revision)> AckedPuts { get; } = [];
+
+        public void Acknowledged(DateTimeOffset sent)
+        {
+            if (sent > LastAcknowledgedSend)
+            {
+                LastAcknowledgedSend = sent;
+            }
+        }
+
+        /// <summary>A call answered lease-not-found: it expired (or its grant is not applied yet); keeping it alive is over.</summary>
+        public void Gone()
+        {
+            ExpiredWhileKept |= Kept;
+            Kept = false;
+        }
+
+        /// <summary>Found gone while still kept alive: its keep-alives failed for a TTL (a partition, an election).</summary>
+        public bool ExpiredWhileKept { get; private set; }
+
+        public override string ToString() => $"lease {Number} ({Id}, {Ttl} s)";
+    }
+
+    /// <summary>
+    /// The fault test's client calls in flight on the deterministic cluster: each settled once done,
+    /// by its success or its failure. Lease-not-found is an answer; the failures faults cause (no
+    /// leader, a dropped or timed-out proposal, a stopped or crashed member) leave the outcome
+    /// unknown; any other failure is kept in <see cref="Unexpected"/>.
+    /// </summary>
+    private sealed class ClientCalls(DeterministicCluster cluster)
+    {
+        private readonly List<Func<bool>> _pending = [];
+        private int _succeeded;
+        private int _notFound;
+        private int _unknown;
+
+        public List<string> Unexpected { get; } = [];
+
+        public void Track<T>(Task<T> call, Action<T> succeeded, Action notFound)
+        {
+            _pending.Add(() =>
+            {
+                if (!call.IsCompleted)
+                {
+                    return false;
+                }
+
+                if (call.IsCompletedSuccessfully)
+                {
+                    _succeeded++;
+                    succeeded(call.Result);
+                }
+                else if (call.Exception?.InnerException is MvccException { Error: MvccError.LeaseNotFound })
+                {
+                    _notFound++;
+                    notFound();
+                }
+                else if (call.Exception?.InnerException is Consensus.Host.NoLeaderException or Consensus.ProposalDroppedException or Consensus.Host.NodeStoppedException or TimeoutException or ObjectDisposedException or OperationCanceledException)
+                {
+                    _unknown++;
+                }
+                else
+                {
+                    Unexpected.Add(call.Exception?.InnerException?.ToString() ?? "cancelled");
+                }
+
+                return true;
+            });
+        }
+
+        /// <summary>Settles every call that is done.</summary>
+        public void Settle() => _pending.RemoveAll(settled => settled());
+
+        /// <summary>Runs the cluster until every call is done, and settles them.</summary>
+        public void SettleAll()
+        {
+            cluster.RunUntil(() => { Settle(); return _pending.Count == 0; }, "every client call finishing");
+        }
+
+        public string Describe() => $"{_succeeded} calls succeeded, {_notFound} found no lease, {_unknown} of unknown outcome";
+    }
+
+    /// <summary>
+    /// A watch of the lease keys on every member from revision 1 (opened again, from 1, when the
+    /// member restarts), and the simulated time each revision was first delivered by any of them:
+    /// on the deterministic cluster a watch delivers in the same scheduler run as the member
+    /// applies, so that is when the first member applied it (or later, never earlier).
+    /// </summary>
+    private sealed class LeaseWatches(DeterministicCluster cluster)
+    {
+        private readonly Dictionary<ulong, (List<WatchEvent> Events, Func<long> Through, CancellationTokenSource Stop, Task Reading)> _current = [];
+        private readonly List<CancellationTokenSource> _stops = [];
+
+        public Dictionary<long, DateTimeOffset> FirstSeen { get; } = [];
+
+        public void Open(ulong id)
+        {
+            var store = cluster[id];
+            var events = new List<WatchEvent>();
+            // Revision 1 is the empty store's: a watch has delivered everything through it before its first response.
+            long through = 1;
+            var stop = new CancellationTokenSource();
+            _stops.Add(stop);
+            var reading = cluster.Scheduler.Run(async () =>
+            {
+                try
+                {
+                    await foreach (var response in store.WatchAsync(s_leaseKeys, stop.Token))
+                    {
+                        foreach (var e in response.Events)
+                        {
+                            FirstSeen.TryAdd(e.Kv.ModRevision, cluster.Time.GetUtcNow());
+                        }
+
+                        events.AddRange(response.Events);
+                        through = response.Header.Revision;
+                    }
+                }
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+                {
+                    // Stopped, or its member crashed or stopped: a new watch takes over at its restart.
+                }
+            });
+            _current[id] = (events, () => through, stop, reading);
+        }
+
+        /// <summary>Runs until every running member's current watch delivered <paramref name="revision"/>; returns their events by member.</summary>
+        public Dictionary<ulong, List<WatchEvent>> Through(long revision)
+        {
+            var ids = cluster.Members.Keys.Order().ToList();
+            cluster.RunUntil(() => ids.All(id => _current[id].Through() >= revision), $"every member's watch delivering revision {revision}");
+            return ids.ToDictionary(id => id, id => _current[id].Events);
+        }
+
+        public void StopAll()
+        {
+            foreach (var stop in _stops)
+            {
+                stop.Cancel();
+            }
+
+            cluster.Run(Task.WhenAll(_current.Values.Select(c => c.Reading)), "the watches ending");
+            foreach (var stop in _stops)
+            {
+                stop.Dispose();
+            }
         }
     }
 }
