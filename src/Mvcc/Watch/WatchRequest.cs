@@ -49,8 +49,7 @@ public sealed class WatchRequest
     /// as ordinary immutable ones (so the batches' memory is not pinned for a consumer that stopped),
     /// until the consumer has taken them. The guarantees (order, atomic revisions, no gap or
     /// duplicate, header revisions) are the same. False: every response and its events are immutable
-    /// and the consumer's to keep (the keys and values of one response's events may be slices of one
-    /// array they share, each event's bytes its own slice, never written again).
+    /// and the consumer's to keep.
     /// </summary>
     public bool ReuseEvents { get; init; }
 
