@@ -184,36 +184,6 @@ internal static class HistoryReader
     }
 
     /// <summary>
-    /// As <see cref="ToEvent(long, bool, ReadOnlySpan{byte}, in StoredValue.Decoded)"/>, the key and
-    /// value copied into <paramref name="bytes"/> (an ordinary watch's live response: its events share
-    /// slabs, see <see cref="EventBytes"/>) instead of an array of their own.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static WatchEvent ToEvent(long main, bool tombstone, ReadOnlySpan<byte> stored, in StoredValue.Decoded decoded, EventBytes bytes)
-    {
-        if (tombstone)
-        {
-            return new WatchEvent { Type = WatchEventType.Delete, Kv = new KeyValue { Key = bytes.Copy(StoredValue.KeyOf(stored, decoded)), ModRevision = main } };
-        }
-
-        // Key and value lie side by side in the stored bytes: one copy, two slices of it.
-        var body = bytes.Copy(StoredValue.BodyOf(stored, decoded));
-        return new WatchEvent
-        {
-            Type = WatchEventType.Put,
-            Kv = new KeyValue
-            {
-                Key = body[..decoded.KeyLength],
-                CreateRevision = decoded.CreateRevision,
-                ModRevision = main,
-                Version = decoded.Version,
-                Value = body[decoded.KeyLength..],
-                Lease = decoded.Lease,
-            },
-        };
-    }
-
-    /// <summary>
     /// As <see cref="ToEvent(long, bool, ReadOnlySpan{byte}, in StoredValue.Decoded)"/>, written into
     /// <paramref name="target"/> (a reusing watch's own instance, <see cref="WatchRequest.ReuseEvents"/>)
     /// with the key and value as slices of <paramref name="stored"/>: no copy, no allocation.

@@ -108,8 +108,7 @@ internal sealed class WatchBuffer
     /// spans held none for the watcher): the caller <see cref="Empty"/>s it, which releases the
     /// batches (a reusing consumer only once the events it handed out may no longer be read: their
     /// keys and values slice those batches). <paramref name="reused"/> null: each event is a new
-    /// object with its own copy of the key and value (copied into <paramref name="bytes"/>, whose
-    /// slabs the events of one response share: <see cref="EventBytes"/>); otherwise (<see cref="WatchRequest.ReuseEvents"/>)
+    /// object with its own copy of the key and value; otherwise (<see cref="WatchRequest.ReuseEvents"/>)
     /// the events are written into its instances and their keys and values slice the held batches'
     /// bytes: nothing is allocated per event.
     /// </summary>
@@ -127,7 +126,7 @@ internal sealed class WatchBuffer
     /// </remarks>
     /// <exception cref="InvariantViolationException">A staged value no longer decodes (the writer checked it when it staged it; the buffer is emptied), or nothing is left to decode.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public long TakeEvents(int maxEvents, List<WatchEvent> events, ReusedEvents? reused, EventBytes bytes, Watcher watcher)
+    public long TakeEvents(int maxEvents, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         var changes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_changes);
         if (_decoded >= changes.Length)
@@ -145,7 +144,7 @@ internal sealed class WatchBuffer
                 ref readonly var change = ref changes[_decoded];
                 if (change.IsSpan)
                 {
-                    if (!TakeSpanEvents(change, limit, ref taken, ref through, events, reused, bytes, watcher))
+                    if (!TakeSpanEvents(change, limit, ref taken, ref through, events, reused, watcher))
                     {
                         return through;
                     }
@@ -171,7 +170,7 @@ internal sealed class WatchBuffer
                 events.EnsureCapacity(events.Count + count);
                 for (int i = _decoded; i < end; i++)
                 {
-                    events.Add(changes[i].Built ?? (reused is null ? Decode(changes[i], bytes) : DecodeInto(changes[i], reused.Next())));
+                    events.Add(changes[i].Built ?? (reused is null ? Decode(changes[i]) : DecodeInto(changes[i], reused.Next())));
                 }
 
                 taken += count;
@@ -210,7 +209,7 @@ internal sealed class WatchBuffer
     /// revision left, which has an event), true once every entry of the span was read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private bool TakeSpanEvents(in BufferedChange span, int limit, ref int taken, ref long through, List<WatchEvent> events, ReusedEvents? reused, EventBytes bytes, Watcher watcher)
+    private bool TakeSpanEvents(in BufferedChange span, int limit, ref int taken, ref long through, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         var batch = _held[span.HeldBatch];
         int at = Math.Max(_spanAt, span.SpanStart);
@@ -254,11 +253,11 @@ internal sealed class WatchBuffer
                         return false;
                     }
 
-                    events.Add(ToEvent(entry, decoded, reused, bytes));
+                    events.Add(ToEvent(entry, decoded, reused));
                     taken++;
                 }
             }
-            else if (!TakeRevisionEvents(batch, at, next, limit, ref taken, events, reused, bytes, watcher))
+            else if (!TakeRevisionEvents(batch, at, next, limit, ref taken, events, reused, watcher))
             {
                 _spanAt = at;
                 return false;
@@ -278,7 +277,7 @@ internal sealed class WatchBuffer
 
     /// <summary>The events of one revision of several changes, entries [<paramref name="at"/>, <paramref name="next"/>) of <paramref name="batch"/>, whole: false, with none taken, when they do not fit in the piece.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool TakeRevisionEvents(PendingBatch batch, int at, int next, int limit, ref int taken, List<WatchEvent> events, ReusedEvents? reused, EventBytes bytes, Watcher watcher)
+    private static bool TakeRevisionEvents(PendingBatch batch, int at, int next, int limit, ref int taken, List<WatchEvent> events, ReusedEvents? reused, Watcher watcher)
     {
         // Counted before any is taken: a revision is never split.
         int matches = 0;
@@ -300,7 +299,7 @@ internal sealed class WatchBuffer
             var entry = batch.EntryAt(p);
             if (Takes(entry, watcher, out var decoded))
             {
-                events.Add(ToEvent(entry, decoded, reused, bytes));
+                events.Add(ToEvent(entry, decoded, reused));
             }
         }
 
@@ -308,11 +307,11 @@ internal sealed class WatchBuffer
         return true;
     }
 
-    /// <summary>The event of a span's entry: a new one with its own copy of the key and value (in <paramref name="bytes"/>' slab), or (reusing) written into the next reused instance, slicing the held batch.</summary>
+    /// <summary>The event of a span's entry: a new one with its own copy of the key and value, or (reusing) written into the next reused instance, slicing the held batch.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static WatchEvent ToEvent(in PendingBatch.Entry entry, in StoredValue.Decoded decoded, ReusedEvents? reused, EventBytes bytes) =>
+    private static WatchEvent ToEvent(in PendingBatch.Entry entry, in StoredValue.Decoded decoded, ReusedEvents? reused) =>
         reused is null
-            ? HistoryReader.ToEvent(entry.Revision.Main, entry.Tombstone, entry.StoredValue.Span, decoded, bytes)
+            ? HistoryReader.ToEvent(entry.Revision.Main, entry.Tombstone, entry.StoredValue.Span, decoded)
             : HistoryReader.OverwriteEvent(reused.Next(), entry.Revision.Main, entry.Tombstone, entry.StoredValue, decoded);
 
     /// <summary>True when <paramref name="watcher"/> takes the change of <paramref name="entry"/> (its key in range, its kind not filtered out).</summary>
@@ -334,8 +333,8 @@ internal sealed class WatchBuffer
         throw new InvariantViolationException($"MVCC watch: the stored value of revision {revision} in a held batch does not decode (its pending batch was written again while held).");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static WatchEvent Decode(in BufferedChange change, EventBytes bytes) =>
-        HistoryReader.ToEvent(change.Main, change.Tombstone, change.Stored.Span, DecodeStored(change), bytes);
+    private static WatchEvent Decode(in BufferedChange change) =>
+        HistoryReader.ToEvent(change.Main, change.Tombstone, change.Stored.Span, DecodeStored(change));
 
     /// <summary>The event of a staged change written into <paramref name="target"/>, its key and value slices of the held batch (no copy).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -24,9 +24,6 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
     /// </summary>
     private List<WatchEvent> _scratch = [];
 
-    /// <summary>Ordinary watch: the slabs a live response's keys and values are copied into (restarted per response).</summary>
-    private readonly EventBytes _bytes = new();
-
     /// <summary>
     /// A live buffer this consumer took and emptied, offered back to the hub at each take for reuse
     /// until the hub has room for it (see <see cref="WatchHub.Take"/>): at most one.
@@ -180,12 +177,11 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
         var buffer = _decoding!;
         var events = _reusedList ?? _scratch;
         events.Clear();
-        _bytes.Restart();
 
         long through;
         try
         {
-            through = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, events, _reused, _bytes, watcher);
+            through = buffer.TakeEvents(WatchHub.MaxEventsPerResponse, events, _reused, watcher);
         }
         catch
         {
