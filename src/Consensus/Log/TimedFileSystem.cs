@@ -27,7 +27,7 @@ internal sealed class TimedFileSystem(IFileSystem inner, TimeProvider time, Acti
 
     public IDisposable AcquireExclusiveLock(string lockFilePath) => inner.AcquireExclusiveLock(lockFilePath);
 
-    private sealed class TimedStorageFile(IStorageFile inner, TimeProvider time, Action<string, TimeSpan> flushed) : IStorageFile, IRingFlushableFile
+    private sealed class TimedStorageFile(IStorageFile inner, TimeProvider time, Action<string, TimeSpan> flushed) : IStorageFile
     {
         public string Path => inner.Path;
 
@@ -44,26 +44,6 @@ internal sealed class TimedFileSystem(IFileSystem inner, TimeProvider time, Acti
             long started = time.GetTimestamp();
             inner.Flush();
             flushed(inner.Path, time.GetElapsedTime(started));
-        }
-
-        public bool TrySubmitFlush(UringFlusher ring, Action<Exception?> done)
-        {
-            if (inner is not IRingFlushableFile ringFile)
-            {
-                return false;
-            }
-
-            // Timed from submission to completion: the flush's whole wait, as a synchronous one's.
-            long started = time.GetTimestamp();
-            return ringFile.TrySubmitFlush(ring, failure =>
-            {
-                if (failure is null)
-                {
-                    flushed(inner.Path, time.GetElapsedTime(started));
-                }
-
-                done(failure);
-            });
         }
 
         public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);

@@ -1,10 +1,9 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace EmbeddedRaft.Storage.IO;
 
 /// <summary>An open file on the real disk; see <see cref="PhysicalFileSystem"/>.</summary>
-internal sealed class PhysicalStorageFile : IStorageFile, IRingFlushableFile
+internal sealed class PhysicalStorageFile : IStorageFile
 {
     private readonly SafeFileHandle _handle;
 
@@ -54,36 +53,6 @@ internal sealed class PhysicalStorageFile : IStorageFile, IRingFlushableFile
         }
 
         RandomAccess.FlushToDisk(_handle);
-    }
-
-    public bool TrySubmitFlush(UringFlusher ring, Action<Exception?> done)
-    {
-        // The reference taken here is released when the flush completes, so a Dispose meanwhile
-        // (a segment closed at a cut or close) cannot close the descriptor under the kernel's fsync.
-        bool added = false;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            int fd = checked((int)_handle.DangerousGetHandle());
-            bool submitted = ring.TrySubmitDataSync(fd, result =>
-            {
-                _handle.DangerousRelease();
-                done(result < 0 ? new IOException($"fdatasync '{Path}' (io_uring) failed: {Marshal.GetPInvokeErrorMessage(-result)} (errno {-result}).", -result) : null);
-            });
-            if (submitted)
-            {
-                added = false; // released by the completion
-            }
-
-            return submitted;
-        }
-        finally
-        {
-            if (added)
-            {
-                _handle.DangerousRelease();
-            }
-        }
     }
 
     public void StartWriteBack(long offset, long length)

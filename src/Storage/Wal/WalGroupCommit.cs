@@ -48,9 +48,6 @@ internal sealed class WalGroupCommit
     private readonly int _writeBufferSizeBytes;
     private readonly Thread? _writerThread;
     private readonly Thread? _syncerThread;
-    // BackgroundThreads on Linux with WalOptions.IoUringFlush: a caller's own group's flush is
-    // submitted here instead of run on its thread (null: every flush synchronous). Disposed at close.
-    private readonly UringFlusher? _ring;
     private readonly TaskCompletionSource _writerExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentQueue<WalAppendWaiter> _waiterPool = new();
     private readonly ConcurrentQueue<WalCompletionShare> _completionSharePool = new();
@@ -108,9 +105,6 @@ internal sealed class WalGroupCommit
     // ---- Owned by the syncer thread. ----
     private readonly List<WalAppendWaiter> _syncCompletions = [];
 
-    // ---- Owned by the ring's reaper thread (one ring flush in flight at most: the flush lane). ----
-    private readonly List<WalAppendWaiter> _ringCompletions = [];
-
     public WalGroupCommit(IFileSystem fileSystem, string directory, WalOptions options, RecoveredLog recovered)
     {
         _fileSystem = fileSystem;
@@ -136,7 +130,6 @@ internal sealed class WalGroupCommit
 
         // Both lanes start idle, so a first lone append commits on its own thread whether or not
         // the threads have reached their first wait.
-        _ring = options.IoUringFlush ? UringFlusher.TryCreate() : null;
         _writerThread = new Thread(RunWriter) { IsBackground = true, Name = "EmbeddedRaft WAL writer" };
         _syncerThread = new Thread(RunSyncer) { IsBackground = true, Name = "EmbeddedRaft WAL syncer" };
         _writerThread.UnsafeStart();
@@ -274,7 +267,6 @@ internal sealed class WalGroupCommit
     /// <summary>Completes when every record appended before the call is durable; see <see cref="WriteAheadLog.SyncAsync"/>.</summary>
     public ValueTask Sync()
     {
-        WalAppendWaiter? ringWaiter = null;
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
@@ -283,21 +275,7 @@ internal sealed class WalGroupCommit
                 return ValueTask.CompletedTask;
             }
 
-            if (_ring is not null)
-            {
-                // The caller's group, if it takes the lane, is written here and its flush submitted
-                // to the ring: the waiter completes when the ring reports the flush, and this
-                // thread returns at once (the caller goes on while the disk works).
-                ringWaiter = RentWaiter(new WalPosition(_tailSequence, _tailOffset));
-                _active.Waiters.Add(ringWaiter);
-                _active.NeedsSync = true;
-                if (!TryTakeCallerLaneUnsynchronized())
-                {
-                    WakeWriterUnsynchronized();
-                    return new ValueTask(ringWaiter, ringWaiter.Version);
-                }
-            }
-            else if (!TryTakeCallerLaneUnsynchronized())
+            if (!TryTakeCallerLaneUnsynchronized())
             {
                 var waiter = RentWaiter(new WalPosition(_tailSequence, _tailOffset));
                 _active.Waiters.Add(waiter);
@@ -305,14 +283,6 @@ internal sealed class WalGroupCommit
                 WakeWriterUnsynchronized();
                 return new ValueTask(waiter, waiter.Version);
             }
-        }
-
-        if (ringWaiter is not null)
-        {
-            // The waiter is not awaited before this returns, so its version cannot move meanwhile
-            // even when the reaper completes it first.
-            CommitOnCallerThreadSubmittingFlush();
-            return new ValueTask(ringWaiter, ringWaiter.Version);
         }
 
         CommitOnCallerThread();
@@ -410,7 +380,6 @@ internal sealed class WalGroupCommit
         }
 
         EndClose();
-        _ring?.Dispose();
     }
 
     /// <summary>Like <see cref="Close"/>, waiting asynchronously for the writer thread.</summary>
@@ -425,7 +394,6 @@ internal sealed class WalGroupCommit
         BeginClose();
         await _writerExited.Task.ConfigureAwait(false);
         EndClose();
-        _ring?.Dispose();
     }
 
     // ------------------------------------------------------------------ transitions of the three states
@@ -1096,27 +1064,17 @@ internal sealed class WalGroupCommit
             }
             catch (Exception e)
             {
-                FlushFailed(e);
+                // Fault first: that fails the written waiters, so the lane may then go idle.
+                Fail(e, includeWork: false);
+                lock (_lock)
+                {
+                    EndFlushUnsynchronized();
+                }
+
                 throw;
             }
         }
 
-        return FinishFlush(target, completions);
-    }
-
-    /// <summary>A flush failed: fault first (that fails the written waiters, so the lane may then go idle), then end the flush. Never retried.</summary>
-    private void FlushFailed(Exception failure)
-    {
-        Fail(failure, includeWork: false);
-        lock (_lock)
-        {
-            EndFlushUnsynchronized();
-        }
-    }
-
-    /// <summary>The flush of <paramref name="target"/> returned: advances the durable position and completes the covered waiters; false when the log failed meanwhile.</summary>
-    private bool FinishFlush(FlushTarget target, List<WalAppendWaiter> completions)
-    {
         lock (_lock)
         {
             if (_failure is not null)
@@ -1317,70 +1275,6 @@ internal sealed class WalGroupCommit
                     Monitor.PulseAll(_lock);
                 }
             }
-        }
-    }
-
-    /// <summary>
-    /// Like <see cref="CommitOnCallerThread"/>, with the flush submitted to <see cref="_ring"/>
-    /// rather than run here: writes the work taken (its sync waiter among it), begins the flush,
-    /// submits it and releases the write lane — the flush lane stays Flushing until the ring's
-    /// reaper reports it (<see cref="OnRingFlushed"/>), so no other flush nor cut starts meanwhile,
-    /// while the writer thread may write the next group. When the ring cannot take it, flushes here.
-    /// Never throws: a failure faults the log, which fails the waiters (the caller's among them).
-    /// </summary>
-    private void CommitOnCallerThreadSubmittingFlush()
-    {
-        try
-        {
-            WriteWork();
-            FlushTarget target;
-            lock (_lock)
-            {
-                target = BeginFlushUnsynchronized();
-            }
-
-            if (!(target.NeedsFlush && target.File is IRingFlushableFile file && file.TrySubmitFlush(_ring!, failure => OnRingFlushed(target, failure))))
-            {
-                _ = Flush(target, _completions); // false: failed meanwhile, the waiters are failed already
-            }
-        }
-        catch (Exception e)
-        {
-            Fail(e, includeWork: true);
-        }
-        finally
-        {
-            lock (_lock)
-            {
-                ReleaseWriteLaneUnsynchronized(WriteLane.Caller);
-                if (HasWorkUnsynchronized() || _flushLane != FlushLane.Idle || _lifecycle != Lifecycle.Open)
-                {
-                    Monitor.PulseAll(_lock);
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// On the ring's reaper thread: the submitted flush of <paramref name="target"/> completed. A
-    /// failure stops the log for good, as a synchronous flush's would (never retried: the kernel may
-    /// have dropped the dirty pages). Never throws (it would end the reaper).
-    /// </summary>
-    private void OnRingFlushed(FlushTarget target, Exception? failure)
-    {
-        try
-        {
-            if (failure is not null)
-            {
-                FlushFailed(failure);
-                return;
-            }
-
-            _ = FinishFlush(target, _ringCompletions);
-        }
-        catch (Exception e)
-        {
-            Fail(e, includeWork: false);
         }
     }
 

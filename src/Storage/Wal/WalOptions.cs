@@ -17,9 +17,6 @@ namespace EmbeddedRaft.Storage.Wal;
 /// </remarks>
 public sealed record WalOptions
 {
-    /// <summary>Whether <see cref="IoUringFlush"/> is on by default: yes, unless the environment variable <c>EMBEDDEDRAFT_WAL_IO_URING</c> is <c>0</c>.</summary>
-    internal static readonly bool IoUringFlushByDefault = Environment.GetEnvironmentVariable("EMBEDDEDRAFT_WAL_IO_URING") != "0";
-
     /// <summary>The default <see cref="SegmentSizeBytes"/>: 64 MiB, as etcd.</summary>
     public const long DefaultSegmentSizeBytes = 64L * 1024 * 1024;
 
@@ -131,15 +128,6 @@ public sealed record WalOptions
     /// default) leaves the sync path as it is: one null check.
     /// </summary>
     internal Func<ValueTask>? BeforeSync { get; init; }
-
-    /// <summary>
-    /// Internal switch: with <see cref="WalThreading.BackgroundThreads"/> on Linux, a caller's
-    /// <see cref="WriteAheadLog.SyncAsync"/> that commits its own group writes on its thread and
-    /// submits the flush to an io_uring of the log's own (<see cref="IO.UringFlusher"/>), returning
-    /// without blocking in <c>fdatasync</c>. Off, or any ring setup failure, or a file that cannot
-    /// take it (the simulator's): the synchronous flush. No effect with <see cref="WalThreading.CallerThread"/>.
-    /// </summary>
-    internal bool IoUringFlush { get; init; } = IoUringFlushByDefault;
 
     /// <summary>
     /// Which threads write and flush: <see cref="WalThreading.BackgroundThreads"/> (the default: a
