@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) { NEXT(); double t = now_us(); for (int f = 0; f < 2; f++) { if (pwrite(fds[f], buf, bytes, off) != bytes) return 1; prep(IORING_OP_FSYNC, fds[f], 0, 0, 0, IORING_FSYNC_DATASYNC, 0); } submit(2, 0); reap(2, 1); v[i] = now_us() - t; }
     report("uring: two logs' FSYNC together, poll CQ", v, n);
     for (int i = 0; i < n; i++) { NEXT(); double t = now_us(); if (pwrite(fds[0], buf, bytes, off) != bytes) return 1; prep(IORING_OP_FSYNC, fds[0], 0, 0, 0, IORING_FSYNC_DATASYNC, 0); submit(1, 0);
-      if (pwrite(fds[1], buf, bytes, off) != bytes || fdatasync(fds[1])) return 1; reap(1, 0); v[i] = now_us() - t; }
+      if (pwrite(fds[1], buf, bytes, off) != bytes || fdatasync(fds[1])) return 1;
+      reap(1, 0); v[i] = now_us() - t; }
     report("one log via uring, the other sync meanwhile", v, n);
     for (int i = 0; i < n; i++) { NEXT(); double t = now_us(); for (int f = 0; f < 3; f++) { if (pwrite(fds[f], buf, bytes, off) != bytes) return 1; prep(IORING_OP_FSYNC, fds[f], 0, 0, 0, IORING_FSYNC_DATASYNC, 0); } submit(3, 3); reap(3, 0); v[i] = now_us() - t; }
     report("uring: three logs' FSYNC together (all three)", v, n);
