@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using EmbeddedRaft.Storage;
 
 namespace EmbeddedRaft.Consensus.Host;
 
@@ -21,22 +20,11 @@ internal static class ProposalEnvelope
     public static byte[] Encode(ulong origin, ulong requestId, ReadOnlySpan<byte> command)
     {
         var bytes = new byte[HeaderSizeBytes + command.Length];
-        EncodeInto(bytes, origin, requestId, command);
+        bytes[0] = Marker;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(1), origin);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(9), requestId);
+        command.CopyTo(bytes.AsSpan(HeaderSizeBytes));
         return bytes;
-    }
-
-    /// <summary>Writes the envelope into <paramref name="destination"/>, exactly <see cref="HeaderSizeBytes"/> + the command's length long.</summary>
-    public static void EncodeInto(Span<byte> destination, ulong origin, ulong requestId, ReadOnlySpan<byte> command)
-    {
-        if (destination.Length != HeaderSizeBytes + command.Length)
-        {
-            throw new InvariantViolationException($"Proposal envelope: {destination.Length} bytes given for a {command.Length}-byte command.");
-        }
-
-        destination[0] = Marker;
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[1..], origin);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[9..], requestId);
-        command.CopyTo(destination[HeaderSizeBytes..]);
     }
 
     /// <summary>Reads an envelope; false when <paramref name="data"/> is not one (written by another host).</summary>
