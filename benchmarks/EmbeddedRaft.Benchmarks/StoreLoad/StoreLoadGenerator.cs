@@ -187,6 +187,11 @@ internal static partial class StoreLoadGenerator
         {
             Console.WriteLine(FormattableString.Invariant($"<!-- this process allocated {result.AllocatedBytesPerOperation:F0} bytes per operation; GCs gen0/gen1/gen2: {collections} -->"));
         }
+
+        if (result.JitMethods is { } jitMethods)
+        {
+            Console.WriteLine(FormattableString.Invariant($"<!-- JIT in the window: {jitMethods} methods compiled, {result.JitMicrosecondsPerOperation:F1} us of compiling per operation (wall time inside the JIT, so above its CPU on a busy machine; a row still warming up, not the system) -->"));
+        }
         if (result.Failures > 0 && result.FirstFailure is { } failure)
         {
             Console.WriteLine($"<!-- first failure: {failure} -->");

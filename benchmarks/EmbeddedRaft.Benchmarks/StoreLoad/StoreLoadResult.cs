@@ -33,6 +33,12 @@ internal sealed record StoreLoadResult(
     /// <summary>Garbage collections of this process in the window, as "gen0/gen1/gen2" (null when not measured).</summary>
     public string? Collections { get; init; }
 
+    /// <summary>Methods the JIT compiled in the window (all tiers; the runtime's own count); null when not measured.</summary>
+    public long? JitMethods { get; init; }
+
+    /// <summary>The JIT's compiling time in the window per completed operation, µs: wall time inside the JIT (the runtime's count), so above the JIT's CPU when the machine is busy; NaN when not measured.</summary>
+    public double JitMicrosecondsPerOperation { get; init; } = double.NaN;
+
     public const string MarkdownHeader =
         "| system | workload | clients (closed) / offered ops/s (open) | ops/s | p50 ms | p99 ms | p999 ms | failed | CPU us per op | load average |\n" +
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|";
