@@ -17,13 +17,34 @@ internal static class HistoryReader
     public const int MaxScannedPerRead = 16_384;
 
     /// <summary>
+    /// Events per read (one catch-up response) at most, whole revisions (a larger revision is read
+    /// alone, never cut): the live path's piece (<see cref="WatchHub.MaxEventsPerResponse"/>). Not
+    /// <see cref="WatchOptions.MaxBufferedEvents"/>: that bounds the live events a lagging consumer
+    /// leaves waiting (memory the writer fills); a history read is the consumer's own, one response
+    /// at a time, and reading it in pieces of a small buffer (2, 16) gave one snapshot, one seek and
+    /// one response per couple of events (etcd's unsynced watchers likewise get up to 1,000
+    /// revisions per batch whatever their channel holds, <c>watchBatchMaxRevs</c>).
+    /// </summary>
+    public const int MaxEventsPerRead = WatchHub.MaxEventsPerResponse;
+
+    /// <summary>
+    /// Bytes of keys and values per read (one catch-up response) at most, whole revisions (a larger
+    /// revision is read alone, never cut): a response of large values holds fewer events (as etcd's watch server
+    /// splits a response past its request size limit, 1.5 MiB by default, keeping at least one event).
+    /// All of a read's events are alive at once, in the response: this bounds that memory.
+    /// </summary>
+    public const int MaxBytesPerRead = 1 << 20;
+
+    /// <summary>
     /// The events of <paramref name="watcher"/>'s range in revisions [<paramref name="next"/>,
-    /// <paramref name="target"/>], at most about <paramref name="maxEvents"/> (whole revisions), and the
-    /// revision through which every one was read (<paramref name="target"/> when all were).
+    /// <paramref name="target"/>], whole revisions up to <see cref="MaxEventsPerRead"/> events and
+    /// <see cref="MaxBytesPerRead"/> bytes of keys and values (a revision that would take the read
+    /// past either is left to the next read; a larger revision is read alone), and the revision
+    /// through which every one was read (<paramref name="target"/> when all were).
     /// </summary>
     /// <exception cref="RevisionCompactedException"><paramref name="next"/> is at or below the compact revision: its history may be gone.</exception>
     /// <exception cref="StorageFaultedException">The store failed a write.</exception>
-    public static (List<WatchEvent> Events, long CoveredRevision) Read(StoreState state, Watcher watcher, long next, long target, int maxEvents)
+    public static (List<WatchEvent> Events, long CoveredRevision) Read(StoreState state, Watcher watcher, long next, long target)
     {
         PendingBatch pending;
         Storage.BTree.Transaction snapshot;
@@ -56,7 +77,7 @@ internal static class HistoryReader
         {
             try
             {
-                return ReadMerged(state, watcher, next, target, maxEvents, pending, snapshot, events);
+                return ReadMerged(state, watcher, next, target, pending, snapshot, events);
             }
             finally
             {
@@ -67,7 +88,7 @@ internal static class HistoryReader
 
     /// <summary>The merge of <paramref name="pending"/> (held) and <paramref name="snapshot"/> that <see cref="Read"/> returns.</summary>
     private static (List<WatchEvent> Events, long CoveredRevision) ReadMerged(
-        StoreState state, Watcher watcher, long next, long target, int maxEvents, PendingBatch pending, Storage.BTree.Transaction snapshot, List<WatchEvent> events)
+        StoreState state, Watcher watcher, long next, long target, PendingBatch pending, Storage.BTree.Transaction snapshot, List<WatchEvent> events)
     {
         {
             var bucket = snapshot.OpenBucket(MetaKeys.KeyBucket) ?? throw new InvariantViolationException("MVCC watch: the key bucket is missing.");
@@ -80,6 +101,10 @@ internal static class HistoryReader
             bool more = cursor.Seek(RevisionKey.Start(next));
             long currentMain = next - 1;
             int scanned = 0;
+            long bytes = 0;
+
+            // Where the current revision's events start in the piece.
+            int revisionStart = 0;
             while (true)
             {
                 Revision revision;
@@ -123,19 +148,29 @@ internal static class HistoryReader
                 if (revision.Main != currentMain)
                 {
                     // A revision boundary: the only place a read may stop.
-                    if (events.Count >= maxEvents || scanned >= MaxScannedPerRead)
+                    if (events.Count >= MaxEventsPerRead || bytes >= MaxBytesPerRead || scanned >= MaxScannedPerRead)
                     {
                         return (events, currentMain);
                     }
 
                     currentMain = revision.Main;
+                    revisionStart = events.Count;
                 }
 
                 scanned++;
                 var key = KeyOf(state, revision, tombstone, stored);
                 if (watcher.Accepts(tombstone) && watcher.Matches(key))
                 {
-                    events.Add(ToEvent(state, revision, tombstone, stored));
+                    var watchEvent = ToEvent(state, revision, tombstone, stored);
+                    events.Add(watchEvent);
+                    bytes += watchEvent.Kv.Key.Length + watchEvent.Kv.Value.Length;
+                    if (revisionStart > 0 && (events.Count > MaxEventsPerRead || bytes > MaxBytesPerRead))
+                    {
+                        // This revision does not fit after the piece's earlier ones: the piece ends
+                        // before it (the next read starts with it), as a live piece does.
+                        events.RemoveRange(revisionStart, events.Count - revisionStart);
+                        return (events, currentMain - 1);
+                    }
                 }
 
                 if (fromTree)

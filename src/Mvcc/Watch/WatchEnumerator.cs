@@ -117,7 +117,7 @@ internal sealed class WatchEnumerator(WatchStream stream, MvccStore store, Watch
                     long covered;
                     try
                     {
-                        (events, covered) = HistoryReader.Read(hub.State, watcher, step.Revision, step.Target, hub.State.Options.Watch.MaxBufferedEvents);
+                        (events, covered) = HistoryReader.Read(hub.State, watcher, step.Revision, step.Target);
                     }
                     catch (Exception e)
                     {

@@ -38,7 +38,12 @@ public sealed record WatchOptions
     /// watcher leaves the live path and its consumer reads the missed revisions from the store's
     /// history, then rejoins. A committed batch handed to a range watch whole (a synced store with a
     /// few range watches and no other) counts every change it holds, in the range or not: it is
-    /// handed over whole only when that fits. Default <see cref="DefaultMaxBufferedEvents"/>.
+    /// handed over whole only when that fits. This bounds only the live events waiting for a lagging
+    /// consumer, not the responses it gets: whatever this is, it reads the missed revisions from
+    /// history in responses of up to 256 events and 1 MiB of keys and values (whole revisions; a
+    /// larger revision alone), as it takes its live events in responses of up to 256 events, so a
+    /// small buffer (1, 16) costs a lagging watch no more responses or store reads to catch up.
+    /// Default <see cref="DefaultMaxBufferedEvents"/>.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Out of range (ParamName "MaxBufferedEvents").</exception>
     public int MaxBufferedEvents
