@@ -220,19 +220,8 @@ internal sealed class WatchBuffer
         }
 
         var entry = batch.EntryAt(at);
-        int spanEnd = span.SpanEnd;
-        for (int p = at + 1; p < Math.Min(at + PrefetchDistance, spanEnd); p++)
-        {
-            Prefetch(batch.EntryAt(p));
-        }
-
         while (true)
         {
-            if (at + PrefetchDistance < spanEnd)
-            {
-                Prefetch(batch.EntryAt(at + PrefetchDistance));
-            }
-
             long main = entry.Revision.Main;
             if (main < span.Main || main <= through)
             {
@@ -316,25 +305,6 @@ internal sealed class WatchBuffer
 
         taken += matches;
         return true;
-    }
-
-    /// <summary>
-    /// Entries ahead of the one being decoded whose stored bytes a span's reader requests from memory
-    /// (<see cref="Prefetch"/>): the writer wrote them on its own core, so reading them one by one
-    /// waits for each line to come over.
-    /// </summary>
-    private const int PrefetchDistance = 8;
-
-    /// <summary>Requests the first two cache lines of <paramref name="entry"/>'s stored bytes (a hint: never faults, wasted if the bytes moved).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Prefetch(in PendingBatch.Entry entry)
-    {
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
-        {
-            byte* start = (byte*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(entry.StoredValue.Span));
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(start);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(start + 64);
-        }
     }
 
     /// <summary>The event of a span's entry: a new one with its own copy of the key and value, or (reusing) written into the next reused instance, slicing the held batch.</summary>
