@@ -74,10 +74,8 @@ public sealed partial class RaftNode<TResult>
 
         // Marked before the core sees them: once proposed, nothing here touches them again.
         var isLeader = _raw.SoftState.Role == StateRole.Leader;
-        var traceNow = StageTrace.Now;
         foreach (var p in proposed)
         {
-            p.TraceLoop = traceNow;
             p.ProposedAsLeader = isLeader;
             if (!isLeader)
             {

@@ -90,12 +90,6 @@ public sealed partial class RaftNode<TResult>
                 EnqueueApply(new SnapshotRequest(Force: true));
             }
 
-            if (_trace is not null && !rd.Entries.IsEmpty)
-            {
-                _trace.MarkRange(StageTrace.Stamp.Ready, rd.Entries.Span, StageTrace.Now);
-                _trace.Ready(rd.Entries.Length);
-            }
-
             Send(rd.Messages);
             TrackOwnEntries(rd.Entries.Span);
 
@@ -156,7 +150,6 @@ public sealed partial class RaftNode<TResult>
         if (rd.HardState is not null || !rd.Entries.IsEmpty)
         {
             await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
-            _trace?.MarkRange(StageTrace.Stamp.Written, rd.Entries.Span, StageTrace.Now);
         }
 
         if (_acknowledgeBeforeFsync)
@@ -306,20 +299,7 @@ public sealed partial class RaftNode<TResult>
             {
                 try
                 {
-                    var syncStart = StageTrace.Now;
                     await _log.SyncAsync();
-                    if (_trace is not null)
-                    {
-                        var syncEnd = StageTrace.Now;
-                        var n = 0;
-                        foreach (var it in items)
-                        {
-                            _trace.MarkRange(StageTrace.Stamp.Durable, it.Ready.Entries.Span, syncEnd);
-                            n += it.Ready.Entries.Length;
-                        }
-
-                        _trace.Synced(items.Count, n, syncEnd - syncStart);
-                    }
                 }
                 catch (Exception e)
                 {
@@ -494,7 +474,6 @@ public sealed partial class RaftNode<TResult>
     {
         var entries = committed.Span;
         _metrics.Committed(entries.Length);
-        _trace?.MarkRange(StageTrace.Stamp.Committed, entries, StageTrace.Now);
         foreach (var e in entries)
         {
             if (e.Type != EntryType.ConfChange)

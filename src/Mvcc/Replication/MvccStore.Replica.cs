@@ -134,7 +134,4 @@ public sealed partial class MvccStore
     }
 
     private long _lastDbSizeBytes;
-
-    // THROW-AWAY TRACE (p24).
-    internal long TraceCiDone => Volatile.Read(ref _state.TraceCiDone);
 }

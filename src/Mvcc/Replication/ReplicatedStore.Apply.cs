@@ -69,7 +69,6 @@ public sealed partial class ReplicatedStore
         }
 
         var pending = _submitted;
-        long traceStart = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             ReplicatedPutRun? run = null;
@@ -110,12 +109,7 @@ public sealed partial class ReplicatedStore
 #pragma warning restore CA2012
 
             // The writer handles requests in order: once this one is done, every command above is too.
-            long traceQueued = System.Diagnostics.Stopwatch.GetTimestamp();
             await store.AdvanceConsistentIndexAsync(batch.LastIndex).ConfigureAwait(ResumeOnScheduler);
-            if (ApplyTrace.Enabled)
-            {
-                ApplyTrace.Record(MemberId, commands.Count, traceQueued - traceStart, store.TraceCiDone - traceQueued, System.Diagnostics.Stopwatch.GetTimestamp() - store.TraceCiDone);
-            }
             var results = _results;
             results.Clear();
             int runIndex = -1;

@@ -44,9 +44,6 @@ internal sealed class StoreState(string path, BTreeDatabase database, MvccStoreO
     /// <summary>The last consistent index applied (written to the B+tree with its batch).</summary>
     public ulong ConsistentIndex;
 
-    // THROW-AWAY TRACE (p24): when the writer answered the last ConsistentIndexAtLeast.
-    public long TraceCiDone;
-
     /// <summary>The revisions written since the last B+tree commit; replaced by the writer after each commit.</summary>
     public PendingBatch Pending = new();
 

@@ -614,7 +614,6 @@ internal sealed class StoreWriter
                 case WriteOpKind.ConsistentIndexAtLeast:
                     // The end of an applied Raft batch whose last entry may already have moved the
                     // index there (a write), or not (a refused write, a configuration change).
-                    _state.TraceCiDone = System.Diagnostics.Stopwatch.GetTimestamp();
                     if (op.ConsistentIndex > _state.ConsistentIndex)
                     {
                         EnsureBatch();
