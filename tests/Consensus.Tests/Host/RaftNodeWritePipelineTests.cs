@@ -161,47 +161,6 @@ public class RaftNodeWritePipelineTests
         Assert.That(run.Cluster.Machines[follower].Commands.TakeLast(Appends + 1), Is.EqualTo(Enumerable.Range(0, Appends + 1).Select(i => $"gather-{i}")));
     }
     [Test]
-    public async Task AFollowerAppliesItsOwnCommittedProposalWhileItsFsyncOfALaterEntryIsBusy()
-    {
-        // A replicated store's put made on a follower completes once applied there. Here the
-        // follower holds its own "own" durably when the commit of it arrives, but is busy with the
-        // fsync of a later entry (held): it must hand "own" to its applier at once, as a leader
-        // does with its durable commits, not hold the commit back until that unrelated fsync ends.
-        await using var run = await PipelineCluster.StartAsync(seed: 1801, RaftNodeOptions.DefaultMaxReadiesInFlight);
-        var leader = run.Cluster.LeaderId();
-        var follower = run.Cluster.FollowerId();
-        var third = run.Cluster.Nodes.Keys.First(id => id != leader && id != follower);
-        using var ticksStopped = await run.StopTicksAsync();
-
-        // The third node is cut off, so the leader commits only with this follower's acknowledgement
-        // and its own fsync, which is held until the follower is busy with a later write.
-        run.Cluster.Network.Isolate(third);
-        using var leaderFlush = run.HoldFlushesOf(leader);
-        var own = run.Cluster[follower].ProposeAsync(Encoding.UTF8.GetBytes("own")).AsTask();
-        var ownIndex = await run.WaitForIndexOfAsync(leader, "own");
-        await leaderFlush.Entered.WaitAsync(Waits.Limit);
-        await run.WaitUntilAcknowledgedAsync(follower, ownIndex);
-
-        using var followerFlush = run.HoldFlushesOf(follower);
-        var later = run.Cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("later")).AsTask();
-        var laterIndex = await run.WaitForIndexOfAsync(leader, "later");
-        await followerFlush.Entered.WaitAsync(Waits.Limit);
-
-        // The leader's fsync ends: "own" commits, and the leader tells the follower.
-        leaderFlush.Release();
-        await run.WaitUntilCommitSentAsync(leader, ownIndex);
-
-        Assert.That(await own.WaitAsync(Waits.Limit), Is.GreaterThan(0));
-        Assert.That(run.Cluster.Machines[follower].AppliedIndex, Is.GreaterThanOrEqualTo(ownIndex));
-        Assert.That(later.IsCompleted, Is.False, "\"later\" completed although the follower's fsync of it is still held (the leader needs its acknowledgement)");
-        Assert.That(run.AcknowledgedUpTo(follower), Is.LessThan(laterIndex), $"node {follower} acknowledged \"later\" before its fsync of it completed");
-
-        followerFlush.Release();
-        run.Cluster.Network.Heal();
-        Assert.That(await later.WaitAsync(Waits.Limit), Is.GreaterThan(0));
-    }
-
-    [Test]
     public async Task ALeaderWhoseFsyncIsBusyWritesWhatIsProposedMeanwhileAsOneReadyThatTheNextFsyncCovers()
     {
         const int Proposals = 8;
