@@ -169,25 +169,22 @@ public sealed partial class RaftNode<TResult>
     }
 
     /// <summary>
-    /// Whether committed entries this node already holds durably wait to be handed out, and callers
-    /// wait on them: on a leader always (its followers' acknowledgements committed them, and the
-    /// callers of the cluster propose there), on a follower when its own callers' proposals are in
-    /// its log and not yet applied (a replicated store's put completes once applied on the member
-    /// it was made on: docs/benchmarks.md, "Replicated puts, session 24", measured a follower's own
-    /// put waiting most of a running fsync here for a commit index it already had). Then the loop
-    /// takes a Ready even while a written one is being made durable, so that those entries go to
-    /// the applier now rather than one fsync later (a Ready more per commit round costs no fsync,
-    /// the sync pipeline takes every queued write at once). A follower with no proposals of its own
-    /// keeps gathering: nobody waits on its apply. A heuristic only: an entry still being written
-    /// waits for its write in the apply pipeline whatever this says (<see cref="PendingWriteOf"/>).
+    /// Whether this node leads and its followers' acknowledgements committed entries it already
+    /// holds durably: then the loop takes a Ready even while a written one is being made durable,
+    /// so that those entries go to the applier now rather than one fsync later (the callers
+    /// waiting on them are the latency that counts; a Ready more per acknowledgement round costs
+    /// no fsync, the sync pipeline takes every queued write at once). Followers keep gathering:
+    /// their commits arrive with every append, and nobody waits on their apply at this rate.
+    /// A heuristic only: an entry still being written waits for its write in the apply pipeline
+    /// whatever this says (<see cref="PendingWriteOf"/>).
     /// </summary>
-    private bool HasDurableCommitsCallersWaitFor() =>
-        (_role == StateRole.Leader || _ownEntries.Count > 0) && _raw.HasCommittedEntriesUpTo(Volatile.Read(ref _persistedIndex));
+    private bool LeaderHasDurableCommitsToApply() =>
+        _role == StateRole.Leader && _raw.HasCommittedEntriesUpTo(Volatile.Read(ref _persistedIndex));
 
     /// <summary>
     /// Whether the loop holds back the next Ready: a written one is still being made durable, and
     /// neither the sync pipeline's last call is open nor is there something the loop must hand out
-    /// now — commits it holds durably that callers wait for (<see cref="HasDurableCommitsCallersWaitFor"/>),
+    /// now — a leader's commits it holds durably (<see cref="LeaderHasDurableCommitsToApply"/>),
     /// read states (a linearizable read would otherwise wait for an fsync that has nothing to do
     /// with it), or a role change, a new term or vote, or a refused proposal
     /// (<see cref="RawNode.HasUrgentReady"/>: an election or a caller's error would otherwise wait
@@ -198,7 +195,7 @@ public sealed partial class RaftNode<TResult>
     /// </summary>
     private bool HoldsBackForRunningWrite()
     {
-        if (_readiesInFlight.Count == 0 || _lastCallOpen || HasDurableCommitsCallersWaitFor() || _raw.HasReadStates || _raw.HasUrgentReady)
+        if (_readiesInFlight.Count == 0 || _lastCallOpen || LeaderHasDurableCommitsToApply() || _raw.HasReadStates || _raw.HasUrgentReady)
         {
             return false;
         }
