@@ -150,30 +150,6 @@ internal sealed class KeyHistory
     }
 
     /// <summary>
-    /// The creation revision and version of the key's live generation, or false when the key is
-    /// deleted: what <see cref="TryGet"/> answers at a revision after all of the key's, read from
-    /// this object's fields alone (no walk of the generations, no search of the revisions). Also
-    /// requests the line of the newest revision, which the writer's <see cref="Put"/> reads
-    /// (<see cref="Modified"/>) and appends next to, so that miss overlaps the rest of the put.
-    /// </summary>
-    public bool TryGetLatest(out Revision created, out long version)
-    {
-        if (_revisions.Count == 0)
-        {
-            // Deleted: the last generation is empty (its tombstone ended the one before), and a
-            // history is never empty outright while its key is in the index.
-            created = default;
-            version = 0;
-            return false;
-        }
-
-        _revisions.PrefetchLast();
-        created = _created;
-        version = _version;
-        return true;
-    }
-
-    /// <summary>
     /// Drops the revisions a compaction at <paramref name="atMain"/> removes, adding those it keeps
     /// (the newest at or below it of a live generation) to <paramref name="available"/> (etcd's <c>keyIndex.compact</c>).
     /// </summary>

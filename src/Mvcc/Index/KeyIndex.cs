@@ -254,17 +254,6 @@ internal sealed class KeyIndex
         At(position).TryGet(position.Index, atMain, out modified, out created, out version);
 
     /// <summary>
-    /// The creation revision and version of the key <see cref="Find"/> found at
-    /// <paramref name="position"/> as they are now: false when the key is deleted (its last
-    /// generation ended). The same answers as <see cref="TryGet(in Position, long, out Revision, out Revision, out long)"/>
-    /// at a revision after all of the key's, for the writer, which asks this of every key it puts:
-    /// read from the key's entry or history object alone, never from its revisions, and with the
-    /// line the put will append to requested (<see cref="KeyHistory.TryGetLatest"/>).
-    /// </summary>
-    public bool TryGetLatest(in Position position, out Revision created, out long version) =>
-        At(position).TryGetLatest(position.Index, out created, out version);
-
-    /// <summary>
     /// Adds <paramref name="key"/>, which <see cref="Find"/> did not find, at the
     /// <paramref name="position"/> it returned, with its first put at <paramref name="revision"/>.
     /// </summary>
@@ -896,19 +885,6 @@ internal sealed class KeyIndex
             return false;
         }
 
-        public bool TryGetLatest(int index, out Revision created, out long version)
-        {
-            if (_histories?[index] is { } history)
-            {
-                return history.TryGetLatest(out created, out version);
-            }
-
-            // A key held as its one put is live: that put created it, version 1.
-            created = _entries[index].Single;
-            version = 1;
-            return true;
-        }
-
         /// <summary>A history object equal to the entry's one put.</summary>
         public KeyHistory NewHistory(int index)
         {
@@ -1049,11 +1025,6 @@ internal sealed class KeyIndex
         public int LowerBound(ReadOnlySpan<byte> key, out bool exact)
         {
             exact = false;
-            if (Sse.IsSupported)
-            {
-                PrefetchSearchedArrays();
-            }
-
             var shared = _shared;
             int order = CompareToShared(key, shared);
             if (order != 0)
@@ -1196,48 +1167,8 @@ internal sealed class KeyIndex
         private unsafe void PrefetchEntries(int lo, int hi)
         {
             // Pinned: the address is stable without fixed. A hint never faults.
-            int end = Math.Max(lo, hi - 1);
-            PrefetchLines((byte*)Unsafe.AsPointer(ref _entries[lo]), (byte*)Unsafe.AsPointer(ref _entries[end]) + sizeof(Entry) - 1);
-
-            // The prefixes the search reads (the summary leaves one or two lines of them), and the
-            // history slots one of which a lookup of a key with a history reads next: requested
-            // together, so the search's first probe, the entry and the slot overlap their misses.
-            PrefetchLines((byte*)Unsafe.AsPointer(ref _prefixes[lo]), (byte*)Unsafe.AsPointer(ref _prefixes[end]) + sizeof(ulong) - 1);
-            if (_histories is { } histories)
-            {
-                // Not pinned: the address may be stale by the time the hint runs if a collection
-                // moves the array in between; a stale hint only fetches a useless line.
-                PrefetchLines((byte*)Unsafe.AsPointer(ref histories[lo]), (byte*)Unsafe.AsPointer(ref histories[end]) + sizeof(nint) - 1);
-            }
-        }
-
-        /// <summary>
-        /// Requests, before the lookup needs them, the lines a search of this chunk reads first and
-        /// that do not depend on each other: the shared bytes, the summary, and the headers of the
-        /// arrays whose lengths the bounds checks read. Without it each of these waited for the one
-        /// before (a profile of random puts over 100,000 keys: the chunk's object, its shared bytes,
-        /// its summary and its prefixes' header were four misses in a row, about half of the put's
-        /// own samples; docs/benchmarks.md, "MVCC writer's CPU per put, session 24").
-        /// </summary>
-        private unsafe void PrefetchSearchedArrays()
-        {
-            // _shared and _histories are not pinned: a collection moving one in between makes the
-            // hint fetch a useless line, nothing worse (a hint never faults).
-            Sse.Prefetch0(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_shared)));
-            byte* summary = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_summary));
-            int sampled = (Count + SummaryStride - 1) / SummaryStride;
-            PrefetchLines(summary - 8, summary + (Math.Max(1, sampled) * sizeof(ulong)) - 1);
-            Sse.Prefetch0((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_prefixes)) - 8);
-            Sse.Prefetch0((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_entries)) - 8);
-            if (_histories is { } histories)
-            {
-                Sse.Prefetch0((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(histories)) - 8);
-            }
-        }
-
-        /// <summary>Prefetches every cache line from <paramref name="first"/> to <paramref name="last"/> (bytes), both included.</summary>
-        private static unsafe void PrefetchLines(byte* first, byte* last)
-        {
+            byte* first = (byte*)Unsafe.AsPointer(ref _entries[lo]);
+            byte* last = (byte*)Unsafe.AsPointer(ref _entries[Math.Max(lo, hi - 1)]) + sizeof(Entry) - 1;
             for (byte* line = first; line <= last; line += 64)
             {
                 Sse.Prefetch0(line);

@@ -1,6 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
-
 namespace EmbeddedRaft.Mvcc.Index;
 
 /// <summary>
@@ -58,24 +55,6 @@ internal struct RevisionList
         }
 
         _all[_count++] = revision;
-    }
-
-    /// <summary>
-    /// Requests the cache line of the newest revision (and of the slot after it, where the next
-    /// <see cref="Add"/> writes) ahead of use: a hint, nothing read or changed.
-    /// </summary>
-    public readonly unsafe void PrefetchLast()
-    {
-        if (_all is not { } all || !Sse.IsSupported)
-        {
-            return;
-        }
-
-        // Not pinned: a collection moving the array between taking the address and the hint makes
-        // it fetch a useless line, nothing worse (a hint never faults).
-        byte* last = (byte*)Unsafe.AsPointer(ref all[_count - 1]);
-        Sse.Prefetch0(last);
-        Sse.Prefetch0(last + (2 * sizeof(Revision)) - 1);
     }
 
     /// <summary>Drops the <paramref name="count"/> oldest revisions (compaction); back inline when one is left.</summary>

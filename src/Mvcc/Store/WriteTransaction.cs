@@ -363,7 +363,7 @@ internal sealed class WriteTransaction
         bool exists = _state.Index.Find(key, out var position);
         long createRevision = revision;
         long version = 1;
-        if (exists && _state.Index.TryGetLatest(position, out var created, out long currentVersion))
+        if (exists && _state.Index.TryGet(position, revision, out _, out var created, out long currentVersion))
         {
             createRevision = created.Main;
             version = currentVersion + 1;

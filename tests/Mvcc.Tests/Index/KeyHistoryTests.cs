@@ -39,49 +39,6 @@ public sealed class KeyHistoryTests
         }
     }
 
-    /// <summary>
-    /// The writer's lookup of a key it is about to put (<see cref="KeyHistory.TryGetLatest"/>) answers
-    /// what a read after every revision does: the live generation's creation and version, through
-    /// deletes, re-creations, several puts in a generation and compaction; nothing once deleted.
-    /// </summary>
-    [Test]
-    public void TheWritersLookupOfTheLatestVersionAnswersAsAReadAfterEveryRevision()
-    {
-        var history = new KeyHistory([0x66]);
-        var steps = new List<string>();
-        void Check(string step)
-        {
-            bool expected = history.TryGet(long.MaxValue, out _, out var created, out long version);
-            bool actual = history.TryGetLatest(out var latestCreated, out long latestVersion);
-            steps.Add($"{step}: {(actual, latestCreated.Main, latestVersion)}");
-            Assert.That((actual, latestCreated, latestVersion), Is.EqualTo((expected, created, version)), step);
-        }
-
-        long main = 1;
-        for (int generation = 0; generation < 3; generation++)
-        {
-            // Enough puts that the generation's revisions leave the object's inline slot and grow their array twice.
-            for (int put = 0; put < 9; put++)
-            {
-                history.Put(new Revision(++main, 0));
-                Check($"generation {generation}, put {put}");
-            }
-
-            history.Tombstone(new Revision(++main, 0));
-            Check($"generation {generation}, deleted");
-        }
-
-        history.Put(new Revision(++main, 0));
-        history.Put(new Revision(++main, 1));
-        Check("re-created, then put again");
-        history.Compact(main - 1, []);
-        Check("compacted to the live generation");
-
-        // The present, spelled out: created at the re-creation (revision 32), version 2; deleted before.
-        Assert.That(steps[^1], Is.EqualTo("compacted to the live generation: (True, 32, 2)"));
-        Assert.That(steps[9], Is.EqualTo("generation 0, deleted: (False, 0, 0)"));
-    }
-
     [TestCase(1, "2,4,6t|8,10,12t|14", "")]
     [TestCase(4, "4,6t|8,10,12t|14", "4")]
     [TestCase(6, "8,10,12t|14", "")]

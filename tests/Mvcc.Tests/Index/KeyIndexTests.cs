@@ -508,8 +508,6 @@ public sealed class KeyIndexTests
                 Assert.That(found, Is.EqualTo(model.ContainsKey(k)), $"step {step}: key {k} found");
                 if (found)
                 {
-                    // The writer's lookup before its put: as a read after every revision of the key.
-                    AssertLatestAsRead(index, position, model[k], $"step {step}: key {k} before a put");
                     index.Put(position, revision);
                     model[k].Put(revision);
                 }
@@ -585,8 +583,6 @@ public sealed class KeyIndexTests
         foreach (var (k, history) in model)
         {
             byte[] key = KeyOf(k);
-            Assert.That(index.Find(key, out var position), Is.True);
-            AssertLatestAsRead(index, position, history, $"step {step}: key {k}");
             string held = Show(index.HistoryOf(key)!);
             if (held != Show(history))
             {
@@ -616,17 +612,6 @@ public sealed class KeyIndexTests
             });
             var expected = model.OrderBy(e => e.Key).Select(e => e.Value.TryGet(at, out var m, out _, out _) ? m : (Revision?)null).OfType<Revision>();
             Assert.That(visited, Is.EqualTo(expected), $"step {step}: range at {at}");
-        }
-    }
-
-    /// <summary>The writer's lookup (<see cref="KeyIndex.TryGetLatest"/>) answers as the key's history read after all its revisions.</summary>
-    private static void AssertLatestAsRead(KeyIndex index, KeyIndex.Position position, KeyHistory history, string what)
-    {
-        bool expected = history.TryGet(long.MaxValue, out _, out var created, out long version);
-        bool actual = index.TryGetLatest(position, out var gotCreated, out long gotVersion);
-        if ((actual, gotCreated, gotVersion) != (expected, created, version))
-        {
-            Assert.Fail($"{what}: the writer's lookup says {(actual, gotCreated, gotVersion)}, its history read after every revision {(expected, created, version)}");
         }
     }
 
