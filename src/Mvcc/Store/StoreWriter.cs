@@ -112,6 +112,17 @@ internal sealed class StoreWriter
     /// <summary>Batches committed so far (for benchmarks: the commits, and so the syncs, a run's writes took).</summary>
     internal long BatchesCommitted => Volatile.Read(ref _batchesCommitted);
 
+    /// <summary>
+    /// Whether the writer may run one compaction step now: compaction work is queued, the store is
+    /// not faulted, and no batch is open. Steps run only between batches: a stored step is a B+tree
+    /// write transaction of its own, which cannot begin while the batch's transaction is open (the
+    /// B+tree has one writer at a time), and taking at most one step per batch boundary is what
+    /// bounds a writer's wait behind a compaction to a single step (issue 15: physical compaction
+    /// never stalls writers for more than one batch). A faulted store takes no more steps (its
+    /// compaction waiters were failed with it).
+    /// </summary>
+    private bool CompactionStepIsDueBetweenBatches => _batch is null && _compactions.Count > 0 && _state.Failure is null;
+
     /// <summary>Queues <paramref name="op"/>; it completes as described in the class remarks.</summary>
     /// <exception cref="ObjectDisposedException">The writer was asked to stop.</exception>
     public void Enqueue(WriteOp op)
@@ -297,7 +308,7 @@ internal sealed class StoreWriter
             }
         }
 
-        if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+        if (CompactionStepIsDueBetweenBatches)
         {
             CompactionStep();
 
@@ -400,7 +411,7 @@ internal sealed class StoreWriter
         }
 
         // Between batches, one step of compaction work, so writers never wait for more than one.
-        if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+        if (CompactionStepIsDueBetweenBatches)
         {
             CompactionStep();
         }
@@ -470,7 +481,7 @@ internal sealed class StoreWriter
         }
 
         CommitBatch(CommitDurability.NoSync);
-        if (_batch is null && _compactions.Count > 0 && _state.Failure is null)
+        if (CompactionStepIsDueBetweenBatches)
         {
             CompactionStep();
         }
