@@ -122,32 +122,6 @@ public class NodeInboxTests
         Assert.That(items, Is.EqualTo(new[] { "x" }));
     }
 
-    [Test]
-    public async Task APostMayRunTheWaitingConsumersTurnOnItsOwnThreadAndOnlyThatOne()
-    {
-        // On the thread pool, as a node's loop and its peers' senders are: the consumer's await
-        // captures no scheduler, so an inline wake runs it here and a queued one on a pool thread.
-        await Task.Run(() =>
-        {
-            var inbox = new NodeInbox<int>();
-            var poster = Environment.CurrentManagedThreadId;
-
-            var first = new TurnProbe();
-            var firstTurn = first.TakeOnceAsync(inbox);
-            Assert.That(inbox.TryPost(1, runWaitingConsumerHere: true), Is.True);
-            Assert.That((first.Done, first.Thread, first.Item), Is.EqualTo((true, poster, 1)),
-                "the waiting consumer took the post in a turn on the poster's thread, before the post returned");
-            Assert.That(firstTurn.IsCompletedSuccessfully, Is.True);
-
-            // The next wait is signalled asynchronously again: a plain post never runs the consumer.
-            var second = new TurnProbe();
-            var secondTurn = second.TakeOnceAsync(inbox);
-            Assert.That(inbox.TryPost(2), Is.True);
-            Assert.That(second.Done && second.Thread == poster, Is.False, "a plain post queued the consumer's turn");
-            return secondTurn;
-        }).WaitAsync(Waits.Limit);
-    }
-
     private static void PostAndTake(NodeInbox<int> inbox, int value)
     {
         // No Assert.That on the measured path: a constraint is an allocation.
@@ -171,26 +145,6 @@ public class NodeInboxTests
         if (items.Count != 1 || items[0] != value || ticks != 1 || closed)
         {
             Assert.Fail($"took {items.Count} items, {ticks} ticks, closed {closed}; expected [{value}], 1 tick, open");
-        }
-    }
-
-    /// <summary>One consumer turn: records where it ran and what it took (written before <see cref="Done"/>).</summary>
-    private sealed class TurnProbe
-    {
-        private volatile bool _done;
-
-        public bool Done => _done;
-
-        public int Thread { get; private set; }
-
-        public int Item { get; private set; }
-
-        public async Task TakeOnceAsync(NodeInbox<int> inbox)
-        {
-            var (items, _, _) = await inbox.TakeAsync();
-            Item = items.Single();
-            Thread = Environment.CurrentManagedThreadId;
-            _done = true;
         }
     }
 }
