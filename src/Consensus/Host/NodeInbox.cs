@@ -47,16 +47,7 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
     }
 
     /// <summary>Queues <paramref name="input"/>; false (and nothing queued) once closed.</summary>
-    public bool TryPost(TInput input) => TryPost(input, runWaitingConsumerHere: false);
-
-    /// <summary>
-    /// Queues <paramref name="input"/>; false (and nothing queued) once closed. With
-    /// <paramref name="runWaitingConsumerHere"/>, a consumer this post wakes continues on the calling
-    /// thread, inside this call, until its next wait (its continuation is invoked, not queued); only
-    /// for a poster that holds no lock and whose own work may wait that long, on the thread pool
-    /// (a consumer on another scheduler captured it and is queued there regardless).
-    /// </summary>
-    public bool TryPost(TInput input, bool runWaitingConsumerHere)
+    public bool TryPost(TInput input)
     {
         bool wake;
         lock (_lock)
@@ -68,13 +59,6 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
 
             _items.Add(input);
             wake = TakeWaitingUnsynchronized();
-        }
-
-        if (wake && runWaitingConsumerHere)
-        {
-            // This post alone ends the wait (TakeWaitingUnsynchronized), so nobody else signals it
-            // or reads the flag until the consumer's next TakeAsync, which sets it back under the lock.
-            _wait.RunContinuationsAsynchronously = false;
         }
 
         Wake(wake);
@@ -150,9 +134,6 @@ internal sealed class NodeInbox<TInput> : IValueTaskSource<(List<TInput> Items, 
                 return new ValueTask<(List<TInput>, int, bool)>(TakeAllUnsynchronized());
             }
 
-            // A post may have run the previous wait's continuation inline (TryPost's runWaitingConsumerHere);
-            // every other wait is signalled asynchronously.
-            _wait.RunContinuationsAsynchronously = true;
             _wait.Reset();
             _waiting = true;
             return new ValueTask<(List<TInput>, int, bool)>(this, _wait.Version);

@@ -790,7 +790,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// the transport's thread. It borrows a TCP transport's frame copies (<see cref="IReceivedFrameBorrower"/>):
     /// the loop gives each back once nothing of this node reads it.
     /// </summary>
-    private sealed class Receiver(RaftNode<TResult> node) : IReceivedFrameBorrower, IInProcessReceiver
+    private sealed class Receiver(RaftNode<TResult> node) : IReceivedFrameBorrower
     {
         public ReceivedFramePool FramePool => node._lentFrames.Pool;
 
@@ -803,17 +803,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         {
             ArgumentNullException.ThrowIfNull(message);
             node._inbox.TryPost(LoopItem.Step(message));
-        }
-
-        // A waiting loop takes the message in a turn on the sender's thread, when both run on the
-        // thread pool: a lone proposal's appends are then stepped and written by the leader's thread
-        // (the follower's fsync queued at once), not after a parked worker is woken to take the turn
-        // (docs/benchmarks.md, "RaftNode single caller, session 24"). A deterministic scheduler's
-        // loop is queued there as always (NodeInbox), so the simulator's order does not change.
-        public void ReceiveOnSendersThread(Message message)
-        {
-            ArgumentNullException.ThrowIfNull(message);
-            node._inbox.TryPost(LoopItem.Step(message), runWaitingConsumerHere: node._scheduler == TaskScheduler.Default && Thread.CurrentThread.IsThreadPoolThread);
         }
 
         // A transport's batch (a TCP frame's messages) is one inbox item: one lock and at most one

@@ -319,18 +319,7 @@ public sealed class InProcessNetwork : IDisposable
 
         if (immediate is not null)
         {
-            // The first copy may be taken on this thread (IInProcessReceiver); a duplicate is queued.
-            Call(immediate, static (r, m) =>
-            {
-                if (r is IInProcessReceiver inProcess)
-                {
-                    inProcess.ReceiveOnSendersThread(m);
-                }
-                else
-                {
-                    r.Receive(m);
-                }
-            }, message);
+            Call(immediate, static (r, m) => r.Receive(m), message);
             if (immediateTwice)
             {
                 Call(immediate, static (r, m) => r.Receive(m), message);
