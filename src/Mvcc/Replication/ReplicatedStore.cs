@@ -31,6 +31,10 @@ namespace EmbeddedRaft.Mvcc.Replication;
 /// unknown: see its reason), <see cref="NodeStoppedException"/>. A failed log write, B+tree write
 /// or a command that does not decode stops the member for good (<see cref="ReplicatedStoreStatus.StoppedCause"/>);
 /// dispose it and start it again from its directory.</para>
+/// <para><b>After disposal.</b> A call made once <see cref="DisposeAsync"/> has begun fails at once
+/// with <see cref="ObjectDisposedException"/> or <see cref="NodeStoppedException"/>, whichever part it
+/// reaches first (the closed store: puts checked before proposing, serializable reads, watches; the
+/// stopped node: linearizable reads and proposals): callers that may race a disposal catch both.</para>
 /// </remarks>
 public sealed partial class ReplicatedStore : IAsyncDisposable
 {
