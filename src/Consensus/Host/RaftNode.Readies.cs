@@ -174,7 +174,12 @@ public sealed partial class RaftNode<TResult>
     /// so that those entries go to the applier now rather than one fsync later (the callers
     /// waiting on them are the latency that counts; a Ready more per acknowledgement round costs
     /// no fsync, the sync pipeline takes every queued write at once). Followers keep gathering:
-    /// their commits arrive with every append, and nobody waits on their apply at this rate.
+    /// their commits arrive with every append, so a follower's held Ready takes them one fsync
+    /// later. Callers can wait on a follower's apply (a proposal made on a follower, such as a
+    /// replicated store's put, completes once applied there), but taking a follower's durable
+    /// commits at once was measured in session 24 (docs/benchmarks.md, "Replicated puts,
+    /// session 24") and did not shorten its commit wait, which is the leader's fsync and the
+    /// round trip, not this hold.
     /// A heuristic only: an entry still being written waits for its write in the apply pipeline
     /// whatever this says (<see cref="PendingWriteOf"/>).
     /// </summary>
