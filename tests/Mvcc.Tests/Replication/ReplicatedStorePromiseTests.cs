@@ -46,9 +46,9 @@ public sealed class ReplicatedStorePromiseTests
         Assert.That(local.Kvs, Has.Count.EqualTo(1), "the cut-off follower never applied the revocation");
 
         // ...so a linearizable lease read there must fail rather than answer from it.
-        var ttlRead = await ThrownByAsync(() => follower.LeaseTimeToLiveAsync(grant.Id).AsTask().OrFailAsync("the cut-off TTL read", cluster.Describe));
+        var ttlRead = Assert.CatchAsync(() => follower.LeaseTimeToLiveAsync(grant.Id).AsTask().OrFailAsync("the cut-off TTL read", cluster.Describe));
         Assert.That(ttlRead is TimeoutException or NoLeaderException, Is.True, $"the cut-off TTL read: {ttlRead}");
-        var listRead = await ThrownByAsync(() => follower.LeaseLeasesAsync().AsTask().OrFailAsync("the cut-off lease list", cluster.Describe));
+        var listRead = Assert.CatchAsync(() => follower.LeaseLeasesAsync().AsTask().OrFailAsync("the cut-off lease list", cluster.Describe));
         Assert.That(listRead is TimeoutException or NoLeaderException, Is.True, $"the cut-off lease list: {listRead}");
 
         cluster.Network.Heal();
@@ -115,7 +115,7 @@ public sealed class ReplicatedStorePromiseTests
         };
         foreach (var (what, call) in calls)
         {
-            var refused = await ThrownByAsync(call);
+            var refused = Assert.CatchAsync(() => call(), what);
             Assert.That(refused is ObjectDisposedException or NodeStoppedException, Is.True, $"{what} on the disposed member: {refused}");
         }
 
@@ -175,21 +175,5 @@ public sealed class ReplicatedStorePromiseTests
 
             return;
         }
-    }
-
-    /// <summary>The exception <paramref name="call"/> ends with, failing the test when it succeeds.</summary>
-    private static async Task<Exception> ThrownByAsync(Func<Task> call)
-    {
-        try
-        {
-            await call();
-        }
-        catch (Exception e)
-        {
-            return e;
-        }
-
-        Assert.Fail("the call succeeded");
-        throw new InvalidOperationException("unreachable");
     }
 }
