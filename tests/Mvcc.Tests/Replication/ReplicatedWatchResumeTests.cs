@@ -60,11 +60,15 @@ public sealed class ReplicatedWatchResumeTests
         var reference = new List<WatchResponse>();
         var referenceLock = new Lock();
         long referenceCovered = 1;
+        // Opened here, before the first write, from the next one (0): on the live path at once.
+        // From revision 1, a past one, it would read that from the history only once enumerated,
+        // which a loaded machine's scheduler can leave until after the first steps' compactions.
+        using var referenceWatch = cluster[referenceMember].Watch(Range(0, WatcherKind.All));
         var readingReference = Task.Run(async () =>
         {
             try
             {
-                await foreach (var response in cluster[referenceMember].WatchAsync(Range(1, WatcherKind.All), stopReference.Token))
+                await foreach (var response in referenceWatch.WithCancellation(stopReference.Token))
                 {
                     lock (referenceLock)
                     {
@@ -164,7 +168,8 @@ public sealed class ReplicatedWatchResumeTests
 
         fellBehind += cluster.Members.Where(m => m.Key != referenceMember).Sum(m => m.Value.Mvcc.Watches.FellBehindCount);
 
-        await Waits.UntilAsync(() => { lock (referenceLock) { return referenceCovered >= final; } }, $"the reference watch on member {referenceMember} to reach revision {final}");
+        // A reference watch that ended (it must not) is awaited below, where its exception surfaces.
+        await Waits.UntilAsync(() => { lock (referenceLock) { return referenceCovered >= final || readingReference.IsCompleted; } }, $"the reference watch on member {referenceMember} to reach revision {final}");
         await stopReference.CancelAsync();
         await readingReference.OrFailAsync("the reference watch to end");
 
