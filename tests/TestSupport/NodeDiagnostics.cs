@@ -28,4 +28,17 @@ public static class NodeDiagnostics
         ArgumentNullException.ThrowIfNull(node);
         return node.ReceivedFramesReused;
     }
+
+    /// <summary>
+    /// Completes once the node's newest snapshot (taken, or installed from a leader) is at or above
+    /// <paramref name="index"/> (<c>RaftNode.WaitForSnapshotAsync</c>): a wait on the node's own
+    /// signal, for the tests that would otherwise poll <see cref="RaftNode{TResult}.Status"/>. The
+    /// node has no public notification of a snapshot; this reaches the internal one for tests only.
+    /// Never completes on a node that stops first: bound it.
+    /// </summary>
+    public static Task WaitForSnapshotAsync<TResult>(RaftNode<TResult> node, ulong index)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        return node.WaitForSnapshotAsync(index);
+    }
 }

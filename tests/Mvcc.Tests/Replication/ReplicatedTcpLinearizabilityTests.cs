@@ -40,6 +40,17 @@ public sealed class ReplicatedTcpLinearizabilityTests
     private static readonly string[] Keys = ["k0", "k1", "k2", "k3"];
     private static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long a lagging follower stays down waiting for the others' snapshots to pass it: beyond that the clients' writes have stopped (their operations used up) and none will come.</summary>
+    private static readonly TimeSpan SnapshotWaitLimit = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// A client's pause after a failed call before its next try or operation, as etcd's clientv3
+    /// paces its retries (<c>backoffLinearWithJitter</c>: a fixed wait with ±10 % jitter, so clients
+    /// that failed together do not retry in lockstep): 30 ms ± 10 %, drawn from the client's seeded
+    /// random. It paces the test's load like a real client's; nothing waits on it.
+    /// </summary>
+    private static TimeSpan BackOff(Random random) => TimeSpan.FromMilliseconds(30 * (0.9 + (0.2 * random.NextDouble())));
+
     private static IEnumerable<int> Seeds() => TestSeeds.Choose("REPLICATION_TCP_LIN_SEED", "REPLICATION_TCP_LIN_SOAK_SEEDS", 5200, 2);
 
     [TestCaseSource(nameof(Seeds))]
@@ -264,7 +275,7 @@ public sealed class ReplicatedTcpLinearizabilityTests
                     {
                         // The API says nothing was appended: the operation never happened.
                         Interlocked.Increment(ref _definiteFailures);
-                        await Task.Delay(30, CancellationToken.None);
+                        await Task.Delay(BackOff(random), CancellationToken.None);
                     }
                     catch (Exception e) when (e is TimeoutException or NodeStoppedException or ObjectDisposedException or ProposalDroppedException or OperationCanceledException)
                     {
@@ -272,7 +283,7 @@ public sealed class ReplicatedTcpLinearizabilityTests
                         // (its next operation is a new one: repeating a write of unknown outcome is a new write).
                         _ = call.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
                         Record(Operation.IndeterminateAfter<EtcdKvRequest, EtcdKvResponse>(client, invoked, request));
-                        await Task.Delay(30, CancellationToken.None);
+                        await Task.Delay(BackOff(random), CancellationToken.None);
                         break;
                     }
                 }
@@ -428,18 +439,18 @@ public sealed class ReplicatedTcpLinearizabilityTests
             Log($"lag {follower} from index {applied}{(cutAfter >= 0 ? $", its snapshot cut after {cutAfter} B" : string.Empty)}");
             await cluster.StopMemberAsync(follower, crash: false);
             ulong needed = applied + TcpReplicatedCluster.RetainedEntries + 2;
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (cluster.Running.Values.Any(m => m.Node.Status.SnapshotIndex < needed) && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50, CancellationToken.None);
-            }
 
-            if (cluster.Running.Values.Any(m => m.Node.Status.SnapshotIndex < needed))
+            // Each running member's own signal that its snapshot reached the index (no public event
+            // exists; the node's internal one, through NodeDiagnostics). Bounded: when the clients'
+            // writes stop first, no snapshot comes.
+            var snapshotted = Task.WhenAll(cluster.Running.Values.Select(m => NodeDiagnostics.WaitForSnapshotAsync(m.Node, needed)));
+            await Task.WhenAny(snapshotted, Task.Delay(SnapshotWaitLimit, CancellationToken.None));
+            if (!snapshotted.IsCompletedSuccessfully)
             {
                 // The clients' writes stopped (their operations used up) before a snapshot past the
                 // follower was due: it restarts and catches up from the log; the test's snapshot
                 // assertion then names this line in the nemesis log.
-                Log($"lag {follower}: no snapshot past index {needed} within 15 s, restarted anyway");
+                Log($"lag {follower}: no snapshot past index {needed} within {SnapshotWaitLimit.TotalSeconds:0} s, restarted anyway");
             }
 
             if (cutAfter >= 0)

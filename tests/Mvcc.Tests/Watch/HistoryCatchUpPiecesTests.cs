@@ -1,4 +1,5 @@
 using EmbeddedRaft.Mvcc.Watch;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
 using static EmbeddedRaft.Mvcc.Tests.Watch.WatchTestSupport;
@@ -14,15 +15,16 @@ namespace EmbeddedRaft.Mvcc.Tests.Watch;
 /// </summary>
 public sealed class HistoryCatchUpPiecesTests
 {
-    [Test]
-    public async Task AWatchWithATwoEventBufferCatchesUpFromHistoryInFullPiecesOfWholeRevisions()
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("WATCH_SEED", "WATCH_SOAK_SEEDS", first: 2401, defaultCount: 1);
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task AWatchWithATwoEventBufferCatchesUpFromHistoryInFullPiecesOfWholeRevisions(int seed)
     {
         // ~3,000 revisions under "h/" (single puts, deletes, transactions of 2-5 puts, one of 300)
         // mixed with writes outside the range, then a watch from revision 2 with a buffer of 2:
         // every event in order, each revision in one response, and every response but the last
         // full (the next revision would not have fit): not one response per couple of events.
-        var seed = Environment.TickCount;
-        TestContext.Out.WriteLine($"seed {seed}");
+        TestContext.Out.WriteLine($"seed {seed}; replay with WATCH_SEED={seed}");
         var random = new Random(seed);
         await using var store = OpenOn(new FaultInjectingFileSystem(seed), new MvccStoreOptions { MaxTxnOps = 300, Watch = new WatchOptions { MaxBufferedEvents = 2 } });
         var expected = new List<string>();

@@ -1,3 +1,4 @@
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Mvcc.Tests.Store.StoreTestSupport;
 using static EmbeddedRaft.Mvcc.Tests.Watch.WatchTestSupport;
@@ -15,15 +16,16 @@ public sealed class KeptResponseBytesTests
     /// <summary>Values at least this long are rare in the test and larger than any small shared buffer a consumer might carve events from.</summary>
     private const int LargeValueBytes = 2048;
 
-    [Test]
-    public async Task ACallerKeepingEveryResponseOfALiveOrdinaryWatchReadsExactlyTheWrittenBytes()
+    private static IEnumerable<int> Seeds() => TestSeeds.Choose("WATCH_SEED", "WATCH_SOAK_SEEDS", first: 2451, defaultCount: 1);
+
+    [TestCaseSource(nameof(Seeds))]
+    public async Task ACallerKeepingEveryResponseOfALiveOrdinaryWatchReadsExactlyTheWrittenBytes(int seed)
     {
         // 3,000 puts (values of varied lengths, a few of 2-4 KiB) and 10 deletes, read along in
         // responses of up to 256 events while the writer goes on and reuses its batches' buffers:
         // every event is compared only after the last response was read, so bytes of a kept event
         // written again later (a reused batch buffer, a shared array carved again) would show.
-        var seed = Environment.TickCount;
-        TestContext.Out.WriteLine($"seed {seed}");
+        TestContext.Out.WriteLine($"seed {seed}; replay with WATCH_SEED={seed}");
         var random = new Random(seed);
         await using var store = OpenOn(new FaultInjectingFileSystem(seed), new MvccStoreOptions { Watch = new WatchOptions { MaxBufferedEvents = 100_000 } });
         await using var watch = store.Watch(Prefix("s/")).GetAsyncEnumerator();
