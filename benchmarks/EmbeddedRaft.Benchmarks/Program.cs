@@ -1,5 +1,7 @@
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 namespace EmbeddedRaft.Benchmarks;
 
@@ -17,7 +19,15 @@ public static class Program
     {
         if (args.Length == 0 || !Commands.TryGetValue(args[0], out var command))
         {
-            BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout));
+            var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout);
+            if (args.Any(IsInProcessSwitch))
+            {
+                // Every job in this process, the classes' own [SimpleJob]s included (see InProcessEverywhere).
+                args = [.. args.Where(arg => !IsInProcessSwitch(arg))];
+                config = config.AddJob(InProcessEverywhere);
+            }
+
+            BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
             return 0;
         }
 
@@ -89,4 +99,17 @@ public static class Program
     /// build timeouts, so <c>--buildTimeout</c> on the command line can only raise this one.
     /// </summary>
     private static readonly TimeSpan GeneratedProjectBuildTimeout = TimeSpan.FromMinutes(20);
+
+    /// <summary>
+    /// What <c>--inProcess</c> means here: every job of the run in this process, a class's own
+    /// <c>[SimpleJob]</c> with its counts and strategy included. BenchmarkDotNet 0.14's own switch
+    /// instead adds a second, default job in process beside the class's job, which still builds its
+    /// generated project and runs out of process: the row ran twice with different statistics, and the
+    /// build (no shared compiler, one node) kept the host asleep with ~2 s of CPU for up to 10 minutes at
+    /// load, which looked like a hang (docs/benchmarks.md, "MVCC in-order puts, session 15" and "MVCC key
+    /// index, session 25"). A mutator job is applied to every job instead of being added as one.
+    /// </summary>
+    private static readonly Job InProcessEverywhere = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).AsMutator();
+
+    private static bool IsInProcessSwitch(string arg) => arg is "-i" || arg.Equals("--inProcess", StringComparison.OrdinalIgnoreCase);
 }
