@@ -11,7 +11,8 @@ namespace EmbeddedRaft.Benchmarks;
 /// transport's wall and CPU time per message beside a raw socket (<see cref="Transport.TcpTransportCpuProbe"/>), <c>tcp-parts</c>
 /// its per-message parts (queue, encode, decode) timed on one thread (<see cref="Transport.TcpTransportPartsProbe"/>), <c>watch-cpu</c>
 /// the store writer's CPU per put with and without a watcher (<see cref="Mvcc.WatchWriterCpuProbe"/>), <c>range-cpu</c> the
-/// store's CPU per single-key range on one thread, or per key index lookup with --count-only (<see cref="Mvcc.RangeCpuProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
+/// store's CPU per single-key range on one thread, or per key index lookup with --count-only (<see cref="Mvcc.RangeCpuProbe"/>), <c>index-put-cpu</c>
+/// the key index's CPU per put of an existing key (<see cref="Mvcc.KeyIndexPutProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
 /// <c>--filter '*Wal*'</c>, <c>--list flat</c> and every other BenchmarkDotNet option work.</summary>
 public static class Program
 {
@@ -87,6 +88,10 @@ public static class Program
         ["range-cpu"] = (Mvcc.RangeCpuProbe.RunAsync, """
             range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N]
               The store's CPU per single-key range on one thread.
+            """),
+        ["index-put-cpu"] = (args => Task.FromResult(Mvcc.KeyIndexPutProbe.Run(args)), """
+            index-put-cpu [--keys 100000] [--revisions 10] [--puts 200000] [--rounds 5] [--evict-lines N]
+              The key index's CPU per put of an existing key (the writer's search, latest version and put) on one thread.
             """),
     };
 
