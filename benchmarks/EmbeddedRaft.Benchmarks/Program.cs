@@ -1,5 +1,7 @@
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 namespace EmbeddedRaft.Benchmarks;
 
@@ -9,7 +11,8 @@ namespace EmbeddedRaft.Benchmarks;
 /// transport's wall and CPU time per message beside a raw socket (<see cref="Transport.TcpTransportCpuProbe"/>), <c>tcp-parts</c>
 /// its per-message parts (queue, encode, decode) timed on one thread (<see cref="Transport.TcpTransportPartsProbe"/>), <c>watch-cpu</c>
 /// the store writer's CPU per put with and without a watcher (<see cref="Mvcc.WatchWriterCpuProbe"/>), <c>range-cpu</c> the
-/// store's CPU per single-key range on one thread, or per key index lookup with --count-only (<see cref="Mvcc.RangeCpuProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
+/// store's CPU per single-key range on one thread, or per key index lookup with --count-only (<see cref="Mvcc.RangeCpuProbe"/>), <c>index-put-cpu</c>
+/// the key index's CPU per put of an existing key (<see cref="Mvcc.KeyIndexPutProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
 /// <c>--filter '*Wal*'</c>, <c>--list flat</c> and every other BenchmarkDotNet option work.</summary>
 public static class Program
 {
@@ -17,7 +20,15 @@ public static class Program
     {
         if (args.Length == 0 || !Commands.TryGetValue(args[0], out var command))
         {
-            BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout));
+            var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(GeneratedProjectBuildTimeout);
+            if (args.Any(IsInProcessSwitch))
+            {
+                // Every job in this process, the classes' own [SimpleJob]s included (see InProcessEverywhere).
+                args = [.. args.Where(arg => !IsInProcessSwitch(arg))];
+                config = config.AddJob(InProcessEverywhere);
+            }
+
+            BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
             return 0;
         }
 
@@ -78,6 +89,10 @@ public static class Program
             range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N]
               The store's CPU per single-key range on one thread.
             """),
+        ["index-put-cpu"] = (args => Task.FromResult(Mvcc.KeyIndexPutProbe.Run(args)), """
+            index-put-cpu [--keys 100000] [--revisions 10] [--puts 200000] [--rounds 5] [--evict-lines N]
+              The key index's CPU per put of an existing key (the writer's search, latest version and put) on one thread.
+            """),
     };
 
     /// <summary>
@@ -89,4 +104,17 @@ public static class Program
     /// build timeouts, so <c>--buildTimeout</c> on the command line can only raise this one.
     /// </summary>
     private static readonly TimeSpan GeneratedProjectBuildTimeout = TimeSpan.FromMinutes(20);
+
+    /// <summary>
+    /// What <c>--inProcess</c> means here: every job of the run in this process, a class's own
+    /// <c>[SimpleJob]</c> with its counts and strategy included. BenchmarkDotNet 0.14's own switch
+    /// instead adds a second, default job in process beside the class's job, which still builds its
+    /// generated project and runs out of process: the row ran twice with different statistics, and the
+    /// build (no shared compiler, one node) kept the host asleep with ~2 s of CPU for up to 10 minutes at
+    /// load, which looked like a hang (docs/benchmarks.md, "MVCC in-order puts, session 15" and "MVCC key
+    /// index, session 25"). A mutator job is applied to every job instead of being added as one.
+    /// </summary>
+    private static readonly Job InProcessEverywhere = Job.Default.WithToolchain(InProcessEmitToolchain.Instance).AsMutator();
+
+    private static bool IsInProcessSwitch(string arg) => arg is "-i" || arg.Equals("--inProcess", StringComparison.OrdinalIgnoreCase);
 }

@@ -8,7 +8,8 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <remarks>
 /// <para>Layout: the last generation (the only one of a key never deleted since the last
 /// compaction) is held in this object's own fields, its revisions inline while there is one
-/// (<see cref="RevisionList"/>); generations a delete ended move to <see cref="Generation"/>
+/// and its first and last inline always (<see cref="RevisionList"/>: a put, and a read at the
+/// present, never read the revisions' array); generations a delete ended move to <see cref="Generation"/>
 /// objects. A key whose history is the one put that created it has no object of this kind at all:
 /// <see cref="KeyIndex"/> holds that revision in its arrays and makes one (equal to it) when the key
 /// is written again or deleted.</para>

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace EmbeddedRaft.Mvcc.Index;
 
 /// <summary>
@@ -6,15 +9,28 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// one object, not a list and its array per generation.
 /// </summary>
 /// <remarks>
-/// A mutable struct: keep it in a field and change it through that field (or a <c>ref</c> to it),
-/// never through a copy. Invariant: revisions ascend; while <c>_all</c> is null, <see cref="Count"/>
-/// is 0 or 1 and the one revision is <c>_first</c>.
+/// <para>The first and the last revision are also held inline whatever the count, so what the
+/// writer asks of a live key at every put (its latest revision, the generation's first, and
+/// whether the latest is at or below a revision: <see cref="First"/>, <see cref="Last"/>,
+/// <see cref="LastAtOrBelow"/> at the present) is answered from the history object alone, without
+/// a dependent cache miss on the array (a key written again lands in a cold object, then its cold
+/// array: the key index's chain of misses, docs/benchmarks.md, "MVCC writer's CPU per put,
+/// session 24"), and a put writes its revision into the array without reading the array first
+/// (<see cref="_capacity"/>).</para>
+/// <para>A mutable struct: keep it in a field and change it through that field (or a <c>ref</c> to
+/// it), never through a copy. Invariants: revisions ascend; <see cref="Count"/> 0: <c>_all</c>
+/// null, <c>_first</c> and <c>_last</c> default; 1: <c>_all</c> null, <c>_first == _last</c> the one
+/// revision; 2 or more: <c>_all</c> holds all of them in its first <see cref="Count"/> slots,
+/// <c>_first == _all[0]</c>, <c>_last == _all[Count - 1]</c>, and <c>_capacity == _all.Length</c>
+/// (0 while <c>_all</c> is null).</para>
 /// </remarks>
 internal struct RevisionList
 {
     private Revision _first;
+    private Revision _last;
     private Revision[]? _all;
     private int _count;
+    private int _capacity;
 
     public readonly int Count => _count;
 
@@ -27,34 +43,49 @@ internal struct RevisionList
                 throw new ArgumentOutOfRangeException(nameof(index), index, $"A generation holds {_count} revisions.");
             }
 
-            return _all is null ? _first : _all[index];
+            if (index == _count - 1)
+            {
+                return _last;
+            }
+
+            return index == 0 ? _first : _all![index];
         }
     }
 
-    public readonly Revision First => this[0];
+    /// <summary>The oldest revision (inline: no read of the array).</summary>
+    public readonly Revision First => _count > 0 ? _first : this[0];
 
-    public readonly Revision Last => this[_count - 1];
+    /// <summary>The newest revision (inline: no read of the array).</summary>
+    public readonly Revision Last => _count > 0 ? _last : this[-1];
 
     public void Add(Revision revision)
     {
+        if (_count == 0)
+        {
+            _first = revision;
+            _last = revision;
+            _count = 1;
+            return;
+        }
+
         if (_all is null)
         {
-            if (_count == 0)
-            {
-                _first = revision;
-                _count = 1;
-                return;
-            }
-
             _all = new Revision[4];
+            _capacity = _all.Length;
             _all[0] = _first;
         }
-        else if (_count == _all.Length)
+        else if (_count == _capacity)
         {
             Array.Resize(ref _all, _count * 2);
+            _capacity = _all.Length;
         }
 
-        _all[_count++] = revision;
+        // _count < _capacity == _all.Length (the struct's invariant, kept by the two branches
+        // above): the slot is in bounds without reading the array's length, which would wait for
+        // the array's first cache line before the put can go on.
+        Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_all), _count) = revision;
+        _count++;
+        _last = revision;
     }
 
     /// <summary>Drops the <paramref name="count"/> oldest revisions (compaction); back inline when one is left.</summary>
@@ -70,33 +101,50 @@ internal struct RevisionList
             return;
         }
 
-        if (_all is null)
-        {
-            _count = 0;
-            _first = default;
-            return;
-        }
-
         _count -= count;
-        if (_count <= 1)
+        if (_count == 0)
         {
-            _first = _count == 1 ? _all[count] : default;
-            _all = null;
+            this = default;
             return;
         }
 
-        Array.Copy(_all, count, _all, 0, _count);
+        if (_count == 1)
+        {
+            // The one left is the last, already inline.
+            _first = _last;
+            _all = null;
+            _capacity = 0;
+            return;
+        }
+
+        Array.Copy(_all!, count, _all!, 0, _count);
+        _first = _all![0];
+        if (_last != _all[_count - 1])
+        {
+            throw new InvariantViolationException($"MVCC key index: a generation's inline last revision {_last} is not its array's {_all[_count - 1]}.");
+        }
     }
 
     /// <summary>
     /// Index of the last revision whose main is at most <paramref name="atMain"/>, or -1 (etcd's
-    /// <c>walk</c> from the end).
+    /// <c>walk</c> from the end). A read at or after the newest revision (every put's, and reads at
+    /// the present) is answered inline.
     /// </summary>
     public readonly int LastAtOrBelow(long atMain)
     {
-        if (_all is null)
+        if (_count == 0)
         {
-            return _count == 1 && _first.Main <= atMain ? 0 : -1;
+            return -1;
+        }
+
+        if (_last.Main <= atMain)
+        {
+            return _count - 1;
+        }
+
+        if (_all is null || _first.Main > atMain)
+        {
+            return -1;
         }
 
         int lo = 0;
