@@ -61,11 +61,6 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
 
     public ulong RequestId { get; private set; }
 
-    public StageTrace? Trace;
-    public long TraceCall;
-    public long TraceLoop;
-    public ulong TraceIndex;
-
     /// <summary>The proposal's envelope (<see cref="ProposalEnvelope"/>); a new array per call, never reused (the log holds it).</summary>
     public byte[] Envelope { get; private set; } = [];
 
@@ -120,7 +115,6 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
         // Before the answer: the caller's continuation runs inline in SetResult and may reuse this
         // object for its next call, whose registration this must not dispose.
         Registration.Dispose();
-        Trace?.Released(ProposedAsLeader, TraceCall, TraceLoop, TraceIndex, StageTrace.Now);
         _core.SetResult(result);
     }
 

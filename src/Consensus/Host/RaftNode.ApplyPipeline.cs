@@ -141,15 +141,6 @@ public sealed partial class RaftNode<TResult>
             long bytes = 0;
             ulong entryCount = 0;
             var firstIndex = ((CommittedWork)items[start]).Entries.Span[0].Index;
-            var takenAt = StageTrace.Now;
-            if (_trace is not null)
-            {
-                for (var w = start; w < end; w++)
-                {
-                    _trace.MarkRange(StageTrace.Stamp.ApplyTaken, ((CommittedWork)items[w]).Entries.Span, takenAt);
-                }
-            }
-
             for (var w = start; w < end; w++)
             {
                 var work = (CommittedWork)items[w];
@@ -158,8 +149,6 @@ public sealed partial class RaftNode<TResult>
                     await gate;
                 }
 
-                _trace?.MarkRange(StageTrace.Stamp.Gate, work.Entries.Span, StageTrace.Now);
-
                 entryCount += (ulong)work.Entries.Length;
                 bytes += ParseCommitted(work.Entries.Span, commands, origins, ref own);
                 _applyRunEnds.Add(commands.Count);
@@ -167,19 +156,7 @@ public sealed partial class RaftNode<TResult>
 
             _applierConf = last.ConfAfter;
             var batch = new CommittedBatch(commands, firstIndex, _applierIndex, _applierTerm);
-            var smStart = StageTrace.Now;
             var results = await _stateMachine.ApplyAsync(batch, _stopping.Token);
-            if (_trace is not null)
-            {
-                var smEnd = StageTrace.Now;
-                for (var x = firstIndex; x <= _applierIndex; x++)
-                {
-                    _trace.Mark(StageTrace.Stamp.SmStart, x, smStart);
-                    _trace.Mark(StageTrace.Stamp.SmEnd, x, smEnd);
-                }
-
-                _trace.Applied((int)(_applierIndex - firstIndex + 1), smEnd - smStart, smEnd - takenAt);
-            }
             if (results is null || results.Count != commands.Count)
             {
                 throw new InvariantViolationException($"The state machine returned {results?.Count} results for {commands.Count} commands (batch ending at index {_applierIndex}).");
@@ -201,7 +178,6 @@ public sealed partial class RaftNode<TResult>
                     {
                         // Sized once: at most this node's own commands of the merged batch are released.
                         release ??= new ProposalRelease<TResult>(Math.Min(own, to - from));
-                        pending.TraceIndex = commands[i].Index;
                         release.Add(pending, results[i]);
                     }
                 }

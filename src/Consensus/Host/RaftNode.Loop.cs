@@ -22,9 +22,6 @@ public sealed partial class RaftNode<TResult>
             {
                 ArmAppliedWake();
                 var (inputs, ticks, closed) = await _inbox.TakeAsync();
-                var turnStart = StageTrace.Now;
-                _trace?.Count(0);
-                _trace?.Count(13, inputs.Count);
                 lastTaken = inputs;
                 if (closed)
                 {
@@ -58,7 +55,6 @@ public sealed partial class RaftNode<TResult>
                     switch (input)
                     {
                         case StepBatchInput b:
-                            _trace?.Count(14, b.Messages.Length);
                             foreach (var message in b.Messages)
                             {
                                 Step(message);
@@ -147,7 +143,6 @@ public sealed partial class RaftNode<TResult>
 
                 PublishFrameBorrowing();
                 ReturnLentFrames();
-                _trace?.Count(12, (StageTrace.Now - turnStart) * 1_000_000 / System.Diagnostics.Stopwatch.Frequency);
             }
         }
         catch (Exception e)
@@ -333,12 +328,6 @@ public sealed partial class RaftNode<TResult>
             {
                 SendSnapshot(m);
                 continue;
-            }
-
-            if (m.Type == MessageType.Append && _trace is not null)
-            {
-                _trace.Count(3);
-                _trace.Count(4, m.Entries.Length);
             }
 
             try

@@ -74,10 +74,8 @@ public sealed partial class RaftNode<TResult>
 
         // Marked before the core sees them: once proposed, nothing here touches them again.
         var isLeader = _raw.SoftState.Role == StateRole.Leader;
-        var traceNow = StageTrace.Now;
         foreach (var p in proposed)
         {
-            p.TraceLoop = traceNow;
             p.ProposedAsLeader = isLeader;
             if (!isLeader)
             {
@@ -100,8 +98,6 @@ public sealed partial class RaftNode<TResult>
         }
 
         _metrics.Proposed(commands.Count);
-        _trace?.Count(1);
-        _trace?.Count(2, commands.Count);
     }
 
     private void ProposeNextConfChange()

@@ -30,7 +30,6 @@ public sealed partial class RaftNode<TResult>
                     continue;
                 }
 
-                _trace?.Count(10);
                 await _log.CompactAsync(compaction);
                 OnSnapshotInstalled(compaction.Index);
                 RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
@@ -45,7 +44,6 @@ public sealed partial class RaftNode<TResult>
 
             if (Volatile.Read(ref _queuedApplies) >= MaxQueuedApplies)
             {
-                _trace?.Count(11);
                 return;
             }
 
@@ -90,12 +88,6 @@ public sealed partial class RaftNode<TResult>
             {
                 _snapshotRequested = true;
                 EnqueueApply(new SnapshotRequest(Force: true));
-            }
-
-            if (_trace is not null && !rd.Entries.IsEmpty)
-            {
-                _trace.MarkRange(StageTrace.Stamp.Ready, rd.Entries.Span, StageTrace.Now);
-                _trace.Ready(rd.Entries.Length);
             }
 
             Send(rd.Messages);
@@ -158,7 +150,6 @@ public sealed partial class RaftNode<TResult>
         if (rd.HardState is not null || !rd.Entries.IsEmpty)
         {
             await _log.SaveAsync(rd.HardState, rd.Entries, sync: false);
-            _trace?.MarkRange(StageTrace.Stamp.Written, rd.Entries.Span, StageTrace.Now);
         }
 
         if (_acknowledgeBeforeFsync)
@@ -222,7 +213,6 @@ public sealed partial class RaftNode<TResult>
             Volatile.Write(ref _loopHoldsBackReadies, 1);
         }
 
-        _trace?.Count(7);
         return true;
     }
 
@@ -247,14 +237,7 @@ public sealed partial class RaftNode<TResult>
             return false;
         }
 
-        _trace?.Count(8);
-        var wrote = await call.Answered.Task;
-        if (wrote)
-        {
-            _trace?.Count(9);
-        }
-
-        return wrote;
+        return await call.Answered.Task;
     }
 
     /// <summary>Loop side of the last call: takes and writes the Ready it held back (one, at most), then answers.</summary>
@@ -318,20 +301,7 @@ public sealed partial class RaftNode<TResult>
             {
                 try
                 {
-                    var syncStart = StageTrace.Now;
                     await _log.SyncAsync();
-                    if (_trace is not null)
-                    {
-                        var syncEnd = StageTrace.Now;
-                        var n = 0;
-                        foreach (var it in items)
-                        {
-                            _trace.MarkRange(StageTrace.Stamp.Durable, it.Ready.Entries.Span, syncEnd);
-                            n += it.Ready.Entries.Length;
-                        }
-
-                        _trace.Synced(items.Count, n, syncEnd - syncStart);
-                    }
                 }
                 catch (Exception e)
                 {
@@ -506,9 +476,6 @@ public sealed partial class RaftNode<TResult>
     {
         var entries = committed.Span;
         _metrics.Committed(entries.Length);
-        _trace?.Count(5);
-        _trace?.Count(6, entries.Length);
-        _trace?.MarkRange(StageTrace.Stamp.Committed, entries, StageTrace.Now);
         foreach (var e in entries)
         {
             if (e.Type != EntryType.ConfChange)

@@ -61,7 +61,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly RaftNodeMetrics _metrics;
-    private readonly StageTrace? _trace;
     private readonly NodeInbox<LoopItem> _inbox = new();
     private readonly NodeInbox<ApplyWork> _applyQueue = new();
     private readonly NodeInbox<SyncItem> _syncQueue = new();
@@ -211,7 +210,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
         _lastKnownLeader = raw.SoftState.Lead;
         _metrics = new RaftNodeMetrics(options.NodeId, () => Volatile.Read(ref _appliedIndex));
-        _trace = StageTrace.Enabled ? new StageTrace(options.NodeId) : null;
         _raw.MaxOutstandingReadies = options.MaxReadiesInFlight;
     }
 
@@ -463,10 +461,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         // Pooled unless cancellable (PendingProposal's remarks): the returned ValueTask is awaited once.
         var pending = PendingProposal<TResult>.Rent(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler, cancellationToken.CanBeCanceled);
         var version = pending.Version;
-        pending.Trace = _trace;
-        pending.TraceCall = _trace is null ? 0 : StageTrace.Now;
-        pending.TraceLoop = 0;
-        pending.TraceIndex = 0;
         _proposals.Add(pending);
         if (cancellationToken.CanBeCanceled)
         {
