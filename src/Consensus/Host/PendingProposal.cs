@@ -18,8 +18,9 @@ namespace EmbeddedRaft.Consensus.Host;
 /// applier or a canceller's thread: a failure or cancellation queues this object as a work item;
 /// the successes of one applied batch are answered together by one <see cref="ProposalRelease{TResult}"/>.
 /// Continuations run inline where the answer is set (not asynchronously) on purpose, so the callers
-/// released together continue one after another on that one thread, one hand-off per applied batch
-/// instead of one per caller (as <see cref="ReadGroup"/> does for reads).</para>
+/// released together continue one after another on that one thread (or, for a large batch on the
+/// thread pool, on one thread per core), one hand-off per applied batch instead of one per caller
+/// (as <see cref="ReadGroup"/> does for reads).</para>
 /// <para><b>Pooling</b> (docs/benchmarks.md, "Replicated puts, session 19"): a call without a
 /// cancellation token is reused once its caller took a successful result. Invariant: by then nothing
 /// of the node's still acts on this use — the applier removed it from the <see cref="ProposalTable{TResult}"/>

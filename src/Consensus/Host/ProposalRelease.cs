@@ -6,8 +6,11 @@ namespace EmbeddedRaft.Consensus.Host;
 /// The callers of one applied batch's proposals, released together: one work item on the node's
 /// scheduler completes each task in log order, so their continuations run one after another on that
 /// thread instead of one thread-pool hand-off per caller (each of which queued ahead of the node's
-/// loops at high concurrency: docs/benchmarks.md, "RaftNode cluster, session 12"). Filled by the
-/// applier only, then queued (<see cref="Queue"/>).
+/// loops at high concurrency: docs/benchmarks.md, "RaftNode cluster, session 12"). A batch of at
+/// least <see cref="CallersPerExtraWorkItem"/> callers on the thread pool is drained by up to one
+/// work item per core instead (<see cref="Queue"/>), so that its last caller does not wait for every
+/// continuation before it on one thread while another core is idle (docs/benchmarks.md, "RaftNode
+/// at 256 and 1,024 in flight, session 25"). Filled by the applier only, then queued.
 /// </summary>
 /// <remarks>
 /// A continuation that blocks (a synchronous wait on another task, as sync-over-async code does)
@@ -15,8 +18,9 @@ namespace EmbeddedRaft.Consensus.Host;
 /// node's loop looks at the releases still running on every tick (<see cref="HelpIfStalled"/>): one
 /// that completed nobody since the last look is queued again, and the new work item carries on from
 /// the next caller (callers are taken one at a time through an atomic cursor, so none is completed
-/// twice). A blocked continuation then delays the callers after it by at most about a tick, and
-/// only then may callers of one batch continue out of log order.
+/// twice). A blocked continuation then delays the callers after it by at most about a tick (less
+/// in a release split across cores, whose other work items carry on meanwhile). Callers are always
+/// taken in log order; their continuations overlap only in a split release or after such a stall.
 /// </remarks>
 internal sealed class ProposalRelease<TResult> : IThreadPoolWorkItem
 {
@@ -38,12 +42,32 @@ internal sealed class ProposalRelease<TResult> : IThreadPoolWorkItem
     /// <summary>Whether every caller's task is completed.</summary>
     public bool IsDone => Volatile.Read(ref _completed) == _callers.Count;
 
-    /// <summary>Queues the release on <paramref name="scheduler"/>, and records it in <paramref name="running"/> for the loop's stall check.</summary>
+    /// <summary>
+    /// Callers per work item beyond the first: a release of fewer is one work item (its callers
+    /// continue in log order on one thread); of more, up to one work item per core on the thread
+    /// pool. Below this a second hand-off costs about what it saves (a continuation costs
+    /// microseconds, a pool wake-up tens of them).
+    /// </summary>
+    internal const int CallersPerExtraWorkItem = 64;
+
+    /// <summary>
+    /// Queues the release on <paramref name="scheduler"/>, and records it in <paramref name="running"/>
+    /// for the loop's stall check. On the thread pool a large release gets up to one work item per
+    /// core (<see cref="CallersPerExtraWorkItem"/>), all taking callers from one cursor: each caller
+    /// is still completed once, taken in log order, but continuations of one batch may then run on
+    /// two threads at once. Any other scheduler (a deterministic one) gets one work item, as before.
+    /// </summary>
     public void Queue(TaskScheduler scheduler, ConcurrentQueue<ProposalRelease<TResult>> running)
     {
         _scheduler = scheduler;
         running.Enqueue(this);
-        QueueWorkItem();
+        var workItems = scheduler == TaskScheduler.Default
+            ? Math.Clamp(_callers.Count / CallersPerExtraWorkItem, 1, Environment.ProcessorCount)
+            : 1;
+        for (var i = 0; i < workItems; i++)
+        {
+            QueueWorkItem();
+        }
     }
 
     /// <summary>

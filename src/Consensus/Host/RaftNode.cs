@@ -432,7 +432,8 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// it (it will never apply); after, it only stops the wait — the command may still apply.
     /// <b>Continuations</b>: the callers whose commands one applied batch answered are released
     /// together, their continuations run one after another on one thread of the node's scheduler
-    /// (the thread pool by default; never the node's loop or applier), without a thread hop each. A
+    /// (the thread pool by default; never the node's loop or applier), without a thread hop each;
+    /// on the thread pool a batch of 128 callers or more is shared by one thread per core. A
     /// continuation that blocks (a synchronous wait, even on another caller of the same batch) holds
     /// up the callers after it for at most about one <see cref="RaftNodeOptions.TickInterval"/>: the
     /// loop then hands the rest of the batch to another work item. Failures and cancellations are

@@ -2,6 +2,7 @@ using System.Text;
 using EmbeddedRaft.Consensus.Host;
 using EmbeddedRaft.Consensus.Transport;
 using EmbeddedRaft.TestSupport;
+using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Consensus.Tests.Host;
 
@@ -158,6 +159,49 @@ public sealed class RaftNodeProposalTests
         await hold.WaitAsync(Waits.Limit);
         var batchOfFirst = batches.Single(b => b.Contains("c0"));
         Assert.That(batchOfFirst.Length, Is.GreaterThan(1), "the blocked caller shared its batch (else nothing was tested)");
+    }
+
+    [Test]
+    public async Task ALargeBatchsCallersAreReleasedOnMoreThanOneThreadWithoutWaitingForATick()
+    {
+        // A release of at least two work items' worth of callers is drained by one work item per
+        // core: while one thread runs a caller's continuation, the callers after it are completed
+        // on another. Shown by a first caller that blocks until every other caller of its batch is
+        // answered, with the node's ticks stopped: a release on one thread would then complete the
+        // others only when the loop's tick helps it (never, here).
+        Assume.That(Environment.ProcessorCount, Is.GreaterThanOrEqualTo(2), "a release is split across cores only where there are two");
+        const int Callers = 4 * ProposalRelease<long>.CallersPerExtraWorkItem;
+        var ticks = new StoppableTicks();
+        await using var cluster = await HostCluster.StartAsync(1, seed: 25, o => o with { TimeProvider = ticks });
+        await cluster[1].ProposeAsync(Bytes("settle")).AsTask().WaitAsync(Waits.Limit);
+        using var stopped = ticks.Stop();
+
+        // One write is held in its fsync, so every call below is held back in the core (group
+        // commit) and goes out in the one Ready taken when that write is reported durable: one
+        // committed batch, one release.
+        using var hold = new FlushHold();
+        var wal = $"{HostCluster.DataDirectory(1)}/wal";
+        cluster.Disk.BeforeEntering = (kind, path) =>
+        {
+            if (kind == FaultOperationKind.Flush && path.StartsWith(wal, StringComparison.Ordinal))
+            {
+                hold.Block();
+            }
+        };
+        var first = cluster[1].ProposeAsync(Bytes("first")).AsTask();
+        await hold.Entered.WaitAsync(Waits.Limit);
+        var calls = Enumerable.Range(0, Callers).Select(i => cluster[1].ProposeAsync(Bytes($"c{i}")).AsTask()).ToArray();
+        var others = calls[1..];
+        var blocking = calls[0].ContinueWith(
+            _ => Task.WaitAll(others, Waits.Limit),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        hold.Release();
+
+        Assert.That(await blocking.WaitAsync(Waits.Limit + Waits.Limit), Is.True, "every other caller of the batch completed while its first caller blocked, with no tick");
+        await first.WaitAsync(Waits.Limit);
+        Assert.That(cluster.Machines[1].Commands, Is.EqualTo(calls.Select((_, i) => $"c{i}").Prepend("first").Prepend("settle")), "each command applied once, in order");
     }
 
     [Test]
