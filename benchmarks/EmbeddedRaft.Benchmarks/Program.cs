@@ -82,7 +82,7 @@ public static class Program
             """),
         ["watch-cpu"] = (args => Task.FromResult(Mvcc.WatchWriterCpuProbe.Run(args)), $"""
             watch-cpu [{string.Join('|', Mvcc.WatchWriterCpuProbe.Modes)}]
-                      [--rounds 10] [--warmup 1] [--inflight 10000] [--task]
+                      [--rounds 10] [--warmup 1] [--inflight 10000] [--task] [--gc-threads]
               The store writer's CPU per put with and without a watcher (modes: WatchWriterCpuProbe's summary).
             """),
         ["range-cpu"] = (Mvcc.RangeCpuProbe.RunAsync, """

@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds 10] [--warmup 1] [--inflight 10000] [--task]</c>: what one watcher costs the store's writer (issue 16),
+/// <c>watch-cpu [live|live-reuse|many|lag|watched-only|reuse-only|alone-only|alloc|alloc-reuse|consumer] [--rounds 10] [--warmup 1] [--inflight 10000] [--task] [--gc-threads]</c>: what one watcher costs the store's writer (issue 16),
 /// with figures a loaded machine blurs less than BenchmarkDotNet's wall time.
 /// <para><c>live</c>: <see cref="WatchThroughputBenchmarks"/>'s invocations (200,000 synced puts, 10,000
 /// in flight) alone and with one live prefix watcher, alternated A B B A so load drift favours neither.
@@ -20,7 +20,12 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// <c>WatchHub.MaxHeldBatchesPerWatcher</c> batches). <c>--warmup N</c>: alone/watched pairs run
 /// first and not counted (default 1). <c>--inflight N</c>: puts kept in flight (default 10,000, the row's).
 /// The clients await each put's <c>ValueTask</c>, as the store's own put rows do; <c>--task</c> turns each put into a
-/// <c>Task</c> instead (the row's client until session 16: a diagnostic now); <c>--valuetask</c> is accepted and is the default.</para>
+/// <c>Task</c> instead (the row's client until session 16: a diagnostic now); <c>--valuetask</c> is accepted and is the default.
+/// Every invocation also reports the writer thread's run-queue wait (<c>schedstat</c>'s second field: time it was
+/// runnable but another thread had its core). <c>--gc-threads</c> (live modes): the collections are also attributed
+/// through the runtime's GC events (an <see cref="System.Diagnostics.Tracing.EventListener"/> on both halves alike):
+/// how many the writer thread ran itself (a collection runs on the thread whose allocation found the gen0 budget
+/// spent, while every other thread is stopped), their pause, and the bytes each promoted out of gen0.</para>
 /// <para><c>many</c>: the same measures for 200,000 synced puts (10,000 in flight) to 10,000 keys
 /// drawn at random (seed 1), alone and with 10,000 watchers, one per key, each read by its own
 /// <c>await foreach</c> (created before the measured puts; the run ends when every event is read).</para>
@@ -55,7 +60,7 @@ internal static class WatchWriterCpuProbe
             throw new CommandLineException($"Unknown mode '{mode}': {string.Join(", ", Modes)}.");
         }
 
-        CommandLine.RefuseUnknown(args, ["--rounds", "--warmup", "--inflight"], ["--task", "--valuetask"], positional: args.Length > 0 && args[0] == mode ? 1 : 0);
+        CommandLine.RefuseUnknown(args, ["--rounds", "--warmup", "--inflight"], ["--task", "--valuetask", "--gc-threads"], positional: args.Length > 0 && args[0] == mode ? 1 : 0);
         int rounds = CommandLine.Option(args, "--rounds", 10);
         int warmup = CommandLine.Option(args, "--warmup", 1);
         Console.WriteLine(FormattableString.Invariant($"{Environment.ProcessorCount} processors, load average {LoadAverage()}, mode {mode}, {rounds} rounds, {warmup} warm-up pairs"));
@@ -65,7 +70,8 @@ internal static class WatchWriterCpuProbe
             bench.CreateKeys();
             bool reuse = mode == "live-reuse";
             Console.WriteLine(FormattableString.Invariant($"{bench.WritesInFlight} puts in flight{(bench.AwaitValueTasks ? ", each put's ValueTask awaited" : ", each put as a Task (--task)")}; GC: server {System.Runtime.GCSettings.IsServerGC}, DOTNET_GCgen0size {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "unset"}"));
-            Alternate(rounds, warmup, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse));
+            using var gcThreads = args.Contains("--gc-threads") ? new GcByThread() : null;
+            Alternate(rounds, warmup, reuse ? "with a live prefix watcher reusing its events" : "with a live prefix watcher", watch => MeasureLive(bench, watch, reuse, gcThreads));
         }
         else if (mode == "many")
         {
@@ -128,8 +134,8 @@ internal static class WatchWriterCpuProbe
                 $"round {round + 1}: alone {Show(aloneSample)} | watched {Show(watchedSample)} | load {LoadAverage()}"));
         }
 
-        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | lock contentions | pool work items | writer blocked / preempted | pool blocked / preempted | commits | responses | JIT ms / methods | writer-built events |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---|---:|");
+        Console.WriteLine("| per put (medians) | wall ns | writer CPU ns | writer run-queue wait ns | pool CPU ns | other CPU ns | process CPU ns | allocated B | gen0/1/2 per invocation | GC pause ms | GCs run by the writer (pause ms) | promoted from gen0 KiB per GC | lock contentions | pool work items | writer blocked / preempted | pool blocked / preempted | commits | responses | JIT ms / methods | writer-built events |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---|---|---:|---:|---|---:|");
         Console.WriteLine(Row("alone", alone));
         Console.WriteLine(Row(watchedName, watched));
         Console.WriteLine(FormattableString.Invariant(
@@ -138,16 +144,17 @@ internal static class WatchWriterCpuProbe
         Console.WriteLine(FormattableString.Invariant($"per-round rate ratios: {string.Join(" ", paired.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}"));
     }
 
-    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch, bool reuse = false) =>
+    private static Sample MeasureLive(WatchThroughputBenchmarks bench, bool watch, bool reuse = false, GcByThread? gcThreads = null) =>
         Measure(
             bench.OpenEmptyStore,
             !watch ? bench.PutsAlone : reuse ? bench.PutsWithALiveReusingPrefixWatcher : bench.PutsWithALivePrefixWatcher,
             bench.CloseStore,
             watch ? () => (bench.LastResponses, bench.LastLargestResponse) : null,
             () => bench.Store.BatchesCommitted,
-            () => bench.Store.Watches.HeldBoundEventCount);
+            () => bench.Store.Watches.HeldBoundEventCount,
+            gcThreads);
 
-    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null, Func<long>? commits = null, Func<long>? writerBuilt = null)
+    private static Sample Measure(Action open, Func<Task> run, Action close, Func<(long Responses, int Largest)>? responses = null, Func<long>? commits = null, Func<long>? writerBuilt = null, GcByThread? gcThreads = null)
     {
         open();
         try
@@ -166,13 +173,16 @@ internal static class WatchWriterCpuProbe
             long workItems = ThreadPool.CompletedWorkItemCount;
             var threads = ThreadCpuByKind();
             var switches = ContextSwitches(writer);
-            long writerCpu = ThreadCpuNs(writer);
+            var (writerCpu, writerWaited) = ThreadSchedNs(writer);
             var processCpu = Process.GetCurrentProcess().TotalProcessorTime;
+            gcThreads?.Start(writer);
             long started = Stopwatch.GetTimestamp();
             run().GetAwaiter().GetResult();
             double wall = Stopwatch.GetElapsedTime(started).TotalNanoseconds;
+            var gcs = gcThreads?.Stop() ?? default;
             double process = (Process.GetCurrentProcess().TotalProcessorTime - processCpu).TotalNanoseconds;
-            long writerUsed = ThreadCpuNs(writer) - writerCpu;
+            var (writerCpuAfter, writerWaitedAfter) = ThreadSchedNs(writer);
+            long writerUsed = writerCpuAfter - writerCpu;
             var switchesAfter = ContextSwitches(writer);
             var threadsAfter = ThreadCpuByKind();
             long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
@@ -190,6 +200,11 @@ internal static class WatchWriterCpuProbe
                 GC.CollectionCount(1) - gen1,
                 GC.CollectionCount(2) - gen2)
             {
+                WriterRunQueueNs = (double)(writerWaitedAfter - writerWaited) / LivePuts,
+                WriterGcs = gcs.ByWriter,
+                WriterGcPauseMs = gcs.ByWriterPauseMs,
+                PromotedKiBPerGc = gcs.Collections == 0 ? 0 : gcs.PromotedBytes / 1024.0 / gcs.Collections,
+                GcThreads = gcThreads is not null,
                 PoolCpuNs = (double)(threadsAfter.Pool - threads.Pool) / LivePuts,
                 PoolWaits = threadsAfter.PoolVoluntary - threads.PoolVoluntary,
                 PoolPreempted = threadsAfter.PoolInvoluntary - threads.PoolInvoluntary,
@@ -489,8 +504,18 @@ internal static class WatchWriterCpuProbe
     }
 
     /// <summary>CPU time the thread has run, in nanoseconds (the first field of schedstat).</summary>
-    private static long ThreadCpuNs(int tid) =>
-        long.Parse(File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
+    private static long ThreadCpuNs(int tid) => ThreadSchedNs(tid).Ran;
+
+    /// <summary>
+    /// The thread's schedstat: nanoseconds it has run, and nanoseconds it waited on a run queue (runnable, another
+    /// thread on its core: preempted, or woken and not yet run). The writer's wait is the share of the wall it
+    /// lost to the process's other threads and to other processes.
+    /// </summary>
+    private static (long Ran, long Waited) ThreadSchedNs(int tid)
+    {
+        string[] fields = File.ReadAllText($"/proc/self/task/{tid}/schedstat").Split(' ');
+        return (long.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture));
+    }
 
     private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
@@ -502,11 +527,11 @@ internal static class WatchWriterCpuProbe
 
     private static string Show(Sample s) =>
         FormattableString.Invariant(
-            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns, pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times, pool blocked {s.PoolWaits} / preempted {s.PoolPreempted} times, {s.Commits} commits, JIT {s.JitMs:F0} ms / {s.JitMethods} methods, {s.WriterBuiltEvents} writer-built events{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
+            $"wall {s.WallNs:F0} ns, writer {s.WriterCpuNs:F0} ns (run-queue wait {s.WriterRunQueueNs:F0} ns), pool {s.PoolCpuNs:F0} ns, other {s.OtherCpuNs:F0} ns, process {s.ProcessCpuNs:F0} ns, {s.AllocatedBytes:F0} B per put, GCs {s.Gen0}/{s.Gen1}/{s.Gen2} ({s.GcPauseMs:F0} ms paused{(s.GcThreads ? FormattableString.Invariant($"; {s.WriterGcs} run by the writer, {s.WriterGcPauseMs:F0} ms; {s.PromotedKiBPerGc:F0} KiB promoted from gen0 per GC") : string.Empty)}), {s.Contentions} lock contentions, {s.WorkItems} pool work items, writer blocked {s.WriterWaits} / preempted {s.WriterPreempted} times, pool blocked {s.PoolWaits} / preempted {s.PoolPreempted} times, {s.Commits} commits, JIT {s.JitMs:F0} ms / {s.JitMethods} methods, {s.WriterBuiltEvents} writer-built events{(s.Responses > 0 ? FormattableString.Invariant($", {s.Responses} responses (largest {s.LargestResponse} events)") : string.Empty)}");
 
     private static string Row(string name, List<Sample> samples) =>
         FormattableString.Invariant(
-            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.PoolWaits):F0} / {Median(samples, s => s.PoolPreempted):F0} | {Median(samples, s => s.Commits):F0} | {Median(samples, s => s.Responses):F0} | {Median(samples, s => s.JitMs):F0} / {Median(samples, s => s.JitMethods):F0} | {Median(samples, s => s.WriterBuiltEvents):F0} |");
+            $"| {name} | {Median(samples, s => s.WallNs):F0} | {Median(samples, s => s.WriterCpuNs):F0} | {Median(samples, s => s.WriterRunQueueNs):F0} | {Median(samples, s => s.PoolCpuNs):F0} | {Median(samples, s => s.OtherCpuNs):F0} | {Median(samples, s => s.ProcessCpuNs):F0} | {Median(samples, s => s.AllocatedBytes):F0} | {Median(samples, s => s.Gen0):F0}/{Median(samples, s => s.Gen1):F0}/{Median(samples, s => s.Gen2):F0} | {Median(samples, s => s.GcPauseMs):F0} | {(samples.Count > 0 && samples[0].GcThreads ? FormattableString.Invariant($"{Median(samples, s => s.WriterGcs):F0} ({Median(samples, s => s.WriterGcPauseMs):F0})") : "-")} | {(samples.Count > 0 && samples[0].GcThreads ? FormattableString.Invariant($"{Median(samples, s => s.PromotedKiBPerGc):F0}") : "-")} | {Median(samples, s => s.Contentions):F0} | {Median(samples, s => s.WorkItems):F0} | {Median(samples, s => s.WriterWaits):F0} / {Median(samples, s => s.WriterPreempted):F0} | {Median(samples, s => s.PoolWaits):F0} / {Median(samples, s => s.PoolPreempted):F0} | {Median(samples, s => s.Commits):F0} | {Median(samples, s => s.Responses):F0} | {Median(samples, s => s.JitMs):F0} / {Median(samples, s => s.JitMethods):F0} | {Median(samples, s => s.WriterBuiltEvents):F0} |");
 
     /// <summary>The <c>many</c> invocation: a fresh store, optionally 10,000 watchers on distinct keys with their readers, then the puts.</summary>
     private sealed class ManyWatchersRun
@@ -582,6 +607,94 @@ internal static class WatchWriterCpuProbe
         }
     }
 
+    /// <summary>
+    /// The runtime's GC events (keyword GC, informational: a handful per collection) during one invocation: the
+    /// collections, those raised on the writer's thread (a workstation collection runs on the thread whose
+    /// allocation triggered it), each one's pause from the suspension's start to the restart's end, and the
+    /// bytes promoted out of gen0.
+    /// </summary>
+    private sealed class GcByThread : System.Diagnostics.Tracing.EventListener
+    {
+        private readonly object _gate = new();
+        private bool _on;
+        private int _writer;
+        private GcTotals _totals;
+        private DateTime _suspended;
+        private bool _suspendedByWriter;
+
+        public void Start(int writerThreadId)
+        {
+            lock (_gate)
+            {
+                _writer = writerThreadId;
+                _totals = default;
+                _suspended = default;
+                _on = true;
+            }
+        }
+
+        public GcTotals Stop()
+        {
+            lock (_gate)
+            {
+                _on = false;
+                return _totals;
+            }
+        }
+
+        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
+        {
+            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
+            {
+                EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Informational, (System.Diagnostics.Tracing.EventKeywords)0x1);
+            }
+        }
+
+        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
+        {
+            string name = eventData.EventName ?? string.Empty;
+            lock (_gate)
+            {
+                if (!_on)
+                {
+                    return;
+                }
+
+                bool byWriter = (int)eventData.OSThreadId == _writer;
+                if (name.StartsWith("GCStart", StringComparison.Ordinal))
+                {
+                    _totals.Collections++;
+                    _totals.ByWriter += byWriter ? 1 : 0;
+                }
+                else if (name.StartsWith("GCSuspendEEBegin", StringComparison.Ordinal))
+                {
+                    _suspended = eventData.TimeStamp;
+                    _suspendedByWriter = byWriter;
+                }
+                else if (name.StartsWith("GCRestartEEEnd", StringComparison.Ordinal) && _suspended != default)
+                {
+                    double ms = (eventData.TimeStamp - _suspended).TotalMilliseconds;
+                    _totals.PauseMs += ms;
+                    _totals.ByWriterPauseMs += _suspendedByWriter ? ms : 0;
+                    _suspended = default;
+                }
+                else if (name.StartsWith("GCHeapStats", StringComparison.Ordinal) && eventData.PayloadNames is { } names && names.IndexOf("TotalPromotedSize0") is int at and >= 0)
+                {
+                    _totals.PromotedBytes += Convert.ToInt64(eventData.Payload![at], CultureInfo.InvariantCulture);
+                }
+            }
+        }
+    }
+
+    private struct GcTotals
+    {
+        public int Collections;
+        public int ByWriter;
+        public double PauseMs;
+        public double ByWriterPauseMs;
+        public long PromotedBytes;
+    }
+
     /// <summary>Sums the runtime's allocation samples (AllocationTick, ~100 KB each) by type and by whether the writer thread allocated them.</summary>
     private sealed class AllocationSampler : System.Diagnostics.Tracing.EventListener
     {
@@ -651,6 +764,21 @@ internal static class WatchWriterCpuProbe
     {
         /// <summary>CPU of the thread-pool workers per put (the watcher's consumer, the writers' continuations).</summary>
         public double PoolCpuNs { get; init; }
+
+        /// <summary>Time per put the writer thread was runnable but waited for a core (schedstat's run-queue wait).</summary>
+        public double WriterRunQueueNs { get; init; }
+
+        /// <summary>Whether the GC attribution below was collected (<c>--gc-threads</c>).</summary>
+        public bool GcThreads { get; init; }
+
+        /// <summary>Collections the writer thread ran itself (its allocation found the gen0 budget spent).</summary>
+        public int WriterGcs { get; init; }
+
+        /// <summary>The pauses (suspension to restart) of the collections the writer ran, in milliseconds.</summary>
+        public double WriterGcPauseMs { get; init; }
+
+        /// <summary>Bytes promoted out of gen0 per collection, in KiB (what a collection had to copy or keep: the live part of gen0).</summary>
+        public double PromotedKiBPerGc { get; init; }
 
         /// <summary>CPU of the other threads except the writer per put (the benchmark's own, GC's background thread).</summary>
         public double OtherCpuNs { get; init; }
