@@ -433,8 +433,8 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     /// <b>Continuations</b>: the callers whose commands one applied batch answered are released
     /// together, their continuations run one after another on one thread of the node's scheduler
     /// (the thread pool by default; never the node's loop or applier), without a thread hop each;
-    /// on the thread pool a batch of 128 callers or more is shared by one thread per core. A
-    /// continuation that blocks (a synchronous wait, even on another caller of the same batch) holds
+    /// on the thread pool a batch of 128 callers or more is shared by up to one thread per core
+    /// (one per 64 callers). A continuation that blocks (a synchronous wait, even on another caller of the same batch) holds
     /// up the callers after it for at most about one <see cref="RaftNodeOptions.TickInterval"/>: the
     /// loop then hands the rest of the batch to another work item. Failures and cancellations are
     /// completed on the scheduler too. <b>Await the returned task once</b> (or call
