@@ -19,6 +19,7 @@ public sealed class SlowAndManyWatchersTests
         var options = new MvccStoreOptions { Durability = MvccDurability.NoSync, Watch = new WatchOptions { MaxBufferedEvents = 16 } };
         await using var store = OpenOn(new FaultInjectingFileSystem(21), options);
         using var turns = new SemaphoreSlim(0);
+        using var turnsTaken = new SemaphoreSlim(0);
         await using var watch = store.Watch(Prefix("key/"));
         bool writesDone = false;
         var consumer = Task.Run(async () =>
@@ -28,13 +29,18 @@ public sealed class SlowAndManyWatchersTests
             while (seen.Count < Puts)
             {
                 // One response per 100 writes while the writer runs: 100 times slower than it.
-                if (!Volatile.Read(ref writesDone))
+                bool turn = !Volatile.Read(ref writesDone);
+                if (turn)
                 {
                     await turns.WaitAsync();
                 }
 
                 Assert.That(await responses.MoveNextAsync(), Is.True);
                 seen.AddRange(responses.Current.Events.Select(e => e.Kv.ModRevision));
+                if (turn)
+                {
+                    turnsTaken.Release();
+                }
             }
 
             // Caught up, its next take puts it back on the live path (then answers the progress request).
@@ -48,9 +54,13 @@ public sealed class SlowAndManyWatchersTests
         for (int i = 0; i < Puts; i++)
         {
             await store.PutAsync(new PutRequest { Key = B($"key/{i % 50}"), Value = B($"{i}") });
-            if (i % 100 == 99)
+            // A history read takes up to 256 events, so a turn can catch the watcher up and put it
+            // back on the live path: the writer waits for each turn to end, and the last 100 puts
+            // get none, so the 16-event buffer overflows again before the check below.
+            if (i % 100 == 99 && i < Puts - 100)
             {
                 turns.Release();
+                await turnsTaken.WaitAsync();
             }
         }
 
