@@ -8,7 +8,7 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// <c>index-put-cpu [--keys 100000] [--revisions 10] [--puts 200000] [--rounds 5] [--evict-lines N]</c>: the
 /// key index's part of one put of an existing key, as the MVCC writer does it (<c>WritePut</c>: one
 /// search, the key's creation and version at the revision being written, then the put recorded), on
-/// one thread, timed by that thread's CPU (<c>/proc/thread-self/schedstat</c>): no B+tree, no value,
+/// one thread, timed by that thread's CPU (<see cref="ThreadCpuClock"/>): no B+tree, no value,
 /// no lock, so a loaded machine blurs the figure less than the store's rows. The index holds
 /// store-load's keys (<c>/store-load/000042</c>), added in random order (the chunks split as a
 /// store's do), then each written again at random until they average <c>--revisions</c> revisions
@@ -68,26 +68,26 @@ internal static class KeyIndexPutProbe
             long evictNanoseconds = 0;
             if (evictLines > 0)
             {
-                long evictBefore = ThreadCpuNanoseconds();
+                long evictBefore = ThreadCpuClock.Nanoseconds();
                 for (int i = 0; i < puts; i++)
                 {
-                    evicted += Evict(evict, i, evictLines);
+                    evicted += CacheLineEvictor.Evict(evict, i, evictLines);
                 }
 
-                evictNanoseconds = ThreadCpuNanoseconds() - evictBefore;
+                evictNanoseconds = ThreadCpuClock.Nanoseconds() - evictBefore;
             }
 
-            long cpuBefore = ThreadCpuNanoseconds();
+            long cpuBefore = ThreadCpuClock.Nanoseconds();
             for (int i = 0; i < puts; i++)
             {
                 check += PutOnce(index, keys[order[i]], ++main);
                 if (evictLines > 0)
                 {
-                    evicted += Evict(evict, i, evictLines);
+                    evicted += CacheLineEvictor.Evict(evict, i, evictLines);
                 }
             }
 
-            microseconds.Add((ThreadCpuNanoseconds() - cpuBefore - evictNanoseconds) / 1_000.0 / puts);
+            microseconds.Add((ThreadCpuClock.Nanoseconds() - cpuBefore - evictNanoseconds) / 1_000.0 / puts);
         }
 
         if (check <= 0)
@@ -114,20 +114,4 @@ internal static class KeyIndexPutProbe
         index.Put(position, new Revision(main, 0));
         return version + (created.Main > 0 ? 0 : -1);
     }
-
-    /// <summary>Reads <paramref name="lines"/> pseudo-random cache lines of <paramref name="buffer"/> (the same ones for the same <paramref name="i"/>).</summary>
-    private static long Evict(byte[] buffer, int i, int lines)
-    {
-        long sum = 0;
-        ulong state = ((ulong)i + 1) * 0x9E3779B97F4A7C15UL;
-        for (int line = 0; line < lines; line++)
-        {
-            state = (state ^ (state >> 31)) * 0xBF58476D1CE4E5B9UL;
-            sum += buffer[(int)((state >> 20) % (ulong)(buffer.Length / 64)) * 64];
-        }
-
-        return sum;
-    }
-
-    private static long ThreadCpuNanoseconds() => long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
 }

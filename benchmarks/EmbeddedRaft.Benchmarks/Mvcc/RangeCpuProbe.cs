@@ -10,7 +10,7 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// <see cref="MvccStore"/> (no-sync) filled with store-load's data (100,000 keys
 /// <c>/store-load/000042</c> of 1 KiB), then rounds of serializable single-key ranges of keys drawn at
 /// random (seed 7) on the calling thread, each round timed by that thread's CPU time
-/// (<c>/proc/thread-self/schedstat</c>, nanoseconds) and its allocated bytes; per range, every round
+/// (<see cref="ThreadCpuClock"/>, nanoseconds) and its allocated bytes; per range, every round
 /// and the median. No Raft, no read-index round, no load generator: the key index lookup, the B+tree
 /// lookup, the value's copy and the response (docs/benchmarks.md, "Replicated reads, session 11").
 /// </summary>
@@ -74,27 +74,27 @@ internal static class RangeCpuProbe
                 long evictNanoseconds = 0;
                 if (evictLines > 0)
                 {
-                    long evictBefore = ThreadCpuNanoseconds();
+                    long evictBefore = ThreadCpuClock.Nanoseconds();
                     for (int i = 0; i < reads; i++)
                     {
-                        evicted += Evict(evict, i, evictLines);
+                        evicted += CacheLineEvictor.Evict(evict, i, evictLines);
                     }
 
-                    evictNanoseconds = ThreadCpuNanoseconds() - evictBefore;
+                    evictNanoseconds = ThreadCpuClock.Nanoseconds() - evictBefore;
                 }
 
-                long cpuBefore = ThreadCpuNanoseconds();
+                long cpuBefore = ThreadCpuClock.Nanoseconds();
                 long bytesBefore = GC.GetAllocatedBytesForCurrentThread();
                 for (int i = 0; i < reads; i++)
                 {
                     check += Returned(store.Range(requests[order[i]]));
                     if (evictLines > 0)
                     {
-                        evicted += Evict(evict, i, evictLines);
+                        evicted += CacheLineEvictor.Evict(evict, i, evictLines);
                     }
                 }
 
-                microseconds.Add((ThreadCpuNanoseconds() - cpuBefore - evictNanoseconds) / 1_000.0 / reads);
+                microseconds.Add((ThreadCpuClock.Nanoseconds() - cpuBefore - evictNanoseconds) / 1_000.0 / reads);
                 bytesPerRange = (double)(GC.GetAllocatedBytesForCurrentThread() - bytesBefore) / reads;
             }
 
@@ -122,20 +122,4 @@ internal static class RangeCpuProbe
     /// <summary>The value's length of a full range, or (count only) 1,024 for a range that counted its one key and returned none.</summary>
     private static long Returned(RangeResponse response) =>
         response.Kvs.Count == 0 ? (response.Count == 1 ? 1024 : 0) : response.Kvs[0].Value.Length;
-
-    /// <summary>Reads <paramref name="lines"/> pseudo-random cache lines of <paramref name="buffer"/> (the same ones for the same <paramref name="i"/>).</summary>
-    private static long Evict(byte[] buffer, int i, int lines)
-    {
-        long sum = 0;
-        ulong state = ((ulong)i + 1) * 0x9E3779B97F4A7C15UL;
-        for (int line = 0; line < lines; line++)
-        {
-            state = (state ^ (state >> 31)) * 0xBF58476D1CE4E5B9UL;
-            sum += buffer[(int)((state >> 20) % (ulong)(buffer.Length / 64)) * 64];
-        }
-
-        return sum;
-    }
-
-    private static long ThreadCpuNanoseconds() => long.Parse(File.ReadAllText("/proc/thread-self/schedstat").Split(' ')[0], CultureInfo.InvariantCulture);
 }
