@@ -34,7 +34,8 @@ public static class NodeDiagnostics
     /// <paramref name="index"/> (<c>RaftNode.WaitForSnapshotAsync</c>): a wait on the node's own
     /// signal, for the tests that would otherwise poll <see cref="RaftNode{TResult}.Status"/>. The
     /// node has no public notification of a snapshot; this reaches the internal one for tests only.
-    /// Never completes on a node that stops first: bound it.
+    /// Fails with the node's <see cref="NodeStoppedException"/> when it stops first (as its pending
+    /// proposals do); still bound it, since a snapshot may simply never come.
     /// </summary>
     public static Task WaitForSnapshotAsync<TResult>(RaftNode<TResult> node, ulong index)
     {

@@ -26,7 +26,11 @@ public sealed partial class RaftNode<TResult>
         due.ForEach(s => s.TrySetResult());
     }
 
-    /// <summary>For tests: completes once the log's newest installed snapshot is at or above <paramref name="index"/>.</summary>
+    /// <summary>
+    /// For tests: completes once the log's newest installed snapshot is at or above
+    /// <paramref name="index"/>; fails with the node's <see cref="NodeStoppedException"/> (as its
+    /// pending proposals do) when the node stops first, or has stopped already.
+    /// </summary>
     internal Task WaitForSnapshotAsync(ulong index)
     {
         lock (_stateLock)
@@ -34,6 +38,12 @@ public sealed partial class RaftNode<TResult>
             if (_snapshotIndex >= index)
             {
                 return Task.CompletedTask;
+            }
+
+            if (_stopped)
+            {
+                // Stop failed the waiters it found; nothing installs a snapshot for a later one.
+                return Task.FromException(new NodeStoppedException(Id, _stopCause));
             }
 
             var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -732,6 +732,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private void Stop(Exception? cause)
     {
         Channel<LeaderChange>[] subscribers;
+        TaskCompletionSource[] snapshotWaiters;
         lock (_stateLock)
         {
             if (_stopped)
@@ -743,6 +744,8 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
             _stopCause = cause;
             subscribers = [.. _leaderSubscribers];
             _leaderSubscribers.Clear();
+            snapshotWaiters = [.. _snapshotWaiters.Select(w => w.Signal)];
+            _snapshotWaiters.Clear();
         }
 
         if (cause is not null)
@@ -766,6 +769,12 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         foreach (var s in subscribers)
         {
             s.Writer.TryComplete(cause is null ? null : Stopped());
+        }
+
+        // After _stopped is set no waiter is added (WaitForSnapshotAsync fails at once), so these are all.
+        foreach (var waiter in snapshotWaiters)
+        {
+            waiter.TrySetException(Stopped());
         }
 
         FailAllProposals();

@@ -48,6 +48,35 @@ public sealed class RaftNodeLifecycleTests
     }
 
     [Test]
+    public async Task AStopFailsTheSnapshotWaitsWithTheStopsExceptionAsItFailsPendingProposals()
+    {
+        // A snapshot wait (NodeDiagnostics.WaitForSnapshotAsync, for tests) is a pending call like
+        // any other: a node that fails, or is disposed, ends it with the NodeStoppedException its
+        // proposals get (the cause when it failed, none when disposed), and a later wait fails at
+        // once; before, such waits were kept and never completed.
+        await using var cluster = await HostCluster.StartAsync(2, seed: 2602);
+        await cluster[1].ProposeAsync(Bytes("before")).AsTask().WaitAsync(Waits.Limit);
+        var failing = cluster[1];
+        var disposed = cluster[2];
+        var failingWait = NodeDiagnostics.WaitForSnapshotAsync(failing, 1_000_000);
+        var disposedWait = NodeDiagnostics.WaitForSnapshotAsync(disposed, 1_000_000);
+        Assert.That(failingWait.IsCompleted || disposedWait.IsCompleted, Is.False, "no snapshot is near index 1,000,000");
+
+        cluster.Disk.FailWhen = op => op.Kind == FaultOperationKind.Flush && op.Path.StartsWith("/node1/wal", StringComparison.Ordinal);
+        var proposal = failing.ProposeAsync(Bytes("fails")).AsTask();
+        var proposalError = Assert.ThrowsAsync<NodeStoppedException>(async () => await proposal.WaitAsync(Waits.Limit));
+        var failedWaitError = Assert.ThrowsAsync<NodeStoppedException>(async () => await failingWait.WaitAsync(Waits.Limit));
+        Assert.That(failedWaitError!.Cause, Is.InstanceOf<IOException>().And.SameAs(proposalError!.Cause), "the wait fails with the stop's cause, as the proposal did");
+        var laterError = Assert.ThrowsAsync<NodeStoppedException>(async () => await NodeDiagnostics.WaitForSnapshotAsync(failing, 1_000_000).WaitAsync(Waits.Limit));
+        Assert.That(laterError!.Cause, Is.SameAs(proposalError.Cause), "a wait asked after the stop fails at once");
+        Assert.That(NodeDiagnostics.WaitForSnapshotAsync(failing, 0).IsCompletedSuccessfully, Is.True, "a wait already met still completes");
+
+        await cluster.StopNodeAsync(2);
+        var disposedError = Assert.ThrowsAsync<NodeStoppedException>(async () => await disposedWait.WaitAsync(Waits.Limit));
+        Assert.That(disposedError!.Cause, Is.Null, "a disposal has no cause");
+    }
+
+    [Test]
     public async Task DisposingUnderLoadCompletesEveryCallAndReleasesTheDataDirectories()
     {
         var cluster = await HostCluster.StartAsync(3, seed: 22);
