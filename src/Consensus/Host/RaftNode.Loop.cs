@@ -412,7 +412,7 @@ public sealed partial class RaftNode<TResult>
             return false;
         });
 
-        _raftStatus = _raw.GetStatus();
+        RefreshStatus();
         if (_tick % _summaryEveryTicks == 0)
         {
             LogDropSummary();
@@ -477,7 +477,7 @@ public sealed partial class RaftNode<TResult>
             }
         }
 
-        _raftStatus = _raw.GetStatus();
+        RefreshStatus();
         if (s.Lead == _leader.LeaderId)
         {
             return;

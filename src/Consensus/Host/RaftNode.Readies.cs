@@ -72,6 +72,12 @@ public sealed partial class RaftNode<TResult>
 
             var rd = _raw.GetReady();
             Volatile.Write(ref _loopHoldsBackReadies, 0);
+            if (rd.HardState is not null)
+            {
+                // Before its committed entries go to the applier: a caller answered sees its commit in Status.
+                PublishCommitState();
+            }
+
             OnSoftState(rd.SoftState);
             foreach (var rs in rd.ReadStates)
             {
@@ -105,6 +111,11 @@ public sealed partial class RaftNode<TResult>
 
                 Send(rd.MessagesAfterPersist);
                 _raw.Advance();
+                if (!rd.CommittedEntries.IsEmpty)
+                {
+                    PublishCommitState();
+                }
+
                 continue;
             }
 
@@ -433,6 +444,10 @@ public sealed partial class RaftNode<TResult>
         // Its MessagesAfterPersist went out from the sync pipeline; our own acknowledgement and
         // vote take effect now.
         _raw.Advance();
+        if (!rd.CommittedEntries.IsEmpty)
+        {
+            PublishCommitState();
+        }
     }
 
     /// <summary>

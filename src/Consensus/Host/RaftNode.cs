@@ -83,7 +83,16 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private ulong _persistedIndex;
     private ulong _snapshotIndex;
     private readonly List<(ulong Index, TaskCompletionSource Signal)> _snapshotWaiters = [];
-    private volatile RaftStatus _raftStatus;
+    // Status's picture of the core, under _stateLock, written by the loop only. The whole RaftStatus
+    // (progress, configuration, transferee) is taken on each tick and role or leader change
+    // (RefreshStatus); the hard state (term, vote, commit) and the core's applied index are copied on
+    // every Ready that changes the hard state and every Advance after committed entries
+    // (PublishCommitState): a copy and an uncontended lock per Ready, nothing per proposal. Each
+    // copy reads the core at that moment, and the core's term, commit and applied never go back, so
+    // neither does what Status shows.
+    private RaftStatus _raftStatus;
+    private HardState _statusHardState;
+    private ulong _statusApplied;
     private LeaderChange _leader;
     private bool _stopped;
     private Exception? _stopCause;
@@ -205,6 +214,8 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         _handedOutConf = log.InitialState().ConfState;
         _applierConf = _handedOutConf;
         _raftStatus = raw.GetStatus();
+        _statusHardState = _raftStatus.HardState;
+        _statusApplied = _raftStatus.Applied;
         _role = raw.SoftState.Role;
         _borrowsFrames = raw.SoftState.Role == StateRole.Follower;
         _leader = new LeaderChange(raw.SoftState.Lead, raw.HardState.Term, raw.SoftState.Lead == raw.Id);
@@ -253,8 +264,12 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
 
     /// <summary>
-    /// The node's state now: the core's status (refreshed every tick), applied and persisted
-    /// indexes, and whether and why it stopped.
+    /// The node's state now: the core's status (see <see cref="RaftNodeStatus.Raft"/> for how fresh
+    /// each part is), applied and persisted indexes, and whether and why it stopped. Once a call of
+    /// <see cref="ProposeAsync"/> on this node has returned, <c>Status.Raft.HardState.Commit</c> and
+    /// <see cref="RaftNodeStatus.AppliedIndex"/> are at least its entry's index, ticks or not; on
+    /// any member, once <see cref="RaftNodeStatus.AppliedIndex"/> has reached an index, so has the
+    /// commit index.
     /// </summary>
     public RaftNodeStatus Status
     {
@@ -262,8 +277,51 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
         {
             lock (_stateLock)
             {
-                return new RaftNodeStatus(_raftStatus, Volatile.Read(ref _appliedIndex), Volatile.Read(ref _persistedIndex), _snapshotIndex, _stopped, _stopCause);
+                var raft = _raftStatus;
+                if (raft.HardState != _statusHardState || raft.Applied != _statusApplied)
+                {
+                    // Newer than the last full picture: the rest of it stays as of that tick.
+                    raft = new RaftStatus
+                    {
+                        Id = raft.Id,
+                        HardState = _statusHardState,
+                        SoftState = raft.SoftState,
+                        Applied = _statusApplied,
+                        LeadTransferee = raft.LeadTransferee,
+                        Config = raft.Config,
+                        Progress = raft.Progress,
+                    };
+                }
+
+                return new RaftNodeStatus(raft, Volatile.Read(ref _appliedIndex), Volatile.Read(ref _persistedIndex), _snapshotIndex, _stopped, _stopCause);
             }
+        }
+    }
+
+    /// <summary>Loop only: takes the core's whole status for <see cref="Status"/> (allocates: on ticks and role or leader changes only).</summary>
+    private void RefreshStatus()
+    {
+        var status = _raw.GetStatus();
+        lock (_stateLock)
+        {
+            _raftStatus = status;
+            _statusHardState = status.HardState;
+            _statusApplied = status.Applied;
+        }
+    }
+
+    /// <summary>
+    /// Loop only: copies the core's hard state and applied index for <see cref="Status"/>, before the
+    /// committed entries of the Ready that moved them can be applied and their callers answered.
+    /// </summary>
+    private void PublishCommitState()
+    {
+        var hardState = _raw.HardState;
+        var applied = _raw.Core.Log.Applied;
+        lock (_stateLock)
+        {
+            _statusHardState = hardState;
+            _statusApplied = applied;
         }
     }
 

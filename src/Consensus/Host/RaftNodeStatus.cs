@@ -14,8 +14,12 @@ public sealed class RaftNodeStatus
     }
 
     /// <summary>
-    /// The Raft core's status (term, vote, commit, leader, role, configuration, and replication
-    /// progress on a leader), as of the node's last tick or leader change: it may lag by one tick.
+    /// The Raft core's status. Its hard state (term, vote, commit index) and applied index are as of
+    /// the last Ready the node took that changed them: once this node has answered a proposal, or
+    /// applied an entry (<see cref="AppliedIndex"/>), the commit index here is at least that entry's,
+    /// with or without ticks. Leader and role are as of the last leader or role change. The
+    /// transferee, configuration and replication progress (on a leader) are as of the node's last
+    /// tick or leader change: they may lag by one tick.
     /// </summary>
     public RaftStatus Raft { get; }
 

@@ -72,6 +72,44 @@ public sealed class RaftNodeObservabilityTests
     }
 
     [Test]
+    public async Task WithTimeStoppedStatusShowsEveryAcknowledgedProposalCommittedOnEveryMemberThatAppliedIt()
+    {
+        // A user polling Status after a proposal's task completed must see a commit index at least
+        // the proposal's, on the member that answered and on every member that applied it, whether
+        // or not a tick came since. With the clock stopped (no ticks, no heartbeats) only the
+        // proposals themselves move the members.
+        var ticks = new StoppableTicks();
+        await using var cluster = await HostCluster.StartAsync(3, seed: 2601, o => o with { TimeProvider = ticks });
+        var leader = cluster.LeaderId();
+        var follower = cluster.FollowerId();
+        await cluster[leader].ProposeAsync(Encoding.UTF8.GetBytes("settle")).AsTask().WaitAsync(Waits.Limit);
+        using var stopped = ticks.Stop();
+
+        for (var round = 0; round < 3; round++)
+        {
+            foreach (var via in new[] { leader, follower })
+            {
+                var command = $"r{round} via {via}";
+                await cluster[via].ProposeAsync(Encoding.UTF8.GetBytes(command)).AsTask().WaitAsync(Waits.Limit);
+                var index = cluster.Machines[via].AppliedCommands.Single(c => c.Command == command).Index;
+                var answering = cluster[via].Status;
+                Assert.That(answering.Raft.HardState.Commit, Is.GreaterThanOrEqualTo(index), $"node {via} answered \"{command}\" (index {index}): its Status must show it committed");
+                Assert.That(answering.AppliedIndex, Is.GreaterThanOrEqualTo(index), $"node {via} answered \"{command}\" (index {index}): its Status must show it applied");
+
+                await cluster.WaitForAllAppliedAsync(index);
+                foreach (var (id, node) in cluster.Nodes)
+                {
+                    var status = node.Status;
+                    Assert.That(status.Raft.HardState.Commit, Is.GreaterThanOrEqualTo(index), $"node {id} applied index {index}: its Status must show it committed");
+                    Assert.That(status.LeaderId, Is.EqualTo(leader), $"node {id} knows the leader");
+                }
+            }
+        }
+
+        Assert.That(cluster.Nodes.Values.Select(n => n.Status.Raft.HardState.Term).Distinct().Count(), Is.EqualTo(1), "no election ran while the clock was stopped (one term everywhere)");
+    }
+
+    [Test]
     public void MessagesTheTransportRefusesAreCountedAndSummarizedOncePerIntervalNotLoggedOneByOne()
     {
         // Node 1 of three, alone and campaigning: every vote request it sends is refused by the
