@@ -1,4 +1,5 @@
 using EmbeddedRaft.Mvcc.Tests.Watch;
+using EmbeddedRaft.Mvcc.Watch;
 using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 using static EmbeddedRaft.Mvcc.Tests.Images.ImageTestSupport;
@@ -32,18 +33,30 @@ public sealed class ImageRestoreWatchTests
         await using var target = MvccStore.Open(fs, TargetDirectory, options);
         // (No compaction yet: the watch behind starts below the lagging revision and must find history there.)
         ulong next = await WriteAsync(source, random, 40, 1, "early", compactions: false);
+
+        // More single puts than one history read takes (HistoryReader.MaxEventsPerRead): the watch
+        // behind, started before them, is still reading the old history after its first response.
+        // Since session 24 a catch-up reads up to 256 events whatever MaxBufferedEvents is; this
+        // watch, started 5 revisions back as before, read them all at once and the restore below
+        // no longer met a watch in the middle of its catch-up (the premise check failed every seed).
+        for (int i = 0; i < HistoryReader.MaxEventsPerRead + 20; i++, next++)
+        {
+            await source.PutAsync(new PutRequest { Key = B($"k{i % 12:D2}"), Value = B($"bulk{i}") }, next);
+        }
+
         await target.RestoreImageAsync(new MemoryStream((await ImageBytesAsync(source)).Bytes));
         long lagging = target.Revision;
 
         // Watches on the target: one live (synced), one catching up on the old history (unsynced), one with a key filter.
         // (Watch opens the watch now; WatchAsync would open it at the first MoveNextAsync.)
         using var liveStream = target.Watch(s_everything);
-        using var behindStream = target.Watch(Everything(Math.Max(target.CompactRevision + 1, lagging - 5)));
+        using var behindStream = target.Watch(Everything(Math.Max(target.CompactRevision + 1, lagging - HistoryReader.MaxEventsPerRead - 10)));
         using var oneKeyStream = target.Watch(WatchTestSupport.Key("k03"));
         await using var live = liveStream.GetAsyncEnumerator();
         await using var behind = behindStream.GetAsyncEnumerator();
         await using var oneKey = oneKeyStream.GetAsyncEnumerator();
-        _ = behind.Next("the first response of the watch behind"); // it has started reading the old history
+        var firstBehind = behind.Next("the first response of the watch behind");
+        Assert.That(firstBehind.Events[^1].Kv.ModRevision, Is.LessThan(lagging), "premise: after its first response the watch behind is still reading the old history when the image is restored");
 
         next = await WriteAsync(source, random, 60, next, "late", compactions: false);
         long restoredRevision = source.Revision;
