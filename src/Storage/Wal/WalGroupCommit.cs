@@ -42,6 +42,8 @@ internal sealed class WalGroupCommit
     private readonly string _directory;
     private readonly WalOptions _options;
     private readonly bool _callerThreadOnly;
+    // A released segment a cut may reuse (null: every cut creates a fresh file).
+    private readonly WalSpareSegment? _spare;
     // Copied from _options once: their getters derive unset values, and appends read them each time.
     private readonly long _maxBufferedBytes;
     private readonly long _segmentRecordLimitBytes;
@@ -105,8 +107,9 @@ internal sealed class WalGroupCommit
     // ---- Owned by the syncer thread. ----
     private readonly List<WalAppendWaiter> _syncCompletions = [];
 
-    public WalGroupCommit(IFileSystem fileSystem, string directory, WalOptions options, RecoveredLog recovered)
+    public WalGroupCommit(IFileSystem fileSystem, string directory, WalOptions options, RecoveredLog recovered, WalSpareSegment? spare = null)
     {
+        _spare = spare;
         _fileSystem = fileSystem;
         _directory = directory;
         _options = options;
@@ -1021,7 +1024,7 @@ internal sealed class WalGroupCommit
         }
 
         CompleteAll(_completions);
-        var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut);
+        var next = WalRecovery.CreateSegment(_fileSystem, _directory, _options, cut, _spare);
         // Only now that the next segment durably exists does the finished one say so, in its
         // trailer: a crash before this leaves no trailer and both segments (nothing to miss); after
         // it, a trailer in the last segment means its successor was deleted or lost.

@@ -21,9 +21,12 @@ public sealed class WalReader : IDisposable
     private string? _previousSegmentPath;
     private long _previousSegmentEnd;
     private bool _disposed;
+    // Called once at disposal: the log counts open readers (no released segment is reused while one is open).
+    private readonly Action? _onDispose;
 
-    internal WalReader(IFileSystem fileSystem, List<SegmentInfo> segments, WalPosition end, WalPosition skipTo)
+    internal WalReader(IFileSystem fileSystem, List<SegmentInfo> segments, WalPosition end, WalPosition skipTo, Action? onDispose = null)
     {
+        _onDispose = onDispose;
         _fileSystem = fileSystem;
         _segments = segments;
         _end = end;
@@ -91,6 +94,7 @@ public sealed class WalReader : IDisposable
         {
             _disposed = true;
             CloseSegment();
+            _onDispose?.Invoke();
         }
     }
 

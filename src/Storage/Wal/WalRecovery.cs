@@ -83,10 +83,42 @@ internal static class WalRecovery
     /// size and is flushed, and only then renamed to its segment name and the directory synced. A
     /// segment that has a name therefore always has a durable header.
     /// </summary>
-    public static IStorageFile CreateSegment(IFileSystem fileSystem, string directory, WalOptions options, SegmentCut cut)
+    public static IStorageFile CreateSegment(IFileSystem fileSystem, string directory, WalOptions options, SegmentCut cut, WalSpareSegment? spare = null)
     {
         string path = Path.Combine(directory, WalFormat.SegmentFileName(cut.Sequence, cut.FirstIndex));
         string temporary = path + WalFormat.TempSuffix;
+        if (spare is not null && spare.TryTake(temporary))
+        {
+            // A released segment reused: zeroed in place (its blocks kept), then exactly what a
+            // fresh segment holds before it is named (WalSpareSegment says why this is safe).
+            bool reused;
+            using (var file = fileSystem.Open(temporary, FileOpenMode.OpenExisting))
+            {
+                if (file.Length != options.SegmentSizeBytes)
+                {
+                    throw new InvariantViolationException("A spare segment is exactly one segment long.");
+                }
+
+                reused = file.ZeroRange(0, file.Length);
+                if (reused)
+                {
+                    file.Write(0, cut.HeaderFrame);
+                    file.Flush();
+                }
+            }
+
+            if (!reused)
+            {
+                fileSystem.DeleteFile(temporary); // cannot be zeroed in place: a fresh one below
+            }
+            else
+            {
+                fileSystem.Rename(temporary, path);
+                fileSystem.SyncDirectory(directory);
+                return fileSystem.Open(path, FileOpenMode.OpenExisting);
+            }
+        }
+
         using (var file = fileSystem.Open(temporary, FileOpenMode.OpenOrCreate))
         {
             file.SetLength(0);

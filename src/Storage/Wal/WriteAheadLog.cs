@@ -59,6 +59,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     private readonly WalGroupCommit _groupCommit;
     private readonly Func<ValueTask>? _beforeSync;
     private readonly object _releaseGate = new();
+    // The released segment kept for the next cut to reuse (shared with the group commit).
+    private readonly WalSpareSegment _spare;
     // 0 until Dispose or DisposeAsync first runs; disposal happens once.
     private int _disposeStarted;
 
@@ -69,7 +71,8 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         _maxRecordSizeBytes = options.MaxRecordSizeBytes;
         _directoryLock = directoryLock;
         TailRepair = recovered.Repair;
-        _groupCommit = new WalGroupCommit(fileSystem, directory, options, recovered);
+        _spare = new WalSpareSegment(fileSystem, directory, options.SegmentSizeBytes);
+        _groupCommit = new WalGroupCommit(fileSystem, directory, options, recovered, _spare);
         _beforeSync = options.BeforeSync;
     }
 
@@ -189,7 +192,20 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <remarks>The reader verifies every frame and the CRC chain and throws <see cref="CorruptionException"/> at the first damage. Do not release the segments it reads while it runs.</remarks>
     public WalReader ReadFrom(ulong index)
     {
-        var visible = _groupCommit.VisibleSegments(out var writtenEnd);
+        // Counted before the segments are listed: a release from then on deletes instead of keeping a spare.
+        _spare.ReaderOpened();
+        List<SegmentInfo> visible;
+        WalPosition writtenEnd;
+        try
+        {
+            visible = _groupCommit.VisibleSegments(out writtenEnd);
+        }
+        catch
+        {
+            _spare.ReaderClosed();
+            throw;
+        }
+
         int start = 0;
         for (int i = visible.Count - 1; i >= 0; i--)
         {
@@ -200,30 +216,45 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             }
         }
 
-        return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), writtenEnd, new WalPosition(visible[start].Sequence, 0));
+        return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), writtenEnd, new WalPosition(visible[start].Sequence, 0), _spare.ReaderClosed);
     }
 
     /// <summary>Opens a reader that streams every record from <paramref name="position"/> (a position an append returned) to the records written when the reader was opened.</summary>
     /// <exception cref="ArgumentOutOfRangeException">No segment with that sequence exists (released, or not yet written).</exception>
     public WalReader ReadFrom(WalPosition position)
     {
-        var visible = _groupCommit.VisibleSegments(out var writtenEnd);
+        _spare.ReaderOpened();
+        List<SegmentInfo> visible;
+        WalPosition writtenEnd;
+        try
+        {
+            visible = _groupCommit.VisibleSegments(out writtenEnd);
+        }
+        catch
+        {
+            _spare.ReaderClosed();
+            throw;
+        }
+
         int start = visible.FindIndex(s => s.Sequence == position.Sequence);
         if (start < 0 || position > writtenEnd)
         {
+            _spare.ReaderClosed();
             throw new ArgumentOutOfRangeException(nameof(position), position, "No written segment holds this position.");
         }
 
-        return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), writtenEnd, position);
+        return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), writtenEnd, position, _spare.ReaderClosed);
     }
 
     /// <summary>
     /// Deletes the segments wholly before <paramref name="index"/>: every segment older than the
     /// newest one whose first index is at most <paramref name="index"/>. Call it once a durable
     /// snapshot covers <paramref name="index"/>. Never deletes the segment being appended to.
-    /// Deletes oldest first, syncing the directory after each, so a crash never leaves a hole.
+    /// Deletes oldest first, syncing the directory after each, so a crash never leaves a hole. One
+    /// released segment may be kept under a temporary name instead, for the next segment to reuse
+    /// its disk blocks (never while a <see cref="WalReader"/> of this log is open); an open deletes it.
     /// </summary>
-    /// <returns>How many segments were deleted.</returns>
+    /// <returns>How many segments were deleted (or kept for reuse).</returns>
     /// <exception cref="IOException">The file system failed; the segments not yet deleted remain.</exception>
     public int ReleaseBefore(ulong index)
     {
@@ -232,7 +263,14 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
             var released = _groupCommit.DetachSegmentsBefore(index);
             foreach (var segment in released)
             {
-                _fileSystem.DeleteFile(segment.Path);
+                // The first one, when no spare is kept, becomes the spare (renamed, not deleted):
+                // the next cut reuses its blocks. Either way its segment name is gone before the
+                // next segment's, oldest first.
+                if (!_spare.TryKeep(segment))
+                {
+                    _fileSystem.DeleteFile(segment.Path);
+                }
+
                 _fileSystem.SyncDirectory(_directory);
             }
 

@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using EmbeddedRaft.Storage.IO;
+using EmbeddedRaft.Storage.Wal;
+
+namespace EmbeddedRaft.Benchmarks.Wal;
+
+/// <summary>
+/// <c>wal-flush [--logs 3] [--batches 128,512,1024] [--seconds 20] [--record-bytes 1024] [--reuse on|off] [--release-every 10000]</c>:
+/// what a WAL flush costs per byte with the RaftNode 1,024-in-flight row's shape but nothing else
+/// running. <c>--logs</c> write-ahead logs on the real disk in one process (each in its own
+/// directory under the temp path, default options), each driven by its own thread: batches of N
+/// records of <c>--record-bytes</c> appended unsynced, then one synced append (the Raft log's
+/// one synced write per Ready). Every <c>--release-every</c> records a log releases the segments
+/// wholly before its last 64 MiB worth of records, off the appending thread (as the Raft log does
+/// after a snapshot), so segments are cut and released as in the cluster. <c>--reuse off</c> hides
+/// <see cref="IStorageFile.ZeroRange"/> from the logs (every cut creates a fresh file and every
+/// release unlinks: the behaviour before session 26). Prints per batch size: MB/s per log and in
+/// all, the flush (fdatasync of a segment) p50/p90/p99 and its bytes, the synced batch's p50, cuts
+/// and releases.
+/// </summary>
+internal static class WalFlushCostProbe
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        CommandLine.RefuseUnknown(args, ["--logs", "--batches", "--seconds", "--record-bytes", "--reuse", "--release-every"], []);
+        int logs = CommandLine.Option(args, "--logs", 3);
+        int seconds = CommandLine.Option(args, "--seconds", 20);
+        int recordBytes = CommandLine.Option(args, "--record-bytes", 1024);
+        int releaseEvery = CommandLine.Option(args, "--release-every", 10_000);
+        int at = Array.IndexOf(args, "--batches");
+        int[] batches = at >= 0 && at + 1 < args.Length ? CommandLine.Numbers<int>("--batches", args[at + 1]) : [128, 512, 1024];
+        at = Array.IndexOf(args, "--reuse");
+        bool reuse = at < 0 || (at + 1 < args.Length ? args[at + 1] switch
+        {
+            "on" => true,
+            "off" => false,
+            _ => throw new CommandLineException($"--reuse takes on or off, not '{args[at + 1]}'."),
+        } : throw new CommandLineException("--reuse needs a value."));
+
+        Console.WriteLine($"wal-flush: {logs} logs, {recordBytes} B records, {seconds} s per batch size, segment reuse {(reuse ? "on" : "off")}, release every {releaseEvery} records; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine("| records per batch | MB/s per log (each) | MB/s in all | flush p50 / p90 / p99 ms | bytes per flush (mean KiB) | synced batch p50 ms | cuts | releases | release ms (mean) |");
+        Console.WriteLine("|---:|---|---:|---|---:|---:|---:|---:|---:|");
+        foreach (int batch in batches)
+        {
+            string root = BenchmarkDirectory.Create("wal-flush");
+            try
+            {
+                var fs = new ProbeFileSystem(PhysicalFileSystem.Instance, reuse);
+                var runs = new Task<LogRun>[logs];
+                using var start = new Barrier(logs);
+                for (int i = 0; i < logs; i++)
+                {
+                    string directory = Path.Combine(root, $"log-{i}");
+                    runs[i] = Task.Factory.StartNew(() => RunLog(fs, directory, batch, recordBytes, releaseEvery, TimeSpan.FromSeconds(seconds), start), TaskCreationOptions.LongRunning);
+                }
+
+                var results = await Task.WhenAll(runs);
+                var flushes = fs.Flushes();
+                flushes.Sort();
+                double total = results.Sum(r => r.Bytes / r.Seconds) / 1e6;
+                string each = string.Join(" / ", results.Select(r => (r.Bytes / r.Seconds / 1e6).ToString("F1", System.Globalization.CultureInfo.InvariantCulture)));
+                var batchTimes = results.SelectMany(r => r.BatchMs).Order().ToList();
+                long releases = results.Sum(r => r.Releases);
+                double releaseMs = releases == 0 ? 0 : results.Sum(r => r.ReleaseMs) / releases;
+                Console.WriteLine($"| {batch:N0} | {each} | {total:F1} | {P(flushes, 0.5):F2} / {P(flushes, 0.9):F2} / {P(flushes, 0.99):F2} | {fs.BytesPerFlush() / 1024:F0} | {P(batchTimes, 0.5):F2} | {results.Sum(r => r.Cuts)} | {releases} | {releaseMs:F1} |");
+            }
+            finally
+            {
+                BenchmarkDirectory.Delete(root);
+            }
+        }
+
+        return 0;
+    }
+
+    private static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))];
+
+    private static LogRun RunLog(ProbeFileSystem fs, string directory, int batch, int recordBytes, int releaseEvery, TimeSpan duration, Barrier start)
+    {
+        var payload = new byte[recordBytes];
+        new Random(7).NextBytes(payload);
+        var run = new LogRun();
+        using var log = WriteAheadLog.Open(fs, directory);
+        long recordsPerSegment = WalOptions.DefaultSegmentSizeBytes / (recordBytes + 32);
+        Task release = Task.CompletedTask;
+        int segments = log.SegmentPaths.Count;
+        ulong index = 0;
+        start.SignalAndWait();
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < duration)
+        {
+            long began = Stopwatch.GetTimestamp();
+            for (int i = 0; i < batch; i++)
+            {
+                index++;
+                var appended = log.AppendAsync(1, payload, index, sync: i == batch - 1);
+                if (i == batch - 1)
+                {
+                    appended.AsTask().GetAwaiter().GetResult();
+                }
+                else if (!appended.IsCompletedSuccessfully)
+                {
+                    appended.AsTask().GetAwaiter().GetResult(); // waits for buffer space
+                }
+            }
+
+            run.BatchMs.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
+            run.Bytes += (long)batch * recordBytes;
+            int now = log.SegmentPaths.Count;
+            if (now > segments)
+            {
+                run.Cuts += now - segments;
+            }
+
+            if (index % (ulong)releaseEvery < (ulong)batch && index > (ulong)recordsPerSegment && release.IsCompleted)
+            {
+                ulong before = index - (ulong)recordsPerSegment;
+                release = Task.Run(() =>
+                {
+                    long t = Stopwatch.GetTimestamp();
+                    int released = log.ReleaseBefore(before);
+                    if (released > 0)
+                    {
+                        lock (run)
+                        {
+                            run.Releases += released;
+                            run.ReleaseMs += Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+                        }
+                    }
+                });
+            }
+
+            segments = log.SegmentPaths.Count;
+        }
+
+        run.Seconds = clock.Elapsed.TotalSeconds;
+        release.GetAwaiter().GetResult();
+        return run;
+    }
+
+    private sealed class LogRun
+    {
+        public List<double> BatchMs { get; } = [];
+
+        public long Bytes { get; set; }
+
+        public double Seconds { get; set; }
+
+        public int Cuts { get; set; }
+
+        public long Releases { get; set; }
+
+        public double ReleaseMs { get; set; }
+    }
+
+    /// <summary>Passes every call through, timing each segment flush and counting the bytes written to segments before it; hides <see cref="IStorageFile.ZeroRange"/> when reuse is off.</summary>
+    private sealed class ProbeFileSystem(IFileSystem inner, bool reuse) : IFileSystem
+    {
+        private readonly List<double> _flushMs = [];
+        private long _flushedBytes;
+
+        public List<double> Flushes()
+        {
+            lock (_flushMs)
+            {
+                return [.. _flushMs];
+            }
+        }
+
+        public double BytesPerFlush()
+        {
+            lock (_flushMs)
+            {
+                return _flushMs.Count == 0 ? 0 : (double)_flushedBytes / _flushMs.Count;
+            }
+        }
+
+        public IStorageFile Open(string path, FileOpenMode mode) => new ProbeFile(inner.Open(path, mode), this, reuse, path.EndsWith(".wal", StringComparison.Ordinal));
+
+        public bool FileExists(string path) => inner.FileExists(path);
+
+        public bool DirectoryExists(string path) => inner.DirectoryExists(path);
+
+        public void CreateDirectory(string path) => inner.CreateDirectory(path);
+
+        public void DeleteFile(string path) => inner.DeleteFile(path);
+
+        public void Rename(string sourcePath, string destinationPath) => inner.Rename(sourcePath, destinationPath);
+
+        public IReadOnlyList<string> ListFiles(string directory) => inner.ListFiles(directory);
+
+        public void SyncDirectory(string directory) => inner.SyncDirectory(directory);
+
+        public IDisposable AcquireExclusiveLock(string lockFilePath) => inner.AcquireExclusiveLock(lockFilePath);
+
+        private void Flushed(double ms, long bytes)
+        {
+            lock (_flushMs)
+            {
+                _flushMs.Add(ms);
+                _flushedBytes += bytes;
+            }
+        }
+
+        private sealed class ProbeFile(IStorageFile inner, ProbeFileSystem owner, bool reuse, bool segment) : IStorageFile
+        {
+            private long _unflushed;
+
+            public string Path => inner.Path;
+
+            public long Length => inner.Length;
+
+            public int Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
+
+            public void Write(long offset, ReadOnlySpan<byte> data)
+            {
+                inner.Write(offset, data);
+                Interlocked.Add(ref _unflushed, data.Length);
+            }
+
+            public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
+            {
+                inner.Write(offset, buffers);
+                Interlocked.Add(ref _unflushed, buffers.Sum(b => (long)b.Length));
+            }
+
+            public void Flush()
+            {
+                long bytes = Interlocked.Exchange(ref _unflushed, 0);
+                long began = Stopwatch.GetTimestamp();
+                inner.Flush();
+                if (segment)
+                {
+                    owner.Flushed(Stopwatch.GetElapsedTime(began).TotalMilliseconds, bytes);
+                }
+            }
+
+            public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
+
+            public bool ZeroRange(long offset, long length) => reuse && inner.ZeroRange(offset, length);
+
+            public void SetLength(long length) => inner.SetLength(length);
+
+            public void Preallocate(long length) => inner.Preallocate(length);
+
+            public void Dispose() => inner.Dispose();
+        }
+    }
+}

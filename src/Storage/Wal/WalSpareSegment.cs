@@ -1,0 +1,101 @@
+using EmbeddedRaft.Storage.IO;
+
+namespace EmbeddedRaft.Storage.Wal;
+
+/// <summary>
+/// One released segment file kept to be reused by the next segment cut instead of being deleted,
+/// so the log writes into blocks it wrote before. Why: on the test VM's virtual disk (ext4 mounted
+/// <c>discard</c>, no journal), deleting a 64 MiB segment discards its blocks synchronously
+/// (125–170 ms per unlink, stalling the other logs' flushes), and the next segment's fresh blocks
+/// are slower to write and flush than reused ones (docs/benchmarks.md, "WAL flush cost per byte,
+/// session 26"). Thread-safe: the release (any thread) offers, the cut (the write lane) takes.
+/// </summary>
+/// <remarks>
+/// <para>The spare's name ends in <c>.wal.tmp</c> (<see cref="WalFormat.TempSuffix"/>), never a
+/// segment name, so a reader or an open never takes it for part of the log: an open deletes it
+/// with the other temporaries, as after a crash during a release or a cut.</para>
+/// <para>Reuse keeps the crash guarantees of a fresh segment because a reused file is made to look
+/// exactly like one before it gets a segment name: every byte zeroed (<see cref="IStorageFile.ZeroRange"/>,
+/// blocks kept), the header written, the file flushed, then renamed and the directory synced
+/// (<see cref="WalRecovery.CreateSegment"/>). Stale frames of its previous life are therefore never
+/// after a tail: the scan's end (a zero length word) and the torn-write rule (an all-zero sector
+/// piece) hold as for a fresh segment. A file system that cannot zero a range in place gets a
+/// fresh segment and the spare is deleted.</para>
+/// </remarks>
+internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, long segmentSizeBytes)
+{
+    /// <summary>The spare's file name: a temporary, deleted by an open.</summary>
+    public const string FileName = "spare" + WalFormat.SegmentExtension + WalFormat.TempSuffix;
+
+    private readonly object _lock = new();
+    // Guarded by _lock: whether the spare file exists (only this object renames to or from its path).
+    private bool _present;
+    // Guarded by _lock: open readers hold released segments' files; none is reused while one is open.
+    private int _openReaders;
+
+    public string Path { get; } = System.IO.Path.Combine(directory, FileName);
+
+    /// <summary>A reader was opened: until it is disposed, released segments are deleted, not kept (a reader may still be reading one through its open file).</summary>
+    public void ReaderOpened()
+    {
+        lock (_lock)
+        {
+            _openReaders++;
+        }
+    }
+
+    public void ReaderClosed()
+    {
+        lock (_lock)
+        {
+            if (--_openReaders < 0)
+            {
+                throw new InvariantViolationException("More readers closed than opened.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps a released segment (already detached from the log) as the spare by renaming it, when
+    /// no spare is kept, no reader is open and the file is a whole segment long. Returns false when
+    /// the caller must delete it instead. The caller syncs the directory either way.
+    /// </summary>
+    public bool TryKeep(SegmentInfo released)
+    {
+        lock (_lock)
+        {
+            if (_present || _openReaders > 0)
+            {
+                return false;
+            }
+
+            using (var file = fileSystem.Open(released.Path, FileOpenMode.ReadOnly))
+            {
+                if (file.Length != segmentSizeBytes)
+                {
+                    return false;
+                }
+            }
+
+            fileSystem.Rename(released.Path, Path);
+            _present = true;
+            return true;
+        }
+    }
+
+    /// <summary>Renames the spare, if one is kept, to <paramref name="destination"/> and returns true; the caller then owns that file.</summary>
+    public bool TryTake(string destination)
+    {
+        lock (_lock)
+        {
+            if (!_present)
+            {
+                return false;
+            }
+
+            fileSystem.Rename(Path, destination);
+            _present = false;
+            return true;
+        }
+    }
+}
