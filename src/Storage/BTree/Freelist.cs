@@ -15,7 +15,7 @@ namespace EmbeddedRaft.Storage.BTree;
 /// from the longest free runs first, and a free page with no free neighbour is left alone (the file
 /// grows instead) while free pages are under <see cref="MaxFreeFractionBeforeLonePages"/> of the file:
 /// left alone, its neighbours are soon freed too and it becomes part of a run.</para>
-/// <para>The freelist run itself is the one multi-page run every commit writes, and it must not lose its
+/// <para>The freelist run itself is the one multi-page run every synced commit writes (a NoSync commit writes none), and it must not lose its
 /// place to single pages: taken from the longest runs first, they used to eat the run the previous
 /// freelist had left, so each commit's (larger) freelist went to the end of the file and freed the
 /// old one for the next commit's single pages to eat again; the file grew without bound (94% free at

@@ -95,7 +95,18 @@ internal sealed class TreeChecker
     private CheckReport CheckFreelist(long bucketCount, long entryCount)
     {
         var free = new List<long>();
-        if (_meta.FreelistPage != 0)
+        if (!_meta.FreelistWritten)
+        {
+            // A NoSync commit wrote no freelist: the run it names is the last synced commit's (in use,
+            // and stale for this commit); the writer's list, checked against reachability below, is its freelist.
+            if (_meta.FreelistPage != 0)
+            {
+                Mark(_meta.FreelistPage, _meta.FreelistPageCount, allowMeta: false);
+            }
+
+            free = _db.FreelistSnapshotForCheck();
+        }
+        else if (_meta.FreelistPage != 0)
         {
             Mark(_meta.FreelistPage, _meta.FreelistPageCount, allowMeta: false);
             var run = _db.LoadRun(_meta.FreelistPage, cache: false);
