@@ -192,20 +192,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <remarks>The reader verifies every frame and the CRC chain and throws <see cref="CorruptionException"/> at the first damage. Do not release the segments it reads while it runs.</remarks>
     public WalReader ReadFrom(ulong index)
     {
-        // Counted before the segments are listed: a release from then on deletes instead of keeping a spare.
-        _spare.ReaderOpened();
-        List<SegmentInfo> visible;
-        WalPosition writtenEnd;
-        try
-        {
-            visible = _groupCommit.VisibleSegments(out writtenEnd);
-        }
-        catch
-        {
-            _spare.ReaderClosed();
-            throw;
-        }
-
+        var visible = SegmentsForNewReader(out var writtenEnd);
         int start = 0;
         for (int i = visible.Count - 1; i >= 0; i--)
         {
@@ -223,19 +210,7 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
     /// <exception cref="ArgumentOutOfRangeException">No segment with that sequence exists (released, or not yet written).</exception>
     public WalReader ReadFrom(WalPosition position)
     {
-        _spare.ReaderOpened();
-        List<SegmentInfo> visible;
-        WalPosition writtenEnd;
-        try
-        {
-            visible = _groupCommit.VisibleSegments(out writtenEnd);
-        }
-        catch
-        {
-            _spare.ReaderClosed();
-            throw;
-        }
-
+        var visible = SegmentsForNewReader(out var writtenEnd);
         int start = visible.FindIndex(s => s.Sequence == position.Sequence);
         if (start < 0 || position > writtenEnd)
         {
@@ -244,6 +219,25 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
         }
 
         return new WalReader(_fileSystem, visible.GetRange(start, visible.Count - start), writtenEnd, position, _spare.ReaderClosed);
+    }
+
+    /// <summary>
+    /// The segments a new reader may read and the written end, with the reader counted first: a
+    /// release from then on deletes its segments instead of keeping one as the spare. The caller
+    /// hands <see cref="WalSpareSegment.ReaderClosed"/> to the reader, or calls it if it throws.
+    /// </summary>
+    private List<SegmentInfo> SegmentsForNewReader(out WalPosition writtenEnd)
+    {
+        _spare.ReaderOpened();
+        try
+        {
+            return _groupCommit.VisibleSegments(out writtenEnd);
+        }
+        catch
+        {
+            _spare.ReaderClosed();
+            throw;
+        }
     }
 
     /// <summary>
