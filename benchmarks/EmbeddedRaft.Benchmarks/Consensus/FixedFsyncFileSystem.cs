@@ -45,6 +45,12 @@ internal sealed class FixedFsyncFileSystem(TimeSpan flushTime) : IFileSystem
 
         public void Flush() => Thread.Sleep(flushTime);
 
+        public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
+
+        // Forwarded (with the real fsync the call ends with) so the WAL reuses a released segment here
+        // as on the real disk: without it, every release would unlink and every cut take fresh blocks.
+        public bool ZeroRange(long offset, long length) => inner.ZeroRange(offset, length);
+
         public void SetLength(long length) => inner.SetLength(length);
 
         public void Preallocate(long length) => inner.Preallocate(length);
