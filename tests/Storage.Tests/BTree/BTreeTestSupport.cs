@@ -12,12 +12,24 @@ internal static class BTreeTestSupport
     /// <summary>True when BTREE_SOAK=1: run many more seeds and operations.</summary>
     public static bool Soak => Environment.GetEnvironmentVariable("BTREE_SOAK") == "1";
 
-    /// <summary>The seeds to run: BTREE_SEED=N runs only N; otherwise <paramref name="count"/> seeds from <paramref name="first"/>.</summary>
+    /// <summary>
+    /// The seeds to run: BTREE_SEED=N runs only N; otherwise <paramref name="count"/> seeds from
+    /// <paramref name="first"/>, moved up by BTREE_SEED_OFFSET=N when set (every seeded B+tree test
+    /// has its own first seed, so a soak reaches seeds never run before by one offset for all of them).
+    /// </summary>
     public static IEnumerable<int> Seeds(int first, int count)
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("BTREE_SEED"), out int only))
         {
             return [only];
+        }
+
+        string? offset = Environment.GetEnvironmentVariable("BTREE_SEED_OFFSET");
+        if (!string.IsNullOrEmpty(offset))
+        {
+            first += int.TryParse(offset, out int parsed)
+                ? parsed
+                : throw new InvalidOperationException($"Environment variable BTREE_SEED_OFFSET='{offset}' is not a whole number.");
         }
 
         return Enumerable.Range(first, count);

@@ -47,12 +47,16 @@ public class NoSyncFreelistTests
         Assert.That(Difference(new() { ["b"] = expected }, ReadAll(reopened)), Is.Null);
     }
 
+    /// <summary>The disk's seed decides which unflushed writes a crash keeps, drops or tears; a soak (BTREE_SOAK=1) runs 100 of them.</summary>
+    private static IEnumerable<int> DiskSeeds() => Seeds(2602, Soak ? 100 : 1);
+
     [Test]
-    public void ACrashWhileNoSyncCommitsAreMadeDurableLeavesTheSyncedStateOrTheirs([Values] bool byDispose)
+    public void ACrashWhileNoSyncCommitsAreMadeDurableLeavesTheSyncedStateOrTheirs([ValueSource(nameof(DiskSeeds))] int seed, [Values] bool byDispose)
     {
+        TestContext.Out.WriteLine($"disk seed {seed} (reproduce with BTREE_SEED={seed})");
         var synced = NewModel();
         var noSync = NewModel();
-        var clean = NewDisk(2602);
+        var clean = NewDisk(seed);
         (long before, bool crashed) = Run(clean, synced, noSync, byDispose, crashAt: null);
         Assert.That(crashed, Is.False);
         long total = clean.OperationCount;
@@ -60,9 +64,9 @@ public class NoSyncFreelistTests
 
         for (long crashAt = before + 1; crashAt <= total; crashAt++)
         {
-            var fs = NewDisk(2602);
+            var fs = NewDisk(seed);
             (_, crashed) = Run(fs, NewModel(), NewModel(), byDispose, crashAt);
-            string where = $"crash after call {crashAt} of {total} (the sync starts after call {before}; by {(byDispose ? "Dispose" : "Sync")})";
+            string where = $"disk seed {seed}, crash after call {crashAt} of {total} (the sync starts after call {before}; by {(byDispose ? "Dispose" : "Sync")}; reproduce with BTREE_SEED={seed})";
             Assert.That(crashed, Is.True, where);
             fs.Restart();
 
