@@ -23,7 +23,7 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 /// <item>every member applies the same commands in the same order, each at most once, every
 /// acknowledged one among them, and none whose failure says it was never appended or will not be
 /// applied;</item>
-/// <item>no continuation holds up the node's loop: in every round three callers' continuations,
+/// <item>no continuation holds up the node's loop: in every round up to three callers' continuations,
 /// run synchronously where the call is answered, propose again through the same node and block
 /// until that call completes (acknowledged or failed). Run on the node's loop, that call could
 /// never be proposed nor time out, and the wait would run out. (A continuation run on the applier
