@@ -64,7 +64,8 @@ public class DeletePackingTests
             var shape = BucketShape.Of(read, read.OpenBucket("key")!);
             TestContext.Out.WriteLine($"{shape.Entries} entries on {shape.LeafPages} leaves, fill {shape.LeafFill:P1}, {shape.LeavesAtMostHalfFull} at most half full");
 
-            // Without packing each leaf keeps its third (~35% full) and none is merged (over a quarter full).
+            // Without packing each leaf keeps about its third and only the few left under a quarter full
+            // merge: 43.5-44.5% over seeds 2700-2705 (session 27).
             Assert.That(shape.LeafFill, Is.GreaterThanOrEqualTo(0.8), $"seed {seed}: leaf fill after the deletes");
         }
 
