@@ -12,7 +12,8 @@ namespace EmbeddedRaft.Benchmarks;
 /// its per-message parts (queue, encode, decode) timed on one thread (<see cref="Transport.TcpTransportPartsProbe"/>), <c>watch-cpu</c>
 /// the store writer's CPU per put with and without a watcher (<see cref="Mvcc.WatchWriterCpuProbe"/>), <c>range-cpu</c> the
 /// store's CPU per single-key range on one thread, or per key index lookup with --count-only (<see cref="Mvcc.RangeCpuProbe"/>), <c>index-put-cpu</c>
-/// the key index's CPU per put of an existing key (<see cref="Mvcc.KeyIndexPutProbe"/>), <c>wal-flush</c> write-ahead logs alone on the disk with the
+/// the key index's CPU per put of an existing key (<see cref="Mvcc.KeyIndexPutProbe"/>), <c>compaction-bytes</c> the bytes a
+/// physical compaction writes to the store's B+tree and its leaf fill after it (<see cref="Mvcc.CompactionBytesProbe"/>), <c>wal-flush</c> write-ahead logs alone on the disk with the
 /// cluster's batch shape (<see cref="Wal.WalFlushCostProbe"/>); anything else goes to BenchmarkDotNet's switcher, so
 /// <c>--filter '*Wal*'</c>, <c>--list flat</c> and every other BenchmarkDotNet option work.</summary>
 public static class Program
@@ -94,6 +95,12 @@ public static class Program
             wal-flush [--logs 3] [--batches 128,512,1024] [--seconds 20] [--record-bytes 1024] [--reuse on|off] [--release-every 10000]
               Write-ahead logs alone on the real disk, the RaftNode row's shape: N records then one synced append per batch,
               segments released as they go; MB/s per log, flush p50/p90/p99 and bytes per flush. --reuse off: no segment reuse.
+            """),
+        ["compaction-bytes"] = (Mvcc.CompactionBytesProbe.RunAsync, """
+            compaction-bytes [--keys 100000] [--second-puts N] [--value-bytes 1024] [--puts-after 100000] [--rounds 2]
+                             [--in-flight 256] [--seed 27] [--dir DIRECTORY]
+              Bytes one physical compaction writes to a NoSync store's B+tree after a put row over random keys, and the
+              key bucket's leaf fill, pages and file size after each phase (preload, puts, compaction, the puts after it).
             """),
         ["index-put-cpu"] = (args => Task.FromResult(Mvcc.KeyIndexPutProbe.Run(args)), """
             index-put-cpu [--keys 100000] [--revisions 10] [--puts 200000] [--rounds 5] [--evict-lines N]

@@ -589,7 +589,11 @@ internal sealed class Tree
 
     // ---------------------------------------------------------------- commit: rebalance
 
-    /// <summary>Merges nodes that deletes left under a quarter full into a sibling (bbolt's rule).</summary>
+    /// <summary>
+    /// Packs each run of adjacent leaves that deletes touched into the fewest pages
+    /// (<see cref="PackDeletedLeafRuns"/>), then merges nodes that deletes left under a quarter full
+    /// into a sibling (bbolt's rule).
+    /// </summary>
     public void Rebalance()
     {
         if (_nodes is null || !_deleted)
@@ -599,6 +603,7 @@ internal sealed class Tree
         }
 
         _deleted = false;
+        PackDeletedLeafRuns();
         foreach (var node in _nodes.Values.ToList())
         {
             if (!node.Removed)
@@ -611,6 +616,92 @@ internal sealed class Tree
         {
             Rebalance(_root);
         }
+    }
+
+    /// <summary>
+    /// For every branch, merges each run of two or more adjacent child leaves that deletes touched
+    /// into its first leaf when their entries fit in fewer pages than the run has leaves; the spill
+    /// then cuts the merged leaf into the fewest pages of even size (<see cref="SplitPoints"/>).
+    /// </summary>
+    /// <remarks>
+    /// Why: a leaf a delete touched is rewritten whole at the spill, however few entries it keeps.
+    /// bbolt and LMDB merge a leaf only once it is under a quarter full, so deletes spread thinly
+    /// over many leaves (an MVCC compaction removing superseded revisions, which are keyed in
+    /// revision order and lie in nearly every leaf) rewrite every leaf at its lower fill and leave
+    /// the tree that sparse: ~2 KB written per removed 1 KiB revision, and the next compaction
+    /// rewrites the same sparse leaves again (docs/benchmarks.md, "B+tree compaction, session 27").
+    /// Leaves of one run are all rewritten anyway, so packing them costs no extra page: the pages
+    /// written drop to the bytes the run keeps. Only leaves that deletes touched are packed (they are
+    /// in entry mode already); leaves that only had inserts keep their split. A packed page is up to
+    /// full, as a split of a node that had inserts in the middle (the even cut) may also be.
+    /// Invariant kept: a run's leaves are adjacent children of one parent, in key order, so their
+    /// entries concatenated stay sorted (checked at each join).
+    /// </remarks>
+    private void PackDeletedLeafRuns()
+    {
+        int capacity = _db.PageSizeBytes - PageHeader.SizeOf;
+        List<Node>? run = null;
+        foreach (var parent in _nodes!.Values.ToList())
+        {
+            if (parent.Removed || parent.IsLeaf || parent.Children is not { Count: >= 2 })
+            {
+                continue;
+            }
+
+            run ??= [];
+            run.Clear();
+            long runBytes = 0;
+            for (int i = 0; i <= parent.Entries.Count; i++)
+            {
+                if (i < parent.Entries.Count
+                    && _nodes.TryGetValue(parent.Entries[i].PageId, out var child)
+                    && child is { IsLeaf: true, Unbalanced: true, Removed: false, Page: null }
+                    && child.Parent == parent)
+                {
+                    run.Add(child);
+                    runBytes += child.SizeBytes - PageHeader.SizeOf;
+                    continue;
+                }
+
+                // The run (if any) ended before entry i.
+                if (run.Count >= 2 && (runBytes + capacity - 1) / capacity < run.Count)
+                {
+                    i -= run.Count - 1;
+                    MergeRun(parent, run);
+                }
+
+                run.Clear();
+                runBytes = 0;
+            }
+        }
+    }
+
+    /// <summary>Moves the entries of <paramref name="run"/>'s later leaves into its first and removes them from <paramref name="parent"/>.</summary>
+    private void MergeRun(Node parent, List<Node> run)
+    {
+        var target = run[0];
+        target.SourcePage = null;
+        parent.SourcePage = null;
+        for (int r = 1; r < run.Count; r++)
+        {
+            var source = run[r];
+            if (target.Entries.Count > 0 && source.Entries.Count > 0
+                && PageFormat.CompareKeys(target.Entries[^1].Key.Span, source.Entries[0].Key.Span) >= 0)
+            {
+                throw new InvariantViolationException("B+tree: adjacent leaves packed together are out of key order.");
+            }
+
+            target.Entries.AddRange(source.Entries);
+            target.HasUnwrittenOverflow |= source.HasUnwrittenOverflow;
+            target.Rightmost |= source.Rightmost;
+            parent.Entries.RemoveAt(parent.IndexOfChild(source.PageId));
+            parent.Children!.Remove(source);
+            Discard(source);
+        }
+
+        target.AppendOnly = false;
+        parent.AppendOnly = false;
+        parent.Unbalanced = true;
     }
 
     private void Rebalance(Node node)
