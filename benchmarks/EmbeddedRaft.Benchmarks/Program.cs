@@ -88,7 +88,7 @@ public static class Program
               The store writer's CPU per put with and without a watcher (modes: WatchWriterCpuProbe's summary).
             """),
         ["range-cpu"] = (Mvcc.RangeCpuProbe.RunAsync, """
-            range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N]
+            range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N] [--batch N]
               The store's CPU per single-key range on one thread.
             """),
         ["wal-flush"] = (Wal.WalFlushCostProbe.RunAsync, """

@@ -297,6 +297,8 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         var toRead = ArrayPool<Index.Revision>.Shared.Rent(n);
         var keysOnly = ArrayPool<bool>.Shared.Rent(n);
         var kvs = ArrayPool<KeyValue>.Shared.Rent(n);
+        var keys = ArrayPool<ReadOnlyMemory<byte>>.Shared.Rent(n);
+        var atMain = ArrayPool<long>.Shared.Rent(n);
         try
         {
             int reads = 0;
@@ -307,6 +309,9 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
             {
                 _state.ThrowIfFailed();
                 current = _state.Revision;
+
+                // The revision each request reads at (or its error), then every key looked up at
+                // once (KeyIndex.TryGetMany: the lookups' cache misses overlap).
                 for (int i = 0; i < n; i++)
                 {
                     var request = requests[i];
@@ -316,19 +321,21 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
                     }
 
                     responses[i] = null;
-                    errors[i] = null;
-                    has[i] = false;
-                    if (RevisionToRead(request.Revision, current, out long at) is { } error)
-                    {
-                        errors[i] = error;
-                        continue;
-                    }
+                    errors[i] = RevisionToRead(request.Revision, current, out long at);
+                    keys[i] = request.Key;
 
-                    has[i] = RangeEvaluator.TryFindSingle(_state.Index, request.Key.Span, at, out found[i]);
-                    if (has[i] && !request.CountOnly)
+                    // A request with an error looks its key up at revision 0, before any write (not found).
+                    atMain[i] = errors[i] is null ? at : 0;
+                }
+
+                _state.Index.TryGetMany(keys.AsSpan(0, n), atMain.AsSpan(0, n), has.AsSpan(0, n), found.AsSpan(0, n));
+                for (int i = 0; i < n; i++)
+                {
+                    has[i] &= errors[i] is null;
+                    if (has[i] && !requests[i].CountOnly)
                     {
                         toRead[reads] = found[i];
-                        keysOnly[reads++] = request.KeysOnly;
+                        keysOnly[reads++] = requests[i].KeysOnly;
                     }
                 }
 
@@ -369,6 +376,8 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
         }
         finally
         {
+            ArrayPool<long>.Shared.Return(atMain);
+            ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(keys, clearArray: true);
             ArrayPool<KeyValue>.Shared.Return(kvs, clearArray: true);
             ArrayPool<bool>.Shared.Return(keysOnly);
             ArrayPool<Index.Revision>.Shared.Return(toRead);

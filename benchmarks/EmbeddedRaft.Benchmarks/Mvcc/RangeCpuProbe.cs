@@ -5,7 +5,7 @@ using EmbeddedRaft.Mvcc;
 namespace EmbeddedRaft.Benchmarks.Mvcc;
 
 /// <summary>
-/// <c>range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N]</c>: what one single-key range costs the store itself,
+/// <c>range-cpu [--reads 500000] [--rounds 5] [--count-only] [--evict-lines N] [--batch N]</c>: what one single-key range costs the store itself,
 /// on one thread, with figures a loaded machine blurs less than a cluster's: one
 /// <see cref="MvccStore"/> (no-sync) filled with store-load's data (100,000 keys
 /// <c>/store-load/000042</c> of 1 KiB), then rounds of serializable single-key ranges of keys drawn at
@@ -13,6 +13,9 @@ namespace EmbeddedRaft.Benchmarks.Mvcc;
 /// (<see cref="ThreadCpuClock"/>, nanoseconds) and its allocated bytes; per range, every round
 /// and the median. No Raft, no read-index round, no load generator: the key index lookup, the B+tree
 /// lookup, the value's copy and the response (docs/benchmarks.md, "Replicated reads, session 11").
+/// <c>--batch N</c>: the ranges read N at a time, as a linearizable read batch reads a read-index
+/// group's single-key reads (<see cref="MvccStore.RangeSinglesValidated"/>, slices of 64, their
+/// lookups' misses overlapped; docs/benchmarks.md, "Linearizable reads, session 27").
 /// </summary>
 internal static class RangeCpuProbe
 {
@@ -21,7 +24,7 @@ internal static class RangeCpuProbe
 
     public static async Task<int> RunAsync(string[] args)
     {
-        CommandLine.RefuseUnknown(args, ["--reads", "--rounds", "--evict-lines"], ["--count-only"]);
+        CommandLine.RefuseUnknown(args, ["--reads", "--rounds", "--evict-lines", "--batch"], ["--count-only"]);
         int reads = CommandLine.Option(args, "--reads", 500_000);
         int rounds = CommandLine.Option(args, "--rounds", 5);
 
@@ -31,6 +34,12 @@ internal static class RangeCpuProbe
         // timed alone in each round and subtracted, so the figure is the range's own CPU.
         bool countOnly = args.Contains("--count-only");
         int evictLines = CommandLine.Option(args, "--evict-lines", 0);
+        int batch = CommandLine.Option(args, "--batch", 0);
+        if (batch > 0 && evictLines > 0)
+        {
+            throw new ArgumentException("--batch reads many ranges between two evictions: use one of --batch and --evict-lines.");
+        }
+
         byte[] evict = evictLines > 0 ? new byte[256 << 20] : [];
         for (int i = 0; i < evict.Length; i += 4096)
         {
@@ -60,10 +69,32 @@ internal static class RangeCpuProbe
             var random = new Random(7);
             var order = Enumerable.Range(0, Math.Max(reads, WarmupReads)).Select(_ => random.Next(KeyCount)).ToArray();
             long check = 0;
-            for (int i = 0; i < WarmupReads; i++)
+            var batchRequests = new RangeRequest[Math.Max(1, batch)];
+            var batchResponses = new RangeResponse?[batchRequests.Length];
+            var batchErrors = new Exception?[batchRequests.Length];
+            // The ranges of order[from..end), batch at a time.
+            long ReadBatch(int from, int end)
+            {
+                int length = Math.Min(batch, end - from);
+                for (int j = 0; j < length; j++)
+                {
+                    batchRequests[j] = requests[order[from + j]];
+                }
+
+                store.RangeSinglesValidated(batchRequests.AsSpan(0, length), batchResponses.AsSpan(0, length), batchErrors.AsSpan(0, length));
+                long returned = 0;
+                for (int j = 0; j < length; j++)
+                {
+                    returned += Returned(batchResponses[j] ?? throw new InvalidOperationException("A batched range failed.", batchErrors[j]));
+                }
+
+                return returned;
+            }
+
+            for (int i = 0; i < WarmupReads; i += Math.Max(1, batch))
             {
                 // Until the range path runs its tier-1 code.
-                check += Returned(store.Range(requests[order[i]]));
+                check += batch > 0 ? ReadBatch(i, WarmupReads) : Returned(store.Range(requests[order[i]]));
             }
 
             var microseconds = new List<double>();
@@ -85,7 +116,12 @@ internal static class RangeCpuProbe
 
                 long cpuBefore = ThreadCpuClock.Nanoseconds();
                 long bytesBefore = GC.GetAllocatedBytesForCurrentThread();
-                for (int i = 0; i < reads; i++)
+                for (int i = 0; i < reads && batch > 0; i += batch)
+                {
+                    check += ReadBatch(i, reads);
+                }
+
+                for (int i = 0; i < reads && batch == 0; i++)
                 {
                     check += Returned(store.Range(requests[order[i]]));
                     if (evictLines > 0)
@@ -107,7 +143,7 @@ internal static class RangeCpuProbe
 
             var sorted = microseconds.Order().ToArray();
             Console.WriteLine(FormattableString.Invariant(
-                $"range-cpu{(countOnly ? " --count-only" : "")}{(evictLines > 0 ? $" --evict-lines {evictLines} (subtracted)" : "")}: thread CPU us per range, {rounds} rounds of {reads}: {string.Join(" ", microseconds.Select(m => m.ToString("F3", CultureInfo.InvariantCulture)))}; median {sorted[sorted.Length / 2]:F3}; {bytesPerRange:F0} B allocated per range; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
+                $"range-cpu{(countOnly ? " --count-only" : "")}{(batch > 0 ? $" --batch {batch}" : "")}{(evictLines > 0 ? $" --evict-lines {evictLines} (subtracted)" : "")}: thread CPU us per range, {rounds} rounds of {reads}: {string.Join(" ", microseconds.Select(m => m.ToString("F3", CultureInfo.InvariantCulture)))}; median {sorted[sorted.Length / 2]:F3}; {bytesPerRange:F0} B allocated per range; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
             return 0;
         }
         finally

@@ -156,6 +156,98 @@ internal sealed class KeyIndex
     }
 
     /// <summary>
+    /// <see cref="TryGet(ReadOnlySpan{byte}, long, out Revision, out Revision, out long)"/> of each of
+    /// <paramref name="keys"/> at its <paramref name="atMain"/>: whether it existed then in
+    /// <paramref name="found"/>, its revision then in <paramref name="modified"/> (default when not
+    /// found). Same answers as one lookup each; the lookups' cache misses overlap.
+    /// </summary>
+    /// <remarks>
+    /// A lookup is a chain of dependent misses (its chunk's shared bytes and summary, then a line of
+    /// its prefixes and its entry), and lookups one after another wait for every one of them. Here
+    /// each step is taken for every key before the next step of any: the lines a key's next step
+    /// reads are requested at its current one, so they arrive while the other keys' steps run (as
+    /// <c>Tree.FindMany</c> does for the B+tree's levels: docs/benchmarks.md, "Linearizable reads,
+    /// session 18" and "session 27"). Reads only: under the read lock, as every lookup.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The spans' lengths differ.</exception>
+    public void TryGetMany(ReadOnlySpan<ReadOnlyMemory<byte>> keys, ReadOnlySpan<long> atMain, Span<bool> found, Span<Revision> modified)
+    {
+        int n = keys.Length;
+        if (atMain.Length != n || found.Length != n || modified.Length != n)
+        {
+            throw new ArgumentException($"{n} keys need as many revisions to read at, found flags and revisions ({atMain.Length}, {found.Length}, {modified.Length}).");
+        }
+
+        found.Clear();
+        modified.Clear();
+        if (n == 0 || _chunks.Count == 0)
+        {
+            return;
+        }
+
+        // Per key: its chunk (-1: before every key, so absent), then its search range in that chunk
+        // (lo > hi: not in the chunk, so absent), and its prefix after the chunk's shared bytes.
+        var chunkOf = ArrayPool<int>.Shared.Rent(n);
+        var bounds = ArrayPool<(int Low, int High, ulong Prefix)>.Shared.Rent(n);
+        try
+        {
+            // Step 1: the chunk (the chunks' prefixes are one small array, searched at once), and
+            // the lines of that chunk the next step reads requested.
+            for (int i = 0; i < n; i++)
+            {
+                int chunkIndex = FindChunk(keys[i].Span);
+                chunkOf[i] = chunkIndex;
+                if (chunkIndex >= 0)
+                {
+                    _chunks[chunkIndex].PrefetchBound();
+                }
+            }
+
+            // Step 2: the range the chunk's summary leaves, and the lines of it the search reads requested.
+            for (int i = 0; i < n; i++)
+            {
+                if (chunkOf[i] < 0)
+                {
+                    continue;
+                }
+
+                var chunk = _chunks[chunkOf[i]];
+                if (chunk.TryBound(keys[i].Span, out ulong prefix, out int lo, out int hi))
+                {
+                    bounds[i] = (lo, hi, prefix);
+                    chunk.PrefetchSearch(lo, hi);
+                }
+                else
+                {
+                    bounds[i] = (1, 0, 0);
+                }
+            }
+
+            // Step 3: the search and the key's revision at its read point.
+            for (int i = 0; i < n; i++)
+            {
+                var (lo, hi, prefix) = bounds[i];
+                if (chunkOf[i] < 0 || lo > hi)
+                {
+                    continue;
+                }
+
+                var chunk = _chunks[chunkOf[i]];
+                int index = chunk.Search(keys[i].Span, prefix, lo, hi, out bool exact);
+                if (exact)
+                {
+                    found[i] = chunk.TryGet(index, atMain[i], out modified[i], out _, out _);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<(int Low, int High, ulong Prefix)>.Shared.Return(bounds);
+            ArrayPool<int>.Shared.Return(chunkOf);
+        }
+    }
+
+    /// <summary>
     /// Calls <paramref name="visitor"/> with the revision visible at <paramref name="atMain"/> of each
     /// key of a request's range that existed then, in key order, until it returns false: just
     /// <paramref name="key"/> when <paramref name="rangeEnd"/> is empty, every key &gt;= it when
@@ -1024,16 +1116,13 @@ internal sealed class KeyIndex
         /// </summary>
         public int LowerBound(ReadOnlySpan<byte> key, out bool exact)
         {
-            exact = false;
-            var shared = _shared;
-            int order = CompareToShared(key, shared);
-            if (order != 0)
+            if (!TryBound(key, out ulong prefix, out int lo, out int hi))
             {
-                return order < 0 ? 0 : Count;
+                // Before or after every key of the chunk (lo is where it goes).
+                exact = false;
+                return lo;
             }
 
-            ulong prefix = Prefix(key[shared.Length..]);
-            var (lo, hi) = SummaryBounds(prefix);
             if (lo < hi && hi - lo <= SummaryStride && Sse.IsSupported)
             {
                 // The entries the search can end on (a lookup then reads its entry: the key's
@@ -1041,10 +1130,45 @@ internal sealed class KeyIndex
                 PrefetchEntries(lo, hi);
             }
 
+            return Search(key, prefix, lo, hi, out exact);
+        }
+
+        /// <summary>
+        /// The first step of <see cref="LowerBound"/>: false, with <paramref name="lo"/> the lower
+        /// bound (0 or <see cref="Count"/>), when <paramref name="key"/> does not begin with the bytes
+        /// the chunk's keys share; else true with its prefix after them and the range
+        /// [<paramref name="lo"/>, <paramref name="hi"/>) the summary leaves to <see cref="Search"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool TryBound(ReadOnlySpan<byte> key, out ulong prefix, out int lo, out int hi)
+        {
+            var shared = _shared;
+            int order = CompareToShared(key, shared);
+            if (order != 0)
+            {
+                prefix = 0;
+                lo = hi = order < 0 ? 0 : Count;
+                return false;
+            }
+
+            prefix = Prefix(key[shared.Length..]);
+            (lo, hi) = SummaryBounds(prefix);
+            return true;
+        }
+
+        /// <summary>
+        /// The last step of <see cref="LowerBound"/>: the lower bound of <paramref name="key"/> (of
+        /// prefix <paramref name="prefix"/>, <see cref="TryBound"/> true) in [<paramref name="lo"/>,
+        /// <paramref name="hi"/>), and whether that key is <paramref name="key"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int Search(ReadOnlySpan<byte> key, ulong prefix, int lo, int hi, out bool exact)
+        {
+            exact = false;
             while (lo < hi)
             {
                 int mid = (lo + hi) >>> 1;
-                order = CompareAfterShared(key, prefix, mid);
+                int order = CompareAfterShared(key, prefix, mid);
                 if (order > 0)
                 {
                     lo = mid + 1;
@@ -1162,6 +1286,60 @@ internal sealed class KeyIndex
             KeyBytes = target;
             _keyBytesUsed = used;
             RefreshSummary(0, Count);
+        }
+
+        /// <summary>
+        /// Requests the lines <see cref="TryBound"/> reads (the shared bytes and the sampled part
+        /// of the summary) without waiting for them: the first step of a lookup of
+        /// <see cref="KeyIndex.TryGetMany"/>, whose later steps find them arrived.
+        /// </summary>
+        public unsafe void PrefetchBound()
+        {
+            if (!Sse.IsSupported)
+            {
+                return;
+            }
+
+            // _summary is pinned; _shared is not (the hint's address may be stale after a
+            // collection moves it: a wasted hint, never a fault).
+            var shared = _shared;
+            if (shared.Length > 0)
+            {
+                Sse.Prefetch0(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(shared)));
+            }
+
+            byte* summary = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_summary));
+            int sampled = (Count + SummaryStride - 1) / SummaryStride;
+            for (int line = 0; line < sampled * sizeof(ulong); line += 64)
+            {
+                Sse.Prefetch0(summary + line);
+            }
+        }
+
+        /// <summary>
+        /// Requests the lines <see cref="Search"/> and <see cref="TryGet"/> read for a key bounded to
+        /// [<paramref name="lo"/>, <paramref name="hi"/>) (its prefixes, entries and history slots)
+        /// without waiting for them: the second step of a lookup of <see cref="KeyIndex.TryGetMany"/>.
+        /// </summary>
+        public unsafe void PrefetchSearch(int lo, int hi)
+        {
+            if (lo >= hi || !Sse.IsSupported)
+            {
+                return;
+            }
+
+            // A wide range (prefixes tied with sampled ones) is searched in more steps: its middle,
+            // where the search starts, and the rest as the first lines below show.
+            int last = Math.Min(hi - 1, lo + SummaryStride);
+            Sse.Prefetch0(Unsafe.AsPointer(ref _prefixes[lo]));
+            Sse.Prefetch0(Unsafe.AsPointer(ref _prefixes[last]));
+            PrefetchEntries(lo, last + 1);
+            if (_histories is { } histories)
+            {
+                // Not pinned: as for _shared above, a stale hint at worst.
+                Sse.Prefetch0(Unsafe.AsPointer(ref histories[lo]));
+                Sse.Prefetch0(Unsafe.AsPointer(ref histories[last]));
+            }
         }
 
         private unsafe void PrefetchEntries(int lo, int hi)

@@ -485,6 +485,123 @@ public sealed class KeyIndexTests
     public void KeysWhoseOnePutDoesNotFitAnEntryAnswerAsTheirKeyHistory(int seed) =>
         RunAgainstKeyHistories(seed, keySpace: 2_000, steps: 4_000, checkEvery: 1_000, revisionsChecked: 40, firstMain: (1L << 40) - 2_000, largeSubs: true);
 
+    /// <summary>
+    /// <see cref="KeyIndex.TryGetMany"/> (a read batch's lookups, their misses overlapped) answers
+    /// each key exactly as <see cref="KeyIndex.TryGet(ReadOnlySpan{byte}, long, out Revision, out Revision, out long)"/>
+    /// alone: batches of 1–100 keys, present and absent, tied on their 8 bytes after what a chunk's
+    /// keys share, before the first key and after the last, some looked up twice in one batch, each at
+    /// its own revision (before, between and after their writes), through in-order appends, random
+    /// inserts (splits), puts and deletes (keys with history objects), removals, a reload, and an empty index.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public void BatchedLookupsAnswerEachKeyAsALookupAloneThroughTiesSplitsHistoriesAndRemovals(int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
+        var random = new Random(seed);
+        byte[] TiedKey()
+        {
+            // As in LookupsNarrowedByEachChunksSampledPrefixes...: many keys tie on their first 8
+            // bytes after the chunk's shared ones.
+            var rest = new byte[random.Next(0, 12) + random.Next(0, 4)];
+            int run = random.Next(0, 12);
+            for (int i = 0; i < rest.Length; i++)
+            {
+                rest[i] = i < run ? (byte)0xFF : (byte)(random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF });
+            }
+
+            return [.. "/k/"u8, .. rest];
+        }
+
+        var index = new KeyIndex();
+        var model = new SortedSet<byte[]>(ByteOrder.Instance);
+        long main = 0;
+        int inOrder = 0;
+        AssertBatchesAnswerAsLookupsAlone(index, model, TiedKey, random, main, step: -2);
+        for (int step = 0; step < 6_000; step++)
+        {
+            int choice = random.Next(10);
+            if (choice < 2 && model.Count > 0)
+            {
+                var victim = model.ElementAt(random.Next(model.Count));
+                index.Remove(victim);
+                model.Remove(victim);
+            }
+            else if (choice < 4 && model.Count > 0)
+            {
+                // A put or delete of a key there: it gets a history object.
+                var key = model.ElementAt(random.Next(model.Count));
+                Assert.That(index.Find(key, out var position), Is.True);
+                if (random.Next(3) == 0)
+                {
+                    index.Tombstone(position, new Revision(++main, 0));
+                }
+                else
+                {
+                    index.Put(position, new Revision(++main, random.Next(2)));
+                }
+            }
+            else
+            {
+                byte[] key = choice < 7 ? [.. "/k/"u8, (byte)(inOrder >> 8), (byte)inOrder++] : TiedKey();
+                if (!index.Find(key, out var position))
+                {
+                    index.Add(position, key, new Revision(++main, 0));
+                    model.Add(key);
+                }
+            }
+
+            if (step % 100 == 0)
+            {
+                AssertBatchesAnswerAsLookupsAlone(index, model, TiedKey, random, main, step);
+            }
+
+            if (step == 3_000)
+            {
+                // A reload, as the open rebuilds the index: chunks cut as a bulk load cuts them.
+                var histories = model.Select(k => index.HistoryOf(k)!).ToList();
+                index = new KeyIndex();
+                index.Load(histories);
+            }
+        }
+
+        AssertBatchesAnswerAsLookupsAlone(index, model, TiedKey, random, main, step: -1);
+    }
+
+    private static void AssertBatchesAnswerAsLookupsAlone(KeyIndex index, SortedSet<byte[]> model, Func<byte[]> probe, Random random, long main, int step)
+    {
+        for (int batch = 0; batch < 10; batch++)
+        {
+            int n = random.Next(1, 101);
+            var keys = new ReadOnlyMemory<byte>[n];
+            var atMain = new long[n];
+            for (int i = 0; i < n; i++)
+            {
+                int kind = random.Next(8);
+                keys[i] = kind switch
+                {
+                    < 3 when model.Count > 0 => model.ElementAt(random.Next(model.Count)),
+                    3 => "/a"u8.ToArray(),
+                    4 => "/z"u8.ToArray(),
+                    5 when i > 0 => keys[random.Next(i)],
+                    _ => probe(),
+                };
+                atMain[i] = random.NextInt64(0, main + 2);
+            }
+
+            var found = new bool[n];
+            var modified = new Revision[n];
+            index.TryGetMany(keys, atMain, found, modified);
+            for (int i = 0; i < n; i++)
+            {
+                bool alone = index.TryGet(keys[i].Span, atMain[i], out var aloneModified, out _, out _);
+                if ((found[i], modified[i]) != (alone, aloneModified))
+                {
+                    Assert.Fail($"step {step}, batch of {n}: key {i} {Show(keys[i].ToArray())} at {atMain[i]}: batched {(found[i], modified[i])}, alone {(alone, aloneModified)}");
+                }
+            }
+        }
+    }
+
     private static byte[] KeyOf(int k) => [(byte)(k >> 8), (byte)k, (byte)(k * 7)];
 
     private static void RunAgainstKeyHistories(int seed, int keySpace, int steps, int checkEvery, int revisionsChecked, long firstMain = 1, bool largeSubs = false)
