@@ -156,6 +156,94 @@ public sealed class DurableRaftLogMemoryAndCompactionTests
     }
 
     [Test]
+    public async Task AnUnsyncedCompactionDeletesNothingSoACrashBeforeItsSyncReopensTheWholeLog()
+    {
+        // RaftNode writes a compaction's marker unsynced, before the next Ready's records, and
+        // releases the segments once that Ready's sync is done. A crash before then may lose the
+        // marker: the segments it would free must still be there, or the log would start after a
+        // gap with no snapshot to cover it.
+        var disk = new FaultInjectingFileSystem(11);
+        var options = Options(retainedEntries: 0, segmentSizeBytes: 4096);
+        var entries = Entries(1, 400, term: 2, dataBytes: 64);
+        var metadata = new SnapshotMetadata(300, 2, new ConfState([1, 2, 3]));
+        var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
+        for (int i = 0; i < entries.Length; i += 50)
+        {
+            await log.SaveAsync(new HardState(2, 1, (ulong)i + 50), entries.AsMemory(i, 50), sync: true);
+        }
+
+        var segmentsBefore = WalSegments(disk);
+        await SaveDataAsync(log, metadata);
+        var releaseBefore = await log.CompactUnsyncedAsync(metadata);
+
+        Assert.That(releaseBefore, Is.EqualTo(301UL));
+        Assert.That(log.FirstIndex(), Is.EqualTo(301UL), "the entries leave memory at once");
+        Assert.That(log.NewestSnapshot, Is.EqualTo(metadata));
+        await log.WhenSegmentsReleasedAsync();
+        Assert.That(WalSegments(disk), Is.EqualTo(segmentsBefore), "no segment is deleted before the marker is durable");
+        Assert.That(segmentsBefore.Count, Is.GreaterThan(5), "the test needs segments the compaction could free");
+
+        // Power is lost before any sync: the marker and the hard state after it are dropped.
+        disk.Crash();
+        try
+        {
+            await log.DisposeAsync();
+        }
+        catch (Exception) when (disk.IsCrashed)
+        {
+            // Closing files on a crashed disk may fail: the process is gone.
+        }
+
+        disk.Restart(dropUnflushed: true);
+        await using var reopened = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
+        Assert.That(reopened.NewestSnapshot, Is.Null, "the marker was never durable");
+        Assert.That(reopened.FirstIndex(), Is.EqualTo(1UL));
+        Assert.That(reopened.InitialState().HardState, Is.EqualTo(new HardState(2, 1, 400)));
+        AssertSameEntries(reopened.Entries(1, 401, ulong.MaxValue), entries);
+    }
+
+    [Test]
+    public async Task AnUnsyncedCompactionIsDurableWithTheNextSyncAndItsSegmentsGoWhenTheHostReleasesThem()
+    {
+        var disk = new FaultInjectingFileSystem(12);
+        var options = Options(retainedEntries: 0, segmentSizeBytes: 4096);
+        var entries = Entries(1, 420, term: 2, dataBytes: 64);
+        var metadata = new SnapshotMetadata(300, 2, new ConfState([1, 2, 3]));
+        var log = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
+        for (int i = 0; i < 400; i += 50)
+        {
+            await log.SaveAsync(new HardState(2, 1, (ulong)i + 50), entries.AsMemory(i, 50), sync: true);
+        }
+
+        var segmentsBefore = WalSegments(disk).Count;
+        await SaveDataAsync(log, metadata);
+        var releaseBefore = await log.CompactUnsyncedAsync(metadata);
+
+        // The next write's sync (a Ready's, in RaftNode) covers the marker written before it.
+        await log.SaveAsync(new HardState(2, 1, 410), entries.AsMemory(400, 20), sync: false);
+        await log.SyncAsync();
+        log.ReleaseSegmentsBefore(releaseBefore);
+        await log.WhenSegmentsReleasedAsync();
+        Assert.That(WalSegments(disk).Count, Is.LessThan(segmentsBefore / 2), "released once the host says the marker is durable");
+
+        disk.Crash();
+        try
+        {
+            await log.DisposeAsync();
+        }
+        catch (Exception) when (disk.IsCrashed)
+        {
+        }
+
+        disk.Restart(dropUnflushed: true);
+        await using var reopened = await DurableRaftLog.OpenAsync(disk, LogDirectory, options);
+        Assert.That(reopened.NewestSnapshot, Is.EqualTo(metadata));
+        Assert.That(reopened.FirstIndex(), Is.EqualTo(301UL));
+        Assert.That(reopened.InitialState().HardState, Is.EqualTo(new HardState(2, 1, 410)));
+        AssertSameEntries(reopened.Entries(301, 421, ulong.MaxValue), entries.AsSpan(300).ToArray());
+    }
+
+    [Test]
     public async Task ARawNodeOverALogRetainingEntriesBelowItsSnapshotHandsOutOnlyTheEntriesAfterTheSnapshot()
     {
         // The retained tail (281..300) is inside the snapshot: an application restored from the
