@@ -565,9 +565,6 @@ public sealed partial class RaftNode<TResult>
     /// </summary>
     private sealed record SyncItem(Ready Ready, TaskCompletionSource Durable) : LoopInput
     {
-        /// <summary>Whether the sync pipeline must fsync for it: the Ready's own <see cref="Ready.MustSync"/>, or compaction markers written just before it.</summary>
-        public bool MustSync { get; init; }
-
         /// <summary>Set by the sync pipeline before it reports the item: the failure that kept it from becoming durable.</summary>
         public Exception? Error { get; set; }
     }

@@ -13,6 +13,28 @@ public sealed partial class RaftNode<TResult>
     {
         while (true)
         {
+            // Compaction writes the WAL too, and the log's mutating calls are made one at a time:
+            // only with no Ready being written. Pending compactions stop new Readies until the
+            // pipeline has drained (they are rare: one per snapshot).
+            if (_compactions.Count > 0 && _readiesInFlight.Count > 0)
+            {
+                return;
+            }
+
+            while (_compactions.TryDequeue(out var compaction))
+            {
+                if (compaction.Index <= Volatile.Read(ref _snapshotIndex))
+                {
+                    // A leader's newer snapshot was installed while ours was being written: ours
+                    // covers nothing the log still holds.
+                    continue;
+                }
+
+                await _log.CompactAsync(compaction);
+                OnSnapshotInstalled(compaction.Index);
+                RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
+            }
+
             if (_raw.OutstandingReadies > 0)
             {
                 // Appends and heartbeats need no Ready of their own while others are being written:
@@ -27,12 +49,6 @@ public sealed partial class RaftNode<TResult>
 
             if (!_raw.HasReady())
             {
-                if (_compactions.Count > 0 && _readiesInFlight.Count == 0)
-                {
-                    // Idle: nothing will carry the markers (below), so they are synced on the spot.
-                    await CompactPendingAsync(carrier: null);
-                }
-
                 // Nothing held back: no last call needed.
                 if (Volatile.Read(ref _loopHoldsBackReadies) != 0)
                 {
@@ -84,7 +100,7 @@ public sealed partial class RaftNode<TResult>
             TrackOwnEntries(rd.Entries.Span);
 
             var mustWrite = rd.Snapshot is not null || rd.HardState is not null || !rd.Entries.IsEmpty;
-            if (!mustWrite && _readiesInFlight.Count == 0 && _compactions.Count == 0)
+            if (!mustWrite && _readiesInFlight.Count == 0)
             {
                 // Nothing to write and nothing being written: everything this Ready's messages
                 // promise is durable already.
@@ -103,19 +119,7 @@ public sealed partial class RaftNode<TResult>
                 continue;
             }
 
-            // Compaction writes the WAL too (a marker and the hard state): just before this Ready's
-            // records, made durable by the sync pipeline with them (the Ready is then synced even
-            // if it needs no sync of its own). A marker synced on the loop would first wait for the
-            // pipeline to drain, then stop the loop for an fsync of ~100 bytes, up to several times
-            // a second per node under load (one per snapshot; docs/benchmarks.md, "Small flushes
-            // at 1,024 in flight, session 27"). Not beside a snapshot: it is synced by itself.
-            var carriesCompactions = false;
-            if (_compactions.Count > 0 && rd.Snapshot is null)
-            {
-                carriesCompactions = await CompactPendingAsync(carrier: rd);
-            }
-
-            await WriteAsync(rd, carriesCompactions);
+            await WriteAsync(rd);
             _lastCallOpen = false;
             if (rd.Snapshot is { } snapshot)
             {
@@ -137,47 +141,6 @@ public sealed partial class RaftNode<TResult>
     }
 
     /// <summary>
-    /// Compacts the log for every snapshot saved since the last call. With no
-    /// <paramref name="carrier"/>, each compaction is synced (nothing is being written, so no
-    /// fsync of the pipeline's would cover it). With one, the markers are written unsynced just
-    /// before the carrier's records, which the sync pipeline then makes durable with them: the
-    /// log's segments are released, and the snapshot counts as installed, only once the carrier is
-    /// reported durable (<see cref="OnPersisted"/>), so a crash before that leaves either no marker
-    /// and every segment, or the marker and every segment — never a released segment whose marker
-    /// was lost.
-    /// </summary>
-    /// <returns>True when a compaction was written unsynced before <paramref name="carrier"/>.</returns>
-    private async Task<bool> CompactPendingAsync(Ready? carrier)
-    {
-        var carried = false;
-        while (_compactions.TryDequeue(out var compaction))
-        {
-            if (compaction.Index <= Math.Max(Volatile.Read(ref _snapshotIndex), _log.NewestSnapshot?.Index ?? 0))
-            {
-                // A leader's newer snapshot was installed while ours was being written: ours
-                // covers nothing the log still holds.
-                continue;
-            }
-
-            if (carrier is null)
-            {
-                await _log.CompactAsync(compaction);
-                OnSnapshotInstalled(compaction.Index);
-            }
-            else
-            {
-                var releaseBefore = await _log.CompactUnsyncedAsync(compaction);
-                _unsyncedCompactions.Enqueue((carrier, compaction.Index, releaseBefore));
-                carried = true;
-            }
-
-            RaftNodeLog.Compacted(_logger, Id, compaction.Index, compaction.Term);
-        }
-
-        return carried;
-    }
-
-    /// <summary>
     /// Hands a Ready's snapshot marker, entries and hard state to the log (unsynced: the records
     /// are in the write-ahead log's buffers when this returns) and queues it to the sync pipeline,
     /// which makes it durable, sends its <see cref="Ready.MessagesAfterPersist"/> and reports it
@@ -186,9 +149,7 @@ public sealed partial class RaftNode<TResult>
     /// with nothing to write still goes through the pipeline when others are in it: its
     /// acknowledgements may promise entries an earlier Ready is still writing.
     /// </summary>
-    /// <param name="rd">The Ready.</param>
-    /// <param name="carriesCompactions">Compaction markers were written just before it: its sync turn must fsync even if the Ready itself needs none.</param>
-    private async Task WriteAsync(Ready rd, bool carriesCompactions)
+    private async Task WriteAsync(Ready rd)
     {
         if (rd.Snapshot is { } snapshot)
         {
@@ -211,7 +172,7 @@ public sealed partial class RaftNode<TResult>
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _readiesInFlight.Add((rd, durable.Task));
         Interlocked.Increment(ref _readiesWritten);
-        if (!_syncQueue.TryPost(new SyncItem(rd, durable) { MustSync = rd.MustSync || carriesCompactions }))
+        if (!_syncQueue.TryPost(new SyncItem(rd, durable)))
         {
             // Stopping: the loop ends at its next take; whatever waits on this write gives up.
             durable.TrySetException(Stopped());
@@ -347,7 +308,7 @@ public sealed partial class RaftNode<TResult>
                 continue;
             }
 
-            if (items.Exists(static i => i.MustSync))
+            if (items.Exists(static i => i.Ready.MustSync))
             {
                 try
                 {
@@ -478,14 +439,6 @@ public sealed partial class RaftNode<TResult>
         if (rd.Snapshot is { } installed)
         {
             OnSnapshotInstalled(installed.Index);
-        }
-
-        // The compactions written just before this Ready are durable with it.
-        while (_unsyncedCompactions.TryPeek(out var compacted) && ReferenceEquals(compacted.Carrier, rd))
-        {
-            _unsyncedCompactions.Dequeue();
-            _log.ReleaseSegmentsBefore(compacted.ReleaseBefore);
-            OnSnapshotInstalled(compacted.Index);
         }
 
         // Its MessagesAfterPersist went out from the sync pipeline; our own acknowledgement and

@@ -127,9 +127,6 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
     private readonly Queue<PendingConfChange> _confChanges = new();
     private readonly List<PendingTransfer> _transfers = [];
     private readonly Queue<SnapshotMetadata> _compactions = new();
-    // Compactions written unsynced before a Ready (their carrier), oldest first: each one's segments
-    // are released, and its snapshot counts as installed, when its carrier is reported durable.
-    private readonly Queue<(Ready Carrier, ulong Index, ulong ReleaseBefore)> _unsyncedCompactions = new();
 
     // The loop's copy of the waiting proposals for its scans (deadlines, a lost leadership), reused.
     private readonly List<(ulong RequestId, PendingProposal<TResult> Pending)> _proposalScan = [];

@@ -576,25 +576,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
     /// <exception cref="SnapshotOutOfDateException">The snapshot is not newer than the one installed.</exception>
     /// <exception cref="ArgumentException">The snapshot's index is beyond the last index, or its term is not the term of that entry.</exception>
     /// <exception cref="StorageFaultedException">A write or flush failed, now or earlier, or an earlier compaction's deletion failed (the segments are deleted after the call returns, off the caller's path).</exception>
-    public async ValueTask CompactAsync(SnapshotMetadata metadata, CancellationToken cancellationToken = default) =>
-        await CompactCoreAsync(metadata, sync: true, cancellationToken);
-
-    /// <summary>
-    /// The first half of <see cref="CompactAsync"/> for a host that pipelines its writes (<see cref="Host.RaftNode{TResult}"/>):
-    /// the marker and hard state are written but not flushed, the entries are discarded from memory
-    /// at once, and nothing is deleted. The marker becomes durable with the next sync that begins
-    /// after this call returns (the next synced <see cref="SaveAsync"/> or <see cref="SyncAsync"/>);
-    /// once one has completed, the host passes the returned index to <see cref="ReleaseSegmentsBefore"/>.
-    /// A crash before that sync leaves a log that reopens as if this call had not been made (the
-    /// segments it would free are still there, the snapshot's data is ignored and deleted at open),
-    /// or with the marker: both are states a compaction with a sync can leave.
-    /// </summary>
-    /// <returns>The index below which segments may be released once the marker is durable.</returns>
-    internal ValueTask<ulong> CompactUnsyncedAsync(SnapshotMetadata metadata) => CompactCoreAsync(metadata, sync: false, CancellationToken.None);
-
-    /// <summary>Both halves of <see cref="CompactAsync"/> (<paramref name="sync"/>), or the first one only.</summary>
-    /// <returns>Without <paramref name="sync"/>, what <see cref="CompactUnsyncedAsync"/> returns; with it, 0 (the release is queued already).</returns>
-    private async ValueTask<ulong> CompactCoreAsync(SnapshotMetadata metadata, bool sync, CancellationToken cancellationToken)
+    public async ValueTask CompactAsync(SnapshotMetadata metadata, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         cancellationToken.ThrowIfCancellationRequested();
@@ -637,10 +619,7 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
                     await _wal.AppendAsync((byte)LogRecordType.HardState, MessageCodec.EncodeHardState(hardState), 0, sync: false, CancellationToken.None);
                 }
 
-                if (sync)
-                {
-                    await _wal.SyncAsync(CancellationToken.None);
-                }
+                await _wal.SyncAsync(CancellationToken.None);
             }
             catch (Exception e)
             {
@@ -662,35 +641,8 @@ public sealed class DurableRaftLog : IRaftStorage, IAsyncDisposable, IDisposable
             // starting at or below an entry's index would have overwritten it. The marker is
             // durable, so the segments before it may go at any time; deleting them (an unlink and
             // a directory sync each: 6 ms on average and up to 66 ms per compaction on the test VM,
-            // session 14) is not the caller's wait: a Raft host compacts on its loop. Without the
-            // sync, the marker may not be durable yet: nothing is deleted until the host says so.
-            if (!sync)
-            {
-                return marker.CompactIndex + 1;
-            }
-
+            // session 14) is not the caller's wait: a Raft host compacts on its loop.
             _release = ReleaseSegmentsAsync(_release, marker.CompactIndex + 1);
-            return 0;
-        }
-        finally
-        {
-            EndMutation();
-        }
-    }
-
-    /// <summary>
-    /// The second half of <see cref="CompactUnsyncedAsync"/>:
-    /// queues the deletion of the segments wholly before <paramref name="index"/> (its return value).
-    /// Only once a sync that began after that call has completed: a segment deleted before its
-    /// marker is durable would leave, after a crash, a log without the entries the lost marker
-    /// stood for. A mutating call (one at a time, as the others).
-    /// </summary>
-    internal void ReleaseSegmentsBefore(ulong index)
-    {
-        BeginMutation();
-        try
-        {
-            _release = ReleaseSegmentsAsync(_release, index);
         }
         finally
         {
