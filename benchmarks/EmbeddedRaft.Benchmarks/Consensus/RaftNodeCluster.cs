@@ -26,6 +26,8 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
     private Transport.TcpTransportSet? _tcp;
     private bool _tls;
     private TimeSpan? _fixedFsync;
+    private FlushTraceFileSystem? _trace;
+    private string? _traceFile;
     private Transport.MessageShapeTransport[]? _shapes;
 
     private RaftNodeCluster(RaftNode<long>[] nodes, CountingStateMachine[] machines, InProcessNetwork network, MeterListener fsyncListener, long[] fsyncs)
@@ -82,6 +84,9 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         var nodes = new RaftNode<long>[3];
         var machines = new CountingStateMachine[3];
         var shapes = countShape ? new Transport.MessageShapeTransport[3] : null;
+        // CLUSTER_LOAD_FLUSH_TRACE=FILE: every flush, directory sync and rename recorded (a diagnostic).
+        var traceFile = Environment.GetEnvironmentVariable("CLUSTER_LOAD_FLUSH_TRACE");
+        var trace = string.IsNullOrEmpty(traceFile) || fixedFsync is not null ? null : new FlushTraceFileSystem(Path.GetFileName(rootDirectory));
         for (int i = 0; i < 3; i++)
         {
             machines[i] = new CountingStateMachine();
@@ -96,13 +101,14 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
                     ElectionTimeoutTicks = 100,
                     HeartbeatTimeoutTicks = 10,
                     MaxInflightMessages = 1024,
-                    MaxSizePerMessageBytes = 1024 * 1024,
+                    // CLUSTER_LOAD_MAX_MESSAGE_BYTES=N: another append size limit (a diagnostic: a 1,024-entry wave of 1 KiB commands crosses 1 MiB and travels as two appends).
+                    MaxSizePerMessageBytes = ulong.TryParse(Environment.GetEnvironmentVariable("CLUSTER_LOAD_MAX_MESSAGE_BYTES"), out var maxMessage) ? maxMessage : 1024 * 1024,
                     PreVote = true,
                     CheckQuorum = true,
                 },
                 MaxReadiesInFlight = readiesInFlight ?? RaftNodeOptions.DefaultMaxReadiesInFlight,
                 SnapshotEveryEntries = snapshotEveryEntries ?? RaftNodeOptions.DefaultSnapshotEveryEntries,
-                FileSystem = fixedFsync is { } flushTime ? new FixedFsyncFileSystem(flushTime) : null,
+                FileSystem = fixedFsync is { } flushTime ? new FixedFsyncFileSystem(flushTime) : trace,
                 Log = logCacheBytes is null && retainedEntries is null
                     ? null
                     : DurableRaftLogOptions.Default with
@@ -120,7 +126,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
             nodes[i] = await RaftNode<long>.StartAsync(options, machines[i], transport, cancellationToken);
         }
 
-        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp, _fixedFsync = fixedFsync, _shapes = shapes };
+        var cluster = new RaftNodeCluster(nodes, machines, network, listener, fsyncs) { _tcp = tcpTransports, _tls = tls && tcp, _fixedFsync = fixedFsync, _shapes = shapes, _trace = trace, _traceFile = traceFile };
         await cluster.FindLeaderAsync(cancellationToken);
         return cluster;
     }
@@ -157,6 +163,7 @@ internal sealed class RaftNodeCluster : IClusterUnderLoad
         }
 
         _fsyncListener.Dispose();
+        _trace?.WriteTo(_traceFile!);
     }
 
     private async Task FindLeaderAsync(CancellationToken cancellationToken)
