@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using EmbeddedRaft.Benchmarks.IO;
 using EmbeddedRaft.Storage.IO;
 
 namespace EmbeddedRaft.Benchmarks.Consensus;
@@ -18,44 +19,33 @@ namespace EmbeddedRaft.Benchmarks.Consensus;
 /// that starts a segment's frame (the write-ahead log writes whole batches of frames); a segment
 /// trailer write counts as other. A lock per call: not for A/B figures.
 /// </summary>
-internal sealed class FlushTraceFileSystem(string row) : IFileSystem
+internal sealed class FlushTraceFileSystem(string row) : ForwardingFileSystem(PhysicalFileSystem.Instance)
 {
     private static readonly long Origin = Stopwatch.GetTimestamp();
-    private readonly PhysicalFileSystem _inner = PhysicalFileSystem.Instance;
     private readonly List<string> _lines = [];
 
-    public IStorageFile Open(string path, FileOpenMode mode) => new File(this, _inner.Open(path, mode));
+    public override IStorageFile Open(string path, FileOpenMode mode) => new File(this, Inner.Open(path, mode));
 
-    public bool FileExists(string path) => _inner.FileExists(path);
-
-    public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
-
-    public void CreateDirectory(string path) => _inner.CreateDirectory(path);
-
-    public void DeleteFile(string path)
+    public override void DeleteFile(string path)
     {
         long start = Stopwatch.GetTimestamp();
-        _inner.DeleteFile(path);
+        Inner.DeleteFile(path);
         Record(start, path, "delete", default);
     }
 
-    public void Rename(string sourcePath, string destinationPath)
+    public override void Rename(string sourcePath, string destinationPath)
     {
         long start = Stopwatch.GetTimestamp();
-        _inner.Rename(sourcePath, destinationPath);
+        Inner.Rename(sourcePath, destinationPath);
         Record(start, destinationPath, "rename", default);
     }
 
-    public IReadOnlyList<string> ListFiles(string directory) => _inner.ListFiles(directory);
-
-    public void SyncDirectory(string directory)
+    public override void SyncDirectory(string directory)
     {
         long start = Stopwatch.GetTimestamp();
-        _inner.SyncDirectory(directory);
+        Inner.SyncDirectory(directory);
         Record(start, directory, "dirsync", default);
     }
-
-    public IDisposable AcquireExclusiveLock(string lockFilePath) => _inner.AcquireExclusiveLock(lockFilePath);
 
     /// <summary>Appends the recorded lines to <paramref name="file"/> and forgets them.</summary>
     public void WriteTo(string file)
@@ -142,36 +132,30 @@ internal sealed class FlushTraceFileSystem(string row) : IFileSystem
         }
     }
 
-    private sealed class File(FlushTraceFileSystem owner, IStorageFile inner) : IStorageFile
+    private sealed class File(FlushTraceFileSystem owner, IStorageFile inner) : ForwardingStorageFile(inner)
     {
         private readonly bool _wal = inner.Path.EndsWith(".wal", StringComparison.Ordinal) || inner.Path.EndsWith(".wal.tmp", StringComparison.Ordinal);
         private Pending _pending;
 
-        public string Path => inner.Path;
-
-        public long Length => inner.Length;
-
-        public int Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
-
-        public void Write(long offset, ReadOnlySpan<byte> data)
+        public override void Write(long offset, ReadOnlySpan<byte> data)
         {
-            inner.Write(offset, data);
+            Inner.Write(offset, data);
             Note(data);
         }
 
-        public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
+        public override void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
         {
-            inner.Write(offset, buffers);
+            Inner.Write(offset, buffers);
             foreach (var buffer in buffers)
             {
                 Note(buffer.Span);
             }
         }
 
-        public void Flush()
+        public override void Flush()
         {
             long start = Stopwatch.GetTimestamp();
-            inner.Flush();
+            Inner.Flush();
             Pending written;
             lock (this)
             {
@@ -179,29 +163,23 @@ internal sealed class FlushTraceFileSystem(string row) : IFileSystem
                 _pending = default;
             }
 
-            owner.Record(start, inner.Path, "flush", written);
+            owner.Record(start, Path, "flush", written);
         }
 
-        public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
-
-        public bool ZeroRange(long offset, long length)
+        public override bool ZeroRange(long offset, long length)
         {
             long start = Stopwatch.GetTimestamp();
-            bool done = inner.ZeroRange(offset, length);
-            owner.Record(start, inner.Path, "zerorange", default);
+            bool done = Inner.ZeroRange(offset, length);
+            owner.Record(start, Path, "zerorange", default);
             return done;
         }
 
-        public void SetLength(long length) => inner.SetLength(length);
-
-        public void Preallocate(long length)
+        public override void Preallocate(long length)
         {
             long start = Stopwatch.GetTimestamp();
-            inner.Preallocate(length);
-            owner.Record(start, inner.Path, "preallocate", default);
+            Inner.Preallocate(length);
+            owner.Record(start, Path, "preallocate", default);
         }
-
-        public void Dispose() => inner.Dispose();
 
         private void Note(ReadOnlySpan<byte> data)
         {

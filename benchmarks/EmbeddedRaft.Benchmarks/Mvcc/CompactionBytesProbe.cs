@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using EmbeddedRaft.Benchmarks.IO;
 using EmbeddedRaft.Mvcc;
 using EmbeddedRaft.Mvcc.Store;
 using EmbeddedRaft.Storage.BTree;
@@ -156,9 +157,8 @@ internal static class CompactionBytesProbe
     }
 
     /// <summary>The real file system, counting the bytes and calls written to files named <c>mvcc.db</c>.</summary>
-    private sealed class CountingFileSystem : IFileSystem
+    private sealed class CountingFileSystem() : ForwardingFileSystem(PhysicalFileSystem.Instance)
     {
-        private readonly PhysicalFileSystem _inner = PhysicalFileSystem.Instance;
         private long _bytes;
         private long _calls;
 
@@ -166,27 +166,11 @@ internal static class CompactionBytesProbe
 
         public Counts Snapshot() => new(Interlocked.Read(ref _bytes), Interlocked.Read(ref _calls));
 
-        public IStorageFile Open(string path, FileOpenMode mode)
+        public override IStorageFile Open(string path, FileOpenMode mode)
         {
-            var file = _inner.Open(path, mode);
+            var file = Inner.Open(path, mode);
             return Path.GetFileName(path) == "mvcc.db" ? new CountedFile(file, this) : file;
         }
-
-        public bool FileExists(string path) => _inner.FileExists(path);
-
-        public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
-
-        public void CreateDirectory(string path) => _inner.CreateDirectory(path);
-
-        public void DeleteFile(string path) => _inner.DeleteFile(path);
-
-        public void Rename(string sourcePath, string destinationPath) => _inner.Rename(sourcePath, destinationPath);
-
-        public IReadOnlyList<string> ListFiles(string directory) => _inner.ListFiles(directory);
-
-        public void SyncDirectory(string directory) => _inner.SyncDirectory(directory);
-
-        public IDisposable AcquireExclusiveLock(string lockFilePath) => _inner.AcquireExclusiveLock(lockFilePath);
 
         private void Count(long bytes)
         {
@@ -194,21 +178,15 @@ internal static class CompactionBytesProbe
             Interlocked.Increment(ref _calls);
         }
 
-        private sealed class CountedFile(IStorageFile inner, CountingFileSystem owner) : IStorageFile
+        private sealed class CountedFile(IStorageFile inner, CountingFileSystem owner) : ForwardingStorageFile(inner)
         {
-            public string Path => inner.Path;
-
-            public long Length => inner.Length;
-
-            public int Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
-
-            public void Write(long offset, ReadOnlySpan<byte> data)
+            public override void Write(long offset, ReadOnlySpan<byte> data)
             {
                 owner.Count(data.Length);
-                inner.Write(offset, data);
+                Inner.Write(offset, data);
             }
 
-            public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
+            public override void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
             {
                 long bytes = 0;
                 foreach (var buffer in buffers)
@@ -217,20 +195,8 @@ internal static class CompactionBytesProbe
                 }
 
                 owner.Count(bytes);
-                inner.Write(offset, buffers);
+                Inner.Write(offset, buffers);
             }
-
-            public void Flush() => inner.Flush();
-
-            public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
-
-            public bool ZeroRange(long offset, long length) => inner.ZeroRange(offset, length);
-
-            public void SetLength(long length) => inner.SetLength(length);
-
-            public void Preallocate(long length) => inner.Preallocate(length);
-
-            public void Dispose() => inner.Dispose();
         }
     }
 }

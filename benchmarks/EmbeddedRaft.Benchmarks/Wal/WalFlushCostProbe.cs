@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using EmbeddedRaft.Benchmarks.IO;
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Wal;
 
@@ -154,7 +155,7 @@ internal static class WalFlushCostProbe
     }
 
     /// <summary>Passes every call through, timing each segment flush and counting the bytes written to segments before it; hides <see cref="IStorageFile.ZeroRange"/> when reuse is off.</summary>
-    private sealed class ProbeFileSystem(IFileSystem inner, bool reuse) : IFileSystem
+    private sealed class ProbeFileSystem(IFileSystem inner, bool reuse) : ForwardingFileSystem(inner)
     {
         private readonly List<double> _flushMs = [];
         private long _flushedBytes;
@@ -175,23 +176,7 @@ internal static class WalFlushCostProbe
             }
         }
 
-        public IStorageFile Open(string path, FileOpenMode mode) => new ProbeFile(inner.Open(path, mode), this, reuse, path.EndsWith(".wal", StringComparison.Ordinal));
-
-        public bool FileExists(string path) => inner.FileExists(path);
-
-        public bool DirectoryExists(string path) => inner.DirectoryExists(path);
-
-        public void CreateDirectory(string path) => inner.CreateDirectory(path);
-
-        public void DeleteFile(string path) => inner.DeleteFile(path);
-
-        public void Rename(string sourcePath, string destinationPath) => inner.Rename(sourcePath, destinationPath);
-
-        public IReadOnlyList<string> ListFiles(string directory) => inner.ListFiles(directory);
-
-        public void SyncDirectory(string directory) => inner.SyncDirectory(directory);
-
-        public IDisposable AcquireExclusiveLock(string lockFilePath) => inner.AcquireExclusiveLock(lockFilePath);
+        public override IStorageFile Open(string path, FileOpenMode mode) => new ProbeFile(Inner.Open(path, mode), this, reuse, path.EndsWith(".wal", StringComparison.Ordinal));
 
         private void Flushed(double ms, long bytes)
         {
@@ -202,48 +187,34 @@ internal static class WalFlushCostProbe
             }
         }
 
-        private sealed class ProbeFile(IStorageFile inner, ProbeFileSystem owner, bool reuse, bool segment) : IStorageFile
+        private sealed class ProbeFile(IStorageFile inner, ProbeFileSystem owner, bool reuse, bool segment) : ForwardingStorageFile(inner)
         {
             private long _unflushed;
 
-            public string Path => inner.Path;
-
-            public long Length => inner.Length;
-
-            public int Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
-
-            public void Write(long offset, ReadOnlySpan<byte> data)
+            public override void Write(long offset, ReadOnlySpan<byte> data)
             {
-                inner.Write(offset, data);
+                Inner.Write(offset, data);
                 Interlocked.Add(ref _unflushed, data.Length);
             }
 
-            public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
+            public override void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
             {
-                inner.Write(offset, buffers);
+                Inner.Write(offset, buffers);
                 Interlocked.Add(ref _unflushed, buffers.Sum(b => (long)b.Length));
             }
 
-            public void Flush()
+            public override void Flush()
             {
                 long bytes = Interlocked.Exchange(ref _unflushed, 0);
                 long began = Stopwatch.GetTimestamp();
-                inner.Flush();
+                Inner.Flush();
                 if (segment)
                 {
                     owner.Flushed(Stopwatch.GetElapsedTime(began).TotalMilliseconds, bytes);
                 }
             }
 
-            public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
-
-            public bool ZeroRange(long offset, long length) => reuse && inner.ZeroRange(offset, length);
-
-            public void SetLength(long length) => inner.SetLength(length);
-
-            public void Preallocate(long length) => inner.Preallocate(length);
-
-            public void Dispose() => inner.Dispose();
+            public override bool ZeroRange(long offset, long length) => reuse && Inner.ZeroRange(offset, length);
         }
     }
 }
