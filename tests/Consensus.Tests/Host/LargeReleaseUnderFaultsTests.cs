@@ -395,8 +395,10 @@ public sealed class LargeReleaseUnderFaultsTests
                 }
                 catch (Exception e) when (e is NoLeaderException or ProposalDroppedException)
                 {
-                    TestContext.Out.WriteLine($"barrier via {id}: {e.GetType().Name}, again");
-                    await Task.Delay(50);
+                    TestContext.Out.WriteLine($"barrier via {id}: {e.GetType().Name}, again once a member leads");
+                    await Waits.UntilAsync(
+                        () => Cluster.Nodes.Values.Any(n => n.Status.Raft.SoftState.Role == StateRole.Leader),
+                        $"seed {seed}: a leader after healing ({DescribeNodes()})");
                 }
             }
 
