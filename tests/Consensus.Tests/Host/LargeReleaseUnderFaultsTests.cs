@@ -13,8 +13,10 @@ namespace EmbeddedRaft.Consensus.Tests.Host;
 /// scheduler (always one work item) with a few callers. Here three <see cref="RaftNode{TResult}"/>s
 /// over an <see cref="InProcessNetwork"/> tick on real time and release on the thread pool, and
 /// rounds of 512 concurrent calls go to one member at a time (the leader or a follower) while a
-/// seeded nemesis stops and restarts the leader, partitions a follower and heals it, and drops
-/// messages on every link. What must hold, through the public API only:
+/// seeded nemesis stops and restarts the leader, partitions a follower and heals it, drops
+/// messages on every link, and duplicates, delays and reorders them on every link (a forwarded
+/// proposal or its answer delivered twice, an acknowledgement arriving after a later one). What
+/// must hold, through the public API only:
 /// <list type="bullet">
 /// <item>every caller's task completes within a bound (acknowledged, or failed with an exception
 /// ProposeAsync documents): a caller left out of a release would wait forever;</item>
@@ -53,7 +55,7 @@ public sealed class LargeReleaseUnderFaultsTests
     private static IReadOnlyList<int> Seeds() => TestSeeds.Choose("LARGE_RELEASE_SEED", "LARGE_RELEASE_SOAK_SEEDS", 2701, 1);
 
     [TestCaseSource(nameof(Seeds))]
-    public async Task HundredsOfConcurrentCallersAreEachAnsweredOnceAndInOrderThroughLeaderStopsPartitionsAndDrops(int seed)
+    public async Task HundredsOfConcurrentCallersAreEachAnsweredOnceAndInOrderThroughLeaderStopsPartitionsDropsDuplicatesAndReordering(int seed)
     {
         TestContext.Out.WriteLine($"seed {seed} (reproduce with LARGE_RELEASE_SEED={seed})");
         var random = new Random(seed);
@@ -68,7 +70,11 @@ public sealed class LargeReleaseUnderFaultsTests
 
         // The nemesis: each fault starts a little after one round starts and is undone a little
         // after a later round starts, so it lands in the middle of rounds of calls.
-        var plan = new List<Fault> { Fault.StopLeader, Fault.StopLeader, Fault.PartitionFollower, Fault.PartitionFollower, Fault.DropMessages, Fault.DropMessages };
+        var plan = new List<Fault>
+        {
+            Fault.StopLeader, Fault.StopLeader, Fault.PartitionFollower, Fault.PartitionFollower,
+            Fault.DropMessages, Fault.DropMessages, Fault.DuplicateAndReorderMessages, Fault.DuplicateAndReorderMessages,
+        };
         random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(plan));
         var faultRounds = new Dictionary<int, Fault>();
         for (int i = 0; i < plan.Count; i++)
@@ -115,6 +121,7 @@ public sealed class LargeReleaseUnderFaultsTests
         StopLeader,
         PartitionFollower,
         DropMessages,
+        DuplicateAndReorderMessages,
     }
 
     /// <summary>One seeded run: the cluster, its members' machines, and every call made with its outcome.</summary>
@@ -243,6 +250,28 @@ public sealed class LargeReleaseUnderFaultsTests
                     {
                         TestContext.Out.WriteLine($"heal {follower}");
                         Cluster.Network.Heal();
+                        return Task.CompletedTask;
+                    };
+                }
+
+                case Fault.DuplicateAndReorderMessages:
+                {
+                    // Every message may arrive twice, late or after messages sent after it: the
+                    // delivery a real network gives a retrying transport. Nothing is lost, so the
+                    // round's calls must all be answered, each once.
+                    var faults = new LinkFaults
+                    {
+                        DuplicateRate = 0.1 + (random.NextDouble() * 0.3),
+                        ReorderRate = 0.1 + (random.NextDouble() * 0.3),
+                        ReorderDelay = TimeSpan.FromMilliseconds(random.Next(1, 30)),
+                        DelayJitter = TimeSpan.FromMilliseconds(random.Next(0, 5)),
+                    };
+                    TestContext.Out.WriteLine($"duplicate {faults.DuplicateRate:0.00} and reorder {faults.ReorderRate:0.00} (held {faults.ReorderDelay.TotalMilliseconds} ms, jitter {faults.DelayJitter.TotalMilliseconds} ms) of messages on every link");
+                    Cluster.Network.SetAllLinkFaults(faults);
+                    return () =>
+                    {
+                        TestContext.Out.WriteLine($"stop duplicating and reordering ({Cluster.Network.DuplicatedMessages} duplicated so far)");
+                        Cluster.Network.SetAllLinkFaults(LinkFaults.None);
                         return Task.CompletedTask;
                     };
                 }
