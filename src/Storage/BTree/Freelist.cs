@@ -417,7 +417,7 @@ internal sealed class Freelist
     /// <summary>
     /// Merges <paramref name="ids"/> (sorted here) into <see cref="_free"/> in place, from the back, so
     /// a release allocates nothing once <see cref="_free"/> has grown to the store's free-page count.
-    /// A page freed twice is refused before anything changes.
+    /// A page freed twice is refused before <see cref="_free"/> changes.
     /// </summary>
     private void AddFree(List<long> ids)
     {
