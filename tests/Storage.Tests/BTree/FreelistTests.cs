@@ -234,6 +234,85 @@ public class FreelistTests
         }
     }
 
+    [Test]
+    public void APageFreedAgainWhileFreeIsRefusedWhenItIsReleased()
+    {
+        var freelist = Loaded(3, 7, 9);
+        freelist.Free(1, 7, 1);
+
+        Assert.That(() => freelist.Release(1), Throws.TypeOf<InvariantViolationException>().With.Message.Contains("page 7 freed twice"));
+    }
+
+    [Test]
+    public void APageFreedByTwoTransactionsIsRefusedWhenBothAreReleased()
+    {
+        var freelist = Loaded(100);
+        freelist.Free(1, 4, 3);
+        freelist.Free(2, 6, 2);
+
+        Assert.That(() => freelist.Release(2), Throws.TypeOf<InvariantViolationException>().With.Message.Contains("page 6 freed twice"));
+    }
+
+    [Test]
+    public void ReleasedPagesBelowAndAboveTheFreeOnesMergeInPageOrder()
+    {
+        var freelist = Loaded(10, 11, 20, 30);
+        freelist.Free(1, 1, 2);
+        freelist.Free(1, 25, 1);
+        freelist.Free(2, 40, 2);
+        freelist.Free(3, 12, 1);
+
+        freelist.Release(2);
+
+        Assert.That(freelist.FreeCount, Is.EqualTo(9));
+        Assert.That(freelist.PendingCount, Is.EqualTo(1));
+        Assert.That(freelist.Snapshot(), Is.EqualTo(new long[] { 1, 2, 10, 11, 12, 20, 25, 30, 40, 41 }));
+    }
+
+    [Test]
+    public void AfterACompactionSizedReleaseFurtherReleasesAndFreelistRunsAllocateNoArrayOfThePageIds()
+    {
+        // A compaction frees tens of thousands of pages; each synced commit then writes every id
+        // into its freelist run and each release merges the released ids in. Both used to build a
+        // list of all the ids (a large-object-heap array each time, several times a second).
+        const int pages = 40_000;
+        var freelist = Loaded([.. Enumerable.Range(0, pages).Select(i => 10L + (2L * i))]);
+        var run = new long[(2 * pages) + 10];
+        long txid = 1;
+        long nextOddPage = 11;
+        void FreeAndRelease(int count)
+        {
+            freelist.Free(txid, nextOddPage, 1);
+            for (int i = 1; i < count; i++)
+            {
+                freelist.Free(txid, nextOddPage + (2L * i), 1);
+            }
+
+            nextOddPage += 2L * count;
+            freelist.Release(txid++);
+        }
+
+        FreeAndRelease(20_000); // grows the list once, as the first release after a compaction does
+        Assert.That(freelist.CopySnapshotTo(run), Is.EqualTo(pages + 20_000));
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        FreeAndRelease(100);
+        int written = freelist.CopySnapshotTo(run);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.That(written, Is.EqualTo(pages + 20_100));
+        Assert.That(run.AsSpan(0, written).ToArray(), Is.Ordered.And.Unique);
+        Assert.That(allocated, Is.LessThan(16 * 1024), "a release and a run's ids must not allocate in proportion to the free pages (a list of them is over 480 KB here)");
+    }
+
+    [Test]
+    public void ASnapshotIntoADestinationTooShortIsRefused()
+    {
+        var freelist = Loaded(1, 2, 3);
+
+        Assert.That(() => freelist.CopySnapshotTo(new long[2]), Throws.ArgumentException);
+    }
+
     private static IEnumerable<int> ModelSeeds() => Seeds(1, Soak ? 40 : 4);
 
     /// <summary>Moves pages the list released from the model's pending sets to its free set (the list's snapshot says which).</summary>
