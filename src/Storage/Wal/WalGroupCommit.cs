@@ -54,6 +54,14 @@ internal sealed class WalGroupCommit
     /// </summary>
     private const int WriteAheadZerosMaxRunBytes = 64 * 1024;
 
+    /// <summary>
+    /// Zeros are written again only after at least this many runs since the last ones, which bounds
+    /// their bytes to about one 4 KiB block per run (64 KiB per 16 runs): every byte of zeros is a
+    /// byte written twice, so a log whose runs are a few blocks long (many appenders) writes few
+    /// zeros, while a lone appender's kilobyte runs (50 or more per 64 KiB) get them every time.
+    /// </summary>
+    private const int WriteAheadZerosMinRunsBetween = 16;
+
     /// <summary>The file system block zeros ahead are aligned to (ext4's and most others' 4 KiB): the run's last block is written whole.</summary>
     private const int FileBlockBytes = 4096;
 
@@ -129,6 +137,8 @@ internal sealed class WalGroupCommit
     // never over the room kept for the sync mark and the trailer.
     private long _segmentWrittenEnd;
     private long _segmentZerosLimit;
+    // Runs written since the last zeros ahead (WriteAheadZerosMinRunsBetween at open and at a cut, so the first small run gets them).
+    private int _runsSinceZeros;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private readonly List<WalBatch> _work = [];
     private readonly List<WalAppendWaiter> _completions = [];
@@ -943,7 +953,8 @@ internal sealed class WalGroupCommit
 
     /// <summary>
     /// When a run of at most <see cref="WriteAheadZerosMaxRunBytes"/> from <paramref name="start"/>
-    /// ends past the blocks this log has written in the segment, adds zeros to the gathered write,
+    /// ends past the blocks this log has written in the segment, and at least
+    /// <see cref="WriteAheadZerosMinRunsBetween"/> runs were written since the last zeros, adds zeros to the gathered write,
     /// from the run's end to <see cref="WriteAheadZerosBytes"/> past its block, so the flushes after
     /// it overwrite written blocks (see <see cref="WriteAheadZerosBytes"/>). The format is
     /// unchanged: the bytes after the tail are zeros already (a fresh or zeroed segment, or a
@@ -952,17 +963,19 @@ internal sealed class WalGroupCommit
     /// </summary>
     private void AddZerosAheadOfSmallRun(long start, long end)
     {
+        _runsSinceZeros++;
         if (end <= _segmentWrittenEnd)
         {
             return;
         }
 
-        if (end - start <= WriteAheadZerosMaxRunBytes && end < _segmentZerosLimit)
+        if (end - start <= WriteAheadZerosMaxRunBytes && _runsSinceZeros >= WriteAheadZerosMinRunsBetween && end < _segmentZerosLimit)
         {
             long blockEnd = (end + FileBlockBytes - 1) / FileBlockBytes * FileBlockBytes;
             long zerosEnd = Math.Min(blockEnd + WriteAheadZerosBytes, _segmentZerosLimit);
             _gather.Add(s_writeAheadZeros.AsMemory(0, checked((int)(zerosEnd - end))));
             end = zerosEnd;
+            _runsSinceZeros = 0;
         }
 
         _segmentWrittenEnd = end;
@@ -972,6 +985,7 @@ internal sealed class WalGroupCommit
     private void SetSegmentFileWrittenTo(IStorageFile file, long writtenEnd)
     {
         _segmentWrittenEnd = writtenEnd;
+        _runsSinceZeros = WriteAheadZerosMinRunsBetween;
         // Relative to the file: a segment created under another SegmentSizeBytes keeps its own
         // length, and its sync mark's and trailer's room is at its own end.
         _segmentZerosLimit = Math.Min(_segmentRecordLimitBytes, file.Length - WalFormat.SegmentReservedEndBytes);

@@ -72,6 +72,26 @@ public sealed class WalZerosAheadTests
     }
 
     [Test]
+    public async Task RunsOfSeveralBlocksGetZerosOnlyEverySixteenRunsSoTheirBytesStayAboutABlockPerRun()
+    {
+        var (fs, writes) = RecordingFileSystem(85);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, LogOptions(segmentSizeBytes: 4 * 1024 * 1024, maxRecordSizeBytes: 16 * 1024));
+        for (ulong i = 1; i <= 60; i++)
+        {
+            await log.AppendAsync(1, Filled(8000, 0x77), i);
+        }
+
+        var segment = SegmentWrites(writes, log.SegmentPaths[^1]);
+        Assert.That(segment, Has.Count.EqualTo(60), "one run per synced append");
+        var withZeros = segment.Select((w, run) => (Write: w, Run: run)).Where(x => x.Write.Length > 16 * 1024).Select(x => x.Run).ToList();
+        Assert.That(withZeros, Is.EqualTo(new[] { 0, 16, 32, 48 }), "zeros with the first run, then with every sixteenth: 8 KiB runs pass 64 KiB of zeros in 8");
+        long zeroBytes = withZeros.Sum(run => segment[run].Length) - withZeros.Sum(run => segment[run + 1].Offset - segment[run].Offset);
+        Assert.That(zeroBytes, Is.LessThanOrEqualTo(60 * (BlockBytes + 1024)), "about a block of zeros per run at most");
+        var records = WalTestKit.ReadAll(log);
+        Assert.That(records.Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 60).Select(i => (ulong)i)));
+    }
+
+    [Test]
     public async Task ZerosNeverReachTheRoomKeptForTheSyncMarkAndTheTrailer()
     {
         const long SegmentSizeBytes = 9 * 512;
