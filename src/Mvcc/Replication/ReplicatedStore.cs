@@ -52,6 +52,7 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
 
     // The batch of linearizable single-key reads that joins the read-index group its readers wait
     // for (RangeInReadBatch); replaced when a reader waits for another group or the batch closed.
+    // The gate also guards the open batch's list of reads (LinearizableReadBatch.TryAddUnsynchronized).
     private readonly Lock _readBatchGate = new();
     private LinearizableReadBatch? _openReadBatch;
     private RaftNode<object?>? _node;
@@ -338,10 +339,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
         LinearizableReadBatch? opened = null;
         lock (_readBatchGate)
         {
-            if (_openReadBatch is not { } batch || batch.ReadIndex != group || !batch.TryAdd(read))
+            if (_openReadBatch is not { } batch || batch.ReadIndex != group || !batch.TryAddUnsynchronized(read))
             {
-                opened = _openReadBatch = new LinearizableReadBatch(Mvcc, group, _options.Scheduler, _options.BrokenRules);
-                opened.TryAdd(read);
+                opened = _openReadBatch = new LinearizableReadBatch(Mvcc, group, _readBatchGate, _options.Scheduler, _options.BrokenRules, expectedReads: _openReadBatch?.AddedUnsynchronized ?? 0);
+                opened.TryAddUnsynchronized(read);
             }
         }
 

@@ -77,6 +77,47 @@ public sealed class ReplicatedBatchedReadTests
     }
 
     [Test]
+    public async Task ReadersThatReadAgainFromTheirContinuationsEachGetTheirOwnKeyEveryTime()
+    {
+        // A reader resumed by a batch's flush that reads again at once reuses, on that thread, the
+        // pooled read it has just taken its result from (BatchedRead's spare slot): every answer must
+        // still be its own read's, never another reader's or a previous one's.
+        const int Seed = 1720;
+        TestContext.Out.WriteLine($"seed {Seed}");
+        await using var cluster = await ReplicatedCluster.StartAsync(3, seed: Seed);
+        var leader = cluster[cluster.LeaderId()];
+        for (int k = 0; k < 50; k++)
+        {
+            await leader.PutAsync(new PutRequest { Key = Key($"k{k}"), Value = Key($"value of k{k}") }).AsTask().WaitAsync(Waits.Limit);
+        }
+
+        await cluster.WaitForAppliedAsync(leader.Status.RaftAppliedIndex);
+        var readers = Enumerable.Range(0, 32).Select(reader => Task.Run(async () =>
+        {
+            var random = new Random(Seed * 100 + reader);
+            var member = cluster[(ulong)(1 + (reader % 3))];
+            var seen = new List<string>();
+            for (int i = 0; i < 40; i++)
+            {
+                // 50 of the keys exist, the rest do not: absent answers come back in between.
+                int k = random.Next(60);
+                var response = await member.RangeAsync(new RangeRequest { Key = Key($"k{k}") });
+                string expected = k < 50 ? $"k{k}={"value of k" + k}" : $"k{k} absent";
+                string got = response.Kvs.Count == 0 ? $"k{k} absent" : $"{Text(response.Kvs[0].Key)}={Text(response.Kvs[0].Value)}";
+                if (got != expected)
+                {
+                    seen.Add($"reader {reader}, read {i}: expected {expected}, got {got}");
+                }
+            }
+
+            return seen;
+        })).ToArray();
+
+        var wrong = (await Task.WhenAll(readers).WaitAsync(Waits.Limit)).SelectMany(s => s).ToList();
+        Assert.That(wrong, Is.Empty);
+    }
+
+    [Test]
     public async Task AReadCancelledWhileItsBatchWaitsEndsAtOnceAndTheOthersInItAreStillAnswered()
     {
         const int Seed = 1719;
