@@ -581,8 +581,9 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
                     throw new InvariantViolationException("B+tree: the freelist run is shorter than its entries need.");
                 }
 
-                tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, out int freeIdCount));
-                freePageCount = freeIdCount;
+                var freeIds = Freelist.Snapshot();
+                tx.AddDirtyPage(freelistPage, BuildFreelistRun(freelistPage, freelistPages, tx.Id, freeIds));
+                freePageCount = freeIds.Count;
             }
 
             WriteDirtyPages(tx.DirtyPages, tx.Id);
@@ -1042,12 +1043,7 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>
-    /// The freelist run: header, count, then every free and pending page id, sorted, written by the
-    /// freelist straight into the run's buffer (no list in between: after a compaction the ids are
-    /// tens of thousands, and a list per synced commit was a large-object-heap array each time).
-    /// </summary>
-    private byte[] BuildFreelistRun(long pageId, int pages, long txid, out int idCount)
+    private byte[] BuildFreelistRun(long pageId, int pages, long txid, List<long> ids)
     {
         var run = PageFormat.NewBuffer(pages * PageSizeBytes);
         ref var header = ref PageHeader.Of(run);
@@ -1055,10 +1051,8 @@ public sealed class BTreeDatabase : IDisposable, IAsyncDisposable
         header.PageId = pageId;
         header.Txid = txid;
         header.OverflowPages = pages - 1;
-        int idsOffset = PageHeader.SizeOf + PageFormat.FreelistCountSizeBytes;
-        var idBytes = run.AsSpan(idsOffset, (run.Length - idsOffset) / sizeof(long) * sizeof(long));
-        idCount = Freelist.CopySnapshotTo(MemoryMarshal.Cast<byte, long>(idBytes));
-        BinaryPrimitives.WriteInt64LittleEndian(run.AsSpan(PageHeader.SizeOf), idCount);
+        BinaryPrimitives.WriteInt64LittleEndian(run.AsSpan(PageHeader.SizeOf), ids.Count);
+        MemoryMarshal.AsBytes(CollectionsMarshal.AsSpan(ids)).CopyTo(run.AsSpan(PageHeader.SizeOf + PageFormat.FreelistCountSizeBytes));
         PageFormat.Seal(run);
         return run;
     }

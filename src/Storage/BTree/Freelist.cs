@@ -45,11 +45,6 @@ internal sealed class Freelist
     private readonly List<long> _free = [];
     private readonly SortedDictionary<long, List<long>> _pending = [];
 
-    // Release's scratch, reused: after a compaction frees tens of thousands of pages, a fresh list per
-    // release (and per merge) was a large-object-heap array several times a second on a busy store.
-    private readonly List<long> _released = [];
-    private readonly List<long> _releasedBy = [];
-
     /// <summary>The runs of adjacent pages of <see cref="_free"/>, in page order; built on the transaction's
     /// first allocation. Invariant: each free page lies in exactly one run.</summary>
     private readonly List<FreeRun> _runs = [];
@@ -90,8 +85,8 @@ internal sealed class Freelist
             throw new InvariantViolationException("B+tree freelist: pages released while a transaction holds allocations.");
         }
 
-        _released.Clear();
-        _releasedBy.Clear();
+        List<long>? released = null;
+        List<long>? releasedBy = null;
         foreach (var (freedBy, ids) in _pending)
         {
             if (freedBy > txid)
@@ -99,23 +94,23 @@ internal sealed class Freelist
                 break;
             }
 
-            _released.AddRange(ids);
-            _releasedBy.Add(freedBy);
+            released ??= [];
+            released.AddRange(ids);
+            (releasedBy ??= []).Add(freedBy);
         }
 
-        if (_releasedBy.Count == 0)
+        if (released is null)
         {
             return;
         }
 
-        foreach (long freedBy in _releasedBy)
+        foreach (long freedBy in releasedBy!)
         {
             _pending.Remove(freedBy);
         }
 
-        _pendingCount -= _released.Count;
-        AddFree(_released);
-        _released.Clear();
+        _pendingCount -= released.Count;
+        AddFree(released);
     }
 
     /// <summary>
@@ -284,39 +279,13 @@ internal sealed class Freelist
         ForgetTaken();
     }
 
-    /// <summary>Every free (not taken) and pending page id, sorted: what the freelist page stores (a new list; for checks and tests).</summary>
+    /// <summary>Every free (not taken) and pending page id, sorted: what the freelist page stores.</summary>
     public List<long> Snapshot()
     {
         var all = new List<long>(FreeCount + (int)_pendingCount);
-        System.Runtime.InteropServices.CollectionsMarshal.SetCount(all, FreeCount + (int)_pendingCount);
-        int written = CopySnapshotTo(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(all));
-        if (written != all.Count)
-        {
-            throw new InvariantViolationException($"B+tree freelist: a snapshot of {all.Count} pages wrote {written}.");
-        }
-
-        return all;
-    }
-
-    /// <summary>
-    /// Writes every free (not taken) and pending page id into <paramref name="destination"/>, sorted,
-    /// and returns how many (<see cref="FreeCount"/> + <see cref="PendingCount"/>): what the freelist
-    /// run stores, written straight into the run's buffer by the commit, with no list of its own.
-    /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than the pages to write.</exception>
-    public int CopySnapshotTo(Span<long> destination)
-    {
-        int count = FreeCount + (int)_pendingCount;
-        if (destination.Length < count)
-        {
-            throw new ArgumentException($"The freelist holds {count} pages; the destination has room for {destination.Length}.", nameof(destination));
-        }
-
-        int written = 0;
         if (_takenCount == 0)
         {
-            System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_free).CopyTo(destination);
-            written = _free.Count;
+            all.AddRange(_free);
         }
         else
         {
@@ -324,24 +293,18 @@ internal sealed class Freelist
             {
                 for (int i = run.Start + run.Taken; i < run.KeptEnd; i++)
                 {
-                    destination[written++] = _free[i];
+                    all.Add(_free[i]);
                 }
             }
         }
 
         foreach (var ids in _pending.Values)
         {
-            System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids).CopyTo(destination[written..]);
-            written += ids.Count;
+            all.AddRange(ids);
         }
 
-        if (written != count)
-        {
-            throw new InvariantViolationException($"B+tree freelist: {written} pages written for a snapshot of {count}.");
-        }
-
-        destination[..written].Sort();
-        return written;
+        all.Sort();
+        return all;
     }
 
     private long Take(ref FreeRun run, int count)
@@ -414,11 +377,6 @@ internal sealed class Freelist
         _takenCount = 0;
     }
 
-    /// <summary>
-    /// Merges <paramref name="ids"/> (sorted here) into <see cref="_free"/> in place, from the back, so
-    /// a release allocates nothing once <see cref="_free"/> has grown to the store's free-page count.
-    /// A page freed twice is refused before <see cref="_free"/> changes.
-    /// </summary>
     private void AddFree(List<long> ids)
     {
         if (ids.Count == 0)
@@ -427,44 +385,22 @@ internal sealed class Freelist
         }
 
         ids.Sort();
-        ThrowIfAnyPageIsFreeTwice(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_free), System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids));
-        int a = _free.Count - 1;
-        int b = ids.Count - 1;
-        int total = _free.Count + ids.Count;
-        System.Runtime.InteropServices.CollectionsMarshal.SetCount(_free, total);
-        var free = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_free);
-        var added = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids);
-
-        // Invariant: w == a + b + 1, so while ids remain (b >= 0) the write lands above every page of
-        // _free not yet moved; free[w + 1..] holds the largest pages, ascending. Once ids are all
-        // placed, free[..(a + 1)] is already where it belongs.
-        for (int w = total - 1; b >= 0; w--)
-        {
-            free[w] = a >= 0 && free[a] > added[b] ? free[a--] : added[b--];
-        }
-    }
-
-    /// <summary>Both spans sorted ascending, the first without duplicates: throws if a page of the second is in the first or twice in the second.</summary>
-    private static void ThrowIfAnyPageIsFreeTwice(ReadOnlySpan<long> free, ReadOnlySpan<long> added)
-    {
+        var merged = new List<long>(_free.Count + ids.Count);
         int a = 0;
-        for (int b = 0; b < added.Length; b++)
+        int b = 0;
+        while (a < _free.Count || b < ids.Count)
         {
-            if (b > 0 && added[b] == added[b - 1])
+            long next = b >= ids.Count || (a < _free.Count && _free[a] < ids[b]) ? _free[a++] : ids[b++];
+            if (merged.Count > 0 && merged[^1] == next)
             {
-                throw new InvariantViolationException($"B+tree freelist: page {added[b]} freed twice.");
+                throw new InvariantViolationException($"B+tree freelist: page {next} freed twice.");
             }
 
-            while (a < free.Length && free[a] < added[b])
-            {
-                a++;
-            }
-
-            if (a < free.Length && free[a] == added[b])
-            {
-                throw new InvariantViolationException($"B+tree freelist: page {added[b]} freed twice.");
-            }
+            merged.Add(next);
         }
+
+        _free.Clear();
+        _free.AddRange(merged);
     }
 
     /// <summary>Orders run indexes longest run first, then lowest page first (a struct comparer: no delegate call per comparison).</summary>
