@@ -116,19 +116,7 @@ public sealed class KeyIndexTests
     {
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         var random = new Random(seed);
-        byte[] TiedKey()
-        {
-            // "/k/", 0–11 bytes of 0xFF, then 0–3 of 0x00, 0x01, 0xFF: many keys share their first 8
-            // bytes after what a chunk's keys share, so order falls to their lengths and bytes.
-            var rest = new byte[random.Next(0, 12) + random.Next(0, 4)];
-            int run = random.Next(0, 12);
-            for (int i = 0; i < rest.Length; i++)
-            {
-                rest[i] = i < run ? (byte)0xFF : (byte)(random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF });
-            }
-
-            return [.. "/k/"u8, .. rest];
-        }
+        byte[] TiedKey() => NewTiedKey(random);
 
         var index = new KeyIndex();
         var model = new SortedSet<byte[]>(ByteOrder.Instance);
@@ -498,19 +486,7 @@ public sealed class KeyIndexTests
     {
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         var random = new Random(seed);
-        byte[] TiedKey()
-        {
-            // As in LookupsNarrowedByEachChunksSampledPrefixes...: many keys tie on their first 8
-            // bytes after the chunk's shared ones.
-            var rest = new byte[random.Next(0, 12) + random.Next(0, 4)];
-            int run = random.Next(0, 12);
-            for (int i = 0; i < rest.Length; i++)
-            {
-                rest[i] = i < run ? (byte)0xFF : (byte)(random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF });
-            }
-
-            return [.. "/k/"u8, .. rest];
-        }
+        byte[] TiedKey() => NewTiedKey(random);
 
         var index = new KeyIndex();
         var model = new SortedSet<byte[]>(ByteOrder.Instance);
@@ -830,6 +806,22 @@ public sealed class KeyIndexTests
     }
 
     private static string Show(byte[] key) => Convert.ToHexString(key);
+
+    /// <summary>
+    /// "/k/", 0–11 bytes of 0xFF, then 0–3 of 0x00, 0x01, 0xFF: many keys share their first 8 bytes
+    /// after what a chunk's keys share, so order falls to their lengths and bytes.
+    /// </summary>
+    private static byte[] NewTiedKey(Random random)
+    {
+        var rest = new byte[random.Next(0, 12) + random.Next(0, 4)];
+        int run = random.Next(0, 12);
+        for (int i = 0; i < rest.Length; i++)
+        {
+            rest[i] = i < run ? (byte)0xFF : (byte)(random.Next(3) switch { 0 => 0x00, 1 => 0x01, _ => 0xFF });
+        }
+
+        return [.. "/k/"u8, .. rest];
+    }
 
     private sealed class ByteOrder : IComparer<byte[]>
     {
