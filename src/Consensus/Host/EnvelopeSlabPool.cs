@@ -28,22 +28,25 @@ namespace EmbeddedRaft.Consensus.Host;
 /// pinned-object heap: never moved, never copied by a collection); when every one is leased (their
 /// finalizers not yet run), an envelope gets an array of its own, as before. An envelope larger than
 /// <see cref="LargestSlicedBytes"/> always does.</para>
-/// <para>Thread-safety: any number of threads rent at once; each thread slices from its own current
-/// lease (thread-static), so renting takes no lock; slabs come back through a short lock, once per slab.</para>
+/// <para>Thread-safety: any number of threads rent at once; they slice from one current lease by an
+/// atomic add (no lock per envelope); a lease is replaced and a slab comes back under a short lock,
+/// once per slab.</para>
 /// </remarks>
 internal sealed class EnvelopeSlabPool
 {
     /// <summary>The pool every <see cref="RaftNode{TResult}"/> of the process uses: 64 KiB slabs, at most 512 of them (32 MiB).</summary>
     public static readonly EnvelopeSlabPool Shared = new(slabBytes: 64 * 1024, maxSlabs: 512);
 
-    [ThreadStatic]
-    private static SlabLease? t_current;
-
     // Slabs given back by their lease's finalizer, oldest first, each with the gen0 collection count
     // at its return: leased again only once a later collection has completed (see Return). Under
-    // _returnedLock (a lease is taken or given back once per slab's worth of envelopes, not per envelope).
+    // _returnedLock, as are _created, _leased, _returned and the replacement of _current (a lease is
+    // taken or given back once per slab's worth of envelopes, not per envelope).
     private readonly Queue<(byte[] Slab, int ReturnedAtCollection)> _returnedSlabs = new();
     private readonly Lock _returnedLock = new();
+
+    // The lease envelopes are sliced from, shared by every proposing thread (one slab fills at the
+    // process's proposal rate, so its lease dies young, ~the holders' time after its last envelope).
+    private SlabLease? _current;
     private int _created;
     private long _leased;
     private long _returned;
@@ -65,38 +68,64 @@ internal sealed class EnvelopeSlabPool
     public int LargestSlicedBytes { get; }
 
     /// <summary>Slabs created so far (never more than <see cref="MaxSlabs"/>).</summary>
-    public int CreatedSlabs => Volatile.Read(ref _created);
+    public int CreatedSlabs
+    {
+        get
+        {
+            lock (_returnedLock)
+            {
+                return _created;
+            }
+        }
+    }
 
     /// <summary>Leases handed out so far (a slab leased again counts again).</summary>
-    public long LeasedSlabs => Interlocked.Read(ref _leased);
+    public long LeasedSlabs
+    {
+        get
+        {
+            lock (_returnedLock)
+            {
+                return _leased;
+            }
+        }
+    }
 
     /// <summary>Slabs given back by their lease's finalizer so far (each may be leased again).</summary>
-    public long ReturnedSlabs => Interlocked.Read(ref _returned);
+    public long ReturnedSlabs
+    {
+        get
+        {
+            lock (_returnedLock)
+            {
+                return _returned;
+            }
+        }
+    }
 
     /// <summary>
     /// <paramref name="length"/> bytes for one envelope, to be written through <paramref name="destination"/>
-    /// before the memory is handed to anyone: a slice of this thread's slab, or an array of its own.
+    /// before the memory is handed to anyone: a slice of the current slab, or an array of its own.
     /// </summary>
     public ReadOnlyMemory<byte> Rent(int length, out Span<byte> destination)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (length <= LargestSlicedBytes)
         {
-            var lease = t_current;
-            if (lease is null || lease.Pool != this || lease.Used + length > SlabBytes)
+            // At most two tries: the current lease, then a new one if it was full.
+            for (var attempt = 0; attempt < 2; attempt++)
             {
-                // The thread lets go of its full lease: the lease lives on only in the envelopes
-                // already sliced from it, and its slab comes back once they are all unreachable.
-                lease = TryLease();
-                t_current = lease;
-            }
+                var lease = Volatile.Read(ref _current);
+                if (lease is not null && lease.TryReserve(length, out var start))
+                {
+                    destination = lease.GetSpan().Slice(start, length);
+                    return lease.Memory.Slice(start, length);
+                }
 
-            if (lease is not null)
-            {
-                var start = lease.Used;
-                lease.Used = start + length;
-                destination = lease.GetSpan().Slice(start, length);
-                return lease.Memory.Slice(start, length);
+                if (!TryReplaceCurrent(lease))
+                {
+                    break;
+                }
             }
         }
 
@@ -105,30 +134,48 @@ internal sealed class EnvelopeSlabPool
         return own;
     }
 
-    private SlabLease? TryLease()
+    // The pool lets go of a full lease: it lives on only in the envelopes already sliced from it,
+    // and its slab comes back once they are all unreachable. False when no slab is free.
+    private bool TryReplaceCurrent(SlabLease? full)
     {
-        byte[]? slab = null;
         lock (_returnedLock)
         {
-            if (_returnedSlabs.TryPeek(out var oldest) && GC.CollectionCount(0) > oldest.ReturnedAtCollection)
+            if (_current != full)
             {
-                slab = _returnedSlabs.Dequeue().Slab;
+                return true; // another thread replaced it meanwhile
             }
+
+            var next = TryLeaseUnsynchronized();
+            if (next is null)
+            {
+                return false;
+            }
+
+            Volatile.Write(ref _current, next);
+            return true;
+        }
+    }
+
+    private SlabLease? TryLeaseUnsynchronized()
+    {
+        byte[]? slab = null;
+        if (_returnedSlabs.TryPeek(out var oldest) && GC.CollectionCount(0) > oldest.ReturnedAtCollection)
+        {
+            slab = _returnedSlabs.Dequeue().Slab;
         }
 
         if (slab is null)
         {
-            var created = Interlocked.Increment(ref _created);
-            if (created > MaxSlabs)
+            if (_created == MaxSlabs)
             {
-                Interlocked.Decrement(ref _created);
                 return null;
             }
 
+            _created++;
             slab = GC.AllocateUninitializedArray<byte>(SlabBytes, pinned: true);
         }
 
-        Interlocked.Increment(ref _leased);
+        _leased++;
         return new SlabLease(this, slab);
     }
 
@@ -145,17 +192,17 @@ internal sealed class EnvelopeSlabPool
             throw new InvariantViolationException($"Envelope slab pool: a slab of {slab.Length} bytes returned to a pool of {SlabBytes}-byte slabs.");
         }
 
-        Interlocked.Increment(ref _returned);
         lock (_returnedLock)
         {
+            _returned++;
             _returnedSlabs.Enqueue((slab, GC.CollectionCount(0)));
         }
     }
 
     /// <summary>
     /// One use of a slab: the owner of every envelope sliced from it during that use. Invariant:
-    /// <see cref="Used"/> only grows (a slice handed out is never handed out again by this lease),
-    /// and only the thread whose current lease this is changes it.
+    /// the reserved count only grows (<see cref="TryReserve"/> is one atomic add), so no two envelopes
+    /// of a lease overlap, whichever threads reserved them.
     /// </summary>
     private sealed class SlabLease : MemoryManager<byte>
     {
@@ -183,9 +230,26 @@ internal sealed class EnvelopeSlabPool
             }
         }
 
+        // Bytes reserved so far. It passes the slab's length only by the reservations that found
+        // room when they looked (at most one per thread racing at the end), each refused, so it
+        // never wraps around into the slab again.
+        private int _reserved;
+
         public EnvelopeSlabPool Pool { get; }
 
-        public int Used { get; set; }
+        /// <summary>Reserves <paramref name="length"/> bytes no other envelope of this lease has; false when the slab is full.</summary>
+        public bool TryReserve(int length, out int start)
+        {
+            if (Volatile.Read(ref _reserved) + length > Pool.SlabBytes)
+            {
+                start = 0;
+                return false;
+            }
+
+            var end = Interlocked.Add(ref _reserved, length);
+            start = end - length;
+            return end <= Pool.SlabBytes;
+        }
 
         public override Span<byte> GetSpan() => _slab ?? throw new ObjectDisposedException(nameof(SlabLease));
 
