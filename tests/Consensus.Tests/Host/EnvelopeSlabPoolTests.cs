@@ -53,6 +53,40 @@ public sealed class EnvelopeSlabPoolTests
     }
 
     [Test]
+    public void ThreadsRentingAtOnceNeverShareAByte([Values(4, 5)] int seed)
+    {
+        TestContext.Out.WriteLine($"seed {seed}");
+        var pool = new EnvelopeSlabPool(slabBytes: 4096, maxSlabs: 1024); // room for every envelope: all stay held
+        const int Threads = 4;
+        var rented = new List<(ReadOnlyMemory<byte> Envelope, byte Fill)>[Threads];
+        using var start = new Barrier(Threads);
+        var workers = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            var random = new Random(seed * 100 + t);
+            var mine = rented[t] = new List<(ReadOnlyMemory<byte>, byte)>();
+            start.SignalAndWait();
+            for (var i = 0; i < 2_000; i++)
+            {
+                var fill = (byte)random.Next(256);
+                var envelope = pool.Rent(random.Next(1, pool.LargestSlicedBytes + 1), out var destination);
+                destination.Fill(fill);
+                mine.Add((envelope, fill));
+            }
+        })).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
+
+        var sliced = 0;
+        foreach (var (envelope, fill) in rented.SelectMany(r => r))
+        {
+            Assert.That(envelope.ToArray(), Is.All.EqualTo(fill), $"an envelope was overwritten by another thread's (seed {seed})");
+            sliced += MemoryMarshal.TryGetArray(envelope, out _) ? 0 : 1;
+        }
+
+        Assert.That(sliced, Is.GreaterThan(Threads * 2_000 / 2), "most envelopes came from shared slabs (otherwise nothing here was tested)");
+    }
+
+    [Test]
     public void EnvelopesFromASlabHoldTheirBytesAndTellNoArray()
     {
         var pool = new EnvelopeSlabPool(slabBytes: 1024, maxSlabs: 2);
