@@ -62,11 +62,8 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
 
     public ulong RequestId { get; private set; }
 
-    /// <summary>
-    /// The proposal's envelope (<see cref="ProposalEnvelope"/>): a slice of an <see cref="EnvelopeSlabPool"/> slab
-    /// or an array of its own, written once; its slab is reused only once nothing references it (the log holds it).
-    /// </summary>
-    public ReadOnlyMemory<byte> Envelope { get; private set; }
+    /// <summary>The proposal's envelope (<see cref="ProposalEnvelope"/>); a new array per call, never reused (the log holds it).</summary>
+    public byte[] Envelope { get; private set; } = [];
 
     public CancellationTokenRegistration Registration { get; set; }
 
@@ -83,7 +80,7 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
     /// A call for <paramref name="requestId"/>, pooled or new. <paramref name="cancellable"/>: the
     /// caller's token can be cancelled, so this use is never returned to the pool (see remarks).
     /// </summary>
-    public static PendingProposal<TResult> Rent(ulong requestId, ReadOnlyMemory<byte> envelope, TaskScheduler scheduler, bool cancellable)
+    public static PendingProposal<TResult> Rent(ulong requestId, byte[] envelope, TaskScheduler scheduler, bool cancellable)
     {
         PendingProposal<TResult>? pending = null;
         if (!cancellable && Pool.TryDequeue(out pending))
@@ -173,7 +170,7 @@ internal sealed class PendingProposal<TResult> : IValueTaskSource<TResult>, IThr
     private void Return()
     {
         // Only successful calls without a token come here: no registration, no error, no token.
-        Envelope = default;
+        Envelope = [];
         RequestId = 0;
         Registration = default;
         ProposedAsLeader = false;

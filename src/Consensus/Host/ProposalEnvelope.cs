@@ -20,27 +20,11 @@ internal static class ProposalEnvelope
     public static byte[] Encode(ulong origin, ulong requestId, ReadOnlySpan<byte> command)
     {
         var bytes = new byte[HeaderSizeBytes + command.Length];
-        Write(bytes, origin, requestId, command);
+        bytes[0] = Marker;
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(1), origin);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(9), requestId);
+        command.CopyTo(bytes.AsSpan(HeaderSizeBytes));
         return bytes;
-    }
-
-    /// <summary>
-    /// An envelope in <paramref name="slabs"/>' memory (a slice of a reused slab, or an array of its
-    /// own): what <see cref="RaftNode{TResult}.ProposeAsync"/> puts in the log.
-    /// </summary>
-    public static ReadOnlyMemory<byte> Encode(ulong origin, ulong requestId, ReadOnlySpan<byte> command, EnvelopeSlabPool slabs)
-    {
-        var envelope = slabs.Rent(HeaderSizeBytes + command.Length, out var destination);
-        Write(destination, origin, requestId, command);
-        return envelope;
-    }
-
-    private static void Write(Span<byte> destination, ulong origin, ulong requestId, ReadOnlySpan<byte> command)
-    {
-        destination[0] = Marker;
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[1..], origin);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[9..], requestId);
-        command.CopyTo(destination[HeaderSizeBytes..]);
     }
 
     /// <summary>Reads an envelope; false when <paramref name="data"/> is not one (written by another host).</summary>

@@ -518,7 +518,7 @@ public sealed partial class RaftNode<TResult> : IAsyncDisposable
 
         var requestId = Interlocked.Increment(ref _nextRequestId);
         // Pooled unless cancellable (PendingProposal's remarks): the returned ValueTask is awaited once.
-        var pending = PendingProposal<TResult>.Rent(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span, EnvelopeSlabPool.Shared), _scheduler, cancellationToken.CanBeCanceled);
+        var pending = PendingProposal<TResult>.Rent(requestId, ProposalEnvelope.Encode(Id, requestId, command.Span), _scheduler, cancellationToken.CanBeCanceled);
         var version = pending.Version;
         _proposals.Add(pending);
         if (cancellationToken.CanBeCanceled)

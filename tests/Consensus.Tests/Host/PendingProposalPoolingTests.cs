@@ -84,7 +84,7 @@ public sealed class PendingProposalPoolingTests
     [Test]
     public void ACancellableCallIsNeverPooled()
     {
-        var call = PendingProposal<Cancellable>.Rent(1, new byte[] { 1 }, TaskScheduler.Default, cancellable: true);
+        var call = PendingProposal<Cancellable>.Rent(1, [1], TaskScheduler.Default, cancellable: true);
         var task = Answer(call, new Cancellable(1));
 
         Assert.That(Take(task).N, Is.EqualTo(1));
@@ -114,7 +114,7 @@ public sealed class PendingProposalPoolingTests
     }
 
     private static PendingProposal<T> Rent<T>(ulong requestId) =>
-        PendingProposal<T>.Rent(requestId, new byte[] { 1, 2, 3 }, TaskScheduler.Default, cancellable: false);
+        PendingProposal<T>.Rent(requestId, [1, 2, 3], TaskScheduler.Default, cancellable: false);
 
     // The applier's success path: proposed, claimed, answered (as a ProposalRelease does).
     private static ValueTask<T> Answer<T>(PendingProposal<T> call, T result)
