@@ -185,7 +185,10 @@ internal static class StoreLoadRunner
         }
 
         // Operation k is due at start + k / rate; the schedule ends with the last one due inside the window.
+        // How late each operation due in the window went out (the loop wakes about every millisecond
+        // when the thread pool runs its continuation; on two busy cores later) is part of its latency.
         long dueInWindow = (long)((windowEnd - start) / ticksPerOperation);
+        var issueLag = new LatencyHistogram();
         while (true)
         {
             long now = Stopwatch.GetTimestamp();
@@ -207,6 +210,11 @@ internal static class StoreLoadRunner
                 }
 
                 long due = start + (long)(issued * ticksPerOperation);
+                if (due >= windowStart && due < windowEnd)
+                {
+                    issueLag.Record(Stopwatch.GetTimestamp() - due);
+                }
+
                 int member = (leader + (int)(issued % 3)) % 3;
                 Interlocked.Increment(ref outstanding);
                 _ = RunOneAsync(due, member, data.Plan(workload, random));
@@ -221,6 +229,8 @@ internal static class StoreLoadRunner
             await Task.Delay(1);
         }
 
+        Console.WriteLine(FormattableString.Invariant(
+            $"<!-- {workload.Name()}, open {ratePerSecond:F0}/s: operations went out late by p50 {issueLag.PercentileMilliseconds(0.50):F2} ms, p99 {issueLag.PercentileMilliseconds(0.99):F2} ms behind their due time (part of each latency in the row) -->"));
         long notIssued = Math.Max(0, dueInWindow - issued);
         double cpuMicroseconds = (cost ?? CostMeter.Start(cluster)).ElapsedMicroseconds();
         var drainDeadline = Stopwatch.StartNew();
