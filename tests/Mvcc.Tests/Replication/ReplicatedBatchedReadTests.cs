@@ -102,7 +102,7 @@ public sealed class ReplicatedBatchedReadTests
                 // 50 of the keys exist, the rest do not: absent answers come back in between.
                 int k = random.Next(60);
                 var response = await member.RangeAsync(new RangeRequest { Key = Key($"k{k}") });
-                string expected = k < 50 ? $"k{k}={"value of k" + k}" : $"k{k} absent";
+                string expected = k < 50 ? $"k{k}=value of k{k}" : $"k{k} absent";
                 string got = response.Kvs.Count == 0 ? $"k{k} absent" : $"{Text(response.Kvs[0].Key)}={Text(response.Kvs[0].Value)}";
                 if (got != expected)
                 {
