@@ -18,7 +18,10 @@ namespace EmbeddedRaft.Consensus.Log;
 internal sealed class EntryTable
 {
     private readonly RingList<EntrySlot> _slots = new();
-    private readonly RingList<Entry> _cache = new();
+
+    // In young chunks, not one long-lived ring: every append stores a young Data reference, and a
+    // store into a gen0 chunk sets no card for the next collection to scan (ChunkList's remarks).
+    private readonly ChunkList<Entry> _cache = new();
 
     /// <summary>The index of the entry just before the first one held (the compaction or snapshot point).</summary>
     public ulong Offset { get; private set; }
