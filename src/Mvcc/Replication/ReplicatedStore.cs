@@ -212,10 +212,12 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the write may still apply.</exception>
     /// <remarks>
-    /// The put waits for its entry in a pooled state machine (reused once the returned task's result
-    /// is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
+    /// As with any <see cref="ValueTask{TResult}"/>, await the result once.
     /// </remarks>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    // Not a pooled state machine (PoolingAsyncValueTaskMethodBuilder, as until session 29): a pooled box
+    // lives in gen2, and each put stored young references into it (its response, the caller's
+    // request), one dirty card per put for the next gen0 collection to scan; a box of its own is
+    // young while the put waits (docs/benchmarks.md, "Replicated puts, session 30").
     public async ValueTask<PutResponse> PutAsync(PutRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
