@@ -212,12 +212,10 @@ public sealed partial class ReplicatedStore : IAsyncDisposable
     /// <exception cref="NodeStoppedException">The member stopped.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the write may still apply.</exception>
     /// <remarks>
-    /// As with any <see cref="ValueTask{TResult}"/>, await the result once.
+    /// The put waits for its entry in a pooled state machine (reused once the returned task's result
+    /// is taken): as with any <see cref="ValueTask{TResult}"/>, await it once.
     /// </remarks>
-    // Not a pooled state machine (PoolingAsyncValueTaskMethodBuilder, as until session 29): a pooled box
-    // lives in gen2, and each put stored young references into it (its response, the caller's
-    // request), one dirty card per put for the next gen0 collection to scan; a box of its own is
-    // young while the put waits (docs/benchmarks.md, "Replicated puts, session 30").
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PutResponse> PutAsync(PutRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
