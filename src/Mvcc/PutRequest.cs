@@ -4,7 +4,8 @@ namespace EmbeddedRaft.Mvcc;
 public sealed class PutRequest
 {
     // Fields rather than auto-properties so that Overwrite can refill a request the replicated
-    // store's apply path reuses (ReplicatedPutRun); to every other caller a request is immutable.
+    // store's apply path reuses (its decoding request, ReplicatedPutRun's view); to every other
+    // caller a request is immutable.
     private ReadOnlyMemory<byte> _key;
     private ReadOnlyMemory<byte> _value;
     private long _lease;
@@ -32,7 +33,8 @@ public sealed class PutRequest
 
     /// <summary>
     /// Refills this request (the replicated store's apply path only, for a request it owns and no
-    /// one else holds: a <see cref="Replication.ReplicatedPutRun"/>'s slot between two batches).
+    /// one else holds: the put it decodes next, or a <see cref="Replication.ReplicatedPutRun"/>'s view
+    /// of the put its writer applies).
     /// </summary>
     internal void Overwrite(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
     {

@@ -35,9 +35,9 @@ public sealed partial class ReplicatedStore
     private readonly List<ValueTask<object?>> _runRequests = [];
     private int _runsInUse;
 
-    // The request the next put is decoded into (apply pipeline only): a run takes it and hands back
-    // a spare of its own (ReplicatedPutRun.Add); a put with PrevKv takes it for good (a new one
-    // replaces it); a refused put leaves it here to be refilled. Cleared at the end of each batch.
+    // The request the next put is decoded into (apply pipeline only): a run copies its fields
+    // (ReplicatedPutRun.Add) and it is refilled by the next put; a put with PrevKv takes it for
+    // good (a new one replaces it). Cleared at the end of each batch.
     private PutRequest _decoding = new();
 
     /// <summary>
@@ -95,7 +95,7 @@ public sealed partial class ReplicatedStore
                     }
 
                     run ??= StartRun();
-                    _decoding = run.Add(_decoding, commands[i].Index);
+                    run.Add(_decoding, commands[i].Index);
                     pending[i] = SubmittedCommand.InRun;
                     continue;
                 }
