@@ -3,8 +3,9 @@ namespace EmbeddedRaft.Mvcc;
 /// <summary>Writes one key, as etcd's <c>PutRequest</c>.</summary>
 public sealed class PutRequest
 {
-    // Fields rather than auto-properties so that Overwrite can refill a request the replicated
-    // store's apply path reuses (ReplicatedPutRun); to every other caller a request is immutable.
+    // Fields rather than auto-properties so that Overwrite can refill a request the store reuses
+    // (a ReplicatedPutRun's slots, a pooled write op's own copy of its caller's put); to every other
+    // caller a request is immutable.
     private ReadOnlyMemory<byte> _key;
     private ReadOnlyMemory<byte> _value;
     private long _lease;
@@ -31,8 +32,9 @@ public sealed class PutRequest
     public bool IgnoreLease { get => _ignoreLease; init => _ignoreLease = value; }
 
     /// <summary>
-    /// Refills this request (the replicated store's apply path only, for a request it owns and no
-    /// one else holds: a <see cref="Replication.ReplicatedPutRun"/>'s slot between two batches).
+    /// Refills this request (the store only, for a request it owns and no one else holds: a
+    /// <see cref="Replication.ReplicatedPutRun"/>'s slot between two batches, a pooled write op's own
+    /// request between two puts).
     /// </summary>
     internal void Overwrite(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
     {
