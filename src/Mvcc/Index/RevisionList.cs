@@ -70,15 +70,13 @@ internal struct RevisionList
 
         if (_all is null)
         {
-            _all = NewArray(4);
+            _all = new Revision[4];
             _capacity = _all.Length;
             _all[0] = _first;
         }
         else if (_count == _capacity)
         {
-            var grown = NewArray(_count * 2);
-            _all.AsSpan(0, _count).CopyTo(grown);
-            _all = grown;
+            Array.Resize(ref _all, _count * 2);
             _capacity = _all.Length;
         }
 
@@ -89,17 +87,6 @@ internal struct RevisionList
         _count++;
         _last = revision;
     }
-
-    /// <summary>
-    /// A revisions array on the pinned object heap: the history object that takes it is old (it
-    /// lives as long as its key), and a young array stored into it dirtied a card that every
-    /// collection until the next gen1 one scanned, and was itself copied twice on its way to gen2
-    /// (in the replicated put row at 1,024 clients, ~4,100 of ~8,600 dirty cards at a collection:
-    /// docs/benchmarks.md, "Watches, session 30"). A pinned array is never copied, and the
-    /// pinned heap is collected with gen2, so storing it writes no young reference. It holds no
-    /// references (<see cref="Revision"/> is two numbers), as the pinned heap requires.
-    /// </summary>
-    private static Revision[] NewArray(int length) => GC.AllocateUninitializedArray<Revision>(length, pinned: true);
 
     /// <summary>Drops the <paramref name="count"/> oldest revisions (compaction); back inline when one is left.</summary>
     public void RemoveFirst(int count)
