@@ -414,7 +414,7 @@ public sealed partial class MvccStore : IAsyncDisposable, IDisposable
     {
         RequestValidator.CheckPut(request);
         CheckSize(RequestSize.OfPut(request));
-        return Submit<PutResponse>(_ops.Rent(WriteOpKind.Put, request, consistentIndex), cancellationToken);
+        return Submit<PutResponse>(_ops.RentPut(request, consistentIndex), cancellationToken);
     }
 
     /// <summary>Deletes a key or range (etcd's <c>DeleteRange</c>); a delete of nothing creates no revision.</summary>

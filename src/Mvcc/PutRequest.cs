@@ -3,9 +3,9 @@ namespace EmbeddedRaft.Mvcc;
 /// <summary>Writes one key, as etcd's <c>PutRequest</c>.</summary>
 public sealed class PutRequest
 {
-    // Fields rather than auto-properties so that Overwrite can refill a request the replicated
-    // store's apply path reuses (its decoding request, ReplicatedPutRun's view); to every other
-    // caller a request is immutable.
+    // Fields rather than auto-properties so that Overwrite can refill a request the store reuses
+    // (the replicated apply's decoding request and ReplicatedPutRun's view, a pooled write op's own
+    // copy of its caller's put); to every other caller a request is immutable.
     private ReadOnlyMemory<byte> _key;
     private ReadOnlyMemory<byte> _value;
     private long _lease;
@@ -32,9 +32,9 @@ public sealed class PutRequest
     public bool IgnoreLease { get => _ignoreLease; init => _ignoreLease = value; }
 
     /// <summary>
-    /// Refills this request (the replicated store's apply path only, for a request it owns and no
-    /// one else holds: the put it decodes next, or a <see cref="Replication.ReplicatedPutRun"/>'s view
-    /// of the put its writer applies).
+    /// Refills this request (the store only, for a request it owns and no one else holds: the put
+    /// the replicated apply decodes next, a <see cref="Replication.ReplicatedPutRun"/>'s view of the
+    /// put its writer applies, a pooled write op's own request between two puts).
     /// </summary>
     internal void Overwrite(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
     {

@@ -10,9 +10,10 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// compaction) is held in this object's own fields, its revisions inline while there is one
 /// and its first and last inline always (<see cref="RevisionList"/>: a put, and a read at the
 /// present, never read the revisions' array); generations a delete ended move to <see cref="Generation"/>
-/// objects. A key whose history is the one put that created it has no object of this kind at all:
-/// <see cref="KeyIndex"/> holds that revision in its arrays and makes one (equal to it) when the key
-/// is written again or deleted.</para>
+/// objects. A key whose history is the one put that created it, or that put and one more, has no
+/// object of this kind at all: <see cref="KeyIndex"/> holds those revisions in its chunk's arrays
+/// and makes one (equal to them) when the key is written a third time, deleted, or compacted past
+/// its first put.</para>
 /// <para>Generations are numbered 0 (oldest) to <see cref="LastGeneration"/> (the inline one).
 /// Invariants: revisions grow across generations; every generation but the last is non-empty and
 /// ends with a tombstone. Changed only by the
@@ -55,6 +56,18 @@ internal sealed class KeyHistory
     {
         revision = _revisions.Count == 1 ? _revisions.First : default;
         return _ended is null && _revisions.Count == 1 && _version == 1 && _created == revision;
+    }
+
+    /// <summary>
+    /// True when the history is exactly two puts since the key was created (one live generation of
+    /// two revisions, created by the first, version 2): what a <see cref="KeyIndex"/> chunk holds
+    /// without a history object, and the two revisions.
+    /// </summary>
+    public bool IsTwoPuts(out Revision first, out Revision second)
+    {
+        first = _revisions.Count == 2 ? _revisions.First : default;
+        second = _revisions.Count == 2 ? _revisions.Last : default;
+        return _ended is null && _revisions.Count == 2 && _version == 2 && _created == first;
     }
 
     /// <summary>Each generation's revisions, oldest generation first, the last one possibly empty (for tests).</summary>

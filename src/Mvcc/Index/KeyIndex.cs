@@ -30,8 +30,10 @@ namespace EmbeddedRaft.Mvcc.Index;
 /// <para>Entries without an object of their own: a key's bytes are copied into its chunk's one key
 /// array (<see cref="Chunk"/>), and a key whose whole history is the one put that created it (most
 /// keys between compactions, and every key of a store written once) is those bytes and that revision
-/// in its chunk's arrays, with no <see cref="KeyHistory"/>; the key gets one (same answers) when it is
-/// written again or deleted, or when it comes from the file with an older history. So a new key's put
+/// in its chunk's arrays, with no <see cref="KeyHistory"/>, and so is a key written twice since it was
+/// created (its second put in a pinned array of the chunk's, <see cref="Chunk"/>'s seconds); the key
+/// gets one (same answers) when it is written a third time, deleted or compacted past its first put,
+/// or when it comes from the file with an older history. So a new key's put
 /// allocates no object at all (the pinned array per key it replaced was about a sixth of the writer
 /// thread's samples in a profile of in-order puts: docs/benchmarks.md, "MVCC in-order puts and the
 /// open, session 10"), and the collections that run while thousands of writes are in flight copy no
@@ -361,7 +363,10 @@ internal sealed class KeyIndex
     public void Put(in Position position, Revision revision)
     {
         CheckCurrent(position);
-        HistoryAt(position).Put(revision);
+        if (!At(position).TryAddSecondPut(position.Index, revision))
+        {
+            HistoryAt(position).Put(revision);
+        }
     }
 
     /// <summary>
@@ -400,7 +405,14 @@ internal sealed class KeyIndex
                     lastSeen = chunk.CopyKey(index);
                 }
 
-                if (chunk.HistoryAt(index) is { } history)
+                if (chunk.SecondAt(index) is { } second && second.Main <= atMain)
+                {
+                    // Two puts, the second at or below: the first goes, so the key's history is no
+                    // longer what the chunk holds without an object (a generation created before its
+                    // oldest revision): it gets one, compacted by etcd's rules as any other.
+                    chunk.SetHistory(index, chunk.NewHistory(index)).Compact(atMain, available);
+                }
+                else if (chunk.HistoryAt(index) is { } history)
                 {
                     history.Compact(atMain, available);
                     if (history.IsEmpty)
@@ -432,7 +444,11 @@ internal sealed class KeyIndex
         {
             for (int i = 0; i < chunk.Count; i++)
             {
-                if (chunk.HistoryAt(i) is { } history)
+                if (chunk.SecondAt(i) is { } second && second.Main <= atMain)
+                {
+                    available.Add(second);
+                }
+                else if (chunk.HistoryAt(i) is { } history)
                 {
                     history.Keep(atMain, available);
                 }
@@ -560,12 +576,19 @@ internal sealed class KeyIndex
 
                 var history = keys.HistoryAt(k);
                 var revision = keys.SingleAt(k);
+                Revision? second = null;
                 if (history is not null && history.IsSinglePut(out revision))
                 {
                     history = null;
                 }
+                else if (history is not null && history.IsTwoPuts(out revision, out var secondPut))
+                {
+                    // Held as the chunk holds a key written twice (its one put and its second put, no object).
+                    history = null;
+                    second = secondPut;
+                }
 
-                chunk.Insert(chunk.Count, key, history, revision);
+                chunk.Insert(chunk.Count, key, history, revision, second);
             }
 
             _chunks.Add(chunk);
@@ -829,6 +852,20 @@ internal sealed class KeyIndex
         /// </summary>
         private KeyHistory?[]? _histories;
 
+        /// <summary>
+        /// Each key's second put (<see cref="Entry.Pack"/>), 0 for none, parallel to <see cref="_entries"/>;
+        /// null until a key of the chunk is written a second time. A key written twice since it was
+        /// created (and not deleted) is its entry's one put, this put (version 2, created by the first)
+        /// and no <see cref="KeyHistory"/>: the put that rewrites a key writes a number into this pinned
+        /// array instead of making a history object, its key's copy and a revisions array (~230 B that
+        /// lived until the store closed, each reached by the collector through the old chunk's
+        /// <see cref="_histories"/> and copied twice: nearly all of what a collection kept in the live
+        /// watch row once the queued puts' requests were gone, docs/benchmarks.md, "Watches, session 30").
+        /// Invariant: a slot is nonzero only for a key without a history object whose entry holds its
+        /// one put, and the second put is after it; slots at and past <see cref="Count"/> are 0.
+        /// </summary>
+        private ulong[]? _seconds;
+
         /// <summary>The most bytes the first key sets <see cref="_shared"/> to (a bulk load or split knows what its keys share).</summary>
         private readonly int _sharedLengthAtMost;
 
@@ -952,8 +989,46 @@ internal sealed class KeyIndex
         /// <summary>The one put of key <paramref name="index"/>, which has no history object.</summary>
         public Revision SingleAt(int index) => _entries[index].Single;
 
-        /// <summary>Gives key <paramref name="index"/>, held as its one put, <paramref name="history"/> (equal to it, or later); returns it.</summary>
-        public KeyHistory SetHistory(int index, KeyHistory history) => (_histories ??= new KeyHistory?[MaxChunkCount + 1])[index] = history;
+        /// <summary>The second put of key <paramref name="index"/> when it is held without a history object (<see cref="_seconds"/>), else null.</summary>
+        public Revision? SecondAt(int index) => _seconds is { } seconds && seconds[index] != 0 ? Entry.Unpack(seconds[index]) : null;
+
+        /// <summary>
+        /// Records <paramref name="revision"/> as key <paramref name="index"/>'s second put when the key
+        /// is held as its one put and the revision fits an entry's word; false (nothing changed) otherwise,
+        /// and the caller records it in the key's history object.
+        /// </summary>
+        /// <exception cref="InvariantViolationException">The revision is not after the key's one put.</exception>
+        public bool TryAddSecondPut(int index, Revision revision)
+        {
+            if (_histories?[index] is not null || (_seconds is { } seconds && seconds[index] != 0) || !Entry.Fits(revision))
+            {
+                return false;
+            }
+
+            var single = _entries[index].Single;
+            if (revision <= single)
+            {
+                throw new InvariantViolationException($"MVCC key index: put at {revision} is not after the key's last revision {single}.");
+            }
+
+            (_seconds ??= GC.AllocateArray<ulong>(MaxChunkCount + 1, pinned: true))[index] = Entry.Pack(revision);
+            return true;
+        }
+
+        /// <summary>
+        /// Gives key <paramref name="index"/>, held as its one put (and its second, if any),
+        /// <paramref name="history"/> (equal to it, or later); returns it. The key's second-put slot is
+        /// emptied: the history holds that put now.
+        /// </summary>
+        public KeyHistory SetHistory(int index, KeyHistory history)
+        {
+            if (_seconds is { } seconds)
+            {
+                seconds[index] = 0;
+            }
+
+            return (_histories ??= new KeyHistory?[MaxChunkCount + 1])[index] = history;
+        }
 
         public bool TryGet(int index, long atMain, out Revision modified, out Revision created, out long version)
         {
@@ -963,6 +1038,18 @@ internal sealed class KeyIndex
             }
 
             var single = _entries[index].Single;
+            if (_seconds is { } seconds && seconds[index] != 0)
+            {
+                var second = Entry.Unpack(seconds[index]);
+                if (second.Main <= atMain)
+                {
+                    modified = second;
+                    created = single;
+                    version = 2;
+                    return true;
+                }
+            }
+
             if (single.Main <= atMain)
             {
                 modified = single;
@@ -977,15 +1064,20 @@ internal sealed class KeyIndex
             return false;
         }
 
-        /// <summary>A history object equal to the entry's one put.</summary>
+        /// <summary>A history object equal to the entry's one put and its second put, if any.</summary>
         public KeyHistory NewHistory(int index)
         {
             var history = new KeyHistory(CopyKey(index));
             history.Put(_entries[index].Single);
+            if (SecondAt(index) is { } second)
+            {
+                history.Put(second);
+            }
+
             return history;
         }
 
-        public void Insert(int index, ReadOnlySpan<byte> key, KeyHistory? history, Revision single)
+        public void Insert(int index, ReadOnlySpan<byte> key, KeyHistory? history, Revision single, Revision? second = null)
         {
             if (Count == 0)
             {
@@ -1002,10 +1094,21 @@ internal sealed class KeyIndex
 
             // A key whose one put or rest does not fit an entry's word gets a history object.
             var rest = key[_shared.Length..];
-            if (history is null && (!Entry.Fits(single) || rest.Length >= Entry.LongRestLength))
+            if (history is null && (!Entry.Fits(single) || (second is { } late && !Entry.Fits(late)) || rest.Length >= Entry.LongRestLength))
             {
                 history = new KeyHistory(key.ToArray());
                 history.Put(single);
+                if (second is { } put)
+                {
+                    history.Put(put);
+                }
+
+                second = null;
+            }
+
+            if (history is not null && second is not null)
+            {
+                throw new InvariantViolationException("MVCC key index: a key inserted with both a history object and a second put.");
             }
 
             ulong prefix = Prefix(rest);
@@ -1020,6 +1123,12 @@ internal sealed class KeyIndex
                     Array.Copy(histories, index, histories, index + 1, moved);
                     histories[index] = null;
                 }
+
+                if (_seconds is { } seconds)
+                {
+                    Array.Copy(seconds, index, seconds, index + 1, moved);
+                    seconds[index] = 0;
+                }
             }
 
             _prefixes[index] = prefix;
@@ -1029,6 +1138,10 @@ internal sealed class KeyIndex
             if (history is not null)
             {
                 SetHistory(index, history);
+            }
+            else if (second is { } put && !TryAddSecondPut(index, put))
+            {
+                throw new InvariantViolationException($"MVCC key index: a key's second put {put} after {single} could not be held in its chunk.");
             }
         }
 
@@ -1043,6 +1156,11 @@ internal sealed class KeyIndex
                 {
                     Array.Copy(histories, index + 1, histories, index, moved);
                 }
+
+                if (_seconds is { } seconds)
+                {
+                    Array.Copy(seconds, index + 1, seconds, index, moved);
+                }
             }
 
             Count--;
@@ -1050,6 +1168,11 @@ internal sealed class KeyIndex
             if (_histories is { } left)
             {
                 left[Count] = null;
+            }
+
+            if (_seconds is { } secondsLeft)
+            {
+                secondsLeft[Count] = 0;
             }
         }
 
@@ -1076,12 +1199,17 @@ internal sealed class KeyIndex
             {
                 int restLength = WriteRest(half + i, KeyBytes, whole.AsSpan(_shared.Length));
                 var history = HistoryAt(half + i);
-                upper.Insert(i, whole.AsSpan(0, _shared.Length + restLength), history, history is null ? _entries[half + i].Single : default);
+                upper.Insert(i, whole.AsSpan(0, _shared.Length + restLength), history, history is null ? _entries[half + i].Single : default, SecondAt(half + i));
             }
 
             if (_histories is { } histories)
             {
                 Array.Clear(histories, half, moved);
+            }
+
+            if (_seconds is { } seconds)
+            {
+                Array.Clear(seconds, half, moved);
             }
 
             int before = Count;
@@ -1523,6 +1651,20 @@ internal sealed class KeyIndex
                     _word = ((ulong)restLength << PutBits) | ((ulong)single.Main << SubBits) | (ulong)single.Sub,
                 };
             }
+
+            /// <summary>A revision that <see cref="Fits"/> as one nonzero number (main in the high bits, sub in the low 8): a key's second put in <see cref="_seconds"/>.</summary>
+            public static ulong Pack(Revision revision)
+            {
+                if (!Fits(revision) || revision.Main <= 0)
+                {
+                    throw new InvariantViolationException($"MVCC key index: revision {revision} packed into a key's second-put slot (main 1 to 2^40, sub below 2^8).");
+                }
+
+                return ((ulong)revision.Main << SubBits) | (ulong)revision.Sub;
+            }
+
+            /// <summary>The revision <see cref="Pack"/> made <paramref name="packed"/> from.</summary>
+            public static Revision Unpack(ulong packed) => new((long)(packed >> SubBits), (long)(packed & SubMask));
 
             /// <summary>An entry for a key with a history object (no one put in it).</summary>
             public static Entry WithHistory(int tailStart, int restLength) => new() { TailStart = tailStart, RestLength = restLength };

@@ -546,7 +546,7 @@ internal sealed class StoreWriter
                         };
                     }
 
-                    op.Request = null; // not kept alive until the batch commits
+                    op.DropRequest(); // not kept alive until the batch commits
                     NotifyWatches(transaction);
                     AdvanceConsistentIndex(op.ConsistentIndex);
                     Applied(op);

@@ -43,14 +43,23 @@ internal enum WriteOpKind
 /// completes it when it is durable (synced mode), applied (no-sync mode), refused, or failed.
 /// </summary>
 /// <remarks>
-/// Ops of puts, deletes and txns come from a <see cref="WriteOpPool"/> and go back to it when their
+/// <para>Ops of puts, deletes and txns come from a <see cref="WriteOpPool"/> and go back to it when their
 /// caller takes the result (<c>GetResult</c>, which a <see cref="ValueTask{TResult}"/> allows once):
 /// with thousands of writes in flight until their batch commits, fresh ops would survive into the
 /// older GC generations and be copied there. Rules that keep reuse safe: the writer does not touch
 /// an op after completing it (its caller may already have taken the result and the op be reused);
 /// every completion happens on the writer thread, at most once per use; the version of
 /// the completion core changes at every reuse, so a stale or second await fails instead of reading
-/// another write's result.
+/// another write's result.</para>
+/// <para>A pooled op is old (it lives as long as its pool) and its caller's request is young, so
+/// holding the request would write a young reference into an old object at every put: a dirty card
+/// (256 B of heap) that the next collection scans, and a request that survives that collection
+/// because the op still names it (the writer drops it only once applied, and 10,000 puts may wait
+/// in the queue). In the live watch row that was ~99% of the store's dirty cards at a collection
+/// (docs/benchmarks.md, "Watches, session 30"). So a pooled put op holds its own request, made
+/// with the op, and a put copies its caller's fields into it (<see cref="ReusePut"/>): the caller's
+/// request dies young, and only the key's and value's memory is referenced (the caller's arrays,
+/// as before; old ones write no card).</para>
 /// </remarks>
 internal sealed class WriteOp :
     IValueTaskSource<object?>,
@@ -63,6 +72,14 @@ internal sealed class WriteOp :
     IValueTaskSource<LeaseRevokeResponse>
 {
     private readonly WriteOpPool? _pool;
+
+    /// <summary>
+    /// Pooled ops only: the op's own put request, refilled from the caller's at each put
+    /// (<see cref="ReusePut"/>) and emptied when the op lets go of it (<see cref="DropRequest"/>), so
+    /// a put writes no reference to its caller's young request into this old object (see the remarks).
+    /// </summary>
+    private readonly PutRequest? _ownPut;
+
     private ManualResetValueTaskSourceCore<object?> _core;
     private bool _completed;
 
@@ -80,6 +97,9 @@ internal sealed class WriteOp :
     internal WriteOp(WriteOpPool? pool)
     {
         _pool = pool;
+
+        // Made with the op, so it is as old as the op: refilling it writes no young reference but the key's and value's.
+        _ownPut = pool is null ? null : new PutRequest();
 
         // Never run the caller's continuation on the writer thread.
         _core.RunContinuationsAsynchronously = true;
@@ -99,7 +119,7 @@ internal sealed class WriteOp :
     /// </summary>
     public void ContinueInline() => _core.RunContinuationsAsynchronously = false;
 
-    /// <summary>The request; the writer drops it once applied, so it does not outlive its batch.</summary>
+    /// <summary>The request; the writer drops it once applied (<see cref="DropRequest"/>), so it does not outlive its batch.</summary>
     public object? Request { get; set; }
 
     /// <summary>The Raft index that produced the write, 0 for none.</summary>
@@ -122,6 +142,27 @@ internal sealed class WriteOp :
         Kind = kind;
         Request = request;
         ConsistentIndex = consistentIndex;
+    }
+
+    /// <summary>
+    /// Sets up a pooled op for its next use as a put: <paramref name="request"/>'s fields are copied
+    /// into the op's own request (which <see cref="Request"/> then is), and the caller's request is
+    /// not referenced. The caller's request is immutable (its properties are init-only), so the copy
+    /// made when the put is queued is what the writer would have read from it later.
+    /// </summary>
+    /// <exception cref="InvariantViolationException">The op is not pooled (it has no request of its own).</exception>
+    internal void ReusePut(PutRequest request, ulong consistentIndex)
+    {
+        var own = _ownPut ?? throw new InvariantViolationException("MVCC store: a put copied into a write op that is not pooled.");
+        own.Overwrite(request.Key, request.Value, request.Lease, request.PrevKv, request.IgnoreValue, request.IgnoreLease);
+        Reuse(WriteOpKind.Put, own, consistentIndex);
+    }
+
+    /// <summary>Lets go of the request (the writer, once it is applied; and every take of the result): the op's own put request keeps no slice of its caller's key or value.</summary>
+    public void DropRequest()
+    {
+        Request = null;
+        _ownPut?.Clear();
     }
 
     /// <summary>
@@ -215,7 +256,7 @@ internal sealed class WriteOp :
         {
             _core.Reset();
             _completed = false;
-            Request = null;
+            DropRequest();
             Result = null;
             _putRevision = 0;
             _pool?.Return(this);

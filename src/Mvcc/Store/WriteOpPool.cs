@@ -22,6 +22,21 @@ internal sealed class WriteOpPool(int capacity)
 
     public WriteOp Rent(WriteOpKind kind, object request, ulong consistentIndex)
     {
+        var op = Take();
+        op.Reuse(kind, request, consistentIndex);
+        return op;
+    }
+
+    /// <summary>An op for a put, holding a copy of <paramref name="request"/>'s fields rather than the request itself (<see cref="WriteOp.ReusePut"/>).</summary>
+    public WriteOp RentPut(PutRequest request, ulong consistentIndex)
+    {
+        var op = Take();
+        op.ReusePut(request, consistentIndex);
+        return op;
+    }
+
+    private WriteOp Take()
+    {
         var op = t_returned;
         if (op is not null && op.Pool == this)
         {
@@ -38,7 +53,6 @@ internal sealed class WriteOpPool(int capacity)
             op ??= new WriteOp(this);
         }
 
-        op.Reuse(kind, request, consistentIndex);
         return op;
     }
 

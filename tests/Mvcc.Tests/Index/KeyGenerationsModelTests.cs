@@ -24,7 +24,22 @@ public sealed class KeyGenerationsModelTests
     /// generations and what compaction keeps, equal the model's.
     /// </summary>
     [TestCaseSource(nameof(Seeds))]
-    public void KeysWrittenManyTimesDeletedRecreatedAndCompactedAnswerAsEtcdsGenerations(int seed)
+    public void KeysWrittenManyTimesDeletedRecreatedAndCompactedAnswerAsEtcdsGenerations(int seed) =>
+        RunAgainstTheModel(seed, keySpace: 40, hotKeys: 4, steps: 6_000, everyRevisionOfEveryKeyEvery: 500, puts: 78, deletes: 10, compactions: 5);
+
+    /// <summary>
+    /// The same steps over 4,000 keys written in random order, most of them once or twice (no hot
+    /// keys): a key's second put is held in its chunk without a history object, so here those
+    /// puts move with their keys through inserts in front of them, chunk splits (three chunks and
+    /// more), removals by compaction, deletes (the key gets its object then), compactions at
+    /// revisions between a key's two puts, and reloads — and every answer equals the model's.
+    /// </summary>
+    [TestCaseSource(nameof(Seeds))]
+    public void KeysWrittenOnceOrTwiceAcrossChunkSplitsAnswerAsEtcdsGenerations(int seed) =>
+        RunAgainstTheModel(seed, keySpace: 4_000, hotKeys: 0, steps: 9_000, everyRevisionOfEveryKeyEvery: 0, puts: 84, deletes: 8, compactions: 7);
+
+    /// <summary>The steps, in percent: <paramref name="puts"/>, <paramref name="deletes"/>, <paramref name="compactions"/>, and reloads from histories the rest.</summary>
+    private static void RunAgainstTheModel(int seed, int keySpace, int hotKeys, int steps, int everyRevisionOfEveryKeyEvery, int puts, int deletes, int compactions)
     {
         TestContext.Out.WriteLine($"seed {seed}; replay with MVCC_SEED={seed}");
         var random = new Random(seed);
@@ -32,14 +47,13 @@ public sealed class KeyGenerationsModelTests
         var model = new Dictionary<int, ModelKey>();
         long main = 1;
         long compacted = 0;
-        const int KeySpace = 40;
-        for (int step = 0; step < 6_000; step++)
+        for (int step = 0; step < steps; step++)
         {
             // Skewed: a few hot keys get long live generations, the others a few revisions each.
-            int k = random.Next(4) == 0 ? random.Next(4) : random.Next(KeySpace);
+            int k = hotKeys > 0 && random.Next(4) == 0 ? random.Next(hotKeys) : random.Next(keySpace);
             byte[] key = KeyOf(k);
             int choice = random.Next(100);
-            if (choice < 78)
+            if (choice < puts)
             {
                 var revision = new Revision(++main, random.Next(5) == 0 ? 1 : 0);
                 bool found = index.Find(key, out var position);
@@ -71,7 +85,7 @@ public sealed class KeyGenerationsModelTests
 
                 modelKey!.Put(revision);
             }
-            else if (choice < 88)
+            else if (choice < puts + deletes)
             {
                 if (model.TryGetValue(k, out var modelKey) && modelKey.IsLive)
                 {
@@ -81,7 +95,7 @@ public sealed class KeyGenerationsModelTests
                     modelKey.Tombstone(revision);
                 }
             }
-            else if (choice < 93)
+            else if (choice < puts + deletes + compactions)
             {
                 long at = random.NextInt64(compacted, main + 1);
                 var kept = new HashSet<Revision>();
@@ -119,13 +133,58 @@ public sealed class KeyGenerationsModelTests
             }
 
             Assert.That(index.Count, Is.EqualTo(model.Count), $"step {step}: keys in the index");
-            if (step % 500 == 0)
+            if (everyRevisionOfEveryKeyEvery > 0 && step % everyRevisionOfEveryKeyEvery == 0)
             {
                 AssertEveryAnswer(index, model, main, step);
             }
+            else if (everyRevisionOfEveryKeyEvery == 0 && step % 1_000 == 0)
+            {
+                AssertAnswersAroundEveryRevision(index, model, main, step);
+            }
         }
 
-        AssertEveryAnswer(index, model, main, step: -1);
+        if (everyRevisionOfEveryKeyEvery > 0)
+        {
+            AssertEveryAnswer(index, model, main, step: -1);
+        }
+        else
+        {
+            AssertAnswersAroundEveryRevision(index, model, main, step: -1);
+            Assert.That(index.Keys().Select(key => (key[1] << 8) | key[2]).ToList(), Is.EqualTo(model.Keys.Order().ToList()), "the index's keys, in order");
+        }
+    }
+
+    /// <summary>
+    /// For many keys: each key's generations and newest revision, and its answer at each of its
+    /// revisions, just below each, at 0 and after the newest (where answers change), against the model's.
+    /// </summary>
+    private static void AssertAnswersAroundEveryRevision(KeyIndex index, Dictionary<int, ModelKey> model, long main, int step)
+    {
+        foreach (var (k, modelKey) in model)
+        {
+            var history = index.HistoryOf(KeyOf(k))!;
+            Assert.That(Show(history.GenerationRevisions()), Is.EqualTo(Show(modelKey.Generations())), $"step {step}: key {k}'s generations");
+            Assert.That(history.Modified, Is.EqualTo(modelKey.Modified), $"step {step}: key {k}'s newest revision");
+            var points = new SortedSet<long> { 0, main + 1 };
+            foreach (var generation in modelKey.Generations())
+            {
+                foreach (var revision in generation)
+                {
+                    points.Add(revision.Main);
+                    points.Add(revision.Main - 1);
+                }
+            }
+
+            foreach (long at in points)
+            {
+                bool expected = modelKey.TryGet(at, out var modified, out var created, out long version);
+                bool actual = index.TryGet(KeyOf(k), at, out var gotModified, out var gotCreated, out long gotVersion);
+                if ((actual, gotModified, gotCreated.Main, gotVersion) != (expected, modified, created.Main, version))
+                {
+                    Assert.Fail($"step {step}: key {k} at {at}: the index says {(actual, gotModified, gotCreated.Main, gotVersion)}, the model {(expected, modified, created.Main, version)}");
+                }
+            }
+        }
     }
 
     private static bool Check(Revision expectedModified, long expectedCreated, long expectedVersion, Revision modified, long created, long version, int step, int k)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using EmbeddedRaft.TestSupport;
@@ -295,6 +296,65 @@ public sealed class ScheduledStoreTests
         run.Stop(store);
         Assert.That(run.OffThread, Is.Empty, $"seed {seed}: work ran off the scheduler's thread");
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", trace))));
+    }
+
+    [TestCaseSource(nameof(Modes))]
+    public void AQueuedPutHoldsNoReferenceToItsCallersRequestAndAnAnsweredOneNoneToItsKeyOrValue(MvccDurability durability)
+    {
+        // A pooled write op is old; holding the caller's young request would dirty a card per put
+        // and keep the request alive while the put waits in the queue (WriteOp's remarks). The op
+        // copies the request's fields instead: the request can be collected while the put is
+        // queued, and the put still writes exactly the key, value and lease it asked for.
+        using var run = new ScheduledRun(seed: 12, durability);
+        var store = run.Open();
+        var (put, request, key, value) = QueuePutFromAShortLivedRequest(store, "queued", "value-of-queued");
+        CollectEverything();
+        Assert.That(request.IsAlive, Is.False, "the queued put kept its caller's request alive (the store holds a reference to it)");
+        Assert.That(key.IsAlive, Is.True, "the queued put no longer holds its key's memory, which it has not written yet");
+        Assert.That(value.IsAlive, Is.True, "the queued put no longer holds its value's memory, which it has not written yet");
+
+        run.Scheduler.RunUntilIdle();
+        Assert.That(put.IsCompletedSuccessfully, Is.True, put.Exception?.ToString());
+        Assert.That(put.Result.Header.Revision, Is.EqualTo(2));
+        var kv = store.Range(new RangeRequest { Key = Bytes("queued") }).Kvs.Single();
+        Assert.That(kv.Value.ToArray(), Is.EqualTo(Bytes("value-of-queued")));
+        Assert.That((kv.Version, kv.CreateRevision, kv.ModRevision, kv.Lease), Is.EqualTo((1L, 2L, 2L, 0L)));
+
+        // Answered and taken: the op went back to its pool (and this thread's slot) and holds no
+        // slice of the caller's key or value any more.
+        CollectEverything();
+        Assert.That(key.IsAlive, Is.False, "the answered put's pooled op still holds its key's memory");
+        Assert.That(value.IsAlive, Is.False, "the answered put's pooled op still holds its value's memory");
+
+        // The pooled op, reused for a second put, writes that put's fields, not the first's.
+        var second = run.Scheduler.Run(async () => await store.PutAsync(new PutRequest { Key = Bytes("queued"), Value = Bytes("second") }));
+        run.Scheduler.RunUntilIdle();
+        Assert.That(second.Result.Header.Revision, Is.EqualTo(3));
+        kv = store.Range(new RangeRequest { Key = Bytes("queued") }).Kvs.Single();
+        Assert.That(kv.Value.ToArray(), Is.EqualTo(Bytes("second")));
+        Assert.That((kv.Version, kv.CreateRevision, kv.ModRevision), Is.EqualTo((2L, 2L, 3L)));
+
+        run.Stop(store);
+        Assert.That(run.OffThread, Is.Empty, "work ran off the scheduler's thread");
+    }
+
+    /// <summary>Queues a put from the test's thread (the scheduler not run: it waits in the writer's queue), keeping only weak references to its request, key and value.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static (Task<PutResponse> Put, WeakReference Request, WeakReference Key, WeakReference Value) QueuePutFromAShortLivedRequest(MvccStore store, string key, string value)
+    {
+        var keyBytes = Bytes(key);
+        var valueBytes = Bytes(value);
+        var request = new PutRequest { Key = keyBytes, Value = valueBytes };
+        var put = store.PutAsync(request).AsTask();
+        Assert.That(put.IsCompleted, Is.False, "the put waits for the scheduler");
+        return (put, new WeakReference(request), new WeakReference(keyBytes), new WeakReference(valueBytes));
+    }
+
+    private static void CollectEverything()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
     }
 
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
