@@ -6,27 +6,19 @@ namespace EmbeddedRaft.Consensus.Log;
 
 /// <summary>
 /// The in-memory view of the durable log: a slot (term, size, type, WAL position) for every entry
-/// in <c>(Offset, LastIndex]</c>, and the entries' data only for a suffix of it, the cache, bounded
-/// in bytes (a cached entry is rebuilt from its slot and its data). Not thread-safe:
-/// <see cref="DurableRaftLog"/> holds its lock around every call.
+/// in <c>(Offset, LastIndex]</c>, and the entries themselves only for a suffix of it, the cache,
+/// bounded in bytes. Not thread-safe: <see cref="DurableRaftLog"/> holds its lock around every call.
 /// </summary>
 /// <remarks>
 /// Invariants: the cache holds exactly the entries <c>[CacheFirst, LastIndex]</c> (a suffix, possibly
 /// empty); every entry below <see cref="CacheFirst"/> has a known position before
 /// <see cref="WriteAheadLog.DurablePosition"/> (only durable entries are evicted, so a reader of the
-/// log always finds them); <see cref="CachedBytes"/> is the sum of the cached entries' sizes; the
-/// cached data at position <c>i</c> is the data of the entry at <c>CacheFirst + i</c>, whose term,
-/// type and size its slot holds.
+/// log always finds them); <see cref="CachedBytes"/> is the sum of the cached entries' sizes.
 /// </remarks>
 internal sealed class EntryTable
 {
     private readonly RingList<EntrySlot> _slots = new();
-
-    // The cached entries' data, in young chunks rather than one long-lived ring: every append
-    // stores a young Data reference, and a store into a gen0 chunk sets no card for the next
-    // collection to scan (ChunkList's remarks). Only the data (16 bytes, not a 40-byte Entry): the
-    // rest of an entry is in its slot, so the fresh chunks cost 16 bytes per entry.
-    private readonly ChunkList<ReadOnlyMemory<byte>> _cache = new();
+    private readonly RingList<Entry> _cache = new();
 
     /// <summary>The index of the entry just before the first one held (the compaction or snapshot point).</summary>
     public ulong Offset { get; private set; }
@@ -83,9 +75,9 @@ internal sealed class EntryTable
         else
         {
             int keep = (int)(index - cacheFirst);
-            for (ulong i = index; i <= LastIndex; i++)
+            for (int i = keep; i < _cache.Count; i++)
             {
-                CachedBytes -= Slot(i).SizeBytes;
+                CachedBytes -= _cache[i].EncodedSizeBytes;
             }
 
             _cache.KeepFirst(keep);
@@ -108,7 +100,7 @@ internal sealed class EntryTable
         AddSlot(entry.Index, entry.Term, entry.Type, entry.EncodedSizeBytes, position);
         if (cache)
         {
-            _cache.Add(entry.Data);
+            _cache.Add(entry);
             CachedBytes += entry.EncodedSizeBytes;
         }
     }
@@ -134,13 +126,7 @@ internal sealed class EntryTable
 
         foreach (var entry in entries)
         {
-            ref readonly var slot = ref Slot(entry.Index);
-            if (entry.Term != slot.Term || entry.Type != slot.Type || entry.EncodedSizeBytes != slot.SizeBytes)
-            {
-                throw new InvariantViolationException($"Entry {entry.Index} read back as term {entry.Term}, {entry.Type}, {entry.EncodedSizeBytes} bytes; its slot says term {slot.Term}, {slot.Type}, {slot.SizeBytes} bytes.");
-            }
-
-            _cache.Add(entry.Data);
+            _cache.Add(entry);
             CachedBytes += entry.EncodedSizeBytes;
         }
     }
@@ -157,9 +143,9 @@ internal sealed class EntryTable
         if (cacheFirst <= index)
         {
             int drop = (int)(index - cacheFirst + 1);
-            for (ulong i = cacheFirst; i <= index; i++)
+            for (int i = 0; i < drop; i++)
             {
-                CachedBytes -= Slot(i).SizeBytes;
+                CachedBytes -= _cache[i].EncodedSizeBytes;
             }
 
             _cache.RemoveFirst(drop);
@@ -196,7 +182,7 @@ internal sealed class EntryTable
                 return;
             }
 
-            CachedBytes -= Slot(CacheFirst).SizeBytes;
+            CachedBytes -= _cache[0].EncodedSizeBytes;
             _cache.RemoveFirst(1);
         }
     }
@@ -206,8 +192,7 @@ internal sealed class EntryTable
         ulong cacheFirst = CacheFirst;
         if (index >= cacheFirst && index <= LastIndex)
         {
-            ref readonly var slot = ref Slot(index);
-            entry = new Entry(slot.Term, index, slot.Type, _cache[(int)(index - cacheFirst)]);
+            entry = _cache[(int)(index - cacheFirst)];
             return true;
         }
 

@@ -6,7 +6,7 @@ namespace EmbeddedRaft.Consensus.Tests.Log;
 
 /// <summary>
 /// The durable log's in-memory table hands back, for every cached index, the entry appended at that
-/// index — through appends across the cache's chunk boundaries, truncations that replace a suffix,
+/// index — through appends across the cache ring's growth and wrap, truncations that replace a suffix,
 /// compactions and evictions — and its cache stays the suffix it claims to be.
 /// </summary>
 public sealed class EntryTableCacheTests
