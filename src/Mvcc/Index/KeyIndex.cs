@@ -1038,16 +1038,12 @@ internal sealed class KeyIndex
             }
 
             var single = _entries[index].Single;
-            if (_seconds is { } seconds && seconds[index] != 0)
+            if (SecondAt(index) is { } second && second.Main <= atMain)
             {
-                var second = Entry.Unpack(seconds[index]);
-                if (second.Main <= atMain)
-                {
-                    modified = second;
-                    created = single;
-                    version = 2;
-                    return true;
-                }
+                modified = second;
+                created = single;
+                version = 2;
+                return true;
             }
 
             if (single.Main <= atMain)
@@ -1631,7 +1627,7 @@ internal sealed class KeyIndex
                         throw new InvariantViolationException("MVCC key index: the one put of a key whose long rest's length is in its entry (it has a history object).");
                     }
 
-                    return new((long)((_word & PutMask) >> SubBits), (long)(_word & SubMask));
+                    return Unpack(_word & PutMask);
                 }
             }
 
@@ -1648,7 +1644,7 @@ internal sealed class KeyIndex
                 return new Entry
                 {
                     TailStart = tailStart,
-                    _word = ((ulong)restLength << PutBits) | ((ulong)single.Main << SubBits) | (ulong)single.Sub,
+                    _word = ((ulong)restLength << PutBits) | Bits(single),
                 };
             }
 
@@ -1660,11 +1656,14 @@ internal sealed class KeyIndex
                     throw new InvariantViolationException($"MVCC key index: revision {revision} packed into a key's second-put slot (main 1 to 2^40, sub below 2^8).");
                 }
 
-                return ((ulong)revision.Main << SubBits) | (ulong)revision.Sub;
+                return Bits(revision);
             }
 
-            /// <summary>The revision <see cref="Pack"/> made <paramref name="packed"/> from.</summary>
+            /// <summary>The revision <see cref="Pack"/> made <paramref name="packed"/> from (also an entry's one put, its word's low bits).</summary>
             public static Revision Unpack(ulong packed) => new((long)(packed >> SubBits), (long)(packed & SubMask));
+
+            // A revision that fits, as the low bits of an entry's word or a second-put slot: main above sub.
+            private static ulong Bits(Revision revision) => ((ulong)revision.Main << SubBits) | (ulong)revision.Sub;
 
             /// <summary>An entry for a key with a history object (no one put in it).</summary>
             public static Entry WithHistory(int tailStart, int restLength) => new() { TailStart = tailStart, RestLength = restLength };
