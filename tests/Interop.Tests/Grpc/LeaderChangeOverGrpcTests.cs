@@ -122,8 +122,10 @@ public sealed class LeaderChangeOverGrpcTests
         EtcdClusterMember third = members.First(m => m != leader && m != follower);
         using var client = new EtcdClients(follower.ClientUrl);
 
-        // A short TTL: the lease outlives the test only if the keep-alives keep renewing it.
-        const long Ttl = 4;
+        // A short TTL: the lease outlives the test only if the keep-alives keep renewing it. The client
+        // renews every second (see RenewForAsync), so a lease expires only if no keep-alive gets
+        // through for four seconds: an election, a reconnect and a busy machine fit in that.
+        const long Ttl = 5;
         LeaseGrantResponse lease = await client.Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = Ttl });
         await client.Kv.PutAsync(new PutRequest { Key = Bytes("ka/key"), Value = Bytes("v"), Lease = lease.ID });
         using var keepAlive = new ResumingKeepAlive([follower, third], lease.ID);
@@ -245,7 +247,7 @@ public sealed class LeaderChangeOverGrpcTests
 
         public List<StatusCode> EndStatuses { get; } = [];
 
-        /// <summary>Renews the lease every TTL/3 for <paramref name="duration"/>; every answer must renew it to <paramref name="ttl"/>.</summary>
+        /// <summary>Renews the lease every second for <paramref name="duration"/>; every answer must renew it to <paramref name="ttl"/>.</summary>
         public async Task RenewForAsync(TimeSpan duration, long ttl)
         {
             var until = DateTime.UtcNow + duration;
@@ -254,8 +256,9 @@ public sealed class LeaderChangeOverGrpcTests
                 Assert.That(await RenewOnceAsync(), Is.EqualTo(ttl), "each keep-alive renews the lease to its granted TTL (0: it expired)");
                 Renewals++;
 
-                // A client's pacing (clientv3 sends every TTL/3), not a wait for the server.
-                await Task.Delay(TimeSpan.FromSeconds(ttl / 3.0));
+                // A client's pacing, not a wait for the server: clientv3 sends every TTL/3; a second
+                // here leaves a test on a loaded machine more of the TTL to ride out an election.
+                await Task.Delay(TimeSpan.FromSeconds(1));
             }
         }
 
