@@ -49,22 +49,31 @@ internal sealed class WalGroupCommit
     private const int WriteAheadZerosBytes = 64 * 1024;
 
     /// <summary>
-    /// Runs longer than this get no zeros after them: a large flush converts its own blocks in one
+    /// Runs longer than this get no zeros after them, and start the count of small runs again (see
+    /// <see cref="WriteAheadZerosMinQuietRuns"/>): a large flush converts its own blocks in one
     /// extent change already, and zeros would only add bytes to a flush the disk's bandwidth bounds.
     /// The zeros are for a log with few appenders (a lone proposal's run is one 1 KiB entry and its
-    /// hard state; a dozen callers' about 13 KiB), whose every flush waits on the extent change; a
-    /// busy log's runs are hundreds of KiB, and its rare small ones are not worth the bytes (with a
-    /// 64 KiB bound, session 28 measured the 1,024-in-flight row lower in 7 of 11 pairs).
+    /// hard state; a dozen callers' about 13 KiB), whose every flush waits on the extent change.
     /// </summary>
     private const int WriteAheadZerosMaxRunBytes = 16 * 1024;
 
     /// <summary>
-    /// Zeros are written again only after at least this many runs since the last ones, which bounds
-    /// their bytes to about one 4 KiB block per run (64 KiB per 16 runs): every byte of zeros is a
-    /// byte written twice, so a log whose runs are a few blocks long (many appenders) writes few
-    /// zeros, while a lone appender's kilobyte runs (50 or more per 64 KiB) get them every time.
+    /// Zeros are written only after at least this many small runs in a row since the last zeros (a
+    /// small run is at most <see cref="WriteAheadZerosMaxRunBytes"/> and the last of its work), and
+    /// only with a run that nothing waits behind (no append buffered or sealed, no flush running; a
+    /// run that would get zeros but has something behind it starts the count again). Two reasons.
+    /// It bounds the zeros to about one 4 KiB block per run (64 KiB per 16 runs): every byte of
+    /// zeros is a byte written twice. And a busy log writes none: under many appenders a log writes
+    /// runs of hundreds of KiB with a few small ones between them (a hard state alone, the rest of
+    /// a wave cut by the append limit), and each small one found the records past the last zeros
+    /// and carried 64 KiB — at 1,024 proposals in flight about 40 such runs a second per cluster
+    /// (session 29's trace), where the 1,024 row was lower in 10 of 14 pairs (session 28). A
+    /// lone appender's kilobyte runs (50 or more per 64 KiB) are all small and idle, and get zeros
+    /// every time they pass the last ones. RaftNode's loop holds its next Ready back while a sync
+    /// runs, so even its busy log's small runs are written with nothing queued behind them: the
+    /// runs before, not the queue, tell a busy log from a lone proposal.
     /// </summary>
-    private const int WriteAheadZerosMinRunsBetween = 16;
+    private const int WriteAheadZerosMinQuietRuns = 16;
 
     /// <summary>The file system block zeros ahead are aligned to (ext4's and most others' 4 KiB): the run's last block is written whole.</summary>
     private const int FileBlockBytes = 4096;
@@ -141,8 +150,10 @@ internal sealed class WalGroupCommit
     // never over the room kept for the sync mark and the trailer.
     private long _segmentWrittenEnd;
     private long _segmentZerosLimit;
-    // Runs written since the last zeros ahead (WriteAheadZerosMinRunsBetween at open and at a cut, so the first small run gets them).
-    private int _runsSinceZeros;
+    // Small runs in a row since the last zeros ahead, the last large run, or the last run that
+    // would have got zeros but had something waiting behind it (WriteAheadZerosMinQuietRuns − 1
+    // at open and at a cut, so a first small, idle run gets them).
+    private int _quietRunsSinceZeros;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private readonly List<WalBatch> _work = [];
     private readonly List<WalAppendWaiter> _completions = [];
@@ -942,7 +953,7 @@ internal sealed class WalGroupCommit
 
         long offset = _work[first].StartOffset;
         long end = _work[last].EndOffset;
-        AddZerosAheadOfSmallRun(offset, end);
+        AddZerosAheadOfQuietRun(offset, end, lastRunOfWork: last == _work.Count - 1);
         if (_gather.Count == 1)
         {
             _segmentFile.Write(offset, _gather[0].Span);
@@ -956,40 +967,61 @@ internal sealed class WalGroupCommit
     }
 
     /// <summary>
-    /// When a run of at most <see cref="WriteAheadZerosMaxRunBytes"/> from <paramref name="start"/>
-    /// ends past the blocks this log has written in the segment, and at least
-    /// <see cref="WriteAheadZerosMinRunsBetween"/> runs were written since the last zeros, adds zeros to the gathered write,
-    /// from the run's end to <see cref="WriteAheadZerosBytes"/> past its block, so the flushes after
-    /// it overwrite written blocks (see <see cref="WriteAheadZerosBytes"/>). The format is
-    /// unchanged: the bytes after the tail are zeros already (a fresh or zeroed segment, or a
-    /// repaired tail), and zeros are what the scan's end and the torn-write rule expect there; they
-    /// reach the disk in the run's own write and flush, so a crash leaves zeros or zeros.
+    /// Counts the run from <paramref name="start"/> to <paramref name="end"/> as small or not (see
+    /// <see cref="WriteAheadZerosMinQuietRuns"/>); when it ends past the blocks this log has written
+    /// in the segment, closes <see cref="WriteAheadZerosMinQuietRuns"/> small runs in a row and
+    /// nothing waits behind it, adds zeros to the gathered write, from the run's end to
+    /// <see cref="WriteAheadZerosBytes"/> past its block, so the flushes after it overwrite written blocks (see
+    /// <see cref="WriteAheadZerosBytes"/>). The format is unchanged: the bytes after the tail are
+    /// zeros already (a fresh or zeroed segment, or a repaired tail), and zeros are what the scan's
+    /// end and the torn-write rule expect there; they reach the disk in the run's own write and
+    /// flush, so a crash leaves zeros or zeros.
     /// </summary>
-    private void AddZerosAheadOfSmallRun(long start, long end)
+    private void AddZerosAheadOfQuietRun(long start, long end, bool lastRunOfWork)
     {
-        _runsSinceZeros++;
+        bool small = lastRunOfWork && end - start <= WriteAheadZerosMaxRunBytes;
+        _quietRunsSinceZeros = small ? _quietRunsSinceZeros + 1 : 0;
         if (end <= _segmentWrittenEnd)
         {
             return;
         }
 
-        if (end - start <= WriteAheadZerosMaxRunBytes && _runsSinceZeros >= WriteAheadZerosMinRunsBetween && end < _segmentZerosLimit)
+        // The lock only for a run that would get zeros: a busy log's large runs never take it here.
+        if (_quietRunsSinceZeros >= WriteAheadZerosMinQuietRuns && end < _segmentZerosLimit && NothingWaitsBehindTheRun())
         {
             long blockEnd = (end + FileBlockBytes - 1) / FileBlockBytes * FileBlockBytes;
             long zerosEnd = Math.Min(blockEnd + WriteAheadZerosBytes, _segmentZerosLimit);
             _gather.Add(s_writeAheadZeros.AsMemory(0, checked((int)(zerosEnd - end))));
             end = zerosEnd;
-            _runsSinceZeros = 0;
+            _quietRunsSinceZeros = 0;
+        }
+        else if (_quietRunsSinceZeros >= WriteAheadZerosMinQuietRuns)
+        {
+            _quietRunsSinceZeros = 0; // something waits behind it (or the segment's room is used up): count again
         }
 
         _segmentWrittenEnd = end;
+    }
+
+    /// <summary>
+    /// True when nothing waits behind the run the write lane is about to write: no append buffered
+    /// in the active batch or sealed, nobody asking for a drain, and no flush running (a writer
+    /// thread's run while the syncer flushes the one before). Then the run's flush is the only one
+    /// an appender waits for, and the zeros' bytes delay nobody queued behind them.
+    /// </summary>
+    private bool NothingWaitsBehindTheRun()
+    {
+        lock (_lock)
+        {
+            return _sealed.Count == 0 && _active.Length == 0 && !_active.NeedsSync && !_drainRequested && !IsFlushing;
+        }
     }
 
     /// <summary>Starts the written-blocks bookkeeping of a segment file the write lane now writes, whose bytes below <paramref name="writtenEnd"/> are written.</summary>
     private void SetSegmentFileWrittenTo(IStorageFile file, long writtenEnd)
     {
         _segmentWrittenEnd = writtenEnd;
-        _runsSinceZeros = WriteAheadZerosMinRunsBetween;
+        _quietRunsSinceZeros = WriteAheadZerosMinQuietRuns - 1;
         // Relative to the file: a segment created under another SegmentSizeBytes keeps its own
         // length, and its sync mark's and trailer's room is at its own end.
         _segmentZerosLimit = Math.Min(_segmentRecordLimitBytes, file.Length - WalFormat.SegmentReservedEndBytes);

@@ -124,16 +124,170 @@ public sealed class WalZerosAheadTests
     }
 
     [Test]
-    public async Task ARunLongerThanSixteenKibCarriesNoZeros()
+    public async Task ARunLongerThanSixteenKibCarriesNoZerosAndTheSmallRunsAfterItGetThemOnlyAtTheSixteenthInARow()
     {
+        // A busy log's few small runs sit between large ones (session 29's trace at 1,024 proposals
+        // in flight): each used to carry 64 KiB because it passed the records' end; now a large run
+        // starts the count again, so only a stretch of 16 small runs gets zeros.
         var (fs, writes) = RecordingFileSystem(83);
-        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, LogOptions(segmentSizeBytes: 1024 * 1024, maxRecordSizeBytes: 128 * 1024));
-        await log.AppendAsync(1, Filled(17 * 1024, 0x55), 1);
-        await log.AppendAsync(1, Filled(10, 0x66), 2);
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, LogOptions(segmentSizeBytes: 4 * 1024 * 1024, maxRecordSizeBytes: 128 * 1024));
+        ulong next = 1;
+        for (int i = 0; i < 3; i++)
+        {
+            await log.AppendAsync(1, Filled(100 * 1024, 0x55), next++);
+        }
+
+        for (int i = 0; i < 20; i++)
+        {
+            await log.AppendAsync(1, Filled(4000, 0x66), next++);
+        }
 
         var segment = SegmentWrites(writes, log.SegmentPaths[^1]);
-        Assert.That(segment[0].Offset + segment[0].Length, Is.EqualTo(segment[1].Offset), "the large record's write ended at the record");
-        Assert.That(segment[1].Length, Is.GreaterThan(ZerosAheadBytes), "the small one after it carried zeros");
+        Assert.That(segment, Has.Count.EqualTo(23), "one write per synced append");
+        for (int run = 0; run < 3; run++)
+        {
+            Assert.That(segment[run].Offset + segment[run].Length, Is.EqualTo(segment[run + 1].Offset), $"large run {run} ended at its record");
+        }
+
+        var smallWithZeros = Enumerable.Range(3, 20).Where(run => segment[run].Length > ZerosAheadBytes).Select(run => run - 3).ToList();
+        Assert.That(smallWithZeros, Is.EqualTo(new[] { 15 }), "after large runs, the first zeros come with the sixteenth small run in a row (4 KB runs pass 64 KiB of zeros in 16)");
+        var records = WalTestKit.ReadAll(log);
+        Assert.That(records.Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 23).Select(i => (ulong)i)));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ARunWrittenWithAnAppendQueuedBehindItCarriesNoZeros(bool appendQueued)
+    {
+        // After a cut the first small run of the new segment would carry zeros (a fresh segment
+        // starts its count full). Here an append arrives while the cut creates the segment, so it
+        // waits behind that run when the run is written.
+        const long SegmentSizeBytes = 256 * 1024;
+        var writes = new List<FaultOperation>();
+        WriteAheadLog? log = null;
+        Task<WalPosition>? queued = null;
+        int segmentsCreated = 0;
+        var fs = new FaultInjectingFileSystem(86)
+        {
+            FailWhen = op =>
+            {
+                if (op.Kind == FaultOperationKind.Write)
+                {
+                    writes.Add(op);
+                }
+
+                // A segment is created under a temporary name and renamed into place: the second
+                // rename is the cut's (the first, the open's).
+                if (op.Kind == FaultOperationKind.Rename && ++segmentsCreated == 2 && appendQueued)
+                {
+                    // On the committing caller's thread, between the run's work being taken and
+                    // written: an unsynced append only takes the log's lock, never the file's.
+                    queued = log!.AppendAsync(1, Filled(900, 0x99), 100_000, sync: false).AsTask();
+                }
+
+                return false;
+            },
+        };
+        log = WriteAheadLog.Open(fs, WalTestKit.Directory, LogOptions(SegmentSizeBytes));
+        await using (log)
+        {
+            ulong next = 1;
+            while (log.SegmentPaths.Count < 2)
+            {
+                await log.AppendAsync(1, Filled(900, 0x77), next++);
+            }
+
+            Assert.That(queued is null, Is.EqualTo(!appendQueued), "the append behind the run was made during the cut");
+            Assert.That(queued?.IsCompletedSuccessfully ?? true, Is.True, "an unsynced append completes in its call");
+            var first = SegmentWrites(writes, log.SegmentPaths[^1])[0];
+            Assert.That(first.Length, appendQueued ? Is.LessThan(BlockBytes) : Is.GreaterThan(ZerosAheadBytes),
+                appendQueued ? "with an append queued behind it the run carries only its record" : "with nothing behind it the new segment's first run carries zeros");
+        }
+
+        await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, LogOptions(SegmentSizeBytes));
+        var indexes = WalTestKit.ReadAll(reopened).Select(r => r.Index).ToList();
+        Assert.That(indexes[^1], Is.EqualTo(appendQueued ? 100_000UL : (ulong)indexes.Count), "every record read back, the queued one last (written and marked at the close)");
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task AWriterThreadRunWrittenWhileTheSyncerFlushesCarriesNoZeros(bool flushRunning)
+    {
+        // Background threads. Counted from the zeros of the first run: 12 lone runs, one held in
+        // its flush while two appends queue (a group of two, so the next append goes to the writer
+        // thread), then D, then E — the sixteenth small run in a row, past the zeros' end. With D's
+        // flush held, E is written while the syncer flushes: nothing may carry zeros then.
+        const int Payload = 7000;
+        var writes = new List<FaultOperation>();
+        var gate = new ManualResetEventSlim(false);
+        using var entered = new SemaphoreSlim(0);
+        int holdNextFlush = 0;
+        var fs = new FaultInjectingFileSystem(87)
+        {
+            FailWhen = op =>
+            {
+                if (op.Kind == FaultOperationKind.Write)
+                {
+                    lock (writes)
+                    {
+                        writes.Add(op);
+                    }
+                }
+
+                return false;
+            },
+        };
+        fs.BeforeEntering = (kind, path) =>
+        {
+            if (kind == FaultOperationKind.Flush && path.EndsWith(WalFormat.SegmentExtension, StringComparison.Ordinal) && Interlocked.Exchange(ref holdNextFlush, 0) == 1)
+            {
+                entered.Release();
+                gate.Wait();
+            }
+        };
+        var options = new WalOptions { SegmentSizeBytes = 4 * 1024 * 1024, MaxRecordSizeBytes = 16 * 1024, Threading = WalThreading.BackgroundThreads };
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        ulong next = 1;
+        for (int i = 0; i < 13; i++)
+        {
+            await log.AppendAsync(1, Filled(Payload, 0x11), next++); // the first run's zeros, then 12 lone runs
+        }
+
+        Volatile.Write(ref holdNextFlush, 1);
+        ulong x = next++;
+        var held = Task.Run(async () => await log.AppendAsync(1, Filled(Payload, 0x22), x)); // the caller lane, held in its flush
+        await entered.WaitAsync(TimeSpan.FromSeconds(30));
+        var b = log.AppendAsync(1, Filled(Payload, 0x33), next++).AsTask();
+        var c = log.AppendAsync(1, Filled(Payload, 0x44), next++).AsTask();
+        gate.Set();
+        await Task.WhenAll(held, b, c);
+        gate.Reset();
+
+        Volatile.Write(ref holdNextFlush, flushRunning ? 1 : 0);
+        var d = log.AppendAsync(1, Filled(Payload, 0x55), next++).AsTask(); // the writer thread: the last group had two waiters
+        if (flushRunning)
+        {
+            Assert.That(await entered.WaitAsync(TimeSpan.FromSeconds(30)), Is.True, "D's flush is held on the syncer");
+        }
+        else
+        {
+            await d;
+        }
+
+        var e = log.AppendAsync(1, Filled(Payload, 0x66), next++).AsTask();
+        if (flushRunning)
+        {
+            await WaitForSegmentWritesAsync(writes, log.SegmentPaths[^1], 17); // E written while D's flush is held
+            gate.Set();
+        }
+
+        await Task.WhenAll(d, e);
+        var segment = SegmentWrites(Snapshot(writes), log.SegmentPaths[^1]);
+        Assert.That(segment, Has.Count.EqualTo(17), "A, 12 lone runs, the held one, B and C together, D, E: 18 records in 17 runs");
+        Assert.That(segment.Take(16).Skip(1).All(w => w.Length < 16 * 1024), Is.True, "no zeros between the first run's and E's");
+        Assert.That(segment[16].Length, flushRunning ? Is.LessThan(BlockBytes * 2) : Is.GreaterThan(ZerosAheadBytes),
+            flushRunning ? "E, written while D's flush ran, carries only its record" : "E, written with both lanes idle, carries zeros");
+        Assert.That(WalTestKit.ReadAll(log).Select(r => r.Index), Is.EqualTo(Enumerable.Range(1, 18).Select(i => (ulong)i)));
     }
 
     [Test]
@@ -191,6 +345,24 @@ public sealed class WalZerosAheadTests
 
     private static WalOptions LogOptions(long segmentSizeBytes, int maxRecordSizeBytes = 1024) =>
         new() { SegmentSizeBytes = segmentSizeBytes, MaxRecordSizeBytes = maxRecordSizeBytes, Threading = WalThreading.CallerThread };
+
+    private static List<FaultOperation> Snapshot(List<FaultOperation> writes)
+    {
+        lock (writes)
+        {
+            return [.. writes];
+        }
+    }
+
+    private static async Task WaitForSegmentWritesAsync(List<FaultOperation> writes, string path, int count)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (SegmentWrites(Snapshot(writes), path).Count < count)
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"{count} writes to {path} within 30 s");
+            await Task.Delay(1);
+        }
+    }
 
     private static (FaultInjectingFileSystem Fs, List<FaultOperation> Writes) RecordingFileSystem(int seed)
     {
