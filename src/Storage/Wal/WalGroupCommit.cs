@@ -37,6 +37,50 @@ internal sealed class WalGroupCommit
     /// <summary>Below this many waiters a group is completed directly: handing it to the pool would cost more work items than it saves.</summary>
     private const int MinWaitersForSharedCompletion = 16;
 
+    /// <summary>
+    /// How far past a small write's end the write lane writes zeros, so that the next small flushes
+    /// land in blocks already written. Why: a preallocated segment's blocks (fresh, or a reused
+    /// spare's after <see cref="IStorageFile.ZeroRange"/>) are unwritten extents, and the first
+    /// fdatasync after a write into one must also write the extent change (metadata): on the test
+    /// VM a 4 KiB write + fdatasync into written blocks took about half as long as into
+    /// unwritten ones (docs/benchmarks.md, "RaftNode single caller, session 28"). Zeros written
+    /// ahead convert 64 KiB of blocks in one flush instead of one block every few flushes.
+    /// </summary>
+    private const int WriteAheadZerosBytes = 64 * 1024;
+
+    /// <summary>
+    /// Runs longer than this get no zeros after them, and start the count of small runs again (see
+    /// <see cref="WriteAheadZerosMinQuietRuns"/>): a large flush converts its own blocks in one
+    /// extent change already, and zeros would only add bytes to a flush the disk's bandwidth bounds.
+    /// The zeros are for a log with few appenders (a lone proposal's run is one 1 KiB entry and its
+    /// hard state; a dozen callers' about 13 KiB), whose every flush waits on the extent change.
+    /// </summary>
+    private const int WriteAheadZerosMaxRunBytes = 16 * 1024;
+
+    /// <summary>
+    /// Zeros are written only after at least this many small runs in a row since the last zeros (a
+    /// small run is at most <see cref="WriteAheadZerosMaxRunBytes"/> and the last of its work), and
+    /// only with a run that nothing waits behind (no append buffered or sealed, no flush running; a
+    /// run that would get zeros but has something behind it starts the count again). Two reasons.
+    /// It bounds the zeros to about one 4 KiB block per run (64 KiB per 16 runs): every byte of
+    /// zeros is a byte written twice. And a busy log writes none: under many appenders a log writes
+    /// runs of hundreds of KiB with a few small ones between them (a hard state alone, the rest of
+    /// a wave cut by the append limit), and each small one found the records past the last zeros
+    /// and carried 64 KiB — at 1,024 proposals in flight about 40 such runs a second per cluster
+    /// (session 29's trace), where the 1,024 row was lower in 10 of 14 pairs (session 28). A
+    /// lone appender's kilobyte runs (50 or more per 64 KiB) are all small and idle, and get zeros
+    /// every time they pass the last ones. RaftNode's loop holds its next Ready back while a sync
+    /// runs, so even its busy log's small runs are written with nothing queued behind them: the
+    /// runs before, not the queue, tell a busy log from a lone proposal.
+    /// </summary>
+    private const int WriteAheadZerosMinQuietRuns = 16;
+
+    /// <summary>The file system block zeros ahead are aligned to (ext4's and most others' 4 KiB): the run's last block is written whole.</summary>
+    private const int FileBlockBytes = 4096;
+
+    // The zeros written ahead, never written to (shared by every log; the file copies from it).
+    private static readonly byte[] s_writeAheadZeros = new byte[WriteAheadZerosBytes + FileBlockBytes];
+
     private readonly object _lock = new();
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
@@ -100,6 +144,16 @@ internal sealed class WalGroupCommit
     // _segmentFile is the exception the flusher shares: it reads it under _lock when a flush
     // begins, and a cut replaces it under _lock only while no flush runs (Cutting).
     private IStorageFile _segmentFile;
+    // Invariant: every byte of _segmentFile below _segmentWrittenEnd has been written by this log
+    // (records, or zeros after them, or the file was opened with them); zeros are written ahead
+    // only at or past the written end, so never over a record, and below _segmentZerosLimit, so
+    // never over the room kept for the sync mark and the trailer.
+    private long _segmentWrittenEnd;
+    private long _segmentZerosLimit;
+    // Small runs in a row since the last zeros ahead, the last large run, or the last run that
+    // would have got zeros but had something waiting behind it (WriteAheadZerosMinQuietRuns − 1
+    // at open and at a cut, so a first small, idle run gets them).
+    private int _quietRunsSinceZeros;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private readonly List<WalBatch> _work = [];
     private readonly List<WalAppendWaiter> _completions = [];
@@ -124,6 +178,7 @@ internal sealed class WalGroupCommit
         _tailCrc = recovered.TailCrc;
         _lastIndex = recovered.LastIndex;
         _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
+        SetSegmentFileWrittenTo(_segmentFile, _tailOffset);
         _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, _writeBufferSizeBytes);
         if (_callerThreadOnly)
         {
@@ -897,6 +952,8 @@ internal sealed class WalGroupCommit
         }
 
         long offset = _work[first].StartOffset;
+        long end = _work[last].EndOffset;
+        AddZerosAheadOfQuietRun(offset, end, lastRunOfWork: last == _work.Count - 1);
         if (_gather.Count == 1)
         {
             _segmentFile.Write(offset, _gather[0].Span);
@@ -907,6 +964,67 @@ internal sealed class WalGroupCommit
         }
 
         _gather.Clear();
+    }
+
+    /// <summary>
+    /// Counts the run from <paramref name="start"/> to <paramref name="end"/> as small or not (see
+    /// <see cref="WriteAheadZerosMinQuietRuns"/>); when it ends past the blocks this log has written
+    /// in the segment, closes <see cref="WriteAheadZerosMinQuietRuns"/> small runs in a row and
+    /// nothing waits behind it, adds zeros to the gathered write, from the run's end to
+    /// <see cref="WriteAheadZerosBytes"/> past its block, so the flushes after it overwrite written blocks (see
+    /// <see cref="WriteAheadZerosBytes"/>). The format is unchanged: the bytes after the tail are
+    /// zeros already (a fresh or zeroed segment, or a repaired tail), and zeros are what the scan's
+    /// end and the torn-write rule expect there; they reach the disk in the run's own write and
+    /// flush, so a crash leaves zeros or zeros.
+    /// </summary>
+    private void AddZerosAheadOfQuietRun(long start, long end, bool lastRunOfWork)
+    {
+        bool small = lastRunOfWork && end - start <= WriteAheadZerosMaxRunBytes;
+        _quietRunsSinceZeros = small ? _quietRunsSinceZeros + 1 : 0;
+        if (end <= _segmentWrittenEnd)
+        {
+            return;
+        }
+
+        // The lock only for a run that would get zeros: a busy log's large runs never take it here.
+        if (_quietRunsSinceZeros >= WriteAheadZerosMinQuietRuns && end < _segmentZerosLimit && NothingWaitsBehindTheRun())
+        {
+            long blockEnd = (end + FileBlockBytes - 1) / FileBlockBytes * FileBlockBytes;
+            long zerosEnd = Math.Min(blockEnd + WriteAheadZerosBytes, _segmentZerosLimit);
+            _gather.Add(s_writeAheadZeros.AsMemory(0, checked((int)(zerosEnd - end))));
+            end = zerosEnd;
+            _quietRunsSinceZeros = 0;
+        }
+        else if (_quietRunsSinceZeros >= WriteAheadZerosMinQuietRuns)
+        {
+            _quietRunsSinceZeros = 0; // something waits behind it (or the segment's room is used up): count again
+        }
+
+        _segmentWrittenEnd = end;
+    }
+
+    /// <summary>
+    /// True when nothing waits behind the run the write lane is about to write: no append buffered
+    /// in the active batch or sealed, nobody asking for a drain, and no flush running (a writer
+    /// thread's run while the syncer flushes the one before). Then the run's flush is the only one
+    /// an appender waits for, and the zeros' bytes delay nobody queued behind them.
+    /// </summary>
+    private bool NothingWaitsBehindTheRun()
+    {
+        lock (_lock)
+        {
+            return _sealed.Count == 0 && _active.Length == 0 && !_active.NeedsSync && !_drainRequested && !IsFlushing;
+        }
+    }
+
+    /// <summary>Starts the written-blocks bookkeeping of a segment file the write lane now writes, whose bytes below <paramref name="writtenEnd"/> are written.</summary>
+    private void SetSegmentFileWrittenTo(IStorageFile file, long writtenEnd)
+    {
+        _segmentWrittenEnd = writtenEnd;
+        _quietRunsSinceZeros = WriteAheadZerosMinQuietRuns - 1;
+        // Relative to the file: a segment created under another SegmentSizeBytes keeps its own
+        // length, and its sync mark's and trailer's room is at its own end.
+        _segmentZerosLimit = Math.Min(_segmentRecordLimitBytes, file.Length - WalFormat.SegmentReservedEndBytes);
     }
 
     /// <summary>Records that batches <paramref name="first"/>..<paramref name="last"/> of <see cref="_work"/> are written, returns them to the pool and hands their waiters to the flush lane.</summary>
@@ -1040,6 +1158,7 @@ internal sealed class WalGroupCommit
         }
 
         finished.Dispose();
+        SetSegmentFileWrittenTo(next, cut.HeaderFrame.Length);
         lock (_lock)
         {
             _segmentFile = next;

@@ -20,6 +20,8 @@ public sealed class WalCrashTests
 
     private static IEnumerable<int> CallerThreadSeeds() => WalTestKit.Seeds(3000, 20);
 
+    private static IEnumerable<int> LargeSegmentSeeds() => WalTestKit.Seeds(3500, 10);
+
     [TestCaseSource(nameof(CallerThreadSeeds))]
     public async Task WithoutBackgroundThreadsACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
     {
@@ -36,6 +38,32 @@ public sealed class WalCrashTests
             var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
             var outcome = await RunSequentialAsync(fs, plan, options);
             string where = $"seed {seed}, caller thread, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
+            Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
+            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
+        }
+
+        TestContext.Out.WriteLine($"{operations} crash points; {stats}");
+    }
+
+    [TestCaseSource(nameof(LargeSegmentSeeds))]
+    public async Task InALargeSegmentWhereSmallWritesCarryZerosAheadACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
+    {
+        // 128 KiB segments: the first small write carries 64 KiB of zeros that stop short of the
+        // segment's end, and every later record is written over them (with 4 KiB segments the zeros
+        // always run to the room kept for the sync mark and trailer).
+        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
+        var options = s_options with { SegmentSizeBytes = 128 * 1024 };
+        var plan = Plan.Create(seed);
+        var clean = new FaultInjectingFileSystem(seed);
+        var cleanOutcome = await RunSequentialAsync(clean, plan, options);
+        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
+        long operations = clean.OperationCount;
+        var stats = new Stats();
+        for (long crashAt = 1; crashAt <= operations; crashAt++)
+        {
+            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
+            var outcome = await RunSequentialAsync(fs, plan, options);
+            string where = $"seed {seed}, 128 KiB segments, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
             Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
             await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
         }
