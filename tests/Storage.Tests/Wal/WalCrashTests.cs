@@ -64,10 +64,15 @@ public sealed class WalCrashTests
             var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
             var outcome = await RunSequentialAsync(fs, plan, options);
             string where = $"seed {seed}, 128 KiB segments, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
-            Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
+            if (!CrashPointReached(fs, outcome, plan, crashAt, where, stats))
+            {
+                continue;
+            }
+
             await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
         }
 
+        AssertMostCrashPointsReached(operations, stats, seed);
         TestContext.Out.WriteLine($"{operations} crash points; {stats}");
     }
 
@@ -86,10 +91,15 @@ public sealed class WalCrashTests
             var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
             var outcome = await RunSequentialAsync(fs, plan);
             string where = $"seed {seed}, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
-            Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
+            if (!CrashPointReached(fs, outcome, plan, crashAt, where, stats))
+            {
+                continue;
+            }
+
             await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats);
         }
 
+        AssertMostCrashPointsReached(operations, stats, seed);
         TestContext.Out.WriteLine($"{operations} crash points; {stats}");
     }
 
@@ -115,6 +125,32 @@ public sealed class WalCrashTests
 
         TestContext.Out.WriteLine($"{operations} operations in the clean run; {stats}");
     }
+
+    /// <summary>
+    /// Whether a crash run reached its crash point. With the writer and syncer threads, how a run of
+    /// appends is cut into writes depends on timing: a batch sealed full may be written alone or in
+    /// one gather write with the next (seed 310132 of session 31's soak made 33 operations clean and
+    /// 32 in a crash run). So a run may make fewer operations than the clean one and never reach a
+    /// crash point near the end; such a run must have made fewer operations than the crash point and
+    /// completed the whole workload, and the point is counted, not checked (see
+    /// <see cref="AssertMostCrashPointsReached"/>).
+    /// </summary>
+    private static bool CrashPointReached(FaultInjectingFileSystem fs, Outcome outcome, Plan plan, long crashAt, string where, Stats stats)
+    {
+        if (fs.IsCrashed)
+        {
+            return true;
+        }
+
+        Assert.That(fs.OperationCount, Is.LessThan(crashAt), $"a run that did not crash made fewer operations than its crash point; {where}");
+        Assert.That(outcome.Acknowledged, Is.EqualTo(plan.Steps.Count), $"a run that did not crash completed the workload; {where}");
+        stats.CrashPointsNotReached++;
+        return false;
+    }
+
+    /// <summary>Only a few crash points may fall past a shorter run: the test must still crash at nearly every operation.</summary>
+    private static void AssertMostCrashPointsReached(long operations, Stats stats, int seed) =>
+        Assert.That(stats.CrashPointsNotReached, Is.LessThanOrEqualTo(Math.Max(2, operations / 10)), $"crash points past a shorter run, of {operations}; {WalTestKit.Reproduce(seed)}");
 
     private static async Task<Outcome> RunSequentialAsync(FaultInjectingFileSystem fs, Plan plan, WalOptions? options = null)
     {
@@ -303,8 +339,10 @@ public sealed class WalCrashTests
 
         public int UnacknowledgedRecordsKept { get; set; }
 
+        public int CrashPointsNotReached { get; set; }
+
         public override string ToString() =>
-            $"torn tails repaired {TornTailsRepaired}, crashes during recovery {CrashesDuringRecovery}, accepted-but-lost records {UnsyncedRecordsLost}, unacknowledged-but-kept records {UnacknowledgedRecordsKept}";
+            $"torn tails repaired {TornTailsRepaired}, crashes during recovery {CrashesDuringRecovery}, accepted-but-lost records {UnsyncedRecordsLost}, unacknowledged-but-kept records {UnacknowledgedRecordsKept}, crash points past a shorter run {CrashPointsNotReached}";
     }
 
     private sealed class Outcome
