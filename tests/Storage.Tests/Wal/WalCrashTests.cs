@@ -23,85 +23,21 @@ public sealed class WalCrashTests
     private static IEnumerable<int> LargeSegmentSeeds() => WalTestKit.Seeds(3500, 10);
 
     [TestCaseSource(nameof(CallerThreadSeeds))]
-    public async Task WithoutBackgroundThreadsACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
-    {
-        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
-        var options = s_options with { Threading = WalThreading.CallerThread };
-        var plan = Plan.Create(seed);
-        var clean = new FaultInjectingFileSystem(seed);
-        var cleanOutcome = await RunSequentialAsync(clean, plan, options);
-        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
-        long operations = clean.OperationCount;
-        var stats = new Stats();
-        for (long crashAt = 1; crashAt <= operations; crashAt++)
-        {
-            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
-            var outcome = await RunSequentialAsync(fs, plan, options);
-            string where = $"seed {seed}, caller thread, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
-            Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
-            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
-        }
+    public Task WithoutBackgroundThreadsACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed) =>
+        CrashAfterEveryOperationAsync(seed, s_options with { Threading = WalThreading.CallerThread }, "caller thread, ", everyPointReached: true);
 
-        TestContext.Out.WriteLine($"{operations} crash points; {stats}");
-    }
-
+    /// <remarks>
+    /// 128 KiB segments: the first small write carries 64 KiB of zeros that stop short of the
+    /// segment's end, and every later record is written over them (with 4 KiB segments the zeros
+    /// always run to the room kept for the sync mark and trailer).
+    /// </remarks>
     [TestCaseSource(nameof(LargeSegmentSeeds))]
-    public async Task InALargeSegmentWhereSmallWritesCarryZerosAheadACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
-    {
-        // 128 KiB segments: the first small write carries 64 KiB of zeros that stop short of the
-        // segment's end, and every later record is written over them (with 4 KiB segments the zeros
-        // always run to the room kept for the sync mark and trailer).
-        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
-        var options = s_options with { SegmentSizeBytes = 128 * 1024 };
-        var plan = Plan.Create(seed);
-        var clean = new FaultInjectingFileSystem(seed);
-        var cleanOutcome = await RunSequentialAsync(clean, plan, options);
-        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
-        long operations = clean.OperationCount;
-        var stats = new Stats();
-        for (long crashAt = 1; crashAt <= operations; crashAt++)
-        {
-            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
-            var outcome = await RunSequentialAsync(fs, plan, options);
-            string where = $"seed {seed}, 128 KiB segments, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
-            if (!CrashPointReached(fs, outcome, plan, crashAt, where, stats))
-            {
-                continue;
-            }
-
-            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
-        }
-
-        AssertMostCrashPointsReached(operations, stats, seed);
-        TestContext.Out.WriteLine($"{operations} crash points; {stats}");
-    }
+    public Task InALargeSegmentWhereSmallWritesCarryZerosAheadACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed) =>
+        CrashAfterEveryOperationAsync(seed, s_options with { SegmentSizeBytes = 128 * 1024 }, "128 KiB segments, ", everyPointReached: false);
 
     [TestCaseSource(nameof(SequentialSeeds))]
-    public async Task ACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed)
-    {
-        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
-        var plan = Plan.Create(seed);
-        var clean = new FaultInjectingFileSystem(seed);
-        var cleanOutcome = await RunSequentialAsync(clean, plan);
-        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
-        long operations = clean.OperationCount;
-        var stats = new Stats();
-        for (long crashAt = 1; crashAt <= operations; crashAt++)
-        {
-            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
-            var outcome = await RunSequentialAsync(fs, plan);
-            string where = $"seed {seed}, crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
-            if (!CrashPointReached(fs, outcome, plan, crashAt, where, stats))
-            {
-                continue;
-            }
-
-            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats);
-        }
-
-        AssertMostCrashPointsReached(operations, stats, seed);
-        TestContext.Out.WriteLine($"{operations} crash points; {stats}");
-    }
+    public Task ACrashAfterAnyOperationLeavesAPrefixHoldingEverySyncedRecord(int seed) =>
+        CrashAfterEveryOperationAsync(seed, s_options, "", everyPointReached: false);
 
     [TestCaseSource(nameof(ConcurrentSeeds))]
     public async Task ACrashUnderConcurrentAppendersLeavesAPrefixHoldingEverySyncedRecord(int seed)
@@ -124,6 +60,47 @@ public sealed class WalCrashTests
         }
 
         TestContext.Out.WriteLine($"{operations} operations in the clean run; {stats}");
+    }
+
+    /// <summary>
+    /// Runs the seed's plan once without a crash, then once per operation of that clean run with a
+    /// crash right after it, restarting and checking the log each time (<see cref="VerifyAfterRestartAsync"/>).
+    /// On the caller's thread alone the runs repeat the clean one's operations exactly, so
+    /// <paramref name="everyPointReached"/> demands that every crash point is reached; with the
+    /// background threads a run may make fewer operations (<see cref="CrashPointReached"/>).
+    /// </summary>
+    private static async Task CrashAfterEveryOperationAsync(int seed, WalOptions options, string label, bool everyPointReached)
+    {
+        TestContext.Out.WriteLine($"seed {seed} ({WalTestKit.Reproduce(seed)})");
+        var plan = Plan.Create(seed);
+        var clean = new FaultInjectingFileSystem(seed);
+        var cleanOutcome = await RunSequentialAsync(clean, plan, options);
+        Assert.That(cleanOutcome.Acknowledged, Is.EqualTo(plan.Steps.Count), "the workload completes without a crash");
+        long operations = clean.OperationCount;
+        var stats = new Stats();
+        for (long crashAt = 1; crashAt <= operations; crashAt++)
+        {
+            var fs = new FaultInjectingFileSystem(seed * 7919 + (int)crashAt) { CrashAfterOperation = crashAt };
+            var outcome = await RunSequentialAsync(fs, plan, options);
+            string where = $"seed {seed}, {label}crash after operation {crashAt} of {operations}; {WalTestKit.Reproduce(seed)}";
+            if (everyPointReached)
+            {
+                Assert.That(fs.IsCrashed, Is.True, $"every operation of the clean run is reached again; {where}");
+            }
+            else if (!CrashPointReached(fs, outcome, plan, crashAt, where, stats))
+            {
+                continue;
+            }
+
+            await VerifyAfterRestartAsync(fs, plan.Steps, outcome, new Random(seed ^ (int)crashAt), where, stats, options);
+        }
+
+        if (!everyPointReached)
+        {
+            AssertMostCrashPointsReached(operations, stats, seed);
+        }
+
+        TestContext.Out.WriteLine($"{operations} crash points; {stats}");
     }
 
     /// <summary>
