@@ -72,6 +72,13 @@ internal static class WalFormat
     /// <summary>Bytes at the end of every segment that records never use: room for a sync mark and the trailer.</summary>
     public const int SegmentReservedEndBytes = SyncMarkFrameSizeBytes + SegmentTrailerSizeBytes;
 
+    /// <summary>
+    /// Zeros the log writes over a segment's bytes past its tail: a repaired tail's (written in
+    /// pieces of this length) and the zeros ahead of a quiet run (at most 64 KiB past the run's
+    /// 4 KiB block, so up to 68 KiB in one piece). Shared and never written to.
+    /// </summary>
+    public static readonly byte[] Zeros = new byte[68 * 1024];
+
     /// <summary>The largest segment the synced word (a 32-bit count of 8-byte words) can describe, rounded down to 16 GiB.</summary>
     public const long MaxSegmentSizeBytes = 16L * 1024 * 1024 * 1024;
 

@@ -78,9 +78,6 @@ internal sealed class WalGroupCommit
     /// <summary>The file system block zeros ahead are aligned to (ext4's and most others' 4 KiB): the run's last block is written whole.</summary>
     private const int FileBlockBytes = 4096;
 
-    // The zeros written ahead, never written to (shared by every log; the file copies from it).
-    private static readonly byte[] s_writeAheadZeros = new byte[WriteAheadZerosBytes + FileBlockBytes];
-
     private readonly object _lock = new();
     private readonly IFileSystem _fileSystem;
     private readonly string _directory;
@@ -991,7 +988,7 @@ internal sealed class WalGroupCommit
         {
             long blockEnd = (end + FileBlockBytes - 1) / FileBlockBytes * FileBlockBytes;
             long zerosEnd = Math.Min(blockEnd + WriteAheadZerosBytes, _segmentZerosLimit);
-            _gather.Add(s_writeAheadZeros.AsMemory(0, checked((int)(zerosEnd - end))));
+            _gather.Add(WalFormat.Zeros.AsMemory(0, checked((int)(zerosEnd - end)))); // at most 68 KiB: WalFormat.Zeros is that long
             end = zerosEnd;
             _quietRunsSinceZeros = 0;
         }

@@ -18,7 +18,6 @@ namespace EmbeddedRaft.Storage.Wal;
 internal static class WalRecovery
 {
     private const int CopyChunkBytes = 1024 * 1024;
-    private static readonly byte[] s_zeros = new byte[64 * 1024];
 
     public static RecoveredLog Recover(IFileSystem fileSystem, string directory, WalOptions options)
     {
@@ -238,9 +237,9 @@ internal static class WalRecovery
         }
 
         string sidePath = SaveTornTail(fileSystem, segment, info, cut, end);
-        for (long offset = cut; offset < end; offset += s_zeros.Length)
+        for (long offset = cut; offset < end; offset += WalFormat.Zeros.Length)
         {
-            segment.Write(offset, s_zeros.AsSpan(0, (int)Math.Min(s_zeros.Length, end - offset)));
+            segment.Write(offset, WalFormat.Zeros.AsSpan(0, (int)Math.Min(WalFormat.Zeros.Length, end - offset)));
         }
 
         segment.Flush();

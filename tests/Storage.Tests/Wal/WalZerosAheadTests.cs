@@ -1,5 +1,6 @@
 using EmbeddedRaft.Storage.IO;
 using EmbeddedRaft.Storage.Wal;
+using EmbeddedRaft.TestSupport;
 using EmbeddedRaft.TestSupport.IO;
 
 namespace EmbeddedRaft.Storage.Tests.Wal;
@@ -219,6 +220,7 @@ public sealed class WalZerosAheadTests
         // flush held, E is written while the syncer flushes: nothing may carry zeros then.
         const int Payload = 7000;
         var writes = new List<FaultOperation>();
+        using var written = new SemaphoreSlim(0); // released once per write recorded
         var gate = new ManualResetEventSlim(false);
         using var entered = new SemaphoreSlim(0);
         int holdNextFlush = 0;
@@ -232,6 +234,8 @@ public sealed class WalZerosAheadTests
                     {
                         writes.Add(op);
                     }
+
+                    written.Release();
                 }
 
                 return false;
@@ -277,7 +281,7 @@ public sealed class WalZerosAheadTests
         var e = log.AppendAsync(1, Filled(Payload, 0x66), next++).AsTask();
         if (flushRunning)
         {
-            await WaitForSegmentWritesAsync(writes, log.SegmentPaths[^1], 17); // E written while D's flush is held
+            await WaitForSegmentWritesAsync(writes, written, log.SegmentPaths[^1], 17); // E written while D's flush is held
             gate.Set();
         }
 
@@ -354,13 +358,12 @@ public sealed class WalZerosAheadTests
         }
     }
 
-    private static async Task WaitForSegmentWritesAsync(List<FaultOperation> writes, string path, int count)
+    /// <summary>Waits until <paramref name="path"/> has <paramref name="count"/> record writes, woken by each write recorded (<paramref name="written"/>), never by a timer.</summary>
+    private static async Task WaitForSegmentWritesAsync(List<FaultOperation> writes, SemaphoreSlim written, string path, int count)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (SegmentWrites(Snapshot(writes), path).Count < count)
         {
-            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"{count} writes to {path} within 30 s");
-            await Task.Delay(1);
+            Assert.That(await written.WaitAsync(Waits.Limit), Is.True, $"{count} writes to {path} within {Waits.Limit.TotalSeconds} s");
         }
     }
 
