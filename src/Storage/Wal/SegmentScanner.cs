@@ -9,6 +9,13 @@ namespace EmbeddedRaft.Storage.Wal;
 /// buffer grows only to hold the largest frame), verifying the crc chain as it goes.
 /// Not thread-safe; one scanner per reader.
 /// </summary>
+/// <remarks>
+/// In a recycled segment (<see cref="SegmentHeader.IsRecycled"/>) the bytes past the last frame
+/// are the file's previous life: stale frames, or pieces of them. Every frame there is checked
+/// against this life's <see cref="FrameTag"/>, and a word that does not decode under it is the end
+/// of this life's frames (<see cref="ScanStatus.End"/>), not damage; a torn write's lost pieces
+/// read as stale bytes, not zeros, so no check here relies on zeros past the tail.
+/// </remarks>
 internal sealed class SegmentScanner : IDisposable
 {
     private const int InitialBufferSizeBytes = 1024 * 1024;
@@ -16,6 +23,7 @@ internal sealed class SegmentScanner : IDisposable
     private readonly IStorageFile _file;
     private readonly long _limit;
     private byte[] _buffer;
+    private FrameTag _tag;
     private long _bufferFileOffset;
     private int _bufferCount;
 
@@ -53,6 +61,15 @@ internal sealed class SegmentScanner : IDisposable
 
     public bool BadIsTornCompatible { get; private set; }
 
+    /// <summary>After a <see cref="ScanStatus.Bad"/> frame that fits before the limit: where it ends (its offset plus its size); else its offset.</summary>
+    public long BadFrameEnd { get; private set; }
+
+    /// <summary>True once <see cref="ReadHeader"/> read a recycled segment's header.</summary>
+    public bool IsRecycled => _tag.IsTagged;
+
+    /// <summary>The bytes of the file this scanner considers.</summary>
+    public long Limit => _limit;
+
     /// <summary>
     /// Reads and checks the segment header record at offset 0. A segment header is durable before
     /// the segment gets its name, so any failure here is corruption, never a torn write.
@@ -85,7 +102,8 @@ internal sealed class SegmentScanner : IDisposable
             Version: BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]),
             Sequence: BinaryPrimitives.ReadInt64LittleEndian(payload[16..]),
             FirstIndex: BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]),
-            PreviousCrc: BinaryPrimitives.ReadUInt32LittleEndian(payload[32..]));
+            PreviousCrc: BinaryPrimitives.ReadUInt32LittleEndian(payload[32..]),
+            Flags: BinaryPrimitives.ReadUInt32LittleEndian(payload[12..]));
         if (header.Magic == WalFormat.SegmentMagic && header.Version == 1
             && BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) == Crc32C.Append(Crc32C.Append(header.PreviousCrc, frame[..16]), payload))
         {
@@ -102,20 +120,29 @@ internal sealed class SegmentScanner : IDisposable
             throw new CorruptionException(Path, 0, $"The segment header fails its crc (stored {stored:x8}, computed {computed:x8}).");
         }
 
-        if (header.Magic != WalFormat.SegmentMagic || header.Version != WalFormat.FormatVersion)
+        if (header.Magic != WalFormat.SegmentMagic)
         {
-            throw new CorruptionException(Path, 0, $"Unknown segment magic {header.Magic:x16} or version {header.Version}.");
+            throw new CorruptionException(Path, 0, $"Unknown segment magic {header.Magic:x16}.");
         }
 
+        if (header.Version is < WalFormat.OldestReadableFormatVersion or > WalFormat.FormatVersion)
+        {
+            // An intact header (its crc matched) of a format this build does not know: a newer build wrote it.
+            throw new NotSupportedException($"'{Path}' is a write-ahead log segment in format version {header.Version}; this build reads versions {WalFormat.OldestReadableFormatVersion} to {WalFormat.FormatVersion}. Open it with the build that wrote it or a newer one.");
+        }
+
+        // Version 2 had no flags (its bytes 12-15 were reserved, zero); version 3 knows one.
+        uint knownFlags = header.Version >= 3 ? WalFormat.SegmentFlagRecycled : 0;
         if (header.Sequence != expectedSequence || header.FirstIndex != expectedFirstIndex
             || BinaryPrimitives.ReadUInt64LittleEndian(frame[8..]) != header.FirstIndex
             || BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) != 0
-            || BinaryPrimitives.ReadUInt32LittleEndian(payload[12..]) != 0
+            || (header.Flags & ~knownFlags) != 0
             || BinaryPrimitives.ReadUInt32LittleEndian(payload[36..]) != 0)
         {
-            throw new CorruptionException(Path, 0, $"The segment header (sequence {header.Sequence}, first index {header.FirstIndex}) disagrees with the file name or has non-zero reserved or synced fields.");
+            throw new CorruptionException(Path, 0, $"The segment header (sequence {header.Sequence}, first index {header.FirstIndex}, flags {header.Flags:x}) disagrees with the file name or has unknown flags or non-zero reserved or synced fields.");
         }
 
+        _tag = header.IsRecycled ? FrameTag.ForRecycledSegment(header.Sequence) : FrameTag.None;
         Crc = computed;
         Offset = WalFormat.SegmentHeaderFrameSizeBytes;
         return header;
@@ -130,17 +157,19 @@ internal sealed class SegmentScanner : IDisposable
             return ScanStatus.End;
         }
 
+        BadFrameEnd = offset;
         ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(offset, sizeof(ulong)));
         if (word == 0)
         {
             return ScanStatus.End;
         }
 
-        if (!WalFormat.TryDecodeLengthWord(word, out int length, out byte type))
+        if (!WalFormat.TryDecodeLengthWord(word, _tag, out int length, out byte type))
         {
-            // The word is written in one aligned piece: a torn write leaves it whole or zero, so
-            // any other value is damage.
-            return Bad($"Invalid length word {word:x16}.", tornCompatible: false);
+            // The word is written in one aligned piece: a torn write leaves it whole or as it was.
+            // Over zeros any other value is damage; in a recycled segment it is a previous life's
+            // byte (or a lost piece that reads as one): no frame of this life starts here.
+            return _tag.IsTagged ? ScanStatus.End : Bad($"Invalid length word {word:x16}.", tornCompatible: false);
         }
 
         long frameSize = WalFormat.FrameSize(length);
@@ -149,6 +178,8 @@ internal sealed class SegmentScanner : IDisposable
             // Bytes past the end of the file read as the zeros a lost write leaves.
             return Bad($"A {length}-byte record runs past the end ({_limit}).", tornCompatible: true);
         }
+
+        BadFrameEnd = offset + frameSize;
 
         var frame = Fill(offset, (int)frameSize);
         if (frame.Length != frameSize)
@@ -159,15 +190,17 @@ internal sealed class SegmentScanner : IDisposable
         var payload = frame.Slice(WalFormat.FrameHeaderSizeBytes, length);
         if (frame[(WalFormat.FrameHeaderSizeBytes + length)..].ContainsAnyExcept((byte)0))
         {
-            // Padding is written as zeros over zeros: a torn write cannot make it non-zero.
-            return Bad("Non-zero padding.", tornCompatible: false);
+            // Padding is written as zeros over zeros: a torn write cannot make it non-zero. Over a
+            // previous life's bytes a lost piece of padding reads as whatever was there.
+            return Bad("Non-zero padding.", tornCompatible: _tag.IsTagged);
         }
 
         uint stored = BinaryPrimitives.ReadUInt32LittleEndian(frame[20..]);
-        uint computed = Crc32C.Append(Crc32C.Append(Crc, frame[..20]), payload);
+        uint computed = WalFormat.FrameCrc(Crc, _tag, frame, payload);
         if (stored != computed)
         {
-            return Bad($"Crc mismatch (stored {stored:x8}, computed {computed:x8}).", HasZeroPiece(offset, frame[..(WalFormat.FrameHeaderSizeBytes + length)]));
+            // A lost piece reads as zeros over zeros, as stale bytes in a recycled segment.
+            return Bad($"Crc mismatch (stored {stored:x8}, computed {computed:x8}).", _tag.IsTagged || HasZeroPiece(offset, frame[..(WalFormat.FrameHeaderSizeBytes + length)]));
         }
 
         long synced = (long)BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) * WalFormat.Alignment;
@@ -211,12 +244,21 @@ internal sealed class SegmentScanner : IDisposable
     /// or zeroed a whole sector (a zero word does not say where the next frame starts). The scan
     /// runs only on a repair path and stops at the first proof. Bounded by (end - damageOffset) / 8 steps.
     /// </remarks>
-    public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset)
+    public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset) =>
+        TryFindSyncedClaimBeyond(damageOffset, end, out frameOffset, out syncedOffset, out _);
+
+    /// <summary>
+    /// As above; also returns <paramref name="genuineEnd"/>, the end of the last genuine frame the
+    /// scan found (<paramref name="damageOffset"/> when none): in a recycled segment, where this
+    /// life's frames past the damage end and the previous life's stale bytes begin.
+    /// </summary>
+    public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset, out long genuineEnd)
     {
+        genuineEnd = damageOffset;
         for (long p = damageOffset; p + WalFormat.FrameHeaderSizeBytes <= end; p += WalFormat.Alignment)
         {
             ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(p, sizeof(ulong)));
-            if (word == 0 || !WalFormat.TryDecodeLengthWord(word, out int length, out _))
+            if (word == 0 || !WalFormat.TryDecodeLengthWord(word, _tag, out int length, out _))
             {
                 continue;
             }
@@ -229,21 +271,23 @@ internal sealed class SegmentScanner : IDisposable
 
             // The frame may end in zero padding past the last non-zero byte: bound it by the limit, not by end.
             uint seed = BinaryPrimitives.ReadUInt32LittleEndian(Fill(p + 20, sizeof(uint)));
-            if (TryVerifyFrameFrom(next, _limit, seed, out long claimed) && claimed > damageOffset)
+            bool genuine = TryVerifyFrameFrom(next, _limit, seed, out long claimed, out long nextEnd);
+            if (!genuine && p == damageOffset && next <= _limit)
             {
-                frameOffset = next;
-                syncedOffset = claimed;
-                return true;
+                // When the damage hit only the damaged frame's stored crc, its successor chains from
+                // the crc its intact bytes give, continued from the chain before the damage (Crc).
+                genuine = TryVerifyFrameFrom(next, _limit, ChainedCrcOf(p, length), out claimed, out nextEnd);
             }
 
-            // When the damage hit only the damaged frame's stored crc, its successor chains from
-            // the crc its intact bytes give, continued from the chain before the damage (Crc).
-            if (p == damageOffset && next <= _limit
-                && TryVerifyFrameFrom(next, _limit, ChainedCrcOf(p, length), out claimed) && claimed > damageOffset)
+            if (genuine)
             {
-                frameOffset = next;
-                syncedOffset = claimed;
-                return true;
+                genuineEnd = Math.Max(genuineEnd, nextEnd);
+                if (claimed > damageOffset)
+                {
+                    frameOffset = next;
+                    syncedOffset = claimed;
+                    return true;
+                }
             }
         }
 
@@ -256,15 +300,16 @@ internal sealed class SegmentScanner : IDisposable
     private uint ChainedCrcOf(long offset, int payloadLength)
     {
         var frame = Fill(offset, WalFormat.FrameHeaderSizeBytes + payloadLength);
-        return Crc32C.Append(Crc32C.Append(Crc, frame[..20]), frame.Slice(WalFormat.FrameHeaderSizeBytes, payloadLength));
+        return WalFormat.FrameCrc(Crc, _tag, frame, frame.Slice(WalFormat.FrameHeaderSizeBytes, payloadLength));
     }
 
     /// <summary>True when a well-formed frame at <paramref name="offset"/>, before <paramref name="end"/>, verifies its crc continued from <paramref name="seed"/>; returns its synced offset.</summary>
-    private bool TryVerifyFrameFrom(long offset, long end, uint seed, out long syncedOffset)
+    private bool TryVerifyFrameFrom(long offset, long end, uint seed, out long syncedOffset, out long frameEnd)
     {
         syncedOffset = 0;
+        frameEnd = offset;
         ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(offset, sizeof(ulong)));
-        if (word == 0 || !WalFormat.TryDecodeLengthWord(word, out int length, out _))
+        if (word == 0 || !WalFormat.TryDecodeLengthWord(word, _tag, out int length, out _))
         {
             return false;
         }
@@ -281,7 +326,7 @@ internal sealed class SegmentScanner : IDisposable
             return false;
         }
 
-        uint computed = Crc32C.Append(Crc32C.Append(seed, frame[..20]), frame.Slice(WalFormat.FrameHeaderSizeBytes, length));
+        uint computed = WalFormat.FrameCrc(seed, _tag, frame, frame.Slice(WalFormat.FrameHeaderSizeBytes, length));
         long synced = (long)BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) * WalFormat.Alignment;
         if (computed != BinaryPrimitives.ReadUInt32LittleEndian(frame[20..]) || synced > offset)
         {
@@ -289,6 +334,7 @@ internal sealed class SegmentScanner : IDisposable
         }
 
         syncedOffset = synced;
+        frameEnd = offset + frameSize;
         return true;
     }
 

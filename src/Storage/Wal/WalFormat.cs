@@ -6,7 +6,7 @@ namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
 /// The on-disk frame layout of the write-ahead log (docs/formats.md, "Write-ahead log"), format
-/// version 2. Every frame starts at a multiple of 8 and is padded with zeros to a multiple of 8:
+/// version 3 (version 2 segments are read too). Every frame starts at a multiple of 8 and is padded with zeros to a multiple of 8:
 /// <code>
 /// offset size
 ///  0      8   length word  bits 0-31 payload length, 32-39 record type, 40-47 marker 0xA5,
@@ -32,6 +32,10 @@ namespace EmbeddedRaft.Storage.Wal;
 /// close, whose synced word covers every record before it) and for a 16-byte trailer in its last
 /// bytes, written only after the next segment durably exists, naming it; so a missing last
 /// segment is noticed.</para>
+/// <para>Why version 3: a released segment's file is reused for a later segment without being
+/// zeroed (a recycled segment, flagged in its header), so its blocks stay written and a flush into
+/// them writes no extent change. Its frames are tagged (<see cref="FrameTag"/>): the stale frames
+/// of the file's previous life past the tail fail this life's checks.</para>
 /// </summary>
 internal static class WalFormat
 {
@@ -51,11 +55,25 @@ internal static class WalFormat
     public const int SegmentHeaderFrameSizeBytes = FrameHeaderSizeBytes + SegmentHeaderPayloadSizeBytes;
 
     /// <summary>
+    /// Version 3 added recycled segments: the header's bytes 12-15 hold flags
+    /// (<see cref="SegmentFlagRecycled"/>), and a recycled segment's frames are tagged. A segment
+    /// without the flag is laid out exactly as in version 2, which this build reads (and appends
+    /// to: the tail segment of a version-2 log keeps its version until the next segment).
     /// Version 2 added the synced word at bytes 16-19 (the crc moved to 20-23), the sync mark and
     /// the segment trailer. Version 1 logs were written only by pre-release builds and are refused
     /// with a clear error, not converted: nothing with version 1 was ever published.
     /// </summary>
-    public const uint FormatVersion = 2;
+    public const uint FormatVersion = 3;
+
+    /// <summary>The oldest segment format this build reads.</summary>
+    public const uint OldestReadableFormatVersion = 2;
+
+    /// <summary>
+    /// Header flag (version 3): the segment's file was a released segment's, reused without being
+    /// zeroed. Its frames are tagged with <see cref="FrameTag.ForRecycledSegment"/>, and the bytes
+    /// past its tail are a previous life's, not zeros.
+    /// </summary>
+    public const uint SegmentFlagRecycled = 1;
 
     /// <summary>The sync mark's payload, "ERWALSYN": non-zero so that no sector piece of the mark reads as zeros.</summary>
     public const int SyncMarkPayloadSizeBytes = 8;
@@ -92,31 +110,59 @@ internal static class WalFormat
 
     public static int FrameSize(int payloadLength) => FrameHeaderSizeBytes + payloadLength + PaddingFor(payloadLength);
 
-    public static ulong EncodeLengthWord(int payloadLength, byte type)
+    public static ulong EncodeLengthWord(int payloadLength, byte type) => EncodeLengthWord(payloadLength, type, FrameTag.None);
+
+    public static ulong EncodeLengthWord(int payloadLength, byte type, FrameTag tag)
     {
         ulong low = (uint)payloadLength | ((ulong)type << 32) | ((ulong)Marker << 40);
-        return low | ((ulong)Check16(low) << 48);
+        return low | ((ulong)Check16(low, tag) << 48);
     }
 
     /// <summary>
-    /// Decodes a length word. Returns false for any word that <see cref="EncodeLengthWord"/> cannot
+    /// Decodes a length word. Returns false for any word that <see cref="EncodeLengthWord(int, byte, FrameTag)"/> cannot
     /// produce (wrong marker or check); a zero word is handled by the caller before this.
     /// </summary>
-    public static bool TryDecodeLengthWord(ulong word, out int payloadLength, out byte type)
+    public static bool TryDecodeLengthWord(ulong word, out int payloadLength, out byte type) =>
+        TryDecodeLengthWord(word, FrameTag.None, out payloadLength, out type);
+
+    /// <summary>As <see cref="TryDecodeLengthWord(ulong, out int, out byte)"/>, for a frame tagged with <paramref name="tag"/>: a word with another tag fails its check.</summary>
+    public static bool TryDecodeLengthWord(ulong word, FrameTag tag, out int payloadLength, out byte type)
     {
         ulong low = word & 0x0000_FFFF_FFFF_FFFFUL;
         payloadLength = (int)(uint)low;
         type = (byte)(low >> 32);
         return (byte)(low >> 40) == Marker
-            && (ushort)(word >> 48) == Check16(low)
+            && (ushort)(word >> 48) == Check16(low, tag)
             && (uint)low <= int.MaxValue;
     }
 
-    /// <summary>Folds a CRC-32C of the low 48 bits to 16 bits; detects every single-bit error in the word (pinned by a test).</summary>
-    public static ushort Check16(ulong low48)
+    /// <summary>
+    /// Folds a CRC-32C of the low 48 bits to 16 bits; detects every single-bit error in the word
+    /// (pinned by a test). A tagged frame's check starts from the CRC state after its tag's 4 bytes;
+    /// a different start adds a constant to a CRC, so the single-bit guarantee holds for every tag.
+    /// </summary>
+    public static ushort Check16(ulong low48, FrameTag tag)
     {
-        uint crc = BitOperations.Crc32C(0xFFFF_FFFFu, low48);
+        uint state = tag.IsTagged ? BitOperations.Crc32C(0xFFFF_FFFFu, tag.Value) : 0xFFFF_FFFFu;
+        uint crc = BitOperations.Crc32C(state, low48);
         return (ushort)(crc ^ (crc >> 16));
+    }
+
+    /// <summary>
+    /// A frame's chained crc: <paramref name="previousCrc"/> continued over the tag's 4 bytes
+    /// (little-endian; only for a tagged frame), the header's bytes 0-19 and the payload.
+    /// </summary>
+    public static uint FrameCrc(uint previousCrc, FrameTag tag, ReadOnlySpan<byte> headerFirst20, ReadOnlySpan<byte> payload)
+    {
+        uint crc = previousCrc;
+        if (tag.IsTagged)
+        {
+            Span<byte> tagBytes = stackalloc byte[sizeof(uint)];
+            BinaryPrimitives.WriteUInt32LittleEndian(tagBytes, tag.Value);
+            crc = Crc32C.Append(crc, tagBytes);
+        }
+
+        return Crc32C.Append(Crc32C.Append(crc, headerFirst20[..20]), payload);
     }
 
     /// <summary>
@@ -125,12 +171,16 @@ internal static class WalFormat
     /// <paramref name="syncedOffset"/> is an offset of this segment that a completed flush covered
     /// when the frame was appended (0 for none), a multiple of 8.
     /// </summary>
-    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset)
+    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset) =>
+        WriteFrameHeader(destination, type, index, payload, previousCrc, syncedOffset, FrameTag.None);
+
+    /// <summary>As above, for a frame of a segment whose frames carry <paramref name="tag"/>.</summary>
+    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset, FrameTag tag)
     {
-        BinaryPrimitives.WriteUInt64LittleEndian(destination, EncodeLengthWord(payload.Length, type));
+        BinaryPrimitives.WriteUInt64LittleEndian(destination, EncodeLengthWord(payload.Length, type, tag));
         BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], index);
         BinaryPrimitives.WriteUInt32LittleEndian(destination[16..], EncodeSyncedWord(syncedOffset));
-        uint crc = Crc32C.Append(Crc32C.Append(previousCrc, destination[..20]), payload);
+        uint crc = FrameCrc(previousCrc, tag, destination, payload);
         BinaryPrimitives.WriteUInt32LittleEndian(destination[20..], crc);
         return crc;
     }
@@ -147,11 +197,14 @@ internal static class WalFormat
     }
 
     /// <summary>Builds the sync mark written at a clean close: a type-0 frame whose synced word is its own offset (everything before it is durable).</summary>
-    public static byte[] BuildSyncMarkFrame(long offset, uint previousCrc, out uint crc)
+    public static byte[] BuildSyncMarkFrame(long offset, uint previousCrc, out uint crc) => BuildSyncMarkFrame(offset, previousCrc, FrameTag.None, out crc);
+
+    /// <summary>As above, in a segment whose frames carry <paramref name="tag"/>.</summary>
+    public static byte[] BuildSyncMarkFrame(long offset, uint previousCrc, FrameTag tag, out uint crc)
     {
         var frame = new byte[SyncMarkFrameSizeBytes];
         BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(FrameHeaderSizeBytes), SyncMarkMagic);
-        crc = WriteFrameHeader(frame, SegmentHeaderType, 0, frame.AsSpan(FrameHeaderSizeBytes), previousCrc, offset);
+        crc = WriteFrameHeader(frame, SegmentHeaderType, 0, frame.AsSpan(FrameHeaderSizeBytes), previousCrc, offset, tag);
         return frame;
     }
 
@@ -188,14 +241,22 @@ internal static class WalFormat
         return SegmentTrailerState.NamesNext;
     }
 
-    /// <summary>Builds the complete header frame that opens a segment (record type 0).</summary>
-    public static byte[] BuildSegmentHeaderFrame(long sequence, ulong firstIndex, uint previousCrc, out uint crc)
+    /// <summary>Builds the complete header frame that opens a segment written over zeros (record type 0).</summary>
+    public static byte[] BuildSegmentHeaderFrame(long sequence, ulong firstIndex, uint previousCrc, out uint crc) =>
+        BuildSegmentHeaderFrame(sequence, firstIndex, previousCrc, recycled: false, out crc);
+
+    /// <summary>
+    /// Builds the complete header frame that opens a segment (record type 0), flagged
+    /// <see cref="SegmentFlagRecycled"/> when <paramref name="recycled"/>. The header itself is never
+    /// tagged: a reader learns the flag from it.
+    /// </summary>
+    public static byte[] BuildSegmentHeaderFrame(long sequence, ulong firstIndex, uint previousCrc, bool recycled, out uint crc)
     {
         var frame = new byte[SegmentHeaderFrameSizeBytes];
         var payload = frame.AsSpan(FrameHeaderSizeBytes);
         BinaryPrimitives.WriteUInt64LittleEndian(payload, SegmentMagic);
         BinaryPrimitives.WriteUInt32LittleEndian(payload[8..], FormatVersion);
-        BinaryPrimitives.WriteUInt32LittleEndian(payload[12..], 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(payload[12..], recycled ? SegmentFlagRecycled : 0);
         BinaryPrimitives.WriteInt64LittleEndian(payload[16..], sequence);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[24..], firstIndex);
         BinaryPrimitives.WriteUInt32LittleEndian(payload[32..], previousCrc);

@@ -39,8 +39,8 @@ internal sealed class WalGroupCommit
 
     /// <summary>
     /// How far past a small write's end the write lane writes zeros, so that the next small flushes
-    /// land in blocks already written. Why: a preallocated segment's blocks (fresh, or a reused
-    /// spare's after <see cref="IStorageFile.ZeroRange"/>) are unwritten extents, and the first
+    /// land in blocks already written. Why: a fresh segment's preallocated blocks are unwritten
+    /// extents (a recycled segment's were written in its previous life: it gets none), and the first
     /// fdatasync after a write into one must also write the extent change (metadata): on the test
     /// VM a 4 KiB write + fdatasync into written blocks took about half as long as into
     /// unwritten ones (docs/benchmarks.md, "RaftNode single caller, session 28"). Zeros written
@@ -113,6 +113,8 @@ internal sealed class WalGroupCommit
     private long _tailSequence;
     private long _tailOffset;
     private uint _tailCrc;
+    // What the tail segment's frames are tagged with (none unless it is recycled).
+    private FrameTag _tailTag;
     private ulong _lastIndex;
     // True when a record was appended after the last frame that proves it durable (a sync mark):
     // a clean close then appends a sync mark (docs/formats.md, "Open: torn tail or corruption").
@@ -173,9 +175,10 @@ internal sealed class WalGroupCommit
         _tailSequence = _segments[^1].Sequence;
         _tailOffset = recovered.TailOffset;
         _tailCrc = recovered.TailCrc;
+        _tailTag = recovered.TailTag;
         _lastIndex = recovered.LastIndex;
         _writtenEnd = _durableEnd = new WalPosition(_tailSequence, _tailOffset);
-        SetSegmentFileWrittenTo(_segmentFile, _tailOffset);
+        SetSegmentFileWrittenTo(_segmentFile, _tailOffset, recycled: _tailTag.IsTagged);
         _active = RentBatchUnsynchronized(_tailSequence, _tailOffset, _writeBufferSizeBytes);
         if (_callerThreadOnly)
         {
@@ -754,7 +757,7 @@ internal sealed class WalGroupCommit
         // than the flush that completes before this frame is written: conservative, never wrong.
         // While a cut is pending (the frame goes to a segment not yet created) it is 0.
         long syncedOffset = _durableEnd.Sequence == _tailSequence ? _durableEnd.Offset : 0;
-        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc, syncedOffset);
+        _tailCrc = WalFormat.WriteFrameHeader(frame, recordType, index, payloadDestination, _tailCrc, syncedOffset, _tailTag);
         _needsSyncMark = true;
         _tailOffset += frameSize;
         _bufferedBytes += frameSize;
@@ -809,12 +812,16 @@ internal sealed class WalGroupCommit
     {
         long sequence = _tailSequence + 1;
         ulong firstIndex = index != 0 ? index : _lastIndex + 1;
-        byte[] header = WalFormat.BuildSegmentHeaderFrame(sequence, firstIndex, _tailCrc, out uint crc);
-        _active.CutAfter = new SegmentCut(sequence, firstIndex, header);
+        // Decided now, not when the write lane creates the file: the header and every frame after
+        // it are encoded from here on, and a recycled segment's are tagged.
+        bool recycled = _spare?.TryReserve() ?? false;
+        byte[] header = WalFormat.BuildSegmentHeaderFrame(sequence, firstIndex, _tailCrc, recycled, out uint crc);
+        _active.CutAfter = new SegmentCut(sequence, firstIndex, header, recycled);
         SealActiveUnsynchronized();
         _tailSequence = sequence;
         _tailOffset = header.Length;
         _tailCrc = crc;
+        _tailTag = recycled ? FrameTag.ForRecycledSegment(sequence) : FrameTag.None;
         _segments.Add(new SegmentInfo(sequence, firstIndex, Path.Combine(_directory, WalFormat.SegmentFileName(sequence, firstIndex))));
         _active.Reset(sequence, _tailOffset, _writeBufferSizeBytes);
     }
@@ -969,10 +976,10 @@ internal sealed class WalGroupCommit
     /// in the segment, closes <see cref="WriteAheadZerosMinQuietRuns"/> small runs in a row and
     /// nothing waits behind it, adds zeros to the gathered write, from the run's end to
     /// <see cref="WriteAheadZerosBytes"/> past its block, so the flushes after it overwrite written blocks (see
-    /// <see cref="WriteAheadZerosBytes"/>). The format is unchanged: the bytes after the tail are
-    /// zeros already (a fresh or zeroed segment, or a repaired tail), and zeros are what the scan's
-    /// end and the torn-write rule expect there; they reach the disk in the run's own write and
-    /// flush, so a crash leaves zeros or zeros.
+    /// <see cref="WriteAheadZerosBytes"/>). Only in a segment written over zeros (a recycled one's
+    /// zeros limit is 0): the bytes after its tail are zeros already (a fresh segment, or a repaired
+    /// tail), and zeros are what the scan's end and the torn-write rule expect there; they reach the
+    /// disk in the run's own write and flush, so a crash leaves zeros or zeros.
     /// </summary>
     private void AddZerosAheadOfQuietRun(long start, long end, bool lastRunOfWork)
     {
@@ -1014,14 +1021,18 @@ internal sealed class WalGroupCommit
         }
     }
 
-    /// <summary>Starts the written-blocks bookkeeping of a segment file the write lane now writes, whose bytes below <paramref name="writtenEnd"/> are written.</summary>
-    private void SetSegmentFileWrittenTo(IStorageFile file, long writtenEnd)
+    /// <summary>
+    /// Starts the written-blocks bookkeeping of a segment file the write lane now writes, whose
+    /// bytes below <paramref name="writtenEnd"/> are written (a recycled file's are all written:
+    /// it gets no zeros ahead).
+    /// </summary>
+    private void SetSegmentFileWrittenTo(IStorageFile file, long writtenEnd, bool recycled)
     {
         _segmentWrittenEnd = writtenEnd;
         _quietRunsSinceZeros = WriteAheadZerosMinQuietRuns - 1;
         // Relative to the file: a segment created under another SegmentSizeBytes keeps its own
         // length, and its sync mark's and trailer's room is at its own end.
-        _segmentZerosLimit = Math.Min(_segmentRecordLimitBytes, file.Length - WalFormat.SegmentReservedEndBytes);
+        _segmentZerosLimit = recycled ? 0 : Math.Min(_segmentRecordLimitBytes, file.Length - WalFormat.SegmentReservedEndBytes);
     }
 
     /// <summary>Records that batches <paramref name="first"/>..<paramref name="last"/> of <see cref="_work"/> are written, returns them to the pool and hands their waiters to the flush lane.</summary>
@@ -1155,7 +1166,7 @@ internal sealed class WalGroupCommit
         }
 
         finished.Dispose();
-        SetSegmentFileWrittenTo(next, cut.HeaderFrame.Length);
+        SetSegmentFileWrittenTo(next, cut.HeaderFrame.Length, cut.Recycled);
         lock (_lock)
         {
             _segmentFile = next;
@@ -1282,7 +1293,7 @@ internal sealed class WalGroupCommit
             }
 
             offset = _tailOffset;
-            mark = WalFormat.BuildSyncMarkFrame(offset, _tailCrc, out crc);
+            mark = WalFormat.BuildSyncMarkFrame(offset, _tailCrc, _tailTag, out crc);
         }
 
         long fileLength;

@@ -20,6 +20,7 @@ public sealed class WalReader : IDisposable
     private uint? _previousSegmentCrc;
     private string? _previousSegmentPath;
     private long _previousSegmentEnd;
+    private string _previousSegmentEndReason = "";
     private bool _disposed;
     // Called once at disposal: the log counts open readers (no released segment is reused while one is open).
     private readonly Action? _onDispose;
@@ -64,13 +65,16 @@ public sealed class WalReader : IDisposable
                 return true;
             }
 
-            if (status == ScanStatus.Bad)
+            bool isLast = _segments[_segmentIndex].Sequence == _end.Sequence;
+            if (status == ScanStatus.Bad && !(scanner.IsRecycled && !isLast && scanner.BadIsTornCompatible))
             {
                 // Open repaired the tail of the last segment; anything invalid a reader meets is damage.
                 throw new CorruptionException(scanner.Path, scanner.Offset, scanner.BadReason);
             }
 
-            bool isLast = _segments[_segmentIndex].Sequence == _end.Sequence;
+            // A finished recycled segment's frames end where its previous life's bytes begin: at a
+            // word or frame that fails this life's checks. Whether that is its true end, the next
+            // segment's header says (its previous crc must be the crc reached here).
             if (isLast && scanner.Offset != _end.Offset)
             {
                 throw new CorruptionException(scanner.Path, scanner.Offset, $"The records end here, before the log's end at offset {_end.Offset}.");
@@ -79,6 +83,7 @@ public sealed class WalReader : IDisposable
             _previousSegmentCrc = scanner.Crc;
             _previousSegmentPath = scanner.Path;
             _previousSegmentEnd = scanner.Offset;
+            _previousSegmentEndReason = status == ScanStatus.Bad ? " " + scanner.BadReason : "";
             CloseSegment();
             if (isLast)
             {
@@ -120,7 +125,7 @@ public sealed class WalReader : IDisposable
         var header = _scanner.ReadHeader(segment.Sequence, segment.FirstIndex);
         if (_previousSegmentCrc is uint previous && header.PreviousCrc != previous)
         {
-            throw new CorruptionException(_previousSegmentPath!, _previousSegmentEnd, $"The next segment '{segment.Path}' does not continue the crc chain from here (it expects {header.PreviousCrc:x8}, this segment ends at {previous:x8}): records at the end of this segment are missing or the segment was replaced.");
+            throw new CorruptionException(_previousSegmentPath!, _previousSegmentEnd, $"The next segment '{segment.Path}' does not continue the crc chain from here (it expects {header.PreviousCrc:x8}, this segment ends at {previous:x8}): records at the end of this segment are missing or the segment was replaced.{_previousSegmentEndReason}");
         }
 
         return true;

@@ -14,6 +14,11 @@ namespace EmbeddedRaft.Storage.Wal;
 /// past the damage: flushed bytes cannot be torn, so that is corruption too. Any other invalid
 /// frame is corruption and the open fails. A last segment whose trailer names a successor means
 /// the successor was deleted or lost: the open fails naming it.
+/// <para>A recycled last segment holds its previous life's bytes past the tail, and a torn write's
+/// lost pieces read as those, not as zeros: there the log ends at the first offset without a valid
+/// frame of this life, whatever it holds; the torn tail is this life's frames found after it (a
+/// damaged frame at the end, genuine frames beyond), and the same synced-word proof refuses to
+/// cut a flushed byte.</para>
 /// </summary>
 internal static class WalRecovery
 {
@@ -25,8 +30,8 @@ internal static class WalRecovery
         if (segments.Count == 0)
         {
             var header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, out uint crc);
-            var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header));
-            return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, 0, null);
+            var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header, Recycled: false));
+            return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, FrameTag.None, 0, null);
         }
 
         for (int i = 0; i < segments.Count - 1; i++)
@@ -41,7 +46,7 @@ internal static class WalRecovery
         try
         {
             CheckNoSuccessorWasRecorded(segment, last);
-            var (tailOffset, tailCrc, lastIndex, repair, needsSyncMark) = ScanLastSegment(fileSystem, segment, last);
+            var (tailOffset, tailCrc, tag, lastIndex, repair, needsSyncMark) = ScanLastSegment(fileSystem, segment, last);
             // A segment is preallocated before it is named; this restores the size if a filesystem lost it.
             if (segment.Length < options.SegmentSizeBytes)
             {
@@ -62,13 +67,13 @@ internal static class WalRecovery
                     throw new InvariantViolationException("Every segment keeps room for a sync mark before its trailer.");
                 }
 
-                byte[] mark = WalFormat.BuildSyncMarkFrame(tailOffset, tailCrc, out tailCrc);
+                byte[] mark = WalFormat.BuildSyncMarkFrame(tailOffset, tailCrc, tag, out tailCrc);
                 segment.Write(tailOffset, mark);
                 segment.Flush();
                 tailOffset += mark.Length;
             }
 
-            return new RecoveredLog(segments, segment, tailOffset, tailCrc, lastIndex, repair);
+            return new RecoveredLog(segments, segment, tailOffset, tailCrc, tag, lastIndex, repair);
         }
         catch
         {
@@ -80,46 +85,39 @@ internal static class WalRecovery
     /// <summary>
     /// Creates a segment the crash-safe way: a temporary file gets the header record and its full
     /// size and is flushed, and only then renamed to its segment name and the directory synced. A
-    /// segment that has a name therefore always has a durable header.
+    /// segment that has a name therefore always has a durable header. A recycled cut
+    /// (<see cref="SegmentCut.Recycled"/>) takes the spare its cut reserved: its old bytes stay
+    /// (blocks written, so flushes into them change no extent), its header and a zero trailer are
+    /// written over them and flushed before it is named (WalSpareSegment says why this is safe).
     /// </summary>
     public static IStorageFile CreateSegment(IFileSystem fileSystem, string directory, WalOptions options, SegmentCut cut, WalSpareSegment? spare = null)
     {
         string path = Path.Combine(directory, WalFormat.SegmentFileName(cut.Sequence, cut.FirstIndex));
         string temporary = path + WalFormat.TempSuffix;
-        if (spare is not null && spare.TryTake(temporary))
+        if (cut.Recycled)
         {
-            // A released segment reused: zeroed in place (its blocks kept), then exactly what a
-            // fresh segment holds before it is named (WalSpareSegment says why this is safe).
-            bool reused;
+            if (spare is null || !spare.TakeReserved(temporary))
+            {
+                throw new InvariantViolationException("A recycled cut takes the spare it reserved.");
+            }
+
             using (var file = fileSystem.Open(temporary, FileOpenMode.OpenExisting))
             {
-                if (file.Length != options.SegmentSizeBytes)
+                long length = file.Length;
+                if (length < WalFormat.SegmentHeaderFrameSizeBytes + WalFormat.SegmentReservedEndBytes)
                 {
-                    throw new InvariantViolationException("A spare segment is exactly one segment long.");
+                    throw new InvariantViolationException("A spare segment is a whole segment long.");
                 }
 
-                reused = file.ZeroRange(0, file.Length);
-                if (reused)
-                {
-                    file.Write(0, cut.HeaderFrame);
-                    file.Flush();
-                }
-            }
-
-            if (!reused)
-            {
-                fileSystem.DeleteFile(temporary); // cannot be zeroed in place: a fresh one below
-            }
-            else
-            {
-                fileSystem.Rename(temporary, path);
-                fileSystem.SyncDirectory(directory);
-                return fileSystem.Open(path, FileOpenMode.OpenExisting);
+                file.Write(0, cut.HeaderFrame);
+                // The old trailer named the old successor; a trailer is written only after the next segment exists.
+                file.Write(length - WalFormat.SegmentTrailerSizeBytes, WalFormat.Zeros.AsSpan(0, WalFormat.SegmentTrailerSizeBytes));
+                file.Flush();
             }
         }
-
-        using (var file = fileSystem.Open(temporary, FileOpenMode.OpenOrCreate))
+        else
         {
+            using var file = fileSystem.Open(temporary, FileOpenMode.OpenOrCreate);
             file.SetLength(0);
             file.Write(0, cut.HeaderFrame);
             file.Preallocate(options.SegmentSizeBytes);
@@ -196,11 +194,12 @@ internal static class WalRecovery
         }
     }
 
-    private static (long TailOffset, uint TailCrc, ulong LastIndex, WalTailRepair? Repair, bool NeedsSyncMark) ScanLastSegment(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info)
+    private static (long TailOffset, uint TailCrc, FrameTag Tag, ulong LastIndex, WalTailRepair? Repair, bool NeedsSyncMark) ScanLastSegment(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info)
     {
         // The trailer is not part of the frames; it was checked by CheckNoSuccessorWasRecorded.
         using var scanner = new SegmentScanner(segment, segment.Length - WalFormat.SegmentTrailerSizeBytes);
-        scanner.ReadHeader(info.Sequence, info.FirstIndex);
+        var header = scanner.ReadHeader(info.Sequence, info.FirstIndex);
+        var tag = header.IsRecycled ? FrameTag.ForRecycledSegment(header.Sequence) : FrameTag.None;
         ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
         bool lastIsRecord = false;
         long provenDurable = WalFormat.SegmentHeaderFrameSizeBytes; // a named segment's header is durable
@@ -222,18 +221,42 @@ internal static class WalRecovery
         }
 
         uint tailCrc = scanner.Crc;
-        long end = scanner.EndOfNonZeroBytes(cut);
-        if (end == cut)
+        long end;
+        string reason;
+        long proofOffset, syncedOffset;
+        if (scanner.IsRecycled)
         {
-            return (cut, tailCrc, lastIndex, null, lastIsRecord);
-        }
+            // Past the tail lies the previous life; this life's frames there (a damaged one at the
+            // cut, genuine ones beyond it) are what a crash left unfinished. The whole rest of the
+            // file is searched for proof, as the zeros' end bounds it in a segment written over zeros.
+            bool proven = scanner.TryFindSyncedClaimBeyond(cut, scanner.Limit, out proofOffset, out syncedOffset, out long genuineEnd);
+            reason = status == ScanStatus.Bad ? scanner.BadReason : "Frames of this segment's life after the last valid one.";
+            if (proven)
+            {
+                throw ProvenDurable(info, cut, reason, proofOffset, syncedOffset);
+            }
 
-        string reason = status == ScanStatus.Bad ? scanner.BadReason : "Non-zero bytes after the last record.";
-        // A torn write touches only bytes no flush had covered. A later genuine frame that claims a
-        // flush covered the damage proves the damaged frame was durable: refuse, never cut it.
-        if (scanner.TryFindSyncedClaimBeyond(cut, end, out long proofOffset, out long syncedOffset))
+            end = Math.Max(genuineEnd, status == ScanStatus.Bad ? scanner.BadFrameEnd : cut);
+            if (end == cut)
+            {
+                return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);
+            }
+        }
+        else
         {
-            throw new CorruptionException(info.Path, cut, $"{reason} A torn write cannot explain it: the frame at offset {proofOffset} was appended after a flush had made the log durable up to offset {syncedOffset}, which covers this frame.");
+            end = scanner.EndOfNonZeroBytes(cut);
+            if (end == cut)
+            {
+                return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);
+            }
+
+            reason = status == ScanStatus.Bad ? scanner.BadReason : "Non-zero bytes after the last record.";
+            // A torn write touches only bytes no flush had covered. A later genuine frame that claims a
+            // flush covered the damage proves the damaged frame was durable: refuse, never cut it.
+            if (scanner.TryFindSyncedClaimBeyond(cut, end, out proofOffset, out syncedOffset))
+            {
+                throw ProvenDurable(info, cut, reason, proofOffset, syncedOffset);
+            }
         }
 
         string sidePath = SaveTornTail(fileSystem, segment, info, cut, end);
@@ -248,8 +271,11 @@ internal static class WalRecovery
             throw new InvariantViolationException("A valid frame never claims more than the offsets before it.");
         }
 
-        return (cut, tailCrc, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason, provenDurable), lastIsRecord);
+        return (cut, tailCrc, tag, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason, provenDurable), lastIsRecord);
     }
+
+    private static CorruptionException ProvenDurable(SegmentInfo info, long cut, string reason, long proofOffset, long syncedOffset) =>
+        new(info.Path, cut, $"{reason} A torn write cannot explain it: the frame at offset {proofOffset} was appended after a flush had made the log durable up to offset {syncedOffset}, which covers this frame.");
 
     /// <summary>Copies [cut, end) of the segment to a new side file and makes it durable before anything is zeroed.</summary>
     private static string SaveTornTail(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info, long cut, long end)

@@ -14,13 +14,16 @@ namespace EmbeddedRaft.Storage.Wal;
 /// <para>The spare's name ends in <c>.wal.tmp</c> (<see cref="WalFormat.TempSuffix"/>), never a
 /// segment name, so a reader or an open never takes it for part of the log: an open deletes it
 /// with the other temporaries, as after a crash during a release or a cut.</para>
-/// <para>Reuse keeps the crash guarantees of a fresh segment because a reused file is made to look
-/// exactly like one before it gets a segment name: every byte zeroed (<see cref="IStorageFile.ZeroRange"/>,
-/// blocks kept), the header written, the file flushed, then renamed and the directory synced
-/// (<see cref="WalRecovery.CreateSegment"/>). Stale frames of its previous life are therefore never
-/// after a tail: the scan's end (a zero length word) and the torn-write rule (an all-zero sector
-/// piece) hold as for a fresh segment. A file system that cannot zero a range in place gets a
-/// fresh segment and the spare is deleted.</para>
+/// <para>The file is reused as it is, not zeroed (zeroing in place would turn its blocks back into
+/// unwritten extents, and the first flush into each would again write an extent change). The
+/// segment made from it is flagged recycled in its header and its frames tagged with its sequence
+/// (<see cref="FrameTag"/>), so the previous life's frames past the tail fail this life's checks;
+/// the open's rules for a recycled tail do not expect zeros there (docs/formats.md, "Recycled
+/// segments"). Its header and a zero trailer are written and flushed before it is renamed to its
+/// segment name and the directory synced (<see cref="WalRecovery.CreateSegment"/>).</para>
+/// <para>The segment cut decides, under the log's lock, whether its segment is recycled (its
+/// header and the frames after it are encoded then), so it reserves the spare
+/// (<see cref="TryReserve"/>); the write lane takes it later (<see cref="TakeReserved"/>).</para>
 /// </remarks>
 internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, long segmentSizeBytes)
 {
@@ -30,6 +33,8 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
     private readonly object _lock = new();
     // Guarded by _lock: whether the spare file exists (only this object renames to or from its path).
     private bool _present;
+    // Guarded by _lock: the kept spare is promised to a segment cut not yet created (implies _present).
+    private bool _reserved;
     // Guarded by _lock: open readers hold released segments' files; none is reused while one is open.
     private int _openReaders;
 
@@ -83,18 +88,34 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
         }
     }
 
-    /// <summary>Renames the spare, if one is kept, to <paramref name="destination"/> and returns true; the caller then owns that file.</summary>
-    public bool TryTake(string destination)
+    /// <summary>Promises the kept spare, if any and not promised already, to the caller's segment cut. No file-system call: the log's lock may be held.</summary>
+    public bool TryReserve()
     {
         lock (_lock)
         {
-            if (!_present)
+            if (!_present || _reserved)
+            {
+                return false;
+            }
+
+            _reserved = true;
+            return true;
+        }
+    }
+
+    /// <summary>Renames the reserved spare to <paramref name="destination"/> and returns true (false when none is reserved); the caller then owns that file.</summary>
+    public bool TakeReserved(string destination)
+    {
+        lock (_lock)
+        {
+            if (!_reserved)
             {
                 return false;
             }
 
             fileSystem.Rename(Path, destination);
             _present = false;
+            _reserved = false;
             return true;
         }
     }

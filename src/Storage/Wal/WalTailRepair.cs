@@ -2,8 +2,10 @@ namespace EmbeddedRaft.Storage.Wal;
 
 /// <summary>
 /// What <see cref="WriteAheadLog.Open"/> cut from the end of the last segment because a crash left
-/// it torn: the bytes from <see cref="Offset"/> up to the last non-zero byte, which were copied to
-/// <see cref="SideFilePath"/> (never deleted by the log) before being zeroed in the segment.
+/// it torn: the bytes from <see cref="Offset"/> up to the last non-zero byte (in a recycled
+/// segment, whose unused rest holds a previous life's bytes: up to the end of the last frame of
+/// this life found there), which were copied to <see cref="SideFilePath"/> (never deleted by the
+/// log) before being zeroed in the segment.
 /// Reported by <see cref="WriteAheadLog.TailRepair"/> and as a warning through
 /// <see cref="WalOptions.Logger"/>.
 /// </summary>

@@ -61,7 +61,8 @@ public sealed class WalFormatTests
         byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, out uint crc);
         Assert.That(frame, Has.Length.EqualTo(64));
         Assert.That(System.Text.Encoding.ASCII.GetString(frame, 24, 8), Is.EqualTo("ERWALSEG"));
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(32)), Is.EqualTo(2u), "format version 2");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(32)), Is.EqualTo(3u), "format version 3");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(36)), Is.EqualTo(0u), "no flags: written over zeros");
         Assert.That(BinaryPrimitives.ReadInt64LittleEndian(frame.AsSpan(40)), Is.EqualTo(0x12L));
         Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(frame.AsSpan(48)), Is.EqualTo(0x34UL));
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(56)), Is.EqualTo(0xDEADBEEFu));
@@ -116,7 +117,53 @@ public sealed class WalFormatTests
         }
 
         Assert.That(WalFormat.SegmentReservedEndBytes, Is.EqualTo(48));
-        Assert.That(WalFormat.FormatVersion, Is.EqualTo(2u));
+        Assert.That(WalFormat.FormatVersion, Is.EqualTo(3u));
+    }
+
+    [Test]
+    public void ARecycledSegmentsHeaderIsFlaggedAndItselfUntagged()
+    {
+        byte[] plain = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, out _);
+        byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, recycled: true, out uint crc);
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(36)), Is.EqualTo(WalFormat.SegmentFlagRecycled).And.EqualTo(1u), "flags at payload bytes 12-15");
+        Assert.That(frame.AsSpan(0, 8).ToArray(), Is.EqualTo(plain.AsSpan(0, 8).ToArray()), "the header's length word is untagged: a reader learns the flag from it");
+        Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(0xDEADBEEF, frame.AsSpan(0, 20)), frame.AsSpan(24))));
+    }
+
+    [Test]
+    public void ATaggedFrameMixesItsTagIntoTheLengthWordCheckAndTheCrc()
+    {
+        var tag = FrameTag.ForRecycledSegment(0x1_0000_0007);
+        Assert.That(tag, Is.EqualTo(new FrameTag(true, 7u)), "the low 32 bits of the sequence");
+        byte[] payload = [1, 2, 3];
+        var frame = new byte[WalFormat.FrameSize(payload.Length)];
+        payload.CopyTo(frame.AsSpan(24));
+        uint crc = WalFormat.WriteFrameHeader(frame, 7, 0x1234, payload, 0xCAFEF00D, syncedOffset: 4096, tag);
+        ulong word = BinaryPrimitives.ReadUInt64LittleEndian(frame);
+        Assert.That(WalFormat.TryDecodeLengthWord(word, tag, out int length, out byte type), Is.True);
+        Assert.That((length, type), Is.EqualTo((3, (byte)7)));
+        Assert.That(WalFormat.TryDecodeLengthWord(word, out _, out _), Is.False, "an untagged reader sees no frame");
+        Assert.That(WalFormat.TryDecodeLengthWord(word, FrameTag.ForRecycledSegment(8), out _, out _), Is.False, "nor does another life's");
+        byte[] tagBytes = [7, 0, 0, 0];
+        Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(Crc32C.Append(0xCAFEF00D, tagBytes), frame.AsSpan(0, 20)), payload)), "crc = continue(previous, tag ++ bytes 0-19 ++ payload)");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(20)), Is.EqualTo(crc));
+        uint state = System.Numerics.BitOperations.Crc32C(System.Numerics.BitOperations.Crc32C(0xFFFF_FFFFu, 7u), word & 0xFFFF_FFFF_FFFFUL);
+        Assert.That((ushort)(word >> 48), Is.EqualTo((ushort)(state ^ (state >> 16))), "check = fold16(CRC32C-update(CRC32C-update(0xFFFFFFFF, tag), bits 0-47))");
+    }
+
+    [Test]
+    public void EverySingleBitFlipOfATaggedLengthWordIsDetected()
+    {
+        var random = new Random(43);
+        for (int i = 0; i < 200; i++)
+        {
+            var tag = FrameTag.ForRecycledSegment(random.NextInt64(1, long.MaxValue));
+            ulong word = WalFormat.EncodeLengthWord(random.Next(0, 1 << 24), (byte)random.Next(0, 256), tag);
+            for (int bit = 0; bit < 64; bit++)
+            {
+                Assert.That(WalFormat.TryDecodeLengthWord(word ^ (1UL << bit), tag, out _, out _), Is.False, $"word {word:x16}, tag {tag.Value:x8}, bit {bit}");
+            }
+        }
     }
 
     [Test]
