@@ -16,8 +16,7 @@ internal sealed class FixedFsyncFileSystem(TimeSpan flushTime) : ForwardingFileS
 
     public override void SyncDirectory(string directory) => Thread.Sleep(flushTime);
 
-    // Everything else is forwarded, ZeroRange included (with the real fsync that call ends with), so
-    // the WAL reuses a released segment here as on the real disk.
+    // Everything else is forwarded, so the WAL recycles a released segment here as on the real disk.
     private sealed class File(IStorageFile inner, TimeSpan flushTime) : ForwardingStorageFile(inner)
     {
         public override void Flush() => Thread.Sleep(flushTime);

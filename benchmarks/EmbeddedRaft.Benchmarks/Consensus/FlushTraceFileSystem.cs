@@ -166,14 +166,6 @@ internal sealed class FlushTraceFileSystem(string row) : ForwardingFileSystem(Ph
             owner.Record(start, Path, "flush", written);
         }
 
-        public override bool ZeroRange(long offset, long length)
-        {
-            long start = Stopwatch.GetTimestamp();
-            bool done = Inner.ZeroRange(offset, length);
-            owner.Record(start, Path, "zerorange", default);
-            return done;
-        }
-
         public override void Preallocate(long length)
         {
             long start = Stopwatch.GetTimestamp();

@@ -6,8 +6,8 @@ namespace EmbeddedRaft.Benchmarks.IO;
 /// A file system that passes every call to <see cref="Inner"/>: the base of the benchmarks' probes
 /// and diagnostics that time, count or replace a few calls. Every member is forwarded here, so a
 /// wrapper overrides only what it observes and can never keep an interface default by omission
-/// (session 26: a wrapper that did not forward <see cref="IStorageFile.ZeroRange"/> made the WAL
-/// unlink every released segment under <c>cluster-load --fsync-ms</c>).
+/// (session 26: a wrapper that did not forward the WAL's then zero-range call made the WAL unlink
+/// every released segment under <c>cluster-load --fsync-ms</c>).
 /// </summary>
 internal abstract class ForwardingFileSystem(IFileSystem inner) : IFileSystem
 {

@@ -4,7 +4,7 @@ namespace EmbeddedRaft.Benchmarks.IO;
 
 /// <summary>
 /// A file that passes every call to <see cref="Inner"/>, including the members
-/// <see cref="IStorageFile"/> gives defaults (<see cref="StartWriteBack"/>, <see cref="ZeroRange"/>):
+/// <see cref="IStorageFile"/> gives defaults (<see cref="StartWriteBack"/>):
 /// the base of the benchmarks' wrapping files (see <see cref="ForwardingFileSystem"/>).
 /// </summary>
 internal abstract class ForwardingStorageFile(IStorageFile inner) : IStorageFile
@@ -25,8 +25,6 @@ internal abstract class ForwardingStorageFile(IStorageFile inner) : IStorageFile
     public virtual void Flush() => Inner.Flush();
 
     public virtual void StartWriteBack(long offset, long length) => Inner.StartWriteBack(offset, length);
-
-    public virtual bool ZeroRange(long offset, long length) => Inner.ZeroRange(offset, length);
 
     public virtual void SetLength(long length) => Inner.SetLength(length);
 

@@ -13,9 +13,9 @@ namespace EmbeddedRaft.Benchmarks.Wal;
 /// records of <c>--record-bytes</c> appended unsynced, then one synced append (the Raft log's
 /// one synced write per Ready). Every <c>--release-every</c> records a log releases the segments
 /// wholly before its last 64 MiB worth of records, off the appending thread (as the Raft log does
-/// after a snapshot), so segments are cut and released as in the cluster. <c>--reuse off</c> hides
-/// <see cref="IStorageFile.ZeroRange"/> from the logs (every cut creates a fresh file and every
-/// release unlinks: the behaviour before session 26). Prints per batch size: MB/s per log and in
+/// after a snapshot), so segments are cut and released as in the cluster. <c>--reuse off</c> keeps a
+/// reader open on each log (a release then keeps no spare: every cut creates a fresh file and every
+/// release unlinks, the behaviour before session 26); on, cuts recycle the released segments. Prints per batch size: MB/s per log and in
 /// all, the flush (fdatasync of a segment) p50/p90/p99 and its bytes, the synced batch's p50, cuts
 /// and releases.
 /// </summary>
@@ -46,13 +46,13 @@ internal static class WalFlushCostProbe
             string root = BenchmarkDirectory.Create("wal-flush");
             try
             {
-                var fs = new ProbeFileSystem(PhysicalFileSystem.Instance, reuse);
+                var fs = new ProbeFileSystem(PhysicalFileSystem.Instance);
                 var runs = new Task<LogRun>[logs];
                 using var start = new Barrier(logs);
                 for (int i = 0; i < logs; i++)
                 {
                     string directory = Path.Combine(root, $"log-{i}");
-                    runs[i] = Task.Factory.StartNew(() => RunLog(fs, directory, batch, recordBytes, releaseEvery, TimeSpan.FromSeconds(seconds), start), TaskCreationOptions.LongRunning);
+                    runs[i] = Task.Factory.StartNew(() => RunLog(fs, directory, batch, recordBytes, releaseEvery, reuse, TimeSpan.FromSeconds(seconds), start), TaskCreationOptions.LongRunning);
                 }
 
                 var results = await Task.WhenAll(runs);
@@ -76,12 +76,14 @@ internal static class WalFlushCostProbe
 
     private static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))];
 
-    private static LogRun RunLog(ProbeFileSystem fs, string directory, int batch, int recordBytes, int releaseEvery, TimeSpan duration, Barrier start)
+    private static LogRun RunLog(ProbeFileSystem fs, string directory, int batch, int recordBytes, int releaseEvery, bool reuse, TimeSpan duration, Barrier start)
     {
         var payload = new byte[recordBytes];
         new Random(7).NextBytes(payload);
         var run = new LogRun();
         using var log = WriteAheadLog.Open(fs, directory);
+        // No spare is kept while a reader of the log is open; this one never reads (it opens no file).
+        using var keepsNoSpare = reuse ? null : log.ReadFrom(0UL);
         long recordsPerSegment = WalOptions.DefaultSegmentSizeBytes / (recordBytes + 32);
         Task release = Task.CompletedTask;
         int segments = log.SegmentPaths.Count;
@@ -154,8 +156,8 @@ internal static class WalFlushCostProbe
         public double ReleaseMs { get; set; }
     }
 
-    /// <summary>Passes every call through, timing each segment flush and counting the bytes written to segments before it; hides <see cref="IStorageFile.ZeroRange"/> when reuse is off.</summary>
-    private sealed class ProbeFileSystem(IFileSystem inner, bool reuse) : ForwardingFileSystem(inner)
+    /// <summary>Passes every call through, timing each segment flush and counting the bytes written to segments before it.</summary>
+    private sealed class ProbeFileSystem(IFileSystem inner) : ForwardingFileSystem(inner)
     {
         private readonly List<double> _flushMs = [];
         private long _flushedBytes;
@@ -176,7 +178,7 @@ internal static class WalFlushCostProbe
             }
         }
 
-        public override IStorageFile Open(string path, FileOpenMode mode) => new ProbeFile(Inner.Open(path, mode), this, reuse, path.EndsWith(".wal", StringComparison.Ordinal));
+        public override IStorageFile Open(string path, FileOpenMode mode) => new ProbeFile(Inner.Open(path, mode), this, path.EndsWith(".wal", StringComparison.Ordinal));
 
         private void Flushed(double ms, long bytes)
         {
@@ -187,7 +189,7 @@ internal static class WalFlushCostProbe
             }
         }
 
-        private sealed class ProbeFile(IStorageFile inner, ProbeFileSystem owner, bool reuse, bool segment) : ForwardingStorageFile(inner)
+        private sealed class ProbeFile(IStorageFile inner, ProbeFileSystem owner, bool segment) : ForwardingStorageFile(inner)
         {
             private long _unflushed;
 
@@ -213,8 +215,6 @@ internal static class WalFlushCostProbe
                     owner.Flushed(Stopwatch.GetElapsedTime(began).TotalMilliseconds, bytes);
                 }
             }
-
-            public override bool ZeroRange(long offset, long length) => reuse && Inner.ZeroRange(offset, length);
         }
     }
 }

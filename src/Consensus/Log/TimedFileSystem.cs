@@ -48,7 +48,6 @@ internal sealed class TimedFileSystem(IFileSystem inner, TimeProvider time, Acti
 
         public void StartWriteBack(long offset, long length) => inner.StartWriteBack(offset, length);
 
-        public bool ZeroRange(long offset, long length) => inner.ZeroRange(offset, length);
 
         public void SetLength(long length) => inner.SetLength(length);
 

@@ -47,18 +47,6 @@ public interface IStorageFile : IDisposable
     {
     }
 
-    /// <summary>
-    /// Makes the <paramref name="length"/> bytes at <paramref name="offset"/> (inside the file's
-    /// length, which does not change) read as zeros while keeping their disk space allocated (Linux:
-    /// <c>fallocate</c> with <c>FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE</c>): a file that was
-    /// written once can be reused without freeing its blocks and allocating fresh ones. Durable
-    /// once <see cref="Flush"/> returns (an implementation may make it durable sooner). Returns
-    /// false, having changed nothing, when the file system cannot do it; the default implementation
-    /// always returns false.
-    /// </summary>
-    /// <exception cref="IOException">The device reported a failure; the range's content is unknown.</exception>
-    bool ZeroRange(long offset, long length) => false;
-
     /// <summary>Truncates or extends (with zeros) the file to <paramref name="length"/> bytes.</summary>
     void SetLength(long length);
 

@@ -27,17 +27,6 @@ internal static partial class NativeMethods
     [LibraryImport(LibC, EntryPoint = "posix_fallocate")]
     public static partial int PosixFallocate(int fd, long offset, long length);
 
-    /// <summary><c>fallocate</c> mode: the range reads as zeros, its blocks stay allocated (marked unwritten).</summary>
-    public const int FallocZeroRange = 0x10;
-
-    /// <summary><c>fallocate</c> mode: the file's size does not change.</summary>
-    public const int FallocKeepSize = 0x01;
-
-    public const int ErrorNoSystemCall = 38;    // ENOSYS
-
-    [LibraryImport(LibC, EntryPoint = "fallocate", SetLastError = true)]
-    public static partial int Fallocate(int fd, int mode, long offset, long length);
-
     [LibraryImport(LibC, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
 

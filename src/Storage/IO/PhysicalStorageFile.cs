@@ -69,42 +69,6 @@ internal sealed class PhysicalStorageFile : IStorageFile
         }
     }
 
-    public bool ZeroRange(long offset, long length)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        if (!OperatingSystem.IsLinux())
-        {
-            return false;
-        }
-
-        if (length == 0)
-        {
-            return true;
-        }
-
-        if (CallWithDescriptor((offset, length), static (fd, range) => NativeMethods.Fallocate(fd, NativeMethods.FallocZeroRange | NativeMethods.FallocKeepSize, range.offset, range.length)) != 0)
-        {
-            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            if (errno is NativeMethods.ErrorNotSupported or NativeMethods.ErrorInvalidArgument or NativeMethods.ErrorNoSystemCall)
-            {
-                return false; // this file system cannot: nothing changed
-            }
-
-            throw new IOException($"fallocate (zero range) '{Path}' {offset}+{length} failed with errno {errno}.", errno);
-        }
-
-        // A full fsync, not fdatasync: the zeroed range is an extent-state change (metadata), and
-        // it must be durable before anything written over it is; a later Flush (fdatasync) alone
-        // would have to be trusted to carry it on every file system.
-        if (CallWithDescriptor(0, static (fd, _) => NativeMethods.FSync(fd)) != 0)
-        {
-            throw NativeMethods.LastErrorAsIOException($"fsync '{Path}'");
-        }
-
-        return true;
-    }
-
     public void SetLength(long length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);

@@ -61,8 +61,6 @@ public sealed class FaultInjectingFileSystem : IFileSystem
     /// <summary>Restarts so far.</summary>
     public int RestartCount { get; private set; }
 
-    /// <summary>Whether files support <see cref="IStorageFile.ZeroRange"/> (a write of zeros here); true unless set otherwise.</summary>
-    public bool SupportsZeroRange { get; init; } = true;
 
     /// <summary>
     /// When set, the mutating operation with this 1-based <see cref="OperationCount"/> takes effect

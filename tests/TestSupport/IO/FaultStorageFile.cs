@@ -91,37 +91,6 @@ internal sealed class FaultStorageFile(FaultInjectingFileSystem fileSystem, Inod
         }
     }
 
-    /// <summary>
-    /// Modelled as a write of zeros over the range (the file's length unchanged): unflushed, a crash
-    /// may drop or tear it like any write, which is weaker than the real call (the WAL makes it
-    /// durable before naming the file either way). Returns false, changing nothing, when the file
-    /// system was made without it (<see cref="FaultInjectingFileSystem.SupportsZeroRange"/>).
-    /// </summary>
-    public bool ZeroRange(long offset, long length)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        if (!fileSystem.SupportsZeroRange)
-        {
-            return false;
-        }
-
-        fileSystem.BeforeEntering?.Invoke(FaultOperationKind.Write, Path);
-        lock (fileSystem.Gate)
-        {
-            CheckWritable();
-            if (offset + length > inode.CurrentLength)
-            {
-                throw new ArgumentOutOfRangeException(nameof(length), "A zeroed range lies inside the file.");
-            }
-
-            fileSystem.BeginOperation(FaultOperationKind.Write, Path, offset, length);
-            inode.Write(offset, new byte[length]);
-            fileSystem.EndOperation();
-        }
-
-        return true;
-    }
 
     public void SetLength(long length)
     {
