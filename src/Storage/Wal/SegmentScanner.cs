@@ -64,6 +64,9 @@ internal sealed class SegmentScanner : IDisposable
     /// <summary>After a <see cref="ScanStatus.Bad"/> frame that fits before the limit: where it ends (its offset plus its size); else its offset.</summary>
     public long BadFrameEnd { get; private set; }
 
+    /// <summary>After a <see cref="ScanStatus.Bad"/> frame that fits before the limit: the offset its synced word claims (unchecked: its crc failed); else -1.</summary>
+    public long BadFrameSyncedOffset { get; private set; } = -1;
+
     /// <summary>True once <see cref="ReadHeader"/> read a recycled segment's header.</summary>
     public bool IsRecycled => _tag.IsTagged;
 
@@ -158,6 +161,7 @@ internal sealed class SegmentScanner : IDisposable
         }
 
         BadFrameEnd = offset;
+        BadFrameSyncedOffset = -1;
         ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(offset, sizeof(ulong)));
         if (word == 0)
         {
@@ -186,6 +190,8 @@ internal sealed class SegmentScanner : IDisposable
         {
             throw new InvariantViolationException("Fill returned fewer bytes than the limit allows.");
         }
+
+        BadFrameSyncedOffset = (long)BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) * WalFormat.Alignment;
 
         var payload = frame.Slice(WalFormat.FrameHeaderSizeBytes, length);
         if (frame[(WalFormat.FrameHeaderSizeBytes + length)..].ContainsAnyExcept((byte)0))
@@ -238,7 +244,9 @@ internal sealed class SegmentScanner : IDisposable
     /// at p (and its padding and synced word are well-formed); for the damaged frame itself also
     /// continued from the crc its bytes give on the chain before it, which is the right one when
     /// the damage hit only its stored crc (then the frame after it is proof even when it is the
-    /// last, such as a sync mark). Chance data passes this with
+    /// last, such as a sync mark); and any frame after the damaged one also continued from the
+    /// damaged frame's stored crc, which is the right one when the damage hit only its length word
+    /// (a recycled segment reads such a word as the end, not as damage). Chance data passes this with
     /// probability about 2^-56 per offset. Checking every 8-aligned offset, not only the damaged
     /// frame's successor, also finds proof when the damage hit the stored crc or a length word,
     /// or zeroed a whole sector (a zero word does not say where the next frame starts). The scan
@@ -255,12 +263,29 @@ internal sealed class SegmentScanner : IDisposable
     public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset, out long genuineEnd)
     {
         genuineEnd = damageOffset;
+        // The damaged frame's stored crc: when the damage hit only its length word (which then
+        // says nothing of where its successor starts), that successor, wherever it is, chains from it.
+        uint? damagedStoredCrc = damageOffset + WalFormat.FrameHeaderSizeBytes <= _limit
+            ? BinaryPrimitives.ReadUInt32LittleEndian(Fill(damageOffset + 20, sizeof(uint)))
+            : null;
         for (long p = damageOffset; p + WalFormat.FrameHeaderSizeBytes <= end; p += WalFormat.Alignment)
         {
             ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(p, sizeof(ulong)));
             if (word == 0 || !WalFormat.TryDecodeLengthWord(word, _tag, out int length, out _))
             {
                 continue;
+            }
+
+            if (p > damageOffset && damagedStoredCrc is uint damagedCrc
+                && TryVerifyFrameFrom(p, _limit, damagedCrc, out long claimedAfterDamage, out long successorEnd))
+            {
+                genuineEnd = Math.Max(genuineEnd, successorEnd);
+                if (claimedAfterDamage > damageOffset)
+                {
+                    frameOffset = p;
+                    syncedOffset = claimedAfterDamage;
+                    return true;
+                }
             }
 
             long next = p + WalFormat.FrameSize(length);

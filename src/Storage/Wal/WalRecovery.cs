@@ -57,7 +57,12 @@ internal static class WalRecovery
             // unflushed bytes in the page cache): the log then starts with its durable position at
             // the tail, and the synced word of the next frame may claim it.
             segment.Flush();
-            if (needsSyncMark)
+            // A recycled segment gets a mark at every open that leaves it room, records or not:
+            // frames of this life a crash left after the tail but this open did not cut (a lone
+            // frame past a lost piece) chained from the crc at the tail; the mark moves the chain
+            // on, so no later append, however identical to what was lost, can link them back.
+            // Without room no record can follow in this segment (the next append cuts).
+            if (needsSyncMark || (tag.IsTagged && tailOffset + WalFormat.SyncMarkFrameSizeBytes <= segment.Length - WalFormat.SegmentTrailerSizeBytes))
             {
                 // Records a crash left unproven (no later frame claims them) are proven now, so
                 // damage to them after this open is refused. After the flush above, never before it:
@@ -203,11 +208,13 @@ internal static class WalRecovery
         ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
         bool lastIsRecord = false;
         long provenDurable = WalFormat.SegmentHeaderFrameSizeBytes; // a named segment's header is durable
+        long largestClaim = 0;
         ScanStatus status;
         while ((status = scanner.Next()) == ScanStatus.Frame)
         {
             lastIsRecord = scanner.Type != WalFormat.SegmentHeaderType;
             provenDurable = Math.Max(provenDurable, scanner.SyncedOffset);
+            largestClaim = Math.Max(largestClaim, scanner.SyncedOffset);
             if (scanner.Index != 0)
             {
                 lastIndex = scanner.Index;
@@ -236,7 +243,13 @@ internal static class WalRecovery
                 throw ProvenDurable(info, cut, reason, proofOffset, syncedOffset);
             }
 
-            end = Math.Max(genuineEnd, status == ScanStatus.Bad ? scanner.BadFrameEnd : cut);
+            // A damaged frame at the cut is this life's torn write when its (unchecked) synced word
+            // is one this life could have written there: the log's durable position only grows, so
+            // at least every claim before it, and never past its own start. A stale word that
+            // decodes under the tag by chance (2^-16) rarely has such a synced word too.
+            bool damagedFrameIsThisLifes = status == ScanStatus.Bad
+                && scanner.BadFrameSyncedOffset >= largestClaim && scanner.BadFrameSyncedOffset <= cut;
+            end = Math.Max(genuineEnd, damagedFrameIsThisLifes ? scanner.BadFrameEnd : cut);
             if (end == cut)
             {
                 return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);

@@ -35,6 +35,8 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
     private bool _present;
     // Guarded by _lock: the kept spare is promised to a segment cut not yet created (implies _present).
     private bool _reserved;
+    // Guarded by _lock: a released segment was renamed to the spare's name and the directory is being synced.
+    private bool _keeping;
     // Guarded by _lock: open readers hold released segments' files; none is reused while one is open.
     private int _openReaders;
 
@@ -65,11 +67,18 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
     /// no spare is kept, no reader is open and the file is a whole segment long. Returns false when
     /// the caller must delete it instead. The caller syncs the directory either way.
     /// </summary>
+    /// <remarks>
+    /// The spare is offered to cuts only after the directory is synced with the rename: a cut
+    /// writes the next segment's header into the file, and were the rename still undone by a
+    /// crash, the released segment's name would point at that header (an open would refuse the
+    /// log: the header disagrees with the name). The sync runs outside the lock, so a cut (which
+    /// asks under the log's lock) never waits for it; meanwhile no second segment is kept.
+    /// </remarks>
     public bool TryKeep(SegmentInfo released)
     {
         lock (_lock)
         {
-            if (_present || _openReaders > 0)
+            if (_present || _keeping || _openReaders > 0)
             {
                 return false;
             }
@@ -83,9 +92,26 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
             }
 
             fileSystem.Rename(released.Path, Path);
-            _present = true;
-            return true;
+            _keeping = true;
         }
+
+        bool synced = false;
+        try
+        {
+            fileSystem.SyncDirectory(directory);
+            synced = true;
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                // Failed, the file stays under the spare's name unoffered (an open deletes it; a later keep renames over it).
+                _keeping = false;
+                _present = synced;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Promises the kept spare, if any and not promised already, to the caller's segment cut. No file-system call: the log's lock may be held.</summary>

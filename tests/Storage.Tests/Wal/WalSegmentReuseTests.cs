@@ -183,6 +183,141 @@ public sealed class WalSegmentReuseTests
         Assert.That(error.Offset, Is.EqualTo(inRecycled[^1].Position.Offset), "where its frames stopped");
     }
 
+    [Test]
+    public async Task AFlippedLengthWordOfARecordASyncMarkProvesIsRefusedNotDropped()
+    {
+        // A word that does not decode under the tag ends a recycled segment's frames (stale bytes
+        // look like that too), so the proof must come from the mark after it, which chains from
+        // the damaged record's intact stored crc.
+        var fs = new FaultInjectingFileSystem(90);
+        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
+        string segment;
+        long tail;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            (segment, tail, _) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 3);
+        }
+
+        long lastRecord = tail - WalFormat.FrameSize(400);
+        fs.FlipBit(segment, lastRecord, 0);
+        var error = Assert.Throws<CorruptionException>(() => WriteAheadLog.Open(fs, WalTestKit.Directory, options));
+        Assert.That(error!.Path, Is.EqualTo(segment));
+        Assert.That(error.Offset, Is.EqualTo(lastRecord));
+        Assert.That(error.Message, Does.Contain($"the frame at offset {tail}"), "the close's sync mark is the proof");
+    }
+
+    [Test]
+    public async Task ALoneFrameACrashLeftPastAnUncutTailNeverComesBackAfterTheSameRecordIsAppendedAgain()
+    {
+        var fs = new FaultInjectingFileSystem(92);
+        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
+        string segment;
+        ulong last;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            (segment, _, last) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 1);
+        }
+
+        // F1 and F2 in one write after a clean open; a crash loses F1's first sector piece (it
+        // reads as the previous life's bytes), F2 survives alone: no pair, no proof, not cut.
+        byte[] f1Payload = Enumerable.Repeat((byte)0x11, 1000).ToArray();
+        byte[] f2Payload = Enumerable.Repeat((byte)0x22, 300).ToArray();
+        var first = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        var f1 = await first.AppendAsync(1, f1Payload, last + 1, sync: false);
+        await first.AppendAsync(1, f2Payload, last + 2, sync: true);
+        fs.Crash();
+        first.Dispose(); // a failed log's dispose does not throw
+        fs.Restart();
+        long pieceEnd = (f1.Offset / WalFormat.SectorSizeBytes + 1) * WalFormat.SectorSizeBytes;
+        var stale = new byte[pieceEnd - f1.Offset];
+        new Random(5).NextBytes(stale);
+        WriteDurably(fs, segment, f1.Offset, stale);
+
+        var second = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        Assert.That(WalTestKit.ReadAll(second)[^1].Index, Is.EqualTo(last), "the log ends before the torn F1");
+        // The caller appends the same record again (Raft re-sends an entry it lost), durably, then crashes.
+        await second.AppendAsync(1, f1Payload, last + 1, sync: true);
+        fs.Crash();
+        second.Dispose();
+        fs.Restart();
+
+        await using var third = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        var records = WalTestKit.ReadAll(third);
+        Assert.That(records[^1].Index, Is.EqualTo(last + 1), "the log ends at the record appended after the open, not at F2, which no open kept");
+        Assert.That(records[^1].Payload, Is.EqualTo(f1Payload));
+    }
+
+    [Test]
+    public async Task AStaleWordThatDecodesByChanceAfterACleanTailIsNoRepair()
+    {
+        var fs = new FaultInjectingFileSystem(94);
+        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
+        string segment;
+        long tail;
+        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
+        {
+            (segment, tail, _) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 2);
+        }
+
+        // Right after the close's sync mark, a previous life's word that this life's tag decodes
+        // (a 2^-16 chance for any stale word), followed by stale bytes: a synced word of them
+        // this life could not have written there.
+        var stale = new byte[WalFormat.FrameSize(100)];
+        new Random(3).NextBytes(stale);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(stale, WalFormat.EncodeLengthWord(100, 1, FrameTag.ForRecycledSegment(SequenceOf(segment))));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(stale.AsSpan(16), 0x7FFF_0000);
+        WriteDurably(fs, segment, tail + WalFormat.SyncMarkFrameSizeBytes, stale);
+        await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        Assert.That(reopened.TailRepair, Is.Null, "a clean end, not a torn tail");
+    }
+
+    /// <summary>
+    /// A release renames a segment to the spare's name and then syncs the directory; a cut in
+    /// between must not recycle the file: if it did and a crash undid the rename, the released
+    /// segment's name would hold the new segment's header, and the log would not open.
+    /// </summary>
+    [Test]
+    public async Task ACutNeverRecyclesASpareWhoseRenameIsNotYetDurable()
+    {
+        var inner = new FaultInjectingFileSystem(93);
+        var fs = new SpareSyncGate(inner);
+        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
+        var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        ulong next = 1;
+        for (; next <= 60; next++)
+        {
+            await log.AppendAsync(1, Enumerable.Repeat((byte)7, 400).ToArray(), next);
+        }
+
+        fs.HoldTheSyncAfterTheSpareRename = true;
+        var release = Task.Run(() => log.ReleaseBefore(40));
+        Assert.That(fs.SyncHeld.Wait(TimeSpan.FromSeconds(30)), Is.True, "the release renamed the spare and waits to sync the directory");
+        fs.CrashWhenASegmentIsNamed = true;
+        Assert.CatchAsync(async () =>
+        {
+            while (true)
+            {
+                await log.AppendAsync(1, new byte[400], next++);
+            }
+        }, "the next cut crashes the disk as it names its segment");
+        Assert.That(fs.CrashedAsASegmentWasNamed, Is.True, "a cut was reached");
+        fs.ReleaseSync.Set();
+        try
+        {
+            await release;
+        }
+        catch (Exception e) when (e is SimulatedCrashException or IOException)
+        {
+            // the release's sync met the crashed disk
+        }
+
+        log.Dispose();
+        inner.Restart();
+
+        await using var reopened = WriteAheadLog.Open(inner, WalTestKit.Directory, options);
+        Assert.That(WalTestKit.ReadAll(reopened)[^1].Index, Is.GreaterThanOrEqualTo(60UL), "every acknowledged record is there");
+    }
+
     /// <summary>
     /// Appends 400-byte records (each synced) past a few cuts, releases all but the newest segments
     /// (the first released is kept as the spare), then appends until the next cut recycles the
@@ -236,6 +371,61 @@ public sealed class WalSegmentReuseTests
         using var file = fs.Open(path, EmbeddedRaft.Storage.IO.FileOpenMode.OpenExisting);
         file.Write(offset, bytes);
         file.Flush();
+    }
+
+    /// <summary>Holds the directory sync that follows a rename to the spare's name until released, and crashes the disk when a temporary is renamed to a segment's name.</summary>
+    private sealed class SpareSyncGate(FaultInjectingFileSystem inner) : EmbeddedRaft.Storage.IO.IFileSystem
+    {
+        [ThreadStatic]
+        private static bool t_renamedToSpare;
+
+        public volatile bool HoldTheSyncAfterTheSpareRename;
+        public volatile bool CrashWhenASegmentIsNamed;
+        public volatile bool CrashedAsASegmentWasNamed;
+
+        public ManualResetEventSlim SyncHeld { get; } = new(false);
+
+        public ManualResetEventSlim ReleaseSync { get; } = new(false);
+
+        public EmbeddedRaft.Storage.IO.IStorageFile Open(string path, EmbeddedRaft.Storage.IO.FileOpenMode mode) => inner.Open(path, mode);
+
+        public bool FileExists(string path) => inner.FileExists(path);
+
+        public bool DirectoryExists(string path) => inner.DirectoryExists(path);
+
+        public void CreateDirectory(string path) => inner.CreateDirectory(path);
+
+        public void DeleteFile(string path) => inner.DeleteFile(path);
+
+        public IReadOnlyList<string> ListFiles(string directory) => inner.ListFiles(directory);
+
+        public IDisposable AcquireExclusiveLock(string lockFilePath) => inner.AcquireExclusiveLock(lockFilePath);
+
+        public void Rename(string sourcePath, string destinationPath)
+        {
+            if (CrashWhenASegmentIsNamed && sourcePath.EndsWith(".wal.tmp", StringComparison.Ordinal) && destinationPath.EndsWith(".wal", StringComparison.Ordinal))
+            {
+                CrashedAsASegmentWasNamed = true;
+                inner.Crash();
+                throw new SimulatedCrashException("crashed as a segment was named");
+            }
+
+            inner.Rename(sourcePath, destinationPath);
+            t_renamedToSpare = HoldTheSyncAfterTheSpareRename && destinationPath.EndsWith(WalSpareSegment.FileName, StringComparison.Ordinal);
+        }
+
+        public void SyncDirectory(string directory)
+        {
+            if (t_renamedToSpare)
+            {
+                t_renamedToSpare = false;
+                HoldTheSyncAfterTheSpareRename = false;
+                SyncHeld.Set();
+                ReleaseSync.Wait();
+            }
+
+            inner.SyncDirectory(directory);
+        }
     }
 
     [Test]
