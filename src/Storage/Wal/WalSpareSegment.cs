@@ -65,7 +65,7 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
     /// <summary>
     /// Keeps a released segment (already detached from the log) as the spare by renaming it, when
     /// no spare is kept, no reader is open and the file is a whole segment long. Returns false when
-    /// the caller must delete it instead. The caller syncs the directory either way.
+    /// the caller must delete it instead (and sync the directory). A kept one's rename is synced here.
     /// </summary>
     /// <remarks>
     /// The spare is offered to cuts only after the directory is synced with the rename: a cut

@@ -260,12 +260,12 @@ public sealed class WriteAheadLog : IAsyncDisposable, IDisposable
                 // The first one, when no spare is kept, becomes the spare (renamed, not deleted):
                 // the next cut reuses its blocks. Either way its segment name is gone before the
                 // next segment's, oldest first.
+                // (A kept one's rename is synced inside TryKeep, before a cut may recycle it.)
                 if (!_spare.TryKeep(segment))
                 {
                     _fileSystem.DeleteFile(segment.Path);
+                    _fileSystem.SyncDirectory(_directory);
                 }
-
-                _fileSystem.SyncDirectory(_directory);
             }
 
             return released.Count;
