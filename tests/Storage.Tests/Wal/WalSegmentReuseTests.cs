@@ -80,16 +80,7 @@ public sealed class WalSegmentReuseTests
     [Test]
     public async Task ARecycledSegmentKeepsItsPreviousLifePastItsTailAndReopensWithoutARepair()
     {
-        var fs = new FaultInjectingFileSystem(72);
-        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
-        string segment;
-        long tail;
-        ulong last;
-        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
-        {
-            (segment, tail, last) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 2);
-            Assert.That(fs.FileExists(SparePath), Is.False, "the cut took the spare");
-        }
+        var (fs, options, segment, tail, last, _, _) = await CloseARecycledLogAsync(seed: 72, recordsAfterCut: 2);
 
         Assert.That(HeaderFlags(fs, segment), Is.EqualTo(WalFormat.SegmentFlagRecycled), "the header says the segment is recycled");
         Assert.That(ReadBytes(fs, segment, tail + WalFormat.SyncMarkFrameSizeBytes, 512).Any(b => b != 0), Is.True,
@@ -104,17 +95,7 @@ public sealed class WalSegmentReuseTests
     [Test]
     public async Task ATornGroupInARecycledSegmentIsCutAtItsDamagedFrameAndOnlyThisLifesBytesAreSaved()
     {
-        var fs = new FaultInjectingFileSystem(74);
-        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
-        string segment;
-        long tail;
-        ulong last;
-        WalPosition lastPosition;
-        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
-        {
-            (segment, tail, last) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 3);
-            lastPosition = WalTestKit.ReadAll(log)[^1].Position;
-        }
+        var (fs, options, segment, tail, last, _, lastPosition) = await CloseARecycledLogAsync(seed: 74, recordsAfterCut: 3);
 
         // What a crash leaves when the last record's write and the close's sync mark tore: their
         // lost sector pieces read as the previous life's bytes, not zeros (no zero piece anywhere).
@@ -142,15 +123,7 @@ public sealed class WalSegmentReuseTests
     [Test]
     public async Task ADamagedFlushedFrameOfARecycledSegmentIsRefusedNotCut()
     {
-        var fs = new FaultInjectingFileSystem(75);
-        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
-        string segment;
-        WalPosition damaged;
-        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
-        {
-            (segment, _, _) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 3);
-            damaged = WalTestKit.ReadAll(log).First(r => r.Position.Sequence == SequenceOf(segment)).Position;
-        }
+        var (fs, options, segment, _, _, damaged, _) = await CloseARecycledLogAsync(seed: 75, recordsAfterCut: 3);
 
         // Synced records each: the frames after the first claim it durable.
         fs.FlipBit(segment, damaged.Offset + WalFormat.FrameHeaderSizeBytes + 5, 3);
@@ -189,14 +162,7 @@ public sealed class WalSegmentReuseTests
         // A word that does not decode under the tag ends a recycled segment's frames (stale bytes
         // look like that too), so the proof must come from the mark after it, which chains from
         // the damaged record's intact stored crc.
-        var fs = new FaultInjectingFileSystem(90);
-        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
-        string segment;
-        long tail;
-        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
-        {
-            (segment, tail, _) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 3);
-        }
+        var (fs, options, segment, tail, _, _, _) = await CloseARecycledLogAsync(seed: 90, recordsAfterCut: 3);
 
         long lastRecord = tail - WalFormat.FrameSize(400);
         fs.FlipBit(segment, lastRecord, 0);
@@ -209,14 +175,7 @@ public sealed class WalSegmentReuseTests
     [Test]
     public async Task ALoneFrameACrashLeftPastAnUncutTailNeverComesBackAfterTheSameRecordIsAppendedAgain()
     {
-        var fs = new FaultInjectingFileSystem(92);
-        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
-        string segment;
-        ulong last;
-        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
-        {
-            (segment, _, last) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 1);
-        }
+        var (fs, options, segment, _, last, _, _) = await CloseARecycledLogAsync(seed: 92, recordsAfterCut: 1);
 
         // F1 and F2 in one write after a clean open; a crash loses F1's first sector piece (it
         // reads as the previous life's bytes), F2 survives alone: no pair, no proof, not cut.
@@ -250,14 +209,7 @@ public sealed class WalSegmentReuseTests
     [Test]
     public async Task AStaleWordThatDecodesByChanceAfterACleanTailIsNoRepair()
     {
-        var fs = new FaultInjectingFileSystem(94);
-        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
-        string segment;
-        long tail;
-        await using (var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options))
-        {
-            (segment, tail, _) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut: 2);
-        }
+        var (fs, options, segment, tail, _, _, _) = await CloseARecycledLogAsync(seed: 94, recordsAfterCut: 2);
 
         // Right after the close's sync mark, a previous life's word that this life's tag decodes
         // (a 2^-16 chance for any stale word), followed by stale bytes: a synced word of them
@@ -347,6 +299,23 @@ public sealed class WalSegmentReuseTests
         }
 
         return (log.SegmentPaths[^1], position.Offset + WalFormat.FrameSize(400), next - 1);
+    }
+
+    /// <summary>
+    /// A log on a new disk (caller-thread writes) filled into a recycled segment
+    /// (<see cref="FillIntoARecycledSegmentAsync"/>), then closed cleanly (a sync mark at the tail):
+    /// the disk, the options, the recycled segment, its tail before the mark, the last index, and
+    /// the positions of the segment's first and last records.
+    /// </summary>
+    private static async Task<(FaultInjectingFileSystem Fs, WalOptions Options, string Segment, long Tail, ulong LastIndex, WalPosition FirstInSegment, WalPosition Last)> CloseARecycledLogAsync(int seed, int recordsAfterCut)
+    {
+        var fs = new FaultInjectingFileSystem(seed);
+        var options = WalTestKit.SmallSegments() with { Threading = WalThreading.CallerThread };
+        await using var log = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        var (segment, tail, last) = await FillIntoARecycledSegmentAsync(log, recordsAfterCut);
+        Assert.That(fs.FileExists(SparePath), Is.False, "the cut took the spare");
+        var inSegment = WalTestKit.ReadAll(log).Where(r => r.Position.Sequence == SequenceOf(segment)).ToList();
+        return (fs, options, segment, tail, last, inSegment[0].Position, inSegment[^1].Position);
     }
 
     private static long SequenceOf(string segment)
