@@ -64,9 +64,6 @@ internal sealed class SegmentScanner : IDisposable
     /// <summary>After a <see cref="ScanStatus.Bad"/> frame that fits before the limit: where it ends (its offset plus its size); else its offset.</summary>
     public long BadFrameEnd { get; private set; }
 
-    /// <summary>After a <see cref="ScanStatus.Bad"/> frame that fits before the limit: the offset its synced word claims (unchecked: its crc failed); else -1.</summary>
-    public long BadFrameSyncedOffset { get; private set; } = -1;
-
     /// <summary>True once <see cref="ReadHeader"/> read a recycled segment's header.</summary>
     public bool IsRecycled => _tag.IsTagged;
 
@@ -161,7 +158,6 @@ internal sealed class SegmentScanner : IDisposable
         }
 
         BadFrameEnd = offset;
-        BadFrameSyncedOffset = -1;
         ulong word = BinaryPrimitives.ReadUInt64LittleEndian(Fill(offset, sizeof(ulong)));
         if (word == 0)
         {
@@ -190,8 +186,6 @@ internal sealed class SegmentScanner : IDisposable
         {
             throw new InvariantViolationException("Fill returned fewer bytes than the limit allows.");
         }
-
-        BadFrameSyncedOffset = (long)BinaryPrimitives.ReadUInt32LittleEndian(frame[16..]) * WalFormat.Alignment;
 
         var payload = frame.Slice(WalFormat.FrameHeaderSizeBytes, length);
         if (frame[(WalFormat.FrameHeaderSizeBytes + length)..].ContainsAnyExcept((byte)0))
@@ -246,11 +240,14 @@ internal sealed class SegmentScanner : IDisposable
     /// the damage hit only its stored crc (then the frame after it is proof even when it is the
     /// last, such as a sync mark); and any frame after the damaged one also continued from the
     /// damaged frame's stored crc, which is the right one when the damage hit only its length word
-    /// (a recycled segment reads such a word as the end, not as damage). Chance data passes this with
-    /// probability about 2^-56 per offset. Checking every 8-aligned offset, not only the damaged
-    /// frame's successor, also finds proof when the damage hit the stored crc or a length word,
-    /// or zeroed a whole sector (a zero word does not say where the next frame starts). The scan
-    /// runs only on a repair path and stops at the first proof. Bounded by (end - damageOffset) / 8 steps.
+    /// (a recycled segment reads such a word as the end, not as damage). Chance data passes a pair
+    /// check with probability about 2^-56 per offset and the check from the damaged frame's crc
+    /// (one word and one crc) about 2^-48; over the 2^23 offsets of a 64 MiB recycled segment that
+    /// is about 2^-25 per open, and a chance pass must also claim an offset past the damage.
+    /// Checking every 8-aligned offset, not only the damaged frame's successor, also finds proof
+    /// when the damage hit the stored crc or a length word, or zeroed a whole sector (a zero word
+    /// does not say where the next frame starts). The scan runs only on a repair path (and at every
+    /// open of a recycled last segment) and stops at the first proof. Bounded by (end - damageOffset) / 8 steps.
     /// </remarks>
     public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset) =>
         TryFindSyncedClaimBeyond(damageOffset, end, out frameOffset, out syncedOffset, out _);

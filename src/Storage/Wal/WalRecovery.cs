@@ -208,13 +208,11 @@ internal static class WalRecovery
         ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
         bool lastIsRecord = false;
         long provenDurable = WalFormat.SegmentHeaderFrameSizeBytes; // a named segment's header is durable
-        long largestClaim = 0;
         ScanStatus status;
         while ((status = scanner.Next()) == ScanStatus.Frame)
         {
             lastIsRecord = scanner.Type != WalFormat.SegmentHeaderType;
             provenDurable = Math.Max(provenDurable, scanner.SyncedOffset);
-            largestClaim = Math.Max(largestClaim, scanner.SyncedOffset);
             if (scanner.Index != 0)
             {
                 lastIndex = scanner.Index;
@@ -243,13 +241,10 @@ internal static class WalRecovery
                 throw ProvenDurable(info, cut, reason, proofOffset, syncedOffset);
             }
 
-            // A damaged frame at the cut is this life's torn write when its (unchecked) synced word
-            // is one this life could have written there: the log's durable position only grows, so
-            // at least every claim before it, and never past its own start. A stale word that
-            // decodes under the tag by chance (2^-16) rarely has such a synced word too.
-            bool damagedFrameIsThisLifes = status == ScanStatus.Bad
-                && scanner.BadFrameSyncedOffset >= largestClaim && scanner.BadFrameSyncedOffset <= cut;
-            end = Math.Max(genuineEnd, damagedFrameIsThisLifes ? scanner.BadFrameEnd : cut);
+            // A damaged frame at the cut whose word decodes under the tag is taken as this life's and
+            // saved: a stale word decodes by chance (2^-16), and saving its stale bytes costs a side
+            // file; taking a damaged record of this life for stale bytes would cut it unsaved.
+            end = Math.Max(genuineEnd, status == ScanStatus.Bad ? scanner.BadFrameEnd : cut);
             if (end == cut)
             {
                 return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);

@@ -71,8 +71,9 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
     /// The spare is offered to cuts only after the directory is synced with the rename: a cut
     /// writes the next segment's header into the file, and were the rename still undone by a
     /// crash, the released segment's name would point at that header (an open would refuse the
-    /// log: the header disagrees with the name). The sync runs outside the lock, so a cut (which
-    /// asks under the log's lock) never waits for it; meanwhile no second segment is kept.
+    /// log: the header disagrees with the name). The file-system calls run outside the lock, so a
+    /// cut (which asks under the log's lock) never waits for them; meanwhile no second segment is
+    /// kept. Releases are serialized by the log, so one keep runs at a time.
     /// </remarks>
     public bool TryKeep(SegmentInfo released)
     {
@@ -83,6 +84,12 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
                 return false;
             }
 
+            _keeping = true;
+        }
+
+        bool kept = false;
+        try
+        {
             using (var file = fileSystem.Open(released.Path, FileOpenMode.ReadOnly))
             {
                 if (file.Length != segmentSizeBytes)
@@ -92,14 +99,8 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
             }
 
             fileSystem.Rename(released.Path, Path);
-            _keeping = true;
-        }
-
-        bool synced = false;
-        try
-        {
             fileSystem.SyncDirectory(directory);
-            synced = true;
+            kept = true;
         }
         finally
         {
@@ -107,7 +108,7 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
             {
                 // Failed, the file stays under the spare's name unoffered (an open deletes it; a later keep renames over it).
                 _keeping = false;
-                _present = synced;
+                _present = kept;
             }
         }
 

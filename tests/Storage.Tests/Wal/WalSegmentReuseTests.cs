@@ -207,20 +207,45 @@ public sealed class WalSegmentReuseTests
     }
 
     [Test]
-    public async Task AStaleWordThatDecodesByChanceAfterACleanTailIsNoRepair()
+    public async Task AStaleWordThatDecodesByChanceAfterACleanTailIsCutAsOneFrameAndNothingIsLost()
     {
-        var (fs, options, segment, tail, _, _, _) = await CloseARecycledLogAsync(seed: 94, recordsAfterCut: 2);
-
+        var (fs, options, segment, tail, last, _, _) = await CloseARecycledLogAsync(seed: 94, recordsAfterCut: 2);
         // Right after the close's sync mark, a previous life's word that this life's tag decodes
-        // (a 2^-16 chance for any stale word), followed by stale bytes: a synced word of them
-        // this life could not have written there.
+        // (a 2^-16 chance for any stale word), followed by stale bytes. It cannot be told from a
+        // damaged record of this life, so it is saved and reported (harmless: the bytes were stale).
         var stale = new byte[WalFormat.FrameSize(100)];
         new Random(3).NextBytes(stale);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(stale, WalFormat.EncodeLengthWord(100, 1, FrameTag.ForRecycledSegment(SequenceOf(segment))));
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(stale.AsSpan(16), 0x7FFF_0000);
-        WriteDurably(fs, segment, tail + WalFormat.SyncMarkFrameSizeBytes, stale);
+        long staleAt = tail + WalFormat.SyncMarkFrameSizeBytes;
+        WriteDurably(fs, segment, staleAt, stale);
         await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
-        Assert.That(reopened.TailRepair, Is.Null, "a clean end, not a torn tail");
+        Assert.That(reopened.TailRepair, Is.Not.Null);
+        Assert.That((reopened.TailRepair!.Offset, reopened.TailRepair.LengthBytes), Is.EqualTo((staleAt, (long)stale.Length)), "that one frame's bytes, no more");
+        Assert.That(WalTestKit.ReadAll(reopened)[^1].Index, Is.EqualTo(last), "every record is there");
+    }
+
+    /// <summary>
+    /// A record of this life whose synced word alone was damaged after a kill (no later frame
+    /// claims it: within the bound, it may be cut) is cut with its bytes saved and reported, never
+    /// taken for stale bytes and overwritten unsaved.
+    /// </summary>
+    [TestCase(0)]
+    [TestCase(7)]
+    public async Task ADamagedSyncedWordOfTheLastRecordBeforeAKillIsCutSavedAndReported(int bit)
+    {
+        var (fs, options, segment, _, last, _, _) = await CloseARecycledLogAsync(seed: 95, recordsAfterCut: 2);
+        var second = WriteAheadLog.Open(fs, WalTestKit.Directory, options); // appends its sync mark
+        byte[] payload = Enumerable.Repeat((byte)0x33, 200).ToArray();
+        var record = await second.AppendAsync(1, payload, last + 1, sync: true);
+        fs.Crash(); // killed: no close mark
+        second.Dispose();
+        fs.Restart();
+        fs.FlipBit(segment, record.Offset + 16, bit);
+        await using var third = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
+        Assert.That(third.TailRepair, Is.Not.Null, "the cut is reported");
+        Assert.That((third.TailRepair!.Offset, third.TailRepair.LengthBytes), Is.EqualTo((record.Offset, (long)WalFormat.FrameSize(payload.Length))));
+        Assert.That(ReadBytes(fs, third.TailRepair.SideFilePath, WalFormat.FrameHeaderSizeBytes, payload.Length), Is.EqualTo(payload), "the side file holds the record");
+        Assert.That(WalTestKit.ReadAll(third)[^1].Index, Is.EqualTo(last));
     }
 
     /// <summary>
