@@ -13,6 +13,6 @@ internal readonly record struct FrameTag(bool IsTagged, uint Value)
     /// <summary>No tag: the frame encoding of a segment written over zeros.</summary>
     public static FrameTag None => default;
 
-    /// <summary>The tag of the recycled segment with <paramref name="sequence"/>. Sequences only grow, so a file's lives never share one.</summary>
-    public static FrameTag ForRecycledSegment(long sequence) => new(true, unchecked((uint)sequence));
+    /// <summary>The tag of the segment with <paramref name="sequence"/>: none unless it is recycled. Sequences only grow, so a file's lives never share one.</summary>
+    public static FrameTag ForSegment(long sequence, bool recycled) => recycled ? new(true, unchecked((uint)sequence)) : None;
 }

@@ -5,4 +5,7 @@ internal readonly record struct SegmentHeader(ulong Magic, uint Version, long Se
 {
     /// <summary>The file was a released segment's, reused without zeroing: its frames are tagged and stale bytes follow its tail.</summary>
     public bool IsRecycled => (Flags & WalFormat.SegmentFlagRecycled) != 0;
+
+    /// <summary>What the segment's frames are tagged with.</summary>
+    public FrameTag Tag => FrameTag.ForSegment(Sequence, IsRecycled);
 }

@@ -142,7 +142,7 @@ internal sealed class SegmentScanner : IDisposable
             throw new CorruptionException(Path, 0, $"The segment header (sequence {header.Sequence}, first index {header.FirstIndex}, flags {header.Flags:x}) disagrees with the file name or has unknown flags or non-zero reserved or synced fields.");
         }
 
-        _tag = header.IsRecycled ? FrameTag.ForRecycledSegment(header.Sequence) : FrameTag.None;
+        _tag = header.Tag;
         Crc = computed;
         Offset = WalFormat.SegmentHeaderFrameSizeBytes;
         return header;
@@ -229,7 +229,10 @@ internal sealed class SegmentScanner : IDisposable
     /// After <see cref="Next"/> returned <see cref="ScanStatus.Bad"/> (or a zero word) at
     /// <paramref name="damageOffset"/>, looks in [damageOffset, <paramref name="end"/>) for a genuine
     /// frame whose synced word claims an offset past <paramref name="damageOffset"/>: proof that the
-    /// damaged bytes had been flushed, so they are corruption, not a torn write.
+    /// damaged bytes had been flushed, so they are corruption, not a torn write. Without proof,
+    /// <paramref name="genuineEnd"/> is the end of the last genuine frame found (<paramref name="damageOffset"/>
+    /// when none): in a recycled segment, where this life's frames past the damage end and the
+    /// previous life's stale bytes begin.
     /// </summary>
     /// <remarks>
     /// The chain through the damage is lost, so a frame is taken as genuine when it is the second
@@ -249,14 +252,6 @@ internal sealed class SegmentScanner : IDisposable
     /// does not say where the next frame starts). The scan runs only on a repair path (and at every
     /// open of a recycled last segment) and stops at the first proof. Bounded by (end - damageOffset) / 8 steps.
     /// </remarks>
-    public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset) =>
-        TryFindSyncedClaimBeyond(damageOffset, end, out frameOffset, out syncedOffset, out _);
-
-    /// <summary>
-    /// As above; also returns <paramref name="genuineEnd"/>, the end of the last genuine frame the
-    /// scan found (<paramref name="damageOffset"/> when none): in a recycled segment, where this
-    /// life's frames past the damage end and the previous life's stale bytes begin.
-    /// </summary>
     public bool TryFindSyncedClaimBeyond(long damageOffset, long end, out long frameOffset, out long syncedOffset, out long genuineEnd)
     {
         genuineEnd = damageOffset;

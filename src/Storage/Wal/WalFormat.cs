@@ -70,7 +70,7 @@ internal static class WalFormat
 
     /// <summary>
     /// Header flag (version 3): the segment's file was a released segment's, reused without being
-    /// zeroed. Its frames are tagged with <see cref="FrameTag.ForRecycledSegment"/>, and the bytes
+    /// zeroed. Its frames are tagged with <see cref="FrameTag.ForSegment"/>, and the bytes
     /// past its tail are a previous life's, not zeros.
     /// </summary>
     public const uint SegmentFlagRecycled = 1;
@@ -110,9 +110,8 @@ internal static class WalFormat
 
     public static int FrameSize(int payloadLength) => FrameHeaderSizeBytes + payloadLength + PaddingFor(payloadLength);
 
-    public static ulong EncodeLengthWord(int payloadLength, byte type) => EncodeLengthWord(payloadLength, type, FrameTag.None);
-
-    public static ulong EncodeLengthWord(int payloadLength, byte type, FrameTag tag)
+    /// <summary>The length word of a frame of <paramref name="payloadLength"/> bytes and <paramref name="type"/>, its check taken under <paramref name="tag"/> (none by default).</summary>
+    public static ulong EncodeLengthWord(int payloadLength, byte type, FrameTag tag = default)
     {
         ulong low = (uint)payloadLength | ((ulong)type << 32) | ((ulong)Marker << 40);
         return low | ((ulong)Check16(low, tag) << 48);
@@ -154,14 +153,8 @@ internal static class WalFormat
     /// </summary>
     public static uint FrameCrc(uint previousCrc, FrameTag tag, ReadOnlySpan<byte> headerFirst20, ReadOnlySpan<byte> payload)
     {
-        uint crc = previousCrc;
-        if (tag.IsTagged)
-        {
-            Span<byte> tagBytes = stackalloc byte[sizeof(uint)];
-            BinaryPrimitives.WriteUInt32LittleEndian(tagBytes, tag.Value);
-            crc = Crc32C.Append(crc, tagBytes);
-        }
-
+        // Continuing over the tag's 4 little-endian bytes is one hardware step (Crc32C.Append's inversions around it).
+        uint crc = tag.IsTagged ? ~BitOperations.Crc32C(~previousCrc, tag.Value) : previousCrc;
         return Crc32C.Append(Crc32C.Append(crc, headerFirst20[..20]), payload);
     }
 
@@ -169,13 +162,10 @@ internal static class WalFormat
     /// Writes a frame header for <paramref name="payload"/> into <paramref name="destination"/>
     /// and returns the frame's chained crc. The payload and padding are written by the caller.
     /// <paramref name="syncedOffset"/> is an offset of this segment that a completed flush covered
-    /// when the frame was appended (0 for none), a multiple of 8.
+    /// when the frame was appended (0 for none), a multiple of 8. <paramref name="tag"/> is what the
+    /// segment's frames carry (none unless it is recycled; never for its header).
     /// </summary>
-    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset) =>
-        WriteFrameHeader(destination, type, index, payload, previousCrc, syncedOffset, FrameTag.None);
-
-    /// <summary>As above, for a frame of a segment whose frames carry <paramref name="tag"/>.</summary>
-    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset, FrameTag tag)
+    public static uint WriteFrameHeader(Span<byte> destination, byte type, ulong index, ReadOnlySpan<byte> payload, uint previousCrc, long syncedOffset, FrameTag tag = default)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(destination, EncodeLengthWord(payload.Length, type, tag));
         BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], index);
@@ -196,10 +186,7 @@ internal static class WalFormat
         return (uint)(syncedOffset / Alignment);
     }
 
-    /// <summary>Builds the sync mark written at a clean close: a type-0 frame whose synced word is its own offset (everything before it is durable).</summary>
-    public static byte[] BuildSyncMarkFrame(long offset, uint previousCrc, out uint crc) => BuildSyncMarkFrame(offset, previousCrc, FrameTag.None, out crc);
-
-    /// <summary>As above, in a segment whose frames carry <paramref name="tag"/>.</summary>
+    /// <summary>Builds the sync mark written at a clean close: a type-0 frame whose synced word is its own offset (everything before it is durable), tagged as the segment's frames are.</summary>
     public static byte[] BuildSyncMarkFrame(long offset, uint previousCrc, FrameTag tag, out uint crc)
     {
         var frame = new byte[SyncMarkFrameSizeBytes];
@@ -240,10 +227,6 @@ internal static class WalFormat
         nextFirstIndex = BinaryPrimitives.ReadUInt64LittleEndian(trailer);
         return SegmentTrailerState.NamesNext;
     }
-
-    /// <summary>Builds the complete header frame that opens a segment written over zeros (record type 0).</summary>
-    public static byte[] BuildSegmentHeaderFrame(long sequence, ulong firstIndex, uint previousCrc, out uint crc) =>
-        BuildSegmentHeaderFrame(sequence, firstIndex, previousCrc, recycled: false, out crc);
 
     /// <summary>
     /// Builds the complete header frame that opens a segment (record type 0), flagged

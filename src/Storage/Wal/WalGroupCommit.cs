@@ -821,7 +821,7 @@ internal sealed class WalGroupCommit
         _tailSequence = sequence;
         _tailOffset = header.Length;
         _tailCrc = crc;
-        _tailTag = recycled ? FrameTag.ForRecycledSegment(sequence) : FrameTag.None;
+        _tailTag = FrameTag.ForSegment(sequence, recycled);
         _segments.Add(new SegmentInfo(sequence, firstIndex, Path.Combine(_directory, WalFormat.SegmentFileName(sequence, firstIndex))));
         _active.Reset(sequence, _tailOffset, _writeBufferSizeBytes);
     }

@@ -29,7 +29,7 @@ internal static class WalRecovery
         var segments = ListSegments(fileSystem, directory);
         if (segments.Count == 0)
         {
-            var header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, out uint crc);
+            var header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, recycled: false, out uint crc);
             var first = CreateSegment(fileSystem, directory, options, new SegmentCut(0, 0, header, Recycled: false));
             return new RecoveredLog([new SegmentInfo(0, 0, first.Path)], first, header.Length, crc, FrameTag.None, 0, null);
         }
@@ -203,8 +203,7 @@ internal static class WalRecovery
     {
         // The trailer is not part of the frames; it was checked by CheckNoSuccessorWasRecorded.
         using var scanner = new SegmentScanner(segment, segment.Length - WalFormat.SegmentTrailerSizeBytes);
-        var header = scanner.ReadHeader(info.Sequence, info.FirstIndex);
-        var tag = header.IsRecycled ? FrameTag.ForRecycledSegment(header.Sequence) : FrameTag.None;
+        var tag = scanner.ReadHeader(info.Sequence, info.FirstIndex).Tag;
         ulong lastIndex = info.FirstIndex == 0 ? 0 : info.FirstIndex - 1;
         bool lastIsRecord = false;
         long provenDurable = WalFormat.SegmentHeaderFrameSizeBytes; // a named segment's header is durable
@@ -226,45 +225,32 @@ internal static class WalRecovery
         }
 
         uint tailCrc = scanner.Crc;
-        long end;
-        string reason;
-        long proofOffset, syncedOffset;
-        if (scanner.IsRecycled)
+        // Where to look for this life's bytes after the cut: over zeros, up to the last non-zero
+        // byte; in a recycled segment, whose previous life lies past the tail, the whole rest.
+        bool recycled = scanner.IsRecycled;
+        long searchEnd = recycled ? scanner.Limit : scanner.EndOfNonZeroBytes(cut);
+        if (searchEnd == cut)
         {
-            // Past the tail lies the previous life; this life's frames there (a damaged one at the
-            // cut, genuine ones beyond it) are what a crash left unfinished. The whole rest of the
-            // file is searched for proof, as the zeros' end bounds it in a segment written over zeros.
-            bool proven = scanner.TryFindSyncedClaimBeyond(cut, scanner.Limit, out proofOffset, out syncedOffset, out long genuineEnd);
-            reason = status == ScanStatus.Bad ? scanner.BadReason : "Frames of this segment's life after the last valid one.";
-            if (proven)
-            {
-                throw ProvenDurable(info, cut, reason, proofOffset, syncedOffset);
-            }
-
-            // A damaged frame at the cut whose word decodes under the tag is taken as this life's and
-            // saved: a stale word decodes by chance (2^-16), and saving its stale bytes costs a side
-            // file; taking a damaged record of this life for stale bytes would cut it unsaved.
-            end = Math.Max(genuineEnd, status == ScanStatus.Bad ? scanner.BadFrameEnd : cut);
-            if (end == cut)
-            {
-                return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);
-            }
+            return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);
         }
-        else
-        {
-            end = scanner.EndOfNonZeroBytes(cut);
-            if (end == cut)
-            {
-                return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);
-            }
 
-            reason = status == ScanStatus.Bad ? scanner.BadReason : "Non-zero bytes after the last record.";
-            // A torn write touches only bytes no flush had covered. A later genuine frame that claims a
-            // flush covered the damage proves the damaged frame was durable: refuse, never cut it.
-            if (scanner.TryFindSyncedClaimBeyond(cut, end, out proofOffset, out syncedOffset))
-            {
-                throw ProvenDurable(info, cut, reason, proofOffset, syncedOffset);
-            }
+        string reason = status == ScanStatus.Bad ? scanner.BadReason
+            : recycled ? "Frames of this segment's life after the last valid one." : "Non-zero bytes after the last record.";
+        // A torn write touches only bytes no flush had covered. A later genuine frame that claims a
+        // flush covered the damage proves the damaged frame was durable: refuse, never cut it.
+        if (scanner.TryFindSyncedClaimBeyond(cut, searchEnd, out long proofOffset, out long syncedOffset, out long genuineEnd))
+        {
+            throw new CorruptionException(info.Path, cut, $"{reason} A torn write cannot explain it: the frame at offset {proofOffset} was appended after a flush had made the log durable up to offset {syncedOffset}, which covers this frame.");
+        }
+
+        // Over zeros the torn tail is every non-zero byte. In a recycled segment it is this life's
+        // frames: genuine ones found after the cut, and a damaged one at the cut whose word decodes
+        // under the tag (a stale word decodes by chance, 2^-16: saving its stale bytes costs a side
+        // file; taking a damaged record of this life for stale bytes would cut it unsaved).
+        long end = recycled ? Math.Max(genuineEnd, status == ScanStatus.Bad ? scanner.BadFrameEnd : cut) : searchEnd;
+        if (end == cut)
+        {
+            return (cut, tailCrc, tag, lastIndex, null, lastIsRecord);
         }
 
         string sidePath = SaveTornTail(fileSystem, segment, info, cut, end);
@@ -281,9 +267,6 @@ internal static class WalRecovery
 
         return (cut, tailCrc, tag, lastIndex, new WalTailRepair(info.Path, cut, end - cut, sidePath, reason, provenDurable), lastIsRecord);
     }
-
-    private static CorruptionException ProvenDurable(SegmentInfo info, long cut, string reason, long proofOffset, long syncedOffset) =>
-        new(info.Path, cut, $"{reason} A torn write cannot explain it: the frame at offset {proofOffset} was appended after a flush had made the log durable up to offset {syncedOffset}, which covers this frame.");
 
     /// <summary>Copies [cut, end) of the segment to a new side file and makes it durable before anything is zeroed.</summary>
     private static string SaveTornTail(IFileSystem fileSystem, IStorageFile segment, SegmentInfo info, long cut, long end)

@@ -35,7 +35,7 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
     private bool _present;
     // Guarded by _lock: the kept spare is promised to a segment cut not yet created (implies _present).
     private bool _reserved;
-    // Guarded by _lock: a released segment was renamed to the spare's name and the directory is being synced.
+    // Guarded by _lock: a keep is under way (its file-system calls run outside the lock).
     private bool _keeping;
     // Guarded by _lock: open readers hold released segments' files; none is reused while one is open.
     private int _openReaders;
@@ -140,10 +140,13 @@ internal sealed class WalSpareSegment(IFileSystem fileSystem, string directory, 
                 return false;
             }
 
-            fileSystem.Rename(Path, destination);
+            // The caller owns the file from here on; renamed outside the lock (a failed rename
+            // leaves it under the spare's name, unoffered: an open deletes it).
             _present = false;
             _reserved = false;
-            return true;
         }
+
+        fileSystem.Rename(Path, destination);
+        return true;
     }
 }

@@ -58,7 +58,7 @@ public sealed class WalFormatTests
     [Test]
     public void SegmentHeaderFrameCarriesMagicSequenceFirstIndexAndPreviousCrc()
     {
-        byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, out uint crc);
+        byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, recycled: false, out uint crc);
         Assert.That(frame, Has.Length.EqualTo(64));
         Assert.That(System.Text.Encoding.ASCII.GetString(frame, 24, 8), Is.EqualTo("ERWALSEG"));
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(32)), Is.EqualTo(3u), "format version 3");
@@ -88,7 +88,7 @@ public sealed class WalFormatTests
     [Test]
     public void SyncMarkIsATypeZeroFrameClaimingItsOwnOffset()
     {
-        byte[] mark = WalFormat.BuildSyncMarkFrame(0x2000, 0x11111111, out uint crc);
+        byte[] mark = WalFormat.BuildSyncMarkFrame(0x2000, 0x11111111, FrameTag.None, out uint crc);
         Assert.That(WalFormat.SyncMarkFrameSizeBytes, Is.EqualTo(32));
         Assert.That(mark, Has.Length.EqualTo(32));
         Assert.That(WalFormat.TryDecodeLengthWord(BinaryPrimitives.ReadUInt64LittleEndian(mark), out int length, out byte type), Is.True);
@@ -123,7 +123,7 @@ public sealed class WalFormatTests
     [Test]
     public void ARecycledSegmentsHeaderIsFlaggedAndItselfUntagged()
     {
-        byte[] plain = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, out _);
+        byte[] plain = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, recycled: false, out _);
         byte[] frame = WalFormat.BuildSegmentHeaderFrame(0x12, 0x34, 0xDEADBEEF, recycled: true, out uint crc);
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(36)), Is.EqualTo(WalFormat.SegmentFlagRecycled).And.EqualTo(1u), "flags at payload bytes 12-15");
         Assert.That(frame.AsSpan(0, 8).ToArray(), Is.EqualTo(plain.AsSpan(0, 8).ToArray()), "the header's length word is untagged: a reader learns the flag from it");
@@ -133,7 +133,7 @@ public sealed class WalFormatTests
     [Test]
     public void ATaggedFrameMixesItsTagIntoTheLengthWordCheckAndTheCrc()
     {
-        var tag = FrameTag.ForRecycledSegment(0x1_0000_0007);
+        var tag = FrameTag.ForSegment(0x1_0000_0007, recycled: true);
         Assert.That(tag, Is.EqualTo(new FrameTag(true, 7u)), "the low 32 bits of the sequence");
         byte[] payload = [1, 2, 3];
         var frame = new byte[WalFormat.FrameSize(payload.Length)];
@@ -143,7 +143,7 @@ public sealed class WalFormatTests
         Assert.That(WalFormat.TryDecodeLengthWord(word, tag, out int length, out byte type), Is.True);
         Assert.That((length, type), Is.EqualTo((3, (byte)7)));
         Assert.That(WalFormat.TryDecodeLengthWord(word, out _, out _), Is.False, "an untagged reader sees no frame");
-        Assert.That(WalFormat.TryDecodeLengthWord(word, FrameTag.ForRecycledSegment(8), out _, out _), Is.False, "nor does another life's");
+        Assert.That(WalFormat.TryDecodeLengthWord(word, FrameTag.ForSegment(8, recycled: true), out _, out _), Is.False, "nor does another life's");
         byte[] tagBytes = [7, 0, 0, 0];
         Assert.That(crc, Is.EqualTo(Crc32C.Append(Crc32C.Append(Crc32C.Append(0xCAFEF00D, tagBytes), frame.AsSpan(0, 20)), payload)), "crc = continue(previous, tag ++ bytes 0-19 ++ payload)");
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(20)), Is.EqualTo(crc));
@@ -157,7 +157,7 @@ public sealed class WalFormatTests
         var random = new Random(43);
         for (int i = 0; i < 200; i++)
         {
-            var tag = FrameTag.ForRecycledSegment(random.NextInt64(1, long.MaxValue));
+            var tag = FrameTag.ForSegment(random.NextInt64(1, long.MaxValue), recycled: true);
             ulong word = WalFormat.EncodeLengthWord(random.Next(0, 1 << 24), (byte)random.Next(0, 256), tag);
             for (int bit = 0; bit < 64; bit++)
             {

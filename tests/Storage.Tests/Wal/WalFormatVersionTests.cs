@@ -69,7 +69,7 @@ public sealed class WalFormatVersionTests
     private static void WriteSegmentByHand(FaultInjectingFileSystem fs, uint version, int records, uint flags = 0)
     {
         fs.CreateDirectory(WalTestKit.Directory);
-        byte[] header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, out _);
+        byte[] header = WalFormat.BuildSegmentHeaderFrame(0, 0, 0, recycled: false, out _);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(WalFormat.FrameHeaderSizeBytes + 8), version);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(WalFormat.FrameHeaderSizeBytes + 12), flags);
         uint crc = Crc32C.Append(Crc32C.Append(0, header.AsSpan(0, 20)), header.AsSpan(WalFormat.FrameHeaderSizeBytes));
@@ -86,7 +86,7 @@ public sealed class WalFormatVersionTests
 
         if (records > 0)
         {
-            bytes.AddRange(WalFormat.BuildSyncMarkFrame(bytes.Count, crc, out _));
+            bytes.AddRange(WalFormat.BuildSyncMarkFrame(bytes.Count, crc, FrameTag.None, out _));
         }
 
         using var file = fs.Open(FirstSegment, FileOpenMode.CreateNew);

@@ -215,7 +215,7 @@ public sealed class WalSegmentReuseTests
         // damaged record of this life, so it is saved and reported (harmless: the bytes were stale).
         var stale = new byte[WalFormat.FrameSize(100)];
         new Random(3).NextBytes(stale);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(stale, WalFormat.EncodeLengthWord(100, 1, FrameTag.ForRecycledSegment(SequenceOf(segment))));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(stale, WalFormat.EncodeLengthWord(100, 1, FrameTag.ForSegment(SequenceOf(segment), recycled: true)));
         long staleAt = tail + WalFormat.SyncMarkFrameSizeBytes;
         WriteDurably(fs, segment, staleAt, stale);
         await using var reopened = WriteAheadLog.Open(fs, WalTestKit.Directory, options);
